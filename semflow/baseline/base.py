@@ -1,0 +1,66 @@
+"""The interface every flow method implements, and the checks it runs on its input."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from semflow.errors import InputError
+from semflow.io.images import to_rgb_uint8
+
+
+@dataclass
+class FlowResult:
+    """What a flow method returns for one frame pair.
+
+    flow: float32 (H, W, 2), u then v in pixels, frame t -> t+1.
+    confidence: optional float32 (H, W) in [0, 1]; higher means more trustworthy.
+    extras: named intermediate maps (segmentation, model map, per-layer flows...) for ``--explain``.
+    """
+
+    flow: np.ndarray
+    confidence: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def check_pair(img1: np.ndarray, img2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Convert both frames to uint8 RGB and check they have the same size."""
+    a = to_rgb_uint8(img1, name="frame 1")
+    b = to_rgb_uint8(img2, name="frame 2")
+    if a.shape != b.shape:
+        raise InputError(
+            f"frame sizes differ: {a.shape[1]}x{a.shape[0]} vs {b.shape[1]}x{b.shape[0]}"
+        )
+    return a, b
+
+
+class FlowMethod(abc.ABC):
+    """A dense optical flow estimator: two uint8 RGB frames in, a :class:`FlowResult` out.
+
+    Subclasses implement :meth:`_estimate`, which receives frames already checked by
+    :func:`check_pair` (uint8 RGB, same size).
+    """
+
+    name: ClassVar[str] = ""
+
+    def estimate(self, img1: np.ndarray, img2: np.ndarray) -> FlowResult:
+        """Flow from ``img1`` to ``img2`` (uint8 RGB or convertible, same size)."""
+        a, b = check_pair(img1, img2)
+        result = self._estimate(a, b)
+        if result.flow.shape != (*a.shape[:2], 2):
+            raise RuntimeError(f"{self.name}: returned flow of shape {result.flow.shape} for {a.shape}")
+        result.flow = result.flow.astype(np.float32, copy=False)
+        return result
+
+    def __call__(self, img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
+        """Flow (H, W, 2) float32 from ``img1`` to ``img2``."""
+        return self.estimate(img1, img2).flow
+
+    @abc.abstractmethod
+    def _estimate(self, img1: np.ndarray, img2: np.ndarray) -> FlowResult: ...
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"

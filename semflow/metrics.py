@@ -1,0 +1,60 @@
+"""Flow accuracy metrics: endpoint error (EPE) and KITTI's Fl-all outlier rate.
+
+All functions take flow arrays (H, W, 2) in pixels and optional boolean masks (H, W).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from semflow.io.flow import check_flow
+
+
+def endpoint_error(flow: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Per-pixel endpoint error |flow - gt| (H, W), in pixels."""
+    flow = check_flow(flow, name="estimate")
+    gt = np.asarray(gt, np.float32)
+    if flow.shape != gt.shape:
+        raise ValueError(f"flow {flow.shape} and ground truth {gt.shape} differ in shape")
+    return np.linalg.norm(flow - gt, axis=2)
+
+
+def _mask(valid: np.ndarray | None, shape: tuple[int, ...], region: np.ndarray | None) -> np.ndarray:
+    mask = np.ones(shape[:2], bool) if valid is None else np.asarray(valid, bool)
+    if region is not None:
+        mask = mask & np.asarray(region, bool)
+    return mask
+
+
+def epe(flow: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None,
+        region: np.ndarray | None = None) -> float:
+    """Mean endpoint error over valid pixels (inside ``region`` if given); NaN if none are valid."""
+    err = endpoint_error(flow, gt)
+    mask = _mask(valid, err.shape, region)
+    return float(err[mask].mean()) if mask.any() else float("nan")
+
+
+def outliers(flow: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """KITTI outlier map (H, W): EPE > 3 px and EPE > 5% of |gt|."""
+    err = endpoint_error(flow, gt)
+    mag = np.linalg.norm(np.asarray(gt, np.float32), axis=2)
+    return (err > 3.0) & (err > 0.05 * mag)
+
+
+def fl_all(flow: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None,
+           region: np.ndarray | None = None) -> float:
+    """Fraction in [0, 1] of valid pixels that are KITTI outliers; NaN if none are valid."""
+    out = outliers(flow, gt)
+    mask = _mask(valid, out.shape, region)
+    return float(out[mask].mean()) if mask.any() else float("nan")
+
+
+def flow_stats(flow: np.ndarray) -> dict[str, float]:
+    """Magnitude statistics of a flow field, in pixels: mean, median, p95, max."""
+    mag = np.linalg.norm(check_flow(flow), axis=2)
+    return {
+        "mean": float(mag.mean()),
+        "median": float(np.median(mag)),
+        "p95": float(np.percentile(mag, 95)),
+        "max": float(mag.max()),
+    }
