@@ -41,15 +41,30 @@ class FlowMethod(abc.ABC):
     """A dense optical flow estimator: two uint8 RGB frames in, a :class:`FlowResult` out.
 
     Subclasses implement :meth:`_estimate`, which receives frames already checked by
-    :func:`check_pair` (uint8 RGB, same size).
+    :func:`check_pair` (uint8 RGB, same size). A method that can use a given segmentation of frame 1
+    sets ``uses_labels = True`` and takes ``labels`` (H, W) uint8 in :meth:`_estimate`; other methods
+    ignore labels.
     """
 
     name: ClassVar[str] = ""
+    uses_labels: ClassVar[bool] = False
 
-    def estimate(self, img1: np.ndarray, img2: np.ndarray) -> FlowResult:
-        """Flow from ``img1`` to ``img2`` (uint8 RGB or convertible, same size)."""
+    def estimate(self, img1: np.ndarray, img2: np.ndarray, *, labels: np.ndarray | None = None) -> FlowResult:
+        """Flow from ``img1`` to ``img2`` (uint8 RGB or convertible, same size).
+
+        ``labels``: an optional given segmentation of ``img1`` (H, W), used by methods that take one.
+        """
         a, b = check_pair(img1, img2)
-        result = self._estimate(a, b)
+        if labels is not None and self.uses_labels:
+            labels = np.asarray(labels)
+            if labels.shape != a.shape[:2]:
+                raise InputError(
+                    f"segmentation size {labels.shape[1]}x{labels.shape[0]} differs from the frames'"
+                    f" {a.shape[1]}x{a.shape[0]}"
+                )
+            result = self._estimate(a, b, labels=labels)
+        else:
+            result = self._estimate(a, b)
         if result.flow.shape != (*a.shape[:2], 2):
             raise RuntimeError(f"{self.name}: returned flow of shape {result.flow.shape} for {a.shape}")
         result.flow = result.flow.astype(np.float32, copy=False)
@@ -60,7 +75,7 @@ class FlowMethod(abc.ABC):
         return self.estimate(img1, img2).flow
 
     @abc.abstractmethod
-    def _estimate(self, img1: np.ndarray, img2: np.ndarray) -> FlowResult: ...
+    def _estimate(self, img1: np.ndarray, img2: np.ndarray, **kwargs) -> FlowResult: ...
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -1,0 +1,159 @@
+"""Readers for public optical-flow datasets in their official layouts.
+
+Each reader takes the dataset's root folder and returns a list of :class:`FlowSample`; frames and
+ground truth are read only when a sample is loaded, so listing a dataset is cheap.
+
+- ``middlebury``: ``<Seq>/frame10.png``, ``frame11.png``, ``flow10.flo``
+- ``sintel``: ``training/{clean,final}/<scene>/frame_NNNN.png``, ``training/flow/<scene>/frame_NNNN.flo``,
+  ``training/occlusions/...`` and ``training/invalid/...`` (0/255 PNGs)
+- ``kitti``: ``training/image_2/NNNNNN_10.png``, ``NNNNNN_11.png``, ``training/flow_occ/NNNNNN_10.png``
+  (and ``flow_noc`` when present, for the occluded / non-occluded split)
+- ``chairs``: ``data/NNNNN_img1.ppm``, ``NNNNN_img2.ppm``, ``NNNNN_flow.flo``
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from semflow.errors import InputError
+from semflow.io.flow import read_flow_valid
+from semflow.io.images import read_image
+
+
+@dataclass
+class FlowSample:
+    """One frame pair with ground truth, loaded on demand by :meth:`load`."""
+
+    dataset: str
+    name: str
+    frame1: Path
+    frame2: Path
+    flow: Path
+    occlusion: Path | None = None
+    invalid: Path | None = None
+    flow_noc: Path | None = None
+
+    def load(self) -> LoadedSample:
+        """Read the frames and ground truth."""
+        img1, img2 = read_image(self.frame1), read_image(self.frame2)
+        flow, valid = read_flow_valid(self.flow)
+        occluded = None
+        if self.occlusion is not None:
+            occluded = _read_mask(self.occlusion)
+        if self.invalid is not None:
+            valid &= ~_read_mask(self.invalid)
+        if self.flow_noc is not None:
+            _, valid_noc = read_flow_valid(self.flow_noc)
+            occluded = valid & ~valid_noc
+        return LoadedSample(self.dataset, self.name, img1, img2, flow, valid, occluded)
+
+
+@dataclass
+class LoadedSample:
+    """Frames (uint8 RGB), GT flow (H, W, 2), valid mask and optional occlusion mask (H, W) bool."""
+
+    dataset: str
+    name: str
+    img1: np.ndarray
+    img2: np.ndarray
+    flow: np.ndarray
+    valid: np.ndarray
+    occluded: np.ndarray | None = None
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise InputError(f"{path}: cannot read mask")
+    return mask > 127
+
+
+def _require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise InputError(f"{path}: not a {what} folder (missing {path.name}/)")
+    return path
+
+
+def middlebury(root: str | os.PathLike) -> list[FlowSample]:
+    """Middlebury two-frame sequences with ground truth under ``root``."""
+    root = _require_dir(Path(root), "Middlebury")
+    samples = []
+    for seq in sorted(p for p in root.iterdir() if p.is_dir()):
+        if (seq / "flow10.flo").exists():
+            samples.append(FlowSample("middlebury", seq.name, seq / "frame10.png", seq / "frame11.png",
+                                      seq / "flow10.flo"))
+    return samples
+
+
+def sintel(root: str | os.PathLike, passes: tuple[str, ...] = ("clean", "final")) -> list[FlowSample]:
+    """MPI Sintel training pairs that have ground truth, for each render pass."""
+    training = _require_dir(Path(root) / "training", "Sintel")
+    samples = []
+    for pass_name in passes:
+        pass_dir = training / pass_name
+        if not pass_dir.is_dir():
+            continue
+        for scene in sorted(p for p in pass_dir.iterdir() if p.is_dir()):
+            for flo in sorted((training / "flow" / scene.name).glob("frame_*.flo")):
+                index = int(flo.stem.split("_")[1])
+                f1 = scene / f"frame_{index:04d}.png"
+                f2 = scene / f"frame_{index + 1:04d}.png"
+                if not (f1.exists() and f2.exists()):
+                    continue
+                occ = training / "occlusions" / scene.name / f"{flo.stem}.png"
+                inv = training / "invalid" / scene.name / f"{flo.stem}.png"
+                samples.append(FlowSample(
+                    "sintel", f"{pass_name}/{scene.name}/{flo.stem}", f1, f2, flo,
+                    occlusion=occ if occ.exists() else None, invalid=inv if inv.exists() else None,
+                ))
+    return samples
+
+
+def kitti(root: str | os.PathLike) -> list[FlowSample]:
+    """KITTI flow training pairs (``_10`` -> ``_11``) with ``flow_occ`` ground truth."""
+    training = _require_dir(Path(root) / "training", "KITTI")
+    samples = []
+    for gt in sorted((training / "flow_occ").glob("*_10.png")):
+        stem = gt.stem[:-3]
+        noc = training / "flow_noc" / gt.name
+        samples.append(FlowSample(
+            "kitti", stem, training / "image_2" / f"{stem}_10.png", training / "image_2" / f"{stem}_11.png",
+            gt, flow_noc=noc if noc.exists() else None,
+        ))
+    return samples
+
+
+def chairs(root: str | os.PathLike) -> list[FlowSample]:
+    """FlyingChairs pairs under ``root/data``."""
+    data = _require_dir(Path(root) / "data", "FlyingChairs")
+    samples = []
+    for flo in sorted(data.glob("*_flow.flo")):
+        stem = flo.name[: -len("_flow.flo")]
+        samples.append(FlowSample("chairs", stem, data / f"{stem}_img1.ppm", data / f"{stem}_img2.ppm", flo))
+    return samples
+
+
+DATASETS: dict[str, Callable[..., list[FlowSample]]] = {
+    "middlebury": middlebury,
+    "sintel": sintel,
+    "kitti": kitti,
+    "chairs": chairs,
+}
+
+
+def load_dataset(name: str, root: str | os.PathLike) -> list[FlowSample]:
+    """The samples of dataset ``name`` (one of :data:`DATASETS`) under ``root``; error if there are none."""
+    if name not in DATASETS:
+        raise InputError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    if not Path(root).exists():
+        raise InputError(f"{root}: no such folder")
+    samples = DATASETS[name](root)
+    if not samples:
+        raise InputError(f"{root}: no {name} samples with ground truth found")
+    return samples

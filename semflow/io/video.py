@@ -1,0 +1,154 @@
+"""Streaming video input and H.264 output.
+
+:class:`FrameSource` reads a video file (OpenCV) or a folder of images one frame at a time; nothing
+holds the whole video in memory. :class:`VideoWriter` encodes H.264 mp4 that browsers play, through
+imageio-ffmpeg (OpenCV's own writer has no H.264 here), and renames the file into place on close.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from semflow.errors import InputError
+from semflow.io.images import is_image_path, read_image, to_rgb_uint8
+
+
+def resize_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Shrink ``image`` so its longer side is at most ``max_side`` pixels (never enlarges)."""
+    if not max_side:
+        return image
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1.0:
+        return image
+    size = (max(2, round(w * scale)), max(2, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+class FrameSource:
+    """Frames of a video file or of a folder of images (sorted by name), as uint8 RGB.
+
+    ``max_side`` shrinks every frame; ``max_frames`` stops early. ``len()`` is the number of frames
+    that will be read when the container says (folders always do), else an estimate.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, max_side: int | None = None,
+                 max_frames: int | None = None) -> None:
+        self.path = Path(path)
+        self.max_side = max_side
+        self.max_frames = max_frames
+        if not self.path.exists():
+            raise InputError(f"{self.path}: no such file or folder")
+        self.images: list[Path] | None = None
+        self.fps = 10.0
+        if self.path.is_dir():
+            self.images = sorted(p for p in self.path.iterdir() if p.is_file() and is_image_path(p))
+            if not self.images:
+                raise InputError(f"{self.path}: folder holds no images")
+            count = len(self.images)
+        else:
+            if not os.access(self.path, os.R_OK):
+                raise InputError(f"{self.path}: not readable")
+            cap = cv2.VideoCapture(str(self.path))
+            ok = cap.isOpened()
+            if ok:
+                fps = cap.get(cv2.CAP_PROP_FPS)
+                self.fps = fps if 0 < fps < 1000 else 10.0
+                count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+                ok, _ = cap.read()
+            cap.release()
+            if not ok:
+                raise InputError(f"{self.path}: not a readable video (no frame could be decoded)")
+        self.count = count if max_frames is None else min(count, max_frames)
+
+    def __len__(self) -> int:
+        return max(self.count, 0)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        limit = self.max_frames if self.max_frames is not None else float("inf")
+        if self.images is not None:
+            for i, path in enumerate(self.images):
+                if i >= limit:
+                    return
+                yield resize_max_side(read_image(path), self.max_side)
+            return
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            i = 0
+            while i < limit:
+                ok, frame = cap.read()
+                if not ok:
+                    return
+                yield resize_max_side(to_rgb_uint8(frame, name=str(self.path), bgr=True), self.max_side)
+                i += 1
+        finally:
+            cap.release()
+
+
+class VideoWriter:
+    """Write uint8 RGB frames to an H.264 mp4 (yuv420p); the file appears under its name on close.
+
+    Odd frame sizes are padded by one pixel (H.264 in yuv420p needs even sides). Use as a context
+    manager; on an exception the partial file is deleted.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float = 10.0, *, quality: int = 7) -> None:
+        self.path = Path(path)
+        self.fps = float(fps)
+        self.quality = quality
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial.mp4")
+        self._gen = None
+        self._size: tuple[int, int] | None = None
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one uint8 RGB (H, W, 3) frame; all frames must have the size of the first."""
+        import imageio_ffmpeg
+
+        frame = to_rgb_uint8(frame, name="video frame")
+        h, w = frame.shape[:2]
+        if self._gen is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._size = (w + w % 2, h + h % 2)
+            self._gen = imageio_ffmpeg.write_frames(
+                str(self.tmp), self._size, fps=self.fps, codec="libx264", pix_fmt_in="rgb24",
+                pix_fmt_out="yuv420p", quality=self.quality, macro_block_size=2,
+                ffmpeg_log_level="error",
+            )
+            self._gen.send(None)
+        elif (w + w % 2, h + h % 2) != self._size:
+            raise InputError(f"video frame size changed from {self._size} to {(w, h)}")
+        if w % 2 or h % 2:
+            frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        self._gen.send(np.ascontiguousarray(frame))
+        self.frames += 1
+
+    def close(self) -> None:
+        """Finish the file and move it into place."""
+        if self._gen is not None:
+            self._gen.close()
+            self._gen = None
+            os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        """Stop writing and delete the partial file."""
+        if self._gen is not None:
+            try:
+                self._gen.close()
+            finally:
+                self._gen = None
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
