@@ -11,7 +11,9 @@ a plane) and every object is ``Car`` (8, a thing).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -195,3 +197,24 @@ def warp_backward(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     return cv2.remap(image, x + flow[..., 0], y + flow[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
+
+
+def write_dataset(root: str | os.PathLike, count: int = 8, *, height: int = 240, width: int = 320,
+                  seed: int = 0, num_objects: int = 2) -> list[Path]:
+    """Write ``count`` random scenes as ``root/scene_NNN/{frame1,frame2}.png, flow.flo, labels.png,
+    instances.png, occlusion.png`` (the layout ``semflow compare --dataset synthetic`` reads)."""
+    from semflow.io.flow import write_flo
+    from semflow.io.images import write_image
+
+    folders = []
+    for i in range(count):
+        scene = make_scene(height, width, seed=seed + 1000 * i, num_objects=num_objects)
+        folder = Path(root) / f"scene_{i:03d}"
+        write_image(folder / "frame1.png", scene.img1)
+        write_image(folder / "frame2.png", scene.img2)
+        write_flo(folder / "flow.flo", scene.flow)
+        write_image(folder / "labels.png", scene.labels)
+        write_image(folder / "instances.png", scene.instances.astype(np.uint8))
+        write_image(folder / "occlusion.png", scene.occluded.astype(np.uint8) * 255)
+        folders.append(folder)
+    return folders

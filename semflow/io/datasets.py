@@ -9,6 +9,8 @@ ground truth are read only when a sample is loaded, so listing a dataset is chea
 - ``kitti``: ``training/image_2/NNNNNN_10.png``, ``NNNNNN_11.png``, ``training/flow_occ/NNNNNN_10.png``
   (and ``flow_noc`` when present, for the occluded / non-occluded split)
 - ``chairs``: ``data/NNNNN_img1.ppm``, ``NNNNN_img2.ppm``, ``NNNNN_flow.flo``
+- ``synthetic``: ``<scene>/frame1.png``, ``frame2.png``, ``flow.flo``, ``labels.png`` (CamVid ids),
+  ``instances.png``, ``occlusion.png``, as written by :func:`semflow.synthetic.write_dataset`
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class FlowSample:
     occlusion: Path | None = None
     invalid: Path | None = None
     flow_noc: Path | None = None
+    labels: Path | None = None
+    instances: Path | None = None
 
     def load(self) -> LoadedSample:
         """Read the frames and ground truth."""
@@ -51,12 +55,18 @@ class FlowSample:
         if self.flow_noc is not None:
             _, valid_noc = read_flow_valid(self.flow_noc)
             occluded = valid & ~valid_noc
-        return LoadedSample(self.dataset, self.name, img1, img2, flow, valid, occluded)
+        labels = instances = None
+        if self.labels is not None:
+            labels = cv2.imread(str(self.labels), cv2.IMREAD_UNCHANGED)
+        if self.instances is not None:
+            instances = cv2.imread(str(self.instances), cv2.IMREAD_UNCHANGED).astype(np.int32)
+        return LoadedSample(self.dataset, self.name, img1, img2, flow, valid, occluded, labels, instances)
 
 
 @dataclass
 class LoadedSample:
-    """Frames (uint8 RGB), GT flow (H, W, 2), valid mask and optional occlusion mask (H, W) bool."""
+    """Frames (uint8 RGB), GT flow (H, W, 2), valid mask, and where the dataset has them an occlusion
+    mask (H, W) bool, a label map (H, W) uint8 in CamVid ids and a thing-instance map (H, W) int32."""
 
     dataset: str
     name: str
@@ -65,6 +75,8 @@ class LoadedSample:
     flow: np.ndarray
     valid: np.ndarray
     occluded: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    instances: np.ndarray | None = None
 
 
 def _read_mask(path: Path) -> np.ndarray:
@@ -139,11 +151,24 @@ def chairs(root: str | os.PathLike) -> list[FlowSample]:
     return samples
 
 
+def synthetic(root: str | os.PathLike) -> list[FlowSample]:
+    """Synthetic layered scenes written by :func:`semflow.synthetic.write_dataset`."""
+    root = _require_dir(Path(root), "synthetic")
+    samples = []
+    for scene in sorted(p for p in root.iterdir() if (p / "flow.flo").exists()):
+        samples.append(FlowSample(
+            "synthetic", scene.name, scene / "frame1.png", scene / "frame2.png", scene / "flow.flo",
+            occlusion=scene / "occlusion.png", labels=scene / "labels.png", instances=scene / "instances.png",
+        ))
+    return samples
+
+
 DATASETS: dict[str, Callable[..., list[FlowSample]]] = {
     "middlebury": middlebury,
     "sintel": sintel,
     "kitti": kitti,
     "chairs": chairs,
+    "synthetic": synthetic,
 }
 
 

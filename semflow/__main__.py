@@ -1,0 +1,5 @@
+"""``python -m semflow``: the command line."""
+
+from semflow.cli import entry
+
+entry()

@@ -1,0 +1,239 @@
+"""The ``semflow`` command line: a thin layer over the Python API.
+
+Every command turns a :class:`~semflow.errors.SemflowError` into one line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from semflow.errors import InputError, SemflowError
+
+DEFAULT_RUN_METHOD = "dis-medium"
+
+
+class _Group(click.Group):
+    """A click group that reports user errors as one line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SemflowError as exc:
+            click.echo(f"semflow: error: {exc}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("semflow: interrupted (finished outputs are kept; `run` can continue with --resume)", err=True)
+            ctx.exit(130)
+        except OSError as exc:
+            click.echo(f"semflow: error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="semflow")
+def main() -> None:
+    """semflow: optical flow that knows what it is looking at."""
+
+
+def _method_options(func):
+    """Options shared by the commands that compute flow."""
+    options = [
+        click.option("--device", default=None, help="Where torch parts run: cpu, cuda, auto (default: cpu)."),
+        click.option("--preset", default=None, help="Speed/quality preset of the method (discrete: fast|balanced|accurate)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _options_dict(**kwargs: Any) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+# --- run ----------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--method", default=DEFAULT_RUN_METHOD, show_default=True, help="Flow method (see `semflow methods`).")
+@click.option("--save-flo", is_flag=True, help="Also write DIR/flo/NNNNNN.flo for every pair.")
+@click.option("--max-frames", type=click.IntRange(min=0), default=None, help="Read at most this many frames.")
+@click.option("--max-side", type=click.IntRange(min=16), default=None, help="Shrink frames so the longer side is at most PX.")
+@click.option("--max-flow", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Colour normaliser in px (default: the 99th percentile over the whole video).")
+@click.option("--resume", is_flag=True, help="Keep the pairs an earlier, interrupted run finished.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@_method_options
+def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int | None, max_side: int | None,
+        max_flow: float | None, resume: bool, progress: bool | None, device: str | None, preset: str | None) -> None:
+    """Flow for every consecutive frame pair of VIDEO (a video file or a folder of images).
+
+    Writes DIR/flow.mp4 (colour wheel), DIR/panel.mp4 (frame beside its flow), DIR/summary.json and,
+    with --save-flo, DIR/flo/NNNNNN.flo.
+    """
+    from semflow.pipeline import RunOptions, run_video
+
+    options = RunOptions(
+        method=method, method_options=_options_dict(device=device, preset=preset), save_flo=save_flo,
+        max_frames=max_frames, max_side=max_side, resume=resume, max_flow=max_flow, progress=progress,
+    )
+    summary = run_video(video, out_dir, options)
+    sec = summary["seconds_per_pair"]["median"]
+    click.echo(f"{summary['pairs']} pairs, {sec:.3f} s/pair median ({summary['method']}) -> {out_dir}"
+               if sec is not None else f"{summary['pairs']} pairs (all resumed) -> {out_dir}")
+
+
+# --- flow ---------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("image1", type=click.Path(path_type=Path))
+@click.argument("image2", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Flow file: .flo, .png (KITTI 16-bit) or .npy.")
+@click.option("--method", default="dis-medium", show_default=True, help="Flow method (see `semflow methods`).")
+@click.option("--viz", type=click.Path(path_type=Path), default=None, help="Also write a colour-wheel PNG.")
+@click.option("--explain", type=click.Path(path_type=Path), default=None,
+              help="Write the method's intermediate maps (segmentation, model map, layers) to this folder.")
+@_method_options
+def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None, explain: Path | None,
+         device: str | None, preset: str | None) -> None:
+    """Flow from IMAGE1 to IMAGE2, written to OUTPUT (format by extension)."""
+    from semflow.io.flow import FLOW_EXTENSIONS, write_flow
+    from semflow.io.images import read_image, write_image
+    from semflow.methods import get_method
+    from semflow.viz import add_legend, flow_to_color, max_flow_of
+
+    if output.suffix.lower() not in FLOW_EXTENSIONS:
+        raise InputError(f"{output}: unknown flow format; use one of {', '.join(FLOW_EXTENSIONS)}")
+    img1, img2 = read_image(image1), read_image(image2)
+    estimator = get_method(method, **_options_dict(device=device, preset=preset))
+    result = estimator.estimate(img1, img2)
+    write_flow(output, result.flow)
+    if viz is not None:
+        max_flow = max_flow_of(result.flow, percentile=100)
+        write_image(viz, add_legend(flow_to_color(result.flow, max_flow), max_flow))
+    if explain is not None:
+        write_explain(estimator, result, explain)
+    click.echo(f"{output} ({result.flow.shape[1]}x{result.flow.shape[0]}, {estimator.name})")
+
+
+def write_explain(estimator: Any, result: Any, out_dir: Path) -> None:
+    """Write what the method exposes about how it got its flow: the method's own writer if it has one,
+    else each extra map as PNG (flows on the colour wheel, label maps in false colour) plus raw .npy."""
+    from semflow.io.atomic import atomic_path
+    from semflow.io.images import write_image
+    from semflow.viz import add_legend, flow_to_color, max_flow_of
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    own = getattr(estimator, "write_explain", None)
+    if callable(own):
+        own(result, out_dir)
+        return
+    maps = {"flow": result.flow, **result.extras}
+    if result.confidence is not None:
+        maps["confidence"] = result.confidence
+    flows = [m for m in maps.values() if m.ndim == 3 and m.shape[2] == 2]
+    max_flow = max_flow_of(flows, percentile=100)
+    for name, arr in maps.items():
+        with atomic_path(out_dir / f"{name}.npy") as tmp:
+            np.save(tmp, arr)
+        if arr.ndim == 3 and arr.shape[2] == 2:
+            write_image(out_dir / f"{name}.png", add_legend(flow_to_color(arr, max_flow), max_flow))
+        elif arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8:
+            write_image(out_dir / f"{name}.png", arr)
+        elif arr.ndim == 2:
+            scaled = arr.astype(np.float32)
+            span = float(scaled.max() - scaled.min()) or 1.0
+            write_image(out_dir / f"{name}.png", ((scaled - scaled.min()) / span * 255).astype(np.uint8))
+
+
+# --- visualize ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("flows", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG to write.")
+@click.option("--max-flow", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Normaliser in px (default: the largest valid magnitude over all inputs).")
+@click.option("--legend/--no-legend", default=True, show_default=True, help="Draw the colour wheel and scale.")
+@click.option("--columns", type=click.IntRange(min=1), default=None, help="Tiles per row (default: all in one row).")
+def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, legend: bool, columns: int | None) -> None:
+    """Draw FLOWS (.flo, KITTI .png, .npy) on the Middlebury colour wheel under one normaliser."""
+    from semflow.io.flow import read_flow_valid
+    from semflow.io.images import write_image
+    from semflow.viz import add_legend, flow_to_color, label_image, max_flow_of, tile
+
+    loaded = [read_flow_valid(path) for path in flows]
+    shapes = {f.shape for f, _ in loaded}
+    if len(shapes) > 1:
+        raise InputError(f"flows differ in size ({', '.join(f'{s[1]}x{s[0]}' for s in sorted(shapes))}); cannot tile them")
+    if max_flow is None:
+        max_flow = max_flow_of([f for f, _ in loaded], valid=[v for _, v in loaded], percentile=100)
+    images = []
+    for path, (f, valid) in zip(flows, loaded):
+        img = flow_to_color(f, max_flow, valid=valid)
+        if legend:
+            img = add_legend(img, max_flow)
+        images.append(label_image(img, path.stem) if len(flows) > 1 else img)
+    write_image(output, tile(images, columns=columns))
+    click.echo(f"{output} (max flow {max_flow:.2f} px)")
+
+
+# --- compare ------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("root", type=click.Path(path_type=Path))
+@click.option("--dataset", required=True, type=click.Choice(["middlebury", "sintel", "kitti", "chairs", "synthetic"]))
+@click.option("--methods", default="dis-medium,deepflow", show_default=True, help="Comma-separated method names.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="Write a comparison PNG per sample here.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write all results as JSON.")
+@click.option("--max-samples", type=click.IntRange(min=1), default=None)
+@click.option("--markdown", is_flag=True, help="Print the table as Markdown.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@_method_options
+def compare(root: Path, dataset: str, methods: str, out_dir: Path | None, json_path: Path | None,
+            max_samples: int | None, markdown: bool, progress: bool | None, device: str | None,
+            preset: str | None) -> None:
+    """Run METHODS side by side on a dataset with ground truth under ROOT and print a table."""
+    from semflow import evaluation
+    from semflow.io.atomic import write_text_atomic
+    from semflow.methods import list_methods
+
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    unknown = [m for m in names if m not in list_methods()]
+    if unknown or not names:
+        raise InputError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; known methods: {', '.join(list_methods())}")
+    results = evaluation.compare(dataset, root, names, method_options=_options_dict(device=device, preset=preset),
+                                 out_dir=out_dir, max_samples=max_samples, progress=progress)
+    click.echo(evaluation.format_table(evaluation.summarize(results), markdown=markdown))
+    if json_path is not None:
+        write_text_atomic(json_path, json.dumps(evaluation.results_json(results), indent=2))
+
+
+# --- methods ------------------------------------------------------------------------------------
+
+
+@main.command("methods")
+def methods_command() -> None:
+    """List the flow methods."""
+    from semflow.methods import describe_methods
+
+    for name, description in describe_methods().items():
+        click.echo(f"{name:15s} {description}")
+
+
+def entry() -> None:  # pragma: no cover - console entry for `python -m semflow`
+    main(prog_name="semflow")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(entry())

@@ -1,0 +1,200 @@
+"""Run flow methods side by side on a dataset with ground truth: ``semflow compare``.
+
+For every sample and method: mean EPE and Fl-all over valid pixels, the same split into occluded /
+non-occluded pixels and into region kinds (things / planes / stuff) where the dataset has masks or
+labels, seconds for the pair and the process's peak memory while the method ran. Every method runs
+in the same process on the same machine, so the figures are comparable.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from semflow.io.datasets import LoadedSample, load_dataset
+from semflow.io.images import write_image
+from semflow.memory import PeakMemory
+from semflow.methods import get_method
+from semflow.metrics import endpoint_error, epe, fl_all
+from semflow.progress import progress_bar
+from semflow.viz import add_legend, error_to_color, flow_to_color, label_image, max_flow_of, tile
+
+# CamVid ids of the region kinds, for datasets that carry CamVid label maps (synthetic scenes).
+CAMVID_THINGS = (8, 9, 10)
+CAMVID_PLANES = (0, 3, 4)
+
+
+@dataclass
+class SampleResult:
+    """One method on one sample. EPE in pixels, Fl-all a fraction in [0, 1], seconds per pair."""
+
+    method: str
+    dataset: str
+    sample: str
+    epe: float
+    fl_all: float
+    seconds: float
+    peak_mb: float
+    regions: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def sample_regions(sample: LoadedSample) -> dict[str, np.ndarray]:
+    """Named pixel masks to report separately: occluded / non-occluded, things / planes / stuff."""
+    regions: dict[str, np.ndarray] = {}
+    if sample.occluded is not None:
+        regions["occluded"] = sample.occluded
+        regions["non-occluded"] = ~sample.occluded
+    if sample.labels is not None:
+        things = np.isin(sample.labels, CAMVID_THINGS)
+        planes = np.isin(sample.labels, CAMVID_PLANES)
+        regions["things"] = things
+        regions["planes"] = planes
+        regions["stuff"] = ~things & ~planes
+    return regions
+
+
+def score(flow: np.ndarray, sample: LoadedSample) -> tuple[float, float, dict[str, dict[str, float]]]:
+    """EPE, Fl-all and per-region EPE / Fl-all of ``flow`` against the sample's ground truth."""
+    per_region = {
+        name: {"epe": epe(flow, sample.flow, sample.valid, mask),
+               "fl_all": fl_all(flow, sample.flow, sample.valid, mask),
+               "pixels": int((mask & sample.valid).sum())}
+        for name, mask in sample_regions(sample).items()
+    }
+    return epe(flow, sample.flow, sample.valid), fl_all(flow, sample.flow, sample.valid), per_region
+
+
+def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
+            method_options: dict[str, Any] | None = None, out_dir: str | os.PathLike | None = None,
+            max_samples: int | None = None, use_labels: bool = True,
+            progress: bool | None = None) -> list[SampleResult]:
+    """Run each method on each sample of ``dataset`` under ``root``; optionally draw ``out_dir/<sample>.png``.
+
+    ``method_options`` (device, preset...) go to every method that takes them. ``use_labels`` passes
+    the dataset's label maps to methods that use a given segmentation.
+    """
+    samples = load_dataset(dataset, root)[:max_samples]
+    built = {name: get_method(name, **_applicable(name, method_options or {})) for name in methods}
+    results: list[SampleResult] = []
+    with progress_bar(len(samples) * len(built), f"compare {dataset}", enabled=progress) as bar:
+        for ref in samples:
+            sample = ref.load()
+            flows = {}
+            for name, method in built.items():
+                labels = sample.labels if use_labels else None
+                with PeakMemory() as memory:
+                    start = time.perf_counter()
+                    flow = method.estimate(sample.img1, sample.img2, labels=labels).flow
+                    seconds = time.perf_counter() - start
+                flows[name] = flow
+                e, f, regions = score(flow, sample)
+                results.append(SampleResult(name, dataset, sample.name, e, f, seconds, memory.peak_mb, regions))
+                bar.advance()
+            if out_dir is not None:
+                write_image(Path(out_dir) / f"{dataset}_{sample.name.replace('/', '_')}.png",
+                            comparison_image(sample, flows))
+    return results
+
+
+def _applicable(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Options a method takes: ``device`` goes to all (the registry drops it where unused); others are
+    given as ``method.option`` or plain (plain ones only to methods whose constructor takes them)."""
+    import inspect
+
+    from semflow.methods import _REGISTRY
+
+    cls = _REGISTRY[name].load() if name in _REGISTRY else None
+    params = inspect.signature(cls).parameters if cls is not None else {}
+    chosen = {}
+    for key, value in options.items():
+        if "." in key:
+            target, option = key.split(".", 1)
+            if target == name:
+                chosen[option] = value
+        elif key == "device" or key in params:
+            chosen[key] = value
+    return chosen
+
+
+def comparison_image(sample: LoadedSample, flows: dict[str, np.ndarray], *, tile_width: int = 480) -> np.ndarray:
+    """Frame, ground truth and each method's flow under one normaliser (top row); frame 2, the valid
+    mask and each method's endpoint-error map (bottom row)."""
+    max_flow = max_flow_of(sample.flow, valid=[sample.valid], percentile=99.5)
+    top = [label_image(sample.img1, sample.name), label_image(add_legend(flow_to_color(sample.flow, max_flow, valid=sample.valid), max_flow), "ground truth")]
+    valid_img = np.repeat((sample.valid.astype(np.uint8) * 255)[..., None], 3, axis=2)
+    bottom = [label_image(sample.img2, "frame 2"), label_image(valid_img, "valid")]
+    for name, flow in flows.items():
+        top.append(label_image(flow_to_color(flow, max_flow), name))
+        err = endpoint_error(flow, sample.flow)
+        bottom.append(label_image(error_to_color(err, 5.0, valid=sample.valid),
+                                  f"EPE {epe(flow, sample.flow, sample.valid):.2f}"))
+    h, w = sample.img1.shape[:2]
+    scale = min(1.0, tile_width / w)
+    size = (max(2, round(w * scale)), max(2, round(h * scale)))
+    tiles = [cv2.resize(t, size, interpolation=cv2.INTER_AREA) for t in top + bottom]
+    return tile(tiles, columns=len(top))
+
+
+def summarize(results: Sequence[SampleResult]) -> list[dict[str, Any]]:
+    """One row per (dataset, method): mean EPE / Fl-all over samples, per-region means, median seconds,
+    peak memory."""
+    rows = []
+    keys = list(dict.fromkeys((r.dataset, r.method) for r in results))
+    for dataset, method in keys:
+        group = [r for r in results if r.dataset == dataset and r.method == method]
+        row: dict[str, Any] = {
+            "dataset": dataset, "method": method, "samples": len(group),
+            "epe": _nanmean(r.epe for r in group),
+            "fl_all": _nanmean(r.fl_all for r in group),
+            "seconds": statistics.median(r.seconds for r in group),
+            "peak_mb": max(r.peak_mb for r in group),
+        }
+        for region in dict.fromkeys(k for r in group for k in r.regions):
+            row[f"epe_{region}"] = _nanmean(r.regions[region]["epe"] for r in group if region in r.regions)
+            row[f"fl_{region}"] = _nanmean(r.regions[region]["fl_all"] for r in group if region in r.regions)
+        rows.append(row)
+    return rows
+
+
+def _nanmean(values) -> float:
+    vals = [v for v in values if v == v]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def results_json(results: Sequence[SampleResult]) -> dict[str, Any]:
+    """The ``--json`` document: every sample result plus the per-method summary."""
+    return {"results": [asdict(r) for r in results], "summary": summarize(results)}
+
+
+def format_table(rows: Sequence[dict[str, Any]], *, markdown: bool = False) -> str:
+    """A plain-text (or Markdown) table of :func:`summarize` rows."""
+    extra = [k for k in dict.fromkeys(k for r in rows for k in r) if k.startswith(("epe_", "fl_")) and k != "fl_all"]
+    headers = ["dataset", "method", "n", "EPE", "Fl-all %"] + [_header(k) for k in extra] + ["s/pair", "peak MB"]
+    lines = []
+    for r in rows:
+        cells = [r["dataset"], r["method"], str(r["samples"]), f"{r['epe']:.3f}", f"{100 * r['fl_all']:.2f}"]
+        for k in extra:
+            v = r.get(k, float("nan"))
+            cells.append("-" if v != v else (f"{100 * v:.2f}" if k.startswith("fl_") else f"{v:.3f}"))
+        cells += [f"{r['seconds']:.3f}", f"{r['peak_mb']:.0f}"]
+        lines.append(cells)
+    if markdown:
+        out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        out += ["| " + " | ".join(c) + " |" for c in lines]
+        return "\n".join(out)
+    widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(headers)]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return "\n".join([fmt(headers), fmt(["-" * w for w in widths]), *(fmt(c) for c in lines)])
+
+
+def _header(key: str) -> str:
+    metric, region = key.split("_", 1)
+    return f"EPE {region}" if metric == "epe" else f"Fl {region} %"

@@ -1,0 +1,147 @@
+"""Small shared pieces of the layer models: pixel grids, backward warping, photometric error, feathering.
+
+Images here are float32 RGB (H, W, 3) in [0, 255] (see :func:`prepare_image`); flows are float32
+(H, W, 2), u then v in pixels, frame t -> t+1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+ERROR_CAP = 40.0
+"""Photometric errors are truncated here (grey levels), so occlusions and outliers do not dominate means."""
+
+
+def prepare_image(image: np.ndarray) -> np.ndarray:
+    """uint8 RGB (H, W, 3) -> float32 RGB lightly smoothed (sigma 0.8 px), for sub-pixel warping."""
+    return cv2.GaussianBlur(image.astype(np.float32), (0, 0), 0.8)
+
+
+def pixel_grid(height: int, width: int, x0: int = 0, y0: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (x, y), each float32 (height, width), starting at (x0, y0)."""
+    y, x = np.mgrid[y0:y0 + height, x0:x0 + width].astype(np.float32)
+    return x, y
+
+
+def warp_backward(image: np.ndarray, flow: np.ndarray, x0: int = 0, y0: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Sample ``image`` (frame 2, full size) at ``x + flow(x)`` for a crop of flow starting at (x0, y0).
+
+    Returns the warped crop (h, w, C) and a bool mask (h, w) of the points that land inside the image.
+    """
+    h, w = flow.shape[:2]
+    x, y = pixel_grid(h, w, x0, y0)
+    mx, my = x + flow[..., 0], y + flow[..., 1]
+    warped = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inside = (mx >= 0) & (mx <= image.shape[1] - 1) & (my >= 0) & (my <= image.shape[0] - 1)
+    return warped, inside
+
+
+def photometric_error(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, x0: int = 0, y0: int = 0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel colour error |I1(x) - I2(x + flow(x))| (mean over RGB, grey levels, capped at ERROR_CAP).
+
+    ``flow`` may be a crop of the image starting at (x0, y0); ``img1``/``img2`` are full frames.
+    Returns the error (h, w) float32 and the mask (h, w) of points that land inside frame 2.
+    """
+    h, w = flow.shape[:2]
+    warped, inside = warp_backward(img2, flow, x0, y0)
+    err = np.abs(img1[y0:y0 + h, x0:x0 + w] - warped).mean(axis=2)
+    return np.minimum(err, ERROR_CAP).astype(np.float32), inside
+
+
+def feather(mask: np.ndarray, radius: float) -> np.ndarray:
+    """A soft version of a bool mask: 1 deep inside, 0 far outside, a smooth ramp of about ``radius`` px."""
+    soft = mask.astype(np.float32)
+    if radius <= 0:
+        return soft
+    return cv2.GaussianBlur(soft, (0, 0), radius / 2.0)
+
+
+def inner_feather(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Like :func:`feather` but the ramp lies inside the mask: 0 outside, rising to 1 ``radius`` px in."""
+    if radius <= 0:
+        return mask.astype(np.float32)
+    inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    return np.clip(inside / float(radius), 0.0, 1.0).astype(np.float32)
+
+
+def subsample_points(mask: np.ndarray, max_points: int, rng: np.random.Generator
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(ys, xs) int arrays of at most ``max_points`` pixels of ``mask``, drawn without replacement."""
+    ys, xs = np.nonzero(mask)
+    if ys.size > max_points:
+        keep = rng.choice(ys.size, max_points, replace=False)
+        ys, xs = ys[keep], xs[keep]
+    return ys, xs
+
+
+def disk(radius: int) -> np.ndarray:
+    """A uint8 disk structuring element of the given radius (pixels)."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def erode(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Bool mask eroded by a disk of ``radius`` px (unchanged for radius 0)."""
+    if radius <= 0:
+        return mask.astype(bool)
+    return cv2.erode(mask.astype(np.uint8), disk(radius), borderType=cv2.BORDER_REPLICATE).astype(bool)
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Bool mask dilated by a disk of ``radius`` px (unchanged for radius 0)."""
+    if radius <= 0:
+        return mask.astype(bool)
+    return cv2.dilate(mask.astype(np.uint8), disk(radius)).astype(bool)
+
+
+@dataclass
+class Region:
+    """One connected region of a segmentation: its class id, a box and its mask inside the box.
+
+    ``box`` is (y0, y1, x0, x1), end-exclusive, in full-image pixels; ``mask`` is bool (y1-y0, x1-x0).
+    The box may include a margin of pixels outside the region (mask False there).
+    """
+
+    class_id: int
+    box: tuple[int, int, int, int]
+    mask: np.ndarray
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        y0, y1, x0, x1 = self.box
+        return slice(y0, y1), slice(x0, x1)
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+    @property
+    def size(self) -> int:
+        """The larger side of the region's tight bounding box, in pixels."""
+        ys, xs = np.nonzero(self.mask)
+        return int(max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)) if ys.size else 0
+
+
+def find_regions(labels: np.ndarray, class_ids: Iterable[int], *, min_area: int, margin: int = 0
+                 ) -> list[Region]:
+    """Connected components (8-connected) of each class in ``class_ids``, at least ``min_area`` pixels.
+
+    Each region's box is its bounding box grown by ``margin`` px (clipped to the image).
+    """
+    height, width = labels.shape
+    regions = []
+    for class_id in class_ids:
+        count, comp, stats, _ = cv2.connectedComponentsWithStats((labels == class_id).astype(np.uint8), 8)
+        for k in range(1, count):
+            x, y, w, h, area = (int(v) for v in stats[k])
+            if area < min_area:
+                continue
+            y0, y1 = max(0, y - margin), min(height, y + h + margin)
+            x0, x1 = max(0, x - margin), min(width, x + w + margin)
+            regions.append(Region(int(class_id), (y0, y1, x0, x1), comp[y0:y1, x0:x1] == k))
+    return regions

@@ -1,0 +1,154 @@
+"""Planes: one homography per plane region (road, pavement, sky...), kept only where it explains the region.
+
+For each region the baseline flow's confident pixels give point matches ``x -> x + flow(x)``; RANSAC
+finds a homography, a least-squares fit on its inliers refines it. The homography is used only when
+
+- its inlier share among the region's confident pixels is high enough, and
+- its photometric error over the region (frame 2 warped back onto frame 1) is no worse than the
+  baseline's, within a small tolerance (a textureless road is explained equally well by both, and
+  there the homography is the better guess of the true motion).
+
+Inside an accepted region, pixels where the baseline is clearly better photometrically and disagrees
+with the homography (a mislabelled object, say) are vetoed: the composer keeps the baseline there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from semflow.layers.common import Region, erode, photometric_error, pixel_grid, subsample_points
+
+
+@dataclass
+class PlaneParams:
+    """Settings of the plane model. Distances in pixels, errors in grey levels (0-255)."""
+
+    min_area: int = 400
+    """Regions smaller than this keep the baseline."""
+    min_confidence: float = 0.5
+    """Baseline confidence a pixel needs to serve as a match."""
+    max_points: int = 3000
+    ransac_threshold: float = 1.0
+    """RANSAC reprojection threshold (px)."""
+    min_inlier_share: float = 0.5
+    error_tolerance: float = 0.05
+    """The homography may be this much worse (relative) than the baseline photometrically..."""
+    error_slack: float = 0.5
+    """...plus this (grey levels), and still be used."""
+    veto_margin: float = 3.0
+    """Per-pixel veto: local baseline error lower than the homography's by this many grey levels..."""
+    veto_disagreement: float = 1.0
+    """...where the two flows differ by more than this (px)."""
+    veto_window: int = 11
+
+
+@dataclass
+class PlaneFit:
+    """The homography fitted to one plane region and the evidence for it.
+
+    ``homography`` (3, 3) maps full-image frame-1 pixels to frame 2 (None when the fit failed).
+    ``flow`` (h, w, 2) is its flow over the region's box; ``veto`` (h, w) bool marks pixels where the
+    baseline stays. Errors are mean photometric errors over the region (grey levels).
+    """
+
+    region: Region
+    homography: np.ndarray | None
+    flow: np.ndarray | None
+    veto: np.ndarray | None
+    inlier_share: float
+    model_error: float
+    baseline_error: float
+    accepted: bool
+    reason: str
+
+
+def homography_flow(homography: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Flow (h, w, 2) float32 of ``homography`` over the box (y0, y1, x0, x1) of the full image."""
+    y0, y1, x0, x1 = box
+    x, y = pixel_grid(y1 - y0, x1 - x0, x0, y0)
+    h = homography.astype(np.float64)
+    den = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+    den = np.where(np.abs(den) < 1e-9, 1e-9, den)
+    u = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / den - x
+    v = (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / den - y
+    return np.stack([u, v], axis=2).astype(np.float32)
+
+
+def fit_homography(src: np.ndarray, dst: np.ndarray, threshold: float
+                   ) -> tuple[np.ndarray | None, np.ndarray]:
+    """RANSAC homography from point matches (N, 2), refined by least squares on the inliers.
+
+    Returns (H (3, 3) or None, inlier mask (N,) bool).
+    """
+    if len(src) < 8:
+        return None, np.zeros(len(src), bool)
+    h, inliers = cv2.findHomography(src, dst, cv2.RANSAC, threshold, maxIters=2000, confidence=0.995)
+    if h is None:
+        return None, np.zeros(len(src), bool)
+    inliers = inliers.ravel().astype(bool)
+    if inliers.sum() >= 8:
+        refined, _ = cv2.findHomography(src[inliers], dst[inliers], 0)
+        if refined is not None:
+            h = refined
+    return h, inliers
+
+
+def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.ndarray,
+              confidence: np.ndarray, baseline_error: np.ndarray, params: PlaneParams,
+              rng: np.random.Generator) -> PlaneFit:
+    """Fit and judge a homography for one region.
+
+    ``img1``, ``img2``: float32 RGB frames (see :func:`~semflow.layers.common.prepare_image`);
+    ``baseline`` (H, W, 2), ``confidence`` (H, W) in [0, 1] and ``baseline_error`` (H, W) grey levels
+    are full-image maps.
+    """
+    sy, sx = region.slices
+    y0, _, x0, _ = region.box
+    mask = region.mask
+    base = baseline[sy, sx]
+    usable = erode(mask, 2) & (confidence[sy, sx] >= params.min_confidence)
+    if usable.sum() < 50:
+        usable = mask
+    ys, xs = subsample_points(usable, params.max_points, rng)
+    src = np.stack([xs + x0, ys + y0], axis=1).astype(np.float32)
+    dst = src + base[ys, xs]
+    homography, inliers = fit_homography(src, dst, params.ransac_threshold)
+    base_err = float(baseline_error[sy, sx][mask].mean())
+    if homography is None:
+        return PlaneFit(region, None, None, None, 0.0, float("nan"), base_err, False, "no homography found")
+
+    flow = homography_flow(homography, region.box)
+    err, inside = photometric_error(img1, img2, flow, x0, y0)
+    judged = mask & inside
+    if not judged.any():
+        judged = mask
+    model_err = float(err[judged].mean())
+    base_err = float(baseline_error[sy, sx][judged].mean())
+    share = float(inliers.mean())
+
+    # Per-pixel veto: where the baseline is locally much better and disagrees with the homography.
+    k = (params.veto_window, params.veto_window)
+    local_gain = cv2.blur(err - baseline_error[sy, sx], k)
+    disagree = np.linalg.norm(flow - base, axis=2) > params.veto_disagreement
+    veto = mask & disagree & (local_gain > params.veto_margin)
+
+    if share < params.min_inlier_share:
+        accepted, reason = False, f"inlier share {share:.2f} < {params.min_inlier_share}"
+    elif model_err > base_err * (1 + params.error_tolerance) + params.error_slack:
+        accepted, reason = False, f"photometric error {model_err:.2f} > baseline {base_err:.2f}"
+    else:
+        accepted, reason = True, "ok"
+    return PlaneFit(region, homography, flow, veto, share, model_err, base_err, accepted, reason)
+
+
+def fit_planes(regions: list[Region], img1: np.ndarray, img2: np.ndarray, baseline: np.ndarray,
+               confidence: np.ndarray, baseline_error: np.ndarray, params: PlaneParams | None = None,
+               *, seed: int = 0) -> list[PlaneFit]:
+    """:func:`fit_plane` for each region at least ``params.min_area`` pixels large."""
+    params = params or PlaneParams()
+    rng = np.random.default_rng(seed)
+    return [fit_plane(r, img1, img2, baseline, confidence, baseline_error, params, rng)
+            for r in regions if r.area >= params.min_area]
