@@ -218,3 +218,34 @@ def write_dataset(root: str | os.PathLike, count: int = 8, *, height: int = 240,
         write_image(folder / "occlusion.png", scene.occluded.astype(np.uint8) * 255)
         folders.append(folder)
     return folders
+
+
+
+def render_sequence(background: np.ndarray, homography: np.ndarray,
+                    objects: list[tuple[SceneObject, np.ndarray]], *, frames: int, height: int,
+                    width: int, origin: tuple[float, float] = (0.0, 0.0)) -> list[np.ndarray]:
+    """Frames of a moving scene made from real images, each uint8 RGB (height, width, 3).
+
+    Frame k shows ``background`` (RGB, larger than the frame; frame 0 shows it from ``origin``) moved
+    by ``homography`` applied k times, and in front of it each object (a shape in frame-0 coordinates,
+    its per-frame ``affine`` motion, and an RGB texture aligned with frame 0) moved by its affine k times.
+    """
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    bg = background.astype(np.float32)
+    out = []
+    h_k = np.eye(3)
+    a_k = [np.eye(3) for _ in objects]
+    for _ in range(frames):
+        bx, by = _apply_homography(np.linalg.inv(h_k), x, y)
+        img = cv2.remap(bg, (bx + origin[0]).astype(np.float32), (by + origin[1]).astype(np.float32),
+                        cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        for (obj, texture), a in zip(objects, a_k):
+            ox, oy = _apply_homography(np.linalg.inv(a), x, y)
+            inside = obj.mask(ox, oy)
+            tex = cv2.remap(texture.astype(np.float32), ox.astype(np.float32), oy.astype(np.float32),
+                            cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+            img[inside] = tex[inside]
+        out.append(np.clip(img + 0.5, 0, 255).astype(np.uint8))
+        h_k = homography @ h_k
+        a_k = [np.vstack([obj.affine, [0, 0, 1]]) @ a for (obj, _), a in zip(objects, a_k)]
+    return out
