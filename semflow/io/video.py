@@ -17,6 +17,10 @@ import numpy as np
 from semflow.errors import InputError
 from semflow.io.images import is_image_path, read_image, to_rgb_uint8
 
+# FFmpeg inside OpenCV prints its own errors ("moov atom not found") on stderr when a file is not a
+# video; semflow reports that itself in one line, so keep FFmpeg quiet unless the user asks otherwise.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 
 def resize_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
     """Shrink ``image`` so its longer side is at most ``max_side`` pixels (never enlarges)."""
