@@ -61,7 +61,7 @@ def read_flo(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"{path}: not a .flo file (only {len(data)} bytes)")
     tag = np.frombuffer(data, "<f4", 1, 0)[0]
     if tag != np.float32(FLO_TAG):
-        raise InputError(f"{path}: not a .flo file (wrong tag {tag!r}, expected {FLO_TAG})")
+        raise InputError(f"{path}: not a .flo file (wrong tag {float(tag)!r}, expected {FLO_TAG})")
     width, height = (int(x) for x in np.frombuffer(data, "<i4", 2, 4))
     if not (0 < width <= MAX_FLO_SIDE and 0 < height <= MAX_FLO_SIDE):
         raise InputError(f"{path}: corrupt .flo header (size {width}x{height})")
