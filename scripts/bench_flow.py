@@ -1,0 +1,73 @@
+"""Benchmark flow methods on the public datasets and the demo videos; writes BENCHMARKS.md sections.
+
+    python scripts/bench_flow.py ../shared/data                      # all OpenCV methods
+    python scripts/bench_flow.py ../shared/data --methods dis-medium,deepflow,discrete --section flow-extra
+
+Section ``flow`` (default): `semflow compare` on middlebury, sintel, kitti and chairs with every method
+in one run, and `semflow run` with dis-medium on both videos in ``DATA/videos``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchlib import machine, today, write_section
+
+from semflow.evaluation import compare, format_table, results_json, summarize
+from semflow.io.video import FrameSource
+from semflow.methods import OPENCV_METHODS
+from semflow.pipeline import RunOptions, run_video
+
+DATASETS = {"middlebury": "middlebury", "sintel": "sintel", "kitti": "kitti", "chairs": "flyingchairs"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="the shared data folder (../shared/data)")
+    parser.add_argument("--methods", default=",".join(OPENCV_METHODS))
+    parser.add_argument("--section", default="flow")
+    parser.add_argument("--videos", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--video-method", default="dis-medium")
+    parser.add_argument("--json", type=Path, default=None, help="also write every result here")
+    args = parser.parse_args()
+    methods = [m for m in args.methods.split(",") if m]
+
+    command = "python scripts/bench_flow.py " + " ".join(sys.argv[1:])
+    lines = [f"## Flow accuracy and speed ({args.section})", "",
+             f"`{command}` on {today()}; {machine()}.", "",
+             "EPE in px (mean over samples), Fl-all = share of valid pixels with EPE > 3 px and > 5% of |gt| "
+             "(KITTI's rule, on every dataset), s/pair median, peak MB while the method ran.", ""]
+    every = []
+    for dataset, folder in DATASETS.items():
+        results = compare(dataset, args.data / folder, methods, progress=False)
+        every += results
+        lines += [f"### {dataset}", "", format_table(summarize(results), markdown=True), ""]
+        print(format_table(summarize(results)), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results_json(every), indent=2))
+
+    if args.videos:
+        lines += [f"### `semflow run` on the videos ({args.video_method})", "",
+                  "| video | resolution | frames | pairs written | s/pair (median) | wall s (flow + video encoding) |",
+                  "|---|---|---|---|---|---|"]
+        for video in sorted((args.data / "videos").iterdir()):
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                summary = run_video(video, tmp, RunOptions(method=args.video_method, progress=False))
+                wall = time.perf_counter() - start
+                frames = len(FrameSource(Path(tmp) / "flow.mp4"))
+            assert summary["pairs"] == summary["frames"] - 1 == frames, (summary, frames)
+            w, h = summary["resolution"]
+            lines.append(f"| {video.name} | {w}x{h} | {summary['frames']} | {summary['pairs']} (flow.mp4: {frames}) "
+                         f"| {summary['seconds_per_pair']['median']:.3f} | {wall:.0f} |")
+            print(lines[-1], flush=True)
+    write_section(args.section, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

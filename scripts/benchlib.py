@@ -1,0 +1,49 @@
+"""Shared bits of the benchmark scripts: machine description and BENCHMARKS.md sections."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+HEADER = """# Benchmarks
+
+Every table here is written by a script in `scripts/`; each section names the command that made it.
+Methods in one table ran side by side in the same process, on the same machine, in the same run.
+Seconds are per frame pair (median over samples); peak MB is the process's resident memory at its
+highest while that method ran (Python, torch and OpenCV included).
+"""
+
+
+def machine() -> str:
+    """One line describing this machine: CPU model, cores, memory, Python."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{mem_kb / 2**20:.0f} GB"
+    except (OSError, ValueError, IndexError):
+        mem = "? GB"
+    return f"{cpu}, {os.cpu_count()} cores, {mem}, Python {platform.python_version()}"
+
+
+def today() -> str:
+    return datetime.date.today().isoformat()
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the section between ``<!-- name:start -->`` and ``<!-- name:end -->``."""
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else HEADER
+    block = f"<!-- {name}:start -->\n{body.strip()}\n<!-- {name}:end -->"
+    pattern = re.compile(rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->", re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    BENCHMARKS.write_text(text)
