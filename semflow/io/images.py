@@ -62,11 +62,17 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write an RGB (H, W, 3) or label (H, W) uint8/uint16 image atomically; format from the extension."""
+    if not is_image_path(path):
+        raise InputError(f"{path}: unknown image format; use one of {', '.join(IMAGE_EXTENSIONS)}")
     img = np.asarray(image)
     if img.ndim == 3:
         img = img[..., ::-1]
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), np.ascontiguousarray(img)):
+        try:
+            written = cv2.imwrite(str(tmp), np.ascontiguousarray(img))
+        except cv2.error as exc:
+            raise InputError(f"{path}: could not write image ({str(exc).strip().splitlines()[-1]})") from None
+        if not written:
             raise InputError(f"{path}: could not write image")
 
 
