@@ -107,12 +107,14 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
          device: str | None, preset: str | None) -> None:
     """Flow from IMAGE1 to IMAGE2, written to OUTPUT (format by extension)."""
     from semflow.io.flow import FLOW_EXTENSIONS, write_flow
-    from semflow.io.images import read_image, write_image
+    from semflow.io.images import IMAGE_EXTENSIONS, is_image_path, read_image, write_image
     from semflow.methods import get_method
     from semflow.viz import add_legend, flow_to_color, max_flow_of
 
     if output.suffix.lower() not in FLOW_EXTENSIONS:
         raise InputError(f"{output}: unknown flow format; use one of {', '.join(FLOW_EXTENSIONS)}")
+    if viz is not None and not is_image_path(viz):
+        raise InputError(f"{viz}: unknown image format for --viz; use one of {', '.join(IMAGE_EXTENSIONS)}")
     img1, img2 = read_image(image1), read_image(image2)
     estimator = get_method(method, **_options_dict(device=device, preset=preset))
     result = estimator.estimate(img1, img2)
