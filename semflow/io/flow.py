@@ -162,14 +162,18 @@ def _extension(path: str | os.PathLike) -> str:
     return ext
 
 
-def read_flow_valid(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Read a flow file by extension. Returns ``(flow (H, W, 2) float32, valid (H, W) bool)``."""
+def read_flow_valid(path: str | os.PathLike, *, allow_unknown: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Read a flow file by extension. Returns ``(flow (H, W, 2) float32, valid (H, W) bool)``.
+
+    ``allow_unknown``: read NaN pixels of a ``.npy`` (as :func:`write_flow` writes unknown pixels) as
+    unknown instead of raising; ``.flo`` and KITTI ``.png`` always carry their own unknown markers.
+    """
     ext = _extension(path)
     if ext == ".flo":
         return read_flo(path)
     if ext == ".png":
         return read_kitti_flow(path)
-    return read_npy_flow(path)
+    return read_npy_flow(path, allow_unknown=allow_unknown)
 
 
 def read_flow(path: str | os.PathLike) -> np.ndarray:
