@@ -170,8 +170,21 @@ def _nanmean(values) -> float:
 
 
 def results_json(results: Sequence[SampleResult]) -> dict[str, Any]:
-    """The ``--json`` document: every sample result plus the per-method summary."""
-    return {"results": [asdict(r) for r in results], "summary": summarize(results)}
+    """The ``--json`` document: every sample result plus the per-method summary.
+
+    A metric with no pixels to measure (NaN, e.g. an empty region) becomes ``null``: NaN is not JSON.
+    """
+    return _finite_or_null({"results": [asdict(r) for r in results], "summary": summarize(results)})
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def format_table(rows: Sequence[dict[str, Any]], *, markdown: bool = False) -> str:
