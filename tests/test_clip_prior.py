@@ -1,0 +1,372 @@
+"""The CLIP prior: class lists, the fusion rule, loading a user's checkpoint offline, the text cache.
+
+The CLIP tests build a tiny OpenCLIP model (2-layer towers, 32-d embeddings) with random weights,
+save it as a checkpoint file and load it through the same path a real checkpoint takes. They skip
+when the optional extra (open_clip_torch) is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import sys
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+import torch
+
+from semflow.errors import InputError, SemflowError, WeightsError
+from semflow.segmentation import clip_prior as cp
+from semflow.segmentation.prompts import DEFAULT_PRIOR_CLASSES, KINDS, PriorClass, parse_prior_classes
+
+BACKBONE = ["Sky", "Building", "Road", "Tree", "Car", "Pedestrian", "Void"]
+BACKBONE_KINDS = {"Sky": "plane", "Building": "stuff", "Road": "plane", "Tree": "stuff", "Car": "thing",
+                  "Pedestrian": "thing", "Void": "stuff"}
+VOID = 6
+PRIOR = "dog:thing,car:thing,person|pedestrian:thing,road:plane,sky:plane,building:stuff,tree:stuff"
+TINY_CONFIG = {"embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
+               "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}}
+
+
+# --- class lists --------------------------------------------------------------------------------
+
+
+def test_parse_prior_classes_spec_file_and_errors(tmp_path):
+    classes = parse_prior_classes("car:thing, person|pedestrian:thing,\nroad:plane")
+    assert [c.name for c in classes] == ["car", "person", "road"]
+    assert classes[1] == PriorClass("person", "thing", ("pedestrian",)) and classes[1].matches("Pedestrian")
+    file = tmp_path / "classes.txt"
+    file.write_text("# mine\nboat:thing  # on water\nwater:plane\n")
+    assert [(c.name, c.kind) for c in parse_prior_classes(file)] == [("boat", "thing"), ("water", "plane")]
+    assert parse_prior_classes(str(file)) == parse_prior_classes(file)
+    for bad, message in [("car", "neither a file"), ("car:vehicle", "kind must be"), ("car:thing,dog", "no kind"),
+                         ("car:thing,Car:thing", "twice"), (" , ", "neither a file"), (tmp_path / "no.txt", "neither")]:
+        with pytest.raises(InputError, match=message):
+            parse_prior_classes(bad)
+    kinds = {c.kind for c in DEFAULT_PRIOR_CLASSES}
+    assert kinds == set(KINDS) and len(DEFAULT_PRIOR_CLASSES) >= 30
+
+
+# --- the fusion rule, on numbers ----------------------------------------------------------------
+
+
+def _joint(prior: str = PRIOR) -> cp.JointClasses:
+    return cp.JointClasses.build(BACKBONE, BACKBONE_KINDS, VOID, parse_prior_classes(prior))
+
+
+def _clip_probs(joint_names: dict[str, float], prior: str = PRIOR) -> np.ndarray:
+    classes = parse_prior_classes(prior)
+    rest = (1.0 - sum(joint_names.values())) / (len(classes) - len(joint_names))
+    return np.array([joint_names.get(c.name, rest) for c in classes])
+
+
+def _backbone(**probs: float) -> np.ndarray:
+    out = np.zeros(len(BACKBONE))
+    for name, p in probs.items():
+        out[BACKBONE.index(name)] = p
+    return out
+
+
+def test_joint_classes_share_matched_names_and_append_new_ones():
+    joint = _joint()
+    assert joint.names[:len(BACKBONE)] == tuple(BACKBONE)
+    assert joint.names[len(BACKBONE):] == ("dog",)  # car, person (alias pedestrian), road, sky... are the backbone's
+    names = [joint.names[i] for i in joint.clip_to_joint]
+    assert names == ["dog", "Car", "Pedestrian", "Road", "Sky", "Building", "Tree"]
+    assert joint.kinds[joint.names.index("dog")] == "thing"
+    # a void id just past the class list is kept free
+    j2 = cp.JointClasses.build(BACKBONE[:-1], BACKBONE_KINDS, VOID, parse_prior_classes("dog:thing"))
+    assert j2.names[VOID] == "void" and j2.names[VOID + 1] == "dog"
+
+
+def test_fuse_region_rule():
+    joint = _joint()
+    uniform = np.full(7, 1 / 7)
+    dog_id = joint.names.index("dog")
+    # a confident backbone keeps its label against an indifferent CLIP
+    label, kind, fused, kp = cp.fuse_region(_backbone(Building=0.9, Tree=0.1), uniform, joint, 1)
+    assert (label, kind) == (1, "stuff") and math.isclose(sum(kp.values()), 1.0)
+    assert math.isclose(fused.sum(), 1.0)
+    # stuff -> thing: the backbone leans to stuff (0.6), CLIP is sure of a dog
+    label, kind, _, kp = cp.fuse_region(_backbone(Building=0.6, Car=0.4), _clip_probs({"dog": 0.95}), joint, 1)
+    assert (label, kind) == (dog_id, "thing")
+    assert math.isclose(kp["thing"], 0.5 * 0.4 + 0.5 * (0.95 + 2 * 0.05 / 6), rel_tol=1e-9)
+    # ... but not against a backbone sure of stuff: it flips only where CLIP's thing-minus-stuff margin
+    # (0.967 - 0.017 = 0.95) exceeds the backbone's stuff-minus-thing margin
+    assert cp.fuse_region(_backbone(Building=0.98, Car=0.02), _clip_probs({"dog": 0.95}), joint, 1)[1] == "stuff"
+    assert cp.fuse_region(_backbone(Building=0.94, Car=0.06), _clip_probs({"dog": 0.95}), joint, 1)[1] == "thing"
+    # thing -> stuff, the reverse
+    label, kind, _, _ = cp.fuse_region(_backbone(Car=0.55, Tree=0.45), _clip_probs({"tree": 0.97}), joint, 4)
+    assert (label, kind) == (BACKBONE.index("Tree"), "stuff")
+    # same kind, unsure backbone (0.45 < tau): the fused best of that kind wins (Pedestrian via alias person)
+    label, kind, _, _ = cp.fuse_region(_backbone(Car=0.45, Pedestrian=0.3, Road=0.25), _clip_probs({"person": 0.9}),
+                                       joint, 4)
+    assert (label, kind) == (BACKBONE.index("Pedestrian"), "thing")
+    # same kind, confident backbone: label kept
+    assert cp.fuse_region(_backbone(Car=0.7, Pedestrian=0.3), _clip_probs({"person": 0.9}), joint, 4)[0] == 4
+    # void: what the backbone does not know, CLIP decides (its weight grows to w + (1 - w) * void)
+    label, kind, fused, _ = cp.fuse_region(_backbone(Void=1.0), _clip_probs({"dog": 0.6}), joint, VOID)
+    assert (label, kind) == (dog_id, "thing") and math.isclose(fused[dog_id], 0.6)
+    # w = 0: the backbone alone; w = 1: CLIP alone
+    assert cp.fuse_region(_backbone(Building=0.6, Car=0.4), _clip_probs({"dog": 0.95}), joint, 1, weight=0.0)[0] == 1
+    assert cp.fuse_region(_backbone(Building=1.0), _clip_probs({"dog": 0.95}), joint, 1, weight=1.0)[0] == dog_id
+    with pytest.raises(InputError, match="weight"):
+        cp.fuse_region(_backbone(Building=1.0), uniform, joint, 1, weight=1.5)
+
+
+def test_find_regions_and_masked_crops():
+    labels = np.zeros((40, 60), np.uint8)
+    labels[5:15, 5:25] = 1
+    labels[25:35, 40:50] = 1
+    labels[30:32, 2:4] = 2
+    regions = cp.find_regions(labels, min_area=10, skip=(0,))
+    assert [(r.label, r.box, r.area) for r in regions] == [(1, (5, 5, 25, 15), 200), (1, (40, 25, 50, 35), 100)]
+    assert regions[1].full_mask(labels.shape).sum() == 100 and (labels[regions[1].full_mask(labels.shape)] == 1).all()
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[labels == 1] = (255, 0, 0)
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    crops = cp.masked_crops(image, regions, size=(32, 32), mean=mean, std=std, margin=0.1)
+    assert crops.shape == (2, 3, 32, 32)
+    # the centre is the region's colour, the corners (outside the region) the mean colour, i.e. 0
+    assert torch.allclose(crops[:, :, 16, 16], torch.tensor([(1 - 0.5) / 0.25, -0.5 / 0.25, -0.5 / 0.25]))
+    assert crops[:, :, 0, 0].abs().max() < 0.05  # (bicubic upsampling rings a little)
+
+
+# --- the real thing, on a tiny OpenCLIP model with random weights -------------------------------
+
+
+@pytest.fixture(scope="module")
+def open_clip():
+    return pytest.importorskip("open_clip", reason="the CLIP prior's extra is not installed: pip install 'semflow[clip]'")
+
+
+@pytest.fixture(scope="module")
+def tiny(open_clip, tmp_path_factory):
+    """(config path, checkpoint path, state dict): a tiny OpenCLIP model saved like a real checkpoint."""
+    root = tmp_path_factory.mktemp("clip")
+    config = root / "semflow-tiny-clip.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    open_clip.add_model_config(config)
+    torch.manual_seed(0)
+    model = open_clip.create_model("semflow-tiny-clip", pretrained=None)
+    with torch.no_grad():
+        model.logit_scale.fill_(math.log(100.0))  # a trained CLIP's temperature
+    weights = root / "tiny_openclip.pt"
+    torch.save({"epoch": 1, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, weights)
+    return config, weights, model.state_dict()
+
+
+@pytest.fixture
+def no_network(monkeypatch, open_clip):
+    """Any attempt to open a connection or to call open_clip's / huggingface's downloaders fails the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[:2]}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    import open_clip.pretrained as pretrained
+
+    for name in ("download_pretrained", "download_pretrained_from_url", "download_pretrained_from_hf"):
+        monkeypatch.setattr(pretrained, name, refuse)
+    import open_clip.factory as factory
+
+    for name in ("download_pretrained", "download_pretrained_from_hf"):
+        monkeypatch.setattr(factory, name, refuse)
+
+
+def _prior(tiny, tmp_path, **kwargs) -> cp.ClipPrior:
+    config, weights, _ = tiny
+    return cp.ClipPrior(str(config), weights, classes=kwargs.pop("classes", PRIOR), cache_dir=tmp_path / "cache",
+                        **kwargs)
+
+
+def test_checkpoint_loads_offline_and_classifies(tiny, tmp_path, no_network):
+    _, weights, state = tiny
+    prior = _prior(tiny, tmp_path)
+    loaded = prior.clip.model.state_dict()
+    assert all(torch.equal(loaded[k], state[k]) for k in state)  # 'module.' prefix and 'state_dict' unwrapped
+    assert prior.clip.logit_scale == pytest.approx(100.0) and prior.clip.image_size == (64, 64)
+    assert prior.clip.weights_sha256 == cp.file_sha256(weights) and not prior.clip.openai_format
+    assert prior.text.shape == (7, 32) and torch.allclose(prior.text.norm(dim=1), torch.ones(7))
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    labels = np.zeros((48, 64), np.uint8)
+    labels[10:30, 10:30] = 1
+    probs = prior.classify(image, cp.find_regions(labels))
+    assert probs.shape == (2, 7) and np.allclose(probs.sum(1), 1.0, atol=1e-5) and (probs >= 0).all()
+
+
+def test_openai_torchscript_archive_is_detected(open_clip, tiny, tmp_path, no_network):
+    config, _, state = tiny
+    model = open_clip.create_model("semflow-tiny-clip", pretrained=None)
+    model.load_state_dict(state)
+    archive = tmp_path / "ViT-tiny.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and TorchScript deprecation warnings
+        images, tokens = torch.ones(1, 3, 64, 64), torch.zeros(1, 77, dtype=torch.int)
+        inputs = {"encode_image": (images,), "encode_text": (tokens,)}
+        torch.jit.trace_module(model.eval(), inputs).save(str(archive))
+    assert cp.is_torchscript_archive(archive) and not cp.is_torchscript_archive(tiny[1])
+    clip = cp.load_clip_model(str(config), archive)
+    assert clip.openai_format  # OpenAI models use QuickGELU
+    assert all(torch.equal(clip.model.state_dict()[k], state[k]) for k in state)
+
+
+def test_text_embeddings_are_cached_on_disk(tiny, tmp_path, monkeypatch):
+    calls = []
+    original = cp.ClipModel.encode_texts
+
+    def counting(self, texts, **kwargs):
+        calls.append(len(texts))
+        return original(self, texts, **kwargs)
+
+    monkeypatch.setattr(cp.ClipModel, "encode_texts", counting)
+    first = _prior(tiny, tmp_path)
+    assert calls == [7 * len(first.templates)] and len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    second = _prior(tiny, tmp_path)
+    assert calls == [7 * len(first.templates)]  # hit: no text encoding the second time
+    assert torch.equal(first.text, second.text)
+    _prior(tiny, tmp_path, classes="dog:thing,boat:thing")  # another class list: another key
+    assert len(calls) == 2 and len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    # the key holds the weights' hash: the same model under another file content misses
+    other = tmp_path / "other.pt"
+    state = {k: v.clone() for k, v in tiny[2].items()}
+    state["logit_scale"] += 0.01
+    torch.save(state, other)
+    cp.ClipPrior(str(tiny[0]), other, classes=PRIOR, cache_dir=tmp_path / "cache")
+    assert len(calls) == 3
+    monkeypatch.setenv(cp.CACHE_ENV, str(tmp_path / "env-cache"))
+    assert cp.default_cache_dir() == tmp_path / "env-cache"
+
+
+def _scene():
+    """An image and a backbone segmentation: road (left, sure), building (right, sure) holding two
+    tree blobs the backbone is less sure of, A painted magenta and B cyan."""
+    h, w = 96, 128
+    rng = np.random.default_rng(3)
+    image = rng.integers(60, 200, (h, w, 3), dtype=np.uint8)
+    labels = np.full((h, w), BACKBONE.index("Building"), np.uint8)
+    labels[:, :48] = BACKBONE.index("Road")
+    probs = np.zeros((h, w, len(BACKBONE)), np.float32)
+    probs[..., BACKBONE.index("Road")] = np.where(labels == 2, 0.9, 0.05)
+    probs[..., BACKBONE.index("Building")] = np.where(labels == 1, 0.9, 0.05)
+    probs[..., BACKBONE.index("Sky")] = 0.05
+    blob_a = np.zeros((h, w), bool)
+    blob_a[15:45, 60:90] = True
+    blob_b = np.zeros((h, w), bool)
+    blob_b[55:85, 90:120] = True
+    for blob, colour in ((blob_a, (255, 0, 255)), (blob_b, (0, 255, 255))):
+        labels[blob] = BACKBONE.index("Tree")
+        probs[blob] = _backbone(Tree=0.55, Building=0.2, Car=0.25)
+        image[blob] = colour
+    return image, labels, probs, blob_a, blob_b
+
+
+def test_matching_features_in_one_region_change_its_label_and_nothing_else(tiny, tmp_path, monkeypatch):
+    prior = _prior(tiny, tmp_path)
+    dog = prior.text[prior.class_names.index("dog")]
+    # a direction orthogonal to every class embedding: CLIP is indifferent (uniform probabilities) there
+    q, _ = torch.linalg.qr(torch.cat([prior.text.T, torch.randn(32, 1, generator=torch.Generator().manual_seed(0))], 1))
+    indifferent = q[:, -1]
+    mean = torch.tensor(prior.clip.mean).view(3, 1, 1)
+    std = torch.tensor(prior.clip.std).view(3, 1, 1)
+
+    def encode(batch, **kwargs):
+        """Image features: the dog's text embedding for crops that show the magenta blob, else indifferent."""
+        rgb = batch * std + mean
+        magenta = ((rgb[:, 0] > 0.9) & (rgb[:, 1] < 0.1) & (rgb[:, 2] > 0.9)).float().mean(dim=(1, 2))
+        return torch.stack([dog if m > 0.2 else indifferent for m in magenta])
+
+    monkeypatch.setattr(prior.clip, "encode_images", encode)
+    image, labels, probs, blob_a, blob_b = _scene()
+    result = prior.apply(image, probs, labels, BACKBONE, BACKBONE_KINDS, VOID)
+    dog_id = result.joint.names.index("dog")
+    changed = result.labels != labels
+    assert np.array_equal(changed, blob_a)
+    assert (result.labels[blob_a] == dog_id).all() and result.kinds["dog"] == "thing"
+    by_box = {d.box: d for d in result.regions}
+    a = by_box[(60, 15, 90, 45)]
+    assert (a.clip_label, a.label, a.kind, a.changed) == ("dog", "dog", "thing", True) and a.clip_score > 0.99
+    b = by_box[(90, 55, 120, 85)]
+    assert (b.label, b.kind, b.changed) == ("Tree", "stuff", False)
+    assert b.clip_score == pytest.approx(1 / 7, abs=1e-4)
+    assert len(result.regions) == 4 and len(result.explain()) == 4 and "CLIP dog 1.00 -> dog (thing" in a.explain()
+    # fused probabilities: (1 - w) * backbone + w * CLIP in scored regions; still distributions
+    assert np.allclose(result.probs.sum(-1), 1.0, atol=1e-5)
+    assert result.probs[30, 75, dog_id] == pytest.approx(0.5 * a.clip_score, rel=1e-5)
+
+
+def test_prior_segmenter_wraps_a_segmenter(tiny, tmp_path):
+    @dataclass(frozen=True)
+    class LabelSet:
+        name: str
+        class_names: list
+        kinds: dict
+        void_id: int
+        palette: np.ndarray
+
+    @dataclass
+    class Segmentation:
+        probs: np.ndarray
+        labels: np.ndarray
+        label_set: LabelSet
+        extras: dict = field(default_factory=dict)
+
+    image, labels, probs, _, _ = _scene()
+    palette = np.arange(len(BACKBONE) * 3, dtype=np.uint8).reshape(-1, 3)
+    label_set = LabelSet("toy", BACKBONE, BACKBONE_KINDS, VOID, palette)
+
+    class Toy:
+        device = "cpu"
+
+        def predict(self, img):
+            return Segmentation(probs, labels, label_set)
+
+    wrapped = cp.PriorSegmenter(Toy(), _prior(tiny, tmp_path, classes=PRIOR + ",boat:thing"))
+    fused = wrapped.predict(image)
+    assert isinstance(fused, Segmentation) and wrapped.device == "cpu"
+    assert fused.label_set.name == "toy+clip" and fused.label_set.class_names[-2:] == ["dog", "boat"]
+    assert fused.label_set.kinds["boat"] == "thing" and fused.label_set.palette.shape == (9, 3)
+    assert np.array_equal(fused.label_set.palette[:7], palette)
+    assert fused.probs.shape == (*labels.shape, 9) and wrapped.last_result is not None
+    assert len(wrapped.last_result.regions) == 4
+
+
+# --- errors a user can cause --------------------------------------------------------------------
+
+
+def test_missing_extra_says_what_to_install(monkeypatch, tmp_path):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"x")
+    monkeypatch.setitem(sys.modules, "open_clip", None)
+    with pytest.raises(SemflowError, match=r"pip install 'semflow\[clip\]'"):
+        cp.load_clip_model("ViT-B-32", weights)
+
+
+def test_missing_and_wrong_files_give_clear_errors(open_clip, tiny, tmp_path):
+    config, weights, _ = tiny
+    with pytest.raises(InputError, match="--clip-weights PATH"):
+        cp.load_clip_model("ViT-B-32", None)
+    with pytest.raises(WeightsError, match="not found"):
+        cp.load_clip_model("ViT-B-32", tmp_path / "nope.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"this is not a checkpoint" * 10)
+    with pytest.raises(WeightsError, match="not a readable CLIP checkpoint"):
+        cp.load_clip_model(str(config), junk)
+    not_clip = tmp_path / "linear.pt"
+    torch.save(torch.nn.Linear(2, 2).state_dict(), not_clip)
+    with pytest.raises(WeightsError, match="does not fit CLIP model 'semflow-tiny-clip'"):
+        cp.load_clip_model(str(config), not_clip)
+    other = tmp_path / "semflow-tiny-clip-wide.json"
+    other.write_text(json.dumps({**TINY_CONFIG, "embed_dim": 48}))
+    with pytest.raises(WeightsError, match="of another shape"):
+        cp.load_clip_model(str(other), weights)
+    with pytest.raises(InputError, match="unknown CLIP model"):
+        cp.load_clip_model("ViT-Q-99", weights)
+    with pytest.raises(InputError, match="by schema"):
+        cp.load_clip_model("hf-hub:laion/whatever", weights)
+    with pytest.raises(InputError, match="HuggingFace"):
+        cp.load_clip_model("ViT-B-16-SigLIP", weights)
