@@ -111,15 +111,17 @@ def _applicable(name: str, options: dict[str, Any]) -> dict[str, Any]:
 
     from semflow.methods import _REGISTRY
 
-    cls = _REGISTRY[name].load() if name in _REGISTRY else None
+    spec = _REGISTRY.get(name)
+    cls = spec.load() if spec is not None else None
     params = inspect.signature(cls).parameters if cls is not None else {}
+    fixed = spec.kwargs if spec is not None else {}
     chosen = {}
     for key, value in options.items():
         if "." in key:
             target, option = key.split(".", 1)
             if target == name:
                 chosen[option] = value
-        elif key == "device" or key in params:
+        elif key == "device" or (key in params and key not in fixed):  # dis-medium keeps its preset
             chosen[key] = value
     return chosen
 

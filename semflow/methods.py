@@ -52,7 +52,8 @@ def get_method(name: str, **options: Any) -> FlowMethod:
 
     ``options`` are passed to the method's constructor; options set to ``None`` are dropped, and
     ``device`` is dropped for methods that run no torch code. Any other option the method does not
-    take is an error.
+    take is an error, and so is one that would change what the name means (``dis-medium`` with
+    ``preset="fast"``).
     """
     if isinstance(name, FlowMethod):
         return name
@@ -66,6 +67,8 @@ def get_method(name: str, **options: Any) -> FlowMethod:
     for key, value in options.items():
         if value is None:
             continue
+        if key in spec.kwargs and value != spec.kwargs[key]:
+            raise InputError(f"method {name!r} is {key}={spec.kwargs[key]!r}; it cannot take {key}={value!r}")
         if key in accepted or takes_any:
             kwargs[key] = value
         elif key != "device":
