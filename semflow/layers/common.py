@@ -145,3 +145,83 @@ def find_regions(labels: np.ndarray, class_ids: Iterable[int], *, min_area: int,
             x0, x1 = max(0, x - margin), min(width, x + w + margin)
             regions.append(Region(int(class_id), (y0, y1, x0, x1), comp[y0:y1, x0:x1] == k))
     return regions
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """float32 RGB (H, W, 3) -> float32 gray (H, W)."""
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def refine_warp(gray1: np.ndarray, gray2: np.ndarray, warp: np.ndarray, mask: np.ndarray,
+                box: tuple[int, int, int, int], *, iterations: int = 15, max_points: int = 20000,
+                huber: float = 4.0, rng: np.random.Generator | None = None) -> np.ndarray | None:
+    """Refine an affine (2, 3) or homography (3, 3) warp photometrically over ``mask`` (h, w) in ``box``.
+
+    Robust (Huber, ``huber`` grey levels) Gauss-Newton on the brightness constancy of frame 1 inside
+    the mask and frame 2 under the warp (Lucas-Kanade, forward additive, in coordinates centred and
+    scaled to the box for conditioning), starting from ``warp`` (full-image frame-1 -> frame-2
+    coordinates). ``gray1``/``gray2`` are full float32 gray frames. Returns the refined warp, or None
+    when the problem is degenerate.
+    """
+    y0, y1, x0, x1 = box
+    ys, xs = np.nonzero(mask)
+    if ys.size < 20:
+        return None
+    if ys.size > max_points:
+        keep = (rng or np.random.default_rng(0)).choice(ys.size, max_points, replace=False)
+        ys, xs = ys[keep], xs[keep]
+    x = (xs + x0).astype(np.float64)
+    y = (ys + y0).astype(np.float64)
+    i1 = gray1[ys + y0, xs + x0].astype(np.float64)
+    gx2 = cv2.Sobel(gray2, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy2 = cv2.Sobel(gray2, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    height, width = gray2.shape
+    # Normalised coordinates: x = c + s * xn. The warp in normalised coordinates is N^-1 W N.
+    c = np.array([(x0 + x1 - 1) / 2.0, (y0 + y1 - 1) / 2.0])
+    s = max(x1 - x0, y1 - y0) / 2.0
+    norm = np.array([[s, 0, c[0]], [0, s, c[1]], [0, 0, 1]])
+    full = np.vstack([warp, [0, 0, 1]]) if warp.shape == (2, 3) else warp / warp[2, 2]
+    h = np.linalg.inv(norm) @ full @ norm
+    h /= h[2, 2]
+    affine = warp.shape == (2, 3)
+    xn, yn = (x - c[0]) / s, (y - c[1]) / s
+    ones, zeros = np.ones_like(xn), np.zeros_like(xn)
+
+    def sample(img: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+        return cv2.remap(img, px.astype(np.float32)[:, None], py.astype(np.float32)[:, None],
+                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[:, 0].astype(np.float64)
+
+    for _ in range(iterations):
+        den = h[2, 0] * xn + h[2, 1] * yn + 1.0
+        un = (h[0, 0] * xn + h[0, 1] * yn + h[0, 2]) / den
+        vn = (h[1, 0] * xn + h[1, 1] * yn + h[1, 2]) / den
+        px, py = c[0] + s * un, c[1] + s * vn
+        inside = (px >= 0) & (px <= width - 1) & (py >= 0) & (py <= height - 1)
+        if inside.sum() < 20:
+            return None
+        r = sample(gray2, px, py) - i1
+        gx, gy = s * sample(gx2, px, py), s * sample(gy2, px, py)  # gradients w.r.t. normalised coords
+        # d(un)/dp and d(vn)/dp for p = (h00, h01, h02, h10, h11, h12[, h20, h21]).
+        du = [xn / den, yn / den, ones / den, zeros, zeros, zeros]
+        dv = [zeros, zeros, zeros, xn / den, yn / den, ones / den]
+        if not affine:
+            du += [-xn * un / den, -yn * un / den]
+            dv += [-xn * vn / den, -yn * vn / den]
+        jac = np.stack([gx * a + gy * b for a, b in zip(du, dv)], axis=1)
+        weight = np.where(np.abs(r) <= huber, 1.0, huber / np.maximum(np.abs(r), 1e-9)) * inside
+        jw = jac * weight[:, None]
+        hess = jw.T @ jac
+        hess += 1e-6 * np.trace(hess) / len(hess) * np.eye(len(hess))
+        try:
+            step = -np.linalg.solve(hess, jw.T @ r)
+        except np.linalg.LinAlgError:
+            return None
+        h[:2, :] += step[:6].reshape(2, 3)
+        if not affine:
+            h[2, :2] += step[6:]
+        if np.abs(step).max() * s < 1e-3:
+            break
+    refined = norm @ h @ np.linalg.inv(norm)
+    if not np.isfinite(refined).all():
+        return None
+    return refined[:2] if affine else refined / refined[2, 2]

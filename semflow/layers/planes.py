@@ -1,7 +1,9 @@
 """Planes: one homography per plane region (road, pavement, sky...), kept only where it explains the region.
 
 For each region the baseline flow's confident pixels give point matches ``x -> x + flow(x)``; RANSAC
-finds a homography, a least-squares fit on its inliers refines it. The homography is used only when
+finds a homography, a least-squares fit on its inliers refines it, and a robust photometric
+Gauss-Newton refinement on the region's pixels polishes it (kept only if it lowers the photometric
+error), so the result does not inherit the baseline's small biases. The homography is used only when
 
 - its inlier share among the region's confident pixels is high enough, and
 - its photometric error over the region (frame 2 warped back onto frame 1) is no worse than the
@@ -19,7 +21,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from semflow.layers.common import Region, erode, photometric_error, pixel_grid, subsample_points
+from semflow.layers.common import (
+    Region,
+    dilate,
+    erode,
+    photometric_error,
+    pixel_grid,
+    refine_warp,
+    subsample_points,
+    to_gray,
+)
 
 
 @dataclass
@@ -43,6 +54,10 @@ class PlaneParams:
     veto_disagreement: float = 1.0
     """...where the two flows differ by more than this (px)."""
     veto_window: int = 11
+    photometric_refinement: bool = True
+    """Refine the RANSAC homography by robust Gauss-Newton on brightness constancy over the region."""
+    veto_thing_margin: int = 6
+    """No veto this close to thing pixels (px; more where motion is larger)."""
 
 
 @dataclass
@@ -98,12 +113,14 @@ def fit_homography(src: np.ndarray, dst: np.ndarray, threshold: float
 
 def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.ndarray,
               confidence: np.ndarray, baseline_error: np.ndarray, params: PlaneParams,
-              rng: np.random.Generator) -> PlaneFit:
+              rng: np.random.Generator, things: np.ndarray | None = None,
+              gray: tuple[np.ndarray, np.ndarray] | None = None) -> PlaneFit:
     """Fit and judge a homography for one region.
 
     ``img1``, ``img2``: float32 RGB frames (see :func:`~semflow.layers.common.prepare_image`);
     ``baseline`` (H, W, 2), ``confidence`` (H, W) in [0, 1] and ``baseline_error`` (H, W) grey levels
-    are full-image maps.
+    are full-image maps; ``things`` (H, W) bool, optional, marks thing pixels; ``gray``, optional,
+    the two frames in float32 gray, for the photometric refinement of the homography.
     """
     sy, sx = region.slices
     y0, _, x0, _ = region.box
@@ -126,6 +143,14 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
     if not judged.any():
         judged = mask
     model_err = float(err[judged].mean())
+    if params.photometric_refinement and gray is not None:
+        refined = refine_warp(gray[0], gray[1], homography, erode(mask, 2), region.box, rng=rng)
+        if refined is not None:
+            flow_r = homography_flow(refined, region.box)
+            err_r, inside_r = photometric_error(img1, img2, flow_r, x0, y0)
+            if float(err_r[judged].mean()) < model_err:
+                homography, flow, err, inside = refined, flow_r, err_r, inside_r
+                model_err = float(err[judged].mean())
     base_err = float(baseline_error[sy, sx][judged].mean())
     share = float(inliers.mean())
 
@@ -134,6 +159,11 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
     local_gain = cv2.blur(err - baseline_error[sy, sx], k)
     disagree = np.linalg.norm(flow - base, axis=2) > params.veto_disagreement
     veto = mask & disagree & (local_gain > params.veto_margin)
+    if things is not None and veto.any():
+        # Next to things the baseline may look better only because the plane is occluded there in
+        # frame t+1; that is where the homography is most needed, so no veto within reach of motion.
+        reach = max(params.veto_thing_margin, int(1.5 * np.percentile(np.linalg.norm(base[mask], axis=1), 95)))
+        veto &= ~dilate(things[sy, sx], reach)
 
     if share < params.min_inlier_share:
         accepted, reason = False, f"inlier share {share:.2f} < {params.min_inlier_share}"
@@ -146,9 +176,10 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
 
 def fit_planes(regions: list[Region], img1: np.ndarray, img2: np.ndarray, baseline: np.ndarray,
                confidence: np.ndarray, baseline_error: np.ndarray, params: PlaneParams | None = None,
-               *, seed: int = 0) -> list[PlaneFit]:
+               *, things: np.ndarray | None = None, seed: int = 0) -> list[PlaneFit]:
     """:func:`fit_plane` for each region at least ``params.min_area`` pixels large."""
     params = params or PlaneParams()
     rng = np.random.default_rng(seed)
-    return [fit_plane(r, img1, img2, baseline, confidence, baseline_error, params, rng)
+    gray = (to_gray(img1), to_gray(img2))
+    return [fit_plane(r, img1, img2, baseline, confidence, baseline_error, params, rng, things, gray)
             for r in regions if r.area >= params.min_area]

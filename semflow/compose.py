@@ -1,0 +1,169 @@
+"""The composer: one flow field from the baseline and the accepted region models.
+
+Models are painted over the baseline back to front with soft weights, so seams are blended, not
+stepped:
+
+1. the baseline everywhere (stuff, void, and every region whose model was rejected);
+2. each accepted plane region: weight = the region mask feathered over a few pixels (zero on thing
+   pixels, whose boundary is a true motion boundary), times one minus the feathered veto map;
+3. each accepted thing box, nearest last (lowest bottom edge = nearest in a road scene): weight = 1
+   inside the box, ramping to 0 over the last few pixels toward box edges inside the image, and 0 on
+   other instances' pixels. Inside the box, object and background layers meet with a sharp edge.
+
+The model map says which model each pixel came from (the one with weight >= 0.5), see MODEL_LEGEND.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from semflow.layers.common import feather, photometric_error
+from semflow.layers.planes import PlaneFit
+from semflow.layers.things import ThingFit
+
+MODEL_BASELINE = 0
+MODEL_PLANE = 1
+MODEL_OBJECT = 2
+MODEL_BACKGROUND = 3
+MODEL_OCCLUDED = 4
+MODEL_LEGEND: dict[int, str] = {
+    MODEL_BASELINE: "baseline (stuff, void, or a rejected model)",
+    MODEL_PLANE: "plane: homography",
+    MODEL_OBJECT: "thing: object layer",
+    MODEL_BACKGROUND: "thing: background layer",
+    MODEL_OCCLUDED: "thing: background layer, occluded in frame t+1",
+}
+MODEL_COLORS: dict[int, tuple[int, int, int]] = {
+    MODEL_BASELINE: (128, 128, 128),
+    MODEL_PLANE: (64, 96, 224),
+    MODEL_OBJECT: (230, 60, 40),
+    MODEL_BACKGROUND: (250, 200, 60),
+    MODEL_OCCLUDED: (120, 40, 160),
+}
+PHOTOMETRIC_SCALE = 10.0
+"""Grey levels of photometric error at which a model pixel's confidence falls to 1/e."""
+
+
+@dataclass
+class Composition:
+    """The composed result, all (H, W) maps.
+
+    flow (H, W, 2) float32; model_map uint8 codes of MODEL_LEGEND; confidence float32 in [0, 1];
+    occluded bool (background pixels covered by a thing in frame t+1); layer_flows: name ->
+    (H, W, 2) float32 with NaN outside the layer's support ("plane", "object", "background").
+    """
+
+    flow: np.ndarray
+    model_map: np.ndarray
+    confidence: np.ndarray
+    occluded: np.ndarray
+    layer_flows: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def box_weight(box: tuple[int, int, int, int], shape: tuple[int, int], radius: float) -> np.ndarray:
+    """Weight (h, w) over a box: 1 inside, ramping to ~0 over ``radius`` px toward edges inside the image."""
+    y0, y1, x0, x1 = box
+    height, width = shape
+    ys = np.arange(y0, y1, dtype=np.float32)[:, None]
+    xs = np.arange(x0, x1, dtype=np.float32)[None, :]
+    inf = np.float32(np.inf)
+    d = np.full((y1 - y0, x1 - x0), inf, np.float32)
+    if y0 > 0:
+        d = np.minimum(d, ys - y0 + 0.5)
+    if y1 < height:
+        d = np.minimum(d, y1 - 0.5 - ys)
+    if x0 > 0:
+        d = np.minimum(d, xs - x0 + 0.5)
+    if x1 < width:
+        d = np.minimum(d, x1 - 0.5 - xs)
+    if radius <= 0:
+        return np.ones_like(d)
+    return np.clip(d / radius, 0.0, 1.0)
+
+
+def plane_weight(plane: PlaneFit, things: np.ndarray, radius: float) -> np.ndarray:
+    """Weight (h, w) of a plane's homography over its box: the feathered region minus the feathered
+    veto, and 0 on thing pixels ``things`` (h, w). Region edges along things are not feathered: an
+    object's outline is a true motion boundary, not a seam."""
+    alpha = feather(plane.region.mask | things, radius) * (1.0 - feather(plane.veto, radius))
+    return alpha * ~things
+
+
+def compose_planes(baseline: np.ndarray, planes: list[PlaneFit], thing_pixels: np.ndarray, *,
+                   feather_radius: float = 4.0) -> np.ndarray:
+    """The baseline (H, W, 2) with the accepted planes painted over it (the first stage of :func:`compose`)."""
+    flow = baseline.astype(np.float32).copy()
+    for plane in planes:
+        if plane.accepted:
+            sy, sx = plane.region.slices
+            a = plane_weight(plane, thing_pixels[sy, sx], feather_radius)[..., None]
+            flow[sy, sx] = a * plane.flow + (1 - a) * flow[sy, sx]
+    return flow
+
+
+def model_map_to_color(model_map: np.ndarray) -> np.ndarray:
+    """Model map (H, W) codes -> uint8 RGB (H, W, 3) using MODEL_COLORS."""
+    out = np.zeros((*model_map.shape, 3), np.uint8)
+    for code, color in MODEL_COLORS.items():
+        out[model_map == code] = color
+    return out
+
+
+def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[PlaneFit],
+            things: list[ThingFit], thing_pixels: np.ndarray, img1: np.ndarray, img2: np.ndarray, *,
+            feather_radius: float = 4.0) -> Composition:
+    """Fuse the baseline (H, W, 2) with the accepted plane and thing models (see the module docstring).
+
+    ``thing_pixels`` (H, W) bool: pixels of any thing class. ``img1``/``img2`` float32 RGB frames, used
+    for the photometric part of the confidence.
+    """
+    shape = baseline.shape[:2]
+    flow = baseline.astype(np.float32).copy()
+    model_map = np.zeros(shape, np.uint8)
+    evidence = np.ones(shape, np.float32)  # per-pixel share of inliers of the model in use
+    occluded = np.zeros(shape, bool)
+    nan_flow = np.full((*shape, 2), np.nan, np.float32)
+    layers = {"plane": nan_flow.copy(), "object": nan_flow.copy(), "background": nan_flow}
+    model_weight = np.zeros(shape, np.float32)  # how much of each pixel comes from a model
+
+    for plane in planes:
+        if not plane.accepted:
+            continue
+        sy, sx = plane.region.slices
+        alpha = plane_weight(plane, thing_pixels[sy, sx], feather_radius)
+        a = alpha[..., None]
+        flow[sy, sx] = a * plane.flow + (1 - a) * flow[sy, sx]
+        use = alpha >= 0.5
+        model_map[sy, sx][use] = MODEL_PLANE
+        evidence[sy, sx][use] = plane.inlier_share
+        model_weight[sy, sx] = alpha + (1 - alpha) * model_weight[sy, sx]
+        layers["plane"][sy, sx][plane.region.mask] = plane.flow[plane.region.mask]
+
+    for thing in sorted((t for t in things if t.accepted), key=lambda t: t.box[1]):
+        y0, y1, x0, x1 = thing.box
+        sy, sx = slice(y0, y1), slice(x0, x1)
+        alpha = box_weight(thing.box, shape, feather_radius) * ~thing.others
+        a = alpha[..., None]
+        flow[sy, sx] = a * thing.flow + (1 - a) * flow[sy, sx]
+        use = alpha >= 0.5
+        fg, bg = use & thing.foreground, use & ~thing.foreground
+        codes = np.where(thing.foreground, MODEL_OBJECT,
+                         np.where(thing.occluded, MODEL_OCCLUDED, MODEL_BACKGROUND)).astype(np.uint8)
+        model_map[sy, sx][use] = codes[use]
+        evidence[sy, sx][fg] = thing.fg_inlier_share
+        evidence[sy, sx][bg] = thing.bg_inlier_share if thing.bg_affine is not None else 0.5
+        evidence[sy, sx][use & thing.occluded] *= 0.5
+        occluded[sy, sx] = np.where(use, thing.occluded, occluded[sy, sx])
+        model_weight[sy, sx] = alpha + (1 - alpha) * model_weight[sy, sx]
+        layers["object"][sy, sx][fg] = thing.fg_flow[fg]
+        layers["background"][sy, sx][bg] = thing.bg_flow[bg]
+
+    err, _ = photometric_error(img1, img2, flow)
+    photometric = np.exp(-cv2.blur(err, (5, 5)) / PHOTOMETRIC_SCALE)
+    photometric[occluded] = 1.0  # nothing to compare against: the layer's evidence alone speaks
+    model_conf = evidence * photometric
+    confidence = model_weight * model_conf + (1 - model_weight) * baseline_confidence
+    return Composition(flow, model_map, np.clip(confidence, 0, 1).astype(np.float32), occluded, layers)

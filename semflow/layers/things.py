@@ -1,0 +1,486 @@
+"""Things: a local two-layer model in a padded box around each object instance (Sevilla-Lara et al. 2016).
+
+Inside the box there are two layers, the object in front of its background (the depth order comes
+from semantics: a thing occludes what is behind it). Per layer:
+
+1. a robust affine motion, fitted with RANSAC to the baseline flow's confident pixels of that layer
+   (pixels near the mask boundary, where baselines smear motion, are left out), then refined by
+   robust Gauss-Newton on brightness constancy over the layer's pixels, so that it does not inherit
+   the baseline's small biases (a mask may also hold several touching objects: then several affine
+   motions are found by sequential RANSAC, see :func:`object_motions`);
+2. a smooth per-pixel residual on top of the affine motion: the minimiser of a quadratic energy,
+   data term = the baseline's deviation from the affine motion on the layer's own pixels, smoothness
+   term = squared gradient, solved on a coarse grid (sparse linear system) and upsampled. The layer's
+   flow is therefore defined over the whole box, and each layer only ever sees its own pixels.
+
+The pixel-to-layer assignment starts from the mask and is refined in a band around its boundary by
+cost-volume filtering (an edge-aware smoothed winner-take-all, a fast stand-in for a graph cut):
+per-pixel cost of each layer = photometric error under the layer's motion + colour likelihood
+(histograms of the layers' colours) + a prior pulling toward the given mask.
+
+Occlusion: the object's pixels are mapped forward with the object's motion; background pixels whose
+own (background) motion lands on the object in frame t+1 are covered there. They are marked occluded
+and keep the background layer's motion (their photometric error says nothing, so it is ignored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import scipy.ndimage as ndi
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from semflow.layers.common import (
+    Region,
+    dilate,
+    erode,
+    photometric_error,
+    pixel_grid,
+    refine_warp,
+    subsample_points,
+    to_gray,
+)
+
+
+@dataclass
+class ThingParams:
+    """Settings of the thing model. Distances in pixels, errors in grey levels (0-255)."""
+
+    min_area: int = 150
+    """Instances smaller than this keep the baseline."""
+    pad_fraction: float = 0.35
+    """Box padding as a fraction of the instance's larger side..."""
+    min_pad: int = 12
+    max_pad: int = 80
+    min_confidence: float = 0.5
+    max_points: int = 2000
+    ransac_threshold: float = 1.0
+    min_points: int = 30
+    min_inlier_share: float = 0.4
+    max_object_motions: int = 3
+    """A thing mask may cover touching objects: up to this many affine motions are fitted inside it..."""
+    min_motion_share: float = 0.1
+    """...each explaining at least this share of the mask's usable pixels."""
+    agreement_weight: float = 3.0
+    """Cost (grey levels per px, up to residual_cap) of a motion's disagreement with the baseline."""
+    boundary_margin: int = 3
+    """Pixels this close to the mask boundary are not used to fit either layer's motion."""
+    residual_cap: float = 3.0
+    """Baseline deviations from the affine motion larger than this (px) are outliers, not residual."""
+    residual_deadzone: float = 0.5
+    """Baseline deviations are shrunk by this much (px) before they feed the residual."""
+    photometric_refinement: bool = True
+    """Refine each RANSAC affine motion by robust Gauss-Newton on brightness constancy over its pixels."""
+    residual_smoothness: float = 30.0
+    """Weight of the residual's smoothness term relative to one pixel of data."""
+    residual_grid: int = 4
+    """The residual is solved on a grid this many times coarser than the image."""
+    refine_band: float = 0.12
+    """Half-width of the band where the assignment may change, as a fraction of the instance size..."""
+    min_band: int = 3
+    max_band: int = 12
+    colour_weight: float = 4.0
+    """Cost (grey levels) per nat of colour log-likelihood ratio."""
+    prior_weight: float = 12.0
+    """Cost (grey levels) of assigning a pixel against the mask at the band's edge."""
+    filter_radius: int = 4
+    filter_eps: float = 0.01
+    error_tolerance: float = 0.05
+    error_slack: float = 0.5
+
+
+@dataclass
+class ThingFit:
+    """The two-layer model of one thing instance, over its padded box (h, w).
+
+    ``fg_affine``/``bg_affine`` (2, 3) map full-image frame-1 pixels to frame 2 (None when a layer
+    had too few usable pixels: the background layer then falls back to the baseline, and the model
+    is not accepted without an object layer; ``bg_affine`` is also None when the background layer
+    is the context flow, i.e. the surrounding plane models). ``foreground`` (h, w) bool is the refined object mask;
+    ``occluded`` (h, w) bool marks background pixels covered by the object in frame t+1.
+    ``fg_flow``/``bg_flow``/``flow`` (h, w, 2) are the layer flows and their composition.
+    ``others`` (h, w) bool: pixels of other things inside the box (the model leaves them alone).
+    """
+
+    region: Region
+    instance_id: int
+    box: tuple[int, int, int, int]
+    fg_affine: np.ndarray | None
+    bg_affine: np.ndarray | None
+    fg_inlier_share: float
+    bg_inlier_share: float
+    foreground: np.ndarray
+    occluded: np.ndarray
+    others: np.ndarray
+    fg_flow: np.ndarray
+    bg_flow: np.ndarray
+    flow: np.ndarray
+    model_error: float
+    baseline_error: float
+    accepted: bool
+    reason: str
+
+
+def affine_flow(affine: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Flow (h, w, 2) float32 of a (2, 3) affine map over the box (y0, y1, x0, x1)."""
+    y0, y1, x0, x1 = box
+    x, y = pixel_grid(y1 - y0, x1 - x0, x0, y0)
+    a = affine.astype(np.float32)
+    u = a[0, 0] * x + a[0, 1] * y + a[0, 2] - x
+    v = a[1, 0] * x + a[1, 1] * y + a[1, 2] - y
+    return np.stack([u, v], axis=2)
+
+
+def fit_affine(src: np.ndarray, dst: np.ndarray, threshold: float, min_points: int
+               ) -> tuple[np.ndarray | None, float]:
+    """Robust affine map from matches (N, 2): RANSAC, then Levenberg-Marquardt on the inliers.
+
+    Returns (A (2, 3) or None, inlier share).
+    """
+    if len(src) < min_points:
+        return None, 0.0
+    a, inliers = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold,
+                                      maxIters=2000, confidence=0.995, refineIters=10)
+    if a is None:
+        return None, 0.0
+    return a, float(inliers.mean())
+
+
+def polish_affine(affine: np.ndarray, support: np.ndarray, box: tuple[int, int, int, int],
+                  gray: tuple[np.ndarray, np.ndarray] | None, params: ThingParams,
+                  rng: np.random.Generator) -> np.ndarray:
+    """The affine motion refined photometrically over ``support`` (h, w) when that lowers the error."""
+    if gray is None or not params.photometric_refinement or support.sum() < params.min_points:
+        return affine
+    refined = refine_warp(gray[0], gray[1], affine, support, box, rng=rng)
+    if refined is None:
+        return affine
+    y0, _, x0, _ = box
+    g1 = gray[0][y0:y0 + support.shape[0], x0:x0 + support.shape[1]][support]
+
+    def error(a: np.ndarray) -> float:
+        flow = affine_flow(a, box)
+        x, y = pixel_grid(*support.shape, x0, y0)
+        warped = cv2.remap(gray[1], x + flow[..., 0], y + flow[..., 1], cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        return float(np.minimum(np.abs(warped[support] - g1), 40.0).mean())
+
+    return refined if error(refined) < error(affine) else affine
+
+
+def fit_seed_affine(baseline: np.ndarray, seeds: np.ndarray, box: tuple[int, int, int, int],
+                    params: ThingParams, rng: np.random.Generator) -> tuple[np.ndarray | None, float]:
+    """:func:`fit_affine` to the baseline flow (h, w, 2) at (a sample of) the seed pixels (h, w)."""
+    y0, _, x0, _ = box
+    ys, xs = subsample_points(seeds, params.max_points, rng)
+    src = np.stack([xs + x0, ys + y0], axis=1).astype(np.float32)
+    return fit_affine(src, src + baseline[ys, xs], params.ransac_threshold, params.min_points)
+
+
+def smooth_residual(residual: np.ndarray, weight: np.ndarray, smoothness: float, grid: int) -> np.ndarray:
+    """Smooth field (h, w, 2) minimising sum w |r - residual|^2 + smoothness * |grad r|^2.
+
+    Solved on a grid ``grid`` times coarser (area-weighted data), then bilinearly upsampled.
+    Where there is no data the field relaxes to 0 (a tiny pull toward zero keeps the system regular).
+    """
+    h, w = weight.shape
+    gh, gw = max(1, -(-h // grid)), max(1, -(-w // grid))
+    if weight.sum() <= 0:
+        return np.zeros((h, w, 2), np.float32)
+    pad_h, pad_w = gh * grid - h, gw * grid - w
+    wpad = np.pad(weight, ((0, pad_h), (0, pad_w)))
+    rpad = np.pad(residual * weight[..., None], ((0, pad_h), (0, pad_w), (0, 0)))
+    cell_w = wpad.reshape(gh, grid, gw, grid).sum(axis=(1, 3))
+    cell_r = rpad.reshape(gh, grid, gw, grid, 2).sum(axis=(1, 3))
+
+    n = gh * gw
+    idx = np.arange(n).reshape(gh, gw)
+    rows, cols = [], []
+    for a, b in ((idx[:, :-1], idx[:, 1:]), (idx[:-1, :], idx[1:, :])):
+        rows.append(a.ravel())
+        cols.append(b.ravel())
+    i, j = np.concatenate(rows), np.concatenate(cols)
+    # Each coarse edge stands for `grid` fine pixel pairs over a distance of `grid` pixels.
+    lam = smoothness / grid
+    adj = sp.coo_matrix((np.full(i.size, lam), (i, j)), shape=(n, n))
+    adj = adj + adj.T
+    degree = np.asarray(adj.sum(axis=1)).ravel()
+    system = sp.diags(cell_w.ravel() + degree + 1e-3) - adj
+    solve = spla.factorized(system.tocsc())
+    coarse = np.stack([solve(cell_r[..., c].ravel()) for c in range(2)], axis=1).reshape(gh, gw, 2)
+    # Cell centres sit at (k + 0.5) * grid - 0.5 in fine pixels; resize maps them so.
+    fine = cv2.resize(coarse.astype(np.float32), (gw * grid, gh * grid), interpolation=cv2.INTER_LINEAR)
+    return fine[:h, :w]
+
+
+def layer_flow(baseline: np.ndarray, affine: np.ndarray, support: np.ndarray, box: tuple[int, int, int, int],
+               params: ThingParams) -> np.ndarray:
+    """Flow (h, w, 2) of one layer over the box: the affine motion plus a smooth residual fitted to the
+    baseline's deviation from it on ``support`` (h, w) (deviations beyond ``residual_cap`` left out)."""
+    flow = affine_flow(affine, box)
+    if params.residual_smoothness <= 0:
+        return flow
+    deviation = baseline - flow
+    size = np.linalg.norm(deviation, axis=2)
+    weight = (support & (size < params.residual_cap)).astype(np.float32)
+    # Soft dead zone: deviations below residual_deadzone are the baseline's noise and bias, not motion.
+    shrink = np.maximum(0.0, 1.0 - params.residual_deadzone / np.maximum(size, 1e-6))[..., None]
+    return flow + smooth_residual(deviation * shrink, weight, params.residual_smoothness, params.residual_grid)
+
+
+def layer_motion(baseline: np.ndarray, seeds: np.ndarray, box: tuple[int, int, int, int],
+                 params: ThingParams, rng: np.random.Generator,
+                 gray: tuple[np.ndarray, np.ndarray] | None = None
+                 ) -> tuple[np.ndarray | None, float, np.ndarray | None]:
+    """Affine motion + smooth residual of one layer from its seed pixels (h, w) inside the box.
+
+    Returns (affine or None, inlier share, layer flow (h, w, 2) or None).
+    """
+    affine, share = fit_seed_affine(baseline, seeds, box, params, rng)
+    if affine is None:
+        return None, 0.0, None
+    affine = polish_affine(affine, seeds, box, gray, params, rng)
+    return affine, share, layer_flow(baseline, affine, seeds, box, params)
+
+
+def object_motions(baseline: np.ndarray, seeds: np.ndarray, guide: np.ndarray, img1: np.ndarray,
+                   img2: np.ndarray, box: tuple[int, int, int, int], params: ThingParams,
+                   rng: np.random.Generator, gray: tuple[np.ndarray, np.ndarray] | None = None,
+                   region: np.ndarray | None = None) -> tuple[list[np.ndarray], float, np.ndarray | None, np.ndarray]:
+    """The object layer's motion: one affine model, or several when the mask covers objects that touch.
+
+    Sequential RANSAC: fit an affine model to the seeds, remove the seeds it explains, and fit another
+    to the rest while a sizeable, coherent rest remains (at most ``max_object_motions``). Each model
+    gets its own smooth residual; pixels choose a model by filtered photometric + baseline-agreement
+    cost. Each model is refined photometrically (``gray``) over its seeds, closed, within ``region``
+    (h, w; default: the seeds). Returns (affine models, share of seeds explained, object flow (h, w, 2) or None,
+    per-pixel model index (h, w)).
+    """
+    y0, _, x0, _ = box
+    remaining = seeds.copy()
+    seeds_region = region if region is not None else seeds
+    total = max(int(seeds.sum()), 1)
+    affines, supports = [], []
+    for k in range(params.max_object_motions):
+        affine, share = fit_seed_affine(baseline, remaining, box, params, rng)
+        if affine is None or (k > 0 and share < params.min_inlier_share):
+            break
+        deviation = np.linalg.norm(baseline - affine_flow(affine, box), axis=2)
+        explained = remaining & (deviation < 2 * params.ransac_threshold)
+        if k > 0 and explained.sum() < params.min_motion_share * total:
+            break
+        affines.append(affine)
+        supports.append(explained)
+        remaining &= ~explained
+        if remaining.sum() < max(params.min_points, params.min_motion_share * total):
+            break
+    index = np.zeros(seeds.shape, np.int32)
+    if not affines:
+        return [], 0.0, None, index
+    share = float(sum(int(s.sum()) for s in supports)) / total
+    closed = [cv2.morphologyEx(s.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)).astype(bool)
+              & seeds_region for s in supports]
+    affines = [polish_affine(a, c, box, gray, params, rng) for a, c in zip(affines, closed)]
+    flows = [layer_flow(baseline, a, s, box, params) for a, s in zip(affines, supports)]
+    if len(flows) == 1:
+        return affines, share, flows[0], index
+    costs = []
+    for flow in flows:
+        err, inside = photometric_error(img1, img2, flow, x0, y0)
+        agree = np.minimum(np.linalg.norm(baseline - flow, axis=2), params.residual_cap)
+        cost = np.where(inside, err, 0.0) + params.agreement_weight * agree
+        costs.append(cv2.ximgproc.guidedFilter((guide / 255.0).astype(np.float32), cost.astype(np.float32),
+                                               params.filter_radius, params.filter_eps))
+    index = np.argmin(np.stack(costs), axis=0).astype(np.int32)
+    flow = np.take_along_axis(np.stack(flows), index[None, ..., None], axis=0)[0]
+    return affines, share, flow, index
+
+
+def covered_by(fg: np.ndarray, fg_flow: np.ndarray, bg_flow: np.ndarray, box: tuple[int, int, int, int],
+               shape: tuple[int, int]) -> np.ndarray:
+    """Background pixels (h, w) whose background motion lands on the object in frame t+1.
+
+    The object in frame t+1 is found by splatting its pixels forward (to the 4 nearest pixels, so
+    that a slightly expanding object leaves no holes) and closing the result.
+    """
+    y0, _, x0, _ = box
+    height, width = shape
+    x, y = pixel_grid(*fg.shape, x0, y0)
+    fx = (x + fg_flow[..., 0])[fg]
+    fy = (y + fg_flow[..., 1])[fg]
+    target = np.zeros((height, width), np.uint8)
+    for ox in (np.floor(fx), np.ceil(fx)):
+        for oy in (np.floor(fy), np.ceil(fy)):
+            ok = (ox >= 0) & (ox < width) & (oy >= 0) & (oy < height)
+            target[oy[ok].astype(int), ox[ok].astype(int)] = 1
+    target = cv2.morphologyEx(target, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    bx = np.round(x + bg_flow[..., 0]).astype(int)
+    by = np.round(y + bg_flow[..., 1]).astype(int)
+    ok = (bx >= 0) & (bx < width) & (by >= 0) & (by < height) & ~fg
+    covered = np.zeros(fg.shape, bool)
+    covered[ok] = target[by[ok], bx[ok]] > 0
+    return covered
+
+
+def colour_log_ratio(image: np.ndarray, fg_seeds: np.ndarray, bg_seeds: np.ndarray, bins: int = 8
+                     ) -> np.ndarray:
+    """log p(colour | object) - log p(colour | background) per pixel (h, w), from RGB histograms."""
+    q = np.clip(image / (256.0 / bins), 0, bins - 1).astype(np.int32)
+    code = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+    n = bins ** 3
+    h_fg = np.bincount(code[fg_seeds], minlength=n).astype(np.float64) + 1.0
+    h_bg = np.bincount(code[bg_seeds], minlength=n).astype(np.float64) + 1.0
+    ratio = np.log(h_fg / h_fg.sum()) - np.log(h_bg / h_bg.sum())
+    return np.clip(ratio[code], -4.0, 4.0).astype(np.float32)
+
+
+def refine_assignment(mask: np.ndarray, cost_fg: np.ndarray, cost_bg: np.ndarray, guide: np.ndarray,
+                      band: float, params: ThingParams) -> np.ndarray:
+    """Refine the object mask inside a band around its boundary by cost-volume filtering.
+
+    ``cost_fg``/``cost_bg`` (h, w) are per-pixel costs of each layer; a prior pulling toward ``mask``
+    grows linearly with the distance from its boundary. The cost difference is smoothed with a
+    guided filter on ``guide`` (frame 1, RGB in [0, 255]) and the cheaper layer wins.
+    """
+    inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    outside = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 3)
+    signed = inside - outside  # > 0 inside the mask
+    prior = params.prior_weight * np.clip(signed / band, -1.0, 1.0)
+    difference = (cost_fg - cost_bg - prior).astype(np.float32)
+    smoothed = cv2.ximgproc.guidedFilter((guide / 255.0).astype(np.float32), difference,
+                                         params.filter_radius, params.filter_eps)
+    in_band = np.abs(signed) <= band
+    refined = np.where(in_band, smoothed < 0, mask)
+    refined = ndi.binary_opening(refined, iterations=1)
+    refined = ndi.binary_fill_holes(refined)
+    # Keep only the parts connected to the mask's core.
+    labelled, count = ndi.label(refined)
+    core = erode(mask, 1) & refined
+    if count > 1 and core.any():
+        keep = np.unique(labelled[core])
+        refined = np.isin(labelled, keep[keep > 0])
+    return refined if refined.any() else mask
+
+
+def thing_box(region: Region, baseline: np.ndarray, params: ThingParams) -> tuple[int, int, int, int]:
+    """The padded box (y0, y1, x0, x1) around an instance: padding grows with its size and motion."""
+    height, width = baseline.shape[:2]
+    ys, xs = np.nonzero(region.mask)
+    ry0, rx0 = region.box[0], region.box[2]
+    y0, y1 = ry0 + ys.min(), ry0 + ys.max() + 1
+    x0, x1 = rx0 + xs.min(), rx0 + xs.max() + 1
+    motion = np.linalg.norm(baseline[y0:y1, x0:x1], axis=2)
+    pad = max(params.pad_fraction * max(y1 - y0, x1 - x0), params.min_pad,
+              1.5 * float(np.percentile(motion, 95)))
+    pad = int(min(pad, params.max_pad))
+    return max(0, y0 - pad), min(height, y1 + pad), max(0, x0 - pad), min(width, x1 + pad)
+
+
+def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pixels: np.ndarray,
+              img1: np.ndarray, img2: np.ndarray, baseline: np.ndarray, confidence: np.ndarray,
+              baseline_error: np.ndarray, params: ThingParams, rng: np.random.Generator,
+              context: np.ndarray | None = None, gray: tuple[np.ndarray, np.ndarray] | None = None
+              ) -> ThingFit:
+    """Fit the two-layer model of one instance.
+
+    ``instances`` (H, W) int32 holds instance ids (``instance_id`` for this one); ``thing_pixels``
+    (H, W) bool marks all pixels of any thing class. Images are float32 RGB full frames; ``baseline``,
+    ``confidence`` and ``baseline_error`` are full-image maps. ``context`` (H, W, 2), optional: the flow
+    of the models fitted so far (planes over the baseline), a candidate for the background layer.
+    ``gray``, optional: both frames as float32 gray, for the photometric refinement of the motions.
+    """
+    box = thing_box(region, baseline, params)
+    y0, y1, x0, x1 = box
+    shape = baseline.shape[:2]
+    base = baseline[y0:y1, x0:x1]
+    conf = confidence[y0:y1, x0:x1] >= params.min_confidence
+    mask = instances[y0:y1, x0:x1] == instance_id
+    others = thing_pixels[y0:y1, x0:x1] & ~mask
+    size = region.size
+    m = params.boundary_margin
+
+    fg_seeds = erode(mask, m) & conf
+    if fg_seeds.sum() < params.min_points:
+        fg_seeds = erode(mask, m)
+    bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2) & conf
+    if bg_seeds.sum() < params.min_points:
+        bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2)
+
+    guide = img1[y0:y1, x0:x1]
+    fg_affines, fg_share, fg_flow, _ = object_motions(base, fg_seeds, guide, img1, img2, box, params, rng,
+                                                      gray, erode(mask, 1))
+    fg_affine = fg_affines[0] if fg_affines else None
+    bg_affine, bg_share, bg_flow = layer_motion(base, bg_seeds, box, params, rng, gray)
+    if context is not None:
+        # The background may be better described by the models already fitted around the object
+        # (a plane's homography): use them as the background layer where they explain more seeds.
+        ctx = context[y0:y1, x0:x1]
+        ctx_share = float((np.linalg.norm(base - ctx, axis=2)[bg_seeds] < 2 * params.ransac_threshold).mean()) \
+            if bg_seeds.any() else 0.0
+        affine_share = float((np.linalg.norm(base - bg_flow, axis=2)[bg_seeds] < 2 * params.ransac_threshold)
+                             .mean()) if bg_flow is not None and bg_seeds.any() else 0.0
+        if ctx_share > affine_share:
+            bg_affine, bg_share, bg_flow = None, ctx_share, ctx
+    base_err_box = baseline_error[y0:y1, x0:x1]
+
+    def rejected(reason: str) -> ThingFit:
+        empty = np.zeros(mask.shape, bool)
+        return ThingFit(region, instance_id, box, fg_affine, bg_affine, fg_share, bg_share, mask, empty,
+                        others, base, base, base, float("nan"), float(base_err_box[mask].mean()),
+                        False, reason)
+
+    if fg_flow is None:
+        return rejected("too few object pixels to fit a motion")
+    if fg_share < params.min_inlier_share:
+        return rejected(f"object inlier share {fg_share:.2f} < {params.min_inlier_share}")
+    if bg_flow is None:
+        bg_flow = base  # no usable background: it keeps the baseline
+
+    err_fg, in_fg = photometric_error(img1, img2, fg_flow, x0, y0)
+    err_bg, in_bg = photometric_error(img1, img2, bg_flow, x0, y0)
+
+    # Refine the assignment in a band around the mask; occluded background says nothing photometric.
+    band = float(np.clip(params.refine_band * size, params.min_band, params.max_band))
+    covered = covered_by(mask, fg_flow, bg_flow, box, shape)
+    cost_fg = np.where(in_fg, err_fg, err_bg)
+    cost_bg = np.where(in_bg & ~covered, err_bg, cost_fg)
+    colour = colour_log_ratio(guide, erode(mask, m), bg_seeds | (~dilate(mask, m + 1) & ~others))
+    cost_fg = cost_fg - 0.5 * params.colour_weight * colour
+    cost_bg = cost_bg + 0.5 * params.colour_weight * colour
+    foreground = refine_assignment(mask, cost_fg, cost_bg, guide, band, params) & ~others
+    occluded = covered_by(foreground, fg_flow, bg_flow, box, shape)
+
+    flow = np.where(foreground[..., None], fg_flow, bg_flow)
+    judged = ~occluded & ~others & np.where(foreground, in_fg, in_bg)
+    if not judged.any():
+        return rejected("no visible pixels to judge the model")
+    model_err = float(np.where(foreground, err_fg, err_bg)[judged].mean())
+    base_err = float(base_err_box[judged].mean())
+    if model_err > base_err * (1 + params.error_tolerance) + params.error_slack:
+        fit = rejected(f"photometric error {model_err:.2f} > baseline {base_err:.2f}")
+        fit.model_error = model_err
+        return fit
+    return ThingFit(region, instance_id, box, fg_affine, bg_affine, fg_share, bg_share, foreground,
+                    occluded, others, fg_flow, bg_flow, flow, model_err, base_err, True, "ok")
+
+
+def fit_things(regions: list[Region], instances: np.ndarray, thing_pixels: np.ndarray, img1: np.ndarray,
+               img2: np.ndarray, baseline: np.ndarray, confidence: np.ndarray, baseline_error: np.ndarray,
+               params: ThingParams | None = None, *, context: np.ndarray | None = None,
+               seed: int = 0) -> list[ThingFit]:
+    """:func:`fit_thing` for each instance region; ``regions[k]`` has instance id ``k + 1``.
+
+    Instances smaller than ``params.min_area`` are skipped.
+    """
+    params = params or ThingParams()
+    rng = np.random.default_rng(seed)
+    gray = (to_gray(img1), to_gray(img2))
+    fits = []
+    for k, region in enumerate(regions, start=1):
+        if region.area >= params.min_area:
+            fits.append(fit_thing(region, k, instances, thing_pixels, img1, img2, baseline, confidence,
+                                  baseline_error, params, rng, context, gray))
+    return fits

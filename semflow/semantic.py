@@ -1,0 +1,447 @@
+"""Semantic flow (method ``semantic``): a baseline flow, a segmentation, a motion model per region kind.
+
+After Sevilla-Lara, Sun, Jampani and Black, "Optical Flow with Semantic Segmentation and Localized
+Layers" (CVPR 2016): things get a local two-layer model (:mod:`semflow.layers.things`), planes a
+homography (:mod:`semflow.layers.planes`), stuff keeps the baseline; :mod:`semflow.compose` fuses them.
+Every model is kept only where the evidence (inlier share, photometric error) supports it, so on
+scenes without things or planes the result is the baseline.
+
+The segmentation of frame 1 comes from, in this order: ``labels`` given to :meth:`estimate`; the
+``segmentation`` given to the constructor (an array, a label PNG, or a folder of ``NNNNNN.png``
+holding one label map per video frame, read in call order); the segmenter (``camvid`` by default).
+Label maps hold class ids of a label set (CamVid by default); a class -> kind table can be overridden.
+
+``FlowResult.extras`` of a semantic result (all (H, W) unless said):
+``labels`` uint8 class ids, ``segmentation_rgb`` (H, W, 3) uint8, ``kinds`` uint8 (KIND_CODES),
+``instances`` int32 (0 none, k thing instance k), ``model_map`` uint8 (compose.MODEL_LEGEND),
+``occlusion`` uint8 (1 = background covered by a thing in frame t+1), ``baseline_flow`` (H, W, 2),
+``layer_plane`` / ``layer_object`` / ``layer_background`` (H, W, 2) float32, NaN outside the layer,
+``report_json`` a 0-d string array: per-region decisions and timings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from semflow.baseline.base import FlowMethod, FlowResult
+from semflow.compose import (
+    MODEL_COLORS,
+    MODEL_LEGEND,
+    PHOTOMETRIC_SCALE,
+    compose,
+    compose_planes,
+    model_map_to_color,
+)
+from semflow.errors import InputError
+from semflow.layers.common import Region, find_regions, photometric_error, prepare_image
+from semflow.layers.planes import PlaneParams, fit_planes
+from semflow.layers.things import ThingParams, fit_things
+
+DEFAULT_BASELINE = "discrete"
+DEFAULT_SEGMENTER = "camvid"
+KIND_CODES: dict[str, int] = {"stuff": 0, "plane": 1, "thing": 2}
+"""Codes of the ``kinds`` map; void pixels count as stuff (they keep the baseline)."""
+KIND_COLORS = {0: (160, 160, 160), 1: (70, 110, 230), 2: (230, 70, 50)}
+
+
+# --- label sets ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelTable:
+    """What the semantic method needs of a label set: class names (index = id), kinds, void id, colours."""
+
+    name: str
+    class_names: tuple[str, ...]
+    kinds: Mapping[str, str]
+    void_id: int | None = None
+    palette: tuple[tuple[int, int, int], ...] = field(default=())
+
+    def ids_of(self, kind: str) -> list[int]:
+        """Class ids whose kind is ``kind``."""
+        return [i for i, n in enumerate(self.class_names) if self.kinds.get(n, "stuff") == kind]
+
+    def with_kinds(self, override: Mapping[str, str] | None) -> LabelTable:
+        """A copy with some classes' kinds replaced; unknown class names or kinds are an InputError."""
+        if not override:
+            return self
+        kinds = dict(self.kinds)
+        lower = {n.lower(): n for n in self.class_names}
+        for name, kind in override.items():
+            if name.lower() not in lower:
+                raise InputError(f"kind table: unknown class {name!r} for label set {self.name!r};"
+                                 f" classes: {', '.join(self.class_names)}")
+            if kind not in KIND_CODES:
+                raise InputError(f"kind table: unknown kind {kind!r} for {name!r}; use thing, plane or stuff")
+            kinds[lower[name.lower()]] = kind
+        return LabelTable(self.name, self.class_names, kinds, self.void_id, self.palette)
+
+
+# Used only while semflow.segmentation has no label-set registry of its own.
+_CAMVID = LabelTable(
+    "camvid",
+    ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian",
+     "Bicyclist"),
+    {"Sky": "plane", "Building": "stuff", "Pole": "stuff", "Road": "plane", "Pavement": "plane",
+     "Tree": "stuff", "SignSymbol": "stuff", "Fence": "stuff", "Car": "thing", "Pedestrian": "thing",
+     "Bicyclist": "thing"},
+    11,
+    ((128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
+     (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192)),
+)
+
+
+def as_label_table(label_set: Any) -> LabelTable:
+    """A :class:`LabelTable` from a label-set name or an object with ``class_names`` and ``kinds``."""
+    if isinstance(label_set, LabelTable):
+        return label_set
+    if isinstance(label_set, str):
+        try:
+            from semflow.segmentation import get_label_set  # type: ignore[attr-defined]
+        except ImportError:
+            get_label_set = None
+        if get_label_set is not None:
+            return as_label_table(get_label_set(label_set))
+        if label_set.lower() == "camvid":
+            return _CAMVID
+        raise InputError(f"unknown label set {label_set!r}; known: camvid")
+    names = tuple(label_set.class_names)
+    palette = tuple(tuple(int(c) for c in p) for p in getattr(label_set, "palette", ()) or ())
+    return LabelTable(str(getattr(label_set, "name", "labels")), names, dict(label_set.kinds),
+                      getattr(label_set, "void_id", None), palette)
+
+
+def check_labels(labels: np.ndarray, table: LabelTable, shape: tuple[int, int], *, source: str = "segmentation"
+                 ) -> np.ndarray:
+    """``labels`` as uint8 (H, W), with clear errors for a wrong size, type or unknown class ids."""
+    arr = np.asarray(labels)
+    if arr.ndim == 3 and arr.shape[2] in (3, 4) and (arr[..., :1] == arr[..., :3]).all():
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise InputError(f"{source}: expected a single-channel label map of class ids, got shape {arr.shape}")
+    if arr.shape != tuple(shape):
+        raise InputError(f"{source}: size {arr.shape[1]}x{arr.shape[0]} differs from the frames'"
+                         f" {shape[1]}x{shape[0]}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise InputError(f"{source}: label map must hold integer class ids, got dtype {arr.dtype}")
+    ids = np.unique(arr)
+    known = set(range(len(table.class_names))) | ({table.void_id} if table.void_id is not None else set())
+    unknown = [int(i) for i in ids if int(i) not in known]
+    if unknown:
+        shown = ", ".join(str(i) for i in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
+        raise InputError(f"{source}: unknown class ids {shown} for label set {table.name!r}"
+                         f" (ids 0-{len(table.class_names) - 1}"
+                         f"{'' if table.void_id is None else f', void {table.void_id}'})")
+    return arr.astype(np.uint8)
+
+
+def kind_map(labels: np.ndarray, label_set: Any = "camvid", kinds: Mapping[str, str] | None = None
+             ) -> np.ndarray:
+    """Region kind per pixel (H, W) uint8, codes KIND_CODES (stuff 0, plane 1, thing 2; void is stuff)."""
+    table = as_label_table(label_set).with_kinds(kinds)
+    out = np.zeros(np.shape(labels), np.uint8)
+    for kind in ("plane", "thing"):
+        out[np.isin(labels, table.ids_of(kind))] = KIND_CODES[kind]
+    return out
+
+
+def colorize_labels(labels: np.ndarray, table: LabelTable) -> np.ndarray:
+    """Label map (H, W) -> uint8 RGB with the label set's palette (a fixed pseudo-random one otherwise)."""
+    palette = np.zeros((256, 3), np.uint8)
+    rng = np.random.default_rng(7)
+    palette[:] = rng.integers(40, 255, (256, 3))
+    for i, color in enumerate(table.palette):
+        palette[i] = color
+    if table.void_id is not None:
+        palette[table.void_id] = 0
+    return palette[np.asarray(labels, np.uint8)]
+
+
+# --- given masks --------------------------------------------------------------------------------
+
+
+def read_label_png(path: str | os.PathLike) -> np.ndarray:
+    """Read a label PNG (single channel 8/16-bit, or 3 equal channels) as an integer array (H, W)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such label file")
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise InputError(f"{path}: cannot decode as an image")
+    if raw.ndim == 3:
+        if not (raw[..., :1] == raw[..., :3]).all():
+            raise InputError(f"{path}: a colour image, not a label map of class ids (one channel)")
+        raw = raw[..., 0]
+    return raw
+
+
+class GivenSegmentation:
+    """User-given masks: one label map for every pair, or a folder of ``NNNNNN.png`` (frame number)."""
+
+    def __init__(self, source: str | os.PathLike | np.ndarray) -> None:
+        self.single: np.ndarray | None = None
+        self.frames: dict[int, Path] = {}
+        self.where = "segmentation"
+        if isinstance(source, np.ndarray):
+            self.single = source
+            return
+        path = Path(source)
+        self.where = str(path)
+        if path.is_dir():
+            for file in path.iterdir():
+                if re.fullmatch(r"\d+\.png", file.name, re.IGNORECASE):
+                    self.frames[int(file.stem)] = file
+            if not self.frames:
+                raise InputError(f"{path}: no label maps named NNNNNN.png in this folder")
+        else:
+            self.single = read_label_png(path)
+
+    def labels_for(self, index: int) -> tuple[np.ndarray, str]:
+        """The label map of frame ``index`` and where it came from."""
+        if self.single is not None:
+            return self.single, self.where
+        if index not in self.frames:
+            raise InputError(f"{self.where}: no label map for frame {index} (expected {index:06d}.png)")
+        return read_label_png(self.frames[index]), str(self.frames[index])
+
+
+# --- the method ---------------------------------------------------------------------------------
+
+
+def _digest(image: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).hexdigest() + str(image.shape)
+
+
+def thing_instances(labels: np.ndarray, table: LabelTable, *, min_area: int
+                    ) -> tuple[list[Region], np.ndarray]:
+    """Thing instances: connected components of each thing class (``min_area`` px or more).
+
+    Returns the regions (instance k is ``regions[k - 1]``) and the instance map (H, W) int32.
+    """
+    regions = find_regions(labels, table.ids_of("thing"), min_area=min_area)
+    instances = np.zeros(labels.shape, np.int32)
+    for k, region in enumerate(regions, start=1):
+        sy, sx = region.slices
+        instances[sy, sx][region.mask] = k
+    return regions, instances
+
+
+class SemanticFlow(FlowMethod):
+    """Semantic flow: ``baseline`` flow + segmentation + per-kind layer models, fused by the composer.
+
+    ``baseline``: a registry name or a FlowMethod. ``segmenter``: a segmenter name for
+    ``semflow.segmentation.get_segmenter`` or an object with ``predict(image)``; built only when a
+    segmentation is needed. ``segmentation``: given masks (array, label PNG, or folder of
+    ``NNNNNN.png``, one per frame in call order; see :meth:`seek`). ``label_set`` names the ids of
+    given masks; ``kinds`` overrides the class -> kind table (class name -> thing/plane/stuff).
+    """
+
+    name = "semantic"
+    uses_labels = True
+
+    def __init__(self, baseline: str | FlowMethod = DEFAULT_BASELINE, segmenter: str | Any = DEFAULT_SEGMENTER,
+                 *, segmentation: str | os.PathLike | np.ndarray | None = None, label_set: Any = "camvid",
+                 kinds: Mapping[str, str] | None = None, device: str = "cpu", planes: PlaneParams | None = None,
+                 things: ThingParams | None = None, feather_radius: float = 4.0, cache_size: int = 4) -> None:
+        from semflow.methods import get_method
+
+        if isinstance(baseline, str) and baseline == "semantic":
+            raise InputError("the baseline of 'semantic' cannot be 'semantic'")
+        self.baseline = get_method(baseline, device=device)
+        self.segmenter_spec = segmenter
+        self.device = device
+        self.kinds = dict(kinds) if kinds else None
+        self.label_table = as_label_table(label_set).with_kinds(self.kinds)
+        self.given = GivenSegmentation(segmentation) if segmentation is not None else None
+        self.plane_params = planes or PlaneParams()
+        self.thing_params = things or ThingParams()
+        self.feather_radius = feather_radius
+        self._segmenter: Any = None
+        self._cache: OrderedDict[str, tuple[np.ndarray, LabelTable]] = OrderedDict()
+        self._cache_size = cache_size
+        self._frame_index = 0
+        self.last_timings: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        return f"SemanticFlow(baseline={self.baseline.name!r}, segmenter={self.segmenter_spec!r})"
+
+    def seek(self, frame_index: int) -> None:
+        """Say which video frame the next pair starts at (for a folder of given masks)."""
+        self._frame_index = int(frame_index)
+
+    # segmentation --------------------------------------------------------------------------------
+
+    def segmenter(self) -> Any:
+        """The segmenter, built on first use."""
+        if self._segmenter is None:
+            spec = self.segmenter_spec
+            if not isinstance(spec, str):
+                self._segmenter = spec
+            else:
+                try:
+                    from semflow.segmentation import get_segmenter  # type: ignore[attr-defined]
+                except ImportError:
+                    raise InputError(f"segmenter {spec!r} is not available; give masks with --segmentation") from None
+                self._segmenter = get_segmenter(spec, device=self.device, kinds_override=self.kinds)
+        return self._segmenter
+
+    def segment(self, image: np.ndarray) -> tuple[np.ndarray, LabelTable]:
+        """Labels (H, W) uint8 and label table of ``image`` from the segmenter, cached by frame content."""
+        key = _digest(image)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        seg = self.segmenter().predict(image)
+        table = as_label_table(seg.label_set).with_kinds(self.kinds)
+        labels = check_labels(seg.labels, table, image.shape[:2], source="segmenter output")
+        self._cache[key] = (labels, table)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return labels, table
+
+    def labels_of(self, image: np.ndarray, labels: np.ndarray | None = None) -> tuple[np.ndarray, LabelTable]:
+        """The segmentation used for frame 1 = ``image``: given labels, given masks, or the segmenter."""
+        if labels is not None:
+            return check_labels(labels, self.label_table, image.shape[:2], source="given labels"), self.label_table
+        if self.given is not None:
+            raw, where = self.given.labels_for(self._frame_index)
+            return check_labels(raw, self.label_table, image.shape[:2], source=where), self.label_table
+        return self.segment(image)
+
+    def kind_map(self, image: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """Region kinds (H, W) uint8 (KIND_CODES) of ``image``, as this method sees them."""
+        labels, table = self.labels_of(image, labels)
+        return kind_map(labels, table)
+
+    # flow ----------------------------------------------------------------------------------------
+
+    def _estimate(self, img1: np.ndarray, img2: np.ndarray, labels: np.ndarray | None = None) -> FlowResult:
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name] = timings.get(name, 0.0) + now - clock
+            clock = now
+
+        base = self.baseline.estimate(img1, img2)
+        lap("baseline")
+        labels, table = self.labels_of(img1, labels)
+        self._frame_index += 1
+        lap("segmentation")
+
+        baseline = base.flow
+        f1, f2 = prepare_image(img1), prepare_image(img2)
+        base_err, _ = photometric_error(f1, f2, baseline)
+        if base.confidence is not None:
+            confidence = np.clip(np.asarray(base.confidence, np.float32), 0, 1)
+        else:
+            confidence = np.exp(-cv2.blur(base_err, (5, 5)) / PHOTOMETRIC_SCALE).astype(np.float32)
+        thing_ids = table.ids_of("thing")
+        thing_pixels = np.isin(labels, thing_ids)
+        thing_regions, instances = thing_instances(labels, table, min_area=self.thing_params.min_area)
+        plane_regions = find_regions(labels, table.ids_of("plane"), min_area=self.plane_params.min_area,
+                                     margin=int(2 * self.feather_radius))
+        lap("regions")
+        planes = fit_planes(plane_regions, f1, f2, baseline, confidence, base_err, self.plane_params,
+                            things=thing_pixels)
+        lap("planes")
+        context = compose_planes(baseline, planes, thing_pixels, feather_radius=self.feather_radius)
+        things = fit_things(thing_regions, instances, thing_pixels, f1, f2, baseline, confidence, base_err,
+                            self.thing_params, context=context)
+        lap("things")
+        comp = compose(baseline, confidence, planes, things, thing_pixels, f1, f2,
+                       feather_radius=self.feather_radius)
+        lap("compose")
+
+        report = {
+            "baseline": self.baseline.name,
+            "label_set": table.name,
+            "planes": [{"class": table.class_names[p.region.class_id], "box": [int(v) for v in p.region.box],
+                        "accepted": p.accepted, "reason": p.reason, "inlier_share": round(p.inlier_share, 3),
+                        "model_error": round(p.model_error, 3), "baseline_error": round(p.baseline_error, 3)}
+                       for p in planes],
+            "things": [{"class": table.class_names[t.region.class_id], "instance": t.instance_id,
+                        "box": [int(v) for v in t.box], "accepted": t.accepted, "reason": t.reason,
+                        "object_inlier_share": round(t.fg_inlier_share, 3),
+                        "background_inlier_share": round(t.bg_inlier_share, 3),
+                        "model_error": round(t.model_error, 3), "baseline_error": round(t.baseline_error, 3)}
+                       for t in things],
+            "model_legend": {str(k): v for k, v in MODEL_LEGEND.items()},
+            "kind_codes": KIND_CODES,
+            "seconds": {k: round(v, 4) for k, v in timings.items()},
+        }
+        self.last_timings = timings
+        extras = {
+            "labels": labels,
+            "segmentation_rgb": colorize_labels(labels, table),
+            "kinds": kind_map(labels, table),
+            "instances": instances,
+            "model_map": comp.model_map,
+            "occlusion": comp.occluded.astype(np.uint8),
+            "baseline_flow": baseline,
+            **{f"layer_{name}": flow for name, flow in comp.layer_flows.items()},
+            "report_json": np.array(json.dumps(report)),
+        }
+        return FlowResult(comp.flow, comp.confidence, extras)
+
+    def write_explain(self, result: FlowResult, out_dir: str | os.PathLike) -> None:
+        """Same as :func:`write_explain`."""
+        write_explain(result, out_dir)
+
+
+def write_explain(result: FlowResult, out_dir: str | os.PathLike) -> None:
+    """Write what a semantic result is made of to ``out_dir``.
+
+    Files: ``segmentation.png`` (colour) and ``labels.png`` (class ids), ``kinds.png``,
+    ``model_map.png`` (colour) and ``model_map_ids.png`` (codes), ``flow``, ``baseline`` and each
+    ``layer_*`` as ``.flo`` plus colour-wheel ``.png`` under one normaliser (layers: unknown outside
+    their support), ``occlusion.png``, ``confidence.png`` and ``explain.json`` (legends, per-region
+    decisions, timings).
+    """
+    from semflow.io.flow import write_flo
+    from semflow.io.images import write_image
+    from semflow.viz import add_legend, flow_to_color, label_image, max_flow_of
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ex = result.extras
+    if "model_map" not in ex:
+        raise InputError("this result has no semantic layers to explain (was it made by 'semantic'?)")
+    flows = {"flow": result.flow, "baseline": ex["baseline_flow"]}
+    flows.update({k: v for k, v in ex.items() if k.startswith("layer_")})
+    max_flow = max_flow_of([result.flow, ex["baseline_flow"]], percentile=99.5)
+    for name, flow in flows.items():
+        valid = np.isfinite(flow).all(axis=2)
+        clean = np.where(valid[..., None], flow, 0).astype(np.float32)
+        write_flo(out / f"{name}.flo", clean, valid)
+        write_image(out / f"{name}.png", label_image(add_legend(flow_to_color(clean, max_flow, valid=valid),
+                                                               max_flow), name))
+    write_image(out / "segmentation.png", ex["segmentation_rgb"])
+    write_image(out / "labels.png", ex["labels"])
+    kinds = np.zeros((*ex["kinds"].shape, 3), np.uint8)
+    for code, color in KIND_COLORS.items():
+        kinds[ex["kinds"] == code] = color
+    write_image(out / "kinds.png", kinds)
+    write_image(out / "model_map.png", model_map_to_color(ex["model_map"]))
+    write_image(out / "model_map_ids.png", ex["model_map"])
+    write_image(out / "occlusion.png", ex["occlusion"] * 255)
+    if result.confidence is not None:
+        write_image(out / "confidence.png", (np.clip(result.confidence, 0, 1) * 255 + 0.5).astype(np.uint8))
+    report = json.loads(str(ex["report_json"])) if "report_json" in ex else {}
+    report["max_flow_px"] = max_flow
+    report["model_colors"] = {str(k): v for k, v in MODEL_COLORS.items()}
+    (out / "explain.json").write_text(json.dumps(report, indent=2))
