@@ -28,9 +28,20 @@ class DISFlow(FlowMethod):
         self.preset = preset
         self.name = f"dis-{preset}"
 
+    # OpenCV's DIS rejects frames with a side under 12 px and crashes (segfault) on short, wide ones
+    # such as 16x100: its pyramid depth comes from the width alone. Frames are padded to this side.
+    MIN_SIDE = 32
+
     def _estimate(self, img1: np.ndarray, img2: np.ndarray) -> FlowResult:
         dis = cv2.DISOpticalFlow_create(self.PRESETS[self.preset])
-        return FlowResult(dis.calc(to_gray(img1), to_gray(img2), None))
+        gray1, gray2 = to_gray(img1), to_gray(img2)
+        h, w = gray1.shape
+        pad_h, pad_w = max(0, self.MIN_SIDE - h), max(0, self.MIN_SIDE - w)
+        if pad_h or pad_w:
+            gray1 = cv2.copyMakeBorder(gray1, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
+            gray2 = cv2.copyMakeBorder(gray2, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
+        flow = dis.calc(gray1, gray2, None)
+        return FlowResult(np.ascontiguousarray(flow[:h, :w]))
 
 
 class FarnebackFlow(FlowMethod):
