@@ -265,12 +265,16 @@ def _scene():
     return image, labels, probs, blob_a, blob_b
 
 
+def _indifferent(prior: cp.ClipPrior) -> torch.Tensor:
+    """A unit direction orthogonal to every class embedding: CLIP's probabilities there are uniform."""
+    q, _ = torch.linalg.qr(torch.cat([prior.text.T, torch.randn(32, 1, generator=torch.Generator().manual_seed(0))], 1))
+    return q[:, -1]
+
+
 def test_matching_features_in_one_region_change_its_label_and_nothing_else(tiny, tmp_path, monkeypatch):
     prior = _prior(tiny, tmp_path)
     dog = prior.text[prior.class_names.index("dog")]
-    # a direction orthogonal to every class embedding: CLIP is indifferent (uniform probabilities) there
-    q, _ = torch.linalg.qr(torch.cat([prior.text.T, torch.randn(32, 1, generator=torch.Generator().manual_seed(0))], 1))
-    indifferent = q[:, -1]
+    indifferent = _indifferent(prior)
     mean = torch.tensor(prior.clip.mean).view(3, 1, 1)
     std = torch.tensor(prior.clip.std).view(3, 1, 1)
 
@@ -370,3 +374,65 @@ def test_missing_and_wrong_files_give_clear_errors(open_clip, tiny, tmp_path):
         cp.load_clip_model("hf-hub:laion/whatever", weights)
     with pytest.raises(InputError, match="HuggingFace"):
         cp.load_clip_model("ViT-B-16-SigLIP", weights)
+
+
+# --- options and wiring -------------------------------------------------------------------------
+
+
+def test_prior_options_and_make_prior(tiny, tmp_path, monkeypatch):
+    import click
+    from click.testing import CliRunner
+
+    from semflow.segmentation.prompts import prior_options
+
+    seen = {}
+
+    @click.command()
+    @prior_options
+    def cmd(**kwargs):
+        seen.update(kwargs)
+
+    config, weights, _ = tiny
+    result = CliRunner().invoke(cmd, ["--prior", "clip", "--clip-model", str(config), "--clip-weights", str(weights),
+                                      "--prior-classes", "dog:thing,road:plane", "--prior-weight", "0.7"])
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv(cp.CACHE_ENV, str(tmp_path / "cache"))
+    prior = cp.make_prior(**seen)
+    assert prior.class_names == ["dog", "road"] and prior.weight == 0.7
+    assert CliRunner().invoke(cmd, ["--prior-weight", "1.5"]).exit_code != 0
+    assert cp.make_prior("none") is None and cp.make_prior(None) is None
+    with pytest.raises(InputError, match="unknown prior"):
+        cp.make_prior("dino")
+    assert cp.with_prior("camvid", None) == "camvid"
+
+
+def test_semantic_flow_gives_the_relabelled_region_its_own_kind(tiny, tmp_path, monkeypatch):
+    """End to end through the semantic method (skips while it is not there): the blob CLIP calls a dog
+    is a thing in the method's kind map; the same blob without the prior is stuff."""
+    semantic = pytest.importorskip("semflow.semantic", reason="the semantic method is not available")
+    image, labels, probs, blob_a, _ = _scene()
+    palette = [(0, 0, 0)] * len(BACKBONE)
+
+    class Toy:
+        label_set = type("LS", (), {"name": "toy", "class_names": BACKBONE, "kinds": BACKBONE_KINDS,
+                                    "void_id": VOID, "palette": palette})()
+
+        def predict(self, img):
+            return type("Seg", (), {"labels": labels, "probs": probs, "label_set": self.label_set})()
+
+    prior = _prior(tiny, tmp_path)
+    dog = prior.text[prior.class_names.index("dog")]
+    indifferent = _indifferent(prior)
+    # magenta normalises to a green channel below -1.5; the texture and CLIP's mean colour do not
+    monkeypatch.setattr(prior.clip, "encode_images",
+                        lambda batch, **kw: torch.stack([dog if (b[1] < -1.5).float().mean() > 0.2 else indifferent
+                                                         for b in batch]))
+    shifted = np.roll(image, 2, axis=1)
+    with_clip = semantic.SemanticFlow("dis-fast", segmenter=cp.with_prior(Toy(), prior))
+    without = semantic.SemanticFlow("dis-fast", segmenter=Toy())
+    kinds_with = with_clip.kind_map(image)
+    kinds_without = without.kind_map(image)
+    assert (kinds_without[blob_a] == semantic.KIND_CODES["stuff"]).all()
+    assert (kinds_with[blob_a] == semantic.KIND_CODES["thing"]).all()
+    assert np.array_equal(kinds_with[~blob_a], kinds_without[~blob_a])
+    assert with_clip.estimate(image, shifted).flow.shape == (*labels.shape, 2)

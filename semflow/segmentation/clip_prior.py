@@ -515,6 +515,16 @@ class PriorResult:
         """One line per scored region (see :meth:`RegionDecision.explain`)."""
         return [r.explain() for r in self.regions]
 
+    def to_json(self) -> list[dict[str, Any]]:
+        """The per-region decisions as JSON-ready dicts (scores rounded to 3 decimals)."""
+        out = []
+        for r in self.regions:
+            out.append({"box": list(r.box), "area": r.area, "backbone": r.backbone_label,
+                        "backbone_score": round(r.backbone_score, 3), "clip": r.clip_label,
+                        "clip_score": round(r.clip_score, 3), "label": r.label, "kind": r.kind,
+                        "kind_probs": {k: round(v, 3) for k, v in r.kind_probs.items()}, "changed": r.changed})
+        return out
+
 
 class ClipPrior:
     """Zero-shot CLIP labels per region, fused with a backbone's probabilities.
@@ -658,4 +668,35 @@ class PriorSegmenter:
         refresh = getattr(fused, "refresh_instances", None)
         if callable(refresh):
             refresh()
+        with contextlib.suppress(AttributeError, TypeError):  # a class with __slots__ cannot carry it
+            object.__setattr__(fused, "prior", result)
         return fused
+
+
+def make_prior(prior: str | None, *, clip_model: str = "ViT-B-32", clip_weights: str | os.PathLike | None = None,
+               prior_classes: str | os.PathLike | None = None, prior_weight: float = 0.5,
+               device: str | torch.device = "cpu", cache_dir: str | os.PathLike | None = None) -> ClipPrior | None:
+    """The prior the command-line options name: ``None``/``"none"`` -> None, ``"clip"`` -> :class:`ClipPrior`."""
+    if prior is None or prior == "none":
+        return None
+    if prior != "clip":
+        raise InputError(f"unknown prior {prior!r}; use none or clip")
+    return ClipPrior(clip_model, clip_weights, classes=prior_classes, weight=prior_weight, device=device,
+                     cache_dir=cache_dir)
+
+
+def with_prior(segmenter: Any, prior: ClipPrior | None, *, device: str = "cpu",
+               kinds_override: dict[str, str] | None = None) -> Any:
+    """``segmenter`` (a name for ``get_segmenter`` or an object with ``predict``) behind ``prior``.
+
+    With no prior the segmenter is returned as given (a name stays a name).
+    """
+    if prior is None:
+        return segmenter
+    if isinstance(segmenter, str):
+        try:
+            from semflow.segmentation import get_segmenter  # type: ignore[attr-defined]
+        except ImportError:
+            raise InputError(f"segmenter {segmenter!r} is not available") from None
+        segmenter = get_segmenter(segmenter, device=device, kinds_override=kinds_override)
+    return PriorSegmenter(segmenter, prior)
