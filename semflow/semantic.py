@@ -24,11 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,83 +46,18 @@ from semflow.errors import InputError
 from semflow.layers.common import Region, find_regions, photometric_error, prepare_image
 from semflow.layers.planes import PlaneParams, fit_planes
 from semflow.layers.things import ThingParams, fit_things
+from semflow.segmentation import KIND_CODES, LabelSet, extract_instances, get_label_set
 
 DEFAULT_BASELINE = "discrete"
 DEFAULT_SEGMENTER = "camvid"
-KIND_CODES: dict[str, int] = {"stuff": 0, "plane": 1, "thing": 2}
-"""Codes of the ``kinds`` map; void pixels count as stuff (they keep the baseline)."""
 KIND_COLORS = {0: (160, 160, 160), 1: (70, 110, 230), 2: (230, 70, 50)}
 
 
-# --- label sets ---------------------------------------------------------------------------------
+# --- label maps ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LabelTable:
-    """What the semantic method needs of a label set: class names (index = id), kinds, void id, colours."""
-
-    name: str
-    class_names: tuple[str, ...]
-    kinds: Mapping[str, str]
-    void_id: int | None = None
-    palette: tuple[tuple[int, int, int], ...] = field(default=())
-
-    def ids_of(self, kind: str) -> list[int]:
-        """Class ids whose kind is ``kind``."""
-        return [i for i, n in enumerate(self.class_names) if self.kinds.get(n, "stuff") == kind]
-
-    def with_kinds(self, override: Mapping[str, str] | None) -> LabelTable:
-        """A copy with some classes' kinds replaced; unknown class names or kinds are an InputError."""
-        if not override:
-            return self
-        kinds = dict(self.kinds)
-        lower = {n.lower(): n for n in self.class_names}
-        for name, kind in override.items():
-            if name.lower() not in lower:
-                raise InputError(f"kind table: unknown class {name!r} for label set {self.name!r};"
-                                 f" classes: {', '.join(self.class_names)}")
-            if kind not in KIND_CODES:
-                raise InputError(f"kind table: unknown kind {kind!r} for {name!r}; use thing, plane or stuff")
-            kinds[lower[name.lower()]] = kind
-        return LabelTable(self.name, self.class_names, kinds, self.void_id, self.palette)
-
-
-# Used only while semflow.segmentation has no label-set registry of its own.
-_CAMVID = LabelTable(
-    "camvid",
-    ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian",
-     "Bicyclist"),
-    {"Sky": "plane", "Building": "stuff", "Pole": "stuff", "Road": "plane", "Pavement": "plane",
-     "Tree": "stuff", "SignSymbol": "stuff", "Fence": "stuff", "Car": "thing", "Pedestrian": "thing",
-     "Bicyclist": "thing"},
-    11,
-    ((128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
-     (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192)),
-)
-
-
-def as_label_table(label_set: Any) -> LabelTable:
-    """A :class:`LabelTable` from a label-set name or an object with ``class_names`` and ``kinds``."""
-    if isinstance(label_set, LabelTable):
-        return label_set
-    if isinstance(label_set, str):
-        try:
-            from semflow.segmentation import get_label_set  # type: ignore[attr-defined]
-        except ImportError:
-            get_label_set = None
-        if get_label_set is not None:
-            return as_label_table(get_label_set(label_set))
-        if label_set.lower() == "camvid":
-            return _CAMVID
-        raise InputError(f"unknown label set {label_set!r}; known: camvid")
-    names = tuple(label_set.class_names)
-    palette = tuple(tuple(int(c) for c in p) for p in getattr(label_set, "palette", ()) or ())
-    return LabelTable(str(getattr(label_set, "name", "labels")), names, dict(label_set.kinds),
-                      getattr(label_set, "void_id", None), palette)
-
-
-def check_labels(labels: np.ndarray, table: LabelTable, shape: tuple[int, int], *, source: str = "segmentation"
-                 ) -> np.ndarray:
+def check_labels(labels: np.ndarray, label_set: LabelSet, shape: tuple[int, int], *,
+                 source: str = "segmentation") -> np.ndarray:
     """``labels`` as uint8 (H, W), with clear errors for a wrong size, type or unknown class ids."""
     arr = np.asarray(labels)
     if arr.ndim == 3 and arr.shape[2] in (3, 4) and (arr[..., :1] == arr[..., :3]).all():
@@ -136,85 +69,30 @@ def check_labels(labels: np.ndarray, table: LabelTable, shape: tuple[int, int], 
                          f" {shape[1]}x{shape[0]}")
     if not np.issubdtype(arr.dtype, np.integer):
         raise InputError(f"{source}: label map must hold integer class ids, got dtype {arr.dtype}")
-    ids = np.unique(arr)
-    known = set(range(len(table.class_names))) | ({table.void_id} if table.void_id is not None else set())
-    unknown = [int(i) for i in ids if int(i) not in known]
+    known = set(range(label_set.num_classes)) | ({label_set.void_id} if label_set.void_id is not None else set())
+    unknown = [int(i) for i in np.unique(arr) if int(i) not in known]
     if unknown:
         shown = ", ".join(str(i) for i in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
-        raise InputError(f"{source}: unknown class ids {shown} for label set {table.name!r}"
-                         f" (ids 0-{len(table.class_names) - 1}"
-                         f"{'' if table.void_id is None else f', void {table.void_id}'})")
+        raise InputError(f"{source}: unknown class ids {shown} for label set {label_set.name!r}"
+                         f" (ids 0-{label_set.num_classes - 1}"
+                         f"{'' if label_set.void_id is None else f', void {label_set.void_id}'})")
     return arr.astype(np.uint8)
 
 
-def kind_map(labels: np.ndarray, label_set: Any = "camvid", kinds: Mapping[str, str] | None = None
-             ) -> np.ndarray:
+def kind_map(labels: np.ndarray, label_set: str | LabelSet = "camvid",
+             kinds: str | Mapping[str, str] | None = None) -> np.ndarray:
     """Region kind per pixel (H, W) uint8, codes KIND_CODES (stuff 0, plane 1, thing 2; void is stuff)."""
-    table = as_label_table(label_set).with_kinds(kinds)
-    out = np.zeros(np.shape(labels), np.uint8)
-    for kind in ("plane", "thing"):
-        out[np.isin(labels, table.ids_of(kind))] = KIND_CODES[kind]
-    return out
+    return get_label_set(label_set, kinds).kind_map(labels)
 
 
-def colorize_labels(labels: np.ndarray, table: LabelTable) -> np.ndarray:
-    """Label map (H, W) -> uint8 RGB with the label set's palette (a fixed pseudo-random one otherwise)."""
-    palette = np.zeros((256, 3), np.uint8)
-    rng = np.random.default_rng(7)
-    palette[:] = rng.integers(40, 255, (256, 3))
-    for i, color in enumerate(table.palette):
-        palette[i] = color
-    if table.void_id is not None:
-        palette[table.void_id] = 0
-    return palette[np.asarray(labels, np.uint8)]
+def thing_regions(labels: np.ndarray, label_set: LabelSet, *, min_area: int
+                  ) -> tuple[list[Region], np.ndarray]:
+    """Thing instances (cleaned connected components of thing classes, ``min_area`` px or more).
 
-
-# --- given masks --------------------------------------------------------------------------------
-
-
-def read_label_png(path: str | os.PathLike) -> np.ndarray:
-    """Read a label PNG (single channel 8/16-bit, or 3 equal channels) as an integer array (H, W)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such label file")
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise InputError(f"{path}: cannot decode as an image")
-    if raw.ndim == 3:
-        if not (raw[..., :1] == raw[..., :3]).all():
-            raise InputError(f"{path}: a colour image, not a label map of class ids (one channel)")
-        raw = raw[..., 0]
-    return raw
-
-
-class GivenSegmentation:
-    """User-given masks: one label map for every pair, or a folder of ``NNNNNN.png`` (frame number)."""
-
-    def __init__(self, source: str | os.PathLike | np.ndarray) -> None:
-        self.single: np.ndarray | None = None
-        self.frames: dict[int, Path] = {}
-        self.where = "segmentation"
-        if isinstance(source, np.ndarray):
-            self.single = source
-            return
-        path = Path(source)
-        self.where = str(path)
-        if path.is_dir():
-            for file in path.iterdir():
-                if re.fullmatch(r"\d+\.png", file.name, re.IGNORECASE):
-                    self.frames[int(file.stem)] = file
-            if not self.frames:
-                raise InputError(f"{path}: no label maps named NNNNNN.png in this folder")
-        else:
-            self.single = read_label_png(path)
-
-    def labels_for(self, index: int) -> tuple[np.ndarray, str]:
-        """The label map of frame ``index`` and where it came from."""
-        if self.single is not None:
-            return self.single, self.where
-        if index not in self.frames:
-            raise InputError(f"{self.where}: no label map for frame {index} (expected {index:06d}.png)")
-        return read_label_png(self.frames[index]), str(self.frames[index])
+    Returns the regions (instance k is ``regions[k - 1]``) and the instance map (H, W) int32.
+    """
+    instance_map, instances = extract_instances(labels, label_set.ids_of("thing"), min_area=min_area)
+    return [Region(i.class_id, i.box, i.mask) for i in instances], instance_map
 
 
 # --- the method ---------------------------------------------------------------------------------
@@ -224,37 +102,25 @@ def _digest(image: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).hexdigest() + str(image.shape)
 
 
-def thing_instances(labels: np.ndarray, table: LabelTable, *, min_area: int
-                    ) -> tuple[list[Region], np.ndarray]:
-    """Thing instances: connected components of each thing class (``min_area`` px or more).
-
-    Returns the regions (instance k is ``regions[k - 1]``) and the instance map (H, W) int32.
-    """
-    regions = find_regions(labels, table.ids_of("thing"), min_area=min_area)
-    instances = np.zeros(labels.shape, np.int32)
-    for k, region in enumerate(regions, start=1):
-        sy, sx = region.slices
-        instances[sy, sx][region.mask] = k
-    return regions, instances
-
-
 class SemanticFlow(FlowMethod):
     """Semantic flow: ``baseline`` flow + segmentation + per-kind layer models, fused by the composer.
 
-    ``baseline``: a registry name or a FlowMethod. ``segmenter``: a segmenter name for
-    ``semflow.segmentation.get_segmenter`` or an object with ``predict(image)``; built only when a
-    segmentation is needed. ``segmentation``: given masks (array, label PNG, or folder of
-    ``NNNNNN.png``, one per frame in call order; see :meth:`seek`). ``label_set`` names the ids of
-    given masks; ``kinds`` overrides the class -> kind table (class name -> thing/plane/stuff).
+    ``baseline``: a registry name or a FlowMethod. ``segmenter``: a backend spec for
+    :func:`semflow.segmentation.get_segmenter` (``camvid``, ``torchvision:PATH``, ``masks:PATH``) or a
+    Segmenter; built only when a segmentation is needed. ``segmentation``: given masks, a label map
+    array, a label PNG, or a folder of ``NNNNNN.png`` (one per video frame, taken in call order; see
+    :meth:`seek`). ``label_set`` (name or JSON file) says what the ids of given masks mean; ``kinds``
+    overrides the class -> kind table (``"Tree:plane,Car:thing"`` or a dict).
     """
 
     name = "semantic"
     uses_labels = True
 
     def __init__(self, baseline: str | FlowMethod = DEFAULT_BASELINE, segmenter: str | Any = DEFAULT_SEGMENTER,
-                 *, segmentation: str | os.PathLike | np.ndarray | None = None, label_set: Any = "camvid",
-                 kinds: Mapping[str, str] | None = None, device: str = "cpu", planes: PlaneParams | None = None,
-                 things: ThingParams | None = None, feather_radius: float = 4.0, cache_size: int = 4) -> None:
+                 *, segmentation: str | os.PathLike | np.ndarray | None = None, label_set: str | LabelSet = "camvid",
+                 kinds: str | Mapping[str, str] | None = None, device: str = "cpu",
+                 planes: PlaneParams | None = None, things: ThingParams | None = None,
+                 feather_radius: float = 4.0, cache_size: int = 4) -> None:
         from semflow.methods import get_method
 
         if isinstance(baseline, str) and baseline == "semantic":
@@ -262,14 +128,21 @@ class SemanticFlow(FlowMethod):
         self.baseline = get_method(baseline, device=device)
         self.segmenter_spec = segmenter
         self.device = device
-        self.kinds = dict(kinds) if kinds else None
-        self.label_table = as_label_table(label_set).with_kinds(self.kinds)
-        self.given = GivenSegmentation(segmentation) if segmentation is not None else None
+        self.kinds = kinds or None
+        self.label_set = get_label_set(label_set, self.kinds)
+        self.given_array: np.ndarray | None = None
+        self.given_masks: Any = None
+        if isinstance(segmentation, np.ndarray):
+            self.given_array = segmentation
+        elif segmentation is not None:
+            from semflow.segmentation.backends import MaskSegmenter
+
+            self.given_masks = MaskSegmenter(segmentation, label_set=self.label_set)
         self.plane_params = planes or PlaneParams()
         self.thing_params = things or ThingParams()
         self.feather_radius = feather_radius
         self._segmenter: Any = None
-        self._cache: OrderedDict[str, tuple[np.ndarray, LabelTable]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[np.ndarray, LabelSet]] = OrderedDict()
         self._cache_size = cache_size
         self._frame_index = 0
         self.last_timings: dict[str, float] = {}
@@ -287,43 +160,43 @@ class SemanticFlow(FlowMethod):
         """The segmenter, built on first use."""
         if self._segmenter is None:
             spec = self.segmenter_spec
-            if not isinstance(spec, str):
-                self._segmenter = spec
-            else:
-                try:
-                    from semflow.segmentation import get_segmenter  # type: ignore[attr-defined]
-                except ImportError:
-                    raise InputError(f"segmenter {spec!r} is not available; give masks with --segmentation") from None
-                self._segmenter = get_segmenter(spec, device=self.device, kinds_override=self.kinds)
+            if isinstance(spec, str):
+                from semflow.segmentation import get_segmenter
+
+                spec = get_segmenter(spec, device=self.device, kinds_override=self.kinds)
+            self._segmenter = spec
         return self._segmenter
 
-    def segment(self, image: np.ndarray) -> tuple[np.ndarray, LabelTable]:
-        """Labels (H, W) uint8 and label table of ``image`` from the segmenter, cached by frame content."""
+    def segment(self, image: np.ndarray) -> tuple[np.ndarray, LabelSet]:
+        """Labels (H, W) uint8 and label set of ``image`` from the segmenter, cached by frame content
+        (in a video, frame t+1 of one pair is frame t of the next)."""
         key = _digest(image)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
         seg = self.segmenter().predict(image)
-        table = as_label_table(seg.label_set).with_kinds(self.kinds)
-        labels = check_labels(seg.labels, table, image.shape[:2], source="segmenter output")
-        self._cache[key] = (labels, table)
+        label_set = seg.label_set.with_kinds(self.kinds)
+        labels = check_labels(seg.labels, label_set, image.shape[:2], source="segmenter output")
+        self._cache[key] = (labels, label_set)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-        return labels, table
+        return labels, label_set
 
-    def labels_of(self, image: np.ndarray, labels: np.ndarray | None = None) -> tuple[np.ndarray, LabelTable]:
-        """The segmentation used for frame 1 = ``image``: given labels, given masks, or the segmenter."""
+    def labels_of(self, image: np.ndarray, labels: np.ndarray | None = None) -> tuple[np.ndarray, LabelSet]:
+        """The segmentation of frame 1 = ``image``: given labels, given masks, or the segmenter's."""
         if labels is not None:
-            return check_labels(labels, self.label_table, image.shape[:2], source="given labels"), self.label_table
-        if self.given is not None:
-            raw, where = self.given.labels_for(self._frame_index)
-            return check_labels(raw, self.label_table, image.shape[:2], source=where), self.label_table
+            return check_labels(labels, self.label_set, image.shape[:2], source="given labels"), self.label_set
+        if self.given_array is not None:
+            return check_labels(self.given_array, self.label_set, image.shape[:2]), self.label_set
+        if self.given_masks is not None:
+            seg = self.given_masks.predict(image, key=self._frame_index)
+            return seg.labels, self.label_set
         return self.segment(image)
 
     def kind_map(self, image: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """Region kinds (H, W) uint8 (KIND_CODES) of ``image``, as this method sees them."""
-        labels, table = self.labels_of(image, labels)
-        return kind_map(labels, table)
+        labels, label_set = self.labels_of(image, labels)
+        return label_set.kind_map(labels)
 
     # flow ----------------------------------------------------------------------------------------
 
@@ -350,9 +223,8 @@ class SemanticFlow(FlowMethod):
             confidence = np.clip(np.asarray(base.confidence, np.float32), 0, 1)
         else:
             confidence = np.exp(-cv2.blur(base_err, (5, 5)) / PHOTOMETRIC_SCALE).astype(np.float32)
-        thing_ids = table.ids_of("thing")
-        thing_pixels = np.isin(labels, thing_ids)
-        thing_regions, instances = thing_instances(labels, table, min_area=self.thing_params.min_area)
+        regions, instances = thing_regions(labels, table, min_area=self.thing_params.min_area)
+        thing_pixels = np.isin(labels, table.ids_of("thing")) | (instances > 0)
         plane_regions = find_regions(labels, table.ids_of("plane"), min_area=self.plane_params.min_area,
                                      margin=int(2 * self.feather_radius))
         lap("regions")
@@ -360,7 +232,7 @@ class SemanticFlow(FlowMethod):
                             things=thing_pixels)
         lap("planes")
         context = compose_planes(baseline, planes, thing_pixels, feather_radius=self.feather_radius)
-        things = fit_things(thing_regions, instances, thing_pixels, f1, f2, baseline, confidence, base_err,
+        things = fit_things(regions, instances, thing_pixels, f1, f2, baseline, confidence, base_err,
                             self.thing_params, context=context)
         lap("things")
         comp = compose(baseline, confidence, planes, things, thing_pixels, f1, f2,
@@ -387,8 +259,8 @@ class SemanticFlow(FlowMethod):
         self.last_timings = timings
         extras = {
             "labels": labels,
-            "segmentation_rgb": colorize_labels(labels, table),
-            "kinds": kind_map(labels, table),
+            "segmentation_rgb": table.colorize(labels),
+            "kinds": table.kind_map(labels),
             "instances": instances,
             "model_map": comp.model_map,
             "occlusion": comp.occluded.astype(np.uint8),

@@ -78,6 +78,8 @@ class ThingParams:
     """Weight of the residual's smoothness term relative to one pixel of data."""
     residual_grid: int = 4
     """The residual is solved on a grid this many times coarser than the image."""
+    context_preference: float = 0.05
+    """The surrounding models are the background layer unless the local affine explains this much more."""
     refine_band: float = 0.12
     """Half-width of the band where the assignment may change, as a fraction of the instance size..."""
     min_band: int = 3
@@ -414,15 +416,22 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
                                                       gray, erode(mask, 1))
     fg_affine = fg_affines[0] if fg_affines else None
     bg_affine, bg_share, bg_flow = layer_motion(base, bg_seeds, box, params, rng, gray)
-    if context is not None:
+    if bg_flow is not None and fg_flow is not None:
+        # Background pixels the object covers in frame t+1 have no true match in the baseline: fit
+        # the background again without them.
+        strip = covered_by(mask, fg_flow, bg_flow, box, shape)
+        if strip.any() and (bg_seeds & ~strip).sum() >= params.min_points:
+            bg_seeds = bg_seeds & ~strip
+            bg_affine, bg_share, bg_flow = layer_motion(base, bg_seeds, box, params, rng, gray)
+    if context is not None and bg_seeds.any():
         # The background may be better described by the models already fitted around the object
-        # (a plane's homography): use them as the background layer where they explain more seeds.
+        # (a plane's homography, checked on its own): use them as the background layer unless the
+        # local affine model explains clearly more of the background's pixels.
         ctx = context[y0:y1, x0:x1]
-        ctx_share = float((np.linalg.norm(base - ctx, axis=2)[bg_seeds] < 2 * params.ransac_threshold).mean()) \
-            if bg_seeds.any() else 0.0
+        ctx_share = float((np.linalg.norm(base - ctx, axis=2)[bg_seeds] < 2 * params.ransac_threshold).mean())
         affine_share = float((np.linalg.norm(base - bg_flow, axis=2)[bg_seeds] < 2 * params.ransac_threshold)
-                             .mean()) if bg_flow is not None and bg_seeds.any() else 0.0
-        if ctx_share > affine_share:
+                             .mean()) if bg_flow is not None else 0.0
+        if ctx_share >= affine_share - params.context_preference:
             bg_affine, bg_share, bg_flow = None, ctx_share, ctx
     base_err_box = baseline_error[y0:y1, x0:x1]
 

@@ -1,0 +1,107 @@
+"""The composer: model map against the masks, blended seams, gated models, confidence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from semflow.compose import (
+    MODEL_BACKGROUND,
+    MODEL_BASELINE,
+    MODEL_OBJECT,
+    MODEL_OCCLUDED,
+    MODEL_PLANE,
+    box_weight,
+    compose,
+)
+from semflow.layers.common import Region, dilate, erode, prepare_image
+from semflow.layers.planes import PlaneFit
+from semflow.semantic import SemanticFlow
+from semflow.synthetic import CAR_ID, make_scene
+
+BUILDING_ID = 1  # CamVid "Building": stuff
+
+
+@pytest.fixture(scope="module")
+def scene_and_result():
+    scene = make_scene(240, 320, seed=0, num_objects=2)
+    labels = scene.labels.copy()
+    strip = np.zeros(labels.shape, bool)
+    strip[:, 260:] = True
+    labels[strip & (labels != CAR_ID)] = BUILDING_ID  # stuff on the right, away from the cars: keeps the baseline
+    result = SemanticFlow(baseline="dis-medium").estimate(scene.img1, scene.img2, labels=labels)
+    return scene, labels, result
+
+
+def test_model_map_matches_the_masks(scene_and_result):
+    scene, labels, result = scene_and_result
+    model = result.extras["model_map"]
+    things = labels == CAR_ID
+    stuff = labels == BUILDING_ID
+    road = ~things & ~stuff
+    layered = np.isin(model, (MODEL_OBJECT, MODEL_BACKGROUND, MODEL_OCCLUDED))
+    # Stuff keeps the baseline (apart from a thin feathered seam), unless it lies in a thing's box,
+    # where it is that box's background layer.
+    assert np.isin(model[erode(stuff, 3)], (MODEL_BASELINE, MODEL_BACKGROUND, MODEL_OCCLUDED)).all()
+    plain_stuff = erode(stuff, 8) & ~dilate(layered, 8)
+    assert plain_stuff.sum() > 1000
+    np.testing.assert_allclose(result.flow[plain_stuff], result.extras["baseline_flow"][plain_stuff], atol=1e-3)
+    # Thing pixels (away from the edge of the stuff strip) are the object layer.
+    inner_things = things & ~dilate(stuff, 2)
+    assert (model[inner_things] == MODEL_OBJECT).mean() > 0.97
+    # Road pixels are the plane, or a thing box's background layer around an object.
+    assert np.isin(model[erode(road, 2)], (MODEL_PLANE, MODEL_BACKGROUND, MODEL_OCCLUDED)).all()
+    assert (model == MODEL_PLANE).sum() > 0.5 * road.sum()
+    assert layered.sum() > things.sum()
+    np.testing.assert_array_equal(result.extras["kinds"][stuff], 0)
+    np.testing.assert_array_equal(result.extras["kinds"][things], 2)
+    np.testing.assert_array_equal(result.extras["kinds"][road], 1)
+
+
+def test_confidence_is_a_map_in_unit_range(scene_and_result):
+    _, _, result = scene_and_result
+    conf = result.confidence
+    assert conf.shape == result.flow.shape[:2] and conf.dtype == np.float32
+    assert conf.min() >= 0 and conf.max() <= 1 and conf.std() > 0
+
+
+def _plane_fit(shape, box, mask, flow, accepted=True):
+    region = Region(3, box, mask)
+    return PlaneFit(region, np.eye(3), flow, np.zeros(mask.shape, bool), 0.9, 1.0, 1.0, accepted, "test")
+
+
+def test_seams_between_a_plane_and_the_baseline_are_blended_not_stepped():
+    h, w = 40, 60
+    baseline = np.zeros((h, w, 2), np.float32)
+    mask = np.zeros((h, w), bool)
+    mask[:, 30:] = True
+    plane_flow = np.full((h, w, 2), 4.0, np.float32)
+    fit = _plane_fit((h, w), (0, h, 0, w), mask, plane_flow)
+    img = prepare_image(np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8))
+    comp = compose(baseline, np.ones((h, w), np.float32), [fit], [], np.zeros((h, w), bool), img, img,
+                   feather_radius=4.0)
+    row = comp.flow[20, :, 0]
+    assert row[0] == 0 and abs(row[-1] - 4.0) < 1e-5
+    steps = np.diff(row)
+    assert steps.max() < 1.5  # no single step takes the whole 4 px jump
+    assert ((row > 0.2) & (row < 3.8)).sum() >= 3  # a ramp several pixels wide
+    assert (comp.model_map[:, 34:] == MODEL_PLANE).all() and (comp.model_map[:, :26] == MODEL_BASELINE).all()
+
+
+def test_rejected_models_leave_the_baseline_untouched():
+    h, w = 30, 30
+    baseline = np.random.default_rng(1).normal(0, 2, (h, w, 2)).astype(np.float32)
+    fit = _plane_fit((h, w), (0, h, 0, w), np.ones((h, w), bool), np.zeros((h, w, 2), np.float32), accepted=False)
+    img = np.zeros((h, w, 3), np.float32)
+    comp = compose(baseline, np.full((h, w), 0.3, np.float32), [fit], [], np.zeros((h, w), bool), img, img)
+    np.testing.assert_array_equal(comp.flow, baseline)
+    assert (comp.model_map == MODEL_BASELINE).all()
+    np.testing.assert_allclose(comp.confidence, 0.3)
+
+
+def test_box_weight_ramps_only_toward_edges_inside_the_image():
+    weight = box_weight((0, 20, 10, 30), (50, 50), 4.0)
+    assert weight.shape == (20, 20)
+    assert weight[0, 10] == 1.0  # the top edge is the image border: no ramp
+    assert weight[10, 0] < 0.2 and weight[10, -1] < 0.2 and weight[-1, 10] < 0.2
+    assert weight[8:12, 8:12].min() == 1.0

@@ -1,0 +1,124 @@
+"""The layer models on synthetic scenes with exact ground truth: planes, things, the pieces they use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from semflow.layers.common import Region, erode, prepare_image, refine_warp, to_gray
+from semflow.layers.planes import PlaneParams, fit_planes, homography_flow
+from semflow.layers.things import affine_flow, smooth_residual
+from semflow.metrics import epe
+from semflow.semantic import SemanticFlow
+from semflow.synthetic import CAR_ID, ROAD_ID, SceneObject, random_affine, random_homography, render_scene
+
+
+def _scene(seed: int, objects: int):
+    rng = np.random.default_rng(seed)
+    h, w = 200, 280
+    homography = random_homography(w, h, rng, shift=5.0)
+    objs = []
+    for _ in range(objects):
+        center = (w * 0.5, h * 0.5)
+        objs.append(SceneObject(center, (40.0, 30.0), random_affine(center, rng, max_shift=10.0), angle=20.0))
+    return render_scene(h, w, homography, objs, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def plane_scene():
+    return _scene(3, 0)
+
+
+@pytest.fixture(scope="module")
+def object_scene():
+    scene = _scene(5, 1)
+    # The test is only meaningful if the object moves differently from its background.
+    assert epe(affine_flow(scene.objects[0].affine, (0, 200, 0, 280)), scene.flow, region=scene.instances == 0) > 3
+    return scene
+
+
+def test_plane_under_known_homography_is_recovered_to_subpixel(plane_scene):
+    scene = plane_scene
+    from semflow.methods import get_method
+
+    baseline = get_method("dis-medium")(scene.img1, scene.img2)
+    f1, f2 = prepare_image(scene.img1), prepare_image(scene.img2)
+    region = Region(ROAD_ID, (0, 200, 0, 280), np.ones((200, 280), bool))
+    conf = np.ones((200, 280), np.float32)
+    from semflow.layers.common import photometric_error
+
+    base_err, _ = photometric_error(f1, f2, baseline)
+    (fit,) = fit_planes([region], f1, f2, baseline, conf, base_err, PlaneParams())
+    assert fit.accepted, fit.reason
+    visible = ~scene.occluded
+    assert epe(fit.flow, scene.flow, region=visible) < 0.1
+    assert epe(fit.flow, scene.flow) < 0.5  # sub-pixel everywhere, also where frame 2 does not see it
+    np.testing.assert_allclose(homography_flow(scene.homography, region.box), scene.flow, atol=1e-3)
+
+
+def test_photometric_refinement_recovers_a_known_affine_from_a_shifted_start(object_scene):
+    scene = object_scene
+    true = scene.objects[0].affine
+    start = true.copy()
+    start[:, 2] += (1.2, -0.8)
+    mask = erode(scene.instances == 1, 1)
+    g1, g2 = to_gray(prepare_image(scene.img1)), to_gray(prepare_image(scene.img2))
+    refined = refine_warp(g1, g2, start, mask, (0, 200, 0, 280))
+    assert refined is not None
+    box = (0, 200, 0, 280)
+    assert epe(affine_flow(refined, box), scene.flow, region=mask) < 0.1
+    assert epe(affine_flow(start, box), scene.flow, region=mask) > 1.0
+
+
+def test_smooth_residual_fills_in_a_smooth_field_from_sparse_noisy_data():
+    rng = np.random.default_rng(0)
+    h, w = 60, 80
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    truth = np.stack([0.02 * x, -0.015 * y + 0.5], axis=2)
+    weight = (rng.random((h, w)) < 0.3).astype(np.float32)
+    noisy = truth + rng.normal(0, 0.5, truth.shape).astype(np.float32)
+    field = smooth_residual(noisy, weight, smoothness=30.0, grid=4)
+    assert field.shape == (h, w, 2)
+    inner = (slice(8, -8), slice(8, -8))
+    assert np.abs(field[inner] - truth[inner]).mean() < 0.15
+    assert np.abs(noisy[inner] - truth[inner]).mean() > 0.3
+    assert np.abs(smooth_residual(noisy, np.zeros((h, w), np.float32), 30.0, 4)).max() == 0
+
+
+def test_object_under_affine_motion_is_recovered_with_its_boundary_and_occluded_strip(object_scene):
+    scene = object_scene
+    result = SemanticFlow(baseline="dis-medium").estimate(scene.img1, scene.img2, labels=scene.labels)
+    base = result.extras["baseline_flow"]
+    obj = scene.instances == 1
+    model = result.extras["model_map"]
+    # The object: sub-pixel, and much better than the baseline.
+    assert epe(result.flow, scene.flow, region=obj) < 0.3
+    assert epe(result.flow, scene.flow, region=obj) < 0.5 * epe(base, scene.flow, region=obj)
+    # Its boundary: the object layer covers the true object (IoU).
+    fg = model == 2
+    assert (fg & obj).sum() / (fg | obj).sum() > 0.95
+    # The occluded strip: background pixels covered by the object in frame 2 (inside the image).
+    h, w = obj.shape
+    y, x = np.mgrid[0:h, 0:w]
+    tx, ty = x + scene.flow[..., 0], y + scene.flow[..., 1]
+    inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
+    covered = scene.occluded & ~obj & inside
+    assert covered.sum() > 100
+    marked = model == 4
+    assert (marked & covered).sum() > 0.6 * covered.sum()
+    assert (marked & ~scene.occluded).sum() < 0.3 * marked.sum()
+    assert epe(result.flow, scene.flow, region=covered) < 0.5
+    assert epe(base, scene.flow, region=covered) > 1.5
+    assert result.extras["occlusion"][covered].mean() > 0.6
+
+
+def test_a_plane_label_over_a_moving_object_does_not_spoil_it(object_scene):
+    """Labels that call everything road: the object is vetoed back to the baseline, nothing gets worse."""
+    scene = object_scene
+    labels = np.full_like(scene.labels, ROAD_ID)
+    result = SemanticFlow(baseline="dis-medium").estimate(scene.img1, scene.img2, labels=labels)
+    base = result.extras["baseline_flow"]
+    obj = erode(scene.instances == 1, 4)
+    assert epe(result.flow, scene.flow, region=obj) <= 1.02 * epe(base, scene.flow, region=obj) + 0.05
+    assert epe(result.flow, scene.flow) <= epe(base, scene.flow)
+    assert CAR_ID not in np.unique(result.extras["labels"])

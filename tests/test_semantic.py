@@ -1,0 +1,140 @@
+"""The semantic method's API: registry, given masks and their errors, kind tables, caching, --explain."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from semflow.errors import InputError
+from semflow.io.flow import read_flo
+from semflow.io.images import write_image
+from semflow.methods import get_method
+from semflow.segmentation import get_label_set
+from semflow.segmentation.backends import Segmentation
+from semflow.semantic import SemanticFlow, kind_map, write_explain
+from semflow.synthetic import CAR_ID, ROAD_ID, make_scene
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return make_scene(96, 128, seed=2, num_objects=1, object_shift=6.0)
+
+
+def test_registry_builds_semantic_with_a_given_baseline():
+    method = get_method("semantic", baseline="dis-medium")
+    assert isinstance(method, SemanticFlow) and method.name == "semantic"
+    assert method.baseline.name == "dis-medium"
+    with pytest.raises(InputError, match="cannot be 'semantic'"):
+        SemanticFlow(baseline="semantic")
+
+
+def test_given_labels_of_the_wrong_size_are_a_clear_error(scene):
+    method = SemanticFlow(baseline="dis-medium")
+    with pytest.raises(InputError, match="differs from the frames"):
+        method.estimate(scene.img1, scene.img2, labels=scene.labels[:50])
+    with pytest.raises(InputError, match="differs from the frames"):
+        SemanticFlow(baseline="dis-medium", segmentation=scene.labels[:, :60]).estimate(scene.img1, scene.img2)
+
+
+def test_unknown_class_ids_are_a_clear_error(scene):
+    labels = scene.labels.copy()
+    labels[0, :3] = (40, 41, 200)
+    with pytest.raises(InputError, match=r"unknown class ids 40, 41, 200 .*camvid"):
+        SemanticFlow(baseline="dis-medium").estimate(scene.img1, scene.img2, labels=labels)
+
+
+def test_colour_or_missing_mask_files_are_clear_errors(scene, tmp_path):
+    colour = np.zeros((*scene.labels.shape, 3), np.uint8)
+    colour[..., 0] = 200
+    write_image(tmp_path / "colour.png", colour)
+    method = SemanticFlow(baseline="dis-medium", segmentation=tmp_path / "colour.png")
+    with pytest.raises(InputError, match="colour image"):
+        method.estimate(scene.img1, scene.img2)
+    with pytest.raises(InputError, match="no such"):
+        SemanticFlow(baseline="dis-medium", segmentation=tmp_path / "absent.png")
+
+
+def test_a_folder_of_masks_is_read_by_frame_index(scene, tmp_path):
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    write_image(folder / "000000.png", scene.labels)
+    stuff_only = np.full_like(scene.labels, 1)  # Building everywhere
+    write_image(folder / "000001.png", stuff_only)
+    method = SemanticFlow(baseline="dis-medium", segmentation=folder)
+    first = method.estimate(scene.img1, scene.img2)
+    second = method.estimate(scene.img1, scene.img2)
+    np.testing.assert_array_equal(first.extras["labels"], scene.labels)
+    np.testing.assert_array_equal(second.extras["labels"], stuff_only)
+    assert (second.extras["model_map"] == 0).all()
+    np.testing.assert_array_equal(second.flow, second.extras["baseline_flow"])
+    with pytest.raises(InputError, match="000002.png"):
+        method.estimate(scene.img1, scene.img2)
+    method.seek(0)
+    np.testing.assert_array_equal(method.estimate(scene.img1, scene.img2).extras["labels"], scene.labels)
+
+
+def test_kind_table_override_changes_the_models(scene):
+    plain = SemanticFlow(baseline="dis-medium").estimate(scene.img1, scene.img2, labels=scene.labels)
+    assert (plain.extras["model_map"] == 2).any()
+    as_stuff = SemanticFlow(baseline="dis-medium", kinds="Car:stuff,Road:stuff")
+    result = as_stuff.estimate(scene.img1, scene.img2, labels=scene.labels)
+    assert (result.extras["model_map"] == 0).all() and (result.extras["kinds"] == 0).all()
+    np.testing.assert_array_equal(result.flow, result.extras["baseline_flow"])
+    with pytest.raises(InputError, match="unknown class"):
+        SemanticFlow(baseline="dis-medium", kinds={"Spaceship": "thing"})
+    kinds = kind_map(scene.labels, "camvid")
+    assert set(np.unique(kinds[scene.labels == CAR_ID])) == {2}
+    assert set(np.unique(kinds[scene.labels == ROAD_ID])) == {1}
+
+
+class CountingSegmenter:
+    """A stand-in segmenter that returns given labels and counts its calls."""
+
+    def __init__(self, labels: np.ndarray) -> None:
+        self.labels = labels
+        self.calls = 0
+        self.label_set = get_label_set("camvid")
+
+    def predict(self, image: np.ndarray, key=None) -> Segmentation:
+        self.calls += 1
+        probs = np.zeros((*self.labels.shape, 11), np.float32)
+        return Segmentation(probs, self.labels, self.label_set)
+
+
+def test_video_pairs_reuse_the_segmentation_of_the_shared_frame(scene):
+    segmenter = CountingSegmenter(scene.labels)
+    method = SemanticFlow(baseline="dis-medium", segmenter=segmenter)
+    frames = [scene.img1, scene.img2, scene.img1[:, ::-1].copy()]
+    method.estimate(frames[0], frames[1])
+    method.estimate(frames[1], frames[2])
+    method.estimate(frames[0], frames[1])
+    assert segmenter.calls == 2  # frames 0 and 1 once each; frame 2 is never frame 1 of a pair
+    np.testing.assert_array_equal(method.kind_map(frames[0]), kind_map(scene.labels))
+    assert segmenter.calls == 2
+
+
+def test_write_explain_writes_maps_layers_and_decisions(scene, tmp_path):
+    method = SemanticFlow(baseline="dis-medium")
+    result = method.estimate(scene.img1, scene.img2, labels=scene.labels)
+    write_explain(result, tmp_path)
+    from semflow.io.images import read_image
+
+    model_ids = read_image(tmp_path / "model_map_ids.png")[..., 0]
+    np.testing.assert_array_equal(model_ids, result.extras["model_map"])
+    flow, valid = read_flo(tmp_path / "flow.flo")
+    np.testing.assert_allclose(flow, result.flow)
+    obj, obj_valid = read_flo(tmp_path / "layer_object.flo")
+    np.testing.assert_array_equal(obj_valid, np.isfinite(result.extras["layer_object"]).all(axis=2))
+    assert obj_valid.any() and not obj_valid.all()
+    for name in ("segmentation.png", "labels.png", "kinds.png", "model_map.png", "baseline.png",
+                 "occlusion.png", "confidence.png", "layer_plane.png", "layer_background.png"):
+        assert (tmp_path / name).is_file(), name
+    report = json.loads((tmp_path / "explain.json").read_text())
+    assert report["things"] and report["things"][0]["class"] == "Car"
+    assert set(report["seconds"]) >= {"baseline", "segmentation", "planes", "things", "compose"}
+    with pytest.raises(InputError, match="no semantic layers"):
+        from semflow.baseline.base import FlowResult
+
+        write_explain(FlowResult(result.flow), tmp_path / "other")
