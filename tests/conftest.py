@@ -1,0 +1,159 @@
+"""Shared fixtures for the semflow test suite.
+
+- ``shared_data``: the public data folder beside the project (``../shared/data``); skips when absent.
+- ``shared_file``: a factory ``shared_file("kitti/training/...")`` -> Path, skipping when that file is absent.
+- ``small_scene``: a small layered synthetic scene (64x96) with exact ground truth.
+- ``make_frames``: a factory writing a folder of PNG frames of a textured plane moving by a fixed shift.
+- ``make_video``: the same frames encoded as an H.264 mp4 with :class:`semflow.io.video.VideoWriter`.
+- ``run_cli``: run ``python -m semflow ARGS...`` in a subprocess -> :class:`CliResult` (rc, stdout, stderr),
+  so "one line on stderr, no traceback" is checked on the real process.
+- ``cli_fails``: run the CLI on a bad input and assert the error contract (non-zero exit code, exactly one
+  stderr line ``semflow: error: ...``, no traceback, nothing new written in the working folder).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+from semflow.io.images import write_image
+from semflow.io.video import VideoWriter
+from semflow.synthetic import SyntheticScene, make_scene, random_texture
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared public data folder (Middlebury, Sintel, KITTI, ...); skips the test when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"public data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def shared_file(shared_data: Path) -> Callable[[str], Path]:
+    """Factory: ``shared_file("middlebury/Dimetrodon/flow10.flo")`` -> Path; skips when that file is absent."""
+
+    def get(relative: str) -> Path:
+        path = shared_data / relative
+        if not path.exists():
+            pytest.skip(f"{relative} not found under {shared_data}")
+        return path
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def small_scene() -> SyntheticScene:
+    """A 64x96 layered scene (a background homography, two moving objects) with exact GT; do not modify."""
+    return make_scene(64, 96, seed=3)
+
+
+def moving_frames(count: int, height: int = 48, width: int = 64, *, shift: tuple[int, int] = (2, 1),
+                  seed: int = 0) -> list[np.ndarray]:
+    """``count`` uint8 RGB frames (H, W, 3) of one textured plane; frame k is frame 0 moved by ``k * shift`` px."""
+    su, sv = shift
+    pad = max(abs(su), abs(sv)) * count + 1
+    texture = random_texture(height + 2 * pad, width + 2 * pad, np.random.default_rng(seed))
+    texture = np.clip(texture + 0.5, 0, 255).astype(np.uint8)
+    # Content moving right/down by shift means each frame's window moves left/up over the texture.
+    return [texture[pad - k * sv:pad - k * sv + height, pad - k * su:pad - k * su + width].copy()
+            for k in range(count)]
+
+
+@pytest.fixture
+def make_frames(tmp_path: Path) -> Callable[..., Path]:
+    """Factory ``make_frames(count=4, height=48, width=64, shift=(2, 1), name="frames")`` -> folder of
+    ``NNNN.png`` frames under tmp_path (lossless, so tests may rely on exact pixel values)."""
+
+    def make(count: int = 4, height: int = 48, width: int = 64, *, shift: tuple[int, int] = (2, 1),
+             name: str = "frames", seed: int = 0) -> Path:
+        folder = tmp_path / name
+        for k, frame in enumerate(moving_frames(count, height, width, shift=shift, seed=seed)):
+            write_image(folder / f"{k:04d}.png", frame)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    return make
+
+
+@pytest.fixture
+def make_video(tmp_path: Path) -> Callable[..., Path]:
+    """Factory ``make_video(count=4, height=48, width=64, shift=(2, 1), name="clip.mp4", fps=5)`` -> an
+    H.264 mp4 under tmp_path written with VideoWriter (``count=0`` gives no file at all)."""
+
+    def make(count: int = 4, height: int = 48, width: int = 64, *, shift: tuple[int, int] = (2, 1),
+             name: str = "clip.mp4", fps: float = 5.0, seed: int = 0) -> Path:
+        path = tmp_path / name
+        with VideoWriter(path, fps) as writer:
+            for frame in moving_frames(count, height, width, shift=shift, seed=seed):
+                writer.write(frame)
+        return path
+
+    return make
+
+
+class CliResult(NamedTuple):
+    """What a CLI subprocess did: exit code, stdout and stderr (text)."""
+
+    rc: int
+    stdout: str
+    stderr: str
+
+
+def _run(args: tuple[str | os.PathLike, ...], cwd: Path | None, timeout: float) -> CliResult:
+    env = dict(os.environ)
+    env.pop("OPENCV_FFMPEG_LOGLEVEL", None)  # the CLI must quiet FFmpeg itself
+    proc = subprocess.run(
+        [sys.executable, "-m", "semflow", *map(str, args)], cwd=cwd, env=env,
+        capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Callable[..., CliResult]:
+    """Run ``python -m semflow *args`` (in ``cwd``, default tmp_path) -> CliResult(rc, stdout, stderr)."""
+
+    def run(*args: str | os.PathLike, cwd: Path | None = None, timeout: float = 120) -> CliResult:
+        return _run(args, cwd or tmp_path, timeout)
+
+    return run
+
+
+def _listing(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+@pytest.fixture
+def cli_fails(tmp_path: Path) -> Callable[..., str]:
+    """Run the CLI on a bad input in tmp_path and check the error contract; return the error line.
+
+    Asserts: exit code != 0, stderr is exactly one line starting ``semflow: error:``, no traceback, and
+    no file or folder appeared anywhere under tmp_path (no output, no partial temporary file). ``match``
+    (case-insensitive) must occur in the line when given.
+    """
+
+    def run(*args: str | os.PathLike, match: str | None = None, timeout: float = 120) -> str:
+        before = _listing(tmp_path)
+        result = _run(args, tmp_path, timeout)
+        assert result.rc != 0, f"expected failure, got rc 0; stdout: {result.stdout!r}"
+        assert "Traceback" not in result.stderr, result.stderr
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, f"expected one stderr line, got {len(lines)}: {result.stderr!r}"
+        assert lines[0].startswith("semflow: error: "), lines[0]
+        if match is not None:
+            assert match.lower() in lines[0].lower(), lines[0]
+        created = _listing(tmp_path) - before
+        assert not created, f"files left behind: {sorted(created)}"
+        return lines[0]
+
+    return run

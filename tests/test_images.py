@@ -1,0 +1,143 @@
+"""Images: every kind of file is read as uint8 RGB (H, W, 3); OpenCV's BGR never leaks; bad files fail cleanly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from semflow.errors import InputError
+from semflow.io.images import read_image, to_rgb_uint8, write_image
+
+
+def colour_image(height: int = 6, width: int = 8) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    img[0, 0] = (255, 0, 0)  # pure red in RGB
+    return img
+
+
+def test_png_round_trip_keeps_rgb_order(tmp_path: Path) -> None:
+    img = colour_image()
+    write_image(tmp_path / "a.png", img)
+    back = read_image(tmp_path / "a.png")
+    assert back.dtype == np.uint8 and back.shape == (6, 8, 3)
+    np.testing.assert_array_equal(back, img)
+    # On disk it is an ordinary PNG: OpenCV (BGR) sees red in its last channel.
+    assert tuple(cv2.imread(str(tmp_path / "a.png"))[0, 0]) == (0, 0, 255)
+
+
+def test_gray_png_is_replicated_to_three_channels(tmp_path: Path) -> None:
+    gray = np.arange(48, dtype=np.uint8).reshape(6, 8) * 5
+    cv2.imwrite(str(tmp_path / "g.png"), gray)
+    back = read_image(tmp_path / "g.png")
+    assert back.shape == (6, 8, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(back[..., c], gray)
+
+
+def test_rgba_png_drops_alpha_and_keeps_colour(tmp_path: Path) -> None:
+    img = colour_image()
+    bgra = np.dstack([img[..., ::-1], np.full((6, 8), 7, np.uint8)])
+    cv2.imwrite(str(tmp_path / "rgba.png"), bgra)
+    np.testing.assert_array_equal(read_image(tmp_path / "rgba.png"), img)
+
+
+def test_16bit_png_is_scaled_to_8bit(tmp_path: Path) -> None:
+    rgb16 = np.zeros((4, 4, 3), np.uint16)
+    rgb16[0, 0] = (65535, 0, 257 * 128)
+    rgb16[1, 1] = (257, 257 * 2, 65535 // 2)
+    cv2.imwrite(str(tmp_path / "d.png"), rgb16[..., ::-1])
+    back = read_image(tmp_path / "d.png")
+    assert back.dtype == np.uint8
+    assert tuple(back[0, 0]) == (255, 0, 128)
+    assert tuple(back[1, 1]) == (1, 2, 127)  # 32767 * 255 / 65535 = 127.498
+
+
+def test_16bit_gray_png(tmp_path: Path) -> None:
+    gray = np.full((3, 5), 65535, np.uint16)
+    gray[0, 0] = 0
+    cv2.imwrite(str(tmp_path / "g16.png"), gray)
+    back = read_image(tmp_path / "g16.png")
+    assert back.shape == (3, 5, 3) and back[0, 0].tolist() == [0, 0, 0] and (back[1:] == 255).all()
+
+
+def test_ppm_and_jpeg_are_read(tmp_path: Path) -> None:
+    img = colour_image(16, 16)
+    write_image(tmp_path / "a.ppm", img)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.ppm"), img)
+    flat = np.full((16, 16, 3), (200, 40, 10), np.uint8)
+    write_image(tmp_path / "a.jpg", flat)
+    assert np.abs(read_image(tmp_path / "a.jpg").astype(int) - flat).max() <= 3
+
+
+@pytest.mark.parametrize(
+    ("array", "expected"),
+    [
+        (np.full((2, 3), 9, np.uint8), [9, 9, 9]),
+        (np.full((2, 3, 1), 9, np.uint8), [9, 9, 9]),
+        (np.full((2, 3), 1.0, np.float32), [255, 255, 255]),
+        (np.full((2, 3, 3), 0.5, np.float64), [128, 128, 128]),
+        (np.full((2, 3, 3), 3.0, np.float32), [255, 255, 255]),  # floats are clipped to [0, 1]
+        (np.ones((2, 3), bool), [255, 255, 255]),
+        (np.full((2, 3, 4), 65535, np.uint16), [255, 255, 255]),
+    ],
+    ids=["gray", "gray1", "float-gray", "float-rgb", "float-over", "bool", "rgba16"],
+)
+def test_to_rgb_uint8_converts_arrays(array: np.ndarray, expected: list[int]) -> None:
+    out = to_rgb_uint8(array)
+    assert out.dtype == np.uint8 and out.shape == (2, 3, 3)
+    assert out[1, 2].tolist() == expected
+
+
+def test_to_rgb_uint8_bgr_flag_swaps_channels() -> None:
+    bgr = np.zeros((2, 2, 3), np.uint8)
+    bgr[..., 0] = 200
+    assert to_rgb_uint8(bgr, bgr=True)[0, 0].tolist() == [0, 0, 200]
+    assert to_rgb_uint8(bgr)[0, 0].tolist() == [200, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("array", "match"),
+    [
+        (np.zeros((4, 4, 2), np.uint8), "expected an image"),
+        (np.zeros((4,), np.uint8), "expected an image"),
+        (np.zeros((1, 4, 3), np.uint8), "too small"),
+        (np.zeros((4, 4, 3), np.int32), "unsupported image dtype"),
+        (np.full((4, 4, 3), np.nan, np.float32), "NaN or inf"),
+    ],
+    ids=["2-channels", "1d", "one-row", "int32", "nan"],
+)
+def test_to_rgb_uint8_rejects(array: np.ndarray, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        to_rgb_uint8(array)
+
+
+def test_read_image_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        read_image(tmp_path / "missing.png")
+    with pytest.raises(InputError, match="not a file"):
+        read_image(tmp_path)
+    (tmp_path / "fake.png").write_bytes(b"definitely not a png")
+    with pytest.raises(InputError, match="cannot decode"):
+        read_image(tmp_path / "fake.png")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(InputError, match="cannot decode"):
+        read_image(tmp_path / "empty.jpg")
+
+
+def test_write_image_unknown_extension_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown image format"):
+        write_image(tmp_path / "a.xyz", colour_image())
+    assert not list(tmp_path.iterdir())
+
+
+def test_write_image_label_map_and_16bit(tmp_path: Path) -> None:
+    labels = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    write_image(tmp_path / "l.png", labels)
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "l.png"), cv2.IMREAD_UNCHANGED), labels)
+    deep = (np.arange(12, dtype=np.uint16) * 5000).reshape(3, 4)
+    write_image(tmp_path / "d.png", deep)
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "d.png"), cv2.IMREAD_UNCHANGED), deep)

@@ -1,0 +1,315 @@
+"""Flow file formats: .flo, KITTI 16-bit PNG and .npy; round trips, unknown pixels, real files, bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import semflow
+from semflow.errors import InputError
+from semflow.io.flow import (
+    FLO_TAG,
+    UNKNOWN_FLOW_VALUE,
+    check_flow,
+    read_flo,
+    read_flow,
+    read_flow_valid,
+    read_kitti_flow,
+    read_npy_flow,
+    write_flo,
+    write_flow,
+    write_kitti_flow,
+)
+
+
+def random_flow(height: int = 7, width: int = 11, scale: float = 30.0, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((height, width, 2)) * scale).astype(np.float32)
+
+
+def unknown_mask(height: int = 7, width: int = 11, seed: int = 1) -> np.ndarray:
+    valid = np.random.default_rng(seed).random((height, width)) > 0.3
+    valid[0, 0], valid[-1, -1] = False, True
+    return valid
+
+
+def flo_bytes(width: int, height: int, body: bytes | None = None, tag: float = FLO_TAG) -> bytes:
+    header = np.array([tag], "<f4").tobytes() + np.array([width, height], "<i4").tobytes()
+    if body is None:
+        body = np.zeros((height, width, 2), "<f4").tobytes() if 0 < width * height < 10**6 else b""
+    return header + body
+
+
+# --- .flo ---------------------------------------------------------------------------------------
+
+
+def test_flo_round_trip_is_exact(tmp_path: Path) -> None:
+    flow = random_flow()
+    write_flow(tmp_path / "f.flo", flow)
+    back, valid = read_flow_valid(tmp_path / "f.flo")
+    assert back.dtype == np.float32 and back.shape == (7, 11, 2)
+    np.testing.assert_array_equal(back, flow)
+    assert valid.all()
+
+
+def test_flo_layout_follows_middlebury(tmp_path: Path) -> None:
+    """Tag, width then height, then u and v interleaved row by row, little-endian."""
+    flow = np.zeros((2, 3, 2), np.float32)
+    flow[1, 2] = (5.5, -7.25)  # row 1, column 2
+    write_flo(tmp_path / "f.flo", flow)
+    data = (tmp_path / "f.flo").read_bytes()
+    assert len(data) == 12 + 2 * 3 * 2 * 4
+    assert np.frombuffer(data, "<f4", 1)[0] == np.float32(202021.25)
+    assert data[:4] == b"PIEH"
+    assert tuple(np.frombuffer(data, "<i4", 2, 4)) == (3, 2)
+    body = np.frombuffer(data, "<f4", offset=12)
+    assert (body[2 * (1 * 3 + 2)], body[2 * (1 * 3 + 2) + 1]) == (5.5, -7.25)
+
+
+def test_flo_unknown_pixels_round_trip_with_sentinel(tmp_path: Path) -> None:
+    flow, valid = random_flow(), unknown_mask()
+    write_flow(tmp_path / "f.flo", flow, valid)
+    raw = np.frombuffer((tmp_path / "f.flo").read_bytes(), "<f4", offset=12).reshape(7, 11, 2)
+    assert (raw[~valid] == np.float32(UNKNOWN_FLOW_VALUE)).all()
+    np.testing.assert_array_equal(raw[valid], flow[valid])
+    back, back_valid = read_flow_valid(tmp_path / "f.flo")
+    np.testing.assert_array_equal(back_valid, valid)
+    np.testing.assert_array_equal(back[valid], flow[valid])
+    assert (back[~valid] == 0).all()
+    np.testing.assert_array_equal(read_flow(tmp_path / "f.flo"), back)
+
+
+def test_flo_one_component_over_threshold_makes_pixel_unknown(tmp_path: Path) -> None:
+    flow = np.ones((3, 4, 2), np.float32)
+    flow[1, 1, 1] = 2e9   # only v is huge
+    flow[2, 3, 0] = -np.inf
+    (tmp_path / "f.flo").write_bytes(flo_bytes(4, 3, flow.astype("<f4").tobytes()))
+    back, valid = read_flo(tmp_path / "f.flo")
+    assert not valid[1, 1] and not valid[2, 3] and valid.sum() == 10
+    assert (back[~valid] == 0).all() and np.isfinite(back).all()
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"", "only 0 bytes"),
+        (b"PIEH\x01\x00", "not a .flo"),
+        (flo_bytes(4, 3, tag=1.0), "wrong tag 1.0"),
+        (b"TAGS" + flo_bytes(4, 3)[4:], "wrong tag"),
+        (flo_bytes(4, 3)[:-8], "corrupt .flo file"),
+        (flo_bytes(4, 3) + b"\0" * 8, "corrupt .flo file"),
+        (flo_bytes(10**8, 10**8, b"\0" * 64), "corrupt .flo header"),
+        (flo_bytes(0, 3, b""), "corrupt .flo header"),
+        (flo_bytes(-4, 3, b"\0" * 96), "corrupt .flo header"),
+    ],
+    ids=["empty", "short", "wrong-tag", "text-tag", "truncated", "trailing", "absurd", "zero", "negative"],
+)
+def test_bad_flo_raises_input_error(tmp_path: Path, content: bytes, match: str) -> None:
+    path = tmp_path / "bad.flo"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=match) as info:
+        read_flow(path)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_flow_file_and_unknown_extension(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        read_flow(tmp_path / "missing.flo")
+    (tmp_path / "folder.flo").mkdir()
+    with pytest.raises(InputError, match="not a file"):
+        read_flow(tmp_path / "folder.flo")
+    with pytest.raises(InputError, match="unknown flow format"):
+        read_flow(tmp_path / "f.txt")
+    with pytest.raises(InputError, match="unknown flow format"):
+        write_flow(tmp_path / "f.jpg", random_flow())
+    assert [p.name for p in tmp_path.iterdir()] == ["folder.flo"]
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 5)), np.zeros((4, 5, 3), np.float32), np.zeros((4, 5, 2), np.int32)])
+def test_write_rejects_bad_shapes_and_types_without_leaving_files(tmp_path: Path, bad: np.ndarray) -> None:
+    for ext in (".flo", ".png", ".npy"):
+        with pytest.raises(InputError):
+            write_flow(tmp_path / f"f{ext}", bad)
+    assert not list(tmp_path.iterdir())
+
+
+def test_write_rejects_nan_and_inf(tmp_path: Path) -> None:
+    flow = random_flow()
+    flow[2, 3, 0] = np.nan
+    flow[4, 5, 1] = np.inf
+    with pytest.raises(InputError, match="NaN or inf values at 2 pixels"):
+        write_flow(tmp_path / "f.flo", flow)
+    with pytest.raises(InputError, match="NaN or inf"):
+        check_flow(flow)
+    assert not list(tmp_path.iterdir())
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path: Path) -> None:
+    target = tmp_path / "f.flo"
+    write_flow(target, random_flow())
+    before = target.read_bytes()
+    with pytest.raises(InputError):
+        write_flow(target, np.full((7, 11, 2), np.nan, np.float32))
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["f.flo"]
+
+
+# --- KITTI PNG ----------------------------------------------------------------------------------
+
+
+def test_kitti_round_trip_quantised_to_one_64th(tmp_path: Path) -> None:
+    flow = random_flow(scale=60.0)
+    valid = unknown_mask()
+    write_flow(tmp_path / "f.png", flow, valid)
+    back, back_valid = read_flow_valid(tmp_path / "f.png")
+    np.testing.assert_array_equal(back_valid, valid)
+    err = np.abs(back[valid] - flow[valid])
+    assert err.max() <= 0.5 / 64 + 1e-6
+    np.testing.assert_array_equal(back[valid] * 64, np.round(back[valid] * 64))  # on the 1/64 grid
+    assert (back[~valid] == 0).all()
+
+
+def test_kitti_png_is_16bit_rgb_u_v_valid(tmp_path: Path) -> None:
+    """The file itself: 16 bit, 3 channels; in RGB order u, v, valid; value = (raw - 2**15) / 64."""
+    flow = np.zeros((2, 3, 2), np.float32)
+    flow[0, 1] = (1.5, -2.0)
+    valid = np.ones((2, 3), bool)
+    valid[1, 2] = False
+    write_kitti_flow(tmp_path / "f.png", flow, valid)
+    raw = cv2.imread(str(tmp_path / "f.png"), cv2.IMREAD_UNCHANGED)
+    assert raw.dtype == np.uint16 and raw.shape == (2, 3, 3)
+    rgb = raw[..., ::-1]
+    assert tuple(rgb[0, 1]) == (2**15 + 96, 2**15 - 128, 1)
+    assert rgb[1, 2, 2] == 0 and rgb[0, 0, 2] == 1
+
+
+def test_kitti_reader_decodes_bgr_order(tmp_path: Path) -> None:
+    """A hand-made KITTI PNG (written as OpenCV BGR) decodes to the u and v it encodes."""
+    rgb = np.zeros((2, 2, 3), np.uint16)
+    rgb[..., 0] = 2**15 + 64 * 3   # u = 3
+    rgb[..., 1] = 2**15 - 64 * 5   # v = -5
+    rgb[..., 2] = 1
+    rgb[1, 1, 2] = 0
+    cv2.imwrite(str(tmp_path / "k.png"), rgb[..., ::-1])
+    flow, valid = read_kitti_flow(tmp_path / "k.png")
+    np.testing.assert_array_equal(flow[valid], np.tile([[3.0, -5.0]], (3, 1)))
+    assert valid.sum() == 3 and not valid[1, 1]
+
+
+def test_kitti_writer_clips_to_the_format_range(tmp_path: Path) -> None:
+    flow = np.array([[[600.0, -700.0]]], np.float32).repeat(2, 0).repeat(2, 1)
+    write_flow(tmp_path / "f.png", flow)
+    back = read_flow(tmp_path / "f.png")
+    assert back[0, 0, 0] == pytest.approx((2**16 - 1 - 2**15) / 64)
+    assert back[0, 0, 1] == pytest.approx(-512.0)
+
+
+@pytest.mark.parametrize(
+    ("image", "match"),
+    [
+        (np.zeros((4, 4, 3), np.uint8), "8-bit, 3 channel"),
+        (np.zeros((4, 4), np.uint16), "16-bit, 1 channel"),
+        (np.zeros((4, 4, 4), np.uint16), "16-bit, 4 channel"),
+    ],
+    ids=["8bit-rgb", "16bit-gray", "16bit-rgba"],
+)
+def test_kitti_rejects_wrong_png_kind(tmp_path: Path, image: np.ndarray, match: str) -> None:
+    cv2.imwrite(str(tmp_path / "k.png"), image)
+    with pytest.raises(InputError, match=match):
+        read_flow(tmp_path / "k.png")
+
+
+def test_kitti_rejects_a_png_that_is_not_an_image(tmp_path: Path) -> None:
+    (tmp_path / "k.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(InputError, match="cannot decode"):
+        read_flow(tmp_path / "k.png")
+
+
+# --- .npy ---------------------------------------------------------------------------------------
+
+
+def test_npy_round_trip_is_exact(tmp_path: Path) -> None:
+    flow = random_flow()
+    write_flow(tmp_path / "f.npy", flow)
+    assert np.load(tmp_path / "f.npy").dtype == np.float32
+    np.testing.assert_array_equal(read_flow(tmp_path / "f.npy"), flow)
+
+
+def test_npy_unknown_pixels_are_nan_and_read_back_when_allowed(tmp_path: Path) -> None:
+    flow, valid = random_flow(), unknown_mask()
+    write_flow(tmp_path / "f.npy", flow, valid)
+    raw = np.load(tmp_path / "f.npy")
+    np.testing.assert_array_equal(np.isnan(raw).any(axis=2), ~valid)
+    with pytest.raises(InputError, match="NaN or inf"):
+        read_flow_valid(tmp_path / "f.npy")  # NaN is an error unless asked for
+    back, back_valid = read_flow_valid(tmp_path / "f.npy", allow_unknown=True)
+    np.testing.assert_array_equal(back_valid, valid)
+    np.testing.assert_array_equal(back[valid], flow[valid])
+    assert (back[~valid] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("array", "match"),
+    [
+        (np.zeros((4, 5, 3), np.float32), "shape"),
+        (np.zeros((4, 5, 2), np.int16), "float array"),
+        (np.full((4, 5, 2), np.inf, np.float32), "NaN or inf values at 20 pixels"),
+    ],
+    ids=["channels", "dtype", "inf"],
+)
+def test_bad_npy_raises(tmp_path: Path, array: np.ndarray, match: str) -> None:
+    np.save(tmp_path / "f.npy", array)
+    with pytest.raises(InputError, match=match):
+        read_flow(tmp_path / "f.npy")
+
+
+def test_npy_that_is_not_npy_or_pickled(tmp_path: Path) -> None:
+    (tmp_path / "f.npy").write_bytes(b"not numpy")
+    with pytest.raises(InputError, match="not a readable .npy"):
+        read_npy_flow(tmp_path / "f.npy")
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(InputError, match="not a readable .npy"):
+        read_npy_flow(tmp_path / "obj.npy")
+
+
+# --- real files from the public datasets --------------------------------------------------------
+
+
+@pytest.mark.parametrize(("seq", "size"), [("Dimetrodon", (388, 584)), ("Urban2", (480, 640)), ("Venus", (380, 420))])
+def test_reads_real_middlebury_flo(shared_file, seq: str, size: tuple[int, int]) -> None:
+    flow, valid = read_flow_valid(shared_file(f"middlebury/{seq}/flow10.flo"))
+    assert flow.shape == (*size, 2) and flow.dtype == np.float32
+    assert valid.mean() > 0.9  # Middlebury GT is dense but for a few unknown pixels
+    mag = np.linalg.norm(flow[valid], axis=1)
+    assert 0.1 < np.median(mag) < 20 and mag.max() < 100
+    assert (flow[~valid] == 0).all()
+
+
+def test_reads_real_kitti_png(shared_file) -> None:
+    flow, valid = read_flow_valid(shared_file("kitti/training/flow_occ/000000_10.png"))
+    assert flow.shape == (375, 1242, 2)
+    assert 0.10 < valid.mean() < 0.25  # sparse LiDAR-based GT, about 16 % of pixels
+    mag = np.linalg.norm(flow[valid], axis=1)
+    assert 0.5 < np.median(mag) < 100 and mag.max() < 512
+    # Forward driving: the road in front of the car (bottom rows) moves down in the image.
+    bottom = valid.copy()
+    bottom[: int(375 * 0.8)] = False
+    assert np.median(flow[bottom][:, 1]) > 0.5
+    # Decoding in RGB order (not BGR): v mostly stays small compared to the range a swapped channel gives.
+    assert np.abs(flow[valid]).max() < 300
+
+
+def test_real_flo_rewrite_is_lossless(shared_file, tmp_path: Path) -> None:
+    flow, valid = read_flow_valid(shared_file("middlebury/RubberWhale/flow10.flo"))
+    write_flow(tmp_path / "rw.flo", flow, valid)
+    back, back_valid = read_flow_valid(tmp_path / "rw.flo")
+    np.testing.assert_array_equal(back, flow)
+    np.testing.assert_array_equal(back_valid, valid)
+
+
+def test_public_api_reexports() -> None:
+    assert semflow.read_flow is read_flow and semflow.write_flow is write_flow
+    assert semflow.read_flow_valid is read_flow_valid

@@ -1,0 +1,91 @@
+"""Metrics on hand-made flows: EPE, the KITTI Fl-all outlier rule at its thresholds, masks, statistics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from semflow.errors import InputError
+from semflow.metrics import endpoint_error, epe, fl_all, flow_stats, outliers
+
+
+def const(u: float, v: float, height: int = 4, width: int = 5) -> np.ndarray:
+    flow = np.empty((height, width, 2), np.float32)
+    flow[..., 0], flow[..., 1] = u, v
+    return flow
+
+
+def test_epe_of_a_constant_offset_is_its_length() -> None:
+    gt = np.random.default_rng(0).standard_normal((4, 5, 2)).astype(np.float32) * 10
+    flow = gt + np.float32([3.0, 4.0])
+    np.testing.assert_allclose(endpoint_error(flow, gt), 5.0, rtol=1e-5)
+    assert epe(flow, gt) == pytest.approx(5.0, rel=1e-5)
+    assert epe(gt, gt) == 0.0
+
+
+def test_epe_averages_only_valid_pixels_inside_the_region() -> None:
+    gt = const(0, 0)
+    flow = const(0, 0)
+    flow[0, :, 0] = 2.0   # row 0: error 2
+    flow[1, :, 1] = -6.0  # row 1: error 6
+    valid = np.ones((4, 5), bool)
+    valid[1] = False
+    assert epe(flow, gt) == pytest.approx((5 * 2 + 5 * 6) / 20)
+    assert epe(flow, gt, valid) == pytest.approx(10 / 15)
+    region = np.zeros((4, 5), bool)
+    region[:2] = True
+    assert epe(flow, gt, valid, region) == pytest.approx(2.0)   # row 1 is in the region but invalid
+    assert epe(flow, gt, region=region) == pytest.approx(4.0)
+
+
+def test_no_valid_pixel_gives_nan() -> None:
+    none = np.zeros((4, 5), bool)
+    assert math.isnan(epe(const(1, 1), const(0, 0), none))
+    assert math.isnan(fl_all(const(9, 9), const(0, 0), none))
+
+
+def test_fl_all_absolute_threshold_is_strictly_above_3px() -> None:
+    gt = const(0, 0)  # |gt| = 0: the 5 % rule always holds, so the 3 px rule decides
+    assert fl_all(const(3.0, 0.0), gt) == 0.0
+    assert fl_all(const(3.01, 0.0), gt) == 1.0
+    assert fl_all(const(0.0, -3.01), gt) == 1.0
+
+
+def test_fl_all_relative_threshold_is_strictly_above_5_percent() -> None:
+    gt = const(100.0, 0.0)  # 5 % of |gt| is 5 px, above the 3 px rule
+    assert fl_all(gt + np.float32([5.0, 0.0]), gt) == 0.0      # exactly 5 % is not an outlier
+    assert fl_all(gt + np.float32([0.0, 5.02]), gt) == 1.0
+    assert fl_all(gt + np.float32([4.0, 0.0]), gt) == 0.0      # > 3 px but < 5 %: not an outlier
+
+
+def test_fl_all_counts_the_outlier_share() -> None:
+    gt = const(10.0, 0.0)
+    flow = gt.copy()
+    flow[0, :2] += np.float32([0.0, 8.0])  # 2 of 20 pixels far off
+    flow[1, 0] += np.float32([2.0, 0.0])   # small error: fine
+    assert outliers(flow, gt).sum() == 2
+    assert fl_all(flow, gt) == pytest.approx(0.1)
+    valid = np.ones((4, 5), bool)
+    valid[0, 0] = False
+    assert fl_all(flow, gt, valid) == pytest.approx(1 / 19)
+
+
+def test_flow_stats_are_magnitudes() -> None:
+    flow = const(0.0, 0.0, 10, 10)
+    flow[0, 0] = (6.0, 8.0)
+    stats = flow_stats(flow)
+    assert stats["max"] == pytest.approx(10.0)
+    assert stats["mean"] == pytest.approx(0.1)
+    assert stats["median"] == 0.0
+    assert 0.0 <= stats["p95"] <= stats["max"]
+
+
+def test_metrics_reject_bad_estimates() -> None:
+    with pytest.raises(ValueError, match="differ in shape"):
+        epe(const(0, 0, 4, 5), const(0, 0, 5, 4))
+    bad = const(0, 0)
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(InputError, match="NaN or inf"):
+        epe(bad, const(0, 0))

@@ -1,0 +1,166 @@
+"""Colour wheel (Middlebury convention), shared normaliser, legend, tiling and error maps."""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+import pytest
+
+import semflow
+from semflow.errors import InputError
+from semflow.viz import add_legend, color_wheel, error_to_color, flow_to_color, max_flow_of, tile
+
+
+def hsv_of(rgb: np.ndarray) -> tuple[float, float, float]:
+    """Hue in degrees [0, 360), saturation and value in [0, 1] of one uint8 RGB colour."""
+    h, s, v = colorsys.rgb_to_hsv(*(np.asarray(rgb, float) / 255.0))
+    return h * 360.0, s, v
+
+
+def one_vector(u: float, v: float, max_flow: float = 1.0) -> np.ndarray:
+    """Colour of a single flow vector under ``max_flow`` (drawn in a 2x2 field)."""
+    flow = np.zeros((2, 2, 2), np.float32)
+    flow[0, 0] = (u, v)
+    return flow_to_color(flow, max_flow)[0, 0]
+
+
+def hue_distance(a: float, b: float) -> float:
+    d = abs(a - b) % 360
+    return min(d, 360 - d)
+
+
+# Middlebury wheel: right -> red, down -> yellow-orange, left -> cyan, up -> blue-violet.
+DIRECTIONS = {
+    "right": ((1.0, 0.0), 0.0, 15.0),
+    "down": ((0.0, 1.0), 50.0, 15.0),
+    "left": ((-1.0, 0.0), 190.0, 20.0),
+    "up": ((0.0, -1.0), 262.0, 22.0),
+}
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("magnitude", [0.3, 1.0, 7.0])
+def test_direction_hues(direction: str, magnitude: float) -> None:
+    (u, v), hue, tolerance = DIRECTIONS[direction]
+    h, s, _ = hsv_of(one_vector(u * magnitude, v * magnitude, max_flow=magnitude / 0.9))
+    assert s > 0.5
+    assert hue_distance(h, hue) <= tolerance, f"{direction}: hue {h:.1f}, expected about {hue}"
+
+
+def test_hue_turns_monotonically_clockwise_in_the_image() -> None:
+    """Going right -> down -> left -> up (clockwise on screen) the hue increases through red, yellow, cyan, blue."""
+    angles = np.deg2rad(np.arange(0, 360, 30))
+    hues = [hsv_of(one_vector(np.cos(a), np.sin(a)))[0] for a in angles]
+    unwrapped = np.unwrap(np.deg2rad(hues))
+    assert (np.diff(unwrapped) > 0).all(), hues
+
+
+def test_saturation_grows_with_magnitude_and_zero_is_white() -> None:
+    assert one_vector(0.0, 0.0).tolist() == [255, 255, 255]
+    for u, v in ((1, 0), (0, 1), (-1, 0), (0, -1), (0.7, -0.7)):
+        sats = [hsv_of(one_vector(u * m, v * m, max_flow=1.0))[1] for m in (0.1, 0.3, 0.6, 0.95)]
+        assert all(b > a for a, b in zip(sats, sats[1:])), sats
+        assert all(hsv_of(one_vector(u * m, v * m))[2] == pytest.approx(1.0, abs=0.01) for m in (0.1, 0.9))
+
+
+def test_beyond_max_flow_is_darkened_not_wrapped() -> None:
+    inside, beyond = one_vector(0.9, 0.0, 1.0), one_vector(3.0, 0.0, 1.0)
+    assert hsv_of(beyond)[2] < hsv_of(inside)[2]
+    assert hue_distance(hsv_of(beyond)[0], 0.0) < 15
+
+
+def test_default_normaliser_is_this_flows_maximum_and_shared_one_compares() -> None:
+    small = np.zeros((4, 4, 2), np.float32)
+    small[..., 0] = np.linspace(0, 2, 16).reshape(4, 4)
+    big = small * 5
+    # Each under its own maximum: identical pictures although the motions differ by 5x.
+    assert np.abs(flow_to_color(small).astype(int) - flow_to_color(big)).max() <= 1  # up to rounding
+    # Under one shared normaliser the small motion is paler.
+    shared = max_flow_of([small, big], percentile=100)
+    assert shared == pytest.approx(10.0)
+    s_small = hsv_of(flow_to_color(small, shared)[3, 3])[1]
+    s_big = hsv_of(flow_to_color(big, shared)[3, 3])[1]
+    assert s_small < s_big
+
+
+def test_max_flow_of_percentile_valid_mask_and_floor() -> None:
+    flow = np.zeros((10, 10, 2), np.float32)
+    flow[..., 0] = np.arange(100).reshape(10, 10)
+    assert max_flow_of(flow, percentile=100) == pytest.approx(99.0)
+    assert max_flow_of(flow, percentile=50) == pytest.approx(49.5)
+    valid = flow[..., 0] < 20
+    assert max_flow_of([flow], percentile=100, valid=[valid]) == pytest.approx(19.0)
+    assert max_flow_of(np.zeros((3, 3, 2), np.float32)) == 1.0  # never below 1 px
+    assert max_flow_of([flow], percentile=100, valid=[np.zeros((10, 10), bool)]) == 1.0
+
+
+def test_invalid_pixels_are_black_and_bad_input_is_rejected() -> None:
+    flow = np.ones((3, 3, 2), np.float32)
+    valid = np.ones((3, 3), bool)
+    valid[1, 1] = False
+    img = flow_to_color(flow, 2.0, valid=valid)
+    assert img[1, 1].tolist() == [0, 0, 0] and img[0, 0].any()
+    bad = flow.copy()
+    bad[0, 0, 1] = np.inf
+    with pytest.raises(InputError, match="NaN or inf"):
+        flow_to_color(bad)
+    bad[0, 0, 1] = np.nan
+    with pytest.raises(InputError, match="NaN or inf"):
+        flow_to_color(bad, 1.0)
+    with pytest.raises(ValueError, match="positive"):
+        flow_to_color(flow, 0.0)
+    with pytest.raises(InputError, match="shape"):
+        flow_to_color(np.zeros((3, 3, 3), np.float32))
+
+
+def test_color_wheel_legend_disc() -> None:
+    wheel = color_wheel(65)
+    c = 32
+    assert wheel[c, c].tolist() == [255, 255, 255]      # zero motion at the centre
+    assert wheel[0, 0].tolist() == [255, 255, 255]      # outside the disc
+    assert hue_distance(hsv_of(wheel[c, 62])[0], 0) < 15      # right edge: red
+    assert hue_distance(hsv_of(wheel[62, c])[0], 50) < 15     # bottom: yellow-orange
+    assert hue_distance(hsv_of(wheel[c, 2])[0], 190) < 20     # left: cyan
+    assert hue_distance(hsv_of(wheel[2, c])[0], 262) < 22     # top: blue-violet
+
+
+def test_add_legend_draws_in_a_copy_at_the_lower_right() -> None:
+    base = np.full((120, 160, 3), 128, np.uint8)
+    out = add_legend(base, 12.5)
+    assert out.shape == base.shape and (base == 128).all()
+    changed = (out != base).any(axis=2)
+    assert changed[60:, 80:].sum() > 100                     # wheel and scale text
+    assert changed[:40, :80].sum() == 0                      # nothing in the upper left without a label
+    assert add_legend(base, 12.5, label="dis")[:40, :80].any(axis=2).sum() > 0
+    np.testing.assert_array_equal(add_legend(base, 12.5), out)  # deterministic
+    assert (add_legend(base, 3.0) != out).any()               # the number is drawn
+
+
+def test_tile_layout_and_size_check() -> None:
+    a = np.zeros((10, 20, 3), np.uint8)
+    b = np.full((10, 20, 3), 50, np.uint8)
+    row = tile([a, b, a], gap=4)
+    assert row.shape == (10, 3 * 20 + 2 * 4, 3)
+    assert (row[:, 24:44] == 50).all() and (row[:, 20:24] == 255).all()
+    grid = tile([a, b, a], columns=2, gap=2)
+    assert grid.shape == (22, 42, 3)
+    assert (grid[12:, 22:] == 255).all()  # the empty fourth cell stays white
+    with pytest.raises(ValueError, match="different sizes"):
+        tile([a, np.zeros((10, 21, 3), np.uint8)])
+    with pytest.raises(ValueError):
+        tile([])
+
+
+def test_error_to_color_is_monotone_and_saturates() -> None:
+    err = np.array([[0.0, 1.0, 2.5, 5.0, 50.0]], np.float32)
+    img = error_to_color(err, 5.0)
+    brightness = img.astype(int).sum(axis=2)[0]
+    assert (np.diff(brightness[:4]) > 0).all()
+    assert img[0, 3].tolist() == img[0, 4].tolist()
+    valid = np.array([[True, True, False, True, True]])
+    assert error_to_color(err, 5.0, valid=valid)[0, 2].tolist() == [0, 0, 0]
+
+
+def test_public_flow_to_color() -> None:
+    assert semflow.flow_to_color is flow_to_color
