@@ -1,0 +1,397 @@
+"""The ``semflow`` command line, run as a real subprocess: good paths and every bad input of the issue.
+
+Every bad input must give exactly one stderr line ``semflow: error: ...``, a non-zero exit code, no
+traceback and no output or partial file left behind (see the ``cli_fails`` fixture in conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from semflow.io.flow import FLO_TAG, read_flow, read_flow_valid, write_flow
+from semflow.io.images import read_image, write_image
+from semflow.methods import list_methods
+from semflow.synthetic import translation_scene, write_dataset
+from semflow.viz import flow_to_color
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    """Two 48x64 PNG frames of a plane moving 3 px right and 2 px down."""
+    scene = translation_scene(48, 64, shift=(3.0, 2.0), seed=4)
+    write_image(tmp_path / "a.png", scene.img1)
+    write_image(tmp_path / "b.png", scene.img2)
+    return tmp_path / "a.png", tmp_path / "b.png"
+
+
+def median_inner(flow: np.ndarray) -> np.ndarray:
+    return np.median(flow[8:-8, 8:-8].reshape(-1, 2), axis=0)
+
+
+# --- flow ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", [".flo", ".png", ".npy"])
+def test_flow_writes_each_format(run_cli, pair, tmp_path: Path, ext: str) -> None:
+    out = tmp_path / "out" / f"f{ext}"
+    result = run_cli("flow", *pair, "-o", out, "--method", "dis-fast")
+    assert result.rc == 0, result.stderr
+    assert result.stderr == ""
+    assert str(out) in result.stdout and "64x48" in result.stdout and "dis-fast" in result.stdout
+    flow = read_flow(out)
+    assert flow.shape == (48, 64, 2)
+    np.testing.assert_allclose(median_inner(flow), (3.0, 2.0), atol=0.3)
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
+
+
+def test_flow_with_viz_png(run_cli, pair, tmp_path: Path) -> None:
+    result = run_cli("flow", *pair, "-o", tmp_path / "f.flo", "--viz", tmp_path / "f.png")
+    assert result.rc == 0, result.stderr
+    viz = read_image(tmp_path / "f.png")
+    assert viz.shape == (48, 64, 3)
+    # Motion right and down: between red and yellow on the Middlebury wheel, away from the legend.
+    r, g, b = viz[10, 10].astype(int)
+    assert r > 200 and r > g > b
+
+
+def test_flow_accepts_gray_rgba_and_16bit_images(run_cli, pair, tmp_path: Path) -> None:
+    img1, img2 = read_image(pair[0]), read_image(pair[1])
+    cv2.imwrite(str(tmp_path / "gray.png"), cv2.cvtColor(img1, cv2.COLOR_RGB2GRAY))
+    cv2.imwrite(str(tmp_path / "rgba.png"), cv2.cvtColor(img2, cv2.COLOR_RGB2BGRA))
+    cv2.imwrite(str(tmp_path / "deep.png"), img2[..., ::-1].astype(np.uint16) * 257)
+    for first, second in (("gray.png", "rgba.png"), ("gray.png", "deep.png")):
+        result = run_cli("flow", first, second, "-o", f"{first}-{second}.flo", "--method", "dis-medium")
+        assert result.rc == 0, result.stderr
+        np.testing.assert_allclose(median_inner(read_flow(tmp_path / f"{first}-{second}.flo")), (3.0, 2.0), atol=0.3)
+
+
+def test_flow_missing_file(cli_fails, pair) -> None:
+    cli_fails("flow", "nope.png", "b.png", "-o", "f.flo", match="nope.png: no such file")
+
+
+def test_flow_unreadable_image(cli_fails, pair, tmp_path: Path) -> None:
+    (tmp_path / "fake.png").write_text("not an image")
+    cli_fails("flow", "a.png", "fake.png", "-o", "f.flo", match="cannot decode")
+
+
+def test_flow_folder_instead_of_image(cli_fails, pair, tmp_path: Path) -> None:
+    (tmp_path / "dir.png").mkdir()
+    cli_fails("flow", "dir.png", "b.png", "-o", "f.flo", match="not a file")
+
+
+def test_flow_mismatched_frame_sizes(cli_fails, pair, tmp_path: Path) -> None:
+    write_image(tmp_path / "small.png", np.zeros((40, 64, 3), np.uint8))
+    cli_fails("flow", "a.png", "small.png", "-o", "f.flo", match="frame sizes differ: 64x48 vs 64x40")
+
+
+def test_flow_unknown_output_format(cli_fails, pair) -> None:
+    cli_fails("flow", "a.png", "b.png", "-o", "f.txt", match="unknown flow format")
+
+
+def test_flow_bad_viz_extension_writes_no_flow(cli_fails, pair) -> None:
+    cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--viz", "f.gif", match="f.gif")
+
+
+def test_flow_unknown_method_lists_known_ones(cli_fails, pair) -> None:
+    line = cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--method", "raft", match="unknown method 'raft'")
+    assert all(name in line for name in list_methods())
+
+
+def test_flow_option_a_method_does_not_take(cli_fails, pair) -> None:
+    cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--method", "farneback", "--preset", "fast",
+              match="takes no option 'preset'")
+    cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--method", "dis-medium", "--preset", "fast",
+              match="cannot take preset='fast'")
+
+
+# --- visualize ----------------------------------------------------------------------------------
+
+
+def flo_file(path: Path, width: int, height: int, body: bytes | None = None, tag: float = FLO_TAG) -> Path:
+    header = np.array([tag], "<f4").tobytes() + np.array([width, height], "<i4").tobytes()
+    path.write_bytes(header + (body if body is not None else b"\0" * (8 * width * height)))
+    return path
+
+
+def test_visualize_one_flow_without_legend_is_the_colour_wheel(run_cli, tmp_path: Path) -> None:
+    flow = np.zeros((30, 40, 2), np.float32)
+    flow[..., 0] = np.linspace(-5, 5, 40)[None, :]
+    flow[..., 1] = np.linspace(-2, 2, 30)[:, None]
+    valid = np.ones((30, 40), bool)
+    valid[0, 0] = False
+    write_flow(tmp_path / "f.flo", flow, valid)
+    result = run_cli("visualize", "f.flo", "-o", "v.png", "--no-legend", "--max-flow", "8")
+    assert result.rc == 0, result.stderr
+    assert "max flow 8.00 px" in result.stdout
+    np.testing.assert_array_equal(read_image(tmp_path / "v.png"), flow_to_color(flow, 8.0, valid=valid))
+
+
+def test_visualize_several_flows_share_one_normaliser(run_cli, tmp_path: Path) -> None:
+    small = np.zeros((30, 40, 2), np.float32)
+    small[..., 0] = 2.0
+    write_flow(tmp_path / "small.flo", small)
+    write_flow(tmp_path / "big.npy", small * 3)
+    valid = np.ones((30, 40), bool)
+    write_flow(tmp_path / "kitti.png", small * 2, valid)
+    result = run_cli("visualize", "small.flo", "big.npy", "kitti.png", "-o", "v.png", "--no-legend")
+    assert result.rc == 0, result.stderr
+    assert "max flow 6.00 px" in result.stdout  # the largest over all inputs
+    img = read_image(tmp_path / "v.png")
+    assert img.shape == (30, 3 * 40 + 2 * 4, 3)  # tiled in one row with 4 px gaps
+    # Same direction, growing magnitude under one normaliser: less white (lower min channel) left to right.
+    whiteness = [int(img[20, x].min()) for x in (20, 44 + 20, 88 + 20)]
+    assert whiteness[0] > whiteness[2] > whiteness[1]
+    grid = run_cli("visualize", "small.flo", "big.npy", "kitti.png", "-o", "g.png", "--columns", "2")
+    assert grid.rc == 0 and read_image(tmp_path / "g.png").shape == (2 * 30 + 4, 2 * 40 + 4, 3)
+
+
+def test_visualize_legend_is_drawn(run_cli, tmp_path: Path) -> None:
+    write_flow(tmp_path / "f.flo", np.ones((120, 160, 2), np.float32))
+    assert run_cli("visualize", "f.flo", "-o", "with.png").rc == 0
+    assert run_cli("visualize", "f.flo", "-o", "without.png", "--no-legend").rc == 0
+    diff = (read_image(tmp_path / "with.png") != read_image(tmp_path / "without.png")).any(axis=2)
+    assert diff[60:, 80:].sum() > 100 and diff[:50, :80].sum() == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "match"),
+    [
+        ("tag.flo", lambda p: flo_file(p, 4, 3, tag=1.0), "wrong tag"),
+        ("short.flo", lambda p: flo_file(p, 4, 3, b"\0" * 50), "corrupt .flo file"),
+        ("absurd.flo", lambda p: flo_file(p, 10**8, 10**8, b"\0" * 96), "corrupt .flo header"),
+        ("empty.flo", lambda p: p.write_bytes(b""), "not a .flo file"),
+        ("k8.png", lambda p: cv2.imwrite(str(p), np.zeros((4, 4, 3), np.uint8)), "not a KITTI flow PNG"),
+        ("k16gray.png", lambda p: cv2.imwrite(str(p), np.zeros((4, 4), np.uint16)), "not a KITTI flow PNG"),
+        ("nan.npy", lambda p: np.save(p, np.full((4, 4, 2), np.nan, np.float32)), "NaN or inf"),
+        ("inf.npy", lambda p: np.save(p, np.full((4, 4, 2), -np.inf, np.float32)), "NaN or inf"),
+        ("missing.flo", lambda p: None, "no such file"),
+        ("f.txt", lambda p: p.write_text("1 2"), "unknown flow format"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and "." in v else None,
+)
+def test_visualize_bad_inputs(cli_fails, tmp_path: Path, name: str, make, match: str) -> None:
+    make(tmp_path / name)
+    cli_fails("visualize", name, "-o", "v.png", match=match)
+
+
+def test_visualize_bad_output_and_mixed_sizes(cli_fails, tmp_path: Path) -> None:
+    write_flow(tmp_path / "a.flo", np.zeros((4, 5, 2), np.float32))
+    write_flow(tmp_path / "b.flo", np.zeros((5, 4, 2), np.float32))
+    cli_fails("visualize", "a.flo", "-o", "v.xyz", match="unknown image format")
+    cli_fails("visualize", "a.flo", "b.flo", "-o", "v.png", match="differ in size")
+
+
+# --- run ----------------------------------------------------------------------------------------
+
+
+def test_run_end_to_end(run_cli, make_video, tmp_path: Path) -> None:
+    video = make_video(5, 48, 64, shift=(2, 1))
+    result = run_cli("run", video, "--out", "out", "--method", "dis-medium", "--save-flo", "--max-frames", "4")
+    assert result.rc == 0, result.stderr
+    assert result.stderr == ""
+    assert "3 pairs" in result.stdout and "dis-medium" in result.stdout
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["flo", "flow.mp4", "panel.mp4", "summary.json"]
+    assert sorted(p.name for p in (out / "flo").iterdir()) == ["000000.flo", "000001.flo", "000002.flo"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == "dis-medium" and summary["frames"] == 4
+    assert summary["seconds_per_pair"]["median"] > 0
+    assert 1.5 < summary["flow_magnitude_px"]["mean"] < 3.0
+    assert set(summary["flow_magnitude_px"]) >= {"mean", "max"}
+
+
+def test_run_max_side(run_cli, make_frames, tmp_path: Path) -> None:
+    frames = make_frames(3, 48, 64)
+    result = run_cli("run", frames, "--out", "out", "--max-side", "32", "--method", "dis-ultrafast")
+    assert result.rc == 0, result.stderr
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["resolution"] == [32, 24]
+
+
+def test_run_missing_video(cli_fails) -> None:
+    cli_fails("run", "missing.mp4", "--out", "out", match="missing.mp4: no such file")
+
+
+def test_run_not_a_video(cli_fails, tmp_path: Path) -> None:
+    (tmp_path / "clip.mp4").write_text("this is text, not a video")
+    cli_fails("run", "clip.mp4", "--out", "out", match="not a readable video")
+
+
+def test_run_empty_file(cli_fails, tmp_path: Path) -> None:
+    (tmp_path / "empty.avi").write_bytes(b"")
+    cli_fails("run", "empty.avi", "--out", "out", match="not a readable video")
+
+
+def test_run_zero_frames(cli_fails, make_video, tmp_path: Path) -> None:
+    make_video(3)
+    cli_fails("run", "clip.mp4", "--out", "out", "--max-frames", "0", match="at least 2 frames to compute flow, got 0")
+    (tmp_path / "noimages").mkdir()
+    (tmp_path / "noimages" / "a.txt").write_text("x")
+    cli_fails("run", "noimages", "--out", "out", match="holds no images")
+
+
+def test_run_one_frame_video(cli_fails, make_video) -> None:
+    make_video(1, name="one.mp4")
+    cli_fails("run", "one.mp4", "--out", "out", match="at least 2 frames to compute flow, got 1")
+
+
+def test_run_one_frame_folder(cli_fails, make_frames) -> None:
+    make_frames(1, name="one")
+    cli_fails("run", "one", "--out", "out", match="at least 2 frames to compute flow, got 1")
+    make_frames(3, name="three")
+    cli_fails("run", "three", "--out", "out", "--max-frames", "1", match="at least 2 frames to compute flow, got 1")
+
+
+def test_run_unknown_method(cli_fails, make_frames) -> None:
+    make_frames(3)
+    line = cli_fails("run", "frames", "--out", "out", "--method", "flownet", match="unknown method 'flownet'")
+    assert all(name in line for name in list_methods())
+
+
+def test_run_accepts_gray_rgba_and_16bit_frames(run_cli, make_frames, tmp_path: Path) -> None:
+    folder = make_frames(3, 48, 64)
+    imgs = [read_image(folder / f"{k:04d}.png") for k in range(3)]
+    cv2.imwrite(str(folder / "0000.png"), cv2.cvtColor(imgs[0], cv2.COLOR_RGB2GRAY))
+    cv2.imwrite(str(folder / "0001.png"), cv2.cvtColor(imgs[1], cv2.COLOR_RGB2BGRA))
+    cv2.imwrite(str(folder / "0002.png"), imgs[2][..., ::-1].astype(np.uint16) * 257)
+    result = run_cli("run", folder, "--out", "out", "--save-flo")
+    assert result.rc == 0, result.stderr
+    flow = read_flow(tmp_path / "out" / "flo" / "000001.flo")
+    np.testing.assert_allclose(median_inner(flow), (2.0, 1.0), atol=0.3)
+
+
+def test_run_failing_mid_way_keeps_finished_pairs_and_resumes(run_cli, make_frames, tmp_path: Path) -> None:
+    """A frame that cannot be read stops the run with one line; finished pairs stay; --resume finishes."""
+    folder = make_frames(6, 48, 64)
+    good = (folder / "0004.png").read_bytes()
+    (folder / "0004.png").write_bytes(b"corrupt")
+    first = run_cli("run", folder, "--out", "out", "--save-flo")
+    assert first.rc == 1 and "Traceback" not in first.stderr
+    assert first.stderr.splitlines() == [f"semflow: error: {folder / '0004.png'}: cannot decode as an image"]
+    out = tmp_path / "out"
+    assert sorted(p.name for p in (out / "flo").iterdir()) == ["000000.flo", "000001.flo", "000002.flo"]
+    assert not (out / "flow.mp4").exists() and not (out / "summary.json").exists()
+    kept = {p.name: p.read_bytes() for p in (out / "flo").iterdir()}
+    for name in kept:
+        assert read_flow_valid(out / "flo" / name)[1].all()  # whole files, not partial ones
+
+    (folder / "0004.png").write_bytes(good)
+    refused = run_cli("run", folder, "--out", "out", "--save-flo", "--resume", "--max-side", "32")
+    assert refused.rc == 1 and refused.stderr.startswith("semflow: error: ") and "cannot resume" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+
+    second = run_cli("run", folder, "--out", "out", "--save-flo", "--resume")
+    assert second.rc == 0, second.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_pairs"] == 3 and summary["pairs"] == 5
+    assert sorted(p.name for p in (out / "flo").iterdir()) == [f"{i:06d}.flo" for i in range(5)]
+    assert all((out / "flo" / name).read_bytes() == data for name, data in kept.items())
+    assert not [p for p in out.rglob(".*")]
+
+
+def test_run_ctrl_c_keeps_finished_pairs_and_resumes(make_frames, tmp_path: Path) -> None:
+    """SIGINT in the middle of a run: exit code 130, one line, finished pairs whole, --resume completes."""
+    folder = make_frames(30, 120, 160, shift=(1, 1))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "semflow", "run", str(folder), "--out", str(out), "--save-flo",
+           "--method", "deepflow"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "flo" / "000001.flo").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before it could be interrupted (machine too fast)")
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and len(stderr.splitlines()) == 1 and "--resume" in stderr
+    done = sorted(p.name for p in (out / "flo").iterdir())
+    assert 2 <= len(done) < 29 and done == [f"{i:06d}.flo" for i in range(len(done))]
+    for name in done:
+        assert read_flow_valid(out / "flo" / name)[0].shape == (120, 160, 2)
+    assert not (out / "flow.mp4").exists()
+
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_pairs"] == len(done) and summary["pairs"] == 29
+
+
+# --- compare ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def synthetic_root(tmp_path: Path) -> Path:
+    write_dataset(tmp_path / "syn", count=2, height=48, width=64)
+    return tmp_path / "syn"
+
+
+def test_compare_table_json_and_images(run_cli, synthetic_root: Path, tmp_path: Path) -> None:
+    result = run_cli("compare", synthetic_root, "--dataset", "synthetic", "--methods", "dis-ultrafast,dis-medium",
+                     "--out", "cmp", "--json", "r.json")
+    assert result.rc == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "EPE" in lines[0] and any("dis-ultrafast" in x for x in lines) and any("dis-medium" in x for x in lines)
+    doc = json.loads((tmp_path / "r.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert len(doc["results"]) == 4
+    for row in doc["results"]:
+        assert {"method", "dataset", "sample", "epe", "fl_all", "seconds"} <= set(row)
+        assert row["dataset"] == "synthetic" and row["method"] in ("dis-ultrafast", "dis-medium")
+        assert row["epe"] > 0 and 0 <= row["fl_all"] <= 1 and row["seconds"] > 0
+    assert sorted(p.name for p in (tmp_path / "cmp").iterdir()) == ["synthetic_scene_000.png", "synthetic_scene_001.png"]
+
+
+def test_compare_middlebury_two_samples(run_cli, shared_file, tmp_path: Path) -> None:
+    root = shared_file("middlebury")
+    result = run_cli("compare", root, "--dataset", "middlebury", "--methods", "dis-medium", "--max-samples", "2",
+                     "--json", "m.json", "--markdown")
+    assert result.rc == 0, result.stderr
+    assert result.stdout.startswith("| dataset | method")
+    rows = json.loads((tmp_path / "m.json").read_text())["results"]
+    assert [r["sample"] for r in rows] == ["Dimetrodon", "Grove2"]
+    assert all(0.05 < r["epe"] < 1.0 and 0 <= r["fl_all"] <= 1 for r in rows)
+
+
+def test_compare_bad_inputs(cli_fails, synthetic_root: Path, tmp_path: Path) -> None:
+    cli_fails("compare", "missing", "--dataset", "middlebury", match="missing: no such folder")
+    cli_fails("compare", "syn", "--dataset", "kitti", "--json", "r.json", match="not a KITTI folder")
+    cli_fails("compare", "syn", "--dataset", "middlebury", "--json", "r.json", match="no middlebury samples")
+    line = cli_fails("compare", "syn", "--dataset", "synthetic", "--methods", "dis-medium,pwc", "--json", "r.json",
+                     match="unknown method(s) pwc")
+    assert all(name in line for name in list_methods())
+    cli_fails("compare", "syn", "--dataset", "synthetic", "--methods", ",", match="(none given)")
+
+
+def test_compare_unknown_dataset_is_a_usage_error(run_cli, synthetic_root: Path) -> None:
+    result = run_cli("compare", synthetic_root, "--dataset", "imagenet")
+    assert result.rc == 2 and "Traceback" not in result.stderr and "imagenet" in result.stderr
+
+
+# --- methods, version, help ---------------------------------------------------------------------
+
+
+def test_methods_lists_every_method_with_a_description(run_cli) -> None:
+    result = run_cli("methods")
+    assert result.rc == 0
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == list_methods()
+    assert all(len(line.split()) > 2 for line in lines)
+
+
+def test_version_and_help(run_cli) -> None:
+    import semflow
+
+    version = run_cli("--version")
+    assert version.rc == 0 and semflow.__version__ in version.stdout
+    helptext = run_cli("--help")
+    assert helptext.rc == 0
+    for command in ("run", "flow", "visualize", "compare", "methods"):
+        assert command in helptext.stdout

@@ -1,0 +1,187 @@
+"""Dataset readers and ``compare`` (``semflow compare``): scores, regions, JSON document, tables, images."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semflow import evaluation
+from semflow.errors import InputError
+from semflow.io.datasets import DATASETS, load_dataset
+from semflow.methods import get_method
+from semflow.metrics import epe, fl_all
+from semflow.synthetic import warp_backward, write_dataset
+
+SAMPLE_KEYS = {"method", "dataset", "sample", "epe", "fl_all", "seconds"}
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic")
+    write_dataset(root, count=2, height=48, width=64, seed=7)
+    return root
+
+
+@pytest.fixture(scope="module")
+def synthetic_results(synthetic_root: Path) -> list[evaluation.SampleResult]:
+    return evaluation.compare("synthetic", synthetic_root, ["dis-ultrafast", "dis-medium"])
+
+
+# --- readers ------------------------------------------------------------------------------------
+
+
+def test_load_dataset_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown dataset 'nope'.*middlebury"):
+        load_dataset("nope", tmp_path)
+    with pytest.raises(InputError, match="no such folder"):
+        load_dataset("middlebury", tmp_path / "missing")
+    with pytest.raises(InputError, match="no middlebury samples"):
+        load_dataset("middlebury", tmp_path)
+    for name in ("sintel", "kitti", "chairs"):
+        with pytest.raises(InputError, match="not a .* folder"):
+            load_dataset(name, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "folder", "count", "shape"),
+    [("middlebury", "middlebury", 8, None), ("sintel", "sintel", 2, (436, 1024)),
+     ("kitti", "kitti", 1, (375, 1242)), ("chairs", "flyingchairs", 3, (384, 512))],
+)
+def test_real_dataset_readers(shared_data: Path, name: str, folder: str, count: int, shape) -> None:
+    """Each reader finds its samples, and the GT it decodes explains the frames: warping frame 2 by it
+    matches frame 1 better than no motion, or than the GT with u and v swapped."""
+    if not (shared_data / folder).is_dir():
+        pytest.skip(f"{folder} not in {shared_data}")
+    samples = load_dataset(name, shared_data / folder)
+    assert len(samples) == count
+    s = samples[0].load()
+    h, w = s.img1.shape[:2]
+    if shape is not None:
+        assert (h, w) == shape
+    assert s.img1.dtype == np.uint8 and s.img2.shape == s.img1.shape and s.flow.shape == (h, w, 2)
+    assert s.valid.shape == (h, w) and s.valid.dtype == bool and s.valid.mean() > 0.1
+    g1, g2 = s.img1.astype(np.float32).mean(axis=2), s.img2.astype(np.float32).mean(axis=2)
+    err_gt = np.median(np.abs(warp_backward(g2, s.flow) - g1)[s.valid])
+    err_zero = np.median(np.abs(g2 - g1)[s.valid])
+    err_swapped = np.median(np.abs(warp_backward(g2, s.flow[..., ::-1].copy()) - g1)[s.valid])
+    assert err_gt < 0.7 * err_zero and err_gt < 0.7 * err_swapped
+    if name == "sintel":
+        assert s.occluded is not None and 0.001 < s.occluded.mean() < 0.5
+        assert {x.name.split("/")[0] for x in samples} == {"clean", "final"}
+
+
+# --- compare on synthetic scenes ----------------------------------------------------------------
+
+
+def test_compare_one_result_per_method_and_sample(synthetic_results) -> None:
+    assert [(r.sample, r.method) for r in synthetic_results] == [
+        ("scene_000", "dis-ultrafast"), ("scene_000", "dis-medium"),
+        ("scene_001", "dis-ultrafast"), ("scene_001", "dis-medium"),
+    ]
+    for r in synthetic_results:
+        assert r.dataset == "synthetic"
+        assert 0 < r.epe < 10 and 0 <= r.fl_all <= 1 and r.seconds > 0 and r.peak_mb > 0
+        assert {"occluded", "non-occluded", "things", "planes", "stuff"} <= set(r.regions)
+
+
+def test_compare_scores_match_the_metrics(synthetic_root: Path, synthetic_results) -> None:
+    sample = load_dataset("synthetic", synthetic_root)[1].load()
+    flow = get_method("dis-medium")(sample.img1, sample.img2)  # deterministic
+    r = next(x for x in synthetic_results if x.sample == "scene_001" and x.method == "dis-medium")
+    assert r.epe == pytest.approx(epe(flow, sample.flow, sample.valid), rel=1e-6)
+    assert r.fl_all == pytest.approx(fl_all(flow, sample.flow, sample.valid), rel=1e-6)
+    occ = r.regions["occluded"]
+    assert occ["pixels"] == int(sample.occluded.sum())
+    assert occ["epe"] == pytest.approx(epe(flow, sample.flow, sample.valid, sample.occluded), rel=1e-6)
+    assert occ["pixels"] + r.regions["non-occluded"]["pixels"] == sample.valid.sum()
+    kinds = [r.regions[k]["pixels"] for k in ("things", "planes", "stuff")]
+    assert sum(kinds) == sample.valid.sum() and kinds[0] > 0 and kinds[1] > 0 and kinds[2] == 0
+    assert math.isnan(r.regions["stuff"]["epe"])  # no pixels: NaN, not 0
+
+
+def test_score_of_zero_flow_is_the_mean_gt_magnitude(synthetic_root: Path) -> None:
+    sample = load_dataset("synthetic", synthetic_root)[0].load()
+    e, f, regions = evaluation.score(np.zeros_like(sample.flow), sample)
+    assert e == pytest.approx(float(np.linalg.norm(sample.flow, axis=2).mean()), rel=1e-5)
+    assert 0 <= f <= 1 and regions["things"]["epe"] > 0
+    e_gt, f_gt, _ = evaluation.score(sample.flow, sample)
+    assert e_gt == 0.0 and f_gt == 0.0
+
+
+def test_medium_beats_ultrafast_on_average(synthetic_results) -> None:
+    """A sanity check of the whole path (not a benchmark): the stronger preset is not worse on average."""
+    rows = {r["method"]: r for r in evaluation.summarize(synthetic_results)}
+    assert rows["dis-medium"]["epe"] <= rows["dis-ultrafast"]["epe"] * 1.1
+
+
+def test_summarize_averages_over_samples(synthetic_results) -> None:
+    rows = evaluation.summarize(synthetic_results)
+    assert [(r["dataset"], r["method"], r["samples"]) for r in rows] == [
+        ("synthetic", "dis-ultrafast", 2), ("synthetic", "dis-medium", 2)]
+    mine = [r for r in synthetic_results if r.method == "dis-medium"]
+    assert rows[1]["epe"] == pytest.approx(np.mean([r.epe for r in mine]))
+    assert rows[1]["fl_all"] == pytest.approx(np.mean([r.fl_all for r in mine]))
+    assert math.isnan(rows[1]["epe_stuff"]) and rows[1]["epe_things"] > 0
+
+
+def test_results_json_is_strict_json_with_the_documented_schema(synthetic_results) -> None:
+    doc = evaluation.results_json(synthetic_results)
+    text = json.dumps(doc, allow_nan=False)  # NaN (empty regions) must have become null
+    back = json.loads(text)
+    assert len(back["results"]) == 4
+    for row in back["results"]:
+        assert SAMPLE_KEYS <= set(row)
+        assert isinstance(row["method"], str) and isinstance(row["sample"], str)
+        assert row["epe"] >= 0 and 0 <= row["fl_all"] <= 1 and row["seconds"] > 0
+        assert row["regions"]["stuff"]["epe"] is None
+    assert back["summary"][0]["epe_stuff"] is None
+
+
+def test_format_table_plain_and_markdown(synthetic_results) -> None:
+    rows = evaluation.summarize(synthetic_results)
+    plain = evaluation.format_table(rows)
+    lines = plain.splitlines()
+    assert len(lines) == 4 and "EPE" in lines[0] and "Fl-all %" in lines[0]
+    assert lines[2].startswith("synthetic") and "dis-ultrafast" in lines[2]
+    assert f"{rows[1]['epe']:.3f}" in lines[3]
+    md = evaluation.format_table(rows, markdown=True).splitlines()
+    assert md[0].startswith("| dataset | method") and set(md[1]) <= {"|", "-"} and len(md) == 4
+
+
+def test_compare_writes_one_comparison_image_per_sample(synthetic_root: Path, tmp_path: Path) -> None:
+    from semflow.io.images import read_image
+
+    evaluation.compare("synthetic", synthetic_root, ["dis-ultrafast"], out_dir=tmp_path, max_samples=1)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["synthetic_scene_000.png"]
+    img = read_image(tmp_path / files[0])
+    # Two rows (frame / GT / method, frame 2 / valid / error) of 64x48 tiles with 4 px gaps.
+    assert img.shape == (2 * 48 + 4, 3 * 64 + 2 * 4, 3)
+
+
+def test_compare_rejects_unknown_methods_and_options(synthetic_root: Path) -> None:
+    with pytest.raises(InputError, match="unknown method 'nope'; known methods: dis-ultrafast"):
+        evaluation.compare("synthetic", synthetic_root, ["nope"])
+    # Options go only to methods that take them; "device" is dropped for OpenCV methods.
+    res = evaluation.compare("synthetic", synthetic_root, ["dis-ultrafast"], max_samples=1,
+                             method_options={"device": "cpu", "preset": "fast"})
+    assert len(res) == 1
+
+
+def test_datasets_registry_names() -> None:
+    assert set(DATASETS) >= {"middlebury", "sintel", "kitti", "chairs", "synthetic"}
+
+
+def test_middlebury_compare_is_in_a_sane_band(shared_file) -> None:
+    root = shared_file("middlebury").resolve()
+    results = evaluation.compare("middlebury", root, ["dis-medium"], max_samples=2)
+    assert [r.sample for r in results] == ["Dimetrodon", "Grove2"]
+    for r in results:
+        # DIS-medium on these small-motion pairs: well under 1 px, but not suspiciously perfect.
+        assert 0.05 < r.epe < 1.0, r
+        assert 0 <= r.fl_all < 0.1
+    json.dumps(evaluation.results_json(results), allow_nan=False)

@@ -1,0 +1,138 @@
+"""The method registry, the FlowMethod interface and its input checks, and the OpenCV methods on exact scenes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import semflow
+from semflow.baseline.base import FlowMethod, FlowResult, check_pair
+from semflow.errors import InputError
+from semflow.methods import OPENCV_METHODS, describe_methods, get_method, list_methods
+from semflow.metrics import epe
+from semflow.synthetic import translation_scene
+
+
+@pytest.fixture(scope="module")
+def shifted():
+    return translation_scene(64, 96, shift=(3.0, -2.0), seed=2)
+
+
+class Recorder(FlowMethod):
+    """Returns zero flow and remembers what it was given."""
+
+    name = "recorder"
+    uses_labels = True
+
+    def _estimate(self, img1, img2, labels=None):
+        self.seen = (img1, img2, labels)
+        return FlowResult(np.zeros((*img1.shape[:2], 2), np.float64))
+
+
+class WrongShape(FlowMethod):
+    name = "wrong"
+
+    def _estimate(self, img1, img2):
+        return FlowResult(np.zeros((2, 2, 2), np.float32))
+
+
+def test_registry_lists_and_describes_all_methods() -> None:
+    names = list_methods()
+    assert names[:6] == list(OPENCV_METHODS)
+    assert {"discrete", "semantic"} <= set(names)
+    descriptions = describe_methods()
+    assert list(descriptions) == names and all(descriptions[n] for n in names)
+
+
+def test_unknown_method_lists_the_known_ones() -> None:
+    with pytest.raises(InputError) as info:
+        get_method("raft")
+    message = str(info.value)
+    assert message.startswith("unknown method 'raft'; known methods: ")
+    assert all(name in message for name in list_methods())
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(InputError, match="takes no option 'levels'"):
+        get_method("farneback", levels=3)
+    assert get_method("farneback", device="cuda").name == "farneback"  # no torch inside: device dropped
+    assert get_method("dis-fast", preset=None).name == "dis-fast"       # None means "not given"
+    assert get_method("dis-fast", preset="fast").name == "dis-fast"
+    with pytest.raises(InputError, match="dis-fast.*cannot take preset='medium'"):
+        get_method("dis-fast", preset="medium")
+    method = get_method("dis-medium")
+    assert get_method(method) is method
+
+
+@pytest.mark.parametrize("name", OPENCV_METHODS)
+def test_opencv_methods_recover_a_translation(shifted, name: str) -> None:
+    method = get_method(name)
+    assert method.name == name
+    result = method.estimate(shifted.img1, shifted.img2)
+    assert isinstance(result, FlowResult)
+    assert result.flow.dtype == np.float32 and result.flow.shape == (64, 96, 2)
+    inner = np.zeros((64, 96), bool)
+    inner[8:-8, 8:-8] = True
+    assert epe(result.flow, shifted.flow, ~shifted.occluded, inner) < 0.3
+
+
+def test_estimate_flow_api(shifted) -> None:
+    flow = semflow.estimate_flow(shifted.img1, shifted.img2, method="dis-fast")
+    assert flow.shape == (64, 96, 2) and flow.dtype == np.float32
+    np.testing.assert_allclose(np.median(flow[8:-8, 8:-8].reshape(-1, 2), axis=0), (3.0, -2.0), atol=0.2)
+    with pytest.raises(InputError, match="unknown method"):
+        semflow.estimate_flow(shifted.img1, shifted.img2, method="nope")
+
+
+def test_frames_of_different_sizes_are_rejected() -> None:
+    with pytest.raises(InputError, match="frame sizes differ: 96x64 vs 95x64"):
+        get_method("dis-ultrafast")(np.zeros((64, 96, 3), np.uint8), np.zeros((64, 95, 3), np.uint8))
+
+
+def test_gray_rgba_and_16bit_frames_are_converted(shifted) -> None:
+    method = get_method("dis-medium")
+    reference = method(shifted.img1, shifted.img2)
+    rgba = np.dstack([shifted.img2, np.full(shifted.img2.shape[:2], 255, np.uint8)])
+    np.testing.assert_array_equal(method(shifted.img1.astype(np.uint16) * 257, rgba), reference)
+    gray1, gray2 = shifted.img1.mean(axis=2).astype(np.uint8), shifted.img2.mean(axis=2).astype(np.uint8)
+    flow = method(gray1, gray2)
+    assert flow.shape == (64, 96, 2)
+    np.testing.assert_allclose(np.median(flow[8:-8, 8:-8].reshape(-1, 2), axis=0), (3.0, -2.0), atol=0.2)
+    a, b = check_pair(gray1, rgba)
+    assert a.shape == b.shape == (64, 96, 3) and a.dtype == np.uint8
+
+
+def test_labels_reach_methods_that_use_them_and_are_checked() -> None:
+    img = np.zeros((8, 10, 3), np.uint8)
+    method = Recorder()
+    labels = np.full((8, 10), 3, np.uint8)
+    result = method.estimate(img, img, labels=labels)
+    assert result.flow.dtype == np.float32  # cast by the interface
+    assert method.seen[2] is not None and (method.seen[2] == 3).all()
+    with pytest.raises(InputError, match="segmentation size 9x8 differs"):
+        method.estimate(img, img, labels=np.zeros((8, 9), np.uint8))
+    # Methods that take no labels simply ignore them.
+    assert get_method("dis-ultrafast").estimate(img, img, labels=np.zeros((1, 1))).flow.shape == (8, 10, 2)
+
+
+def test_a_method_returning_the_wrong_shape_is_a_bug_not_a_user_error() -> None:
+    img = np.zeros((8, 10, 3), np.uint8)
+    with pytest.raises(RuntimeError, match="wrong: returned flow of shape"):
+        WrongShape()(img, img)
+
+
+@pytest.mark.parametrize("name", OPENCV_METHODS)
+def test_tiny_and_thin_frames(name: str) -> None:
+    """OpenCV's DIS raised on frames under 12 px and segfaulted on short wide ones; every method copes."""
+    rng = np.random.default_rng(0)
+    method = get_method(name)
+    for h, w in ((2, 2), (8, 10), (16, 100), (100, 12)):
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        flow = method(img, img)
+        assert flow.shape == (h, w, 2) and np.isfinite(flow).all()
+
+
+def test_dis_on_a_thin_strip_still_measures_motion() -> None:
+    scene = translation_scene(20, 200, shift=(2.0, 1.0))
+    flow = get_method("dis-medium")(scene.img1, scene.img2)
+    np.testing.assert_allclose(np.median(flow[4:-4, 8:-8].reshape(-1, 2), axis=0), (2.0, 1.0), atol=0.3)

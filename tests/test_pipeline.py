@@ -1,0 +1,245 @@
+"""``run_video`` (``semflow run``): outputs, summary, one colour normaliser, interruption and --resume."""
+
+from __future__ import annotations
+
+import colorsys
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from semflow.baseline.base import FlowMethod, FlowResult
+from semflow.errors import InputError
+from semflow.io.flow import read_flow_valid
+from semflow.io.video import VideoWriter
+from semflow.pipeline import WORK_DIR, RunOptions, run_video
+
+
+class ScriptedFlow(FlowMethod):
+    """A fake method: pair k gets a constant flow ``(k + 1) * step``; raises ``fail_with`` on pair ``fail_at``.
+
+    ``calls`` counts the pairs it was asked for, so tests can tell computed pairs from resumed ones.
+    """
+
+    name = "scripted"
+
+    def __init__(self, step: tuple[float, float] = (1.0, 0.5), fail_at: int | None = None,
+                 fail_with: type[BaseException] = RuntimeError) -> None:
+        self.step = np.float32(step)
+        self.fail_at, self.fail_with = fail_at, fail_with
+        self.calls = 0
+        self.pair = 0
+
+    def _estimate(self, img1: np.ndarray, img2: np.ndarray, **kwargs) -> FlowResult:
+        self.calls += 1
+        if self.pair == self.fail_at:
+            raise self.fail_with(f"scripted failure on pair {self.pair}")
+        flow = np.empty((*img1.shape[:2], 2), np.float32)
+        flow[:] = (self.pair + 1) * self.step
+        self.pair += 1
+        return FlowResult(flow)
+
+
+class ResumingFlow(ScriptedFlow):
+    """ScriptedFlow for a resumed run: knows which pair it is from the frames it is given."""
+
+    def __init__(self, first_pair: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.pair = first_pair
+
+
+def frame_count(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def hidden_files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*"))
+
+
+def test_run_writes_videos_flo_and_summary(make_frames, tmp_path: Path) -> None:
+    frames = make_frames(5, 48, 64, shift=(2, 1))
+    out = tmp_path / "out"
+    summary = run_video(frames, out, RunOptions(method="dis-medium", save_flo=True))
+    assert sorted(p.name for p in out.iterdir()) == ["flo", "flow.mp4", "panel.mp4", "summary.json"]
+    assert sorted(p.name for p in (out / "flo").iterdir()) == [f"{i:06d}.flo" for i in range(4)]
+    assert hidden_files(out) == []  # no work folder, no temporary files
+    # The flo files hold the motion of the clip: 2 px right, 1 px down per frame.
+    for i in range(4):
+        flow, valid = read_flow_valid(out / "flo" / f"{i:06d}.flo")
+        assert flow.shape == (48, 64, 2) and valid.all()
+        inner = flow[8:-8, 8:-8].reshape(-1, 2)
+        np.testing.assert_allclose(np.median(inner, axis=0), (2.0, 1.0), atol=0.25)
+    # Videos: H.264, one frame per pair.
+    for name in ("flow.mp4", "panel.mp4"):
+        cap = cv2.VideoCapture(str(out / name))
+        fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode().lower()
+        cap.release()
+        assert fourcc in ("h264", "avc1") and frame_count(out / name) == 4
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+    assert on_disk["method"] == "dis-medium"
+    assert on_disk["frames"] == 5 and on_disk["pairs"] == 4
+    assert on_disk["resolution"] == [64, 48]
+    sec = on_disk["seconds_per_pair"]
+    assert sec["median"] > 0 and sec["mean"] > 0 and sec["total"] >= sec["median"]
+    mags = on_disk["flow_magnitude_px"]
+    assert 1.8 < mags["mean"] < 2.8 and mags["max"] >= mags["mean"]
+    assert on_disk["resumed_pairs"] == 0 and on_disk["outputs"]["flo_dir"] == "flo"
+
+
+def test_run_without_save_flo_keeps_no_flow_files(make_video, tmp_path: Path) -> None:
+    video = make_video(4, 40, 56)
+    out = tmp_path / "out"
+    summary = run_video(video, out, RunOptions(method="dis-ultrafast"))
+    assert sorted(p.name for p in out.iterdir()) == ["flow.mp4", "panel.mp4", "summary.json"]
+    assert summary["frames"] == 4 and summary["outputs"]["flo_dir"] is None
+    assert summary["fps"] == pytest.approx(5.0)
+
+
+def test_max_frames_and_max_side(make_frames, tmp_path: Path) -> None:
+    frames = make_frames(6, 48, 64)
+    summary = run_video(frames, tmp_path / "out", RunOptions(method="dis-ultrafast", save_flo=True,
+                                                            max_frames=3, max_side=32))
+    assert summary["frames"] == 3 and summary["resolution"] == [32, 24]
+    assert len(list((tmp_path / "out" / "flo").iterdir())) == 2
+    assert read_flow_valid(tmp_path / "out" / "flo" / "000001.flo")[0].shape == (24, 32, 2)
+
+
+def test_one_normaliser_for_the_whole_video(make_frames, tmp_path: Path) -> None:
+    """Pair k moves (k + 1) px right: under one shared normaliser later frames are more saturated."""
+    frames = make_frames(5, 64, 96)
+    out = tmp_path / "out"
+    summary = run_video(frames, out, RunOptions(max_flow=8.0), method=ScriptedFlow(step=(1.0, 0.0)))
+    assert summary["max_flow_px"] == 8.0 and summary["method"] == "scripted"
+    cap = cv2.VideoCapture(str(out / "flow.mp4"))
+    saturations, hues = [], []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        r, g, b = frame[16, 16, ::-1] / 255.0  # upper left: away from the legend
+        h, s, _ = colorsys.rgb_to_hsv(r, g, b)
+        saturations.append(s)
+        hues.append(h * 360)
+    cap.release()
+    assert len(saturations) == 4
+    assert all(b > a + 0.05 for a, b in zip(saturations, saturations[1:])), saturations
+    assert all(min(h, 360 - h) < 20 for h in hues), hues  # motion to the right is red
+    assert saturations[-1] == pytest.approx(4 / 8, abs=0.1)  # 4 px under max 8 px: half saturation
+
+
+def test_default_normaliser_covers_the_largest_motion(make_frames, tmp_path: Path) -> None:
+    summary = run_video(make_frames(4), tmp_path / "out", RunOptions(), method=ScriptedFlow(step=(3.0, 4.0)))
+    assert summary["max_flow_px"] == pytest.approx(15.0, rel=1e-3)  # pair 2: (9, 12)
+
+
+@pytest.mark.parametrize("save_flo", [True, False], ids=["save-flo", "work-folder"])
+def test_interrupted_run_keeps_finished_pairs_and_resumes(make_frames, tmp_path: Path, save_flo: bool) -> None:
+    frames = make_frames(7, 32, 48)
+    out = tmp_path / "out"
+    options = RunOptions(save_flo=save_flo)
+    crashing = ScriptedFlow(fail_at=3)
+    with pytest.raises(RuntimeError, match="pair 3"):
+        run_video(frames, out, options, method=crashing)
+    assert crashing.calls == 4
+    # Finished pairs 0..2 are on disk, whole; nothing else is under a final name.
+    assert not (out / "flow.mp4").exists() and not (out / "panel.mp4").exists()
+    assert not (out / "summary.json").exists()
+    done_dir = out / "flo" if save_flo else out / WORK_DIR / "flow"
+    done = sorted(p.name for p in done_dir.iterdir())
+    assert done == [f"{i:06d}{'.flo' if save_flo else '.npy'}" for i in range(3)]
+    assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.name != WORK_DIR]
+    if save_flo:
+        for i in range(3):
+            flow, _ = read_flow_valid(done_dir / f"{i:06d}.flo")
+            np.testing.assert_allclose(flow[0, 0], (i + 1) * np.float32([1.0, 0.5]))
+        before = {p.name: p.read_bytes() for p in done_dir.iterdir()}
+
+    resumed = ResumingFlow(first_pair=3)
+    summary = run_video(frames, out, RunOptions(save_flo=save_flo, resume=True), method=resumed)
+    assert resumed.calls == 3  # pairs 3, 4, 5 only
+    assert summary["resumed_pairs"] == 3 and summary["pairs"] == 6
+    assert (out / "flow.mp4").exists() and frame_count(out / "flow.mp4") == 6
+    assert hidden_files(out) == []
+    if save_flo:
+        assert all((done_dir / name).read_bytes() == data for name, data in before.items())
+        for i in range(6):
+            flow, _ = read_flow_valid(done_dir / f"{i:06d}.flo")
+            np.testing.assert_allclose(flow[5, 5], (i + 1) * np.float32([1.0, 0.5]))
+
+
+def test_keyboard_interrupt_also_keeps_finished_pairs(make_frames, tmp_path: Path) -> None:
+    frames = make_frames(5, 32, 48)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_video(frames, out, RunOptions(save_flo=True), method=ScriptedFlow(fail_at=2, fail_with=KeyboardInterrupt))
+    assert sorted(p.name for p in (out / "flo").iterdir()) == ["000000.flo", "000001.flo"]
+
+
+def test_fresh_run_after_a_crash_recomputes_everything(make_frames, tmp_path: Path) -> None:
+    frames = make_frames(5, 32, 48)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError):
+        run_video(frames, out, RunOptions(save_flo=True), method=ScriptedFlow(fail_at=2))
+    again = ScriptedFlow()
+    summary = run_video(frames, out, RunOptions(save_flo=True), method=again)
+    assert again.calls == 4 and summary["resumed_pairs"] == 0
+
+
+def test_resume_with_other_settings_is_refused(make_frames, tmp_path: Path) -> None:
+    frames = make_frames(5, 48, 64)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError):
+        run_video(frames, out, RunOptions(save_flo=True), method=ScriptedFlow(fail_at=2))
+    with pytest.raises(InputError, match="cannot resume.*max_side"):
+        run_video(frames, out, RunOptions(save_flo=True, resume=True, max_side=32), method=ScriptedFlow())
+    with pytest.raises(InputError, match="cannot resume.*method"):
+        run_video(frames, out, RunOptions(method="dis-fast", save_flo=True, resume=True))
+    # The finished pairs survive the refusals.
+    assert len(list((out / "flo").iterdir())) == 2
+
+
+def test_resume_of_a_finished_run_with_saved_flo_computes_nothing(make_frames, tmp_path: Path) -> None:
+    frames = make_frames(4, 32, 48)
+    out = tmp_path / "out"
+    run_video(frames, out, RunOptions(save_flo=True), method=ScriptedFlow())
+    idle = ScriptedFlow()
+    summary = run_video(frames, out, RunOptions(save_flo=True, resume=True), method=idle)
+    assert idle.calls == 0 and summary["resumed_pairs"] == 3
+
+
+def test_too_few_frames(make_frames, make_video, tmp_path: Path) -> None:
+    one_folder = make_frames(1, name="one")
+    one_video = make_video(1, name="one.mp4")
+    for source, options in ((one_folder, RunOptions()), (one_video, RunOptions()),
+                            (make_frames(3, name="three"), RunOptions(max_frames=1)),
+                            (make_frames(3, name="three"), RunOptions(max_frames=0))):
+        with pytest.raises(InputError, match="at least 2 frames"):
+            run_video(source, tmp_path / "out", options)
+        assert not (tmp_path / "out").exists()
+
+
+def test_not_a_video(tmp_path: Path) -> None:
+    (tmp_path / "clip.mp4").write_bytes(b"\x00" * 100)
+    with pytest.raises(InputError, match="not a readable video"):
+        run_video(tmp_path / "clip.mp4", tmp_path / "out")
+    with pytest.raises(InputError, match="no such file"):
+        run_video(tmp_path / "missing.mp4", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_odd_sized_video_runs(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.integers(0, 255, (41, 61, 3)).astype(np.uint8), (0, 0), 1.5)
+    with VideoWriter(tmp_path / "odd.mp4", 5) as writer:
+        for k in range(3):
+            writer.write(np.roll(base, k, axis=1))
+    summary = run_video(tmp_path / "odd.mp4", tmp_path / "out", RunOptions(method="dis-ultrafast"))
+    assert summary["pairs"] == 2 and frame_count(tmp_path / "out" / "flow.mp4") == 2

@@ -1,0 +1,180 @@
+"""Streaming video input (FrameSource) and H.264 output (VideoWriter)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from semflow.errors import InputError
+from semflow.io.images import read_image
+from semflow.io.video import FrameSource, VideoWriter, resize_max_side
+
+
+def codec_of(path: Path) -> str:
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("ascii", "replace").lower()
+    finally:
+        cap.release()
+
+
+def decoded_frames(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame[..., ::-1])
+    cap.release()
+    return frames
+
+
+# --- FrameSource --------------------------------------------------------------------------------
+
+
+def test_folder_source_streams_frames_in_name_order(make_frames) -> None:
+    folder = make_frames(5, 30, 40)
+    (folder / "notes.txt").write_text("not a frame")
+    source = FrameSource(folder)
+    assert len(source) == 5
+    frames = iter(source)
+    assert inspect.isgenerator(frames)
+    got = list(frames)
+    assert len(got) == 5 and all(f.shape == (30, 40, 3) and f.dtype == np.uint8 for f in got)
+    for k, frame in enumerate(got):
+        np.testing.assert_array_equal(frame, read_image(folder / f"{k:04d}.png"))
+    assert list(FrameSource(folder))[2].tobytes() == got[2].tobytes()  # iterating again starts over
+
+
+def test_folder_source_reads_lazily(make_frames) -> None:
+    """A frame is read when it is reached, not when the source is opened: a broken last frame fails late."""
+    folder = make_frames(4)
+    source = FrameSource(folder)
+    (folder / "0003.png").write_bytes(b"broken")
+    it = iter(source)
+    for _ in range(3):
+        assert next(it).shape == (48, 64, 3)
+    with pytest.raises(InputError, match="0003.png: cannot decode"):
+        next(it)
+
+
+def test_max_frames_and_max_side(make_frames) -> None:
+    folder = make_frames(5, 48, 64)
+    source = FrameSource(folder, max_frames=3, max_side=32)
+    assert len(source) == 3
+    frames = list(source)
+    assert len(frames) == 3 and frames[0].shape == (24, 32, 3)
+    big = FrameSource(folder, max_side=1000)
+    assert next(iter(big)).shape == (48, 64, 3)  # never enlarged
+
+
+def test_resize_max_side() -> None:
+    img = np.zeros((100, 300, 3), np.uint8)
+    assert resize_max_side(img, 150).shape == (50, 150, 3)
+    assert resize_max_side(img, None) is img
+    assert resize_max_side(img, 300) is img
+    assert resize_max_side(np.zeros((3, 1000, 3), np.uint8), 100).shape == (2, 100, 3)  # at least 2 px
+
+
+def test_video_source_reads_what_the_writer_wrote(make_video, make_frames) -> None:
+    path = make_video(6, 48, 64, fps=12.5)
+    originals = list(FrameSource(make_frames(6, 48, 64)))  # the same frames, lossless
+    source = FrameSource(path)
+    assert len(source) == 6
+    assert source.fps == pytest.approx(12.5)
+    frames = list(source)
+    assert len(frames) == 6 and frames[0].shape == (48, 64, 3) and frames[0].dtype == np.uint8
+    for got, want in zip(frames, originals):
+        assert np.abs(got.astype(int) - want).mean() < 8  # lossy but close, and in RGB order
+    assert len(list(FrameSource(path, max_frames=2))) == 2
+    assert next(iter(FrameSource(path, max_side=32))).shape == (24, 32, 3)
+
+
+def test_video_source_keeps_rgb_order(tmp_path: Path) -> None:
+    frame = np.zeros((32, 32, 3), np.uint8)
+    frame[..., 0] = 220  # red
+    with VideoWriter(tmp_path / "red.mp4", 5) as writer:
+        writer.write(frame)
+        writer.write(frame)
+    got = next(iter(FrameSource(tmp_path / "red.mp4")))
+    assert got[16, 16, 0] > 180 and got[16, 16, 2] < 60
+
+
+def test_source_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        FrameSource(tmp_path / "missing.mp4")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no images")
+    with pytest.raises(InputError, match="holds no images"):
+        FrameSource(tmp_path / "empty")
+    (tmp_path / "text.mp4").write_text("not a video at all")
+    with pytest.raises(InputError, match="not a readable video"):
+        FrameSource(tmp_path / "text.mp4")
+    (tmp_path / "zero.avi").write_bytes(b"")
+    with pytest.raises(InputError, match="not a readable video"):
+        FrameSource(tmp_path / "zero.avi")
+
+
+# --- VideoWriter --------------------------------------------------------------------------------
+
+
+def test_writer_makes_h264_mp4_with_all_frames(make_video) -> None:
+    path = make_video(5, 48, 64)
+    assert codec_of(path) in ("h264", "avc1")
+    data = path.read_bytes()
+    assert b"ftyp" in data[:32] and b"avc1" in data  # an mp4 whose video track is AVC (H.264)
+    frames = decoded_frames(path)
+    assert len(frames) == 5 and frames[0].shape == (48, 64, 3)
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no partial file left
+
+
+def test_writer_pads_odd_sizes(tmp_path: Path) -> None:
+    frame = np.full((33, 45, 3), 90, np.uint8)
+    with VideoWriter(tmp_path / "odd.mp4", 5) as writer:
+        for _ in range(3):
+            writer.write(frame)
+        assert writer.frames == 3
+    frames = decoded_frames(tmp_path / "odd.mp4")
+    assert len(frames) == 3 and frames[0].shape == (34, 46, 3)
+    assert np.abs(frames[0].astype(int) - 90).max() < 8  # padding repeats the edge
+
+
+def test_writer_file_appears_only_on_close(tmp_path: Path) -> None:
+    target = tmp_path / "v.mp4"
+    writer = VideoWriter(target, 5)
+    writer.write(np.zeros((16, 16, 3), np.uint8))
+    assert not target.exists()  # ffmpeg writes to the hidden temporary name
+    writer.close()
+    assert target.exists() and not writer.tmp.exists()
+
+
+def test_writer_deletes_partial_file_on_error(tmp_path: Path) -> None:
+    target = tmp_path / "v.mp4"
+    with pytest.raises(RuntimeError, match="boom"), VideoWriter(target, 5) as writer:
+        writer.write(np.zeros((16, 16, 3), np.uint8))
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_rejects_a_frame_of_another_size(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="size changed"), VideoWriter(tmp_path / "v.mp4", 5) as writer:
+        writer.write(np.zeros((16, 16, 3), np.uint8))
+        writer.write(np.zeros((20, 16, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_accepts_gray_frames_and_keeps_the_previous_file_on_abort(tmp_path: Path) -> None:
+    target = tmp_path / "v.mp4"
+    with VideoWriter(target, 5) as writer:
+        writer.write(np.full((16, 16), 200, np.uint8))
+    before = target.read_bytes()
+    with pytest.raises(KeyboardInterrupt), VideoWriter(target, 5) as writer:
+        writer.write(np.zeros((16, 16, 3), np.uint8))
+        raise KeyboardInterrupt
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
