@@ -150,6 +150,11 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
                 size = frame.shape[:2]
             if previous is not None:
                 index = pairs
+                if frame.shape != previous.shape:
+                    raise InputError(
+                        f"{video}: frame {index + 1} is {frame.shape[1]}x{frame.shape[0]}, the frames before it"
+                        f" {previous.shape[1]}x{previous.shape[0]}"
+                    )
                 if options.resume and store.has(index):
                     resumed += 1
                     known = store.seconds(index)
