@@ -187,6 +187,8 @@ def test_visualize_bad_output_and_mixed_sizes(cli_fails, tmp_path: Path) -> None
     write_flow(tmp_path / "a.flo", np.zeros((4, 5, 2), np.float32))
     write_flow(tmp_path / "b.flo", np.zeros((5, 4, 2), np.float32))
     cli_fails("visualize", "a.flo", "-o", "v.xyz", match="unknown image format")
+    (tmp_path / "taken.png").mkdir()
+    cli_fails("visualize", "a.flo", "-o", "taken.png", match="semflow: error: taken.png: is a directory")
     cli_fails("visualize", "a.flo", "b.flo", "-o", "v.png", match="differ in size")
 
 
@@ -248,6 +250,14 @@ def test_run_one_frame_folder(cli_fails, make_frames) -> None:
     cli_fails("run", "one", "--out", "out", match="at least 2 frames to compute flow, got 1")
     make_frames(3, name="three")
     cli_fails("run", "three", "--out", "out", "--max-frames", "1", match="at least 2 frames to compute flow, got 1")
+
+
+def test_run_frame_of_another_size_names_the_frame(run_cli, make_frames, tmp_path: Path) -> None:
+    folder = make_frames(4, 48, 64)
+    write_image(folder / "0002.png", np.zeros((40, 64, 3), np.uint8))
+    result = run_cli("run", folder, "--out", "out")
+    assert result.rc == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [f"semflow: error: {folder}: frame 2 is 64x40, the frames before it 64x48"]
 
 
 def test_run_unknown_method(cli_fails, make_frames) -> None:
