@@ -6,6 +6,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -35,5 +36,5 @@ def progress_bar(total: int | None, description: str, *, enabled: bool | None = 
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=False) as progress:
+    with Progress(*columns, transient=False, console=Console(stderr=True)) as progress:  # never stdout
         yield _Bar(progress, progress.add_task(description, total=total))
