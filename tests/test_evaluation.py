@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +186,15 @@ def test_middlebury_compare_is_in_a_sane_band(shared_file) -> None:
         assert 0.05 < r.epe < 1.0, r
         assert 0 <= r.fl_all < 0.1
     json.dumps(evaluation.results_json(results), allow_nan=False)
+
+
+def test_peak_memory_sees_an_allocation() -> None:
+    from semflow.memory import PeakMemory, current_rss_bytes
+
+    assert current_rss_bytes() > 0
+    with PeakMemory(interval=0.001) as memory:
+        block = np.ones(80 * 2**20, np.uint8)  # 80 MB, touched
+        block[::4096] = 2
+        time.sleep(0.05)  # let the sampling thread see it
+        del block
+    assert memory.delta_mb > 50 and memory.peak_mb >= memory.delta_mb

@@ -243,3 +243,24 @@ def test_odd_sized_video_runs(tmp_path: Path) -> None:
             writer.write(np.roll(base, k, axis=1))
     summary = run_video(tmp_path / "odd.mp4", tmp_path / "out", RunOptions(method="dis-ultrafast"))
     assert summary["pairs"] == 2 and frame_count(tmp_path / "out" / "flow.mp4") == 2
+
+
+def test_progress_bar_writes_to_stderr_only(capsys) -> None:
+    from semflow.progress import progress_bar
+
+    with progress_bar(3, "flow", enabled=True) as bar:
+        for _ in range(3):
+            bar.advance()
+    out, err = capsys.readouterr()
+    assert out == "" and "3/3" in err
+    with progress_bar(3, "flow") as bar:  # default: only on a terminal; tests have none
+        bar.advance()
+    assert capsys.readouterr() == ("", "")
+
+
+def test_run_shared_video_first_frames(shared_file, tmp_path: Path) -> None:
+    video = shared_file("videos/vtest.avi")
+    summary = run_video(video, tmp_path / "out", RunOptions(method="dis-ultrafast", max_frames=3, max_side=192))
+    assert summary["frames"] == 3 and summary["resolution"] == [192, 144]
+    assert summary["fps"] == pytest.approx(10.0, abs=0.5)
+    assert frame_count(tmp_path / "out" / "panel.mp4") == 2
