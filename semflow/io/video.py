@@ -8,6 +8,7 @@ imageio-ffmpeg (OpenCV's own writer has no H.264 here), and renames the file int
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,8 +35,13 @@ def resize_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
+def natural_key(path: Path) -> list[str | int]:
+    """Sort key that orders numbered names by their numbers: frame2.png before frame10.png."""
+    return [int(part) if part.isdecimal() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
 class FrameSource:
-    """Frames of a video file or of a folder of images (sorted by name), as uint8 RGB.
+    """Frames of a video file or of a folder of images (in natural name order), as uint8 RGB.
 
     ``max_side`` shrinks every frame; ``max_frames`` stops early. ``len()`` is the number of frames
     that will be read when the container says (folders always do), else an estimate.
@@ -51,7 +57,8 @@ class FrameSource:
         self.images: list[Path] | None = None
         self.fps = 10.0
         if self.path.is_dir():
-            self.images = sorted(p for p in self.path.iterdir() if p.is_file() and is_image_path(p))
+            self.images = sorted((p for p in self.path.iterdir() if p.is_file() and is_image_path(p)),
+                                 key=natural_key)
             if not self.images:
                 raise InputError(f"{self.path}: folder holds no images")
             count = len(self.images)
