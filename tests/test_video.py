@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from semflow.errors import InputError
-from semflow.io.images import read_image
+from semflow.io.images import read_image, write_image
 from semflow.io.video import FrameSource, VideoWriter, resize_max_side
 
 
@@ -178,3 +178,12 @@ def test_writer_accepts_gray_frames_and_keeps_the_previous_file_on_abort(tmp_pat
         raise KeyboardInterrupt
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
+
+
+def test_folder_frames_follow_their_numbers_not_the_alphabet(tmp_path: Path) -> None:
+    """frame2 comes before frame10 (a plain sort would put frame10 first and pair the wrong frames)."""
+    folder = tmp_path / "numbered"
+    for k in (1, 2, 3, 10, 11):
+        write_image(folder / f"frame{k}.png", np.full((8, 8, 3), k, np.uint8))
+    assert [p.name for p in FrameSource(folder).images] == [f"frame{k}.png" for k in (1, 2, 3, 10, 11)]
+    assert [int(f[0, 0, 0]) for f in FrameSource(folder)] == [1, 2, 3, 10, 11]
