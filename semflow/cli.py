@@ -233,6 +233,30 @@ def methods_command() -> None:
         click.echo(f"{name:15s} {description}")
 
 
+# --- segment ------------------------------------------------------------------------------------
+
+
+@main.command("segment")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--backend", default="camvid", show_default=True,
+              help="camvid (shipped model), camvid:PATH, torchvision:PATH (DeepLabV3/LRASPP/FCN weights), masks:PATH.")
+@click.option("--overlay", is_flag=True, help="Also write colour overlays (OUT/overlay/, overlay.mp4 for a video).")
+@click.option("--label-set", default=None, help="Label set of masks:PATH (camvid, voc or a .json file).")
+@click.option("--kinds", default=None, help="Override the class -> kind table, e.g. 'Tree:plane,Car:thing'.")
+@click.option("--device", default="cpu", show_default=True, help="Where the model runs: cpu, cuda, auto.")
+@click.option("--max-frames", type=click.IntRange(min=0), default=None, help="Read at most this many frames of a video.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool, label_set: str | None,
+            kinds: str | None, device: str, max_frames: int | None, progress: bool | None) -> None:
+    """Label maps for images, folders of images or videos: OUT/x.png per image, OUT/NNNNNN.png per frame."""
+    from semflow.segmentation.segment import segment_inputs
+
+    written = segment_inputs(inputs, out_dir, backend=backend, overlay=overlay, progress=progress, device=device,
+                             kinds_override=kinds, label_set=label_set, max_frames=max_frames)
+    click.echo(f"wrote {len(written)} label map(s) to {out_dir}")
+
+
 def entry() -> None:  # pragma: no cover - console entry for `python -m semflow`
     main(prog_name="semflow")
 

@@ -1,0 +1,221 @@
+"""Label sets: class names (index = class id), colours, and the class -> region kind table.
+
+Region kinds follow Sevilla-Lara et al. (CVPR 2016): ``thing`` (objects that move on their own: one
+layered motion model per instance), ``plane`` (surfaces a homography describes), ``stuff`` (the rest:
+keeps the baseline flow). The table is data: :meth:`LabelSet.with_kinds` overrides it, from a dict or
+a string like ``"Tree:plane,Car:thing"``.
+
+Known sets: ``camvid`` (the shipped model's 11 classes, void = 11) and ``voc`` (PASCAL VOC's 21
+classes, void = 255, what torchvision's segmentation weights predict). A JSON file
+``{"name": ..., "class_names": [...], "kinds": {...}, "void_id": ..., "palette": [[r, g, b], ...]}``
+describes any other set (for user-given masks).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from semflow.errors import InputError
+
+KINDS = ("thing", "plane", "stuff")
+# Integer codes of the kinds in kind maps (the same codes semflow.semantic uses).
+KIND_CODES: dict[str, int] = {"stuff": 0, "plane": 1, "thing": 2}
+
+
+@dataclass(frozen=True, eq=False)
+class LabelSet:
+    """A label set: ``class_names[i]`` is class id ``i``; ``kinds`` maps every class name to a kind.
+
+    ``void_id``: the id of unlabelled pixels (not a class; its kind is ``stuff``), or None.
+    ``palette``: (len(class_names), 3) uint8 RGB colour per class.
+    """
+
+    name: str
+    class_names: list[str]
+    kinds: dict[str, str]
+    void_id: int | None = None
+    palette: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.uint8))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "class_names", [str(n) for n in self.class_names])
+        kinds = {n: self.kinds.get(n, "stuff") for n in self.class_names}
+        for n, k in kinds.items():
+            if k not in KINDS:
+                raise InputError(f"label set {self.name!r}: kind {k!r} of {n!r} is not one of {', '.join(KINDS)}")
+        object.__setattr__(self, "kinds", kinds)
+        pal = np.asarray(self.palette, np.uint8).reshape(-1, 3)
+        if len(pal) < len(self.class_names):
+            pal = np.concatenate([pal, _fallback_palette(len(self.class_names))[len(pal):]])
+        object.__setattr__(self, "palette", pal)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def class_id(self, name: str) -> int:
+        """Id of the class called ``name`` (case-insensitive); InputError when there is none."""
+        lower = [n.lower() for n in self.class_names]
+        if name.lower() not in lower:
+            raise InputError(f"unknown class {name!r} for label set {self.name!r}; classes: {', '.join(self.class_names)}")
+        return lower.index(name.lower())
+
+    def kind_of(self, class_id: int) -> str:
+        """Kind of class ``class_id``; void and ids outside the set are ``stuff``."""
+        if 0 <= class_id < self.num_classes:
+            return self.kinds[self.class_names[class_id]]
+        return "stuff"
+
+    def ids_of(self, kind: str) -> list[int]:
+        """Class ids whose kind is ``kind``."""
+        return [i for i, n in enumerate(self.class_names) if self.kinds[n] == kind]
+
+    def kind_lut(self) -> np.ndarray:
+        """(256,) uint8 lookup: class id -> kind code (:data:`KIND_CODES`); unknown ids and void -> stuff."""
+        lut = np.full(256, KIND_CODES["stuff"], np.uint8)
+        for i, n in enumerate(self.class_names[:256]):
+            lut[i] = KIND_CODES[self.kinds[n]]
+        return lut
+
+    def kind_map(self, labels: np.ndarray) -> np.ndarray:
+        """Kind code per pixel (H, W) uint8 of a label map (H, W)."""
+        return self.kind_lut()[np.asarray(labels, np.uint8)]
+
+    def colorize(self, labels: np.ndarray) -> np.ndarray:
+        """Label map (H, W) -> uint8 RGB (H, W, 3) in the set's colours; void and unknown ids are black."""
+        lut = np.zeros((256, 3), np.uint8)
+        lut[: min(self.num_classes, 256)] = self.palette[:256]
+        if self.void_id is not None and 0 <= self.void_id < 256:
+            lut[self.void_id] = 0
+        return lut[np.asarray(labels, np.uint8)]
+
+    def with_kinds(self, override: str | Mapping[str, str] | None) -> LabelSet:
+        """A copy with some classes' kinds replaced (``"Tree:plane,Car:thing"`` or a dict)."""
+        parsed = parse_kinds(override)
+        if not parsed:
+            return self
+        kinds = dict(self.kinds)
+        for name, kind in parsed.items():
+            kinds[self.class_names[self.class_id(name)]] = kind
+        return replace(self, kinds=kinds)
+
+    def to_json(self) -> dict:
+        """The set as a JSON-able dict (the format :func:`get_label_set` reads from a file)."""
+        return {"name": self.name, "class_names": list(self.class_names), "kinds": dict(self.kinds),
+                "void_id": self.void_id, "palette": self.palette.tolist()}
+
+
+def parse_kinds(override: str | Mapping[str, str] | None) -> dict[str, str]:
+    """``"Tree:plane, Car:thing"`` or a dict -> {class name: kind}; a bad item is an InputError."""
+    if override is None or override == "":
+        return {}
+    if isinstance(override, Mapping):
+        items = [(str(k), str(v)) for k, v in override.items()]
+    else:
+        items = []
+        for part in str(override).split(","):
+            if not part.strip():
+                continue
+            name, sep, kind = part.partition(":")
+            if not sep or not name.strip():
+                raise InputError(f"kind table: expected CLASS:KIND items separated by commas, got {part.strip()!r}")
+            items.append((name.strip(), kind.strip()))
+    out = {}
+    for name, kind in items:
+        if kind.lower() not in KINDS:
+            raise InputError(f"kind table: unknown kind {kind!r} for {name!r}; use thing, plane or stuff")
+        out[name] = kind.lower()
+    return out
+
+
+def _fallback_palette(n: int) -> np.ndarray:
+    """Distinct fixed colours for sets without a palette (seeded, so they never change)."""
+    return np.random.default_rng(7).integers(40, 256, size=(max(n, 0), 3)).astype(np.uint8)
+
+
+def _voc_palette(n: int = 21) -> np.ndarray:
+    """PASCAL VOC's bit-interleaved colour map."""
+    pal = np.zeros((n, 3), np.uint8)
+    for i in range(n):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal[i] = (r, g, b)
+    return pal
+
+
+CAMVID = LabelSet(
+    name="camvid",
+    class_names=["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
+                 "Pedestrian", "Bicyclist"],
+    kinds={"Sky": "plane", "Road": "plane", "Pavement": "plane", "Car": "thing", "Pedestrian": "thing",
+           "Bicyclist": "thing"},
+    void_id=11,
+    palette=np.array([(128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222),
+                      (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0),
+                      (0, 128, 192)], np.uint8),
+)
+
+VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+               "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+               "train", "tvmonitor"]
+# Things move on their own (or carry someone who does); furniture, bottles and plants are stuff.
+VOC = LabelSet(
+    name="voc",
+    class_names=VOC_CLASSES,
+    kinds={n: "thing" for n in ["aeroplane", "bicycle", "bird", "boat", "bus", "car", "cat", "cow", "dog",
+                                "horse", "motorbike", "person", "sheep", "train"]},
+    void_id=255,
+    palette=_voc_palette(21),
+)
+
+_REGISTRY: dict[str, LabelSet] = {"camvid": CAMVID, "voc": VOC}
+
+
+def register_label_set(label_set: LabelSet) -> None:
+    """Make ``label_set`` known to :func:`get_label_set` under its name."""
+    _REGISTRY[label_set.name.lower()] = label_set
+
+
+def list_label_sets() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_label_set(spec: str | os.PathLike | LabelSet, kinds_override: str | Mapping[str, str] | None = None
+                  ) -> LabelSet:
+    """A label set by name (``camvid``, ``voc``) or from a JSON file, with optional kind overrides."""
+    if isinstance(spec, LabelSet):
+        return spec.with_kinds(kinds_override)
+    key = str(spec)
+    if key.lower() in _REGISTRY:
+        return _REGISTRY[key.lower()].with_kinds(kinds_override)
+    path = Path(key)
+    if path.suffix.lower() == ".json" or path.is_file():
+        if not path.is_file():
+            raise InputError(f"{path}: no such label-set file")
+        try:
+            data = json.loads(path.read_text())
+            ls = LabelSet(name=str(data.get("name", path.stem)), class_names=list(data["class_names"]),
+                          kinds=dict(data.get("kinds", {})), void_id=data.get("void_id"),
+                          palette=np.asarray(data.get("palette", np.zeros((0, 3))), np.uint8))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{path}: not a label-set JSON file ({exc.__class__.__name__}: {exc})") from None
+        unknown = set(data.get("kinds", {})) - set(ls.class_names)
+        if unknown:
+            raise InputError(f"{path}: kinds name classes the set lacks: {', '.join(sorted(unknown))}")
+        return ls.with_kinds(kinds_override)
+    raise InputError(f"unknown label set {key!r}; known: {', '.join(list_label_sets())}, or a .json file")
+
+
+def label_names(label_set: LabelSet, ids: Sequence[int]) -> list[str]:
+    """Class names of ``ids`` (``void`` / ``id N`` for ids outside the set)."""
+    return [label_set.class_names[i] if 0 <= i < label_set.num_classes
+            else ("void" if i == label_set.void_id else f"id {i}") for i in ids]
