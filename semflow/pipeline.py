@@ -12,6 +12,7 @@ Two passes, so that every frame of the output videos is drawn under one shared c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -110,6 +111,17 @@ class _PairStore:
         return float(path.read_text()) if path.exists() else None
 
 
+def _remove_pair_flos(flo_dir: Path) -> None:
+    """Delete the ``NNNNNN.flo`` files an earlier run wrote; anything else the user keeps there stays."""
+    if not flo_dir.is_dir():
+        return
+    for path in flo_dir.iterdir():
+        if path.suffix == ".flo" and len(path.stem) == 6 and path.stem.isdecimal() and path.is_file():
+            path.unlink()
+    with contextlib.suppress(OSError):
+        flo_dir.rmdir()  # only if now empty
+
+
 def _check_resume(out_dir: Path, fingerprint: dict[str, Any], resume: bool) -> None:
     state_path = out_dir / WORK_DIR / "state.json"
     if resume and state_path.exists():
@@ -119,7 +131,7 @@ def _check_resume(out_dir: Path, fingerprint: dict[str, Any], resume: bool) -> N
             raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({', '.join(changed)})")
     elif not resume:  # a fresh run: forget what an earlier run left
         shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
-        shutil.rmtree(out_dir / "flo", ignore_errors=True)
+        _remove_pair_flos(out_dir / "flo")
     write_text_atomic(state_path, json.dumps(fingerprint, indent=2))
 
 
