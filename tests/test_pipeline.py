@@ -264,3 +264,19 @@ def test_run_shared_video_first_frames(shared_file, tmp_path: Path) -> None:
     assert summary["frames"] == 3 and summary["resolution"] == [192, 144]
     assert summary["fps"] == pytest.approx(10.0, abs=0.5)
     assert frame_count(tmp_path / "out" / "panel.mp4") == 2
+
+
+def test_a_fresh_run_removes_only_its_own_flo_files(make_frames, tmp_path: Path) -> None:
+    frames = make_frames(4, 32, 48)
+    out = tmp_path / "out"
+    (out / "flo").mkdir(parents=True)
+    (out / "flo" / "notes.txt").write_text("mine")
+    (out / "flo" / "000007.flo").write_bytes(b"stale")
+    run_video(frames, out, RunOptions(save_flo=True), method=ScriptedFlow())
+    assert sorted(p.name for p in (out / "flo").iterdir()) == ["000000.flo", "000001.flo", "000002.flo", "notes.txt"]
+    run_video(frames, out, RunOptions(), method=ScriptedFlow())  # without --save-flo: the old flows go
+    assert [p.name for p in (out / "flo").iterdir()] == ["notes.txt"]
+    (out / "flo" / "notes.txt").unlink()
+    run_video(frames, out, RunOptions(save_flo=True), method=ScriptedFlow())
+    run_video(frames, out, RunOptions(), method=ScriptedFlow())
+    assert not (out / "flo").exists()  # an emptied flo folder is removed
