@@ -7,6 +7,7 @@ traceback and no output or partial file left behind (see the ``cli_fails`` fixtu
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -81,6 +82,14 @@ def test_flow_missing_file(cli_fails, pair) -> None:
 def test_flow_unreadable_image(cli_fails, pair, tmp_path: Path) -> None:
     (tmp_path / "fake.png").write_text("not an image")
     cli_fails("flow", "a.png", "fake.png", "-o", "f.flo", match="cannot decode")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_flow_and_run_unreadable_files(cli_fails, pair, make_video, tmp_path: Path) -> None:
+    (tmp_path / "a.png").chmod(0)
+    make_video(3).chmod(0)
+    cli_fails("flow", "a.png", "b.png", "-o", "f.flo", match="a.png: not readable")
+    cli_fails("run", "clip.mp4", "--out", "out", match="clip.mp4: not readable")
 
 
 def test_flow_folder_instead_of_image(cli_fails, pair, tmp_path: Path) -> None:
