@@ -12,7 +12,6 @@ import math
 import socket
 import sys
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -303,40 +302,50 @@ def test_matching_features_in_one_region_change_its_label_and_nothing_else(tiny,
     assert result.probs[30, 75, dog_id] == pytest.approx(0.5 * a.clip_score, rel=1e-5)
 
 
+class _Backbone:
+    """A stand-in segmenter that returns the scene's backbone segmentation, as semflow's backends do."""
+
+    def __init__(self, labels: np.ndarray, probs: np.ndarray):
+        from semflow.segmentation import LabelSet
+
+        self.labels, self.probs = labels, probs
+        self.label_set = LabelSet("toy", BACKBONE, BACKBONE_KINDS, VOID,
+                                  np.arange(len(BACKBONE) * 3, dtype=np.uint8).reshape(-1, 3))
+        self.name, self.device, self.keys = "toy", "cpu", []
+
+    def predict(self, image, key=None):
+        from semflow.segmentation import Segmentation
+
+        self.keys.append(key)
+        return Segmentation(self.probs, self.labels, self.label_set)
+
+
 def test_prior_segmenter_wraps_a_segmenter(tiny, tmp_path):
-    @dataclass(frozen=True)
-    class LabelSet:
-        name: str
-        class_names: list
-        kinds: dict
-        void_id: int
-        palette: np.ndarray
+    from semflow.segmentation import Segmentation, Segmenter
 
-    @dataclass
-    class Segmentation:
-        probs: np.ndarray
-        labels: np.ndarray
-        label_set: LabelSet
-        extras: dict = field(default_factory=dict)
-
-    image, labels, probs, _, _ = _scene()
-    palette = np.arange(len(BACKBONE) * 3, dtype=np.uint8).reshape(-1, 3)
-    label_set = LabelSet("toy", BACKBONE, BACKBONE_KINDS, VOID, palette)
-
-    class Toy:
-        device = "cpu"
-
-        def predict(self, img):
-            return Segmentation(probs, labels, label_set)
-
-    wrapped = cp.PriorSegmenter(Toy(), _prior(tiny, tmp_path, classes=PRIOR + ",boat:thing"))
-    fused = wrapped.predict(image)
-    assert isinstance(fused, Segmentation) and wrapped.device == "cpu"
-    assert fused.label_set.name == "toy+clip" and fused.label_set.class_names[-2:] == ["dog", "boat"]
+    image, labels, probs, blob_a, _ = _scene()
+    backbone = _Backbone(labels, probs)
+    prior = _prior(tiny, tmp_path, classes=PRIOR + ",boat:thing")
+    wrapped = cp.PriorSegmenter(backbone, prior, explain_dir=tmp_path / "explain")
+    assert isinstance(wrapped, Segmenter) and wrapped.name == "toy+clip" and wrapped.device == "cpu"
+    assert wrapped.label_set.class_names[-2:] == ["dog", "boat"]
+    fused = wrapped.predict(image, key=3)
+    assert isinstance(fused, Segmentation) and backbone.keys == [3]
+    assert fused.label_set is wrapped.label_set and fused.label_set.name == "toy+clip"
     assert fused.label_set.kinds["boat"] == "thing" and fused.label_set.palette.shape == (9, 3)
-    assert np.array_equal(fused.label_set.palette[:7], palette)
-    assert fused.probs.shape == (*labels.shape, 9) and wrapped.last_result is not None
-    assert len(wrapped.last_result.regions) == 4
+    assert np.array_equal(fused.label_set.palette[:7], backbone.label_set.palette)
+    assert fused.probs.shape == (*labels.shape, 9) and fused.prior is wrapped.last_result
+    assert len(fused.prior.regions) == 4
+    written = json.loads((tmp_path / "explain" / "000003.json").read_text())
+    assert len(written["regions"]) == 4 and {"clip", "clip_score", "label", "kind"} <= set(written["regions"][0])
+    # instances follow the fused labels: a region relabelled as a thing becomes an instance
+    dog = prior.text[prior.class_names.index("dog")]
+    fused_dog = cp.PriorSegmenter(backbone, _prior(tiny, tmp_path))
+    fused_dog.prior.clip.encode_images = lambda batch, **kw: torch.stack(
+        [dog if (b[1] < -1.5).float().mean() > 0.2 else _indifferent(fused_dog.prior) for b in batch])
+    seg = fused_dog.predict(image)
+    assert len(seg.instances) == 1 and np.array_equal(seg.instance_map > 0, blob_a)
+    assert len(backbone.predict(image).instances) == 0
 
 
 # --- errors a user can cause --------------------------------------------------------------------
@@ -407,19 +416,11 @@ def test_prior_options_and_make_prior(tiny, tmp_path, monkeypatch):
 
 
 def test_semantic_flow_gives_the_relabelled_region_its_own_kind(tiny, tmp_path, monkeypatch):
-    """End to end through the semantic method (skips while it is not there): the blob CLIP calls a dog
-    is a thing in the method's kind map; the same blob without the prior is stuff."""
-    semantic = pytest.importorskip("semflow.semantic", reason="the semantic method is not available")
+    """End to end through the semantic method: the blob CLIP calls a dog is a thing in the method's
+    kind map; without the prior it is stuff; nothing else changes."""
+    from semflow import semantic
+
     image, labels, probs, blob_a, _ = _scene()
-    palette = [(0, 0, 0)] * len(BACKBONE)
-
-    class Toy:
-        label_set = type("LS", (), {"name": "toy", "class_names": BACKBONE, "kinds": BACKBONE_KINDS,
-                                    "void_id": VOID, "palette": palette})()
-
-        def predict(self, img):
-            return type("Seg", (), {"labels": labels, "probs": probs, "label_set": self.label_set})()
-
     prior = _prior(tiny, tmp_path)
     dog = prior.text[prior.class_names.index("dog")]
     indifferent = _indifferent(prior)
@@ -427,12 +428,11 @@ def test_semantic_flow_gives_the_relabelled_region_its_own_kind(tiny, tmp_path, 
     monkeypatch.setattr(prior.clip, "encode_images",
                         lambda batch, **kw: torch.stack([dog if (b[1] < -1.5).float().mean() > 0.2 else indifferent
                                                          for b in batch]))
-    shifted = np.roll(image, 2, axis=1)
-    with_clip = semantic.SemanticFlow("dis-fast", segmenter=cp.with_prior(Toy(), prior))
-    without = semantic.SemanticFlow("dis-fast", segmenter=Toy())
+    with_clip = semantic.SemanticFlow("dis-fast", segmenter=cp.with_prior(_Backbone(labels, probs), prior))
+    without = semantic.SemanticFlow("dis-fast", segmenter=_Backbone(labels, probs))
     kinds_with = with_clip.kind_map(image)
     kinds_without = without.kind_map(image)
     assert (kinds_without[blob_a] == semantic.KIND_CODES["stuff"]).all()
     assert (kinds_with[blob_a] == semantic.KIND_CODES["thing"]).all()
     assert np.array_equal(kinds_with[~blob_a], kinds_without[~blob_a])
-    assert with_clip.estimate(image, shifted).flow.shape == (*labels.shape, 2)
+    assert with_clip.estimate(image, np.roll(image, 2, axis=1)).flow.shape == (*labels.shape, 2)
