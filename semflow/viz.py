@@ -74,7 +74,9 @@ def add_legend(image: np.ndarray, max_flow: float, *, label: str | None = None) 
     x0, y0 = w - size - 4, h - size - 4
     if x0 >= 0 and y0 >= 0:
         region = out[y0:y0 + size, x0:x0 + size]
-        inside = (wheel != 255).any(axis=2)
+        r = (size - 1) / 2.0
+        yy, xx = np.mgrid[0:size, 0:size]
+        inside = (xx - r) ** 2 + (yy - r) ** 2 <= r * r
         region[inside] = wheel[inside]
     scale = max(0.35, size / 160.0)
     text = f"max {max_flow:.1f} px"
