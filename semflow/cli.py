@@ -14,6 +14,7 @@ import click
 import numpy as np
 
 from semflow.errors import InputError, SemflowError
+from semflow.segmentation.prompts import prior_options
 
 DEFAULT_RUN_METHOD = "dis-medium"
 
@@ -71,8 +72,11 @@ def _options_dict(**kwargs: Any) -> dict[str, Any]:
 @click.option("--resume", is_flag=True, help="Keep the pairs an earlier, interrupted run finished.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @_method_options
+@prior_options
 def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int | None, max_side: int | None,
-        max_flow: float | None, resume: bool, progress: bool | None, device: str | None, preset: str | None) -> None:
+        max_flow: float | None, resume: bool, progress: bool | None, device: str | None, preset: str | None,
+        prior: str, clip_model: str, clip_weights: Path | None, prior_classes: str | None,
+        prior_weight: float) -> None:
     """Flow for every consecutive frame pair of VIDEO (a video file or a folder of images).
 
     Writes DIR/flow.mp4 (colour wheel), DIR/panel.mp4 (frame beside its flow), DIR/summary.json and,
@@ -80,11 +84,25 @@ def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int
     """
     from semflow.pipeline import RunOptions, run_video
 
+    method_options = _options_dict(device=device, preset=preset)
+    estimator = None
+    if prior != "none":  # the prior's settings join the resume fingerprint; the method is built here
+        if method != "semantic":
+            raise InputError(f"--prior {prior} works with --method semantic, not {method!r}")
+        from semflow.methods import get_method
+        from semflow.segmentation.clip_prior import make_prior, with_prior
+
+        prior_settings = {"prior": prior, "clip_model": clip_model, "prior_weight": prior_weight,
+                          "clip_weights": str(clip_weights) if clip_weights else None, "prior_classes": prior_classes}
+        clip = make_prior(prior, clip_model=clip_model, clip_weights=clip_weights, prior_classes=prior_classes,
+                          prior_weight=prior_weight, device=device or "cpu")
+        estimator = get_method(method, **method_options, segmenter=with_prior("camvid", clip, device=device or "cpu"))
+        method_options.update(_options_dict(**prior_settings))
     options = RunOptions(
-        method=method, method_options=_options_dict(device=device, preset=preset), save_flo=save_flo,
+        method=method, method_options=method_options, save_flo=save_flo,
         max_frames=max_frames, max_side=max_side, resume=resume, max_flow=max_flow, progress=progress,
     )
-    summary = run_video(video, out_dir, options)
+    summary = run_video(video, out_dir, options, method=estimator)
     sec = summary["seconds_per_pair"]["median"]
     click.echo(f"{summary['pairs']} pairs, {sec:.3f} s/pair median ({summary['method']}) -> {out_dir}"
                if sec is not None else f"{summary['pairs']} pairs (all resumed) -> {out_dir}")
@@ -247,11 +265,24 @@ def methods_command() -> None:
 @click.option("--device", default="cpu", show_default=True, help="Where the model runs: cpu, cuda, auto.")
 @click.option("--max-frames", type=click.IntRange(min=0), default=None, help="Read at most this many frames of a video.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@prior_options
 def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool, label_set: str | None,
-            kinds: str | None, device: str, max_frames: int | None, progress: bool | None) -> None:
-    """Label maps for images, folders of images or videos: OUT/x.png per image, OUT/NNNNNN.png per frame."""
+            kinds: str | None, device: str, max_frames: int | None, progress: bool | None, prior: str,
+            clip_model: str, clip_weights: Path | None, prior_classes: str | None, prior_weight: float) -> None:
+    """Label maps for images, folders of images or videos: OUT/x.png per image, OUT/NNNNNN.png per frame.
+
+    With --prior clip, OUT/prior/x.json (OUT/prior/NNNNNN.json) holds each region's CLIP label and score.
+    """
     from semflow.segmentation.segment import segment_inputs
 
+    if prior != "none":
+        from semflow.segmentation import get_segmenter
+        from semflow.segmentation.clip_prior import PriorSegmenter, make_prior
+
+        clip = make_prior(prior, clip_model=clip_model, clip_weights=clip_weights, prior_classes=prior_classes,
+                          prior_weight=prior_weight, device=device)
+        backend = PriorSegmenter(get_segmenter(backend, device=device, kinds_override=kinds, label_set=label_set),
+                                 clip, explain_dir=out_dir / "prior")
     written = segment_inputs(inputs, out_dir, backend=backend, overlay=overlay, progress=progress, device=device,
                              kinds_override=kinds, label_set=label_set, max_frames=max_frames)
     click.echo(f"wrote {len(written)} label map(s) to {out_dir}")

@@ -436,3 +436,46 @@ def test_semantic_flow_gives_the_relabelled_region_its_own_kind(tiny, tmp_path, 
     assert (kinds_with[blob_a] == semantic.KIND_CODES["thing"]).all()
     assert np.array_equal(kinds_with[~blob_a], kinds_without[~blob_a])
     assert with_clip.estimate(image, np.roll(image, 2, axis=1)).flow.shape == (*labels.shape, 2)
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def _cli(args, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from semflow.cli import main
+
+    monkeypatch.setenv(cp.CACHE_ENV, str(tmp_path / "cli-cache"))
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_cli_segment_and_run_with_the_prior(tiny, tmp_path, monkeypatch, make_frames):
+    from semflow.io.images import read_image
+
+    config, weights, _ = tiny
+    frames = make_frames(count=3, height=48, width=64)
+    clip = ["--prior", "clip", "--clip-model", config, "--clip-weights", weights, "--prior-classes", PRIOR]
+    result = _cli(["segment", frames / "0000.png", "--out", tmp_path / "seg", *clip], monkeypatch, tmp_path)
+    assert result.exit_code == 0, result.output
+    decisions = json.loads((tmp_path / "seg" / "prior" / "0000.json").read_text())
+    assert decisions["label_set"] == "camvid+clip" and decisions["regions"]
+    assert all(0.0 <= r["clip_score"] <= 1.0 and r["clip"] in PRIOR for r in decisions["regions"])
+    assert read_image(tmp_path / "seg" / "0000.png").shape[:2] == (48, 64)
+    result = _cli(["run", frames, "--out", tmp_path / "run", "--method", "semantic", "--no-progress", *clip],
+                  monkeypatch, tmp_path)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["pairs"] == 2
+
+
+def test_cli_prior_errors(tiny, tmp_path, monkeypatch, make_frames):
+    frames = make_frames(count=2, height=32, width=48)
+    result = _cli(["segment", frames / "0000.png", "--out", tmp_path / "seg", "--prior", "clip"], monkeypatch, tmp_path)
+    assert result.exit_code == 1 and "--clip-weights PATH" in result.output
+    result = _cli(["run", frames, "--out", tmp_path / "run", "--prior", "clip", "--clip-weights", tiny[1]],
+                  monkeypatch, tmp_path)
+    assert result.exit_code == 1 and "works with --method semantic" in result.output
+    result = _cli(["segment", frames / "0000.png", "--out", tmp_path / "seg", "--prior", "clip",
+                   "--clip-weights", tmp_path / "missing.pt"], monkeypatch, tmp_path)
+    assert result.exit_code == 1 and "CLIP weights file not found" in result.output

@@ -266,7 +266,9 @@ def load_clip_model(model_name: str, weights: str | os.PathLike | None, *, devic
         model = open_clip.create_model(model_name, pretrained=None, pretrained_image=False, pretrained_text=False,
                                        force_quick_gelu=openai_format, device="cpu")
     _load_into(model, state, path, model_name)
-    device = torch.device(device)
+    from semflow.segmentation.backends import resolve_device
+
+    device = resolve_device(str(device))
     model = model.to(device).eval().requires_grad_(False)
     cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
     size = cfg.get("size", getattr(model.visual, "image_size", 224))
