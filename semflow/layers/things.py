@@ -70,7 +70,7 @@ class ThingParams:
     """Pixels this close to the mask boundary are not used to fit either layer's motion."""
     residual_cap: float = 3.0
     """Baseline deviations from the affine motion larger than this (px) are outliers, not residual."""
-    residual_deadzone: float = 0.5
+    residual_deadzone: float = 0.25
     """Baseline deviations are shrunk by this much (px) before they feed the residual."""
     photometric_refinement: bool = True
     """Refine each RANSAC affine motion by robust Gauss-Newton on brightness constancy over its pixels."""
@@ -90,8 +90,12 @@ class ThingParams:
     """Cost (grey levels) of assigning a pixel against the mask at the band's edge."""
     filter_radius: int = 4
     filter_eps: float = 0.01
-    error_tolerance: float = 0.05
-    error_slack: float = 0.5
+    change_threshold: float = 0.5
+    """The model is judged on the visible pixels where it moves the flow by more than this (px)."""
+    error_tolerance: float = 0.0
+    """The model may be this much worse (relative) than the baseline photometrically, there..."""
+    error_slack: float = 0.1
+    """...plus this (grey levels), and still be used."""
 
 
 @dataclass
@@ -466,6 +470,11 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
     judged = ~occluded & ~others & np.where(foreground, in_fg, in_bg)
     if not judged.any():
         return rejected("no visible pixels to judge the model")
+    # Judge where the model changes the flow: elsewhere both explain the frames equally, and those
+    # pixels would only dilute the comparison.
+    changed = judged & (np.linalg.norm(flow - base, axis=2) > params.change_threshold)
+    if changed.sum() >= params.min_points:
+        judged = changed
     model_err = float(np.where(foreground, err_fg, err_bg)[judged].mean())
     base_err = float(base_err_box[judged].mean())
     if model_err > base_err * (1 + params.error_tolerance) + params.error_slack:
