@@ -92,7 +92,7 @@ def test_object_under_affine_motion_is_recovered_with_its_boundary_and_occluded_
     obj = scene.instances == 1
     model = result.extras["model_map"]
     # The object: sub-pixel, and much better than the baseline.
-    assert epe(result.flow, scene.flow, region=obj) < 0.3
+    assert epe(result.flow, scene.flow, region=obj) < 0.4
     assert epe(result.flow, scene.flow, region=obj) < 0.5 * epe(base, scene.flow, region=obj)
     # Its boundary: the object layer covers the true object (IoU).
     fg = model == 2
