@@ -16,6 +16,7 @@ fusion (``ClipPrior.apply``). Not timed: the one-time text embeddings (cached on
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -120,17 +121,19 @@ def main() -> None:
     body = f"""## CLIP prior (ViT-B-32 shapes, random weights, 480x360, CPU)
 
 `python scripts/bench_clip_prior.py` ({today()}; {machine()}; torch threads {args.threads}).
+
 Per frame: regions of the backbone's label map (at least 0.2% of the image, the largest `max_regions`),
 one masked 224x224 crop each through the image tower, softmax at CLIP's temperature, fusion
-(`ClipPrior.apply`). Input: {len(data)} {source}, {args.repeats} passes; the default class list
-({len(DEFAULT_PRIOR_CLASSES)} classes x {len(PROMPT_TEMPLATES)} templates). Random weights cost what trained
-ones do. Timings on a shared 2-core machine are noisy; medians.
+(`ClipPrior.apply`). Input: {len(data)} {source}, {args.repeats} passes, the default class list
+({len(DEFAULT_PRIOR_CLASSES)} classes x {len(PROMPT_TEMPLATES)} templates). Random weights cost what trained ones do.
+Timings on a shared 2-core machine are noisy (load average {os.getloadavg()[0]:.1f} when the run ended,
+from other jobs); medians.
 
 {chr(10).join(table)}
 
 One-time costs, not in the table: loading the checkpoint {load_s:.1f} s (includes its sha256);
 text embeddings of the {n_prompts} prompts {text_s:.1f} s, then {cached_s:.3f} s from the disk cache.
-The default is `max_regions=24`; the cost grows about linearly with the number of regions scored."""
+The default is `max_regions=24`; each scored region is one image-tower pass."""
     print(body)
     if not args.no_write:
         write_section("clip", body)

@@ -109,6 +109,8 @@ def test_fuse_region_rule():
     # void: what the backbone does not know, CLIP decides (its weight grows to w + (1 - w) * void)
     label, kind, fused, _ = cp.fuse_region(_backbone(Void=1.0), _clip_probs({"dog": 0.6}), joint, VOID)
     assert (label, kind) == (dog_id, "thing") and math.isclose(fused[dog_id], 0.6)
+    # ... when CLIP is not sure either (best class below tau), the region stays void
+    assert cp.fuse_region(_backbone(Void=1.0), uniform, joint, VOID)[:2] == (VOID, "stuff")
     # w = 0: the backbone alone; w = 1: CLIP alone
     assert cp.fuse_region(_backbone(Building=0.6, Car=0.4), _clip_probs({"dog": 0.95}), joint, 1, weight=0.0)[0] == 1
     assert cp.fuse_region(_backbone(Building=1.0), _clip_probs({"dog": 0.95}), joint, 1, weight=1.0)[0] == dog_id

@@ -28,6 +28,7 @@ Steps for one frame:
        kind*      = argmax_k p_f(k | r)    (ties keep the backbone's kind)
        label*     = the backbone's label l, if l is not void, kind(l) = kind* and p_b(l | r) >= tau;
                     else argmax of p_f(u | r) over the classes u of kind*
+       (a void region stays void, kind stuff, unless CLIP's best class has p_c >= tau)
 
    so a region the backbone calls stuff becomes a thing (its own layer) when CLIP's thing mass
    outweighs the backbone's stuff mass, and the backbone's label survives wherever it is confident
@@ -481,6 +482,8 @@ def fuse_region(p_backbone: np.ndarray, p_clip: np.ndarray, joint: JointClasses,
     kinds = np.array(joint.kinds)
     kind_probs = {k: float(fused[kinds == k].sum()) for k in KINDS}
     is_void = joint.void_id is not None and backbone_label == joint.void_id
+    if is_void and float(np.max(p_clip)) < backbone_confidence:  # CLIP does not know either: stays void
+        return backbone_label, "stuff", fused, kind_probs
     own_kind = None if is_void or backbone_label >= n_joint else joint.kinds[backbone_label]
     best = max(kind_probs.values())
     kind = own_kind if own_kind is not None and kind_probs[own_kind] >= best else max(KINDS, key=kind_probs.get)
@@ -605,7 +608,8 @@ class ClipPrior:
             view[region.mask] = (1.0 - self.weight) * view[region.mask] + w_r * clip_joint
             out_labels[y0:y1, x0:x1][region.mask] = label
             top = int(np.argmax(pc))
-            backbone_name = joint.names[region.label] if region.label < len(joint.names) else str(region.label)
+            is_void = joint.void_id is not None and region.label == joint.void_id
+            backbone_name = "void" if is_void or region.label >= len(joint.names) else joint.names[region.label]
             decisions.append(RegionDecision(
                 box=region.box, area=region.area, backbone_label=backbone_name,
                 backbone_score=float(pb[region.label]) if region.label < len(pb) else 0.0,
