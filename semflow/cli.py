@@ -43,18 +43,49 @@ def main() -> None:
 
 
 def _method_options(func):
-    """Options shared by the commands that compute flow."""
+    """Options shared by the commands that compute flow: device, preset, and what ``semantic`` is made of."""
     options = [
         click.option("--device", default=None, help="Where torch parts run: cpu, cuda, auto (default: cpu)."),
         click.option("--preset", default=None, help="Speed/quality preset of the method (discrete: fast|balanced|accurate)."),
+        click.option("--baseline", default=None, help="semantic: the baseline flow method (default: discrete)."),
+        click.option("--segmenter", default=None,
+                     help="semantic: segmentation backend: camvid (default), camvid:PATH, torchvision:PATH."),
+        click.option("--segmentation", type=click.Path(path_type=Path), default=None,
+                     help="semantic: given masks instead of a segmenter: a label PNG, or a folder of NNNNNN.png."),
+        click.option("--label-set", default=None, help="semantic: label set of --segmentation (camvid, voc, a .json)."),
+        click.option("--kinds", default=None, help="semantic: override the class -> kind table, e.g. 'Tree:plane,Car:thing'."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
+_SEMANTIC_KEYS = ("baseline", "segmenter", "segmentation", "label_set", "kinds")
+
+
 def _options_dict(**kwargs: Any) -> dict[str, Any]:
-    return {k: v for k, v in kwargs.items() if v is not None}
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in kwargs.items() if v is not None}
+
+
+def _build_method(method: str, options: dict[str, Any], prior: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """The flow method named ``method`` with ``options``; with a CLIP ``prior`` (``--prior clip``) its
+    segmenter is wrapped in the prior. Returns the method and the options that describe it."""
+    from semflow.methods import get_method
+
+    options = dict(options)
+    if prior and prior.get("prior", "none") != "none":
+        if method != "semantic":
+            raise InputError(f"--prior {prior['prior']} works with --method semantic, not {method!r}")
+        from semflow.segmentation.clip_prior import make_prior, with_prior
+
+        device = options.get("device", "cpu")
+        clip = make_prior(prior["prior"], clip_model=prior["clip_model"], clip_weights=prior["clip_weights"],
+                          prior_classes=prior["prior_classes"], prior_weight=prior["prior_weight"], device=device)
+        segmenter = with_prior(options.get("segmenter", "camvid"), clip, device=device)
+        estimator = get_method(method, **{**options, "segmenter": segmenter})
+        options.update(_options_dict(**prior))  # the prior's settings join the resume fingerprint
+        return estimator, options
+    return get_method(method, **options), options
 
 
 # --- run ----------------------------------------------------------------------------------------
@@ -74,9 +105,8 @@ def _options_dict(**kwargs: Any) -> dict[str, Any]:
 @_method_options
 @prior_options
 def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int | None, max_side: int | None,
-        max_flow: float | None, resume: bool, progress: bool | None, device: str | None, preset: str | None,
-        prior: str, clip_model: str, clip_weights: Path | None, prior_classes: str | None,
-        prior_weight: float) -> None:
+        max_flow: float | None, resume: bool, progress: bool | None, prior: str, clip_model: str,
+        clip_weights: Path | None, prior_classes: str | None, prior_weight: float, **method_options: Any) -> None:
     """Flow for every consecutive frame pair of VIDEO (a video file or a folder of images).
 
     Writes DIR/flow.mp4 (colour wheel), DIR/panel.mp4 (frame beside its flow), DIR/summary.json and,
@@ -84,22 +114,11 @@ def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int
     """
     from semflow.pipeline import RunOptions, run_video
 
-    method_options = _options_dict(device=device, preset=preset)
-    estimator = None
-    if prior != "none":  # the prior's settings join the resume fingerprint; the method is built here
-        if method != "semantic":
-            raise InputError(f"--prior {prior} works with --method semantic, not {method!r}")
-        from semflow.methods import get_method
-        from semflow.segmentation.clip_prior import make_prior, with_prior
-
-        prior_settings = {"prior": prior, "clip_model": clip_model, "prior_weight": prior_weight,
-                          "clip_weights": str(clip_weights) if clip_weights else None, "prior_classes": prior_classes}
-        clip = make_prior(prior, clip_model=clip_model, clip_weights=clip_weights, prior_classes=prior_classes,
-                          prior_weight=prior_weight, device=device or "cpu")
-        estimator = get_method(method, **method_options, segmenter=with_prior("camvid", clip, device=device or "cpu"))
-        method_options.update(_options_dict(**prior_settings))
+    prior_settings = {"prior": prior, "clip_model": clip_model, "clip_weights": clip_weights,
+                      "prior_classes": prior_classes, "prior_weight": prior_weight}
+    estimator, described = _build_method(method, _options_dict(**method_options), prior_settings)
     options = RunOptions(
-        method=method, method_options=method_options, save_flo=save_flo,
+        method=method, method_options=described, save_flo=save_flo,
         max_frames=max_frames, max_side=max_side, resume=resume, max_flow=max_flow, progress=progress,
     )
     summary = run_video(video, out_dir, options, method=estimator)
@@ -121,12 +140,13 @@ def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int
 @click.option("--explain", type=click.Path(path_type=Path), default=None,
               help="Write the method's intermediate maps (segmentation, model map, layers) to this folder.")
 @_method_options
+@prior_options
 def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None, explain: Path | None,
-         device: str | None, preset: str | None) -> None:
+         prior: str, clip_model: str, clip_weights: Path | None, prior_classes: str | None, prior_weight: float,
+         **method_options: Any) -> None:
     """Flow from IMAGE1 to IMAGE2, written to OUTPUT (format by extension)."""
     from semflow.io.flow import FLOW_EXTENSIONS, write_flow
     from semflow.io.images import IMAGE_EXTENSIONS, is_image_path, read_image, write_image
-    from semflow.methods import get_method
     from semflow.viz import add_legend, flow_to_color, max_flow_of
 
     if output.suffix.lower() not in FLOW_EXTENSIONS:
@@ -134,7 +154,9 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     if viz is not None and not is_image_path(viz):
         raise InputError(f"{viz}: unknown image format for --viz; use one of {', '.join(IMAGE_EXTENSIONS)}")
     img1, img2 = read_image(image1), read_image(image2)
-    estimator = get_method(method, **_options_dict(device=device, preset=preset))
+    prior_settings = {"prior": prior, "clip_model": clip_model, "clip_weights": clip_weights,
+                      "prior_classes": prior_classes, "prior_weight": prior_weight}
+    estimator, _ = _build_method(method, _options_dict(**method_options), prior_settings)
     result = estimator.estimate(img1, img2)
     write_flow(output, result.flow)
     if viz is not None:
@@ -221,8 +243,7 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @_method_options
 def compare(root: Path, dataset: str, methods: str, out_dir: Path | None, json_path: Path | None,
-            max_samples: int | None, markdown: bool, progress: bool | None, device: str | None,
-            preset: str | None) -> None:
+            max_samples: int | None, markdown: bool, progress: bool | None, **method_options: Any) -> None:
     """Run METHODS side by side on a dataset with ground truth under ROOT and print a table."""
     from semflow import evaluation
     from semflow.io.atomic import write_text_atomic
@@ -232,7 +253,7 @@ def compare(root: Path, dataset: str, methods: str, out_dir: Path | None, json_p
     unknown = [m for m in names if m not in list_methods()]
     if unknown or not names:
         raise InputError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; known methods: {', '.join(list_methods())}")
-    results = evaluation.compare(dataset, root, names, method_options=_options_dict(device=device, preset=preset),
+    results = evaluation.compare(dataset, root, names, method_options=_options_dict(**method_options),
                                  out_dir=out_dir, max_samples=max_samples, progress=progress)
     click.echo(evaluation.format_table(evaluation.summarize(results), markdown=markdown))
     if json_path is not None:

@@ -27,10 +27,6 @@ from semflow.metrics import endpoint_error, epe, fl_all
 from semflow.progress import progress_bar
 from semflow.viz import add_legend, error_to_color, flow_to_color, label_image, max_flow_of, tile
 
-# CamVid ids of the region kinds, for datasets that carry CamVid label maps (synthetic scenes).
-CAMVID_THINGS = (8, 9, 10)
-CAMVID_PLANES = (0, 3, 4)
-
 
 @dataclass
 class SampleResult:
@@ -46,28 +42,33 @@ class SampleResult:
     regions: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def sample_regions(sample: LoadedSample) -> dict[str, np.ndarray]:
-    """Named pixel masks to report separately: occluded / non-occluded, things / planes / stuff."""
+def sample_regions(sample: LoadedSample, kinds: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Named pixel masks to report separately: occluded / non-occluded where the dataset has occlusion
+    masks, and things / planes / stuff from the dataset's CamVid labels or else from ``kinds`` (H, W)
+    (KIND_CODES, e.g. a semantic method's predicted kinds)."""
+    from semflow.segmentation import KIND_CODES, get_label_set
+
     regions: dict[str, np.ndarray] = {}
     if sample.occluded is not None:
         regions["occluded"] = sample.occluded
         regions["non-occluded"] = ~sample.occluded
     if sample.labels is not None:
-        things = np.isin(sample.labels, CAMVID_THINGS)
-        planes = np.isin(sample.labels, CAMVID_PLANES)
-        regions["things"] = things
-        regions["planes"] = planes
-        regions["stuff"] = ~things & ~planes
+        kinds = get_label_set("camvid").kind_map(sample.labels)
+    if kinds is not None:
+        for kind, plural in (("thing", "things"), ("plane", "planes"), ("stuff", "stuff")):
+            regions[plural] = kinds == KIND_CODES[kind]
     return regions
 
 
-def score(flow: np.ndarray, sample: LoadedSample) -> tuple[float, float, dict[str, dict[str, float]]]:
-    """EPE, Fl-all and per-region EPE / Fl-all of ``flow`` against the sample's ground truth."""
+def score(flow: np.ndarray, sample: LoadedSample, kinds: np.ndarray | None = None
+          ) -> tuple[float, float, dict[str, dict[str, float]]]:
+    """EPE, Fl-all and per-region EPE / Fl-all of ``flow`` against the sample's ground truth
+    (regions as in :func:`sample_regions`)."""
     per_region = {
         name: {"epe": epe(flow, sample.flow, sample.valid, mask),
                "fl_all": fl_all(flow, sample.flow, sample.valid, mask),
                "pixels": int((mask & sample.valid).sum())}
-        for name, mask in sample_regions(sample).items()
+        for name, mask in sample_regions(sample, kinds).items()
     }
     return epe(flow, sample.flow, sample.valid), fl_all(flow, sample.flow, sample.valid), per_region
 
@@ -79,7 +80,9 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
     """Run each method on each sample of ``dataset`` under ``root``; optionally draw ``out_dir/<sample>.png``.
 
     ``method_options`` (device, preset...) go to every method that takes them. ``use_labels`` passes
-    the dataset's label maps to methods that use a given segmentation.
+    the dataset's label maps to methods that use a given segmentation. Where the dataset has no labels
+    but a method reports the region kinds it saw (``extras["kinds"]``, as ``semantic`` does), every
+    method on that sample is scored per kind on those same pixels.
     """
     samples = load_dataset(dataset, root)[:max_samples]
     built = {name: get_method(name, **_applicable(name, method_options or {})) for name in methods}
@@ -87,17 +90,20 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
     with progress_bar(len(samples) * len(built), f"compare {dataset}", enabled=progress) as bar:
         for ref in samples:
             sample = ref.load()
-            flows = {}
+            flows, costs, kinds = {}, {}, None
             for name, method in built.items():
                 labels = sample.labels if use_labels else None
                 with PeakMemory() as memory:
                     start = time.perf_counter()
-                    flow = method.estimate(sample.img1, sample.img2, labels=labels).flow
+                    result = method.estimate(sample.img1, sample.img2, labels=labels)
                     seconds = time.perf_counter() - start
-                flows[name] = flow
-                e, f, regions = score(flow, sample)
-                results.append(SampleResult(name, dataset, sample.name, e, f, seconds, memory.peak_mb, regions))
+                flows[name], costs[name] = result.flow, (seconds, memory.peak_mb)
+                if kinds is None and "kinds" in result.extras:
+                    kinds = result.extras["kinds"]
                 bar.advance()
+            for name, flow in flows.items():
+                e, f, regions = score(flow, sample, kinds)
+                results.append(SampleResult(name, dataset, sample.name, e, f, *costs[name], regions))
             if out_dir is not None:
                 write_image(Path(out_dir) / f"{dataset}_{sample.name.replace('/', '_')}.png",
                             comparison_image(sample, flows))

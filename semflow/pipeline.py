@@ -176,6 +176,8 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
                     if flow.shape[:2] != frame.shape[:2]:
                         raise InputError(f"{out_dir}: stored flow {index} does not fit the video frames")
                 else:
+                    if hasattr(method, "seek"):  # methods that read given per-frame masks
+                        method.seek(index)
                     start = time.perf_counter()
                     result = method.estimate(previous, frame)
                     elapsed = time.perf_counter() - start
