@@ -48,17 +48,18 @@ def evaluate(seg: CamVidSegmenter, root: Path) -> tuple[float, float, np.ndarray
     return float(iou.mean()), float(tp.sum() / conf.sum()), iou
 
 
-def speed(fn, frames: list[np.ndarray], repeats: int) -> float:
-    """Best images/s over ``repeats`` runs of ``fn`` on every frame."""
+def speed(fn, frames: list[np.ndarray], repeats: int) -> tuple[float, float]:
+    """(best images/s, least process CPU seconds per image) over ``repeats`` runs of ``fn`` on every frame."""
     for f in frames[:3]:
         fn(f)
-    best = 0.0
+    best, cpu = 0.0, float("inf")
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for f in frames:
             fn(f)
         best = max(best, len(frames) / (time.perf_counter() - t))
-    return best
+        cpu = min(cpu, (time.process_time() - c) / len(frames))
+    return best, cpu
 
 
 def main() -> None:
@@ -68,6 +69,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-accuracy", action="store_true")
+    ap.add_argument("--note", default="", help="a paragraph to add to the section (e.g. another machine's figures)")
     ap.add_argument("--write", default="BENCHMARKS.md", help="file whose segmenter section to (re)write; '' = none")
     args = ap.parse_args()
     root = Path(args.data)
@@ -79,16 +81,17 @@ def main() -> None:
         raise SystemExit("expected 480x360 CamVid frames")
     threads = torch.get_num_threads()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    ips_predict = speed(seg.predict, frames, args.repeats)
+    ips_predict, cpu_predict = speed(seg.predict, frames, args.repeats)
     net = seg.model
 
     @torch.inference_mode()
     def net_only(img: np.ndarray) -> None:
         net(seg._input(img))
 
-    ips_net = speed(net_only, frames, args.repeats)
-    print(f"predict: {ips_predict:.1f} img/s, network alone: {ips_net:.1f} img/s "
-          f"({threads} threads, load {load:.1f})")
+    ips_net, cpu_net = speed(net_only, frames, args.repeats)
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"predict: {ips_predict:.1f} img/s ({cpu_predict:.3f} CPU s/img), network alone: {ips_net:.1f} img/s "
+          f"({cpu_net:.3f} CPU s/img) ({threads} threads, load {load:.1f} -> {load_end:.1f})")
     rows = []
     if not args.no_accuracy:
         t = time.perf_counter()
@@ -100,18 +103,24 @@ def main() -> None:
         cpu = re.sub(r"\s+", " ", next(ln.split(":", 1)[1] for ln in open("/proc/cpuinfo") if "model name" in ln)).strip()
     except (OSError, StopIteration):
         pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     section = [START, "## Segmenter (`camvid`: EfficientNet-Lite0 + FPN, `models/camvid_lite0_fpn.pt`)", "",
-               f"Made by `python scripts/bench_segmenter.py` on {os.cpu_count()} CPU cores ({cpu}), torch "
+               f"Made by `python scripts/bench_segmenter.py` on {cores} CPU cores ({cpu}), torch "
                f"{torch.__version__}, {threads} threads, fp32 on CPU with batch-norm folded, channels-last. "
                f"Best of {args.repeats} runs over {len(frames)} CamVid val frames (480x360) after a warm-up; "
-               f"load average {load:.1f} at the start (the machine is shared).", "",
+               f"load average {load:.1f} at the start and {load_end:.1f} at the end of the timing (the machine "
+               f"is shared: other processes only slow these runs down). CPU s/image is the process's CPU time "
+               f"(both threads) per image: what one image costs whatever else runs.", "",
                "| measure | value |", "|---|---|",
-               f"| `Segmenter.predict` (uint8 RGB in; probabilities, labels out) | {ips_predict:.1f} images/s |",
-               f"| network alone (forward pass) | {ips_net:.1f} images/s |"]
+               f"| `Segmenter.predict` (uint8 RGB in; probabilities, labels out) | {ips_predict:.1f} images/s "
+               f"({cpu_predict:.3f} CPU s/image) |",
+               f"| network alone (forward pass) | {ips_net:.1f} images/s ({cpu_net:.3f} CPU s/image) |"]
     if rows:
         section += [f"| CamVid val mIoU, 11 classes, void ignored | {miou * 100:.1f}% |",
                     f"| CamVid val pixel accuracy | {acc * 100:.1f}% |", "",
                     "| class | val IoU (%) |", "|---|---|", *rows]
+    if args.note:
+        section += ["", args.note]
     section.append(END)
     if args.write:
         path = Path(args.write)

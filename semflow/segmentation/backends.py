@@ -270,17 +270,23 @@ class TorchSegmenter(Segmenter):
         return self.model(x)
 
     @torch.inference_mode()
-    def predict_probs(self, image: np.ndarray) -> np.ndarray:
-        """(H, W, C) float32 class probabilities of ``image`` (uint8 RGB (H, W, 3))."""
+    def _run(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         image = _check_image(image)
         logits = self._logits(self._input(image))
         if logits.shape[-2:] != image.shape[:2]:
             logits = F.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=False)
-        return logits.float().softmax(1)[0].permute(1, 2, 0).contiguous().cpu().numpy()
+        # softmax over the contiguous class axis, then (H, W, C): far faster on CPU than the other order
+        probs = logits[0].float().softmax(0).permute(1, 2, 0).contiguous()
+        labels = probs.argmax(-1).to(torch.uint8)
+        return probs.cpu().numpy(), labels.cpu().numpy()
+
+    def predict_probs(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, C) float32 class probabilities of ``image`` (uint8 RGB (H, W, 3))."""
+        return self._run(image)[0]
 
     def predict(self, image: np.ndarray, key: str | int | None = None) -> Segmentation:
-        probs = self.predict_probs(image)
-        return Segmentation(probs, probs.argmax(-1).astype(np.uint8), self.label_set)
+        probs, labels = self._run(image)
+        return Segmentation(probs, labels, self.label_set)
 
 
 class CamVidSegmenter(TorchSegmenter):
