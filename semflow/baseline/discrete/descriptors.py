@@ -1,0 +1,149 @@
+"""Dense local descriptors for matching: a fast SIFT-like descriptor, plus DAISY and kornia for comparison.
+
+Every function takes a gray image (H, W) (uint8 or float in [0, 255]) and returns float32 (H, W, D):
+one L2-normalised descriptor per pixel, centred on that pixel. ``descriptor_pyramid`` builds them on
+an image pyramid (level ``l`` has half the size of level ``l - 1``; pixel ``x`` at level ``l`` is pixel
+``x * 2**l`` at level 0, as ``cv2.pyrDown`` samples).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def _normalize(desc: np.ndarray, *, clip: float = 0.0, eps: float = 1e-6) -> np.ndarray:
+    """L2-normalise along the last axis (``eps`` added to the norm); with ``clip``, clip and normalise again."""
+    norm = np.sqrt(np.einsum("...d,...d->...", desc, desc))[..., None]
+    desc = desc / (norm + eps)
+    if clip:
+        np.minimum(desc, clip, out=desc)
+        norm = np.sqrt(np.einsum("...d,...d->...", desc, desc))[..., None]
+        desc /= np.maximum(norm, 1e-6)
+    return desc
+
+
+def orientation_maps(gray: np.ndarray, *, bins: int = 8, sigma: float = 0.8) -> np.ndarray:
+    """Gradient magnitude split into ``bins`` orientation channels (soft binning), float32 (H, W, bins)."""
+    img = np.asarray(gray, np.float32)
+    if sigma > 0:
+        img = cv2.GaussianBlur(img, (0, 0), sigma)
+    gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=1)
+    gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=1)
+    mag, ang = cv2.cartToPolar(gx, gy)  # angle in radians, [0, 2 pi)
+    pos = ang * (bins / (2.0 * np.pi))
+    lower = np.floor(pos)
+    frac = pos - lower
+    lower = lower.astype(np.int64) % bins
+    out = np.zeros((*img.shape, bins), np.float32)
+    rows, cols = np.indices(img.shape)
+    np.add.at(out, (rows, cols, lower), mag * (1.0 - frac))
+    np.add.at(out, (rows, cols, (lower + 1) % bins), mag * frac)
+    return out
+
+
+def sift_like(gray: np.ndarray, *, cell: int = 4, cells: int = 4, bins: int = 8,
+              projection: np.ndarray | None = None) -> np.ndarray:
+    """Dense SIFT-like descriptors: ``cells x cells`` histograms of ``bins`` gradient orientations.
+
+    Each cell covers ``cell`` pixels (bilinear spatial weights, as SIFT); the whole patch is
+    ``cells * cell`` pixels wide and centred on the pixel. The descriptor is L2-normalised, with a
+    contrast floor (a tenth of the image's median norm) so that flat areas stay near zero instead of
+    amplifying noise. Returns float32 (H, W, cells * cells * bins), or (H, W, d) projected by
+    ``projection`` (cells * cells * bins, d) (see :func:`fit_projection`).
+
+    The cells are gathered by one dilated convolution (projection folded into its weights), so the
+    cost does not depend on ``cell`` and the full descriptor is never built when projecting.
+    """
+    ori = orientation_maps(gray, bins=bins)
+    # A triangle of half-width ``cell`` = two boxes of width ``cell``: SIFT's bilinear cell weights.
+    pooled = cv2.blur(cv2.blur(ori, (cell, cell)), (cell, cell)).reshape(*ori.shape[:2], bins)
+    h, w = pooled.shape[:2]
+    full = cells * cells * bins
+    proj = np.eye(full, dtype=np.float32) if projection is None else np.asarray(projection, np.float32)
+    # Weight [d, b, i, j] multiplies orientation b of cell (i, j): descriptor entry (i * cells + j) * bins + b.
+    weight = torch.from_numpy(np.ascontiguousarray(
+        proj.reshape(cells, cells, bins, -1).transpose(3, 2, 0, 1)))
+    span = (cells - 1) * cell
+    pad = (span // 2, span - span // 2)
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(pooled.transpose(2, 0, 1)))[None]
+        x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]), mode="replicate")
+        desc = F.conv2d(x, weight, dilation=cell)[0]
+        # The descriptor's squared norm is the sum of its cells' squared norms.
+        norm_sq = F.conv2d((x * x).sum(1, keepdim=True), torch.ones(1, 1, cells, cells), dilation=cell)[0, 0]
+        norm = norm_sq.clamp(min=0).sqrt()
+        floor = 0.1 * float(norm[::4, ::4].median()) + 1e-6
+        desc = (desc * (1.0 / (norm + floor))).permute(1, 2, 0).contiguous()
+    return desc.numpy()
+
+
+def fit_projection(samples: np.ndarray, dims: int) -> np.ndarray:
+    """PCA basis (D, dims) of descriptor samples (N, D): the ``dims`` directions of largest variance."""
+    x = torch.as_tensor(samples, dtype=torch.float64).reshape(-1, samples.shape[-1])
+    x = x - x.mean(0)
+    cov = x.T @ x / max(1, len(x) - 1)
+    _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
+    return vecs[:, -dims:].flip(1).float().contiguous().numpy()
+
+
+def daisy_descriptors(gray: np.ndarray, *, radius: int = 8) -> np.ndarray:
+    """Dense DAISY (Tola et al.) from scikit-image at every pixel, float32 (H, W, 104)."""
+    from skimage.feature import daisy
+
+    img = np.asarray(gray, np.float32) / 255.0
+    padded = np.pad(img, radius, mode="edge")
+    desc = daisy(padded, step=1, radius=radius, rings=2, histograms=6, orientations=8)
+    return _normalize(desc.astype(np.float32))
+
+
+def kornia_dense_sift(gray: np.ndarray, *, cell: int = 4) -> np.ndarray:
+    """Dense SIFT from kornia (``DenseSIFTDescriptor``) at every pixel, float32 (H, W, 128)."""
+    import kornia
+
+    h, w = gray.shape
+    pad = 2 * cell
+    sift = kornia.feature.DenseSIFTDescriptor(num_ang_bins=8, num_spatial_bins=4, spatial_bin_size=cell,
+                                              stride=1, padding=pad)
+    x = torch.from_numpy(np.asarray(gray, np.float32) / 255.0)[None, None]
+    with torch.no_grad():
+        d = sift(x)[0]
+    d = d[:, :h, :w].permute(1, 2, 0).contiguous().numpy()
+    return _normalize(d)
+
+
+DESCRIPTORS = {"sift": sift_like, "daisy": daisy_descriptors, "kornia-sift": kornia_dense_sift}
+DESCRIPTOR_SIZE = {"sift": 128, "daisy": 104, "kornia-sift": 128}
+
+
+def gray_pyramid(gray: np.ndarray, levels: int) -> list[np.ndarray]:
+    """``levels + 1`` float32 images, level 0 the input, each next one ``cv2.pyrDown`` of the last."""
+    pyr = [np.asarray(gray, np.float32)]
+    for _ in range(levels):
+        pyr.append(cv2.pyrDown(pyr[-1]))
+    return pyr
+
+
+def descriptor_pyramids(gray1: np.ndarray, gray2: np.ndarray, levels: int, *, kind: str = "sift",
+                        dims: int | None = 32) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Descriptors (H_l, W_l, D) of both frames at pyramid levels 0..``levels`` (module docstring).
+
+    With ``dims``, both frames are projected on one PCA basis of ``dims`` directions, fitted on the
+    descriptors of a coarse level of both frames: distances keep most of their variance at a
+    fraction of the matching cost.
+    """
+    if kind not in DESCRIPTORS:
+        raise ValueError(f"unknown descriptor {kind!r}; known: {', '.join(DESCRIPTORS)}")
+    fn = DESCRIPTORS[kind]
+    pyr1, pyr2 = gray_pyramid(gray1, levels), gray_pyramid(gray2, levels)
+    if dims is None:
+        return [fn(g) for g in pyr1], [fn(g) for g in pyr2]
+    fit_level = min(levels, 2)
+    samples = np.concatenate([fn(pyr1[fit_level])[::2, ::2].reshape(-1, DESCRIPTOR_SIZE[kind]),
+                              fn(pyr2[fit_level])[::2, ::2].reshape(-1, DESCRIPTOR_SIZE[kind])])
+    proj = fit_projection(samples, min(dims, samples.shape[1]))
+    if kind == "sift":
+        return [fn(g, projection=proj) for g in pyr1], [fn(g, projection=proj) for g in pyr2]
+    return [fn(g) @ proj for g in pyr1], [fn(g) @ proj for g in pyr2]

@@ -1,0 +1,201 @@
+"""DiscreteFlow-style optical flow (after Menze, Heipke and Geiger, GCPR 2015): a re-implementation.
+
+Stages, each in its own module::
+
+    descriptors  dense SIFT-like descriptors on image pyramids of both frames
+    proposals    K candidate flows per grid point: coarse-to-fine nearest neighbours in descriptor
+                 space inside a search window, propagation from neighbours, a coarse DIS flow
+    crf          discrete CRF over the candidates (truncated matching cost, truncated-L1
+                 smoothness), block coordinate descent with exact DP along rows then columns
+    consistency  forward-backward check, small-segment removal
+    densify      sub-pixel refinement of the kept matches, EpicFlow interpolation, variational
+                 refinement, a dense confidence map
+"""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import torch
+
+from semflow.baseline.base import FlowMethod, FlowResult
+from semflow.baseline.discrete import consistency, crf, densify
+from semflow.baseline.discrete.descriptors import descriptor_pyramids
+from semflow.baseline.discrete.presets import DEFAULT_PRESET, PRESETS, Preset
+from semflow.baseline.discrete.proposals import Proposals, coarse_to_fine_proposals
+from semflow.errors import InputError
+
+MIN_SIDE = 32
+"""Frames are padded (reflecting) to at least this size, so the pyramid always has a level."""
+
+MIN_COARSE_SIDE = 24
+"""The coarsest pyramid level keeps at least this many pixels on its shorter side."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when available) as a torch device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"unknown device {device!r}; use cpu, cuda or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' asked for, but no CUDA GPU is available")
+    return dev
+
+
+def _pad_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    if h >= height and w >= width:
+        return image
+    return cv2.copyMakeBorder(image, 0, max(0, height - h), 0, max(0, width - w), cv2.BORDER_REFLECT_101)
+
+
+def _dis_pyramid(gray1: np.ndarray, gray2: np.ndarray, levels: int) -> list[np.ndarray]:
+    """A coarse DIS flow (ultrafast preset) resized to every pyramid level, in that level's pixels."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    flow = dis.calc(gray1, gray2, None)
+    out = [flow]
+    for _ in range(levels):
+        flow = cv2.pyrDown(flow) * 0.5
+        out.append(flow)
+    return out
+
+
+class DiscreteFlow(FlowMethod):
+    """DiscreteFlow-style flow: matched proposals, a discrete CRF, EpicFlow interpolation, refinement.
+
+    Keyword-only options:
+      preset: ``"fast"``, ``"balanced"`` (default, for video) or ``"accurate"`` (see ``presets.py``).
+      device: where the torch stages run: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+      propagation, crf, refine, subpixel: switch stages off (for ablations): candidates from
+        neighbours and from DIS; the CRF (off: each point keeps its best match); variational
+        refinement; sub-pixel refinement of the matches.
+      Any :class:`Preset` field (``k``, ``stride``, ``sweeps``...) overrides the preset.
+
+    ``estimate`` returns a :class:`FlowResult` whose ``confidence`` (H, W) in [0, 1] says how far each
+    pixel's flow is backed by consistent matches and fits the images; ``extras`` hold the grid
+    matches. ``last_timings`` holds seconds per stage of the last call.
+    """
+
+    name = "discrete"
+
+    def __init__(self, *, preset: str = DEFAULT_PRESET, device: str = "cpu", propagation: bool = True,
+                 crf: bool = True, refine: bool = True, subpixel: bool = True, descriptor: str = "sift",
+                 **overrides) -> None:
+        if preset not in PRESETS:
+            raise InputError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+        unknown = set(overrides) - set(Preset.__dataclass_fields__)
+        if unknown:
+            raise InputError(f"method 'discrete' takes no option {sorted(unknown)[0]!r}")
+        self.preset_name = preset
+        self.params: Preset = PRESETS[preset].with_options(**overrides)
+        self.device = resolve_device(device)
+        self.propagation = propagation
+        self.use_crf = crf
+        self.refine = refine
+        self.subpixel = subpixel
+        self.descriptor = descriptor
+        self.last_timings: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        return f"DiscreteFlow(preset={self.preset_name!r}, device={str(self.device)!r})"
+
+    # --- stages -------------------------------------------------------------------------------
+
+    def _grid_flow(self, props: Proposals, level: int) -> tuple[np.ndarray, np.ndarray]:
+        """CRF (or best-match) choice per grid point: (flow (Gh, Gw, 2) float32 px, cost (Gh, Gw))."""
+        p = self.params
+        flows = props.flows.float() * (1 << level)
+        unary = props.costs.clamp(max=p.unary_trunc)
+        if self.use_crf:
+            labels = crf.solve_bcd(unary, flows, lam=p.lam, tau=p.tau, sweeps=p.sweeps)
+        else:
+            labels = unary.argmin(2)
+        chosen = crf.select(flows, labels)
+        cost = unary.gather(2, labels[..., None])[..., 0]
+        return chosen.cpu().numpy().astype(np.float32), cost.cpu().numpy()
+
+    def _estimate(self, img1: np.ndarray, img2: np.ndarray) -> FlowResult:
+        p = self.params
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name] = timings.get(name, 0.0) + now - clock
+            clock = now
+
+        h0, w0 = img1.shape[:2]
+        img1 = _pad_to(img1, MIN_SIDE, MIN_SIDE)
+        img2 = _pad_to(img2, MIN_SIDE, MIN_SIDE)
+        h, w = img1.shape[:2]
+        gray1 = cv2.cvtColor(img1, cv2.COLOR_RGB2GRAY)
+        gray2 = cv2.cvtColor(img2, cv2.COLOR_RGB2GRAY)
+        levels = p.levels
+        while levels > 0 and min(h, w) >> levels < MIN_COARSE_SIDE:
+            levels -= 1
+        finest = min(p.finest, levels)
+
+        with torch.no_grad():
+            pyr1, pyr2 = descriptor_pyramids(gray1, gray2, levels, kind=self.descriptor, dims=p.dims)
+            pyr1 = [torch.from_numpy(d).to(self.device) for d in pyr1]
+            pyr2 = [torch.from_numpy(d).to(self.device) for d in pyr2]
+            lap("descriptors")
+            extra_f = extra_b = None
+            if self.propagation:
+                extra_f = _dis_pyramid(gray1, gray2, levels)
+                extra_b = _dis_pyramid(gray2, gray1, levels)
+            options = dict(stride=p.stride, k=p.k, radius=p.radius, finest=finest, local=p.local,
+                           propagation=self.propagation)
+            props_f = coarse_to_fine_proposals(pyr1, pyr2, extra_flows=extra_f, **options)
+            props_b = coarse_to_fine_proposals(pyr2, pyr1, extra_flows=extra_b, **options)
+            del pyr1, pyr2
+            lap("proposals")
+            fwd, cost_f = self._grid_flow(props_f, finest)
+            bwd, _ = self._grid_flow(props_b, finest)
+            lap("crf")
+
+        stride = max(1, p.stride >> finest) << finest  # grid spacing in full-size pixels
+        fb_err = consistency.forward_backward_error(fwd, bwd, stride, (h, w))
+        valid = fb_err <= p.fb_threshold
+        valid = consistency.remove_small_segments(fwd, valid, max_diff=max(1.0, stride / 2),
+                                                  min_size=p.min_segment)
+        lap("consistency")
+
+        gh, gw = fwd.shape[:2]
+        ys, xs = np.mgrid[0:gh, 0:gw].astype(np.float32) * stride
+        points = np.stack([xs[valid], ys[valid]], 1)
+        matches = fwd[valid]
+        # Sub-pixel refinement, then a pixel-level check: drop matches whose small patches disagree.
+        matches, ncc = densify.refine_matches(gray1, gray2, points, matches,
+                                              iterations=6 if self.subpixel else 0)
+        fits = ncc >= p.ncc_min
+        points, matches = points[fits], matches[fits]
+        valid[valid] = fits
+        lap("subpixel")
+        if len(points) >= 3:
+            flow = densify.interpolate(img1, img2, points, matches, method=p.interpolator)
+        else:  # nothing trustworthy was matched: fall back to the coarse DIS flow
+            flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(gray1, gray2, None)
+        lap("interpolation")
+        if self.refine:
+            flow = densify.variational_refine(gray1, gray2, flow, iterations=p.refine_iterations,
+                                              scales=p.refine_scales)
+        lap("refinement")
+
+        grid_conf = np.where(valid, np.exp(-0.5 * (np.minimum(fb_err, 1e3) / max(p.fb_threshold, 1e-3)) ** 2), 0.0)
+        confidence = densify.dense_confidence(grid_conf, stride, (h, w), gray1, gray2, flow)
+        lap("confidence")
+        self.last_timings = timings
+        extras = {
+            "grid_flow": fwd,
+            "grid_valid": valid,
+            "grid_fb_error": np.minimum(fb_err, 1e3).astype(np.float32),
+            "grid_cost": cost_f.astype(np.float32),
+        }
+        return FlowResult(flow[:h0, :w0].copy(), confidence=confidence[:h0, :w0].copy(), extras=extras)

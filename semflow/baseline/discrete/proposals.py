@@ -1,0 +1,228 @@
+"""Flow proposals: for each point of a grid, the K best matches in descriptor space.
+
+The search runs coarse to fine over descriptor pyramids (see ``descriptors.descriptor_pyramid``):
+
+- at the coarsest level every pixel is a query, compared with every pixel of the other frame inside a
+  square search window (an exact k-nearest-neighbour search, one matrix product per chunk);
+- at each finer level a query inherits its parent's K candidates (doubled), plus the best candidate of
+  each of the parent's 8 neighbours (propagation), plus optional extra candidates (a coarse DIS flow);
+  each is re-scored, with a local +-1 px search around the best ones, and the K best distinct flows are kept;
+- with propagation on, a last pass also offers each query its 8 neighbours' best flows.
+
+All flows here are integer displacements in pixels of the level they belong to. Descriptor distance is
+the squared L2 distance. Candidates that land outside the other frame cost ``outside_cost``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+OUTSIDE_COST = 2.0
+"""Cost of a match that lands outside the other frame (L2-normalised descriptors are at most 2 apart)."""
+
+
+@dataclass
+class Proposals:
+    """K candidate flows per grid point, best first.
+
+    ys, xs: int64 (Gh,), (Gw,) pixel rows / columns of the grid at its level.
+    flows: int64 (Gh, Gw, K, 2) displacements (u, v) in pixels of that level.
+    costs: float32 (Gh, Gw, K) descriptor distances (squared L2), ascending along K.
+    """
+
+    ys: torch.Tensor
+    xs: torch.Tensor
+    flows: torch.Tensor
+    costs: torch.Tensor
+
+    @property
+    def k(self) -> int:
+        return self.flows.shape[2]
+
+
+def grid_coords(height: int, width: int, stride: int, device: torch.device | str = "cpu"
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows and columns of a grid with ``stride`` over an image, starting at 0."""
+    return torch.arange(0, height, stride, device=device), torch.arange(0, width, stride, device=device)
+
+
+def _as_tensor(desc: np.ndarray | torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(desc, dtype=torch.float32)
+
+
+def score(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
+          flows: torch.Tensor, *, chunk_elems: int = 1 << 22) -> torch.Tensor:
+    """Squared L2 descriptor distance of candidate flows.
+
+    desc1, desc2: (H, W, D). ys, xs: grid rows/columns. flows: int64 (Gh, Gw, C, 2).
+    Returns float32 (Gh, Gw, C); matches outside frame 2 cost :data:`OUTSIDE_COST`.
+    """
+    h, w, d = desc2.shape
+    gh, gw, c, _ = flows.shape
+    q = desc1[ys][:, xs].reshape(gh * gw, d)
+    tx = xs.view(1, gw, 1) + flows[..., 0]
+    ty = ys.view(gh, 1, 1) + flows[..., 1]
+    outside = (tx < 0) | (tx >= w) | (ty < 0) | (ty >= h)
+    idx = (ty.clamp(0, h - 1) * w + tx.clamp(0, w - 1)).reshape(gh * gw, c)
+    flat2 = desc2.reshape(h * w, d)
+    sq2 = (flat2 * flat2).sum(1)
+    q_sq = (q * q).sum(1, keepdim=True)
+    out = torch.empty(gh * gw, c, device=desc2.device)
+    step = max(1, chunk_elems // max(1, c * d))
+    for s in range(0, gh * gw, step):
+        i = idx[s:s + step]
+        dot = torch.bmm(flat2[i], q[s:s + step, :, None])[..., 0]  # (n, C)
+        out[s:s + step] = q_sq[s:s + step] + sq2[i] - 2.0 * dot
+    out = out.view(gh, gw, c)
+    return torch.where(outside, torch.full_like(out, OUTSIDE_COST), out.clamp(min=0.0))
+
+
+def keep_best_distinct(flows: torch.Tensor, costs: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` cheapest distinct flows along dim -2 of ``flows`` (..., C, 2), sorted by cost.
+
+    If fewer than ``k`` are distinct, the best one is repeated (with its cost) to fill the set.
+    """
+    shape = costs.shape[:-1]
+    c = costs.shape[-1]
+    f = flows.reshape(-1, c, 2)
+    cost = costs.reshape(-1, c).clone()
+    key = ((f[..., 0] + 4096) * 8192 + (f[..., 1] + 4096)).double()
+    # Sorting by key + cost / 4 (costs are below 4) groups equal flows, cheapest copy first.
+    order = torch.argsort(key + cost.double().clamp(max=3.9) / 4.0, dim=1)
+    key = torch.gather(key, 1, order)
+    cost = torch.gather(cost, 1, order)
+    f = torch.gather(f, 1, order[..., None].expand(-1, -1, 2))
+    dup = torch.zeros_like(cost, dtype=torch.bool)
+    dup[:, 1:] = key[:, 1:] == key[:, :-1]
+    cost.masked_fill_(dup, float("inf"))
+    kk = min(k, c)
+    best_cost, best_idx = torch.topk(cost, kk, dim=1, largest=False, sorted=True)
+    best_flow = torch.gather(f, 1, best_idx[..., None].expand(-1, -1, 2))
+    # Fill duplicates (cost inf) with the best candidate.
+    bad = ~torch.isfinite(best_cost)
+    if bad.any():
+        best_flow = torch.where(bad[..., None], best_flow[:, :1].expand_as(best_flow), best_flow)
+        best_cost = torch.where(bad, best_cost[:, :1].expand_as(best_cost), best_cost)
+    if kk < k:
+        pad = k - kk
+        best_flow = torch.cat([best_flow, best_flow[:, :1].expand(-1, pad, -1)], 1)
+        best_cost = torch.cat([best_cost, best_cost[:, :1].expand(-1, pad)], 1)
+    return best_flow.reshape(*shape, k, 2), best_cost.reshape(*shape, k)
+
+
+def exhaustive_knn(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, *,
+                   k: int, radius: int, chunk: int = 1024) -> Proposals:
+    """Exact k nearest neighbours of each grid point's descriptor among frame-2 pixels within ``radius``.
+
+    Squared L2 distance; the window is the square ``|dx|, |dy| <= radius`` around the point.
+    """
+    h, w, d = desc2.shape
+    gh, gw = len(ys), len(xs)
+    qy, qx = torch.meshgrid(ys, xs, indexing="ij")
+    qy, qx = qy.reshape(-1), qx.reshape(-1)
+    q = desc1[qy, qx]
+    t = desc2.reshape(h * w, d)
+    t_sq = (t * t).sum(1)
+    kk = min(k, h * w)
+    flows = torch.empty(len(q), kk, 2, dtype=torch.int64, device=t.device)
+    costs = torch.empty(len(q), kk, device=t.device)
+    xs_all = torch.arange(w, device=t.device)
+    ys_all = torch.arange(h, device=t.device)
+    for s in range(0, len(q), chunk):
+        qs = q[s:s + chunk]
+        n = len(qs)
+        dist = (qs * qs).sum(1, keepdim=True) + t_sq[None] - 2.0 * qs @ t.T
+        dist = dist.view(n, h, w)
+        # The window as two broadcast masks: columns out of reach, then rows out of reach.
+        dist.masked_fill_(((xs_all[None] - qx[s:s + chunk, None]).abs() > radius)[:, None, :], float("inf"))
+        dist.masked_fill_(((ys_all[None] - qy[s:s + chunk, None]).abs() > radius)[:, :, None], float("inf"))
+        c, i = torch.topk(dist.view(n, h * w), kk, dim=1, largest=False, sorted=True)
+        flows[s:s + chunk, :, 0] = i % w - qx[s:s + chunk, None]
+        flows[s:s + chunk, :, 1] = i // w - qy[s:s + chunk, None]
+        costs[s:s + chunk] = c
+    costs = torch.where(torch.isfinite(costs), costs, torch.full_like(costs, OUTSIDE_COST))
+    flows, costs = flows.view(gh, gw, kk, 2), costs.view(gh, gw, kk)
+    if kk < k:
+        flows = torch.cat([flows, flows[:, :, :1].expand(-1, -1, k - kk, -1)], 2)
+        costs = torch.cat([costs, costs[:, :, :1].expand(-1, -1, k - kk)], 2)
+    return Proposals(ys, xs, flows, costs)
+
+
+def neighbour_flows(flows: torch.Tensor, *, top: int = 1) -> torch.Tensor:
+    """The ``top`` best flows of each grid point's 8 neighbours: (Gh, Gw, 8 * top, 2) (edges replicate)."""
+    f = flows[:, :, :top]
+    gh, gw = f.shape[:2]
+    padded = torch.nn.functional.pad(f.permute(2, 3, 0, 1).float(), (1, 1, 1, 1), mode="replicate")
+    padded = padded.long().permute(2, 3, 0, 1)
+    out = [padded[1 + dy:1 + dy + gh, 1 + dx:1 + dx + gw] for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+           if dy or dx]
+    return torch.cat(out, 2)
+
+
+LOCAL_OFFSETS = torch.tensor([(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], dtype=torch.int64)
+
+
+def local_search(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
+                 centers: torch.Tensor, *, k: int, local: int) -> Proposals:
+    """Score ``centers`` (Gh, Gw, C, 2) and the 3x3 neighbourhoods of the first ``local`` of them.
+
+    Returns the ``k`` best distinct flows.
+    """
+    gh, gw, c, _ = centers.shape
+    local = min(local, c)
+    around = (centers[:, :, :local, None, :] + LOCAL_OFFSETS.to(centers.device)).reshape(gh, gw, local * 9, 2)
+    cands = torch.cat([around, centers[:, :, local:]], 2)
+    costs = score(desc1, desc2, ys, xs, cands)
+    flows, costs = keep_best_distinct(cands, costs, k)
+    return Proposals(ys, xs, flows, costs)
+
+
+def propagate(desc1: torch.Tensor, desc2: torch.Tensor, props: Proposals, *, k: int) -> Proposals:
+    """Offer each grid point its 8 neighbours' best flows; keep the ``k`` best distinct."""
+    extra = neighbour_flows(props.flows)
+    costs = score(desc1, desc2, props.ys, props.xs, extra)
+    flows, costs = keep_best_distinct(torch.cat([props.flows, extra], 2), torch.cat([props.costs, costs], 2), k)
+    return Proposals(props.ys, props.xs, flows, costs)
+
+
+def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, radius: int,
+                             finest: int = 0, local: int = 4, propagation: bool = True,
+                             extra_flows: list | None = None) -> Proposals:
+    """K candidate flows for the grid with ``stride`` (level-0 pixels) at pyramid level ``finest``.
+
+    pyr1, pyr2: descriptor pyramids (lists of (H_l, W_l, D)), coarsest last. radius: search window
+    half-size in level-0 pixels. local: how many of the best inherited candidates get a +-1 px search.
+    extra_flows: optional per-level float flow fields (H_l, W_l, 2) whose value at each query is added
+    as a candidate (e.g. a coarse DIS flow). The returned flows are in pixels of level ``finest``.
+    """
+    levels = len(pyr1) - 1
+    top = _as_tensor(pyr1[levels]), _as_tensor(pyr2[levels])
+    h, w = top[0].shape[:2]
+    g = max(1, stride >> levels)
+    ys, xs = grid_coords(h, w, g, top[0].device)
+    props = exhaustive_knn(*top, ys, xs, k=k, radius=max(1, -(-radius // (1 << levels))))
+    if propagation:
+        props = propagate(*top, props, k=k)
+    for level in range(levels - 1, finest - 1, -1):
+        d1, d2 = _as_tensor(pyr1[level]), _as_tensor(pyr2[level])
+        h, w = d1.shape[:2]
+        g = max(1, stride >> level)
+        ys, xs = grid_coords(h, w, g, top[0].device)
+        pg_y = props.ys[1] - props.ys[0] if len(props.ys) > 1 else 1
+        pg_x = props.xs[1] - props.xs[0] if len(props.xs) > 1 else 1
+        iy = torch.round(ys.float() / 2 / pg_y).long().clamp(0, len(props.ys) - 1)
+        ix = torch.round(xs.float() / 2 / pg_x).long().clamp(0, len(props.xs) - 1)
+        parent = props.flows[iy][:, ix] * 2
+        parts = [parent]
+        if propagation:
+            parts.append(neighbour_flows(props.flows)[iy][:, ix] * 2)
+        if extra_flows is not None and extra_flows[level] is not None:
+            ef = torch.as_tensor(extra_flows[level], device=d1.device)[ys][:, xs]
+            parts.append(torch.round(ef).long()[:, :, None, :])
+        props = local_search(d1, d2, ys, xs, torch.cat(parts, 2), k=k, local=local)
+        if propagation:
+            props = propagate(d1, d2, props, k=k)
+    return props

@@ -1,0 +1,232 @@
+"""Tests of the DiscreteFlow-style baseline: each stage on exact synthetic cases, then the whole method."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from semflow.baseline.discrete import PRESETS, DiscreteFlow
+from semflow.baseline.discrete import consistency, crf, densify, descriptors, proposals
+from semflow.baseline.opencv import DISFlow
+from semflow.errors import InputError
+from semflow.methods import get_method
+from semflow.metrics import epe
+from semflow.synthetic import SceneObject, render_scene, translation_scene
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def gray(img: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+
+
+# --- CRF solver ------------------------------------------------------------------------------
+
+
+def brute_force_chain(unary: np.ndarray, pairwise: np.ndarray) -> tuple[tuple[int, ...], float]:
+    t_len, k = unary.shape
+    best = (None, np.inf)
+    for labels in itertools.product(range(k), repeat=t_len):
+        e = sum(unary[t, labels[t]] for t in range(t_len))
+        e += sum(pairwise[t, labels[t], labels[t + 1]] for t in range(t_len - 1))
+        if e < best[1]:
+            best = (labels, e)
+    return best
+
+
+def test_chain_dp_matches_brute_force_on_tiny_chains():
+    rng = np.random.default_rng(0)
+    n, t_len, k = 12, 5, 3
+    unary = rng.uniform(0, 1, (n, t_len, k))
+    pairwise = rng.uniform(0, 1, (n, t_len - 1, k, k))
+    labels, energy = crf.chain_dp(torch.tensor(unary), torch.tensor(pairwise))
+    for i in range(n):
+        best_labels, best_energy = brute_force_chain(unary[i], pairwise[i])
+        assert energy[i].item() == pytest.approx(best_energy, abs=1e-9)
+        assert tuple(labels[i].tolist()) == best_labels
+
+
+def test_bcd_lowers_energy_and_is_exact_on_a_single_row():
+    rng = np.random.default_rng(1)
+    h, w, k = 6, 7, 4
+    unary = torch.tensor(rng.uniform(0, 1, (h, w, k)), dtype=torch.float32)
+    flows = torch.tensor(rng.integers(-3, 4, (h, w, k, 2)), dtype=torch.float32)
+    start = unary.argmin(2)
+    e0 = crf.grid_energy(unary, flows, start, lam=0.3, tau=3.0)
+    labels = crf.solve_bcd(unary, flows, lam=0.3, tau=3.0, sweeps=3)
+    e1 = crf.grid_energy(unary, flows, labels, lam=0.3, tau=3.0)
+    assert e1 < e0
+    # One row is a single chain: BCD's row pass is the exact optimum there.
+    row_u, row_f = unary[:1, :5, :3], flows[:1, :5, :3]
+    row_labels = crf.solve_bcd(row_u, row_f, lam=0.3, tau=3.0, sweeps=1)
+    best = min(itertools.product(range(3), repeat=5),
+               key=lambda lab: crf.grid_energy(row_u, row_f, torch.tensor([lab]), lam=0.3, tau=3.0))
+    assert crf.grid_energy(row_u, row_f, row_labels, lam=0.3, tau=3.0) == pytest.approx(
+        crf.grid_energy(row_u, row_f, torch.tensor([best]), lam=0.3, tau=3.0), abs=1e-5)
+
+
+def test_crf_overrules_a_lone_wrong_match():
+    # Every point prefers flow (0, 0) except one, whose best (cheaper by 0.1) is a far outlier.
+    h, w = 5, 5
+    flows = torch.zeros(h, w, 2, 2)
+    flows[..., 1, :] = torch.tensor([9.0, 9.0])
+    unary = torch.tensor([0.0, 0.5]).repeat(h, w, 1)
+    unary[2, 2] = torch.tensor([0.3, 0.2])
+    labels = crf.solve_bcd(unary, flows, lam=0.05, tau=4.0, sweeps=2)
+    assert labels.sum() == 0
+
+
+# --- proposals -------------------------------------------------------------------------------
+
+
+def test_keep_best_distinct_drops_copies_and_sorts():
+    flows = torch.tensor([[[1, 0], [2, 0], [1, 0], [3, 3]]])
+    costs = torch.tensor([[0.5, 0.2, 0.1, 0.9]])
+    f, c = proposals.keep_best_distinct(flows, costs, 3)
+    assert f[0].tolist() == [[1, 0], [2, 0], [3, 3]]
+    assert c[0].tolist() == pytest.approx([0.1, 0.2, 0.9])
+
+
+def test_descriptors_follow_the_image():
+    scene = translation_scene(96, 128, shift=(7.0, 3.0), seed=3)
+    d1 = descriptors.sift_like(gray(scene.img1))
+    d2 = descriptors.sift_like(gray(scene.img2))
+    assert d1.shape == (96, 128, 128)
+    norms = np.linalg.norm(d1, axis=2)
+    assert norms.max() <= 1.0 + 1e-5 and norms.mean() > 0.5
+    # Interior pixels: the descriptor moves with the image (integer shift, same texture).
+    same = d1[20:70, 20:100] - d2[23:73, 27:107]
+    other = d1[20:70, 20:100] - d2[20:70, 20:100]
+    assert np.abs(same).mean() < 0.1 * np.abs(other).mean()
+
+
+def test_coarse_to_fine_search_finds_a_large_shift():
+    scene = translation_scene(160, 224, shift=(45.0, -6.0), seed=5)
+    pyr1, pyr2 = descriptors.descriptor_pyramids(gray(scene.img1), gray(scene.img2), 2, dims=32)
+    pyr1, pyr2 = [torch.from_numpy(d) for d in pyr1], [torch.from_numpy(d) for d in pyr2]
+    props = proposals.coarse_to_fine_proposals(pyr1, pyr2, stride=4, k=8, radius=64, finest=0)
+    # Points whose 16x16 descriptor patch lies inside both frames (at the borders it is cut off).
+    inside = ((props.xs[None, :] >= 16) & (props.xs[None, :] + 45 < 224 - 16)
+              & (props.ys[:, None] - 6 >= 16) & (props.ys[:, None] < 160 - 16))
+    best = props.flows[:, :, 0]
+    correct = (best[..., 0] == 45) & (best[..., 1] == -6)
+    assert correct[inside].float().mean() > 0.95
+
+
+# --- consistency -----------------------------------------------------------------------------
+
+
+def test_forward_backward_error_flags_inconsistent_points():
+    fwd = np.full((10, 12, 2), (4.0, 0.0), np.float32)
+    bwd = -fwd.copy()
+    bwd[4, 6] = (5.0, 5.0)  # the forward match of grid point (4, 5) lands on grid point (4, 6)
+    err = consistency.forward_backward_error(fwd, bwd, 4, (40, 48))
+    assert err[4, 5] > 5 and err[2, 2] == pytest.approx(0.0)
+    assert np.isinf(err[:, -1]).all()  # x = 44 + 4 leaves the 48-pixel-wide frame
+
+
+def test_small_segments_are_removed():
+    flow = np.zeros((20, 20, 2), np.float32)
+    flow[5:7, 5:7] = (10.0, 0.0)  # an island of 4 points with another motion
+    flow[10:18, 10:18] = (-8.0, 2.0)  # a big segment with another motion
+    valid = consistency.remove_small_segments(flow, np.ones((20, 20), bool), max_diff=1.0, min_size=8)
+    assert not valid[5:7, 5:7].any()
+    assert valid[10:18, 10:18].all() and valid[0, 0]
+
+
+# --- densify ---------------------------------------------------------------------------------
+
+
+def test_subpixel_refinement_recovers_fractional_shifts():
+    scene = translation_scene(96, 128, shift=(6.4, -2.7), seed=2)
+    ys, xs = np.mgrid[16:80:8, 16:100:8]
+    points = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
+    rounded = np.tile(np.float32([6.0, -3.0]), (len(points), 1))
+    refined, ncc = densify.refine_matches(gray(scene.img1), gray(scene.img2), points, rounded)
+    err = np.abs(refined - np.float32([6.4, -2.7]))
+    assert np.median(err) < 0.08 and err.max() < 0.3
+    assert ncc.min() > 0.95
+    # A wrong match is not moved far and its patches do not correlate.
+    _, bad_ncc = densify.refine_matches(gray(scene.img1), gray(scene.img2), points, rounded + 9.0)
+    assert np.median(bad_ncc) < 0.5
+
+
+# --- the method ------------------------------------------------------------------------------
+
+
+def test_large_translation_that_dis_misses():
+    scene = translation_scene(240, 320, shift=(48.0, 0.0), seed=0)
+    visible = ~scene.occluded
+    dis_epe = epe(DISFlow("medium")(scene.img1, scene.img2), scene.flow, visible)
+    result = DiscreteFlow(preset="fast").estimate(scene.img1, scene.img2)
+    ours = epe(result.flow, scene.flow, visible)
+    assert dis_epe > 5.0  # the premise: DIS does not reach 48 px
+    assert ours < 0.5
+    assert result.confidence.shape == (240, 320) and result.confidence.dtype == np.float32
+    assert 0.0 <= result.confidence.min() and result.confidence.max() <= 1.0
+
+
+def two_motion_scene():
+    """Background moving (+10, 0), a large ellipse moving (-12, 4) in front of it."""
+    h, w = 192, 256
+    background = np.array([[1, 0, 10.0], [0, 1, 0.0], [0, 0, 1]])
+    obj = SceneObject((128.0, 96.0), (60.0, 44.0), np.array([[1, 0, -12.0], [0, 1, 4.0]]))
+    return render_scene(h, w, background, [obj], seed=7)
+
+
+def test_crf_keeps_the_motion_boundary():
+    scene = two_motion_scene()
+    result = DiscreteFlow(preset="balanced", refine=False).estimate(scene.img1, scene.img2)
+    # Grid points within 6 px of the object's outline, visible in both frames.
+    inside = scene.instances == 1
+    ring = cv2.dilate(inside.astype(np.uint8), np.ones((13, 13))) - cv2.erode(inside.astype(np.uint8), np.ones((13, 13)))
+    stride = 4
+    grid = result.extras["grid_flow"]
+    gt = scene.flow[::stride, ::stride][: grid.shape[0], : grid.shape[1]]
+    band = (ring.astype(bool) & ~scene.occluded)[::stride, ::stride][: grid.shape[0], : grid.shape[1]]
+    correct = np.linalg.norm(grid - gt, axis=2) <= 1.0
+    assert band.sum() > 50
+    assert correct[band].mean() > 0.85
+    # Dense flow: both motions recovered, and the occluded pixels are the least trusted.
+    visible = ~scene.occluded
+    assert epe(result.flow, scene.flow, visible & inside) < 0.5
+    assert epe(result.flow, scene.flow, visible & ~inside) < 0.5
+    assert result.confidence[scene.occluded].mean() < result.confidence[visible].mean() - 0.2
+
+
+def test_any_size_gray_or_colour():
+    scene = translation_scene(61, 47, shift=(3.0, 1.0), seed=4)
+    for img1, img2 in ((scene.img1, scene.img2), (gray(scene.img1), gray(scene.img2))):
+        result = DiscreteFlow(preset="fast").estimate(img1, img2)
+        assert result.flow.shape == (61, 47, 2) and result.confidence.shape == (61, 47)
+        assert np.isfinite(result.flow).all()
+    tiny = DiscreteFlow(preset="fast").estimate(scene.img1[:9, :11], scene.img2[:9, :11])
+    assert tiny.flow.shape == (9, 11, 2) and np.isfinite(tiny.flow).all()
+
+
+def test_registry_options_and_errors():
+    method = get_method("discrete", preset="fast", crf=False, k=4)
+    assert isinstance(method, DiscreteFlow) and method.params.k == 4 and not method.use_crf
+    assert method.params.stride == PRESETS["fast"].stride
+    with pytest.raises(InputError):
+        get_method("discrete", preset="turbo")
+    with pytest.raises(InputError):
+        get_method("discrete", bogus=1)
+
+
+@pytest.mark.skipif(not (DATA / "middlebury" / "Venus").is_dir(), reason="public data ../shared/data absent")
+def test_beats_dis_on_a_middlebury_pair():
+    from semflow.io.flow import read_flow_valid
+    from semflow.io.images import read_image
+
+    seq = DATA / "middlebury" / "Venus"
+    img1, img2 = read_image(seq / "frame10.png"), read_image(seq / "frame11.png")
+    gt, valid = read_flow_valid(seq / "flow10.flo")
+    ours = epe(DiscreteFlow().estimate(img1, img2).flow, gt, valid)
+    dis = epe(DISFlow("medium")(img1, img2), gt, valid)
+    assert ours < dis
