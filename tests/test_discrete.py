@@ -147,12 +147,12 @@ def test_subpixel_refinement_recovers_fractional_shifts():
     ys, xs = np.mgrid[16:80:8, 16:100:8]
     points = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
     rounded = np.tile(np.float32([6.0, -3.0]), (len(points), 1))
-    refined, ncc = densify.refine_matches(gray(scene.img1), gray(scene.img2), points, rounded)
+    refined, ncc, _ = densify.refine_matches(gray(scene.img1), gray(scene.img2), points, rounded)
     err = np.abs(refined - np.float32([6.4, -2.7]))
     assert np.median(err) < 0.08 and err.max() < 0.3
-    assert ncc.min() > 0.95
+    assert np.median(ncc) > 0.95 and ncc.min() > 0.8
     # A wrong match is not moved far and its patches do not correlate.
-    _, bad_ncc = densify.refine_matches(gray(scene.img1), gray(scene.img2), points, rounded + 9.0)
+    _, bad_ncc, _ = densify.refine_matches(gray(scene.img1), gray(scene.img2), points, rounded + 9.0)
     assert np.median(bad_ncc) < 0.5
 
 
@@ -181,22 +181,29 @@ def two_motion_scene():
 
 def test_crf_keeps_the_motion_boundary():
     scene = two_motion_scene()
-    result = DiscreteFlow(preset="balanced", refine=False).estimate(scene.img1, scene.img2)
-    # Grid points within 6 px of the object's outline, visible in both frames.
     inside = scene.instances == 1
-    ring = cv2.dilate(inside.astype(np.uint8), np.ones((13, 13))) - cv2.erode(inside.astype(np.uint8), np.ones((13, 13)))
-    stride = 4
-    grid = result.extras["grid_flow"]
-    gt = scene.flow[::stride, ::stride][: grid.shape[0], : grid.shape[1]]
-    band = (ring.astype(bool) & ~scene.occluded)[::stride, ::stride][: grid.shape[0], : grid.shape[1]]
-    correct = np.linalg.norm(grid - gt, axis=2) <= 1.0
-    assert band.sum() > 50
-    assert correct[band].mean() > 0.85
-    # Dense flow: both motions recovered, and the occluded pixels are the least trusted.
     visible = ~scene.occluded
-    assert epe(result.flow, scene.flow, visible & inside) < 0.5
-    assert epe(result.flow, scene.flow, visible & ~inside) < 0.5
-    assert result.confidence[scene.occluded].mean() < result.confidence[visible].mean() - 0.2
+    # Points within 6 px of the object's outline: patches there straddle both motions.
+    kernel = np.ones((13, 13), np.uint8)
+    ring = (cv2.dilate(inside.astype(np.uint8), kernel) - cv2.erode(inside.astype(np.uint8), kernel)).astype(bool)
+
+    def grid_accuracy(result, stride, region):
+        grid = result.extras["grid_flow"]
+        sub = (slice(0, grid.shape[0] * stride, stride), slice(0, grid.shape[1] * stride, stride))
+        correct = np.linalg.norm(grid - scene.flow[sub], axis=2) <= 1.0
+        return correct[region[sub]].mean()
+
+    with_crf = DiscreteFlow(refine=False).estimate(scene.img1, scene.img2)
+    without = DiscreteFlow(refine=False, crf=False).estimate(scene.img1, scene.img2)
+    stride = DiscreteFlow().params.stride
+    # The CRF does not smooth the two motions into each other: it gets more boundary points right.
+    assert grid_accuracy(with_crf, stride, ring & visible) > grid_accuracy(without, stride, ring & visible) + 0.05
+    assert grid_accuracy(with_crf, stride, ~ring & visible) > 0.93
+    # Dense flow: both motions recovered away from the outline, a sharp edge between them.
+    assert epe(with_crf.flow, scene.flow, visible & inside & ~ring) < 0.2
+    assert epe(with_crf.flow, scene.flow, visible & ~inside & ~ring) < 0.2
+    # Occluded pixels (no true match) are the least trusted.
+    assert with_crf.confidence[scene.occluded].mean() < with_crf.confidence[visible].mean() - 0.3
 
 
 def test_any_size_gray_or_colour():

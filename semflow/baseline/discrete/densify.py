@@ -17,17 +17,19 @@ def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def refine_matches(gray1: np.ndarray, gray2: np.ndarray, points: np.ndarray, flows: np.ndarray, *,
-                   patch: int = 9, iterations: int = 6, max_change: float = 1.5
-                   ) -> tuple[np.ndarray, np.ndarray]:
+                   patch: int = 9, iterations: int = 6, max_change: float = 1.5, check_patch: int = 5
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sub-pixel matches by inverse-compositional Lucas-Kanade on a ``patch`` x ``patch`` window.
 
     A translation per match, mean-normalised patches (robust to brightness offsets), as in DIS's
     inverse search. A match that moves by more than ``max_change`` pixels is left as it was.
-    Returns the refined flows (N, 2) float32 and the normalised cross-correlation (N,) in [-1, 1] of
-    the two patches at the returned flows (how well the match fits at pixel level).
+    Returns the refined flows (N, 2) float32, the normalised cross-correlation (N,) in [-1, 1] of the
+    central ``check_patch`` x ``check_patch`` windows at the returned flows (how well the match fits
+    at pixel level: small, so that a patch across a motion boundary shows it), and the texture (N,):
+    the smaller eigenvalue of the patch's structure tensor per pixel (squared gray levels per pixel).
     """
     if len(points) == 0:
-        return flows.astype(np.float32), np.zeros(0, np.float32)
+        return flows.astype(np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32)
     g1 = cv2.GaussianBlur(np.asarray(gray1, np.float32), (0, 0), 0.7)
     g2 = cv2.GaussianBlur(np.asarray(gray2, np.float32), (0, 0), 0.7)
     gx = cv2.Sobel(g1, cv2.CV_32F, 1, 0, ksize=1) * 0.5
@@ -55,10 +57,15 @@ def refine_matches(gray1: np.ndarray, gray2: np.ndarray, points: np.ndarray, flo
         flow -= np.clip(step, -1.0, 1.0)
     moved = np.abs(flow - flows).max(1) > max_change
     flow[moved] = flows[moved]
-    warped = _sample(g2, px + flow[:, :1], py + flow[:, 1:])
-    warped -= warped.mean(1, keepdims=True)
-    ncc = (warped * template).sum(1) / np.sqrt((warped**2).sum(1) * (template**2).sum(1) + 1e-6)
-    return flow, ncc.astype(np.float32)
+    c = np.abs(r) <= (check_patch - 1) / 2.0
+    centre = (c[:, None] & c[None, :]).ravel()
+    a = _sample(g1, px[:, centre], py[:, centre])
+    b = _sample(g2, px[:, centre] + flow[:, :1], py[:, centre] + flow[:, 1:])
+    a -= a.mean(1, keepdims=True)
+    b -= b.mean(1, keepdims=True)
+    ncc = (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1) + 1e-6)
+    texture = 0.5 * (hxx + hyy - np.sqrt((hxx - hyy) ** 2 + 4 * hxy * hxy)) / len(ox)
+    return flow, ncc.astype(np.float32), texture.astype(np.float32)
 
 
 def interpolate(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, flows: np.ndarray, *,
@@ -85,8 +92,8 @@ def interpolate(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, flows: n
 
 
 def variational_refine(gray1: np.ndarray, gray2: np.ndarray, flow: np.ndarray, *, iterations: int = 5,
-                       alpha: float = 20.0, delta: float = 5.0, gamma: float = 10.0,
-                       scales: int = 1) -> np.ndarray:
+                       sor_iterations: int = 5, alpha: float = 20.0, delta: float = 5.0, gamma: float = 10.0,
+                       omega: float = 1.6, scales: int = 1) -> np.ndarray:
     """Refine ``flow`` (H, W, 2) with OpenCV's variational energy (brightness + gradient constancy,
     smoothness ``alpha``), as EpicFlow and DIS do; ``scales`` > 1 first refines at coarser scales.
 
@@ -94,6 +101,8 @@ def variational_refine(gray1: np.ndarray, gray2: np.ndarray, flow: np.ndarray, *
     """
     vr = cv2.VariationalRefinement_create()
     vr.setFixedPointIterations(iterations)
+    vr.setSorIterations(sor_iterations)
+    vr.setOmega(omega)
     vr.setAlpha(alpha)
     vr.setDelta(delta)
     vr.setGamma(gamma)

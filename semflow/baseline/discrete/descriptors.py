@@ -127,8 +127,10 @@ def gray_pyramid(gray: np.ndarray, levels: int) -> list[np.ndarray]:
 
 
 def descriptor_pyramids(gray1: np.ndarray, gray2: np.ndarray, levels: int, *, kind: str = "sift",
-                        dims: int | None = 32) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                        dims: int | None = 32, finest: int = 0) -> tuple[list, list]:
     """Descriptors (H_l, W_l, D) of both frames at pyramid levels 0..``levels`` (module docstring).
+
+    Levels below ``finest`` are not computed (``None`` in the lists).
 
     With ``dims``, both frames are projected on one PCA basis of ``dims`` directions, fitted on the
     descriptors of a coarse level of both frames: distances keep most of their variance at a
@@ -136,14 +138,20 @@ def descriptor_pyramids(gray1: np.ndarray, gray2: np.ndarray, levels: int, *, ki
     """
     if kind not in DESCRIPTORS:
         raise ValueError(f"unknown descriptor {kind!r}; known: {', '.join(DESCRIPTORS)}")
-    fn = DESCRIPTORS[kind]
+    base = DESCRIPTORS[kind]
     pyr1, pyr2 = gray_pyramid(gray1, levels), gray_pyramid(gray2, levels)
+
+    def fn(image: np.ndarray, level: int, **options) -> np.ndarray | None:
+        return base(image, **options) if level >= finest else None
+
     if dims is None:
-        return [fn(g) for g in pyr1], [fn(g) for g in pyr2]
+        return [fn(g, i) for i, g in enumerate(pyr1)], [fn(g, i) for i, g in enumerate(pyr2)]
     fit_level = min(levels, 2)
-    samples = np.concatenate([fn(pyr1[fit_level])[::2, ::2].reshape(-1, DESCRIPTOR_SIZE[kind]),
-                              fn(pyr2[fit_level])[::2, ::2].reshape(-1, DESCRIPTOR_SIZE[kind])])
+    samples = np.concatenate([base(pyr1[fit_level])[::2, ::2].reshape(-1, DESCRIPTOR_SIZE[kind]),
+                              base(pyr2[fit_level])[::2, ::2].reshape(-1, DESCRIPTOR_SIZE[kind])])
     proj = fit_projection(samples, min(dims, samples.shape[1]))
     if kind == "sift":
-        return [fn(g, projection=proj) for g in pyr1], [fn(g, projection=proj) for g in pyr2]
-    return [fn(g) @ proj for g in pyr1], [fn(g) @ proj for g in pyr2]
+        return ([fn(g, i, projection=proj) for i, g in enumerate(pyr1)],
+                [fn(g, i, projection=proj) for i, g in enumerate(pyr2)])
+    project = lambda d: None if d is None else d @ proj  # noqa: E731
+    return [project(fn(g, i)) for i, g in enumerate(pyr1)], [project(fn(g, i)) for i, g in enumerate(pyr2)]

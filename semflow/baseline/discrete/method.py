@@ -142,16 +142,17 @@ class DiscreteFlow(FlowMethod):
         finest = min(p.finest, levels)
 
         with torch.no_grad():
-            pyr1, pyr2 = descriptor_pyramids(gray1, gray2, levels, kind=self.descriptor, dims=p.dims)
-            pyr1 = [torch.from_numpy(d).to(self.device) for d in pyr1]
-            pyr2 = [torch.from_numpy(d).to(self.device) for d in pyr2]
+            pyr1, pyr2 = descriptor_pyramids(gray1, gray2, levels, kind=self.descriptor, dims=p.dims,
+                                             finest=finest)
+            pyr1 = [None if d is None else torch.from_numpy(d).to(self.device) for d in pyr1]
+            pyr2 = [None if d is None else torch.from_numpy(d).to(self.device) for d in pyr2]
             lap("descriptors")
             extra_f = extra_b = None
             if self.propagation:
                 extra_f = _dis_pyramid(gray1, gray2, levels)
                 extra_b = _dis_pyramid(gray2, gray1, levels)
             options = dict(stride=p.stride, k=p.k, radius=p.radius, finest=finest, local=p.local,
-                           propagation=self.propagation)
+                           propagation=self.propagation, coarse_stride=p.coarse_stride)
             props_f = coarse_to_fine_proposals(pyr1, pyr2, extra_flows=extra_f, **options)
             props_b = coarse_to_fine_proposals(pyr2, pyr1, extra_flows=extra_b, **options)
             del pyr1, pyr2
@@ -172,8 +173,9 @@ class DiscreteFlow(FlowMethod):
         points = np.stack([xs[valid], ys[valid]], 1)
         matches = fwd[valid]
         # Sub-pixel refinement, then a pixel-level check: drop matches whose small patches disagree.
-        matches, ncc = densify.refine_matches(gray1, gray2, points, matches,
-                                              iterations=6 if self.subpixel else 0)
+        matches, ncc, _ = densify.refine_matches(gray1, gray2, points, matches,
+                                                       iterations=6 if self.subpixel else 0,
+                                                       check_patch=p.check_patch)
         fits = ncc >= p.ncc_min
         points, matches = points[fits], matches[fits]
         valid[valid] = fits

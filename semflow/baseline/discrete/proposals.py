@@ -190,18 +190,21 @@ def propagate(desc1: torch.Tensor, desc2: torch.Tensor, props: Proposals, *, k: 
 
 def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, radius: int,
                              finest: int = 0, local: int = 4, propagation: bool = True,
-                             extra_flows: list | None = None) -> Proposals:
+                             extra_flows: list | None = None, coarse_stride: int | None = None) -> Proposals:
     """K candidate flows for the grid with ``stride`` (level-0 pixels) at pyramid level ``finest``.
 
     pyr1, pyr2: descriptor pyramids (lists of (H_l, W_l, D)), coarsest last. radius: search window
     half-size in level-0 pixels. local: how many of the best inherited candidates get a +-1 px search.
     extra_flows: optional per-level float flow fields (H_l, W_l, 2) whose value at each query is added
-    as a candidate (e.g. a coarse DIS flow). The returned flows are in pixels of level ``finest``.
+    as a candidate (e.g. a coarse DIS flow). coarse_stride: grid spacing (level-0 pixels) of the
+    levels above ``finest`` (default ``stride``; larger is faster, each finest point then inherits
+    from the nearest coarse one). The returned flows are in pixels of level ``finest``.
     """
     levels = len(pyr1) - 1
     top = _as_tensor(pyr1[levels]), _as_tensor(pyr2[levels])
     h, w = top[0].shape[:2]
-    g = max(1, stride >> levels)
+    coarse_stride = stride if coarse_stride is None else coarse_stride
+    g = max(1, coarse_stride >> levels)
     ys, xs = grid_coords(h, w, g, top[0].device)
     props = exhaustive_knn(*top, ys, xs, k=k, radius=max(1, -(-radius // (1 << levels))))
     if propagation:
@@ -209,7 +212,7 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
     for level in range(levels - 1, finest - 1, -1):
         d1, d2 = _as_tensor(pyr1[level]), _as_tensor(pyr2[level])
         h, w = d1.shape[:2]
-        g = max(1, stride >> level)
+        g = max(1, (stride if level == finest else coarse_stride) >> level)
         ys, xs = grid_coords(h, w, g, top[0].device)
         pg_y = props.ys[1] - props.ys[0] if len(props.ys) > 1 else 1
         pg_x = props.xs[1] - props.xs[0] if len(props.xs) > 1 else 1
