@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from semflow.baseline.discrete import PRESETS, DiscreteFlow
-from semflow.baseline.discrete import consistency, crf, densify, descriptors, proposals
+from semflow.baseline.discrete import PRESETS, DiscreteFlow, consistency, crf, densify, descriptors, proposals
 from semflow.baseline.opencv import DISFlow
 from semflow.errors import InputError
 from semflow.methods import get_method
@@ -224,6 +223,13 @@ def test_registry_options_and_errors():
         get_method("discrete", preset="turbo")
     with pytest.raises(InputError):
         get_method("discrete", bogus=1)
+    with pytest.raises(InputError):
+        get_method("discrete", descriptor="surf")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert get_method("discrete", device="auto").device.type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError):
+            get_method("discrete", device="cuda")
 
 
 @pytest.mark.skipif(not (DATA / "middlebury" / "Venus").is_dir(), reason="public data ../shared/data absent")

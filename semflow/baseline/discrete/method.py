@@ -22,7 +22,7 @@ import torch
 
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.baseline.discrete import consistency, crf, densify
-from semflow.baseline.discrete.descriptors import descriptor_pyramids
+from semflow.baseline.discrete.descriptors import DESCRIPTORS, descriptor_pyramids
 from semflow.baseline.discrete.presets import DEFAULT_PRESET, PRESETS, Preset
 from semflow.baseline.discrete.proposals import Proposals, coarse_to_fine_proposals
 from semflow.errors import InputError
@@ -55,7 +55,7 @@ def _pad_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def _dis_pyramid(gray1: np.ndarray, gray2: np.ndarray, levels: int) -> list[np.ndarray]:
-    """A coarse DIS flow (ultrafast preset) resized to every pyramid level, in that level's pixels."""
+    """A coarse DIS flow (OpenCV's fast preset) at every pyramid level, in that level's pixels."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
     flow = dis.calc(gray1, gray2, None)
     out = [flow]
@@ -74,6 +74,7 @@ class DiscreteFlow(FlowMethod):
       propagation, crf, refine, subpixel: switch stages off (for ablations): candidates from
         neighbours and from DIS; the CRF (off: each point keeps its best match); variational
         refinement; sub-pixel refinement of the matches.
+      descriptor: ``"sift"`` (the fast SIFT-like default), ``"daisy"`` or ``"kornia-sift"``.
       Any :class:`Preset` field (``k``, ``stride``, ``sweeps``...) overrides the preset.
 
     ``estimate`` returns a :class:`FlowResult` whose ``confidence`` (H, W) in [0, 1] says how far each
@@ -88,6 +89,8 @@ class DiscreteFlow(FlowMethod):
                  **overrides) -> None:
         if preset not in PRESETS:
             raise InputError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+        if descriptor not in DESCRIPTORS:
+            raise InputError(f"unknown descriptor {descriptor!r}; use one of {', '.join(DESCRIPTORS)}")
         unknown = set(overrides) - set(Preset.__dataclass_fields__)
         if unknown:
             raise InputError(f"method 'discrete' takes no option {sorted(unknown)[0]!r}")
@@ -174,10 +177,12 @@ class DiscreteFlow(FlowMethod):
         matches = fwd[valid]
         # Sub-pixel refinement, then a pixel-level check: drop matches whose small patches disagree.
         matches, ncc, _ = densify.refine_matches(gray1, gray2, points, matches,
-                                                       iterations=6 if self.subpixel else 0,
-                                                       check_patch=p.check_patch)
+                                                 iterations=6 if self.subpixel else 0,
+                                                 check_patch=p.check_patch)
         fits = ncc >= p.ncc_min
         points, matches = points[fits], matches[fits]
+        match_fit = np.zeros_like(fb_err)
+        match_fit[valid] = np.clip(ncc, 0.0, 1.0)
         valid[valid] = fits
         lap("subpixel")
         if len(points) >= 3:
@@ -190,7 +195,9 @@ class DiscreteFlow(FlowMethod):
                                               scales=p.refine_scales)
         lap("refinement")
 
-        grid_conf = np.where(valid, np.exp(-0.5 * (np.minimum(fb_err, 1e3) / max(p.fb_threshold, 1e-3)) ** 2), 0.0)
+        # A grid point's confidence: kept, forward-backward consistent, and its patches correlate.
+        consistent = np.exp(-0.5 * (np.minimum(fb_err, 1e3) / max(p.fb_threshold, 1e-3)) ** 2)
+        grid_conf = np.where(valid, consistent * match_fit, 0.0)
         confidence = densify.dense_confidence(grid_conf, stride, (h, w), gray1, gray2, flow)
         lap("confidence")
         self.last_timings = timings

@@ -9,15 +9,16 @@ from dataclasses import dataclass, replace
 class Preset:
     """Parameters of one DiscreteFlow run. Distances are in pixels of the full-size frames.
 
-    stride: grid spacing of the matched points. coarse_stride: grid spacing on the
-    coarser levels of the search. dims: descriptor size after PCA. k: candidates per point. levels: pyramid levels above
-    full size used by the coarse-to-fine search. finest: the finest level matched (0 = full size).
-    radius: search window half-size. local: inherited candidates that get a +-1 px search per level.
-    sweeps: block-coordinate-descent sweeps of the CRF. lam, tau: CRF smoothness weight and
-    truncation (tau in pixels); unary_trunc: truncation of the matching cost. fb_threshold: the
-    forward-backward error (pixels) above which a match is dropped; min_segment: smallest kept
-    segment (grid points); ncc_min: the smallest normalised cross-correlation of a
-    match's ``check_patch`` x ``check_patch`` windows (after sub-pixel refinement) that is kept. interpolator: "epic" or "ric". refine_iterations, refine_scales:
+    Search: ``stride`` grid spacing of the matched points (``coarse_stride`` on the coarser levels);
+    ``dims`` descriptor size after PCA; ``k`` candidates per point; ``levels`` pyramid levels above
+    full size; ``finest`` the finest level matched (0 = full size); ``radius`` search window half-size;
+    ``local`` inherited candidates that get a +-1 px search per level.
+    CRF: ``sweeps`` block-coordinate-descent sweeps; ``lam``, ``tau`` smoothness weight and truncation;
+    ``unary_trunc`` truncation of the matching cost (squared descriptor distance).
+    Filtering: ``fb_threshold`` largest forward-backward error kept; ``min_segment`` smallest kept
+    segment (grid points); ``ncc_min`` smallest normalised cross-correlation of a match's
+    ``check_patch`` x ``check_patch`` windows after sub-pixel refinement.
+    Densification: ``interpolator`` "epic" or "ric"; ``refine_iterations``, ``refine_scales``
     variational refinement.
     """
 

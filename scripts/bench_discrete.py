@@ -1,0 +1,185 @@
+"""Benchmark the DiscreteFlow-style baseline; writes the ``discrete`` section of BENCHMARKS.md.
+
+    python scripts/bench_discrete.py ../shared/data [--json out/bench_discrete.json] [--repeats 5]
+
+1. Accuracy: `semflow compare`'s API (semflow.evaluation.compare) on middlebury, sintel, kitti and
+   chairs with ``discrete`` (default preset) beside every OpenCV method, in one run per dataset.
+2. Presets: every preset on every dataset, plus its speed on a 1024x436 Sintel pair (median of
+   ``--repeats`` runs, stage by stage) and peak memory.
+3. Ablation: the default preset with one stage switched off at a time (propagation, CRF, sub-pixel
+   refinement, variational refinement), and with DAISY instead of the SIFT-like descriptor.
+4. Descriptor cost: seconds per 1024x436 frame for the SIFT-like descriptor, DAISY and kornia's SIFT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+from benchlib import machine, today, write_section
+
+from semflow.baseline.discrete import DEFAULT_PRESET, PRESETS, DiscreteFlow
+from semflow.baseline.discrete.descriptors import DESCRIPTORS
+from semflow.evaluation import compare, results_json, summarize
+from semflow.io.images import read_image
+from semflow.memory import PeakMemory
+from semflow.methods import OPENCV_METHODS
+
+DATASETS = {"middlebury": "middlebury", "sintel": "sintel", "kitti": "kitti", "chairs": "flyingchairs"}
+SPEED_PAIR = ("sintel/training/clean/alley_1/frame_0002.png", "sintel/training/clean/alley_1/frame_0003.png")
+ABLATIONS = {
+    "full (default preset)": {},
+    "no propagation (no neighbour / DIS candidates)": {"propagation": False},
+    "no CRF (best match per point)": {"crf": False},
+    "no sub-pixel refinement of matches": {"subpixel": False},
+    "no variational refinement": {"refine": False},
+    "DAISY instead of SIFT-like descriptor": {"descriptor": "daisy"},
+}
+
+
+def accuracy_row(results) -> dict[str, tuple[float, float]]:
+    """dataset -> (mean EPE, mean Fl-all) over its samples."""
+    return {row["dataset"]: (row["epe"], row["fl_all"]) for row in summarize(results)}
+
+
+def run_discrete(data: Path, options: dict) -> tuple[dict, list]:
+    every = []
+    for dataset, folder in DATASETS.items():
+        opts = {f"discrete.{k}": v for k, v in options.items()}
+        every += compare(dataset, data / folder, ["discrete"], method_options=opts, progress=False)
+    return accuracy_row(every), every
+
+
+def speed(data: Path, options: dict, repeats: int) -> dict:
+    img1, img2 = (read_image(data / p) for p in SPEED_PAIR)
+    method = DiscreteFlow(**options)
+    method(img1, img2)  # warm up
+    seconds, stages = [], []
+    with PeakMemory() as memory:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            method(img1, img2)
+            seconds.append(time.perf_counter() - start)
+            stages.append(dict(method.last_timings))
+    median_stages = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
+    return {"seconds": statistics.median(seconds), "min": min(seconds), "peak_mb": memory.peak_mb,
+            "stages": median_stages}
+
+
+def fmt(acc: dict[str, tuple[float, float]]) -> str:
+    mb, si, ki, ch = (acc.get(d, (float("nan"),) * 2) for d in DATASETS)
+    return f"{mb[0]:.3f} | {si[0]:.3f} | {ki[1] * 100:.1f}% | {ki[0]:.2f} | {ch[0]:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="the shared data folder (../shared/data)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    args = parser.parse_args()
+    report: dict = {}
+    command = "python scripts/bench_discrete.py " + " ".join(sys.argv[1:])
+    lines = ["## DiscreteFlow-style baseline (`discrete`)", "",
+             f"`{command}` on {today()}; {machine()}; torch threads and OpenCV threads at their defaults.",
+             "A re-implementation after Menze, Heipke and Geiger (GCPR 2015); these are its own numbers, "
+             "not the paper's.", "",
+             "EPE in px, mean over a dataset's pairs (Middlebury 8, Sintel alley_1 frame 2->3 clean + final, "
+             "KITTI 1, FlyingChairs 3); Fl-all = share of valid pixels with EPE > 3 px and > 5% of |gt|.", ""]
+
+    # 1. discrete beside the OpenCV methods, one compare run per dataset.
+    methods = ["discrete", *OPENCV_METHODS]
+    lines += ["### Beside the OpenCV methods (same run, default preset)", "",
+              "| method | Middlebury EPE | Sintel EPE | KITTI Fl-all | KITTI EPE | Chairs EPE | s/pair (Sintel) |",
+              "|---|---|---|---|---|---|---|"]
+    every = []
+    for dataset, folder in DATASETS.items():
+        every += compare(dataset, args.data / folder, methods, progress=False)
+    report["compare"] = results_json(every)
+    rows = summarize(every)
+    for name in methods:
+        acc = {r["dataset"]: (r["epe"], r["fl_all"]) for r in rows if r["method"] == name}
+        sec = next(r["seconds"] for r in rows if r["method"] == name and r["dataset"] == "sintel")
+        lines.append(f"| {name} | {fmt(acc)} | {sec:.2f} |")
+        print(name, fmt(acc), f"{sec:.2f}", flush=True)
+    lines.append("")
+
+    # 2. Presets: accuracy, speed, memory.
+    lines += ["### Presets", "",
+              f"Speed: median of {args.repeats} runs on one 1024x436 Sintel pair after a warm-up; peak MB = "
+              "resident memory of the whole process while those runs ran.", "",
+              "| preset | Middlebury EPE | Sintel EPE | KITTI Fl-all | KITTI EPE | Chairs EPE | s/pair median (min) "
+              "| peak MB | stages (s) |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    report["presets"] = {}
+    for preset in PRESETS:
+        acc, _ = run_discrete(args.data, {"preset": preset})
+        sp = speed(args.data, {"preset": preset}, args.repeats)
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in sp["stages"].items())
+        label = f"{preset} (default)" if preset == DEFAULT_PRESET else preset
+        lines.append(f"| {label} | {fmt(acc)} | {sp['seconds']:.2f} ({sp['min']:.2f}) | {sp['peak_mb']:.0f} "
+                     f"| {stages} |")
+        report["presets"][preset] = {"accuracy": acc, "speed": sp, "params": asdict(PRESETS[preset])}
+        print(preset, fmt(acc), sp, flush=True)
+    lines.append("")
+
+    # 3. Ablation on the default preset.
+    lines += ["### Ablation (default preset, one stage off at a time)", "",
+              "| variant | Middlebury EPE | Sintel EPE | KITTI Fl-all | KITTI EPE | Chairs EPE | s/pair (Sintel) |",
+              "|---|---|---|---|---|---|---|"]
+    report["ablation"] = {}
+    for label, options in ABLATIONS.items():
+        acc, results = run_discrete(args.data, options)
+        sec = statistics.median(r.seconds for r in results if r.dataset == "sintel")
+        lines.append(f"| {label} | {fmt(acc)} | {sec:.2f} |")
+        report["ablation"][label] = {"options": options, "accuracy": acc, "sintel_seconds": sec}
+        print(label, fmt(acc), f"{sec:.2f}", flush=True)
+    lines.append("")
+
+    # 4. Descriptor cost.
+    gray = cv2.cvtColor(read_image(args.data / SPEED_PAIR[0]), cv2.COLOR_RGB2GRAY)
+    lines += ["### Dense descriptors: seconds per 1024x436 frame (full 128/104-d, every pixel)", "",
+              "| descriptor | seconds |", "|---|---|"]
+    report["descriptors"] = {}
+    for name, fn in DESCRIPTORS.items():
+        fn(gray[:64, :64])
+        start = time.perf_counter()
+        fn(gray)
+        sec = time.perf_counter() - start
+        lines.append(f"| {name} | {sec:.2f} |")
+        report["descriptors"][name] = sec
+        print(name, f"{sec:.2f}", flush=True)
+    lines.append("")
+
+    # 5. The issue's minimum targets, default preset (speed of the fast preset too).
+    default = report["presets"][DEFAULT_PRESET]
+    acc, sp = default["accuracy"], default["speed"]
+    checks = [
+        ("Middlebury mean EPE <= 0.30 px", acc["middlebury"][0], 0.30, "{:.3f}"),
+        ("Sintel alley_1 mean EPE <= 0.20 px", acc["sintel"][0], 0.20, "{:.3f}"),
+        ("KITTI Fl-all <= 35%", acc["kitti"][1] * 100, 35.0, "{:.1f}%"),
+        ("FlyingChairs mean EPE <= 2.5 px", acc["chairs"][0], 2.5, "{:.3f}"),
+        ("default preset <= 3 s per 1024x436 pair", sp["seconds"], 3.0, "{:.2f} s"),
+        ("default preset peak memory <= 2 GB", sp["peak_mb"] / 1024, 2.0, "{:.2f} GB"),
+        ("fast preset <= 1 s per 1024x436 pair", report["presets"]["fast"]["speed"]["seconds"], 1.0, "{:.2f} s"),
+    ]
+    lines += ["### Issue targets (default preset)", "", "| target | measured | met |", "|---|---|---|"]
+    for label, value, limit, form in checks:
+        lines.append(f"| {label} | {form.format(value)} | {'yes' if value <= limit else '**no**'} |")
+    lines.append("")
+
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+    if not args.no_write:
+        write_section("discrete", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
