@@ -3,8 +3,9 @@
     python scripts/bench_flow.py ../shared/data                      # all OpenCV methods
     python scripts/bench_flow.py ../shared/data --methods dis-medium,deepflow,discrete --section flow-extra
 
-Section ``flow`` (default): `semflow compare` on middlebury, sintel, kitti and chairs with every method
-in one run, and `semflow run` with dis-medium on both videos in ``DATA/videos``.
+Section ``flow`` (default): `semflow compare` on middlebury, sintel, kitti, chairs and 8 synthetic
+layered scenes (``semflow.synthetic.write_dataset``, seed 7, given labels) with every method in one run,
+and `semflow run` on both videos in ``DATA/videos``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from semflow.evaluation import compare, format_table, results_json, summarize
 from semflow.io.video import FrameSource
 from semflow.methods import OPENCV_METHODS
 from semflow.pipeline import RunOptions, run_video
+from semflow.synthetic import write_dataset
 
 DATASETS = {"middlebury": "middlebury", "sintel": "sintel", "kitti": "kitti", "chairs": "flyingchairs"}
 
@@ -43,8 +45,11 @@ def main() -> None:
              "EPE in px (mean over samples), Fl-all = share of valid pixels with EPE > 3 px and > 5% of |gt| "
              "(KITTI's rule, on every dataset), s/pair median, peak MB while the method ran.", ""]
     every = []
-    for dataset, folder in DATASETS.items():
-        results = compare(dataset, args.data / folder, methods, progress=False)
+    synthetic_root = Path(tempfile.mkdtemp(prefix="semflow-synthetic-"))
+    write_dataset(synthetic_root, count=8, seed=7)
+    roots = {dataset: args.data / folder for dataset, folder in DATASETS.items()} | {"synthetic": synthetic_root}
+    for dataset, root in roots.items():
+        results = compare(dataset, root, methods, progress=False)
         every += results
         lines += [f"### {dataset}", "", format_table(summarize(results), markdown=True), ""]
         print(format_table(summarize(results)), flush=True)
