@@ -16,7 +16,7 @@ import numpy as np
 from semflow.errors import InputError, SemflowError
 from semflow.segmentation.prompts import prior_options
 
-DEFAULT_RUN_METHOD = "dis-medium"
+DEFAULT_RUN_METHOD = "semantic"
 
 
 class _Group(click.Group):
