@@ -19,6 +19,7 @@ import numpy as np
 
 from semflow.errors import InputError
 from semflow.io.atomic import atomic_path, write_bytes_atomic
+from semflow.io.files import require_file
 
 FLO_TAG = 202021.25
 UNKNOWN_FLOW_THRESHOLD = 1e9
@@ -40,22 +41,12 @@ def check_flow(flow: np.ndarray, *, name: str = "flow") -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
-def _require_file(path: Path) -> None:
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if not path.is_file():
-        raise InputError(f"{path}: not a file")
-    if not os.access(path, os.R_OK):
-        raise InputError(f"{path}: not readable")
-
-
 # --- .flo -------------------------------------------------------------------------------------
 
 
 def read_flo(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Read a Middlebury ``.flo`` file. Returns ``(flow (H, W, 2) float32, valid (H, W) bool)``."""
-    path = Path(path)
-    _require_file(path)
+    path = require_file(path)
     data = path.read_bytes()
     if len(data) < 12:
         raise InputError(f"{path}: not a .flo file (only {len(data)} bytes)")
@@ -91,8 +82,7 @@ def write_flo(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | Non
 
 def read_kitti_flow(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Read a KITTI flow PNG. Returns ``(flow (H, W, 2) float32, valid (H, W) bool)``."""
-    path = Path(path)
-    _require_file(path)
+    path = require_file(path)
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
         raise InputError(f"{path}: cannot decode as an image")
@@ -127,8 +117,7 @@ def write_kitti_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarra
 
 def read_npy_flow(path: str | os.PathLike, *, allow_unknown: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Read a ``.npy`` flow (H, W, 2). NaN pixels are unknown only when ``allow_unknown`` is set."""
-    path = Path(path)
-    _require_file(path)
+    path = require_file(path)
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:

@@ -10,6 +10,7 @@ import numpy as np
 
 from semflow.errors import InputError
 from semflow.io.atomic import atomic_path
+from semflow.io.files import require_file
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -47,13 +48,7 @@ def to_rgb_uint8(image: np.ndarray, *, name: str = "image", bgr: bool = False) -
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as uint8 RGB (H, W, 3); gray, alpha and 16-bit files are converted."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if not path.is_file():
-        raise InputError(f"{path}: not a file")
-    if not os.access(path, os.R_OK):
-        raise InputError(f"{path}: not readable")
+    path = require_file(path)
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
         raise InputError(f"{path}: cannot decode as an image")
