@@ -49,7 +49,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "fast": Preset(stride=8, coarse_stride=16, k=8, finest=1, local=1, sweeps=1),
-    "balanced": Preset(),
+    "balanced": Preset(levels=4),  # coarsest search at 1/16 size where the frames allow (>= 24 px)
     "accurate": Preset(stride=4, coarse_stride=4, k=16, local=4, sweeps=3),
 }
 DEFAULT_PRESET = "balanced"
