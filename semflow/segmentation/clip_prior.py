@@ -255,7 +255,7 @@ def load_clip_model(model_name: str, weights: str | os.PathLike | None, *, devic
     """
     if weights is None or str(weights) == "":
         raise InputError("the CLIP prior needs --clip-weights PATH, a CLIP checkpoint file you downloaded "
-                         "(OpenAI .pt or OpenCLIP .bin/.safetensors); semflow never downloads one (see the README, "CLIP as a semantic prior")")
+                         "(OpenAI .pt or OpenCLIP .bin/.safetensors); semflow never downloads one (see the README, 'CLIP as a semantic prior')")
     path = Path(weights).expanduser()
     if not path.is_file():
         raise WeightsError(f"CLIP weights file not found: {path}")
