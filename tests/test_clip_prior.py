@@ -475,9 +475,13 @@ def test_cli_prior_errors(tiny, tmp_path, monkeypatch, make_frames):
     frames = make_frames(count=2, height=32, width=48)
     result = _cli(["segment", frames / "0000.png", "--out", tmp_path / "seg", "--prior", "clip"], monkeypatch, tmp_path)
     assert result.exit_code == 1 and "--clip-weights PATH" in result.output
+    result = _cli(["run", frames, "--out", tmp_path / "run", "--method", "dis-medium", "--prior", "clip",
+                   "--clip-weights", tiny[1]], monkeypatch, tmp_path)
+    assert result.exit_code == 1 and "works with --method semantic" in result.output
+    # the default model name (ViT-B-32) does not fit the tiny checkpoint: a one-line weights error
     result = _cli(["run", frames, "--out", tmp_path / "run", "--prior", "clip", "--clip-weights", tiny[1]],
                   monkeypatch, tmp_path)
-    assert result.exit_code == 1 and "works with --method semantic" in result.output
+    assert result.exit_code == 1 and "does not fit CLIP model 'ViT-B-32'" in result.output
     result = _cli(["segment", frames / "0000.png", "--out", tmp_path / "seg", "--prior", "clip",
                    "--clip-weights", tmp_path / "missing.pt"], monkeypatch, tmp_path)
     assert result.exit_code == 1 and "CLIP weights file not found" in result.output

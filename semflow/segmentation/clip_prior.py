@@ -220,15 +220,18 @@ def _load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Pat
     from open_clip.convert import convert_state_dict
     from open_clip.model import convert_to_custom_text_state_dict, resize_pos_embed, resize_text_pos_embed
 
-    state = convert_state_dict(model, state)
-    if "positional_embedding" in state and not hasattr(model, "positional_embedding"):
-        state = convert_to_custom_text_state_dict(state)
-    if "logit_scale" in state and state["logit_scale"].ndim != model.logit_scale.ndim:
-        state["logit_scale"] = state["logit_scale"].reshape(model.logit_scale.shape)
-    if getattr(model, "logit_bias", None) is not None and "logit_bias" not in state:
-        state["logit_bias"] = torch.zeros_like(model.logit_bias)
-    resize_pos_embed(state, model)
-    resize_text_pos_embed(state, model)
+    try:  # open_clip's conversions assert (rather than raise) when the file is for another architecture
+        state = convert_state_dict(model, state)
+        if "positional_embedding" in state and not hasattr(model, "positional_embedding"):
+            state = convert_to_custom_text_state_dict(state)
+        if "logit_scale" in state and state["logit_scale"].ndim != model.logit_scale.ndim:
+            state["logit_scale"] = state["logit_scale"].reshape(model.logit_scale.shape)
+        if getattr(model, "logit_bias", None) is not None and "logit_bias" not in state:
+            state["logit_bias"] = torch.zeros_like(model.logit_bias)
+        resize_pos_embed(state, model)
+        resize_text_pos_embed(state, model)
+    except (AssertionError, RuntimeError, KeyError, ValueError) as exc:
+        raise WeightsError(f"{path} does not fit CLIP model {model_name!r} ({exc or type(exc).__name__})") from None
     expected = model.state_dict()
     buffers = {name for name, _ in model.named_buffers()}  # non-persistent ones (attn_mask) sit in TorchScript files
     state = {k: v for k, v in state.items() if k in expected or k not in buffers}
