@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,6 +46,7 @@ from semflow.layers.common import Region, find_regions, photometric_error, prepa
 from semflow.layers.planes import PlaneParams, fit_planes
 from semflow.layers.things import ThingParams, fit_things
 from semflow.segmentation import KIND_CODES, LabelSet, extract_instances, get_label_set
+from semflow.timing import StageTimer
 
 DEFAULT_BASELINE = "discrete"
 DEFAULT_SEGMENTER = "camvid"
@@ -201,14 +201,8 @@ class SemanticFlow(FlowMethod):
     # flow ----------------------------------------------------------------------------------------
 
     def _estimate(self, img1: np.ndarray, img2: np.ndarray, labels: np.ndarray | None = None) -> FlowResult:
-        timings: dict[str, float] = {}
-        clock = time.perf_counter()
-
-        def lap(name: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            timings[name] = timings.get(name, 0.0) + now - clock
-            clock = now
+        timer = StageTimer()
+        timings, lap = timer.seconds, timer.lap
 
         base = self.baseline.estimate(img1, img2)
         lap("baseline")

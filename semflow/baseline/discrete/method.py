@@ -14,8 +14,6 @@ Stages, each in its own module::
 
 from __future__ import annotations
 
-import time
-
 import cv2
 import numpy as np
 import torch
@@ -26,6 +24,7 @@ from semflow.baseline.discrete.descriptors import DESCRIPTORS, descriptor_pyrami
 from semflow.baseline.discrete.presets import DEFAULT_PRESET, PRESETS, Preset
 from semflow.baseline.discrete.proposals import Proposals, coarse_to_fine_proposals
 from semflow.errors import InputError
+from semflow.timing import StageTimer
 
 MIN_SIDE = 32
 """Frames are padded (reflecting) to at least this size, so the pyramid always has a level."""
@@ -124,14 +123,8 @@ class DiscreteFlow(FlowMethod):
 
     def _estimate(self, img1: np.ndarray, img2: np.ndarray) -> FlowResult:
         p = self.params
-        timings: dict[str, float] = {}
-        clock = time.perf_counter()
-
-        def lap(name: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            timings[name] = timings.get(name, 0.0) + now - clock
-            clock = now
+        timer = StageTimer()
+        timings, lap = timer.seconds, timer.lap
 
         h0, w0 = img1.shape[:2]
         img1 = _pad_to(img1, MIN_SIDE, MIN_SIDE)
