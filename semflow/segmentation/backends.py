@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -205,10 +206,12 @@ def get_segmenter(name: str = "camvid", *, device: str = "cpu",
 
 
 def default_weights_path() -> Path:
-    """Where the shipped weights are: $SEMFLOW_MODELS, else the project's ``models/`` folder."""
+    """Where the shipped weights are: $SEMFLOW_MODELS, else the project's ``models/`` folder (a source
+    checkout or editable install), else ``<prefix>/share/semflow/models`` (a wheel install)."""
     env = os.environ.get("SEMFLOW_MODELS")
     candidates = [Path(env) / DEFAULT_WEIGHTS_NAME] if env else []
     candidates.append(Path(__file__).resolve().parents[2] / "models" / DEFAULT_WEIGHTS_NAME)
+    candidates.append(Path(sys.prefix) / "share" / "semflow" / "models" / DEFAULT_WEIGHTS_NAME)
     for c in candidates:
         if c.exists():
             return c
