@@ -47,6 +47,9 @@ PHOTOMETRIC_SCALE = 10.0
 """Grey levels of photometric error at which a model pixel's confidence falls to 1/e."""
 
 
+THING_ERROR_MARGIN = 2.0
+"""Grey levels (0-255, 7x7 mean) by which the baseline must beat a thing layer to keep a pixel."""
+
 @dataclass
 class Composition:
     """The composed result, all (H, W) maps.
@@ -146,6 +149,10 @@ def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[
         y0, y1, x0, x1 = thing.box
         sy, sx = slice(y0, y1), slice(x0, x1)
         alpha = box_weight(thing.box, shape, feather_radius) * ~thing.others
+        # Per pixel, the baseline stays where it explains the frames clearly better than the layered model.
+        thing_err = cv2.blur(photometric_error(img1, img2, thing.flow, x0, y0)[0], (7, 7))
+        base_err = cv2.blur(photometric_error(img1, img2, baseline[sy, sx], x0, y0)[0], (7, 7))
+        alpha = alpha * (1.0 - feather((base_err + THING_ERROR_MARGIN < thing_err) & ~thing.occluded, feather_radius))
         a = alpha[..., None]
         flow[sy, sx] = a * thing.flow + (1 - a) * flow[sy, sx]
         use = alpha >= 0.5
