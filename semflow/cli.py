@@ -31,6 +31,9 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("semflow: interrupted (finished outputs are kept; `run` can continue with --resume)", err=True)
             ctx.exit(130)
+        except BrokenPipeError:  # the reader went away (`semflow methods | head`): nothing to report
+            sys.stderr.close()
+            ctx.exit(1)
         except OSError as exc:
             click.echo(f"semflow: error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
             ctx.exit(1)
