@@ -117,12 +117,15 @@ def model_map_to_color(model_map: np.ndarray) -> np.ndarray:
 
 def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[PlaneFit],
             things: list[ThingFit], thing_pixels: np.ndarray, img1: np.ndarray, img2: np.ndarray, *,
-            feather_radius: float = 4.0) -> Composition:
+            feather_radius: float = 4.0, baseline_error: np.ndarray | None = None) -> Composition:
     """Fuse the baseline (H, W, 2) with the accepted plane and thing models (see the module docstring).
 
     ``thing_pixels`` (H, W) bool: pixels of any thing class. ``img1``/``img2`` float32 RGB frames, used
-    for the photometric part of the confidence.
+    for the photometric part of the confidence. ``baseline_error`` (H, W): the baseline's photometric
+    error, if the caller has it already.
     """
+    if baseline_error is None:
+        baseline_error = photometric_error(img1, img2, baseline)[0]
     shape = baseline.shape[:2]
     flow = baseline.astype(np.float32).copy()
     model_map = np.zeros(shape, np.uint8)
@@ -151,7 +154,7 @@ def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[
         alpha = box_weight(thing.box, shape, feather_radius) * ~thing.others
         # Per pixel, the baseline stays where it explains the frames clearly better than the layered model.
         thing_err = cv2.blur(photometric_error(img1, img2, thing.flow, x0, y0)[0], (7, 7))
-        base_err = cv2.blur(photometric_error(img1, img2, baseline[sy, sx], x0, y0)[0], (7, 7))
+        base_err = cv2.blur(baseline_error[sy, sx], (7, 7))
         alpha = alpha * (1.0 - feather((base_err + THING_ERROR_MARGIN < thing_err) & ~thing.occluded, feather_radius))
         a = alpha[..., None]
         flow[sy, sx] = a * thing.flow + (1 - a) * flow[sy, sx]

@@ -230,7 +230,7 @@ class SemanticFlow(FlowMethod):
                             self.thing_params, context=context)
         lap("things")
         comp = compose(baseline, confidence, planes, things, thing_pixels, f1, f2,
-                       feather_radius=self.feather_radius)
+                       feather_radius=self.feather_radius, baseline_error=base_err)
         lap("compose")
 
         report = {
