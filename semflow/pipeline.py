@@ -32,8 +32,9 @@ from semflow.io.flow import read_flo, write_flo
 from semflow.io.images import read_image, write_image
 from semflow.io.video import FrameSource, VideoWriter
 from semflow.methods import get_method
+from semflow.metrics import flow_stats
 from semflow.progress import progress_bar
-from semflow.viz import add_legend, flow_to_color, label_image, tile
+from semflow.viz import add_legend, flow_to_color, label_image, max_flow_of, tile
 
 WORK_DIR = ".semflow-work"
 
@@ -153,7 +154,7 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     store = _PairStore(out_dir, options.save_flo)
 
     # Pass 1: flow for each pair, written as soon as it is made.
-    pairs, resumed, seconds, max_flows = 0, 0, [], []
+    pairs, resumed, seconds, max_flows, stats = 0, 0, [], [], []
     previous: np.ndarray | None = None
     size: tuple[int, int] | None = None
     with progress_bar(len(source) - 1 if len(source) > 1 else None, "flow", enabled=options.progress) as bar:
@@ -186,8 +187,9 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
                     flow = result.flow
                     extra_base = result.extras.get("baseline_flow")
                     if extra_base is not None:
-                        max_flows.append(_p99(extra_base))
-                max_flows.append(_p99(flow))
+                        max_flows.append(max_flow_of(extra_base))
+                max_flows.append(max_flow_of(flow))
+                stats.append(flow_stats(flow))
                 pairs += 1
                 bar.advance()
             previous = frame
@@ -195,8 +197,8 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
         raise InputError(f"{video}: need at least 2 frames to compute flow, got {1 if previous is not None else 0}")
 
     # Pass 2: draw every pair under one normaliser.
-    max_flow = options.max_flow or max(max(max_flows), 1.0)
-    magnitudes = _render(source, store, pairs, out_dir, max_flow, options.progress, method.name)
+    max_flow = options.max_flow or max(max_flows)
+    _render(source, store, pairs, out_dir, max_flow, options.progress, method.name)
 
     summary = {
         "method": method.name,
@@ -212,7 +214,11 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
         },
         "resumed_pairs": resumed,
         "max_flow_px": max_flow,
-        "flow_magnitude_px": magnitudes,
+        "flow_magnitude_px": {
+            "mean": statistics.fmean(s["mean"] for s in stats),
+            "p95_mean": statistics.fmean(s["p95"] for s in stats),
+            "max": max(s["max"] for s in stats),
+        },
         "outputs": {
             "flow_video": "flow.mp4", "panel_video": "panel.mp4",
             "flo_dir": "flo" if options.save_flo else None,
@@ -225,14 +231,9 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     return summary
 
 
-def _p99(flow: np.ndarray) -> float:
-    return float(np.percentile(np.linalg.norm(flow, axis=2), 99))
-
-
 def _render(source: FrameSource, store: _PairStore, pairs: int, out_dir: Path, max_flow: float,
-            progress: bool | None, method_name: str) -> dict[str, float]:
-    """Pass 2: encode flow.mp4 and panel.mp4; return flow magnitude statistics over all pairs."""
-    means, maxima, p95s = [], [], []
+            progress: bool | None, method_name: str) -> None:
+    """Pass 2: encode flow.mp4 and panel.mp4."""
     with VideoWriter(out_dir / "flow.mp4", source.fps) as flow_video, \
             VideoWriter(out_dir / "panel.mp4", source.fps) as panel_video, \
             progress_bar(pairs, "video", enabled=progress) as bar:
@@ -240,10 +241,6 @@ def _render(source: FrameSource, store: _PairStore, pairs: int, out_dir: Path, m
             if index >= pairs:
                 break
             flow, seg, base = store.load(index)
-            mag = np.linalg.norm(flow, axis=2)
-            means.append(float(mag.mean()))
-            maxima.append(float(mag.max()))
-            p95s.append(float(np.percentile(mag, 95)))
             color = add_legend(flow_to_color(flow, max_flow), max_flow)
             flow_video.write(color)
             tiles = [label_image(frame, f"frame {index}")]
@@ -254,9 +251,4 @@ def _render(source: FrameSource, store: _PairStore, pairs: int, out_dir: Path, m
             tiles.append(label_image(color, method_name))
             panel_video.write(tile(tiles, columns=2 if len(tiles) == 4 else len(tiles)))
             bar.advance()
-    return {
-        "mean": statistics.fmean(means),
-        "p95_mean": statistics.fmean(p95s),
-        "max": max(maxima),
-    }
 
