@@ -173,7 +173,7 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
                     known = store.seconds(index)
                     if known is not None:
                         seconds.append(known)
-                    flow = store.load(index)[0]
+                    flow, _, extra_base = store.load(index)
                     if flow.shape[:2] != frame.shape[:2]:
                         raise InputError(f"{out_dir}: stored flow {index} does not fit the video frames")
                 else:
@@ -186,8 +186,8 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
                     store.save(index, result.flow, result.extras, elapsed)
                     flow = result.flow
                     extra_base = result.extras.get("baseline_flow")
-                    if extra_base is not None:
-                        max_flows.append(max_flow_of(extra_base))
+                if extra_base is not None:  # the panel draws the baseline under the same normaliser
+                    max_flows.append(max_flow_of(extra_base))
                 max_flows.append(max_flow_of(flow))
                 stats.append(flow_stats(flow))
                 pairs += 1

@@ -280,3 +280,27 @@ def test_a_fresh_run_removes_only_its_own_flo_files(make_frames, tmp_path: Path)
     run_video(frames, out, RunOptions(save_flo=True), method=ScriptedFlow())
     run_video(frames, out, RunOptions(), method=ScriptedFlow())
     assert not (out / "flo").exists()  # an emptied flo folder is removed
+
+
+class BaselineReportingFlow(ScriptedFlow):
+    """ScriptedFlow that also reports a baseline flow, as semantic does: 10x its flow on pair 0, equal after."""
+
+    def _estimate(self, img1: np.ndarray, img2: np.ndarray, **kwargs) -> FlowResult:
+        pair = self.pair
+        result = super()._estimate(img1, img2, **kwargs)
+        result.extras["baseline_flow"] = result.flow * (10 if pair == 0 else 1)
+        return result
+
+
+def test_resumed_run_keeps_the_normaliser_of_the_baseline_flows(make_frames, tmp_path: Path) -> None:
+    frames = make_frames(5, 32, 48)
+    full = run_video(frames, tmp_path / "full", RunOptions(), method=BaselineReportingFlow())
+    with pytest.raises(RuntimeError, match="pair 2"):
+        run_video(frames, tmp_path / "out", RunOptions(), method=BaselineReportingFlow(fail_at=2))
+    resumed = BaselineReportingFlow()
+    resumed.pair = 2
+    summary = run_video(frames, tmp_path / "out", RunOptions(resume=True), method=resumed)
+    assert summary["resumed_pairs"] == 2
+    # pair 0's baseline (10 * 1.118 px) sets the scale whether or not pair 0 was computed in this run
+    assert summary["max_flow_px"] == pytest.approx(full["max_flow_px"], rel=1e-3)
+    assert full["max_flow_px"] > 10.0
