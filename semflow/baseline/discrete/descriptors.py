@@ -127,10 +127,13 @@ def gray_pyramid(gray: np.ndarray, levels: int) -> list[np.ndarray]:
 
 
 def descriptor_pyramids(gray1: np.ndarray, gray2: np.ndarray, levels: int, *, kind: str = "sift",
-                        dims: int | None = 32, finest: int = 0) -> tuple[list, list]:
+                        dims: int | None = 32, finest: int = 0, shrink: float | None = None
+                        ) -> tuple[list, ...]:
     """Descriptors (H_l, W_l, D) of both frames at pyramid levels 0..``levels`` (module docstring).
 
-    Levels below ``finest`` are not computed (``None`` in the lists).
+    Levels below ``finest`` are not computed (``None`` in the lists). With ``shrink`` (a factor < 1),
+    two more lists hold the descriptors of frame 1's and frame 2's levels resized by ``shrink`` (for
+    matches whose size changes between the frames, see ``proposals.MatchLevel``).
 
     With ``dims``, both frames are projected on one PCA basis of ``dims`` directions, fitted on the
     descriptors of a coarse level of both frames: distances keep most of their variance at a
@@ -140,18 +143,25 @@ def descriptor_pyramids(gray1: np.ndarray, gray2: np.ndarray, levels: int, *, ki
         raise ValueError(f"unknown descriptor {kind!r}; known: {', '.join(DESCRIPTORS)}")
     base = DESCRIPTORS[kind]
     pyr1, pyr2 = gray_pyramid(gray1, levels), gray_pyramid(gray2, levels)
+    describe = base
+    if dims is not None:
+        fit_level = min(levels, 2)
+        samples = np.concatenate([base(pyr1[fit_level])[::2, ::2].reshape(-1, DESCRIPTOR_SIZE[kind]),
+                                  base(pyr2[fit_level])[::2, ::2].reshape(-1, DESCRIPTOR_SIZE[kind])])
+        proj = fit_projection(samples, min(dims, samples.shape[1]))
+        if kind == "sift":  # the projection folds into the descriptor's convolution
+            describe = lambda image: base(image, projection=proj)  # noqa: E731
+        else:
+            describe = lambda image: base(image) @ proj  # noqa: E731
+    out = [[describe(g) if level >= finest else None for level, g in enumerate(pyr)] for pyr in (pyr1, pyr2)]
+    if shrink is not None:
+        out += [[describe(_resize(g, shrink)) if level >= finest else None for level, g in enumerate(pyr)]
+                for pyr in (pyr1, pyr2)]
+    return tuple(out)
 
-    def fn(image: np.ndarray, level: int, **options) -> np.ndarray | None:
-        return base(image, **options) if level >= finest else None
 
-    if dims is None:
-        return [fn(g, i) for i, g in enumerate(pyr1)], [fn(g, i) for i, g in enumerate(pyr2)]
-    fit_level = min(levels, 2)
-    samples = np.concatenate([base(pyr1[fit_level])[::2, ::2].reshape(-1, DESCRIPTOR_SIZE[kind]),
-                              base(pyr2[fit_level])[::2, ::2].reshape(-1, DESCRIPTOR_SIZE[kind])])
-    proj = fit_projection(samples, min(dims, samples.shape[1]))
-    if kind == "sift":
-        return ([fn(g, i, projection=proj) for i, g in enumerate(pyr1)],
-                [fn(g, i, projection=proj) for i, g in enumerate(pyr2)])
-    project = lambda d: None if d is None else d @ proj  # noqa: E731
-    return [project(fn(g, i)) for i, g in enumerate(pyr1)], [project(fn(g, i)) for i, g in enumerate(pyr2)]
+def _resize(image: np.ndarray, scale: float) -> np.ndarray:
+    """``image`` resized by ``scale`` (area averaging when shrinking)."""
+    h, w = image.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)

@@ -138,10 +138,20 @@ class DiscreteFlow(FlowMethod):
         finest = min(p.finest, levels)
 
         with torch.no_grad():
-            pyr1, pyr2 = descriptor_pyramids(gray1, gray2, levels, kind=self.descriptor, dims=p.dims,
-                                             finest=finest)
-            pyr1 = [None if d is None else torch.from_numpy(d).to(self.device) for d in pyr1]
-            pyr2 = [None if d is None else torch.from_numpy(d).to(self.device) for d in pyr2]
+            pyramids = descriptor_pyramids(gray1, gray2, levels, kind=self.descriptor, dims=p.dims,
+                                           finest=finest, shrink=p.shrink)
+            pyr1, pyr2, *shrunk = ([None if d is None else torch.from_numpy(d).to(self.device) for d in pyr]
+                                   for pyr in pyramids)
+            # Scale-tolerant costs: a surface that grows from frame 1 to frame 2 matches frame 2 shrunk
+            # (as the target of the forward search, the query of the backward one), one that gets
+            # smaller matches frame 1 shrunk.
+            scaled_f = scaled_b = None
+            if shrunk:
+                s = p.shrink
+                scaled_f, scaled_b = [], []
+                for a, b, a_small, b_small in zip(pyr1, pyr2, *shrunk):
+                    scaled_f.append([] if a is None else [(a, 1.0, b_small, s), (a_small, s, b, 1.0)][:p.scale_tests])
+                    scaled_b.append([] if a is None else [(b_small, s, a, 1.0), (b, 1.0, a_small, s)][:p.scale_tests])
             lap("descriptors")
             extra_f = extra_b = None
             if self.propagation:
@@ -149,9 +159,9 @@ class DiscreteFlow(FlowMethod):
                 extra_b = _dis_pyramid(gray2, gray1, levels)
             options = dict(stride=p.stride, k=p.k, radius=p.radius, finest=finest, local=p.local,
                            propagation=self.propagation, coarse_stride=p.coarse_stride)
-            props_f = coarse_to_fine_proposals(pyr1, pyr2, extra_flows=extra_f, **options)
-            props_b = coarse_to_fine_proposals(pyr2, pyr1, extra_flows=extra_b, **options)
-            del pyr1, pyr2
+            props_f = coarse_to_fine_proposals(pyr1, pyr2, extra_flows=extra_f, scaled=scaled_f, **options)
+            props_b = coarse_to_fine_proposals(pyr2, pyr1, extra_flows=extra_b, scaled=scaled_b, **options)
+            del pyr1, pyr2, shrunk, scaled_f, scaled_b
             lap("proposals")
             fwd, cost_f = self._grid_flow(props_f, finest)
             bwd, _ = self._grid_flow(props_b, finest)

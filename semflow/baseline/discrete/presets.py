@@ -12,7 +12,8 @@ class Preset:
     Search: ``stride`` grid spacing of the matched points (``coarse_stride`` on the coarser levels);
     ``dims`` descriptor size after PCA; ``k`` candidates per point; ``levels`` pyramid levels above
     full size; ``finest`` the finest level matched (0 = full size); ``radius`` search window half-size;
-    ``local`` inherited candidates that get a +-1 px search per level.
+    ``local`` inherited candidates that get a +-1 px search per level; ``shrink`` (a factor < 1, or
+    None) also matches against frame 2 shrunk by it, for surfaces that grow between the frames.
     CRF: ``sweeps`` block-coordinate-descent sweeps; ``lam``, ``tau`` smoothness weight and truncation;
     ``unary_trunc`` truncation of the matching cost (squared descriptor distance).
     Filtering: ``fb_threshold`` largest forward-backward error kept; ``min_segment`` smallest kept
@@ -29,6 +30,8 @@ class Preset:
     levels: int = 3
     finest: int = 0
     radius: int = 256
+    shrink: float | None = None
+    scale_tests: int = 2
     local: int = 2
     sweeps: int = 2
     lam: float = 0.05

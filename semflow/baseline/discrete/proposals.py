@@ -11,11 +11,16 @@ The search runs coarse to fine over descriptor pyramids (see ``descriptors.descr
 
 All flows here are integer displacements in pixels of the level they belong to. Descriptor distance is
 the squared L2 distance. Candidates that land outside the other frame cost ``outside_cost``.
+
+Scale changes: a surface that comes closer grows between the frames (the road in front of a car), and a
+fixed-size descriptor no longer matches it. With a :class:`MatchLevel` that also holds descriptors of
+one frame resized, a flow's cost is the smaller of its distance at equal scale and its distance between
+the query and the resized frame.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -53,20 +58,36 @@ def _as_tensor(desc: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(desc, dtype=torch.float32)
 
 
+def _rescale(coords: torch.Tensor, scale: float) -> torch.Tensor:
+    """Integer pixel coordinates of an image in the same image resized by ``scale`` (pixel centres)."""
+    if scale == 1.0:
+        return coords
+    return torch.round((coords.double() + 0.5) * scale - 0.5).long()
+
+
 def score(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
-          flows: torch.Tensor, *, chunk_elems: int = 1 << 22) -> torch.Tensor:
+          flows: torch.Tensor, *, query_scale: float = 1.0, target_scale: float = 1.0,
+          size: tuple[int, int] | None = None, chunk_elems: int = 1 << 22) -> torch.Tensor:
     """Squared L2 descriptor distance of candidate flows.
 
     desc1, desc2: (H, W, D). ys, xs: grid rows/columns. flows: int64 (Gh, Gw, C, 2).
     Returns float32 (Gh, Gw, C); matches outside frame 2 cost :data:`OUTSIDE_COST`.
+    With ``query_scale`` / ``target_scale`` != 1, ``desc1`` / ``desc2`` describe the frames resized by
+    that factor, while ``ys``, ``xs`` and ``flows`` stay in pixels of the frames at their ``size``
+    (H, W) (default: the size of ``desc2``).
     """
-    h, w, d = desc2.shape
+    h2, w2, d = desc2.shape
+    h, w = (h2, w2) if size is None else size
     gh, gw, c, _ = flows.shape
-    q = desc1[ys][:, xs].reshape(gh * gw, d)
+    qy = _rescale(ys, query_scale).clamp(0, desc1.shape[0] - 1)
+    qx = _rescale(xs, query_scale).clamp(0, desc1.shape[1] - 1)
+    q = desc1[qy][:, qx].reshape(gh * gw, d)
     tx = xs.view(1, gw, 1) + flows[..., 0]
     ty = ys.view(gh, 1, 1) + flows[..., 1]
     outside = (tx < 0) | (tx >= w) | (ty < 0) | (ty >= h)
-    idx = (ty.clamp(0, h - 1) * w + tx.clamp(0, w - 1)).reshape(gh * gw, c)
+    tx, ty = _rescale(tx, target_scale).clamp(0, w2 - 1), _rescale(ty, target_scale).clamp(0, h2 - 1)
+    h, w = h2, w2
+    idx = (ty * w + tx).reshape(gh * gw, c)
     flat2 = desc2.reshape(h * w, d)
     sq2 = (flat2 * flat2).sum(1)
     q_sq = (q * q).sum(1, keepdim=True)
@@ -78,6 +99,29 @@ def score(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, xs: torch.
         out[s:s + step] = q_sq[s:s + step] + sq2[i] - 2.0 * dot
     out = out.view(gh, gw, c)
     return torch.where(outside, torch.full_like(out, OUTSIDE_COST), out.clamp(min=0.0))
+
+
+@dataclass
+class MatchLevel:
+    """The descriptors of one pyramid level that score flows from the query frame to the target frame.
+
+    query, target: (H, W, D). scaled: ``(query descriptors, query scale, target descriptors, target
+    scale)`` of the same level with one of the frames resized (see :func:`score`); a flow costs the
+    smallest of its distances.
+    """
+
+    query: torch.Tensor
+    target: torch.Tensor
+    scaled: list[tuple[torch.Tensor, float, torch.Tensor, float]] = field(default_factory=list)
+
+    def score(self, ys: torch.Tensor, xs: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
+        """Cost (Gh, Gw, C) of flows (Gh, Gw, C, 2) from the grid ``ys`` x ``xs``."""
+        cost = score(self.query, self.target, ys, xs, flows)
+        for q, q_scale, t, t_scale in self.scaled:
+            other = score(q, t, ys, xs, flows, query_scale=q_scale, target_scale=t_scale,
+                          size=tuple(self.target.shape[:2]))
+            cost = torch.minimum(cost, other)
+        return cost
 
 
 def keep_best_distinct(flows: torch.Tensor, costs: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,23 +158,28 @@ def keep_best_distinct(flows: torch.Tensor, costs: torch.Tensor, k: int) -> tupl
 
 
 def exhaustive_knn(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, *,
-                   k: int, radius: int, chunk: int = 1024) -> Proposals:
+                   k: int, radius: int, chunk: int = 1024, query_scale: float = 1.0,
+                   target_scale: float = 1.0) -> Proposals:
     """Exact k nearest neighbours of each grid point's descriptor among frame-2 pixels within ``radius``.
 
     Squared L2 distance; the window is the square ``|dx|, |dy| <= radius`` around the point.
+    With ``query_scale`` / ``target_scale`` != 1, ``desc1`` / ``desc2`` describe the frames resized by
+    that factor (as in :func:`score`); the flows are in pixels of the frames as they are.
     """
     h, w, d = desc2.shape
     gh, gw = len(ys), len(xs)
     qy, qx = torch.meshgrid(ys, xs, indexing="ij")
     qy, qx = qy.reshape(-1), qx.reshape(-1)
-    q = desc1[qy, qx]
+    q = desc1[_rescale(qy, query_scale).clamp(0, desc1.shape[0] - 1),
+              _rescale(qx, query_scale).clamp(0, desc1.shape[1] - 1)]
     t = desc2.reshape(h * w, d)
     t_sq = (t * t).sum(1)
     kk = min(k, h * w)
     flows = torch.empty(len(q), kk, 2, dtype=torch.int64, device=t.device)
     costs = torch.empty(len(q), kk, device=t.device)
-    xs_all = torch.arange(w, device=t.device)
-    ys_all = torch.arange(h, device=t.device)
+    # Each target pixel's position in the frame at its own size.
+    xs_all = _rescale(torch.arange(w, device=t.device), 1.0 / target_scale)
+    ys_all = _rescale(torch.arange(h, device=t.device), 1.0 / target_scale)
     for s in range(0, len(q), chunk):
         qs = q[s:s + chunk]
         n = len(qs)
@@ -140,8 +189,8 @@ def exhaustive_knn(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, x
         dist.masked_fill_(((xs_all[None] - qx[s:s + chunk, None]).abs() > radius)[:, None, :], float("inf"))
         dist.masked_fill_(((ys_all[None] - qy[s:s + chunk, None]).abs() > radius)[:, :, None], float("inf"))
         c, i = torch.topk(dist.view(n, h * w), kk, dim=1, largest=False, sorted=True)
-        flows[s:s + chunk, :, 0] = i % w - qx[s:s + chunk, None]
-        flows[s:s + chunk, :, 1] = i // w - qy[s:s + chunk, None]
+        flows[s:s + chunk, :, 0] = xs_all[i % w] - qx[s:s + chunk, None]
+        flows[s:s + chunk, :, 1] = ys_all[i // w] - qy[s:s + chunk, None]
         costs[s:s + chunk] = c
     costs = torch.where(torch.isfinite(costs), costs, torch.full_like(costs, OUTSIDE_COST))
     flows, costs = flows.view(gh, gw, kk, 2), costs.view(gh, gw, kk)
@@ -165,7 +214,7 @@ def neighbour_flows(flows: torch.Tensor, *, top: int = 1) -> torch.Tensor:
 LOCAL_OFFSETS = torch.tensor([(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], dtype=torch.int64)
 
 
-def local_search(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
+def local_search(level: MatchLevel, ys: torch.Tensor, xs: torch.Tensor,
                  centers: torch.Tensor, *, k: int, local: int) -> Proposals:
     """Score ``centers`` (Gh, Gw, C, 2) and the 3x3 neighbourhoods of the first ``local`` of them.
 
@@ -175,22 +224,23 @@ def local_search(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, xs:
     local = min(local, c)
     around = (centers[:, :, :local, None, :] + LOCAL_OFFSETS.to(centers.device)).reshape(gh, gw, local * 9, 2)
     cands = torch.cat([around, centers[:, :, local:]], 2)
-    costs = score(desc1, desc2, ys, xs, cands)
+    costs = level.score(ys, xs, cands)
     flows, costs = keep_best_distinct(cands, costs, k)
     return Proposals(ys, xs, flows, costs)
 
 
-def propagate(desc1: torch.Tensor, desc2: torch.Tensor, props: Proposals, *, k: int) -> Proposals:
+def propagate(level: MatchLevel, props: Proposals, *, k: int) -> Proposals:
     """Offer each grid point its 8 neighbours' best flows; keep the ``k`` best distinct."""
     extra = neighbour_flows(props.flows)
-    costs = score(desc1, desc2, props.ys, props.xs, extra)
+    costs = level.score(props.ys, props.xs, extra)
     flows, costs = keep_best_distinct(torch.cat([props.flows, extra], 2), torch.cat([props.costs, costs], 2), k)
     return Proposals(props.ys, props.xs, flows, costs)
 
 
 def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, radius: int,
                              finest: int = 0, local: int = 4, propagation: bool = True,
-                             extra_flows: list | None = None, coarse_stride: int | None = None) -> Proposals:
+                             extra_flows: list | None = None, coarse_stride: int | None = None,
+                             scaled: list | None = None) -> Proposals:
     """K candidate flows for the grid with ``stride`` (level-0 pixels) at pyramid level ``finest``.
 
     pyr1, pyr2: descriptor pyramids (lists of (H_l, W_l, D)), coarsest last. radius: search window
@@ -198,22 +248,35 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
     extra_flows: optional per-level float flow fields (H_l, W_l, 2) whose value at each query is added
     as a candidate (e.g. a coarse DIS flow). coarse_stride: grid spacing (level-0 pixels) of the
     levels above ``finest`` (default ``stride``; larger is faster, each finest point then inherits
-    from the nearest coarse one). The returned flows are in pixels of level ``finest``.
+    from the nearest coarse one). scaled: optional per-level lists of ``(query descriptors, query
+    scale, target descriptors, target scale)`` for scale-tolerant costs (:class:`MatchLevel`). The returned
+    flows are in pixels of level ``finest``.
     """
+    def match_level(level: int) -> MatchLevel:
+        extra = [] if scaled is None else scaled[level]
+        extra = [(_as_tensor(q), q_scale, _as_tensor(t), t_scale) for q, q_scale, t, t_scale in extra]
+        return MatchLevel(_as_tensor(pyr1[level]), _as_tensor(pyr2[level]), extra)
+
     levels = len(pyr1) - 1
-    top = _as_tensor(pyr1[levels]), _as_tensor(pyr2[levels])
-    h, w = top[0].shape[:2]
+    top = match_level(levels)
+    h, w = top.query.shape[:2]
+    device = top.query.device
     coarse_stride = stride if coarse_stride is None else coarse_stride
     g = max(1, coarse_stride >> levels)
-    ys, xs = grid_coords(h, w, g, top[0].device)
-    props = exhaustive_knn(*top, ys, xs, k=k, radius=max(1, -(-radius // (1 << levels))))
+    ys, xs = grid_coords(h, w, g, device)
+    top_radius = max(1, -(-radius // (1 << levels)))
+    props = exhaustive_knn(top.query, top.target, ys, xs, k=k, radius=top_radius)
+    for q, q_scale, t, t_scale in top.scaled:  # the nearest neighbours at other scales join in
+        more = exhaustive_knn(q, t, ys, xs, k=k, radius=top_radius, query_scale=q_scale, target_scale=t_scale)
+        cands = torch.cat([props.flows, more.flows], 2)
+        props = Proposals(ys, xs, *keep_best_distinct(cands, top.score(ys, xs, cands), k))
     if propagation:
-        props = propagate(*top, props, k=k)
+        props = propagate(top, props, k=k)
     for level in range(levels - 1, finest - 1, -1):
-        d1, d2 = _as_tensor(pyr1[level]), _as_tensor(pyr2[level])
-        h, w = d1.shape[:2]
+        here = match_level(level)
+        h, w = here.query.shape[:2]
         g = max(1, (stride if level == finest else coarse_stride) >> level)
-        ys, xs = grid_coords(h, w, g, top[0].device)
+        ys, xs = grid_coords(h, w, g, device)
         pg_y = props.ys[1] - props.ys[0] if len(props.ys) > 1 else 1
         pg_x = props.xs[1] - props.xs[0] if len(props.xs) > 1 else 1
         iy = torch.round(ys.float() / 2 / pg_y).long().clamp(0, len(props.ys) - 1)
@@ -223,9 +286,9 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
         if propagation:
             parts.append(neighbour_flows(props.flows)[iy][:, ix] * 2)
         if extra_flows is not None and extra_flows[level] is not None:
-            ef = torch.as_tensor(extra_flows[level], device=d1.device)[ys][:, xs]
+            ef = torch.as_tensor(extra_flows[level], device=device)[ys][:, xs]
             parts.append(torch.round(ef).long()[:, :, None, :])
-        props = local_search(d1, d2, ys, xs, torch.cat(parts, 2), k=k, local=local)
+        props = local_search(here, ys, xs, torch.cat(parts, 2), k=k, local=local)
         if propagation:
-            props = propagate(d1, d2, props, k=k)
+            props = propagate(here, props, k=k)
     return props
