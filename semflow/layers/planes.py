@@ -30,6 +30,7 @@ from semflow.layers.common import (
     refine_warp,
     subsample_points,
     to_gray,
+    warp_target,
 )
 
 
@@ -114,13 +115,14 @@ def fit_homography(src: np.ndarray, dst: np.ndarray, threshold: float
 def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.ndarray,
               confidence: np.ndarray, baseline_error: np.ndarray, params: PlaneParams,
               rng: np.random.Generator, things: np.ndarray | None = None,
-              gray: tuple[np.ndarray, np.ndarray] | None = None) -> PlaneFit:
+              gray: tuple[np.ndarray, ...] | None = None) -> PlaneFit:
     """Fit and judge a homography for one region.
 
     ``img1``, ``img2``: float32 RGB frames (see :func:`~semflow.layers.common.prepare_image`);
     ``baseline`` (H, W, 2), ``confidence`` (H, W) in [0, 1] and ``baseline_error`` (H, W) grey levels
     are full-image maps; ``things`` (H, W) bool, optional, marks thing pixels; ``gray``, optional,
-    the two frames in float32 gray, for the photometric refinement of the homography.
+    the two frames in float32 gray (and, third, their
+    :func:`~semflow.layers.common.warp_target` of frame 2), for the photometric refinement of the homography.
     """
     sy, sx = region.slices
     y0, _, x0, _ = region.box
@@ -144,7 +146,8 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
         judged = mask
     model_err = float(err[judged].mean())
     if params.photometric_refinement and gray is not None:
-        refined = refine_warp(gray[0], gray[1], homography, erode(mask, 2), region.box, rng=rng)
+        refined = refine_warp(gray[0], gray[1], homography, erode(mask, 2), region.box, rng=rng,
+                              target=gray[2] if len(gray) > 2 else None)
         if refined is not None:
             flow_r = homography_flow(refined, region.box)
             err_r, inside_r = photometric_error(img1, img2, flow_r, x0, y0)
@@ -180,6 +183,7 @@ def fit_planes(regions: list[Region], img1: np.ndarray, img2: np.ndarray, baseli
     """:func:`fit_plane` for each region at least ``params.min_area`` pixels large."""
     params = params or PlaneParams()
     rng = np.random.default_rng(seed)
-    gray = (to_gray(img1), to_gray(img2))
+    gray2 = to_gray(img2)
+    gray = (to_gray(img1), gray2, warp_target(gray2))
     return [fit_plane(r, img1, img2, baseline, confidence, baseline_error, params, rng, things, gray)
             for r in regions if r.area >= params.min_area]
