@@ -84,7 +84,9 @@ class ThingParams:
     residual_smoothness: float = 30.0
     """Weight of the residual's smoothness term relative to one pixel of data."""
     residual_grid: int = 4
-    """The residual is solved on a grid this many times coarser than the image."""
+    """The residual is solved on a grid this many times coarser than the image..."""
+    residual_cells: int = 2500
+    """...or coarser still in large boxes, so that the grid has at most about this many cells."""
     context_preference: float = 0.05
     """The surrounding models are the background layer unless the local affine explains this much more."""
     refine_band: float = 0.12
@@ -244,7 +246,9 @@ def layer_flow(baseline: np.ndarray, affine: np.ndarray, support: np.ndarray, bo
     shrink = np.maximum(0.0, 1.0 - params.residual_deadzone / np.maximum(size, 1e-6))[..., None]
     if not (shrink[..., 0] * weight).any():
         return flow  # the baseline nowhere deviates beyond the dead zone: the residual is 0
-    return flow + smooth_residual(deviation * shrink, weight, params.residual_smoothness, params.residual_grid)
+    h, w = support.shape
+    grid = max(params.residual_grid, int(np.ceil(np.sqrt(h * w / params.residual_cells))))
+    return flow + smooth_residual(deviation * shrink, weight, params.residual_smoothness, grid)
 
 
 def layer_motion(baseline: np.ndarray, seeds: np.ndarray, box: tuple[int, int, int, int],
@@ -449,14 +453,14 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
         return rejected("too few object pixels to fit a motion")
     if fg_share < params.min_inlier_share:
         return rejected(f"object inlier share {fg_share:.2f} < {params.min_inlier_share}")
-    bg_affine, bg_share, bg_flow = layer_motion(base, bg_seeds, box, params, rng, gray)
-    if bg_flow is not None and fg_flow is not None:
-        # Background pixels the object covers in frame t+1 have no true match in the baseline: fit
-        # the background again without them.
-        strip = covered_by(mask, fg_flow, bg_flow, box, shape)
+    # Background pixels the object covers in frame t+1 have no true match in the baseline: they are
+    # found with a first, plain RANSAC fit of the background's motion and left out of its final fit.
+    first, _ = fit_seed_affine(base, bg_seeds, box, params, rng)
+    if first is not None:
+        strip = covered_by(mask, fg_flow, affine_flow(first, box), box, shape)
         if strip.any() and (bg_seeds & ~strip).sum() >= params.min_points:
             bg_seeds = bg_seeds & ~strip
-            bg_affine, bg_share, bg_flow = layer_motion(base, bg_seeds, box, params, rng, gray)
+    bg_affine, bg_share, bg_flow = layer_motion(base, bg_seeds, box, params, rng, gray)
     if context is not None and bg_seeds.any():
         # The background may be better described by the models already fitted around the object
         # (a plane's homography, checked on its own): use them as the background layer unless the
