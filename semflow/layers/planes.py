@@ -10,8 +10,10 @@ error), so the result does not inherit the baseline's small biases. The homograp
   baseline's, within a small tolerance (a textureless road is explained equally well by both, and
   there the homography is the better guess of the true motion).
 
-Inside an accepted region, pixels where the baseline is clearly better photometrically and disagrees
-with the homography (a mislabelled object, say) are vetoed: the composer keeps the baseline there.
+The photometric refinement is kept only if the homography still agrees with the baseline's matches
+(a textureless region lets brightness constancy drift). Inside an accepted region, pixels where the
+baseline disagrees with the homography and is either clearly better photometrically (a mislabelled
+object, say) or confident and not clearly worse are vetoed: the composer keeps the baseline there.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class PlaneParams:
     veto_disagreement: float = 1.0
     """...where the two flows differ by more than this (px)."""
     veto_window: int = 11
+    trust_disagreement: float = 1.0
+    """Per-pixel veto also where the baseline is confident (``min_confidence``) and differs from the
+    homography by more than this (px), unless the homography is locally clearly better (``veto_margin``)."""
     photometric_refinement: bool = True
     """Refine the RANSAC homography by robust Gauss-Newton on brightness constancy over the region."""
     veto_thing_margin: int = 6
@@ -151,7 +156,10 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
         if refined is not None:
             flow_r = homography_flow(refined, region.box)
             err_r, inside_r = photometric_error(img1, img2, flow_r, x0, y0)
-            if float(err_r[judged].mean()) < model_err:
+            # Kept only if it still agrees with the matches: on a textureless region brightness
+            # constancy alone lets the warp drift away from what the baseline found.
+            agree_r = np.linalg.norm(flow_r[ys, xs] - base[ys, xs], axis=1) < params.ransac_threshold
+            if float(err_r[judged].mean()) < model_err and agree_r.mean() >= inliers.mean() - 0.02:
                 homography, flow, err, inside = refined, flow_r, err_r, inside_r
                 model_err = float(err[judged].mean())
     base_err = float(baseline_error[sy, sx][judged].mean())
@@ -160,8 +168,11 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
     # Per-pixel veto: where the baseline is locally much better and disagrees with the homography.
     k = (params.veto_window, params.veto_window)
     local_gain = cv2.blur(err - baseline_error[sy, sx], k)
-    disagree = np.linalg.norm(flow - base, axis=2) > params.veto_disagreement
-    veto = mask & disagree & (local_gain > params.veto_margin)
+    difference = np.linalg.norm(flow - base, axis=2)
+    veto = mask & (difference > params.veto_disagreement) & (local_gain > params.veto_margin)
+    # ...or where a confident baseline is an outlier of the homography that photometry cannot overrule.
+    confident = confidence[sy, sx] >= params.min_confidence
+    veto |= mask & confident & (difference > params.trust_disagreement) & (local_gain > -params.veto_margin)
     if things is not None and veto.any():
         # Next to things the baseline may look better only because the plane is occluded there in
         # frame t+1; that is where the homography is most needed, so no veto within reach of motion.
