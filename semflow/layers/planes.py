@@ -45,6 +45,8 @@ class PlaneParams:
     min_confidence: float = 0.5
     """Baseline confidence a pixel needs to serve as a match."""
     max_points: int = 3000
+    min_matches: int = 50
+    """A region with fewer confident pixels than this keeps the baseline."""
     ransac_threshold: float = 1.0
     """RANSAC reprojection threshold (px)."""
     min_inlier_share: float = 0.5
@@ -134,13 +136,15 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
     mask = region.mask
     base = baseline[sy, sx]
     usable = erode(mask, 2) & (confidence[sy, sx] >= params.min_confidence)
-    if usable.sum() < 50:
-        usable = mask
+    base_err = float(baseline_error[sy, sx][mask].mean())
+    if usable.sum() < params.min_matches:
+        # The baseline's unconfident flow is no evidence for a homography.
+        return PlaneFit(region, None, None, None, 0.0, float("nan"), base_err, False,
+                        f"baseline confident on {int(usable.sum())} px (< {params.min_matches})")
     ys, xs = subsample_points(usable, params.max_points, rng)
     src = np.stack([xs + x0, ys + y0], axis=1).astype(np.float32)
     dst = src + base[ys, xs]
     homography, inliers = fit_homography(src, dst, params.ransac_threshold)
-    base_err = float(baseline_error[sy, sx][mask].mean())
     if homography is None:
         return PlaneFit(region, None, None, None, 0.0, float("nan"), base_err, False, "no homography found")
 

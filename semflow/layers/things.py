@@ -61,6 +61,9 @@ class ThingParams:
     ransac_threshold: float = 1.0
     min_points: int = 30
     min_inlier_share: float = 0.4
+    min_seed_share: float = 0.2
+    """The object's motion is fitted to the baseline's confident pixels; an instance where they cover
+    less than this share of the (eroded) mask keeps the baseline."""
     max_object_motions: int = 3
     """A thing mask may cover touching objects: up to this many affine motions are fitted inside it..."""
     min_motion_share: float = 0.1
@@ -438,9 +441,13 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
         return rejected(f"the baseline explains the box (99th percentile error {explained:.2f}"
                         f" < {params.explained_error})")
 
-    fg_seeds = erode(mask, m) & conf
-    if fg_seeds.sum() < params.min_points:
-        fg_seeds = erode(mask, m)
+    core = erode(mask, m)
+    fg_seeds = core & conf
+    if fg_seeds.sum() < params.min_seed_share * core.sum():
+        # The baseline is confident on too little of the object: an affine motion fitted there would
+        # be an extrapolation over the rest of it, and the baseline's unconfident flow is no evidence.
+        return rejected(f"baseline confident on {fg_seeds.sum() / max(core.sum(), 1):.2f} of the object"
+                        f" (< {params.min_seed_share})")
     bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2) & conf
     if bg_seeds.sum() < params.min_points:
         bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2)
