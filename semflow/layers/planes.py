@@ -8,7 +8,8 @@ error), so the result does not inherit the baseline's small biases. The homograp
 - its inlier share among the region's confident pixels is high enough, and
 - its photometric error over the region (frame 2 warped back onto frame 1) is no worse than the
   baseline's, within a small tolerance (a textureless road is explained equally well by both, and
-  there the homography is the better guess of the true motion).
+  there the homography is the better guess of the true motion); or else the baseline is
+  unconfident on most of the region: then the homography is used on those unconfident pixels only.
 
 The photometric refinement is kept only if the homography still agrees with the baseline's matches
 (a textureless region lets brightness constancy drift). Inside an accepted region, pixels where the
@@ -54,6 +55,9 @@ class PlaneParams:
     """The homography may be this much worse (relative) than the baseline photometrically..."""
     error_slack: float = 0.5
     """...plus this (grey levels), and still be used."""
+    unconfident_share: float = 0.5
+    """A homography that fails that test is still used on the region's pixels where the baseline is
+    unconfident (and not clearly better locally) when those are at least this share of the region."""
     veto_margin: float = 3.0
     """Per-pixel veto: local baseline error lower than the homography's by this many grey levels..."""
     veto_disagreement: float = 1.0
@@ -187,6 +191,14 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
         accepted, reason = False, f"inlier share {share:.2f} < {params.min_inlier_share}"
     elif model_err > base_err * (1 + params.error_tolerance) + params.error_slack:
         accepted, reason = False, f"photometric error {model_err:.2f} > baseline {base_err:.2f}"
+        # Where the baseline is unconfident on most of the region, the photometric test speaks mostly
+        # for pixels the baseline has no support on either: there the homography, supported by the
+        # confident pixels (inlier share above), is the better guess unless photometry contradicts it
+        # locally. It is used on those pixels only.
+        unconfident = mask & (confidence[sy, sx] < params.min_confidence) & (local_gain < params.veto_margin)
+        if unconfident.sum() >= params.unconfident_share * mask.sum():
+            veto = veto | (mask & ~unconfident)
+            accepted, reason = True, reason + "; used only where the baseline is unconfident"
     else:
         accepted, reason = True, "ok"
     return PlaneFit(region, homography, flow, veto, share, model_err, base_err, accepted, reason)
