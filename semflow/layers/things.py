@@ -18,6 +18,10 @@ cost-volume filtering (an edge-aware smoothed winner-take-all, a fast stand-in f
 per-pixel cost of each layer = photometric error under the layer's motion + colour likelihood
 (histograms of the layers' colours) + a prior pulling toward the given mask.
 
+Evidence first: an instance keeps the baseline without a fit when the baseline already explains its
+padded box photometrically (a cheap check), or when the baseline is confident on too little of the
+object (the motions are fitted to confident pixels only; unconfident flow is no evidence).
+
 Occlusion: the object's pixels are mapped forward with the object's motion; background pixels whose
 own (background) motion lands on the object in frame t+1 are covered there. They are marked occluded
 and keep the background layer's motion (their photometric error says nothing, so it is ignored).
