@@ -4,8 +4,9 @@ Models are painted over the baseline back to front with soft weights, so seams a
 stepped:
 
 1. the baseline everywhere (stuff, void, and every region whose model was rejected);
-2. each accepted plane region: weight = the region mask feathered over a few pixels (zero on thing
-   pixels, whose boundary is a true motion boundary), times one minus the feathered veto map;
+2. each accepted plane region: weight = the region mask with a ramp over a few pixels inside its
+   edge (so the homography never leaks onto the neighbouring stuff, which keeps the baseline; zero on
+   thing pixels, whose boundary is a true motion boundary), times one minus the feathered veto map;
 3. each accepted thing box, nearest last (lowest bottom edge = nearest in a road scene): weight = 1
    inside the box, ramping to 0 over the last few pixels toward box edges inside the image, and 0 on
    other instances' pixels. Inside the box, object and background layers meet with a sharp edge.
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from semflow.layers.common import feather, photometric_error
+from semflow.layers.common import feather, inner_feather, photometric_error
 from semflow.layers.planes import PlaneFit
 from semflow.layers.things import ThingFit
 
@@ -88,10 +89,10 @@ def box_weight(box: tuple[int, int, int, int], shape: tuple[int, int], radius: f
 
 
 def plane_weight(plane: PlaneFit, things: np.ndarray, radius: float) -> np.ndarray:
-    """Weight (h, w) of a plane's homography over its box: the feathered region minus the feathered
-    veto, and 0 on thing pixels ``things`` (h, w). Region edges along things are not feathered: an
+    """Weight (h, w) of a plane's homography over its box: the region, ramping up over ``radius`` px
+    inside its edge, minus the feathered veto, and 0 on thing pixels ``things`` (h, w). Region edges along things are not feathered: an
     object's outline is a true motion boundary, not a seam."""
-    alpha = feather(plane.region.mask | things, radius) * (1.0 - feather(plane.veto, radius))
+    alpha = inner_feather(plane.region.mask | things, radius) * (1.0 - feather(plane.veto, radius))
     return alpha * ~things
 
 

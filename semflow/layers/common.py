@@ -152,15 +152,27 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
+def warp_target(gray2: np.ndarray) -> np.ndarray:
+    """Frame 2 in gray with its x and y gradients, (H, W, 3) float32: what :func:`refine_warp` samples.
+
+    Compute it once per frame pair and pass it to every :func:`refine_warp` call on that pair.
+    """
+    gx = cv2.Sobel(gray2, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(gray2, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    return np.dstack([gray2.astype(np.float32), gx, gy])
+
+
 def refine_warp(gray1: np.ndarray, gray2: np.ndarray, warp: np.ndarray, mask: np.ndarray,
                 box: tuple[int, int, int, int], *, iterations: int = 15, max_points: int = 20000,
-                huber: float = 4.0, rng: np.random.Generator | None = None) -> np.ndarray | None:
+                huber: float = 4.0, rng: np.random.Generator | None = None,
+                target: np.ndarray | None = None) -> np.ndarray | None:
     """Refine an affine (2, 3) or homography (3, 3) warp photometrically over ``mask`` (h, w) in ``box``.
 
     Robust (Huber, ``huber`` grey levels) Gauss-Newton on the brightness constancy of frame 1 inside
     the mask and frame 2 under the warp (Lucas-Kanade, forward additive, in coordinates centred and
     scaled to the box for conditioning), starting from ``warp`` (full-image frame-1 -> frame-2
-    coordinates). ``gray1``/``gray2`` are full float32 gray frames. Returns the refined warp, or None
+    coordinates). ``gray1``/``gray2`` are full float32 gray frames; ``target``, optional, is
+    :func:`warp_target` of ``gray2`` (computed here when not given). Returns the refined warp, or None
     when the problem is degenerate.
     """
     y0, y1, x0, x1 = box
@@ -173,8 +185,8 @@ def refine_warp(gray1: np.ndarray, gray2: np.ndarray, warp: np.ndarray, mask: np
     x = (xs + x0).astype(np.float64)
     y = (ys + y0).astype(np.float64)
     i1 = gray1[ys + y0, xs + x0].astype(np.float64)
-    gx2 = cv2.Sobel(gray2, cv2.CV_32F, 1, 0, ksize=3) / 8.0
-    gy2 = cv2.Sobel(gray2, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    if target is None:
+        target = warp_target(gray2)
     height, width = gray2.shape
     # Normalised coordinates: x = c + s * xn. The warp in normalised coordinates is N^-1 W N.
     c = np.array([(x0 + x1 - 1) / 2.0, (y0 + y1 - 1) / 2.0])
@@ -187,8 +199,9 @@ def refine_warp(gray1: np.ndarray, gray2: np.ndarray, warp: np.ndarray, mask: np
     xn, yn = (x - c[0]) / s, (y - c[1]) / s
     ones, zeros = np.ones_like(xn), np.zeros_like(xn)
 
-    def sample(img: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
-        return cv2.remap(img, px.astype(np.float32)[:, None], py.astype(np.float32)[:, None],
+    def sample(px: np.ndarray, py: np.ndarray) -> np.ndarray:
+        """Frame 2 and its gradients at the points, (N, 3) float64."""
+        return cv2.remap(target, px.astype(np.float32)[:, None], py.astype(np.float32)[:, None],
                          cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[:, 0].astype(np.float64)
 
     for _ in range(iterations):
@@ -199,8 +212,9 @@ def refine_warp(gray1: np.ndarray, gray2: np.ndarray, warp: np.ndarray, mask: np
         inside = (px >= 0) & (px <= width - 1) & (py >= 0) & (py <= height - 1)
         if inside.sum() < 20:
             return None
-        r = sample(gray2, px, py) - i1
-        gx, gy = s * sample(gx2, px, py), s * sample(gy2, px, py)  # gradients w.r.t. normalised coords
+        sampled = sample(px, py)
+        r = sampled[:, 0] - i1
+        gx, gy = s * sampled[:, 1], s * sampled[:, 2]  # gradients w.r.t. normalised coords
         # d(un)/dp and d(vn)/dp for p = (h00, h01, h02, h10, h11, h12[, h20, h21]).
         du = [xn / den, yn / den, ones / den, zeros, zeros, zeros]
         dv = [zeros, zeros, zeros, xn / den, yn / den, ones / den]

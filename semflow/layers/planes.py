@@ -8,10 +8,13 @@ error), so the result does not inherit the baseline's small biases. The homograp
 - its inlier share among the region's confident pixels is high enough, and
 - its photometric error over the region (frame 2 warped back onto frame 1) is no worse than the
   baseline's, within a small tolerance (a textureless road is explained equally well by both, and
-  there the homography is the better guess of the true motion).
+  there the homography is the better guess of the true motion); or else the baseline is
+  unconfident on most of the region: then the homography is used on those unconfident pixels only.
 
-Inside an accepted region, pixels where the baseline is clearly better photometrically and disagrees
-with the homography (a mislabelled object, say) are vetoed: the composer keeps the baseline there.
+The photometric refinement is kept only if the homography still agrees with the baseline's matches
+(a textureless region lets brightness constancy drift). Inside an accepted region, pixels where the
+baseline disagrees with the homography and is either clearly better photometrically (a mislabelled
+object, say) or confident and not clearly worse are vetoed: the composer keeps the baseline there.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from semflow.layers.common import (
     refine_warp,
     subsample_points,
     to_gray,
+    warp_target,
 )
 
 
@@ -42,6 +46,8 @@ class PlaneParams:
     min_confidence: float = 0.5
     """Baseline confidence a pixel needs to serve as a match."""
     max_points: int = 3000
+    min_matches: int = 50
+    """A region with fewer confident pixels than this keeps the baseline."""
     ransac_threshold: float = 1.0
     """RANSAC reprojection threshold (px)."""
     min_inlier_share: float = 0.5
@@ -49,11 +55,17 @@ class PlaneParams:
     """The homography may be this much worse (relative) than the baseline photometrically..."""
     error_slack: float = 0.5
     """...plus this (grey levels), and still be used."""
+    unconfident_share: float = 0.5
+    """A homography that fails that test is still used on the region's pixels where the baseline is
+    unconfident (and not clearly better locally) when those are at least this share of the region."""
     veto_margin: float = 3.0
     """Per-pixel veto: local baseline error lower than the homography's by this many grey levels..."""
     veto_disagreement: float = 1.0
     """...where the two flows differ by more than this (px)."""
     veto_window: int = 11
+    trust_disagreement: float = 1.0
+    """Per-pixel veto also where the baseline is confident (``min_confidence``) and differs from the
+    homography by more than this (px), unless the homography is locally clearly better (``veto_margin``)."""
     photometric_refinement: bool = True
     """Refine the RANSAC homography by robust Gauss-Newton on brightness constancy over the region."""
     veto_thing_margin: int = 6
@@ -114,26 +126,29 @@ def fit_homography(src: np.ndarray, dst: np.ndarray, threshold: float
 def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.ndarray,
               confidence: np.ndarray, baseline_error: np.ndarray, params: PlaneParams,
               rng: np.random.Generator, things: np.ndarray | None = None,
-              gray: tuple[np.ndarray, np.ndarray] | None = None) -> PlaneFit:
+              gray: tuple[np.ndarray, ...] | None = None) -> PlaneFit:
     """Fit and judge a homography for one region.
 
     ``img1``, ``img2``: float32 RGB frames (see :func:`~semflow.layers.common.prepare_image`);
     ``baseline`` (H, W, 2), ``confidence`` (H, W) in [0, 1] and ``baseline_error`` (H, W) grey levels
     are full-image maps; ``things`` (H, W) bool, optional, marks thing pixels; ``gray``, optional,
-    the two frames in float32 gray, for the photometric refinement of the homography.
+    the two frames in float32 gray (and, third, their
+    :func:`~semflow.layers.common.warp_target` of frame 2), for the photometric refinement of the homography.
     """
     sy, sx = region.slices
     y0, _, x0, _ = region.box
     mask = region.mask
     base = baseline[sy, sx]
     usable = erode(mask, 2) & (confidence[sy, sx] >= params.min_confidence)
-    if usable.sum() < 50:
-        usable = mask
+    base_err = float(baseline_error[sy, sx][mask].mean())
+    if usable.sum() < params.min_matches:
+        # The baseline's unconfident flow is no evidence for a homography.
+        return PlaneFit(region, None, None, None, 0.0, float("nan"), base_err, False,
+                        f"baseline confident on {int(usable.sum())} px (< {params.min_matches})")
     ys, xs = subsample_points(usable, params.max_points, rng)
     src = np.stack([xs + x0, ys + y0], axis=1).astype(np.float32)
     dst = src + base[ys, xs]
     homography, inliers = fit_homography(src, dst, params.ransac_threshold)
-    base_err = float(baseline_error[sy, sx][mask].mean())
     if homography is None:
         return PlaneFit(region, None, None, None, 0.0, float("nan"), base_err, False, "no homography found")
 
@@ -144,11 +159,15 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
         judged = mask
     model_err = float(err[judged].mean())
     if params.photometric_refinement and gray is not None:
-        refined = refine_warp(gray[0], gray[1], homography, erode(mask, 2), region.box, rng=rng)
+        refined = refine_warp(gray[0], gray[1], homography, erode(mask, 2), region.box, rng=rng,
+                              target=gray[2] if len(gray) > 2 else None)
         if refined is not None:
             flow_r = homography_flow(refined, region.box)
             err_r, inside_r = photometric_error(img1, img2, flow_r, x0, y0)
-            if float(err_r[judged].mean()) < model_err:
+            # Kept only if it still agrees with the matches: on a textureless region brightness
+            # constancy alone lets the warp drift away from what the baseline found.
+            agree_r = np.linalg.norm(flow_r[ys, xs] - base[ys, xs], axis=1) < params.ransac_threshold
+            if float(err_r[judged].mean()) < model_err and agree_r.mean() >= inliers.mean() - 0.02:
                 homography, flow, err, inside = refined, flow_r, err_r, inside_r
                 model_err = float(err[judged].mean())
     base_err = float(baseline_error[sy, sx][judged].mean())
@@ -157,8 +176,11 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
     # Per-pixel veto: where the baseline is locally much better and disagrees with the homography.
     k = (params.veto_window, params.veto_window)
     local_gain = cv2.blur(err - baseline_error[sy, sx], k)
-    disagree = np.linalg.norm(flow - base, axis=2) > params.veto_disagreement
-    veto = mask & disagree & (local_gain > params.veto_margin)
+    difference = np.linalg.norm(flow - base, axis=2)
+    veto = mask & (difference > params.veto_disagreement) & (local_gain > params.veto_margin)
+    # ...or where a confident baseline is an outlier of the homography that photometry cannot overrule.
+    confident = confidence[sy, sx] >= params.min_confidence
+    veto |= mask & confident & (difference > params.trust_disagreement) & (local_gain > -params.veto_margin)
     if things is not None and veto.any():
         # Next to things the baseline may look better only because the plane is occluded there in
         # frame t+1; that is where the homography is most needed, so no veto within reach of motion.
@@ -169,6 +191,14 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
         accepted, reason = False, f"inlier share {share:.2f} < {params.min_inlier_share}"
     elif model_err > base_err * (1 + params.error_tolerance) + params.error_slack:
         accepted, reason = False, f"photometric error {model_err:.2f} > baseline {base_err:.2f}"
+        # Where the baseline is unconfident on most of the region, the photometric test speaks mostly
+        # for pixels the baseline has no support on either: there the homography, supported by the
+        # confident pixels (inlier share above), is the better guess unless photometry contradicts it
+        # locally. It is used on those pixels only.
+        unconfident = mask & (confidence[sy, sx] < params.min_confidence) & (local_gain < params.veto_margin)
+        if unconfident.sum() >= params.unconfident_share * mask.sum():
+            veto = veto | (mask & ~unconfident)
+            accepted, reason = True, reason + "; used only where the baseline is unconfident"
     else:
         accepted, reason = True, "ok"
     return PlaneFit(region, homography, flow, veto, share, model_err, base_err, accepted, reason)
@@ -180,6 +210,7 @@ def fit_planes(regions: list[Region], img1: np.ndarray, img2: np.ndarray, baseli
     """:func:`fit_plane` for each region at least ``params.min_area`` pixels large."""
     params = params or PlaneParams()
     rng = np.random.default_rng(seed)
-    gray = (to_gray(img1), to_gray(img2))
+    gray2 = to_gray(img2)
+    gray = (to_gray(img1), gray2, warp_target(gray2))
     return [fit_plane(r, img1, img2, baseline, confidence, baseline_error, params, rng, things, gray)
             for r in regions if r.area >= params.min_area]

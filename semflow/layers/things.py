@@ -18,6 +18,10 @@ cost-volume filtering (an edge-aware smoothed winner-take-all, a fast stand-in f
 per-pixel cost of each layer = photometric error under the layer's motion + colour likelihood
 (histograms of the layers' colours) + a prior pulling toward the given mask.
 
+Evidence first: an instance keeps the baseline without a fit when the baseline already explains its
+padded box photometrically (a cheap check), or when the baseline is confident on too little of the
+object (the motions are fitted to confident pixels only; unconfident flow is no evidence).
+
 Occlusion: the object's pixels are mapped forward with the object's motion; background pixels whose
 own (background) motion lands on the object in frame t+1 are covered there. They are marked occluded
 and keep the background layer's motion (their photometric error says nothing, so it is ignored).
@@ -42,6 +46,7 @@ from semflow.layers.common import (
     refine_warp,
     subsample_points,
     to_gray,
+    warp_target,
 )
 
 
@@ -60,6 +65,9 @@ class ThingParams:
     ransac_threshold: float = 1.0
     min_points: int = 30
     min_inlier_share: float = 0.4
+    min_seed_share: float = 0.2
+    """The object's motion is fitted to the baseline's confident pixels; an instance where they cover
+    less than this share of the (eroded) mask keeps the baseline."""
     max_object_motions: int = 3
     """A thing mask may cover touching objects: up to this many affine motions are fitted inside it..."""
     min_motion_share: float = 0.1
@@ -74,10 +82,18 @@ class ThingParams:
     """Baseline deviations are shrunk by this much (px) before they feed the residual."""
     photometric_refinement: bool = True
     """Refine each RANSAC affine motion by robust Gauss-Newton on brightness constancy over its pixels."""
+    refine_points: int = 4000
+    """The photometric refinement uses at most this many pixels (an affine motion has 6 parameters)."""
+    explained_error: float = 4.0
+    """An instance whose padded box the baseline already explains, i.e. whose 99th percentile of the
+    baseline's 7x7-mean photometric error is below this (grey levels), keeps the baseline without a
+    fit: no model could be shown clearly better there."""
     residual_smoothness: float = 30.0
     """Weight of the residual's smoothness term relative to one pixel of data."""
     residual_grid: int = 4
-    """The residual is solved on a grid this many times coarser than the image."""
+    """The residual is solved on a grid this many times coarser than the image..."""
+    residual_cells: int = 2500
+    """...or coarser still in large boxes, so that the grid has at most about this many cells."""
     context_preference: float = 0.05
     """The surrounding models are the background layer unless the local affine explains this much more."""
     refine_band: float = 0.12
@@ -155,12 +171,13 @@ def fit_affine(src: np.ndarray, dst: np.ndarray, threshold: float, min_points: i
 
 
 def polish_affine(affine: np.ndarray, support: np.ndarray, box: tuple[int, int, int, int],
-                  gray: tuple[np.ndarray, np.ndarray] | None, params: ThingParams,
+                  gray: tuple[np.ndarray, ...] | None, params: ThingParams,
                   rng: np.random.Generator) -> np.ndarray:
     """The affine motion refined photometrically over ``support`` (h, w) when that lowers the error."""
     if gray is None or not params.photometric_refinement or support.sum() < params.min_points:
         return affine
-    refined = refine_warp(gray[0], gray[1], affine, support, box, rng=rng)
+    refined = refine_warp(gray[0], gray[1], affine, support, box, rng=rng,
+                          max_points=params.refine_points, target=gray[2] if len(gray) > 2 else None)
     if refined is None:
         return affine
     y0, _, x0, _ = box
@@ -214,8 +231,9 @@ def smooth_residual(residual: np.ndarray, weight: np.ndarray, smoothness: float,
     adj = adj + adj.T
     degree = np.asarray(adj.sum(axis=1)).ravel()
     system = sp.diags(cell_w.ravel() + degree + 1e-3) - adj
-    solve = spla.factorized(system.tocsc())
-    coarse = np.stack([solve(cell_r[..., c].ravel()) for c in range(2)], axis=1).reshape(gh, gw, 2)
+    # Minimum-degree ordering on A + A^T suits this symmetric grid system (about twice as fast as COLAMD).
+    lu = spla.splu(system.tocsc(), permc_spec="MMD_AT_PLUS_A")
+    coarse = lu.solve(cell_r.reshape(n, 2).astype(np.float64)).reshape(gh, gw, 2)
     # Cell centres sit at (k + 0.5) * grid - 0.5 in fine pixels; resize maps them so.
     fine = cv2.resize(coarse.astype(np.float32), (gw * grid, gh * grid), interpolation=cv2.INTER_LINEAR)
     return fine[:h, :w]
@@ -233,12 +251,16 @@ def layer_flow(baseline: np.ndarray, affine: np.ndarray, support: np.ndarray, bo
     weight = (support & (size < params.residual_cap)).astype(np.float32)
     # Soft dead zone: deviations below residual_deadzone are the baseline's noise and bias, not motion.
     shrink = np.maximum(0.0, 1.0 - params.residual_deadzone / np.maximum(size, 1e-6))[..., None]
-    return flow + smooth_residual(deviation * shrink, weight, params.residual_smoothness, params.residual_grid)
+    if not (shrink[..., 0] * weight).any():
+        return flow  # the baseline nowhere deviates beyond the dead zone: the residual is 0
+    h, w = support.shape
+    grid = max(params.residual_grid, int(np.ceil(np.sqrt(h * w / params.residual_cells))))
+    return flow + smooth_residual(deviation * shrink, weight, params.residual_smoothness, grid)
 
 
 def layer_motion(baseline: np.ndarray, seeds: np.ndarray, box: tuple[int, int, int, int],
                  params: ThingParams, rng: np.random.Generator,
-                 gray: tuple[np.ndarray, np.ndarray] | None = None
+                 gray: tuple[np.ndarray, ...] | None = None
                  ) -> tuple[np.ndarray | None, float, np.ndarray | None]:
     """Affine motion + smooth residual of one layer from its seed pixels (h, w) inside the box.
 
@@ -253,7 +275,7 @@ def layer_motion(baseline: np.ndarray, seeds: np.ndarray, box: tuple[int, int, i
 
 def object_motions(baseline: np.ndarray, seeds: np.ndarray, guide: np.ndarray, img1: np.ndarray,
                    img2: np.ndarray, box: tuple[int, int, int, int], params: ThingParams,
-                   rng: np.random.Generator, gray: tuple[np.ndarray, np.ndarray] | None = None,
+                   rng: np.random.Generator, gray: tuple[np.ndarray, ...] | None = None,
                    region: np.ndarray | None = None) -> tuple[list[np.ndarray], float, np.ndarray | None, np.ndarray]:
     """The object layer's motion: one affine model, or several when the mask covers objects that touch.
 
@@ -387,7 +409,7 @@ def thing_box(region: Region, baseline: np.ndarray, params: ThingParams) -> tupl
 def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pixels: np.ndarray,
               img1: np.ndarray, img2: np.ndarray, baseline: np.ndarray, confidence: np.ndarray,
               baseline_error: np.ndarray, params: ThingParams, rng: np.random.Generator,
-              context: np.ndarray | None = None, gray: tuple[np.ndarray, np.ndarray] | None = None
+              context: np.ndarray | None = None, gray: tuple[np.ndarray, ...] | None = None
               ) -> ThingFit:
     """Fit the two-layer model of one instance.
 
@@ -395,7 +417,8 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
     (H, W) bool marks all pixels of any thing class. Images are float32 RGB full frames; ``baseline``,
     ``confidence`` and ``baseline_error`` are full-image maps. ``context`` (H, W, 2), optional: the flow
     of the models fitted so far (planes over the baseline), a candidate for the background layer.
-    ``gray``, optional: both frames as float32 gray, for the photometric refinement of the motions.
+    ``gray``, optional: both frames as float32 gray (and, third, :func:`~semflow.layers.common.warp_target`
+    of frame 2), for the photometric refinement of the motions.
     """
     box = thing_box(region, baseline, params)
     y0, y1, x0, x1 = box
@@ -406,10 +429,29 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
     others = thing_pixels[y0:y1, x0:x1] & ~mask
     size = region.size
     m = params.boundary_margin
+    base_err_box = baseline_error[y0:y1, x0:x1]
+    fg_affine = bg_affine = None
+    fg_share = bg_share = 0.0
 
-    fg_seeds = erode(mask, m) & conf
-    if fg_seeds.sum() < params.min_points:
-        fg_seeds = erode(mask, m)
+    def rejected(reason: str) -> ThingFit:
+        empty = np.zeros(mask.shape, bool)
+        return ThingFit(region, instance_id, box, fg_affine, bg_affine, fg_share, bg_share, mask, empty,
+                        others, base, base, base, float("nan"), float(base_err_box[mask].mean()),
+                        False, reason)
+
+    # Cheap check first: where the baseline explains the whole box, it stays.
+    explained = float(np.percentile(cv2.blur(base_err_box, (7, 7)), 99))
+    if explained < params.explained_error:
+        return rejected(f"the baseline explains the box (99th percentile error {explained:.2f}"
+                        f" < {params.explained_error})")
+
+    core = erode(mask, m)
+    fg_seeds = core & conf
+    if fg_seeds.sum() < params.min_seed_share * core.sum():
+        # The baseline is confident on too little of the object: an affine motion fitted there would
+        # be an extrapolation over the rest of it, and the baseline's unconfident flow is no evidence.
+        return rejected(f"baseline confident on {fg_seeds.sum() / max(core.sum(), 1):.2f} of the object"
+                        f" (< {params.min_seed_share})")
     bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2) & conf
     if bg_seeds.sum() < params.min_points:
         bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2)
@@ -418,14 +460,18 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
     fg_affines, fg_share, fg_flow, _ = object_motions(base, fg_seeds, guide, img1, img2, box, params, rng,
                                                       gray, erode(mask, 1))
     fg_affine = fg_affines[0] if fg_affines else None
-    bg_affine, bg_share, bg_flow = layer_motion(base, bg_seeds, box, params, rng, gray)
-    if bg_flow is not None and fg_flow is not None:
-        # Background pixels the object covers in frame t+1 have no true match in the baseline: fit
-        # the background again without them.
-        strip = covered_by(mask, fg_flow, bg_flow, box, shape)
+    if fg_flow is None:
+        return rejected("too few object pixels to fit a motion")
+    if fg_share < params.min_inlier_share:
+        return rejected(f"object inlier share {fg_share:.2f} < {params.min_inlier_share}")
+    # Background pixels the object covers in frame t+1 have no true match in the baseline: they are
+    # found with a first, plain RANSAC fit of the background's motion and left out of its final fit.
+    first, _ = fit_seed_affine(base, bg_seeds, box, params, rng)
+    if first is not None:
+        strip = covered_by(mask, fg_flow, affine_flow(first, box), box, shape)
         if strip.any() and (bg_seeds & ~strip).sum() >= params.min_points:
             bg_seeds = bg_seeds & ~strip
-            bg_affine, bg_share, bg_flow = layer_motion(base, bg_seeds, box, params, rng, gray)
+    bg_affine, bg_share, bg_flow = layer_motion(base, bg_seeds, box, params, rng, gray)
     if context is not None and bg_seeds.any():
         # The background may be better described by the models already fitted around the object
         # (a plane's homography, checked on its own): use them as the background layer unless the
@@ -436,18 +482,6 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
                              .mean()) if bg_flow is not None else 0.0
         if ctx_share >= affine_share - params.context_preference:
             bg_affine, bg_share, bg_flow = None, ctx_share, ctx
-    base_err_box = baseline_error[y0:y1, x0:x1]
-
-    def rejected(reason: str) -> ThingFit:
-        empty = np.zeros(mask.shape, bool)
-        return ThingFit(region, instance_id, box, fg_affine, bg_affine, fg_share, bg_share, mask, empty,
-                        others, base, base, base, float("nan"), float(base_err_box[mask].mean()),
-                        False, reason)
-
-    if fg_flow is None:
-        return rejected("too few object pixels to fit a motion")
-    if fg_share < params.min_inlier_share:
-        return rejected(f"object inlier share {fg_share:.2f} < {params.min_inlier_share}")
     if bg_flow is None:
         bg_flow = base  # no usable background: it keeps the baseline
 
@@ -504,7 +538,8 @@ def fit_things(regions: list[Region], instances: np.ndarray, thing_pixels: np.nd
     """
     params = params or ThingParams()
     rng = np.random.default_rng(seed)
-    gray = (to_gray(img1), to_gray(img2))
+    gray2 = to_gray(img2)
+    gray = (to_gray(img1), gray2, warp_target(gray2))
     fits = []
     for k, region in enumerate(regions, start=1):
         if region.area >= params.min_area:
