@@ -119,6 +119,51 @@ def test_coarse_to_fine_search_finds_a_large_shift():
 
 # --- consistency -----------------------------------------------------------------------------
 
+def best_match_accuracy(props: proposals.Proposals, flow: np.ndarray, region: np.ndarray | None = None,
+                        *, any_candidate: bool = False) -> float:
+    """Share of grid points (inside ``region``) whose best (or any) candidate is within 1 px of ``flow``."""
+    ys, xs = props.ys.numpy(), props.xs.numpy()
+    error = np.linalg.norm(props.flows.numpy() - flow[ys][:, xs][:, :, None], axis=3)
+    correct = (error <= 1.0).any(2) if any_candidate else error[..., 0] <= 1.0
+    return float(correct.mean() if region is None else correct[region[ys][:, xs]].mean())
+
+
+def test_scale_tolerant_costs_match_a_zoom():
+    # Frame 2 is frame 1 zoomed by 1.3 about the centre: a fixed-size descriptor no longer matches.
+    h, w, zoom = 192, 256, 1.3
+    zoom_about_centre = np.array([[zoom, 0, (1 - zoom) * w / 2], [0, zoom, (1 - zoom) * h / 2], [0, 0, 1]])
+    scene = render_scene(h, w, zoom_about_centre, [], seed=3)
+    pyr1, pyr2, small1, small2 = ([torch.from_numpy(d) for d in pyr] for pyr in descriptors.descriptor_pyramids(
+        gray(scene.img1), gray(scene.img2), 2, dims=32, shrink=0.84))
+    assert [tuple(d.shape[:2]) for d in small2] == [(161, 215), (81, 108), (40, 54)]
+    options = dict(stride=4, k=8, radius=64, finest=0)
+    plain = proposals.coarse_to_fine_proposals(pyr1, pyr2, **options)
+    scaled = [[(d1, 1.0, d2_small, 0.84)] for d1, d2_small in zip(pyr1, small2)]
+    tolerant = proposals.coarse_to_fine_proposals(pyr1, pyr2, scaled=scaled, **options)
+    # Matching frame 1 against frame 2 shrunk finds far more of the true (zooming) flow.
+    assert best_match_accuracy(tolerant, scene.flow) > 1.5 * best_match_accuracy(plain, scene.flow) + 0.05
+    # A flow costs the smaller of its distances, so no cost goes up.
+    level = proposals.MatchLevel(pyr1[0], pyr2[0], scaled[0])
+    flows = plain.flows
+    assert torch.all(level.score(plain.ys, plain.xs, flows)
+                     <= proposals.score(pyr1[0], pyr2[0], plain.ys, plain.xs, flows) + 1e-6)
+
+
+@pytest.mark.parametrize("seed, radius, shift", [(1, 24, 40), (3, 20, 36), (5, 18, 40)])
+def test_windowed_search_on_finer_levels_finds_a_small_fast_object(seed, radius, shift):
+    # A small disc moving fast over a still background is lost at the coarsest level (a few pixels).
+    disc = SceneObject(center=(70, 90), axes=(radius, radius), affine=np.array([[1, 0, shift], [0, 1, 0]], float))
+    scene = render_scene(192, 256, np.eye(3), [disc], seed=seed)
+    pyr1, pyr2 = ([torch.from_numpy(d) for d in pyr] for pyr in descriptors.descriptor_pyramids(
+        gray(scene.img1), gray(scene.img2), 3, dims=32))
+    visible_disc = (scene.instances == 1) & ~scene.occluded
+    options = dict(stride=4, k=8, radius=64, coarse_stride=8)
+    without = proposals.coarse_to_fine_proposals(pyr1, pyr2, **options)
+    with_search = proposals.coarse_to_fine_proposals(pyr1, pyr2, search_pixels=8000, **options)
+    assert best_match_accuracy(without, scene.flow, visible_disc, any_candidate=True) < 0.1
+    assert best_match_accuracy(with_search, scene.flow, visible_disc, any_candidate=True) > 0.6
+
+
 
 def test_forward_backward_error_flags_inconsistent_points():
     fwd = np.full((10, 12, 2), (4.0, 0.0), np.float32)

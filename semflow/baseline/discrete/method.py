@@ -148,17 +148,18 @@ class DiscreteFlow(FlowMethod):
             scaled_f = scaled_b = None
             if shrunk:
                 s = p.shrink
-                scaled_f, scaled_b = [], []
-                for a, b, a_small, b_small in zip(pyr1, pyr2, *shrunk):
-                    scaled_f.append([] if a is None else [(a, 1.0, b_small, s), (a_small, s, b, 1.0)][:p.scale_tests])
-                    scaled_b.append([] if a is None else [(b_small, s, a, 1.0), (b, 1.0, a_small, s)][:p.scale_tests])
+                scaled_f = [[] if a_small is None else [(a, 1.0, b_small, s), (a_small, s, b, 1.0)]
+                            for a, b, a_small, b_small in zip(pyr1, pyr2, *shrunk)]
+                scaled_b = [[] if a_small is None else [(b_small, s, a, 1.0), (b, 1.0, a_small, s)]
+                            for a, b, a_small, b_small in zip(pyr1, pyr2, *shrunk)]
             lap("descriptors")
             extra_f = extra_b = None
             if self.propagation:
                 extra_f = _dis_pyramid(gray1, gray2, levels)
                 extra_b = _dis_pyramid(gray2, gray1, levels)
             options = dict(stride=p.stride, k=p.k, radius=p.radius, finest=finest, local=p.local,
-                           propagation=self.propagation, coarse_stride=p.coarse_stride)
+                           propagation=self.propagation, coarse_stride=p.coarse_stride,
+                           search_pixels=p.search_pixels)
             props_f = coarse_to_fine_proposals(pyr1, pyr2, extra_flows=extra_f, scaled=scaled_f, **options)
             props_b = coarse_to_fine_proposals(pyr2, pyr1, extra_flows=extra_b, scaled=scaled_b, **options)
             del pyr1, pyr2, shrunk, scaled_f, scaled_b

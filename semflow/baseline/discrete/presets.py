@@ -13,7 +13,9 @@ class Preset:
     ``dims`` descriptor size after PCA; ``k`` candidates per point; ``levels`` pyramid levels above
     full size; ``finest`` the finest level matched (0 = full size); ``radius`` search window half-size;
     ``local`` inherited candidates that get a +-1 px search per level; ``shrink`` (a factor < 1, or
-    None) also matches against frame 2 shrunk by it, for surfaces that grow between the frames.
+    None): a match also costs its descriptor distance against either frame shrunk by this factor,
+    for surfaces that grow or shrink between the frames; ``search_pixels``: levels with at most this
+    many pixels also get the exhaustive windowed search (small fast objects).
     CRF: ``sweeps`` block-coordinate-descent sweeps; ``lam``, ``tau`` smoothness weight and truncation;
     ``unary_trunc`` truncation of the matching cost (squared descriptor distance).
     Filtering: ``fb_threshold`` largest forward-backward error kept; ``min_segment`` smallest kept
@@ -31,7 +33,7 @@ class Preset:
     finest: int = 0
     radius: int = 256
     shrink: float | None = None
-    scale_tests: int = 2
+    search_pixels: int = 0
     local: int = 2
     sweeps: int = 2
     lam: float = 0.05
@@ -50,9 +52,13 @@ class Preset:
         return replace(self, **{k: v for k, v in options.items() if v is not None})
 
 
+SHRINK = 2 ** -0.25
+"""A quarter octave: the scale step of the scale-tolerant matching costs."""
+
 PRESETS: dict[str, Preset] = {
     "fast": Preset(stride=8, coarse_stride=16, k=8, finest=1, local=1, sweeps=1),
-    "balanced": Preset(levels=4),  # coarsest search at 1/16 size where the frames allow (>= 24 px)
-    "accurate": Preset(stride=4, coarse_stride=4, k=16, local=4, sweeps=3),
+    # Coarsest search at 1/16 size where the frames allow (>= 24 px).
+    "balanced": Preset(levels=4, local=4, shrink=SHRINK, search_pixels=8000),
+    "accurate": Preset(stride=4, coarse_stride=4, k=16, local=4, sweeps=3, shrink=SHRINK, search_pixels=8000),
 }
 DEFAULT_PRESET = "balanced"

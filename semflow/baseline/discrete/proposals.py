@@ -62,12 +62,55 @@ def _rescale(coords: torch.Tensor, scale: float) -> torch.Tensor:
     """Integer pixel coordinates of an image in the same image resized by ``scale`` (pixel centres)."""
     if scale == 1.0:
         return coords
-    return torch.round((coords.double() + 0.5) * scale - 0.5).long()
+    return torch.round((coords.float() + 0.5) * scale - 0.5).long()
+
+
+def _distances(query: torch.Tensor, target: torch.Tensor, target_index: torch.Tensor, *,
+               target_sq: torch.Tensor | None = None, chunk_elems: int = 1 << 22) -> torch.Tensor:
+    """Squared L2 distances (N, C) between query descriptors (N, D) and rows ``target_index`` (N, C)
+    of ``target`` (M, D) (with its squared norms ``target_sq`` (M,) when known)."""
+    n, c = target_index.shape
+    d = query.shape[1]
+    if target_sq is None:
+        target_sq = (target * target).sum(1)
+    q_sq = (query * query).sum(1, keepdim=True)
+    out = torch.empty(n, c, device=target.device)
+    step = max(1, chunk_elems // max(1, c * d))
+    for s in range(0, n, step):
+        i = target_index[s:s + step].reshape(-1)  # index_select: far faster than indexing with a 2-D tensor
+        dot = torch.bmm(target.index_select(0, i).view(-1, c, d), query[s:s + step, :, None])[..., 0]
+        out[s:s + step] = q_sq[s:s + step] + target_sq.index_select(0, i).view(-1, c) - 2.0 * dot
+    return out.clamp_(min=0.0)
+
+
+def _targets(ys: torch.Tensor, xs: torch.Tensor, flows: torch.Tensor, size: tuple[int, int]
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Target pixels (columns, rows) (Gh, Gw, C) of flows from the grid, and whether each is outside."""
+    h, w = size
+    tx = xs.view(1, -1, 1) + flows[..., 0]
+    ty = ys.view(-1, 1, 1) + flows[..., 1]
+    return tx, ty, (tx < 0) | (tx >= w) | (ty < 0) | (ty >= h)
+
+
+def _scaled_distances(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
+                      tx: torch.Tensor, ty: torch.Tensor, query_scale: float, target_scale: float,
+                      target_sq: torch.Tensor | None = None) -> torch.Tensor:
+    """Distances (Gh, Gw, C) from grid queries to target pixels ``tx``, ``ty`` (frame pixels), with
+    the descriptors of frames resized by ``query_scale`` / ``target_scale``."""
+    gh, gw, c = tx.shape
+    h1, w1, d = desc1.shape
+    h2, w2, _ = desc2.shape
+    qy = _rescale(ys, query_scale).clamp(0, h1 - 1)
+    qx = _rescale(xs, query_scale).clamp(0, w1 - 1)
+    query = desc1[qy][:, qx].reshape(gh * gw, d)
+    index = _rescale(ty, target_scale).clamp(0, h2 - 1) * w2 + _rescale(tx, target_scale).clamp(0, w2 - 1)
+    out = _distances(query, desc2.reshape(h2 * w2, d), index.reshape(gh * gw, c), target_sq=target_sq)
+    return out.view(gh, gw, c)
 
 
 def score(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
           flows: torch.Tensor, *, query_scale: float = 1.0, target_scale: float = 1.0,
-          size: tuple[int, int] | None = None, chunk_elems: int = 1 << 22) -> torch.Tensor:
+          size: tuple[int, int] | None = None) -> torch.Tensor:
     """Squared L2 descriptor distance of candidate flows.
 
     desc1, desc2: (H, W, D). ys, xs: grid rows/columns. flows: int64 (Gh, Gw, C, 2).
@@ -76,29 +119,9 @@ def score(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, xs: torch.
     that factor, while ``ys``, ``xs`` and ``flows`` stay in pixels of the frames at their ``size``
     (H, W) (default: the size of ``desc2``).
     """
-    h2, w2, d = desc2.shape
-    h, w = (h2, w2) if size is None else size
-    gh, gw, c, _ = flows.shape
-    qy = _rescale(ys, query_scale).clamp(0, desc1.shape[0] - 1)
-    qx = _rescale(xs, query_scale).clamp(0, desc1.shape[1] - 1)
-    q = desc1[qy][:, qx].reshape(gh * gw, d)
-    tx = xs.view(1, gw, 1) + flows[..., 0]
-    ty = ys.view(gh, 1, 1) + flows[..., 1]
-    outside = (tx < 0) | (tx >= w) | (ty < 0) | (ty >= h)
-    tx, ty = _rescale(tx, target_scale).clamp(0, w2 - 1), _rescale(ty, target_scale).clamp(0, h2 - 1)
-    h, w = h2, w2
-    idx = (ty * w + tx).reshape(gh * gw, c)
-    flat2 = desc2.reshape(h * w, d)
-    sq2 = (flat2 * flat2).sum(1)
-    q_sq = (q * q).sum(1, keepdim=True)
-    out = torch.empty(gh * gw, c, device=desc2.device)
-    step = max(1, chunk_elems // max(1, c * d))
-    for s in range(0, gh * gw, step):
-        i = idx[s:s + step]
-        dot = torch.bmm(flat2[i], q[s:s + step, :, None])[..., 0]  # (n, C)
-        out[s:s + step] = q_sq[s:s + step] + sq2[i] - 2.0 * dot
-    out = out.view(gh, gw, c)
-    return torch.where(outside, torch.full_like(out, OUTSIDE_COST), out.clamp(min=0.0))
+    tx, ty, outside = _targets(ys, xs, flows, tuple(desc2.shape[:2]) if size is None else size)
+    cost = _scaled_distances(desc1, desc2, ys, xs, tx, ty, query_scale, target_scale)
+    return cost.masked_fill_(outside, OUTSIDE_COST)
 
 
 @dataclass
@@ -106,22 +129,27 @@ class MatchLevel:
     """The descriptors of one pyramid level that score flows from the query frame to the target frame.
 
     query, target: (H, W, D). scaled: ``(query descriptors, query scale, target descriptors, target
-    scale)`` of the same level with one of the frames resized (see :func:`score`); a flow costs the
-    smallest of its distances.
+    scale)`` of the same level with one of the frames resized (see :func:`score`). A flow costs the
+    smallest of its distances at equal scale and under each scaled pair.
     """
 
     query: torch.Tensor
     target: torch.Tensor
     scaled: list[tuple[torch.Tensor, float, torch.Tensor, float]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # Squared norms of every target descriptor, computed once for all the scoring at this level.
+        self._target_sq = [(t * t).sum(-1).reshape(-1) for t in [self.target] + [s[2] for s in self.scaled]]
+
     def score(self, ys: torch.Tensor, xs: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
         """Cost (Gh, Gw, C) of flows (Gh, Gw, C, 2) from the grid ``ys`` x ``xs``."""
-        cost = score(self.query, self.target, ys, xs, flows)
-        for q, q_scale, t, t_scale in self.scaled:
-            other = score(q, t, ys, xs, flows, query_scale=q_scale, target_scale=t_scale,
-                          size=tuple(self.target.shape[:2]))
-            cost = torch.minimum(cost, other)
-        return cost
+        tx, ty, outside = _targets(ys, xs, flows, tuple(self.target.shape[:2]))
+        pairs = [(self.query, 1.0, self.target, 1.0)] + self.scaled
+        cost = None
+        for (q, q_scale, t, t_scale), t_sq in zip(pairs, self._target_sq):
+            other = _scaled_distances(q, t, ys, xs, tx, ty, q_scale, t_scale, t_sq)
+            cost = other if cost is None else torch.minimum(cost, other, out=cost)
+        return cost.masked_fill_(outside, OUTSIDE_COST)
 
 
 def keep_best_distinct(flows: torch.Tensor, costs: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,10 +265,21 @@ def propagate(level: MatchLevel, props: Proposals, *, k: int) -> Proposals:
     return Proposals(props.ys, props.xs, flows, costs)
 
 
+def windowed_search(level: MatchLevel, ys: torch.Tensor, xs: torch.Tensor, *, k: int, radius: int
+                    ) -> Proposals:
+    """:func:`exhaustive_knn` at one level, at equal scale and at each of the level's other scales."""
+    props = exhaustive_knn(level.query, level.target, ys, xs, k=k, radius=radius)
+    for q, q_scale, t, t_scale in level.scaled:
+        more = exhaustive_knn(q, t, ys, xs, k=k, radius=radius, query_scale=q_scale, target_scale=t_scale)
+        cands = torch.cat([props.flows, more.flows], 2)
+        props = Proposals(ys, xs, *keep_best_distinct(cands, level.score(ys, xs, cands), k))
+    return props
+
+
 def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, radius: int,
                              finest: int = 0, local: int = 4, propagation: bool = True,
                              extra_flows: list | None = None, coarse_stride: int | None = None,
-                             scaled: list | None = None) -> Proposals:
+                             scaled: list | None = None, search_pixels: int = 0) -> Proposals:
     """K candidate flows for the grid with ``stride`` (level-0 pixels) at pyramid level ``finest``.
 
     pyr1, pyr2: descriptor pyramids (lists of (H_l, W_l, D)), coarsest last. radius: search window
@@ -249,7 +288,10 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
     as a candidate (e.g. a coarse DIS flow). coarse_stride: grid spacing (level-0 pixels) of the
     levels above ``finest`` (default ``stride``; larger is faster, each finest point then inherits
     from the nearest coarse one). scaled: optional per-level lists of ``(query descriptors, query
-    scale, target descriptors, target scale)`` for scale-tolerant costs (:class:`MatchLevel`). The returned
+    scale, target descriptors, target scale)`` for scale-tolerant costs (:class:`MatchLevel`).
+    search_pixels: finer levels with at most this many pixels also get the exhaustive windowed search
+    (at equal scale, on every second grid point; its candidates join the inherited ones), so that
+    objects too small to show at the coarsest level are still found. The returned
     flows are in pixels of level ``finest``.
     """
     def match_level(level: int) -> MatchLevel:
@@ -265,11 +307,7 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
     g = max(1, coarse_stride >> levels)
     ys, xs = grid_coords(h, w, g, device)
     top_radius = max(1, -(-radius // (1 << levels)))
-    props = exhaustive_knn(top.query, top.target, ys, xs, k=k, radius=top_radius)
-    for q, q_scale, t, t_scale in top.scaled:  # the nearest neighbours at other scales join in
-        more = exhaustive_knn(q, t, ys, xs, k=k, radius=top_radius, query_scale=q_scale, target_scale=t_scale)
-        cands = torch.cat([props.flows, more.flows], 2)
-        props = Proposals(ys, xs, *keep_best_distinct(cands, top.score(ys, xs, cands), k))
+    props = windowed_search(top, ys, xs, k=k, radius=top_radius)
     if propagation:
         props = propagate(top, props, k=k)
     for level in range(levels - 1, finest - 1, -1):
@@ -288,6 +326,12 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
         if extra_flows is not None and extra_flows[level] is not None:
             ef = torch.as_tensor(extra_flows[level], device=device)[ys][:, xs]
             parts.append(torch.round(ef).long()[:, :, None, :])
+        if h * w <= search_pixels:  # on every second grid point: each query takes its nearest one's
+            found = exhaustive_knn(here.query, here.target, ys[::2], xs[::2], k=k,
+                                   radius=max(1, -(-radius // (1 << level))))
+            near_y = torch.arange(len(ys), device=device) // 2
+            near_x = torch.arange(len(xs), device=device) // 2
+            parts.append(found.flows[near_y][:, near_x])
         props = local_search(here, ys, xs, torch.cat(parts, 2), k=k, local=local)
         if propagation:
             props = propagate(here, props, k=k)
