@@ -6,8 +6,9 @@
    chairs with ``discrete`` (default preset) beside every OpenCV method, in one run per dataset.
 2. Presets: every preset on every dataset, plus its speed on a 1024x436 Sintel pair (median of
    ``--repeats`` runs, stage by stage) and peak memory.
-3. Ablation: the default preset with one stage switched off at a time (propagation, CRF, sub-pixel
-   refinement, variational refinement), and with DAISY instead of the SIFT-like descriptor.
+3. Ablation: the default preset with one stage switched off at a time (propagation, scale-tolerant
+   costs, windowed search on finer levels, CRF, sub-pixel refinement, variational refinement), and
+   with DAISY instead of the SIFT-like descriptor.
 4. Descriptor cost: seconds per 1024x436 frame for the SIFT-like descriptor, DAISY and kornia's SIFT.
 """
 
@@ -36,6 +37,8 @@ SPEED_PAIR = ("sintel/training/clean/alley_1/frame_0002.png", "sintel/training/c
 ABLATIONS = {
     "full (default preset)": {},
     "no propagation (no neighbour / DIS candidates)": {"propagation": False},
+    "no scale-tolerant costs (shrink off)": {"shrink": 1.0},
+    "no windowed search on finer levels": {"search_pixels": 0},
     "no CRF (best match per point)": {"crf": False},
     "no sub-pixel refinement of matches": {"subpixel": False},
     "no variational refinement": {"refine": False},

@@ -138,8 +138,9 @@ class DiscreteFlow(FlowMethod):
         finest = min(p.finest, levels)
 
         with torch.no_grad():
+            shrink = p.shrink if p.shrink not in (None, 1.0) else None
             pyramids = descriptor_pyramids(gray1, gray2, levels, kind=self.descriptor, dims=p.dims,
-                                           finest=finest, shrink=p.shrink)
+                                           finest=finest, shrink=shrink)
             pyr1, pyr2, *shrunk = ([None if d is None else torch.from_numpy(d).to(self.device) for d in pyr]
                                    for pyr in pyramids)
             # Scale-tolerant costs: a surface that grows from frame 1 to frame 2 matches frame 2 shrunk
@@ -147,7 +148,7 @@ class DiscreteFlow(FlowMethod):
             # smaller matches frame 1 shrunk.
             scaled_f = scaled_b = None
             if shrunk:
-                s = p.shrink
+                s = shrink
                 scaled_f = [[] if a_small is None else [(a, 1.0, b_small, s), (a_small, s, b, 1.0)]
                             for a, b, a_small, b_small in zip(pyr1, pyr2, *shrunk)]
                 scaled_b = [[] if a_small is None else [(b_small, s, a, 1.0), (b, 1.0, a_small, s)]

@@ -12,8 +12,8 @@ class Preset:
     Search: ``stride`` grid spacing of the matched points (``coarse_stride`` on the coarser levels);
     ``dims`` descriptor size after PCA; ``k`` candidates per point; ``levels`` pyramid levels above
     full size; ``finest`` the finest level matched (0 = full size); ``radius`` search window half-size;
-    ``local`` inherited candidates that get a +-1 px search per level; ``shrink`` (a factor < 1, or
-    None): a match also costs its descriptor distance against either frame shrunk by this factor,
+    ``local`` inherited candidates that get a +-1 px search per level; ``shrink`` (a factor < 1; None
+    or 1 is off): a match also costs its descriptor distance against either frame shrunk by this factor,
     for surfaces that grow or shrink between the frames; ``search_pixels``: levels with at most this
     many pixels also get the exhaustive windowed search (small fast objects).
     CRF: ``sweeps`` block-coordinate-descent sweeps; ``lam``, ``tau`` smoothness weight and truncation;
