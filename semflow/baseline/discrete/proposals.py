@@ -65,6 +65,11 @@ def _rescale(coords: torch.Tensor, scale: float) -> torch.Tensor:
     return torch.round((coords.float() + 0.5) * scale - 0.5).long()
 
 
+def _squared_norms(desc: torch.Tensor) -> torch.Tensor:
+    """Squared L2 norms along the last axis (``vector_norm`` is several times faster than a product-sum)."""
+    return torch.linalg.vector_norm(desc, dim=-1).square_()
+
+
 def _distances(query: torch.Tensor, target: torch.Tensor, target_index: torch.Tensor, *,
                target_sq: torch.Tensor | None = None, chunk_elems: int = 1 << 22) -> torch.Tensor:
     """Squared L2 distances (N, C) between query descriptors (N, D) and rows ``target_index`` (N, C)
@@ -72,8 +77,8 @@ def _distances(query: torch.Tensor, target: torch.Tensor, target_index: torch.Te
     n, c = target_index.shape
     d = query.shape[1]
     if target_sq is None:
-        target_sq = (target * target).sum(1)
-    q_sq = (query * query).sum(1, keepdim=True)
+        target_sq = _squared_norms(target)
+    q_sq = _squared_norms(query)[:, None]
     out = torch.empty(n, c, device=target.device)
     step = max(1, chunk_elems // max(1, c * d))
     for s in range(0, n, step):
@@ -139,7 +144,7 @@ class MatchLevel:
 
     def __post_init__(self) -> None:
         # Squared norms of every target descriptor, computed once for all the scoring at this level.
-        self._target_sq = [(t * t).sum(-1).reshape(-1) for t in [self.target] + [s[2] for s in self.scaled]]
+        self._target_sq = [_squared_norms(t).reshape(-1) for t in [self.target] + [s[2] for s in self.scaled]]
 
     def score(self, ys: torch.Tensor, xs: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
         """Cost (Gh, Gw, C) of flows (Gh, Gw, C, 2) from the grid ``ys`` x ``xs``."""
@@ -201,7 +206,7 @@ def exhaustive_knn(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, x
     q = desc1[_rescale(qy, query_scale).clamp(0, desc1.shape[0] - 1),
               _rescale(qx, query_scale).clamp(0, desc1.shape[1] - 1)]
     t = desc2.reshape(h * w, d)
-    t_sq = (t * t).sum(1)
+    t_sq = _squared_norms(t)
     kk = min(k, h * w)
     flows = torch.empty(len(q), kk, 2, dtype=torch.int64, device=t.device)
     costs = torch.empty(len(q), kk, device=t.device)
@@ -211,7 +216,7 @@ def exhaustive_knn(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, x
     for s in range(0, len(q), chunk):
         qs = q[s:s + chunk]
         n = len(qs)
-        dist = (qs * qs).sum(1, keepdim=True) + t_sq[None] - 2.0 * qs @ t.T
+        dist = _squared_norms(qs)[:, None] + t_sq[None] - 2.0 * qs @ t.T
         dist = dist.view(n, h, w)
         # The window as two broadcast masks: columns out of reach, then rows out of reach.
         dist.masked_fill_(((xs_all[None] - qx[s:s + chunk, None]).abs() > radius)[:, None, :], float("inf"))
