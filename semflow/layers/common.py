@@ -22,9 +22,22 @@ def prepare_image(image: np.ndarray) -> np.ndarray:
 
 
 def pixel_grid(height: int, width: int, x0: int = 0, y0: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel coordinates (x, y), each float32 (height, width), starting at (x0, y0)."""
-    y, x = np.mgrid[y0:y0 + height, x0:x0 + width].astype(np.float32)
-    return x, y
+    """Pixel coordinates (x, y), each float32 (height, width), starting at (x0, y0).
+
+    Both are read-only broadcast views of one row / one column (no memory per pixel): use them in
+    arithmetic, do not write to them.
+    """
+    x = np.arange(x0, x0 + width, dtype=np.float32)[None, :]
+    y = np.arange(y0, y0 + height, dtype=np.float32)[:, None]
+    return np.broadcast_to(x, (height, width)), np.broadcast_to(y, (height, width))
+
+
+def magnitude(vectors: np.ndarray) -> np.ndarray:
+    """Length of 2-vectors along the last axis, e.g. (H, W, 2) -> (H, W) or (N, 2) -> (N,).
+
+    The same as ``np.linalg.norm(vectors, axis=-1)``, several times faster on small last axes.
+    """
+    return np.sqrt(vectors[..., 0] * vectors[..., 0] + vectors[..., 1] * vectors[..., 1])
 
 
 def warp_backward(image: np.ndarray, flow: np.ndarray, x0: int = 0, y0: int = 0
@@ -39,6 +52,22 @@ def warp_backward(image: np.ndarray, flow: np.ndarray, x0: int = 0, y0: int = 0
     warped = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     inside = (mx >= 0) & (mx <= image.shape[1] - 1) & (my >= 0) & (my <= image.shape[0] - 1)
     return warped, inside
+
+
+def sample_at(image: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """``image`` (H, W[, C]) sampled bilinearly at the points (px, py), each (N,): (N[, C]) float32.
+
+    Same values as :func:`cv2.remap` on a grid holding those points (border replicated).
+    """
+    n = px.size
+    width = 1024 if n > 1024 else max(n, 1)
+    rows = -(-n // width)
+    mx = np.zeros(rows * width, np.float32)
+    my = np.zeros(rows * width, np.float32)
+    mx[:n], my[:n] = px, py
+    out = cv2.remap(image, mx.reshape(rows, width), my.reshape(rows, width), cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(rows * width, *image.shape[2:])[:n]
 
 
 def photometric_error(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, x0: int = 0, y0: int = 0
@@ -92,10 +121,23 @@ def erode(mask: np.ndarray, radius: int) -> np.ndarray:
     return cv2.erode(mask.astype(np.uint8), disk(radius), borderType=cv2.BORDER_REPLICATE).astype(bool)
 
 
+LARGE_RADIUS = 10
+"""Dilations by more than this many px use a distance transform (a kernel that large is slow)."""
+
+
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Bool mask dilated by a disk of ``radius`` px (unchanged for radius 0)."""
+    """Bool mask dilated by a disk of ``radius`` px (unchanged for radius 0).
+
+    Radii above LARGE_RADIUS: the pixels within ``radius + 0.5`` px (Euclidean) of the mask, which
+    differs from the disk kernel by a few pixels along the rim.
+    """
     if radius <= 0:
         return mask.astype(bool)
+    if radius > LARGE_RADIUS:
+        if not mask.any():
+            return np.zeros(mask.shape, bool)
+        distance = cv2.distanceTransform((~mask.astype(bool)).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        return distance <= radius + 0.5
     return cv2.dilate(mask.astype(np.uint8), disk(radius)).astype(bool)
 
 
@@ -197,12 +239,11 @@ def refine_warp(gray1: np.ndarray, gray2: np.ndarray, warp: np.ndarray, mask: np
     h /= h[2, 2]
     affine = warp.shape == (2, 3)
     xn, yn = (x - c[0]) / s, (y - c[1]) / s
-    ones, zeros = np.ones_like(xn), np.zeros_like(xn)
+    ones = np.ones_like(xn)
 
     def sample(px: np.ndarray, py: np.ndarray) -> np.ndarray:
         """Frame 2 and its gradients at the points, (N, 3) float64."""
-        return cv2.remap(target, px.astype(np.float32)[:, None], py.astype(np.float32)[:, None],
-                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[:, 0].astype(np.float64)
+        return sample_at(target, px.astype(np.float32), py.astype(np.float32)).astype(np.float64)
 
     for _ in range(iterations):
         den = h[2, 0] * xn + h[2, 1] * yn + 1.0
@@ -215,13 +256,14 @@ def refine_warp(gray1: np.ndarray, gray2: np.ndarray, warp: np.ndarray, mask: np
         sampled = sample(px, py)
         r = sampled[:, 0] - i1
         gx, gy = s * sampled[:, 1], s * sampled[:, 2]  # gradients w.r.t. normalised coords
-        # d(un)/dp and d(vn)/dp for p = (h00, h01, h02, h10, h11, h12[, h20, h21]).
-        du = [xn / den, yn / den, ones / den, zeros, zeros, zeros]
-        dv = [zeros, zeros, zeros, xn / den, yn / den, ones / den]
+        # d(un)/dp and d(vn)/dp for p = (h00, h01, h02, h10, h11, h12[, h20, h21]): un depends on the
+        # first three through (xn, yn, 1) / den, vn on the next three the same way.
+        basis = np.stack([xn / den, yn / den, ones / den], axis=1)
+        columns = [gx[:, None] * basis, gy[:, None] * basis]
         if not affine:
-            du += [-xn * un / den, -yn * un / den]
-            dv += [-xn * vn / den, -yn * vn / den]
-        jac = np.stack([gx * a + gy * b for a, b in zip(du, dv)], axis=1)
+            columns.append(np.stack([gx * (-xn * un / den) + gy * (-xn * vn / den),
+                                     gx * (-yn * un / den) + gy * (-yn * vn / den)], axis=1))
+        jac = np.concatenate(columns, axis=1)
         weight = np.where(np.abs(r) <= huber, 1.0, huber / np.maximum(np.abs(r), 1e-9)) * inside
         jw = jac * weight[:, None]
         hess = jw.T @ jac

@@ -28,6 +28,7 @@ from semflow.layers.common import (
     Region,
     dilate,
     erode,
+    magnitude,
     photometric_error,
     pixel_grid,
     refine_warp,
@@ -166,7 +167,7 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
             err_r, inside_r = photometric_error(img1, img2, flow_r, x0, y0)
             # Kept only if it still agrees with the matches: on a textureless region brightness
             # constancy alone lets the warp drift away from what the baseline found.
-            agree_r = np.linalg.norm(flow_r[ys, xs] - base[ys, xs], axis=1) < params.ransac_threshold
+            agree_r = magnitude(flow_r[ys, xs] - base[ys, xs]) < params.ransac_threshold
             if float(err_r[judged].mean()) < model_err and agree_r.mean() >= inliers.mean() - 0.02:
                 homography, flow, err, inside = refined, flow_r, err_r, inside_r
                 model_err = float(err[judged].mean())
@@ -176,7 +177,7 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
     # Per-pixel veto: where the baseline is locally much better and disagrees with the homography.
     k = (params.veto_window, params.veto_window)
     local_gain = cv2.blur(err - baseline_error[sy, sx], k)
-    difference = np.linalg.norm(flow - base, axis=2)
+    difference = magnitude(flow - base)
     veto = mask & (difference > params.veto_disagreement) & (local_gain > params.veto_margin)
     # ...or where a confident baseline is an outlier of the homography that photometry cannot overrule.
     confident = confidence[sy, sx] >= params.min_confidence
@@ -184,7 +185,7 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
     if things is not None and veto.any():
         # Next to things the baseline may look better only because the plane is occluded there in
         # frame t+1; that is where the homography is most needed, so no veto within reach of motion.
-        reach = max(params.veto_thing_margin, int(1.5 * np.percentile(np.linalg.norm(base[mask], axis=1), 95)))
+        reach = max(params.veto_thing_margin, int(1.5 * np.percentile(magnitude(base[mask]), 95)))
         veto &= ~dilate(things[sy, sx], reach)
 
     if share < params.min_inlier_share:

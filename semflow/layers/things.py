@@ -33,17 +33,17 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import scipy.ndimage as ndi
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
+import scipy.linalg as sla
 
 from semflow.layers.common import (
     Region,
     dilate,
     erode,
+    magnitude,
     photometric_error,
     pixel_grid,
     refine_warp,
+    sample_at,
     subsample_points,
     to_gray,
     warp_target,
@@ -181,14 +181,17 @@ def polish_affine(affine: np.ndarray, support: np.ndarray, box: tuple[int, int, 
     if refined is None:
         return affine
     y0, _, x0, _ = box
-    g1 = gray[0][y0:y0 + support.shape[0], x0:x0 + support.shape[1]][support]
+    ys, xs = np.nonzero(support)
+    x, y = (xs + x0).astype(np.float32), (ys + y0).astype(np.float32)
+    g1 = gray[0][ys + y0, xs + x0]
 
     def error(a: np.ndarray) -> float:
-        flow = affine_flow(a, box)
-        x, y = pixel_grid(*support.shape, x0, y0)
-        warped = cv2.remap(gray[1], x + flow[..., 0], y + flow[..., 1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
-        return float(np.minimum(np.abs(warped[support] - g1), 40.0).mean())
+        """Mean capped grey-level error over the support under the affine map ``a``."""
+        a32 = a.astype(np.float32)  # as affine_flow computes it
+        mx = x + (a32[0, 0] * x + a32[0, 1] * y + a32[0, 2] - x)
+        my = y + (a32[1, 0] * x + a32[1, 1] * y + a32[1, 2] - y)
+        warped = sample_at(gray[1], mx, my)
+        return float(np.minimum(np.abs(warped - g1), 40.0).mean())
 
     return refined if error(refined) < error(affine) else affine
 
@@ -218,22 +221,29 @@ def smooth_residual(residual: np.ndarray, weight: np.ndarray, smoothness: float,
     cell_w = wpad.reshape(gh, grid, gw, grid).sum(axis=(1, 3))
     cell_r = rpad.reshape(gh, grid, gw, grid, 2).sum(axis=(1, 3))
 
-    n = gh * gw
-    idx = np.arange(n).reshape(gh, gw)
-    rows, cols = [], []
-    for a, b in ((idx[:, :-1], idx[:, 1:]), (idx[:-1, :], idx[1:, :])):
-        rows.append(a.ravel())
-        cols.append(b.ravel())
-    i, j = np.concatenate(rows), np.concatenate(cols)
+    # The system (data weights + a 4-neighbour grid Laplacian) is symmetric positive definite and
+    # banded; cells are numbered along the grid's longer side so that the band is the shorter side.
+    transpose = gw > gh
+    if transpose:
+        cell_w, cell_r = cell_w.T, cell_r.transpose(1, 0, 2)
+    rows, band = cell_w.shape
+    n = rows * band
     # Each coarse edge stands for `grid` fine pixel pairs over a distance of `grid` pixels.
     lam = smoothness / grid
-    adj = sp.coo_matrix((np.full(i.size, lam), (i, j)), shape=(n, n))
-    adj = adj + adj.T
-    degree = np.asarray(adj.sum(axis=1)).ravel()
-    system = sp.diags(cell_w.ravel() + degree + 1e-3) - adj
-    # Minimum-degree ordering on A + A^T suits this symmetric grid system (about twice as fast as COLAMD).
-    lu = spla.splu(system.tocsc(), permc_spec="MMD_AT_PLUS_A")
-    coarse = lu.solve(cell_r.reshape(n, 2).astype(np.float64)).reshape(gh, gw, 2)
+    along = np.where(np.arange(n) % band < band - 1, lam, 0.0)[:-1]  # cell k -- cell k + 1 (same row)
+    degree = np.zeros(n)
+    degree[:-1] += along
+    degree[1:] += along
+    degree[:-band] += lam  # cell k -- cell k + band (next row)
+    degree[band:] += lam
+    upper = np.zeros((band + 1, n))  # scipy's upper banded storage: upper[band + i - j, j] = A[i, j]
+    upper[band] = cell_w.ravel() + degree + 1e-3
+    upper[band - 1, 1:] = -along
+    upper[0, band:] = -lam
+    coarse = sla.solveh_banded(upper, cell_r.reshape(n, 2).astype(np.float64), check_finite=False)
+    coarse = coarse.reshape(rows, band, 2)
+    if transpose:
+        coarse = coarse.transpose(1, 0, 2)
     # Cell centres sit at (k + 0.5) * grid - 0.5 in fine pixels; resize maps them so.
     fine = cv2.resize(coarse.astype(np.float32), (gw * grid, gh * grid), interpolation=cv2.INTER_LINEAR)
     return fine[:h, :w]
@@ -247,7 +257,7 @@ def layer_flow(baseline: np.ndarray, affine: np.ndarray, support: np.ndarray, bo
     if params.residual_smoothness <= 0:
         return flow
     deviation = baseline - flow
-    size = np.linalg.norm(deviation, axis=2)
+    size = magnitude(deviation)
     weight = (support & (size < params.residual_cap)).astype(np.float32)
     # Soft dead zone: deviations below residual_deadzone are the baseline's noise and bias, not motion.
     shrink = np.maximum(0.0, 1.0 - params.residual_deadzone / np.maximum(size, 1e-6))[..., None]
@@ -295,7 +305,7 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, guide: np.ndarray, i
         affine, share = fit_seed_affine(baseline, remaining, box, params, rng)
         if affine is None or (k > 0 and share < params.min_inlier_share):
             break
-        deviation = np.linalg.norm(baseline - affine_flow(affine, box), axis=2)
+        deviation = magnitude(baseline - affine_flow(affine, box))
         explained = remaining & (deviation < 2 * params.ransac_threshold)
         if k > 0 and explained.sum() < params.min_motion_share * total:
             break
@@ -317,7 +327,7 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, guide: np.ndarray, i
     costs = []
     for flow in flows:
         err, inside = photometric_error(img1, img2, flow, x0, y0)
-        agree = np.minimum(np.linalg.norm(baseline - flow, axis=2), params.residual_cap)
+        agree = np.minimum(magnitude(baseline - flow), params.residual_cap)
         cost = np.where(inside, err, 0.0) + params.agreement_weight * agree
         costs.append(cv2.ximgproc.guidedFilter((guide / 255.0).astype(np.float32), cost.astype(np.float32),
                                                params.filter_radius, params.filter_eps))
@@ -364,6 +374,26 @@ def colour_log_ratio(image: np.ndarray, fg_seeds: np.ndarray, bg_seeds: np.ndarr
     return np.clip(ratio[code], -4.0, 4.0).astype(np.float32)
 
 
+CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+
+
+def open_cross(mask: np.ndarray) -> np.ndarray:
+    """Binary opening (h, w) bool by the 3x3 cross, pixels outside the image counting as background
+    (as ``scipy.ndimage.binary_opening`` does)."""
+    m = mask.astype(np.uint8)
+    m = cv2.erode(m, CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.dilate(m, CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (h, w) bool with its holes filled: background not 4-connected to the image border."""
+    count, labelled = cv2.connectedComponents((~mask).astype(np.uint8), connectivity=4)
+    outside = np.zeros(count, bool)  # per background component: does it touch the border?
+    outside[np.concatenate([labelled[0], labelled[-1], labelled[:, 0], labelled[:, -1]])] = True
+    outside[0] = False  # label 0 is the mask itself
+    return ~outside[labelled]
+
+
 def refine_assignment(mask: np.ndarray, cost_fg: np.ndarray, cost_bg: np.ndarray, guide: np.ndarray,
                       band: float, params: ThingParams) -> np.ndarray:
     """Refine the object mask inside a band around its boundary by cost-volume filtering.
@@ -381,14 +411,15 @@ def refine_assignment(mask: np.ndarray, cost_fg: np.ndarray, cost_bg: np.ndarray
                                          params.filter_radius, params.filter_eps)
     in_band = np.abs(signed) <= band
     refined = np.where(in_band, smoothed < 0, mask)
-    refined = ndi.binary_opening(refined, iterations=1)
-    refined = ndi.binary_fill_holes(refined)
+    refined = fill_holes(open_cross(refined))
     # Keep only the parts connected to the mask's core.
-    labelled, count = ndi.label(refined)
+    count, labelled = cv2.connectedComponents(refined.astype(np.uint8), connectivity=4)
     core = erode(mask, 1) & refined
-    if count > 1 and core.any():
-        keep = np.unique(labelled[core])
-        refined = np.isin(labelled, keep[keep > 0])
+    if count > 2 and core.any():
+        keep = np.zeros(count, bool)
+        keep[labelled[core]] = True
+        keep[0] = False
+        refined = keep[labelled]
     return refined if refined.any() else mask
 
 
@@ -399,7 +430,7 @@ def thing_box(region: Region, baseline: np.ndarray, params: ThingParams) -> tupl
     ry0, rx0 = region.box[0], region.box[2]
     y0, y1 = ry0 + ys.min(), ry0 + ys.max() + 1
     x0, x1 = rx0 + xs.min(), rx0 + xs.max() + 1
-    motion = np.linalg.norm(baseline[y0:y1, x0:x1], axis=2)
+    motion = magnitude(baseline[y0:y1, x0:x1])
     pad = max(params.pad_fraction * max(y1 - y0, x1 - x0), params.min_pad,
               1.5 * float(np.percentile(motion, 95)))
     pad = int(min(pad, params.max_pad))
@@ -477,8 +508,8 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
         # (a plane's homography, checked on its own): use them as the background layer unless the
         # local affine model explains clearly more of the background's pixels.
         ctx = context[y0:y1, x0:x1]
-        ctx_share = float((np.linalg.norm(base - ctx, axis=2)[bg_seeds] < 2 * params.ransac_threshold).mean())
-        affine_share = float((np.linalg.norm(base - bg_flow, axis=2)[bg_seeds] < 2 * params.ransac_threshold)
+        ctx_share = float((magnitude(base - ctx)[bg_seeds] < 2 * params.ransac_threshold).mean())
+        affine_share = float((magnitude(base - bg_flow)[bg_seeds] < 2 * params.ransac_threshold)
                              .mean()) if bg_flow is not None else 0.0
         if ctx_share >= affine_share - params.context_preference:
             bg_affine, bg_share, bg_flow = None, ctx_share, ctx
@@ -506,12 +537,12 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
     # Judge away from the object's outline, where occlusions (as wide as the relative motion) make
     # photometric errors meaningless, and where the model changes the flow: elsewhere both explain
     # the frames equally, and those pixels would only dilute the comparison.
-    relative = np.linalg.norm(fg_flow - bg_flow, axis=2)[foreground]
+    relative = magnitude(fg_flow - bg_flow)[foreground]
     reach = int(np.ceil(np.percentile(relative, 95))) + 2 if relative.size else 2
     outline = dilate(foreground, reach) & ~erode(foreground, 2)
     if (judged & ~outline).sum() >= params.min_points:
         judged = judged & ~outline
-    changed = judged & (np.linalg.norm(flow - base, axis=2) > params.change_threshold)
+    changed = judged & (magnitude(flow - base) > params.change_threshold)
     if changed.sum() >= params.min_points:
         judged = changed
     # A median, not a mean: occlusions by other objects that no model here knows about leave a
