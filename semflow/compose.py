@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from semflow.layers.common import feather, inner_feather, photometric_error
+from semflow.layers.common import feather, inner_feather, photometric_error, photometric_error_at
 from semflow.layers.planes import PlaneFit
 from semflow.layers.things import ThingFit
 
@@ -172,7 +172,10 @@ def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[
         layers["object"][sy, sx][fg] = thing.fg_flow[fg]
         layers["background"][sy, sx][bg] = thing.bg_flow[bg]
 
-    err, _ = photometric_error(img1, img2, flow)
+    # The photometric error of the composed flow: the baseline's wherever no model changed the flow.
+    err = baseline_error.copy()
+    ys, xs = np.nonzero((flow != baseline).any(axis=2))
+    err[ys, xs] = photometric_error_at(img1, img2, ys, xs, flow[ys, xs])
     photometric = np.exp(-cv2.blur(err, (5, 5)) / PHOTOMETRIC_SCALE)
     photometric[occluded] = 1.0  # nothing to compare against: the layer's evidence alone speaks
     model_conf = evidence * photometric

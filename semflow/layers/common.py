@@ -60,7 +60,9 @@ def sample_at(image: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
     Same values as :func:`cv2.remap` on a grid holding those points (border replicated).
     """
     n = px.size
-    width = 1024 if n > 1024 else max(n, 1)
+    if n == 0:
+        return np.zeros((0, *image.shape[2:]), np.float32)
+    width = min(n, 1024)
     rows = -(-n // width)
     mx = np.zeros(rows * width, np.float32)
     my = np.zeros(rows * width, np.float32)
@@ -81,6 +83,18 @@ def photometric_error(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, x0: 
     warped, inside = warp_backward(img2, flow, x0, y0)
     err = np.abs(img1[y0:y0 + h, x0:x0 + w] - warped).mean(axis=2)
     return np.minimum(err, ERROR_CAP).astype(np.float32), inside
+
+
+def photometric_error_at(img1: np.ndarray, img2: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+                         flow: np.ndarray) -> np.ndarray:
+    """:func:`photometric_error` at the pixels (ys, xs) only, for their flow vectors ``flow`` (N, 2).
+
+    Returns (N,) float32, the same values the full-image function gives there.
+    """
+    x, y = xs.astype(np.float32), ys.astype(np.float32)
+    warped = sample_at(img2, x + flow[:, 0], y + flow[:, 1])
+    err = np.abs(img1[ys, xs] - warped).mean(axis=1)
+    return np.minimum(err, ERROR_CAP).astype(np.float32)
 
 
 def feather(mask: np.ndarray, radius: float) -> np.ndarray:
