@@ -174,9 +174,14 @@ class SemanticFlow(FlowMethod):
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        seg = self.segmenter().predict(image)
-        label_set = seg.label_set.with_kinds(self.kinds)
-        labels = check_labels(seg.labels, label_set, image.shape[:2], source="segmenter output")
+        segmenter = self.segmenter()
+        if hasattr(type(segmenter), "predict_labels"):  # only the labels are needed here
+            raw, label_set = segmenter.predict_labels(image)
+        else:
+            seg = segmenter.predict(image)
+            raw, label_set = seg.labels, seg.label_set
+        label_set = label_set.with_kinds(self.kinds)
+        labels = check_labels(raw, label_set, image.shape[:2], source="segmenter output")
         self._cache[key] = (labels, label_set)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
