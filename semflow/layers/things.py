@@ -145,6 +145,19 @@ class ThingFit:
     reason: str
 
 
+class GuidedSmoother:
+    """Edge-aware smoothing of maps (h, w): a guided filter (``filter_radius``, ``filter_eps`` of the
+    params) on ``guide`` (frame 1 over a box, RGB (h, w, 3) in [0, 255]), its statistics computed once."""
+
+    def __init__(self, guide: np.ndarray, params: ThingParams) -> None:
+        self._filter = cv2.ximgproc.createGuidedFilter((guide / 255.0).astype(np.float32), params.filter_radius,
+                                                       params.filter_eps)
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (h, w) smoothed, float32."""
+        return self._filter.filter(values.astype(np.float32))
+
+
 def affine_flow(affine: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """Flow (h, w, 2) float32 of a (2, 3) affine map over the box (y0, y1, x0, x1)."""
     y0, y1, x0, x1 = box
@@ -283,7 +296,7 @@ def layer_motion(baseline: np.ndarray, seeds: np.ndarray, box: tuple[int, int, i
     return affine, share, layer_flow(baseline, affine, seeds, box, params)
 
 
-def object_motions(baseline: np.ndarray, seeds: np.ndarray, guide: np.ndarray, img1: np.ndarray,
+def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: GuidedSmoother, img1: np.ndarray,
                    img2: np.ndarray, box: tuple[int, int, int, int], params: ThingParams,
                    rng: np.random.Generator, gray: tuple[np.ndarray, ...] | None = None,
                    region: np.ndarray | None = None) -> tuple[list[np.ndarray], float, np.ndarray | None, np.ndarray]:
@@ -291,8 +304,8 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, guide: np.ndarray, i
 
     Sequential RANSAC: fit an affine model to the seeds, remove the seeds it explains, and fit another
     to the rest while a sizeable, coherent rest remains (at most ``max_object_motions``). Each model
-    gets its own smooth residual; pixels choose a model by filtered photometric + baseline-agreement
-    cost. Each model is refined photometrically (``gray``) over its seeds, closed, within ``region``
+    gets its own smooth residual; pixels choose a model by photometric + baseline-agreement cost,
+    smoothed by ``smooth`` (a guided filter on frame 1 over the box). Each model is refined photometrically (``gray``) over its seeds, closed, within ``region``
     (h, w; default: the seeds). Returns (affine models, share of seeds explained, object flow (h, w, 2) or None,
     per-pixel model index (h, w)).
     """
@@ -329,8 +342,7 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, guide: np.ndarray, i
         err, inside = photometric_error(img1, img2, flow, x0, y0)
         agree = np.minimum(magnitude(baseline - flow), params.residual_cap)
         cost = np.where(inside, err, 0.0) + params.agreement_weight * agree
-        costs.append(cv2.ximgproc.guidedFilter((guide / 255.0).astype(np.float32), cost.astype(np.float32),
-                                               params.filter_radius, params.filter_eps))
+        costs.append(smooth(cost))
     index = np.argmin(np.stack(costs), axis=0).astype(np.int32)
     flow = np.take_along_axis(np.stack(flows), index[None, ..., None], axis=0)[0]
     return affines, share, flow, index
@@ -346,19 +358,29 @@ def covered_by(fg: np.ndarray, fg_flow: np.ndarray, bg_flow: np.ndarray, box: tu
     y0, _, x0, _ = box
     height, width = shape
     x, y = pixel_grid(*fg.shape, x0, y0)
+    covered = np.zeros(fg.shape, bool)
     fx = (x + fg_flow[..., 0])[fg]
     fy = (y + fg_flow[..., 1])[fg]
-    target = np.zeros((height, width), np.uint8)
+    xs, ys = [], []  # the 4 pixels around each landing point, inside the frame
     for ox in (np.floor(fx), np.ceil(fx)):
         for oy in (np.floor(fy), np.ceil(fy)):
             ok = (ox >= 0) & (ox < width) & (oy >= 0) & (oy < height)
-            target[oy[ok].astype(int), ox[ok].astype(int)] = 1
+            xs.append(ox[ok].astype(int))
+            ys.append(oy[ok].astype(int))
+    px, py = np.concatenate(xs), np.concatenate(ys)
+    if px.size == 0:
+        return covered
+    # The splat lives in a window 2 px wider than the landing points on each side, so that closing
+    # it gives what closing it in a whole-frame canvas would.
+    wx0, wx1 = max(0, int(px.min()) - 2), min(width, int(px.max()) + 3)
+    wy0, wy1 = max(0, int(py.min()) - 2), min(height, int(py.max()) + 3)
+    target = np.zeros((wy1 - wy0, wx1 - wx0), np.uint8)
+    target[py - wy0, px - wx0] = 1
     target = cv2.morphologyEx(target, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     bx = np.round(x + bg_flow[..., 0]).astype(int)
     by = np.round(y + bg_flow[..., 1]).astype(int)
-    ok = (bx >= 0) & (bx < width) & (by >= 0) & (by < height) & ~fg
-    covered = np.zeros(fg.shape, bool)
-    covered[ok] = target[by[ok], bx[ok]] > 0
+    ok = (bx >= wx0) & (bx < wx1) & (by >= wy0) & (by < wy1) & ~fg
+    covered[ok] = target[by[ok] - wy0, bx[ok] - wx0] > 0
     return covered
 
 
@@ -394,21 +416,19 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return ~outside[labelled]
 
 
-def refine_assignment(mask: np.ndarray, cost_fg: np.ndarray, cost_bg: np.ndarray, guide: np.ndarray,
+def refine_assignment(mask: np.ndarray, cost_fg: np.ndarray, cost_bg: np.ndarray, smooth: GuidedSmoother,
                       band: float, params: ThingParams) -> np.ndarray:
     """Refine the object mask inside a band around its boundary by cost-volume filtering.
 
     ``cost_fg``/``cost_bg`` (h, w) are per-pixel costs of each layer; a prior pulling toward ``mask``
-    grows linearly with the distance from its boundary. The cost difference is smoothed with a
-    guided filter on ``guide`` (frame 1, RGB in [0, 255]) and the cheaper layer wins.
+    grows linearly with the distance from its boundary. The cost difference is smoothed by ``smooth``
+    (a guided filter on frame 1 over the box) and the cheaper layer wins.
     """
     inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
     outside = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 3)
     signed = inside - outside  # > 0 inside the mask
     prior = params.prior_weight * np.clip(signed / band, -1.0, 1.0)
-    difference = (cost_fg - cost_bg - prior).astype(np.float32)
-    smoothed = cv2.ximgproc.guidedFilter((guide / 255.0).astype(np.float32), difference,
-                                         params.filter_radius, params.filter_eps)
+    smoothed = smooth(cost_fg - cost_bg - prior)
     in_band = np.abs(signed) <= band
     refined = np.where(in_band, smoothed < 0, mask)
     refined = fill_holes(open_cross(refined))
@@ -488,7 +508,8 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
         bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2)
 
     guide = img1[y0:y1, x0:x1]
-    fg_affines, fg_share, fg_flow, _ = object_motions(base, fg_seeds, guide, img1, img2, box, params, rng,
+    smooth = GuidedSmoother(guide, params)
+    fg_affines, fg_share, fg_flow, _ = object_motions(base, fg_seeds, smooth, img1, img2, box, params, rng,
                                                       gray, erode(mask, 1))
     fg_affine = fg_affines[0] if fg_affines else None
     if fg_flow is None:
@@ -527,7 +548,7 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
     colour = colour_log_ratio(guide, erode(mask, m), bg_seeds | (~dilate(mask, m + 1) & ~others))
     cost_fg = cost_fg - 0.5 * params.colour_weight * colour
     cost_bg = cost_bg + 0.5 * params.colour_weight * colour
-    foreground = refine_assignment(mask, cost_fg, cost_bg, guide, band, params) & ~others
+    foreground = refine_assignment(mask, cost_fg, cost_bg, smooth, band, params) & ~others
     occluded = covered_by(foreground, fg_flow, bg_flow, box, shape)
 
     flow = np.where(foreground[..., None], fg_flow, bg_flow)
