@@ -221,15 +221,16 @@ def warp_target(gray2: np.ndarray) -> np.ndarray:
 def refine_warp(gray1: np.ndarray, gray2: np.ndarray, warp: np.ndarray, mask: np.ndarray,
                 box: tuple[int, int, int, int], *, iterations: int = 15, max_points: int = 20000,
                 huber: float = 4.0, rng: np.random.Generator | None = None,
-                target: np.ndarray | None = None) -> np.ndarray | None:
+                target: np.ndarray | None = None, tolerance: float = 0.01) -> np.ndarray | None:
     """Refine an affine (2, 3) or homography (3, 3) warp photometrically over ``mask`` (h, w) in ``box``.
 
     Robust (Huber, ``huber`` grey levels) Gauss-Newton on the brightness constancy of frame 1 inside
     the mask and frame 2 under the warp (Lucas-Kanade, forward additive, in coordinates centred and
     scaled to the box for conditioning), starting from ``warp`` (full-image frame-1 -> frame-2
     coordinates). ``gray1``/``gray2`` are full float32 gray frames; ``target``, optional, is
-    :func:`warp_target` of ``gray2`` (computed here when not given). Returns the refined warp, or None
-    when the problem is degenerate.
+    :func:`warp_target` of ``gray2`` (computed here when not given). Iterations stop after
+    ``iterations`` or once a step changes no parameter by more than ``tolerance`` px (parameters scaled
+    to the box). Returns the refined warp, or None when the problem is degenerate.
     """
     y0, y1, x0, x1 = box
     ys, xs = np.nonzero(mask)
@@ -254,6 +255,8 @@ def refine_warp(gray1: np.ndarray, gray2: np.ndarray, warp: np.ndarray, mask: np
     affine = warp.shape == (2, 3)
     xn, yn = (x - c[0]) / s, (y - c[1]) / s
     ones = np.ones_like(xn)
+    if affine:  # (un, vn) is linear in the parameters: its derivatives never change
+        basis = np.stack([xn, yn, ones], axis=1)
 
     def sample(px: np.ndarray, py: np.ndarray) -> np.ndarray:
         """Frame 2 and its gradients at the points, (N, 3) float64."""
@@ -272,12 +275,13 @@ def refine_warp(gray1: np.ndarray, gray2: np.ndarray, warp: np.ndarray, mask: np
         gx, gy = s * sampled[:, 1], s * sampled[:, 2]  # gradients w.r.t. normalised coords
         # d(un)/dp and d(vn)/dp for p = (h00, h01, h02, h10, h11, h12[, h20, h21]): un depends on the
         # first three through (xn, yn, 1) / den, vn on the next three the same way.
-        basis = np.stack([xn / den, yn / den, ones / den], axis=1)
-        columns = [gx[:, None] * basis, gy[:, None] * basis]
-        if not affine:
-            columns.append(np.stack([gx * (-xn * un / den) + gy * (-xn * vn / den),
-                                     gx * (-yn * un / den) + gy * (-yn * vn / den)], axis=1))
-        jac = np.concatenate(columns, axis=1)
+        if affine:
+            jac = np.concatenate([gx[:, None] * basis, gy[:, None] * basis], axis=1)
+        else:
+            basis = np.stack([xn / den, yn / den, ones / den], axis=1)
+            projective = np.stack([gx * (-xn * un / den) + gy * (-xn * vn / den),
+                                   gx * (-yn * un / den) + gy * (-yn * vn / den)], axis=1)
+            jac = np.concatenate([gx[:, None] * basis, gy[:, None] * basis, projective], axis=1)
         weight = np.where(np.abs(r) <= huber, 1.0, huber / np.maximum(np.abs(r), 1e-9)) * inside
         jw = jac * weight[:, None]
         hess = jw.T @ jac
@@ -289,7 +293,7 @@ def refine_warp(gray1: np.ndarray, gray2: np.ndarray, warp: np.ndarray, mask: np
         h[:2, :] += step[:6].reshape(2, 3)
         if not affine:
             h[2, :2] += step[6:]
-        if np.abs(step).max() * s < 1e-3:
+        if np.abs(step).max() * s < tolerance:
             break
     refined = norm @ h @ np.linalg.inv(norm)
     if not np.isfinite(refined).all():
