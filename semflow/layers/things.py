@@ -228,11 +228,13 @@ def smooth_residual(residual: np.ndarray, weight: np.ndarray, smoothness: float,
     gh, gw = max(1, -(-h // grid)), max(1, -(-w // grid))
     if weight.sum() <= 0:
         return np.zeros((h, w, 2), np.float32)
-    pad_h, pad_w = gh * grid - h, gw * grid - w
-    wpad = np.pad(weight, ((0, pad_h), (0, pad_w)))
-    rpad = np.pad(residual * weight[..., None], ((0, pad_h), (0, pad_w), (0, 0)))
-    cell_w = wpad.reshape(gh, grid, gw, grid).sum(axis=(1, 3))
-    cell_r = rpad.reshape(gh, grid, gw, grid, 2).sum(axis=(1, 3))
+    # Per cell: the sum of the weights and of the weighted residuals (zero padding to whole cells;
+    # an area resize by a whole factor is the block mean).
+    data = np.zeros((gh * grid, gw * grid, 3), np.float32)
+    data[:h, :w, 0] = weight
+    data[:h, :w, 1:] = residual * weight[..., None]
+    cells = cv2.resize(data, (gw, gh), interpolation=cv2.INTER_AREA).astype(np.float64) * (grid * grid)
+    cell_w, cell_r = cells[..., 0], cells[..., 1:]
 
     # The system (data weights + a 4-neighbour grid Laplacian) is symmetric positive definite and
     # banded; cells are numbered along the grid's longer side so that the band is the shorter side.
