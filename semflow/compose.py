@@ -96,14 +96,26 @@ def plane_weight(plane: PlaneFit, things: np.ndarray, radius: float) -> np.ndarr
     return alpha * ~things
 
 
+def weigh_planes(planes: list[PlaneFit], thing_pixels: np.ndarray, feather_radius: float
+                  ) -> list[np.ndarray | None]:
+    """:func:`plane_weight` of each plane over its box (None for a rejected one); ``thing_pixels`` (H, W)."""
+    return [plane_weight(p, thing_pixels[p.region.slices], feather_radius) if p.accepted else None
+            for p in planes]
+
+
 def compose_planes(baseline: np.ndarray, planes: list[PlaneFit], thing_pixels: np.ndarray, *,
-                   feather_radius: float = 4.0) -> np.ndarray:
-    """The baseline (H, W, 2) with the accepted planes painted over it (the first stage of :func:`compose`)."""
+                   feather_radius: float = 4.0, weights: list[np.ndarray | None] | None = None) -> np.ndarray:
+    """The baseline (H, W, 2) with the accepted planes painted over it (the first stage of :func:`compose`).
+
+    ``weights``: :func:`weigh_planes` of the planes, if the caller has them already.
+    """
+    if weights is None:
+        weights = weigh_planes(planes, thing_pixels, feather_radius)
     flow = baseline.astype(np.float32).copy()
-    for plane in planes:
+    for plane, alpha in zip(planes, weights):
         if plane.accepted:
             sy, sx = plane.region.slices
-            a = plane_weight(plane, thing_pixels[sy, sx], feather_radius)[..., None]
+            a = alpha[..., None]
             flow[sy, sx] = a * plane.flow + (1 - a) * flow[sy, sx]
     return flow
 
@@ -118,12 +130,14 @@ def model_map_to_color(model_map: np.ndarray) -> np.ndarray:
 
 def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[PlaneFit],
             things: list[ThingFit], thing_pixels: np.ndarray, img1: np.ndarray, img2: np.ndarray, *,
-            feather_radius: float = 4.0, baseline_error: np.ndarray | None = None) -> Composition:
+            feather_radius: float = 4.0, baseline_error: np.ndarray | None = None,
+            plane_weights: list[np.ndarray | None] | None = None) -> Composition:
     """Fuse the baseline (H, W, 2) with the accepted plane and thing models (see the module docstring).
 
     ``thing_pixels`` (H, W) bool: pixels of any thing class. ``img1``/``img2`` float32 RGB frames, used
     for the photometric part of the confidence. ``baseline_error`` (H, W): the baseline's photometric
-    error, if the caller has it already.
+    error, if the caller has it already; ``plane_weights`` likewise (see :func:`weigh_planes`).
+    A thing's photometric error comes from its fit (``ThingFit.error``) when the fit recorded it.
     """
     if baseline_error is None:
         baseline_error = photometric_error(img1, img2, baseline)[0]
@@ -136,11 +150,12 @@ def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[
     layers = {"plane": nan_flow.copy(), "object": nan_flow.copy(), "background": nan_flow}
     model_weight = np.zeros(shape, np.float32)  # how much of each pixel comes from a model
 
-    for plane in planes:
+    if plane_weights is None:
+        plane_weights = weigh_planes(planes, thing_pixels, feather_radius)
+    for plane, alpha in zip(planes, plane_weights):
         if not plane.accepted:
             continue
         sy, sx = plane.region.slices
-        alpha = plane_weight(plane, thing_pixels[sy, sx], feather_radius)
         a = alpha[..., None]
         flow[sy, sx] = a * plane.flow + (1 - a) * flow[sy, sx]
         use = alpha >= 0.5
@@ -154,7 +169,10 @@ def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[
         sy, sx = slice(y0, y1), slice(x0, x1)
         alpha = box_weight(thing.box, shape, feather_radius) * ~thing.others
         # Per pixel, the baseline stays where it explains the frames clearly better than the layered model.
-        thing_err = cv2.blur(photometric_error(img1, img2, thing.flow, x0, y0)[0], (7, 7))
+        if thing.error is not None:
+            thing_err = cv2.blur(thing.error, (7, 7))
+        else:
+            thing_err = cv2.blur(photometric_error(img1, img2, thing.flow, x0, y0)[0], (7, 7))
         base_err = cv2.blur(baseline_error[sy, sx], (7, 7))
         alpha = alpha * (1.0 - feather((base_err + THING_ERROR_MARGIN < thing_err) & ~thing.occluded, feather_radius))
         a = alpha[..., None]
@@ -174,7 +192,7 @@ def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[
 
     # The photometric error of the composed flow: the baseline's wherever no model changed the flow.
     err = baseline_error.copy()
-    ys, xs = np.nonzero((flow != baseline).any(axis=2))
+    ys, xs = np.nonzero(model_weight > 0)
     err[ys, xs] = photometric_error_at(img1, img2, ys, xs, flow[ys, xs])
     photometric = np.exp(-cv2.blur(err, (5, 5)) / PHOTOMETRIC_SCALE)
     photometric[occluded] = 1.0  # nothing to compare against: the layer's evidence alone speaks

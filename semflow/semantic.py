@@ -40,6 +40,7 @@ from semflow.compose import (
     compose,
     compose_planes,
     model_map_to_color,
+    weigh_planes,
 )
 from semflow.errors import InputError
 from semflow.layers.common import Region, find_regions, photometric_error, prepare_image
@@ -230,12 +231,14 @@ class SemanticFlow(FlowMethod):
         planes = fit_planes(plane_regions, f1, f2, baseline, confidence, base_err, self.plane_params,
                             things=thing_pixels)
         lap("planes")
-        context = compose_planes(baseline, planes, thing_pixels, feather_radius=self.feather_radius)
+        weights = weigh_planes(planes, thing_pixels, self.feather_radius)
+        context = compose_planes(baseline, planes, thing_pixels, feather_radius=self.feather_radius,
+                                 weights=weights)
         things = fit_things(regions, instances, thing_pixels, f1, f2, baseline, confidence, base_err,
                             self.thing_params, context=context)
         lap("things")
         comp = compose(baseline, confidence, planes, things, thing_pixels, f1, f2,
-                       feather_radius=self.feather_radius, baseline_error=base_err)
+                       feather_radius=self.feather_radius, baseline_error=base_err, plane_weights=weights)
         lap("compose")
 
         report = {

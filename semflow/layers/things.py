@@ -143,6 +143,8 @@ class ThingFit:
     baseline_error: float
     accepted: bool
     reason: str
+    error: np.ndarray | None = None
+    """(h, w) photometric error of ``flow`` (grey levels, see :func:`photometric_error`), when computed."""
 
 
 class GuidedSmoother:
@@ -579,7 +581,8 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
         fit.model_error = model_err
         return fit
     return ThingFit(region, instance_id, box, fg_affine, bg_affine, fg_share, bg_share, foreground,
-                    occluded, others, fg_flow, bg_flow, flow, model_err, base_err, True, "ok")
+                    occluded, others, fg_flow, bg_flow, flow, model_err, base_err, True, "ok",
+                    error=np.where(foreground, err_fg, err_bg))
 
 
 def fit_things(regions: list[Region], instances: np.ndarray, thing_pixels: np.ndarray, img1: np.ndarray,
