@@ -62,7 +62,10 @@ def sample_at(image: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
     n = px.size
     if n == 0:
         return np.zeros((0, *image.shape[2:]), np.float32)
-    width = min(n, 1024)
+    if n < 32767:  # cv2.remap takes maps of fewer than 2^15 rows: one column does
+        return cv2.remap(image, px.reshape(n, 1), py.reshape(n, 1), cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE).reshape(n, *image.shape[2:])
+    width = 1024
     rows = -(-n // width)
     mx = np.zeros(rows * width, np.float32)
     my = np.zeros(rows * width, np.float32)
