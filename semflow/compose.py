@@ -137,7 +137,8 @@ def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[
     ``thing_pixels`` (H, W) bool: pixels of any thing class. ``img1``/``img2`` float32 RGB frames, used
     for the photometric part of the confidence. ``baseline_error`` (H, W): the baseline's photometric
     error, if the caller has it already; ``plane_weights`` likewise (see :func:`weigh_planes`).
-    A thing's photometric error comes from its fit (``ThingFit.error``) when the fit recorded it.
+    A model's photometric error comes from its fit (``PlaneFit.error``, ``ThingFit.error``) when the fit
+    recorded it (on the same frames).
     """
     if baseline_error is None:
         baseline_error = photometric_error(img1, img2, baseline)[0]
@@ -149,6 +150,22 @@ def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[
     nan_flow = np.full((*shape, 2), np.nan, np.float32)
     layers = {"plane": nan_flow.copy(), "object": nan_flow.copy(), "background": nan_flow}
     model_weight = np.zeros(shape, np.float32)  # how much of each pixel comes from a model
+    # The photometric error of `flow`: a model's own where its weight is 1, recomputed at the end
+    # where flows were blended.
+    err = baseline_error.copy()
+    blended = np.zeros(shape, bool)
+
+    def paint(sy: slice, sx: slice, alpha: np.ndarray, model_flow: np.ndarray,
+              model_err: np.ndarray | None) -> None:
+        """Blend ``model_flow`` (h, w, 2) over ``flow`` in the box with weight ``alpha`` (h, w)."""
+        a = alpha[..., None]
+        flow[sy, sx] = a * model_flow + (1 - a) * flow[sy, sx]
+        if model_err is None:
+            blended[sy, sx] |= alpha > 0
+            return
+        whole = alpha == 1
+        np.copyto(err[sy, sx], model_err, where=whole)
+        blended[sy, sx] = ~whole & (blended[sy, sx] | (alpha > 0))
 
     if plane_weights is None:
         plane_weights = weigh_planes(planes, thing_pixels, feather_radius)
@@ -156,27 +173,23 @@ def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[
         if not plane.accepted:
             continue
         sy, sx = plane.region.slices
-        a = alpha[..., None]
-        flow[sy, sx] = a * plane.flow + (1 - a) * flow[sy, sx]
+        paint(sy, sx, alpha, plane.flow, plane.error)
         use = alpha >= 0.5
         model_map[sy, sx][use] = MODEL_PLANE
         evidence[sy, sx][use] = plane.inlier_share
         model_weight[sy, sx] = alpha + (1 - alpha) * model_weight[sy, sx]
-        layers["plane"][sy, sx][plane.region.mask] = plane.flow[plane.region.mask]
+        np.copyto(layers["plane"][sy, sx], plane.flow, where=plane.region.mask[..., None])
 
     for thing in sorted((t for t in things if t.accepted), key=lambda t: t.box[1]):
         y0, y1, x0, x1 = thing.box
         sy, sx = slice(y0, y1), slice(x0, x1)
         alpha = box_weight(thing.box, shape, feather_radius) * ~thing.others
         # Per pixel, the baseline stays where it explains the frames clearly better than the layered model.
-        if thing.error is not None:
-            thing_err = cv2.blur(thing.error, (7, 7))
-        else:
-            thing_err = cv2.blur(photometric_error(img1, img2, thing.flow, x0, y0)[0], (7, 7))
+        thing_error = thing.error if thing.error is not None else photometric_error(img1, img2, thing.flow, x0, y0)[0]
+        thing_err = cv2.blur(thing_error, (7, 7))
         base_err = cv2.blur(baseline_error[sy, sx], (7, 7))
         alpha = alpha * (1.0 - feather((base_err + THING_ERROR_MARGIN < thing_err) & ~thing.occluded, feather_radius))
-        a = alpha[..., None]
-        flow[sy, sx] = a * thing.flow + (1 - a) * flow[sy, sx]
+        paint(sy, sx, alpha, thing.flow, thing_error)
         use = alpha >= 0.5
         fg, bg = use & thing.foreground, use & ~thing.foreground
         codes = np.where(thing.foreground, MODEL_OBJECT,
@@ -187,12 +200,10 @@ def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[
         evidence[sy, sx][use & thing.occluded] *= 0.5
         occluded[sy, sx] = np.where(use, thing.occluded, occluded[sy, sx])
         model_weight[sy, sx] = alpha + (1 - alpha) * model_weight[sy, sx]
-        layers["object"][sy, sx][fg] = thing.fg_flow[fg]
-        layers["background"][sy, sx][bg] = thing.bg_flow[bg]
+        np.copyto(layers["object"][sy, sx], thing.fg_flow, where=fg[..., None])
+        np.copyto(layers["background"][sy, sx], thing.bg_flow, where=bg[..., None])
 
-    # The photometric error of the composed flow: the baseline's wherever no model changed the flow.
-    err = baseline_error.copy()
-    ys, xs = np.nonzero(model_weight > 0)
+    ys, xs = np.nonzero(blended)
     err[ys, xs] = photometric_error_at(img1, img2, ys, xs, flow[ys, xs])
     photometric = np.exp(-cv2.blur(err, (5, 5)) / PHOTOMETRIC_SCALE)
     photometric[occluded] = 1.0  # nothing to compare against: the layer's evidence alone speaks

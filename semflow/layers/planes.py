@@ -91,6 +91,8 @@ class PlaneFit:
     baseline_error: float
     accepted: bool
     reason: str
+    error: np.ndarray | None = None
+    """(h, w) photometric error of ``flow`` over the box (grey levels, see :func:`photometric_error`)."""
 
 
 def homography_flow(homography: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -202,7 +204,7 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
             accepted, reason = True, reason + "; used only where the baseline is unconfident"
     else:
         accepted, reason = True, "ok"
-    return PlaneFit(region, homography, flow, veto, share, model_err, base_err, accepted, reason)
+    return PlaneFit(region, homography, flow, veto, share, model_err, base_err, accepted, reason, error=err)
 
 
 def fit_planes(regions: list[Region], img1: np.ndarray, img2: np.ndarray, baseline: np.ndarray,
