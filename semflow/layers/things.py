@@ -348,7 +348,9 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: GuidedSmooth
         cost = np.where(inside, err, 0.0) + params.agreement_weight * agree
         costs.append(smooth(cost))
     index = np.argmin(np.stack(costs), axis=0).astype(np.int32)
-    flow = np.take_along_axis(np.stack(flows), index[None, ..., None], axis=0)[0]
+    flow = flows[0].copy()
+    for k in range(1, len(flows)):
+        np.copyto(flow, flows[k], where=(index == k)[..., None])
     return affines, share, flow, index
 
 
