@@ -43,7 +43,7 @@ from semflow.compose import (
     weigh_planes,
 )
 from semflow.errors import InputError
-from semflow.layers.common import Region, find_regions, photometric_error, prepare_image
+from semflow.layers.common import Region, find_regions, gray_frames, photometric_error, prepare_image
 from semflow.layers.planes import PlaneParams, fit_planes
 from semflow.layers.things import ThingParams, fit_things
 from semflow.segmentation import KIND_CODES, LabelSet, extract_instances, get_label_set
@@ -228,14 +228,15 @@ class SemanticFlow(FlowMethod):
         plane_regions = find_regions(labels, table.ids_of("plane"), min_area=self.plane_params.min_area,
                                      margin=int(2 * self.feather_radius))
         lap("regions")
+        gray = gray_frames(f1, f2)
         planes = fit_planes(plane_regions, f1, f2, baseline, confidence, base_err, self.plane_params,
-                            things=thing_pixels)
+                            things=thing_pixels, gray=gray)
         lap("planes")
         weights = weigh_planes(planes, thing_pixels, self.feather_radius)
         context = compose_planes(baseline, planes, thing_pixels, feather_radius=self.feather_radius,
                                  weights=weights)
         things = fit_things(regions, instances, thing_pixels, f1, f2, baseline, confidence, base_err,
-                            self.thing_params, context=context)
+                            self.thing_params, context=context, gray=gray)
         lap("things")
         comp = compose(baseline, confidence, planes, things, thing_pixels, f1, f2,
                        feather_radius=self.feather_radius, baseline_error=base_err, plane_weights=weights)

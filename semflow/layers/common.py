@@ -221,6 +221,13 @@ def warp_target(gray2: np.ndarray) -> np.ndarray:
     return np.dstack([gray2.astype(np.float32), gx, gy])
 
 
+def gray_frames(img1: np.ndarray, img2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(gray frame 1, gray frame 2, :func:`warp_target` of frame 2) from float32 RGB frames: what the
+    photometric refinements of the layer models sample. Compute it once per frame pair."""
+    gray2 = to_gray(img2)
+    return to_gray(img1), gray2, warp_target(gray2)
+
+
 COARSE_POINTS = 500
 """refine_warp takes its first steps on a quarter of the points when it has 4x this many or more..."""
 COARSE_TOLERANCE = 0.05

@@ -28,13 +28,12 @@ from semflow.layers.common import (
     Region,
     dilate,
     erode,
+    gray_frames,
     magnitude,
     photometric_error,
     pixel_grid,
     refine_warp,
     subsample_points,
-    to_gray,
-    warp_target,
 )
 
 
@@ -209,11 +208,14 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
 
 def fit_planes(regions: list[Region], img1: np.ndarray, img2: np.ndarray, baseline: np.ndarray,
                confidence: np.ndarray, baseline_error: np.ndarray, params: PlaneParams | None = None,
-               *, things: np.ndarray | None = None, seed: int = 0) -> list[PlaneFit]:
-    """:func:`fit_plane` for each region at least ``params.min_area`` pixels large."""
+               *, things: np.ndarray | None = None, seed: int = 0,
+               gray: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> list[PlaneFit]:
+    """:func:`fit_plane` for each region at least ``params.min_area`` pixels large.
+
+    ``gray``: :func:`~semflow.layers.common.gray_frames` of the frames, if the caller has it already.
+    """
     params = params or PlaneParams()
     rng = np.random.default_rng(seed)
-    gray2 = to_gray(img2)
-    gray = (to_gray(img1), gray2, warp_target(gray2))
+    gray = gray if gray is not None else gray_frames(img1, img2)
     return [fit_plane(r, img1, img2, baseline, confidence, baseline_error, params, rng, things, gray)
             for r in regions if r.area >= params.min_area]

@@ -39,14 +39,13 @@ from semflow.layers.common import (
     Region,
     dilate,
     erode,
+    gray_frames,
     magnitude,
     photometric_error,
     pixel_grid,
     refine_warp,
     sample_at,
     subsample_points,
-    to_gray,
-    warp_target,
 )
 
 
@@ -590,15 +589,15 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
 def fit_things(regions: list[Region], instances: np.ndarray, thing_pixels: np.ndarray, img1: np.ndarray,
                img2: np.ndarray, baseline: np.ndarray, confidence: np.ndarray, baseline_error: np.ndarray,
                params: ThingParams | None = None, *, context: np.ndarray | None = None,
-               seed: int = 0) -> list[ThingFit]:
+               seed: int = 0, gray: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> list[ThingFit]:
     """:func:`fit_thing` for each instance region; ``regions[k]`` has instance id ``k + 1``.
 
-    Instances smaller than ``params.min_area`` are skipped.
+    Instances smaller than ``params.min_area`` are skipped. ``gray``: :func:`~semflow.layers.common.gray_frames`
+    of the frames, if the caller has it already.
     """
     params = params or ThingParams()
     rng = np.random.default_rng(seed)
-    gray2 = to_gray(img2)
-    gray = (to_gray(img1), gray2, warp_target(gray2))
+    gray = gray if gray is not None else gray_frames(img1, img2)
     fits = []
     for k, region in enumerate(regions, start=1):
         if region.area >= params.min_area:
