@@ -302,15 +302,18 @@ def layer_motion(baseline: np.ndarray, seeds: np.ndarray, box: tuple[int, int, i
 def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: GuidedSmoother, img1: np.ndarray,
                    img2: np.ndarray, box: tuple[int, int, int, int], params: ThingParams,
                    rng: np.random.Generator, gray: tuple[np.ndarray, ...] | None = None,
-                   region: np.ndarray | None = None) -> tuple[list[np.ndarray], float, np.ndarray | None, np.ndarray]:
+                   region: np.ndarray | None = None
+                   ) -> tuple[list[np.ndarray], float, np.ndarray | None, np.ndarray,
+                              tuple[np.ndarray, np.ndarray] | None]:
     """The object layer's motion: one affine model, or several when the mask covers objects that touch.
 
     Sequential RANSAC: fit an affine model to the seeds, remove the seeds it explains, and fit another
     to the rest while a sizeable, coherent rest remains (at most ``max_object_motions``). Each model
     gets its own smooth residual; pixels choose a model by photometric + baseline-agreement cost,
-    smoothed by ``smooth`` (a guided filter on frame 1 over the box). Each model is refined photometrically (``gray``) over its seeds, closed, within ``region``
-    (h, w; default: the seeds). Returns (affine models, share of seeds explained, object flow (h, w, 2) or None,
-    per-pixel model index (h, w)).
+    smoothed by ``smooth`` (a guided filter on frame 1 over the box). Each model is refined
+    photometrically (``gray``) over its seeds, closed, within ``region`` (h, w; default: the seeds).
+    Returns (affine models, share of seeds explained, object flow (h, w, 2) or None, per-pixel model
+    index (h, w), and, when several models compete, :func:`photometric_error` of the object flow, else None).
     """
     y0, _, x0, _ = box
     remaining = seeds.copy()
@@ -332,25 +335,30 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: GuidedSmooth
             break
     index = np.zeros(seeds.shape, np.int32)
     if not affines:
-        return [], 0.0, None, index
+        return [], 0.0, None, index, None
     share = float(sum(int(s.sum()) for s in supports)) / total
     closed = [cv2.morphologyEx(s.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)).astype(bool)
               & seeds_region for s in supports]
     affines = [polish_affine(a, c, box, gray, params, rng) for a, c in zip(affines, closed)]
     flows = [layer_flow(baseline, a, s, box, params) for a, s in zip(affines, supports)]
     if len(flows) == 1:
-        return affines, share, flows[0], index
-    costs = []
+        return affines, share, flows[0], index, None
+    costs, errors = [], []
     for flow in flows:
         err, inside = photometric_error(img1, img2, flow, x0, y0)
         agree = np.minimum(magnitude(baseline - flow), params.residual_cap)
         cost = np.where(inside, err, 0.0) + params.agreement_weight * agree
         costs.append(smooth(cost))
+        errors.append((err, inside))
     index = np.argmin(np.stack(costs), axis=0).astype(np.int32)
     flow = flows[0].copy()
-    for k in range(1, len(flows)):
-        np.copyto(flow, flows[k], where=(index == k)[..., None])
-    return affines, share, flow, index
+    err, inside = (a.copy() for a in errors[0])
+    for k in range(1, len(flows)):  # the error of a pixel depends on its own flow only
+        chosen = index == k
+        np.copyto(flow, flows[k], where=chosen[..., None])
+        np.copyto(err, errors[k][0], where=chosen)
+        np.copyto(inside, errors[k][1], where=chosen)
+    return affines, share, flow, index, (err, inside)
 
 
 def covered_by(fg: np.ndarray, fg_flow: np.ndarray, bg_flow: np.ndarray, box: tuple[int, int, int, int],
@@ -514,7 +522,7 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
 
     guide = img1[y0:y1, x0:x1]
     smooth = GuidedSmoother(guide, params)
-    fg_affines, fg_share, fg_flow, _ = object_motions(base, fg_seeds, smooth, img1, img2, box, params, rng,
+    fg_affines, fg_share, fg_flow, _, fg_error = object_motions(base, fg_seeds, smooth, img1, img2, box, params, rng,
                                                       gray, erode(mask, 1))
     fg_affine = fg_affines[0] if fg_affines else None
     if fg_flow is None:
@@ -542,7 +550,7 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
     if bg_flow is None:
         bg_flow = base  # no usable background: it keeps the baseline
 
-    err_fg, in_fg = photometric_error(img1, img2, fg_flow, x0, y0)
+    err_fg, in_fg = fg_error if fg_error is not None else photometric_error(img1, img2, fg_flow, x0, y0)
     err_bg, in_bg = photometric_error(img1, img2, bg_flow, x0, y0)
 
     # Refine the assignment in a band around the mask; occluded background says nothing photometric.
