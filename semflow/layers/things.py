@@ -302,7 +302,7 @@ def layer_motion(baseline: np.ndarray, seeds: np.ndarray, box: tuple[int, int, i
 def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: GuidedSmoother, img1: np.ndarray,
                    img2: np.ndarray, box: tuple[int, int, int, int], params: ThingParams,
                    rng: np.random.Generator, gray: tuple[np.ndarray, ...] | None = None,
-                   region: np.ndarray | None = None
+                   region: np.ndarray | None = None, window: tuple[slice, slice] | None = None
                    ) -> tuple[list[np.ndarray], float, np.ndarray | None, np.ndarray,
                               tuple[np.ndarray, np.ndarray] | None]:
     """The object layer's motion: one affine model, or several when the mask covers objects that touch.
@@ -310,10 +310,12 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: GuidedSmooth
     Sequential RANSAC: fit an affine model to the seeds, remove the seeds it explains, and fit another
     to the rest while a sizeable, coherent rest remains (at most ``max_object_motions``). Each model
     gets its own smooth residual; pixels choose a model by photometric + baseline-agreement cost,
-    smoothed by ``smooth`` (a guided filter on frame 1 over the box). Each model is refined
-    photometrically (``gray``) over its seeds, closed, within ``region`` (h, w; default: the seeds).
-    Returns (affine models, share of seeds explained, object flow (h, w, 2) or None, per-pixel model
-    index (h, w), and, when several models compete, :func:`photometric_error` of the object flow, else None).
+    smoothed by ``smooth`` (a guided filter on frame 1 over ``window``, slices of the box: the part
+    where the choice matters; default the whole box; outside it the first model stays). Each model is
+    refined photometrically (``gray``) over its seeds, closed, within ``region`` (h, w; default: the
+    seeds). Returns (affine models, share of seeds explained, object flow (h, w, 2) or None, per-pixel
+    model index (h, w), and, when several models compete, :func:`photometric_error` of the object flow
+    over the window, else None).
     """
     y0, _, x0, _ = box
     remaining = seeds.copy()
@@ -343,19 +345,20 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: GuidedSmooth
     flows = [layer_flow(baseline, a, s, box, params) for a, s in zip(affines, supports)]
     if len(flows) == 1:
         return affines, share, flows[0], index, None
+    sy, sx = window if window is not None else (slice(0, seeds.shape[0]), slice(0, seeds.shape[1]))
     costs, errors = [], []
     for flow in flows:
-        err, inside = photometric_error(img1, img2, flow, x0, y0)
-        agree = np.minimum(magnitude(baseline - flow), params.residual_cap)
+        err, inside = photometric_error(img1, img2, flow[sy, sx], x0 + sx.start, y0 + sy.start)
+        agree = np.minimum(magnitude(baseline[sy, sx] - flow[sy, sx]), params.residual_cap)
         cost = np.where(inside, err, 0.0) + params.agreement_weight * agree
         costs.append(smooth(cost))
         errors.append((err, inside))
-    index = np.argmin(np.stack(costs), axis=0).astype(np.int32)
+    index[sy, sx] = np.argmin(np.stack(costs), axis=0)
     flow = flows[0].copy()
     err, inside = (a.copy() for a in errors[0])
     for k in range(1, len(flows)):  # the error of a pixel depends on its own flow only
-        chosen = index == k
-        np.copyto(flow, flows[k], where=chosen[..., None])
+        chosen = index[sy, sx] == k
+        np.copyto(flow[sy, sx], flows[k][sy, sx], where=chosen[..., None])
         np.copyto(err, errors[k][0], where=chosen)
         np.copyto(inside, errors[k][1], where=chosen)
     return affines, share, flow, index, (err, inside)
@@ -456,6 +459,16 @@ def refine_assignment(mask: np.ndarray, cost_fg: np.ndarray, cost_bg: np.ndarray
     return refined if refined.any() else mask
 
 
+def window_around(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """Slices of the bounding box of ``mask`` (h, w) grown by ``margin`` px, clipped to the mask's array."""
+    ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    h, w = mask.shape
+    if ys.size == 0:
+        return slice(0, h), slice(0, w)
+    return (slice(max(0, ys[0] - margin), min(h, ys[-1] + 1 + margin)),
+            slice(max(0, xs[0] - margin), min(w, xs[-1] + 1 + margin)))
+
+
 def thing_box(region: Region, baseline: np.ndarray, params: ThingParams) -> tuple[int, int, int, int]:
     """The padded box (y0, y1, x0, x1) around an instance: padding grows with its size and motion."""
     height, width = baseline.shape[:2]
@@ -521,9 +534,16 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
         bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2)
 
     guide = img1[y0:y1, x0:x1]
-    smooth = GuidedSmoother(guide, params)
-    fg_affines, fg_share, fg_flow, _, fg_error = object_motions(base, fg_seeds, smooth, img1, img2, box, params, rng,
-                                                      gray, erode(mask, 1))
+    # The object layer matters only near the mask: the assignment moves the outline by up to `band`
+    # px, and each guided filter (radius r) reads 2r px around a pixel; one chooses among the object's
+    # motions, one refines the assignment. Both work in this window of the box.
+    band = float(np.clip(params.refine_band * size, params.min_band, params.max_band))
+    win = window_around(mask, int(np.ceil(band)) + 4 * params.filter_radius + 2)
+    wy0, wx0 = y0 + win[0].start, x0 + win[1].start
+    wbox = (wy0, y0 + win[0].stop, wx0, x0 + win[1].stop)
+    smooth = GuidedSmoother(guide[win], params)
+    fg_affines, fg_share, fg_flow, _, fg_error = object_motions(base, fg_seeds, smooth, img1, img2, box, params,
+                                                                rng, gray, erode(mask, 1), window=win)
     fg_affine = fg_affines[0] if fg_affines else None
     if fg_flow is None:
         return rejected("too few object pixels to fit a motion")
@@ -550,18 +570,23 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
     if bg_flow is None:
         bg_flow = base  # no usable background: it keeps the baseline
 
-    err_fg, in_fg = fg_error if fg_error is not None else photometric_error(img1, img2, fg_flow, x0, y0)
     err_bg, in_bg = photometric_error(img1, img2, bg_flow, x0, y0)
+    # The object layer's error, in the window (outside it the object is never used).
+    if fg_error is None:
+        fg_error = photometric_error(img1, img2, fg_flow[win], wx0, wy0)
+    err_fg, in_fg = err_bg.copy(), in_bg.copy()
+    err_fg[win], in_fg[win] = fg_error
 
     # Refine the assignment in a band around the mask; occluded background says nothing photometric.
-    band = float(np.clip(params.refine_band * size, params.min_band, params.max_band))
-    covered = covered_by(mask, fg_flow, bg_flow, box, shape)
-    cost_fg = np.where(in_fg, err_fg, err_bg)
-    cost_bg = np.where(in_bg & ~covered, err_bg, cost_fg)
-    colour = colour_log_ratio(guide, erode(mask, m), bg_seeds | (~dilate(mask, m + 1) & ~others))
+    covered = covered_by(mask[win], fg_flow[win], bg_flow[win], wbox, shape)
+    cost_fg = np.where(in_fg[win], err_fg[win], err_bg[win])
+    cost_bg = np.where(in_bg[win] & ~covered, err_bg[win], cost_fg)
+    colour = colour_log_ratio(guide, erode(mask, m), bg_seeds | (~dilate(mask, m + 1) & ~others))[win]
     cost_fg = cost_fg - 0.5 * params.colour_weight * colour
     cost_bg = cost_bg + 0.5 * params.colour_weight * colour
-    foreground = refine_assignment(mask, cost_fg, cost_bg, smooth, band, params) & ~others
+    foreground = np.zeros_like(mask)
+    foreground[win] = refine_assignment(mask[win], cost_fg, cost_bg, smooth, band, params)
+    foreground &= ~others
     occluded = covered_by(foreground, fg_flow, bg_flow, box, shape)
 
     flow = np.where(foreground[..., None], fg_flow, bg_flow)
