@@ -121,7 +121,8 @@ class ThingFit:
     is not accepted without an object layer; ``bg_affine`` is also None when the background layer
     is the context flow, i.e. the surrounding plane models). ``foreground`` (h, w) bool is the refined object mask;
     ``occluded`` (h, w) bool marks background pixels covered by the object in frame t+1.
-    ``fg_flow``/``bg_flow``/``flow`` (h, w, 2) are the layer flows and their composition.
+    ``fg_flow``/``bg_flow``/``flow`` (h, w, 2) are the layer flows and their composition (with several
+    object motions, ``fg_flow`` follows the first one away from the mask, beyond the assignment's reach).
     ``others`` (h, w) bool: pixels of other things inside the box (the model leaves them alone).
     """
 
