@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from semflow.layers.common import feather, inner_feather, photometric_error
+from semflow.layers.common import feather, inner_feather, photometric_error, photometric_error_at
 from semflow.layers.planes import PlaneFit
 from semflow.layers.things import ThingFit
 
@@ -96,14 +96,26 @@ def plane_weight(plane: PlaneFit, things: np.ndarray, radius: float) -> np.ndarr
     return alpha * ~things
 
 
+def weigh_planes(planes: list[PlaneFit], thing_pixels: np.ndarray, feather_radius: float
+                  ) -> list[np.ndarray | None]:
+    """:func:`plane_weight` of each plane over its box (None for a rejected one); ``thing_pixels`` (H, W)."""
+    return [plane_weight(p, thing_pixels[p.region.slices], feather_radius) if p.accepted else None
+            for p in planes]
+
+
 def compose_planes(baseline: np.ndarray, planes: list[PlaneFit], thing_pixels: np.ndarray, *,
-                   feather_radius: float = 4.0) -> np.ndarray:
-    """The baseline (H, W, 2) with the accepted planes painted over it (the first stage of :func:`compose`)."""
+                   feather_radius: float = 4.0, weights: list[np.ndarray | None] | None = None) -> np.ndarray:
+    """The baseline (H, W, 2) with the accepted planes painted over it (the first stage of :func:`compose`).
+
+    ``weights``: :func:`weigh_planes` of the planes, if the caller has them already.
+    """
+    if weights is None:
+        weights = weigh_planes(planes, thing_pixels, feather_radius)
     flow = baseline.astype(np.float32).copy()
-    for plane in planes:
+    for plane, alpha in zip(planes, weights):
         if plane.accepted:
             sy, sx = plane.region.slices
-            a = plane_weight(plane, thing_pixels[sy, sx], feather_radius)[..., None]
+            a = alpha[..., None]
             flow[sy, sx] = a * plane.flow + (1 - a) * flow[sy, sx]
     return flow
 
@@ -118,12 +130,15 @@ def model_map_to_color(model_map: np.ndarray) -> np.ndarray:
 
 def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[PlaneFit],
             things: list[ThingFit], thing_pixels: np.ndarray, img1: np.ndarray, img2: np.ndarray, *,
-            feather_radius: float = 4.0, baseline_error: np.ndarray | None = None) -> Composition:
+            feather_radius: float = 4.0, baseline_error: np.ndarray | None = None,
+            plane_weights: list[np.ndarray | None] | None = None) -> Composition:
     """Fuse the baseline (H, W, 2) with the accepted plane and thing models (see the module docstring).
 
     ``thing_pixels`` (H, W) bool: pixels of any thing class. ``img1``/``img2`` float32 RGB frames, used
     for the photometric part of the confidence. ``baseline_error`` (H, W): the baseline's photometric
-    error, if the caller has it already.
+    error, if the caller has it already; ``plane_weights`` likewise (see :func:`weigh_planes`).
+    A model's photometric error comes from its fit (``PlaneFit.error``, ``ThingFit.error``) when the fit
+    recorded it (on the same frames).
     """
     if baseline_error is None:
         baseline_error = photometric_error(img1, img2, baseline)[0]
@@ -135,30 +150,46 @@ def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[
     nan_flow = np.full((*shape, 2), np.nan, np.float32)
     layers = {"plane": nan_flow.copy(), "object": nan_flow.copy(), "background": nan_flow}
     model_weight = np.zeros(shape, np.float32)  # how much of each pixel comes from a model
+    # The photometric error of `flow`: a model's own where its weight is 1, recomputed at the end
+    # where flows were blended.
+    err = baseline_error.copy()
+    blended = np.zeros(shape, bool)
 
-    for plane in planes:
+    def paint(sy: slice, sx: slice, alpha: np.ndarray, model_flow: np.ndarray,
+              model_err: np.ndarray | None) -> None:
+        """Blend ``model_flow`` (h, w, 2) over ``flow`` in the box with weight ``alpha`` (h, w)."""
+        a = alpha[..., None]
+        flow[sy, sx] = a * model_flow + (1 - a) * flow[sy, sx]
+        if model_err is None:
+            blended[sy, sx] |= alpha > 0
+            return
+        whole = alpha == 1
+        np.copyto(err[sy, sx], model_err, where=whole)
+        blended[sy, sx] = ~whole & (blended[sy, sx] | (alpha > 0))
+
+    if plane_weights is None:
+        plane_weights = weigh_planes(planes, thing_pixels, feather_radius)
+    for plane, alpha in zip(planes, plane_weights):
         if not plane.accepted:
             continue
         sy, sx = plane.region.slices
-        alpha = plane_weight(plane, thing_pixels[sy, sx], feather_radius)
-        a = alpha[..., None]
-        flow[sy, sx] = a * plane.flow + (1 - a) * flow[sy, sx]
+        paint(sy, sx, alpha, plane.flow, plane.error)
         use = alpha >= 0.5
         model_map[sy, sx][use] = MODEL_PLANE
         evidence[sy, sx][use] = plane.inlier_share
         model_weight[sy, sx] = alpha + (1 - alpha) * model_weight[sy, sx]
-        layers["plane"][sy, sx][plane.region.mask] = plane.flow[plane.region.mask]
+        np.copyto(layers["plane"][sy, sx], plane.flow, where=plane.region.mask[..., None])
 
     for thing in sorted((t for t in things if t.accepted), key=lambda t: t.box[1]):
         y0, y1, x0, x1 = thing.box
         sy, sx = slice(y0, y1), slice(x0, x1)
         alpha = box_weight(thing.box, shape, feather_radius) * ~thing.others
         # Per pixel, the baseline stays where it explains the frames clearly better than the layered model.
-        thing_err = cv2.blur(photometric_error(img1, img2, thing.flow, x0, y0)[0], (7, 7))
+        thing_error = thing.error if thing.error is not None else photometric_error(img1, img2, thing.flow, x0, y0)[0]
+        thing_err = cv2.blur(thing_error, (7, 7))
         base_err = cv2.blur(baseline_error[sy, sx], (7, 7))
         alpha = alpha * (1.0 - feather((base_err + THING_ERROR_MARGIN < thing_err) & ~thing.occluded, feather_radius))
-        a = alpha[..., None]
-        flow[sy, sx] = a * thing.flow + (1 - a) * flow[sy, sx]
+        paint(sy, sx, alpha, thing.flow, thing_error)
         use = alpha >= 0.5
         fg, bg = use & thing.foreground, use & ~thing.foreground
         codes = np.where(thing.foreground, MODEL_OBJECT,
@@ -169,10 +200,11 @@ def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[
         evidence[sy, sx][use & thing.occluded] *= 0.5
         occluded[sy, sx] = np.where(use, thing.occluded, occluded[sy, sx])
         model_weight[sy, sx] = alpha + (1 - alpha) * model_weight[sy, sx]
-        layers["object"][sy, sx][fg] = thing.fg_flow[fg]
-        layers["background"][sy, sx][bg] = thing.bg_flow[bg]
+        np.copyto(layers["object"][sy, sx], thing.fg_flow, where=fg[..., None])
+        np.copyto(layers["background"][sy, sx], thing.bg_flow, where=bg[..., None])
 
-    err, _ = photometric_error(img1, img2, flow)
+    ys, xs = np.nonzero(blended)
+    err[ys, xs] = photometric_error_at(img1, img2, ys, xs, flow[ys, xs])
     photometric = np.exp(-cv2.blur(err, (5, 5)) / PHOTOMETRIC_SCALE)
     photometric[occluded] = 1.0  # nothing to compare against: the layer's evidence alone speaks
     model_conf = evidence * photometric

@@ -40,9 +40,10 @@ from semflow.compose import (
     compose,
     compose_planes,
     model_map_to_color,
+    weigh_planes,
 )
 from semflow.errors import InputError
-from semflow.layers.common import Region, find_regions, photometric_error, prepare_image
+from semflow.layers.common import Region, find_regions, gray_frames, photometric_error, prepare_image
 from semflow.layers.planes import PlaneParams, fit_planes
 from semflow.layers.things import ThingParams, fit_things
 from semflow.segmentation import KIND_CODES, LabelSet, extract_instances, get_label_set
@@ -174,9 +175,14 @@ class SemanticFlow(FlowMethod):
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        seg = self.segmenter().predict(image)
-        label_set = seg.label_set.with_kinds(self.kinds)
-        labels = check_labels(seg.labels, label_set, image.shape[:2], source="segmenter output")
+        segmenter = self.segmenter()
+        if hasattr(type(segmenter), "predict_labels"):  # only the labels are needed here
+            raw, label_set = segmenter.predict_labels(image)
+        else:
+            seg = segmenter.predict(image)
+            raw, label_set = seg.labels, seg.label_set
+        label_set = label_set.with_kinds(self.kinds)
+        labels = check_labels(raw, label_set, image.shape[:2], source="segmenter output")
         self._cache[key] = (labels, label_set)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -222,15 +228,18 @@ class SemanticFlow(FlowMethod):
         plane_regions = find_regions(labels, table.ids_of("plane"), min_area=self.plane_params.min_area,
                                      margin=int(2 * self.feather_radius))
         lap("regions")
+        gray = gray_frames(f1, f2)
         planes = fit_planes(plane_regions, f1, f2, baseline, confidence, base_err, self.plane_params,
-                            things=thing_pixels)
+                            things=thing_pixels, gray=gray)
         lap("planes")
-        context = compose_planes(baseline, planes, thing_pixels, feather_radius=self.feather_radius)
+        weights = weigh_planes(planes, thing_pixels, self.feather_radius)
+        context = compose_planes(baseline, planes, thing_pixels, feather_radius=self.feather_radius,
+                                 weights=weights)
         things = fit_things(regions, instances, thing_pixels, f1, f2, baseline, confidence, base_err,
-                            self.thing_params, context=context)
+                            self.thing_params, context=context, gray=gray)
         lap("things")
         comp = compose(baseline, confidence, planes, things, thing_pixels, f1, f2,
-                       feather_radius=self.feather_radius, baseline_error=base_err)
+                       feather_radius=self.feather_radius, baseline_error=base_err, plane_weights=weights)
         lap("compose")
 
         report = {

@@ -122,3 +122,32 @@ def test_a_plane_label_over_a_moving_object_does_not_spoil_it(object_scene):
     assert epe(result.flow, scene.flow, region=obj) <= 1.02 * epe(base, scene.flow, region=obj) + 0.05
     assert epe(result.flow, scene.flow) <= epe(base, scene.flow)
     assert CAR_ID not in np.unique(result.extras["labels"])
+
+
+def test_fast_pieces_match_their_reference_implementations():
+    """The hand-rolled pieces give what scipy / a plain remap / the disk kernel give."""
+    import cv2
+    import scipy.ndimage as ndi
+
+    from semflow.layers.common import dilate, disk, magnitude, sample_at
+    from semflow.layers.things import fill_holes, open_cross
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        h, w = rng.integers(5, 60, 2)
+        blur = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), float(rng.uniform(0.5, 3)))
+        mask = blur > rng.uniform(0.4, 0.6)
+        assert (fill_holes(open_cross(mask)) == ndi.binary_fill_holes(ndi.binary_opening(mask))).all()
+    image = rng.random((40, 70, 3)).astype(np.float32)
+    for rows, cols in ((1, 1), (1, 500), (200, 200)):  # one remap column below 2^15 points, rows of 1024 above
+        px = rng.uniform(-3, 73, (rows, cols)).astype(np.float32)
+        py = rng.uniform(-3, 43, (rows, cols)).astype(np.float32)
+        grid = cv2.remap(image, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3)
+        assert np.array_equal(sample_at(image, px.ravel(), py.ravel()), grid)
+    vectors = rng.normal(size=(30, 20, 2)).astype(np.float32)
+    assert np.array_equal(magnitude(vectors), np.linalg.norm(vectors, axis=2))
+    point = np.zeros((101, 101), bool)
+    point[50, 50] = True
+    for radius in (3, 30):  # a kernel up to 10 px, a distance transform beyond: the same disk within a rim
+        kernel = cv2.dilate(point.astype(np.uint8), disk(radius)).astype(bool)
+        assert (dilate(point, radius) ^ kernel).sum() <= 0.03 * kernel.sum()

@@ -22,9 +22,22 @@ def prepare_image(image: np.ndarray) -> np.ndarray:
 
 
 def pixel_grid(height: int, width: int, x0: int = 0, y0: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel coordinates (x, y), each float32 (height, width), starting at (x0, y0)."""
-    y, x = np.mgrid[y0:y0 + height, x0:x0 + width].astype(np.float32)
-    return x, y
+    """Pixel coordinates (x, y), each float32 (height, width), starting at (x0, y0).
+
+    Both are read-only broadcast views of one row / one column (no memory per pixel): use them in
+    arithmetic, do not write to them.
+    """
+    x = np.arange(x0, x0 + width, dtype=np.float32)[None, :]
+    y = np.arange(y0, y0 + height, dtype=np.float32)[:, None]
+    return np.broadcast_to(x, (height, width)), np.broadcast_to(y, (height, width))
+
+
+def magnitude(vectors: np.ndarray) -> np.ndarray:
+    """Length of 2-vectors along the last axis, e.g. (H, W, 2) -> (H, W) or (N, 2) -> (N,).
+
+    The same as ``np.linalg.norm(vectors, axis=-1)``, several times faster on small last axes.
+    """
+    return np.sqrt(vectors[..., 0] * vectors[..., 0] + vectors[..., 1] * vectors[..., 1])
 
 
 def warp_backward(image: np.ndarray, flow: np.ndarray, x0: int = 0, y0: int = 0
@@ -41,6 +54,27 @@ def warp_backward(image: np.ndarray, flow: np.ndarray, x0: int = 0, y0: int = 0
     return warped, inside
 
 
+def sample_at(image: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """``image`` (H, W[, C]) sampled bilinearly at the points (px, py), each (N,): (N[, C]) float32.
+
+    Same values as :func:`cv2.remap` on a grid holding those points (border replicated).
+    """
+    n = px.size
+    if n == 0:
+        return np.zeros((0, *image.shape[2:]), np.float32)
+    if n < 32767:  # cv2.remap takes maps of fewer than 2^15 rows: one column does
+        return cv2.remap(image, px.reshape(n, 1), py.reshape(n, 1), cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE).reshape(n, *image.shape[2:])
+    width = 1024
+    rows = -(-n // width)
+    mx = np.zeros(rows * width, np.float32)
+    my = np.zeros(rows * width, np.float32)
+    mx[:n], my[:n] = px, py
+    out = cv2.remap(image, mx.reshape(rows, width), my.reshape(rows, width), cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(rows * width, *image.shape[2:])[:n]
+
+
 def photometric_error(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, x0: int = 0, y0: int = 0
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel colour error |I1(x) - I2(x + flow(x))| (mean over RGB, grey levels, capped at ERROR_CAP).
@@ -52,6 +86,18 @@ def photometric_error(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, x0: 
     warped, inside = warp_backward(img2, flow, x0, y0)
     err = np.abs(img1[y0:y0 + h, x0:x0 + w] - warped).mean(axis=2)
     return np.minimum(err, ERROR_CAP).astype(np.float32), inside
+
+
+def photometric_error_at(img1: np.ndarray, img2: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+                         flow: np.ndarray) -> np.ndarray:
+    """:func:`photometric_error` at the pixels (ys, xs) only, for their flow vectors ``flow`` (N, 2).
+
+    Returns (N,) float32, the same values the full-image function gives there.
+    """
+    x, y = xs.astype(np.float32), ys.astype(np.float32)
+    warped = sample_at(img2, x + flow[:, 0], y + flow[:, 1])
+    err = np.abs(img1[ys, xs] - warped).mean(axis=1)
+    return np.minimum(err, ERROR_CAP).astype(np.float32)
 
 
 def feather(mask: np.ndarray, radius: float) -> np.ndarray:
@@ -92,10 +138,23 @@ def erode(mask: np.ndarray, radius: int) -> np.ndarray:
     return cv2.erode(mask.astype(np.uint8), disk(radius), borderType=cv2.BORDER_REPLICATE).astype(bool)
 
 
+LARGE_RADIUS = 10
+"""Dilations by more than this many px use a distance transform (a kernel that large is slow)."""
+
+
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Bool mask dilated by a disk of ``radius`` px (unchanged for radius 0)."""
+    """Bool mask dilated by a disk of ``radius`` px (unchanged for radius 0).
+
+    Radii above LARGE_RADIUS: the pixels within ``radius + 0.5`` px (Euclidean) of the mask, which
+    differs from the disk kernel by a few pixels along the rim.
+    """
     if radius <= 0:
         return mask.astype(bool)
+    if radius > LARGE_RADIUS:
+        if not mask.any():
+            return np.zeros(mask.shape, bool)
+        distance = cv2.distanceTransform((~mask.astype(bool)).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        return distance <= radius + 0.5
     return cv2.dilate(mask.astype(np.uint8), disk(radius)).astype(bool)
 
 
@@ -162,18 +221,32 @@ def warp_target(gray2: np.ndarray) -> np.ndarray:
     return np.dstack([gray2.astype(np.float32), gx, gy])
 
 
+def gray_frames(img1: np.ndarray, img2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(gray frame 1, gray frame 2, :func:`warp_target` of frame 2) from float32 RGB frames: what the
+    photometric refinements of the layer models sample. Compute it once per frame pair."""
+    gray2 = to_gray(img2)
+    return to_gray(img1), gray2, warp_target(gray2)
+
+
+COARSE_POINTS = 500
+"""refine_warp takes its first steps on a quarter of the points when it has 4x this many or more..."""
+COARSE_TOLERANCE = 0.05
+"""...until a step moves them by less than this (px)."""
+
+
 def refine_warp(gray1: np.ndarray, gray2: np.ndarray, warp: np.ndarray, mask: np.ndarray,
                 box: tuple[int, int, int, int], *, iterations: int = 15, max_points: int = 20000,
                 huber: float = 4.0, rng: np.random.Generator | None = None,
-                target: np.ndarray | None = None) -> np.ndarray | None:
+                target: np.ndarray | None = None, tolerance: float = 0.01) -> np.ndarray | None:
     """Refine an affine (2, 3) or homography (3, 3) warp photometrically over ``mask`` (h, w) in ``box``.
 
     Robust (Huber, ``huber`` grey levels) Gauss-Newton on the brightness constancy of frame 1 inside
     the mask and frame 2 under the warp (Lucas-Kanade, forward additive, in coordinates centred and
     scaled to the box for conditioning), starting from ``warp`` (full-image frame-1 -> frame-2
     coordinates). ``gray1``/``gray2`` are full float32 gray frames; ``target``, optional, is
-    :func:`warp_target` of ``gray2`` (computed here when not given). Returns the refined warp, or None
-    when the problem is degenerate.
+    :func:`warp_target` of ``gray2`` (computed here when not given). Iterations stop after
+    ``iterations`` or once a step changes no parameter by more than ``tolerance`` px (parameters scaled
+    to the box). Returns the refined warp, or None when the problem is degenerate.
     """
     y0, y1, x0, x1 = box
     ys, xs = np.nonzero(mask)
@@ -196,45 +269,61 @@ def refine_warp(gray1: np.ndarray, gray2: np.ndarray, warp: np.ndarray, mask: np
     h = np.linalg.inv(norm) @ full @ norm
     h /= h[2, 2]
     affine = warp.shape == (2, 3)
-    xn, yn = (x - c[0]) / s, (y - c[1]) / s
-    ones, zeros = np.ones_like(xn), np.zeros_like(xn)
 
-    def sample(px: np.ndarray, py: np.ndarray) -> np.ndarray:
-        """Frame 2 and its gradients at the points, (N, 3) float64."""
-        return cv2.remap(target, px.astype(np.float32)[:, None], py.astype(np.float32)[:, None],
-                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[:, 0].astype(np.float64)
+    def iterate(h: np.ndarray, x: np.ndarray, y: np.ndarray, i1: np.ndarray, steps: int, tolerance: float
+                ) -> tuple[np.ndarray | None, int]:
+        """At most ``steps`` Gauss-Newton steps on the points (x, y) with frame-1 values i1: the refined
+        h (or None) and the number of steps taken."""
+        h = h.copy()
+        xn, yn = (x - c[0]) / s, (y - c[1]) / s
+        ones = np.ones_like(xn)
+        if affine:  # (un, vn) is linear in the parameters: its derivatives never change
+            basis = np.stack([xn, yn, ones], axis=1)
+        for taken in range(1, steps + 1):
+            den = h[2, 0] * xn + h[2, 1] * yn + 1.0
+            un = (h[0, 0] * xn + h[0, 1] * yn + h[0, 2]) / den
+            vn = (h[1, 0] * xn + h[1, 1] * yn + h[1, 2]) / den
+            px, py = c[0] + s * un, c[1] + s * vn
+            inside = (px >= 0) & (px <= width - 1) & (py >= 0) & (py <= height - 1)
+            if inside.sum() < 20:
+                return None, taken
+            sampled = sample_at(target, px.astype(np.float32), py.astype(np.float32)).astype(np.float64)
+            r = sampled[:, 0] - i1
+            gx, gy = s * sampled[:, 1], s * sampled[:, 2]  # gradients w.r.t. normalised coords
+            # d(un)/dp and d(vn)/dp for p = (h00, h01, h02, h10, h11, h12[, h20, h21]): un depends on
+            # the first three through (xn, yn, 1) / den, vn on the next three the same way.
+            if affine:
+                jac = np.concatenate([gx[:, None] * basis, gy[:, None] * basis], axis=1)
+            else:
+                basis = np.stack([xn / den, yn / den, ones / den], axis=1)
+                projective = np.stack([gx * (-xn * un / den) + gy * (-xn * vn / den),
+                                       gx * (-yn * un / den) + gy * (-yn * vn / den)], axis=1)
+                jac = np.concatenate([gx[:, None] * basis, gy[:, None] * basis, projective], axis=1)
+            weight = np.where(np.abs(r) <= huber, 1.0, huber / np.maximum(np.abs(r), 1e-9)) * inside
+            jw = jac * weight[:, None]
+            hess = jw.T @ jac
+            hess += 1e-6 * np.trace(hess) / len(hess) * np.eye(len(hess))
+            try:
+                step = -np.linalg.solve(hess, jw.T @ r)
+            except np.linalg.LinAlgError:
+                return None, taken
+            h[:2, :] += step[:6].reshape(2, 3)
+            if not affine:
+                h[2, :2] += step[6:]
+            if np.abs(step).max() * s < tolerance:
+                break
+        return h, taken
 
-    for _ in range(iterations):
-        den = h[2, 0] * xn + h[2, 1] * yn + 1.0
-        un = (h[0, 0] * xn + h[0, 1] * yn + h[0, 2]) / den
-        vn = (h[1, 0] * xn + h[1, 1] * yn + h[1, 2]) / den
-        px, py = c[0] + s * un, c[1] + s * vn
-        inside = (px >= 0) & (px <= width - 1) & (py >= 0) & (py <= height - 1)
-        if inside.sum() < 20:
-            return None
-        sampled = sample(px, py)
-        r = sampled[:, 0] - i1
-        gx, gy = s * sampled[:, 1], s * sampled[:, 2]  # gradients w.r.t. normalised coords
-        # d(un)/dp and d(vn)/dp for p = (h00, h01, h02, h10, h11, h12[, h20, h21]).
-        du = [xn / den, yn / den, ones / den, zeros, zeros, zeros]
-        dv = [zeros, zeros, zeros, xn / den, yn / den, ones / den]
-        if not affine:
-            du += [-xn * un / den, -yn * un / den]
-            dv += [-xn * vn / den, -yn * vn / den]
-        jac = np.stack([gx * a + gy * b for a, b in zip(du, dv)], axis=1)
-        weight = np.where(np.abs(r) <= huber, 1.0, huber / np.maximum(np.abs(r), 1e-9)) * inside
-        jw = jac * weight[:, None]
-        hess = jw.T @ jac
-        hess += 1e-6 * np.trace(hess) / len(hess) * np.eye(len(hess))
-        try:
-            step = -np.linalg.solve(hess, jw.T @ r)
-        except np.linalg.LinAlgError:
-            return None
-        h[:2, :] += step[:6].reshape(2, 3)
-        if not affine:
-            h[2, :2] += step[6:]
-        if np.abs(step).max() * s < 1e-3:
-            break
+    remaining = iterations
+    if x.size >= 4 * COARSE_POINTS:
+        # Most steps happen far from the optimum, where a quarter of the points (spread evenly over
+        # the list) steer as well as all of them; the last steps use them all.
+        coarse, taken = iterate(h, x[::4], y[::4], i1[::4], iterations, COARSE_TOLERANCE)
+        if coarse is not None:
+            h, remaining = coarse, max(iterations - taken, 2)
+    h, _ = iterate(h, x, y, i1, remaining, tolerance)
+    if h is None:
+        return None
     refined = norm @ h @ np.linalg.inv(norm)
     if not np.isfinite(refined).all():
         return None

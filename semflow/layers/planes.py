@@ -28,12 +28,12 @@ from semflow.layers.common import (
     Region,
     dilate,
     erode,
+    gray_frames,
+    magnitude,
     photometric_error,
     pixel_grid,
     refine_warp,
     subsample_points,
-    to_gray,
-    warp_target,
 )
 
 
@@ -90,6 +90,8 @@ class PlaneFit:
     baseline_error: float
     accepted: bool
     reason: str
+    error: np.ndarray | None = None
+    """(h, w) photometric error of ``flow`` over the box (grey levels, see :func:`photometric_error`)."""
 
 
 def homography_flow(homography: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -166,7 +168,7 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
             err_r, inside_r = photometric_error(img1, img2, flow_r, x0, y0)
             # Kept only if it still agrees with the matches: on a textureless region brightness
             # constancy alone lets the warp drift away from what the baseline found.
-            agree_r = np.linalg.norm(flow_r[ys, xs] - base[ys, xs], axis=1) < params.ransac_threshold
+            agree_r = magnitude(flow_r[ys, xs] - base[ys, xs]) < params.ransac_threshold
             if float(err_r[judged].mean()) < model_err and agree_r.mean() >= inliers.mean() - 0.02:
                 homography, flow, err, inside = refined, flow_r, err_r, inside_r
                 model_err = float(err[judged].mean())
@@ -176,7 +178,7 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
     # Per-pixel veto: where the baseline is locally much better and disagrees with the homography.
     k = (params.veto_window, params.veto_window)
     local_gain = cv2.blur(err - baseline_error[sy, sx], k)
-    difference = np.linalg.norm(flow - base, axis=2)
+    difference = magnitude(flow - base)
     veto = mask & (difference > params.veto_disagreement) & (local_gain > params.veto_margin)
     # ...or where a confident baseline is an outlier of the homography that photometry cannot overrule.
     confident = confidence[sy, sx] >= params.min_confidence
@@ -184,7 +186,7 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
     if things is not None and veto.any():
         # Next to things the baseline may look better only because the plane is occluded there in
         # frame t+1; that is where the homography is most needed, so no veto within reach of motion.
-        reach = max(params.veto_thing_margin, int(1.5 * np.percentile(np.linalg.norm(base[mask], axis=1), 95)))
+        reach = max(params.veto_thing_margin, int(1.5 * np.percentile(magnitude(base[mask]), 95)))
         veto &= ~dilate(things[sy, sx], reach)
 
     if share < params.min_inlier_share:
@@ -201,16 +203,19 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
             accepted, reason = True, reason + "; used only where the baseline is unconfident"
     else:
         accepted, reason = True, "ok"
-    return PlaneFit(region, homography, flow, veto, share, model_err, base_err, accepted, reason)
+    return PlaneFit(region, homography, flow, veto, share, model_err, base_err, accepted, reason, error=err)
 
 
 def fit_planes(regions: list[Region], img1: np.ndarray, img2: np.ndarray, baseline: np.ndarray,
                confidence: np.ndarray, baseline_error: np.ndarray, params: PlaneParams | None = None,
-               *, things: np.ndarray | None = None, seed: int = 0) -> list[PlaneFit]:
-    """:func:`fit_plane` for each region at least ``params.min_area`` pixels large."""
+               *, things: np.ndarray | None = None, seed: int = 0,
+               gray: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> list[PlaneFit]:
+    """:func:`fit_plane` for each region at least ``params.min_area`` pixels large.
+
+    ``gray``: :func:`~semflow.layers.common.gray_frames` of the frames, if the caller has it already.
+    """
     params = params or PlaneParams()
     rng = np.random.default_rng(seed)
-    gray2 = to_gray(img2)
-    gray = (to_gray(img1), gray2, warp_target(gray2))
+    gray = gray if gray is not None else gray_frames(img1, img2)
     return [fit_plane(r, img1, img2, baseline, confidence, baseline_error, params, rng, things, gray)
             for r in regions if r.area >= params.min_area]

@@ -33,20 +33,19 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import scipy.ndimage as ndi
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
+import scipy.linalg as sla
 
 from semflow.layers.common import (
     Region,
     dilate,
     erode,
+    gray_frames,
+    magnitude,
     photometric_error,
     pixel_grid,
     refine_warp,
+    sample_at,
     subsample_points,
-    to_gray,
-    warp_target,
 )
 
 
@@ -122,7 +121,8 @@ class ThingFit:
     is not accepted without an object layer; ``bg_affine`` is also None when the background layer
     is the context flow, i.e. the surrounding plane models). ``foreground`` (h, w) bool is the refined object mask;
     ``occluded`` (h, w) bool marks background pixels covered by the object in frame t+1.
-    ``fg_flow``/``bg_flow``/``flow`` (h, w, 2) are the layer flows and their composition.
+    ``fg_flow``/``bg_flow``/``flow`` (h, w, 2) are the layer flows and their composition (with several
+    object motions, ``fg_flow`` follows the first one away from the mask, beyond the assignment's reach).
     ``others`` (h, w) bool: pixels of other things inside the box (the model leaves them alone).
     """
 
@@ -143,6 +143,21 @@ class ThingFit:
     baseline_error: float
     accepted: bool
     reason: str
+    error: np.ndarray | None = None
+    """(h, w) photometric error of ``flow`` (grey levels, see :func:`photometric_error`), when computed."""
+
+
+class GuidedSmoother:
+    """Edge-aware smoothing of maps (h, w): a guided filter (``filter_radius``, ``filter_eps`` of the
+    params) on ``guide`` (frame 1 over a box, RGB (h, w, 3) in [0, 255]), its statistics computed once."""
+
+    def __init__(self, guide: np.ndarray, params: ThingParams) -> None:
+        self._filter = cv2.ximgproc.createGuidedFilter((guide / 255.0).astype(np.float32), params.filter_radius,
+                                                       params.filter_eps)
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (h, w) smoothed, float32."""
+        return self._filter.filter(values.astype(np.float32))
 
 
 def affine_flow(affine: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -181,14 +196,17 @@ def polish_affine(affine: np.ndarray, support: np.ndarray, box: tuple[int, int, 
     if refined is None:
         return affine
     y0, _, x0, _ = box
-    g1 = gray[0][y0:y0 + support.shape[0], x0:x0 + support.shape[1]][support]
+    ys, xs = np.nonzero(support)
+    x, y = (xs + x0).astype(np.float32), (ys + y0).astype(np.float32)
+    g1 = gray[0][ys + y0, xs + x0]
 
     def error(a: np.ndarray) -> float:
-        flow = affine_flow(a, box)
-        x, y = pixel_grid(*support.shape, x0, y0)
-        warped = cv2.remap(gray[1], x + flow[..., 0], y + flow[..., 1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
-        return float(np.minimum(np.abs(warped[support] - g1), 40.0).mean())
+        """Mean capped grey-level error over the support under the affine map ``a``."""
+        a32 = a.astype(np.float32)  # as affine_flow computes it
+        mx = x + (a32[0, 0] * x + a32[0, 1] * y + a32[0, 2] - x)
+        my = y + (a32[1, 0] * x + a32[1, 1] * y + a32[1, 2] - y)
+        warped = sample_at(gray[1], mx, my)
+        return float(np.minimum(np.abs(warped - g1), 40.0).mean())
 
     return refined if error(refined) < error(affine) else affine
 
@@ -212,28 +230,37 @@ def smooth_residual(residual: np.ndarray, weight: np.ndarray, smoothness: float,
     gh, gw = max(1, -(-h // grid)), max(1, -(-w // grid))
     if weight.sum() <= 0:
         return np.zeros((h, w, 2), np.float32)
-    pad_h, pad_w = gh * grid - h, gw * grid - w
-    wpad = np.pad(weight, ((0, pad_h), (0, pad_w)))
-    rpad = np.pad(residual * weight[..., None], ((0, pad_h), (0, pad_w), (0, 0)))
-    cell_w = wpad.reshape(gh, grid, gw, grid).sum(axis=(1, 3))
-    cell_r = rpad.reshape(gh, grid, gw, grid, 2).sum(axis=(1, 3))
+    # Per cell: the sum of the weights and of the weighted residuals (zero padding to whole cells;
+    # an area resize by a whole factor is the block mean).
+    data = np.zeros((gh * grid, gw * grid, 3), np.float32)
+    data[:h, :w, 0] = weight
+    data[:h, :w, 1:] = residual * weight[..., None]
+    cells = cv2.resize(data, (gw, gh), interpolation=cv2.INTER_AREA).astype(np.float64) * (grid * grid)
+    cell_w, cell_r = cells[..., 0], cells[..., 1:]
 
-    n = gh * gw
-    idx = np.arange(n).reshape(gh, gw)
-    rows, cols = [], []
-    for a, b in ((idx[:, :-1], idx[:, 1:]), (idx[:-1, :], idx[1:, :])):
-        rows.append(a.ravel())
-        cols.append(b.ravel())
-    i, j = np.concatenate(rows), np.concatenate(cols)
+    # The system (data weights + a 4-neighbour grid Laplacian) is symmetric positive definite and
+    # banded; cells are numbered along the grid's longer side so that the band is the shorter side.
+    transpose = gw > gh
+    if transpose:
+        cell_w, cell_r = cell_w.T, cell_r.transpose(1, 0, 2)
+    rows, band = cell_w.shape
+    n = rows * band
     # Each coarse edge stands for `grid` fine pixel pairs over a distance of `grid` pixels.
     lam = smoothness / grid
-    adj = sp.coo_matrix((np.full(i.size, lam), (i, j)), shape=(n, n))
-    adj = adj + adj.T
-    degree = np.asarray(adj.sum(axis=1)).ravel()
-    system = sp.diags(cell_w.ravel() + degree + 1e-3) - adj
-    # Minimum-degree ordering on A + A^T suits this symmetric grid system (about twice as fast as COLAMD).
-    lu = spla.splu(system.tocsc(), permc_spec="MMD_AT_PLUS_A")
-    coarse = lu.solve(cell_r.reshape(n, 2).astype(np.float64)).reshape(gh, gw, 2)
+    along = np.where(np.arange(n) % band < band - 1, lam, 0.0)[:-1]  # cell k -- cell k + 1 (same row)
+    degree = np.zeros(n)
+    degree[:-1] += along
+    degree[1:] += along
+    degree[:-band] += lam  # cell k -- cell k + band (next row)
+    degree[band:] += lam
+    upper = np.zeros((band + 1, n))  # scipy's upper banded storage: upper[band + i - j, j] = A[i, j]
+    upper[band] = cell_w.ravel() + degree + 1e-3
+    upper[band - 1, 1:] = -along
+    upper[0, band:] = -lam
+    coarse = sla.solveh_banded(upper, cell_r.reshape(n, 2).astype(np.float64), check_finite=False)
+    coarse = coarse.reshape(rows, band, 2)
+    if transpose:
+        coarse = coarse.transpose(1, 0, 2)
     # Cell centres sit at (k + 0.5) * grid - 0.5 in fine pixels; resize maps them so.
     fine = cv2.resize(coarse.astype(np.float32), (gw * grid, gh * grid), interpolation=cv2.INTER_LINEAR)
     return fine[:h, :w]
@@ -247,7 +274,7 @@ def layer_flow(baseline: np.ndarray, affine: np.ndarray, support: np.ndarray, bo
     if params.residual_smoothness <= 0:
         return flow
     deviation = baseline - flow
-    size = np.linalg.norm(deviation, axis=2)
+    size = magnitude(deviation)
     weight = (support & (size < params.residual_cap)).astype(np.float32)
     # Soft dead zone: deviations below residual_deadzone are the baseline's noise and bias, not motion.
     shrink = np.maximum(0.0, 1.0 - params.residual_deadzone / np.maximum(size, 1e-6))[..., None]
@@ -273,18 +300,23 @@ def layer_motion(baseline: np.ndarray, seeds: np.ndarray, box: tuple[int, int, i
     return affine, share, layer_flow(baseline, affine, seeds, box, params)
 
 
-def object_motions(baseline: np.ndarray, seeds: np.ndarray, guide: np.ndarray, img1: np.ndarray,
+def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: GuidedSmoother, img1: np.ndarray,
                    img2: np.ndarray, box: tuple[int, int, int, int], params: ThingParams,
                    rng: np.random.Generator, gray: tuple[np.ndarray, ...] | None = None,
-                   region: np.ndarray | None = None) -> tuple[list[np.ndarray], float, np.ndarray | None, np.ndarray]:
+                   region: np.ndarray | None = None, window: tuple[slice, slice] | None = None
+                   ) -> tuple[list[np.ndarray], float, np.ndarray | None, np.ndarray,
+                              tuple[np.ndarray, np.ndarray] | None]:
     """The object layer's motion: one affine model, or several when the mask covers objects that touch.
 
     Sequential RANSAC: fit an affine model to the seeds, remove the seeds it explains, and fit another
     to the rest while a sizeable, coherent rest remains (at most ``max_object_motions``). Each model
-    gets its own smooth residual; pixels choose a model by filtered photometric + baseline-agreement
-    cost. Each model is refined photometrically (``gray``) over its seeds, closed, within ``region``
-    (h, w; default: the seeds). Returns (affine models, share of seeds explained, object flow (h, w, 2) or None,
-    per-pixel model index (h, w)).
+    gets its own smooth residual; pixels choose a model by photometric + baseline-agreement cost,
+    smoothed by ``smooth`` (a guided filter on frame 1 over ``window``, slices of the box: the part
+    where the choice matters; default the whole box; outside it the first model stays). Each model is
+    refined photometrically (``gray``) over its seeds, closed, within ``region`` (h, w; default: the
+    seeds). Returns (affine models, share of seeds explained, object flow (h, w, 2) or None, per-pixel
+    model index (h, w), and, when several models compete, :func:`photometric_error` of the object flow
+    over the window, else None).
     """
     y0, _, x0, _ = box
     remaining = seeds.copy()
@@ -295,7 +327,7 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, guide: np.ndarray, i
         affine, share = fit_seed_affine(baseline, remaining, box, params, rng)
         if affine is None or (k > 0 and share < params.min_inlier_share):
             break
-        deviation = np.linalg.norm(baseline - affine_flow(affine, box), axis=2)
+        deviation = magnitude(baseline - affine_flow(affine, box))
         explained = remaining & (deviation < 2 * params.ransac_threshold)
         if k > 0 and explained.sum() < params.min_motion_share * total:
             break
@@ -306,24 +338,31 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, guide: np.ndarray, i
             break
     index = np.zeros(seeds.shape, np.int32)
     if not affines:
-        return [], 0.0, None, index
+        return [], 0.0, None, index, None
     share = float(sum(int(s.sum()) for s in supports)) / total
     closed = [cv2.morphologyEx(s.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)).astype(bool)
               & seeds_region for s in supports]
     affines = [polish_affine(a, c, box, gray, params, rng) for a, c in zip(affines, closed)]
     flows = [layer_flow(baseline, a, s, box, params) for a, s in zip(affines, supports)]
     if len(flows) == 1:
-        return affines, share, flows[0], index
-    costs = []
+        return affines, share, flows[0], index, None
+    sy, sx = window if window is not None else (slice(0, seeds.shape[0]), slice(0, seeds.shape[1]))
+    costs, errors = [], []
     for flow in flows:
-        err, inside = photometric_error(img1, img2, flow, x0, y0)
-        agree = np.minimum(np.linalg.norm(baseline - flow, axis=2), params.residual_cap)
+        err, inside = photometric_error(img1, img2, flow[sy, sx], x0 + sx.start, y0 + sy.start)
+        agree = np.minimum(magnitude(baseline[sy, sx] - flow[sy, sx]), params.residual_cap)
         cost = np.where(inside, err, 0.0) + params.agreement_weight * agree
-        costs.append(cv2.ximgproc.guidedFilter((guide / 255.0).astype(np.float32), cost.astype(np.float32),
-                                               params.filter_radius, params.filter_eps))
-    index = np.argmin(np.stack(costs), axis=0).astype(np.int32)
-    flow = np.take_along_axis(np.stack(flows), index[None, ..., None], axis=0)[0]
-    return affines, share, flow, index
+        costs.append(smooth(cost))
+        errors.append((err, inside))
+    index[sy, sx] = np.argmin(np.stack(costs), axis=0)
+    flow = flows[0].copy()
+    err, inside = (a.copy() for a in errors[0])
+    for k in range(1, len(flows)):  # the error of a pixel depends on its own flow only
+        chosen = index[sy, sx] == k
+        np.copyto(flow[sy, sx], flows[k][sy, sx], where=chosen[..., None])
+        np.copyto(err, errors[k][0], where=chosen)
+        np.copyto(inside, errors[k][1], where=chosen)
+    return affines, share, flow, index, (err, inside)
 
 
 def covered_by(fg: np.ndarray, fg_flow: np.ndarray, bg_flow: np.ndarray, box: tuple[int, int, int, int],
@@ -336,19 +375,29 @@ def covered_by(fg: np.ndarray, fg_flow: np.ndarray, bg_flow: np.ndarray, box: tu
     y0, _, x0, _ = box
     height, width = shape
     x, y = pixel_grid(*fg.shape, x0, y0)
+    covered = np.zeros(fg.shape, bool)
     fx = (x + fg_flow[..., 0])[fg]
     fy = (y + fg_flow[..., 1])[fg]
-    target = np.zeros((height, width), np.uint8)
+    xs, ys = [], []  # the 4 pixels around each landing point, inside the frame
     for ox in (np.floor(fx), np.ceil(fx)):
         for oy in (np.floor(fy), np.ceil(fy)):
             ok = (ox >= 0) & (ox < width) & (oy >= 0) & (oy < height)
-            target[oy[ok].astype(int), ox[ok].astype(int)] = 1
+            xs.append(ox[ok].astype(int))
+            ys.append(oy[ok].astype(int))
+    px, py = np.concatenate(xs), np.concatenate(ys)
+    if px.size == 0:
+        return covered
+    # The splat lives in a window 2 px wider than the landing points on each side, so that closing
+    # it gives what closing it in a whole-frame canvas would.
+    wx0, wx1 = max(0, int(px.min()) - 2), min(width, int(px.max()) + 3)
+    wy0, wy1 = max(0, int(py.min()) - 2), min(height, int(py.max()) + 3)
+    target = np.zeros((wy1 - wy0, wx1 - wx0), np.uint8)
+    target[py - wy0, px - wx0] = 1
     target = cv2.morphologyEx(target, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     bx = np.round(x + bg_flow[..., 0]).astype(int)
     by = np.round(y + bg_flow[..., 1]).astype(int)
-    ok = (bx >= 0) & (bx < width) & (by >= 0) & (by < height) & ~fg
-    covered = np.zeros(fg.shape, bool)
-    covered[ok] = target[by[ok], bx[ok]] > 0
+    ok = (bx >= wx0) & (bx < wx1) & (by >= wy0) & (by < wy1) & ~fg
+    covered[ok] = target[by[ok] - wy0, bx[ok] - wx0] > 0
     return covered
 
 
@@ -364,32 +413,61 @@ def colour_log_ratio(image: np.ndarray, fg_seeds: np.ndarray, bg_seeds: np.ndarr
     return np.clip(ratio[code], -4.0, 4.0).astype(np.float32)
 
 
-def refine_assignment(mask: np.ndarray, cost_fg: np.ndarray, cost_bg: np.ndarray, guide: np.ndarray,
+CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+
+
+def open_cross(mask: np.ndarray) -> np.ndarray:
+    """Binary opening (h, w) bool by the 3x3 cross, pixels outside the image counting as background
+    (as ``scipy.ndimage.binary_opening`` does)."""
+    m = mask.astype(np.uint8)
+    m = cv2.erode(m, CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.dilate(m, CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (h, w) bool with its holes filled: background not 4-connected to the image border."""
+    count, labelled = cv2.connectedComponents((~mask).astype(np.uint8), connectivity=4)
+    outside = np.zeros(count, bool)  # per background component: does it touch the border?
+    outside[np.concatenate([labelled[0], labelled[-1], labelled[:, 0], labelled[:, -1]])] = True
+    outside[0] = False  # label 0 is the mask itself
+    return ~outside[labelled]
+
+
+def refine_assignment(mask: np.ndarray, cost_fg: np.ndarray, cost_bg: np.ndarray, smooth: GuidedSmoother,
                       band: float, params: ThingParams) -> np.ndarray:
     """Refine the object mask inside a band around its boundary by cost-volume filtering.
 
     ``cost_fg``/``cost_bg`` (h, w) are per-pixel costs of each layer; a prior pulling toward ``mask``
-    grows linearly with the distance from its boundary. The cost difference is smoothed with a
-    guided filter on ``guide`` (frame 1, RGB in [0, 255]) and the cheaper layer wins.
+    grows linearly with the distance from its boundary. The cost difference is smoothed by ``smooth``
+    (a guided filter on frame 1 over the box) and the cheaper layer wins.
     """
     inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
     outside = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 3)
     signed = inside - outside  # > 0 inside the mask
     prior = params.prior_weight * np.clip(signed / band, -1.0, 1.0)
-    difference = (cost_fg - cost_bg - prior).astype(np.float32)
-    smoothed = cv2.ximgproc.guidedFilter((guide / 255.0).astype(np.float32), difference,
-                                         params.filter_radius, params.filter_eps)
+    smoothed = smooth(cost_fg - cost_bg - prior)
     in_band = np.abs(signed) <= band
     refined = np.where(in_band, smoothed < 0, mask)
-    refined = ndi.binary_opening(refined, iterations=1)
-    refined = ndi.binary_fill_holes(refined)
+    refined = fill_holes(open_cross(refined))
     # Keep only the parts connected to the mask's core.
-    labelled, count = ndi.label(refined)
+    count, labelled = cv2.connectedComponents(refined.astype(np.uint8), connectivity=4)
     core = erode(mask, 1) & refined
-    if count > 1 and core.any():
-        keep = np.unique(labelled[core])
-        refined = np.isin(labelled, keep[keep > 0])
+    if count > 2 and core.any():
+        keep = np.zeros(count, bool)
+        keep[labelled[core]] = True
+        keep[0] = False
+        refined = keep[labelled]
     return refined if refined.any() else mask
+
+
+def window_around(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """Slices of the bounding box of ``mask`` (h, w) grown by ``margin`` px, clipped to the mask's array."""
+    ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    h, w = mask.shape
+    if ys.size == 0:
+        return slice(0, h), slice(0, w)
+    return (slice(max(0, ys[0] - margin), min(h, ys[-1] + 1 + margin)),
+            slice(max(0, xs[0] - margin), min(w, xs[-1] + 1 + margin)))
 
 
 def thing_box(region: Region, baseline: np.ndarray, params: ThingParams) -> tuple[int, int, int, int]:
@@ -399,7 +477,7 @@ def thing_box(region: Region, baseline: np.ndarray, params: ThingParams) -> tupl
     ry0, rx0 = region.box[0], region.box[2]
     y0, y1 = ry0 + ys.min(), ry0 + ys.max() + 1
     x0, x1 = rx0 + xs.min(), rx0 + xs.max() + 1
-    motion = np.linalg.norm(baseline[y0:y1, x0:x1], axis=2)
+    motion = magnitude(baseline[y0:y1, x0:x1])
     pad = max(params.pad_fraction * max(y1 - y0, x1 - x0), params.min_pad,
               1.5 * float(np.percentile(motion, 95)))
     pad = int(min(pad, params.max_pad))
@@ -457,8 +535,16 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
         bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2)
 
     guide = img1[y0:y1, x0:x1]
-    fg_affines, fg_share, fg_flow, _ = object_motions(base, fg_seeds, guide, img1, img2, box, params, rng,
-                                                      gray, erode(mask, 1))
+    # The object layer matters only near the mask: the assignment moves the outline by up to `band`
+    # px, and each guided filter (radius r) reads 2r px around a pixel; one chooses among the object's
+    # motions, one refines the assignment. Both work in this window of the box.
+    band = float(np.clip(params.refine_band * size, params.min_band, params.max_band))
+    win = window_around(mask, int(np.ceil(band)) + 4 * params.filter_radius + 2)
+    wy0, wx0 = y0 + win[0].start, x0 + win[1].start
+    wbox = (wy0, y0 + win[0].stop, wx0, x0 + win[1].stop)
+    smooth = GuidedSmoother(guide[win], params)
+    fg_affines, fg_share, fg_flow, _, fg_error = object_motions(base, fg_seeds, smooth, img1, img2, box, params,
+                                                                rng, gray, erode(mask, 1), window=win)
     fg_affine = fg_affines[0] if fg_affines else None
     if fg_flow is None:
         return rejected("too few object pixels to fit a motion")
@@ -477,26 +563,31 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
         # (a plane's homography, checked on its own): use them as the background layer unless the
         # local affine model explains clearly more of the background's pixels.
         ctx = context[y0:y1, x0:x1]
-        ctx_share = float((np.linalg.norm(base - ctx, axis=2)[bg_seeds] < 2 * params.ransac_threshold).mean())
-        affine_share = float((np.linalg.norm(base - bg_flow, axis=2)[bg_seeds] < 2 * params.ransac_threshold)
+        ctx_share = float((magnitude(base - ctx)[bg_seeds] < 2 * params.ransac_threshold).mean())
+        affine_share = float((magnitude(base - bg_flow)[bg_seeds] < 2 * params.ransac_threshold)
                              .mean()) if bg_flow is not None else 0.0
         if ctx_share >= affine_share - params.context_preference:
             bg_affine, bg_share, bg_flow = None, ctx_share, ctx
     if bg_flow is None:
         bg_flow = base  # no usable background: it keeps the baseline
 
-    err_fg, in_fg = photometric_error(img1, img2, fg_flow, x0, y0)
     err_bg, in_bg = photometric_error(img1, img2, bg_flow, x0, y0)
+    # The object layer's error, in the window (outside it the object is never used).
+    if fg_error is None:
+        fg_error = photometric_error(img1, img2, fg_flow[win], wx0, wy0)
+    err_fg, in_fg = err_bg.copy(), in_bg.copy()
+    err_fg[win], in_fg[win] = fg_error
 
     # Refine the assignment in a band around the mask; occluded background says nothing photometric.
-    band = float(np.clip(params.refine_band * size, params.min_band, params.max_band))
-    covered = covered_by(mask, fg_flow, bg_flow, box, shape)
-    cost_fg = np.where(in_fg, err_fg, err_bg)
-    cost_bg = np.where(in_bg & ~covered, err_bg, cost_fg)
-    colour = colour_log_ratio(guide, erode(mask, m), bg_seeds | (~dilate(mask, m + 1) & ~others))
+    covered = covered_by(mask[win], fg_flow[win], bg_flow[win], wbox, shape)
+    cost_fg = np.where(in_fg[win], err_fg[win], err_bg[win])
+    cost_bg = np.where(in_bg[win] & ~covered, err_bg[win], cost_fg)
+    colour = colour_log_ratio(guide, erode(mask, m), bg_seeds | (~dilate(mask, m + 1) & ~others))[win]
     cost_fg = cost_fg - 0.5 * params.colour_weight * colour
     cost_bg = cost_bg + 0.5 * params.colour_weight * colour
-    foreground = refine_assignment(mask, cost_fg, cost_bg, guide, band, params) & ~others
+    foreground = np.zeros_like(mask)
+    foreground[win] = refine_assignment(mask[win], cost_fg, cost_bg, smooth, band, params)
+    foreground &= ~others
     occluded = covered_by(foreground, fg_flow, bg_flow, box, shape)
 
     flow = np.where(foreground[..., None], fg_flow, bg_flow)
@@ -506,12 +597,12 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
     # Judge away from the object's outline, where occlusions (as wide as the relative motion) make
     # photometric errors meaningless, and where the model changes the flow: elsewhere both explain
     # the frames equally, and those pixels would only dilute the comparison.
-    relative = np.linalg.norm(fg_flow - bg_flow, axis=2)[foreground]
+    relative = magnitude(fg_flow - bg_flow)[foreground]
     reach = int(np.ceil(np.percentile(relative, 95))) + 2 if relative.size else 2
     outline = dilate(foreground, reach) & ~erode(foreground, 2)
     if (judged & ~outline).sum() >= params.min_points:
         judged = judged & ~outline
-    changed = judged & (np.linalg.norm(flow - base, axis=2) > params.change_threshold)
+    changed = judged & (magnitude(flow - base) > params.change_threshold)
     if changed.sum() >= params.min_points:
         judged = changed
     # A median, not a mean: occlusions by other objects that no model here knows about leave a
@@ -525,21 +616,22 @@ def fit_thing(region: Region, instance_id: int, instances: np.ndarray, thing_pix
         fit.model_error = model_err
         return fit
     return ThingFit(region, instance_id, box, fg_affine, bg_affine, fg_share, bg_share, foreground,
-                    occluded, others, fg_flow, bg_flow, flow, model_err, base_err, True, "ok")
+                    occluded, others, fg_flow, bg_flow, flow, model_err, base_err, True, "ok",
+                    error=np.where(foreground, err_fg, err_bg))
 
 
 def fit_things(regions: list[Region], instances: np.ndarray, thing_pixels: np.ndarray, img1: np.ndarray,
                img2: np.ndarray, baseline: np.ndarray, confidence: np.ndarray, baseline_error: np.ndarray,
                params: ThingParams | None = None, *, context: np.ndarray | None = None,
-               seed: int = 0) -> list[ThingFit]:
+               seed: int = 0, gray: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> list[ThingFit]:
     """:func:`fit_thing` for each instance region; ``regions[k]`` has instance id ``k + 1``.
 
-    Instances smaller than ``params.min_area`` are skipped.
+    Instances smaller than ``params.min_area`` are skipped. ``gray``: :func:`~semflow.layers.common.gray_frames`
+    of the frames, if the caller has it already.
     """
     params = params or ThingParams()
     rng = np.random.default_rng(seed)
-    gray2 = to_gray(img2)
-    gray = (to_gray(img1), gray2, warp_target(gray2))
+    gray = gray if gray is not None else gray_frames(img1, img2)
     fits = []
     for k, region in enumerate(regions, start=1):
         if region.area >= params.min_area:

@@ -111,6 +111,11 @@ class Segmenter:
     def predict(self, image: np.ndarray, key: str | int | None = None) -> Segmentation:
         raise NotImplementedError
 
+    def predict_labels(self, image: np.ndarray, key: str | int | None = None) -> tuple[np.ndarray, LabelSet]:
+        """Only the labels (H, W) uint8 and their label set: what :meth:`predict` gives, maybe faster."""
+        seg = self.predict(image) if key is None else self.predict(image, key=key)
+        return seg.labels, seg.label_set
+
 
 def resolve_device(device: str | None) -> torch.device:
     """``cpu``, ``cuda`` (error if absent), ``auto`` (CUDA when there is one) -> torch.device."""
@@ -290,6 +295,17 @@ class TorchSegmenter(Segmenter):
     def predict(self, image: np.ndarray, key: str | int | None = None) -> Segmentation:
         probs, labels = self._run(image)
         return Segmentation(probs, labels, self.label_set)
+
+    @torch.inference_mode()
+    def predict_labels(self, image: np.ndarray, key: str | int | None = None) -> tuple[np.ndarray, LabelSet]:
+        """The labels of :meth:`predict` without the probabilities (no softmax: it keeps the argmax)."""
+        if type(self).predict is not TorchSegmenter.predict:  # a subclass changes predictions: use them
+            return super().predict_labels(image, key)
+        image = _check_image(image)
+        logits = self._logits(self._input(image))
+        if logits.shape[-2:] != image.shape[:2]:
+            logits = F.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=False)
+        return logits[0].float().argmax(0).to(torch.uint8).cpu().numpy(), self.label_set
 
 
 class CamVidSegmenter(TorchSegmenter):
