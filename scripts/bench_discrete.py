@@ -39,6 +39,7 @@ ABLATIONS = {
     "no propagation (no neighbour / DIS candidates)": {"propagation": False},
     "no scale-tolerant costs (shrink off)": {"shrink": 1.0},
     "no windowed search on finer levels": {"search_pixels": 0},
+    "plain 2 px forward-backward test (fb_relative 0)": {"fb_relative": 0.0},
     "no CRF (best match per point)": {"crf": False},
     "no sub-pixel refinement of matches": {"subpixel": False},
     "no variational refinement": {"refine": False},

@@ -171,7 +171,8 @@ class DiscreteFlow(FlowMethod):
 
         stride = max(1, p.stride >> finest) << finest  # grid spacing in full-size pixels
         fb_err = consistency.forward_backward_error(fwd, bwd, stride, (h, w))
-        valid = fb_err <= p.fb_threshold
+        fb_limit = np.maximum(p.fb_threshold, p.fb_relative * np.hypot(fwd[..., 0], fwd[..., 1]))
+        valid = fb_err <= fb_limit
         valid = consistency.remove_small_segments(fwd, valid, max_diff=max(1.0, stride / 2),
                                                   min_size=p.min_segment)
         lap("consistency")
@@ -201,7 +202,7 @@ class DiscreteFlow(FlowMethod):
         lap("refinement")
 
         # A grid point's confidence: kept, forward-backward consistent, and its patches correlate.
-        consistent = np.exp(-0.5 * (np.minimum(fb_err, 1e3) / max(p.fb_threshold, 1e-3)) ** 2)
+        consistent = np.exp(-0.5 * (np.minimum(fb_err, 1e3) / np.maximum(fb_limit, 1e-3)) ** 2)
         grid_conf = np.where(valid, consistent * match_fit, 0.0)
         confidence = densify.dense_confidence(grid_conf, stride, (h, w), gray1, gray2, flow)
         lap("confidence")

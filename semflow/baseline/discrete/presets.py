@@ -18,7 +18,9 @@ class Preset:
     many pixels also get the exhaustive windowed search (small fast objects).
     CRF: ``sweeps`` block-coordinate-descent sweeps; ``lam``, ``tau`` smoothness weight and truncation;
     ``unary_trunc`` truncation of the matching cost (squared descriptor distance).
-    Filtering: ``fb_threshold`` largest forward-backward error kept; ``min_segment`` smallest kept
+    Filtering: ``fb_threshold`` largest forward-backward error kept (pixels), or ``fb_relative`` times
+    the match's length where that is more (0.14 ~ sqrt(0.02): the relative part of the usual
+    ``|f + b|^2 < 0.01 (|f|^2 + |b|^2) + c`` occlusion test with ``|b| ~ |f|``); ``min_segment`` smallest kept
     segment (grid points); ``ncc_min`` smallest normalised cross-correlation of a match's
     ``check_patch`` x ``check_patch`` windows after sub-pixel refinement.
     Densification: ``interpolator`` "epic" or "ric"; ``refine_iterations``, ``refine_scales``
@@ -40,6 +42,7 @@ class Preset:
     tau: float = 4.0
     unary_trunc: float = 0.8
     fb_threshold: float = 2.0
+    fb_relative: float = 0.14
     min_segment: int = 8
     ncc_min: float = 0.7
     check_patch: int = 5
@@ -56,7 +59,8 @@ SHRINK = 2 ** -0.25
 """A quarter octave: the scale step of the scale-tolerant matching costs."""
 
 PRESETS: dict[str, Preset] = {
-    "fast": Preset(stride=8, coarse_stride=16, k=8, finest=1, local=1, sweeps=1),
+    # Its half-resolution matches are coarser: the plain 2 px forward-backward test suits it better.
+    "fast": Preset(stride=8, coarse_stride=16, k=8, finest=1, local=1, sweeps=1, fb_relative=0.0),
     # Coarsest search at 1/16 size where the frames allow (>= 24 px).
     "balanced": Preset(levels=4, local=4, shrink=SHRINK, search_pixels=8000),
     "accurate": Preset(stride=4, coarse_stride=4, k=16, local=4, sweeps=3, shrink=SHRINK, search_pixels=8000),
