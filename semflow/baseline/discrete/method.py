@@ -146,13 +146,12 @@ class DiscreteFlow(FlowMethod):
             # Scale-tolerant costs: a surface that grows from frame 1 to frame 2 matches frame 2 shrunk
             # (as the target of the forward search, the query of the backward one), one that gets
             # smaller matches frame 1 shrunk.
+            # The backward search compares the same pairs with query and target swapped.
             scaled_f = scaled_b = None
             if shrunk:
-                s = shrink
-                scaled_f = [[] if a_small is None else [(a, 1.0, b_small, s), (a_small, s, b, 1.0)]
+                scaled_f = [[] if a_small is None else [(a, 1.0, b_small, shrink), (a_small, shrink, b, 1.0)]
                             for a, b, a_small, b_small in zip(pyr1, pyr2, *shrunk)]
-                scaled_b = [[] if a_small is None else [(b_small, s, a, 1.0), (b, 1.0, a_small, s)]
-                            for a, b, a_small, b_small in zip(pyr1, pyr2, *shrunk)]
+                scaled_b = [[(t, t_scale, q, q_scale) for q, q_scale, t, t_scale in pairs] for pairs in scaled_f]
             lap("descriptors")
             extra_f = extra_b = None
             if self.propagation:

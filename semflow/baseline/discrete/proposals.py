@@ -70,14 +70,12 @@ def _squared_norms(desc: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(desc, dim=-1).square_()
 
 
-def _distances(query: torch.Tensor, target: torch.Tensor, target_index: torch.Tensor, *,
-               target_sq: torch.Tensor | None = None, chunk_elems: int = 1 << 22) -> torch.Tensor:
+def _distances(query: torch.Tensor, target: torch.Tensor, target_index: torch.Tensor,
+               target_sq: torch.Tensor, *, chunk_elems: int = 1 << 22) -> torch.Tensor:
     """Squared L2 distances (N, C) between query descriptors (N, D) and rows ``target_index`` (N, C)
-    of ``target`` (M, D) (with its squared norms ``target_sq`` (M,) when known)."""
+    of ``target`` (M, D), whose squared norms are ``target_sq`` (M,)."""
     n, c = target_index.shape
     d = query.shape[1]
-    if target_sq is None:
-        target_sq = _squared_norms(target)
     q_sq = _squared_norms(query)[:, None]
     out = torch.empty(n, c, device=target.device)
     step = max(1, chunk_elems // max(1, c * d))
@@ -99,9 +97,10 @@ def _targets(ys: torch.Tensor, xs: torch.Tensor, flows: torch.Tensor, size: tupl
 
 def _scaled_distances(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
                       tx: torch.Tensor, ty: torch.Tensor, query_scale: float, target_scale: float,
-                      target_sq: torch.Tensor | None = None) -> torch.Tensor:
+                      target_sq: torch.Tensor) -> torch.Tensor:
     """Distances (Gh, Gw, C) from grid queries to target pixels ``tx``, ``ty`` (frame pixels), with
-    the descriptors of frames resized by ``query_scale`` / ``target_scale``."""
+    the descriptors of frames resized by ``query_scale`` / ``target_scale`` (``target_sq``: the
+    squared norms of ``desc2``'s descriptors, flattened)."""
     gh, gw, c = tx.shape
     h1, w1, d = desc1.shape
     h2, w2, _ = desc2.shape
@@ -109,24 +108,8 @@ def _scaled_distances(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor
     qx = _rescale(xs, query_scale).clamp(0, w1 - 1)
     query = desc1[qy][:, qx].reshape(gh * gw, d)
     index = _rescale(ty, target_scale).clamp(0, h2 - 1) * w2 + _rescale(tx, target_scale).clamp(0, w2 - 1)
-    out = _distances(query, desc2.reshape(h2 * w2, d), index.reshape(gh * gw, c), target_sq=target_sq)
+    out = _distances(query, desc2.reshape(h2 * w2, d), index.reshape(gh * gw, c), target_sq)
     return out.view(gh, gw, c)
-
-
-def score(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
-          flows: torch.Tensor, *, query_scale: float = 1.0, target_scale: float = 1.0,
-          size: tuple[int, int] | None = None) -> torch.Tensor:
-    """Squared L2 descriptor distance of candidate flows.
-
-    desc1, desc2: (H, W, D). ys, xs: grid rows/columns. flows: int64 (Gh, Gw, C, 2).
-    Returns float32 (Gh, Gw, C); matches outside frame 2 cost :data:`OUTSIDE_COST`.
-    With ``query_scale`` / ``target_scale`` != 1, ``desc1`` / ``desc2`` describe the frames resized by
-    that factor, while ``ys``, ``xs`` and ``flows`` stay in pixels of the frames at their ``size``
-    (H, W) (default: the size of ``desc2``).
-    """
-    tx, ty, outside = _targets(ys, xs, flows, tuple(desc2.shape[:2]) if size is None else size)
-    cost = _scaled_distances(desc1, desc2, ys, xs, tx, ty, query_scale, target_scale)
-    return cost.masked_fill_(outside, OUTSIDE_COST)
 
 
 @dataclass
@@ -134,8 +117,10 @@ class MatchLevel:
     """The descriptors of one pyramid level that score flows from the query frame to the target frame.
 
     query, target: (H, W, D). scaled: ``(query descriptors, query scale, target descriptors, target
-    scale)`` of the same level with one of the frames resized (see :func:`score`). A flow costs the
-    smallest of its distances at equal scale and under each scaled pair.
+    scale)`` of the same level with one of the frames resized by that factor (pixel ``x`` of a frame
+    is pixel ``(x + 0.5) * scale - 0.5`` of the resized one; grid points and flows stay in pixels of
+    the frames as they are). A flow costs the smallest of its distances at equal scale and under each
+    scaled pair.
     """
 
     query: torch.Tensor
@@ -155,6 +140,16 @@ class MatchLevel:
             other = _scaled_distances(q, t, ys, xs, tx, ty, q_scale, t_scale, t_sq)
             cost = other if cost is None else torch.minimum(cost, other, out=cost)
         return cost.masked_fill_(outside, OUTSIDE_COST)
+
+
+def score(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
+          flows: torch.Tensor) -> torch.Tensor:
+    """Squared L2 descriptor distance (Gh, Gw, C) float32 of candidate flows at equal scale.
+
+    desc1, desc2: (H, W, D). ys, xs: grid rows/columns. flows: int64 (Gh, Gw, C, 2). Matches outside
+    frame 2 cost :data:`OUTSIDE_COST`.
+    """
+    return MatchLevel(desc1, desc2).score(ys, xs, flows)
 
 
 def keep_best_distinct(flows: torch.Tensor, costs: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,7 +192,7 @@ def exhaustive_knn(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, x
 
     Squared L2 distance; the window is the square ``|dx|, |dy| <= radius`` around the point.
     With ``query_scale`` / ``target_scale`` != 1, ``desc1`` / ``desc2`` describe the frames resized by
-    that factor (as in :func:`score`); the flows are in pixels of the frames as they are.
+    that factor (as in :class:`MatchLevel`); the flows are in pixels of the frames as they are.
     """
     h, w, d = desc2.shape
     gh, gw = len(ys), len(xs)
@@ -272,7 +267,8 @@ def propagate(level: MatchLevel, props: Proposals, *, k: int) -> Proposals:
 
 def windowed_search(level: MatchLevel, ys: torch.Tensor, xs: torch.Tensor, *, k: int, radius: int
                     ) -> Proposals:
-    """:func:`exhaustive_knn` at one level, at equal scale and at each of the level's other scales."""
+    """:func:`exhaustive_knn` at one level, at equal scale and at each of the level's other scales:
+    the ``k`` best distinct flows of them all under the level's (smallest-distance) cost."""
     props = exhaustive_knn(level.query, level.target, ys, xs, k=k, radius=radius)
     for q, q_scale, t, t_scale in level.scaled:
         more = exhaustive_knn(q, t, ys, xs, k=k, radius=radius, query_scale=q_scale, target_scale=t_scale)
@@ -304,6 +300,9 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
         extra = [(_as_tensor(q), q_scale, _as_tensor(t), t_scale) for q, q_scale, t, t_scale in extra]
         return MatchLevel(_as_tensor(pyr1[level]), _as_tensor(pyr2[level]), extra)
 
+    def level_radius(level: int) -> int:  # the search window's half-size in that level's pixels
+        return max(1, -(-radius // (1 << level)))
+
     levels = len(pyr1) - 1
     top = match_level(levels)
     h, w = top.query.shape[:2]
@@ -311,8 +310,7 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
     coarse_stride = stride if coarse_stride is None else coarse_stride
     g = max(1, coarse_stride >> levels)
     ys, xs = grid_coords(h, w, g, device)
-    top_radius = max(1, -(-radius // (1 << levels)))
-    props = windowed_search(top, ys, xs, k=k, radius=top_radius)
+    props = windowed_search(top, ys, xs, k=k, radius=level_radius(levels))
     if propagation:
         props = propagate(top, props, k=k)
     for level in range(levels - 1, finest - 1, -1):
@@ -332,8 +330,7 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
             ef = torch.as_tensor(extra_flows[level], device=device)[ys][:, xs]
             parts.append(torch.round(ef).long()[:, :, None, :])
         if h * w <= search_pixels:  # on every second grid point: each query takes its nearest one's
-            found = exhaustive_knn(here.query, here.target, ys[::2], xs[::2], k=k,
-                                   radius=max(1, -(-radius // (1 << level))))
+            found = exhaustive_knn(here.query, here.target, ys[::2], xs[::2], k=k, radius=level_radius(level))
             near_y = torch.arange(len(ys), device=device) // 2
             near_x = torch.arange(len(xs), device=device) // 2
             parts.append(found.flows[near_y][:, near_x])
