@@ -15,7 +15,7 @@ from semflow.baseline.opencv import DISFlow
 from semflow.errors import InputError
 from semflow.methods import get_method
 from semflow.metrics import epe
-from semflow.synthetic import SceneObject, render_scene, translation_scene
+from semflow.synthetic import SceneObject, random_texture, render_scene, translation_scene
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -237,7 +237,8 @@ def test_crf_keeps_the_motion_boundary():
         correct = np.linalg.norm(grid - scene.flow[sub], axis=2) <= 1.0
         return correct[region[sub]].mean()
 
-    with_crf = DiscreteFlow(refine=False).estimate(scene.img1, scene.img2)
+    # crf_check=0: the CRF's labelling is the grid flow (as in DiscreteFlow).
+    with_crf = DiscreteFlow(refine=False, crf_check=0).estimate(scene.img1, scene.img2)
     without = DiscreteFlow(refine=False, crf=False).estimate(scene.img1, scene.img2)
     stride = DiscreteFlow().params.stride
     # The CRF does not smooth the two motions into each other: it gets more boundary points right.
@@ -248,6 +249,49 @@ def test_crf_keeps_the_motion_boundary():
     assert epe(with_crf.flow, scene.flow, visible & ~inside & ~ring) < 0.2
     # Occluded pixels (no true match) are the least trusted.
     assert with_crf.confidence[scene.occluded].mean() < with_crf.confidence[visible].mean() - 0.3
+
+
+def periodic_scene(seed: int, *, period: int = 9, shift: tuple[int, int] = (11, 3)):
+    """A textured plane translated by ``shift`` with a checkered stripe pattern (``period`` px) in its
+    middle, where matches one period off cost as little as the true ones.
+
+    Returns (img1, img2, flow (H, W, 2), the patterned region (H, W) bool)."""
+    h, w = 160, 224
+    tex = random_texture(h + 40, w + 40, np.random.default_rng(seed)).astype(np.uint8)
+    yy, xx = np.mgrid[0:h + 40, 0:w + 40]
+    stripes = 127 + 100 * np.sin(2 * np.pi * xx / period) * np.sign(np.sin(2 * np.pi * yy / period + 0.3))
+    box = (slice(50, 150), slice(70, 200))
+    tex[box] = stripes[box][..., None].astype(np.uint8)
+    dx, dy = shift
+    img1 = tex[20:20 + h, 20:20 + w].copy()
+    img2 = tex[20 - dy:20 - dy + h, 20 - dx:20 - dx + w].copy()
+    flow = np.broadcast_to(np.float32(shift), (h, w, 2)).copy()
+    region = np.zeros((h, w), bool)
+    region[box[0].start - 15:box[0].stop - 25, box[1].start - 15:box[1].stop - 25] = True
+    return img1, img2, flow, region
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_crf_check_flags_wrong_matches(seed):
+    img1, img2, flow, region = periodic_scene(seed)
+    method = DiscreteFlow(refine=False)
+    assert method.params.crf_check > 0  # the default: the CRF checks each point's best match
+    result = method.estimate(img1, img2)
+    grid, agrees = result.extras["grid_flow"], result.extras["grid_crf_agrees"]
+    stride = method.params.stride
+    sub = (slice(0, grid.shape[0] * stride, stride), slice(0, grid.shape[1] * stride, stride))
+    wrong = np.linalg.norm(grid - flow[sub], axis=2) > 1.0
+    # The premise: many best matches in the pattern are a period off.
+    assert wrong[region[sub]].mean() > 0.3
+    # Where the smooth labelling disagrees with the best match, the match is almost always wrong;
+    # those points are dropped before interpolation.
+    assert (~agrees).sum() >= 50
+    assert wrong[~agrees].mean() > 0.9
+    assert wrong[agrees].mean() < 0.25
+    assert not (result.extras["grid_valid"] & ~agrees).any()
+    # Without the CRF nothing is flagged.
+    unchecked = DiscreteFlow(refine=False, crf=False).estimate(img1, img2)
+    assert unchecked.extras["grid_crf_agrees"].all()
 
 
 def test_any_size_gray_or_colour():

@@ -6,7 +6,8 @@ Stages, each in its own module::
     proposals    K candidate flows per grid point: coarse-to-fine nearest neighbours in descriptor
                  space inside a search window, propagation from neighbours, a coarse DIS flow
     crf          discrete CRF over the candidates (truncated matching cost, truncated-L1
-                 smoothness), block coordinate descent with exact DP along rows then columns
+                 smoothness), block coordinate descent with exact DP along rows then columns;
+                 by default its smooth labelling checks each point's best match (see ``crf_check``)
     consistency  forward-backward check, small-segment removal
     densify      sub-pixel refinement of the kept matches, EpicFlow interpolation, variational
                  refinement, a dense confidence map
@@ -71,7 +72,7 @@ class DiscreteFlow(FlowMethod):
       preset: ``"fast"``, ``"balanced"`` (default, for video) or ``"accurate"`` (see ``presets.py``).
       device: where the torch stages run: ``"cpu"``, ``"cuda"`` or ``"auto"``.
       propagation, crf, refine, subpixel: switch stages off (for ablations): candidates from
-        neighbours and from DIS; the CRF (off: each point keeps its best match); variational
+        neighbours and from DIS; the CRF (off: each point keeps its best match, unchecked); variational
         refinement; sub-pixel refinement of the matches.
       descriptor: ``"sift"`` (the fast SIFT-like default), ``"daisy"`` or ``"kornia-sift"``.
       Any :class:`Preset` field (``k``, ``stride``, ``sweeps``...) overrides the preset.
@@ -108,18 +109,29 @@ class DiscreteFlow(FlowMethod):
 
     # --- stages -------------------------------------------------------------------------------
 
-    def _grid_flow(self, props: Proposals, level: int) -> tuple[np.ndarray, np.ndarray]:
-        """CRF (or best-match) choice per grid point: (flow (Gh, Gw, 2) float32 px, cost (Gh, Gw))."""
+    def _grid_flow(self, props: Proposals, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The flow of each grid point and whether the CRF backs it.
+
+        Returns (flow (Gh, Gw, 2) float32 px, cost (Gh, Gw), agrees (Gh, Gw) bool). With ``crf_check``
+        > 0 the flow is each point's best match, and ``agrees`` says whether it lies within
+        ``crf_check`` px (each component) of the CRF's choice; with 0 the flow is the CRF's choice.
+        """
         p = self.params
         flows = props.flows.float() * (1 << level)
         unary = props.costs.clamp(max=p.unary_trunc)
+        best = unary.argmin(2)
+        agrees = torch.ones(best.shape, dtype=torch.bool, device=best.device)
+        labels = best
         if self.use_crf:
-            labels = crf.solve_bcd(unary, flows, lam=p.lam, tau=p.tau, sweeps=p.sweeps)
-        else:
-            labels = unary.argmin(2)
+            smooth = crf.solve_bcd(unary, flows, lam=p.lam, tau=p.tau, sweeps=p.sweeps)
+            if p.crf_check > 0:
+                gap = (crf.select(flows, best) - crf.select(flows, smooth)).abs().amax(-1)
+                agrees = gap <= p.crf_check
+            else:
+                labels = smooth
         chosen = crf.select(flows, labels)
         cost = unary.gather(2, labels[..., None])[..., 0]
-        return chosen.cpu().numpy().astype(np.float32), cost.cpu().numpy()
+        return chosen.cpu().numpy().astype(np.float32), cost.cpu().numpy(), agrees.cpu().numpy()
 
     def _estimate(self, img1: np.ndarray, img2: np.ndarray) -> FlowResult:
         p = self.params
@@ -164,14 +176,14 @@ class DiscreteFlow(FlowMethod):
             props_b = coarse_to_fine_proposals(pyr2, pyr1, extra_flows=extra_b, scaled=scaled_b, **options)
             del pyr1, pyr2, shrunk, scaled_f, scaled_b
             lap("proposals")
-            fwd, cost_f = self._grid_flow(props_f, finest)
-            bwd, _ = self._grid_flow(props_b, finest)
+            fwd, cost_f, agrees = self._grid_flow(props_f, finest)
+            bwd, _, _ = self._grid_flow(props_b, finest)
             lap("crf")
 
         stride = max(1, p.stride >> finest) << finest  # grid spacing in full-size pixels
         fb_err = consistency.forward_backward_error(fwd, bwd, stride, (h, w))
         fb_limit = np.maximum(p.fb_threshold, p.fb_relative * np.hypot(fwd[..., 0], fwd[..., 1]))
-        valid = fb_err <= fb_limit
+        valid = (fb_err <= fb_limit) & agrees
         valid = consistency.remove_small_segments(fwd, valid, max_diff=max(1.0, stride / 2),
                                                   min_size=p.min_segment)
         lap("consistency")
@@ -211,5 +223,6 @@ class DiscreteFlow(FlowMethod):
             "grid_valid": valid,
             "grid_fb_error": np.minimum(fb_err, 1e3).astype(np.float32),
             "grid_cost": cost_f.astype(np.float32),
+            "grid_crf_agrees": agrees,
         }
         return FlowResult(flow[:h0, :w0].copy(), confidence=confidence[:h0, :w0].copy(), extras=extras)

@@ -17,7 +17,10 @@ class Preset:
     for surfaces that grow or shrink between the frames; ``search_pixels``: levels with at most this
     many pixels also get the exhaustive windowed search (small fast objects).
     CRF: ``sweeps`` block-coordinate-descent sweeps; ``lam``, ``tau`` smoothness weight and truncation;
-    ``unary_trunc`` truncation of the matching cost (squared descriptor distance).
+    ``unary_trunc`` truncation of the matching cost (squared descriptor distance); ``crf_check`` (px):
+    when > 0, each point keeps its best match, and the CRF's smooth labelling only checks it: a match
+    more than this far from the CRF's choice is dropped (and interpolated over); 0 takes the CRF's
+    choice as the match, as DiscreteFlow does.
     Filtering: ``fb_threshold`` largest forward-backward error kept (pixels), or ``fb_relative`` times
     the match's length where that is more (0.14 ~ sqrt(0.02): the relative part of the usual
     ``|f + b|^2 < 0.01 (|f|^2 + |b|^2) + c`` occlusion test with ``|b| ~ |f|``); ``min_segment`` smallest kept
@@ -41,6 +44,7 @@ class Preset:
     lam: float = 0.05
     tau: float = 4.0
     unary_trunc: float = 0.8
+    crf_check: float = 0.0
     fb_threshold: float = 2.0
     fb_relative: float = 0.14
     min_segment: int = 8
@@ -62,7 +66,9 @@ PRESETS: dict[str, Preset] = {
     # Its half-resolution matches are coarser: the plain 2 px forward-backward test suits it better.
     "fast": Preset(stride=8, coarse_stride=16, k=8, finest=1, local=1, sweeps=1, fb_relative=0.0),
     # Coarsest search at 1/16 size where the frames allow (>= 24 px).
-    "balanced": Preset(levels=4, local=4, shrink=SHRINK, search_pixels=8000),
-    "accurate": Preset(stride=4, coarse_stride=4, k=16, local=4, sweeps=3, shrink=SHRINK, search_pixels=8000),
+    # The CRF checks the best matches (crf_check) with a stronger smoothness (lam).
+    "balanced": Preset(levels=4, local=4, shrink=SHRINK, search_pixels=8000, lam=0.1, crf_check=3.0),
+    "accurate": Preset(stride=4, coarse_stride=4, k=16, local=4, sweeps=3, shrink=SHRINK, search_pixels=8000,
+                       lam=0.1, crf_check=3.0),
 }
 DEFAULT_PRESET = "balanced"
