@@ -10,6 +10,8 @@ stepped:
 3. each accepted thing box, nearest last (lowest bottom edge = nearest in a road scene): weight = 1
    inside the box, ramping to 0 over the last few pixels toward box edges inside the image, and 0 on
    other instances' pixels. Inside the box, object and background layers meet with a sharp edge.
+   Pixels where the baseline is clearly better, or confident, different and not clearly worse,
+   keep the baseline.
 
 The model map says which model each pixel came from (the one with weight >= 0.5), see MODEL_LEGEND.
 """
@@ -50,6 +52,14 @@ PHOTOMETRIC_SCALE = 10.0
 
 THING_ERROR_MARGIN = 2.0
 """Grey levels (0-255, 7x7 mean) by which the baseline must beat a thing layer to keep a pixel."""
+
+THING_TRUST_CONFIDENCE = 0.5
+THING_TRUST_DISAGREEMENT = 1.0
+THING_TRUST_MARGIN = 3.0
+"""A thing pixel also keeps the baseline where the baseline is confident (>= THING_TRUST_CONFIDENCE),
+differs from the layer by more than THING_TRUST_DISAGREEMENT px, and the layer is not locally better
+by THING_TRUST_MARGIN grey levels: as the plane veto does. A non-rigid thing's affine-plus-residual
+layer is often photometrically as good as a confident baseline, and wrong."""
 
 @dataclass
 class Composition:
@@ -188,7 +198,11 @@ def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[
         thing_error = thing.error if thing.error is not None else photometric_error(img1, img2, thing.flow, x0, y0)[0]
         thing_err = cv2.blur(thing_error, (7, 7))
         base_err = cv2.blur(baseline_error[sy, sx], (7, 7))
-        alpha = alpha * (1.0 - feather((base_err + THING_ERROR_MARGIN < thing_err) & ~thing.occluded, feather_radius))
+        keep = base_err + THING_ERROR_MARGIN < thing_err
+        trusted = baseline_confidence[sy, sx] >= THING_TRUST_CONFIDENCE
+        differs = np.linalg.norm(thing.flow - baseline[sy, sx], axis=2) > THING_TRUST_DISAGREEMENT
+        keep |= trusted & differs & (thing_err > base_err - THING_TRUST_MARGIN)
+        alpha = alpha * (1.0 - feather(keep & ~thing.occluded, feather_radius))
         paint(sy, sx, alpha, thing.flow, thing_error)
         use = alpha >= 0.5
         fg, bg = use & thing.foreground, use & ~thing.foreground

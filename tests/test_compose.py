@@ -16,6 +16,7 @@ from semflow.compose import (
 )
 from semflow.layers.common import Region, dilate, erode, prepare_image
 from semflow.layers.planes import PlaneFit
+from semflow.layers.things import ThingFit
 from semflow.semantic import SemanticFlow
 from semflow.synthetic import CAR_ID, make_scene
 
@@ -105,3 +106,21 @@ def test_box_weight_ramps_only_toward_edges_inside_the_image():
     assert weight[0, 10] == 1.0  # the top edge is the image border: no ramp
     assert weight[10, 0] < 0.2 and weight[10, -1] < 0.2 and weight[-1, 10] < 0.2
     assert weight[8:12, 8:12].min() == 1.0
+
+
+def test_a_confident_baseline_keeps_thing_pixels_the_layer_cannot_show_better():
+    h, w = 40, 60
+    baseline = np.zeros((h, w, 2), np.float32)
+    confidence = np.zeros((h, w), np.float32)
+    confidence[:, :30] = 1.0  # the baseline is confident on the left half only
+    mask = np.ones((h, w), bool)
+    layer = np.full((h, w, 2), 3.0, np.float32)  # differs from the baseline by 4.2 px everywhere
+    empty = np.zeros((h, w), bool)
+    fit = ThingFit(Region(CAR_ID, (0, h, 0, w), mask), 1, (0, h, 0, w), None, None, 0.9, 0.9, mask, empty,
+                   empty, layer, layer, layer, 0.0, 0.0, True, "test")
+    img = np.full((h, w, 3), 0.5, np.float32)  # flat frames: photometry cannot tell the flows apart
+    comp = compose(baseline, confidence, [], [fit], mask, img, img, feather_radius=2.0)
+    assert (comp.model_map[:, :26] == MODEL_BASELINE).all()
+    np.testing.assert_allclose(comp.flow[:, :26], 0.0, atol=1e-6)
+    assert (comp.model_map[:, 34:] == MODEL_OBJECT).all()
+    np.testing.assert_allclose(comp.flow[:, 34:], 3.0, atol=1e-6)
