@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from semflow.layers.common import feather, inner_feather, photometric_error, photometric_error_at
+from semflow.layers.common import feather, inner_feather, magnitude, photometric_error, photometric_error_at
 from semflow.layers.planes import PlaneFit
 from semflow.layers.things import ThingFit
 
@@ -200,7 +200,7 @@ def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[
         base_err = cv2.blur(baseline_error[sy, sx], (7, 7))
         keep = base_err + THING_ERROR_MARGIN < thing_err
         trusted = baseline_confidence[sy, sx] >= THING_TRUST_CONFIDENCE
-        differs = np.linalg.norm(thing.flow - baseline[sy, sx], axis=2) > THING_TRUST_DISAGREEMENT
+        differs = magnitude(thing.flow - baseline[sy, sx]) > THING_TRUST_DISAGREEMENT
         keep |= trusted & differs & (thing_err > base_err - THING_TRUST_MARGIN)
         alpha = alpha * (1.0 - feather(keep & ~thing.occluded, feather_radius))
         paint(sy, sx, alpha, thing.flow, thing_error)

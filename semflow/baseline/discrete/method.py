@@ -109,27 +109,28 @@ class DiscreteFlow(FlowMethod):
 
     # --- stages -------------------------------------------------------------------------------
 
-    def _grid_flow(self, props: Proposals, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _grid_flow(self, props: Proposals, level: int, *, check: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The flow of each grid point and whether the CRF backs it.
 
         Returns (flow (Gh, Gw, 2) float32 px, cost (Gh, Gw), agrees (Gh, Gw) bool). With ``crf_check``
         > 0 the flow is each point's best match, and ``agrees`` says whether it lies within
-        ``crf_check`` px (each component) of the CRF's choice; with 0 the flow is the CRF's choice.
+        ``crf_check`` px (each component) of the CRF's choice (with ``check`` off the CRF is not
+        solved and every point agrees); with 0 the flow is the CRF's choice.
         """
         p = self.params
         flows = props.flows.float() * (1 << level)
         unary = props.costs.clamp(max=p.unary_trunc)
-        best = unary.argmin(2)
-        agrees = torch.ones(best.shape, dtype=torch.bool, device=best.device)
-        labels = best
-        if self.use_crf:
+        labels = unary.argmin(2)
+        chosen = crf.select(flows, labels)
+        agrees = torch.ones(labels.shape, dtype=torch.bool, device=labels.device)
+        if self.use_crf and (check or p.crf_check <= 0):
             smooth = crf.solve_bcd(unary, flows, lam=p.lam, tau=p.tau, sweeps=p.sweeps)
             if p.crf_check > 0:
-                gap = (crf.select(flows, best) - crf.select(flows, smooth)).abs().amax(-1)
-                agrees = gap <= p.crf_check
+                agrees = (chosen - crf.select(flows, smooth)).abs().amax(-1) <= p.crf_check
             else:
                 labels = smooth
-        chosen = crf.select(flows, labels)
+                chosen = crf.select(flows, labels)
         cost = unary.gather(2, labels[..., None])[..., 0]
         return chosen.cpu().numpy().astype(np.float32), cost.cpu().numpy(), agrees.cpu().numpy()
 
@@ -177,7 +178,8 @@ class DiscreteFlow(FlowMethod):
             del pyr1, pyr2, shrunk, scaled_f, scaled_b
             lap("proposals")
             fwd, cost_f, agrees = self._grid_flow(props_f, finest)
-            bwd, _, _ = self._grid_flow(props_b, finest)
+            # Only the forward matches are checked: the backward flow serves the forward-backward test.
+            bwd, _, _ = self._grid_flow(props_b, finest, check=False)
             lap("crf")
 
         stride = max(1, p.stride >> finest) << finest  # grid spacing in full-size pixels
