@@ -191,14 +191,6 @@ def translation_scene(height: int = 240, width: int = 320, *, shift: tuple[float
     return render_scene(height, width, homography, [], seed=seed)
 
 
-def warp_backward(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Sample ``image`` (frame 2) at ``x + flow(x)``: gives frame 1 where the flow is right."""
-    h, w = flow.shape[:2]
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    return cv2.remap(image, x + flow[..., 0], y + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
-
-
 def write_dataset(root: str | os.PathLike, count: int = 8, *, height: int = 240, width: int = 320,
                   seed: int = 0, num_objects: int = 2) -> list[Path]:
     """Write ``count`` random scenes as ``root/scene_NNN/{frame1,frame2}.png, flow.flo, labels.png,

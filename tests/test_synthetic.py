@@ -13,14 +13,14 @@ from semflow.synthetic import (
     ROAD_ID,
     make_scene,
     translation_scene,
-    warp_backward,
     write_dataset,
 )
+from semflow.warp import warp_backward
 
 
 def photometric_error(scene, flow: np.ndarray) -> np.ndarray:
     """|frame 2 sampled at x + flow(x) - frame 1| per pixel, mean over RGB."""
-    warped = warp_backward(scene.img2.astype(np.float32), flow)
+    warped = warp_backward(scene.img2.astype(np.float32), flow)[0]
     return np.abs(warped - scene.img1.astype(np.float32)).mean(axis=2)
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from semflow.warp import warp_backward
+
 ERROR_CAP = 40.0
 """Photometric errors are truncated here (grey levels), so occlusions and outliers do not dominate means."""
 
@@ -21,37 +23,12 @@ def prepare_image(image: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(image.astype(np.float32), (0, 0), 0.8)
 
 
-def pixel_grid(height: int, width: int, x0: int = 0, y0: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel coordinates (x, y), each float32 (height, width), starting at (x0, y0).
-
-    Both are read-only broadcast views of one row / one column (no memory per pixel): use them in
-    arithmetic, do not write to them.
-    """
-    x = np.arange(x0, x0 + width, dtype=np.float32)[None, :]
-    y = np.arange(y0, y0 + height, dtype=np.float32)[:, None]
-    return np.broadcast_to(x, (height, width)), np.broadcast_to(y, (height, width))
-
-
 def magnitude(vectors: np.ndarray) -> np.ndarray:
     """Length of 2-vectors along the last axis, e.g. (H, W, 2) -> (H, W) or (N, 2) -> (N,).
 
     The same as ``np.linalg.norm(vectors, axis=-1)``, several times faster on small last axes.
     """
     return np.sqrt(vectors[..., 0] * vectors[..., 0] + vectors[..., 1] * vectors[..., 1])
-
-
-def warp_backward(image: np.ndarray, flow: np.ndarray, x0: int = 0, y0: int = 0
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Sample ``image`` (frame 2, full size) at ``x + flow(x)`` for a crop of flow starting at (x0, y0).
-
-    Returns the warped crop (h, w, C) and a bool mask (h, w) of the points that land inside the image.
-    """
-    h, w = flow.shape[:2]
-    x, y = pixel_grid(h, w, x0, y0)
-    mx, my = x + flow[..., 0], y + flow[..., 1]
-    warped = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    inside = (mx >= 0) & (mx <= image.shape[1] - 1) & (my >= 0) & (my <= image.shape[0] - 1)
-    return warped, inside
 
 
 def sample_at(image: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:

@@ -31,10 +31,10 @@ from semflow.layers.common import (
     gray_frames,
     magnitude,
     photometric_error,
-    pixel_grid,
     refine_warp,
     subsample_points,
 )
+from semflow.warp import pixel_grid
 
 
 @dataclass

@@ -42,11 +42,11 @@ from semflow.layers.common import (
     gray_frames,
     magnitude,
     photometric_error,
-    pixel_grid,
     refine_warp,
     sample_at,
     subsample_points,
 )
+from semflow.warp import pixel_grid
 
 
 @dataclass

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semflow.device import resolve_device
 from semflow.errors import InputError, WeightsError
 from semflow.segmentation.instances import Instance, extract_instances
 from semflow.segmentation.labels import CAMVID, VOC, LabelSet, get_label_set
@@ -115,19 +116,6 @@ class Segmenter:
         """Only the labels (H, W) uint8 and their label set: what :meth:`predict` gives, maybe faster."""
         seg = self.predict(image) if key is None else self.predict(image, key=key)
         return seg.labels, seg.label_set
-
-
-def resolve_device(device: str | None) -> torch.device:
-    """``cpu``, ``cuda`` (error if absent), ``auto`` (CUDA when there is one) -> torch.device."""
-    device = (device or "cpu").lower()
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {device!r}: no CUDA GPU is available here; use --device cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise InputError(f"unknown device {device!r}; use cpu, cuda or auto") from None
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from semflow.baseline.discrete import consistency, crf, densify
 from semflow.baseline.discrete.descriptors import DESCRIPTORS, descriptor_pyramids
 from semflow.baseline.discrete.presets import DEFAULT_PRESET, PRESETS, Preset
 from semflow.baseline.discrete.proposals import Proposals, coarse_to_fine_proposals
+from semflow.device import resolve_device
 from semflow.errors import InputError
 from semflow.timing import StageTimer
 
@@ -32,19 +33,6 @@ MIN_SIDE = 32
 
 MIN_COARSE_SIDE = 24
 """The coarsest pyramid level keeps at least this many pixels on its shorter side."""
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when available) as a torch device."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError(f"unknown device {device!r}; use cpu, cuda or auto") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("device 'cuda' asked for, but no CUDA GPU is available")
-    return dev
 
 
 def _pad_to(image: np.ndarray, height: int, width: int) -> np.ndarray:

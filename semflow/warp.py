@@ -1,0 +1,36 @@
+"""Pixel grids and backward warping: the one place frames are sampled along a flow.
+
+Flows are float32 (H, W, 2), u then v in pixels, frame t -> t+1; images (H, W[, C]) of any dtype
+that :func:`cv2.remap` takes.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def pixel_grid(height: int, width: int, x0: int = 0, y0: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (x, y), each float32 (height, width), starting at (x0, y0).
+
+    Both are read-only broadcast views of one row / one column (no memory per pixel): use them in
+    arithmetic, do not write to them.
+    """
+    x = np.arange(x0, x0 + width, dtype=np.float32)[None, :]
+    y = np.arange(y0, y0 + height, dtype=np.float32)[:, None]
+    return np.broadcast_to(x, (height, width)), np.broadcast_to(y, (height, width))
+
+
+def warp_backward(image: np.ndarray, flow: np.ndarray, x0: int = 0, y0: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Sample ``image`` (frame t+1, full size) at ``x + flow(x)`` for a crop of flow starting at (x0, y0).
+
+    Bilinear, border replicated. Returns the warped crop (h, w[, C]), which is frame t where the flow
+    is right, and a bool mask (h, w) of the points that land inside the image.
+    """
+    h, w = flow.shape[:2]
+    x, y = pixel_grid(h, w, x0, y0)
+    mx, my = x + flow[..., 0], y + flow[..., 1]
+    warped = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inside = (mx >= 0) & (mx <= image.shape[1] - 1) & (my >= 0) & (my <= image.shape[0] - 1)
+    return warped, inside
