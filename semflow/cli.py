@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,9 @@ import click
 import numpy as np
 
 from semflow.errors import InputError, SemflowError
+from semflow.methods import DEFAULT_RUN_METHOD
+from semflow.options import OptionInfo
 from semflow.segmentation.prompts import prior_options
-
-DEFAULT_RUN_METHOD = "semantic"
 
 
 class _Group(click.Group):
@@ -28,6 +29,10 @@ class _Group(click.Group):
         except SemflowError as exc:
             click.echo(f"semflow: error: {exc}", err=True)
             ctx.exit(1)
+        except click.UsageError as exc:  # a bad option value or a missing argument: one line too
+            hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            click.echo(f"semflow: error: {exc.format_message()}{hint}", err=True)
+            ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("semflow: interrupted (finished outputs are kept; `run` can continue with --resume)", err=True)
             ctx.exit(130)
@@ -45,50 +50,39 @@ def main() -> None:
     """semflow: optical flow that knows what it is looking at."""
 
 
+def _click_type(info: OptionInfo) -> Any:
+    """The click type of a method option: its choices, else its first number/bool type, else text."""
+    if info.choices:
+        return click.Choice(list(info.choices))
+    kinds = typing.get_args(info.type) or (info.type,)
+    for kind in (bool, int, float):
+        if kind in kinds:
+            return kind
+    return str
+
+
 def _method_options(func):
-    """Options shared by the commands that compute flow: device, preset, and what ``semantic`` is made of."""
-    options = [
-        click.option("--device", default=None, help="Where torch parts run: cpu, cuda, auto (default: cpu)."),
-        click.option("--preset", default=None, help="Speed/quality preset of the method (discrete: fast|balanced|accurate)."),
-        click.option("--baseline", default=None, help="semantic: the baseline flow method (default: discrete)."),
-        click.option("--segmenter", default=None,
-                     help="semantic: segmentation backend: camvid (default), camvid:PATH, torchvision:PATH."),
-        click.option("--segmentation", type=click.Path(path_type=Path), default=None,
-                     help="semantic: given masks instead of a segmenter: a label PNG, or a folder of NNNNNN.png."),
-        click.option("--label-set", default=None, help="semantic: label set of --segmentation (camvid, voc, a .json)."),
-        click.option("--kinds", default=None, help="semantic: override the class -> kind table, e.g. 'Tree:plane,Car:thing'."),
-    ]
-    for option in reversed(options):
-        func = option(func)
+    """The method options every flow-computing command offers, derived from the methods' option
+    dataclasses (each says which methods take it); all default to "not given"."""
+    from semflow.methods import cli_options
+
+    for info, takers in reversed(cli_options()):
+        default = f"; default: {info.default}" if info.default is not None else ""
+        methods = "all methods" if info.name == "device" else ", ".join(takers)
+        func = click.option(f"--{info.name.replace('_', '-')}", info.name, default=None, type=_click_type(info),
+                            help=f"{info.help} [{methods}{default}]")(func)
     return func
 
 
-_SEMANTIC_KEYS = ("baseline", "segmenter", "segmentation", "label_set", "kinds")
-
-
-def _options_dict(**kwargs: Any) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in kwargs.items() if v is not None}
-
-
-def _build_method(method: str, options: dict[str, Any], prior: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
-    """The flow method named ``method`` with ``options``; with a CLIP ``prior`` (``--prior clip``) its
-    segmenter is wrapped in the prior. Returns the method and the options that describe it."""
+def _build_method(method: str, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The flow method named ``method`` with the options given on the command line, and the full set
+    of options it was built with (what a resumed run must share)."""
     from semflow.methods import get_method
+    from semflow.options import options_dict
 
-    options = dict(options)
-    if prior and prior.get("prior", "none") != "none":
-        if method != "semantic":
-            raise InputError(f"--prior {prior['prior']} works with --method semantic, not {method!r}")
-        from semflow.segmentation.clip_prior import make_prior, with_prior
-
-        device = options.get("device", "cpu")
-        clip = make_prior(prior["prior"], clip_model=prior["clip_model"], clip_weights=prior["clip_weights"],
-                          prior_classes=prior["prior_classes"], prior_weight=prior["prior_weight"], device=device)
-        segmenter = with_prior(options.get("segmenter", "camvid"), clip, device=device)
-        estimator = get_method(method, **{**options, "segmenter": segmenter})
-        options.update(_options_dict(**prior))  # the prior's settings join the resume fingerprint
-        return estimator, options
-    return get_method(method, **options), options
+    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items() if v is not None}
+    estimator = get_method(method, **given)
+    return estimator, options_dict(estimator.options)
 
 
 # --- run ----------------------------------------------------------------------------------------
@@ -106,10 +100,8 @@ def _build_method(method: str, options: dict[str, Any], prior: dict[str, Any] | 
 @click.option("--resume", is_flag=True, help="Keep the pairs an earlier, interrupted run finished.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @_method_options
-@prior_options
 def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int | None, max_side: int | None,
-        max_flow: float | None, resume: bool, progress: bool | None, prior: str, clip_model: str,
-        clip_weights: Path | None, prior_classes: str | None, prior_weight: float, **method_options: Any) -> None:
+        max_flow: float | None, resume: bool, progress: bool | None, **method_options: Any) -> None:
     """Flow for every consecutive frame pair of VIDEO (a video file or a folder of images).
 
     Writes DIR/flow.mp4 (colour wheel), DIR/panel.mp4 (frame beside its flow), DIR/summary.json and,
@@ -117,9 +109,7 @@ def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int
     """
     from semflow.pipeline import RunOptions, run_video
 
-    prior_settings = {"prior": prior, "clip_model": clip_model, "clip_weights": clip_weights,
-                      "prior_classes": prior_classes, "prior_weight": prior_weight}
-    estimator, described = _build_method(method, _options_dict(**method_options), prior_settings)
+    estimator, described = _build_method(method, method_options)
     options = RunOptions(
         method=method, method_options=described, save_flo=save_flo,
         max_frames=max_frames, max_side=max_side, resume=resume, max_flow=max_flow, progress=progress,
@@ -143,9 +133,7 @@ def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int
 @click.option("--explain", type=click.Path(path_type=Path), default=None,
               help="Write the method's intermediate maps (segmentation, model map, layers) to this folder.")
 @_method_options
-@prior_options
 def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None, explain: Path | None,
-         prior: str, clip_model: str, clip_weights: Path | None, prior_classes: str | None, prior_weight: float,
          **method_options: Any) -> None:
     """Flow from IMAGE1 to IMAGE2, written to OUTPUT (format by extension)."""
     from semflow.io.flow import FLOW_EXTENSIONS, write_flow
@@ -157,13 +145,11 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     if viz is not None and not is_image_path(viz):
         raise InputError(f"{viz}: unknown image format for --viz; use one of {', '.join(IMAGE_EXTENSIONS)}")
     img1, img2 = read_image(image1), read_image(image2)
-    prior_settings = {"prior": prior, "clip_model": clip_model, "clip_weights": clip_weights,
-                      "prior_classes": prior_classes, "prior_weight": prior_weight}
-    estimator, _ = _build_method(method, _options_dict(**method_options), prior_settings)
+    estimator, _ = _build_method(method, method_options)
     result = estimator.estimate(img1, img2)
     write_flow(output, result.flow)
     if viz is not None:
-        max_flow = max_flow_of(result.flow, percentile=100)
+        max_flow = max_flow_of(result.flow)
         write_image(viz, add_legend(flow_to_color(result.flow, max_flow), max_flow))
     if explain is not None:
         write_explain(estimator, result, explain)
@@ -186,7 +172,7 @@ def write_explain(estimator: Any, result: Any, out_dir: Path) -> None:
     if result.confidence is not None:
         maps["confidence"] = result.confidence
     flows = [m for m in maps.values() if m.ndim == 3 and m.shape[2] == 2]
-    max_flow = max_flow_of(flows, percentile=100)
+    max_flow = max_flow_of(flows)
     for name, arr in maps.items():
         with atomic_path(out_dir / f"{name}.npy") as tmp:
             np.save(tmp, arr)
@@ -207,7 +193,7 @@ def write_explain(estimator: Any, result: Any, out_dir: Path) -> None:
 @click.argument("flows", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG to write.")
 @click.option("--max-flow", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Normaliser in px (default: the largest valid magnitude over all inputs).")
+              help="Normaliser in px (default: the 99th percentile of the valid magnitudes over all inputs).")
 @click.option("--legend/--no-legend", default=True, show_default=True, help="Draw the colour wheel and scale.")
 @click.option("--columns", type=click.IntRange(min=1), default=None, help="Tiles per row (default: all in one row).")
 def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, legend: bool, columns: int | None) -> None:
@@ -221,7 +207,7 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
     if len(shapes) > 1:
         raise InputError(f"flows differ in size ({', '.join(f'{s[1]}x{s[0]}' for s in sorted(shapes))}); cannot tile them")
     if max_flow is None:
-        max_flow = max_flow_of([f for f, _ in loaded], valid=[v for _, v in loaded], percentile=100)
+        max_flow = max_flow_of([f for f, _ in loaded], valid=[v for _, v in loaded])
     images = []
     for path, (f, valid) in zip(flows, loaded):
         img = flow_to_color(f, max_flow, valid=valid)
@@ -250,13 +236,11 @@ def compare(root: Path, dataset: str, methods: str, out_dir: Path | None, json_p
     """Run METHODS side by side on a dataset with ground truth under ROOT and print a table."""
     from semflow import evaluation
     from semflow.io.atomic import write_text_atomic
-    from semflow.methods import list_methods
+    from semflow.methods import names_of
 
-    names = [m.strip() for m in methods.split(",") if m.strip()]
-    unknown = [m for m in names if m not in list_methods()]
-    if unknown or not names:
-        raise InputError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; known methods: {', '.join(list_methods())}")
-    results = evaluation.compare(dataset, root, names, method_options=_options_dict(**method_options),
+    names = names_of(methods.split(","))
+    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in method_options.items() if v is not None}
+    results = evaluation.compare(dataset, root, names, method_options=given,
                                  out_dir=out_dir, max_samples=max_samples, progress=progress)
     click.echo(evaluation.format_table(evaluation.summarize(results), markdown=markdown))
     if json_path is not None:

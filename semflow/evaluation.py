@@ -22,7 +22,7 @@ import numpy as np
 from semflow.io.datasets import LoadedSample, load_dataset
 from semflow.io.images import write_image
 from semflow.memory import PeakMemory
-from semflow.methods import get_method
+from semflow.methods import get_method, route_options
 from semflow.metrics import endpoint_error, epe, fl_all
 from semflow.progress import progress_bar
 from semflow.viz import add_legend, error_to_color, flow_to_color, label_image, max_flow_of, tile
@@ -79,13 +79,15 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
             progress: bool | None = None) -> list[SampleResult]:
     """Run each method on each sample of ``dataset`` under ``root``; optionally draw ``out_dir/<sample>.png``.
 
-    ``method_options`` (device, preset...) go to every method that takes them. ``use_labels`` passes
+    ``method_options`` (device, preset...) go to every method that declares them, ``NAME.option`` to
+    method NAME only (:func:`semflow.methods.route_options`); one that no method takes is an error. ``use_labels`` passes
     the dataset's label maps to methods that use a given segmentation. Where the dataset has no labels
     but a method reports the region kinds it saw (``extras["kinds"]``, as ``semantic`` does), every
     method on that sample is scored per kind on those same pixels.
     """
     samples = load_dataset(dataset, root)[:max_samples]
-    built = {name: get_method(name, **_applicable(name, method_options or {})) for name in methods}
+    routed = route_options(methods, method_options or {})
+    built = {name: get_method(name, **routed[name]) for name in methods}
     results: list[SampleResult] = []
     with progress_bar(len(samples) * len(built), f"compare {dataset}", enabled=progress) as bar:
         for ref in samples:
@@ -110,32 +112,10 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
     return results
 
 
-def _applicable(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Options a method takes: ``device`` goes to all (the registry drops it where unused); others are
-    given as ``method.option`` or plain (plain ones only to methods whose constructor takes them)."""
-    import inspect
-
-    from semflow.methods import _REGISTRY
-
-    spec = _REGISTRY.get(name)
-    cls = spec.load() if spec is not None else None
-    params = inspect.signature(cls).parameters if cls is not None else {}
-    fixed = spec.kwargs if spec is not None else {}
-    chosen = {}
-    for key, value in options.items():
-        if "." in key:
-            target, option = key.split(".", 1)
-            if target == name:
-                chosen[option] = value
-        elif key == "device" or (key in params and key not in fixed):  # dis-medium keeps its preset
-            chosen[key] = value
-    return chosen
-
-
 def comparison_image(sample: LoadedSample, flows: dict[str, np.ndarray], *, tile_width: int = 480) -> np.ndarray:
     """Frame, ground truth and each method's flow under one normaliser (top row); frame 2, the valid
     mask and each method's endpoint-error map (bottom row)."""
-    max_flow = max_flow_of(sample.flow, valid=[sample.valid], percentile=99.5)
+    max_flow = max_flow_of(sample.flow, valid=[sample.valid])
     top = [label_image(sample.img1, sample.name), label_image(add_legend(flow_to_color(sample.flow, max_flow, valid=sample.valid), max_flow), "ground truth")]
     valid_img = np.repeat((sample.valid.astype(np.uint8) * 255)[..., None], 3, axis=2)
     bottom = [label_image(sample.img2, "frame 2"), label_image(valid_img, "valid")]

@@ -1,94 +1,230 @@
 """The registry of flow methods that users name (``dis-medium``, ``discrete``, ``semantic``...).
 
-It sits above both the baselines and the composer: ``semantic`` is a baseline plus a segmenter plus
-the composer, so the registry imports them lazily, and none of them imports the registry's users.
+One entry point builds every method: :func:`get_method`. Each method declares its options once, as a
+dataclass next to the method (:mod:`semflow.options`); the registry checks the options given against
+it and hands the filled dataclass to the method's builder. The builder of ``semantic`` builds its parts
+(the baseline through this registry, the segmenter and CLIP prior through :mod:`semflow.segmentation`)
+and passes them to :class:`~semflow.semantic.SemanticFlow` ready-made, so nothing below the registry
+imports it. Modules are imported on first use: listing methods or their options stays cheap.
+
+Adding a method: see "How to add a flow method" in README.md.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 from semflow.baseline.base import FlowMethod
 from semflow.errors import InputError
+from semflow.options import MethodOptions, OptionInfo, make_options, option_infos, option_names
+
+Builder = Callable[[Any], FlowMethod]
+
+DEFAULT_RUN_METHOD = "semantic"
+"""The method ``semflow run`` (and :func:`semflow.pipeline.run_video`) uses unless told otherwise."""
 
 
 @dataclass(frozen=True)
-class MethodSpec:
-    """How to build one named method: ``target`` is ``"module:Class"``, ``kwargs`` its fixed arguments."""
+class MethodEntry:
+    """One named method: its description, its options type and the function that builds it from them.
+
+    ``options`` and ``build`` may be given as ``"package.module:name"`` strings, imported on first use.
+    """
 
     name: str
-    target: str
     description: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    options: type[MethodOptions] | str = MethodOptions
+    build: Builder | str = ""
 
-    def load(self) -> type[FlowMethod]:
-        module_name, attr = self.target.split(":")
-        return getattr(importlib.import_module(module_name), attr)
+    def options_type(self) -> type[MethodOptions]:
+        return _load(self.options) if isinstance(self.options, str) else self.options
+
+    def builder(self) -> Builder:
+        return _load(self.build) if isinstance(self.build, str) else self.build
 
 
-_REGISTRY: dict[str, MethodSpec] = {}
+def _load(target: str) -> Any:
+    module_name, attr = target.split(":")
+    return getattr(importlib.import_module(module_name), attr)
 
 
-def register_method(name: str, target: str, description: str, **kwargs: Any) -> None:
-    """Add a method to the registry. ``target`` is ``"package.module:ClassName"``."""
-    _REGISTRY[name] = MethodSpec(name, target, description, kwargs)
+_ENTRIES: dict[str, MethodEntry] = {}
+
+
+def register_method(name: str, description: str, build: Builder | str,
+                    options: type[MethodOptions] | str = MethodOptions) -> None:
+    """Add (or replace) a method: ``build(options) -> FlowMethod`` with ``options`` an instance of the
+    method's options dataclass (a subclass of :class:`~semflow.options.MethodOptions`)."""
+    _ENTRIES[name] = MethodEntry(name, description, options, build)
 
 
 def list_methods() -> list[str]:
     """Names of all registered flow methods, in registration order."""
-    return list(_REGISTRY)
+    return list(_ENTRIES)
 
 
 def describe_methods() -> dict[str, str]:
     """Method name -> one-line description."""
-    return {name: spec.description for name, spec in _REGISTRY.items()}
+    return {name: entry.description for name, entry in _ENTRIES.items()}
 
 
-def get_method(name: str, **options: Any) -> FlowMethod:
-    """Build the flow method called ``name``.
+def method_entry(name: str) -> MethodEntry:
+    """The registry entry of ``name``; InputError listing the known methods if there is none."""
+    entry = _ENTRIES.get(name)
+    if entry is None:
+        raise InputError(f"unknown method {name!r}; known methods: {', '.join(_ENTRIES)}")
+    return entry
 
-    ``options`` are passed to the method's constructor; options set to ``None`` are dropped, and
-    ``device`` is dropped for methods that run no torch code. Any other option the method does not
-    take is an error, and so is one that would change what the name means (``dis-medium`` with
-    ``preset="fast"``).
+
+def method_options(name: str) -> list[OptionInfo]:
+    """The options method ``name`` declares (name, type, default, help)."""
+    return option_infos(method_entry(name).options_type())
+
+
+def resolve_options(name: str, **options: Any) -> MethodOptions:
+    """The options dataclass of method ``name`` filled from ``options`` (None = not given).
+
+    Raises InputError for an unknown method, an option it does not declare (listing those it does),
+    or a bad value.
+    """
+    return make_options(method_entry(name).options_type(), name, options)
+
+
+def get_method(name: str | FlowMethod, **options: Any) -> FlowMethod:
+    """Build the flow method called ``name`` with ``options`` (see :func:`method_options`).
+
+    Options set to None count as not given. The built method keeps its filled options as ``.options``.
+    A FlowMethod passed as ``name`` is returned as is.
     """
     if isinstance(name, FlowMethod):
         return name
-    spec = _REGISTRY.get(name)
-    if spec is None:
-        raise InputError(f"unknown method {name!r}; known methods: {', '.join(_REGISTRY)}")
-    cls = spec.load()
-    accepted = inspect.signature(cls).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    kwargs = dict(spec.kwargs)
+    resolved = resolve_options(name, **options)
+    method = method_entry(name).builder()(resolved)
+    method.options = resolved
+    return method
+
+
+def cli_options() -> list[tuple[OptionInfo, list[str]]]:
+    """Options offered on the command line: each once, with the methods that declare it (first
+    declaration's type and help win)."""
+    found: dict[str, tuple[OptionInfo, list[str]]] = {}
+    for name in _ENTRIES:
+        for info in method_options(name):
+            if info.cli:
+                found.setdefault(info.name, (info, []))[1].append(name)
+    return list(found.values())
+
+
+def route_options(names: Sequence[str], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Split ``options`` among the methods ``names`` of a comparison.
+
+    ``NAME.option`` goes to method NAME only; a plain ``option`` goes to every method that declares it
+    (``device`` to all; ``preset`` to ``discrete`` but not to ``dis-medium``). An option no method of
+    the comparison declares is an error.
+    """
+    routed: dict[str, dict[str, Any]] = {name: {} for name in names}
     for key, value in options.items():
         if value is None:
             continue
-        if key in spec.kwargs and value != spec.kwargs[key]:
-            raise InputError(f"method {name!r} is {key}={spec.kwargs[key]!r}; it cannot take {key}={value!r}")
-        if key in accepted or takes_any:
-            kwargs[key] = value
-        elif key != "device":
-            raise InputError(f"method {name!r} takes no option {key!r}")
-    return cls(**kwargs)
+        target, dot, option = key.partition(".")
+        if dot:
+            if target not in routed:
+                raise InputError(f"option {key!r} names method {target!r}, which is not compared"
+                                 f" ({', '.join(names)})")
+            routed[target][option] = value
+            continue
+        takers = [name for name in names if key in option_names(method_entry(name).options_type())]
+        if not takers:
+            raise InputError(f"no method among {', '.join(names)} takes option {key!r}")
+        for name in takers:
+            routed[name][key] = value
+    return routed
 
 
-register_method("dis-ultrafast", "semflow.baseline.opencv:DISFlow", "OpenCV DIS, ultrafast preset", preset="ultrafast")
-register_method("dis-fast", "semflow.baseline.opencv:DISFlow", "OpenCV DIS, fast preset", preset="fast")
-register_method("dis-medium", "semflow.baseline.opencv:DISFlow", "OpenCV DIS, medium preset", preset="medium")
-register_method("farneback", "semflow.baseline.opencv:FarnebackFlow", "OpenCV Farneback polynomial expansion")
-register_method("deepflow", "semflow.baseline.opencv:DeepFlow", "OpenCV contrib DeepFlow")
-register_method("tvl1", "semflow.baseline.opencv:TVL1Flow", "OpenCV contrib dual TV-L1 (scaleStep 0.5)")
-register_method(
-    "discrete", "semflow.baseline.discrete:DiscreteFlow",
-    "DiscreteFlow-style: matched proposals, discrete CRF, interpolation, refinement",
-)
-register_method(
-    "semantic", "semflow.semantic:SemanticFlow",
-    "Semantic flow: segmentation + layered things, homography planes, composed with a baseline",
-)
+def names_of(methods: Iterable[str]) -> list[str]:
+    """Check a list of method names; InputError naming the unknown ones and listing the known ones."""
+    names = [m.strip() for m in methods if m.strip()]
+    unknown = [m for m in names if m not in _ENTRIES]
+    if unknown or not names:
+        raise InputError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; "
+                         f"known methods: {', '.join(_ENTRIES)}")
+    return names
+
+
+# --- builders -----------------------------------------------------------------------------------
+
+
+def _opencv(class_name: str, *args: Any) -> Builder:
+    def build(options: MethodOptions) -> FlowMethod:
+        from semflow.baseline import opencv
+
+        return getattr(opencv, class_name)(*args)
+
+    return build
+
+
+def _discrete(options: Any) -> FlowMethod:
+    from semflow.baseline.discrete import DiscreteFlow
+
+    return DiscreteFlow(**{f.name: getattr(options, f.name) for f in fields(options)})
+
+
+def _semantic(options: Any) -> FlowMethod:
+    """``semantic``: its baseline from this registry, its segmenter (with the CLIP prior when asked)
+    from :mod:`semflow.segmentation`, built on first use unless a prior makes it needed now."""
+    from semflow.semantic import SemanticFlow
+
+    if isinstance(options.baseline, str) and options.baseline == "semantic":
+        raise InputError("the baseline of 'semantic' cannot be 'semantic'")
+    baseline = get_method(options.baseline, device=options.device)
+    segmenter = options.segmenter
+    if isinstance(segmenter, str):
+        segmenter = _segmenter_builder(options)
+        if options.prior != "none":
+            segmenter = segmenter()  # loads CLIP now, so that a bad checkpoint is an early error
+    elif options.prior != "none":
+        from semflow.segmentation.clip_prior import with_prior
+
+        segmenter = with_prior(segmenter, _clip_prior(options), device=options.device)
+    return SemanticFlow(baseline, segmenter, segmentation=options.segmentation, label_set=options.label_set,
+                        kinds=options.kinds, planes=options.planes, things=options.things,
+                        feather_radius=options.feather_radius)
+
+
+def _clip_prior(options: Any) -> Any:
+    from semflow.segmentation.clip_prior import make_prior
+
+    return make_prior(options.prior, clip_model=options.clip_model, clip_weights=options.clip_weights,
+                      prior_classes=options.prior_classes, prior_weight=options.prior_weight,
+                      device=options.device)
+
+
+def _segmenter_builder(options: Any) -> Callable[[], Any]:
+    def build() -> Any:
+        from semflow.segmentation import get_segmenter
+
+        segmenter = get_segmenter(options.segmenter, device=options.device, kinds_override=options.kinds)
+        if options.prior != "none":
+            from semflow.segmentation.clip_prior import with_prior
+
+            segmenter = with_prior(segmenter, _clip_prior(options), device=options.device)
+        return segmenter
+
+    return build
+
+
+register_method("dis-ultrafast", "OpenCV DIS, ultrafast preset", _opencv("DISFlow", "ultrafast"))
+register_method("dis-fast", "OpenCV DIS, fast preset", _opencv("DISFlow", "fast"))
+register_method("dis-medium", "OpenCV DIS, medium preset", _opencv("DISFlow", "medium"))
+register_method("farneback", "OpenCV Farneback polynomial expansion", _opencv("FarnebackFlow"))
+register_method("deepflow", "OpenCV contrib DeepFlow", _opencv("DeepFlow"))
+register_method("tvl1", "OpenCV contrib dual TV-L1 (scaleStep 0.5)", _opencv("TVL1Flow"))
+register_method("discrete", "DiscreteFlow-style: matched proposals, discrete CRF, interpolation, refinement",
+                _discrete, "semflow.baseline.discrete.presets:DiscreteOptions")
+register_method("semantic", "Semantic flow: segmentation + layered things, homography planes, composed with a baseline",
+                _semantic, "semflow.semantic:SemanticOptions")
 
 OPENCV_METHODS = ("dis-ultrafast", "dis-fast", "dis-medium", "farneback", "deepflow", "tvl1")

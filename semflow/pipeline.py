@@ -31,8 +31,9 @@ from semflow.io.atomic import atomic_path, write_text_atomic
 from semflow.io.flow import read_flo, write_flo
 from semflow.io.images import read_image, write_image
 from semflow.io.video import FrameSource, VideoWriter
-from semflow.methods import get_method
+from semflow.methods import DEFAULT_RUN_METHOD, get_method
 from semflow.metrics import flow_stats
+from semflow.options import options_dict
 from semflow.progress import progress_bar
 from semflow.viz import add_legend, flow_to_color, label_image, max_flow_of, tile
 
@@ -43,7 +44,7 @@ WORK_DIR = ".semflow-work"
 class RunOptions:
     """What ``run_video`` does; mirrors ``semflow run``'s options."""
 
-    method: str = "dis-medium"
+    method: str = DEFAULT_RUN_METHOD
     method_options: dict[str, Any] = field(default_factory=dict)
     save_flo: bool = False
     max_frames: int | None = None
@@ -52,11 +53,15 @@ class RunOptions:
     max_flow: float | None = None
     progress: bool | None = None
 
-    def fingerprint(self, video: Path) -> dict[str, Any]:
-        """The settings a resumed run must share with the run it continues."""
+    def fingerprint(self, video: Path, method: FlowMethod | None = None) -> dict[str, Any]:
+        """The settings a resumed run must share with the run it continues: with the built ``method``,
+        its name and every option it was built with (defaults included), else the options given."""
+        given = {k: v for k, v in self.method_options.items() if v is not None}
+        if method is not None and method.options is not None:
+            given = options_dict(method.options)
         return {
-            "video": str(video.resolve()), "method": self.method,
-            "method_options": {k: v for k, v in sorted(self.method_options.items()) if v is not None},
+            "video": str(video.resolve()), "method": method.name if method is not None else self.method,
+            "method_options": dict(sorted(given.items())),
             "max_side": self.max_side, "save_flo": self.save_flo,
         }
 
@@ -150,7 +155,7 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
         raise InputError(f"{video}: need at least 2 frames to compute flow, got {min(len(source), options.max_frames or 2**31)}")
     method = method or get_method(options.method, **options.method_options)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _check_resume(out_dir, options.fingerprint(video), options.resume)
+    _check_resume(out_dir, options.fingerprint(video, method), options.resume)
     store = _PairStore(out_dir, options.save_flo)
 
     # Pass 1: flow for each pair, written as soon as it is made.

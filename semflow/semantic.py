@@ -26,6 +26,7 @@ import json
 import os
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from semflow.errors import InputError
 from semflow.layers.common import Region, find_regions, gray_frames, photometric_error, prepare_image
 from semflow.layers.planes import PlaneParams, fit_planes
 from semflow.layers.things import ThingParams, fit_things
+from semflow.options import MethodOptions, option
 from semflow.segmentation import KIND_CODES, LabelSet, extract_instances, get_label_set
 from semflow.timing import StageTimer
 
@@ -103,32 +105,60 @@ def _digest(image: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).hexdigest() + str(image.shape)
 
 
+@dataclass(frozen=True)
+class SemanticOptions(MethodOptions):
+    """Options of ``semantic``: what it is made of (baseline, segmenter or given masks, CLIP prior) and
+    how regions are treated. :func:`semflow.methods.get_method` builds the parts from these."""
+
+    baseline: str | FlowMethod = option(DEFAULT_BASELINE, "The baseline flow method (any other method).")
+    segmenter: Any = option(DEFAULT_SEGMENTER, "Segmentation backend: camvid, camvid:PATH, "
+                            "torchvision:PATH, masks:PATH (or a Segmenter from Python).")
+    segmentation: str | os.PathLike | np.ndarray | None = option(
+        None, "Given masks instead of a segmenter: a label PNG, or a folder of NNNNNN.png.")
+    label_set: str | LabelSet = option("camvid", "Label set of --segmentation (camvid, voc, a .json).")
+    kinds: str | dict | None = option(None, "Override the class -> kind table, e.g. 'Tree:plane,Car:thing'.")
+    prior: str = option("none", "Prior fused with the segmentation per region: clip = zero-shot CLIP "
+                        "labels (needs pip install 'semflow[clip]' and --clip-weights).", choices=("none", "clip"))
+    clip_model: str = option("ViT-B-32", "open_clip architecture of the checkpoint (ViT-B-32, "
+                             "ViT-B-16, ViT-L-14, RN50, a -quickgelu variant...).")
+    clip_weights: str | None = option(None, "CLIP checkpoint file you downloaded (OpenAI .pt or "
+                                      "OpenCLIP .bin/.pt/.safetensors); never downloaded by semflow.")
+    prior_classes: str | None = option(None, "Classes CLIP chooses from, 'name:kind,...' (kind: thing, "
+                                       "plane, stuff) or a file of them (default: common things, planes, stuff).")
+    prior_weight: float = option(0.5, "Weight w of CLIP in the per-region fusion: "
+                                 "(1 - w) * backbone + w * CLIP.")
+    planes: PlaneParams | None = option(None, "Parameters of the plane layer.", cli=False)
+    things: ThingParams | None = option(None, "Parameters of the thing layer.", cli=False)
+    feather_radius: float = option(4.0, "Width of the blended seams between models, px.", cli=False)
+
+
 class SemanticFlow(FlowMethod):
     """Semantic flow: ``baseline`` flow + segmentation + per-kind layer models, fused by the composer.
 
-    ``baseline``: a registry name or a FlowMethod. ``segmenter``: a backend spec for
-    :func:`semflow.segmentation.get_segmenter` (``camvid``, ``torchvision:PATH``, ``masks:PATH``) or a
-    Segmenter; built only when a segmentation is needed. ``segmentation``: given masks, a label map
-    array, a label PNG, or a folder of ``NNNNNN.png`` (one per video frame, taken in call order; see
-    :meth:`seek`). ``label_set`` (name or JSON file) says what the ids of given masks mean; ``kinds``
-    overrides the class -> kind table (``"Tree:plane,Car:thing"`` or a dict).
+    The parts come built (:func:`semflow.methods.get_method` builds them from :class:`SemanticOptions`):
+    ``baseline``: a FlowMethod. ``segmenter``: a Segmenter, or a function that builds one on first use
+    (only when a segmentation is needed), or None when masks are always given. ``segmentation``: given
+    masks, a label map array, a label PNG, or a folder of ``NNNNNN.png`` (one per video frame, taken in
+    call order; see :meth:`seek`). ``label_set`` (name or JSON file) says what the ids of given masks
+    mean; ``kinds`` overrides the class -> kind table (``"Tree:plane,Car:thing"`` or a dict).
     """
 
     name = "semantic"
     uses_labels = True
 
-    def __init__(self, baseline: str | FlowMethod = DEFAULT_BASELINE, segmenter: str | Any = DEFAULT_SEGMENTER,
-                 *, segmentation: str | os.PathLike | np.ndarray | None = None, label_set: str | LabelSet = "camvid",
-                 kinds: str | Mapping[str, str] | None = None, device: str = "cpu",
+    def __init__(self, baseline: FlowMethod, segmenter: Any = None, *,
+                 segmentation: str | os.PathLike | np.ndarray | None = None, label_set: str | LabelSet = "camvid",
+                 kinds: str | Mapping[str, str] | None = None,
                  planes: PlaneParams | None = None, things: ThingParams | None = None,
                  feather_radius: float = 4.0, cache_size: int = 4) -> None:
-        from semflow.methods import get_method
-
-        if isinstance(baseline, str) and baseline == "semantic":
+        if not isinstance(baseline, FlowMethod):
+            raise InputError(f"the baseline of 'semantic' must be a built flow method, not {baseline!r}"
+                             " (get_method('semantic', baseline=NAME) builds it from a name)")
+        if isinstance(baseline, SemanticFlow):
             raise InputError("the baseline of 'semantic' cannot be 'semantic'")
-        self.baseline = get_method(baseline, device=device)
-        self.segmenter_spec = segmenter
-        self.device = device
+        self.baseline = baseline
+        self._segmenter: Any = None if callable(segmenter) and not hasattr(segmenter, "predict") else segmenter
+        self._build_segmenter = segmenter if self._segmenter is None else None
         self.kinds = kinds or None
         self.label_set = get_label_set(label_set, self.kinds)
         self.given_array: np.ndarray | None = None
@@ -142,14 +172,13 @@ class SemanticFlow(FlowMethod):
         self.plane_params = planes or PlaneParams()
         self.thing_params = things or ThingParams()
         self.feather_radius = feather_radius
-        self._segmenter: Any = None
         self._cache: OrderedDict[str, tuple[np.ndarray, LabelSet]] = OrderedDict()
         self._cache_size = cache_size
         self._frame_index = 0
         self.last_timings: dict[str, float] = {}
 
     def __repr__(self) -> str:
-        return f"SemanticFlow(baseline={self.baseline.name!r}, segmenter={self.segmenter_spec!r})"
+        return f"SemanticFlow(baseline={self.baseline.name!r}, segmenter={self._segmenter or self._build_segmenter!r})"
 
     def seek(self, frame_index: int) -> None:
         """Say which video frame the next pair starts at (for a folder of given masks)."""
@@ -160,12 +189,9 @@ class SemanticFlow(FlowMethod):
     def segmenter(self) -> Any:
         """The segmenter, built on first use."""
         if self._segmenter is None:
-            spec = self.segmenter_spec
-            if isinstance(spec, str):
-                from semflow.segmentation import get_segmenter
-
-                spec = get_segmenter(spec, device=self.device, kinds_override=self.kinds)
-            self._segmenter = spec
+            if self._build_segmenter is None:
+                raise InputError("'semantic' has no segmenter here: give labels or --segmentation masks")
+            self._segmenter = self._build_segmenter()
         return self._segmenter
 
     def segment(self, image: np.ndarray) -> tuple[np.ndarray, LabelSet]:
@@ -298,7 +324,7 @@ def write_explain(result: FlowResult, out_dir: str | os.PathLike) -> None:
         raise InputError("this result has no semantic layers to explain (was it made by 'semantic'?)")
     flows = {"flow": result.flow, "baseline": ex["baseline_flow"]}
     flows.update({k: v for k, v in ex.items() if k.startswith("layer_")})
-    max_flow = max_flow_of([result.flow, ex["baseline_flow"]], percentile=99.5)
+    max_flow = max_flow_of([result.flow, ex["baseline_flow"]])
     for name, flow in flows.items():
         valid = np.isfinite(flow).all(axis=2)
         clean = np.where(valid[..., None], flow, 0).astype(np.float32)

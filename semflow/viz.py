@@ -15,10 +15,14 @@ import numpy as np
 
 from semflow.io.flow import check_flow
 
+DEFAULT_PERCENTILE = 99.0
+"""Every picture semflow draws is normalised by this percentile of the magnitudes it shows, unless told
+a ``max_flow``: a few outliers do not wash out the colours (the README states it)."""
 
-def max_flow_of(flows: Sequence[np.ndarray] | np.ndarray, *, percentile: float = 99.0,
+
+def max_flow_of(flows: Sequence[np.ndarray] | np.ndarray, *, percentile: float = DEFAULT_PERCENTILE,
                 valid: Sequence[np.ndarray | None] | None = None) -> float:
-    """A shared normaliser for ``flows``: the given percentile of their magnitudes (>= 1 px)."""
+    """A shared normaliser for ``flows`` (px): the given percentile of their (valid) magnitudes, >= 1 px."""
     if isinstance(flows, np.ndarray):
         flows = [flows]
     mags = []

@@ -118,8 +118,10 @@ def test_flow_unknown_method_lists_known_ones(cli_fails, pair) -> None:
 def test_flow_option_a_method_does_not_take(cli_fails, pair) -> None:
     cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--method", "farneback", "--preset", "fast",
               match="takes no option 'preset'")
-    cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--method", "dis-medium", "--preset", "fast",
-              match="cannot take preset='fast'")
+    cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--method", "dis-medium", "--prior", "clip",
+              match="method 'dis-medium' takes no option 'prior'; its options: device")
+    cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--method", "discrete", "--preset", "turbo",
+              match="invalid value for '--preset'")
 
 
 # --- visualize ----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from semflow.errors import InputError, SemflowError, WeightsError
+from semflow.methods import get_method
 from semflow.segmentation import clip_prior as cp
 from semflow.segmentation.prompts import DEFAULT_PRIOR_CLASSES, KINDS, PriorClass, parse_prior_classes
 
@@ -430,8 +431,8 @@ def test_semantic_flow_gives_the_relabelled_region_its_own_kind(tiny, tmp_path, 
     monkeypatch.setattr(prior.clip, "encode_images",
                         lambda batch, **kw: torch.stack([dog if (b[1] < -1.5).float().mean() > 0.2 else indifferent
                                                          for b in batch]))
-    with_clip = semantic.SemanticFlow("dis-fast", segmenter=cp.with_prior(_Backbone(labels, probs), prior))
-    without = semantic.SemanticFlow("dis-fast", segmenter=_Backbone(labels, probs))
+    with_clip = semantic.SemanticFlow(get_method("dis-fast"), segmenter=cp.with_prior(_Backbone(labels, probs), prior))
+    without = semantic.SemanticFlow(get_method("dis-fast"), segmenter=_Backbone(labels, probs))
     kinds_with = with_clip.kind_map(image)
     kinds_without = without.kind_map(image)
     assert (kinds_without[blob_a] == semantic.KIND_CODES["stuff"]).all()
@@ -477,7 +478,7 @@ def test_cli_prior_errors(tiny, tmp_path, monkeypatch, make_frames):
     assert result.exit_code == 1 and "--clip-weights PATH" in result.output
     result = _cli(["run", frames, "--out", tmp_path / "run", "--method", "dis-medium", "--prior", "clip",
                    "--clip-weights", tiny[1]], monkeypatch, tmp_path)
-    assert result.exit_code == 1 and "works with --method semantic" in result.output
+    assert result.exit_code == 1 and "method 'dis-medium' takes no option 'prior'" in result.output
     # the default model name (ViT-B-32) does not fit the tiny checkpoint: a one-line weights error
     result = _cli(["run", frames, "--out", tmp_path / "run", "--prior", "clip", "--clip-weights", tiny[1]],
                   monkeypatch, tmp_path)
@@ -485,3 +486,27 @@ def test_cli_prior_errors(tiny, tmp_path, monkeypatch, make_frames):
     result = _cli(["segment", frames / "0000.png", "--out", tmp_path / "seg", "--prior", "clip",
                    "--clip-weights", tmp_path / "missing.pt"], monkeypatch, tmp_path)
     assert result.exit_code == 1 and "CLIP weights file not found" in result.output
+
+
+def test_semantic_with_the_clip_prior_from_python_and_through_compare(tiny, tmp_path, monkeypatch):
+    """The prior is an option of ``semantic`` like any other: the same spelling in get_method and compare."""
+    from semflow import evaluation
+    from semflow.synthetic import make_scene, write_dataset
+
+    config, weights, _ = tiny
+    monkeypatch.setenv(cp.CACHE_ENV, str(tmp_path / "cache"))
+    options = {"baseline": "dis-fast", "segmenter": "camvid", "prior": "clip", "clip_model": "semflow-tiny-clip",
+               "clip_weights": str(weights), "prior_weight": 0.5}
+    method = get_method("semantic", **options)
+    assert method.baseline.name == "dis-fast" and isinstance(method.segmenter(), cp.PriorSegmenter)
+    scene = make_scene(96, 128, seed=4, num_objects=1)
+    report = json.loads(str(method.estimate(scene.img1, scene.img2).extras["report_json"]))
+    assert report["label_set"] == "camvid+clip"  # the labels came through the prior
+
+    write_dataset(tmp_path / "synthetic", count=1, height=96, width=128, seed=4)
+    results = evaluation.compare("synthetic", tmp_path / "synthetic", ["dis-fast", "semantic"], use_labels=False,
+                                 method_options={f"semantic.{k}": v for k, v in options.items()})
+    assert [r.method for r in results] == ["dis-fast", "semantic"] and np.isfinite(results[1].epe)
+    missing = {**options, "clip_weights": str(tmp_path / "absent.pt")}
+    with pytest.raises(WeightsError, match="CLIP weights file not found"):
+        evaluation.compare("synthetic", tmp_path / "synthetic", ["semantic"], method_options=missing)

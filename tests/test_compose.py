@@ -17,7 +17,7 @@ from semflow.compose import (
 from semflow.layers.common import Region, dilate, erode, prepare_image
 from semflow.layers.planes import PlaneFit
 from semflow.layers.things import ThingFit
-from semflow.semantic import SemanticFlow
+from semflow.methods import get_method
 from semflow.synthetic import CAR_ID, make_scene
 
 BUILDING_ID = 1  # CamVid "Building": stuff
@@ -30,7 +30,7 @@ def scene_and_result():
     strip = np.zeros(labels.shape, bool)
     strip[:, 260:] = True
     labels[strip & (labels != CAR_ID)] = BUILDING_ID  # stuff on the right, away from the cars: keeps the baseline
-    result = SemanticFlow(baseline="dis-medium").estimate(scene.img1, scene.img2, labels=labels)
+    result = get_method("semantic", baseline="dis-medium").estimate(scene.img1, scene.img2, labels=labels)
     return scene, labels, result
 
 

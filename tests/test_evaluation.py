@@ -168,10 +168,12 @@ def test_compare_writes_one_comparison_image_per_sample(synthetic_root: Path, tm
 def test_compare_rejects_unknown_methods_and_options(synthetic_root: Path) -> None:
     with pytest.raises(InputError, match="unknown method 'nope'; known methods: dis-ultrafast"):
         evaluation.compare("synthetic", synthetic_root, ["nope"])
-    # Options go only to methods that take them; "device" is dropped for OpenCV methods.
+    # Options go only to methods that declare them ("device": all); one that none declares is an error.
     res = evaluation.compare("synthetic", synthetic_root, ["dis-ultrafast"], max_samples=1,
-                             method_options={"device": "cpu", "preset": "fast"})
+                             method_options={"device": "cpu"})
     assert len(res) == 1
+    with pytest.raises(InputError, match="no method among dis-ultrafast takes option 'preset'"):
+        evaluation.compare("synthetic", synthetic_root, ["dis-ultrafast"], method_options={"preset": "fast"})
 
 
 def test_datasets_registry_names() -> None:

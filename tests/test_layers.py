@@ -8,8 +8,8 @@ import pytest
 from semflow.layers.common import Region, erode, prepare_image, refine_warp, to_gray
 from semflow.layers.planes import PlaneParams, fit_planes, homography_flow
 from semflow.layers.things import affine_flow, smooth_residual
+from semflow.methods import get_method
 from semflow.metrics import epe
-from semflow.semantic import SemanticFlow
 from semflow.synthetic import CAR_ID, ROAD_ID, SceneObject, random_affine, random_homography, render_scene
 
 
@@ -87,7 +87,7 @@ def test_smooth_residual_fills_in_a_smooth_field_from_sparse_noisy_data():
 
 def test_object_under_affine_motion_is_recovered_with_its_boundary_and_occluded_strip(object_scene):
     scene = object_scene
-    result = SemanticFlow(baseline="dis-medium").estimate(scene.img1, scene.img2, labels=scene.labels)
+    result = get_method("semantic", baseline="dis-medium").estimate(scene.img1, scene.img2, labels=scene.labels)
     base = result.extras["baseline_flow"]
     obj = scene.instances == 1
     model = result.extras["model_map"]
@@ -116,7 +116,7 @@ def test_a_plane_label_over_a_moving_object_does_not_spoil_it(object_scene):
     """Labels that call everything road: the object is vetoed back to the baseline, nothing gets worse."""
     scene = object_scene
     labels = np.full_like(scene.labels, ROAD_ID)
-    result = SemanticFlow(baseline="dis-medium").estimate(scene.img1, scene.img2, labels=labels)
+    result = get_method("semantic", baseline="dis-medium").estimate(scene.img1, scene.img2, labels=labels)
     base = result.extras["baseline_flow"]
     obj = erode(scene.instances == 1, 4)
     assert epe(result.flow, scene.flow, region=obj) <= 1.02 * epe(base, scene.flow, region=obj) + 0.05

@@ -8,8 +8,17 @@ import pytest
 import semflow
 from semflow.baseline.base import FlowMethod, FlowResult, check_pair
 from semflow.errors import InputError
-from semflow.methods import OPENCV_METHODS, describe_methods, get_method, list_methods
+from semflow.methods import (
+    OPENCV_METHODS,
+    cli_options,
+    describe_methods,
+    get_method,
+    list_methods,
+    method_options,
+    route_options,
+)
 from semflow.metrics import epe
+from semflow.options import options_dict
 from semflow.synthetic import translation_scene
 
 
@@ -53,15 +62,46 @@ def test_unknown_method_lists_the_known_ones() -> None:
 
 
 def test_options_are_checked() -> None:
-    with pytest.raises(InputError, match="takes no option 'levels'"):
+    with pytest.raises(InputError, match="takes no option 'levels'; its options: device$"):
         get_method("farneback", levels=3)
-    assert get_method("farneback", device="cuda").name == "farneback"  # no torch inside: device dropped
+    assert get_method("farneback", device="cuda").name == "farneback"  # no torch inside: device unused
     assert get_method("dis-fast", preset=None).name == "dis-fast"       # None means "not given"
-    assert get_method("dis-fast", preset="fast").name == "dis-fast"
-    with pytest.raises(InputError, match="dis-fast.*cannot take preset='medium'"):
+    with pytest.raises(InputError, match="'dis-fast' takes no option 'preset'"):
         get_method("dis-fast", preset="medium")
+    with pytest.raises(InputError, match="option 'preset' must be one of fast, balanced, accurate"):
+        get_method("discrete", preset="turbo")
+    with pytest.raises(InputError, match="option 'prior_weight' takes float"):
+        get_method("semantic", prior_weight="heavy")
     method = get_method("dis-medium")
     assert get_method(method) is method
+
+
+def test_every_method_declares_typed_options_and_keeps_them() -> None:
+    for name in list_methods():
+        infos = method_options(name)
+        assert infos[0].name == "device" and all(i.help for i in infos), name
+    method = get_method("discrete", preset="fast", k="4")  # text from the command line is converted
+    assert method.options.k == 4 and method.params.k == 4 and method.options.preset == "fast"
+    assert options_dict(get_method("dis-medium").options) == {"device": "cpu"}
+
+
+def test_compare_routes_each_option_to_the_methods_that_declare_it() -> None:
+    routed = route_options(["dis-medium", "discrete", "semantic"],
+                           {"device": "cpu", "preset": "fast", "semantic.baseline": "dis-fast", "kinds": None})
+    assert routed == {"dis-medium": {"device": "cpu"}, "discrete": {"device": "cpu", "preset": "fast"},
+                      "semantic": {"device": "cpu", "baseline": "dis-fast"}}
+    with pytest.raises(InputError, match="no method among dis-medium, deepflow takes option 'preset'"):
+        route_options(["dis-medium", "deepflow"], {"preset": "fast"})
+    with pytest.raises(InputError, match="names method 'discrete', which is not compared"):
+        route_options(["dis-medium"], {"discrete.k": 4})
+
+
+def test_cli_offers_each_declared_command_line_option_once() -> None:
+    offered = {info.name: takers for info, takers in cli_options()}
+    assert offered["device"] == list_methods()
+    assert offered["preset"] == ["discrete"]
+    assert {"baseline", "segmenter", "prior", "clip_weights"} <= set(offered)
+    assert "k" not in offered and "planes" not in offered  # Python-only options
 
 
 @pytest.mark.parametrize("name", OPENCV_METHODS)

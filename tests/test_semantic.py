@@ -27,33 +27,33 @@ def test_registry_builds_semantic_with_a_given_baseline():
     assert isinstance(method, SemanticFlow) and method.name == "semantic"
     assert method.baseline.name == "dis-medium"
     with pytest.raises(InputError, match="cannot be 'semantic'"):
-        SemanticFlow(baseline="semantic")
+        get_method("semantic", baseline="semantic")
 
 
 def test_given_labels_of_the_wrong_size_are_a_clear_error(scene):
-    method = SemanticFlow(baseline="dis-medium")
+    method = get_method("semantic", baseline="dis-medium")
     with pytest.raises(InputError, match="differs from the frames"):
         method.estimate(scene.img1, scene.img2, labels=scene.labels[:50])
     with pytest.raises(InputError, match="differs from the frames"):
-        SemanticFlow(baseline="dis-medium", segmentation=scene.labels[:, :60]).estimate(scene.img1, scene.img2)
+        get_method("semantic", baseline="dis-medium", segmentation=scene.labels[:, :60]).estimate(scene.img1, scene.img2)
 
 
 def test_unknown_class_ids_are_a_clear_error(scene):
     labels = scene.labels.copy()
     labels[0, :3] = (40, 41, 200)
     with pytest.raises(InputError, match=r"unknown class ids 40, 41, 200 .*camvid"):
-        SemanticFlow(baseline="dis-medium").estimate(scene.img1, scene.img2, labels=labels)
+        get_method("semantic", baseline="dis-medium").estimate(scene.img1, scene.img2, labels=labels)
 
 
 def test_colour_or_missing_mask_files_are_clear_errors(scene, tmp_path):
     colour = np.zeros((*scene.labels.shape, 3), np.uint8)
     colour[..., 0] = 200
     write_image(tmp_path / "colour.png", colour)
-    method = SemanticFlow(baseline="dis-medium", segmentation=tmp_path / "colour.png")
+    method = get_method("semantic", baseline="dis-medium", segmentation=tmp_path / "colour.png")
     with pytest.raises(InputError, match="colour image"):
         method.estimate(scene.img1, scene.img2)
     with pytest.raises(InputError, match="no such"):
-        SemanticFlow(baseline="dis-medium", segmentation=tmp_path / "absent.png")
+        get_method("semantic", baseline="dis-medium", segmentation=tmp_path / "absent.png")
 
 
 def test_a_folder_of_masks_is_read_by_frame_index(scene, tmp_path):
@@ -62,7 +62,7 @@ def test_a_folder_of_masks_is_read_by_frame_index(scene, tmp_path):
     write_image(folder / "000000.png", scene.labels)
     stuff_only = np.full_like(scene.labels, 1)  # Building everywhere
     write_image(folder / "000001.png", stuff_only)
-    method = SemanticFlow(baseline="dis-medium", segmentation=folder)
+    method = get_method("semantic", baseline="dis-medium", segmentation=folder)
     first = method.estimate(scene.img1, scene.img2)
     second = method.estimate(scene.img1, scene.img2)
     np.testing.assert_array_equal(first.extras["labels"], scene.labels)
@@ -76,14 +76,14 @@ def test_a_folder_of_masks_is_read_by_frame_index(scene, tmp_path):
 
 
 def test_kind_table_override_changes_the_models(scene):
-    plain = SemanticFlow(baseline="dis-medium").estimate(scene.img1, scene.img2, labels=scene.labels)
+    plain = get_method("semantic", baseline="dis-medium").estimate(scene.img1, scene.img2, labels=scene.labels)
     assert (plain.extras["model_map"] == 2).any()
-    as_stuff = SemanticFlow(baseline="dis-medium", kinds="Car:stuff,Road:stuff")
+    as_stuff = get_method("semantic", baseline="dis-medium", kinds="Car:stuff,Road:stuff")
     result = as_stuff.estimate(scene.img1, scene.img2, labels=scene.labels)
     assert (result.extras["model_map"] == 0).all() and (result.extras["kinds"] == 0).all()
     np.testing.assert_array_equal(result.flow, result.extras["baseline_flow"])
     with pytest.raises(InputError, match="unknown class"):
-        SemanticFlow(baseline="dis-medium", kinds={"Spaceship": "thing"})
+        get_method("semantic", baseline="dis-medium", kinds={"Spaceship": "thing"})
     kinds = kind_map(scene.labels, "camvid")
     assert set(np.unique(kinds[scene.labels == CAR_ID])) == {2}
     assert set(np.unique(kinds[scene.labels == ROAD_ID])) == {1}
@@ -105,7 +105,7 @@ class CountingSegmenter:
 
 def test_video_pairs_reuse_the_segmentation_of_the_shared_frame(scene):
     segmenter = CountingSegmenter(scene.labels)
-    method = SemanticFlow(baseline="dis-medium", segmenter=segmenter)
+    method = get_method("semantic", baseline="dis-medium", segmenter=segmenter)
     frames = [scene.img1, scene.img2, scene.img1[:, ::-1].copy()]
     method.estimate(frames[0], frames[1])
     method.estimate(frames[1], frames[2])
@@ -116,7 +116,7 @@ def test_video_pairs_reuse_the_segmentation_of_the_shared_frame(scene):
 
 
 def test_write_explain_writes_maps_layers_and_decisions(scene, tmp_path):
-    method = SemanticFlow(baseline="dis-medium")
+    method = get_method("semantic", baseline="dis-medium")
     result = method.estimate(scene.img1, scene.img2, labels=scene.labels)
     write_explain(result, tmp_path)
     from semflow.io.images import read_image

@@ -10,6 +10,7 @@ import numpy as np
 
 from semflow.errors import InputError
 from semflow.io.images import to_rgb_uint8
+from semflow.options import MethodOptions
 
 
 @dataclass
@@ -48,6 +49,8 @@ class FlowMethod(abc.ABC):
 
     name: ClassVar[str] = ""
     uses_labels: ClassVar[bool] = False
+    options: MethodOptions | None = None
+    """The options it was built with, when :func:`semflow.methods.get_method` built it."""
 
     def estimate(self, img1: np.ndarray, img2: np.ndarray, *, labels: np.ndarray | None = None) -> FlowResult:
         """Flow from ``img1`` to ``img2`` (uint8 RGB or convertible, same size).

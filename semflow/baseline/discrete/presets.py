@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, make_dataclass, replace
+
+from semflow.options import MethodOptions, option
 
 
 @dataclass(frozen=True)
@@ -72,3 +74,31 @@ PRESETS: dict[str, Preset] = {
                        lam=0.1, crf_check=3.0),
 }
 DEFAULT_PRESET = "balanced"
+
+
+DESCRIPTOR_NAMES = ("sift", "daisy", "kornia-sift")
+"""The dense descriptors ``discrete`` can match (see ``descriptors.DESCRIPTORS``)."""
+
+
+@dataclass(frozen=True)
+class _DiscreteStages(MethodOptions):
+    preset: str = option(DEFAULT_PRESET, "Speed/quality preset of discrete: fast, balanced or accurate.",
+                         choices=tuple(PRESETS))
+    descriptor: str = option("sift", "Dense descriptor: sift (fast SIFT-like), daisy or kornia-sift.",
+                             cli=False, choices=DESCRIPTOR_NAMES)
+    propagation: bool = option(True, "Candidates from neighbours and from a coarse DIS flow (off: ablation).",
+                               cli=False)
+    crf: bool = option(True, "The discrete CRF (off: each point keeps its best match, unchecked).", cli=False)
+    refine: bool = option(True, "Variational refinement of the dense flow.", cli=False)
+    subpixel: bool = option(True, "Sub-pixel refinement of the matches.", cli=False)
+
+
+DiscreteOptions = make_dataclass(
+    "DiscreteOptions",
+    [(f.name, f"{f.type} | None", field(default=None, metadata={
+        "help": f"Override the preset's {f.name} (see Preset).", "cli": False, "choices": None}))
+     for f in fields(Preset)],
+    bases=(_DiscreteStages,), frozen=True, namespace={"__module__": __name__},
+)
+DiscreteOptions.__doc__ = """Options of ``discrete``: the preset, the stages switched on, and any :class:`Preset`
+field as an override of the preset's value (None keeps the preset's)."""
