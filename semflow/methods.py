@@ -61,6 +61,12 @@ def register_method(name: str, description: str, build: Builder | str,
     _ENTRIES[name] = MethodEntry(name, description, options, build)
 
 
+def unregister_method(name: str) -> None:
+    """Remove a method from the registry (a plugin's, or a test's)."""
+    method_entry(name)
+    del _ENTRIES[name]
+
+
 def list_methods() -> list[str]:
     """Names of all registered flow methods, in registration order."""
     return list(_ENTRIES)

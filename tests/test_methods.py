@@ -176,3 +176,39 @@ def test_dis_on_a_thin_strip_still_measures_motion() -> None:
     scene = translation_scene(20, 200, shift=(2.0, 1.0))
     flow = get_method("dis-medium")(scene.img1, scene.img2)
     np.testing.assert_allclose(np.median(flow[4:-4, 8:-8].reshape(-1, 2), axis=0), (2.0, 1.0), atol=0.3)
+
+
+def test_a_new_method_is_one_class_one_options_dataclass_and_one_registration(shifted) -> None:
+    """README's "How to add a flow method", followed to the letter."""
+    from dataclasses import dataclass
+
+    import cv2
+
+    from semflow.methods import register_method, unregister_method
+    from semflow.options import MethodOptions, option
+
+    @dataclass(frozen=True)
+    class BlurOptions(MethodOptions):
+        sigma: float = option(1.0, "Gaussian blur before matching, px.")
+
+    class BlurDIS(FlowMethod):
+        name = "blur-dis"
+
+        def __init__(self, sigma: float) -> None:
+            self.sigma = sigma
+
+        def _estimate(self, img1, img2):
+            blur = [cv2.GaussianBlur(i, (0, 0), self.sigma) for i in (img1, img2)]
+            return FlowResult(get_method("dis-medium")(*blur))
+
+    register_method("blur-dis", "DIS on blurred frames", build=lambda o: BlurDIS(o.sigma), options=BlurOptions)
+    try:
+        method = get_method("blur-dis", sigma="2")
+        assert method.sigma == 2.0 and "blur-dis" in list_methods()
+        assert epe(method(shifted.img1, shifted.img2), shifted.flow) < 0.5
+        assert route_options(["blur-dis", "dis-fast"], {"sigma": 3.0}) == {"blur-dis": {"sigma": 3.0}, "dis-fast": {}}
+        with pytest.raises(InputError, match="takes no option 'sigmaa'; its options: device, sigma"):
+            get_method("blur-dis", sigmaa=2)
+    finally:
+        unregister_method("blur-dis")
+    assert "blur-dis" not in list_methods()
