@@ -9,11 +9,15 @@ stepped:
    thing pixels, whose boundary is a true motion boundary), times one minus the feathered veto map;
 3. each accepted thing box, nearest last (lowest bottom edge = nearest in a road scene): weight = 1
    inside the box, ramping to 0 over the last few pixels toward box edges inside the image, and 0 on
-   other instances' pixels. Inside the box, object and background layers meet with a sharp edge.
-   Pixels where the baseline is clearly better, or confident, different and not clearly worse,
-   keep the baseline.
+   other instances' pixels, times one minus the feathered veto map. Inside the box, object and
+   background layers meet with a sharp edge.
 
+Each fit's ``veto`` map (pixels where the baseline is clearly better, or confident, different and
+not clearly worse: :mod:`semflow.layers.veto`) is decided by the fitter; the composer only paints.
 The model map says which model each pixel came from (the one with weight >= 0.5), see MODEL_LEGEND.
+
+    planes_flow = compose_planes(ctx, plane_fits)       # what the thing fitter sees around objects
+    composition = compose(ctx, plane_fits, thing_fits)  # ctx: semflow.layers.context.PairContext
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from semflow.layers.common import feather, inner_feather, magnitude, photometric_error, photometric_error_at
+from semflow.layers.common import PHOTOMETRIC_SCALE, feather, inner_feather, photometric_error_at
+from semflow.layers.context import PairContext
 from semflow.layers.planes import PlaneFit
 from semflow.layers.things import ThingFit
+from semflow.segmentation.regions import Box
 
 MODEL_BASELINE = 0
 MODEL_PLANE = 1
@@ -46,20 +52,12 @@ MODEL_COLORS: dict[int, tuple[int, int, int]] = {
     MODEL_BACKGROUND: (250, 200, 60),
     MODEL_OCCLUDED: (120, 40, 160),
 }
-PHOTOMETRIC_SCALE = 10.0
-"""Grey levels of photometric error at which a model pixel's confidence falls to 1/e."""
+__all__ = [
+    "MODEL_BACKGROUND", "MODEL_BASELINE", "MODEL_COLORS", "MODEL_LEGEND", "MODEL_OBJECT", "MODEL_OCCLUDED",
+    "MODEL_PLANE", "PHOTOMETRIC_SCALE", "Composition", "box_weight", "compose", "compose_planes",
+    "model_map_to_color", "plane_weight", "weigh_planes",
+]
 
-
-THING_ERROR_MARGIN = 2.0
-"""Grey levels (0-255, 7x7 mean) by which the baseline must beat a thing layer to keep a pixel."""
-
-THING_TRUST_CONFIDENCE = 0.5
-THING_TRUST_DISAGREEMENT = 1.0
-THING_TRUST_MARGIN = 3.0
-"""A thing pixel also keeps the baseline where the baseline is confident (>= THING_TRUST_CONFIDENCE),
-differs from the layer by more than THING_TRUST_DISAGREEMENT px, and the layer is not locally better
-by THING_TRUST_MARGIN grey levels: as the plane veto does. A non-rigid thing's affine-plus-residual
-layer is often photometrically as good as a confident baseline, and wrong."""
 
 @dataclass
 class Composition:
@@ -77,7 +75,7 @@ class Composition:
     layer_flows: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def box_weight(box: tuple[int, int, int, int], shape: tuple[int, int], radius: float) -> np.ndarray:
+def box_weight(box: Box, shape: tuple[int, int], radius: float) -> np.ndarray:
     """Weight (h, w) over a box: 1 inside, ramping to ~0 over ``radius`` px toward edges inside the image."""
     y0, y1, x0, x1 = box
     height, width = shape
@@ -113,15 +111,15 @@ def weigh_planes(planes: list[PlaneFit], thing_pixels: np.ndarray, feather_radiu
             for p in planes]
 
 
-def compose_planes(baseline: np.ndarray, planes: list[PlaneFit], thing_pixels: np.ndarray, *,
-                   feather_radius: float = 4.0, weights: list[np.ndarray | None] | None = None) -> np.ndarray:
+def compose_planes(ctx: PairContext, planes: list[PlaneFit], *, feather_radius: float = 4.0,
+                   weights: list[np.ndarray | None] | None = None) -> np.ndarray:
     """The baseline (H, W, 2) with the accepted planes painted over it (the first stage of :func:`compose`).
 
     ``weights``: :func:`weigh_planes` of the planes, if the caller has them already.
     """
     if weights is None:
-        weights = weigh_planes(planes, thing_pixels, feather_radius)
-    flow = baseline.astype(np.float32).copy()
+        weights = weigh_planes(planes, ctx.thing_pixels, feather_radius)
+    flow = ctx.baseline.astype(np.float32).copy()
     for plane, alpha in zip(planes, weights):
         if plane.accepted:
             sy, sx = plane.region.slices
@@ -138,21 +136,17 @@ def model_map_to_color(model_map: np.ndarray) -> np.ndarray:
     return out
 
 
-def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[PlaneFit],
-            things: list[ThingFit], thing_pixels: np.ndarray, img1: np.ndarray, img2: np.ndarray, *,
-            feather_radius: float = 4.0, baseline_error: np.ndarray | None = None,
+def compose(ctx: PairContext, planes: list[PlaneFit], things: list[ThingFit], *, feather_radius: float = 4.0,
             plane_weights: list[np.ndarray | None] | None = None) -> Composition:
-    """Fuse the baseline (H, W, 2) with the accepted plane and thing models (see the module docstring).
+    """Fuse the baseline of ``ctx`` with the accepted plane and thing models (see the module docstring).
 
-    ``thing_pixels`` (H, W) bool: pixels of any thing class. ``img1``/``img2`` float32 RGB frames, used
-    for the photometric part of the confidence. ``baseline_error`` (H, W): the baseline's photometric
-    error, if the caller has it already; ``plane_weights`` likewise (see :func:`weigh_planes`).
-    A model's photometric error comes from its fit (``PlaneFit.error``, ``ThingFit.error``) when the fit
-    recorded it (on the same frames).
+    ``plane_weights``: :func:`weigh_planes` of the planes, if the caller has them already. A model's
+    photometric error comes from its fit (``PlaneFit.error``, ``ThingFit.error``) when the fit recorded
+    it (on the frames of ``ctx``); the confidence's photometric part uses ``ctx.f1``/``ctx.f2``.
     """
-    if baseline_error is None:
-        baseline_error = photometric_error(img1, img2, baseline)[0]
-    shape = baseline.shape[:2]
+    baseline, baseline_error = ctx.baseline, ctx.baseline_error
+    img1, img2 = ctx.f1, ctx.f2
+    shape = ctx.shape
     flow = baseline.astype(np.float32).copy()
     model_map = np.zeros(shape, np.uint8)
     evidence = np.ones(shape, np.float32)  # per-pixel share of inliers of the model in use
@@ -178,7 +172,7 @@ def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[
         blended[sy, sx] = ~whole & (blended[sy, sx] | (alpha > 0))
 
     if plane_weights is None:
-        plane_weights = weigh_planes(planes, thing_pixels, feather_radius)
+        plane_weights = weigh_planes(planes, ctx.thing_pixels, feather_radius)
     for plane, alpha in zip(planes, plane_weights):
         if not plane.accepted:
             continue
@@ -194,16 +188,9 @@ def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[
         y0, y1, x0, x1 = thing.box
         sy, sx = slice(y0, y1), slice(x0, x1)
         alpha = box_weight(thing.box, shape, feather_radius) * ~thing.others
-        # Per pixel, the baseline stays where it explains the frames clearly better than the layered model.
-        thing_error = thing.error if thing.error is not None else photometric_error(img1, img2, thing.flow, x0, y0)[0]
-        thing_err = cv2.blur(thing_error, (7, 7))
-        base_err = cv2.blur(baseline_error[sy, sx], (7, 7))
-        keep = base_err + THING_ERROR_MARGIN < thing_err
-        trusted = baseline_confidence[sy, sx] >= THING_TRUST_CONFIDENCE
-        differs = magnitude(thing.flow - baseline[sy, sx]) > THING_TRUST_DISAGREEMENT
-        keep |= trusted & differs & (thing_err > base_err - THING_TRUST_MARGIN)
-        alpha = alpha * (1.0 - feather(keep & ~thing.occluded, feather_radius))
-        paint(sy, sx, alpha, thing.flow, thing_error)
+        if thing.veto is not None:
+            alpha = alpha * (1.0 - feather(thing.veto, feather_radius))
+        paint(sy, sx, alpha, thing.flow, thing.error)
         use = alpha >= 0.5
         fg, bg = use & thing.foreground, use & ~thing.foreground
         codes = np.where(thing.foreground, MODEL_OBJECT,
@@ -222,5 +209,5 @@ def compose(baseline: np.ndarray, baseline_confidence: np.ndarray, planes: list[
     photometric = np.exp(-cv2.blur(err, (5, 5)) / PHOTOMETRIC_SCALE)
     photometric[occluded] = 1.0  # nothing to compare against: the layer's evidence alone speaks
     model_conf = evidence * photometric
-    confidence = model_weight * model_conf + (1 - model_weight) * baseline_confidence
+    confidence = model_weight * model_conf + (1 - model_weight) * ctx.confidence
     return Composition(flow, model_map, np.clip(confidence, 0, 1).astype(np.float32), occluded, layers)

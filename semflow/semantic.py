@@ -30,25 +30,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.compose import (
     MODEL_COLORS,
     MODEL_LEGEND,
-    PHOTOMETRIC_SCALE,
     compose,
     compose_planes,
     model_map_to_color,
     weigh_planes,
 )
 from semflow.errors import InputError
-from semflow.layers.common import Region, find_regions, gray_frames, photometric_error, prepare_image
+from semflow.layers.context import PairContext
 from semflow.layers.planes import PlaneParams, fit_planes
 from semflow.layers.things import ThingParams, fit_things
 from semflow.options import MethodOptions, option
-from semflow.segmentation import KIND_CODES, LabelSet, extract_instances, get_label_set
+from semflow.segmentation import KIND_CODES, LabelSet, extract_instances, find_regions, get_label_set
 from semflow.timing import StageTimer
 
 DEFAULT_BASELINE = "discrete"
@@ -80,22 +78,6 @@ def check_labels(labels: np.ndarray, label_set: LabelSet, shape: tuple[int, int]
                          f" (ids 0-{label_set.num_classes - 1}"
                          f"{'' if label_set.void_id is None else f', void {label_set.void_id}'})")
     return arr.astype(np.uint8)
-
-
-def kind_map(labels: np.ndarray, label_set: str | LabelSet = "camvid",
-             kinds: str | Mapping[str, str] | None = None) -> np.ndarray:
-    """Region kind per pixel (H, W) uint8, codes KIND_CODES (stuff 0, plane 1, thing 2; void is stuff)."""
-    return get_label_set(label_set, kinds).kind_map(labels)
-
-
-def thing_regions(labels: np.ndarray, label_set: LabelSet, *, min_area: int
-                  ) -> tuple[list[Region], np.ndarray]:
-    """Thing instances (cleaned connected components of thing classes, ``min_area`` px or more).
-
-    Returns the regions (instance k is ``regions[k - 1]``) and the instance map (H, W) int32.
-    """
-    instance_map, instances = extract_instances(labels, label_set.ids_of("thing"), min_area=min_area)
-    return [Region(i.class_id, i.box, i.mask) for i in instances], instance_map
 
 
 # --- the method ---------------------------------------------------------------------------------
@@ -243,29 +225,20 @@ class SemanticFlow(FlowMethod):
         lap("segmentation")
 
         baseline = base.flow
-        f1, f2 = prepare_image(img1), prepare_image(img2)
-        base_err, _ = photometric_error(f1, f2, baseline)
-        if base.confidence is not None:
-            confidence = np.clip(np.asarray(base.confidence, np.float32), 0, 1)
-        else:
-            confidence = np.exp(-cv2.blur(base_err, (5, 5)) / PHOTOMETRIC_SCALE).astype(np.float32)
-        regions, instances = thing_regions(labels, table, min_area=self.thing_params.min_area)
-        thing_pixels = np.isin(labels, table.ids_of("thing")) | (instances > 0)
+        instance_map, instances = extract_instances(labels, table.ids_of("thing"),
+                                                    min_area=self.thing_params.min_area)
+        thing_pixels = np.isin(labels, table.ids_of("thing")) | (instance_map > 0)
         plane_regions = find_regions(labels, table.ids_of("plane"), min_area=self.plane_params.min_area,
                                      margin=int(2 * self.feather_radius))
+        ctx = PairContext.build(img1, img2, baseline, base.confidence, thing_pixels=thing_pixels)
         lap("regions")
-        gray = gray_frames(f1, f2)
-        planes = fit_planes(plane_regions, f1, f2, baseline, confidence, base_err, self.plane_params,
-                            things=thing_pixels, gray=gray)
+        planes = fit_planes(plane_regions, ctx, self.plane_params)
         lap("planes")
         weights = weigh_planes(planes, thing_pixels, self.feather_radius)
-        context = compose_planes(baseline, planes, thing_pixels, feather_radius=self.feather_radius,
-                                 weights=weights)
-        things = fit_things(regions, instances, thing_pixels, f1, f2, baseline, confidence, base_err,
-                            self.thing_params, context=context, gray=gray)
+        plane_flow = compose_planes(ctx, planes, feather_radius=self.feather_radius, weights=weights)
+        things = fit_things(instances, instance_map, ctx, self.thing_params, plane_flow=plane_flow)
         lap("things")
-        comp = compose(baseline, confidence, planes, things, thing_pixels, f1, f2,
-                       feather_radius=self.feather_radius, baseline_error=base_err, plane_weights=weights)
+        comp = compose(ctx, planes, things, feather_radius=self.feather_radius, plane_weights=weights)
         lap("compose")
 
         report = {
@@ -290,7 +263,7 @@ class SemanticFlow(FlowMethod):
             "labels": labels,
             "segmentation_rgb": table.colorize(labels),
             "kinds": table.kind_map(labels),
-            "instances": instances,
+            "instances": instance_map,
             "model_map": comp.model_map,
             "occlusion": comp.occluded.astype(np.uint8),
             "baseline_flow": baseline,

@@ -14,10 +14,13 @@ from semflow.compose import (
     box_weight,
     compose,
 )
-from semflow.layers.common import Region, dilate, erode, prepare_image
+from semflow.layers.common import dilate, erode, magnitude
+from semflow.layers.context import PairContext
 from semflow.layers.planes import PlaneFit
-from semflow.layers.things import ThingFit
+from semflow.layers.things import ThingFit, ThingParams
+from semflow.layers.veto import baseline_veto
 from semflow.methods import get_method
+from semflow.segmentation.regions import Box, Region
 from semflow.synthetic import CAR_ID, make_scene
 
 BUILDING_ID = 1  # CamVid "Building": stuff
@@ -67,8 +70,9 @@ def test_confidence_is_a_map_in_unit_range(scene_and_result):
 
 
 def _plane_fit(shape, box, mask, flow, accepted=True):
-    region = Region(3, box, mask)
-    return PlaneFit(region, np.eye(3), flow, np.zeros(mask.shape, bool), 0.9, 1.0, 1.0, accepted, "test")
+    region = Region(3, Box(*box), mask)
+    return PlaneFit(region=region, accepted=accepted, reason="test", homography=np.eye(3), flow=flow,
+                    veto=np.zeros(mask.shape, bool), inlier_share=0.9, model_error=1.0, baseline_error=1.0)
 
 
 def test_seams_between_a_plane_and_the_baseline_are_blended_not_stepped():
@@ -78,9 +82,9 @@ def test_seams_between_a_plane_and_the_baseline_are_blended_not_stepped():
     mask[:, 30:] = True
     plane_flow = np.full((h, w, 2), 4.0, np.float32)
     fit = _plane_fit((h, w), (0, h, 0, w), mask, plane_flow)
-    img = prepare_image(np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8))
-    comp = compose(baseline, np.ones((h, w), np.float32), [fit], [], np.zeros((h, w), bool), img, img,
-                   feather_radius=4.0)
+    img = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    ctx = PairContext.build(img, img, baseline, np.ones((h, w), np.float32))
+    comp = compose(ctx, [fit], [], feather_radius=4.0)
     row = comp.flow[20, :, 0]
     assert row[0] == 0 and abs(row[-1] - 4.0) < 1e-5
     steps = np.diff(row)
@@ -93,8 +97,8 @@ def test_rejected_models_leave_the_baseline_untouched():
     h, w = 30, 30
     baseline = np.random.default_rng(1).normal(0, 2, (h, w, 2)).astype(np.float32)
     fit = _plane_fit((h, w), (0, h, 0, w), np.ones((h, w), bool), np.zeros((h, w, 2), np.float32), accepted=False)
-    img = np.zeros((h, w, 3), np.float32)
-    comp = compose(baseline, np.full((h, w), 0.3, np.float32), [fit], [], np.zeros((h, w), bool), img, img)
+    img = np.zeros((h, w, 3), np.uint8)
+    comp = compose(PairContext.build(img, img, baseline, np.full((h, w), 0.3, np.float32)), [fit], [])
     np.testing.assert_array_equal(comp.flow, baseline)
     assert (comp.model_map == MODEL_BASELINE).all()
     np.testing.assert_allclose(comp.confidence, 0.3)
@@ -116,11 +120,53 @@ def test_a_confident_baseline_keeps_thing_pixels_the_layer_cannot_show_better():
     mask = np.ones((h, w), bool)
     layer = np.full((h, w, 2), 3.0, np.float32)  # differs from the baseline by 4.2 px everywhere
     empty = np.zeros((h, w), bool)
-    fit = ThingFit(Region(CAR_ID, (0, h, 0, w), mask), 1, (0, h, 0, w), None, None, 0.9, 0.9, mask, empty,
-                   empty, layer, layer, layer, 0.0, 0.0, True, "test")
-    img = np.full((h, w, 3), 0.5, np.float32)  # flat frames: photometry cannot tell the flows apart
-    comp = compose(baseline, confidence, [], [fit], mask, img, img, feather_radius=2.0)
+    flat = np.zeros((h, w), np.float32)  # flat frames: photometry cannot tell the flows apart
+    veto = baseline_veto(flat, flat, magnitude(layer - baseline), confidence, ThingParams().veto)
+    assert veto[:, :30].all() and not veto[:, 30:].any()
+    box = Box(0, h, 0, w)
+    fit = ThingFit(region=Region(CAR_ID, box, mask, id=1), box=box, accepted=True, reason="test", foreground=mask,
+                   occluded=empty, others=empty, fg_flow=layer, bg_flow=layer, flow=layer, fg_inlier_share=0.9,
+                   bg_inlier_share=0.9, model_error=0.0, baseline_error=0.0, veto=veto)
+    img = np.full((h, w, 3), 128, np.uint8)
+    comp = compose(PairContext.build(img, img, baseline, confidence, thing_pixels=mask), [], [fit],
+                   feather_radius=2.0)
     assert (comp.model_map[:, :26] == MODEL_BASELINE).all()
     np.testing.assert_allclose(comp.flow[:, :26], 0.0, atol=1e-6)
     assert (comp.model_map[:, 34:] == MODEL_OBJECT).all()
     np.testing.assert_allclose(comp.flow[:, 34:], 3.0, atol=1e-6)
+
+
+def test_the_baseline_veto_keeps_the_baseline_where_it_is_clearly_better_or_trusted():
+    """One rule for planes and things: each clause, and the plane's extra disagreement condition."""
+    from semflow.layers.planes import PlaneParams
+
+    model = np.array([[10.0, 10.0, 10.0, 4.0, 4.0]], np.float32)  # local errors, grey levels
+    base = np.array([[5.0, 9.0, 9.0, 5.0, 9.0]], np.float32)
+    difference = np.array([[0.5, 0.5, 2.0, 2.0, 2.0]], np.float32)  # px
+    confident = np.array([[0.0, 0.0, 1.0, 1.0, 1.0]], np.float32)
+    # thing rule: better by > 2 anywhere; or confident, different by > 1 px and the model not better by 3
+    things = baseline_veto(model, base, difference, confident, ThingParams().veto)
+    assert things.tolist() == [[True, False, True, True, False]]
+    # plane rule: the same, but "better" counts only where the flows differ by > 1 px
+    planes = baseline_veto(model, base, difference, confident, PlaneParams().veto)
+    assert planes.tolist() == [[False, False, True, True, False]]
+    # the excess form (model error minus baseline error, baseline 0) gives the same answer
+    assert (baseline_veto(model - base, 0.0, difference, confident, PlaneParams().veto) == planes).all()
+
+
+def test_the_pair_context_is_frozen_and_read_only():
+    rng = np.random.default_rng(0)
+    img1 = rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    img2 = np.roll(img1, 1, axis=1)
+    flow = np.zeros((20, 30, 2), np.float32)
+    ctx = PairContext.build(img1, img2, flow)
+    assert ctx.shape == (20, 30) and not ctx.thing_pixels.any()
+    assert ctx.confidence.dtype == np.float32 and 0 < ctx.confidence.min() <= ctx.confidence.max() <= 1
+    with pytest.raises(ValueError):
+        ctx.baseline[0, 0, 0] = 1.0
+    with pytest.raises(ValueError):
+        ctx.gray.gray1[0, 0] = 1.0
+    with pytest.raises(AttributeError):
+        ctx.baseline = flow  # type: ignore[misc]
+    flow[0, 0, 0] = 2.0  # the caller's array stays the caller's
+    assert ctx.baseline[0, 0, 0] == 2.0

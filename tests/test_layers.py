@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semflow.layers.common import Region, erode, prepare_image, refine_warp, to_gray
+from semflow.layers.common import erode, prepare_image, refine_warp, to_gray
+from semflow.layers.context import PairContext
 from semflow.layers.planes import PlaneParams, fit_planes, homography_flow
-from semflow.layers.things import affine_flow, smooth_residual
+from semflow.layers.things.motion import affine_flow, smooth_residual
 from semflow.methods import get_method
 from semflow.metrics import epe
+from semflow.segmentation.regions import Box, Region
 from semflow.synthetic import CAR_ID, ROAD_ID, SceneObject, random_affine, random_homography, render_scene
 
 
@@ -42,13 +44,9 @@ def test_plane_under_known_homography_is_recovered_to_subpixel(plane_scene):
     from semflow.methods import get_method
 
     baseline = get_method("dis-medium")(scene.img1, scene.img2)
-    f1, f2 = prepare_image(scene.img1), prepare_image(scene.img2)
-    region = Region(ROAD_ID, (0, 200, 0, 280), np.ones((200, 280), bool))
-    conf = np.ones((200, 280), np.float32)
-    from semflow.layers.common import photometric_error
-
-    base_err, _ = photometric_error(f1, f2, baseline)
-    (fit,) = fit_planes([region], f1, f2, baseline, conf, base_err, PlaneParams())
+    region = Region(ROAD_ID, Box(0, 200, 0, 280), np.ones((200, 280), bool))
+    ctx = PairContext.build(scene.img1, scene.img2, baseline, np.ones((200, 280), np.float32))
+    (fit,) = fit_planes([region], ctx, PlaneParams())
     assert fit.accepted, fit.reason
     visible = ~scene.occluded
     assert epe(fit.flow, scene.flow, region=visible) < 0.1
@@ -130,7 +128,8 @@ def test_fast_pieces_match_their_reference_implementations():
     import scipy.ndimage as ndi
 
     from semflow.layers.common import dilate, disk, magnitude, sample_at
-    from semflow.layers.things import fill_holes, open_cross
+    from semflow.layers.things.assignment import open_cross
+    from semflow.segmentation.regions import fill_holes
 
     rng = np.random.default_rng(3)
     for _ in range(50):

@@ -15,6 +15,8 @@ from semflow.segmentation import (
     CAMVID,
     KIND_CODES,
     VOC,
+    Box,
+    Region,
     extract_instances,
     fill_holes,
     get_label_set,
@@ -150,6 +152,8 @@ def test_instances_on_synthetic_masks():
     labels[40:58, 10:16] = ped          # a pedestrian
     inst_map, inst = extract_instances(labels, CAMVID.ids_of("thing"), min_area=20)
     assert [i.class_id for i in inst] == [car, car, ped]
+    assert all(isinstance(i, Region) and isinstance(i.box, Box) for i in inst)
+    assert [i.id for i in inst] == [1, 2, 3] and inst[0].box == Box(5, 25, 5, 35)
     car1, car2, person = inst
     assert car1.area == 20 * 30 - 6 and car1.full_mask(labels.shape)[12, 15]  # window filled, pedestrian kept out
     assert car2.area == 20 * 35 and person.area == 18 * 6

@@ -13,7 +13,7 @@ from semflow.io.images import write_image
 from semflow.methods import get_method
 from semflow.segmentation import get_label_set
 from semflow.segmentation.backends import Segmentation
-from semflow.semantic import SemanticFlow, kind_map, write_explain
+from semflow.semantic import SemanticFlow, write_explain
 from semflow.synthetic import CAR_ID, ROAD_ID, make_scene
 
 
@@ -84,7 +84,7 @@ def test_kind_table_override_changes_the_models(scene):
     np.testing.assert_array_equal(result.flow, result.extras["baseline_flow"])
     with pytest.raises(InputError, match="unknown class"):
         get_method("semantic", baseline="dis-medium", kinds={"Spaceship": "thing"})
-    kinds = kind_map(scene.labels, "camvid")
+    kinds = get_label_set("camvid").kind_map(scene.labels)
     assert set(np.unique(kinds[scene.labels == CAR_ID])) == {2}
     assert set(np.unique(kinds[scene.labels == ROAD_ID])) == {1}
 
@@ -111,7 +111,7 @@ def test_video_pairs_reuse_the_segmentation_of_the_shared_frame(scene):
     method.estimate(frames[1], frames[2])
     method.estimate(frames[0], frames[1])
     assert segmenter.calls == 2  # frames 0 and 1 once each; frame 2 is never frame 1 of a pair
-    np.testing.assert_array_equal(method.kind_map(frames[0]), kind_map(scene.labels))
+    np.testing.assert_array_equal(method.kind_map(frames[0]), get_label_set("camvid").kind_map(scene.labels))
     assert segmenter.calls == 2
 
 

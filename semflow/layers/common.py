@@ -1,4 +1,4 @@
-"""Small shared pieces of the layer models: pixel grids, backward warping, photometric error, feathering.
+"""Small shared pieces of the layer models: photometric error, sampling, feathering, morphology, warp refinement.
 
 Images here are float32 RGB (H, W, 3) in [0, 255] (see :func:`prepare_image`); flows are float32
 (H, W, 2), u then v in pixels, frame t -> t+1.
@@ -6,16 +6,19 @@ Images here are float32 RGB (H, W, 3) in [0, 255] (see :func:`prepare_image`); f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
+from semflow.segmentation.regions import Box
 from semflow.warp import warp_backward
 
 ERROR_CAP = 40.0
 """Photometric errors are truncated here (grey levels), so occlusions and outliers do not dominate means."""
+
+PHOTOMETRIC_SCALE = 10.0
+"""Grey levels of photometric error at which a pixel's photometric confidence falls to 1/e."""
 
 
 def prepare_image(image: np.ndarray) -> np.ndarray:
@@ -135,54 +138,6 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), disk(radius)).astype(bool)
 
 
-@dataclass
-class Region:
-    """One connected region of a segmentation: its class id, a box and its mask inside the box.
-
-    ``box`` is (y0, y1, x0, x1), end-exclusive, in full-image pixels; ``mask`` is bool (y1-y0, x1-x0).
-    The box may include a margin of pixels outside the region (mask False there).
-    """
-
-    class_id: int
-    box: tuple[int, int, int, int]
-    mask: np.ndarray
-
-    @property
-    def slices(self) -> tuple[slice, slice]:
-        y0, y1, x0, x1 = self.box
-        return slice(y0, y1), slice(x0, x1)
-
-    @property
-    def area(self) -> int:
-        return int(self.mask.sum())
-
-    @property
-    def size(self) -> int:
-        """The larger side of the region's tight bounding box, in pixels."""
-        ys, xs = np.nonzero(self.mask)
-        return int(max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)) if ys.size else 0
-
-
-def find_regions(labels: np.ndarray, class_ids: Iterable[int], *, min_area: int, margin: int = 0
-                 ) -> list[Region]:
-    """Connected components (8-connected) of each class in ``class_ids``, at least ``min_area`` pixels.
-
-    Each region's box is its bounding box grown by ``margin`` px (clipped to the image).
-    """
-    height, width = labels.shape
-    regions = []
-    for class_id in class_ids:
-        count, comp, stats, _ = cv2.connectedComponentsWithStats((labels == class_id).astype(np.uint8), 8)
-        for k in range(1, count):
-            x, y, w, h, area = (int(v) for v in stats[k])
-            if area < min_area:
-                continue
-            y0, y1 = max(0, y - margin), min(height, y + h + margin)
-            x0, x1 = max(0, x - margin), min(width, x + w + margin)
-            regions.append(Region(int(class_id), (y0, y1, x0, x1), comp[y0:y1, x0:x1] == k))
-    return regions
-
-
 def to_gray(image: np.ndarray) -> np.ndarray:
     """float32 RGB (H, W, 3) -> float32 gray (H, W)."""
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
@@ -198,11 +153,19 @@ def warp_target(gray2: np.ndarray) -> np.ndarray:
     return np.dstack([gray2.astype(np.float32), gx, gy])
 
 
-def gray_frames(img1: np.ndarray, img2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(gray frame 1, gray frame 2, :func:`warp_target` of frame 2) from float32 RGB frames: what the
-    photometric refinements of the layer models sample. Compute it once per frame pair."""
+class GrayFrames(NamedTuple):
+    """Both frames in float32 gray (H, W) and frame 2's :func:`warp_target` (H, W, 3): what the
+    photometric refinements of the layer models (:func:`refine_warp`) sample."""
+
+    gray1: np.ndarray
+    gray2: np.ndarray
+    target: np.ndarray
+
+
+def gray_frames(img1: np.ndarray, img2: np.ndarray) -> GrayFrames:
+    """:class:`GrayFrames` of two float32 RGB frames. Compute it once per frame pair."""
     gray2 = to_gray(img2)
-    return to_gray(img1), gray2, warp_target(gray2)
+    return GrayFrames(to_gray(img1), gray2, warp_target(gray2))
 
 
 COARSE_POINTS = 500
@@ -212,7 +175,7 @@ COARSE_TOLERANCE = 0.05
 
 
 def refine_warp(gray1: np.ndarray, gray2: np.ndarray, warp: np.ndarray, mask: np.ndarray,
-                box: tuple[int, int, int, int], *, iterations: int = 15, max_points: int = 20000,
+                box: Box, *, iterations: int = 15, max_points: int = 20000,
                 huber: float = 4.0, rng: np.random.Generator | None = None,
                 target: np.ndarray | None = None, tolerance: float = 0.01) -> np.ndarray | None:
     """Refine an affine (2, 3) or homography (3, 3) warp photometrically over ``mask`` (h, w) in ``box``.

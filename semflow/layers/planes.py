@@ -14,26 +14,23 @@ error), so the result does not inherit the baseline's small biases. The homograp
 The photometric refinement is kept only if the homography still agrees with the baseline's matches
 (a textureless region lets brightness constancy drift). Inside an accepted region, pixels where the
 baseline disagrees with the homography and is either clearly better photometrically (a mislabelled
-object, say) or confident and not clearly worse are vetoed: the composer keeps the baseline there.
+object, say) or confident and not clearly worse are vetoed (:mod:`semflow.layers.veto`): the composer
+keeps the baseline there.
+
+    fits = fit_planes(regions, ctx)    # regions: segmentation.regions.Region; ctx: layers.context.PairContext
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from semflow.layers.common import (
-    Region,
-    dilate,
-    erode,
-    gray_frames,
-    magnitude,
-    photometric_error,
-    refine_warp,
-    subsample_points,
-)
+from semflow.layers.common import dilate, erode, magnitude, photometric_error, refine_warp, subsample_points
+from semflow.layers.context import PairContext
+from semflow.layers.veto import VetoParams, baseline_veto
+from semflow.segmentation.regions import Box, Region
 from semflow.warp import pixel_grid
 
 
@@ -57,22 +54,19 @@ class PlaneParams:
     """...plus this (grey levels), and still be used."""
     unconfident_share: float = 0.5
     """A homography that fails that test is still used on the region's pixels where the baseline is
-    unconfident (and not clearly better locally) when those are at least this share of the region."""
-    veto_margin: float = 3.0
-    """Per-pixel veto: local baseline error lower than the homography's by this many grey levels..."""
-    veto_disagreement: float = 1.0
-    """...where the two flows differ by more than this (px)."""
-    veto_window: int = 11
-    trust_disagreement: float = 1.0
-    """Per-pixel veto also where the baseline is confident (``min_confidence``) and differs from the
-    homography by more than this (px), unless the homography is locally clearly better (``veto_margin``)."""
+    unconfident (and not clearly better locally, ``veto.margin``) when those are at least this share
+    of the region."""
+    veto: VetoParams = field(default_factory=lambda: VetoParams(window=11, margin=3.0, disagreement=1.0,
+                                                                trust_confidence=0.5, trust_disagreement=1.0,
+                                                                trust_margin=3.0))
+    """Where inside an accepted region the baseline stays (:func:`~semflow.layers.veto.baseline_veto`)."""
     photometric_refinement: bool = True
     """Refine the RANSAC homography by robust Gauss-Newton on brightness constancy over the region."""
     veto_thing_margin: int = 6
     """No veto this close to thing pixels (px; more where motion is larger)."""
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class PlaneFit:
     """The homography fitted to one plane region and the evidence for it.
 
@@ -82,19 +76,20 @@ class PlaneFit:
     """
 
     region: Region
-    homography: np.ndarray | None
-    flow: np.ndarray | None
-    veto: np.ndarray | None
-    inlier_share: float
-    model_error: float
-    baseline_error: float
     accepted: bool
     reason: str
+    """Why the homography is used or not (for reports)."""
+    homography: np.ndarray | None = None
+    flow: np.ndarray | None = None
+    veto: np.ndarray | None = None
+    inlier_share: float = 0.0
+    model_error: float = float("nan")
+    baseline_error: float = float("nan")
     error: np.ndarray | None = None
     """(h, w) photometric error of ``flow`` over the box (grey levels, see :func:`photometric_error`)."""
 
 
-def homography_flow(homography: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+def homography_flow(homography: np.ndarray, box: Box) -> np.ndarray:
     """Flow (h, w, 2) float32 of ``homography`` over the box (y0, y1, x0, x1) of the full image."""
     y0, y1, x0, x1 = box
     x, y = pixel_grid(y1 - y0, x1 - x0, x0, y0)
@@ -125,69 +120,62 @@ def fit_homography(src: np.ndarray, dst: np.ndarray, threshold: float
     return h, inliers
 
 
-def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.ndarray,
-              confidence: np.ndarray, baseline_error: np.ndarray, params: PlaneParams,
-              rng: np.random.Generator, things: np.ndarray | None = None,
-              gray: tuple[np.ndarray, ...] | None = None) -> PlaneFit:
-    """Fit and judge a homography for one region.
+def fit_plane(region: Region, ctx: PairContext, params: PlaneParams, rng: np.random.Generator) -> PlaneFit:
+    """Fit and judge a homography for one region of the pair ``ctx``.
 
-    ``img1``, ``img2``: float32 RGB frames (see :func:`~semflow.layers.common.prepare_image`);
-    ``baseline`` (H, W, 2), ``confidence`` (H, W) in [0, 1] and ``baseline_error`` (H, W) grey levels
-    are full-image maps; ``things`` (H, W) bool, optional, marks thing pixels; ``gray``, optional,
-    the two frames in float32 gray (and, third, their
-    :func:`~semflow.layers.common.warp_target` of frame 2), for the photometric refinement of the homography.
+    Plane pixels near ``ctx.thing_pixels`` are never vetoed (see ``PlaneParams.veto_thing_margin``).
     """
     sy, sx = region.slices
     y0, _, x0, _ = region.box
     mask = region.mask
-    base = baseline[sy, sx]
-    usable = erode(mask, 2) & (confidence[sy, sx] >= params.min_confidence)
-    base_err = float(baseline_error[sy, sx][mask].mean())
+    base = ctx.baseline[sy, sx]
+    base_err_box = ctx.baseline_error[sy, sx]
+    usable = erode(mask, 2) & (ctx.confidence[sy, sx] >= params.min_confidence)
+    base_err = float(base_err_box[mask].mean())
     if usable.sum() < params.min_matches:
         # The baseline's unconfident flow is no evidence for a homography.
-        return PlaneFit(region, None, None, None, 0.0, float("nan"), base_err, False,
-                        f"baseline confident on {int(usable.sum())} px (< {params.min_matches})")
+        return PlaneFit(region=region, accepted=False, baseline_error=base_err,
+                        reason=f"baseline confident on {int(usable.sum())} px (< {params.min_matches})")
     ys, xs = subsample_points(usable, params.max_points, rng)
     src = np.stack([xs + x0, ys + y0], axis=1).astype(np.float32)
     dst = src + base[ys, xs]
     homography, inliers = fit_homography(src, dst, params.ransac_threshold)
     if homography is None:
-        return PlaneFit(region, None, None, None, 0.0, float("nan"), base_err, False, "no homography found")
+        return PlaneFit(region=region, accepted=False, baseline_error=base_err, reason="no homography found")
 
+    f1, f2 = ctx.f1, ctx.f2
     flow = homography_flow(homography, region.box)
-    err, inside = photometric_error(img1, img2, flow, x0, y0)
+    err, inside = photometric_error(f1, f2, flow, x0, y0)
     judged = mask & inside
     if not judged.any():
         judged = mask
     model_err = float(err[judged].mean())
-    if params.photometric_refinement and gray is not None:
-        refined = refine_warp(gray[0], gray[1], homography, erode(mask, 2), region.box, rng=rng,
-                              target=gray[2] if len(gray) > 2 else None)
+    if params.photometric_refinement:
+        refined = refine_warp(ctx.gray.gray1, ctx.gray.gray2, homography, erode(mask, 2), region.box, rng=rng,
+                              target=ctx.gray.target)
         if refined is not None:
             flow_r = homography_flow(refined, region.box)
-            err_r, inside_r = photometric_error(img1, img2, flow_r, x0, y0)
+            err_r, inside_r = photometric_error(f1, f2, flow_r, x0, y0)
             # Kept only if it still agrees with the matches: on a textureless region brightness
             # constancy alone lets the warp drift away from what the baseline found.
             agree_r = magnitude(flow_r[ys, xs] - base[ys, xs]) < params.ransac_threshold
             if float(err_r[judged].mean()) < model_err and agree_r.mean() >= inliers.mean() - 0.02:
                 homography, flow, err, inside = refined, flow_r, err_r, inside_r
                 model_err = float(err[judged].mean())
-    base_err = float(baseline_error[sy, sx][judged].mean())
+    base_err = float(base_err_box[judged].mean())
     share = float(inliers.mean())
 
-    # Per-pixel veto: where the baseline is locally much better and disagrees with the homography.
-    k = (params.veto_window, params.veto_window)
-    local_gain = cv2.blur(err - baseline_error[sy, sx], k)
+    # Per-pixel veto: where the baseline is locally much better and disagrees with the homography, or
+    # where a confident baseline is an outlier of the homography that photometry cannot overrule.
+    window = (params.veto.window, params.veto.window)
+    local_gain = cv2.blur(err - base_err_box, window)  # the homography's local excess error
     difference = magnitude(flow - base)
-    veto = mask & (difference > params.veto_disagreement) & (local_gain > params.veto_margin)
-    # ...or where a confident baseline is an outlier of the homography that photometry cannot overrule.
-    confident = confidence[sy, sx] >= params.min_confidence
-    veto |= mask & confident & (difference > params.trust_disagreement) & (local_gain > -params.veto_margin)
-    if things is not None and veto.any():
+    veto = mask & baseline_veto(local_gain, 0.0, difference, ctx.confidence[sy, sx], params.veto)
+    if veto.any():
         # Next to things the baseline may look better only because the plane is occluded there in
         # frame t+1; that is where the homography is most needed, so no veto within reach of motion.
         reach = max(params.veto_thing_margin, int(1.5 * np.percentile(magnitude(base[mask]), 95)))
-        veto &= ~dilate(things[sy, sx], reach)
+        veto &= ~dilate(ctx.thing_pixels[sy, sx], reach)
 
     if share < params.min_inlier_share:
         accepted, reason = False, f"inlier share {share:.2f} < {params.min_inlier_share}"
@@ -197,25 +185,23 @@ def fit_plane(region: Region, img1: np.ndarray, img2: np.ndarray, baseline: np.n
         # for pixels the baseline has no support on either: there the homography, supported by the
         # confident pixels (inlier share above), is the better guess unless photometry contradicts it
         # locally. It is used on those pixels only.
-        unconfident = mask & (confidence[sy, sx] < params.min_confidence) & (local_gain < params.veto_margin)
+        unconfident = mask & (ctx.confidence[sy, sx] < params.min_confidence) & (local_gain < params.veto.margin)
         if unconfident.sum() >= params.unconfident_share * mask.sum():
             veto = veto | (mask & ~unconfident)
             accepted, reason = True, reason + "; used only where the baseline is unconfident"
     else:
         accepted, reason = True, "ok"
-    return PlaneFit(region, homography, flow, veto, share, model_err, base_err, accepted, reason, error=err)
+    return PlaneFit(region=region, accepted=accepted, reason=reason, homography=homography, flow=flow,
+                    veto=veto, inlier_share=share, model_error=model_err, baseline_error=base_err, error=err)
 
 
-def fit_planes(regions: list[Region], img1: np.ndarray, img2: np.ndarray, baseline: np.ndarray,
-               confidence: np.ndarray, baseline_error: np.ndarray, params: PlaneParams | None = None,
-               *, things: np.ndarray | None = None, seed: int = 0,
-               gray: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> list[PlaneFit]:
-    """:func:`fit_plane` for each region at least ``params.min_area`` pixels large.
+def fit_planes(regions: list[Region], ctx: PairContext, params: PlaneParams | None = None, *, seed: int = 0
+               ) -> list[PlaneFit]:
+    """:func:`fit_plane` for each region at least ``params.min_area`` pixels large, in order.
 
-    ``gray``: :func:`~semflow.layers.common.gray_frames` of the frames, if the caller has it already.
+    The random draws (point subsets) come from one generator seeded with ``seed``, so the fits are
+    reproducible for a given list of regions.
     """
     params = params or PlaneParams()
     rng = np.random.default_rng(seed)
-    gray = gray if gray is not None else gray_frames(img1, img2)
-    return [fit_plane(r, img1, img2, baseline, confidence, baseline_error, params, rng, things, gray)
-            for r in regions if r.area >= params.min_area]
+    return [fit_plane(r, ctx, params, rng) for r in regions if r.area >= params.min_area]

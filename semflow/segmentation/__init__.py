@@ -5,7 +5,8 @@
     seg.probs (H, W, C) float32, seg.labels (H, W) uint8, seg.label_set.class_names,
     seg.kind_map() (H, W) uint8 (stuff 0, plane 1, thing 2), seg.instances (cleaned things)
 
-Label sets and kind tables live in :mod:`.labels`, instances in :mod:`.instances`, backends
+Label sets and kind tables live in :mod:`.labels`, regions (one Region type, Box, find_regions,
+fill_holes) in :mod:`.regions`, thing instances in :mod:`.instances`, backends
 (``camvid``, ``torchvision:PATH``, ``masks:PATH``) in :mod:`.backends`, the ``segment`` command's
 logic in :mod:`.segment`. Torch is imported only when a backend is used.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from semflow.segmentation.instances import Instance, extract_instances, fill_holes
+from semflow.segmentation.instances import extract_instances
 from semflow.segmentation.labels import (
     CAMVID,
     KIND_CODES,
@@ -26,6 +27,7 @@ from semflow.segmentation.labels import (
     parse_kinds,
     register_label_set,
 )
+from semflow.segmentation.regions import Box, Region, fill_holes, find_regions
 
 _LAZY = {
     "Segmentation": "backends", "Segmenter": "backends", "get_segmenter": "backends",
@@ -34,8 +36,8 @@ _LAZY = {
     "default_weights_path": "backends", "segment_inputs": "segment",
 }
 
-__all__ = ["CAMVID", "KIND_CODES", "KINDS", "VOC", "Instance", "LabelSet", "extract_instances", "fill_holes",
-           "get_label_set", "list_label_sets", "parse_kinds", "register_label_set", *_LAZY]
+__all__ = ["CAMVID", "KIND_CODES", "KINDS", "VOC", "Box", "LabelSet", "Region", "extract_instances", "fill_holes",
+           "find_regions", "get_label_set", "list_label_sets", "parse_kinds", "register_label_set", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -31,9 +31,10 @@ from torch import nn
 
 from semflow.device import resolve_device
 from semflow.errors import InputError, WeightsError
-from semflow.segmentation.instances import Instance, extract_instances
+from semflow.segmentation.instances import extract_instances
 from semflow.segmentation.labels import CAMVID, VOC, LabelSet, get_label_set
 from semflow.segmentation.model import SegNetLite0
+from semflow.segmentation.regions import Region
 
 DEFAULT_WEIGHTS_NAME = "camvid_lite0_fpn.pt"
 WEIGHTS_FORMAT = "semflow-segmenter"
@@ -55,14 +56,14 @@ class Segmentation:
     labels: np.ndarray
     label_set: LabelSet
     min_instance_area: int = 64
-    _instances: tuple[np.ndarray, list[Instance]] | None = field(default=None, repr=False)
+    _instances: tuple[np.ndarray, list[Region]] | None = field(default=None, repr=False)
 
     def kind_map(self) -> np.ndarray:
         """Region kind code per pixel (H, W) uint8 (``labels.KIND_CODES``: stuff 0, plane 1, thing 2)."""
         return self.label_set.kind_map(self.labels)
 
     @property
-    def instances(self) -> list[Instance]:
+    def instances(self) -> list[Region]:
         """Thing instances (connected components of thing classes, cleaned)."""
         return self._instance_data()[1]
 
@@ -71,7 +72,7 @@ class Segmentation:
         """(H, W) int32: 0 outside things, k inside ``instances[k - 1]``."""
         return self._instance_data()[0]
 
-    def _instance_data(self) -> tuple[np.ndarray, list[Instance]]:
+    def _instance_data(self) -> tuple[np.ndarray, list[Region]]:
         if self._instances is None:
             self._instances = extract_instances(self.labels, self.label_set.ids_of("thing"),
                                                 min_area=self.min_instance_area)

@@ -1,0 +1,207 @@
+"""The per-instance driver of the thing model: :func:`fit_things` fits :func:`fit_thing` to each instance.
+
+    fits = fit_things(instances, instance_map, ctx, plane_flow=planes_over_baseline)
+
+For one instance, inside its padded box (:func:`thing_box`):
+
+1. evidence first: the instance keeps the baseline without a fit when the baseline already explains
+   the box photometrically (a cheap check), or when the baseline is confident on too little of the
+   object (motions are fitted to confident pixels only; unconfident flow is no evidence);
+2. the object layer's motion(s) (:func:`~semflow.layers.things.motion.object_motions`);
+3. the background layer's motion, fitted without the strip the object covers in frame t+1
+   (:func:`~semflow.layers.things.motion.layer_motion`), or the plane flow around the object when
+   that explains the background as well;
+4. the assignment of pixels to layers, refined near the mask, and the occluded background
+   (:mod:`semflow.layers.things.assignment`);
+5. the judgement: the model is accepted when its median photometric error over the pixels it
+   changes is no worse than the baseline's, and then :func:`~semflow.layers.veto.baseline_veto`
+   marks the pixels where the baseline still stays.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from semflow.layers.common import dilate, erode, magnitude, photometric_error
+from semflow.layers.context import PairContext
+from semflow.layers.things.assignment import (
+    GuidedSmoother,
+    colour_log_ratio,
+    covered_by,
+    refine_assignment,
+    window_around,
+)
+from semflow.layers.things.motion import affine_flow, fit_seed_affine, layer_motion, object_motions
+from semflow.layers.things.params import ThingFit, ThingParams
+from semflow.layers.veto import baseline_veto
+from semflow.segmentation.regions import Box, Region
+
+
+def thing_box(region: Region, baseline: np.ndarray, params: ThingParams) -> Box:
+    """The padded box around an instance: padding grows with its size and with the motion of the
+    baseline flow (H, W, 2) on it."""
+    height, width = baseline.shape[:2]
+    ys, xs = np.nonzero(region.mask)
+    ry0, rx0 = region.box[0], region.box[2]
+    y0, y1 = ry0 + ys.min(), ry0 + ys.max() + 1
+    x0, x1 = rx0 + xs.min(), rx0 + xs.max() + 1
+    motion = magnitude(baseline[y0:y1, x0:x1])
+    pad = max(params.pad_fraction * max(y1 - y0, x1 - x0), params.min_pad,
+              1.5 * float(np.percentile(motion, 95)))
+    pad = int(min(pad, params.max_pad))
+    return Box(max(0, y0 - pad), min(height, y1 + pad), max(0, x0 - pad), min(width, x1 + pad))
+
+
+def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params: ThingParams,
+              rng: np.random.Generator, plane_flow: np.ndarray | None = None) -> ThingFit:
+    """Fit the two-layer model of one instance of the pair ``ctx``.
+
+    ``instance_map`` (H, W) int32 holds instance ids (``region.id`` for this one). ``plane_flow``
+    (H, W, 2), optional: the flow of the models fitted so far (the accepted planes over the baseline,
+    :func:`~semflow.compose.compose_planes`), a candidate for the background layer.
+    """
+    box = thing_box(region, ctx.baseline, params)
+    y0, y1, x0, x1 = box
+    shape = ctx.shape
+    f1, f2 = ctx.f1, ctx.f2
+    base = ctx.baseline[y0:y1, x0:x1]
+    conf_box = ctx.confidence[y0:y1, x0:x1]
+    conf = conf_box >= params.min_confidence
+    mask = instance_map[y0:y1, x0:x1] == region.id
+    others = ctx.thing_pixels[y0:y1, x0:x1] & ~mask
+    size = region.size
+    m = params.boundary_margin
+    base_err_box = ctx.baseline_error[y0:y1, x0:x1]
+    fg_affine = bg_affine = None
+    fg_share = bg_share = 0.0
+
+    def rejected(reason: str, model_error: float = float("nan")) -> ThingFit:
+        """The fit that keeps the baseline over the box, and why."""
+        empty = np.zeros(mask.shape, bool)
+        return ThingFit(region=region, box=box, accepted=False, reason=reason, foreground=mask, occluded=empty,
+                        others=others, fg_flow=base, bg_flow=base, flow=base, fg_affine=fg_affine,
+                        bg_affine=bg_affine, fg_inlier_share=fg_share, bg_inlier_share=bg_share,
+                        model_error=model_error, baseline_error=float(base_err_box[mask].mean()))
+
+    # Cheap check first: where the baseline explains the whole box, it stays.
+    explained = float(np.percentile(cv2.blur(base_err_box, (7, 7)), 99))
+    if explained < params.explained_error:
+        return rejected(f"the baseline explains the box (99th percentile error {explained:.2f}"
+                        f" < {params.explained_error})")
+
+    core = erode(mask, m)
+    fg_seeds = core & conf
+    if fg_seeds.sum() < params.min_seed_share * core.sum():
+        # The baseline is confident on too little of the object: an affine motion fitted there would
+        # be an extrapolation over the rest of it, and the baseline's unconfident flow is no evidence.
+        return rejected(f"baseline confident on {fg_seeds.sum() / max(core.sum(), 1):.2f} of the object"
+                        f" (< {params.min_seed_share})")
+    bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2) & conf
+    if bg_seeds.sum() < params.min_points:
+        bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2)
+
+    guide = f1[y0:y1, x0:x1]
+    # The object layer matters only near the mask: the assignment moves the outline by up to `band`
+    # px, and each guided filter (radius r) reads 2r px around a pixel; one chooses among the object's
+    # motions, one refines the assignment. Both work in this window of the box.
+    band = float(np.clip(params.refine_band * size, params.min_band, params.max_band))
+    win = window_around(mask, int(np.ceil(band)) + 4 * params.filter_radius + 2)
+    wy0, wx0 = y0 + win[0].start, x0 + win[1].start
+    wbox = Box(wy0, y0 + win[0].stop, wx0, x0 + win[1].stop)
+    smooth = GuidedSmoother(guide[win], params)
+    fg_affines, fg_share, fg_flow, _, fg_error = object_motions(base, fg_seeds, smooth, ctx, box, params, rng,
+                                                                erode(mask, 1), window=win)
+    fg_affine = fg_affines[0] if fg_affines else None
+    if fg_flow is None:
+        return rejected("too few object pixels to fit a motion")
+    if fg_share < params.min_inlier_share:
+        return rejected(f"object inlier share {fg_share:.2f} < {params.min_inlier_share}")
+    # Background pixels the object covers in frame t+1 have no true match in the baseline: they are
+    # found with a first, plain RANSAC fit of the background's motion and left out of its final fit.
+    first, _ = fit_seed_affine(base, bg_seeds, box, params, rng)
+    if first is not None:
+        strip = covered_by(mask, fg_flow, affine_flow(first, box), box, shape)
+        if strip.any() and (bg_seeds & ~strip).sum() >= params.min_points:
+            bg_seeds = bg_seeds & ~strip
+    bg_affine, bg_share, bg_flow = layer_motion(base, bg_seeds, box, ctx.gray, params, rng)
+    if plane_flow is not None and bg_seeds.any():
+        # The background may be better described by the models already fitted around the object
+        # (a plane's homography, checked on its own): use them as the background layer unless the
+        # local affine model explains clearly more of the background's pixels.
+        planes = plane_flow[y0:y1, x0:x1]
+        plane_share = float((magnitude(base - planes)[bg_seeds] < 2 * params.ransac_threshold).mean())
+        affine_share = float((magnitude(base - bg_flow)[bg_seeds] < 2 * params.ransac_threshold)
+                             .mean()) if bg_flow is not None else 0.0
+        if plane_share >= affine_share - params.context_preference:
+            bg_affine, bg_share, bg_flow = None, plane_share, planes
+    if bg_flow is None:
+        bg_flow = base  # no usable background: it keeps the baseline
+
+    err_bg, in_bg = photometric_error(f1, f2, bg_flow, x0, y0)
+    # The object layer's error, in the window (outside it the object is never used).
+    if fg_error is None:
+        fg_error = photometric_error(f1, f2, fg_flow[win], wx0, wy0)
+    err_fg, in_fg = err_bg.copy(), in_bg.copy()
+    err_fg[win], in_fg[win] = fg_error
+
+    # Refine the assignment in a band around the mask; occluded background says nothing photometric.
+    covered = covered_by(mask[win], fg_flow[win], bg_flow[win], wbox, shape)
+    cost_fg = np.where(in_fg[win], err_fg[win], err_bg[win])
+    cost_bg = np.where(in_bg[win] & ~covered, err_bg[win], cost_fg)
+    colour = colour_log_ratio(guide, erode(mask, m), bg_seeds | (~dilate(mask, m + 1) & ~others))[win]
+    cost_fg = cost_fg - 0.5 * params.colour_weight * colour
+    cost_bg = cost_bg + 0.5 * params.colour_weight * colour
+    foreground = np.zeros_like(mask)
+    foreground[win] = refine_assignment(mask[win], cost_fg, cost_bg, smooth, band, params)
+    foreground &= ~others
+    occluded = covered_by(foreground, fg_flow, bg_flow, box, shape)
+
+    flow = np.where(foreground[..., None], fg_flow, bg_flow)
+    judged = ~occluded & ~others & np.where(foreground, in_fg, in_bg)
+    if not judged.any():
+        return rejected("no visible pixels to judge the model")
+    # Judge away from the object's outline, where occlusions (as wide as the relative motion) make
+    # photometric errors meaningless, and where the model changes the flow: elsewhere both explain
+    # the frames equally, and those pixels would only dilute the comparison.
+    relative = magnitude(fg_flow - bg_flow)[foreground]
+    reach = int(np.ceil(np.percentile(relative, 95))) + 2 if relative.size else 2
+    outline = dilate(foreground, reach) & ~erode(foreground, 2)
+    if (judged & ~outline).sum() >= params.min_points:
+        judged = judged & ~outline
+    changed = judged & (magnitude(flow - base) > params.change_threshold)
+    if changed.sum() >= params.min_points:
+        judged = changed
+    # A median, not a mean: occlusions by other objects that no model here knows about leave a
+    # minority of pixels with meaningless, large errors.
+    model_pixels = np.where(foreground, err_fg, err_bg)[judged]
+    base_pixels = base_err_box[judged]
+    model_err, base_err = float(np.median(model_pixels)), float(np.median(base_pixels))
+    worse = float(np.median(model_pixels - base_pixels))
+    if worse > params.error_slack:
+        return rejected(f"median photometric error {worse:.2f} above the baseline's", model_error=model_err)
+    # Per pixel, the baseline stays where it explains the frames clearly better than the layered
+    # model, or is confident, different and not clearly worse; occluded background pixels have no
+    # photometric evidence either way and keep the layer.
+    error = np.where(foreground, err_fg, err_bg)
+    window = (params.veto.window, params.veto.window)
+    veto = baseline_veto(cv2.blur(error, window), cv2.blur(base_err_box, window), magnitude(flow - base),
+                         conf_box, params.veto)
+    return ThingFit(region=region, box=box, accepted=True, reason="ok", foreground=foreground, occluded=occluded,
+                    others=others, fg_flow=fg_flow, bg_flow=bg_flow, flow=flow, fg_affine=fg_affine,
+                    bg_affine=bg_affine, fg_inlier_share=fg_share, bg_inlier_share=bg_share,
+                    model_error=model_err, baseline_error=base_err, error=error, veto=veto & ~occluded)
+
+
+def fit_things(regions: list[Region], instance_map: np.ndarray, ctx: PairContext, params: ThingParams | None = None,
+               *, plane_flow: np.ndarray | None = None, seed: int = 0) -> list[ThingFit]:
+    """:func:`fit_thing` for each instance at least ``params.min_area`` pixels large, in order.
+
+    ``regions``: the instances, each with its ``id`` in ``instance_map`` (H, W) int32, as
+    :func:`~semflow.segmentation.instances.extract_instances` returns them. The random draws come
+    from one generator seeded with ``seed``, so the fits are reproducible for a given list.
+    """
+    params = params or ThingParams()
+    rng = np.random.default_rng(seed)
+    return [fit_thing(region, instance_map, ctx, params, rng, plane_flow)
+            for region in regions if region.area >= params.min_area]

@@ -1,0 +1,249 @@
+"""Motion models of a thing's layers: a robust affine motion plus a smooth per-pixel residual.
+
+Per layer (object or background, inside the instance's padded box):
+
+1. :func:`fit_seed_affine`: a robust affine motion (RANSAC) fitted to the baseline flow at the
+   layer's seed pixels (confident, away from the mask boundary), then :func:`polish_affine`: robust
+   Gauss-Newton on brightness constancy over the layer's pixels, kept when it lowers the error, so
+   that the motion does not inherit the baseline's small biases;
+2. :func:`layer_flow`: the affine flow plus :func:`smooth_residual`, the minimiser of a quadratic
+   energy (data = the baseline's deviation from the affine motion on the layer's own pixels,
+   smoothness = squared gradient), solved on a coarse grid (a banded linear system) and upsampled.
+   The layer's flow is defined over the whole box, and each layer only ever sees its own pixels.
+
+:func:`layer_motion` does both for one layer; :func:`object_motions` does them for the object layer,
+where a mask may hold several touching objects: up to ``max_object_motions`` affine motions found by
+sequential RANSAC, each pixel choosing one by an edge-aware smoothed cost.
+
+Boxes are :class:`~semflow.segmentation.regions.Box` (y0, y1, x0, x1) in full-image pixels; maps
+"over the box" are (h, w) = (box.height, box.width); affine maps (2, 3) take full-image frame-1
+pixels to frame 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import scipy.linalg as sla
+
+from semflow.layers.common import (
+    ERROR_CAP,
+    GrayFrames,
+    magnitude,
+    photometric_error,
+    refine_warp,
+    sample_at,
+    subsample_points,
+)
+from semflow.layers.context import PairContext
+from semflow.layers.things.params import ThingParams
+from semflow.segmentation.regions import Box
+from semflow.warp import pixel_grid
+
+
+def affine_flow(affine: np.ndarray, box: Box) -> np.ndarray:
+    """Flow (h, w, 2) float32 of a (2, 3) affine map over the box (y0, y1, x0, x1)."""
+    y0, y1, x0, x1 = box
+    x, y = pixel_grid(y1 - y0, x1 - x0, x0, y0)
+    a = affine.astype(np.float32)
+    u = a[0, 0] * x + a[0, 1] * y + a[0, 2] - x
+    v = a[1, 0] * x + a[1, 1] * y + a[1, 2] - y
+    return np.stack([u, v], axis=2)
+
+
+def fit_affine(src: np.ndarray, dst: np.ndarray, threshold: float, min_points: int
+               ) -> tuple[np.ndarray | None, float]:
+    """Robust affine map from matches (N, 2): RANSAC, then Levenberg-Marquardt on the inliers.
+
+    Returns (A (2, 3) or None, inlier share).
+    """
+    if len(src) < min_points:
+        return None, 0.0
+    a, inliers = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold,
+                                      maxIters=2000, confidence=0.995, refineIters=10)
+    if a is None:
+        return None, 0.0
+    return a, float(inliers.mean())
+
+
+def polish_affine(affine: np.ndarray, support: np.ndarray, box: Box, gray: GrayFrames, params: ThingParams,
+                  rng: np.random.Generator) -> np.ndarray:
+    """The affine motion refined photometrically over ``support`` (h, w) when that lowers the error."""
+    if not params.photometric_refinement or support.sum() < params.min_points:
+        return affine
+    refined = refine_warp(gray.gray1, gray.gray2, affine, support, box, rng=rng,
+                          max_points=params.refine_points, target=gray.target)
+    if refined is None:
+        return affine
+    y0, _, x0, _ = box
+    ys, xs = np.nonzero(support)
+    x, y = (xs + x0).astype(np.float32), (ys + y0).astype(np.float32)
+    g1 = gray.gray1[ys + y0, xs + x0]
+
+    def error(a: np.ndarray) -> float:
+        """Mean capped grey-level error over the support under the affine map ``a``."""
+        a32 = a.astype(np.float32)  # as affine_flow computes it
+        mx = x + (a32[0, 0] * x + a32[0, 1] * y + a32[0, 2] - x)
+        my = y + (a32[1, 0] * x + a32[1, 1] * y + a32[1, 2] - y)
+        warped = sample_at(gray.gray2, mx, my)
+        return float(np.minimum(np.abs(warped - g1), ERROR_CAP).mean())
+
+    return refined if error(refined) < error(affine) else affine
+
+
+def fit_seed_affine(baseline: np.ndarray, seeds: np.ndarray, box: Box,
+                    params: ThingParams, rng: np.random.Generator) -> tuple[np.ndarray | None, float]:
+    """:func:`fit_affine` to the baseline flow (h, w, 2) at (a sample of) the seed pixels (h, w)."""
+    y0, _, x0, _ = box
+    ys, xs = subsample_points(seeds, params.max_points, rng)
+    src = np.stack([xs + x0, ys + y0], axis=1).astype(np.float32)
+    return fit_affine(src, src + baseline[ys, xs], params.ransac_threshold, params.min_points)
+
+
+def smooth_residual(residual: np.ndarray, weight: np.ndarray, smoothness: float, grid: int) -> np.ndarray:
+    """Smooth field (h, w, 2) minimising sum w |r - residual|^2 + smoothness * |grad r|^2.
+
+    Solved on a grid ``grid`` times coarser (area-weighted data), then bilinearly upsampled.
+    Where there is no data the field relaxes to 0 (a tiny pull toward zero keeps the system regular).
+    """
+    h, w = weight.shape
+    gh, gw = max(1, -(-h // grid)), max(1, -(-w // grid))
+    if weight.sum() <= 0:
+        return np.zeros((h, w, 2), np.float32)
+    # Per cell: the sum of the weights and of the weighted residuals (zero padding to whole cells;
+    # an area resize by a whole factor is the block mean).
+    data = np.zeros((gh * grid, gw * grid, 3), np.float32)
+    data[:h, :w, 0] = weight
+    data[:h, :w, 1:] = residual * weight[..., None]
+    cells = cv2.resize(data, (gw, gh), interpolation=cv2.INTER_AREA).astype(np.float64) * (grid * grid)
+    cell_w, cell_r = cells[..., 0], cells[..., 1:]
+
+    # The system (data weights + a 4-neighbour grid Laplacian) is symmetric positive definite and
+    # banded; cells are numbered along the grid's longer side so that the band is the shorter side.
+    transpose = gw > gh
+    if transpose:
+        cell_w, cell_r = cell_w.T, cell_r.transpose(1, 0, 2)
+    rows, band = cell_w.shape
+    n = rows * band
+    # Each coarse edge stands for `grid` fine pixel pairs over a distance of `grid` pixels.
+    lam = smoothness / grid
+    along = np.where(np.arange(n) % band < band - 1, lam, 0.0)[:-1]  # cell k -- cell k + 1 (same row)
+    degree = np.zeros(n)
+    degree[:-1] += along
+    degree[1:] += along
+    degree[:-band] += lam  # cell k -- cell k + band (next row)
+    degree[band:] += lam
+    upper = np.zeros((band + 1, n))  # scipy's upper banded storage: upper[band + i - j, j] = A[i, j]
+    upper[band] = cell_w.ravel() + degree + 1e-3
+    upper[band - 1, 1:] = -along
+    upper[0, band:] = -lam
+    coarse = sla.solveh_banded(upper, cell_r.reshape(n, 2).astype(np.float64), check_finite=False)
+    coarse = coarse.reshape(rows, band, 2)
+    if transpose:
+        coarse = coarse.transpose(1, 0, 2)
+    # Cell centres sit at (k + 0.5) * grid - 0.5 in fine pixels; resize maps them so.
+    fine = cv2.resize(coarse.astype(np.float32), (gw * grid, gh * grid), interpolation=cv2.INTER_LINEAR)
+    return fine[:h, :w]
+
+
+def layer_flow(baseline: np.ndarray, affine: np.ndarray, support: np.ndarray, box: Box,
+               params: ThingParams) -> np.ndarray:
+    """Flow (h, w, 2) of one layer over the box: the affine motion plus a smooth residual fitted to the
+    baseline's deviation from it on ``support`` (h, w) (deviations beyond ``residual_cap`` left out)."""
+    flow = affine_flow(affine, box)
+    if params.residual_smoothness <= 0:
+        return flow
+    deviation = baseline - flow
+    size = magnitude(deviation)
+    weight = (support & (size < params.residual_cap)).astype(np.float32)
+    # Soft dead zone: deviations below residual_deadzone are the baseline's noise and bias, not motion.
+    shrink = np.maximum(0.0, 1.0 - params.residual_deadzone / np.maximum(size, 1e-6))[..., None]
+    if not (shrink[..., 0] * weight).any():
+        return flow  # the baseline nowhere deviates beyond the dead zone: the residual is 0
+    h, w = support.shape
+    grid = max(params.residual_grid, int(np.ceil(np.sqrt(h * w / params.residual_cells))))
+    return flow + smooth_residual(deviation * shrink, weight, params.residual_smoothness, grid)
+
+
+def layer_motion(baseline: np.ndarray, seeds: np.ndarray, box: Box, gray: GrayFrames, params: ThingParams,
+                 rng: np.random.Generator) -> tuple[np.ndarray | None, float, np.ndarray | None]:
+    """Affine motion + smooth residual of one layer from its seed pixels (h, w) inside the box.
+
+    ``baseline`` (h, w, 2) is the baseline flow over the box; the affine motion is refined
+    photometrically on ``gray`` (the pair's :class:`~semflow.layers.common.GrayFrames`).
+
+    Returns (affine or None, inlier share, layer flow (h, w, 2) or None).
+    """
+    affine, share = fit_seed_affine(baseline, seeds, box, params, rng)
+    if affine is None:
+        return None, 0.0, None
+    affine = polish_affine(affine, seeds, box, gray, params, rng)
+    return affine, share, layer_flow(baseline, affine, seeds, box, params)
+
+
+def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: Callable[[np.ndarray], np.ndarray],
+                   ctx: PairContext, box: Box, params: ThingParams, rng: np.random.Generator,
+                   region: np.ndarray | None = None, window: tuple[slice, slice] | None = None
+                   ) -> tuple[list[np.ndarray], float, np.ndarray | None, np.ndarray,
+                              tuple[np.ndarray, np.ndarray] | None]:
+    """The object layer's motion: one affine model, or several when the mask covers objects that touch.
+
+    Sequential RANSAC: fit an affine model to the seeds, remove the seeds it explains, and fit another
+    to the rest while a sizeable, coherent rest remains (at most ``max_object_motions``). Each model
+    gets its own smooth residual; pixels choose a model by photometric + baseline-agreement cost,
+    smoothed by ``smooth`` (an edge-aware filter of maps over ``window``, slices of the box: the part
+    where the choice matters; default the whole box; outside it the first model stays). Each model is
+    refined photometrically over its seeds, closed, within ``region`` (h, w; default: the seeds).
+    ``baseline`` (h, w, 2) is the baseline flow over the box, ``ctx`` the pair.
+
+    Returns (affine models, share of seeds explained, object flow (h, w, 2) or None, per-pixel model
+    index (h, w), and, when several models compete, :func:`photometric_error` of the object flow over
+    the window, else None).
+    """
+    y0, _, x0, _ = box
+    remaining = seeds.copy()
+    seeds_region = region if region is not None else seeds
+    total = max(int(seeds.sum()), 1)
+    affines, supports = [], []
+    for k in range(params.max_object_motions):
+        affine, share = fit_seed_affine(baseline, remaining, box, params, rng)
+        if affine is None or (k > 0 and share < params.min_inlier_share):
+            break
+        deviation = magnitude(baseline - affine_flow(affine, box))
+        explained = remaining & (deviation < 2 * params.ransac_threshold)
+        if k > 0 and explained.sum() < params.min_motion_share * total:
+            break
+        affines.append(affine)
+        supports.append(explained)
+        remaining &= ~explained
+        if remaining.sum() < max(params.min_points, params.min_motion_share * total):
+            break
+    index = np.zeros(seeds.shape, np.int32)
+    if not affines:
+        return [], 0.0, None, index, None
+    share = float(sum(int(s.sum()) for s in supports)) / total
+    closed = [cv2.morphologyEx(s.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)).astype(bool)
+              & seeds_region for s in supports]
+    affines = [polish_affine(a, c, box, ctx.gray, params, rng) for a, c in zip(affines, closed)]
+    flows = [layer_flow(baseline, a, s, box, params) for a, s in zip(affines, supports)]
+    if len(flows) == 1:
+        return affines, share, flows[0], index, None
+    sy, sx = window if window is not None else (slice(0, seeds.shape[0]), slice(0, seeds.shape[1]))
+    costs, errors = [], []
+    for flow in flows:
+        err, inside = photometric_error(ctx.f1, ctx.f2, flow[sy, sx], x0 + sx.start, y0 + sy.start)
+        agree = np.minimum(magnitude(baseline[sy, sx] - flow[sy, sx]), params.residual_cap)
+        cost = np.where(inside, err, 0.0) + params.agreement_weight * agree
+        costs.append(smooth(cost))
+        errors.append((err, inside))
+    index[sy, sx] = np.argmin(np.stack(costs), axis=0)
+    flow = flows[0].copy()
+    err, inside = (a.copy() for a in errors[0])
+    for k in range(1, len(flows)):  # the error of a pixel depends on its own flow only
+        chosen = index[sy, sx] == k
+        np.copyto(flow[sy, sx], flows[k][sy, sx], where=chosen[..., None])
+        np.copyto(err, errors[k][0], where=chosen)
+        np.copyto(inside, errors[k][1], where=chosen)
+    return affines, share, flow, index, (err, inside)

@@ -1,0 +1,123 @@
+"""The thing model's settings (:class:`ThingParams`) and its result per instance (:class:`ThingFit`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from semflow.layers.veto import VetoParams
+from semflow.segmentation.regions import Box, Region
+
+
+@dataclass
+class ThingParams:
+    """Settings of the thing model. Distances in pixels, errors in grey levels (0-255)."""
+
+    min_area: int = 150
+    """Instances smaller than this keep the baseline."""
+    pad_fraction: float = 0.35
+    """Box padding as a fraction of the instance's larger side..."""
+    min_pad: int = 12
+    max_pad: int = 80
+    min_confidence: float = 0.5
+    max_points: int = 2000
+    ransac_threshold: float = 1.0
+    min_points: int = 30
+    min_inlier_share: float = 0.4
+    min_seed_share: float = 0.2
+    """The object's motion is fitted to the baseline's confident pixels; an instance where they cover
+    less than this share of the (eroded) mask keeps the baseline."""
+    max_object_motions: int = 3
+    """A thing mask may cover touching objects: up to this many affine motions are fitted inside it..."""
+    min_motion_share: float = 0.1
+    """...each explaining at least this share of the mask's usable pixels."""
+    agreement_weight: float = 3.0
+    """Cost (grey levels per px, up to residual_cap) of a motion's disagreement with the baseline."""
+    boundary_margin: int = 3
+    """Pixels this close to the mask boundary are not used to fit either layer's motion."""
+    residual_cap: float = 3.0
+    """Baseline deviations from the affine motion larger than this (px) are outliers, not residual."""
+    residual_deadzone: float = 0.25
+    """Baseline deviations are shrunk by this much (px) before they feed the residual."""
+    photometric_refinement: bool = True
+    """Refine each RANSAC affine motion by robust Gauss-Newton on brightness constancy over its pixels."""
+    refine_points: int = 4000
+    """The photometric refinement uses at most this many pixels (an affine motion has 6 parameters)."""
+    explained_error: float = 4.0
+    """An instance whose padded box the baseline already explains, i.e. whose 99th percentile of the
+    baseline's 7x7-mean photometric error is below this (grey levels), keeps the baseline without a
+    fit: no model could be shown clearly better there."""
+    residual_smoothness: float = 30.0
+    """Weight of the residual's smoothness term relative to one pixel of data."""
+    residual_grid: int = 4
+    """The residual is solved on a grid this many times coarser than the image..."""
+    residual_cells: int = 2500
+    """...or coarser still in large boxes, so that the grid has at most about this many cells."""
+    context_preference: float = 0.05
+    """The surrounding models are the background layer unless the local affine explains this much more."""
+    refine_band: float = 0.12
+    """Half-width of the band where the assignment may change, as a fraction of the instance size..."""
+    min_band: int = 3
+    max_band: int = 12
+    colour_weight: float = 4.0
+    """Cost (grey levels) per nat of colour log-likelihood ratio."""
+    prior_weight: float = 12.0
+    """Cost (grey levels) of assigning a pixel against the mask at the band's edge."""
+    filter_radius: int = 4
+    filter_eps: float = 0.01
+    change_threshold: float = 0.5
+    """The model is judged on the visible pixels where it moves the flow by more than this (px)."""
+    error_slack: float = 0.0
+    """The model is used when its per-pixel photometric error, minus the baseline's, has a median no
+    higher than this (grey levels) over the pixels it is judged on."""
+    veto: VetoParams = field(default_factory=lambda: VetoParams(window=7, margin=2.0, disagreement=None,
+                                                                trust_confidence=0.5, trust_disagreement=1.0,
+                                                                trust_margin=3.0))
+    """Where inside an accepted model's box the baseline stays (:func:`~semflow.layers.veto.baseline_veto`):
+    a non-rigid thing's affine-plus-residual layer is often photometrically as good as a confident
+    baseline, and wrong."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThingFit:
+    """The two-layer model of one thing instance, over its padded box (h, w) = (box.height, box.width).
+
+    ``region``: the instance (its ``id`` is its value in the instance map); ``box``: the padded box the
+    model lives in. ``fg_affine``/``bg_affine`` (2, 3) map full-image frame-1 pixels to frame 2 (None
+    when a layer had too few usable pixels: the background layer then falls back to the baseline, and
+    the model is not accepted without an object layer; ``bg_affine`` is also None when the background
+    layer is the plane flow around the object). ``foreground`` (h, w) bool is the refined object mask;
+    ``occluded`` (h, w) bool marks background pixels covered by the object in frame t+1; ``others``
+    (h, w) bool: pixels of other things inside the box (the model leaves them alone).
+    ``fg_flow``/``bg_flow``/``flow`` (h, w, 2) are the layer flows and their composition (with several
+    object motions, ``fg_flow`` follows the first one away from the mask, beyond the assignment's
+    reach); a rejected fit holds the baseline there. Errors are medians over the judged pixels (grey
+    levels); ``error`` (h, w) is the per-pixel photometric error of ``flow`` and ``veto`` (h, w) bool
+    the pixels where the baseline stays (:mod:`semflow.layers.veto`), both set on accepted fits.
+    """
+
+    region: Region
+    box: Box
+    accepted: bool
+    reason: str
+    """Why the model is used or not (for reports)."""
+    foreground: np.ndarray
+    occluded: np.ndarray
+    others: np.ndarray
+    fg_flow: np.ndarray
+    bg_flow: np.ndarray
+    flow: np.ndarray
+    fg_affine: np.ndarray | None = None
+    bg_affine: np.ndarray | None = None
+    fg_inlier_share: float = 0.0
+    bg_inlier_share: float = 0.0
+    model_error: float = float("nan")
+    baseline_error: float = float("nan")
+    error: np.ndarray | None = None
+    veto: np.ndarray | None = None
+
+    @property
+    def instance_id(self) -> int:
+        """The instance's value in the instance map (``region.id``)."""
+        return self.region.id
