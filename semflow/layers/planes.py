@@ -22,7 +22,7 @@ keeps the baseline there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -32,6 +32,11 @@ from semflow.layers.context import PairContext
 from semflow.layers.veto import VetoParams, baseline_veto
 from semflow.segmentation.regions import Box, Region
 from semflow.warp import pixel_grid
+
+PLANE_VETO = VetoParams(window=11, margin=3.0, disagreement=1.0, trust_confidence=0.5, trust_disagreement=1.0,
+                        trust_margin=3.0)
+"""The plane's veto: the baseline must be better by 3 grey levels (11x11 mean) where the flows differ
+by more than 1 px, or confident (0.5), different by 1 px and not worse by 3."""
 
 
 @dataclass
@@ -56,9 +61,7 @@ class PlaneParams:
     """A homography that fails that test is still used on the region's pixels where the baseline is
     unconfident (and not clearly better locally, ``veto.margin``) when those are at least this share
     of the region."""
-    veto: VetoParams = field(default_factory=lambda: VetoParams(window=11, margin=3.0, disagreement=1.0,
-                                                                trust_confidence=0.5, trust_disagreement=1.0,
-                                                                trust_margin=3.0))
+    veto: VetoParams = PLANE_VETO
     """Where inside an accepted region the baseline stays (:func:`~semflow.layers.veto.baseline_veto`)."""
     photometric_refinement: bool = True
     """Refine the RANSAC homography by robust Gauss-Newton on brightness constancy over the region."""

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from semflow.layers.veto import VetoParams
 from semflow.segmentation.regions import Box, Region
+
+THING_VETO = VetoParams(window=7, margin=2.0, disagreement=None, trust_confidence=0.5, trust_disagreement=1.0,
+                        trust_margin=3.0)
+"""The thing's veto: the baseline must be better by 2 grey levels (7x7 mean) anywhere, or confident
+(0.5), different by 1 px and not worse by 3: a non-rigid thing's affine-plus-residual layer is often
+photometrically as good as a confident baseline, and wrong."""
 
 
 @dataclass
@@ -71,12 +77,8 @@ class ThingParams:
     error_slack: float = 0.0
     """The model is used when its per-pixel photometric error, minus the baseline's, has a median no
     higher than this (grey levels) over the pixels it is judged on."""
-    veto: VetoParams = field(default_factory=lambda: VetoParams(window=7, margin=2.0, disagreement=None,
-                                                                trust_confidence=0.5, trust_disagreement=1.0,
-                                                                trust_margin=3.0))
-    """Where inside an accepted model's box the baseline stays (:func:`~semflow.layers.veto.baseline_veto`):
-    a non-rigid thing's affine-plus-residual layer is often photometrically as good as a confident
-    baseline, and wrong."""
+    veto: VetoParams = THING_VETO
+    """Where inside an accepted model's box the baseline stays (:func:`~semflow.layers.veto.baseline_veto`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
