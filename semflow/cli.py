@@ -14,10 +14,10 @@ from typing import Any
 import click
 import numpy as np
 
+from semflow.cli_options import prior_options, prior_spec
 from semflow.errors import InputError, SemflowError
 from semflow.methods import DEFAULT_RUN_METHOD
 from semflow.options import OptionInfo
-from semflow.segmentation.prompts import prior_options
 
 
 class _Group(click.Group):
@@ -283,14 +283,12 @@ def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool
     """
     from semflow.segmentation.segment import segment_inputs
 
-    if prior != "none":
+    spec = prior_spec(prior, clip_model, clip_weights, prior_classes, prior_weight)
+    if spec is not None:
         from semflow.segmentation import get_segmenter
-        from semflow.segmentation.clip_prior import PriorSegmenter, make_prior
 
-        clip = make_prior(prior, clip_model=clip_model, clip_weights=clip_weights, prior_classes=prior_classes,
-                          prior_weight=prior_weight, device=device)
-        backend = PriorSegmenter(get_segmenter(backend, device=device, kinds_override=kinds, label_set=label_set),
-                                 clip, explain_dir=out_dir / "prior")
+        backend = get_segmenter(backend, device=device, kinds_override=kinds, label_set=label_set, prior=spec)
+        backend.explain_dir = out_dir / "prior"
     written = segment_inputs(inputs, out_dir, backend=backend, overlay=overlay, progress=progress, device=device,
                              kinds_override=kinds, label_set=label_set, max_frames=max_frames)
     click.echo(f"wrote {len(written)} label map(s) to {out_dir}")
