@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -64,12 +64,6 @@ class LabelSet:
         if name.lower() not in lower:
             raise InputError(f"unknown class {name!r} for label set {self.name!r}; classes: {', '.join(self.class_names)}")
         return lower.index(name.lower())
-
-    def kind_of(self, class_id: int) -> str:
-        """Kind of class ``class_id``; void and ids outside the set are ``stuff``."""
-        if 0 <= class_id < self.num_classes:
-            return self.kinds[self.class_names[class_id]]
-        return "stuff"
 
     def ids_of(self, kind: str) -> list[int]:
         """Class ids whose kind is ``kind``."""
@@ -213,9 +207,3 @@ def get_label_set(spec: str | os.PathLike | LabelSet, kinds_override: str | Mapp
             raise InputError(f"{path}: kinds name classes the set lacks: {', '.join(sorted(unknown))}")
         return ls.with_kinds(kinds_override)
     raise InputError(f"unknown label set {key!r}; known: {', '.join(list_label_sets())}, or a .json file")
-
-
-def label_names(label_set: LabelSet, ids: Sequence[int]) -> list[str]:
-    """Class names of ``ids`` (``void`` / ``id N`` for ids outside the set)."""
-    return [label_set.class_names[i] if 0 <= i < label_set.num_classes
-            else ("void" if i == label_set.void_id else f"id {i}") for i in ids]
