@@ -14,10 +14,11 @@ from typing import Any
 import click
 import numpy as np
 
-from semflow.cli_options import prior_options, prior_spec
+from semflow.cli_options import prior_options
 from semflow.errors import InputError, SemflowError
 from semflow.methods import DEFAULT_RUN_METHOD
 from semflow.options import OptionInfo
+from semflow.segmentation.clip import prior_from_options
 
 
 class _Group(click.Group):
@@ -283,7 +284,7 @@ def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool
     """
     from semflow.segmentation.segment import segment_inputs
 
-    spec = prior_spec(prior, clip_model, clip_weights, prior_classes, prior_weight)
+    spec = prior_from_options(prior, clip_model, clip_weights, prior_classes, prior_weight)
     if spec is not None:
         from semflow.segmentation import get_segmenter
 

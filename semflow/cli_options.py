@@ -1,27 +1,25 @@
-"""Command-line options of the CLIP prior, and the spec they make (the CLI layer; torch is not imported).
+"""Command-line options of the CLIP prior (the CLI layer; torch is not imported).
 
 ``PRIOR_OPTIONS`` is the options as plain data (flag, parameter name, click keywords);
 :func:`prior_options` turns them into click options on a command, which then receives ``prior``,
-``clip_model``, ``clip_weights``, ``prior_classes`` and ``prior_weight``; :func:`prior_spec` turns
-those values into the :class:`~semflow.segmentation.clip.spec.ClipPriorSpec` that
-:func:`semflow.segmentation.get_segmenter` takes (None for ``--prior none``).
+``clip_model``, ``clip_weights``, ``prior_classes`` and ``prior_weight``, the flat option names that
+:func:`semflow.segmentation.clip.prior_from_options` turns into the
+:class:`~semflow.segmentation.clip.ClipPriorSpec` that :func:`semflow.segmentation.get_segmenter` takes.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from semflow.errors import InputError
-from semflow.segmentation.clip.spec import ClipPriorSpec
+from semflow.segmentation.clip.spec import PRIOR_CHOICES
+
+__all__ = ["PRIOR_OPTIONS", "prior_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-PRIOR_CHOICES = ("none", "clip")
 
 # (flag, parameter name, click.option keywords), in the order --help lists them
 PRIOR_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -52,13 +50,3 @@ def prior_options(func: F) -> F:
         func = click.option(flag, name, **kwargs)(func)
     return func
 
-
-def prior_spec(prior: str | None = "none", clip_model: str = "ViT-B-32", clip_weights: str | os.PathLike | None = None,
-               prior_classes: str | None = None, prior_weight: float = 0.5) -> ClipPriorSpec | None:
-    """The spec the prior options name: ``none``/None -> None, ``clip`` -> :class:`ClipPriorSpec`."""
-    if prior is None or prior == "none":
-        return None
-    if prior != "clip":
-        raise InputError(f"unknown prior {prior!r}; use {' or '.join(PRIOR_CHOICES)}")
-    return ClipPriorSpec(model=clip_model, weights=None if clip_weights is None else os.fspath(clip_weights),
-                         classes=prior_classes, weight=prior_weight)

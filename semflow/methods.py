@@ -197,11 +197,10 @@ def _semantic(options: Any) -> FlowMethod:
 
 def _clip_prior_spec(options: Any) -> Any:
     """The :class:`~semflow.segmentation.clip.ClipPriorSpec` of semantic's prior options (None: no prior)."""
-    from semflow.segmentation.clip import ClipPriorSpec
+    from semflow.segmentation.clip import prior_from_options
 
-    if options.prior == "none":
-        return None
-    return ClipPriorSpec(options.clip_model, options.clip_weights, options.prior_classes, options.prior_weight)
+    return prior_from_options(options.prior, options.clip_model, options.clip_weights, options.prior_classes,
+                              options.prior_weight)
 
 
 def _segmenter_builder(options: Any) -> Callable[[], Any]:

@@ -28,6 +28,7 @@ from semflow.segmentation.clip import (
     ClipPriorSpec,
     PriorClass,
     parse_prior_classes,
+    prior_from_options,
 )
 from semflow.segmentation.clip.cache import CACHE_ENV, default_cache_dir
 from semflow.segmentation.clip.fusion import JointClasses, fuse_region
@@ -409,7 +410,7 @@ def test_prior_options_make_a_spec(tiny):
     import click
     from click.testing import CliRunner
 
-    from semflow.cli_options import prior_options, prior_spec
+    from semflow.cli_options import prior_options
 
     seen = {}
 
@@ -422,13 +423,13 @@ def test_prior_options_make_a_spec(tiny):
     result = CliRunner().invoke(cmd, ["--prior", "clip", "--clip-model", str(config), "--clip-weights", str(weights),
                                       "--prior-classes", "dog:thing,road:plane", "--prior-weight", "0.7"])
     assert result.exit_code == 0, result.output
-    spec = prior_spec(**seen)
+    spec = prior_from_options(**seen)
     assert spec == ClipPriorSpec(str(config), str(weights), "dog:thing,road:plane", 0.7)
     assert CliRunner().invoke(cmd, ["--prior-weight", "1.5"]).exit_code != 0
-    assert CliRunner().invoke(cmd, []).exit_code == 0 and prior_spec(**seen) is None  # --prior none
-    assert prior_spec("none") is None and prior_spec(None) is None
+    assert CliRunner().invoke(cmd, []).exit_code == 0 and prior_from_options(**seen) is None  # --prior none
+    assert prior_from_options("none") is None and prior_from_options(None) is None
     with pytest.raises(InputError, match="unknown prior"):
-        prior_spec("dino")
+        prior_from_options("dino")
 
 
 def test_clip_prior_spec_is_frozen_and_checked(tmp_path):

@@ -202,5 +202,8 @@ def read_torchscript_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(top, ScriptObject):
         raise WeightsError(f"{path}: the TorchScript archive holds no module")
     state: dict[str, torch.Tensor] = {}
-    _collect(top, declared, "", state, (id(top),))
+    try:
+        _collect(top, declared, "", state, (id(top),))
+    except RecursionError:
+        raise WeightsError(f"{path}: modules nested too deeply to be a model") from None
     return state

@@ -32,7 +32,7 @@ from semflow.segmentation.clip.prompts import (
     PriorClass,
     parse_prior_classes,
 )
-from semflow.segmentation.clip.spec import ClipPriorSpec
+from semflow.segmentation.clip.spec import ClipPriorSpec, prior_from_options
 
 __all__ = ["DEFAULT_PRIOR_CLASSES", "KINDS", "PROMPT_TEMPLATES", "ClipPriorSpec", "PriorClass",
-           "parse_prior_classes"]
+           "parse_prior_classes", "prior_from_options"]

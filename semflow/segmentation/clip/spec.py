@@ -1,4 +1,9 @@
-"""What a CLIP prior is made of, as plain data: the spec the Python API, the CLI and ``compare`` share."""
+"""What a CLIP prior is made of, as plain data: the spec the Python API, the CLI and ``compare`` share.
+
+:func:`prior_from_options` builds it from the flat option names the command line uses (``prior``,
+``clip_model``, ``clip_weights``, ``prior_classes``, ``prior_weight``), so that any layer taking options
+by keyword (``get_method("semantic", prior="clip", clip_weights=...)``) spells them the same way.
+"""
 
 from __future__ import annotations
 
@@ -58,3 +63,19 @@ class ClipPriorSpec:
                 "prior_weight": self.weight, "backbone_confidence": self.backbone_confidence,
                 "max_regions": self.max_regions, "min_area": self.min_area}
 
+
+
+PRIOR_CHOICES: tuple[str, ...] = ("none", "clip")
+
+
+def prior_from_options(prior: str | None = "none", clip_model: str = "ViT-B-32",
+                       clip_weights: str | os.PathLike | None = None, prior_classes: str | os.PathLike | None = None,
+                       prior_weight: float = 0.5) -> ClipPriorSpec | None:
+    """The spec the flat prior options name: ``prior`` ``"none"``/None -> None, ``"clip"`` -> a
+    :class:`ClipPriorSpec`. Raises InputError for another prior name or a bad value."""
+    if prior is None or prior == "none":
+        return None
+    if prior != "clip":
+        raise InputError(f"unknown prior {prior!r}; use {' or '.join(PRIOR_CHOICES)}")
+    return ClipPriorSpec(model=clip_model, weights=None if clip_weights is None else os.fspath(clip_weights),
+                         classes=prior_classes, weight=prior_weight)
