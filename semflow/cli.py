@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import json
 import sys
-import typing
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
-from semflow.cli_options import prior_options
+from semflow.cli_options import click_type, prior_options
 from semflow.errors import InputError, SemflowError
 from semflow.methods import DEFAULT_RUN_METHOD
-from semflow.options import OptionInfo
 from semflow.segmentation.clip import prior_from_options
 
 
@@ -51,17 +49,6 @@ def main() -> None:
     """semflow: optical flow that knows what it is looking at."""
 
 
-def _click_type(info: OptionInfo) -> Any:
-    """The click type of a method option: its choices, else its first number/bool type, else text."""
-    if info.choices:
-        return click.Choice(list(info.choices))
-    kinds = typing.get_args(info.type) or (info.type,)
-    for kind in (bool, int, float):
-        if kind in kinds:
-            return kind
-    return str
-
-
 def _method_options(func):
     """The method options every flow-computing command offers, derived from the methods' option
     dataclasses (each says which methods take it); all default to "not given"."""
@@ -70,7 +57,7 @@ def _method_options(func):
     for info, takers in reversed(cli_options()):
         default = f"; default: {info.default}" if info.default is not None else ""
         methods = "all methods" if info.name == "device" else ", ".join(takers)
-        func = click.option(f"--{info.name.replace('_', '-')}", info.name, default=None, type=_click_type(info),
+        func = click.option(f"--{info.name.replace('_', '-')}", info.name, default=None, type=click_type(info),
                             help=f"{info.help} [{methods}{default}]")(func)
     return func
 

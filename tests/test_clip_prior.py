@@ -425,7 +425,10 @@ def test_prior_options_make_a_spec(tiny):
     assert result.exit_code == 0, result.output
     spec = prior_from_options(**seen)
     assert spec == ClipPriorSpec(str(config), str(weights), "dog:thing,road:plane", 0.7)
-    assert CliRunner().invoke(cmd, ["--prior-weight", "1.5"]).exit_code != 0
+    assert CliRunner().invoke(cmd, ["--prior-weight", "x"]).exit_code != 0
+    assert CliRunner().invoke(cmd, ["--prior", "clip", "--prior-weight", "1.5"]).exit_code == 0
+    with pytest.raises(InputError, match="weight must be in"):
+        prior_from_options(**seen)
     assert CliRunner().invoke(cmd, []).exit_code == 0 and prior_from_options(**seen) is None  # --prior none
     assert prior_from_options("none") is None and prior_from_options(None) is None
     with pytest.raises(InputError, match="unknown prior"):
