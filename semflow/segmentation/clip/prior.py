@@ -65,7 +65,7 @@ class ClipPrior:
     checkpoint file. classes: :class:`PriorClass` list, spec string or file (default: common things,
     planes and stuff). weight: ``w`` of the fusion rule; backbone_confidence: ``tau``. min_area,
     max_regions: which regions are scored (min_area None: 0.2% of the image). cache_dir: where text
-    embeddings are cached (default :func:`default_cache_dir`).
+    embeddings are cached (default :func:`~semflow.segmentation.clip.cache.default_cache_dir`).
     """
 
     def __init__(self, model_name: str = "ViT-B-32", weights: str | os.PathLike | None = None, *,
