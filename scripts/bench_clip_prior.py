@@ -30,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import machine, today, write_section  # noqa: E402
 
 from semflow.io.images import read_image  # noqa: E402
-from semflow.segmentation.clip_prior import ClipPrior, load_clip_model  # noqa: E402
-from semflow.segmentation.prompts import DEFAULT_PRIOR_CLASSES, PROMPT_TEMPLATES  # noqa: E402
+from semflow.segmentation.clip.loading import load_clip_model  # noqa: E402
+from semflow.segmentation.clip.prior import ClipPrior  # noqa: E402
+from semflow.segmentation.clip.prompts import DEFAULT_PRIOR_CLASSES, PROMPT_TEMPLATES  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
 CAMVID = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian",

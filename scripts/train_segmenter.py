@@ -190,6 +190,20 @@ def export(model: torch.nn.Module, out: Path, metrics: dict, recipe: dict) -> No
     (out / f"{EXPORT_NAME}.json").write_text(json.dumps({"val": metrics, "recipe": recipe}, indent=2))
 
 
+def save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator, *,
+                    it: int, total: int | None, best: float, history: list[dict]) -> None:
+    """``last.pt``: all ``--resume`` needs, as tensors, numbers, strings and plain containers only, so
+    that :func:`load_checkpoint` reads it with ``torch.load(weights_only=True)``."""
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "it": it, "total": total, "best": best,
+                "history": history, "gen": gen.get_state(), "rng": torch.get_rng_state()}, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A ``last.pt`` read back with ``torch.load(weights_only=True)``: tensors and plain data, never
+    pickled code (a checkpoint file is as untrusted as any other weights file)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 class Progress:
     """A rich progress bar when rich is installed and stdout is a terminal, else a log line now and then."""
 
@@ -313,7 +327,7 @@ def main() -> None:
     elif args.epochs:
         total = int(round(args.epochs * iters_per_epoch))
     if args.resume:
-        ck = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+        ck = load_checkpoint(out / "last.pt")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         it, total, best, history = ck["it"], ck["total"], ck["best"], ck["history"]
@@ -351,9 +365,7 @@ def main() -> None:
             torch.save({"model": model.state_dict(), "metrics": m}, out / "best.pt")
             for d in {out, export_dir}:
                 export(model, d, m, {**recipe, "total_iters": total, "history": history})
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "it": it, "total": total,
-                    "best": best, "history": history, "gen": gen.get_state(), "rng": torch.get_rng_state()},
-                   out / "last.pt")
+        save_checkpoint(out / "last.pt", model, opt, gen, it=it, total=total, best=best, history=history)
         progress.log(f"val @ it {it} (epoch {m['epoch']}): mIoU {m['miou']:.4f} acc {m['pixel_acc']:.4f}"
                      f"{' (best)' if is_best else ''}; eval {eval_cost:.1f}s" + (" final" if final else ""))
 

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import json
 import sys
-import typing
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
+from semflow.cli_options import click_type, prior_options
 from semflow.errors import InputError, SemflowError
 from semflow.methods import DEFAULT_RUN_METHOD
-from semflow.options import OptionInfo
-from semflow.segmentation.prompts import prior_options
+from semflow.segmentation.clip import prior_from_options
 
 
 class _Group(click.Group):
@@ -50,17 +49,6 @@ def main() -> None:
     """semflow: optical flow that knows what it is looking at."""
 
 
-def _click_type(info: OptionInfo) -> Any:
-    """The click type of a method option: its choices, else its first number/bool type, else text."""
-    if info.choices:
-        return click.Choice(list(info.choices))
-    kinds = typing.get_args(info.type) or (info.type,)
-    for kind in (bool, int, float):
-        if kind in kinds:
-            return kind
-    return str
-
-
 def _method_options(func):
     """The method options every flow-computing command offers, derived from the methods' option
     dataclasses (each says which methods take it); all default to "not given"."""
@@ -69,7 +57,7 @@ def _method_options(func):
     for info, takers in reversed(cli_options()):
         default = f"; default: {info.default}" if info.default is not None else ""
         methods = "all methods" if info.name == "device" else ", ".join(takers)
-        func = click.option(f"--{info.name.replace('_', '-')}", info.name, default=None, type=_click_type(info),
+        func = click.option(f"--{info.name.replace('_', '-')}", info.name, default=None, type=click_type(info),
                             help=f"{info.help} [{methods}{default}]")(func)
     return func
 
@@ -283,14 +271,12 @@ def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool
     """
     from semflow.segmentation.segment import segment_inputs
 
-    if prior != "none":
+    spec = prior_from_options(prior, clip_model, clip_weights, prior_classes, prior_weight)
+    if spec is not None:
         from semflow.segmentation import get_segmenter
-        from semflow.segmentation.clip_prior import PriorSegmenter, make_prior
 
-        clip = make_prior(prior, clip_model=clip_model, clip_weights=clip_weights, prior_classes=prior_classes,
-                          prior_weight=prior_weight, device=device)
-        backend = PriorSegmenter(get_segmenter(backend, device=device, kinds_override=kinds, label_set=label_set),
-                                 clip, explain_dir=out_dir / "prior")
+        backend = get_segmenter(backend, device=device, kinds_override=kinds, label_set=label_set, prior=spec)
+        backend.explain_dir = out_dir / "prior"
     written = segment_inputs(inputs, out_dir, backend=backend, overlay=overlay, progress=progress, device=device,
                              kinds_override=kinds, label_set=label_set, max_frames=max_frames)
     click.echo(f"wrote {len(written)} label map(s) to {out_dir}")

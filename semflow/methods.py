@@ -192,32 +192,29 @@ def _semantic(options: Any) -> FlowMethod:
         if options.prior != "none":
             segmenter = segmenter()  # loads CLIP now, so that a bad checkpoint is an early error
     elif options.prior != "none":
-        from semflow.segmentation.clip_prior import with_prior
+        from semflow.segmentation.clip.prior import ClipPrior
+        from semflow.segmentation.clip.segmenter import PriorSegmenter
 
-        segmenter = with_prior(segmenter, _clip_prior(options), device=options.device)
+        segmenter = PriorSegmenter(segmenter, ClipPrior.from_spec(_clip_prior_spec(options), device=options.device))
     return SemanticFlow(baseline, segmenter, segmentation=options.segmentation, label_set=options.label_set,
                         kinds=options.kinds, planes=options.planes, things=options.things,
                         feather_radius=options.feather_radius)
 
 
-def _clip_prior(options: Any) -> Any:
-    from semflow.segmentation.clip_prior import make_prior
+def _clip_prior_spec(options: Any) -> Any:
+    """The :class:`~semflow.segmentation.clip.ClipPriorSpec` of semantic's prior options (None: no prior)."""
+    from semflow.segmentation.clip import prior_from_options
 
-    return make_prior(options.prior, clip_model=options.clip_model, clip_weights=options.clip_weights,
-                      prior_classes=options.prior_classes, prior_weight=options.prior_weight,
-                      device=options.device)
+    return prior_from_options(options.prior, options.clip_model, options.clip_weights, options.prior_classes,
+                              options.prior_weight)
 
 
 def _segmenter_builder(options: Any) -> Callable[[], Any]:
     def build() -> Any:
         from semflow.segmentation import get_segmenter
 
-        segmenter = get_segmenter(options.segmenter, device=options.device, kinds_override=options.kinds)
-        if options.prior != "none":
-            from semflow.segmentation.clip_prior import with_prior
-
-            segmenter = with_prior(segmenter, _clip_prior(options), device=options.device)
-        return segmenter
+        return get_segmenter(options.segmenter, device=options.device, kinds_override=options.kinds,
+                             prior=_clip_prior_spec(options))
 
     return build
 

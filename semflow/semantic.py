@@ -104,7 +104,8 @@ class SemanticOptions(MethodOptions):
     clip_model: str = option("ViT-B-32", "open_clip architecture of the checkpoint (ViT-B-32, "
                              "ViT-B-16, ViT-L-14, RN50, a -quickgelu variant...).")
     clip_weights: str | None = option(None, "CLIP checkpoint file you downloaded (OpenAI .pt or "
-                                      "OpenCLIP .bin/.pt/.safetensors); never downloaded by semflow.")
+                                      "OpenCLIP .bin/.pt/.safetensors); never downloaded by semflow, and "
+                                      "read as tensors only: no code in it is run.")
     prior_classes: str | None = option(None, "Classes CLIP chooses from, 'name:kind,...' (kind: thing, "
                                        "plane, stuff) or a file of them (default: common things, planes, stuff).")
     prior_weight: float = option(0.5, "Weight w of CLIP in the per-region fusion: "

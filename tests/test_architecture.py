@@ -44,3 +44,8 @@ def test_imports_follow_the_data_flow(path: Path) -> None:
         private = [n for n in names if n.startswith("_") and not n.startswith("__")]
         assert not private, f"{name} imports private names {private} from {module}"
 
+
+
+def test_no_module_is_longer_than_400_lines() -> None:
+    long = {module_name(p): n for p in SOURCES if (n := len(p.read_text().splitlines())) > 420}
+    assert not long, f"modules over ~400 lines: {long}"

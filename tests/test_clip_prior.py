@@ -7,20 +7,35 @@ when the optional extra (open_clip_torch) is not installed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import socket
 import sys
 import warnings
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from semflow.errors import InputError, SemflowError, WeightsError
+from semflow.io.weights import is_torchscript_archive
 from semflow.methods import get_method
-from semflow.segmentation import clip_prior as cp
-from semflow.segmentation.prompts import DEFAULT_PRIOR_CLASSES, KINDS, PriorClass, parse_prior_classes
+from semflow.segmentation.clip import (
+    DEFAULT_PRIOR_CLASSES,
+    KINDS,
+    ClipPriorSpec,
+    PriorClass,
+    parse_prior_classes,
+    prior_from_options,
+)
+from semflow.segmentation.clip.cache import CACHE_ENV, default_cache_dir
+from semflow.segmentation.clip.fusion import JointClasses, fuse_region
+from semflow.segmentation.clip.loading import ClipModel, file_sha256, load_clip_model
+from semflow.segmentation.clip.prior import ClipPrior, masked_crops
+from semflow.segmentation.clip.segmenter import PriorSegmenter
+from semflow.segmentation.regions import Box, find_regions
 
 BACKBONE = ["Sky", "Building", "Road", "Tree", "Car", "Pedestrian", "Void"]
 BACKBONE_KINDS = {"Sky": "plane", "Building": "stuff", "Road": "plane", "Tree": "stuff", "Car": "thing",
@@ -53,8 +68,8 @@ def test_parse_prior_classes_spec_file_and_errors(tmp_path):
 # --- the fusion rule, on numbers ----------------------------------------------------------------
 
 
-def _joint(prior: str = PRIOR) -> cp.JointClasses:
-    return cp.JointClasses.build(BACKBONE, BACKBONE_KINDS, VOID, parse_prior_classes(prior))
+def _joint(prior: str = PRIOR) -> JointClasses:
+    return JointClasses.build(BACKBONE, BACKBONE_KINDS, VOID, parse_prior_classes(prior))
 
 
 def _clip_probs(joint_names: dict[str, float], prior: str = PRIOR) -> np.ndarray:
@@ -78,7 +93,7 @@ def test_joint_classes_share_matched_names_and_append_new_ones():
     assert names == ["dog", "Car", "Pedestrian", "Road", "Sky", "Building", "Tree"]
     assert joint.kinds[joint.names.index("dog")] == "thing"
     # a void id just past the class list is kept free
-    j2 = cp.JointClasses.build(BACKBONE[:-1], BACKBONE_KINDS, VOID, parse_prior_classes("dog:thing"))
+    j2 = JointClasses.build(BACKBONE[:-1], BACKBONE_KINDS, VOID, parse_prior_classes("dog:thing"))
     assert j2.names[VOID] == "void" and j2.names[VOID + 1] == "dog"
 
 
@@ -87,50 +102,50 @@ def test_fuse_region_rule():
     uniform = np.full(7, 1 / 7)
     dog_id = joint.names.index("dog")
     # a confident backbone keeps its label against an indifferent CLIP
-    label, kind, fused, kp = cp.fuse_region(_backbone(Building=0.9, Tree=0.1), uniform, joint, 1)
+    label, kind, fused, kp = fuse_region(_backbone(Building=0.9, Tree=0.1), uniform, joint, 1)
     assert (label, kind) == (1, "stuff") and math.isclose(sum(kp.values()), 1.0)
     assert math.isclose(fused.sum(), 1.0)
     # stuff -> thing: the backbone leans to stuff (0.6), CLIP is sure of a dog
-    label, kind, _, kp = cp.fuse_region(_backbone(Building=0.6, Car=0.4), _clip_probs({"dog": 0.95}), joint, 1)
+    label, kind, _, kp = fuse_region(_backbone(Building=0.6, Car=0.4), _clip_probs({"dog": 0.95}), joint, 1)
     assert (label, kind) == (dog_id, "thing")
     assert math.isclose(kp["thing"], 0.5 * 0.4 + 0.5 * (0.95 + 2 * 0.05 / 6), rel_tol=1e-9)
     # ... but not against a backbone sure of stuff: it flips only where CLIP's thing-minus-stuff margin
     # (0.967 - 0.017 = 0.95) exceeds the backbone's stuff-minus-thing margin
-    assert cp.fuse_region(_backbone(Building=0.98, Car=0.02), _clip_probs({"dog": 0.95}), joint, 1)[1] == "stuff"
-    assert cp.fuse_region(_backbone(Building=0.94, Car=0.06), _clip_probs({"dog": 0.95}), joint, 1)[1] == "thing"
+    assert fuse_region(_backbone(Building=0.98, Car=0.02), _clip_probs({"dog": 0.95}), joint, 1)[1] == "stuff"
+    assert fuse_region(_backbone(Building=0.94, Car=0.06), _clip_probs({"dog": 0.95}), joint, 1)[1] == "thing"
     # thing -> stuff, the reverse
-    label, kind, _, _ = cp.fuse_region(_backbone(Car=0.55, Tree=0.45), _clip_probs({"tree": 0.97}), joint, 4)
+    label, kind, _, _ = fuse_region(_backbone(Car=0.55, Tree=0.45), _clip_probs({"tree": 0.97}), joint, 4)
     assert (label, kind) == (BACKBONE.index("Tree"), "stuff")
     # same kind, unsure backbone (0.45 < tau): the fused best of that kind wins (Pedestrian via alias person)
-    label, kind, _, _ = cp.fuse_region(_backbone(Car=0.45, Pedestrian=0.3, Road=0.25), _clip_probs({"person": 0.9}),
+    label, kind, _, _ = fuse_region(_backbone(Car=0.45, Pedestrian=0.3, Road=0.25), _clip_probs({"person": 0.9}),
                                        joint, 4)
     assert (label, kind) == (BACKBONE.index("Pedestrian"), "thing")
     # same kind, confident backbone: label kept
-    assert cp.fuse_region(_backbone(Car=0.7, Pedestrian=0.3), _clip_probs({"person": 0.9}), joint, 4)[0] == 4
+    assert fuse_region(_backbone(Car=0.7, Pedestrian=0.3), _clip_probs({"person": 0.9}), joint, 4)[0] == 4
     # void: what the backbone does not know, CLIP decides (its weight grows to w + (1 - w) * void)
-    label, kind, fused, _ = cp.fuse_region(_backbone(Void=1.0), _clip_probs({"dog": 0.6}), joint, VOID)
+    label, kind, fused, _ = fuse_region(_backbone(Void=1.0), _clip_probs({"dog": 0.6}), joint, VOID)
     assert (label, kind) == (dog_id, "thing") and math.isclose(fused[dog_id], 0.6)
     # ... when CLIP is not sure either (best class below tau), the region stays void
-    assert cp.fuse_region(_backbone(Void=1.0), uniform, joint, VOID)[:2] == (VOID, "stuff")
+    assert fuse_region(_backbone(Void=1.0), uniform, joint, VOID)[:2] == (VOID, "stuff")
     # w = 0: the backbone alone; w = 1: CLIP alone
-    assert cp.fuse_region(_backbone(Building=0.6, Car=0.4), _clip_probs({"dog": 0.95}), joint, 1, weight=0.0)[0] == 1
-    assert cp.fuse_region(_backbone(Building=1.0), _clip_probs({"dog": 0.95}), joint, 1, weight=1.0)[0] == dog_id
+    assert fuse_region(_backbone(Building=0.6, Car=0.4), _clip_probs({"dog": 0.95}), joint, 1, weight=0.0)[0] == 1
+    assert fuse_region(_backbone(Building=1.0), _clip_probs({"dog": 0.95}), joint, 1, weight=1.0)[0] == dog_id
     with pytest.raises(InputError, match="weight"):
-        cp.fuse_region(_backbone(Building=1.0), uniform, joint, 1, weight=1.5)
+        fuse_region(_backbone(Building=1.0), uniform, joint, 1, weight=1.5)
 
 
-def test_find_regions_and_masked_crops():
+def test_regions_and_masked_crops():
     labels = np.zeros((40, 60), np.uint8)
     labels[5:15, 5:25] = 1
     labels[25:35, 40:50] = 1
     labels[30:32, 2:4] = 2
-    regions = cp.find_regions(labels, min_area=10, skip=(0,))
-    assert [(r.label, r.box, r.area) for r in regions] == [(1, (5, 5, 25, 15), 200), (1, (40, 25, 50, 35), 100)]
+    regions = find_regions(labels, [1, 2], min_area=10)  # the prior's regions are the shared Region type
+    assert [(r.class_id, r.box, r.area) for r in regions] == [(1, Box(5, 15, 5, 25), 200), (1, Box(25, 35, 40, 50), 100)]
     assert regions[1].full_mask(labels.shape).sum() == 100 and (labels[regions[1].full_mask(labels.shape)] == 1).all()
     image = np.zeros((40, 60, 3), np.uint8)
     image[labels == 1] = (255, 0, 0)
     mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-    crops = cp.masked_crops(image, regions, size=(32, 32), mean=mean, std=std, margin=0.1)
+    crops = masked_crops(image, regions, size=(32, 32), mean=mean, std=std, margin=0.1)
     assert crops.shape == (2, 3, 32, 32)
     # the centre is the region's colour, the corners (outside the region) the mean colour, i.e. 0
     assert torch.allclose(crops[:, :, 16, 16], torch.tensor([(1 - 0.5) / 0.25, -0.5 / 0.25, -0.5 / 0.25]))
@@ -179,10 +194,10 @@ def no_network(monkeypatch, open_clip):
         monkeypatch.setattr(factory, name, refuse)
 
 
-def _prior(tiny, tmp_path, **kwargs) -> cp.ClipPrior:
+def _prior(tiny, tmp_path, **kwargs) -> ClipPrior:
     config, weights, _ = tiny
-    return cp.ClipPrior(str(config), weights, classes=kwargs.pop("classes", PRIOR), cache_dir=tmp_path / "cache",
-                        **kwargs)
+    return ClipPrior(str(config), weights, classes=kwargs.pop("classes", PRIOR), cache_dir=tmp_path / "cache",
+                     **kwargs)
 
 
 def test_checkpoint_loads_offline_and_classifies(tiny, tmp_path, no_network):
@@ -191,13 +206,13 @@ def test_checkpoint_loads_offline_and_classifies(tiny, tmp_path, no_network):
     loaded = prior.clip.model.state_dict()
     assert all(torch.equal(loaded[k], state[k]) for k in state)  # 'module.' prefix and 'state_dict' unwrapped
     assert prior.clip.logit_scale == pytest.approx(100.0) and prior.clip.image_size == (64, 64)
-    assert prior.clip.weights_sha256 == cp.file_sha256(weights) and not prior.clip.openai_format
+    assert prior.clip.weights_sha256 == file_sha256(weights) and not prior.clip.openai_format
     assert prior.text.shape == (7, 32) and torch.allclose(prior.text.norm(dim=1), torch.ones(7))
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
     labels = np.zeros((48, 64), np.uint8)
     labels[10:30, 10:30] = 1
-    probs = prior.classify(image, cp.find_regions(labels))
+    probs = prior.classify(image, find_regions(labels))
     assert probs.shape == (2, 7) and np.allclose(probs.sum(1), 1.0, atol=1e-5) and (probs >= 0).all()
 
 
@@ -211,21 +226,21 @@ def test_openai_torchscript_archive_is_detected(open_clip, tiny, tmp_path, no_ne
         images, tokens = torch.ones(1, 3, 64, 64), torch.zeros(1, 77, dtype=torch.int)
         inputs = {"encode_image": (images,), "encode_text": (tokens,)}
         torch.jit.trace_module(model.eval(), inputs).save(str(archive))
-    assert cp.is_torchscript_archive(archive) and not cp.is_torchscript_archive(tiny[1])
-    clip = cp.load_clip_model(str(config), archive)
+    assert is_torchscript_archive(archive) and not is_torchscript_archive(tiny[1])
+    clip = load_clip_model(str(config), archive)
     assert clip.openai_format  # OpenAI models use QuickGELU
     assert all(torch.equal(clip.model.state_dict()[k], state[k]) for k in state)
 
 
 def test_text_embeddings_are_cached_on_disk(tiny, tmp_path, monkeypatch):
     calls = []
-    original = cp.ClipModel.encode_texts
+    original = ClipModel.encode_texts
 
     def counting(self, texts, **kwargs):
         calls.append(len(texts))
         return original(self, texts, **kwargs)
 
-    monkeypatch.setattr(cp.ClipModel, "encode_texts", counting)
+    monkeypatch.setattr(ClipModel, "encode_texts", counting)
     first = _prior(tiny, tmp_path)
     assert calls == [7 * len(first.templates)] and len(list((tmp_path / "cache").glob("*.npz"))) == 1
     second = _prior(tiny, tmp_path)
@@ -238,10 +253,10 @@ def test_text_embeddings_are_cached_on_disk(tiny, tmp_path, monkeypatch):
     state = {k: v.clone() for k, v in tiny[2].items()}
     state["logit_scale"] += 0.01
     torch.save(state, other)
-    cp.ClipPrior(str(tiny[0]), other, classes=PRIOR, cache_dir=tmp_path / "cache")
+    ClipPrior(str(tiny[0]), other, classes=PRIOR, cache_dir=tmp_path / "cache")
     assert len(calls) == 3
-    monkeypatch.setenv(cp.CACHE_ENV, str(tmp_path / "env-cache"))
-    assert cp.default_cache_dir() == tmp_path / "env-cache"
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "env-cache"))
+    assert default_cache_dir() == tmp_path / "env-cache"
 
 
 def _scene():
@@ -267,7 +282,7 @@ def _scene():
     return image, labels, probs, blob_a, blob_b
 
 
-def _indifferent(prior: cp.ClipPrior) -> torch.Tensor:
+def _indifferent(prior: ClipPrior) -> torch.Tensor:
     """A unit direction orthogonal to every class embedding: CLIP's probabilities there are uniform."""
     q, _ = torch.linalg.qr(torch.cat([prior.text.T, torch.randn(32, 1, generator=torch.Generator().manual_seed(0))], 1))
     return q[:, -1]
@@ -294,9 +309,9 @@ def test_matching_features_in_one_region_change_its_label_and_nothing_else(tiny,
     assert np.array_equal(changed, blob_a)
     assert (result.labels[blob_a] == dog_id).all() and result.kinds["dog"] == "thing"
     by_box = {d.box: d for d in result.regions}
-    a = by_box[(60, 15, 90, 45)]
+    a = by_box[Box(15, 45, 60, 90)]
     assert (a.clip_label, a.label, a.kind, a.changed) == ("dog", "dog", "thing", True) and a.clip_score > 0.99
-    b = by_box[(90, 55, 120, 85)]
+    b = by_box[Box(55, 85, 90, 120)]
     assert (b.label, b.kind, b.changed) == ("Tree", "stuff", False)
     assert b.clip_score == pytest.approx(1 / 7, abs=1e-4)
     assert len(result.regions) == 4 and len(result.explain()) == 4 and "CLIP dog 1.00 -> dog (thing" in a.explain()
@@ -329,7 +344,7 @@ def test_prior_segmenter_wraps_a_segmenter(tiny, tmp_path):
     image, labels, probs, blob_a, _ = _scene()
     backbone = _Backbone(labels, probs)
     prior = _prior(tiny, tmp_path, classes=PRIOR + ",boat:thing")
-    wrapped = cp.PriorSegmenter(backbone, prior, explain_dir=tmp_path / "explain")
+    wrapped = PriorSegmenter(backbone, prior, explain_dir=tmp_path / "explain")
     assert isinstance(wrapped, Segmenter) and wrapped.name == "toy+clip" and wrapped.device == "cpu"
     assert wrapped.label_set.class_names[-2:] == ["dog", "boat"]
     fused = wrapped.predict(image, key=3)
@@ -343,7 +358,7 @@ def test_prior_segmenter_wraps_a_segmenter(tiny, tmp_path):
     assert len(written["regions"]) == 4 and {"clip", "clip_score", "label", "kind"} <= set(written["regions"][0])
     # instances follow the fused labels: a region relabelled as a thing becomes an instance
     dog = prior.text[prior.class_names.index("dog")]
-    fused_dog = cp.PriorSegmenter(backbone, _prior(tiny, tmp_path))
+    fused_dog = PriorSegmenter(backbone, _prior(tiny, tmp_path))
     fused_dog.prior.clip.encode_images = lambda batch, **kw: torch.stack(
         [dog if (b[1] < -1.5).float().mean() > 0.2 else _indifferent(fused_dog.prior) for b in batch])
     seg = fused_dog.predict(image)
@@ -359,43 +374,43 @@ def test_missing_extra_says_what_to_install(monkeypatch, tmp_path):
     weights.write_bytes(b"x")
     monkeypatch.setitem(sys.modules, "open_clip", None)
     with pytest.raises(SemflowError, match=r"pip install 'semflow\[clip\]'"):
-        cp.load_clip_model("ViT-B-32", weights)
+        load_clip_model("ViT-B-32", weights)
 
 
 def test_missing_and_wrong_files_give_clear_errors(open_clip, tiny, tmp_path):
     config, weights, _ = tiny
     with pytest.raises(InputError, match="--clip-weights PATH"):
-        cp.load_clip_model("ViT-B-32", None)
+        load_clip_model("ViT-B-32", None)
     with pytest.raises(WeightsError, match="not found"):
-        cp.load_clip_model("ViT-B-32", tmp_path / "nope.pt")
+        load_clip_model("ViT-B-32", tmp_path / "nope.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"this is not a checkpoint" * 10)
     with pytest.raises(WeightsError, match="not a readable CLIP checkpoint"):
-        cp.load_clip_model(str(config), junk)
+        load_clip_model(str(config), junk)
     not_clip = tmp_path / "linear.pt"
     torch.save(torch.nn.Linear(2, 2).state_dict(), not_clip)
     with pytest.raises(WeightsError, match="does not fit CLIP model 'semflow-tiny-clip'"):
-        cp.load_clip_model(str(config), not_clip)
+        load_clip_model(str(config), not_clip)
     other = tmp_path / "semflow-tiny-clip-wide.json"
     other.write_text(json.dumps({**TINY_CONFIG, "embed_dim": 48}))
     with pytest.raises(WeightsError, match="of another shape"):
-        cp.load_clip_model(str(other), weights)
+        load_clip_model(str(other), weights)
     with pytest.raises(InputError, match="unknown CLIP model"):
-        cp.load_clip_model("ViT-Q-99", weights)
+        load_clip_model("ViT-Q-99", weights)
     with pytest.raises(InputError, match="by schema"):
-        cp.load_clip_model("hf-hub:laion/whatever", weights)
+        load_clip_model("hf-hub:laion/whatever", weights)
     with pytest.raises(InputError, match="HuggingFace"):
-        cp.load_clip_model("ViT-B-16-SigLIP", weights)
+        load_clip_model("ViT-B-16-SigLIP", weights)
 
 
 # --- options and wiring -------------------------------------------------------------------------
 
 
-def test_prior_options_and_make_prior(tiny, tmp_path, monkeypatch):
+def test_prior_options_make_a_spec(tiny):
     import click
     from click.testing import CliRunner
 
-    from semflow.segmentation.prompts import prior_options
+    from semflow.cli_options import prior_options
 
     seen = {}
 
@@ -408,14 +423,53 @@ def test_prior_options_and_make_prior(tiny, tmp_path, monkeypatch):
     result = CliRunner().invoke(cmd, ["--prior", "clip", "--clip-model", str(config), "--clip-weights", str(weights),
                                       "--prior-classes", "dog:thing,road:plane", "--prior-weight", "0.7"])
     assert result.exit_code == 0, result.output
-    monkeypatch.setenv(cp.CACHE_ENV, str(tmp_path / "cache"))
-    prior = cp.make_prior(**seen)
-    assert prior.class_names == ["dog", "road"] and prior.weight == 0.7
-    assert CliRunner().invoke(cmd, ["--prior-weight", "1.5"]).exit_code != 0
-    assert cp.make_prior("none") is None and cp.make_prior(None) is None
+    spec = prior_from_options(**seen)
+    assert spec == ClipPriorSpec(str(config), str(weights), "dog:thing,road:plane", 0.7)
+    assert CliRunner().invoke(cmd, ["--prior-weight", "x"]).exit_code != 0
+    assert CliRunner().invoke(cmd, ["--prior", "clip", "--prior-weight", "1.5"]).exit_code == 0
+    with pytest.raises(InputError, match="weight must be in"):
+        prior_from_options(**seen)
+    assert CliRunner().invoke(cmd, []).exit_code == 0 and prior_from_options(**seen) is None  # --prior none
+    assert prior_from_options("none") is None and prior_from_options(None) is None
     with pytest.raises(InputError, match="unknown prior"):
-        cp.make_prior("dino")
-    assert cp.with_prior("camvid", None) == "camvid"
+        prior_from_options("dino")
+
+
+def test_clip_prior_spec_is_frozen_and_checked(tmp_path):
+    spec = ClipPriorSpec(weights=tmp_path / "w.pt", classes=[PriorClass("dog", "thing")])
+    assert spec.weights == str(tmp_path / "w.pt") and spec.classes == (PriorClass("dog", "thing"),)
+    assert hash(spec) == hash(ClipPriorSpec(weights=str(tmp_path / "w.pt"), classes=(PriorClass("dog", "thing"),)))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.weight = 0.7
+    assert spec.describe()["prior_classes"] == ["dog:thing"] and spec.describe()["clip_model"] == "ViT-B-32"
+    for bad, message in [(dict(weight=1.5), "weight must be in"), (dict(backbone_confidence=-0.1), "confidence"),
+                         (dict(max_regions=0), "max_regions"), (dict(min_area=0), "min_area"), (dict(model=" "), "model")]:
+        with pytest.raises(InputError, match=message):
+            ClipPriorSpec(**bad)
+
+
+def test_get_segmenter_wraps_the_backend_in_the_prior_a_spec_names(tiny, tmp_path, monkeypatch):
+    from semflow.segmentation import MaskSegmenter, get_segmenter
+    from semflow.segmentation.clip.segmenter import PriorSegmenter as Wrapper
+
+    config, weights, _ = tiny
+    mask = tmp_path / "mask.png"
+    cv2.imwrite(str(mask), np.full((48, 64), 3, np.uint8))  # CamVid's Road everywhere
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    spec = ClipPriorSpec(str(config), str(weights), classes="dog:thing,road:plane", weight=0.7, max_regions=3)
+    wrapped = get_segmenter(f"masks:{mask}", kinds_override="Road:stuff", prior=spec)
+    assert isinstance(wrapped, Wrapper) and isinstance(wrapped.segmenter, MaskSegmenter)
+    assert wrapped.prior.class_names == ["dog", "road"] and wrapped.prior.weight == 0.7
+    assert wrapped.prior.max_regions == 3 and wrapped.name == "masks+clip"
+    assert wrapped.segmenter.label_set.kinds["Road"] == "stuff"  # the options reach the backbone
+    assert wrapped.label_set.class_names[-1] == "dog"
+    seg = wrapped.predict(np.zeros((48, 64, 3), np.uint8), key="x")
+    assert seg.prior.regions and seg.label_set.name == "camvid+clip"
+    assert isinstance(get_segmenter(f"masks:{mask}"), MaskSegmenter)  # no prior: the backend itself
+    with pytest.raises(InputError, match="ClipPriorSpec"):
+        get_segmenter(f"masks:{mask}", prior="clip")
+    with pytest.raises(InputError, match="--clip-weights PATH"):  # the prior's errors come before the backend's
+        get_segmenter("masks:/nonexistent", prior=ClipPriorSpec(str(config)))
 
 
 def test_semantic_flow_gives_the_relabelled_region_its_own_kind(tiny, tmp_path, monkeypatch):
@@ -431,7 +485,7 @@ def test_semantic_flow_gives_the_relabelled_region_its_own_kind(tiny, tmp_path, 
     monkeypatch.setattr(prior.clip, "encode_images",
                         lambda batch, **kw: torch.stack([dog if (b[1] < -1.5).float().mean() > 0.2 else indifferent
                                                          for b in batch]))
-    with_clip = semantic.SemanticFlow(get_method("dis-fast"), segmenter=cp.with_prior(_Backbone(labels, probs), prior))
+    with_clip = semantic.SemanticFlow(get_method("dis-fast"), segmenter=PriorSegmenter(_Backbone(labels, probs), prior))
     without = semantic.SemanticFlow(get_method("dis-fast"), segmenter=_Backbone(labels, probs))
     kinds_with = with_clip.kind_map(image)
     kinds_without = without.kind_map(image)
@@ -449,7 +503,7 @@ def _cli(args, monkeypatch, tmp_path):
 
     from semflow.cli import main
 
-    monkeypatch.setenv(cp.CACHE_ENV, str(tmp_path / "cli-cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cli-cache"))
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
@@ -494,11 +548,11 @@ def test_semantic_with_the_clip_prior_from_python_and_through_compare(tiny, tmp_
     from semflow.synthetic import make_scene, write_dataset
 
     config, weights, _ = tiny
-    monkeypatch.setenv(cp.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     options = {"baseline": "dis-fast", "segmenter": "camvid", "prior": "clip", "clip_model": "semflow-tiny-clip",
                "clip_weights": str(weights), "prior_weight": 0.5}
     method = get_method("semantic", **options)
-    assert method.baseline.name == "dis-fast" and isinstance(method.segmenter(), cp.PriorSegmenter)
+    assert method.baseline.name == "dis-fast" and isinstance(method.segmenter(), PriorSegmenter)
     scene = make_scene(96, 128, seed=4, num_objects=1)
     report = json.loads(str(method.estimate(scene.img1, scene.img2).extras["report_json"]))
     assert report["label_set"] == "camvid+clip"  # the labels came through the prior

@@ -17,7 +17,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from semflow.errors import InputError
 
@@ -112,35 +111,3 @@ def _parse_item(item: str) -> PriorClass:
 
 
 DEFAULT_PRIOR_CLASSES: tuple[PriorClass, ...] = parse_prior_classes(DEFAULT_PRIOR_SPEC)
-
-
-# --- command-line options (here, not in clip_prior, so that the CLI need not import torch to define them)
-
-
-def prior_options(func: Any) -> Any:
-    """Click options ``--prior``, ``--clip-model``, ``--clip-weights``, ``--prior-classes``, ``--prior-weight``.
-
-    The command receives ``prior``, ``clip_model``, ``clip_weights``, ``prior_classes``, ``prior_weight``
-    and passes them to :func:`semflow.segmentation.clip_prior.make_prior`.
-    """
-    import click
-
-    options = [
-        click.option("--prior", type=click.Choice(["none", "clip"]), default="none", show_default=True,
-                     help="Semantic prior fused with the segmentation per region: clip = zero-shot CLIP labels "
-                          "(needs pip install 'semflow[clip]' and --clip-weights)."),
-        click.option("--clip-model", default="ViT-B-32", show_default=True,
-                     help="open_clip architecture of the checkpoint (ViT-B-32, ViT-B-16, ViT-L-14, RN50, "
-                          "a -quickgelu variant...)."),
-        click.option("--clip-weights", type=click.Path(path_type=Path), default=None,
-                     help="CLIP checkpoint file you downloaded (OpenAI .pt or OpenCLIP .bin/.pt/.safetensors); "
-                          "never downloaded by semflow."),
-        click.option("--prior-classes", default=None,
-                     help="Classes CLIP chooses from, 'name:kind,...' (kind: thing, plane, stuff) or a file of "
-                          "them (default: common things, planes and stuff)."),
-        click.option("--prior-weight", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
-                     help="Weight w of CLIP in the per-region fusion: (1 - w) * backbone + w * CLIP."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func

@@ -1,0 +1,209 @@
+"""Reading weight files without running anything they contain.
+
+Weight files are untrusted input. Ordinary checkpoints go through ``torch.load(weights_only=True)``
+(:func:`load_torch_file`), which rebuilds tensors and plain containers only. TorchScript archives (how
+OpenAI ships CLIP) are never given to ``torch.jit.load``, which runs the archive's TorchScript code
+(a module's ``__setstate__``) while loading: :func:`read_torchscript_state` reads the archive's
+``data.pkl`` with a restricted unpickler that rebuilds tensors from the archive's ``data/`` records and
+records every scripted object as plain attributes, so nothing in the file is executed.
+
+A TorchScript archive is a zip with one top folder ``<name>/``: ``data.pkl`` (the module tree, pickled),
+``data/<key>`` (raw tensor storages), ``code/**.py`` (the classes as TorchScript source, which says
+which attributes of each module class are parameters and buffers), ``constants.pkl``, ``version``.
+"""
+
+from __future__ import annotations
+
+import ast
+import collections
+import io
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from semflow.errors import WeightsError
+
+# Storage classes a TorchScript pickle names for each tensor's storage, and their element types.
+STORAGE_DTYPES: dict[str, torch.dtype] = {
+    "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
+    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
+}
+_CLASS_HEADER = re.compile(r"^class (\w+)\(Module\):\n((?:  .*\n)*)", re.MULTILINE)
+_DECLARATION = re.compile(r"^  (__parameters__|__buffers__) = (\[.*\])$", re.MULTILINE)
+
+
+def load_torch_file(path: str | os.PathLike, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with one-line WeightsErrors for missing,
+    truncated or foreign files. ``what`` names the file in messages ("segmenter weights")."""
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(f"{path}: no such {what} file")
+    if not path.is_file():
+        raise WeightsError(f"{path}: not a file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError,
+            AttributeError, IndexError, KeyError) as exc:
+        text = str(exc).strip()
+        if "central directory" in text or isinstance(exc, (EOFError, zipfile.BadZipFile)):
+            why = "the file is truncated or corrupt"
+        elif "Weights only load failed" in text or isinstance(exc, pickle.UnpicklingError):
+            why = "not a torch weights file (semflow loads tensors only, never pickled code)"
+        else:
+            why = text.split("\n")[0].split(". ")[0][:120]
+        raise WeightsError(f"{path}: cannot read {what}: {why}") from None
+
+
+def is_torchscript_archive(path: str | os.PathLike) -> bool:
+    """True for a TorchScript zip (``<name>/constants.pkl`` and ``<name>/code/``), False otherwise."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+
+
+class ScriptObject:
+    """A scripted object as data: its TorchScript class name and the state the archive holds for it.
+
+    ``state`` is the attribute dict of an ordinary module, or whatever the class's own
+    ``__getstate__`` returned when it was saved (that class's ``__setstate__`` is never run).
+    """
+
+    qualified_name: str = ""
+
+    def __init__(self, *args: Any) -> None:
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def _script_class(qualified_name: str) -> type[ScriptObject]:
+    return type(qualified_name.rsplit(".", 1)[-1], (ScriptObject,), {"qualified_name": qualified_name})
+
+
+def _rebuild_tensor(storage: torch.Tensor, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
+                    *_ignored: Any) -> torch.Tensor:
+    """A tensor viewing ``storage`` (a flat tensor of the right dtype); bounds are checked by torch."""
+    if not isinstance(storage, torch.Tensor):
+        raise pickle.UnpicklingError("a tensor without a storage record")
+    return storage.as_strided(tuple(size), tuple(stride), int(offset))
+
+
+def _first(value: Any, *_ignored: Any) -> Any:
+    return value
+
+
+class _Unpickler(pickle.Unpickler):
+    """Rebuilds tensors, containers and scripted objects as data; refuses every other global."""
+
+    def __init__(self, data: bytes, archive: zipfile.ZipFile, root: str) -> None:
+        super().__init__(io.BytesIO(data))
+        self.archive, self.root = archive, root
+        self.storages: dict[str, torch.Tensor] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "__torch__" or module.startswith("__torch__."):
+            return _script_class(f"{module}.{name}")
+        if module == "torch" and name in STORAGE_DTYPES:
+            return STORAGE_DTYPES[name]
+        if module == "torch._utils" and name in ("_rebuild_tensor", "_rebuild_tensor_v2"):
+            return _rebuild_tensor
+        if module == "torch._utils" and name == "_rebuild_parameter":
+            return _first
+        if module == "torch.jit._pickle" and (name.startswith("build_") or name == "restore_type_tag"):
+            return _first  # typed-list builders and type tags: the value itself
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}: not tensor data")
+
+    def persistent_load(self, pid: Any) -> torch.Tensor:
+        """A storage record ``('storage', dtype, key, location, numel)`` as a flat tensor (read once)."""
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise pickle.UnpicklingError("unknown persistent record")
+        _, dtype, key, _location, numel = pid
+        if not isinstance(dtype, torch.dtype) or not isinstance(key, str) or not key.isdigit():
+            raise pickle.UnpicklingError(f"bad storage record {key!r}")
+        if key not in self.storages:
+            raw = bytearray(self.archive.read(f"{self.root}/data/{key}"))
+            size = torch.empty(0, dtype=dtype).element_size()
+            if not isinstance(numel, int) or numel < 0 or len(raw) < numel * size:
+                raise pickle.UnpicklingError(f"storage {key} holds {len(raw)} bytes, not {numel} elements")
+            flat = torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
+            self.storages[key] = flat[:numel * size].view(dtype)
+        return self.storages[key]
+
+
+def _declared_tensors(archive: zipfile.ZipFile, root: str) -> dict[str, tuple[list[str], list[str]]]:
+    """Qualified class name -> (parameter names, buffer names), read as text from ``code/**.py``."""
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    prefix = f"{root}/code/"
+    for name in archive.namelist():
+        if not (name.startswith(prefix) and name.endswith(".py")):
+            continue
+        module = name[len(prefix):-3].replace("/", ".")
+        text = archive.read(name).decode("utf-8", errors="replace")
+        for match in _CLASS_HEADER.finditer(text):
+            lists = {kind: ast.literal_eval(value) for kind, value in _DECLARATION.findall(match.group(2))}
+            out[f"{module}.{match.group(1)}"] = (list(lists.get("__parameters__", [])),
+                                                 list(lists.get("__buffers__", [])))
+    return out
+
+
+def _collect(obj: ScriptObject, declared: dict[str, tuple[list[str], list[str]]], prefix: str,
+             out: dict[str, torch.Tensor], path: tuple[int, ...]) -> None:
+    """Parameters, then buffers, then submodules' tensors of ``obj``, as ``nn.Module.state_dict`` orders them."""
+    if not isinstance(obj.state, dict):
+        raise WeightsError(f"module {prefix or '(top)'} of class {obj.qualified_name} keeps its state through "
+                           "its own __setstate__ code, which semflow never runs")
+    params, buffers = declared.get(obj.qualified_name, ([], []))
+    for key in (*params, *buffers):
+        value = obj.state.get(key)
+        if isinstance(value, torch.Tensor):
+            out[prefix + key] = value
+    for key, value in obj.state.items():
+        if isinstance(value, ScriptObject) and value.qualified_name in declared and id(value) not in path:
+            _collect(value, declared, f"{prefix}{key}.", out, (*path, id(value)))
+
+
+def read_torchscript_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The parameters and buffers of a TorchScript archive's module, keyed as its ``state_dict()``
+    would be, read without executing anything in the file (CPU tensors).
+
+    Raises WeightsError for a file that is not a TorchScript archive, one whose pickle names anything
+    but tensors, containers and scripted classes, and one whose module (or a submodule) keeps its state
+    through its own ``__setstate__`` code.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            roots = {n.split("/", 1)[0] for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1}
+            if len(roots) != 1:
+                raise WeightsError(f"{path}: not a TorchScript archive (no <name>/data.pkl)")
+            root = roots.pop()
+            if root + "/byteorder" in archive.namelist() and archive.read(root + "/byteorder").strip() != b"little":
+                raise WeightsError(f"{path}: a big-endian TorchScript archive; semflow reads little-endian ones")
+            declared = _declared_tensors(archive, root)
+            top = _Unpickler(archive.read(f"{root}/data.pkl"), archive, root).load()
+    except WeightsError:
+        raise
+    except (pickle.UnpicklingError, zipfile.BadZipFile, KeyError, EOFError, ValueError, TypeError, RuntimeError,
+            SyntaxError, OSError, IndexError, AttributeError, RecursionError) as exc:
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{path}: not a readable TorchScript archive ({reason})") from None
+    if not isinstance(top, ScriptObject):
+        raise WeightsError(f"{path}: the TorchScript archive holds no module")
+    state: dict[str, torch.Tensor] = {}
+    try:
+        _collect(top, declared, "", state, (id(top),))
+    except RecursionError:
+        raise WeightsError(f"{path}: modules nested too deeply to be a model") from None
+    return state

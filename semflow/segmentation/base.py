@@ -1,0 +1,98 @@
+"""What a segmenter is: the :class:`Segmentation` of one image and the :class:`Segmenter` interface.
+
+Backends implement :class:`Segmenter`: the shipped CamVid model and torchvision models in
+:mod:`.torch_backends`, user-given masks in :mod:`.masks`, the CLIP prior's wrapper in
+:mod:`.clip.segmenter`; :mod:`.backends` is the registry that builds them by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from semflow.errors import InputError
+from semflow.segmentation.instances import extract_instances
+from semflow.segmentation.labels import LabelSet
+from semflow.segmentation.regions import Region
+
+
+@dataclass(eq=False)
+class Segmentation:
+    """A segmentation of one image.
+
+    ``probs``: (H, W, C) float32 class probabilities (C = ``label_set.num_classes``), ``labels``:
+    (H, W) uint8 class ids, ``label_set``: what the ids mean. Thing instances are computed on first
+    use (``min_instance_area`` px and larger, holes filled).
+    """
+
+    probs: np.ndarray
+    labels: np.ndarray
+    label_set: LabelSet
+    min_instance_area: int = 64
+    _instances: tuple[np.ndarray, list[Region]] | None = field(default=None, repr=False)
+
+    def kind_map(self) -> np.ndarray:
+        """Region kind code per pixel (H, W) uint8 (``labels.KIND_CODES``: stuff 0, plane 1, thing 2)."""
+        return self.label_set.kind_map(self.labels)
+
+    @property
+    def instances(self) -> list[Region]:
+        """Thing instances (connected components of thing classes, cleaned)."""
+        return self._instance_data()[1]
+
+    @property
+    def instance_map(self) -> np.ndarray:
+        """(H, W) int32: 0 outside things, k inside ``instances[k - 1]``."""
+        return self._instance_data()[0]
+
+    def _instance_data(self) -> tuple[np.ndarray, list[Region]]:
+        if self._instances is None:
+            self._instances = extract_instances(self.labels, self.label_set.ids_of("thing"),
+                                                min_area=self.min_instance_area)
+        return self._instances
+
+    def refresh_instances(self) -> None:
+        """Forget cached instances (after labels or kinds changed)."""
+        self._instances = None
+
+    def colorize(self) -> np.ndarray:
+        """Labels in the label set's colours, uint8 RGB (H, W, 3)."""
+        return self.label_set.colorize(self.labels)
+
+    def overlay(self, image: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+        """``image`` (uint8 RGB) blended with the label colours, instance outlines drawn in white."""
+        out = cv2.addWeighted(np.asarray(image, np.uint8), 1.0 - alpha, self.colorize(), alpha, 0.0)
+        inst = self.instance_map
+        if inst.any():
+            edge = (cv2.morphologyEx(inst.astype(np.float32), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0)
+            out[edge & (inst > 0)] = 255
+        return out
+
+
+class Segmenter:
+    """Base class: ``predict(image, key=None) -> Segmentation`` for uint8 RGB images (H, W, 3).
+
+    ``key`` names the image (file stem) or video frame (index): backends that read given masks need it;
+    models ignore it.
+    """
+
+    name: str = "segmenter"
+    label_set: LabelSet
+    device: str = "cpu"
+
+    def predict(self, image: np.ndarray, key: str | int | None = None) -> Segmentation:
+        raise NotImplementedError
+
+    def predict_labels(self, image: np.ndarray, key: str | int | None = None) -> tuple[np.ndarray, LabelSet]:
+        """Only the labels (H, W) uint8 and their label set: what :meth:`predict` gives, maybe faster."""
+        seg = self.predict(image) if key is None else self.predict(image, key=key)
+        return seg.labels, seg.label_set
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise InputError(f"segmenter input must be uint8 RGB (H, W, 3), got {img.dtype} {img.shape}")
+    return img

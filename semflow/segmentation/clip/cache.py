@@ -1,0 +1,65 @@
+"""Text embeddings of the prior's classes, cached on disk so a video (and every later run) pays once.
+
+A class's embedding is the mean of the normalised embeddings of each prompt template filled with the
+class name, normalised again (prompt ensembling). The cache file is ``<key>.npz``, keyed by model name,
+weights sha256, class names and templates (:func:`text_cache_key`), in :func:`default_cache_dir`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch.nn.functional as F
+
+from semflow.errors import InputError
+from semflow.io.atomic import atomic_path
+from semflow.segmentation.clip.loading import ClipModel
+from semflow.segmentation.clip.prompts import PROMPT_TEMPLATES
+
+CACHE_ENV = "SEMFLOW_CLIP_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """``$SEMFLOW_CLIP_CACHE``, else ``$XDG_CACHE_HOME/semflow/clip``, else ``~/.cache/semflow/clip``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "semflow" / "clip"
+
+
+def text_cache_key(clip: ClipModel, class_names: Sequence[str], templates: Sequence[str]) -> str:
+    """sha256 of (model name, weights sha256, class names, templates): the cache file's name."""
+    payload = json.dumps({"model": clip.name, "weights": clip.weights_sha256, "quick_gelu": clip.openai_format,
+                          "classes": list(class_names), "templates": list(templates)}, sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def class_text_embeddings(clip: ClipModel, class_names: Sequence[str], *,
+                          templates: Sequence[str] = PROMPT_TEMPLATES,
+                          cache_dir: str | os.PathLike | None = None) -> np.ndarray:
+    """Unit text embeddings (K, D) float32, one per class, ensembled over ``templates``.
+
+    Read from ``cache_dir`` (default :func:`default_cache_dir`) when present, else computed and written
+    there atomically as ``<key>.npz`` (:func:`text_cache_key`). An unwritable cache only costs time.
+    """
+    if not templates or any("{}" not in t for t in templates):
+        raise InputError("every prompt template must contain '{}' where the class name goes")
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    file = cache / f"{text_cache_key(clip, class_names, templates)}.npz"
+    if file.is_file():
+        with contextlib.suppress(Exception), np.load(file) as data:
+            if list(data["classes"]) == list(class_names):
+                return data["embeddings"].astype(np.float32)
+    prompts = [t.format(name) for name in class_names for t in templates]
+    per_prompt = clip.encode_texts(prompts).view(len(class_names), len(templates), -1)
+    embeddings = F.normalize(per_prompt.mean(dim=1), dim=-1).numpy().astype(np.float32)
+    with contextlib.suppress(OSError), atomic_path(file) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, embeddings=embeddings, classes=np.array(list(class_names)))
+    return embeddings

@@ -1,0 +1,244 @@
+"""Torch segmenters: the shipped CamVid model and torchvision models whose weights the user names.
+
+- ``camvid``: the shipped EfficientNet-Lite0 + FPN model, ``models/camvid_lite0_fpn.pt``, CamVid's 11
+  classes (:class:`CamVidSegmenter`; another weights file of the same format may be named).
+- ``torchvision``: a torchvision DeepLabV3 / LRASPP / FCN ``state_dict`` file (the architecture is read
+  from the file); 21 outputs are PASCAL VOC's classes (:class:`TorchvisionSegmenter`).
+
+Weights files are read with ``torch.load(weights_only=True)`` (:func:`semflow.io.weights.load_torch_file`):
+tensors only, never pickled code. Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from semflow.device import resolve_device
+from semflow.errors import InputError, WeightsError
+from semflow.io.weights import load_torch_file
+from semflow.segmentation.base import Segmentation, Segmenter, check_image
+from semflow.segmentation.labels import CAMVID, VOC, LabelSet, get_label_set
+from semflow.segmentation.model import SegNetLite0
+
+DEFAULT_WEIGHTS_NAME = "camvid_lite0_fpn.pt"
+WEIGHTS_FORMAT = "semflow-segmenter"
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold every BatchNorm2d that directly follows a Conv2d in an nn.Sequential into the conv (eval only)."""
+    for child in module.children():
+        fold_batchnorm(child)
+    if isinstance(module, nn.Sequential):
+        mods = list(module)
+        for i in range(len(mods) - 1):
+            conv, bn = mods[i], mods[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                with torch.no_grad():
+                    conv.weight.mul_(scale.view(-1, 1, 1, 1))
+                    conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+                module[i + 1] = nn.Identity()
+    return module
+
+
+
+# --- camvid: the shipped model ------------------------------------------------------------------------
+
+
+def default_weights_path() -> Path:
+    """Where the shipped weights are: $SEMFLOW_MODELS, else the project's ``models/`` folder (a source
+    checkout or editable install), else ``<prefix>/share/semflow/models`` (a wheel install)."""
+    env = os.environ.get("SEMFLOW_MODELS")
+    candidates = [Path(env) / DEFAULT_WEIGHTS_NAME] if env else []
+    candidates.append(Path(__file__).resolve().parents[2] / "models" / DEFAULT_WEIGHTS_NAME)
+    candidates.append(Path(sys.prefix) / "share" / "semflow" / "models" / DEFAULT_WEIGHTS_NAME)
+    for c in candidates:
+        if c.exists():
+            return c
+    return candidates[0]
+
+
+def load_camvid_model(path: str | os.PathLike | None = None) -> tuple[SegNetLite0, dict]:
+    """The shipped model (eval mode, fp32) from a ``semflow-segmenter`` weights file, and its header."""
+    path = Path(path) if path else default_weights_path()
+    payload = load_torch_file(path, "segmenter weights")
+    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT or "state_dict" not in payload:
+        raise WeightsError(f"{path}: not a semflow segmenter weights file (expected format {WEIGHTS_FORMAT!r})")
+    if payload.get("arch") != "lite0-fpn":
+        raise WeightsError(f"{path}: architecture {payload.get('arch')!r} is not supported (expected 'lite0-fpn')")
+    num_classes = int(payload.get("num_classes", 11))
+    model = SegNetLite0(num_classes)
+    sd = {k: (v.float() if v.is_floating_point() else v) for k, v in payload["state_dict"].items()}
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    wrong = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        parts = [f"{len(missing)} missing" if missing else "", f"{len(unexpected)} unexpected" if unexpected else "",
+                 f"{len(wrong)} of the wrong shape (e.g. {wrong[0]})" if wrong else ""]
+        raise WeightsError(f"{path}: weights do not fit the lite0-fpn model: "
+                           + ", ".join(p for p in parts if p) + " tensors")
+    model.load_state_dict(sd)
+    return model.eval(), {k: v for k, v in payload.items() if k != "state_dict"}
+
+
+class TorchSegmenter(Segmenter):
+    """Shared inference for torch models that map a normalised (1, 3, h, w) batch to logits."""
+
+    def __init__(self, model: nn.Module, label_set: LabelSet, device: str, *, max_side: int | None,
+                 min_side: int | None = None) -> None:
+        self.torch_device = resolve_device(device)
+        self.device = self.torch_device.type
+        self.model = model.to(self.torch_device).eval()
+        if self.torch_device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.label_set = label_set
+        self.max_side, self.min_side = max_side, min_side
+
+    def _input(self, image: np.ndarray) -> torch.Tensor:
+        h, w = image.shape[:2]
+        scale = 1.0
+        if self.min_side:
+            scale = self.min_side / min(h, w)
+        elif self.max_side and max(h, w) > self.max_side:
+            scale = self.max_side / max(h, w)
+        img = image
+        if scale != 1.0:
+            size = (max(8, round(w * scale)), max(8, round(h * scale)))
+            img = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        x = torch.from_numpy(np.ascontiguousarray(img)).to(self.torch_device).permute(2, 0, 1)[None].float() / 255.0
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    @torch.inference_mode()
+    def _run(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        image = check_image(image)
+        logits = self._logits(self._input(image))
+        if logits.shape[-2:] != image.shape[:2]:
+            logits = F.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=False)
+        # softmax over the contiguous class axis, then (H, W, C): far faster on CPU than the other order
+        probs = logits[0].float().softmax(0).permute(1, 2, 0).contiguous()
+        labels = probs.argmax(-1).to(torch.uint8)
+        return probs.cpu().numpy(), labels.cpu().numpy()
+
+    def predict(self, image: np.ndarray, key: str | int | None = None) -> Segmentation:
+        probs, labels = self._run(image)
+        return Segmentation(probs, labels, self.label_set)
+
+    @torch.inference_mode()
+    def predict_labels(self, image: np.ndarray, key: str | int | None = None) -> tuple[np.ndarray, LabelSet]:
+        """The labels of :meth:`predict` without the probabilities (no softmax: it keeps the argmax)."""
+        if type(self).predict is not TorchSegmenter.predict:  # a subclass changes predictions: use them
+            return super().predict_labels(image, key)
+        image = check_image(image)
+        logits = self._logits(self._input(image))
+        if logits.shape[-2:] != image.shape[:2]:
+            logits = F.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=False)
+        return logits[0].float().argmax(0).to(torch.uint8).cpu().numpy(), self.label_set
+
+
+class CamVidSegmenter(TorchSegmenter):
+    """The shipped CamVid model. Images are used at their own size up to ``max_side`` px (larger ones shrink)."""
+
+    name = "camvid"
+
+    def __init__(self, weights: str | os.PathLike | None = None, *, device: str = "cpu",
+                 kinds_override: str | Mapping[str, str] | None = None, max_side: int | None = 960) -> None:
+        model, self.header = load_camvid_model(weights)
+        fold_batchnorm(model)
+        super().__init__(model, CAMVID.with_kinds(kinds_override), device, max_side=max_side)
+
+
+# --- torchvision weights the user names ---------------------------------------------------------------
+
+_TV_ARCHES = ("deeplabv3_resnet50", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large", "fcn_resnet50",
+              "fcn_resnet101", "lraspp_mobilenet_v3_large")
+
+
+def detect_torchvision_arch(state_dict: Mapping[str, torch.Tensor]) -> tuple[str, int, bool]:
+    """(architecture, number of classes, has aux classifier) of a torchvision segmentation state_dict."""
+    keys = set(state_dict)
+    aux = any(k.startswith("aux_classifier.") for k in keys)
+    if "classifier.low_classifier.weight" in keys and "classifier.high_classifier.weight" in keys:
+        return "lraspp_mobilenet_v3_large", int(state_dict["classifier.high_classifier.weight"].shape[0]), aux
+    mobilenet = "backbone.0.0.weight" in keys
+    deep = any(k.startswith("backbone.layer3.22.") for k in keys)  # resnet101 has 23 blocks in layer3
+    if "classifier.0.convs.0.0.weight" in keys and "classifier.4.weight" in keys:
+        n = int(state_dict["classifier.4.weight"].shape[0])
+        if mobilenet:
+            return "deeplabv3_mobilenet_v3_large", n, aux
+        return ("deeplabv3_resnet101" if deep else "deeplabv3_resnet50"), n, aux
+    if "classifier.0.weight" in keys and "classifier.4.weight" in keys and "backbone.conv1.weight" in keys:
+        return ("fcn_resnet101" if deep else "fcn_resnet50"), int(state_dict["classifier.4.weight"].shape[0]), aux
+    raise KeyError("no known torchvision segmentation head")
+
+
+class TorchvisionWrapper(nn.Module):
+    """ImageNet normalisation + a torchvision segmentation model's 'out' logits."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.mean) / self.std)["out"]
+
+
+class TorchvisionSegmenter(TorchSegmenter):
+    """A torchvision DeepLabV3 / LRASPP / FCN with a weights file the user names (21 classes -> VOC).
+
+    Images are resized so the shorter side is ``size`` px (520, as torchvision's weights were made).
+    A model with another number of classes needs ``label_set`` (a name or JSON file) that fits it.
+    """
+
+    name = "torchvision"
+
+    def __init__(self, weights: str | os.PathLike, *, device: str = "cpu",
+                 kinds_override: str | Mapping[str, str] | None = None,
+                 label_set: str | LabelSet | None = None, size: int = 520) -> None:
+        if not str(weights):
+            raise InputError("torchvision backend needs a weights file: --backend torchvision:PATH")
+        path = Path(weights)
+        sd = load_torch_file(path, "torchvision weights")
+        if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+            sd = sd["state_dict"]
+        if isinstance(sd, dict) and "model" in sd and isinstance(sd["model"], dict):
+            sd = sd["model"]
+        if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+            raise WeightsError(f"{path}: not a state_dict of tensors")
+        try:
+            arch, n, aux = detect_torchvision_arch(sd)
+        except KeyError:
+            raise WeightsError(f"{path}: not a torchvision segmentation state_dict (supported: "
+                               f"{', '.join(_TV_ARCHES)})") from None
+        import torchvision.models.segmentation as tvseg
+
+        model = getattr(tvseg, arch)(weights=None, weights_backbone=None, num_classes=n, aux_loss=aux)
+        try:
+            model.load_state_dict(sd, strict=True)
+        except RuntimeError as exc:
+            raise WeightsError(f"{path}: weights do not fit {arch}: {str(exc).splitlines()[0][:160]}") from None
+        if label_set is None:
+            if n != VOC.num_classes:
+                raise InputError(f"{path}: {arch} has {n} classes; name their label set (a .json file)")
+            ls = VOC
+        else:
+            ls = get_label_set(label_set)
+            if ls.num_classes != n:
+                raise InputError(f"label set {ls.name!r} has {ls.num_classes} classes, the model {n}")
+        self.arch = arch
+        super().__init__(TorchvisionWrapper(model), ls.with_kinds(kinds_override), device, max_side=None, min_side=size)

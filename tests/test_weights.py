@@ -1,0 +1,243 @@
+"""Weight files are untrusted input: nothing in one is ever executed (issue 14, Security).
+
+A TorchScript archive given as CLIP weights is read by a restricted unpickler (semflow.io.weights),
+never by torch.jit.load, which runs a scripted module's ``__setstate__`` while loading. The malicious
+archives are built here: a scripted module whose ``__setstate__`` writes a file (through
+``torch.from_file``, as in the report), and a hand-made archive whose pickle calls ``os.system``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from semflow.errors import WeightsError
+from semflow.io.weights import is_torchscript_archive, load_torch_file, read_torchscript_state
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class _Writer(torch.nn.Module):
+    """Scripted, its ``__setstate__`` creates the file named in its state (torch.from_file, shared)."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+        self.weight = torch.nn.Parameter(torch.ones(3))
+        self.marker = torch.zeros(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight
+
+    @torch.jit.export
+    def __getstate__(self) -> tuple[str, torch.Tensor, bool]:
+        return (self.target, self.weight, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[str, torch.Tensor, bool]) -> None:
+        self.target = state[0]
+        self.weight = state[1]
+        self.training = state[2]
+        written = torch.from_file(self.target, True, 8, dtype=torch.uint8)
+        written.fill_(65)
+        self.marker = written[:1].float()
+
+
+def _malicious_archive(tmp_path: Path) -> tuple[Path, Path]:
+    """(archive, the file its __setstate__ writes), checked to be malicious for torch.jit.load."""
+    target = tmp_path / "written-by-setstate"
+    archive = tmp_path / "ViT-B-32.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript deprecation warnings
+        torch.jit.script(_Writer(str(target))).save(str(archive))
+        torch.jit.load(str(archive))  # what the old loader did: the archive's code runs...
+    assert target.is_file()  # ... and writes the file: the archive is a real attack
+    target.unlink()
+    return archive, target
+
+
+def test_torchscript_setstate_code_is_not_run(tmp_path):
+    archive, target = _malicious_archive(tmp_path)
+    assert is_torchscript_archive(archive)
+    with pytest.raises(WeightsError, match="its own __setstate__ code, which semflow never runs"):
+        read_torchscript_state(archive)
+    assert not target.exists()
+
+
+def test_malicious_torchscript_clip_weights_write_nothing(tmp_path):
+    pytest.importorskip("open_clip", reason="the CLIP prior's extra is not installed: pip install 'semflow[clip]'")
+    from semflow.segmentation.clip.loading import load_clip_model
+
+    archive, target = _malicious_archive(tmp_path)
+    with pytest.raises(WeightsError, match=r"is not a readable CLIP checkpoint .*never runs"):
+        load_clip_model("ViT-B-32", archive)
+    assert not target.exists()
+
+
+def test_cli_with_malicious_torchscript_clip_weights_is_one_line_error(tmp_path, make_frames):
+    pytest.importorskip("open_clip", reason="the CLIP prior's extra is not installed: pip install 'semflow[clip]'")
+    from click.testing import CliRunner
+
+    from semflow.cli import main
+
+    archive, target = _malicious_archive(tmp_path)
+    frames = make_frames(count=2, height=32, width=48)
+    result = CliRunner().invoke(main, ["segment", str(frames / "0000.png"), "--out", str(tmp_path / "seg"),
+                                       "--prior", "clip", "--clip-weights", str(archive)])
+    assert result.exit_code == 1 and "never runs" in result.output and "Traceback" not in result.output
+    assert not target.exists()
+
+
+def _archive(path: Path, data_pkl: bytes, records: dict[str, bytes] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("m/data.pkl", data_pkl)
+        z.writestr("m/constants.pkl", pickle.dumps(()))
+        z.writestr("m/code/__torch__.py", "class M(Module):\n  __parameters__ = [\"w\", ]\n  __buffers__ = []\n")
+        for name, raw in (records or {}).items():
+            z.writestr(f"m/data/{name}", raw)
+    return path
+
+
+class _System:
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def test_torchscript_pickle_naming_other_globals_is_refused(tmp_path):
+    marker = tmp_path / "touched"
+    archive = _archive(tmp_path / "evil.pt", pickle.dumps(_System(f"touch {marker}"), protocol=2))
+    assert is_torchscript_archive(archive)
+    with pytest.raises(WeightsError, match=r"refused to load (posix|nt|os)\.system"):
+        read_torchscript_state(archive)
+    assert not marker.exists()
+
+
+def test_torchscript_storage_records_are_checked(tmp_path):
+    class Record:  # a persistent id naming storage "0" with more elements than its bytes hold
+        def __init__(self, key: str, numel: int) -> None:
+            self.key, self.numel = key, numel
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", torch.FloatStorage, obj.key, "cpu", obj.numel) if isinstance(obj, Record) else None
+
+    def data_pkl(key: str, numel: int) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        Pickler(buffer, protocol=2).dump(Record(key, numel))
+        return buffer.getvalue()
+
+    with pytest.raises(WeightsError, match="holds 8 bytes, not 4 elements"):
+        read_torchscript_state(_archive(tmp_path / "short.pt", data_pkl("0", 4), {"0": bytes(8)}))
+    with pytest.raises(WeightsError, match="bad storage record"):
+        read_torchscript_state(_archive(tmp_path / "path.pt", data_pkl("../0", 1), {"0": bytes(8)}))
+    with pytest.raises(WeightsError, match="holds no module"):
+        read_torchscript_state(_archive(tmp_path / "bare.pt", data_pkl("0", 2), {"0": bytes(8)}))
+
+
+class _Block(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(3, 4)
+        self.norm = torch.nn.LayerNorm(4)
+        self.register_buffer("scale", torch.tensor([2.0, 3.0], dtype=torch.float16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(x)) * self.scale.float().sum()
+
+
+class _Net(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = torch.nn.Sequential(_Block(), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+        self.bias = torch.nn.Parameter(torch.randn(2))
+        self.register_buffer("steps", torch.arange(5))
+        self.register_buffer("cache", torch.ones(2), persistent=False)
+        self.plain = torch.full((2,), 7.0)  # an attribute, not a parameter or buffer: not in state_dict
+        self.count = 3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x) + self.bias + self.cache + self.plain + self.count
+
+
+@pytest.mark.parametrize("how", ["script", "trace"])
+def test_genuine_torchscript_state_loads_exactly(tmp_path, how):
+    torch.manual_seed(0)
+    net = _Net().eval()
+    archive = tmp_path / f"{how}.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = torch.jit.script(net) if how == "script" else torch.jit.trace(net, torch.ones(1, 3))
+        module.save(str(archive))
+        expected = torch.jit.load(str(archive)).state_dict()
+    state = read_torchscript_state(archive)
+    assert list(state) == list(expected) and "plain" not in state
+    for key, value in expected.items():
+        assert state[key].dtype == value.dtype and state[key].shape == value.shape
+        assert torch.equal(state[key], value), key
+    assert state["blocks.0.scale"].dtype == torch.float16 and state["steps"].dtype == torch.int64
+    assert torch.equal(state["blocks.2.weight"], net.blocks[2].weight.detach())
+
+
+def test_torch_load_refuses_pickled_code(tmp_path):
+    marker = tmp_path / "touched"
+    evil = tmp_path / "evil.pt"
+    torch.save({"state_dict": _System(f"touch {marker}")}, evil)
+    with pytest.raises(WeightsError, match="never pickled code"):
+        load_torch_file(evil, "segmenter weights")
+    assert not marker.exists()
+
+
+def _train_script():
+    spec = importlib.util.spec_from_file_location("train_segmenter", ROOT / "scripts" / "train_segmenter.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_segmenter_resume_checkpoint_loads_with_weights_only(tmp_path):
+    train = _train_script()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(2, 3, 8, 8)).sum().backward()
+    opt.step()
+    gen = torch.Generator().manual_seed(5)
+    path = tmp_path / "last.pt"
+    train.save_checkpoint(path, model, opt, gen, it=7, total=None, best=0.25, history=[{"it": 7, "miou": 0.25}])
+    ck = train.load_checkpoint(path)
+    assert (ck["it"], ck["total"], ck["best"], ck["history"]) == (7, None, 0.25, [{"it": 7, "miou": 0.25}])
+    assert torch.equal(ck["gen"], gen.get_state()) and torch.equal(ck["rng"], torch.get_rng_state())
+    restored = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    restored.load_state_dict(ck["opt"])
+    assert torch.equal(restored.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+    evil = tmp_path / "evil.pt"
+    torch.save({"it": _System(f"touch {tmp_path / 'touched'}")}, evil)
+    with pytest.raises(pickle.UnpicklingError):
+        train.load_checkpoint(evil)
+    assert not (tmp_path / "touched").exists()
+
+
+def test_every_torch_load_is_weights_only():
+    """No torch.load in the package or the scripts may unpickle code: weights_only=True, literally."""
+    offenders = []
+    for path in sorted([*(ROOT / "semflow").rglob("*.py"), *(ROOT / "scripts").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in ("torch.load", "torch.jit.load"):
+                safe = any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                           for k in node.keywords)
+                if not safe or ast.unparse(node.func) == "torch.jit.load":
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
