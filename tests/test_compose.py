@@ -170,3 +170,13 @@ def test_the_pair_context_is_frozen_and_read_only():
         ctx.baseline = flow  # type: ignore[misc]
     flow[0, 0, 0] = 2.0  # the caller's array stays the caller's
     assert ctx.baseline[0, 0, 0] == 2.0
+
+
+def test_thing_regions_without_an_instance_id_are_refused():
+    from semflow.layers.things import fit_things
+
+    img = np.zeros((10, 10, 3), np.uint8)
+    ctx = PairContext.build(img, img, np.zeros((10, 10, 2), np.float32))
+    region = Region(CAR_ID, Box(0, 5, 0, 5), np.ones((5, 5), bool))  # id 0: not numbered
+    with pytest.raises(ValueError, match="instance id"):
+        fit_things([region], np.zeros((10, 10), np.int32), ctx)

@@ -202,6 +202,9 @@ def fit_things(regions: list[Region], instance_map: np.ndarray, ctx: PairContext
     from one generator seeded with ``seed``, so the fits are reproducible for a given list.
     """
     params = params or ThingParams()
+    unnumbered = [k for k, region in enumerate(regions) if region.id <= 0]
+    if unnumbered:  # id 0 would select the pixels outside every instance
+        raise ValueError(f"thing regions need their instance id (Region.id > 0); regions {unnumbered} have none")
     rng = np.random.default_rng(seed)
     return [fit_thing(region, instance_map, ctx, params, rng, plane_flow)
             for region in regions if region.area >= params.min_area]
