@@ -253,7 +253,8 @@ class SemanticFlow(FlowMethod):
                         "box": [int(v) for v in t.box], "accepted": t.accepted, "reason": t.reason,
                         "object_inlier_share": round(t.fg_inlier_share, 3),
                         "background_inlier_share": round(t.bg_inlier_share, 3),
-                        "model_error": round(t.model_error, 3), "baseline_error": round(t.baseline_error, 3)}
+                        "model_error": round(t.model_error, 3), "baseline_error": round(t.baseline_error, 3),
+                        "motion_instances": t.motions}
                        for t in things],
             "model_legend": {str(k): v for k, v in MODEL_LEGEND.items()},
             "kind_codes": KIND_CODES,

@@ -7,8 +7,9 @@ occlusion are exact):
   background (each one by the background homography's local affine approximation), a car passing in
   front of them at 15-30 px, and, in every other scene, a second one behind them going the other way.
   All cars touch, so their ``Car`` pixels form one connected region holding several motions.
-- ``group``: 3-4 pedestrians (``Pedestrian``) side by side, overlapping, each walking 15-30 px left or
-  right (a pair sometimes walks together, with one motion).
+- ``group``: 3-4 pedestrians (``Pedestrian``) side by side, overlapping, walking the same way (left
+  or right, +-25 degrees) at their own speeds of 15-30 px (a pair sometimes walks together, with one
+  motion). Groups that cross each other hide most of one another in frame t+1: not made here.
 
 Frames default to 480x360 (CamVid's size). Scene ``i`` of :func:`write_hard_dataset` is of kind
 ``HARD_KINDS[i % 2]`` with seed ``seed + 1000 * i``.
@@ -69,7 +70,7 @@ def street_objects(height: int, width: int, homography: np.ndarray, rng: np.rand
     direction = 0.0 if rng.uniform() < 0.5 else 180.0
     objects = []
     if far_car:
-        center = (float(rng.uniform(0.3, 0.7) * width), float(row_y - rng.uniform(0.6, 0.9) * b))
+        center = (float(rng.uniform(0.3, 0.7) * width), float(row_y - rng.uniform(0.85, 1.1) * b))
         axes = (a * rng.uniform(0.85, 1.0), b * rng.uniform(0.85, 1.0))
         objects.append(SceneObject(center, axes, moving(center, rng, speed, 180.0 - direction + rng.uniform(-8, 8)),
                                    angle=float(rng.uniform(-3, 3)), class_id=CAR_ID, power=4.0))
@@ -90,7 +91,8 @@ def street_objects(height: int, width: int, homography: np.ndarray, rng: np.rand
 
 def group_objects(height: int, width: int, rng: np.random.Generator, speed: tuple[float, float]
                   ) -> list[SceneObject]:
-    """3-4 overlapping pedestrians side by side, back to front (the lower one is in front)."""
+    """3-4 overlapping pedestrians side by side, back to front (the lower one is in front), walking the
+    same way (within +-25 degrees) at their own speeds."""
     count = int(rng.integers(3, 5))
     a = rng.uniform(0.03, 0.04) * width
     b = rng.uniform(0.12, 0.16) * height
@@ -99,11 +101,11 @@ def group_objects(height: int, width: int, rng: np.random.Generator, speed: tupl
     y0 = rng.uniform(0.4, 0.6) * height
     people = []
     motion = None
+    way = 0.0 if rng.uniform() < 0.5 else 180.0
     for i in range(count):
         center = (float(x0 + i * spacing), float(y0 + rng.uniform(-0.12, 0.12) * b))
         if motion is None or rng.uniform() > 0.3:  # else this one walks with the previous one
-            heading = (0.0 if rng.uniform() < 0.5 else 180.0) + rng.uniform(-25, 25)
-            motion = moving(center, rng, speed, heading)
+            motion = moving(center, rng, speed, way + rng.uniform(-25, 25))
         people.append(SceneObject(center, (a * rng.uniform(0.9, 1.1), b * rng.uniform(0.9, 1.1)), motion.copy(),
                                   angle=float(rng.uniform(-6, 6)), class_id=PEDESTRIAN_ID, power=2.5))
     people.sort(key=lambda o: o.center[1])

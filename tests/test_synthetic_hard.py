@@ -46,11 +46,12 @@ def test_touching_things_of_one_class_hold_several_motions(seed: int) -> None:
     count, comp = cv2.connectedComponents(things.astype(np.uint8), connectivity=8)
     sizes = np.bincount(comp[things])
     biggest = comp == np.argmax(sizes)
-    # The largest connected thing region holds at least two objects whose motions differ by > 10 px...
+    # The largest connected thing region holds at least two objects whose motions differ (> 10 px for
+    # cars, > 4 px for people walking the same way)...
     inside = np.unique(scene.instances[biggest])
     assert len(inside) >= 2
     flows = [scene.flow[scene.instances == k].mean(0) for k in inside]
-    assert max(np.hypot(*(f - g)) for f in flows for g in flows) > 10.0
+    assert max(np.hypot(*(f - g)) for f in flows for g in flows) > (10.0 if kind == "street" else 4.0)
     # ...and some thing moves 15-30 px.
     shifts = [object_shift(o) for o in scene.objects]
     assert any(14.0 <= s <= 31.0 for s in shifts)
