@@ -40,7 +40,7 @@ class MotionParams:
 
     patch: int = 13
     """Side of the square patches matched by normalised cross-correlation."""
-    max_patches: int = 150
+    max_patches: int = 200
     """At most this many patch matches per region (on a regular grid inside it)."""
     search: int = 40
     """Search radius around zero motion and around the baseline's motion."""
@@ -52,7 +52,7 @@ class MotionParams:
     """Confident baseline pixels sampled as matches."""
     inlier: float = 1.5
     """A match fits a motion when its residual is below this (the truncation of rho)."""
-    label_cost: float = 0.04
+    label_cost: float = 0.025
     """A motion must explain this share of the matches (at least ``min_matches``) better than the others."""
     min_matches: int = 6
     max_motions: int = 5
@@ -72,8 +72,8 @@ class MotionParams:
 class MotionSplit:
     """The motions of one region: ``affines`` (list of (2, 3)), ``labels`` (h, w) int32 index of each
     box pixel's motion, ``flow`` (h, w, 2) float32, ``error`` (h, w) photometric error of ``flow`` and
-    ``inside`` (h, w) bool where its target is in frame t+1, ``covered`` (h, w) bool pixels covered by a
-    motion in front in frame t+1, ``share`` the share of matches the motions explain, ``matches`` the
+    ``inside`` (h, w) bool where its target is in frame t+1, ``covered`` (h, w) bool pixels whose motion
+    lands on a motion in front of it in frame t+1, ``share`` the share of matches the motions explain, ``matches`` the
     number of matches (baseline samples + patch matches), ``order`` motion indices back to front."""
 
     affines: list[np.ndarray]
@@ -210,28 +210,26 @@ def fit_motions(src: np.ndarray, dst: np.ndarray, params: MotionParams, rng: np.
     if not chosen:
         return [], np.full(n, -1)
     models = cands[chosen]
-    for _ in range(3):  # alternate: assign matches, refit each model to its inliers
+    for _ in range(4):  # alternate: refit each model to its matches, drop one that no longer pays
         res = _residuals(models, src64, dst64)
         owner = np.argmin(res, axis=0)
         inlier = res[owner, np.arange(n)] < params.inlier
-        refit = []
-        for m in range(len(models)):
-            own = inlier & (owner == m)
-            if own.sum() >= max(3, params.min_matches // 2):
-                refit.append(_refit(src64[own], dst64[own]))
-        if not refit:
+        models = np.array([_refit(src64[inlier & (owner == m)], dst64[inlier & (owner == m)])
+                           if (inlier & (owner == m)).sum() >= 3 else models[m] for m in range(len(models))])
+        rho = np.minimum(_residuals(models, src64, dst64) / params.inlier, 1.0) ** 2
+        total = rho.min(0).sum()
+        gains = [np.minimum(np.delete(rho, m, 0).min(0), 1.0).sum() - total if len(models) > 1
+                 else n - total for m in range(len(models))]
+        worst = int(np.argmin(gains))
+        if gains[worst] >= cost_of_label:
+            continue
+        if len(models) == 1:
             return [], np.full(n, -1)
-        models = np.array(refit)
+        models = np.delete(models, worst, 0)
     res = _residuals(models, src64, dst64)
     owner = np.argmin(res, axis=0)
     owner = np.where(res[owner, np.arange(n)] < params.inlier, owner, -1)
-    counts = np.bincount(owner[owner >= 0], minlength=len(models))
-    keep = counts >= params.min_matches
-    if not keep.any():
-        return [], np.full(n, -1)
-    remap = np.cumsum(keep) - 1
-    owner = np.where((owner >= 0) & keep[np.maximum(owner, 0)], remap[np.maximum(owner, 0)], -1)
-    return [m for m, k in zip(models, keep) if k], owner
+    return list(models), owner
 
 
 def pairwise_weights(image: np.ndarray, smoothness: float) -> tuple[np.ndarray, np.ndarray]:
@@ -295,53 +293,70 @@ def assign_motions(costs: np.ndarray, weights: tuple[np.ndarray, np.ndarray], *,
     return labels
 
 
-def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[np.ndarray],
-                      region: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
-    """Pixels (h, w) bool whose own motion lands, in frame t+1, on a motion that is in front of it,
-    and the motions' order back to front.
+def colour_codes(image: np.ndarray, bins: int = 8) -> np.ndarray:
+    """Each pixel's RGB histogram bin (h, w) int32, ``bins`` per channel."""
+    q = np.clip(image / (256.0 / bins), 0, bins - 1).astype(np.int32)
+    return (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
 
-    ``labels`` (h, w): each pixel's motion; ``flows``/``errors``: each motion's flow (h, w, 2) and
-    photometric error (h, w) over the same pixels; ``region`` (h, w): the pixels that belong to the
-    motions at all (default all). Each motion's pixels in the region are splatted forward (nearest
-    pixel, closed 3x3); where the footprints of two motions overlap, the one whose pixels landing
-    there fit frame t+1 better (lower mean photometric error) is the one seen there, i.e. in front.
+
+def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[np.ndarray], image: np.ndarray,
+                      region: np.ndarray | None = None, *, explained: float = 8.0, unexplained: float = 15.0
+                      ) -> tuple[np.ndarray, list[int]]:
+    """Where each motion would land, in frame t+1, on a motion in front of it, for pixels that look like
+    it (by colour, as below): (K, h, w) bool; and the motions' order back to front.
+
+    ``labels`` (h, w): each pixel's motion (a first assignment); ``flows``/``errors``: each motion's
+    flow (h, w, 2) and photometric error (h, w) over the same pixels; ``region`` (h, w): the pixels
+    that belong to the motions at all (default all). A motion's footprint in frame t+1 is where its
+    well explained pixels (error < ``explained``) land (splatted to the nearest pixel, closed 3x3).
+    The region's unexplained pixels (error >= ``unexplained`` under every motion: hidden in frame t+1)
+    belong, by colour (``image`` (h, w, 3), frame t: histograms of each motion's explained pixels), to
+    one motion or the other; motion a is in front of b when more of them look like b and land, under
+    b's motion, on a's footprint than the reverse (geometry alone cannot tell: a strip next to both
+    could be either one's, hidden by the other).
     """
     h, w = labels.shape
     x, y = pixel_grid(h, w, 0, 0)
     k = len(flows)
     region = np.ones((h, w), bool) if region is None else region
+    unexplained_px = region & (np.min(np.stack(errors), axis=0) >= unexplained)
     targets, prints = [], []
     for m in range(k):
         tx = np.round(x + flows[m][..., 0]).astype(int)
         ty = np.round(y + flows[m][..., 1]).astype(int)
-        ok = region & (labels == m) & (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+        inside = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+        good = region & (labels == m) & (errors[m] < explained) & inside
         fp = np.zeros((h, w), np.uint8)
-        fp[ty[ok], tx[ok]] = 1
+        fp[ty[good], tx[good]] = 1
         prints.append(cv2.morphologyEx(fp, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool))
-        targets.append((tx, ty, ok))
+        targets.append((tx, ty, inside))
 
-    def landing_error(m: int, where: np.ndarray) -> float:
-        """Mean error of motion m's pixels that land inside ``where``."""
-        tx, ty, ok = targets[m]
+    def lands_on(b: int, a: int, where: np.ndarray) -> np.ndarray:
+        """Pixels of ``where`` whose motion-b target is on motion a's footprint."""
+        tx, ty, inside = targets[b]
+        ok = where & inside
         hit = np.zeros((h, w), bool)
-        hit[ok] = where[ty[ok], tx[ok]]
-        return float(errors[m][hit].mean()) if hit.any() else float("inf")
+        hit[ok] = prints[a][ty[ok], tx[ok]]
+        return hit
 
+    codes = colour_codes(image)
+    hists = []
+    for m in range(k):
+        good = region & (labels == m) & (errors[m] < explained)
+        hist = np.bincount(codes[good], minlength=512).astype(np.float64) + 1.0
+        hists.append(np.log(hist / hist.sum()))
     front = np.zeros((k, k), bool)  # front[a, b]: a is in front of b
     for a in range(k):
         for b in range(a + 1, k):
-            both = prints[a] & prints[b]
-            if both.sum() < 10:
-                continue
-            ea, eb = landing_error(a, both), landing_error(b, both)
-            front[a, b], front[b, a] = ea < eb, eb < ea
-    covered = np.zeros((h, w), bool)
+            looks_b = (hists[b] - hists[a])[codes] > 0
+            a_over_b = int(lands_on(b, a, unexplained_px & looks_b).sum())
+            b_over_a = int(lands_on(a, b, unexplained_px & ~looks_b).sum())
+            if max(a_over_b, b_over_a) >= 10:
+                front[a, b], front[b, a] = a_over_b > b_over_a, b_over_a > a_over_b
+    covered = np.zeros((k, h, w), bool)
     for b in range(k):
-        tx, ty, ok = targets[b]
-        for a in np.nonzero(front[:, b])[0]:
-            hit = np.zeros((h, w), bool)
-            hit[ok] = prints[a][ty[ok], tx[ok]]
-            covered |= hit
+        for a in np.nonzero(front[:, b])[0]:  # pixels that look like b and land on a under b's motion
+            covered[b] |= lands_on(b, a, region & ((hists[b] - hists[a])[codes] > 0))
     order = sorted(range(k), key=lambda m: int(front[m].sum()))
     return covered, order
 
@@ -383,20 +398,22 @@ def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: 
 
     def unary(covered: np.ndarray | None) -> np.ndarray:
         out = []
-        for f, err, inside in zip(flows, errors, insides):
+        for m, (f, err, inside) in enumerate(zip(flows, errors, insides)):
             photo = np.where(inside, np.minimum(err, params.truncation), 0.5 * params.truncation)
             if covered is not None:
-                photo = np.where(covered, np.minimum(photo, params.occluded_cost), photo)
+                photo = np.where(covered[m], np.minimum(photo, params.occluded_cost), photo)
             agree = np.minimum(magnitude(baseline[sy, sx] - f[sy, sx]), 3.0)
             out.append(photo + agree_w * agree)
         return np.stack(out)
 
-    weights = pairwise_weights(img1[wy0:wy0 + (sy.stop - sy.start), wx0:wx0 + (sx.stop - sx.start)], params.smoothness)
+    guide = img1[wy0:wy0 + (sy.stop - sy.start), wx0:wx0 + (sx.stop - sx.start)]
+    weights = pairwise_weights(guide, params.smoothness)
     labels_w = assign_motions(unary(None), weights, cycles=params.cycles)
-    covered_w = np.zeros(labels_w.shape, bool)
+    covered_w = np.zeros((len(affines), *labels_w.shape), bool)
     order = [0]
     if len(affines) > 1:
-        covered_w, order = covered_by_others(labels_w, [f[sy, sx] for f in flows], errors, dilate(mask, 2)[sy, sx])
+        covered_w, order = covered_by_others(labels_w, [f[sy, sx] for f in flows], errors, guide,
+                                             dilate(mask, 2)[sy, sx])
         if covered_w.any():
             labels_w = assign_motions(unary(covered_w), weights, cycles=params.cycles, labels=labels_w)
     labels = np.zeros((h, w), np.int32)
@@ -413,6 +430,6 @@ def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: 
     inside_box = np.zeros((h, w), bool)
     error[sy, sx], inside_box[sy, sx] = err, inside
     covered = np.zeros((h, w), bool)
-    covered[sy, sx] = covered_w
+    covered[sy, sx] = np.take_along_axis(covered_w, labels_w[None], 0)[0]
     share = float((owner >= 0).mean())
     return MotionSplit(list(affines), labels, flow, error, inside_box, covered, share, len(src), order)
