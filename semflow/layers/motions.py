@@ -41,7 +41,9 @@ class MotionParams:
     patch: int = 13
     """Side of the square patches matched by normalised cross-correlation."""
     max_patches: int = 200
-    """At most this many patch matches per region (on a regular grid inside it)."""
+    """At most this many patch matches per region (on a regular grid inside it)..."""
+    patch_step: int = 8
+    """...spaced at least this far apart."""
     search: int = 40
     """Search radius around zero motion and around the baseline's motion."""
     min_ncc: float = 0.85
@@ -56,7 +58,7 @@ class MotionParams:
     """A motion must explain this share of the matches (at least ``min_matches``) better than the others."""
     min_matches: int = 6
     max_motions: int = 5
-    hypotheses: int = 300
+    hypotheses: int = 200
     truncation: float = 30.0
     """Photometric errors are truncated here."""
     agreement_weight: float = 1.0
@@ -66,6 +68,8 @@ class MotionParams:
     occluded_cost: float = 6.0
     """Photometric cost of a pixel that a motion in front covers in frame t+1, under its own motion."""
     cycles: int = 2
+    full_pixels: int = 20000
+    """Assignments over more pixels are solved at half resolution first (see :func:`solve_assignment`)."""
 
 
 @dataclass
@@ -109,7 +113,7 @@ def patch_matches(gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray, box: t
     empty = np.zeros((0, 2), np.float32)
     if ys.size == 0:
         return empty, empty
-    step = max(2, int(np.sqrt(ys.size / params.max_patches)))
+    step = max(params.patch_step, int(np.ceil(np.sqrt(ys.size / params.max_patches))))
     keep = (ys % step == 0) & (xs % step == 0)
     ys, xs = ys[keep], xs[keep]
     height, width = gray1.shape
@@ -165,17 +169,24 @@ def _hypotheses(src: np.ndarray, dst: np.ndarray, count: int, rng: np.random.Gen
     """Affine hypotheses (M, 2, 3): translations of single matches and affines of 3 close matches."""
     n = len(src)
     singles = rng.choice(n, size=min(n, count // 3), replace=False)
-    models = [np.hstack([np.eye(2), (dst[i] - src[i])[:, None]]) for i in singles]
-    if n >= 3:
-        d = np.linalg.norm(src[:, None] - src[None], axis=2)
-        near = np.argsort(d, axis=1)[:, 1:min(n, 12)]
-        for i in rng.integers(0, n, count - len(models)):
-            j, k = rng.choice(near[i], size=2, replace=False)
-            s, t = src[[i, j, k]], dst[[i, j, k]]
-            if abs(np.linalg.det(np.hstack([s, np.ones((3, 1))]))) < 20.0:
-                continue  # nearly collinear: an unstable affine
-            models.append(cv2.getAffineTransform(s.astype(np.float32), t.astype(np.float32)))
-    return np.array(models, np.float64)
+    models = np.zeros((len(singles), 2, 3))
+    models[:, 0, 0] = models[:, 1, 1] = 1.0
+    models[:, :, 2] = dst[singles] - src[singles]
+    if n < 3:
+        return models
+    d = ((src[:, None] - src[None]) ** 2).sum(-1)
+    near = np.argpartition(d, min(n - 1, 11), axis=1)[:, :min(n, 12)]  # each point's 12 nearest (itself too)
+    i = rng.integers(0, n, count - len(singles))
+    pick = rng.integers(0, near.shape[1], (len(i), 2))
+    j, k = near[i, pick[:, 0]], near[i, pick[:, 1]]
+    s = np.stack([src[i], src[j], src[k]], 1)
+    t = np.stack([dst[i], dst[j], dst[k]], 1)
+    lhs = np.concatenate([s, np.ones((len(i), 3, 1))], 2)  # (M, 3, 3): rows [x, y, 1]
+    ok = np.abs(np.linalg.det(lhs)) >= 20.0  # nearly collinear (or repeated) points: an unstable affine
+    if ok.any():
+        sol = np.linalg.solve(lhs[ok], t[ok])  # (M, 3, 2): [x, y, 1] @ sol = target
+        models = np.concatenate([models, sol.transpose(0, 2, 1)], 0)
+    return models
 
 
 def _refit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -299,6 +310,47 @@ def colour_codes(image: np.ndarray, bins: int = 8) -> np.ndarray:
     return (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
 
 
+def solve_assignment(costs: np.ndarray, guide: np.ndarray, params: MotionParams,
+                     labels: np.ndarray | None = None) -> np.ndarray:
+    """:func:`assign_motions` of ``costs`` (K, h, w) with contrast-sensitive weights from ``guide``
+    (h, w, 3); a start ``labels`` (h, w) optional.
+
+    Over more than ``params.full_pixels`` pixels the graph cut runs at half resolution (costs summed
+    over 2x2 blocks, weights doubled: each coarse edge stands for two fine ones), and the labels are
+    brought back to full resolution by two sweeps of iterated conditional modes on the pixels next to
+    a label change (the energy at full resolution, each pixel given its neighbours).
+    """
+    k, h, w = costs.shape
+    if k == 1:
+        return np.zeros((h, w), np.int32)
+    if h * w <= params.full_pixels or min(h, w) < 8:
+        return assign_motions(costs, pairwise_weights(guide, params.smoothness), cycles=params.cycles, labels=labels)
+    size = (max(1, w // 2), max(1, h // 2))
+    small = np.stack([cv2.resize(c.astype(np.float32), size, interpolation=cv2.INTER_AREA) * 4.0 for c in costs])
+    small_guide = cv2.resize(guide.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    start = None if labels is None else cv2.resize(labels.astype(np.int32), size, interpolation=cv2.INTER_NEAREST)
+    coarse = assign_motions(small, pairwise_weights(small_guide, 2.0 * params.smoothness), cycles=params.cycles,
+                            labels=start)
+    fine = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int32)
+    wr, wd = pairwise_weights(guide, params.smoothness)
+    for _ in range(2):
+        change = np.zeros((h, w), bool)
+        change[:, 1:] |= fine[:, 1:] != fine[:, :-1]
+        change[:, :-1] |= fine[:, 1:] != fine[:, :-1]
+        change[1:] |= fine[1:] != fine[:-1]
+        change[:-1] |= fine[1:] != fine[:-1]
+        if not change.any():
+            break
+        total = costs.astype(np.float32).copy()
+        for m in range(k):  # + the Potts cost of label m against each neighbour's current label
+            total[m, :, 1:] += wr * (fine[:, :-1] != m)
+            total[m, :, :-1] += wr * (fine[:, 1:] != m)
+            total[m, 1:] += wd * (fine[:-1] != m)
+            total[m, :-1] += wd * (fine[1:] != m)
+        fine = np.where(change, np.argmin(total, axis=0), fine).astype(np.int32)
+    return fine
+
+
 def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[np.ndarray], image: np.ndarray,
                       region: np.ndarray | None = None, *, explained: float = 8.0, unexplained: float = 15.0
                       ) -> tuple[np.ndarray, list[int]]:
@@ -386,6 +438,11 @@ def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: 
     if not affines:
         return None
     h, w = mask.shape
+    if len(affines) == 1:  # one motion: nothing to assign or order
+        flow = affine_field(affines[0], box)
+        error, inside = photometric_error(img1, img2, flow, x0, y0)
+        return MotionSplit(list(affines), np.zeros((h, w), np.int32), flow, error, inside, np.zeros((h, w), bool),
+                           float((owner >= 0).mean()), len(src), [0])
     sy, sx = window if window is not None else (slice(0, h), slice(0, w))
     wy0, wx0 = y0 + sy.start, x0 + sx.start
     flows = [affine_field(a, box) for a in affines]
@@ -407,15 +464,14 @@ def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: 
         return np.stack(out)
 
     guide = img1[wy0:wy0 + (sy.stop - sy.start), wx0:wx0 + (sx.stop - sx.start)]
-    weights = pairwise_weights(guide, params.smoothness)
-    labels_w = assign_motions(unary(None), weights, cycles=params.cycles)
+    labels_w = solve_assignment(unary(None), guide, params)
     covered_w = np.zeros((len(affines), *labels_w.shape), bool)
     order = [0]
     if len(affines) > 1:
         covered_w, order = covered_by_others(labels_w, [f[sy, sx] for f in flows], errors, guide,
                                              dilate(mask, 2)[sy, sx])
         if covered_w.any():
-            labels_w = assign_motions(unary(covered_w), weights, cycles=params.cycles, labels=labels_w)
+            labels_w = solve_assignment(unary(covered_w), guide, params, labels=labels_w)
     labels = np.zeros((h, w), np.int32)
     labels[sy, sx] = labels_w
     flow = flows[0].copy()
