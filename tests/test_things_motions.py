@@ -34,7 +34,7 @@ def test_semantic_halves_the_things_error_on_touching_things(kind: str, seed: in
 
 def test_single_motion_option_reports_no_instances() -> None:
     scene = make_hard_scene(180, 240, seed=2, kind="street")
-    sem = SemanticFlow("dis-medium", segmentation=scene.labels, things=ThingParams(motion_split=False))
+    sem = SemanticFlow(get_method("dis-medium"), segmentation=scene.labels, things=ThingParams(motion_split=False))
     result = sem.estimate(scene.img1, scene.img2, labels=scene.labels)
     report = json.loads(str(result.extras["report_json"]))
     assert all(t["motion_instances"] == [] for t in report["things"])
