@@ -23,7 +23,7 @@ from semflow.io.datasets import LoadedSample, load_dataset
 from semflow.io.images import write_image
 from semflow.memory import PeakMemory
 from semflow.methods import get_method, route_options
-from semflow.metrics import endpoint_error, epe, fl_all
+from semflow.metrics import BAND_WIDTH, endpoint_error, epe, fl_all, inner_band
 from semflow.progress import progress_bar
 from semflow.viz import add_legend, error_to_color, flow_to_color, label_image, max_flow_of, tile
 
@@ -45,7 +45,9 @@ class SampleResult:
 def sample_regions(sample: LoadedSample, kinds: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Named pixel masks to report separately: occluded / non-occluded where the dataset has occlusion
     masks, and things / planes / stuff from the dataset's CamVid labels or else from ``kinds`` (H, W)
-    (KIND_CODES, e.g. a semantic method's predicted kinds)."""
+    (KIND_CODES, e.g. a semantic method's predicted kinds). With given labels also ``thing-band``, the
+    pixels of things less than 5 px inside their outlines (between touching instances too, where the
+    dataset has them), and ``thing-inner``, the rest of the things."""
     from semflow.segmentation import KIND_CODES, get_label_set
 
     regions: dict[str, np.ndarray] = {}
@@ -57,6 +59,11 @@ def sample_regions(sample: LoadedSample, kinds: np.ndarray | None = None) -> dic
     if kinds is not None:
         for kind, plural in (("thing", "things"), ("plane", "planes"), ("stuff", "stuff")):
             regions[plural] = kinds == KIND_CODES[kind]
+    if sample.labels is not None and regions["things"].any():
+        # Given masks: the band just inside object outlines (where motion jumps), and the rest.
+        band = inner_band(regions["things"], BAND_WIDTH, sample.instances)
+        regions["thing-band"] = band
+        regions["thing-inner"] = regions["things"] & ~band
     return regions
 
 

@@ -5,9 +5,13 @@ All functions take flow arrays (H, W, 2) in pixels and optional boolean masks (H
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from semflow.io.flow import check_flow
+
+BAND_WIDTH = 5
+"""Width (px) of the band inside object outlines that :func:`inner_band` measures by default."""
 
 
 def endpoint_error(flow: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -47,6 +51,26 @@ def fl_all(flow: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None,
     out = outliers(flow, gt)
     mask = _mask(valid, out.shape, region)
     return float(out[mask].mean()) if mask.any() else float("nan")
+
+
+def inner_band(mask: np.ndarray, width: int = BAND_WIDTH, instances: np.ndarray | None = None) -> np.ndarray:
+    """Pixels of ``mask`` (H, W) bool less than ``width`` px inside its outline (H, W) bool.
+
+    With ``instances`` (H, W) int (object ids), the outline between two touching objects counts too:
+    that is where motion jumps. Pixels at the image border are not an outline.
+    """
+    mask = np.asarray(mask, bool)
+    ids = np.where(mask, 1, 0) if instances is None else np.where(mask, np.asarray(instances, np.int64) + 1, 0)
+    padded = np.pad(ids, 1, mode="edge")
+    h, w = mask.shape
+    edge = np.zeros((h, w), bool)
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):  # a 4-neighbour of another id (or outside the mask)
+        edge |= padded[dy:dy + h, dx:dx + w] != ids
+    edge &= mask
+    if not edge.any():
+        return np.zeros((h, w), bool)
+    dist = cv2.distanceTransform((~edge).astype(np.uint8), cv2.DIST_L2, 5)
+    return mask & (dist < width)
 
 
 def flow_stats(flow: np.ndarray) -> dict[str, float]:

@@ -242,6 +242,15 @@ class SemanticFlow(FlowMethod):
         comp = compose(ctx, planes, things, feather_radius=self.feather_radius, plane_weights=weights)
         lap("compose")
 
+        # Motion instances: one id per (thing, motion), 0 where none; the report lists each id's affine.
+        motion_ids = np.zeros(baseline.shape[:2], np.uint16)
+        next_id = 1
+        for t in sorted((t for t in things if t.accepted and t.motion_labels is not None), key=lambda t: t.box[1]):
+            y0, y1, x0, x1 = t.box
+            for m in t.motions:
+                m["id"] = next_id
+                motion_ids[y0:y1, x0:x1][t.motion_labels == m["motion"]] = next_id
+                next_id += 1
         report = {
             "baseline": self.baseline.name,
             "label_set": table.name,
@@ -253,7 +262,8 @@ class SemanticFlow(FlowMethod):
                         "box": [int(v) for v in t.box], "accepted": t.accepted, "reason": t.reason,
                         "object_inlier_share": round(t.fg_inlier_share, 3),
                         "background_inlier_share": round(t.bg_inlier_share, 3),
-                        "model_error": round(t.model_error, 3), "baseline_error": round(t.baseline_error, 3)}
+                        "model_error": round(t.model_error, 3), "baseline_error": round(t.baseline_error, 3),
+                        "motion_instances": t.motions}
                        for t in things],
             "model_legend": {str(k): v for k, v in MODEL_LEGEND.items()},
             "kind_codes": KIND_CODES,
@@ -266,6 +276,7 @@ class SemanticFlow(FlowMethod):
             "kinds": table.kind_map(labels),
             "instances": instance_map,
             "model_map": comp.model_map,
+            "motion_ids": motion_ids,
             "occlusion": comp.occluded.astype(np.uint8),
             "baseline_flow": baseline,
             **{f"layer_{name}": flow for name, flow in comp.layer_flows.items()},
@@ -282,7 +293,8 @@ def write_explain(result: FlowResult, out_dir: str | os.PathLike) -> None:
     """Write what a semantic result is made of to ``out_dir``.
 
     Files: ``segmentation.png`` (colour) and ``labels.png`` (class ids), ``kinds.png``,
-    ``model_map.png`` (colour) and ``model_map_ids.png`` (codes), ``flow``, ``baseline`` and each
+    ``model_map.png`` (colour) and ``model_map_ids.png`` (codes), ``motion_ids.png`` (16-bit: each
+    thing pixel's motion instance, ids as in ``explain.json``'s ``motion_instances``, 0 none), ``flow``, ``baseline`` and each
     ``layer_*`` as ``.flo`` plus colour-wheel ``.png`` under one normaliser (layers: unknown outside
     their support), ``occlusion.png``, ``confidence.png`` and ``explain.json`` (legends, per-region
     decisions, timings).
@@ -313,6 +325,8 @@ def write_explain(result: FlowResult, out_dir: str | os.PathLike) -> None:
     write_image(out / "kinds.png", kinds)
     write_image(out / "model_map.png", model_map_to_color(ex["model_map"]))
     write_image(out / "model_map_ids.png", ex["model_map"])
+    if "motion_ids" in ex:
+        write_image(out / "motion_ids.png", ex["motion_ids"])
     write_image(out / "occlusion.png", ex["occlusion"] * 255)
     if result.confidence is not None:
         write_image(out / "confidence.png", (np.clip(result.confidence, 0, 1) * 255 + 0.5).astype(np.uint8))

@@ -6,7 +6,11 @@ textures, so the ground-truth flow is exact, and so are the region labels, the i
 depth order and the occlusion mask (pixels of frame 1 that are hidden or leave the frame in frame 2).
 
 Labels use CamVid ids so the scene can stand in for a segmentation: the background is ``Road`` (3,
-a plane) and every object is ``Car`` (8, a thing).
+a plane) and every object is a thing: ``Car`` (8) unless it says otherwise (``Pedestrian``, 9).
+
+Hard cases (:func:`make_hard_scene`, :func:`write_hard_dataset`): things of one class that touch or
+overlap with different motions (a car passing a row of parked cars, a group of pedestrians), objects
+moving 15-30 px; their connected thing region then holds several motions.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 
 ROAD_ID = 3
 CAR_ID = 8
+PEDESTRIAN_ID = 9
 
 
 @dataclass
@@ -27,12 +32,16 @@ class SceneObject:
     """An elliptic object: centre and semi-axes (pixels, frame 1), rotation (degrees), motion.
 
     ``affine`` (2, 3) maps a frame-1 point ``x`` to its frame-2 position ``A[:, :2] @ x + A[:, 2]``.
+    ``class_id``: its CamVid label. ``power``: the exponent of the superellipse ``|x/a|^p + |y/b|^p <= 1``
+    (2: an ellipse; 4 or more: a rounded box, car-like).
     """
 
     center: tuple[float, float]
     axes: tuple[float, float]
     affine: np.ndarray
     angle: float = 0.0
+    class_id: int = CAR_ID
+    power: float = 2.0
 
     def mask(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Inside test for frame-1 coordinates (arrays of the same shape)."""
@@ -40,7 +49,9 @@ class SceneObject:
         dx, dy = x - self.center[0], y - self.center[1]
         xr = np.cos(t) * dx + np.sin(t) * dy
         yr = -np.sin(t) * dx + np.cos(t) * dy
-        return (xr / self.axes[0]) ** 2 + (yr / self.axes[1]) ** 2 <= 1.0
+        if self.power == 2.0:
+            return (xr / self.axes[0]) ** 2 + (yr / self.axes[1]) ** 2 <= 1.0
+        return np.abs(xr / self.axes[0]) ** self.power + np.abs(yr / self.axes[1]) ** self.power <= 1.0
 
 
 @dataclass
@@ -153,7 +164,8 @@ def render_scene(height: int, width: int, homography: np.ndarray, objects: list[
     covered = np.zeros_like(outside)
     ok = ~outside
     covered[ok] = top2[yi[ok], xi[ok]] != instances[ok]
-    labels = np.where(instances > 0, CAR_ID, ROAD_ID).astype(np.uint8)
+    classes = np.array([ROAD_ID] + [obj.class_id for obj in objects], np.uint8)
+    labels = classes[instances]
 
     return SyntheticScene(
         img1=np.clip(img1 + 0.5, 0, 255).astype(np.uint8),
@@ -195,22 +207,26 @@ def write_dataset(root: str | os.PathLike, count: int = 8, *, height: int = 240,
                   seed: int = 0, num_objects: int = 2) -> list[Path]:
     """Write ``count`` random scenes as ``root/scene_NNN/{frame1,frame2}.png, flow.flo, labels.png,
     instances.png, occlusion.png`` (the layout ``semflow compare --dataset synthetic`` reads)."""
-    from semflow.io.flow import write_flo
-    from semflow.io.images import write_image
-
     folders = []
     for i in range(count):
         scene = make_scene(height, width, seed=seed + 1000 * i, num_objects=num_objects)
-        folder = Path(root) / f"scene_{i:03d}"
-        write_image(folder / "frame1.png", scene.img1)
-        write_image(folder / "frame2.png", scene.img2)
-        write_flo(folder / "flow.flo", scene.flow)
-        write_image(folder / "labels.png", scene.labels)
-        write_image(folder / "instances.png", scene.instances.astype(np.uint8))
-        write_image(folder / "occlusion.png", scene.occluded.astype(np.uint8) * 255)
-        folders.append(folder)
+        folders.append(write_scene(Path(root) / f"scene_{i:03d}", scene))
     return folders
 
+
+def write_scene(folder: str | os.PathLike, scene: SyntheticScene) -> Path:
+    """Write one scene in the layout of :func:`write_dataset`; returns the folder."""
+    from semflow.io.flow import write_flo
+    from semflow.io.images import write_image
+
+    folder = Path(folder)
+    write_image(folder / "frame1.png", scene.img1)
+    write_image(folder / "frame2.png", scene.img2)
+    write_flo(folder / "flow.flo", scene.flow)
+    write_image(folder / "labels.png", scene.labels)
+    write_image(folder / "instances.png", scene.instances.astype(np.uint8))
+    write_image(folder / "occlusion.png", scene.occluded.astype(np.uint8) * 255)
+    return folder
 
 
 def render_sequence(background: np.ndarray, homography: np.ndarray,

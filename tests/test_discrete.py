@@ -332,3 +332,24 @@ def test_beats_dis_on_a_middlebury_pair():
     ours = epe(DiscreteFlow().estimate(img1, img2).flow, gt, valid)
     dis = epe(DISFlow("medium")(img1, img2), gt, valid)
     assert ours < dis
+
+
+def test_edge_map_is_the_interpolators_own_and_motion_edges_boost_it_near_jumps() -> None:
+    from semflow.baseline.discrete import densify
+    from semflow.synthetic_hard import make_hard_scene
+
+    scene = make_hard_scene(90, 120, seed=3)
+    ys, xs = np.mgrid[2:90:6, 2:120:6]
+    points = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
+    flows = scene.flow[ys.ravel(), xs.ravel()]
+    own = densify.interpolate(scene.img1, scene.img2, points, flows)
+    given = densify.interpolate(scene.img1, scene.img2, points, flows, cost_map=densify.edge_map(scene.img1))
+    np.testing.assert_array_equal(own, given)
+    # A flow with one vertical jump at x = 60: edges are boosted within 6 px of it, nowhere else.
+    flow = np.zeros((90, 120, 2), np.float32)
+    flow[:, 60:, 0] = 10.0
+    boosted = densify.motion_edge_map(scene.img1, flow, boost=9.0)
+    plain = densify.edge_map(scene.img1)
+    np.testing.assert_allclose(boosted[:, 54:66], 10.0 * plain[:, 54:66], rtol=1e-5)
+    np.testing.assert_array_equal(boosted[:, :50], plain[:, :50])
+    np.testing.assert_array_equal(boosted[:, 70:], plain[:, 70:])

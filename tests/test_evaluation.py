@@ -87,7 +87,7 @@ def test_compare_one_result_per_method_and_sample(synthetic_results) -> None:
     for r in synthetic_results:
         assert r.dataset == "synthetic"
         assert 0 < r.epe < 10 and 0 <= r.fl_all <= 1 and r.seconds > 0 and r.peak_mb > 0
-        assert {"occluded", "non-occluded", "things", "planes", "stuff"} <= set(r.regions)
+        assert {"occluded", "non-occluded", "things", "planes", "stuff", "thing-band", "thing-inner"} <= set(r.regions)
 
 
 def test_compare_scores_match_the_metrics(synthetic_root: Path, synthetic_results) -> None:

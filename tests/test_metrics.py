@@ -89,3 +89,21 @@ def test_metrics_reject_bad_estimates() -> None:
     bad[0, 0, 0] = np.nan
     with pytest.raises(InputError, match="NaN or inf"):
         epe(bad, const(0, 0))
+
+
+def test_inner_band_is_the_ring_inside_the_outline() -> None:
+    from semflow.metrics import inner_band
+
+    mask = np.zeros((40, 60), bool)
+    mask[10:30, 10:50] = True
+    band = inner_band(mask, 5)
+    assert not band[~mask].any()
+    inner = mask & ~band
+    # A 20x40 box loses 5 px on each side: its interior is 10x30.
+    assert inner.sum() == 10 * 30 and inner[15:25, 15:45].all()
+    # Two touching objects: their common outline gets a band on both sides.
+    instances = np.where(mask, np.where(np.arange(60) < 30, 1, 2)[None, :], 0)
+    split = inner_band(mask, 5, instances)
+    assert split[20, 25:35].all() and not band[20, 25:35].any()
+    # An object filling the image has no outline there.
+    assert not inner_band(np.ones((8, 8), bool), 3).any()

@@ -68,13 +68,42 @@ def refine_matches(gray1: np.ndarray, gray2: np.ndarray, points: np.ndarray, flo
     return flow, ncc.astype(np.float32), texture.astype(np.float32)
 
 
+def edge_map(image: np.ndarray) -> np.ndarray:
+    """The edge cost (H, W) float32 OpenCV's EPIC interpolator computes itself: the sum over channels
+    of |Sobel x| + |Sobel y|, divided by channels * 4 * 255 (``image`` uint8 (H, W, 3))."""
+    dx = cv2.Sobel(image, cv2.CV_16S, 1, 0).astype(np.float32)
+    dy = cv2.Sobel(image, cv2.CV_16S, 0, 1).astype(np.float32)
+    return ((np.abs(dx) + np.abs(dy)).sum(axis=2) / (image.shape[2] * 4.0 * 255.0)).astype(np.float32)
+
+
+def motion_edge_map(image: np.ndarray, flow: np.ndarray, *, boost: float, jump: float = 1.0,
+                    radius: int = 6) -> np.ndarray:
+    """:func:`edge_map` with the image edges near motion boundaries of ``flow`` (H, W, 2) made
+    ``1 + boost`` times stronger, so that the interpolation's geodesic distances stop at them.
+
+    Near a motion boundary: within ``radius`` px of a pixel whose flow differs from a 4-neighbour's by
+    more than ``jump`` px (a first interpolation's boundaries are smeared by a few px; the image edge
+    inside that band is where the motion really jumps).
+    """
+    du = np.abs(np.diff(flow, axis=1)).sum(-1)
+    dv = np.abs(np.diff(flow, axis=0)).sum(-1)
+    jumps = np.zeros(flow.shape[:2], np.uint8)
+    jumps[:, 1:] |= du > jump
+    jumps[:, :-1] |= du > jump
+    jumps[1:] |= dv > jump
+    jumps[:-1] |= dv > jump
+    near = cv2.dilate(jumps, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    return (edge_map(image) * (1.0 + boost * near)).astype(np.float32)
+
+
 def interpolate(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, flows: np.ndarray, *,
-                method: str = "epic") -> np.ndarray:
+                method: str = "epic", cost_map: np.ndarray | None = None) -> np.ndarray:
     """Dense flow (H, W, 2) from sparse matches by edge-aware interpolation.
 
     method: ``"epic"`` (EpicFlow's locally-weighted affine fits along geodesic distances, Revaud et
     al. 2015, ``cv2.ximgproc.createEdgeAwareInterpolator``) or ``"ric"`` (Hu et al. 2017). img1, img2
-    are uint8 RGB (H, W, 3).
+    are uint8 RGB (H, W, 3). ``cost_map`` (H, W) float32: the edge cost of the geodesic distances
+    (default: the interpolator's own, :func:`edge_map`).
     """
     if method == "epic":
         interp = cv2.ximgproc.createEdgeAwareInterpolator()
@@ -82,6 +111,8 @@ def interpolate(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, flows: n
         interp = cv2.ximgproc.createRICInterpolator()
     else:
         raise ValueError(f"unknown interpolation {method!r}; use 'epic' or 'ric'")
+    if cost_map is not None:
+        interp.setCostMap(np.ascontiguousarray(cost_map, np.float32))
     p1 = np.ascontiguousarray(points, np.float32)
     # OpenCV's EPIC returns zero flow where the matches it fits are exactly equal (a degenerate
     # affine fit, e.g. a pure translation); a fixed +-0.01 px dither avoids that case.

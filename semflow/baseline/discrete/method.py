@@ -194,6 +194,9 @@ class DiscreteFlow(FlowMethod):
         lap("subpixel")
         if len(points) >= 3:
             flow = densify.interpolate(img1, img2, points, matches, method=p.interpolator)
+            if p.motion_edges > 0:  # again, stopping at image edges where the first pass's motion jumps
+                cost = densify.motion_edge_map(img1, flow, boost=p.motion_edges)
+                flow = densify.interpolate(img1, img2, points, matches, method=p.interpolator, cost_map=cost)
         else:  # nothing trustworthy was matched: fall back to the coarse DIS flow
             flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(gray1, gray2, None)
         lap("interpolation")

@@ -28,8 +28,9 @@ class Preset:
     ``|f + b|^2 < 0.01 (|f|^2 + |b|^2) + c`` occlusion test with ``|b| ~ |f|``); ``min_segment`` smallest kept
     segment (grid points); ``ncc_min`` smallest normalised cross-correlation of a match's
     ``check_patch`` x ``check_patch`` windows after sub-pixel refinement.
-    Densification: ``interpolator`` "epic" or "ric"; ``refine_iterations``, ``refine_scales``
-    variational refinement.
+    Densification: ``interpolator`` "epic" or "ric"; ``motion_edges`` (0: off): a second interpolation
+    whose edge costs are ``1 + motion_edges`` times stronger near the first one's motion boundaries
+    (see ``densify.motion_edge_map``); ``refine_iterations``, ``refine_scales`` variational refinement.
     """
 
     stride: int = 5
@@ -53,6 +54,7 @@ class Preset:
     ncc_min: float = 0.7
     check_patch: int = 5
     interpolator: str = "epic"
+    motion_edges: float = 0.0
     refine_iterations: int = 5
     refine_scales: int = 2
 

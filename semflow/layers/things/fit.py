@@ -7,7 +7,9 @@ For one instance, inside its padded box (:func:`thing_box`):
 1. evidence first: the instance keeps the baseline without a fit when the baseline already explains
    the box photometrically (a cheap check), or when the baseline is confident on too little of the
    object (motions are fitted to confident pixels only; unconfident flow is no evidence);
-2. the object layer's motion(s) (:func:`~semflow.layers.things.motion.object_motions`);
+2. the object layer's motion(s) (:func:`~semflow.layers.things.motion.object_motions`), or, where
+   those leave part of the object unexplained, its motion instances
+   (:mod:`semflow.layers.things.instances`: own matches, label-cost fitting, graph cut);
 3. the background layer's motion, fitted without the strip the object covers in frame t+1
    (:func:`~semflow.layers.things.motion.layer_motion`), or the plane flow around the object when
    that explains the background as well;
@@ -32,6 +34,7 @@ from semflow.layers.things.assignment import (
     refine_assignment,
     window_around,
 )
+from semflow.layers.things.instances import needs_split, split_is_better, split_object_motions
 from semflow.layers.things.motion import affine_flow, fit_seed_affine, layer_motion, object_motions
 from semflow.layers.things.params import ThingFit, ThingParams
 from semflow.layers.veto import baseline_veto
@@ -95,6 +98,8 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
     if fg_seeds.sum() < params.min_seed_share * core.sum():
         # The baseline is confident on too little of the object: an affine motion fitted there would
         # be an extrapolation over the rest of it, and the baseline's unconfident flow is no evidence.
+        # (The motion split, with its own matches, was tried here too: on KITTI it then fitted wrong
+        # motions that looked photometrically right.)
         return rejected(f"baseline confident on {fg_seeds.sum() / max(core.sum(), 1):.2f} of the object"
                         f" (< {params.min_seed_share})")
     bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2) & conf
@@ -110,8 +115,17 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
     wy0, wx0 = y0 + win[0].start, x0 + win[1].start
     wbox = Box(wy0, y0 + win[0].stop, wx0, x0 + win[1].stop)
     smooth = GuidedSmoother(guide[win], params)
-    fg_affines, fg_share, fg_flow, _, fg_error = object_motions(base, fg_seeds, smooth, ctx, box, params, rng,
-                                                                erode(mask, 1), window=win)
+    split = None
+    fg_affines, fg_share, fg_flow, motion_index, fg_error = object_motions(
+        base, fg_seeds, smooth, ctx, box, params, rng, erode(mask, 1), window=win)
+    if params.motion_split and needs_split(mask[win], fg_flow, fg_error, ctx, wbox, win, params):
+        found = split_object_motions(base, fg_seeds, mask, conf_box, ctx, box, params, rng, win)
+        if fg_flow is not None and fg_error is None:
+            fg_error = photometric_error(f1, f2, fg_flow[win], wx0, wy0)
+        if found[2] is not None and split_is_better(mask[win], fg_error if fg_flow is not None else None,
+                                                    found[3], params):
+            fg_affines, fg_share, fg_flow, fg_error, split = found
+            motion_index = split.labels
     fg_affine = fg_affines[0] if fg_affines else None
     if fg_flow is None:
         return rejected("too few object pixels to fit a motion")
@@ -156,6 +170,8 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
     foreground[win] = refine_assignment(mask[win], cost_fg, cost_bg, smooth, band, params)
     foreground &= ~others
     occluded = covered_by(foreground, fg_flow, bg_flow, box, shape)
+    if split is not None:  # object pixels that a motion in front of theirs covers in frame t+1
+        occluded |= split.covered & foreground
 
     flow = np.where(foreground[..., None], fg_flow, bg_flow)
     judged = ~occluded & ~others & np.where(foreground, in_fg, in_bg)
@@ -187,10 +203,22 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
     window = (params.veto.window, params.veto.window)
     veto = baseline_veto(cv2.blur(error, window), cv2.blur(base_err_box, window), magnitude(flow - base),
                          conf_box, params.veto)
+    motions = []
+    if params.motion_split:  # the instances for reports, back to front
+        cy, cx = (np.mean(a) for a in np.nonzero(foreground))
+        centre = np.array([cx + x0, cy + y0])
+        for k in (split.order if split is not None else range(len(fg_affines))):
+            a = fg_affines[k]
+            motions.append({"motion": int(k),
+                            "flow_at_centre": [round(float(v), 2) for v in a[:, :2] @ centre + a[:, 2] - centre],
+                            "affine": [round(float(v), 5) for v in a.ravel()],
+                            "pixels": int((foreground & (motion_index == k)).sum())})
     return ThingFit(region=region, box=box, accepted=True, reason="ok", foreground=foreground, occluded=occluded,
                     others=others, fg_flow=fg_flow, bg_flow=bg_flow, flow=flow, fg_affine=fg_affine,
                     bg_affine=bg_affine, fg_inlier_share=fg_share, bg_inlier_share=bg_share,
-                    model_error=model_err, baseline_error=base_err, error=error, veto=veto & ~occluded)
+                    model_error=model_err, baseline_error=base_err, error=error, veto=veto & ~occluded,
+                    motions=motions,
+                    motion_labels=np.where(foreground, motion_index, -1) if params.motion_split else None)
 
 
 def fit_things(regions: list[Region], instance_map: np.ndarray, ctx: PairContext, params: ThingParams | None = None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -79,6 +79,15 @@ class ThingParams:
     higher than this (grey levels) over the pixels it is judged on."""
     veto: VetoParams = THING_VETO
     """Where inside an accepted model's box the baseline stays (:func:`~semflow.layers.veto.baseline_veto`)."""
+    motion_split: bool = True
+    """Motion instances (:mod:`semflow.layers.things.instances`): where the sequential RANSAC's motions
+    leave part of the object unexplained, the object layer's motions come from
+    :mod:`semflow.layers.motions` instead (own patch matches + the baseline's, multi-model fitting with
+    a label cost, graph-cut assignment, occlusion between the motions); off: sequential RANSAC only."""
+    split_error: float = 12.0
+    """The split runs when more than ``split_share`` of the object has a photometric error above this
+    under the sequential RANSAC's motions (or when they found none)."""
+    split_share: float = 0.05
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,6 +127,12 @@ class ThingFit:
     baseline_error: float = float("nan")
     error: np.ndarray | None = None
     veto: np.ndarray | None = None
+    motions: list[dict] = field(default_factory=list)
+    """The object's motion instances (with ``motion_split``), back to front: per instance its index
+    ``motion`` (into ``motion_labels``), its flow at the object's centre (px), its affine map and its
+    pixels in the object layer."""
+    motion_labels: np.ndarray | None = None
+    """(h, w) int32: each object pixel's motion instance, -1 off the object (with ``motion_split``)."""
 
     @property
     def instance_id(self) -> int:

@@ -1,0 +1,207 @@
+"""Motion models of one thing region from sparse matches: NCC patch matches of its own
+(:func:`patch_matches`) and multi-model affine fitting with a label cost (:func:`fit_motions`).
+The assignment of pixels to these motions is :mod:`semflow.layers.motions`.
+
+Coordinates: boxes are (y0, y1, x0, x1) in full-image pixels; affines (2, 3) map full-image frame-1
+pixels to frame 2; points (N, 2) float32 (x, y) in px.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from semflow.layers.common import erode
+from semflow.warp import pixel_grid
+
+
+@dataclass(frozen=True)
+class MotionParams:
+    """Settings of the motion split. Distances in px, costs in grey levels unless said otherwise."""
+
+    patch: int = 13
+    """Side of the square patches matched by normalised cross-correlation."""
+    max_patches: int = 200
+    """At most this many patch matches per region (on a regular grid inside it)..."""
+    patch_step: int = 8
+    """...spaced at least this far apart."""
+    search: int = 40
+    """Search radius around zero motion and around the baseline's motion."""
+    min_ncc: float = 0.85
+    """A patch match needs this correlation at its peak..."""
+    min_peak_margin: float = 0.02
+    """...and this much more than its best rival more than 2 px away."""
+    max_baseline_points: int = 150
+    """Confident baseline pixels sampled as matches."""
+    inlier: float = 1.5
+    """A match fits a motion when its residual is below this (the truncation of rho)."""
+    label_cost: float = 0.025
+    """A motion must explain this share of the matches (at least ``min_matches``) better than the others."""
+    min_matches: int = 6
+    max_motions: int = 5
+    hypotheses: int = 200
+    truncation: float = 30.0
+    """Photometric errors are truncated here."""
+    agreement_weight: float = 1.0
+    """Cost per px (up to 3 px) of a motion's disagreement with the baseline, times its confidence."""
+    smoothness: float = 12.0
+    """Potts weight between 4-neighbours of equal colour (lower across colour edges)."""
+    occluded_cost: float = 6.0
+    """Photometric cost of a pixel that a motion in front covers in frame t+1, under its own motion."""
+    cycles: int = 2
+    full_pixels: int = 20000
+    """Assignments over more pixels are solved at half resolution first (see :func:`solve_assignment`)."""
+
+
+def affine_field(affine: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Flow (h, w, 2) float32 of a (2, 3) affine map over the box (y0, y1, x0, x1)."""
+    y0, y1, x0, x1 = box
+    x, y = pixel_grid(y1 - y0, x1 - x0, x0, y0)
+    a = affine.astype(np.float32)
+    return np.stack([a[0, 0] * x + a[0, 1] * y + a[0, 2] - x, a[1, 0] * x + a[1, 1] * y + a[1, 2] - y], axis=2)
+
+
+def patch_matches(gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
+                  guess: np.ndarray, params: MotionParams) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse matches of patches inside ``mask`` (h, w, over ``box``) by normalised cross-correlation.
+
+    ``gray1``/``gray2``: full frames float32; ``guess`` (h, w, 2): the baseline flow over the box (the
+    search window covers it and zero motion). Returns frame-1 points and frame-2 points (N, 2) float32,
+    full-image px.
+    """
+    r = params.patch // 2
+    inner = erode(mask, max(1, r // 2))
+    ys, xs = np.nonzero(inner)
+    empty = np.zeros((0, 2), np.float32)
+    if ys.size == 0:
+        return empty, empty
+    step = max(params.patch_step, int(np.ceil(np.sqrt(ys.size / params.max_patches))))
+    keep = (ys % step == 0) & (xs % step == 0)
+    ys, xs = ys[keep], xs[keep]
+    height, width = gray1.shape
+    y0, _, x0, _ = box
+    src, dst = [], []
+    g1 = gray1.astype(np.float32)
+    g2 = gray2.astype(np.float32)
+    for py, px in zip(ys, xs):
+        cx, cy = px + x0, py + y0
+        if cx - r < 0 or cy - r < 0 or cx + r >= width or cy + r >= height:
+            continue
+        gu, gv = guess[py, px]
+        lo_x = int(np.floor(min(0.0, gu))) - params.search
+        hi_x = int(np.ceil(max(0.0, gu))) + params.search
+        lo_y = int(np.floor(min(0.0, gv))) - params.search
+        hi_y = int(np.ceil(max(0.0, gv))) + params.search
+        wx0, wx1 = max(0, cx + lo_x - r), min(width, cx + hi_x + r + 1)
+        wy0, wy1 = max(0, cy + lo_y - r), min(height, cy + hi_y + r + 1)
+        if wx1 - wx0 <= 2 * r + 2 or wy1 - wy0 <= 2 * r + 2:
+            continue
+        template = g1[cy - r:cy + r + 1, cx - r:cx + r + 1]
+        if template.std() < 2.0:
+            continue  # no texture to match
+        score = cv2.matchTemplate(g2[wy0:wy1, wx0:wx1], template, cv2.TM_CCOEFF_NORMED)
+        _, best, _, (bx, by) = cv2.minMaxLoc(score)
+        if best < params.min_ncc:
+            continue
+        rival = score.copy()
+        rival[max(0, by - 2):by + 3, max(0, bx - 2):bx + 3] = -1.0
+        if best - rival.max() < params.min_peak_margin:
+            continue
+        fx, fy = float(bx), float(by)
+        if 0 < bx < score.shape[1] - 1:  # sub-pixel peak: a parabola through 3 values per axis
+            a, b, c = score[by, bx - 1], score[by, bx], score[by, bx + 1]
+            fx += float(np.clip(0.5 * (a - c) / (a - 2 * b + c - 1e-9), -0.5, 0.5))
+        if 0 < by < score.shape[0] - 1:
+            a, b, c = score[by - 1, bx], score[by, bx], score[by + 1, bx]
+            fy += float(np.clip(0.5 * (a - c) / (a - 2 * b + c - 1e-9), -0.5, 0.5))
+        src.append((cx, cy))
+        dst.append((wx0 + fx + r, wy0 + fy + r))
+    if not src:
+        return empty, empty
+    return np.float32(src), np.float32(dst)
+
+
+def _residuals(models: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """|A src - dst| for models (M, 2, 3) and matches (N, 2): (M, N)."""
+    pred = np.einsum("mij,nj->mni", models[:, :, :2], src) + models[:, None, :, 2]
+    return np.linalg.norm(pred - dst[None], axis=2)
+
+
+def _hypotheses(src: np.ndarray, dst: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Affine hypotheses (M, 2, 3): translations of single matches and affines of 3 close matches."""
+    n = len(src)
+    singles = rng.choice(n, size=min(n, count // 3), replace=False)
+    models = np.zeros((len(singles), 2, 3))
+    models[:, 0, 0] = models[:, 1, 1] = 1.0
+    models[:, :, 2] = dst[singles] - src[singles]
+    if n < 3:
+        return models
+    d = ((src[:, None] - src[None]) ** 2).sum(-1)
+    near = np.argpartition(d, min(n - 1, 11), axis=1)[:, :min(n, 12)]  # each point's 12 nearest (itself too)
+    i = rng.integers(0, n, count - len(singles))
+    pick = rng.integers(0, near.shape[1], (len(i), 2))
+    j, k = near[i, pick[:, 0]], near[i, pick[:, 1]]
+    s = np.stack([src[i], src[j], src[k]], 1)
+    t = np.stack([dst[i], dst[j], dst[k]], 1)
+    lhs = np.concatenate([s, np.ones((len(i), 3, 1))], 2)  # (M, 3, 3): rows [x, y, 1]
+    ok = np.abs(np.linalg.det(lhs)) >= 20.0  # nearly collinear (or repeated) points: an unstable affine
+    if ok.any():
+        sol = np.linalg.solve(lhs[ok], t[ok])  # (M, 3, 2): [x, y, 1] @ sol = target
+        models = np.concatenate([models, sol.transpose(0, 2, 1)], 0)
+    return models
+
+
+def _refit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares affine (2, 3) of matches (N >= 3); a translation for fewer than 6."""
+    if len(src) < 6:
+        return np.hstack([np.eye(2), (dst - src).mean(0)[:, None]])
+    a = np.hstack([src, np.ones((len(src), 1))])
+    sol, *_ = np.linalg.lstsq(a, dst, rcond=None)
+    return sol.T
+
+
+def fit_motions(src: np.ndarray, dst: np.ndarray, params: MotionParams, rng: np.random.Generator
+                ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Affine motions (list of (2, 3)) of matches ``src`` -> ``dst`` (N, 2), and each match's motion
+    index (N,) (-1: an outlier), by greedy minimisation of an energy with a label cost."""
+    n = len(src)
+    if n < params.min_matches:
+        return [], np.full(n, -1)
+    src64, dst64 = src.astype(np.float64), dst.astype(np.float64)
+    cands = _hypotheses(src64, dst64, params.hypotheses, rng)
+    rho = np.minimum(_residuals(cands, src64, dst64) / params.inlier, 1.0) ** 2  # (M, N); outliers cost 1
+    cost_of_label = max(params.min_matches, params.label_cost * n)
+    best = np.ones(n)
+    chosen: list[int] = []
+    while len(chosen) < params.max_motions:
+        gain = np.maximum(best[None] - rho, 0.0).sum(1)
+        k = int(np.argmax(gain))
+        if gain[k] < cost_of_label:
+            break
+        chosen.append(k)
+        best = np.minimum(best, rho[k])
+    if not chosen:
+        return [], np.full(n, -1)
+    models = cands[chosen]
+    for _ in range(4):  # alternate: refit each model to its matches, drop one that no longer pays
+        res = _residuals(models, src64, dst64)
+        owner = np.argmin(res, axis=0)
+        inlier = res[owner, np.arange(n)] < params.inlier
+        models = np.array([_refit(src64[inlier & (owner == m)], dst64[inlier & (owner == m)])
+                           if (inlier & (owner == m)).sum() >= 3 else models[m] for m in range(len(models))])
+        rho = np.minimum(_residuals(models, src64, dst64) / params.inlier, 1.0) ** 2
+        total = rho.min(0).sum()
+        gains = [np.minimum(np.delete(rho, m, 0).min(0), 1.0).sum() - total if len(models) > 1
+                 else n - total for m in range(len(models))]
+        worst = int(np.argmin(gains))
+        if gains[worst] >= cost_of_label:
+            continue
+        if len(models) == 1:
+            return [], np.full(n, -1)
+        models = np.delete(models, worst, 0)
+    res = _residuals(models, src64, dst64)
+    owner = np.argmin(res, axis=0)
+    owner = np.where(res[owner, np.arange(n)] < params.inlier, owner, -1)
+    return list(models), owner

@@ -1,0 +1,306 @@
+"""Several rigid-ish motions inside one thing region: a car passing parked cars, a group of people.
+
+Plain arrays in, plain arrays out; the things layer calls it for each region. Three steps:
+
+1. **Matches** (:func:`~semflow.layers.motion_fit.patch_matches`): the baseline's confident flow is one source, but on thin or
+   fast objects it is often wrong or missing, so the region also gets its own sparse matches: small
+   patches of frame 1 on a grid inside the region, each searched for in frame 2 by normalised
+   cross-correlation in a window that covers the baseline's motion and zero motion; a match is kept
+   when its peak is high and clearly above the next one.
+2. **Models** (:func:`~semflow.layers.motion_fit.fit_motions`): multi-model fitting with a label cost (a greedy facility-location
+   solution of ``sum_i min_k rho(r_ik) + label_cost * #models``, as in PEARL / "energy with a label
+   cost"): affine hypotheses from minimal samples of spatially close matches and translations from
+   single ones; the best set is grown one model at a time while a model pays for itself, then each
+   model is refitted to its matches by least squares (a few alternations).
+3. **Assignment** (:func:`assign_motions`): each pixel takes one motion; unary = photometric error of
+   the motion (truncated) plus its disagreement with a confident baseline, pairwise = a contrast-
+   sensitive Potts term; solved by alpha-expansion (repeated binary graph cuts with PyMaxflow, exact
+   for each move since Potts is a metric). Pixels that a motion in front covers in frame t+1
+   (:func:`covered_by_others`, depth order from which motion is seen where their frame-2 footprints
+   overlap) keep no photometric evidence for their own motion, so a second pass neutralises it.
+
+Coordinates: boxes are (y0, y1, x0, x1) in full-image pixels; affines (2, 3) map full-image frame-1
+pixels to frame 2; flows (h, w, 2) float32 u, v in px; grey levels 0-255.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import maxflow
+import numpy as np
+
+from semflow.layers.common import dilate, erode, magnitude, photometric_error
+from semflow.layers.motion_fit import MotionParams, affine_field, fit_motions, patch_matches
+from semflow.warp import pixel_grid
+
+__all__ = ["MotionParams", "MotionSplit", "affine_field", "assign_motions", "covered_by_others", "fit_motions",
+           "pairwise_weights", "patch_matches", "solve_assignment", "split_motions"]
+
+
+@dataclass
+class MotionSplit:
+    """The motions of one region: ``affines`` (list of (2, 3)), ``labels`` (h, w) int32 index of each
+    box pixel's motion, ``flow`` (h, w, 2) float32, ``error`` (h, w) photometric error of ``flow`` and
+    ``inside`` (h, w) bool where its target is in frame t+1, ``covered`` (h, w) bool pixels whose motion
+    lands on a motion in front of it in frame t+1, ``share`` the share of matches the motions explain, ``matches`` the
+    number of matches (baseline samples + patch matches), ``order`` motion indices back to front."""
+
+    affines: list[np.ndarray]
+    labels: np.ndarray
+    flow: np.ndarray
+    error: np.ndarray
+    inside: np.ndarray
+    covered: np.ndarray
+    share: float
+    matches: int
+    order: list[int]
+
+
+def pairwise_weights(image: np.ndarray, smoothness: float) -> tuple[np.ndarray, np.ndarray]:
+    """Contrast-sensitive Potts weights to the right (h, w-1) and down (h-1, w) neighbours of ``image``
+    (h, w, 3): ``smoothness * exp(-|dI|^2 / (2 mean |dI|^2))``."""
+    img = image.astype(np.float32)
+    dx = ((img[:, 1:] - img[:, :-1]) ** 2).sum(-1)
+    dy = ((img[1:] - img[:-1]) ** 2).sum(-1)
+    beta = 1.0 / (2.0 * max(float(np.concatenate([dx.ravel(), dy.ravel()]).mean()), 1e-6))
+    return smoothness * np.exp(-beta * dx), smoothness * np.exp(-beta * dy)
+
+
+def assign_motions(costs: np.ndarray, weights: tuple[np.ndarray, np.ndarray], *, cycles: int = 2,
+                   labels: np.ndarray | None = None) -> np.ndarray:
+    """Labels (h, w) int32 minimising ``sum_p costs[l_p, p] + sum_pq w_pq [l_p != l_q]`` by alpha-expansion.
+
+    ``costs`` (K, h, w) float; ``weights``: Potts weights to the right and down neighbours (see
+    :func:`pairwise_weights`); ``labels``: a start (default: the per-pixel cheapest).
+    """
+    k, h, w = costs.shape
+    labels = np.argmin(costs, axis=0).astype(np.int32) if labels is None else labels.astype(np.int32).copy()
+    if k == 1:
+        return labels
+    wr, wd = weights
+    flat = costs.reshape(k, -1)
+
+    def energy(lab: np.ndarray) -> float:
+        unary = flat[lab.ravel(), np.arange(h * w)].sum()
+        return float(unary + (wr * (lab[:, 1:] != lab[:, :-1])).sum() + (wd * (lab[1:] != lab[:-1])).sum())
+
+    current = energy(labels)
+    nodes = np.arange(h * w).reshape(h, w)
+    for _ in range(cycles):
+        improved = False
+        for alpha in range(k):
+            keep_cost = np.take_along_axis(costs, labels[None], 0)[0].astype(np.float64)
+            src_cap = np.where(labels == alpha, keep_cost, costs[alpha])  # cost of x = 1 (take alpha)
+            sink_cap = keep_cost.copy()  # cost of x = 0 (keep)
+            g = maxflow.Graph[float]()
+            g.add_nodes(h * w)
+            for wgt, p, q in ((wr, np.s_[:, :-1], np.s_[:, 1:]), (wd, np.s_[:-1], np.s_[1:])):
+                lp, lq = labels[p], labels[q]
+                e00 = wgt * (lp != lq)
+                e01 = wgt * (lp != alpha)  # p keeps, q takes alpha
+                e10 = wgt * (lq != alpha)
+                # E = e00 + (e10 - e00) x_p - e10 x_q + (e01 + e10 - e00) (1 - x_p) x_q   (e11 = 0)
+                src_cap[p] += np.maximum(e10 - e00, 0)
+                sink_cap[p] += np.maximum(e00 - e10, 0)
+                sink_cap[q] += e10
+                g.add_edges(nodes[p].ravel(), nodes[q].ravel(), (e01 + e10 - e00).ravel(),
+                            np.zeros(e00.size))
+            base = np.minimum(src_cap, sink_cap)
+            g.add_grid_tedges(nodes, src_cap - base, sink_cap - base)
+            g.maxflow()
+            proposal = np.where(g.get_grid_segments(nodes), alpha, labels).astype(np.int32)
+            e = energy(proposal)
+            if e < current - 1e-6:
+                labels, current, improved = proposal, e, True
+        if not improved:
+            break
+    return labels
+
+
+def colour_codes(image: np.ndarray, bins: int = 8) -> np.ndarray:
+    """Each pixel's RGB histogram bin (h, w) int32, ``bins`` per channel."""
+    q = np.clip(image / (256.0 / bins), 0, bins - 1).astype(np.int32)
+    return (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+
+
+def solve_assignment(costs: np.ndarray, guide: np.ndarray, params: MotionParams,
+                     labels: np.ndarray | None = None) -> np.ndarray:
+    """:func:`assign_motions` of ``costs`` (K, h, w) with contrast-sensitive weights from ``guide``
+    (h, w, 3); a start ``labels`` (h, w) optional.
+
+    Over more than ``params.full_pixels`` pixels the graph cut runs at half resolution (costs summed
+    over 2x2 blocks, weights doubled: each coarse edge stands for two fine ones), and the labels are
+    brought back to full resolution by two sweeps of iterated conditional modes on the pixels next to
+    a label change (the energy at full resolution, each pixel given its neighbours).
+    """
+    k, h, w = costs.shape
+    if k == 1:
+        return np.zeros((h, w), np.int32)
+    if h * w <= params.full_pixels or min(h, w) < 8:
+        return assign_motions(costs, pairwise_weights(guide, params.smoothness), cycles=params.cycles, labels=labels)
+    size = (max(1, w // 2), max(1, h // 2))
+    small = np.stack([cv2.resize(c.astype(np.float32), size, interpolation=cv2.INTER_AREA) * 4.0 for c in costs])
+    small_guide = cv2.resize(guide.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    start = None if labels is None else cv2.resize(labels.astype(np.int32), size, interpolation=cv2.INTER_NEAREST)
+    coarse = assign_motions(small, pairwise_weights(small_guide, 2.0 * params.smoothness), cycles=params.cycles,
+                            labels=start)
+    fine = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int32)
+    wr, wd = pairwise_weights(guide, params.smoothness)
+    for _ in range(2):
+        change = np.zeros((h, w), bool)
+        change[:, 1:] |= fine[:, 1:] != fine[:, :-1]
+        change[:, :-1] |= fine[:, 1:] != fine[:, :-1]
+        change[1:] |= fine[1:] != fine[:-1]
+        change[:-1] |= fine[1:] != fine[:-1]
+        if not change.any():
+            break
+        total = costs.astype(np.float32).copy()
+        for m in range(k):  # + the Potts cost of label m against each neighbour's current label
+            total[m, :, 1:] += wr * (fine[:, :-1] != m)
+            total[m, :, :-1] += wr * (fine[:, 1:] != m)
+            total[m, 1:] += wd * (fine[:-1] != m)
+            total[m, :-1] += wd * (fine[1:] != m)
+        fine = np.where(change, np.argmin(total, axis=0), fine).astype(np.int32)
+    return fine
+
+
+def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[np.ndarray], image: np.ndarray,
+                      region: np.ndarray | None = None, *, explained: float = 8.0, unexplained: float = 15.0
+                      ) -> tuple[np.ndarray, list[int]]:
+    """Where each motion would land, in frame t+1, on a motion in front of it, for pixels that look like
+    it (by colour, as below): (K, h, w) bool; and the motions' order back to front.
+
+    ``labels`` (h, w): each pixel's motion (a first assignment); ``flows``/``errors``: each motion's
+    flow (h, w, 2) and photometric error (h, w) over the same pixels; ``region`` (h, w): the pixels
+    that belong to the motions at all (default all). A motion's footprint in frame t+1 is where its
+    well explained pixels (error < ``explained``) land (splatted to the nearest pixel, closed 3x3).
+    The region's unexplained pixels (error >= ``unexplained`` under every motion: hidden in frame t+1)
+    belong, by colour (``image`` (h, w, 3), frame t: histograms of each motion's explained pixels), to
+    one motion or the other; motion a is in front of b when more of them look like b and land, under
+    b's motion, on a's footprint than the reverse (geometry alone cannot tell: a strip next to both
+    could be either one's, hidden by the other).
+    """
+    h, w = labels.shape
+    x, y = pixel_grid(h, w, 0, 0)
+    k = len(flows)
+    region = np.ones((h, w), bool) if region is None else region
+    unexplained_px = region & (np.min(np.stack(errors), axis=0) >= unexplained)
+    targets, prints = [], []
+    for m in range(k):
+        tx = np.round(x + flows[m][..., 0]).astype(int)
+        ty = np.round(y + flows[m][..., 1]).astype(int)
+        inside = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+        good = region & (labels == m) & (errors[m] < explained) & inside
+        fp = np.zeros((h, w), np.uint8)
+        fp[ty[good], tx[good]] = 1
+        prints.append(cv2.morphologyEx(fp, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool))
+        targets.append((tx, ty, inside))
+
+    def lands_on(b: int, a: int, where: np.ndarray) -> np.ndarray:
+        """Pixels of ``where`` whose motion-b target is on motion a's footprint."""
+        tx, ty, inside = targets[b]
+        ok = where & inside
+        hit = np.zeros((h, w), bool)
+        hit[ok] = prints[a][ty[ok], tx[ok]]
+        return hit
+
+    codes = colour_codes(image)
+    hists = []
+    for m in range(k):
+        good = region & (labels == m) & (errors[m] < explained)
+        hist = np.bincount(codes[good], minlength=512).astype(np.float64) + 1.0
+        hists.append(np.log(hist / hist.sum()))
+    front = np.zeros((k, k), bool)  # front[a, b]: a is in front of b
+    for a in range(k):
+        for b in range(a + 1, k):
+            looks_b = (hists[b] - hists[a])[codes] > 0
+            a_over_b = int(lands_on(b, a, unexplained_px & looks_b).sum())
+            b_over_a = int(lands_on(a, b, unexplained_px & ~looks_b).sum())
+            if max(a_over_b, b_over_a) >= 10:
+                front[a, b], front[b, a] = a_over_b > b_over_a, b_over_a > a_over_b
+    covered = np.zeros((k, h, w), bool)
+    for b in range(k):
+        for a in np.nonzero(front[:, b])[0]:  # pixels that look like b and land on a under b's motion
+            covered[b] |= lands_on(b, a, region & ((hists[b] - hists[a])[codes] > 0))
+    order = sorted(range(k), key=lambda m: int(front[m].sum()))
+    return covered, order
+
+
+def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray,
+                  box: tuple[int, int, int, int], baseline: np.ndarray, confidence: np.ndarray,
+                  params: MotionParams, rng: np.random.Generator, *, seeds: np.ndarray | None = None,
+                  window: tuple[slice, slice] | None = None) -> MotionSplit | None:
+    """The motions of the thing region ``mask`` (h, w) inside ``box``, and their assignment over ``window``.
+
+    ``img1``, ``img2``: full frames float32 RGB; ``gray1``, ``gray2`` float32 grey; ``baseline`` (h, w, 2)
+    and ``confidence`` (h, w) in [0, 1] over the box; ``seeds`` (h, w): the baseline pixels trusted as
+    matches (default: confidence >= 0.5 inside the eroded mask). Pixels outside ``window`` (slices of the
+    box; default all of it) keep the first motion. None when no motion is supported.
+    """
+    y0, _, x0, _ = box
+    seeds = (erode(mask, 3) & (confidence >= 0.5)) if seeds is None else seeds
+    ys, xs = np.nonzero(seeds)
+    if ys.size > params.max_baseline_points:
+        pick = rng.choice(ys.size, params.max_baseline_points, replace=False)
+        ys, xs = ys[pick], xs[pick]
+    b_src = np.stack([xs + x0, ys + y0], 1).astype(np.float32)
+    b_dst = b_src + baseline[ys, xs]
+    p_src, p_dst = patch_matches(gray1, gray2, mask, box, baseline, params)
+    src, dst = np.vstack([b_src, p_src]), np.vstack([b_dst, p_dst])
+    affines, owner = fit_motions(src, dst, params, rng)
+    if not affines:
+        return None
+    h, w = mask.shape
+    if len(affines) == 1:  # one motion: nothing to assign or order
+        flow = affine_field(affines[0], box)
+        error, inside = photometric_error(img1, img2, flow, x0, y0)
+        return MotionSplit(list(affines), np.zeros((h, w), np.int32), flow, error, inside, np.zeros((h, w), bool),
+                           float((owner >= 0).mean()), len(src), [0])
+    sy, sx = window if window is not None else (slice(0, h), slice(0, w))
+    wy0, wx0 = y0 + sy.start, x0 + sx.start
+    flows = [affine_field(a, box) for a in affines]
+    errors, insides = [], []
+    for f in flows:
+        err, inside = photometric_error(img1, img2, f[sy, sx], wx0, wy0)
+        errors.append(err)
+        insides.append(inside)
+    agree_w = params.agreement_weight * np.clip(confidence[sy, sx], 0, 1)
+
+    def unary(covered: np.ndarray | None) -> np.ndarray:
+        out = []
+        for m, (f, err, inside) in enumerate(zip(flows, errors, insides)):
+            photo = np.where(inside, np.minimum(err, params.truncation), 0.5 * params.truncation)
+            if covered is not None:
+                photo = np.where(covered[m], np.minimum(photo, params.occluded_cost), photo)
+            agree = np.minimum(magnitude(baseline[sy, sx] - f[sy, sx]), 3.0)
+            out.append(photo + agree_w * agree)
+        return np.stack(out)
+
+    guide = img1[wy0:wy0 + (sy.stop - sy.start), wx0:wx0 + (sx.stop - sx.start)]
+    labels_w = solve_assignment(unary(None), guide, params)
+    covered_w = np.zeros((len(affines), *labels_w.shape), bool)
+    order = [0]
+    if len(affines) > 1:
+        covered_w, order = covered_by_others(labels_w, [f[sy, sx] for f in flows], errors, guide,
+                                             dilate(mask, 2)[sy, sx])
+        if covered_w.any():
+            labels_w = solve_assignment(unary(covered_w), guide, params, labels=labels_w)
+    labels = np.zeros((h, w), np.int32)
+    labels[sy, sx] = labels_w
+    flow = flows[0].copy()
+    err = errors[0].copy()
+    inside = insides[0].copy()
+    for m in range(1, len(flows)):
+        chosen = labels_w == m
+        np.copyto(flow[sy, sx], flows[m][sy, sx], where=chosen[..., None])
+        np.copyto(err, errors[m], where=chosen)
+        np.copyto(inside, insides[m], where=chosen)
+    error = np.zeros((h, w), np.float32)
+    inside_box = np.zeros((h, w), bool)
+    error[sy, sx], inside_box[sy, sx] = err, inside
+    covered = np.zeros((h, w), bool)
+    covered[sy, sx] = np.take_along_axis(covered_w, labels_w[None], 0)[0]
+    share = float((owner >= 0).mean())
+    return MotionSplit(list(affines), labels, flow, error, inside_box, covered, share, len(src), order)

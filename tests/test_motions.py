@@ -1,0 +1,170 @@
+"""Motion instances inside a thing region (semflow.layers.motions): fitting, graph-cut assignment, split."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from semflow.layers.common import gray_frames, prepare_image
+from semflow.layers.motions import (
+    MotionParams,
+    affine_field,
+    assign_motions,
+    covered_by_others,
+    fit_motions,
+    pairwise_weights,
+    split_motions,
+)
+from semflow.synthetic import CAR_ID, SceneObject, random_homography, render_scene
+from semflow.synthetic_hard import local_affine, make_hard_scene
+
+
+def translation(u: float, v: float) -> np.ndarray:
+    return np.array([[1.0, 0.0, u], [0.0, 1.0, v]])
+
+
+def test_fit_motions_finds_each_motion_and_its_matches() -> None:
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 100, (150, 2))
+    truth = [translation(20, -3), np.array([[1.02, 0.01, -5.0], [-0.01, 0.98, 4.0]]), translation(0, 0)]
+    owner = np.repeat([0, 1, 2], 50)
+    dst = np.stack([truth[k][:, :2] @ p + truth[k][:, 2] for p, k in zip(src, owner)])
+    dst[::15] += rng.uniform(8, 20, (10, 2))  # outliers
+    models, found = fit_motions(src.astype(np.float32), dst.astype(np.float32), MotionParams(), rng)
+    assert len(models) == 3
+    for k, a in enumerate(truth):  # each true motion is one of the found ones, to 0.1 px on the points
+        errs = [np.abs(np.hstack([src, np.ones((150, 1))]) @ (m - a).T).max() for m in models]
+        assert min(errs) < 0.1
+        # and its inliers are labelled with that model
+        best = int(np.argmin(errs))
+        clean = (owner == k) & (np.arange(150) % 15 != 0)
+        assert (found[clean] == best).mean() > 0.95
+    assert (found[::15] == -1).mean() >= 0.8
+
+
+def test_fit_motions_label_cost_keeps_one_model_for_one_motion() -> None:
+    rng = np.random.default_rng(1)
+    src = rng.uniform(0, 80, (100, 2)).astype(np.float32)
+    dst = src + np.float32([7.0, 2.0]) + rng.normal(0, 0.3, (100, 2)).astype(np.float32)
+    models, found = fit_motions(src, dst, MotionParams(), rng)
+    assert len(models) == 1 and (found == 0).mean() > 0.95
+
+
+def brute_force(costs: np.ndarray, weights: tuple[np.ndarray, np.ndarray]) -> float:
+    k, h, w = costs.shape
+    best = np.inf
+    for combo in itertools.product(range(k), repeat=h * w):
+        lab = np.array(combo).reshape(h, w)
+        e = costs[lab, np.arange(h)[:, None], np.arange(w)[None]].sum()
+        e += (weights[0] * (lab[:, 1:] != lab[:, :-1])).sum() + (weights[1] * (lab[1:] != lab[:-1])).sum()
+        best = min(best, e)
+    return best
+
+
+def test_alpha_expansion_is_within_twice_the_optimum_and_often_exact() -> None:
+    rng = np.random.default_rng(2)
+    exact = 0
+    for _ in range(6):
+        costs = rng.uniform(0, 10, (3, 3, 3))
+        weights = (rng.uniform(0, 6, (3, 2)), rng.uniform(0, 6, (2, 3)))
+        lab = assign_motions(costs, weights, cycles=4)
+        e = costs[lab, np.arange(3)[:, None], np.arange(3)[None]].sum()
+        e += (weights[0] * (lab[:, 1:] != lab[:, :-1])).sum() + (weights[1] * (lab[1:] != lab[:-1])).sum()
+        opt = brute_force(costs, weights)
+        assert opt - 1e-9 <= e <= 2 * opt + 1e-9  # the expansion bound for Potts
+        exact += abs(e - opt) < 1e-6
+    assert exact >= 4
+
+
+def test_assignment_is_spatially_coherent() -> None:
+    # Two labels, the left half cheaper for label 0, with noise that flips single pixels.
+    rng = np.random.default_rng(3)
+    h, w = 30, 40
+    costs = np.zeros((2, h, w))
+    costs[1, :, :20] = 4.0
+    costs[0, :, 20:] = 4.0
+    costs += rng.normal(0, 3.0, costs.shape)
+    plain = np.argmin(costs, 0)
+    image = np.full((h, w, 3), 128, np.uint8)
+    lab = assign_motions(costs, pairwise_weights(image, 6.0))
+    truth = np.arange(w)[None].repeat(h, 0) >= 20
+    assert (plain == truth).mean() < 0.9
+    assert (lab == truth).mean() > 0.98
+
+
+def test_pairwise_weights_drop_across_colour_edges() -> None:
+    image = np.zeros((4, 6, 3), np.uint8)
+    image[:, 3:] = 200
+    right, down = pairwise_weights(image, 10.0)
+    assert right.shape == (4, 5) and down.shape == (3, 6)
+    assert right[:, 2].max() < 0.1 and right[:, 0].min() > 9.0 and down.min() > 9.0
+
+
+def test_covered_by_others_finds_the_hidden_part_and_the_depth_order() -> None:
+    # Motion 1 (right half, static) is in front; motion 0 (left half) moves 6 px right onto it.
+    h, w = 20, 30
+    labels = np.zeros((h, w), np.int32)
+    labels[:, 15:] = 1
+    flows = [np.broadcast_to(np.float32([6, 0]), (h, w, 2)).copy(), np.zeros((h, w, 2), np.float32)]
+    # Under motion 0, columns 9-14 land on motion 1 (hidden: no motion explains them); under motion 1
+    # (no motion) they would show themselves, but they do not in frame t+1.
+    errors = [np.where(np.arange(w)[None] >= 9, 40.0, 1.0).repeat(h, 0),
+              np.where(np.arange(w)[None] < 15, 40.0, 1.0).repeat(h, 0)]
+    # Colour says whose the hidden strip is: red like motion 0, so motion 1 (blue) is in front.
+    image = np.zeros((h, w, 3), np.uint8)
+    image[:, :15, 0] = 200
+    image[:, 15:, 2] = 200
+    covered, order = covered_by_others(labels, flows, errors, image)
+    assert order == [0, 1]
+    assert covered[0][:, 9:15].all() and not covered[0][:, :9].any() and not covered[1].any()
+    # Blue strip instead: it is motion 1's, hidden by motion 0.
+    image[:, 9:15] = (0, 0, 200)
+    _, order = covered_by_others(labels, flows, errors, image)
+    assert order == [1, 0]
+
+
+def two_cars(seed: int = 0) -> tuple:
+    """A parked car (moving with the background) and a car that overlaps it, moving 20 px left."""
+    rng = np.random.default_rng(seed)
+    h, w = 120, 200
+    hom = random_homography(w, h, rng, shift=3.0)
+    parked = SceneObject((80.0, 60.0), (40.0, 18.0), local_affine(hom, (80.0, 60.0)), class_id=CAR_ID, power=4.0)
+    moving = SceneObject((125.0, 72.0), (38.0, 17.0), translation(-20.0, 1.0), class_id=CAR_ID, power=4.0)
+    return render_scene(h, w, hom, [parked, moving], seed=seed + 1)
+
+
+def test_split_motions_separates_touching_cars_from_patches_alone() -> None:
+    scene = two_cars()
+    f1, f2 = prepare_image(scene.img1), prepare_image(scene.img2)
+    g1, g2, _ = gray_frames(f1, f2)
+    mask = scene.instances > 0
+    box = (0, mask.shape[0], 0, mask.shape[1])
+    zero = np.zeros(scene.flow.shape, np.float32)  # a baseline that saw nothing: no confident pixels
+    split = split_motions(f1, f2, g1, g2, mask, box, zero, np.zeros(mask.shape, np.float32), MotionParams(),
+                          np.random.default_rng(0))
+    assert split is not None and len(split.affines) == 2
+    right = np.linalg.norm(split.flow - scene.flow, axis=2) < 1.0
+    visible = mask & ~scene.occluded
+    assert right[visible].mean() > 0.95
+    # The moving car is in front: the parked car's pixels it covers in frame t+1 are found.
+    moving = int(np.argmin([np.abs(a[0, 2]) < 10 for a in split.affines]))
+    assert split.order[-1] == moving
+    hidden = (scene.instances == 1) & scene.occluded
+    assert split.covered[hidden].mean() > 0.5
+    np.testing.assert_allclose(affine_field(translation(2, 3), (0, 2, 0, 2)), np.broadcast_to([2, 3], (2, 2, 2)))
+
+
+def test_split_motions_on_a_hard_scene_assigns_pixels_to_their_own_motion() -> None:
+    scene = make_hard_scene(180, 240, seed=4, kind="street", far_car=False)
+    f1, f2 = prepare_image(scene.img1), prepare_image(scene.img2)
+    g1, g2, _ = gray_frames(f1, f2)
+    mask = scene.instances > 0
+    box = (0, 180, 0, 240)
+    # A baseline that smears the background's motion over everything, confidently.
+    smeared = np.broadcast_to(scene.flow[~mask].mean(0), scene.flow.shape).astype(np.float32)
+    split = split_motions(f1, f2, g1, g2, mask, box, smeared, np.ones(mask.shape, np.float32), MotionParams(),
+                          np.random.default_rng(0))
+    assert split is not None and len(split.affines) >= 2
+    right = np.linalg.norm(split.flow - scene.flow, axis=2) < 1.0
+    assert right[mask & ~scene.occluded].mean() > 0.9
