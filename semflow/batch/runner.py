@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -28,6 +29,9 @@ from semflow.batch.work import BatchOptions, Chunk, ClipWorker, prepare_clip
 from semflow.errors import SemflowError
 from semflow.io.atomic import write_text_atomic
 from semflow.pipeline import STAGES
+
+PROBES = 300
+"""How many times (0.2 s apart) the driver asks a worker that died whether Ray has restarted it."""
 
 
 @dataclass
@@ -94,6 +98,7 @@ class Batch:
         self.summary: dict[str, Any] | None = None
         self._started_ray = False
         self._workers: list[Any] = []
+        self.startup_seconds = 0.0
 
     # --- Ray ------------------------------------------------------------------------------------
 
@@ -106,8 +111,10 @@ class Batch:
 
     def start(self) -> None:
         """Join the cluster (``address``) or start a local Ray, and start the workers."""
+        started = time.perf_counter()
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                      "logging_level": logging.WARNING}
             if self.options.address:
                 ray.init(address=self.options.address, **kwargs)
             else:
@@ -117,6 +124,8 @@ class Batch:
         count = self.options.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(ClipWorker)
         self._workers = [actor.remote(self.options.method, self.options.method_options) for _ in range(count)]
+        self.worker_pids()  # wait until every worker has built its method
+        self.startup_seconds = time.perf_counter() - started
 
     def worker_pids(self) -> list[int]:
         """The process ids of the workers (for monitoring, or for tests that kill one)."""
@@ -160,7 +169,8 @@ class Batch:
             for clip in self.clips:
                 yield from self._prepare(clip, progress)
             idle = list(self._workers)
-            inflight: dict[Any, tuple[Any, _Clip, str, Chunk | None]] = {}
+            inflight: dict[Any, tuple[Any, _Clip | None, str, Chunk | None]] = {}
+            probes: dict[int, int] = {}
             while True:
                 while idle:
                     task = self._next_task()
@@ -173,8 +183,36 @@ class Batch:
                     break
                 ready, _ = ray.wait(list(inflight), num_returns=1)
                 worker, clip, kind, chunk = inflight.pop(ready[0])
-                idle.append(worker)
-                yield from self._receive(ready[0], clip, kind, chunk, progress)
+                if clip is None:  # a probe of a worker that died: back to work once Ray restarted it
+                    try:
+                        ray.get(ready[0])
+                        idle.append(worker)
+                        probes.pop(id(worker), None)
+                    except RayActorError:
+                        probes[id(worker)] = probes.get(id(worker), 0) + 1
+                        if probes[id(worker)] < PROBES:
+                            time.sleep(0.2)
+                            inflight[worker.pid.remote()] = (worker, None, "probe", None)
+                        elif not idle and not inflight:  # no worker is coming back
+                            for left in self.clips:
+                                if left.result.status == "pending":
+                                    yield self._fail(left, "no worker left to run it", progress)
+                    continue
+                try:
+                    value = ray.get(ready[0])
+                except RayActorError as exc:
+                    inflight[worker.pid.remote()] = (worker, None, "probe", None)
+                    if "restarting" in str(exc):  # sent while Ray restarted the worker: it never ran
+                        clip.running -= 1
+                        self._requeue(clip, kind, chunk)
+                        continue
+                    value = exc
+                except RayTaskError as exc:
+                    idle.append(worker)
+                    value = exc
+                else:
+                    idle.append(worker)
+                yield from self._receive(value, clip, kind, chunk, progress)
         self._write_summary(time.perf_counter() - started)
 
     def _prepare(self, clip: _Clip, progress: BatchProgress) -> Iterator[InputResult]:
@@ -219,22 +257,26 @@ class Batch:
         return worker.finish.remote(path, out, self.run_options, r.wall_seconds, dict(r.stage_seconds),
                                     r.computed_pairs)
 
-    def _receive(self, ref: Any, clip: _Clip, kind: str, chunk: Chunk | None,
+    def _requeue(self, clip: _Clip, kind: str, chunk: Chunk | None) -> None:
+        if kind == "finish":
+            clip.drawing = False
+        elif chunk is not None:
+            clip.chunks.appendleft(chunk)
+
+    def _receive(self, value: Any, clip: _Clip, kind: str, chunk: Chunk | None,
                  progress: BatchProgress) -> Iterator[InputResult]:
         clip.running -= 1
-        try:
-            value = ray.get(ref)
-        except RayActorError as exc:
+        if clip.result.status != "pending":
+            return  # the clip already failed; its finished pairs are kept for --resume
+        if isinstance(value, RayActorError):
             what = f"pairs {chunk.start}-{'end' if chunk.stop is None else chunk.stop - 1}" if chunk else "the drawing"
-            detail = (str(exc).strip().splitlines() or [""])[0]
-            yield self._fail(clip, f"a worker died while computing {what} ({type(exc).__name__}: {detail})", progress)
+            detail = (str(value).strip().splitlines() or [""])[0]
+            yield self._fail(clip, f"a worker died while computing {what} ({type(value).__name__}: {detail})", progress)
             return
-        except RayTaskError as exc:
-            yield self._fail(clip, one_line(exc), progress)
+        if isinstance(value, RayTaskError):
+            yield self._fail(clip, one_line(value), progress)
             return
         result = clip.result
-        if result.status != "pending":
-            return  # the clip already failed; its finished pairs are kept for --resume
         if kind == "compute":
             result.computed_pairs += value["computed"]
             result.wall_seconds += value["wall"]
@@ -265,6 +307,7 @@ class Batch:
             "method": self.run_options.method,
             "workers": len(self._workers),
             "address": self.options.address,
+            "startup_seconds": self.startup_seconds,
             "wall_seconds": wall,
             "pairs": sum(r.pairs for r in results),
             "computed_pairs": computed,
