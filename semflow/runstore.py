@@ -40,7 +40,7 @@ from semflow.metrics import flow_stats
 from semflow.viz import max_flow_of
 
 WORK_DIR = ".semflow-work"
-CACHE_BUDGET_BYTES = 1 << 30
+CACHE_BUDGET_BYTES = 512 << 20
 """Most bytes the flow cache of one clip may take; a longer clip is recomputed while it is drawn."""
 CACHE_BYTES_PER_PIXEL = 8 + 8 + 3
 """Worst case per pixel and pair: the flow and a baseline flow in float32, a segmentation in RGB."""
