@@ -103,9 +103,9 @@ def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int
         max_frames=max_frames, max_side=max_side, resume=resume, max_flow=max_flow, progress=progress,
     )
     summary = run_video(video, out_dir, options, method=estimator)
-    sec = summary["seconds_per_pair"]["median"]
-    click.echo(f"{summary['pairs']} pairs, {sec:.3f} s/pair median ({summary['method']}) -> {out_dir}"
-               if sec is not None else f"{summary['pairs']} pairs (all resumed) -> {out_dir}")
+    sec, wall = summary["seconds_per_pair"]["median"], summary.get("wall_seconds", {}).get("per_pair")
+    click.echo(f"{summary['pairs']} pairs, {sec:.3f} s/pair median compute, {wall:.3f} s/pair wall"
+               f" ({summary['method']}) -> {out_dir}")
 
 
 # --- batch --------------------------------------------------------------------------------------

@@ -154,8 +154,6 @@ def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, s
             timer.lap("read")
             if previous is not None:
                 index = number - 1
-                if stop is not None and index >= stop:
-                    break
                 _check_size(source.path, index, previous, frame)
                 if index < start:  # warm-up: the method sees the pair, nothing is kept
                     _estimate(method, index, previous, frame)
@@ -170,6 +168,8 @@ def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, s
                     if on_pair is not None:
                         on_pair(index)
             previous = frame
+            if stop is not None and number >= stop:  # frame ``stop`` ends pair ``stop - 1``
+                break
         else:  # the video ended: its last frame was ``number``
             if number >= first:
                 report.end = number
