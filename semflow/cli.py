@@ -131,25 +131,29 @@ def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int
 @click.option("--resume", is_flag=True, help="Keep what an earlier batch finished; do only what is missing.")
 @click.option("--progress/--no-progress", default=None, help="Progress display (default: on a terminal).")
 @_method_options
+@prior_options
 def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | None, address: str | None,
           chunk_pairs: int, warmup_pairs: int, save_flo: bool, max_frames: int | None, max_side: int | None,
-          max_flow: float | None, resume: bool, progress: bool | None, **method_options: Any) -> None:
+          max_flow: float | None, resume: bool, progress: bool | None, prior: str, clip_model: str,
+          clip_weights: Path | None, prior_classes: str | None, prior_weight: float, **method_options: Any) -> None:
     """Flow for many clips on Ray: INPUTS are videos, folders of frames, folders of videos, glob patterns
     or manifests (.txt: a path a line; .csv: input[,name]).
 
     Each clip's outputs go to DIR/NAME/ as `semflow run` writes them; DIR/batch.json lists every clip
     with its status, one-line error, pairs and seconds. A clip that fails does not stop the others.
     """
-    from semflow.methods import get_method
-
     try:
         from semflow.batch import Batch, BatchOptions
     except ImportError as exc:
         raise SemflowError(f"semflow batch needs Ray ({exc}); install it with: pip install 'semflow[batch]'") from None
 
-    options_dict = _options_dict(**method_options)
-    get_method(method, **options_dict)  # unknown methods and options fail here, in one line, before Ray starts
-    options = BatchOptions(method=method, method_options=options_dict, save_flo=save_flo, max_frames=max_frames,
+    prior_settings = {"prior": prior, "clip_model": clip_model, "clip_weights": clip_weights,
+                      "prior_classes": prior_classes, "prior_weight": prior_weight}
+    # Built here first, so that a bad method or option fails in one line before Ray starts. With a CLIP
+    # prior the built method itself goes to the workers (pickled); else each worker builds it by name.
+    estimator, described = _build_method(method, _options_dict(**method_options), prior_settings)
+    method_arg = estimator if prior != "none" else method
+    options = BatchOptions(method=method_arg, method_options=described, save_flo=save_flo, max_frames=max_frames,
                            max_side=max_side, max_flow=max_flow, resume=resume, workers=workers, address=address,
                            chunk_pairs=chunk_pairs, warmup_pairs=warmup_pairs, progress=progress)
     with Batch(out_dir, options) as runner:

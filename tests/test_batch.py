@@ -15,7 +15,7 @@ from conftest import moving_frames
 
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.batch import Batch, BatchOptions, Chunk, expand_inputs, plan_chunks
-from semflow.errors import InputError
+from semflow.errors import InputError, SemflowError
 from semflow.io.images import write_image
 from semflow.io.video import VideoWriter
 from semflow.methods import get_method
@@ -174,3 +174,9 @@ def test_plan_chunks() -> None:
     assert plan_chunks(7, 3) == [Chunk(0, 3), Chunk(3, 6), Chunk(6, None)]
     assert plan_chunks(6, 3) == [Chunk(0, 3), Chunk(3, None)]
     assert plan_chunks(1, 50) == [Chunk(0, None)]
+
+
+def test_workers_that_cannot_build_the_method_stop_the_batch_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SemflowError, match="could not build method 'dis-fast': method 'dis-fast' takes no option 'bogus'"):
+        with Batch(tmp_path / "out", BatchOptions(method=METHOD, method_options={"bogus": 1}, workers=2)):
+            pass

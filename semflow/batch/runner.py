@@ -113,18 +113,26 @@ class Batch:
         """Join the cluster (``address``) or start a local Ray, and start the workers."""
         started = time.perf_counter()
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                      "logging_level": logging.WARNING}
+            kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
             if self.options.address:
                 ray.init(address=self.options.address, **kwargs)
             else:
-                ray.init(num_cpus=self.options.workers or os.cpu_count() or 1,
+                ray.init(num_cpus=self.options.workers or os.cpu_count() or 1, include_dashboard=False,
                          object_store_memory=100 * 1024 ** 2, **kwargs)
             self._started_ray = True
-        count = self.options.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        count = self.options.workers or max(1, cpus)
+        if count > cpus:
+            self.close()
+            raise SemflowError(f"{count} workers asked for, but the Ray cluster has {cpus} CPUs")
         actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(ClipWorker)
         self._workers = [actor.remote(self.options.method, self.options.method_options) for _ in range(count)]
-        self.worker_pids()  # wait until every worker has built its method
+        try:
+            self.worker_pids()  # wait until every worker has built its method
+        except RayActorError as exc:
+            self.close()
+            cause = getattr(exc, "cause", None) or exc
+            raise SemflowError(f"the workers could not build method {self.run_options.method!r}: {one_line(cause)}") from None
         self.startup_seconds = time.perf_counter() - started
 
     def worker_pids(self) -> list[int]:
