@@ -86,10 +86,13 @@ def _build_method(method: str, options: dict[str, Any]) -> tuple[Any, dict[str, 
 @click.option("--max-flow", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Colour normaliser in px (default: the 99th percentile over the whole video).")
 @click.option("--resume", is_flag=True, help="Keep the pairs an earlier, interrupted run finished.")
+@click.option("--cache-mb", type=click.IntRange(min=0), default=512, show_default=True,
+              help="Disk (MiB) for exact flows kept to draw the clip; pairs beyond it are computed again to draw them.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @_method_options
 def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int | None, max_side: int | None,
-        max_flow: float | None, resume: bool, progress: bool | None, **method_options: Any) -> None:
+        max_flow: float | None, resume: bool, cache_mb: int, progress: bool | None, prior: str, clip_model: str,
+        clip_weights: Path | None, prior_classes: str | None, prior_weight: float, **method_options: Any) -> None:
     """Flow for every consecutive frame pair of VIDEO (a video file or a folder of images).
 
     Writes DIR/flow.mp4 (colour wheel), DIR/panel.mp4 (frame beside its flow), DIR/summary.json and,
@@ -101,6 +104,7 @@ def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int
     options = RunOptions(
         method=method, method_options=described, save_flo=save_flo,
         max_frames=max_frames, max_side=max_side, resume=resume, max_flow=max_flow, progress=progress,
+        cache_budget=cache_mb * 2 ** 20,
     )
     summary = run_video(video, out_dir, options, method=estimator)
     sec, wall = summary["seconds_per_pair"]["median"], summary.get("wall_seconds", {}).get("per_pair")
@@ -129,12 +133,14 @@ def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int
 @click.option("--max-flow", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Colour normaliser in px (default: per clip, the 99th percentile over the clip); one pass per clip.")
 @click.option("--resume", is_flag=True, help="Keep what an earlier batch finished; do only what is missing.")
+@click.option("--cache-mb", type=click.IntRange(min=0), default=512, show_default=True,
+              help="Disk (MiB) for exact flows kept to draw the clip; pairs beyond it are computed again to draw them.")
 @click.option("--progress/--no-progress", default=None, help="Progress display (default: on a terminal).")
 @_method_options
 @prior_options
 def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | None, address: str | None,
           chunk_pairs: int, warmup_pairs: int, save_flo: bool, max_frames: int | None, max_side: int | None,
-          max_flow: float | None, resume: bool, progress: bool | None, prior: str, clip_model: str,
+          max_flow: float | None, resume: bool, cache_mb: int, progress: bool | None, prior: str, clip_model: str,
           clip_weights: Path | None, prior_classes: str | None, prior_weight: float, **method_options: Any) -> None:
     """Flow for many clips on Ray: INPUTS are videos, folders of frames, folders of videos, glob patterns
     or manifests (.txt: a path a line; .csv: input[,name]).
@@ -155,7 +161,8 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
     method_arg = estimator if prior != "none" else method
     options = BatchOptions(method=method_arg, method_options=described, save_flo=save_flo, max_frames=max_frames,
                            max_side=max_side, max_flow=max_flow, resume=resume, workers=workers, address=address,
-                           chunk_pairs=chunk_pairs, warmup_pairs=warmup_pairs, progress=progress)
+                           chunk_pairs=chunk_pairs, warmup_pairs=warmup_pairs, progress=progress,
+                           cache_budget=cache_mb * 2 ** 20)
     with Batch(out_dir, options) as runner:
         runner.submit(inputs)
         for result in runner.results():

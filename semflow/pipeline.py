@@ -48,8 +48,9 @@ from semflow.timing import StageTimer
 __all__ = ["WORK_DIR", "RunOptions", "run_video", "open_video", "compute_pairs", "finish_video", "PassReport"]
 
 STAGES = ("read", "flow", "stats", "draw", "write")
-"""The stages whose wall seconds a summary reports: reading frames (and kept flows), computing flow,
-the per-pair statistics for the normaliser, drawing the colour frames, and writing files and videos."""
+"""The stages whose wall seconds a summary reports: reading frames, computing flow (while drawing: waiting
+for the pair's flow, computed or loaded one pair ahead in a second thread), the per-pair statistics for
+the normaliser, drawing the colour frames, and writing files and videos."""
 
 
 @dataclass
@@ -102,7 +103,7 @@ def open_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Ru
         raise InputError(f"{video}: need at least 2 frames to compute flow, got 0")
     out_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(out_dir, options.fingerprint(video), resume=options.resume, save_flo=options.save_flo,
-                       pairs=len(source) - 1, frame_shape=first.shape, single_pass=options.max_flow is not None,
+                       frame_shape=first.shape, single_pass=options.max_flow is not None,
                        cache_budget=options.cache_budget)
     return source, store
 
@@ -191,13 +192,11 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
     timer.lap("read")
     max_flow = options.max_flow or normaliser(records)
 
-    def flows_for(index: int, img1: np.ndarray, img2: np.ndarray) -> PairFlows:
+    def flows_for(index: int, img1: np.ndarray, img2: np.ndarray) -> PairFlows:  # runs in render's thread
         kept = store.load(records[index])
-        timer.lap("read")
         if kept is not None:
             return kept
         result, _ = _estimate(method, index, img1, img2)
-        timer.lap("flow")
         return result.flow, result.extras.get("segmentation_rgb"), result.extras.get("baseline_flow")
 
     render_clip(source, pairs, store.out_dir, source.fps, max_flow, method.name, flows_for, timer=timer,
@@ -275,18 +274,16 @@ def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, op
     timer = StageTimer()
     computed = 0
 
-    def flows_for(index: int, img1: np.ndarray, img2: np.ndarray) -> PairFlows:
+    def flows_for(index: int, img1: np.ndarray, img2: np.ndarray) -> PairFlows:  # runs in render's thread
         nonlocal computed
         _check_size(source.path, index, img1, img2)
         kept = store.load(store.record(index)) if options.resume and store.has(index) else None
         if kept is not None:
-            timer.lap("read")
             return kept
         if options.resume and store.has(index):
             result, _ = _estimate(method, index, img1, img2)
-            timer.lap("flow")
         else:
-            result = _compute_and_keep(method, store, index, img1, img2, timer)
+            result = _compute_and_keep(method, store, index, img1, img2, StageTimer())
             computed += 1
         return result.flow, result.extras.get("segmentation_rgb"), result.extras.get("baseline_flow")
 

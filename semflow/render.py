@@ -9,6 +9,7 @@ whose normaliser is given).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -45,30 +46,44 @@ def render_clip(frames: Iterable[np.ndarray], pairs: int | None, out_dir: Path, 
     ``frames`` when ``pairs`` is None; ``total`` is then the progress bar's estimate). Returns the number
     of pairs drawn.
 
-    ``frames`` yields the clip's frames from frame 0; ``flows_for`` gives each pair's flows. Time goes
-    to ``timer`` as ``read`` (frames), ``draw`` (colours, legend, panel) and ``write`` (encoding); the
-    callback charges its own stages. Both videos appear under their names only when complete.
+    ``frames`` yields the clip's frames from frame 0; ``flows_for`` gives each pair's flows. It runs in a
+    second thread, one pair ahead, so that computing (or loading) the next pair's flow overlaps drawing and
+    encoding this one; pairs are still asked for and drawn in order. Time goes to ``timer`` as the main
+    thread spends it: ``read`` (frames), ``flow`` (waiting for a pair's flows), ``draw`` (colours, legend,
+    panel) and ``write`` (encoding). Both videos appear under their names only when complete.
     """
     timer = timer or StageTimer()
-    with VideoWriter(out_dir / "flow.mp4", fps) as flow_video, \
+    drawn = 0
+    with ThreadPoolExecutor(1, thread_name_prefix="semflow-flow") as pool, \
+            VideoWriter(out_dir / "flow.mp4", fps) as flow_video, \
             VideoWriter(out_dir / "panel.mp4", fps) as panel_video, \
             progress_bar(pairs if pairs is not None else total, description, enabled=progress) as bar:
+
+        def emit(index: int, frame: np.ndarray, future: Future) -> None:
+            flows = future.result()
+            timer.lap("flow")
+            color, panel = draw_pair(frame, index, flows, max_flow, method_name)
+            timer.lap("draw")
+            flow_video.write(color)
+            panel_video.write(panel)
+            timer.lap("write")
+            bar.advance()
+
         previous: np.ndarray | None = None
-        drawn = 0
+        pending: tuple[int, np.ndarray, Future] | None = None
         for number, frame in enumerate(frames):
             timer.lap("read")
             if previous is not None:
-                index = number - 1
-                flows = flows_for(index, previous, frame)
-                color, panel = draw_pair(previous, index, flows, max_flow, method_name)
-                timer.lap("draw")
-                flow_video.write(color)
-                panel_video.write(panel)
-                timer.lap("write")
-                drawn += 1
-                bar.advance()
+                future = pool.submit(flows_for, number - 1, previous, frame)
+                if pending is not None:
+                    emit(*pending)
+                    drawn += 1
+                pending = (number - 1, previous, future)
             if pairs is not None and number >= pairs:
                 break
             previous = frame
+        if pending is not None:
+            emit(*pending)
+            drawn += 1
     timer.lap("write")  # the encoders' last frames
     return drawn

@@ -8,8 +8,9 @@ several machines, gets the very same normaliser as one uninterrupted run.
 
 Drawing needs the flows themselves once more. Where they come from (:attr:`RunStore.render_from`):
 
-- ``cache``: the exact float32 flows (and the panel's extras) kept in the work folder, when the whole
-  clip's worst case fits ``CACHE_BUDGET_BYTES`` (decided once, before pass 1, and kept on resume);
+- ``cache``: the exact float32 flows (and the panel's extras) kept in the work folder for the first
+  ``cache_pairs`` pairs: as many as fit ``CACHE_BUDGET_BYTES`` in the worst case (decided once, before
+  pass 1, from the frame size, and kept on resume);
 - ``flo``: the ``DIR/flo/NNNNNN.flo`` files the user asked for (``--save-flo``), when the method reports
   no extras;
 - ``recompute``: the method runs again on the pair while it is drawn; nothing is kept but the records.
@@ -34,9 +35,8 @@ import numpy as np
 
 from semflow.errors import InputError
 from semflow.io.atomic import atomic_path, write_text_atomic
-from semflow.io.flow import read_flo, write_flo
+from semflow.io.flow import check_flow, read_flo, write_flo
 from semflow.io.images import read_image, write_image
-from semflow.metrics import flow_stats
 from semflow.viz import max_flow_of
 
 WORK_DIR = ".semflow-work"
@@ -69,9 +69,13 @@ class PairRecord:
 
     @classmethod
     def of(cls, index: int, flow: np.ndarray, extras: dict[str, np.ndarray], seconds: float) -> PairRecord:
-        """The record of a freshly computed pair."""
+        """The record of a freshly computed pair: the statistics of ``metrics.flow_stats`` and the
+        percentile of ``viz.max_flow_of``, from one magnitude map (the same numbers, computed once)."""
         base = extras.get("baseline_flow")
-        return cls(index, max_flow_of(flow), None if base is None else max_flow_of(base), flow_stats(flow),
+        mag = np.linalg.norm(check_flow(flow), axis=2).ravel()
+        p95, p99 = np.percentile(mag, 95), np.percentile(mag, 99)  # one q a call: exactly their numbers
+        stats = {"mean": float(mag.mean()), "median": float(np.median(mag)), "p95": float(p95), "max": float(mag.max())}
+        return cls(index, max(float(p99), 1.0), None if base is None else max_flow_of(base), stats,
                    float(seconds), sorted(extras))
 
 
@@ -81,19 +85,19 @@ def normaliser(records: list[PairRecord]) -> float:
     return max(values)
 
 
-def cache_fits(pairs: int, frame_shape: tuple[int, ...], budget: int = CACHE_BUDGET_BYTES) -> bool:
-    """Whether ``pairs`` pairs of frames of ``frame_shape`` (H, W, ...) fit the cache budget, worst case."""
-    return pairs * frame_shape[0] * frame_shape[1] * CACHE_BYTES_PER_PIXEL <= budget
+def cache_pairs(frame_shape: tuple[int, ...], budget: int = CACHE_BUDGET_BYTES) -> int:
+    """How many pairs of frames of ``frame_shape`` (H, W, ...) the cache budget (bytes) holds, worst case."""
+    return int(budget // (frame_shape[0] * frame_shape[1] * CACHE_BYTES_PER_PIXEL))
 
 
 class RunStore:
     """The work folder of one output folder: pair records, the end marker and the flow cache."""
 
-    def __init__(self, out_dir: str | Path, save_flo: bool, cache: bool) -> None:
+    def __init__(self, out_dir: str | Path, save_flo: bool, cache_pairs: int) -> None:
         self.out_dir = Path(out_dir)
         self.work = self.out_dir / WORK_DIR
         self.save_flo = save_flo
-        self.cache = cache
+        self.cache_pairs = cache_pairs
         self.flo_dir = self.out_dir / "flo"
 
     # --- pass 1 ---------------------------------------------------------------------------------
@@ -104,8 +108,8 @@ class RunStore:
         return self._record_path(index).exists() and (not self.save_flo or self._flo_path(index).exists())
 
     def save_flows(self, index: int, flow: np.ndarray, extras: dict[str, np.ndarray]) -> None:
-        """Keep the cache entries of pair ``index`` (when the clip is cached)."""
-        if self.cache:
+        """Keep the cache entries of pair ``index`` (when it is one of the first ``cache_pairs``)."""
+        if index < self.cache_pairs:
             self._save_npy(self._cache_path(index, "flow", ".npy"), flow)
             if "baseline_flow" in extras:
                 self._save_npy(self._cache_path(index, "baseline", ".npy"), extras["baseline_flow"])
@@ -143,14 +147,19 @@ class RunStore:
 
     @property
     def render_from(self) -> str:
-        """``cache``, ``flo`` or ``recompute``: see the module docstring (``flo`` is checked per pair)."""
-        return "cache" if self.cache else ("flo" if self.save_flo else "recompute")
+        """``cache``, ``flo`` or ``recompute`` (``cache+...`` when only the first pairs are cached): see the
+        module docstring; ``flo`` holds for the pairs whose method reported no extras."""
+        rest = "flo" if self.save_flo else "recompute"
+        if self.cache_pairs <= 0:
+            return rest
+        end = self.end()
+        return "cache" if end is not None and end <= self.cache_pairs else f"cache+{rest}"
 
     def load(self, record: PairRecord) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
         """(flow, segmentation RGB or None, baseline flow or None) of a finished pair, or None when
         they were not kept and the pair must be recomputed."""
         index = record.index
-        if self.cache:
+        if index < self.cache_pairs:
             seg_path = self._cache_path(index, "segmentation", ".png")
             base_path = self._cache_path(index, "baseline", ".npy")
             return (np.load(self._cache_path(index, "flow", ".npy")),
@@ -197,14 +206,13 @@ def _remove_pair_flos(flo_dir: Path) -> None:
 
 
 def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool, save_flo: bool,
-               pairs: int, frame_shape: tuple[int, ...], single_pass: bool = False,
+               frame_shape: tuple[int, ...], single_pass: bool = False,
                cache_budget: int = CACHE_BUDGET_BYTES) -> RunStore:
     """The store of ``out_dir`` for a run with ``fingerprint`` (the settings a resumed run must share).
 
     A fresh run forgets what an earlier one left (work folder, ``NNNNNN.flo``); a resumed one keeps it,
-    refuses other settings and keeps the render source it chose. ``pairs`` (an estimate is fine) and
-    ``frame_shape`` decide whether the clip's flows fit the cache; a ``single_pass`` run (``--max-flow``)
-    caches nothing.
+    refuses other settings and keeps the cache size it chose. ``frame_shape`` and ``cache_budget`` decide
+    how many pairs are cached; a ``single_pass`` run (``--max-flow``) caches nothing.
     """
     out_dir = Path(out_dir)
     state_path = out_dir / WORK_DIR / "state.json"
@@ -214,13 +222,13 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
         if before != fingerprint:
             changed = sorted(k for k in fingerprint if before.get(k) != fingerprint[k])
             raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({', '.join(changed) or 'format'})")
-        return RunStore(out_dir, save_flo, bool(previous.get("cache")))
+        return RunStore(out_dir, save_flo, int(previous.get("cache_pairs", 0)))
     if not resume:
         shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
         _remove_pair_flos(out_dir / "flo")
-    cache = not single_pass and cache_fits(max(pairs, 1), frame_shape, cache_budget)
-    write_text_atomic(state_path, json.dumps({"fingerprint": fingerprint, "cache": cache}, indent=2))
-    return RunStore(out_dir, save_flo, cache)
+    cached = 0 if single_pass else cache_pairs(frame_shape, cache_budget)
+    write_text_atomic(state_path, json.dumps({"fingerprint": fingerprint, "cache_pairs": cached}, indent=2))
+    return RunStore(out_dir, save_flo, cached)
 
 
 

@@ -350,15 +350,19 @@ def test_recomputed_and_single_pass_drawings_equal_the_cached_one(make_frames, t
     frames = make_frames(5, 48, 64)
     cached = run_video(frames, tmp_path / "cached", RunOptions(method="dis-fast", save_flo=True))
     again = run_video(frames, tmp_path / "again", RunOptions(method="dis-fast", cache_budget=0))
+    part = run_video(frames, tmp_path / "part", RunOptions(method="dis-fast", cache_budget=48 * 64 * 19 * 2))
     single = run_video(frames, tmp_path / "single", RunOptions(method="dis-fast", max_flow=cached["max_flow_px"]))
-    assert (cached["render_from"], again["render_from"], single["render_from"]) == ("cache", "recompute", "single-pass")
-    assert again["max_flow_px"] == cached["max_flow_px"]
+    assert (cached["render_from"], again["render_from"], part["render_from"], single["render_from"]) == \
+        ("cache", "recompute", "cache+recompute", "single-pass")
+    assert again["max_flow_px"] == part["max_flow_px"] == cached["max_flow_px"]
     for name in ("flow.mp4", "panel.mp4"):
         data = (tmp_path / "cached" / name).read_bytes()
         assert (tmp_path / "again" / name).read_bytes() == data
+        assert (tmp_path / "part" / name).read_bytes() == data
         assert (tmp_path / "single" / name).read_bytes() == data
-    for summary in (cached, again, single):
+    for summary in (cached, again, part, single):
         stages = summary["stage_seconds"]
         assert set(stages) == {"read", "flow", "stats", "draw", "write"} and all(v >= 0 for v in stages.values())
-        assert stages["flow"] >= summary["seconds_per_pair"]["total"] * 0.99
         assert summary["wall_seconds"]["total"] >= sum(stages.values()) * 0.99
+        if summary is not single:  # pass 1 computes in the main thread: its flow stage holds the compute time
+            assert stages["flow"] >= summary["seconds_per_pair"]["total"] * 0.99

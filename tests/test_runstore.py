@@ -10,8 +10,9 @@ import pytest
 
 from semflow.batch.work import ClipWorker, plan_chunks, prepare_clip
 from semflow.errors import InputError
+from semflow.metrics import flow_stats
 from semflow.pipeline import RunOptions, run_video
-from semflow.runstore import CACHE_BUDGET_BYTES, PairRecord, RunStore, cache_fits, normaliser, open_store
+from semflow.runstore import CACHE_BUDGET_BYTES, PairRecord, RunStore, cache_pairs, normaliser, open_store
 from semflow.viz import max_flow_of
 
 
@@ -19,31 +20,31 @@ def test_records_keep_the_float32_percentiles_exactly(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     flow = rng.normal(0, 3.3, (30, 40, 2)).astype(np.float32)
     base = flow * np.float32(1.7)
-    store = RunStore(tmp_path, save_flo=False, cache=False)
+    store = RunStore(tmp_path, save_flo=False, cache_pairs=0)
     record = PairRecord.of(4, flow, {"baseline_flow": base}, 0.25)
     store.save_record(record, flow)
     again = store.record(4)
     assert again == record and again.max_flow == max_flow_of(flow)  # exact: JSON keeps every bit of a float
+    assert again.stats == flow_stats(flow)
     assert normaliser([again]) == max_flow_of(base) > max_flow_of(flow)
     assert store.has(4) and not store.has(3) and store.load(again) is None  # not kept: computed again
 
 
-def test_cache_budget_an_hour_of_1080p_is_never_cached() -> None:
-    assert cache_fits(100, (240, 320, 3))
-    assert not cache_fits(30 * 3600, (1080, 1920, 3))
-    assert not cache_fits(794, (576, 768, 3))  # vtest.avi: 6.7 GB worst case
-    assert CACHE_BUDGET_BYTES <= 512 * 2 ** 20
+def test_cache_budget() -> None:
+    assert CACHE_BUDGET_BYTES == 512 * 2 ** 20
+    assert cache_pairs((240, 320, 3)) == 367  # 19 bytes per pixel worst case: flow, baseline, segmentation
+    assert cache_pairs((1080, 1920, 3)) == 13  # an hour of 1080p: 13 pairs cached, the rest recomputed
+    assert cache_pairs((576, 768, 3), budget=0) == 0
 
 
 def test_resume_keeps_the_render_source_and_refuses_other_settings(tmp_path: Path) -> None:
     settings = {"video": "a", "method": "dis-fast"}
-    store = open_store(tmp_path, settings, resume=False, save_flo=False, pairs=10, frame_shape=(8, 8, 3))
-    assert store.cache
-    again = open_store(tmp_path, settings, resume=True, save_flo=False, pairs=10 ** 9, frame_shape=(8, 8, 3))
-    assert again.cache  # what the first run chose, whatever the estimate says now
+    store = open_store(tmp_path, settings, resume=False, save_flo=False, frame_shape=(8, 8, 3), cache_budget=10 ** 5)
+    assert store.cache_pairs == 82
+    again = open_store(tmp_path, settings, resume=True, save_flo=False, frame_shape=(8, 8, 3))
+    assert again.cache_pairs == 82  # what the first run chose, whatever the budget is now
     with pytest.raises(InputError, match="cannot resume.*method"):
-        open_store(tmp_path, {**settings, "method": "dis-medium"}, resume=True, save_flo=False, pairs=10,
-                   frame_shape=(8, 8, 3))
+        open_store(tmp_path, {**settings, "method": "dis-medium"}, resume=True, save_flo=False, frame_shape=(8, 8, 3))
 
 
 @pytest.mark.parametrize("frames,chunk_pairs,warmup", [(8, 3, 0), (7, 3, 2), (9, 4, 1)])

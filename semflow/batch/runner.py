@@ -126,7 +126,7 @@ class Batch:
             self.close()
             raise SemflowError(f"{count} workers asked for, but the Ray cluster has {cpus} CPUs")
         actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(ClipWorker)
-        self._workers = [actor.remote(self.options.method, self.options.method_options) for _ in range(count)]
+        self._workers = [actor.remote(self.options.method, self.options.method_options, 1) for _ in range(count)]
         try:
             self.worker_pids()  # wait until every worker has built its method
         except RayActorError as exc:

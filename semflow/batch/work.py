@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
+
 from semflow.baseline.base import FlowMethod
 from semflow.errors import InputError
 from semflow.io.video import FrameSource
@@ -104,14 +106,19 @@ def prepare_clip(path: Path, out_dir: Path, options: RunOptions, chunk_pairs: in
 def _open(path: Path, out_dir: Path, options: RunOptions) -> tuple[FrameSource, RunStore]:
     source = FrameSource(path, max_side=options.max_side, max_frames=options.max_frames)
     state = json.loads((out_dir / WORK_DIR / "state.json").read_text())
-    return source, RunStore(out_dir, options.save_flo, bool(state.get("cache")))
+    return source, RunStore(out_dir, options.save_flo, int(state.get("cache_pairs", 0)))
 
 
 class ClipWorker:
     """What one worker holds: the method, built once, and the tasks it serves (Ray-free; the Ray actor
     in :mod:`semflow.batch.runner` wraps it)."""
 
-    def __init__(self, method: str | FlowMethod, method_options: dict[str, Any]) -> None:
+    def __init__(self, method: str | FlowMethod, method_options: dict[str, Any], threads: int | None = None) -> None:
+        if threads:  # a worker owns ``threads`` CPUs: OpenCV and torch would otherwise use every core each
+            import torch
+
+            cv2.setNumThreads(threads)
+            torch.set_num_threads(threads)
         self.method = get_method(method, **method_options)
 
     def pid(self) -> int:
