@@ -91,8 +91,7 @@ def _build_method(method: str, options: dict[str, Any]) -> tuple[Any, dict[str, 
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @_method_options
 def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int | None, max_side: int | None,
-        max_flow: float | None, resume: bool, cache_mb: int, progress: bool | None, prior: str, clip_model: str,
-        clip_weights: Path | None, prior_classes: str | None, prior_weight: float, **method_options: Any) -> None:
+        max_flow: float | None, resume: bool, cache_mb: int, progress: bool | None, **method_options: Any) -> None:
     """Flow for every consecutive frame pair of VIDEO (a video file or a folder of images).
 
     Writes DIR/flow.mp4 (colour wheel), DIR/panel.mp4 (frame beside its flow), DIR/summary.json and,
@@ -137,11 +136,9 @@ def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int
               help="Disk (MiB) for exact flows kept to draw the clip; pairs beyond it are computed again to draw them.")
 @click.option("--progress/--no-progress", default=None, help="Progress display (default: on a terminal).")
 @_method_options
-@prior_options
 def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | None, address: str | None,
           chunk_pairs: int, warmup_pairs: int, save_flo: bool, max_frames: int | None, max_side: int | None,
-          max_flow: float | None, resume: bool, cache_mb: int, progress: bool | None, prior: str, clip_model: str,
-          clip_weights: Path | None, prior_classes: str | None, prior_weight: float, **method_options: Any) -> None:
+          max_flow: float | None, resume: bool, cache_mb: int, progress: bool | None, **method_options: Any) -> None:
     """Flow for many clips on Ray: INPUTS are videos, folders of frames, folders of videos, glob patterns
     or manifests (.txt: a path a line; .csv: input[,name]).
 
@@ -153,13 +150,10 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
     except ImportError as exc:
         raise SemflowError(f"semflow batch needs Ray ({exc}); install it with: pip install 'semflow[batch]'") from None
 
-    prior_settings = {"prior": prior, "clip_model": clip_model, "clip_weights": clip_weights,
-                      "prior_classes": prior_classes, "prior_weight": prior_weight}
-    # Built here first, so that a bad method or option fails in one line before Ray starts. With a CLIP
-    # prior the built method itself goes to the workers (pickled); else each worker builds it by name.
-    estimator, described = _build_method(method, _options_dict(**method_options), prior_settings)
-    method_arg = estimator if prior != "none" else method
-    options = BatchOptions(method=method_arg, method_options=described, save_flo=save_flo, max_frames=max_frames,
+    # Built here once, so that a bad method or option fails in one line before Ray starts; each worker
+    # then builds it by name with the same options.
+    _, described = _build_method(method, method_options)
+    options = BatchOptions(method=method, method_options=described, save_flo=save_flo, max_frames=max_frames,
                            max_side=max_side, max_flow=max_flow, resume=resume, workers=workers, address=address,
                            chunk_pairs=chunk_pairs, warmup_pairs=warmup_pairs, progress=progress,
                            cache_budget=cache_mb * 2 ** 20)

@@ -31,7 +31,8 @@ from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.errors import InputError
 from semflow.io.atomic import write_text_atomic
 from semflow.io.video import FrameSource
-from semflow.methods import get_method
+from semflow.methods import DEFAULT_RUN_METHOD, get_method, list_methods, resolve_options
+from semflow.options import options_dict
 from semflow.progress import progress_bar
 from semflow.render import PairFlows, render_clip
 from semflow.runstore import (
@@ -65,17 +66,20 @@ class RunOptions:
     resume: bool = False
     max_flow: float | None = None
     progress: bool | None = None
-    cache_budget: int = CACHE_BUDGET_BYTES  # bytes; a clip whose flows do not fit is recomputed to draw it
+    cache_budget: int = CACHE_BUDGET_BYTES  # bytes; pairs beyond it are computed again to draw them
 
     def fingerprint(self, video: Path, method: FlowMethod | None = None) -> dict[str, Any]:
-        """The settings a resumed run must share with the run it continues: with the built ``method``,
-        its name and every option it was built with (defaults included), else the options given."""
+        """The settings a resumed run must share with the run it continues: the method's name and every
+        option it is built with (defaults included: from the built ``method``, else resolved from the
+        registry without building it, else the options given)."""
         given = {k: v for k, v in self.method_options.items() if v is not None}
+        name = self.method if method is None else method.name
         if method is not None and method.options is not None:
             given = options_dict(method.options)
+        elif name in list_methods():
+            given = options_dict(resolve_options(name, **given))
         return {
-            "video": str(video.resolve()), "method": self.method,
-            "method_options": {k: v for k, v in sorted(self.method_options.items()) if v is not None},
+            "video": str(video.resolve()), "method": name, "method_options": dict(sorted(given.items())),
             "max_side": self.max_side, "max_frames": self.max_frames, "save_flo": self.save_flo,
             "max_flow": self.max_flow,
         }
@@ -92,8 +96,10 @@ class PassReport:
     stages: dict[str, float] = field(default_factory=dict)
 
 
-def open_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: RunOptions) -> tuple[FrameSource, RunStore]:
-    """Check ``video`` (readable, at least 2 frames) and open the store of ``out_dir`` for ``options``."""
+def open_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: RunOptions,
+               method: FlowMethod | None = None) -> tuple[FrameSource, RunStore]:
+    """Check ``video`` (readable, at least 2 frames) and open the store of ``out_dir`` for ``options``
+    (and the built ``method``, when there is one: see :meth:`RunOptions.fingerprint`)."""
     video, out_dir = Path(video), Path(out_dir)
     source = FrameSource(video, max_side=options.max_side, max_frames=options.max_frames)
     if 0 < len(source) < 2 or (options.max_frames is not None and options.max_frames < 2):
@@ -102,7 +108,7 @@ def open_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Ru
     if first is None:
         raise InputError(f"{video}: need at least 2 frames to compute flow, got 0")
     out_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(out_dir, options.fingerprint(video), resume=options.resume, save_flo=options.save_flo,
+    store = open_store(out_dir, options.fingerprint(video, method), resume=options.resume, save_flo=options.save_flo,
                        frame_shape=first.shape, single_pass=options.max_flow is not None,
                        cache_budget=options.cache_budget)
     return source, store
@@ -202,7 +208,7 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
     render_clip(source, pairs, store.out_dir, source.fps, max_flow, method.name, flows_for, timer=timer,
                 progress=options.progress)
     stages = _sum_stages([stages or {}, timer.seconds])
-    summary = make_summary(source, method.name, records, max_flow, options,
+    summary = make_summary(source, method, records, max_flow, options,
                            wall_seconds=wall_seconds + time.perf_counter() - start,
                            computed=pairs if computed is None else computed,
                            stages=stages, render_from=store.render_from, extra=extra)
@@ -211,7 +217,7 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
     return summary
 
 
-def make_summary(source: FrameSource, method_name: str, records: list[PairRecord], max_flow: float,
+def make_summary(source: FrameSource, method: FlowMethod, records: list[PairRecord], max_flow: float,
                  options: RunOptions, *, wall_seconds: float, computed: int, stages: dict[str, float],
                  render_from: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``summary.json`` of a clip: compute seconds per pair beside wall seconds per pair and stage.
@@ -223,7 +229,7 @@ def make_summary(source: FrameSource, method_name: str, records: list[PairRecord
     pairs = len(records)
     h, w = source_size(source)
     return {
-        "method": method_name,
+        "method": method.name,
         "video": str(source.path),
         "frames": pairs + 1,
         "pairs": pairs,
@@ -247,7 +253,7 @@ def make_summary(source: FrameSource, method_name: str, records: list[PairRecord
             "flow_video": "flow.mp4", "panel_video": "panel.mp4",
             "flo_dir": "flo" if options.save_flo else None,
         },
-        "settings": options.fingerprint(source.path),
+        "settings": options.fingerprint(source.path, method),
         **(extra or {}),
     }
 
@@ -292,7 +298,7 @@ def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, op
     if pairs == 0:
         raise InputError(f"{source.path}: need at least 2 frames to compute flow, got 1")
     store.mark_end(pairs)
-    summary = make_summary(source, method.name, store.records(pairs), options.max_flow, options,
+    summary = make_summary(source, method, store.records(pairs), options.max_flow, options,
                            wall_seconds=wall_seconds + time.perf_counter() - start, computed=computed,
                            stages=_sum_stages([timer.seconds]), render_from="single-pass", extra=extra)
     write_text_atomic(store.out_dir / "summary.json", json.dumps(summary, indent=2))
@@ -309,11 +315,11 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     """
     options = options or RunOptions()
     started = time.perf_counter()
-    done = finished_summary(out_dir, options.fingerprint(Path(video))) if options.resume else None
+    method = method or get_method(options.method, **options.method_options)
+    done = finished_summary(out_dir, options.fingerprint(Path(video), method)) if options.resume else None
     if done is not None:  # nothing left to do
         return {**done, "resumed_pairs": done["pairs"]}
-    source, store = open_video(video, out_dir, options)
-    method = method or get_method(options.method, **options.method_options)
+    source, store = open_video(video, out_dir, options, method)
     if options.max_flow is not None:
         summary = run_single_pass(source, method, store, options, wall_seconds=time.perf_counter() - started)
     else:

@@ -131,8 +131,10 @@ class Batch:
             self.worker_pids()  # wait until every worker has built its method
         except RayActorError as exc:
             self.close()
-            cause = getattr(exc, "cause", None) or exc
-            raise SemflowError(f"the workers could not build method {self.run_options.method!r}: {one_line(cause)}") from None
+            last = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]  # the creation error's own line
+            if last.startswith("semflow.errors."):
+                last = last.split(": ", 1)[-1]
+            raise SemflowError(f"the workers could not build method {self.run_options.method!r}: {last}") from None
         self.startup_seconds = time.perf_counter() - started
 
     def worker_pids(self) -> list[int]:
