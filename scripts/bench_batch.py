@@ -1,14 +1,15 @@
 """Benchmark ``semflow batch`` and the temporary disk of ``semflow run``; writes BENCHMARKS.md's "batch" section.
 
-    python scripts/bench_batch.py ../shared/data [--frames 150] [--long-frames 0] [--old-code DIR]
+    python scripts/bench_batch.py ../shared/data [--frames 150] [--long-frames 0] [--repeats 2] [--old-code DIR]
 
 1. Throughput: the same clips (``videos/vtest.avi`` and ``videos/solidWhiteRight.mp4``, first ``--frames``
    frames each, dis-medium) run one after the other with ``semflow run`` and as one batch with 1 and 2
    Ray workers (chunks of ``--chunk-pairs`` pairs): pairs/s and wall seconds, Ray's start-up apart.
 2. Temporary disk: ``semflow run`` on the whole of ``vtest.avi`` (795 frames, 768x576), by this code and,
    with ``--old-code DIR`` (a checkout of the code before the change), by that code, side by side in
-   subprocesses; a thread samples the bytes the work folder takes on disk (allocated blocks) every 0.1 s.
-   Both write the same outputs; wall seconds come from the same run.
+   subprocesses, alternating ``--repeats`` times; a thread samples the bytes the work folder takes on
+   disk (allocated blocks) every 0.1 s. Then a run with ``cache_budget=0`` measures what a pair beyond the
+   cache keeps (its record), to extrapolate to an hour of 1080p.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from semflow.pipeline import RunOptions, run_video
 opts = dict(method=sys.argv[3])
 if sys.argv[4] != "0":
     opts["max_frames"] = int(sys.argv[4])
+if sys.argv[5] != "-":
+    opts["cache_budget"] = int(sys.argv[5])
 start = time.perf_counter()
 summary = run_video(sys.argv[1], sys.argv[2], RunOptions(**opts))
 print(json.dumps({"wall": time.perf_counter() - start, "pairs": summary["pairs"],
@@ -76,10 +79,12 @@ class DiskPeak:
         self._thread.join()
 
 
-def run_subprocess(code_dir: Path, video: Path, out: Path, method: str, frames: int) -> tuple[dict, int]:
+def run_subprocess(code_dir: Path, video: Path, out: Path, method: str, frames: int,
+                   cache_budget: int | None = None) -> tuple[dict, int]:
     env = {**os.environ, "PYTHONPATH": str(code_dir)}
+    budget = "-" if cache_budget is None else str(cache_budget)
     with DiskPeak(out) as disk:
-        proc = subprocess.run([sys.executable, "-c", RUN_CODE, str(video), str(out), method, str(frames)],
+        proc = subprocess.run([sys.executable, "-c", RUN_CODE, str(video), str(out), method, str(frames), budget],
                               env=env, capture_output=True, text=True, cwd=tempfile.gettempdir())
     if proc.returncode:
         raise SystemExit(proc.stderr)
@@ -120,13 +125,14 @@ def main() -> None:
     parser.add_argument("--method", default="dis-medium")
     parser.add_argument("--long-frames", type=int, default=0, help="frames of the long run (0: all 795)")
     parser.add_argument("--old-code", type=Path, default=None, help="a checkout of the code before the change")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each code in the long-run test")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     videos = args.data / "videos"
     clips = [videos / "vtest.avi", videos / "solidWhiteRight.mp4"]
     lines = ["## `semflow batch` and the temporary disk of `semflow run` (batch)", "",
              f"`python scripts/bench_batch.py ../shared/data --frames {args.frames} --chunk-pairs {args.chunk_pairs}"
-             f"{' --old-code DIR' if args.old_code else ''}`, {today()}, {machine()}. The machine is shared"
+             f" --long-frames {args.long_frames} --repeats {args.repeats}{' --old-code DIR' if args.old_code else ''}`, {today()}, {machine()}. The machine is shared"
              " with other jobs: read ratios within a table, not absolute figures.", ""]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -142,26 +148,34 @@ def main() -> None:
                   "| code | render from | peak work-folder disk MB | per pair KB | wall s | flow s (compute) |",
                   "|---|---|---|---|---|---|"]
         runs = [("this branch", REPO)] + ([("before the change", args.old_code)] if args.old_code else [])
-        results = {}
-        for label, code in runs:
-            info, peak = run_subprocess(code, videos / "vtest.avi", tmp / f"long-{len(results)}", args.method,
-                                        args.long_frames)
-            results[label] = (info, peak)
-            row = (f"| {label} | {info.get('render_from') or 'float16 copies'} | {peak / 1e6:.1f} |"
-                   f" {peak / info['pairs'] / 1e3:.1f} | {info['wall']:.1f} | {info['compute']:.1f} |")
-            lines.append(row)
-            print(row, flush=True)
+        results: dict[str, tuple[dict, int]] = {}
+        walls: dict[str, list[float]] = {label: [] for label, _ in runs}
+        for repeat in range(args.repeats):  # alternate the two codes, so that a change of load hits both
+            for label, code in runs:
+                info, peak = run_subprocess(code, videos / "vtest.avi", tmp / f"long-{label[:4]}-{repeat}",
+                                            args.method, args.long_frames)
+                results[label] = (info, peak)
+                walls[label].append(info["wall"])
+                row = (f"| {label} (run {repeat + 1}) | {info.get('render_from') or 'float16 copies'} |"
+                       f" {peak / 1e6:.1f} | {peak / info['pairs'] / 1e3:.1f} | {info['wall']:.1f} |"
+                       f" {info['compute']:.1f} |")
+                lines.append(row)
+                print(row, flush=True)
+        if args.old_code:
+            ratio = [new / old for new, old in zip(walls["this branch"], walls["before the change"])]
+            lines += ["", "Wall time of this branch over the code before, run by run: "
+                      + ", ".join(f"{r:.2f}" for r in ratio) + "."]
         info, peak = results["this branch"]
-        per_pair = peak / info["pairs"]
+        records, records_peak = run_subprocess(REPO, videos / "vtest.avi", tmp / "records", args.method, 100, 0)
+        per_pair = records_peak / records["pairs"]
+        lines.append(f"| this branch, `--cache-mb 0`, first 100 frames | {records['render_from']} |"
+                     f" {records_peak / 1e6:.1f} | {per_pair / 1e3:.1f} | {records['wall']:.1f} |"
+                     f" {records['compute']:.1f} |")
         hour = 30 * 3600
-        if info.get("render_from") == "recompute":
-            lines += ["", f"An hour of 1080p at 30 fps is {hour} pairs. A clip too long for the 512 MiB cache keeps"
-                      f" only its pair records on disk: {per_pair / 1e3:.1f} KB per pair measured (one small JSON"
-                      " file, one file system block; it does not grow with the frame size), so an hour needs about"
-                      f" {per_pair * hour / 1e9:.2f} GB; a clip short enough for the cache adds at most 512 MiB."]
-        else:
-            lines += ["", "This clip fit the cache (exact float32 flows, at most 512 MiB); run a longer one"
-                      " (--long-frames) to measure the record-only disk of a long clip."]
+        lines += ["", f"An hour of 1080p at 30 fps is {hour} pairs. Beyond the cache a pair keeps only its record on"
+                  f" disk: {per_pair / 1e3:.1f} KB measured (`--cache-mb 0`: one small JSON file, one file system"
+                  f" block; it does not grow with the frame size), {per_pair * hour / 1e9:.2f} GB for the hour, plus"
+                  f" the cache, at most 512 MiB (0.54 GB): {per_pair * hour / 1e9 + 0.537:.2f} GB at most."]
         if "before the change" in results:
             old_info, old_peak = results["before the change"]
             old_px = old_peak / old_info["pairs"] / (768 * 576)
