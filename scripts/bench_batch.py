@@ -127,12 +127,16 @@ def main() -> None:
     parser.add_argument("--old-code", type=Path, default=None, help="a checkout of the code before the change")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each code in the long-run test")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--section", default="batch", help="the BENCHMARKS.md section to write")
     args = parser.parse_args()
     videos = args.data / "videos"
     clips = [videos / "vtest.avi", videos / "solidWhiteRight.mp4"]
-    lines = ["## `semflow batch` and the temporary disk of `semflow run` (batch)", "",
+    title = "## `semflow batch` and the temporary disk of `semflow run`" if args.section == "batch" else \
+        "### `semflow run` on a short clip, this code beside the code before"
+    lines = [f"{title} ({args.section})", "",
              f"`python scripts/bench_batch.py ../shared/data --frames {args.frames} --chunk-pairs {args.chunk_pairs}"
-             f" --long-frames {args.long_frames} --repeats {args.repeats}{' --old-code DIR' if args.old_code else ''}`, {today()}, {machine()}. The machine is shared"
+             f" --long-frames {args.long_frames} --repeats {args.repeats}{' --old-code DIR' if args.old_code else ''}"
+             f"{' --skip-throughput' if args.skip_throughput else ''}{'' if args.section == 'batch' else ' --section ' + args.section}`, {today()}, {machine()}. The machine is shared"
              " with other jobs: read ratios within a table, not absolute figures.", ""]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -161,16 +165,17 @@ def main() -> None:
                        f" {info['compute']:.1f} |")
                 lines.append(row)
                 print(row, flush=True)
-        if args.old_code:
-            ratio = [new / old for new, old in zip(walls["this branch"], walls["before the change"])]
-            lines += ["", "Wall time of this branch over the code before, run by run: "
-                      + ", ".join(f"{r:.2f}" for r in ratio) + "."]
+
         info, peak = results["this branch"]
         records, records_peak = run_subprocess(REPO, videos / "vtest.avi", tmp / "records", args.method, 100, 0)
         per_pair = records_peak / records["pairs"]
         lines.append(f"| this branch, `--cache-mb 0`, first 100 frames | {records['render_from']} |"
                      f" {records_peak / 1e6:.1f} | {per_pair / 1e3:.1f} | {records['wall']:.1f} |"
                      f" {records['compute']:.1f} |")
+        if args.old_code:
+            ratio = [new / old for new, old in zip(walls["this branch"], walls["before the change"])]
+            lines += ["", "Wall time of this branch over the code before, run by run: "
+                      + ", ".join(f"{r:.2f}" for r in ratio) + "."]
         hour = 30 * 3600
         lines += ["", f"An hour of 1080p at 30 fps is {hour} pairs. Beyond the cache a pair keeps only its record on"
                   f" disk: {per_pair / 1e3:.1f} KB measured (`--cache-mb 0`: one small JSON file, one file system"
@@ -182,7 +187,7 @@ def main() -> None:
             lines += [f"Before, every pair's flow was kept as float16 ({old_px:.2f} bytes per pixel measured), i.e."
                       f" {old_px * 1920 * 1080 * hour / 1e9:.0f} GB for an hour of 1080p."
                       f" Same normaliser: {info['max_flow']:.4f} vs {old_info['max_flow']:.4f} px."]
-    write_section("batch", "\n".join(lines))
+    write_section(args.section, "\n".join(lines))
     print("\n".join(lines))
 
 
