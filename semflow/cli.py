@@ -86,10 +86,12 @@ def _build_method(method: str, options: dict[str, Any]) -> tuple[Any, dict[str, 
 @click.option("--max-flow", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Colour normaliser in px (default: the 99th percentile over the whole video).")
 @click.option("--resume", is_flag=True, help="Keep the pairs an earlier, interrupted run finished.")
+@click.option("--cache-mb", type=click.IntRange(min=0), default=512, show_default=True,
+              help="Disk (MiB) for exact flows kept to draw the clip; pairs beyond it are computed again to draw them.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @_method_options
 def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int | None, max_side: int | None,
-        max_flow: float | None, resume: bool, progress: bool | None, **method_options: Any) -> None:
+        max_flow: float | None, resume: bool, cache_mb: int, progress: bool | None, **method_options: Any) -> None:
     """Flow for every consecutive frame pair of VIDEO (a video file or a folder of images).
 
     Writes DIR/flow.mp4 (colour wheel), DIR/panel.mp4 (frame beside its flow), DIR/summary.json and,
@@ -101,11 +103,74 @@ def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int
     options = RunOptions(
         method=method, method_options=described, save_flo=save_flo,
         max_frames=max_frames, max_side=max_side, resume=resume, max_flow=max_flow, progress=progress,
+        cache_budget=cache_mb * 2 ** 20,
     )
     summary = run_video(video, out_dir, options, method=estimator)
-    sec = summary["seconds_per_pair"]["median"]
-    click.echo(f"{summary['pairs']} pairs, {sec:.3f} s/pair median ({summary['method']}) -> {out_dir}"
-               if sec is not None else f"{summary['pairs']} pairs (all resumed) -> {out_dir}")
+    sec, wall = summary["seconds_per_pair"]["median"], summary.get("wall_seconds", {}).get("per_pair")
+    click.echo(f"{summary['pairs']} pairs, {sec:.3f} s/pair median compute, {wall:.3f} s/pair wall"
+               f" ({summary['method']}) -> {out_dir}")
+
+
+# --- batch --------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Output folder: one folder per clip (the files `run` writes) and batch.json.")
+@click.option("--method", default=DEFAULT_RUN_METHOD, show_default=True, help="Flow method (see `semflow methods`).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Ray workers, each holding one built method (default: the CPUs Ray sees).")
+@click.option("--address", default=None, help="Join this Ray cluster (e.g. HEAD_IP:6379 or auto) instead of starting one.")
+@click.option("--chunk-pairs", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Pairs per task: long clips are split into chunks computed in parallel.")
+@click.option("--warmup-pairs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Pairs a chunk computes before its first one (for methods that carry state).")
+@click.option("--save-flo", is_flag=True, help="Also write DIR/NAME/flo/NNNNNN.flo for every pair.")
+@click.option("--max-frames", type=click.IntRange(min=0), default=None, help="Read at most this many frames per clip.")
+@click.option("--max-side", type=click.IntRange(min=16), default=None, help="Shrink frames so the longer side is at most PX.")
+@click.option("--max-flow", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Colour normaliser in px (default: per clip, the 99th percentile over the clip); one pass per clip.")
+@click.option("--resume", is_flag=True, help="Keep what an earlier batch finished; do only what is missing.")
+@click.option("--cache-mb", type=click.IntRange(min=0), default=512, show_default=True,
+              help="Disk (MiB) for exact flows kept to draw the clip; pairs beyond it are computed again to draw them.")
+@click.option("--progress/--no-progress", default=None, help="Progress display (default: on a terminal).")
+@_method_options
+def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | None, address: str | None,
+          chunk_pairs: int, warmup_pairs: int, save_flo: bool, max_frames: int | None, max_side: int | None,
+          max_flow: float | None, resume: bool, cache_mb: int, progress: bool | None, **method_options: Any) -> None:
+    """Flow for many clips on Ray: INPUTS are videos, folders of frames, folders of videos, glob patterns
+    or manifests (.txt: a path a line; .csv: input[,name]).
+
+    Each clip's outputs go to DIR/NAME/ as `semflow run` writes them; DIR/batch.json lists every clip
+    with its status, one-line error, pairs and seconds. A clip that fails does not stop the others.
+    """
+    try:
+        from semflow.batch import Batch, BatchOptions
+    except ImportError as exc:
+        raise SemflowError(f"semflow batch needs Ray ({exc}); install it with: pip install 'semflow[batch]'") from None
+
+    # Built here once, so that a bad method or option fails in one line before Ray starts; each worker
+    # then builds it by name with the same options.
+    _, described = _build_method(method, method_options)
+    options = BatchOptions(method=method, method_options=described, save_flo=save_flo, max_frames=max_frames,
+                           max_side=max_side, max_flow=max_flow, resume=resume, workers=workers, address=address,
+                           chunk_pairs=chunk_pairs, warmup_pairs=warmup_pairs, progress=progress,
+                           cache_budget=cache_mb * 2 ** 20)
+    with Batch(out_dir, options) as runner:
+        runner.submit(inputs)
+        for result in runner.results():
+            if result.status == "ok":
+                click.echo(f"{result.name}: ok, {result.pairs} pairs -> {result.out_dir}")
+            else:
+                click.echo(f"{result.name}: failed: {result.error}")
+    summary = runner.summary
+    rate = summary["pairs_per_second"]
+    click.echo(f"{summary['ok']} of {len(summary['inputs'])} clips ok, {summary['computed_pairs']} pairs computed in"
+               f" {summary['wall_seconds']:.1f} s ({rate or 0:.2f} pairs/s) -> {out_dir / 'batch.json'}")
+    if summary["failed"]:
+        raise SemflowError(f"{summary['failed']} of {len(summary['inputs'])} clips failed (see {out_dir / 'batch.json'});"
+                           " `--resume` redoes only what is missing")
 
 
 # --- flow ---------------------------------------------------------------------------------------

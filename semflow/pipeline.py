@@ -1,21 +1,23 @@
 """Flow for a whole video, streamed: ``semflow run``.
 
-Two passes, so that every frame of the output videos is drawn under one shared colour normaliser:
+Every frame of the output videos is drawn under one shared colour normaliser, so a run has two passes:
 
-1. Read frames one at a time; for each consecutive pair compute the flow and write it to disk as soon
-   as it is made (``DIR/flo/NNNNNN.flo`` with ``save_flo``, else a work folder). A pair whose flow is
-   already on disk is skipped when resuming, so an interrupted run loses at most the pair in flight.
-2. Choose the normaliser from all pairs' magnitudes, read the frames again and encode ``flow.mp4``
-   (colour wheel with a legend) and ``panel.mp4`` (frame beside its flow; with a semantic method also
-   the segmentation and the baseline flow, all under the same normaliser). Then write ``summary.json``.
+1. :func:`compute_pairs`: read frames one at a time; for each consecutive pair compute the flow and keep
+   a small record (its 99th magnitude percentile, statistics, timings; see :mod:`semflow.runstore`) and,
+   with ``save_flo``, ``DIR/flo/NNNNNN.flo``, as soon as it is made. A finished pair is skipped when
+   resuming, so an interrupted run loses at most the pair in flight. A batch runs this loop on chunks
+   of pairs (``start``, ``stop``, with a ``warmup`` of pairs computed before ``start`` and not kept).
+2. :func:`finish_video`: the normaliser from the records, then :func:`semflow.render.render_clip` draws
+   ``flow.mp4`` and ``panel.mp4`` from the kept flows, or computes them again when the clip was too
+   long to keep them; then ``summary.json``.
+
+With ``max_flow`` given the normaliser is known up front: one pass computes and draws, keeping nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -25,19 +27,31 @@ from typing import Any
 
 import numpy as np
 
-from semflow.baseline.base import FlowMethod
+from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.errors import InputError
-from semflow.io.atomic import atomic_path, write_text_atomic
-from semflow.io.flow import read_flo, write_flo
-from semflow.io.images import read_image, write_image
-from semflow.io.video import FrameSource, VideoWriter
-from semflow.methods import DEFAULT_RUN_METHOD, get_method
-from semflow.metrics import flow_stats
+from semflow.io.atomic import write_text_atomic
+from semflow.io.video import FrameSource
+from semflow.methods import DEFAULT_RUN_METHOD, get_method, list_methods, resolve_options
 from semflow.options import options_dict
 from semflow.progress import progress_bar
-from semflow.viz import add_legend, flow_to_color, label_image, max_flow_of, tile
+from semflow.render import PairFlows, render_clip
+from semflow.runstore import (
+    CACHE_BUDGET_BYTES,
+    WORK_DIR,
+    PairRecord,
+    RunStore,
+    finished_summary,
+    normaliser,
+    open_store,
+)
+from semflow.timing import StageTimer
 
-WORK_DIR = ".semflow-work"
+__all__ = ["WORK_DIR", "RunOptions", "run_video", "open_video", "compute_pairs", "finish_video", "PassReport"]
+
+STAGES = ("read", "flow", "stats", "draw", "write")
+"""The stages whose wall seconds a summary reports: reading frames, computing flow (while drawing: waiting
+for the pair's flow, computed or loaded one pair ahead in a second thread), the per-pair statistics for
+the normaliser, drawing the colour frames, and writing files and videos."""
 
 
 @dataclass
@@ -52,93 +66,244 @@ class RunOptions:
     resume: bool = False
     max_flow: float | None = None
     progress: bool | None = None
+    cache_budget: int = CACHE_BUDGET_BYTES  # bytes; pairs beyond it are computed again to draw them
 
     def fingerprint(self, video: Path, method: FlowMethod | None = None) -> dict[str, Any]:
-        """The settings a resumed run must share with the run it continues: with the built ``method``,
-        its name and every option it was built with (defaults included), else the options given."""
+        """The settings a resumed run must share with the run it continues: the method's name and every
+        option it is built with (defaults included: from the built ``method``, else resolved from the
+        registry without building it, else the options given)."""
         given = {k: v for k, v in self.method_options.items() if v is not None}
+        name = self.method if method is None else method.name
         if method is not None and method.options is not None:
             given = options_dict(method.options)
+        elif name in list_methods():
+            given = options_dict(resolve_options(name, **given))
         return {
-            "video": str(video.resolve()), "method": method.name if method is not None else self.method,
-            "method_options": dict(sorted(given.items())),
-            "max_side": self.max_side, "save_flo": self.save_flo,
+            "video": str(video.resolve()), "method": name, "method_options": dict(sorted(given.items())),
+            "max_side": self.max_side, "max_frames": self.max_frames, "save_flo": self.save_flo,
+            "max_flow": self.max_flow,
         }
 
 
-def _pair_name(index: int) -> str:
-    return f"{index:06d}"
+@dataclass
+class PassReport:
+    """What one :func:`compute_pairs` call did: pairs computed and skipped (already finished), the
+    number of pairs of the video when its end was reached (else None), and its wall seconds per stage."""
+
+    computed: int = 0
+    resumed: int = 0
+    end: int | None = None
+    stages: dict[str, float] = field(default_factory=dict)
 
 
-class _PairStore:
-    """Where pass 1 keeps each pair's flow (and panel extras) until pass 2 draws them."""
+def open_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: RunOptions,
+               method: FlowMethod | None = None) -> tuple[FrameSource, RunStore]:
+    """Check ``video`` (readable, at least 2 frames) and open the store of ``out_dir`` for ``options``
+    (and the built ``method``, when there is one: see :meth:`RunOptions.fingerprint`)."""
+    video, out_dir = Path(video), Path(out_dir)
+    source = FrameSource(video, max_side=options.max_side, max_frames=options.max_frames)
+    if 0 < len(source) < 2 or (options.max_frames is not None and options.max_frames < 2):
+        raise InputError(f"{video}: need at least 2 frames to compute flow, got {min(len(source), options.max_frames or 2**31)}")
+    first = next(iter(source), None)
+    if first is None:
+        raise InputError(f"{video}: need at least 2 frames to compute flow, got 0")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(out_dir, options.fingerprint(video, method), resume=options.resume, save_flo=options.save_flo,
+                       frame_shape=first.shape, single_pass=options.max_flow is not None,
+                       cache_budget=options.cache_budget)
+    return source, store
 
-    def __init__(self, out_dir: Path, save_flo: bool) -> None:
-        self.work = out_dir / WORK_DIR
-        self.save_flo = save_flo
-        self.flo_dir = out_dir / "flo"
 
-    def flow_path(self, index: int) -> Path:
-        """``DIR/flo/NNNNNN.flo`` when the user keeps flows, else half-precision ``.npy`` in the work folder."""
-        if self.save_flo:
-            return self.flo_dir / f"{_pair_name(index)}.flo"
-        return self.extra_path(index, "flow", ".npy")
+def _estimate(method: FlowMethod, index: int, img1: np.ndarray, img2: np.ndarray) -> tuple[FlowResult, float]:
+    if hasattr(method, "seek"):  # methods that read given per-frame masks
+        method.seek(index)
+    start = time.perf_counter()
+    result = method.estimate(img1, img2)
+    return result, time.perf_counter() - start
 
-    def extra_path(self, index: int, key: str, ext: str) -> Path:
-        return self.work / key / f"{_pair_name(index)}{ext}"
 
-    def has(self, index: int) -> bool:
-        return self.flow_path(index).exists()
+def _compute_and_keep(method: FlowMethod, store: RunStore, index: int, img1: np.ndarray, img2: np.ndarray,
+                      timer: StageTimer) -> FlowResult:
+    """Compute pair ``index`` and keep it (cache entries, record, .flo)."""
+    result, seconds = _estimate(method, index, img1, img2)
+    timer.lap("flow")
+    record = PairRecord.of(index, result.flow, result.extras, seconds)
+    timer.lap("stats")
+    store.save_flows(index, result.flow, result.extras)
+    store.save_record(record, result.flow)
+    timer.lap("write")
+    return result
 
-    def save(self, index: int, flow: np.ndarray, extras: dict[str, np.ndarray], seconds: float) -> None:
-        if "segmentation_rgb" in extras:
-            write_image(self.extra_path(index, "segmentation", ".png"), extras["segmentation_rgb"])
-        if "baseline_flow" in extras:
-            write_flo(self.extra_path(index, "baseline", ".flo"), extras["baseline_flow"])
-        write_text_atomic(self.extra_path(index, "seconds", ".txt"), f"{seconds:.6f}")
-        path = self.flow_path(index)  # written last: its presence marks the pair as done
-        if self.save_flo:
-            write_flo(path, flow)
+
+def _check_size(video: Path, index: int, img1: np.ndarray, img2: np.ndarray) -> None:
+    if img1.shape != img2.shape:
+        raise InputError(f"{video}: frame {index + 1} is {img2.shape[1]}x{img2.shape[0]}, the frames before it"
+                         f" {img1.shape[1]}x{img1.shape[0]}")
+
+
+def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, start: int = 0,
+                  stop: int | None = None, warmup: int = 0, resume: bool = False,
+                  progress: bool | None = None, on_pair: Callable[[int], None] | None = None) -> PassReport:
+    """Pass 1 over pairs ``start .. stop - 1`` (to the end of the video when ``stop`` is None).
+
+    The ``warmup`` pairs before ``start`` are computed and thrown away, so that a method that carries
+    state from pair to pair reaches ``start`` as an uninterrupted run would. With ``resume``, finished
+    pairs are skipped. ``on_pair(index)`` is called after each pair.
+    """
+    timer = StageTimer()
+    report = PassReport()
+    first = max(0, start - warmup)
+    previous: np.ndarray | None = None
+    number = first - 1
+    total = stop - start if stop is not None else max(len(source) - 1 - start, 0) or None
+    with progress_bar(total, "flow", enabled=progress) as bar:
+        for number, frame in enumerate(source.frames(first), first):
+            timer.lap("read")
+            if previous is not None:
+                index = number - 1
+                _check_size(source.path, index, previous, frame)
+                if index < start:  # warm-up: the method sees the pair, nothing is kept
+                    _estimate(method, index, previous, frame)
+                    timer.lap("flow")
+                elif resume and store.has(index):
+                    report.resumed += 1
+                else:
+                    _compute_and_keep(method, store, index, previous, frame, timer)
+                    report.computed += 1
+                if index >= start:
+                    bar.advance()
+                    if on_pair is not None:
+                        on_pair(index)
+            previous = frame
+            if stop is not None and number >= stop:  # frame ``stop`` ends pair ``stop - 1``
+                break
+        else:  # the video ended: its last frame was ``number``
+            if number >= first:
+                report.end = number
+                store.mark_end(number)
+    report.stages = timer.seconds
+    return report
+
+
+def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs: int, options: RunOptions,
+                 *, wall_seconds: float = 0.0, stages: dict[str, float] | None = None, computed: int | None = None,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Pass 2: draw the clip's ``pairs`` pairs under one normaliser, write ``summary.json``, drop the work
+    folder. ``wall_seconds`` and ``stages`` are the wall time and stage seconds this invocation spent on
+    the clip before this call (pass 1), ``computed`` the pairs it computed (the rest count as resumed).
+    Returns the summary."""
+    start = time.perf_counter()
+    timer = StageTimer()
+    records = store.records(pairs)
+    timer.lap("read")
+    max_flow = options.max_flow or normaliser(records)
+
+    def flows_for(index: int, img1: np.ndarray, img2: np.ndarray) -> PairFlows:  # runs in render's thread
+        kept = store.load(records[index])
+        if kept is not None:
+            return kept
+        result, _ = _estimate(method, index, img1, img2)
+        return result.flow, result.extras.get("segmentation_rgb"), result.extras.get("baseline_flow")
+
+    render_clip(source, pairs, store.out_dir, source.fps, max_flow, method.name, flows_for, timer=timer,
+                progress=options.progress)
+    stages = _sum_stages([stages or {}, timer.seconds])
+    summary = make_summary(source, method, records, max_flow, options,
+                           wall_seconds=wall_seconds + time.perf_counter() - start,
+                           computed=pairs if computed is None else computed,
+                           stages=stages, render_from=store.render_from, extra=extra)
+    write_text_atomic(store.out_dir / "summary.json", json.dumps(summary, indent=2))
+    store.cleanup()
+    return summary
+
+
+def make_summary(source: FrameSource, method: FlowMethod, records: list[PairRecord], max_flow: float,
+                 options: RunOptions, *, wall_seconds: float, computed: int, stages: dict[str, float],
+                 render_from: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``summary.json`` of a clip: compute seconds per pair beside wall seconds per pair and stage.
+
+    ``wall_seconds``: the wall time this invocation spent on the clip (in a batch: summed over its
+    tasks); ``stages``: its wall seconds per stage (:data:`STAGES`). Per-pair figures divide by all pairs,
+    so they understate a resumed run's cost per computed pair."""
+    seconds = [r.seconds for r in records]
+    pairs = len(records)
+    h, w = source_size(source)
+    return {
+        "method": method.name,
+        "video": str(source.path),
+        "frames": pairs + 1,
+        "pairs": pairs,
+        "resolution": [w, h],
+        "fps": source.fps,
+        "seconds_per_pair": {  # compute seconds of the method alone
+            "mean": statistics.fmean(seconds), "median": statistics.median(seconds), "total": float(sum(seconds)),
+        },
+        "wall_seconds": {"total": wall_seconds, "per_pair": wall_seconds / pairs},
+        "stage_seconds": dict(stages),
+        "stage_seconds_per_pair": {name: value / pairs for name, value in stages.items()},
+        "render_from": render_from,
+        "resumed_pairs": pairs - computed,
+        "max_flow_px": max_flow,
+        "flow_magnitude_px": {
+            "mean": statistics.fmean(r.stats["mean"] for r in records),
+            "p95_mean": statistics.fmean(r.stats["p95"] for r in records),
+            "max": max(r.stats["max"] for r in records),
+        },
+        "outputs": {
+            "flow_video": "flow.mp4", "panel_video": "panel.mp4",
+            "flo_dir": "flo" if options.save_flo else None,
+        },
+        "settings": options.fingerprint(source.path, method),
+        **(extra or {}),
+    }
+
+
+def source_size(source: FrameSource) -> tuple[int, int]:
+    """(H, W) of the frames ``source`` yields (after ``max_side``)."""
+    frame = next(iter(source))
+    return int(frame.shape[0]), int(frame.shape[1])
+
+
+def _sum_stages(parts: list[dict[str, float]]) -> dict[str, float]:
+    total = {name: 0.0 for name in STAGES}
+    for part in parts:
+        for name, value in part.items():
+            total[name] = total.get(name, 0.0) + value
+    return total
+
+
+def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, options: RunOptions,
+                    *, wall_seconds: float = 0.0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Compute and draw in one pass under the given ``options.max_flow``; nothing but the pair records is
+    kept (a resumed run computes the kept pairs again to draw them, or reads their .flo files)."""
+    start = time.perf_counter()
+    timer = StageTimer()
+    computed = 0
+
+    def flows_for(index: int, img1: np.ndarray, img2: np.ndarray) -> PairFlows:  # runs in render's thread
+        nonlocal computed
+        _check_size(source.path, index, img1, img2)
+        kept = store.load(store.record(index)) if options.resume and store.has(index) else None
+        if kept is not None:
+            return kept
+        if options.resume and store.has(index):
+            result, _ = _estimate(method, index, img1, img2)
         else:
-            with atomic_path(path) as tmp:
-                np.save(tmp, flow.astype(np.float16))
+            result = _compute_and_keep(method, store, index, img1, img2, StageTimer())
+            computed += 1
+        return result.flow, result.extras.get("segmentation_rgb"), result.extras.get("baseline_flow")
 
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        path = self.flow_path(index)
-        flow = read_flo(path)[0] if self.save_flo else np.load(path).astype(np.float32)
-        seg_path = self.extra_path(index, "segmentation", ".png")
-        base_path = self.extra_path(index, "baseline", ".flo")
-        seg = read_image(seg_path) if seg_path.exists() else None
-        base = read_flo(base_path)[0] if base_path.exists() else None
-        return flow, seg, base
-
-    def seconds(self, index: int) -> float | None:
-        path = self.extra_path(index, "seconds", ".txt")
-        return float(path.read_text()) if path.exists() else None
-
-
-def _remove_pair_flos(flo_dir: Path) -> None:
-    """Delete the ``NNNNNN.flo`` files an earlier run wrote; anything else the user keeps there stays."""
-    if not flo_dir.is_dir():
-        return
-    for path in flo_dir.iterdir():
-        if path.suffix == ".flo" and len(path.stem) == 6 and path.stem.isdecimal() and path.is_file():
-            path.unlink()
-    with contextlib.suppress(OSError):
-        flo_dir.rmdir()  # only if now empty
-
-
-def _check_resume(out_dir: Path, fingerprint: dict[str, Any], resume: bool) -> None:
-    state_path = out_dir / WORK_DIR / "state.json"
-    if resume and state_path.exists():
-        previous = json.loads(state_path.read_text())
-        if previous != fingerprint:
-            changed = sorted(k for k in fingerprint if previous.get(k) != fingerprint[k])
-            raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({', '.join(changed)})")
-    elif not resume:  # a fresh run: forget what an earlier run left
-        shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
-        _remove_pair_flos(out_dir / "flo")
-    write_text_atomic(state_path, json.dumps(fingerprint, indent=2))
+    pairs = render_clip(source, None, store.out_dir, source.fps, options.max_flow, method.name, flows_for,
+                        timer=timer, progress=options.progress, total=max(len(source) - 1, 1))
+    if pairs == 0:
+        raise InputError(f"{source.path}: need at least 2 frames to compute flow, got 1")
+    store.mark_end(pairs)
+    summary = make_summary(source, method, store.records(pairs), options.max_flow, options,
+                           wall_seconds=wall_seconds + time.perf_counter() - start, computed=computed,
+                           stages=_sum_stages([timer.seconds]), render_from="single-pass", extra=extra)
+    write_text_atomic(store.out_dir / "summary.json", json.dumps(summary, indent=2))
+    store.cleanup()
+    return summary
 
 
 def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: RunOptions | None = None,
@@ -149,111 +314,21 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     ``out_dir/summary.json``.
     """
     options = options or RunOptions()
-    video, out_dir = Path(video), Path(out_dir)
-    source = FrameSource(video, max_side=options.max_side, max_frames=options.max_frames)
-    if 0 < len(source) < 2 or (options.max_frames is not None and options.max_frames < 2):
-        raise InputError(f"{video}: need at least 2 frames to compute flow, got {min(len(source), options.max_frames or 2**31)}")
+    started = time.perf_counter()
     method = method or get_method(options.method, **options.method_options)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _check_resume(out_dir, options.fingerprint(video, method), options.resume)
-    store = _PairStore(out_dir, options.save_flo)
-
-    # Pass 1: flow for each pair, written as soon as it is made.
-    pairs, resumed, seconds, max_flows, stats = 0, 0, [], [], []
-    previous: np.ndarray | None = None
-    size: tuple[int, int] | None = None
-    with progress_bar(len(source) - 1 if len(source) > 1 else None, "flow", enabled=options.progress) as bar:
-        for frame in source:
-            if size is None:
-                size = frame.shape[:2]
-            if previous is not None:
-                index = pairs
-                if frame.shape != previous.shape:
-                    raise InputError(
-                        f"{video}: frame {index + 1} is {frame.shape[1]}x{frame.shape[0]}, the frames before it"
-                        f" {previous.shape[1]}x{previous.shape[0]}"
-                    )
-                if options.resume and store.has(index):
-                    resumed += 1
-                    known = store.seconds(index)
-                    if known is not None:
-                        seconds.append(known)
-                    flow, _, extra_base = store.load(index)
-                    if flow.shape[:2] != frame.shape[:2]:
-                        raise InputError(f"{out_dir}: stored flow {index} does not fit the video frames")
-                else:
-                    if hasattr(method, "seek"):  # methods that read given per-frame masks
-                        method.seek(index)
-                    start = time.perf_counter()
-                    result = method.estimate(previous, frame)
-                    elapsed = time.perf_counter() - start
-                    seconds.append(elapsed)
-                    store.save(index, result.flow, result.extras, elapsed)
-                    flow = result.flow
-                    extra_base = result.extras.get("baseline_flow")
-                if extra_base is not None:  # the panel draws the baseline under the same normaliser
-                    max_flows.append(max_flow_of(extra_base))
-                max_flows.append(max_flow_of(flow))
-                stats.append(flow_stats(flow))
-                pairs += 1
-                bar.advance()
-            previous = frame
-    if pairs == 0:
-        raise InputError(f"{video}: need at least 2 frames to compute flow, got {1 if previous is not None else 0}")
-
-    # Pass 2: draw every pair under one normaliser.
-    max_flow = options.max_flow or max(max_flows)
-    _render(source, store, pairs, out_dir, max_flow, options.progress, method.name)
-
-    summary = {
-        "method": method.name,
-        "video": str(video),
-        "frames": pairs + 1,
-        "pairs": pairs,
-        "resolution": [int(size[1]), int(size[0])],
-        "fps": source.fps,
-        "seconds_per_pair": {
-            "mean": statistics.fmean(seconds) if seconds else None,
-            "median": statistics.median(seconds) if seconds else None,
-            "total": float(sum(seconds)),
-        },
-        "resumed_pairs": resumed,
-        "max_flow_px": max_flow,
-        "flow_magnitude_px": {
-            "mean": statistics.fmean(s["mean"] for s in stats),
-            "p95_mean": statistics.fmean(s["p95"] for s in stats),
-            "max": max(s["max"] for s in stats),
-        },
-        "outputs": {
-            "flow_video": "flow.mp4", "panel_video": "panel.mp4",
-            "flo_dir": "flo" if options.save_flo else None,
-        },
-    }
-    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
-    shutil.rmtree(store.work, ignore_errors=True)
+    done = finished_summary(out_dir, options.fingerprint(Path(video), method)) if options.resume else None
+    if done is not None:  # nothing left to do
+        return {**done, "resumed_pairs": done["pairs"]}
+    source, store = open_video(video, out_dir, options, method)
+    if options.max_flow is not None:
+        summary = run_single_pass(source, method, store, options, wall_seconds=time.perf_counter() - started)
+    else:
+        report = compute_pairs(source, method, store, resume=options.resume, progress=options.progress)
+        if not report.end:
+            raise InputError(f"{video}: need at least 2 frames to compute flow, got 1")
+        summary = finish_video(source, method, store, report.end, options,
+                               wall_seconds=time.perf_counter() - started, stages=report.stages,
+                               computed=report.computed)
     if log:
-        log(f"{pairs} pairs -> {out_dir}")
+        log(f"{summary['pairs']} pairs -> {out_dir}")
     return summary
-
-
-def _render(source: FrameSource, store: _PairStore, pairs: int, out_dir: Path, max_flow: float,
-            progress: bool | None, method_name: str) -> None:
-    """Pass 2: encode flow.mp4 and panel.mp4."""
-    with VideoWriter(out_dir / "flow.mp4", source.fps) as flow_video, \
-            VideoWriter(out_dir / "panel.mp4", source.fps) as panel_video, \
-            progress_bar(pairs, "video", enabled=progress) as bar:
-        for index, frame in enumerate(source):
-            if index >= pairs:
-                break
-            flow, seg, base = store.load(index)
-            color = add_legend(flow_to_color(flow, max_flow), max_flow)
-            flow_video.write(color)
-            tiles = [label_image(frame, f"frame {index}")]
-            if seg is not None:
-                tiles.append(label_image(seg, "segmentation"))
-            if base is not None:
-                tiles.append(label_image(add_legend(flow_to_color(base, max_flow), max_flow), "baseline"))
-            tiles.append(label_image(color, method_name))
-            panel_video.write(tile(tiles, columns=2 if len(tiles) == 4 else len(tiles)))
-            bar.advance()
-

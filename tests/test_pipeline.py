@@ -152,9 +152,9 @@ def test_interrupted_run_keeps_finished_pairs_and_resumes(make_frames, tmp_path:
     # Finished pairs 0..2 are on disk, whole; nothing else is under a final name.
     assert not (out / "flow.mp4").exists() and not (out / "panel.mp4").exists()
     assert not (out / "summary.json").exists()
-    done_dir = out / "flo" if save_flo else out / WORK_DIR / "flow"
+    done_dir = out / "flo" if save_flo else out / WORK_DIR / "pairs"
     done = sorted(p.name for p in done_dir.iterdir())
-    assert done == [f"{i:06d}{'.flo' if save_flo else '.npy'}" for i in range(3)]
+    assert done == [f"{i:06d}{'.flo' if save_flo else '.json'}" for i in range(3)]
     assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.name != WORK_DIR]
     if save_flo:
         for i in range(3):
@@ -304,3 +304,65 @@ def test_resumed_run_keeps_the_normaliser_of_the_baseline_flows(make_frames, tmp
     # pair 0's baseline (10 * 1.118 px) sets the scale whether or not pair 0 was computed in this run
     assert summary["max_flow_px"] == pytest.approx(full["max_flow_px"], rel=1e-3)
     assert full["max_flow_px"] > 10.0
+
+
+class FrameDerivedFlow(FlowMethod):
+    """A deterministic fake method whose flow comes from the frames, with values float16 cannot hold
+    (u = red / 7.3 + 0.1234567, v = -green / 11.1); raises on its ``fail_at``-th call."""
+
+    name = "frame-derived"
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.fail_at, self.calls = fail_at, 0
+
+    def _estimate(self, img1: np.ndarray, img2: np.ndarray, **kwargs) -> FlowResult:
+        if self.calls == self.fail_at:
+            raise RuntimeError(f"failure on call {self.calls}")
+        self.calls += 1
+        rgb = img1.astype(np.float32)
+        return FlowResult(np.stack([rgb[..., 0] / 7.3 + 0.1234567, -rgb[..., 1] / 11.1], axis=2))
+
+
+@pytest.mark.parametrize("save_flo", [False, True], ids=["work-folder", "save-flo"])
+def test_resumed_run_gives_byte_identical_outputs(make_frames, tmp_path: Path, save_flo: bool) -> None:
+    """issue 14: a run resumed after a crash writes the very bytes an uninterrupted run writes (the same
+    normaliser, the same frames), whether its pairs were kept in the work folder or as .flo files."""
+    frames = make_frames(6, 40, 56)
+    full = run_video(frames, tmp_path / "full", RunOptions(save_flo=save_flo), method=FrameDerivedFlow())
+    with pytest.raises(RuntimeError, match="call 3"):
+        run_video(frames, tmp_path / "out", RunOptions(save_flo=save_flo), method=FrameDerivedFlow(fail_at=3))
+    resumed = run_video(frames, tmp_path / "out", RunOptions(save_flo=save_flo, resume=True),
+                        method=FrameDerivedFlow())
+    assert resumed["resumed_pairs"] == 3 and full["resumed_pairs"] == 0
+    assert resumed["max_flow_px"] == full["max_flow_px"]  # exactly
+    assert resumed["flow_magnitude_px"] == full["flow_magnitude_px"]
+    for name in ("flow.mp4", "panel.mp4"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
+    if save_flo:
+        for i in range(5):
+            assert (tmp_path / "out" / "flo" / f"{i:06d}.flo").read_bytes() == \
+                (tmp_path / "full" / "flo" / f"{i:06d}.flo").read_bytes()
+
+
+def test_recomputed_and_single_pass_drawings_equal_the_cached_one(make_frames, tmp_path: Path) -> None:
+    """A clip too long for the cache is computed again to draw it, and a run given --max-flow draws in one
+    pass keeping nothing: both write the very bytes of the cached run (dis-fast is deterministic)."""
+    frames = make_frames(5, 48, 64)
+    cached = run_video(frames, tmp_path / "cached", RunOptions(method="dis-fast", save_flo=True))
+    again = run_video(frames, tmp_path / "again", RunOptions(method="dis-fast", cache_budget=0))
+    part = run_video(frames, tmp_path / "part", RunOptions(method="dis-fast", cache_budget=48 * 64 * 19 * 2))
+    single = run_video(frames, tmp_path / "single", RunOptions(method="dis-fast", max_flow=cached["max_flow_px"]))
+    assert (cached["render_from"], again["render_from"], part["render_from"], single["render_from"]) == \
+        ("cache", "recompute", "cache+recompute", "single-pass")
+    assert again["max_flow_px"] == part["max_flow_px"] == cached["max_flow_px"]
+    for name in ("flow.mp4", "panel.mp4"):
+        data = (tmp_path / "cached" / name).read_bytes()
+        assert (tmp_path / "again" / name).read_bytes() == data
+        assert (tmp_path / "part" / name).read_bytes() == data
+        assert (tmp_path / "single" / name).read_bytes() == data
+    for summary in (cached, again, part, single):
+        stages = summary["stage_seconds"]
+        assert set(stages) == {"read", "flow", "stats", "draw", "write"} and all(v >= 0 for v in stages.values())
+        assert summary["wall_seconds"]["total"] >= sum(stages.values()) * 0.99
+        if summary is not single:  # pass 1 computes in the main thread: its flow stage holds the compute time
+            assert stages["flow"] >= summary["seconds_per_pair"]["total"] * 0.99

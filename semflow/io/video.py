@@ -81,9 +81,14 @@ class FrameSource:
         return max(self.count, 0)
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        return self.frames()
+
+    def frames(self, start: int = 0) -> Iterator[np.ndarray]:
+        """The frames from frame ``start`` on (a video file is decoded from its start, frames before
+        ``start`` are decoded but not converted, so every frame is the one a full pass reads)."""
         limit = self.max_frames if self.max_frames is not None else float("inf")
         if self.images is not None:
-            for i, path in enumerate(self.images):
+            for i, path in enumerate(self.images[start:], start):
                 if i >= limit:
                     return
                 yield resize_max_side(read_image(path), self.max_side)
@@ -91,6 +96,10 @@ class FrameSource:
         cap = cv2.VideoCapture(str(self.path))
         try:
             i = 0
+            while i < min(start, limit):
+                if not cap.grab():
+                    return
+                i += 1
             while i < limit:
                 ok, frame = cap.read()
                 if not ok:

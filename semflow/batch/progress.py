@@ -1,0 +1,64 @@
+"""The progress display of a batch: clips done, pairs done, pairs per second and the time left."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+
+class _Rate(ProgressColumn):
+    def render(self, task: Any) -> Text:
+        return Text(f"{task.speed:.1f} pairs/s" if task.speed else "", style="progress.data.speed")
+
+
+class BatchProgress:
+    """Two bars on stderr (clips and pairs) when ``enabled`` (default: stderr is a terminal); else silent."""
+
+    def __init__(self, clips: int, *, enabled: bool | None = None) -> None:
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.failed = 0
+        self._progress: Progress | None = None
+        if self.enabled:
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      _Rate(), TimeRemainingColumn(), console=Console(stderr=True))
+            self._clips = self._progress.add_task("clips", total=clips)
+            self._pairs = self._progress.add_task("pairs", total=0)
+
+    def __enter__(self) -> BatchProgress:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def add_pairs(self, count: int) -> None:
+        """Add ``count`` (estimated) pairs to the total."""
+        if self._progress is not None:
+            total = self._progress.tasks[self._pairs].total or 0
+            self._progress.update(self._pairs, total=total + count)
+
+    def advance_pairs(self, count: int) -> None:
+        """``count`` more pairs are done (computed or found finished)."""
+        if self._progress is not None and count:
+            self._progress.advance(self._pairs, count)
+
+    def clip_done(self, failed: bool = False) -> None:
+        """One more clip is done (or failed)."""
+        self.failed += failed
+        if self._progress is not None:
+            self._progress.advance(self._clips, 1)
+            if failed:
+                self._progress.update(self._clips, description=f"clips ({self.failed} failed)")

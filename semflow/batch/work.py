@@ -1,0 +1,157 @@
+"""The work of a batch, free of Ray: options, the chunks of a clip, and what a worker does with them.
+
+A clip is split into chunks of consecutive pairs; each chunk is :func:`semflow.pipeline.compute_pairs`
+on its pair range (after ``warmup`` pairs that are computed and thrown away, for methods that carry state
+from pair to pair). When all chunks of a clip are done, :func:`finish_clip` draws it under one
+normaliser from the pair records, exactly as ``semflow run`` does. With ``max_flow`` given a clip is one
+task that computes and draws in a single pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from semflow.baseline.base import FlowMethod
+from semflow.errors import InputError
+from semflow.io.video import FrameSource
+from semflow.methods import get_method
+from semflow.pipeline import RunOptions, compute_pairs, finish_video, open_video, run_single_pass
+from semflow.runstore import CACHE_BUDGET_BYTES, WORK_DIR, RunStore, finished_summary
+
+
+@dataclass
+class BatchOptions:
+    """What a batch does. ``method`` is a registered name (or a built :class:`FlowMethod`, pickled to the
+    workers); the run settings mirror ``semflow run``'s. ``workers``: Ray actors (default: the CPUs
+    Ray sees); ``address``: an existing Ray cluster to join (default: start one on this machine);
+    ``chunk_pairs``: pairs per task; ``warmup_pairs``: pairs computed before a chunk's first one."""
+
+    method: str | FlowMethod = "dis-medium"
+    method_options: dict[str, Any] = field(default_factory=dict)
+    save_flo: bool = False
+    max_frames: int | None = None
+    max_side: int | None = None
+    max_flow: float | None = None
+    resume: bool = False
+    workers: int | None = None
+    address: str | None = None
+    chunk_pairs: int = 50
+    warmup_pairs: int = 0
+    progress: bool | None = None
+    cache_budget: int = CACHE_BUDGET_BYTES
+
+    def run_options(self) -> RunOptions:
+        """The :class:`RunOptions` each clip is run with (what ``semflow run`` would be given)."""
+        name = self.method if isinstance(self.method, str) else self.method.name
+        return RunOptions(method=name, method_options=dict(self.method_options), save_flo=self.save_flo,
+                          max_frames=self.max_frames, max_side=self.max_side, resume=self.resume,
+                          max_flow=self.max_flow, progress=False, cache_budget=self.cache_budget)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Pairs ``start .. stop - 1`` of a clip (to its end when ``stop`` is None)."""
+
+    start: int
+    stop: int | None
+
+
+@dataclass
+class Prepared:
+    """A clip checked and its output folder opened: the chunks still to compute, or its finished
+    summary when a resumed batch has nothing left to do for it."""
+
+    chunks: list[Chunk]
+    pairs_estimate: int
+    done: dict[str, Any] | None = None
+    single_pass: bool = False
+
+
+def plan_chunks(pairs: int, chunk_pairs: int) -> list[Chunk]:
+    """Chunks of ``chunk_pairs`` pairs covering an estimated ``pairs`` pairs; the last one runs to the end."""
+    chunk_pairs = max(1, chunk_pairs)
+    starts = list(range(0, max(pairs, 1), chunk_pairs))
+    return [Chunk(s, None if k == len(starts) - 1 else s + chunk_pairs) for k, s in enumerate(starts)]
+
+
+def prepare_clip(path: Path, out_dir: Path, options: RunOptions, chunk_pairs: int) -> Prepared:
+    """Check the clip, open its output folder (a fresh batch clears it, a resumed one keeps what is
+    finished) and plan the chunks still to compute. Raises :class:`InputError` for a clip that cannot be
+    used (missing, unreadable, fewer than 2 frames)."""
+    if options.resume:
+        done = finished_summary(out_dir, options.fingerprint(path))
+        if done is not None:
+            return Prepared([], done["pairs"], done)
+    source, store = open_video(path, out_dir, options)
+    estimate = max(len(source) - 1, 1)
+    if options.max_flow is not None:
+        return Prepared([Chunk(0, None)], estimate, single_pass=True)
+    end = store.end()
+    chunks = []
+    for chunk in plan_chunks(estimate, chunk_pairs):
+        stop = chunk.stop if chunk.stop is not None else end
+        if stop is not None and all(store.has(i) for i in range(chunk.start, stop)):
+            continue  # finished by an earlier run
+        chunks.append(chunk)
+    return Prepared(chunks, estimate)
+
+
+def _open(path: Path, out_dir: Path, options: RunOptions) -> tuple[FrameSource, RunStore]:
+    source = FrameSource(path, max_side=options.max_side, max_frames=options.max_frames)
+    state = json.loads((out_dir / WORK_DIR / "state.json").read_text())
+    return source, RunStore(out_dir, options.save_flo, int(state.get("cache_pairs", 0)))
+
+
+class ClipWorker:
+    """What one worker holds: the method, built once, and the tasks it serves (Ray-free; the Ray actor
+    in :mod:`semflow.batch.runner` wraps it)."""
+
+    def __init__(self, method: str | FlowMethod, method_options: dict[str, Any], threads: int | None = None) -> None:
+        if threads:  # a worker owns ``threads`` CPUs: OpenCV and torch would otherwise use every core each
+            import torch
+
+            cv2.setNumThreads(threads)
+            torch.set_num_threads(threads)
+        self.method = get_method(method, **method_options)
+
+    def pid(self) -> int:
+        """The worker's process id."""
+        return os.getpid()
+
+    def compute(self, path: Path, out_dir: Path, options: RunOptions, chunk: Chunk, warmup: int) -> dict[str, Any]:
+        """Compute the chunk's unfinished pairs; returns counts, the clip's pair count when the chunk
+        reached its end, and wall seconds (total and per stage)."""
+        started = time.perf_counter()
+        source, store = _open(path, out_dir, options)
+        report = compute_pairs(source, self.method, store, start=chunk.start, stop=chunk.stop, warmup=warmup,
+                               resume=True, progress=False)
+        return {"computed": report.computed, "resumed": report.resumed, "end": report.end,
+                "stages": report.stages, "wall": time.perf_counter() - started}
+
+    def finish(self, path: Path, out_dir: Path, options: RunOptions, wall: float, stages: dict[str, float],
+               computed: int) -> dict[str, Any]:
+        """Draw the clip once all its pairs are finished; returns its summary."""
+        started = time.perf_counter()
+        source, store = _open(path, out_dir, options)
+        pairs = store.end()
+        if not pairs:
+            raise InputError(f"{path}: need at least 2 frames to compute flow, got 1" if pairs == 0 else
+                             f"{path}: the end of the clip was never reached")
+        missing = [i for i in range(pairs) if not store.has(i)]
+        if missing:
+            raise InputError(f"{path}: {len(missing)} pairs are missing (first: {missing[0]})")
+        return finish_video(source, self.method, store, pairs, options, stages=stages, computed=computed,
+                            wall_seconds=wall + time.perf_counter() - started)
+
+    def single(self, path: Path, out_dir: Path, options: RunOptions) -> dict[str, Any]:
+        """Compute and draw a clip in one pass (``max_flow`` given); returns its summary."""
+        started = time.perf_counter()
+        source, store = _open(path, out_dir, options)
+        return run_single_pass(source, self.method, store, options, wall_seconds=time.perf_counter() - started)

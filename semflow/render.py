@@ -1,0 +1,89 @@
+"""Drawing a clip's flows: ``flow.mp4`` (colour wheel with a legend) and ``panel.mp4`` (each frame beside
+its flow; with a semantic method also the segmentation and the baseline flow), all under one normaliser.
+
+:func:`render_clip` walks the frames once and asks a callback for each pair's flow, so the same loop
+draws from kept flows, from flows computed again, or from flows computed right then (a single-pass run
+whose normaliser is given).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from semflow.io.video import VideoWriter
+from semflow.progress import progress_bar
+from semflow.timing import StageTimer
+from semflow.viz import add_legend, flow_to_color, label_image, tile
+
+PairFlows = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
+"""(flow (H, W, 2) float32, segmentation RGB (H, W, 3) uint8 or None, baseline flow or None) of a pair."""
+FlowsFor = Callable[[int, np.ndarray, np.ndarray], PairFlows]
+"""``flows_for(index, frame_index, frame_index_plus_1)`` -> the pair's :data:`PairFlows`."""
+
+
+def draw_pair(frame: np.ndarray, index: int, flows: PairFlows, max_flow: float,
+              method_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The frames of pair ``index`` for flow.mp4 and panel.mp4 (uint8 RGB), under ``max_flow`` px."""
+    flow, seg, base = flows
+    color = add_legend(flow_to_color(flow, max_flow), max_flow)
+    tiles = [label_image(frame, f"frame {index}")]
+    if seg is not None:
+        tiles.append(label_image(seg, "segmentation"))
+    if base is not None:
+        tiles.append(label_image(add_legend(flow_to_color(base, max_flow), max_flow), "baseline"))
+    tiles.append(label_image(color, method_name))
+    return color, tile(tiles, columns=2 if len(tiles) == 4 else len(tiles))
+
+
+def render_clip(frames: Iterable[np.ndarray], pairs: int | None, out_dir: Path, fps: float, max_flow: float,
+                method_name: str, flows_for: FlowsFor, *, timer: StageTimer | None = None,
+                progress: bool | None = None, total: int | None = None, description: str = "video") -> int:
+    """Encode ``out_dir/flow.mp4`` and ``out_dir/panel.mp4`` for pairs ``0 .. pairs - 1`` (all pairs of
+    ``frames`` when ``pairs`` is None; ``total`` is then the progress bar's estimate). Returns the number
+    of pairs drawn.
+
+    ``frames`` yields the clip's frames from frame 0; ``flows_for`` gives each pair's flows. It runs in a
+    second thread, one pair ahead, so that computing (or loading) the next pair's flow overlaps drawing and
+    encoding this one; pairs are still asked for and drawn in order. Time goes to ``timer`` as the main
+    thread spends it: ``read`` (frames), ``flow`` (waiting for a pair's flows), ``draw`` (colours, legend,
+    panel) and ``write`` (encoding). Both videos appear under their names only when complete.
+    """
+    timer = timer or StageTimer()
+    drawn = 0
+    with ThreadPoolExecutor(1, thread_name_prefix="semflow-flow") as pool, \
+            VideoWriter(out_dir / "flow.mp4", fps) as flow_video, \
+            VideoWriter(out_dir / "panel.mp4", fps) as panel_video, \
+            progress_bar(pairs if pairs is not None else total, description, enabled=progress) as bar:
+
+        def emit(index: int, frame: np.ndarray, future: Future) -> None:
+            flows = future.result()
+            timer.lap("flow")
+            color, panel = draw_pair(frame, index, flows, max_flow, method_name)
+            timer.lap("draw")
+            flow_video.write(color)
+            panel_video.write(panel)
+            timer.lap("write")
+            bar.advance()
+
+        previous: np.ndarray | None = None
+        pending: tuple[int, np.ndarray, Future] | None = None
+        for number, frame in enumerate(frames):
+            timer.lap("read")
+            if previous is not None:
+                future = pool.submit(flows_for, number - 1, previous, frame)
+                if pending is not None:
+                    emit(*pending)
+                    drawn += 1
+                pending = (number - 1, previous, future)
+            if pairs is not None and number >= pairs:
+                break
+            previous = frame
+        if pending is not None:
+            emit(*pending)
+            drawn += 1
+    timer.lap("write")  # the encoders' last frames
+    return drawn

@@ -1,0 +1,250 @@
+"""What a video run keeps on disk between computing its pairs and drawing them.
+
+A run draws every frame of its videos under one colour normaliser, the largest of the pairs' 99th
+magnitude percentiles (``viz.max_flow_of`` of each flow, and of the baseline flow a semantic method
+reports). That number is known exactly after pass 1 from a small record per pair, computed from the
+float32 flow the method returned; so a resumed run, or a batch that computed the pairs in chunks on
+several machines, gets the very same normaliser as one uninterrupted run.
+
+Drawing needs the flows themselves once more. Where they come from (:attr:`RunStore.render_from`):
+
+- ``cache``: the exact float32 flows (and the panel's extras) kept in the work folder for the first
+  ``cache_pairs`` pairs: as many as fit ``CACHE_BUDGET_BYTES`` in the worst case (decided once, before
+  pass 1, from the frame size, and kept on resume);
+- ``flo``: the ``DIR/flo/NNNNNN.flo`` files the user asked for (``--save-flo``), when the method reports
+  no extras;
+- ``recompute``: the method runs again on the pair while it is drawn; nothing is kept but the records.
+
+All three give the same float32 flow for a deterministic method, so the frames are identical whatever
+the source. Layout of ``DIR/.semflow-work``: ``state.json`` (the settings, the render source),
+``pairs/NNNNNN.json`` (one record per finished pair, written after its cache entries and before its
+.flo file), ``end.json`` (the number of pairs
+once the end of the video was seen), ``cache/`` (flows, baseline flows, segmentations).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semflow.errors import InputError
+from semflow.io.atomic import atomic_path, write_text_atomic
+from semflow.io.flow import check_flow, read_flo, write_flo
+from semflow.io.images import read_image, write_image
+from semflow.viz import max_flow_of
+
+WORK_DIR = ".semflow-work"
+CACHE_BUDGET_BYTES = 512 << 20
+"""Most bytes the flow cache of one clip may take; a longer clip is recomputed while it is drawn."""
+CACHE_BYTES_PER_PIXEL = 8 + 8 + 3
+"""Worst case per pixel and pair: the flow and a baseline flow in float32, a segmentation in RGB."""
+
+
+def pair_name(index: int) -> str:
+    """``NNNNNN``: the file stem of pair ``index`` (frames index -> index + 1)."""
+    return f"{index:06d}"
+
+
+@dataclass
+class PairRecord:
+    """What pass 1 keeps of one pair: enough for the normaliser and the summary, a few hundred bytes.
+
+    max_flow / baseline_max_flow: the pair's 99th magnitude percentile (px) of the flow / the baseline
+    flow, from float32. stats: ``metrics.flow_stats`` of the flow. seconds: compute seconds of the
+    method. extras: the keys of the extras the method reported.
+    """
+
+    index: int
+    max_flow: float
+    baseline_max_flow: float | None
+    stats: dict[str, float]
+    seconds: float
+    extras: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, index: int, flow: np.ndarray, extras: dict[str, np.ndarray], seconds: float) -> PairRecord:
+        """The record of a freshly computed pair: the statistics of ``metrics.flow_stats`` and the
+        percentile of ``viz.max_flow_of``, from one magnitude map (the same numbers, computed once)."""
+        base = extras.get("baseline_flow")
+        mag = np.linalg.norm(check_flow(flow), axis=2).ravel()
+        p95, p99 = np.percentile(mag, 95), np.percentile(mag, 99)  # one q a call: exactly their numbers
+        stats = {"mean": float(mag.mean()), "median": float(np.median(mag)), "p95": float(p95), "max": float(mag.max())}
+        return cls(index, max(float(p99), 1.0), None if base is None else max_flow_of(base), stats,
+                   float(seconds), sorted(extras))
+
+
+def normaliser(records: list[PairRecord]) -> float:
+    """The clip's colour normaliser (px): the largest per-pair 99th percentile of any drawn flow."""
+    values = [r.max_flow for r in records] + [r.baseline_max_flow for r in records if r.baseline_max_flow is not None]
+    return max(values)
+
+
+def cache_pairs(frame_shape: tuple[int, ...], budget: int = CACHE_BUDGET_BYTES) -> int:
+    """How many pairs of frames of ``frame_shape`` (H, W, ...) the cache budget (bytes) holds, worst case."""
+    return int(budget // (frame_shape[0] * frame_shape[1] * CACHE_BYTES_PER_PIXEL))
+
+
+class RunStore:
+    """The work folder of one output folder: pair records, the end marker and the flow cache."""
+
+    def __init__(self, out_dir: str | Path, save_flo: bool, cache_pairs: int) -> None:
+        self.out_dir = Path(out_dir)
+        self.work = self.out_dir / WORK_DIR
+        self.save_flo = save_flo
+        self.cache_pairs = cache_pairs
+        self.flo_dir = self.out_dir / "flo"
+
+    # --- pass 1 ---------------------------------------------------------------------------------
+
+    def has(self, index: int) -> bool:
+        """Whether pair ``index`` is finished: its record is there and, with ``save_flo``, its .flo file
+        (written last, so that every .flo file belongs to a finished pair)."""
+        return self._record_path(index).exists() and (not self.save_flo or self._flo_path(index).exists())
+
+    def save_flows(self, index: int, flow: np.ndarray, extras: dict[str, np.ndarray]) -> None:
+        """Keep the cache entries of pair ``index`` (when it is one of the first ``cache_pairs``)."""
+        if index < self.cache_pairs:
+            self._save_npy(self._cache_path(index, "flow", ".npy"), flow)
+            if "baseline_flow" in extras:
+                self._save_npy(self._cache_path(index, "baseline", ".npy"), extras["baseline_flow"])
+            if "segmentation_rgb" in extras:
+                write_image(self._cache_path(index, "segmentation", ".png"), extras["segmentation_rgb"])
+
+    def save_record(self, record: PairRecord, flow: np.ndarray) -> None:
+        """Write the record of a pair whose cache entries are kept, then its .flo file (``save_flo``):
+        from now on the pair counts as finished."""
+        write_text_atomic(self._record_path(record.index), json.dumps(asdict(record)))
+        if self.save_flo:
+            write_flo(self._flo_path(record.index), flow)
+
+    def record(self, index: int) -> PairRecord:
+        """The record of a finished pair."""
+        try:
+            return PairRecord(**json.loads(self._record_path(index).read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise InputError(f"{self.out_dir}: the record of pair {index} is missing or damaged ({exc})") from None
+
+    def records(self, pairs: int) -> list[PairRecord]:
+        """The records of pairs ``0 .. pairs - 1``, all of which must be finished."""
+        return [self.record(i) for i in range(pairs)]
+
+    def mark_end(self, pairs: int) -> None:
+        """Note that the video has ``pairs`` pairs (its last frame was read)."""
+        write_text_atomic(self.work / "end.json", json.dumps({"pairs": pairs}))
+
+    def end(self) -> int | None:
+        """The number of pairs, once some pass has read the video to its end; else None."""
+        path = self.work / "end.json"
+        return json.loads(path.read_text())["pairs"] if path.exists() else None
+
+    # --- pass 2 ---------------------------------------------------------------------------------
+
+    @property
+    def render_from(self) -> str:
+        """``cache``, ``flo`` or ``recompute`` (``cache+...`` when only the first pairs are cached): see the
+        module docstring; ``flo`` holds for the pairs whose method reported no extras."""
+        rest = "flo" if self.save_flo else "recompute"
+        if self.cache_pairs <= 0:
+            return rest
+        end = self.end()
+        return "cache" if end is not None and end <= self.cache_pairs else f"cache+{rest}"
+
+    def load(self, record: PairRecord) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
+        """(flow, segmentation RGB or None, baseline flow or None) of a finished pair, or None when
+        they were not kept and the pair must be recomputed."""
+        index = record.index
+        if index < self.cache_pairs:
+            seg_path = self._cache_path(index, "segmentation", ".png")
+            base_path = self._cache_path(index, "baseline", ".npy")
+            return (np.load(self._cache_path(index, "flow", ".npy")),
+                    read_image(seg_path) if seg_path.exists() else None,
+                    np.load(base_path) if base_path.exists() else None)
+        if self.save_flo and not record.extras:
+            return read_flo(self._flo_path(index))[0], None, None
+        return None
+
+    def cleanup(self) -> None:
+        """Delete the work folder (after the outputs are written)."""
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def disk_bytes(self) -> int:
+        """Bytes the work folder takes now."""
+        return sum(p.stat().st_size for p in self.work.rglob("*") if p.is_file()) if self.work.exists() else 0
+
+    # --- paths ----------------------------------------------------------------------------------
+
+    def _flo_path(self, index: int) -> Path:
+        return self.flo_dir / f"{pair_name(index)}.flo"
+
+    def _record_path(self, index: int) -> Path:
+        return self.work / "pairs" / f"{pair_name(index)}.json"
+
+    def _cache_path(self, index: int, key: str, ext: str) -> Path:
+        return self.work / "cache" / key / f"{pair_name(index)}{ext}"
+
+    @staticmethod
+    def _save_npy(path: Path, array: np.ndarray) -> None:
+        with atomic_path(path) as tmp:
+            np.save(tmp, np.asarray(array, np.float32))
+
+
+def _remove_pair_flos(flo_dir: Path) -> None:
+    """Delete the ``NNNNNN.flo`` files an earlier run wrote; anything else the user keeps there stays."""
+    if not flo_dir.is_dir():
+        return
+    for path in flo_dir.iterdir():
+        if path.suffix == ".flo" and len(path.stem) == 6 and path.stem.isdecimal() and path.is_file():
+            path.unlink()
+    with contextlib.suppress(OSError):
+        flo_dir.rmdir()  # only if now empty
+
+
+def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool, save_flo: bool,
+               frame_shape: tuple[int, ...], single_pass: bool = False,
+               cache_budget: int = CACHE_BUDGET_BYTES) -> RunStore:
+    """The store of ``out_dir`` for a run with ``fingerprint`` (the settings a resumed run must share).
+
+    A fresh run forgets what an earlier one left (work folder, ``NNNNNN.flo``); a resumed one keeps it,
+    refuses other settings and keeps the cache size it chose. ``frame_shape`` and ``cache_budget`` decide
+    how many pairs are cached; a ``single_pass`` run (``--max-flow``) caches nothing.
+    """
+    out_dir = Path(out_dir)
+    state_path = out_dir / WORK_DIR / "state.json"
+    if resume and state_path.exists():
+        previous = json.loads(state_path.read_text())
+        before = previous.get("fingerprint", {})
+        if before != fingerprint:
+            changed = sorted(k for k in fingerprint if before.get(k) != fingerprint[k])
+            raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({', '.join(changed) or 'format'})")
+        return RunStore(out_dir, save_flo, int(previous.get("cache_pairs", 0)))
+    if not resume:
+        shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
+        _remove_pair_flos(out_dir / "flo")
+    cached = 0 if single_pass else cache_pairs(frame_shape, cache_budget)
+    write_text_atomic(state_path, json.dumps({"fingerprint": fingerprint, "cache_pairs": cached}, indent=2))
+    return RunStore(out_dir, save_flo, cached)
+
+
+
+def finished_summary(out_dir: str | Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """The summary of a run with ``fingerprint`` that already finished in ``out_dir`` (its outputs are
+    all there and no work folder is left), else None: resuming it has nothing to do."""
+    out_dir = Path(out_dir)
+    path = out_dir / "summary.json"
+    if (out_dir / WORK_DIR).exists() or not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+    except ValueError:
+        return None
+    outputs = summary.get("outputs") or {}
+    names = [outputs.get("flow_video"), outputs.get("panel_video")]
+    if summary.get("settings") != fingerprint or not all(n and (out_dir / n).is_file() for n in names):
+        return None
+    return summary

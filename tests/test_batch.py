@@ -1,0 +1,182 @@
+"""``semflow batch`` on a real local Ray (2 workers): the same outputs as ``semflow run``, bad clips
+reported and skipped, a worker killed mid-batch and ``--resume``; input expansion and chunk plans."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import moving_frames
+
+from semflow.baseline.base import FlowMethod, FlowResult
+from semflow.batch import Batch, BatchOptions, Chunk, expand_inputs, plan_chunks
+from semflow.errors import InputError, SemflowError
+from semflow.io.images import write_image
+from semflow.io.video import VideoWriter
+from semflow.methods import get_method
+from semflow.pipeline import RunOptions, run_video
+from semflow.runstore import WORK_DIR
+
+ray = pytest.importorskip("ray")
+from ray import cloudpickle  # noqa: E402
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import the test module
+
+METHOD = "dis-fast"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    """One local Ray with 2 CPUs for this module's batches (each Batch starts and stops its own workers)."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 1024 ** 2)
+    yield
+    ray.shutdown()
+
+TIMING_KEYS = {"seconds_per_pair", "wall_seconds", "stage_seconds", "stage_seconds_per_pair", "resumed_pairs"}
+
+
+def write_video(path: Path, count: int, height: int = 40, width: int = 56, shift=(2, 1), seed: int = 0) -> Path:
+    with VideoWriter(path, 5) as writer:
+        for frame in moving_frames(count, height, width, shift=shift, seed=seed):
+            writer.write(frame)
+    return path
+
+
+def write_folder(path: Path, count: int, height: int = 40, width: int = 56, seed: int = 0) -> Path:
+    for k, frame in enumerate(moving_frames(count, height, width, shift=(1, 2), seed=seed)):
+        write_image(path / f"{k:04d}.png", frame)
+    return path
+
+
+def assert_same_as_run(clip: Path, batch_out: Path, run_out: Path) -> None:
+    """The batch's outputs for ``clip`` are byte for byte those of ``semflow run --save-flo``."""
+    run_summary = run_video(clip, run_out, RunOptions(method=METHOD, save_flo=True))
+    batch_summary = json.loads((batch_out / "summary.json").read_text())
+    assert {k: v for k, v in batch_summary.items() if k not in TIMING_KEYS} == \
+        {k: v for k, v in json.loads(json.dumps(run_summary)).items() if k not in TIMING_KEYS}
+    flos = sorted(p.name for p in (run_out / "flo").iterdir())
+    assert flos == sorted(p.name for p in (batch_out / "flo").iterdir()) and len(flos) == run_summary["pairs"]
+    for name in flos:
+        assert (batch_out / "flo" / name).read_bytes() == (run_out / "flo" / name).read_bytes(), name
+    for name in ("flow.mp4", "panel.mp4"):
+        assert (batch_out / name).read_bytes() == (run_out / name).read_bytes(), name
+    assert not (batch_out / WORK_DIR).exists()
+
+
+def test_batch_gives_run_outputs_and_skips_bad_clips(tmp_path: Path) -> None:
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    good = [write_video(clips / "a.mp4", 9, seed=1), write_video(clips / "b.mp4", 6, shift=(-1, 2), seed=2),
+            write_folder(tmp_path / "frames", 7, seed=3)]
+    (clips / "broken.mp4").write_bytes(b"not a video")
+    write_video(clips / "short.mp4", 1, seed=4)
+    out = tmp_path / "out"
+    options = BatchOptions(method=METHOD, workers=2, chunk_pairs=3, save_flo=True)
+    with Batch(out, options) as batch:
+        submitted = batch.submit([str(clips / "*.mp4"), tmp_path / "frames"])
+        results = {r.name: r for r in batch.results()}
+    assert [s.name for s in submitted] == ["a", "b", "broken", "short", "frames"]
+    assert results["broken"].status == "failed" and "not a readable video" in results["broken"].error
+    assert results["short"].status == "failed" and "at least 2 frames" in results["short"].error
+    assert all("\n" not in r.error for r in results.values() if r.error)
+    summary = json.loads((out / "batch.json").read_text())
+    assert (summary["ok"], summary["failed"], summary["pairs"]) == (3, 2, 8 + 5 + 6)
+    assert [e["status"] for e in summary["inputs"]] == ["ok", "ok", "failed", "failed", "ok"]
+    for entry in summary["inputs"]:
+        if entry["status"] == "ok":
+            assert entry["wall_seconds"] > 0 and entry["stage_seconds"]["flow"] > 0
+    for clip, name in zip(good, ("a", "b", "frames")):
+        assert results[name].status == "ok"
+        assert_same_as_run(clip, out / name, tmp_path / "run" / name)
+
+
+class DieOnce(FlowMethod):
+    """dis-fast, except that the worker computing the ``at``-th pair of frames ``width`` px wide kills its
+    own process (SIGKILL, as the OOM killer would) the first time, leaving ``marker`` behind."""
+
+    name = METHOD
+
+    def __init__(self, marker: str, width: int, at: int) -> None:
+        self.inner, self.marker, self.width, self.at, self.calls = get_method(METHOD), marker, width, at, 0
+
+    def _estimate(self, img1: np.ndarray, img2: np.ndarray, **kwargs) -> FlowResult:
+        if img1.shape[1] == self.width and not os.path.exists(self.marker):
+            self.calls += 1
+            if self.calls == self.at:
+                Path(self.marker).write_text("killed")
+                os.kill(os.getpid(), signal.SIGKILL)
+        return self.inner.estimate(img1, img2)
+
+
+def test_a_killed_worker_fails_its_clip_only_and_resume_finishes_it(tmp_path: Path) -> None:
+    clips = [write_video(tmp_path / "a.mp4", 8, seed=1), write_video(tmp_path / "b.mp4", 11, width=72, seed=2),
+             write_video(tmp_path / "c.mp4", 7, seed=3)]
+    out = tmp_path / "out"
+    method = DieOnce(str(tmp_path / "killed"), width=72, at=5)
+    options = BatchOptions(method=method, workers=2, chunk_pairs=3, save_flo=True)
+    with Batch(out, options) as batch:
+        batch.submit(clips)
+        results = {r.name: r for r in batch.results()}
+    assert (tmp_path / "killed").exists()
+    assert results["b"].status == "failed" and results["b"].error.startswith("a worker died while computing pairs")
+    assert results["a"].status == results["c"].status == "ok", (results["a"].error, results["c"].error)
+    kept = sorted((out / "b" / WORK_DIR / "pairs").iterdir())
+    assert 4 <= len(kept) < 10  # the finished pairs of the dead worker and the other chunks are kept
+    assert not (out / "b" / "flow.mp4").exists()
+
+    options.resume = True
+    with Batch(out, options) as batch:
+        batch.submit(clips)
+        again = {r.name: r for r in batch.results()}
+    assert all(r.status == "ok" for r in again.values())
+    assert again["a"].computed_pairs == again["c"].computed_pairs == 0  # finished before: nothing redone
+    assert 0 < again["b"].computed_pairs <= 10 - len(kept)
+    for clip in clips:
+        assert_same_as_run(clip, out / clip.stem, tmp_path / "run" / clip.stem)
+
+
+def test_batch_cli_reports_each_clip_and_fails_when_one_does(run_cli, tmp_path: Path) -> None:
+    write_video(tmp_path / "good.mp4", 5)
+    (tmp_path / "bad.mp4").write_bytes(b"junk")
+    (tmp_path / "list.txt").write_text("good.mp4\n# a comment\n\nbad.mp4\n")
+    result = run_cli("batch", "list.txt", "--out", "out", "--method", METHOD, "--workers", "2", timeout=300)
+    assert result.rc == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("semflow: error: 1 of 2 clips failed")
+    assert "good: ok, 4 pairs" in result.stdout and "bad: failed: " in result.stdout
+    assert (tmp_path / "out" / "good" / "flow.mp4").exists()
+
+
+def test_expand_inputs(tmp_path: Path) -> None:
+    write_folder(tmp_path / "frames", 2)
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("x.mp4", "y.avi", "notes.md"):
+        (videos / name).write_bytes(b"")
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "x.mp4").write_bytes(b"")
+    (tmp_path / "list.csv").write_text("input,name\nvideos/x.mp4,first\nframes\n")
+    found = expand_inputs([tmp_path / "frames", videos, str(tmp_path / "more" / "*.mp4"), tmp_path / "list.csv"])
+    assert [(p.path, p.name) for p in found] == [
+        (tmp_path / "frames", "frames"), (videos / "x.mp4", "x"), (videos / "y.avi", "y"),
+        (tmp_path / "more" / "x.mp4", "x-2"), (tmp_path / "videos" / "x.mp4", "first"),
+        (tmp_path / "frames", "frames-2"),
+    ]
+    with pytest.raises(InputError, match="no file matches"):
+        expand_inputs([str(tmp_path / "*.mkv")])
+
+
+def test_plan_chunks() -> None:
+    assert plan_chunks(7, 3) == [Chunk(0, 3), Chunk(3, 6), Chunk(6, None)]
+    assert plan_chunks(6, 3) == [Chunk(0, 3), Chunk(3, None)]
+    assert plan_chunks(1, 50) == [Chunk(0, None)]
+
+
+def test_workers_that_cannot_build_the_method_stop_the_batch_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SemflowError, match="could not build method 'dis-fast': method 'dis-fast' takes no option 'bogus'"):
+        with Batch(tmp_path / "out", BatchOptions(method=METHOD, method_options={"bogus": 1}, workers=2)):
+            pass
