@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from semflow.baseline.base import FlowMethod
-from semflow.errors import InputError
+from semflow.errors import InputError, warn
 from semflow.io.atomic import atomic_path, write_text_atomic
 from semflow.io.flow import read_flo, write_flo
 from semflow.io.images import read_image, write_image
@@ -200,6 +200,9 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
             previous = frame
     if pairs == 0:
         raise InputError(f"{video}: need at least 2 frames to compute flow, got {1 if previous is not None else 0}")
+    shortfall = source.shortfall()
+    if shortfall:
+        warn(shortfall)
 
     # Pass 2: draw every pair under one normaliser.
     max_flow = options.max_flow or max(max_flows)
@@ -209,6 +212,8 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
         "method": method.name,
         "video": str(video),
         "frames": pairs + 1,
+        "frames_expected": len(source),
+        "truncated": shortfall is not None,
         "pairs": pairs,
         "resolution": [int(size[1]), int(size[0])],
         "fps": source.fps,

@@ -17,10 +17,7 @@ import numpy as np
 
 from semflow.errors import InputError
 from semflow.io.images import is_image_path, read_image, to_rgb_uint8
-
-# FFmpeg inside OpenCV prints its own errors ("moov atom not found") on stderr when a file is not a
-# video; semflow reports that itself in one line, so keep FFmpeg quiet unless the user asks otherwise.
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+from semflow.io.native import native_stderr
 
 
 def resize_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
@@ -44,7 +41,9 @@ class FrameSource:
     """Frames of a video file or of a folder of images (in natural name order), as uint8 RGB.
 
     ``max_side`` shrinks every frame; ``max_frames`` stops early. ``len()`` is the number of frames
-    that will be read when the container says (folders always do), else an estimate.
+    that will be read when the container says (folders always do), else an estimate. After a full
+    pass, ``frames_read`` says how many frames were decoded and :meth:`shortfall` whether that is fewer
+    than the container declared (a truncated or corrupt file).
     """
 
     def __init__(self, path: str | os.PathLike, *, max_side: int | None = None,
@@ -55,6 +54,7 @@ class FrameSource:
         if not self.path.exists():
             raise InputError(f"{self.path}: no such file or folder")
         self.images: list[Path] | None = None
+        self.frames_read: int | None = None
         self.fps = 10.0
         if self.path.is_dir():
             self.images = sorted((p for p in self.path.iterdir() if p.is_file() and is_image_path(p)),
@@ -65,14 +65,15 @@ class FrameSource:
         else:
             if not os.access(self.path, os.R_OK):
                 raise InputError(f"{self.path}: not readable")
-            cap = cv2.VideoCapture(str(self.path))
-            ok = cap.isOpened()
-            if ok:
-                fps = cap.get(cv2.CAP_PROP_FPS)
-                self.fps = fps if 0 < fps < 1000 else 10.0
-                count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-                ok, _ = cap.read()
-            cap.release()
+            with native_stderr():
+                cap = cv2.VideoCapture(str(self.path))
+                ok = cap.isOpened()
+                if ok:
+                    fps = cap.get(cv2.CAP_PROP_FPS)
+                    self.fps = fps if 0 < fps < 1000 else 10.0
+                    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+                    ok, _ = cap.read()
+                cap.release()
             if not ok:
                 raise InputError(f"{self.path}: not a readable video (no frame could be decoded)")
         self.count = count if max_frames is None else min(count, max_frames)
@@ -80,23 +81,35 @@ class FrameSource:
     def __len__(self) -> int:
         return max(self.count, 0)
 
+    def shortfall(self) -> str | None:
+        """After a full pass: a one-line note when more than one frame fewer than the container declared
+        could be decoded (one is tolerated: containers round their frame count), else None."""
+        if self.frames_read is None or self.frames_read >= self.count - 1:
+            return None
+        return (f"{self.path}: read {self.frames_read} of the {self.count} frames its container declares"
+                " (the file is truncated or corrupt); the outputs cover the frames read")
+
     def __iter__(self) -> Iterator[np.ndarray]:
         limit = self.max_frames if self.max_frames is not None else float("inf")
         if self.images is not None:
             for i, path in enumerate(self.images):
                 if i >= limit:
-                    return
+                    break
                 yield resize_max_side(read_image(path), self.max_side)
+            self.frames_read = min(len(self.images), self.count)
             return
-        cap = cv2.VideoCapture(str(self.path))
+        with native_stderr():
+            cap = cv2.VideoCapture(str(self.path))
         try:
             i = 0
             while i < limit:
-                ok, frame = cap.read()
+                with native_stderr():  # FFmpeg's decoder complaints stay out of the terminal
+                    ok, frame = cap.read()
                 if not ok:
-                    return
+                    break
                 yield resize_max_side(to_rgb_uint8(frame, name=str(self.path), bgr=True), self.max_side)
                 i += 1
+            self.frames_read = i  # only after a full pass (a consumer that stops early never gets here)
         finally:
             cap.release()
 
