@@ -15,6 +15,7 @@ import numpy as np
 
 from semflow.cli_options import click_type, prior_options
 from semflow.errors import InputError, SemflowError
+from semflow.io.outputs import check_outputs
 from semflow.methods import DEFAULT_RUN_METHOD
 from semflow.segmentation.clip import prior_from_options
 
@@ -97,6 +98,7 @@ def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int
     """
     from semflow.pipeline import RunOptions, run_video
 
+    check_outputs(folders=[out_dir])
     estimator, described = _build_method(method, method_options)
     options = RunOptions(
         method=method, method_options=described, save_flo=save_flo,
@@ -132,6 +134,7 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
         raise InputError(f"{output}: unknown flow format; use one of {', '.join(FLOW_EXTENSIONS)}")
     if viz is not None and not is_image_path(viz):
         raise InputError(f"{viz}: unknown image format for --viz; use one of {', '.join(IMAGE_EXTENSIONS)}")
+    check_outputs(files=[output, viz], folders=[explain])
     img1, img2 = read_image(image1), read_image(image2)
     estimator, _ = _build_method(method, method_options)
     result = estimator.estimate(img1, img2)
@@ -190,6 +193,7 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
     from semflow.io.images import write_image
     from semflow.viz import add_legend, flow_to_color, label_image, max_flow_of, tile
 
+    check_outputs(files=[output])
     loaded = [read_flow_valid(path) for path in flows]
     shapes = {f.shape for f, _ in loaded}
     if len(shapes) > 1:
@@ -226,6 +230,7 @@ def compare(root: Path, dataset: str, methods: str, out_dir: Path | None, json_p
     from semflow.io.atomic import write_text_atomic
     from semflow.methods import names_of
 
+    check_outputs(files=[json_path], folders=[out_dir])
     names = names_of(methods.split(","))
     given = {k: (str(v) if isinstance(v, Path) else v) for k, v in method_options.items() if v is not None}
     results = evaluation.compare(dataset, root, names, method_options=given,
@@ -271,6 +276,7 @@ def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool
     """
     from semflow.segmentation.segment import segment_inputs
 
+    check_outputs(folders=[out_dir])
     spec = prior_from_options(prior, clip_model, clip_weights, prior_classes, prior_weight)
     if spec is not None:
         from semflow.segmentation import get_segmenter

@@ -22,6 +22,10 @@ class WeightsError(SemflowError):
     """A weights file that is missing, truncated or does not fit the model."""
 
 
+class OutputError(SemflowError):
+    """An output location that cannot or may not be written (unwritable, a link, locked by another run)."""
+
+
 def warn(message: str) -> None:
     """Print ``semflow: warning: <message>`` as one line on stderr: something the user must know about
     that does not stop the work (it is also recorded in the outputs where it concerns them)."""

@@ -12,10 +12,8 @@ Two passes, so that every frame of the output videos is drawn under one shared c
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -30,6 +28,7 @@ from semflow.errors import InputError, warn
 from semflow.io.atomic import atomic_path, write_text_atomic
 from semflow.io.flow import read_flo, write_flo
 from semflow.io.images import read_image, write_image
+from semflow.io.outputs import OutputFolder
 from semflow.io.video import FrameSource, VideoWriter
 from semflow.methods import DEFAULT_RUN_METHOD, get_method
 from semflow.metrics import flow_stats
@@ -73,10 +72,13 @@ def _pair_name(index: int) -> str:
 class _PairStore:
     """Where pass 1 keeps each pair's flow (and panel extras) until pass 2 draws them."""
 
-    def __init__(self, out_dir: Path, save_flo: bool) -> None:
+    def __init__(self, out_dir: Path, save_flo: bool, folder: OutputFolder) -> None:
         self.work = out_dir / WORK_DIR
         self.save_flo = save_flo
         self.flo_dir = out_dir / "flo"
+        self.folder = folder
+        if save_flo and not self.flo_dir.exists():
+            folder.claim("flo/")
 
     def flow_path(self, index: int) -> Path:
         """``DIR/flo/NNNNNN.flo`` when the user keeps flows, else half-precision ``.npy`` in the work folder."""
@@ -98,7 +100,7 @@ class _PairStore:
         write_text_atomic(self.extra_path(index, "seconds", ".txt"), f"{seconds:.6f}")
         path = self.flow_path(index)  # written last: its presence marks the pair as done
         if self.save_flo:
-            write_flo(path, flow)
+            write_flo(self.folder.claim(f"flo/{_pair_name(index)}.flo"), flow)
         else:
             with atomic_path(path) as tmp:
                 np.save(tmp, flow.astype(np.float16))
@@ -117,17 +119,6 @@ class _PairStore:
         return float(path.read_text()) if path.exists() else None
 
 
-def _remove_pair_flos(flo_dir: Path) -> None:
-    """Delete the ``NNNNNN.flo`` files an earlier run wrote; anything else the user keeps there stays."""
-    if not flo_dir.is_dir():
-        return
-    for path in flo_dir.iterdir():
-        if path.suffix == ".flo" and len(path.stem) == 6 and path.stem.isdecimal() and path.is_file():
-            path.unlink()
-    with contextlib.suppress(OSError):
-        flo_dir.rmdir()  # only if now empty
-
-
 def _check_resume(out_dir: Path, fingerprint: dict[str, Any], resume: bool) -> None:
     state_path = out_dir / WORK_DIR / "state.json"
     if resume and state_path.exists():
@@ -135,9 +126,6 @@ def _check_resume(out_dir: Path, fingerprint: dict[str, Any], resume: bool) -> N
         if previous != fingerprint:
             changed = sorted(k for k in fingerprint if previous.get(k) != fingerprint[k])
             raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({', '.join(changed)})")
-    elif not resume:  # a fresh run: forget what an earlier run left
-        shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
-        _remove_pair_flos(out_dir / "flo")
     write_text_atomic(state_path, json.dumps(fingerprint, indent=2))
 
 
@@ -154,9 +142,16 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     if 0 < len(source) < 2 or (options.max_frames is not None and options.max_frames < 2):
         raise InputError(f"{video}: need at least 2 frames to compute flow, got {min(len(source), options.max_frames or 2**31)}")
     method = method or get_method(options.method, **options.method_options)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # A fresh run first deletes what the previous run listed (never anything else); see io/outputs.py.
+    with OutputFolder(out_dir, fresh=not options.resume, work=WORK_DIR, reserved=("flo",)) as folder:
+        return _run_pairs(video, out_dir, options, source, method, folder, log)
+
+
+def _run_pairs(video: Path, out_dir: Path, options: RunOptions, source: FrameSource, method: FlowMethod,
+               folder: OutputFolder, log: Callable[[str], None] | None) -> dict[str, Any]:
+    """``run_video`` inside its locked output folder: both passes and the summary."""
     _check_resume(out_dir, options.fingerprint(video, method), options.resume)
-    store = _PairStore(out_dir, options.save_flo)
+    store = _PairStore(out_dir, options.save_flo, folder)
 
     # Pass 1: flow for each pair, written as soon as it is made.
     pairs, resumed, seconds, max_flows, stats = 0, 0, [], [], []
@@ -206,7 +201,7 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
 
     # Pass 2: draw every pair under one normaliser.
     max_flow = options.max_flow or max(max_flows)
-    _render(source, store, pairs, out_dir, max_flow, options.progress, method.name)
+    _render(source, store, pairs, folder, max_flow, options.progress, method.name)
 
     summary = {
         "method": method.name,
@@ -234,18 +229,20 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
             "flo_dir": "flo" if options.save_flo else None,
         },
     }
-    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
-    shutil.rmtree(store.work, ignore_errors=True)
+    summary_path = folder.claim("summary.json")
+    summary["outputs"]["written"] = folder.written()
+    write_text_atomic(summary_path, json.dumps(summary, indent=2))
+    folder.remove_tree(WORK_DIR)
     if log:
         log(f"{pairs} pairs -> {out_dir}")
     return summary
 
 
-def _render(source: FrameSource, store: _PairStore, pairs: int, out_dir: Path, max_flow: float,
+def _render(source: FrameSource, store: _PairStore, pairs: int, folder: OutputFolder, max_flow: float,
             progress: bool | None, method_name: str) -> None:
     """Pass 2: encode flow.mp4 and panel.mp4."""
-    with VideoWriter(out_dir / "flow.mp4", source.fps) as flow_video, \
-            VideoWriter(out_dir / "panel.mp4", source.fps) as panel_video, \
+    with VideoWriter(folder.claim("flow.mp4"), source.fps) as flow_video, \
+            VideoWriter(folder.claim("panel.mp4"), source.fps) as panel_video, \
             progress_bar(pairs, "video", enabled=progress) as bar:
         for index, frame in enumerate(source):
             if index >= pairs:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from semflow.errors import InputError
+from semflow.io.atomic import move_into_place, temp_path_beside
 from semflow.io.images import is_image_path, read_image, to_rgb_uint8
 from semflow.io.native import native_stderr
 
@@ -118,14 +119,15 @@ class VideoWriter:
     """Write uint8 RGB frames to an H.264 mp4 (yuv420p); the file appears under its name on close.
 
     Odd frame sizes are padded by one pixel (H.264 in yuv420p needs even sides). Use as a context
-    manager; on an exception the partial file is deleted.
+    manager; on an exception the partial file is deleted. The partial file is a new file with a random
+    name (never a link left under a predictable one).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = 10.0, *, quality: int = 7) -> None:
         self.path = Path(path)
         self.fps = float(fps)
         self.quality = quality
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial.mp4")
+        self.tmp: Path | None = None
         self._gen = None
         self._size: tuple[int, int] | None = None
         self.frames = 0
@@ -137,7 +139,7 @@ class VideoWriter:
         frame = to_rgb_uint8(frame, name="video frame")
         h, w = frame.shape[:2]
         if self._gen is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = temp_path_beside(self.path, ".partial.mp4")
             self._size = (w + w % 2, h + h % 2)
             self._gen = imageio_ffmpeg.write_frames(
                 str(self.tmp), self._size, fps=self.fps, codec="libx264", pix_fmt_in="rgb24",
@@ -157,7 +159,7 @@ class VideoWriter:
         if self._gen is not None:
             self._gen.close()
             self._gen = None
-            os.replace(self.tmp, self.path)
+            move_into_place(self.tmp, self.path)
 
     def abort(self) -> None:
         """Stop writing and delete the partial file."""
@@ -166,7 +168,8 @@ class VideoWriter:
                 self._gen.close()
             finally:
                 self._gen = None
-        self.tmp.unlink(missing_ok=True)
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoWriter:
         return self
