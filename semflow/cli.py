@@ -5,7 +5,6 @@ Every command turns a :class:`~semflow.errors.SemflowError` into one line on std
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -228,6 +227,7 @@ def compare(root: Path, dataset: str, methods: str, out_dir: Path | None, json_p
     """Run METHODS side by side on a dataset with ground truth under ROOT and print a table."""
     from semflow import evaluation
     from semflow.io.atomic import write_text_atomic
+    from semflow.io.jsonfile import dumps_strict
     from semflow.methods import names_of
 
     check_outputs(files=[json_path], folders=[out_dir])
@@ -237,7 +237,7 @@ def compare(root: Path, dataset: str, methods: str, out_dir: Path | None, json_p
                                  out_dir=out_dir, max_samples=max_samples, progress=progress)
     click.echo(evaluation.format_table(evaluation.summarize(results), markdown=markdown))
     if json_path is not None:
-        write_text_atomic(json_path, json.dumps(evaluation.results_json(results), indent=2))
+        write_text_atomic(json_path, dumps_strict(evaluation.results_json(results), indent=2))
 
 
 # --- methods ------------------------------------------------------------------------------------

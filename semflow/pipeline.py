@@ -28,6 +28,7 @@ from semflow.errors import InputError, warn
 from semflow.io.atomic import atomic_path, write_text_atomic
 from semflow.io.flow import read_flo, write_flo
 from semflow.io.images import read_image, write_image
+from semflow.io.jsonfile import dumps_strict
 from semflow.io.outputs import OutputFolder
 from semflow.io.video import FrameSource, VideoWriter
 from semflow.methods import DEFAULT_RUN_METHOD, get_method
@@ -231,7 +232,7 @@ def _run_pairs(video: Path, out_dir: Path, options: RunOptions, source: FrameSou
     }
     summary_path = folder.claim("summary.json")
     summary["outputs"]["written"] = folder.written()
-    write_text_atomic(summary_path, json.dumps(summary, indent=2))
+    write_text_atomic(summary_path, dumps_strict(summary, indent=2))
     folder.remove_tree(WORK_DIR)
     if log:
         log(f"{pairs} pairs -> {out_dir}")
