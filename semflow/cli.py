@@ -35,6 +35,9 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("semflow: interrupted (finished outputs are kept; `run` can continue with --resume)", err=True)
             ctx.exit(130)
+        except MemoryError:  # an allocation the estimate (semflow.memory.check_memory) did not foresee
+            click.echo("semflow: error: out of memory; try smaller frames (run: --max-side)", err=True)
+            ctx.exit(1)
         except BrokenPipeError:  # the reader went away (`semflow methods | head`): nothing to report
             sys.stderr.close()
             ctx.exit(1)
@@ -127,6 +130,7 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     """Flow from IMAGE1 to IMAGE2, written to OUTPUT (format by extension)."""
     from semflow.io.flow import FLOW_EXTENSIONS, write_flow
     from semflow.io.images import IMAGE_EXTENSIONS, is_image_path, read_image, write_image
+    from semflow.memory import check_memory
     from semflow.viz import add_legend, flow_to_color, max_flow_of
 
     if output.suffix.lower() not in FLOW_EXTENSIONS:
@@ -136,6 +140,7 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     check_outputs(files=[output, viz], folders=[explain])
     img1, img2 = read_image(image1), read_image(image2)
     estimator, _ = _build_method(method, method_options)
+    check_memory(estimator.name, *img1.shape[:2], hint="shrink the images to {side} px on the longer side")
     result = estimator.estimate(img1, img2)
     write_flow(output, result.flow)
     if viz is not None:

@@ -26,6 +26,10 @@ class OutputError(SemflowError):
     """An output location that cannot or may not be written (unwritable, a link, locked by another run)."""
 
 
+class ResourceError(SemflowError):
+    """The work would need more memory (or another resource) than the machine has."""
+
+
 def warn(message: str) -> None:
     """Print ``semflow: warning: <message>`` as one line on stderr: something the user must know about
     that does not stop the work (it is also recorded in the outputs where it concerns them)."""

@@ -31,6 +31,7 @@ from semflow.io.images import read_image, write_image
 from semflow.io.jsonfile import dumps_strict
 from semflow.io.outputs import OutputFolder
 from semflow.io.video import FrameSource, VideoWriter
+from semflow.memory import check_memory
 from semflow.methods import DEFAULT_RUN_METHOD, get_method
 from semflow.metrics import flow_stats
 from semflow.options import options_dict
@@ -143,6 +144,7 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     if 0 < len(source) < 2 or (options.max_frames is not None and options.max_frames < 2):
         raise InputError(f"{video}: need at least 2 frames to compute flow, got {min(len(source), options.max_frames or 2**31)}")
     method = method or get_method(options.method, **options.method_options)
+    check_memory(method.name, *source.frame_size(), hint="use --max-side {side} (or smaller)")
     # A fresh run first deletes what the previous run listed (never anything else); see io/outputs.py.
     with OutputFolder(out_dir, fresh=not options.resume, work=WORK_DIR, reserved=("flo",)) as folder:
         return _run_pairs(video, out_dir, options, source, method, folder, log)

@@ -192,3 +192,36 @@ def test_named_outputs_are_replaced_in_every_command(run_cli, pair, tmp_path: Pa
     assert run_cli("flow", *pair, "-o", "f.flo", "--method", "dis-ultrafast").rc == 0
     assert run_cli("visualize", "f.flo", "-o", "v.png").rc == 0
     assert (tmp_path / "f.flo").read_bytes()[:4] != b"old" and (tmp_path / "v.png").read_bytes()[:4] != b"old"
+
+
+# --- frames too large for the memory available --------------------------------------------------------
+
+
+def test_semantic_on_8000x6000_stops_before_starting(cli_fails, tmp_path: Path, monkeypatch) -> None:
+    """An 8000x6000 pair died in semantic with a torch/numpy allocation traceback; now one line, before
+    any work, saying what it needs (the budget is fixed here so that the test means the same anywhere)."""
+    import numpy as np
+
+    monkeypatch.setenv("SEMFLOW_MEMORY_MB", "16000")
+    frame = np.zeros((6000, 8000, 3), np.uint8)
+    frame[::7, ::5] = 200
+    write_image(tmp_path / "a.png", frame)
+    write_image(tmp_path / "b.png", frame)
+    line = cli_fails("flow", "a.png", "b.png", "-o", "o.flo", "--method", "semantic", match="needs about")
+    assert "for 8000x6000 frames" in line and "15.6 GB is available" in line
+    assert "shrink the images to" in line
+
+
+def test_run_too_large_says_which_max_side_fits(cli_fails, run_cli, make_frames, monkeypatch) -> None:
+    import re
+
+    from semflow.memory import memory_needed_mb
+
+    frames = make_frames(2, 600, 800)
+    budget = memory_needed_mb("dis-medium", 300, 400)
+    monkeypatch.setenv("SEMFLOW_MEMORY_MB", f"{budget:.1f}")
+    line = cli_fails("run", frames, "--out", "out", "--method", "dis-medium", match="use --max-side")
+    side = int(re.search(r"--max-side (\d+)", line).group(1))
+    assert 200 <= side <= 400
+    result = run_cli("run", frames, "--out", "out", "--method", "dis-medium", "--max-side", str(side))
+    assert result.rc == 0, result.stderr

@@ -56,6 +56,7 @@ class FrameSource:
             raise InputError(f"{self.path}: no such file or folder")
         self.images: list[Path] | None = None
         self.frames_read: int | None = None
+        self._first_size: tuple[int, int] | None = None
         self.fps = 10.0
         if self.path.is_dir():
             self.images = sorted((p for p in self.path.iterdir() if p.is_file() and is_image_path(p)),
@@ -73,7 +74,9 @@ class FrameSource:
                     fps = cap.get(cv2.CAP_PROP_FPS)
                     self.fps = fps if 0 < fps < 1000 else 10.0
                     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-                    ok, _ = cap.read()
+                    ok, first = cap.read()
+                    if ok:
+                        self._first_size = first.shape[:2]
                 cap.release()
             if not ok:
                 raise InputError(f"{self.path}: not a readable video (no frame could be decoded)")
@@ -81,6 +84,14 @@ class FrameSource:
 
     def __len__(self) -> int:
         return max(self.count, 0)
+
+    def frame_size(self) -> tuple[int, int]:
+        """(height, width) of the frames as they will be read (after ``max_side``), from the first frame."""
+        if self._first_size is None:
+            self._first_size = read_image(self.images[0]).shape[:2]
+        h, w = self._first_size
+        scale = min(1.0, self.max_side / max(h, w)) if self.max_side else 1.0
+        return (max(2, round(h * scale)), max(2, round(w * scale))) if scale < 1.0 else (h, w)
 
     def shortfall(self) -> str | None:
         """After a full pass: a one-line note when more than one frame fewer than the container declared
