@@ -115,14 +115,18 @@ def check_memory(method: str, height: int, width: int, *, hint: str) -> None:
         return
     fits = _side_that_fits(method, height, width, available)
     advice = hint.format(side=fits) if fits else "it does not fit even at a small size"
-    raise ResourceError(f"{method} needs about {needed / 1024:.1f} GB for {width}x{height} frames, and"
-                        f" {max(available, 0) / 1024:.1f} GB is available; {advice}")
+    raise ResourceError(f"{method} needs about {_amount(needed)} for {width}x{height} frames, and"
+                        f" {_amount(max(available, 0))} is available; {advice}")
+
+
+def _amount(mb: float) -> str:
+    return f"{mb / 1024:.1f} GB" if mb >= 1024 else f"{mb:.0f} MB"
 
 
 def _side_that_fits(method: str, height: int, width: int, available: float) -> int | None:
     longer = max(height, width)
     for side in range(longer, 15, -max(longer // 64, 1)):
         scale = side / longer
-        if memory_needed_mb(method, round(height * scale), round(width * scale)) <= 0.9 * available:
+        if memory_needed_mb(method, round(height * scale), round(width * scale)) <= available:
             return side
     return None
