@@ -144,3 +144,32 @@ def test_truncated_mp4_says_frames_read_vs_expected(run_cli, make_video, tmp_pat
     whole = run_cli("run", video, "--out", "whole", "--method", "dis-ultrafast")
     assert whole.rc == 0 and whole.stderr == ""
     assert json.loads((tmp_path / "whole" / "summary.json").read_text())["truncated"] is False
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_corrupted_files_through_the_cli_give_one_line_or_a_result(run_cli, pair, tmp_path: Path, seed: int) -> None:
+    """A few randomly corrupted files of each kind through the real CLI: exit 0 with no stderr, or exit 1
+    with exactly one `semflow: error:` line (the in-process property tests run hundreds per reader)."""
+    rng = np.random.default_rng(seed)
+    flow = rng.standard_normal((12, 16, 2)).astype(np.float32)
+    np.save(tmp_path / "seed.npy", flow)
+    ok, jpg = cv2.imencode(".jpg", cv2.imread(str(pair[0])))
+    sources = {"f.flo": _flo(flow), "f.npy": (tmp_path / "seed.npy").read_bytes(),
+               "i.png": pair[0].read_bytes(), "i.jpg": jpg.tobytes()}
+    for name, data in sources.items():
+        buf = bytearray(data)
+        if rng.random() < 0.5:
+            buf = buf[:int(len(buf) * rng.uniform(0.1, 0.95))]
+        for _ in range(int(rng.integers(1, 6))):
+            buf[int(rng.integers(0, len(buf)))] = int(rng.integers(0, 256))
+        (tmp_path / f"bad_{name}").write_bytes(bytes(buf))
+        if name.startswith("f."):
+            result = run_cli("visualize", f"bad_{name}", "-o", "v.png")
+        else:
+            result = run_cli("flow", f"bad_{name}", pair[1], "-o", "o.flo", "--method", "dis-ultrafast")
+        assert "Traceback" not in result.stderr, result.stderr
+        if result.rc == 0:
+            assert result.stderr == "", (name, result.stderr)
+        else:
+            lines = result.stderr.splitlines()
+            assert result.rc == 1 and len(lines) == 1 and lines[0].startswith("semflow: error: "), (name, result.stderr)
