@@ -6,28 +6,18 @@ grid flows are float arrays (Gh, Gw, 2) in pixels (u, v).
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-_MAP_COLUMNS = 1024
+from semflow.warp import sample_points
 
 
 def sample_grid_flow(grid_flow: np.ndarray, x: np.ndarray, y: np.ndarray, stride: int) -> np.ndarray:
     """Bilinearly sample a grid flow (Gh, Gw, 2) at image positions ``x``, ``y`` (pixels, any shape)."""
-    gx = (np.asarray(x, np.float32) / stride).reshape(-1)
-    gy = (np.asarray(y, np.float32) / stride).reshape(-1)
-    # cv2.remap takes maps of fewer than 32767 rows and columns: lay the points out as rows of
-    # _MAP_COLUMNS (a single column failed above 32767 points, i.e. frames above ~0.5 Mpx at stride 4).
-    count = gx.size
-    rows = max(1, -(-count // _MAP_COLUMNS))
-    pad = rows * _MAP_COLUMNS - count
-    map_x = np.pad(gx, (0, pad)).reshape(rows, _MAP_COLUMNS)
-    map_y = np.pad(gy, (0, pad)).reshape(rows, _MAP_COLUMNS)
-    out = cv2.remap(np.ascontiguousarray(grid_flow, dtype=np.float32), map_x, map_y, cv2.INTER_LINEAR,
-                    borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(-1, 2)[:count].reshape(*np.shape(x), 2)
+    gx = np.asarray(x, np.float32) / stride
+    gy = np.asarray(y, np.float32) / stride
+    return sample_points(np.ascontiguousarray(grid_flow, dtype=np.float32), gx, gy)
 
 
 def forward_backward_error(forward: np.ndarray, backward: np.ndarray, stride: int,

@@ -9,11 +9,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from semflow.warp import sample_points
+
 
 def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Bilinear samples of a float32 image at (x, y) arrays of one shape (borders replicate)."""
-    return cv2.remap(image, x.astype(np.float32), y.astype(np.float32), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    return sample_points(image, x, y)
 
 
 def refine_matches(gray1: np.ndarray, gray2: np.ndarray, points: np.ndarray, flows: np.ndarray, *,
