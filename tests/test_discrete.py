@@ -372,3 +372,17 @@ def test_sample_grid_flow_takes_more_than_32767_points() -> None:
     assert out.shape == (40_000, 2)
     error = np.abs(out - expected)  # OpenCV interpolates with weights quantised to 1/32 px
     assert error.max() < 0.15 and error.mean() < 0.02, (error.max(), error.mean())
+
+
+def test_interpolate_takes_more_than_32767_matches() -> None:
+    """OpenCV's edge-aware interpolator asserts match_num < 32767: discrete stopped with a traceback on
+    frames above ~0.5 Mpx (issue 14, huge inputs); an evenly spread subset is interpolated instead."""
+    rng = np.random.default_rng(5)
+    img = np.clip(random_texture(220, 220, rng) + 0.5, 0, 255).astype(np.uint8)
+    img = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
+    ys, xs = np.mgrid[5:205, 5:205].astype(np.float32)
+    points = np.stack([xs.ravel(), ys.ravel()], 1)  # 40000 matches
+    flows = np.tile(np.float32([3.0, -1.0]), (len(points), 1))
+    dense = densify.interpolate(img, img, points, flows)
+    assert dense.shape == (220, 220, 2)
+    np.testing.assert_allclose(np.median(dense[10:200, 10:200].reshape(-1, 2), axis=0), (3.0, -1.0), atol=0.05)
