@@ -2,9 +2,9 @@
 
 For every sample and method: mean EPE and Fl-all over valid pixels, the same split into occluded /
 non-occluded pixels and into region kinds (things / planes / stuff) where the dataset has masks or
-labels, seconds for the pair and the method's peak memory. Each method runs in a child process of its
-own (:mod:`semflow.isolation`), one pair at a time, so its peak memory is its own (not what the methods
-before it left behind) and the seconds of one method never overlap another's.
+labels, seconds for the pair and the method's peak memory. With ``isolate`` (the CLI's way) each method
+runs in a child process of its own (:mod:`semflow.isolation`), one pair at a time, so its peak memory
+is its own (not what the methods before it left behind).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def score(flow: np.ndarray, sample: LoadedSample, kinds: np.ndarray | None = Non
 def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
             method_options: dict[str, Any] | None = None, out_dir: str | os.PathLike | None = None,
             max_samples: int | None = None, use_labels: bool = True,
-            progress: bool | None = None, isolate: bool = True) -> list[SampleResult]:
+            progress: bool | None = None, isolate: bool = False) -> list[SampleResult]:
     """Run each method on each sample of ``dataset`` under ``root``; optionally draw ``out_dir/<sample>.png``.
 
     ``method_options`` (device, preset...) go to every method that declares them, ``NAME.option`` to
@@ -95,9 +95,11 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
     but a method reports the region kinds it saw (``extras["kinds"]``, as ``semantic`` does), every
     method on that sample is scored per kind on those same pixels.
 
-    ``peak_mb`` is the peak resident memory of the process that runs only that method (Python, its
-    libraries and model included). ``isolate=False`` runs every method in this process instead (faster
-    to start; then peak_mb is this process's, whatever ran before).
+    ``isolate=True`` (what ``semflow compare`` does) runs each method in a child process of its own
+    (:mod:`semflow.isolation`): ``peak_mb`` is then the peak resident memory of a process that ran only
+    that method (Python, its libraries and model included). The default runs every method in this
+    process (methods or models registered at run time are only known here); ``peak_mb`` is then this
+    process's peak while the method ran, which includes whatever ran before.
     """
     samples = load_dataset(dataset, root)[:max_samples]
     options = route_options(methods, method_options or {})

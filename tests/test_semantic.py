@@ -124,7 +124,7 @@ def strict_json(text: str):
 
 def test_explain_json_is_strict_json_when_a_number_is_undefined(scene, tmp_path):
     """explain.json held a bare NaN (a thing model's error over no valid pixels; issue 14)."""
-    result = SemanticFlow(baseline="dis-medium").estimate(scene.img1, scene.img2, labels=scene.labels)
+    result = get_method("semantic", baseline="dis-medium").estimate(scene.img1, scene.img2, labels=scene.labels)
     report = json.loads(str(result.extras["report_json"]))
     report["things"][0]["model_error"] = float("nan")
     report["seconds"]["compose"] = float("inf")
