@@ -50,7 +50,7 @@ def main() -> None:
     write_dataset(synthetic_root, count=8, seed=7)
     roots = {dataset: args.data / folder for dataset, folder in DATASETS.items()} | {"synthetic": synthetic_root}
     for dataset, root in roots.items():
-        results = compare(dataset, root, methods, progress=False)
+        results = compare(dataset, root, methods, progress=False, isolate=True)  # peak MB per method, alone
         every += results
         lines += [f"### {dataset}", "", format_table(summarize(results), markdown=True), ""]
         print(format_table(summarize(results)), flush=True)

@@ -12,9 +12,14 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 HEADER = """# Benchmarks
 
 Every table here is written by a script in `scripts/`; each section names the command that made it.
-Methods in one table ran side by side in the same process, on the same machine, in the same run.
-Seconds are per frame pair (median over samples); peak MB is the process's resident memory at its
-highest while that method ran (Python, torch and OpenCV included).
+Methods in one table ran side by side, on the same machine, in the same run, one pair at a time.
+Seconds are per frame pair (median over samples). Peak MB: since 2026-11-30 `semflow compare` and
+`scripts/bench_flow.py` run each method in a child process of its own (`compare(..., isolate=True)`),
+and peak MB is that process's resident memory at its highest (Python,
+torch, OpenCV and the method's model included; nothing another method left behind). Tables dated
+earlier ran every method in one process, so their peak MB of a method includes what the methods before
+it in the table left resident (dis-medium: 892 MB after discrete, 85 MB alone); their other columns
+are unaffected. Scripts that measure memory themselves say so in their section.
 """
 
 

@@ -5,7 +5,6 @@ Every command turns a :class:`~semflow.errors.SemflowError` into one line on std
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import numpy as np
 
 from semflow.cli_options import click_type, prior_options
 from semflow.errors import InputError, SemflowError
+from semflow.io.outputs import check_outputs
 from semflow.methods import DEFAULT_RUN_METHOD
 from semflow.segmentation.clip import prior_from_options
 
@@ -35,6 +35,9 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("semflow: interrupted (finished outputs are kept; `run` can continue with --resume)", err=True)
             ctx.exit(130)
+        except MemoryError:  # an allocation the estimate (semflow.memory.check_memory) did not foresee
+            click.echo("semflow: error: out of memory; try smaller frames (run: --max-side)", err=True)
+            ctx.exit(1)
         except BrokenPipeError:  # the reader went away (`semflow methods | head`): nothing to report
             sys.stderr.close()
             ctx.exit(1)
@@ -99,6 +102,7 @@ def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int
     """
     from semflow.pipeline import RunOptions, run_video
 
+    check_outputs(folders=[out_dir])
     estimator, described = _build_method(method, method_options)
     options = RunOptions(
         method=method, method_options=described, save_flo=save_flo,
@@ -191,14 +195,17 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     """Flow from IMAGE1 to IMAGE2, written to OUTPUT (format by extension)."""
     from semflow.io.flow import FLOW_EXTENSIONS, write_flow
     from semflow.io.images import IMAGE_EXTENSIONS, is_image_path, read_image, write_image
+    from semflow.memory import check_memory
     from semflow.viz import add_legend, flow_to_color, max_flow_of
 
     if output.suffix.lower() not in FLOW_EXTENSIONS:
         raise InputError(f"{output}: unknown flow format; use one of {', '.join(FLOW_EXTENSIONS)}")
     if viz is not None and not is_image_path(viz):
         raise InputError(f"{viz}: unknown image format for --viz; use one of {', '.join(IMAGE_EXTENSIONS)}")
+    check_outputs(files=[output, viz], folders=[explain])
     img1, img2 = read_image(image1), read_image(image2)
     estimator, _ = _build_method(method, method_options)
+    check_memory(estimator.name, *img1.shape[:2], hint="shrink the images to {side} px on the longer side")
     result = estimator.estimate(img1, img2)
     write_flow(output, result.flow)
     if viz is not None:
@@ -255,6 +262,7 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
     from semflow.io.images import write_image
     from semflow.viz import add_legend, flow_to_color, label_image, max_flow_of, tile
 
+    check_outputs(files=[output])
     loaded = [read_flow_valid(path) for path in flows]
     shapes = {f.shape for f, _ in loaded}
     if len(shapes) > 1:
@@ -289,15 +297,17 @@ def compare(root: Path, dataset: str, methods: str, out_dir: Path | None, json_p
     """Run METHODS side by side on a dataset with ground truth under ROOT and print a table."""
     from semflow import evaluation
     from semflow.io.atomic import write_text_atomic
+    from semflow.io.jsonfile import dumps_strict
     from semflow.methods import names_of
 
+    check_outputs(files=[json_path], folders=[out_dir])
     names = names_of(methods.split(","))
     given = {k: (str(v) if isinstance(v, Path) else v) for k, v in method_options.items() if v is not None}
-    results = evaluation.compare(dataset, root, names, method_options=given,
-                                 out_dir=out_dir, max_samples=max_samples, progress=progress)
+    results = evaluation.compare(dataset, root, names, method_options=given, out_dir=out_dir,
+                                 max_samples=max_samples, progress=progress, isolate=True)
     click.echo(evaluation.format_table(evaluation.summarize(results), markdown=markdown))
     if json_path is not None:
-        write_text_atomic(json_path, json.dumps(evaluation.results_json(results), indent=2))
+        write_text_atomic(json_path, dumps_strict(evaluation.results_json(results), indent=2))
 
 
 # --- methods ------------------------------------------------------------------------------------
@@ -336,6 +346,7 @@ def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool
     """
     from semflow.segmentation.segment import segment_inputs
 
+    check_outputs(folders=[out_dir])
     spec = prior_from_options(prior, clip_model, clip_weights, prior_classes, prior_weight)
     if spec is not None:
         from semflow.segmentation import get_segmenter

@@ -2,12 +2,14 @@
 
 For every sample and method: mean EPE and Fl-all over valid pixels, the same split into occluded /
 non-occluded pixels and into region kinds (things / planes / stuff) where the dataset has masks or
-labels, seconds for the pair and the process's peak memory while the method ran. Every method runs
-in the same process on the same machine, so the figures are comparable.
+labels, seconds for the pair and the method's peak memory. With ``isolate`` (the CLI's way) each method
+runs in a child process of its own (:mod:`semflow.isolation`), one pair at a time, so its peak memory
+is its own (not what the methods before it left behind).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import time
@@ -21,6 +23,7 @@ import numpy as np
 
 from semflow.io.datasets import LoadedSample, load_dataset
 from semflow.io.images import write_image
+from semflow.isolation import IsolatedMethod
 from semflow.memory import PeakMemory
 from semflow.methods import get_method, route_options
 from semflow.metrics import BAND_WIDTH, endpoint_error, epe, fl_all, inner_band
@@ -83,7 +86,7 @@ def score(flow: np.ndarray, sample: LoadedSample, kinds: np.ndarray | None = Non
 def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
             method_options: dict[str, Any] | None = None, out_dir: str | os.PathLike | None = None,
             max_samples: int | None = None, use_labels: bool = True,
-            progress: bool | None = None) -> list[SampleResult]:
+            progress: bool | None = None, isolate: bool = False) -> list[SampleResult]:
     """Run each method on each sample of ``dataset`` under ``root``; optionally draw ``out_dir/<sample>.png``.
 
     ``method_options`` (device, preset...) go to every method that declares them, ``NAME.option`` to
@@ -91,10 +94,39 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
     the dataset's label maps to methods that use a given segmentation. Where the dataset has no labels
     but a method reports the region kinds it saw (``extras["kinds"]``, as ``semantic`` does), every
     method on that sample is scored per kind on those same pixels.
+
+    ``isolate=True`` (what ``semflow compare`` does) runs each method in a child process of its own
+    (:mod:`semflow.isolation`): ``peak_mb`` is then the peak resident memory of a process that ran only
+    that method (Python, its libraries and model included). The default runs every method in this
+    process (methods or models registered at run time are only known here); ``peak_mb`` is then this
+    process's peak while the method ran, which includes whatever ran before.
     """
     samples = load_dataset(dataset, root)[:max_samples]
-    routed = route_options(methods, method_options or {})
-    built = {name: get_method(name, **routed[name]) for name in methods}
+    options = route_options(methods, method_options or {})
+    with contextlib.ExitStack() as stack:
+        if isolate:
+            built = {name: stack.enter_context(IsolatedMethod(name, opts)) for name, opts in options.items()}
+        else:
+            built = {name: _InProcess(get_method(name, **opts)) for name, opts in options.items()}
+        return _compare_samples(dataset, samples, built, out_dir, use_labels, progress)
+
+
+class _InProcess:
+    """A method run in this process, with the interface of :class:`IsolatedMethod`."""
+
+    def __init__(self, method: Any) -> None:
+        self.method = method
+
+    def estimate(self, img1: np.ndarray, img2: np.ndarray, labels: np.ndarray | None = None) -> tuple[Any, float, float]:
+        with PeakMemory() as memory:
+            start = time.perf_counter()
+            result = self.method.estimate(img1, img2, labels=labels)
+            seconds = time.perf_counter() - start
+        return result, seconds, memory.peak_mb
+
+
+def _compare_samples(dataset: str, samples: Sequence[Any], built: dict[str, Any], out_dir: str | os.PathLike | None,
+                     use_labels: bool, progress: bool | None) -> list[SampleResult]:
     results: list[SampleResult] = []
     with progress_bar(len(samples) * len(built), f"compare {dataset}", enabled=progress) as bar:
         for ref in samples:
@@ -102,11 +134,8 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
             flows, costs, kinds = {}, {}, None
             for name, method in built.items():
                 labels = sample.labels if use_labels else None
-                with PeakMemory() as memory:
-                    start = time.perf_counter()
-                    result = method.estimate(sample.img1, sample.img2, labels=labels)
-                    seconds = time.perf_counter() - start
-                flows[name], costs[name] = result.flow, (seconds, memory.peak_mb)
+                result, seconds, peak_mb = method.estimate(sample.img1, sample.img2, labels=labels)
+                flows[name], costs[name] = result.flow, (seconds, peak_mb)
                 if kinds is None and "kinds" in result.extras:
                     kinds = result.extras["kinds"]
                 bar.advance()

@@ -1,11 +1,18 @@
-"""Peak resident memory of this process while a block of code runs (Linux /proc, else getrusage)."""
+"""Memory: the peak resident memory of this process while a block of code runs (Linux /proc, else
+getrusage), and the check that stops a method before it starts on frames too large for the memory
+available (from per-method measurements in ``memory_needs.json``)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import resource
 import sys
 import threading
 from pathlib import Path
+
+from semflow.errors import InputError, ResourceError
 
 _PAGE = resource.getpagesize()
 _STATM = Path("/proc/self/statm")
@@ -58,3 +65,68 @@ class PeakMemory:
     @property
     def delta_mb(self) -> float:
         return (self.peak_bytes - self.start_bytes) / 2**20
+
+
+# --- what a method needs, and what there is -----------------------------------------------------
+
+NEEDS_FILE = Path(__file__).with_name("memory_needs.json")
+MEMORY_ENV = "SEMFLOW_MEMORY_MB"
+
+
+def memory_needed_mb(method: str, height: int, width: int) -> float | None:
+    """Estimated peak memory (MB) of ``method`` on one (height, width) pair, from the per-method
+    measurements in ``memory_needs.json`` (``scripts/measure_memory.py``); None for a method not measured."""
+    try:
+        needs = json.loads(NEEDS_FILE.read_text())["methods"].get(method)
+    except (OSError, ValueError, KeyError):
+        return None
+    if not needs:
+        return None
+    return needs["base_mb"] + needs["bytes_per_pixel"] * height * width / 2**20
+
+
+def available_memory_mb() -> float | None:
+    """Memory this process may still use, in MB: ``$SEMFLOW_MEMORY_MB`` when set, else the smaller of
+    the system's MemAvailable and the cgroup's limit less its usage; None where neither is known."""
+    if os.environ.get(MEMORY_ENV):
+        try:
+            return float(os.environ[MEMORY_ENV])
+        except ValueError:
+            raise InputError(f"${MEMORY_ENV} must be a number of MB, got {os.environ[MEMORY_ENV]!r}") from None
+    candidates = []
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                candidates.append(int(line.split()[1]) / 1024)
+    with contextlib.suppress(OSError, ValueError):
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            candidates.append((int(limit) - used) / 2**20)
+    return min(candidates) if candidates else None
+
+
+def check_memory(method: str, height: int, width: int, *, hint: str) -> None:
+    """Raise :class:`ResourceError` before the work starts when ``method`` on (height, width) frames
+    needs more memory than is available. ``hint`` ends the message: what the user can do, with
+    ``{side}`` replaced by the longer side (px) at which the method would fit, e.g. ``"use --max-side {side}"``."""
+    needed, available = memory_needed_mb(method, height, width), available_memory_mb()
+    if needed is None or available is None or needed <= available:
+        return
+    fits = _side_that_fits(method, height, width, available)
+    advice = hint.format(side=fits) if fits else "it does not fit even at a small size"
+    raise ResourceError(f"{method} needs about {_amount(needed)} for {width}x{height} frames, and"
+                        f" {_amount(max(available, 0))} is available; {advice}")
+
+
+def _amount(mb: float) -> str:
+    return f"{mb / 1024:.1f} GB" if mb >= 1024 else f"{mb:.0f} MB"
+
+
+def _side_that_fits(method: str, height: int, width: int, available: float) -> int | None:
+    longer = max(height, width)
+    for side in range(longer, 15, -max(longer // 64, 1)):
+        scale = side / longer
+        if memory_needed_mb(method, round(height * scale), round(width * scale)) <= available:
+            return side
+    return None

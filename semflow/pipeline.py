@@ -16,7 +16,6 @@ With ``max_flow`` given the normaliser is known up front: one pass computes and 
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import time
@@ -28,9 +27,12 @@ from typing import Any
 import numpy as np
 
 from semflow.baseline.base import FlowMethod, FlowResult
-from semflow.errors import InputError
+from semflow.errors import InputError, warn
 from semflow.io.atomic import write_text_atomic
+from semflow.io.jsonfile import dumps_strict
+from semflow.io.outputs import OutputFolder
 from semflow.io.video import FrameSource
+from semflow.memory import check_memory
 from semflow.methods import DEFAULT_RUN_METHOD, get_method, list_methods, resolve_options
 from semflow.options import options_dict
 from semflow.progress import progress_bar
@@ -97,7 +99,8 @@ class PassReport:
 
 
 def open_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: RunOptions,
-               method: FlowMethod | None = None) -> tuple[FrameSource, RunStore]:
+               method: FlowMethod | None = None, *, folder: OutputFolder | None = None
+               ) -> tuple[FrameSource, RunStore]:
     """Check ``video`` (readable, at least 2 frames) and open the store of ``out_dir`` for ``options``
     (and the built ``method``, when there is one: see :meth:`RunOptions.fingerprint`)."""
     video, out_dir = Path(video), Path(out_dir)
@@ -110,7 +113,7 @@ def open_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Ru
     out_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(out_dir, options.fingerprint(video, method), resume=options.resume, save_flo=options.save_flo,
                        frame_shape=first.shape, single_pass=options.max_flow is not None,
-                       cache_budget=options.cache_budget)
+                       cache_budget=options.cache_budget, folder=folder)
     return source, store
 
 
@@ -205,6 +208,7 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
         result, _ = _estimate(method, index, img1, img2)
         return result.flow, result.extras.get("segmentation_rgb"), result.extras.get("baseline_flow")
 
+    store.claim("flow.mp4"), store.claim("panel.mp4")
     render_clip(source, pairs, store.out_dir, source.fps, max_flow, method.name, flows_for, timer=timer,
                 progress=options.progress)
     stages = _sum_stages([stages or {}, timer.seconds])
@@ -212,7 +216,16 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
                            wall_seconds=wall_seconds + time.perf_counter() - start,
                            computed=pairs if computed is None else computed,
                            stages=stages, render_from=store.render_from, extra=extra)
-    write_text_atomic(store.out_dir / "summary.json", json.dumps(summary, indent=2))
+    return write_summary(store, summary)
+
+
+def write_summary(store: RunStore, summary: dict[str, Any]) -> dict[str, Any]:
+    """Write ``summary.json`` (strict JSON; with the list of what the run wrote when it holds a locked
+    output folder), then drop the work folder. Returns the summary."""
+    path = store.claim("summary.json")
+    if store.folder is not None:
+        summary["outputs"]["written"] = store.folder.written()
+    write_text_atomic(path, dumps_strict(summary, indent=2))
     store.cleanup()
     return summary
 
@@ -254,6 +267,8 @@ def make_summary(source: FrameSource, method: FlowMethod, records: list[PairReco
             "flo_dir": "flo" if options.save_flo else None,
         },
         "settings": options.fingerprint(source.path, method),
+        "frames_expected": len(source),
+        "truncated": source.shortfall() is not None,
         **(extra or {}),
     }
 
@@ -293,6 +308,7 @@ def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, op
             computed += 1
         return result.flow, result.extras.get("segmentation_rgb"), result.extras.get("baseline_flow")
 
+    store.claim("flow.mp4"), store.claim("panel.mp4")
     pairs = render_clip(source, None, store.out_dir, source.fps, options.max_flow, method.name, flows_for,
                         timer=timer, progress=options.progress, total=max(len(source) - 1, 1))
     if pairs == 0:
@@ -301,9 +317,7 @@ def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, op
     summary = make_summary(source, method, store.records(pairs), options.max_flow, options,
                            wall_seconds=wall_seconds + time.perf_counter() - start, computed=computed,
                            stages=_sum_stages([timer.seconds]), render_from="single-pass", extra=extra)
-    write_text_atomic(store.out_dir / "summary.json", json.dumps(summary, indent=2))
-    store.cleanup()
-    return summary
+    return write_summary(store, summary)
 
 
 def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: RunOptions | None = None,
@@ -319,16 +333,24 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     done = finished_summary(out_dir, options.fingerprint(Path(video), method)) if options.resume else None
     if done is not None:  # nothing left to do
         return {**done, "resumed_pairs": done["pairs"]}
-    source, store = open_video(video, out_dir, options, method)
-    if options.max_flow is not None:
-        summary = run_single_pass(source, method, store, options, wall_seconds=time.perf_counter() - started)
-    else:
-        report = compute_pairs(source, method, store, resume=options.resume, progress=options.progress)
-        if not report.end:
-            raise InputError(f"{video}: need at least 2 frames to compute flow, got 1")
-        summary = finish_video(source, method, store, report.end, options,
-                               wall_seconds=time.perf_counter() - started, stages=report.stages,
-                               computed=report.computed)
+    probe = FrameSource(Path(video), max_side=options.max_side, max_frames=options.max_frames)
+    check_memory(method.name, *probe.frame_size(), hint="use --max-side {side} (or smaller)")
+    # The output folder is locked for the whole run; what the run writes is listed in its manifest,
+    # and a fresh run first deletes only what the previous run there listed (see io/outputs.py).
+    with OutputFolder(out_dir, fresh=not options.resume, work=WORK_DIR, reserved=("flo",)) as folder:
+        source, store = open_video(video, out_dir, options, method, folder=folder)
+        if options.max_flow is not None:
+            summary = run_single_pass(source, method, store, options, wall_seconds=time.perf_counter() - started)
+        else:
+            report = compute_pairs(source, method, store, resume=options.resume, progress=options.progress)
+            if not report.end:
+                raise InputError(f"{video}: need at least 2 frames to compute flow, got 1")
+            summary = finish_video(source, method, store, report.end, options,
+                                   wall_seconds=time.perf_counter() - started, stages=report.stages,
+                                   computed=report.computed)
+    shortfall = source.shortfall()
+    if shortfall:
+        warn(shortfall)
     if log:
         log(f"{summary['pairs']} pairs -> {out_dir}")
     return summary

@@ -37,6 +37,7 @@ from semflow.errors import InputError
 from semflow.io.atomic import atomic_path, write_text_atomic
 from semflow.io.flow import check_flow, read_flo, write_flo
 from semflow.io.images import read_image, write_image
+from semflow.io.outputs import OutputFolder
 from semflow.viz import max_flow_of
 
 WORK_DIR = ".semflow-work"
@@ -93,12 +94,22 @@ def cache_pairs(frame_shape: tuple[int, ...], budget: int = CACHE_BUDGET_BYTES) 
 class RunStore:
     """The work folder of one output folder: pair records, the end marker and the flow cache."""
 
-    def __init__(self, out_dir: str | Path, save_flo: bool, cache_pairs: int) -> None:
+    def __init__(self, out_dir: str | Path, save_flo: bool, cache_pairs: int, folder: OutputFolder | None = None
+                 ) -> None:
         self.out_dir = Path(out_dir)
         self.work = self.out_dir / WORK_DIR
         self.save_flo = save_flo
         self.cache_pairs = cache_pairs
         self.flo_dir = self.out_dir / "flo"
+        self.folder = folder
+        """The locked :class:`~semflow.io.outputs.OutputFolder` of a ``semflow run`` (None in a batch,
+        whose chunks write one folder from several workers): what the run writes is claimed in it."""
+        if folder is not None and save_flo and not self.flo_dir.exists():
+            folder.claim("flo/")
+
+    def claim(self, relative: str) -> Path:
+        """The path of output ``relative``, recorded in the run's manifest first when there is one."""
+        return self.folder.claim(relative) if self.folder is not None else self.out_dir / relative
 
     # --- pass 1 ---------------------------------------------------------------------------------
 
@@ -121,7 +132,7 @@ class RunStore:
         from now on the pair counts as finished."""
         write_text_atomic(self._record_path(record.index), json.dumps(asdict(record)))
         if self.save_flo:
-            write_flo(self._flo_path(record.index), flow)
+            write_flo(self.claim(f"flo/{pair_name(record.index)}.flo"), flow)
 
     def record(self, index: int) -> PairRecord:
         """The record of a finished pair."""
@@ -170,8 +181,11 @@ class RunStore:
         return None
 
     def cleanup(self) -> None:
-        """Delete the work folder (after the outputs are written)."""
-        shutil.rmtree(self.work, ignore_errors=True)
+        """Delete the work folder (after the outputs are written), never through a link."""
+        if self.folder is not None:
+            self.folder.remove_tree(WORK_DIR)
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
 
     def disk_bytes(self) -> int:
         """Bytes the work folder takes now."""
@@ -207,7 +221,7 @@ def _remove_pair_flos(flo_dir: Path) -> None:
 
 def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool, save_flo: bool,
                frame_shape: tuple[int, ...], single_pass: bool = False,
-               cache_budget: int = CACHE_BUDGET_BYTES) -> RunStore:
+               cache_budget: int = CACHE_BUDGET_BYTES, folder: OutputFolder | None = None) -> RunStore:
     """The store of ``out_dir`` for a run with ``fingerprint`` (the settings a resumed run must share).
 
     A fresh run forgets what an earlier one left (work folder, ``NNNNNN.flo``); a resumed one keeps it,
@@ -222,13 +236,13 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
         if before != fingerprint:
             changed = sorted(k for k in fingerprint if before.get(k) != fingerprint[k])
             raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({', '.join(changed) or 'format'})")
-        return RunStore(out_dir, save_flo, int(previous.get("cache_pairs", 0)))
-    if not resume:
+        return RunStore(out_dir, save_flo, int(previous.get("cache_pairs", 0)), folder)
+    if not resume and folder is None:  # a locked folder has already removed what its previous run listed
         shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
         _remove_pair_flos(out_dir / "flo")
     cached = 0 if single_pass else cache_pairs(frame_shape, cache_budget)
     write_text_atomic(state_path, json.dumps({"fingerprint": fingerprint, "cache_pairs": cached}, indent=2))
-    return RunStore(out_dir, save_flo, cached)
+    return RunStore(out_dir, save_flo, cached, folder)
 
 
 

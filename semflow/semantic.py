@@ -299,8 +299,10 @@ def write_explain(result: FlowResult, out_dir: str | os.PathLike) -> None:
     their support), ``occlusion.png``, ``confidence.png`` and ``explain.json`` (legends, per-region
     decisions, timings).
     """
+    from semflow.io.atomic import write_text_atomic
     from semflow.io.flow import write_flo
     from semflow.io.images import write_image
+    from semflow.io.jsonfile import dumps_strict
     from semflow.viz import add_legend, flow_to_color, label_image, max_flow_of
 
     out = Path(out_dir)
@@ -333,4 +335,5 @@ def write_explain(result: FlowResult, out_dir: str | os.PathLike) -> None:
     report = json.loads(str(ex["report_json"])) if "report_json" in ex else {}
     report["max_flow_px"] = max_flow
     report["model_colors"] = {str(k): v for k, v in MODEL_COLORS.items()}
-    (out / "explain.json").write_text(json.dumps(report, indent=2))
+    # Strict JSON: an undefined number (a thing model's error on no valid pixels) is null, not NaN.
+    write_text_atomic(out / "explain.json", dumps_strict(report, indent=2))

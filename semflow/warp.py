@@ -34,3 +34,24 @@ def warp_backward(image: np.ndarray, flow: np.ndarray, x0: int = 0, y0: int = 0
     warped = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     inside = (mx >= 0) & (mx <= image.shape[1] - 1) & (my >= 0) & (my <= image.shape[0] - 1)
     return warped, inside
+
+
+_MAP_COLUMNS = 1024  # cv2.remap takes maps of fewer than 32767 rows and columns
+
+
+def sample_points(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bilinear samples of ``image`` (H, W[, C]) at points ``x``, ``y`` (pixels, arrays of one shape S,
+    any number of points), border replicated. Returns an array of shape S (+ (C,)), the same values
+    :func:`cv2.remap` gives; the points are laid out as rows of 1024 so that no map side reaches
+    OpenCV's 32767 limit (a single column of points failed on frames above ~0.5 Mpx)."""
+    shape = np.shape(x)
+    fx = np.asarray(x, np.float32).reshape(-1)
+    fy = np.asarray(y, np.float32).reshape(-1)
+    count = fx.size
+    rows = max(1, -(-count // _MAP_COLUMNS))
+    pad = rows * _MAP_COLUMNS - count
+    out = cv2.remap(image, np.pad(fx, (0, pad)).reshape(rows, _MAP_COLUMNS),
+                    np.pad(fy, (0, pad)).reshape(rows, _MAP_COLUMNS), cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE)
+    channels = out.shape[2:] if out.ndim == 3 else ()
+    return out.reshape(-1, *channels)[:count].reshape(*shape, *channels)

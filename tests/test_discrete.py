@@ -353,3 +353,36 @@ def test_edge_map_is_the_interpolators_own_and_motion_edges_boost_it_near_jumps(
     np.testing.assert_allclose(boosted[:, 54:66], 10.0 * plain[:, 54:66], rtol=1e-5)
     np.testing.assert_array_equal(boosted[:, :50], plain[:, :50])
     np.testing.assert_array_equal(boosted[:, 70:], plain[:, 70:])
+
+
+def test_sample_grid_flow_takes_more_than_32767_points() -> None:
+    """cv2.remap refuses maps of 32767 rows or more: the points were laid out as one column, so frames
+    above ~0.5 Mpx (at stride 4) stopped with an OpenCV assertion traceback (issue 14, huge inputs)."""
+    rng = np.random.default_rng(3)
+    grid = rng.standard_normal((60, 80, 2)).astype(np.float32)
+    x = rng.uniform(0, 79 * 4, 40_000).astype(np.float32)
+    y = rng.uniform(0, 59 * 4, 40_000).astype(np.float32)
+    out = consistency.sample_grid_flow(grid, x, y, 4)
+    gx, gy = x / 4, y / 4
+    x0, y0 = np.floor(gx).astype(int), np.floor(gy).astype(int)
+    x1, y1 = np.minimum(x0 + 1, 79), np.minimum(y0 + 1, 59)
+    fx, fy = (gx - x0)[:, None], (gy - y0)[:, None]
+    expected = ((1 - fx) * (1 - fy) * grid[y0, x0] + fx * (1 - fy) * grid[y0, x1]
+                + (1 - fx) * fy * grid[y1, x0] + fx * fy * grid[y1, x1])
+    assert out.shape == (40_000, 2)
+    error = np.abs(out - expected)  # OpenCV interpolates with weights quantised to 1/32 px
+    assert error.max() < 0.15 and error.mean() < 0.02, (error.max(), error.mean())
+
+
+def test_interpolate_takes_more_than_32767_matches() -> None:
+    """OpenCV's edge-aware interpolator asserts match_num < 32767: discrete stopped with a traceback on
+    frames above ~0.5 Mpx (issue 14, huge inputs); an evenly spread subset is interpolated instead."""
+    rng = np.random.default_rng(5)
+    img = np.clip(random_texture(220, 220, rng) + 0.5, 0, 255).astype(np.uint8)
+    img = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
+    ys, xs = np.mgrid[5:205, 5:205].astype(np.float32)
+    points = np.stack([xs.ravel(), ys.ravel()], 1)  # 40000 matches
+    flows = np.tile(np.float32([3.0, -1.0]), (len(points), 1))
+    dense = densify.interpolate(img, img, points, flows)
+    assert dense.shape == (220, 220, 2)
+    np.testing.assert_allclose(np.median(dense[10:200, 10:200].reshape(-1, 2), axis=0), (3.0, -1.0), atol=0.05)

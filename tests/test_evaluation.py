@@ -201,3 +201,15 @@ def test_peak_memory_sees_an_allocation() -> None:
         time.sleep(0.05)  # let the sampling thread see it
         del block
     assert memory.delta_mb > 50 and memory.peak_mb >= memory.delta_mb
+
+
+def test_compare_peak_memory_is_each_methods_own(synthetic_root: Path) -> None:
+    """compare's peak MB included what ran before in the same process (issue 14: dis-medium 892 MB
+    after discrete, 85 MB alone). With isolate (as `semflow compare` runs) each method runs in a child
+    process of its own: memory this process holds (here 300 MB of ballast) is not counted."""
+    ballast = np.ones(300 * 2**20 // 8)
+    results = evaluation.compare("synthetic", synthetic_root, ["dis-ultrafast", "dis-medium"], max_samples=1,
+                                 isolate=True)
+    assert ballast.sum() > 0
+    for r in results:
+        assert 20 < r.peak_mb < 280, (r.method, r.peak_mb)

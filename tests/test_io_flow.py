@@ -85,11 +85,23 @@ def test_flo_unknown_pixels_round_trip_with_sentinel(tmp_path: Path) -> None:
 def test_flo_one_component_over_threshold_makes_pixel_unknown(tmp_path: Path) -> None:
     flow = np.ones((3, 4, 2), np.float32)
     flow[1, 1, 1] = 2e9   # only v is huge
-    flow[2, 3, 0] = -np.inf
+    flow[2, 3, 0] = -3e38
     (tmp_path / "f.flo").write_bytes(flo_bytes(4, 3, flow.astype("<f4").tobytes()))
     back, valid = read_flo(tmp_path / "f.flo")
     assert not valid[1, 1] and not valid[2, 3] and valid.sum() == 10
     assert (back[~valid] == 0).all() and np.isfinite(back).all()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_is_an_error_in_every_flow_format(tmp_path: Path, bad: float) -> None:
+    """One rule (issue 14): NaN/inf in .flo was drawn black while in .npy it was an error."""
+    flow = np.ones((3, 4, 2), np.float32)
+    flow[2, 3, 0] = bad
+    (tmp_path / "f.flo").write_bytes(flo_bytes(4, 3, flow.astype("<f4").tobytes()))
+    np.save(tmp_path / "f.npy", flow)
+    for name in ("f.flo", "f.npy"):
+        with pytest.raises(InputError, match="NaN or inf values at 1 pixels"):
+            read_flow_valid(tmp_path / name)
 
 
 @pytest.mark.parametrize(
@@ -238,16 +250,26 @@ def test_npy_round_trip_is_exact(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_flow(tmp_path / "f.npy"), flow)
 
 
-def test_npy_unknown_pixels_are_nan_and_read_back_when_allowed(tmp_path: Path) -> None:
+def test_npy_unknown_pixels_use_the_flo_marker_and_read_back(tmp_path: Path) -> None:
     flow, valid = random_flow(), unknown_mask()
     write_flow(tmp_path / "f.npy", flow, valid)
     raw = np.load(tmp_path / "f.npy")
-    np.testing.assert_array_equal(np.isnan(raw).any(axis=2), ~valid)
+    np.testing.assert_array_equal((np.abs(raw) > 1e9).any(axis=2), ~valid)
+    back, back_valid = read_flow_valid(tmp_path / "f.npy")
+    np.testing.assert_array_equal(back_valid, valid)
+    np.testing.assert_array_equal(back[valid], flow[valid])
+    assert (back[~valid] == 0).all()
+
+
+def test_npy_nan_of_semflow_0_1_is_unknown_only_when_allowed(tmp_path: Path) -> None:
+    flow, valid = random_flow(), unknown_mask()
+    old = flow.copy()
+    old[~valid] = np.nan
+    np.save(tmp_path / "f.npy", old)
     with pytest.raises(InputError, match="NaN or inf"):
         read_flow_valid(tmp_path / "f.npy")  # NaN is an error unless asked for
     back, back_valid = read_flow_valid(tmp_path / "f.npy", allow_unknown=True)
     np.testing.assert_array_equal(back_valid, valid)
-    np.testing.assert_array_equal(back[valid], flow[valid])
     assert (back[~valid] == 0).all()
 
 

@@ -267,19 +267,25 @@ def test_run_shared_video_first_frames(shared_file, tmp_path: Path) -> None:
 
 
 def test_a_fresh_run_removes_only_its_own_flo_files(make_frames, tmp_path: Path) -> None:
+    """What a run removes is what an earlier run listed as written (issue 14: a fresh run deleted the
+    user's own flo/000001.flo-style files, here 000007.flo, even without --save-flo)."""
     frames = make_frames(4, 32, 48)
     out = tmp_path / "out"
     (out / "flo").mkdir(parents=True)
     (out / "flo" / "notes.txt").write_text("mine")
-    (out / "flo" / "000007.flo").write_bytes(b"stale")
+    (out / "flo" / "000007.flo").write_bytes(b"mine too")
     run_video(frames, out, RunOptions(save_flo=True), method=ScriptedFlow())
-    assert sorted(p.name for p in (out / "flo").iterdir()) == ["000000.flo", "000001.flo", "000002.flo", "notes.txt"]
+    assert sorted(p.name for p in (out / "flo").iterdir()) == ["000000.flo", "000001.flo", "000002.flo",
+                                                                 "000007.flo", "notes.txt"]
     run_video(frames, out, RunOptions(), method=ScriptedFlow())  # without --save-flo: the old flows go
-    assert [p.name for p in (out / "flo").iterdir()] == ["notes.txt"]
-    (out / "flo" / "notes.txt").unlink()
+    assert sorted(p.name for p in (out / "flo").iterdir()) == ["000007.flo", "notes.txt"]
+    assert (out / "flo" / "000007.flo").read_bytes() == b"mine too"
+    for path in (out / "flo").iterdir():
+        path.unlink()
+    (out / "flo").rmdir()
     run_video(frames, out, RunOptions(save_flo=True), method=ScriptedFlow())
     run_video(frames, out, RunOptions(), method=ScriptedFlow())
-    assert not (out / "flo").exists()  # an emptied flo folder is removed
+    assert not (out / "flo").exists()  # a flo folder the run created is removed once emptied
 
 
 class BaselineReportingFlow(ScriptedFlow):

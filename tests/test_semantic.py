@@ -115,6 +115,26 @@ def test_video_pairs_reuse_the_segmentation_of_the_shared_frame(scene):
     assert segmenter.calls == 2
 
 
+def strict_json(text: str):
+    """json.loads that refuses NaN / Infinity, as strict JSON parsers do."""
+    def refuse(name: str):
+        raise ValueError(f"not JSON: {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_explain_json_is_strict_json_when_a_number_is_undefined(scene, tmp_path):
+    """explain.json held a bare NaN (a thing model's error over no valid pixels; issue 14)."""
+    result = get_method("semantic", baseline="dis-medium").estimate(scene.img1, scene.img2, labels=scene.labels)
+    report = json.loads(str(result.extras["report_json"]))
+    report["things"][0]["model_error"] = float("nan")
+    report["seconds"]["compose"] = float("inf")
+    result.extras["report_json"] = np.array(json.dumps(report))
+    write_explain(result, tmp_path)
+    written = strict_json((tmp_path / "explain.json").read_text())
+    assert written["things"][0]["model_error"] is None and written["seconds"]["compose"] is None
+    assert written["things"][0]["class"] == "Car"
+
+
 def test_write_explain_writes_maps_layers_and_decisions(scene, tmp_path):
     method = get_method("semantic", baseline="dis-medium")
     result = method.estimate(scene.img1, scene.img2, labels=scene.labels)
@@ -131,7 +151,7 @@ def test_write_explain_writes_maps_layers_and_decisions(scene, tmp_path):
     for name in ("segmentation.png", "labels.png", "kinds.png", "model_map.png", "baseline.png",
                  "occlusion.png", "confidence.png", "layer_plane.png", "layer_background.png"):
         assert (tmp_path / name).is_file(), name
-    report = json.loads((tmp_path / "explain.json").read_text())
+    report = strict_json((tmp_path / "explain.json").read_text())
     assert report["things"] and report["things"][0]["class"] == "Car"
     assert set(report["seconds"]) >= {"baseline", "segmentation", "planes", "things", "compose"}
     with pytest.raises(InputError, match="no semantic layers"):

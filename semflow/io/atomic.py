@@ -18,12 +18,12 @@ def _umask() -> int:
     return mask
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it to ``path``, else delete it.
+def temp_path_beside(path: str | os.PathLike, suffix: str | None = None) -> Path:
+    """Create an empty temporary file beside ``path`` (``.<stem>.XXXX<suffix>``) and return its name.
 
-    ``suffix`` defaults to the target's own suffix so that writers which pick a format from the
-    extension (OpenCV, imageio) still see the right one.
+    It is created with ``O_EXCL`` (``tempfile.mkstemp``), so it is always a new regular file: never a
+    link someone left under a predictable name. ``suffix`` defaults to the target's own suffix so that
+    writers which pick a format from the extension (OpenCV, imageio, FFmpeg) still see the right one.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -35,14 +35,26 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     except OSError as exc:  # name the file the user asked for, not the temporary one
         raise OSError(exc.errno, exc.strerror, str(target)) from None
     os.close(fd)
-    tmp_path = Path(tmp)
+    return Path(tmp)
+
+
+def move_into_place(tmp: Path, path: str | os.PathLike) -> None:
+    """Give ``tmp`` the usual permissions (0666 less the umask) and rename it to ``path``."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:  # e.g. the target is a folder: name it, not the temporary file
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (:func:`temp_path_beside`); on success rename it to
+    ``path``, else delete it."""
+    tmp_path = temp_path_beside(path, suffix)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())
-        try:
-            os.replace(tmp_path, target)
-        except OSError as exc:  # e.g. the target is a folder: name it, not the temporary file
-            raise OSError(exc.errno, exc.strerror, str(target)) from None
+        move_into_place(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()

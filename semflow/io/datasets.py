@@ -20,12 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from semflow.errors import InputError
 from semflow.io.flow import read_flow_valid
-from semflow.io.images import read_image
+from semflow.io.images import read_image, read_image_raw
 
 
 @dataclass
@@ -57,9 +56,9 @@ class FlowSample:
             occluded = valid & ~valid_noc
         labels = instances = None
         if self.labels is not None:
-            labels = cv2.imread(str(self.labels), cv2.IMREAD_UNCHANGED)
+            labels = read_image_raw(self.labels)
         if self.instances is not None:
-            instances = cv2.imread(str(self.instances), cv2.IMREAD_UNCHANGED).astype(np.int32)
+            instances = read_image_raw(self.instances).astype(np.int32)
         return LoadedSample(self.dataset, self.name, img1, img2, flow, valid, occluded, labels, instances)
 
 
@@ -80,10 +79,8 @@ class LoadedSample:
 
 
 def _read_mask(path: Path) -> np.ndarray:
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise InputError(f"{path}: cannot read mask")
-    return mask > 127
+    mask = read_image_raw(path, gray=True)
+    return mask > np.iinfo(mask.dtype).max // 2 if mask.dtype.kind in "ui" else mask > 0.5
 
 
 def _require_dir(path: Path, what: str) -> Path:

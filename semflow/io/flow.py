@@ -6,12 +6,21 @@ Pixels whose flow is unknown are reported through a boolean ``valid`` mask (H, W
 - ``.flo``: float32 tag 202021.25, int32 width, int32 height, then interleaved float32 u, v, all
   little-endian. A component with ``|value| > 1e9`` marks the pixel unknown.
 - KITTI ``.png``: 16-bit, 3 channels u, v, valid in RGB order; ``value = (raw - 2**15) / 64``.
-- ``.npy``: a float array (H, W, 2); NaN marks unknown pixels only if ``allow_unknown`` is set.
+- ``.npy``: a float array (H, W, 2); as in ``.flo``, ``|value| > 1e9`` marks a pixel unknown.
+
+One rule for every format: a finite component with ``|value| > 1e9`` marks the pixel unknown (KITTI
+``.png`` says it with its valid channel); NaN or inf in a flow file is an error (:class:`InputError`),
+never a silently black pixel. ``allow_unknown`` also reads NaN in a ``.npy`` as unknown, for files written by
+semflow 0.1 (which marked unknown ``.npy`` pixels with NaN).
+
+Readers check sizes before allocating: a header that declares more data than the file holds is an
+error, not a huge allocation.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import cv2
@@ -20,6 +29,7 @@ import numpy as np
 from semflow.errors import InputError
 from semflow.io.atomic import atomic_path, write_bytes_atomic
 from semflow.io.files import require_file
+from semflow.io.images import decode_image
 
 FLO_TAG = 202021.25
 UNKNOWN_FLOW_THRESHOLD = 1e9
@@ -29,16 +39,37 @@ FLOW_EXTENSIONS = (".flo", ".png", ".npy")
 
 
 def check_flow(flow: np.ndarray, *, name: str = "flow") -> np.ndarray:
-    """Return ``flow`` as float32 (H, W, 2), raising :class:`InputError` on a bad shape or NaN/inf."""
+    """Return ``flow`` as float32 (H, W, 2), raising :class:`InputError` on a bad or empty shape, NaN/inf,
+    or a component beyond ``1e9`` px (the unknown-flow marker; its magnitude would overflow float32)."""
     arr = np.asarray(flow)
     if arr.ndim != 3 or arr.shape[2] != 2:
         raise InputError(f"{name}: expected flow of shape (H, W, 2), got {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"{name}: flow is empty ({arr.shape[1]}x{arr.shape[0]})")
     if not np.issubdtype(arr.dtype, np.floating):
         raise InputError(f"{name}: expected a float flow array, got dtype {arr.dtype}")
     if not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).any(axis=2).sum())
         raise InputError(f"{name}: flow has NaN or inf values at {bad} pixels")
+    huge = (np.abs(arr) > UNKNOWN_FLOW_THRESHOLD).any(axis=2)
+    if huge.any():
+        raise InputError(f"{name}: flow has values beyond 1e9 px (the unknown-flow marker) at {int(huge.sum())} pixels")
     return arr.astype(np.float32, copy=False)
+
+
+def _split_unknown(arr: np.ndarray, name: str, *, nan_is_unknown: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``(flow float32 with unknown pixels set to 0, valid)`` for a flow array read from a file: a finite
+    component with ``|value| > 1e9`` marks the pixel unknown; NaN or inf is an error unless
+    ``nan_is_unknown`` (then they mark unknown pixels too)."""
+    finite = np.isfinite(arr).all(axis=2)
+    if not finite.all() and not nan_is_unknown:
+        raise InputError(f"{name}: flow has NaN or inf values at {int((~finite).sum())} pixels"
+                         " (unknown flow is marked with a finite value beyond 1e9)")
+    with np.errstate(invalid="ignore", over="ignore"):  # float64 beyond float32's range: unknown anyway
+        unknown = ~finite | (np.abs(arr) > UNKNOWN_FLOW_THRESHOLD).any(axis=2)
+        flow = arr.astype(np.float32)
+    flow[unknown] = 0.0
+    return flow, ~unknown
 
 
 # --- .flo -------------------------------------------------------------------------------------
@@ -47,24 +78,25 @@ def check_flow(flow: np.ndarray, *, name: str = "flow") -> np.ndarray:
 def read_flo(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Read a Middlebury ``.flo`` file. Returns ``(flow (H, W, 2) float32, valid (H, W) bool)``."""
     path = require_file(path)
-    data = path.read_bytes()
-    if len(data) < 12:
-        raise InputError(f"{path}: not a .flo file (only {len(data)} bytes)")
-    tag = np.frombuffer(data, "<f4", 1, 0)[0]
-    if tag != np.float32(FLO_TAG):
-        raise InputError(f"{path}: not a .flo file (wrong tag {float(tag)!r}, expected {FLO_TAG})")
-    width, height = (int(x) for x in np.frombuffer(data, "<i4", 2, 4))
-    if not (0 < width <= MAX_FLO_SIDE and 0 < height <= MAX_FLO_SIDE):
-        raise InputError(f"{path}: corrupt .flo header (size {width}x{height})")
-    expected = 12 + 8 * width * height
-    if len(data) != expected:
-        raise InputError(
-            f"{path}: corrupt .flo file ({len(data)} bytes, expected {expected} for {width}x{height})"
-        )
-    flow = np.frombuffer(data, "<f4", 2 * width * height, 12).reshape(height, width, 2).copy()
-    unknown = ~np.isfinite(flow).all(axis=2) | (np.abs(flow) > UNKNOWN_FLOW_THRESHOLD).any(axis=2)
-    flow[unknown] = 0.0
-    return flow.astype(np.float32), ~unknown
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        header = fh.read(12)
+        if len(header) < 12:
+            raise InputError(f"{path}: not a .flo file (only {len(header)} bytes)")
+        tag = np.frombuffer(header, "<f4", 1, 0)[0]
+        if tag != np.float32(FLO_TAG):
+            raise InputError(f"{path}: not a .flo file (wrong tag {float(tag)!r}, expected {FLO_TAG})")
+        width, height = (int(x) for x in np.frombuffer(header, "<i4", 2, 4))
+        if not (0 < width <= MAX_FLO_SIDE and 0 < height <= MAX_FLO_SIDE):
+            raise InputError(f"{path}: corrupt .flo header (size {width}x{height})")
+        expected = 12 + 8 * width * height
+        if size != expected:  # checked before reading: a lying header allocates nothing
+            raise InputError(f"{path}: corrupt .flo file ({size} bytes, expected {expected} for {width}x{height})")
+        data = fh.read(expected - 12)
+    if len(data) != expected - 12:
+        raise InputError(f"{path}: corrupt .flo file (it changed while being read)")
+    flow = np.frombuffer(data, "<f4").reshape(height, width, 2)
+    return _split_unknown(flow, str(path))
 
 
 def write_flo(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> None:
@@ -83,9 +115,7 @@ def write_flo(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | Non
 def read_kitti_flow(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Read a KITTI flow PNG. Returns ``(flow (H, W, 2) float32, valid (H, W) bool)``."""
     path = require_file(path)
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise InputError(f"{path}: cannot decode as an image")
+    raw = decode_image(path.read_bytes(), str(path))
     if raw.dtype != np.uint16 or raw.ndim != 3 or raw.shape[2] != 3:
         channels = 1 if raw.ndim == 2 else raw.shape[2]
         raise InputError(
@@ -118,25 +148,61 @@ def write_kitti_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarra
 def read_npy_flow(path: str | os.PathLike, *, allow_unknown: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Read a ``.npy`` flow (H, W, 2). NaN pixels are unknown only when ``allow_unknown`` is set."""
     path = require_file(path)
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable .npy file ({exc})") from None
-    if arr.ndim != 3 or arr.shape[2] != 2 or not np.issubdtype(arr.dtype, np.floating):
+    arr = load_npy(path)
+    if arr.ndim != 3 or arr.shape[2] != 2 or arr.dtype.kind != "f":
         raise InputError(f"{path}: expected a float array of shape (H, W, 2), got {arr.dtype} {arr.shape}")
-    unknown = ~np.isfinite(arr).all(axis=2)
-    if unknown.any() and not allow_unknown:
-        raise InputError(f"{path}: flow has NaN or inf values at {int(unknown.sum())} pixels")
-    flow = arr.astype(np.float32)
-    flow[unknown] = 0.0
-    return flow, ~unknown
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"{path}: flow is empty ({arr.shape[1]}x{arr.shape[0]})")
+    return _split_unknown(arr, str(path), nan_is_unknown=allow_unknown)
+
+
+def load_npy(path: str | os.PathLike) -> np.ndarray:
+    """Read one array from a ``.npy`` file without trusting its header.
+
+    Refuses (:class:`InputError`) an ``.npz`` archive under a ``.npy`` name, a malformed header, object
+    (pickled) arrays, and a header that declares more data than the file holds, before allocating.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+        if magic[:4] == b"PK\x03\x04":
+            raise InputError(f"{path}: an .npz archive, not a .npy array (write one array with numpy.save)")
+        if magic != b"\x93NUMPY":
+            raise InputError(f"{path}: not a readable .npy file (wrong magic bytes)")
+        fh.seek(0)
+        try:  # numpy's header parser meets untrusted text: any failure of it means a corrupt header
+            version = np.lib.format.read_magic(fh)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise InputError(f"{path}: not a readable .npy file (version {version[0]}.{version[1]})")
+            with warnings.catch_warnings():  # odd escapes in the header text: no SyntaxWarning lines
+                warnings.simplefilter("ignore")
+                shape, fortran, dtype = read_header(fh)
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - ValueError, SyntaxError, TokenError, RecursionError...
+            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise InputError(f"{path}: not a readable .npy file (corrupt header: {reason})") from None
+        if dtype.hasobject or dtype.itemsize == 0:
+            raise InputError(f"{path}: not a readable .npy file (it holds {dtype} values, not numbers)")
+        count = 1
+        for side in shape:
+            count *= side
+        needed, held = count * dtype.itemsize, size - fh.tell()
+        if needed > held:
+            raise InputError(f"{path}: corrupt .npy file (its header declares shape {shape}, {needed} bytes,"
+                             f" but the file holds {held})")
+        data = fh.read(needed)
+    return np.frombuffer(data, dtype, count).reshape(shape, order="F" if fortran else "C")
 
 
 def write_npy_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> None:
-    """Write ``flow`` as ``.npy`` float32; pixels where ``valid`` is False become NaN."""
+    """Write ``flow`` as ``.npy`` float32; pixels where ``valid`` is False become 1e10 (unknown, as in .flo)."""
     flow = check_flow(flow).copy()
     if valid is not None:
-        flow[~np.asarray(valid, bool)] = np.nan
+        flow[~np.asarray(valid, bool)] = UNKNOWN_FLOW_VALUE
     with atomic_path(path, suffix=".npy") as tmp:
         np.save(tmp, flow)
 
@@ -154,8 +220,8 @@ def _extension(path: str | os.PathLike) -> str:
 def read_flow_valid(path: str | os.PathLike, *, allow_unknown: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Read a flow file by extension. Returns ``(flow (H, W, 2) float32, valid (H, W) bool)``.
 
-    ``allow_unknown``: read NaN pixels of a ``.npy`` (as :func:`write_flow` writes unknown pixels) as
-    unknown instead of raising; ``.flo`` and KITTI ``.png`` always carry their own unknown markers.
+    ``allow_unknown``: also read NaN pixels of a ``.npy`` as unknown (as semflow 0.1 wrote them) instead of
+    raising. Every format marks unknown flow its own way (see the module docstring).
     """
     ext = _extension(path)
     if ext == ".flo":

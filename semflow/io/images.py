@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from semflow.errors import InputError
 from semflow.io.atomic import atomic_path
 from semflow.io.files import require_file
+from semflow.io.native import native_stderr
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
+# The most decoded bytes one byte of an image file can stand for (deflate's limit is about 1032:1), and
+# the decoded size always allowed. A header that declares more is corrupt or hostile: refused before
+# the decoder allocates memory for it.
+MAX_EXPANSION = 2048
+ALWAYS_ALLOWED_BYTES = 64 * 2**20
 
 
 def to_rgb_uint8(image: np.ndarray, *, name: str = "image", bgr: bool = False) -> np.ndarray:
@@ -46,13 +55,131 @@ def to_rgb_uint8(image: np.ndarray, *, name: str = "image", bgr: bool = False) -
     return np.ascontiguousarray(img)
 
 
+def jpeg_is_complete(data: bytes) -> bool:
+    """True when a JPEG stream runs from its segments through its scans to the end-of-image marker.
+
+    Walks the marker segments (skipping each by its length, so thumbnails inside APP segments are not
+    mistaken for the image) and the entropy-coded data after each start-of-scan (where 0xFF is always
+    followed by 0x00 or a restart marker); a stream cut short, or with bytes where a marker must be,
+    never reaches end-of-image. Linear in ``len(data)``.
+    """
+    n, i = len(data), 2
+    while i + 1 < n:
+        if data[i] != 0xFF:
+            return False
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        if marker == 0xD9:
+            return True
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            i += 2
+            continue
+        if i + 4 > n:
+            return False
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xDA:  # scan data up to the next marker that is not a restart marker
+            while True:
+                j = data.find(b"\xff", i)
+                if j < 0 or j + 1 >= n:
+                    return False
+                following = data[j + 1]
+                if following == 0x00 or 0xD0 <= following <= 0xD7:
+                    i = j + 2
+                elif following == 0xFF:
+                    i = j + 1
+                else:
+                    i = j
+                    break
+    return False
+
+
+def png_is_complete(data: bytes) -> bool:
+    """True when a PNG's chunks each fit in the file and the last one is IEND.
+
+    OpenCV allocates a buffer of the length a chunk declares before reading it (a 257-byte file with
+    one length field changed took 3.6 GB), and a PNG cut short has a chunk that runs past the end.
+    """
+    n, i = len(data), 8
+    while i + 12 <= n:
+        length = int.from_bytes(data[i:i + 4], "big")
+        if length > 2**31 - 1 or i + 12 + length > n:
+            return False
+        if data[i + 4:i + 8] == b"IEND":
+            return True
+        i += 12 + length
+    return False
+
+
+def _opencv_reason(exc: cv2.error) -> str:
+    text = str(exc)
+    if "CV_IO_MAX_IMAGE_PIXELS" in text:
+        return "its header declares more pixels than OpenCV reads (2^30)"
+    return text.strip().splitlines()[-1][:200] if text.strip() else "OpenCV error"
+
+
+def _check_declared_size(data: bytes, name: str) -> None:
+    """Read the image header (Pillow, no pixel decoding) and refuse sizes the file cannot hold."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                (width, height), mode = im.size, im.mode
+    except Image.DecompressionBombError:
+        raise InputError(f"{name}: image of more than {2 * Image.MAX_IMAGE_PIXELS} pixels; too large to read") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{name}: cannot decode as an image") from None
+    except Exception as exc:  # noqa: BLE001 - a header parser meeting untrusted bytes: any failure is a corrupt file
+        raise InputError(f"{name}: cannot decode as an image (corrupt header: {type(exc).__name__})") from None
+    bytes_per_pixel = 8 if ("16" in mode or mode in ("I", "F")) else 4
+    declared = width * height * bytes_per_pixel
+    if declared > max(ALWAYS_ALLOWED_BYTES, MAX_EXPANSION * len(data)):
+        raise InputError(f"{name}: its header declares {width}x{height} pixels, more than its {len(data)} bytes"
+                         " can hold (a corrupt file)")
+
+
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """Decode the bytes of an image file with OpenCV, as OpenCV gives it (BGR, gray, alpha, 16-bit kept).
+
+    Raises :class:`InputError` for anything that is not a whole, decodable image: undecodable bytes, a
+    header that declares more pixels than the file can hold (checked before decoding, so memory stays
+    bounded), a JPEG cut short. Whatever the decoders print on stderr is captured
+    (:func:`~semflow.io.native.native_stderr`), not shown.
+    """
+    _check_declared_size(data, name)
+    if data[:2] == b"\xff\xd8" and not jpeg_is_complete(data):
+        raise InputError(f"{name}: truncated or corrupt JPEG (it does not reach its end-of-image marker)")
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and not png_is_complete(data):
+        raise InputError(f"{name}: truncated or corrupt PNG (a chunk runs past the end of the file, or no IEND)")
+    if data[:4] == b"RIFF" and int.from_bytes(data[4:8], "little") + 8 > len(data):
+        raise InputError(f"{name}: truncated or corrupt WebP (its RIFF header declares more bytes than the file has)")
+    with native_stderr() as messages:
+        try:
+            raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        except cv2.error as exc:
+            raise InputError(f"{name}: cannot decode as an image ({_opencv_reason(exc)})") from None
+    if raw is None or raw.size == 0:
+        raise InputError(f"{name}: cannot decode as an image")
+    if any("Premature end" in line for line in messages):
+        raise InputError(f"{name}: truncated image ({messages[0][:120]})")
+    return raw
+
+
+def read_image_raw(path: str | os.PathLike, *, gray: bool = False) -> np.ndarray:
+    """Read an image file as OpenCV gives it (BGR, 16-bit and extra channels kept), or as one gray
+    channel with ``gray``: for label maps and masks. Errors as in :func:`decode_image`."""
+    path = require_file(path)
+    raw = decode_image(path.read_bytes(), str(path))
+    if gray and raw.ndim == 3:
+        raw = cv2.cvtColor(np.ascontiguousarray(raw[..., :3]), cv2.COLOR_BGR2GRAY) if raw.shape[2] >= 3 else raw[..., 0]
+    return raw
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as uint8 RGB (H, W, 3); gray, alpha and 16-bit files are converted."""
     path = require_file(path)
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise InputError(f"{path}: cannot decode as an image")
-    return to_rgb_uint8(raw, name=str(path), bgr=True)
+    return to_rgb_uint8(decode_image(path.read_bytes(), str(path)), name=str(path), bgr=True)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:

@@ -16,11 +16,9 @@ import cv2
 import numpy as np
 
 from semflow.errors import InputError
+from semflow.io.atomic import move_into_place, temp_path_beside
 from semflow.io.images import is_image_path, read_image, to_rgb_uint8
-
-# FFmpeg inside OpenCV prints its own errors ("moov atom not found") on stderr when a file is not a
-# video; semflow reports that itself in one line, so keep FFmpeg quiet unless the user asks otherwise.
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+from semflow.io.native import native_stderr
 
 
 def resize_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
@@ -44,7 +42,9 @@ class FrameSource:
     """Frames of a video file or of a folder of images (in natural name order), as uint8 RGB.
 
     ``max_side`` shrinks every frame; ``max_frames`` stops early. ``len()`` is the number of frames
-    that will be read when the container says (folders always do), else an estimate.
+    that will be read when the container says (folders always do), else an estimate. After a full
+    pass, ``frames_read`` says how many frames were decoded and :meth:`shortfall` whether that is fewer
+    than the container declared (a truncated or corrupt file).
     """
 
     def __init__(self, path: str | os.PathLike, *, max_side: int | None = None,
@@ -55,6 +55,8 @@ class FrameSource:
         if not self.path.exists():
             raise InputError(f"{self.path}: no such file or folder")
         self.images: list[Path] | None = None
+        self.frames_read: int | None = None
+        self._first_size: tuple[int, int] | None = None
         self.fps = 10.0
         if self.path.is_dir():
             self.images = sorted((p for p in self.path.iterdir() if p.is_file() and is_image_path(p)),
@@ -65,20 +67,39 @@ class FrameSource:
         else:
             if not os.access(self.path, os.R_OK):
                 raise InputError(f"{self.path}: not readable")
-            cap = cv2.VideoCapture(str(self.path))
-            ok = cap.isOpened()
-            if ok:
-                fps = cap.get(cv2.CAP_PROP_FPS)
-                self.fps = fps if 0 < fps < 1000 else 10.0
-                count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-                ok, _ = cap.read()
-            cap.release()
+            with native_stderr():
+                cap = cv2.VideoCapture(str(self.path))
+                ok = cap.isOpened()
+                if ok:
+                    fps = cap.get(cv2.CAP_PROP_FPS)
+                    self.fps = fps if 0 < fps < 1000 else 10.0
+                    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+                    ok, first = cap.read()
+                    if ok:
+                        self._first_size = first.shape[:2]
+                cap.release()
             if not ok:
                 raise InputError(f"{self.path}: not a readable video (no frame could be decoded)")
         self.count = count if max_frames is None else min(count, max_frames)
 
     def __len__(self) -> int:
         return max(self.count, 0)
+
+    def frame_size(self) -> tuple[int, int]:
+        """(height, width) of the frames as they will be read (after ``max_side``), from the first frame."""
+        if self._first_size is None:
+            self._first_size = read_image(self.images[0]).shape[:2]
+        h, w = self._first_size
+        scale = min(1.0, self.max_side / max(h, w)) if self.max_side else 1.0
+        return (max(2, round(h * scale)), max(2, round(w * scale))) if scale < 1.0 else (h, w)
+
+    def shortfall(self) -> str | None:
+        """After a full pass: a one-line note when more than one frame fewer than the container declared
+        could be decoded (one is tolerated: containers round their frame count), else None."""
+        if self.frames_read is None or self.frames_read >= self.count - 1:
+            return None
+        return (f"{self.path}: read {self.frames_read} of the {self.count} frames its container declares"
+                " (the file is truncated or corrupt); the outputs cover the frames read")
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self.frames()
@@ -90,10 +111,12 @@ class FrameSource:
         if self.images is not None:
             for i, path in enumerate(self.images[start:], start):
                 if i >= limit:
-                    return
+                    break
                 yield resize_max_side(read_image(path), self.max_side)
+            self.frames_read = min(len(self.images), self.count)
             return
-        cap = cv2.VideoCapture(str(self.path))
+        with native_stderr():
+            cap = cv2.VideoCapture(str(self.path))
         try:
             i = 0
             while i < min(start, limit):
@@ -101,11 +124,13 @@ class FrameSource:
                     return
                 i += 1
             while i < limit:
-                ok, frame = cap.read()
+                with native_stderr():  # FFmpeg's decoder complaints stay out of the terminal
+                    ok, frame = cap.read()
                 if not ok:
-                    return
+                    break
                 yield resize_max_side(to_rgb_uint8(frame, name=str(self.path), bgr=True), self.max_side)
                 i += 1
+            self.frames_read = i  # only after a full pass (a consumer that stops early never gets here)
         finally:
             cap.release()
 
@@ -114,14 +139,15 @@ class VideoWriter:
     """Write uint8 RGB frames to an H.264 mp4 (yuv420p); the file appears under its name on close.
 
     Odd frame sizes are padded by one pixel (H.264 in yuv420p needs even sides). Use as a context
-    manager; on an exception the partial file is deleted.
+    manager; on an exception the partial file is deleted. The partial file is a new file with a random
+    name (never a link left under a predictable one).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = 10.0, *, quality: int = 7) -> None:
         self.path = Path(path)
         self.fps = float(fps)
         self.quality = quality
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial.mp4")
+        self.tmp: Path | None = None
         self._gen = None
         self._size: tuple[int, int] | None = None
         self.frames = 0
@@ -133,7 +159,7 @@ class VideoWriter:
         frame = to_rgb_uint8(frame, name="video frame")
         h, w = frame.shape[:2]
         if self._gen is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = temp_path_beside(self.path, ".partial.mp4")
             self._size = (w + w % 2, h + h % 2)
             self._gen = imageio_ffmpeg.write_frames(
                 str(self.tmp), self._size, fps=self.fps, codec="libx264", pix_fmt_in="rgb24",
@@ -153,7 +179,7 @@ class VideoWriter:
         if self._gen is not None:
             self._gen.close()
             self._gen = None
-            os.replace(self.tmp, self.path)
+            move_into_place(self.tmp, self.path)
 
     def abort(self) -> None:
         """Stop writing and delete the partial file."""
@@ -162,7 +188,8 @@ class VideoWriter:
                 self._gen.close()
             finally:
                 self._gen = None
-        self.tmp.unlink(missing_ok=True)
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoWriter:
         return self

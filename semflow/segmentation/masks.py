@@ -6,10 +6,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from semflow.errors import InputError
+from semflow.io.images import read_image_raw
 from semflow.segmentation.base import Segmentation, Segmenter, check_image
 from semflow.segmentation.labels import LabelSet, get_label_set
 
@@ -18,9 +18,7 @@ def read_label_map(path: Path) -> np.ndarray:
     """A label PNG (one channel, or three equal channels) as an integer array (H, W)."""
     if not path.is_file():
         raise InputError(f"{path}: no such label file")
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise InputError(f"{path}: cannot decode as an image")
+    raw = read_image_raw(path)
     if raw.ndim == 3:
         if not (raw[..., :1] == raw[..., :3]).all():
             raise InputError(f"{path}: a colour image, not a label map of class ids (one channel)")

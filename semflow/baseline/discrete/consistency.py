@@ -6,19 +6,18 @@ grid flows are float arrays (Gh, Gw, 2) in pixels (u, v).
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from semflow.warp import sample_points
+
 
 def sample_grid_flow(grid_flow: np.ndarray, x: np.ndarray, y: np.ndarray, stride: int) -> np.ndarray:
     """Bilinearly sample a grid flow (Gh, Gw, 2) at image positions ``x``, ``y`` (pixels, any shape)."""
-    gx = (np.asarray(x, np.float32) / stride)
-    gy = (np.asarray(y, np.float32) / stride)
-    out = cv2.remap(np.ascontiguousarray(grid_flow, dtype=np.float32), gx.reshape(-1, 1),
-                    gy.reshape(-1, 1), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(*np.shape(x), 2)
+    gx = np.asarray(x, np.float32) / stride
+    gy = np.asarray(y, np.float32) / stride
+    return sample_points(np.ascontiguousarray(grid_flow, dtype=np.float32), gx, gy)
 
 
 def forward_backward_error(forward: np.ndarray, backward: np.ndarray, stride: int,

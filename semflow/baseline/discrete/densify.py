@@ -9,11 +9,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from semflow.warp import sample_points
+
 
 def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Bilinear samples of a float32 image at (x, y) arrays of one shape (borders replicate)."""
-    return cv2.remap(image, x.astype(np.float32), y.astype(np.float32), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    return sample_points(image, x, y)
 
 
 def refine_matches(gray1: np.ndarray, gray2: np.ndarray, points: np.ndarray, flows: np.ndarray, *,
@@ -96,6 +97,9 @@ def motion_edge_map(image: np.ndarray, flow: np.ndarray, *, boost: float, jump: 
     return (edge_map(image) * (1.0 + boost * near)).astype(np.float32)
 
 
+MAX_MATCHES = 32766
+
+
 def interpolate(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, flows: np.ndarray, *,
                 method: str = "epic", cost_map: np.ndarray | None = None) -> np.ndarray:
     """Dense flow (H, W, 2) from sparse matches by edge-aware interpolation.
@@ -104,6 +108,8 @@ def interpolate(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, flows: n
     al. 2015, ``cv2.ximgproc.createEdgeAwareInterpolator``) or ``"ric"`` (Hu et al. 2017). img1, img2
     are uint8 RGB (H, W, 3). ``cost_map`` (H, W) float32: the edge cost of the geodesic distances
     (default: the interpolator's own, :func:`edge_map`).
+    OpenCV takes fewer than 32767 matches: beyond that (frames above about 0.5 Mpx at stride 4) an
+    evenly spread subset of ``MAX_MATCHES`` is interpolated.
     """
     if method == "epic":
         interp = cv2.ximgproc.createEdgeAwareInterpolator()
@@ -118,6 +124,9 @@ def interpolate(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, flows: n
     # affine fit, e.g. a pure translation); a fixed +-0.01 px dither avoids that case.
     dither = np.random.default_rng(0).uniform(-0.01, 0.01, np.shape(flows)).astype(np.float32)
     p2 = np.ascontiguousarray(points + flows + dither, np.float32)
+    if len(p1) > MAX_MATCHES:  # OpenCV's interpolators stop with an assertion at 32767 matches
+        keep = np.linspace(0, len(p1) - 1, MAX_MATCHES).round().astype(int)  # evenly spread (raster order)
+        p1, p2 = np.ascontiguousarray(p1[keep]), np.ascontiguousarray(p2[keep])
     dense = interp.interpolate(img1, p1, img2, p2)
     return np.nan_to_num(dense, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 

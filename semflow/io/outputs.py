@@ -1,0 +1,223 @@
+"""Where semflow writes: every output location checked before the work starts, and a run's folder
+owned by the run.
+
+- :func:`check_outputs` is the one pre-check every command calls before it reads or computes
+  anything: each output file's folder exists or can be created and is writable, no output file is a
+  folder, no output folder is a file. A command that cannot write its results fails at once, having
+  written nothing.
+- :class:`OutputFolder` is ``semflow run``'s ``--out``: locked while a run writes to it (a second run
+  into the same folder stops with a one-line error), with a manifest of every file the run writes
+  there (in the work folder while it runs, in ``summary.json`` once it is done). A fresh run first
+  removes what the previous run listed (so an interrupted run never leaves old and new outputs side
+  by side) and never touches anything else: a file semflow did not write stays. semflow never writes or deletes through a symbolic link it did not
+  create: a link in place of ``flo/`` or ``.semflow-work`` (or inside the work folder) is refused.
+
+Overwriting, the same in every command: the files a command is asked to write (``-o``, ``--viz``,
+``--json``, the documented names inside ``--out`` and ``--explain``) are replaced, atomically; nothing
+else is deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+
+from semflow.errors import OutputError
+
+_MANIFEST_HEADER = "# files this semflow run wrote in its output folder (relative paths)\n"
+# The only names a manifest may make semflow delete: what `semflow run` writes. A manifest is a file in a
+# folder the user controls; an entry such as ../../x must never become a deletion.
+_OWNED = re.compile(r"^(summary\.json|flow\.mp4|panel\.mp4|flo/|flo/\d{6}\.flo)$")
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists (a dangling link counts as existing)."""
+    path = Path(os.path.abspath(path))
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_creatable_folder(folder: Path, label: str) -> None:
+    """``folder`` is a writable folder, or can be created inside one."""
+    existing = _nearest_existing(folder)
+    if not existing.exists():
+        raise OutputError(f"{label}: {existing} is a link to nothing")
+    if not existing.is_dir():
+        raise OutputError(f"{label}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{label}: folder {existing} is not writable")
+
+
+def check_output_file(path: str | os.PathLike) -> None:
+    """Raise :class:`OutputError` unless a file can be written at ``path`` (checked, nothing created)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory")
+    _check_creatable_folder(path.parent, str(path))
+
+
+def check_output_folder(path: str | os.PathLike) -> None:
+    """Raise :class:`OutputError` unless ``path`` is, or can be created as, a writable folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: not a folder")
+    _check_creatable_folder(path, str(path))
+
+
+def check_outputs(files: Iterable[str | os.PathLike | None] = (),
+                  folders: Iterable[str | os.PathLike | None] = ()) -> None:
+    """The pre-check every command runs before its work: each of ``files`` can be written and each of
+    ``folders`` is or can become a writable folder (``None`` entries are options not given)."""
+    for file in files:
+        if file is not None:
+            check_output_file(file)
+    for folder in folders:
+        if folder is not None:
+            check_output_folder(folder)
+
+
+def refuse_link(path: Path, root: Path) -> None:
+    """Raise :class:`OutputError` if ``path`` or a folder between ``root`` and it is a symbolic link."""
+    relative = path.relative_to(root)
+    current = root
+    for part in relative.parts:
+        current = current / part
+        if current.is_symlink():
+            raise OutputError(f"{current}: is a symbolic link; semflow does not write or delete through links"
+                              " it did not create (remove it or choose another --out)")
+
+
+class OutputFolder:
+    """``semflow run``'s output folder: locked, with a manifest of what the run wrote.
+
+    Use as a context manager (``with OutputFolder(path, fresh=True, work="…", reserved=[...])``). On entry
+    the folder is created and locked (``fcntl.flock`` on the folder itself: released when the run ends
+    or its process dies, and no lock file is left behind). ``work`` is the run's own work folder; while
+    the run goes, the manifest is ``work/manifest``; a finished run lists what it wrote in
+    ``summary.json`` (``outputs.written``, from :meth:`written`) and deletes its work folder. A fresh
+    run first deletes what the previous run listed in either place, then starts a new work folder; a
+    resumed run keeps both. ``reserved`` are the folders the run creates below the root (``flo``): they
+    and the work folder may not be links, nor contain any.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, fresh: bool, work: str, summary: str = "summary.json",
+                 reserved: Iterable[str] = ()) -> None:
+        self.root = Path(path)
+        self.fresh = fresh
+        self.work = work
+        self.summary = summary
+        self.reserved = [*reserved, work]
+        self.manifest = self.root / work / "manifest"
+        self._fd: int | None = None
+        self._claimed: list[str] = []
+
+    # --- lock -------------------------------------------------------------------------------------
+
+    def __enter__(self) -> OutputFolder:
+        check_output_folder(self.root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._release()
+            raise OutputError(f"{self.root}: another semflow run is writing to this folder; wait for it or"
+                              " choose another --out") from None
+        try:
+            for name in self.reserved:
+                refuse_link(self.root / name, self.root)
+                self._refuse_links_below(self.root / name)
+            previous = self._listed()
+            if self.fresh:
+                self._remove(previous)
+                self.remove_tree(self.work)
+            else:
+                self._claimed = previous
+            refuse_link(self.manifest, self.root)
+            self.manifest.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.manifest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(_MANIFEST_HEADER + "".join(entry + "\n" for entry in self._claimed))
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = None
+
+    # --- manifest ---------------------------------------------------------------------------------
+
+    def _listed(self) -> list[str]:
+        """What the previous run listed: its work manifest (interrupted) and its summary (finished)."""
+        entries: list[str] = []
+        if self.manifest.is_file() and not self.manifest.is_symlink():
+            lines = self.manifest.read_text(encoding="utf-8", errors="replace").splitlines()
+            entries += [line for line in lines if line and not line.startswith("#")]
+        summary = self.root / self.summary
+        if summary.is_file() and not summary.is_symlink():
+            with contextlib.suppress(ValueError, TypeError, AttributeError, OSError):
+                written = json.loads(summary.read_text(encoding="utf-8"))["outputs"]["written"]
+                entries += [e for e in written if isinstance(e, str)]
+        return list(dict.fromkeys(entries))
+
+    def claim(self, relative: str) -> Path:
+        """Record ``relative`` (``"flo/000003.flo"``, or ``"flo/"`` for a folder the run creates) in the
+        manifest before the run writes it; return its path. Refuses a path that goes through a link."""
+        path = self.root / relative
+        refuse_link(path, self.root)
+        if relative not in self._claimed:
+            fd = os.open(self.manifest, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+            with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                fh.write(relative + "\n")
+            self._claimed.append(relative)
+        return path
+
+    def written(self) -> list[str]:
+        """Everything this run (with the runs it resumed) wrote, in the order it was claimed."""
+        return list(self._claimed)
+
+    def _remove(self, entries: list[str]) -> None:
+        """Delete the listed regular files the previous run wrote, then its listed folders if empty."""
+        entries = [e for e in entries if _OWNED.match(e)]
+        for entry in entries:
+            path = self.root / entry
+            if entry.endswith("/") or not os.path.lexists(path):
+                continue
+            with contextlib.suppress(OSError):
+                refuse_link(path, self.root)
+                if stat.S_ISREG(path.lstat().st_mode):
+                    path.unlink()
+        for entry in entries:
+            if entry.endswith("/") and not (self.root / entry).is_symlink():
+                with contextlib.suppress(OSError):
+                    (self.root / entry).rmdir()  # only when nothing else is left in it
+
+    def _refuse_links_below(self, folder: Path) -> None:
+        if not folder.is_dir() or folder.is_symlink():
+            return
+        for base, dirs, files in os.walk(folder):
+            for name in dirs + files:
+                if os.path.islink(os.path.join(base, name)):
+                    raise OutputError(f"{os.path.join(base, name)}: is a symbolic link; semflow does not write"
+                                      " or delete through links it did not create")
+
+    def remove_tree(self, name: str) -> None:
+        """Delete the folder ``name`` the run owns (its work folder), never following links."""
+        path = self.root / name
+        refuse_link(path, self.root)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,175 @@
+"""Issue 14's hostile and careless inputs, each through the real CLI: one clean stderr line and a
+non-zero exit for a bad file (no traceback, no libpng/OpenCV/FFmpeg lines before it), a clear note for
+a truncated video, and NaN/inf treated the same in every flow format."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from semflow.io.flow import FLO_TAG
+from semflow.io.images import write_image
+from semflow.synthetic import translation_scene
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _flo(flow: np.ndarray) -> bytes:
+    return struct.pack("<fii", FLO_TAG, flow.shape[1], flow.shape[0]) + flow.astype("<f4").tobytes()
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    scene = translation_scene(48, 64, shift=(3.0, 2.0), seed=4)
+    write_image(tmp_path / "a.png", scene.img1)
+    write_image(tmp_path / "b.png", scene.img2)
+    return tmp_path / "a.png", tmp_path / "b.png"
+
+
+def test_png_whose_header_says_100000x100000(cli_fails, pair, tmp_path: Path) -> None:
+    """Was an OpenCV traceback (CV_IO_MAX_IMAGE_PIXELS) in both `flow` and `visualize`."""
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    data = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + _png_chunk(b"IEND", b""))
+    (tmp_path / "huge.png").write_bytes(data)
+    cli_fails("flow", "huge.png", pair[1], "-o", "o.flo", match="pixels")
+    cli_fails("visualize", "huge.png", "-o", "v.png", match="huge.png")
+
+
+def test_png_with_a_corrupt_chunk_prints_no_libpng_line(cli_fails, pair, tmp_path: Path) -> None:
+    """libpng's own "libpng error: ..." line used to come before semflow's."""
+    data = bytearray(pair[0].read_bytes())
+    idat = data.index(b"IDAT")
+    data[idat + 20] ^= 0xFF  # inside the compressed data: a CRC error for libpng
+    (tmp_path / "bad.png").write_bytes(bytes(data))
+    cli_fails("flow", "bad.png", pair[1], "-o", "o.flo", match="bad.png")
+    cut = pair[0].read_bytes()
+    (tmp_path / "cut.png").write_bytes(cut[:len(cut) // 2])
+    cli_fails("flow", "cut.png", pair[1], "-o", "o.flo", match="truncated")
+
+
+def test_jpeg_cut_in_half_is_an_error(cli_fails, pair, tmp_path: Path) -> None:
+    """Was exit 0 with half the image gray and only libjpeg's "Premature end of JPEG file" on stderr."""
+    ok, buf = cv2.imencode(".jpg", cv2.imread(str(pair[0])))
+    assert ok
+    (tmp_path / "half.jpg").write_bytes(buf.tobytes()[:len(buf) // 2])
+    cli_fails("flow", "half.jpg", pair[1], "-o", "o.flo", match="truncated")
+
+
+@pytest.mark.parametrize("shape", [(0, 8, 2), (8, 0, 2)])
+def test_empty_npy_flow(cli_fails, tmp_path: Path, shape: tuple[int, int, int]) -> None:
+    """Was a traceback in putText."""
+    np.save(tmp_path / "e.npy", np.zeros(shape, np.float32))
+    cli_fails("visualize", "e.npy", "-o", "v.png", match="empty")
+
+
+def test_npz_under_a_npy_name(cli_fails, tmp_path: Path) -> None:
+    """Was an AttributeError."""
+    with open(tmp_path / "z.npy", "wb") as fh:
+        np.savez(fh, flow=np.zeros((4, 4, 2), np.float32))
+    cli_fails("visualize", "z.npy", "-o", "v.png", match=".npz archive")
+
+
+def test_npy_with_a_malformed_header(cli_fails, tmp_path: Path) -> None:
+    """Was tokenize.TokenError: an unclosed bracket in the header dictionary."""
+    text = b"{'descr': '<f4', 'fortran_order': False, 'shape': (4, 4, 2"
+    text += b" " * (63 - len(text) % 64) + b"\n"
+    (tmp_path / "h.npy").write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + b"\0" * 128)
+    cli_fails("visualize", "h.npy", "-o", "v.png", match="corrupt header")
+
+
+def test_npy_header_declaring_75_gib_with_32_bytes(cli_fails, tmp_path: Path) -> None:
+    """Was numpy's _ArrayMemoryError (74.5 GiB): the declared size is now checked against the file first."""
+    buf = io.BytesIO()
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 1, 2), np.float32))
+    header["shape"] = (100_000, 100_000, 2)
+    np.lib.format.write_array_header_1_0(buf, header)
+    (tmp_path / "big.npy").write_bytes(buf.getvalue() + b"\0" * 32)
+    cli_fails("visualize", "big.npy", "-o", "v.png", match="holds 32")
+
+
+def test_values_of_3e38_are_unknown_flow_not_a_crash(run_cli, tmp_path: Path) -> None:
+    """Was "max_flow must be positive, got nan" (the magnitude overflowed float32)."""
+    flow = np.ones((8, 8, 2), np.float32)
+    flow[2:4, 2:4] = 3e38
+    np.save(tmp_path / "f.npy", flow)
+    (tmp_path / "f.flo").write_bytes(_flo(flow))
+    for name in ("f.npy", "f.flo"):
+        result = run_cli("visualize", name, "-o", "v.png", "--no-legend")
+        assert result.rc == 0 and result.stderr == "", result.stderr
+        assert "max flow 1.41 px" in result.stdout
+        img = cv2.imread(str(tmp_path / "v.png"))
+        assert (img[2:4, 2:4] == 0).all() and (img[5:, 5:] > 0).any()  # unknown pixels drawn black
+
+
+@pytest.mark.parametrize("ext", [".flo", ".npy"])
+def test_nan_in_any_flow_format_is_an_error(cli_fails, tmp_path: Path, ext: str) -> None:
+    """NaN in a .flo was accepted and drawn black while NaN in a .npy was an error: one rule now."""
+    flow = np.ones((8, 8, 2), np.float32)
+    flow[3, 3, 1] = np.nan
+    if ext == ".flo":
+        (tmp_path / "f.flo").write_bytes(_flo(flow))
+    else:
+        np.save(tmp_path / "f.npy", flow)
+    cli_fails("visualize", f"f{ext}", "-o", "v.png", match="NaN or inf")
+
+
+def test_truncated_mp4_says_frames_read_vs_expected(run_cli, make_video, tmp_path: Path) -> None:
+    """Was exit 0 with fewer pairs and no word about it."""
+    video = make_video(40, 48, 64)
+    faststart = tmp_path / "fs.mp4"  # the index (moov) first, as streamed files have it: a cut file still opens
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(video), "-c", "copy",
+                    "-movflags", "+faststart", str(faststart)], check=True)
+    data = faststart.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[:int(len(data) * 0.7)])
+    result = run_cli("run", "cut.mp4", "--out", "out", "--method", "dis-ultrafast")
+    assert result.rc == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("semflow: warning: "), result.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["frames_expected"] == 40 and summary["frames"] < 40
+    assert f"read {summary['frames']} of the 40 frames" in lines[0]
+    assert summary["truncated"] is True
+    whole = run_cli("run", video, "--out", "whole", "--method", "dis-ultrafast")
+    assert whole.rc == 0 and whole.stderr == ""
+    assert json.loads((tmp_path / "whole" / "summary.json").read_text())["truncated"] is False
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_corrupted_files_through_the_cli_give_one_line_or_a_result(run_cli, pair, tmp_path: Path, seed: int) -> None:
+    """A few randomly corrupted files of each kind through the real CLI: exit 0 with no stderr, or exit 1
+    with exactly one `semflow: error:` line (the in-process property tests run hundreds per reader)."""
+    rng = np.random.default_rng(seed)
+    flow = rng.standard_normal((12, 16, 2)).astype(np.float32)
+    np.save(tmp_path / "seed.npy", flow)
+    ok, jpg = cv2.imencode(".jpg", cv2.imread(str(pair[0])))
+    sources = {"f.flo": _flo(flow), "f.npy": (tmp_path / "seed.npy").read_bytes(),
+               "i.png": pair[0].read_bytes(), "i.jpg": jpg.tobytes()}
+    for name, data in sources.items():
+        buf = bytearray(data)
+        if rng.random() < 0.5:
+            buf = buf[:int(len(buf) * rng.uniform(0.1, 0.95))]
+        for _ in range(int(rng.integers(1, 6))):
+            buf[int(rng.integers(0, len(buf)))] = int(rng.integers(0, 256))
+        (tmp_path / f"bad_{name}").write_bytes(bytes(buf))
+        if name.startswith("f."):
+            result = run_cli("visualize", f"bad_{name}", "-o", "v.png")
+        else:
+            result = run_cli("flow", f"bad_{name}", pair[1], "-o", "o.flo", "--method", "dis-ultrafast")
+        assert "Traceback" not in result.stderr, result.stderr
+        if result.rc == 0:
+            assert result.stderr == "", (name, result.stderr)
+        else:
+            lines = result.stderr.splitlines()
+            assert result.rc == 1 and len(lines) == 1 and lines[0].startswith("semflow: error: "), (name, result.stderr)

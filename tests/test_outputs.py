@@ -1,0 +1,227 @@
+"""Output folders and files (issue 14): a run locks its --out, owns what it wrote and nothing else,
+never writes or deletes through a link it did not create, and every command checks all its output
+locations before it starts working.
+
+(semflow.io.outputs is imported inside the tests that use it, so that the CLI-level tests also run,
+and fail for the behaviour they check, against a semflow without it.)"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from semflow.io.images import write_image
+from semflow.pipeline import WORK_DIR, RunOptions, run_video
+from semflow.synthetic import translation_scene, write_dataset
+
+RUN = ("--method", "dis-ultrafast")
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    scene = translation_scene(48, 64, shift=(3.0, 2.0), seed=4)
+    write_image(tmp_path / "a.png", scene.img1)
+    write_image(tmp_path / "b.png", scene.img2)
+    return tmp_path / "a.png", tmp_path / "b.png"
+
+
+# --- the run folder ------------------------------------------------------------------------------
+
+
+def test_a_second_run_into_a_locked_folder_stops_with_one_line(cli_fails, make_frames, tmp_path: Path) -> None:
+    """Two runs into one --out used to corrupt each other silently."""
+    from semflow.io.outputs import OutputFolder
+
+    frames = make_frames(3)
+    (tmp_path / "out").mkdir()
+    before = sorted(os.listdir(tmp_path / "out"))
+    with OutputFolder(tmp_path / "out", fresh=True, work=WORK_DIR):  # another run holds it
+        cli_fails("run", frames, "--out", "out", *RUN, match="another semflow run is writing")
+        assert sorted(os.listdir(tmp_path / "out")) == [WORK_DIR]  # only the holder's work folder
+    assert before == []
+
+
+def test_the_lock_is_released_when_the_run_ends(make_frames, tmp_path: Path) -> None:
+    from semflow.errors import OutputError
+    from semflow.io.outputs import OutputFolder
+
+    frames = make_frames(3)
+    run_video(frames, tmp_path / "out", RunOptions(method="dis-ultrafast"))
+    with OutputFolder(tmp_path / "out", fresh=False, work=WORK_DIR):
+        with pytest.raises(OutputError, match="another semflow run"):
+            OutputFolder(tmp_path / "out", fresh=False, work=WORK_DIR).__enter__()
+    run_video(frames, tmp_path / "out", RunOptions(method="dis-ultrafast"))  # free again
+
+
+def test_an_interrupted_fresh_run_never_leaves_the_old_outputs_beside_new_ones(run_cli, make_frames,
+                                                                                tmp_path: Path) -> None:
+    """A fresh run into a finished folder that stopped half-way left the old summary.json and mp4s."""
+    frames = make_frames(6)
+    assert run_cli("run", frames, "--out", "out", *RUN).rc == 0
+    out = tmp_path / "out"
+    assert (out / "summary.json").exists() and (out / "flow.mp4").exists()
+    (frames / "0004.png").write_bytes(b"corrupt")  # the next run stops at frame 4
+    failed = run_cli("run", frames, "--out", "out", "--method", "dis-medium", "--save-flo")
+    assert failed.rc == 1
+    assert not (out / "summary.json").exists() and not (out / "flow.mp4").exists() and not (out / "panel.mp4").exists()
+    assert sorted(p.name for p in (out / "flo").iterdir()) == ["000000.flo", "000001.flo", "000002.flo"]
+
+
+def test_a_fresh_run_keeps_the_users_own_files(run_cli, make_frames, tmp_path: Path) -> None:
+    """A fresh run deleted the user's own flo/000001.flo (a name it would use) even without --save-flo."""
+    frames = make_frames(4)
+    out = tmp_path / "out"
+    (out / "flo").mkdir(parents=True)
+    (out / "flo" / "000001.flo").write_bytes(b"the user's")
+    (out / "notes.txt").write_text("mine")
+    assert run_cli("run", frames, "--out", "out", *RUN).rc == 0
+    assert (out / "flo" / "000001.flo").read_bytes() == b"the user's"
+    assert (out / "notes.txt").read_text() == "mine"
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(summary["outputs"]["written"]) == ["flow.mp4", "panel.mp4", "summary.json"]
+
+
+def test_a_manifest_never_deletes_outside_what_run_writes(make_frames, tmp_path: Path) -> None:
+    """The manifest lives in a folder the user controls: only run's own output names can be deleted."""
+    frames = make_frames(3)
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "precious.txt").write_text("keep")
+    (out / "notes.txt").write_text("keep")
+    (out / "summary.json").write_text(json.dumps({"outputs": {"written": ["../precious.txt", "notes.txt",
+                                                                          "/etc/hostname"]}}))
+    run_video(frames, out, RunOptions(method="dis-ultrafast"))
+    assert (tmp_path / "precious.txt").read_text() == "keep" and (out / "notes.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize("name", [WORK_DIR, "flo"])
+def test_a_linked_work_or_flo_folder_is_refused(cli_fails, make_frames, tmp_path: Path, name: str) -> None:
+    """A symlinked flo/ had files deleted and written in its target; a symlinked work folder got state."""
+    frames = make_frames(3)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "000000.flo").write_bytes(b"someone else's")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / name).symlink_to(elsewhere, target_is_directory=True)
+    cli_fails("run", frames, "--out", "out", "--save-flo", *RUN, match="symbolic link")
+    assert sorted(os.listdir(elsewhere)) == ["000000.flo"]
+    assert (elsewhere / "000000.flo").read_bytes() == b"someone else's"
+
+
+@pytest.mark.parametrize("partial", [".flow.partial.mp4", ".panel.partial.mp4"])
+def test_a_planted_partial_video_link_is_not_written_through(run_cli, make_frames, tmp_path: Path,
+                                                              partial: str) -> None:
+    """With out/.flow.partial.mp4 a link to another file, run overwrote that file and left flow.mp4 a link."""
+    frames = make_frames(3)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / partial).symlink_to(victim)
+    result = run_cli("run", frames, "--out", "out", *RUN)
+    assert result.rc == 0, result.stderr
+    assert victim.read_text() == "untouched"
+    for video in ("flow.mp4", "panel.mp4"):
+        assert not (tmp_path / "out" / video).is_symlink() and (tmp_path / "out" / video).stat().st_size > 0
+
+
+# --- every command checks its outputs first ---------------------------------------------------------
+
+
+def test_flow_fails_before_writing_when_viz_or_explain_cannot_be_written(cli_fails, pair, tmp_path: Path) -> None:
+    """`flow -o ok.flo --viz ro/v.png` failed but left ok.flo; --explain into an unwritable folder too."""
+    (tmp_path / "file").write_text("a file, not a folder")
+    cli_fails("flow", *pair, "-o", "ok.flo", "--viz", "file/v.png", match="not a folder")
+    cli_fails("flow", *pair, "-o", "ok.flo", "--explain", "file/explain", match="not a folder")
+    cli_fails("flow", *pair, "-o", "ok.flo", "--explain", "file", match="not a folder")
+    assert not (tmp_path / "ok.flo").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_flow_fails_before_writing_into_a_read_only_folder(cli_fails, pair, tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        cli_fails("flow", *pair, "-o", "ok.flo", "--viz", "ro/v.png", match="not writable")
+        cli_fails("flow", *pair, "-o", "ok.flo", "--explain", "ro/x", match="not writable")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_compare_checks_json_before_running_the_benchmark(run_cli, tmp_path: Path) -> None:
+    """`compare --json ro/c.json` ran the whole benchmark before failing on the write."""
+    root = tmp_path / "synthetic"
+    write_dataset(root, count=1, height=48, width=64, seed=1)
+    (tmp_path / "file").write_text("x")
+    result = run_cli("compare", root, "--dataset", "synthetic", "--methods", "dis-ultrafast", "--json", "file/c.json")
+    assert result.rc == 1 and result.stdout == ""  # no table: nothing was run
+    assert result.stderr.splitlines() == [f"semflow: error: file/c.json: {tmp_path / 'file'} is not a folder"]
+    result = run_cli("compare", root, "--dataset", "synthetic", "--methods", "dis-ultrafast", "--out", "file")
+    assert result.rc == 1 and result.stdout == "" and "not a folder" in result.stderr
+
+
+def test_run_and_segment_check_their_folder_first(cli_fails, make_frames, tmp_path: Path) -> None:
+    frames = make_frames(3)
+    (tmp_path / "file").write_text("x")
+    cli_fails("run", frames, "--out", "file", *RUN, match="not a folder")
+    cli_fails("run", frames, "--out", "file/out", *RUN, match="not a folder")
+    cli_fails("segment", frames / "0000.png", "--out", "file/seg", match="not a folder")
+
+
+def test_check_outputs_names_the_problem(tmp_path: Path) -> None:
+    from semflow.errors import OutputError
+    from semflow.io.outputs import check_outputs
+
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "missing")
+    check_outputs(files=[tmp_path / "new" / "deeper" / "f.png", None], folders=[tmp_path / "a" / "b", None])
+    with pytest.raises(OutputError, match="is a directory"):
+        check_outputs(files=[tmp_path / "dir"])
+    with pytest.raises(OutputError, match="link to nothing"):
+        check_outputs(files=[tmp_path / "link" / "f.png"])
+    assert sorted(os.listdir(tmp_path)) == ["dir", "link"]  # nothing created
+
+
+def test_named_outputs_are_replaced_in_every_command(run_cli, pair, tmp_path: Path) -> None:
+    """The documented rule: a file a command is asked to write is replaced (atomically), in every command."""
+    for name in ("f.flo", "v.png"):
+        (tmp_path / name).write_bytes(b"old")
+    assert run_cli("flow", *pair, "-o", "f.flo", "--method", "dis-ultrafast").rc == 0
+    assert run_cli("visualize", "f.flo", "-o", "v.png").rc == 0
+    assert (tmp_path / "f.flo").read_bytes()[:4] != b"old" and (tmp_path / "v.png").read_bytes()[:4] != b"old"
+
+
+# --- frames too large for the memory available --------------------------------------------------------
+
+
+def test_semantic_on_8000x6000_stops_before_starting(cli_fails, tmp_path: Path, monkeypatch) -> None:
+    """An 8000x6000 pair died in semantic with a torch/numpy allocation traceback; now one line, before
+    any work, saying what it needs (the budget is fixed here so that the test means the same anywhere)."""
+    import numpy as np
+
+    monkeypatch.setenv("SEMFLOW_MEMORY_MB", "16000")
+    frame = np.zeros((6000, 8000, 3), np.uint8)
+    frame[::7, ::5] = 200
+    write_image(tmp_path / "a.png", frame)
+    write_image(tmp_path / "b.png", frame)
+    line = cli_fails("flow", "a.png", "b.png", "-o", "o.flo", "--method", "semantic", match="needs about")
+    assert "for 8000x6000 frames" in line and "15.6 GB is available" in line
+    assert "shrink the images to" in line
+
+
+def test_run_too_large_says_which_max_side_fits(cli_fails, run_cli, make_frames, monkeypatch) -> None:
+    import re
+
+    from semflow.memory import memory_needed_mb
+
+    frames = make_frames(2, 600, 800)
+    budget = memory_needed_mb("dis-medium", 300, 400)
+    monkeypatch.setenv("SEMFLOW_MEMORY_MB", f"{budget:.1f}")
+    line = cli_fails("run", frames, "--out", "out", "--method", "dis-medium", match="use --max-side")
+    side = int(re.search(r"--max-side (\d+)", line).group(1))
+    assert 200 <= side <= 400
+    result = run_cli("run", frames, "--out", "out", "--method", "dis-medium", "--max-side", str(side))
+    assert result.rc == 0, result.stderr
