@@ -98,18 +98,24 @@ class PassReport:
     stages: dict[str, float] = field(default_factory=dict)
 
 
-def open_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: RunOptions,
-               method: FlowMethod | None = None, *, folder: OutputFolder | None = None
-               ) -> tuple[FrameSource, RunStore]:
-    """Check ``video`` (readable, at least 2 frames) and open the store of ``out_dir`` for ``options``
-    (and the built ``method``, when there is one: see :meth:`RunOptions.fingerprint`)."""
-    video, out_dir = Path(video), Path(out_dir)
+def check_video(video: Path, options: RunOptions) -> tuple[FrameSource, np.ndarray]:
+    """The frame source of ``video`` and its first frame; InputError unless it has at least 2 frames."""
     source = FrameSource(video, max_side=options.max_side, max_frames=options.max_frames)
     if 0 < len(source) < 2 or (options.max_frames is not None and options.max_frames < 2):
         raise InputError(f"{video}: need at least 2 frames to compute flow, got {min(len(source), options.max_frames or 2**31)}")
     first = next(iter(source), None)
     if first is None:
         raise InputError(f"{video}: need at least 2 frames to compute flow, got 0")
+    return source, first
+
+
+def open_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: RunOptions,
+               method: FlowMethod | None = None, *, folder: OutputFolder | None = None
+               ) -> tuple[FrameSource, RunStore]:
+    """Check ``video`` (readable, at least 2 frames) and open the store of ``out_dir`` for ``options``
+    (and the built ``method``, when there is one: see :meth:`RunOptions.fingerprint`)."""
+    video, out_dir = Path(video), Path(out_dir)
+    source, first = check_video(video, options)
     out_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(out_dir, options.fingerprint(video, method), resume=options.resume, save_flo=options.save_flo,
                        frame_shape=first.shape, single_pass=options.max_flow is not None,
@@ -333,8 +339,8 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     done = finished_summary(out_dir, options.fingerprint(Path(video), method)) if options.resume else None
     if done is not None:  # nothing left to do
         return {**done, "resumed_pairs": done["pairs"]}
-    probe = FrameSource(Path(video), max_side=options.max_side, max_frames=options.max_frames)
-    check_memory(method.name, *probe.frame_size(), hint="use --max-side {side} (or smaller)")
+    _, first = check_video(Path(video), options)
+    check_memory(method.name, *first.shape[:2], hint="use --max-side {side} (or smaller)")
     # The output folder is locked for the whole run; what the run writes is listed in its manifest,
     # and a fresh run first deletes only what the previous run there listed (see io/outputs.py).
     with OutputFolder(out_dir, fresh=not options.resume, work=WORK_DIR, reserved=("flo",)) as folder:
