@@ -35,6 +35,7 @@ from semflow.methods import DEFAULT_RUN_METHOD, get_method
 from semflow.metrics import flow_stats
 from semflow.options import options_dict
 from semflow.progress import progress_bar
+from semflow.video_run import VideoStateStore, state_before
 from semflow.viz import add_legend, flow_to_color, label_image, max_flow_of, tile
 
 WORK_DIR = ".semflow-work"
@@ -52,6 +53,8 @@ class RunOptions:
     resume: bool = False
     max_flow: float | None = None
     progress: bool | None = None
+    pairwise: bool = False
+    """Compute every pair on its own (pair mode); by default a video state is carried from pair to pair."""
 
     def fingerprint(self, video: Path, method: FlowMethod | None = None) -> dict[str, Any]:
         """The settings a resumed run must share with the run it continues: with the built ``method``,
@@ -62,7 +65,7 @@ class RunOptions:
         return {
             "video": str(video.resolve()), "method": method.name if method is not None else self.method,
             "method_options": dict(sorted(given.items())),
-            "max_side": self.max_side, "save_flo": self.save_flo,
+            "max_side": self.max_side, "save_flo": self.save_flo, "pairwise": self.pairwise,
         }
 
 
@@ -157,6 +160,8 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_resume(out_dir, options.fingerprint(video, method), options.resume)
     store = _PairStore(out_dir, options.save_flo)
+    states = None if options.pairwise else VideoStateStore(store.work)  # video mode: carried state
+    state = None
 
     # Pass 1: flow for each pair, written as soon as it is made.
     pairs, resumed, seconds, max_flows, stats = 0, 0, [], [], []
@@ -173,7 +178,7 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
                         f"{video}: frame {index + 1} is {frame.shape[1]}x{frame.shape[0]}, the frames before it"
                         f" {previous.shape[1]}x{previous.shape[0]}"
                     )
-                if options.resume and store.has(index):
+                if options.resume and store.has(index) and state is None:
                     resumed += 1
                     known = store.seconds(index)
                     if known is not None:
@@ -182,13 +187,18 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
                     if flow.shape[:2] != frame.shape[:2]:
                         raise InputError(f"{out_dir}: stored flow {index} does not fit the video frames")
                 else:
+                    if states is not None and state is None:
+                        state = state_before(index, method, states, source)  # a warm-up when resuming
                     if hasattr(method, "seek"):  # methods that read given per-frame masks
                         method.seek(index)
                     start = time.perf_counter()
-                    result = method.estimate(previous, frame)
+                    result = method.estimate(previous, frame, state=state)
                     elapsed = time.perf_counter() - start
                     seconds.append(elapsed)
                     store.save(index, result.flow, result.extras, elapsed)
+                    if states is not None:
+                        state = result.state
+                        states.save(index, state)
                     flow = result.flow
                     extra_base = result.extras.get("baseline_flow")
                 if extra_base is not None:  # the panel draws the baseline under the same normaliser
@@ -207,6 +217,7 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
 
     summary = {
         "method": method.name,
+        "mode": "pairwise" if options.pairwise else "video",
         "video": str(video),
         "frames": pairs + 1,
         "pairs": pairs,
