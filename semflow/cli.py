@@ -91,14 +91,18 @@ def _build_method(method: str, options: dict[str, Any]) -> tuple[Any, dict[str, 
 @click.option("--resume", is_flag=True, help="Keep the pairs an earlier, interrupted run finished.")
 @click.option("--cache-mb", type=click.IntRange(min=0), default=512, show_default=True,
               help="Disk (MiB) for exact flows kept to draw the clip; pairs beyond it are computed again to draw them.")
+@click.option("--pairwise", is_flag=True,
+              help="Compute each pair on its own (pair mode) instead of carrying what is known from pair to pair.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @_method_options
 def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int | None, max_side: int | None,
-        max_flow: float | None, resume: bool, cache_mb: int, progress: bool | None, **method_options: Any) -> None:
+        max_flow: float | None, resume: bool, cache_mb: int, pairwise: bool, progress: bool | None,
+        **method_options: Any) -> None:
     """Flow for every consecutive frame pair of VIDEO (a video file or a folder of images).
 
     Writes DIR/flow.mp4 (colour wheel), DIR/panel.mp4 (frame beside its flow), DIR/summary.json and,
-    with --save-flo, DIR/flo/NNNNNN.flo.
+    with --save-flo, DIR/flo/NNNNNN.flo. Video mode (the default) carries each frame's work, the last
+    flow and the tracked regions from one pair to the next; --pairwise computes each pair on its own.
     """
     from semflow.pipeline import RunOptions, run_video
 
@@ -107,7 +111,7 @@ def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int
     options = RunOptions(
         method=method, method_options=described, save_flo=save_flo,
         max_frames=max_frames, max_side=max_side, resume=resume, max_flow=max_flow, progress=progress,
-        cache_budget=cache_mb * 2 ** 20,
+        cache_budget=cache_mb * 2 ** 20, pairwise=pairwise,
     )
     summary = run_video(video, out_dir, options, method=estimator)
     sec, wall = summary["seconds_per_pair"]["median"], summary.get("wall_seconds", {}).get("per_pair")

@@ -47,6 +47,8 @@ from semflow.runstore import (
     open_store,
 )
 from semflow.timing import StageTimer
+from semflow.video_run import VideoStateStore, state_before
+from semflow.video_state import VideoState
 
 __all__ = ["WORK_DIR", "RunOptions", "run_video", "open_video", "compute_pairs", "finish_video", "PassReport"]
 
@@ -68,6 +70,8 @@ class RunOptions:
     resume: bool = False
     max_flow: float | None = None
     progress: bool | None = None
+    pairwise: bool = False
+    """Compute every pair on its own (pair mode); by default a video state is carried from pair to pair."""
     cache_budget: int = CACHE_BUDGET_BYTES  # bytes; pairs beyond it are computed again to draw them
 
     def fingerprint(self, video: Path, method: FlowMethod | None = None) -> dict[str, Any]:
@@ -123,18 +127,53 @@ def open_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Ru
     return source, store
 
 
-def _estimate(method: FlowMethod, index: int, img1: np.ndarray, img2: np.ndarray) -> tuple[FlowResult, float]:
+class StateChain:
+    """The video state carried from pair to pair (video mode), or nothing (pair mode).
+
+    :meth:`before` gives the state pair ``index`` is computed with: the one the previous pair left, or,
+    when the chain starts mid-video (a resumed run, a drawing that recomputes), the one an uninterrupted
+    run would have had there (:func:`semflow.video_run.state_before`: the saved state or a warm-up).
+    """
+
+    def __init__(self, method: FlowMethod, source: FrameSource, store: RunStore, *, video: bool,
+                 save: bool = False) -> None:
+        self.method, self.source, self.video, self.save = method, source, video, save
+        self.saved = VideoStateStore(store.work) if video else None
+        self.state: VideoState | None = None
+
+    def before(self, index: int) -> VideoState | None:
+        if self.video and self.state is None:
+            self.state = state_before(index, self.method, self.saved, self.source) if index > 0 else VideoState()
+        return self.state
+
+    def after(self, index: int, result: FlowResult) -> None:
+        if self.video:
+            self.state = result.state
+            if self.save:
+                self.saved.save(index, self.state)
+
+    def start_over(self) -> None:
+        """Forget the carried state (the next pair does not follow the last one computed)."""
+        self.state = None
+
+
+def _estimate(method: FlowMethod, index: int, img1: np.ndarray, img2: np.ndarray,
+              chain: StateChain | None = None) -> tuple[FlowResult, float]:
     if hasattr(method, "seek"):  # methods that read given per-frame masks
         method.seek(index)
+    state = chain.before(index) if chain is not None else None
     start = time.perf_counter()
-    result = method.estimate(img1, img2)
-    return result, time.perf_counter() - start
+    result = method.estimate(img1, img2, state=state) if state is not None else method.estimate(img1, img2)
+    seconds = time.perf_counter() - start
+    if chain is not None:
+        chain.after(index, result)
+    return result, seconds
 
 
 def _compute_and_keep(method: FlowMethod, store: RunStore, index: int, img1: np.ndarray, img2: np.ndarray,
-                      timer: StageTimer) -> FlowResult:
+                      timer: StageTimer, chain: StateChain | None = None) -> FlowResult:
     """Compute pair ``index`` and keep it (cache entries, record, .flo)."""
-    result, seconds = _estimate(method, index, img1, img2)
+    result, seconds = _estimate(method, index, img1, img2, chain)
     timer.lap("flow")
     record = PairRecord.of(index, result.flow, result.extras, seconds)
     timer.lap("stats")
@@ -152,15 +191,22 @@ def _check_size(video: Path, index: int, img1: np.ndarray, img2: np.ndarray) -> 
 
 def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, start: int = 0,
                   stop: int | None = None, warmup: int = 0, resume: bool = False,
-                  progress: bool | None = None, on_pair: Callable[[int], None] | None = None) -> PassReport:
+                  progress: bool | None = None, on_pair: Callable[[int], None] | None = None,
+                  video: bool = False, save_state: bool = False) -> PassReport:
     """Pass 1 over pairs ``start .. stop - 1`` (to the end of the video when ``stop`` is None).
 
     The ``warmup`` pairs before ``start`` are computed and thrown away, so that a method that carries
     state from pair to pair reaches ``start`` as an uninterrupted run would. With ``resume``, finished
-    pairs are skipped. ``on_pair(index)`` is called after each pair.
+    pairs are skipped. ``on_pair(index)`` is called after each pair. ``video``: carry the video state from
+    pair to pair (video mode); ``save_state``: keep it in the work folder after each pair, so that a
+    resumed run continues from it.
     """
     timer = StageTimer()
     report = PassReport()
+    chain = StateChain(method, source, store, video=video, save=save_state)
+    # A warm-up, or a chunk of a batch (which keeps no state), starts the chain afresh at its first pair;
+    # a run continues it from the state saved after its last finished pair (or a warm-up from frame 0).
+    chain.state = VideoState() if video and (warmup or not save_state) else None
     first = max(0, start - warmup)
     previous: np.ndarray | None = None
     number = first - 1
@@ -172,12 +218,13 @@ def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, s
                 index = number - 1
                 _check_size(source.path, index, previous, frame)
                 if index < start:  # warm-up: the method sees the pair, nothing is kept
-                    _estimate(method, index, previous, frame)
+                    _estimate(method, index, previous, frame, chain)
                     timer.lap("flow")
                 elif resume and store.has(index):
                     report.resumed += 1
+                    chain.start_over()
                 else:
-                    _compute_and_keep(method, store, index, previous, frame, timer)
+                    _compute_and_keep(method, store, index, previous, frame, timer, chain)
                     report.computed += 1
                 if index >= start:
                     bar.advance()
@@ -206,12 +253,14 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
     records = store.records(pairs)
     timer.lap("read")
     max_flow = options.max_flow or normaliser(records)
+    chain = StateChain(method, source, store, video=not options.pairwise)
 
     def flows_for(index: int, img1: np.ndarray, img2: np.ndarray) -> PairFlows:  # runs in render's thread
         kept = store.load(records[index])
         if kept is not None:
+            chain.start_over()
             return kept
-        result, _ = _estimate(method, index, img1, img2)
+        result, _ = _estimate(method, index, img1, img2, chain)
         return result.flow, result.extras.get("segmentation_rgb"), result.extras.get("baseline_flow")
 
     store.claim("flow.mp4"), store.claim("panel.mp4")
@@ -249,6 +298,7 @@ def make_summary(source: FrameSource, method: FlowMethod, records: list[PairReco
     h, w = source_size(source)
     return {
         "method": method.name,
+        "mode": "pairwise" if options.pairwise else "video",
         "video": str(source.path),
         "frames": pairs + 1,
         "pairs": pairs,
@@ -300,17 +350,19 @@ def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, op
     start = time.perf_counter()
     timer = StageTimer()
     computed = 0
+    chain = StateChain(method, source, store, video=not options.pairwise, save=True)
 
     def flows_for(index: int, img1: np.ndarray, img2: np.ndarray) -> PairFlows:  # runs in render's thread
         nonlocal computed
         _check_size(source.path, index, img1, img2)
         kept = store.load(store.record(index)) if options.resume and store.has(index) else None
         if kept is not None:
+            chain.start_over()
             return kept
         if options.resume and store.has(index):
-            result, _ = _estimate(method, index, img1, img2)
+            result, _ = _estimate(method, index, img1, img2, chain)
         else:
-            result = _compute_and_keep(method, store, index, img1, img2, StageTimer())
+            result = _compute_and_keep(method, store, index, img1, img2, StageTimer(), chain)
             computed += 1
         return result.flow, result.extras.get("segmentation_rgb"), result.extras.get("baseline_flow")
 
@@ -348,7 +400,8 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
         if options.max_flow is not None:
             summary = run_single_pass(source, method, store, options, wall_seconds=time.perf_counter() - started)
         else:
-            report = compute_pairs(source, method, store, resume=options.resume, progress=options.progress)
+            report = compute_pairs(source, method, store, resume=options.resume, progress=options.progress,
+                                   video=not options.pairwise, save_state=True)
             if not report.end:
                 raise InputError(f"{video}: need at least 2 frames to compute flow, got 1")
             summary = finish_video(source, method, store, report.end, options,

@@ -45,9 +45,11 @@ from semflow.errors import InputError
 from semflow.layers.context import PairContext
 from semflow.layers.planes import PlaneParams, fit_planes
 from semflow.layers.things import ThingParams, fit_things
+from semflow.layers.tracking import Tracks, advance_tracks, gate_planes
 from semflow.options import MethodOptions, option
 from semflow.segmentation import KIND_CODES, LabelSet, extract_instances, find_regions, get_label_set
 from semflow.timing import StageTimer
+from semflow.video_state import VideoState
 
 DEFAULT_BASELINE = "discrete"
 DEFAULT_SEGMENTER = "camvid"
@@ -215,11 +217,24 @@ class SemanticFlow(FlowMethod):
 
     # flow ----------------------------------------------------------------------------------------
 
+    def state_parts(self) -> dict[str, type]:
+        return {**self.baseline.state_parts(), self.name: Tracks}
+
     def _estimate(self, img1: np.ndarray, img2: np.ndarray, labels: np.ndarray | None = None) -> FlowResult:
+        return self._pair(img1, img2, labels)
+
+    def _estimate_video(self, img1: np.ndarray, img2: np.ndarray, state: VideoState,
+                        labels: np.ndarray | None = None) -> FlowResult:
+        """Video mode: the baseline runs in video mode too, and the planes and things are tracked
+        (:mod:`semflow.layers.tracking`): ids across frames, plane gate with hysteresis."""
+        return self._pair(img1, img2, labels, state)
+
+    def _pair(self, img1: np.ndarray, img2: np.ndarray, labels: np.ndarray | None = None,
+              state: VideoState | None = None) -> FlowResult:
         timer = StageTimer()
         timings, lap = timer.seconds, timer.lap
 
-        base = self.baseline.estimate(img1, img2)
+        base = self.baseline.estimate(img1, img2, state=state)
         lap("baseline")
         labels, table = self.labels_of(img1, labels)
         self._frame_index += 1
@@ -234,6 +249,11 @@ class SemanticFlow(FlowMethod):
         ctx = PairContext.build(img1, img2, baseline, base.confidence, thing_pixels=thing_pixels)
         lap("regions")
         planes = fit_planes(plane_regions, ctx, self.plane_params)
+        memory = state.part(self.name, img1) if state is not None and not state.cut else None
+        if state is not None:
+            plane_tracks = memory.match([p.region for p in planes], "plane", labels.shape) if memory else \
+                [None] * len(planes)
+            planes = gate_planes(planes, plane_tracks, ctx, self.plane_params)
         lap("planes")
         weights = weigh_planes(planes, thing_pixels, self.feather_radius)
         plane_flow = compose_planes(ctx, planes, feather_radius=self.feather_radius, weights=weights)
@@ -241,6 +261,12 @@ class SemanticFlow(FlowMethod):
         lap("things")
         comp = compose(ctx, planes, things, feather_radius=self.feather_radius, plane_weights=weights)
         lap("compose")
+        plane_ids = thing_ids = None
+        if state is not None:
+            thing_tracks = memory.match(instances, "thing", labels.shape) if memory else [None] * len(instances)
+            memory, plane_ids, thing_ids = advance_tracks(memory, planes, plane_tracks, instances, thing_tracks,
+                                                          comp.flow)
+            lap("tracking")
 
         # Motion instances: one id per (thing, motion), 0 where none; the report lists each id's affine.
         motion_ids = np.zeros(baseline.shape[:2], np.uint16)
@@ -269,6 +295,11 @@ class SemanticFlow(FlowMethod):
             "kind_codes": KIND_CODES,
             "seconds": {k: round(v, 4) for k, v in timings.items()},
         }
+        if plane_ids is not None:  # video mode: ids that stay the same from frame to frame
+            for entry, tid in zip(report["planes"], plane_ids):
+                entry["track"] = tid
+            for entry, thing in zip(report["things"], things):
+                entry["track"] = thing_ids[thing.instance_id - 1]
         self.last_timings = timings
         extras = {
             "labels": labels,
@@ -282,7 +313,11 @@ class SemanticFlow(FlowMethod):
             **{f"layer_{name}": flow for name, flow in comp.layer_flows.items()},
             "report_json": np.array(json.dumps(report)),
         }
-        return FlowResult(comp.flow, comp.confidence, extras)
+        result = FlowResult(comp.flow, comp.confidence, extras)
+        if state is not None:
+            result.state = VideoState(pairs=base.state.pairs, frame=img2, flow=comp.flow,
+                                      parts={**base.state.parts, self.name: memory})
+        return result
 
     def write_explain(self, result: FlowResult, out_dir: str | os.PathLike) -> None:
         """Same as :func:`write_explain`."""

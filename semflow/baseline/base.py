@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from semflow.errors import InputError
 from semflow.io.images import to_rgb_uint8
 from semflow.options import MethodOptions
+from semflow.video_state import VideoState, scene_cut
 
 
 @dataclass
@@ -20,11 +21,14 @@ class FlowResult:
     flow: float32 (H, W, 2), u then v in pixels, frame t -> t+1.
     confidence: optional float32 (H, W) in [0, 1]; higher means more trustworthy.
     extras: named intermediate maps (segmentation, model map, per-layer flows...) for ``--explain``.
+    state: in video mode, the state to hand to the next pair (see :mod:`semflow.video_state`); None
+      in pair mode.
     """
 
     flow: np.ndarray
     confidence: np.ndarray | None = None
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    state: VideoState | None = None
 
 
 def check_pair(img1: np.ndarray, img2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -45,6 +49,11 @@ class FlowMethod(abc.ABC):
     :func:`check_pair` (uint8 RGB, same size). A method that can use a given segmentation of frame 1
     sets ``uses_labels = True`` and takes ``labels`` (H, W) uint8 in :meth:`_estimate`; other methods
     ignore labels.
+
+    Video mode: ``estimate(..., state=VideoState())`` for a video's first pair, then the returned
+    ``result.state`` for the next. A method that carries work or memory from pair to pair overrides
+    :meth:`_estimate_video`; the default computes the pair as in pair mode and carries only the flow.
+    A pair that is a cut (:func:`~semflow.video_state.scene_cut`) starts from an empty state.
     """
 
     name: ClassVar[str] = ""
@@ -52,12 +61,15 @@ class FlowMethod(abc.ABC):
     options: MethodOptions | None = None
     """The options it was built with, when :func:`semflow.methods.get_method` built it."""
 
-    def estimate(self, img1: np.ndarray, img2: np.ndarray, *, labels: np.ndarray | None = None) -> FlowResult:
+    def estimate(self, img1: np.ndarray, img2: np.ndarray, *, labels: np.ndarray | None = None,
+                 state: VideoState | None = None) -> FlowResult:
         """Flow from ``img1`` to ``img2`` (uint8 RGB or convertible, same size).
 
         ``labels``: an optional given segmentation of ``img1`` (H, W), used by methods that take one.
+        ``state``: video mode (see the class docstring); None is pair mode.
         """
         a, b = check_pair(img1, img2)
+        kwargs = {}
         if labels is not None and self.uses_labels:
             labels = np.asarray(labels)
             if labels.shape != a.shape[:2]:
@@ -65,9 +77,15 @@ class FlowMethod(abc.ABC):
                     f"segmentation size {labels.shape[1]}x{labels.shape[0]} differs from the frames'"
                     f" {a.shape[1]}x{a.shape[0]}"
                 )
-            result = self._estimate(a, b, labels=labels)
+            kwargs["labels"] = labels
+        if state is not None:
+            cut = state.pairs > 0 and scene_cut(a, b)
+            result = self._estimate_video(a, b, VideoState() if cut else state, **kwargs)
+            if result.state is None:
+                raise RuntimeError(f"{self.name}: video mode returned no state")
+            result.state.cut = cut
         else:
-            result = self._estimate(a, b)
+            result = self._estimate(a, b, **kwargs)
         if result.flow.shape != (*a.shape[:2], 2):
             raise RuntimeError(f"{self.name}: returned flow of shape {result.flow.shape} for {a.shape}")
         result.flow = result.flow.astype(np.float32, copy=False)
@@ -79,6 +97,16 @@ class FlowMethod(abc.ABC):
 
     @abc.abstractmethod
     def _estimate(self, img1: np.ndarray, img2: np.ndarray, **kwargs) -> FlowResult: ...
+
+    def state_parts(self) -> dict[str, Any]:
+        """Part name -> class of the memory this method keeps in a :class:`VideoState` (for resume)."""
+        return {}
+
+    def _estimate_video(self, img1: np.ndarray, img2: np.ndarray, state: VideoState, **kwargs) -> FlowResult:
+        """One pair of a video: by default the pair method, carrying only the frame and the flow."""
+        result = self._estimate(img1, img2, **kwargs)
+        result.state = state.advance(img2, result.flow.astype(np.float32, copy=False))
+        return result
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -131,7 +131,7 @@ class ClipWorker:
         started = time.perf_counter()
         source, store = _open(path, out_dir, options)
         report = compute_pairs(source, self.method, store, start=chunk.start, stop=chunk.stop, warmup=warmup,
-                               resume=True, progress=False)
+                               resume=True, progress=False, video=not options.pairwise)
         return {"computed": report.computed, "resumed": report.resumed, "end": report.end,
                 "stages": report.stages, "wall": time.perf_counter() - started}
 

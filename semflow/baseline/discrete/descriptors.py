@@ -38,9 +38,12 @@ def orientation_maps(gray: np.ndarray, *, bins: int = 8, sigma: float = 0.8) -> 
     frac = pos - lower
     lower = lower.astype(np.int64) % bins
     out = np.zeros((*img.shape, bins), np.float32)
-    rows, cols = np.indices(img.shape)
-    np.add.at(out, (rows, cols, lower), mag * (1.0 - frac))
-    np.add.at(out, (rows, cols, (lower + 1) % bins), mag * frac)
+    if bins < 2:
+        out[..., 0] = mag
+        return out
+    # Each pixel's two bins differ, so writing them is the same as adding to zeros (and much faster).
+    np.put_along_axis(out, lower[..., None], (mag * (1.0 - frac))[..., None], axis=2)
+    np.put_along_axis(out, ((lower + 1) % bins)[..., None], (mag * frac)[..., None], axis=2)
     return out
 
 
@@ -136,28 +139,44 @@ def descriptor_pyramids(gray1: np.ndarray, gray2: np.ndarray, levels: int, *, ki
     matches whose size changes between the frames, see ``proposals.MatchLevel``).
 
     With ``dims``, both frames are projected on one PCA basis of ``dims`` directions, fitted on the
-    descriptors of a coarse level of both frames: distances keep most of their variance at a
-    fraction of the matching cost.
+    descriptors of a coarse level of both frames (:func:`pair_projection`): distances keep most of
+    their variance at a fraction of the matching cost.
     """
     if kind not in DESCRIPTORS:
         raise ValueError(f"unknown descriptor {kind!r}; known: {', '.join(DESCRIPTORS)}")
-    base = DESCRIPTORS[kind]
     pyr1, pyr2 = gray_pyramid(gray1, levels), gray_pyramid(gray2, levels)
+    proj = pair_projection(pyr1, pyr2, kind, dims) if dims is not None else None
+    one = frame_descriptors(pyr1, kind=kind, projection=proj, finest=finest, shrink=shrink)
+    two = frame_descriptors(pyr2, kind=kind, projection=proj, finest=finest, shrink=shrink)
+    return (one[0], two[0]) + ((one[1], two[1]) if shrink is not None else ())
+
+
+def pair_projection(pyr1: list[np.ndarray], pyr2: list[np.ndarray], kind: str, dims: int) -> np.ndarray:
+    """The PCA basis (D, dims) that :func:`descriptor_pyramids` fits on a coarse level of both gray pyramids."""
+    base = DESCRIPTORS[kind]
+    fit_level = min(len(pyr1) - 1, 2)
+    samples = np.concatenate([base(pyr1[fit_level])[::2, ::2].reshape(-1, DESCRIPTOR_SIZE[kind]),
+                              base(pyr2[fit_level])[::2, ::2].reshape(-1, DESCRIPTOR_SIZE[kind])])
+    return fit_projection(samples, min(dims, samples.shape[1]))
+
+
+def frame_descriptors(pyr: list[np.ndarray], *, kind: str = "sift", projection: np.ndarray | None = None,
+                      finest: int = 0, shrink: float | None = None) -> tuple[list, list | None]:
+    """One frame's descriptors at each level of its gray pyramid ``pyr`` (None below ``finest``),
+    projected by ``projection`` (D, d) if given, and (second, with ``shrink``) of each level resized
+    by ``shrink``, else None. A video computes each frame's once: it is frame 2 of one pair and frame 1
+    of the next."""
+    base = DESCRIPTORS[kind]
     describe = base
-    if dims is not None:
-        fit_level = min(levels, 2)
-        samples = np.concatenate([base(pyr1[fit_level])[::2, ::2].reshape(-1, DESCRIPTOR_SIZE[kind]),
-                                  base(pyr2[fit_level])[::2, ::2].reshape(-1, DESCRIPTOR_SIZE[kind])])
-        proj = fit_projection(samples, min(dims, samples.shape[1]))
+    if projection is not None:
         if kind == "sift":  # the projection folds into the descriptor's convolution
-            describe = lambda image: base(image, projection=proj)  # noqa: E731
+            describe = lambda image: base(image, projection=projection)  # noqa: E731
         else:
-            describe = lambda image: base(image) @ proj  # noqa: E731
-    out = [[describe(g) if level >= finest else None for level, g in enumerate(pyr)] for pyr in (pyr1, pyr2)]
-    if shrink is not None:
-        out += [[describe(_resize(g, shrink)) if level >= finest else None for level, g in enumerate(pyr)]
-                for pyr in (pyr1, pyr2)]
-    return tuple(out)
+            describe = lambda image: base(image) @ projection  # noqa: E731
+    plain = [describe(g) if level >= finest else None for level, g in enumerate(pyr)]
+    if shrink is None:
+        return plain, None
+    return plain, [describe(_resize(g, shrink)) if level >= finest else None for level, g in enumerate(pyr)]
 
 
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:

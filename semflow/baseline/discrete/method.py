@@ -21,12 +21,19 @@ import torch
 
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.baseline.discrete import consistency, crf, densify
-from semflow.baseline.discrete.descriptors import DESCRIPTORS, descriptor_pyramids
+from semflow.baseline.discrete.descriptors import (
+    DESCRIPTORS,
+    frame_descriptors,
+    gray_pyramid,
+    pair_projection,
+)
 from semflow.baseline.discrete.presets import DEFAULT_PRESET, PRESETS, Preset
 from semflow.baseline.discrete.proposals import Proposals, coarse_to_fine_proposals
+from semflow.baseline.discrete.temporal import FrameWork, temporal_candidates
 from semflow.device import resolve_device
 from semflow.errors import InputError
 from semflow.timing import StageTimer
+from semflow.video_state import VideoState
 
 MIN_SIDE = 32
 """Frames are padded (reflecting) to at least this size, so the pyramid always has a level."""
@@ -123,7 +130,62 @@ class DiscreteFlow(FlowMethod):
         return chosen.cpu().numpy().astype(np.float32), cost.cpu().numpy(), agrees.cpu().numpy()
 
     def _estimate(self, img1: np.ndarray, img2: np.ndarray) -> FlowResult:
+        return self._run(img1, img2)[0]
+
+    def _estimate_video(self, img1: np.ndarray, img2: np.ndarray, state: VideoState, **kwargs) -> FlowResult:
+        """Video mode: frame 1's descriptors come from the last pair, and the last flow carried forward
+        joins the candidates at every level with a smaller coarse search (``video_radius``). A full
+        search (pair mode's, with the carried candidates) runs every ``refresh_every`` pairs, and again
+        on the same pair when the share of kept matches falls below ``refresh_share`` times the last
+        full search's. After a cut (:func:`~semflow.video_state.scene_cut`) the pair is computed as the
+        first of a new video (``estimate`` hands it an empty state)."""
         p = self.params
+        work = state.part(self.name, img1)
+        if work is None or work.flow is None or state.cut:  # after a cut the last flow means nothing
+            result, work2 = self._run(img1, img2, carried=work, video=True)
+            work2.searched_share = work2.valid_share
+        else:
+            full = p.refresh_every > 0 and work.since_full + 1 >= p.refresh_every
+            result, work2 = self._run(img1, img2, carried=work, temporal=True, full=full, video=True)
+            if not full and work2.valid_share < p.refresh_share * work.searched_share:
+                result, work2 = self._run(img1, img2, carried=work, temporal=True, full=True, video=True)
+                full = True
+            work2.searched_share = work2.valid_share if full else work.searched_share
+            work2.since_full = 0 if full else work.since_full + 1
+        result.extras["video_full_search"] = np.array(work is None or work2.since_full == 0)
+        result.state = state.advance(img2, result.flow, {self.name: work2})
+        return result
+
+    def state_parts(self) -> dict[str, type]:
+        return {self.name: FrameWork}
+
+    def _describe(self, gray1: np.ndarray, gray2: np.ndarray, levels: int, finest: int,
+                  shrink: float | None, carried: FrameWork | None) -> tuple[FrameWork, FrameWork]:
+        """Both frames' per-frame work; frame 1's is ``carried`` when it is that frame with these settings."""
+        p = self.params
+        pyr2 = gray_pyramid(gray2, levels)
+        options = dict(kind=self.descriptor, finest=finest, shrink=shrink)
+        if carried is not None and carried.fits(gray1, levels, finest, shrink):
+            one = carried
+            if not one.described:  # restored from a snapshot: describe the frame again, same basis
+                one.pyramid = gray_pyramid(gray1, levels)
+                one.descriptors, one.shrunk = frame_descriptors(one.pyramid, projection=one.projection, **options)
+        else:
+            pyr1 = gray_pyramid(gray1, levels)
+            proj = pair_projection(pyr1, pyr2, self.descriptor, p.dims) if p.dims is not None else None
+            one = FrameWork(gray1, pyr1, *frame_descriptors(pyr1, projection=proj, **options), proj,
+                            levels, finest, shrink)
+        two = FrameWork(gray2, pyr2, *frame_descriptors(pyr2, projection=one.projection, **options),
+                        one.projection, levels, finest, shrink)
+        return one, two
+
+    def _run(self, img1: np.ndarray, img2: np.ndarray, *, carried: FrameWork | None = None,
+             temporal: bool = False, full: bool = True, video: bool = False) -> tuple[FlowResult, FrameWork]:
+        """One pair. ``carried``: frame 1's work from the last pair (video mode); with ``temporal`` its
+        flow joins the candidates, and without ``full`` the coarse search shrinks to ``video_radius``
+        and finer levels skip the windowed search. ``video``: video mode's parameters
+        (:meth:`Preset.for_video`). Returns the result and frame 2's work."""
+        p = self.params.for_video() if video else self.params
         timer = StageTimer()
         timings, lap = timer.seconds, timer.lap
 
@@ -140,8 +202,8 @@ class DiscreteFlow(FlowMethod):
 
         with torch.no_grad():
             shrink = p.shrink if p.shrink not in (None, 1.0) else None
-            pyramids = descriptor_pyramids(gray1, gray2, levels, kind=self.descriptor, dims=p.dims,
-                                           finest=finest, shrink=shrink)
+            one, two = self._describe(gray1, gray2, levels, finest, shrink, carried)
+            pyramids = (one.descriptors, two.descriptors) + ((one.shrunk, two.shrunk) if shrink is not None else ())
             pyr1, pyr2, *shrunk = ([None if d is None else torch.from_numpy(d).to(self.device) for d in pyr]
                                    for pyr in pyramids)
             # Scale-tolerant costs: a surface that grows from frame 1 to frame 2 matches frame 2 shrunk
@@ -161,8 +223,15 @@ class DiscreteFlow(FlowMethod):
             options = dict(stride=p.stride, k=p.k, radius=p.radius, finest=finest, local=p.local,
                            propagation=self.propagation, coarse_stride=p.coarse_stride,
                            search_pixels=p.search_pixels)
-            props_f = coarse_to_fine_proposals(pyr1, pyr2, extra_flows=extra_f, scaled=scaled_f, **options)
-            props_b = coarse_to_fine_proposals(pyr2, pyr1, extra_flows=extra_b, scaled=scaled_b, **options)
+            temporal_f = temporal_b = None
+            if temporal and carried is not None and carried.flow is not None:
+                temporal_f, temporal_b = temporal_candidates(carried.flow, levels)
+                if not full:
+                    options.update(radius=min(p.radius, p.video_radius), search_pixels=0)
+            props_f = coarse_to_fine_proposals(pyr1, pyr2, extra_flows=extra_f, scaled=scaled_f,
+                                               temporal=temporal_f, **options)
+            props_b = coarse_to_fine_proposals(pyr2, pyr1, extra_flows=extra_b, scaled=scaled_b,
+                                               temporal=temporal_b, **options)
             del pyr1, pyr2, shrunk, scaled_f, scaled_b
             lap("proposals")
             fwd, cost_f, agrees = self._grid_flow(props_f, finest)
@@ -218,4 +287,5 @@ class DiscreteFlow(FlowMethod):
             "grid_cost": cost_f.astype(np.float32),
             "grid_crf_agrees": agrees,
         }
-        return FlowResult(flow[:h0, :w0].copy(), confidence=confidence[:h0, :w0].copy(), extras=extras)
+        two.flow, two.valid_share = flow, float(valid.mean())
+        return FlowResult(flow[:h0, :w0].copy(), confidence=confidence[:h0, :w0].copy(), extras=extras), two

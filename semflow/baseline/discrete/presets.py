@@ -31,6 +31,12 @@ class Preset:
     Densification: ``interpolator`` "epic" or "ric"; ``motion_edges`` (0: off): a second interpolation
     whose edge costs are ``1 + motion_edges`` times stronger near the first one's motion boundaries
     (see ``densify.motion_edge_map``); ``refine_iterations``, ``refine_scales`` variational refinement.
+    Video mode (the last flow carried forward joins the candidates): ``video_radius`` the coarse
+    search's half-size then; a full search every ``refresh_every`` pairs (0: only when triggered), and
+    again on a pair whose share of kept matches falls below ``refresh_share`` times the last full one's.
+    With good carried candidates fewer points and candidates do: video mode matches at least every
+    ``video_stride`` px with at most ``video_k`` candidates, ``video_local`` of them searched +-1 px
+    (:meth:`for_video`).
     """
 
     stride: int = 5
@@ -57,6 +63,17 @@ class Preset:
     motion_edges: float = 0.0
     refine_iterations: int = 5
     refine_scales: int = 2
+    video_radius: int = 64
+    refresh_every: int = 10
+    refresh_share: float = 0.7
+    video_stride: int = 8
+    video_k: int = 8
+    video_local: int = 2
+
+    def for_video(self) -> Preset:
+        """The parameters video mode uses (sparser grid, fewer candidates; see the class docstring)."""
+        return replace(self, stride=max(self.stride, self.video_stride), k=min(self.k, self.video_k),
+                       local=min(self.local, self.video_local))
 
     def with_options(self, **options) -> Preset:
         """A copy with some fields replaced (``None`` values are ignored)."""

@@ -280,7 +280,8 @@ def windowed_search(level: MatchLevel, ys: torch.Tensor, xs: torch.Tensor, *, k:
 def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, radius: int,
                              finest: int = 0, local: int = 4, propagation: bool = True,
                              extra_flows: list | None = None, coarse_stride: int | None = None,
-                             scaled: list | None = None, search_pixels: int = 0) -> Proposals:
+                             scaled: list | None = None, search_pixels: int = 0,
+                             temporal: list | None = None) -> Proposals:
     """K candidate flows for the grid with ``stride`` (level-0 pixels) at pyramid level ``finest``.
 
     pyr1, pyr2: descriptor pyramids (lists of (H_l, W_l, D)), coarsest last. radius: search window
@@ -292,9 +293,15 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
     scale, target descriptors, target scale)`` for scale-tolerant costs (:class:`MatchLevel`).
     search_pixels: finer levels with at most this many pixels also get the exhaustive windowed search
     (at equal scale, on every second grid point; its candidates join the inherited ones), so that
-    objects too small to show at the coarsest level are still found. The returned
-    flows are in pixels of level ``finest``.
+    objects too small to show at the coarsest level are still found. temporal: optional per-level
+    stacks (H_l, W_l, n, 2) of candidate flows carried from the previous pair of a video (video mode):
+    they join the candidates at every level, the coarsest included, ahead of the inherited ones (so
+    the +-1 px search looks around them first). The returned flows are in pixels of level ``finest``.
     """
+    def carried(level: int, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+        cands = torch.as_tensor(temporal[level], device=device)[ys][:, xs]
+        return torch.round(cands).long()
+
     def match_level(level: int) -> MatchLevel:
         extra = [] if scaled is None else scaled[level]
         extra = [(_as_tensor(q), q_scale, _as_tensor(t), t_scale) for q, q_scale, t, t_scale in extra]
@@ -311,6 +318,9 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
     g = max(1, coarse_stride >> levels)
     ys, xs = grid_coords(h, w, g, device)
     props = windowed_search(top, ys, xs, k=k, radius=level_radius(levels))
+    if temporal is not None:
+        props = local_search(top, ys, xs, torch.cat([carried(levels, ys, xs), props.flows], 2), k=k,
+                             local=temporal[levels].shape[2])
     if propagation:
         props = propagate(top, props, k=k)
     for level in range(levels - 1, finest - 1, -1):
@@ -323,7 +333,7 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
         iy = torch.round(ys.float() / 2 / pg_y).long().clamp(0, len(props.ys) - 1)
         ix = torch.round(xs.float() / 2 / pg_x).long().clamp(0, len(props.xs) - 1)
         parent = props.flows[iy][:, ix] * 2
-        parts = [parent]
+        parts = [parent] if temporal is None else [carried(level, ys, xs), parent]
         if propagation:
             parts.append(neighbour_flows(props.flows)[iy][:, ix] * 2)
         if extra_flows is not None and extra_flows[level] is not None:

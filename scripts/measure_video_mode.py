@@ -1,0 +1,116 @@
+"""Video mode against pair mode on a clip: seconds per pair, per stage, flicker and magnitude jumps.
+
+    python scripts/measure_video_mode.py ../shared/data/videos/solidWhiteRight.mp4 --pairs 60 --out video_mode.json
+
+The methods run side by side, pair by pair, in one process (so a busy machine slows them alike):
+``deepflow``, ``semantic`` in video mode, ``semantic`` in pair mode (``--methods`` to choose). For
+each: wall seconds per pair (``estimate`` only, frames already decoded), seconds per stage (the
+method's ``last_timings``; semantic's baseline stages prefixed ``baseline.``), flicker = mean over t
+of mean_x |F_t(x) - F_{t-1}(x)| (px), the mean flow magnitude per pair, and the magnitude jumps:
+pairs whose mean magnitude changes by more than 2x from the pair before while the images do not
+change as much (mean |I_{t+1} - I_t| over mean |I_t - I_{t-1}| within [1/1.5, 1.5]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from semflow.io.video import FrameSource
+from semflow.methods import get_method
+from semflow.video_state import VideoState
+
+SETUPS = {
+    "deepflow": ("deepflow", False),
+    "semantic-video": ("semantic", True),
+    "semantic-pair": ("semantic", False),
+    "discrete-video": ("discrete", True),
+    "discrete-pair": ("discrete", False),
+}
+
+
+def stages(method) -> dict[str, float]:
+    out = dict(getattr(method, "last_timings", {}) or {})
+    inner = getattr(method, "baseline", None)
+    if inner is not None:
+        out.update({f"baseline.{k}": v for k, v in (getattr(inner, "last_timings", {}) or {}).items()})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("video", type=Path)
+    parser.add_argument("--pairs", type=int, default=60)
+    parser.add_argument("--methods", default="deepflow,semantic-video,semantic-pair")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    frames = list(FrameSource(args.video, max_frames=args.pairs + 1))
+    names = args.methods.split(",")
+    built = {n: get_method(SETUPS[n][0]) for n in names}
+    states = {n: VideoState() if SETUPS[n][1] else None for n in names}
+    rec = {n: {"seconds": [], "stages": [], "magnitude": [], "flicker": []} for n in names}
+    last = {n: None for n in names}
+    for t in range(len(frames) - 1):
+        for n in names:
+            start = time.perf_counter()
+            result = built[n].estimate(frames[t], frames[t + 1], state=states[n])
+            rec[n]["seconds"].append(time.perf_counter() - start)
+            states[n] = result.state
+            rec[n]["stages"].append(stages(built[n]))
+            rec[n]["magnitude"].append(float(np.hypot(result.flow[..., 0], result.flow[..., 1]).mean()))
+            if last[n] is not None:
+                rec[n]["flicker"].append(float(np.abs(result.flow - last[n]).mean()))
+            last[n] = result.flow
+        print(t, {n: (round(rec[n]["seconds"][-1], 2), round(rec[n]["magnitude"][-1], 2)) for n in names}, flush=True)
+        if args.out and t % 10 == 9:  # partial results, in case the run is cut short
+            write(summarize(rec, names, frames[:t + 2]), args.out)
+    text = write(summarize(rec, names, frames), args.out)
+    print(text)
+
+
+def write(summary: dict, out: Path | None) -> str:
+    text = json.dumps(summary, indent=1)
+    if out:
+        out.write_text(text)
+    return text
+
+
+def summarize(rec: dict, names: list[str], frames: list[np.ndarray]) -> dict:
+    """Per setup: the figures of the module docstring over the pairs computed so far."""
+    change = [float(np.abs(frames[t + 1].astype(np.int16) - frames[t]).mean()) for t in range(len(frames) - 1)]
+    summary = {}
+    for n in names:
+        r = rec[n]
+        mags = r["magnitude"]
+        jumps = []
+        for t in range(1, len(mags)):
+            ratio = max(mags[t], 1e-3) / max(mags[t - 1], 1e-3)
+            image_ratio = change[t] / max(change[t - 1], 1e-3)
+            if max(ratio, 1 / ratio) > 2 and 1 / 1.5 <= image_ratio <= 1.5:
+                jumps.append({"pair": t, "magnitude": [round(mags[t - 1], 2), round(mags[t], 2)],
+                              "image_change": [round(change[t - 1], 2), round(change[t], 2)]})
+        keys = sorted({k for s in r["stages"] for k in s})
+        summary[n] = {
+            "seconds_per_pair": statistics.fmean(r["seconds"][1:]) if len(r["seconds"]) > 1 else r["seconds"][0],
+            "first_pair_seconds": r["seconds"][0],
+            "stage_seconds": {k: round(statistics.fmean(s.get(k, 0.0) for s in r["stages"][1:] or r["stages"]), 4)
+                              for k in keys},
+            "flicker_px": statistics.fmean(r["flicker"]) if r["flicker"] else None,
+            "magnitude_px": [round(min(mags), 2), round(max(mags), 2)],
+            "unexplained_jumps": jumps,
+            "magnitudes": [round(m, 3) for m in mags],
+        }
+    if "deepflow" in summary:
+        for n in names:
+            summary[n]["seconds_vs_deepflow"] = summary[n]["seconds_per_pair"] / summary["deepflow"]["seconds_per_pair"]
+    summary["pairs"] = len(frames) - 1
+    return summary
+
+
+if __name__ == "__main__":
+    main()

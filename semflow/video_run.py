@@ -1,0 +1,77 @@
+"""Video mode for ``semflow run``: the state carried through the pair loop, saved for ``--resume``.
+
+After each computed pair the state goes to ``.semflow-work/video_state.npz`` (only the newest; the
+per-frame work that the frame alone gives back is left out, see :mod:`semflow.video_state`). A resumed
+run that starts at pair m restores the state saved after pair m-1; when that file is missing or
+older (the run stopped between writing a flow and its state), the pairs from the saved state (or from
+the video's start) up to m-1 are computed again without writing anything: a warm-up that ends in the
+very state the interrupted run had, so the resumed flows are those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from semflow.baseline.base import FlowMethod
+from semflow.io.atomic import atomic_path
+from semflow.io.video import FrameSource
+from semflow.video_state import VideoState, restore, snapshot
+
+STATE_FILE = "video_state.npz"
+
+
+class VideoStateStore:
+    """The saved state of a video run in ``work_dir`` (the run's work folder)."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.path = Path(work_dir) / STATE_FILE
+
+    def save(self, index: int, state: VideoState) -> None:
+        """Save the state after pair ``index`` (atomically; replaces the older one)."""
+        arrays = snapshot(state)
+        arrays["index"] = np.array(index)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path) as tmp:
+            Path(tmp).write_bytes(buffer.getvalue())
+
+    def load(self) -> tuple[int, dict[str, np.ndarray]] | None:
+        """(pair index, arrays) of the saved state, or None (no file, or one that cannot be read)."""
+        if not self.path.is_file():
+            return None
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+            return int(arrays.pop("index")), arrays
+        except (OSError, ValueError, KeyError):
+            return None
+
+
+def state_before(pair: int, method: FlowMethod, store: VideoStateStore, source: FrameSource) -> VideoState:
+    """The video state with which pair ``pair`` (frames ``pair``, ``pair + 1``) is computed: the empty
+    state for pair 0, else the saved one if it was saved after pair ``pair - 1``, else the one a
+    warm-up from the saved state (or from frame 0) reaches."""
+    state, start = VideoState(), 0
+    saved = store.load() if pair > 0 else None
+    if saved is not None and saved[0] < pair:
+        restored = restore(saved[1], None, method.state_parts())
+        if restored is not None:
+            state, start = restored, saved[0] + 1
+    if pair == 0:
+        return state
+    previous = None
+    for index, frame in enumerate(source):
+        if index == start and state.pairs > 0:
+            state.frame = frame  # the saved state ended on this frame
+        elif start < index <= pair:
+            if hasattr(method, "seek"):  # as the run does: methods that read given per-frame masks
+                method.seek(index - 1)
+            state = method.estimate(previous, frame, state=state).state
+        if index >= pair:
+            break
+        previous = frame
+    return state

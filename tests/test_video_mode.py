@@ -1,0 +1,258 @@
+"""Video mode (issue 12): the state carried from pair to pair, cuts, tracked planes, resume.
+
+Synthetic sequences with exact motion: a textured plane zooming towards the camera (a road seen from a
+car) and a translating texture; two unrelated clips back to back for a cut.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semflow.baseline.discrete import DiscreteFlow
+from semflow.baseline.discrete.temporal import carried_flows
+from semflow.errors import InputError
+from semflow.io.flow import read_flow_valid
+from semflow.io.images import write_image
+from semflow.layers.context import PairContext
+from semflow.layers.planes import PlaneFit, PlaneParams
+from semflow.layers.tracking import Track, Tracks, carry_mask, gate_planes
+from semflow.methods import get_method
+from semflow.pipeline import WORK_DIR, RunOptions, run_video
+from semflow.segmentation.regions import Region
+from semflow.synthetic import random_texture, render_sequence
+from semflow.video_run import STATE_FILE
+from semflow.video_state import VideoState, restore, scene_cut, snapshot
+
+ROAD = 3  # CamVid's Road
+
+
+def texture(height: int, width: int, seed: int) -> np.ndarray:
+    return np.clip(random_texture(height, width, np.random.default_rng(seed)) + 0.5, 0, 255).astype(np.uint8)
+
+
+def zoom_sequence(frames: int, height: int = 96, width: int = 128, *, seed: int = 0,
+                  scale: float = 1.02) -> list[np.ndarray]:
+    """A plane coming closer: frame k is frame 0 scaled by ``scale ** k`` about the lower middle."""
+    cx, cy = width / 2, height * 0.8
+    zoom = np.array([[scale, 0, cx * (1 - scale)], [0, scale, cy * (1 - scale)], [0, 0, 1]])
+    return render_sequence(texture(2 * height, 2 * width, seed), zoom, [], frames=frames, height=height,
+                           width=width, origin=(width / 2, height / 2))
+
+
+def shift_sequence(frames: int, height: int = 96, width: int = 128, *, seed: int = 0,
+                   shift: tuple[float, float] = (3.0, 1.0)) -> list[np.ndarray]:
+    move = np.array([[1, 0, shift[0]], [0, 1, shift[1]], [0, 0, 1]], float)
+    return render_sequence(texture(2 * height, 2 * width, seed), move, [], frames=frames, height=height,
+                           width=width, origin=(width / 2, height / 2))
+
+
+def run_pairs(method, frames: list[np.ndarray], *, video: bool, **kwargs) -> list:
+    state = VideoState() if video else None
+    results = []
+    for a, b in zip(frames, frames[1:]):
+        result = method.estimate(a, b, state=state, **kwargs)
+        state = result.state
+        results.append(result)
+    return results
+
+
+def epe(flow: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.hypot(*(flow - truth).transpose(2, 0, 1)).mean())
+
+
+# --- the state ----------------------------------------------------------------------------------
+
+
+def test_pair_mode_returns_no_state_and_video_mode_carries_the_frame_and_flow() -> None:
+    frames = shift_sequence(3, 48, 64)
+    method = get_method("dis-medium")
+    assert method.estimate(frames[0], frames[1]).state is None
+    first = method.estimate(frames[0], frames[1], state=VideoState())
+    assert first.state.pairs == 1 and first.state.follows(frames[1]) and not first.state.follows(frames[0])
+    np.testing.assert_array_equal(first.state.flow, first.flow)
+    # The default video mode of a method without memory is its pair mode.
+    second = method.estimate(frames[1], frames[2], state=first.state)
+    np.testing.assert_array_equal(second.flow, method.estimate(frames[1], frames[2]).flow)
+    assert second.state.pairs == 2 and not second.state.cut
+
+
+def test_scene_cut_finds_unrelated_shots_only() -> None:
+    clip = shift_sequence(3, seed=1)
+    other = shift_sequence(2, seed=2)
+    assert not scene_cut(clip[0], clip[1]) and not scene_cut(clip[1], clip[2])
+    assert scene_cut(clip[2], other[0])
+    dark = (clip[0] // 4).astype(np.uint8)
+    assert scene_cut(clip[0], dark)
+
+
+def test_carried_candidates_of_a_uniform_motion_are_that_motion() -> None:
+    flow = np.zeros((20, 30, 2), np.float32)
+    flow[...] = (2.5, -1.0)
+    cands = carried_flows(flow)
+    assert cands.shape == (20, 30, 2, 2)
+    np.testing.assert_allclose(cands, 0 * cands + np.float32([2.5, -1.0]), atol=1e-5)
+
+
+# --- discrete ------------------------------------------------------------------------------------
+
+
+def test_discrete_video_mode_stays_as_accurate_as_pair_mode() -> None:
+    frames = shift_sequence(5, 120, 160)
+    truth = np.zeros((*frames[0].shape[:2], 2), np.float32)
+    truth[...] = (3.0, 1.0)
+    method = DiscreteFlow()
+    pair = run_pairs(method, frames, video=False)
+    video = run_pairs(method, frames, video=True)
+    inner = (slice(10, -10), slice(10, -10))
+    for p, v in zip(pair, video):
+        assert epe(v.flow[inner], truth[inner]) <= max(0.1, 1.5 * epe(p.flow[inner], truth[inner]))
+    # Frame t's work was reused: the video state holds the descriptors of the newest frame.
+    work = video[-1].state.parts["discrete"]
+    assert work.described and work.gray.shape == frames[-1].shape[:2]
+
+
+def test_video_mode_recovers_from_a_cut_within_one_pair() -> None:
+    first = shift_sequence(3, 120, 160, seed=1, shift=(3.0, 1.0))
+    second = shift_sequence(3, 120, 160, seed=2, shift=(-12.0, 5.0))
+    frames = first + second
+    truth = np.zeros((*frames[0].shape[:2], 2), np.float32)
+    truth[...] = (-12.0, 5.0)
+    method = DiscreteFlow()
+    video = run_pairs(method, frames, video=True)
+    cut = len(first) - 1  # pair (last of clip 1, first of clip 2)
+    assert video[cut].state.cut and not any(r.state.cut for k, r in enumerate(video) if k != cut)
+    inner = (slice(16, -16), slice(16, -16))
+    after = epe(video[cut + 1].flow[inner], truth[inner])
+    pair_after = epe(method.estimate(frames[cut + 1], frames[cut + 2]).flow[inner], truth[inner])
+    assert after <= max(0.25, 1.5 * pair_after), (after, pair_after)
+
+
+# --- semantic: tracked planes ----------------------------------------------------------------------
+
+
+def _fit(region: Region, accepted: bool, share: float, model_err: float, base_err: float) -> PlaneFit:
+    h, w = region.mask.shape
+    return PlaneFit(region=region, accepted=accepted, reason="ok" if accepted else "test", homography=np.eye(3),
+                    flow=np.zeros((h, w, 2), np.float32), veto=np.zeros((h, w), bool), inlier_share=share,
+                    model_error=model_err, baseline_error=base_err, error=np.zeros((h, w), np.float32))
+
+
+def test_plane_gate_has_hysteresis() -> None:
+    region = Region(ROAD, (0, 10, 0, 10), np.ones((10, 10), bool))
+    ctx = PairContext.build(np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10, 3), np.uint8),
+                            np.zeros((10, 10, 2), np.float32))
+    params = PlaneParams()
+    on = Track(1, "plane", ROAD, np.ones((10, 10), bool), np.eye(3), [True])
+    off = Track(2, "plane", ROAD, np.ones((10, 10), bool), np.eye(3), [False])
+    marginal_fail = _fit(region, False, params.min_inlier_share - 0.05, 3.0, 2.0)
+    marginal_pass = _fit(region, True, params.min_inlier_share + 0.05, 2.0, 2.0)
+    clear_pass = _fit(region, True, 0.95, 1.0, 2.0)
+    gated = gate_planes([marginal_fail, marginal_pass, clear_pass, marginal_fail], [on, off, off, None], ctx, params)
+    assert [g.accepted for g in gated] == [True, False, True, False]
+    assert "last pairs" in gated[0].reason and "last pairs" in gated[1].reason
+
+
+def test_tracks_keep_ids_through_motion_and_survive_a_snapshot() -> None:
+    mask = np.zeros((40, 60), bool)
+    mask[10:20, 10:30] = True
+    flow = np.zeros((40, 60, 2), np.float32)
+    flow[...] = (4.0, 2.0)
+    carried = carry_mask(mask, flow)
+    assert carried[12:22, 14:34].all() and carried.sum() == mask.sum()
+    tracks = Tracks([Track(7, "thing", 8, carried)], next_id=8)
+    moved = Region(8, (12, 22, 14, 34), np.ones((10, 20), bool))
+    elsewhere = Region(8, (25, 35, 40, 55), np.ones((10, 15), bool))
+    assert [t and t.track_id for t in tracks.match([elsewhere, moved], "thing", (40, 60))] == [None, 7]
+    state = VideoState(pairs=3, flow=flow, parts={"semantic": tracks})
+    back = restore(snapshot(state), np.zeros((40, 60, 3), np.uint8), {"semantic": Tracks})
+    assert back.pairs == 3 and back.parts["semantic"].next_id == 8
+    np.testing.assert_array_equal(back.parts["semantic"].tracks[0].mask, carried)
+
+
+def test_a_zooming_plane_keeps_its_model_and_id_for_every_pair() -> None:
+    frames = zoom_sequence(7)
+    labels = np.full(frames[0].shape[:2], ROAD, np.uint8)
+    method = get_method("semantic", baseline="dis-medium")
+    results = run_pairs(method, frames, video=True, labels=labels)
+    ids = set()
+    for result in results:
+        planes = json.loads(str(result.extras["report_json"]))["planes"]
+        assert len(planes) == 1 and planes[0]["accepted"], planes
+        ids.add(planes[0]["track"])
+    assert ids == {1}
+
+
+# --- semflow run: video mode and resume ----------------------------------------------------------
+
+
+def crashing(method, fail_at: int | None = None):
+    """``method`` made to fail on its ``fail_at``-th video pair; ``method.calls`` counts its video pairs."""
+    inner = method._estimate_video
+    method.calls = 0
+
+    def estimate_video(img1, img2, state, **kwargs):
+        if method.calls == fail_at:
+            raise RuntimeError(f"scripted failure on call {method.calls}")
+        method.calls += 1
+        return inner(img1, img2, state, **kwargs)
+
+    method._estimate_video = estimate_video
+    return method
+
+
+def semantic_on_road(fail_at: int | None = None):
+    """``semantic`` over a DIS baseline with the whole frame given as road: deterministic, and its
+    state holds a tracked plane."""
+    labels = np.full((48, 64), ROAD, np.uint8)
+    return crashing(get_method("semantic", baseline="dis-medium", segmentation=labels), fail_at)
+
+
+def _flows(out: Path) -> list[np.ndarray]:
+    return [read_flow_valid(p)[0] for p in sorted((out / "flo").glob("*.flo"))]
+
+
+@pytest.mark.parametrize("lose_state", [False, True], ids=["saved-state", "warm-up"])
+def test_resume_in_video_mode_gives_the_flows_of_an_uninterrupted_run(tmp_path: Path, lose_state: bool) -> None:
+    folder = tmp_path / "frames"
+    for k, frame in enumerate(zoom_sequence(6, 48, 64)):
+        write_image(folder / f"{k:04d}.png", frame)
+    whole = run_video(folder, tmp_path / "whole", RunOptions(save_flo=True), method=semantic_on_road())
+    assert whole["pairs"] == 5
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="scripted"):
+        run_video(folder, out, RunOptions(save_flo=True), method=semantic_on_road(fail_at=3))
+    state_file = out / WORK_DIR / STATE_FILE
+    assert state_file.exists()
+    # Pair mode is another setting: a video-mode run does not resume in pair mode.
+    with pytest.raises(InputError, match="cannot resume.*pairwise"):
+        run_video(folder, out, RunOptions(save_flo=True, resume=True, pairwise=True), method=semantic_on_road())
+    if lose_state:
+        state_file.unlink()
+    resumed = semantic_on_road()
+    summary = run_video(folder, out, RunOptions(save_flo=True, resume=True), method=resumed)
+    assert summary["resumed_pairs"] == 3
+    assert resumed.calls == (5 if lose_state else 2)  # the warm-up recomputes pairs 0-2
+    for a, b in zip(_flows(tmp_path / "whole"), _flows(out), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_discrete_frame_work_survives_a_snapshot() -> None:
+    frames = shift_sequence(2, 64, 96)
+    method = DiscreteFlow(preset="fast")
+    state = method.estimate(frames[0], frames[1], state=VideoState()).state
+    work = state.parts["discrete"]
+    back = restore(snapshot(state), frames[1], method.state_parts())
+    again = back.parts["discrete"]
+    assert not again.described and again.since_full == work.since_full
+    np.testing.assert_array_equal(again.flow, work.flow)
+    np.testing.assert_array_equal(again.projection, work.projection)
+    # The method describes the restored frame again, under the same basis: the same descriptors.
+    levels, finest = work.levels, work.finest
+    one, _ = method._describe(work.gray, work.gray, levels, finest, work.shrink, again)
+    for a, b in zip(one.descriptors, work.descriptors):
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
