@@ -87,7 +87,7 @@ class RunOptions:
         return {
             "video": str(video.resolve()), "method": name, "method_options": dict(sorted(given.items())),
             "max_side": self.max_side, "max_frames": self.max_frames, "save_flo": self.save_flo,
-            "max_flow": self.max_flow,
+            "max_flow": self.max_flow, "pairwise": self.pairwise,
         }
 
 
