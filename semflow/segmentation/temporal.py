@@ -1,0 +1,133 @@
+"""Temporally stable segmentation of a video: each pixel's class is filtered along its motion
+trajectory. A hidden Markov model per trajectory: the class stays the same from frame to frame except
+with a small switch probability, and each frame's segmenter output is a (tempered) observation. The
+forward filter carries the previous frame's belief into the frame by the optical flow, where that flow
+is trustworthy, and multiplies in the new evidence.
+
+For frame t with single-frame probabilities Q_t (H, W, C) and the backward flow b (frame t -> t-1):
+
+    P~(x)    = P_{t-1}(x + b(x))                           the previous belief, carried along the flow
+    trust(x) = forward-backward check |b(x) + f(x + b(x))| <= fb_tolerance + 5% of |b(x)|
+               and photometric check |I_t(x) - I_{t-1}(x + b(x))| <= photo_tolerance (blurred grey levels)
+               and x + b(x) inside frame t-1
+    prior(x) = (1 - switch) P~(x) + switch / C  where trusted, uniform 1 / C elsewhere
+    P_t(x)  ~= Q_t(x) ** observation * prior(x)            normalised over the C classes
+
+Where the flow cannot be trusted (disocclusions, a cut, motion the cheap flow misses) P_t is the
+current frame's evidence alone. ``observation`` < 1 tempers each frame's evidence, since the errors of
+a network on consecutive, nearly equal frames are far from independent; ``switch`` bounds the belief
+(at most 1 - switch for one class before the evidence), so a real change of class wins in a few frames.
+
+The flows come from the caller (a flow method that already has them) or from OpenCV's DIS (medium
+preset) on grey frames, computed here. Use one :class:`TemporalSegmentation` per video, frames in order::
+
+    temporal = TemporalSegmentation()
+    for frame in frames:
+        seg = temporal.update(frame, segmenter.predict(frame))   # a Segmentation with fused probs/labels
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+
+from semflow.segmentation.backends import Segmentation
+
+EPS = 1e-6
+
+
+def dis_flow(gray1: np.ndarray, gray2: np.ndarray) -> np.ndarray:
+    """OpenCV DIS (medium preset) flow (H, W, 2) float32 from uint8 grey ``gray1`` to ``gray2``."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return dis.calc(gray1, gray2, None)
+
+
+def _sample(array: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``array`` (H, W[, C]) read at x + flow(x), bilinear, border replicated."""
+    h, w = flow.shape[:2]
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    return cv2.remap(array, x + flow[..., 0], y + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def flow_trust(gray: np.ndarray, previous_gray: np.ndarray, backward: np.ndarray, forward: np.ndarray, *,
+               fb_tolerance: float = 1.0, photo_tolerance: float = 20.0) -> np.ndarray:
+    """(H, W) bool: where the backward flow (frame t -> t-1) of frame t can be trusted.
+
+    ``gray``/``previous_gray`` uint8 (H, W) frames t and t-1; ``forward`` the flow t-1 -> t. Trusted:
+    the point lands inside frame t-1, the forward flow there brings it back within ``fb_tolerance`` px
+    plus 5% of the motion, and the grey level there (both frames blurred by sigma 1) differs by at most
+    ``photo_tolerance``.
+    """
+    h, w = gray.shape[:2]
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    tx, ty = x + backward[..., 0], y + backward[..., 1]
+    inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
+    round_trip = backward + _sample(forward, backward)
+    fb_ok = np.linalg.norm(round_trip, axis=2) <= fb_tolerance + 0.05 * np.linalg.norm(backward, axis=2)
+    g1 = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.0)
+    g0 = cv2.GaussianBlur(previous_gray.astype(np.float32), (0, 0), 1.0)
+    photo_ok = np.abs(g1 - _sample(g0, backward)) <= photo_tolerance
+    return inside & fb_ok & photo_ok
+
+
+class TemporalSegmentation:
+    """Fuses each frame's class probabilities with the previous frame's along the flow (see module doc).
+
+    ``switch`` in (0, 1]: the per-frame class switch probability (1 turns fusion off: the prior is uniform).
+    ``observation`` > 0: the exponent of each frame's probabilities. ``fb_tolerance`` (px) and
+    ``photo_tolerance`` (grey levels): the trust checks.
+    After each call, :attr:`trust` is the (H, W) bool map that was used (None on a first frame).
+    """
+
+    def __init__(self, switch: float = 0.05, observation: float = 0.5, *, fb_tolerance: float = 1.0,
+                 photo_tolerance: float = 20.0) -> None:
+        if not 0.0 < switch <= 1.0:
+            raise ValueError(f"switch must be in (0, 1], got {switch}")
+        if not observation > 0.0:
+            raise ValueError(f"observation must be positive, got {observation}")
+        self.switch, self.observation = switch, observation
+        self.fb_tolerance = fb_tolerance
+        self.photo_tolerance = photo_tolerance
+        self.trust: np.ndarray | None = None
+        self._gray: np.ndarray | None = None
+        self._belief: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Forget the past (a new video, or a cut the caller detected)."""
+        self._gray, self._belief, self.trust = None, None, None
+
+    def fuse(self, image: np.ndarray, probs: np.ndarray, *, backward_flow: np.ndarray | None = None,
+             forward_flow: np.ndarray | None = None) -> np.ndarray:
+        """Fused probabilities (H, W, C) float32 of frame t.
+
+        ``image`` uint8 RGB (H, W, 3) frame t, ``probs`` its single-frame probabilities (H, W, C).
+        ``backward_flow`` (t -> t-1) and ``forward_flow`` (t-1 -> t), (H, W, 2) px, if the caller has
+        them; missing ones are computed with DIS. The first frame (or one of another size or class
+        count) is returned as given.
+        """
+        probs = np.asarray(probs, np.float32)
+        gray = cv2.cvtColor(np.asarray(image, np.uint8), cv2.COLOR_RGB2GRAY)
+        if self._belief is None or self._belief.shape != probs.shape or self.switch >= 1.0:
+            self._gray, self._belief, self.trust = gray, probs, None
+            return probs
+        backward = dis_flow(gray, self._gray) if backward_flow is None else np.asarray(backward_flow, np.float32)
+        forward = dis_flow(self._gray, gray) if forward_flow is None else np.asarray(forward_flow, np.float32)
+        self.trust = flow_trust(gray, self._gray, backward, forward, fb_tolerance=self.fb_tolerance,
+                                photo_tolerance=self.photo_tolerance)
+        classes = probs.shape[2]
+        prior = (1.0 - self.switch) * _sample(self._belief, backward) + self.switch / classes
+        prior[~self.trust] = 1.0 / classes
+        out = np.maximum(probs, EPS) ** self.observation * prior
+        out /= out.sum(axis=2, keepdims=True)
+        self._gray, self._belief = gray, out
+        return out
+
+    def update(self, image: np.ndarray, seg: Segmentation, *, backward_flow: np.ndarray | None = None,
+               forward_flow: np.ndarray | None = None) -> Segmentation:
+        """``seg`` (frame t's single-frame Segmentation) with fused probabilities and their labels."""
+        probs = self.fuse(image, seg.probs, backward_flow=backward_flow, forward_flow=forward_flow)
+        if probs is seg.probs or self.trust is None:
+            return seg
+        return replace(seg, probs=probs, labels=probs.argmax(axis=2).astype(np.uint8), _instances=None)

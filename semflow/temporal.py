@@ -1,0 +1,174 @@
+"""Temporal metrics of a flow video: how steady the flow is from one pair to the next, and how well it
+explains the frames. Computed pair by pair (:class:`TemporalMeter` holds only the previous pair's flow
+and labels), so a whole clip never sits in memory.
+
+Per pair t (frame t -> t+1, flow F_t (H, W, 2) in px):
+
+- ``magnitude``: mean_x |F_t(x)| (px).
+- ``flicker``: mean_x |F_t(x) - F_{t-1}(x)| (px, Euclidean norm of the difference), from the second pair on.
+- ``warped_flicker``: the same after carrying F_{t-1} along itself (constant velocity: the flow at x in
+  frame t is F_{t-1} at the point y with y + F_{t-1}(y) = x), over pixels whose y lies inside the frame.
+  A moving camera's flow is steady in this sense even where it differs pixel by pixel.
+- ``photometric_error``: mean_x |I_t(x) - I_{t+1}(x + F_t(x))| (grey levels 0..255, mean over RGB)
+  over pixels that land inside frame t+1: how well the flow explains the frames.
+- ``image_change``: mean_x |I_{t+1}(x) - I_t(x)| (grey levels): the frames' own change, which says
+  whether a jump in magnitude is backed by the images.
+- ``label_flip_rate``: share of pixels whose segmentation label differs between frame t and t+1
+  (labels (H, W), or label colours (H, W, 3)); with ``flow`` the labels of frame t+1 are first sampled
+  at x + F_t(x) (motion-compensated flips).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    return x, y
+
+
+def _inside(x: np.ndarray, y: np.ndarray, w: int, h: int) -> np.ndarray:
+    return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+
+
+def flicker(flow: np.ndarray, previous: np.ndarray) -> float:
+    """mean_x |F_t(x) - F_{t-1}(x)| in px: flows (H, W, 2) of consecutive pairs."""
+    return float(np.linalg.norm(np.asarray(flow, np.float32) - np.asarray(previous, np.float32), axis=2).mean())
+
+
+def carry_forward(previous: np.ndarray, iterations: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """F_{t-1} (H, W, 2) moved along itself into frame t: (predicted F_t (H, W, 2), valid (H, W) bool).
+
+    Solves y + F_{t-1}(y) = x for y by fixed-point iteration (y = x - F_{t-1}(y)); invalid where y
+    leaves the frame.
+    """
+    prev = np.asarray(previous, np.float32)
+    h, w = prev.shape[:2]
+    x, y = _grid(h, w)
+    carried = prev
+    for _ in range(iterations):
+        sx, sy = x - carried[..., 0], y - carried[..., 1]
+        carried = cv2.remap(prev, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return carried, _inside(sx, sy, w, h)
+
+
+def warped_flicker(flow: np.ndarray, previous: np.ndarray) -> float:
+    """mean |F_t(x) - carried F_{t-1}(x)| (px) over pixels the carried flow reaches; NaN if none."""
+    carried, valid = carry_forward(previous)
+    if not valid.any():
+        return float("nan")
+    return float(np.linalg.norm(np.asarray(flow, np.float32) - carried, axis=2)[valid].mean())
+
+
+def photometric_error(image1: np.ndarray, image2: np.ndarray, flow: np.ndarray) -> float:
+    """mean_x |I_1(x) - I_2(x + F(x))| (grey levels, mean over channels) over pixels landing inside; NaN if none."""
+    flow = np.asarray(flow, np.float32)
+    h, w = flow.shape[:2]
+    x, y = _grid(h, w)
+    tx, ty = x + flow[..., 0], y + flow[..., 1]
+    warped = cv2.remap(np.asarray(image2, np.float32), tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    diff = np.abs(np.asarray(image1, np.float32) - warped)
+    if diff.ndim == 3:
+        diff = diff.mean(axis=2)
+    valid = _inside(tx, ty, w, h)
+    return float(diff[valid].mean()) if valid.any() else float("nan")
+
+
+def image_change(image1: np.ndarray, image2: np.ndarray) -> float:
+    """mean_x |I_2(x) - I_1(x)| in grey levels (mean over channels): the frames' own change."""
+    return float(np.abs(np.asarray(image2, np.float32) - np.asarray(image1, np.float32)).mean())
+
+
+def label_flip_rate(labels1: np.ndarray, labels2: np.ndarray, flow: np.ndarray | None = None) -> float:
+    """Share in [0, 1] of pixels whose label differs between frame 1 and frame 2.
+
+    Labels are (H, W) ids or (H, W, 3) label colours. With ``flow`` (frame 1 -> 2) frame 2's labels are
+    read at the nearest pixel to x + F(x), over pixels landing inside; NaN if none do.
+    """
+    a, b = np.asarray(labels1), np.asarray(labels2)
+    if a.shape != b.shape:
+        raise ValueError(f"label maps differ in shape: {a.shape} vs {b.shape}")
+    valid = np.ones(a.shape[:2], bool)
+    if flow is not None:
+        h, w = a.shape[:2]
+        x, y = _grid(h, w)
+        tx = np.rint(x + flow[..., 0]).astype(np.int64)
+        ty = np.rint(y + flow[..., 1]).astype(np.int64)
+        valid = _inside(tx, ty, w, h)
+        b = b[np.clip(ty, 0, h - 1), np.clip(tx, 0, w - 1)]
+    differ = a != b
+    if differ.ndim == 3:
+        differ = differ.any(axis=2)
+    return float(differ[valid].mean()) if valid.any() else float("nan")
+
+
+@dataclass
+class TemporalMeter:
+    """Collects the temporal metrics pair by pair: call :meth:`add` for pairs 0, 1, 2... in order.
+
+    Holds only the previous pair's flow and labels; :attr:`pairs` keeps one small dict of numbers per
+    pair (for plots), :meth:`summary` the clip's means.
+    """
+
+    pairs: list[dict[str, float | None]] = field(default_factory=list)
+    _flow: np.ndarray | None = field(default=None, repr=False)
+    _labels: np.ndarray | None = field(default=None, repr=False)
+
+    def add(self, image1: np.ndarray, image2: np.ndarray, flow: np.ndarray, *, labels1: np.ndarray | None = None,
+            labels2: np.ndarray | None = None, seconds: float | None = None) -> dict[str, float | None]:
+        """Measure pair (image1 -> image2, ``flow``); ``labels1``/``labels2`` their segmentations if any
+        (``labels1`` defaults to the previous pair's ``labels2``). Returns this pair's numbers."""
+        flow = np.asarray(flow, np.float32)
+        if labels1 is None:
+            labels1 = self._labels
+        row: dict[str, float | None] = {
+            "magnitude": float(np.linalg.norm(flow, axis=2).mean()),
+            "flicker": None, "warped_flicker": None,
+            "photometric_error": photometric_error(image1, image2, flow),
+            "image_change": image_change(image1, image2),
+            "label_flip_rate": None, "seconds": seconds,
+        }
+        if self._flow is not None and self._flow.shape == flow.shape:
+            row["flicker"] = flicker(flow, self._flow)
+            row["warped_flicker"] = warped_flicker(flow, self._flow)
+        if labels1 is not None and labels2 is not None and np.shape(labels1) == np.shape(labels2):
+            row["label_flip_rate"] = label_flip_rate(labels1, labels2)
+        self._flow, self._labels = flow, labels2
+        self.pairs.append(row)
+        return row
+
+    def summary(self) -> dict[str, Any]:
+        """Means over the clip (None where a metric had no pair), the magnitude range and the largest
+        frame-to-frame magnitude ratio beside the image change of that pair."""
+        def mean(key: str) -> float | None:
+            values = [r[key] for r in self.pairs if r[key] is not None and np.isfinite(r[key])]
+            return statistics.fmean(values) if values else None
+
+        out: dict[str, Any] = {key: mean(key) for key in
+                               ("flicker", "warped_flicker", "photometric_error", "image_change", "label_flip_rate")}
+        mags = [r["magnitude"] for r in self.pairs]
+        out["magnitude_min"] = min(mags) if mags else None
+        out["magnitude_max"] = max(mags) if mags else None
+        out.update(largest_jump(self.pairs))
+        return out
+
+
+def largest_jump(pairs: list[dict[str, float | None]]) -> dict[str, Any]:
+    """The largest frame-to-frame ratio of mean magnitudes (max/min of neighbours, >= 1) and, for that
+    step, the ratio of the frames' own change (``image_change``), so a flow jump can be checked against
+    a matching change in the images. Magnitudes under 0.5 px are floored at 0.5 px."""
+    best: dict[str, Any] = {"largest_magnitude_jump": None, "jump_pair": None, "jump_image_change_ratio": None}
+    for t in range(1, len(pairs)):
+        a, b = max(pairs[t - 1]["magnitude"], 0.5), max(pairs[t]["magnitude"], 0.5)
+        ratio = max(a, b) / min(a, b)
+        if best["largest_magnitude_jump"] is None or ratio > best["largest_magnitude_jump"]:
+            ca, cb = max(pairs[t - 1]["image_change"] or 0, 1e-3), max(pairs[t]["image_change"] or 0, 1e-3)
+            best = {"largest_magnitude_jump": ratio, "jump_pair": t,
+                    "jump_image_change_ratio": max(ca, cb) / min(ca, cb)}
+    return best
