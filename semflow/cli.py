@@ -339,12 +339,17 @@ def methods_command() -> None:
 @click.option("--kinds", default=None, help="Override the class -> kind table, e.g. 'Tree:plane,Car:thing'.")
 @click.option("--device", default="cpu", show_default=True, help="Where the model runs: cpu, cuda, auto.")
 @click.option("--max-frames", type=click.IntRange(min=0), default=None, help="Read at most this many frames of a video.")
+@click.option("--pairwise", "--per-frame", "per_frame", is_flag=True,
+              help="Segment every video frame on its own (default: labels filtered along the optical flow).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @prior_options
 def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool, label_set: str | None,
-            kinds: str | None, device: str, max_frames: int | None, progress: bool | None, prior: str,
+            kinds: str | None, device: str, max_frames: int | None, per_frame: bool, progress: bool | None, prior: str,
             clip_model: str, clip_weights: Path | None, prior_classes: str | None, prior_weight: float) -> None:
     """Label maps for images, folders of images or videos: OUT/x.png per image, OUT/NNNNNN.png per frame.
+
+    A video's labels are filtered along the optical flow (steady from frame to frame); --pairwise
+    segments each frame on its own.
 
     With --prior clip, OUT/prior/x.json (OUT/prior/NNNNNN.json) holds each region's CLIP label and score.
     """
@@ -358,7 +363,8 @@ def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool
         backend = get_segmenter(backend, device=device, kinds_override=kinds, label_set=label_set, prior=spec)
         backend.explain_dir = out_dir / "prior"
     written = segment_inputs(inputs, out_dir, backend=backend, overlay=overlay, progress=progress, device=device,
-                             kinds_override=kinds, label_set=label_set, max_frames=max_frames)
+                             kinds_override=kinds, label_set=label_set, max_frames=max_frames,
+                             temporal=not per_frame)
     click.echo(f"wrote {len(written)} label map(s) to {out_dir}")
 
 

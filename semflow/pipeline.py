@@ -35,6 +35,7 @@ from semflow.io.video import FrameSource
 from semflow.memory import check_memory
 from semflow.methods import DEFAULT_RUN_METHOD, get_method, list_methods, resolve_options
 from semflow.options import options_dict
+from semflow.plots import write_plot
 from semflow.progress import progress_bar
 from semflow.render import PairFlows, render_clip
 from semflow.runstore import (
@@ -46,6 +47,7 @@ from semflow.runstore import (
     normaliser,
     open_store,
 )
+from semflow.temporal import TemporalMeter
 from semflow.timing import StageTimer
 from semflow.video_run import VideoStateStore, state_before
 from semflow.video_state import VideoState
@@ -264,13 +266,17 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
         return result.flow, result.extras.get("segmentation_rgb"), result.extras.get("baseline_flow")
 
     store.claim("flow.mp4"), store.claim("panel.mp4")
+    meter = TemporalMeter()  # flicker, photometric error, label flips: pair by pair, in order
     render_clip(source, pairs, store.out_dir, source.fps, max_flow, method.name, flows_for, timer=timer,
-                progress=options.progress)
+                progress=options.progress, label_set=getattr(method, "label_set", None),
+                on_pair=lambda i, a, b, f: meter.add(a, b, f[0], labels=f[1], seconds=records[i].seconds))
+    write_plot(store.claim("plot.png"), meter.pairs, title=f"{method.name}, {source.path.name}")
     stages = _sum_stages([stages or {}, timer.seconds])
     summary = make_summary(source, method, records, max_flow, options,
                            wall_seconds=wall_seconds + time.perf_counter() - start,
                            computed=pairs if computed is None else computed,
-                           stages=stages, render_from=store.render_from, extra=extra)
+                           stages=stages, render_from=store.render_from,
+                           extra={"temporal": meter.summary(), **(extra or {})})
     return write_summary(store, summary)
 
 
@@ -319,7 +325,7 @@ def make_summary(source: FrameSource, method: FlowMethod, records: list[PairReco
             "max": max(r.stats["max"] for r in records),
         },
         "outputs": {
-            "flow_video": "flow.mp4", "panel_video": "panel.mp4",
+            "flow_video": "flow.mp4", "panel_video": "panel.mp4", "plot": "plot.png",
             "flo_dir": "flo" if options.save_flo else None,
         },
         "settings": options.fingerprint(source.path, method),
@@ -367,14 +373,22 @@ def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, op
         return result.flow, result.extras.get("segmentation_rgb"), result.extras.get("baseline_flow")
 
     store.claim("flow.mp4"), store.claim("panel.mp4")
+    meter = TemporalMeter()
     pairs = render_clip(source, None, store.out_dir, source.fps, options.max_flow, method.name, flows_for,
-                        timer=timer, progress=options.progress, total=max(len(source) - 1, 1))
+                        timer=timer, progress=options.progress, total=max(len(source) - 1, 1),
+                        label_set=getattr(method, "label_set", None),
+                        on_pair=lambda i, a, b, f: meter.add(a, b, f[0], labels=f[1]))
     if pairs == 0:
         raise InputError(f"{source.path}: need at least 2 frames to compute flow, got 1")
     store.mark_end(pairs)
-    summary = make_summary(source, method, store.records(pairs), options.max_flow, options,
+    records = store.records(pairs)
+    for row, record in zip(meter.pairs, records):
+        row["seconds"] = record.seconds
+    write_plot(store.claim("plot.png"), meter.pairs, title=f"{method.name}, {source.path.name}")
+    summary = make_summary(source, method, records, options.max_flow, options,
                            wall_seconds=wall_seconds + time.perf_counter() - start, computed=computed,
-                           stages=_sum_stages([timer.seconds]), render_from="single-pass", extra=extra)
+                           stages=_sum_stages([timer.seconds]), render_from="single-pass",
+                           extra={"temporal": meter.summary(), **(extra or {})})
     return write_summary(store, summary)
 
 

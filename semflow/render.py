@@ -11,27 +11,33 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from semflow.io.video import VideoWriter
 from semflow.progress import progress_bar
 from semflow.timing import StageTimer
-from semflow.viz import add_legend, flow_to_color, label_image, tile
+from semflow.viz import add_class_legend, add_legend, flow_to_color, label_image, tile
 
 PairFlows = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
 """(flow (H, W, 2) float32, segmentation RGB (H, W, 3) uint8 or None, baseline flow or None) of a pair."""
 FlowsFor = Callable[[int, np.ndarray, np.ndarray], PairFlows]
 """``flows_for(index, frame_index, frame_index_plus_1)`` -> the pair's :data:`PairFlows`."""
+OnPair = Callable[[int, np.ndarray, np.ndarray, PairFlows], None]
+"""``on_pair(index, frame_index, frame_index_plus_1, flows)``: called for each pair in order (metrics)."""
 
 
 def draw_pair(frame: np.ndarray, index: int, flows: PairFlows, max_flow: float,
-              method_name: str) -> tuple[np.ndarray, np.ndarray]:
-    """The frames of pair ``index`` for flow.mp4 and panel.mp4 (uint8 RGB), under ``max_flow`` px."""
+              method_name: str, label_set: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """The frames of pair ``index`` for flow.mp4 and panel.mp4 (uint8 RGB), under ``max_flow`` px; the
+    segmentation tile gets ``label_set``'s colour key (class names, palette) when given."""
     flow, seg, base = flows
     color = add_legend(flow_to_color(flow, max_flow), max_flow)
     tiles = [label_image(frame, f"frame {index}")]
     if seg is not None:
+        if label_set is not None:
+            seg = add_class_legend(seg, label_set.class_names, label_set.palette)
         tiles.append(label_image(seg, "segmentation"))
     if base is not None:
         tiles.append(label_image(add_legend(flow_to_color(base, max_flow), max_flow), "baseline"))
@@ -41,7 +47,8 @@ def draw_pair(frame: np.ndarray, index: int, flows: PairFlows, max_flow: float,
 
 def render_clip(frames: Iterable[np.ndarray], pairs: int | None, out_dir: Path, fps: float, max_flow: float,
                 method_name: str, flows_for: FlowsFor, *, timer: StageTimer | None = None,
-                progress: bool | None = None, total: int | None = None, description: str = "video") -> int:
+                progress: bool | None = None, total: int | None = None, description: str = "video",
+                label_set: Any = None, on_pair: OnPair | None = None) -> int:
     """Encode ``out_dir/flow.mp4`` and ``out_dir/panel.mp4`` for pairs ``0 .. pairs - 1`` (all pairs of
     ``frames`` when ``pairs`` is None; ``total`` is then the progress bar's estimate). Returns the number
     of pairs drawn.
@@ -51,6 +58,8 @@ def render_clip(frames: Iterable[np.ndarray], pairs: int | None, out_dir: Path, 
     encoding this one; pairs are still asked for and drawn in order. Time goes to ``timer`` as the main
     thread spends it: ``read`` (frames), ``flow`` (waiting for a pair's flows), ``draw`` (colours, legend,
     panel) and ``write`` (encoding). Both videos appear under their names only when complete.
+    ``label_set``: the segmentation's classes for the panel's colour key; ``on_pair``: called with each
+    pair's frames and flows, in order (the temporal metrics).
     """
     timer = timer or StageTimer()
     drawn = 0
@@ -59,10 +68,12 @@ def render_clip(frames: Iterable[np.ndarray], pairs: int | None, out_dir: Path, 
             VideoWriter(out_dir / "panel.mp4", fps) as panel_video, \
             progress_bar(pairs if pairs is not None else total, description, enabled=progress) as bar:
 
-        def emit(index: int, frame: np.ndarray, future: Future) -> None:
+        def emit(index: int, frame: np.ndarray, following: np.ndarray, future: Future) -> None:
             flows = future.result()
             timer.lap("flow")
-            color, panel = draw_pair(frame, index, flows, max_flow, method_name)
+            if on_pair is not None:
+                on_pair(index, frame, following, flows)
+            color, panel = draw_pair(frame, index, flows, max_flow, method_name, label_set)
             timer.lap("draw")
             flow_video.write(color)
             panel_video.write(panel)
@@ -70,7 +81,7 @@ def render_clip(frames: Iterable[np.ndarray], pairs: int | None, out_dir: Path, 
             bar.advance()
 
         previous: np.ndarray | None = None
-        pending: tuple[int, np.ndarray, Future] | None = None
+        pending: tuple[int, np.ndarray, np.ndarray, Future] | None = None
         for number, frame in enumerate(frames):
             timer.lap("read")
             if previous is not None:
@@ -78,7 +89,7 @@ def render_clip(frames: Iterable[np.ndarray], pairs: int | None, out_dir: Path, 
                 if pending is not None:
                     emit(*pending)
                     drawn += 1
-                pending = (number - 1, previous, future)
+                pending = (number - 1, previous, frame, future)
             if pairs is not None and number >= pairs:
                 break
             previous = frame

@@ -7,15 +7,16 @@ Per pair t (frame t -> t+1, flow F_t (H, W, 2) in px):
 - ``magnitude``: mean_x |F_t(x)| (px).
 - ``flicker``: mean_x |F_t(x) - F_{t-1}(x)| (px, Euclidean norm of the difference), from the second pair on.
 - ``warped_flicker``: the same after carrying F_{t-1} along itself (constant velocity: the flow at x in
-  frame t is F_{t-1} at the point y with y + F_{t-1}(y) = x), over pixels whose y lies inside the frame.
+  frame t is F_{t-1} at the point y with y + F_{t-1}(y) = x, by forward splatting), over the pixels
+  something lands on.
   A moving camera's flow is steady in this sense even where it differs pixel by pixel.
 - ``photometric_error``: mean_x |I_t(x) - I_{t+1}(x + F_t(x))| (grey levels 0..255, mean over RGB)
   over pixels that land inside frame t+1: how well the flow explains the frames.
 - ``image_change``: mean_x |I_{t+1}(x) - I_t(x)| (grey levels): the frames' own change, which says
   whether a jump in magnitude is backed by the images.
-- ``label_flip_rate``: share of pixels whose segmentation label differs between frame t and t+1
-  (labels (H, W), or label colours (H, W, 3)); with ``flow`` the labels of frame t+1 are first sampled
-  at x + F_t(x) (motion-compensated flips).
+- ``label_flip_rate``: share of pixels whose segmentation label differs between frame t-1 and frame t
+  (labels (H, W), or label colours (H, W, 3)); :func:`label_flip_rate` with ``flow`` first reads frame
+  t's labels at x + F(x) (motion-compensated flips).
 """
 
 from __future__ import annotations
@@ -42,20 +43,26 @@ def flicker(flow: np.ndarray, previous: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(flow, np.float32) - np.asarray(previous, np.float32), axis=2).mean())
 
 
-def carry_forward(previous: np.ndarray, iterations: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def carry_forward(previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """F_{t-1} (H, W, 2) moved along itself into frame t: (predicted F_t (H, W, 2), valid (H, W) bool).
 
-    Solves y + F_{t-1}(y) = x for y by fixed-point iteration (y = x - F_{t-1}(y)); invalid where y
-    leaves the frame.
+    Each pixel y of frame t-1 is splatted to the nearest pixel of y + F_{t-1}(y) (constant velocity);
+    where several land on one pixel the largest motion wins (the nearer, faster layer, usually);
+    pixels nothing lands on (disocclusions) are invalid.
     """
     prev = np.asarray(previous, np.float32)
     h, w = prev.shape[:2]
     x, y = _grid(h, w)
-    carried = prev
-    for _ in range(iterations):
-        sx, sy = x - carried[..., 0], y - carried[..., 1]
-        carried = cv2.remap(prev, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return carried, _inside(sx, sy, w, h)
+    tx = np.rint(x + prev[..., 0]).astype(np.int64).ravel()
+    ty = np.rint(y + prev[..., 1]).astype(np.int64).ravel()
+    flat = prev.reshape(-1, 2)
+    keep = np.flatnonzero(_inside(tx, ty, w, h))
+    keep = keep[np.argsort(np.einsum("ij,ij->i", flat[keep], flat[keep]), kind="stable")]  # largest last
+    carried = np.zeros_like(prev)
+    valid = np.zeros((h, w), bool)
+    carried[ty[keep], tx[keep]] = flat[keep]  # numpy assigns repeated indices in order: the last one stays
+    valid[ty[keep], tx[keep]] = True
+    return carried, valid
 
 
 def warped_flicker(flow: np.ndarray, previous: np.ndarray) -> float:
@@ -120,13 +127,12 @@ class TemporalMeter:
     _flow: np.ndarray | None = field(default=None, repr=False)
     _labels: np.ndarray | None = field(default=None, repr=False)
 
-    def add(self, image1: np.ndarray, image2: np.ndarray, flow: np.ndarray, *, labels1: np.ndarray | None = None,
-            labels2: np.ndarray | None = None, seconds: float | None = None) -> dict[str, float | None]:
-        """Measure pair (image1 -> image2, ``flow``); ``labels1``/``labels2`` their segmentations if any
-        (``labels1`` defaults to the previous pair's ``labels2``). Returns this pair's numbers."""
+    def add(self, image1: np.ndarray, image2: np.ndarray, flow: np.ndarray, *, labels: np.ndarray | None = None,
+            seconds: float | None = None) -> dict[str, float | None]:
+        """Measure pair (image1 -> image2, ``flow`` (H, W, 2)); ``labels``: image1's segmentation if any
+        (ids (H, W) or colours (H, W, 3)), compared with the previous pair's; ``seconds`` the pair's
+        compute time. Returns this pair's numbers."""
         flow = np.asarray(flow, np.float32)
-        if labels1 is None:
-            labels1 = self._labels
         row: dict[str, float | None] = {
             "magnitude": float(np.linalg.norm(flow, axis=2).mean()),
             "flicker": None, "warped_flicker": None,
@@ -137,9 +143,9 @@ class TemporalMeter:
         if self._flow is not None and self._flow.shape == flow.shape:
             row["flicker"] = flicker(flow, self._flow)
             row["warped_flicker"] = warped_flicker(flow, self._flow)
-        if labels1 is not None and labels2 is not None and np.shape(labels1) == np.shape(labels2):
-            row["label_flip_rate"] = label_flip_rate(labels1, labels2)
-        self._flow, self._labels = flow, labels2
+        if labels is not None and self._labels is not None and np.shape(labels) == np.shape(self._labels):
+            row["label_flip_rate"] = label_flip_rate(self._labels, labels)
+        self._flow, self._labels = flow, labels
         self.pairs.append(row)
         return row
 

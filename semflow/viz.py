@@ -63,14 +63,65 @@ def color_wheel(size: int = 96) -> np.ndarray:
     return img
 
 
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
 def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float) -> None:
+    """White text with a 1 px dark outline at ``org`` (left, baseline): readable on white and on black.
+    (The outline is the text drawn dark at the 8 neighbouring offsets: a thicker stroke would drift,
+    since OpenCV advances each glyph by the stroke width.)"""
     thick = max(1, int(round(scale * 2)))
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            if dx or dy:
+                cv2.putText(img, text, (org[0] + dx, org[1] + dy), FONT, scale, (0, 0, 0), thick, cv2.LINE_AA)
+    cv2.putText(img, text, org, FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
+
+
+def _text_size(text: str, scale: float) -> tuple[int, int, int]:
+    """(width, height above the baseline, baseline depth) of :func:`_text`'s output, outline included."""
+    (tw, th), base = cv2.getTextSize(text, FONT, scale, max(1, int(round(scale * 2))))
+    return tw + 2, th + 1, base + 1
+
+
+def _fit_scale(text: str, scale: float, max_width: int) -> float:
+    """``scale`` shrunk (down to 0.25) until ``text`` is at most ``max_width`` px wide."""
+    while scale > 0.25 and _text_size(text, scale)[0] > max_width:
+        scale *= 0.85
+    return max(scale, 0.25)
+
+
+def legend_text_box(height: int, width: int, max_flow: float) -> tuple[str, float, int, int, int, int]:
+    """Where :func:`add_legend` writes its scale label on a (height, width) image: (text, font scale,
+    box left, box top, box width, box height); the box lies inside the image (for images at least
+    40 px wide): above the colour wheel, beside it when the image is too low, or at the bottom when
+    there is no wheel. The text is ``max N px``, shortened to ``N px`` or ``N`` when even the
+    smallest font does not fit."""
+    size = int(np.clip(min(height, width) // 5, 24, 128))
+    wheel_fits = width - size - 4 >= 0 and height - size - 4 >= 0
+    texts = (f"max {max_flow:.1f} px", f"{max_flow:.1f} px", f"{max_flow:.0f}")
+
+    def fit(room: int) -> tuple[str, float, int, int]:
+        for text in texts:
+            scale = _fit_scale(text, max(0.35, size / 160.0), room - 4)
+            tw, th, base = _text_size(text, scale)
+            if tw + 4 <= room:
+                break
+        return text, scale, tw + 4, th + base + 4
+
+    text, scale, bw, bh = fit(width - 4)
+    x, y = width - bw - 2, height - bh - 2  # bottom right (no wheel)
+    if wheel_fits:
+        y = height - size - 6 - bh  # above the wheel
+        if y < 0:  # too low: beside the wheel, in the room left of it
+            text, scale, bw, bh = fit(width - size - 8)
+            x, y = width - size - 6 - bw, height - bh - 2
+    return text, scale, max(0, x), max(0, y), bw, bh
 
 
 def add_legend(image: np.ndarray, max_flow: float, *, label: str | None = None) -> np.ndarray:
-    """Return a copy of ``image`` with the color wheel and ``max = N px`` in its lower right corner."""
+    """Return a copy of ``image`` with the color wheel and ``max N px`` (on a dark box, shrunk to fit
+    narrow images, never leaving the image) in its lower right corner."""
     out = np.array(image, np.uint8, copy=True)
     h, w = out.shape[:2]
     size = int(np.clip(min(h, w) // 5, 24, 128))
@@ -82,21 +133,54 @@ def add_legend(image: np.ndarray, max_flow: float, *, label: str | None = None) 
         yy, xx = np.mgrid[0:size, 0:size]
         inside = (xx - r) ** 2 + (yy - r) ** 2 <= r * r
         region[inside] = wheel[inside]
-    scale = max(0.35, size / 160.0)
-    text = f"max {max_flow:.1f} px"
-    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    _text(out, text, (max(2, w - tw - 6), max(th + 2, y0 - 6)), scale)
+    text, scale, x, y, bw, bh = legend_text_box(h, w, max_flow)
+    box = out[y:y + bh, x:x + bw]
+    box[:] = (box.astype(np.float32) * 0.35).astype(np.uint8)
+    _, th, _ = _text_size(text, scale)
+    _text(out, text, (x + 2, y + 2 + th), scale)
     if label:
         _text(out, label, (6, 6 + th), scale)
     return out
 
 
 def label_image(image: np.ndarray, label: str) -> np.ndarray:
-    """Return a copy of ``image`` with ``label`` written in its upper left corner."""
+    """Return a copy of ``image`` with ``label`` on a dark bar across its top: readable on any content
+    (white flow included); the text shrinks to fit the width."""
     out = np.array(image, np.uint8, copy=True)
-    scale = max(0.35, min(out.shape[:2]) / 400.0)
-    (_, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    _text(out, label, (6, 6 + th), scale)
+    h, w = out.shape[:2]
+    scale = _fit_scale(label, max(0.35, min(h, w) / 400.0), w - 10)
+    _, th, base = _text_size(label, scale)
+    bar = min(h, th + base + 8)
+    out[:bar] = (out[:bar].astype(np.float32) * 0.35).astype(np.uint8)  # darken, keep a hint of the content
+    _text(out, label, (5, min(h - 1, 4 + th)), scale)
+    return out
+
+
+def add_class_legend(image: np.ndarray, names: Sequence[str], colors: np.ndarray) -> np.ndarray:
+    """Return a copy of ``image`` (a segmentation tile) with a colour -> class name key in its lower
+    left corner: one swatch and name per class, on a dark box, in as many columns as the height needs."""
+    out = np.array(image, np.uint8, copy=True)
+    h, w = out.shape[:2]
+    if not names:
+        return out
+    scale = max(0.3, min(h, w) / 700.0)
+    (_, th), base = cv2.getTextSize("Ag", FONT, scale, 1)
+    line = th + base + 4
+    rows = max(1, min(len(names), int(h * 0.6) // line))
+    cols = -(-len(names) // rows)
+    widest = max(cv2.getTextSize(n, FONT, scale, 1)[0][0] for n in names)
+    col_w = line + 4 + widest + 8
+    box_w, box_h = min(w, cols * col_w + 6), min(h, rows * line + 6)
+    y0 = h - box_h
+    out[y0:, :box_w] = (out[y0:, :box_w].astype(np.float32) * 0.3).astype(np.uint8)
+    for i, (name, color) in enumerate(zip(names, colors)):
+        c, r = divmod(i, rows)
+        x, y = 4 + c * col_w, y0 + 3 + r * line
+        if x + line > w:
+            break
+        cv2.rectangle(out, (x, y + 1), (x + line - 4, y + line - 3), tuple(int(v) for v in color), -1)
+        cv2.rectangle(out, (x, y + 1), (x + line - 4, y + line - 3), (255, 255, 255), 1)
+        cv2.putText(out, name, (x + line, y + th + 1), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 
 

@@ -213,7 +213,7 @@ def test_run_end_to_end(run_cli, make_video, tmp_path: Path) -> None:
     assert result.stderr == ""
     assert "3 pairs" in result.stdout and "dis-medium" in result.stdout
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == ["flo", "flow.mp4", "panel.mp4", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["flo", "flow.mp4", "panel.mp4", "plot.png", "summary.json"]
     assert sorted(p.name for p in (out / "flo").iterdir()) == ["000000.flo", "000001.flo", "000002.flo"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["method"] == "dis-medium" and summary["frames"] == 4

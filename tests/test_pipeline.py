@@ -67,7 +67,7 @@ def test_run_writes_videos_flo_and_summary(make_frames, tmp_path: Path) -> None:
     frames = make_frames(5, 48, 64, shift=(2, 1))
     out = tmp_path / "out"
     summary = run_video(frames, out, RunOptions(method="dis-medium", save_flo=True))
-    assert sorted(p.name for p in out.iterdir()) == ["flo", "flow.mp4", "panel.mp4", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["flo", "flow.mp4", "panel.mp4", "plot.png", "summary.json"]
     assert sorted(p.name for p in (out / "flo").iterdir()) == [f"{i:06d}.flo" for i in range(4)]
     assert hidden_files(out) == []  # no work folder, no temporary files
     # The flo files hold the motion of the clip: 2 px right, 1 px down per frame.
@@ -98,7 +98,7 @@ def test_run_without_save_flo_keeps_no_flow_files(make_video, tmp_path: Path) ->
     video = make_video(4, 40, 56)
     out = tmp_path / "out"
     summary = run_video(video, out, RunOptions(method="dis-ultrafast"))
-    assert sorted(p.name for p in out.iterdir()) == ["flow.mp4", "panel.mp4", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["flow.mp4", "panel.mp4", "plot.png", "summary.json"]
     assert summary["frames"] == 4 and summary["outputs"]["flo_dir"] is None
     assert summary["fps"] == pytest.approx(5.0)
 

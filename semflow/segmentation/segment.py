@@ -2,6 +2,9 @@
 
 For an image ``x.png`` it writes ``OUT/x.png``, a uint8 label map in the backend's label set; for a
 video, ``OUT/NNNNNN.png`` per frame (``OUT/<video stem>/NNNNNN.png`` when several videos are given).
+A video is segmented in video mode by default: each frame's class probabilities are filtered along the
+optical flow with the previous frames' (:mod:`.temporal`), so labels do not flicker; ``temporal=False``
+segments every frame on its own.
 With ``overlay``, images also get ``OUT/overlay/x.png`` and a video ``OUT/overlay.mp4``
 (``OUT/<video stem>/overlay.mp4``). Frames are read and written one at a time.
 """
@@ -15,7 +18,7 @@ from pathlib import Path
 
 from semflow.errors import InputError
 from semflow.io.images import is_image_path, read_image, write_image
-from semflow.segmentation.backends import Segmenter, get_segmenter
+from semflow.segmentation.backends import MaskSegmenter, Segmenter, get_segmenter
 
 
 @dataclass
@@ -61,14 +64,17 @@ def _plan(inputs: Sequence[str | os.PathLike], out_dir: Path) -> list[_Job]:
 def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
                    backend: str | Segmenter = "camvid", overlay: bool = False, progress: bool | None = None,
                    device: str = "cpu", kinds_override: str | Mapping[str, str] | None = None,
-                   label_set: str | None = None, max_frames: int | None = None) -> list[Path]:
+                   label_set: str | None = None, max_frames: int | None = None,
+                   temporal: bool = True) -> list[Path]:
     """Segment images, folders of images and videos; return the label maps written.
 
     ``backend``: a spec for :func:`get_segmenter` or a segmenter. ``progress``: a bar on stderr
-    (None: only on a terminal). ``max_frames`` limits each video.
+    (None: only on a terminal). ``max_frames`` limits each video. ``temporal``: filter a video's
+    labels along the flow (False: every frame on its own).
     """
     from semflow.io.video import FrameSource, VideoWriter
     from semflow.progress import progress_bar
+    from semflow.segmentation.temporal import TemporalSegmentation
 
     out_dir = Path(out_dir)
     jobs = _plan(inputs, out_dir)
@@ -92,9 +98,12 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
                 continue
             source = sources[job.path]
             writer = VideoWriter(job.out / "overlay.mp4", fps=source.fps) if overlay else None
+            fusion = TemporalSegmentation() if temporal and not isinstance(seg, MaskSegmenter) else None  # given masks stay as given
             try:
                 for index, frame in enumerate(source):
                     result = seg.predict(frame, key=index)
+                    if fusion is not None:
+                        result = fusion.update(frame, result)
                     path = job.out / f"{index:06d}.png"
                     write_image(path, result.labels)
                     written.append(path)

@@ -1,0 +1,59 @@
+"""A small PNG plot of a clip's per-pair numbers: mean flow magnitude, flicker and seconds per pair.
+
+Drawn with matplotlib's Agg canvas directly (no pyplot, no global backend switch), so it works on
+machines without a display and does not disturb a caller's own matplotlib settings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from semflow.io.atomic import atomic_path
+
+
+def _series(pairs: Sequence[dict], key: str) -> tuple[list[int], list[float]]:
+    xs = [i for i, row in enumerate(pairs) if row.get(key) is not None]
+    return xs, [float(pairs[i][key]) for i in xs]
+
+
+def write_plot(path: str | os.PathLike, pairs: Sequence[dict], *, title: str = "") -> Path:
+    """Write ``path`` (PNG, about 640x520 px): one panel each for ``magnitude`` (px), ``flicker`` and
+    ``warped_flicker`` (px) and ``seconds`` per pair, over the pair index. ``pairs``: one dict per pair
+    as :class:`semflow.temporal.TemporalMeter` collects them; missing values are left out."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(6.4, 5.2), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(3, 1, sharex=True)
+    panels = (
+        (axes[0], [("magnitude", "mean |F|", "tab:blue")], "magnitude, px"),
+        (axes[1], [("flicker", "|F_t - F_t-1|", "tab:red"), ("warped_flicker", "after carrying F_t-1", "tab:orange")],
+         "flicker, px"),
+        (axes[2], [("seconds", "compute", "tab:green")], "s / pair"),
+    )
+    for ax, lines, ylabel in panels:
+        drawn = False
+        for key, label, color in lines:
+            xs, ys = _series(pairs, key)
+            if xs:
+                ax.plot(xs, ys, marker="." if len(xs) < 60 else None, color=color, label=label, linewidth=1.2)
+                drawn = True
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        if drawn and len(lines) > 1:
+            ax.legend(fontsize="small", loc="upper right")
+        if not drawn:
+            ax.text(0.5, 0.5, "n/a (resumed or one pair)", ha="center", va="center", transform=ax.transAxes, color="gray")
+    axes[-1].set_xlabel("pair (frame t -> t+1)")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        fig.suptitle(title, fontsize="medium")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path

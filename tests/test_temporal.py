@@ -1,0 +1,246 @@
+"""Temporal metrics, synthetic sequences, temporally filtered segmentation, the run plot and panel legends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from semflow.segmentation.backends import Segmentation
+from semflow.segmentation.labels import CAMVID
+from semflow.segmentation.temporal import TemporalSegmentation
+from semflow.synthetic import random_texture
+from semflow.synthetic_video import camera_sequence, make_sequence
+from semflow.temporal import (
+    TemporalMeter,
+    carry_forward,
+    flicker,
+    label_flip_rate,
+    largest_jump,
+    photometric_error,
+    warped_flicker,
+)
+from semflow.viz import add_class_legend, add_legend, label_image, legend_text_box
+
+# --- metrics ------------------------------------------------------------------------------------------
+
+
+def test_flicker_of_constant_flows():
+    a = np.zeros((20, 30, 2), np.float32) + (3.0, 1.0)
+    b = np.zeros((20, 30, 2), np.float32) + (3.0, 5.0)
+    assert flicker(a, a) == 0.0 and warped_flicker(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert flicker(b, a) == pytest.approx(4.0)
+
+
+def test_warped_flicker_follows_a_moving_object():
+    """A block moving 6 px right: its flow in pair t sits 6 px further right than in pair t-1, so plain
+    flicker sees two changed strips, the flow carried along itself sees none."""
+    prev = np.zeros((40, 60, 2), np.float32)
+    prev[10:20, 10:20] = (6.0, 0.0)
+    cur = np.zeros_like(prev)
+    cur[10:20, 16:26] = (6.0, 0.0)
+    carried, valid = carry_forward(prev)
+    assert not valid[10:20, 10:16].any() and valid.mean() > 0.95  # the strip the block uncovers is unknown
+    np.testing.assert_array_equal(carried[10:20, 16:26], np.broadcast_to(np.float32([6, 0]), (10, 10, 2)))
+    assert flicker(cur, prev) > 0.2
+    assert warped_flicker(cur, prev) < 0.25 * flicker(cur, prev)
+
+
+def test_photometric_error_and_flips_on_an_exact_sequence():
+    seq = make_sequence(4, 96, 128, seed=5)
+    for k in range(3):
+        exact = photometric_error(seq.frames[k], seq.frames[k + 1], seq.flows[k])
+        zero = photometric_error(seq.frames[k], seq.frames[k + 1], np.zeros_like(seq.flows[k]))
+        assert exact < 4.0 and zero > 2.5 * exact
+    # labels moved by an integer shift: every label "flips" somewhere, none after motion compensation
+    labels = (np.indices((40, 50)).sum(0) // 7 % 3).astype(np.uint8)
+    moved = np.roll(labels, 3, axis=1)
+    shift = np.zeros((40, 50, 2), np.float32) + (3.0, 0.0)
+    assert label_flip_rate(labels, moved) > 0.2
+    assert label_flip_rate(labels, moved, shift) == 0.0
+    colours = CAMVID.colorize(labels)
+    assert label_flip_rate(colours, CAMVID.colorize(moved)) == pytest.approx(label_flip_rate(labels, moved))
+
+
+def test_meter_pair_by_pair_and_largest_jump():
+    seq = make_sequence(5, 64, 80, seed=2)
+    meter = TemporalMeter()
+    for k in range(4):
+        row = meter.add(seq.frames[k], seq.frames[k + 1], seq.flows[k], labels=seq.labels[k], seconds=0.5)
+        assert (row["flicker"] is None) == (k == 0) and (row["label_flip_rate"] is None) == (k == 0)
+    summary = meter.summary()
+    assert len(meter.pairs) == 4 and summary["magnitude_min"] <= summary["magnitude_max"]
+    assert summary["flicker"] < 1.0 and summary["photometric_error"] < 4.0
+    assert summary["largest_magnitude_jump"] < 1.5  # smooth motion
+    rows = [{"magnitude": m, "image_change": c} for m, c in ((2.0, 5.0), (2.2, 5.0), (9.0, 5.1), (3.0, 5.0))]
+    jump = largest_jump(rows)
+    assert jump["jump_pair"] == 2 and jump["largest_magnitude_jump"] == pytest.approx(9.0 / 2.2)
+    assert jump["jump_image_change_ratio"] < 1.05  # the images did not change to match: a suspicious jump
+
+
+# --- synthetic sequences ---------------------------------------------------------------------------------
+
+
+def test_sequence_flows_are_exact_and_smooth():
+    seq = make_sequence(6, 120, 160, seed=1, num_objects=2)
+    assert len(seq) == 6 and len(seq.flows) == len(seq.occluded) == 5
+    h, w = 120, 160
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    for k, flow in enumerate(seq.flows):
+        back = cv2.remap(seq.frames[k + 1].astype(np.float32), x + flow[..., 0], y + flow[..., 1], cv2.INTER_LINEAR)
+        err = np.abs(back - seq.frames[k]).mean(axis=2)
+        visible = ~seq.occluded[k]
+        assert err[visible].mean() < 2.0 and visible.mean() > 0.8
+        assert set(np.unique(seq.labels[k])) <= {3, 8} and (seq.instances[k] > 0).any()
+    np.testing.assert_allclose(seq.camera[0], np.eye(3), atol=1e-12)
+    steps = [flicker(seq.flows[k + 1], seq.flows[k]) for k in range(4)]
+    mags = [np.linalg.norm(f, axis=2).mean() for f in seq.flows]
+    assert max(steps) < 0.5 * max(mags)  # smooth motion: the flow changes far less than its size
+
+
+def test_camera_sequence_labels_follow_the_flow():
+    rng = np.random.default_rng(0)
+    image = np.clip(random_texture(60, 80, rng) + 0.5, 0, 255).astype(np.uint8)
+    labels = (np.indices((60, 80))[1] // 20).astype(np.uint8)
+    frames, labs, flows = camera_sequence(image, labels, frames=4, zoom=0.02, pan=(1.5, 0.5))
+    assert len(frames) == len(labs) == 4 and len(flows) == 3
+    assert np.array_equal(labs[0], labels) and (labs[3] == 255).any()  # the camera sees past the border
+    inner = (slice(10, 50), slice(10, 70))
+    assert label_flip_rate(labs[1][inner], labs[2][inner], flows[1][inner]) < 0.05
+
+
+# --- temporally filtered segmentation -----------------------------------------------------------------------
+
+
+def _seg(probs: np.ndarray) -> Segmentation:
+    return Segmentation(probs.astype(np.float32), probs.argmax(2).astype(np.uint8), CAMVID)
+
+
+def _two_class_probs(p0: np.ndarray) -> np.ndarray:
+    probs = np.full((*p0.shape, 11), 1e-3, np.float32)
+    probs[..., 0], probs[..., 3] = p0, 1.0 - p0
+    return probs / probs.sum(2, keepdims=True)
+
+
+def test_fusion_steadies_flip_flopping_evidence():
+    """A still frame whose segmenter output hovers around 60:40 for class 0 with per-frame noise: each
+    frame alone calls about 30% of the pixels class 3, and other pixels every frame; fused, the labels
+    settle on class 0 and stop flipping."""
+    rng = np.random.default_rng(0)
+    frame = np.clip(random_texture(48, 64, rng) + 0.5, 0, 255).astype(np.uint8)
+    fusion = TemporalSegmentation()
+    single, fused = [], []
+    for _ in range(10):
+        probs = _two_class_probs(np.clip(0.6 + 0.25 * rng.uniform(-1, 1, (48, 64)), 0.01, 0.99))
+        single.append(probs.argmax(2))
+        fused.append(fusion.update(frame, _seg(probs)).labels)
+    assert fusion.trust is not None and fusion.trust.mean() > 0.95
+    flips_single = np.mean([label_flip_rate(a, b) for a, b in zip(single[4:], single[5:])])
+    flips_fused = np.mean([label_flip_rate(a, b) for a, b in zip(fused[4:], fused[5:])])
+    assert flips_single > 0.2 and flips_fused < 0.25 * flips_single
+    assert (fused[-1] == 0).mean() > 0.97 and (single[-1] == 0).mean() < 0.8
+
+
+def test_fusion_follows_motion_and_forgets_after_a_cut():
+    """A textured scene moving 3 px per frame with a moving class boundary: fused labels move with it
+    (no lag); after a cut to an unrelated frame the flow is not trusted and the new frame's labels win."""
+    rng = np.random.default_rng(1)
+    texture = np.clip(random_texture(60, 120, rng) + 0.5, 0, 255).astype(np.uint8)
+    fusion = TemporalSegmentation()
+    for k in range(6):
+        frame = np.ascontiguousarray(texture[:, 30 - 3 * k:110 - 3 * k])
+        truth = np.zeros((60, 80), np.int64)
+        truth[:, 40 + 3 * k - 10:] = 3  # boundary at texture column 60, moving right 3 px per frame
+        probs = _two_class_probs(np.where(truth == 0, 0.8, 0.2))
+        out = fusion.update(frame, _seg(probs))
+        assert (out.labels == truth).mean() > 0.98
+    other = np.clip(random_texture(60, 80, np.random.default_rng(7)) + 0.5, 0, 255).astype(np.uint8)
+    probs = _two_class_probs(np.full((60, 80), 0.3))  # the new shot says class 3 everywhere
+    out = fusion.update(other, _seg(probs))
+    assert fusion.trust.mean() < 0.3 and (out.labels == 3).mean() > 0.95
+
+
+def test_fusion_first_frame_and_settings():
+    probs = _two_class_probs(np.full((8, 8), 0.7))
+    seg = _seg(probs)
+    assert TemporalSegmentation().update(np.zeros((8, 8, 3), np.uint8), seg) is seg
+    with pytest.raises(ValueError):
+        TemporalSegmentation(switch=0.0)
+
+
+# --- pictures ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(32, 40), (40, 48), (48, 40), (30, 120), (64, 64), (100, 80), (240, 320), (576, 768)])
+@pytest.mark.parametrize("max_flow", [1.0, 123.4, 12345.6])
+def test_legend_label_stays_inside_the_tile(size, max_flow):
+    h, w = size
+    text, scale, x, y, bw, bh = legend_text_box(h, w, max_flow)
+    assert 0 <= x and x + bw <= w and 0 <= y and y + bh <= h and scale >= 0.25
+    assert (f"{max_flow:.0f}" in text or f"{max_flow:.1f}" in text) and (w < 100 or text.startswith("max "))
+    out = add_legend(np.full((h, w, 3), 255, np.uint8), max_flow)
+    assert out.shape == (h, w, 3) and (out[y:y + bh, x:x + bw] < 128).any()  # dark box behind the text
+
+
+def test_titles_readable_on_white_and_class_legend():
+    white = np.full((120, 160, 3), 255, np.uint8)
+    titled = label_image(white, "a rather long title for this small tile")
+    assert titled[:8].mean() < 160 and (titled[:16] > 200).all(axis=2).any()  # dark bar, white text on it
+    assert (titled[40:] == 255).all()
+    seg = CAMVID.colorize(np.full((240, 320), 3, np.uint8))
+    keyed = add_class_legend(seg, CAMVID.class_names, CAMVID.palette)
+    for colour in CAMVID.palette[:11]:
+        assert (keyed == colour).all(axis=2).any(), colour
+
+
+def test_run_summary_has_temporal_metrics_and_plot(make_frames, tmp_path: Path):
+    from semflow.pipeline import RunOptions, run_video
+
+    frames = make_frames(5, 48, 64, shift=(2, 1))
+    out = tmp_path / "out"
+    run_video(frames, out, RunOptions(method="dis-medium"))
+    temporal = json.loads((out / "summary.json").read_text())["temporal"]
+    assert temporal["flicker"] < 0.5 and temporal["warped_flicker"] < 0.5
+    assert temporal["photometric_error"] < temporal["image_change"]
+    assert temporal["label_flip_rate"] is None  # dis-medium has no segmentation
+    assert 1.8 < temporal["magnitude_min"] <= temporal["magnitude_max"] < 2.8
+    plot = cv2.imread(str(out / "plot.png"))
+    assert plot is not None and plot.shape[0] > 300 and plot.shape[1] > 400
+
+
+def test_segment_video_mode_and_pairwise(tmp_path: Path):
+    """`semflow segment` on a video filters labels along the flow by default; --pairwise writes each
+    frame's own labels, exactly what the segmenter gives for that frame."""
+    from click.testing import CliRunner
+
+    from semflow.cli import main
+    from semflow.segmentation import get_segmenter
+    from semflow.segmentation.backends import default_weights_path
+
+    if not default_weights_path().is_file():
+        pytest.skip("shipped segmenter weights are missing")
+    from semflow.io.video import FrameSource, VideoWriter
+
+    rng = np.random.default_rng(3)
+    base = np.clip(random_texture(72, 96, rng) + 0.5, 0, 255)
+    video = tmp_path / "still.mp4"
+    with VideoWriter(video, 5) as writer:
+        for _ in range(5):  # a still scene with sensor noise: every label change is a flicker
+            writer.write(np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8))
+    runner = CliRunner()
+    for args, out in (([], "video"), (["--pairwise"], "pairwise")):
+        result = runner.invoke(main, ["segment", str(video), "--out", str(tmp_path / out), *args])
+        assert result.exit_code == 0, result.output
+    seg = get_segmenter("camvid")
+    frames = list(FrameSource(video))
+    flips = {}
+    for out in ("video", "pairwise"):
+        labels = [cv2.imread(str(tmp_path / out / f"{k:06d}.png"), cv2.IMREAD_UNCHANGED) for k in range(5)]
+        flips[out] = np.mean([label_flip_rate(a, b) for a, b in zip(labels, labels[1:])])
+        if out == "pairwise":
+            for k in range(5):
+                assert np.array_equal(labels[k], seg.predict(frames[k]).labels)
+    assert flips["video"] <= flips["pairwise"]
