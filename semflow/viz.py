@@ -163,10 +163,10 @@ def add_class_legend(image: np.ndarray, names: Sequence[str], colors: np.ndarray
     h, w = out.shape[:2]
     if not names:
         return out
-    scale = max(0.3, min(h, w) / 700.0)
+    scale = max(0.3, min(h, w) / 900.0)
     (_, th), base = cv2.getTextSize("Ag", FONT, scale, 1)
     line = th + base + 4
-    rows = max(1, min(len(names), int(h * 0.6) // line))
+    rows = max(1, min(len(names), int(h * 0.4) // line))
     cols = -(-len(names) // rows)
     widest = max(cv2.getTextSize(n, FONT, scale, 1)[0][0] for n in names)
     col_w = line + 4 + widest + 8

@@ -1,0 +1,213 @@
+"""Benchmark flow and segmentation over videos (issue 12); writes the ``video`` section of BENCHMARKS.md.
+
+    python scripts/bench_video.py ../shared/data            # full: about 30-60 min on 2 quiet cores
+    python scripts/bench_video.py ../shared/data --quick    # every path, tiny sizes: a few minutes
+
+1. ``semflow run`` on solidWhiteRight.mp4 (first 60 pairs) and vtest.avi (first 40 frames), per method:
+   s/pair (the method's compute, median) and wall s/pair of the whole run (reading, flow, metrics,
+   drawing), flicker, warped flicker, photometric error, magnitude range, the largest frame-to-frame
+   jump in mean magnitude beside the images' own change at that step, the segmentation's label flip
+   rate (semantic). All numbers come from ``summary.json`` ("temporal"), as any run writes them.
+   Where ``run`` has a video mode (``RunOptions.pairwise``), discrete and semantic run in both modes.
+2. ``semflow segment`` on vtest.avi (first 40 frames), per frame (``--pairwise``) and video mode: label
+   flip rate raw and motion-compensated (along DIS flow), and how often video mode keeps the per-frame
+   label where the per-frame labels are themselves stable. Then CamVid val frames as short pseudo-videos
+   (a camera zooming and panning over each frame, labels moved exactly with it): pixel accuracy and mIoU
+   per frame vs video mode, the honest check that filtering does not make the labels worse.
+3. Synthetic sequences (``semflow.synthetic_video.make_sequence``, seeds not used in development,
+   given masks for semantic): EPE over every pair of the sequence, per method and mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import machine, today, write_section  # noqa: E402
+
+from semflow.io.flow import read_flo  # noqa: E402
+from semflow.io.images import read_image, write_image  # noqa: E402
+from semflow.io.video import FrameSource  # noqa: E402
+from semflow.metrics import epe  # noqa: E402
+from semflow.pipeline import RunOptions, run_video  # noqa: E402
+from semflow.segmentation import get_segmenter  # noqa: E402
+from semflow.segmentation.segment import segment_inputs  # noqa: E402
+from semflow.segmentation.temporal import TemporalSegmentation, dis_flow  # noqa: E402
+from semflow.synthetic_video import camera_sequence, make_sequence  # noqa: E402
+from semflow.temporal import label_flip_rate  # noqa: E402
+
+STATEFUL = ("discrete", "semantic")  # methods with a video mode (once run has one)
+
+
+def has_video_mode() -> bool:
+    return "pairwise" in {f.name for f in fields(RunOptions)}
+
+
+def modes(method: str) -> list[tuple[str, dict]]:
+    if method in STATEFUL and has_video_mode():
+        return [("video", {"pairwise": False}), ("pair", {"pairwise": True})]
+    return [("pair", {"pairwise": True} if has_video_mode() else {})]
+
+
+def fmt(value: float | None, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def run_table(data: Path, methods: list[str], clips: list[tuple[str, int]], max_side: int | None) -> list[str]:
+    lines = ["| video | method | mode | pairs | s/pair | wall s/pair | flicker px | warped flicker px "
+             "| photometric error | magnitude min..max px | largest jump (pair; image change ratio) | label flips |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for clip, frames in clips:
+        for method in methods:
+            for mode, extra in modes(method):
+                with tempfile.TemporaryDirectory() as tmp:
+                    start = time.perf_counter()
+                    summary = run_video(data / "videos" / clip, tmp, RunOptions(
+                        method=method, max_frames=frames, max_side=max_side, progress=False, **extra))
+                    wall = (time.perf_counter() - start) / summary["pairs"]
+                t = summary["temporal"]
+                jump = (f"{t['largest_magnitude_jump']:.2f}x ({t['jump_pair']}; {t['jump_image_change_ratio']:.2f}x)"
+                        if t["largest_magnitude_jump"] is not None else "-")
+                flips = fmt(t["label_flip_rate"] * 100, ".2f") + "%" if t["label_flip_rate"] is not None else "-"
+                lines.append(f"| {clip} | {method} | {mode} | {summary['pairs']} | {summary['seconds_per_pair']['median']:.3f} "
+                             f"| {wall:.3f} | {fmt(t['flicker'])} | {fmt(t['warped_flicker'])} | {fmt(t['photometric_error'], '.2f')} "
+                             f"| {t['magnitude_min']:.2f}..{t['magnitude_max']:.2f} | {jump} | {flips} |")
+                print(lines[-1], flush=True)
+    return lines
+
+
+def segment_table(data: Path, frames: int) -> list[str]:
+    """Flip rates of ``segment`` per frame vs video mode on vtest.avi's first ``frames`` frames."""
+    video = data / "videos" / "vtest.avi"
+    labels: dict[str, list[np.ndarray]] = {}
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode, temporal in (("per frame (--pairwise)", False), ("video (default)", True)):
+            out = Path(tmp) / str(temporal)
+            start = time.perf_counter()
+            written = segment_inputs([video], out, max_frames=frames, progress=False, temporal=temporal)
+            seconds[mode] = (time.perf_counter() - start) / len(written)
+            labels[mode] = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in written]
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in FrameSource(video, max_frames=frames)]
+    flows = [dis_flow(a, b) for a, b in zip(grey, grey[1:])]
+    single = labels["per frame (--pairwise)"]
+    stable = [a == b for a, b in zip(single, single[1:])]  # per-frame labels unchanged from t-1 to t
+    lines = [f"vtest.avi, first {frames} frames ({single[0].shape[1]}x{single[0].shape[0]}); flips: share of "
+             "pixels whose label changes from frame t-1 to t, raw and along the DIS (medium) flow; 'keeps' = "
+             "video mode's label equals the per-frame label on pixels where the per-frame labels did not change.", "",
+             "| mode | label flips (mean) | max over pairs | flips along the flow | keeps per-frame label on stable pixels | s/frame |",
+             "|---|---|---|---|---|---|"]
+    for mode, labs in labels.items():
+        raw = [label_flip_rate(a, b) for a, b in zip(labs, labs[1:])]
+        mc = [label_flip_rate(a, b, f) for a, b, f in zip(labs, labs[1:], flows)]
+        keep = np.mean([(labs[k + 1] == single[k + 1])[s].mean() for k, s in enumerate(stable)])
+        lines.append(f"| {mode} | {np.mean(raw) * 100:.2f}% | {np.max(raw) * 100:.2f}% | {np.mean(mc) * 100:.2f}% "
+                     f"| {keep * 100:.2f}% | {seconds[mode]:.2f} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def camvid_table(data: Path, every: int, frames: int) -> list[str]:
+    """Accuracy of per-frame vs video-mode labels on CamVid val pseudo-videos."""
+    root = data / "camvid"
+    names = sorted(p.name for p in (root / "val").iterdir())[::every]
+    seg = get_segmenter("camvid")
+    conf = {"per frame": np.zeros((11, 11)), "video": np.zeros((11, 11))}
+    flips: dict[str, list[float]] = {k: [] for k in conf}
+    for name in names:
+        image = read_image(root / "val" / name)
+        truth = cv2.imread(str(root / "valannot" / name), cv2.IMREAD_UNCHANGED)
+        clip, truths, gt_flows = camera_sequence(image, truth, frames=frames, zoom=0.01, pan=(2.0, 0.5))
+        fusion, previous = TemporalSegmentation(), {}
+        for k, (frame, gt) in enumerate(zip(clip, truths)):
+            single = seg.predict(frame)
+            for key, pred in (("per frame", single.labels), ("video", fusion.update(frame, single).labels)):
+                if k > 0:  # frame 0 is the same for both
+                    valid = gt < 11
+                    conf[key] += np.bincount(gt[valid].astype(int) * 11 + pred[valid], minlength=121).reshape(11, 11)
+                    flips[key].append(label_flip_rate(previous[key], pred, gt_flows[k - 1]))
+                previous[key] = pred
+    lines = [f"CamVid val, {len(names)} frames (every {every}th), each as a {frames}-frame pseudo-video (camera zooming"
+             " 1%/frame and panning 2 px/frame over it; labels moved exactly); accuracy over frames 2..N"
+             " against the moved ground truth; flips along the exact flow.", "",
+             "| mode | pixel accuracy | mIoU | label flips along the flow |", "|---|---|---|---|"]
+    for key, c in conf.items():
+        iou = np.diag(c) / np.maximum(c.sum(0) + c.sum(1) - np.diag(c), 1)
+        lines.append(f"| {key} | {np.diag(c).sum() / c.sum() * 100:.2f}% | {iou.mean() * 100:.2f}% "
+                     f"| {np.mean(flips[key]) * 100:.2f}% |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def synthetic_table(methods: list[str], count: int, frames: int, size: tuple[int, int]) -> list[str]:
+    """EPE over synthetic sequences, per method and mode (semantic with the given masks)."""
+    results: dict[tuple[str, str], list[float]] = {}
+    for i in range(count):
+        seq = make_sequence(frames, *size, seed=7000 + 31 * i)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder, masks = Path(tmp) / "frames", Path(tmp) / "masks"
+            for k, frame in enumerate(seq.frames):
+                write_image(folder / f"{k:06d}.png", frame)
+                write_image(masks / f"{k:06d}.png", seq.labels[k])
+            for method in methods:
+                options = {"segmentation": str(masks)} if method == "semantic" else {}
+                for mode, extra in modes(method):
+                    out = Path(tmp) / f"{method}-{mode}"
+                    run_video(folder, out, RunOptions(method=method, method_options=options, save_flo=True,
+                                                      progress=False, **extra))
+                    errors = [epe(read_flo(out / "flo" / f"{k:06d}.flo")[0], gt) for k, gt in enumerate(seq.flows)]
+                    results.setdefault((method, mode), []).append(statistics.fmean(errors))
+    lines = [f"{count} sequences of {frames} frames ({size[1]}x{size[0]}; camera pan/zoom/roll/keystone with"
+             " acceleration, 2 objects), seeds 7000 + 31 i; EPE over all pairs, mean over sequences;"
+             " semantic with the given masks.", "",
+             "| method | mode | EPE px | per sequence |", "|---|---|---|---|"]
+    for (method, mode), values in results.items():
+        lines.append(f"| {method} | {mode} | {statistics.fmean(values):.3f} | {' '.join(f'{v:.3f}' for v in values)} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="the shared data folder (../shared/data)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and few frames: checks every path")
+    parser.add_argument("--methods", default="dis-medium,deepflow,discrete,semantic")
+    parser.add_argument("--section", default="video")
+    args = parser.parse_args()
+    methods = args.methods.split(",")
+    if args.quick:
+        clips, side, seg_frames, camvid, synth = [("solidWhiteRight.mp4", 4), ("vtest.avi", 4)], 240, 6, (50, 3), (1, 3, (96, 128))
+    else:
+        clips, side, seg_frames, camvid, synth = [("solidWhiteRight.mp4", 61), ("vtest.avi", 40)], None, 40, (10, 8), (3, 8, (240, 320))
+    command = f"python scripts/bench_video.py {args.data}{' --quick' if args.quick else ''}"
+    lines = [f"## Video: flow and segmentation over time (`{command}`)", "",
+             f"{today()}, {machine()}. {'QUICK RUN (tiny sizes): not for reading. ' if args.quick else ''}"
+             f"`run` {'has' if has_video_mode() else 'has no'} video mode in this build"
+             f"{'' if has_video_mode() else ': every row is pair mode'}. Methods of one table ran one after"
+             " another in this process; the machine's 2 cores are shared, so read speed as ratios within a table.",
+             "", "### `semflow run`", "",
+             "flicker = mean over t of mean_x |F_t(x) - F_{t-1}(x)|; warped: F_{t-1} carried along itself first;"
+             " photometric error = mean |I_t(x) - I_{t+1}(x + F_t(x))| (grey levels); largest jump = largest"
+             " ratio of consecutive mean magnitudes (under 0.5 px floored), with the ratio of the images' own"
+             " change mean |I_t+1 - I_t| at that step: a flow jump the images do not share is the method's.", ""]
+    lines += run_table(args.data, methods, clips, side)
+    lines += ["", "### `semflow segment`: per frame vs video mode", ""]
+    lines += segment_table(args.data, seg_frames)
+    lines += ["", *camvid_table(args.data, *camvid)]
+    lines += ["", "### Synthetic sequences: EPE over the sequence", ""]
+    lines += synthetic_table([m for m in methods if m in STATEFUL] or methods[:1], *synth)
+    write_section(args.section, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
