@@ -25,13 +25,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 
-
-def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    return x, y
+from semflow.warp import pixel_grid, warp_backward
 
 
 def _inside(x: np.ndarray, y: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -52,7 +48,7 @@ def carry_forward(previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     prev = np.asarray(previous, np.float32)
     h, w = prev.shape[:2]
-    x, y = _grid(h, w)
+    x, y = pixel_grid(h, w)
     tx = np.rint(x + prev[..., 0]).astype(np.int64).ravel()
     ty = np.rint(y + prev[..., 1]).astype(np.int64).ravel()
     flat = prev.reshape(-1, 2)
@@ -75,15 +71,10 @@ def warped_flicker(flow: np.ndarray, previous: np.ndarray) -> float:
 
 def photometric_error(image1: np.ndarray, image2: np.ndarray, flow: np.ndarray) -> float:
     """mean_x |I_1(x) - I_2(x + F(x))| (grey levels, mean over channels) over pixels landing inside; NaN if none."""
-    flow = np.asarray(flow, np.float32)
-    h, w = flow.shape[:2]
-    x, y = _grid(h, w)
-    tx, ty = x + flow[..., 0], y + flow[..., 1]
-    warped = cv2.remap(np.asarray(image2, np.float32), tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    warped, valid = warp_backward(np.asarray(image2, np.float32), np.asarray(flow, np.float32))
     diff = np.abs(np.asarray(image1, np.float32) - warped)
     if diff.ndim == 3:
         diff = diff.mean(axis=2)
-    valid = _inside(tx, ty, w, h)
     return float(diff[valid].mean()) if valid.any() else float("nan")
 
 
@@ -104,7 +95,7 @@ def label_flip_rate(labels1: np.ndarray, labels2: np.ndarray, flow: np.ndarray |
     valid = np.ones(a.shape[:2], bool)
     if flow is not None:
         h, w = a.shape[:2]
-        x, y = _grid(h, w)
+        x, y = pixel_grid(h, w)
         tx = np.rint(x + flow[..., 0]).astype(np.int64)
         ty = np.rint(y + flow[..., 1]).astype(np.int64)
         valid = _inside(tx, ty, w, h)

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from semflow.segmentation.backends import Segmentation
+from semflow.warp import warp_backward
 
 EPS = 1e-6
 
@@ -42,13 +43,6 @@ def dis_flow(gray1: np.ndarray, gray2: np.ndarray) -> np.ndarray:
     """OpenCV DIS (medium preset) flow (H, W, 2) float32 from uint8 grey ``gray1`` to ``gray2``."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     return dis.calc(gray1, gray2, None)
-
-
-def _sample(array: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """``array`` (H, W[, C]) read at x + flow(x), bilinear, border replicated."""
-    h, w = flow.shape[:2]
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    return cv2.remap(array, x + flow[..., 0], y + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def flow_trust(gray: np.ndarray, previous_gray: np.ndarray, backward: np.ndarray, forward: np.ndarray, *,
@@ -60,15 +54,12 @@ def flow_trust(gray: np.ndarray, previous_gray: np.ndarray, backward: np.ndarray
     plus 5% of the motion, and the grey level there (both frames blurred by sigma 1) differs by at most
     ``photo_tolerance``.
     """
-    h, w = gray.shape[:2]
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    tx, ty = x + backward[..., 0], y + backward[..., 1]
-    inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
-    round_trip = backward + _sample(forward, backward)
+    carried_forward, inside = warp_backward(forward, backward)
+    round_trip = backward + carried_forward
     fb_ok = np.linalg.norm(round_trip, axis=2) <= fb_tolerance + 0.05 * np.linalg.norm(backward, axis=2)
     g1 = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.0)
     g0 = cv2.GaussianBlur(previous_gray.astype(np.float32), (0, 0), 1.0)
-    photo_ok = np.abs(g1 - _sample(g0, backward)) <= photo_tolerance
+    photo_ok = np.abs(g1 - warp_backward(g0, backward)[0]) <= photo_tolerance
     return inside & fb_ok & photo_ok
 
 
@@ -117,7 +108,7 @@ class TemporalSegmentation:
         self.trust = flow_trust(gray, self._gray, backward, forward, fb_tolerance=self.fb_tolerance,
                                 photo_tolerance=self.photo_tolerance)
         classes = probs.shape[2]
-        prior = (1.0 - self.switch) * _sample(self._belief, backward) + self.switch / classes
+        prior = (1.0 - self.switch) * warp_backward(self._belief, backward)[0] + self.switch / classes
         prior[~self.trust] = 1.0 / classes
         out = np.maximum(probs, EPS) ** self.observation * prior
         out /= out.sum(axis=2, keepdims=True)
