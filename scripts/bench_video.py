@@ -1,7 +1,10 @@
 """Benchmark flow and segmentation over videos (issue 12); writes the ``video`` section of BENCHMARKS.md.
 
-    python scripts/bench_video.py ../shared/data            # full: about 30-60 min on 2 quiet cores
+    python scripts/bench_video.py ../shared/data            # full: about an hour on 2 quiet cores
     python scripts/bench_video.py ../shared/data --quick    # every path, tiny sizes: a few minutes
+    python scripts/bench_video.py ../shared/data --parts segment,synthetic   # some tables only
+
+Each part writes its own BENCHMARKS.md section (``video-run``, ``video-segment``, ``video-synthetic``).
 
 1. ``semflow run`` on solidWhiteRight.mp4 (first 60 pairs) and vtest.avi (first 40 frames), per method:
    s/pair (the method's compute, median) and wall s/pair of the whole run (reading, flow, metrics,
@@ -177,36 +180,50 @@ def synthetic_table(methods: list[str], count: int, frames: int, size: tuple[int
     return lines
 
 
+PARTS = ("run", "segment", "synthetic")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="the shared data folder (../shared/data)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few frames: checks every path")
     parser.add_argument("--methods", default="dis-medium,deepflow,discrete,semantic")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help="which tables to make (each writes its own section, video-PART): run,segment,synthetic")
     parser.add_argument("--section", default="video")
     args = parser.parse_args()
     methods = args.methods.split(",")
+    parts = args.parts.split(",")
     if args.quick:
         clips, side, seg_frames, camvid, synth = [("solidWhiteRight.mp4", 4), ("vtest.avi", 4)], 240, 6, (50, 3), (1, 3, (96, 128))
     else:
         clips, side, seg_frames, camvid, synth = [("solidWhiteRight.mp4", 61), ("vtest.avi", 40)], None, 40, (10, 8), (3, 8, (240, 320))
     command = f"python scripts/bench_video.py {args.data}{' --quick' if args.quick else ''}"
-    lines = [f"## Video: flow and segmentation over time (`{command}`)", "",
-             f"{today()}, {machine()}. {'QUICK RUN (tiny sizes): not for reading. ' if args.quick else ''}"
-             f"`run` {'has' if has_video_mode() else 'has no'} video mode in this build"
-             f"{'' if has_video_mode() else ': every row is pair mode'}. Methods of one table ran one after"
-             " another in this process; the machine's 2 cores are shared, so read speed as ratios within a table.",
-             "", "### `semflow run`", "",
-             "flicker = mean over t of mean_x |F_t(x) - F_{t-1}(x)|; warped: F_{t-1} carried along itself first;"
-             " photometric error = mean |I_t(x) - I_{t+1}(x + F_t(x))| (grey levels); largest jump = largest"
-             " ratio of consecutive mean magnitudes (under 0.5 px floored), with the ratio of the images' own"
-             " change mean |I_t+1 - I_t| at that step: a flow jump the images do not share is the method's.", ""]
-    lines += run_table(args.data, methods, clips, side)
-    lines += ["", "### `semflow segment`: per frame vs video mode", ""]
-    lines += segment_table(args.data, seg_frames)
-    lines += ["", *camvid_table(args.data, *camvid)]
-    lines += ["", "### Synthetic sequences: EPE over the sequence", ""]
-    lines += synthetic_table([m for m in methods if m in STATEFUL] or methods[:1], *synth)
-    write_section(args.section, "\n".join(lines))
+    note = (f"{today()}, {machine()}. {'QUICK RUN (tiny sizes): not for reading. ' if args.quick else ''}"
+            f"`run` {'has' if has_video_mode() else 'has no'} video mode in this build"
+            f"{'' if has_video_mode() else ': every row is pair mode'}. Rows of one table ran one after another in"
+            " one process; the machine's 2 cores are shared, so read speed as ratios within a table.")
+    write_section(args.section, f"## Video: flow and segmentation over time (`{command}`)\n\n"
+                  "Each table below is its own section, made by `--parts run|segment|synthetic`.")
+    if "segment" in parts:
+        lines = [f"### `semflow segment`: per frame vs video mode (`{command} --parts segment`)", "", note, ""]
+        lines += segment_table(args.data, seg_frames)
+        lines += ["", *camvid_table(args.data, *camvid)]
+        write_section(f"{args.section}-segment", "\n".join(lines))
+    if "synthetic" in parts:
+        lines = [f"### Synthetic sequences: EPE over the sequence (`{command} --parts synthetic`)", "", note, ""]
+        lines += synthetic_table([m for m in methods if m in STATEFUL] or methods[:1], *synth)
+        write_section(f"{args.section}-synthetic", "\n".join(lines))
+    if "run" in parts:
+        lines = [f"### `semflow run` (`{command} --parts run --methods {args.methods}`)", "", note, "",
+                 "flicker = mean over t of mean_x |F_t(x) - F_{t-1}(x)|; warped: F_{t-1} carried along itself first;"
+                 " photometric error = mean |I_t(x) - I_{t+1}(x + F_t(x))| (grey levels); largest jump = largest"
+                 " ratio of consecutive mean magnitudes (under 0.5 px floored), with the ratio of the images' own"
+                 " change mean |I_t+1 - I_t| at that step: a flow jump the images do not share is the method's."
+                 " s/pair: the method's compute (median); wall s/pair: the whole run (reading, flow, metrics,"
+                 " drawing) over the pairs.", ""]
+        lines += run_table(args.data, methods, clips, side)
+        write_section(f"{args.section}-run", "\n".join(lines))
 
 
 if __name__ == "__main__":
