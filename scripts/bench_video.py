@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
@@ -66,7 +67,9 @@ def fmt(value: float | None, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def run_table(data: Path, methods: list[str], clips: list[tuple[str, int]], max_side: int | None) -> list[str]:
+def run_table(data: Path, methods: list[str], clips: list[tuple[str, int]], max_side: int | None,
+              done: Callable[[list[str]], None] = lambda lines: None) -> list[str]:
+    """One row per clip, method and mode; ``done(lines)`` after each row (the section grows as it runs)."""
     lines = ["| video | method | mode | pairs | s/pair | wall s/pair | flicker px | warped flicker px "
              "| photometric error | magnitude min..max px | largest jump (pair; image change ratio) | label flips |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -86,6 +89,7 @@ def run_table(data: Path, methods: list[str], clips: list[tuple[str, int]], max_
                              f"| {wall:.3f} | {fmt(t['flicker'])} | {fmt(t['warped_flicker'])} | {fmt(t['photometric_error'], '.2f')} "
                              f"| {t['magnitude_min']:.2f}..{t['magnitude_max']:.2f} | {jump} | {flips} |")
                 print(lines[-1], flush=True)
+                done(lines)
     return lines
 
 
@@ -222,8 +226,9 @@ def main() -> None:
                  " change mean |I_t+1 - I_t| at that step: a flow jump the images do not share is the method's."
                  " s/pair: the method's compute (median); wall s/pair: the whole run (reading, flow, metrics,"
                  " drawing) over the pairs.", ""]
-        lines += run_table(args.data, methods, clips, side)
-        write_section(f"{args.section}-run", "\n".join(lines))
+        head = list(lines)
+        lines += run_table(args.data, methods, clips, side,
+                           lambda rows: write_section(f"{args.section}-run", "\n".join(head + rows)))
 
 
 if __name__ == "__main__":
