@@ -24,6 +24,7 @@ Each part writes its own BENCHMARKS.md section (``video-run``, ``video-segment``
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -206,7 +207,8 @@ def main() -> None:
     note = (f"{today()}, {machine()}. {'QUICK RUN (tiny sizes): not for reading. ' if args.quick else ''}"
             f"`run` {'has' if has_video_mode() else 'has no'} video mode in this build"
             f"{'' if has_video_mode() else ': every row is pair mode'}. Rows of one table ran one after another in"
-            " one process; the machine's 2 cores are shared, so read speed as ratios within a table.")
+            " one process; the machine's 2 cores are shared, so read speed as ratios within a table"
+            f" (load average at the start: {os.getloadavg()[0]:.1f}).")
     write_section(args.section, f"## Video: flow and segmentation over time (`{command}`)\n\n"
                   "Each table below is its own section, made by `--parts run|segment|synthetic`.")
     if "segment" in parts:
