@@ -35,7 +35,6 @@ from semflow.io.video import FrameSource
 from semflow.memory import check_memory
 from semflow.methods import DEFAULT_RUN_METHOD, get_method, list_methods, resolve_options
 from semflow.options import options_dict
-from semflow.plots import write_plot
 from semflow.progress import progress_bar
 from semflow.render import PairFlows, render_clip
 from semflow.runstore import (
@@ -268,15 +267,13 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
     store.claim("flow.mp4"), store.claim("panel.mp4")
     meter = TemporalMeter()  # flicker, photometric error, label flips: pair by pair, in order
     render_clip(source, pairs, store.out_dir, source.fps, max_flow, method.name, flows_for, timer=timer,
-                progress=options.progress, label_set=getattr(method, "label_set", None),
-                on_pair=lambda i, a, b, f: meter.add(a, b, f[0], labels=f[1], seconds=records[i].seconds))
-    write_plot(store.claim("plot.png"), meter.pairs, title=f"{method.name}, {source.path.name}")
+                progress=options.progress, label_set=getattr(method, "label_set", None), on_pair=meter.on_pair)
+    meter.write_plot(store.claim("plot.png"), f"{method.name}, {source.path.name}", [r.seconds for r in records])
     stages = _sum_stages([stages or {}, timer.seconds])
     summary = make_summary(source, method, records, max_flow, options,
                            wall_seconds=wall_seconds + time.perf_counter() - start,
                            computed=pairs if computed is None else computed,
-                           stages=stages, render_from=store.render_from,
-                           extra={"temporal": meter.summary(), **(extra or {})})
+                           stages=stages, render_from=store.render_from, extra=meter.summary_in(extra))
     return write_summary(store, summary)
 
 
@@ -373,22 +370,16 @@ def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, op
         return result.flow, result.extras.get("segmentation_rgb"), result.extras.get("baseline_flow")
 
     store.claim("flow.mp4"), store.claim("panel.mp4")
-    meter = TemporalMeter()
     pairs = render_clip(source, None, store.out_dir, source.fps, options.max_flow, method.name, flows_for,
                         timer=timer, progress=options.progress, total=max(len(source) - 1, 1),
-                        label_set=getattr(method, "label_set", None),
-                        on_pair=lambda i, a, b, f: meter.add(a, b, f[0], labels=f[1]))
+                        label_set=getattr(method, "label_set", None), on_pair=(meter := TemporalMeter()).on_pair)
     if pairs == 0:
         raise InputError(f"{source.path}: need at least 2 frames to compute flow, got 1")
     store.mark_end(pairs)
-    records = store.records(pairs)
-    for row, record in zip(meter.pairs, records):
-        row["seconds"] = record.seconds
-    write_plot(store.claim("plot.png"), meter.pairs, title=f"{method.name}, {source.path.name}")
-    summary = make_summary(source, method, records, options.max_flow, options,
+    meter.write_plot(store.claim("plot.png"), f"{method.name}, {source.path.name}", [r.seconds for r in store.records(pairs)])
+    summary = make_summary(source, method, store.records(pairs), options.max_flow, options,
                            wall_seconds=wall_seconds + time.perf_counter() - start, computed=computed,
-                           stages=_sum_stages([timer.seconds]), render_from="single-pass",
-                           extra={"temporal": meter.summary(), **(extra or {})})
+                           stages=_sum_stages([timer.seconds]), render_from="single-pass", extra=meter.summary_in(extra))
     return write_summary(store, summary)
 
 

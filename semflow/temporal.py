@@ -21,6 +21,7 @@ Per pair t (frame t -> t+1, flow F_t (H, W, 2) in px):
 
 from __future__ import annotations
 
+import os
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,6 +140,23 @@ class TemporalMeter:
         self._flow, self._labels = flow, labels
         self.pairs.append(row)
         return row
+
+    def on_pair(self, index: int, image1: np.ndarray, image2: np.ndarray, flows: tuple) -> None:
+        """:meth:`add` for a drawing loop's callback: ``flows`` = (flow, segmentation or None, ...)."""
+        self.add(image1, image2, flows[0], labels=flows[1])
+
+    def write_plot(self, path: str | os.PathLike, title: str, seconds: list[float] | None = None) -> None:
+        """Draw the pairs' magnitude, flicker and ``seconds`` (compute seconds per pair) into a PNG."""
+        from semflow.plots import write_plot
+
+        if seconds is not None:
+            for row, value in zip(self.pairs, seconds):
+                row["seconds"] = value
+        write_plot(path, self.pairs, title=title)
+
+    def summary_in(self, extra: dict[str, Any] | None) -> dict[str, Any]:
+        """``extra`` (summary fields) with ``"temporal"``: :meth:`summary`."""
+        return {"temporal": self.summary(), **(extra or {})}
 
     def summary(self) -> dict[str, Any]:
         """Means over the clip (None where a metric had no pair), the magnitude range and the largest
