@@ -221,7 +221,7 @@ def test_run_end_to_end(run_cli, make_video, tmp_path: Path) -> None:
     assert 1.5 < summary["flow_magnitude_px"]["mean"] < 3.0
     assert set(summary["flow_magnitude_px"]) >= {"mean", "max"}
     assert sorted(summary["outputs"]["written"]) == ["flo/", "flo/000000.flo", "flo/000001.flo", "flo/000002.flo",
-                                                     "flow.mp4", "panel.mp4", "summary.json"]
+                                                     "flow.mp4", "panel.mp4", "plot.png", "summary.json"]
 
 
 def test_run_max_side(run_cli, make_frames, tmp_path: Path) -> None:

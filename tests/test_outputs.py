@@ -81,7 +81,7 @@ def test_a_fresh_run_keeps_the_users_own_files(run_cli, make_frames, tmp_path: P
     assert (out / "flo" / "000001.flo").read_bytes() == b"the user's"
     assert (out / "notes.txt").read_text() == "mine"
     summary = json.loads((out / "summary.json").read_text())
-    assert sorted(summary["outputs"]["written"]) == ["flow.mp4", "panel.mp4", "summary.json"]
+    assert sorted(summary["outputs"]["written"]) == ["flow.mp4", "panel.mp4", "plot.png", "summary.json"]
 
 
 def test_a_manifest_never_deletes_outside_what_run_writes(make_frames, tmp_path: Path) -> None:
