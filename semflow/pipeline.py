@@ -281,8 +281,7 @@ def write_summary(store: RunStore, summary: dict[str, Any]) -> dict[str, Any]:
     """Write ``summary.json`` (strict JSON; with the list of what the run wrote when it holds a locked
     output folder), then drop the work folder. Returns the summary."""
     path = store.claim("summary.json")
-    if store.folder is not None:
-        summary["outputs"]["written"] = store.folder.written()
+    summary["outputs"]["written"] = store.written(summary["pairs"])
     write_text_atomic(path, dumps_strict(summary, indent=2))
     store.cleanup()
     return summary

@@ -107,6 +107,14 @@ class RunStore:
         if folder is not None and save_flo and not self.flo_dir.exists():
             folder.claim("flo/")
 
+    def written(self, pairs: int) -> list[str]:
+        """What the run wrote, as its output folder's manifest lists it; for a batch clip (no folder: its
+        chunks are written by several workers) what a run of it writes, in the order a run writes it."""
+        if self.folder is not None:
+            return self.folder.written()
+        flo = ["flo/", *(f"flo/{pair_name(i)}.flo" for i in range(pairs))] if self.save_flo else []
+        return [*flo, "flow.mp4", "panel.mp4", "plot.png", "summary.json"]
+
     def claim(self, relative: str) -> Path:
         """The path of output ``relative``, recorded in the run's manifest first when there is one."""
         return self.folder.claim(relative) if self.folder is not None else self.out_dir / relative
