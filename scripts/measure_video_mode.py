@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=60)
     parser.add_argument("--methods", default="deepflow,semantic-video,semantic-pair")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--section", default=None, help="also write a table to this BENCHMARKS.md section")
     args = parser.parse_args()
     frames = list(FrameSource(args.video, max_frames=args.pairs + 1))
     names = args.methods.split(",")
@@ -69,8 +70,37 @@ def main() -> None:
         print(t, {n: (round(rec[n]["seconds"][-1], 2), round(rec[n]["magnitude"][-1], 2)) for n in names}, flush=True)
         if args.out and t % 10 == 9:  # partial results, in case the run is cut short
             write(summarize(rec, names, frames[:t + 2]), args.out)
-    text = write(summarize(rec, names, frames), args.out)
+    summary = summarize(rec, names, frames)
+    text = write(summary, args.out)
     print(text)
+    if args.section:
+        write_table(args.section, summary, names, args)
+
+
+def write_table(section: str, summary: dict, names: list[str], args: argparse.Namespace) -> None:
+    """A BENCHMARKS.md section: one row per method, stages of the slowest, the command and machine."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchlib import machine, today, write_section
+
+    h, w = next(iter(FrameSource(args.video, max_frames=1))).shape[:2]
+    lines = ["## Video mode beside pair mode (quick)", "",
+             f"`python scripts/measure_video_mode.py {' '.join(sys.argv[1:])}` on {today()}; {machine()}; "
+             f"quiet machine. {args.video.name}, {w}x{h}, first {summary['pairs']} pairs; frames decoded first, "
+             "seconds are `estimate` alone, the methods pair by pair side by side in one process.", "",
+             "| method | s/pair | vs deepflow | flicker px | mean magnitude per pair, px | unexplained 2x jumps |",
+             "|---|---|---|---|---|---|"]
+    for n in names:
+        r = summary[n]
+        lo, hi = r["magnitude_px"]
+        jumps = r["unexplained_jumps"]
+        lines.append(f"| {n} | {r['seconds_per_pair']:.3f} | {r['seconds_vs_deepflow']:.2f}x | {r['flicker_px']:.2f} "
+                     f"| {lo:.2f} .. {hi:.2f} | {len(jumps) if isinstance(jumps, list) else jumps} |")
+    slow = max(names, key=lambda n: summary[n]["seconds_per_pair"])
+    parts = ", ".join(f"{k} {v:.3f}" for k, v in summary[slow]["stage_seconds"].items())
+    lines += ["", f"Seconds per stage of {slow} (mean per pair): {parts}."]
+    write_section(section, "\n".join(lines))
 
 
 def write(summary: dict, out: Path | None) -> str:
