@@ -25,7 +25,7 @@ import pytest
 
 from semflow.io.images import write_image
 from semflow.io.video import VideoWriter
-from semflow.synthetic import SyntheticScene, make_scene, random_texture
+from semflow.synthetic import SyntheticScene, make_scene, random_texture, translation_scene
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -67,6 +67,15 @@ def moving_frames(count: int, height: int = 48, width: int = 64, *, shift: tuple
     # Content moving right/down by shift means each frame's window moves left/up over the texture.
     return [texture[pad - k * sv:pad - k * sv + height, pad - k * su:pad - k * su + width].copy()
             for k in range(count)]
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    """Two 48x64 PNG frames of a plane moving 3 px right and 2 px down: ``tmp_path / "a.png"``, ``"b.png"``."""
+    scene = translation_scene(48, 64, shift=(3.0, 2.0), seed=4)
+    write_image(tmp_path / "a.png", scene.img1)
+    write_image(tmp_path / "b.png", scene.img2)
+    return tmp_path / "a.png", tmp_path / "b.png"
 
 
 @pytest.fixture

@@ -21,17 +21,8 @@ import pytest
 from semflow.io.flow import FLO_TAG, read_flow, read_flow_valid, write_flow
 from semflow.io.images import read_image, write_image
 from semflow.methods import list_methods
-from semflow.synthetic import translation_scene, write_dataset
+from semflow.synthetic import write_dataset
 from semflow.viz import flow_to_color
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> tuple[Path, Path]:
-    """Two 48x64 PNG frames of a plane moving 3 px right and 2 px down."""
-    scene = translation_scene(48, 64, shift=(3.0, 2.0), seed=4)
-    write_image(tmp_path / "a.png", scene.img1)
-    write_image(tmp_path / "b.png", scene.img2)
-    return tmp_path / "a.png", tmp_path / "b.png"
 
 
 def median_inner(flow: np.ndarray) -> np.ndarray:

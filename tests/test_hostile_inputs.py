@@ -17,8 +17,6 @@ import numpy as np
 import pytest
 
 from semflow.io.flow import FLO_TAG
-from semflow.io.images import write_image
-from semflow.synthetic import translation_scene
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -27,14 +25,6 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 def _flo(flow: np.ndarray) -> bytes:
     return struct.pack("<fii", FLO_TAG, flow.shape[1], flow.shape[0]) + flow.astype("<f4").tobytes()
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> tuple[Path, Path]:
-    scene = translation_scene(48, 64, shift=(3.0, 2.0), seed=4)
-    write_image(tmp_path / "a.png", scene.img1)
-    write_image(tmp_path / "b.png", scene.img2)
-    return tmp_path / "a.png", tmp_path / "b.png"
 
 
 def test_png_whose_header_says_100000x100000(cli_fails, pair, tmp_path: Path) -> None:

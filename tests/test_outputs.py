@@ -15,17 +15,9 @@ import pytest
 
 from semflow.io.images import write_image
 from semflow.pipeline import WORK_DIR, RunOptions, run_video
-from semflow.synthetic import translation_scene, write_dataset
+from semflow.synthetic import write_dataset
 
 RUN = ("--method", "dis-ultrafast")
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> tuple[Path, Path]:
-    scene = translation_scene(48, 64, shift=(3.0, 2.0), seed=4)
-    write_image(tmp_path / "a.png", scene.img1)
-    write_image(tmp_path / "b.png", scene.img2)
-    return tmp_path / "a.png", tmp_path / "b.png"
 
 
 # --- the run folder ------------------------------------------------------------------------------
