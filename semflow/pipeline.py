@@ -115,12 +115,12 @@ def check_video(video: Path, options: RunOptions) -> tuple[FrameSource, np.ndarr
 
 
 def open_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: RunOptions,
-               method: FlowMethod | None = None, *, folder: OutputFolder | None = None
-               ) -> tuple[FrameSource, RunStore]:
-    """Check ``video`` (readable, at least 2 frames) and open the store of ``out_dir`` for ``options``
-    (and the built ``method``, when there is one: see :meth:`RunOptions.fingerprint`)."""
+               method: FlowMethod | None = None, *, folder: OutputFolder | None = None,
+               checked: tuple[FrameSource, np.ndarray] | None = None) -> tuple[FrameSource, RunStore]:
+    """Check ``video`` (readable, at least 2 frames; ``checked``: what :func:`check_video` already gave) and
+    open the store of ``out_dir`` for ``options`` (and the built ``method``: see :meth:`RunOptions.fingerprint`)."""
     video, out_dir = Path(video), Path(out_dir)
-    source, first = check_video(video, options)
+    source, first = checked or check_video(video, options)
     out_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(out_dir, options.fingerprint(video, method), resume=options.resume, save_flo=options.save_flo,
                        frame_shape=first.shape, single_pass=options.max_flow is not None,
@@ -395,12 +395,12 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     done = finished_summary(out_dir, options.fingerprint(Path(video), method)) if options.resume else None
     if done is not None:  # nothing left to do
         return {**done, "resumed_pairs": done["pairs"]}
-    _, first = check_video(Path(video), options)
-    check_memory(method.name, *first.shape[:2], hint="use --max-side {side} (or smaller)")
+    checked = check_video(Path(video), options)
+    check_memory(method.name, *checked[1].shape[:2], hint="use --max-side {side} (or smaller)")
     # The output folder is locked for the whole run; what the run writes is listed in its manifest,
     # and a fresh run first deletes only what the previous run there listed (see io/outputs.py).
     with OutputFolder(out_dir, fresh=not options.resume, work=WORK_DIR, reserved=("flo",)) as folder:
-        source, store = open_video(video, out_dir, options, method, folder=folder)
+        source, store = open_video(video, out_dir, options, method, folder=folder, checked=checked)
         if options.max_flow is not None:
             summary = run_single_pass(source, method, store, options, wall_seconds=time.perf_counter() - started)
         else:
