@@ -21,7 +21,7 @@ import cv2
 from semflow.baseline.base import FlowMethod
 from semflow.errors import InputError
 from semflow.io.video import FrameSource
-from semflow.methods import get_method
+from semflow.methods import DEFAULT_RUN_METHOD, get_method
 from semflow.pipeline import RunOptions, compute_pairs, finish_video, open_video, run_single_pass
 from semflow.runstore import CACHE_BUDGET_BYTES, WORK_DIR, RunStore, finished_summary
 
@@ -33,7 +33,7 @@ class BatchOptions:
     Ray sees); ``address``: an existing Ray cluster to join (default: start one on this machine);
     ``chunk_pairs``: pairs per task; ``warmup_pairs``: pairs computed before a chunk's first one."""
 
-    method: str | FlowMethod = "dis-medium"
+    method: str | FlowMethod = DEFAULT_RUN_METHOD
     method_options: dict[str, Any] = field(default_factory=dict)
     save_flo: bool = False
     max_frames: int | None = None
