@@ -23,6 +23,7 @@ import numpy as np
 
 from semflow.io.datasets import LoadedSample, load_dataset
 from semflow.io.images import write_image
+from semflow.io.jsonfile import finite_or_none
 from semflow.isolation import IsolatedMethod
 from semflow.memory import PeakMemory
 from semflow.methods import get_method, route_options
@@ -198,17 +199,7 @@ def results_json(results: Sequence[SampleResult]) -> dict[str, Any]:
 
     A metric with no pixels to measure (NaN, e.g. an empty region) becomes ``null``: NaN is not JSON.
     """
-    return _finite_or_null({"results": [asdict(r) for r in results], "summary": summarize(results)})
-
-
-def _finite_or_null(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_null(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
+    return finite_or_none({"results": [asdict(r) for r in results], "summary": summarize(results)})
 
 
 def format_table(rows: Sequence[dict[str, Any]], *, markdown: bool = False) -> str:
