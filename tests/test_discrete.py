@@ -164,6 +164,26 @@ def test_windowed_search_on_finer_levels_finds_a_small_fast_object(seed, radius,
     assert best_match_accuracy(with_search, scene.flow, visible_disc, any_candidate=True) > 0.6
 
 
+def test_scored_window_finds_what_the_exhaustive_search_finds_in_a_narrow_window():
+    rng = np.random.default_rng(4)
+    desc1 = torch.from_numpy(rng.normal(size=(20, 26, 8)).astype(np.float32))
+    desc2 = torch.from_numpy(rng.normal(size=(20, 26, 8)).astype(np.float32))
+    ys, xs = proposals.grid_coords(20, 26, 3)
+    level = proposals.MatchLevel(desc1, desc2)
+    exact = proposals.exhaustive_knn(desc1, desc2, ys, xs, k=5, radius=3)
+    scored = proposals.scored_window(level, ys, xs, k=5, radius=3)
+    assert proposals.window_flows(3).shape == (49, 2)
+    assert scored.flows.shape == exact.flows.shape == (len(ys), len(xs), 5, 2)
+    # Where the window lies inside frame 2: the same k best (random descriptors, no ties), the same
+    # costs up to rounding.
+    inside = ((ys[:, None] >= 3) & (ys[:, None] < 17)) & ((xs[None] >= 3) & (xs[None] < 23))
+    assert inside.sum() >= 20
+    assert torch.equal(scored.flows[inside], exact.flows[inside])
+    torch.testing.assert_close(scored.costs[inside], exact.costs[inside], atol=1e-4, rtol=1e-4)
+    # A window with fewer flows than k repeats the best.
+    tiny = proposals.scored_window(level, ys, xs, k=12, radius=1)
+    assert tiny.flows.shape[2] == 12 and torch.equal(tiny.flows[:, :, 9:], tiny.flows[:, :, :1].expand(-1, -1, 3, -1))
+
 
 def test_forward_backward_error_flags_inconsistent_points():
     fwd = np.full((10, 12, 2), (4.0, 0.0), np.float32)

@@ -227,7 +227,7 @@ class DiscreteFlow(FlowMethod):
             if temporal and carried is not None and carried.flow is not None:
                 temporal_f, temporal_b = temporal_candidates(carried.flow, levels)
                 if not full:
-                    options.update(radius=min(p.radius, p.video_radius), search_pixels=0)
+                    options.update(radius=min(p.radius, p.video_radius), search_pixels=0, narrow=True)
             props_f = coarse_to_fine_proposals(pyr1, pyr2, extra_flows=extra_f, scaled=scaled_f,
                                                temporal=temporal_f, **options)
             props_b = coarse_to_fine_proposals(pyr2, pyr1, extra_flows=extra_b, scaled=scaled_b,

@@ -277,11 +277,34 @@ def windowed_search(level: MatchLevel, ys: torch.Tensor, xs: torch.Tensor, *, k:
     return props
 
 
+def window_flows(radius: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Every flow (C, 2) int64 of the square window ``|dx|, |dy| <= radius``, C = (2 radius + 1)^2."""
+    r = torch.arange(-radius, radius + 1, device=device)
+    dy, dx = torch.meshgrid(r, r, indexing="ij")
+    return torch.stack([dx.reshape(-1), dy.reshape(-1)], 1)
+
+
+def scored_window(level: MatchLevel, ys: torch.Tensor, xs: torch.Tensor, *, k: int, radius: int) -> Proposals:
+    """The ``k`` best flows of the window ``|dx|, |dy| <= radius``, each scored as a candidate under
+    the level's cost (its scales at once): for a narrow window, far cheaper than :func:`windowed_search`,
+    which compares each query with the whole frame."""
+    flows = window_flows(radius, ys.device)
+    cands = flows.expand(len(ys), len(xs), -1, -1)
+    costs = level.score(ys, xs, cands)
+    kk = min(k, len(flows))
+    best_cost, best = torch.topk(costs, kk, dim=2, largest=False, sorted=True)
+    best_flow = flows[best]
+    if kk < k:
+        best_flow = torch.cat([best_flow, best_flow[:, :, :1].expand(-1, -1, k - kk, -1)], 2)
+        best_cost = torch.cat([best_cost, best_cost[:, :, :1].expand(-1, -1, k - kk)], 2)
+    return Proposals(ys, xs, best_flow, best_cost)
+
+
 def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, radius: int,
                              finest: int = 0, local: int = 4, propagation: bool = True,
                              extra_flows: list | None = None, coarse_stride: int | None = None,
                              scaled: list | None = None, search_pixels: int = 0,
-                             temporal: list | None = None) -> Proposals:
+                             temporal: list | None = None, narrow: bool = False) -> Proposals:
     """K candidate flows for the grid with ``stride`` (level-0 pixels) at pyramid level ``finest``.
 
     pyr1, pyr2: descriptor pyramids (lists of (H_l, W_l, D)), coarsest last. radius: search window
@@ -296,7 +319,9 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
     objects too small to show at the coarsest level are still found. temporal: optional per-level
     stacks (H_l, W_l, n, 2) of candidate flows carried from the previous pair of a video (video mode):
     they join the candidates at every level, the coarsest included, ahead of the inherited ones (so
-    the +-1 px search looks around them first). The returned flows are in pixels of level ``finest``.
+    the +-1 px search looks around them first). narrow: the coarsest level's window is narrow (video
+    mode between full searches): its flows are scored one by one (:func:`scored_window`) instead of
+    by the exhaustive search. The returned flows are in pixels of level ``finest``.
     """
     def carried(level: int, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
         cands = torch.as_tensor(temporal[level], device=device)[ys][:, xs]
@@ -317,7 +342,8 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
     coarse_stride = stride if coarse_stride is None else coarse_stride
     g = max(1, coarse_stride >> levels)
     ys, xs = grid_coords(h, w, g, device)
-    props = windowed_search(top, ys, xs, k=k, radius=level_radius(levels))
+    search = scored_window if narrow else windowed_search
+    props = search(top, ys, xs, k=k, radius=level_radius(levels))
     if temporal is not None:
         props = local_search(top, ys, xs, torch.cat([carried(levels, ys, xs), props.flows], 2), k=k,
                              local=temporal[levels].shape[2])
