@@ -10,16 +10,28 @@ The main entry points::
 
 from __future__ import annotations
 
-from typing import Any
+import os
 
-import numpy as np
+# Worker threads of torch's OpenMP and of OpenBLAS wait for work by spinning. Where other processes
+# keep the cores busy, each parallel step then waits on a thread that is spinning or not running:
+# discrete's video mode at 960x540 on 2 shared cores (load average 12) took 16 s per pair with
+# spinning torch threads against 1.3 s with passive ones (1.8 s on one thread), and scipy's banded
+# solver (the things layer) runs ~70x slower with threaded OpenBLAS. Passive waiting costs
+# microseconds per step on an idle machine. A value the user set wins; these take effect only when
+# semflow is imported before torch / numpy.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from semflow.baseline.base import FlowMethod, FlowResult
-from semflow.errors import InputError, SemflowError, WeightsError
-from semflow.io.flow import read_flow, read_flow_valid, write_flow
-from semflow.io.images import read_image, write_image
-from semflow.methods import get_method, list_methods
-from semflow.viz import flow_to_color
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from semflow.baseline.base import FlowMethod, FlowResult  # noqa: E402
+from semflow.errors import InputError, SemflowError, WeightsError  # noqa: E402
+from semflow.io.flow import read_flow, read_flow_valid, write_flow  # noqa: E402
+from semflow.io.images import read_image, write_image  # noqa: E402
+from semflow.methods import get_method, list_methods  # noqa: E402
+from semflow.viz import flow_to_color  # noqa: E402
 
 __version__ = "0.1.0"
 
