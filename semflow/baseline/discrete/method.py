@@ -160,9 +160,11 @@ class DiscreteFlow(FlowMethod):
         return {self.name: FrameWork}
 
     def _describe(self, gray1: np.ndarray, gray2: np.ndarray, levels: int, finest: int,
-                  shrink: float | None, carried: FrameWork | None) -> tuple[FrameWork, FrameWork]:
-        """Both frames' per-frame work; frame 1's is ``carried`` when it is that frame with these settings."""
-        p = self.params
+                  shrink: float | None, carried: FrameWork | None, dims: int | None = None
+                  ) -> tuple[FrameWork, FrameWork]:
+        """Both frames' per-frame work; frame 1's is ``carried`` when it is that frame with these settings.
+        ``dims``: the PCA size of a new projection (default the preset's)."""
+        dims = self.params.dims if dims is None else dims
         pyr2 = gray_pyramid(gray2, levels)
         options = dict(kind=self.descriptor, finest=finest, shrink=shrink)
         if carried is not None and carried.fits(gray1, levels, finest, shrink):
@@ -172,7 +174,7 @@ class DiscreteFlow(FlowMethod):
                 one.descriptors, one.shrunk = frame_descriptors(one.pyramid, projection=one.projection, **options)
         else:
             pyr1 = gray_pyramid(gray1, levels)
-            proj = pair_projection(pyr1, pyr2, self.descriptor, p.dims) if p.dims is not None else None
+            proj = pair_projection(pyr1, pyr2, self.descriptor, dims) if dims is not None else None
             one = FrameWork(gray1, pyr1, *frame_descriptors(pyr1, projection=proj, **options), proj,
                             levels, finest, shrink)
         two = FrameWork(gray2, pyr2, *frame_descriptors(pyr2, projection=one.projection, **options),
@@ -202,7 +204,7 @@ class DiscreteFlow(FlowMethod):
 
         with torch.no_grad():
             shrink = p.shrink if p.shrink not in (None, 1.0) else None
-            one, two = self._describe(gray1, gray2, levels, finest, shrink, carried)
+            one, two = self._describe(gray1, gray2, levels, finest, shrink, carried, p.dims)
             pyramids = (one.descriptors, two.descriptors) + ((one.shrunk, two.shrunk) if shrink is not None else ())
             pyr1, pyr2, *shrunk = ([None if d is None else torch.from_numpy(d).to(self.device) for d in pyr]
                                    for pyr in pyramids)

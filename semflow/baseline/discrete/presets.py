@@ -36,7 +36,8 @@ class Preset:
     again on a pair whose share of kept matches falls below ``refresh_share`` times the last full one's.
     With good carried candidates fewer points and candidates do: video mode matches at least every
     ``video_stride`` px (``video_coarse_stride`` px on the coarser levels) with at most ``video_k``
-    candidates, ``video_local`` of them searched +-1 px (:meth:`for_video`).
+    candidates, ``video_local`` of them searched +-1 px, and descriptors of at most ``video_dims``
+    (PCA) dimensions (:meth:`for_video`).
     """
 
     stride: int = 5
@@ -70,12 +71,15 @@ class Preset:
     video_k: int = 8
     video_local: int = 2
     video_coarse_stride: int = 16
+    video_dims: int = 16
 
     def for_video(self) -> Preset:
-        """The parameters video mode uses (sparser grid, fewer candidates; see the class docstring)."""
+        """The parameters video mode uses (sparser grid, fewer candidates, smaller descriptors; see the
+        class docstring)."""
         return replace(self, stride=max(self.stride, self.video_stride), k=min(self.k, self.video_k),
                        local=min(self.local, self.video_local),
-                       coarse_stride=max(self.coarse_stride, self.video_coarse_stride))
+                       coarse_stride=max(self.coarse_stride, self.video_coarse_stride),
+                       dims=self.dims if self.dims is None else min(self.dims, self.video_dims))
 
     def with_options(self, **options) -> Preset:
         """A copy with some fields replaced (``None`` values are ignored)."""
