@@ -115,6 +115,32 @@ def test_discrete_video_mode_stays_as_accurate_as_pair_mode() -> None:
     assert work.described and work.gray.shape == frames[-1].shape[:2]
 
 
+def test_discrete_reuses_frame_work_and_gets_the_flow_of_recomputed_work(monkeypatch) -> None:
+    import semflow.baseline.discrete.method as discrete_method
+
+    frames = shift_sequence(3, 96, 128)
+    method = DiscreteFlow()
+    described = []
+    frame_descriptors = discrete_method.frame_descriptors
+    monkeypatch.setattr(discrete_method, "frame_descriptors",
+                        lambda pyr, **kw: described.append(pyr[0].shape) or frame_descriptors(pyr, **kw))
+    first = method.estimate(frames[0], frames[1], state=VideoState())
+    assert len(described) == 2  # the first pair describes both frames
+    # Video mode's smaller descriptors (pair mode keeps the preset's dims).
+    assert first.state.parts["discrete"].projection.shape[1] == method.params.video_dims < method.params.dims
+    described.clear()
+    reused = method.estimate(frames[1], frames[2], state=first.state)
+    assert len(described) == 1  # frame 1 is the last pair's frame 2: only the new frame is described
+    # The same state without the per-frame work (as a resumed run has it): described again, same flow.
+    bare = restore(snapshot(first.state), frames[1], method.state_parts())
+    assert not bare.parts["discrete"].described
+    described.clear()
+    recomputed = method.estimate(frames[1], frames[2], state=bare)
+    assert len(described) == 2
+    np.testing.assert_array_equal(reused.flow, recomputed.flow)
+    np.testing.assert_array_equal(reused.confidence, recomputed.confidence)
+
+
 def test_video_mode_recovers_from_a_cut_within_one_pair() -> None:
     first = shift_sequence(3, 120, 160, seed=1, shift=(3.0, 1.0))
     second = shift_sequence(3, 120, 160, seed=2, shift=(-12.0, 5.0))
