@@ -3,7 +3,8 @@
 The search runs coarse to fine over descriptor pyramids (see ``descriptors.descriptor_pyramid``):
 
 - at the coarsest level every pixel is a query, compared with every pixel of the other frame inside a
-  square search window (an exact k-nearest-neighbour search, one matrix product per chunk);
+  square search window (an exact k-nearest-neighbour search, one matrix product per chunk; in video
+  mode between full searches the window is narrow and each of its flows is scored as a candidate);
 - at each finer level a query inherits its parent's K candidates (doubled), plus the best candidate of
   each of the parent's 8 neighbours (propagation), plus optional extra candidates (a coarse DIS flow);
   each is re-scored, with a local +-1 px search around the best ones, and the K best distinct flows are kept;
