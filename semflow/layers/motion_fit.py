@@ -50,6 +50,14 @@ class MotionParams:
     """Potts weight between 4-neighbours of equal colour (lower across colour edges)."""
     occluded_cost: float = 6.0
     """Photometric cost of a pixel that a motion in front covers in frame t+1, under its own motion."""
+    rematch_error: float = 12.0
+    """After a first fit, region pixels whose photometric error is above this under every motion found...
+    """
+    rematch_pixels: int = 300
+    """...get denser patch matches of their own when there are at least this many (a small object the
+    first grid of patches and the baseline missed, e.g. a car behind parked ones), then the motions are
+    fitted again (0: never)."""
+    rematch_step: int = 4
     cycles: int = 2
     full_pixels: int = 20000
     """Assignments over more pixels are solved at half resolution first (see :func:`solve_assignment`)."""

@@ -228,6 +228,67 @@ def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[
     return covered, order
 
 
+def rematch_unexplained(img1: np.ndarray, img2: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
+                        baseline: np.ndarray, affines: list[np.ndarray], params: MotionParams
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Matches for the parts of ``mask`` (h, w, over ``box``) that no motion in ``affines`` explains.
+
+    A part: a connected group of at least ``rematch_pixels`` eroded-mask pixels whose photometric error
+    is above ``rematch_error`` under every motion (where it lands in frame t+1), e.g. a weakly textured
+    car behind parked ones that the baseline and the small grey patches both missed. Its colour
+    template (frame t, masked) is searched for in frame t+1 as a whole (sum of squared differences,
+    within ``search`` px of zero motion and of the baseline's median motion there); when the best
+    translation explains the part (median error below half ``rematch_error``), its pixels that it
+    explains give matches every ``rematch_step`` px. Returns frame-1 and frame-2 points (N, 2) float32.
+    """
+    empty = np.zeros((0, 2), np.float32)
+    if params.rematch_pixels <= 0:
+        return empty, empty
+    y0, _, x0, _ = box
+    todo = erode(mask, 2)
+    for affine in affines:
+        err, inside = photometric_error(img1, img2, affine_field(affine, box), x0, y0)
+        todo &= (err > params.rematch_error) & inside
+    if todo.sum() < params.rematch_pixels:
+        return empty, empty
+    count, comp, stats, _ = cv2.connectedComponentsWithStats(todo.astype(np.uint8), connectivity=8)
+    height, width = img1.shape[:2]
+    src, dst = [], []
+    for c in range(1, count):
+        if stats[c, cv2.CC_STAT_AREA] < params.rematch_pixels:
+            continue
+        bx, by, bw, bh = (int(v) for v in stats[c, :4])
+        part = comp[by:by + bh, bx:bx + bw] == c
+        guess = np.median(baseline[by:by + bh, bx:bx + bw][part], axis=0)
+        lo = np.floor(np.minimum(guess, 0.0)).astype(int) - params.search
+        hi = np.ceil(np.maximum(guess, 0.0)).astype(int) + params.search
+        ax, ay = x0 + bx, y0 + by  # the part's box in the full frame
+        wx0, wy0 = max(0, ax + lo[0]), max(0, ay + lo[1])
+        wx1, wy1 = min(width, ax + bw + hi[0]), min(height, ay + bh + hi[1])
+        if wx1 - wx0 < bw + 2 or wy1 - wy0 < bh + 2:
+            continue
+        template = np.ascontiguousarray(img1[ay:ay + bh, ax:ax + bw], np.float32)
+        weight = np.repeat(part[..., None], 3, axis=2).astype(np.float32)
+        score = cv2.matchTemplate(np.ascontiguousarray(img2[wy0:wy1, wx0:wx1], np.float32), template,
+                                  cv2.TM_SQDIFF, mask=weight)
+        _, _, (mx, my), _ = cv2.minMaxLoc(score)
+        shift = np.float32([wx0 + mx - ax, wy0 + my - ay])
+        flow = np.broadcast_to(shift, (bh, bw, 2)).copy()
+        err, inside = photometric_error(img1, img2, flow, ax, ay)
+        fits = part & inside & (err < params.rematch_error)
+        seen = part & inside
+        if not seen.any() or np.median(err[seen]) >= 0.5 * params.rematch_error:
+            continue
+        step = params.rematch_step
+        ys, xs = np.nonzero(fits & (np.arange(bh)[:, None] % step == 0) & (np.arange(bw)[None] % step == 0))
+        pts = np.stack([xs + ax, ys + ay], 1).astype(np.float32)
+        src.append(pts)
+        dst.append(pts + shift)
+    if not src:
+        return empty, empty
+    return np.vstack(src), np.vstack(dst)
+
+
 def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray,
                   box: tuple[int, int, int, int], baseline: np.ndarray, confidence: np.ndarray,
                   params: MotionParams, rng: np.random.Generator, *, seeds: np.ndarray | None = None,
@@ -250,6 +311,10 @@ def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: 
     p_src, p_dst = patch_matches(gray1, gray2, mask, box, baseline, params)
     src, dst = np.vstack([b_src, p_src]), np.vstack([b_dst, p_dst])
     affines, owner = fit_motions(src, dst, params, rng)
+    r_src, r_dst = rematch_unexplained(img1, img2, mask, box, baseline, affines, params)
+    if len(r_src):
+        src, dst = np.vstack([src, r_src]), np.vstack([dst, r_dst])
+        affines, owner = fit_motions(src, dst, params, rng)
     if not affines:
         return None
     h, w = mask.shape

@@ -31,6 +31,7 @@ import scipy.linalg as sla
 from semflow.layers.common import (
     ERROR_CAP,
     GrayFrames,
+    dilate,
     magnitude,
     photometric_error,
     refine_warp,
@@ -38,6 +39,7 @@ from semflow.layers.common import (
     subsample_points,
 )
 from semflow.layers.context import PairContext
+from semflow.layers.motions import covered_by_others
 from semflow.layers.things.params import ThingParams
 from semflow.segmentation.regions import Box
 from semflow.warp import pixel_grid
@@ -239,6 +241,20 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: Callable[[np
         costs.append(smooth(cost))
         errors.append((err, inside))
     index[sy, sx] = np.argmin(np.stack(costs), axis=0)
+    if params.occlusion_aware and region is not None:
+        # Pixels that a motion in front covers in frame t+1 (a parked car's strip that the passing car
+        # hides) have no photometric evidence for their own motion: their error under it is neutralised,
+        # as in the motion split, and the choice is made again.
+        guide = ctx.f1[y0 + sy.start:y0 + sy.stop, x0 + sx.start:x0 + sx.stop]
+        covered, _ = covered_by_others(index[sy, sx], [f[sy, sx] for f in flows], [e for e, _ in errors], guide,
+                                       dilate(region, 3)[sy, sx])
+        if covered.any():
+            costs = []
+            for flow, (err, inside), hidden in zip(flows, errors, covered):
+                agree = np.minimum(magnitude(baseline[sy, sx] - flow[sy, sx]), params.residual_cap)
+                err = np.where(hidden, np.minimum(err, params.occluded_cost), err)
+                costs.append(smooth(np.where(inside, err, 0.0) + params.agreement_weight * agree))
+            index[sy, sx] = np.argmin(np.stack(costs), axis=0)
     flow = flows[0].copy()
     err, inside = (a.copy() for a in errors[0])
     for k in range(1, len(flows)):  # the error of a pixel depends on its own flow only

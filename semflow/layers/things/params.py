@@ -40,6 +40,10 @@ class ThingParams:
     """...each explaining at least this share of the mask's usable pixels."""
     agreement_weight: float = 3.0
     """Cost (grey levels per px, up to residual_cap) of a motion's disagreement with the baseline."""
+    occlusion_aware: bool = True
+    """With several object motions, pixels that a motion in front covers in frame t+1 keep no photometric
+    evidence against their own motion: their error under it is capped at ``occluded_cost``."""
+    occluded_cost: float = 6.0
     boundary_margin: int = 3
     """Pixels this close to the mask boundary are not used to fit either layer's motion."""
     residual_cap: float = 3.0
