@@ -14,6 +14,7 @@ from semflow.layers.motions import (
     covered_by_others,
     fit_motions,
     pairwise_weights,
+    rematch_unexplained,
     split_motions,
 )
 from semflow.synthetic import CAR_ID, SceneObject, random_homography, render_scene
@@ -168,3 +169,25 @@ def test_split_motions_on_a_hard_scene_assigns_pixels_to_their_own_motion() -> N
     assert split is not None and len(split.affines) >= 2
     right = np.linalg.norm(split.flow - scene.flow, axis=2) < 1.0
     assert right[mask & ~scene.occluded].mean() > 0.9
+
+
+def test_rematch_unexplained_finds_the_car_no_motion_explains() -> None:
+    # A weakly textured car behind the parked row moves the other way: given only the other cars'
+    # motions, its part of the Car region is unexplained, and its whole-part search matches it.
+    scene = make_hard_scene(240, 320, seed=4, kind="street", far_car=True)
+    f1, f2 = prepare_image(scene.img1), prepare_image(scene.img2)
+    mask = scene.labels == CAR_ID
+    box = (0, 240, 0, 320)
+    others = [o.affine for o in scene.objects[1:]]
+    src, dst = rematch_unexplained(f1, f2, mask, box, np.zeros((240, 320, 2), np.float32), others, MotionParams())
+    assert len(src) >= 20
+    x, y = src[:, 0].astype(int), src[:, 1].astype(int)
+    assert (scene.instances[y, x] == 1).mean() > 0.9  # on the far car (object 1, drawn first)
+    err = np.linalg.norm(dst - src - scene.flow[y, x], axis=1)
+    assert np.median(err) < 3.0  # one translation for the part (the car also turns a little); it moves 15-30 px
+    assert np.linalg.norm(np.median(dst - src, axis=0) - np.median(scene.flow[scene.instances == 1], axis=0)) < 1.5
+    # Once its motion is among the motions, nothing is left to rematch; rematch_pixels=0 switches it off.
+    assert len(rematch_unexplained(f1, f2, mask, box, np.zeros((240, 320, 2), np.float32),
+                                   [o.affine for o in scene.objects], MotionParams())[0]) == 0
+    assert len(rematch_unexplained(f1, f2, mask, box, np.zeros((240, 320, 2), np.float32), others,
+                                   MotionParams(rematch_pixels=0))[0]) == 0

@@ -228,6 +228,35 @@ def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[
     return covered, order
 
 
+def local_shifts(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, shift: np.ndarray, *,
+                 patch: int = 9, reach: int = 3) -> np.ndarray:
+    """Per point (N, 2) of frame t, the offset (N, 2) float32 from ``shift`` (2,) that best matches its
+    colour ``patch`` x ``patch`` window in frame t+1 (sum of squared differences, within ``reach`` px,
+    with a sub-pixel parabola); 0 where the window leaves a frame. A part's translation is one motion
+    for all its points: the offsets let an affine fit see its rotation and scale."""
+    r = patch // 2
+    height, width = img1.shape[:2]
+    out = np.zeros((len(points), 2), np.float32)
+    for i, (px, py) in enumerate(np.round(points).astype(int)):
+        qx, qy = int(round(px + shift[0])), int(round(py + shift[1]))
+        if (min(px, py, qx, qy) - r - reach < 0 or px + r >= width or py + r >= height
+                or qx + r + reach >= width or qy + r + reach >= height):
+            continue
+        template = img1[py - r:py + r + 1, px - r:px + r + 1]
+        window = img2[qy - r - reach:qy + r + reach + 1, qx - r - reach:qx + r + reach + 1]
+        score = cv2.matchTemplate(np.ascontiguousarray(window), np.ascontiguousarray(template), cv2.TM_SQDIFF)
+        _, _, (bx, by), _ = cv2.minMaxLoc(score)
+        fx, fy = float(bx), float(by)
+        if 0 < bx < score.shape[1] - 1:
+            a, b, c = score[by, bx - 1], score[by, bx], score[by, bx + 1]
+            fx += float(np.clip(0.5 * (a - c) / (a - 2 * b + c + 1e-9), -0.5, 0.5))
+        if 0 < by < score.shape[0] - 1:
+            a, b, c = score[by - 1, bx], score[by, bx], score[by + 1, bx]
+            fy += float(np.clip(0.5 * (a - c) / (a - 2 * b + c + 1e-9), -0.5, 0.5))
+        out[i] = (fx - reach + qx - px - shift[0], fy - reach + qy - py - shift[1])
+    return out
+
+
 def rematch_unexplained(img1: np.ndarray, img2: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
                         baseline: np.ndarray, affines: list[np.ndarray], params: MotionParams
                         ) -> tuple[np.ndarray, np.ndarray]:
@@ -283,7 +312,7 @@ def rematch_unexplained(img1: np.ndarray, img2: np.ndarray, mask: np.ndarray, bo
         ys, xs = np.nonzero(fits & (np.arange(bh)[:, None] % step == 0) & (np.arange(bw)[None] % step == 0))
         pts = np.stack([xs + ax, ys + ay], 1).astype(np.float32)
         src.append(pts)
-        dst.append(pts + shift)
+        dst.append(pts + shift + local_shifts(img1, img2, pts, shift))
     if not src:
         return empty, empty
     return np.vstack(src), np.vstack(dst)

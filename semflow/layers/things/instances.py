@@ -14,7 +14,7 @@ import numpy as np
 
 from semflow.layers.common import erode, photometric_error
 from semflow.layers.context import PairContext
-from semflow.layers.motions import MotionParams, MotionSplit, split_motions
+from semflow.layers.motions import MotionSplit, split_motions
 from semflow.layers.things.motion import layer_flow, polish_affine
 from semflow.layers.things.params import ThingParams
 from semflow.segmentation.regions import Box
@@ -69,7 +69,7 @@ def split_object_motions(baseline: np.ndarray, seeds: np.ndarray, mask: np.ndarr
     """
     y0, _, x0, _ = box
     split = split_motions(ctx.f1, ctx.f2, ctx.gray.gray1, ctx.gray.gray2, mask, tuple(box), baseline, confidence,
-                          MotionParams(), rng, seeds=seeds, window=window)
+                          params.motions, rng, seeds=seeds, window=window)
     if split is None:
         return [], 0.0, None, None, None
     core = erode(mask, 1)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from semflow.layers.motion_fit import MotionParams
 from semflow.layers.veto import VetoParams
 from semflow.segmentation.regions import Box, Region
 
@@ -92,6 +93,8 @@ class ThingParams:
     """The split runs when more than ``split_share`` of the object has a photometric error above this
     under the sequential RANSAC's motions (or when they found none)."""
     split_share: float = 0.05
+    motions: MotionParams = field(default_factory=MotionParams)
+    """Settings of the motion split itself (:class:`~semflow.layers.motion_fit.MotionParams`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
