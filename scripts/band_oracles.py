@@ -1,0 +1,99 @@
+"""How low can discrete's band / inside ratio go? Oracles on the hard synthetic scenes (issue 15).
+
+    OPENBLAS_NUM_THREADS=1 python scripts/band_oracles.py [--hard 8] [--write]
+
+Issue 15 asks that ``discrete``'s EPE on the 5 px band inside thing outlines be at most twice its EPE
+inside them. This script replaces parts of discrete's pipeline with the truth, on the same hard
+scenes as ``bench_things.py`` (seed 5000, given instances), to show which part limits the ratio:
+
+- ``discrete``: as it is;
+- ``occluded at truth``: its flow, with the pixels hidden in frame t+1 set to the true flow;
+- ``+ true outlines``: EPIC interpolation of discrete's kept grid matches (``extras["grid_flow"]``
+  where ``grid_valid``, before sub-pixel refinement) with the true instance outlines added to the
+  edge cost (+10), no variational refinement, occluded pixels at truth;
+- ``true matches + true outlines``: EPIC interpolation of the true flow at every visible 5 px grid
+  point, true outlines (+10); and the same with occluded pixels at truth.
+
+With ``--write`` the table becomes the ``things-band`` section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import machine, today, write_section  # noqa: E402
+
+from semflow.baseline.discrete import DiscreteFlow  # noqa: E402
+from semflow.baseline.discrete.densify import edge_map, interpolate  # noqa: E402
+from semflow.metrics import endpoint_error, inner_band  # noqa: E402
+from semflow.synthetic_hard import HARD_KINDS, make_hard_scene  # noqa: E402
+
+HARD_SEED = 5000
+STRIDE = 5
+
+
+def outlines(instances: np.ndarray) -> np.ndarray:
+    """Pixels (H, W) float32 1 where a 4-neighbour belongs to another instance (or the background)."""
+    ids = instances.astype(np.int64)
+    edge = np.zeros(ids.shape, bool)
+    edge[:, 1:] |= ids[:, 1:] != ids[:, :-1]
+    edge[1:] |= ids[1:] != ids[:-1]
+    return edge.astype(np.float32)
+
+
+def at_truth(flow: np.ndarray, scene) -> np.ndarray:
+    """``flow`` with the scene's pixels hidden in frame t+1 set to the true flow."""
+    return np.where(scene.occluded[..., None], scene.flow, flow)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hard", type=int, default=8, help="number of hard synthetic scenes")
+    parser.add_argument("--write", action="store_true", help="write the things-band section of BENCHMARKS.md")
+    args = parser.parse_args()
+    rows = ["discrete", "discrete, occluded at truth", "discrete's matches + true outlines, occluded at truth",
+            "true matches + true outlines", "true matches + true outlines, occluded at truth"]
+    scores: dict[str, list[tuple[float, float]]] = {r: [] for r in rows}
+    method = DiscreteFlow()
+    for i in range(args.hard):
+        s = make_hard_scene(seed=HARD_SEED + 1000 * i, kind=HARD_KINDS[i % 2])
+        things = s.instances > 0
+        band = inner_band(things, 5, s.instances)
+        inner = things & ~band
+        cost = (edge_map(s.img1) + 10.0 * outlines(s.instances)).astype(np.float32)
+
+        result = method.estimate(s.img1, s.img2)
+        grid, valid = result.extras["grid_flow"], result.extras["grid_valid"]
+        gy, gx = np.nonzero(valid)
+        kept = interpolate(s.img1, s.img2, np.stack([gx, gy], 1).astype(np.float32) * STRIDE, grid[valid],
+                           cost_map=cost)
+        ys, xs = np.mgrid[0:s.flow.shape[0]:STRIDE, 0:s.flow.shape[1]:STRIDE]
+        seen = ~s.occluded[ys, xs]
+        true = interpolate(s.img1, s.img2, np.stack([xs[seen], ys[seen]], 1).astype(np.float32),
+                           s.flow[ys[seen], xs[seen]], cost_map=cost)
+        flows = [result.flow, at_truth(result.flow, s), at_truth(kept, s), true, at_truth(true, s)]
+        for name, flow in zip(rows, flows):
+            err = endpoint_error(flow, s.flow)
+            scores[name].append((float(err[band].mean()), float(err[inner].mean())))
+        print(f"scene {i}: " + "; ".join(f"{b:.2f}/{n:.2f}" for b, n in (scores[r][-1] for r in rows)), flush=True)
+    lines = ["| flow | band EPE (5 px) | inside-band EPE | band / inside |", "|---|---|---|---|"]
+    for name in rows:
+        b, n = np.mean(scores[name], axis=0)
+        lines.append(f"| {name} | {b:.3f} | {n:.3f} | {b / n:.2f} |")
+    command = "OPENBLAS_NUM_THREADS=1 python scripts/band_oracles.py " + " ".join(sys.argv[1:])
+    text = "\n".join([f"## discrete's thing band against oracles (things-band)\n\n`{command}` on {today()}; "
+                      f"{machine()}.\n", f"Hard synthetic scenes ({args.hard}, seed {HARD_SEED}), EPE in px; "
+                      "see the script's docstring for each row.\n", "\n".join(lines) + "\n"])
+    print(text)
+    if args.write:
+        write_section("things-band", text)
+
+
+if __name__ == "__main__":
+    main()
