@@ -32,11 +32,17 @@ import maxflow
 import numpy as np
 
 from semflow.layers.common import dilate, erode, magnitude, photometric_error
-from semflow.layers.motion_fit import MotionParams, affine_field, fit_motions, patch_matches
+from semflow.layers.motion_fit import (
+    MotionParams,
+    affine_field,
+    fit_motions,
+    patch_matches,
+    rematch_unexplained,
+)
 from semflow.warp import pixel_grid
 
 __all__ = ["MotionParams", "MotionSplit", "affine_field", "assign_motions", "covered_by_others", "fit_motions",
-           "pairwise_weights", "patch_matches", "solve_assignment", "split_motions"]
+           "pairwise_weights", "patch_matches", "rematch_unexplained", "solve_assignment", "split_motions"]
 
 
 @dataclass
@@ -226,96 +232,6 @@ def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[
             covered[b] |= lands_on(b, a, region & ((hists[b] - hists[a])[codes] > 0))
     order = sorted(range(k), key=lambda m: int(front[m].sum()))
     return covered, order
-
-
-def local_shifts(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, shift: np.ndarray, *,
-                 patch: int = 9, reach: int = 3) -> np.ndarray:
-    """Per point (N, 2) of frame t, the offset (N, 2) float32 from ``shift`` (2,) that best matches its
-    colour ``patch`` x ``patch`` window in frame t+1 (sum of squared differences, within ``reach`` px,
-    with a sub-pixel parabola); 0 where the window leaves a frame. A part's translation is one motion
-    for all its points: the offsets let an affine fit see its rotation and scale."""
-    r = patch // 2
-    height, width = img1.shape[:2]
-    out = np.zeros((len(points), 2), np.float32)
-    for i, (px, py) in enumerate(np.round(points).astype(int)):
-        qx, qy = int(round(px + shift[0])), int(round(py + shift[1]))
-        if (min(px, py, qx, qy) - r - reach < 0 or px + r >= width or py + r >= height
-                or qx + r + reach >= width or qy + r + reach >= height):
-            continue
-        template = img1[py - r:py + r + 1, px - r:px + r + 1]
-        window = img2[qy - r - reach:qy + r + reach + 1, qx - r - reach:qx + r + reach + 1]
-        score = cv2.matchTemplate(np.ascontiguousarray(window), np.ascontiguousarray(template), cv2.TM_SQDIFF)
-        _, _, (bx, by), _ = cv2.minMaxLoc(score)
-        fx, fy = float(bx), float(by)
-        if 0 < bx < score.shape[1] - 1:
-            a, b, c = score[by, bx - 1], score[by, bx], score[by, bx + 1]
-            fx += float(np.clip(0.5 * (a - c) / (a - 2 * b + c + 1e-9), -0.5, 0.5))
-        if 0 < by < score.shape[0] - 1:
-            a, b, c = score[by - 1, bx], score[by, bx], score[by + 1, bx]
-            fy += float(np.clip(0.5 * (a - c) / (a - 2 * b + c + 1e-9), -0.5, 0.5))
-        out[i] = (fx - reach + qx - px - shift[0], fy - reach + qy - py - shift[1])
-    return out
-
-
-def rematch_unexplained(img1: np.ndarray, img2: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
-                        baseline: np.ndarray, affines: list[np.ndarray], params: MotionParams
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Matches for the parts of ``mask`` (h, w, over ``box``) that no motion in ``affines`` explains.
-
-    A part: a connected group of at least ``rematch_pixels`` eroded-mask pixels whose photometric error
-    is above ``rematch_error`` under every motion (where it lands in frame t+1), e.g. a weakly textured
-    car behind parked ones that the baseline and the small grey patches both missed. Its colour
-    template (frame t, masked) is searched for in frame t+1 as a whole (sum of squared differences,
-    within ``search`` px of zero motion and of the baseline's median motion there); when the best
-    translation explains the part (median error below half ``rematch_error``), its pixels that it
-    explains give matches every ``rematch_step`` px. Returns frame-1 and frame-2 points (N, 2) float32.
-    """
-    empty = np.zeros((0, 2), np.float32)
-    if params.rematch_pixels <= 0:
-        return empty, empty
-    y0, _, x0, _ = box
-    todo = erode(mask, 2)
-    for affine in affines:
-        err, inside = photometric_error(img1, img2, affine_field(affine, box), x0, y0)
-        todo &= (err > params.rematch_error) & inside
-    if todo.sum() < params.rematch_pixels:
-        return empty, empty
-    count, comp, stats, _ = cv2.connectedComponentsWithStats(todo.astype(np.uint8), connectivity=8)
-    height, width = img1.shape[:2]
-    src, dst = [], []
-    for c in range(1, count):
-        if stats[c, cv2.CC_STAT_AREA] < params.rematch_pixels:
-            continue
-        bx, by, bw, bh = (int(v) for v in stats[c, :4])
-        part = comp[by:by + bh, bx:bx + bw] == c
-        guess = np.median(baseline[by:by + bh, bx:bx + bw][part], axis=0)
-        lo = np.floor(np.minimum(guess, 0.0)).astype(int) - params.search
-        hi = np.ceil(np.maximum(guess, 0.0)).astype(int) + params.search
-        ax, ay = x0 + bx, y0 + by  # the part's box in the full frame
-        wx0, wy0 = max(0, ax + lo[0]), max(0, ay + lo[1])
-        wx1, wy1 = min(width, ax + bw + hi[0]), min(height, ay + bh + hi[1])
-        if wx1 - wx0 < bw + 2 or wy1 - wy0 < bh + 2:
-            continue
-        template = np.ascontiguousarray(img1[ay:ay + bh, ax:ax + bw], np.float32)
-        weight = np.repeat(part[..., None], 3, axis=2).astype(np.float32)
-        score = cv2.matchTemplate(np.ascontiguousarray(img2[wy0:wy1, wx0:wx1], np.float32), template,
-                                  cv2.TM_SQDIFF, mask=weight)
-        _, _, (mx, my), _ = cv2.minMaxLoc(score)
-        shift = np.float32([wx0 + mx - ax, wy0 + my - ay])
-        flow = np.broadcast_to(shift, (bh, bw, 2)).copy()
-        err, inside = photometric_error(img1, img2, flow, ax, ay)
-        fits = part & inside & (err < params.rematch_error)
-        seen = part & inside
-        if not seen.any() or np.median(err[seen]) >= 0.5 * params.rematch_error:
-            continue
-        step = params.rematch_step
-        ys, xs = np.nonzero(fits & (np.arange(bh)[:, None] % step == 0) & (np.arange(bw)[None] % step == 0))
-        pts = np.stack([xs + ax, ys + ay], 1).astype(np.float32)
-        src.append(pts)
-        dst.append(pts + shift + local_shifts(img1, img2, pts, shift))
-    if not src:
-        return empty, empty
-    return np.vstack(src), np.vstack(dst)
 
 
 def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray,
