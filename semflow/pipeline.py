@@ -8,14 +8,16 @@ Every frame of the output videos is drawn under one shared colour normaliser, so
    resuming, so an interrupted run loses at most the pair in flight. A batch runs this loop on chunks
    of pairs (``start``, ``stop``, with a ``warmup`` of pairs computed before ``start`` and not kept).
 2. :func:`finish_video`: the normaliser from the records, then :func:`semflow.render.render_clip` draws
-   ``flow.mp4`` and ``panel.mp4`` from the kept flows, or computes them again when the clip was too
-   long to keep them; then ``summary.json``.
+   ``flow.mp4`` and ``panel.mp4`` from the kept flows: exact ones for a short clip, decoded from the
+   compact intermediate for a long one (:mod:`semflow.runstore`), computed again only as a fallback;
+   then ``summary.json``.
 
 With ``max_flow`` given the normaliser is known up front: one pass computes and draws, keeping nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import time
@@ -73,7 +75,8 @@ class RunOptions:
     progress: bool | None = None
     pairwise: bool = False
     """Compute every pair on its own (pair mode); by default a video state is carried from pair to pair."""
-    cache_budget: int = CACHE_BUDGET_BYTES  # bytes; pairs beyond it are computed again to draw them
+    cache_budget: int = CACHE_BUDGET_BYTES
+    """Bytes the flows kept for drawing may take: exact for a clip that fits, else the intermediate."""
 
     def fingerprint(self, video: Path, method: FlowMethod | None = None) -> dict[str, Any]:
         """The settings a resumed run must share with the run it continues: the method's name and every
@@ -124,7 +127,7 @@ def open_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Ru
     out_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(out_dir, options.fingerprint(video, method), resume=options.resume, save_flo=options.save_flo,
                        frame_shape=first.shape, single_pass=options.max_flow is not None,
-                       cache_budget=options.cache_budget, folder=folder)
+                       cache_budget=options.cache_budget, folder=folder, pairs_estimate=max(len(source) - 1, 0))
     return source, store
 
 
@@ -140,12 +143,20 @@ class StateChain:
                  save: bool = False) -> None:
         self.method, self.source, self.video, self.save = method, source, video, save
         self.saved = VideoStateStore(store.work) if video else None
+        self.checkpoints = VideoStateStore(store.work / "checkpoint") if video else None
         self.state: VideoState | None = None
 
     def before(self, index: int) -> VideoState | None:
         if self.video and self.state is None:
-            self.state = state_before(index, self.method, self.saved, self.source) if index > 0 else VideoState()
+            saved = _Latest(self.saved, self.checkpoints, index)
+            self.state = state_before(index, self.method, saved, self.source) if index > 0 else VideoState()
         return self.state
+
+    def checkpoint(self, index: int) -> None:
+        """Keep the state after pair ``index`` apart (the end of a completed intermediate segment): a
+        resumed run that computes the pairs of a lost segment again starts from it."""
+        if self.video and self.save and self.state is not None:
+            self.checkpoints.save(index, self.state)
 
     def after(self, index: int, result: FlowResult) -> None:
         if self.video:
@@ -156,6 +167,17 @@ class StateChain:
     def start_over(self) -> None:
         """Forget the carried state (the next pair does not follow the last one computed)."""
         self.state = None
+
+
+class _Latest:
+    """The saved video state (of two stores) with the largest pair index before ``pair``."""
+
+    def __init__(self, first: VideoStateStore, second: VideoStateStore, pair: int) -> None:
+        self.stores, self.pair = (first, second), pair
+
+    def load(self) -> tuple[int, dict[str, np.ndarray]] | None:
+        found = [s for s in (store.load() for store in self.stores) if s is not None and s[0] < self.pair]
+        return max(found, key=lambda s: s[0], default=None)
 
 
 def _estimate(method: FlowMethod, index: int, img1: np.ndarray, img2: np.ndarray,
@@ -178,8 +200,12 @@ def _compute_and_keep(method: FlowMethod, store: RunStore, index: int, img1: np.
     timer.lap("flow")
     record = PairRecord.of(index, result.flow, result.extras, seconds)
     timer.lap("stats")
-    store.save_flows(index, result.flow, result.extras)
+    record.kept = store.save_flows(index, result.flow, result.extras)
     store.save_record(record, result.flow)
+    if store.segment_full():
+        store.close_segment()
+        if chain is not None:
+            chain.checkpoint(index)
     timer.lap("write")
     return result
 
@@ -212,7 +238,7 @@ def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, s
     previous: np.ndarray | None = None
     number = first - 1
     total = stop - start if stop is not None else max(len(source) - 1 - start, 0) or None
-    with progress_bar(total, "flow", enabled=progress) as bar:
+    with progress_bar(total, "flow", enabled=progress) as bar, _segment_closed(store, chain):
         for number, frame in enumerate(source.frames(first), first):
             timer.lap("read")
             if previous is not None:
@@ -242,6 +268,19 @@ def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, s
     return report
 
 
+@contextlib.contextmanager
+def _segment_closed(store: RunStore, chain: StateChain):
+    """Complete the intermediate's open segment when the pass ends, drop it when it fails."""
+    try:
+        yield
+    except BaseException:
+        store.abandon_segment()
+        raise
+    last = store.open_segment_last()
+    if store.close_segment() and last is not None:
+        chain.checkpoint(last)
+
+
 def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs: int, options: RunOptions,
                  *, wall_seconds: float = 0.0, stages: dict[str, float] | None = None, computed: int | None = None,
                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -255,6 +294,7 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
     timer.lap("read")
     max_flow = options.max_flow or normaliser(records)
     chain = StateChain(method, source, store, video=not options.pairwise)
+    store.palette = getattr(getattr(method, "label_set", None), "palette", None)
 
     def flows_for(index: int, img1: np.ndarray, img2: np.ndarray) -> PairFlows:  # runs in render's thread
         kept = store.load(records[index])

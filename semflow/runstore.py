@@ -8,18 +8,25 @@ several machines, gets the very same normaliser as one uninterrupted run.
 
 Drawing needs the flows themselves once more. Where they come from (:attr:`RunStore.render_from`):
 
-- ``cache``: the exact float32 flows (and the panel's extras) kept in the work folder for the first
-  ``cache_pairs`` pairs: as many as fit ``CACHE_BUDGET_BYTES`` in the worst case (decided once, before
-  pass 1, from the frame size, and kept on resume);
+- ``cache``: the exact float32 flows (and the panel's extras) kept in the work folder, when the whole
+  clip fits ``CACHE_BUDGET_BYTES`` in the worst case (decided once, before pass 1, from the frame size
+  and the clip's frame count, and kept on resume): the frames are then exactly those of the flows;
+- ``intermediate``: for a longer clip, the flows coded without a normaliser in short H.264 videos
+  (:mod:`semflow.flowvideo`) whose bit rate is the same budget over the clip's pairs, so the work folder
+  stays under it whatever the length; drawing decodes them (colours within a few grey levels of exact
+  drawing, see BENCHMARKS.md) and computes nothing again;
 - ``flo``: the ``DIR/flo/NNNNNN.flo`` files the user asked for (``--save-flo``), when the method reports
-  no extras;
-- ``recompute``: the method runs again on the pair while it is drawn; nothing is kept but the records.
+  no extras (exact);
+- ``recompute``: the fallback: the method runs again on the pair while it is drawn (a pair the cache
+  or the intermediate could not hold: a clip longer than its frame count said, a budget spent, a
+  budget of 0).
 
-All three give the same float32 flow for a deterministic method, so the frames are identical whatever
-the source. Layout of ``DIR/.semflow-work``: ``state.json`` (the settings, the render source),
+Layout of ``DIR/.semflow-work``: ``state.json`` (the settings, the render source),
 ``pairs/NNNNNN.json`` (one record per finished pair, written after its cache entries and before its
-.flo file), ``end.json`` (the number of pairs
-once the end of the video was seen), ``cache/`` (flows, baseline flows, segmentations).
+.flo file), ``end.json`` (the number of pairs once the end of the video was seen), ``cache/`` (flows,
+baseline flows, segmentations), ``intermediate/`` (segment videos of up to ``SEGMENT_PAIRS`` pairs,
+each under its final name once complete; a pair kept in a segment that was never completed, by an
+interrupted run, is not finished and is computed again).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from semflow import flowvideo
 from semflow.errors import InputError
 from semflow.io.atomic import atomic_path, write_text_atomic
 from semflow.io.flow import check_flow, read_flo, write_flo
@@ -42,7 +50,7 @@ from semflow.viz import max_flow_of
 
 WORK_DIR = ".semflow-work"
 CACHE_BUDGET_BYTES = 512 << 20
-"""Most bytes the flow cache of one clip may take; a longer clip is recomputed while it is drawn."""
+"""Most bytes the flows a clip keeps for drawing may take (exact cache, else the intermediate)."""
 CACHE_BYTES_PER_PIXEL = 8 + 8 + 3
 """Worst case per pixel and pair: the flow and a baseline flow in float32, a segmentation in RGB."""
 
@@ -67,6 +75,8 @@ class PairRecord:
     stats: dict[str, float]
     seconds: float
     extras: list[str] = field(default_factory=list)
+    kept: str = ""
+    """Where its flows were kept for drawing: ``cache``, ``intermediate``, ``flo`` or ``none``."""
 
     @classmethod
     def of(cls, index: int, flow: np.ndarray, extras: dict[str, np.ndarray], seconds: float) -> PairRecord:
@@ -92,14 +102,20 @@ def cache_pairs(frame_shape: tuple[int, ...], budget: int = CACHE_BUDGET_BYTES) 
 
 
 class RunStore:
-    """The work folder of one output folder: pair records, the end marker and the flow cache."""
+    """The work folder of one output folder: pair records, the end marker, the flow cache and the
+    intermediate (``per_pair``: its byte budget per pair; 0: none)."""
 
-    def __init__(self, out_dir: str | Path, save_flo: bool, cache_pairs: int, folder: OutputFolder | None = None
-                 ) -> None:
+    def __init__(self, out_dir: str | Path, save_flo: bool, cache_pairs: int, folder: OutputFolder | None = None,
+                 *, per_pair: float = 0.0, budget: int = 0) -> None:
         self.out_dir = Path(out_dir)
         self.work = self.out_dir / WORK_DIR
         self.save_flo = save_flo
         self.cache_pairs = cache_pairs
+        self.per_pair, self.budget = per_pair, budget
+        self.palette: np.ndarray | None = None
+        """Colours a decoded segmentation is snapped to (the segmenter's palette), when known."""
+        self._segments = flowvideo.Segments(self.work / "intermediate")
+        self._writer: flowvideo.SegmentWriter | None = None
         self.flo_dir = self.out_dir / "flo"
         self.folder = folder
         """The locked :class:`~semflow.io.outputs.OutputFolder` of a ``semflow run`` (None in a batch,
@@ -123,17 +139,70 @@ class RunStore:
 
     def has(self, index: int) -> bool:
         """Whether pair ``index`` is finished: its record is there and, with ``save_flo``, its .flo file
-        (written last, so that every .flo file belongs to a finished pair)."""
-        return self._record_path(index).exists() and (not self.save_flo or self._flo_path(index).exists())
+        (written last, so that every .flo file belongs to a finished pair), and a pair kept in the
+        intermediate is in a completed segment."""
+        if not self._record_path(index).exists() or (self.save_flo and not self._flo_path(index).exists()):
+            return False
+        if not self.per_pair or index < self.cache_pairs or self._segments.find(index) is not None:
+            return True
+        return self.record(index).kept != "intermediate"
 
-    def save_flows(self, index: int, flow: np.ndarray, extras: dict[str, np.ndarray]) -> None:
-        """Keep the cache entries of pair ``index`` (when it is one of the first ``cache_pairs``)."""
+    def save_flows(self, index: int, flow: np.ndarray, extras: dict[str, np.ndarray]) -> str:
+        """Keep pair ``index``'s flows for drawing: in the cache (one of the first ``cache_pairs``), else
+        in the intermediate's open segment (while the budget holds it). Returns where (``cache``,
+        ``flo``, ``intermediate`` or ``none``: it will be computed again to be drawn)."""
         if index < self.cache_pairs:
             self._save_npy(self._cache_path(index, "flow", ".npy"), flow)
             if "baseline_flow" in extras:
                 self._save_npy(self._cache_path(index, "baseline", ".npy"), extras["baseline_flow"])
             if "segmentation_rgb" in extras:
                 write_image(self._cache_path(index, "segmentation", ".png"), extras["segmentation_rgb"])
+            return "cache"
+        if self.save_flo and not extras:
+            return "flo"
+        if not self.per_pair:
+            return "none"
+        flows = (flow, extras.get("segmentation_rgb"), extras.get("baseline_flow"))
+        writer = self._writer
+        if writer is not None and (index != writer.first + writer.count or writer.tiles != flowvideo.layout(flows)
+                                   or writer.shape != flow.shape[:2]):
+            self.close_segment()
+        if self._writer is None:
+            limit = flowvideo.segment_pairs(self.budget - self._segments.bytes(), self.per_pair)
+            if not limit:
+                return "none"  # the budget is spent: this pair is computed again to be drawn
+            self._writer = flowvideo.SegmentWriter(self._segments.folder, index, flow.shape[:2],
+                                                   flowvideo.layout(flows), self.per_pair, limit)
+        self._writer.add(flows)
+        if self._writer.written() > flowvideo.segment_worst_bytes(self._writer.limit, self.per_pair):
+            self._writer.limit = self._writer.count  # outgrowing its share (content the codec cannot shrink)
+        return "intermediate"
+
+    def segment_full(self) -> bool:
+        """Whether the open segment is full (time to :meth:`close_segment`)."""
+        return self._writer is not None and self._writer.count >= self._writer.limit
+
+    def open_segment_last(self) -> int | None:
+        """The last pair in the open segment, or None when none is open."""
+        return None if self._writer is None else self._writer.first + self._writer.count - 1
+
+    def close_segment(self) -> bool:
+        """Complete the open segment (its pairs become finished); returns whether one was open."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return False
+        path = writer.close()
+        if self._segments.bytes() + path.stat().st_size > self.budget:
+            path.unlink()  # over the budget after all: its pairs are computed again to be drawn
+            return False
+        self._segments.add(path)
+        return True
+
+    def abandon_segment(self) -> None:
+        """Drop the open segment (an interrupted pass: its pairs are computed again on resume)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.abandon()
 
     def save_record(self, record: PairRecord, flow: np.ndarray) -> None:
         """Write the record of a pair whose cache entries are kept, then its .flo file (``save_flo``):
@@ -169,6 +238,10 @@ class RunStore:
         """``cache``, ``flo`` or ``recompute`` (``cache+...`` when only the first pairs are cached): see the
         module docstring; ``flo`` holds for the pairs whose method reported no extras."""
         rest = "flo" if self.save_flo else "recompute"
+        if self.per_pair:
+            end = self.end() or 0
+            covered = all(self._segments.find(i) is not None for i in range(self.cache_pairs, end))
+            rest = "intermediate" if covered else f"intermediate+{rest}"
         if self.cache_pairs <= 0:
             return rest
         end = self.end()
@@ -176,8 +249,11 @@ class RunStore:
 
     def load(self, record: PairRecord) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
         """(flow, segmentation RGB or None, baseline flow or None) of a finished pair, or None when
-        they were not kept and the pair must be recomputed."""
+        they were not kept and the pair must be recomputed. Pairs from the intermediate are decoded
+        (asked for in order, they are read sequentially)."""
         index = record.index
+        if index >= self.cache_pairs and not (self.save_flo and not record.extras) and self.per_pair:
+            return self._segments.read(index, self.palette)
         if index < self.cache_pairs:
             seg_path = self._cache_path(index, "segmentation", ".png")
             base_path = self._cache_path(index, "baseline", ".npy")
@@ -190,6 +266,7 @@ class RunStore:
 
     def cleanup(self) -> None:
         """Delete the work folder (after the outputs are written), never through a link."""
+        self._segments.stop()
         if self.folder is not None:
             self.folder.remove_tree(WORK_DIR)
         else:
@@ -229,12 +306,15 @@ def _remove_pair_flos(flo_dir: Path) -> None:
 
 def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool, save_flo: bool,
                frame_shape: tuple[int, ...], single_pass: bool = False,
-               cache_budget: int = CACHE_BUDGET_BYTES, folder: OutputFolder | None = None) -> RunStore:
+               cache_budget: int = CACHE_BUDGET_BYTES, folder: OutputFolder | None = None,
+               pairs_estimate: int = 0) -> RunStore:
     """The store of ``out_dir`` for a run with ``fingerprint`` (the settings a resumed run must share).
 
     A fresh run forgets what an earlier one left (work folder, ``NNNNNN.flo``); a resumed one keeps it,
     refuses other settings and keeps the cache size it chose. ``frame_shape`` and ``cache_budget`` decide
-    how many pairs are cached; a ``single_pass`` run (``--max-flow``) caches nothing.
+    how many pairs are cached; a clip of more pairs (``pairs_estimate``, from its frame count) keeps all
+    its pairs in the intermediate instead, ``cache_budget / pairs_estimate`` bytes a pair; a
+    ``single_pass`` run (``--max-flow``) keeps nothing.
     """
     out_dir = Path(out_dir)
     state_path = out_dir / WORK_DIR / "state.json"
@@ -244,13 +324,26 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
         if before != fingerprint:
             changed = sorted(k for k in fingerprint if before.get(k) != fingerprint[k])
             raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({', '.join(changed) or 'format'})")
-        return RunStore(out_dir, save_flo, int(previous.get("cache_pairs", 0)), folder)
+        return reopen_store(out_dir, save_flo, folder)
     if not resume and folder is None:  # a locked folder has already removed what its previous run listed
         shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
         _remove_pair_flos(out_dir / "flo")
     cached = 0 if single_pass else cache_pairs(frame_shape, cache_budget)
-    write_text_atomic(state_path, json.dumps({"fingerprint": fingerprint, "cache_pairs": cached}, indent=2))
-    return RunStore(out_dir, save_flo, cached, folder)
+    per_pair = 0.0
+    if not single_pass and pairs_estimate > cached and cache_budget > 0:  # too long to cache: the intermediate
+        cached, per_pair = 0, cache_budget / pairs_estimate
+    state = {"fingerprint": fingerprint, "cache_pairs": cached, "intermediate_per_pair": per_pair,
+             "budget": cache_budget}
+    write_text_atomic(state_path, json.dumps(state, indent=2))
+    return RunStore(out_dir, save_flo, cached, folder, per_pair=per_pair, budget=cache_budget)
+
+
+def reopen_store(out_dir: str | Path, save_flo: bool, folder: OutputFolder | None = None) -> RunStore:
+    """The store of ``out_dir`` as :func:`open_store` set it up (what a batch worker or a resumed run
+    continues)."""
+    state = json.loads((Path(out_dir) / WORK_DIR / "state.json").read_text())
+    return RunStore(out_dir, save_flo, int(state.get("cache_pairs", 0)), folder,
+                    per_pair=float(state.get("intermediate_per_pair", 0.0)), budget=int(state.get("budget", 0)))
 
 
 

@@ -351,15 +351,16 @@ def test_resumed_run_gives_byte_identical_outputs(make_frames, tmp_path: Path, s
 
 
 def test_recomputed_and_single_pass_drawings_equal_the_cached_one(make_frames, tmp_path: Path) -> None:
-    """A clip too long for the cache is computed again to draw it, and a run given --max-flow draws in one
-    pass keeping nothing: both write the very bytes of the cached run (dis-fast is deterministic)."""
+    """A clip whose flows no budget holds (0; or too little even for the intermediate) is computed again
+    to draw it, and a run given --max-flow draws in one pass keeping nothing: both write the very bytes
+    of the cached run (dis-fast is deterministic)."""
     frames = make_frames(5, 48, 64)
     cached = run_video(frames, tmp_path / "cached", RunOptions(method="dis-fast", save_flo=True))
     again = run_video(frames, tmp_path / "again", RunOptions(method="dis-fast", cache_budget=0))
     part = run_video(frames, tmp_path / "part", RunOptions(method="dis-fast", cache_budget=48 * 64 * 19 * 2))
     single = run_video(frames, tmp_path / "single", RunOptions(method="dis-fast", max_flow=cached["max_flow_px"]))
     assert (cached["render_from"], again["render_from"], part["render_from"], single["render_from"]) == \
-        ("cache", "recompute", "cache+recompute", "single-pass")
+        ("cache", "recompute", "intermediate+recompute", "single-pass")
     assert again["max_flow_px"] == part["max_flow_px"] == cached["max_flow_px"]
     for name in ("flow.mp4", "panel.mp4"):
         data = (tmp_path / "cached" / name).read_bytes()

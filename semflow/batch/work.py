@@ -9,7 +9,6 @@ task that computes and draws in a single pass.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from semflow.errors import InputError
 from semflow.io.video import FrameSource
 from semflow.methods import DEFAULT_RUN_METHOD, get_method
 from semflow.pipeline import RunOptions, compute_pairs, finish_video, open_video, run_single_pass
-from semflow.runstore import CACHE_BUDGET_BYTES, WORK_DIR, RunStore, finished_summary
+from semflow.runstore import CACHE_BUDGET_BYTES, RunStore, finished_summary, reopen_store
 
 
 @dataclass
@@ -105,8 +104,7 @@ def prepare_clip(path: Path, out_dir: Path, options: RunOptions, chunk_pairs: in
 
 def _open(path: Path, out_dir: Path, options: RunOptions) -> tuple[FrameSource, RunStore]:
     source = FrameSource(path, max_side=options.max_side, max_frames=options.max_frames)
-    state = json.loads((out_dir / WORK_DIR / "state.json").read_text())
-    return source, RunStore(out_dir, options.save_flo, int(state.get("cache_pairs", 0)))
+    return source, reopen_store(out_dir, options.save_flo)
 
 
 class ClipWorker:

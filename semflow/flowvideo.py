@@ -1,0 +1,314 @@
+"""A compact, re-colourable store of a long clip's flows: short H.264 videos that hold the flows
+without a colour normaliser, so that pass 2 of ``semflow run`` draws them under the clip's normaliser
+without computing them again.
+
+Each pair is one frame of a segment video (libx264, 10-bit 4:4:4 planes given to the encoder as they
+are: no colour conversion). The flow F (H, W, 2) is coded free of any normaliser, continuous
+everywhere (also where the direction is undefined, at zero motion):
+
+- ``r = log1p(|F| / S) / log1p(M / S)`` in [0, 1], ``S = 1`` px, ``M = 1024`` px (larger is clipped):
+  the log-compressed magnitude, 0.68 % of the magnitude per code step;
+- plane Y: ``r`` (1023 levels; the encoder keeps its luma best), planes U, V: ``512 + 511 r u/|F|`` and
+  ``512 + 511 r v/|F|`` (the direction, scaled by ``r`` so that it fades out continuously at zero).
+
+Decoding takes the magnitude from Y and the direction from U, V. A semantic method's baseline flow is
+a second tile below the flow, coded the same way, and its segmentation (RGB) a third tile, one colour
+channel a plane; decoded colours are snapped to the nearest colour of the segmenter's palette.
+
+Size: the bit rate is the byte budget per pair times the (nominal) frame rate; the encoder's rate
+control (VBV: ``maxrate``, ``bufsize``) keeps a segment of ``n`` pairs under ``1.5 n per_pair`` bytes, and :class:`~semflow.runstore.RunStore` opens a segment only when that worst case still fits
+the budget, so the store never outgrows it (a segment is shortened, down to ``MIN_SEGMENT_PAIRS``, to
+fit what is left). A segment appears under its final name
+``FIRST-COUNT-LAYOUT-WxH.mkv`` only once it is complete: an interrupted run keeps its closed segments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+
+from semflow.io.atomic import move_into_place
+
+SCALE_PX = 1.0
+MAX_PX = 1024.0
+LEVELS = 1023
+FPS = 25
+"""Nominal frame rate of a segment video (one frame a pair): bit rate = bytes per pair * 8 * FPS."""
+SEGMENT_PAIRS = 50
+"""Pairs per segment: what an interrupted run loses at most, and the encoder's restart granularity."""
+TARGET = 0.8
+"""The encoder's average rate as a share of the budget per pair (its peak rate is the whole share)."""
+_LOG_RANGE = float(np.log1p(MAX_PX / SCALE_PX))
+
+
+MIN_SEGMENT_PAIRS = 4
+"""A segment shorter than this is not started (the budget is as good as spent)."""
+
+
+def segment_worst_bytes(pairs: int, per_pair: float) -> float:
+    """Most bytes a segment of ``pairs`` pairs may take: the rate control's peak rate (``per_pair`` a
+    pair) over the segment plus its buffer (VBV), half a segment's worth."""
+    return 1.5 * pairs * per_pair
+
+
+def segment_pairs(room: float, per_pair: float) -> int:
+    """How many pairs the next segment may take when ``room`` bytes of the budget are left: at most
+    ``SEGMENT_PAIRS``, so that its worst case fits; 0 when that is under ``MIN_SEGMENT_PAIRS``."""
+    pairs = min(SEGMENT_PAIRS, int(room // (1.5 * per_pair)) if per_pair > 0 else 0)
+    return pairs if pairs >= MIN_SEGMENT_PAIRS else 0
+
+
+def encode_flow(flow: np.ndarray) -> np.ndarray:
+    """Flow (H, W, 2) float32 px -> (3, H, W) uint16 planes (Y, U, V) of 10-bit codes."""
+    u, v = flow[..., 0].astype(np.float32), flow[..., 1].astype(np.float32)
+    mag = np.hypot(u, v)
+    r = np.clip(np.log1p(mag / SCALE_PX) / _LOG_RANGE, 0.0, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        k = np.where(mag > 0, r / mag, 0.0)
+    half = LEVELS // 2  # 511
+    planes = np.stack([r * LEVELS, (half + 1) + half * u * k, (half + 1) + half * v * k])
+    return np.clip(np.rint(planes), 0, LEVELS).astype(np.uint16)
+
+
+def decode_flow(planes: np.ndarray) -> np.ndarray:
+    """(3, H, W) codes from :func:`encode_flow` (after the codec) -> flow (H, W, 2) float32 px."""
+    p = planes.astype(np.float32)
+    r = p[0] / LEVELS
+    mag = SCALE_PX * np.expm1(r * _LOG_RANGE)
+    du, dv = p[1] - (LEVELS // 2 + 1), p[2] - (LEVELS // 2 + 1)
+    norm = np.hypot(du, dv)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(norm > 0, mag / norm, 0.0)
+    return np.stack([du * scale, dv * scale], axis=2).astype(np.float32)
+
+
+def snap_colours(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Each pixel of ``rgb`` (H, W, 3) -> the nearest colour of ``palette`` (K, 3) (Euclidean, in RGB)."""
+    pal = np.asarray(palette, np.int32).reshape(-1, 3)
+    flat = rgb.reshape(-1, 3).astype(np.int32)
+    best = np.zeros(len(flat), np.int64)
+    best_d = np.full(len(flat), np.iinfo(np.int64).max)
+    for k, colour in enumerate(pal):  # K passes over the image: no (N, K) array in memory
+        d = ((flat - colour) ** 2).sum(axis=1)
+        closer = d < best_d
+        best[closer], best_d[closer] = k, d[closer]
+    return pal[best].astype(np.uint8).reshape(rgb.shape)
+
+
+Flows = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
+"""(flow, segmentation RGB or None, baseline flow or None): what a pair is drawn from."""
+
+
+def layout(flows: Flows) -> str:
+    """The tiles a pair's frame holds, top to bottom: ``f`` flow, ``b`` baseline flow, ``s`` segmentation."""
+    _, seg, base = flows
+    return "f" + ("b" if base is not None else "") + ("s" if seg is not None else "")
+
+
+MIN_BITS_PER_PIXEL = 0.015
+"""Below this many bits per coded pixel (of all tiles) the tiles are coded at half the size (again, while
+the smaller side stays >= 64): H.264 cannot go much lower at full size without outgrowing its rate."""
+
+
+def coded_shape(shape: tuple[int, int], tiles: int, per_pair: float) -> tuple[int, int]:
+    """(H', W') each tile of a pair is coded at, for frames ``shape`` (H, W) and ``per_pair`` bytes."""
+    h, w = shape
+    while per_pair * 8 / (h * w * tiles) < MIN_BITS_PER_PIXEL and min(h, w) >= 128:
+        h, w = (h + 1) // 2, (w + 1) // 2
+    return h, w
+
+
+def _resize(image: np.ndarray, shape: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    if image.shape[:2] == tuple(shape):
+        return image
+    small = shape[0] < image.shape[0]
+    how = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if small else cv2.INTER_LINEAR
+    return cv2.resize(image, (shape[1], shape[0]), interpolation=how)
+
+
+def encode_pair(flows: Flows, coded: tuple[int, int] | None = None) -> np.ndarray:
+    """A pair's flows -> (3, tiles * H', W') uint16 planes: each tile resized to ``coded`` (default: the
+    frame size; flows keep their full-size pixel units), then rounded up to even sizes."""
+    flow, seg, base = flows
+    h, w = coded or flow.shape[:2]
+    tiles = [encode_flow(_resize(flow, (h, w)))]
+    if base is not None:
+        tiles.append(encode_flow(_resize(base, (h, w))))
+    if seg is not None:
+        tiles.append(np.moveaxis(_resize(np.asarray(seg), (h, w), nearest=True).astype(np.uint16), 2, 0) * 4)
+    planes = np.concatenate([np.pad(t, ((0, 0), (0, h % 2), (0, w % 2)), mode="edge") for t in tiles], axis=1)
+    return planes
+
+
+def decode_pair(planes: np.ndarray, shape: tuple[int, int], tiles: str, palette: np.ndarray | None = None,
+                coded: tuple[int, int] | None = None) -> Flows:
+    """Planes from :func:`encode_pair` (tiles ``coded`` (H', W'), default ``shape``) -> the pair's flows
+    at ``shape`` (H, W)."""
+    h, w = coded or shape
+    tile_h = h + h % 2
+    parts = {key: planes[:, k * tile_h:k * tile_h + h, :w] for k, key in enumerate(tiles)}
+    seg = None
+    if "s" in parts:
+        seg = np.moveaxis(np.clip((parts["s"].astype(np.int32) + 2) // 4, 0, 255).astype(np.uint8), 0, 2)
+        seg = _resize(np.ascontiguousarray(seg), shape, nearest=True)
+        if palette is not None and len(palette):
+            seg = snap_colours(seg, palette)
+    base = _resize(decode_flow(parts["b"]), shape) if "b" in parts else None
+    return _resize(decode_flow(parts["f"]), shape), seg, base
+
+
+class SegmentWriter:
+    """One segment video being written: pairs ``first, first + 1, ...`` of one layout and frame size.
+
+    ``per_pair``: the byte budget per pair (it also sets the coded size: :func:`coded_shape`);
+    ``limit``: the most pairs it takes. :meth:`close` finishes the video and moves it to its final name
+    ``FIRST-COUNT-LAYOUT-WxH-wxh.mkv`` (frame size, coded size) in ``folder``; :meth:`abandon` drops it.
+    """
+
+    def __init__(self, folder: Path, first: int, shape: tuple[int, int], tiles: str, per_pair: float,
+                 limit: int = SEGMENT_PAIRS) -> None:
+        self.folder, self.first, self.shape, self.tiles, self.count = Path(folder), first, shape, tiles, 0
+        self.limit = limit
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.part = self.folder / f"{first:06d}.part.mkv"
+        self.coded = coded_shape(shape, len(tiles), per_pair)
+        h, w = self.coded
+        size = (w + w % 2, (h + h % 2) * len(tiles))
+        rate = per_pair * 8 * FPS  # bits per second
+        buffer = rate * limit / FPS / 2  # bits: half the segment at the peak rate
+        self._gen = imageio_ffmpeg.write_frames(
+            str(self.part), size, pix_fmt_in="yuv444p10le", pix_fmt_out="yuv444p10le", fps=FPS, quality=None,
+            codec="libx264", macro_block_size=1, ffmpeg_log_level="error",
+            output_params=["-preset", "veryfast", "-tune", "psnr", "-b:v", f"{int(rate * TARGET)}",
+                           "-maxrate", f"{int(rate)}", "-bufsize", f"{int(buffer)}", "-threads", "2", "-f", "matroska"])
+        self._gen.send(None)
+
+    def add(self, flows: Flows) -> None:
+        """Append the next pair (its flows must have this segment's layout and frame size)."""
+        self._gen.send(np.ascontiguousarray(encode_pair(flows, self.coded).astype("<u2")).tobytes())
+        self.count += 1
+
+    def written(self) -> int:
+        """Bytes the encoder has written so far (it lags the pairs given by its look-ahead)."""
+        try:
+            return self.part.stat().st_size
+        except OSError:
+            return 0
+
+    def close(self) -> Path:
+        """Finish the video; returns its final path."""
+        self._gen.close()
+        (h, w), (ch, cw) = self.shape, self.coded
+        final = self.folder / f"{self.first:06d}-{self.count:06d}-{self.tiles}-{w}x{h}-{cw}x{ch}.mkv"
+        move_into_place(self.part, final)
+        return final
+
+    def abandon(self) -> None:
+        """Stop the encoder and delete the unfinished video."""
+        try:
+            self._gen.close()
+        finally:
+            self.part.unlink(missing_ok=True)
+
+
+Span = tuple[int, int, str, tuple[int, int], tuple[int, int], Path]
+"""A finished segment: (first pair, pairs, layout, frame size (H, W), coded size (H', W'), path)."""
+
+
+def parse_segment(path: Path) -> Span | None:
+    """The :data:`Span` a finished segment's file name gives, or None for any other file."""
+    parts = path.name.removesuffix(".mkv").split("-")
+    if path.suffix != ".mkv" or len(parts) != 5 or not (parts[0].isdecimal() and parts[1].isdecimal()):
+        return None
+    sizes = [part.split("x") for part in parts[3:]]
+    if not all(len(size) == 2 and all(x.isdecimal() for x in size) for size in sizes):
+        return None
+    (w, h), (cw, ch) = ((int(a), int(b)) for a, b in sizes)
+    return int(parts[0]), int(parts[1]), parts[2], (h, w), (ch, cw), path
+
+
+def read_segment(path: Path, shape: tuple[int, int], tiles: str, palette: np.ndarray | None = None,
+                 coded: tuple[int, int] | None = None) -> Iterator[Flows]:
+    """Yield the flows of a finished segment's pairs in order (decoded, see :func:`decode_pair`)."""
+    h, w = coded or shape
+    size = (w + w % 2, (h + h % 2) * len(tiles))
+    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="yuv444p10le", bits_per_pixel=48)
+    try:
+        next(gen)  # the metadata
+        for data in gen:
+            planes = np.frombuffer(data, "<u2").reshape(3, size[1], size[0])
+            yield decode_pair(planes, shape, tiles, palette, coded)
+    finally:
+        gen.close()
+
+
+class Segments:
+    """The finished segments in ``folder`` (listed again when a pair is not found: other workers of a
+    batch may have added some) and a sequential reader over them."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._spans: list[Span] = []
+        self._listed = False
+        self._reading: tuple[Span, Iterator[Flows], int] | None = None
+
+    def _list(self) -> None:
+        found = [span for p in self.folder.iterdir() if (span := parse_segment(p))] if self.folder.is_dir() else []
+        self._spans, self._listed = sorted(found), True
+
+    def add(self, path: Path) -> None:
+        """Note a segment just completed by this process."""
+        if (span := parse_segment(path)) is not None:
+            self._spans = sorted([*self._spans, span])
+
+    def remove(self, path: Path) -> None:
+        """Delete a segment (one that took more than the budget left)."""
+        path.unlink(missing_ok=True)
+        self._spans = [span for span in self._spans if span[5] != path]
+
+    def find(self, index: int) -> Span | None:
+        """The finished segment holding pair ``index``, or None."""
+        for attempt in range(2):
+            for span in self._spans:
+                if span[0] <= index < span[0] + span[1]:
+                    return span
+            if attempt == 0:
+                self._list()
+        return None
+
+    def bytes(self) -> int:
+        """Bytes of the finished segments (listed now)."""
+        self._list()
+        return sum(span[5].stat().st_size for span in self._spans if span[5].exists())
+
+    def read(self, index: int, palette: np.ndarray | None = None) -> Flows | None:
+        """The decoded flows of pair ``index`` (None when no finished segment holds it). Reading pairs in
+        order decodes each segment once."""
+        span = self.find(index)
+        if span is None:
+            return None
+        if self._reading is None or self._reading[0] != span or self._reading[2] > index:
+            self.stop()
+            self._reading = (span, read_segment(span[5], span[3], span[2], palette, span[4]), span[0])
+        span, frames, at = self._reading
+        for _ in range(at, index + 1):
+            flows = next(frames, None)
+            if flows is None:
+                self.stop()
+                return None  # a damaged segment: the pair is computed again
+        self._reading = (span, frames, index + 1)
+        return flows
+
+    def stop(self) -> None:
+        """Close the open reader."""
+        if self._reading is not None:
+            self._reading[1].close()
+            self._reading = None
+
+
+__all__ = ["FPS", "SEGMENT_PAIRS", "SegmentWriter", "decode_flow", "decode_pair", "encode_flow", "encode_pair",
+           "Segments", "layout", "parse_segment", "read_segment", "segment_worst_bytes", "snap_colours"]

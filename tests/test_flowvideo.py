@@ -1,0 +1,164 @@
+"""The intermediate of a long run (semflow.flowvideo): round trip, disk bound, drawing without recompute, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semflow import flowvideo
+from semflow.methods import get_method
+from semflow.pipeline import WORK_DIR, RunOptions, run_video
+from semflow.runstore import RunStore
+from semflow.viz import flow_to_color
+
+
+def synthetic_flow(h: int, w: int, k: int = 0) -> np.ndarray:
+    """A vortex around a moving centre plus a translation: magnitudes 0 .. ~25 px, every direction."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy = w / 2 + 3 * k, h / 2
+    flow = np.stack([-(y - cy), x - cx], axis=2) * np.float32(0.3)
+    return (flow + np.float32([1.5, -0.5])).astype(np.float32)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
+    return 10 * np.log10(255 ** 2 / max(mse, 1e-12))
+
+
+def test_codes_without_the_codec_keep_the_flow_within_a_code_step() -> None:
+    flow = synthetic_flow(60, 80)
+    flow[:5, :5] = 0  # zero motion: continuous, decodes to zero
+    back = flowvideo.decode_flow(flowvideo.encode_flow(flow))
+    mag = np.linalg.norm(flow, axis=2)
+    err = np.linalg.norm(back - flow, axis=2)
+    # half a 10-bit step of the log magnitude (0.34 % of |F| + 1 px) and of the direction's codes
+    assert np.all(err <= 0.008 * (mag + 1.0))
+    assert np.all(back[:5, :5] == 0)
+
+
+def test_round_trip_colours_within_tolerance_of_exact_drawing(tmp_path: Path) -> None:
+    """Pairs through a segment video (H.264, 10-bit 4:4:4), then drawn under a normaliser chosen after:
+    the colour-wheel images stay within a few grey levels of drawing the exact flows."""
+    h, w = 96, 128
+    palette = np.array([[128, 64, 128], [70, 70, 70], [0, 0, 142], [0, 0, 0]], np.uint8)
+    pairs = []
+    for k in range(6):
+        seg = palette[(np.arange(w)[None, :] // 32 + np.arange(h)[:, None] // 48 + k) % 4]
+        pairs.append((synthetic_flow(h, w, k), seg, synthetic_flow(h, w, k) * np.float32(0.5)))
+    writer = flowvideo.SegmentWriter(tmp_path, 0, (h, w), "fbs", per_pair=20_000)
+    for flows in pairs:
+        writer.add(flows)
+    path = writer.close()
+    span = flowvideo.parse_segment(path)
+    assert span[:5] == (0, 6, "fbs", (h, w), (h, w))
+    decoded = list(flowvideo.read_segment(path, (h, w), "fbs", palette))
+    assert len(decoded) == 6
+    max_flow = 12.0  # the clip's normaliser, known only after all pairs: flows beyond it too
+    for (flow, seg, base), (flow2, seg2, base2) in zip(pairs, decoded, strict=True):
+        for exact, back in ((flow, flow2), (base, base2)):
+            a, b = flow_to_color(exact, max_flow), flow_to_color(back, max_flow)
+            diff = np.abs(a.astype(int) - b.astype(int)).max(axis=2)
+            # the wheel itself jumps at |F| = max_flow (darker beyond): away from that rim, a few levels
+            rim = np.abs(np.linalg.norm(exact, axis=2) / max_flow - 1) < 0.03
+            assert psnr(a, b) > 38.0 and np.percentile(diff, 99) <= 6 and diff[~rim].max() <= 12
+        assert (seg2 == seg).mean() > 0.97  # snapped to the palette: exact but for a few edge pixels
+
+
+def test_disk_stays_under_the_budget_by_construction(tmp_path: Path, monkeypatch) -> None:
+    """Noisy flows (hard to compress) for more pairs than the budget was planned for: the finished
+    segments never take more than the budget; pairs they cannot hold are left to be computed again."""
+    monkeypatch.setattr(flowvideo, "SEGMENT_PAIRS", 8)
+    pairs, budget = 40, 60_000
+    store = RunStore(tmp_path, save_flo=False, cache_pairs=0, per_pair=budget / 30, budget=budget)
+    folder = tmp_path / WORK_DIR / "intermediate"
+    rng = np.random.default_rng(1)
+    for index in range(pairs):
+        store.save_flows(index, rng.normal(0, 8, (64, 96, 2)).astype(np.float32), {})
+        if store.segment_full():
+            store.close_segment()
+            assert sum(p.stat().st_size for p in folder.glob("*-*.mkv")) <= budget
+    store.close_segment()
+    spans = [flowvideo.parse_segment(p) for p in folder.iterdir()]
+    assert sum(span[5].stat().st_size for span in spans) <= budget
+    held = sum(span[1] for span in spans)
+    assert 8 <= held < 30  # this content needs more than planned: the segments that did not fit are gone
+
+
+def test_a_smooth_clip_fits_its_budget_with_room_to_spare(tmp_path: Path) -> None:
+    pairs, budget = 30, 120_000
+    store = RunStore(tmp_path, save_flo=False, cache_pairs=0, per_pair=budget / pairs, budget=budget)
+    for index in range(pairs):
+        assert store.save_flows(index, synthetic_flow(96, 128, index), {}) == "intermediate"
+        if store.segment_full():
+            store.close_segment()
+    store.close_segment()
+    assert all(store.has(i) is False for i in range(pairs))  # no records yet: not finished
+    spans = [flowvideo.parse_segment(p) for p in (tmp_path / WORK_DIR / "intermediate").iterdir()]
+    assert sum(span[1] for span in spans) == pairs
+    assert sum(span[5].stat().st_size for span in spans) <= budget
+
+
+def test_coded_size_halves_when_the_budget_is_thin() -> None:
+    assert flowvideo.coded_shape((1080, 1920), 1, 4970) == (1080, 1920)  # an hour of 1080p in 512 MiB
+    assert flowvideo.coded_shape((1080, 1920), 3, 4970) == (540, 960)  # with baseline and segmentation
+
+
+def counting(name: str):
+    method = get_method(name)
+    method.calls = 0
+    estimate = method.estimate
+
+    def counted(*args, **kwargs):
+        method.calls += 1
+        return estimate(*args, **kwargs)
+
+    method.estimate = counted
+    return method
+
+
+def test_long_run_draws_from_the_intermediate_without_recomputing(make_frames, tmp_path: Path) -> None:
+    """A clip longer than the exact cache holds: every pair is computed once, drawn from the
+    intermediate, under the very normaliser of the cached run, with frames close to its frames."""
+    import imageio.v3 as iio
+
+    frames = make_frames(9, 48, 64)
+    cached = run_video(frames, tmp_path / "cached", RunOptions(method="dis-fast", pairwise=True))
+    method = counting("dis-fast")
+    long = run_video(frames, tmp_path / "long", RunOptions(method="dis-fast", pairwise=True, cache_budget=60_000),
+                     method=method)
+    assert method.calls == 8  # pass 2 computed nothing again
+    assert long["render_from"] == "intermediate" and cached["render_from"] == "cache"
+    assert long["max_flow_px"] == cached["max_flow_px"]
+    assert not (tmp_path / "long" / WORK_DIR).exists()
+    a, b = iio.imread(tmp_path / "cached" / "flow.mp4"), iio.imread(tmp_path / "long" / "flow.mp4")
+    assert a.shape == b.shape and psnr(a, b) > 35.0
+
+
+def test_resume_keeps_completed_segments_and_recomputes_only_the_lost_one(make_frames, tmp_path: Path,
+                                                                          monkeypatch) -> None:
+    monkeypatch.setattr(flowvideo, "SEGMENT_PAIRS", 4)
+    frames = make_frames(12, 48, 64)
+    out = tmp_path / "out"
+    options = RunOptions(method="dis-fast", pairwise=True, cache_budget=200_000)
+    crashing = counting("dis-fast")
+    estimate = crashing.estimate
+
+    def fail_on_pair_6(img1, img2, **kwargs):
+        if crashing.calls == 6:
+            raise RuntimeError("killed on pair 6")
+        return estimate(img1, img2, **kwargs)
+
+    crashing.estimate = fail_on_pair_6
+    with pytest.raises(RuntimeError, match="pair 6"):
+        run_video(frames, out, options, method=crashing)
+    segments = sorted(p.name for p in (out / WORK_DIR / "intermediate").iterdir())
+    assert segments == ["000000-000004-f-64x48-64x48.mkv"]  # pairs 4, 5 were in the unfinished segment: dropped
+    assert len(list((out / WORK_DIR / "pairs").iterdir())) == 6
+    resumed = counting("dis-fast")
+    summary = run_video(frames, out, RunOptions(**{**options.__dict__, "resume": True}), method=resumed)
+    assert resumed.calls == 7  # pairs 4 .. 10: nothing of pairs 0 .. 3 again, in pass 1 or 2
+    assert summary["render_from"] == "intermediate" and summary["pairs"] == 11 and summary["resumed_pairs"] == 4
+    whole = run_video(frames, tmp_path / "whole", RunOptions(method="dis-fast", pairwise=True))
+    assert summary["max_flow_px"] == whole["max_flow_px"]
