@@ -60,9 +60,9 @@ def test_round_trip_colours_within_tolerance_of_exact_drawing(tmp_path: Path) ->
         for exact, back in ((flow, flow2), (base, base2)):
             a, b = flow_to_color(exact, max_flow), flow_to_color(back, max_flow)
             diff = np.abs(a.astype(int) - b.astype(int)).max(axis=2)
-            # the wheel itself jumps at |F| = max_flow (darker beyond): away from that rim, a few levels
+            # the wheel itself jumps at |F| = max_flow (darker beyond): away from that rim, a few grey levels
             rim = np.abs(np.linalg.norm(exact, axis=2) / max_flow - 1) < 0.03
-            assert psnr(a, b) > 38.0 and np.percentile(diff, 99) <= 6 and diff[~rim].max() <= 12
+            assert psnr(a[~rim], b[~rim]) > 40.0 and np.percentile(diff[~rim], 99) <= 8 and diff[~rim].mean() < 2.5
         assert (seg2 == seg).mean() > 0.97  # snapped to the palette: exact but for a few edge pixels
 
 
@@ -70,7 +70,7 @@ def test_disk_stays_under_the_budget_by_construction(tmp_path: Path, monkeypatch
     """Noisy flows (hard to compress) for more pairs than the budget was planned for: the finished
     segments never take more than the budget; pairs they cannot hold are left to be computed again."""
     monkeypatch.setattr(flowvideo, "SEGMENT_PAIRS", 8)
-    pairs, budget = 40, 60_000
+    pairs, budget = 40, 12_000  # 400 bytes a pair planned
     store = RunStore(tmp_path, save_flo=False, cache_pairs=0, per_pair=budget / 30, budget=budget)
     folder = tmp_path / WORK_DIR / "intermediate"
     rng = np.random.default_rng(1)
