@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--section", default="batch", help="the BENCHMARKS.md section to write")
     args = parser.parse_args()
-    videos = args.data / "videos"
+    videos = args.data.resolve() / "videos"
     clips = [videos / "vtest.avi", videos / "solidWhiteRight.mp4"]
     title = {"batch": "## `semflow batch` and the temporary disk of `semflow run`",
              "batch-disk": "## `semflow run` on a long clip: temporary disk, wall time, the intermediate"}.get(

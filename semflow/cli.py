@@ -6,13 +6,14 @@ Every command turns a :class:`~semflow.errors.SemflowError` into one line on std
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
-from semflow.cli_options import click_type, prior_options
+from semflow.cli_options import F, click_type, prior_options
 from semflow.errors import InputError, SemflowError
 from semflow.io.outputs import check_outputs
 from semflow.methods import DEFAULT_RUN_METHOD
@@ -78,26 +79,49 @@ def _build_method(method: str, options: dict[str, Any]) -> tuple[Any, dict[str, 
 
 # --- run ----------------------------------------------------------------------------------------
 
+RUN_SETTINGS = ("save_flo", "max_frames", "max_side", "max_flow", "resume", "pairwise", "progress")
+"""The options of ``run`` that ``batch`` shares (besides --method and --cache-mb): RunOptions' fields."""
+
+
+def _run_settings(per_clip: bool) -> Callable[[F], F]:
+    """The options ``run`` and ``batch`` share (``per_clip``: worded for batch's clips), declared once."""
+    clip = " per clip" if per_clip else ""
+    flo = "DIR/NAME/flo" if per_clip else "DIR/flo"
+    declared = [
+        click.option("--method", default=DEFAULT_RUN_METHOD, show_default=True,
+                     help="Flow method (see `semflow methods`)."),
+        click.option("--save-flo", is_flag=True, help=f"Also write {flo}/NNNNNN.flo for every pair."),
+        click.option("--max-frames", type=click.IntRange(min=0), default=None, help=f"Read at most this many frames{clip}."),
+        click.option("--max-side", type=click.IntRange(min=16), default=None,
+                     help="Shrink frames so the longer side is at most PX."),
+        click.option("--max-flow", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Colour normaliser in px (default: the 99th percentile over the whole clip); one pass, no"
+                          " flows kept."),
+        click.option("--resume", is_flag=True, help="Keep the pairs an earlier, interrupted run finished; do only what is"
+                                                    " missing."),
+        click.option("--cache-mb", type=click.IntRange(min=0), default=512, show_default=True,
+                     help=f"Disk (MiB){clip} for the flows kept to draw the clip: exact ones when the clip fits, else"
+                          " a compact re-colourable video of them at this size over the clip (0: keep none, compute"
+                          " them again to draw them)."),
+        click.option("--pairwise", is_flag=True,
+                     help="Compute each pair on its own (pair mode) instead of carrying what is known from pair to pair."),
+        click.option("--progress/--no-progress", default=None, help="Progress display (default: on a terminal)."),
+    ]
+
+    def apply(func: F) -> F:
+        for option in reversed(declared):
+            func = option(func)
+        return func
+
+    return apply
+
 
 @main.command()
 @click.argument("video", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder.")
-@click.option("--method", default=DEFAULT_RUN_METHOD, show_default=True, help="Flow method (see `semflow methods`).")
-@click.option("--save-flo", is_flag=True, help="Also write DIR/flo/NNNNNN.flo for every pair.")
-@click.option("--max-frames", type=click.IntRange(min=0), default=None, help="Read at most this many frames.")
-@click.option("--max-side", type=click.IntRange(min=16), default=None, help="Shrink frames so the longer side is at most PX.")
-@click.option("--max-flow", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Colour normaliser in px (default: the 99th percentile over the whole video).")
-@click.option("--resume", is_flag=True, help="Keep the pairs an earlier, interrupted run finished.")
-@click.option("--cache-mb", type=click.IntRange(min=0), default=512, show_default=True,
-              help="Disk (MiB) for exact flows kept to draw the clip; pairs beyond it are computed again to draw them.")
-@click.option("--pairwise", is_flag=True,
-              help="Compute each pair on its own (pair mode) instead of carrying what is known from pair to pair.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@_run_settings(per_clip=False)
 @_method_options
-def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int | None, max_side: int | None,
-        max_flow: float | None, resume: bool, cache_mb: int, pairwise: bool, progress: bool | None,
-        **method_options: Any) -> None:
+def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any) -> None:
     """Flow for every consecutive frame pair of VIDEO (a video file or a folder of images).
 
     Writes DIR/flow.mp4 (colour wheel), DIR/panel.mp4 (frame beside its flow), DIR/summary.json and,
@@ -107,12 +131,9 @@ def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int
     from semflow.pipeline import RunOptions, run_video
 
     check_outputs(folders=[out_dir])
-    estimator, described = _build_method(method, method_options)
-    options = RunOptions(
-        method=method, method_options=described, save_flo=save_flo,
-        max_frames=max_frames, max_side=max_side, resume=resume, max_flow=max_flow, progress=progress,
-        cache_budget=cache_mb * 2 ** 20, pairwise=pairwise,
-    )
+    run_settings = {name: settings.pop(name) for name in RUN_SETTINGS}
+    estimator, described = _build_method(method, settings)
+    options = RunOptions(method=method, method_options=described, cache_budget=cache_mb * 2 ** 20, **run_settings)
     summary = run_video(video, out_dir, options, method=estimator)
     sec, wall = summary["seconds_per_pair"]["median"], summary.get("wall_seconds", {}).get("per_pair")
     click.echo(f"{summary['pairs']} pairs, {sec:.3f} s/pair median compute, {wall:.3f} s/pair wall"
@@ -126,7 +147,6 @@ def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Output folder: one folder per clip (the files `run` writes) and batch.json.")
-@click.option("--method", default=DEFAULT_RUN_METHOD, show_default=True, help="Flow method (see `semflow methods`).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Ray workers, each holding one built method (default: the CPUs Ray sees).")
 @click.option("--address", default=None, help="Join this Ray cluster (e.g. HEAD_IP:6379 or auto) instead of starting one.")
@@ -134,19 +154,10 @@ def run(video: Path, out_dir: Path, method: str, save_flo: bool, max_frames: int
               help="Pairs per task: long clips are split into chunks computed in parallel.")
 @click.option("--warmup-pairs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Pairs a chunk computes before its first one (for methods that carry state).")
-@click.option("--save-flo", is_flag=True, help="Also write DIR/NAME/flo/NNNNNN.flo for every pair.")
-@click.option("--max-frames", type=click.IntRange(min=0), default=None, help="Read at most this many frames per clip.")
-@click.option("--max-side", type=click.IntRange(min=16), default=None, help="Shrink frames so the longer side is at most PX.")
-@click.option("--max-flow", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Colour normaliser in px (default: per clip, the 99th percentile over the clip); one pass per clip.")
-@click.option("--resume", is_flag=True, help="Keep what an earlier batch finished; do only what is missing.")
-@click.option("--cache-mb", type=click.IntRange(min=0), default=512, show_default=True,
-              help="Disk (MiB) for exact flows kept to draw the clip; pairs beyond it are computed again to draw them.")
-@click.option("--progress/--no-progress", default=None, help="Progress display (default: on a terminal).")
+@_run_settings(per_clip=True)
 @_method_options
 def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | None, address: str | None,
-          chunk_pairs: int, warmup_pairs: int, save_flo: bool, max_frames: int | None, max_side: int | None,
-          max_flow: float | None, resume: bool, cache_mb: int, progress: bool | None, **method_options: Any) -> None:
+          chunk_pairs: int, warmup_pairs: int, cache_mb: int, **settings: Any) -> None:
     """Flow for many clips on Ray: INPUTS are videos, folders of frames, folders of videos, glob patterns
     or manifests (.txt: a path a line; .csv: input[,name]).
 
@@ -160,11 +171,10 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
 
     # Built here once, so that a bad method or option fails in one line before Ray starts; each worker
     # then builds it by name with the same options.
-    _, described = _build_method(method, method_options)
-    options = BatchOptions(method=method, method_options=described, save_flo=save_flo, max_frames=max_frames,
-                           max_side=max_side, max_flow=max_flow, resume=resume, workers=workers, address=address,
-                           chunk_pairs=chunk_pairs, warmup_pairs=warmup_pairs, progress=progress,
-                           cache_budget=cache_mb * 2 ** 20)
+    run_settings = {name: settings.pop(name) for name in RUN_SETTINGS}
+    _, described = _build_method(method, settings)
+    options = BatchOptions(method=method, method_options=described, cache_budget=cache_mb * 2 ** 20, workers=workers,
+                           address=address, chunk_pairs=chunk_pairs, warmup_pairs=warmup_pairs, **run_settings)
     with Batch(out_dir, options) as runner:
         runner.submit(inputs)
         for result in runner.results():

@@ -66,3 +66,33 @@ def test_chunks_give_the_outputs_of_one_run(make_frames, tmp_path: Path, frames:
     for name in ["flow.mp4", "panel.mp4"] + [f"flo/{i:06d}.flo" for i in range(frames - 1)]:
         assert (out / name).read_bytes() == (tmp_path / "run" / name).read_bytes(), name
     assert json.loads((out / "summary.json").read_text())["settings"] == full["settings"]
+
+
+def test_batch_options_are_run_options_plus_the_batch_settings() -> None:
+    from dataclasses import fields
+
+    from semflow.batch import BatchOptions
+
+    options = BatchOptions(method="dis-fast", pairwise=True, max_side=64, cache_budget=123, workers=2, chunk_pairs=7)
+    run = options.run_options()
+    assert type(run) is RunOptions and run.progress is False
+    assert {f.name for f in fields(RunOptions)} <= {f.name for f in fields(BatchOptions)}
+    assert (run.method, run.pairwise, run.max_side, run.cache_budget) == ("dis-fast", True, 64, 123)
+
+
+def test_pairwise_chunks_give_the_outputs_of_a_pairwise_run(make_frames, tmp_path: Path) -> None:
+    """``semflow batch --pairwise``: chunks in pair mode, drawn as ``semflow run --pairwise`` draws."""
+    from semflow.batch import BatchOptions
+
+    folder = make_frames(7, 40, 56)
+    options = BatchOptions(method="dis-fast", save_flo=True, pairwise=True).run_options()
+    full = run_video(folder, tmp_path / "run", RunOptions(method="dis-fast", save_flo=True, pairwise=True))
+    out = tmp_path / "chunked"
+    prepared = prepare_clip(folder, out, options, 2)
+    worker = ClipWorker("dis-fast", {})
+    for chunk in prepared.chunks:
+        worker.compute(folder, out, options, chunk, 0)
+    summary = worker.finish(folder, out, options, 0.0, {}, 6)
+    assert summary["mode"] == full["mode"] == "pairwise"
+    for name in ["flow.mp4", "panel.mp4"] + [f"flo/{i:06d}.flo" for i in range(6)]:
+        assert (out / name).read_bytes() == (tmp_path / "run" / name).read_bytes(), name

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,36 +22,28 @@ from semflow.errors import InputError
 from semflow.io.video import FrameSource
 from semflow.methods import DEFAULT_RUN_METHOD, get_method
 from semflow.pipeline import RunOptions, compute_pairs, finish_video, open_video, run_single_pass
-from semflow.runstore import CACHE_BUDGET_BYTES, RunStore, finished_summary, reopen_store
+from semflow.runstore import RunStore, finished_summary, reopen_store
 
 
 @dataclass
-class BatchOptions:
-    """What a batch does. ``method`` is a registered name (or a built :class:`FlowMethod`, pickled to the
-    workers); the run settings mirror ``semflow run``'s. ``workers``: Ray actors (default: the CPUs
-    Ray sees); ``address``: an existing Ray cluster to join (default: start one on this machine);
-    ``chunk_pairs``: pairs per task; ``warmup_pairs``: pairs computed before a chunk's first one."""
+class BatchOptions(RunOptions):
+    """What a batch does: the settings of ``semflow run`` (:class:`RunOptions`: each clip is run with
+    them; ``progress`` is the batch's display), with ``method`` also a built :class:`FlowMethod` (pickled
+    to the workers). ``workers``: Ray actors (default: the CPUs Ray sees); ``address``: an existing Ray
+    cluster to join (default: start one on this machine); ``chunk_pairs``: pairs per task;
+    ``warmup_pairs``: pairs computed before a chunk's first one."""
 
     method: str | FlowMethod = DEFAULT_RUN_METHOD
-    method_options: dict[str, Any] = field(default_factory=dict)
-    save_flo: bool = False
-    max_frames: int | None = None
-    max_side: int | None = None
-    max_flow: float | None = None
-    resume: bool = False
     workers: int | None = None
     address: str | None = None
     chunk_pairs: int = 50
     warmup_pairs: int = 0
-    progress: bool | None = None
-    cache_budget: int = CACHE_BUDGET_BYTES
 
     def run_options(self) -> RunOptions:
         """The :class:`RunOptions` each clip is run with (what ``semflow run`` would be given)."""
+        settings = {f.name: getattr(self, f.name) for f in fields(RunOptions)}
         name = self.method if isinstance(self.method, str) else self.method.name
-        return RunOptions(method=name, method_options=dict(self.method_options), save_flo=self.save_flo,
-                          max_frames=self.max_frames, max_side=self.max_side, resume=self.resume,
-                          max_flow=self.max_flow, progress=False, cache_budget=self.cache_budget)
+        return RunOptions(**{**settings, "method": name, "method_options": dict(self.method_options), "progress": False})
 
 
 @dataclass(frozen=True)
