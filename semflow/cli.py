@@ -203,9 +203,11 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
 @click.option("--viz", type=click.Path(path_type=Path), default=None, help="Also write a colour-wheel PNG.")
 @click.option("--explain", type=click.Path(path_type=Path), default=None,
               help="Write the method's intermediate maps (segmentation, model map, layers) to this folder.")
+@click.option("--max-side", type=click.IntRange(min=16), default=None,
+              help="Shrink both images so the longer side is at most PX first (the flow is then in their pixels).")
 @_method_options
 def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None, explain: Path | None,
-         **method_options: Any) -> None:
+         max_side: int | None, **method_options: Any) -> None:
     """Flow from IMAGE1 to IMAGE2, written to OUTPUT (format by extension)."""
     from semflow.io.flow import FLOW_EXTENSIONS, write_flow
     from semflow.io.images import IMAGE_EXTENSIONS, is_image_path, read_image, write_image
@@ -217,9 +219,11 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     if viz is not None and not is_image_path(viz):
         raise InputError(f"{viz}: unknown image format for --viz; use one of {', '.join(IMAGE_EXTENSIONS)}")
     check_outputs(files=[output, viz], folders=[explain])
-    img1, img2 = read_image(image1), read_image(image2)
+    from semflow.io.video import resize_max_side
+
+    img1, img2 = (resize_max_side(read_image(path), max_side) for path in (image1, image2))
     estimator, _ = _build_method(method, method_options)
-    check_memory(estimator.name, *img1.shape[:2], hint="shrink the images to {side} px on the longer side")
+    check_memory(estimator.name, *img1.shape[:2], hint="use --max-side {side} (or smaller)")
     result = estimator.estimate(img1, img2)
     write_flow(output, result.flow)
     if viz is not None:

@@ -45,6 +45,16 @@ def test_flow_writes_each_format(run_cli, pair, tmp_path: Path, ext: str) -> Non
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
 
 
+def test_flow_max_side_shrinks_the_images_first(run_cli, pair, tmp_path: Path) -> None:
+    out = tmp_path / "half.flo"
+    result = run_cli("flow", *pair, "-o", out, "--method", "dis-fast", "--max-side", "32")
+    assert result.rc == 0, result.stderr
+    assert "32x24" in result.stdout
+    flow = read_flow(out)
+    assert flow.shape == (24, 32, 2)  # the shrunk images' flow, in their pixels: half the motion
+    np.testing.assert_allclose(median_inner(flow), (1.5, 1.0), atol=0.3)
+
+
 def test_flow_with_viz_png(run_cli, pair, tmp_path: Path) -> None:
     result = run_cli("flow", *pair, "-o", tmp_path / "f.flo", "--viz", tmp_path / "f.png")
     assert result.rc == 0, result.stderr
