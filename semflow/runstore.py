@@ -126,8 +126,10 @@ class RunStore:
     def written(self, pairs: int) -> list[str]:
         """What the run wrote, as its output folder's manifest lists it; for a batch clip (no folder: its
         chunks are written by several workers) what a run of it writes, in the order a run writes it."""
-        if self.folder is not None:
-            return self.folder.written()
+        return self.folder.written() if self.folder is not None else self.outputs(pairs)
+
+    def outputs(self, pairs: int) -> list[str]:
+        """What a run of a clip of ``pairs`` pairs writes, in the order a run writes it."""
         flo = ["flo/", *(f"flo/{pair_name(i)}.flo" for i in range(pairs))] if self.save_flo else []
         return [*flo, "flow.mp4", "panel.mp4", "plot.png", "summary.json"]
 

@@ -17,6 +17,7 @@ from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.batch import Batch, BatchOptions, Chunk, expand_inputs, plan_chunks
 from semflow.errors import InputError, SemflowError
 from semflow.io.images import write_image
+from semflow.io.outputs import OutputFolder
 from semflow.io.video import VideoWriter
 from semflow.methods import get_method
 from semflow.pipeline import RunOptions, run_video
@@ -75,18 +76,25 @@ def test_batch_gives_run_outputs_and_skips_bad_clips(tmp_path: Path) -> None:
             write_folder(tmp_path / "frames", 7, seed=3)]
     (clips / "broken.mp4").write_bytes(b"not a video")
     write_video(clips / "short.mp4", 1, seed=4)
+    write_video(clips / "locked.mp4", 4, seed=5)  # its output folder is another run's: refused, as run does
+    write_video(clips / "linked.mp4", 4, seed=6)  # its flo/ is a link: refused, as run does
     out = tmp_path / "out"
+    (out / "linked").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (out / "linked" / "flo").symlink_to(tmp_path / "elsewhere")
     options = BatchOptions(method=METHOD, workers=2, chunk_pairs=3, save_flo=True)
-    with Batch(out, options) as batch:
+    with OutputFolder(out / "locked", fresh=True, work=WORK_DIR), Batch(out, options) as batch:
         submitted = batch.submit([str(clips / "*.mp4"), tmp_path / "frames"])
         results = {r.name: r for r in batch.results()}
-    assert [s.name for s in submitted] == ["a", "b", "broken", "short", "frames"]
+    assert [s.name for s in submitted] == ["a", "b", "broken", "linked", "locked", "short", "frames"]
     assert results["broken"].status == "failed" and "not a readable video" in results["broken"].error
     assert results["short"].status == "failed" and "at least 2 frames" in results["short"].error
+    assert results["locked"].status == "failed" and "another semflow run" in results["locked"].error
+    assert results["linked"].status == "failed" and "symbolic link" in results["linked"].error
     assert all("\n" not in r.error for r in results.values() if r.error)
     summary = json.loads((out / "batch.json").read_text())
-    assert (summary["ok"], summary["failed"], summary["pairs"]) == (3, 2, 8 + 5 + 6)
-    assert [e["status"] for e in summary["inputs"]] == ["ok", "ok", "failed", "failed", "ok"]
+    assert (summary["ok"], summary["failed"], summary["pairs"]) == (3, 4, 8 + 5 + 6)
+    assert [e["status"] for e in summary["inputs"]] == ["ok", "ok", "failed", "failed", "failed", "failed", "ok"]
     for entry in summary["inputs"]:
         if entry["status"] == "ok":
             assert entry["wall_seconds"] > 0 and entry["stage_seconds"]["flow"] > 0

@@ -28,7 +28,9 @@ from semflow.batch.progress import BatchProgress
 from semflow.batch.work import BatchOptions, Chunk, ClipWorker, prepare_clip
 from semflow.errors import SemflowError
 from semflow.io.atomic import write_text_atomic
+from semflow.io.outputs import OutputFolder
 from semflow.pipeline import STAGES
+from semflow.runstore import WORK_DIR
 
 PROBES = 300
 """How many times (0.2 s apart) the driver asks a worker that died whether Ray has restarted it."""
@@ -76,6 +78,14 @@ class _Clip:
     running: int = 0
     single_pass: bool = False
     drawing: bool = False
+    folder: OutputFolder | None = None
+    """The clip's output folder, locked by the driver from its preparation until its result is known."""
+
+    def release(self) -> None:
+        """Unlock the clip's output folder (its result is known, or the batch stopped)."""
+        if self.folder is not None:
+            self.folder.__exit__(None, None, None)
+            self.folder = None
 
 
 class Batch:
@@ -142,7 +152,9 @@ class Batch:
         return ray.get([w.pid.remote() for w in self._workers])
 
     def close(self) -> None:
-        """Stop the workers, and Ray when this batch started it."""
+        """Stop the workers, and Ray when this batch started it; unlock the clips' output folders."""
+        for clip in self.clips:
+            clip.release()
         for worker in self._workers:
             ray.kill(worker)
         self._workers = []
@@ -228,12 +240,17 @@ class Batch:
     def _prepare(self, clip: _Clip, progress: BatchProgress) -> Iterator[InputResult]:
         out = Path(clip.result.out_dir)
         try:
-            prepared = prepare_clip(clip.item.path, out, self.run_options, self.options.chunk_pairs)
+            # Locked and link-checked as `semflow run` does: a fresh batch first deletes only what the
+            # previous run or batch there listed; another run into the folder is refused meanwhile.
+            clip.folder = OutputFolder(out, fresh=not self.run_options.resume, work=WORK_DIR, reserved=("flo",))
+            clip.folder.__enter__()
+            prepared = prepare_clip(clip.item.path, out, self.run_options, self.options.chunk_pairs, clip.folder)
         except (SemflowError, OSError) as exc:
             yield self._fail(clip, one_line(exc), progress)
             return
         progress.add_pairs(prepared.pairs_estimate)
         if prepared.done is not None:
+            clip.release()
             clip.result.status, clip.result.summary = "ok", prepared.done
             clip.result.pairs = prepared.done["pairs"]
             progress.advance_pairs(prepared.pairs_estimate)
@@ -295,6 +312,7 @@ class Batch:
             progress.advance_pairs(value["computed"] + value["resumed"])
             return
         summary = value
+        clip.release()
         result.status, result.summary, result.pairs = "ok", summary, summary["pairs"]
         result.wall_seconds = summary["wall_seconds"]["total"]
         result.stage_seconds = dict(summary["stage_seconds"])
@@ -307,6 +325,7 @@ class Batch:
     def _fail(self, clip: _Clip, error: str, progress: BatchProgress) -> InputResult:
         clip.result.status, clip.result.error = "failed", error
         clip.chunks.clear()
+        clip.release()
         progress.clip_done(failed=True)
         return clip.result
 

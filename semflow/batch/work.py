@@ -19,6 +19,7 @@ import cv2
 
 from semflow.baseline.base import FlowMethod
 from semflow.errors import InputError
+from semflow.io.outputs import OutputFolder
 from semflow.io.video import FrameSource
 from semflow.methods import DEFAULT_RUN_METHOD, get_method
 from semflow.pipeline import RunOptions, compute_pairs, finish_video, open_video, run_single_pass
@@ -72,15 +73,20 @@ def plan_chunks(pairs: int, chunk_pairs: int) -> list[Chunk]:
     return [Chunk(s, None if k == len(starts) - 1 else s + chunk_pairs) for k, s in enumerate(starts)]
 
 
-def prepare_clip(path: Path, out_dir: Path, options: RunOptions, chunk_pairs: int) -> Prepared:
+def prepare_clip(path: Path, out_dir: Path, options: RunOptions, chunk_pairs: int,
+                 folder: OutputFolder | None = None) -> Prepared:
     """Check the clip, open its output folder (a fresh batch clears it, a resumed one keeps what is
     finished) and plan the chunks still to compute. Raises :class:`InputError` for a clip that cannot be
-    used (missing, unreadable, fewer than 2 frames)."""
+    used (missing, unreadable, fewer than 2 frames). ``folder``: the output folder, locked by the caller
+    (it has already cleared what a previous run listed): what a run of the clip writes is claimed in it."""
     if options.resume:
         done = finished_summary(out_dir, options.fingerprint(path))
         if done is not None:
             return Prepared([], done["pairs"], done)
-    source, store = open_video(path, out_dir, options)
+    source, store = open_video(path, out_dir, options, folder=folder)
+    if folder is not None:  # listed before the workers write them, so that a fresh run removes them
+        for name in store.outputs(max(len(source) - 1, 1)):
+            folder.claim(name)
     estimate = max(len(source) - 1, 1)
     if options.max_flow is not None:
         return Prepared([Chunk(0, None)], estimate, single_pass=True)
