@@ -48,9 +48,9 @@ from semflow.runstore import (
     normaliser,
     open_store,
 )
+from semflow.state_chain import StateChain
 from semflow.temporal import TemporalMeter
 from semflow.timing import StageTimer
-from semflow.video_run import VideoStateStore, state_before
 from semflow.video_state import VideoState
 
 __all__ = ["WORK_DIR", "RunOptions", "run_video", "open_video", "compute_pairs", "finish_video", "PassReport"]
@@ -129,55 +129,6 @@ def open_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Ru
                        frame_shape=first.shape, single_pass=options.max_flow is not None,
                        cache_budget=options.cache_budget, folder=folder, pairs_estimate=max(len(source) - 1, 0))
     return source, store
-
-
-class StateChain:
-    """The video state carried from pair to pair (video mode), or nothing (pair mode).
-
-    :meth:`before` gives the state pair ``index`` is computed with: the one the previous pair left, or,
-    when the chain starts mid-video (a resumed run, a drawing that recomputes), the one an uninterrupted
-    run would have had there (:func:`semflow.video_run.state_before`: the saved state or a warm-up).
-    """
-
-    def __init__(self, method: FlowMethod, source: FrameSource, store: RunStore, *, video: bool,
-                 save: bool = False) -> None:
-        self.method, self.source, self.video, self.save = method, source, video, save
-        self.saved = VideoStateStore(store.work) if video else None
-        self.checkpoints = VideoStateStore(store.work / "checkpoint") if video else None
-        self.state: VideoState | None = None
-
-    def before(self, index: int) -> VideoState | None:
-        if self.video and self.state is None:
-            saved = _Latest(self.saved, self.checkpoints, index)
-            self.state = state_before(index, self.method, saved, self.source) if index > 0 else VideoState()
-        return self.state
-
-    def checkpoint(self, index: int) -> None:
-        """Keep the state after pair ``index`` apart (the end of a completed intermediate segment): a
-        resumed run that computes the pairs of a lost segment again starts from it."""
-        if self.video and self.save and self.state is not None:
-            self.checkpoints.save(index, self.state)
-
-    def after(self, index: int, result: FlowResult) -> None:
-        if self.video:
-            self.state = result.state
-            if self.save:
-                self.saved.save(index, self.state)
-
-    def start_over(self) -> None:
-        """Forget the carried state (the next pair does not follow the last one computed)."""
-        self.state = None
-
-
-class _Latest:
-    """The saved video state (of two stores) with the largest pair index before ``pair``."""
-
-    def __init__(self, first: VideoStateStore, second: VideoStateStore, pair: int) -> None:
-        self.stores, self.pair = (first, second), pair
-
-    def load(self) -> tuple[int, dict[str, np.ndarray]] | None:
-        found = [s for s in (store.load() for store in self.stores) if s is not None and s[0] < self.pair]
-        return max(found, key=lambda s: s[0], default=None)
 
 
 def _estimate(method: FlowMethod, index: int, img1: np.ndarray, img2: np.ndarray,
