@@ -162,3 +162,23 @@ def test_resume_keeps_completed_segments_and_recomputes_only_the_lost_one(make_f
     assert summary["render_from"] == "intermediate" and summary["pairs"] == 11 and summary["resumed_pairs"] == 4
     whole = run_video(frames, tmp_path / "whole", RunOptions(method="dis-fast", pairwise=True))
     assert summary["max_flow_px"] == whole["max_flow_px"]
+
+
+def test_chunks_of_a_batch_write_their_own_segments_and_the_drawing_computes_nothing(make_frames,
+                                                                                    tmp_path: Path) -> None:
+    from semflow.batch.work import ClipWorker, prepare_clip
+
+    frames = make_frames(10, 48, 64)
+    options = RunOptions(method="dis-fast", pairwise=True, cache_budget=80_000)
+    out = tmp_path / "chunked"
+    prepared = prepare_clip(frames, out, options, 4)
+    worker = ClipWorker("dis-fast", {})
+    for chunk in reversed(prepared.chunks):  # any order, as parallel workers would
+        worker.compute(frames, out, options, chunk, 0)
+    names = sorted(p.name.split("-")[0] for p in (out / WORK_DIR / "intermediate").iterdir())
+    assert names == ["000000", "000004", "000008"]  # one segment a chunk
+    worker.method = counting("dis-fast")
+    summary = worker.finish(frames, out, options, 0.0, {}, 9)
+    assert worker.method.calls == 0 and summary["render_from"] == "intermediate" and summary["pairs"] == 9
+    whole = run_video(frames, tmp_path / "whole", RunOptions(method="dis-fast", pairwise=True))
+    assert summary["max_flow_px"] == whole["max_flow_px"]
