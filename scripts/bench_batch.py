@@ -131,6 +131,8 @@ def main() -> None:
     parser.add_argument("--method", default="dis-medium")
     parser.add_argument("--long-frames", type=int, default=0, help="frames of the long run (0: all 795)")
     parser.add_argument("--old-code", type=Path, default=None, help="a checkout of the code before the change")
+    parser.add_argument("--main-code", type=Path, default=None,
+                        help="a checkout of main (cache, then recompute beyond it) to compare with too")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each code in the long-run test")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--section", default="batch", help="the BENCHMARKS.md section to write")
@@ -143,6 +145,7 @@ def main() -> None:
     lines = [f"{title} ({args.section})", "",
              f"`python scripts/bench_batch.py ../shared/data --frames {args.frames} --chunk-pairs {args.chunk_pairs}"
              f" --long-frames {args.long_frames} --repeats {args.repeats}{' --old-code DIR' if args.old_code else ''}"
+             f"{' --main-code DIR' if args.main_code else ''}"
              f"{' --skip-throughput' if args.skip_throughput else ''}{'' if args.section == 'batch' else ' --section ' + args.section}`, {today()}, {machine()}. The machine is shared"
              " with other jobs: read ratios within a table, not absolute figures.", ""]
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -180,6 +183,8 @@ def long_run(args: argparse.Namespace, video: Path, tmp: Path) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|---|"]
     runs = [("this branch", REPO, None, "512 MiB (default)"),
             ("this branch", REPO, hour_like, f"{hour_like / 2 ** 20:.2f} MiB (an hour of 1080p's bits per pixel)")]
+    if args.main_code:
+        runs.insert(0, ("main (cache, then recompute)", args.main_code, None, "main"))
     if args.old_code:
         runs.insert(0, ("before the change", args.old_code, None, "-"))
     walls: dict[str, list[float]] = {}

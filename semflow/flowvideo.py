@@ -7,7 +7,7 @@ are: no colour conversion). The flow F (H, W, 2) is coded free of any normaliser
 everywhere (also where the direction is undefined, at zero motion):
 
 - ``r = log1p(|F| / S) / log1p(M / S)`` in [0, 1], ``S = 1`` px, ``M = 1024`` px (larger is clipped):
-  the log-compressed magnitude, 0.68 % of the magnitude per code step;
+  the log-compressed magnitude, 0.68 % of (magnitude + 1 px) per code step;
 - plane Y: ``r`` (1023 levels; the encoder keeps its luma best), planes U, V: ``512 + 511 r u/|F|`` and
   ``512 + 511 r v/|F|`` (the direction, scaled by ``r`` so that it fades out continuously at zero).
 
@@ -15,11 +15,16 @@ Decoding takes the magnitude from Y and the direction from U, V. A semantic meth
 a second tile below the flow, coded the same way, and its segmentation (RGB) a third tile, one colour
 channel a plane; decoded colours are snapped to the nearest colour of the segmenter's palette.
 
-Size: the bit rate is the byte budget per pair times the (nominal) frame rate; the encoder's rate
-control (VBV: ``maxrate``, ``bufsize``) keeps a segment of ``n`` pairs under ``1.5 n per_pair`` bytes, and :class:`~semflow.runstore.RunStore` opens a segment only when that worst case still fits
-the budget, so the store never outgrows it (a segment is shortened, down to ``MIN_SEGMENT_PAIRS``, to
-fit what is left). A segment appears under its final name
-``FIRST-COUNT-LAYOUT-WxH.mkv`` only once it is complete: an interrupted run keeps its closed segments.
+Size: the bit rate is the byte budget per pair (capped at ``MAX_BITS_PER_PIXEL``) times the nominal
+frame rate ``FPS``; the encoder's rate control (VBV: ``maxrate``, ``bufsize``) aims a segment of ``n``
+pairs at ``0.8 n per_pair`` bytes and at most ``1.5 n per_pair``. :class:`~semflow.runstore.RunStore`
+opens a segment only when that worst case still fits the budget (shortened, down to
+``MIN_SEGMENT_PAIRS``, to fit what is left), ends it early when it outgrows its share, and deletes a
+completed segment that would take the finished ones over the budget (content the codec cannot shrink):
+the finished segments never take more than the budget. When the budget gives under
+``MIN_BITS_PER_PIXEL``, the tiles are coded at half size (or less) and resized back when decoded. A
+segment appears under its final name ``FIRST-COUNT-LAYOUT-WxH-wxh.mkv`` only once it is complete: an
+interrupted run keeps its completed segments.
 """
 
 from __future__ import annotations
@@ -43,8 +48,6 @@ SEGMENT_PAIRS = 50
 TARGET = 0.8
 """The encoder's average rate as a share of the budget per pair (its peak rate is the whole share)."""
 _LOG_RANGE = float(np.log1p(MAX_PX / SCALE_PX))
-
-
 MIN_SEGMENT_PAIRS = 4
 """A segment shorter than this is not started (the budget is as good as spent)."""
 
