@@ -67,26 +67,30 @@ def segment_pairs(room: float, per_pair: float) -> int:
 
 def encode_flow(flow: np.ndarray) -> np.ndarray:
     """Flow (H, W, 2) float32 px -> (3, H, W) uint16 planes (Y, U, V) of 10-bit codes."""
-    u, v = flow[..., 0].astype(np.float32), flow[..., 1].astype(np.float32)
-    mag = np.hypot(u, v)
-    r = np.clip(np.log1p(mag / SCALE_PX) / _LOG_RANGE, 0.0, 1.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        k = np.where(mag > 0, r / mag, 0.0)
+    u, v = np.ascontiguousarray(flow[..., 0], np.float32), np.ascontiguousarray(flow[..., 1], np.float32)
+    mag = cv2.magnitude(u, v)
+    r = np.log1p(mag * np.float32(1 / SCALE_PX))
+    r *= np.float32(1 / _LOG_RANGE)
+    np.minimum(r, 1, out=r)
     half = LEVELS // 2  # 511
-    planes = np.stack([r * LEVELS, (half + 1) + half * u * k, (half + 1) + half * v * k])
-    return np.clip(np.rint(planes), 0, LEVELS).astype(np.uint16)
+    k = r * np.float32(half) / np.maximum(mag, np.float32(1e-30))  # the direction scaled by r: 0 at |F| = 0
+    planes = np.empty((3, *mag.shape), np.float32)
+    np.multiply(r, np.float32(LEVELS), out=planes[0])
+    np.multiply(u, k, out=planes[1])
+    np.multiply(v, k, out=planes[2])
+    planes[1:] += np.float32(half + 1)
+    planes += np.float32(0.5)  # round half up: the codes are >= 0
+    np.clip(planes, 0, LEVELS + 0.5, out=planes)
+    return planes.astype(np.uint16)
 
 
 def decode_flow(planes: np.ndarray) -> np.ndarray:
     """(3, H, W) codes from :func:`encode_flow` (after the codec) -> flow (H, W, 2) float32 px."""
     p = planes.astype(np.float32)
-    r = p[0] / LEVELS
-    mag = SCALE_PX * np.expm1(r * _LOG_RANGE)
-    du, dv = p[1] - (LEVELS // 2 + 1), p[2] - (LEVELS // 2 + 1)
-    norm = np.hypot(du, dv)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scale = np.where(norm > 0, mag / norm, 0.0)
-    return np.stack([du * scale, dv * scale], axis=2).astype(np.float32)
+    mag = np.expm1(p[0] * np.float32(_LOG_RANGE / LEVELS)) * np.float32(SCALE_PX)
+    du, dv = p[1] - np.float32(LEVELS // 2 + 1), p[2] - np.float32(LEVELS // 2 + 1)
+    scale = mag / np.maximum(cv2.magnitude(du, dv), np.float32(1e-30))
+    return cv2.merge([du * scale, dv * scale])
 
 
 def snap_colours(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
