@@ -135,18 +135,21 @@ def main() -> None:
                         help="a checkout of main (cache, then recompute beyond it) to compare with too")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each code in the long-run test")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--steps-only", action="store_true", help="only the table of where a pair's time goes")
     parser.add_argument("--section", default="batch", help="the BENCHMARKS.md section to write")
     args = parser.parse_args()
     videos = args.data.resolve() / "videos"
     clips = [videos / "vtest.avi", videos / "solidWhiteRight.mp4"]
     title = {"batch": "## `semflow batch` and the temporary disk of `semflow run`",
-             "batch-disk": "## `semflow run` on a long clip: temporary disk, wall time, the intermediate"}.get(
+             "batch-disk": "## `semflow run` on a long clip: temporary disk, wall time, the intermediate",
+             "batch-disk-steps": "### A long run's steps, this code beside the code before"}.get(
         args.section, "### `semflow run` on a short clip, this code beside the code before")
     lines = [f"{title} ({args.section})", "",
              f"`python scripts/bench_batch.py ../shared/data --frames {args.frames} --chunk-pairs {args.chunk_pairs}"
              f" --long-frames {args.long_frames} --repeats {args.repeats}{' --old-code DIR' if args.old_code else ''}"
              f"{' --main-code DIR' if args.main_code else ''}"
-             f"{' --skip-throughput' if args.skip_throughput else ''}{'' if args.section == 'batch' else ' --section ' + args.section}`, {today()}, {machine()}. The machine is shared"
+             f"{' --skip-throughput' if args.skip_throughput else ''}{' --steps-only' if args.steps_only else ''}"
+             f"{'' if args.section == 'batch' else ' --section ' + args.section}`, {today()}, {machine()}. The machine is shared"
              " with other jobs: read ratios within a table, not absolute figures.", ""]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -157,7 +160,9 @@ def main() -> None:
             lines += throughput(clips, args.frames, args.method, args.chunk_pairs, tmp)
             lines += ["", "Wall seconds of a batch run from the first task to the last result; Ray's start-up"
                       " (a local Ray, workers building their method) is apart.", ""]
-        lines += long_run(args, videos / "vtest.avi", tmp)
+        if not args.steps_only:
+            lines += long_run(args, videos / "vtest.avi", tmp)
+        lines += steps(videos / "vtest.avi")
     write_section(args.section, "\n".join(lines))
     print("\n".join(lines))
 
@@ -212,8 +217,73 @@ def long_run(args: argparse.Namespace, video: Path, tmp: Path) -> list[str]:
               " (`--max-flow` set to the clip's normaliser: every pair drawn from its exact float32 flow; the"
               " code before drew other legends, so its frames are not a reference), both decoded from their"
               " H.264 files. The colour error of the intermediate's flows themselves is in the 1080p table."]
+    lines += ["", "The long-run tables of the sections batch and batch-short measured the code before the"
+              " intermediate (cache, then recompute): this section supersedes them."]
     lines += hour_1080p(video)
     return lines
+
+
+def steps(video: Path, pairs: int = 20) -> list[str]:
+    """Milliseconds a pair of each step of a long run, side by side in this one process (so that the
+    machine's load hits all alike): what the code before kept (float16 copies) beside the intermediate."""
+    import numpy as np
+
+    from semflow import flowvideo
+    from semflow.io.video import FrameSource, VideoWriter
+    from semflow.methods import get_method
+    from semflow.render import draw_pair
+    from semflow.runstore import PairRecord
+    from semflow.temporal import TemporalMeter
+
+    frames = list(FrameSource(video, max_frames=pairs + 1))
+    method = get_method("dis-medium")
+    spent: dict[str, float] = {}
+
+    def timed(name: str, start: float) -> None:
+        spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
+
+    flows = []
+    for a, b in zip(frames, frames[1:]):
+        start = time.perf_counter()
+        flows.append(method.estimate(a, b).flow)
+        timed("compute (dis-medium)", start)
+        start = time.perf_counter()
+        PairRecord.of(0, flows[-1], {}, 0.0)
+        timed("pair record (statistics, percentiles)", start)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        start = time.perf_counter()
+        for i, flow in enumerate(flows):
+            np.save(tmp / f"{i}.npy", flow.astype(np.float16))
+        for i in range(len(flows)):
+            np.load(tmp / f"{i}.npy").astype(np.float32)
+        timed("before: float16 copy saved and loaded", start)
+        start = time.perf_counter()
+        writer = flowvideo.SegmentWriter(tmp / "seg", 0, flows[0].shape[:2], "f", 1e9)
+        for flow in flows:
+            writer.add((flow, None, None))
+        path = writer.close()
+        timed("intermediate: coded and written (x264 at the rate cap)", start)
+        start = time.perf_counter()
+        decoded = [f for f, _, _ in flowvideo.read_segment(path, flows[0].shape[:2], "f")]
+        timed("intermediate: read and decoded", start)
+        meter = TemporalMeter()
+        with VideoWriter(tmp / "a.mp4", 10) as flow_video, VideoWriter(tmp / "b.mp4", 10) as panel_video:
+            for i, (a, b, flow) in enumerate(zip(frames, frames[1:], decoded)):
+                start = time.perf_counter()
+                meter.on_pair(i, a, b, (flow, None, None))
+                timed("temporal metrics (TemporalMeter.on_pair)", start)
+                start = time.perf_counter()
+                color, panel = draw_pair(a, i, (flow, None, None), 14.4, "dis-medium")
+                timed("draw (colours, legend, panel)", start)
+                start = time.perf_counter()
+                flow_video.write(color)
+                panel_video.write(panel)
+                timed("encode flow.mp4 and panel.mp4", start)
+    rows = ["", f"### Where a pair's time goes (vtest.avi 768x576, {pairs} pairs, one process, ms a pair)", "",
+            "| step | ms a pair |", "|---|---|"]
+    rows += [f"| {name} | {seconds / pairs * 1e3:.0f} |" for name, seconds in spent.items()]
+    return rows
 
 
 def mp4_error(reference: Path, out: Path) -> str:
