@@ -25,12 +25,12 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from semflow.batch.inputs import BatchInput, expand_inputs
 from semflow.batch.progress import BatchProgress
-from semflow.batch.work import BatchOptions, Chunk, ClipWorker, prepare_clip
+from semflow.batch.work import BatchOptions, Chunk, ClipWorker, Prepared, prepare_clip
 from semflow.errors import SemflowError
 from semflow.io.atomic import write_text_atomic
 from semflow.io.outputs import OutputFolder
 from semflow.pipeline import STAGES
-from semflow.runstore import WORK_DIR
+from semflow.runstore import WORK_DIR, finished_summary
 
 PROBES = 300
 """How many times (0.2 s apart) the driver asks a worker that died whether Ray has restarted it."""
@@ -242,9 +242,13 @@ class Batch:
         try:
             # Locked and link-checked as `semflow run` does: a fresh batch first deletes only what the
             # previous run or batch there listed; another run into the folder is refused meanwhile.
-            clip.folder = OutputFolder(out, fresh=not self.run_options.resume, work=WORK_DIR, reserved=("flo",))
-            clip.folder.__enter__()
-            prepared = prepare_clip(clip.item.path, out, self.run_options, self.options.chunk_pairs, clip.folder)
+            done = finished_summary(out, self.run_options.fingerprint(clip.item.path)) if self.run_options.resume else None
+            if done is not None:  # nothing to do (checked before the lock, which starts a work folder)
+                prepared = Prepared([], done["pairs"], done)
+            else:
+                clip.folder = OutputFolder(out, fresh=not self.run_options.resume, work=WORK_DIR, reserved=("flo",))
+                clip.folder.__enter__()
+                prepared = prepare_clip(clip.item.path, out, self.run_options, self.options.chunk_pairs, clip.folder)
         except (SemflowError, OSError) as exc:
             yield self._fail(clip, one_line(exc), progress)
             return
