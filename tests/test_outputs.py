@@ -201,7 +201,7 @@ def test_semantic_on_8000x6000_stops_before_starting(cli_fails, tmp_path: Path, 
     write_image(tmp_path / "b.png", frame)
     line = cli_fails("flow", "a.png", "b.png", "-o", "o.flo", "--method", "semantic", match="needs about")
     assert "for 8000x6000 frames" in line and "15.6 GB is available" in line
-    assert "shrink the images to" in line
+    assert "use --max-side 4375" in line  # flow has --max-side now
 
 
 def test_run_too_large_says_which_max_side_fits(cli_fails, run_cli, make_frames, monkeypatch) -> None:
