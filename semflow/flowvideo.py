@@ -135,6 +135,14 @@ def coded_shape(shape: tuple[int, int], tiles: int, per_pair: float) -> tuple[in
     return h, w
 
 
+def pair_bytes(shape: tuple[int, int], tiles: str, per_pair: float) -> float:
+    """The bytes a pair of frames ``shape`` with ``tiles`` is coded at: ``per_pair``, or the rate cap
+    (``MAX_BITS_PER_PIXEL``, at least ``MIN_CAP_BYTES``) when that is less."""
+    h, w = coded_shape(shape, len(tiles), per_pair)
+    cap = max(MAX_BITS_PER_PIXEL * (w + w % 2) * (h + h % 2) * len(tiles) / 8, MIN_CAP_BYTES)
+    return min(per_pair, cap)
+
+
 def _resize(image: np.ndarray, shape: tuple[int, int], nearest: bool = False) -> np.ndarray:
     if image.shape[:2] == tuple(shape):
         return image
@@ -191,11 +199,11 @@ class SegmentWriter:
         self.coded = coded_shape(shape, len(tiles), per_pair)
         h, w = self.coded
         size = (w + w % 2, (h + h % 2) * len(tiles))
-        cap = max(MAX_BITS_PER_PIXEL * size[0] * size[1], 8 * MIN_CAP_BYTES)  # bits a pair
-        rate = min(per_pair * 8, cap) * FPS  # bits per second
+        self.per_pair = pair_bytes(shape, tiles, per_pair)
+        rate = self.per_pair * 8 * FPS  # bits per second
         # At the cap x264's fastest preset loses nothing visible (vtest: 51.9 vs 52.5 dB) for a quarter of
         # the CPU; below it, superfast keeps veryfast's quality (42.9 vs 42.8 dB at 1 KB a pair) at its CPU.
-        preset = "ultrafast" if per_pair * 8 >= cap else "superfast"
+        preset = "ultrafast" if self.per_pair < per_pair else "superfast"
         buffer = rate * limit / FPS / 2  # bits: half the segment at the peak rate
         self._gen = imageio_ffmpeg.write_frames(
             str(self.part), size, pix_fmt_in="yuv444p10le", pix_fmt_out="yuv444p10le", fps=FPS, quality=None,

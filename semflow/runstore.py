@@ -173,13 +173,14 @@ class RunStore:
                                    or writer.shape != flow.shape[:2]):
             self.close_segment()
         if self._writer is None:
-            limit = flowvideo.segment_pairs(self.budget - self._segments.bytes(), self.per_pair)
+            coded = flowvideo.pair_bytes(flow.shape[:2], flowvideo.layout(flows), self.per_pair)
+            limit = flowvideo.segment_pairs(self.budget - self._segments.bytes(), coded)
             if not limit:
                 return "none"  # the budget is spent: this pair is computed again to be drawn
             self._writer = flowvideo.SegmentWriter(self._segments.folder, index, flow.shape[:2],
                                                    flowvideo.layout(flows), self.per_pair, limit)
         self._writer.add(flows)
-        if self._writer.written() > flowvideo.segment_worst_bytes(self._writer.limit, self.per_pair):
+        if self._writer.written() > flowvideo.segment_worst_bytes(self._writer.limit, self._writer.per_pair):
             self._writer.limit = self._writer.count  # outgrowing its share (content the codec cannot shrink)
         return "intermediate"
 

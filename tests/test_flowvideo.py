@@ -182,3 +182,16 @@ def test_chunks_of_a_batch_write_their_own_segments_and_the_drawing_computes_not
     assert worker.method.calls == 0 and summary["render_from"] == "intermediate" and summary["pairs"] == 9
     whole = run_video(frames, tmp_path / "whole", RunOptions(method="dis-fast", pairwise=True))
     assert summary["max_flow_px"] == whole["max_flow_px"]
+
+
+def test_room_is_counted_at_the_capped_rate(tmp_path: Path) -> None:
+    """A budget far above what small frames are coded at (the rate cap) holds every pair: segments are
+    planned at the capped rate, not at the budget's share."""
+    pairs = 6
+    store = RunStore(tmp_path, save_flo=False, cache_pairs=0, per_pair=60_000, budget=360_000)
+    assert flowvideo.pair_bytes((96, 128), "f", 60_000) == flowvideo.MIN_CAP_BYTES  # 96x128 at 1 bit a pixel: less
+    kept = [store.save_flows(i, synthetic_flow(96, 128, i), {}) for i in range(pairs)]
+    store.close_segment()
+    assert kept == ["intermediate"] * pairs
+    spans = [flowvideo.parse_segment(p) for p in (tmp_path / WORK_DIR / "intermediate").iterdir()]
+    assert [span[:2] for span in spans] == [(0, pairs)]
