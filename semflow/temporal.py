@@ -54,10 +54,14 @@ def carry_forward(previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ty = np.rint(y + prev[..., 1]).astype(np.int64).ravel()
     flat = prev.reshape(-1, 2)
     keep = np.flatnonzero(_inside(tx, ty, w, h))
-    keep = keep[np.argsort(np.einsum("ij,ij->i", flat[keep], flat[keep]), kind="stable")]  # largest last
+    target = ty[keep] * w + tx[keep]
+    speed = np.einsum("ij,ij->i", flat[keep], flat[keep])
+    fastest = np.full(h * w, -1.0, np.float32)
+    np.maximum.at(fastest, target, speed)  # a z-buffer: the largest motion reaching each pixel
+    keep = keep[speed == fastest[target]]  # ties: numpy assigns repeated indices in order, the last one stays
     carried = np.zeros_like(prev)
     valid = np.zeros((h, w), bool)
-    carried[ty[keep], tx[keep]] = flat[keep]  # numpy assigns repeated indices in order: the last one stays
+    carried[ty[keep], tx[keep]] = flat[keep]
     valid[ty[keep], tx[keep]] = True
     return carried, valid
 
