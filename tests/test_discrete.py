@@ -406,3 +406,17 @@ def test_interpolate_takes_more_than_32767_matches() -> None:
     dense = densify.interpolate(img, img, points, flows)
     assert dense.shape == (220, 220, 2)
     np.testing.assert_allclose(np.median(dense[10:200, 10:200].reshape(-1, 2), axis=0), (3.0, -1.0), atol=0.05)
+
+
+def test_interpolating_fewer_matches_than_the_interpolators_neighbourhood() -> None:
+    """OpenCV's EPIC takes the K = 128 nearest matches; given fewer, it read past the list and returned
+    garbage that varied run to run (small frames). 25 matches of one translation must give that
+    translation everywhere."""
+    img1 = random_texture(48, 64, np.random.default_rng(3)).astype(np.uint8)
+    img2 = np.roll(img1, (1, 2), axis=(0, 1))
+    ys, xs = np.mgrid[6:44:9, 6:60:12]
+    points = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
+    assert len(points) < 32
+    flows = np.tile(np.float32([2.0, 1.0]), (len(points), 1))
+    dense = densify.interpolate(img1, img2, points, flows)
+    assert np.abs(dense - np.float32([2.0, 1.0])).max() < 0.1

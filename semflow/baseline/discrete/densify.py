@@ -127,6 +127,8 @@ def interpolate(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, flows: n
     if len(p1) > MAX_MATCHES:  # OpenCV's interpolators stop with an assertion at 32767 matches
         keep = np.linspace(0, len(p1) - 1, MAX_MATCHES).round().astype(int)  # evenly spread (raster order)
         p1, p2 = np.ascontiguousarray(p1[keep]), np.ascontiguousarray(p2[keep])
+    if method == "epic" and len(p1) < interp.getK():  # given fewer matches than its K (128) nearest
+        interp.setK(len(p1))  # neighbours, OpenCV's EPIC reads past them: results varied run to run
     dense = interp.interpolate(img1, p1, img2, p2)
     return np.nan_to_num(dense, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 
