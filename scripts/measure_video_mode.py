@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from semflow.methods import get_method
 from semflow.video_state import VideoState
 
 SETUPS = {
+    "dis-medium": ("dis-medium", False),
     "deepflow": ("deepflow", False),
     "semantic-video": ("semantic", True),
     "semantic-pair": ("semantic", False),
@@ -50,6 +52,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--section", default=None, help="also write a table to this BENCHMARKS.md section")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     frames = list(FrameSource(args.video, max_frames=args.pairs + 1))
     names = args.methods.split(",")
     built = {n: get_method(SETUPS[n][0]) for n in names}
@@ -71,6 +74,7 @@ def main() -> None:
         if args.out and t % 10 == 9:  # partial results, in case the run is cut short
             write(summarize(rec, names, frames[:t + 2]), args.out)
     summary = summarize(rec, names, frames)
+    summary["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     text = write(summary, args.out)
     print(text)
     if args.section:
@@ -87,7 +91,7 @@ def write_table(section: str, summary: dict, names: list[str], args: argparse.Na
     h, w = next(iter(FrameSource(args.video, max_frames=1))).shape[:2]
     lines = ["## Video mode beside pair mode (quick)", "",
              f"`python scripts/measure_video_mode.py {' '.join(sys.argv[1:])}` on {today()}; {machine()}; "
-             f"quiet machine. {args.video.name}, {w}x{h}, first {summary['pairs']} pairs; frames decoded first, "
+             f"load average {summary['load_average'][0]} before, {summary['load_average'][1]} after. {args.video.name}, {w}x{h}, first {summary['pairs']} pairs; frames decoded first, "
              "seconds are `estimate` alone, the methods pair by pair side by side in one process.", "",
              "| method | s/pair | vs deepflow | flicker px | mean magnitude per pair, px | unexplained 2x jumps |",
              "|---|---|---|---|---|---|"]
@@ -97,9 +101,10 @@ def write_table(section: str, summary: dict, names: list[str], args: argparse.Na
         jumps = r["unexplained_jumps"]
         lines.append(f"| {n} | {r['seconds_per_pair']:.3f} | {r['seconds_vs_deepflow']:.2f}x | {r['flicker_px']:.2f} "
                      f"| {lo:.2f} .. {hi:.2f} | {len(jumps) if isinstance(jumps, list) else jumps} |")
-    slow = max(names, key=lambda n: summary[n]["seconds_per_pair"])
-    parts = ", ".join(f"{k} {v:.3f}" for k, v in summary[slow]["stage_seconds"].items())
-    lines += ["", f"Seconds per stage of {slow} (mean per pair): {parts}."]
+    for n in names:
+        if summary[n]["stage_seconds"]:
+            parts = ", ".join(f"{k} {v:.3f}" for k, v in summary[n]["stage_seconds"].items())
+            lines += ["", f"Seconds per stage of {n} (mean per pair): {parts}."]
     write_section(section, "\n".join(lines))
 
 
