@@ -25,10 +25,9 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from semflow.layers.common import magnitude, photometric_error
 from semflow.layers.context import PairContext
-from semflow.layers.planes import PlaneFit, PlaneParams, homography_flow
-from semflow.layers.veto import baseline_veto
+from semflow.layers.planes import PlaneFit, PlaneParams, judge_homography
+from semflow.layers.things import ThingFit, ThingParams, fit_thing
 from semflow.segmentation.regions import Region
 
 MIN_IOU = 0.3
@@ -43,9 +42,16 @@ SHARE_MARGIN = 0.15
 ERROR_MARGIN = 1.0
 """Hysteresis margin on the photometric error (grey levels)."""
 
-KEEP_MARGIN = 0.25
-"""A plane that was on keeps the last pair's homography while it explains the region within this many
-grey levels of the new fit (a camera moving smoothly keeps its plane motions from pair to pair)."""
+THING_MARGIN = 0.5
+"""Hysteresis margin of the thing gate (grey levels of median photometric error against the baseline)."""
+
+CHANGE_MARGIN = 0.5
+"""The new fit replaces the carried homography outright only when it explains the region by this many
+grey levels better (clear evidence that the motion changed); otherwise the two are smoothed."""
+
+SMOOTHING = 0.5
+"""Weight of the new fit in the smoothed model (the carried one has ``1 - SMOOTHING``): an exponential
+moving average of the plane's motion over the pairs."""
 
 
 @dataclass
@@ -76,6 +82,9 @@ class Tracks:
 
     tracks: list[Track] = field(default_factory=list)
     next_id: int = 1
+    prior: np.ndarray | None = None
+    """The segmentation prior of the next frame, (h, w, C) float16 (the previous belief carried along
+    the flow, :func:`~semflow.segmentation.temporal.carry_belief`), or None."""
 
     def match(self, regions: list[Region], kind: str, shape: tuple[int, int]) -> list[Track | None]:
         """For each region (boxed masks of an (H, W) image) the track of ``kind`` it continues, or None."""
@@ -112,6 +121,8 @@ class Tracks:
         for k, t in enumerate(self.tracks):
             out[f"mask{k}"] = np.packbits(t.mask, axis=None)
             out[f"shape{k}"] = np.array(t.mask.shape)
+        if self.prior is not None:
+            out["prior"] = self.prior
         return out
 
     @classmethod
@@ -123,7 +134,7 @@ class Tracks:
             mask = np.unpackbits(arrays[f"mask{k}"], count=shape[0] * shape[1]).reshape(shape).astype(bool)
             model = None if m["model"] is None else np.array(m["model"], np.float64).reshape(3, 3)
             tracks.append(Track(m["id"], m["kind"], m["class"], mask, model, list(m["history"])))
-        return cls(tracks, meta["next_id"])
+        return cls(tracks, meta["next_id"], arrays.get("prior"))
 
 
 def _full_mask(region: Region, shape: tuple[int, int]) -> np.ndarray:
@@ -150,62 +161,92 @@ def _gate(params: PlaneParams, base_err: float, margin: float) -> float:
     return base_err * (1 + params.error_tolerance) + params.error_slack + margin
 
 
-def _from_model(fit: PlaneFit, homography: np.ndarray, ctx: PairContext, params: PlaneParams) -> PlaneFit:
-    """``fit``'s region judged with ``homography`` as its model (the baseline keeps the pixels the plane
-    veto gives it, as in :func:`~semflow.layers.planes.fit_plane`)."""
-    region = fit.region
-    sy, sx = region.slices
-    y0, _, x0, _ = region.box
-    flow = homography_flow(homography, region.box)
-    err, inside = photometric_error(ctx.f1, ctx.f2, flow, x0, y0)
-    judged = region.mask & inside
-    if not judged.any():
-        judged = region.mask
-    base_err = ctx.baseline_error[sy, sx]
-    local_gain = cv2.blur(err - base_err, (params.veto.window, params.veto.window))
-    veto = region.mask & baseline_veto(local_gain, 0.0, magnitude(flow - ctx.baseline[sy, sx]),
-                                       ctx.confidence[sy, sx], params.veto)
-    return replace(fit, homography=homography, flow=flow, veto=veto, model_error=float(err[judged].mean()),
-                   baseline_error=float(base_err[judged].mean()), error=err)
+def blend_homographies(previous: np.ndarray, new: np.ndarray, weight: float, box: tuple[int, int, int, int]
+                       ) -> np.ndarray:
+    """The homography whose motion over ``box`` (y0, y1, x0, x1) is ``(1 - weight)`` times ``previous``'s
+    plus ``weight`` times ``new``'s (fitted exactly to a 5 x 5 grid of points over the box)."""
+    y0, y1, x0, x1 = box
+    gx, gy = np.meshgrid(np.linspace(x0, x1 - 1, 5), np.linspace(y0, y1 - 1, 5))
+    src = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float64)
+
+    def apply(h: np.ndarray) -> np.ndarray:
+        p = np.c_[src, np.ones(len(src))] @ np.asarray(h, np.float64).T
+        return p[:, :2] / np.where(np.abs(p[:, 2:]) < 1e-9, 1e-9, p[:, 2:])
+
+    dst = (1.0 - weight) * apply(previous) + weight * apply(new)
+    blended, _ = cv2.findHomography(src.astype(np.float32), dst.astype(np.float32), 0)
+    return new if blended is None else blended
+
+
+def _hysteresis(fit: PlaneFit, was_on: bool | None, params: PlaneParams) -> PlaneFit:
+    """``fit``'s gate decision with memory: a plane that was on stays on unless the fit fails clearly,
+    one that was off is taken only when the fit passes clearly (module docstring)."""
+    if was_on is None or fit.homography is None:
+        return fit
+    if was_on and not fit.accepted:
+        near = fit.inlier_share >= params.min_inlier_share - SHARE_MARGIN \
+            and fit.model_error <= _gate(params, fit.baseline_error, ERROR_MARGIN)
+        if near:
+            return replace(fit, accepted=True, reason=fit.reason + "; kept: on in the last pairs")
+    if not was_on and fit.accepted:
+        clear = fit.inlier_share >= params.min_inlier_share + SHARE_MARGIN \
+            and fit.model_error <= _gate(params, fit.baseline_error, -ERROR_MARGIN)
+        if not clear:
+            return replace(fit, accepted=False, reason=fit.reason + "; not taken: off in the last pairs")
+    return fit
+
+
+def carry_plane(fit: PlaneFit, track: Track | None, ctx: PairContext, params: PlaneParams) -> PlaneFit:
+    """The model of one tracked plane for this pair (module docstring): the new fit when the carried
+    homography is clearly worse on this pair, else the two smoothed together; then the gate with memory."""
+    if track is None or track.model is None:
+        return _hysteresis(fit, None if track is None else track.was_on, params)
+    last = judge_homography(fit.region, ctx, params, track.model)
+    if fit.homography is None:  # no new fit: the carried model is the only candidate
+        return _hysteresis(replace(last, reason=f"last pair's homography ({fit.reason})"), track.was_on, params)
+    if fit.model_error + CHANGE_MARGIN < last.model_error:
+        return _hysteresis(replace(fit, reason=fit.reason + "; the motion changed"), track.was_on, params)
+    smooth = judge_homography(fit.region, ctx, params,
+                              blend_homographies(track.model, fit.homography, SMOOTHING, fit.region.box))
+    return _hysteresis(replace(smooth, reason=smooth.reason + "; smoothed with the last pairs' homography"),
+                       track.was_on, params)
 
 
 def gate_planes(fits: list[PlaneFit], tracks: list[Track | None], ctx: PairContext,
                 params: PlaneParams) -> list[PlaneFit]:
-    """The plane fits after the gate with memory (module docstring); ``tracks[i]`` is fit i's track."""
+    """The plane fits after model carry-over and the gate with memory (:func:`carry_plane`);
+    ``tracks[i]`` is fit i's track (None: a new region, judged as in pair mode)."""
+    return [carry_plane(fit, track, ctx, params) for fit, track in zip(fits, tracks)]
+
+
+def fit_tracked_things(instances: list[Region], instance_map: np.ndarray, ctx: PairContext, params: ThingParams,
+                       tracks: list[Track | None], *, plane_flow: np.ndarray | None = None,
+                       seed: int = 0) -> list[ThingFit]:
+    """:func:`~semflow.layers.things.fit_things` with a gate that has memory: a thing whose model was
+    used in the last pair keeps it while it is at most :data:`THING_MARGIN` grey levels worse than the
+    baseline (median over the pixels it changes), one whose model was not used needs to beat the
+    baseline by that margin; new ones get the gate of pair mode. ``tracks[i]``: instance i's track."""
+    rng = np.random.default_rng(seed)
     out = []
-    for fit, track in zip(fits, tracks):
-        was_on = None if track is None else track.was_on
-        if was_on is None:
-            out.append(fit)
+    for region, track in zip(instances, tracks):
+        if region.area < params.min_area:
             continue
-        near = fit.homography is not None and fit.inlier_share >= params.min_inlier_share - SHARE_MARGIN \
-            and fit.model_error <= _gate(params, fit.baseline_error, ERROR_MARGIN)
-        if was_on and fit.accepted and track.model is not None:
-            last = _from_model(fit, track.model, ctx, params)
-            if last.model_error <= fit.model_error + KEEP_MARGIN \
-                    and last.model_error <= _gate(params, last.baseline_error, 0.0):
-                fit = replace(last, accepted=True, reason="last pair's homography (as good as the new fit)")
-        elif was_on and not fit.accepted:
-            if near:
-                fit = replace(fit, accepted=True, reason=fit.reason + "; kept: on in the last pairs")
-            elif track.model is not None:
-                last = _from_model(fit, track.model, ctx, params)
-                if last.model_error <= _gate(params, last.baseline_error, ERROR_MARGIN):
-                    fit = replace(last, accepted=True, reason=f"last pair's homography ({fit.reason})")
-        elif not was_on and fit.accepted:
-            clear = fit.inlier_share >= params.min_inlier_share + SHARE_MARGIN \
-                and fit.model_error <= _gate(params, fit.baseline_error, -ERROR_MARGIN)
-            if not clear:
-                fit = replace(fit, accepted=False, reason=fit.reason + "; not taken: off in the last pairs")
+        was_on = None if track is None else track.was_on
+        slack = params.error_slack + (0.0 if was_on is None else THING_MARGIN if was_on else -THING_MARGIN)
+        fit = fit_thing(region, instance_map, ctx, replace(params, error_slack=slack), rng, plane_flow)
+        if was_on is not None and fit.accepted != was_on and fit.reason.startswith(("ok", "median")):
+            fit = replace(fit, reason=fit.reason + ("; within the margin: on in the last pair" if fit.accepted else
+                                                    "; not by the margin: off in the last pair"))
         out.append(fit)
     return out
 
 
 def advance_tracks(memory: Tracks | None, planes: list[PlaneFit], plane_tracks: list[Track | None],
-                   things: list[Region], thing_tracks: list[Track | None], flow: np.ndarray
-                   ) -> tuple[Tracks, list[int], list[int]]:
+                   things: list[Region], thing_tracks: list[Track | None], thing_fits: list[ThingFit],
+                   flow: np.ndarray) -> tuple[Tracks, list[int], list[int]]:
     """The tracks after this pair (each region's mask carried to the next frame by ``flow``) and the
-    ids of the planes and things of this pair (new ids for regions no track continued)."""
+    ids of the planes and things of this pair (new ids for regions no track continued);
+    ``thing_fits`` say which things' models were used (instances too small to fit have none)."""
     memory = Tracks([], memory.next_id if memory is not None else 1)
     shape = flow.shape[:2]
     kept: list[Track] = []
@@ -217,9 +258,13 @@ def advance_tracks(memory: Tracks | None, planes: list[PlaneFit], plane_tracks: 
         kept.append(Track(tid, "plane", fit.region.class_id, carry_mask(_full_mask(fit.region, shape), flow),
                           model, history))
         plane_ids.append(tid)
+    accepted = {fit.instance_id: bool(fit.accepted) for fit in thing_fits}
     for region, track in zip(things, thing_tracks):
         tid = memory.new_id() if track is None else track.track_id
-        kept.append(Track(tid, "thing", region.class_id, carry_mask(_full_mask(region, shape), flow)))
+        history = ([] if track is None else track.history)[-(HISTORY - 1):]
+        history = history + [accepted[region.id]] if region.id in accepted else []
+        kept.append(Track(tid, "thing", region.class_id, carry_mask(_full_mask(region, shape), flow),
+                          history=history))
         thing_ids.append(tid)
     memory.tracks = kept
     return memory, plane_ids, thing_ids
