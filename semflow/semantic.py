@@ -238,8 +238,10 @@ class SemanticFlow(FlowMethod):
 
     def _estimate_video(self, img1: np.ndarray, img2: np.ndarray, state: VideoState,
                         labels: np.ndarray | None = None) -> FlowResult:
-        """Video mode: the baseline runs in video mode too, and the planes and things are tracked
-        (:mod:`semflow.layers.tracking`): ids across frames, plane gate with hysteresis."""
+        """Video mode: the baseline runs in video mode too; the segmenter's class probabilities are
+        filtered along the flow (:func:`~semflow.segmentation.temporal.fuse_with_prior`, given masks
+        stay as given), and the planes and things are tracked (:mod:`semflow.layers.tracking`): ids
+        across frames, carried and smoothed plane models, gates with hysteresis."""
         return self._pair(img1, img2, labels, state)
 
     def _pair(self, img1: np.ndarray, img2: np.ndarray, labels: np.ndarray | None = None,

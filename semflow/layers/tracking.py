@@ -5,16 +5,22 @@ forward by the pair's flow). In the next pair a new region takes the identity of
 the same class it overlaps most (intersection over union at least :data:`MIN_IOU`); the others get new
 ids. So ids stay the same from frame to frame and the explain output can name them.
 
-A tracked plane remembers its last homography and whether it was used in the last pairs. The gate
-then has hysteresis (:func:`gate_planes`):
+A tracked plane remembers its last homography and whether it was used in the last pairs
+(:func:`carry_plane`, :func:`gate_planes`):
 
-- a plane that was on keeps its model unless the evidence against it is clear: the last pair's
-  homography stays while it explains the region about as well as the new fit (:data:`KEEP_MARGIN`);
-  a fit that failed its gate by a small margin stays on, and when it failed clearly the last pair's
-  homography is tried as the model, judged by the same tolerances widened by the margin;
-- a plane that was off needs clear evidence to be taken: the new fit must pass its gate by the margin.
+- the carried homography is a candidate for this pair: when the new fit explains the region clearly
+  better (:data:`CHANGE_MARGIN` grey levels and :data:`CHANGE_RATIO`, on the same sampled pixels) the
+  motion changed and the new fit is taken; otherwise the model used is the two smoothed together
+  (:data:`SMOOTHING`: an exponential moving average of the plane's motion), and that is carried on;
+  when there is no new fit at all the carried homography is judged alone;
+- the gate has hysteresis: a plane that was on stays on unless the new fit fails clearly (inlier
+  share and photometric error beyond :data:`SHARE_MARGIN` / :data:`ERROR_MARGIN`); a plane that was
+  off needs the new fit to pass by those margins.
 
-A plane with no history (the first pair, a new region, after a cut) gets the plain gate of pair mode.
+Things have a gate with memory too (:func:`fit_tracked_things`): the photometric margin a thing's
+model needs against the baseline moves by :data:`THING_MARGIN` in favour of the last decision.
+
+A region with no history (the first pair, a new region, after a cut) gets the plain gate of pair mode.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
+from semflow.layers.common import photometric_error_at
 from semflow.layers.context import PairContext
 from semflow.layers.planes import PlaneFit, PlaneParams, judge_homography
 from semflow.layers.things import ThingFit, ThingParams, fit_thing
@@ -48,6 +55,10 @@ THING_MARGIN = 0.5
 CHANGE_MARGIN = 0.5
 """The new fit replaces the carried homography outright only when it explains the region by this many
 grey levels better (clear evidence that the motion changed); otherwise the two are smoothed."""
+
+CHANGE_RATIO = 0.8
+"""...and by this factor (photometric noise grows with the error level: on a textureless road, a
+20% difference in the mean error of two models is no clear evidence)."""
 
 SMOOTHING = 0.5
 """Weight of the new fit in the smoothed model (the carried one has ``1 - SMOOTHING``): an exponential
@@ -196,20 +207,39 @@ def _hysteresis(fit: PlaneFit, was_on: bool | None, params: PlaneParams) -> Plan
     return fit
 
 
+def sampled_error(region: Region, ctx: PairContext, homography: np.ndarray, points: int = 4000) -> float:
+    """Mean photometric error (grey levels) of ``homography`` over at most ``points`` pixels of ``region``
+    spread evenly over it: a cheap comparison of two candidate models on the same pixels."""
+    ys, xs = np.nonzero(region.mask)
+    step = max(1, len(ys) // points)
+    ys, xs = ys[::step] + region.box[0], xs[::step] + region.box[2]
+    if not len(ys):
+        return float("inf")
+    p = np.stack([xs, ys, np.ones(len(xs))], axis=1) @ np.asarray(homography, np.float64).T
+    den = np.where(np.abs(p[:, 2]) < 1e-9, 1e-9, p[:, 2])
+    flow = np.stack([p[:, 0] / den - xs, p[:, 1] / den - ys], axis=1).astype(np.float32)
+    return float(photometric_error_at(ctx.f1, ctx.f2, ys, xs, flow).mean())
+
+
 def carry_plane(fit: PlaneFit, track: Track | None, ctx: PairContext, params: PlaneParams) -> PlaneFit:
     """The model of one tracked plane for this pair (module docstring): the new fit when the carried
     homography is clearly worse on this pair, else the two smoothed together; then the gate with memory."""
     if track is None or track.model is None:
         return _hysteresis(fit, None if track is None else track.was_on, params)
-    last = judge_homography(fit.region, ctx, params, track.model)
     if fit.homography is None:  # no new fit: the carried model is the only candidate
+        last = judge_homography(fit.region, ctx, params, track.model)
         return _hysteresis(replace(last, reason=f"last pair's homography ({fit.reason})"), track.was_on, params)
-    if fit.model_error + CHANGE_MARGIN < last.model_error:
-        return _hysteresis(replace(fit, reason=fit.reason + "; the motion changed"), track.was_on, params)
+    new_err, last_err = sampled_error(fit.region, ctx, fit.homography), sampled_error(fit.region, ctx, track.model)
+    if new_err + CHANGE_MARGIN < last_err and new_err < CHANGE_RATIO * last_err:
+        return _hysteresis(replace(fit, reason=fit.reason + f"; the motion changed (error {new_err:.2f} against"
+                                   f" {last_err:.2f} of the carried model)"), track.was_on, params)
+    # This pair's evidence decides whether the region is planar (the new fit's gate, with memory); the
+    # homography used is the temporal filter's: the carried one and the new fit smoothed together.
+    decided = _hysteresis(fit, track.was_on, params)
     smooth = judge_homography(fit.region, ctx, params,
                               blend_homographies(track.model, fit.homography, SMOOTHING, fit.region.box))
-    return _hysteresis(replace(smooth, reason=smooth.reason + "; smoothed with the last pairs' homography"),
-                       track.was_on, params)
+    return replace(smooth, accepted=decided.accepted,
+                   reason=decided.reason + "; smoothed with the last pairs' homography")
 
 
 def gate_planes(fits: list[PlaneFit], tracks: list[Track | None], ctx: PairContext,
