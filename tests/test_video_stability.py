@@ -77,10 +77,15 @@ def test_carried_plane_model_is_smoothed_unless_the_new_fit_is_clearly_better() 
     assert smooth.accepted and "smoothed" in smooth.reason
     np.testing.assert_allclose(smooth.homography, blend_homographies(near, fit.homography, tracking.SMOOTHING,
                                                                      region.box), atol=1e-6)
-    # A carried model the new pair clearly contradicts (the motion changed): the new fit replaces it.
+    # A carried model the new pair clearly contradicts (the motion changed): one pair of evidence is not
+    # enough (the model is smoothed and the new fit kept pending); confirmed by the next pair, the new fit
+    # replaces the carried model.
     far = zoom(1.0, dx=4.0)
-    changed = gate_planes([fit], [Track(1, "plane", ROAD, mask, far, [True])], ctx, params)[0]
-    assert changed.accepted and "changed" in changed.reason
+    track = Track(1, "plane", ROAD, mask, far, [True])
+    first = gate_planes([fit], [track], ctx, params)[0]
+    assert "smoothed" in first.reason and track.pending is not None
+    changed = gate_planes([fit], [track], ctx, params)[0]
+    assert changed.accepted and "changed" in changed.reason and track.pending is None
     np.testing.assert_array_equal(changed.homography, fit.homography)
     # A pair whose fit failed keeps the carried model when that still explains the region.
     failed = gate_planes([fit.__class__(region=region, accepted=False, reason="no homography found",
@@ -218,3 +223,11 @@ def test_semantic_video_mode_filters_the_segmentation_over_time() -> None:
     back = restore(snapshot(state), frames[-1], get_method("semantic", baseline="dis-medium",
                                                            segmenter=FlipFlop()).state_parts())
     np.testing.assert_array_equal(back.parts["semantic"].prior, memory.prior)
+
+
+def test_pending_plane_model_survives_a_snapshot() -> None:
+    mask = np.ones((8, 8), bool)
+    tracks = Tracks([Track(3, "plane", ROAD, mask, zoom(1.01), [True], zoom(1.02))], next_id=4)
+    back = Tracks.restore(tracks.snapshot())
+    np.testing.assert_allclose(back.tracks[0].pending, zoom(1.02))
+    np.testing.assert_allclose(back.tracks[0].model, zoom(1.01))

@@ -9,8 +9,8 @@ A tracked plane remembers its last homography and whether it was used in the las
 (:func:`carry_plane`, :func:`gate_planes`):
 
 - the carried homography is a candidate for this pair: when the new fit explains the region clearly
-  better (:data:`CHANGE_MARGIN` grey levels and :data:`CHANGE_RATIO`, on the same sampled pixels) the
-  motion changed and the new fit is taken; otherwise the model used is the two smoothed together
+  better (:data:`CHANGE_MARGIN` grey levels and :data:`CHANGE_RATIO`, on the same sampled pixels), and
+  the last pair's candidate does too (two pairs of evidence), the motion changed and the new fit is taken; otherwise the model used is the two smoothed together
   (:data:`SMOOTHING`: an exponential moving average of the plane's motion), and that is carried on;
   when there is no new fit at all the carried homography is judged alone;
 - the gate has hysteresis: a plane that was on stays on unless the new fit fails clearly (inlier
@@ -60,7 +60,7 @@ CHANGE_RATIO = 0.8
 """...and by this factor (photometric noise grows with the error level: on a textureless road, a
 20% difference in the mean error of two models is no clear evidence)."""
 
-SMOOTHING = 0.5
+SMOOTHING = 0.3
 """Weight of the new fit in the smoothed model (the carried one has ``1 - SMOOTHING``): an exponential
 moving average of the plane's motion over the pairs."""
 
@@ -72,6 +72,7 @@ class Track:
     track_id: its id (1, 2, ...), unique in the video state. kind: ``"plane"`` or ``"thing"``.
     class_id: its class. mask: (H, W) bool, where it is in the newest frame. model: the last
     homography (3, 3) (planes) or None. history: accept decisions, oldest first (at most HISTORY).
+    pending: see below.
     """
 
     track_id: int
@@ -80,6 +81,9 @@ class Track:
     mask: np.ndarray
     model: np.ndarray | None = None
     history: list[bool] = field(default_factory=list)
+    pending: np.ndarray | None = None
+    """A homography of the last pair that explained the region clearly better than the carried model
+    but is not taken until this pair confirms it (:func:`carry_plane`), or None."""
 
     @property
     def was_on(self) -> bool | None:
@@ -126,7 +130,8 @@ class Tracks:
 
     def snapshot(self) -> dict[str, np.ndarray]:
         meta = [{"id": t.track_id, "kind": t.kind, "class": t.class_id, "history": t.history,
-                 "model": None if t.model is None else np.asarray(t.model, np.float64).ravel().tolist()}
+                 "model": None if t.model is None else np.asarray(t.model, np.float64).ravel().tolist(),
+                 "pending": None if t.pending is None else np.asarray(t.pending, np.float64).ravel().tolist()}
                 for t in self.tracks]
         out = {"meta": np.array(json.dumps({"next_id": self.next_id, "tracks": meta}))}
         for k, t in enumerate(self.tracks):
@@ -144,7 +149,8 @@ class Tracks:
             shape = tuple(int(v) for v in arrays[f"shape{k}"])
             mask = np.unpackbits(arrays[f"mask{k}"], count=shape[0] * shape[1]).reshape(shape).astype(bool)
             model = None if m["model"] is None else np.array(m["model"], np.float64).reshape(3, 3)
-            tracks.append(Track(m["id"], m["kind"], m["class"], mask, model, list(m["history"])))
+            pending = None if m.get("pending") is None else np.array(m["pending"], np.float64).reshape(3, 3)
+            tracks.append(Track(m["id"], m["kind"], m["class"], mask, model, list(m["history"]), pending))
         return cls(tracks, meta["next_id"], arrays.get("prior"))
 
 
@@ -223,7 +229,8 @@ def sampled_error(region: Region, ctx: PairContext, homography: np.ndarray, poin
 
 def carry_plane(fit: PlaneFit, track: Track | None, ctx: PairContext, params: PlaneParams) -> PlaneFit:
     """The model of one tracked plane for this pair (module docstring): the new fit when the carried
-    homography is clearly worse on this pair, else the two smoothed together; then the gate with memory."""
+    homography is clearly worse on this pair and on the last one (the last pair's candidate also beats
+    it here), else the two smoothed together; then the gate with memory. Sets ``track.pending``."""
     if track is None or track.model is None:
         return _hysteresis(fit, None if track is None else track.was_on, params)
     if fit.homography is None:  # no new fit: the carried model is the only candidate
@@ -231,8 +238,17 @@ def carry_plane(fit: PlaneFit, track: Track | None, ctx: PairContext, params: Pl
         return _hysteresis(replace(last, reason=f"last pair's homography ({fit.reason})"), track.was_on, params)
     new_err, last_err = sampled_error(fit.region, ctx, fit.homography), sampled_error(fit.region, ctx, track.model)
     if new_err + CHANGE_MARGIN < last_err and new_err < CHANGE_RATIO * last_err:
-        return _hysteresis(replace(fit, reason=fit.reason + f"; the motion changed (error {new_err:.2f} against"
-                                   f" {last_err:.2f} of the carried model)"), track.was_on, params)
+        # Clearly better on this pair; taken when the last pair said so too (photometry on a textureless,
+        # repetitive region such as a road with dashed lines can prefer a wrong motion on one pair).
+        pending_err = float("inf") if track.pending is None else sampled_error(fit.region, ctx, track.pending)
+        track.pending = None
+        if pending_err + CHANGE_MARGIN < last_err and pending_err < CHANGE_RATIO * last_err:
+            return _hysteresis(replace(fit, reason=fit.reason + f"; the motion changed (error {new_err:.2f}"
+                                       f" against {last_err:.2f} of the carried model, confirmed)"),
+                               track.was_on, params)
+        track.pending = fit.homography
+    else:
+        track.pending = None
     # This pair's evidence decides whether the region is planar (the new fit's gate, with memory); the
     # homography used is the temporal filter's: the carried one and the new fit smoothed together.
     decided = _hysteresis(fit, track.was_on, params)
@@ -286,7 +302,7 @@ def advance_tracks(memory: Tracks | None, planes: list[PlaneFit], plane_tracks: 
         model = fit.homography if fit.homography is not None else (None if track is None else track.model)
         tid = memory.new_id() if track is None else track.track_id
         kept.append(Track(tid, "plane", fit.region.class_id, carry_mask(_full_mask(fit.region, shape), flow),
-                          model, history))
+                          model, history, None if track is None else track.pending))
         plane_ids.append(tid)
     accepted = {fit.instance_id: bool(fit.accepted) for fit in thing_fits}
     for region, track in zip(things, thing_tracks):
