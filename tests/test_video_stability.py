@@ -231,3 +231,25 @@ def test_pending_plane_model_survives_a_snapshot() -> None:
     back = Tracks.restore(tracks.snapshot())
     np.testing.assert_allclose(back.tracks[0].pending, zoom(1.02))
     np.testing.assert_allclose(back.tracks[0].model, zoom(1.01))
+
+
+def test_semantic_video_mode_forgets_at_a_cut() -> None:
+    """Two unrelated clips back to back: the pair across the cut and the pair after it carry nothing of
+    the first clip (no segmentation prior, new plane tracks judged by the plain gate)."""
+    first = [np.roll(texture(96, 128, 5), 2 * k, axis=1) for k in range(3)]
+    second = [np.roll(texture(96, 128, 9)[::-1], -3 * k, axis=0) for k in range(3)]
+    method = get_method("semantic", baseline="dis-medium", segmenter=FlipFlop())
+    state, results = VideoState(), []
+    for a, b in zip(first + second, (first + second)[1:]):
+        result = method.estimate(a, b, state=state)
+        state = result.state
+        results.append(result)
+    cut = len(first) - 1
+    assert results[cut].state.cut and not results[cut + 1].state.cut
+    across = json.loads(str(results[cut].extras["report_json"]))["planes"]
+    assert across and all("smoothed" not in p["reason"] and "last pair" not in p["reason"] for p in across)
+    assert sorted(p["track"] for p in across) == list(range(1, len(across) + 1))  # numbered afresh
+    # The labels of the pair across the cut are that frame's own (no belief carried over the cut).
+    own = FlipFlop()
+    own.calls = cut  # the segmenter is called once per pair
+    np.testing.assert_array_equal(results[cut].extras["labels"], own.predict(first[-1]).labels)
