@@ -8,6 +8,7 @@ segmenter whose evidence flip-flops on a patch for the segmentation fusion.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -77,10 +78,16 @@ def test_carried_plane_model_is_smoothed_unless_the_new_fit_is_clearly_better() 
     assert smooth.accepted and "smoothed" in smooth.reason
     np.testing.assert_allclose(smooth.homography, blend_homographies(near, fit.homography, tracking.SMOOTHING,
                                                                      region.box), atol=1e-6)
-    # A carried model the new pair clearly contradicts (the motion changed): one pair of evidence is not
+    # A carried model the new pair clearly contradicts (the motion changed), with the baseline's matches
+    # clearly behind the new fit: the new fit replaces it at once.
+    far = zoom(1.0, dx=4.0)
+    direct = gate_planes([fit], [Track(1, "plane", ROAD, mask, far, [True])], ctx, params)[0]
+    assert direct.accepted and "changed" in direct.reason
+    np.testing.assert_array_equal(direct.homography, fit.homography)
+    # With matches that support the new fit only marginally, one pair of photometric evidence is not
     # enough (the model is smoothed and the new fit kept pending); confirmed by the next pair, the new fit
     # replaces the carried model.
-    far = zoom(1.0, dx=4.0)
+    fit = replace(fit, inlier_share=params.min_inlier_share + 0.05)
     track = Track(1, "plane", ROAD, mask, far, [True])
     first = gate_planes([fit], [track], ctx, params)[0]
     assert "smoothed" in first.reason and track.pending is not None

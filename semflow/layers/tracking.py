@@ -10,7 +10,8 @@ A tracked plane remembers its last homography and whether it was used in the las
 
 - the carried homography is a candidate for this pair: when the new fit explains the region clearly
   better (:data:`CHANGE_MARGIN` grey levels and :data:`CHANGE_RATIO`, on the same sampled pixels), and
-  the last pair's candidate does too (two pairs of evidence), the motion changed and the new fit is taken; otherwise the model used is the two smoothed together
+  either the baseline's matches clearly support it (inlier share) or the last pair's candidate beats the
+  carried model too (two pairs of evidence), the motion changed and the new fit is taken; otherwise the model used is the two smoothed together
   (:data:`SMOOTHING`: an exponential moving average of the plane's motion), and that is carried on;
   when there is no new fit at all the carried homography is judged alone;
 - the gate has hysteresis: a plane that was on stays on unless the new fit fails clearly (inlier
@@ -238,11 +239,14 @@ def carry_plane(fit: PlaneFit, track: Track | None, ctx: PairContext, params: Pl
         return _hysteresis(replace(last, reason=f"last pair's homography ({fit.reason})"), track.was_on, params)
     new_err, last_err = sampled_error(fit.region, ctx, fit.homography), sampled_error(fit.region, ctx, track.model)
     if new_err + CHANGE_MARGIN < last_err and new_err < CHANGE_RATIO * last_err:
-        # Clearly better on this pair; taken when the last pair said so too (photometry on a textureless,
-        # repetitive region such as a road with dashed lines can prefer a wrong motion on one pair).
+        # Clearly better on this pair. Taken at once when the baseline's matches clearly support the new
+        # fit too (its inlier share passes the gate by the margin), else when the last pair's candidate
+        # also beats the carried model here: photometry alone on a textureless, repetitive region (a
+        # road with dashed lines) can prefer a wrong motion on one pair.
         pending_err = float("inf") if track.pending is None else sampled_error(fit.region, ctx, track.pending)
         track.pending = None
-        if pending_err + CHANGE_MARGIN < last_err and pending_err < CHANGE_RATIO * last_err:
+        supported = fit.accepted and fit.inlier_share >= params.min_inlier_share + SHARE_MARGIN
+        if supported or (pending_err + CHANGE_MARGIN < last_err and pending_err < CHANGE_RATIO * last_err):
             return _hysteresis(replace(fit, reason=fit.reason + f"; the motion changed (error {new_err:.2f}"
                                        f" against {last_err:.2f} of the carried model, confirmed)"),
                                track.was_on, params)
