@@ -45,9 +45,10 @@ from semflow.errors import InputError
 from semflow.layers.context import PairContext
 from semflow.layers.planes import PlaneParams, fit_planes
 from semflow.layers.things import ThingParams, fit_things
-from semflow.layers.tracking import Tracks, advance_tracks, gate_planes
+from semflow.layers.tracking import Tracks, advance_tracks, fit_tracked_things, gate_planes
 from semflow.options import MethodOptions, option
 from semflow.segmentation import KIND_CODES, LabelSet, extract_instances, find_regions, get_label_set
+from semflow.segmentation.temporal import carry_belief, fuse_with_prior, fusion_size
 from semflow.timing import StageTimer
 from semflow.video_state import VideoState
 
@@ -210,6 +211,18 @@ class SemanticFlow(FlowMethod):
             return seg.labels, self.label_set
         return self.segment(image)
 
+    def fused_labels(self, image: np.ndarray, prior: np.ndarray | None
+                     ) -> tuple[np.ndarray, LabelSet, np.ndarray]:
+        """Video mode: the segmenter's labels of ``image`` filtered over time
+        (:func:`~semflow.segmentation.temporal.fuse_with_prior`; ``prior``: the last frame's belief
+        carried to this one, or None), their label set, and this frame's belief (h, w, C)."""
+        segmenter = self.segmenter()
+        raw, probs, label_set = segmenter.predict_small_probs(image, fusion_size(*image.shape[:2]))
+        label_set = label_set.with_kinds(self.kinds)
+        labels = check_labels(raw, label_set, image.shape[:2], source="segmenter output")
+        labels, belief = fuse_with_prior(labels, probs, None if prior is None else prior.astype(np.float32))
+        return labels, label_set, belief
+
     def kind_map(self, image: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """Region kinds (H, W) uint8 (KIND_CODES) of ``image``, as this method sees them."""
         labels, label_set = self.labels_of(image, labels)
@@ -225,8 +238,10 @@ class SemanticFlow(FlowMethod):
 
     def _estimate_video(self, img1: np.ndarray, img2: np.ndarray, state: VideoState,
                         labels: np.ndarray | None = None) -> FlowResult:
-        """Video mode: the baseline runs in video mode too, and the planes and things are tracked
-        (:mod:`semflow.layers.tracking`): ids across frames, plane gate with hysteresis."""
+        """Video mode: the baseline runs in video mode too; the segmenter's class probabilities are
+        filtered along the flow (:func:`~semflow.segmentation.temporal.fuse_with_prior`, given masks
+        stay as given), and the planes and things are tracked (:mod:`semflow.layers.tracking`): ids
+        across frames, carried and smoothed plane models, gates with hysteresis."""
         return self._pair(img1, img2, labels, state)
 
     def _pair(self, img1: np.ndarray, img2: np.ndarray, labels: np.ndarray | None = None,
@@ -236,7 +251,12 @@ class SemanticFlow(FlowMethod):
 
         base = self.baseline.estimate(img1, img2, state=state)
         lap("baseline")
-        labels, table = self.labels_of(img1, labels)
+        memory = state.part(self.name, img1) if state is not None and not state.cut else None
+        belief = None
+        if state is not None and labels is None and self.given_array is None and self.given_masks is None:
+            labels, table, belief = self.fused_labels(img1, memory.prior if memory is not None else None)
+        else:
+            labels, table = self.labels_of(img1, labels)
         self._frame_index += 1
         lap("segmentation")
 
@@ -249,7 +269,6 @@ class SemanticFlow(FlowMethod):
         ctx = PairContext.build(img1, img2, baseline, base.confidence, thing_pixels=thing_pixels)
         lap("regions")
         planes = fit_planes(plane_regions, ctx, self.plane_params)
-        memory = state.part(self.name, img1) if state is not None and not state.cut else None
         if state is not None:
             plane_tracks = memory.match([p.region for p in planes], "plane", labels.shape) if memory else \
                 [None] * len(planes)
@@ -257,15 +276,21 @@ class SemanticFlow(FlowMethod):
         lap("planes")
         weights = weigh_planes(planes, thing_pixels, self.feather_radius)
         plane_flow = compose_planes(ctx, planes, feather_radius=self.feather_radius, weights=weights)
-        things = fit_things(instances, instance_map, ctx, self.thing_params, plane_flow=plane_flow)
+        if state is None:
+            things = fit_things(instances, instance_map, ctx, self.thing_params, plane_flow=plane_flow)
+        else:
+            thing_tracks = memory.match(instances, "thing", labels.shape) if memory else [None] * len(instances)
+            things = fit_tracked_things(instances, instance_map, ctx, self.thing_params, thing_tracks,
+                                        plane_flow=plane_flow)
         lap("things")
         comp = compose(ctx, planes, things, feather_radius=self.feather_radius, plane_weights=weights)
         lap("compose")
         plane_ids = thing_ids = None
         if state is not None:
-            thing_tracks = memory.match(instances, "thing", labels.shape) if memory else [None] * len(instances)
             memory, plane_ids, thing_ids = advance_tracks(memory, planes, plane_tracks, instances, thing_tracks,
-                                                          comp.flow)
+                                                          things, comp.flow)
+            if belief is not None:  # the segmentation's belief, carried to frame t+1 along this flow
+                memory.prior = carry_belief(belief, img1, img2, comp.flow).astype(np.float16)
             lap("tracking")
 
         # Motion instances: one id per (thing, motion), 0 where none; the report lists each id's affine.

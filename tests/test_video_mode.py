@@ -172,8 +172,8 @@ def test_plane_gate_has_hysteresis() -> None:
     ctx = PairContext.build(np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10, 3), np.uint8),
                             np.zeros((10, 10, 2), np.float32))
     params = PlaneParams()
-    on = Track(1, "plane", ROAD, np.ones((10, 10), bool), np.eye(3), [True])
-    off = Track(2, "plane", ROAD, np.ones((10, 10), bool), np.eye(3), [False])
+    on = Track(1, "plane", ROAD, np.ones((10, 10), bool), None, [True])  # no model carried: the gate alone
+    off = Track(2, "plane", ROAD, np.ones((10, 10), bool), None, [False])
     marginal_fail = _fit(region, False, params.min_inlier_share - 0.05, 3.0, 2.0)
     marginal_pass = _fit(region, True, params.min_inlier_share + 0.05, 2.0, 2.0)
     clear_pass = _fit(region, True, 0.95, 1.0, 2.0)

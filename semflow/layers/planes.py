@@ -165,8 +165,19 @@ def fit_plane(region: Region, ctx: PairContext, params: PlaneParams, rng: np.ran
             if float(err_r[judged].mean()) < model_err and agree_r.mean() >= inliers.mean() - 0.02:
                 homography, flow, err, inside = refined, flow_r, err_r, inside_r
                 model_err = float(err[judged].mean())
+    return _judge(region, ctx, params, homography, flow, err, judged, float(inliers.mean()))
+
+
+def _judge(region: Region, ctx: PairContext, params: PlaneParams, homography: np.ndarray, flow: np.ndarray,
+           err: np.ndarray, judged: np.ndarray, share: float) -> PlaneFit:
+    """The gate and the veto of a homography over ``region`` (its flow and photometric error over the
+    box, the judged pixels and the inlier share already computed)."""
+    sy, sx = region.slices
+    mask = region.mask
+    base = ctx.baseline[sy, sx]
+    base_err_box = ctx.baseline_error[sy, sx]
+    model_err = float(err[judged].mean())
     base_err = float(base_err_box[judged].mean())
-    share = float(inliers.mean())
 
     # Per-pixel veto: where the baseline is locally much better and disagrees with the homography, or
     # where a confident baseline is an outlier of the homography that photometry cannot overrule.
@@ -196,6 +207,23 @@ def fit_plane(region: Region, ctx: PairContext, params: PlaneParams, rng: np.ran
         accepted, reason = True, "ok"
     return PlaneFit(region=region, accepted=accepted, reason=reason, homography=homography, flow=flow,
                     veto=veto, inlier_share=share, model_error=model_err, baseline_error=base_err, error=err)
+
+
+def judge_homography(region: Region, ctx: PairContext, params: PlaneParams, homography: np.ndarray) -> PlaneFit:
+    """``region`` judged with a given ``homography`` (one carried from another pair, say) by the gate of
+    :func:`fit_plane`; its inlier share is the share of the region's confident baseline matches within
+    ``params.ransac_threshold`` of the homography's flow."""
+    sy, sx = region.slices
+    y0, _, x0, _ = region.box
+    flow = homography_flow(homography, region.box)
+    err, inside = photometric_error(ctx.f1, ctx.f2, flow, x0, y0)
+    judged = region.mask & inside
+    if not judged.any():
+        judged = region.mask
+    usable = erode(region.mask, 2) & (ctx.confidence[sy, sx] >= params.min_confidence)
+    share = float((magnitude(flow - ctx.baseline[sy, sx])[usable] < params.ransac_threshold).mean()) \
+        if usable.any() else 0.0
+    return _judge(region, ctx, params, homography, flow, err, judged, share)
 
 
 def fit_planes(regions: list[Region], ctx: PairContext, params: PlaneParams | None = None, *, seed: int = 0

@@ -5,16 +5,23 @@ forward by the pair's flow). In the next pair a new region takes the identity of
 the same class it overlaps most (intersection over union at least :data:`MIN_IOU`); the others get new
 ids. So ids stay the same from frame to frame and the explain output can name them.
 
-A tracked plane remembers its last homography and whether it was used in the last pairs. The gate
-then has hysteresis (:func:`gate_planes`):
+A tracked plane remembers its last homography and whether it was used in the last pairs
+(:func:`carry_plane`, :func:`gate_planes`):
 
-- a plane that was on keeps its model unless the evidence against it is clear: the last pair's
-  homography stays while it explains the region about as well as the new fit (:data:`KEEP_MARGIN`);
-  a fit that failed its gate by a small margin stays on, and when it failed clearly the last pair's
-  homography is tried as the model, judged by the same tolerances widened by the margin;
-- a plane that was off needs clear evidence to be taken: the new fit must pass its gate by the margin.
+- the carried homography is a candidate for this pair: when the new fit explains the region clearly
+  better (:data:`CHANGE_MARGIN` grey levels and :data:`CHANGE_RATIO`, on the same sampled pixels), and
+  either the baseline's matches clearly support it (inlier share) or the last pair's candidate beats the
+  carried model too (two pairs of evidence), the motion changed and the new fit is taken; otherwise the model used is the two smoothed together
+  (:data:`SMOOTHING`: an exponential moving average of the plane's motion), and that is carried on;
+  when there is no new fit at all the carried homography is judged alone;
+- the gate has hysteresis: a plane that was on stays on unless the new fit fails clearly (inlier
+  share and photometric error beyond :data:`SHARE_MARGIN` / :data:`ERROR_MARGIN`); a plane that was
+  off needs the new fit to pass by those margins.
 
-A plane with no history (the first pair, a new region, after a cut) gets the plain gate of pair mode.
+Things have a gate with memory too (:func:`fit_tracked_things`): the photometric margin a thing's
+model needs against the baseline moves by :data:`THING_MARGIN` in favour of the last decision.
+
+A region with no history (the first pair, a new region, after a cut) gets the plain gate of pair mode.
 """
 
 from __future__ import annotations
@@ -25,10 +32,10 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from semflow.layers.common import magnitude, photometric_error
+from semflow.layers.common import photometric_error_at
 from semflow.layers.context import PairContext
-from semflow.layers.planes import PlaneFit, PlaneParams, homography_flow
-from semflow.layers.veto import baseline_veto
+from semflow.layers.planes import PlaneFit, PlaneParams, judge_homography
+from semflow.layers.things import ThingFit, ThingParams, fit_thing
 from semflow.segmentation.regions import Region
 
 MIN_IOU = 0.3
@@ -43,9 +50,20 @@ SHARE_MARGIN = 0.15
 ERROR_MARGIN = 1.0
 """Hysteresis margin on the photometric error (grey levels)."""
 
-KEEP_MARGIN = 0.25
-"""A plane that was on keeps the last pair's homography while it explains the region within this many
-grey levels of the new fit (a camera moving smoothly keeps its plane motions from pair to pair)."""
+THING_MARGIN = 0.5
+"""Hysteresis margin of the thing gate (grey levels of median photometric error against the baseline)."""
+
+CHANGE_MARGIN = 0.5
+"""The new fit replaces the carried homography outright only when it explains the region by this many
+grey levels better (clear evidence that the motion changed); otherwise the two are smoothed."""
+
+CHANGE_RATIO = 0.8
+"""...and by this factor (photometric noise grows with the error level: on a textureless road, a
+20% difference in the mean error of two models is no clear evidence)."""
+
+SMOOTHING = 0.3
+"""Weight of the new fit in the smoothed model (the carried one has ``1 - SMOOTHING``): an exponential
+moving average of the plane's motion over the pairs."""
 
 
 @dataclass
@@ -55,6 +73,7 @@ class Track:
     track_id: its id (1, 2, ...), unique in the video state. kind: ``"plane"`` or ``"thing"``.
     class_id: its class. mask: (H, W) bool, where it is in the newest frame. model: the last
     homography (3, 3) (planes) or None. history: accept decisions, oldest first (at most HISTORY).
+    pending: see below.
     """
 
     track_id: int
@@ -63,6 +82,9 @@ class Track:
     mask: np.ndarray
     model: np.ndarray | None = None
     history: list[bool] = field(default_factory=list)
+    pending: np.ndarray | None = None
+    """A homography of the last pair that explained the region clearly better than the carried model
+    but is not taken until this pair confirms it (:func:`carry_plane`), or None."""
 
     @property
     def was_on(self) -> bool | None:
@@ -76,6 +98,9 @@ class Tracks:
 
     tracks: list[Track] = field(default_factory=list)
     next_id: int = 1
+    prior: np.ndarray | None = None
+    """The segmentation prior of the next frame, (h, w, C) float16 (the previous belief carried along
+    the flow, :func:`~semflow.segmentation.temporal.carry_belief`), or None."""
 
     def match(self, regions: list[Region], kind: str, shape: tuple[int, int]) -> list[Track | None]:
         """For each region (boxed masks of an (H, W) image) the track of ``kind`` it continues, or None."""
@@ -106,12 +131,15 @@ class Tracks:
 
     def snapshot(self) -> dict[str, np.ndarray]:
         meta = [{"id": t.track_id, "kind": t.kind, "class": t.class_id, "history": t.history,
-                 "model": None if t.model is None else np.asarray(t.model, np.float64).ravel().tolist()}
+                 "model": None if t.model is None else np.asarray(t.model, np.float64).ravel().tolist(),
+                 "pending": None if t.pending is None else np.asarray(t.pending, np.float64).ravel().tolist()}
                 for t in self.tracks]
         out = {"meta": np.array(json.dumps({"next_id": self.next_id, "tracks": meta}))}
         for k, t in enumerate(self.tracks):
             out[f"mask{k}"] = np.packbits(t.mask, axis=None)
             out[f"shape{k}"] = np.array(t.mask.shape)
+        if self.prior is not None:
+            out["prior"] = self.prior
         return out
 
     @classmethod
@@ -122,8 +150,9 @@ class Tracks:
             shape = tuple(int(v) for v in arrays[f"shape{k}"])
             mask = np.unpackbits(arrays[f"mask{k}"], count=shape[0] * shape[1]).reshape(shape).astype(bool)
             model = None if m["model"] is None else np.array(m["model"], np.float64).reshape(3, 3)
-            tracks.append(Track(m["id"], m["kind"], m["class"], mask, model, list(m["history"])))
-        return cls(tracks, meta["next_id"])
+            pending = None if m.get("pending") is None else np.array(m["pending"], np.float64).reshape(3, 3)
+            tracks.append(Track(m["id"], m["kind"], m["class"], mask, model, list(m["history"]), pending))
+        return cls(tracks, meta["next_id"], arrays.get("prior"))
 
 
 def _full_mask(region: Region, shape: tuple[int, int]) -> np.ndarray:
@@ -150,62 +179,124 @@ def _gate(params: PlaneParams, base_err: float, margin: float) -> float:
     return base_err * (1 + params.error_tolerance) + params.error_slack + margin
 
 
-def _from_model(fit: PlaneFit, homography: np.ndarray, ctx: PairContext, params: PlaneParams) -> PlaneFit:
-    """``fit``'s region judged with ``homography`` as its model (the baseline keeps the pixels the plane
-    veto gives it, as in :func:`~semflow.layers.planes.fit_plane`)."""
-    region = fit.region
-    sy, sx = region.slices
-    y0, _, x0, _ = region.box
-    flow = homography_flow(homography, region.box)
-    err, inside = photometric_error(ctx.f1, ctx.f2, flow, x0, y0)
-    judged = region.mask & inside
-    if not judged.any():
-        judged = region.mask
-    base_err = ctx.baseline_error[sy, sx]
-    local_gain = cv2.blur(err - base_err, (params.veto.window, params.veto.window))
-    veto = region.mask & baseline_veto(local_gain, 0.0, magnitude(flow - ctx.baseline[sy, sx]),
-                                       ctx.confidence[sy, sx], params.veto)
-    return replace(fit, homography=homography, flow=flow, veto=veto, model_error=float(err[judged].mean()),
-                   baseline_error=float(base_err[judged].mean()), error=err)
+def blend_homographies(previous: np.ndarray, new: np.ndarray, weight: float, box: tuple[int, int, int, int]
+                       ) -> np.ndarray:
+    """The homography whose motion over ``box`` (y0, y1, x0, x1) is ``(1 - weight)`` times ``previous``'s
+    plus ``weight`` times ``new``'s (fitted exactly to a 5 x 5 grid of points over the box)."""
+    y0, y1, x0, x1 = box
+    gx, gy = np.meshgrid(np.linspace(x0, x1 - 1, 5), np.linspace(y0, y1 - 1, 5))
+    src = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float64)
+
+    def apply(h: np.ndarray) -> np.ndarray:
+        p = np.c_[src, np.ones(len(src))] @ np.asarray(h, np.float64).T
+        return p[:, :2] / np.where(np.abs(p[:, 2:]) < 1e-9, 1e-9, p[:, 2:])
+
+    dst = (1.0 - weight) * apply(previous) + weight * apply(new)
+    blended, _ = cv2.findHomography(src.astype(np.float32), dst.astype(np.float32), 0)
+    return new if blended is None else blended
+
+
+def _hysteresis(fit: PlaneFit, was_on: bool | None, params: PlaneParams) -> PlaneFit:
+    """``fit``'s gate decision with memory: a plane that was on stays on unless the fit fails clearly,
+    one that was off is taken only when the fit passes clearly (module docstring)."""
+    if was_on is None or fit.homography is None:
+        return fit
+    if was_on and not fit.accepted:
+        near = fit.inlier_share >= params.min_inlier_share - SHARE_MARGIN \
+            and fit.model_error <= _gate(params, fit.baseline_error, ERROR_MARGIN)
+        if near:
+            return replace(fit, accepted=True, reason=fit.reason + "; kept: on in the last pairs")
+    if not was_on and fit.accepted:
+        clear = fit.inlier_share >= params.min_inlier_share + SHARE_MARGIN \
+            and fit.model_error <= _gate(params, fit.baseline_error, -ERROR_MARGIN)
+        if not clear:
+            return replace(fit, accepted=False, reason=fit.reason + "; not taken: off in the last pairs")
+    return fit
+
+
+def sampled_error(region: Region, ctx: PairContext, homography: np.ndarray, points: int = 4000) -> float:
+    """Mean photometric error (grey levels) of ``homography`` over at most ``points`` pixels of ``region``
+    spread evenly over it: a cheap comparison of two candidate models on the same pixels."""
+    ys, xs = np.nonzero(region.mask)
+    step = max(1, len(ys) // points)
+    ys, xs = ys[::step] + region.box[0], xs[::step] + region.box[2]
+    if not len(ys):
+        return float("inf")
+    p = np.stack([xs, ys, np.ones(len(xs))], axis=1) @ np.asarray(homography, np.float64).T
+    den = np.where(np.abs(p[:, 2]) < 1e-9, 1e-9, p[:, 2])
+    flow = np.stack([p[:, 0] / den - xs, p[:, 1] / den - ys], axis=1).astype(np.float32)
+    return float(photometric_error_at(ctx.f1, ctx.f2, ys, xs, flow).mean())
+
+
+def carry_plane(fit: PlaneFit, track: Track | None, ctx: PairContext, params: PlaneParams) -> PlaneFit:
+    """The model of one tracked plane for this pair (module docstring): the new fit when the carried
+    homography is clearly worse on this pair and on the last one (the last pair's candidate also beats
+    it here), else the two smoothed together; then the gate with memory. Sets ``track.pending``."""
+    if track is None or track.model is None:
+        return _hysteresis(fit, None if track is None else track.was_on, params)
+    if fit.homography is None:  # no new fit: the carried model is the only candidate
+        last = judge_homography(fit.region, ctx, params, track.model)
+        return _hysteresis(replace(last, reason=f"last pair's homography ({fit.reason})"), track.was_on, params)
+    new_err, last_err = sampled_error(fit.region, ctx, fit.homography), sampled_error(fit.region, ctx, track.model)
+    if new_err + CHANGE_MARGIN < last_err and new_err < CHANGE_RATIO * last_err:
+        # Clearly better on this pair. Taken at once when the baseline's matches clearly support the new
+        # fit too (its inlier share passes the gate by the margin), else when the last pair's candidate
+        # also beats the carried model here: photometry alone on a textureless, repetitive region (a
+        # road with dashed lines) can prefer a wrong motion on one pair.
+        pending_err = float("inf") if track.pending is None else sampled_error(fit.region, ctx, track.pending)
+        track.pending = None
+        supported = fit.accepted and fit.inlier_share >= params.min_inlier_share + SHARE_MARGIN
+        if supported or (pending_err + CHANGE_MARGIN < last_err and pending_err < CHANGE_RATIO * last_err):
+            return _hysteresis(replace(fit, reason=fit.reason + f"; the motion changed (error {new_err:.2f}"
+                                       f" against {last_err:.2f} of the carried model, confirmed)"),
+                               track.was_on, params)
+        track.pending = fit.homography
+    else:
+        track.pending = None
+    # This pair's evidence decides whether the region is planar (the new fit's gate, with memory); the
+    # homography used is the temporal filter's: the carried one and the new fit smoothed together.
+    decided = _hysteresis(fit, track.was_on, params)
+    smooth = judge_homography(fit.region, ctx, params,
+                              blend_homographies(track.model, fit.homography, SMOOTHING, fit.region.box))
+    return replace(smooth, accepted=decided.accepted,
+                   reason=decided.reason + "; smoothed with the last pairs' homography")
 
 
 def gate_planes(fits: list[PlaneFit], tracks: list[Track | None], ctx: PairContext,
                 params: PlaneParams) -> list[PlaneFit]:
-    """The plane fits after the gate with memory (module docstring); ``tracks[i]`` is fit i's track."""
+    """The plane fits after model carry-over and the gate with memory (:func:`carry_plane`);
+    ``tracks[i]`` is fit i's track (None: a new region, judged as in pair mode)."""
+    return [carry_plane(fit, track, ctx, params) for fit, track in zip(fits, tracks)]
+
+
+def fit_tracked_things(instances: list[Region], instance_map: np.ndarray, ctx: PairContext, params: ThingParams,
+                       tracks: list[Track | None], *, plane_flow: np.ndarray | None = None,
+                       seed: int = 0) -> list[ThingFit]:
+    """:func:`~semflow.layers.things.fit_things` with a gate that has memory: a thing whose model was
+    used in the last pair keeps it while it is at most :data:`THING_MARGIN` grey levels worse than the
+    baseline (median over the pixels it changes), one whose model was not used needs to beat the
+    baseline by that margin; new ones get the gate of pair mode. ``tracks[i]``: instance i's track."""
+    rng = np.random.default_rng(seed)
     out = []
-    for fit, track in zip(fits, tracks):
-        was_on = None if track is None else track.was_on
-        if was_on is None:
-            out.append(fit)
+    for region, track in zip(instances, tracks):
+        if region.area < params.min_area:
             continue
-        near = fit.homography is not None and fit.inlier_share >= params.min_inlier_share - SHARE_MARGIN \
-            and fit.model_error <= _gate(params, fit.baseline_error, ERROR_MARGIN)
-        if was_on and fit.accepted and track.model is not None:
-            last = _from_model(fit, track.model, ctx, params)
-            if last.model_error <= fit.model_error + KEEP_MARGIN \
-                    and last.model_error <= _gate(params, last.baseline_error, 0.0):
-                fit = replace(last, accepted=True, reason="last pair's homography (as good as the new fit)")
-        elif was_on and not fit.accepted:
-            if near:
-                fit = replace(fit, accepted=True, reason=fit.reason + "; kept: on in the last pairs")
-            elif track.model is not None:
-                last = _from_model(fit, track.model, ctx, params)
-                if last.model_error <= _gate(params, last.baseline_error, ERROR_MARGIN):
-                    fit = replace(last, accepted=True, reason=f"last pair's homography ({fit.reason})")
-        elif not was_on and fit.accepted:
-            clear = fit.inlier_share >= params.min_inlier_share + SHARE_MARGIN \
-                and fit.model_error <= _gate(params, fit.baseline_error, -ERROR_MARGIN)
-            if not clear:
-                fit = replace(fit, accepted=False, reason=fit.reason + "; not taken: off in the last pairs")
+        was_on = None if track is None else track.was_on
+        slack = params.error_slack + (0.0 if was_on is None else THING_MARGIN if was_on else -THING_MARGIN)
+        fit = fit_thing(region, instance_map, ctx, replace(params, error_slack=slack), rng, plane_flow)
+        if was_on is not None and fit.accepted != was_on and fit.reason.startswith(("ok", "median")):
+            fit = replace(fit, reason=fit.reason + ("; within the margin: on in the last pair" if fit.accepted else
+                                                    "; not by the margin: off in the last pair"))
         out.append(fit)
     return out
 
 
 def advance_tracks(memory: Tracks | None, planes: list[PlaneFit], plane_tracks: list[Track | None],
-                   things: list[Region], thing_tracks: list[Track | None], flow: np.ndarray
-                   ) -> tuple[Tracks, list[int], list[int]]:
+                   things: list[Region], thing_tracks: list[Track | None], thing_fits: list[ThingFit],
+                   flow: np.ndarray) -> tuple[Tracks, list[int], list[int]]:
     """The tracks after this pair (each region's mask carried to the next frame by ``flow``) and the
-    ids of the planes and things of this pair (new ids for regions no track continued)."""
+    ids of the planes and things of this pair (new ids for regions no track continued);
+    ``thing_fits`` say which things' models were used (instances too small to fit have none)."""
     memory = Tracks([], memory.next_id if memory is not None else 1)
     shape = flow.shape[:2]
     kept: list[Track] = []
@@ -215,11 +306,15 @@ def advance_tracks(memory: Tracks | None, planes: list[PlaneFit], plane_tracks: 
         model = fit.homography if fit.homography is not None else (None if track is None else track.model)
         tid = memory.new_id() if track is None else track.track_id
         kept.append(Track(tid, "plane", fit.region.class_id, carry_mask(_full_mask(fit.region, shape), flow),
-                          model, history))
+                          model, history, None if track is None else track.pending))
         plane_ids.append(tid)
+    accepted = {fit.instance_id: bool(fit.accepted) for fit in thing_fits}
     for region, track in zip(things, thing_tracks):
         tid = memory.new_id() if track is None else track.track_id
-        kept.append(Track(tid, "thing", region.class_id, carry_mask(_full_mask(region, shape), flow)))
+        history = ([] if track is None else track.history)[-(HISTORY - 1):]
+        history = history + [accepted[region.id]] if region.id in accepted else []
+        kept.append(Track(tid, "thing", region.class_id, carry_mask(_full_mask(region, shape), flow),
+                          history=history))
         thing_ids.append(tid)
     memory.tracks = kept
     return memory, plane_ids, thing_ids

@@ -90,6 +90,16 @@ class Segmenter:
         seg = self.predict(image) if key is None else self.predict(image, key=key)
         return seg.labels, seg.label_set
 
+    def predict_small_probs(self, image: np.ndarray, size: tuple[int, int]
+                            ) -> tuple[np.ndarray, np.ndarray, LabelSet]:
+        """The labels (H, W) uint8 of :meth:`predict`, its class probabilities at ``size`` (h, w)
+        as (h, w, C) float32, and the label set (for filtering the labels over time at a small size)."""
+        seg = self.predict(image)
+        probs = np.asarray(seg.probs, np.float32)
+        if probs.shape[:2] != tuple(size):
+            probs = cv2.resize(probs, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+        return seg.labels, probs, seg.label_set
+
 
 def check_image(image: np.ndarray) -> np.ndarray:
     img = np.asarray(image)

@@ -122,3 +122,79 @@ class TemporalSegmentation:
         if probs is seg.probs or self.trust is None:
             return seg
         return replace(seg, probs=probs, labels=probs.argmax(axis=2).astype(np.uint8), _instances=None)
+
+
+# --- the same filter for a caller that carries its own state (semantic's video mode) ----------------
+
+FUSION_SIDE = 480
+"""Longest side (px) at which :func:`carry_belief` keeps a belief: class probabilities vary smoothly,
+and a quarter of the pixels makes the carry cheap at video sizes."""
+
+
+def invert_flow(forward: np.ndarray, iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The backward flow b (frame t -> t-1) of a forward flow f (t-1 -> t), (H, W, 2) px, by the fixed
+    point b(x) = -f(x + b(x)) (a few iterations from b = -f(x)), and where it converged (H, W) bool:
+    the last step moved b by at most 0.5 px (+5%); elsewhere (disocclusions, folds) it is no inverse."""
+    back = -np.asarray(forward, np.float32)
+    step = np.zeros(back.shape[:2], np.float32)
+    for _ in range(iterations):
+        new = -warp_backward(forward, back)[0]
+        step = np.linalg.norm(new - back, axis=2)
+        back = new
+    return back, step <= 0.5 + 0.05 * np.linalg.norm(back, axis=2)
+
+
+def carry_belief(belief: np.ndarray, image0: np.ndarray, image1: np.ndarray, forward: np.ndarray, *,
+                 switch: float = 0.05, photo_tolerance: float = 20.0) -> np.ndarray:
+    """The prior of frame t (the module's ``prior``): ``belief`` (h, w, C) of frame t-1, at any size up to
+    the frames', carried to frame t by ``forward`` (H, W, 2, frame t-1 -> t) where that is trustworthy
+    (its inverse converged, the grey levels agree within ``photo_tolerance``, inside frame t-1), uniform
+    elsewhere. ``image0``/``image1`` uint8 RGB (H, W, 3) frames t-1 and t. Returned at the belief's size,
+    float32, normalised over the C classes."""
+    h, w, classes = belief.shape
+    height, width = forward.shape[:2]
+    scale = w / width
+    if (h, w) != (height, width):
+        forward = cv2.resize(forward, (w, h), interpolation=cv2.INTER_AREA) * scale
+    grey = [cv2.resize(cv2.cvtColor(np.asarray(im, np.uint8), cv2.COLOR_RGB2GRAY), (w, h),
+                       interpolation=cv2.INTER_AREA).astype(np.float32) for im in (image0, image1)]
+    back, converged = invert_flow(forward)
+    previous, inside = warp_backward(np.asarray(belief, np.float32), back)
+    g0, g1 = (cv2.GaussianBlur(g, (0, 0), 1.0) for g in grey)
+    trust = converged & inside & (np.abs(g1 - warp_backward(g0, back)[0]) <= photo_tolerance)
+    prior = (1.0 - switch) * previous + switch / classes
+    prior[~trust] = 1.0 / classes
+    return prior
+
+
+def fusion_size(height: int, width: int) -> tuple[int, int]:
+    """(h, w) at which a belief of (height, width) frames is kept: at most :data:`FUSION_SIDE` on its
+    longest side."""
+    scale = min(1.0, FUSION_SIDE / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def fuse_with_prior(labels: np.ndarray, probs: np.ndarray, prior: np.ndarray | None, observation: float = 0.5
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Frame t's fused labels (H, W) uint8 and its belief (h, w, C) float32 (the module's ``P_t``,
+    ``probs ** observation * prior`` normalised), at the size of ``probs``.
+
+    ``labels`` (H, W) uint8 are the single-frame labels at full size, ``probs`` (h, w, C) the
+    single-frame probabilities at the belief's size (:func:`fusion_size`), ``prior`` from
+    :func:`carry_belief` (None: the first frame). The fused labels are ``labels`` except where the
+    filter changes the decision at the belief's size: there they take the filter's class.
+    """
+    probs = np.asarray(probs, np.float32)
+    if prior is None or prior.shape != probs.shape:
+        return labels, probs
+    fused = np.maximum(probs, EPS) ** observation * prior
+    fused /= np.maximum(fused.sum(axis=2, keepdims=True), EPS)
+    decided = fused.argmax(axis=2).astype(np.uint8)
+    changed = decided != probs.argmax(axis=2)
+    if changed.any():
+        height, width = labels.shape
+        if decided.shape != labels.shape:
+            decided = cv2.resize(decided, (width, height), interpolation=cv2.INTER_NEAREST)
+            changed = cv2.resize(changed.view(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+        labels = np.where(changed, decided, labels)
+    return labels, fused

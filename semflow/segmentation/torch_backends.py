@@ -148,6 +148,22 @@ class TorchSegmenter(Segmenter):
             logits = F.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=False)
         return logits[0].float().argmax(0).to(torch.uint8).cpu().numpy(), self.label_set
 
+    @torch.inference_mode()
+    def predict_small_probs(self, image: np.ndarray, size: tuple[int, int]
+                            ) -> tuple[np.ndarray, np.ndarray, LabelSet]:
+        """:meth:`predict_labels`'s labels, and the softmax of the logits resized to ``size`` (h, w)."""
+        if type(self).predict is not TorchSegmenter.predict:
+            return super().predict_small_probs(image, size)
+        image = check_image(image)
+        raw = self._logits(self._input(image))
+        logits = raw if raw.shape[-2:] == image.shape[:2] else \
+            F.interpolate(raw, size=image.shape[:2], mode="bilinear", align_corners=False)
+        labels = logits[0].float().argmax(0).to(torch.uint8).cpu().numpy()
+        small = raw if raw.shape[-2:] == tuple(size) else \
+            F.interpolate(raw, size=tuple(size), mode="bilinear", align_corners=False)
+        probs = small[0].float().softmax(0).permute(1, 2, 0).contiguous().cpu().numpy()
+        return labels, probs, self.label_set
+
 
 class CamVidSegmenter(TorchSegmenter):
     """The shipped CamVid model. Images are used at their own size up to ``max_side`` px (larger ones shrink)."""
