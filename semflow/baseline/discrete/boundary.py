@@ -33,7 +33,7 @@ class BoundaryParams:
 
     radius: px from the pixel to the candidates on either side; jump: px, the smallest flow
     difference between the two sides that marks a discontinuity; patch: half-size of the support
-    window (px); gamma_c: colour scale (CIELab units); gamma_p: distance scale (px); truncation: the
+    window (px), sampled every ``step`` px (``patch`` a multiple of ``step``); gamma_c: colour scale (CIELab units); gamma_p: distance scale (px); truncation: the
     largest per-pixel colour difference counted (Lab units); occlusion_cost, occlusion_factor: a
     pixel whose best cost is above both this and this factor times the median best cost is taken as
     hidden in frame t+1; margin: a visible pixel's best candidate must beat the current flow's cost by
@@ -43,7 +43,8 @@ class BoundaryParams:
 
     radius: int = 10
     jump: float = 3.0
-    patch: int = 5
+    patch: int = 6
+    step: int = 2
     gamma_c: float = 7.0
     gamma_p: float = 5.0
     truncation: float = 30.0
@@ -101,11 +102,11 @@ def asw_costs(lab1: torch.Tensor, lab2: torch.Tensor, points: torch.Tensor, flow
     distance to the centre), cost the truncated Lab distance between the two frames; the weighted mean.
     """
     r = params.patch
-    off = torch.arange(-r, r + 1, dtype=torch.float32)
+    off = torch.arange(-r, r + 1, params.step, dtype=torch.float32)
     oy, ox = torch.meshgrid(off, off, indexing="ij")
     ox, oy = ox.reshape(-1), oy.reshape(-1)
     spatial = torch.exp(-torch.sqrt(ox * ox + oy * oy) / params.gamma_p)  # (P,)
-    centre = (ox.numel() - 1) // 2
+    centre = int(torch.nonzero((ox == 0) & (oy == 0))[0, 0])
     x1 = points[:, :1] + ox[None]  # (N, P)
     y1 = points[:, 1:] + oy[None]
     p1 = _sample(lab1, x1, y1)  # (3, N, P)
