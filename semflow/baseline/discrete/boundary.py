@@ -14,7 +14,8 @@ Occlusion: a pixel hidden in frame t+1 matches no candidate well; when its best 
 Off by default (``Preset.boundary_radius`` 0). Measured by ``scripts/bench_boundary.py`` (radius 10):
 hard scenes things EPE 0.905 -> 0.619 px, band / inside 4.01 -> 3.66 (the issue asks 2); real data
 EPE KITTI -0.8 %, Sintel +0.6 % (final alone +5.9 %), Middlebury -1.5 % (Venus +17 %), Chairs -8.3 %;
-but 4-50 s per pair on 2 busy cores (KITTI flags a third of its pixels), too slow for a default.
+but 2-50 s per pair on 2 busy cores (KITTI 20 s with jump_relative 0.15, 48 s without), too slow
+for a default; jump_relative 0.15 left every number above within 0.15 %.
 
 Flows are float32 (H, W, 2) (u, v) px, frame t -> t+1; images uint8 RGB (H, W, 3).
 """
@@ -37,7 +38,8 @@ class BoundaryParams:
     """Settings of :func:`reassign_boundaries`.
 
     radius: px from the pixel to the candidates on either side; jump: px, the smallest flow
-    difference between the two sides that marks a discontinuity; patch: half-size of the support
+    difference between the two sides that marks a discontinuity, at least ``jump_relative`` times the
+    pixel's flow magnitude; patch: half-size of the support
     window (px), sampled every ``step`` px (``patch`` a multiple of ``step``); gamma_c: colour scale (CIELab units); gamma_p: distance scale (px); truncation: the
     largest per-pixel colour difference counted (Lab units); occlusion_cost, occlusion_factor: a
     pixel whose best cost is above both this and this factor times the median best cost is taken as
@@ -48,6 +50,7 @@ class BoundaryParams:
 
     radius: int = 10
     jump: float = 3.0
+    jump_relative: float = 0.15
     patch: int = 6
     step: int = 2
     gamma_c: float = 7.0
@@ -76,24 +79,26 @@ def _sample(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tens
     return out[0, :, :, 0].reshape(image.shape[0], *x.shape)
 
 
-def discontinuities(flow: np.ndarray, radius: int, jump: float) -> tuple[np.ndarray, np.ndarray]:
+def discontinuities(flow: np.ndarray, radius: int, jump: float, relative: float = 0.0
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Pixels near a motion discontinuity and their candidate flows.
 
     Returns ``mask`` (H, W) bool: some direction's two sides, ``radius`` px away, differ by more than
-    ``jump`` px (a second difference, |f(p + d) + f(p - d) - 2 f(p)|, was tried: Sintel final +6 %); and ``candidates`` (H, W, 2 * len(DIRECTIONS), 2) float32: the flows on both sides
+    max(``jump``, ``relative`` * |f(p)|) px (a second difference, |f(p + d) + f(p - d) - 2 f(p)|, was tried: Sintel final +6 %); and ``candidates`` (H, W, 2 * len(DIRECTIONS), 2) float32: the flows on both sides
     (positions clamped to the image).
     """
     h, w = flow.shape[:2]
     ys, xs = np.mgrid[0:h, 0:w]
     cands = []
     mask = np.zeros((h, w), bool)
+    limit = np.maximum(jump, relative * np.linalg.norm(flow, axis=-1))
     for dx, dy in DIRECTIONS:
         sides = []
         for s in (1, -1):
             x = np.clip(xs + s * dx * radius, 0, w - 1)
             y = np.clip(ys + s * dy * radius, 0, h - 1)
             sides.append(flow[y, x])
-        mask |= np.linalg.norm(sides[0] - sides[1], axis=-1) > jump
+        mask |= np.linalg.norm(sides[0] - sides[1], axis=-1) > limit
         cands += sides
     return mask, np.stack(cands, 2).astype(np.float32)
 
@@ -148,7 +153,7 @@ def reassign_boundaries(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray,
     candidate flow from either side (see the module docstring); other pixels unchanged."""
     params = params or BoundaryParams()
     flow = np.asarray(flow, np.float32)
-    mask, cands = discontinuities(flow, params.radius, params.jump)
+    mask, cands = discontinuities(flow, params.radius, params.jump, params.jump_relative)
     ys, xs = np.nonzero(mask)
     if len(ys) == 0:
         return flow.copy()
