@@ -11,6 +11,7 @@ Stages, each in its own module::
     consistency  forward-backward check, small-segment removal
     densify      sub-pixel refinement of the kept matches, EpicFlow interpolation, variational
                  refinement, a dense confidence map
+    boundary     (option) motion boundaries sharpened by adaptive-support-weight reassignment
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from semflow.baseline.base import FlowMethod, FlowResult
-from semflow.baseline.discrete import consistency, crf, densify
+from semflow.baseline.discrete import boundary, consistency, crf, densify
 from semflow.baseline.discrete.descriptors import (
     DESCRIPTORS,
     frame_descriptors,
@@ -275,6 +276,9 @@ class DiscreteFlow(FlowMethod):
             flow = densify.variational_refine(gray1, gray2, flow, iterations=p.refine_iterations,
                                               scales=p.refine_scales)
         lap("refinement")
+        if p.boundary_radius > 0:  # sharper motion boundaries (adaptive-support-weight reassignment)
+            flow = boundary.reassign_boundaries(img1, img2, flow, boundary.BoundaryParams(radius=p.boundary_radius))
+            lap("boundary")
 
         # A grid point's confidence: kept, forward-backward consistent, and its patches correlate.
         consistent = np.exp(-0.5 * (np.minimum(fb_err, 1e3) / np.maximum(fb_limit, 1e-3)) ** 2)

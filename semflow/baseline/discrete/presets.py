@@ -30,7 +30,9 @@ class Preset:
     ``check_patch`` x ``check_patch`` windows after sub-pixel refinement.
     Densification: ``interpolator`` "epic" or "ric"; ``motion_edges`` (0: off): a second interpolation
     whose edge costs are ``1 + motion_edges`` times stronger near the first one's motion boundaries
-    (see ``densify.motion_edge_map``); ``refine_iterations``, ``refine_scales`` variational refinement.
+    (see ``densify.motion_edge_map``); ``refine_iterations``, ``refine_scales`` variational refinement;
+    ``boundary_radius`` (0: off): after refinement, pixels near motion discontinuities take the
+    best-matching flow found this many px away on either side (``boundary.reassign_boundaries``).
     Video mode (the last flow carried forward joins the candidates): ``video_radius`` the coarse
     search's half-size then; a full search every ``refresh_every`` pairs (0: only when triggered), and
     again on a pair whose share of kept matches falls below ``refresh_share`` times the last full one's.
@@ -62,6 +64,7 @@ class Preset:
     check_patch: int = 5
     interpolator: str = "epic"
     motion_edges: float = 0.0
+    boundary_radius: int = 0
     refine_iterations: int = 5
     refine_scales: int = 2
     video_radius: int = 64

@@ -1,0 +1,80 @@
+"""The boundary step of discrete (boundary.py): a textured object moving over a textured background."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from semflow.baseline.discrete.boundary import BoundaryParams, discontinuities, reassign_boundaries
+from semflow.metrics import endpoint_error, inner_band
+from semflow.synthetic import random_texture
+
+
+def _scene(seed: int = 3):
+    """A 40x50 px textured box moving (9, 4) px over a background moving (-2, 1) px; 120x160 px.
+    Returns img1, img2, true flow, the box mask in frame t, a fattened flow (the background's motion
+    carried 4 px into the box, as edge-aware interpolation does) and the pixels hidden in frame t+1."""
+    rng = np.random.default_rng(seed)
+    h, w = 120, 160
+    bg, fg = random_texture(h + 40, w + 40, rng), random_texture(h + 40, w + 40, rng)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    bmove, fmove = np.array([-2.0, 1.0]), np.array([9.0, 4.0])
+    box = (slice(40, 80), slice(50, 100))
+    mask1 = np.zeros((h, w), bool)
+    mask1[box] = True
+    mask2 = np.roll(np.roll(mask1, 4, 0), 9, 1)
+
+    def frame(shift_b, shift_f, mask):
+        b = cv2.remap(bg, np.float32(xs + 20 - shift_b[0]), np.float32(ys + 20 - shift_b[1]), cv2.INTER_LINEAR)
+        f = cv2.remap(fg, np.float32(xs + 20 - shift_f[0]), np.float32(ys + 20 - shift_f[1]), cv2.INTER_LINEAR)
+        return np.where(mask[..., None], f, b).clip(0, 255).astype(np.uint8)
+
+    img1, img2 = frame((0, 0), (0, 0), mask1), frame(bmove, fmove, mask2)
+    flow = np.where(mask1[..., None], fmove, bmove).astype(np.float32)
+    core = cv2.erode(mask1.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)  # 4 px in
+    fat = np.where(core[..., None], fmove, bmove).astype(np.float32)
+    hidden = ~mask1 & mask2  # background pixels that the box covers in frame t+1
+    return img1, img2, flow, mask1, fat, hidden
+
+
+def test_discontinuities_find_the_edge_and_both_flows():
+    _, _, flow, mask, _, _ = _scene()
+    near, cands = discontinuities(flow, 10, 3.0)
+    band = inner_band(mask, 5)
+    assert near[band].all()
+    assert not near[:20].any()  # far from the box: smooth
+    y, x = 60, 51  # just inside the box's left edge: one side has each motion
+    assert np.isclose(cands[y, x], [9.0, 4.0]).all(-1).any() and np.isclose(cands[y, x], [-2.0, 1.0]).all(-1).any()
+
+
+def test_boundary_step_undoes_fattening():
+    img1, img2, flow, mask, fat, hidden = _scene()
+    band = inner_band(mask, 5)
+    before = endpoint_error(fat, flow)
+    fixed = reassign_boundaries(img1, img2, fat, BoundaryParams())
+    after = endpoint_error(fixed, flow)
+    # Measured (seed 3): band EPE 9.3 -> 0.0 px, visible pixels 0.40 -> 0.0; ask for a fifth, a half.
+    assert after[band].mean() < 0.2 * before[band].mean()
+    visible = ~hidden
+    assert after[visible].mean() < 0.5 * before[visible].mean()
+    # Far from any motion edge nothing changes.
+    far = ~cv2.dilate((band | hidden).astype(np.uint8), np.ones((31, 31), np.uint8)).astype(bool)
+    assert (fixed[far] == fat[far]).all()
+
+
+def test_no_discontinuity_leaves_flow_alone():
+    img1, img2, flow, _, _, _ = _scene()
+    smooth = np.full_like(flow, 2.0)
+    assert (reassign_boundaries(img1, img2, smooth) == smooth).all()
+
+
+def test_discrete_with_boundary_radius_sharpens_the_band():
+    from semflow.baseline.discrete import DiscreteFlow
+
+    img1, img2, flow, mask, _, _ = _scene()
+    band = inner_band(mask, 5)
+    plain = endpoint_error(DiscreteFlow().estimate(img1, img2).flow, flow)
+    sharp = endpoint_error(DiscreteFlow(boundary_radius=10).estimate(img1, img2).flow, flow)
+    # Measured (seed 3): band EPE 1.11 -> 0.02 px, background 0.32 -> 0.19.
+    assert sharp[band].mean() < 0.5 * plain[band].mean()
+    assert sharp[~mask].mean() < plain[~mask].mean()
