@@ -11,7 +11,8 @@ Per pair t (frame t -> t+1, flow F_t (H, W, 2) in px):
   something lands on.
   A moving camera's flow is steady in this sense even where it differs pixel by pixel.
 - ``photometric_error``: mean_x |I_t(x) - I_{t+1}(x + F_t(x))| (grey levels 0..255, mean over RGB)
-  over pixels that land inside frame t+1: how well the flow explains the frames.
+  over pixels that land inside frame t+1: how well the flow explains the frames. :class:`TemporalMeter`
+  measures it on a regular sample of frames above a quarter million pixels (:func:`metric_stride`).
 - ``image_change``: mean_x |I_{t+1}(x) - I_t(x)| (grey levels): the frames' own change, which says
   whether a jump in magnitude is backed by the images.
 - ``label_flip_rate``: share of pixels whose segmentation label differs between frame t-1 and frame t
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from semflow.warp import pixel_grid, warp_backward
+from semflow.warp import pixel_grid, sample_points, warp_backward
 
 
 def _inside(x: np.ndarray, y: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -74,9 +75,20 @@ def warped_flicker(flow: np.ndarray, previous: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(flow, np.float32) - carried, axis=2)[valid].mean())
 
 
-def photometric_error(image1: np.ndarray, image2: np.ndarray, flow: np.ndarray) -> float:
-    """mean_x |I_1(x) - I_2(x + F(x))| (grey levels, mean over channels) over pixels landing inside; NaN if none."""
-    warped, valid = warp_backward(np.asarray(image2, np.float32), np.asarray(flow, np.float32))
+def photometric_error(image1: np.ndarray, image2: np.ndarray, flow: np.ndarray, stride: int = 1) -> float:
+    """mean_x |I_1(x) - I_2(x + F(x))| (grey levels, mean over channels) over pixels landing inside; NaN if none.
+    ``stride`` > 1: over every stride-th pixel of every stride-th row only (a sample)."""
+    flow = np.asarray(flow, np.float32)
+    if stride > 1:
+        h, w = flow.shape[:2]
+        x, y = pixel_grid(h, w)
+        mx = x[::stride, ::stride] + flow[::stride, ::stride, 0]
+        my = y[::stride, ::stride] + flow[::stride, ::stride, 1]
+        warped = sample_points(np.asarray(image2, np.float32), mx, my)
+        valid = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+        image1 = np.asarray(image1)[::stride, ::stride]
+    else:
+        warped, valid = warp_backward(np.asarray(image2, np.float32), flow)
     diff = np.abs(np.asarray(image1, np.float32) - warped)
     if diff.ndim == 3:
         diff = diff.mean(axis=2)
@@ -111,6 +123,22 @@ def label_flip_rate(labels1: np.ndarray, labels2: np.ndarray, flow: np.ndarray |
     return float(differ[valid].mean()) if valid.any() else float("nan")
 
 
+METRIC_PIXELS = 1 << 18  # the photometric error of larger frames uses a sample
+
+
+def metric_stride(shape: tuple[int, ...]) -> int:
+    """The sampling stride of :class:`TemporalMeter`'s photometric error for frames of ``shape``
+    (H, W, ...): 1 up to :data:`METRIC_PIXELS` pixels, else the smallest stride whose grid has at most
+    that many (960x540: 2, 1920x1080: 3). At full size it costs about as much as dis-medium's flow;
+    measured on vtest.avi and solidWhiteRight.mp4 (20 pairs each, stride 2) the sample's clip mean is
+    within 0.25 %, each pair within 1.2 %. (Warped flicker is not sampled: splatting a sample of the
+    previous flow resolves fewer occlusions and reads 5-11 % high.)"""
+    stride = 1
+    while -(-shape[0] // stride) * -(-shape[1] // stride) > METRIC_PIXELS:
+        stride += 1
+    return stride
+
+
 @dataclass
 class TemporalMeter:
     """Collects the temporal metrics pair by pair: call :meth:`add` for pairs 0, 1, 2... in order.
@@ -129,16 +157,17 @@ class TemporalMeter:
         (ids (H, W) or colours (H, W, 3)), compared with the previous pair's; ``seconds`` the pair's
         compute time. Returns this pair's numbers."""
         flow = np.asarray(flow, np.float32)
+        stride = metric_stride(flow.shape)
         row: dict[str, float | None] = {
             "magnitude": float(np.linalg.norm(flow, axis=2).mean()),
             "flicker": None, "warped_flicker": None,
-            "photometric_error": photometric_error(image1, image2, flow),
+            "photometric_error": photometric_error(image1, image2, flow, stride),
             "image_change": image_change(image1, image2),
             "label_flip_rate": None, "seconds": seconds,
         }
         if self._flow is not None and self._flow.shape == flow.shape:
             row["flicker"] = flicker(flow, self._flow)
-            row["warped_flicker"] = warped_flicker(flow, self._flow)
+            row["warped_flicker"] = warped_flicker(flow, self._flow)  # full size: a sample would be biased
         if labels is not None and self._labels is not None and np.shape(labels) == np.shape(self._labels):
             row["label_flip_rate"] = label_flip_rate(self._labels, labels)
         self._flow, self._labels = flow, labels
