@@ -70,35 +70,87 @@ def test_carried_plane_model_is_smoothed_unless_the_new_fit_is_clearly_better() 
     ctx = PairContext.build(img1, img2, flow)
     params = PlaneParams()
     fit = fit_planes([region], ctx, params)[0]
-    assert fit.accepted
+    assert fit.accepted and fit.inlier_share >= tracking.PRECISE_SHARE
     mask = np.ones((96, 128), bool)
-    # A carried model that explains the pair about as well: the two are averaged (no jump to the new fit).
+    history = [True] * tracking.HISTORY  # an old track: no running-mean weight
+    # A precise fit (exact matches) that the smoothed model cannot beat photometrically: taken as it is.
     near = zoom(1.03, dx=0.15)
-    smooth = gate_planes([fit], [Track(1, "plane", ROAD, mask, near, [True])], ctx, params)[0]
+    precise = gate_planes([fit], [Track(1, "plane", ROAD, mask, near, list(history))], ctx, params)[0]
+    assert precise.accepted and "precise" in precise.reason
+    np.testing.assert_array_equal(precise.homography, fit.homography)
+    # A fit the baseline's matches support, but not precisely: the carried model and the fit averaged.
+    supported = replace(fit, inlier_share=params.min_inlier_share + tracking.SHARE_MARGIN + 0.05)
+    smooth = gate_planes([supported], [Track(1, "plane", ROAD, mask, near, list(history))], ctx, params)[0]
     assert smooth.accepted and "smoothed" in smooth.reason
     np.testing.assert_allclose(smooth.homography, blend_homographies(near, fit.homography, tracking.SMOOTHING,
                                                                      region.box), atol=1e-6)
+    # ...one the gate takes only just: a smaller step; and a young track averages its fits.
+    weak = replace(fit, inlier_share=params.min_inlier_share + 0.05)
+    smooth = gate_planes([weak], [Track(1, "plane", ROAD, mask, near, list(history))], ctx, params)[0]
+    np.testing.assert_allclose(smooth.homography, blend_homographies(
+        near, fit.homography, max(tracking.WEAK_SMOOTHING, 1 / (1 + tracking.HISTORY)), region.box), atol=1e-6)
+    young = gate_planes([weak], [Track(1, "plane", ROAD, mask, near, [True])], ctx, params)[0]
+    np.testing.assert_allclose(young.homography, blend_homographies(near, fit.homography, 0.5, region.box), atol=1e-6)
     # A carried model the new pair clearly contradicts (the motion changed), with the baseline's matches
-    # clearly behind the new fit: the new fit replaces it at once.
+    # clearly behind the new fit: the model moves towards the new fit by CHANGE_WEIGHT (no jump).
     far = zoom(1.0, dx=4.0)
-    direct = gate_planes([fit], [Track(1, "plane", ROAD, mask, far, [True])], ctx, params)[0]
+    direct = gate_planes([supported], [Track(1, "plane", ROAD, mask, far, list(history))], ctx, params)[0]
     assert direct.accepted and "changed" in direct.reason
-    np.testing.assert_array_equal(direct.homography, fit.homography)
+    np.testing.assert_allclose(direct.homography, blend_homographies(far, fit.homography, tracking.CHANGE_WEIGHT,
+                                                                      region.box), atol=1e-6)
     # With matches that support the new fit only marginally, one pair of photometric evidence is not
-    # enough (the model is smoothed and the new fit kept pending); confirmed by the next pair, the new fit
-    # replaces the carried model.
-    fit = replace(fit, inlier_share=params.min_inlier_share + 0.05)
-    track = Track(1, "plane", ROAD, mask, far, [True])
-    first = gate_planes([fit], [track], ctx, params)[0]
+    # enough (the model is smoothed and the new fit kept pending); confirmed by the next pair, the model
+    # moves towards the new fit by CHANGE_WEIGHT.
+    track = Track(1, "plane", ROAD, mask, far, list(history))
+    first = gate_planes([weak], [track], ctx, params)[0]
     assert "smoothed" in first.reason and track.pending is not None
-    changed = gate_planes([fit], [track], ctx, params)[0]
+    changed = gate_planes([weak], [track], ctx, params)[0]
     assert changed.accepted and "changed" in changed.reason and track.pending is None
-    np.testing.assert_array_equal(changed.homography, fit.homography)
+    np.testing.assert_allclose(changed.homography, blend_homographies(far, fit.homography, tracking.CHANGE_WEIGHT,
+                                                                       region.box), atol=1e-6)
     # A pair whose fit failed keeps the carried model when that still explains the region.
     failed = gate_planes([fit.__class__(region=region, accepted=False, reason="no homography found",
                                         baseline_error=fit.baseline_error)],
                          [Track(1, "plane", ROAD, mask, truth, [True])], ctx, params)[0]
     assert failed.accepted and "last pair's homography" in failed.reason
+
+
+def shift(dx: float, dy: float = 0.0) -> np.ndarray:
+    return np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], np.float64)
+
+
+def test_accelerating_plane_is_predicted_by_constant_velocity() -> None:
+    """A plane that speeds up by 1.5 px per pair (3 px, 4.5 px, now 6 px): the constant-velocity
+    prediction from the last two models is this pair's motion, the carried model lags by 1.5 px, and the
+    model video mode uses from an imprecise fit follows the prediction, not the carried model."""
+    box = (0, 96, 0, 128)
+    track = Track(1, "plane", ROAD, np.ones((96, 128), bool), shift(4.5, 1.5), [True] * tracking.HISTORY,
+                  previous=shift(3.0, 1.0))
+    np.testing.assert_allclose(tracking.predict_plane(track, box), shift(6.0, 2.0), atol=1e-6)
+    truth = shift(6.0, 2.0)
+    img1, img2, flow = homography_pair(truth)
+    region = Region(ROAD, box, np.ones((96, 128), bool))
+    ctx = PairContext.build(img1, img2, flow)
+    params = PlaneParams()
+    # A fit that the gate takes only just, and 1 px off: smoothed with the prediction, the result is
+    # close to the truth; smoothed with the carried model, it would lag.
+    fit = replace(fit_planes([region], ctx, params)[0], inlier_share=params.min_inlier_share + 0.05)
+    off = shift(7.0, 2.0)
+    fit = replace(fit, homography=off)
+    used = gate_planes([fit], [track], ctx, params)[0]
+    weight = max(tracking.WEAK_SMOOTHING, 1 / (1 + tracking.HISTORY))
+    lagging = blend_homographies(track.model, off, weight, box)
+
+    def error(h: np.ndarray) -> float:  # px, at the box's centre
+        p = h @ [64.0, 48.0, 1.0]
+        return float(np.hypot(p[0] / p[2] - 70.0, p[1] / p[2] - 50.0))
+
+    assert error(used.homography) < 0.25 < 1.0 < error(lagging)
+    # The next pair's track remembers this pair's model and the one before it.
+    memory, _, _ = advance_tracks(Tracks([track], 2), [used], [track], [], [], [], flow)
+    np.testing.assert_allclose(memory.tracks[0].previous, shift(4.5, 1.5))
+    back = Tracks.restore(memory.snapshot())
+    np.testing.assert_allclose(back.tracks[0].previous, shift(4.5, 1.5))
 
 
 def test_plane_model_stays_on_and_smooth_over_a_noisy_sequence() -> None:

@@ -5,15 +5,19 @@ forward by the pair's flow). In the next pair a new region takes the identity of
 the same class it overlaps most (intersection over union at least :data:`MIN_IOU`); the others get new
 ids. So ids stay the same from frame to frame and the explain output can name them.
 
-A tracked plane remembers its last homography and whether it was used in the last pairs
+A tracked plane remembers its last two homographies and whether it was used in the last pairs
 (:func:`carry_plane`, :func:`gate_planes`):
 
-- the carried homography is a candidate for this pair: when the new fit explains the region clearly
-  better (:data:`CHANGE_MARGIN` grey levels and :data:`CHANGE_RATIO`, on the same sampled pixels), and
-  either the baseline's matches clearly support it (inlier share) or the last pair's candidate beats the
-  carried model too (two pairs of evidence), the motion changed and the new fit is taken; otherwise the model used is the two smoothed together
-  (:data:`SMOOTHING`: an exponential moving average of the plane's motion), and that is carried on;
-  when there is no new fit at all the carried homography is judged alone;
+- the carried homography, or its constant-velocity prediction (:func:`predict_plane`) where that explains
+  the pair clearly better, is smoothed together with the new fit (an exponential moving average of the
+  plane's motion, :data:`SMOOTHING`; less weight for a fit the gate takes only just, :data:`WEAK_SMOOTHING`;
+  a running mean while the track is young); a precise fit (:data:`PRECISE_SHARE`) is taken as it is unless
+  the smoothed model explains the pair at least as well;
+- when the new fit explains the region clearly better (:data:`CHANGE_MARGIN` grey levels and
+  :data:`CHANGE_RATIO`, on the same sampled pixels), and either the baseline's matches clearly support it
+  or the last pair's candidate beats the carried model too (two pairs of evidence), the motion changed:
+  the model moves towards the new fit by :data:`CHANGE_WEIGHT` (never a jump: on a poorly textured road
+  the fits scatter from pair to pair); when there is no new fit the carried homography is judged alone;
 - the gate has hysteresis: a plane that was on stays on unless the new fit fails clearly (inlier
   share and photometric error beyond :data:`SHARE_MARGIN` / :data:`ERROR_MARGIN`); a plane that was
   off needs the new fit to pass by those margins.
@@ -54,8 +58,8 @@ THING_MARGIN = 0.5
 """Hysteresis margin of the thing gate (grey levels of median photometric error against the baseline)."""
 
 CHANGE_MARGIN = 0.5
-"""The new fit replaces the carried homography outright only when it explains the region by this many
-grey levels better (clear evidence that the motion changed); otherwise the two are smoothed."""
+"""The motion changed (the model moves towards the new fit by :data:`CHANGE_WEIGHT`) only when the new fit
+explains the region by this many grey levels better than the carried homography..."""
 
 CHANGE_RATIO = 0.8
 """...and by this factor (photometric noise grows with the error level: on a textureless road, a
@@ -63,7 +67,27 @@ CHANGE_RATIO = 0.8
 
 SMOOTHING = 0.3
 """Weight of the new fit in the smoothed model (the carried one has ``1 - SMOOTHING``): an exponential
-moving average of the plane's motion over the pairs."""
+moving average of the plane's motion over the pairs..."""
+
+WEAK_SMOOTHING = 0.15
+"""...for a fit the gate takes only just (not "ok", or an inlier share within SHARE_MARGIN of the gate's):
+on the dash-cam clip the road's fits (15% of it matched with confidence) scatter from 2 to 37 px mean
+flow from pair to pair, and their mean is the better estimate. A young track averages its fits
+(weight ``1 / (pairs + 1)``) until that is smaller."""
+
+CHANGE_WEIGHT = 0.3
+"""Weight of a new fit that is clearly better and confirmed (the motion changed): the model moves towards
+it by this much each pair, never jumps."""
+
+PRECISE_SHARE = 0.9
+"""A fit that passes the gate with this inlier share is precise: it is taken as it is, unless the smoothed
+model explains the pair at least as well (on exact synthetic sequences, smoothing only adds lag)."""
+
+PREDICT_MARGIN = 0.2
+PREDICT_RATIO = 0.95
+"""The constant-velocity prediction (:func:`predict_plane`) replaces the carried homography when it explains
+the region by this many grey levels and this factor better: on a textureless road the prediction (twice
+the last model minus the one before) doubles the scatter of the fits, so it has to earn its place."""
 
 
 @dataclass
@@ -85,6 +109,8 @@ class Track:
     pending: np.ndarray | None = None
     """A homography of the last pair that explained the region clearly better than the carried model
     but is not taken until this pair confirms it (:func:`carry_plane`), or None."""
+    previous: np.ndarray | None = None
+    """The homography of the pair before the last (planes), for a constant-velocity prediction, or None."""
 
     @property
     def was_on(self) -> bool | None:
@@ -132,7 +158,8 @@ class Tracks:
     def snapshot(self) -> dict[str, np.ndarray]:
         meta = [{"id": t.track_id, "kind": t.kind, "class": t.class_id, "history": t.history,
                  "model": None if t.model is None else np.asarray(t.model, np.float64).ravel().tolist(),
-                 "pending": None if t.pending is None else np.asarray(t.pending, np.float64).ravel().tolist()}
+                 "pending": None if t.pending is None else np.asarray(t.pending, np.float64).ravel().tolist(),
+                 "previous": None if t.previous is None else np.asarray(t.previous, np.float64).ravel().tolist()}
                 for t in self.tracks]
         out = {"meta": np.array(json.dumps({"next_id": self.next_id, "tracks": meta}))}
         for k, t in enumerate(self.tracks):
@@ -151,7 +178,8 @@ class Tracks:
             mask = np.unpackbits(arrays[f"mask{k}"], count=shape[0] * shape[1]).reshape(shape).astype(bool)
             model = None if m["model"] is None else np.array(m["model"], np.float64).reshape(3, 3)
             pending = None if m.get("pending") is None else np.array(m["pending"], np.float64).reshape(3, 3)
-            tracks.append(Track(m["id"], m["kind"], m["class"], mask, model, list(m["history"]), pending))
+            previous = None if m.get("previous") is None else np.array(m["previous"], np.float64).reshape(3, 3)
+            tracks.append(Track(m["id"], m["kind"], m["class"], mask, model, list(m["history"]), pending, previous))
         return cls(tracks, meta["next_id"], arrays.get("prior"))
 
 
@@ -228,38 +256,63 @@ def sampled_error(region: Region, ctx: PairContext, homography: np.ndarray, poin
     return float(photometric_error_at(ctx.f1, ctx.f2, ys, xs, flow).mean())
 
 
+def predict_plane(track: Track, box: tuple[int, int, int, int]) -> np.ndarray | None:
+    """The track's homography for this pair by constant velocity: its motion over ``box`` moves on from
+    the last pair's by as much as it moved from the pair before's (None without two pairs of models)."""
+    if track.model is None or track.previous is None:
+        return None
+    return blend_homographies(track.previous, track.model, 2.0, box)
+
+
 def carry_plane(fit: PlaneFit, track: Track | None, ctx: PairContext, params: PlaneParams) -> PlaneFit:
-    """The model of one tracked plane for this pair (module docstring): the new fit when the carried
-    homography is clearly worse on this pair and on the last one (the last pair's candidate also beats
-    it here), else the two smoothed together; then the gate with memory. Sets ``track.pending``."""
+    """The model of one tracked plane for this pair (module docstring): the carried homography (or its
+    constant-velocity prediction) and the new fit smoothed together, the new fit alone where it is
+    precise and the blend would cost photometric error; then the gate with memory. Sets ``track.pending``."""
     if track is None or track.model is None:
         return _hysteresis(fit, None if track is None else track.was_on, params)
+    region = fit.region
+    carried, last_err = track.model, sampled_error(region, ctx, track.model)
+    predicted = predict_plane(track, region.box)
+    if predicted is not None:  # the constant-velocity prediction, where it explains the pair clearly better
+        predicted_err = sampled_error(region, ctx, predicted)
+        if predicted_err + PREDICT_MARGIN < last_err and predicted_err < PREDICT_RATIO * last_err:
+            carried, last_err = predicted, predicted_err
     if fit.homography is None:  # no new fit: the carried model is the only candidate
-        last = judge_homography(fit.region, ctx, params, track.model)
+        last = judge_homography(region, ctx, params, carried)
         return _hysteresis(replace(last, reason=f"last pair's homography ({fit.reason})"), track.was_on, params)
-    new_err, last_err = sampled_error(fit.region, ctx, fit.homography), sampled_error(fit.region, ctx, track.model)
+    new_err = sampled_error(region, ctx, fit.homography)
+    supported = fit.accepted and fit.inlier_share >= params.min_inlier_share + SHARE_MARGIN
+    # The weight of the new fit: less for a fit the gate only just takes; a running mean while the track
+    # is young (its first model is one pair's evidence, no better than this pair's).
+    weight = max(SMOOTHING if supported and fit.reason == "ok" else WEAK_SMOOTHING, 1.0 / (1 + len(track.history)))
+    note = "smoothed with the last pairs' homography"
+    if fit.reason == "ok" and fit.inlier_share >= PRECISE_SHARE:
+        # A precise fit (the baseline's matches agree with it nearly everywhere) is taken as it is
+        # unless the smoothed model explains the pair at least as well.
+        if new_err <= sampled_error(region, ctx, blend_homographies(carried, fit.homography, weight, region.box)):
+            track.pending = None
+            return _hysteresis(replace(fit, reason=fit.reason + "; precise fit, taken as it is"), track.was_on, params)
     if new_err + CHANGE_MARGIN < last_err and new_err < CHANGE_RATIO * last_err:
-        # Clearly better on this pair. Taken at once when the baseline's matches clearly support the new
-        # fit too (its inlier share passes the gate by the margin), else when the last pair's candidate
-        # also beats the carried model here: photometry alone on a textureless, repetitive region (a
-        # road with dashed lines) can prefer a wrong motion on one pair.
-        pending_err = float("inf") if track.pending is None else sampled_error(fit.region, ctx, track.pending)
+        # Clearly better on this pair. The motion changed when the baseline's matches clearly support
+        # the new fit too, or when the last pair's candidate also beats the carried model here:
+        # photometry alone on a textureless, repetitive region (a road with dashed lines) can prefer a
+        # wrong motion on one pair. Even then the model moves towards the new fit by CHANGE_WEIGHT
+        # only: the fits of a poorly textured region scatter, and a jump would be a flicker.
+        pending_err = float("inf") if track.pending is None else sampled_error(region, ctx, track.pending)
         track.pending = None
-        supported = fit.accepted and fit.inlier_share >= params.min_inlier_share + SHARE_MARGIN
         if supported or (pending_err + CHANGE_MARGIN < last_err and pending_err < CHANGE_RATIO * last_err):
-            return _hysteresis(replace(fit, reason=fit.reason + f"; the motion changed (error {new_err:.2f}"
-                                       f" against {last_err:.2f} of the carried model, confirmed)"),
-                               track.was_on, params)
-        track.pending = fit.homography
+            weight = max(weight, CHANGE_WEIGHT)
+            note = (f"the motion changed (error {new_err:.2f} against {last_err:.2f} of the carried model,"
+                    f" confirmed): moved towards the new fit by {weight:.2f}")
+        else:
+            track.pending = fit.homography
     else:
         track.pending = None
     # This pair's evidence decides whether the region is planar (the new fit's gate, with memory); the
     # homography used is the temporal filter's: the carried one and the new fit smoothed together.
     decided = _hysteresis(fit, track.was_on, params)
-    smooth = judge_homography(fit.region, ctx, params,
-                              blend_homographies(track.model, fit.homography, SMOOTHING, fit.region.box))
-    return replace(smooth, accepted=decided.accepted,
-                   reason=decided.reason + "; smoothed with the last pairs' homography")
+    smooth = judge_homography(region, ctx, params, blend_homographies(carried, fit.homography, weight, region.box))
+    return replace(smooth, accepted=decided.accepted, reason=f"{decided.reason}; {note}")
 
 
 def gate_planes(fits: list[PlaneFit], tracks: list[Track | None], ctx: PairContext,
@@ -304,9 +357,10 @@ def advance_tracks(memory: Tracks | None, planes: list[PlaneFit], plane_tracks: 
     for fit, track in zip(planes, plane_tracks):
         history = ([] if track is None else track.history)[-(HISTORY - 1):] + [bool(fit.accepted)]
         model = fit.homography if fit.homography is not None else (None if track is None else track.model)
+        previous = None if track is None else track.model if fit.homography is not None else track.previous
         tid = memory.new_id() if track is None else track.track_id
         kept.append(Track(tid, "plane", fit.region.class_id, carry_mask(_full_mask(fit.region, shape), flow),
-                          model, history, None if track is None else track.pending))
+                          model, history, None if track is None else track.pending, previous))
         plane_ids.append(tid)
     accepted = {fit.instance_id: bool(fit.accepted) for fit in thing_fits}
     for region, track in zip(things, thing_tracks):
