@@ -147,6 +147,7 @@ def test_accelerating_plane_is_predicted_by_constant_velocity() -> None:
         return float(np.hypot(p[0] / p[2] - 70.0, p[1] / p[2] - 50.0))
 
     assert error(used.homography) < 0.25 < 1.0 < error(lagging)
+    assert "constant-velocity prediction" in used.reason
     # The next pair's track remembers this pair's model and the one before it.
     memory, _, _ = advance_tracks(Tracks([track], 2), [used], [track], [], [], [], flow)
     np.testing.assert_allclose(memory.tracks[0].previous, shift(4.5, 1.5))

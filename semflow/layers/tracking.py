@@ -273,20 +273,22 @@ def carry_plane(fit: PlaneFit, track: Track | None, ctx: PairContext, params: Pl
         return _hysteresis(fit, None if track is None else track.was_on, params)
     region = fit.region
     carried, last_err = track.model, sampled_error(region, ctx, track.model)
+    how = "last pair's homography"
     predicted = predict_plane(track, region.box)
     if predicted is not None:  # the constant-velocity prediction, where it explains the pair clearly better
         predicted_err = sampled_error(region, ctx, predicted)
         if predicted_err + PREDICT_MARGIN < last_err and predicted_err < PREDICT_RATIO * last_err:
             carried, last_err = predicted, predicted_err
+            how = "constant-velocity prediction of the last pairs' homographies"
     if fit.homography is None:  # no new fit: the carried model is the only candidate
         last = judge_homography(region, ctx, params, carried)
-        return _hysteresis(replace(last, reason=f"last pair's homography ({fit.reason})"), track.was_on, params)
+        return _hysteresis(replace(last, reason=f"{how} ({fit.reason})"), track.was_on, params)
     new_err = sampled_error(region, ctx, fit.homography)
     supported = fit.accepted and fit.inlier_share >= params.min_inlier_share + SHARE_MARGIN
     # The weight of the new fit: less for a fit the gate only just takes; a running mean while the track
     # is young (its first model is one pair's evidence, no better than this pair's).
     weight = max(SMOOTHING if supported and fit.reason == "ok" else WEAK_SMOOTHING, 1.0 / (1 + len(track.history)))
-    note = "smoothed with the last pairs' homography"
+    note = f"smoothed with the {how}"
     if fit.reason == "ok" and fit.inlier_share >= PRECISE_SHARE:
         # A precise fit (the baseline's matches agree with it nearly everywhere) is taken as it is
         # unless the smoothed model explains the pair at least as well.
