@@ -97,20 +97,29 @@ def _targets(ys: torch.Tensor, xs: torch.Tensor, flows: torch.Tensor, size: tupl
 
 
 def _scaled_distances(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
-                      tx: torch.Tensor, ty: torch.Tensor, query_scale: float, target_scale: float,
-                      target_sq: torch.Tensor) -> torch.Tensor:
-    """Distances (Gh, Gw, C) from grid queries to target pixels ``tx``, ``ty`` (frame pixels), with
-    the descriptors of frames resized by ``query_scale`` / ``target_scale`` (``target_sq``: the
-    squared norms of ``desc2``'s descriptors, flattened)."""
-    gh, gw, c = tx.shape
+                      index: torch.Tensor, query_scale: float, target_sq: torch.Tensor) -> torch.Tensor:
+    """Distances (Gh, Gw, C) from grid queries to the target pixels ``index`` (Gh, Gw, C) (flat
+    indices into ``desc2``), with the descriptors of frame 1 resized by ``query_scale`` (``target_sq``:
+    the squared norms of ``desc2``'s descriptors, flattened)."""
+    gh, gw, c = index.shape
     h1, w1, d = desc1.shape
-    h2, w2, _ = desc2.shape
     qy = _rescale(ys, query_scale).clamp(0, h1 - 1)
     qx = _rescale(xs, query_scale).clamp(0, w1 - 1)
     query = desc1[qy][:, qx].reshape(gh * gw, d)
-    index = _rescale(ty, target_scale).clamp(0, h2 - 1) * w2 + _rescale(tx, target_scale).clamp(0, w2 - 1)
-    out = _distances(query, desc2.reshape(h2 * w2, d), index.reshape(gh * gw, c), target_sq)
+    out = _distances(query, desc2.reshape(-1, d), index.reshape(gh * gw, c), target_sq)
     return out.view(gh, gw, c)
+
+
+def _resized_index(height: int, width: int, size: tuple[int, int], scale: float,
+                   device: torch.device | str) -> torch.Tensor | None:
+    """For each pixel of a (height, width) frame (flat, row-major), the flat index of its pixel in the
+    frame resized by ``scale`` to ``size`` (h, w) (clamped to it); None for the frame itself."""
+    if scale == 1.0 and tuple(size) == (height, width):
+        return None
+    h2, w2 = size
+    rows = _rescale(torch.arange(height, device=device), scale).clamp(0, h2 - 1)
+    cols = _rescale(torch.arange(width, device=device), scale).clamp(0, w2 - 1)
+    return (rows[:, None] * w2 + cols[None]).reshape(-1)
 
 
 @dataclass
@@ -131,14 +140,22 @@ class MatchLevel:
     def __post_init__(self) -> None:
         # Squared norms of every target descriptor, computed once for all the scoring at this level.
         self._target_sq = [_squared_norms(t).reshape(-1) for t in [self.target] + [s[2] for s in self.scaled]]
+        # Where each pixel of the target frame lies in each (resized) target: one lookup per scored flow.
+        h, w = self.target.shape[:2]
+        self._target_index = [_resized_index(h, w, tuple(t.shape[:2]), t_scale, self.target.device)
+                              for t, t_scale in [(self.target, 1.0)] + [(s[2], s[3]) for s in self.scaled]]
 
     def score(self, ys: torch.Tensor, xs: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
         """Cost (Gh, Gw, C) of flows (Gh, Gw, C, 2) from the grid ``ys`` x ``xs``."""
-        tx, ty, outside = _targets(ys, xs, flows, tuple(self.target.shape[:2]))
+        h, w = self.target.shape[:2]
+        tx, ty, outside = _targets(ys, xs, flows, (h, w))
+        # Targets outside the frame are clamped to its edge here; their cost is OUTSIDE_COST below.
+        flat = ty.clamp_(0, h - 1).mul_(w).add_(tx.clamp_(0, w - 1))
         pairs = [(self.query, 1.0, self.target, 1.0)] + self.scaled
         cost = None
-        for (q, q_scale, t, t_scale), t_sq in zip(pairs, self._target_sq):
-            other = _scaled_distances(q, t, ys, xs, tx, ty, q_scale, t_scale, t_sq)
+        for (q, q_scale, t, _), t_sq, t_index in zip(pairs, self._target_sq, self._target_index):
+            index = flat if t_index is None else t_index.index_select(0, flat.reshape(-1)).view(flat.shape)
+            other = _scaled_distances(q, t, ys, xs, index, q_scale, t_sq)
             cost = other if cost is None else torch.minimum(cost, other, out=cost)
         return cost.masked_fill_(outside, OUTSIDE_COST)
 
