@@ -32,6 +32,7 @@ from semflow.segmentation.backends import (
     load_camvid_model,
 )
 from semflow.segmentation.model import Lite0Encoder, SegNetLite0, lite0_imagenet_to_encoder
+from semflow.segmentation.torch_backends import bf16_native
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CAMVID_DIR = DATA / "camvid"
@@ -83,6 +84,30 @@ def test_camvid_val_frames_pixel_accuracy(camvid_segmenter):
         correct += int((seg.labels[keep] == gt[keep]).sum())
         total += int(keep.sum())
     assert correct / total > 0.88  # about 95% over all of val
+
+
+@pytest.mark.skipif(not (CAMVID_DIR / "val.txt").is_file(), reason="CamVid val not found under ../shared/data")
+def test_video_probabilities_in_bfloat16_keep_the_labels(camvid_segmenter):
+    """Video mode's per-frame evidence (predict_small_probs) may run in bfloat16 where the CPU does so
+    natively; its labels stay those of float32 on nearly every pixel, and float32 is exact."""
+    name = sorted((CAMVID_DIR / "val").iterdir())[10]
+    img = cv2.imread(str(name))[..., ::-1].copy()
+    exact, _ = camvid_segmenter.predict_labels(img)
+    try:
+        camvid_segmenter.video_bf16 = False
+        labels, probs, _ = camvid_segmenter.predict_small_probs(img, (90, 120))
+        assert np.array_equal(labels, exact) and probs.shape == (90, 120, 11) and probs.dtype == np.float32
+        camvid_segmenter.video_bf16 = True
+        labels, probs, _ = camvid_segmenter.predict_small_probs(img, (90, 120))
+    finally:
+        camvid_segmenter.video_bf16 = True
+    assert probs.dtype == np.float32 and np.allclose(probs.sum(-1), 1.0, atol=1e-4)
+    assert (labels == exact).mean() > 0.98  # 99.8 % over CamVid val with bfloat16
+
+
+def test_bf16_only_on_cpus_that_have_it():
+    assert not bf16_native(torch.device("meta"))
+    assert bf16_native(torch.device("cpu")) in (True, False)
 
 
 @needs_weights

@@ -92,8 +92,26 @@ def load_camvid_model(path: str | os.PathLike | None = None) -> tuple[SegNetLite
     return model.eval(), {k: v for k, v in payload.items() if k != "state_dict"}
 
 
+def bf16_native(device: torch.device) -> bool:
+    """Whether ``device`` is a CPU that computes bfloat16 convolutions natively (oneDNN with AVX512-BF16
+    or AMX): there the network runs about 2.3x faster in bfloat16 than in float32; elsewhere slower."""
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 class TorchSegmenter(Segmenter):
-    """Shared inference for torch models that map a normalised (1, 3, h, w) batch to logits."""
+    """Shared inference for torch models that map a normalised (1, 3, h, w) batch to logits.
+
+    ``video_bf16``: :meth:`predict_small_probs` (the per-frame evidence of video mode, filtered over
+    time) runs the network in bfloat16 where the CPU does so natively (:func:`bf16_native`); every
+    other prediction stays float32.
+    """
+
+    video_bf16 = True
 
     def __init__(self, model: nn.Module, label_set: LabelSet, device: str, *, max_side: int | None,
                  min_side: int | None = None) -> None:
@@ -151,11 +169,22 @@ class TorchSegmenter(Segmenter):
     @torch.inference_mode()
     def predict_small_probs(self, image: np.ndarray, size: tuple[int, int]
                             ) -> tuple[np.ndarray, np.ndarray, LabelSet]:
-        """:meth:`predict_labels`'s labels, and the softmax of the logits resized to ``size`` (h, w)."""
+        """The labels (H, W) uint8 of the network's logits, and their softmax resized to ``size`` (h, w).
+
+        With ``video_bf16`` on a CPU with native bfloat16 the network runs in bfloat16 (the shipped
+        model at 960x540 on one AVX512-BF16 core: 0.22 -> 0.10 CPU s; 99.6 % of the labels equal
+        :meth:`predict_labels`'s); the softmax and argmax stay float32. Else the labels are
+        :meth:`predict_labels`'s."""
         if type(self).predict is not TorchSegmenter.predict:
             return super().predict_small_probs(image, size)
         image = check_image(image)
-        raw = self._logits(self._input(image))
+        x = self._input(image)
+        if self.video_bf16 and bf16_native(self.torch_device):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                raw = self._logits(x)
+            raw = raw.float()
+        else:
+            raw = self._logits(x)
         logits = raw if raw.shape[-2:] == image.shape[:2] else \
             F.interpolate(raw, size=image.shape[:2], mode="bilinear", align_corners=False)
         labels = logits[0].float().argmax(0).to(torch.uint8).cpu().numpy()
