@@ -135,7 +135,8 @@ class DiscreteFlow(FlowMethod):
 
     def _estimate_video(self, img1: np.ndarray, img2: np.ndarray, state: VideoState, **kwargs) -> FlowResult:
         """Video mode: frame 1's descriptors come from the last pair, and the last flow carried forward
-        joins the candidates at every level with a smaller coarse search (``video_radius``). A full
+        joins the candidates at every level with a smaller coarse search (``video_radius``) on sparser
+        coarse levels (``video_narrow_coarse_stride``). A full
         search (pair mode's, with the carried candidates) runs every ``refresh_every`` pairs, and again
         on the same pair when the share of kept matches falls below ``refresh_share`` times the last
         full search's. After a cut (:func:`~semflow.video_state.scene_cut`) the pair is computed as the
@@ -185,8 +186,9 @@ class DiscreteFlow(FlowMethod):
     def _run(self, img1: np.ndarray, img2: np.ndarray, *, carried: FrameWork | None = None,
              temporal: bool = False, full: bool = True, video: bool = False) -> tuple[FlowResult, FrameWork]:
         """One pair. ``carried``: frame 1's work from the last pair (video mode); with ``temporal`` its
-        flow joins the candidates, and without ``full`` the coarse search shrinks to ``video_radius``
-        and finer levels skip the windowed search. ``video``: video mode's parameters
+        flow joins the candidates, and without ``full`` the coarse search shrinks to ``video_radius``,
+        the coarser levels match every ``video_narrow_coarse_stride`` px and finer levels skip the
+        windowed search. ``video``: video mode's parameters
         (:meth:`Preset.for_video`). Returns the result and frame 2's work."""
         p = self.params.for_video() if video else self.params
         timer = StageTimer()
@@ -229,8 +231,9 @@ class DiscreteFlow(FlowMethod):
             temporal_f = temporal_b = None
             if temporal and carried is not None and carried.flow is not None:
                 temporal_f, temporal_b = temporal_candidates(carried.flow, levels)
-                if not full:
-                    options.update(radius=min(p.radius, p.video_radius), search_pixels=0, narrow=True)
+                if not full:  # between full searches: narrow coarse window, sparser coarse levels
+                    options.update(radius=min(p.radius, p.video_radius), search_pixels=0, narrow=True,
+                                   coarse_stride=max(p.coarse_stride, p.video_narrow_coarse_stride))
             props_f = coarse_to_fine_proposals(pyr1, pyr2, extra_flows=extra_f, scaled=scaled_f,
                                                temporal=temporal_f, **options)
             props_b = coarse_to_fine_proposals(pyr2, pyr1, extra_flows=extra_b, scaled=scaled_b,

@@ -39,7 +39,8 @@ class Preset:
     With good carried candidates fewer points and candidates do: video mode matches at least every
     ``video_stride`` px (``video_coarse_stride`` px on the coarser levels) with at most ``video_k``
     candidates, ``video_local`` of them searched +-1 px, and descriptors of at most ``video_dims``
-    (PCA) dimensions (:meth:`for_video`).
+    (PCA) dimensions (:meth:`for_video`); between full searches the coarser levels match only every
+    ``video_narrow_coarse_stride`` px (the carried candidates come at every point of every level).
     """
 
     stride: int = 5
@@ -75,6 +76,7 @@ class Preset:
     video_local: int = 2
     video_coarse_stride: int = 16
     video_dims: int = 16
+    video_narrow_coarse_stride: int = 32
 
     def for_video(self) -> Preset:
         """The parameters video mode uses (sparser grid, fewer candidates, smaller descriptors; see the
