@@ -339,7 +339,8 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
     they join the candidates at every level, the coarsest included, ahead of the inherited ones (so
     the +-1 px search looks around them first). narrow: the coarsest level's window is narrow (video
     mode between full searches): its flows are scored one by one (:func:`scored_window`) instead of
-    by the exhaustive search. The returned flows are in pixels of level ``finest``.
+    by the exhaustive search, and the levels between it and ``finest`` skip the propagation pass (each
+    point has its carried candidates there). The returned flows are in pixels of level ``finest``.
     """
     def carried(level: int, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
         cands = torch.as_tensor(temporal[level], device=device)[ys][:, xs]
@@ -389,6 +390,6 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
             near_x = torch.arange(len(xs), device=device) // 2
             parts.append(found.flows[near_y][:, near_x])
         props = local_search(here, ys, xs, torch.cat(parts, 2), k=k, local=local)
-        if propagation:
+        if propagation and (level == finest or not narrow):
             props = propagate(here, props, k=k)
     return props
