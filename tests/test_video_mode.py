@@ -266,6 +266,23 @@ def test_resume_in_video_mode_gives_the_flows_of_an_uninterrupted_run(tmp_path: 
         np.testing.assert_array_equal(a, b)
 
 
+def test_discrete_describes_resized_frames_only_when_a_full_search_needs_them() -> None:
+    """Between full searches video mode does without the scale-tolerant costs: the new frame's resized
+    descriptors wait for the full search that needs them, which gets the flow of a frame described afresh."""
+    frames = zoom_sequence(4, 96, 128)
+    method = DiscreteFlow(refresh_every=2)
+    first = method.estimate(frames[0], frames[1], state=VideoState())
+    assert first.state.parts["discrete"].shrunk is not None  # a full search: both scales
+    narrow = method.estimate(frames[1], frames[2], state=first.state)
+    assert not narrow.extras["video_full_search"]
+    work = narrow.state.parts["discrete"]
+    assert work.described and work.shrunk is None
+    bare = restore(snapshot(narrow.state), frames[2], method.state_parts())
+    full = method.estimate(frames[2], frames[3], state=narrow.state)
+    assert full.extras["video_full_search"] and work.shrunk is not None  # described now, once
+    np.testing.assert_array_equal(full.flow, method.estimate(frames[2], frames[3], state=bare).flow)
+
+
 def test_discrete_frame_work_survives_a_snapshot() -> None:
     frames = shift_sequence(2, 64, 96)
     method = DiscreteFlow(preset="fast")

@@ -170,17 +170,28 @@ def frame_descriptors(pyr: list[np.ndarray], *, kind: str = "sift", projection: 
     projected by ``projection`` (D, d) if given, and (second, with ``shrink``) of each level resized
     by ``shrink``, else None. A video computes each frame's once: it is frame 2 of one pair and frame 1
     of the next."""
-    base = DESCRIPTORS[kind]
-    describe = base
-    if projection is not None:
-        if kind == "sift":  # the projection folds into the descriptor's convolution
-            describe = lambda image: base(image, projection=projection)  # noqa: E731
-        else:
-            describe = lambda image: base(image) @ projection  # noqa: E731
+    describe = _describer(kind, projection)
     plain = [describe(g) if level >= finest else None for level, g in enumerate(pyr)]
     if shrink is None:
         return plain, None
-    return plain, [describe(_resize(g, shrink)) if level >= finest else None for level, g in enumerate(pyr)]
+    return plain, shrunk_descriptors(pyr, kind=kind, projection=projection, finest=finest, shrink=shrink)
+
+
+def shrunk_descriptors(pyr: list[np.ndarray], *, kind: str = "sift", projection: np.ndarray | None = None,
+                       finest: int = 0, shrink: float) -> list:
+    """The second list of :func:`frame_descriptors`: each level of ``pyr`` resized by ``shrink``, described."""
+    describe = _describer(kind, projection)
+    return [describe(_resize(g, shrink)) if level >= finest else None for level, g in enumerate(pyr)]
+
+
+def _describer(kind: str, projection: np.ndarray | None):
+    """A function gray image -> descriptors (H, W, d) of ``kind``, projected by ``projection`` if given."""
+    base = DESCRIPTORS[kind]
+    if projection is None:
+        return base
+    if kind == "sift":  # the projection folds into the descriptor's convolution
+        return lambda image: base(image, projection=projection)
+    return lambda image: base(image) @ projection
 
 
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:

@@ -27,6 +27,7 @@ from semflow.baseline.discrete.descriptors import (
     frame_descriptors,
     gray_pyramid,
     pair_projection,
+    shrunk_descriptors,
 )
 from semflow.baseline.discrete.presets import DEFAULT_PRESET, PRESETS, Preset
 from semflow.baseline.discrete.proposals import Proposals, coarse_to_fine_proposals
@@ -136,7 +137,8 @@ class DiscreteFlow(FlowMethod):
     def _estimate_video(self, img1: np.ndarray, img2: np.ndarray, state: VideoState, **kwargs) -> FlowResult:
         """Video mode: frame 1's descriptors come from the last pair, and the last flow carried forward
         joins the candidates at every level with a smaller coarse search (``video_radius``) on sparser
-        coarse levels (``video_narrow_coarse_stride``). A full
+        coarse levels (``video_narrow_coarse_stride``), without scale-tolerant costs (unless
+        ``video_narrow_scales``). A full
         search (pair mode's, with the carried candidates) runs every ``refresh_every`` pairs, and again
         on the same pair when the share of kept matches falls below ``refresh_share`` times the last
         full search's. After a cut (:func:`~semflow.video_state.scene_cut`) the pair is computed as the
@@ -162,18 +164,22 @@ class DiscreteFlow(FlowMethod):
         return {self.name: FrameWork}
 
     def _describe(self, gray1: np.ndarray, gray2: np.ndarray, levels: int, finest: int,
-                  shrink: float | None, carried: FrameWork | None, dims: int | None = None
-                  ) -> tuple[FrameWork, FrameWork]:
+                  shrink: float | None, carried: FrameWork | None, dims: int | None = None, *,
+                  scales: bool = True) -> tuple[FrameWork, FrameWork]:
         """Both frames' per-frame work; frame 1's is ``carried`` when it is that frame with these settings.
-        ``dims``: the PCA size of a new projection (default the preset's)."""
+        ``dims``: the PCA size of a new projection (default the preset's). ``scales``: also describe
+        the frames resized by ``shrink``; without, frame 2's are left to a later pair that needs them."""
         dims = self.params.dims if dims is None else dims
         pyr2 = gray_pyramid(gray2, levels)
-        options = dict(kind=self.descriptor, finest=finest, shrink=shrink)
+        options = dict(kind=self.descriptor, finest=finest, shrink=shrink if scales else None)
         if carried is not None and carried.fits(gray1, levels, finest, shrink):
             one = carried
             if not one.described:  # restored from a snapshot: describe the frame again, same basis
                 one.pyramid = gray_pyramid(gray1, levels)
                 one.descriptors, one.shrunk = frame_descriptors(one.pyramid, projection=one.projection, **options)
+            elif scales and shrink is not None and one.shrunk is None:  # the last pair did without them
+                one.shrunk = shrunk_descriptors(one.pyramid, kind=self.descriptor, projection=one.projection,
+                                                finest=finest, shrink=shrink)
         else:
             pyr1 = gray_pyramid(gray1, levels)
             proj = pair_projection(pyr1, pyr2, self.descriptor, dims) if dims is not None else None
@@ -187,8 +193,8 @@ class DiscreteFlow(FlowMethod):
              temporal: bool = False, full: bool = True, video: bool = False) -> tuple[FlowResult, FrameWork]:
         """One pair. ``carried``: frame 1's work from the last pair (video mode); with ``temporal`` its
         flow joins the candidates, and without ``full`` the coarse search shrinks to ``video_radius``,
-        the coarser levels match every ``video_narrow_coarse_stride`` px and finer levels skip the
-        windowed search. ``video``: video mode's parameters
+        the coarser levels match every ``video_narrow_coarse_stride`` px, finer levels skip the
+        windowed search, and the scale-tolerant costs are off unless ``video_narrow_scales``. ``video``: video mode's parameters
         (:meth:`Preset.for_video`). Returns the result and frame 2's work."""
         p = self.params.for_video() if video else self.params
         timer = StageTimer()
@@ -207,8 +213,10 @@ class DiscreteFlow(FlowMethod):
 
         with torch.no_grad():
             shrink = p.shrink if p.shrink not in (None, 1.0) else None
-            one, two = self._describe(gray1, gray2, levels, finest, shrink, carried, p.dims)
-            pyramids = (one.descriptors, two.descriptors) + ((one.shrunk, two.shrunk) if shrink is not None else ())
+            narrow = temporal and carried is not None and carried.flow is not None and not full
+            scales = shrink is not None and (p.video_narrow_scales or not narrow)
+            one, two = self._describe(gray1, gray2, levels, finest, shrink, carried, p.dims, scales=scales)
+            pyramids = (one.descriptors, two.descriptors) + ((one.shrunk, two.shrunk) if scales else ())
             pyr1, pyr2, *shrunk = ([None if d is None else torch.from_numpy(d).to(self.device) for d in pyr]
                                    for pyr in pyramids)
             # Scale-tolerant costs: a surface that grows from frame 1 to frame 2 matches frame 2 shrunk
@@ -231,7 +239,7 @@ class DiscreteFlow(FlowMethod):
             temporal_f = temporal_b = None
             if temporal and carried is not None and carried.flow is not None:
                 temporal_f, temporal_b = temporal_candidates(carried.flow, levels)
-                if not full:  # between full searches: narrow coarse window, sparser coarse levels
+                if narrow:  # between full searches: narrow coarse window, sparser coarse levels
                     options.update(radius=min(p.radius, p.video_radius), search_pixels=0, narrow=True,
                                    coarse_stride=max(p.coarse_stride, p.video_narrow_coarse_stride))
             props_f = coarse_to_fine_proposals(pyr1, pyr2, extra_flows=extra_f, scaled=scaled_f,

@@ -40,7 +40,9 @@ class Preset:
     ``video_stride`` px (``video_coarse_stride`` px on the coarser levels) with at most ``video_k``
     candidates, ``video_local`` of them searched +-1 px, and descriptors of at most ``video_dims``
     (PCA) dimensions (:meth:`for_video`); between full searches the coarser levels match only every
-    ``video_narrow_coarse_stride`` px (the carried candidates come at every point of every level).
+    ``video_narrow_coarse_stride`` px (the carried candidates come at every point of every level), and
+    the scale-tolerant costs (``shrink``) are off unless ``video_narrow_scales`` (the carried flow
+    already holds the expansion it was found with).
     """
 
     stride: int = 5
@@ -77,6 +79,7 @@ class Preset:
     video_coarse_stride: int = 16
     video_dims: int = 16
     video_narrow_coarse_stride: int = 32
+    video_narrow_scales: bool = False
 
     def for_video(self) -> Preset:
         """The parameters video mode uses (sparser grid, fewer candidates, smaller descriptors; see the

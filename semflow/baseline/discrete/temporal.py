@@ -25,7 +25,8 @@ class FrameWork:
 
     gray: padded gray frame (H, W) uint8. pyramid: its gray pyramid (float32, level 0 first).
     descriptors / shrunk: descriptor pyramids (lists of (H_l, W_l, D) float32, None below ``finest``;
-    ``shrunk`` None without scale-tolerant costs). projection: the PCA basis (D, d) or None.
+    ``shrunk`` None without scale-tolerant costs, or until a pair needs them). projection: the PCA
+    basis (D, d) or None.
     levels, finest, shrink: the settings they were made with. flow: the flow of the pair that ended
     at this frame (padded size, px), or None. valid_share: share of that pair's grid matches kept.
     searched_share: the valid share of the last pair computed with the full search (the reference
