@@ -339,8 +339,9 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
     they join the candidates at every level, the coarsest included, ahead of the inherited ones (so
     the +-1 px search looks around them first). narrow: the coarsest level's window is narrow (video
     mode between full searches): its flows are scored one by one (:func:`scored_window`) instead of
-    by the exhaustive search, and the levels between it and ``finest`` skip the propagation pass (each
-    point has its carried candidates there). The returned flows are in pixels of level ``finest``.
+    by the exhaustive search; the finer levels do not inherit the parent's neighbours' flows, and
+    those above ``finest`` skip the propagation pass (each point has its carried candidates there).
+    The returned flows are in pixels of level ``finest``.
     """
     def carried(level: int, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
         cands = torch.as_tensor(temporal[level], device=device)[ys][:, xs]
@@ -379,7 +380,7 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
         ix = torch.round(xs.float() / 2 / pg_x).long().clamp(0, len(props.xs) - 1)
         parent = props.flows[iy][:, ix] * 2
         parts = [parent] if temporal is None else [carried(level, ys, xs), parent]
-        if propagation:
+        if propagation and not narrow:
             parts.append(neighbour_flows(props.flows)[iy][:, ix] * 2)
         if extra_flows is not None and extra_flows[level] is not None:
             ef = torch.as_tensor(extra_flows[level], device=device)[ys][:, xs]
