@@ -90,6 +90,9 @@ class PlaneFit:
     baseline_error: float = float("nan")
     error: np.ndarray | None = None
     """(h, w) photometric error of ``flow`` over the box (grey levels, see :func:`photometric_error`)."""
+    candidate: bool = False
+    """Video mode: a fit of a plane without a track history that passed the gate but is no clear evidence
+    (:func:`semflow.layers.tracking.carry_plane`): not used; its track keeps it for the next pair to confirm."""
 
 
 def homography_flow(homography: np.ndarray, box: Box) -> np.ndarray:
