@@ -7,6 +7,7 @@ car) and a translating texture; two unrelated clips back to back for a cut.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,8 @@ from semflow.errors import InputError
 from semflow.io.flow import read_flow_valid
 from semflow.io.images import write_image
 from semflow.layers.context import PairContext
-from semflow.layers.planes import PlaneFit, PlaneParams
-from semflow.layers.tracking import Track, Tracks, carry_mask, gate_planes
+from semflow.layers.planes import PlaneFit, PlaneParams, homography_flow
+from semflow.layers.tracking import Track, Tracks, advance_tracks, carry_mask, gate_planes
 from semflow.methods import get_method
 from semflow.pipeline import WORK_DIR, RunOptions, run_video
 from semflow.segmentation.regions import Region
@@ -180,6 +181,48 @@ def test_plane_gate_has_hysteresis() -> None:
     gated = gate_planes([marginal_fail, marginal_pass, clear_pass, marginal_fail], [on, off, off, None], ctx, params)
     assert [g.accepted for g in gated] == [True, False, True, False]
     assert "last pairs" in gated[0].reason and "last pairs" in gated[1].reason
+
+
+def _shift_fit(region: Region, shift: float, share: float, model_err: float, base_err: float) -> PlaneFit:
+    """A fit that passes the plain gate: a homography moving the region by ``shift`` px to the right."""
+    homography = np.array([[1.0, 0.0, shift], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    h, w = region.mask.shape
+    return PlaneFit(region=region, accepted=True, reason="ok", homography=homography,
+                    flow=homography_flow(homography, region.box), veto=np.zeros((h, w), bool), inlier_share=share,
+                    model_error=model_err, baseline_error=base_err, error=np.zeros((h, w), np.float32))
+
+
+def test_a_new_plane_track_needs_clear_evidence() -> None:
+    """Without a track history (first pair, new region, after a cut) a plane fit is taken only when it is
+    clear evidence and its flow on the confident pixels is the baseline's; one that passes the plain
+    gate only waits for the next pair to confirm it (a similar motion), then the two are averaged."""
+    region = Region(ROAD, (0, 20, 0, 20), np.ones((20, 20), bool))
+    frames = np.zeros((20, 20, 3), np.uint8)
+    baseline = np.zeros((20, 20, 2), np.float32)
+    baseline[..., 0] = 5.0  # the baseline's confident matches move the region by 5 px
+    ctx = PairContext.build(frames, frames, baseline, np.ones((20, 20), np.float32))
+    params = PlaneParams()
+    right = _shift_fit(region, 5.0, 0.95, 1.0, 2.0)
+    wrong = _shift_fit(region, 12.0, 0.95, 1.0, 2.0)  # as precise, but 12 px where the matches say 5
+    marginal = _shift_fit(region, 5.0, params.min_inlier_share + 0.05, 2.0, 2.0)  # right, but no clear evidence
+    gated = gate_planes([right, wrong, marginal], [None, None, None], ctx, params)
+    assert [g.accepted for g in gated] == [True, False, False]
+    assert [g.candidate for g in gated] == [False, True, True]
+    assert all("clear evidence" in g.reason for g in gated[1:])
+
+    tracks, ids, _ = advance_tracks(None, gated, [None] * 3, [], [], [], baseline)
+    young = tracks.tracks[2]
+    assert young.history == [] and young.model is None and young.pending is not None
+    # The next pair: a marginal fit confirming the candidate's motion is taken (averaged: 5.5 px), one
+    # moving the region quite differently is not, and becomes the candidate.
+    confirming = _shift_fit(region, 6.0, params.min_inlier_share + 0.05, 2.0, 2.0)
+    again = gate_planes([confirming], [young], ctx, params)[0]
+    assert again.accepted and "confirmed" in again.reason
+    np.testing.assert_allclose(again.flow[..., 0], 5.5, atol=1e-3)
+    far = replace(young, pending=wrong.homography)
+    assert not gate_planes([confirming], [far], ctx, params)[0].accepted
+    # The precise, right fit started a history: the track is on and carries its model.
+    assert tracks.tracks[0].history == [True] and tracks.tracks[0].model is not None
 
 
 def test_tracks_keep_ids_through_motion_and_survive_a_snapshot() -> None:

@@ -25,7 +25,15 @@ A tracked plane remembers its last two homographies and whether it was used in t
 Things have a gate with memory too (:func:`fit_tracked_things`): the photometric margin a thing's
 model needs against the baseline moves by :data:`THING_MARGIN` in favour of the last decision.
 
-A region with no history (the first pair, a new region, after a cut) gets the plain gate of pair mode.
+A plane with no history (the first pair, a new region, after a cut) has no carried model to fall back
+on, so its fit is taken only on clear evidence (:func:`carry_plane`): the baseline's matches agree with it
+nearly everywhere (:data:`PRECISE_SHARE`) or it passes the gate by the hysteresis margins, and its mean
+flow over the confident pixels is the baseline's there. A fit that passes the plain gate only is a
+candidate (``PlaneFit.candidate``): not used, kept in ``Track.pending``, and taken (averaged with it) when
+the next pair's fit passes the gate and moves the region alike (two pairs of evidence); until a fit is
+taken the track has no history. (On the dash-cam clip the first pair's road fit, 78% inliers, moves the
+road by 36.9 px against the baseline's 13.3 px; taken, the smoothed model needed 5 pairs to come down.)
+Things without history get the plain gate of pair mode.
 """
 
 from __future__ import annotations
