@@ -31,8 +31,7 @@ nearly everywhere (:data:`PRECISE_SHARE`) or it passes the gate by the hysteresi
 flow over the confident pixels is the baseline's there. A fit that passes the plain gate only is a
 candidate (``PlaneFit.candidate``): not used, kept in ``Track.pending``, and taken (averaged with it) when
 the next pair's fit passes the gate and moves the region alike (two pairs of evidence); until a fit is
-taken the track has no history. (On the dash-cam clip the first pair's road fit, 78% inliers, moves the
-road by 36.9 px against the baseline's 13.3 px; taken, the smoothed model needed 5 pairs to come down.)
+taken the track has no history.
 Things without history get the plain gate of pair mode.
 """
 
@@ -41,12 +40,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 
-import cv2
 import numpy as np
 
-from semflow.layers.common import magnitude, photometric_error_at
 from semflow.layers.context import PairContext
-from semflow.layers.planes import PlaneFit, PlaneParams, homography_flow, judge_homography
+from semflow.layers.plane_motion import (
+    blend_homographies,
+    carry_mask,
+    confident_mean_flows,
+    region_mean_flow,
+    sampled_error,
+)
+from semflow.layers.planes import PlaneFit, PlaneParams, judge_homography
 from semflow.layers.things import ThingFit, ThingParams, fit_thing
 from semflow.segmentation.regions import Region
 
@@ -204,39 +208,12 @@ def _full_mask(region: Region, shape: tuple[int, int]) -> np.ndarray:
     return full
 
 
-def carry_mask(mask: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Where the pixels of ``mask`` (H, W) bool of frame t are in frame t+1 under ``flow`` (H, W, 2):
-    each pixel y of frame t+1 takes the mask at y - flow(y) (the flow read at y, fine for smooth flow)."""
-    h, w = mask.shape
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    carried = cv2.remap(mask.astype(np.uint8), xs - flow[..., 0], ys - flow[..., 1], cv2.INTER_NEAREST,
-                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return carried.astype(bool)
-
-
 # --- the gate with memory ---------------------------------------------------------------------------
 
 
 def _gate(params: PlaneParams, base_err: float, margin: float) -> float:
     """The largest model error the plane gate accepts, moved by ``margin`` grey levels."""
     return base_err * (1 + params.error_tolerance) + params.error_slack + margin
-
-
-def blend_homographies(previous: np.ndarray, new: np.ndarray, weight: float, box: tuple[int, int, int, int]
-                       ) -> np.ndarray:
-    """The homography whose motion over ``box`` (y0, y1, x0, x1) is ``(1 - weight)`` times ``previous``'s
-    plus ``weight`` times ``new``'s (fitted exactly to a 5 x 5 grid of points over the box)."""
-    y0, y1, x0, x1 = box
-    gx, gy = np.meshgrid(np.linspace(x0, x1 - 1, 5), np.linspace(y0, y1 - 1, 5))
-    src = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float64)
-
-    def apply(h: np.ndarray) -> np.ndarray:
-        p = np.c_[src, np.ones(len(src))] @ np.asarray(h, np.float64).T
-        return p[:, :2] / np.where(np.abs(p[:, 2:]) < 1e-9, 1e-9, p[:, 2:])
-
-    dst = (1.0 - weight) * apply(previous) + weight * apply(new)
-    blended, _ = cv2.findHomography(src.astype(np.float32), dst.astype(np.float32), 0)
-    return new if blended is None else blended
 
 
 def _hysteresis(fit: PlaneFit, was_on: bool | None, params: PlaneParams) -> PlaneFit:
@@ -257,20 +234,6 @@ def _hysteresis(fit: PlaneFit, was_on: bool | None, params: PlaneParams) -> Plan
     return fit
 
 
-def sampled_error(region: Region, ctx: PairContext, homography: np.ndarray, points: int = 4000) -> float:
-    """Mean photometric error (grey levels) of ``homography`` over at most ``points`` pixels of ``region``
-    spread evenly over it: a cheap comparison of two candidate models on the same pixels."""
-    ys, xs = np.nonzero(region.mask)
-    step = max(1, len(ys) // points)
-    ys, xs = ys[::step] + region.box[0], xs[::step] + region.box[2]
-    if not len(ys):
-        return float("inf")
-    p = np.stack([xs, ys, np.ones(len(xs))], axis=1) @ np.asarray(homography, np.float64).T
-    den = np.where(np.abs(p[:, 2]) < 1e-9, 1e-9, p[:, 2])
-    flow = np.stack([p[:, 0] / den - xs, p[:, 1] / den - ys], axis=1).astype(np.float32)
-    return float(photometric_error_at(ctx.f1, ctx.f2, ys, xs, flow).mean())
-
-
 def predict_plane(track: Track, box: tuple[int, int, int, int]) -> np.ndarray | None:
     """The track's homography for this pair by constant velocity: its motion over ``box`` moves on from
     the last pair's by as much as it moved from the pair before's (None without two pairs of models)."""
@@ -279,22 +242,10 @@ def predict_plane(track: Track, box: tuple[int, int, int, int]) -> np.ndarray | 
     return blend_homographies(track.previous, track.model, 2.0, box)
 
 
-def _confident_mean_flows(fit: PlaneFit, ctx: PairContext, params: PlaneParams) -> tuple[float, float]:
-    """Mean flow magnitude (px) of the fit and of the baseline over the region's confident pixels
-    (nan where there are none)."""
-    region = fit.region
-    sy, sx = region.slices
-    confident = region.mask & (ctx.confidence[sy, sx] >= params.min_confidence)
-    if fit.flow is None or not confident.any():
-        return float("nan"), float("nan")
-    return (float(magnitude(fit.flow[confident]).mean()),
-            float(magnitude(ctx.baseline[sy, sx][confident]).mean()))
-
-
 def _agrees_with_matches(fit: PlaneFit, ctx: PairContext, params: PlaneParams) -> tuple[bool, str]:
     """Whether the fit's mean flow over the region's confident pixels is the baseline's there (within
     ``ransac_threshold`` px plus :data:`YOUNG_FLOW_TOLERANCE`), and the two means for reports."""
-    model_mean, base_mean = _confident_mean_flows(fit, ctx, params)
+    model_mean, base_mean = confident_mean_flows(fit, ctx, params)
     agrees = abs(model_mean - base_mean) <= params.ransac_threshold + YOUNG_FLOW_TOLERANCE * base_mean
     return agrees, f"mean flow {model_mean:.1f} px on the confident pixels against the baseline's {base_mean:.1f} px"
 
@@ -320,11 +271,6 @@ def _young_gate(fit: PlaneFit, ctx: PairContext, params: PlaneParams) -> PlaneFi
                    reason=f"{fit.reason}; not taken: a new track needs clear evidence ({why})")
 
 
-def _region_mean_flow(region: Region, homography: np.ndarray) -> float:
-    """Mean flow magnitude (px) of ``homography`` over ``region``."""
-    return float(magnitude(homography_flow(homography, region.box)[region.mask]).mean())
-
-
 def _confirm_candidate(fit: PlaneFit, track: Track, ctx: PairContext, params: PlaneParams) -> PlaneFit:
     """The gate of a plane whose last pair's fit was a candidate (``track.pending``, not used): this pair's
     fit is taken when it is clear evidence itself, or when it passes the gate and moves the region as
@@ -338,7 +284,7 @@ def _confirm_candidate(fit: PlaneFit, track: Track, ctx: PairContext, params: Pl
     if not agrees:
         return replace(young, reason=f"{young.reason}; {means}")
     region, candidate = fit.region, track.pending
-    now, before = _region_mean_flow(region, fit.homography), _region_mean_flow(region, candidate)
+    now, before = region_mean_flow(region, fit.homography), region_mean_flow(region, candidate)
     if abs(now - before) > params.ransac_threshold + YOUNG_FLOW_TOLERANCE * before:
         return replace(young, reason=young.reason + f"; the last pair's candidate moved it by {before:.1f} px"
                        f" against {now:.1f} px now")
