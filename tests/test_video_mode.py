@@ -19,8 +19,9 @@ from semflow.errors import InputError
 from semflow.io.flow import read_flow_valid
 from semflow.io.images import write_image
 from semflow.layers.context import PairContext
+from semflow.layers.plane_motion import carry_mask
 from semflow.layers.planes import PlaneFit, PlaneParams, homography_flow
-from semflow.layers.tracking import Track, Tracks, advance_tracks, carry_mask, gate_planes
+from semflow.layers.tracking import Track, Tracks, advance_tracks, gate_planes
 from semflow.methods import get_method
 from semflow.pipeline import WORK_DIR, RunOptions, run_video
 from semflow.segmentation.regions import Region

@@ -15,9 +15,10 @@ import numpy as np
 
 import semflow.layers.tracking as tracking
 from semflow.layers.context import PairContext
+from semflow.layers.plane_motion import blend_homographies
 from semflow.layers.planes import PlaneParams, fit_planes
 from semflow.layers.things import ThingParams
-from semflow.layers.tracking import Track, Tracks, advance_tracks, blend_homographies, gate_planes
+from semflow.layers.tracking import Track, Tracks, advance_tracks, gate_planes
 from semflow.methods import get_method
 from semflow.segmentation import get_label_set
 from semflow.segmentation.base import Segmentation, Segmenter
