@@ -153,6 +153,8 @@ def _compute_and_keep(method: FlowMethod, store: RunStore, index: int, img1: np.
     timer.lap("stats")
     record.kept = store.save_flows(index, result.flow, result.extras)
     store.save_record(record, result.flow)
+    if chain is not None and record.kept != "intermediate":  # finished now (else with its segment: see below)
+        chain.keep(index)
     if store.segment_full():
         store.close_segment()
         if chain is not None:
@@ -226,10 +228,12 @@ def _segment_closed(store: RunStore, chain: StateChain):
         yield
     except BaseException:
         store.abandon_segment()
+        store.end_pass()
         raise
     last = store.open_segment_last()
     if store.close_segment() and last is not None:
         chain.checkpoint(last)
+    store.end_pass()
 
 
 def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs: int, options: RunOptions,

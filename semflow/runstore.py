@@ -22,8 +22,10 @@ Drawing needs the flows themselves once more. Where they come from (:attr:`RunSt
   budget of 0).
 
 Layout of ``DIR/.semflow-work``: ``state.json`` (the settings, the render source),
-``pairs/NNNNNN.json`` (one record per finished pair, written after its cache entries and before its
-.flo file), ``end.json`` (the number of pairs once the end of the video was seen), ``cache/`` (flows,
+``pairs/*.jsonl`` (the pair records, :mod:`semflow.pair_records`: one JSON line a finished pair, appended
+after its cache entries and before its .flo file; one file a writer, so a record costs its size, a few
+hundred bytes, not a file-system block), ``video_state.npz`` and ``checkpoint/`` (the video state:
+:mod:`semflow.video_run`), ``end.json`` (the number of pairs once the end of the video was seen), ``cache/`` (flows,
 baseline flows, segmentations), ``intermediate/`` (segment videos of up to ``SEGMENT_PAIRS`` pairs,
 each under its final name once complete; a pair kept in a segment that was never completed, by an
 interrupted run, is not finished and is computed again).
@@ -34,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,13 @@ import numpy as np
 from semflow import flowvideo
 from semflow.errors import InputError
 from semflow.io.atomic import atomic_path, write_text_atomic
-from semflow.io.flow import check_flow, read_flo, write_flo
+from semflow.io.flow import read_flo, write_flo
 from semflow.io.images import read_image, write_image
 from semflow.io.outputs import OutputFolder
-from semflow.viz import max_flow_of
+from semflow.pair_records import PairRecord, RecordLog, normaliser
+
+__all__ = ["CACHE_BUDGET_BYTES", "WORK_DIR", "PairRecord", "RunStore", "cache_pairs", "finished_summary", "normaliser",
+           "open_store", "pair_name", "reopen_store"]
 
 WORK_DIR = ".semflow-work"
 CACHE_BUDGET_BYTES = 512 << 20
@@ -61,42 +65,6 @@ CACHE_BYTES_PER_PIXEL = 8 + 8 + 3
 def pair_name(index: int) -> str:
     """``NNNNNN``: the file stem of pair ``index`` (frames index -> index + 1)."""
     return f"{index:06d}"
-
-
-@dataclass
-class PairRecord:
-    """What pass 1 keeps of one pair: enough for the normaliser and the summary, a few hundred bytes.
-
-    max_flow / baseline_max_flow: the pair's 99th magnitude percentile (px) of the flow / the baseline
-    flow, from float32. stats: ``metrics.flow_stats`` of the flow. seconds: compute seconds of the
-    method. extras: the keys of the extras the method reported.
-    """
-
-    index: int
-    max_flow: float
-    baseline_max_flow: float | None
-    stats: dict[str, float]
-    seconds: float
-    extras: list[str] = field(default_factory=list)
-    kept: str = ""
-    """Where its flows were kept for drawing: ``cache``, ``intermediate``, ``flo`` or ``none``."""
-
-    @classmethod
-    def of(cls, index: int, flow: np.ndarray, extras: dict[str, np.ndarray], seconds: float) -> PairRecord:
-        """The record of a freshly computed pair: the statistics of ``metrics.flow_stats`` and the
-        percentile of ``viz.max_flow_of``, from one magnitude map (the same numbers, computed once)."""
-        base = extras.get("baseline_flow")
-        mag = np.linalg.norm(check_flow(flow), axis=2).ravel()
-        p95, p99 = np.percentile(mag, 95), np.percentile(mag, 99)  # one q a call: exactly their numbers
-        stats = {"mean": float(mag.mean()), "median": float(np.median(mag)), "p95": float(p95), "max": float(mag.max())}
-        return cls(index, max(float(p99), 1.0), None if base is None else max_flow_of(base), stats,
-                   float(seconds), sorted(extras))
-
-
-def normaliser(records: list[PairRecord]) -> float:
-    """The clip's colour normaliser (px): the largest per-pair 99th percentile of any drawn flow."""
-    values = [r.max_flow for r in records] + [r.baseline_max_flow for r in records if r.baseline_max_flow is not None]
-    return max(values)
 
 
 def cache_pairs(frame_shape: tuple[int, ...], budget: int = CACHE_BUDGET_BYTES) -> int:
@@ -118,6 +86,7 @@ class RunStore:
         self.palette: np.ndarray | None = None
         """Colours a decoded segmentation is snapped to (the segmenter's palette), when known."""
         self._segments = flowvideo.Segments(self.work / "intermediate")
+        self._records = RecordLog(self.work / "pairs")
         self._writer: flowvideo.SegmentWriter | None = None
         self.flo_dir = self.out_dir / "flo"
         self.folder = folder
@@ -146,11 +115,12 @@ class RunStore:
         """Whether pair ``index`` is finished: its record is there and, with ``save_flo``, its .flo file
         (written last, so that every .flo file belongs to a finished pair), and a pair kept in the
         intermediate is in a completed segment."""
-        if not self._record_path(index).exists() or (self.save_flo and not self._flo_path(index).exists()):
+        record = self._records.get(index)
+        if record is None or (self.save_flo and not self._flo_path(index).exists()):
             return False
         if not self.per_pair or index < self.cache_pairs or self._segments.find(index) is not None:
             return True
-        return self.record(index).kept != "intermediate"
+        return record.kept != "intermediate"
 
     def save_flows(self, index: int, flow: np.ndarray, extras: dict[str, np.ndarray]) -> str:
         """Keep pair ``index``'s flows for drawing: in the cache (one of the first ``cache_pairs``), else
@@ -213,16 +183,24 @@ class RunStore:
     def save_record(self, record: PairRecord, flow: np.ndarray) -> None:
         """Write the record of a pair whose cache entries are kept, then its .flo file (``save_flo``):
         from now on the pair counts as finished."""
-        write_text_atomic(self._record_path(record.index), json.dumps(asdict(record)))
+        self._records.append(record)
         if self.save_flo:
             write_flo(self.claim(f"flo/{pair_name(record.index)}.flo"), flow)
 
     def record(self, index: int) -> PairRecord:
         """The record of a finished pair."""
-        try:
-            return PairRecord(**json.loads(self._record_path(index).read_text()))
-        except (OSError, ValueError, TypeError) as exc:
-            raise InputError(f"{self.out_dir}: the record of pair {index} is missing or damaged ({exc})") from None
+        record = self._records.get(index, refresh=True)
+        if record is None:
+            raise InputError(f"{self.out_dir}: the record of pair {index} is missing or damaged")
+        return record
+
+    def recorded(self) -> list[int]:
+        """The pairs that have a record (finished, or kept in a segment that is not complete yet)."""
+        return self._records.indices()
+
+    def end_pass(self) -> None:
+        """Close this pass's record file (what it appended stays; a later pass writes its own)."""
+        self._records.close()
 
     def records(self, pairs: int) -> list[PairRecord]:
         """The records of pairs ``0 .. pairs - 1``, all of which must be finished."""
@@ -274,6 +252,7 @@ class RunStore:
     def cleanup(self) -> None:
         """Delete the work folder (after the outputs are written), never through a link."""
         self._segments.stop()
+        self._records.close()
         if self.folder is not None:
             self.folder.remove_tree(WORK_DIR)
         else:
@@ -287,9 +266,6 @@ class RunStore:
 
     def _flo_path(self, index: int) -> Path:
         return self.flo_dir / f"{pair_name(index)}.flo"
-
-    def _record_path(self, index: int) -> Path:
-        return self.work / "pairs" / f"{pair_name(index)}.json"
 
     def _cache_path(self, index: int, key: str, ext: str) -> Path:
         return self.work / "cache" / key / f"{pair_name(index)}{ext}"

@@ -39,10 +39,16 @@ class StateChain:
             self.checkpoints.save(index, self.state)
 
     def after(self, index: int, result: FlowResult) -> None:
+        """Carry the state pair ``index`` left (in memory: :meth:`keep` saves it)."""
         if self.video:
             self.state = result.state
-            if self.save:
-                self.saved.save(index, self.state)
+
+    def keep(self, index: int) -> None:
+        """Save the state after pair ``index`` as the latest, once the pair is finished (its record
+        written), so that a run resumed at ``index + 1`` continues from it. A pair kept in the
+        intermediate is finished only with its segment: :meth:`checkpoint` then saves the state."""
+        if self.video and self.save and self.state is not None:
+            self.saved.save(index, self.state)
 
     def start_over(self) -> None:
         """Forget the carried state (the next pair does not follow the last one computed)."""

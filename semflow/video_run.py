@@ -1,7 +1,10 @@
 """Video mode for ``semflow run``: the state carried through the pair loop, saved for ``--resume``.
 
-After each computed pair the state goes to ``.semflow-work/video_state.npz`` (only the newest; the
-per-frame work that the frame alone gives back is left out, see :mod:`semflow.video_state`). A resumed
+After each pair that is finished on its own (its record written: kept in the exact cache, a .flo file,
+or not at all) the state goes to ``.semflow-work/video_state.npz`` (only the newest); the pairs kept in
+the intermediate are finished with their segment, whose last pair's state goes to
+``.semflow-work/checkpoint/video_state.npz`` (:class:`semflow.state_chain.StateChain`). The per-frame
+work that the frame alone gives back is left out (see :mod:`semflow.video_state`). A resumed
 run that starts at pair m restores the state saved after pair m-1; when that file is missing or
 older (the run stopped between writing a flow and its state), the pairs from the saved state (or from
 the video's start) up to m-1 are computed again without writing anything: a warm-up that ends in the

@@ -10,9 +10,19 @@ import pytest
 
 from semflow.batch.work import ClipWorker, plan_chunks, prepare_clip
 from semflow.errors import InputError
+from semflow.methods import get_method
 from semflow.metrics import flow_stats
+from semflow.pair_records import magnitude, magnitude_stats
 from semflow.pipeline import RunOptions, run_video
-from semflow.runstore import CACHE_BUDGET_BYTES, PairRecord, RunStore, cache_pairs, normaliser, open_store
+from semflow.runstore import (
+    CACHE_BUDGET_BYTES,
+    WORK_DIR,
+    PairRecord,
+    RunStore,
+    cache_pairs,
+    normaliser,
+    open_store,
+)
 from semflow.viz import max_flow_of
 
 
@@ -94,5 +104,101 @@ def test_pairwise_chunks_give_the_outputs_of_a_pairwise_run(make_frames, tmp_pat
         worker.compute(folder, out, options, chunk, 0)
     summary = worker.finish(folder, out, options, 0.0, {}, 6)
     assert summary["mode"] == full["mode"] == "pairwise"
+    for name in ["flow.mp4", "panel.mp4"] + [f"flo/{i:06d}.flo" for i in range(6)]:
+        assert (out / name).read_bytes() == (tmp_path / "run" / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (3, 5), (7, 8), (30, 41), (48, 64), (97, 131)])
+@pytest.mark.parametrize("kind", ["normal", "ties", "still", "uneven"])
+def test_record_statistics_are_those_of_flow_stats_and_max_flow_of_bit_for_bit(shape, kind) -> None:
+    """One magnitude map and one partition give exactly ``flow_stats`` and ``max_flow_of``'s numbers."""
+    rng = np.random.default_rng(sum(shape) + len(kind))
+    flow = rng.normal(0, 3.3, (*shape, 2)).astype(np.float32)
+    if kind == "ties":  # whole pixels: many equal magnitudes
+        flow = np.rint(flow)
+    elif kind == "still":  # no motion: the percentile is floored at 1 px
+        flow = np.zeros_like(flow) + np.float32(0.01)
+    elif kind == "uneven":  # a heavy tail across several decades
+        flow = (flow ** 3 * np.float32(17.0)).astype(np.float32)
+    stats, max_flow = magnitude_stats(flow)
+    assert stats == flow_stats(flow)  # == on floats: bit for bit
+    assert max_flow == max_flow_of(flow)
+    np.testing.assert_array_equal(magnitude(flow), np.linalg.norm(flow, axis=2))
+    record = PairRecord.of(0, flow, {"baseline_flow": flow[::-1] * np.float32(0.7)}, 0.1)
+    assert record.baseline_max_flow == max_flow_of(flow[::-1] * np.float32(0.7))
+
+
+def test_record_statistics_refuse_what_check_flow_refuses() -> None:
+    flow = np.zeros((4, 5, 2), np.float32)
+    flow[1, 2, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        PairRecord.of(0, flow, {}, 0.0)
+    flow[1, 2, 0] = 1e20  # beyond float32 squared: the magnitude overflows, check_flow names it
+    with pytest.raises(InputError, match="1e9"):
+        PairRecord.of(0, flow, {}, 0.0)
+    stats, max_flow = magnitude_stats(np.ones((4, 5, 2)))  # float64: as check_flow gives it, float32
+    assert max_flow == max_flow_of(np.ones((4, 5, 2))) and stats == flow_stats(np.ones((4, 5, 2)))
+
+
+def test_records_are_lines_of_a_few_hundred_bytes_in_one_file_a_writer(tmp_path: Path) -> None:
+    flow = np.random.default_rng(1).normal(0, 2, (20, 30, 2)).astype(np.float32)
+    store = RunStore(tmp_path, save_flo=False, cache_pairs=0)
+    for i in range(40):
+        store.save_record(PairRecord.of(i, flow, {}, 0.01 * i), flow)
+    store.end_pass()
+    files = list((tmp_path / WORK_DIR / "pairs").iterdir())
+    assert len(files) == 1 and files[0].suffix == ".jsonl"
+    assert 100 < files[0].stat().st_size / 40 < 400  # a record costs its size, not a file-system block
+    second = RunStore(tmp_path, save_flo=False, cache_pairs=0)  # a later writer (a resumed run, a chunk)
+    second.save_record(PairRecord.of(40, flow, {}, 0.5), flow)
+    second.save_record(PairRecord.of(3, flow * 2, {}, 0.5), flow)  # pair 3 computed again: the latest counts
+    second.end_pass()
+    assert len(list((tmp_path / WORK_DIR / "pairs").iterdir())) == 2
+    again = RunStore(tmp_path, save_flo=False, cache_pairs=0)
+    assert again.recorded() == list(range(41))
+    assert again.record(3).max_flow == max_flow_of(flow * 2) and again.record(39).seconds == pytest.approx(0.39)
+
+
+def test_an_unfinished_or_damaged_record_line_is_dropped_and_its_pair_computed_again(tmp_path: Path) -> None:
+    flow = np.random.default_rng(2).normal(0, 2, (20, 30, 2)).astype(np.float32)
+    store = RunStore(tmp_path, save_flo=False, cache_pairs=0)
+    for i in range(5):
+        store.save_record(PairRecord.of(i, flow, {}, 0.0), flow)
+    store.end_pass()
+    path = next((tmp_path / WORK_DIR / "pairs").iterdir())
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1][:40] + b"\x00" * 9 + lines[1][49:]  # damaged in place (a bad block)
+    path.write_bytes(b"".join(lines[:4]) + lines[4][:-30])  # the last write was cut short
+    again = RunStore(tmp_path, save_flo=False, cache_pairs=0)
+    assert again.recorded() == [0, 2, 3]
+    assert [again.has(i) for i in range(5)] == [True, False, True, True, False]
+    with pytest.raises(InputError, match="record of pair 4 is missing or damaged"):
+        again.record(4)
+    again.save_record(PairRecord.of(4, flow, {}, 0.0), flow)  # resumed: appended to a file of its own
+    assert again.has(4) and again.record(4).max_flow == max_flow_of(flow)
+
+
+def test_a_run_resumes_after_its_last_record_was_cut_short(make_frames, tmp_path: Path) -> None:
+    folder = make_frames(7, 40, 56)
+    options = RunOptions(method="dis-fast", save_flo=True)
+    full = run_video(folder, tmp_path / "run", options)
+    out = tmp_path / "out"
+    method = get_method("dis-fast")
+    estimate, calls = method.estimate, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("interrupted at pair 4")
+        return estimate(*args, **kwargs)
+
+    method.estimate = failing
+    with pytest.raises(RuntimeError, match="pair 4"):
+        run_video(folder, out, options, method=method)
+    path = next((out / WORK_DIR / "pairs").iterdir())
+    path.write_bytes(path.read_bytes()[:-20])  # pair 3's record torn: pair 3 is not finished
+    (out / "flo" / "000003.flo").unlink()  # (its .flo file comes after its record)
+    summary = run_video(folder, out, RunOptions(method="dis-fast", save_flo=True, resume=True))
+    assert summary["resumed_pairs"] == 3 and summary["max_flow_px"] == full["max_flow_px"]
     for name in ["flow.mp4", "panel.mp4"] + [f"flo/{i:06d}.flo" for i in range(6)]:
         assert (out / name).read_bytes() == (tmp_path / "run" / name).read_bytes(), name

@@ -1,0 +1,193 @@
+"""What pass 1 of a run keeps of each pair (:class:`PairRecord`), and where: :class:`RecordLog`.
+
+A record is a few hundred bytes of JSON: the pair's 99th magnitude percentile (for the clip's colour
+normaliser), magnitude statistics, compute seconds, where its flows were kept. The records of a work
+folder live in ``pairs/*.jsonl``: append-only files of one JSON line a record, one file a writer (a
+``semflow run`` invocation, a batch task: several workers of a batch never write to one file). A
+record costs its own size on disk, not a file-system block (an hour of 1080p: 108000 records, about
+25 MB instead of 0.44 GB as one file a pair).
+
+Each line is written with one ``write`` on a file opened for appending, so an interrupted writer
+leaves whole lines and at most one unfinished last line; a line that is not a complete, valid record
+(unfinished, damaged) is skipped when reading, and its pair counts as not finished. When a pair has
+several records (computed again after its intermediate segment was lost), the latest counts: file
+names start with the time they were opened (ns), lines within a file are in the order written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from semflow.io.flow import UNKNOWN_FLOW_THRESHOLD, check_flow
+
+SUFFIX = ".jsonl"
+
+
+def magnitude(flow: np.ndarray) -> np.ndarray:
+    """|F| (H, W) float32 of a flow (H, W, 2) float32: bit for bit ``np.linalg.norm(flow, axis=2)``
+    (which squares, sums the two components and takes the root, all in float32), at a third of its time."""
+    u, v = flow[..., 0], flow[..., 1]
+    mag = u * u
+    mag += v * v
+    return np.sqrt(mag, out=mag)
+
+
+def _percentile_of_partitioned(part: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` (linear method, Python float ``q``) from ``part``, the values
+    partitioned at the two order statistics it needs (:func:`_percentile_ranks`): numpy's own arithmetic,
+    step for step (float64 virtual index; float32 interpolation with a weak Python-float weight)."""
+    n = part.size
+    virtual = (n - 1) * (q / 100)
+    below = int(np.floor(virtual))
+    if virtual >= n - 1:
+        return float(part[-1])
+    gamma = virtual - below
+    a, b = part[below], part[below + 1]
+    diff = b - a
+    return float(b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma)
+
+
+def _percentile_ranks(n: int, q: float) -> list[int]:
+    below = int(np.floor((n - 1) * (q / 100)))
+    return [min(below, n - 1), min(below + 1, n - 1)]
+
+
+def magnitude_stats(flow: np.ndarray) -> tuple[dict[str, float], float]:
+    """(``metrics.flow_stats(flow)``, ``viz.max_flow_of(flow)``): the same numbers bit for bit (mean,
+    median, 95th percentile and max of |F|; the 99th percentile, >= 1 px), from one magnitude map and
+    one partition (the three percentiles' order statistics at once) instead of three sorts. Raises
+    :class:`~semflow.errors.InputError` for a flow ``check_flow`` refuses."""
+    arr = np.asarray(flow)
+    if arr.ndim != 3 or arr.shape[-1] != 2 or arr.dtype != np.float32 or 0 in arr.shape:
+        arr = check_flow(arr)
+    with np.errstate(over="ignore", invalid="ignore"):  # a huge or NaN flow is told apart below
+        mag = magnitude(arr).ravel()
+        top = float(mag.max())
+    if not top <= UNKNOWN_FLOW_THRESHOLD:  # NaN, inf or huge somewhere: check_flow says which (or passes)
+        arr = check_flow(arr)
+    mean = float(mag.mean())  # before the partition: the sum's order is that of flow_stats
+    n = mag.size
+    middle = [n // 2 - 1, n // 2] if n % 2 == 0 else [n // 2]
+    mag.partition(sorted({*middle, *_percentile_ranks(n, 95.0), *_percentile_ranks(n, 99.0)}))
+    stats = {"mean": mean, "median": float(np.mean(mag[middle[0]:middle[-1] + 1])),  # np.median's own mean
+             "p95": _percentile_of_partitioned(mag, 95.0), "max": top}
+    return stats, max(_percentile_of_partitioned(mag, 99.0), 1.0)
+
+
+@dataclass
+class PairRecord:
+    """What pass 1 keeps of one pair: enough for the normaliser and the summary, a few hundred bytes.
+
+    max_flow / baseline_max_flow: the pair's 99th magnitude percentile (px) of the flow / the baseline
+    flow, from float32 (``viz.max_flow_of``'s numbers). stats: ``metrics.flow_stats`` of the flow.
+    seconds: compute seconds of the method. extras: the keys of the extras the method reported.
+    """
+
+    index: int
+    max_flow: float
+    baseline_max_flow: float | None
+    stats: dict[str, float]
+    seconds: float
+    extras: list[str] = field(default_factory=list)
+    kept: str = ""
+    """Where its flows were kept for drawing: ``cache``, ``intermediate``, ``flo`` or ``none``."""
+
+    @classmethod
+    def of(cls, index: int, flow: np.ndarray, extras: dict[str, np.ndarray], seconds: float) -> PairRecord:
+        """The record of a freshly computed pair (:func:`magnitude_stats` of its flow and baseline flow)."""
+        stats, max_flow = magnitude_stats(flow)
+        base = extras.get("baseline_flow")
+        return cls(index, max_flow, None if base is None else magnitude_stats(base)[1], stats,
+                   float(seconds), sorted(extras))
+
+    @classmethod
+    def parse(cls, line: bytes) -> PairRecord | None:
+        """The record of one JSON line, or None when it is not a valid record (unfinished, damaged)."""
+        try:
+            data = json.loads(line)
+            record = cls(**data)
+        except (ValueError, TypeError):
+            return None
+        ok = (type(record.index) is int and record.index >= 0 and isinstance(record.max_flow, (int, float))
+              and isinstance(record.stats, dict) and isinstance(record.kept, str))
+        return record if ok else None
+
+
+def normaliser(records: list[PairRecord]) -> float:
+    """The clip's colour normaliser (px): the largest per-pair 99th percentile of any drawn flow."""
+    values = [r.max_flow for r in records] + [r.baseline_max_flow for r in records if r.baseline_max_flow is not None]
+    return max(values)
+
+
+class RecordLog:
+    """The pair records in ``folder`` (``*.jsonl``): :meth:`append` writes this writer's, :meth:`get`
+    reads anyone's (all files are read on first use, then only what was appended since, on a miss)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._file: BinaryIO | None = None
+        self._records: dict[int, PairRecord] = {}
+        self._read: dict[str, int] = {}  # file name -> bytes consumed (up to its last whole line)
+        self._loaded = False
+
+    def append(self, record: PairRecord) -> None:
+        """Append ``record`` (one ``write`` of one line; the file is created on the first record)."""
+        if self._file is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}"
+            fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666)
+            self._file = os.fdopen(fd, "ab", buffering=0)  # unbuffered: each write is one system call
+        data = memoryview((json.dumps(asdict(record), separators=(",", ":")) + "\n").encode())
+        while data:  # a regular file takes it whole, short of a full disk
+            data = data[self._file.write(data):]
+        if self._loaded:
+            self._records[record.index] = record
+
+    def close(self) -> None:
+        """Close this writer's file (a later :meth:`append` opens a new one)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def get(self, index: int, *, refresh: bool = False) -> PairRecord | None:
+        """The latest record of pair ``index``, or None; ``refresh``: on a miss, read what other writers
+        appended since."""
+        if not self._loaded or (refresh and index not in self._records):
+            self.refresh()
+        return self._records.get(index)
+
+    def indices(self) -> list[int]:
+        """The pairs that have a record, in order."""
+        self.refresh()
+        return sorted(self._records)
+
+    def refresh(self) -> None:
+        """Read the whole lines appended to the record files since the last call (files in the order
+        they were opened; a later record of a pair replaces an earlier one)."""
+        names = sorted(p.name for p in self.folder.iterdir() if p.suffix == SUFFIX) if self.folder.is_dir() else []
+        for name in names:
+            start = self._read.get(name, 0)
+            try:
+                with open(self.folder / name, "rb") as file:
+                    file.seek(start)
+                    data = file.read()
+            except OSError:
+                continue
+            end = data.rfind(b"\n") + 1  # an unfinished last line waits (or stays unread: a writer died)
+            for line in data[:end].splitlines():
+                if (record := PairRecord.parse(line)) is not None:
+                    self._records[record.index] = record
+            self._read[name] = start + end
+        self._loaded = True
+
+    def disk_bytes(self) -> int:
+        """Bytes of the record files (their sizes, not the blocks they take)."""
+        return sum(p.stat().st_size for p in self.folder.glob(f"*{SUFFIX}")) if self.folder.is_dir() else 0
