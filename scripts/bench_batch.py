@@ -11,7 +11,10 @@
    by that code, side by side in subprocesses, alternating ``--repeats`` times; a thread samples the bytes
    the work folder takes on disk (allocated blocks) every 0.1 s. The colour error of this code's
    flow.mp4 against the old code's (float16 copies: as good as exact). Then the intermediate at 1080p
-   (a resized clip): bytes per pair and colour error at an hour's budget, to extrapolate to the hour.
+   (a resized clip): bytes per pair and colour error at an hour's budget, to extrapolate to the hour;
+   and the temporary disk of an hour of 1080p for dis-medium, discrete and semantic, from the record
+   and video state sizes that pass 1 of each leaves at 1080p (measured; ``--disk-only``: only this
+   table, printed, no section written).
 """
 
 from __future__ import annotations
@@ -137,7 +140,11 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--steps-only", action="store_true", help="only the table of where a pair's time goes")
     parser.add_argument("--section", default="batch", help="the BENCHMARKS.md section to write")
+    parser.add_argument("--disk-only", action="store_true", help="only print the hour-of-1080p disk table")
     args = parser.parse_args()
+    if args.disk_only:
+        print("\n".join(hour_disk(args.data.resolve() / "videos" / "vtest.avi")))
+        return
     videos = args.data.resolve() / "videos"
     clips = [videos / "vtest.avi", videos / "solidWhiteRight.mp4"]
     title = {"batch": "## `semflow batch` and the temporary disk of `semflow run`",
@@ -173,8 +180,12 @@ HOUR = 30 * 3600
 """Pairs of an hour of video at 30 fps."""
 HOUR_PER_PAIR_1080P = 0.9 * 512 * 2 ** 20 / HOUR
 """Intermediate bytes per pair of an hour of 1080p in the default 512 MiB (its share: 90 %)."""
-RECORD_BYTES = 4096
-"""A pair's record on disk: one small JSON file, one file-system block."""
+DISK_METHODS = ("dis-medium", "discrete", "semantic")
+"""The methods whose temporary disk for an hour of 1080p is worked out from measured record and state sizes."""
+STATE_COPIES = 3
+"""Video state files a run may hold at once: the latest, the last segment's checkpoint, and the temporary
+copy of one of them while it is replaced (written beside it, then renamed)."""
+BLOCK = 4096
 
 
 def long_run(args: argparse.Namespace, video: Path, tmp: Path) -> list[str]:
@@ -343,15 +354,56 @@ def hour_1080p(video: Path, frames: int = 30) -> list[str]:
                     f" {size / 1e3:.2f} ({size / HOUR_PER_PAIR_1080P:.2f}) | {np.mean(psnr):.1f} ({np.min(psnr):.1f}) |"
                     f" {max(p99):.0f} | {encode / len(pairs) * 1e3:.0f} | {decode / len(pairs) * 1e3:.0f} |")
         print(rows[-1], flush=True)
-    rows += ["", f"An hour of 1080p at 30 fps is {HOUR} pairs. Too long for the exact cache, it keeps every pair in"
-             f" the intermediate at 90 % of `--cache-mb` / pairs = {HOUR_PER_PAIR_1080P / 1e3:.2f} KB a pair: at most"
-             f" {HOUR_PER_PAIR_1080P * HOUR / 1e9:.2f} GB by construction (segments that would outgrow it are dropped"
-             " and their pairs recomputed to draw them), plus one record a pair"
-             f" ({RECORD_BYTES / 1e3:.1f} KB on disk, a file-system block): {RECORD_BYTES * HOUR / 1e9:.2f} GB, plus"
-             f" the video state (the latest and the last segment's: 2 x 11 bytes a pixel for dis-medium,"
-             f" {2 * 11 * 1920 * 1080 / 1e9:.2f} GB; more for semantic), so"
-             f" {HOUR_PER_PAIR_1080P * HOUR / 1e9 + RECORD_BYTES * HOUR / 1e9 + 2 * 11 * 1920 * 1080 / 1e9:.2f} GB"
-             " at most."
+    return rows + hour_disk(video)
+
+
+def pass1_files(video: Path, method_name: str, frames: int = 3) -> tuple[float, int, int]:
+    """(record bytes a pair, bytes of the saved video state, record files) of pass 1 of ``method_name`` in
+    video mode on the first ``frames`` frames of ``video`` resized to 1920x1080, measured in its work folder."""
+    import cv2
+
+    from semflow.io.images import write_image
+    from semflow.io.video import FrameSource
+    from semflow.methods import get_method
+    from semflow.pipeline import RunOptions, compute_pairs, open_video
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for k, frame in enumerate(FrameSource(video, max_frames=frames)):
+            write_image(tmp / "frames" / f"{k:04d}.png", cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_LINEAR))
+        method = get_method(method_name)
+        source, store = open_video(tmp / "frames", tmp / "out", RunOptions(method=method_name, progress=False), method)
+        report = compute_pairs(source, method, store, video=True, save_state=True)
+        records = list((store.work / "pairs").iterdir())
+        state = store.work / "video_state.npz"
+        return (sum(p.stat().st_size for p in records) / report.computed, state.stat().st_size if state.exists() else 0,
+                len(records))
+
+
+def hour_disk(video: Path) -> list[str]:
+    """The temporary disk of an hour of 1080p (108000 pairs) for each of :data:`DISK_METHODS`: the
+    intermediate's bound, plus the pair records and the video state files as measured at 1080p."""
+    intermediate = HOUR_PER_PAIR_1080P * HOUR
+    rows = ["", "### Temporary disk of `semflow run` on an hour of 1080p (108000 pairs), worked out from measured sizes", "",
+            "| method | record bytes a pair (measured) | video state file MB at 1920x1080 (measured) | intermediate GB (bound)"
+            " | records GB | video state GB (3 files) | total GB |", "|---|---|---|---|---|---|---|"]
+    for name in DISK_METHODS:
+        per_record, state, files = pass1_files(video, name)
+        records = per_record * HOUR + files * BLOCK  # a run's one file (a batch: one a chunk) ends in a part block
+        states = STATE_COPIES * state
+        rows.append(f"| {name} | {per_record:.0f} | {state / 1e6:.1f} | {intermediate / 1e9:.3f} | {records / 1e9:.3f} |"
+                    f" {states / 1e9:.3f} | {(intermediate + records + states) / 1e9:.2f} |")
+        print(rows[-1], flush=True)
+    rows += ["", f"Record and state sizes: pass 1 of each method in video mode on 2 pairs of vtest.avi resized to"
+             f" 1920x1080 (the pair records of `.semflow-work/pairs/*.jsonl`, one JSON line a pair, and"
+             f" `.semflow-work/video_state.npz`). An hour of 1080p at 30 fps is {HOUR} pairs; too long for the exact"
+             f" cache, it keeps every pair in the intermediate at 90 % of `--cache-mb` / pairs ="
+             f" {HOUR_PER_PAIR_1080P / 1e3:.2f} KB a pair: at most {intermediate / 1e9:.2f} GB by construction"
+             " (segments that would outgrow it are dropped and their pairs recomputed to draw them; the open segment"
+             " counts). The records are lines of one append-only file a writer (a batch writes one file a chunk:"
+             f" 2160 chunks of 50 pairs add at most {2160 * BLOCK / 1e9:.3f} GB of part blocks). The video state: at"
+             f" most {STATE_COPIES} files at once (the latest, saved after each pair finished on its own; the checkpoint"
+             " of the last complete segment; a temporary copy while one is replaced); a batch's chunks save none."
              " Before the change every pair's flow was kept as float16: 4 bytes a pixel, 896 GB for the hour."]
     return rows
 

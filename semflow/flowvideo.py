@@ -29,7 +29,9 @@ interrupted run keeps its completed segments.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -188,6 +190,8 @@ class SegmentWriter:
     ``per_pair``: the byte budget per pair (it also sets the coded size: :func:`coded_shape`);
     ``limit``: the most pairs it takes. :meth:`close` finishes the video and moves it to its final name
     ``FIRST-COUNT-LAYOUT-WxH-wxh.mkv`` (frame size, coded size) in ``folder``; :meth:`abandon` drops it.
+    A pair is coded and handed to the encoder in a second thread while the caller goes on (one pair at a
+    time): its arrays must stay unchanged until the next :meth:`add` or :meth:`close`.
     """
 
     def __init__(self, folder: Path, first: int, shape: tuple[int, int], tiles: str, per_pair: float,
@@ -211,11 +215,23 @@ class SegmentWriter:
             output_params=["-preset", preset, "-tune", "psnr", "-b:v", f"{int(rate * TARGET)}",
                            "-maxrate", f"{int(rate)}", "-bufsize", f"{int(buffer)}", "-threads", "2", "-f", "matroska"])
         self._gen.send(None)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="semflow-segment")
+        self._sending: Future | None = None
 
     def add(self, flows: Flows) -> None:
         """Append the next pair (its flows must have this segment's layout and frame size)."""
-        self._gen.send(encode_pair(flows, self.coded).astype("<u2", copy=False).tobytes())
+        self._wait()
+        self._sending = self._pool.submit(self._send, flows)
         self.count += 1
+
+    def _send(self, flows: Flows) -> None:
+        self._gen.send(encode_pair(flows, self.coded).astype("<u2", copy=False).tobytes())
+
+    def _wait(self) -> None:
+        """Wait until the pair being coded is with the encoder (raising what coding it raised)."""
+        sending, self._sending = self._sending, None
+        if sending is not None:
+            sending.result()
 
     def written(self) -> int:
         """Bytes the encoder has written so far (it lags the pairs given by its look-ahead)."""
@@ -226,6 +242,10 @@ class SegmentWriter:
 
     def close(self) -> Path:
         """Finish the video; returns its final path."""
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown()
         self._gen.close()
         (h, w), (ch, cw) = self.shape, self.coded
         final = self.folder / f"{self.first:06d}-{self.count:06d}-{self.tiles}-{w}x{h}-{cw}x{ch}.mkv"
@@ -235,6 +255,9 @@ class SegmentWriter:
     def abandon(self) -> None:
         """Stop the encoder and delete the unfinished video."""
         try:
+            with contextlib.suppress(Exception):
+                self._wait()
+            self._pool.shutdown()
             self._gen.close()
         finally:
             self.part.unlink(missing_ok=True)

@@ -59,20 +59,26 @@ def render_clip(frames: Iterable[np.ndarray], pairs: int | None, out_dir: Path, 
     thread spends it: ``read`` (frames), ``flow`` (waiting for a pair's flows), ``draw`` (colours, legend,
     panel) and ``write`` (encoding). Both videos appear under their names only when complete.
     ``label_set``: the segmentation's classes for the panel's colour key; ``on_pair``: called with each
-    pair's frames and flows, in order (the temporal metrics).
+    pair's frames and flows, in order (the temporal metrics), in a third thread while the pair is drawn
+    (one pair at a time: the next call waits for it; its time counts as ``draw``).
     """
     timer = timer or StageTimer()
     drawn = 0
+    measured: Future | None = None
     with ThreadPoolExecutor(1, thread_name_prefix="semflow-flow") as pool, \
+            ThreadPoolExecutor(1, thread_name_prefix="semflow-metrics") as metrics, \
             VideoWriter(out_dir / "flow.mp4", fps) as flow_video, \
             VideoWriter(out_dir / "panel.mp4", fps) as panel_video, \
             progress_bar(pairs if pairs is not None else total, description, enabled=progress) as bar:
 
         def emit(index: int, frame: np.ndarray, following: np.ndarray, future: Future) -> None:
+            nonlocal measured
             flows = future.result()
             timer.lap("flow")
             if on_pair is not None:
-                on_pair(index, frame, following, flows)
+                if measured is not None:
+                    measured.result()  # the previous pair's (and its error, if any)
+                measured = metrics.submit(on_pair, index, frame, following, flows)
             color, panel = draw_pair(frame, index, flows, max_flow, method_name, label_set)
             timer.lap("draw")
             flow_video.write(color)
@@ -96,5 +102,7 @@ def render_clip(frames: Iterable[np.ndarray], pairs: int | None, out_dir: Path, 
         if pending is not None:
             emit(*pending)
             drawn += 1
+        if measured is not None:
+            measured.result()
     timer.lap("write")  # the encoders' last frames
     return drawn
