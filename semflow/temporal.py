@@ -53,21 +53,22 @@ def carry_forward(previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     where several land on one pixel the largest motion wins (the nearer, faster layer, usually);
     pixels nothing lands on (disocclusions) are invalid.
     """
-    prev = np.asarray(previous, np.float32)
+    prev = np.ascontiguousarray(previous, np.float32)
     h, w = prev.shape[:2]
-    tx = np.rint(prev[..., 0] + np.arange(w, dtype=np.float32)).astype(np.int64).ravel()
-    ty = np.rint(prev[..., 1] + np.arange(h, dtype=np.float32)[:, None]).astype(np.int64).ravel()
-    keep = np.flatnonzero(_inside(tx, ty, w, h))
-    target = ty[keep] * w + tx[keep]
-    moved = np.ascontiguousarray(prev).reshape(-1, 2).view(np.complex64).ravel()[keep]  # (u, v) as one item
+    tx = np.rint(prev[..., 0] + np.arange(w, dtype=np.float32)).ravel()  # whole numbers, as float32
+    ty = np.rint(prev[..., 1] + np.arange(h, dtype=np.float32)[:, None]).ravel()
+    keep = np.flatnonzero(_inside(tx, ty, w, h))  # (NaN lands nowhere)
+    target = ty[keep].astype(np.intp) * w + tx[keep].astype(np.intp)
+    moved = prev.reshape(-1, 2).view(np.complex64).ravel()[keep]  # (u, v) as one item
     speed = moved.real * moved.real + moved.imag * moved.imag
     fastest = np.full(h * w, -1.0, np.float32)
     np.maximum.at(fastest, target, speed)  # a z-buffer: the largest motion reaching each pixel
     wins = speed == fastest[target]  # ties: numpy assigns repeated indices in order, the last one stays
+    reached = target[wins]
     carried = np.zeros(h * w, np.complex64)
     valid = np.zeros(h * w, bool)
-    carried[target[wins]] = moved[wins]
-    valid[target[wins]] = True
+    carried[reached] = moved[wins]
+    valid[reached] = True
     carried, valid = carried.view(np.float32).reshape(h, w, 2), valid.reshape(h, w)
     return carried, valid
 
