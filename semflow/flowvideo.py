@@ -29,6 +29,7 @@ interrupted run keeps its completed segments.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -321,12 +322,23 @@ class Segments:
     def find(self, index: int) -> Span | None:
         """The finished segment holding pair ``index``, or None."""
         for attempt in range(2):
-            for span in self._spans:
+            k = bisect.bisect_right(self._spans, (index, float("inf"))) - 1  # the last one starting at or before
+            if k >= 0 and self._spans[k][0] <= index < self._spans[k][0] + self._spans[k][1]:
+                return self._spans[k]
+            for span in self._spans:  # (segments that overlap: a chunk computed twice)
                 if span[0] <= index < span[0] + span[1]:
                     return span
             if attempt == 0:
                 self._list()
         return None
+
+    def covered(self, start: int, stop: int) -> int:
+        """How many of pairs ``start .. stop - 1`` the finished segments (listed now) hold."""
+        self._list()
+        held: set[int] = set()
+        for first, count, *_ in self._spans:
+            held.update(range(max(first, start), min(first + count, stop)))
+        return len(held)
 
     def bytes(self) -> int:
         """Bytes of the finished segments (listed now)."""

@@ -226,7 +226,7 @@ class RunStore:
         rest = "flo" if self.save_flo else "recompute"
         if self.per_pair:
             end = self.end() or 0
-            covered = sum(self._segments.find(i) is not None for i in range(self.cache_pairs, end))
+            covered = self._segments.covered(self.cache_pairs, end)
             if covered:
                 rest = "intermediate" if covered == end - self.cache_pairs else f"intermediate+{rest}"
         if self.cache_pairs <= 0:
