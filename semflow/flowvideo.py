@@ -245,8 +245,10 @@ class SegmentWriter:
         """Finish the video; returns its final path."""
         try:
             self._wait()
-        finally:
-            self._pool.shutdown()
+        except BaseException:
+            self.abandon()
+            raise
+        self._pool.shutdown()
         self._gen.close()
         (h, w), (ch, cw) = self.shape, self.coded
         final = self.folder / f"{self.first:06d}-{self.count:06d}-{self.tiles}-{w}x{h}-{cw}x{ch}.mkv"

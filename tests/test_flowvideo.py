@@ -195,3 +195,19 @@ def test_room_is_counted_at_the_capped_rate(tmp_path: Path) -> None:
     assert kept == ["intermediate"] * pairs
     spans = [flowvideo.parse_segment(p) for p in (tmp_path / WORK_DIR / "intermediate").iterdir()]
     assert [span[:2] for span in spans] == [(0, pairs)]
+
+
+def test_an_error_coding_a_pair_in_the_writer_thread_reaches_the_caller(tmp_path: Path) -> None:
+    flow = np.zeros((48, 64, 2), np.float32)
+    writer = flowvideo.SegmentWriter(tmp_path, 0, (48, 64), "f", 1e5)
+    writer.add((flow, None, None))
+    writer.add((None, None, None))  # coded in the second thread: the error comes with the next call
+    with pytest.raises(AttributeError):
+        writer.close()
+    assert list(tmp_path.iterdir()) == []  # the unfinished video is dropped
+    second = flowvideo.SegmentWriter(tmp_path, 0, (48, 64), "f", 1e5)
+    second.add((None, None, None))
+    with pytest.raises(AttributeError):
+        second.add((flow, None, None))
+    second.abandon()
+    assert list(tmp_path.iterdir()) == []
