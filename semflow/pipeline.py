@@ -17,7 +17,6 @@ With ``max_flow`` given the normaliser is known up front: one pass computes and 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import statistics
 import time
@@ -191,7 +190,7 @@ def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, s
     previous: np.ndarray | None = None
     number = first - 1
     total = stop - start if stop is not None else max(len(source) - 1 - start, 0) or None
-    with progress_bar(total, "flow", enabled=progress) as bar, _segment_closed(store, chain):
+    with progress_bar(total, "flow", enabled=progress) as bar, store.pass_scope(chain.checkpoint):
         for number, frame in enumerate(source.frames(first), first):
             timer.lap("read")
             if previous is not None:
@@ -219,21 +218,6 @@ def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, s
                 store.mark_end(number)
     report.stages = timer.seconds
     return report
-
-
-@contextlib.contextmanager
-def _segment_closed(store: RunStore, chain: StateChain):
-    """Complete the intermediate's open segment when the pass ends, drop it when it fails."""
-    try:
-        yield
-    except BaseException:
-        store.abandon_segment()
-        store.end_pass()
-        raise
-    last = store.open_segment_last()
-    if store.close_segment() and last is not None:
-        chain.checkpoint(last)
-    store.end_pass()
 
 
 def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs: int, options: RunOptions,

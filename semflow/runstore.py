@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,21 @@ class RunStore:
             return False
         self._segments.add(path)
         return True
+
+    @contextlib.contextmanager
+    def pass_scope(self, checkpoint: Callable[[int], None]) -> Iterator[None]:
+        """Around a pass 1: when it ends, complete the intermediate's open segment (then ``checkpoint(last
+        pair)``: keep the video state there), when it fails drop it; either way close its record file."""
+        try:
+            yield
+        except BaseException:
+            self.abandon_segment()
+            raise
+        finally:
+            self.end_pass()
+        last = self.open_segment_last()
+        if self.close_segment() and last is not None:
+            checkpoint(last)
 
     def abandon_segment(self) -> None:
         """Drop the open segment (an interrupted pass: its pairs are computed again on resume)."""
