@@ -32,6 +32,7 @@ from semflow.baseline.discrete.descriptors import (
 from semflow.baseline.discrete.presets import DEFAULT_PRESET, PRESETS, Preset
 from semflow.baseline.discrete.proposals import Proposals, coarse_to_fine_proposals
 from semflow.baseline.discrete.temporal import FrameWork, temporal_candidates
+from semflow.baseline.discrete.temporal_prior import PriorParams, blend_toward_carried
 from semflow.device import resolve_device
 from semflow.errors import InputError
 from semflow.timing import StageTimer
@@ -282,6 +283,9 @@ class DiscreteFlow(FlowMethod):
                 flow = densify.interpolate(img1, img2, points, matches, method=p.interpolator, cost_map=cost)
         else:  # nothing trustworthy was matched: fall back to the coarse DIS flow
             flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(gray1, gray2, None)
+        if temporal and carried is not None and carried.flow is not None and p.video_prior > 0:
+            # Video mode: where matches are sparse, lean on the last flow carried forward (temporal_prior).
+            flow, _ = blend_toward_carried(flow, carried.flow, valid, gray1, gray2, PriorParams(weight=p.video_prior))
         lap("interpolation")
         if self.refine:
             flow = densify.variational_refine(gray1, gray2, flow, iterations=p.refine_iterations,

@@ -42,7 +42,9 @@ class Preset:
     (PCA) dimensions (:meth:`for_video`); between full searches the coarser levels match only every
     ``video_narrow_coarse_stride`` px (the carried candidates come at every point of every level), and
     the scale-tolerant costs (``shrink``) are off unless ``video_narrow_scales`` (the carried flow
-    already holds the expansion it was found with).
+    already holds the expansion it was found with). ``video_prior``: the largest pull of the
+    interpolated flow toward the last flow carried forward where no matches back it (0: off; see
+    ``temporal_prior``).
     """
 
     stride: int = 5
@@ -80,6 +82,7 @@ class Preset:
     video_dims: int = 16
     video_narrow_coarse_stride: int = 32
     video_narrow_scales: bool = False
+    video_prior: float = 0.85
 
     def for_video(self) -> Preset:
         """The parameters video mode uses (sparser grid, fewer candidates, smaller descriptors; see the
