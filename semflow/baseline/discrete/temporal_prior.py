@@ -67,13 +67,18 @@ def carried_along_itself(flow: np.ndarray) -> np.ndarray:
     """The last flow (H, W, 2) carried forward along itself: F(x - F(x)), the motion of the point that
     arrived at x (the second of :func:`~semflow.baseline.discrete.temporal.carried_flows`)."""
     x, y = pixel_grid(*flow.shape[:2])
-    return cv2.remap(flow, x - flow[..., 0], y - flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    u, v = cv2.split(flow)
+    return cv2.remap(flow, x - u, y - v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _reduce(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def local_error(gray1: np.ndarray, gray2: np.ndarray, flow: np.ndarray, blur: float, size: tuple[int, int]
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """|I_1(x) - I_2(x + flow(x))| (``gray1``, ``gray2`` float32 (H, W), grey levels), Gaussian-averaged
-    with sigma ``blur`` px over the pixels whose x + flow(x) lands inside the frame, and the weight in
+    """|I_1(x) - I_2(x + flow(x))| (``gray1``, ``gray2`` float32 (H, W), grey levels; ``flow`` (H, W, 2)
+    px), Gaussian-averaged with sigma ``blur`` px (of these frames) over the pixels whose x + flow(x) lands inside the frame, and the weight in
     [0, 1] of those pixels in the average (0: the flow leaves the frame all around x, nothing is known
     there); both float32 at ``size`` (width, height), a reduction of (W, H): the averages are smooth."""
     warped, inside = warp_backward(gray2, flow)
@@ -96,16 +101,18 @@ def blend_toward_carried(flow: np.ndarray, last_flow: np.ndarray, valid: np.ndar
     if params.weight <= 0 or last_flow is None or last_flow.shape != flow.shape:
         return flow, np.zeros((h, w), np.float32)
     carried = carried_along_itself(np.asarray(last_flow, np.float32))
-    g1, g2 = gray1.astype(np.float32), gray2.astype(np.float32)
-    # Every term below is smooth (locally averaged): the weight is worked out at a quarter of the size.
-    small = (max(1, w // 4), max(1, h // 4))
-    e_new, seen_new = local_error(g1, g2, flow, params.blur, small)
-    e_old, seen_old = local_error(g1, g2, carried, params.blur, small)
+    # The photometric errors are compared at half size and averaged at a quarter (they are smooth),
+    # the weight is worked out at a quarter size.
+    half, small = (max(1, w // 2), max(1, h // 2)), (max(1, w // 4), max(1, h // 4))
+    scale = np.float32([half[0] / w, half[1] / h])
+    g1, g2 = (_reduce(g.astype(np.float32), half) for g in (gray1, gray2))
+    e_new, seen_new = local_error(g1, g2, _reduce(flow, half) * scale, params.blur * scale[0], small)
+    e_old, seen_old = local_error(g1, g2, _reduce(carried, half) * scale, params.blur * scale[0], small)
     fit = np.clip(1.0 - (e_old - e_new) / params.tolerance, 0.0, 1.0)
     fit[np.minimum(seen_new, seen_old) < 0.5] = 1.0  # the images cannot compare the two flows there
     support = match_support(valid, (small[1], small[0]), params.support_blur)
     better = np.clip((e_new - e_old - params.margin) / params.tolerance, 0.0, 1.0)
     weight = params.weight * np.maximum(1.0 - support, better) * fit
     weight = cv2.resize(weight.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    blended = flow + weight[..., None] * (carried - flow)
-    return blended.astype(np.float32), weight
+    blended = cv2.add(flow, cv2.multiply(cv2.subtract(carried, flow), cv2.merge([weight, weight])))
+    return blended, weight
