@@ -12,6 +12,8 @@ Stages, each in its own module::
     densify      sub-pixel refinement of the kept matches, EpicFlow interpolation, variational
                  refinement, a dense confidence map
     boundary     (option) motion boundaries sharpened by adaptive-support-weight reassignment
+    temporal, temporal_prior   video mode: per-frame work and the last flow carried to the next pair
+                 (as candidates, and as a prior where the new matches are sparse)
 """
 
 from __future__ import annotations
@@ -139,7 +141,8 @@ class DiscreteFlow(FlowMethod):
         """Video mode: frame 1's descriptors come from the last pair, and the last flow carried forward
         joins the candidates at every level with a smaller coarse search (``video_radius``) on sparser
         coarse levels (``video_narrow_coarse_stride``), without scale-tolerant costs (unless
-        ``video_narrow_scales``). A full
+        ``video_narrow_scales``), and pulls the interpolated flow toward it where matches are sparse
+        (``video_prior``). A full
         search (pair mode's, with the carried candidates) runs every ``refresh_every`` pairs, and again
         on the same pair when the share of kept matches falls below ``refresh_share`` times the last
         full search's. After a cut (:func:`~semflow.video_state.scene_cut`) the pair is computed as the
@@ -283,10 +286,11 @@ class DiscreteFlow(FlowMethod):
                 flow = densify.interpolate(img1, img2, points, matches, method=p.interpolator, cost_map=cost)
         else:  # nothing trustworthy was matched: fall back to the coarse DIS flow
             flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(gray1, gray2, None)
+        lap("interpolation")
         if temporal and carried is not None and carried.flow is not None and p.video_prior > 0:
             # Video mode: where matches are sparse, lean on the last flow carried forward (temporal_prior).
             flow, _ = blend_toward_carried(flow, carried.flow, valid, gray1, gray2, PriorParams(weight=p.video_prior))
-        lap("interpolation")
+            lap("temporal_prior")
         if self.refine:
             flow = densify.variational_refine(gray1, gray2, flow, iterations=p.refine_iterations,
                                               scales=p.refine_scales)
