@@ -14,7 +14,7 @@ levels, locally averaged over the pixels whose flow stays in the frame), and
 
 - ``support`` in [0, 1]: the share of kept grid matches around the pixel: where matches back F, the
   prior stays out unless ``better``;
-- ``better`` in [0, 1]: C explains the images clearly better than F: (e_F - e_C - margin) / tolerance;
+- ``better`` in [0, 1]: C explains the images better than F: (e_F - e_C - margin) / tolerance;
 - ``fit`` in [0, 1], the gate: 1 where C explains the images at least as well as F, falling to 0 as
   e_C exceeds e_F by ``tolerance`` grey levels. After a cut or a sudden change of motion C does not
   fit the new frames and F is kept. Where either flow leaves the frame around the pixel, the images
@@ -46,7 +46,7 @@ class PriorParams:
 
     weight: float = 0.85
     tolerance: float = 2.0
-    margin: float = 1.0
+    margin: float = 0.0
     blur: float = 4.0
     support_blur: float = 1.5
 
