@@ -180,7 +180,7 @@ def synthetic_table(methods: list[str], count: int, frames: int, size: tuple[int
              " semantic with the given masks.", "",
              "| method | mode | EPE px | per sequence |", "|---|---|---|---|"]
     for (method, mode), values in results.items():
-        lines.append(f"| {method} | {mode} | {statistics.fmean(values):.3f} | {' '.join(f'{v:.3f}' for v in values)} |")
+        lines.append(f"| {method} | {mode} | {statistics.fmean(values):.4f} | {' '.join(f'{v:.4f}' for v in values)} |")
         print(lines[-1], flush=True)
     return lines
 
