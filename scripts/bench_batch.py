@@ -230,8 +230,6 @@ def long_run(args: argparse.Namespace, video: Path, tmp: Path) -> list[str]:
               " (`--max-flow` set to the clip's normaliser: every pair drawn from its exact float32 flow; the"
               " code before drew other legends, so its frames are not a reference), both decoded from their"
               " H.264 files. The colour error of the intermediate's flows themselves is in the 1080p table."]
-    lines += ["", "The long-run tables of the sections batch and batch-short measured the code before the"
-              " intermediate (cache, then recompute): this section supersedes them."]
     return lines + hour_1080p(video)
 
 
