@@ -420,3 +420,17 @@ def test_interpolating_fewer_matches_than_the_interpolators_neighbourhood() -> N
     flows = np.tile(np.float32([2.0, 1.0]), (len(points), 1))
     dense = densify.interpolate(img1, img2, points, flows)
     assert np.abs(dense - np.float32([2.0, 1.0])).max() < 0.1
+
+
+def test_ric_interpolation_of_too_few_matches_falls_back_to_epic() -> None:
+    """OpenCV's RIC stops with an assertion (a cv2.error traceback) when its superpixels get too few
+    matches, as on a 48x64 frame with 25 matches: the interpolation is then EPIC's, still exact."""
+    img1 = random_texture(48, 64, np.random.default_rng(3)).astype(np.uint8)
+    img2 = np.roll(img1, (1, 2), axis=(0, 1))
+    ys, xs = np.mgrid[6:44:9, 6:60:12]
+    points = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
+    flows = np.tile(np.float32([2.0, 1.0]), (len(points), 1))
+    with pytest.raises(cv2.error):  # OpenCV's own RIC, as called before the fallback
+        cv2.ximgproc.createRICInterpolator().interpolate(img1, points, img2, points + flows)
+    dense = densify.interpolate(img1, img2, points, flows, method="ric")
+    assert np.abs(dense - np.float32([2.0, 1.0])).max() < 0.1

@@ -109,7 +109,8 @@ def interpolate(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, flows: n
     are uint8 RGB (H, W, 3). ``cost_map`` (H, W) float32: the edge cost of the geodesic distances
     (default: the interpolator's own, :func:`edge_map`).
     OpenCV takes fewer than 32767 matches: beyond that (frames above about 0.5 Mpx at stride 4) an
-    evenly spread subset of ``MAX_MATCHES`` is interpolated.
+    evenly spread subset of ``MAX_MATCHES`` is interpolated. Where OpenCV's RIC cannot work with the
+    matches it is given (too few for its superpixels, e.g. 25 on a 48x64 frame), EPIC interpolates them.
     """
     if method == "epic":
         interp = cv2.ximgproc.createEdgeAwareInterpolator()
@@ -129,7 +130,14 @@ def interpolate(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, flows: n
         p1, p2 = np.ascontiguousarray(p1[keep]), np.ascontiguousarray(p2[keep])
     if method == "epic" and len(p1) < interp.getK():  # given fewer matches than its K (128) nearest
         interp.setK(len(p1))  # neighbours, OpenCV's EPIC reads past them: results varied run to run
-    dense = interp.interpolate(img1, p1, img2, p2)
+    try:
+        dense = interp.interpolate(img1, p1, img2, p2)
+    except cv2.error:
+        if method != "ric":
+            raise
+        # OpenCV's RIC stops with an out-of-range assertion when its superpixels get too few matches
+        # (tiny frames, a few dozen matches); EPIC interpolates any number of them.
+        return interpolate(img1, img2, points, flows, method="epic", cost_map=cost_map)
     return np.nan_to_num(dense, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 
 
