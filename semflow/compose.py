@@ -107,7 +107,7 @@ def plane_weight(plane: PlaneFit, things: np.ndarray, radius: float) -> np.ndarr
 def weigh_planes(planes: list[PlaneFit], thing_pixels: np.ndarray, feather_radius: float
                   ) -> list[np.ndarray | None]:
     """:func:`plane_weight` of each plane over its box (None for a rejected one); ``thing_pixels`` (H, W)."""
-    return [plane_weight(p, thing_pixels[p.region.slices], feather_radius) if p.accepted else None
+    return [plane_weight(p, thing_pixels[p.region.slices], feather_radius) * p.strength if p.accepted else None
             for p in planes]
 
 

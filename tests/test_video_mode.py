@@ -15,13 +15,14 @@ import pytest
 
 from semflow.baseline.discrete import DiscreteFlow
 from semflow.baseline.discrete.temporal import carried_flows
+from semflow.compose import compose_planes
 from semflow.errors import InputError
 from semflow.io.flow import read_flow_valid
 from semflow.io.images import write_image
 from semflow.layers.context import PairContext
 from semflow.layers.plane_motion import carry_mask
 from semflow.layers.planes import PlaneFit, PlaneParams, homography_flow
-from semflow.layers.tracking import Track, Tracks, advance_tracks, gate_planes
+from semflow.layers.tracking import CONFIRM_STRENGTH, Track, Tracks, advance_tracks, gate_planes
 from semflow.methods import get_method
 from semflow.pipeline import WORK_DIR, RunOptions, run_video
 from semflow.segmentation.regions import Region
@@ -220,6 +221,10 @@ def test_a_new_plane_track_needs_clear_evidence() -> None:
     again = gate_planes([confirming], [young], ctx, params)[0]
     assert again.accepted and "confirmed" in again.reason
     np.testing.assert_allclose(again.flow[..., 0], 5.5, atol=1e-3)
+    # On the pair it is confirmed the plane has half its region's flow (5 -> 5.25 px), full from the next.
+    assert again.strength == CONFIRM_STRENGTH == 0.5 and gated[0].strength == 1.0
+    composite = compose_planes(ctx, [again])
+    np.testing.assert_allclose(composite[10, 10, 0], 5.0 + 0.5 * 0.5, atol=1e-3)
     far = replace(young, pending=wrong.homography)
     assert not gate_planes([confirming], [far], ctx, params)[0].accepted
     # The precise, right fit started a history: the track is on and carries its model.

@@ -93,6 +93,9 @@ class PlaneFit:
     candidate: bool = False
     """Video mode: a fit of a plane without a track history that passed the gate but is no clear evidence
     (:func:`semflow.layers.tracking.carry_plane`): not used; its track keeps it for the next pair to confirm."""
+    strength: float = 1.0
+    """Share of the plane's flow in the composite where it is used (1; video mode: less on the pair a
+    candidate is confirmed, so that the region changes from the baseline's motion to the plane's gradually)."""
 
 
 def homography_flow(homography: np.ndarray, box: Box) -> np.ndarray:

@@ -102,6 +102,10 @@ pixels is the baseline's there within ``ransac_threshold`` px plus this share: o
 first pair's road fit (78% inliers) reads 8.5 px there against the baseline's 4.9 px, and 36.9 px over
 the whole road against the baseline's 13.3 px."""
 
+CONFIRM_STRENGTH = 0.5
+"""A confirmed candidate's share of its region's flow on the pair it is confirmed (full from the next): the
+region changes from the baseline's motion to the plane's over two pairs, as a change of motion does."""
+
 PREDICT_MARGIN = 0.2
 PREDICT_RATIO = 0.95
 """The constant-velocity prediction (:func:`predict_plane`) replaces the carried homography when it explains
@@ -289,7 +293,7 @@ def _confirm_candidate(fit: PlaneFit, track: Track, ctx: PairContext, params: Pl
         return replace(young, reason=young.reason + f"; the last pair's candidate moved it by {before:.1f} px"
                        f" against {now:.1f} px now")
     mean = judge_homography(region, ctx, params, blend_homographies(candidate, fit.homography, 0.5, region.box))
-    return replace(mean, accepted=True, reason=f"{fit.reason}; confirmed: the last pair's candidate moved it by"
+    return replace(mean, accepted=True, strength=CONFIRM_STRENGTH, reason=f"{fit.reason}; confirmed: the last pair's candidate moved it by"
                    f" {before:.1f} px, this pair's fit by {now:.1f} px; averaged")
 
 
