@@ -84,14 +84,20 @@ def _sample(field: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarr
     return cv2.remap(field, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def carried_flows(flow: np.ndarray) -> np.ndarray:
-    """Candidate flows (H, W, 2, 2) for the next pair from the last one's ``flow`` (H, W, 2): constant
-    velocity, and the flow warped by itself (sampled where each pixel came from)."""
+def along_itself(flow: np.ndarray) -> np.ndarray:
+    """The last pair's ``flow`` (H, W, 2) px carried forward along itself: F(x - F(x)), the motion of
+    the point that arrived at x (sampled bilinearly where each pixel came from); float32 (H, W, 2)."""
     flow = np.asarray(flow, np.float32)
     h, w = flow.shape[:2]
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    warped = _sample(flow, xs - flow[..., 0], ys - flow[..., 1])
-    return np.stack([flow, warped], 2)
+    return _sample(flow, xs - flow[..., 0], ys - flow[..., 1])
+
+
+def carried_flows(flow: np.ndarray) -> np.ndarray:
+    """Candidate flows (H, W, 2, 2) for the next pair from the last one's ``flow`` (H, W, 2): constant
+    velocity, and the flow carried along itself (:func:`along_itself`)."""
+    flow = np.asarray(flow, np.float32)
+    return np.stack([flow, along_itself(flow)], 2)
 
 
 def temporal_candidates(flow: np.ndarray, levels: int) -> tuple[list[np.ndarray], list[np.ndarray]]:

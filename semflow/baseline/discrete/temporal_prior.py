@@ -3,7 +3,7 @@
 Pair mode interpolates each pair's flow from that pair's matches alone. Where none back it (low
 texture: asphalt, sky; fast motion near the frame's bottom edge) the interpolated flow is whatever the
 nearest matches say, and it jumps from one pair to the next. In video mode the last flow, carried
-forward along itself (:func:`~semflow.baseline.discrete.temporal.carried_flows`: the motion of the
+forward along itself (:func:`~semflow.baseline.discrete.temporal.along_itself`: the motion of the
 point that arrived at each pixel), is a second estimate of the same motion. Before the variational
 refinement, the interpolated flow F is pulled toward the carried flow C::
 
@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from semflow.warp import pixel_grid, warp_backward
+from semflow.baseline.discrete.temporal import along_itself
+from semflow.warp import warp_backward
 
 
 @dataclass(frozen=True)
@@ -61,14 +62,6 @@ def match_support(valid: np.ndarray, size: tuple[int, int], sigma: float) -> np.
     norm = cv2.GaussianBlur(np.ones_like(spread), (0, 0), sigma)
     spread = spread / np.maximum(norm, 1e-6)
     return np.clip(cv2.resize(spread, (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
-
-
-def carried_along_itself(flow: np.ndarray) -> np.ndarray:
-    """The last flow (H, W, 2) carried forward along itself: F(x - F(x)), the motion of the point that
-    arrived at x (the second of :func:`~semflow.baseline.discrete.temporal.carried_flows`)."""
-    x, y = pixel_grid(*flow.shape[:2])
-    u, v = cv2.split(flow)
-    return cv2.remap(flow, x - u, y - v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _reduce(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -100,7 +93,7 @@ def blend_toward_carried(flow: np.ndarray, last_flow: np.ndarray, valid: np.ndar
     h, w = flow.shape[:2]
     if params.weight <= 0 or last_flow is None or last_flow.shape != flow.shape:
         return flow, np.zeros((h, w), np.float32)
-    carried = carried_along_itself(np.asarray(last_flow, np.float32))
+    carried = along_itself(last_flow)
     # The photometric errors are compared at half size and averaged at a quarter (they are smooth),
     # the weight is worked out at a quarter size.
     half, small = (max(1, w // 2), max(1, h // 2)), (max(1, w // 4), max(1, h // 4))
