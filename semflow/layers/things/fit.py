@@ -174,7 +174,10 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         occluded |= split.covered & foreground
 
     flow = np.where(foreground[..., None], fg_flow, bg_flow)
-    judged = ~occluded & ~others & np.where(foreground, in_fg, in_bg)
+    # Background pixels that another thing covers in frame t+1 (it moves as the baseline says) have no
+    # photometric evidence for the background's motion either: a touching thing would reject a right model.
+    hidden = covered_by(others, base, bg_flow, box, shape) & ~foreground if others.any() else others
+    judged = ~occluded & ~others & ~hidden & np.where(foreground, in_fg, in_bg)
     if not judged.any():
         return rejected("no visible pixels to judge the model")
     # Judge away from the object's outline, where occlusions (as wide as the relative motion) make
