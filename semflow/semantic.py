@@ -44,8 +44,9 @@ from semflow.compose import (
 from semflow.errors import InputError
 from semflow.layers.context import PairContext
 from semflow.layers.planes import PlaneParams, fit_planes
+from semflow.layers.thing_tracks import fit_tracked_things
 from semflow.layers.things import ThingParams, fit_things
-from semflow.layers.tracking import Tracks, advance_tracks, fit_tracked_things, gate_planes
+from semflow.layers.tracking import Tracks, advance_tracks, gate_planes
 from semflow.options import MethodOptions, option
 from semflow.segmentation import KIND_CODES, LabelSet, extract_instances, find_regions, get_label_set
 from semflow.segmentation.temporal import carry_belief, fuse_with_prior, fusion_size

@@ -22,8 +22,8 @@ A tracked plane remembers its last two homographies and whether it was used in t
   share and photometric error beyond :data:`SHARE_MARGIN` / :data:`ERROR_MARGIN`); a plane that was
   off needs the new fit to pass by those margins.
 
-Things have a gate with memory too (:func:`fit_tracked_things`): the photometric margin a thing's
-model needs against the baseline moves by :data:`THING_MARGIN` in favour of the last decision.
+Things have a gate with memory too, and their last motion is a candidate for the next pair
+(:mod:`semflow.layers.thing_tracks`).
 
 A plane with no history (the first pair, a new region, after a cut) has no carried model to fall back
 on, so its fit is taken only on clear evidence (:func:`carry_plane`): the baseline's matches agree with it
@@ -32,7 +32,6 @@ flow over the confident pixels is the baseline's there. A fit that passes the pl
 candidate (``PlaneFit.candidate``): not used, kept in ``Track.pending``, and taken (averaged with it) when
 the next pair's fit passes the gate and moves the region alike (two pairs of evidence); until a fit is
 taken the track has no history.
-Things without history get the plain gate of pair mode.
 """
 
 from __future__ import annotations
@@ -51,7 +50,8 @@ from semflow.layers.plane_motion import (
     sampled_error,
 )
 from semflow.layers.planes import PlaneFit, PlaneParams, judge_homography
-from semflow.layers.things import ThingFit, ThingParams, fit_thing
+from semflow.layers.thing_tracks import thing_motion
+from semflow.layers.things import ThingFit
 from semflow.segmentation.regions import Region
 
 MIN_IOU = 0.3
@@ -65,9 +65,6 @@ SHARE_MARGIN = 0.15
 
 ERROR_MARGIN = 1.0
 """Hysteresis margin on the photometric error (grey levels)."""
-
-THING_MARGIN = 0.5
-"""Hysteresis margin of the thing gate (grey levels of median photometric error against the baseline)."""
 
 CHANGE_MARGIN = 0.5
 """The motion changed (the model moves towards the new fit by :data:`CHANGE_WEIGHT`) only when the new fit
@@ -119,7 +116,8 @@ class Track:
 
     track_id: its id (1, 2, ...), unique in the video state. kind: ``"plane"`` or ``"thing"``.
     class_id: its class. mask: (H, W) bool, where it is in the newest frame. model: the last
-    homography (3, 3) (planes) or None. history: accept decisions, oldest first (at most HISTORY).
+    homography (3, 3) (planes), the object's last affine motion as a (3, 3) matrix (things whose
+    model was used, with one motion), or None. history: accept decisions, oldest first (at most HISTORY).
     pending: see below.
     """
 
@@ -361,28 +359,6 @@ def gate_planes(fits: list[PlaneFit], tracks: list[Track | None], ctx: PairConte
     return [carry_plane(fit, track, ctx, params) for fit, track in zip(fits, tracks)]
 
 
-def fit_tracked_things(instances: list[Region], instance_map: np.ndarray, ctx: PairContext, params: ThingParams,
-                       tracks: list[Track | None], *, plane_flow: np.ndarray | None = None,
-                       seed: int = 0) -> list[ThingFit]:
-    """:func:`~semflow.layers.things.fit_things` with a gate that has memory: a thing whose model was
-    used in the last pair keeps it while it is at most :data:`THING_MARGIN` grey levels worse than the
-    baseline (median over the pixels it changes), one whose model was not used needs to beat the
-    baseline by that margin; new ones get the gate of pair mode. ``tracks[i]``: instance i's track."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for region, track in zip(instances, tracks):
-        if region.area < params.min_area:
-            continue
-        was_on = None if track is None else track.was_on
-        slack = params.error_slack + (0.0 if was_on is None else THING_MARGIN if was_on else -THING_MARGIN)
-        fit = fit_thing(region, instance_map, ctx, replace(params, error_slack=slack), rng, plane_flow)
-        if was_on is not None and fit.accepted != was_on and fit.reason.startswith(("ok", "median")):
-            fit = replace(fit, reason=fit.reason + ("; within the margin: on in the last pair" if fit.accepted else
-                                                    "; not by the margin: off in the last pair"))
-        out.append(fit)
-    return out
-
-
 def advance_tracks(memory: Tracks | None, planes: list[PlaneFit], plane_tracks: list[Track | None],
                    things: list[Region], thing_tracks: list[Track | None], thing_fits: list[ThingFit],
                    flow: np.ndarray) -> tuple[Tracks, list[int], list[int]]:
@@ -407,13 +383,14 @@ def advance_tracks(memory: Tracks | None, planes: list[PlaneFit], plane_tracks: 
         kept.append(Track(tid, "plane", fit.region.class_id, mask, model, history,
                           None if track is None else track.pending, previous))
         plane_ids.append(tid)
-    accepted = {fit.instance_id: bool(fit.accepted) for fit in thing_fits}
+    fits = {fit.instance_id: fit for fit in thing_fits}
     for region, track in zip(things, thing_tracks):
         tid = memory.new_id() if track is None else track.track_id
         history = ([] if track is None else track.history)[-(HISTORY - 1):]
-        history = history + [accepted[region.id]] if region.id in accepted else []
+        fit = fits.get(region.id)
+        history = history + [bool(fit.accepted)] if fit is not None else []
         kept.append(Track(tid, "thing", region.class_id, carry_mask(_full_mask(region, shape), flow),
-                          history=history))
+                          thing_motion(fit), history))
         thing_ids.append(tid)
     memory.tracks = kept
     return memory, plane_ids, thing_ids

@@ -57,12 +57,14 @@ def thing_box(region: Region, baseline: np.ndarray, params: ThingParams) -> Box:
 
 
 def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params: ThingParams,
-              rng: np.random.Generator, plane_flow: np.ndarray | None = None) -> ThingFit:
+              rng: np.random.Generator, plane_flow: np.ndarray | None = None, *,
+              carried: np.ndarray | None = None) -> ThingFit:
     """Fit the two-layer model of one instance of the pair ``ctx``.
 
     ``instance_map`` (H, W) int32 holds instance ids (``region.id`` for this one). ``plane_flow``
     (H, W, 2), optional: the flow of the models fitted so far (the accepted planes over the baseline,
-    :func:`~semflow.compose.compose_planes`), a candidate for the background layer.
+    :func:`~semflow.compose.compose_planes`), a candidate for the background layer. ``carried`` (2, 3),
+    optional (video mode): the object's motion in the last pair, a candidate for the object layer's.
     """
     box = thing_box(region, ctx.baseline, params)
     y0, y1, x0, x1 = box
@@ -95,11 +97,12 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
 
     core = erode(mask, m)
     fg_seeds = core & conf
-    if fg_seeds.sum() < params.min_seed_share * core.sum():
+    if fg_seeds.sum() < params.min_seed_share * core.sum() and carried is None:
         # The baseline is confident on too little of the object: an affine motion fitted there would
         # be an extrapolation over the rest of it, and the baseline's unconfident flow is no evidence.
         # (The motion split, with its own matches, was tried here too: on KITTI it then fitted wrong
-        # motions that looked photometrically right.)
+        # motions that looked photometrically right.) In video mode the object's last motion is
+        # evidence of its own: it is tried, refined and judged photometrically.
         return rejected(f"baseline confident on {fg_seeds.sum() / max(core.sum(), 1):.2f} of the object"
                         f" (< {params.min_seed_share})")
     bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2) & conf
@@ -117,7 +120,7 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
     smooth = GuidedSmoother(guide[win], params)
     split = None
     fg_affines, fg_share, fg_flow, motion_index, fg_error = object_motions(
-        base, fg_seeds, smooth, ctx, box, params, rng, erode(mask, 1), window=win)
+        base, fg_seeds, smooth, ctx, box, params, rng, erode(mask, 1), window=win, carried=carried)
     if params.motion_split and needs_split(mask[win], fg_flow, fg_error, ctx, wbox, win, params):
         found = split_object_motions(base, fg_seeds, mask, conf_box, ctx, box, params, rng, win)
         if fg_flow is not None and fg_error is None:

@@ -70,6 +70,22 @@ def fit_affine(src: np.ndarray, dst: np.ndarray, threshold: float, min_points: i
     return a, float(inliers.mean())
 
 
+def affine_error(affines: list[np.ndarray], support: np.ndarray, box: Box, gray: GrayFrames) -> list[float]:
+    """Mean capped grey-level error over ``support`` (h, w) in ``box`` under each (2, 3) affine map."""
+    y0, _, x0, _ = box
+    ys, xs = np.nonzero(support)
+    x, y = (xs + x0).astype(np.float32), (ys + y0).astype(np.float32)
+    g1 = gray.gray1[ys + y0, xs + x0]
+    errors = []
+    for a in affines:
+        a32 = a.astype(np.float32)  # as affine_flow computes it
+        mx = x + (a32[0, 0] * x + a32[0, 1] * y + a32[0, 2] - x)
+        my = y + (a32[1, 0] * x + a32[1, 1] * y + a32[1, 2] - y)
+        warped = sample_at(gray.gray2, mx, my)
+        errors.append(float(np.minimum(np.abs(warped - g1), ERROR_CAP).mean()))
+    return errors
+
+
 def polish_affine(affine: np.ndarray, support: np.ndarray, box: Box, gray: GrayFrames, params: ThingParams,
                   rng: np.random.Generator) -> np.ndarray:
     """The affine motion refined photometrically over ``support`` (h, w) when that lowers the error."""
@@ -79,20 +95,8 @@ def polish_affine(affine: np.ndarray, support: np.ndarray, box: Box, gray: GrayF
                           max_points=params.refine_points, target=gray.target)
     if refined is None:
         return affine
-    y0, _, x0, _ = box
-    ys, xs = np.nonzero(support)
-    x, y = (xs + x0).astype(np.float32), (ys + y0).astype(np.float32)
-    g1 = gray.gray1[ys + y0, xs + x0]
-
-    def error(a: np.ndarray) -> float:
-        """Mean capped grey-level error over the support under the affine map ``a``."""
-        a32 = a.astype(np.float32)  # as affine_flow computes it
-        mx = x + (a32[0, 0] * x + a32[0, 1] * y + a32[0, 2] - x)
-        my = y + (a32[1, 0] * x + a32[1, 1] * y + a32[1, 2] - y)
-        warped = sample_at(gray.gray2, mx, my)
-        return float(np.minimum(np.abs(warped - g1), ERROR_CAP).mean())
-
-    return refined if error(refined) < error(affine) else affine
+    refined_error, error = affine_error([refined, affine], support, box, gray)
+    return refined if refined_error < error else affine
 
 
 def fit_seed_affine(baseline: np.ndarray, seeds: np.ndarray, box: Box,
@@ -187,7 +191,8 @@ def layer_motion(baseline: np.ndarray, seeds: np.ndarray, box: Box, gray: GrayFr
 
 def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: Callable[[np.ndarray], np.ndarray],
                    ctx: PairContext, box: Box, params: ThingParams, rng: np.random.Generator,
-                   region: np.ndarray | None = None, window: tuple[slice, slice] | None = None
+                   region: np.ndarray | None = None, window: tuple[slice, slice] | None = None,
+                   carried: np.ndarray | None = None
                    ) -> tuple[list[np.ndarray], float, np.ndarray | None, np.ndarray,
                               tuple[np.ndarray, np.ndarray] | None]:
     """The object layer's motion: one affine model, or several when the mask covers objects that touch.
@@ -198,7 +203,9 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: Callable[[np
     smoothed by ``smooth`` (an edge-aware filter of maps over ``window``, slices of the box: the part
     where the choice matters; default the whole box; outside it the first model stays). Each model is
     refined photometrically over its seeds, closed, within ``region`` (h, w; default: the seeds).
-    ``baseline`` (h, w, 2) is the baseline flow over the box, ``ctx`` the pair.
+    ``baseline`` (h, w, 2) is the baseline flow over the box, ``ctx`` the pair. ``carried`` (2, 3),
+    optional (video mode): the object's motion in the last pair; where one model was found and the
+    carried one explains the object (``region``) better, it replaces it, refined over the object.
 
     Returns (affine models, share of seeds explained, object flow (h, w, 2) or None, per-pixel model
     index (h, w), and, when several models compete, :func:`photometric_error` of the object flow over
@@ -223,12 +230,26 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: Callable[[np
         if remaining.sum() < max(params.min_points, params.min_motion_share * total):
             break
     index = np.zeros(seeds.shape, np.int32)
+    if not affines and carried is not None and seeds_region.sum() >= params.min_points:
+        # Video mode, no motion in the baseline's matches (too few confident pixels): the object's last
+        # motion, refined over the object. Its evidence is photometric, which the thing's gate judges:
+        # its share of the baseline's matches counts as full.
+        affine = polish_affine(carried, seeds_region, box, ctx.gray, params, rng)
+        support = seeds & (magnitude(baseline - affine_flow(affine, box)) < 2 * params.ransac_threshold)
+        return [affine], 1.0, layer_flow(baseline, affine, support, box, params), index, None
     if not affines:
         return [], 0.0, None, index, None
     share = float(sum(int(s.sum()) for s in supports)) / total
     closed = [cv2.morphologyEx(s.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)).astype(bool)
               & seeds_region for s in supports]
     affines = [polish_affine(a, c, box, ctx.gray, params, rng) for a, c in zip(affines, closed)]
+    if carried is not None and len(affines) == 1 and seeds_region.sum() >= params.min_points:
+        # Video mode: the last pair's motion of the object, where it explains the object better than
+        # this pair's fit, is refined over the whole object and taken instead.
+        fitted_error, carried_error = affine_error([affines[0], carried], seeds_region, box, ctx.gray)
+        if carried_error < fitted_error:
+            affines = [polish_affine(carried, seeds_region, box, ctx.gray, params, rng)]
+            supports = [seeds & (magnitude(baseline - affine_flow(affines[0], box)) < 2 * params.ransac_threshold)]
     flows = [layer_flow(baseline, a, s, box, params) for a, s in zip(affines, supports)]
     if len(flows) == 1:
         return affines, share, flows[0], index, None
