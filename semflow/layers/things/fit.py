@@ -9,7 +9,9 @@ For one instance, inside its padded box (:func:`thing_box`):
    object (motions are fitted to confident pixels only; unconfident flow is no evidence);
 2. the object layer's motion(s) (:func:`~semflow.layers.things.motion.object_motions`), or, where
    those leave part of the object unexplained, its motion instances
-   (:mod:`semflow.layers.things.instances`: own matches, label-cost fitting, graph cut);
+   (:mod:`semflow.layers.things.instances`: own matches, label-cost fitting, graph cut); where one
+   motion is a compromise between motions the baseline's confident flow holds, the motion instances
+   are tried as a second model after the first was judged (steps 3-5 for each);
 3. the background layer's motion, fitted without the strip the object covers in frame t+1
    (:func:`~semflow.layers.things.motion.layer_motion`), or the plane flow around the object when
    that explains the background as well;
@@ -22,11 +24,14 @@ For one instance, inside its padded box (:func:`thing_box`):
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 
 from semflow.layers.common import dilate, erode, magnitude, photometric_error
 from semflow.layers.context import PairContext
+from semflow.layers.motions import MotionSplit
 from semflow.layers.things.assignment import (
     GuidedSmoother,
     colour_log_ratio,
@@ -34,7 +39,13 @@ from semflow.layers.things.assignment import (
     refine_assignment,
     window_around,
 )
-from semflow.layers.things.instances import needs_split, split_is_better, split_object_motions
+from semflow.layers.things.instances import (
+    compromise,
+    needs_split,
+    seed_deviation,
+    split_is_better,
+    split_object_motions,
+)
 from semflow.layers.things.motion import affine_flow, fit_seed_affine, layer_motion, object_motions
 from semflow.layers.things.params import ThingFit, ThingParams
 from semflow.layers.veto import baseline_veto
@@ -78,21 +89,21 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
     size = region.size
     m = params.boundary_margin
     base_err_box = ctx.baseline_error[y0:y1, x0:x1]
-    fg_affine = bg_affine = None
-    fg_share = bg_share = 0.0
 
-    def rejected(reason: str, model_error: float = float("nan")) -> ThingFit:
-        """The fit that keeps the baseline over the box, and why."""
+    def keep_baseline(reason: str, model_error: float = float("nan"), fg_affine: np.ndarray | None = None,
+                      bg_affine: np.ndarray | None = None, fg_share: float = 0.0, bg_share: float = 0.0,
+                      excess: float = float("nan")) -> ThingFit:
+        """The fit that keeps the baseline over the box, and why (with the layers' motions when known)."""
         empty = np.zeros(mask.shape, bool)
         return ThingFit(region=region, box=box, accepted=False, reason=reason, foreground=mask, occluded=empty,
                         others=others, fg_flow=base, bg_flow=base, flow=base, fg_affine=fg_affine,
                         bg_affine=bg_affine, fg_inlier_share=fg_share, bg_inlier_share=bg_share,
-                        model_error=model_error, baseline_error=float(base_err_box[mask].mean()))
+                        model_error=model_error, baseline_error=float(base_err_box[mask].mean()), excess_error=excess)
 
     # Cheap check first: where the baseline explains the whole box, it stays.
     explained = float(np.percentile(cv2.blur(base_err_box, (7, 7)), 99))
     if explained < params.explained_error:
-        return rejected(f"the baseline explains the box (99th percentile error {explained:.2f}"
+        return keep_baseline(f"the baseline explains the box (99th percentile error {explained:.2f}"
                         f" < {params.explained_error})")
 
     core = erode(mask, m)
@@ -103,7 +114,7 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         # (The motion split, with its own matches, was tried here too: on KITTI it then fitted wrong
         # motions that looked photometrically right.) In video mode the object's last motion is
         # evidence of its own: it is tried, refined and judged photometrically.
-        return rejected(f"baseline confident on {fg_seeds.sum() / max(core.sum(), 1):.2f} of the object"
+        return keep_baseline(f"baseline confident on {fg_seeds.sum() / max(core.sum(), 1):.2f} of the object"
                         f" (< {params.min_seed_share})")
     bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2) & conf
     if bg_seeds.sum() < params.min_points:
@@ -118,10 +129,118 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
     wy0, wx0 = y0 + win[0].start, x0 + win[1].start
     wbox = Box(wy0, y0 + win[0].stop, wx0, x0 + win[1].stop)
     smooth = GuidedSmoother(guide[win], params)
+
+
+    def layered_model(fg_affines: list[np.ndarray], fg_share: float, fg_flow: np.ndarray, motion_index: np.ndarray,
+                      fg_error: tuple[np.ndarray, np.ndarray] | None, split: MotionSplit | None,
+                      rng: np.random.Generator) -> ThingFit:
+        """Steps 3-5 for the object layer's motion(s) ``fg_affines`` (their flow (h, w, 2) over the box,
+        each pixel's motion, their photometric error over the window when known, the split or None)."""
+        fg_affine, bg_affine, bg_share = fg_affines[0], None, 0.0
+        layer_seeds = bg_seeds
+
+        def rejected(reason: str, model_error: float = float("nan"), excess: float = float("nan")) -> ThingFit:
+            return keep_baseline(reason, model_error, fg_affine, bg_affine, fg_share, bg_share, excess)
+
+        # Background pixels the object covers in frame t+1 have no true match in the baseline: they are
+        # found with a first, plain RANSAC fit of the background's motion and left out of its final fit.
+        first, _ = fit_seed_affine(base, layer_seeds, box, params, rng)
+        if first is not None:
+            strip = covered_by(mask, fg_flow, affine_flow(first, box), box, shape)
+            if strip.any() and (layer_seeds & ~strip).sum() >= params.min_points:
+                layer_seeds = layer_seeds & ~strip
+        bg_affine, bg_share, bg_flow = layer_motion(base, layer_seeds, box, ctx.gray, params, rng)
+        if plane_flow is not None and layer_seeds.any():
+            # The background may be better described by the models already fitted around the object
+            # (a plane's homography, checked on its own): use them as the background layer unless the
+            # local affine model explains clearly more of the background's pixels.
+            planes = plane_flow[y0:y1, x0:x1]
+            plane_share = float((magnitude(base - planes)[layer_seeds] < 2 * params.ransac_threshold).mean())
+            affine_share = float((magnitude(base - bg_flow)[layer_seeds] < 2 * params.ransac_threshold)
+                                 .mean()) if bg_flow is not None else 0.0
+            if plane_share >= affine_share - params.context_preference:
+                bg_affine, bg_share, bg_flow = None, plane_share, planes
+        if bg_flow is None:
+            bg_flow = base  # no usable background: it keeps the baseline
+
+        err_bg, in_bg = photometric_error(f1, f2, bg_flow, x0, y0)
+        # The object layer's error, in the window (outside it the object is never used).
+        if fg_error is None:
+            fg_error = photometric_error(f1, f2, fg_flow[win], wx0, wy0)
+        err_fg, in_fg = err_bg.copy(), in_bg.copy()
+        err_fg[win], in_fg[win] = fg_error
+
+        # Refine the assignment in a band around the mask; occluded background says nothing photometric.
+        covered = covered_by(mask[win], fg_flow[win], bg_flow[win], wbox, shape)
+        cost_fg = np.where(in_fg[win], err_fg[win], err_bg[win])
+        cost_bg = np.where(in_bg[win] & ~covered, err_bg[win], cost_fg)
+        colour = colour_log_ratio(guide, erode(mask, m), layer_seeds | (~dilate(mask, m + 1) & ~others))[win]
+        cost_fg = cost_fg - 0.5 * params.colour_weight * colour
+        cost_bg = cost_bg + 0.5 * params.colour_weight * colour
+        foreground = np.zeros_like(mask)
+        foreground[win] = refine_assignment(mask[win], cost_fg, cost_bg, smooth, band, params)
+        foreground &= ~others
+        occluded = covered_by(foreground, fg_flow, bg_flow, box, shape)
+        if split is not None:  # object pixels that a motion in front of theirs covers in frame t+1
+            occluded |= split.covered & foreground
+
+        flow = np.where(foreground[..., None], fg_flow, bg_flow)
+        # Background pixels that another thing covers in frame t+1 (it moves as the baseline says) have no
+        # photometric evidence for the background's motion either: a touching thing would reject a right model.
+        hidden = covered_by(others, base, bg_flow, box, shape) & ~foreground if others.any() else others
+        judged = ~occluded & ~others & ~hidden & np.where(foreground, in_fg, in_bg)
+        if not judged.any():
+            return rejected("no visible pixels to judge the model")
+        # Judge away from the object's outline, where occlusions (as wide as the relative motion) make
+        # photometric errors meaningless, and where the model changes the flow: elsewhere both explain
+        # the frames equally, and those pixels would only dilute the comparison.
+        relative = magnitude(fg_flow - bg_flow)[foreground]
+        reach = int(np.ceil(np.percentile(relative, 95))) + 2 if relative.size else 2
+        outline = dilate(foreground, reach) & ~erode(foreground, 2)
+        if (judged & ~outline).sum() >= params.min_points:
+            judged = judged & ~outline
+        changed = judged & (magnitude(flow - base) > params.change_threshold)
+        if changed.sum() >= params.min_points:
+            judged = changed
+        # A median, not a mean: occlusions by other objects that no model here knows about leave a
+        # minority of pixels with meaningless, large errors.
+        model_pixels = np.where(foreground, err_fg, err_bg)[judged]
+        base_pixels = base_err_box[judged]
+        model_err, base_err = float(np.median(model_pixels)), float(np.median(base_pixels))
+        worse = float(np.median(model_pixels - base_pixels))
+        if worse > params.error_slack:
+            return rejected(f"median photometric error {worse:.2f} above the baseline's", model_error=model_err,
+                            excess=worse)
+        # Per pixel, the baseline stays where it explains the frames clearly better than the layered
+        # model, or is confident, different and not clearly worse; occluded background pixels have no
+        # photometric evidence either way and keep the layer.
+        error = np.where(foreground, err_fg, err_bg)
+        window = (params.veto.window, params.veto.window)
+        veto = baseline_veto(cv2.blur(error, window), cv2.blur(base_err_box, window), magnitude(flow - base),
+                             conf_box, params.veto)
+        motions = []
+        if params.motion_split:  # the instances for reports, back to front
+            cy, cx = (np.mean(a) for a in np.nonzero(foreground))
+            centre = np.array([cx + x0, cy + y0])
+            for k in (split.order if split is not None else range(len(fg_affines))):
+                a = fg_affines[k]
+                motions.append({"motion": int(k),
+                                "flow_at_centre": [round(float(v), 2) for v in a[:, :2] @ centre + a[:, 2] - centre],
+                                "affine": [round(float(v), 5) for v in a.ravel()],
+                                "pixels": int((foreground & (motion_index == k)).sum())})
+        return ThingFit(region=region, box=box, accepted=True, reason="ok", foreground=foreground, occluded=occluded,
+                        others=others, fg_flow=fg_flow, bg_flow=bg_flow, flow=flow, fg_affine=fg_affine,
+                        bg_affine=bg_affine, fg_inlier_share=fg_share, bg_inlier_share=bg_share,
+                        model_error=model_err, baseline_error=base_err, excess_error=worse, error=error,
+                        veto=veto & ~occluded,
+                        motions=motions,
+                        motion_labels=np.where(foreground, motion_index, -1) if params.motion_split else None)
+
     split = None
     fg_affines, fg_share, fg_flow, motion_index, fg_error = object_motions(
         base, fg_seeds, smooth, ctx, box, params, rng, erode(mask, 1), window=win, carried=carried)
-    if params.motion_split and needs_split(mask[win], fg_flow, fg_error, ctx, wbox, win, params):
+    tried_split = params.motion_split and needs_split(mask[win], fg_flow, fg_error, ctx, wbox, win, params)
+    if tried_split:
         found = split_object_motions(base, fg_seeds, mask, conf_box, ctx, box, params, rng, win)
         if fg_flow is not None and fg_error is None:
             fg_error = photometric_error(f1, f2, fg_flow[win], wx0, wy0)
@@ -129,102 +248,40 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
                                                     found[3], params):
             fg_affines, fg_share, fg_flow, fg_error, split = found
             motion_index = split.labels
-    fg_affine = fg_affines[0] if fg_affines else None
     if fg_flow is None:
-        return rejected("too few object pixels to fit a motion")
+        return keep_baseline("too few object pixels to fit a motion")
     if fg_share < params.min_inlier_share:
-        return rejected(f"object inlier share {fg_share:.2f} < {params.min_inlier_share}")
-    # Background pixels the object covers in frame t+1 have no true match in the baseline: they are
-    # found with a first, plain RANSAC fit of the background's motion and left out of its final fit.
-    first, _ = fit_seed_affine(base, bg_seeds, box, params, rng)
-    if first is not None:
-        strip = covered_by(mask, fg_flow, affine_flow(first, box), box, shape)
-        if strip.any() and (bg_seeds & ~strip).sum() >= params.min_points:
-            bg_seeds = bg_seeds & ~strip
-    bg_affine, bg_share, bg_flow = layer_motion(base, bg_seeds, box, ctx.gray, params, rng)
-    if plane_flow is not None and bg_seeds.any():
-        # The background may be better described by the models already fitted around the object
-        # (a plane's homography, checked on its own): use them as the background layer unless the
-        # local affine model explains clearly more of the background's pixels.
-        planes = plane_flow[y0:y1, x0:x1]
-        plane_share = float((magnitude(base - planes)[bg_seeds] < 2 * params.ransac_threshold).mean())
-        affine_share = float((magnitude(base - bg_flow)[bg_seeds] < 2 * params.ransac_threshold)
-                             .mean()) if bg_flow is not None else 0.0
-        if plane_share >= affine_share - params.context_preference:
-            bg_affine, bg_share, bg_flow = None, plane_share, planes
-    if bg_flow is None:
-        bg_flow = base  # no usable background: it keeps the baseline
-
-    err_bg, in_bg = photometric_error(f1, f2, bg_flow, x0, y0)
-    # The object layer's error, in the window (outside it the object is never used).
-    if fg_error is None:
-        fg_error = photometric_error(f1, f2, fg_flow[win], wx0, wy0)
-    err_fg, in_fg = err_bg.copy(), in_bg.copy()
-    err_fg[win], in_fg[win] = fg_error
-
-    # Refine the assignment in a band around the mask; occluded background says nothing photometric.
-    covered = covered_by(mask[win], fg_flow[win], bg_flow[win], wbox, shape)
-    cost_fg = np.where(in_fg[win], err_fg[win], err_bg[win])
-    cost_bg = np.where(in_bg[win] & ~covered, err_bg[win], cost_fg)
-    colour = colour_log_ratio(guide, erode(mask, m), bg_seeds | (~dilate(mask, m + 1) & ~others))[win]
-    cost_fg = cost_fg - 0.5 * params.colour_weight * colour
-    cost_bg = cost_bg + 0.5 * params.colour_weight * colour
-    foreground = np.zeros_like(mask)
-    foreground[win] = refine_assignment(mask[win], cost_fg, cost_bg, smooth, band, params)
-    foreground &= ~others
-    occluded = covered_by(foreground, fg_flow, bg_flow, box, shape)
-    if split is not None:  # object pixels that a motion in front of theirs covers in frame t+1
-        occluded |= split.covered & foreground
-
-    flow = np.where(foreground[..., None], fg_flow, bg_flow)
-    # Background pixels that another thing covers in frame t+1 (it moves as the baseline says) have no
-    # photometric evidence for the background's motion either: a touching thing would reject a right model.
-    hidden = covered_by(others, base, bg_flow, box, shape) & ~foreground if others.any() else others
-    judged = ~occluded & ~others & ~hidden & np.where(foreground, in_fg, in_bg)
-    if not judged.any():
-        return rejected("no visible pixels to judge the model")
-    # Judge away from the object's outline, where occlusions (as wide as the relative motion) make
-    # photometric errors meaningless, and where the model changes the flow: elsewhere both explain
-    # the frames equally, and those pixels would only dilute the comparison.
-    relative = magnitude(fg_flow - bg_flow)[foreground]
-    reach = int(np.ceil(np.percentile(relative, 95))) + 2 if relative.size else 2
-    outline = dilate(foreground, reach) & ~erode(foreground, 2)
-    if (judged & ~outline).sum() >= params.min_points:
-        judged = judged & ~outline
-    changed = judged & (magnitude(flow - base) > params.change_threshold)
-    if changed.sum() >= params.min_points:
-        judged = changed
-    # A median, not a mean: occlusions by other objects that no model here knows about leave a
-    # minority of pixels with meaningless, large errors.
-    model_pixels = np.where(foreground, err_fg, err_bg)[judged]
-    base_pixels = base_err_box[judged]
-    model_err, base_err = float(np.median(model_pixels)), float(np.median(base_pixels))
-    worse = float(np.median(model_pixels - base_pixels))
-    if worse > params.error_slack:
-        return rejected(f"median photometric error {worse:.2f} above the baseline's", model_error=model_err)
-    # Per pixel, the baseline stays where it explains the frames clearly better than the layered
-    # model, or is confident, different and not clearly worse; occluded background pixels have no
-    # photometric evidence either way and keep the layer.
-    error = np.where(foreground, err_fg, err_bg)
-    window = (params.veto.window, params.veto.window)
-    veto = baseline_veto(cv2.blur(error, window), cv2.blur(base_err_box, window), magnitude(flow - base),
-                         conf_box, params.veto)
-    motions = []
-    if params.motion_split:  # the instances for reports, back to front
-        cy, cx = (np.mean(a) for a in np.nonzero(foreground))
-        centre = np.array([cx + x0, cy + y0])
-        for k in (split.order if split is not None else range(len(fg_affines))):
-            a = fg_affines[k]
-            motions.append({"motion": int(k),
-                            "flow_at_centre": [round(float(v), 2) for v in a[:, :2] @ centre + a[:, 2] - centre],
-                            "affine": [round(float(v), 5) for v in a.ravel()],
-                            "pixels": int((foreground & (motion_index == k)).sum())})
-    return ThingFit(region=region, box=box, accepted=True, reason="ok", foreground=foreground, occluded=occluded,
-                    others=others, fg_flow=fg_flow, bg_flow=bg_flow, flow=flow, fg_affine=fg_affine,
-                    bg_affine=bg_affine, fg_inlier_share=fg_share, bg_inlier_share=bg_share,
-                    model_error=model_err, baseline_error=base_err, error=error, veto=veto & ~occluded,
-                    motions=motions,
-                    motion_labels=np.where(foreground, motion_index, -1) if params.motion_split else None)
+        return keep_baseline(f"object inlier share {fg_share:.2f} < {params.min_inlier_share}",
+                             fg_affine=fg_affines[0], fg_share=fg_share)
+    fit = layered_model(fg_affines, fg_share, fg_flow, motion_index, fg_error, split, rng)
+    if tried_split or not params.motion_split or not np.isfinite(fit.excess_error):
+        return fit
+    # A mask over objects that move a few px apart gets one compromise affine from the sequential
+    # RANSAC (within its 2 px of both): its photometric error is small everywhere, so the split's
+    # trigger above (a share of clearly unexplained pixels) never sees it, and the judgement, against
+    # the baseline's error, rejects it or, against a weaker baseline, takes it. When the baseline's
+    # confident flow on the object says the motion is a compromise (the residual's structure, not its
+    # size), the split is tried as the alternative model, judged the same way, with its own random
+    # stream (the draws of the instances after this one stay as they were); it replaces the first model
+    # when accepted and no worse than it on the judgement's median.
+    retry_rng = np.random.default_rng([region.id, int(region.area)])
+    if not compromise(base, fg_seeds, fg_flow, box, params, retry_rng):
+        return fit
+    found = split_object_motions(base, fg_seeds, mask, conf_box, ctx, box, params, retry_rng, win)
+    if found[2] is None or len(found[0]) < 2 or found[1] < params.min_inlier_share:
+        return fit
+    # The split's motions must explain the baseline's confident flow on the object about as well as the
+    # compromise did (the baseline saw the motions it compromises between): on non-rigid things (Sintel's
+    # characters) the split's parts instead chase the photometry away from the confident flow, and
+    # the median photometric judgement alone let such worse models through.
+    if seed_deviation(found[2], base, fg_seeds, params) > seed_deviation(fg_flow, base, fg_seeds, params) \
+            + params.retry_tolerance:
+        return fit
+    retry = layered_model(found[0], found[1], found[2], found[4].labels, found[3], found[4], retry_rng)
+    if not retry.accepted or retry.excess_error > fit.excess_error:
+        return fit
+    return replace(retry, reason=f"ok; motion split (one motion: median error {fit.excess_error:+.2f} against"
+                                 " the baseline's)")
 
 
 def fit_things(regions: list[Region], instance_map: np.ndarray, ctx: PairContext, params: ThingParams | None = None,

@@ -4,18 +4,19 @@ between the motions) and the thing model's object layer.
 
 :func:`needs_split` says when the split is worth its cost (the sequential-RANSAC motions of
 :func:`~semflow.layers.things.motion.object_motions` leave part of the object unexplained, or found
-none); :func:`split_object_motions` runs it and gives each motion the thing model's photometric
-polish and smooth residual.
+none), :func:`compromise` when it is worth a second try (one motion between several that the
+baseline's confident flow holds, a few px apart); :func:`split_object_motions` runs it and gives each
+motion the thing model's photometric polish and, where it helps, smooth residual.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from semflow.layers.common import erode, photometric_error
+from semflow.layers.common import erode, magnitude, photometric_error
 from semflow.layers.context import PairContext
-from semflow.layers.motions import MotionSplit, split_motions
-from semflow.layers.things.motion import layer_flow, polish_affine
+from semflow.layers.motions import MotionSplit, fit_motions, split_motions
+from semflow.layers.things.motion import affine_flow, layer_flow, polish_affine
 from semflow.layers.things.params import ThingParams
 from semflow.segmentation.regions import Box
 
@@ -41,6 +42,36 @@ def needs_split(mask: np.ndarray, fg_flow: np.ndarray | None, fg_error: tuple[np
         fg_error = photometric_error(ctx.f1, ctx.f2, fg_flow[window], wbox[2], wbox[0])
     bad, _ = unexplained(mask, fg_error[0], params)
     return bool(bad > max(params.min_points, params.split_share * erode(mask, 2).sum()))
+
+
+def compromise(baseline: np.ndarray, seeds: np.ndarray, flow: np.ndarray, box: Box, params: ThingParams,
+               rng: np.random.Generator) -> bool:
+    """Whether the object ``flow`` (h, w, 2, over the box) looks like a compromise between several
+    motions that the baseline's confident flow (h, w, 2) at the ``seeds`` (h, w) holds: the split's
+    own multi-model fit (:func:`fit_motions`, label cost) on at most ``max_baseline_points`` seeds finds
+    several motions, and they explain the seeds' flow clearly better than ``flow`` does (mean capped
+    deviation at most ``compromise_ratio`` of its). A cheap test of the residual's structure, blind to
+    its size: two objects a few px apart leave one affine within 1-2 px of both."""
+    ys, xs = np.nonzero(seeds)
+    count = params.motions.max_baseline_points
+    if ys.size > count:
+        pick = rng.choice(ys.size, count, replace=False)
+        ys, xs = ys[pick], xs[pick]
+    src = np.stack([xs + box[2], ys + box[0]], 1).astype(np.float32)
+    dst = src + baseline[ys, xs]
+    affines, _ = fit_motions(src, dst, params.motions, rng)
+    if len(affines) < 2:
+        return False
+    pred = np.stack([src @ a[:, :2].T + a[:, 2] for a in affines])
+    several = np.minimum(np.linalg.norm(pred - dst[None], axis=2).min(axis=0), params.residual_cap).mean()
+    one = np.minimum(magnitude(flow[ys, xs] - baseline[ys, xs]), params.residual_cap).mean()
+    return bool(several <= params.compromise_ratio * one)
+
+
+def seed_deviation(flow: np.ndarray, baseline: np.ndarray, seeds: np.ndarray, params: ThingParams) -> float:
+    """Mean distance (px, each capped at ``residual_cap``) between an object ``flow`` (h, w, 2) and the
+    ``baseline`` (h, w, 2) over the ``seeds`` (h, w): how well the flow explains the confident matches."""
+    return float(np.minimum(magnitude(flow - baseline)[seeds], params.residual_cap).mean())
 
 
 def split_is_better(mask: np.ndarray, single: tuple[np.ndarray, np.ndarray] | None,
@@ -78,7 +109,18 @@ def split_object_motions(baseline: np.ndarray, seeds: np.ndarray, mask: np.ndarr
         own = core & (split.labels == m) & ~split.covered
         affine = polish_affine(affine, own, box, ctx.gray, params, rng)
         affines.append(affine)
-        flows.append(layer_flow(baseline, affine, own & seeds, box, params))
+        flow = layer_flow(baseline, affine, own & seeds, box, params)
+        if own.sum() >= params.min_points:
+            # The residual follows the baseline's deviation from the motion; where the baseline is wrong
+            # on this motion's pixels (it mixed it with its neighbour's), the residual imports that error:
+            # kept only when it explains the motion's own pixels better than the plain affine motion.
+            plain = affine_flow(affine, box)
+            err_res, in_res = photometric_error(ctx.f1, ctx.f2, flow, x0, y0)
+            err_aff, in_aff = photometric_error(ctx.f1, ctx.f2, plain, x0, y0)
+            both = own & in_res & in_aff
+            if both.any() and err_aff[both].mean() < err_res[both].mean():
+                flow = plain
+        flows.append(flow)
     sy, sx = window
     flow = flows[0].copy()
     for m in range(1, len(flows)):

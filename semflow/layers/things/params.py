@@ -93,6 +93,14 @@ class ThingParams:
     """The split runs when more than ``split_share`` of the object has a photometric error above this
     under the sequential RANSAC's motions (or when they found none)."""
     split_share: float = 0.05
+    compromise_ratio: float = 0.6
+    """The split is also tried when the object's sequential-RANSAC motion looks like a compromise: several
+    motions fitted to the baseline's confident flow on the object leave at most this share of its
+    deviation from that flow (:func:`~semflow.layers.things.instances.compromise`)..."""
+    retry_tolerance: float = 0.1
+    """...and it replaces that motion when its flow stays within this much (px, mean over the confident
+    object pixels) of the first motion's agreement with the baseline's confident flow, the judgement
+    accepts it and it explains the pixels it changes no worse than the first model (median error)."""
     motions: MotionParams = field(default_factory=MotionParams)
     """Settings of the motion split itself (:class:`~semflow.layers.motion_fit.MotionParams`)."""
 
@@ -132,6 +140,9 @@ class ThingFit:
     bg_inlier_share: float = 0.0
     model_error: float = float("nan")
     baseline_error: float = float("nan")
+    excess_error: float = float("nan")
+    """The median over the judged pixels of the model's photometric error minus the baseline's (grey
+    levels; what the judgement compares with ``error_slack``), NaN where no judgement was reached."""
     error: np.ndarray | None = None
     veto: np.ndarray | None = None
     motions: list[dict] = field(default_factory=list)
