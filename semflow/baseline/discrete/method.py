@@ -9,9 +9,10 @@ Stages, each in its own module::
                  smoothness), block coordinate descent with exact DP along rows then columns;
                  by default its smooth labelling checks each point's best match (see ``crf_check``)
     consistency  forward-backward check, small-segment removal
+    boundary     rejected grid points near motion boundaries get a match from the side they fit
     densify      sub-pixel refinement of the kept matches, EpicFlow interpolation, variational
                  refinement, a dense confidence map
-    boundary     (option) motion boundaries sharpened by adaptive-support-weight reassignment
+    boundary     (option) pixels near motion boundaries reassigned the same way after refinement
     temporal, temporal_prior   video mode: per-frame work and the last flow carried to the next pair
                  (as candidates, and as a prior where the new matches are sparse)
 """
@@ -284,6 +285,13 @@ class DiscreteFlow(FlowMethod):
             if p.motion_edges > 0:  # again, stopping at image edges where the first pass's motion jumps
                 cost = densify.motion_edge_map(img1, flow, boost=p.motion_edges)
                 flow = densify.interpolate(img1, img2, points, matches, method=p.interpolator, cost_map=cost)
+            if p.boundary_matches > 0:  # again, with matches for rejected points at motion boundaries
+                new, new_flows = boundary.boundary_matches(img1, img2, flow, valid, stride,
+                                                           boundary.BoundaryParams(radius=p.boundary_matches))
+                if new.any():
+                    points = np.concatenate([points, np.stack([xs[new], ys[new]], 1)])
+                    matches = np.concatenate([matches, new_flows[new]])
+                    flow = densify.interpolate(img1, img2, points, matches, method=p.interpolator)
         else:  # nothing trustworthy was matched: fall back to the coarse DIS flow
             flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(gray1, gray2, None)
         lap("interpolation")
