@@ -9,10 +9,10 @@ Stages, each in its own module::
                  smoothness), block coordinate descent with exact DP along rows then columns;
                  by default its smooth labelling checks each point's best match (see ``crf_check``)
     consistency  forward-backward check, small-segment removal
-    boundary     rejected grid points near motion boundaries get a match from the side they fit
     densify      sub-pixel refinement of the kept matches, EpicFlow interpolation, variational
                  refinement, a dense confidence map
-    boundary     (option) pixels near motion boundaries reassigned the same way after refinement
+    boundary     (options) rejected grid points near motion boundaries get a match from the side
+                 they fit, then a second interpolation; pixels near them reassigned after refinement
     temporal, temporal_prior   video mode: per-frame work and the last flow carried to the next pair
                  (as candidates, and as a prior where the new matches are sparse)
 """
