@@ -7,7 +7,7 @@ inside them. This script replaces parts of discrete's pipeline with the truth, o
 scenes as ``bench_things.py`` (seed 5000, given instances), to show which part limits the ratio:
 
 - ``discrete``: as it is;
-- ``discrete boundary_matches=10``: with the option that gives rejected grid points near motion
+- ``discrete boundary_matches=15``: with the option that gives rejected grid points near motion
   boundaries a match from the side they fit (``boundary.boundary_matches``, off by default);
 - ``occluded at truth``: its flow, with the pixels hidden in frame t+1 set to the true flow;
 - ``+ true outlines``: EPIC interpolation of discrete's kept grid matches (``extras["grid_flow"]``
@@ -59,11 +59,11 @@ def main() -> None:
     parser.add_argument("--hard", type=int, default=8, help="number of hard synthetic scenes")
     parser.add_argument("--write", action="store_true", help="write the things-band section of BENCHMARKS.md")
     args = parser.parse_args()
-    rows = ["discrete", "discrete boundary_matches=10", "discrete, occluded at truth", "discrete's matches + true outlines, occluded at truth",
+    rows = ["discrete", "discrete boundary_matches=15", "discrete, occluded at truth", "discrete's matches + true outlines, occluded at truth",
             "true matches + true outlines", "true matches + true outlines, occluded at truth"]
     scores: dict[str, list[tuple[float, float]]] = {r: [] for r in rows}
     method = DiscreteFlow()
-    sharp = DiscreteFlow(boundary_matches=10)
+    sharp = DiscreteFlow(boundary_matches=15)
     for i in range(args.hard):
         s = make_hard_scene(seed=HARD_SEED + 1000 * i, kind=HARD_KINDS[i % 2])
         things = s.instances > 0

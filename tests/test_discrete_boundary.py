@@ -86,18 +86,18 @@ def test_boundary_matches_give_rejected_points_the_flow_of_their_side():
     img1, img2, flow, mask, fat, hidden = _scene()
     stride = 5
     gy, gx = np.mgrid[0:120:stride, 0:160:stride]
-    band = inner_band(mask, 5)
-    valid = ~band[gy, gx] & ~hidden[gy, gx]  # the matcher failed in the band and where hidden
+    band, hid = inner_band(mask, 5)[gy, gx], hidden[gy, gx]
+    valid = ~band & ~hid  # the matcher failed in the box's band and where frame t+1 hides the background
+    right = lambda flows: np.abs(flows - flow[gy, gx]).max(-1) < 0.5  # noqa: E731
     new, flows = boundary_matches(img1, img2, fat, valid, stride)
-    assert not new[valid].any()  # kept matches stay as they are
-    inside = new & band[gy, gx]
-    assert inside.sum() >= 20  # the box's band, where the fattened flow jumps
-    right = np.abs(flows - flow[gy, gx]).max(-1) < 0.5
-    # Measured (seed 3): all 32 band points get the box's motion, 23 of the 24 hidden ones the
-    # background's; ask for 9 in 10 and 8 in 10.
-    assert right[inside].mean() >= 0.9
-    # Hidden background points (covered by the box in frame t+1) take the background's motion.
-    assert right[new & hidden[gy, gx]].mean() >= 0.8
+    # Measured (seed 3): 20 band points, all given the box's motion; the 24 hidden ones fit no
+    # candidate and get nothing; no other point changes.
+    assert (new & band).sum() >= 15 and right(flows)[new & band].mean() >= 0.9
+    assert not (new & hid).any() and not (new & ~band & ~hid).any()
+    # fill_hidden: hidden background points take the side they share a region with (measured 22 of 24,
+    # all right).
+    new, flows = boundary_matches(img1, img2, fat, valid, stride, BoundaryParams(fill_hidden=True))
+    assert (new & hid).sum() >= 18 and right(flows)[new & hid].mean() >= 0.9
 
 
 def test_discrete_boundary_matches_sharpen_the_band_of_a_hard_street_scene():
@@ -105,10 +105,11 @@ def test_discrete_boundary_matches_sharpen_the_band_of_a_hard_street_scene():
     from semflow.synthetic_hard import make_hard_scene
 
     s = make_hard_scene(seed=11, kind="street")  # a car passing parked cars (not a benchmark seed)
-    band = inner_band(s.instances > 0, 5, s.instances)
-    plain = endpoint_error(DiscreteFlow(boundary_matches=0).estimate(s.img1, s.img2).flow, s.flow)
-    sharp = endpoint_error(DiscreteFlow(boundary_matches=10).estimate(s.img1, s.img2).flow, s.flow)
-    # Measured: band EPE 1.42 -> 0.77 px, its hidden pixels 3.03 -> 1.22, whole image 0.188 -> 0.147.
-    assert sharp[band].mean() < 0.7 * plain[band].mean()
-    assert sharp[band & s.occluded].mean() < 0.6 * plain[band & s.occluded].mean()
+    things = s.instances > 0
+    band = inner_band(things, 5, s.instances)
+    plain = endpoint_error(DiscreteFlow().estimate(s.img1, s.img2).flow, s.flow)
+    sharp = endpoint_error(DiscreteFlow(boundary_matches=15).estimate(s.img1, s.img2).flow, s.flow)
+    # Measured: band EPE 1.42 -> 1.11 px, things 0.585 -> 0.463, whole image 0.188 -> 0.183.
+    assert sharp[band].mean() < 0.85 * plain[band].mean()
+    assert sharp[things].mean() < 0.9 * plain[things].mean()
     assert sharp.mean() < plain.mean()

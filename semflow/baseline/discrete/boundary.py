@@ -12,14 +12,16 @@ Occlusion: a pixel hidden in frame t+1 matches no candidate well; when its best 
 ``occlusion_cost`` (or does not beat the current flow's by ``margin``) it keeps the interpolated flow.
 
 :func:`boundary_matches` works one step earlier, on the grid matches (``Preset.boundary_matches``):
-the rejected grid points near a motion discontinuity of a first interpolation get the best-fitting
-candidate flow as a match, and the matches are interpolated again, so the interpolation has matches on both sides of the
-boundary (hidden points: the side they share a uniform region with, :func:`path_costs`). Off by
-default: on the hard scenes (radius 10 against off, ``scripts/band_oracles.py``) band EPE 1.771 ->
-0.967 px and inside-band 0.442 -> 0.240 (ratio 4.01 -> 4.03: the inside gains as much), the hidden
-band pixels' part of the band EPE 0.506 -> 0.272; real data EPE / Fl-all KITTI -8.3 % / +2.2 %,
-Sintel -6.6 % / -16 %, Middlebury +1.3 % / -2.2 %, Chairs -4.9 % / -4.3 %; but 1.1-1.6 times
-discrete's time per pair (one busy run, side by side), above the ~10 % a default may cost.
+the rejected grid points near a motion discontinuity of a first, half-size interpolation get the
+best-fitting candidate flow as a match when it fits about as well as the kept matches there, and the
+full interpolation then has matches on both sides of the boundary. Off by default, as it costs 1.2-1.3
+times discrete's time per pair (one busy run, side by side; the issue allows ~10 %). Radius 15 against
+off, one process (``scripts/band_oracles.py`` for the hard scenes): hard scenes band EPE 1.771 ->
+1.090 px, inside-band 0.442 -> 0.257 (ratio 4.01 -> 4.24: the inside gains as much); real data EPE /
+Fl-all KITTI -28.8 % / +0.7 % (one pair), Sintel -5.6 % / -7.6 %, Middlebury -0.6 % / -5.7 %, Chairs
+-12.2 % / -7.5 %. ``fill_hidden`` (hidden points take the side they share a uniform region with) lowers
+the hidden band pixels' part of the band EPE (0.386 -> 0.250 px) but not the band's (1.172) and puts
+wrong matches elsewhere: KITTI Fl-all +10 %.
 
 The pixel step is off by default (``Preset.boundary_radius`` 0). Measured by ``scripts/bench_boundary.py`` (radius 10):
 hard scenes things EPE 0.905 -> 0.619 px, band / inside 4.01 -> 3.66 (the issue asks 2); real data
@@ -38,6 +40,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 DIRECTIONS = ((1, 0), (0, 1), (1, 1), (1, -1))
 """Unit steps (dx, dy) along which candidates are taken, on both sides of the pixel."""
@@ -55,7 +58,8 @@ class BoundaryParams:
     pixel whose best cost is above both this and this factor times the median best cost is taken as
     hidden in frame t+1; margin: a visible pixel's best candidate must beat the current flow's cost by
     this factor (< 1); occlusion_layers: a hidden pixel takes the lowest-cost candidate that explains
-    it as hidden (:func:`hidden_under`, within ``layer_tol`` px), else keeps its flow.
+    it as hidden (:func:`hidden_under`, within ``layer_tol`` px), else keeps its flow. accept,
+    fill_hidden: :func:`boundary_matches` only.
     """
 
     radius: int = 10
@@ -71,6 +75,8 @@ class BoundaryParams:
     margin: float = 0.9
     occlusion_layers: bool = False
     layer_tol: float = 1.0
+    accept: float = 3.0
+    fill_hidden: bool = False
 
 
 def _lab(image: np.ndarray) -> torch.Tensor:
@@ -99,9 +105,17 @@ def discontinuities(flow: np.ndarray, radius: int, jump: float, relative: float 
     """
     h, w = flow.shape[:2]
     ys, xs = np.mgrid[0:h, 0:w]
+    return discontinuities_at(flow, xs, ys, radius, jump, relative)
+
+
+def discontinuities_at(flow: np.ndarray, xs: np.ndarray, ys: np.ndarray, radius: int, jump: float,
+                       relative: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`discontinuities` at the integer pixels ``xs``, ``ys`` (one shape S) only: ``mask`` (S) bool
+    and ``candidates`` (S, 2 * len(DIRECTIONS), 2) float32."""
+    h, w = flow.shape[:2]
     cands = []
-    mask = np.zeros((h, w), bool)
-    limit = np.maximum(jump, relative * np.linalg.norm(flow, axis=-1))
+    mask = np.zeros(np.shape(xs), bool)
+    limit = np.maximum(jump, relative * np.linalg.norm(flow[ys, xs], axis=-1))
     for dx, dy in DIRECTIONS:
         sides = []
         for s in (1, -1):
@@ -110,7 +124,7 @@ def discontinuities(flow: np.ndarray, radius: int, jump: float, relative: float 
             sides.append(flow[y, x])
         mask |= np.linalg.norm(sides[0] - sides[1], axis=-1) > limit
         cands += sides
-    return mask, np.stack(cands, 2).astype(np.float32)
+    return mask, np.stack(cands, -2).astype(np.float32)
 
 
 def asw_costs(lab1: torch.Tensor, lab2: torch.Tensor, points: torch.Tensor, flows: torch.Tensor,
@@ -219,11 +233,14 @@ def boundary_matches(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, valid
     The grid matcher fails on points whose descriptor window straddles a motion boundary (about 4 in 10
     inside the 5 px band of the hard scenes' things), and the interpolation then fills the gap from the
     other side. Here each rejected point of the grid (``valid`` (Gh, Gw) False, points every ``stride``
-    px from (0, 0)) near a discontinuity of ``flow`` (H, W, 2) px (:func:`discontinuities`, ``radius``
-    px) gets as a match the candidate flow (its own, or that on either side) with the lowest
-    adaptive-support-weight cost (:func:`asw_costs`). A point that no candidate fits (hidden in frame
-    t+1: the cost test of :func:`reassign_boundaries`) takes the side it shares a uniform region with in
-    frame t (:func:`path_costs`): the layer it belongs to, not the one that moves over it.
+    px from (0, 0)) at most ``radius`` px from a kept one and near a discontinuity of ``flow`` (H, W, 2)
+    px (:func:`discontinuities`) takes the candidate flow (its own, or that on either side) with the
+    lowest adaptive-support-weight cost (:func:`asw_costs`), kept only when that cost is at most
+    ``accept`` times the median cost of the kept points near discontinuities (at the first flow).
+    With ``fill_hidden``, a point that no candidate fits (hidden in frame t+1: the cost test of
+    :func:`reassign_boundaries`) whose candidates all stay in the frame takes the side it shares a
+    uniform region with in frame t (:func:`path_costs`): the layer it belongs to, not the one that
+    moves over it.
 
     Returns ``new`` (Gh, Gw) bool, the points given a match, and their flows (Gh, Gw, 2) float32.
     """
@@ -231,31 +248,43 @@ def boundary_matches(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, valid
     gh, gw = valid.shape
     h, w = flow.shape[:2]
     new, flows = np.zeros((gh, gw), bool), np.zeros((gh, gw, 2), np.float32)
-    mask, sides = discontinuities(flow, params.radius, params.jump, params.jump_relative)
-    gy, gx = np.mgrid[0:gh, 0:gw] * stride
-    inside = (gy < h) & (gx < w)
-    near = np.zeros((gh, gw), bool)
-    near[inside] = mask[gy[inside], gx[inside]]
-    if not (near & ~valid).any():
+    if not valid.any():
         return new, flows
-    # Costs at the kept points near discontinuities too: their median sets the occlusion test's scale.
-    py, px = gy[near], gx[near]
-    every = np.concatenate([flow[py, px][:, None], sides[py, px]], 1).astype(np.float32)  # (n, 1 + K, 2)
+    gy, gx = np.mgrid[0:gh, 0:gw] * stride
+    # Only gaps between kept matches (the interpolation fills larger holes, where nothing was matched).
+    gap = ndimage.distance_transform_edt(~valid) * stride <= params.radius
+    inside = (gy < h) & (gx < w) & (valid | gap)
+    py, px = gy[inside], gx[inside]
+    near, sides = discontinuities_at(flow, px, py, params.radius, params.jump, params.jump_relative)
+    rejected = ~valid[inside][near]
+    kept = ~rejected
+    if not rejected.any() or not kept.any():
+        return new, flows
+    py, px, sides = py[near], px[near], sides[near]
+    every = np.concatenate([flow[py, px][:, None], sides], 1)  # (n, 1 + K, 2): the first flow first
     points = np.stack([px, py], 1).astype(np.float32)
-    lab1 = _lab(img1)
+    lab1, lab2 = _lab(img1), _lab(img2)
+    # The rejected points choose among all candidates; the kept ones' cost at the first flow is the scale.
+    cost = np.zeros(len(py), np.float32)
+    pick = every[:, 0].copy()
     with torch.no_grad():
-        cost = asw_costs(lab1, _lab(img2), torch.from_numpy(points), torch.from_numpy(every), params).numpy()
-    rows = np.arange(len(py))
-    best = cost.argmin(1)
-    best_cost = cost[rows, best]
-    limit = max(params.occlusion_cost, params.occlusion_factor * float(np.median(best_cost)))
-    rejected = ~valid[near]
-    pick = every[rows, best]
-    hidden = np.nonzero(rejected & (best_cost > limit))[0]
-    if len(hidden):
-        pick[hidden] = every[hidden, 1 + path_costs(lab1, points[hidden], params.radius).argmin(1)]
-    ys, xs = py[rejected] // stride, px[rejected] // stride
-    pick = pick[rejected]
+        cost[kept] = asw_costs(lab1, lab2, torch.from_numpy(points[kept]), torch.from_numpy(every[kept, :1]),
+                               params).numpy()[:, 0]
+        c = asw_costs(lab1, lab2, torch.from_numpy(points[rejected]), torch.from_numpy(every[rejected]),
+                      params).numpy()
+    best = c.argmin(1)
+    cost[rejected] = c[np.arange(len(best)), best]
+    pick[rejected] = every[rejected][np.arange(len(best)), best]
+    take = rejected & (cost <= params.accept * float(np.median(cost[kept])))
+    if params.fill_hidden:
+        limit = max(params.occlusion_cost, params.occlusion_factor * float(np.median(cost)))
+        hidden = np.nonzero(rejected & (cost > limit))[0]
+        land = points[hidden][:, None] + every[hidden]
+        hidden = hidden[((land >= 0) & (land <= np.float32([w - 1, h - 1]))).all((1, 2))]
+        if len(hidden):
+            pick[hidden] = every[hidden, 1 + path_costs(lab1, points[hidden], params.radius).argmin(1)]
+            take[hidden] = True
+    ys, xs = py[take] // stride, px[take] // stride
     new[ys, xs] = True
-    flows[ys, xs] = pick
+    flows[ys, xs] = pick[take]
     return new, flows

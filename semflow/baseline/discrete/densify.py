@@ -141,6 +141,20 @@ def interpolate(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, flows: n
     return np.nan_to_num(dense, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 
 
+def interpolate_coarse(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, flows: np.ndarray, *,
+                       scale: float = 0.5, method: str = "epic") -> np.ndarray:
+    """:func:`interpolate` on the frames resized by ``scale`` (matches scaled with them), resized back:
+    a quicker, blurrier dense flow (H, W, 2) float32 px of the full-size frames."""
+    h, w = img1.shape[:2]
+    size = (max(8, round(w * scale)), max(8, round(h * scale)))
+    a = cv2.resize(img1, size, interpolation=cv2.INTER_AREA)
+    b = cv2.resize(img2, size, interpolation=cv2.INTER_AREA)
+    sx, sy = size[0] / w, size[1] / h
+    k = np.float32([sx, sy])
+    small = interpolate(a, b, points * k, flows * k, method=method)
+    return (cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) / k).astype(np.float32)
+
+
 def variational_refine(gray1: np.ndarray, gray2: np.ndarray, flow: np.ndarray, *, iterations: int = 5,
                        sor_iterations: int = 5, alpha: float = 20.0, delta: float = 5.0, gamma: float = 10.0,
                        omega: float = 1.6, scales: int = 1) -> np.ndarray:

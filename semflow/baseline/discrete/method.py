@@ -280,18 +280,20 @@ class DiscreteFlow(FlowMethod):
         match_fit[valid] = np.clip(ncc, 0.0, 1.0)
         valid[valid] = fits
         lap("subpixel")
-        if len(points) >= 3:
+        if len(points) >= 3 and p.boundary_matches > 0 and p.motion_edges <= 0:
+            # A first, half-size interpolation finds the motion boundaries; the rejected grid points
+            # near them get a match from the side they fit; then the full interpolation.
+            coarse = densify.interpolate_coarse(img1, img2, points, matches, method=p.interpolator)
+            new, new_flows = boundary.boundary_matches(img1, img2, coarse, valid, stride,
+                                                       boundary.BoundaryParams(radius=p.boundary_matches))
+            points = np.concatenate([points, np.stack([xs[new], ys[new]], 1)])
+            matches = np.concatenate([matches, new_flows[new]])
+            flow = densify.interpolate(img1, img2, points, matches, method=p.interpolator)
+        elif len(points) >= 3:
             flow = densify.interpolate(img1, img2, points, matches, method=p.interpolator)
             if p.motion_edges > 0:  # again, stopping at image edges where the first pass's motion jumps
                 cost = densify.motion_edge_map(img1, flow, boost=p.motion_edges)
                 flow = densify.interpolate(img1, img2, points, matches, method=p.interpolator, cost_map=cost)
-            if p.boundary_matches > 0:  # again, with matches for rejected points at motion boundaries
-                new, new_flows = boundary.boundary_matches(img1, img2, flow, valid, stride,
-                                                           boundary.BoundaryParams(radius=p.boundary_matches))
-                if new.any():
-                    points = np.concatenate([points, np.stack([xs[new], ys[new]], 1)])
-                    matches = np.concatenate([matches, new_flows[new]])
-                    flow = densify.interpolate(img1, img2, points, matches, method=p.interpolator)
         else:  # nothing trustworthy was matched: fall back to the coarse DIS flow
             flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(gray1, gray2, None)
         lap("interpolation")
