@@ -36,6 +36,7 @@ from semflow.io.datasets import load_dataset  # noqa: E402
 from semflow.memory import PeakMemory  # noqa: E402
 from semflow.methods import get_method  # noqa: E402
 from semflow.metrics import epe, fl_all  # noqa: E402
+from semflow.segmentation import get_segmenter  # noqa: E402
 from semflow.semantic import SemanticFlow  # noqa: E402
 from semflow.synthetic import write_dataset  # noqa: E402
 
@@ -71,10 +72,10 @@ def kind_regions(result: FlowResult) -> dict[str, np.ndarray]:
 
 
 def run_dataset(dataset: str, root: Path, baselines: list[str], *, given_labels: bool,
-                costs: list[dict[str, float]]) -> list[SampleResult]:
+                costs: list[dict[str, float]], segmenter: object = None) -> list[SampleResult]:
     results: list[SampleResult] = []
     memos = {b: Memo(get_method(b)) for b in baselines}
-    semantics = {b: SemanticFlow(baseline=memos[b]) for b in baselines}
+    semantics = {b: SemanticFlow(baseline=memos[b], segmenter=segmenter) for b in baselines}
     for ref in load_dataset(dataset, root):
         sample = ref.load()
         labels = sample.labels if given_labels else None
@@ -134,8 +135,10 @@ def main() -> None:
         syn = run_dataset("synthetic", Path(tmp), args.baselines, given_labels=True, costs=costs)
     tables.append(("Synthetic layered scenes, given masks", syn))
     if not args.skip_real:
+        segmenter = get_segmenter("camvid")  # the default segmenter (the shipped CamVid weights)
         for dataset in ("kitti", "sintel", "middlebury"):
-            res = run_dataset(dataset, args.data / dataset, args.baselines, given_labels=False, costs=costs)
+            res = run_dataset(dataset, args.data / dataset, args.baselines, given_labels=False, costs=costs,
+                              segmenter=segmenter)
             tables.append((f"{dataset}, default segmenter (camvid)", res))
 
     command = "python scripts/bench_semantic.py " + " ".join(sys.argv[1:])
