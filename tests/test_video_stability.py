@@ -341,9 +341,10 @@ def test_semantic_video_mode_is_as_accurate_as_pair_mode_on_an_accelerating_came
     assert max(errors["video"]) < 0.05  # px: the plane's model, not a lagging one
 
 
-def _object_errors_with_a_failing_baseline(offset: float) -> list[float]:
+def _object_errors_with_a_failing_baseline(offset: float) -> tuple[list[float], list[str]]:
     """Semantic video mode on a one-object sequence whose baseline is exact on the first pair and off by
-    ``offset`` px on the object in the next ones (confidently nowhere there): the object's EPE per pair."""
+    ``offset`` px on the object in the next ones (confidently nowhere there): the object's EPE per pair
+    and the thing's reason in the explain report."""
     seq = make_sequence(4, 160, 224, seed=11, num_objects=1)
 
     class Scripted(FlowMethod):
@@ -360,20 +361,22 @@ def _object_errors_with_a_failing_baseline(offset: float) -> list[float]:
             return FlowResult(flow)
 
     sem = SemanticFlow(Scripted(), segmentation=seq.labels[0])
-    state, errors = VideoState(), []
+    state, errors, reasons = VideoState(), [], []
     for k in range(3):
         result = sem.estimate(seq.frames[k], seq.frames[k + 1], labels=seq.labels[k], state=state)
         state = result.state
         errors.append(epe(result.flow, seq.flows[k], None, seq.instances[k] > 0))
-    return errors
+        reasons.append(json.loads(str(result.extras["report_json"]))["things"][0]["reason"])
+    return errors, reasons
 
 
 def test_a_thing_keeps_its_motion_where_the_baseline_loses_it(monkeypatch) -> None:
     # The tracked thing's last affine is a candidate for its motion: where the baseline's matches on
     # the object are wrong (8 px) and unconfident, the carried motion, refined photometrically, is taken.
-    with_carry = _object_errors_with_a_failing_baseline(8.0)
+    with_carry, reasons = _object_errors_with_a_failing_baseline(8.0)
     monkeypatch.setattr(tracking, "thing_motion", lambda fit: None)  # tracks that carry no motion
-    without = _object_errors_with_a_failing_baseline(8.0)
+    without, _ = _object_errors_with_a_failing_baseline(8.0)
     assert with_carry[0] < 0.1 and without[0] < 0.1  # the first pair: the baseline is exact
     assert max(with_carry[1:]) < 0.3
     assert min(without[1:]) > 4.0
+    assert reasons[0] == "ok" and all("carried from the last pair" in r for r in reasons[1:])  # explain says so

@@ -237,7 +237,7 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
                         motion_labels=np.where(foreground, motion_index, -1) if params.motion_split else None)
 
     split = None
-    fg_affines, fg_share, fg_flow, motion_index, fg_error = object_motions(
+    fg_affines, fg_share, fg_flow, motion_index, fg_error, took_carried = object_motions(
         base, fg_seeds, smooth, ctx, box, params, rng, erode(mask, 1), window=win, carried=carried)
     tried_split = params.motion_split and needs_split(mask[win], fg_flow, fg_error, ctx, wbox, win, params)
     if tried_split:
@@ -247,13 +247,15 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         if found[2] is not None and split_is_better(mask[win], fg_error if fg_flow is not None else None,
                                                     found[3], params):
             fg_affines, fg_share, fg_flow, fg_error, split = found
-            motion_index = split.labels
+            motion_index, took_carried = split.labels, False
     if fg_flow is None:
         return keep_baseline("too few object pixels to fit a motion")
     if fg_share < params.min_inlier_share:
         return keep_baseline(f"object inlier share {fg_share:.2f} < {params.min_inlier_share}",
                              fg_affine=fg_affines[0], fg_share=fg_share)
     fit = layered_model(fg_affines, fg_share, fg_flow, motion_index, fg_error, split, rng)
+    if took_carried and fit.accepted:  # video mode: say so in the explain report
+        fit = replace(fit, reason="ok; the object's motion carried from the last pair")
     if tried_split or not params.motion_split or not np.isfinite(fit.excess_error):
         return fit
     # A mask over objects that move a few px apart gets one compromise affine from the sequential

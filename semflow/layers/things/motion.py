@@ -194,7 +194,7 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: Callable[[np
                    region: np.ndarray | None = None, window: tuple[slice, slice] | None = None,
                    carried: np.ndarray | None = None
                    ) -> tuple[list[np.ndarray], float, np.ndarray | None, np.ndarray,
-                              tuple[np.ndarray, np.ndarray] | None]:
+                              tuple[np.ndarray, np.ndarray] | None, bool]:
     """The object layer's motion: one affine model, or several when the mask covers objects that touch.
 
     Sequential RANSAC: fit an affine model to the seeds, remove the seeds it explains, and fit another
@@ -208,8 +208,8 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: Callable[[np
     carried one explains the object (``region``) better, it replaces it, refined over the object.
 
     Returns (affine models, share of seeds explained, object flow (h, w, 2) or None, per-pixel model
-    index (h, w), and, when several models compete, :func:`photometric_error` of the object flow over
-    the window, else None).
+    index (h, w), when several models compete :func:`photometric_error` of the object flow over the
+    window, else None, and whether the model is the carried one).
     """
     y0, _, x0, _ = box
     remaining = seeds.copy()
@@ -236,23 +236,25 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: Callable[[np
         # its share of the baseline's matches counts as full.
         affine = polish_affine(carried, seeds_region, box, ctx.gray, params, rng)
         support = seeds & (magnitude(baseline - affine_flow(affine, box)) < 2 * params.ransac_threshold)
-        return [affine], 1.0, layer_flow(baseline, affine, support, box, params), index, None
+        return [affine], 1.0, layer_flow(baseline, affine, support, box, params), index, None, True
     if not affines:
-        return [], 0.0, None, index, None
+        return [], 0.0, None, index, None, False
     share = float(sum(int(s.sum()) for s in supports)) / total
     closed = [cv2.morphologyEx(s.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)).astype(bool)
               & seeds_region for s in supports]
     affines = [polish_affine(a, c, box, ctx.gray, params, rng) for a, c in zip(affines, closed)]
+    took_carried = False
     if carried is not None and len(affines) == 1 and seeds_region.sum() >= params.min_points:
         # Video mode: the last pair's motion of the object, where it explains the object better than
         # this pair's fit, is refined over the whole object and taken instead.
         fitted_error, carried_error = affine_error([affines[0], carried], seeds_region, box, ctx.gray)
-        if carried_error < fitted_error:
+        took_carried = carried_error < fitted_error
+        if took_carried:
             affines = [polish_affine(carried, seeds_region, box, ctx.gray, params, rng)]
             supports = [seeds & (magnitude(baseline - affine_flow(affines[0], box)) < 2 * params.ransac_threshold)]
     flows = [layer_flow(baseline, a, s, box, params) for a, s in zip(affines, supports)]
     if len(flows) == 1:
-        return affines, share, flows[0], index, None
+        return affines, share, flows[0], index, None, took_carried
     sy, sx = window if window is not None else (slice(0, seeds.shape[0]), slice(0, seeds.shape[1]))
     costs, errors = [], []
     for flow in flows:
@@ -283,4 +285,4 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: Callable[[np
         np.copyto(flow[sy, sx], flows[k][sy, sx], where=chosen[..., None])
         np.copyto(err, errors[k][0], where=chosen)
         np.copyto(inside, errors[k][1], where=chosen)
-    return affines, share, flow, index, (err, inside)
+    return affines, share, flow, index, (err, inside), False
