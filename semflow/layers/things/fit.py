@@ -104,7 +104,7 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
     explained = float(np.percentile(cv2.blur(base_err_box, (7, 7)), 99))
     if explained < params.explained_error:
         return keep_baseline(f"the baseline explains the box (99th percentile error {explained:.2f}"
-                        f" < {params.explained_error})")
+                             f" < {params.explained_error})")
 
     core = erode(mask, m)
     fg_seeds = core & conf
@@ -115,7 +115,7 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         # motions that looked photometrically right.) In video mode the object's last motion is
         # evidence of its own: it is tried, refined and judged photometrically.
         return keep_baseline(f"baseline confident on {fg_seeds.sum() / max(core.sum(), 1):.2f} of the object"
-                        f" (< {params.min_seed_share})")
+                             f" (< {params.min_seed_share})")
     bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2) & conf
     if bg_seeds.sum() < params.min_points:
         bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2)
@@ -129,7 +129,6 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
     wy0, wx0 = y0 + win[0].start, x0 + win[1].start
     wbox = Box(wy0, y0 + win[0].stop, wx0, x0 + win[1].stop)
     smooth = GuidedSmoother(guide[win], params)
-
 
     def layered_model(fg_affines: list[np.ndarray], fg_share: float, fg_flow: np.ndarray, motion_index: np.ndarray,
                       fg_error: tuple[np.ndarray, np.ndarray] | None, split: MotionSplit | None,

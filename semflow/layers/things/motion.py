@@ -189,6 +189,20 @@ def layer_motion(baseline: np.ndarray, seeds: np.ndarray, box: Box, gray: GrayFr
     return affine, share, layer_flow(baseline, affine, seeds, box, params)
 
 
+def _explained(baseline: np.ndarray, affine: np.ndarray, seeds: np.ndarray, box: Box, params: ThingParams
+               ) -> np.ndarray:
+    """The ``seeds`` (h, w) where the ``baseline`` flow (h, w, 2) is within RANSAC's reach (twice its
+    threshold) of the ``affine`` motion's."""
+    return seeds & (magnitude(baseline - affine_flow(affine, box)) < 2 * params.ransac_threshold)
+
+
+def _explains_better(candidate: np.ndarray, affine: np.ndarray, support: np.ndarray, box: Box,
+                     gray: GrayFrames) -> bool:
+    """Whether the affine map ``candidate`` has a lower photometric error over ``support`` than ``affine``."""
+    affine_err, candidate_err = affine_error([affine, candidate], support, box, gray)
+    return candidate_err < affine_err
+
+
 def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: Callable[[np.ndarray], np.ndarray],
                    ctx: PairContext, box: Box, params: ThingParams, rng: np.random.Generator,
                    region: np.ndarray | None = None, window: tuple[slice, slice] | None = None,
@@ -220,8 +234,7 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: Callable[[np
         affine, share = fit_seed_affine(baseline, remaining, box, params, rng)
         if affine is None or (k > 0 and share < params.min_inlier_share):
             break
-        deviation = magnitude(baseline - affine_flow(affine, box))
-        explained = remaining & (deviation < 2 * params.ransac_threshold)
+        explained = _explained(baseline, affine, remaining, box, params)
         if k > 0 and explained.sum() < params.min_motion_share * total:
             break
         affines.append(affine)
@@ -230,28 +243,22 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: Callable[[np
         if remaining.sum() < max(params.min_points, params.min_motion_share * total):
             break
     index = np.zeros(seeds.shape, np.int32)
-    if not affines and carried is not None and seeds_region.sum() >= params.min_points:
-        # Video mode, no motion in the baseline's matches (too few confident pixels): the object's last
-        # motion, refined over the object. Its evidence is photometric, which the thing's gate judges:
-        # its share of the baseline's matches counts as full.
-        affine = polish_affine(carried, seeds_region, box, ctx.gray, params, rng)
-        support = seeds & (magnitude(baseline - affine_flow(affine, box)) < 2 * params.ransac_threshold)
-        return [affine], 1.0, layer_flow(baseline, affine, support, box, params), index, None, True
-    if not affines:
-        return [], 0.0, None, index, None, False
     share = float(sum(int(s.sum()) for s in supports)) / total
     closed = [cv2.morphologyEx(s.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)).astype(bool)
               & seeds_region for s in supports]
     affines = [polish_affine(a, c, box, ctx.gray, params, rng) for a, c in zip(affines, closed)]
-    took_carried = False
-    if carried is not None and len(affines) == 1 and seeds_region.sum() >= params.min_points:
-        # Video mode: the last pair's motion of the object, where it explains the object better than
-        # this pair's fit, is refined over the whole object and taken instead.
-        fitted_error, carried_error = affine_error([affines[0], carried], seeds_region, box, ctx.gray)
-        took_carried = carried_error < fitted_error
-        if took_carried:
-            affines = [polish_affine(carried, seeds_region, box, ctx.gray, params, rng)]
-            supports = [seeds & (magnitude(baseline - affine_flow(affines[0], box)) < 2 * params.ransac_threshold)]
+    # Video mode: the object's last motion, refined over the whole object, replaces this pair's motion
+    # where it explains the object better, and stands in where the baseline's matches gave none (too
+    # few confident pixels: its evidence is photometric, which the thing's gate judges, so its share
+    # of the baseline's matches counts as full).
+    took_carried = (carried is not None and len(affines) <= 1 and seeds_region.sum() >= params.min_points
+                    and (not affines or _explains_better(carried, affines[0], seeds_region, box, ctx.gray)))
+    if took_carried:
+        share = share if affines else 1.0
+        affines = [polish_affine(carried, seeds_region, box, ctx.gray, params, rng)]
+        supports = [_explained(baseline, affines[0], seeds, box, params)]
+    if not affines:
+        return [], 0.0, None, index, None, False
     flows = [layer_flow(baseline, a, s, box, params) for a, s in zip(affines, supports)]
     if len(flows) == 1:
         return affines, share, flows[0], index, None, took_carried
