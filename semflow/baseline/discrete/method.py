@@ -34,7 +34,7 @@ from semflow.baseline.discrete.descriptors import (
 )
 from semflow.baseline.discrete.presets import DEFAULT_PRESET, PRESETS, Preset
 from semflow.baseline.discrete.proposals import Proposals, coarse_to_fine_proposals
-from semflow.baseline.discrete.temporal import FrameWork, temporal_candidates
+from semflow.baseline.discrete.temporal import FrameWork, along_itself, temporal_candidates
 from semflow.baseline.discrete.temporal_prior import PriorParams, blend_toward_carried
 from semflow.device import resolve_device
 from semflow.errors import InputError
@@ -218,7 +218,10 @@ class DiscreteFlow(FlowMethod):
 
         with torch.no_grad():
             shrink = p.shrink if p.shrink not in (None, 1.0) else None
-            narrow = temporal and carried is not None and carried.flow is not None and not full
+            # Video mode: the last flow, and it carried along itself (candidates and prior both use it).
+            last = carried.flow if temporal and carried is not None else None
+            along = None if last is None else along_itself(last)
+            narrow = last is not None and not full
             scales = shrink is not None and (p.video_narrow_scales or not narrow)
             one, two = self._describe(gray1, gray2, levels, finest, shrink, carried, p.dims, scales=scales)
             pyramids = (one.descriptors, two.descriptors) + ((one.shrunk, two.shrunk) if scales else ())
@@ -242,8 +245,8 @@ class DiscreteFlow(FlowMethod):
                            propagation=self.propagation, coarse_stride=p.coarse_stride,
                            search_pixels=p.search_pixels)
             temporal_f = temporal_b = None
-            if temporal and carried is not None and carried.flow is not None:
-                temporal_f, temporal_b = temporal_candidates(carried.flow, levels)
+            if last is not None:
+                temporal_f, temporal_b = temporal_candidates(last, levels, along)
                 if narrow:  # between full searches: narrow coarse window, sparser coarse levels
                     options.update(radius=min(p.radius, p.video_radius), search_pixels=0, narrow=True,
                                    coarse_stride=max(p.coarse_stride, p.video_narrow_coarse_stride))
@@ -297,9 +300,10 @@ class DiscreteFlow(FlowMethod):
         else:  # nothing trustworthy was matched: fall back to the coarse DIS flow
             flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(gray1, gray2, None)
         lap("interpolation")
-        if temporal and carried is not None and carried.flow is not None and p.video_prior > 0:
+        if last is not None and p.video_prior > 0:
             # Video mode: where matches are sparse, lean on the last flow carried forward (temporal_prior).
-            flow, _ = blend_toward_carried(flow, carried.flow, valid, gray1, gray2, PriorParams(weight=p.video_prior))
+            flow, _ = blend_toward_carried(flow, last, valid, gray1, gray2, PriorParams(weight=p.video_prior),
+                                           along=along)
             lap("temporal_prior")
         if self.refine:
             flow = densify.variational_refine(gray1, gray2, flow, iterations=p.refine_iterations,

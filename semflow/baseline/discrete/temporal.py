@@ -93,17 +93,19 @@ def along_itself(flow: np.ndarray) -> np.ndarray:
     return _sample(flow, xs - flow[..., 0], ys - flow[..., 1])
 
 
-def carried_flows(flow: np.ndarray) -> np.ndarray:
+def carried_flows(flow: np.ndarray, along: np.ndarray | None = None) -> np.ndarray:
     """Candidate flows (H, W, 2, 2) for the next pair from the last one's ``flow`` (H, W, 2): constant
-    velocity, and the flow carried along itself (:func:`along_itself`)."""
+    velocity, and the flow carried along itself (:func:`along_itself`; ``along`` when already computed)."""
     flow = np.asarray(flow, np.float32)
-    return np.stack([flow, along_itself(flow)], 2)
+    return np.stack([flow, along_itself(flow) if along is None else along], 2)
 
 
-def temporal_candidates(flow: np.ndarray, levels: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def temporal_candidates(flow: np.ndarray, levels: int, along: np.ndarray | None = None
+                        ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per-level candidate stacks (H_l, W_l, n, 2) in each level's pixels, forward and backward,
-    from the last flow (H, W, 2) px at full size (levels as ``cv2.pyrDown`` halves them)."""
-    cands = carried_flows(flow)
+    from the last flow (H, W, 2) px at full size (levels as ``cv2.pyrDown`` halves them); ``along``:
+    :func:`along_itself` of it, when already computed."""
+    cands = carried_flows(flow, along)
     n = cands.shape[2]
     planar = cands.reshape(*cands.shape[:2], 2 * n)
     fwd = [planar]

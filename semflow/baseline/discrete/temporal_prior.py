@@ -83,17 +83,18 @@ def local_error(gray1: np.ndarray, gray2: np.ndarray, flow: np.ndarray, blur: fl
 
 
 def blend_toward_carried(flow: np.ndarray, last_flow: np.ndarray, valid: np.ndarray,
-                         gray1: np.ndarray, gray2: np.ndarray, params: PriorParams = PriorParams()
-                         ) -> tuple[np.ndarray, np.ndarray]:
+                         gray1: np.ndarray, gray2: np.ndarray, params: PriorParams = PriorParams(), *,
+                         along: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The interpolated ``flow`` (H, W, 2) px pulled toward ``last_flow`` (the last pair's flow, same
     size) carried forward along itself, where the grid matches ``valid`` (Gh, Gw bool, the lattice of
     grid points over the frame) are sparse and the carried flow fits the frames ``gray1``, ``gray2``
     (uint8 (H, W)) at least as well, or where it fits clearly better. Returns the blended flow
-    (H, W, 2) float32 and the weight map w (H, W) float32 in [0, 1] (see the module docstring)."""
+    (H, W, 2) float32 and the weight map w (H, W) float32 in [0, 1] (see the module docstring).
+    ``along``: ``last_flow`` carried along itself, when already computed."""
     h, w = flow.shape[:2]
     if params.weight <= 0 or last_flow is None or last_flow.shape != flow.shape:
         return flow, np.zeros((h, w), np.float32)
-    carried = along_itself(last_flow)
+    carried = along_itself(last_flow) if along is None else along
     # The photometric errors are compared at half size and averaged at a quarter (they are smooth),
     # the weight is worked out at a quarter size.
     half, small = (max(1, w // 2), max(1, h // 2)), (max(1, w // 4), max(1, h // 4))
