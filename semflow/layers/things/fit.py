@@ -192,10 +192,12 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
             return rejected("no visible pixels to judge the model")
         # Judge away from the object's outline, where occlusions (as wide as the relative motion) make
         # photometric errors meaningless, and where the model changes the flow: elsewhere both explain
-        # the frames equally, and those pixels would only dilute the comparison.
+        # the frames equally, and those pixels would only dilute the comparison. The outline is the
+        # refined one's and the mask's: where the assignment moved it, the pixels between the two are
+        # the ones it was unsure of (a strip it handed to the background is still occluded by the object).
         relative = magnitude(fg_flow - bg_flow)[foreground]
         reach = int(np.ceil(np.percentile(relative, 95))) + 2 if relative.size else 2
-        outline = dilate(foreground, reach) & ~erode(foreground, 2)
+        outline = dilate(foreground | mask, reach) & ~erode(foreground, 2)
         if (judged & ~outline).sum() >= params.min_points:
             judged = judged & ~outline
         changed = judged & (magnitude(flow - base) > params.change_threshold)
