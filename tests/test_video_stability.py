@@ -380,3 +380,40 @@ def test_a_thing_keeps_its_motion_where_the_baseline_loses_it(monkeypatch) -> No
     assert max(with_carry[1:]) < 0.3
     assert min(without[1:]) > 4.0
     assert reasons[0] == "ok" and all("carried from the last pair" in r for r in reasons[1:])  # explain says so
+
+
+def test_a_thing_split_into_several_motions_is_split_again_in_the_next_pair(monkeypatch) -> None:
+    # Two touching objects of one class moving apart (one thing region): once a pair's model is a
+    # motion split, the track carries its motions; the next pairs try the split first, with them among
+    # the fit's hypotheses, and the explain report says so. The carried motions survive a snapshot.
+    import semflow.layers.things.fit as thing_fit
+
+    seen: list[np.ndarray | None] = []
+    split = thing_fit.split_object_motions
+
+    def spy(*args, hypotheses=None, **kwargs):
+        seen.append(hypotheses)
+        return split(*args, hypotheses=hypotheses, **kwargs)
+
+    monkeypatch.setattr(thing_fit, "split_object_motions", spy)
+    seq = make_sequence(5, 240, 320, seed=7031)
+    method = get_method("semantic", baseline="dis-medium", segmenter=None)
+    state, reasons, motions, handed = VideoState(), [], [], []
+    for k in range(4):
+        seen.clear()
+        result = method.estimate(seq.frames[k], seq.frames[k + 1], labels=seq.labels[k], state=state)
+        state = result.state
+        thing = json.loads(str(result.extras["report_json"]))["things"][0]
+        assert thing["accepted"]
+        reasons.append(thing["reason"])
+        motions.append(len(thing["motion_instances"]))
+        handed.append(None if not seen or seen[0] is None else seen[0].shape)
+    first = next(k for k, r in enumerate(reasons) if r.startswith("ok; motion split"))
+    assert first < 3 and handed[first] is None
+    for k in range(first + 1, 4):  # the last pair's affines were handed to the split, which was kept
+        assert handed[k] == (motions[k - 1], 2, 3)
+        assert reasons[k] == "ok; several motions, as in the last pair" and motions[k] >= 2
+    track = next(t for t in state.parts["semantic"].tracks if t.kind == "thing")
+    assert track.model.shape == (motions[-1], 3, 3)
+    back = Tracks.restore(state.parts["semantic"].snapshot())
+    np.testing.assert_array_equal(next(t for t in back.tracks if t.kind == "thing").model, track.model)

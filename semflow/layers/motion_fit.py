@@ -171,15 +171,19 @@ def _refit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return sol.T
 
 
-def fit_motions(src: np.ndarray, dst: np.ndarray, params: MotionParams, rng: np.random.Generator
-                ) -> tuple[list[np.ndarray], np.ndarray]:
+def fit_motions(src: np.ndarray, dst: np.ndarray, params: MotionParams, rng: np.random.Generator, *,
+                extra: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
     """Affine motions (list of (2, 3)) of matches ``src`` -> ``dst`` (N, 2), and each match's motion
-    index (N,) (-1: an outlier), by greedy minimisation of an energy with a label cost."""
+    index (N,) (-1: an outlier), by greedy minimisation of an energy with a label cost. ``extra``
+    (M, 2, 3), optional: hypotheses to consider beside the sampled ones (video mode: the region's
+    motions in the last pair)."""
     n = len(src)
     if n < params.min_matches:
         return [], np.full(n, -1)
     src64, dst64 = src.astype(np.float64), dst.astype(np.float64)
     cands = _hypotheses(src64, dst64, params.hypotheses, rng)
+    if extra is not None and len(extra):
+        cands = np.concatenate([cands, np.asarray(extra, np.float64).reshape(-1, 2, 3)], 0)
     rho = np.minimum(_residuals(cands, src64, dst64) / params.inlier, 1.0) ** 2  # (M, N); outliers cost 1
     cost_of_label = max(params.min_matches, params.label_cost * n)
     best = np.ones(n)

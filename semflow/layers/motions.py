@@ -237,13 +237,16 @@ def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[
 def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray,
                   box: tuple[int, int, int, int], baseline: np.ndarray, confidence: np.ndarray,
                   params: MotionParams, rng: np.random.Generator, *, seeds: np.ndarray | None = None,
-                  window: tuple[slice, slice] | None = None) -> MotionSplit | None:
+                  window: tuple[slice, slice] | None = None, hypotheses: np.ndarray | None = None
+                  ) -> MotionSplit | None:
     """The motions of the thing region ``mask`` (h, w) inside ``box``, and their assignment over ``window``.
 
     ``img1``, ``img2``: full frames float32 RGB; ``gray1``, ``gray2`` float32 grey; ``baseline`` (h, w, 2)
     and ``confidence`` (h, w) in [0, 1] over the box; ``seeds`` (h, w): the baseline pixels trusted as
     matches (default: confidence >= 0.5 inside the eroded mask). Pixels outside ``window`` (slices of the
-    box; default all of it) keep the first motion. None when no motion is supported.
+    box; default all of it) keep the first motion. ``hypotheses`` (M, 2, 3), optional: motions the
+    fit considers beside its own samples (:func:`fit_motions`'s ``extra``). None when no motion is
+    supported.
     """
     y0, _, x0, _ = box
     seeds = (erode(mask, 3) & (confidence >= 0.5)) if seeds is None else seeds
@@ -255,11 +258,11 @@ def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: 
     b_dst = b_src + baseline[ys, xs]
     p_src, p_dst = patch_matches(gray1, gray2, mask, box, baseline, params)
     src, dst = np.vstack([b_src, p_src]), np.vstack([b_dst, p_dst])
-    affines, owner = fit_motions(src, dst, params, rng)
+    affines, owner = fit_motions(src, dst, params, rng, extra=hypotheses)
     r_src, r_dst = rematch_unexplained(img1, img2, mask, box, baseline, affines, params)
     if len(r_src):
         src, dst = np.vstack([src, r_src]), np.vstack([dst, r_dst])
-        affines, owner = fit_motions(src, dst, params, rng)
+        affines, owner = fit_motions(src, dst, params, rng, extra=hypotheses)
     if not affines:
         return None
     h, w = mask.shape

@@ -6,10 +6,11 @@ overlap of its carried mask). What it carries to the next pair:
 - its decision: the photometric margin its model needs against the baseline moves by
   :data:`THING_MARGIN` in favour of the last decision (hysteresis), so that a thing's model does not
   switch on and off from frame to frame;
-- its motion: the object's affine of the last pair (:func:`thing_motion`, kept when the model was used
-  with one motion) is a candidate for this pair's object motion and, where it explains the object
-  better than this pair's fit to the baseline, the start of its photometric refinement
-  (:func:`~semflow.layers.things.motion.object_motions`).
+- its motion: the object's affine of the last pair (:func:`thing_motion`, kept when the model was
+  used) is a candidate for this pair's object motion and, where it explains the object better than
+  this pair's fit to the baseline, the start of its photometric refinement
+  (:func:`~semflow.layers.things.motion.object_motions`); when the model had several motions (a
+  motion split), the split is tried first again, with the last pair's motions among its hypotheses.
 
 Things without history get the plain gate of pair mode.
 """
@@ -33,11 +34,11 @@ THING_MARGIN = 0.5
 
 
 def thing_motion(fit: ThingFit | None) -> np.ndarray | None:
-    """The object's motion a thing track carries to the next pair: its affine (2, 3) as a (3, 3)
-    matrix when the model was used with one motion, else None."""
-    if fit is None or not fit.accepted or fit.fg_affine is None or len(fit.motions) > 1:
+    """The object's motions a thing track carries to the next pair: its affines (2, 3) as (3, 3)
+    matrices, stacked (K, 3, 3) (K > 1 after a motion split), when the model was used; else None."""
+    if fit is None or not fit.accepted or not fit.fg_affines:
         return None
-    return np.vstack([np.asarray(fit.fg_affine, np.float64), [0.0, 0.0, 1.0]])
+    return np.stack([np.vstack([np.asarray(a, np.float64), [0.0, 0.0, 1.0]]) for a in fit.fg_affines])
 
 
 def fit_tracked_things(instances: list[Region], instance_map: np.ndarray, ctx: PairContext, params: ThingParams,
@@ -55,7 +56,7 @@ def fit_tracked_things(instances: list[Region], instance_map: np.ndarray, ctx: P
             continue
         was_on = None if track is None else track.was_on
         slack = params.error_slack + (0.0 if was_on is None else THING_MARGIN if was_on else -THING_MARGIN)
-        carried = None if track is None or track.model is None else track.model[:2]
+        carried = None if track is None or track.model is None else track.model[:, :2]
         fit = fit_thing(region, instance_map, ctx, replace(params, error_slack=slack), rng, plane_flow,
                         carried=carried)
         if was_on is not None and fit.accepted != was_on and fit.reason.startswith(("ok", "median")):

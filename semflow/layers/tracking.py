@@ -116,8 +116,8 @@ class Track:
 
     track_id: its id (1, 2, ...), unique in the video state. kind: ``"plane"`` or ``"thing"``.
     class_id: its class. mask: (H, W) bool, where it is in the newest frame. model: the last
-    homography (3, 3) (planes), the object's last affine motion as a (3, 3) matrix (things whose
-    model was used, with one motion), or None. history: accept decisions, oldest first (at most HISTORY).
+    homography (3, 3) (planes), the object's last affine motions as (3, 3) matrices, stacked
+    (K, 3, 3) (things whose model was used), or None. history: accept decisions, oldest first (at most HISTORY).
     pending: see below.
     """
 
@@ -197,7 +197,8 @@ class Tracks:
         for k, m in enumerate(meta["tracks"]):
             shape = tuple(int(v) for v in arrays[f"shape{k}"])
             mask = np.unpackbits(arrays[f"mask{k}"], count=shape[0] * shape[1]).reshape(shape).astype(bool)
-            model = None if m["model"] is None else np.array(m["model"], np.float64).reshape(3, 3)
+            shape3 = (3, 3) if m["kind"] == "plane" else (-1, 3, 3)
+            model = None if m["model"] is None else np.array(m["model"], np.float64).reshape(shape3)
             pending = None if m.get("pending") is None else np.array(m["pending"], np.float64).reshape(3, 3)
             previous = None if m.get("previous") is None else np.array(m["previous"], np.float64).reshape(3, 3)
             tracks.append(Track(m["id"], m["kind"], m["class"], mask, model, list(m["history"]), pending, previous))

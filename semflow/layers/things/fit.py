@@ -74,8 +74,10 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
 
     ``instance_map`` (H, W) int32 holds instance ids (``region.id`` for this one). ``plane_flow``
     (H, W, 2), optional: the flow of the models fitted so far (the accepted planes over the baseline,
-    :func:`~semflow.compose.compose_planes`), a candidate for the background layer. ``carried`` (2, 3),
-    optional (video mode): the object's motion in the last pair, a candidate for the object layer's.
+    :func:`~semflow.compose.compose_planes`), a candidate for the background layer. ``carried`` (2, 3)
+    or (K, 2, 3), optional (video mode): the object's motion(s) in the last pair. One motion is a
+    candidate for the object layer's; several (the last pair's model was a motion split) make the
+    split the first model tried, with them among its hypotheses.
     """
     box = thing_box(region, ctx.baseline, params)
     y0, y1, x0, x1 = box
@@ -234,21 +236,28 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
                         bg_affine=bg_affine, fg_inlier_share=fg_share, bg_inlier_share=bg_share,
                         model_error=model_err, baseline_error=base_err, excess_error=worse, error=error,
                         veto=veto & ~occluded,
-                        motions=motions,
+                        motions=motions, fg_affines=[np.asarray(a) for a in fg_affines],
                         motion_labels=np.where(foreground, motion_index, -1) if params.motion_split else None)
 
-    split = None
+    # Video mode: a thing whose last model had several motions is tried as a split again, whether
+    # or not this pair's single motion leaves much unexplained: touching objects that moved apart
+    # by a few px in the last pair still do, and a single compromise motion would hide it.
+    several = carried is not None and np.ndim(carried) == 3 and len(carried) > 1
+    one_carried = None if carried is None or several else np.reshape(carried, (2, 3))
+    split, split_carried = None, False
     fg_affines, fg_share, fg_flow, motion_index, fg_error, took_carried = object_motions(
-        base, fg_seeds, smooth, ctx, box, params, rng, erode(mask, 1), window=win, carried=carried)
-    tried_split = params.motion_split and needs_split(mask[win], fg_flow, fg_error, ctx, wbox, win, params)
+        base, fg_seeds, smooth, ctx, box, params, rng, erode(mask, 1), window=win, carried=one_carried)
+    tried_split = params.motion_split and (several or needs_split(mask[win], fg_flow, fg_error, ctx, wbox, win,
+                                                                  params))
     if tried_split:
-        found = split_object_motions(base, fg_seeds, mask, conf_box, ctx, box, params, rng, win)
+        found = split_object_motions(base, fg_seeds, mask, conf_box, ctx, box, params, rng, win,
+                                     hypotheses=carried if several else None)
         if fg_flow is not None and fg_error is None:
             fg_error = photometric_error(f1, f2, fg_flow[win], wx0, wy0)
         if found[2] is not None and split_is_better(mask[win], fg_error if fg_flow is not None else None,
                                                     found[3], params):
             fg_affines, fg_share, fg_flow, fg_error, split = found
-            motion_index, took_carried = split.labels, False
+            motion_index, took_carried, split_carried = split.labels, False, several and len(found[0]) > 1
     if fg_flow is None:
         return keep_baseline("too few object pixels to fit a motion")
     if fg_share < params.min_inlier_share:
@@ -257,6 +266,8 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
     fit = layered_model(fg_affines, fg_share, fg_flow, motion_index, fg_error, split, rng)
     if took_carried and fit.accepted:  # video mode: say so in the explain report
         fit = replace(fit, reason="ok; the object's motion carried from the last pair")
+    if split_carried and fit.accepted:
+        fit = replace(fit, reason="ok; several motions, as in the last pair")
     if tried_split or not params.motion_split or not np.isfinite(fit.excess_error):
         return fit
     # A mask over objects that move a few px apart gets one compromise affine from the sequential

@@ -151,6 +151,9 @@ class ThingFit:
     pixels in the object layer."""
     motion_labels: np.ndarray | None = None
     """(h, w) int32: each object pixel's motion instance, -1 off the object (with ``motion_split``)."""
+    fg_affines: list[np.ndarray] = field(default_factory=list)
+    """The object layer's motions (2, 3) each, by motion index (``fg_affine`` is the first); set on
+    accepted fits."""
 
     @property
     def instance_id(self) -> int:
