@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from semflow.baseline.discrete.boundary import BoundaryParams, discontinuities, reassign_boundaries
 from semflow.metrics import endpoint_error, inner_band
@@ -113,3 +114,12 @@ def test_discrete_boundary_matches_sharpen_the_band_of_a_hard_street_scene():
     assert sharp[band].mean() < 0.85 * plain[band].mean()
     assert sharp[things].mean() < 0.9 * plain[things].mean()
     assert sharp.mean() < plain.mean()
+
+
+def test_boundary_matches_and_motion_edges_cannot_be_combined():
+    from semflow.baseline.discrete import DiscreteFlow
+
+    # Both redo the interpolation near motion boundaries; one silently ignored would mislead.
+    with pytest.raises(ValueError, match="cannot be combined"):
+        DiscreteFlow(boundary_matches=15, motion_edges=10)
+    assert DiscreteFlow(boundary_matches=15).params.boundary_matches == 15

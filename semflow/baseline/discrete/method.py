@@ -283,7 +283,7 @@ class DiscreteFlow(FlowMethod):
         match_fit[valid] = np.clip(ncc, 0.0, 1.0)
         valid[valid] = fits
         lap("subpixel")
-        if len(points) >= 3 and p.boundary_matches > 0 and p.motion_edges <= 0:
+        if len(points) >= 3 and p.boundary_matches > 0:
             # A first, half-size interpolation finds the motion boundaries; the rejected grid points
             # near them get a match from the side they fit; then the full interpolation.
             coarse = densify.interpolate_coarse(img1, img2, points, matches, method=p.interpolator)

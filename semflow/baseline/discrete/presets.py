@@ -88,6 +88,11 @@ class Preset:
     video_narrow_scales: bool = False
     video_prior: float = 0.85
 
+    def __post_init__(self) -> None:
+        if self.boundary_matches > 0 and self.motion_edges > 0:
+            raise ValueError("discrete: boundary_matches and motion_edges both redo the interpolation near motion"
+                             " boundaries and cannot be combined; set one of them to 0")
+
     def for_video(self) -> Preset:
         """The parameters video mode uses (sparser grid, fewer candidates, smaller descriptors; see the
         class docstring)."""
