@@ -189,17 +189,19 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         # Background pixels that another thing covers in frame t+1 (it moves as the baseline says) have no
         # photometric evidence for the background's motion either: a touching thing would reject a right model.
         hidden = covered_by(others, base, bg_flow, box, shape) & ~foreground if others.any() else others
+        # Nor have the background pixels that the object as given (the mask) covers in frame t+1: where
+        # the assignment took a strip off the object's leading edge, ``occluded`` (from the refined
+        # object) misses the background that strip covers, and a right model was rejected there.
+        hidden = hidden | (covered_by(foreground | mask, fg_flow, bg_flow, box, shape) & ~foreground)
         judged = ~occluded & ~others & ~hidden & np.where(foreground, in_fg, in_bg)
         if not judged.any():
             return rejected("no visible pixels to judge the model")
         # Judge away from the object's outline, where occlusions (as wide as the relative motion) make
         # photometric errors meaningless, and where the model changes the flow: elsewhere both explain
-        # the frames equally, and those pixels would only dilute the comparison. The outline is the
-        # refined one's and the mask's: where the assignment moved it, the pixels between the two are
-        # the ones it was unsure of (a strip it handed to the background is still occluded by the object).
+        # the frames equally, and those pixels would only dilute the comparison.
         relative = magnitude(fg_flow - bg_flow)[foreground]
         reach = int(np.ceil(np.percentile(relative, 95))) + 2 if relative.size else 2
-        outline = dilate(foreground | mask, reach) & ~erode(foreground, 2)
+        outline = dilate(foreground, reach) & ~erode(foreground, 2)
         if (judged & ~outline).sum() >= params.min_points:
             judged = judged & ~outline
         changed = judged & (magnitude(flow - base) > params.change_threshold)
