@@ -45,7 +45,10 @@ class Preset:
     (PCA) dimensions (:meth:`for_video`); between full searches the coarser levels match only every
     ``video_narrow_coarse_stride`` px (the carried candidates come at every point of every level), and
     the scale-tolerant costs (``shrink``) are off unless ``video_narrow_scales`` (the carried flow
-    already holds the expansion it was found with). ``video_prior``: the largest pull of the
+    already holds the expansion it was found with; on synthetic sequences with zooming objects
+    ``video_narrow_scales=True`` lowers discrete's video EPE by about 5 % and its error along moving
+    outlines by 6 %, below pair mode's, at +0.065 s a pair at 960x540, +25 %: off for speed).
+    ``refresh_every`` and ``refresh_share`` are read from the preset itself, not from :meth:`for_video`. ``video_prior``: the largest pull of the
     interpolated flow toward the last flow carried forward where no matches back it (0: off; see
     ``temporal_prior``).
     """
