@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from semflow.baseline.base import FlowMethod, FlowResult
@@ -9,6 +11,11 @@ from semflow.io.video import FrameSource
 from semflow.runstore import RunStore
 from semflow.video_run import VideoStateStore, state_before
 from semflow.video_state import VideoState
+
+STATE_INTERVAL = 5.0
+"""Seconds of run time between two saves of the latest video state. A resumed run warms up from the
+saved state to the pair it starts at (:func:`~semflow.video_run.state_before`), so it computes at most
+this much again; saving after every pair wrote 13 MB a pair for ``semantic`` at 960x540 (18 ms)."""
 
 
 class StateChain:
@@ -25,6 +32,7 @@ class StateChain:
         self.saved = VideoStateStore(store.work) if video else None
         self.checkpoints = VideoStateStore(store.work / "checkpoint") if video else None
         self.state: VideoState | None = None
+        self.last_saved: float | None = None  # time.monotonic() of the last save of the latest state
 
     def before(self, index: int) -> VideoState | None:
         if self.video and self.state is None:
@@ -45,10 +53,15 @@ class StateChain:
 
     def keep(self, index: int) -> None:
         """Save the state after pair ``index`` as the latest, once the pair is finished (its record
-        written), so that a run resumed at ``index + 1`` continues from it. A pair kept in the
-        intermediate is finished only with its segment: :meth:`checkpoint` then saves the state."""
+        written), when :data:`STATE_INTERVAL` seconds have passed since the last save (and after the
+        first pair): a run resumed later continues from it, after a warm-up over the pairs in between.
+        A pair kept in the intermediate is finished only with its segment: :meth:`checkpoint` then
+        saves the state."""
         if self.video and self.save and self.state is not None:
-            self.saved.save(index, self.state)
+            now = time.monotonic()
+            if self.last_saved is None or now - self.last_saved >= STATE_INTERVAL:
+                self.saved.save(index, self.state)
+                self.last_saved = now
 
     def start_over(self) -> None:
         """Forget the carried state (the next pair does not follow the last one computed)."""

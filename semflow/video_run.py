@@ -1,7 +1,8 @@
 """Video mode for ``semflow run``: the state carried through the pair loop, saved for ``--resume``.
 
-After each pair that is finished on its own (its record written: kept in the exact cache, a .flo file,
-or not at all) the state goes to ``.semflow-work/video_state.npz`` (only the newest); the pairs kept in
+After a pair that is finished on its own (its record written: kept in the exact cache, a .flo file,
+or not at all) the state goes to ``.semflow-work/video_state.npz`` (only the newest; after the first
+pair, then at most every :data:`~semflow.state_chain.STATE_INTERVAL` seconds); the pairs kept in
 the intermediate are finished with their segment, whose last pair's state goes to
 ``.semflow-work/checkpoint/video_state.npz`` (:class:`semflow.state_chain.StateChain`). The per-frame
 work that the frame alone gives back is left out (see :mod:`semflow.video_state`). A resumed

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+import semflow.state_chain as state_chain
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.errors import InputError
 from semflow.io.flow import read_flow_valid
@@ -142,7 +143,11 @@ def test_default_normaliser_covers_the_largest_motion(make_frames, tmp_path: Pat
 
 
 @pytest.mark.parametrize("save_flo", [True, False], ids=["save-flo", "work-folder"])
-def test_interrupted_run_keeps_finished_pairs_and_resumes(make_frames, tmp_path: Path, save_flo: bool) -> None:
+def test_interrupted_run_keeps_finished_pairs_and_resumes(make_frames, tmp_path: Path, save_flo: bool,
+                                                          monkeypatch) -> None:
+    # The video state saved after every pair: the resumed run starts right at pair 3, no warm-up (that one
+    # is tested in test_video_mode).
+    monkeypatch.setattr(state_chain, "STATE_INTERVAL", 0.0)
     frames = make_frames(7, 32, 48)
     out = tmp_path / "out"
     options = RunOptions(save_flo=save_flo)

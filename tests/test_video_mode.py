@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import semflow.state_chain as state_chain
 from semflow.baseline.discrete import DiscreteFlow
 from semflow.baseline.discrete.temporal import carried_flows
 from semflow.compose import compose_planes
@@ -291,7 +292,9 @@ def _flows(out: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("lose_state", [False, True], ids=["saved-state", "warm-up"])
-def test_resume_in_video_mode_gives_the_flows_of_an_uninterrupted_run(tmp_path: Path, lose_state: bool) -> None:
+def test_resume_in_video_mode_gives_the_flows_of_an_uninterrupted_run(tmp_path: Path, lose_state: bool,
+                                                                     monkeypatch) -> None:
+    monkeypatch.setattr(state_chain, "STATE_INTERVAL", 0.0)  # the state saved after every pair
     folder = tmp_path / "frames"
     for k, frame in enumerate(zoom_sequence(6, 48, 64)):
         write_image(folder / f"{k:04d}.png", frame)
@@ -311,6 +314,28 @@ def test_resume_in_video_mode_gives_the_flows_of_an_uninterrupted_run(tmp_path: 
     summary = run_video(folder, out, RunOptions(save_flo=True, resume=True), method=resumed)
     assert summary["resumed_pairs"] == 3
     assert resumed.calls == (5 if lose_state else 2)  # the warm-up recomputes pairs 0-2
+    for a, b in zip(_flows(tmp_path / "whole"), _flows(out), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_video_state_is_saved_at_most_every_few_seconds(tmp_path: Path, monkeypatch) -> None:
+    # Saving after every pair wrote 13 MB a pair for semantic at 960x540: the state is saved after the
+    # first pair, then only once STATE_INTERVAL seconds have passed. A run resumed later warms up from
+    # that older state, and its flows are still those of an uninterrupted run.
+    folder = tmp_path / "frames"
+    for k, frame in enumerate(zoom_sequence(6, 48, 64)):
+        write_image(folder / f"{k:04d}.png", frame)
+    whole = run_video(folder, tmp_path / "whole", RunOptions(save_flo=True), method=semantic_on_road())
+    monkeypatch.setattr(state_chain, "STATE_INTERVAL", 3600.0)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="scripted"):
+        run_video(folder, out, RunOptions(save_flo=True), method=semantic_on_road(fail_at=4))
+    with np.load(out / WORK_DIR / STATE_FILE) as saved:
+        assert int(saved["index"]) == 0  # only the first pair's state, not the fourth's
+    resumed = semantic_on_road()
+    summary = run_video(folder, out, RunOptions(save_flo=True, resume=True), method=resumed)
+    assert summary["resumed_pairs"] == 4 and whole["pairs"] == 5
+    assert resumed.calls == 4  # the warm-up recomputes pairs 1-3, then pair 4
     for a, b in zip(_flows(tmp_path / "whole"), _flows(out), strict=True):
         np.testing.assert_array_equal(a, b)
 
