@@ -192,7 +192,29 @@ def synthetic_table(methods: list[str], count: int, frames: int, size: tuple[int
     return lines
 
 
-PARTS = ("run", "segment", "synthetic")
+PARTS = ("run", "segment", "synthetic", "speed")
+
+
+def speed_table(data: Path, clip: str, frames: int, methods: list[str], rounds: int) -> list[str]:
+    """Whole-run wall seconds per pair of ``methods`` (each in its default mode) on ``clip``, in ``rounds``
+    rounds that alternate the methods (A B, B A, A B, ...), so that a drift of the machine's load touches
+    both; each round's ratio to the first method, and the median ratio."""
+    walls: dict[str, list[float]] = {m: [] for m in methods}
+    for r in range(rounds):
+        for method in (methods if r % 2 == 0 else methods[::-1]):
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                summary = run_video(data / "videos" / clip, tmp, RunOptions(method=method, max_frames=frames,
+                                                                            progress=False))
+                walls[method].append((time.perf_counter() - start) / summary["pairs"])
+            print(method, r, f"{walls[method][-1]:.3f}", flush=True)
+    ref = methods[0]
+    lines = [f"| method | wall s/pair per round | vs {ref} per round | median vs {ref} |", "|---|---|---|---|"]
+    for m in methods:
+        ratios = [w / v for w, v in zip(walls[m], walls[ref])]
+        lines.append(f"| {m} | {' '.join(f'{w:.3f}' for w in walls[m])} | {' '.join(f'{x:.2f}x' for x in ratios)} "
+                     f"| {statistics.median(ratios):.2f}x |")
+    return lines
 
 
 def main() -> None:
@@ -203,6 +225,7 @@ def main() -> None:
     parser.add_argument("--parts", default=",".join(PARTS),
                         help="which tables to make (each writes its own section, video-PART): run,segment,synthetic")
     parser.add_argument("--section", default="video")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the speed part")
     args = parser.parse_args()
     methods = args.methods.split(",")
     parts = args.parts.split(",")
@@ -242,6 +265,17 @@ def main() -> None:
         head = list(lines)
         lines += run_table(args.data, methods, clips, side,
                            lambda rows: write_section(f"{args.section}-run", "\n".join(head + rows)))
+    if "speed" in parts:
+        clip, frames = clips[0]
+        compared = ["deepflow", "semantic"]
+        lines = [f"### Whole-run speed, alternating (`{command} --parts speed --rounds {args.rounds}`)", "", note, "",
+                 f"`semflow run` on {clip} (first {frames - 1} pairs, the default mode: semantic in video mode),"
+                 f" {', '.join(compared)} alternating over {args.rounds} rounds (A B, B A, ...): wall s/pair of the"
+                 " whole run (reading, flow, metrics, drawing, writing). One run of each, one after the other,"
+                 " swings by about +-0.05 in the ratio on this shared machine; the median over rounds is the figure.",
+                 ""]
+        lines += speed_table(args.data, clip, frames, compared, args.rounds)
+        write_section(f"{args.section}-speed", "\n".join(lines))
 
 
 if __name__ == "__main__":
