@@ -40,6 +40,28 @@ def test_records_keep_the_float32_percentiles_exactly(tmp_path: Path) -> None:
     assert store.has(4) and not store.has(3) and store.load(again) is None  # not kept: computed again
 
 
+def test_cached_segmentation_is_kept_raw_and_an_older_png_cache_still_reads(tmp_path: Path) -> None:
+    from semflow.io.images import write_image
+
+    rng = np.random.default_rng(1)
+    flow = rng.normal(0, 2, (30, 40, 2)).astype(np.float32)
+    seg = rng.integers(0, 255, (30, 40, 3)).astype(np.uint8)
+    store = RunStore(tmp_path, save_flo=False, cache_pairs=2)
+    for index in (0, 1):
+        assert store.save_flows(index, flow, {"segmentation_rgb": seg, "baseline_flow": flow}) == "cache"
+        store.save_record(PairRecord.of(index, flow, {"baseline_flow": flow}, 0.1), flow)
+    seg_dir = tmp_path / WORK_DIR / "cache" / "segmentation"
+    assert sorted(p.suffix for p in seg_dir.iterdir()) == [".npy", ".npy"]  # raw, not PNG (10 ms a pair)
+    # Pair 1 as a run made before the change left it: a PNG.
+    npy = next(p for p in sorted(seg_dir.iterdir()) if p.stem.endswith("1"))
+    npy.unlink()
+    write_image(npy.with_suffix(".png"), seg)
+    for index in (0, 1):
+        got_flow, got_seg, got_base = store.load(store.record(index))
+        np.testing.assert_array_equal(got_seg, seg)
+        np.testing.assert_array_equal(got_flow, flow)
+
+
 def test_cache_budget() -> None:
     assert CACHE_BUDGET_BYTES == 512 * 2 ** 20
     assert cache_pairs((240, 320, 3)) == 367  # 19 bytes per pixel worst case: flow, baseline, segmentation
