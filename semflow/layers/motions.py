@@ -31,7 +31,7 @@ import cv2
 import maxflow
 import numpy as np
 
-from semflow.layers.common import dilate, erode, magnitude, photometric_error
+from semflow.layers.common import dilate, erode, magnitude, photometric_error, subsample_points
 from semflow.layers.motion_fit import (
     MotionParams,
     affine_field,
@@ -250,10 +250,7 @@ def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: 
     """
     y0, _, x0, _ = box
     seeds = (erode(mask, 3) & (confidence >= 0.5)) if seeds is None else seeds
-    ys, xs = np.nonzero(seeds)
-    if ys.size > params.max_baseline_points:
-        pick = rng.choice(ys.size, params.max_baseline_points, replace=False)
-        ys, xs = ys[pick], xs[pick]
+    ys, xs = subsample_points(seeds, params.max_baseline_points, rng)
     b_src = np.stack([xs + x0, ys + y0], 1).astype(np.float32)
     b_dst = b_src + baseline[ys, xs]
     p_src, p_dst = patch_matches(gray1, gray2, mask, box, baseline, params)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from semflow.layers.common import erode, magnitude, photometric_error
+from semflow.layers.common import erode, magnitude, photometric_error, subsample_points
 from semflow.layers.context import PairContext
 from semflow.layers.motions import MotionSplit, fit_motions, split_motions
 from semflow.layers.things.motion import affine_flow, layer_flow, polish_affine
@@ -52,11 +52,7 @@ def compromise(baseline: np.ndarray, seeds: np.ndarray, flow: np.ndarray, box: B
     several motions, and they explain the seeds' flow clearly better than ``flow`` does (mean capped
     deviation at most ``compromise_ratio`` of its). A cheap test of the residual's structure, blind to
     its size: two objects a few px apart leave one affine within 1-2 px of both."""
-    ys, xs = np.nonzero(seeds)
-    count = params.motions.max_baseline_points
-    if ys.size > count:
-        pick = rng.choice(ys.size, count, replace=False)
-        ys, xs = ys[pick], xs[pick]
+    ys, xs = subsample_points(seeds, params.motions.max_baseline_points, rng)
     src = np.stack([xs + box[2], ys + box[0]], 1).astype(np.float32)
     dst = src + baseline[ys, xs]
     affines, _ = fit_motions(src, dst, params.motions, rng)
