@@ -192,7 +192,9 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         # Nor have the background pixels that the object as given (the mask) covers in frame t+1: where
         # the assignment took a strip off the object's leading edge, ``occluded`` (from the refined
         # object) misses the background that strip covers, and a right model was rejected there.
-        hidden = hidden | (covered_by(foreground | mask, fg_flow, bg_flow, box, shape) & ~foreground)
+        # (Where it took nothing off, that is ``occluded`` itself.)
+        if (mask & ~foreground).any():
+            hidden = hidden | covered_by(foreground | mask, fg_flow, bg_flow, box, shape)
         judged = ~occluded & ~others & ~hidden & np.where(foreground, in_fg, in_bg)
         if not judged.any():
             return rejected("no visible pixels to judge the model")
