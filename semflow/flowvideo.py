@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -96,16 +97,52 @@ def decode_flow(planes: np.ndarray) -> np.ndarray:
     return cv2.merge([du * scale, dv * scale])
 
 
-def snap_colours(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Each pixel of ``rgb`` (H, W, 3) -> the nearest colour of ``palette`` (K, 3) (Euclidean, in RGB)."""
+CELL = 8
+"""Side of the colour cubes :func:`snap_colours` looks up (8 x 8 x 8 RGB values each)."""
+
+
+def nearest_colour_index(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """For each colour of ``rgb`` (N, 3) the index of the nearest colour of ``palette`` (K, 3) (Euclidean,
+    in RGB; the first of equally near ones), by K passes over the colours (no (N, K) array in memory)."""
     pal = np.asarray(palette, np.int32).reshape(-1, 3)
-    flat = rgb.reshape(-1, 3).astype(np.int32)
+    flat = np.asarray(rgb).reshape(-1, 3).astype(np.int32)
     best = np.zeros(len(flat), np.int64)
     best_d = np.full(len(flat), np.iinfo(np.int64).max)
-    for k, colour in enumerate(pal):  # K passes over the image: no (N, K) array in memory
+    for k, colour in enumerate(pal):
         d = ((flat - colour) ** 2).sum(axis=1)
         closer = d < best_d
         best[closer], best_d[closer] = k, d[closer]
+    return best
+
+
+@functools.lru_cache(maxsize=4)
+def _cube_table(palette_bytes: bytes) -> np.ndarray:
+    """(32 ** 3,) int64: for each cube of ``CELL`` ** 3 colours, the index of the palette colour nearest to
+    all of them, or -1 when that differs within the cube. The colours nearest to one palette colour (the
+    first of equally near ones) form a convex set, so a cube whose 8 corners share it holds no other."""
+    palette = np.frombuffer(palette_bytes, np.int32).reshape(-1, 3)
+    cubes = 256 // CELL
+    ends = np.stack([np.arange(cubes) * CELL, np.arange(cubes) * CELL + CELL - 1], axis=1).ravel()  # 0, 7, 8, 15, ...
+    corners = np.stack(np.meshgrid(ends, ends, ends, indexing="ij"), axis=-1)
+    nearest = nearest_colour_index(corners, palette).reshape(cubes, 2, cubes, 2, cubes, 2)
+    lowest, highest = nearest.min(axis=(1, 3, 5)), nearest.max(axis=(1, 3, 5))
+    return np.where(lowest == highest, lowest, -1).ravel()
+
+
+def snap_colours(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Each pixel of ``rgb`` (H, W, 3) uint8 -> the nearest colour of ``palette`` (K, 3) (Euclidean, in RGB;
+    the first of equally near ones). Exactly :func:`nearest_colour_index`, at the cost of a table look-up
+    for the pixels whose cube of colours has a single nearest palette colour (decoded colours lie close
+    to one), computed in full only for the rest."""
+    pal = np.asarray(palette, np.int32).reshape(-1, 3)
+    flat = np.asarray(rgb, np.uint8).reshape(-1, 3)
+    shift = CELL.bit_length() - 1  # a channel's cube: value >> shift, of 8 - shift bits
+    r, g, b = ((flat[:, c] >> shift).astype(np.int32) for c in range(3))
+    cube = (r << 2 * (8 - shift)) | (g << (8 - shift)) | b
+    best = _cube_table(np.ascontiguousarray(pal).tobytes())[cube]
+    open_ = np.flatnonzero(best < 0)
+    if open_.size:
+        best[open_] = nearest_colour_index(flat[open_], pal)
     return pal[best].astype(np.uint8).reshape(rgb.shape)
 
 
@@ -373,4 +410,4 @@ class Segments:
 
 
 __all__ = ["FPS", "SEGMENT_PAIRS", "SegmentWriter", "decode_flow", "decode_pair", "encode_flow", "encode_pair",
-           "Segments", "layout", "parse_segment", "read_segment", "segment_worst_bytes", "snap_colours"]
+           "Segments", "layout", "nearest_colour_index", "parse_segment", "read_segment", "segment_worst_bytes", "snap_colours"]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from semflow import flowvideo
 from semflow.methods import get_method
@@ -25,6 +27,29 @@ def synthetic_flow(h: int, w: int, k: int = 0) -> np.ndarray:
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
     return 10 * np.log10(255 ** 2 / max(mse, 1e-12))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(seed=st.integers(0, 2**31), colours=st.integers(1, 24), twins=st.booleans())
+def test_snapping_by_cubes_is_exactly_the_nearest_palette_colour(seed: int, colours: int, twins: bool) -> None:
+    """The table look-up gives what comparing every pixel with every palette colour gives, ties (a colour
+    twice in the palette, pixels half-way between two) included."""
+    rng = np.random.default_rng(seed)
+    palette = rng.integers(0, 256, (colours, 3)).astype(np.uint8)
+    if twins:
+        palette[-1] = palette[0]
+    near = palette[rng.integers(0, colours, (40, 50))].astype(np.int32) + rng.integers(-6, 7, (40, 50, 3))
+    anywhere = rng.integers(0, 256, (40, 50, 3))
+    for rgb in (np.clip(near, 0, 255).astype(np.uint8), anywhere.astype(np.uint8)):
+        exact = palette[flowvideo.nearest_colour_index(rgb, palette)].reshape(rgb.shape)
+        assert np.array_equal(flowvideo.snap_colours(rgb, palette), exact)
+
+
+def test_snapping_midway_between_two_colours_takes_the_first() -> None:
+    palette = np.array([[0, 0, 0], [0, 0, 10], [0, 0, 10]], np.uint8)
+    rgb = np.array([[[0, 0, 5], [0, 0, 6], [0, 0, 4]]], np.uint8)
+    assert flowvideo.snap_colours(rgb, palette)[0, :, 2].tolist() == [0, 10, 0]
+    assert flowvideo.nearest_colour_index(rgb, palette).tolist() == [0, 1, 0]
 
 
 def test_codes_without_the_codec_keep_the_flow_within_a_code_step() -> None:
