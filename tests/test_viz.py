@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import colorsys
 
+import flow_vis
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import semflow
 from semflow.errors import InputError
-from semflow.viz import add_legend, color_wheel, error_to_color, flow_to_color, max_flow_of, tile
+from semflow.viz import (
+    BAND_ROWS,
+    add_legend,
+    color_wheel,
+    error_to_color,
+    flow_to_color,
+    max_flow_of,
+    tile,
+    wheel_colors,
+)
 
 
 def hsv_of(rgb: np.ndarray) -> tuple[float, float, float]:
@@ -164,3 +176,14 @@ def test_error_to_color_is_monotone_and_saturates() -> None:
 
 def test_public_flow_to_color() -> None:
     assert semflow.flow_to_color is flow_to_color
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(seed=st.integers(0, 2**31), rows=st.integers(1, 3 * BAND_ROWS + 1), spread=st.sampled_from([0.01, 1.0, 30.0]))
+def test_wheel_colors_are_exactly_flow_vis(seed: int, rows: int, spread: float) -> None:
+    """Band by band, the same colours as flow_vis over the whole image: inside and beyond the wheel's
+    rim, at zero, on the axes (where the wheel wraps around), for any number of rows."""
+    rng = np.random.default_rng(seed)
+    u, v = (rng.normal(0, spread, (2, rows, 7)) * rng.random((2, rows, 7)) ** 3).astype(np.float32)
+    u[0, :3], v[0, :3] = (0, -1, 1), (0, 0, 0)
+    np.testing.assert_array_equal(wheel_colors(u, v), flow_vis.flow_uv_to_colors(u, v))
