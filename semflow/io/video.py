@@ -135,6 +135,12 @@ class FrameSource:
             cap.release()
 
 
+ENCODER_PRESET = "veryfast"
+"""x264's speed preset for the videos a user watches. Against its default (``medium``), at the same
+quality setting, re-encoding the 60 panel frames of ``semflow run`` on solidWhiteRight.mp4 (1924x1084):
+2.8 vs 6.0 CPU seconds, 2.7 MB either way, 43.0 vs 44.2 dB PSNR."""
+
+
 class VideoWriter:
     """Write uint8 RGB frames to an H.264 mp4 (yuv420p); the file appears under its name on close.
 
@@ -143,10 +149,11 @@ class VideoWriter:
     name (never a link left under a predictable one).
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float = 10.0, *, quality: int = 7) -> None:
+    def __init__(self, path: str | os.PathLike, fps: float = 10.0, *, quality: int = 7,
+                 preset: str = ENCODER_PRESET) -> None:
         self.path = Path(path)
         self.fps = float(fps)
-        self.quality = quality
+        self.quality, self.preset = quality, preset
         self.tmp: Path | None = None
         self._gen = None
         self._size: tuple[int, int] | None = None
@@ -164,7 +171,7 @@ class VideoWriter:
             self._gen = imageio_ffmpeg.write_frames(
                 str(self.tmp), self._size, fps=self.fps, codec="libx264", pix_fmt_in="rgb24",
                 pix_fmt_out="yuv420p", quality=self.quality, macro_block_size=2,
-                ffmpeg_log_level="error",
+                ffmpeg_log_level="error", output_params=["-preset", self.preset],
             )
             self._gen.send(None)
         elif (w + w % 2, h + h % 2) != self._size:
