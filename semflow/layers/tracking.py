@@ -260,18 +260,24 @@ def _young_gate(fit: PlaneFit, ctx: PairContext, params: PlaneParams) -> PlaneFi
     and photometric error pass the gate by :data:`SHARE_MARGIN` / :data:`ERROR_MARGIN` -- and its mean
     flow over the confident pixels is the baseline's there (:func:`_agrees_with_matches`). A fit that
     passes the plain gate only is a candidate: not used, kept for the next pair to confirm."""
+    return _young_verdict(fit, ctx, params)[0]
+
+
+def _young_verdict(fit: PlaneFit, ctx: PairContext, params: PlaneParams) -> tuple[PlaneFit, bool, str]:
+    """:func:`_young_gate`'s fit, with what :func:`_agrees_with_matches` said of it (False and "" for
+    a fit the plain gate refused: not asked)."""
     if not fit.accepted or fit.homography is None:
-        return fit
+        return fit, False, ""
     precise = fit.reason == "ok" and fit.inlier_share >= PRECISE_SHARE
     clear = fit.inlier_share >= params.min_inlier_share + SHARE_MARGIN \
         and fit.model_error <= _gate(params, fit.baseline_error, -ERROR_MARGIN)
     agrees, means = _agrees_with_matches(fit, ctx, params)
     if (precise or clear) and agrees:
-        return fit
+        return fit, agrees, means
     why = means if precise or clear else \
         f"inlier share {fit.inlier_share:.2f} and error {fit.model_error:.2f} (baseline {fit.baseline_error:.2f})"
     return replace(fit, accepted=False, candidate=True,
-                   reason=f"{fit.reason}; not taken: a new track needs clear evidence ({why})")
+                   reason=f"{fit.reason}; not taken: a new track needs clear evidence ({why})"), agrees, means
 
 
 def _confirm_candidate(fit: PlaneFit, track: Track, ctx: PairContext, params: PlaneParams) -> PlaneFit:
@@ -280,10 +286,9 @@ def _confirm_candidate(fit: PlaneFit, track: Track, ctx: PairContext, params: Pl
     the candidate did (mean flow over the region within ``ransac_threshold`` px plus
     :data:`YOUNG_FLOW_TOLERANCE`; two pairs of evidence): then the two are averaged. Otherwise this
     pair's fit becomes the candidate (or, failing the gate, the track starts over)."""
-    young = _young_gate(fit, ctx, params)
+    young, agrees, means = _young_verdict(fit, ctx, params)
     if young.accepted or not young.candidate:
         return young
-    agrees, means = _agrees_with_matches(fit, ctx, params)
     if not agrees:
         return replace(young, reason=f"{young.reason}; {means}")
     region, candidate = fit.region, track.pending
