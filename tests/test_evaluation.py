@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import time
 from pathlib import Path
 
@@ -196,10 +197,12 @@ def test_peak_memory_sees_an_allocation() -> None:
 
     assert current_rss_bytes() > 0
     with PeakMemory(interval=0.001) as memory:
-        block = np.ones(80 * 2**20, np.uint8)  # 80 MB, touched
-        block[::4096] = 2
+        # 80 MB of fresh pages, touched: straight from the kernel, as the allocator may hand numpy memory
+        # it freed earlier and still holds resident (then RSS would not grow)
+        block = mmap.mmap(-1, 80 * 2**20)
+        block.write(b"\1" * len(block))
         time.sleep(0.05)  # let the sampling thread see it
-        del block
+        block.close()
     assert memory.delta_mb > 50 and memory.peak_mb >= memory.delta_mb
 
 
