@@ -1,0 +1,235 @@
+"""Sharper motion boundaries in any dense flow: local motion layers where the flow jumps (issue 15).
+
+Interpolating flows (EpicFlow's, DIS's) carry a background's motion a few pixels into the object in
+front of it, or the object's into the background: "fattening". This step redoes the flow where it
+jumps, as a small layered problem per place:
+
+1. **Where.** Pixels whose flow, ``radius`` px away on two opposite sides (across, down or along a
+   diagonal), differs by more than max(``jump``, ``jump_relative`` * |flow|) (:func:`flow_jumps`),
+   widened by ``widen`` px: the *uncertain* pixels. Each connected group of them is one region, solved in
+   its box padded by ``margin`` px; the box's other pixels are *trusted*.
+2. **Motions.** Affine motions of the trusted pixels' flow, fitted with a label cost
+   (:func:`~semflow.layers.motion_fit.fit_motions`, as the things layer does for touching things). A
+   region with fewer than two motions is left alone.
+3. **Assignment.** Each box pixel takes one motion by a graph cut
+   (:func:`~semflow.layers.motions.solve_assignment`): uncertain pixels by the photometric error of
+   each motion (smoothed over about 1 px), trusted pixels by how far their flow is from the motion, with
+   a contrast-sensitive Potts term; pixels that a motion in front covers in frame t+1
+   (:func:`~semflow.layers.motions.covered_by_others`) have no photometric evidence and cost little.
+4. **Flow.** An uncertain pixel takes its motion's affine flow plus the residual (flow minus affine) of
+   the nearest trusted pixel of that motion, so flows that are not exactly affine keep their detail.
+5. **Check.** The region's new flow is kept only when, over its changed pixels that stay visible,
+   clearly more pixels match better in frame t+1 than worse (by ``win_margin`` grey levels; at least
+   ``win_ratio`` times as many, and ``min_wins``). Pixels hidden in frame t+1 are left out of the
+   count: no flow explains them, and a wrong flow often matches them best.
+
+Flows are float32 (H, W, 2) (u, v) px, frame t -> t+1; images uint8 RGB (H, W, 3); boxes are
+(y0, y1, x0, x1) in pixels. Measured by ``scripts/bench_sharpen.py`` (BENCHMARKS.md, section sharpen).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from semflow.layers.common import dilate, magnitude, photometric_error, prepare_image, subsample_points
+from semflow.layers.motion_fit import MotionParams, affine_field, fit_motions
+from semflow.layers.motions import covered_by_others, solve_assignment
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class BoundaryLayerParams:
+    """Settings of :func:`sharpen_boundaries` (distances in px, errors in grey levels)."""
+
+    radius: int = 8
+    """Distance to the two sides compared when looking for a jump of the flow."""
+    jump: float = 6.0
+    """Smallest difference of the two sides' flows that counts as a jump..."""
+    jump_relative: float = 0.3
+    """...and at least this times the pixel's flow magnitude."""
+    widen: int = 3
+    """The jumps' pixels widened by this much are the uncertain pixels."""
+    margin: int = 10
+    """Padding of a region's box: its trusted pixels come from here."""
+    min_pixels: int = 30
+    """Smaller regions are left alone."""
+    samples: int = 600
+    """Trusted pixels sampled per region for fitting its motions."""
+    anchor: float = 10.0
+    """Cost per px (up to 3 px) of giving a trusted pixel a motion its flow does not have."""
+    blur: float = 1.0
+    """Sigma (px) of the smoothing of the photometric errors."""
+    residual_reach: float = 3.0
+    """An uncertain pixel takes the residual of a trusted pixel at most this times ``radius`` away."""
+    win_margin: float = 2.0
+    """A pixel matches better or worse when its error differs by more than this."""
+    win_ratio: float = 1.5
+    """A region's new flow is kept when this times as many pixels match better as worse..."""
+    min_wins: int = 20
+    """...and at least this many match better..."""
+    min_share: float = 0.05
+    """...and at least this share of the region's pixels."""
+    seed: int = 0
+    """Seed of the motion fitting's random samples (the result is deterministic)."""
+    motions: MotionParams = field(default_factory=MotionParams)
+    """Settings of the motion fitting and the assignment (shared with the things layer)."""
+
+
+@dataclass(frozen=True)
+class RegionReport:
+    """What happened in one uncertain region: its ``box``, ``pixels`` (uncertain), ``motions`` fitted,
+    ``kept`` (its new flow), and the changed visible pixels that match ``better`` and ``worse``."""
+
+    box: Box
+    pixels: int
+    motions: int
+    kept: bool
+    better: int = 0
+    worse: int = 0
+    changed: int = 0
+
+
+def flow_jumps(flow: np.ndarray, radius: int, jump: float, relative: float) -> np.ndarray:
+    """(H, W) bool: pixels p of ``flow`` (H, W, 2) where, for some direction d (right, down and both
+    diagonals), |f(p + radius d) - f(p - radius d)| > max(jump, relative |f(p)|); positions beyond the
+    image are clamped to its edge."""
+    h, w = flow.shape[:2]
+    r = radius
+    padded = np.pad(flow, ((r, r), (r, r), (0, 0)), mode="edge")
+    limit = np.maximum(jump, relative * magnitude(flow))
+    found = np.zeros((h, w), bool)
+    for dx, dy in ((1, 0), (0, 1), (1, 1), (1, -1)):
+        ahead = padded[r + dy * r:r + dy * r + h, r + dx * r:r + dx * r + w]
+        behind = padded[r - dy * r:r - dy * r + h, r - dx * r:r - dx * r + w]
+        found |= magnitude(ahead - behind) > limit
+    return found
+
+
+def uncertain_pixels(flow: np.ndarray, params: BoundaryLayerParams) -> np.ndarray:
+    """(H, W) bool: pixels near a jump of ``flow`` (H, W, 2), widened (step 1 of the module docstring)."""
+    return dilate(flow_jumps(flow, params.radius, params.jump, params.jump_relative), params.widen)
+
+
+def _padded_box(rows: slice, cols: slice, shape: tuple[int, int], margin: int) -> Box:
+    h, w = shape
+    return (max(0, rows.start - margin), min(h, rows.stop + margin),
+            max(0, cols.start - margin), min(w, cols.stop + margin))
+
+
+def _costs(flows: list[np.ndarray], errors: list[np.ndarray], inside: list[np.ndarray], flow: np.ndarray,
+           uncertain: np.ndarray, params: BoundaryLayerParams) -> np.ndarray:
+    """Unary costs (K, h, w) of the motions (step 3): photometric where uncertain, anchored where trusted."""
+    m = params.motions
+    out = []
+    for f, err, ins in zip(flows, errors, inside):
+        photo = np.where(ins, np.minimum(err, m.truncation), 0.5 * m.truncation).astype(np.float32)
+        if params.blur > 0:
+            photo = cv2.GaussianBlur(photo, (0, 0), params.blur)
+        anchored = params.anchor * np.minimum(magnitude(flow - f), 3.0)
+        out.append(np.where(uncertain, photo, anchored))
+    return np.stack(out).astype(np.float32)
+
+
+def _layer_flow(flows: list[np.ndarray], labels: np.ndarray, flow: np.ndarray, uncertain: np.ndarray,
+                params: BoundaryLayerParams) -> np.ndarray:
+    """The box's flow with uncertain pixels given their motion plus a nearby trusted residual (step 4)."""
+    out = flow.copy()
+    reach = params.residual_reach * params.radius
+    for m, f in enumerate(flows):
+        chosen = uncertain & (labels == m)
+        if not chosen.any():
+            continue
+        anchors = ~uncertain & (labels == m)
+        value = f.copy()
+        if anchors.any():
+            dist, (iy, ix) = ndimage.distance_transform_edt(~anchors, return_indices=True)
+            near = (dist <= reach)[..., None]
+            value += np.where(near, flow[iy, ix] - f[iy, ix], 0.0)
+        out[chosen] = value[chosen]
+    return out
+
+
+def _smoothed_error(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, x0: int, y0: int,
+                    params: BoundaryLayerParams) -> np.ndarray:
+    err, _ = photometric_error(img1, img2, flow, x0, y0)
+    err = np.minimum(err, params.motions.truncation).astype(np.float32)
+    return cv2.GaussianBlur(err, (0, 0), params.blur) if params.blur > 0 else err
+
+
+def sharpen_region(img1: np.ndarray, img2: np.ndarray, guide: np.ndarray, flow: np.ndarray, region: np.ndarray,
+                   uncertain: np.ndarray, box: Box, params: BoundaryLayerParams, rng: np.random.Generator
+                   ) -> tuple[np.ndarray | None, RegionReport]:
+    """New flow (h, w, 2) for one region's box, or None where it is left alone, and its report.
+
+    ``img1``, ``img2``: full frames as :func:`~semflow.layers.common.prepare_image` makes them;
+    ``guide``: frame t (h, w, 3) float32 over the box, unsmoothed (the assignment's colour edges);
+    ``flow``: the full flow; ``region``, ``uncertain`` (h, w) bool over the box: this region's pixels
+    and every uncertain pixel (none of them is a trusted anchor).
+    """
+    y0, y1, x0, x1 = box
+    sub = flow[y0:y1, x0:x1]
+    report = RegionReport(box, int(region.sum()), 0, False)
+    ys, xs = subsample_points(~uncertain, params.samples, rng)
+    if len(ys) < params.motions.min_matches:
+        return None, report
+    src = np.stack([xs + x0, ys + y0], 1).astype(np.float64)
+    affines, _ = fit_motions(src, src + sub[ys, xs], params.motions, rng)
+    report = RegionReport(box, report.pixels, len(affines), False)
+    if len(affines) < 2:
+        return None, report
+    flows = [affine_field(a, box) for a in affines]
+    errors, inside = zip(*(photometric_error(img1, img2, f, x0, y0) for f in flows))
+    costs = _costs(flows, errors, inside, sub, uncertain, params)
+    labels = solve_assignment(costs, guide, params.motions)
+    covered, _ = covered_by_others(labels, flows, list(errors), guide)
+    if covered.any():
+        hidden_cost = np.minimum(costs, params.motions.occluded_cost)
+        labels = solve_assignment(np.where(covered & uncertain[None], hidden_cost, costs), guide, params.motions,
+                                  labels=labels)
+        covered, _ = covered_by_others(labels, flows, list(errors), guide)
+    new = _layer_flow(flows, labels, sub, uncertain, params)
+    hidden = np.take_along_axis(covered, labels[None], 0)[0]
+    changed = region & (magnitude(new - sub) > 0.5) & ~hidden
+    before = _smoothed_error(img1, img2, sub, x0, y0, params)
+    after = _smoothed_error(img1, img2, new, x0, y0, params)
+    better = int((changed & (after + params.win_margin < before)).sum())
+    worse = int((changed & (before + params.win_margin < after)).sum())
+    kept = bool(better >= max(params.min_wins, params.win_ratio * worse, params.min_share * region.sum()))
+    return (new if kept else None), RegionReport(box, report.pixels, len(affines), kept, better, worse, int(changed.sum()))
+
+
+def sharpen_boundaries(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray,
+                       params: BoundaryLayerParams | None = None) -> tuple[np.ndarray, list[RegionReport]]:
+    """``flow`` (H, W, 2) with its motion boundaries redone by local motion layers (module docstring),
+    and a report per uncertain region. Pixels outside the kept regions are returned unchanged."""
+    params = params or BoundaryLayerParams()
+    flow = np.asarray(flow, np.float32)
+    if flow.ndim != 3 or flow.shape[2] != 2 or flow.shape[:2] != img1.shape[:2] or img1.shape != img2.shape:
+        raise ValueError(f"sharpen_boundaries: flow {flow.shape} and frames {img1.shape}, {img2.shape} "
+                         "must be (H, W, 2) and (H, W, 3)")
+    uncertain = uncertain_pixels(flow, params)
+    out = flow.copy()
+    if not uncertain.any():
+        return out, []
+    f1, f2 = prepare_image(img1), prepare_image(img2)
+    groups, _ = ndimage.label(uncertain)
+    rng = np.random.default_rng(params.seed)
+    reports = []
+    for index, (rows, cols) in enumerate(ndimage.find_objects(groups), 1):
+        region_full = groups[rows, cols] == index
+        if region_full.sum() < params.min_pixels:
+            continue
+        box = _padded_box(rows, cols, flow.shape[:2], params.margin)
+        y0, y1, x0, x1 = box
+        region = groups[y0:y1, x0:x1] == index
+        guide = img1[y0:y1, x0:x1].astype(np.float32)
+        new, report = sharpen_region(f1, f2, guide, flow, region, uncertain[y0:y1, x0:x1], box, params, rng)
+        reports.append(report)
+        if new is not None:
+            np.copyto(out[y0:y1, x0:x1], new, where=region[..., None])
+    return out, reports
