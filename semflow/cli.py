@@ -61,7 +61,11 @@ def _method_options(func):
     for info, takers in reversed(cli_options()):
         default = f"; default: {info.default}" if info.default is not None else ""
         methods = "all methods" if info.name == "device" else ", ".join(takers)
-        func = click.option(f"--{info.name.replace('_', '-')}", info.name, default=None, type=click_type(info),
+        flag = f"--{info.name.replace('_', '-')}"
+        kind = click_type(info)
+        if kind is bool:  # a switch: --sharpen / --no-sharpen
+            flag, kind = f"{flag}/--no-{flag[2:]}", None
+        func = click.option(flag, info.name, default=None, type=kind,
                             help=f"{info.help} [{methods}{default}]")(func)
     return func
 

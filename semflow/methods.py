@@ -163,11 +163,20 @@ def names_of(methods: Iterable[str]) -> list[str]:
 # --- builders -----------------------------------------------------------------------------------
 
 
+def _sharpened(method: FlowMethod, options: Any) -> FlowMethod:
+    """``method``, wrapped to sharpen its motion boundaries when ``options.sharpen`` asks for it."""
+    if not options.sharpen:
+        return method
+    from semflow.sharpen import sharpened
+
+    return sharpened(method, options)
+
+
 def _opencv(class_name: str, *args: Any) -> Builder:
-    def build(options: MethodOptions) -> FlowMethod:
+    def build(options: Any) -> FlowMethod:
         from semflow.baseline import opencv
 
-        return getattr(opencv, class_name)(*args)
+        return _sharpened(getattr(opencv, class_name)(*args), options)
 
     return build
 
@@ -175,7 +184,8 @@ def _opencv(class_name: str, *args: Any) -> Builder:
 def _discrete(options: Any) -> FlowMethod:
     from semflow.baseline.discrete import DiscreteFlow
 
-    return DiscreteFlow(**{f.name: getattr(options, f.name) for f in fields(options)})
+    own = {f.name: getattr(options, f.name) for f in fields(options) if f.name != "sharpen"}
+    return _sharpened(DiscreteFlow(**own), options)
 
 
 def _semantic(options: Any) -> FlowMethod:
@@ -185,7 +195,7 @@ def _semantic(options: Any) -> FlowMethod:
 
     if isinstance(options.baseline, str) and options.baseline == "semantic":
         raise InputError("the baseline of 'semantic' cannot be 'semantic'")
-    baseline = get_method(options.baseline, device=options.device)
+    baseline = _sharpened(get_method(options.baseline, device=options.device), options)  # --sharpen: its baseline
     segmenter = options.segmenter
     if isinstance(segmenter, str):
         segmenter = _segmenter_builder(options)
@@ -219,12 +229,13 @@ def _segmenter_builder(options: Any) -> Callable[[], Any]:
     return build
 
 
-register_method("dis-ultrafast", "OpenCV DIS, ultrafast preset", _opencv("DISFlow", "ultrafast"))
-register_method("dis-fast", "OpenCV DIS, fast preset", _opencv("DISFlow", "fast"))
-register_method("dis-medium", "OpenCV DIS, medium preset", _opencv("DISFlow", "medium"))
-register_method("farneback", "OpenCV Farneback polynomial expansion", _opencv("FarnebackFlow"))
-register_method("deepflow", "OpenCV contrib DeepFlow", _opencv("DeepFlow"))
-register_method("tvl1", "OpenCV contrib dual TV-L1 (scaleStep 0.5)", _opencv("TVL1Flow"))
+SHARPEN = "semflow.options:SharpenOptions"
+register_method("dis-ultrafast", "OpenCV DIS, ultrafast preset", _opencv("DISFlow", "ultrafast"), SHARPEN)
+register_method("dis-fast", "OpenCV DIS, fast preset", _opencv("DISFlow", "fast"), SHARPEN)
+register_method("dis-medium", "OpenCV DIS, medium preset", _opencv("DISFlow", "medium"), SHARPEN)
+register_method("farneback", "OpenCV Farneback polynomial expansion", _opencv("FarnebackFlow"), SHARPEN)
+register_method("deepflow", "OpenCV contrib DeepFlow", _opencv("DeepFlow"), SHARPEN)
+register_method("tvl1", "OpenCV contrib dual TV-L1 (scaleStep 0.5)", _opencv("TVL1Flow"), SHARPEN)
 register_method("discrete", "DiscreteFlow-style: matched proposals, discrete CRF, interpolation, refinement",
                 _discrete, "semflow.baseline.discrete.presets:DiscreteOptions")
 register_method("semantic", "Semantic flow: segmentation + layered things, homography planes, composed with a baseline",

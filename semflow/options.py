@@ -39,6 +39,15 @@ class MethodOptions:
 
 
 @dataclass(frozen=True)
+class SharpenOptions(MethodOptions):
+    """Options of the methods whose flow can be sharpened where it jumps (the baselines; see
+    :mod:`semflow.sharpen`)."""
+
+    sharpen: bool = option(False, "Redo the flow where it jumps by local motion layers: sharper motion "
+                           "boundaries of rigid things, +0.1-1.5 s a pair (BENCHMARKS.md, sharpen).")
+
+
+@dataclass(frozen=True)
 class OptionInfo:
     """One declared option: what the CLI and the error messages show."""
 

@@ -47,7 +47,7 @@ from semflow.layers.planes import PlaneParams, fit_planes
 from semflow.layers.thing_tracks import fit_tracked_things
 from semflow.layers.things import ThingParams, fit_things
 from semflow.layers.tracking import Tracks, advance_tracks, gate_planes
-from semflow.options import MethodOptions, option
+from semflow.options import SharpenOptions, option
 from semflow.segmentation import KIND_CODES, LabelSet, extract_instances, find_regions, get_label_set
 from semflow.segmentation.temporal import carry_belief, fuse_with_prior, fusion_size
 from semflow.timing import StageTimer
@@ -92,7 +92,7 @@ def _digest(image: np.ndarray) -> str:
 
 
 @dataclass(frozen=True)
-class SemanticOptions(MethodOptions):
+class SemanticOptions(SharpenOptions):
     """Options of ``semantic``: what it is made of (baseline, segmenter or given masks, CLIP prior) and
     how regions are treated. :func:`semflow.methods.get_method` builds the parts from these."""
 

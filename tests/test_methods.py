@@ -62,7 +62,7 @@ def test_unknown_method_lists_the_known_ones() -> None:
 
 
 def test_options_are_checked() -> None:
-    with pytest.raises(InputError, match="takes no option 'levels'; its options: device$"):
+    with pytest.raises(InputError, match="takes no option 'levels'; its options: device, sharpen$"):
         get_method("farneback", levels=3)
     assert get_method("farneback", device="cuda").name == "farneback"  # no torch inside: device unused
     assert get_method("dis-fast", preset=None).name == "dis-fast"       # None means "not given"
@@ -82,7 +82,7 @@ def test_every_method_declares_typed_options_and_keeps_them() -> None:
         assert infos[0].name == "device" and all(i.help for i in infos), name
     method = get_method("discrete", preset="fast", k="4")  # text from the command line is converted
     assert method.options.k == 4 and method.params.k == 4 and method.options.preset == "fast"
-    assert options_dict(get_method("dis-medium").options) == {"device": "cpu"}
+    assert options_dict(get_method("dis-medium").options) == {"device": "cpu", "sharpen": False}
 
 
 def test_compare_routes_each_option_to_the_methods_that_declare_it() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, make_dataclass, replace
 
-from semflow.options import MethodOptions, option
+from semflow.options import SharpenOptions, option
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ DESCRIPTOR_NAMES = ("sift", "daisy", "kornia-sift")
 
 
 @dataclass(frozen=True)
-class _DiscreteStages(MethodOptions):
+class _DiscreteStages(SharpenOptions):
     preset: str = option(DEFAULT_PRESET, "Speed/quality preset of discrete: fast, balanced or accurate.",
                          choices=tuple(PRESETS))
     descriptor: str = option("sift", "Dense descriptor: sift (fast SIFT-like), daisy or kornia-sift.",

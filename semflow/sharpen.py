@@ -1,0 +1,64 @@
+"""Any flow method with sharper motion boundaries: ``get_method(NAME, sharpen=True)``, ``--sharpen``.
+
+:class:`SharpenedFlow` runs a method, then redoes its flow where the flow jumps, by local motion
+layers (:func:`~semflow.layers.boundary_layers.sharpen_boundaries`). It helps most where rigid things
+move against each other or against the background (street scenes) and costs 0.1-1.5 s a pair; see
+BENCHMARKS.md, section sharpen, for what it does on each dataset.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from semflow.baseline.base import FlowMethod, FlowResult
+from semflow.layers.boundary_layers import BoundaryLayerParams, RegionReport, sharpen_boundaries
+from semflow.video_state import VideoState
+
+
+class SharpenedFlow(FlowMethod):
+    """``base``'s flow with its motion boundaries sharpened (``params``: the step's settings).
+
+    It keeps ``base``'s name (so memory checks and outputs read the same), its video state (the state
+    carries ``base``'s own flow, as ``base`` expects) and its extras. After each call ``last_reports``
+    holds a :class:`~semflow.layers.boundary_layers.RegionReport` per region looked at, and
+    ``last_timings`` the base's stage seconds plus the step's as ``sharpen``.
+    """
+
+    def __init__(self, base: FlowMethod, params: BoundaryLayerParams | None = None) -> None:
+        if not isinstance(base, FlowMethod):
+            raise TypeError(f"SharpenedFlow needs a FlowMethod, not {type(base).__name__}")
+        self.base = base
+        self.params = params or BoundaryLayerParams()
+        self.name = base.name  # type: ignore[misc]  # an instance's name: the base's
+        self.uses_labels = base.uses_labels  # type: ignore[misc]
+        self.last_timings: dict[str, float] = {}
+        self.last_reports: list[RegionReport] = []
+
+    def _sharpen(self, img1: np.ndarray, img2: np.ndarray, result: FlowResult) -> FlowResult:
+        start = time.perf_counter()
+        result.flow, self.last_reports = sharpen_boundaries(img1, img2, result.flow, self.params)
+        self.last_timings = {**getattr(self.base, "last_timings", {}), "sharpen": time.perf_counter() - start}
+        return result
+
+    def _estimate(self, img1: np.ndarray, img2: np.ndarray, **kwargs: Any) -> FlowResult:
+        return self._sharpen(img1, img2, self.base._estimate(img1, img2, **kwargs))
+
+    def _estimate_video(self, img1: np.ndarray, img2: np.ndarray, state: VideoState, **kwargs: Any) -> FlowResult:
+        return self._sharpen(img1, img2, self.base._estimate_video(img1, img2, state, **kwargs))
+
+    def state_parts(self) -> dict[str, Any]:
+        return self.base.state_parts()
+
+    def __repr__(self) -> str:
+        return f"SharpenedFlow({self.base!r})"
+
+
+def sharpened(method: FlowMethod, options: Any) -> FlowMethod:
+    """``method`` wrapped in :class:`SharpenedFlow` when ``options.sharpen`` is set (a method's builder
+    calls this with its :class:`~semflow.options.SharpenOptions`); a method wrapped already stays as it is."""
+    if not getattr(options, "sharpen", False) or isinstance(method, SharpenedFlow):
+        return method
+    return SharpenedFlow(method)

@@ -1,0 +1,117 @@
+"""Sharper motion boundaries by local motion layers (semflow.layers.boundary_layers, semflow.sharpen)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from semflow.io.flow import read_flow
+from semflow.io.images import write_image
+from semflow.layers.boundary_layers import BoundaryLayerParams, sharpen_boundaries, uncertain_pixels
+from semflow.methods import get_method
+from semflow.metrics import endpoint_error
+from semflow.sharpen import SharpenedFlow
+from semflow.synthetic import make_scene, translation_scene
+from semflow.video_state import VideoState
+
+
+def fattened(scene, width: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """The scene's true flow with each object's motion carried ``width`` px out into the background
+    (what edge-aware interpolation does), and that ring (H, W) bool."""
+    objects = scene.instances > 0
+    dist, (iy, ix) = ndimage.distance_transform_edt(~objects, return_indices=True)
+    ring = (dist > 0) & (dist <= width)
+    flow = scene.flow.copy()
+    flow[ring] = scene.flow[iy[ring], ix[ring]]
+    return flow, ring
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_a_fattened_boundary_is_redone_and_nothing_else_changes(seed: int) -> None:
+    scene = make_scene(seed=seed, num_objects=2, object_shift=20.0)
+    flow, ring = fattened(scene)
+    out, reports = sharpen_boundaries(scene.img1, scene.img2, flow)
+    before, after = endpoint_error(flow, scene.flow), endpoint_error(out, scene.flow)
+    assert after[ring].mean() < 0.15 * before[ring].mean()  # 9.6-21 px before, 0.4-1.6 after
+    assert after.mean() < 0.25 * before.mean()
+    assert any(r.kept and r.motions >= 2 for r in reports)
+    uncertain = uncertain_pixels(flow, BoundaryLayerParams())
+    np.testing.assert_array_equal(out[~uncertain], flow[~uncertain])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_exact_flow_is_left_alone(seed: int) -> None:
+    """The true flow has sharp boundaries already: no region's new flow matches clearly better."""
+    scene = make_scene(seed=seed, num_objects=2, object_shift=20.0)
+    out, reports = sharpen_boundaries(scene.img1, scene.img2, scene.flow)
+    assert reports and not any(r.kept for r in reports)
+    np.testing.assert_array_equal(out, scene.flow)
+
+
+def test_a_flow_without_jumps_is_returned_as_it_is() -> None:
+    scene = translation_scene(96, 128, shift=(12.0, -5.0), seed=2)
+    out, reports = sharpen_boundaries(scene.img1, scene.img2, scene.flow)
+    assert reports == []
+    np.testing.assert_array_equal(out, scene.flow)
+    assert out is not scene.flow
+
+
+def test_shapes_are_checked() -> None:
+    scene = translation_scene(48, 64, seed=1)
+    with pytest.raises(ValueError, match="must be"):
+        sharpen_boundaries(scene.img1, scene.img2, scene.flow[:, :-1])
+    with pytest.raises(ValueError, match="must be"):
+        sharpen_boundaries(scene.img1, scene.img2[:-1], scene.flow)
+
+
+def test_the_sharpen_option_wraps_a_baseline_and_keeps_its_name() -> None:
+    scene = make_scene(seed=1, num_objects=2, object_shift=20.0)
+    plain = get_method("dis-medium")
+    sharp = get_method("dis-medium", sharpen=True)
+    assert isinstance(sharp, SharpenedFlow) and sharp.name == "dis-medium" and sharp.options.sharpen
+    assert not isinstance(get_method("discrete", sharpen=False), SharpenedFlow)
+    base = plain.estimate(scene.img1, scene.img2).flow
+    flow = sharp.estimate(scene.img1, scene.img2).flow
+    expected, reports = sharpen_boundaries(scene.img1, scene.img2, base)
+    np.testing.assert_array_equal(flow, expected)
+    assert sharp.last_reports == reports and "sharpen" in sharp.last_timings
+    assert endpoint_error(flow, scene.flow).mean() < endpoint_error(base, scene.flow).mean()
+
+
+def test_video_mode_carries_the_base_state_and_sharpens_each_pair() -> None:
+    scene = make_scene(seed=3, num_objects=2, object_shift=20.0)
+    frames = [scene.img1, scene.img2, scene.img1]
+    sharp = get_method("dis-medium", sharpen=True)
+    state = VideoState()
+    for a, b in zip(frames, frames[1:]):
+        result = sharp.estimate(a, b, state=state)
+        expected, _ = sharpen_boundaries(a, b, get_method("dis-medium").estimate(a, b).flow)
+        np.testing.assert_array_equal(result.flow, expected)
+        assert result.state is not None and result.state.pairs == state.pairs + 1
+        state = result.state
+    assert sharp.state_parts() == get_method("dis-medium").state_parts()
+
+
+def test_semantic_sharpens_its_baseline() -> None:
+    method = get_method("semantic", baseline="dis-fast", sharpen=True)
+    assert isinstance(method.baseline, SharpenedFlow) and method.baseline.name == "dis-fast"
+    assert not isinstance(get_method("semantic", baseline="dis-fast").baseline, SharpenedFlow)
+    given = get_method("dis-fast", sharpen=True)
+    assert get_method("semantic", baseline=given, sharpen=True).baseline is given  # not wrapped twice
+
+
+def test_cli_sharpen_switch(run_cli, tmp_path: Path) -> None:
+    scene = make_scene(seed=0, num_objects=2, object_shift=20.0)
+    write_image(tmp_path / "a.png", scene.img1)
+    write_image(tmp_path / "b.png", scene.img2)
+    flows = {}
+    for switch in ("--sharpen", "--no-sharpen"):
+        out = tmp_path / f"{switch[2:]}.flo"
+        result = run_cli("flow", "a.png", "b.png", "-o", out, "--method", "dis-medium", switch)
+        assert result.rc == 0, result.stderr
+        flows[switch] = read_flow(out)
+    errors = {k: endpoint_error(f, scene.flow).mean() for k, f in flows.items()}
+    assert errors["--sharpen"] < errors["--no-sharpen"]
