@@ -1,0 +1,184 @@
+"""Sharper motion boundaries (``--sharpen``) beside each method without it; writes BENCHMARKS.md section sharpen.
+
+    OPENBLAS_NUM_THREADS=1 python scripts/bench_sharpen.py ../shared/data [--hard 8] [--write]
+
+Each method runs with and without ``sharpen=True``, side by side in one run, each in a child process
+of its own (:class:`semflow.isolation.IsolatedMethod`: seconds per pair and that process's peak memory):
+
+- the hard synthetic scenes of ``bench_things.py`` (``--hard`` of them, seed 5000: a car passing parked
+  cars, people walking side by side; things move 15-30 px) and as many held-out ones (seed 40000, used
+  nowhere else); ``semantic`` gets the given masks. Band: thing pixels less than 5 px inside an outline
+  (between touching things too); inside-band: the rest of the things (issue 15);
+- KITTI, Sintel, Middlebury and Chairs (``semantic`` with its default segmenter).
+
+The step's own seconds (``sharpen s``) are timed here, in this process, on the unsharpened flow of the
+same method; that the result equals the sharpened method's flow is checked on every pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import machine, today, write_section  # noqa: E402
+
+from semflow.evaluation import score  # noqa: E402
+from semflow.io.datasets import load_dataset  # noqa: E402
+from semflow.isolation import IsolatedMethod  # noqa: E402
+from semflow.layers.boundary_layers import sharpen_boundaries  # noqa: E402
+from semflow.metrics import endpoint_error, inner_band  # noqa: E402
+from semflow.synthetic_hard import HARD_KINDS, make_hard_scene  # noqa: E402
+
+METHODS = ("dis-medium", "discrete", "semantic")
+REAL = {"kitti": "kitti", "sintel": "sintel", "middlebury": "middlebury", "chairs": "flyingchairs"}
+HARD_SEEDS = {"hard": 5000, "held-out": 40000}
+
+
+def variants() -> list[tuple[str, str, dict]]:
+    """(label, method, options) of every run: each method without, then with, sharpen."""
+    return [(f"{m}{' --sharpen' if s else ''}", m, {"sharpen": True} if s else {}) for m in METHODS for s in (False, True)]
+
+
+class Runs:
+    """Per variant: rows of figures, seconds per pair, peak MB; and the step's own seconds per method."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], list[tuple[float, ...]]] = {}
+        self.seconds: dict[tuple[str, str], list[float]] = {}
+        self.peak: dict[tuple[str, str], float] = {}
+        self.step: dict[tuple[str, str], list[float]] = {}
+
+    def add(self, group: str, label: str, row: tuple[float, ...], seconds: float, peak: float) -> None:
+        self.rows.setdefault((group, label), []).append(row)
+        self.seconds.setdefault((group, label), []).append(seconds)
+        self.peak[group, label] = max(self.peak.get((group, label), 0.0), peak)
+
+
+def check_step(runs: Runs, group: str, label: str, img1: np.ndarray, img2: np.ndarray, base: np.ndarray,
+               sharpened: np.ndarray) -> None:
+    """Time the step on ``base`` here, and check it gives the sharpened method's flow."""
+    start = time.perf_counter()
+    flow, _ = sharpen_boundaries(img1, img2, base)
+    runs.step.setdefault((group, label), []).append(time.perf_counter() - start)
+    if not np.array_equal(flow, sharpened):
+        raise SystemExit(f"{label}: the step on the unsharpened flow differs from the sharpened method's flow")
+
+
+def hard_rows(methods: dict, count: int, runs: Runs) -> None:
+    for group, seed0 in HARD_SEEDS.items():
+        for i in range(count):
+            s = make_hard_scene(seed=seed0 + 1000 * i, kind=HARD_KINDS[i % 2])
+            things = s.instances > 0
+            band = inner_band(things, 5, s.instances)
+            inner = things & ~band
+            flows = {}
+            for label, method in methods.items():
+                result, seconds, peak = method.estimate(s.img1, s.img2, labels=s.labels)
+                flows[label] = result.flow
+                err = endpoint_error(result.flow, s.flow)
+                runs.add(group, label, (err.mean(), err[things].mean(), err[band].mean(), err[inner].mean()), seconds, peak)
+            for m in ("dis-medium", "discrete"):
+                check_step(runs, group, m, s.img1, s.img2, flows[m], flows[f"{m} --sharpen"])
+            print(group, i, "; ".join(f"{k} {np.mean(runs.rows[group, k][-1][0]):.3f}" for k in methods), flush=True)
+
+
+def real_rows(methods: dict, data: Path, runs: Runs) -> None:
+    for dataset, folder in REAL.items():
+        for ref in load_dataset(dataset, data / folder):
+            sample = ref.load()
+            flows = {}
+            for label, method in methods.items():
+                result, seconds, peak = method.estimate(sample.img1, sample.img2)
+                flows[label] = result.flow
+                e, f, _ = score(result.flow, sample)
+                runs.add(dataset, label, (e, f), seconds, peak)
+            for m in ("dis-medium", "discrete"):
+                check_step(runs, dataset, m, sample.img1, sample.img2, flows[m], flows[f"{m} --sharpen"])
+            print(dataset, sample.name, "; ".join(f"{k} {runs.rows[dataset, k][-1][0]:.3f}" for k in methods), flush=True)
+
+
+def hard_table(runs: Runs, group: str, labels: list[str]) -> str:
+    lines = ["| method | EPE | things EPE | band EPE (5 px) | inside-band EPE | band / inside | s/pair | sharpen s | peak MB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for label in labels:
+        e, t, b, n = np.mean(runs.rows[group, label], axis=0)
+        step = runs.step.get((group, label.removesuffix(" --sharpen")))
+        step_s = f"{np.median(step):.3f}" if step and label.endswith("--sharpen") else ""
+        lines.append(f"| {label} | {e:.3f} | {t:.3f} | {b:.3f} | {n:.3f} | {b / n:.2f} | "
+                     f"{np.median(runs.seconds[group, label]):.2f} | {step_s} | {runs.peak[group, label]:.0f} |")
+    return "\n".join(lines)
+
+
+def real_table(runs: Runs, labels: list[str]) -> str:
+    head = "| method | " + " | ".join(f"{d} EPE | {d} Fl %" for d in REAL) + " |"
+    lines = [head, "|---|" + "---|---|" * len(REAL)]
+    means = {(d, lab): np.mean(runs.rows[d, lab], axis=0) for d in REAL for lab in labels}
+    for label in labels:
+        lines.append(f"| {label} | " + " | ".join(f"{means[d, label][0]:.3f} | {100 * means[d, label][1]:.2f}"
+                                                for d in REAL) + " |")
+    for m in METHODS:
+        a, b = means, f"{m} --sharpen"
+        lines.append(f"| change, {b} | " + " | ".join(
+            f"{100 * (a[d, b][0] / a[d, m][0] - 1):+.1f} % | {100 * (a[d, b][1] / max(a[d, m][1], 1e-9) - 1):+.1f} %"
+            for d in REAL) + " |")
+    return "\n".join(lines)
+
+
+def cost_table(runs: Runs, labels: list[str]) -> str:
+    lines = ["| method | " + " | ".join(f"{d} s/pair" for d in REAL) + " | " + " | ".join(f"{d} sharpen s" for d in REAL)
+             + " | peak MB (max) |", "|---|" + "---|" * (2 * len(REAL) + 1)]
+    for label in labels:
+        step = [runs.step.get((d, label.removesuffix(" --sharpen"))) if label.endswith("--sharpen") else None
+                for d in REAL]
+        lines.append(f"| {label} | " + " | ".join(f"{np.median(runs.seconds[d, label]):.2f}" for d in REAL) + " | "
+                     + " | ".join(f"{np.median(s):.3f}" if s else "" for s in step)
+                     + f" | {max(runs.peak[d, label] for d in REAL):.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="the shared data folder (../shared/data)")
+    parser.add_argument("--hard", type=int, default=8, help="hard synthetic scenes per seed group")
+    parser.add_argument("--write", action="store_true", help="write the sharpen section of BENCHMARKS.md")
+    args = parser.parse_args()
+    runs = Runs()
+    specs = variants()
+    labels = [label for label, _, _ in specs]
+    methods = {label: IsolatedMethod(name, options) for label, name, options in specs}
+    try:
+        hard_rows(methods, args.hard, runs)
+        real_rows(methods, args.data, runs)
+    finally:
+        for method in methods.values():
+            method.close()
+    command = "OPENBLAS_NUM_THREADS=1 python scripts/bench_sharpen.py " + " ".join(sys.argv[1:])
+    text = "\n".join([
+        f"## Sharper motion boundaries: `--sharpen` (sharpen)\n\n`{command}` on {today()}; {machine()}.\n",
+        "Each method without and with `--sharpen`, side by side in one run, each in a child process of its own"
+        " (s/pair: median seconds of the whole method; peak MB: that process's peak). `sharpen s`: the step"
+        " alone (median), timed on the same unsharpened flow; its result equals the sharpened method's on every"
+        " pair. `semantic --sharpen` sharpens semantic's baseline (discrete). EPE in px.\n",
+        f"### Hard synthetic scenes ({args.hard}, seed 5000, as in section things); semantic with given masks\n",
+        hard_table(runs, "hard", labels) + "\n",
+        f"### Held-out hard scenes ({args.hard}, seed 40000, not used to choose anything)\n",
+        hard_table(runs, "held-out", labels) + "\n",
+        "### Real data (semantic: default segmenter camvid); EPE and Fl-all per dataset\n",
+        real_table(runs, labels) + "\n",
+        "### Cost on real data (seconds per pair, median)\n",
+        cost_table(runs, labels) + "\n",
+        "Timings are on a shared 2-core machine: compare rows of one run only.",
+    ])
+    print(text)
+    if args.write:
+        write_section("sharpen", text)
+
+
+if __name__ == "__main__":
+    main()
