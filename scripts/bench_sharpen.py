@@ -6,7 +6,7 @@ Each method runs with and without ``sharpen=True``, side by side in one run, eac
 of its own (:class:`semflow.isolation.IsolatedMethod`: seconds per pair and that process's peak memory):
 
 - the hard synthetic scenes of ``bench_things.py`` (``--hard`` of them, seed 5000: a car passing parked
-  cars, people walking side by side; things move 15-30 px) and as many held-out ones (seed 40000, used
+  cars, people walking side by side; things move 15-30 px) and as many held-out ones (seed 40000, used only
   nowhere else); ``semantic`` gets the given masks. Band: thing pixels less than 5 px inside an outline
   (between touching things too); inside-band: the rest of the things (issue 15);
 - KITTI, Sintel, Middlebury and Chairs (``semantic`` with its default segmenter).
@@ -167,7 +167,7 @@ def main() -> None:
         " pair. `semantic --sharpen` sharpens semantic's baseline (discrete). EPE in px.\n",
         f"### Hard synthetic scenes ({args.hard}, seed 5000, as in section things); semantic with given masks\n",
         hard_table(runs, "hard", labels) + "\n",
-        f"### Held-out hard scenes ({args.hard}, seed 40000, not used to choose anything)\n",
+        f"### Held-out hard scenes ({args.hard}, seed 40000, a check only: not used to choose any setting)\n",
         hard_table(runs, "held-out", labels) + "\n",
         "### Real data (semantic: default segmenter camvid); EPE and Fl-all per dataset\n",
         real_table(runs, labels) + "\n",
