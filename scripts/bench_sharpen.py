@@ -6,8 +6,8 @@ Each method runs with and without ``sharpen=True``, side by side in one run, eac
 of its own (:class:`semflow.isolation.IsolatedMethod`: seconds per pair and that process's peak memory):
 
 - the hard synthetic scenes of ``bench_things.py`` (``--hard`` of them, seed 5000: a car passing parked
-  cars, people walking side by side; things move 15-30 px) and as many held-out ones (seed 40000, used only
-  nowhere else); ``semantic`` gets the given masks. Band: thing pixels less than 5 px inside an outline
+  cars, people walking side by side; things move 15-30 px) and as many held-out ones (seed 40000, a check
+  only, used nowhere else); ``semantic`` gets the given masks. Band: thing pixels less than 5 px inside an outline
   (between touching things too); inside-band: the rest of the things (issue 15);
 - KITTI, Sintel, Middlebury and Chairs (``semantic`` with its default segmenter).
 
