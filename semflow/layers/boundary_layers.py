@@ -75,7 +75,8 @@ class BoundaryLayerParams:
     min_share: float = 0.05
     """...and at least this share of the region's pixels."""
     seed: int = 0
-    """Seed of the motion fitting's random samples (the result is deterministic)."""
+    """Seed of the motion fitting's random samples; each region draws from its own stream (seeded by this
+    and its box), so the result is deterministic and a region's does not depend on the others'."""
     motions: MotionParams = field(default_factory=MotionParams)
     """Settings of the motion fitting and the assignment (shared with the things layer)."""
 
@@ -218,16 +219,18 @@ def sharpen_boundaries(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray,
         return out, []
     f1, f2 = prepare_image(img1), prepare_image(img2)
     groups, _ = ndimage.label(uncertain)
-    rng = np.random.default_rng(params.seed)
+
     reports = []
     for index, (rows, cols) in enumerate(ndimage.find_objects(groups), 1):
         region_full = groups[rows, cols] == index
         if region_full.sum() < params.min_pixels:
             continue
+
         box = _padded_box(rows, cols, flow.shape[:2], params.margin)
         y0, y1, x0, x1 = box
         region = groups[y0:y1, x0:x1] == index
         guide = img1[y0:y1, x0:x1].astype(np.float32)
+        rng = np.random.default_rng([params.seed, y0, x0])  # each region its own stream: independent of the others
         new, report = sharpen_region(f1, f2, guide, flow, region, uncertain[y0:y1, x0:x1], box, params, rng)
         reports.append(report)
         if new is not None:
