@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from semflow.errors import InputError
 from semflow.io.flow import read_flow
 from semflow.io.images import write_image
 from semflow.layers.boundary_layers import BoundaryLayerParams, sharpen_boundaries, uncertain_pixels
@@ -65,6 +66,10 @@ def test_shapes_are_checked() -> None:
         sharpen_boundaries(scene.img1, scene.img2, scene.flow[:, :-1])
     with pytest.raises(ValueError, match="must be"):
         sharpen_boundaries(scene.img1, scene.img2[:-1], scene.flow)
+    broken = scene.flow.copy()
+    broken[3, 4] = np.nan
+    with pytest.raises(InputError, match="NaN or inf values at 1 pixels"):
+        sharpen_boundaries(scene.img1, scene.img2, broken)
 
 
 def test_the_sharpen_option_wraps_a_baseline_and_keeps_its_name() -> None:

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from semflow.io.flow import check_flow
 from semflow.layers.common import dilate, magnitude, photometric_error, prepare_image, subsample_points
 from semflow.layers.motion_fit import MotionParams, affine_field, fit_motions
 from semflow.layers.motions import covered_by_others, solve_assignment
@@ -207,10 +208,11 @@ def sharpen_region(img1: np.ndarray, img2: np.ndarray, guide: np.ndarray, flow: 
 def sharpen_boundaries(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray,
                        params: BoundaryLayerParams | None = None) -> tuple[np.ndarray, list[RegionReport]]:
     """``flow`` (H, W, 2) with its motion boundaries redone by local motion layers (module docstring),
-    and a report per uncertain region. Pixels outside the kept regions are returned unchanged."""
+    and a report per uncertain region. Pixels outside the kept regions are returned unchanged.
+    InputError for a flow with NaN, inf or unknown values; ValueError when the shapes do not agree."""
     params = params or BoundaryLayerParams()
-    flow = np.asarray(flow, np.float32)
-    if flow.ndim != 3 or flow.shape[2] != 2 or flow.shape[:2] != img1.shape[:2] or img1.shape != img2.shape:
+    flow = check_flow(flow, name="sharpen_boundaries")  # InputError on NaN, inf or the unknown marker
+    if flow.shape[:2] != img1.shape[:2] or img1.shape != img2.shape or img1.ndim != 3:
         raise ValueError(f"sharpen_boundaries: flow {flow.shape} and frames {img1.shape}, {img2.shape} "
                          "must be (H, W, 2) and (H, W, 3)")
     uncertain = uncertain_pixels(flow, params)
