@@ -221,13 +221,11 @@ def sharpen_boundaries(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray,
         return out, []
     f1, f2 = prepare_image(img1), prepare_image(img2)
     groups, _ = ndimage.label(uncertain)
-
     reports = []
     for index, (rows, cols) in enumerate(ndimage.find_objects(groups), 1):
         region_full = groups[rows, cols] == index
         if region_full.sum() < params.min_pixels:
             continue
-
         box = _padded_box(rows, cols, flow.shape[:2], params.margin)
         y0, y1, x0, x1 = box
         region = groups[y0:y1, x0:x1] == index
