@@ -15,6 +15,7 @@ from semflow.layers.motions import (
     fit_motions,
     pairwise_weights,
     rematch_unexplained,
+    solve_assignment,
     split_motions,
 )
 from semflow.synthetic import CAR_ID, SceneObject, random_homography, render_scene
@@ -92,6 +93,24 @@ def test_assignment_is_spatially_coherent() -> None:
     truth = np.arange(w)[None].repeat(h, 0) >= 20
     assert (plain == truth).mean() < 0.9
     assert (lab == truth).mean() > 0.98
+
+
+def test_half_resolution_assignment_puts_the_boundary_on_the_exact_pixel() -> None:
+    # Label 1 is cheaper right of a slanted boundary that lies on odd columns: the half-resolution cut
+    # can only put it on even ones, 1 px off along its whole length, a strip no single pixel leaves
+    # alone (3 Potts edges against 1 for a gain of 10 < 2 * 12). The full-resolution cut in a band
+    # around the coarse boundary moves the whole strip.
+    h, w = 120, 200
+    cols = np.arange(w)[None].repeat(h, 0)
+    edge = 2 * (40 + np.arange(h)[:, None] // 4) + 1  # odd columns, one step every 4 rows
+    truth = (cols >= edge).astype(np.int32)
+    costs = np.where(truth[None] == np.arange(2)[:, None, None], 0.0, 10.0).astype(np.float32)
+    image = np.full((h, w, 3), 128, np.uint8)
+    params = MotionParams(smoothness=12.0, full_pixels=1000)
+    labels = solve_assignment(costs, image, params)
+    assert (labels == truth).all()
+    exact = solve_assignment(costs, image, MotionParams(smoothness=12.0, full_pixels=10**9))
+    assert (exact == truth).all()
 
 
 def test_pairwise_weights_drop_across_colour_edges() -> None:

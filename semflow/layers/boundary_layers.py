@@ -13,7 +13,8 @@ jumps, as a small layered problem per place:
    region with fewer than two motions is left alone.
 3. **Assignment.** Each box pixel takes one motion by a graph cut
    (:func:`~semflow.layers.motions.solve_assignment`): uncertain pixels by the photometric error of
-   each motion (smoothed over about 1 px), trusted pixels by how far their flow is from the motion, with
+   each motion (smoothed over about 1 px) plus a small cost for leaving their flow's motion, trusted
+   pixels by how far their flow is from the motion (a larger cost), with
    a contrast-sensitive Potts term; pixels that a motion in front covers in frame t+1
    (:func:`~semflow.layers.motions.covered_by_others`) have no photometric evidence and cost little.
 4. **Flow.** An uncertain pixel takes its motion's affine flow plus the residual (flow minus affine) of
@@ -63,6 +64,10 @@ class BoundaryLayerParams:
     """Trusted pixels sampled per region for fitting its motions."""
     anchor: float = 10.0
     """Cost per px (up to 3 px) of giving a trusted pixel a motion its flow does not have."""
+    prior: float = 1.0
+    """Cost per px (up to 3 px) of giving an uncertain pixel a motion its flow does not have, added to
+    its photometric error: where the colours cannot tell the motions apart (a weakly textured inside),
+    the flow's own motion wins."""
     blur: float = 1.0
     """Sigma (px) of the smoothing of the photometric errors."""
     residual_reach: float = 3.0
@@ -132,8 +137,8 @@ def _costs(flows: list[np.ndarray], errors: list[np.ndarray], inside: list[np.nd
         photo = np.where(ins, np.minimum(err, m.truncation), 0.5 * m.truncation).astype(np.float32)
         if params.blur > 0:
             photo = cv2.GaussianBlur(photo, (0, 0), params.blur)
-        anchored = params.anchor * np.minimum(magnitude(flow - f), 3.0)
-        out.append(np.where(uncertain, photo, anchored))
+        away = np.minimum(magnitude(flow - f), 3.0)
+        out.append(np.where(uncertain, photo + params.prior * away, params.anchor * away))
     return np.stack(out).astype(np.float32)
 
 

@@ -62,6 +62,8 @@ class MotionParams:
     cycles: int = 2
     full_pixels: int = 20000
     """Assignments over more pixels are solved at half resolution first (see :func:`solve_assignment`)."""
+    refine_band: int = 3
+    """...then redone at full resolution within this many px of the half-resolution labels' changes."""
 
 
 def affine_field(affine: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:

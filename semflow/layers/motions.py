@@ -136,16 +136,19 @@ def solve_assignment(costs: np.ndarray, guide: np.ndarray, params: MotionParams,
     """:func:`assign_motions` of ``costs`` (K, h, w) with contrast-sensitive weights from ``guide``
     (h, w, 3); a start ``labels`` (h, w) optional.
 
-    Over more than ``params.full_pixels`` pixels the graph cut runs at half resolution (costs summed
-    over 2x2 blocks, weights doubled: each coarse edge stands for two fine ones), and the labels are
-    brought back to full resolution by two sweeps of iterated conditional modes on the pixels next to
-    a label change (the energy at full resolution, each pixel given its neighbours).
+    Over more than ``params.full_pixels`` pixels the graph cut runs at half resolution first (costs
+    summed over 2x2 blocks, weights doubled: each coarse edge stands for two fine ones); the labels,
+    brought back to full resolution, are then redone by a graph cut at full resolution on the pixels
+    within ``params.refine_band`` px of a label change, the others kept as they are. A graph cut moves a
+    whole misplaced strip of boundary at once, where pixel-by-pixel updates cannot (each pixel of a
+    1 px strip pays three Potts edges to leave it).
     """
     k, h, w = costs.shape
     if k == 1:
         return np.zeros((h, w), np.int32)
+    weights = pairwise_weights(guide, params.smoothness)
     if h * w <= params.full_pixels or min(h, w) < 8:
-        return assign_motions(costs, pairwise_weights(guide, params.smoothness), cycles=params.cycles, labels=labels)
+        return assign_motions(costs, weights, cycles=params.cycles, labels=labels)
     size = (max(1, w // 2), max(1, h // 2))
     small = np.stack([cv2.resize(c.astype(np.float32), size, interpolation=cv2.INTER_AREA) * 4.0 for c in costs])
     small_guide = cv2.resize(guide.astype(np.float32), size, interpolation=cv2.INTER_AREA)
@@ -153,23 +156,15 @@ def solve_assignment(costs: np.ndarray, guide: np.ndarray, params: MotionParams,
     coarse = assign_motions(small, pairwise_weights(small_guide, 2.0 * params.smoothness), cycles=params.cycles,
                             labels=start)
     fine = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int32)
-    wr, wd = pairwise_weights(guide, params.smoothness)
-    for _ in range(2):
-        change = np.zeros((h, w), bool)
-        change[:, 1:] |= fine[:, 1:] != fine[:, :-1]
-        change[:, :-1] |= fine[:, 1:] != fine[:, :-1]
-        change[1:] |= fine[1:] != fine[:-1]
-        change[:-1] |= fine[1:] != fine[:-1]
-        if not change.any():
-            break
-        total = costs.astype(np.float32).copy()
-        for m in range(k):  # + the Potts cost of label m against each neighbour's current label
-            total[m, :, 1:] += wr * (fine[:, :-1] != m)
-            total[m, :, :-1] += wr * (fine[:, 1:] != m)
-            total[m, 1:] += wd * (fine[:-1] != m)
-            total[m, :-1] += wd * (fine[1:] != m)
-        fine = np.where(change, np.argmin(total, axis=0), fine).astype(np.int32)
-    return fine
+    change = np.zeros((h, w), bool)
+    change[:, 1:] |= fine[:, 1:] != fine[:, :-1]
+    change[1:] |= fine[1:] != fine[:-1]
+    if not change.any():
+        return fine
+    band = dilate(change, params.refine_band)
+    keep = np.arange(k)[:, None, None] == fine[None]
+    fixed = np.where(band[None] | keep, costs, np.float32(1e6))  # outside the band: only the coarse label
+    return assign_motions(fixed, weights, cycles=params.cycles, labels=fine)
 
 
 def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[np.ndarray], image: np.ndarray,
