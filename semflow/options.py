@@ -44,7 +44,7 @@ class SharpenOptions(MethodOptions):
     :mod:`semflow.sharpen`)."""
 
     sharpen: bool = option(False, "Redo the flow where it jumps by local motion layers: sharper motion "
-                           "boundaries of rigid things, +0.05-1.1 s a pair (BENCHMARKS.md, sharpen).")
+                           "boundaries of rigid things, +0.06-1.3 s a pair (BENCHMARKS.md, sharpen).")
 
 
 @dataclass(frozen=True)

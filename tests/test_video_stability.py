@@ -396,7 +396,10 @@ def test_a_thing_split_into_several_motions_is_split_again_in_the_next_pair(monk
         return split(*args, hypotheses=hypotheses, **kwargs)
 
     monkeypatch.setattr(thing_fit, "split_object_motions", spy)
-    seq = make_sequence(5, 240, 320, seed=7031)
+    # A sequence where the split wins its judgement clearly (median error 0.28 grey levels below the
+    # single motion's in the first pair): seed 7031's margin, 0.04, flipped with a change of the
+    # assignment's graph cut, with the split's flow as good either way.
+    seq = make_sequence(5, 240, 320, seed=7042)
     method = get_method("semantic", baseline="dis-medium", segmenter=None)
     state, reasons, motions, handed = VideoState(), [], [], []
     for k in range(4):

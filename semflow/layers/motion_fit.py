@@ -62,7 +62,7 @@ class MotionParams:
     cycles: int = 2
     full_pixels: int = 20000
     """Assignments over more pixels are solved at half resolution first (see :func:`solve_assignment`)."""
-    refine_band: int = 3
+    refine_band: int = 2
     """...then redone at full resolution within this many px of the half-resolution labels' changes."""
 
 

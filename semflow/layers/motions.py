@@ -75,15 +75,19 @@ def pairwise_weights(image: np.ndarray, smoothness: float) -> tuple[np.ndarray, 
 
 
 def assign_motions(costs: np.ndarray, weights: tuple[np.ndarray, np.ndarray], *, cycles: int = 2,
-                   labels: np.ndarray | None = None) -> np.ndarray:
+                   labels: np.ndarray | None = None, free: np.ndarray | None = None) -> np.ndarray:
     """Labels (h, w) int32 minimising ``sum_p costs[l_p, p] + sum_pq w_pq [l_p != l_q]`` by alpha-expansion.
 
     ``costs`` (K, h, w) float; ``weights``: Potts weights to the right and down neighbours (see
-    :func:`pairwise_weights`); ``labels``: a start (default: the per-pixel cheapest).
+    :func:`pairwise_weights`); ``labels``: a start (default: the per-pixel cheapest); ``free`` (h, w)
+    bool, optional: only these pixels may change (the graph has a node for each of them alone; a fixed
+    neighbour's label enters its neighbours' costs).
     """
     k, h, w = costs.shape
     labels = np.argmin(costs, axis=0).astype(np.int32) if labels is None else labels.astype(np.int32).copy()
-    if k == 1:
+    free = np.ones((h, w), bool) if free is None else free.astype(bool)
+    count = int(free.sum())
+    if k == 1 or count == 0:
         return labels
     wr, wd = weights
     flat = costs.reshape(k, -1)
@@ -93,30 +97,40 @@ def assign_motions(costs: np.ndarray, weights: tuple[np.ndarray, np.ndarray], *,
         return float(unary + (wr * (lab[:, 1:] != lab[:, :-1])).sum() + (wd * (lab[1:] != lab[:-1])).sum())
 
     current = energy(labels)
-    nodes = np.arange(h * w).reshape(h, w)
+    index = np.full((h, w), -1, np.int64)
+    index[free] = np.arange(count)
+    nodes = np.arange(count)
     for _ in range(cycles):
         improved = False
         for alpha in range(k):
-            keep_cost = np.take_along_axis(costs, labels[None], 0)[0].astype(np.float64)
-            src_cap = np.where(labels == alpha, keep_cost, costs[alpha])  # cost of x = 1 (take alpha)
-            sink_cap = keep_cost.copy()  # cost of x = 0 (keep)
+            src_cap = costs[alpha].astype(np.float64)  # cost of x = 1 (take alpha)
+            sink_cap = np.take_along_axis(costs, labels[None], 0)[0].astype(np.float64)  # cost of x = 0 (keep)
             g = maxflow.Graph[float]()
-            g.add_nodes(h * w)
+            g.add_nodes(count)
             for wgt, p, q in ((wr, np.s_[:, :-1], np.s_[:, 1:]), (wd, np.s_[:-1], np.s_[1:])):
                 lp, lq = labels[p], labels[q]
                 e00 = wgt * (lp != lq)
                 e01 = wgt * (lp != alpha)  # p keeps, q takes alpha
                 e10 = wgt * (lq != alpha)
-                # E = e00 + (e10 - e00) x_p - e10 x_q + (e01 + e10 - e00) (1 - x_p) x_q   (e11 = 0)
-                src_cap[p] += np.maximum(e10 - e00, 0)
-                sink_cap[p] += np.maximum(e00 - e10, 0)
-                sink_cap[q] += e10
-                g.add_edges(nodes[p].ravel(), nodes[q].ravel(), (e01 + e10 - e00).ravel(),
-                            np.zeros(e00.size))
-            base = np.minimum(src_cap, sink_cap)
-            g.add_grid_tedges(nodes, src_cap - base, sink_cap - base)
+                fp, fq = free[p], free[q]
+                both = fp & fq
+                # both free: E = e00 + (e10 - e00) x_p - e10 x_q + (e01 + e10 - e00) (1 - x_p) x_q   (e11 = 0)
+                src_cap[p] += np.where(both, np.maximum(e10 - e00, 0), 0)
+                sink_cap[p] += np.where(both, np.maximum(e00 - e10, 0), 0)
+                sink_cap[q] += np.where(both, e10, 0)
+                g.add_edges(index[p][both], index[q][both], (e01 + e10 - e00)[both], np.zeros(int(both.sum())))
+                # one side fixed: the free side pays the edge for its own choice
+                only_p, only_q = fp & ~fq, fq & ~fp
+                src_cap[p] += np.where(only_p, e10, 0)
+                sink_cap[p] += np.where(only_p, e00, 0)
+                src_cap[q] += np.where(only_q, e01, 0)
+                sink_cap[q] += np.where(only_q, e00, 0)
+            take, keep = src_cap[free], sink_cap[free]
+            base = np.minimum(take, keep)
+            g.add_grid_tedges(nodes, take - base, keep - base)
             g.maxflow()
-            proposal = np.where(g.get_grid_segments(nodes), alpha, labels).astype(np.int32)
+            proposal = labels.copy()
+            proposal[free] = np.where(g.get_grid_segments(nodes), alpha, labels[free])
             e = energy(proposal)
             if e < current - 1e-6:
                 labels, current, improved = proposal, e, True
@@ -161,10 +175,7 @@ def solve_assignment(costs: np.ndarray, guide: np.ndarray, params: MotionParams,
     change[1:] |= fine[1:] != fine[:-1]
     if not change.any():
         return fine
-    band = dilate(change, params.refine_band)
-    keep = np.arange(k)[:, None, None] == fine[None]
-    fixed = np.where(band[None] | keep, costs, np.float32(1e6))  # outside the band: only the coarse label
-    return assign_motions(fixed, weights, cycles=params.cycles, labels=fine)
+    return assign_motions(costs, weights, cycles=1, labels=fine, free=dilate(change, params.refine_band))
 
 
 def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[np.ndarray], image: np.ndarray,
