@@ -95,6 +95,28 @@ def test_assignment_is_spatially_coherent() -> None:
     assert (lab == truth).mean() > 0.98
 
 
+def test_free_pixels_alone_change_and_as_if_the_others_were_pinned() -> None:
+    # Only the free pixels are graph nodes: the result must equal the full graph with every other pixel
+    # pinned to its start label by a prohibitive cost for the rest.
+    rng = np.random.default_rng(5)
+    k, h, w = 3, 40, 50
+    costs = rng.uniform(0, 10, (k, h, w)).astype(np.float32)
+    costs[0, :, :25] -= 5.0
+    costs[2, 20:, 25:] -= 5.0
+    start = rng.integers(0, k, (h, w)).astype(np.int32)
+    free = np.zeros((h, w), bool)
+    free[5:35, 10:40] = True
+    free[0, :] = True
+    image = np.full((h, w, 3), 128, np.uint8)
+    weights = pairwise_weights(image, 4.0)
+    got = assign_motions(costs, weights, labels=start, free=free)
+    pinned = np.where(free[None] | (np.arange(k)[:, None, None] == start[None]), costs, np.float32(1e6))
+    want = assign_motions(pinned, weights, labels=start)
+    np.testing.assert_array_equal(got[~free], start[~free])
+    np.testing.assert_array_equal(got, want)
+    assert (got[free] != start[free]).mean() > 0.3  # the free part did move
+
+
 def test_half_resolution_assignment_puts_the_boundary_on_the_exact_pixel() -> None:
     # Label 1 is cheaper right of a slanted boundary that lies on odd columns: the half-resolution cut
     # can only put it on even ones, 1 px off along its whole length, a strip no single pixel leaves
