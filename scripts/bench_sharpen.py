@@ -201,8 +201,8 @@ def main() -> None:
         real_table(runs, labels) + "\n",
         f"### The step's seeds: change of EPE against the unsharpened flow with seeds {', '.join(map(str, STEP_SEEDS))}"
         " (0 is the default, the rows above)\n",
-        "Which regions are kept can flip with the random samples of the motion fitting (a region of Sintel's hair"
-        " in front of a wall, for one).\n",
+        "Which regions are kept can flip with the random samples of the motion fitting (with the gate at 1.5, as"
+        " first shipped, a region of hair in front of a wall on Sintel's final pass did).\n",
         seed_table(runs) + "\n",
         "### Cost on real data (seconds per pair, median)\n",
         cost_table(runs, labels) + "\n",
