@@ -77,6 +77,45 @@ def test_a_textureless_object_keeps_its_inside_and_gets_its_ring_back() -> None:
     assert any(r.kept for r in reports)
 
 
+def thin_bar_scene(seed: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A textured bar ``width`` px wide moving 15 px right over a textured background moving 3 px left:
+    frames, true flow and the bar (H, W) bool."""
+    rng = np.random.default_rng(seed)
+    h, w, y0, y1, x0, u, bg_u = 160, 200, 40, 120, 80, 15, -3
+
+    def texture(shape: tuple[int, int, int]) -> np.ndarray:
+        t = ndimage.gaussian_filter(rng.uniform(0, 255, shape), (1.5, 1.5, 0))
+        return (255 * (t - t.min()) / np.ptp(t)).astype(np.uint8)
+
+    back, front = texture((h, w + 10, 3)), texture((y1 - y0, width, 3))
+    img1, img2 = back[:, 5:5 + w].copy(), back[:, 5 - bg_u:5 - bg_u + w].copy()
+    img1[y0:y1, x0:x0 + width] = front
+    img2[y0:y1, x0 + u:x0 + u + width] = front
+    bar = np.zeros((h, w), bool)
+    bar[y0:y1, x0:x0 + width] = True
+    truth = np.where(bar[..., None], np.float32([u, 0]), np.float32([bg_u, 0])).astype(np.float32)
+    return img1, img2, truth, bar
+
+
+@pytest.mark.parametrize(("seed", "width"), [(0, 8), (1, 10)])
+def test_a_thing_too_thin_for_trusted_pixels_gets_its_motion_from_the_uncertain_ones(seed: int, width: int) -> None:
+    # The bar's motion carried 6 px out on both sides: every pixel of the bar and its ring is within
+    # reach of a jump, so no trusted pixel moves with the bar; its motion is found among the uncertain
+    # pixels (missed_motions) and the ring is redone (it stayed 18 px wrong without that).
+    img1, img2, truth, bar = thin_bar_scene(seed, width)
+    dist, (iy, ix) = ndimage.distance_transform_edt(~bar, return_indices=True)
+    ring = (dist > 0) & (dist <= 6)
+    flow = truth.copy()
+    flow[ring] = truth[iy[ring], ix[ring]]
+    assert uncertain_pixels(flow, BoundaryLayerParams())[bar].all()
+    out, reports = sharpen_boundaries(img1, img2, flow)
+    assert endpoint_error(out, truth)[ring].mean() < 0.1
+    assert endpoint_error(out, truth)[bar].mean() < 0.1
+    assert any(r.kept and r.motions == 2 for r in reports)
+    unaided, _ = sharpen_boundaries(img1, img2, flow, BoundaryLayerParams(uncertain_samples=0))
+    assert endpoint_error(unaided, truth)[ring].mean() > 10.0  # the step without the search: left alone
+
+
 def test_a_flow_without_jumps_is_returned_as_it_is() -> None:
     scene = translation_scene(96, 128, shift=(12.0, -5.0), seed=2)
     out, reports = sharpen_boundaries(scene.img1, scene.img2, scene.flow)

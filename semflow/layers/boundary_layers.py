@@ -9,8 +9,9 @@ jumps, as a small layered problem per place:
    widened by ``widen`` px: the *uncertain* pixels. Each connected group of them is one region, solved in
    its box padded by ``margin`` px; the box's other pixels are *trusted*.
 2. **Motions.** Affine motions of the trusted pixels' flow, fitted with a label cost
-   (:func:`~semflow.layers.motion_fit.fit_motions`, as the things layer does for touching things). A
-   region with fewer than two motions is left alone.
+   (:func:`~semflow.layers.motion_fit.fit_motions`, as the things layer does for touching things); then
+   motions of the uncertain pixels' flow that none of these explains (:func:`missed_motions`: a thing
+   too narrow to have trusted pixels of its own). A region with fewer than two motions is left alone.
 3. **Assignment.** Each box pixel takes one motion by a graph cut
    (:func:`~semflow.layers.motions.solve_assignment`): uncertain pixels by the photometric error of
    each motion (smoothed over about 1 px) plus a small cost for leaving their flow's motion, trusted
@@ -62,6 +63,15 @@ class BoundaryLayerParams:
     """Smaller regions are left alone."""
     samples: int = 600
     """Trusted pixels sampled per region for fitting its motions."""
+    uncertain_samples: int = 150
+    """Uncertain pixels sampled per region to look for motions the trusted pixels miss: a thing narrower
+    than about twice ``radius`` (a pedestrian) has hardly any trusted pixels. Those that no fitted motion
+    explains are fitted on their own..."""
+    min_support: int = 20
+    """...and a motion found there joins when this many of them move with it."""
+    blend_radius: int = 3
+    """Uncertain pixels whose flow changes by more than 1 px across this distance (blends of two
+    motions, where an interpolation crosses a boundary) are not sampled."""
     anchor: float = 10.0
     """Cost per px (up to 3 px) of giving a trusted pixel a motion its flow does not have."""
     prior: float = 1.0
@@ -122,6 +132,27 @@ def flow_jumps(flow: np.ndarray, radius: int, jump: float, relative: float) -> n
 def uncertain_pixels(flow: np.ndarray, params: BoundaryLayerParams) -> np.ndarray:
     """(H, W) bool: pixels near a jump of ``flow`` (H, W, 2), widened (step 1 of the module docstring)."""
     return dilate(flow_jumps(flow, params.radius, params.jump, params.jump_relative), params.widen)
+
+
+def missed_motions(flow: np.ndarray, uncertain: np.ndarray, box: Box, affines: list[np.ndarray],
+                   params: BoundaryLayerParams, rng: np.random.Generator) -> list[np.ndarray]:
+    """Affine motions (2, 3) of ``flow`` (h, w, 2, over ``box``) at ``uncertain`` (h, w) pixels that no
+    motion in ``affines`` explains (within ``params.motions.inlier`` px), each moving at least
+    ``params.min_support`` of the sampled pixels; pixels where the flow itself blends two motions
+    (it changes by more than 1 px across ``params.blend_radius`` px) are left out."""
+    m = params.motions
+    if params.uncertain_samples <= 0 or not affines:
+        return []
+    smooth = uncertain & ~dilate(flow_jumps(flow, params.blend_radius, 1.0, 0.1), 1)
+    ys, xs = subsample_points(smooth, params.uncertain_samples, rng)
+    src = np.stack([xs + box[2], ys + box[0]], 1).astype(np.float64)
+    dst = src + flow[ys, xs]
+    residual = np.min([np.linalg.norm(src @ a[:, :2].T + a[:, 2] - dst, axis=1) for a in affines], axis=0)
+    left = residual > m.inlier
+    if left.sum() < params.min_support:
+        return []
+    found, owner = fit_motions(src[left], dst[left], m, rng)
+    return [a for i, a in enumerate(found) if (owner == i).sum() >= params.min_support]
 
 
 def _padded_box(rows: slice, cols: slice, shape: tuple[int, int], margin: int) -> Box:
@@ -188,6 +219,7 @@ def sharpen_region(img1: np.ndarray, img2: np.ndarray, guide: np.ndarray, flow: 
         return None, report
     src = np.stack([xs + x0, ys + y0], 1).astype(np.float64)
     affines, _ = fit_motions(src, src + sub[ys, xs], params.motions, rng)
+    affines += missed_motions(sub, uncertain, box, affines, params, rng)
     report = RegionReport(box, report.pixels, len(affines), False)
     if len(affines) < 2:
         return None, report
