@@ -166,6 +166,34 @@ def test_covered_by_others_finds_the_hidden_part_and_the_depth_order() -> None:
     assert order == [1, 0]
 
 
+def test_a_third_motions_hidden_pixels_do_not_order_two_others() -> None:
+    # Background 0 (green, still); car 1 (red, 500 px) moves 10 px right, its front end passing behind
+    # car 2 (blue, 100 px, still, in front). Hidden in frame t+1: car 1's front end behind car 2
+    # (50 px, red) and the background that car 1 moves onto (100 px, green). Only the red pixels can
+    # tell the cars' order; the green ones are the background's (by the old pairwise colour test
+    # they looked like the smaller car 2 and, landing on car 1, put car 1 in front).
+    h, w = 60, 90
+    labels = np.zeros((h, w), np.int32)
+    labels[20:40, 20:45] = 1
+    labels[25:35, 50:60] = 2
+    flows = [np.zeros((h, w, 2), np.float32), np.broadcast_to(np.float32([10, 0]), (h, w, 2)).copy(),
+             np.zeros((h, w, 2), np.float32)]
+    hidden_car = np.zeros((h, w), bool)
+    hidden_car[25:35, 40:45] = True
+    hidden_ground = np.zeros((h, w), bool)
+    hidden_ground[20:40, 45:50] = True
+    errors = [np.where(labels == m, 1.0, 40.0) for m in range(3)]
+    for e in errors:
+        e[hidden_car | hidden_ground] = 40.0
+    image = np.zeros((h, w, 3), np.uint8)
+    image[..., 1] = 200
+    image[labels == 1] = (200, 0, 0)
+    image[labels == 2] = (0, 0, 200)
+    covered, _ = covered_by_others(labels, flows, errors, image)
+    assert covered[1][hidden_car].all()  # car 1's front end is hidden by car 2...
+    assert not covered[2].any()  # ...and car 2 hides behind nothing
+
+
 def two_cars(seed: int = 0) -> tuple:
     """A parked car (moving with the background) and a car that overlaps it, moving 20 px left."""
     rng = np.random.default_rng(seed)

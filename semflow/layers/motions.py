@@ -190,9 +190,10 @@ def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[
     well explained pixels (error < ``explained``) land (splatted to the nearest pixel, closed 3x3).
     The region's unexplained pixels (error >= ``unexplained`` under every motion: hidden in frame t+1)
     belong, by colour (``image`` (h, w, 3), frame t: histograms of each motion's explained pixels), to
-    one motion or the other; motion a is in front of b when more of them look like b and land, under
-    b's motion, on a's footprint than the reverse (geometry alone cannot tell: a strip next to both
-    could be either one's, hidden by the other).
+    the motion they look most like; motion a is in front of b when more of b's land, under b's motion,
+    on a's footprint than the reverse (geometry alone cannot tell: a strip next to both could be either
+    one's, hidden by the other). A pixel that looks most like a third motion does not vote between a
+    and b (the background hidden by a car that passes behind another used to decide their order).
     """
     h, w = labels.shape
     x, y = pixel_grid(h, w, 0, 0)
@@ -224,12 +225,12 @@ def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[
         good = region & (labels == m) & (errors[m] < explained)
         hist = np.bincount(codes[good], minlength=512).astype(np.float64) + 1.0
         hists.append(np.log(hist / hist.sum()))
+    likeliest = np.argmax(np.stack(hists)[:, codes], axis=0)  # each pixel's motion by colour, of all k
     front = np.zeros((k, k), bool)  # front[a, b]: a is in front of b
     for a in range(k):
         for b in range(a + 1, k):
-            looks_b = (hists[b] - hists[a])[codes] > 0
-            a_over_b = int(lands_on(b, a, unexplained_px & looks_b).sum())
-            b_over_a = int(lands_on(a, b, unexplained_px & ~looks_b).sum())
+            a_over_b = int(lands_on(b, a, unexplained_px & (likeliest == b)).sum())
+            b_over_a = int(lands_on(a, b, unexplained_px & (likeliest == a)).sum())
             if max(a_over_b, b_over_a) >= 10:
                 front[a, b], front[b, a] = a_over_b > b_over_a, b_over_a > a_over_b
     covered = np.zeros((k, h, w), bool)
