@@ -3,7 +3,8 @@
     python scripts/measure_video_mode.py ../shared/data/videos/solidWhiteRight.mp4 --pairs 60 --out video_mode.json
 
 The methods run side by side, pair by pair, in one process (so a busy machine slows them alike):
-``deepflow``, ``semantic`` in video mode, ``semantic`` in pair mode (``--methods`` to choose). For
+``deepflow``, ``semantic`` in video mode, ``semantic`` in pair mode (``--methods`` to choose among
+:data:`SETUPS`, ``discrete``'s and ``--sharpen``'s too). For
 each: wall seconds per pair (``estimate`` only, frames already decoded), seconds per stage (the
 method's ``last_timings``; semantic's baseline stages prefixed ``baseline.``), flicker = mean over t
 of mean_x |F_t(x) - F_{t-1}(x)| (px), the mean flow magnitude per pair, and the magnitude jumps:
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import time
 from pathlib import Path
@@ -33,6 +35,8 @@ SETUPS = {
     "semantic-pair": ("semantic", False),
     "discrete-video": ("discrete", True),
     "discrete-pair": ("discrete", False),
+    "discrete-video-sharpen": ("discrete", True, {"sharpen": True}),
+    "semantic-video-sharpen": ("semantic", True, {"sharpen": True}),
 }
 
 
@@ -51,11 +55,12 @@ def main() -> None:
     parser.add_argument("--methods", default="deepflow,semantic-video,semantic-pair")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--section", default=None, help="also write a table to this BENCHMARKS.md section")
+    parser.add_argument("--title", default="Video mode beside pair mode (quick)", help="that section's heading")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     frames = list(FrameSource(args.video, max_frames=args.pairs + 1))
     names = args.methods.split(",")
-    built = {n: get_method(SETUPS[n][0]) for n in names}
+    built = {n: get_method(SETUPS[n][0], **(SETUPS[n][2] if len(SETUPS[n]) > 2 else {})) for n in names}
     states = {n: VideoState() if SETUPS[n][1] else None for n in names}
     rec = {n: {"seconds": [], "stages": [], "magnitude": [], "flicker": []} for n in names}
     last = {n: None for n in names}
@@ -89,8 +94,8 @@ def write_table(section: str, summary: dict, names: list[str], args: argparse.Na
     from benchlib import machine, today, write_section
 
     h, w = next(iter(FrameSource(args.video, max_frames=1))).shape[:2]
-    lines = ["## Video mode beside pair mode (quick)", "",
-             f"`python scripts/measure_video_mode.py {' '.join(sys.argv[1:])}` on {today()}; {machine()}; "
+    lines = [f"## {args.title}", "",
+             f"`python scripts/measure_video_mode.py {shlex.join(sys.argv[1:])}` on {today()}; {machine()}; "
              f"load average {summary['load_average'][0]} before, {summary['load_average'][1]} after. {args.video.name}, {w}x{h}, first {summary['pairs']} pairs; frames decoded first, "
              "seconds are `estimate` alone, the methods pair by pair side by side in one process.", "",
              "| method | s/pair | vs deepflow | flicker px | mean magnitude per pair, px | unexplained 2x jumps |",
