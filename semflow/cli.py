@@ -240,12 +240,20 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
 
 def write_explain(estimator: Any, result: Any, out_dir: Path) -> None:
     """Write what the method exposes about how it got its flow: the method's own writer if it has one,
-    else each extra map as PNG (flows on the colour wheel, label maps in false colour) plus raw .npy."""
+    else each extra map as PNG (flows on the colour wheel, other maps in grey) plus raw .npy;
+    with ``--sharpen``, ``sharpen.json`` (the regions looked at, :func:`semflow.sharpen.report_entries`)."""
     from semflow.io.atomic import atomic_path
     from semflow.io.images import write_image
     from semflow.viz import add_legend, flow_to_color, max_flow_of
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    reports = getattr(estimator, "last_reports", None)  # --sharpen: the regions it looked at
+    if reports is not None:
+        from semflow.io.atomic import write_text_atomic
+        from semflow.io.jsonfile import dumps_strict
+        from semflow.sharpen import report_entries
+
+        write_text_atomic(out_dir / "sharpen.json", dumps_strict({"regions": report_entries(reports)}, indent=2))
     own = getattr(estimator, "write_explain", None)
     if callable(own):
         own(result, out_dir)

@@ -14,7 +14,8 @@ Label maps hold class ids of a label set (CamVid by default); a class -> kind ta
 ``FlowResult.extras`` of a semantic result (all (H, W) unless said):
 ``labels`` uint8 class ids, ``segmentation_rgb`` (H, W, 3) uint8, ``kinds`` uint8 (KIND_CODES),
 ``instances`` int32 (0 none, k thing instance k), ``model_map`` uint8 (compose.MODEL_LEGEND),
-``occlusion`` uint8 (1 = background covered by a thing in frame t+1), ``baseline_flow`` (H, W, 2),
+``occlusion`` uint8 (1 = background covered by a thing in frame t+1), ``baseline_flow`` (H, W, 2)
+(with ``--sharpen`` also ``baseline_unsharpened_flow``, the baseline before that step),
 ``layer_plane`` / ``layer_object`` / ``layer_background`` (H, W, 2) float32, NaN outside the layer,
 ``report_json`` a 0-d string array: per-region decisions and timings.
 """
@@ -321,6 +322,11 @@ class SemanticFlow(FlowMethod):
             "kind_codes": KIND_CODES,
             "seconds": {k: round(v, 4) for k, v in timings.items()},
         }
+        sharpened = getattr(self.baseline, "last_reports", None)  # a --sharpen baseline's regions
+        if sharpened is not None:
+            from semflow.sharpen import report_entries
+
+            report["sharpen"] = report_entries(sharpened)
         if plane_ids is not None:  # video mode: ids that stay the same from frame to frame
             for entry, tid in zip(report["planes"], plane_ids):
                 entry["track"] = tid
@@ -336,6 +342,8 @@ class SemanticFlow(FlowMethod):
             "motion_ids": motion_ids,
             "occlusion": comp.occluded.astype(np.uint8),
             "baseline_flow": baseline,
+            **({"baseline_unsharpened_flow": base.extras["unsharpened_flow"]} if "unsharpened_flow" in base.extras
+               else {}),
             **{f"layer_{name}": flow for name, flow in comp.layer_flows.items()},
             "report_json": np.array(json.dumps(report)),
         }
@@ -355,7 +363,8 @@ def write_explain(result: FlowResult, out_dir: str | os.PathLike) -> None:
 
     Files: ``segmentation.png`` (colour) and ``labels.png`` (class ids), ``kinds.png``,
     ``model_map.png`` (colour) and ``model_map_ids.png`` (codes), ``motion_ids.png`` (16-bit: each
-    thing pixel's motion instance, ids as in ``explain.json``'s ``motion_instances``, 0 none), ``flow``, ``baseline`` and each
+    thing pixel's motion instance, ids as in ``explain.json``'s ``motion_instances``, 0 none), ``flow``, ``baseline``
+    (and ``baseline_unsharpened`` with ``--sharpen``; ``explain.json``'s ``sharpen`` lists its regions) and each
     ``layer_*`` as ``.flo`` plus colour-wheel ``.png`` under one normaliser (layers: unknown outside
     their support), ``occlusion.png``, ``confidence.png`` and ``explain.json`` (legends, per-region
     decisions, timings).
@@ -372,6 +381,8 @@ def write_explain(result: FlowResult, out_dir: str | os.PathLike) -> None:
     if "model_map" not in ex:
         raise InputError("this result has no semantic layers to explain (was it made by 'semantic'?)")
     flows = {"flow": result.flow, "baseline": ex["baseline_flow"]}
+    if "baseline_unsharpened_flow" in ex:  # --sharpen: the baseline before the step
+        flows["baseline_unsharpened"] = ex["baseline_unsharpened_flow"]
     flows.update({k: v for k, v in ex.items() if k.startswith("layer_")})
     max_flow = max_flow_of([result.flow, ex["baseline_flow"]])
     for name, flow in flows.items():

@@ -22,9 +22,10 @@ class SharpenedFlow(FlowMethod):
     """``base``'s flow with its motion boundaries sharpened (``params``: the step's settings).
 
     It keeps ``base``'s name (so memory checks and outputs read the same), its video state (the state
-    carries ``base``'s own flow, as ``base`` expects) and its extras. After each call ``last_reports``
-    holds a :class:`~semflow.layers.boundary_layers.RegionReport` per region looked at, and
-    ``last_timings`` the base's stage seconds plus the step's as ``sharpen``.
+    carries ``base``'s own flow, as ``base`` expects) and its extras, adding ``unsharpened_flow`` (the
+    base's flow). After each call ``last_reports`` holds a
+    :class:`~semflow.layers.boundary_layers.RegionReport` per region looked at (:func:`report_entries`
+    makes them JSON), and ``last_timings`` the base's stage seconds plus the step's as ``sharpen``.
     """
 
     def __init__(self, base: FlowMethod, params: BoundaryLayerParams | None = None) -> None:
@@ -39,7 +40,9 @@ class SharpenedFlow(FlowMethod):
 
     def _sharpen(self, img1: np.ndarray, img2: np.ndarray, result: FlowResult) -> FlowResult:
         start = time.perf_counter()
-        result.flow, self.last_reports = sharpen_boundaries(img1, img2, result.flow, self.params)
+        before = result.flow
+        result.flow, self.last_reports = sharpen_boundaries(img1, img2, before, self.params)
+        result.extras = {**result.extras, "unsharpened_flow": before}
         self.last_timings = {**getattr(self.base, "last_timings", {}), "sharpen": time.perf_counter() - start}
         return result
 
@@ -62,3 +65,11 @@ def sharpened(method: FlowMethod, options: Any) -> FlowMethod:
     if not getattr(options, "sharpen", False) or isinstance(method, SharpenedFlow):
         return method
     return SharpenedFlow(method)
+
+
+def report_entries(reports: list[RegionReport]) -> list[dict[str, Any]]:
+    """The regions a sharpen step looked at, as JSON-ready dicts: ``box`` [y0, y1, x0, x1] px,
+    ``uncertain_pixels``, ``motions`` fitted, ``kept`` (its new flow), and its changed visible pixels
+    that match ``better`` / ``worse`` in frame t+1 (``changed`` in all)."""
+    return [{"box": [int(v) for v in r.box], "uncertain_pixels": r.pixels, "motions": r.motions, "kept": r.kept,
+             "better": r.better, "worse": r.worse, "changed": r.changed} for r in reports]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ from semflow.io.images import write_image
 from semflow.layers.boundary_layers import BoundaryLayerParams, sharpen_boundaries, uncertain_pixels
 from semflow.methods import get_method
 from semflow.metrics import endpoint_error
-from semflow.sharpen import SharpenedFlow
+from semflow.semantic import write_explain as semantic_write_explain
+from semflow.sharpen import SharpenedFlow, report_entries
 from semflow.synthetic import make_scene, translation_scene
 from semflow.video_state import VideoState
 
@@ -184,3 +186,34 @@ def test_cli_sharpen_switch(run_cli, tmp_path: Path) -> None:
         flows[switch] = read_flow(out)
     errors = {k: endpoint_error(f, scene.flow).mean() for k, f in flows.items()}
     assert errors["--sharpen"] < errors["--no-sharpen"]
+
+
+def test_explain_shows_what_sharpen_did(run_cli, tmp_path: Path) -> None:
+    scene = make_scene(seed=0, num_objects=2, object_shift=20.0)
+    write_image(tmp_path / "a.png", scene.img1)
+    write_image(tmp_path / "b.png", scene.img2)
+    result = run_cli("flow", "a.png", "b.png", "-o", "f.flo", "--method", "dis-medium", "--sharpen",
+                     "--explain", "why")
+    assert result.rc == 0, result.stderr
+    regions = json.loads((tmp_path / "why" / "sharpen.json").read_text())["regions"]
+    before = np.load(tmp_path / "why" / "unsharpened_flow.npy")
+    np.testing.assert_array_equal(before, get_method("dis-medium").estimate(scene.img1, scene.img2).flow)
+    changed = np.abs(read_flow(tmp_path / "f.flo") - before).max(axis=2) > 0
+    kept = np.zeros_like(changed)
+    for region in regions:
+        y0, y1, x0, x1 = region["box"]
+        if region["kept"]:
+            kept[y0:y1, x0:x1] = True
+    assert changed.any() and not (changed & ~kept).any()  # the flow changed inside kept regions only
+    assert all(r["better"] >= 2.5 * r["worse"] for r in regions if r["kept"])
+
+
+def test_semantic_explain_lists_its_baselines_sharpen_regions(tmp_path: Path) -> None:
+    scene = make_scene(seed=0, num_objects=2, object_shift=20.0)
+    method = get_method("semantic", baseline="dis-medium", segmentation=scene.labels, sharpen=True)
+    result = method.estimate(scene.img1, scene.img2)
+    semantic_write_explain(result, tmp_path)
+    report = json.loads((tmp_path / "explain.json").read_text())
+    assert report["sharpen"] == report_entries(method.baseline.last_reports) and report["sharpen"]
+    unsharpened = read_flow(tmp_path / "baseline_unsharpened.flo")
+    np.testing.assert_allclose(unsharpened, get_method("dis-medium").estimate(scene.img1, scene.img2).flow, atol=1e-6)
