@@ -135,6 +135,23 @@ def test_half_resolution_assignment_puts_the_boundary_on_the_exact_pixel() -> No
     assert (exact == truth).all()
 
 
+def test_a_half_resolution_assignment_with_free_pixels_leaves_the_others_at_their_cheapest() -> None:
+    # The slanted boundary of the test above, but pixels more than 6 columns from it are not free and
+    # their costs are reversed: outside the cut they keep their own cheapest motion; inside, the
+    # boundary still lands on the exact pixel.
+    h, w = 120, 200
+    cols = np.arange(w)[None].repeat(h, 0)
+    edge = 2 * (40 + np.arange(h)[:, None] // 4) + 1
+    truth = (cols >= edge).astype(np.int32)
+    free = np.abs(cols - edge) <= 6
+    costs = np.where(truth[None] == np.arange(2)[:, None, None], 0.0, 10.0).astype(np.float32)
+    costs = np.where(free[None], costs, costs[::-1])  # outside: the other motion is cheaper
+    image = np.full((h, w, 3), 128, np.uint8)
+    labels = solve_assignment(costs, image, MotionParams(smoothness=12.0, full_pixels=1000), free=free)
+    np.testing.assert_array_equal(labels[~free], 1 - truth[~free])
+    np.testing.assert_array_equal(labels[free], truth[free])
+
+
 def test_pairwise_weights_drop_across_colour_edges() -> None:
     image = np.zeros((4, 6, 3), np.uint8)
     image[:, 3:] = 200

@@ -12,8 +12,9 @@ jumps, as a small layered problem per place:
    (:func:`~semflow.layers.motion_fit.fit_motions`, as the things layer does for touching things); then
    motions of the uncertain pixels' flow that none of these explains (:func:`missed_motions`: a thing
    too narrow to have trusted pixels of its own). A region with fewer than two motions is left alone.
-3. **Assignment.** Each box pixel takes one motion by a graph cut
-   (:func:`~semflow.layers.motions.solve_assignment`): uncertain pixels by the photometric error of
+3. **Assignment.** Each box pixel within ``cut_reach`` px of an uncertain one takes one motion by a
+   graph cut (:func:`~semflow.layers.motions.solve_assignment`; the others keep the motion nearest
+   their flow): uncertain pixels by the photometric error of
    each motion (smoothed over about 1 px) plus a small cost for leaving their flow's motion, trusted
    pixels by how far their flow is from the motion (a larger cost), with
    a contrast-sensitive Potts term; pixels that a motion in front covers in frame t+1
@@ -72,6 +73,10 @@ class BoundaryLayerParams:
     blend_radius: int = 3
     """Uncertain pixels whose flow changes by more than 1 px across this distance (blends of two
     motions, where an interpolation crosses a boundary) are not sampled."""
+    cut_reach: int = 6
+    """Only pixels within this many px of an uncertain pixel take part in the graph cut; the box's other
+    (trusted) pixels keep the motion nearest their flow. (With the whole box in the cut, the Potts term
+    moved whole stretches of trusted pixels: a far car behind a parked one took its motion.)"""
     anchor: float = 10.0
     """Cost per px (up to 3 px) of giving a trusted pixel a motion its flow does not have."""
     prior: float = 1.0
@@ -226,12 +231,13 @@ def sharpen_region(img1: np.ndarray, img2: np.ndarray, guide: np.ndarray, flow: 
     flows = [affine_field(a, box) for a in affines]
     errors, inside = zip(*(photometric_error(img1, img2, f, x0, y0) for f in flows))
     costs = _costs(flows, errors, inside, sub, uncertain, params)
-    labels = solve_assignment(costs, guide, params.motions)
+    free = dilate(uncertain, params.cut_reach)
+    labels = solve_assignment(costs, guide, params.motions, free=free)
     covered, _ = covered_by_others(labels, flows, list(errors), guide)
     if covered.any():
         hidden_cost = np.minimum(costs, params.motions.occluded_cost)
         labels = solve_assignment(np.where(covered & uncertain[None], hidden_cost, costs), guide, params.motions,
-                                  labels=labels)
+                                  labels=labels, free=free)
         covered, _ = covered_by_others(labels, flows, list(errors), guide)
     new = _layer_flow(flows, labels, sub, uncertain, params)
     hidden = np.take_along_axis(covered, labels[None], 0)[0]

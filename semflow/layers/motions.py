@@ -146,9 +146,10 @@ def colour_codes(image: np.ndarray, bins: int = 8) -> np.ndarray:
 
 
 def solve_assignment(costs: np.ndarray, guide: np.ndarray, params: MotionParams,
-                     labels: np.ndarray | None = None) -> np.ndarray:
+                     labels: np.ndarray | None = None, free: np.ndarray | None = None) -> np.ndarray:
     """:func:`assign_motions` of ``costs`` (K, h, w) with contrast-sensitive weights from ``guide``
-    (h, w, 3); a start ``labels`` (h, w) optional.
+    (h, w, 3); a start ``labels`` (h, w) optional; ``free`` (h, w) bool, optional: only these pixels
+    take part (the others keep their start, by default their cheapest motion).
 
     Over more than ``params.full_pixels`` pixels the graph cut runs at half resolution first (costs
     summed over 2x2 blocks, weights doubled: each coarse edge stands for two fine ones); the labels,
@@ -161,21 +162,27 @@ def solve_assignment(costs: np.ndarray, guide: np.ndarray, params: MotionParams,
     if k == 1:
         return np.zeros((h, w), np.int32)
     weights = pairwise_weights(guide, params.smoothness)
+    if free is not None and labels is None:
+        labels = np.argmin(costs, axis=0).astype(np.int32)
     if h * w <= params.full_pixels or min(h, w) < 8:
-        return assign_motions(costs, weights, cycles=params.cycles, labels=labels)
+        return assign_motions(costs, weights, cycles=params.cycles, labels=labels, free=free)
     size = (max(1, w // 2), max(1, h // 2))
     small = np.stack([cv2.resize(c.astype(np.float32), size, interpolation=cv2.INTER_AREA) * 4.0 for c in costs])
     small_guide = cv2.resize(guide.astype(np.float32), size, interpolation=cv2.INTER_AREA)
     start = None if labels is None else cv2.resize(labels.astype(np.int32), size, interpolation=cv2.INTER_NEAREST)
+    small_free = None if free is None else cv2.resize(free.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
     coarse = assign_motions(small, pairwise_weights(small_guide, 2.0 * params.smoothness), cycles=params.cycles,
-                            labels=start)
+                            labels=start, free=small_free)
     fine = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int32)
+    if free is not None:
+        fine = np.where(free, fine, labels)
     change = np.zeros((h, w), bool)
     change[:, 1:] |= fine[:, 1:] != fine[:, :-1]
     change[1:] |= fine[1:] != fine[:-1]
-    if not change.any():
+    refine = dilate(change, params.refine_band) if free is None else dilate(change, params.refine_band) & free
+    if not refine.any():
         return fine
-    return assign_motions(costs, weights, cycles=1, labels=fine, free=dilate(change, params.refine_band))
+    return assign_motions(costs, weights, cycles=1, labels=fine, free=refine)
 
 
 def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[np.ndarray], image: np.ndarray,
