@@ -12,6 +12,7 @@ from semflow.layers.motions import (
     affine_field,
     assign_motions,
     covered_by_others,
+    depth_order,
     fit_motions,
     pairwise_weights,
     rematch_unexplained,
@@ -209,6 +210,19 @@ def test_a_third_motions_hidden_pixels_do_not_order_two_others() -> None:
     covered, _ = covered_by_others(labels, flows, errors, image)
     assert covered[1][hidden_car].all()  # car 1's front end is hidden by car 2...
     assert not covered[2].any()  # ...and car 2 hides behind nothing
+
+
+def test_depth_votes_that_close_a_cycle_give_way_to_stronger_ones() -> None:
+    # 1 over 0 (margin 242), 0 over 2 (114), 2 over 1 (38): a cycle; the weakest vote gives way, so the
+    # far car 2 is behind everything (hard scene seed 11000's votes, as measured).
+    front, order = depth_order([(242, 1, 0), (114, 0, 2), (38, 2, 1)], 3)
+    assert order == [2, 0, 1]
+    assert front[1, 0] and front[0, 2] and not front[2, 1]
+    assert not front[1, 2]  # nobody voted on that pair: it hides nothing of the other
+    # Consistent votes are all kept, and a motion with no votes sits at the back.
+    front, order = depth_order([(5, 2, 1), (50, 1, 0)], 4)
+    assert front[2, 1] and front[1, 0] and order.index(0) < order.index(1) < order.index(2)
+    assert order[0] in (0, 3) and order.index(3) < order.index(1)
 
 
 def two_cars(seed: int = 0) -> tuple:

@@ -41,7 +41,7 @@ from semflow.layers.motion_fit import (
 )
 from semflow.warp import pixel_grid
 
-__all__ = ["MotionParams", "MotionSplit", "affine_field", "assign_motions", "covered_by_others", "fit_motions",
+__all__ = ["MotionParams", "MotionSplit", "affine_field", "assign_motions", "covered_by_others", "depth_order", "fit_motions",
            "pairwise_weights", "patch_matches", "rematch_unexplained", "solve_assignment", "split_motions"]
 
 
@@ -185,6 +185,24 @@ def solve_assignment(costs: np.ndarray, guide: np.ndarray, params: MotionParams,
     return assign_motions(costs, weights, cycles=1, labels=fine, free=refine)
 
 
+def depth_order(votes: list[tuple[int, int, int]], k: int) -> tuple[np.ndarray, list[int]]:
+    """``front`` (k, k) bool (``front[a, b]``: motion a is in front of b) and the motions back to front,
+    from ``votes`` (margin, a, b) that a is in front of b. Depth is an order, so a vote that contradicts
+    stronger ones (a cycle: a over b over c over a) gives way: the votes are taken strongest first, each
+    kept unless it closes a cycle. ``front`` holds the kept votes alone (a pair nobody voted on hides
+    nothing of the other)."""
+    above = np.zeros((k, k), bool)  # above[a, b]: a is in front of b, transitively
+    front = np.zeros((k, k), bool)
+    for _, a, b in sorted(votes, reverse=True):
+        if above[b, a]:  # b is already in front of a (through others): this vote closes a cycle
+            continue
+        front[a, b] = True
+        over_a = above[:, a] | (np.arange(k) == a)  # a and everything in front of it
+        under_b = above[b] | (np.arange(k) == b)  # b and everything behind it
+        above |= over_a[:, None] & under_b[None]
+    return front, sorted(range(k), key=lambda m: int(above[m].sum()))
+
+
 def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[np.ndarray], image: np.ndarray,
                       region: np.ndarray | None = None, *, explained: float = 8.0, unexplained: float = 15.0
                       ) -> tuple[np.ndarray, list[int]]:
@@ -233,18 +251,18 @@ def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[
         hist = np.bincount(codes[good], minlength=512).astype(np.float64) + 1.0
         hists.append(np.log(hist / hist.sum()))
     likeliest = np.argmax(np.stack(hists)[:, codes], axis=0)  # each pixel's motion by colour, of all k
-    front = np.zeros((k, k), bool)  # front[a, b]: a is in front of b
+    votes = []  # (margin, front, behind)
     for a in range(k):
         for b in range(a + 1, k):
             a_over_b = int(lands_on(b, a, unexplained_px & (likeliest == b)).sum())
             b_over_a = int(lands_on(a, b, unexplained_px & (likeliest == a)).sum())
-            if max(a_over_b, b_over_a) >= 10:
-                front[a, b], front[b, a] = a_over_b > b_over_a, b_over_a > a_over_b
+            if max(a_over_b, b_over_a) >= 10 and a_over_b != b_over_a:
+                votes.append((abs(a_over_b - b_over_a), a, b) if a_over_b > b_over_a else (abs(a_over_b - b_over_a), b, a))
+    front, order = depth_order(votes, k)
     covered = np.zeros((k, h, w), bool)
     for b in range(k):
         for a in np.nonzero(front[:, b])[0]:  # pixels that look like b and land on a under b's motion
             covered[b] |= lands_on(b, a, region & ((hists[b] - hists[a])[codes] > 0))
-    order = sorted(range(k), key=lambda m: int(front[m].sum()))
     return covered, order
 
 
