@@ -40,7 +40,7 @@ from scipy import ndimage
 
 from semflow.io.flow import check_flow
 from semflow.layers.common import dilate, magnitude, photometric_error, prepare_image, subsample_points
-from semflow.layers.motion_fit import MotionParams, affine_field, fit_motions
+from semflow.layers.motion_fit import MotionParams, affine_field, affine_residuals, fit_motions
 from semflow.layers.motions import covered_by_others, solve_assignment
 
 Box = tuple[int, int, int, int]
@@ -152,7 +152,7 @@ def missed_motions(flow: np.ndarray, uncertain: np.ndarray, box: Box, affines: l
     ys, xs = subsample_points(smooth, params.uncertain_samples, rng)
     src = np.stack([xs + box[2], ys + box[0]], 1).astype(np.float64)
     dst = src + flow[ys, xs]
-    residual = np.min([np.linalg.norm(src @ a[:, :2].T + a[:, 2] - dst, axis=1) for a in affines], axis=0)
+    residual = affine_residuals(np.asarray(affines), src, dst).min(axis=0)
     left = residual > m.inlier
     if left.sum() < params.min_support:
         return []

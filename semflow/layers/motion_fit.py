@@ -134,7 +134,7 @@ def patch_matches(gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray, box: t
     return np.float32(src), np.float32(dst)
 
 
-def _residuals(models: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+def affine_residuals(models: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """|A src - dst| for models (M, 2, 3) and matches (N, 2): (M, N)."""
     pred = np.einsum("mij,nj->mni", models[:, :, :2], src) + models[:, None, :, 2]
     return np.linalg.norm(pred - dst[None], axis=2)
@@ -186,7 +186,7 @@ def fit_motions(src: np.ndarray, dst: np.ndarray, params: MotionParams, rng: np.
     cands = _hypotheses(src64, dst64, params.hypotheses, rng)
     if extra is not None and len(extra):
         cands = np.concatenate([cands, np.asarray(extra, np.float64).reshape(-1, 2, 3)], 0)
-    rho = np.minimum(_residuals(cands, src64, dst64) / params.inlier, 1.0) ** 2  # (M, N); outliers cost 1
+    rho = np.minimum(affine_residuals(cands, src64, dst64) / params.inlier, 1.0) ** 2  # (M, N); outliers cost 1
     cost_of_label = max(params.min_matches, params.label_cost * n)
     best = np.ones(n)
     chosen: list[int] = []
@@ -201,12 +201,12 @@ def fit_motions(src: np.ndarray, dst: np.ndarray, params: MotionParams, rng: np.
         return [], np.full(n, -1)
     models = cands[chosen]
     for _ in range(4):  # alternate: refit each model to its matches, drop one that no longer pays
-        res = _residuals(models, src64, dst64)
+        res = affine_residuals(models, src64, dst64)
         owner = np.argmin(res, axis=0)
         inlier = res[owner, np.arange(n)] < params.inlier
         models = np.array([_refit(src64[inlier & (owner == m)], dst64[inlier & (owner == m)])
                            if (inlier & (owner == m)).sum() >= 3 else models[m] for m in range(len(models))])
-        rho = np.minimum(_residuals(models, src64, dst64) / params.inlier, 1.0) ** 2
+        rho = np.minimum(affine_residuals(models, src64, dst64) / params.inlier, 1.0) ** 2
         total = rho.min(0).sum()
         gains = [np.minimum(np.delete(rho, m, 0).min(0), 1.0).sum() - total if len(models) > 1
                  else n - total for m in range(len(models))]
@@ -216,7 +216,7 @@ def fit_motions(src: np.ndarray, dst: np.ndarray, params: MotionParams, rng: np.
         if len(models) == 1:
             return [], np.full(n, -1)
         models = np.delete(models, worst, 0)
-    res = _residuals(models, src64, dst64)
+    res = affine_residuals(models, src64, dst64)
     owner = np.argmin(res, axis=0)
     owner = np.where(res[owner, np.arange(n)] < params.inlier, owner, -1)
     return list(models), owner

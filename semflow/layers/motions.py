@@ -179,7 +179,9 @@ def solve_assignment(costs: np.ndarray, guide: np.ndarray, params: MotionParams,
     change = np.zeros((h, w), bool)
     change[:, 1:] |= fine[:, 1:] != fine[:, :-1]
     change[1:] |= fine[1:] != fine[:-1]
-    refine = dilate(change, params.refine_band) if free is None else dilate(change, params.refine_band) & free
+    refine = dilate(change, params.refine_band)
+    if free is not None:
+        refine &= free
     if not refine.any():
         return fine
     return assign_motions(costs, weights, cycles=1, labels=fine, free=refine)
@@ -251,13 +253,14 @@ def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[
         hist = np.bincount(codes[good], minlength=512).astype(np.float64) + 1.0
         hists.append(np.log(hist / hist.sum()))
     likeliest = np.argmax(np.stack(hists)[:, codes], axis=0)  # each pixel's motion by colour, of all k
-    votes = []  # (margin, front, behind)
+    votes = []  # (margin, nearer, farther)
     for a in range(k):
         for b in range(a + 1, k):
             a_over_b = int(lands_on(b, a, unexplained_px & (likeliest == b)).sum())
             b_over_a = int(lands_on(a, b, unexplained_px & (likeliest == a)).sum())
             if max(a_over_b, b_over_a) >= 10 and a_over_b != b_over_a:
-                votes.append((abs(a_over_b - b_over_a), a, b) if a_over_b > b_over_a else (abs(a_over_b - b_over_a), b, a))
+                nearer, farther = (a, b) if a_over_b > b_over_a else (b, a)
+                votes.append((abs(a_over_b - b_over_a), nearer, farther))
     front, order = depth_order(votes, k)
     covered = np.zeros((k, h, w), bool)
     for b in range(k):
