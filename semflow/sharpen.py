@@ -70,6 +70,8 @@ def sharpened(method: FlowMethod, options: Any) -> FlowMethod:
 def report_entries(reports: list[RegionReport]) -> list[dict[str, Any]]:
     """The regions a sharpen step looked at, as JSON-ready dicts: ``box`` [y0, y1, x0, x1] px,
     ``uncertain_pixels``, ``motions`` fitted, ``kept`` (its new flow), and its changed visible pixels
-    that match ``better`` / ``worse`` in frame t+1 (``changed`` in all)."""
+    that match ``better`` / ``worse`` in frame t+1 (``changed`` in all), and the share of its trusted
+    pixels the motions ``explained``."""
     return [{"box": [int(v) for v in r.box], "uncertain_pixels": r.pixels, "motions": r.motions, "kept": r.kept,
-             "better": r.better, "worse": r.worse, "changed": r.changed} for r in reports]
+             "better": r.better, "worse": r.worse, "changed": r.changed, "explained": round(r.explained, 3)}
+            for r in reports]

@@ -118,6 +118,26 @@ def test_a_thing_too_thin_for_trusted_pixels_gets_its_motion_from_the_uncertain_
     assert endpoint_error(unaided, truth)[ring].mean() > 10.0  # the step without the search: left alone
 
 
+def test_a_region_its_affine_motions_do_not_explain_is_left_alone_before_its_graph_cut() -> None:
+    # A fattened object over a background whose flow is a wave (2.5 px, about 31 px long): no few
+    # affine motions describe the background, as on a road in perspective. The region is skipped
+    # before its graph cut (no pixels compared); without the gate it is solved, and rejected.
+    scene = make_scene(seed=0, num_objects=2, object_shift=20.0)
+    flow, _ = fattened(scene)
+    y, x = np.mgrid[0:flow.shape[0], 0:flow.shape[1]].astype(np.float32)
+    wave = np.stack([2.5 * np.sin(x / 5.0), 2.5 * np.cos(y / 5.0)], axis=2)
+    flow = np.where(scene.instances[..., None] > 0, flow, flow + wave).astype(np.float32)
+    out, reports = sharpen_boundaries(scene.img1, scene.img2, flow)
+    big = max(reports, key=lambda r: r.pixels)
+    assert big.explained < BoundaryLayerParams().min_explained and not big.kept
+    assert big.better == big.worse == big.changed == 0
+    _, ungated = sharpen_boundaries(scene.img1, scene.img2, flow, BoundaryLayerParams(min_explained=0.0))
+    solved = max(ungated, key=lambda r: r.pixels)
+    assert solved.explained == big.explained and solved.better + solved.worse > 1000 and not solved.kept
+    uncertain = uncertain_pixels(flow, BoundaryLayerParams())
+    np.testing.assert_array_equal(out[~uncertain], flow[~uncertain])
+
+
 def test_a_flow_without_jumps_is_returned_as_it_is() -> None:
     scene = translation_scene(96, 128, shift=(12.0, -5.0), seed=2)
     out, reports = sharpen_boundaries(scene.img1, scene.img2, scene.flow)
