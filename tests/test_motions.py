@@ -5,8 +5,11 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from semflow.layers.common import gray_frames, prepare_image
+from semflow.layers.motion_fit import _hypotheses, affine_residuals
 from semflow.layers.motions import (
     MotionParams,
     affine_field,
@@ -291,3 +294,29 @@ def test_rematch_unexplained_finds_the_car_no_motion_explains() -> None:
                                    [o.affine for o in scene.objects], MotionParams())[0]) == 0
     assert len(rematch_unexplained(f1, f2, mask, box, np.zeros((240, 320, 2), np.float32), others,
                                    MotionParams(rematch_pixels=0))[0]) == 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 5), st.integers(1, 40))
+def test_affine_residuals_are_the_distances_each_model_leaves(seed: int, models: int, matches: int) -> None:
+    rng = np.random.default_rng(seed)
+    affines = rng.normal(0, 2, (models, 2, 3))
+    src, dst = rng.uniform(-50, 50, (matches, 2)), rng.uniform(-50, 50, (matches, 2))
+    res = affine_residuals(affines, src, dst)
+    homogeneous = np.hstack([src, np.ones((matches, 1))])
+    expected = np.array([np.linalg.norm(homogeneous @ a.T - dst, axis=1) for a in affines])
+    np.testing.assert_allclose(res, expected, rtol=1e-12, atol=1e-9)
+
+
+def test_affine_hypotheses_come_from_close_matches() -> None:
+    # Two motions side by side: a hypothesis from three matches drawn among one's nearest neighbours is
+    # one of the two maps, except along their border; three drawn anywhere would mix them half the time.
+    rng = np.random.default_rng(4)
+    left = np.array([[1.02, 0.05, 7.0], [-0.03, 0.98, -3.0]])
+    right = np.array([[0.97, 0.0, -12.0], [0.04, 1.01, 5.0]])
+    src = rng.uniform(0, [200, 100], (300, 2))
+    dst = np.where(src[:, :1] < 100, src @ left[:, :2].T + left[:, 2], src @ right[:, :2].T + right[:, 2])
+    hypotheses = _hypotheses(src, dst, 150, rng)
+    affine = hypotheses[np.abs(hypotheses[:, :, :2] - np.eye(2)).sum((1, 2)) > 0]  # not the translations
+    pure = [min(np.abs(a - left).max(), np.abs(a - right).max()) < 1e-6 for a in affine]
+    assert len(affine) > 40 and np.mean(pure) > 0.85

@@ -136,8 +136,11 @@ def patch_matches(gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray, box: t
 
 def affine_residuals(models: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """|A src - dst| for models (M, 2, 3) and matches (N, 2): (M, N)."""
-    pred = np.einsum("mij,nj->mni", models[:, :, :2], src) + models[:, None, :, 2]
-    return np.linalg.norm(pred - dst[None], axis=2)
+    x, y = src[None, :, 0], src[None, :, 1]
+    a = models[:, :, :, None]  # (M, 2, 3, 1): each coefficient against all matches
+    dx = a[:, 0, 0] * x + a[:, 0, 1] * y + a[:, 0, 2] - dst[None, :, 0]
+    dy = a[:, 1, 0] * x + a[:, 1, 1] * y + a[:, 1, 2] - dst[None, :, 1]
+    return np.sqrt(dx * dx + dy * dy)
 
 
 def _hypotheses(src: np.ndarray, dst: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -149,11 +152,12 @@ def _hypotheses(src: np.ndarray, dst: np.ndarray, count: int, rng: np.random.Gen
     models[:, :, 2] = dst[singles] - src[singles]
     if n < 3:
         return models
-    d = ((src[:, None] - src[None]) ** 2).sum(-1)
-    near = np.argpartition(d, min(n - 1, 11), axis=1)[:, :min(n, 12)]  # each point's 12 nearest (itself too)
     i = rng.integers(0, n, count - len(singles))
-    pick = rng.integers(0, near.shape[1], (len(i), 2))
-    j, k = near[i, pick[:, 0]], near[i, pick[:, 1]]
+    pick = rng.integers(0, min(n, 12), (len(i), 2))
+    d = ((src[i][:, None] - src[None]) ** 2).sum(-1)  # from each drawn point to all
+    near = np.argpartition(d, min(n - 1, 11), axis=1)[:, :min(n, 12)]  # its 12 nearest (itself too)
+    rows = np.arange(len(i))
+    j, k = near[rows, pick[:, 0]], near[rows, pick[:, 1]]
     s = np.stack([src[i], src[j], src[k]], 1)
     t = np.stack([dst[i], dst[j], dst[k]], 1)
     lhs = np.concatenate([s, np.ones((len(i), 3, 1))], 2)  # (M, 3, 3): rows [x, y, 1]

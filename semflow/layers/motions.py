@@ -100,6 +100,13 @@ def assign_motions(costs: np.ndarray, weights: tuple[np.ndarray, np.ndarray], *,
     index = np.full((h, w), -1, np.int64)
     index[free] = np.arange(count)
     nodes = np.arange(count)
+    # Per direction (right, down), what does not change between moves: the weights, which pairs have
+    # both pixels free (an edge of the graph) and which have one (its fixed neighbour's cost).
+    pairs = []
+    for wgt, p, q in ((wr, np.s_[:, :-1], np.s_[:, 1:]), (wd, np.s_[:-1], np.s_[1:])):
+        fp, fq = free[p], free[q]
+        both = fp & fq
+        pairs.append((wgt, p, q, both, fp & ~fq, fq & ~fp, index[p][both], index[q][both]))
     for _ in range(cycles):
         improved = False
         for alpha in range(k):
@@ -107,20 +114,17 @@ def assign_motions(costs: np.ndarray, weights: tuple[np.ndarray, np.ndarray], *,
             sink_cap = np.take_along_axis(costs, labels[None], 0)[0].astype(np.float64)  # cost of x = 0 (keep)
             g = maxflow.Graph[float]()
             g.add_nodes(count)
-            for wgt, p, q in ((wr, np.s_[:, :-1], np.s_[:, 1:]), (wd, np.s_[:-1], np.s_[1:])):
+            for wgt, p, q, both, only_p, only_q, from_p, to_q in pairs:
                 lp, lq = labels[p], labels[q]
                 e00 = wgt * (lp != lq)
                 e01 = wgt * (lp != alpha)  # p keeps, q takes alpha
                 e10 = wgt * (lq != alpha)
-                fp, fq = free[p], free[q]
-                both = fp & fq
                 # both free: E = e00 + (e10 - e00) x_p - e10 x_q + (e01 + e10 - e00) (1 - x_p) x_q   (e11 = 0)
                 src_cap[p] += np.where(both, np.maximum(e10 - e00, 0), 0)
                 sink_cap[p] += np.where(both, np.maximum(e00 - e10, 0), 0)
                 sink_cap[q] += np.where(both, e10, 0)
-                g.add_edges(index[p][both], index[q][both], (e01 + e10 - e00)[both], np.zeros(int(both.sum())))
+                g.add_edges(from_p, to_q, (e01 + e10 - e00)[both], np.zeros(len(from_p)))
                 # one side fixed: the free side pays the edge for its own choice
-                only_p, only_q = fp & ~fq, fq & ~fp
                 src_cap[p] += np.where(only_p, e10, 0)
                 sink_cap[p] += np.where(only_p, e00, 0)
                 src_cap[q] += np.where(only_q, e01, 0)
