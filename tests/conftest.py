@@ -5,7 +5,8 @@
 - ``small_scene``: a small layered synthetic scene (64x96) with exact ground truth.
 - ``make_frames``: a factory writing a folder of PNG frames of a textured plane moving by a fixed shift.
 - ``make_video``: the same frames encoded as an H.264 mp4 with :class:`semflow.io.video.VideoWriter`.
-- ``run_cli``: run ``python -m semflow ARGS...`` in a subprocess -> :class:`CliResult` (rc, stdout, stderr),
+- ``run_cli``: run ``python -m semflow ARGS...`` in a subprocess -> :class:`CliResult` (rc, stdout, stderr)
+  (``cli_env``: its environment, with the checkout these tests import first on PYTHONPATH),
   so "one line on stderr, no traceback" is checked on the real process.
 - ``cli_fails``: run the CLI on a bad input and assert the error contract (non-zero exit code, exactly one
   stderr line ``semflow: error: ...``, no traceback, nothing new written in the working folder).
@@ -23,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
+import semflow
 from semflow.io.images import write_image
 from semflow.io.video import VideoWriter
 from semflow.synthetic import SyntheticScene, make_scene, random_texture, translation_scene
@@ -118,14 +120,29 @@ class CliResult(NamedTuple):
     stderr: str
 
 
-def _run(args: tuple[str | os.PathLike, ...], cwd: Path | None, timeout: float) -> CliResult:
+def _cli_env() -> dict[str, str]:
+    """The environment for a ``python -m semflow`` subprocess: the semflow these tests imported comes
+    first on its path, so that a second checkout's tests run its own CLI, not the installed one."""
     env = dict(os.environ)
+    checkout = str(Path(semflow.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([checkout, *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def _run(args: tuple[str | os.PathLike, ...], cwd: Path | None, timeout: float) -> CliResult:
+    env = _cli_env()
     env.pop("OPENCV_FFMPEG_LOGLEVEL", None)  # the CLI must quiet FFmpeg itself
     proc = subprocess.run(
         [sys.executable, "-m", "semflow", *map(str, args)], cwd=cwd, env=env,
         capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def cli_env() -> dict[str, str]:
+    """The environment for running ``python -m semflow`` by hand (see :func:`_cli_env`)."""
+    return _cli_env()
 
 
 @pytest.fixture

@@ -321,13 +321,13 @@ def test_run_failing_mid_way_keeps_finished_pairs_and_resumes(run_cli, make_fram
     assert not [p for p in out.rglob(".*")]
 
 
-def test_run_ctrl_c_keeps_finished_pairs_and_resumes(make_frames, tmp_path: Path) -> None:
+def test_run_ctrl_c_keeps_finished_pairs_and_resumes(make_frames, cli_env: dict[str, str], tmp_path: Path) -> None:
     """SIGINT in the middle of a run: exit code 130, one line, finished pairs whole, --resume completes."""
     folder = make_frames(16, 96, 128, shift=(1, 1))
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "semflow", "run", str(folder), "--out", str(out), "--save-flo",
            "--method", "deepflow"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env)
     deadline = time.monotonic() + 60
     while not (out / "flo" / "000001.flo").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -343,7 +343,7 @@ def test_run_ctrl_c_keeps_finished_pairs_and_resumes(make_frames, tmp_path: Path
         assert read_flow_valid(out / "flo" / name)[0].shape == (96, 128, 2)
     assert not (out / "flow.mp4").exists()
 
-    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=120)
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=120, env=cli_env)
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_pairs"] == len(done) and summary["pairs"] == 15
