@@ -15,6 +15,7 @@ import numpy as np
 
 from semflow.layers.common import erode, magnitude, photometric_error, subsample_points
 from semflow.layers.context import PairContext
+from semflow.layers.motion_fit import affine_residuals
 from semflow.layers.motions import MotionSplit, fit_motions, split_motions
 from semflow.layers.things.motion import affine_flow, layer_flow, polish_affine
 from semflow.layers.things.params import ThingParams
@@ -58,8 +59,7 @@ def compromise(baseline: np.ndarray, seeds: np.ndarray, flow: np.ndarray, box: B
     affines, _ = fit_motions(src, dst, params.motions, rng)
     if len(affines) < 2:
         return False
-    pred = np.stack([src @ a[:, :2].T + a[:, 2] for a in affines])
-    several = np.minimum(np.linalg.norm(pred - dst[None], axis=2).min(axis=0), params.residual_cap).mean()
+    several = np.minimum(affine_residuals(np.asarray(affines), src, dst).min(axis=0), params.residual_cap).mean()
     one = np.minimum(magnitude(flow[ys, xs] - baseline[ys, xs]), params.residual_cap).mean()
     return bool(several <= params.compromise_ratio * one)
 
