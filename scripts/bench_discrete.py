@@ -45,6 +45,7 @@ ABLATIONS = {
     "no propagation (no neighbour / DIS candidates)": {"propagation": False},
     "no scale-tolerant costs (shrink off)": {"shrink": 1.0},
     "no windowed search on finer levels": {"search_pixels": 0},
+    "no keypoint matches (keypoint_radius 0)": {"keypoint_radius": 0},
     "plain 2 px forward-backward test (fb_relative 0)": {"fb_relative": 0.0},
     "CRF's choice as the flow (crf_check 0, as in DiscreteFlow)": {"crf_check": 0.0},
     "no CRF (best match per point, unchecked)": {"crf": False},
@@ -67,7 +68,8 @@ def run_discrete(data: Path, options: dict) -> tuple[dict, list]:
     return accuracy_row(every), every
 
 
-STEADINESS = ["full (default preset)", "CRF's choice as the flow (crf_check 0, as in DiscreteFlow)",
+STEADINESS = ["full (default preset)", "no keypoint matches (keypoint_radius 0)",
+              "CRF's choice as the flow (crf_check 0, as in DiscreteFlow)",
               "no CRF (best match per point, unchecked)"]
 
 

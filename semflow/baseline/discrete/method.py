@@ -3,8 +3,10 @@
 Stages, each in its own module::
 
     descriptors  dense SIFT-like descriptors on image pyramids of both frames
+    keypoints    (balanced, accurate) SIFT keypoints matched over the whole frame
     proposals    K candidate flows per grid point: coarse-to-fine nearest neighbours in descriptor
-                 space inside a search window, propagation from neighbours, a coarse DIS flow
+                 space inside a search window, propagation from neighbours, a coarse DIS flow, and
+                 at the finest level the nearby keypoint matches
     crf          discrete CRF over the candidates (truncated matching cost, truncated-L1
                  smoothness), block coordinate descent with exact DP along rows then columns;
                  by default its smooth labelling checks each point's best match (see ``crf_check``)
@@ -32,6 +34,7 @@ from semflow.baseline.discrete.descriptors import (
     pair_projection,
     shrunk_descriptors,
 )
+from semflow.baseline.discrete.keypoints import keypoint_matches
 from semflow.baseline.discrete.presets import DEFAULT_PRESET, PRESETS, Preset
 from semflow.baseline.discrete.proposals import Proposals, coarse_to_fine_proposals
 from semflow.baseline.discrete.temporal import FrameWork, along_itself, temporal_candidates
@@ -250,10 +253,17 @@ class DiscreteFlow(FlowMethod):
                 if narrow:  # between full searches: narrow coarse window, sparser coarse levels
                     options.update(radius=min(p.radius, p.video_radius), search_pixels=0, narrow=True,
                                    coarse_stride=max(p.coarse_stride, p.video_narrow_coarse_stride))
+            keys_f = keys_b = None
+            if p.keypoint_radius > 0:  # whole-frame keypoint matches, offered at the finest level
+                keys_f = keypoint_matches(gray1, gray2, contrast=p.keypoint_contrast, ratio=p.keypoint_ratio,
+                                          max_flow=p.radius, device=self.device)
+                keys_b = keys_f.reversed()
+                options.update(keypoint_radius=p.keypoint_radius, keypoint_count=p.keypoint_count)
+                lap("keypoints")
             props_f = coarse_to_fine_proposals(pyr1, pyr2, extra_flows=extra_f, scaled=scaled_f,
-                                               temporal=temporal_f, **options)
+                                               temporal=temporal_f, keypoints=keys_f, **options)
             props_b = coarse_to_fine_proposals(pyr2, pyr1, extra_flows=extra_b, scaled=scaled_b,
-                                               temporal=temporal_b, **options)
+                                               temporal=temporal_b, keypoints=keys_b, **options)
             del pyr1, pyr2, shrunk, scaled_f, scaled_b
             lap("proposals")
             fwd, cost_f, agrees = self._grid_flow(props_f, finest)

@@ -18,6 +18,11 @@ class Preset:
     or 1 is off): a match also costs its descriptor distance against either frame shrunk by this factor,
     for surfaces that grow or shrink between the frames; ``search_pixels``: levels with at most this
     many pixels also get the exhaustive windowed search (small fast objects).
+    Keypoints (``keypoints.py``): ``keypoint_radius`` (px; 0: off): each grid point of the finest level
+    is also offered the flows of its ``keypoint_count`` nearest SIFT keypoint matches within this
+    distance (keypoints with contrast threshold ``keypoint_contrast``, matched mutually with Lowe's
+    ratio ``keypoint_ratio``): small things that move against their surroundings, which no coarse
+    level sees; off in video mode unless ``video_keypoints`` (they cost 0.1-0.5 s a pair).
     CRF: ``sweeps`` block-coordinate-descent sweeps; ``lam``, ``tau`` smoothness weight and truncation;
     ``unary_trunc`` truncation of the matching cost (squared descriptor distance); ``crf_check`` (px):
     when > 0, each point keeps its best match, and the CRF's smooth labelling only checks it: a match
@@ -62,6 +67,10 @@ class Preset:
     radius: int = 256
     shrink: float | None = None
     search_pixels: int = 0
+    keypoint_radius: float = 0.0
+    keypoint_count: int = 2
+    keypoint_contrast: float = 0.01
+    keypoint_ratio: float = 0.8
     local: int = 2
     sweeps: int = 2
     lam: float = 0.05
@@ -89,6 +98,7 @@ class Preset:
     video_dims: int = 16
     video_narrow_coarse_stride: int = 32
     video_narrow_scales: bool = False
+    video_keypoints: bool = False
     video_prior: float = 0.85
 
     def __post_init__(self) -> None:
@@ -102,7 +112,8 @@ class Preset:
         return replace(self, stride=max(self.stride, self.video_stride), k=min(self.k, self.video_k),
                        local=min(self.local, self.video_local),
                        coarse_stride=max(self.coarse_stride, self.video_coarse_stride),
-                       dims=self.dims if self.dims is None else min(self.dims, self.video_dims))
+                       dims=self.dims if self.dims is None else min(self.dims, self.video_dims),
+                       keypoint_radius=self.keypoint_radius if self.video_keypoints else 0.0)
 
     def with_options(self, **options) -> Preset:
         """A copy with some fields replaced (``None`` values are ignored)."""
@@ -117,9 +128,11 @@ PRESETS: dict[str, Preset] = {
     "fast": Preset(stride=8, coarse_stride=16, k=8, finest=1, local=1, sweeps=1, fb_relative=0.0),
     # Coarsest search at 1/16 size where the frames allow (>= 24 px).
     # The CRF checks the best matches (crf_check) with a stronger smoothness (lam).
-    "balanced": Preset(levels=4, local=4, shrink=SHRINK, search_pixels=8000, lam=0.1, crf_check=3.0),
+    # Keypoint matches within 12 px (about 2.5 grid steps) of each finest grid point.
+    "balanced": Preset(levels=4, local=4, shrink=SHRINK, search_pixels=8000, lam=0.1, crf_check=3.0,
+                       keypoint_radius=12.0),
     "accurate": Preset(stride=4, coarse_stride=4, k=16, local=4, sweeps=3, shrink=SHRINK, search_pixels=8000,
-                       lam=0.1, crf_check=3.0),
+                       lam=0.1, crf_check=3.0, keypoint_radius=12.0),
 }
 DEFAULT_PRESET = "balanced"
 

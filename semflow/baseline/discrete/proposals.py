@@ -8,7 +8,9 @@ The search runs coarse to fine over descriptor pyramids (see ``descriptors.descr
 - at each finer level a query inherits its parent's K candidates (doubled), plus the best candidate of
   each of the parent's 8 neighbours (propagation), plus optional extra candidates (a coarse DIS flow);
   each is re-scored, with a local +-1 px search around the best ones, and the K best distinct flows are kept;
-- with propagation on, a last pass also offers each query its 8 neighbours' best flows.
+- with propagation on, a last pass also offers each query its 8 neighbours' best flows;
+- optionally, the finest level's queries are also offered the flows of nearby keypoint matches
+  (``keypoints``), which do not depend on the coarser levels.
 
 All flows here are integer displacements in pixels of the level they belong to. Descriptor distance is
 the squared L2 distance. Candidates that land outside the other frame cost ``outside_cost``.
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from semflow.baseline.discrete.keypoints import KeypointMatches, nearby_match_flows
 
 OUTSIDE_COST = 2.0
 """Cost of a match that lands outside the other frame (L2-normalised descriptors are at most 2 apart)."""
@@ -322,7 +326,9 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
                              finest: int = 0, local: int = 4, propagation: bool = True,
                              extra_flows: list | None = None, coarse_stride: int | None = None,
                              scaled: list | None = None, search_pixels: int = 0,
-                             temporal: list | None = None, narrow: bool = False) -> Proposals:
+                             temporal: list | None = None, narrow: bool = False,
+                             keypoints: KeypointMatches | None = None, keypoint_radius: float = 12.0,
+                             keypoint_count: int = 2) -> Proposals:
     """K candidate flows for the grid with ``stride`` (level-0 pixels) at pyramid level ``finest``.
 
     pyr1, pyr2: descriptor pyramids (lists of (H_l, W_l, D)), coarsest last. radius: search window
@@ -341,6 +347,9 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
     mode between full searches): its flows are scored one by one (:func:`scored_window`) instead of
     by the exhaustive search; the finer levels do not inherit the parent's neighbours' flows, and
     those above ``finest`` skip the propagation pass (each point has its carried candidates there).
+    keypoints: matched keypoints (:mod:`.keypoints`); each grid point of level ``finest`` is also
+    offered the flows of its ``keypoint_count`` nearest ones within ``keypoint_radius`` level-0 px
+    (things too small for the coarse levels, whose motion no point would inherit).
     The returned flows are in pixels of level ``finest``.
     """
     def carried(level: int, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
@@ -385,6 +394,9 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
         if extra_flows is not None and extra_flows[level] is not None:
             ef = torch.as_tensor(extra_flows[level], device=device)[ys][:, xs]
             parts.append(torch.round(ef).long()[:, :, None, :])
+        if keypoints is not None and level == finest:
+            parts.append(nearby_match_flows(keypoints, ys, xs, level, parent[:, :, :1], radius=keypoint_radius,
+                                            count=keypoint_count))
         if h * w <= search_pixels:  # on every second grid point: each query takes its nearest one's
             found = exhaustive_knn(here.query, here.target, ys[::2], xs[::2], k=k, radius=level_radius(level))
             near_y = torch.arange(len(ys), device=device) // 2

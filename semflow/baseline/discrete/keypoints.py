@@ -1,0 +1,119 @@
+"""Keypoint matches as extra candidates: whole-frame SIFT matches for small things the search misses.
+
+The coarse-to-fine search (``proposals``) finds a flow at a fine level only near the flows inherited
+from the coarser ones. A thing of a few thousand pixels moving 15-30 px against its surroundings is
+invisible at the coarse levels (their 16 px descriptor patches span 64+ px of the frame and see
+mostly the surroundings), so none of its grid points inherits its motion and the finest level never
+tries it. Keypoint matches do not depend on the pyramid: SIFT keypoints (with a low contrast
+threshold, so that weakly textured things get some), matched over the whole frame to their mutual
+nearest neighbour and kept when they pass Lowe's ratio test. Each grid point of the finest level is
+then offered the flows of the nearest matches around it (:func:`nearby_match_flows`); they are
+scored with the same descriptors as every other candidate, so a match that does not fit a point is
+not chosen there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+
+@dataclass(frozen=True)
+class KeypointMatches:
+    """Matched keypoints: ``points`` (N, 2) float32 (x, y) in the query frame, ``flows`` (N, 2) float32
+    their displacement to the target frame (px)."""
+
+    points: np.ndarray
+    flows: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def reversed(self) -> KeypointMatches:
+        """The same matches from the target frame back to the query frame."""
+        return KeypointMatches(self.points + self.flows, -self.flows)
+
+
+def _empty() -> KeypointMatches:
+    return KeypointMatches(np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32))
+
+
+def _mutual_ratio_matches(d1: torch.Tensor, d2: torch.Tensor, ratio: float, chunk: int = 2048
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (i, j) of descriptor pairs that are each other's nearest neighbours (L2) and whose
+    nearest distance is below ``ratio`` times the second nearest (d1's side)."""
+    sq2 = torch.linalg.vector_norm(d2, dim=1).square_()
+    best = torch.empty(len(d1), 2, device=d1.device)
+    nearest = torch.empty(len(d1), dtype=torch.long, device=d1.device)
+    col_min = torch.full((len(d2),), float("inf"), device=d1.device)
+    col_arg = torch.zeros(len(d2), dtype=torch.long, device=d1.device)
+    for s in range(0, len(d1), chunk):
+        q = d1[s:s + chunk]
+        dist = (torch.linalg.vector_norm(q, dim=1).square_()[:, None] + sq2[None]).sub_(q @ d2.T, alpha=2.0)
+        b, i = torch.topk(dist, 2, dim=1, largest=False)
+        best[s:s + chunk], nearest[s:s + chunk] = b, i[:, 0]
+        m, a = dist.min(0)
+        better = m < col_min
+        col_min = torch.where(better, m, col_min)
+        col_arg = torch.where(better, a + s, col_arg)
+    best = best.clamp_(min=0.0).sqrt_()
+    idx = torch.arange(len(d1), device=d1.device)
+    keep = (best[:, 0] < ratio * best[:, 1]) & (col_arg[nearest] == idx)
+    return idx[keep], nearest[keep]
+
+
+MAX_KEYPOINTS = 8000
+"""At most this many keypoints per frame (the strongest): the matching costs their number squared."""
+
+
+def keypoint_matches(gray1: np.ndarray, gray2: np.ndarray, *, contrast: float = 0.01, ratio: float = 0.8,
+                     max_flow: float | None = None, max_keypoints: int = MAX_KEYPOINTS,
+                     device: torch.device | str = "cpu") -> KeypointMatches:
+    """SIFT keypoints of two gray frames (H, W) uint8, matched mutually with a ratio test.
+
+    contrast: SIFT's contrast threshold (OpenCV's default is 0.04; lower finds keypoints on weak
+    texture). ratio: Lowe's ratio test. max_flow: drop matches longer than this (px; the search
+    window of the method). max_keypoints: per frame, the strongest are kept (at 1024x436 there are
+    about 6000 at contrast 0.01). The matching runs on ``device``.
+    """
+    if min(gray1.shape[:2]) < 16 or min(gray2.shape[:2]) < 16:
+        return _empty()
+    sift = cv2.SIFT_create(nfeatures=max_keypoints, contrastThreshold=contrast)
+    k1, d1 = sift.detectAndCompute(gray1, None)
+    k2, d2 = sift.detectAndCompute(gray2, None)
+    if d1 is None or d2 is None or len(k1) < 2 or len(k2) < 2:
+        return _empty()
+    i, j = _mutual_ratio_matches(torch.from_numpy(d1).to(device), torch.from_numpy(d2).to(device), ratio)
+    i, j = i.cpu().numpy(), j.cpu().numpy()
+    p1 = np.array([k.pt for k in k1], np.float32)[i]
+    p2 = np.array([k.pt for k in k2], np.float32)[j]
+    flows = p2 - p1
+    if max_flow is not None:
+        short = np.abs(flows).max(1) <= max_flow
+        p1, flows = p1[short], flows[short]
+    return KeypointMatches(p1, flows)
+
+
+def nearby_match_flows(matches: KeypointMatches, ys: torch.Tensor, xs: torch.Tensor, level: int,
+                       fill: torch.Tensor, *, radius: float, count: int) -> torch.Tensor:
+    """For each point of the grid ``ys`` x ``xs`` (pixels of pyramid ``level``), the flows (Gh, Gw,
+    count, 2) int64, in that level's pixels, of its ``count`` nearest matches within ``radius``
+    full-size px; where there are fewer, ``fill`` (Gh, Gw, 1, 2) takes their place."""
+    gh, gw = len(ys), len(xs)
+    fill = fill.expand(gh, gw, count, 2)
+    if len(matches) == 0:
+        return fill
+    scale = 1 << level
+    gy, gx = np.meshgrid(ys.cpu().numpy() * scale, xs.cpu().numpy() * scale, indexing="ij")
+    dist, index = cKDTree(matches.points).query(np.stack([gx.ravel(), gy.ravel()], 1), k=count,
+                                                distance_upper_bound=radius)
+    dist, index = dist.reshape(gh, gw, count), index.reshape(gh, gw, count)
+    found = np.isfinite(dist)
+    flows = np.zeros((gh, gw, count, 2), np.float32)
+    flows[found] = matches.flows[index[found]] / scale
+    flows = torch.from_numpy(np.round(flows)).long().to(fill.device)
+    return torch.where(torch.from_numpy(found).to(fill.device)[..., None], flows, fill)
