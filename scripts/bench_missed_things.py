@@ -37,6 +37,7 @@ MISSED = 0.6
 METHODS = {
     "dis-medium": ("dis-medium", {}),
     "discrete": ("discrete", {}),
+    "discrete keypoint_radius=0": ("discrete", {"keypoint_radius": 0}),
     "semantic[dis-medium]": ("semantic", {"baseline": "dis-medium"}),
     "semantic[discrete]": ("semantic", {}),
 }
