@@ -8,7 +8,9 @@ FlyingChairs pair by a pixel moves its EPE by more than a pixel. So each pair is
 ``--versions`` copies: itself and mirrored left-right, each cropped by (dy, dx) px from the top-left
 for the first few (dy, dx) in 0..3 (flow and validity cropped alike), and a setting is judged on
 the mean over them. Both settings run side by side, pair by pair, each in a child process of its own
-(seconds: median per pair; peak MB: that process's).
+(seconds: median per pair; peak MB: that process's); each flow is also sharpened (``--sharpen``'s step,
+:func:`semflow.sharpen.sharpen_boundaries`, in this process), so that the two settings are compared
+with the step as well.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from benchlib import machine, today, write_section  # noqa: E402
 from semflow.io.datasets import load_dataset  # noqa: E402
 from semflow.isolation import IsolatedMethod  # noqa: E402
 from semflow.metrics import epe, fl_all  # noqa: E402
+from semflow.sharpen import sharpen_boundaries  # noqa: E402
 
 DATASETS = {"middlebury": "middlebury", "sintel": "sintel", "kitti": "kitti", "chairs": "flyingchairs"}
 SETTINGS = {
@@ -54,8 +57,9 @@ def main() -> None:
     if args.versions < 2 or args.versions % 2 or args.versions > 2 * len(CROPS):
         raise SystemExit(f"--versions must be even, from 2 to {2 * len(CROPS)}")
     methods = {label: IsolatedMethod("discrete", options) for label, options in SETTINGS.items()}
-    rows = {(d, label): [] for d in DATASETS for label in methods}  # (EPE, Fl-all) per version
-    first = {(d, label): [] for d in DATASETS for label in methods}  # the unaltered pair's
+    labels = [x for label in methods for x in (label, f"{label} --sharpen")]
+    rows = {(d, label): [] for d in DATASETS for label in labels}  # (EPE, Fl-all) per version
+    first = {(d, label): [] for d in DATASETS for label in labels}  # the unaltered pair's
     seconds = {label: {d: [] for d in DATASETS} for label in methods}
     peak = dict.fromkeys(methods, 0.0)
     better = dict.fromkeys(DATASETS, 0)
@@ -69,15 +73,17 @@ def main() -> None:
                         result, took, mb = method.estimate(img1, img2)
                         seconds[label][dataset].append(took)
                         peak[label] = max(peak[label], mb)
-                        score = (epe(result.flow, flow, valid), fl_all(result.flow, flow, valid))
-                        rows[dataset, label].append(score)
-                        if v == 0:
-                            first[dataset, label].append(score)
-                        errors.append(score[0])
+                        sharpened, _ = sharpen_boundaries(img1, img2, result.flow)
+                        for name, f in ((label, result.flow), (f"{label} --sharpen", sharpened)):
+                            score = (epe(f, flow, valid), fl_all(f, flow, valid))
+                            rows[dataset, name].append(score)
+                            if v == 0:
+                                first[dataset, name].append(score)
+                        errors.append(rows[dataset, label][-1][0])
                     better[dataset] += int(errors[0] < errors[1])
                 print(dataset, sample.name, "; ".join(
                     f"{label} {np.mean([e for e, _ in rows[dataset, label][-args.versions:]]):.3f}"
-                    for label in methods), flush=True)
+                    for label in labels), flush=True)
     finally:
         for method in methods.values():
             method.close()
@@ -88,7 +94,7 @@ def main() -> None:
 
     def table(source: dict) -> list[str]:
         lines = [header, rule]
-        for label in methods:
+        for label in labels:
             cells = [f"{np.mean([e for e, _ in source[d, label]]):.3f} | {100 * np.mean([f for _, f in source[d, label]]):.2f}"
                      for d in DATASETS]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -98,12 +104,18 @@ def main() -> None:
             f0, f1 = (np.mean([f for _, f in source[d, k]]) for k in (base, other))
             change.append(f"{100 * (e0 / e1 - 1):+.1f} % | {100 * (f0 - f1):+.2f} pts")
         lines.append("| change, keypoints on vs off | " + " | ".join(change) + " |")
+        change = []
+        for d in DATASETS:
+            e0, e1 = (np.mean([e for e, _ in source[d, f"{k} --sharpen"]]) for k in (base, other))
+            f0, f1 = (np.mean([f for _, f in source[d, f"{k} --sharpen"]]) for k in (base, other))
+            change.append(f"{100 * (e0 / e1 - 1):+.1f} % | {100 * (f0 - f1):+.2f} pts")
+        lines.append("| change, keypoints on vs off, both --sharpen | " + " | ".join(change) + " |")
         return lines
 
     pairs = {d: len(first[d, base]) for d in DATASETS}
     count_line = "| versions where keypoints give the lower EPE | " + " | ".join(
         f"{better[d]} of {pairs[d] * args.versions} | " for d in DATASETS) + " |"
-    cost = ["| setting | " + " | ".join(f"{d} s/pair" for d in DATASETS) + " | peak MB |",
+    cost = ["| setting (without --sharpen) | " + " | ".join(f"{d} s/pair" for d in DATASETS) + " | peak MB |",
             "|---|" + "---|" * (len(DATASETS) + 1)]
     for label in methods:
         cost.append(f"| {label} | " + " | ".join(f"{np.median(seconds[label][d]):.2f}" for d in DATASETS)
