@@ -30,6 +30,23 @@ class ResourceError(SemflowError):
     """The work would need more memory (or another resource) than the machine has."""
 
 
+def reason(exc: BaseException, limit: int = 160) -> str:
+    """One short line that says why ``exc`` happened, for a message of our own: the first line of its
+    text (its class name when it has none), cut to its first sentence when longer than ``limit``
+    characters and that fits, else at the last space before the limit, with "..." added."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0].strip() if lines else ""
+    if not text:
+        return type(exc).__name__
+    if len(text) <= limit:
+        return text
+    end = text.find(". ", 0, limit)
+    if end > 0:
+        return text[:end]
+    cut = text.rfind(" ", 0, limit)
+    return text[:cut if cut > limit // 2 else limit].rstrip(" ,;:") + "..."
+
+
 def warn(message: str) -> None:
     """Print ``semflow: warning: <message>`` as one line on stderr: something the user must know about
     that does not stop the work (it is also recorded in the outputs where it concerns them)."""

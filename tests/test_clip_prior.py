@@ -387,6 +387,14 @@ def test_missing_and_wrong_files_give_clear_errors(open_clip, tiny, tmp_path):
     junk.write_bytes(b"this is not a checkpoint" * 10)
     with pytest.raises(WeightsError, match="not a readable CLIP checkpoint"):
         load_clip_model(str(config), junk)
+    zip_like = tmp_path / "zip_like.pt"
+    zip_like.write_bytes(b"PK\x03\x04" + b"garbage" * 10)
+    with pytest.raises(WeightsError, match="not a readable CLIP checkpoint") as raised:
+        load_clip_model(str(config), zip_like)
+    # torch's text for such a file runs on for several sentences (it was cut mid-word at 160
+    # characters): the message quotes its first sentence only.
+    quoted = str(raised.value).split("checkpoint (", 1)[1]
+    assert quoted.endswith(")") and ". " not in quoted, str(raised.value)
     not_clip = tmp_path / "linear.pt"
     torch.save(torch.nn.Linear(2, 2).state_dict(), not_clip)
     with pytest.raises(WeightsError, match="does not fit CLIP model 'semflow-tiny-clip'"):

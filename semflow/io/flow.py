@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from semflow.errors import InputError
+from semflow.errors import InputError, reason
 from semflow.io.atomic import atomic_path, write_bytes_atomic
 from semflow.io.files import require_file
 from semflow.io.images import decode_image
@@ -185,8 +185,7 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - ValueError, SyntaxError, TokenError, RecursionError...
-            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-            raise InputError(f"{path}: not a readable .npy file (corrupt header: {reason})") from None
+            raise InputError(f"{path}: not a readable .npy file (corrupt header: {reason(exc, 120)})") from None
         if dtype.hasobject or dtype.itemsize == 0:
             raise InputError(f"{path}: not a readable .npy file (it holds {dtype} values, not numbers)")
         count = 1

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from semflow.errors import WeightsError
+from semflow.errors import WeightsError, reason
 
 # Storage classes a TorchScript pickle names for each tensor's storage, and their element types.
 STORAGE_DTYPES: dict[str, torch.dtype] = {
@@ -57,7 +57,7 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
         elif "Weights only load failed" in text or isinstance(exc, pickle.UnpicklingError):
             why = "not a torch weights file (semflow loads tensors only, never pickled code)"
         else:
-            why = text.split("\n")[0].split(". ")[0][:120]
+            why = reason(exc, 120)
         raise WeightsError(f"{path}: cannot read {what}: {why}") from None
 
 
@@ -197,8 +197,7 @@ def read_torchscript_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise
     except (pickle.UnpicklingError, zipfile.BadZipFile, KeyError, EOFError, ValueError, TypeError, RuntimeError,
             SyntaxError, OSError, IndexError, AttributeError, RecursionError) as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"{path}: not a readable TorchScript archive ({reason})") from None
+        raise WeightsError(f"{path}: not a readable TorchScript archive ({reason(exc)})") from None
     if not isinstance(top, ScriptObject):
         raise WeightsError(f"{path}: the TorchScript archive holds no module")
     state: dict[str, torch.Tensor] = {}

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semflow.device import resolve_device
-from semflow.errors import InputError, WeightsError
+from semflow.errors import InputError, WeightsError, reason
 from semflow.io.weights import load_torch_file
 from semflow.segmentation.base import Segmentation, Segmenter, check_image
 from semflow.segmentation.labels import CAMVID, VOC, LabelSet, get_label_set
@@ -276,7 +276,7 @@ class TorchvisionSegmenter(TorchSegmenter):
         try:
             model.load_state_dict(sd, strict=True)
         except RuntimeError as exc:
-            raise WeightsError(f"{path}: weights do not fit {arch}: {str(exc).splitlines()[0][:160]}") from None
+            raise WeightsError(f"{path}: weights do not fit {arch}: {reason(exc)}") from None
         if label_set is None:
             if n != VOC.num_classes:
                 raise InputError(f"{path}: {arch} has {n} classes; name their label set (a .json file)")

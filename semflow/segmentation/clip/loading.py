@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from semflow.device import resolve_device
-from semflow.errors import InputError, SemflowError, WeightsError
+from semflow.errors import InputError, SemflowError, WeightsError, reason
 from semflow.io.weights import is_torchscript_archive, read_torchscript_state
 
 INSTALL_HINT = "pip install 'semflow[clip]' (it installs open_clip_torch)"
@@ -141,8 +141,7 @@ def read_state_dict(path: Path, openai_format: bool) -> dict[str, torch.Tensor]:
     except WeightsError as exc:
         raise WeightsError(f"{path} is not a readable CLIP checkpoint ({str(exc).removeprefix(f'{path}: ')})") from None
     except Exception as exc:  # unpickling, zip and safetensors errors have no common base class
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"{path} is not a readable CLIP checkpoint ({reason})") from exc
+        raise WeightsError(f"{path} is not a readable CLIP checkpoint ({reason(exc)})") from exc
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
