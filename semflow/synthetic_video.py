@@ -7,6 +7,10 @@ objects moving smoothly in front of it (similarities about their centres, with a
 frame is rendered by inverse mapping from the same textures, so the flow of each pair, the labels, the
 instance maps and the occlusion masks are exact.
 
+:func:`make_street_sequence`: the hard street scene of :mod:`semflow.synthetic_hard` over time: a row of
+parked cars that touch (moving with the background), a car passing in front of them at 15-30 px a frame
+and, in one sequence of two, a car driving the other way behind the row, partly hidden by it.
+
 :func:`camera_sequence`: a real image (and its label map) seen by a camera that pans and zooms over it:
 a video whose labels are known in every frame (for segmentation stability and accuracy).
 """
@@ -143,6 +147,52 @@ def make_sequence(frames: int = 8, height: int = 240, width: int = 320, *, seed:
                         acceleration=tuple(rng.uniform(-0.1, 0.1, 2) * object_speed),
                         spin=float(rng.uniform(-1.5, 1.5)), zoom=float(rng.uniform(-0.01, 0.01)))
         objects.append((shape, motion))
+    return render_motion_sequence(height, width, camera, objects, frames=frames, seed=seed + 1)
+
+
+def _car(center: tuple[float, float], axes: tuple[float, float], rng: np.random.Generator) -> SceneObject:
+    return SceneObject(center, axes, np.eye(2, 3), angle=float(rng.uniform(-3, 3)), class_id=CAR_ID, power=4.0)
+
+
+def make_street_sequence(frames: int = 8, height: int = 360, width: int = 480, *, seed: int = 0,
+                         speed: tuple[float, float] = (15.0, 30.0), camera_speed: float = 3.0,
+                         far_car: bool | None = None) -> SyntheticSequence:
+    """A street over ``frames`` frames, the hard case of issue 15 as a video: the camera moves smoothly
+    (pan up to ``camera_speed`` px/frame with acceleration, zoom, roll, keystone); 2-3 parked cars in a
+    row overlap their neighbours and move with the background; a car in front of the row passes at
+    ``speed`` px/frame (drawn from the range) along it; with ``far_car`` (default: one sequence in two)
+    a car behind the row drives the other way at its own such speed, partly hidden by the row. The
+    moving cars start where they stay in view for most of the sequence. Instances: 1.. back to front."""
+    rng = np.random.default_rng(seed)
+    center = (width / 2.0, height / 2.0)
+    camera = Motion(center, velocity=tuple(rng.uniform(-camera_speed, camera_speed, 2)),
+                    acceleration=tuple(rng.uniform(-0.1, 0.1, 2) * camera_speed),
+                    spin=float(rng.uniform(-0.3, 0.3)), zoom=float(rng.uniform(-0.008, 0.008)),
+                    keystone=float(rng.uniform(-2e-5, 2e-5)))
+    row_y = rng.uniform(0.5, 0.62) * height
+    a = rng.uniform(0.11, 0.14) * width
+    b = a * rng.uniform(0.42, 0.5)
+    parked = int(rng.integers(2, 4))
+    gap = rng.uniform(1.75, 1.95) * a  # less than 2a: neighbours overlap
+    x_first = rng.uniform(a + 4, max(a + 4, width - a - 4 - gap * (parked - 1)))
+    way = 1.0 if rng.uniform() < 0.5 else -1.0
+
+    def driving(y: float, direction: float) -> tuple[tuple[float, float], Motion]:
+        """A car's frame-0 centre (at height y) and its motion: the middle of its path near the frame's."""
+        v = direction * rng.uniform(*speed)
+        c = (float(width / 2 - v * (frames - 1) / 2 + rng.uniform(-0.1, 0.1) * width), float(y))
+        return c, Motion(c, velocity=(v, float(rng.uniform(-1, 1))), spin=float(rng.uniform(-0.5, 0.5)),
+                         zoom=float(rng.uniform(-0.01, 0.01)))
+
+    objects: list[tuple[SceneObject, Motion]] = []
+    if bool(rng.uniform() < 0.5) if far_car is None else far_car:
+        c, motion = driving(row_y - rng.uniform(0.85, 1.1) * b, -way)
+        objects.append((_car(c, (a * rng.uniform(0.85, 1.0), b * rng.uniform(0.85, 1.0)), rng), motion))
+    for i in range(parked):
+        c = (float(x_first + i * gap), float(row_y + rng.uniform(-0.1, 0.1) * b))
+        objects.append((_car(c, (a * rng.uniform(0.9, 1.05), b * rng.uniform(0.9, 1.05)), rng), camera))
+    c, motion = driving(row_y + rng.uniform(0.9, 1.3) * b, way)
+    objects.append((_car(c, (a * rng.uniform(0.95, 1.1), b * rng.uniform(0.95, 1.1)), rng), motion))
     return render_motion_sequence(height, width, camera, objects, frames=frames, seed=seed + 1)
 
 

@@ -11,6 +11,7 @@ import pytest
 from semflow.io.datasets import load_dataset
 from semflow.synthetic import CAR_ID, PEDESTRIAN_ID, ROAD_ID
 from semflow.synthetic_hard import HARD_KINDS, local_affine, make_hard_scene, write_hard_dataset
+from semflow.synthetic_video import make_street_sequence
 from semflow.warp import warp_backward
 
 
@@ -83,3 +84,47 @@ def test_write_hard_dataset_is_a_synthetic_dataset(tmp_path: Path) -> None:
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown hard scene kind"):
         make_hard_scene(kind="crowd")
+
+
+# --- the street over time (semflow.synthetic_video.make_street_sequence) -----------------------------
+
+
+@pytest.mark.parametrize("seed,far", [(0, True), (1, False)])
+def test_street_sequence_ground_truth_is_exact_on_every_pair(seed: int, far: bool) -> None:
+    seq = make_street_sequence(4, 150, 200, seed=seed, far_car=far)
+    assert len(seq.frames) == 4 and len(seq.flows) == 3
+    for k, flow in enumerate(seq.flows):
+        warped = warp_backward(seq.frames[k + 1].astype(np.float32), flow)[0]
+        err = np.abs(warped - seq.frames[k].astype(np.float32)).mean(axis=2)
+        visible = ~seq.occluded[k]
+        assert err[visible].mean() < 3.0
+        assert err[seq.occluded[k]].mean() > 3 * err[visible].mean()
+        assert set(np.unique(seq.labels[k])) <= {CAR_ID, ROAD_ID}
+        assert ((seq.labels[k] == CAR_ID) == (seq.instances[k] > 0)).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_street_sequence_has_touching_parked_cars_and_a_fast_one(seed: int) -> None:
+    seq = make_street_sequence(6, seed=seed, far_car=True)
+    h, w = seq.frames[0].shape[:2]
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    step = seq.camera[1] @ np.linalg.inv(seq.camera[0])  # the background's motion, frame 0 -> 1
+    p = np.stack([x, y, np.ones_like(x)], -1) @ step.T
+    background = np.stack([p[..., 0] / p[..., 2] - x, p[..., 1] / p[..., 2] - y], -1)
+    inst, flow = seq.instances[0], seq.flows[0]
+    ids = [k for k in np.unique(inst) if k > 0]
+    moves = {k: np.abs(flow[inst == k] - background[inst == k]).max() for k in ids}
+    parked = [k for k in ids if moves[k] < 1e-3]  # the row moves exactly as the background
+    assert len(parked) >= 2
+    # Neighbours in the row touch: some pixel of one parked car has a 4-neighbour of another.
+    pairs = {(a, b) for a, b in zip(inst[:, :-1].ravel(), inst[:, 1:].ravel()) if a != b and a and b}
+    pairs |= {(a, b) for a, b in zip(inst[:-1].ravel(), inst[1:].ravel()) if a != b and a and b}
+    assert any(a in parked and b in parked for a, b in pairs)
+    # The passing car (in front, the last instance) and the far one move 15-30 px a frame against it.
+    for k in (ids[0], ids[-1]):
+        relative = np.hypot(*(flow[inst == k] - background[inst == k]).mean(0))
+        assert 13.0 <= relative <= 32.0, (k, relative)
+    # The far car drives the other way: its motion and the passing car's point in opposite directions.
+    far_u = (flow[inst == ids[0]] - background[inst == ids[0]]).mean(0)[0]
+    near_u = (flow[inst == ids[-1]] - background[inst == ids[-1]]).mean(0)[0]
+    assert far_u * near_u < 0
