@@ -9,13 +9,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from semflow.baseline.discrete import PRESETS, DiscreteFlow
+from semflow.baseline.discrete import method as method_module
 from semflow.baseline.discrete.keypoints import (
+    FrameKeypoints,
     KeypointMatches,
     _mutual_ratio_matches,
     keypoint_matches,
     nearby_match_flows,
 )
 from semflow.synthetic_hard import HARD_KINDS, make_hard_scene
+from semflow.synthetic_video import make_street_sequence
+from semflow.video_state import VideoState
 
 
 def gray(img: np.ndarray) -> np.ndarray:
@@ -82,8 +86,9 @@ def test_nearby_match_flows_offer_the_nearest_matches_within_the_radius():
 def test_presets_and_video_mode():
     assert PRESETS["balanced"].keypoint_radius > 0 and PRESETS["accurate"].keypoint_radius > 0
     assert PRESETS["fast"].keypoint_radius == 0
-    assert PRESETS["balanced"].for_video().keypoint_radius == 0
-    assert PRESETS["balanced"].with_options(video_keypoints=True).for_video().keypoint_radius > 0
+    assert PRESETS["balanced"].for_video().keypoint_radius > 0
+    assert PRESETS["balanced"].with_options(video_keypoints=False).for_video().keypoint_radius == 0
+    assert PRESETS["fast"].for_video().keypoint_radius == 0
 
 
 def test_discrete_finds_a_middling_car_only_with_keypoints():
@@ -96,3 +101,48 @@ def test_discrete_finds_a_middling_car_only_with_keypoints():
     with_keypoints = DiscreteFlow().estimate(scene.img1, scene.img2).flow
     assert np.linalg.norm(without - scene.flow, axis=2)[car].mean() > 10  # the premise: missed
     assert np.linalg.norm(with_keypoints - scene.flow, axis=2)[car].mean() < 1.5
+
+
+def test_video_mode_finds_each_frames_keypoints_once(monkeypatch):
+    # Frame t+1 of one pair is frame t of the next: its keypoints are found once and kept.
+    seq = make_street_sequence(4, 120, 160, seed=2)
+    calls = []
+    real = method_module.frame_keypoints
+    monkeypatch.setattr(method_module, "frame_keypoints", lambda gray, **kw: calls.append(gray) or real(gray, **kw))
+
+    def video_flows() -> list[np.ndarray]:
+        method, state, flows = DiscreteFlow(), VideoState(), []
+        for k in range(3):
+            result = method.estimate(seq.frames[k], seq.frames[k + 1], state=state)
+            state = result.state
+            flows.append(result.flow)
+        return flows
+
+    kept = video_flows()
+    assert len(calls) == 4
+    calls.clear()
+    monkeypatch.setattr(FrameKeypoints, "made_with", lambda self, **kw: False)  # found again every pair
+    again = video_flows()
+    assert len(calls) == 6
+    for a, b in zip(kept, again):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_video_mode_follows_a_fast_car_only_with_keypoints():
+    # A car of a street sequence moving about 17 px a frame against the background: video mode's first
+    # pair misses it without the keypoint matches, and the next pair, which searches near the carried
+    # flow, never finds it either; with them (the default) both pairs follow it.
+    seq = make_street_sequence(3, 240, 320, seed=6)
+
+    def worst_car_errors(**options) -> list[float]:
+        method, state, worst = DiscreteFlow(**options), VideoState(), []
+        for k in range(2):
+            result = method.estimate(seq.frames[k], seq.frames[k + 1], state=state)
+            state = result.state
+            error = np.linalg.norm(result.flow - seq.flows[k], axis=2)
+            inst = seq.instances[k]
+            worst.append(max(error[inst == j].mean() for j in np.unique(inst) if j > 0))
+        return worst
+
+    assert min(worst_car_errors(video_keypoints=False)) > 10  # the premise: missed on both pairs
+    assert max(worst_car_errors()) < 3

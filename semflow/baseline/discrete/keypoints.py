@@ -70,32 +70,64 @@ MAX_KEYPOINTS = 8000
 """At most this many keypoints per frame (the strongest): the matching costs their number squared."""
 
 
-def keypoint_matches(gray1: np.ndarray, gray2: np.ndarray, *, contrast: float = 0.01, ratio: float = 0.8,
-                     max_flow: float | None = None, max_keypoints: int = MAX_KEYPOINTS,
-                     device: torch.device | str = "cpu") -> KeypointMatches:
-    """SIFT keypoints of two gray frames (H, W) uint8, matched mutually with a ratio test.
+@dataclass(frozen=True)
+class FrameKeypoints:
+    """SIFT keypoints of one frame: ``points`` (N, 2) float32 (x, y), ``descriptors`` (N, 128) float32,
+    found with contrast threshold ``contrast`` keeping at most ``max_keypoints``. Video mode keeps a
+    pair's second frame's for the next pair, whose first frame it is."""
 
-    contrast: SIFT's contrast threshold (OpenCV's default is 0.04; lower finds keypoints on weak
-    texture). ratio: Lowe's ratio test. max_flow: drop matches longer than this (px; the search
-    window of the method). max_keypoints: per frame, the strongest are kept (at 1024x436 there are
-    about 6000 at contrast 0.01). The matching runs on ``device``.
-    """
-    if min(gray1.shape[:2]) < 16 or min(gray2.shape[:2]) < 16:
+    points: np.ndarray
+    descriptors: np.ndarray
+    contrast: float
+    max_keypoints: int
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def made_with(self, contrast: float, max_keypoints: int) -> bool:
+        """Whether these are the keypoints :func:`frame_keypoints` finds with these settings."""
+        return self.contrast == contrast and self.max_keypoints == max_keypoints
+
+
+def frame_keypoints(gray: np.ndarray, *, contrast: float = 0.01, max_keypoints: int = MAX_KEYPOINTS
+                    ) -> FrameKeypoints:
+    """SIFT keypoints of a gray frame (H, W) uint8. contrast: SIFT's contrast threshold (OpenCV's default
+    is 0.04; lower finds keypoints on weak texture). max_keypoints: the strongest are kept (at 1024x436
+    there are about 6000 at contrast 0.01). Frames under 16 px on a side have none."""
+    points, descriptors = np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
+    if min(gray.shape[:2]) >= 16:
+        sift = cv2.SIFT_create(nfeatures=max_keypoints, contrastThreshold=contrast)
+        found, described = sift.detectAndCompute(gray, None)
+        if described is not None and len(found):
+            points, descriptors = np.array([k.pt for k in found], np.float32), described.astype(np.float32)
+    return FrameKeypoints(points, descriptors, contrast, max_keypoints)
+
+
+def match_keypoints(one: FrameKeypoints, two: FrameKeypoints, *, ratio: float = 0.8,
+                    max_flow: float | None = None, device: torch.device | str = "cpu") -> KeypointMatches:
+    """The keypoints of frame ``one`` matched to frame ``two``'s: mutual nearest neighbours that pass
+    Lowe's ratio test at ``ratio``; matches longer than ``max_flow`` (px; the search window of the
+    method) dropped. The matching runs on ``device``."""
+    if len(one) < 2 or len(two) < 2:
         return _empty()
-    sift = cv2.SIFT_create(nfeatures=max_keypoints, contrastThreshold=contrast)
-    k1, d1 = sift.detectAndCompute(gray1, None)
-    k2, d2 = sift.detectAndCompute(gray2, None)
-    if d1 is None or d2 is None or len(k1) < 2 or len(k2) < 2:
-        return _empty()
-    i, j = _mutual_ratio_matches(torch.from_numpy(d1).to(device), torch.from_numpy(d2).to(device), ratio)
+    i, j = _mutual_ratio_matches(torch.from_numpy(one.descriptors).to(device),
+                                 torch.from_numpy(two.descriptors).to(device), ratio)
     i, j = i.cpu().numpy(), j.cpu().numpy()
-    p1 = np.array([k.pt for k in k1], np.float32)[i]
-    p2 = np.array([k.pt for k in k2], np.float32)[j]
-    flows = p2 - p1
+    p1, flows = one.points[i], two.points[j] - one.points[i]
     if max_flow is not None:
         short = np.abs(flows).max(1) <= max_flow
         p1, flows = p1[short], flows[short]
     return KeypointMatches(p1, flows)
+
+
+def keypoint_matches(gray1: np.ndarray, gray2: np.ndarray, *, contrast: float = 0.01, ratio: float = 0.8,
+                     max_flow: float | None = None, max_keypoints: int = MAX_KEYPOINTS,
+                     device: torch.device | str = "cpu") -> KeypointMatches:
+    """SIFT keypoints of two gray frames (H, W) uint8 (:func:`frame_keypoints`), matched mutually with a
+    ratio test (:func:`match_keypoints`)."""
+    one = frame_keypoints(gray1, contrast=contrast, max_keypoints=max_keypoints)
+    two = frame_keypoints(gray2, contrast=contrast, max_keypoints=max_keypoints)
+    return match_keypoints(one, two, ratio=ratio, max_flow=max_flow, device=device)
 
 
 def nearby_match_flows(matches: KeypointMatches, ys: torch.Tensor, xs: torch.Tensor, level: int,

@@ -34,7 +34,7 @@ from semflow.baseline.discrete.descriptors import (
     pair_projection,
     shrunk_descriptors,
 )
-from semflow.baseline.discrete.keypoints import keypoint_matches
+from semflow.baseline.discrete.keypoints import MAX_KEYPOINTS, frame_keypoints, match_keypoints
 from semflow.baseline.discrete.presets import DEFAULT_PRESET, PRESETS, Preset
 from semflow.baseline.discrete.proposals import Proposals, coarse_to_fine_proposals
 from semflow.baseline.discrete.temporal import FrameWork, along_itself, temporal_candidates
@@ -255,8 +255,13 @@ class DiscreteFlow(FlowMethod):
                                    coarse_stride=max(p.coarse_stride, p.video_narrow_coarse_stride))
             keys_f = keys_b = None
             if p.keypoint_radius > 0:  # whole-frame keypoint matches, offered at the finest level
-                keys_f = keypoint_matches(gray1, gray2, contrast=p.keypoint_contrast, ratio=p.keypoint_ratio,
-                                          max_flow=p.radius, device=self.device)
+                # Video mode: frame 1's keypoints are the last pair's frame 2's.
+                settings = dict(contrast=p.keypoint_contrast, max_keypoints=MAX_KEYPOINTS)
+                if one.keypoints is None or not one.keypoints.made_with(**settings):
+                    one.keypoints = frame_keypoints(gray1, **settings)
+                two.keypoints = frame_keypoints(gray2, **settings)
+                keys_f = match_keypoints(one.keypoints, two.keypoints, ratio=p.keypoint_ratio, max_flow=p.radius,
+                                         device=self.device)
                 keys_b = keys_f.reversed()
                 options.update(keypoint_radius=p.keypoint_radius, keypoint_count=p.keypoint_count)
                 lap("keypoints")

@@ -22,7 +22,10 @@ class Preset:
     is also offered the flows of its ``keypoint_count`` nearest SIFT keypoint matches within this
     distance (keypoints with contrast threshold ``keypoint_contrast``, matched mutually with Lowe's
     ratio ``keypoint_ratio``): small things that move against their surroundings, which no coarse
-    level sees; off in video mode unless ``video_keypoints`` (they cost 0.1-0.5 s a pair).
+    level sees. In video mode too unless ``video_keypoints`` is off (each frame's keypoints are found
+    once, as the second frame of one pair, and kept for the next; they cost 0.2-0.4 s a pair there:
+    without them video mode misses cars passing at 15-30 px a frame that pair mode finds, see
+    BENCHMARKS.md, section video-hard).
     CRF: ``sweeps`` block-coordinate-descent sweeps; ``lam``, ``tau`` smoothness weight and truncation;
     ``unary_trunc`` truncation of the matching cost (squared descriptor distance); ``crf_check`` (px):
     when > 0, each point keeps its best match, and the CRF's smooth labelling only checks it: a match
@@ -98,7 +101,7 @@ class Preset:
     video_dims: int = 16
     video_narrow_coarse_stride: int = 32
     video_narrow_scales: bool = False
-    video_keypoints: bool = False
+    video_keypoints: bool = True
     video_prior: float = 0.85
 
     def __post_init__(self) -> None:

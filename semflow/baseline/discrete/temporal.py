@@ -1,8 +1,8 @@
 """What ``discrete`` carries from one pair of a video to the next (video mode, see semflow.video_state).
 
 - :class:`FrameWork`: the per-frame work of the newest frame (padded gray image, its gray pyramid and
-  descriptor pyramids under the video's PCA projection). Frame t+1 of one pair is frame t of the next,
-  so each frame is described once.
+  descriptor pyramids under the video's PCA projection, its SIFT keypoints when the pairs match them).
+  Frame t+1 of one pair is frame t of the next, so each frame is described once.
 - :func:`temporal_candidates`: the previous flow carried forward, as candidate flows for every pyramid
   level: constant velocity (F_{t-1}(x)) and the previous flow warped by itself (F_{t-1}(x - F_{t-1}(x)),
   the motion of the point that arrived at x). The backward search gets their negations.
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from semflow.baseline.discrete.keypoints import FrameKeypoints
+
 
 @dataclass
 class FrameWork:
@@ -30,7 +32,8 @@ class FrameWork:
     levels, finest, shrink: the settings they were made with. flow: the flow of the pair that ended
     at this frame (padded size, px), or None. valid_share: share of that pair's grid matches kept.
     searched_share: the valid share of the last pair computed with the full search (the reference
-    of the confidence trigger). since_full: pairs since the last full search.
+    of the confidence trigger). since_full: pairs since the last full search. keypoints: the frame's
+    SIFT keypoints when a pair with keypoint matches found them (not in snapshots: found again).
     """
 
     gray: np.ndarray
@@ -45,6 +48,7 @@ class FrameWork:
     valid_share: float = 0.0
     searched_share: float = 0.0
     since_full: int = 0
+    keypoints: FrameKeypoints | None = None
 
     def fits(self, gray: np.ndarray, levels: int, finest: int, shrink: float | None) -> bool:
         """Whether this work is the frame ``gray`` described with these settings."""
