@@ -19,6 +19,10 @@ Each part writes its own BENCHMARKS.md section (``video-run``, ``video-segment``
    per frame vs video mode, the honest check that filtering does not make the labels worse.
 3. Synthetic sequences (``semflow.synthetic_video.make_sequence``, seeds not used in development,
    given masks for semantic): EPE over every pair of the sequence, per method and mode.
+4. Hard street sequences (``make_street_sequence``: touching parked cars, a car passing at 15-30 px a
+   frame, in one of two a car behind the row driving the other way): EPE, things EPE and s/pair of
+   discrete and semantic (given masks) in video and pair mode, and in video mode without the keypoint
+   matches (``video_keypoints`` off), through the API, side by side per sequence.
 """
 
 from __future__ import annotations
@@ -40,16 +44,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import machine, today, write_section  # noqa: E402
 
+from semflow.baseline.discrete import DiscreteFlow  # noqa: E402
 from semflow.io.flow import read_flo  # noqa: E402
 from semflow.io.images import read_image, write_image  # noqa: E402
 from semflow.io.video import FrameSource  # noqa: E402
+from semflow.methods import get_method  # noqa: E402
 from semflow.metrics import epe  # noqa: E402
 from semflow.pipeline import RunOptions, run_video  # noqa: E402
 from semflow.segmentation import get_segmenter  # noqa: E402
 from semflow.segmentation.segment import segment_inputs  # noqa: E402
 from semflow.segmentation.temporal import TemporalSegmentation, dis_flow  # noqa: E402
-from semflow.synthetic_video import camera_sequence, make_sequence  # noqa: E402
+from semflow.synthetic_video import camera_sequence, make_sequence, make_street_sequence  # noqa: E402
 from semflow.temporal import label_flip_rate  # noqa: E402
+from semflow.video_state import VideoState  # noqa: E402
 
 STATEFUL = ("discrete", "semantic")  # methods with a video mode (once run has one)
 
@@ -192,7 +199,53 @@ def synthetic_table(methods: list[str], count: int, frames: int, size: tuple[int
     return lines
 
 
-PARTS = ("run", "segment", "synthetic", "speed")
+HARD_SETUPS = {
+    "discrete, video": ("discrete", {}, True),
+    "discrete, video, video_keypoints off": ("discrete", {"video_keypoints": False}, True),
+    "discrete, pair": ("discrete", {}, False),
+    "semantic, video": ("semantic", {}, True),
+    "semantic, video, baseline's video_keypoints off": ("semantic", {"baseline": "no-video-keypoints"}, True),
+    "semantic, pair": ("semantic", {}, False),
+}
+
+
+def build(method: str, options: dict):
+    """The method of a setup (a baseline named "no-video-keypoints": discrete without video keypoints)."""
+    if options.get("baseline") == "no-video-keypoints":
+        options = {**options, "baseline": DiscreteFlow(video_keypoints=False)}
+    return get_method(method, **options)
+
+
+def hard_table(count: int, frames: int, size: tuple[int, int], seed0: int = 11000) -> list[str]:
+    """EPE, things EPE and s/pair over hard street sequences, each setup of HARD_SETUPS side by side
+    on each sequence (semantic with the given masks)."""
+    errors: dict[str, list[tuple[float, float]]] = {name: [] for name in HARD_SETUPS}
+    seconds: dict[str, list[float]] = {name: [] for name in HARD_SETUPS}
+    for i in range(count):
+        seq = make_street_sequence(frames, *size, seed=seed0 + 37 * i)
+        for name, (method, options, video) in HARD_SETUPS.items():
+            flow_method, state, pairs = build(method, options), VideoState() if video else None, []
+            for k, gt in enumerate(seq.flows):
+                start = time.perf_counter()
+                result = flow_method.estimate(seq.frames[k], seq.frames[k + 1], state=state, labels=seq.labels[k])
+                seconds[name].append(time.perf_counter() - start)
+                state = result.state if video else None
+                things = seq.instances[k] > 0
+                pairs.append((epe(result.flow, gt), epe(result.flow, gt, region=things)))
+            errors[name].append(tuple(np.mean(pairs, axis=0)))
+            print(i, name, f"EPE {errors[name][-1][0]:.3f} things {errors[name][-1][1]:.3f}", flush=True)
+    lines = [f"{count} sequences of {frames} frames ({size[1]}x{size[0]}), seeds {seed0} + 37 i (not used in"
+             " development); EPE over all pairs, mean over sequences; things: the cars' pixels; s/pair: median"
+             " seconds of `estimate`; semantic with the given masks.", "",
+             "| method | EPE px | things EPE px | things EPE per sequence | s/pair |", "|---|---|---|---|---|"]
+    for name in HARD_SETUPS:
+        e = np.asarray(errors[name])
+        lines.append(f"| {name} | {e[:, 0].mean():.3f} | {e[:, 1].mean():.3f} | {' '.join(f'{v:.2f}' for v in e[:, 1])}"
+                     f" | {statistics.median(seconds[name]):.2f} |")
+    return lines
+
+
+PARTS = ("run", "segment", "synthetic", "hard", "speed")
 
 
 def speed_table(data: Path, clip: str, frames: int, methods: list[str], rounds: int) -> list[str]:
@@ -243,7 +296,7 @@ def main() -> None:
             " one process; the machine's 2 cores are shared, so read speed as ratios within a table"
             f" (load average at the start: {os.getloadavg()[0]:.1f}).")
     write_section(args.section, f"## Video: flow and segmentation over time (`{command}`)\n\n"
-                  "Each table below is its own section, made by `--parts run|segment|synthetic`.")
+                  "Each table below is its own section, made by `--parts run|segment|synthetic|hard|speed`.")
     if "segment" in parts:
         lines = [f"### `semflow segment`: per frame vs video mode (`{command} --parts segment`)", "", note, ""]
         lines += segment_table(args.data, seg_frames)
@@ -254,6 +307,11 @@ def main() -> None:
         for k, design in enumerate(synth):
             lines += ([""] if k else []) + synthetic_table([m for m in methods if m in STATEFUL] or methods[:1], *design)
         write_section(f"{args.section}-synthetic", "\n".join(lines))
+    if "hard" in parts:
+        count, frames, size = (1, 3, (120, 160)) if args.quick else (6, 8, (360, 480))
+        lines = [f"### Hard street sequences (`{command} --parts hard`)", "", note, ""]
+        lines += hard_table(count, frames, size)
+        write_section(f"{args.section}-hard", "\n".join(lines))
     if "run" in parts:
         lines = [f"### `semflow run` (`{command} --parts run --methods {args.methods}`)", "", note, "",
                  "flicker = mean over t of mean_x |F_t(x) - F_{t-1}(x)|; warped: F_{t-1} carried along itself first;"

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semflow.baseline.discrete import DiscreteFlow
 from semflow.io.video import FrameSource
 from semflow.methods import get_method
 from semflow.video_state import VideoState
@@ -36,6 +37,8 @@ SETUPS = {
     "discrete-video": ("discrete", True),
     "discrete-pair": ("discrete", False),
     "discrete-video-sharpen": ("discrete", True, {"sharpen": True}),
+    "discrete-video-no-keypoints": ("discrete", True, {"video_keypoints": False}),
+    "semantic-video-no-keypoints": ("semantic", True, {"baseline": DiscreteFlow(video_keypoints=False)}),
     "semantic-video-sharpen": ("semantic", True, {"sharpen": True}),
 }
 
