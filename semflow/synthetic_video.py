@@ -127,17 +127,22 @@ def render_motion_sequence(height: int, width: int, camera: Motion, objects: lis
     return seq
 
 
+def random_camera(center: tuple[float, float], speed: float, rng: np.random.Generator) -> Motion:
+    """A smooth camera motion about ``center``: a pan of up to ``speed`` px/frame with a gentle
+    acceleration, a little zoom, roll and keystone."""
+    return Motion(center, velocity=tuple(rng.uniform(-speed, speed, 2)),
+                  acceleration=tuple(rng.uniform(-0.1, 0.1, 2) * speed),
+                  spin=float(rng.uniform(-0.3, 0.3)), zoom=float(rng.uniform(-0.008, 0.008)),
+                  keystone=float(rng.uniform(-2e-5, 2e-5)))
+
+
 def make_sequence(frames: int = 8, height: int = 240, width: int = 320, *, seed: int = 0, num_objects: int = 2,
                   camera_speed: float = 3.0, object_speed: float = 4.0) -> SyntheticSequence:
     """A random smooth sequence: the camera pans at up to ``camera_speed`` px/frame (with a gentle
     acceleration, zoom, roll and keystone) and ``num_objects`` ellipses move at up to ``object_speed``
     px/frame relative to the image, turning and scaling slowly."""
     rng = np.random.default_rng(seed)
-    center = (width / 2.0, height / 2.0)
-    camera = Motion(center, velocity=tuple(rng.uniform(-camera_speed, camera_speed, 2)),
-                    acceleration=tuple(rng.uniform(-0.1, 0.1, 2) * camera_speed),
-                    spin=float(rng.uniform(-0.3, 0.3)), zoom=float(rng.uniform(-0.008, 0.008)),
-                    keystone=float(rng.uniform(-2e-5, 2e-5)))
+    camera = random_camera((width / 2.0, height / 2.0), camera_speed, rng)
     objects = []
     for _ in range(num_objects):
         c = (rng.uniform(0.25, 0.75) * width, rng.uniform(0.3, 0.7) * height)
@@ -164,11 +169,7 @@ def make_street_sequence(frames: int = 8, height: int = 360, width: int = 480, *
     a car behind the row drives the other way at its own such speed, partly hidden by the row. The
     moving cars start where they stay in view for most of the sequence. Instances: 1.. back to front."""
     rng = np.random.default_rng(seed)
-    center = (width / 2.0, height / 2.0)
-    camera = Motion(center, velocity=tuple(rng.uniform(-camera_speed, camera_speed, 2)),
-                    acceleration=tuple(rng.uniform(-0.1, 0.1, 2) * camera_speed),
-                    spin=float(rng.uniform(-0.3, 0.3)), zoom=float(rng.uniform(-0.008, 0.008)),
-                    keystone=float(rng.uniform(-2e-5, 2e-5)))
+    camera = random_camera((width / 2.0, height / 2.0), camera_speed, rng)
     row_y = rng.uniform(0.5, 0.62) * height
     a = rng.uniform(0.11, 0.14) * width
     b = a * rng.uniform(0.42, 0.5)
