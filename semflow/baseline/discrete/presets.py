@@ -23,9 +23,10 @@ class Preset:
     distance (keypoints with contrast threshold ``keypoint_contrast``, matched mutually with Lowe's
     ratio ``keypoint_ratio``): small things that move against their surroundings, which no coarse
     level sees. In video mode too unless ``video_keypoints`` is off (each frame's keypoints are found
-    once, as the second frame of one pair, and kept for the next; they cost 0.2-0.4 s a pair there:
-    without them video mode misses cars passing at 15-30 px a frame that pair mode finds, see
-    BENCHMARKS.md, section video-hard).
+    once, as the second frame of one pair, and kept for the next; without them video mode misses cars
+    passing at 15-30 px a frame that pair mode finds, BENCHMARKS.md, section video-hard). They cost
+    0.17 s a pair on a 960x540 street clip, more on heavily textured frames: the matching grows with
+    the square of the keypoints (8000 a frame on vtest.avi).
     CRF: ``sweeps`` block-coordinate-descent sweeps; ``lam``, ``tau`` smoothness weight and truncation;
     ``unary_trunc`` truncation of the matching cost (squared descriptor distance); ``crf_check`` (px):
     when > 0, each point keeps its best match, and the CRF's smooth labelling only checks it: a match
