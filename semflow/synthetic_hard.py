@@ -18,7 +18,9 @@ Frames default to 480x360 (CamVid's size). Scene ``i`` of :func:`write_hard_data
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -57,16 +59,45 @@ def moving(center: tuple[float, float], rng: np.random.Generator, speed: tuple[f
     return a
 
 
-def street_objects(height: int, width: int, homography: np.ndarray, rng: np.random.Generator,
-                   speed: tuple[float, float], far_car: bool) -> list[SceneObject]:
-    """Cars of a street scene, back to front: an optional far moving car, the parked row, a passing car."""
-    row_y = rng.uniform(0.5, 0.65) * height
+class StreetRow(NamedTuple):
+    """The parked row of a street: its height ``y`` (px), the cars' semi-axes ``a`` x ``b``, how many are
+    ``parked``, the distance ``gap`` between neighbours' centres and the first one's ``x_first``."""
+
+    y: float
+    a: float
+    b: float
+    parked: int
+    gap: float
+    x_first: float
+
+    def cars(self, rng: np.random.Generator) -> list[SceneObject]:
+        """The parked cars, left to right, each a rounded box at rest (identity ``affine``)."""
+        cars = []
+        for i in range(self.parked):
+            center = (float(self.x_first + i * self.gap), float(self.y + rng.uniform(-0.1, 0.1) * self.b))
+            axes = (self.a * rng.uniform(0.9, 1.05), self.b * rng.uniform(0.9, 1.05))
+            cars.append(SceneObject(center, axes, np.eye(2, 3), angle=float(rng.uniform(-3, 3)), class_id=CAR_ID,
+                                    power=4.0))
+        return cars
+
+
+def street_row(height: int, width: int, rng: np.random.Generator, *, lowest: float = 0.65) -> StreetRow:
+    """A random parked row: 2-3 cars at between half and ``lowest`` of the frame's height, neighbours
+    overlapping (their centres less than 2a apart)."""
+    y = rng.uniform(0.5, lowest) * height
     a = rng.uniform(0.11, 0.14) * width
     b = a * rng.uniform(0.42, 0.5)
     parked = int(rng.integers(2, 4))
     gap = rng.uniform(1.75, 1.95) * a  # less than 2a: neighbours overlap
-    span = gap * (parked - 1)
-    x_first = rng.uniform(a + 4, max(a + 4, width - a - 4 - span))
+    x_first = rng.uniform(a + 4, max(a + 4, width - a - 4 - gap * (parked - 1)))
+    return StreetRow(y, a, b, parked, gap, x_first)
+
+
+def street_objects(height: int, width: int, homography: np.ndarray, rng: np.random.Generator,
+                   speed: tuple[float, float], far_car: bool) -> list[SceneObject]:
+    """Cars of a street scene, back to front: an optional far moving car, the parked row, a passing car."""
+    row = street_row(height, width, rng)
+    row_y, a, b, parked, gap, x_first = row
     direction = 0.0 if rng.uniform() < 0.5 else 180.0
     objects = []
     if far_car:
@@ -74,11 +105,7 @@ def street_objects(height: int, width: int, homography: np.ndarray, rng: np.rand
         axes = (a * rng.uniform(0.85, 1.0), b * rng.uniform(0.85, 1.0))
         objects.append(SceneObject(center, axes, moving(center, rng, speed, 180.0 - direction + rng.uniform(-8, 8)),
                                    angle=float(rng.uniform(-3, 3)), class_id=CAR_ID, power=4.0))
-    for i in range(parked):
-        center = (float(x_first + i * gap), float(row_y + rng.uniform(-0.1, 0.1) * b))
-        axes = (a * rng.uniform(0.9, 1.05), b * rng.uniform(0.9, 1.05))
-        objects.append(SceneObject(center, axes, local_affine(homography, center), angle=float(rng.uniform(-3, 3)),
-                                   class_id=CAR_ID, power=4.0))
+    objects += [replace(car, affine=local_affine(homography, car.center)) for car in row.cars(rng)]
     # The passing car overlaps the row from in front (lower in the image), beside one of the parked cars.
     k = int(rng.integers(0, parked))
     center = (float(np.clip(x_first + k * gap + rng.uniform(-0.5, 0.5) * a, 1.1 * a, width - 1.1 * a)),

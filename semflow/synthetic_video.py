@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from semflow.synthetic import CAR_ID, ROAD_ID, SceneObject, random_texture
+from semflow.synthetic_hard import street_row
 
 
 @dataclass
@@ -170,12 +171,8 @@ def make_street_sequence(frames: int = 8, height: int = 360, width: int = 480, *
     moving cars start where they stay in view for most of the sequence. Instances: 1.. back to front."""
     rng = np.random.default_rng(seed)
     camera = random_camera((width / 2.0, height / 2.0), camera_speed, rng)
-    row_y = rng.uniform(0.5, 0.62) * height
-    a = rng.uniform(0.11, 0.14) * width
-    b = a * rng.uniform(0.42, 0.5)
-    parked = int(rng.integers(2, 4))
-    gap = rng.uniform(1.75, 1.95) * a  # less than 2a: neighbours overlap
-    x_first = rng.uniform(a + 4, max(a + 4, width - a - 4 - gap * (parked - 1)))
+    row = street_row(height, width, rng, lowest=0.62)
+    a, b = row.a, row.b
     way = 1.0 if rng.uniform() < 0.5 else -1.0
 
     def driving(y: float, direction: float) -> tuple[tuple[float, float], Motion]:
@@ -187,12 +184,10 @@ def make_street_sequence(frames: int = 8, height: int = 360, width: int = 480, *
 
     objects: list[tuple[SceneObject, Motion]] = []
     if bool(rng.uniform() < 0.5) if far_car is None else far_car:
-        c, motion = driving(row_y - rng.uniform(0.85, 1.1) * b, -way)
+        c, motion = driving(row.y - rng.uniform(0.85, 1.1) * b, -way)
         objects.append((_car(c, (a * rng.uniform(0.85, 1.0), b * rng.uniform(0.85, 1.0)), rng), motion))
-    for i in range(parked):
-        c = (float(x_first + i * gap), float(row_y + rng.uniform(-0.1, 0.1) * b))
-        objects.append((_car(c, (a * rng.uniform(0.9, 1.05), b * rng.uniform(0.9, 1.05)), rng), camera))
-    c, motion = driving(row_y + rng.uniform(0.9, 1.3) * b, way)
+    objects += [(car, camera) for car in row.cars(rng)]  # parked: they move with the background
+    c, motion = driving(row.y + rng.uniform(0.9, 1.3) * b, way)
     objects.append((_car(c, (a * rng.uniform(0.95, 1.1), b * rng.uniform(0.95, 1.1)), rng), motion))
     return render_motion_sequence(height, width, camera, objects, frames=frames, seed=seed + 1)
 
