@@ -204,16 +204,10 @@ HARD_SETUPS = {
     "discrete, video, video_keypoints off": ("discrete", {"video_keypoints": False}, True),
     "discrete, pair": ("discrete", {}, False),
     "semantic, video": ("semantic", {}, True),
-    "semantic, video, baseline's video_keypoints off": ("semantic", {"baseline": "no-video-keypoints"}, True),
+    "semantic, video, baseline's video_keypoints off": ("semantic", {"baseline": DiscreteFlow(video_keypoints=False)},
+                                                        True),
     "semantic, pair": ("semantic", {}, False),
 }
-
-
-def build(method: str, options: dict):
-    """The method of a setup (a baseline named "no-video-keypoints": discrete without video keypoints)."""
-    if options.get("baseline") == "no-video-keypoints":
-        options = {**options, "baseline": DiscreteFlow(video_keypoints=False)}
-    return get_method(method, **options)
 
 
 def hard_table(count: int, frames: int, size: tuple[int, int], seed0: int = 11000) -> list[str]:
@@ -224,7 +218,7 @@ def hard_table(count: int, frames: int, size: tuple[int, int], seed0: int = 1100
     for i in range(count):
         seq = make_street_sequence(frames, *size, seed=seed0 + 37 * i)
         for name, (method, options, video) in HARD_SETUPS.items():
-            flow_method, state, pairs = build(method, options), VideoState() if video else None, []
+            flow_method, state, pairs = get_method(method, **options), VideoState() if video else None, []
             for k, gt in enumerate(seq.flows):
                 start = time.perf_counter()
                 result = flow_method.estimate(seq.frames[k], seq.frames[k + 1], state=state, labels=seq.labels[k])
