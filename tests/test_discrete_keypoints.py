@@ -146,3 +146,23 @@ def test_video_mode_follows_a_fast_car_only_with_keypoints():
 
     assert min(worst_car_errors(video_keypoints=False)) > 10  # the premise: missed on both pairs
     assert max(worst_car_errors()) < 3
+
+
+def test_video_mode_keeps_at_most_video_keypoint_max_keypoints(monkeypatch):
+    # The matching costs the keypoints' number squared: video mode keeps the strongest
+    # ``video_keypoint_max`` a frame, pair mode up to ``keypoint_max``.
+    seq = make_street_sequence(3, 120, 160, seed=2)
+    found = []
+    real = method_module.frame_keypoints
+    monkeypatch.setattr(method_module, "frame_keypoints",
+                        lambda gray, **kw: found.append(real(gray, **kw)) or found[-1])
+    method = DiscreteFlow(video_keypoint_max=40)
+    method.estimate(seq.frames[0], seq.frames[1])
+    assert min(len(k) for k in found) > 40  # the premise: the frames have more
+    found.clear()
+    state = VideoState()
+    for k in range(2):
+        state = method.estimate(seq.frames[k], seq.frames[k + 1], state=state).state
+    assert len(found) == 3 and max(len(k) for k in found) == 40
+    assert PRESETS["balanced"].for_video().keypoint_max == PRESETS["balanced"].video_keypoint_max < \
+        PRESETS["balanced"].keypoint_max

@@ -34,7 +34,7 @@ from semflow.baseline.discrete.descriptors import (
     pair_projection,
     shrunk_descriptors,
 )
-from semflow.baseline.discrete.keypoints import MAX_KEYPOINTS, frame_keypoints, match_keypoints
+from semflow.baseline.discrete.keypoints import frame_keypoints, match_keypoints
 from semflow.baseline.discrete.presets import DEFAULT_PRESET, PRESETS, Preset
 from semflow.baseline.discrete.proposals import Proposals, coarse_to_fine_proposals
 from semflow.baseline.discrete.temporal import FrameWork, along_itself, temporal_candidates
@@ -256,7 +256,7 @@ class DiscreteFlow(FlowMethod):
             keys_f = keys_b = None
             if p.keypoint_radius > 0:  # whole-frame keypoint matches, offered at the finest level
                 # Video mode: frame 1's keypoints are the last pair's frame 2's.
-                settings = dict(contrast=p.keypoint_contrast, max_keypoints=MAX_KEYPOINTS)
+                settings = dict(contrast=p.keypoint_contrast, max_keypoints=p.keypoint_max)
                 if one.keypoints is None or not one.keypoints.made_with(**settings):
                     one.keypoints = frame_keypoints(gray1, **settings)
                 two.keypoints = frame_keypoints(gray2, **settings)

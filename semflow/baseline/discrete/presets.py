@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, make_dataclass, replace
 
+from semflow.baseline.discrete.keypoints import MAX_KEYPOINTS
 from semflow.options import SharpenOptions, option
 
 
@@ -21,12 +22,12 @@ class Preset:
     Keypoints (``keypoints.py``): ``keypoint_radius`` (px; 0: off): each grid point of the finest level
     is also offered the flows of its ``keypoint_count`` nearest SIFT keypoint matches within this
     distance (keypoints with contrast threshold ``keypoint_contrast``, matched mutually with Lowe's
-    ratio ``keypoint_ratio``): small things that move against their surroundings, which no coarse
-    level sees. In video mode too unless ``video_keypoints`` is off (each frame's keypoints are found
-    once, as the second frame of one pair, and kept for the next; without them video mode misses cars
-    passing at 15-30 px a frame that pair mode finds, BENCHMARKS.md, section video-hard). They cost
-    0.17 s a pair on a 960x540 street clip, more on heavily textured frames: the matching grows with
-    the square of the keypoints (8000 a frame on vtest.avi).
+    ratio ``keypoint_ratio``; at most ``keypoint_max`` a frame, the strongest): small things that move
+    against their surroundings, which no coarse level sees. In video mode too unless ``video_keypoints``
+    is off (each frame's keypoints are found once, as the second frame of one pair, and kept for the
+    next; without them video mode misses cars passing at 15-30 px a frame that pair mode finds,
+    BENCHMARKS.md, section video-hard), at most ``video_keypoint_max`` a frame there: the matching
+    grows with the square of their number (vtest.avi has 8000 a frame at full count).
     CRF: ``sweeps`` block-coordinate-descent sweeps; ``lam``, ``tau`` smoothness weight and truncation;
     ``unary_trunc`` truncation of the matching cost (squared descriptor distance); ``crf_check`` (px):
     when > 0, each point keeps its best match, and the CRF's smooth labelling only checks it: a match
@@ -75,6 +76,7 @@ class Preset:
     keypoint_count: int = 2
     keypoint_contrast: float = 0.01
     keypoint_ratio: float = 0.8
+    keypoint_max: int = MAX_KEYPOINTS
     local: int = 2
     sweeps: int = 2
     lam: float = 0.05
@@ -103,6 +105,7 @@ class Preset:
     video_narrow_coarse_stride: int = 32
     video_narrow_scales: bool = False
     video_keypoints: bool = True
+    video_keypoint_max: int = 3000
     video_prior: float = 0.85
 
     def __post_init__(self) -> None:
@@ -117,7 +120,8 @@ class Preset:
                        local=min(self.local, self.video_local),
                        coarse_stride=max(self.coarse_stride, self.video_coarse_stride),
                        dims=self.dims if self.dims is None else min(self.dims, self.video_dims),
-                       keypoint_radius=self.keypoint_radius if self.video_keypoints else 0.0)
+                       keypoint_radius=self.keypoint_radius if self.video_keypoints else 0.0,
+                       keypoint_max=min(self.keypoint_max, self.video_keypoint_max))
 
     def with_options(self, **options) -> Preset:
         """A copy with some fields replaced (``None`` values are ignored)."""
