@@ -21,8 +21,9 @@ Each part writes its own BENCHMARKS.md section (``video-run``, ``video-segment``
    given masks for semantic): EPE over every pair of the sequence, per method and mode.
 4. Hard street sequences (``make_street_sequence``: touching parked cars, a car passing at 15-30 px a
    frame, in one of two a car behind the row driving the other way): EPE, things EPE and s/pair of
-   discrete and semantic (given masks) in video and pair mode, and in video mode without the keypoint
-   matches (``video_keypoints`` off), through the API, side by side per sequence.
+   discrete and semantic (given masks) in video and pair mode, and in video mode with as many keypoints
+   as pair mode (``video_keypoint_max=8000``) and without the keypoint matches (``video_keypoints``
+   off), through the API, side by side per sequence.
 """
 
 from __future__ import annotations
@@ -201,9 +202,12 @@ def synthetic_table(methods: list[str], count: int, frames: int, size: tuple[int
 
 HARD_SETUPS = {
     "discrete, video": ("discrete", {}, True),
+    "discrete, video, video_keypoint_max=8000": ("discrete", {"video_keypoint_max": 8000}, True),
     "discrete, video, video_keypoints off": ("discrete", {"video_keypoints": False}, True),
     "discrete, pair": ("discrete", {}, False),
     "semantic, video": ("semantic", {}, True),
+    "semantic, video, baseline's video_keypoint_max=8000": ("semantic", {"baseline": DiscreteFlow(video_keypoint_max=8000)},
+                                                            True),
     "semantic, video, baseline's video_keypoints off": ("semantic", {"baseline": DiscreteFlow(video_keypoints=False)},
                                                         True),
     "semantic, pair": ("semantic", {}, False),
