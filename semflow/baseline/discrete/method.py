@@ -12,7 +12,7 @@ Stages, each in its own module::
                  by default its smooth labelling checks each point's best match (see ``crf_check``)
     consistency  forward-backward check, small-segment removal
     densify      sub-pixel refinement of the kept matches, EpicFlow interpolation, variational
-                 refinement, a dense confidence map
+                 refinement, (option) a colour-weighted median, a dense confidence map
     boundary     (options) rejected grid points near motion boundaries get a match from the side
                  they fit, then a second interpolation; pixels near them reassigned after refinement
     temporal, temporal_prior   video mode: per-frame work and the last flow carried to the next pair
@@ -324,6 +324,9 @@ class DiscreteFlow(FlowMethod):
             flow = densify.variational_refine(gray1, gray2, flow, iterations=p.refine_iterations,
                                               scales=p.refine_scales)
         lap("refinement")
+        if p.median_radius > 0:  # motion boundaries back on the colour edges
+            flow = densify.weighted_median(img1, flow, radius=p.median_radius)
+            lap("median")
         if p.boundary_radius > 0:  # sharper motion boundaries (adaptive-support-weight reassignment)
             flow = boundary.reassign_boundaries(img1, img2, flow, boundary.BoundaryParams(radius=p.boundary_radius))
             lap("boundary")

@@ -44,8 +44,11 @@ class Preset:
     Densification: ``interpolator`` "epic" or "ric"; ``motion_edges`` (0: off): a second interpolation
     whose edge costs are ``1 + motion_edges`` times stronger near the first one's motion boundaries
     (see ``densify.motion_edge_map``); ``refine_iterations``, ``refine_scales`` variational refinement;
-    ``boundary_radius`` (0: off): after refinement, pixels near motion discontinuities take the
-    best-matching flow found this many px away on either side (``boundary.reassign_boundaries``).
+    ``median_radius`` (px; 0: off; 15 measured): after refinement, a colour-weighted median of the flow
+    over windows of this radius puts motion boundaries back on colour edges (``densify.weighted_median``;
+    BENCHMARKS.md, section median); ``boundary_radius`` (0: off): after refinement, pixels near motion
+    discontinuities take the best-matching flow found this many px away on either side
+    (``boundary.reassign_boundaries``).
     Video mode (the last flow carried forward joins the candidates): ``video_radius`` the coarse
     search's half-size then; a full search every ``refresh_every`` pairs (0: only when triggered), and
     again on a pair whose share of kept matches falls below ``refresh_share`` times the last full one's.
@@ -90,6 +93,7 @@ class Preset:
     check_patch: int = 5
     interpolator: str = "epic"
     motion_edges: float = 0.0
+    median_radius: int = 0
     boundary_radius: int = 0
     boundary_matches: int = 0
     refine_iterations: int = 5
