@@ -28,15 +28,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_keypoints import CROPS, versions  # noqa: E402
-from benchlib import machine, today, write_section  # noqa: E402
+from benchlib import hard_scenes, machine, today, write_section  # noqa: E402
 
 from semflow.baseline.discrete.densify import weighted_median  # noqa: E402
 from semflow.baseline.discrete.presets import PRESETS  # noqa: E402
 from semflow.io.datasets import load_dataset  # noqa: E402
 from semflow.isolation import IsolatedMethod  # noqa: E402
-from semflow.metrics import endpoint_error, epe, fl_all, inner_band  # noqa: E402
+from semflow.metrics import endpoint_error, epe, fl_all  # noqa: E402
 from semflow.sharpen import sharpen_boundaries  # noqa: E402
-from semflow.synthetic_hard import HARD_KINDS, make_hard_scene  # noqa: E402
 
 RADIUS = 15
 DATASETS = {"middlebury": "middlebury", "sintel": "sintel", "kitti": "kitti", "chairs": "flyingchairs"}
@@ -74,18 +73,13 @@ def four_flows(runs: Runs, group: str, method: IsolatedMethod, check: IsolatedMe
 
 
 def hard_rows(runs: Runs, count: int, method: IsolatedMethod, check: IsolatedMethod) -> None:
-    for group, seed0 in HARD_SEEDS.items():
-        for i in range(count):
-            s = make_hard_scene(seed=seed0 + 1000 * i, kind=HARD_KINDS[i % 2])
-            things = s.instances > 0
-            band = inner_band(things, 5, s.instances)
-            inner = things & ~band
-            flows = four_flows(runs, group, method, check if i == 0 else None, s.img1, s.img2)
-            for label, flow in flows.items():
-                err = endpoint_error(flow, s.flow)
-                runs.rows.setdefault((group, label), []).append(
-                    (err.mean(), err[things].mean(), err[band].mean(), err[inner].mean()))
-            print(group, i, "; ".join(f"{k} {runs.rows[group, k][-1][0]:.3f}" for k in LABELS), flush=True)
+    for group, i, s, things, band, inner in hard_scenes(HARD_SEEDS, count):
+        flows = four_flows(runs, group, method, check if i == 0 else None, s.img1, s.img2)
+        for label, flow in flows.items():
+            err = endpoint_error(flow, s.flow)
+            runs.rows.setdefault((group, label), []).append(
+                (err.mean(), err[things].mean(), err[band].mean(), err[inner].mean()))
+        print(group, i, "; ".join(f"{k} {runs.rows[group, k][-1][0]:.3f}" for k in LABELS), flush=True)
 
 
 def real_rows(runs: Runs, data: Path, count: int, method: IsolatedMethod, check: IsolatedMethod) -> None:

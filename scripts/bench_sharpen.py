@@ -28,14 +28,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import machine, today, write_section  # noqa: E402
+from benchlib import hard_scenes, machine, today, write_section  # noqa: E402
 
 from semflow.evaluation import score  # noqa: E402
 from semflow.io.datasets import load_dataset  # noqa: E402
 from semflow.isolation import IsolatedMethod  # noqa: E402
 from semflow.layers.boundary_layers import BoundaryLayerParams, sharpen_boundaries  # noqa: E402
-from semflow.metrics import endpoint_error, inner_band  # noqa: E402
-from semflow.synthetic_hard import HARD_KINDS, make_hard_scene  # noqa: E402
+from semflow.metrics import endpoint_error  # noqa: E402
 
 METHODS = ("dis-medium", "discrete", "semantic")
 REAL = {"kitti": "kitti", "sintel": "sintel", "middlebury": "middlebury", "chairs": "flyingchairs"}
@@ -84,22 +83,17 @@ def seed_rows(runs: Runs, group: str, label: str, img1: np.ndarray, img2: np.nda
 
 
 def hard_rows(methods: dict, count: int, runs: Runs) -> None:
-    for group, seed0 in HARD_SEEDS.items():
-        for i in range(count):
-            s = make_hard_scene(seed=seed0 + 1000 * i, kind=HARD_KINDS[i % 2])
-            things = s.instances > 0
-            band = inner_band(things, 5, s.instances)
-            inner = things & ~band
-            flows = {}
-            for label, method in methods.items():
-                result, seconds, peak = method.estimate(s.img1, s.img2, labels=s.labels)
-                flows[label] = result.flow
-                err = endpoint_error(result.flow, s.flow)
-                runs.add(group, label, (err.mean(), err[things].mean(), err[band].mean(), err[inner].mean()), seconds, peak)
-            for m in ("dis-medium", "discrete"):
-                check_step(runs, group, m, s.img1, s.img2, flows[m], flows[f"{m} --sharpen"])
-                seed_rows(runs, group, m, s.img1, s.img2, flows[m], lambda f, s=s: float(endpoint_error(f, s.flow).mean()))
-            print(group, i, "; ".join(f"{k} {np.mean(runs.rows[group, k][-1][0]):.3f}" for k in methods), flush=True)
+    for group, i, s, things, band, inner in hard_scenes(HARD_SEEDS, count):
+        flows = {}
+        for label, method in methods.items():
+            result, seconds, peak = method.estimate(s.img1, s.img2, labels=s.labels)
+            flows[label] = result.flow
+            err = endpoint_error(result.flow, s.flow)
+            runs.add(group, label, (err.mean(), err[things].mean(), err[band].mean(), err[inner].mean()), seconds, peak)
+        for m in ("dis-medium", "discrete"):
+            check_step(runs, group, m, s.img1, s.img2, flows[m], flows[f"{m} --sharpen"])
+            seed_rows(runs, group, m, s.img1, s.img2, flows[m], lambda f, s=s: float(endpoint_error(f, s.flow).mean()))
+        print(group, i, "; ".join(f"{k} {np.mean(runs.rows[group, k][-1][0]):.3f}" for k in methods), flush=True)
 
 
 def real_rows(methods: dict, data: Path, runs: Runs) -> None:

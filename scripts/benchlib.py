@@ -52,3 +52,18 @@ def write_section(name: str, body: str) -> None:
     pattern = re.compile(rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     BENCHMARKS.write_text(text)
+
+
+def hard_scenes(seeds: dict[str, int], count: int):
+    """The hard synthetic scenes of section things, ``count`` per group of ``seeds`` (name: first seed;
+    scene i has seed + 1000 i, street and group scenes in turn). Yields (group, i, scene, things, band,
+    inside): the scene's thing pixels, the 5 px band inside their outlines, and the rest of them."""
+    from semflow.metrics import inner_band
+    from semflow.synthetic_hard import HARD_KINDS, make_hard_scene
+
+    for group, seed0 in seeds.items():
+        for i in range(count):
+            scene = make_hard_scene(seed=seed0 + 1000 * i, kind=HARD_KINDS[i % 2])
+            things = scene.instances > 0
+            band = inner_band(things, 5, scene.instances)
+            yield group, i, scene, things, band, things & ~band
