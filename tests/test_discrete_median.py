@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from semflow.baseline.discrete import DiscreteFlow
+from semflow.baseline.discrete.boundary import near_jumps
 from semflow.baseline.discrete.densify import weighted_median
 from semflow.metrics import endpoint_error, inner_band
 from semflow.synthetic import random_texture
@@ -68,3 +69,18 @@ def test_weighted_median_gives_the_same_flow_every_call():
     raw = [cv2.ximgproc.weightedMedianFilter(image, np.ascontiguousarray(flow[..., 0]), 15) for _ in range(2)]
     assert np.abs(raw[0] - raw[1]).max() > 0.5  # the premise: the filter alone varies
     np.testing.assert_array_equal(weighted_median(image, flow, radius=15), weighted_median(image, flow, radius=15))
+
+
+def test_discrete_takes_the_median_only_near_the_flows_jumps():
+    # A steep but smooth flow (a road in perspective, 0.25 px per px down the frame): the median of a
+    # window whose colours weigh one side more is biased by up to radius x gradient, so discrete takes
+    # it only near jumps (near_jumps: none here).
+    rng = np.random.default_rng(0)
+    image = np.clip(random_texture(120, 160, rng), 0, 255).astype(np.uint8)
+    ys, xs = np.mgrid[0:120, 0:160].astype(np.float32)
+    road = np.stack([0.1 * xs, 0.25 * ys], -1).astype(np.float32)
+    assert np.abs(weighted_median(image, road, radius=15) - road).max() > 1.0  # the premise: biased
+    assert not near_jumps(road).any()
+    np.testing.assert_array_equal(weighted_median(image, road, radius=15, where=near_jumps(road)), road)
+    image, flow, box, smeared = _two_colours()
+    assert near_jumps(smeared)[inner_band(box, 3)].all()  # a smeared jump is near one

@@ -112,6 +112,17 @@ def discontinuities(flow: np.ndarray, radius: int, jump: float, relative: float 
     return discontinuities_at(flow, xs, ys, radius, jump, relative)
 
 
+def near_jumps(flow: np.ndarray, *, radius: int = 8, jump: float = 6.0, relative: float = 0.3,
+               widen: int = 3) -> np.ndarray:
+    """(H, W) bool: pixels within ``widen`` px of a :func:`discontinuities` pixel of ``flow`` (H, W, 2)
+    (the defaults are ``--sharpen``'s: its uncertain pixels)."""
+    h, w = flow.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w]
+    mask, _ = discontinuities_at(flow, xs, ys, radius, jump, relative)
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * widen + 1, 2 * widen + 1))
+    return cv2.dilate(mask.astype(np.uint8), disk).astype(bool)
+
+
 def discontinuities_at(flow: np.ndarray, xs: np.ndarray, ys: np.ndarray, radius: int, jump: float,
                        relative: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """:func:`discontinuities` at the integer pixels ``xs``, ``ys`` (one shape S) only: ``mask`` (S) bool

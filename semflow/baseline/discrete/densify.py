@@ -187,7 +187,7 @@ def variational_refine(gray1: np.ndarray, gray2: np.ndarray, flow: np.ndarray, *
 
 
 def weighted_median(image: np.ndarray, flow: np.ndarray, *, radius: int, sigma: float = 25.5,
-                    min_change: float = 0.5) -> np.ndarray:
+                    min_change: float = 0.5, where: np.ndarray | None = None) -> np.ndarray:
     """``flow`` (H, W, 2) after a colour-weighted median of each component over (2 ``radius`` + 1)^2
     windows: the non-local step of Sun, Roth and Black's "Secrets of optical flow" (2010), which puts
     motion boundaries back on the colour edges of ``image`` (uint8 (H, W, 3), frame 1) where the
@@ -197,8 +197,12 @@ def weighted_median(image: np.ndarray, flow: np.ndarray, *, radius: int, sigma: 
     OpenCV's filter (``cv2.ximgproc.weightedMedianFilter``, Zhang et al. 2014) sorts float input into
     256 levels over its range: steps of about 0.2 px on a flow that spans 50 px. So a pixel takes the
     filtered value only where it moves by more than ``min_change`` px; elsewhere it keeps its own.
+    ``where`` (H, W) bool: only these pixels may change (None: all).
     Returns float32 (H, W, 2); the same for the same input (OpenCV's random stream is seeded).
     """
+    flow = np.asarray(flow, np.float32)
+    if where is not None and not where.any():
+        return flow.copy()
     image = np.ascontiguousarray(image, np.uint8)
     components = []
     for c in range(2):
@@ -209,6 +213,8 @@ def weighted_median(image: np.ndarray, flow: np.ndarray, *, radius: int, sigma: 
                                                             radius, sigma=sigma))
     filtered = np.stack(components, axis=-1)
     moved = np.linalg.norm(filtered - flow, axis=-1) > min_change
+    if where is not None:
+        moved &= where
     return np.where(moved[..., None], filtered, flow).astype(np.float32)
 
 

@@ -324,8 +324,8 @@ class DiscreteFlow(FlowMethod):
             flow = densify.variational_refine(gray1, gray2, flow, iterations=p.refine_iterations,
                                               scales=p.refine_scales)
         lap("refinement")
-        if p.median_radius > 0:  # motion boundaries back on the colour edges
-            flow = densify.weighted_median(img1, flow, radius=p.median_radius)
+        if p.median_radius > 0:  # motion boundaries back on the colour edges, near the flow's jumps
+            flow = densify.weighted_median(img1, flow, radius=p.median_radius, where=boundary.near_jumps(flow))
             lap("median")
         if p.boundary_radius > 0:  # sharper motion boundaries (adaptive-support-weight reassignment)
             flow = boundary.reassign_boundaries(img1, img2, flow, boundary.BoundaryParams(radius=p.boundary_radius))
