@@ -54,7 +54,7 @@ def test_discrete_with_median_radius_sharpens_a_hard_street_scene():
     band = inner_band(scene.instances > 0, 5, scene.instances)
     plain = endpoint_error(DiscreteFlow().estimate(scene.img1, scene.img2).flow, scene.flow)
     median = endpoint_error(DiscreteFlow(median_radius=15).estimate(scene.img1, scene.img2).flow, scene.flow)
-    # Measured: band EPE 2.16 -> 1.30 px, whole image 0.200 -> 0.147.
+    # Measured: band EPE 2.16 -> 1.35 px, whole image 0.200 -> 0.152.
     assert median[band].mean() < 0.8 * plain[band].mean()
     assert median.mean() < plain.mean()
 
