@@ -46,9 +46,9 @@ class Preset:
     (see ``densify.motion_edge_map``); ``refine_iterations``, ``refine_scales`` variational refinement;
     ``median_radius`` (px; 0: off; 15 measured): after refinement, a colour-weighted median of the flow
     over windows of this radius puts motion boundaries back on colour edges, near the flow's jumps only
-    (``densify.weighted_median``, ``boundary.near_jumps``; BENCHMARKS.md, section median); ``boundary_radius`` (0: off): after refinement, pixels near motion
-    discontinuities take the best-matching flow found this many px away on either side
-    (``boundary.reassign_boundaries``).
+    (``densify.weighted_median``, ``boundary.near_jumps``; BENCHMARKS.md, section median);
+    ``boundary_radius`` (0: off): after refinement, pixels near motion discontinuities take the
+    best-matching flow found this many px away on either side (``boundary.reassign_boundaries``).
     Video mode (the last flow carried forward joins the candidates): ``video_radius`` the coarse
     search's half-size then; a full search every ``refresh_every`` pairs (0: only when triggered), and
     again on a pair whose share of kept matches falls below ``refresh_share`` times the last full one's.
