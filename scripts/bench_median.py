@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_keypoints import CROPS, versions  # noqa: E402
 from benchlib import hard_scenes, machine, today, write_section  # noqa: E402
 
-from semflow.baseline.discrete.boundary import near_jumps  # noqa: E402
 from semflow.baseline.discrete.densify import weighted_median  # noqa: E402
 from semflow.baseline.discrete.presets import PRESETS  # noqa: E402
+from semflow.flow_jumps import near_jumps  # noqa: E402
 from semflow.io.datasets import load_dataset  # noqa: E402
 from semflow.isolation import IsolatedMethod  # noqa: E402
 from semflow.metrics import endpoint_error, epe, fl_all  # noqa: E402

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 
 from semflow.baseline.discrete import DiscreteFlow
-from semflow.baseline.discrete.boundary import near_jumps
 from semflow.baseline.discrete.densify import weighted_median
+from semflow.flow_jumps import near_jumps
 from semflow.metrics import endpoint_error, inner_band
 from semflow.synthetic import random_texture
 from semflow.synthetic_hard import make_hard_scene

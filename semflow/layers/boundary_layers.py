@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from semflow.flow_jumps import flow_jumps, near_jumps
 from semflow.io.flow import check_flow
 from semflow.layers.common import dilate, magnitude, photometric_error, prepare_image, subsample_points
 from semflow.layers.motion_fit import MotionParams, affine_field, affine_residuals, fit_motions
@@ -127,25 +128,10 @@ class RegionReport:
     explained: float = 0.0
 
 
-def flow_jumps(flow: np.ndarray, radius: int, jump: float, relative: float) -> np.ndarray:
-    """(H, W) bool: pixels p of ``flow`` (H, W, 2) where, for some direction d (right, down and both
-    diagonals), |f(p + radius d) - f(p - radius d)| > max(jump, relative |f(p)|); positions beyond the
-    image are clamped to its edge."""
-    h, w = flow.shape[:2]
-    r = radius
-    padded = np.pad(flow, ((r, r), (r, r), (0, 0)), mode="edge")
-    limit = np.maximum(jump, relative * magnitude(flow))
-    found = np.zeros((h, w), bool)
-    for dx, dy in ((1, 0), (0, 1), (1, 1), (1, -1)):
-        ahead = padded[r + dy * r:r + dy * r + h, r + dx * r:r + dx * r + w]
-        behind = padded[r - dy * r:r - dy * r + h, r - dx * r:r - dx * r + w]
-        found |= magnitude(ahead - behind) > limit
-    return found
-
-
 def uncertain_pixels(flow: np.ndarray, params: BoundaryLayerParams) -> np.ndarray:
     """(H, W) bool: pixels near a jump of ``flow`` (H, W, 2), widened (step 1 of the module docstring)."""
-    return dilate(flow_jumps(flow, params.radius, params.jump, params.jump_relative), params.widen)
+    return near_jumps(flow, radius=params.radius, jump=params.jump, relative=params.jump_relative,
+                      widen=params.widen)
 
 
 def missed_motions(flow: np.ndarray, uncertain: np.ndarray, box: Box, affines: list[np.ndarray],
@@ -157,7 +143,7 @@ def missed_motions(flow: np.ndarray, uncertain: np.ndarray, box: Box, affines: l
     m = params.motions
     if params.uncertain_samples <= 0 or not affines:
         return []
-    smooth = uncertain & ~dilate(flow_jumps(flow, params.blend_radius, 1.0, 0.1), 1)
+    smooth = uncertain & ~dilate(flow_jumps(flow, radius=params.blend_radius, jump=1.0, relative=0.1), 1)
     ys, xs = subsample_points(smooth, params.uncertain_samples, rng)
     src = np.stack([xs + box[2], ys + box[0]], 1).astype(np.float64)
     dst = src + flow[ys, xs]

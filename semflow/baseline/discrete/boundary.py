@@ -46,8 +46,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-DIRECTIONS = ((1, 0), (0, 1), (1, 1), (1, -1))
-"""Unit steps (dx, dy) along which candidates are taken, on both sides of the pixel."""
+from semflow.flow_jumps import DIRECTIONS  # the unit steps along which candidates are taken, both sides
 
 
 @dataclass(frozen=True)
@@ -112,21 +111,11 @@ def discontinuities(flow: np.ndarray, radius: int, jump: float, relative: float 
     return discontinuities_at(flow, xs, ys, radius, jump, relative)
 
 
-def near_jumps(flow: np.ndarray, *, radius: int = 8, jump: float = 6.0, relative: float = 0.3,
-               widen: int = 3) -> np.ndarray:
-    """(H, W) bool: pixels within ``widen`` px of a :func:`discontinuities` pixel of ``flow`` (H, W, 2)
-    (the defaults are ``--sharpen``'s: its uncertain pixels)."""
-    h, w = flow.shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w]
-    mask, _ = discontinuities_at(flow, xs, ys, radius, jump, relative)
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * widen + 1, 2 * widen + 1))
-    return cv2.dilate(mask.astype(np.uint8), disk).astype(bool)
-
-
 def discontinuities_at(flow: np.ndarray, xs: np.ndarray, ys: np.ndarray, radius: int, jump: float,
                        relative: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """:func:`discontinuities` at the integer pixels ``xs``, ``ys`` (one shape S) only: ``mask`` (S) bool
-    and ``candidates`` (S, 2 * len(DIRECTIONS), 2) float32."""
+    and ``candidates`` (S, 2 * len(DIRECTIONS), 2) float32. (The whole image's mask alone, without the
+    candidates, is :func:`semflow.flow_jumps.flow_jumps`.)"""
     h, w = flow.shape[:2]
     cands = []
     mask = np.zeros(np.shape(xs), bool)

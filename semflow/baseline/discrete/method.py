@@ -41,6 +41,7 @@ from semflow.baseline.discrete.temporal import FrameWork, along_itself, temporal
 from semflow.baseline.discrete.temporal_prior import PriorParams, blend_toward_carried
 from semflow.device import resolve_device
 from semflow.errors import InputError
+from semflow.flow_jumps import near_jumps
 from semflow.timing import StageTimer
 from semflow.video_state import VideoState
 
@@ -325,7 +326,7 @@ class DiscreteFlow(FlowMethod):
                                               scales=p.refine_scales)
         lap("refinement")
         if p.median_radius > 0:  # motion boundaries back on the colour edges, near the flow's jumps
-            flow = densify.weighted_median(img1, flow, radius=p.median_radius, where=boundary.near_jumps(flow))
+            flow = densify.weighted_median(img1, flow, radius=p.median_radius, where=near_jumps(flow))
             lap("median")
         if p.boundary_radius > 0:  # sharper motion boundaries (adaptive-support-weight reassignment)
             flow = boundary.reassign_boundaries(img1, img2, flow, boundary.BoundaryParams(radius=p.boundary_radius))

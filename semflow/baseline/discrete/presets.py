@@ -46,7 +46,7 @@ class Preset:
     (see ``densify.motion_edge_map``); ``refine_iterations``, ``refine_scales`` variational refinement;
     ``median_radius`` (px; 0: off; 15 measured): after refinement, a colour-weighted median of the flow
     over windows of this radius puts motion boundaries back on colour edges, near the flow's jumps only
-    (``densify.weighted_median``, ``boundary.near_jumps``; BENCHMARKS.md, section median);
+    (``densify.weighted_median``, ``flow_jumps.near_jumps``; BENCHMARKS.md, section median);
     ``boundary_radius`` (0: off): after refinement, pixels near motion discontinuities take the
     best-matching flow found this many px away on either side (``boundary.reassign_boundaries``).
     Video mode (the last flow carried forward joins the candidates): ``video_radius`` the coarse
