@@ -341,10 +341,11 @@ def test_semantic_video_mode_is_as_accurate_as_pair_mode_on_an_accelerating_came
     assert max(errors["video"]) < 0.05  # px: the plane's model, not a lagging one
 
 
-def _object_errors_with_a_failing_baseline(offset: float) -> tuple[list[float], list[str]]:
-    """Semantic video mode on a one-object sequence whose baseline is exact on the first pair and off by
-    ``offset`` px on the object in the next ones (confidently nowhere there): the object's EPE per pair
-    and the thing's reason in the explain report."""
+def _object_errors_with_a_failing_baseline(offset: float, things: ThingParams | None = None
+                                           ) -> tuple[list[float], list[str]]:
+    """Semantic video mode (thing settings ``things``) on a one-object sequence whose baseline is exact on
+    the first pair and off by ``offset`` px on the object in the next ones (confidently nowhere there):
+    the object's EPE per pair and the thing's reason in the explain report."""
     seq = make_sequence(4, 160, 224, seed=11, num_objects=1)
 
     class Scripted(FlowMethod):
@@ -360,7 +361,7 @@ def _object_errors_with_a_failing_baseline(offset: float) -> tuple[list[float], 
             self.pair += 1
             return FlowResult(flow)
 
-    sem = SemanticFlow(Scripted(), segmentation=seq.labels[0])
+    sem = SemanticFlow(Scripted(), segmentation=seq.labels[0], things=things)
     state, errors, reasons = VideoState(), [], []
     for k in range(3):
         result = sem.estimate(seq.frames[k], seq.frames[k + 1], labels=seq.labels[k], state=state)
@@ -373,13 +374,21 @@ def _object_errors_with_a_failing_baseline(offset: float) -> tuple[list[float], 
 def test_a_thing_keeps_its_motion_where_the_baseline_loses_it(monkeypatch) -> None:
     # The tracked thing's last affine is a candidate for its motion: where the baseline's matches on
     # the object are wrong (8 px) and unconfident, the carried motion, refined photometrically, is taken.
-    with_carry, reasons = _object_errors_with_a_failing_baseline(8.0)
+    # (Without the search of the object itself, which would find it too: checked last.)
+    no_search = ThingParams(search_missed=False)
+    with_carry, reasons = _object_errors_with_a_failing_baseline(8.0, no_search)
+    searched, searched_reasons = _object_errors_with_a_failing_baseline(8.0)
     monkeypatch.setattr(tracking, "thing_motion", lambda fit: None)  # tracks that carry no motion
-    without, _ = _object_errors_with_a_failing_baseline(8.0)
+    without, _ = _object_errors_with_a_failing_baseline(8.0, no_search)
     assert with_carry[0] < 0.1 and without[0] < 0.1  # the first pair: the baseline is exact
     assert max(with_carry[1:]) < 0.3
     assert min(without[1:]) > 4.0
     assert reasons[0] == "ok" and all("carried from the last pair" in r for r in reasons[1:])  # explain says so
+    # With the search on (the default), the carried motion still comes first; with no track to carry
+    # it, matching the object itself finds its motion.
+    assert max(searched[1:]) < 0.3 and all("carried from the last pair" in r for r in searched_reasons[1:])
+    found, found_reasons = _object_errors_with_a_failing_baseline(8.0)
+    assert max(found[1:]) < 0.3 and all("matching the object itself" in r for r in found_reasons[1:])
 
 
 def test_a_thing_split_into_several_motions_is_split_again_in_the_next_pair(monkeypatch) -> None:

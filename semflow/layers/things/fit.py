@@ -46,7 +46,13 @@ from semflow.layers.things.instances import (
     split_is_better,
     split_object_motions,
 )
-from semflow.layers.things.motion import affine_flow, fit_seed_affine, layer_motion, object_motions
+from semflow.layers.things.motion import (
+    affine_flow,
+    fit_seed_affine,
+    layer_motion,
+    object_motions,
+    searched_motion,
+)
 from semflow.layers.things.params import ThingFit, ThingParams
 from semflow.layers.veto import baseline_veto
 from semflow.segmentation.regions import Box, Region
@@ -110,14 +116,24 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
 
     core = erode(mask, m)
     fg_seeds = core & conf
+    searched = None
     if fg_seeds.sum() < params.min_seed_share * core.sum() and carried is None:
         # The baseline is confident on too little of the object: an affine motion fitted there would
         # be an extrapolation over the rest of it, and the baseline's unconfident flow is no evidence.
         # (The motion split, with its own matches, was tried here too: on KITTI it then fitted wrong
         # motions that looked photometrically right.) In video mode the object's last motion is
-        # evidence of its own: it is tried, refined and judged photometrically.
-        return keep_baseline(f"baseline confident on {fg_seeds.sum() / max(core.sum(), 1):.2f} of the object"
-                             f" (< {params.min_seed_share})")
+        # evidence of its own: it is tried, refined and judged photometrically; so is the motion
+        # found by matching the whole object, when that match is clear.
+        unconfident = (f"baseline confident on {fg_seeds.sum() / max(core.sum(), 1):.2f} of the object"
+                       f" (< {params.min_seed_share})")
+        if not params.search_missed:
+            return keep_baseline(unconfident)
+        around = np.median(base[~dilate(mask, m + 1) & ~others], axis=0) if (~mask).any() else np.zeros(2)
+        searched, correlation = searched_motion(core, box, ctx.gray, around, np.median(base[core], axis=0), params)
+        if searched is None:
+            return keep_baseline(f"{unconfident}; no clear match of the object itself"
+                                 + (f" (correlation {correlation:.2f})" if np.isfinite(correlation) else ""))
+        carried = searched
     bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2) & conf
     if bg_seeds.sum() < params.min_points:
         bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2)
@@ -268,7 +284,10 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         return keep_baseline(f"object inlier share {fg_share:.2f} < {params.min_inlier_share}",
                              fg_affine=fg_affines[0], fg_share=fg_share)
     fit = layered_model(fg_affines, fg_share, fg_flow, motion_index, fg_error, split, rng)
-    if took_carried and fit.accepted:  # video mode: say so in the explain report
+    if searched is not None:
+        fit = replace(fit, reason=f"{fit.reason}; the object's motion found by matching the object itself"
+                                  f" ({correlation:.2f} correlation)")
+    elif took_carried and fit.accepted:  # video mode: say so in the explain report
         fit = replace(fit, reason="ok; the object's motion carried from the last pair")
     if split_carried and fit.accepted:
         fit = replace(fit, reason="ok; several motions, as in the last pair")

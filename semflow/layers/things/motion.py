@@ -293,3 +293,68 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: Callable[[np
         np.copyto(err, errors[k][0], where=chosen)
         np.copyto(inside, errors[k][1], where=chosen)
     return affines, share, flow, index, (err, inside), False
+
+
+def _correlations(gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray, origin: tuple[int, int],
+                  centre: tuple[int, int], radius: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Zero-mean normalised correlation of frame 1 under ``mask`` (h, w; its top-left pixel at
+    ``origin`` (y, x), full-image) with frame 2 at every whole shift within ``radius`` px of ``centre``
+    (dx, dy) that keeps the object inside frame 2. Returns the map (rows: dy, columns: dx; -1 where
+    undefined) and the shift (dx, dy) of its element [0, 0]."""
+    height, width = gray2.shape
+    h, w = mask.shape
+    y, x = origin
+    sx0, sy0 = max(centre[0] - radius, -x), max(centre[1] - radius, -y)
+    sx1, sy1 = min(centre[0] + radius, width - w - x), min(centre[1] + radius, height - h - y)
+    if sx1 < sx0 or sy1 < sy0:
+        return np.full((1, 1), -1.0, np.float32), (0, 0)
+    search = gray2[y + sy0:y + sy1 + h, x + sx0:x + sx1 + w]
+    template = gray1[y:y + h, x:x + w]
+    scores = cv2.matchTemplate(search, template, cv2.TM_CCOEFF_NORMED, mask=mask.astype(np.float32))
+    return np.nan_to_num(scores, nan=-1.0, posinf=-1.0, neginf=-1.0), (sx0, sy0)
+
+
+def searched_motion(mask: np.ndarray, box: Box, gray: GrayFrames, around: np.ndarray, claimed: np.ndarray,
+                    params: ThingParams) -> tuple[np.ndarray | None, float]:
+    """The object's translation found by matching the object itself, for a thing the baseline is not
+    confident on (it often missed it whole: a thing moving 15-30 px against its surroundings).
+
+    Frame 1's pixels under ``mask`` (h, w, over ``box``) are correlated (zero-mean, normalised:
+    OpenCV's masked ``matchTemplate``) with frame 2 at every whole-pixel shift within
+    ``params.search_radius`` px of ``around`` (2,) (u, v) px, the surroundings' motion. Returns the
+    translation as an affine map (2, 3) and its correlation when that is at least ``params.search_ncc``
+    and beats the correlation at ``claimed`` (2,), the baseline's flow on the object, by
+    ``params.search_margin`` and every shift more than 3 px from it by ``params.search_unique``, and
+    frame 2's pixels there, matched back into frame 1 the same way, match
+    best where the object is (within 1 px); else None and the best correlation. Objects whose gray
+    levels under the mask vary by less than ``params.search_contrast`` (a standard deviation) are not
+    searched.
+    """
+    ys, xs = np.nonzero(mask)
+    if len(ys) < params.min_points:
+        return None, float("nan")
+    top, left = int(ys.min()), int(xs.min())
+    tight = mask[top:ys.max() + 1, left:xs.max() + 1]
+    origin = (box[0] + top, box[2] + left)
+    if float(gray.gray1[box[0]:box[1], box[2]:box[3]][mask].std()) < params.search_contrast:
+        return None, float("nan")
+    centre = (int(round(float(around[0]))), int(round(float(around[1]))))
+    scores, (dx0, dy0) = _correlations(gray.gray1, gray.gray2, tight, origin, centre, params.search_radius)
+    iy, ix = np.unravel_index(int(scores.argmax()), scores.shape)
+    best = float(scores[iy, ix])
+    claim = (int(round(float(claimed[0]))), int(round(float(claimed[1]))))
+    at_claim = float(_correlations(gray.gray1, gray.gray2, tight, origin, claim, 0)[0][0, 0])
+    apart = scores.copy()
+    apart[max(0, iy - 3):iy + 4, max(0, ix - 3):ix + 4] = -1.0
+    if best < params.search_ncc or best < at_claim + params.search_margin \
+            or best < float(apart.max()) + params.search_unique:
+        return None, best
+    shift = (int(ix + dx0), int(iy + dy0))
+    # Both ways: what frame 2 shows there, matched back into frame 1, must come from the object (a
+    # thing hidden in frame 2 otherwise matches some look-alike, which itself came from elsewhere).
+    back, (bx0, by0) = _correlations(gray.gray2, gray.gray1, tight, (origin[0] + shift[1], origin[1] + shift[0]),
+                                     (-shift[0], -shift[1]), params.search_radius)
+    jy, jx = np.unravel_index(int(back.argmax()), back.shape)
+    if abs(jx + bx0 + shift[0]) > 1 or abs(jy + by0 + shift[1]) > 1:
+        return None, best
+    return np.array([[1.0, 0.0, float(shift[0])], [0.0, 1.0, float(shift[1])]]), best

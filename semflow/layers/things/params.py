@@ -35,6 +35,21 @@ class ThingParams:
     min_seed_share: float = 0.2
     """The object's motion is fitted to the baseline's confident pixels; an instance where they cover
     less than this share of the (eroded) mask keeps the baseline."""
+    search_missed: bool = True
+    """Where the baseline's confident pixels cover less than ``min_seed_share``, look for the object's
+    motion by matching the object itself (:func:`~semflow.layers.things.motion.searched_motion`); one
+    found is tried as the object layer's motion, refined and judged photometrically like any other."""
+    search_radius: int = 40
+    """...over whole-pixel shifts within this many px of the surroundings' motion..."""
+    search_ncc: float = 0.9
+    """...taking the best when its zero-mean normalised correlation is at least this..."""
+    search_margin: float = 0.2
+    """...beats the correlation at the baseline's own flow on the object by this..."""
+    search_unique: float = 0.05
+    """...and the best more than 3 px from it by this (0.85 and no uniqueness test took one look-alike
+    for a pedestrian hidden in frame t+1 on the photo scenes they were chosen on, seeds 7000+)..."""
+    search_contrast: float = 4.0
+    """...on objects whose gray levels (0-255) vary by at least this (a standard deviation)."""
     max_object_motions: int = 3
     """A thing mask may cover touching objects: up to this many affine motions are fitted inside it..."""
     min_motion_share: float = 0.1
