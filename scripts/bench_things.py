@@ -6,14 +6,16 @@ Everything side by side in one process:
 
 1. Hard synthetic scenes (``semflow.synthetic_hard.write_hard_dataset``, seed 5000: not the seeds used
    while developing), given masks: a car passing parked cars, groups of pedestrians, 15-30 px. For
-   each baseline B (dis-medium, discrete): B, ``semantic[B]`` (motion instances, the default) and
-   ``semantic[B] single`` (``ThingParams(motion_split=False)``: sequential RANSAC on the baseline, as
-   before). EPE over all pixels, things, the 5 px band inside thing outlines (between touching
+   each baseline B (dis-medium, discrete): B, ``semantic[B]`` (motion instances and the search for
+   things the baseline missed, the default), ``semantic[B] no search`` (``search_missed=False``) and
+   ``semantic[B] single`` (``motion_split=False, search_missed=False``: sequential RANSAC on the
+   baseline, as before both). EPE over all pixels, things, the 5 px band inside thing outlines (between touching
    instances too) and the thing pixels inside it. Motion score: the share of visible thing pixels whose
    motion instance's affine map moves them to within 1 px of the true flow (pixels without an
    instance count as wrong).
 2. Real data (KITTI, Sintel clean/final, Middlebury, FlyingChairs) with the default segmenter: the
-   same methods; the change of semantic with motion instances against the single-motion version.
+   same methods; the change of the default semantic against the single-motion version and against
+   the one without the search.
 3. Cost: the things stage on Sintel's 1024x436 pairs, with and without motion instances.
 
 Each baseline runs once per pair (a memo); the semantic variants reuse its flow.
@@ -43,6 +45,10 @@ from semflow.semantic import SemanticFlow  # noqa: E402
 from semflow.synthetic_hard import write_hard_dataset  # noqa: E402
 
 HARD_SEED = 5000
+VARIANTS = {"": ThingParams(), "no search": ThingParams(search_missed=False),
+            "single": ThingParams(motion_split=False, search_missed=False)}
+"""The semantic variants: the default; without the search for things the baseline missed; one object
+layer per thing region, as before motion instances (no search either)."""
 REAL = ("kitti", "sintel", "middlebury", "chairs")
 FOLDERS = {"chairs": "flyingchairs"}
 
@@ -68,13 +74,14 @@ def motion_score(sample: LoadedSample, extras: dict) -> float:
 
 
 def run(dataset: str, root: Path, baselines: list[str], segmenter, *, given: bool,
-        timings: list[dict]) -> tuple[list[SampleResult], dict[str, list[float]]]:
+        timings: list[dict], variants: dict[str, ThingParams] | None = None
+        ) -> tuple[list[SampleResult], dict[str, list[float]]]:
+    """Each baseline B and ``semantic[B] <name>`` for each of ``variants`` (default :data:`VARIANTS`) on
+    every pair of ``dataset``; results, and motion scores with given masks."""
+    variants = VARIANTS if variants is None else variants
     memos = {b: Memo(get_method(b)) for b in baselines}
-    variants = {}
-    for b in baselines:
-        variants[f"semantic[{b}]"] = SemanticFlow(memos[b], segmenter=segmenter)
-        variants[f"semantic[{b}] single"] = SemanticFlow(memos[b], segmenter=segmenter,
-                                                      things=ThingParams(motion_split=False))
+    methods = {f"semantic[{b}] {name}".rstrip(): SemanticFlow(memos[b], segmenter=segmenter, things=things)
+               for b in baselines for name, things in variants.items()}
     results: list[SampleResult] = []
     scores: dict[str, list[float]] = {}
     for ref in load_dataset(dataset, root):
@@ -86,13 +93,13 @@ def run(dataset: str, root: Path, baselines: list[str], segmenter, *, given: boo
             e, f, regions = score(base.flow, sample)
             results.append(SampleResult(b, dataset, sample.name, e, f, 0.0, 0.0, regions))
             line.append(f"{b} {e:.3f}")
-        for name, method in variants.items():
+        for name, method in methods.items():
             sem = method.estimate(sample.img1, sample.img2, labels=labels)
             e, f, regions = score(sem.flow, sample)
             results.append(SampleResult(name, dataset, sample.name, e, f, 0.0, 0.0, regions))
             timings.append({"dataset": dataset, "size": sample.img1.shape[:2], "method": name,
                             "things": method.last_timings.get("things", 0.0)})
-            if given and not name.endswith("single"):
+            if given and method.thing_params.motion_split:
                 scores.setdefault(name, []).append(motion_score(sample, sem.extras))
             line.append(f"{name} {e:.3f}")
         print(dataset, sample.name, "; ".join(line), flush=True)
@@ -131,17 +138,18 @@ def real_table(results: list[SampleResult], methods: list[str]) -> str:
             group = [r for r in results if r.method == m and r.dataset == d]
             cells += [f"{mean(r.epe for r in group):.3f}", f"{100 * mean(r.fl_all for r in group):.2f}"]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    # The change that motion instances make, per dataset (EPE and Fl-all, relative).
+    # The change that motion instances and the search make, per dataset (EPE and Fl-all, relative).
     for b in dict.fromkeys(m.split("[")[1].split("]")[0] for m in methods if "[" in m):
-        cells = []
-        for d in datasets:
-            on = [r for r in results if r.method == f"semantic[{b}]" and r.dataset == d]
-            off = [r for r in results if r.method == f"semantic[{b}] single" and r.dataset == d]
-            de = mean(r.epe for r in on) / mean(r.epe for r in off) - 1
-            fo, ff = mean(r.fl_all for r in on), mean(r.fl_all for r in off)
-            df = fo / ff - 1 if ff > 0 else 0.0
-            cells += [f"{100 * de:+.1f} %", f"{100 * df:+.1f} %"]
-        lines.append(f"| change, semantic[{b}] vs single | " + " | ".join(cells) + " |")
+        for other in ("single", "no search"):
+            cells = []
+            for d in datasets:
+                on = [r for r in results if r.method == f"semantic[{b}]" and r.dataset == d]
+                off = [r for r in results if r.method == f"semantic[{b}] {other}" and r.dataset == d]
+                de = mean(r.epe for r in on) / mean(r.epe for r in off) - 1
+                fo, ff = mean(r.fl_all for r in on), mean(r.fl_all for r in off)
+                df = fo / ff - 1 if ff > 0 else 0.0
+                cells += [f"{100 * de:+.1f} %", f"{100 * df:+.1f} %"]
+            lines.append(f"| change, semantic[{b}] vs {other} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -169,7 +177,7 @@ def main() -> None:
     from semflow.segmentation import get_segmenter
 
     segmenter = get_segmenter("camvid")
-    methods = [m for b in args.baselines for m in (b, f"semantic[{b}]", f"semantic[{b}] single")]
+    methods = [m for b in args.baselines for m in [b, *(f"semantic[{b}] {name}".rstrip() for name in VARIANTS)]]
     timings: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         write_hard_dataset(tmp, args.hard, seed=HARD_SEED)
@@ -195,8 +203,10 @@ def main() -> None:
     command = "OPENBLAS_NUM_THREADS=1 python scripts/bench_things.py " + " ".join(sys.argv[1:])
     body = [f"## Things that touch: motion instances (things)\n\n`{command}` on {today()}; {machine()}.\n",
             "EPE in px. `semantic[B]`: semantic flow on baseline B with motion instances inside thing regions "
-            "(the default); `semantic[B] single`: the same with `ThingParams(motion_split=False)` (one "
-            "object layer fitted by sequential RANSAC on the baseline alone, as before).\n",
+            "and the search for things the baseline missed (the default); `semantic[B] no search`: the same "
+            "with `ThingParams(search_missed=False)`; `semantic[B] single`: with `motion_split=False, "
+            "search_missed=False` (one object layer fitted by sequential RANSAC on the baseline alone, as "
+            "before both).\n",
             f"### Hard synthetic scenes ({args.hard}, seed {HARD_SEED}), given masks\n",
             "A car passing 2-3 parked cars that touch (one scene in two also a car behind them), or 3-4 "
             "pedestrians walking side by side at their own speeds; things move 15-30 px. Band: thing "
