@@ -1,4 +1,4 @@
-"""Small shared pieces of the layer models: photometric error, sampling, feathering, morphology, warp refinement.
+"""Small shared pieces of the layer models: photometric error (from :mod:`semflow.warp`), sampling, feathering, morphology, warp refinement.
 
 Images here are float32 RGB (H, W, 3) in [0, 255] (see :func:`prepare_image`); flows are float32
 (H, W, 2), u then v in pixels, frame t -> t+1.
@@ -12,18 +12,10 @@ import cv2
 import numpy as np
 
 from semflow.segmentation.regions import Box
-from semflow.warp import warp_backward
-
-ERROR_CAP = 40.0
-"""Photometric errors are truncated here (grey levels), so occlusions and outliers do not dominate means."""
+from semflow.warp import ERROR_CAP, photometric_error, prepare_image  # noqa: F401 (shared here)
 
 PHOTOMETRIC_SCALE = 10.0
 """Grey levels of photometric error at which a pixel's photometric confidence falls to 1/e."""
-
-
-def prepare_image(image: np.ndarray) -> np.ndarray:
-    """uint8 RGB (H, W, 3) -> float32 RGB lightly smoothed (sigma 0.8 px), for sub-pixel warping."""
-    return cv2.GaussianBlur(image.astype(np.float32), (0, 0), 0.8)
 
 
 def magnitude(vectors: np.ndarray) -> np.ndarray:
@@ -53,20 +45,6 @@ def sample_at(image: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
     out = cv2.remap(image, mx.reshape(rows, width), my.reshape(rows, width), cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_REPLICATE)
     return out.reshape(rows * width, *image.shape[2:])[:n]
-
-
-def photometric_error(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, x0: int = 0, y0: int = 0
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel colour error |I1(x) - I2(x + flow(x))| (mean over RGB, grey levels, capped at ERROR_CAP).
-
-    ``flow`` may be a crop of the image starting at (x0, y0); ``img1``/``img2`` are full frames.
-    Returns the error (h, w) float32 and the mask (h, w) of points that land inside frame 2.
-    """
-    h, w = flow.shape[:2]
-    warped, inside = warp_backward(img2, flow, x0, y0)
-    diff = cv2.absdiff(img1[y0:y0 + h, x0:x0 + w], warped)
-    err = (diff[..., 0] + diff[..., 1] + diff[..., 2]) / np.float32(3)  # = diff.mean(axis=2), in a fifth of its time
-    return np.minimum(err, ERROR_CAP).astype(np.float32), inside
 
 
 def photometric_error_at(img1: np.ndarray, img2: np.ndarray, ys: np.ndarray, xs: np.ndarray,

@@ -6,10 +6,12 @@ Points are float32 (N, 2) pixel positions (x, y) in frame 1; flows float32 (N, 2
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
-from semflow.warp import sample_points
+from semflow.warp import photometric_error, prepare_image, sample_points
 
 
 def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -101,13 +103,14 @@ MAX_MATCHES = 32766
 
 
 def interpolate(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, flows: np.ndarray, *,
-                method: str = "epic", cost_map: np.ndarray | None = None) -> np.ndarray:
+                method: str = "epic", cost_map: np.ndarray | None = None, k: int | None = None) -> np.ndarray:
     """Dense flow (H, W, 2) from sparse matches by edge-aware interpolation.
 
     method: ``"epic"`` (EpicFlow's locally-weighted affine fits along geodesic distances, Revaud et
     al. 2015, ``cv2.ximgproc.createEdgeAwareInterpolator``) or ``"ric"`` (Hu et al. 2017). img1, img2
     are uint8 RGB (H, W, 3). ``cost_map`` (H, W) float32: the edge cost of the geodesic distances
-    (default: the interpolator's own, :func:`edge_map`).
+    (default: the interpolator's own, :func:`edge_map`). ``k``: EPIC's number of nearest matches per
+    local fit (default OpenCV's, 128).
     OpenCV takes fewer than 32767 matches: beyond that (frames above about 0.5 Mpx at stride 4) an
     evenly spread subset of ``MAX_MATCHES`` is interpolated. Where OpenCV's RIC cannot work with the
     matches it is given (too few for its superpixels, e.g. 25 on a 48x64 frame), EPIC interpolates them.
@@ -128,6 +131,8 @@ def interpolate(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, flows: n
     if len(p1) > MAX_MATCHES:  # OpenCV's interpolators stop with an assertion at 32767 matches
         keep = np.linspace(0, len(p1) - 1, MAX_MATCHES).round().astype(int)  # evenly spread (raster order)
         p1, p2 = np.ascontiguousarray(p1[keep]), np.ascontiguousarray(p2[keep])
+    if method == "epic" and k is not None:
+        interp.setK(int(k))
     if method == "epic" and len(p1) < interp.getK():  # given fewer matches than its K (128) nearest
         interp.setK(len(p1))  # neighbours, OpenCV's EPIC reads past them: results varied run to run
     try:
@@ -137,8 +142,65 @@ def interpolate(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, flows: n
             raise
         # OpenCV's RIC stops with an out-of-range assertion when its superpixels get too few matches
         # (tiny frames, a few dozen matches); EPIC interpolates any number of them.
-        return interpolate(img1, img2, points, flows, method="epic", cost_map=cost_map)
+        return interpolate(img1, img2, points, flows, method="epic", cost_map=cost_map, k=k)
     return np.nan_to_num(dense, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class OutvotedParams:
+    """Settings of :func:`follow_outvoted_matches`. Distances in px, errors in grey levels."""
+
+    jump: float = 3.0
+    """The two flows differ by more than this in a region; a match disagrees with a flow by more than this..."""
+    agree: float = 1.5
+    """...and agrees with it within this."""
+    min_votes: int = 5
+    """A region needs at least this many matches that agree with the local flow alone..."""
+    vote_ratio: float = 2.0
+    """...and this times as many as agree with the wide flow alone..."""
+    error_ratio: float = 0.5
+    """...and the local flow's median photometric error there at most this share of the wide flow's..."""
+    error_gain: float = 2.0
+    """...and lower by at least this."""
+
+
+def follow_outvoted_matches(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, flows: np.ndarray,
+                            wide: np.ndarray, local: np.ndarray, params: OutvotedParams | None = None
+                            ) -> tuple[np.ndarray, int]:
+    """``wide`` (H, W, 2), an interpolation of the matches ``points`` (N, 2) x, y -> ``flows`` (N, 2)
+    with many neighbours per fit, with ``local``'s flow (the same with few) in the regions where the
+    matches chose it: where the two differ (by ``params.jump``), a cluster of matches that the wide fit
+    outvoted (a thing of a few thousand pixels moving 15-30 px against its surroundings: its own
+    matches are a minority of 128 neighbours) agrees with the local flow and not the wide one, and the
+    local flow explains frame t+1 clearly better (median photometric error over the region). Matches
+    that passed every check can still be wrong together (repeated texture, KITTI's road; FlyingChairs),
+    which the photometric test catches. Returns the flow and the number of regions taken."""
+    params = params or OutvotedParams()
+    h, w = wide.shape[:2]
+    differ = np.linalg.norm(local - wide, axis=-1) > params.jump
+    count, regions = cv2.connectedComponents(differ.astype(np.uint8), connectivity=8)
+    if count <= 1 or len(points) == 0:
+        return wide, 0
+    at = np.clip(np.round(points).astype(int), 0, [w - 1, h - 1])
+    region = regions[at[:, 1], at[:, 0]]
+    off_wide = np.linalg.norm(wide[at[:, 1], at[:, 0]] - flows, axis=-1)
+    off_local = np.linalg.norm(local[at[:, 1], at[:, 0]] - flows, axis=-1)
+    for_local = np.bincount(region[(off_local < params.agree) & (off_wide > params.jump)], minlength=count)
+    for_wide = np.bincount(region[(off_wide < params.agree) & (off_local > params.jump)], minlength=count)
+    voted = (for_local >= params.min_votes) & (for_local >= params.vote_ratio * np.maximum(for_wide, 1))
+    voted[0] = False
+    if not voted.any():
+        return wide, 0
+    f1, f2 = prepare_image(img1), prepare_image(img2)
+    err_wide, in_wide = photometric_error(f1, f2, wide)
+    err_local, in_local = photometric_error(f1, f2, local)
+    taken = np.zeros(count, bool)
+    for r in np.flatnonzero(voted):
+        seen = (regions == r) & in_wide & in_local
+        if seen.any():
+            e_wide, e_local = float(np.median(err_wide[seen])), float(np.median(err_local[seen]))
+            taken[r] = e_local <= params.error_ratio * e_wide and e_wide - e_local >= params.error_gain
+    return np.where(taken[regions][..., None], local, wide), int(taken.sum())
 
 
 def interpolate_coarse(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, flows: np.ndarray, *,

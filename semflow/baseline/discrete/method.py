@@ -310,9 +310,14 @@ class DiscreteFlow(FlowMethod):
             flow = densify.interpolate(img1, img2, points, matches, method=p.interpolator)
         elif len(points) >= 3:
             flow = densify.interpolate(img1, img2, points, matches, method=p.interpolator)
+            cost = None
             if p.motion_edges > 0:  # again, stopping at image edges where the first pass's motion jumps
                 cost = densify.motion_edge_map(img1, flow, boost=p.motion_edges)
                 flow = densify.interpolate(img1, img2, points, matches, method=p.interpolator, cost_map=cost)
+            if p.local_k > 0 and p.interpolator == "epic":
+                # Matches of a small thing that the wide fits outvoted: a local interpolation, where they choose it.
+                local = densify.interpolate(img1, img2, points, matches, cost_map=cost, k=p.local_k)
+                flow, _ = densify.follow_outvoted_matches(img1, img2, points, matches, flow, local)
         else:  # nothing trustworthy was matched: fall back to the coarse DIS flow
             flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(gray1, gray2, None)
         lap("interpolation")

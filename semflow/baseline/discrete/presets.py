@@ -41,7 +41,11 @@ class Preset:
     Boundary matches: ``boundary_matches`` (px; 0: off; 15 measured): a first, half-size interpolation,
     then the rejected grid points near its motion discontinuities get as a match the best-fitting flow
     from this far on either side (``boundary.boundary_matches``; about 1.25 times the time).
-    Densification: ``interpolator`` "epic" or "ric"; ``motion_edges`` (0: off): a second interpolation
+    Densification: ``interpolator`` "epic" or "ric"; ``local_k`` (0: off): EPIC again with this many
+    nearest matches per local fit (the first uses 128), taken in the regions where a cluster of matches
+    that the first outvoted agrees with it and it explains the frames clearly better
+    (``densify.follow_outvoted_matches``: small things moving against their surroundings, whose own
+    matches are a minority of 128; BENCHMARKS.md, section photo-scenes); ``motion_edges`` (0: off): a second interpolation
     whose edge costs are ``1 + motion_edges`` times stronger near the first one's motion boundaries
     (see ``densify.motion_edge_map``); ``refine_iterations``, ``refine_scales`` variational refinement;
     ``median_radius`` (px; 0: off; 15 measured): after refinement, a colour-weighted median of the flow
@@ -92,6 +96,7 @@ class Preset:
     ncc_min: float = 0.7
     check_patch: int = 5
     interpolator: str = "epic"
+    local_k: int = 32
     motion_edges: float = 0.0
     median_radius: int = 0
     boundary_radius: int = 0
