@@ -128,8 +128,10 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
                        f" (< {params.min_seed_share})")
         if not params.search_missed:
             return keep_baseline(unconfident)
-        around = np.median(base[~dilate(mask, m + 1) & ~others], axis=0) if (~mask).any() else np.zeros(2)
-        searched, correlation = searched_motion(core, box, ctx.gray, around, np.median(base[core], axis=0), params)
+        ring = ~dilate(mask, m + 1) & ~others  # the surroundings' motion is where the search is centred
+        around = np.median(base[ring], axis=0) if ring.any() else np.zeros(2)
+        claimed = np.median(base[core], axis=0) if core.any() else around
+        searched, correlation = searched_motion(core, box, ctx.gray, around, claimed, params)
         if searched is None:
             return keep_baseline(f"{unconfident}; no clear match of the object itself"
                                  + (f" (correlation {correlation:.2f})" if np.isfinite(correlation) else ""))
@@ -284,10 +286,10 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         return keep_baseline(f"object inlier share {fg_share:.2f} < {params.min_inlier_share}",
                              fg_affine=fg_affines[0], fg_share=fg_share)
     fit = layered_model(fg_affines, fg_share, fg_flow, motion_index, fg_error, split, rng)
-    if searched is not None:
-        fit = replace(fit, reason=f"{fit.reason}; the object's motion found by matching the object itself"
+    if took_carried and searched is not None:  # say so in the explain report
+        fit = replace(fit, reason=f"{fit.reason}; its motion from matching the object itself"
                                   f" ({correlation:.2f} correlation)")
-    elif took_carried and fit.accepted:  # video mode: say so in the explain report
+    elif took_carried and fit.accepted:  # video mode
         fit = replace(fit, reason="ok; the object's motion carried from the last pair")
     if split_carried and fit.accepted:
         fit = replace(fit, reason="ok; several motions, as in the last pair")
