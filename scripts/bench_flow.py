@@ -55,6 +55,7 @@ def main() -> None:
         lines += [f"### {dataset}", "", format_table(summarize(results), markdown=True), ""]
         print(format_table(summarize(results)), flush=True)
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results_json(every), indent=2))
 
     if args.videos:
