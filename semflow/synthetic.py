@@ -120,6 +120,19 @@ def random_affine(center: tuple[float, float], rng: np.random.Generator, *, max_
     return a
 
 
+def hidden_in_frame2(flow: np.ndarray, layer1: np.ndarray, layer2: np.ndarray) -> np.ndarray:
+    """(H, W) bool: frame-1 pixels whose frame-2 position (``flow`` (H, W, 2), rounded) is outside the
+    frame or shows another layer; ``layer1``, ``layer2`` (H, W) int: the layer on top in each frame."""
+    height, width = layer1.shape
+    y1, x1 = np.mgrid[0:height, 0:width]
+    xi = np.round(x1 + flow[..., 0]).astype(int)
+    yi = np.round(y1 + flow[..., 1]).astype(int)
+    outside = (xi < 0) | (xi >= width) | (yi < 0) | (yi >= height)
+    covered = np.zeros_like(outside)
+    covered[~outside] = layer2[yi[~outside], xi[~outside]] != layer1[~outside]
+    return outside | covered
+
+
 def render_scene(height: int, width: int, homography: np.ndarray, objects: list[SceneObject], *,
                  seed: int = 0) -> SyntheticScene:
     """Render a scene with the given background homography and objects (back to front)."""
@@ -157,13 +170,6 @@ def render_scene(height: int, width: int, homography: np.ndarray, objects: list[
         img2[inside] = _sample(obj_tex[k - 1], ox, oy, margin)[inside]
         top2[inside] = k
 
-    # A frame-1 pixel is occluded when its frame-2 position is outside or shows another layer.
-    x2, y2 = x1 + flow[..., 0], y1 + flow[..., 1]
-    xi, yi = np.round(x2).astype(int), np.round(y2).astype(int)
-    outside = (xi < 0) | (xi >= width) | (yi < 0) | (yi >= height)
-    covered = np.zeros_like(outside)
-    ok = ~outside
-    covered[ok] = top2[yi[ok], xi[ok]] != instances[ok]
     classes = np.array([ROAD_ID] + [obj.class_id for obj in objects], np.uint8)
     labels = classes[instances]
 
@@ -173,7 +179,7 @@ def render_scene(height: int, width: int, homography: np.ndarray, objects: list[
         flow=flow.astype(np.float32),
         labels=labels,
         instances=instances,
-        occluded=outside | covered,
+        occluded=hidden_in_frame2(flow, instances, top2),
         homography=homography,
         objects=list(objects),
     )

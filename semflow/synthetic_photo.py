@@ -39,7 +39,14 @@ import numpy as np
 from scipy import ndimage
 
 from semflow.segmentation.labels import CAMVID
-from semflow.synthetic import CAR_ID, PEDESTRIAN_ID, ROAD_ID, SyntheticScene, random_homography
+from semflow.synthetic import (
+    CAR_ID,
+    PEDESTRIAN_ID,
+    ROAD_ID,
+    SyntheticScene,
+    hidden_in_frame2,
+    random_homography,
+)
 
 THING_IDS = tuple(i for i, name in enumerate(CAMVID.class_names) if CAMVID.kinds.get(name) == "thing")
 """CamVid ids whose regions are things (Car, Pedestrian, Bicyclist)."""
@@ -208,18 +215,12 @@ def make_photo_scene(image: np.ndarray, labels: np.ndarray, pool: list[CutOut], 
         next_instance += 1
         layer1[inside1], layer2[inside2] = k, k
 
-    # A frame-1 pixel is occluded when its frame-2 position is outside or shows another layer.
-    xi = np.round(x1 + flow[..., 0]).astype(int)
-    yi = np.round(y1 + flow[..., 1]).astype(int)
-    outside = (xi < 0) | (xi >= w) | (yi < 0) | (yi >= h)
-    covered = np.zeros_like(outside)
-    covered[~outside] = layer2[yi[~outside], xi[~outside]] != layer1[~outside]
     return SyntheticScene(
         img1=np.clip(img1 + 0.5, 0, 255).astype(np.uint8),
         img2=np.clip(img2 + 0.5, 0, 255).astype(np.uint8),
         flow=flow.astype(np.float32),
         labels=labels,
         instances=instances,
-        occluded=outside | covered,
+        occluded=hidden_in_frame2(flow, layer1, layer2),
         homography=homography,
     )
