@@ -91,12 +91,12 @@ def _sample(texture: np.ndarray, x: np.ndarray, y: np.ndarray, offset: int) -> n
                      cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
 
 
-def _apply_homography(h: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def apply_homography(h: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     den = h[2, 0] * x + h[2, 1] * y + h[2, 2]
     return (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / den, (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / den
 
 
-def _apply_affine(a: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def apply_affine(a: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a[0, 0] * x + a[0, 1] * y + a[0, 2], a[1, 0] * x + a[1, 1] * y + a[1, 2]
 
 
@@ -149,23 +149,23 @@ def render_scene(height: int, width: int, homography: np.ndarray, objects: list[
     # Frame 1: background at identity, each object over it in order.
     img1 = _sample(bg_tex, x1, y1, margin)
     instances = np.zeros((height, width), np.int32)
-    flow_x, flow_y = _apply_homography(homography, x1, y1)
+    flow_x, flow_y = apply_homography(homography, x1, y1)
     flow = np.stack([flow_x - x1, flow_y - y1], axis=2)
     for k, obj in enumerate(objects, start=1):
         inside = obj.mask(x1, y1)
         img1[inside] = _sample(obj_tex[k - 1], x1, y1, margin)[inside]
         instances[inside] = k
-        ax, ay = _apply_affine(obj.affine, x1, y1)
+        ax, ay = apply_affine(obj.affine, x1, y1)
         flow[inside] = np.stack([ax - x1, ay - y1], axis=2)[inside]
 
     # Frame 2: inverse-map each pixel into the layer on top there.
     hinv = np.linalg.inv(homography)
-    bx, by = _apply_homography(hinv, x1, y1)
+    bx, by = apply_homography(hinv, x1, y1)
     img2 = _sample(bg_tex, bx, by, margin)
     top2 = np.zeros((height, width), np.int32)
     for k, obj in enumerate(objects, start=1):
         ainv = cv2.invertAffineTransform(obj.affine)
-        ox, oy = _apply_affine(ainv, x1, y1)
+        ox, oy = apply_affine(ainv, x1, y1)
         inside = obj.mask(ox, oy)
         img2[inside] = _sample(obj_tex[k - 1], ox, oy, margin)[inside]
         top2[inside] = k
@@ -250,11 +250,11 @@ def render_sequence(background: np.ndarray, homography: np.ndarray,
     h_k = np.eye(3)
     a_k = [np.eye(3) for _ in objects]
     for _ in range(frames):
-        bx, by = _apply_homography(np.linalg.inv(h_k), x, y)
+        bx, by = apply_homography(np.linalg.inv(h_k), x, y)
         img = cv2.remap(bg, (bx + origin[0]).astype(np.float32), (by + origin[1]).astype(np.float32),
                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
         for (obj, texture), a in zip(objects, a_k):
-            ox, oy = _apply_homography(np.linalg.inv(a), x, y)
+            ox, oy = apply_homography(np.linalg.inv(a), x, y)
             inside = obj.mask(ox, oy)
             tex = cv2.remap(texture.astype(np.float32), ox.astype(np.float32), oy.astype(np.float32),
                             cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)

@@ -44,6 +44,8 @@ from semflow.synthetic import (
     PEDESTRIAN_ID,
     ROAD_ID,
     SyntheticScene,
+    apply_affine,
+    apply_homography,
     hidden_in_frame2,
     random_homography,
 )
@@ -189,9 +191,8 @@ def make_photo_scene(image: np.ndarray, labels: np.ndarray, pool: list[CutOut], 
     rng = np.random.default_rng(seed)
     homography = random_homography(w, h, rng, shift=background_shift)
     y1, x1 = np.mgrid[0:h, 0:w].astype(np.float64)
-    den = homography[2, 0] * x1 + homography[2, 1] * y1 + homography[2, 2]
-    flow = np.stack([(homography[0, 0] * x1 + homography[0, 1] * y1 + homography[0, 2]) / den - x1,
-                     (homography[1, 0] * x1 + homography[1, 1] * y1 + homography[1, 2]) / den - y1], axis=2)
+    hx, hy = apply_homography(homography, x1, y1)
+    flow = np.stack([hx - x1, hy - y1], axis=2)
     img1 = image.astype(np.float32)
     img2 = cv2.warpPerspective(img1, homography, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
     labels = labels.copy()
@@ -207,8 +208,7 @@ def make_photo_scene(image: np.ndarray, labels: np.ndarray, pool: list[CutOut], 
         look1, inside1 = _render(cut, to_frame1, h, w)
         look2, inside2 = _render(cut, _compose(motion, to_frame1), h, w)
         img1[inside1], img2[inside2] = look1[inside1], look2[inside2]
-        moved_x = motion[0, 0] * x1 + motion[0, 1] * y1 + motion[0, 2]
-        moved_y = motion[1, 0] * x1 + motion[1, 1] * y1 + motion[1, 2]
+        moved_x, moved_y = apply_affine(motion, x1, y1)
         flow[inside1] = np.stack([moved_x - x1, moved_y - y1], axis=2)[inside1]
         labels[inside1] = cut.class_id
         instances[inside1] = next_instance
