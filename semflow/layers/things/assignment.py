@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from semflow.layers.common import erode
+from semflow.layers.common import dilate, erode
 from semflow.layers.things.params import ThingParams
 from semflow.segmentation.regions import Box, fill_holes
 from semflow.warp import pixel_grid
@@ -70,6 +70,37 @@ def covered_by(fg: np.ndarray, fg_flow: np.ndarray, bg_flow: np.ndarray, box: Bo
     ok = (bx >= wx0) & (bx < wx1) & (by >= wy0) & (by < wy1) & ~fg
     covered[ok] = target[by[ok] - wy0, bx[ok] - wx0] > 0
     return covered
+
+
+def hidden_behind(foreground: np.ndarray, region: np.ndarray, fg_flow: np.ndarray, bg_flow: np.ndarray,
+                  err_fg: np.ndarray, err_bg: np.ndarray, landed: np.ndarray, box: Box, shape: tuple[int, int], *,
+                  unexplained: float, reach: float, window: int = 5) -> np.ndarray:
+    """Pixels (h, w) of a thing's region that are background hidden behind the object in frame t+1.
+
+    ``foreground`` (h, w): the object's pixels; ``region`` (h, w): the thing's region (its mask, and
+    the object); ``err_fg``/``err_bg`` (h, w): photometric errors under the object's and the
+    background's flow (each (h, w, 2)); ``landed`` (h, w): where the object's flow stays inside frame
+    t+1 (a pixel that leaves the frame is not hidden). A pixel of ``region`` is hidden background when neither layer explains it (``window`` x ``window`` mean error at least
+    ``unexplained`` under both), the background's motion carries it onto the object as it is in
+    frame t+1 (where the object's explained pixels land, :func:`covered_by`) and the object's own
+    motion does not (a pixel of the object that something in front hides, or that its motion misfits,
+    lands among the object's other pixels; hidden background beside the object's leading edge lands
+    beyond them), outside the holes of the explained pixels (a misfit patch inside the object), where the two motions differ by at most ``reach`` px (the width of the strip the
+    object covers; much wider, the object's motion is itself in doubt). A parked car that a passing one
+    covers in frame t+1 shares its thing region: its hidden strip matches nothing, and without this
+    rule it took the passing car's motion.
+    """
+    blur = (window, window)
+    lost = region & (cv2.blur(err_fg, blur) >= unexplained) & (cv2.blur(err_bg, blur) >= unexplained)
+    lost &= np.hypot(*(fg_flow - bg_flow).transpose(2, 0, 1)) <= reach
+    if not lost.any():
+        return lost
+    explained = foreground & ~lost
+    hidden = lost & landed & ~fill_holes(explained) & covered_by(explained, fg_flow, bg_flow, box, shape)
+    hidden &= ~covered_by(explained, fg_flow, fg_flow, box, shape)
+    # A strip of hidden background is as wide as the motions differ; thinner runs are the object's own
+    # outline (a 5 x 5 mean error there mixes in the background that the object uncovers).
+    return dilate(erode(hidden, 2), 2) & hidden
 
 
 def colour_log_ratio(image: np.ndarray, fg_seeds: np.ndarray, bg_seeds: np.ndarray, bins: int = 8

@@ -36,6 +36,7 @@ from semflow.layers.things.assignment import (
     GuidedSmoother,
     colour_log_ratio,
     covered_by,
+    hidden_behind,
     refine_assignment,
     window_around,
 )
@@ -169,6 +170,9 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
             if strip.any() and (layer_seeds & ~strip).sum() >= params.min_points:
                 layer_seeds = layer_seeds & ~strip
         bg_affine, bg_share, bg_flow = layer_motion(base, layer_seeds, box, ctx.gray, params, rng)
+        # The background's motion carried under the object (where the layer's flow, or the planes', is
+        # the baseline's): for background that the object hides in frame t+1.
+        bg_motion = affine_flow(bg_affine, box) if bg_affine is not None else None
         if plane_flow is not None and layer_seeds.any():
             # The background may be better described by the models already fitted around the object
             # (a plane's homography, checked on its own): use them as the background layer unless the
@@ -199,6 +203,17 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         foreground = np.zeros_like(mask)
         foreground[win] = refine_assignment(mask[win], cost_fg, cost_bg, smooth, band, params)
         foreground &= ~others
+        if params.hidden_behind:
+            under = bg_flow if bg_motion is None else bg_motion
+            lost = hidden_behind(foreground, foreground | mask, fg_flow, under, err_fg, err_bg, in_fg, box, shape,
+                                 unexplained=params.hidden_error, reach=params.hidden_reach)
+            if split is not None:  # a motion's pixels that another covers are the split's to place
+                lost &= ~split.covered
+            if others.any() and lost.any():  # the object's own pixels that another thing hides
+                lost &= ~covered_by(others, base, fg_flow, box, shape)
+            if lost.any():
+                foreground &= ~lost
+                bg_flow = np.where(lost[..., None], under, bg_flow)
         occluded = covered_by(foreground, fg_flow, bg_flow, box, shape)
         if split is not None:  # object pixels that a motion in front of theirs covers in frame t+1
             occluded |= split.covered & foreground
