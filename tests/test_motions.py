@@ -21,6 +21,7 @@ from semflow.layers.motions import (
     rematch_unexplained,
     solve_assignment,
     split_motions,
+    translations,
 )
 from semflow.synthetic import CAR_ID, SceneObject, random_homography, render_scene
 from semflow.synthetic_hard import local_affine, make_hard_scene
@@ -320,3 +321,43 @@ def test_affine_hypotheses_come_from_close_matches() -> None:
     affine = hypotheses[np.abs(hypotheses[:, :, :2] - np.eye(2)).sum((1, 2)) > 0]  # not the translations
     pure = [min(np.abs(a - left).max(), np.abs(a - right).max()) < 1e-6 for a in affine]
     assert len(affine) > 40 and np.mean(pure) > 0.85
+
+
+def _crossing_cars():
+    """Car 1 moves 20 px right, car 2 (in front) 25 px left: in frame t+1 car 2 hides the right half of
+    car 1. The background moves by a small homography."""
+    rng = np.random.default_rng(11)
+    homography = random_homography(320, 240, rng, shift=3.0)
+    behind = np.float64([[1, 0, 20], [0, 1, 0]])
+    front = np.float64([[1, 0, -25], [0, 1, 1]])
+    objects = [SceneObject(center=(130.0, 120.0), axes=(40.0, 24.0), affine=behind, power=4.0),
+               SceneObject(center=(210.0, 120.0), axes=(40.0, 24.0), affine=front, power=4.0)]
+    return render_scene(240, 320, homography, objects, seed=11)
+
+
+def test_rematch_unexplained_finds_the_visible_tiles_of_a_half_hidden_car() -> None:
+    scene = _crossing_cars()
+    car = scene.instances == 1
+    assert 0.3 < scene.occluded[car].mean() < 0.7  # half hidden: no one translation explains it whole
+    f1, f2 = prepare_image(scene.img1), prepare_image(scene.img2)
+    mask = scene.labels == CAR_ID
+    box = (0, 240, 0, 320)
+    front = [scene.objects[1].affine]
+    zero = np.zeros((240, 320, 2), np.float32)
+    assert len(rematch_unexplained(f1, f2, mask, box, zero, front, MotionParams())[0]) == 0  # whole: none
+    src, dst = rematch_unexplained(f1, f2, mask, box, zero, front, MotionParams(rematch_tile=16))
+    assert len(src) >= 20
+    x, y = src[:, 0].astype(int), src[:, 1].astype(int)
+    assert (scene.instances[y, x] == 1).all() and not scene.occluded[y, x].any()  # its visible part only
+    assert np.median(np.linalg.norm(dst - src - scene.flow[y, x], axis=1)) < 1.0
+    # Their translation is a hypothesis of the fit: the split finds car 1's motion with them.
+    assert np.abs(translations(dst - src)[:, :, 2] - [20, 0]).max(axis=1).min() < 1.0
+
+
+def test_translations_groups_agreeing_shifts() -> None:
+    shifts = np.float64([[20.1, 0.2], [19.9, -0.1], [20.2, 0.1], [-6.0, 3.0], [-6.2, 3.1]])
+    found = translations(shifts)
+    assert found.shape == (2, 2, 3)
+    np.testing.assert_allclose(found[:, :, :2], np.broadcast_to(np.eye(2), (2, 2, 2)))
+    moves = sorted(map(tuple, np.round(found[:, :, 2], 1)))
+    assert moves == [(-6.1, 3.0), (20.1, 0.1)]

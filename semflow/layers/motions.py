@@ -42,7 +42,8 @@ from semflow.layers.motion_fit import (
 from semflow.warp import pixel_grid
 
 __all__ = ["MotionParams", "MotionSplit", "affine_field", "assign_motions", "covered_by_others", "depth_order", "fit_motions",
-           "pairwise_weights", "patch_matches", "rematch_unexplained", "solve_assignment", "split_motions"]
+           "pairwise_weights", "patch_matches", "rematch_unexplained", "solve_assignment", "split_motions",
+           "translations"]
 
 
 @dataclass
@@ -273,6 +274,18 @@ def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[
     return covered, order
 
 
+def translations(shifts: np.ndarray, cell: float = 2.0) -> np.ndarray:
+    """Translation motions (K, 2, 3): the median of each group of ``shifts`` (N, 2) px that fall in one
+    cell of a ``cell`` px grid."""
+    keys = np.round(shifts / cell).astype(np.int64)
+    _, group = np.unique(keys, axis=0, return_inverse=True)
+    out = []
+    for g in range(int(group.max()) + 1):
+        dx, dy = np.median(shifts[group.ravel() == g], axis=0)
+        out.append([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+    return np.asarray(out, np.float64).reshape(-1, 2, 3)
+
+
 def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray,
                   box: tuple[int, int, int, int], baseline: np.ndarray, confidence: np.ndarray,
                   params: MotionParams, rng: np.random.Generator, *, seeds: np.ndarray | None = None,
@@ -298,7 +311,11 @@ def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: 
     r_src, r_dst = rematch_unexplained(img1, img2, mask, box, baseline, affines, params)
     if len(r_src):
         src, dst = np.vstack([src, r_src]), np.vstack([dst, r_dst])
-        affines, owner = fit_motions(src, dst, params, rng, extra=hypotheses)
+        # The rematched parts' translations are hypotheses too: a half-hidden part gives few matches,
+        # which random samples of the whole region's matches would rarely draw together.
+        found = translations(r_dst - r_src)
+        extra = found if hypotheses is None else np.concatenate([np.reshape(hypotheses, (-1, 2, 3)), found])
+        affines, owner = fit_motions(src, dst, params, rng, extra=extra)
     if not affines:
         return None
     h, w = mask.shape
