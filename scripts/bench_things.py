@@ -7,9 +7,9 @@ Everything side by side in one process:
 1. Hard synthetic scenes (``semflow.synthetic_hard.write_hard_dataset``, seed 5000: not the seeds used
    while developing), given masks: a car passing parked cars, groups of pedestrians, 15-30 px. For
    each baseline B (dis-medium, discrete): B, ``semantic[B]`` (motion instances and the search for
-   things the baseline missed, the default), ``semantic[B] no search`` (``search_missed=False``) and
-   ``semantic[B] single`` (``motion_split=False, search_missed=False``: sequential RANSAC on the
-   baseline, as before both). EPE over all pixels, things, the 5 px band inside thing outlines (between touching
+   things the baseline missed, the default), ``semantic[B] no hidden`` (``hidden_behind=False``),
+   ``semantic[B] no search`` (``search_missed=False``) and ``semantic[B] single`` (``motion_split=False,
+   search_missed=False, hidden_behind=False``: sequential RANSAC on the baseline, as before all three). EPE over all pixels, things, the 5 px band inside thing outlines (between touching
    instances too) and the thing pixels inside it. Motion score: the share of visible thing pixels whose
    motion instance's affine map moves them to within 1 px of the true flow (pixels without an
    instance count as wrong).
@@ -45,10 +45,12 @@ from semflow.semantic import SemanticFlow  # noqa: E402
 from semflow.synthetic_hard import write_hard_dataset  # noqa: E402
 
 HARD_SEED = 5000
-VARIANTS = {"": ThingParams(), "no search": ThingParams(search_missed=False),
-            "single": ThingParams(motion_split=False, search_missed=False)}
-"""The semantic variants: the default; without the search for things the baseline missed; one object
-layer per thing region, as before motion instances (no search either)."""
+VARIANTS = {"": ThingParams(), "no hidden": ThingParams(hidden_behind=False),
+            "no search": ThingParams(search_missed=False),
+            "single": ThingParams(motion_split=False, search_missed=False, hidden_behind=False)}
+"""The semantic variants: the default; without the rule for background hidden behind the object inside
+its region; without the search for things the baseline missed; one object layer per thing region, as
+before motion instances (neither the search nor the hidden rule either)."""
 REAL = ("kitti", "sintel", "middlebury", "chairs")
 FOLDERS = {"chairs": "flyingchairs"}
 
@@ -140,7 +142,7 @@ def real_table(results: list[SampleResult], methods: list[str]) -> str:
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     # The change that motion instances and the search make, per dataset (EPE and Fl-all, relative).
     for b in dict.fromkeys(m.split("[")[1].split("]")[0] for m in methods if "[" in m):
-        for other in ("single", "no search"):
+        for other in ("single", "no hidden", "no search"):
             cells = []
             for d in datasets:
                 on = [r for r in results if r.method == f"semantic[{b}]" and r.dataset == d]
@@ -203,10 +205,11 @@ def main() -> None:
     command = "OPENBLAS_NUM_THREADS=1 python scripts/bench_things.py " + " ".join(sys.argv[1:])
     body = [f"## Things that touch: motion instances (things)\n\n`{command}` on {today()}; {machine()}.\n",
             "EPE in px. `semantic[B]`: semantic flow on baseline B with motion instances inside thing regions "
-            "and the search for things the baseline missed (the default); `semantic[B] no search`: the same "
-            "with `ThingParams(search_missed=False)`; `semantic[B] single`: with `motion_split=False, "
-            "search_missed=False` (one object layer fitted by sequential RANSAC on the baseline alone, as "
-            "before both).\n",
+            "and the search for things the baseline missed (the default); `semantic[B] no hidden`: the same "
+            "with `ThingParams(hidden_behind=False)` (background hidden behind the object inside its own region "
+            "is not given the background's motion); `semantic[B] no search`: with `search_missed=False`; "
+            "`semantic[B] single`: with `motion_split=False, search_missed=False, hidden_behind=False` (one "
+            "object layer fitted by sequential RANSAC on the baseline alone, as before all three).\n",
             f"### Hard synthetic scenes ({args.hard}, seed {HARD_SEED}), given masks\n",
             "A car passing 2-3 parked cars that touch (one scene in two also a car behind them), or 3-4 "
             "pedestrians walking side by side at their own speeds; things move 15-30 px. Band: thing "

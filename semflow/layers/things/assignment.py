@@ -74,7 +74,7 @@ def covered_by(fg: np.ndarray, fg_flow: np.ndarray, bg_flow: np.ndarray, box: Bo
 
 def hidden_behind(foreground: np.ndarray, region: np.ndarray, fg_flow: np.ndarray, bg_flow: np.ndarray,
                   err_fg: np.ndarray, err_bg: np.ndarray, landed: np.ndarray, box: Box, shape: tuple[int, int], *,
-                  unexplained: float, reach: float, window: int = 5) -> np.ndarray:
+                  unexplained: float, reach: float, window: int = 5, min_pixels: int = 30) -> np.ndarray:
     """Pixels (h, w) of a thing's region that are background hidden behind the object in frame t+1.
 
     ``foreground`` (h, w): the object's pixels; ``region`` (h, w): the thing's region (its mask, and
@@ -88,18 +88,21 @@ def hidden_behind(foreground: np.ndarray, region: np.ndarray, fg_flow: np.ndarra
     beyond them), outside the holes of the explained pixels (a misfit patch inside the object), where the two motions differ by at most ``reach`` px (the width of the strip the
     object covers; much wider, the object's motion is itself in doubt). A parked car that a passing one
     covers in frame t+1 shares its thing region: its hidden strip matches nothing, and without this
-    rule it took the passing car's motion.
+    rule it took the passing car's motion. Fewer than ``min_pixels`` unexplained pixels: none.
     """
     blur = (window, window)
     lost = region & (cv2.blur(err_fg, blur) >= unexplained) & (cv2.blur(err_bg, blur) >= unexplained)
     lost &= np.hypot(*(fg_flow - bg_flow).transpose(2, 0, 1)) <= reach
-    if not lost.any():
-        return lost
+    if lost.sum() < min_pixels:  # (fewer: nothing a strip 5 px thick could come from)
+        return np.zeros_like(lost)
     explained = foreground & ~lost
-    hidden = lost & landed & ~fill_holes(explained) & covered_by(explained, fg_flow, bg_flow, box, shape)
-    hidden &= ~covered_by(explained, fg_flow, fg_flow, box, shape)
+    hidden = lost & landed & ~fill_holes(explained)
     # A strip of hidden background is as wide as the motions differ; thinner runs are the object's own
     # outline (a 5 x 5 mean error there mixes in the background that the object uncovers).
+    if not erode(hidden, 2).any():
+        return np.zeros_like(lost)
+    hidden &= covered_by(explained, fg_flow, bg_flow, box, shape) & ~covered_by(explained, fg_flow, fg_flow,
+                                                                                box, shape)
     return dilate(erode(hidden, 2), 2) & hidden
 
 

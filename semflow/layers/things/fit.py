@@ -206,7 +206,8 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         if params.hidden_behind:
             under = bg_flow if bg_motion is None else bg_motion
             lost = hidden_behind(foreground, foreground | mask, fg_flow, under, err_fg, err_bg, in_fg, box, shape,
-                                 unexplained=params.hidden_error, reach=params.hidden_reach)
+                                 unexplained=params.hidden_error, reach=params.hidden_reach,
+                                 min_pixels=params.min_points)
             if split is not None:  # a motion's pixels that another covers are the split's to place
                 lost &= ~split.covered
             if others.any() and lost.any():  # the object's own pixels that another thing hides
