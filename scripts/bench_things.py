@@ -8,7 +8,7 @@ Everything side by side in one process:
    while developing), given masks: a car passing parked cars, groups of pedestrians, 15-30 px. For
    each baseline B (dis-medium, discrete): B, ``semantic[B]`` (motion instances and the search for
    things the baseline missed, the default), ``semantic[B] no hidden`` (``hidden_behind=False``),
-   ``semantic[B] no search`` (``search_missed=False``) and ``semantic[B] single`` (``motion_split=False,
+   ``semantic[B] no parts`` (``search_tile=0``), ``semantic[B] no search`` (``search_missed=False``) and ``semantic[B] single`` (``motion_split=False,
    search_missed=False, hidden_behind=False``: sequential RANSAC on the baseline, as before all three). EPE over all pixels, things, the 5 px band inside thing outlines (between touching
    instances too) and the thing pixels inside it. Motion score: the share of visible thing pixels whose
    motion instance's affine map moves them to within 1 px of the true flow (pixels without an
@@ -46,11 +46,12 @@ from semflow.synthetic_hard import write_hard_dataset  # noqa: E402
 
 HARD_SEED = 5000
 VARIANTS = {"": ThingParams(), "no hidden": ThingParams(hidden_behind=False),
-            "no search": ThingParams(search_missed=False),
+            "no parts": ThingParams(search_tile=0), "no search": ThingParams(search_missed=False),
             "single": ThingParams(motion_split=False, search_missed=False, hidden_behind=False)}
 """The semantic variants: the default; without the rule for background hidden behind the object inside
-its region; without the search for things the baseline missed; one object layer per thing region, as
-before motion instances (neither the search nor the hidden rule either)."""
+its region; without the search of a missed thing's tiles; without the search for things the baseline
+missed (whole or in tiles); one object layer per thing region, as before motion instances (neither the
+search nor the hidden rule either)."""
 REAL = ("kitti", "sintel", "middlebury", "chairs")
 FOLDERS = {"chairs": "flyingchairs"}
 
@@ -142,7 +143,7 @@ def real_table(results: list[SampleResult], methods: list[str]) -> str:
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     # The change that motion instances and the search make, per dataset (EPE and Fl-all, relative).
     for b in dict.fromkeys(m.split("[")[1].split("]")[0] for m in methods if "[" in m):
-        for other in ("single", "no hidden", "no search"):
+        for other in ("single", "no hidden", "no parts", "no search"):
             cells = []
             for d in datasets:
                 on = [r for r in results if r.method == f"semantic[{b}]" and r.dataset == d]
@@ -207,7 +208,9 @@ def main() -> None:
             "EPE in px. `semantic[B]`: semantic flow on baseline B with motion instances inside thing regions "
             "and the search for things the baseline missed (the default); `semantic[B] no hidden`: the same "
             "with `ThingParams(hidden_behind=False)` (background hidden behind the object inside its own region "
-            "is not given the background's motion); `semantic[B] no search`: with `search_missed=False`; "
+            "is not given the background's motion); `semantic[B] no parts`: with `search_tile=0` (a missed "
+            "thing is searched for whole only, not in tiles); `semantic[B] no search`: with `search_missed=False` "
+            "(not at all); "
             "`semantic[B] single`: with `motion_split=False, search_missed=False, hidden_behind=False` (one "
             "object layer fitted by sequential RANSAC on the baseline alone, as before all three).\n",
             f"### Hard synthetic scenes ({args.hard}, seed {HARD_SEED}), given masks\n",

@@ -73,3 +73,36 @@ def test_an_object_of_look_alikes_is_refused_as_unclear() -> None:
     assert error > 15.0 and "no clear match of the object itself" in reason
     error, reason = _run(stripes=True, params=ThingParams(search_unique=0.0))
     assert error < 1.0 and "matching the object itself" in reason
+
+
+def _touching_scene():
+    """As ``_scene``, with a parked object of the same class (a 40 x 12 px block of its own texture,
+    moving with the background) touching the moving one on its left: one thing region, two motions."""
+    img1, img2, labels, flow, mask = _scene()
+    rng = np.random.default_rng(8)
+    texture = random_texture(H, W, rng)
+    parked = np.zeros((H, W), bool)
+    parked[60:100, 58:70] = True
+    img1[parked] = texture[parked]
+    moved = np.roll(np.roll(parked, int(BACKGROUND[1]), 0), int(BACKGROUND[0]), 1)
+    moved_object = np.roll(np.roll(mask, int(OBJECT[1]), 0), int(OBJECT[0]), 1)
+    shown = moved & ~moved_object  # the moving object stays in front
+    img2[shown] = np.roll(np.roll(texture, int(BACKGROUND[1]), 0), int(BACKGROUND[0]), 1)[shown]
+    labels[parked] = CAR_ID
+    return img1, img2, labels, flow, mask
+
+
+def test_a_missed_object_touching_a_parked_one_is_found_by_its_parts() -> None:
+    # The region holds both: no one translation matches it whole, the moving object's tiles do.
+    img1, img2, labels, flow, mask = _touching_scene()
+
+    def run(params: ThingParams) -> tuple[float, str]:
+        result = SemanticFlow(MissesTheObject(), segmentation=labels, things=params).estimate(img1, img2,
+                                                                                             labels=labels)
+        (thing,) = json.loads(str(result.extras["report_json"]))["things"]
+        return epe(result.flow, flow, None, mask), thing["reason"]
+
+    found, reason = run(ThingParams())
+    assert found < 1.5 and "part(s) of the object" in reason, (found, reason)
+    kept, reason = run(ThingParams(search_tile=0))
+    assert kept > 15.0 and "no clear match of the object itself" in reason

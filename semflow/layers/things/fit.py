@@ -6,7 +6,9 @@ For one instance, inside its padded box (:func:`thing_box`):
 
 1. evidence first: the instance keeps the baseline without a fit when the baseline already explains
    the box photometrically (a cheap check), or when the baseline is confident on too little of the
-   object (motions are fitted to confident pixels only; unconfident flow is no evidence);
+   object (motions are fitted to confident pixels only; unconfident flow is no evidence) and matching
+   the object itself finds no motion (whole: one translation; else in tiles: the motion split's
+   hypotheses);
 2. the object layer's motion(s) (:func:`~semflow.layers.things.motion.object_motions`), or, where
    those leave part of the object unexplained, its motion instances
    (:mod:`semflow.layers.things.instances`: own matches, label-cost fitting, graph cut); where one
@@ -53,6 +55,7 @@ from semflow.layers.things.motion import (
     layer_motion,
     object_motions,
     searched_motion,
+    searched_parts,
 )
 from semflow.layers.things.params import ThingFit, ThingParams
 from semflow.layers.veto import baseline_veto
@@ -118,6 +121,7 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
     core = erode(mask, m)
     fg_seeds = core & conf
     searched = None
+    searched_in_parts = 0
     if fg_seeds.sum() < params.min_seed_share * core.sum() and carried is None:
         # The baseline is confident on too little of the object: an affine motion fitted there would
         # be an extrapolation over the rest of it, and the baseline's unconfident flow is no evidence.
@@ -133,10 +137,18 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         around = np.median(base[ring], axis=0) if ring.any() else np.zeros(2)
         claimed = np.median(base[core], axis=0) if core.any() else around
         searched, correlation = searched_motion(core, box, ctx.gray, around, claimed, params)
-        if searched is None:
-            return keep_baseline(f"{unconfident}; no clear match of the object itself"
-                                 + (f" (correlation {correlation:.2f})" if np.isfinite(correlation) else ""))
-        carried = searched
+        if searched is not None:
+            carried = searched
+        else:
+            # No one translation: the object may be touching things of its class that move otherwise.
+            # Its tiles' translations and the surroundings' are the split's hypotheses.
+            parts = searched_parts(core, box, ctx.gray, around, base, params)
+            if not len(parts):
+                return keep_baseline(f"{unconfident}; no clear match of the object itself"
+                                     + (f" (correlation {correlation:.2f})" if np.isfinite(correlation) else ""))
+            surroundings = np.array([[1.0, 0.0, around[0]], [0.0, 1.0, around[1]]])
+            carried = np.concatenate([parts, surroundings[None]])
+            searched_in_parts = len(parts)
     bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2) & conf
     if bg_seeds.sum() < params.min_points:
         bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2)
@@ -307,7 +319,9 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
                                   f" ({correlation:.2f} correlation)")
     elif took_carried and fit.accepted:  # video mode
         fit = replace(fit, reason="ok; the object's motion carried from the last pair")
-    if split_carried and fit.accepted:
+    if searched_in_parts and fit.accepted:
+        fit = replace(fit, reason=f"ok; motions from matching {searched_in_parts} part(s) of the object")
+    elif split_carried and fit.accepted:
         fit = replace(fit, reason="ok; several motions, as in the last pair")
     if tried_split or not params.motion_split or not np.isfinite(fit.excess_error):
         return fit

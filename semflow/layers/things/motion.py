@@ -203,6 +203,29 @@ def _explains_better(candidate: np.ndarray, affine: np.ndarray, support: np.ndar
     return candidate_err < affine_err
 
 
+def searched_parts(mask: np.ndarray, box: Box, gray: GrayFrames, around: np.ndarray, baseline: np.ndarray,
+                   params: ThingParams) -> np.ndarray:
+    """Translations (K, 2, 3) found by :func:`searched_motion` on tiles of ``params.search_tile`` px of
+    ``mask`` (h, w, over ``box``), each with at least half its pixels in the mask, searched around
+    ``around`` (2,) against the ``baseline`` (h, w, 2) flow's median on the tile; shifts within 2 px of
+    one another count once. (0, 2, 3) when none is found."""
+    tile = params.search_tile
+    ys, xs = np.nonzero(mask)
+    found: list[np.ndarray] = []
+    if tile <= 0 or len(ys) == 0:
+        return np.zeros((0, 2, 3))
+    for ty in range(int(ys.min()), int(ys.max()) + 1, tile):
+        for tx in range(int(xs.min()), int(xs.max()) + 1, tile):
+            part = np.zeros_like(mask)
+            part[ty:ty + tile, tx:tx + tile] = mask[ty:ty + tile, tx:tx + tile]
+            if part.sum() < 0.5 * tile * tile:
+                continue
+            motion, _ = searched_motion(part, box, gray, around, np.median(baseline[part], axis=0), params)
+            if motion is not None and all(np.abs(motion[:, 2] - f[:, 2]).max() > 2 for f in found):
+                found.append(motion)
+    return np.asarray(found).reshape(-1, 2, 3)
+
+
 def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: Callable[[np.ndarray], np.ndarray],
                    ctx: PairContext, box: Box, params: ThingParams, rng: np.random.Generator,
                    region: np.ndarray | None = None, window: tuple[slice, slice] | None = None,
