@@ -207,8 +207,8 @@ def searched_parts(mask: np.ndarray, box: Box, gray: GrayFrames, around: np.ndar
                    params: ThingParams) -> np.ndarray:
     """Translations (K, 2, 3) found by :func:`searched_motion` on tiles of ``params.search_tile`` px of
     ``mask`` (h, w, over ``box``), each with at least half its pixels in the mask, searched around
-    ``around`` (2,) against the ``baseline`` (h, w, 2) flow's median on the tile; shifts within 2 px of
-    one another count once. (0, 2, 3) when none is found."""
+    ``around`` (2,) against the ``baseline`` (h, w, 2) flow's median on the tile; a translation is kept
+    when ``params.search_tile_votes`` tiles find it (within 2 px), once. (0, 2, 3) when none is."""
     tile = params.search_tile
     ys, xs = np.nonzero(mask)
     found: list[np.ndarray] = []
@@ -221,9 +221,16 @@ def searched_parts(mask: np.ndarray, box: Box, gray: GrayFrames, around: np.ndar
             if part.sum() < 0.5 * tile * tile:
                 continue
             motion, _ = searched_motion(part, box, gray, around, np.median(baseline[part], axis=0), params)
-            if motion is not None and all(np.abs(motion[:, 2] - f[:, 2]).max() > 2 for f in found):
+            if motion is not None:
                 found.append(motion)
-    return np.asarray(found).reshape(-1, 2, 3)
+    # A translation counts when enough tiles agree on it (within 2 px): one tile alone can match a
+    # look-alike (KITTI's car, which moves 136 px, beyond the search, gave one such tile).
+    kept: list[np.ndarray] = []
+    for motion in found:
+        votes = sum(np.abs(motion[:, 2] - f[:, 2]).max() <= 2 for f in found)
+        if votes >= params.search_tile_votes and all(np.abs(motion[:, 2] - k[:, 2]).max() > 2 for k in kept):
+            kept.append(motion)
+    return np.asarray(kept).reshape(-1, 2, 3)
 
 
 def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: Callable[[np.ndarray], np.ndarray],
