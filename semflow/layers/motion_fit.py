@@ -321,7 +321,9 @@ def rematch_unexplained(img1: np.ndarray, img2: np.ndarray, mask: np.ndarray, bo
     template (frame t, masked) is searched for in frame t+1 as a whole (sum of squared differences,
     within ``search`` px of zero motion and of the baseline's median motion there); when the best
     translation explains the part (median error below half ``rematch_error``), its pixels that it
-    explains give matches every ``rematch_step`` px. Returns frame-1 and frame-2 points (N, 2) float32.
+    explains give matches every ``rematch_step`` px. With ``rematch_tile``, a part that no translation
+    explains is searched for again tile by tile (:func:`_match_part` with the reverse check). Returns
+    frame-1 and frame-2 points (N, 2) float32.
     """
     empty = np.zeros((0, 2), np.float32)
     if params.rematch_pixels <= 0:
