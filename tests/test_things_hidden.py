@@ -86,29 +86,33 @@ def _strip_case():
     return foreground, fg_flow, bg_flow, err_fg, err_bg, Box(0, h, 0, w), (h, w)
 
 
+def _hidden(case, *, landed: np.ndarray | None = None, reach: float = 40.0) -> np.ndarray:
+    """``hidden_behind`` on a ``_strip_case`` (the object as its own region; everything lands unless
+    ``landed`` says otherwise)."""
+    foreground, fg_flow, bg_flow, err_fg, err_bg, box, shape = case
+    landed = np.ones(shape, bool) if landed is None else landed
+    return hidden_behind(foreground, foreground, fg_flow, bg_flow, err_fg, err_bg, landed, box, shape,
+                         unexplained=15.0, reach=reach)
+
+
 def test_hidden_behind_finds_the_strip_the_object_covers():
-    foreground, fg_flow, bg_flow, err_fg, err_bg, box, shape = _strip_case()
-    landed = np.ones(shape, bool)
-    hidden = hidden_behind(foreground, foreground, fg_flow, bg_flow, err_fg, err_bg, landed, box, shape, unexplained=15.0,
-                           reach=40.0)
-    strip = foreground.copy()
+    case = _strip_case()
+    hidden = _hidden(case)
+    strip = case[0].copy()
     strip[:, 50:] = False
     assert (hidden & strip).sum() > 0.9 * strip.sum()
     assert not (hidden & ~strip).any()
     # A pixel that leaves the frame under the object's motion is not hidden; nor where the motions differ
     # by more than the reach.
-    assert not hidden_behind(foreground, foreground, fg_flow, bg_flow, err_fg, err_bg, np.zeros(shape, bool), box, shape,
-                             unexplained=15.0, reach=40.0).any()
-    assert not hidden_behind(foreground, foreground, fg_flow, bg_flow, err_fg, err_bg, landed, box, shape, unexplained=15.0,
-                             reach=10.0).any()
+    assert not _hidden(case, landed=np.zeros(case[-1], bool)).any()
+    assert not _hidden(case, reach=10.0).any()
 
 
 def test_hidden_behind_leaves_a_misfit_inside_the_object():
     """Badly explained pixels in the middle of the object land among its other pixels under its own
     motion: they are the object's (its motion misfits them), not background it hides."""
-    foreground, fg_flow, bg_flow, err_fg, err_bg, box, shape = _strip_case()
+    case = _strip_case()
+    err_fg, err_bg = case[3], case[4]
     err_fg[:], err_bg[:] = 2.0, 2.0
     err_fg[20:40, 70:80] = err_bg[20:40, 70:80] = 30.0
-    hidden = hidden_behind(foreground, foreground, fg_flow, bg_flow, err_fg, err_bg, np.ones(shape, bool), box, shape,
-                           unexplained=15.0, reach=40.0)
-    assert not hidden.any()
+    assert not _hidden(case).any()

@@ -117,6 +117,21 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), disk(radius)).astype(bool)
 
 
+def tiles(mask: np.ndarray, side: int) -> list[tuple[slice, slice]]:
+    """The squares of ``side`` px tiling the bounding box of ``mask`` (h, w) from its top-left corner
+    that hold at least half a square of its pixels, as (rows, columns) slices."""
+    ys, xs = np.nonzero(mask)
+    if side <= 0 or len(ys) == 0:
+        return []
+    out = []
+    for ty in range(int(ys.min()), int(ys.max()) + 1, side):
+        for tx in range(int(xs.min()), int(xs.max()) + 1, side):
+            cell = (slice(ty, ty + side), slice(tx, tx + side))
+            if mask[cell].sum() >= 0.5 * side * side:
+                out.append(cell)
+    return out
+
+
 def to_gray(image: np.ndarray) -> np.ndarray:
     """float32 RGB (H, W, 3) -> float32 gray (H, W)."""
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)

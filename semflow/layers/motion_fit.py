@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from semflow.layers.common import erode, photometric_error
+from semflow.layers.common import erode, photometric_error, tiles
 from semflow.warp import pixel_grid
 
 
@@ -347,18 +347,15 @@ def rematch_unexplained(img1: np.ndarray, img2: np.ndarray, mask: np.ndarray, bo
         if found is None and params.rematch_tile > 0:
             # No one translation explains the part (it may be half hidden in frame t+1): its tiles, each
             # searched the same way; the visible ones match.
-            tile = params.rematch_tile
             gray = img1[y0 + by:y0 + by + bh, x0 + bx:x0 + bx + bw].mean(axis=2)
             found_tiles = []
-            for ty in range(0, bh, tile):
-                for tx in range(0, bw, tile):
-                    sub = part[ty:ty + tile, tx:tx + tile]
-                    if sub.sum() < 0.5 * tile * tile or gray[ty:ty + tile, tx:tx + tile][sub].std() < \
-                            params.rematch_contrast:
-                        continue
-                    match = _match_part(img1, img2, sub, x0 + bx + tx, y0 + by + ty, guess, params, back=True)
-                    if match is not None:
-                        found_tiles.append(match)
+            for sy, sx in tiles(part, params.rematch_tile):
+                if gray[sy, sx][part[sy, sx]].std() < params.rematch_contrast:
+                    continue
+                match = _match_part(img1, img2, part[sy, sx], x0 + bx + sx.start, y0 + by + sy.start, guess, params,
+                                    back=True)
+                if match is not None:
+                    found_tiles.append(match)
             if found_tiles:
                 found = (np.vstack([m[0] for m in found_tiles]), np.vstack([m[1] for m in found_tiles]))
         if found is not None:

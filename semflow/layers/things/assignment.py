@@ -80,15 +80,17 @@ def hidden_behind(foreground: np.ndarray, region: np.ndarray, fg_flow: np.ndarra
     ``foreground`` (h, w): the object's pixels; ``region`` (h, w): the thing's region (its mask, and
     the object); ``err_fg``/``err_bg`` (h, w): photometric errors under the object's and the
     background's flow (each (h, w, 2)); ``landed`` (h, w): where the object's flow stays inside frame
-    t+1 (a pixel that leaves the frame is not hidden). A pixel of ``region`` is hidden background when neither layer explains it (``window`` x ``window`` mean error at least
-    ``unexplained`` under both), the background's motion carries it onto the object as it is in
-    frame t+1 (where the object's explained pixels land, :func:`covered_by`) and the object's own
-    motion does not (a pixel of the object that something in front hides, or that its motion misfits,
-    lands among the object's other pixels; hidden background beside the object's leading edge lands
-    beyond them), outside the holes of the explained pixels (a misfit patch inside the object), where the two motions differ by at most ``reach`` px (the width of the strip the
-    object covers; much wider, the object's motion is itself in doubt). A parked car that a passing one
-    covers in frame t+1 shares its thing region: its hidden strip matches nothing, and without this
-    rule it took the passing car's motion. Fewer than ``min_pixels`` unexplained pixels: none.
+    t+1 (a pixel that leaves the frame is not hidden). A pixel of ``region`` is hidden background when
+    neither layer explains it (``window`` x ``window`` mean error at least ``unexplained`` under
+    both), the background's motion carries it onto the object as it is in frame t+1 (where the
+    object's explained pixels land, :func:`covered_by`) and the object's own motion does not (a pixel
+    of the object that something in front hides, or that its motion misfits, lands among the
+    object's other pixels; hidden background beside the object's leading edge lands beyond them),
+    outside the holes of the explained pixels (a misfit patch inside the object), where the two
+    motions differ by at most ``reach`` px (the width of the strip the object covers; much wider, the
+    object's motion is itself in doubt). A parked car that a passing one covers in frame t+1 shares
+    its thing region: its hidden strip matches nothing, and without this rule it took the passing
+    car's motion. Fewer than ``min_pixels`` unexplained pixels: none.
     """
     blur = (window, window)
     lost = region & (cv2.blur(err_fg, blur) >= unexplained) & (cv2.blur(err_bg, blur) >= unexplained)

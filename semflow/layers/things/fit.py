@@ -182,9 +182,7 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
             if strip.any() and (layer_seeds & ~strip).sum() >= params.min_points:
                 layer_seeds = layer_seeds & ~strip
         bg_affine, bg_share, bg_flow = layer_motion(base, layer_seeds, box, ctx.gray, params, rng)
-        # The background's motion carried under the object (where the layer's flow, or the planes', is
-        # the baseline's): for background that the object hides in frame t+1.
-        bg_motion = affine_flow(bg_affine, box) if bg_affine is not None else None
+        layer_affine = bg_affine  # (the planes may replace the layer below; the hidden rule wants it)
         if plane_flow is not None and layer_seeds.any():
             # The background may be better described by the models already fitted around the object
             # (a plane's homography, checked on its own): use them as the background layer unless the
@@ -216,7 +214,9 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         foreground[win] = refine_assignment(mask[win], cost_fg, cost_bg, smooth, band, params)
         foreground &= ~others
         if params.hidden_behind:
-            under = bg_flow if bg_motion is None else bg_motion
+            # The background's motion carried under the object (where the layer's flow, or the planes',
+            # is the baseline's): for background that the object hides in frame t+1.
+            under = bg_flow if layer_affine is None else affine_flow(layer_affine, box)
             lost = hidden_behind(foreground, foreground | mask, fg_flow, under, err_fg, err_bg, in_fg, box, shape,
                                  unexplained=params.hidden_error, reach=params.hidden_reach,
                                  min_pixels=params.min_points)

@@ -37,6 +37,7 @@ from semflow.layers.common import (
     refine_warp,
     sample_at,
     subsample_points,
+    tiles,
 )
 from semflow.layers.context import PairContext
 from semflow.layers.motions import covered_by_others
@@ -209,20 +210,13 @@ def searched_parts(mask: np.ndarray, box: Box, gray: GrayFrames, around: np.ndar
     ``mask`` (h, w, over ``box``), each with at least half its pixels in the mask, searched around
     ``around`` (2,) against the ``baseline`` (h, w, 2) flow's median on the tile; a translation is kept
     when ``params.search_tile_votes`` tiles find it (within 2 px), once. (0, 2, 3) when none is."""
-    tile = params.search_tile
-    ys, xs = np.nonzero(mask)
     found: list[np.ndarray] = []
-    if tile <= 0 or len(ys) == 0:
-        return np.zeros((0, 2, 3))
-    for ty in range(int(ys.min()), int(ys.max()) + 1, tile):
-        for tx in range(int(xs.min()), int(xs.max()) + 1, tile):
-            part = np.zeros_like(mask)
-            part[ty:ty + tile, tx:tx + tile] = mask[ty:ty + tile, tx:tx + tile]
-            if part.sum() < 0.5 * tile * tile:
-                continue
-            motion, _ = searched_motion(part, box, gray, around, np.median(baseline[part], axis=0), params)
-            if motion is not None:
-                found.append(motion)
+    for cell in tiles(mask, params.search_tile):
+        part = np.zeros_like(mask)
+        part[cell] = mask[cell]
+        motion, _ = searched_motion(part, box, gray, around, np.median(baseline[part], axis=0), params)
+        if motion is not None:
+            found.append(motion)
     # A translation counts when enough tiles agree on it (within 2 px): one tile alone can match a
     # look-alike (KITTI's car, which moves 136 px, beyond the search, gave one such tile).
     kept: list[np.ndarray] = []
