@@ -344,8 +344,8 @@ def test_rematch_unexplained_finds_the_visible_tiles_of_a_half_hidden_car() -> N
     box = (0, 240, 0, 320)
     front = [scene.objects[1].affine]
     zero = np.zeros((240, 320, 2), np.float32)
-    assert len(rematch_unexplained(f1, f2, mask, box, zero, front, MotionParams())[0]) == 0  # whole: none
-    src, dst = rematch_unexplained(f1, f2, mask, box, zero, front, MotionParams(rematch_tile=16))
+    assert len(rematch_unexplained(f1, f2, mask, box, zero, front, MotionParams(rematch_tile=0))[0]) == 0  # whole: none
+    src, dst = rematch_unexplained(f1, f2, mask, box, zero, front, MotionParams())  # in 16 px tiles
     assert len(src) >= 20
     x, y = src[:, 0].astype(int), src[:, 1].astype(int)
     assert (scene.instances[y, x] == 1).all() and not scene.occluded[y, x].any()  # its visible part only

@@ -405,11 +405,11 @@ def test_a_thing_split_into_several_motions_is_split_again_in_the_next_pair(monk
         return split(*args, hypotheses=hypotheses, **kwargs)
 
     monkeypatch.setattr(thing_fit, "split_object_motions", spy)
-    # A sequence where the split wins its judgement clearly (median error 0.28 grey levels below the
-    # single motion's in the first pair): seed 7031's margin, 0.04, flipped with a change of the
-    # assignment's graph cut, with the split's flow as good either way.
-    seq = make_sequence(5, 240, 320, seed=7042)
-    method = get_method("semantic", baseline="dis-medium", segmenter=None)
+    # Whether a pair's model becomes a split at all depends on the random draws of the test that looks
+    # for a compromise motion (here seeds 0, 2 and 3 of 4 find it, in pair 1, 2 and 0): the test is
+    # about what follows, so it takes seed 3's draws.
+    seq = make_sequence(5, 240, 320, seed=7031)
+    method = get_method("semantic", baseline="dis-medium", segmenter=None, things=ThingParams(seed=3))
     state, reasons, motions, handed = VideoState(), [], [], []
     for k in range(4):
         seen.clear()

@@ -59,18 +59,19 @@ class MotionParams:
     first grid of patches and the baseline missed, e.g. a car behind parked ones), then the motions are
     fitted again (0: never)."""
     rematch_step: int = 4
-    rematch_tile: int = 0
+    rematch_tile: int = 16
     """A part that no one translation explains (a car half hidden by the one it passes) is searched for
     again in tiles of this side (px), each with at least half its pixels in the part and some texture
     (``rematch_contrast``); tiles that a translation explains, and whose match the reverse search
-    confirms, give the matches (0, the default: whole parts only). 16 takes semantic[discrete]'s things
-    EPE on the photo scenes -18 % (development), -2.8 % and -1.7 % (two fresh groups), 0 (held-out);
-    it is off because it also moves the random draws of the regions fitted after it: KITTI with
-    dis-medium as the baseline (a car moving 136 px that no motion fits) goes 30.1 -> 34.0 px on the
-    default seed, 32.1 -> 33.1 over five (29.1-37.3 without it)."""
+    confirms, give the matches (0: whole parts only). On the photo scenes it takes semantic[discrete]'s
+    things EPE -17 % (development), -1.8 % (fresh), 0 (held-out), semantic[dis-medium]'s -6 %, -6 %, 0.
+    (It was off while all things shared one random stream: it moved the draws of the regions fitted
+    after it, which decided whether KITTI's car, moving 136 px, was fitted at all.)"""
     rematch_contrast: float = 4.0
     """A tile's grey levels (0-255) must vary by at least this (standard deviation)."""
     cycles: int = 2
+    """Alpha-expansion cycles of the graph cut (each tries every motion once; stops early when a cycle
+    changes nothing)."""
     full_pixels: int = 20000
     """Assignments over more pixels are solved at half resolution first (see :func:`solve_assignment`)."""
     refine_band: int = 2

@@ -93,44 +93,55 @@ def assign_motions(costs: np.ndarray, weights: tuple[np.ndarray, np.ndarray], *,
     wr, wd = weights
     flat = costs.reshape(k, -1)
 
+    every = np.arange(h * w)
+
     def energy(lab: np.ndarray) -> float:
-        unary = flat[lab.ravel(), np.arange(h * w)].sum()
+        unary = flat[lab.ravel(), every].sum()
         return float(unary + (wr * (lab[:, 1:] != lab[:, :-1])).sum() + (wd * (lab[1:] != lab[:-1])).sum())
 
     current = energy(labels)
-    index = np.full((h, w), -1, np.int64)
-    index[free] = np.arange(count)
+    node = np.full(h * w, -1, np.int64)  # each free pixel's node in the graph
+    node[free.ravel()] = np.arange(count)
     nodes = np.arange(count)
-    # Per direction (right, down), what does not change between moves: the weights, which pairs have
-    # both pixels free (an edge of the graph) and which have one (its fixed neighbour's cost).
-    pairs = []
+    free_pixels = np.flatnonzero(free)
+    # Per direction (right, down), what does not change between moves, for the edges with a free
+    # pixel: their end pixels p (left/top) and q (flat indices), the ends' nodes and the edge weights;
+    # for the edges between two free pixels (edges of the graph), those whose free end is p alone and
+    # those whose free end is q alone (a fixed neighbour's label enters the free one's costs).
+    pixel = np.arange(h * w).reshape(h, w)
+    directions = []
     for wgt, p, q in ((wr, np.s_[:, :-1], np.s_[:, 1:]), (wd, np.s_[:-1], np.s_[1:])):
         fp, fq = free[p], free[q]
-        both = fp & fq
-        pairs.append((wgt, p, q, both, fp & ~fq, fq & ~fp, index[p][both], index[q][both]))
+        directions.append([(pixel[p][sel], pixel[q][sel], node[pixel[p][sel]], node[pixel[q][sel]], wgt[sel])
+                           for sel in (fp & fq, fp & ~fq, fq & ~fp)])
     for _ in range(cycles):
         improved = False
         for alpha in range(k):
-            src_cap = costs[alpha].astype(np.float64)  # cost of x = 1 (take alpha)
-            sink_cap = np.take_along_axis(costs, labels[None], 0)[0].astype(np.float64)  # cost of x = 0 (keep)
+            lab = labels.ravel()
+            take = costs[alpha].ravel()[free_pixels].astype(np.float64)  # cost of x = 1 (take alpha)
+            keep = flat[lab[free_pixels], free_pixels].astype(np.float64)  # cost of x = 0 (keep)
             g = maxflow.Graph[float]()
             g.add_nodes(count)
-            for wgt, p, q, both, only_p, only_q, from_p, to_q in pairs:
-                lp, lq = labels[p], labels[q]
+            for both, only_p, only_q in directions:
+                # both free: E = e00 + (e10 - e00) x_p - e10 x_q + (e01 + e10 - e00) (1 - x_p) x_q   (e11 = 0)
+                ip, iq, node_p, node_q, wgt = both
+                lp, lq = lab[ip], lab[iq]
                 e00 = wgt * (lp != lq)
                 e01 = wgt * (lp != alpha)  # p keeps, q takes alpha
                 e10 = wgt * (lq != alpha)
-                # both free: E = e00 + (e10 - e00) x_p - e10 x_q + (e01 + e10 - e00) (1 - x_p) x_q   (e11 = 0)
-                src_cap[p] += np.where(both, np.maximum(e10 - e00, 0), 0)
-                sink_cap[p] += np.where(both, np.maximum(e00 - e10, 0), 0)
-                sink_cap[q] += np.where(both, e10, 0)
-                g.add_edges(from_p, to_q, (e01 + e10 - e00)[both], np.zeros(len(from_p)))
-                # one side fixed: the free side pays the edge for its own choice
-                src_cap[p] += np.where(only_p, e10, 0)
-                sink_cap[p] += np.where(only_p, e00, 0)
-                src_cap[q] += np.where(only_q, e01, 0)
-                sink_cap[q] += np.where(only_q, e00, 0)
-            take, keep = src_cap[free], sink_cap[free]
+                take[node_p] += np.maximum(e10 - e00, 0)
+                keep[node_p] += np.maximum(e00 - e10, 0)
+                keep[node_q] += e10
+                g.add_edges(node_p, node_q, e01 + e10 - e00, np.zeros(len(node_p)))
+                # one end fixed: the free end pays the edge for its own choice
+                ip, iq, node_p, _, wgt = only_p
+                lp, lq = lab[ip], lab[iq]
+                take[node_p] += wgt * (lq != alpha)
+                keep[node_p] += wgt * (lp != lq)
+                ip, iq, _, node_q, wgt = only_q
+                lp, lq = lab[ip], lab[iq]
+                take[node_q] += wgt * (lp != alpha)
+                keep[node_q] += wgt * (lp != lq)
             base = np.minimum(take, keep)
             g.add_grid_tedges(nodes, take - base, keep - base)
             g.maxflow()

@@ -24,6 +24,7 @@ import numpy as np
 
 from semflow.layers.context import PairContext
 from semflow.layers.things import ThingFit, ThingParams, fit_thing
+from semflow.layers.things.fit import region_rng
 from semflow.segmentation.regions import Region
 
 if TYPE_CHECKING:
@@ -42,14 +43,12 @@ def thing_motion(fit: ThingFit | None) -> np.ndarray | None:
 
 
 def fit_tracked_things(instances: list[Region], instance_map: np.ndarray, ctx: PairContext, params: ThingParams,
-                       tracks: list[Track | None], *, plane_flow: np.ndarray | None = None,
-                       seed: int = 0) -> list[ThingFit]:
+                       tracks: list[Track | None], *, plane_flow: np.ndarray | None = None) -> list[ThingFit]:
     """:func:`~semflow.layers.things.fit_things` with memory (module docstring): a thing whose model
     was used in the last pair keeps it while it is at most :data:`THING_MARGIN` grey levels worse than
     the baseline (median over the pixels it changes), one whose model was not used needs to beat the
     baseline by that margin; new ones get the gate of pair mode. A track's carried motion is a
     candidate for the object's. ``tracks[i]``: instance i's track."""
-    rng = np.random.default_rng(seed)
     out = []
     for region, track in zip(instances, tracks):
         if region.area < params.min_area:
@@ -57,8 +56,8 @@ def fit_tracked_things(instances: list[Region], instance_map: np.ndarray, ctx: P
         was_on = None if track is None else track.was_on
         slack = params.error_slack + (0.0 if was_on is None else THING_MARGIN if was_on else -THING_MARGIN)
         carried = None if track is None or track.model is None else track.model[:, :2]
-        fit = fit_thing(region, instance_map, ctx, replace(params, error_slack=slack), rng, plane_flow,
-                        carried=carried)
+        fit = fit_thing(region, instance_map, ctx, replace(params, error_slack=slack), region_rng(region, params.seed),
+                        plane_flow, carried=carried)
         if was_on is not None and fit.accepted != was_on and fit.reason.startswith(("ok", "median")):
             fit = replace(fit, reason=fit.reason + ("; within the margin: on in the last pair" if fit.accepted else
                                                     "; not by the margin: off in the last pair"))

@@ -77,6 +77,14 @@ def thing_box(region: Region, baseline: np.ndarray, params: ThingParams) -> Box:
     return Box(max(0, y0 - pad), min(height, y1 + pad), max(0, x0 - pad), min(width, x1 + pad))
 
 
+def region_rng(region: Region, seed: int = 0) -> np.random.Generator:
+    """The random generator of one region's fit, seeded with ``seed`` (:attr:`ThingParams.seed`) and the
+    region's place and size (its box and area), not with its place in a list: a region's draws, and so
+    its fit, do not depend on which other regions the frame holds or in which order they are fitted."""
+    y0, y1, x0, x1 = (int(v) for v in region.box)
+    return np.random.default_rng([seed, y0, y1, x0, x1, int(region.area)])
+
+
 def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params: ThingParams,
               rng: np.random.Generator, plane_flow: np.ndarray | None = None, *,
               carried: np.ndarray | None = None) -> ThingFit:
@@ -331,9 +339,9 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
     # the baseline's error, rejects it or, against a weaker baseline, takes it. When the baseline's
     # confident flow on the object says the motion is a compromise (the residual's structure, not its
     # size), the split is tried as the alternative model, judged the same way, with its own random
-    # stream (the draws of the instances after this one stay as they were); it replaces the first model
+    # stream (its draws do not depend on how many the first model took); it replaces the first model
     # when accepted and no worse than it on the judgement's median.
-    retry_rng = np.random.default_rng([region.id, int(region.area)])
+    retry_rng = rng.spawn(1)[0]
     if not compromise(base, fg_seeds, fg_flow, box, params, retry_rng):
         return fit
     found = split_object_motions(base, fg_seeds, mask, conf_box, ctx, box, params, retry_rng, win)
@@ -354,17 +362,17 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
 
 
 def fit_things(regions: list[Region], instance_map: np.ndarray, ctx: PairContext, params: ThingParams | None = None,
-               *, plane_flow: np.ndarray | None = None, seed: int = 0) -> list[ThingFit]:
+               *, plane_flow: np.ndarray | None = None) -> list[ThingFit]:
     """:func:`fit_thing` for each instance at least ``params.min_area`` pixels large, in order.
 
     ``regions``: the instances, each with its ``id`` in ``instance_map`` (H, W) int32, as
     :func:`~semflow.segmentation.instances.extract_instances` returns them. The random draws come
-    from one generator seeded with ``seed``, so the fits are reproducible for a given list.
+    from a generator of each region's own (:func:`region_rng`), so that a region's fit is reproducible
+    whatever else the list holds.
     """
     params = params or ThingParams()
     unnumbered = [k for k, region in enumerate(regions) if region.id <= 0]
     if unnumbered:  # id 0 would select the pixels outside every instance
         raise ValueError(f"thing regions need their instance id (Region.id > 0); regions {unnumbered} have none")
-    rng = np.random.default_rng(seed)
-    return [fit_thing(region, instance_map, ctx, params, rng, plane_flow)
+    return [fit_thing(region, instance_map, ctx, params, region_rng(region, params.seed), plane_flow)
             for region in regions if region.area >= params.min_area]
