@@ -108,7 +108,7 @@ def assign_motions(costs: np.ndarray, weights: tuple[np.ndarray, np.ndarray], *,
     # pixel: their end pixels p (left/top) and q (flat indices), the ends' nodes and the edge weights;
     # for the edges between two free pixels (edges of the graph), those whose free end is p alone and
     # those whose free end is q alone (a fixed neighbour's label enters the free one's costs).
-    pixel = np.arange(h * w).reshape(h, w)
+    pixel = every.reshape(h, w)
     directions = []
     for wgt, p, q in ((wr, np.s_[:, :-1], np.s_[:, 1:]), (wd, np.s_[:-1], np.s_[1:])):
         fp, fq = free[p], free[q]
