@@ -8,6 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from semflow.layers import motions
 from semflow.layers.common import gray_frames, prepare_image
 from semflow.layers.motion_fit import _hypotheses, affine_residuals
 from semflow.layers.motions import (
@@ -258,6 +259,34 @@ def test_split_motions_separates_touching_cars_from_patches_alone() -> None:
     hidden = (scene.instances == 1) & scene.occluded
     assert split.covered[hidden].mean() > 0.5
     np.testing.assert_allclose(affine_field(translation(2, 3), (0, 2, 0, 2)), np.broadcast_to([2, 3], (2, 2, 2)))
+
+
+
+def test_split_motions_gives_up_before_the_assignment_when_told_its_split_would_be_thrown_away(monkeypatch) -> None:
+    scene = two_cars()
+    f1, f2 = prepare_image(scene.img1), prepare_image(scene.img2)
+    g1, g2, _ = gray_frames(f1, f2)
+    mask = scene.instances > 0
+    box = (0, mask.shape[0], 0, mask.shape[1])
+    zero = np.zeros(scene.flow.shape, np.float32)
+    unsure = np.zeros(mask.shape, np.float32)
+
+    def split(**limits):
+        return split_motions(f1, f2, g1, g2, mask, box, zero, unsure, MotionParams(), np.random.default_rng(0),
+                             **limits)
+
+    full = split()
+    assert full is not None and len(full.affines) == 2 and 0.0 < full.share < 1.0
+    # Limits the split meets: the same split, to the bit.
+    same = split(min_share=full.share, min_motions=2)
+    assert same is not None and all(np.array_equal(a, b) for a, b in zip(same.affines, full.affines))
+    assert np.array_equal(same.labels, full.labels) and same.share == full.share
+    # Limits it misses: None, and no graph cut was run for it.
+    cuts = []
+    monkeypatch.setattr(motions, "solve_assignment", lambda *a, **k: cuts.append(1))
+    assert split(min_share=np.nextafter(full.share, 1.0)) is None
+    assert split(min_motions=3) is None
+    assert not cuts
 
 
 def test_split_motions_on_a_hard_scene_assigns_pixels_to_their_own_motion() -> None:

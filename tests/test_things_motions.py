@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+import semflow.layers.motions as motions
+import semflow.layers.things.fit as thing_fit
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.layers.context import PairContext
 from semflow.layers.motion_fit import MotionParams
@@ -185,3 +187,35 @@ def test_a_things_fit_does_not_depend_on_the_other_things() -> None:
         assert first.reason == last.reason == single.reason
         np.testing.assert_array_equal(first.flow, last.flow)
         np.testing.assert_array_equal(first.flow, single.flow)
+
+
+def test_a_split_that_would_fail_the_inlier_share_is_given_up_before_its_assignment(monkeypatch) -> None:
+    # A thing whose confident baseline flow is two small groups of consistent vectors (15 % each) among
+    # random ones: the one motion explains too few of them, and so would the split's two. The split is
+    # given up before its graph cuts, and the thing keeps the baseline as it did with the whole split.
+    rng = np.random.default_rng(3)
+    h, w = 120, 160
+    img1 = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    img2 = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)  # nothing matches: the baseline's flow decides
+    mask = np.zeros((h, w), bool)
+    mask[30:90, 40:120] = True
+    flow = rng.uniform(-12, 12, (h, w, 2)).astype(np.float32)
+    group = rng.random((h, w))
+    flow[group < 0.15] = (6.0, 1.0)
+    flow[(group >= 0.15) & (group < 0.3)] = (-5.0, 2.0)
+    ctx = PairContext.build(img1, img2, flow, np.ones((h, w), np.float32), thing_pixels=mask)
+    instance_map = mask.astype(np.int32)
+    region = Region(1, Box(0, h, 0, w), mask, id=1)
+
+    cuts = []
+    solve = motions.solve_assignment
+    monkeypatch.setattr(motions, "solve_assignment", lambda *a, **k: cuts.append(1) or solve(*a, **k))
+    early = fit_things([region], instance_map, ctx)[0]
+    assert not cuts
+    whole = thing_fit.split_object_motions
+    monkeypatch.setattr(thing_fit, "split_object_motions", lambda *a, **k: whole(*a, **{**k, "min_share": 0.0}))
+    late = fit_things([region], instance_map, ctx)[0]
+    assert cuts  # the whole split ran its assignment...
+    assert not early.accepted and not late.accepted  # ...and was thrown away for its share
+    assert "inlier share" in late.reason and late.fg_inlier_share < ThingParams().min_inlier_share
+    np.testing.assert_array_equal(early.flow, late.flow)

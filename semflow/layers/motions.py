@@ -300,8 +300,8 @@ def translations(shifts: np.ndarray, cell: float = 2.0) -> np.ndarray:
 def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray,
                   box: tuple[int, int, int, int], baseline: np.ndarray, confidence: np.ndarray,
                   params: MotionParams, rng: np.random.Generator, *, seeds: np.ndarray | None = None,
-                  window: tuple[slice, slice] | None = None, hypotheses: np.ndarray | None = None
-                  ) -> MotionSplit | None:
+                  window: tuple[slice, slice] | None = None, hypotheses: np.ndarray | None = None,
+                  min_share: float = 0.0, min_motions: int = 1) -> MotionSplit | None:
     """The motions of the thing region ``mask`` (h, w) inside ``box``, and their assignment over ``window``.
 
     ``img1``, ``img2``: full frames float32 RGB; ``gray1``, ``gray2`` float32 grey; ``baseline`` (h, w, 2)
@@ -309,7 +309,9 @@ def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: 
     matches (default: confidence >= 0.5 inside the eroded mask). Pixels outside ``window`` (slices of the
     box; default all of it) keep the first motion. ``hypotheses`` (M, 2, 3), optional: motions the
     fit considers beside its own samples (:func:`fit_motions`'s ``extra``). None when no motion is
-    supported.
+    supported, or when the motions are fewer than ``min_motions`` or explain less than ``min_share`` of
+    the matches: a caller that would throw such a split away is spared its assignment (the graph cuts,
+    most of the cost on a large region).
     """
     y0, _, x0, _ = box
     seeds = (erode(mask, 3) & (confidence >= 0.5)) if seeds is None else seeds
@@ -327,14 +329,15 @@ def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: 
         found = translations(r_dst - r_src)
         extra = found if hypotheses is None else np.concatenate([np.reshape(hypotheses, (-1, 2, 3)), found])
         affines, owner = fit_motions(src, dst, params, rng, extra=extra)
-    if not affines:
+    share = float((owner >= 0).mean()) if affines else 0.0
+    if not affines or len(affines) < min_motions or share < min_share:
         return None
     h, w = mask.shape
     if len(affines) == 1:  # one motion: nothing to assign or order
         flow = affine_field(affines[0], box)
         error, inside = photometric_error(img1, img2, flow, x0, y0)
         return MotionSplit(list(affines), np.zeros((h, w), np.int32), flow, error, inside, np.zeros((h, w), bool),
-                           float((owner >= 0).mean()), len(src), [0])
+                           share, len(src), [0])
     sy, sx = window if window is not None else (slice(0, h), slice(0, w))
     wy0, wx0 = y0 + sy.start, x0 + sx.start
     flows = [affine_field(a, box) for a in affines]
@@ -379,5 +382,4 @@ def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: 
     error[sy, sx], inside_box[sy, sx] = err, inside
     covered = np.zeros((h, w), bool)
     covered[sy, sx] = np.take_along_axis(covered_w, labels_w[None], 0)[0]
-    share = float((owner >= 0).mean())
     return MotionSplit(list(affines), labels, flow, error, inside_box, covered, share, len(src), order)

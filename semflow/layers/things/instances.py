@@ -82,7 +82,8 @@ def split_is_better(mask: np.ndarray, single: tuple[np.ndarray, np.ndarray] | No
 
 def split_object_motions(baseline: np.ndarray, seeds: np.ndarray, mask: np.ndarray, confidence: np.ndarray,
                          ctx: PairContext, box: Box, params: ThingParams, rng: np.random.Generator,
-                         window: tuple[slice, slice], hypotheses: np.ndarray | None = None
+                         window: tuple[slice, slice], hypotheses: np.ndarray | None = None, *,
+                         min_share: float = 0.0, min_motions: int = 1
                          ) -> tuple[list[np.ndarray], float, np.ndarray | None,
                                     tuple[np.ndarray, np.ndarray] | None, MotionSplit | None]:
     """The object layer's motion instances by :func:`~semflow.layers.motions.split_motions`.
@@ -93,11 +94,14 @@ def split_object_motions(baseline: np.ndarray, seeds: np.ndarray, mask: np.ndarr
     :func:`~semflow.layers.things.motion.object_motions` does. Returns (affines, share of matches
     explained, object flow (h, w, 2) or None, its photometric error and inside maps over ``window``,
     the split or None). ``hypotheses`` (M, 2, 3), optional: motions the fit considers beside its own
-    samples (video mode: the object's motions in the last pair).
+    samples (video mode: the object's motions in the last pair). A split with fewer than
+    ``min_motions`` motions, or whose motions explain less than ``min_share`` of its matches, is given
+    up before its assignment and polish, as when it finds none.
     """
     y0, _, x0, _ = box
     split = split_motions(ctx.f1, ctx.f2, ctx.gray.gray1, ctx.gray.gray2, mask, tuple(box), baseline, confidence,
-                          params.motions, rng, seeds=seeds, window=window, hypotheses=hypotheses)
+                          params.motions, rng, seeds=seeds, window=window, hypotheses=hypotheses,
+                          min_share=min_share, min_motions=min_motions)
     if split is None:
         return [], 0.0, None, None, None
     core = erode(mask, 1)
