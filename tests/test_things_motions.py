@@ -219,3 +219,10 @@ def test_a_split_that_would_fail_the_inlier_share_is_given_up_before_its_assignm
     assert not early.accepted and not late.accepted  # ...and was thrown away for its share
     assert "inlier share" in late.reason and late.fg_inlier_share < ThingParams().min_inlier_share
     np.testing.assert_array_equal(early.flow, late.flow)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])
+def test_a_bad_things_seed_is_refused_when_the_params_are_made(seed) -> None:
+    with pytest.raises(ValueError, match="ThingParams.seed must be a non-negative integer"):
+        ThingParams(seed=seed)
+    assert ThingParams(seed=np.int64(7)).seed == 7

@@ -149,6 +149,11 @@ class ThingParams:
     motions: MotionParams = THING_MOTIONS
     """Settings of the motion split itself (:class:`~semflow.layers.motion_fit.MotionParams`)."""
 
+    def __post_init__(self) -> None:
+        # numpy's seed sequences take non-negative integers only; say so here, not at the first fit.
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"ThingParams.seed must be a non-negative integer, not {self.seed!r}")
+
 
 @dataclass(frozen=True, kw_only=True)
 class ThingFit:
