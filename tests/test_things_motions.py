@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -226,3 +227,10 @@ def test_a_bad_things_seed_is_refused_when_the_params_are_made(seed) -> None:
     with pytest.raises(ValueError, match="ThingParams.seed must be a non-negative integer"):
         ThingParams(seed=seed)
     assert ThingParams(seed=np.int64(7)).seed == 7
+
+
+def test_motion_settings_made_by_hand_keep_the_things_defaults_they_do_not_name() -> None:
+    # (The things' split once ran one expansion cycle by a default of its own, and MotionParams(...)
+    # made by hand silently brought back two.)
+    made = ThingParams(motions=MotionParams(rematch_pixels=0)).motions
+    assert made == dataclasses.replace(ThingParams().motions, rematch_pixels=0)

@@ -33,7 +33,7 @@ Flows are float32 (H, W, 2) (u, v) px, frame t -> t+1; images uint8 RGB (H, W, 3
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -46,6 +46,11 @@ from semflow.layers.motion_fit import MotionParams, affine_field, affine_residua
 from semflow.layers.motions import covered_by_others, solve_assignment
 
 Box = tuple[int, int, int, int]
+
+
+BOUNDARY_MOTIONS = MotionParams(cycles=2)
+"""The boundary layers' motion settings: two alpha-expansion cycles, as ``--sharpen`` was measured with
+(one, the things layer's, was not measured there)."""
 
 
 @dataclass(frozen=True)
@@ -108,8 +113,8 @@ class BoundaryLayerParams:
     seed: int = 0
     """Seed of the motion fitting's random samples; each region draws from its own stream (seeded by this
     and its box), so the result is deterministic and a region's does not depend on the others'."""
-    motions: MotionParams = field(default_factory=MotionParams)
-    """Settings of the motion fitting and the assignment (shared with the things layer)."""
+    motions: MotionParams = BOUNDARY_MOTIONS
+    """Settings of the motion fitting and the assignment (those of the things layer, but for the cycles)."""
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,6 @@ THING_VETO = VetoParams(window=7, margin=2.0, disagreement=None, trust_confidenc
 (0.5), different by 1 px and not worse by 3: a non-rigid thing's affine-plus-residual layer is often
 photometrically as good as a confident baseline, and wrong."""
 
-THING_MOTIONS = MotionParams(cycles=1)
-"""The things' motion split: one cycle of alpha-expansion (the half-resolution cut is redone at full
-resolution near its boundaries anyway); a second cycle left the things EPE of the hard and the photo
-scenes and of the real datasets within 0.2 % and took about a tenth of the things stage's time."""
-
-
 @dataclass
 class ThingParams:
     """Settings of the thing model. Distances in pixels, errors in grey levels (0-255)."""
@@ -146,7 +140,7 @@ class ThingParams:
     """...and it replaces that motion when its flow stays within this much (px, mean over the confident
     object pixels) of the first motion's agreement with the baseline's confident flow, the judgement
     accepts it and it explains the pixels it changes no worse than the first model (median error)."""
-    motions: MotionParams = THING_MOTIONS
+    motions: MotionParams = MotionParams()
     """Settings of the motion split itself (:class:`~semflow.layers.motion_fit.MotionParams`)."""
 
     def __post_init__(self) -> None:
