@@ -33,7 +33,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from semflow.segmentation.backends import Segmentation
+from semflow.segmentation.base import Segmentation
 from semflow.warp import warp_backward
 
 EPS = 1e-6

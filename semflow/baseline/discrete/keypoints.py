@@ -15,11 +15,15 @@ not chosen there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
-from scipy.spatial import cKDTree
+
+# torch and scipy are imported where they are used: `semflow --help` and the listing of methods import
+# this module (for MAX_KEYPOINTS) and stay fast.
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ def _mutual_ratio_matches(d1: torch.Tensor, d2: torch.Tensor, ratio: float, chun
                           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (i, j) of descriptor pairs that are each other's nearest neighbours (L2) and whose
     nearest distance is below ``ratio`` times the second nearest (d1's side)."""
+    import torch
+
     sq2 = torch.linalg.vector_norm(d2, dim=1).square_()
     best = torch.empty(len(d1), 2, device=d1.device)
     nearest = torch.empty(len(d1), dtype=torch.long, device=d1.device)
@@ -108,6 +114,8 @@ def match_keypoints(one: FrameKeypoints, two: FrameKeypoints, *, ratio: float = 
     """The keypoints of frame ``one`` matched to frame ``two``'s: mutual nearest neighbours that pass
     Lowe's ratio test at ``ratio``; matches longer than ``max_flow`` (px; the search window of the
     method) dropped. The matching runs on ``device``."""
+    import torch
+
     if len(one) < 2 or len(two) < 2:
         return _empty()
     i, j = _mutual_ratio_matches(torch.from_numpy(one.descriptors).to(device),
@@ -135,6 +143,9 @@ def nearby_match_flows(matches: KeypointMatches, ys: torch.Tensor, xs: torch.Ten
     """For each point of the grid ``ys`` x ``xs`` (pixels of pyramid ``level``), the flows (Gh, Gw,
     count, 2) int64, in that level's pixels, of its ``count`` nearest matches within ``radius``
     full-size px; where there are fewer, ``fill`` (Gh, Gw, 1, 2) takes their place."""
+    import torch
+    from scipy.spatial import cKDTree
+
     gh, gw = len(ys), len(xs)
     fill = fill.expand(gh, gw, count, 2)
     if len(matches) == 0:
