@@ -206,6 +206,42 @@ def test_peak_memory_sees_an_allocation() -> None:
     assert memory.delta_mb > 50 and memory.peak_mb >= memory.delta_mb
 
 
+def _touch(mb: int) -> mmap.mmap:
+    """``mb`` MB of fresh pages, touched (resident)."""
+    block = mmap.mmap(-1, mb * 2**20)
+    np.frombuffer(block, np.uint8)[:] = 1  # (in place: no second copy of the block)
+    return block
+
+
+def test_peak_memory_on_linux_runs_no_thread_and_nests(monkeypatch) -> None:
+    import threading
+
+    from semflow import memory as mem
+
+    if not mem._reset_peak_rss():
+        pytest.skip("no resettable high-water mark (/proc/self/clear_refs) here")
+    threads = threading.active_count()
+    with mem.PeakMemory() as outer:
+        first = _touch(60)
+        first.close()  # freed before the inner block starts: only the outer block saw it
+        with mem.PeakMemory() as inner:
+            assert threading.active_count() == threads  # nothing samples beside the block
+            second = _touch(30)
+            second.close()
+        third = _touch(10)
+        third.close()
+    assert 25 < inner.delta_mb < 55
+    assert outer.delta_mb > 55  # the 60 MB, which the inner block's reset of the mark did not lose
+    # Where the mark cannot be reset, a thread samples instead, and sees the same.
+    monkeypatch.setattr(mem, "_reset_peak_rss", lambda: False)
+    with mem.PeakMemory(interval=0.001) as sampled:
+        assert threading.active_count() == threads + 1
+        block = _touch(40)
+        time.sleep(0.05)
+        block.close()
+    assert sampled.delta_mb > 30
+
+
 def test_compare_peak_memory_is_each_methods_own(synthetic_root: Path) -> None:
     """compare's peak MB included what ran before in the same process (issue 14: dis-medium 892 MB
     after discrete, 85 MB alone). With isolate (as `semflow compare` runs) each method runs in a child
