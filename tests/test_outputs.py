@@ -192,7 +192,11 @@ def test_named_outputs_are_replaced_in_every_command(run_cli, pair, tmp_path: Pa
 def test_semantic_on_8000x6000_stops_before_starting(cli_fails, tmp_path: Path, monkeypatch) -> None:
     """An 8000x6000 pair died in semantic with a torch/numpy allocation traceback; now one line, before
     any work, saying what it needs (the budget is fixed here so that the test means the same anywhere)."""
+    import re
+
     import numpy as np
+
+    from semflow.memory import memory_needed_mb
 
     monkeypatch.setenv("SEMFLOW_MEMORY_MB", "16000")
     frame = np.zeros((6000, 8000, 3), np.uint8)
@@ -201,7 +205,11 @@ def test_semantic_on_8000x6000_stops_before_starting(cli_fails, tmp_path: Path, 
     write_image(tmp_path / "b.png", frame)
     line = cli_fails("flow", "a.png", "b.png", "-o", "o.flo", "--method", "semantic", match="needs about")
     assert "for 8000x6000 frames" in line and "15.6 GB is available" in line
-    assert "use --max-side 4375" in line  # flow has --max-side now
+    # flow has --max-side now: the side it offers fits the budget, and a side an eighth larger does not
+    side = int(re.search(r"use --max-side (\d+) \(or smaller\)", line).group(1))
+    assert memory_needed_mb("semantic", round(6000 * side / 8000), side) <= 16000
+    larger = round(side * 9 / 8)
+    assert memory_needed_mb("semantic", round(6000 * larger / 8000), larger) > 16000
 
 
 def test_run_too_large_says_which_max_side_fits(cli_fails, run_cli, make_frames, monkeypatch) -> None:
