@@ -305,6 +305,8 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
     split, split_carried = None, False
     fg_affines, fg_share, fg_flow, motion_index, fg_error, took_carried = object_motions(
         base, fg_seeds, smooth, ctx, box, params, rng, erode(mask, 1), window=win, carried=one_carried)
+    if fg_flow is not None and fg_error is None:  # (once: the split's trigger and the layered model read it)
+        fg_error = photometric_error(f1, f2, fg_flow[win], wx0, wy0)
     tried_split = params.motion_split and (several or needs_split(mask[win], fg_flow, fg_error, ctx, wbox, win,
                                                                   params))
     if tried_split:
@@ -315,8 +317,6 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         found = split_object_motions(base, fg_seeds, mask, conf_box, ctx, box, params, rng, win,
                                      hypotheses=carried if several else None,
                                      min_share=params.min_inlier_share if hopeless else 0.0)
-        if fg_flow is not None and fg_error is None:
-            fg_error = photometric_error(f1, f2, fg_flow[win], wx0, wy0)
         if found[2] is not None and split_is_better(mask[win], fg_error if fg_flow is not None else None,
                                                     found[3], params):
             fg_affines, fg_share, fg_flow, fg_error, split = found
