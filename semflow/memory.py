@@ -42,12 +42,14 @@ def peak_rss_bytes() -> int:
 
 
 def _reset_peak_rss() -> bool:
-    """Set the high-water mark back to the current resident set (Linux >= 4.0); False where it cannot."""
+    """Set the high-water mark back to the current resident set (Linux >= 4.0); False where it cannot
+    (no such file, not allowed, or a kernel that takes the write and keeps the old mark)."""
     try:
         _CLEAR_REFS.write_text("5")
     except OSError:
         return False
-    return peak_rss_bytes() > 0
+    mark = peak_rss_bytes()
+    return 0 < mark <= current_rss_bytes() + 4 * 2**20  # (what the process touched between the reads)
 
 
 class PeakMemory:
