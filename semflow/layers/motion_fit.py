@@ -109,8 +109,8 @@ def patch_matches(gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray, box: t
     height, width = gray1.shape
     y0, _, x0, _ = box
     src, dst = [], []
-    g1 = gray1.astype(np.float32)
-    g2 = gray2.astype(np.float32)
+    g1 = np.asarray(gray1, np.float32)  # (no copy of a float32 frame)
+    g2 = np.asarray(gray2, np.float32)
     for py, px in zip(ys, xs):
         cx, cy = px + x0, py + y0
         if cx - r < 0 or cy - r < 0 or cx + r >= width or cy + r >= height:
