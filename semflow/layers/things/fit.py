@@ -172,10 +172,10 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
     smooth = GuidedSmoother(guide[win], params)
 
     def layered_model(fg_affines: list[np.ndarray], fg_share: float, fg_flow: np.ndarray, motion_index: np.ndarray,
-                      fg_error: tuple[np.ndarray, np.ndarray] | None, split: MotionSplit | None,
+                      fg_error: tuple[np.ndarray, np.ndarray], split: MotionSplit | None,
                       rng: np.random.Generator) -> ThingFit:
         """Steps 3-5 for the object layer's motion(s) ``fg_affines`` (their flow (h, w, 2) over the box,
-        each pixel's motion, their photometric error over the window when known, the split or None)."""
+        each pixel's motion, their photometric error and inside maps over the window, the split or None)."""
         fg_affine, bg_affine, bg_share = fg_affines[0], None, 0.0
         layer_seeds = bg_seeds
 
@@ -206,8 +206,6 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
 
         err_bg, in_bg = photometric_error(f1, f2, bg_flow, x0, y0)
         # The object layer's error, in the window (outside it the object is never used).
-        if fg_error is None:
-            fg_error = photometric_error(f1, f2, fg_flow[win], wx0, wy0)
         err_fg, in_fg = err_bg.copy(), in_bg.copy()
         err_fg[win], in_fg[win] = fg_error
 
@@ -307,8 +305,7 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         base, fg_seeds, smooth, ctx, box, params, rng, erode(mask, 1), window=win, carried=one_carried)
     if fg_flow is not None and fg_error is None:  # (once: the split's trigger and the layered model read it)
         fg_error = photometric_error(f1, f2, fg_flow[win], wx0, wy0)
-    tried_split = params.motion_split and (several or needs_split(mask[win], fg_flow, fg_error, ctx, wbox, win,
-                                                                  params))
+    tried_split = params.motion_split and (several or needs_split(mask[win], fg_error, params))
     if tried_split:
         # Where the one motion already fails the inlier-share test below (or there is none), a split
         # that explains too few matches fails it too: it is given up before its assignment, and the
@@ -317,8 +314,7 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         found = split_object_motions(base, fg_seeds, mask, conf_box, ctx, box, params, rng, win,
                                      hypotheses=carried if several else None,
                                      min_share=params.min_inlier_share if hopeless else 0.0)
-        if found[2] is not None and split_is_better(mask[win], fg_error if fg_flow is not None else None,
-                                                    found[3], params):
+        if found[2] is not None and split_is_better(mask[win], fg_error, found[3], params):
             fg_affines, fg_share, fg_flow, fg_error, split = found
             motion_index, took_carried, split_carried = split.labels, False, several and len(found[0]) > 1
     if fg_flow is None:

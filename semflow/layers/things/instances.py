@@ -31,16 +31,13 @@ def unexplained(mask: np.ndarray, error: np.ndarray, params: ThingParams) -> tup
     return int((core & (error > params.split_error)).sum()), float(error[core].mean())
 
 
-def needs_split(mask: np.ndarray, fg_flow: np.ndarray | None, fg_error: tuple[np.ndarray, np.ndarray] | None,
-                ctx: PairContext, wbox: Box, window: tuple[slice, slice], params: ThingParams) -> bool:
-    """Whether the object (``mask`` (h, w) over the window ``wbox``) is worth the motion split: when
-    no object motion was found (``fg_flow`` None), or when that motion (its flow over the box and its
-    photometric error over the window, when known) leaves more than ``split_share`` of the eroded mask
-    unexplained (photometric error above ``split_error``)."""
-    if fg_flow is None:
-        return True
+def needs_split(mask: np.ndarray, fg_error: tuple[np.ndarray, np.ndarray] | None, params: ThingParams) -> bool:
+    """Whether the object (``mask`` (h, w) over the window) is worth the motion split: when no object
+    motion was found (``fg_error`` None), or when that motion's photometric error over the window (the
+    (error, inside) pair) leaves more than ``split_share`` of the eroded mask unexplained (error above
+    ``split_error``)."""
     if fg_error is None:
-        fg_error = photometric_error(ctx.f1, ctx.f2, fg_flow[window], wbox[2], wbox[0])
+        return True
     bad, _ = unexplained(mask, fg_error[0], params)
     return bool(bad > max(params.min_points, params.split_share * erode(mask, 2).sum()))
 
