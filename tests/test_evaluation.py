@@ -192,25 +192,23 @@ def test_middlebury_compare_is_in_a_sane_band(shared_file) -> None:
     json.dumps(evaluation.results_json(results), allow_nan=False)
 
 
+def _touch(mb: int) -> mmap.mmap:
+    """``mb`` MB of fresh pages, touched (resident): straight from the kernel, as the allocator may hand
+    numpy memory it freed earlier and still holds resident (then RSS would not grow)."""
+    block = mmap.mmap(-1, mb * 2**20)
+    np.frombuffer(block, np.uint8)[:] = 1  # (in place: no second copy of the block)
+    return block
+
+
 def test_peak_memory_sees_an_allocation() -> None:
     from semflow.memory import PeakMemory, current_rss_bytes
 
     assert current_rss_bytes() > 0
     with PeakMemory(interval=0.001) as memory:
-        # 80 MB of fresh pages, touched: straight from the kernel, as the allocator may hand numpy memory
-        # it freed earlier and still holds resident (then RSS would not grow)
-        block = mmap.mmap(-1, 80 * 2**20)
-        block.write(b"\1" * len(block))
-        time.sleep(0.05)  # let the sampling thread see it
+        block = _touch(80)
+        time.sleep(0.05)  # let a sampling thread, where there is one, see it
         block.close()
     assert memory.delta_mb > 50 and memory.peak_mb >= memory.delta_mb
-
-
-def _touch(mb: int) -> mmap.mmap:
-    """``mb`` MB of fresh pages, touched (resident)."""
-    block = mmap.mmap(-1, mb * 2**20)
-    np.frombuffer(block, np.uint8)[:] = 1  # (in place: no second copy of the block)
-    return block
 
 
 def test_peak_memory_on_linux_runs_no_thread_and_nests(monkeypatch) -> None:
