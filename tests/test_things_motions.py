@@ -152,7 +152,7 @@ def test_background_the_given_mask_covers_is_not_judged():
     # motions are right (thing EPE below the baseline's), but the assignment takes a strip off the back
     # disc's leading edge, and the background that strip covers in frame t+1 (no photometric evidence)
     # used to be judged: the right model was rejected, "median photometric error 4.49 above the baseline's".
-    # Whether the split is found depends on its random draws: it is asked of most of 8 seeds.
+    # Whether the split is found depends on its random draws: it is asked of at least half of 8 seeds.
     seq = make_sequence(4, 240, 320, seed=7062)
     split = 0
     for seed in range(8):

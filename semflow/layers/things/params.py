@@ -16,6 +16,7 @@ THING_VETO = VetoParams(window=7, margin=2.0, disagreement=None, trust_confidenc
 (0.5), different by 1 px and not worse by 3: a non-rigid thing's affine-plus-residual layer is often
 photometrically as good as a confident baseline, and wrong."""
 
+
 @dataclass
 class ThingParams:
     """Settings of the thing model. Distances in pixels, errors in grey levels (0-255)."""
