@@ -17,8 +17,8 @@ Everything side by side in one process:
    same methods; the change of the default semantic against the single-motion version and against
    the one without the search.
 3. Cost: the things stage on every pair (one run each, as part of 1 and 2), and on Sintel's two
-   1024x436 pairs ``--cost-rounds`` times more (default 5), the default and the single-motion variant
-   alternating pair by pair, so that the machine's swings (+-20 % on this 2-core machine between runs
+   1024x436 pairs ``--cost-rounds`` times more (default 5), the default, the default in one process
+   (``processes=1``) and the single-motion variant alternating pair by pair, so that the machine's swings (+-20 % on this 2-core machine between runs
    minutes apart) hit both alike: per pair the median, fastest and slowest round.
 
 Each baseline runs once per pair (a memo); the semantic variants reuse its flow.
@@ -31,6 +31,7 @@ import json
 import statistics
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -169,13 +170,16 @@ def cost_table(timings: list[dict]) -> str:
 
 
 def cost_rounds(root: Path, baselines: list[str], segmenter, rounds: int) -> str:
-    """The things stage of ``semantic[B]`` and ``semantic[B] single`` on Sintel's pairs under ``root``,
+    """The things stage of ``semantic[B]``, of the same in one process (``processes=1``: the fits not
+    shared with a forked second process) and of ``semantic[B] single`` on Sintel's pairs under ``root``,
     ``rounds`` times each, alternating: a table of per-pair median, fastest and slowest round."""
     samples = [ref.load() for ref in load_dataset("sintel", root)]
     times: dict[tuple[str, str], list[float]] = {}
     for b in baselines:
         memo = Memo(get_method(b))
         variants = {f"semantic[{b}]": SemanticFlow(memo, segmenter=segmenter, things=VARIANTS[""]),
+                    f"semantic[{b}] one process": SemanticFlow(memo, segmenter=segmenter,
+                                                               things=replace(VARIANTS[""], processes=1)),
                     f"semantic[{b}] single": SemanticFlow(memo, segmenter=segmenter, things=VARIANTS["single"])}
         for sample in samples:
             memo.estimate(sample.img1, sample.img2)  # the baseline once, outside the rounds
@@ -265,9 +269,11 @@ def main() -> None:
              "Timings are on a shared machine: compare rows of one run only.\n"]
     if rounds:
         body += [f"### The things stage at 1024x436, {args.cost_rounds} rounds (Sintel's pairs)\n",
-                 "The default and the single-motion variant alternate pair by pair, each round after the "
-                 "other, in the same process (the baseline computed once before); the must-show of issue 15 "
-                 "is at most 0.5 s a pair.\n", rounds + "\n"]
+                 "The default, the default in one process (`ThingParams(processes=1)`: the instances' fits "
+                 "not shared with a forked second process, as before 2026-12-02's third session) and the "
+                 "single-motion variant alternate pair by pair, each round after the other, in the same "
+                 "process (the baseline computed once before); the must-show of issue 15 is at most 0.5 s a "
+                 "pair.\n", rounds + "\n"]
     text = "\n".join(body)
     print(text)
     if not args.no_write:

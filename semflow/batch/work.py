@@ -19,6 +19,7 @@ import cv2
 
 from semflow.baseline.base import FlowMethod
 from semflow.errors import InputError
+from semflow.forked import set_process_limit
 from semflow.io.outputs import OutputFolder
 from semflow.io.video import FrameSource
 from semflow.methods import DEFAULT_RUN_METHOD, get_method
@@ -115,6 +116,7 @@ class ClipWorker:
 
             cv2.setNumThreads(threads)
             torch.set_num_threads(threads)
+            set_process_limit(threads)  # nor fork more processes than that (the things' fits)
         self.method = get_method(method, **method_options)
 
     def pid(self) -> int:

@@ -24,7 +24,7 @@ import numpy as np
 
 from semflow.layers.context import PairContext
 from semflow.layers.things import ThingFit, ThingParams, fit_thing
-from semflow.layers.things.fit import region_rng
+from semflow.layers.things.fit import fit_all, region_rng
 from semflow.segmentation.regions import Region
 
 if TYPE_CHECKING:
@@ -49,10 +49,8 @@ def fit_tracked_things(instances: list[Region], instance_map: np.ndarray, ctx: P
     the baseline (median over the pixels it changes), one whose model was not used needs to beat the
     baseline by that margin; new ones get the gate of pair mode. A track's carried motion is a
     candidate for the object's. ``tracks[i]``: instance i's track."""
-    out = []
-    for region, track in zip(instances, tracks):
-        if region.area < params.min_area:
-            continue
+    def fit_one(job: tuple[Region, Track | None]) -> ThingFit:
+        region, track = job
         was_on = None if track is None else track.was_on
         slack = params.error_slack + (0.0 if was_on is None else THING_MARGIN if was_on else -THING_MARGIN)
         carried = None if track is None or track.model is None else track.model[:, :2]
@@ -61,5 +59,7 @@ def fit_tracked_things(instances: list[Region], instance_map: np.ndarray, ctx: P
         if was_on is not None and fit.accepted != was_on and fit.reason.startswith(("ok", "median")):
             fit = replace(fit, reason=fit.reason + ("; within the margin: on in the last pair" if fit.accepted else
                                                     "; not by the margin: off in the last pair"))
-        out.append(fit)
-    return out
+        return fit
+
+    jobs = [(region, track) for region, track in zip(instances, tracks) if region.area >= params.min_area]
+    return fit_all(fit_one, jobs, [region.area for region, _ in jobs], params)

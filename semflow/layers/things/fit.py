@@ -26,11 +26,14 @@ For one instance, inside its padded box (:func:`thing_box`):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import TypeVar
 
 import cv2
 import numpy as np
 
+from semflow.forked import map_forked
 from semflow.layers.common import dilate, erode, magnitude, photometric_error
 from semflow.layers.context import PairContext
 from semflow.layers.motions import MotionSplit
@@ -60,6 +63,8 @@ from semflow.layers.things.motion import (
 from semflow.layers.things.params import ThingFit, ThingParams
 from semflow.layers.veto import baseline_veto
 from semflow.segmentation.regions import Box, Region
+
+T = TypeVar("T")
 
 
 def thing_box(region: Region, baseline: np.ndarray, params: ThingParams) -> Box:
@@ -372,11 +377,24 @@ def fit_things(regions: list[Region], instance_map: np.ndarray, ctx: PairContext
     ``regions``: the instances, each with its ``id`` in ``instance_map`` (H, W) int32, as
     :func:`~semflow.segmentation.instances.extract_instances` returns them. The random draws come
     from a generator of each region's own (:func:`region_rng`), so that a region's fit is reproducible
-    whatever else the list holds.
+    whatever else the list holds, and the same in whichever process it is fitted (:func:`fit_all`).
     """
     params = params or ThingParams()
     unnumbered = [k for k, region in enumerate(regions) if region.id <= 0]
     if unnumbered:  # id 0 would select the pixels outside every instance
         raise ValueError(f"thing regions need their instance id (Region.id > 0); regions {unnumbered} have none")
-    return [fit_thing(region, instance_map, ctx, params, region_rng(region, params.seed), plane_flow)
-            for region in regions if region.area >= params.min_area]
+
+    def fit_one(region: Region) -> ThingFit:
+        return fit_thing(region, instance_map, ctx, params, region_rng(region, params.seed), plane_flow)
+
+    todo = [region for region in regions if region.area >= params.min_area]
+    return fit_all(fit_one, todo, [region.area for region in todo], params)
+
+
+def fit_all(fit_one: Callable[[T], ThingFit], jobs: list[T], areas: list[int], params: ThingParams) -> list[ThingFit]:
+    """``[fit_one(job) for job in jobs]``, shared between ``params.processes`` processes when the jobs'
+    regions (``areas``, px) hold ``params.parallel_pixels`` pixels together
+    (:func:`semflow.forked.map_forked`: the same fits, in the same order)."""
+    if params.processes > 1 and sum(areas) >= params.parallel_pixels:
+        return map_forked(fit_one, jobs, costs=areas, processes=params.processes)
+    return [fit_one(job) for job in jobs]

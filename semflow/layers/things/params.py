@@ -143,11 +143,20 @@ class ThingParams:
     accepts it and it explains the pixels it changes no worse than the first model (median error)."""
     motions: MotionParams = MotionParams()
     """Settings of the motion split itself (:class:`~semflow.layers.motion_fit.MotionParams`)."""
+    processes: int = 2
+    """Processes that share the instances' fits (:func:`semflow.forked.map_forked`: forks of this one,
+    Linux only); the fits are the same with any number. 1: all in this process."""
+    parallel_pixels: int = 50_000
+    """The fits are shared only when the instances hold at least this many pixels together: below, a
+    fork (25-40 ms for a process that holds the segmenter) costs about what the second core saves."""
 
     def __post_init__(self) -> None:
         # numpy's seed sequences take non-negative integers only; say so here, not at the first fit.
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"ThingParams.seed must be a non-negative integer, not {self.seed!r}")
+        if isinstance(self.processes, bool) or not isinstance(self.processes, (int, np.integer)) \
+                or self.processes < 1:
+            raise ValueError(f"ThingParams.processes must be an integer of at least 1, not {self.processes!r}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,132 @@
+"""semflow.forked: a list shared between this process and forked children, the serial loop's results."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from semflow import forked
+from semflow.layers.context import PairContext
+from semflow.layers.things import ThingParams, fit_things
+from semflow.methods import get_method
+from semflow.segmentation.regions import Box, Region
+from semflow.synthetic_hard import make_hard_scene
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="map_forked forks on Linux only")
+
+
+@pytest.fixture(autouse=True)
+def fresh_module_state(monkeypatch):
+    # A test that makes a child hang turns forking off for the process; each test starts with it on.
+    monkeypatch.setattr(forked, "_off", False)
+    monkeypatch.setattr(forked, "_limit", None)
+
+
+def square_and_pid(x: int) -> tuple[int, int]:
+    return x * x, os.getpid()
+
+
+def test_shares_follow_the_costs() -> None:
+    shares = forked.share_by_cost([5, 1, 1, 1, 1, 1], 2)
+    assert shares == [[0], [1, 2, 3, 4, 5]]
+    assert sorted(i for share in forked.share_by_cost([3, 2, 2, 1, 4], 3) for i in share) == [0, 1, 2, 3, 4]
+
+
+@linux_only
+def test_the_results_are_the_serial_loops_in_order_and_a_child_computed_some() -> None:
+    items = list(range(12))
+    out = forked.map_forked(square_and_pid, items, costs=[1.0] * 12, processes=3)
+    assert [value for value, _ in out] == [x * x for x in items]
+    pids = {pid for _, pid in out}
+    assert os.getpid() in pids and len(pids) == 3
+
+
+@linux_only
+def test_one_process_or_a_limit_of_one_forks_nothing() -> None:
+    assert {pid for _, pid in forked.map_forked(square_and_pid, [1, 2, 3], costs=[1, 1, 1], processes=1)} \
+        == {os.getpid()}
+    forked.set_process_limit(1)
+    assert {pid for _, pid in forked.map_forked(square_and_pid, [1, 2, 3], costs=[1, 1, 1], processes=4)} \
+        == {os.getpid()}
+    with pytest.raises(ValueError, match="at least 1"):
+        forked.set_process_limit(0)
+
+
+@linux_only
+def test_an_exception_in_a_childs_share_is_raised_here() -> None:
+    parent = os.getpid()
+
+    def fails_on_zero(x: int) -> int:
+        if x == 0:
+            raise KeyError(f"item zero (in {'the parent' if os.getpid() == parent else 'a child'})")
+        return x
+
+    # Item 1 costs most: it stays here; item 0 goes to the child, fails there, and is redone here.
+    with pytest.raises(KeyError, match="in the parent"):
+        forked.map_forked(fails_on_zero, [0, 1], costs=[1.0, 10.0], processes=2)
+
+
+@linux_only
+def test_a_child_that_dies_has_its_share_redone_here() -> None:
+    parent = os.getpid()
+
+    def dies_in_a_child(x: int) -> tuple[int, int]:
+        if os.getpid() != parent:
+            os._exit(3)
+        return x + 1, os.getpid()
+
+    out = forked.map_forked(dies_in_a_child, [1, 2, 3, 4], costs=[1, 1, 1, 1], processes=2)
+    assert out == [(2, parent), (3, parent), (4, parent), (5, parent)]
+    assert forked.fork_available()  # a crash is not a hang: forking stays on
+
+
+@linux_only
+def test_a_child_that_hangs_is_killed_its_share_redone_and_forking_turned_off() -> None:
+    parent = os.getpid()
+
+    def hangs_in_a_child(x: int) -> int:
+        if os.getpid() != parent:
+            time.sleep(60)
+        return -x
+
+    started = time.monotonic()
+    out = forked.map_forked(hangs_in_a_child, [1, 2], costs=[1, 1], processes=2, patience=1.0, min_wait=0.5)
+    assert out == [-1, -2]
+    assert time.monotonic() - started < 10
+    assert not forked.fork_available()
+    assert {pid for _, pid in forked.map_forked(square_and_pid, [1, 2], costs=[1, 1])} == {parent}
+
+
+def test_a_bad_process_count_is_refused_when_the_params_are_made() -> None:
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="ThingParams.processes must be an integer of at least 1"):
+            ThingParams(processes=bad)
+
+
+@linux_only
+def test_things_fitted_in_two_processes_are_the_things_fitted_in_one(monkeypatch) -> None:
+    forks = []
+    real_fork = forked._fork
+    monkeypatch.setattr(forked, "_fork", lambda *a: forks.append(1) or real_fork(*a))
+    scene = make_hard_scene(180, 240, seed=2, kind="street")
+    h, w = scene.instances.shape
+    instance_map = scene.instances.astype(np.int32)
+    ids = [int(k) for k in np.unique(instance_map) if k > 0]
+    regions = [Region(int(scene.labels[instance_map == k][0]), Box(0, h, 0, w), instance_map == k, id=k)
+               for k in ids]
+    baseline = get_method("dis-medium").estimate(scene.img1, scene.img2)
+    ctx = PairContext.build(scene.img1, scene.img2, baseline.flow, baseline.confidence,
+                            thing_pixels=instance_map > 0)
+    one = fit_things(regions, instance_map, ctx, ThingParams(processes=1))
+    assert not forks
+    two = fit_things(regions, instance_map, ctx, ThingParams(processes=2, parallel_pixels=0))
+    assert len(forks) == 1
+    assert len(one) == len(two) >= 3 and sum(fit.accepted for fit in one) >= 2
+    for a, b in zip(one, two):
+        assert a.region.id == b.region.id and a.reason == b.reason and a.accepted == b.accepted
+        np.testing.assert_array_equal(a.flow, b.flow)
+        np.testing.assert_array_equal(a.foreground, b.foreground)
