@@ -5,14 +5,14 @@ process and forked children (Linux).
 
 For work that is many small numpy and OpenCV calls (the things layer's fits), threads do not help:
 the GIL serialises them. A child is a fork of this process at the call: it sees everything as it is
-(frames, flows, models) without copying it, computes its share of the items and sends the results back
-pickled through a pipe. So the results are those of the serial loop ``[fn(x) for x in items]``, in the
+(frames, flows, models) without copying it, takes items one at a time from a deal that all the processes
+share (the most costly first) and sends its results back pickled through a pipe. So the results are those of the serial loop ``[fn(x) for x in items]``, in the
 same order, as long as ``fn`` depends only on its item and on what does not change during the call.
 
-Whatever goes wrong in a child is made good here, by computing its items in this process: an exception
-(it then surfaces here, with its own traceback), a crash or a kill, a result that cannot be read, or no
-answer within ``patience`` times the time this process took for its own share (at least ``min_wait``
-seconds). A child that did not answer in time is killed, and forking is off for the rest of the process:
+Whatever goes wrong in a child is made good here, by computing the items it took and did not bring back
+in this process: an exception (it then surfaces here, with its own traceback), a crash or a kill, a result
+that cannot be read, or no answer within ``patience`` times the time this process took for its own share
+(at least ``min_wait`` seconds). A child that did not answer in time is killed, and forking is off for the rest of the process:
 a hang is the sign of a library that does not survive a fork (OpenCV's thread pool does not, when a
 child changes its number of threads; the children here change no settings).
 
@@ -53,52 +53,60 @@ def fork_available() -> bool:
     return sys.platform.startswith("linux") and hasattr(os, "fork") and not _off and not _in_child
 
 
-def share_by_cost(costs: Sequence[float], parts: int) -> list[list[int]]:
-    """Indices of ``costs`` in ``parts`` lists of about equal total cost (largest first, each to the
-    lightest list so far); each list in increasing index order."""
-    shares: list[list[int]] = [[] for _ in range(parts)]
-    load = [0.0] * parts
-    for i in sorted(range(len(costs)), key=lambda i: -costs[i]):
-        k = load.index(min(load))
-        shares[k].append(i)
-        load[k] += float(costs[i])
-    return [sorted(s) for s in shares]
-
-
 def map_forked(fn: Callable[[T], R], items: Sequence[T], *, costs: Sequence[float], processes: int = 2,
                patience: float = 4.0, min_wait: float = 5.0) -> list[R]:
-    """``[fn(x) for x in items]``, the items shared by ``costs`` between this process and ``processes - 1``
-    forked children (module docstring: when it forks, and what it does when a child fails)."""
+    """``[fn(x) for x in items]``, shared between this process and ``processes - 1`` forked children
+    (module docstring: when it forks, and what it does when a child fails).
+
+    The items are dealt one at a time, most costly first (``costs``: any estimate), to whichever
+    process is free: a poor estimate costs balance only at the end.
+    """
     if len(costs) != len(items):
         raise ValueError(f"map_forked: {len(items)} items but {len(costs)} costs")
     processes = min(processes, len(items), _limit or processes)
     if processes <= 1 or not fork_available():
         return [fn(x) for x in items]
-    shares = share_by_cost(costs, processes)
-    children: list[tuple[int, int, list[int]]] = []  # (pid, read end of its pipe, its items)
+    order = sorted(range(len(items)), key=lambda i: -float(costs[i]))
+    # The deal: every index, 4 bytes each, in a pipe that every process reads from (a read of 4 bytes
+    # takes one whole index: the kernel serialises reads of a pipe). Nothing to unlock if a child dies.
+    deal_read, deal_write = os.pipe()
+    os.write(deal_write, b"".join(i.to_bytes(4, "little") for i in order))
+    os.close(deal_write)
+    children: list[tuple[int, int]] = []  # (pid, read end of the pipe its results come back through)
     results: dict[int, Any] = {}
     try:
-        for share in shares[1:]:
-            children.append(_fork(fn, items, share, [fd for _, fd, _ in children]))
+        for _ in range(processes - 1):
+            children.append(_fork(fn, items, deal_read, [fd for _, fd in children]))
         started = time.monotonic()
-        for i in shares[0]:
+        for i in _dealt(deal_read):
             results[i] = fn(items[i])
         deadline = time.monotonic() + max(min_wait, patience * (time.monotonic() - started))
-        for pid, fd, share in children:
-            got = _collect(pid, fd, deadline)
-            if got is None or len(got) != len(share):
-                got = [fn(items[i]) for i in share]
-            results.update(zip(share, got))
+        for pid, fd in children:
+            results.update(_collect(pid, fd, deadline))
+        for i in range(len(items)):  # what a child took and did not bring back
+            if i not in results:
+                results[i] = fn(items[i])
     finally:
-        for pid, fd, _ in children:
+        _close(deal_read)
+        for pid, fd in children:
             _close(fd)
             _reap(pid)
     return [results[i] for i in range(len(items))]
 
 
-def _fork(fn: Callable, items: Sequence, share: list[int], other_fds: list[int]) -> tuple[int, int, list[int]]:
-    """Fork a child that computes ``fn`` on ``items[i]`` for i in ``share`` and writes the results,
-    pickled, to a pipe; returns (its pid, the pipe's read end, ``share``)."""
+def _dealt(deal_fd: int):
+    """The indices this process takes from the deal, one at a time, until none is left."""
+    while True:
+        token = os.read(deal_fd, 4)
+        if len(token) < 4:
+            return
+        yield int.from_bytes(token, "little")
+
+
+def _fork(fn: Callable, items: Sequence, deal_fd: int, other_fds: list[int]) -> tuple[int, int]:
+    """Fork a child that takes items from the deal and computes ``fn`` on them until none is left, then
+    writes {index: result}, pickled, to a pipe (what it finished, when ``fn`` raises); returns (its pid,
+    the pipe's read end)."""
     global _in_child
     read_fd, write_fd = os.pipe()
     with warnings.catch_warnings():  # Python 3.12+ warns of forking a process that has threads
@@ -106,7 +114,7 @@ def _fork(fn: Callable, items: Sequence, share: list[int], other_fds: list[int])
         pid = os.fork()
     if pid:
         os.close(write_fd)
-        return pid, read_fd, share
+        return pid, read_fd
     # The child: never returns into the caller's frames; leaves by os._exit (no atexit, no buffers flushed).
     status = 1
     try:
@@ -114,40 +122,45 @@ def _fork(fn: Callable, items: Sequence, share: list[int], other_fds: list[int])
         os.close(read_fd)
         for fd in other_fds:  # the read ends of the earlier children's pipes
             _close(fd)
-        payload = pickle.dumps([fn(items[i]) for i in share], protocol=pickle.HIGHEST_PROTOCOL)
+        done = {}
+        try:
+            for i in _dealt(deal_fd):
+                done[i] = fn(items[i])
+        except Exception:  # noqa: BLE001 - the parent redoes the item, and raises there
+            pass
+        payload = pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL)
         view = memoryview(payload)
         while view:
             view = view[os.write(write_fd, view):]
         status = 0
-    except BaseException:  # noqa: BLE001 - the parent redoes this share, and raises there
+    except BaseException:  # noqa: BLE001 - whatever it was, the parent redoes this child's items
         pass
     finally:
         os._exit(status)
 
 
-def _collect(pid: int, fd: int, deadline: float) -> list | None:
-    """The child's results, or None when it failed or did not answer by ``deadline`` (then it is killed
-    and forking turned off)."""
+def _collect(pid: int, fd: int, deadline: float) -> dict[int, Any]:
+    """The child's results by index ({} when it failed, or did not answer by ``deadline``: then it is
+    killed and forking turned off)."""
     global _off
     chunks = []
     while True:
-        left = deadline - time.monotonic()
-        ready, _, _ = select.select([fd], [], [], max(0.0, left))
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
         if not ready:
             _off = True
             _kill(pid)
-            return None
+            return {}
         chunk = os.read(fd, 1 << 20)
         if not chunk:
             break
         chunks.append(chunk)
     _, status = os.waitpid(pid, 0)
     if status != 0:
-        return None
+        return {}
     try:
         return pickle.loads(b"".join(chunks))  # our own child's bytes, written above
-    except Exception:  # noqa: BLE001 - a truncated result: the share is redone
-        return None
+    except Exception:  # noqa: BLE001 - a truncated result: its items are redone
+        return {}
 
 
 def _kill(pid: int) -> None:

@@ -27,19 +27,14 @@ def fresh_module_state(monkeypatch):
 
 
 def square_and_pid(x: int) -> tuple[int, int]:
+    time.sleep(0.02)  # (long enough that every process takes some of the items)
     return x * x, os.getpid()
 
 
-def test_shares_follow_the_costs() -> None:
-    shares = forked.share_by_cost([5, 1, 1, 1, 1, 1], 2)
-    assert shares == [[0], [1, 2, 3, 4, 5]]
-    assert sorted(i for share in forked.share_by_cost([3, 2, 2, 1, 4], 3) for i in share) == [0, 1, 2, 3, 4]
-
-
 @linux_only
-def test_the_results_are_the_serial_loops_in_order_and_a_child_computed_some() -> None:
-    items = list(range(12))
-    out = forked.map_forked(square_and_pid, items, costs=[1.0] * 12, processes=3)
+def test_the_results_are_the_serial_loops_in_order_and_every_process_computed_some() -> None:
+    items = list(range(18))
+    out = forked.map_forked(square_and_pid, items, costs=[float(x % 5) for x in items], processes=3)
     assert [value for value, _ in out] == [x * x for x in items]
     pids = {pid for _, pid in out}
     assert os.getpid() in pids and len(pids) == 3
@@ -54,29 +49,33 @@ def test_one_process_or_a_limit_of_one_forks_nothing() -> None:
         == {os.getpid()}
     with pytest.raises(ValueError, match="at least 1"):
         forked.set_process_limit(0)
+    with pytest.raises(ValueError, match="3 items but 2 costs"):
+        forked.map_forked(square_and_pid, [1, 2, 3], costs=[1, 1])
 
 
 @linux_only
-def test_an_exception_in_a_childs_share_is_raised_here() -> None:
+def test_an_exception_is_raised_here_whichever_process_met_it() -> None:
     parent = os.getpid()
 
     def fails_on_zero(x: int) -> int:
+        if os.getpid() == parent:
+            time.sleep(0.05)  # the child takes most items, the one that fails among them, most often
         if x == 0:
             raise KeyError(f"item zero (in {'the parent' if os.getpid() == parent else 'a child'})")
         return x
 
-    # Item 1 costs most: it stays here; item 0 goes to the child, fails there, and is redone here.
     with pytest.raises(KeyError, match="in the parent"):
-        forked.map_forked(fails_on_zero, [0, 1], costs=[1.0, 10.0], processes=2)
+        forked.map_forked(fails_on_zero, [3, 2, 1, 0], costs=[4, 3, 2, 1], processes=2)
 
 
 @linux_only
-def test_a_child_that_dies_has_its_share_redone_here() -> None:
+def test_what_a_dead_child_took_is_redone_here() -> None:
     parent = os.getpid()
 
     def dies_in_a_child(x: int) -> tuple[int, int]:
         if os.getpid() != parent:
             os._exit(3)
+        time.sleep(0.02)
         return x + 1, os.getpid()
 
     out = forked.map_forked(dies_in_a_child, [1, 2, 3, 4], costs=[1, 1, 1, 1], processes=2)
@@ -85,17 +84,19 @@ def test_a_child_that_dies_has_its_share_redone_here() -> None:
 
 
 @linux_only
-def test_a_child_that_hangs_is_killed_its_share_redone_and_forking_turned_off() -> None:
+def test_a_child_that_hangs_is_killed_its_item_redone_and_forking_turned_off() -> None:
     parent = os.getpid()
 
     def hangs_in_a_child(x: int) -> int:
         if os.getpid() != parent:
             time.sleep(60)
+        time.sleep(0.05)  # (the child takes an item before the parent has taken them all)
         return -x
 
     started = time.monotonic()
-    out = forked.map_forked(hangs_in_a_child, [1, 2], costs=[1, 1], processes=2, patience=1.0, min_wait=0.5)
-    assert out == [-1, -2]
+    out = forked.map_forked(hangs_in_a_child, [1, 2, 3, 4], costs=[1, 1, 1, 1], processes=2, patience=1.0,
+                            min_wait=0.5)
+    assert out == [-1, -2, -3, -4]
     assert time.monotonic() - started < 10
     assert not forked.fork_available()
     assert {pid for _, pid in forked.map_forked(square_and_pid, [1, 2], costs=[1, 1])} == {parent}
