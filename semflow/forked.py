@@ -35,6 +35,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
+MAX_ITEMS = 16_000
+"""More items than this run in this process: the deal (4 bytes an item) must fit in a pipe's 64 KiB."""
+
 _limit: int | None = None
 _off = False  # set after a child did not answer in time
 _in_child = False
@@ -64,7 +67,7 @@ def map_forked(fn: Callable[[T], R], items: Sequence[T], *, costs: Sequence[floa
     if len(costs) != len(items):
         raise ValueError(f"map_forked: {len(items)} items but {len(costs)} costs")
     processes = min(processes, len(items), _limit or processes)
-    if processes <= 1 or not fork_available():
+    if processes <= 1 or not fork_available() or len(items) > MAX_ITEMS:
         return [fn(x) for x in items]
     order = sorted(range(len(items)), key=lambda i: -float(costs[i]))
     # The deal: every index, 4 bytes each, in a pipe that every process reads from (a read of 4 bytes
@@ -144,8 +147,10 @@ def _collect(pid: int, fd: int, deadline: float) -> dict[int, Any]:
     killed and forking turned off)."""
     global _off
     chunks = []
+    poller = select.poll()  # (not select.select: it fails on descriptors above 1023)
+    poller.register(fd, select.POLLIN | select.POLLHUP)
     while True:
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        ready = poller.poll(max(0.0, deadline - time.monotonic()) * 1000.0)
         if not ready:
             _off = True
             _kill(pid)

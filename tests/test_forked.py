@@ -41,7 +41,7 @@ def test_the_results_are_the_serial_loops_in_order_and_every_process_computed_so
 
 
 @linux_only
-def test_one_process_or_a_limit_of_one_forks_nothing() -> None:
+def test_one_process_a_limit_of_one_or_too_many_items_fork_nothing(monkeypatch) -> None:
     assert {pid for _, pid in forked.map_forked(square_and_pid, [1, 2, 3], costs=[1, 1, 1], processes=1)} \
         == {os.getpid()}
     forked.set_process_limit(1)
@@ -49,6 +49,9 @@ def test_one_process_or_a_limit_of_one_forks_nothing() -> None:
         == {os.getpid()}
     with pytest.raises(ValueError, match="at least 1"):
         forked.set_process_limit(0)
+    forked.set_process_limit(None)
+    monkeypatch.setattr(forked, "MAX_ITEMS", 2)  # a deal that would not fit in the pipe: no fork either
+    assert {pid for _, pid in forked.map_forked(square_and_pid, [1, 2, 3], costs=[1, 1, 1])} == {os.getpid()}
     with pytest.raises(ValueError, match="3 items but 2 costs"):
         forked.map_forked(square_and_pid, [1, 2, 3], costs=[1, 1])
 
