@@ -5,16 +5,18 @@ process and forked children (Linux).
 
 For work that is many small numpy and OpenCV calls (the things layer's fits), threads do not help:
 the GIL serialises them. A child is a fork of this process at the call: it sees everything as it is
-(frames, flows, models) without copying it, takes items one at a time from a deal that all the processes
-share (the most costly first) and sends its results back pickled through a pipe. So the results are those of the serial loop ``[fn(x) for x in items]``, in the
-same order, as long as ``fn`` depends only on its item and on what does not change during the call.
+(frames, flows, models) without copying it, takes items one at a time from a deal that all the
+processes share (the most costly first) and sends its results back pickled through a pipe. So the
+results are those of the serial loop ``[fn(x) for x in items]``, in the same order, as long as ``fn``
+depends only on its item and on what does not change during the call.
 
-Whatever goes wrong in a child is made good here, by computing the items it took and did not bring back
-in this process: an exception (it then surfaces here, with its own traceback), a crash or a kill, a result
-that cannot be read, or no answer within ``patience`` times the time this process took for its own share
-(at least ``min_wait`` seconds). A child that did not answer in time is killed, and forking is off for the rest of the process:
-a hang is the sign of a library that does not survive a fork (OpenCV's thread pool does not, when a
-child changes its number of threads; the children here change no settings).
+Whatever goes wrong in a child is made good here, by computing the items it took and did not bring
+back in this process: an exception (it then surfaces here, with its own traceback), a crash or a kill,
+a result that cannot be read, or no answer within ``patience`` times the time this process took for
+its own share (at least ``min_wait`` seconds). A child that did not answer in time is killed, and
+forking is off for the rest of the process: a hang is the sign of a library that does not survive a
+fork (OpenCV's thread pool does not, when a child changes its number of threads; the children here
+change no settings).
 
 Only on Linux (elsewhere, and inside a child, the loop runs in this process). :func:`set_process_limit`
 caps the processes for the whole process (``semflow batch``'s workers own one CPU each).
@@ -57,7 +59,7 @@ def fork_available() -> bool:
 
 
 def map_forked(fn: Callable[[T], R], items: Sequence[T], *, costs: Sequence[float], processes: int = 2,
-               patience: float = 4.0, min_wait: float = 5.0) -> list[R]:
+               patience: float = 4.0, min_wait: float = 30.0) -> list[R]:
     """``[fn(x) for x in items]``, shared between this process and ``processes - 1`` forked children
     (module docstring: when it forks, and what it does when a child fails).
 
