@@ -395,6 +395,6 @@ def fit_all(fit_one: Callable[[T], ThingFit], jobs: list[T], areas: list[int], p
     """``[fit_one(job) for job in jobs]``, shared between ``params.processes`` processes when the jobs'
     regions (``areas``, px) hold ``params.parallel_pixels`` pixels together
     (:func:`semflow.forked.map_forked`: the same fits, in the same order)."""
-    if params.processes > 1 and sum(areas) >= params.parallel_pixels:
+    if sum(areas) >= params.parallel_pixels:  # (map_forked runs one process's loop itself)
         return map_forked(fit_one, jobs, costs=areas, processes=params.processes)
     return [fit_one(job) for job in jobs]
