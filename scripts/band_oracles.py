@@ -114,10 +114,10 @@ def main() -> None:
         true = interpolate(s.img1, s.img2, np.stack([xs[seen], ys[seen]], 1).astype(np.float32),
                            s.flow[ys[seen], xs[seen]], cost_map=cost)
         flows = [result.flow, sharp.estimate(s.img1, s.img2).flow, at_truth(result.flow, s), at_truth(kept, s), true, at_truth(true, s)]
-        for name, flow in zip(rows, flows):
-            err = endpoint_error(flow, s.flow)
+        errors = [endpoint_error(flow, s.flow) for flow in flows]
+        for name, err in zip(rows, errors):
             scores[name].append((float(err[band].mean()), float(err[inner].mean())))
-        err = endpoint_error(result.flow, s.flow)
+        err = errors[0]  # discrete's
         sharpened = endpoint_error(sharpen_boundaries(s.img1, s.img2, result.flow)[0], s.flow)
         missed = [int((s.instances == k).sum()) for k in np.unique(s.instances[things])
                   if err[s.instances == k].mean() > MISSED_EPE]

@@ -18,8 +18,9 @@ Everything side by side in one process:
    the one without the search.
 3. Cost: the things stage on every pair (one run each, as part of 1 and 2), and on Sintel's two
    1024x436 pairs ``--cost-rounds`` times more (default 5), the default, the default in one process
-   (``processes=1``) and the single-motion variant alternating pair by pair, so that the machine's swings (+-20 % on this 2-core machine between runs
-   minutes apart) hit both alike: per pair the median, fastest and slowest round.
+   (``processes=1``) and the single-motion variant alternating pair by pair, so that the machine's
+   swings (+-20 % on this 2-core machine between runs minutes apart) hit them alike: per pair the
+   median, fastest and slowest round.
 
 Each baseline runs once per pair (a memo); the semantic variants reuse its flow.
 """
