@@ -20,6 +20,15 @@ torch, OpenCV and the method's model included; nothing another method left behin
 earlier ran every method in one process, so their peak MB of a method includes what the methods before
 it in the table left resident (dis-medium: 892 MB after discrete, 85 MB alone); their other columns
 are unaffected. Scripts that measure memory themselves say so in their section.
+
+Rounding: `discrete` and `semantic` on large motion amplify last-bit differences of OpenCV's image
+operations. With only the OpenCV kernels changed (section rounding, `scripts/bench_rounding.py`)
+their KITTI EPE (one pair) moves by 13-22 %, Chairs (three pairs) by 6-9 %, Sintel and Middlebury by
+1-3 %; DIS not at all. Expect those figures to read that much differently on another CPU: the tables
+here ran on an AMD EPYC unless their line says otherwise; on an Intel Xeon with the same packages
+`discrete` reads KITTI 10.01 and Chairs 2.44 (8.95 and 2.25 in section flow). Side-by-side changes
+within one table are unaffected in kind, but a difference on KITTI or Chairs smaller than that spread
+is noise.
 """
 
 
