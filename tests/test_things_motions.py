@@ -110,26 +110,36 @@ def test_a_thing_over_two_objects_a_few_px_apart_is_split_and_accepted() -> None
     # the split never ran, and the judgement rejected the compromise on every pair of the sequence (the
     # things kept the baseline). The compromise is now recognised from the baseline's confident flow
     # (two motions fit it far better than the one) and the split is tried as the alternative model.
+    # Which pairs get there depends on discrete's flow, and that on rounding (BENCHMARKS.md, section
+    # rounding): 5 of the 7 pairs with each of OpenCV's kernels measured, not always the same 5.
     seq = make_sequence(8, 240, 320, seed=7000 + 31 * 2)
-    k = 1
-    img1, img2, labels, truth = seq.frames[k], seq.frames[k + 1], seq.labels[k], seq.flows[k]
-    result = SemanticFlow(get_method("discrete"), segmentation=labels).estimate(img1, img2, labels=labels)
-    report = json.loads(str(result.extras["report_json"]))
-    assert len(report["things"]) == 1 and report["things"][0]["accepted"], report["things"]
-    assert len(report["things"][0]["motion_instances"]) == 2, report["things"][0]
-    # The motion instances are the two objects: each true object's pixels mostly take one instance (id 0:
-    # not in the object layer, e.g. where the veto keeps the baseline), and the two take different ones.
-    ids = result.extras["motion_ids"]
-    owners = []
-    for obj in (1, 2):
-        pixels = ids[seq.instances[k] == obj]
-        values, counts = np.unique(pixels[pixels > 0], return_counts=True)
-        owners.append(values[np.argmax(counts)])
-        assert counts.sum() > 0.8 * pixels.size and counts.max() > 0.9 * counts.sum(), (obj, values, counts)
-    assert owners[0] != owners[1]
-    things = seq.instances[k] > 0
-    # Old code: the baseline exactly (ratio 1.0); now 0.55.
-    assert epe(result.flow, truth, None, things) < 0.8 * epe(result.extras["baseline_flow"], truth, None, things)
+    baseline = get_method("discrete")
+    accepted, ratios, shares = 0, [], []
+    for k in range(len(seq.frames) - 1):
+        img1, img2, labels, truth = seq.frames[k], seq.frames[k + 1], seq.labels[k], seq.flows[k]
+        result = SemanticFlow(baseline, segmentation=labels).estimate(img1, img2, labels=labels)
+        things = json.loads(str(result.extras["report_json"]))["things"]
+        assert len(things) == 1, things
+        if not (things[0]["accepted"] and len(things[0]["motion_instances"]) == 2):
+            continue
+        accepted += 1
+        # The motion instances are the two objects: each true object's pixels mostly take one instance
+        # (id 0: not in the object layer, e.g. where the veto keeps the baseline), and the two take
+        # different ones.
+        ids = result.extras["motion_ids"]
+        owners = []
+        for obj in (1, 2):
+            pixels = ids[seq.instances[k] == obj]
+            values, counts = np.unique(pixels[pixels > 0], return_counts=True)
+            owners.append(values[np.argmax(counts)])
+            assert counts.sum() > 0.8 * pixels.size and counts.max() > 0.85 * counts.sum(), (k, obj, values, counts)
+            shares.append(counts.max() / counts.sum())
+        assert owners[0] != owners[1], k
+        mask = seq.instances[k] > 0
+        ratios.append(epe(result.flow, truth, None, mask) / epe(result.extras["baseline_flow"], truth, None, mask))
+    assert accepted >= 4 and np.mean(shares) > 0.9, (accepted, shares)
+    # Old code: the baseline exactly (ratio 1.0) on every pair; now about 0.55 where accepted.
+    assert np.mean(ratios) < 0.8, ratios
 
 
 def test_compromise_is_told_from_its_residual_structure_not_its_size() -> None:
