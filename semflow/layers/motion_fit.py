@@ -89,24 +89,37 @@ def affine_field(affine: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarr
     return np.stack([a[0, 0] * x + a[0, 1] * y + a[0, 2] - x, a[1, 0] * x + a[1, 1] * y + a[1, 2] - y], axis=2)
 
 
+def patch_centres(mask: np.ndarray, params: MotionParams, *, erode_by: int | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns (N,) of the patch centres :func:`patch_matches` tries in ``mask`` (h, w): a
+    regular grid every ``patch_step`` px (coarser where that would give more than ``max_patches``) over
+    the mask eroded by ``erode_by`` px (default: a quarter of the patch side, at least 1)."""
+    inner = erode(mask, max(1, params.patch // 4) if erode_by is None else erode_by)
+    ys, xs = np.nonzero(inner)
+    if ys.size == 0:
+        return ys, xs
+    step = max(params.patch_step, int(np.ceil(np.sqrt(ys.size / params.max_patches))))
+    keep = (ys % step == 0) & (xs % step == 0)
+    return ys[keep], xs[keep]
+
+
 def patch_matches(gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
-                  guess: np.ndarray, params: MotionParams) -> tuple[np.ndarray, np.ndarray]:
+                  guess: np.ndarray, params: MotionParams, *,
+                  centres: tuple[np.ndarray, np.ndarray] | None = None, around_zero: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Sparse matches of patches inside ``mask`` (h, w, over ``box``) by normalised cross-correlation.
 
-    ``gray1``/``gray2``: full frames float32; ``guess`` (h, w, 2): the baseline flow over the box (the
-    search window covers it and zero motion). Returns frame-1 points and frame-2 points (N, 2) float32,
-    full-image px.
+    ``gray1``/``gray2``: full frames float32, grey (H, W) or colour (H, W, 3); ``guess`` (h, w, 2): the
+    baseline flow over the box (the search window covers it, and zero motion unless ``around_zero`` is
+    off). ``centres``: the patch centres (rows, columns over the box) to try; default
+    :func:`patch_centres`. Returns frame-1 points and frame-2 points (N, 2) float32, full-image px.
     """
     r = params.patch // 2
-    inner = erode(mask, max(1, r // 2))
-    ys, xs = np.nonzero(inner)
+    ys, xs = patch_centres(mask, params) if centres is None else centres
     empty = np.zeros((0, 2), np.float32)
     if ys.size == 0:
         return empty, empty
-    step = max(params.patch_step, int(np.ceil(np.sqrt(ys.size / params.max_patches))))
-    keep = (ys % step == 0) & (xs % step == 0)
-    ys, xs = ys[keep], xs[keep]
-    height, width = gray1.shape
+    height, width = gray1.shape[:2]
     y0, _, x0, _ = box
     src, dst = [], []
     g1 = np.asarray(gray1, np.float32)  # (no copy of a float32 frame)
@@ -116,10 +129,11 @@ def patch_matches(gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray, box: t
         if cx - r < 0 or cy - r < 0 or cx + r >= width or cy + r >= height:
             continue
         gu, gv = guess[py, px]
-        lo_x = int(np.floor(min(0.0, gu))) - params.search
-        hi_x = int(np.ceil(max(0.0, gu))) + params.search
-        lo_y = int(np.floor(min(0.0, gv))) - params.search
-        hi_y = int(np.ceil(max(0.0, gv))) + params.search
+        zero_u, zero_v = (0.0, 0.0) if around_zero else (gu, gv)
+        lo_x = int(np.floor(min(zero_u, gu))) - params.search
+        hi_x = int(np.ceil(max(zero_u, gu))) + params.search
+        lo_y = int(np.floor(min(zero_v, gv))) - params.search
+        hi_y = int(np.ceil(max(zero_v, gv))) + params.search
         wx0, wx1 = max(0, cx + lo_x - r), min(width, cx + hi_x + r + 1)
         wy0, wy1 = max(0, cy + lo_y - r), min(height, cy + hi_y + r + 1)
         if wx1 - wx0 <= 2 * r + 2 or wy1 - wy0 <= 2 * r + 2:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from semflow.baseline.base import FlowMethod, FlowResult
-from semflow.baseline.discrete import boundary, consistency, crf, densify
+from semflow.baseline.discrete import boundary, consistency, crf, densify, missed
 from semflow.baseline.discrete.descriptors import (
     DESCRIPTORS,
     frame_descriptors,
@@ -336,6 +336,9 @@ class DiscreteFlow(FlowMethod):
         if p.boundary_radius > 0:  # sharper motion boundaries (adaptive-support-weight reassignment)
             flow = boundary.reassign_boundaries(img1, img2, flow, boundary.BoundaryParams(radius=p.boundary_radius))
             lap("boundary")
+        if p.missed_motions:  # a thin or half-hidden thing that no grid match saw (missed.py)
+            flow, _ = missed.follow_missed_motions(img1, img2, flow)
+            lap("missed")
 
         # A grid point's confidence: kept, forward-backward consistent, and its patches correlate.
         consistent = np.exp(-0.5 * (np.minimum(fb_err, 1e3) / np.maximum(fb_limit, 1e-3)) ** 2)

@@ -1,0 +1,164 @@
+"""Motions the flow missed: a thin or half-hidden thing that no grid match saw (issue 15).
+
+A car seen only as a strip of 10 px above the parked car in front of it, moving 20 px while the flow
+around it barely moves, gets no match of its own: the grid's descriptors straddle it and the car in
+front, and the interpolation gives it the front car's motion. Its pixels then fit frame t+1 badly.
+This step looks there again:
+
+1. **Where.** Pixels whose colour error under the flow (smoothed by ``blur`` px) is above ``error``
+   grey levels, in connected groups ("blobs") of at least ``min_pixels``.
+2. **Which motion.** Small colour patches (``patch`` px) on a grid in each blob are matched in frame
+   t+1 by normalised cross-correlation within ``search`` px of the flow
+   (:func:`~semflow.layers.motion_fit.patch_matches`), and affine motions are fitted to the matches
+   with a label cost (:func:`~semflow.layers.motion_fit.fit_motions`). The one most matches move with
+   (within ``agree`` px) is the blob's missed motion when at least ``min_share`` of the patch centres
+   tried (and ``min_support``) move with it and it differs from the flow at them by at least
+   max(``jump``, ``jump_relative`` * its length): a motion the flow does not have, not a correction of
+   one it has.
+3. **Which pixels.** Pixels of the blob widened by ``grow`` px take the motion where it explains them
+   (smoothed colour error at most ``error``) and better than the flow did (lower by ``win_margin``);
+   a 1 px opening removes specks. Pixels that neither explains (hidden in frame t+1) keep the flow.
+
+Without a motion that many patches agree on, a blob is left alone: occlusions (pixels that frame t+1
+does not show) and non-rigid surfaces are blobs too, and their patches scatter. Measured by
+``scripts/bench_missed_motions.py`` (BENCHMARKS.md, section missed-motions). Flows are float32
+(H, W, 2) (u, v) px, frame t -> t+1; images uint8 RGB (H, W, 3); boxes (y0, y1, x0, x1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from semflow.layers.motion_fit import MotionParams, affine_field, fit_motions, patch_centres, patch_matches
+from semflow.warp import photometric_error, prepare_image
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class MissedParams:
+    """Settings of :func:`follow_missed_motions` (distances in px, errors in grey levels)."""
+
+    error: float = 10.0
+    """A pixel is unexplained when its smoothed colour error under the flow is above this..."""
+    blur: float = 1.5
+    """...smoothed by a Gaussian of this sigma."""
+    min_pixels: int = 300
+    """Smaller blobs of unexplained pixels are left alone."""
+    patch: int = 7
+    """Side of the colour patches matched (small: a thin thing's own texture, not its neighbours')."""
+    step: int = 4
+    """Patch centres on a grid this many px apart in each blob..."""
+    max_patches: int = 150
+    """...coarser where that would give more than this many."""
+    search: int = 40
+    """Search radius around the flow."""
+    min_ncc: float = 0.8
+    """A patch match needs this correlation at its peak..."""
+    min_peak_margin: float = 0.05
+    """...and this much more than its best rival more than 2 px away."""
+    agree: float = 1.5
+    """A match moves with an affine motion when it lands within this of it (the motion fitting's inlier
+    distance)."""
+    min_share: float = 0.3
+    """The missed motion needs this share of the patch centres tried in the blob..."""
+    min_support: int = 8
+    """...and at least this many of them."""
+    jump: float = 6.0
+    """It must differ from the flow at its patches by this much on average..."""
+    jump_relative: float = 0.3
+    """...and by this times its length."""
+    win_margin: float = 3.0
+    """A pixel takes the motion where its smoothed error under it is at most ``error`` and lower than
+    under the flow by this much."""
+    grow: int = 3
+    """The blob widened by this much is where pixels may take it."""
+    seed: int = 0
+    """Seed of the motion fitting's random samples (each blob draws from its own stream)."""
+
+    def patches(self) -> MotionParams:
+        """The patch matching's settings in :func:`~semflow.layers.motion_fit.patch_matches`' terms."""
+        return MotionParams(patch=self.patch, patch_step=self.step, max_patches=self.max_patches,
+                            search=self.search, min_ncc=self.min_ncc, min_peak_margin=self.min_peak_margin,
+                            inlier=self.agree)
+
+
+@dataclass(frozen=True)
+class MissedReport:
+    """One blob that got a missed motion: its ``box``, ``pixels`` (unexplained), the patch centres
+    ``tried``, the matches that ``agree`` on its motion (``motion``: its (u, v) px at the box's centre),
+    and the pixels that ``took`` it."""
+
+    box: Box
+    pixels: int
+    tried: int
+    agree: int
+    motion: tuple[float, float]
+    took: int
+
+
+def blob_motion(f1: np.ndarray, f2: np.ndarray, flow: np.ndarray, blob: np.ndarray, box: Box,
+                params: MissedParams) -> tuple[np.ndarray | None, int, int]:
+    """The missed motion, an affine (2, 3) in full-image px, of one ``blob`` (h, w bool over ``box``;
+    ``flow`` (h, w, 2) over it too), or None (step 2 of the module docstring); with the patch centres
+    tried and the matches that move with it."""
+    motion = params.patches()
+    centres = patch_centres(blob, motion, erode_by=0)
+    tried = len(centres[0])
+    src, dst = patch_matches(f1, f2, blob, box, flow, motion, centres=centres, around_zero=False)
+    if len(src) < params.min_support:
+        return None, tried, 0
+    rng = np.random.default_rng([params.seed, box[0], box[2]])  # each blob its own stream
+    affines, owner = fit_motions(src, dst, motion, rng)
+    if not affines:
+        return None, tried, 0
+    best = int(np.argmax(np.bincount(owner[owner >= 0], minlength=len(affines))))
+    moving = owner == best
+    support = int(moving.sum())
+    if support < max(params.min_support, params.min_share * tried):
+        return None, tried, support
+    at = (src[moving] - [box[2], box[0]]).round().astype(int)
+    found = dst[moving] - src[moving]
+    differs = np.linalg.norm(flow[at[:, 1], at[:, 0]] - found, axis=1).mean()
+    if differs < max(params.jump, params.jump_relative * np.linalg.norm(found, axis=1).mean()):
+        return None, tried, support
+    return affines[best], tried, support
+
+
+def follow_missed_motions(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray,
+                          params: MissedParams | None = None) -> tuple[np.ndarray, list[MissedReport]]:
+    """``flow`` (H, W, 2) with the motions it missed put back (module docstring), and a report per blob
+    that got one. Pixels elsewhere are returned unchanged."""
+    params = params or MissedParams()
+    f1, f2 = prepare_image(img1), prepare_image(img2)
+    error, inside = photometric_error(f1, f2, flow)
+    smoothed = cv2.GaussianBlur(error, (0, 0), params.blur)
+    blobs, _ = ndimage.label((smoothed > params.error) & inside)
+    out = flow.copy()
+    reports = []
+    height, width = flow.shape[:2]
+    for index, (rows, cols) in enumerate(ndimage.find_objects(blobs), 1):
+        y0, y1 = max(0, rows.start - params.grow), min(height, rows.stop + params.grow)
+        x0, x1 = max(0, cols.start - params.grow), min(width, cols.stop + params.grow)
+        blob = blobs[y0:y1, x0:x1] == index
+        pixels = int(blob.sum())
+        if pixels < params.min_pixels:
+            continue
+        box = (y0, y1, x0, x1)
+        found, tried, support = blob_motion(f1, f2, flow[y0:y1, x0:x1], blob, box, params)
+        if found is None:
+            continue
+        moved = affine_field(found, box)
+        error_there, lands = photometric_error(f1, f2, moved, x0, y0)
+        error_there = cv2.GaussianBlur(error_there, (0, 0), params.blur)
+        better = (error_there <= params.error) & (error_there + params.win_margin < smoothed[y0:y1, x0:x1])
+        grown = ndimage.binary_dilation(blob, iterations=params.grow)
+        took = ndimage.binary_opening(grown & lands & better)
+        out[y0:y1, x0:x1][took] = moved[took]
+        centre = moved[(y1 - y0) // 2, (x1 - x0) // 2]
+        reports.append(MissedReport(box, pixels, tried, support, (float(centre[0]), float(centre[1])), int(took.sum())))
+    return out, reports
