@@ -1,8 +1,8 @@
-"""discrete with and without its last stage, missed_motions; writes BENCHMARKS.md section missed-motions.
+"""discrete with and without its optional last stage, missed_motions; writes BENCHMARKS.md section missed-motions.
 
     OPENBLAS_NUM_THREADS=1 python scripts/bench_missed_motions.py ../shared/data [--hard 8] [--photo 16] [--write]
 
-``discrete`` (the stage on, the default) and ``discrete missed_motions=False`` side by side in one run,
+``discrete`` (the stage off, the default) and ``discrete missed_motions=True`` side by side in one run,
 each in a child process of its own (:class:`semflow.isolation.IsolatedMethod`: seconds per pair and that
 process's peak memory), on:
 
@@ -13,8 +13,9 @@ process's peak memory), on:
 
 ``stage s``: the stage alone (:func:`semflow.baseline.discrete.missed.follow_missed_motions`, median),
 timed here on the flow without it; that this gives the flow with it is checked on every pair. ``blobs``:
-blobs that took a missed motion, in all. Band: thing pixels less than 5 px inside an outline; inside-band:
-the rest of the things.
+blobs that took a missed motion, in all. On the scenes with masks also ``semantic`` with given masks on
+each of the two baseline flows (in this process, on the same flows). Band: thing pixels less than 5 px
+inside an outline; inside-band: the rest of the things.
 """
 
 from __future__ import annotations
@@ -32,14 +33,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_photo_scenes import GROUPS, write_photo_scenes  # noqa: E402
 from benchlib import hard_scenes, machine, today, write_section  # noqa: E402
 
+from semflow.baseline.base import FlowMethod, FlowResult  # noqa: E402
 from semflow.baseline.discrete.missed import follow_missed_motions  # noqa: E402
 from semflow.evaluation import score  # noqa: E402
 from semflow.io.datasets import load_dataset  # noqa: E402
 from semflow.isolation import IsolatedMethod  # noqa: E402
 from semflow.metrics import endpoint_error, inner_band  # noqa: E402
+from semflow.semantic import SemanticFlow  # noqa: E402
 
-LABELS = {"discrete": {}, "discrete missed_motions=False": {"missed_motions": False}}
-WITHOUT = "discrete missed_motions=False"
+WITH, WITHOUT = "discrete missed_motions=True", "discrete"
+LABELS = {WITHOUT: {}, WITH: {"missed_motions": True}}
+SEMANTIC = {f"semantic[{label}]": label for label in LABELS}
+
+
+class Given(FlowMethod):
+    """A baseline that returns a result computed already (semantic on the flows measured here)."""
+
+    name = "given"
+
+    def __init__(self, result: FlowResult) -> None:
+        self.result = result
+
+    def _estimate(self, img1: np.ndarray, img2: np.ndarray, **kwargs) -> FlowResult:
+        return self.result
 REAL = {"kitti": "kitti", "sintel": "sintel", "middlebury": "middlebury", "chairs": "flyingchairs"}
 HARD_SEEDS = {"hard": 5000, "hard held-out": 40000}
 
@@ -55,12 +71,16 @@ class Runs:
         self.blobs: dict[str, int] = {}
 
     def pair(self, methods: dict[str, IsolatedMethod], group: str, img1: np.ndarray, img2: np.ndarray,
-             figures) -> None:
-        """Run both methods on one pair; ``figures(flow)`` gives the row; time and check the stage."""
+             figures, labels: np.ndarray | None = None) -> None:
+        """Run both methods on one pair; ``figures(flow)`` gives the row; time and check the stage. With
+        ``labels`` (given masks) also semantic on each method's result."""
         flows = {}
         for label, method in methods.items():
             result, seconds, peak = method.estimate(img1, img2)
             flows[label] = result.flow
+            if labels is not None:
+                semantic = SemanticFlow(Given(result), segmentation=labels).estimate(img1, img2, labels=labels)
+                self.rows.setdefault((group, f"semantic[{label}]"), []).append(figures(semantic.flow))
             self.rows.setdefault((group, label), []).append(figures(result.flow))
             self.seconds.setdefault((group, label), []).append(seconds)
             self.peak[group, label] = max(self.peak.get((group, label), 0.0), peak)
@@ -68,7 +88,7 @@ class Runs:
         flow, reports = follow_missed_motions(img1, img2, flows[WITHOUT])
         self.stage.setdefault(group, []).append(time.perf_counter() - start)
         self.blobs[group] = self.blobs.get(group, 0) + len(reports)
-        if not np.array_equal(flow, flows["discrete"]):
+        if not np.array_equal(flow, flows[WITH]):
             raise SystemExit(f"{group}: the stage on the flow without it differs from discrete's flow")
 
 
@@ -88,11 +108,15 @@ def thing_figures(sample):
 def thing_table(runs: Runs, group: str) -> str:
     lines = ["| method | EPE | things EPE | band EPE (5 px) | inside-band EPE | band / inside | s/pair | stage s | "
              "blobs | peak MB |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for label in LABELS:
+    for label in [*LABELS, *SEMANTIC]:
+        if (group, label) not in runs.rows:
+            continue
         e, t, b, n = np.mean(runs.rows[group, label], axis=0)
-        stage = f"{np.median(runs.stage[group]):.3f} | {runs.blobs[group]}" if label == "discrete" else " | "
-        lines.append(f"| {label} | {e:.3f} | {t:.3f} | {b:.3f} | {n:.3f} | {b / n:.2f} | "
-                     f"{np.median(runs.seconds[group, label]):.2f} | {stage} | {runs.peak[group, label]:.0f} |")
+        stage = f"{np.median(runs.stage[group]):.3f} | {runs.blobs[group]}" if label == WITH else " | "
+        cost = (f"{np.median(runs.seconds[group, label]):.2f}", f"{runs.peak[group, label]:.0f}") \
+            if label in LABELS else ("", "")
+        lines.append(f"| {label} | {e:.3f} | {t:.3f} | {b:.3f} | {n:.3f} | {b / n:.2f} | {cost[0]} | {stage} | "
+                     f"{cost[1]} |")
     return "\n".join(lines)
 
 
@@ -105,8 +129,8 @@ def real_table(runs: Runs) -> str:
             f"{means[d, label][0]:.3f} | {100 * means[d, label][1]:.2f} | {np.median(runs.seconds[d, label]):.2f}"
             for d in REAL) + f" | {max(runs.peak[d, label] for d in REAL):.0f} |")
     lines.append("| change | " + " | ".join(
-        f"{100 * (means[d, 'discrete'][0] / means[d, WITHOUT][0] - 1):+.1f} % | "
-        f"{100 * (means[d, 'discrete'][1] / max(means[d, WITHOUT][1], 1e-9) - 1):+.1f} % | " for d in REAL) + " |")
+        f"{100 * (means[d, WITH][0] / means[d, WITHOUT][0] - 1):+.1f} % | "
+        f"{100 * (means[d, WITH][1] / max(means[d, WITHOUT][1], 1e-9) - 1):+.1f} % | " for d in REAL) + " |")
     lines.append("| stage s (median), blobs | " + " | ".join(
         f"{np.median(runs.stage[d]):.3f} | {runs.blobs[d]} | " for d in REAL) + " |")
     return "\n".join(lines)
@@ -124,14 +148,15 @@ def main() -> None:
     photo_groups = [f"photo {g}" for g in GROUPS]
     try:
         for group, i, scene, *_ in hard_scenes(HARD_SEEDS, args.hard):
-            runs.pair(methods, group, scene.img1, scene.img2, thing_figures(scene))
+            runs.pair(methods, group, scene.img1, scene.img2, thing_figures(scene), scene.labels)
             print(group, i, flush=True)
         for group, (first, seed) in GROUPS.items():
             with tempfile.TemporaryDirectory() as tmp:
                 write_photo_scenes(args.data / "camvid", Path(tmp), args.photo, first, seed)
                 for ref in load_dataset("synthetic", Path(tmp)):
                     sample = ref.load()
-                    runs.pair(methods, f"photo {group}", sample.img1, sample.img2, thing_figures(sample))
+                    runs.pair(methods, f"photo {group}", sample.img1, sample.img2, thing_figures(sample),
+                              sample.labels)
                     print(group, sample.name, flush=True)
         for dataset, folder in REAL.items():
             for ref in load_dataset(dataset, args.data / folder):
@@ -144,10 +169,11 @@ def main() -> None:
     command = "OPENBLAS_NUM_THREADS=1 python scripts/bench_missed_motions.py " + " ".join(sys.argv[1:])
     parts = [
         f"## Motions the flow missed: discrete's last stage (missed-motions)\n\n`{command}` on {today()}; {machine()}.\n",
-        "`discrete` (with the stage, the default) and `discrete missed_motions=False`, side by side in one run, "
+        "`discrete` (the stage off, the default) and `discrete missed_motions=True`, side by side in one run, "
         "each in a child process of its own (s/pair: median seconds of the whole method; peak MB: that process's "
-        "peak). `stage s`: the stage alone (median), timed on the flow without it, whose result equals discrete's "
-        "flow on every pair; `blobs`: blobs that took a missed motion, in all. EPE in px.\n",
+        "peak). `stage s`: the stage alone (median), timed on the flow without it, whose result equals the "
+        "flow with it on every pair; `blobs`: blobs that took a missed motion, in all. `semantic[B]`: semantic "
+        "with given masks on B's flow (the same flows, in this process). EPE in px.\n",
     ]
     for group, title in [("hard", f"Hard synthetic scenes ({args.hard}, seed 5000, as in section things)"),
                          ("hard held-out", f"Held-out hard scenes ({args.hard}, seed 40000)")]:

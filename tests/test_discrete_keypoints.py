@@ -97,13 +97,13 @@ def test_discrete_finds_a_middling_car_only_with_keypoints():
     scene = make_hard_scene(seed=15000, kind=HARD_KINDS[0])
     car = (scene.instances == 4) & ~scene.occluded
     assert np.linalg.norm(scene.flow[car], axis=1).mean() > 15
-    # The last stage, missed_motions, finds it too (from its pixels that fit frame t+1 badly): it is off
-    # here, but for the last run.
+    # The optional last stage, missed_motions, finds it too (from its pixels that fit frame t+1 badly):
+    # off but for the last run.
     without = DiscreteFlow(keypoint_radius=0, missed_motions=False).estimate(scene.img1, scene.img2).flow
     with_keypoints = DiscreteFlow(missed_motions=False).estimate(scene.img1, scene.img2).flow
     assert np.linalg.norm(without - scene.flow, axis=2)[car].mean() > 10  # the premise: missed
     assert np.linalg.norm(with_keypoints - scene.flow, axis=2)[car].mean() < 1.5
-    missed_stage = DiscreteFlow(keypoint_radius=0).estimate(scene.img1, scene.img2).flow
+    missed_stage = DiscreteFlow(keypoint_radius=0, missed_motions=True).estimate(scene.img1, scene.img2).flow
     assert np.linalg.norm(missed_stage - scene.flow, axis=2)[car].mean() < 3
 
 
@@ -148,8 +148,8 @@ def test_video_mode_follows_a_fast_car_only_with_keypoints():
             worst.append(max(error[inst == j].mean() for j in np.unique(inst) if j > 0))
         return worst
 
-    # The premise, missed on both pairs (missed_motions off: without keypoints the last stage finds the
-    # car too, half of it, from its pixels that fit frame t+1 badly).
+    # The premise, missed on both pairs (with the optional missed_motions stage, without keypoints, the
+    # car is found too, half of it, from its pixels that fit frame t+1 badly).
     assert min(worst_car_errors(video_keypoints=False, missed_motions=False)) > 10
     assert max(worst_car_errors()) < 3
 

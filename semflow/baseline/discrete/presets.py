@@ -53,11 +53,13 @@ class Preset:
     (``densify.weighted_median``, ``flow_jumps.near_jumps``; BENCHMARKS.md, section median);
     ``boundary_radius`` (0: off): after refinement, pixels near motion discontinuities take the
     best-matching flow found this many px away on either side (``boundary.reassign_boundaries``).
-    ``missed_motions``: last, blobs of pixels that the flow leaves fitting frame t+1 badly are searched
-    again with small colour patches, and take the affine motion most of them agree on where it differs
-    from the flow by 6 px or more and fits them better (``missed.follow_missed_motions``: a thin or
-    half-hidden thing that no grid match saw, such as a car seen as a strip above the parked car in
-    front of it; BENCHMARKS.md, section missed-motions).
+    ``missed_motions`` (off by default): last, blobs of pixels that the flow leaves fitting frame t+1
+    badly are searched again with small colour patches, and take the affine motion most of them agree
+    on where it differs from the flow by 6 px or more and explains them (``missed.follow_missed_motions``:
+    a thin or half-hidden thing that no grid match saw, such as a car seen as a strip above the parked
+    car in front of it; BENCHMARKS.md, section missed-motions). Off because ``semantic`` on such a
+    baseline rejected a thing region it had split and accepted before (its motion of the strip is
+    worse than the stage's), and lost more there than the stage gains.
     Video mode (the last flow carried forward joins the candidates): ``video_radius`` the coarse
     search's half-size then; a full search every ``refresh_every`` pairs (0: only when triggered), and
     again on a pair whose share of kept matches falls below ``refresh_share`` times the last full one's.
@@ -106,7 +108,7 @@ class Preset:
     median_radius: int = 0
     boundary_radius: int = 0
     boundary_matches: int = 0
-    missed_motions: bool = True
+    missed_motions: bool = False
     refine_iterations: int = 5
     refine_scales: int = 2
     video_radius: int = 64
