@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import os
+import threading
 import time
 from typing import Any
 
@@ -22,6 +24,19 @@ from semflow.errors import SemflowError
 from semflow.memory import PeakMemory
 
 _METHOD: Any = None  # the method, in the child process
+PARENT_CHECK_SECONDS = 1.0
+"""How often the child looks whether its parent is still there."""
+
+
+def _leave_with_parent(parent: int) -> None:
+    """In the child: exit once the parent process ``parent`` is gone. A parent killed by SIGTERM (or
+    SIGKILL) never closes its pool, and the child, holding a method and its memory, would live on."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="semflow-parent-watch", daemon=True).start()
 
 
 def _estimate(name: str, options: dict[str, Any], img1: np.ndarray, img2: np.ndarray,
@@ -46,7 +61,8 @@ class IsolatedMethod:
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name
         self.options = options
-        self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                            initializer=_leave_with_parent, initargs=(os.getpid(),))
 
     def estimate(self, img1: np.ndarray, img2: np.ndarray, labels: np.ndarray | None = None
                  ) -> tuple[FlowResult, float, float]:

@@ -266,3 +266,42 @@ def test_peak_memory_samples_when_the_kernel_keeps_the_old_mark(monkeypatch) -> 
     with mem.PeakMemory(interval=0.001) as memory:
         assert threading.active_count() == threads + 1  # the sampler instead
     assert memory.delta_mb < 100
+
+
+def test_an_isolated_methods_process_leaves_when_its_parent_is_killed(tmp_path: Path) -> None:
+    """A parent killed by SIGTERM (a job scheduler, `timeout`) never closes its pool: the child that
+    holds the method (about 1 GB for discrete) lived on. It now watches its parent and exits."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import time\n"
+        "import numpy as np\n"
+        "from semflow.isolation import IsolatedMethod\n"
+        "if __name__ == '__main__':  # (spawn imports this file again in the child)\n"
+        "    method = IsolatedMethod('dis-ultrafast', {})\n"
+        "    img = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)\n"
+        "    method.estimate(img, img)\n"
+        "    print(*method._pool._processes, flush=True)\n"
+        "    time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline().split()[0])
+        os.kill(child, 0)  # alive while its parent is
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(child, signal.SIGKILL)
+            raise AssertionError("the isolated method's process outlived its parent")
+    finally:
+        parent.kill()
