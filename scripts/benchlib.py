@@ -29,6 +29,9 @@ here ran on an AMD EPYC unless their line says otherwise; on an Intel Xeon with 
 `discrete` reads KITTI 10.01 and Chairs 2.44 (8.95 and 2.25 in section flow). Side-by-side changes
 within one table are unaffected in kind, but a difference on KITTI or Chairs smaller than that spread
 is noise.
+OpenCV's version moves them too: with 4.14.0 instead of 5.0.0 (the same machine, `semflow compare`
+on each dataset) `dis-medium` reads KITTI 24.3 instead of 38.5 (Fl-all 54.0 % and 54.9 %: a few large
+outliers), `discrete` 12.5 instead of 10.0, and Sintel, Middlebury and Chairs within 3 %.
 """
 
 
