@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from semflow.layers import motions
 from semflow.layers.common import gray_frames, prepare_image
-from semflow.layers.motion_fit import _hypotheses, affine_residuals
+from semflow.layers.motion_fit import _hypotheses, affine_residuals, plausible
 from semflow.layers.motions import (
     MotionParams,
     affine_field,
@@ -57,6 +57,35 @@ def test_fit_motions_label_cost_keeps_one_model_for_one_motion() -> None:
     dst = src + np.float32([7.0, 2.0]) + rng.normal(0, 0.3, (100, 2)).astype(np.float32)
     models, found = fit_motions(src, dst, MotionParams(), rng)
     assert len(models) == 1 and (found == 0).mean() > 0.95
+
+
+def test_fit_motions_refuses_an_affine_that_no_rigid_thing_makes() -> None:
+    # Two thin rows of matches 20 px apart, one moving (20, 3), one still: one affine that shears and
+    # squashes the frame (x - y + 20, 0.85 y + 3) moves both exactly, and with a label cost it beats the
+    # two true motions. A thing does not shrink to 0.56 of its height between two frames: with the
+    # bound (the default) the two translations are found instead.
+    rng = np.random.default_rng(4)
+    xs = rng.uniform(0, 120, 120)
+    src = np.stack([xs, np.repeat([0.0, 20.0], 60)], 1)
+    dst = src + np.repeat([[20.0, 3.0], [0.0, 0.0]], 60, axis=0)
+    squash = np.array([[[1.0, -1.0, 20.0], [0.0, 0.85, 3.0]]])
+    stretch = np.linalg.svd(squash[0, :, :2], compute_uv=False)
+    assert stretch[0] > 1.5 and stretch[1] < 1 / 1.5
+    unbounded, _ = fit_motions(src, dst, MotionParams(max_stretch=0), np.random.default_rng(0), extra=squash)
+    assert len(unbounded) == 1 and np.allclose(unbounded[0], squash[0], atol=1e-6)
+    models, owner = fit_motions(src, dst, MotionParams(), np.random.default_rng(0), extra=squash)
+    assert len(models) == 2 and plausible(np.asarray(models), MotionParams().max_stretch).all()
+    for k, shift in enumerate([(20.0, 3.0), (0.0, 0.0)]):
+        rows = slice(60 * k, 60 * (k + 1))
+        moved = src[rows] @ models[owner[rows][0]][:, :2].T + models[owner[rows][0]][:, 2]
+        assert (owner[rows] == owner[rows][0]).all() and np.abs(moved - src[rows] - shift).max() < 0.1
+
+
+def test_plausible_bounds_the_stretch_both_ways() -> None:
+    zoom = [np.array([[s, 0.0, 0.0], [0.0, s, 0.0]]) for s in (1.0, 1.4, 1.6, 0.7, 0.6)]
+    shear = np.array([[1.0, 0.9, 0.0], [0.0, 1.0, 0.0]])  # singular values 1.55 and 0.65
+    assert plausible(np.asarray([*zoom, shear]), 1.5).tolist() == [True, True, False, True, False, False]
+    assert plausible(np.asarray([*zoom, shear]), 0).all()
 
 
 def brute_force(costs: np.ndarray, weights: tuple[np.ndarray, np.ndarray]) -> float:

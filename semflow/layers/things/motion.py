@@ -39,6 +39,7 @@ from semflow.layers.common import (
     tiles,
 )
 from semflow.layers.context import PairContext
+from semflow.layers.motion_fit import plausible
 from semflow.layers.motions import covered_by_others
 from semflow.layers.things.params import ThingParams
 from semflow.segmentation.regions import Box
@@ -88,12 +89,13 @@ def affine_error(affines: list[np.ndarray], support: np.ndarray, box: Box, gray:
 
 def polish_affine(affine: np.ndarray, support: np.ndarray, box: Box, gray: GrayFrames, params: ThingParams,
                   rng: np.random.Generator) -> np.ndarray:
-    """The affine motion refined photometrically over ``support`` (h, w) when that lowers the error."""
+    """The affine motion refined photometrically over ``support`` (h, w) when that lowers the error and
+    the result is :func:`~semflow.layers.motion_fit.plausible`."""
     if not params.photometric_refinement or support.sum() < params.min_points:
         return affine
     refined = refine_warp(gray.gray1, gray.gray2, affine, support, box, rng=rng,
                           max_points=params.refine_points, target=gray.target)
-    if refined is None:
+    if refined is None or not plausible(refined[None], params.motions.max_stretch)[0]:
         return affine
     refined_error, error = affine_error([refined, affine], support, box, gray)
     return refined if refined_error < error else affine
