@@ -8,7 +8,8 @@ Everything side by side in one process:
    while developing), given masks: a car passing parked cars, groups of pedestrians, 15-30 px. For
    each baseline B (dis-medium, discrete): B, ``semantic[B]`` (motion instances and the search for
    things the baseline missed, the default), ``semantic[B] no hidden`` (``hidden_behind=False``),
-   ``semantic[B] no parts`` (``search_tile=0``), ``semantic[B] no search`` (``search_missed=False``) and ``semantic[B] single`` (``motion_split=False,
+   ``semantic[B] no parts`` (``search_tile=0``), ``semantic[B] no search`` (``search_missed=False``),
+   ``semantic[B] no bound`` (``MotionParams(max_stretch=0)``) and ``semantic[B] single`` (``motion_split=False,
    search_missed=False, hidden_behind=False``: sequential RANSAC on the baseline, as before all three). EPE over all pixels, things, the 5 px band inside thing outlines (between touching
    instances too) and the thing pixels inside it. Motion score: the share of visible thing pixels whose
    motion instance's affine map moves them to within 1 px of the true flow (pixels without an
@@ -44,6 +45,7 @@ from benchlib import machine, today, write_section  # noqa: E402
 
 from semflow.evaluation import SampleResult, score  # noqa: E402
 from semflow.io.datasets import LoadedSample, load_dataset  # noqa: E402
+from semflow.layers.motion_fit import MotionParams  # noqa: E402
 from semflow.layers.things import ThingParams  # noqa: E402
 from semflow.methods import get_method  # noqa: E402
 from semflow.semantic import SemanticFlow  # noqa: E402
@@ -52,11 +54,12 @@ from semflow.synthetic_hard import write_hard_dataset  # noqa: E402
 HARD_SEED = 5000
 VARIANTS = {"": ThingParams(), "no hidden": ThingParams(hidden_behind=False),
             "no parts": ThingParams(search_tile=0), "no search": ThingParams(search_missed=False),
+            "no bound": ThingParams(motions=MotionParams(max_stretch=0)),
             "single": ThingParams(motion_split=False, search_missed=False, hidden_behind=False)}
 """The semantic variants: the default; without the rule for background hidden behind the object inside
 its region; without the search of a missed thing's tiles; without the search for things the baseline
-missed (whole or in tiles); one object layer per thing region, as before motion instances (neither the
-search nor the hidden rule either)."""
+missed (whole or in tiles); with motions of any stretch (``MotionParams.max_stretch=0``); one object
+layer per thing region, as before motion instances (neither the search nor the hidden rule either)."""
 REAL = ("kitti", "sintel", "middlebury", "chairs")
 FOLDERS = {"chairs": "flyingchairs"}
 
@@ -148,7 +151,7 @@ def real_table(results: list[SampleResult], methods: list[str]) -> str:
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     # The change that motion instances and the search make, per dataset (EPE and Fl-all, relative).
     for b in dict.fromkeys(m.split("[")[1].split("]")[0] for m in methods if "[" in m):
-        for other in ("single", "no hidden", "no parts", "no search"):
+        for other in ("single", "no hidden", "no parts", "no search", "no bound"):
             cells = []
             for d in datasets:
                 on = [r for r in results if r.method == f"semantic[{b}]" and r.dataset == d]
@@ -253,7 +256,8 @@ def main() -> None:
             "with `ThingParams(hidden_behind=False)` (background hidden behind the object inside its own region "
             "is not given the background's motion); `semantic[B] no parts`: with `search_tile=0` (a missed "
             "thing is searched for whole only, not in tiles); `semantic[B] no search`: with `search_missed=False` "
-            "(not at all); "
+            "(not at all); `semantic[B] no bound`: with `ThingParams(motions=MotionParams(max_stretch=0))` (motion "
+            "fits of any stretch: before 2026-12-02's third session); "
             "`semantic[B] single`: with `motion_split=False, search_missed=False, hidden_behind=False` (one "
             "object layer fitted by sequential RANSAC on the baseline alone, as before all three).\n",
             f"### Hard synthetic scenes ({args.hard}, seed {HARD_SEED}), given masks\n",

@@ -58,8 +58,8 @@ class Preset:
     on where it differs from the flow by 6 px or more and explains them (``missed.follow_missed_motions``:
     a thin or half-hidden thing that no grid match saw, such as a car seen as a strip above the parked
     car in front of it; BENCHMARKS.md, section missed-motions). Off because ``semantic`` on such a
-    baseline rejected a thing region it had split and accepted before (its motion of the strip is
-    worse than the stage's), and lost more there than the stage gains.
+    baseline does not gain yet: on one held-out hard scene it rejects a thing region it fits on the
+    stage's flow, and loses more there than it gains elsewhere.
     Video mode (the last flow carried forward joins the candidates): ``video_radius`` the coarse
     search's half-size then; a full search every ``refresh_every`` pairs (0: only when triggered), and
     again on a pair whose share of kept matches falls below ``refresh_share`` times the last full one's.
