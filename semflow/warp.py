@@ -77,3 +77,12 @@ def photometric_error(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, x0: 
     diff = cv2.absdiff(img1[y0:y0 + h, x0:x0 + w], warped)
     err = (diff[..., 0] + diff[..., 1] + diff[..., 2]) / np.float32(3)  # = diff.mean(axis=2), in a fifth of its time
     return np.minimum(err, ERROR_CAP).astype(np.float32), inside
+
+
+def smoothed_photometric_error(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, x0: int = 0, y0: int = 0,
+                               *, blur: float, cap: float = ERROR_CAP) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`photometric_error` capped at ``cap`` and smoothed by a Gaussian of sigma ``blur`` px (none
+    for 0): the error (h, w) float32 and the mask of points that land inside frame 2."""
+    err, inside = photometric_error(img1, img2, flow, x0, y0)
+    err = np.minimum(err, cap).astype(np.float32)
+    return (cv2.GaussianBlur(err, (0, 0), blur) if blur > 0 else err), inside

@@ -44,6 +44,7 @@ from semflow.io.flow import check_flow
 from semflow.layers.common import dilate, magnitude, photometric_error, prepare_image, subsample_points
 from semflow.layers.motion_fit import MotionParams, affine_field, affine_residuals, fit_motions
 from semflow.layers.motions import covered_by_others, solve_assignment
+from semflow.warp import smoothed_photometric_error
 
 Box = tuple[int, int, int, int]
 
@@ -199,13 +200,6 @@ def _layer_flow(flows: list[np.ndarray], labels: np.ndarray, flow: np.ndarray, u
     return out
 
 
-def _smoothed_error(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, x0: int, y0: int,
-                    params: BoundaryLayerParams) -> np.ndarray:
-    err, _ = photometric_error(img1, img2, flow, x0, y0)
-    err = np.minimum(err, params.motions.truncation).astype(np.float32)
-    return cv2.GaussianBlur(err, (0, 0), params.blur) if params.blur > 0 else err
-
-
 def sharpen_region(img1: np.ndarray, img2: np.ndarray, guide: np.ndarray, flow: np.ndarray, region: np.ndarray,
                    uncertain: np.ndarray, box: Box, params: BoundaryLayerParams, rng: np.random.Generator
                    ) -> tuple[np.ndarray | None, RegionReport]:
@@ -245,8 +239,8 @@ def sharpen_region(img1: np.ndarray, img2: np.ndarray, guide: np.ndarray, flow: 
     new = _layer_flow(flows, labels, sub, uncertain, params)
     hidden = np.take_along_axis(covered, labels[None], 0)[0]
     changed = region & (magnitude(new - sub) > 0.5) & ~hidden
-    before = _smoothed_error(img1, img2, sub, x0, y0, params)
-    after = _smoothed_error(img1, img2, new, x0, y0, params)
+    before, _ = smoothed_photometric_error(img1, img2, sub, x0, y0, blur=params.blur, cap=params.motions.truncation)
+    after, _ = smoothed_photometric_error(img1, img2, new, x0, y0, blur=params.blur, cap=params.motions.truncation)
     better = int((changed & (after + params.win_margin < before)).sum())
     worse = int((changed & (before + params.win_margin < after)).sum())
     kept = bool(better >= max(params.min_wins, params.win_ratio * worse, params.min_share * region.sum()))

@@ -29,12 +29,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from scipy import ndimage
 
 from semflow.layers.motion_fit import MotionParams, affine_field, fit_motions, patch_centres, patch_matches
-from semflow.warp import photometric_error, prepare_image
+from semflow.warp import prepare_image, smoothed_photometric_error
 
 Box = tuple[int, int, int, int]
 
@@ -135,8 +134,7 @@ def follow_missed_motions(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray,
     that got one. Pixels elsewhere are returned unchanged."""
     params = params or MissedParams()
     f1, f2 = prepare_image(img1), prepare_image(img2)
-    error, inside = photometric_error(f1, f2, flow)
-    smoothed = cv2.GaussianBlur(error, (0, 0), params.blur)
+    smoothed, inside = smoothed_photometric_error(f1, f2, flow, blur=params.blur)
     blobs, _ = ndimage.label((smoothed > params.error) & inside)
     out = flow.copy()
     reports = []
@@ -153,8 +151,7 @@ def follow_missed_motions(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray,
         if found is None:
             continue
         moved = affine_field(found, box)
-        error_there, lands = photometric_error(f1, f2, moved, x0, y0)
-        error_there = cv2.GaussianBlur(error_there, (0, 0), params.blur)
+        error_there, lands = smoothed_photometric_error(f1, f2, moved, x0, y0, blur=params.blur)
         better = (error_there <= params.error) & (error_there + params.win_margin < smoothed[y0:y1, x0:x1])
         grown = ndimage.binary_dilation(blob, iterations=params.grow)
         took = ndimage.binary_opening(grown & lands & better)
