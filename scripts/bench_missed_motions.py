@@ -56,6 +56,8 @@ class Given(FlowMethod):
 
     def _estimate(self, img1: np.ndarray, img2: np.ndarray, **kwargs) -> FlowResult:
         return self.result
+
+
 REAL = {"kitti": "kitti", "sintel": "sintel", "middlebury": "middlebury", "chairs": "flyingchairs"}
 HARD_SEEDS = {"hard": 5000, "hard held-out": 40000}
 

@@ -209,6 +209,27 @@ def translation_scene(height: int = 240, width: int = 320, *, shift: tuple[float
     return render_scene(height, width, homography, [], seed=seed)
 
 
+
+def moving_patch_scene(mask: np.ndarray, background: tuple[float, float], motion: tuple[float, float], *,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A textured patch (``mask`` (H, W) bool in frame t) moving ``motion`` px over a textured background
+    moving ``background`` px, both translations: frames uint8 (H, W, 3), the true flow (H, W, 2) float32
+    and the patch's pixels in frame t+1 (H, W) bool."""
+    height, width = mask.shape
+    rng = np.random.default_rng(seed)
+    back, texture = random_texture(height + 60, width + 60, rng), random_texture(height, width, rng)
+    img1 = back[30:30 + height, 30:30 + width].copy()
+    img2 = cv2.warpAffine(back, np.float32([[1, 0, -30 + background[0]], [0, 1, -30 + background[1]]]),
+                          (width, height))
+    img1[mask] = texture[mask]
+    move = np.float32([[1, 0, motion[0]], [0, 1, motion[1]]])
+    moved = cv2.warpAffine(mask.astype(np.uint8), move, (width, height)).astype(bool)
+    img2[moved] = cv2.warpAffine(texture, move, (width, height))[moved]
+    flow = np.empty((height, width, 2), np.float32)
+    flow[:] = background
+    flow[mask] = motion
+    return img1.astype(np.uint8), img2.astype(np.uint8), flow, moved
+
 def write_dataset(root: str | os.PathLike, count: int = 8, *, height: int = 240, width: int = 320,
                   seed: int = 0, num_objects: int = 2) -> list[Path]:
     """Write ``count`` random scenes as ``root/scene_NNN/{frame1,frame2}.png, flow.flo, labels.png,

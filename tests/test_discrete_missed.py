@@ -8,7 +8,7 @@ import numpy as np
 from semflow.baseline.discrete import DiscreteFlow
 from semflow.baseline.discrete.missed import MissedParams, follow_missed_motions
 from semflow.metrics import endpoint_error
-from semflow.synthetic import random_texture
+from semflow.synthetic import moving_patch_scene
 from semflow.synthetic_hard import make_hard_scene
 
 H, W = 160, 224
@@ -18,23 +18,13 @@ BACKGROUND, STRIP = (1.0, 0.5), (22.0, 2.0)
 def _strip_scene():
     """A textured strip 14 px tall moving STRIP px over a textured background moving BACKGROUND px:
     frames, the true flow, the strip's mask and the background pixels it covers in frame t+1."""
-    rng = np.random.default_rng(11)
-    back, texture = random_texture(H + 60, W + 60, rng), random_texture(H, W, rng)
-    img1 = back[30:30 + H, 30:30 + W].copy()
-    img2 = cv2.warpAffine(back, np.float32([[1, 0, -30 + BACKGROUND[0]], [0, 1, -30 + BACKGROUND[1]]]), (W, H))
     strip = np.zeros((H, W), bool)
     strip[70:84, 40:160] = True
-    img1[strip] = texture[strip]
-    move = np.float32([[1, 0, STRIP[0]], [0, 1, STRIP[1]]])
-    moved = cv2.warpAffine(strip.astype(np.uint8), move, (W, H)).astype(bool)
-    img2[moved] = cv2.warpAffine(texture, move, (W, H))[moved]
-    flow = np.empty((H, W, 2), np.float32)
-    flow[:] = BACKGROUND
-    flow[strip] = STRIP
+    img1, img2, flow, moved = moving_patch_scene(strip, BACKGROUND, STRIP, seed=11)
     ys, xs = np.mgrid[0:H, 0:W]
     covered = ~strip & moved[np.clip(np.round(ys + BACKGROUND[1]).astype(int), 0, H - 1),
                              np.clip(np.round(xs + BACKGROUND[0]).astype(int), 0, W - 1)]
-    return img1.astype(np.uint8), img2.astype(np.uint8), flow, strip, covered
+    return img1, img2, flow, strip, covered
 
 
 def test_a_strip_that_took_its_surroundings_motion_gets_its_own_back() -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from semflow.baseline.discrete import densify
-from semflow.synthetic import random_texture
+from semflow.synthetic import moving_patch_scene
 
 H, W = 160, 224
 BACKGROUND, THING = (1.0, 0.5), (20.0, -2.0)
@@ -15,22 +14,12 @@ BACKGROUND, THING = (1.0, 0.5), (20.0, -2.0)
 def _scene(thing: tuple[slice, slice]):
     """A textured thing moving THING px over a textured background moving BACKGROUND px: frames, the
     true flow, the thing's mask, and the true flow's matches on a 5 px grid."""
-    rng = np.random.default_rng(3)
-    back, texture = random_texture(H + 60, W + 60, rng), random_texture(H, W, rng)
-    img1 = back[30:30 + H, 30:30 + W].copy()
-    img2 = cv2.warpAffine(back, np.float32([[1, 0, -30 + BACKGROUND[0]], [0, 1, -30 + BACKGROUND[1]]]), (W, H))
     mask = np.zeros((H, W), bool)
     mask[thing] = True
-    img1[mask] = texture[mask]
-    move = np.float32([[1, 0, THING[0]], [0, 1, THING[1]]])
-    moved = cv2.warpAffine(mask.astype(np.uint8), move, (W, H)).astype(bool)
-    img2[moved] = cv2.warpAffine(texture, move, (W, H))[moved]
-    flow = np.empty((H, W, 2), np.float32)
-    flow[:] = BACKGROUND
-    flow[mask] = THING
+    img1, img2, flow, _ = moving_patch_scene(mask, BACKGROUND, THING, seed=3)
     ys, xs = np.mgrid[0:H:5, 0:W:5]
     points = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
-    return img1.astype(np.uint8), img2.astype(np.uint8), flow, mask, points, flow[ys.ravel(), xs.ravel()]
+    return img1, img2, flow, mask, points, flow[ys.ravel(), xs.ravel()]
 
 
 def _both(img1, img2, points, matches):
