@@ -15,9 +15,13 @@ This step looks there again:
    tried (and ``min_support``) move with it and it differs from the flow at them by at least
    max(``jump``, ``jump_relative`` * its length): a motion the flow does not have, not a correction of
    one it has.
-3. **Which pixels.** Pixels of the blob widened by ``grow`` px take the motion where it explains them
-   (smoothed colour error at most ``error``) and better than the flow did (lower by ``win_margin``);
-   a 1 px opening removes specks. Pixels that neither explains (hidden in frame t+1) keep the flow.
+3. **Which pixels.** Pixels of the blob widened by ``grow`` px choose between the flow and the motion
+   by a graph cut (:func:`~semflow.layers.motions.solve_assignment`): each side costs its smoothed
+   colour error (capped at ``cap``), with a contrast-sensitive Potts term on frame t's colours
+   (``smoothness``). Pixels that neither explains (error above ``error`` under both: hidden in frame
+   t+1, like the end of a car that drives behind another) cost the same under both, so they go with
+   the side they belong to by colour: a layer's hidden pixels take the layer's motion. None take it
+   unless some pixel is explained by it and better than by the flow (lower by ``win_margin``).
 
 Without a motion that many patches agree on, a blob is left alone: occlusions (pixels that frame t+1
 does not show) and non-rigid surfaces are blobs too, and their patches scatter. Measured by
@@ -33,6 +37,7 @@ import numpy as np
 from scipy import ndimage
 
 from semflow.layers.motion_fit import MotionParams, affine_field, fit_motions, patch_centres, patch_matches
+from semflow.layers.motions import solve_assignment
 from semflow.warp import prepare_image, smoothed_photometric_error
 
 Box = tuple[int, int, int, int]
@@ -72,10 +77,15 @@ class MissedParams:
     jump_relative: float = 0.3
     """...and by this times its length."""
     win_margin: float = 3.0
-    """A pixel takes the motion where its smoothed error under it is at most ``error`` and lower than
-    under the flow by this much."""
+    """The motion is taken only where some pixel's smoothed error under it is at most ``error`` and lower
+    than under the flow by this much."""
     grow: int = 3
     """The blob widened by this much is where pixels may take it."""
+    cap: float = 20.0
+    """Colour errors are capped at this in the graph cut; a pixel neither side explains costs half of
+    it under both."""
+    smoothness: float = 12.0
+    """Weight of the graph cut's contrast-sensitive Potts term (as the things layer's)."""
     seed: int = 0
     """Seed of the motion fitting's random samples (each blob draws from its own stream)."""
 
@@ -84,6 +94,10 @@ class MissedParams:
         return MotionParams(patch=self.patch, patch_step=self.step, max_patches=self.max_patches,
                             search=self.search, min_ncc=self.min_ncc, min_peak_margin=self.min_peak_margin,
                             inlier=self.agree)
+
+    def cut(self) -> MotionParams:
+        """The graph cut's settings in :func:`~semflow.layers.motions.solve_assignment`'s terms."""
+        return MotionParams(smoothness=self.smoothness)
 
 
 @dataclass(frozen=True)
@@ -128,6 +142,24 @@ def blob_motion(f1: np.ndarray, f2: np.ndarray, flow: np.ndarray, blob: np.ndarr
     return affines[best], tried, support
 
 
+def pixels_of_motion(guide: np.ndarray, error_flow: np.ndarray, moved: np.ndarray, f1: np.ndarray,
+                     f2: np.ndarray, blob: np.ndarray, box: Box, params: MissedParams) -> np.ndarray:
+    """(h, w) bool over ``box``: the pixels that take the missed motion ``moved`` (h, w, 2) instead of
+    the flow, whose smoothed colour error is ``error_flow`` (h, w) (step 3 of the module docstring).
+    ``guide``: frame t (h, w, 3) over the box; ``f1``, ``f2``: the prepared full frames."""
+    error_moved, lands = smoothed_photometric_error(f1, f2, moved, box[2], box[0], blur=params.blur)
+    grown = ndimage.binary_dilation(blob, iterations=params.grow)
+    explained = lands & (error_moved <= params.error)
+    if not (grown & explained & (error_moved + params.win_margin < error_flow)).any():
+        return np.zeros_like(blob)
+    hidden = (error_flow > params.error) & ~explained
+    tie = np.float32(params.cap / 2)
+    costs = np.stack([np.where(hidden, tie, np.minimum(error_flow, params.cap)),
+                      np.where(hidden | ~lands, tie, np.minimum(error_moved, params.cap))]).astype(np.float32)
+    labels = solve_assignment(costs, guide.astype(np.float32), params.cut(), free=grown)
+    return grown & (labels == 1)
+
+
 def follow_missed_motions(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray,
                           params: MissedParams | None = None) -> tuple[np.ndarray, list[MissedReport]]:
     """``flow`` (H, W, 2) with the motions it missed put back (module docstring), and a report per blob
@@ -151,10 +183,7 @@ def follow_missed_motions(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray,
         if found is None:
             continue
         moved = affine_field(found, box)
-        error_there, lands = smoothed_photometric_error(f1, f2, moved, x0, y0, blur=params.blur)
-        better = (error_there <= params.error) & (error_there + params.win_margin < smoothed[y0:y1, x0:x1])
-        grown = ndimage.binary_dilation(blob, iterations=params.grow)
-        took = ndimage.binary_opening(grown & lands & better)
+        took = pixels_of_motion(img1[y0:y1, x0:x1], smoothed[y0:y1, x0:x1], moved, f1, f2, blob, box, params)
         out[y0:y1, x0:x1][took] = moved[took]
         centre = moved[(y1 - y0) // 2, (x1 - x0) // 2]
         reports.append(MissedReport(box, pixels, tried, support, (float(centre[0]), float(centre[1])), int(took.sum())))
