@@ -6,7 +6,8 @@ Issue 15 asks that ``discrete``'s EPE on the 5 px band inside thing outlines be 
 inside them. This script replaces parts of discrete's pipeline with the truth, on the same hard
 scenes as ``bench_things.py`` (seed 5000, given instances), to show which part limits the ratio:
 
-- ``discrete``: as it is;
+- ``discrete``: without its two boundary stages (``missed_motions=False``, no ``--sharpen``), as all
+  rows below but the last are;
 - ``discrete boundary_matches=15``: with the option that gives rejected grid points near motion
   boundaries a match from the side they fit (``boundary.boundary_matches``, off by default);
 - ``occluded at truth``: its flow, with the pixels hidden in frame t+1 set to the true flow;
@@ -14,11 +15,13 @@ scenes as ``bench_things.py`` (seed 5000, given instances), to show which part l
   where ``grid_valid``, before sub-pixel refinement) with the true instance outlines added to the
   edge cost (+10), no variational refinement, occluded pixels at truth;
 - ``true matches + true outlines``: EPIC interpolation of the true flow at every visible 5 px grid
-  point, true outlines (+10); and the same with occluded pixels at truth.
+  point, true outlines (+10); and the same with occluded pixels at truth;
+- ``discrete as shipped``: ``get_method("discrete")``, with both boundary stages (the search for
+  motions no match saw, then the sharpening; the defaults since 2026-12-02).
 
-A second table gives each scene's band and inside EPE for ``discrete`` and ``discrete --sharpen``
-(:func:`~semflow.layers.boundary_layers.sharpen_boundaries` on discrete's flow) and the things discrete
-misses whole (mean EPE over the thing above ``MISSED_EPE`` px): the issue's ratio is one of means over
+A second table gives each scene's band and inside EPE for ``discrete``, ``discrete --sharpen``
+(:func:`~semflow.layers.boundary_layers.sharpen_boundaries` on discrete's flow) and discrete as shipped,
+and the things discrete misses whole (mean EPE over the thing above ``MISSED_EPE`` px): the issue's ratio is one of means over
 scenes, and a thing missed whole puts its error on both sides, mostly on the band when it is thin.
 
 With ``--write`` the table becomes the ``things-band`` section of BENCHMARKS.md.
@@ -39,6 +42,7 @@ from benchlib import machine, today, write_section  # noqa: E402
 from semflow.baseline.discrete import DiscreteFlow  # noqa: E402
 from semflow.baseline.discrete.densify import edge_map, interpolate  # noqa: E402
 from semflow.layers.boundary_layers import sharpen_boundaries  # noqa: E402
+from semflow.methods import get_method  # noqa: E402
 from semflow.metrics import endpoint_error, inner_band  # noqa: E402
 from semflow.synthetic_hard import HARD_KINDS, make_hard_scene  # noqa: E402
 
@@ -65,24 +69,26 @@ def at_truth(flow: np.ndarray, scene) -> np.ndarray:
 def per_scene_table(scenes: list[dict]) -> str:
     """Markdown: each scene's band and inside EPE of discrete and discrete --sharpen, its missed things,
     and the ratio of the means over all scenes and over the scenes where discrete misses no thing."""
-    lines = [f"Per scene: band / inside EPE of `discrete` and `discrete --sharpen`; missed: things discrete misses "
-             f"whole (mean EPE > {MISSED_EPE:g} px), with their size. The issue's ratio is the mean band EPE "
-             "over the mean inside EPE.\n",
-             "| scene | kind | missed (px) | discrete band | inside | ratio | --sharpen band | inside | ratio |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"Per scene: band / inside EPE of `discrete`, `discrete --sharpen` and discrete as shipped; missed: "
+             f"things `discrete` misses whole (mean EPE > {MISSED_EPE:g} px), with their size. The issue's ratio is "
+             "the mean band EPE over the mean inside EPE.\n",
+             "| scene | kind | missed (px) | discrete band | inside | ratio | --sharpen band | inside | ratio "
+             "| shipped band | inside | ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for i, row in enumerate(scenes):
-        (b, n), (sb, sn) = row["discrete"], row["sharpen"]
+        (b, n), (sb, sn), (hb, hn) = row["discrete"], row["sharpen"], row["shipped"]
         missed = ", ".join(str(px) for px in row["missed"]) or "none"
         lines.append(f"| {i} | {row['kind']} | {missed} | {b:.3f} | {n:.3f} | {b / n:.2f} | {sb:.3f} | {sn:.3f} "
-                     f"| {sb / sn:.2f} |")
+                     f"| {sb / sn:.2f} | {hb:.3f} | {hn:.3f} | {hb / hn:.2f} |")
     for label, group in (("mean, all scenes", scenes), ("mean, scenes with no missed thing",
                                                         [r for r in scenes if not r["missed"]])):
         if not group:
             continue
         b, n = np.mean([r["discrete"] for r in group], axis=0)
         sb, sn = np.mean([r["sharpen"] for r in group], axis=0)
+        hb, hn = np.mean([r["shipped"] for r in group], axis=0)
         lines.append(f"| {label} ({len(group)}) | | | {b:.3f} | {n:.3f} | {b / n:.2f} | {sb:.3f} | {sn:.3f} "
-                     f"| {sb / sn:.2f} |")
+                     f"| {sb / sn:.2f} | {hb:.3f} | {hn:.3f} | {hb / hn:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -92,11 +98,12 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="write the things-band section of BENCHMARKS.md")
     args = parser.parse_args()
     rows = ["discrete", "discrete boundary_matches=15", "discrete, occluded at truth", "discrete's matches + true outlines, occluded at truth",
-            "true matches + true outlines", "true matches + true outlines, occluded at truth"]
+            "true matches + true outlines", "true matches + true outlines, occluded at truth", "discrete as shipped"]
     scores: dict[str, list[tuple[float, float]]] = {r: [] for r in rows}
     scenes: list[dict] = []  # per scene: band and inside EPE of discrete with and without --sharpen, missed things
-    method = DiscreteFlow()
-    sharp = DiscreteFlow(boundary_matches=15)
+    method = DiscreteFlow(missed_motions=False)
+    sharp = DiscreteFlow(boundary_matches=15, missed_motions=False)
+    shipped = get_method("discrete")
     for i in range(args.hard):
         s = make_hard_scene(seed=HARD_SEED + 1000 * i, kind=HARD_KINDS[i % 2])
         things = s.instances > 0
@@ -113,7 +120,8 @@ def main() -> None:
         seen = ~s.occluded[ys, xs]
         true = interpolate(s.img1, s.img2, np.stack([xs[seen], ys[seen]], 1).astype(np.float32),
                            s.flow[ys[seen], xs[seen]], cost_map=cost)
-        flows = [result.flow, sharp.estimate(s.img1, s.img2).flow, at_truth(result.flow, s), at_truth(kept, s), true, at_truth(true, s)]
+        flows = [result.flow, sharp.estimate(s.img1, s.img2).flow, at_truth(result.flow, s), at_truth(kept, s), true,
+                 at_truth(true, s), shipped.estimate(s.img1, s.img2).flow]
         errors = [endpoint_error(flow, s.flow) for flow in flows]
         for name, err in zip(rows, errors):
             scores[name].append((float(err[band].mean()), float(err[inner].mean())))
@@ -123,7 +131,8 @@ def main() -> None:
                   if err[s.instances == k].mean() > MISSED_EPE]
         scenes.append({"kind": HARD_KINDS[i % 2], "missed": missed,
                        "discrete": (float(err[band].mean()), float(err[inner].mean())),
-                       "sharpen": (float(sharpened[band].mean()), float(sharpened[inner].mean()))})
+                       "sharpen": (float(sharpened[band].mean()), float(sharpened[inner].mean())),
+                       "shipped": scores["discrete as shipped"][-1]})
         print(f"scene {i}: " + "; ".join(f"{b:.2f}/{n:.2f}" for b, n in (scores[r][-1] for r in rows)), flush=True)
     lines = ["| flow | band EPE (5 px) | inside-band EPE | band / inside |", "|---|---|---|---|"]
     for name in rows:

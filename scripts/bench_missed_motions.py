@@ -2,7 +2,8 @@
 
     OPENBLAS_NUM_THREADS=1 python scripts/bench_missed_motions.py ../shared/data [--hard 8] [--photo 16] [--write]
 
-``discrete`` (the stage off, the default) and ``discrete missed_motions=True`` side by side in one run,
+``discrete`` (the stage off) and ``discrete missed_motions=True`` (the default since 2026-12-02), both
+without ``--sharpen`` (on by default too: see ``bench_sharpen.py`` for both stages), side by side in one run,
 each in a child process of its own (:class:`semflow.isolation.IsolatedMethod`: seconds per pair and that
 process's peak memory), on:
 
@@ -42,7 +43,8 @@ from semflow.metrics import endpoint_error, inner_band  # noqa: E402
 from semflow.semantic import SemanticFlow  # noqa: E402
 
 WITH, WITHOUT = "discrete missed_motions=True", "discrete"
-LABELS = {WITHOUT: {}, WITH: {"missed_motions": True}}
+LABELS = {WITHOUT: {"missed_motions": False, "sharpen": False}, WITH: {"missed_motions": True, "sharpen": False}}
+"""Both without ``--sharpen`` (on by default for discrete since 2026-12-02): the stage alone."""
 SEMANTIC = {f"semantic[{label}]": label for label in LABELS}
 
 
@@ -171,7 +173,7 @@ def main() -> None:
     command = "OPENBLAS_NUM_THREADS=1 python scripts/bench_missed_motions.py " + " ".join(sys.argv[1:])
     parts = [
         f"## Motions the flow missed: discrete's last stage (missed-motions)\n\n`{command}` on {today()}; {machine()}.\n",
-        "`discrete` (the stage off, the default) and `discrete missed_motions=True`, side by side in one run, "
+        "`discrete` (the stage off) and `discrete missed_motions=True` (the default since 2026-12-02), both without `--sharpen` (the stage alone; both are on by default now: section sharpen), side by side in one run, "
         "each in a child process of its own (s/pair: median seconds of the whole method; peak MB: that process's "
         "peak). `stage s`: the stage alone (median), timed on the flow without it, whose result equals the "
         "flow with it on every pair; `blobs`: blobs that took a missed motion, in all. `semantic[B]`: semantic "

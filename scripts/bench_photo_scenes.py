@@ -16,7 +16,7 @@ things of their class, moving 15-30 px; exact flow, labels and instances. Two gr
 Side by side in one process, given masks, as in section things: for each baseline B (dis-medium,
 discrete), B, and ``semantic[B]`` with the variants of ``bench_things.VARIANTS`` (no hidden rule, no
 parts search, no search, no bound on the motions' stretch, one object layer per thing region); and ``discrete`` with
-``--sharpen`` and with ``median_radius=15``. Band: thing pixels less than 5 px inside
+``--no-sharpen`` (its default is to sharpen, since 2026-12-02) and with ``median_radius=15``. Band: thing pixels less than 5 px inside
 an outline (between touching things too); inside-band: the rest of the things. Motion score: share
 of visible thing pixels whose motion instance's affine map moves them to within 1 px of the truth
 (the frame's own things, which move with the background, count too).
@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_things import VARIANTS, hard_table, run  # noqa: E402
 from benchlib import machine, today, write_section  # noqa: E402
 
-from semflow.baseline.discrete import DiscreteFlow  # noqa: E402
 from semflow.evaluation import SampleResult, score  # noqa: E402
 from semflow.io.datasets import load_dataset  # noqa: E402
 from semflow.methods import get_method  # noqa: E402
@@ -68,8 +67,8 @@ def main() -> None:
     from semflow.segmentation import get_segmenter
 
     methods = [m for b in BASELINES for m in [b, *(f"semantic[{b}] {name}".rstrip() for name in VARIANTS)]]
-    extra = {"discrete --sharpen": get_method("discrete", sharpen=True),
-             "discrete median_radius=15": DiscreteFlow(median_radius=15)}
+    extra = {"discrete --no-sharpen": get_method("discrete", sharpen=False),
+             "discrete median_radius=15": get_method("discrete", median_radius=15)}
     segmenter = get_segmenter("camvid")
     body = [f"## Things that touch, on real texture: photo scenes (photo-scenes)\n\n`{command()}` on {today()}; "
             f"{machine()}.\n",

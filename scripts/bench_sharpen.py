@@ -9,17 +9,25 @@ of its own (:class:`semflow.isolation.IsolatedMethod`: seconds per pair and that
   cars, people walking side by side; things move 15-30 px) and as many held-out ones (seed 40000, a check
   only, used nowhere else); ``semantic`` gets the given masks. Band: thing pixels less than 5 px inside an outline
   (between touching things too); inside-band: the rest of the things (issue 15);
+- the photo scenes of ``bench_photo_scenes.py`` (``--photo`` per group: photo, held-out, fresh; real
+  street frames with real car and pedestrian cut-outs pasted in under affine motion), given masks;
 - KITTI, Sintel, Middlebury and Chairs (``semantic`` with its default segmenter).
+
+``discrete`` here is discrete without its two boundary stages (``sharpen=False, missed_motions=False``),
+and ``semantic`` is on that baseline; ``discrete missed_motions=True --sharpen`` (both stages: the search
+for motions no match saw, then the sharpening) and ``semantic`` on it are the defaults since 2026-12-02.
 
 The step's own seconds (``sharpen s``) are timed here, in this process, on the unsharpened flow of the
 same method; that the result equals the sharpened method's flow is checked on every pair. The step
-samples its matches at random (seeded): the seed table runs it again with seeds 1-3 on the same flows.
+samples its matches at random (seeded): the seed table runs it again with seeds 1-3 on the same flows,
+and each seed again without the photometric polish of the motions (``BoundaryLayerParams.polish``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,17 +42,31 @@ from semflow.evaluation import score  # noqa: E402
 from semflow.io.datasets import load_dataset  # noqa: E402
 from semflow.isolation import IsolatedMethod  # noqa: E402
 from semflow.layers.boundary_layers import BoundaryLayerParams, sharpen_boundaries  # noqa: E402
-from semflow.metrics import endpoint_error  # noqa: E402
+from semflow.metrics import endpoint_error, inner_band  # noqa: E402
 
 METHODS = ("dis-medium", "discrete", "semantic")
 REAL = {"kitti": "kitti", "sintel": "sintel", "middlebury": "middlebury", "chairs": "flyingchairs"}
 HARD_SEEDS = {"hard": 5000, "held-out": 40000}
+GROUPS = {"photo": (0, 7000), "held-out": (3, 9000), "fresh": (2, 8100)}
+"""The photo scene groups of ``bench_photo_scenes.GROUPS`` (checked equal in :func:`photo_rows`)."""
 STEP_SEEDS = (0, 1, 2, 3)
+BOTH = "discrete missed_motions=True --sharpen"
+SEMANTIC_BOTH = "semantic[discrete missed_motions=True] --sharpen"
+CHANGES = [(f"{m} --sharpen", m) for m in METHODS] + [(BOTH, "discrete"), (SEMANTIC_BOTH, "semantic")]
+"""(row, the row it is compared with) of the tables' change lines."""
 
 
 def variants() -> list[tuple[str, str, dict]]:
-    """(label, method, options) of every run: each method without, then with, sharpen."""
-    return [(f"{m}{' --sharpen' if s else ''}", m, {"sharpen": True} if s else {}) for m in METHODS for s in (False, True)]
+    """(label, method, options) of every run: each method without, then with, sharpen (discrete without its
+    search for missed motions); then discrete with both boundary stages and semantic on it (the defaults)."""
+    from semflow.baseline.discrete import DiscreteFlow
+
+    plain = {"dis-medium": {}, "discrete": {"missed_motions": False},
+             "semantic": {"baseline": DiscreteFlow(missed_motions=False)}}
+    runs = [(f"{m}{' --sharpen' if s else ''}", m, {**plain[m], "sharpen": s}) for m in METHODS for s in (False, True)]
+    both = {"missed_motions": True, "sharpen": True}
+    return [*runs, (BOTH, "discrete", both),
+            (SEMANTIC_BOTH, "semantic", {"baseline": DiscreteFlow(missed_motions=True), "sharpen": True})]
 
 
 class Runs:
@@ -78,22 +100,48 @@ def seed_rows(runs: Runs, group: str, label: str, img1: np.ndarray, img2: np.nda
     """EPE of ``base`` and of the step's result with each of STEP_SEEDS (``error``: a flow's EPE)."""
     before = error(base)
     for seed in STEP_SEEDS:
-        flow, _ = sharpen_boundaries(img1, img2, base, BoundaryLayerParams(seed=seed))
-        runs.by_seed.setdefault((group, label, seed), []).append((before, error(flow)))
+        for polish in (True, False):
+            flow, _ = sharpen_boundaries(img1, img2, base, BoundaryLayerParams(seed=seed, polish=polish))
+            runs.by_seed.setdefault((group, label, seed, polish), []).append((before, error(flow)))
+
+
+def thing_rows(methods: dict, runs: Runs, group: str, img1: np.ndarray, img2: np.ndarray, truth: np.ndarray,
+               labels: np.ndarray, instances: np.ndarray) -> None:
+    """One scene with given masks: every method's EPE, things, band and inside-band EPE; the step checked."""
+    things = instances > 0
+    band = inner_band(things, 5, instances)
+    inner = things & ~band
+    flows = {}
+    for label, method in methods.items():
+        result, seconds, peak = method.estimate(img1, img2, labels=labels)
+        flows[label] = result.flow
+        err = endpoint_error(result.flow, truth)
+        runs.add(group, label, (err.mean(), err[things].mean(), err[band].mean(), err[inner].mean()), seconds, peak)
+    for m in ("dis-medium", "discrete"):
+        check_step(runs, group, m, img1, img2, flows[m], flows[f"{m} --sharpen"])
+        seed_rows(runs, group, m, img1, img2, flows[m], lambda f: float(endpoint_error(f, truth).mean()))
 
 
 def hard_rows(methods: dict, count: int, runs: Runs) -> None:
-    for group, i, s, things, band, inner in hard_scenes(HARD_SEEDS, count):
-        flows = {}
-        for label, method in methods.items():
-            result, seconds, peak = method.estimate(s.img1, s.img2, labels=s.labels)
-            flows[label] = result.flow
-            err = endpoint_error(result.flow, s.flow)
-            runs.add(group, label, (err.mean(), err[things].mean(), err[band].mean(), err[inner].mean()), seconds, peak)
-        for m in ("dis-medium", "discrete"):
-            check_step(runs, group, m, s.img1, s.img2, flows[m], flows[f"{m} --sharpen"])
-            seed_rows(runs, group, m, s.img1, s.img2, flows[m], lambda f, s=s: float(endpoint_error(f, s.flow).mean()))
+    for group, i, s, *_ in hard_scenes(HARD_SEEDS, count):
+        thing_rows(methods, runs, group, s.img1, s.img2, s.flow, s.labels, s.instances)
         print(group, i, "; ".join(f"{k} {np.mean(runs.rows[group, k][-1][0]):.3f}" for k in methods), flush=True)
+
+
+def photo_rows(methods: dict, data: Path, count: int, runs: Runs) -> None:
+    import bench_photo_scenes  # here: the spawned method processes need not import it
+
+    if bench_photo_scenes.GROUPS != GROUPS:
+        raise SystemExit("bench_sharpen.GROUPS differs from bench_photo_scenes.GROUPS")
+
+    for group, (first, seed) in GROUPS.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_photo_scenes.write_photo_scenes(data / "camvid", Path(tmp), count, first, seed)
+            for ref in load_dataset("synthetic", Path(tmp)):
+                s = ref.load()
+                thing_rows(methods, runs, f"photo {group}", s.img1, s.img2, s.flow, s.labels, s.instances)
+                print(group, s.name, "; ".join(f"{k} {runs.rows[f'photo {group}', k][-1][1]:.3f}" for k in methods),
+                      flush=True)
 
 
 def real_rows(methods: dict, data: Path, runs: Runs) -> None:
@@ -131,11 +179,27 @@ def real_table(runs: Runs, labels: list[str]) -> str:
     for label in labels:
         lines.append(f"| {label} | " + " | ".join(f"{means[d, label][0]:.3f} | {100 * means[d, label][1]:.2f}"
                                                 for d in REAL) + " |")
-    for m in METHODS:
-        a, b = means, f"{m} --sharpen"
+    for b, m in CHANGES:
+        a = means
         lines.append(f"| change, {b} | " + " | ".join(
             f"{100 * (a[d, b][0] / a[d, m][0] - 1):+.1f} % | {100 * (a[d, b][1] / max(a[d, m][1], 1e-9) - 1):+.1f} %"
             for d in REAL) + " |")
+    return "\n".join(lines)
+
+
+def photo_table(runs: Runs, labels: list[str]) -> str:
+    """Things EPE and band / inside per photo group, and the changes of things EPE."""
+    groups = [f"photo {g}" for g in GROUPS]
+    lines = ["| method | " + " | ".join(f"{g.removeprefix('photo ')} things EPE | band / inside" for g in groups)
+             + " | s/pair |", "|---|" + "---|---|" * len(groups) + "---|"]
+    means = {(g, lab): np.mean(runs.rows[g, lab], axis=0) for g in groups for lab in labels}
+    for label in labels:
+        cells = [f"{means[g, label][1]:.3f} | {means[g, label][2] / means[g, label][3]:.2f}" for g in groups]
+        seconds = np.median([t for g in groups for t in runs.seconds[g, label]])
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {seconds:.2f} |")
+    for b, m in CHANGES:
+        lines.append(f"| change, {b} | " + " | ".join(
+            f"{100 * (means[g, b][1] / means[g, m][1] - 1):+.1f} % | " for g in groups) + " |")
     return "\n".join(lines)
 
 
@@ -152,15 +216,16 @@ def cost_table(runs: Runs, labels: list[str]) -> str:
 
 
 def seed_table(runs: Runs) -> str:
-    groups = [*HARD_SEEDS, *REAL]
+    groups = [*HARD_SEEDS, *(f"photo {g}" for g in GROUPS), *REAL]
     lines = ["| method | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
     for m in ("dis-medium", "discrete"):
-        cells = []
-        for g in groups:
-            change = [100 * (np.mean([a for _, a in rows]) / np.mean([b for b, _ in rows]) - 1)
-                      for rows in (runs.by_seed[g, m, seed] for seed in STEP_SEEDS)]
-            cells.append(" ".join(f"{c:+.1f}" for c in change) + f" (mean {np.mean(change):+.1f} %)")
-        lines.append(f"| {m} --sharpen | " + " | ".join(cells) + " |")
+        for polish in (True, False):
+            cells = []
+            for g in groups:
+                change = [100 * (np.mean([a for _, a in rows]) / np.mean([b for b, _ in rows]) - 1)
+                          for rows in (runs.by_seed[g, m, seed, polish] for seed in STEP_SEEDS)]
+                cells.append(" ".join(f"{c:+.1f}" for c in change) + f" (mean {np.mean(change):+.1f} %)")
+            lines.append(f"| {m} --sharpen{'' if polish else ', no polish'} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -168,6 +233,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="the shared data folder (../shared/data)")
     parser.add_argument("--hard", type=int, default=8, help="hard synthetic scenes per seed group")
+    parser.add_argument("--photo", type=int, default=16, help="photo scenes per group")
     parser.add_argument("--write", action="store_true", help="write the sharpen section of BENCHMARKS.md")
     args = parser.parse_args()
     runs = Runs()
@@ -176,6 +242,7 @@ def main() -> None:
     methods = {label: IsolatedMethod(name, options) for label, name, options in specs}
     try:
         hard_rows(methods, args.hard, runs)
+        photo_rows(methods, args.data, args.photo, runs)
         real_rows(methods, args.data, runs)
     finally:
         for method in methods.values():
@@ -186,15 +253,20 @@ def main() -> None:
         "Each method without and with `--sharpen`, side by side in one run, each in a child process of its own"
         " (s/pair: median seconds of the whole method; peak MB: that process's peak). `sharpen s`: the step"
         " alone (median), timed on the same unsharpened flow; its result equals the sharpened method's on every"
-        " pair. `semantic --sharpen` sharpens semantic's baseline (discrete). EPE in px.\n",
+        " pair. `discrete` here is discrete without its two boundary stages (`--no-sharpen`, `missed_motions=False`)"
+        " and `semantic` is on it; `semantic --sharpen` sharpens semantic's baseline. `discrete missed_motions=True"
+        " --sharpen`: discrete with both stages (the search for motions no match saw, then the sharpening), and"
+        " `semantic[...]` on it: the defaults since 2026-12-02. EPE in px.\n",
         f"### Hard synthetic scenes ({args.hard}, seed 5000, as in section things); semantic with given masks\n",
         hard_table(runs, "hard", labels) + "\n",
         f"### Held-out hard scenes ({args.hard}, seed 40000, a check only: not used to choose any setting)\n",
         hard_table(runs, "held-out", labels) + "\n",
+        f"### Photo scenes ({args.photo} per group, as in section photo-scenes), given masks; things EPE in px\n",
+        photo_table(runs, labels) + "\n",
         "### Real data (semantic: default segmenter camvid); EPE and Fl-all per dataset\n",
         real_table(runs, labels) + "\n",
         f"### The step's seeds: change of EPE against the unsharpened flow with seeds {', '.join(map(str, STEP_SEEDS))}"
-        " (0 is the default, the rows above)\n",
+        " (0 is the default, the rows above), with and without the polish of the motions\n",
         "Which regions are kept can flip with the random samples of the motion fitting (with the gate at 1.5, as"
         " first shipped, a region of hair in front of a wall on Sintel's final pass did).\n",
         seed_table(runs) + "\n",

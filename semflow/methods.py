@@ -195,7 +195,7 @@ def _semantic(options: Any) -> FlowMethod:
 
     if isinstance(options.baseline, str) and options.baseline == "semantic":
         raise InputError("the baseline of 'semantic' cannot be 'semantic'")
-    baseline = _sharpened(get_method(options.baseline, device=options.device), options)  # --sharpen: its baseline
+    baseline = _semantic_baseline(options)
     segmenter = options.segmenter
     if isinstance(segmenter, str):
         segmenter = _segmenter_builder(options)
@@ -209,6 +209,17 @@ def _semantic(options: Any) -> FlowMethod:
     return SemanticFlow(baseline, segmenter, segmentation=options.segmentation, label_set=options.label_set,
                         kinds=options.kinds, planes=options.planes, things=options.things,
                         feather_radius=options.feather_radius)
+
+
+def _semantic_baseline(options: Any) -> FlowMethod:
+    """semantic's baseline, sharpened as ``options.sharpen`` says: True or False whatever the baseline's
+    default (a baseline given built is only ever wrapped), None as the baseline does by default."""
+    given = {"device": options.device}
+    if options.sharpen is not None and isinstance(options.baseline, str):
+        if "sharpen" in {info.name for info in method_options(options.baseline)}:
+            given["sharpen"] = options.sharpen
+    baseline = get_method(options.baseline, **given)
+    return _sharpened(baseline, options) if options.sharpen else baseline
 
 
 def _clip_prior_spec(options: Any) -> Any:

@@ -44,7 +44,8 @@ class SharpenOptions(MethodOptions):
     :mod:`semflow.sharpen`)."""
 
     sharpen: bool = option(False, "Redo the flow where it jumps by local motion layers: sharper motion "
-                           "boundaries of rigid things, +0.06-1.3 s a pair (BENCHMARKS.md, sharpen).")
+                           "boundaries of rigid things, +0.05-0.8 s a pair (BENCHMARKS.md, sharpen); on by "
+                           "default for discrete and semantic, off for the OpenCV methods.")
 
 
 @dataclass(frozen=True)

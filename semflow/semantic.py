@@ -98,6 +98,8 @@ class SemanticOptions(SharpenOptions):
     how regions are treated. :func:`semflow.methods.get_method` builds the parts from these."""
 
     baseline: str | FlowMethod = option(DEFAULT_BASELINE, "The baseline flow method (any other method).")
+    sharpen: bool | None = option(None, "Sharpen the baseline's motion boundaries (True or False; None: as "
+                                  "the baseline does by default: discrete does, the OpenCV methods do not).")
     segmenter: Any = option(DEFAULT_SEGMENTER, "Segmentation backend: camvid, camvid:PATH, "
                             "torchvision:PATH, masks:PATH (or a Segmenter from Python).")
     segmentation: str | os.PathLike | np.ndarray | None = option(

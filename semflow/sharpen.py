@@ -2,8 +2,9 @@
 
 :class:`SharpenedFlow` runs a method, then redoes its flow where the flow jumps, by local motion
 layers (:func:`~semflow.layers.boundary_layers.sharpen_boundaries`). It helps most where rigid things
-move against each other or against the background (street scenes) and costs 0.06-1.3 s a pair; see
-BENCHMARKS.md, section sharpen, for what it does on each dataset.
+move against each other or against the background (street scenes) and costs 0.05-0.8 s a pair; see
+BENCHMARKS.md, section sharpen, for what it does on each dataset. ``discrete`` (and so ``semantic``
+on it) is built sharpened by default; ``sharpen=False`` (``--no-sharpen``) turns it off.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from semflow.video_state import VideoState
 
 
 class SharpenedFlow(FlowMethod):
-    """``base``'s flow with its motion boundaries sharpened (``params``: the step's settings).
+    """``base``'s flow with its motion boundaries sharpened (``sharpen_params``: the step's settings).
 
-    It keeps ``base``'s name (so memory checks and outputs read the same), its video state (the state
+    Attributes it does not have itself are the base's (``params``, ``device``...). It keeps ``base``'s name (so memory checks and outputs read the same), its video state (the state
     carries ``base``'s own flow, as ``base`` expects) and its extras, adding ``unsharpened_flow`` (the
     base's flow). After each call ``last_reports`` holds a
     :class:`~semflow.layers.boundary_layers.RegionReport` per region looked at (:func:`report_entries`
@@ -32,16 +33,22 @@ class SharpenedFlow(FlowMethod):
         if not isinstance(base, FlowMethod):
             raise TypeError(f"SharpenedFlow needs a FlowMethod, not {type(base).__name__}")
         self.base = base
-        self.params = params or BoundaryLayerParams()
+        self.sharpen_params = params or BoundaryLayerParams()
         self.name = base.name  # type: ignore[misc]  # an instance's name: the base's
         self.uses_labels = base.uses_labels  # type: ignore[misc]
         self.last_timings: dict[str, float] = {}
         self.last_reports: list[RegionReport] = []
 
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes not found on the wrapper: the base's (its params, device...).
+        if name == "base" or name.startswith("__"):  # unpickling, before ``base`` is set
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
     def _sharpen(self, img1: np.ndarray, img2: np.ndarray, result: FlowResult) -> FlowResult:
         start = time.perf_counter()
         before = result.flow
-        result.flow, self.last_reports = sharpen_boundaries(img1, img2, before, self.params)
+        result.flow, self.last_reports = sharpen_boundaries(img1, img2, before, self.sharpen_params)
         result.extras = {**result.extras, "unsharpened_flow": before}
         self.last_timings = {**getattr(self.base, "last_timings", {}), "sharpen": time.perf_counter() - start}
         return result

@@ -15,6 +15,7 @@ from semflow.baseline.opencv import DISFlow
 from semflow.errors import InputError
 from semflow.methods import get_method
 from semflow.metrics import epe
+from semflow.sharpen import SharpenedFlow
 from semflow.synthetic import SceneObject, random_texture, render_scene, translation_scene
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -325,9 +326,13 @@ def test_any_size_gray_or_colour():
 
 
 def test_registry_options_and_errors():
-    method = get_method("discrete", preset="fast", crf=False, k=4)
+    method = get_method("discrete", preset="fast", crf=False, k=4, sharpen=False)
     assert isinstance(method, DiscreteFlow) and method.params.k == 4 and not method.use_crf
     assert method.params.stride == PRESETS["fast"].stride
+    # By default discrete is sharpened; the wrapper shows the base's own attributes.
+    sharpened = get_method("discrete", preset="fast", k=4)
+    assert isinstance(sharpened, SharpenedFlow) and isinstance(sharpened.base, DiscreteFlow)
+    assert sharpened.params.k == 4 and sharpened.params.missed_motions
     with pytest.raises(InputError):
         get_method("discrete", preset="turbo")
     with pytest.raises(InputError):

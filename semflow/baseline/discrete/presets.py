@@ -54,12 +54,13 @@ class Preset:
     ``boundary_radius`` (0: off): after refinement, pixels near motion discontinuities take the
     best-matching flow found this many px away on either side (``boundary.reassign_boundaries``).
     ``missed_motions`` (off by default): last, blobs of pixels that the flow leaves fitting frame t+1
-    badly are searched again with small colour patches, and take the affine motion most of them agree
-    on where it differs from the flow by 6 px or more and explains them (``missed.follow_missed_motions``:
+    badly are searched again with small colour patches; where most of them agree on an affine motion
+    that differs from the flow by 6 px or more, the blob's pixels choose between it and the flow by a
+    graph cut on their colour errors, those hidden in frame t+1 by colour (``missed.follow_missed_motions``:
     a thin or half-hidden thing that no grid match saw, such as a car seen as a strip above the parked
     car in front of it; BENCHMARKS.md, section missed-motions). Off because ``semantic`` on such a
-    baseline does not gain yet: on one held-out hard scene it rejects a thing region it fits on the
-    stage's flow, and loses more there than it gains elsewhere.
+    baseline does not gain on every set: on one held-out hard scene it rejects a thing region it fits
+    on the stage's flow, and loses more there than it gains elsewhere.
     Video mode (the last flow carried forward joins the candidates): ``video_radius`` the coarse
     search's half-size then; a full search every ``refresh_every`` pairs (0: only when triggered), and
     again on a pair whose share of kept matches falls below ``refresh_share`` times the last full one's.
@@ -108,7 +109,7 @@ class Preset:
     median_radius: int = 0
     boundary_radius: int = 0
     boundary_matches: int = 0
-    missed_motions: bool = False
+    missed_motions: bool = True
     refine_iterations: int = 5
     refine_scales: int = 2
     video_radius: int = 64
@@ -168,6 +169,8 @@ DESCRIPTOR_NAMES = ("sift", "daisy", "kornia-sift")
 
 @dataclass(frozen=True)
 class _DiscreteStages(SharpenOptions):
+    sharpen: bool = option(True, "Redo the flow where it jumps by local motion layers (on by default for "
+                           "discrete: BENCHMARKS.md, section sharpen).")
     preset: str = option(DEFAULT_PRESET, "Speed/quality preset of discrete: fast, balanced or accurate.",
                          choices=tuple(PRESETS))
     descriptor: str = option("sift", "Dense descriptor: sift (fast SIFT-like), daisy or kornia-sift.",
