@@ -56,10 +56,13 @@ def main() -> None:
 def _method_options(func):
     """The method options every flow-computing command offers, derived from the methods' option
     dataclasses (each says which methods take it); all default to "not given"."""
-    from semflow.methods import cli_options
+    from semflow.methods import cli_options, method_options
 
     for info, takers in reversed(cli_options()):
+        defaults = {repr(i.default) for name in takers for i in method_options(name) if i.name == info.name}
         default = f"; default: {info.default}" if info.default is not None else ""
+        if len(defaults) > 1:  # --sharpen: on for discrete and semantic, off for the OpenCV methods
+            default = "; default: per method"
         methods = "all methods" if info.name == "device" else ", ".join(takers)
         flag = f"--{info.name.replace('_', '-')}"
         kind = click_type(info)

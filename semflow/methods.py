@@ -247,7 +247,8 @@ register_method("dis-medium", "OpenCV DIS, medium preset", _opencv("DISFlow", "m
 register_method("farneback", "OpenCV Farneback polynomial expansion", _opencv("FarnebackFlow"), SHARPEN)
 register_method("deepflow", "OpenCV contrib DeepFlow", _opencv("DeepFlow"), SHARPEN)
 register_method("tvl1", "OpenCV contrib dual TV-L1 (scaleStep 0.5)", _opencv("TVL1Flow"), SHARPEN)
-register_method("discrete", "DiscreteFlow-style: matched proposals, discrete CRF, interpolation, refinement",
+register_method("discrete", "DiscreteFlow-style: matched proposals, discrete CRF, interpolation, refinement, "
+                "missed motions, sharpened motion boundaries",
                 _discrete, "semflow.baseline.discrete.presets:DiscreteOptions")
 register_method("semantic", "Semantic flow: segmentation + layered things, homography planes, composed with a baseline",
                 _semantic, "semflow.semantic:SemanticOptions")

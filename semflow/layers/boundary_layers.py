@@ -241,9 +241,9 @@ def _assign(img1: np.ndarray, img2: np.ndarray, guide: np.ndarray, sub: np.ndarr
     return flows, list(errors), labels, covered
 
 
-def _polish(img1: np.ndarray, img2: np.ndarray, gray: GrayFrames, affines: list[np.ndarray], errors: list[np.ndarray], labels: np.ndarray,
-            covered: np.ndarray, box: Box, params: BoundaryLayerParams, rng: np.random.Generator
-            ) -> list[np.ndarray] | None:
+def _polish(img1: np.ndarray, img2: np.ndarray, gray: GrayFrames, affines: list[np.ndarray],
+            errors: list[np.ndarray], labels: np.ndarray, covered: np.ndarray, box: Box,
+            params: BoundaryLayerParams, rng: np.random.Generator) -> list[np.ndarray] | None:
     """The motions refined photometrically over their visible pixels (step 3's polish), or None when
     none of them gets better."""
     out, changed = list(affines), False

@@ -53,14 +53,14 @@ class Preset:
     (``densify.weighted_median``, ``flow_jumps.near_jumps``; BENCHMARKS.md, section median);
     ``boundary_radius`` (0: off): after refinement, pixels near motion discontinuities take the
     best-matching flow found this many px away on either side (``boundary.reassign_boundaries``).
-    ``missed_motions`` (off by default): last, blobs of pixels that the flow leaves fitting frame t+1
-    badly are searched again with small colour patches; where most of them agree on an affine motion
-    that differs from the flow by 6 px or more, the blob's pixels choose between it and the flow by a
-    graph cut on their colour errors, those hidden in frame t+1 by colour (``missed.follow_missed_motions``:
-    a thin or half-hidden thing that no grid match saw, such as a car seen as a strip above the parked
-    car in front of it; BENCHMARKS.md, section missed-motions). Off because ``semantic`` on such a
-    baseline does not gain on every set: on one held-out hard scene it rejects a thing region it fits
-    on the stage's flow, and loses more there than it gains elsewhere.
+    ``missed_motions`` (on by default since 2026-12-02): last, blobs of pixels that the flow leaves
+    fitting frame t+1 badly are searched again with small colour patches; where most of them agree on
+    an affine motion that differs from the flow by 6 px or more, the blob's pixels choose between it and
+    the flow by a graph cut on their colour errors, those hidden in frame t+1 by colour
+    (``missed.follow_missed_motions``: a thin or half-hidden thing that no grid match saw, such as a car
+    seen as a strip above the parked car in front of it; BENCHMARKS.md, section missed-motions). On the
+    real datasets no blob qualifies and it changes nothing; with ``--sharpen`` after it (the registry's
+    ``discrete`` has both) ``semantic`` gains from it on every set measured (section sharpen).
     Video mode (the last flow carried forward joins the candidates): ``video_radius`` the coarse
     search's half-size then; a full search every ``refresh_every`` pairs (0: only when triggered), and
     again on a pair whose share of kept matches falls below ``refresh_share`` times the last full one's.
