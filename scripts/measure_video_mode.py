@@ -40,6 +40,9 @@ SETUPS = {
     "discrete-video-no-keypoints": ("discrete", True, {"video_keypoints": False}),
     "semantic-video-no-keypoints": ("semantic", True, {"baseline": DiscreteFlow(video_keypoints=False)}),
     "semantic-video-sharpen": ("semantic", True, {"sharpen": True}),
+    # Since 2026-12-02 discrete searches for missed motions and sharpens by default: these are without both.
+    "discrete-video-plain": ("discrete", True, {"sharpen": False, "missed_motions": False}),
+    "semantic-video-plain": ("semantic", True, {"sharpen": False, "baseline": DiscreteFlow(missed_motions=False)}),
 }
 
 
