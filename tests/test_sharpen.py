@@ -194,6 +194,17 @@ def test_semantic_sharpens_its_baseline() -> None:
     assert get_method("semantic", baseline=given, sharpen=True).baseline is given  # not wrapped twice
 
 
+def test_discrete_and_semantic_on_it_sharpen_by_default_and_no_sharpen_turns_it_off() -> None:
+    from semflow.baseline.discrete import DiscreteFlow
+
+    default = get_method("semantic").baseline  # semantic's sharpen None: as discrete does by default
+    assert isinstance(default, SharpenedFlow) and isinstance(default.base, DiscreteFlow)
+    assert default.params.missed_motions  # the search for missed motions too (Preset default)
+    plain = get_method("semantic", sharpen=False).baseline  # passed to the baseline named by string
+    assert isinstance(plain, DiscreteFlow) and not isinstance(plain, SharpenedFlow)
+    assert not isinstance(get_method("dis-medium"), SharpenedFlow)  # the OpenCV methods stay plain
+
+
 def test_cli_sharpen_switch(run_cli, tmp_path: Path) -> None:
     scene = make_scene(seed=0, num_objects=2, object_shift=20.0)
     write_image(tmp_path / "a.png", scene.img1)
