@@ -58,8 +58,11 @@ def _method_options(func):
     dataclasses (each says which methods take it); all default to "not given"."""
     from semflow.methods import cli_options, method_options
 
-    for info, takers in reversed(cli_options()):
-        defaults = {repr(i.default) for name in takers for i in method_options(name) if i.name == info.name}
+    offered = cli_options()
+    defaults_of = {name: {i.name: repr(i.default) for i in method_options(name)}
+                   for _, takers in offered for name in takers}  # each method's options read once
+    for info, takers in reversed(offered):
+        defaults = {defaults_of[name][info.name] for name in takers}
         default = f"; default: {info.default}" if info.default is not None else ""
         if len(defaults) > 1:  # --sharpen: on for discrete and semantic, off for the OpenCV methods
             default = "; default: per method"

@@ -22,9 +22,9 @@ from semflow.video_state import VideoState
 class SharpenedFlow(FlowMethod):
     """``base``'s flow with its motion boundaries sharpened (``sharpen_params``: the step's settings).
 
-    Attributes it does not have itself are the base's (``params``, ``device``...). It keeps ``base``'s name (so memory checks and outputs read the same), its video state (the state
-    carries ``base``'s own flow, as ``base`` expects) and its extras, adding ``unsharpened_flow`` (the
-    base's flow). After each call ``last_reports`` holds a
+    Attributes it does not have itself are the base's (``params``, ``device``...). It keeps ``base``'s
+    name (so memory checks and outputs read the same), its video state (the state carries ``base``'s own
+    flow, as ``base`` expects) and its extras, adding ``unsharpened_flow`` (the base's flow). After each call ``last_reports`` holds a
     :class:`~semflow.layers.boundary_layers.RegionReport` per region looked at (:func:`report_entries`
     makes them JSON), and ``last_timings`` the base's stage seconds plus the step's as ``sharpen``.
     """

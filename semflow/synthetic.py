@@ -209,7 +209,6 @@ def translation_scene(height: int = 240, width: int = 320, *, shift: tuple[float
     return render_scene(height, width, homography, [], seed=seed)
 
 
-
 def moving_patch_scene(mask: np.ndarray, background: tuple[float, float], motion: tuple[float, float], *,
                        seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A textured patch (``mask`` (H, W) bool in frame t) moving ``motion`` px over a textured background
@@ -229,6 +228,7 @@ def moving_patch_scene(mask: np.ndarray, background: tuple[float, float], motion
     flow[:] = background
     flow[mask] = motion
     return img1.astype(np.uint8), img2.astype(np.uint8), flow, moved
+
 
 def write_dataset(root: str | os.PathLike, count: int = 8, *, height: int = 240, width: int = 320,
                   seed: int = 0, num_objects: int = 2) -> list[Path]:

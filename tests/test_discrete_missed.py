@@ -8,7 +8,7 @@ import numpy as np
 from semflow.baseline.discrete import DiscreteFlow
 from semflow.baseline.discrete.missed import MissedParams, follow_missed_motions
 from semflow.metrics import endpoint_error
-from semflow.synthetic import moving_patch_scene
+from semflow.synthetic import moving_patch_scene, random_texture
 from semflow.synthetic_hard import make_hard_scene
 
 H, W = 160, 224
@@ -86,9 +86,7 @@ def test_the_hidden_end_of_a_missed_strip_takes_its_motion() -> None:
     img1, img2, truth, strip, _ = _strip_scene()
     block = np.zeros((H, W), bool)
     block[60:95, 150:200] = True
-    texture = np.random.default_rng(5).integers(0, 256, (H, W, 3)).astype(np.float32)
-    texture = cv2.GaussianBlur(texture, (0, 0), 1.5)
-    texture = ((texture - texture.mean()) * 3 + 128).clip(0, 255).astype(np.uint8)
+    texture = random_texture(H, W, np.random.default_rng(5)).astype(np.uint8)
     img1[block], img2[block] = texture[block], texture[block]
     truth[block] = 0.0
     strip &= ~block
