@@ -17,7 +17,9 @@ Plain arrays in, plain arrays out; the things layer calls it for each region. Th
    sensitive Potts term; solved by alpha-expansion (repeated binary graph cuts with PyMaxflow, exact
    for each move since Potts is a metric). Pixels that a motion in front covers in frame t+1
    (:func:`covered_by_others`, depth order from which motion is seen where their frame-2 footprints
-   overlap) keep no photometric evidence for their own motion, so a second pass neutralises it.
+   overlap) keep no photometric evidence for their own motion, so a second pass neutralises it; nor
+   do pixels that no motion explains (blended colours on an outline) or that a motion carries out of
+   the frame (:func:`photometric_costs`).
 
 Coordinates: boxes are (y0, y1, x0, x1) in full-image pixels; affines (2, 3) map full-image frame-1
 pixels to frame 2; flows (h, w, 2) float32 u, v in px; grey levels 0-255.
@@ -42,8 +44,8 @@ from semflow.layers.motion_fit import (
 from semflow.warp import pixel_grid
 
 __all__ = ["MotionParams", "MotionSplit", "affine_field", "assign_motions", "covered_by_others", "depth_order", "fit_motions",
-           "pairwise_weights", "patch_matches", "rematch_unexplained", "solve_assignment", "split_motions",
-           "translations"]
+           "pairwise_weights", "patch_matches", "photometric_costs", "rematch_unexplained", "solve_assignment",
+           "split_motions", "translations"]
 
 
 @dataclass
@@ -159,6 +161,26 @@ def colour_codes(image: np.ndarray, bins: int = 8) -> np.ndarray:
     """Each pixel's RGB histogram bin (h, w) int32, ``bins`` per channel."""
     q = np.clip(image / (256.0 / bins), 0, bins - 1).astype(np.int32)
     return (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+
+
+def photometric_costs(errors: list[np.ndarray], inside: list[np.ndarray], params: MotionParams) -> list[np.ndarray]:
+    """Each motion's photometric cost (h, w) float32 in an assignment: its error (``errors``, grey
+    levels) capped at ``params.truncation``, but the same for every motion where the colours say nothing.
+
+    ``inside`` (h, w) bool: where each motion keeps the pixel in frame t+1. A motion that carries a
+    pixel out of the frame costs what the best motion that keeps it in costs; where none of those
+    explains the pixel (error at least ``params.explained``), all cost the best one's. Half the
+    truncation where no motion keeps the pixel in frame. (``params.explained`` None: the errors as
+    they are, half the truncation for leaving the frame.)
+    """
+    capped = [np.minimum(err, params.truncation).astype(np.float32) for err in errors]
+    half = np.float32(0.5 * params.truncation)
+    if params.explained is None:
+        return [np.where(ins, c, half) for c, ins in zip(capped, inside)]
+    best = np.min([np.where(ins, c, np.inf) for c, ins in zip(capped, inside)], axis=0)
+    best = np.where(np.isfinite(best), best, half).astype(np.float32)
+    silent = best >= params.explained
+    return [np.where(ins & ~silent, c, best) for c, ins in zip(capped, inside)]
 
 
 def solve_assignment(costs: np.ndarray, guide: np.ndarray, params: MotionParams,
@@ -347,11 +369,11 @@ def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: 
         errors.append(err)
         insides.append(inside)
     agree_w = params.agreement_weight * np.clip(confidence[sy, sx], 0, 1)
+    photos = photometric_costs(errors, insides, params)
 
     def unary(covered: np.ndarray | None) -> np.ndarray:
         out = []
-        for m, (f, err, inside) in enumerate(zip(flows, errors, insides)):
-            photo = np.where(inside, np.minimum(err, params.truncation), 0.5 * params.truncation)
+        for m, (f, photo) in enumerate(zip(flows, photos)):
             if covered is not None:
                 photo = np.where(covered[m], np.minimum(photo, params.occluded_cost), photo)
             agree = np.minimum(magnitude(baseline[sy, sx] - f[sy, sx]), 3.0)
