@@ -20,7 +20,8 @@ for motions no match saw, then the sharpening) and ``semantic`` on it are the de
 The step's own seconds (``sharpen s``) are timed here, in this process, on the unsharpened flow of the
 same method; that the result equals the sharpened method's flow is checked on every pair. The step
 samples its matches at random (seeded): the seed table runs it again with seeds 1-3 on the same flows,
-and each seed again without the photometric polish of the motions (``BoundaryLayerParams.polish``).
+and each seed again without the photometric polish of the motions (``BoundaryLayerParams.polish``) and
+with every photometric error counting in its cut (``MotionParams.explained=None``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +43,7 @@ from benchlib import hard_scenes, machine, today, write_section  # noqa: E402
 from semflow.evaluation import score  # noqa: E402
 from semflow.io.datasets import load_dataset  # noqa: E402
 from semflow.isolation import IsolatedMethod  # noqa: E402
-from semflow.layers.boundary_layers import BoundaryLayerParams, sharpen_boundaries  # noqa: E402
+from semflow.layers.boundary_layers import BOUNDARY_MOTIONS, BoundaryLayerParams, sharpen_boundaries  # noqa: E402
 from semflow.metrics import endpoint_error, inner_band  # noqa: E402
 
 METHODS = ("dis-medium", "discrete", "semantic")
@@ -52,6 +54,11 @@ GROUPS = {"photo": (0, 7000), "held-out": (3, 9000), "fresh": (2, 8100)}
 STEP_SEEDS = (0, 1, 2, 3)
 BOTH = "discrete missed_motions=True --sharpen"
 SEMANTIC_BOTH = "semantic[discrete missed_motions=True] --sharpen"
+STEP_VARIANTS = {"": {}, "no polish": {"polish": False},
+                 "no ties": {"motions": replace(BOUNDARY_MOTIONS, explained=None)}}
+"""The step's variants in the seed table: as shipped; without the photometric polish of the motions;
+with every photometric error counting in the cut (``MotionParams.explained=None``, before 2026-12-02's
+fifth session)."""
 CHANGES = [(f"{m} --sharpen", m) for m in METHODS] + [(BOTH, "discrete"), (SEMANTIC_BOTH, "semantic")]
 """(row, the row it is compared with) of the tables' change lines."""
 
@@ -77,7 +84,7 @@ class Runs:
         self.seconds: dict[tuple[str, str], list[float]] = {}
         self.peak: dict[tuple[str, str], float] = {}
         self.step: dict[tuple[str, str], list[float]] = {}
-        self.by_seed: dict[tuple[str, str, int], list[tuple[float, float]]] = {}
+        self.by_seed: dict[tuple[str, str, int, str], list[tuple[float, float]]] = {}
 
     def add(self, group: str, label: str, row: tuple[float, ...], seconds: float, peak: float) -> None:
         self.rows.setdefault((group, label), []).append(row)
@@ -100,9 +107,9 @@ def seed_rows(runs: Runs, group: str, label: str, img1: np.ndarray, img2: np.nda
     """EPE of ``base`` and of the step's result with each of STEP_SEEDS (``error``: a flow's EPE)."""
     before = error(base)
     for seed in STEP_SEEDS:
-        for polish in (True, False):
-            flow, _ = sharpen_boundaries(img1, img2, base, BoundaryLayerParams(seed=seed, polish=polish))
-            runs.by_seed.setdefault((group, label, seed, polish), []).append((before, error(flow)))
+        for variant, options in STEP_VARIANTS.items():
+            flow, _ = sharpen_boundaries(img1, img2, base, BoundaryLayerParams(seed=seed, **options))
+            runs.by_seed.setdefault((group, label, seed, variant), []).append((before, error(flow)))
 
 
 def thing_rows(methods: dict, runs: Runs, group: str, img1: np.ndarray, img2: np.ndarray, truth: np.ndarray,
@@ -219,13 +226,13 @@ def seed_table(runs: Runs) -> str:
     groups = [*HARD_SEEDS, *(f"photo {g}" for g in GROUPS), *REAL]
     lines = ["| method | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
     for m in ("dis-medium", "discrete"):
-        for polish in (True, False):
+        for variant in STEP_VARIANTS:
             cells = []
             for g in groups:
                 change = [100 * (np.mean([a for _, a in rows]) / np.mean([b for b, _ in rows]) - 1)
-                          for rows in (runs.by_seed[g, m, seed, polish] for seed in STEP_SEEDS)]
+                          for rows in (runs.by_seed[g, m, seed, variant] for seed in STEP_SEEDS)]
                 cells.append(" ".join(f"{c:+.1f}" for c in change) + f" (mean {np.mean(change):+.1f} %)")
-            lines.append(f"| {m} --sharpen{'' if polish else ', no polish'} | " + " | ".join(cells) + " |")
+            lines.append(f"| {m} --sharpen{', ' + variant if variant else ''} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -266,7 +273,9 @@ def main() -> None:
         "### Real data (semantic: default segmenter camvid); EPE and Fl-all per dataset\n",
         real_table(runs, labels) + "\n",
         f"### The step's seeds: change of EPE against the unsharpened flow with seeds {', '.join(map(str, STEP_SEEDS))}"
-        " (0 is the default, the rows above), with and without the polish of the motions\n",
+        " (0 is the default, the rows above), with and without the polish of the motions (`no polish`), and with"
+        " every photometric error counting in the cut (`no ties`: `MotionParams(explained=None)`, as before"
+        " 2026-12-02's fifth session)\n",
         "Which regions are kept can flip with the random samples of the motion fitting (with the gate at 1.5, as"
         " first shipped, a region of hair in front of a wall on Sintel's final pass did).\n",
         seed_table(runs) + "\n",

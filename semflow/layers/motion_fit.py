@@ -67,7 +67,8 @@ class MotionParams:
     colours say nothing: the photometric cost is the best motion's, and smoothness and the baseline
     decide (:func:`~semflow.layers.motions.photometric_costs`). None: every error counts as it is, and
     leaving the frame costs half the truncation (before 2026-12-02's fifth session). Measured side by
-    side: BENCHMARKS.md sections things and photo-scenes, rows ``no ties``. At 8 the hard and photo
+    side: BENCHMARKS.md sections things and photo-scenes, rows ``no ties`` (the things split), and
+    section sharpen's seed table (``--sharpen``'s cut). At 8 the hard and photo
     scenes gained about as much, but a split of two discs whose motions differ by 2.4 px was accepted
     on 6 of 24 seeds instead of 14 (the judgement's median over ~140 changed pixels tips on a few
     outline pixels); at 12, on 14."""
