@@ -66,9 +66,13 @@ class MotionParams:
     pixel hidden in frame t+1. There, and for a motion that carries a pixel out of the frame, the
     colours say nothing: the photometric cost is the best motion's, and smoothness and the baseline
     decide (:func:`~semflow.layers.motions.photometric_costs`). None: every error counts as it is, and
-    leaving the frame costs half the truncation (before 2026-12-02's fifth session). Measured side by
-    side: BENCHMARKS.md sections things and photo-scenes, rows ``no ties`` (the things split), and
-    section sharpen's seed table (``--sharpen``'s cut). At 8 the hard and photo
+    leaving the frame costs half the truncation (before 2026-12-02's fifth session). Side by side,
+    rows ``no ties`` of BENCHMARKS.md sections things and photo-scenes (the things split): semantic's
+    things EPE with `discrete` hard scenes 0.169 -> 0.149, photo groups -8.6 / -0.5 / -0.8 %; with
+    `dis-medium` -2 % and -0.6 / -0.2 / -1.3 %; real data the same but KITTI with `dis-medium` -1.2 %.
+    Section sharpen's seed table, rows ``no ties`` (``--sharpen``'s cut, mean of 4 seeds): hard and
+    held-out hard scenes, photo and held-out photo, Middlebury gain, fresh photo and Chairs lose
+    0.7 %. At 8 the hard and photo
     scenes gained about as much, but a split of two discs whose motions differ by 2.4 px was accepted
     on 6 of 24 seeds instead of 14 (the judgement's median over ~140 changed pixels tips on a few
     outline pixels); at 12, on 14."""
