@@ -62,7 +62,8 @@ VARIANTS = {"": ThingParams(), "no hidden": ThingParams(hidden_behind=False),
 its region; without the search of a missed thing's tiles; without the search for things the baseline
 missed (whole or in tiles); with motions of any stretch (``MotionParams.max_stretch=0``); with every
 photometric error counting in the split's assignment (``MotionParams.explained=None``: no ties for
-pixels that no motion explains or that leave the frame); one object layer per thing region, as before motion instances (neither the search nor the hidden rule either)."""
+pixels that no motion explains or that leave the frame); one object layer per thing region, as before
+motion instances (neither the search nor the hidden rule either)."""
 REAL = ("kitti", "sintel", "middlebury", "chairs")
 FOLDERS = {"chairs": "flyingchairs"}
 

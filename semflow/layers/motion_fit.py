@@ -72,10 +72,9 @@ class MotionParams:
     `dis-medium` -2 % and -0.6 / -0.2 / -1.3 %; real data the same but KITTI with `dis-medium` -1.2 %.
     Section sharpen's seed table, rows ``no ties`` (``--sharpen``'s cut, mean of 4 seeds): hard and
     held-out hard scenes, photo and held-out photo, Middlebury gain, fresh photo and Chairs lose
-    0.7 %. At 8 the hard and photo
-    scenes gained about as much, but a split of two discs whose motions differ by 2.4 px was accepted
-    on 6 of 24 seeds instead of 14 (the judgement's median over ~140 changed pixels tips on a few
-    outline pixels); at 12, on 14."""
+    0.7 %. At 8 the hard and photo scenes gained about as much, but a split of two discs whose motions
+    differ by 2.4 px was accepted on 6 of 24 seeds instead of 14 (the judgement's median over ~140
+    changed pixels tips on a few outline pixels); at 12, on 14."""
     rematch_error: float = 12.0
     """After a first fit, region pixels whose photometric error is above this under every motion found...
     """
