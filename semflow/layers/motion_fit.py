@@ -61,20 +61,13 @@ class MotionParams:
     occluded_cost: float = 6.0
     """Photometric cost of a pixel that a motion in front covers in frame t+1, under its own motion."""
     explained: float | None = 12.0
-    """No motion explains a pixel photometrically when its error is at least this under every motion
-    that keeps it in frame t+1 (as ``rematch_error``): a blend of two objects' colours on an outline, a
-    pixel hidden in frame t+1. There, and for a motion that carries a pixel out of the frame, the
-    colours say nothing: the photometric cost is the best motion's, and smoothness and the baseline
-    decide (:func:`~semflow.layers.motions.photometric_costs`). None: every error counts as it is, and
-    leaving the frame costs half the truncation (before 2026-12-02's fifth session). Side by side,
-    rows ``no ties`` of BENCHMARKS.md sections things and photo-scenes (the things split): semantic's
-    things EPE with `discrete` hard scenes 0.169 -> 0.149, photo groups -8.6 / -0.5 / -0.8 %; with
-    `dis-medium` -2 % and -0.6 / -0.2 / -1.3 %; real data the same but KITTI with `dis-medium` -1.2 %.
-    Section sharpen's seed table, rows ``no ties`` (``--sharpen``'s cut, mean of 4 seeds): hard and
-    held-out hard scenes, photo and held-out photo, Middlebury gain, fresh photo and Chairs lose
-    0.7 %. At 8 the hard and photo scenes gained about as much, but a split of two discs whose motions
-    differ by 2.4 px was accepted on 6 of 24 seeds instead of 14 (the judgement's median over ~140
-    changed pixels tips on a few outline pixels); at 12, on 14."""
+    """No motion explains a pixel when its error is at least this under every motion that keeps it in
+    frame t+1 (as ``rematch_error``: a blend of colours on an outline, a pixel hidden in frame t+1).
+    There, and for a motion that carries a pixel out of the frame, every motion costs the best one's
+    (:func:`~semflow.layers.motions.photometric_costs`); None: every error counts, leaving costs half
+    the truncation. Side by side, rows ``no ties`` of BENCHMARKS.md sections things, photo-scenes and
+    sharpen (seed table): semantic's things EPE on the hard scenes 0.169 -> 0.149 with `discrete`. At
+    8 a split of two discs 2.4 px apart was accepted on 6 of 24 seeds instead of 14; at 12, on 14."""
     rematch_error: float = 12.0
     """After a first fit, region pixels whose photometric error is above this under every motion found...
     """
