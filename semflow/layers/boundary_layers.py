@@ -232,17 +232,17 @@ def _assign(img1: np.ndarray, img2: np.ndarray, guide: np.ndarray, sub: np.ndarr
     where each motion lands on one in front of it (K, h, w) bool."""
     y0, _, x0, _ = box
     flows = [affine_field(a, box) for a in affines]
-    errors, inside = zip(*(photometric_error(img1, img2, f, x0, y0) for f in flows))
+    errors, inside = map(list, zip(*(photometric_error(img1, img2, f, x0, y0) for f in flows)))
     costs = _costs(flows, errors, inside, sub, uncertain, params)
     free = dilate(uncertain, params.cut_reach)
     labels = solve_assignment(costs, guide, params.motions, free=free)
-    covered, _ = covered_by_others(labels, flows, list(errors), guide)
+    covered, _ = covered_by_others(labels, flows, errors, guide)
     if covered.any():
         hidden_cost = np.minimum(costs, params.motions.occluded_cost)
         labels = solve_assignment(np.where(covered & uncertain[None], hidden_cost, costs), guide, params.motions,
                                   labels=labels, free=free)
-        covered, _ = covered_by_others(labels, flows, list(errors), guide)
-    return flows, list(errors), labels, covered
+        covered, _ = covered_by_others(labels, flows, errors, guide)
+    return flows, errors, labels, covered
 
 
 def _polish(img1: np.ndarray, img2: np.ndarray, gray: GrayFrames, affines: list[np.ndarray],
