@@ -406,10 +406,11 @@ def test_a_thing_split_into_several_motions_is_split_again_in_the_next_pair(monk
 
     monkeypatch.setattr(thing_fit, "split_object_motions", spy)
     # Whether a pair's model becomes a split at all depends on the random draws of the test that looks
-    # for a compromise motion (here seeds 0, 2 and 3 of 4 find it, in pair 1, 2 and 0): the test is
-    # about what follows, so it takes seed 3's draws.
+    # for a compromise motion and on the judgement (here seeds 0 and 2 of 4 find it, in pair 1 and 2;
+    # 0, 2 and 3 did while the judgement read the smoothed frames): the test is about what follows, so
+    # it takes seed 0's draws.
     seq = make_sequence(5, 240, 320, seed=7031)
-    method = get_method("semantic", baseline="dis-medium", segmenter=None, things=ThingParams(seed=3))
+    method = get_method("semantic", baseline="dis-medium", segmenter=None, things=ThingParams(seed=0))
     state, reasons, motions, handed = VideoState(), [], [], []
     for k in range(4):
         seen.clear()

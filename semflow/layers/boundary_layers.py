@@ -14,7 +14,7 @@ jumps, as a small layered problem per place:
    too narrow to have trusted pixels of its own). A region with fewer than two motions is left alone,
    and so is one whose trusted pixels its motions do not explain (``min_explained``).
 3. **Assignment.** Each box pixel within ``cut_reach`` px of an uncertain one takes one motion by a
-   graph cut (:func:`~semflow.layers.motions.solve_assignment`; the others keep the motion nearest
+   graph cut (:func:`~semflow.layers.graph_cut.solve_assignment`; the others keep the motion nearest
    their flow): uncertain pixels by the photometric error of
    each motion (smoothed over about 1 px) plus a small cost for leaving their flow's motion, trusted
    pixels by how far their flow is from the motion (a larger cost), with
@@ -57,8 +57,9 @@ from semflow.layers.common import (
     refine_warp,
     subsample_points,
 )
+from semflow.layers.graph_cut import solve_assignment
 from semflow.layers.motion_fit import MotionParams, affine_field, affine_residuals, fit_motions, plausible
-from semflow.layers.motions import covered_by_others, photometric_costs, solve_assignment
+from semflow.layers.motions import covered_by_others, photometric_costs
 from semflow.warp import smoothed_photometric_error
 
 Box = tuple[int, int, int, int]

@@ -32,6 +32,8 @@ class PairContext:
     """One frame pair as the layer models see it (build it with :meth:`build`).
 
     ``f1``, ``f2``: float32 RGB (H, W, 3), lightly smoothed (:func:`~semflow.layers.common.prepare_image`);
+    ``raw1``, ``raw2``: the same frames as given (float32, unsmoothed: where colours must not mix across
+    an outline);
     ``gray``: both in gray and frame 2's warp target (:class:`~semflow.layers.common.GrayFrames`);
     ``baseline``: the baseline flow (H, W, 2); ``confidence``: its per-pixel confidence (H, W) float32 in
     [0, 1]; ``baseline_error``: its photometric error (H, W) float32, grey levels
@@ -41,6 +43,8 @@ class PairContext:
 
     f1: np.ndarray
     f2: np.ndarray
+    raw1: np.ndarray
+    raw2: np.ndarray
     gray: GrayFrames
     baseline: np.ndarray
     confidence: np.ndarray
@@ -65,7 +69,8 @@ class PairContext:
         if thing_pixels is None:
             thing_pixels = np.zeros(baseline.shape[:2], bool)
         gray = GrayFrames(*(read_only(g) for g in gray_frames(f1, f2)))
-        return cls(read_only(f1), read_only(f2), gray, read_only(baseline), read_only(confidence),
+        raw1, raw2 = (np.asarray(img, np.float32) for img in (img1, img2))
+        return cls(read_only(f1), read_only(f2), read_only(raw1), read_only(raw2), gray, read_only(baseline), read_only(confidence),
                    read_only(baseline_error), read_only(np.asarray(thing_pixels, bool)))
 
     @property

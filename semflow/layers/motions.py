@@ -12,14 +12,15 @@ Plain arrays in, plain arrays out; the things layer calls it for each region. Th
    cost"): affine hypotheses from minimal samples of spatially close matches and translations from
    single ones; the best set is grown one model at a time while a model pays for itself, then each
    model is refitted to its matches by least squares (a few alternations).
-3. **Assignment** (:func:`assign_motions`): each pixel takes one motion; unary = photometric error of
-   the motion (truncated) plus its disagreement with a confident baseline, pairwise = a contrast-
-   sensitive Potts term; solved by alpha-expansion (repeated binary graph cuts with PyMaxflow, exact
-   for each move since Potts is a metric). Pixels that a motion in front covers in frame t+1
-   (:func:`covered_by_others`, depth order from which motion is seen where their frame-2 footprints
-   overlap) keep no photometric evidence for their own motion, so a second pass neutralises it; nor
-   do pixels that no motion explains (blended colours on an outline) or that a motion carries out of
-   the frame (:func:`photometric_costs`).
+3. **Assignment** (:func:`motion_costs`, solved by :mod:`semflow.layers.graph_cut`): each pixel takes
+   one motion; unary = photometric error of the motion (truncated) plus its disagreement with a
+   confident baseline, pairwise = a contrast-sensitive Potts term; solved by alpha-expansion. Pixels
+   that a motion in front covers in frame t+1 (:func:`covered_by_others`, depth order from which motion
+   is seen where their frame-2 footprints overlap) keep no photometric evidence for their own motion,
+   so a second pass neutralises it; nor do pixels that no motion explains (blended colours on an
+   outline) or that a motion carries out of the frame (:func:`photometric_costs`).
+4. **Reassignment** (:func:`reassign_motions`), once the caller has refined the motions: the labels are
+   redone near their boundaries with the refined flows, on frames as given (the caller's).
 
 Coordinates: boxes are (y0, y1, x0, x1) in full-image pixels; affines (2, 3) map full-image frame-1
 pixels to frame 2; flows (h, w, 2) float32 u, v in px; grey levels 0-255.
@@ -27,13 +28,13 @@ pixels to frame 2; flows (h, w, 2) float32 u, v in px; grey levels 0-255.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
-import maxflow
 import numpy as np
 
 from semflow.layers.common import dilate, erode, magnitude, photometric_error, subsample_points
+from semflow.layers.graph_cut import assign_motions, pairwise_weights, solve_assignment
 from semflow.layers.motion_fit import (
     MotionParams,
     affine_field,
@@ -44,7 +45,8 @@ from semflow.layers.motion_fit import (
 from semflow.warp import pixel_grid
 
 __all__ = ["MotionParams", "MotionSplit", "affine_field", "assign_motions", "covered_by_others", "depth_order", "fit_motions",
-           "pairwise_weights", "patch_matches", "photometric_costs", "rematch_unexplained", "solve_assignment",
+           "motion_costs", "pairwise_weights", "patch_matches", "photometric_costs", "reassign_motions",
+           "rematch_unexplained", "solve_assignment",
            "split_motions", "translations"]
 
 
@@ -65,96 +67,6 @@ class MotionSplit:
     share: float
     matches: int
     order: list[int]
-
-
-def pairwise_weights(image: np.ndarray, smoothness: float) -> tuple[np.ndarray, np.ndarray]:
-    """Contrast-sensitive Potts weights to the right (h, w-1) and down (h-1, w) neighbours of ``image``
-    (h, w, 3): ``smoothness * exp(-|dI|^2 / (2 mean |dI|^2))``."""
-    img = image.astype(np.float32)
-    dx = ((img[:, 1:] - img[:, :-1]) ** 2).sum(-1)
-    dy = ((img[1:] - img[:-1]) ** 2).sum(-1)
-    beta = 1.0 / (2.0 * max(float(np.concatenate([dx.ravel(), dy.ravel()]).mean()), 1e-6))
-    return smoothness * np.exp(-beta * dx), smoothness * np.exp(-beta * dy)
-
-
-def assign_motions(costs: np.ndarray, weights: tuple[np.ndarray, np.ndarray], *, cycles: int = 2,
-                   labels: np.ndarray | None = None, free: np.ndarray | None = None) -> np.ndarray:
-    """Labels (h, w) int32 minimising ``sum_p costs[l_p, p] + sum_pq w_pq [l_p != l_q]`` by alpha-expansion.
-
-    ``costs`` (K, h, w) float; ``weights``: Potts weights to the right and down neighbours (see
-    :func:`pairwise_weights`); ``labels``: a start (default: the per-pixel cheapest); ``free`` (h, w)
-    bool, optional: only these pixels may change (the graph has a node for each of them alone; a fixed
-    neighbour's label enters its neighbours' costs).
-    """
-    k, h, w = costs.shape
-    labels = np.argmin(costs, axis=0).astype(np.int32) if labels is None else labels.astype(np.int32).copy()
-    free = np.ones((h, w), bool) if free is None else free.astype(bool)
-    count = int(free.sum())
-    if k == 1 or count == 0:
-        return labels
-    wr, wd = weights
-    flat = costs.reshape(k, -1)
-
-    every = np.arange(h * w)
-
-    def energy(lab: np.ndarray) -> float:
-        unary = flat[lab.ravel(), every].sum()
-        return float(unary + (wr * (lab[:, 1:] != lab[:, :-1])).sum() + (wd * (lab[1:] != lab[:-1])).sum())
-
-    current = energy(labels)
-    node = np.full(h * w, -1, np.int64)  # each free pixel's node in the graph
-    node[free.ravel()] = np.arange(count)
-    nodes = np.arange(count)
-    free_pixels = np.flatnonzero(free)
-    # Per direction (right, down), what does not change between moves, for the edges with a free
-    # pixel: their end pixels p (left/top) and q (flat indices), the ends' nodes and the edge weights;
-    # for the edges between two free pixels (edges of the graph), those whose free end is p alone and
-    # those whose free end is q alone (a fixed neighbour's label enters the free one's costs).
-    pixel = every.reshape(h, w)
-    directions = []
-    for wgt, p, q in ((wr, np.s_[:, :-1], np.s_[:, 1:]), (wd, np.s_[:-1], np.s_[1:])):
-        fp, fq = free[p], free[q]
-        directions.append([(pixel[p][sel], pixel[q][sel], node[pixel[p][sel]], node[pixel[q][sel]], wgt[sel])
-                           for sel in (fp & fq, fp & ~fq, fq & ~fp)])
-    for _ in range(cycles):
-        improved = False
-        for alpha in range(k):
-            lab = labels.ravel()
-            take = costs[alpha].ravel()[free_pixels].astype(np.float64)  # cost of x = 1 (take alpha)
-            keep = flat[lab[free_pixels], free_pixels].astype(np.float64)  # cost of x = 0 (keep)
-            g = maxflow.Graph[float]()
-            g.add_nodes(count)
-            for both, only_p, only_q in directions:
-                # both free: E = e00 + (e10 - e00) x_p - e10 x_q + (e01 + e10 - e00) (1 - x_p) x_q   (e11 = 0)
-                ip, iq, node_p, node_q, wgt = both
-                lp, lq = lab[ip], lab[iq]
-                e00 = wgt * (lp != lq)
-                e01 = wgt * (lp != alpha)  # p keeps, q takes alpha
-                e10 = wgt * (lq != alpha)
-                take[node_p] += np.maximum(e10 - e00, 0)
-                keep[node_p] += np.maximum(e00 - e10, 0)
-                keep[node_q] += e10
-                g.add_edges(node_p, node_q, e01 + e10 - e00, np.zeros(len(node_p)))
-                # one end fixed: the free end pays the edge for its own choice
-                ip, iq, node_p, _, wgt = only_p
-                lp, lq = lab[ip], lab[iq]
-                take[node_p] += wgt * (lq != alpha)
-                keep[node_p] += wgt * (lp != lq)
-                ip, iq, _, node_q, wgt = only_q
-                lp, lq = lab[ip], lab[iq]
-                take[node_q] += wgt * (lp != alpha)
-                keep[node_q] += wgt * (lp != lq)
-            base = np.minimum(take, keep)
-            g.add_grid_tedges(nodes, take - base, keep - base)
-            g.maxflow()
-            proposal = labels.copy()
-            proposal[free] = np.where(g.get_grid_segments(nodes), alpha, labels[free])
-            e = energy(proposal)
-            if e < current - 1e-6:
-                labels, current, improved = proposal, e, True
-        if not improved:
-            break
-    return labels
 
 
 def colour_codes(image: np.ndarray, bins: int = 8) -> np.ndarray:
@@ -181,48 +93,6 @@ def photometric_costs(errors: list[np.ndarray], inside: list[np.ndarray], params
     best = np.where(np.isfinite(best), best, half).astype(np.float32)
     silent = best >= params.explained
     return [np.where(ins & ~silent, c, best) for c, ins in zip(capped, inside)]
-
-
-def solve_assignment(costs: np.ndarray, guide: np.ndarray, params: MotionParams,
-                     labels: np.ndarray | None = None, free: np.ndarray | None = None) -> np.ndarray:
-    """:func:`assign_motions` of ``costs`` (K, h, w) with contrast-sensitive weights from ``guide``
-    (h, w, 3); a start ``labels`` (h, w) optional; ``free`` (h, w) bool, optional: only these pixels
-    take part (the others keep their start, by default their cheapest motion).
-
-    Over more than ``params.full_pixels`` pixels the graph cut runs at half resolution first (costs
-    summed over 2x2 blocks, weights doubled: each coarse edge stands for two fine ones); the labels,
-    brought back to full resolution, are then redone by a graph cut at full resolution on the pixels
-    within ``params.refine_band`` px of a label change, the others kept as they are. A graph cut moves a
-    whole misplaced strip of boundary at once, where pixel-by-pixel updates cannot (each pixel of a
-    1 px strip pays three Potts edges to leave it).
-    """
-    k, h, w = costs.shape
-    if k == 1:
-        return np.zeros((h, w), np.int32)
-    weights = pairwise_weights(guide, params.smoothness)
-    if free is not None and labels is None:
-        labels = np.argmin(costs, axis=0).astype(np.int32)
-    if h * w <= params.full_pixels or min(h, w) < 8:
-        return assign_motions(costs, weights, cycles=params.cycles, labels=labels, free=free)
-    size = (max(1, w // 2), max(1, h // 2))
-    small = np.stack([cv2.resize(c.astype(np.float32), size, interpolation=cv2.INTER_AREA) * 4.0 for c in costs])
-    small_guide = cv2.resize(guide.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-    start = None if labels is None else cv2.resize(labels.astype(np.int32), size, interpolation=cv2.INTER_NEAREST)
-    small_free = None if free is None else cv2.resize(free.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
-    coarse = assign_motions(small, pairwise_weights(small_guide, 2.0 * params.smoothness), cycles=params.cycles,
-                            labels=start, free=small_free)
-    fine = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int32)
-    if free is not None:
-        fine = np.where(free, fine, labels)
-    change = np.zeros((h, w), bool)
-    change[:, 1:] |= fine[:, 1:] != fine[:, :-1]
-    change[1:] |= fine[1:] != fine[:-1]
-    refine = dilate(change, params.refine_band)
-    if free is not None:
-        refine &= free
-    if not refine.any():
-        return fine
-    return assign_motions(costs, weights, cycles=1, labels=fine, free=refine)
 
 
 def depth_order(votes: list[tuple[int, int, int]], k: int) -> tuple[np.ndarray, list[int]]:
@@ -319,6 +189,54 @@ def translations(shifts: np.ndarray, cell: float = 2.0) -> np.ndarray:
     return np.asarray(out, np.float64).reshape(-1, 2, 3)
 
 
+def motion_costs(photos: list[np.ndarray], flows: list[np.ndarray], baseline: np.ndarray, confidence: np.ndarray,
+                 params: MotionParams, covered: np.ndarray | None = None) -> np.ndarray:
+    """The assignment's unary costs (K, h, w): each motion's photometric cost (``photos``, from
+    :func:`photometric_costs`) plus ``params.agreement_weight`` x ``confidence`` (h, w) x its distance
+    from the ``baseline`` flow (h, w, 2; capped at 3 px). ``covered`` (K, h, w) bool, optional: where a
+    motion lands on one in front of it, its photometric cost is at most ``params.occluded_cost``."""
+    agree_w = params.agreement_weight * np.clip(confidence, 0, 1)
+    out = []
+    for m, (f, photo) in enumerate(zip(flows, photos)):
+        if covered is not None:
+            photo = np.where(covered[m], np.minimum(photo, params.occluded_cost), photo)
+        out.append(photo + agree_w * np.minimum(magnitude(baseline - f), 3.0))
+    return np.stack(out)
+
+
+def reassign_motions(img1: np.ndarray, img2: np.ndarray, split: MotionSplit, flows: list[np.ndarray],
+                     mask: np.ndarray, box: tuple[int, int, int, int], baseline: np.ndarray,
+                     confidence: np.ndarray, params: MotionParams, window: tuple[slice, slice]) -> MotionSplit:
+    """``split`` with its labels redone, within ``params.refine_band`` px of a label change, for the
+    motions' new ``flows`` (each (h, w, 2) over the box: after a refinement); its ``covered`` and
+    ``order`` follow. The labels are not redone elsewhere, nor are its flow, error and inside maps.
+
+    ``img1``, ``img2``: full frames float32 RGB, as given rather than smoothed: the smoothing of
+    :func:`~semflow.layers.common.prepare_image` mixes two touching things' colours across their
+    outline, and there a thing's own motion can look worse than its neighbour's (a passing car's edge
+    row took the parked car's motion, 20 px off, on hard scene 0 of section things). ``mask``,
+    ``baseline``, ``confidence`` are over ``box``; ``window`` the slices of the box the split assigned.
+    """
+    y0, _, x0, _ = box
+    sy, sx = window
+    wy0, wx0 = y0 + sy.start, x0 + sx.start
+    errors, insides = map(list, zip(*(photometric_error(img1, img2, f[sy, sx], wx0, wy0) for f in flows)))
+    guide = img1[wy0:wy0 + (sy.stop - sy.start), wx0:wx0 + (sx.stop - sx.start)]
+    labels = split.labels[sy, sx]
+    covered, order = covered_by_others(labels, [f[sy, sx] for f in flows], errors, guide, dilate(mask, 2)[sy, sx])
+    costs = motion_costs(photometric_costs(errors, insides, params), [f[sy, sx] for f in flows], baseline[sy, sx],
+                         confidence[sy, sx], params, covered)
+    change = np.zeros(labels.shape, bool)
+    change[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    change[1:] |= labels[1:] != labels[:-1]
+    new = assign_motions(costs, pairwise_weights(guide, params.smoothness), cycles=params.cycles, labels=labels,
+                         free=dilate(change, params.refine_band))
+    out_labels, out_covered = split.labels.copy(), np.zeros_like(split.covered)
+    out_labels[sy, sx] = new
+    out_covered[sy, sx] = np.take_along_axis(covered, new[None], 0)[0]
+    return replace(split, labels=out_labels, covered=out_covered, order=order)
+
+
 def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray,
                   box: tuple[int, int, int, int], baseline: np.ndarray, confidence: np.ndarray,
                   params: MotionParams, rng: np.random.Generator, *, seeds: np.ndarray | None = None,
@@ -368,17 +286,10 @@ def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: 
         err, inside = photometric_error(img1, img2, f[sy, sx], wx0, wy0)
         errors.append(err)
         insides.append(inside)
-    agree_w = params.agreement_weight * np.clip(confidence[sy, sx], 0, 1)
     photos = photometric_costs(errors, insides, params)
 
     def unary(covered: np.ndarray | None) -> np.ndarray:
-        out = []
-        for m, (f, photo) in enumerate(zip(flows, photos)):
-            if covered is not None:
-                photo = np.where(covered[m], np.minimum(photo, params.occluded_cost), photo)
-            agree = np.minimum(magnitude(baseline[sy, sx] - f[sy, sx]), 3.0)
-            out.append(photo + agree_w * agree)
-        return np.stack(out)
+        return motion_costs(photos, [f[sy, sx] for f in flows], baseline[sy, sx], confidence[sy, sx], params, covered)
 
     guide = img1[wy0:wy0 + (sy.stop - sy.start), wx0:wx0 + (sx.stop - sx.start)]
     labels_w = solve_assignment(unary(None), guide, params)

@@ -16,7 +16,7 @@ This step looks there again:
    max(``jump``, ``jump_relative`` * its length): a motion the flow does not have, not a correction of
    one it has.
 3. **Which pixels.** Pixels of the blob widened by ``grow`` px choose between the flow and the motion
-   by a graph cut (:func:`~semflow.layers.motions.solve_assignment`): each side costs its smoothed
+   by a graph cut (:func:`~semflow.layers.graph_cut.solve_assignment`): each side costs its smoothed
    colour error (capped at ``cap``), with a contrast-sensitive Potts term on frame t's colours
    (``smoothness``). Pixels that neither explains (error above ``error`` under both: hidden in frame
    t+1, like the end of a car that drives behind another) cost the same under both, so they go with
@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from semflow.layers.graph_cut import solve_assignment
 from semflow.layers.motion_fit import MotionParams, affine_field, fit_motions, patch_centres, patch_matches
-from semflow.layers.motions import solve_assignment
 from semflow.warp import prepare_image, smoothed_photometric_error
 
 Box = tuple[int, int, int, int]
@@ -96,7 +96,7 @@ class MissedParams:
                             inlier=self.agree)
 
     def cut(self) -> MotionParams:
-        """The graph cut's settings in :func:`~semflow.layers.motions.solve_assignment`'s terms."""
+        """The graph cut's settings in :func:`~semflow.layers.graph_cut.solve_assignment`'s terms."""
         return MotionParams(smoothness=self.smoothness)
 
 

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from semflow.forked import map_forked
-from semflow.layers.common import dilate, erode, magnitude, photometric_error
+from semflow.layers.common import dilate, erode, magnitude, photometric_error, photometric_error_at
 from semflow.layers.context import PairContext
 from semflow.layers.motions import MotionSplit
 from semflow.layers.things.assignment import (
@@ -267,9 +267,16 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         if changed.sum() >= params.min_points:
             judged = changed
         # A median, not a mean: occlusions by other objects that no model here knows about leave a
-        # minority of pixels with meaningless, large errors.
-        model_pixels = np.where(foreground, err_fg, err_bg)[judged]
-        base_pixels = base_err_box[judged]
+        # minority of pixels with meaningless, large errors. On the frames as given (``judge_unsmoothed``):
+        # the judged pixels gather where the flows differ, often along the seams between motions, and
+        # there the smoothed frames mix two things' colours.
+        if params.judge_unsmoothed:
+            ys, xs = np.nonzero(judged)
+            model_pixels = photometric_error_at(ctx.raw1, ctx.raw2, ys + y0, xs + x0, flow[judged])
+            base_pixels = photometric_error_at(ctx.raw1, ctx.raw2, ys + y0, xs + x0, base[judged])
+        else:
+            model_pixels = np.where(foreground, err_fg, err_bg)[judged]
+            base_pixels = base_err_box[judged]
         model_err, base_err = float(np.median(model_pixels)), float(np.median(base_pixels))
         worse = float(np.median(model_pixels - base_pixels))
         if worse > params.error_slack:

@@ -16,7 +16,7 @@ import numpy as np
 from semflow.layers.common import erode, magnitude, photometric_error, subsample_points
 from semflow.layers.context import PairContext
 from semflow.layers.motion_fit import affine_residuals
-from semflow.layers.motions import MotionSplit, fit_motions, split_motions
+from semflow.layers.motions import MotionSplit, fit_motions, reassign_motions, split_motions
 from semflow.layers.things.motion import affine_flow, layer_flow, polish_affine
 from semflow.layers.things.params import ThingParams
 from semflow.segmentation.regions import Box
@@ -88,7 +88,8 @@ def split_object_motions(baseline: np.ndarray, seeds: np.ndarray, mask: np.ndarr
     ``baseline`` (h, w, 2), ``seeds`` (h, w) (confident object pixels), ``mask`` (h, w) and
     ``confidence`` (h, w) are over ``box``. Each affine is refined photometrically over its own pixels
     (those that no motion in front covers) with a smooth residual on top, as
-    :func:`~semflow.layers.things.motion.object_motions` does. Returns (affines, share of matches
+    :func:`~semflow.layers.things.motion.object_motions` does; then the pixels near the motions'
+    boundaries choose again among the refined flows (``params.reassign``). Returns (affines, share of matches
     explained, object flow (h, w, 2) or None, its photometric error and inside maps over ``window``,
     the split or None). ``hypotheses`` (M, 2, 3), optional: motions the fit considers beside its own
     samples (video mode: the object's motions in the last pair). A split with fewer than
@@ -119,6 +120,9 @@ def split_object_motions(baseline: np.ndarray, seeds: np.ndarray, mask: np.ndarr
             if both.any() and err_aff[both].mean() < err_res[both].mean():
                 flow = plain
         flows.append(flow)
+    if params.reassign and len(flows) > 1:  # the labels were the unrefined motions': redone at their edges
+        split = reassign_motions(ctx.raw1, ctx.raw2, split, flows, mask, tuple(box), baseline, confidence,
+                                 params.motions, window)
     sy, sx = window
     flow = flows[0].copy()
     for m in range(1, len(flows)):

@@ -122,6 +122,9 @@ class ThingParams:
     error_slack: float = 0.0
     """The model is used when its per-pixel photometric error, minus the baseline's, has a median no
     higher than this (grey levels) over the pixels it is judged on."""
+    judge_unsmoothed: bool = True
+    """Those errors on the frames as given; False: on the lightly smoothed frames the layers fit on
+    (:func:`~semflow.layers.common.prepare_image`; before 2026-12-02's sixth session)."""
     veto: VetoParams = THING_VETO
     """Where inside an accepted model's box the baseline stays (:func:`~semflow.layers.veto.baseline_veto`)."""
     motion_split: bool = True
@@ -143,6 +146,10 @@ class ThingParams:
     accepts it and it explains the pixels it changes no worse than the first model (median error)."""
     motions: MotionParams = MotionParams()
     """Settings of the motion split itself (:class:`~semflow.layers.motion_fit.MotionParams`)."""
+    reassign: bool = True
+    """Once the split's motions are refined, the pixels near their boundaries choose again among the
+    refined flows, by colour on the frames as given (:func:`~semflow.layers.motions.reassign_motions`).
+    False: the labels stay those of the unrefined motions (before 2026-12-02's sixth session)."""
     processes: int = 2
     """Processes that share the instances' fits (:func:`semflow.forked.map_forked`: forks of this one,
     Linux only); the fits are the same with any number. 1: all in this process."""
