@@ -10,7 +10,8 @@ Everything side by side in one process:
    things the baseline missed, the default), ``semantic[B] no hidden`` (``hidden_behind=False``),
    ``semantic[B] no parts`` (``search_tile=0``), ``semantic[B] no search`` (``search_missed=False``),
    ``semantic[B] no bound`` (``MotionParams(max_stretch=0)``), ``semantic[B] no ties``
-   (``MotionParams(explained=None)``) and ``semantic[B] single`` (``motion_split=False,
+   (``MotionParams(explained=None)``), ``semantic[B] no redo`` (``reassign=False``), ``semantic[B]
+   smoothed`` (``unsmoothed=False``) and ``semantic[B] single`` (``motion_split=False,
    search_missed=False, hidden_behind=False``: sequential RANSAC on the baseline, as before all three). EPE over all pixels, things, the 5 px band inside thing outlines (between touching
    instances too) and the thing pixels inside it. Motion score: the share of visible thing pixels whose
    motion instance's affine map moves them to within 1 px of the true flow (pixels without an
@@ -57,13 +58,17 @@ VARIANTS = {"": ThingParams(), "no hidden": ThingParams(hidden_behind=False),
             "no parts": ThingParams(search_tile=0), "no search": ThingParams(search_missed=False),
             "no bound": ThingParams(motions=MotionParams(max_stretch=0)),
             "no ties": ThingParams(motions=MotionParams(explained=None)),
+            "no redo": ThingParams(reassign=False),
+            "smoothed": ThingParams(unsmoothed=False),
             "single": ThingParams(motion_split=False, search_missed=False, hidden_behind=False)}
 """The semantic variants: the default; without the rule for background hidden behind the object inside
 its region; without the search of a missed thing's tiles; without the search for things the baseline
 missed (whole or in tiles); with motions of any stretch (``MotionParams.max_stretch=0``); with every
 photometric error counting in the split's assignment (``MotionParams.explained=None``: no ties for
-pixels that no motion explains or that leave the frame); one object layer per thing region, as before
-motion instances (neither the search nor the hidden rule either)."""
+pixels that no motion explains or that leave the frame); with the split's labels left as the unpolished
+motions had them (``reassign=False``); with the object/background assignment and the judgement
+on the smoothed frames (``unsmoothed=False``); one object layer per thing region, as before motion instances (neither
+the search nor the hidden rule either)."""
 REAL = ("kitti", "sintel", "middlebury", "chairs")
 FOLDERS = {"chairs": "flyingchairs"}
 
@@ -264,6 +269,11 @@ def main() -> None:
             "fits of any stretch: before 2026-12-02's third session); `semantic[B] no ties`: with "
             "`ThingParams(motions=MotionParams(explained=None))` (in the split's assignment every photometric "
             "error counts, and leaving the frame costs half the truncation: before 2026-12-02's fifth session); "
+            "`semantic[B] no redo`: with `ThingParams(reassign=False)` (the split's labels stay those of its "
+            "unpolished motions; not redone at their seams on the frames as given); `semantic[B] smoothed`: with "
+            "`ThingParams(unsmoothed=False)` (the object/background assignment and the judgement on the "
+            "smoothed frames); both "
+            "before 2026-12-02's sixth session; "
             "`semantic[B] single`: with `motion_split=False, search_missed=False, hidden_behind=False` (one "
             "object layer fitted by sequential RANSAC on the baseline alone, as before all three).\n",
             f"### Hard synthetic scenes ({args.hard}, seed {HARD_SEED}), given masks\n",

@@ -216,8 +216,14 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
 
         # Refine the assignment in a band around the mask; occluded background says nothing photometric.
         covered = covered_by(mask[win], fg_flow[win], bg_flow[win], wbox, shape)
-        cost_fg = np.where(in_fg[win], err_fg[win], err_bg[win])
-        cost_bg = np.where(in_bg[win] & ~covered, err_bg[win], cost_fg)
+        # (On the frames as given, with ``unsmoothed``: the smoothed ones mix the colours of the two sides.)
+        if params.unsmoothed:
+            seen_bg = photometric_error(ctx.raw1, ctx.raw2, bg_flow[win], wx0, wy0)[0]
+            seen_fg = photometric_error(ctx.raw1, ctx.raw2, fg_flow[win], wx0, wy0)[0]
+        else:
+            seen_bg, seen_fg = err_bg[win], err_fg[win]
+        cost_fg = np.where(in_fg[win], seen_fg, seen_bg)
+        cost_bg = np.where(in_bg[win] & ~covered, seen_bg, cost_fg)
         colour = colour_log_ratio(guide, erode(mask, m), layer_seeds | (~dilate(mask, m + 1) & ~others))[win]
         cost_fg = cost_fg - 0.5 * params.colour_weight * colour
         cost_bg = cost_bg + 0.5 * params.colour_weight * colour
@@ -267,10 +273,10 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         if changed.sum() >= params.min_points:
             judged = changed
         # A median, not a mean: occlusions by other objects that no model here knows about leave a
-        # minority of pixels with meaningless, large errors. On the frames as given (``judge_unsmoothed``):
-        # the judged pixels gather where the flows differ, often along the seams between motions, and
-        # there the smoothed frames mix two things' colours.
-        if params.judge_unsmoothed:
+        # minority of pixels with meaningless, large errors. On the frames as given (``unsmoothed``): the
+        # judged pixels gather where the flows differ, often along the seams between motions, and there
+        # the smoothed frames mix two things' colours.
+        if params.unsmoothed:
             ys, xs = np.nonzero(judged)
             model_pixels = photometric_error_at(ctx.raw1, ctx.raw2, ys + y0, xs + x0, flow[judged])
             base_pixels = photometric_error_at(ctx.raw1, ctx.raw2, ys + y0, xs + x0, base[judged])

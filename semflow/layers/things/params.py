@@ -122,8 +122,9 @@ class ThingParams:
     error_slack: float = 0.0
     """The model is used when its per-pixel photometric error, minus the baseline's, has a median no
     higher than this (grey levels) over the pixels it is judged on."""
-    judge_unsmoothed: bool = True
-    """Those errors on the frames as given; False: on the lightly smoothed frames the layers fit on
+    unsmoothed: bool = True
+    """Those errors, and the object/background assignment's photometric costs, on the frames as given;
+    False: on the lightly smoothed frames the motions are fitted on
     (:func:`~semflow.layers.common.prepare_image`; before 2026-12-02's sixth session)."""
     veto: VetoParams = THING_VETO
     """Where inside an accepted model's box the baseline stays (:func:`~semflow.layers.veto.baseline_veto`)."""
