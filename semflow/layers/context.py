@@ -70,8 +70,8 @@ class PairContext:
             thing_pixels = np.zeros(baseline.shape[:2], bool)
         gray = GrayFrames(*(read_only(g) for g in gray_frames(f1, f2)))
         raw1, raw2 = (np.asarray(img, np.float32) for img in (img1, img2))
-        return cls(read_only(f1), read_only(f2), read_only(raw1), read_only(raw2), gray, read_only(baseline), read_only(confidence),
-                   read_only(baseline_error), read_only(np.asarray(thing_pixels, bool)))
+        return cls(read_only(f1), read_only(f2), read_only(raw1), read_only(raw2), gray, read_only(baseline),
+                   read_only(confidence), read_only(baseline_error), read_only(np.asarray(thing_pixels, bool)))
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -22,6 +22,10 @@ For one instance, inside its padded box (:func:`thing_box`):
 5. the judgement: the model is accepted when its median photometric error over the pixels it
    changes is no worse than the baseline's, and then :func:`~semflow.layers.veto.baseline_veto`
    marks the pixels where the baseline still stays.
+
+The motions are fitted on lightly smoothed frames (``ctx.f1``, ``ctx.f2``); the assignment of step 4
+and the judgement read the frames as given (``ctx.raw1``, ``ctx.raw2``; ``ThingParams.unsmoothed``),
+where the smoothing would mix the colours of the two sides of an outline.
 """
 
 from __future__ import annotations
