@@ -20,7 +20,7 @@ import numpy as np
 from semflow.layers.common import dilate
 from semflow.layers.motion_fit import MotionParams
 
-__all__ = ["assign_motions", "pairwise_weights", "solve_assignment"]
+__all__ = ["assign_motions", "label_changes", "pairwise_weights", "solve_assignment"]
 
 
 def pairwise_weights(image: np.ndarray, smoothness: float) -> tuple[np.ndarray, np.ndarray]:
@@ -31,6 +31,14 @@ def pairwise_weights(image: np.ndarray, smoothness: float) -> tuple[np.ndarray, 
     dy = ((img[1:] - img[:-1]) ** 2).sum(-1)
     beta = 1.0 / (2.0 * max(float(np.concatenate([dx.ravel(), dy.ravel()]).mean()), 1e-6))
     return smoothness * np.exp(-beta * dx), smoothness * np.exp(-beta * dy)
+
+
+def label_changes(labels: np.ndarray) -> np.ndarray:
+    """(h, w) bool: pixels of ``labels`` (h, w) whose right or lower neighbour has another label."""
+    change = np.zeros(labels.shape, bool)
+    change[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    change[1:] |= labels[1:] != labels[:-1]
+    return change
 
 
 def assign_motions(costs: np.ndarray, weights: tuple[np.ndarray, np.ndarray], *, cycles: int = 2,
@@ -144,10 +152,7 @@ def solve_assignment(costs: np.ndarray, guide: np.ndarray, params: MotionParams,
     fine = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int32)
     if free is not None:
         fine = np.where(free, fine, labels)
-    change = np.zeros((h, w), bool)
-    change[:, 1:] |= fine[:, 1:] != fine[:, :-1]
-    change[1:] |= fine[1:] != fine[:-1]
-    refine = dilate(change, params.refine_band)
+    refine = dilate(label_changes(fine), params.refine_band)
     if free is not None:
         refine &= free
     if not refine.any():

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from semflow.layers.common import dilate, erode, magnitude, photometric_error, subsample_points
-from semflow.layers.graph_cut import assign_motions, pairwise_weights, solve_assignment
+from semflow.layers.graph_cut import assign_motions, label_changes, pairwise_weights, solve_assignment
 from semflow.layers.motion_fit import (
     MotionParams,
     affine_field,
@@ -223,14 +223,12 @@ def reassign_motions(img1: np.ndarray, img2: np.ndarray, split: MotionSplit, flo
     errors, insides = map(list, zip(*(photometric_error(img1, img2, f[sy, sx], wx0, wy0) for f in flows)))
     guide = img1[wy0:wy0 + (sy.stop - sy.start), wx0:wx0 + (sx.stop - sx.start)]
     labels = split.labels[sy, sx]
-    covered, order = covered_by_others(labels, [f[sy, sx] for f in flows], errors, guide, dilate(mask, 2)[sy, sx])
-    costs = motion_costs(photometric_costs(errors, insides, params), [f[sy, sx] for f in flows], baseline[sy, sx],
-                         confidence[sy, sx], params, covered)
-    change = np.zeros(labels.shape, bool)
-    change[:, 1:] |= labels[:, 1:] != labels[:, :-1]
-    change[1:] |= labels[1:] != labels[:-1]
+    windowed = [f[sy, sx] for f in flows]
+    covered, order = covered_by_others(labels, windowed, errors, guide, dilate(mask, 2)[sy, sx])
+    costs = motion_costs(photometric_costs(errors, insides, params), windowed, baseline[sy, sx], confidence[sy, sx],
+                         params, covered)
     new = assign_motions(costs, pairwise_weights(guide, params.smoothness), cycles=params.cycles, labels=labels,
-                         free=dilate(change, params.refine_band))
+                         free=dilate(label_changes(labels), params.refine_band))
     out_labels, out_covered = split.labels.copy(), np.zeros_like(split.covered)
     out_labels[sy, sx] = new
     out_covered[sy, sx] = np.take_along_axis(covered, new[None], 0)[0]
