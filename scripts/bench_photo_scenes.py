@@ -16,7 +16,8 @@ things of their class, moving 15-30 px; exact flow, labels and instances. Two gr
 Side by side in one process, given masks, as in section things: for each baseline B (dis-medium,
 discrete), B, and ``semantic[B]`` with the variants of ``bench_things.VARIANTS`` (no hidden rule, no
 parts search, no search, no bound on the motions' stretch, no ties in the split's assignment, no redo of
-its labels after the polish, the assignment and judgement on smoothed frames, one object layer per thing region); and ``discrete`` with
+its labels after the polish, the assignment and judgement on smoothed frames, ties among unexplained pixels
+passing the judgement, one object layer per thing region); and ``discrete`` with
 ``--no-sharpen`` (its default is to sharpen, since 2026-12-02) and with ``median_radius=15``. Band: thing pixels less than 5 px inside
 an outline (between touching things too); inside-band: the rest of the things. Motion score: share
 of visible thing pixels whose motion instance's affine map moves them to within 1 px of the truth
@@ -84,7 +85,9 @@ def main() -> None:
             "(`MotionParams(max_stretch=0)`); `no ties`: every photometric error counts in the split's assignment "
             "(`MotionParams(explained=None)`); `no redo`: the split's labels not redone after its motions' polish "
             "(`ThingParams(reassign=False)`); `smoothed`: the object/background assignment and the judgement "
-            "on the smoothed frames (`ThingParams(unsmoothed=False)`); `single`: one object layer per thing region, neither.\n"]
+            "on the smoothed frames (`ThingParams(unsmoothed=False)`); `ties pass`: where the model leaves most judged "
+            "pixels unexplained, a tie with the baseline's median passes the judgement "
+            "(`ThingParams(unexplained_error=0)`); `single`: one object layer per thing region, neither.\n"]
     for group, (first, seed) in GROUPS.items():
         timings: list[dict] = []
         with tempfile.TemporaryDirectory() as tmp:

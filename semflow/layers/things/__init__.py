@@ -16,6 +16,7 @@ The package, one module per job, in the order the data flows:
 - :mod:`.motion`: the motion models: affine fits, photometric polishing, the smooth residual, the
   object layer's several motions when a mask holds touching objects;
 - :mod:`.assignment`: the pixel-to-layer assignment and the occlusion step;
+- :mod:`.judgement`: whether the fitted model replaces the baseline at all;
 - :mod:`.fit`: the per-instance driver (:func:`fit_thing`, :func:`fit_things`, the padded box).
 """
 

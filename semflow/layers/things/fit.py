@@ -56,6 +56,7 @@ from semflow.layers.things.instances import (
     split_is_better,
     split_object_motions,
 )
+from semflow.layers.things.judgement import judge_model
 from semflow.layers.things.motion import (
     affine_flow,
     fit_seed_affine,
@@ -287,11 +288,9 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         else:
             model_pixels = np.where(foreground, err_fg, err_bg)[judged]
             base_pixels = base_err_box[judged]
-        model_err, base_err = float(np.median(model_pixels)), float(np.median(base_pixels))
-        worse = float(np.median(model_pixels - base_pixels))
-        if worse > params.error_slack:
-            return rejected(f"median photometric error {worse:.2f} above the baseline's", model_error=model_err,
-                            excess=worse)
+        model_err, base_err, worse, objection = judge_model(model_pixels, base_pixels, params)
+        if objection:
+            return rejected(objection, model_error=model_err, excess=worse)
         # Per pixel, the baseline stays where it explains the frames clearly better than the layered
         # model, or is confident, different and not clearly worse; occluded background pixels have no
         # photometric evidence either way and keep the layer.

@@ -121,7 +121,14 @@ class ThingParams:
     """The model is judged on the visible pixels where it moves the flow by more than this (px)."""
     error_slack: float = 0.0
     """The model is used when its per-pixel photometric error, minus the baseline's, has a median no
-    higher than this (grey levels) over the pixels it is judged on."""
+    higher than this (grey levels) over the pixels it is judged on..."""
+    unexplained_error: float = 12.0
+    """...and, where its median error there is this high or higher (most of those pixels unexplained
+    by it: hidden in frame t+1, or the model is wrong), lower than the baseline's median: a tie among
+    pixels that neither flow explains is no evidence for the model
+    (:func:`~semflow.layers.things.judgement.judge_model`). Hard scene 4 of BENCHMARKS.md section
+    things: one affine for two touching cars 5 px apart, both medians at the cap (40), things EPE 0.093
+    with discrete, 0.182 when the model was used. 0: no such rule (before 2026-12-02's seventh session)."""
     unsmoothed: bool = True
     """Those errors, and the object/background assignment's photometric costs, on the frames as given;
     False: on the lightly smoothed frames the motions are fitted on
