@@ -19,9 +19,10 @@ For one instance, inside its padded box (:func:`thing_box`):
    that explains the background as well;
 4. the assignment of pixels to layers, refined near the mask, and the occluded background
    (:mod:`semflow.layers.things.assignment`);
-5. the judgement: the model is accepted when its median photometric error over the pixels it
-   changes is no worse than the baseline's, and then :func:`~semflow.layers.veto.baseline_veto`
-   marks the pixels where the baseline still stays.
+5. the judgement (:func:`~semflow.layers.things.judgement.judge_model`): the model is accepted when
+   its photometric error over the pixels it changes is no worse than the baseline's in the median
+   (and below it, where the model leaves most of them unexplained), and then
+   :func:`~semflow.layers.veto.baseline_veto` marks the pixels where the baseline still stays.
 
 The motions are fitted on lightly smoothed frames (``ctx.f1``, ``ctx.f2``); the assignment of step 4
 and the judgement read the frames as given (``ctx.raw1``, ``ctx.raw2``; ``ThingParams.unsmoothed``),
@@ -277,8 +278,7 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         changed = judged & (magnitude(flow - base) > params.change_threshold)
         if changed.sum() >= params.min_points:
             judged = changed
-        # A median, not a mean: occlusions by other objects that no model here knows about leave a
-        # minority of pixels with meaningless, large errors. On the frames as given (``unsmoothed``): the
+        # The errors judged (medians, in judge_model), on the frames as given with ``unsmoothed``: the
         # judged pixels gather where the flows differ, often along the seams between motions, and there
         # the smoothed frames mix two things' colours.
         if params.unsmoothed:
