@@ -87,7 +87,10 @@ def main() -> None:
             "(`ThingParams(reassign=False)`); `smoothed`: the object/background assignment and the judgement "
             "on the smoothed frames (`ThingParams(unsmoothed=False)`); `ties pass`: where the model leaves most judged "
             "pixels unexplained, a tie with the baseline's median passes the judgement "
-            "(`ThingParams(unexplained_error=0)`); `single`: one object layer per thing region, neither.\n"]
+            "(`ThingParams(unexplained_error=0)`); `inlier 1.5`: the split's inlier distance 1.5 px "
+            "(`MotionParams(inlier=1.5)`; the default on `discrete` is 1.0 since 2026-12-02's eighth session, on "
+            "dis-medium 1.5); `single`: one object layer per thing region, neither. Each variant changes the "
+            "baseline's defaults (`thing_params_for`).\n"]
     for group, (first, seed) in GROUPS.items():
         timings: list[dict] = []
         with tempfile.TemporaryDirectory() as tmp:

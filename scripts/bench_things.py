@@ -11,7 +11,8 @@ Everything side by side in one process:
    ``semantic[B] no parts`` (``search_tile=0``), ``semantic[B] no search`` (``search_missed=False``),
    ``semantic[B] no bound`` (``MotionParams(max_stretch=0)``), ``semantic[B] no ties``
    (``MotionParams(explained=None)``), ``semantic[B] no redo`` (``reassign=False``), ``semantic[B]
-   smoothed`` (``unsmoothed=False``), ``semantic[B] ties pass`` (``unexplained_error=0``) and ``semantic[B] single`` (``motion_split=False,
+   smoothed`` (``unsmoothed=False``), ``semantic[B] ties pass`` (``unexplained_error=0``), ``semantic[B] inlier 1.5``
+   (``MotionParams(inlier=1.5)``) and ``semantic[B] single`` (``motion_split=False,
    search_missed=False, hidden_behind=False``: sequential RANSAC on the baseline, as before all three). EPE over all pixels, things, the 5 px band inside thing outlines (between touching
    instances too) and the thing pixels inside it. Motion score: the share of visible thing pixels whose
    motion instance's affine map moves them to within 1 px of the true flow (pixels without an
@@ -36,6 +37,7 @@ import json
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,21 +50,30 @@ from benchlib import machine, today, write_section  # noqa: E402
 
 from semflow.evaluation import SampleResult, score  # noqa: E402
 from semflow.io.datasets import LoadedSample, load_dataset  # noqa: E402
-from semflow.layers.motion_fit import MotionParams  # noqa: E402
-from semflow.layers.things import ThingParams  # noqa: E402
+from semflow.layers.things import ThingParams, thing_params_for  # noqa: E402
 from semflow.methods import get_method  # noqa: E402
 from semflow.semantic import SemanticFlow  # noqa: E402
 from semflow.synthetic_hard import write_hard_dataset  # noqa: E402
 
 HARD_SEED = 5000
-VARIANTS = {"": ThingParams(), "no hidden": ThingParams(hidden_behind=False),
-            "no parts": ThingParams(search_tile=0), "no search": ThingParams(search_missed=False),
-            "no bound": ThingParams(motions=MotionParams(max_stretch=0)),
-            "no ties": ThingParams(motions=MotionParams(explained=None)),
-            "no redo": ThingParams(reassign=False),
-            "smoothed": ThingParams(unsmoothed=False),
-            "ties pass": ThingParams(unexplained_error=0),
-            "single": ThingParams(motion_split=False, search_missed=False, hidden_behind=False)}
+def _motions(**changes: object) -> Callable[[ThingParams], ThingParams]:
+    return lambda p: replace(p, motions=replace(p.motions, **changes))
+
+
+def _things(**changes: object) -> Callable[[ThingParams], ThingParams]:
+    return lambda p: replace(p, **changes)
+
+
+VARIANTS: dict[str, Callable[[ThingParams], ThingParams]] = {
+    "": _things(), "no hidden": _things(hidden_behind=False),
+    "no parts": _things(search_tile=0), "no search": _things(search_missed=False),
+    "no bound": _motions(max_stretch=0),
+    "no ties": _motions(explained=None),
+    "no redo": _things(reassign=False),
+    "smoothed": _things(unsmoothed=False),
+    "ties pass": _things(unexplained_error=0),
+    "inlier 1.5": _motions(inlier=1.5),
+    "single": _things(motion_split=False, search_missed=False, hidden_behind=False)}
 """The semantic variants: the default; without the rule for background hidden behind the object inside
 its region; without the search of a missed thing's tiles; without the search for things the baseline
 missed (whole or in tiles); with motions of any stretch (``MotionParams.max_stretch=0``); with every
@@ -70,8 +81,10 @@ photometric error counting in the split's assignment (``MotionParams.explained=N
 pixels that no motion explains or that leave the frame); with the split's labels left as the unpolished
 motions had them (``reassign=False``); with the object/background assignment and the judgement
 on the smoothed frames (``unsmoothed=False``); with a tie among judged pixels that neither flow explains passing
-the judgement (``unexplained_error=0``); one object layer per thing region, as before motion instances (neither
-the search nor the hidden rule either)."""
+the judgement (``unexplained_error=0``); with the split's inlier distance at 1.5 px on every baseline
+(``MotionParams.inlier``; before 2026-12-02's eighth session it was 1.5 on ``discrete`` too); one object layer per thing region, as before motion instances (neither
+the search nor the hidden rule either). Each maps the baseline's defaults
+(:func:`~semflow.layers.things.thing_params_for`) to the variant's settings."""
 REAL = ("kitti", "sintel", "middlebury", "chairs")
 FOLDERS = {"chairs": "flyingchairs"}
 
@@ -103,8 +116,9 @@ def run(dataset: str, root: Path, baselines: list[str], segmenter, *, given: boo
     every pair of ``dataset``; results, and motion scores with given masks."""
     variants = VARIANTS if variants is None else variants
     memos = {b: Memo(get_method(b)) for b in baselines}
-    methods = {f"semantic[{b}] {name}".rstrip(): SemanticFlow(memos[b], segmenter=segmenter, things=things)
-               for b in baselines for name, things in variants.items()}
+    methods = {f"semantic[{b}] {name}".rstrip(): SemanticFlow(memos[b], segmenter=segmenter,
+                                                              things=variant(thing_params_for(b)))
+               for b in baselines for name, variant in variants.items()}
     results: list[SampleResult] = []
     scores: dict[str, list[float]] = {}
     for ref in load_dataset(dataset, root):
@@ -186,7 +200,7 @@ def seed_table(root: Path, datasets: list[str], baselines: list[str], segmenter,
         samples = {d: [ref.load() for ref in load_dataset(d, root / FOLDERS.get(d, d))] for d in datasets}
         per_seed = []
         for seed in range(seeds):
-            method = SemanticFlow(memo, segmenter=segmenter, things=replace(VARIANTS[""], seed=seed))
+            method = SemanticFlow(memo, segmenter=segmenter, things=replace(thing_params_for(b), seed=seed))
             per_seed.append([mean(score(method.estimate(x.img1, x.img2).flow, x)[0] for x in samples[d])
                              for d in datasets])
             lines.append(f"| semantic[{b}] | {seed} | " + " | ".join(f"{v:.3f}" for v in per_seed[-1]) + " |")
@@ -214,10 +228,12 @@ def cost_rounds(root: Path, baselines: list[str], segmenter, rounds: int) -> str
     times: dict[tuple[str, str], list[float]] = {}
     for b in baselines:
         memo = Memo(get_method(b))
-        variants = {f"semantic[{b}]": SemanticFlow(memo, segmenter=segmenter, things=VARIANTS[""]),
+        defaults = thing_params_for(b)
+        variants = {f"semantic[{b}]": SemanticFlow(memo, segmenter=segmenter, things=defaults),
                     f"semantic[{b}] one process": SemanticFlow(memo, segmenter=segmenter,
-                                                               things=replace(VARIANTS[""], processes=1)),
-                    f"semantic[{b}] single": SemanticFlow(memo, segmenter=segmenter, things=VARIANTS["single"])}
+                                                               things=replace(defaults, processes=1)),
+                    f"semantic[{b}] single": SemanticFlow(memo, segmenter=segmenter,
+                                                          things=VARIANTS["single"](defaults))}
         for sample in samples:
             memo.estimate(sample.img1, sample.img2)  # the baseline once, outside the rounds
         for _ in range(rounds):
@@ -303,7 +319,10 @@ def main() -> None:
             "smoothed frames); both "
             "before 2026-12-02's sixth session; `semantic[B] ties pass`: with `ThingParams(unexplained_error=0)` "
             "(where the model leaves most judged pixels unexplained, a tie with the baseline's median passes the "
-            "judgement: before 2026-12-02's seventh session); "
+            "judgement: before 2026-12-02's seventh session); `semantic[B] inlier 1.5`: with "
+            "`ThingParams(motions=MotionParams(inlier=1.5))` (the split's inlier distance; the default is 1.0 px on "
+            "`discrete` since 2026-12-02's eighth session, `thing_params_for`, and 1.5 on the others, so the row "
+            "equals the default there); "
             "`semantic[B] single`: with `motion_split=False, search_missed=False, hidden_behind=False` (one "
             "object layer fitted by sequential RANSAC on the baseline alone, as before all three).\n",
             f"### Hard synthetic scenes ({args.hard}, seed {HARD_SEED}), given masks\n",

@@ -46,7 +46,7 @@ from semflow.errors import InputError
 from semflow.layers.context import PairContext
 from semflow.layers.planes import PlaneParams, fit_planes
 from semflow.layers.thing_tracks import fit_tracked_things
-from semflow.layers.things import ThingParams, fit_things
+from semflow.layers.things import ThingParams, fit_things, thing_params_for
 from semflow.layers.tracking import Tracks, advance_tracks, gate_planes
 from semflow.options import SharpenOptions, option
 from semflow.segmentation import KIND_CODES, LabelSet, extract_instances, find_regions, get_label_set
@@ -160,7 +160,7 @@ class SemanticFlow(FlowMethod):
 
             self.given_masks = MaskSegmenter(segmentation, label_set=self.label_set)
         self.plane_params = planes or PlaneParams()
-        self.thing_params = things or ThingParams()
+        self.thing_params = things or thing_params_for(baseline.name)
         self.feather_radius = feather_radius
         self._cache: OrderedDict[str, tuple[np.ndarray, LabelSet]] = OrderedDict()
         self._cache_size = cache_size

@@ -21,6 +21,6 @@ The package, one module per job, in the order the data flows:
 """
 
 from semflow.layers.things.fit import fit_thing, fit_things, thing_box
-from semflow.layers.things.params import ThingFit, ThingParams
+from semflow.layers.things.params import ThingFit, ThingParams, thing_params_for
 
-__all__ = ["ThingFit", "ThingParams", "fit_thing", "fit_things", "thing_box"]
+__all__ = ["ThingFit", "ThingParams", "fit_thing", "fit_things", "thing_box", "thing_params_for"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -173,6 +173,22 @@ class ThingParams:
                 or self.processes < 1:
             raise ValueError(f"ThingParams.processes must be an integer of at least 1, not {self.processes!r}")
 
+
+
+SPLIT_INLIER = {"discrete": 1.0}
+"""The motion split's inlier distance (``MotionParams.inlier``, px) on baselines whose flow inside
+things is exact enough to tell apart two touching things that move 1-1.5 px apart (two pedestrians
+side by side): on ``discrete`` (inside-band EPE 0.07 px on the hard scenes) 1.0. Others keep 1.5:
+DIS's flow inside things is off by 2 px and more, and at 1.0 the strip of a car behind parked ones
+lost its motion (hard scene 2). Side by side: rows ``inlier 1.5`` of BENCHMARKS.md sections things
+and photo-scenes."""
+
+
+def thing_params_for(baseline: str) -> ThingParams:
+    """The thing layer's default settings on the baseline method named ``baseline``."""
+    inlier = SPLIT_INLIER.get(baseline)
+    params = ThingParams()
+    return params if inlier is None else replace(params, motions=replace(params.motions, inlier=inlier))
 
 @dataclass(frozen=True, kw_only=True)
 class ThingFit:
