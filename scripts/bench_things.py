@@ -177,7 +177,8 @@ def real_table(results: list[SampleResult], methods: list[str]) -> str:
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     # The change that motion instances and the search make, per dataset (EPE and Fl-all, relative).
     for b in dict.fromkeys(m.split("[")[1].split("]")[0] for m in methods if "[" in m):
-        for other in ("single", "no hidden", "no parts", "no search", "no bound", "no ties", "ties pass"):
+        for other in ("single", "no hidden", "no parts", "no search", "no bound", "no ties", "ties pass",
+                      "inlier 1.5"):
             cells = []
             for d in datasets:
                 on = [r for r in results if r.method == f"semantic[{b}]" and r.dataset == d]

@@ -51,3 +51,24 @@ def test_pedestrians_a_pixel_apart_get_their_own_motions_on_discrete() -> None:
         results[inlier] = epe(out.flow, scene.flow, None, things)
     assert results[1.0] < 0.85 * results[1.5]
     assert results[1.0] < epe(flow.flow, scene.flow, None, things)
+
+
+def test_each_match_can_have_its_own_inlier_distance() -> None:
+    # A tight cluster (the baseline's and the patches' matches) and a loose one (a rematched part whose
+    # points scatter by up to 1.4 px): with the loose matches' own, wider distance they make one motion
+    # and all join it; at the tight distance for all they break up (a third motion, or outliers).
+    from semflow.layers.motion_fit import fit_motions
+
+    rng = np.random.default_rng(0)
+    tight = rng.uniform(0, 100, (150, 2))
+    loose = rng.uniform(150, 200, (40, 2))
+    src = np.vstack([tight, loose]).astype(np.float32)
+    dst = np.vstack([tight + (5.0, 0.0) + rng.normal(0, 0.05, tight.shape),
+                     loose + (-10.0, 3.0) + rng.uniform(-1, 1, loose.shape)]).astype(np.float32)
+    params = MotionParams(inlier=1.0)
+    per_match = np.r_[np.full(len(tight), 1.0), np.full(len(loose), 1.5)]
+    affines, owner = fit_motions(src, dst, params, np.random.default_rng(1), inlier=per_match)
+    assert len(affines) == 2 and (owner >= 0).mean() > 0.97
+    assert len(set(owner[len(tight):])) == 1 and owner[0] != owner[-1]
+    affines, owner = fit_motions(src, dst, params, np.random.default_rng(1))
+    assert len(affines) > 2 or (owner[len(tight):] >= 0).mean() < 0.9

@@ -67,11 +67,15 @@ def test_a_model_worse_on_every_pixel_is_always_rejected(base: np.ndarray, loss:
 def test_one_affine_for_two_cars_whose_pixels_neither_flow_explains_keeps_the_baseline() -> None:
     # Hard scene 4 of BENCHMARKS.md section things: two touching cars 5 px apart under one stretched
     # affine, most pixels it changes hidden in frame t+1; both medians at the cap. The tie let the
-    # model in and doubled the things' error (0.093 -> 0.182 px with discrete).
+    # model in and doubled the things' error (0.093 -> 0.182 px with discrete). Whether the motion split
+    # gives the two cars one affine depends on last bits of the CPU's arithmetic (on an AMD EPYC it finds
+    # three motions and the model is good), so the test asks for one motion per thing.
     scene = make_hard_scene(seed=9000, kind="street")
     things = scene.instances > 0
+    one_motion = {"motion_split": False, "search_missed": False, "hidden_behind": False}
     results = {}
-    for name, params in (("default", ThingParams()), ("no rule", ThingParams(unexplained_error=0))):
+    for name, params in (("default", ThingParams(**one_motion)),
+                         ("no rule", ThingParams(unexplained_error=0, **one_motion))):
         result = SemanticFlow(get_method("discrete"), things=params).estimate(scene.img1, scene.img2,
                                                                               labels=scene.labels)
         report = json.loads(str(result.extras["report_json"]))["things"]

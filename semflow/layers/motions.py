@@ -261,12 +261,14 @@ def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: 
     affines, owner = fit_motions(src, dst, params, rng, extra=hypotheses)
     r_src, r_dst = rematch_unexplained(img1, img2, mask, box, baseline, affines, params)
     if len(r_src):
+        tolerance = np.concatenate([np.full(len(src), params.inlier),
+                                    np.full(len(r_src), max(params.inlier, params.rematch_inlier))])
         src, dst = np.vstack([src, r_src]), np.vstack([dst, r_dst])
         # The rematched parts' translations are hypotheses too: a half-hidden part gives few matches,
         # which random samples of the whole region's matches would rarely draw together.
         found = translations(r_dst - r_src)
         extra = found if hypotheses is None else np.concatenate([np.reshape(hypotheses, (-1, 2, 3)), found])
-        affines, owner = fit_motions(src, dst, params, rng, extra=extra)
+        affines, owner = fit_motions(src, dst, params, rng, extra=extra, inlier=tolerance)
     share = float((owner >= 0).mean()) if affines else 0.0
     if not affines or len(affines) < min_motions or share < min_share:
         return None

@@ -180,7 +180,8 @@ SPLIT_INLIER = {"discrete": 1.0}
 things is exact enough to tell apart two touching things that move 1-1.5 px apart (two pedestrians
 side by side): on ``discrete`` (inside-band EPE 0.07 px on the hard scenes) 1.0. Others keep 1.5:
 DIS's flow inside things is off by 2 px and more, and at 1.0 the strip of a car behind parked ones
-lost its motion (hard scene 2). Side by side: rows ``inlier 1.5`` of BENCHMARKS.md sections things
+lost its motion (hard scene 2). Matches of parts matched again keep a wider distance
+(``MotionParams.rematch_inlier``). Side by side: rows ``inlier 1.5`` of BENCHMARKS.md sections things
 and photo-scenes."""
 
 
