@@ -191,6 +191,7 @@ def thing_params_for(baseline: str) -> ThingParams:
     params = ThingParams()
     return params if inlier is None else replace(params, motions=replace(params.motions, inlier=inlier))
 
+
 @dataclass(frozen=True, kw_only=True)
 class ThingFit:
     """The two-layer model of one thing instance, over its padded box (h, w) = (box.height, box.width).
