@@ -1,6 +1,6 @@
 """Motion models of one thing region from sparse matches: NCC patch matches of its own
-(:func:`patch_matches`), whole-part matches of what the first motions leave unexplained
-(:func:`rematch_unexplained`) and multi-model affine fitting with a label cost (:func:`fit_motions`).
+(:func:`patch_matches`) and multi-model affine fitting with a label cost (:func:`fit_motions`). The
+matches of what the first motions leave unexplained are :mod:`semflow.layers.part_match`.
 The assignment of pixels to these motions is :mod:`semflow.layers.motions`.
 
 Coordinates: boxes are (y0, y1, x0, x1) in full-image pixels; affines (2, 3) map full-image frame-1
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from semflow.layers.common import erode, photometric_error, tiles
+from semflow.layers.common import erode
 from semflow.warp import pixel_grid
 
 
@@ -89,6 +89,12 @@ class MotionParams:
     after it, which decided whether KITTI's car, moving 136 px, was fitted at all.)"""
     rematch_contrast: float = 4.0
     """A tile's grey levels (0-255) must vary by at least this (standard deviation)."""
+    rematch_hidden_cost: float | None = None
+    """Occlusion-aware rematch (:mod:`semflow.layers.part_match`): a part's template pixel that lands
+    where the region's explained pixels land in frame t+1 costs this per colour channel (squared grey
+    levels) instead of its squared difference, and the part's motion is refined on its pixels that land
+    more than ``rematch_hidden_margin`` px from those (None: off; ``thing_params_for("discrete")``: 100)."""
+    rematch_hidden_margin: int = 3
     cycles: int = 1
     """Alpha-expansion cycles of the graph cut (each tries every motion once; stops early when a cycle
     changes nothing). One is enough for the things' split: the half-resolution cut is redone at full
@@ -289,132 +295,3 @@ def fit_motions(src: np.ndarray, dst: np.ndarray, params: MotionParams, rng: np.
     owner = np.argmin(res, axis=0)
     owner = np.where(res[owner, np.arange(n)] < tol, owner, -1)
     return list(models), owner
-
-
-def local_shifts(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, shift: np.ndarray, *,
-                 patch: int = 9, reach: int = 3) -> np.ndarray:
-    """Per point (N, 2) of frame t, the offset (N, 2) float32 from ``shift`` (2,) that best matches its
-    colour ``patch`` x ``patch`` window in frame t+1 (sum of squared differences, within ``reach`` px,
-    with a sub-pixel parabola); 0 where the window leaves a frame. A part's translation is one motion
-    for all its points: the offsets let an affine fit see its rotation and scale."""
-    r = patch // 2
-    height, width = img1.shape[:2]
-    out = np.zeros((len(points), 2), np.float32)
-    for i, (px, py) in enumerate(np.round(points).astype(int)):
-        qx, qy = int(round(px + shift[0])), int(round(py + shift[1]))
-        if (min(px, py, qx, qy) - r - reach < 0 or px + r >= width or py + r >= height
-                or qx + r + reach >= width or qy + r + reach >= height):
-            continue
-        template = img1[py - r:py + r + 1, px - r:px + r + 1]
-        window = img2[qy - r - reach:qy + r + reach + 1, qx - r - reach:qx + r + reach + 1]
-        score = cv2.matchTemplate(np.ascontiguousarray(window), np.ascontiguousarray(template), cv2.TM_SQDIFF)
-        _, _, (bx, by), _ = cv2.minMaxLoc(score)
-        fx, fy = float(bx), float(by)
-        if 0 < bx < score.shape[1] - 1:
-            a, b, c = score[by, bx - 1], score[by, bx], score[by, bx + 1]
-            fx += float(np.clip(0.5 * (a - c) / (a - 2 * b + c + 1e-9), -0.5, 0.5))
-        if 0 < by < score.shape[0] - 1:
-            a, b, c = score[by - 1, bx], score[by, bx], score[by + 1, bx]
-            fy += float(np.clip(0.5 * (a - c) / (a - 2 * b + c + 1e-9), -0.5, 0.5))
-        out[i] = (fx - reach + qx - px - shift[0], fy - reach + qy - py - shift[1])
-    return out
-
-
-def _match_part(img1: np.ndarray, img2: np.ndarray, part: np.ndarray, ax: int, ay: int, guess: np.ndarray,
-                params: MotionParams, *, back: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
-    """Matches (frame-1 and frame-2 points (N, 2) float32) for ``part`` (bh, bw) bool at (``ax``, ``ay``)
-    in frame t: its masked colour template searched for in frame t+1 (sum of squared differences,
-    within ``search`` px of zero motion and of ``guess`` (2,) px); None unless the best translation
-    explains the part (median error below half ``rematch_error``)."""
-    height, width = img1.shape[:2]
-    bh, bw = part.shape
-    lo = np.floor(np.minimum(guess, 0.0)).astype(int) - params.search
-    hi = np.ceil(np.maximum(guess, 0.0)).astype(int) + params.search
-    wx0, wy0 = max(0, ax + lo[0]), max(0, ay + lo[1])
-    wx1, wy1 = min(width, ax + bw + hi[0]), min(height, ay + bh + hi[1])
-    if wx1 - wx0 < bw + 2 or wy1 - wy0 < bh + 2:
-        return None
-    template = np.ascontiguousarray(img1[ay:ay + bh, ax:ax + bw], np.float32)
-    weight = np.repeat(part[..., None], 3, axis=2).astype(np.float32)
-    score = cv2.matchTemplate(np.ascontiguousarray(img2[wy0:wy1, wx0:wx1], np.float32), template,
-                              cv2.TM_SQDIFF, mask=weight)
-    _, _, (mx, my), _ = cv2.minMaxLoc(score)
-    shift = np.float32([wx0 + mx - ax, wy0 + my - ay])
-    flow = np.broadcast_to(shift, (bh, bw, 2)).copy()
-    err, inside = photometric_error(img1, img2, flow, ax, ay)
-    fits = part & inside & (err < params.rematch_error)
-    seen = part & inside
-    if not seen.any() or np.median(err[seen]) >= 0.5 * params.rematch_error:
-        return None
-    if back:  # the same match back: frame t+1 there, searched for in frame t, finds the part again
-        bx2, by2 = int(ax + shift[0]), int(ay + shift[1])
-        if bx2 < 0 or by2 < 0 or bx2 + bw > width or by2 + bh > height:
-            return None
-        rx0, ry0 = max(0, ax - params.search), max(0, ay - params.search)
-        rx1, ry1 = min(width, ax + bw + params.search), min(height, ay + bh + params.search)
-        back_score = cv2.matchTemplate(np.ascontiguousarray(img1[ry0:ry1, rx0:rx1], np.float32),
-                                       np.ascontiguousarray(img2[by2:by2 + bh, bx2:bx2 + bw], np.float32),
-                                       cv2.TM_SQDIFF, mask=weight)
-        _, _, (qx, qy), _ = cv2.minMaxLoc(back_score)
-        if abs(rx0 + qx - ax) > 1 or abs(ry0 + qy - ay) > 1:
-            return None
-    step = max(1, params.rematch_step // 2) if back else params.rematch_step  # a tile: denser
-    ys, xs = np.nonzero(fits & (np.arange(bh)[:, None] % step == 0) & (np.arange(bw)[None] % step == 0))
-    pts = np.stack([xs + ax, ys + ay], 1).astype(np.float32)
-    return pts, pts + shift + local_shifts(img1, img2, pts, shift)
-
-
-def rematch_unexplained(img1: np.ndarray, img2: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
-                        baseline: np.ndarray, affines: list[np.ndarray], params: MotionParams
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Matches for the parts of ``mask`` (h, w, over ``box``) that no motion in ``affines`` explains.
-
-    A part: a connected group of at least ``rematch_pixels`` eroded-mask pixels whose photometric error
-    is above ``rematch_error`` under every motion (where it lands in frame t+1), e.g. a weakly textured
-    car behind parked ones that the baseline and the small grey patches both missed. Its colour
-    template (frame t, masked) is searched for in frame t+1 as a whole (sum of squared differences,
-    within ``search`` px of zero motion and of the baseline's median motion there); when the best
-    translation explains the part (median error below half ``rematch_error``), its pixels that it
-    explains give matches every ``rematch_step`` px. With ``rematch_tile``, a part that no translation
-    explains is searched for again tile by tile (:func:`_match_part` with the reverse check). Returns
-    frame-1 and frame-2 points (N, 2) float32.
-    """
-    empty = np.zeros((0, 2), np.float32)
-    if params.rematch_pixels <= 0:
-        return empty, empty
-    y0, _, x0, _ = box
-    todo = erode(mask, 2)
-    for affine in affines:
-        err, inside = photometric_error(img1, img2, affine_field(affine, box), x0, y0)
-        todo &= (err > params.rematch_error) & inside
-    if todo.sum() < params.rematch_pixels:
-        return empty, empty
-    count, comp, stats, _ = cv2.connectedComponentsWithStats(todo.astype(np.uint8), connectivity=8)
-    src, dst = [], []
-    for c in range(1, count):
-        if stats[c, cv2.CC_STAT_AREA] < params.rematch_pixels:
-            continue
-        bx, by, bw, bh = (int(v) for v in stats[c, :4])
-        part = comp[by:by + bh, bx:bx + bw] == c
-        guess = np.median(baseline[by:by + bh, bx:bx + bw][part], axis=0)
-        found = _match_part(img1, img2, part, x0 + bx, y0 + by, guess, params)
-        if found is None and params.rematch_tile > 0:
-            # No one translation explains the part (it may be half hidden in frame t+1): its tiles, each
-            # searched the same way; the visible ones match.
-            gray = img1[y0 + by:y0 + by + bh, x0 + bx:x0 + bx + bw].mean(axis=2)
-            found_tiles = []
-            for sy, sx in tiles(part, params.rematch_tile):
-                if gray[sy, sx][part[sy, sx]].std() < params.rematch_contrast:
-                    continue
-                match = _match_part(img1, img2, part[sy, sx], x0 + bx + sx.start, y0 + by + sy.start, guess, params,
-                                    back=True)
-                if match is not None:
-                    found_tiles.append(match)
-            if found_tiles:
-                found = (np.vstack([m[0] for m in found_tiles]), np.vstack([m[1] for m in found_tiles]))
-        if found is not None:
-            src.append(found[0])
-            dst.append(found[1])
-    if not src:
-        return empty, empty
-    return np.vstack(src), np.vstack(dst)

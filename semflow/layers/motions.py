@@ -35,13 +35,8 @@ import numpy as np
 
 from semflow.layers.common import dilate, erode, magnitude, photometric_error, subsample_points
 from semflow.layers.graph_cut import assign_motions, label_changes, pairwise_weights, solve_assignment
-from semflow.layers.motion_fit import (
-    MotionParams,
-    affine_field,
-    fit_motions,
-    patch_matches,
-    rematch_unexplained,
-)
+from semflow.layers.motion_fit import MotionParams, affine_field, fit_motions, patch_matches
+from semflow.layers.part_match import rematch_unexplained
 from semflow.warp import pixel_grid
 
 __all__ = ["MotionParams", "MotionSplit", "affine_field", "assign_motions", "covered_by_others", "depth_order", "fit_motions",
