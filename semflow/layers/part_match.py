@@ -91,8 +91,9 @@ def hidden_aware_ssd(search: np.ndarray, template: np.ndarray, part: np.ndarray,
 def refine_visible(frames: tuple[np.ndarray, np.ndarray, np.ndarray], part: np.ndarray, ax: int, ay: int,
                    shift: np.ndarray, near_taken: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The affine (2, 3) of ``part`` (bh, bw) at (``ax``, ``ay``), refined from the translation ``shift``
-    on its pixels that land away from ``near_taken`` (H, W) bool (and 2 px further), and those pixels
-    (bh, bw) bool. ``frames``: grey frames t and t+1 and frame t+1's :func:`warp_target`."""
+    (2,) px on its visible pixels, and those pixels (bh, bw) bool: the part's pixels that land off
+    ``near_taken`` (H, W) bool and inside frame t+1, less those within 2 px of the ones that do not.
+    ``frames``: grey frames t and t+1 (H, W) float32 and frame t+1's :func:`warp_target`."""
     gray1, gray2, target = frames
     height, width = gray1.shape
     bh, bw = part.shape
@@ -117,7 +118,8 @@ def refine_visible(frames: tuple[np.ndarray, np.ndarray, np.ndarray], part: np.n
 
 def _match_part(img1: np.ndarray, img2: np.ndarray, part: np.ndarray, ax: int, ay: int, guess: np.ndarray,
                 params: MotionParams, *, back: bool = False, taken: np.ndarray | None = None,
-                near_taken: np.ndarray | None = None, frames: tuple | None = None
+                near_taken: np.ndarray | None = None,
+                frames: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
                 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Matches (frame-1 and frame-2 points (N, 2) float32) for ``part`` (bh, bw) bool at (``ax``, ``ay``)
     in frame t: its masked colour template searched for in frame t+1 (sum of squared differences,
@@ -219,7 +221,7 @@ def rematch_unexplained(img1: np.ndarray, img2: np.ndarray, mask: np.ndarray, bo
         fields.append((field, err, inside))
     if todo.sum() < params.rematch_pixels:
         return empty, empty
-    occlusion: dict = {}
+    occlusion: dict[str, object] = {}  # _match_part's keywords for the occlusion-aware search
     if params.rematch_hidden_cost is not None:
         taken = taken_pixels(img1, mask, box, baseline, fields, params)
         gray2 = img2.mean(axis=2).astype(np.float32)
