@@ -160,7 +160,7 @@ class SemanticFlow(FlowMethod):
 
             self.given_masks = MaskSegmenter(segmentation, label_set=self.label_set)
         self.plane_params = planes or PlaneParams()
-        self.thing_params = things or thing_params_for(baseline.name)
+        self.thing_params = things or thing_params_for(baseline)
         self.feather_radius = feather_radius
         self._cache: OrderedDict[str, tuple[np.ndarray, LabelSet]] = OrderedDict()
         self._cache_size = cache_size

@@ -12,6 +12,7 @@ from semflow.layers.common import photometric_error
 from semflow.layers.motion_fit import MotionParams
 from semflow.layers.part_match import hidden_aware_ssd, rematch_unexplained, taken_pixels
 from semflow.layers.things import thing_params_for
+from semflow.methods import get_method
 
 STRIP_MOTION = (8.0, 3.0)
 OCCLUDER_MOTION = (0.0, -2.0)
@@ -123,7 +124,13 @@ def test_hidden_aware_ssd_is_the_masked_ssd_with_a_fixed_cost_on_taken_pixels(se
         np.testing.assert_allclose(score, plain, rtol=1e-4, atol=1.0)
 
 
-def test_only_discrete_gets_the_occlusion_aware_rematch_by_default() -> None:
+def test_only_discrete_with_its_search_for_missed_motions_gets_the_occlusion_aware_rematch_by_default() -> None:
     assert thing_params_for("discrete").motions.rematch_hidden_cost == 100.0
+    assert thing_params_for(get_method("discrete")).motions.rematch_hidden_cost == 100.0
+    assert thing_params_for(get_method("discrete", sharpen=False)).motions.rematch_hidden_cost == 100.0
+    plain = get_method("discrete", missed_motions=False)
+    assert thing_params_for(plain).motions.rematch_hidden_cost is None
+    assert thing_params_for(plain).motions.inlier == 1.0  # the split's inlier distance stays
+    assert get_method("semantic", baseline=plain, segmenter=None).thing_params == thing_params_for(plain)
     assert thing_params_for("dis-medium").motions.rematch_hidden_cost is None
     assert MotionParams().rematch_hidden_cost is None

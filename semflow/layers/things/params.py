@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from semflow.layers.motion_fit import MotionParams
 from semflow.layers.veto import VetoParams
 from semflow.segmentation.regions import Box, Region
+
+if TYPE_CHECKING:
+    from semflow.baseline.base import FlowMethod
 
 THING_VETO = VetoParams(window=7, margin=2.0, disagreement=None, trust_confidence=0.5, trust_disagreement=1.0,
                         trust_margin=3.0)
@@ -175,27 +179,37 @@ class ThingParams:
 
 
 
-BASELINE_MOTIONS: dict[str, dict[str, float]] = {"discrete": {"inlier": 1.0, "rematch_hidden_cost": 100.0}}
-"""Changes to the motion split's settings (:class:`~semflow.layers.motion_fit.MotionParams`) per
-baseline, for baselines whose flow inside things is exact (``discrete``: inside-band EPE 0.07 px on
-the hard scenes):
+SPLIT_INLIER = {"discrete": 1.0}
+"""The motion split's inlier distance (``MotionParams.inlier``, px) on baselines whose flow inside
+things is exact enough to tell apart two touching things that move 1-1.5 px apart (two pedestrians
+side by side): on ``discrete`` (inside-band EPE 0.07 px on the hard scenes) 1.0. Others keep 1.5:
+DIS's flow inside things is off by 2 px and more, and at 1.0 the strip of a car behind parked ones
+lost its motion (hard scene 2). Matches of parts matched again keep a wider distance
+(``MotionParams.rematch_inlier``). Side by side: rows ``inlier 1.5`` of BENCHMARKS.md sections things
+and photo-scenes."""
+HIDDEN_COST = {"discrete": 100.0}
+"""The occlusion-aware rematch of unexplained parts (``MotionParams.rematch_hidden_cost``,
+:mod:`semflow.layers.part_match`) on baselines that find the things that few matches see: ``discrete``
+with its search for missed motions (its default). It marks the frame-t+1 pixels where pixels that a
+found motion explains, in agreement with the baseline, land; where the baseline missed a thing, the
+motions that agree with it there are wrong and mark the wrong pixels (hard scene 2's far car, which
+only that search finds: things EPE 0.39 -> 2.5 px on ``discrete`` without it, 0.71 -> 2.5 on
+``dis-medium``). Side by side: rows ``no occl`` of sections things and photo-scenes; section sharpen
+has ``discrete`` without the search."""
 
-- ``inlier`` 1.0 px (others 1.5): tells apart two touching things that move 1-1.5 px apart (two
-  pedestrians side by side). DIS's flow inside things is off by 2 px and more, and at 1.0 the strip
-  of a car behind parked ones lost its motion (hard scene 2). Matches of parts matched again keep a
-  wider distance (``MotionParams.rematch_inlier``).
-- ``rematch_hidden_cost`` 100 (others off): the occlusion-aware rematch of unexplained parts
-  (:mod:`semflow.layers.part_match`). On DIS's flow the found motions mark wrong pixels taken and the
-  refined part took a wrong motion (hard scene 2's far car: things EPE 0.71 -> 2.5 px).
 
-Side by side: rows ``inlier 1.5`` and ``no occl`` of BENCHMARKS.md sections things and photo-scenes."""
-
-
-def thing_params_for(baseline: str) -> ThingParams:
-    """The thing layer's default settings on the baseline method named ``baseline``."""
-    changes = BASELINE_MOTIONS.get(baseline)
+def thing_params_for(baseline: str | FlowMethod) -> ThingParams:
+    """The thing layer's default settings on ``baseline``: a flow method, or the name of one (taken
+    with its default settings)."""
+    name = baseline if isinstance(baseline, str) else baseline.name
+    preset = None if isinstance(baseline, str) else getattr(baseline, "params", None)
+    changes: dict[str, float] = {}
+    if name in SPLIT_INLIER:
+        changes["inlier"] = SPLIT_INLIER[name]
+    if name in HIDDEN_COST and getattr(preset, "missed_motions", True):
+        changes["rematch_hidden_cost"] = HIDDEN_COST[name]
     params = ThingParams()
-    return params if changes is None else replace(params, motions=replace(params.motions, **changes))
+    return replace(params, motions=replace(params.motions, **changes)) if changes else params
 
 
 @dataclass(frozen=True, kw_only=True)
