@@ -15,7 +15,8 @@ process's peak memory), on:
 ``stage s``: the stage alone (:func:`semflow.baseline.discrete.missed.follow_missed_motions`, median),
 timed here on the flow without it; that this gives the flow with it is checked on every pair. ``blobs``:
 blobs that took a missed motion, in all. On the scenes with masks also ``semantic`` with given masks on
-each of the two baseline flows (in this process, on the same flows). Band: thing pixels less than 5 px
+each of the two baseline flows (in this process, on the same flows, with the thing settings ``semantic``
+takes on each: :data:`THINGS`). Band: thing pixels less than 5 px
 inside an outline; inside-band: the rest of the things.
 """
 
@@ -39,6 +40,8 @@ from semflow.baseline.discrete.missed import follow_missed_motions  # noqa: E402
 from semflow.evaluation import score  # noqa: E402
 from semflow.io.datasets import load_dataset  # noqa: E402
 from semflow.isolation import IsolatedMethod  # noqa: E402
+from semflow.layers.things import thing_params_for  # noqa: E402
+from semflow.methods import get_method  # noqa: E402
 from semflow.metrics import endpoint_error, inner_band  # noqa: E402
 from semflow.semantic import SemanticFlow  # noqa: E402
 
@@ -46,6 +49,9 @@ WITH, WITHOUT = "discrete missed_motions=True", "discrete"
 LABELS = {WITHOUT: {"missed_motions": False, "sharpen": False}, WITH: {"missed_motions": True, "sharpen": False}}
 """Both without ``--sharpen`` (on by default for discrete since 2026-12-02): the stage alone."""
 SEMANTIC = {f"semantic[{label}]": label for label in LABELS}
+THINGS = {label: thing_params_for(get_method("discrete", **options)) for label, options in LABELS.items()}
+"""The thing settings ``semantic`` takes on each baseline (since 2026-12-03's second session; before, the
+generic defaults of a baseline named ``given``)."""
 
 
 class Given(FlowMethod):
@@ -83,7 +89,8 @@ class Runs:
             result, seconds, peak = method.estimate(img1, img2)
             flows[label] = result.flow
             if labels is not None:
-                semantic = SemanticFlow(Given(result), segmentation=labels).estimate(img1, img2, labels=labels)
+                semantic = SemanticFlow(Given(result), segmentation=labels, things=THINGS[label]).estimate(
+                    img1, img2, labels=labels)
                 self.rows.setdefault((group, f"semantic[{label}]"), []).append(figures(semantic.flow))
             self.rows.setdefault((group, label), []).append(figures(result.flow))
             self.seconds.setdefault((group, label), []).append(seconds)
@@ -177,7 +184,8 @@ def main() -> None:
         "each in a child process of its own (s/pair: median seconds of the whole method; peak MB: that process's "
         "peak). `stage s`: the stage alone (median), timed on the flow without it, whose result equals the "
         "flow with it on every pair; `blobs`: blobs that took a missed motion, in all. `semantic[B]`: semantic "
-        "with given masks on B's flow (the same flows, in this process). EPE in px.\n",
+        "with given masks on B's flow (the same flows, in this process), with the thing settings semantic takes on B "
+        "(`thing_params_for`; before 2026-12-03's second session the generic ones). EPE in px.\n",
     ]
     for group, title in [("hard", f"Hard synthetic scenes ({args.hard}, seed 5000, as in section things)"),
                          ("hard held-out", f"Held-out hard scenes ({args.hard}, seed 40000)")]:
