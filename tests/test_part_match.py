@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from semflow.layers.common import photometric_error
@@ -106,6 +106,7 @@ def _brute_ssd(search: np.ndarray, template: np.ndarray, part: np.ndarray, taken
 
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 10_000), taken_share=st.sampled_from([0.0, 0.1, 0.4]))
+@example(seed=5228, taken_share=0.4)  # exactly half hidden somewhere: the count must not be FFT-noisy
 def test_hidden_aware_ssd_is_the_masked_ssd_with_a_fixed_cost_on_taken_pixels(seed: int, taken_share: float) -> None:
     rng = np.random.default_rng(seed)
     search = rng.uniform(0, 255, (14, 17, 3)).astype(np.float32)

@@ -82,9 +82,9 @@ def hidden_aware_ssd(search: np.ndarray, template: np.ndarray, part: np.ndarray,
         i2, t = search[..., ch], template[..., ch]
         score += corr(i2 * i2 * free, m) - 2 * corr(i2 * free, m * t) + corr(free, m * t * t)
     area = max(float(m.sum()), 1.0)
-    hidden_share = corr(1 - free, m) / area
-    score += 3 * hidden_cost * hidden_share * area
-    score[hidden_share > 1 - MIN_IN_VIEW] = np.inf
+    hidden = np.rint(corr(1 - free, m))  # a count: rounded, or FFT noise tips ties at the threshold
+    score += 3 * hidden_cost * hidden
+    score[hidden > (1 - MIN_IN_VIEW) * area] = np.inf
     return score
 
 
