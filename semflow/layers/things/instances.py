@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from semflow.layers.common import erode, magnitude, photometric_error, subsample_points
+from semflow.layers.common import dilate, erode, magnitude, photometric_error, subsample_points
 from semflow.layers.context import PairContext
 from semflow.layers.motion_fit import affine_residuals
 from semflow.layers.motions import MotionSplit, fit_motions, reassign_motions, split_motions
@@ -87,14 +87,14 @@ def split_object_motions(baseline: np.ndarray, seeds: np.ndarray, mask: np.ndarr
 
     ``baseline`` (h, w, 2), ``seeds`` (h, w) (confident object pixels), ``mask`` (h, w) and
     ``confidence`` (h, w) are over ``box``. Each affine is refined photometrically over its own pixels
-    (those that no motion in front covers) with a smooth residual on top, as
-    :func:`~semflow.layers.things.motion.object_motions` does; then the pixels near the motions'
-    boundaries choose again among the refined flows (``params.reassign``). Returns (affines, share of matches
-    explained, object flow (h, w, 2) or None, its photometric error and inside maps over ``window``,
-    the split or None). ``hypotheses`` (M, 2, 3), optional: motions the fit considers beside its own
-    samples (video mode: the object's motions in the last pair). A split with fewer than
-    ``min_motions`` motions, or whose motions explain less than ``min_share`` of its matches, is given
-    up before its assignment and polish, as when it finds none.
+    (those that no motion in front covers, ``params.covered_clearance`` px or more from those it does)
+    with a smooth residual on top, as :func:`~semflow.layers.things.motion.object_motions` does; then
+    the pixels near the motions' boundaries choose again among the refined flows (``params.reassign``).
+    Returns (affines, share of matches explained, object flow (h, w, 2) or None, its photometric error
+    and inside maps over ``window``, the split or None). ``hypotheses`` (M, 2, 3), optional: motions
+    the fit considers beside its own samples (video mode: the object's motions in the last pair). A
+    split with fewer than ``min_motions`` motions, or whose motions explain less than ``min_share`` of
+    its matches, is given up before its assignment and polish, as when it finds none.
     """
     y0, _, x0, _ = box
     split = split_motions(ctx.f1, ctx.f2, ctx.gray.gray1, ctx.gray.gray2, mask, tuple(box), baseline, confidence,
@@ -106,7 +106,8 @@ def split_object_motions(baseline: np.ndarray, seeds: np.ndarray, mask: np.ndarr
     affines, flows = [], []
     for m, affine in enumerate(split.affines):
         own = core & (split.labels == m) & ~split.covered
-        affine = polish_affine(affine, own, box, ctx.gray, params, rng)
+        clear = own & ~dilate(split.covered, params.covered_clearance) if params.covered_clearance else own
+        affine = polish_affine(affine, clear, box, ctx.gray, params, rng)
         affines.append(affine)
         flow = layer_flow(baseline, affine, own & seeds, box, params)
         if own.sum() >= params.min_points:
