@@ -12,7 +12,12 @@ from scipy import ndimage
 from semflow.errors import InputError
 from semflow.io.flow import read_flow
 from semflow.io.images import write_image
-from semflow.layers.boundary_layers import BoundaryLayerParams, sharpen_boundaries, uncertain_pixels
+from semflow.layers.boundary_layers import (
+    BoundaryLayerParams,
+    missed_motions,
+    sharpen_boundaries,
+    uncertain_pixels,
+)
 from semflow.methods import get_method
 from semflow.metrics import endpoint_error
 from semflow.semantic import write_explain as semantic_write_explain
@@ -116,6 +121,27 @@ def test_a_thing_too_thin_for_trusted_pixels_gets_its_motion_from_the_uncertain_
     assert any(r.kept and r.motions == 2 for r in reports)
     unaided, _ = sharpen_boundaries(img1, img2, flow, BoundaryLayerParams(uncertain_samples=0))
     assert endpoint_error(unaided, truth)[ring].mean() > 10.0  # the step without the search: left alone
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_thing_a_tenth_of_the_uncertain_pixels_still_gets_its_motion(seed: int) -> None:
+    # A region of 100 x 100 uncertain pixels: 88 % move as the motion already found, a 20 x 40 block
+    # (8 %) with another and a 20 x 20 one (4 %) with a third. Drawn from all uncertain pixels, 150
+    # samples held about 12 of the block's (fewer than min_support = 20); drawn from the unexplained
+    # ones they hold about 100, and its motion is the one returned (at most one: the larger block's).
+    h = w = 100
+    box = (50, 150, 60, 160)
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[...] = (-1.5, -1.0)
+    flow[10:30, 20:60] = (19.0, 3.0)
+    flow[60:80, 60:80] = (-22.0, 1.0)
+    uncertain = np.ones((h, w), bool)
+    found = np.float64([[1, 0, -1.5], [0, 1, -1.0]])
+    out = missed_motions(flow, uncertain, box, [found], BoundaryLayerParams(), np.random.default_rng(seed))
+    assert len(out) == 1
+    np.testing.assert_allclose(out[0], [[1, 0, 19.0], [0, 1, 3.0]], atol=1e-3)
+    assert missed_motions(flow, uncertain, box, [found], BoundaryLayerParams(uncertain_samples=0),
+                          np.random.default_rng(seed)) == []
 
 
 def test_a_region_its_affine_motions_do_not_explain_is_left_alone_before_its_graph_cut() -> None:

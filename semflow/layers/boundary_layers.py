@@ -10,8 +10,8 @@ jumps, as a small layered problem per place:
    its box padded by ``margin`` px; the box's other pixels are *trusted*.
 2. **Motions.** Affine motions of the trusted pixels' flow, fitted with a label cost
    (:func:`~semflow.layers.motion_fit.fit_motions`, as the things layer does for touching things); then
-   motions of the uncertain pixels' flow that none of these explains (:func:`missed_motions`: a thing
-   too narrow to have trusted pixels of its own). A region with fewer than two motions is left alone,
+   the motion of the uncertain pixels' flow that most of those none of these explains move with
+   (:func:`missed_motions`: a thing too narrow to have trusted pixels of its own). A region with fewer than two motions is left alone,
    and so is one whose trusted pixels its motions do not explain (``min_explained``).
 3. **Assignment.** Each box pixel within ``cut_reach`` px of an uncertain one takes one motion by a
    graph cut (:func:`~semflow.layers.graph_cut.solve_assignment`; the others keep the motion nearest
@@ -101,11 +101,11 @@ class BoundaryLayerParams:
     16 %); two of its three were rejected by step 5 after their graph cut anyway, and skipping them
     takes the step from 1.4 to 0.8 s there (side by side, one process each, 3 runs)."""
     uncertain_samples: int = 150
-    """Uncertain pixels sampled per region to look for motions the trusted pixels miss: a thing narrower
-    than about twice ``radius`` (a pedestrian) has hardly any trusted pixels. Those that no fitted motion
-    explains are fitted on their own..."""
+    """Uncertain pixels that no motion fitted to the trusted ones explains, sampled per region to look for
+    a motion those miss: a thing narrower than about twice ``radius`` (a pedestrian) has hardly any
+    trusted pixels. The motion most of them move with..."""
     min_support: int = 20
-    """...and a motion found there joins when this many of them move with it."""
+    """...joins when at least this many do."""
     blend_radius: int = 3
     """Uncertain pixels whose flow changes by more than 1 px across this distance (blends of two
     motions, where an interpolation crosses a boundary) are not sampled."""
@@ -170,23 +170,31 @@ def uncertain_pixels(flow: np.ndarray, params: BoundaryLayerParams) -> np.ndarra
 
 def missed_motions(flow: np.ndarray, uncertain: np.ndarray, box: Box, affines: list[np.ndarray],
                    params: BoundaryLayerParams, rng: np.random.Generator) -> list[np.ndarray]:
-    """Affine motions (2, 3) of ``flow`` (h, w, 2, over ``box``) at ``uncertain`` (h, w) pixels that no
-    motion in ``affines`` explains (within ``params.motions.inlier`` px), each moving at least
-    ``params.min_support`` of the sampled pixels; pixels where the flow itself blends two motions
-    (it changes by more than 1 px across ``params.blend_radius`` px) are left out."""
+    """The affine motion (2, 3) of ``flow`` (h, w, 2, over ``box``) at the ``uncertain`` (h, w) pixels
+    that no motion in ``affines`` explains (within ``params.motions.inlier`` px): a list of at most one,
+    the motion most of ``params.uncertain_samples`` of those pixels move with, when at least
+    ``params.min_support`` do. Pixels where the flow itself blends two motions (it changes by more than
+    1 px across ``params.blend_radius`` px) are left out. (The samples are drawn from the unexplained
+    pixels, not from all uncertain ones: a far car, a tenth of a street's region, drew too few.)"""
     m = params.motions
     if params.uncertain_samples <= 0 or not affines:
         return []
     smooth = uncertain & ~dilate(flow_jumps(flow, radius=params.blend_radius, jump=1.0, relative=0.1), 1)
-    ys, xs = subsample_points(smooth, params.uncertain_samples, rng)
+    ys, xs = np.nonzero(smooth)
     src = np.stack([xs + box[2], ys + box[0]], 1).astype(np.float64)
-    dst = src + flow[ys, xs]
-    residual = affine_residuals(np.asarray(affines), src, dst).min(axis=0)
-    left = residual > m.inlier
-    if left.sum() < params.min_support:
+    left = affine_residuals(np.asarray(affines), src, src + flow[ys, xs]).min(axis=0) > m.inlier
+    unexplained = np.zeros_like(smooth)
+    unexplained[ys[left], xs[left]] = True
+    ys, xs = subsample_points(unexplained, params.uncertain_samples, rng)
+    if len(ys) < params.min_support:
         return []
-    found, owner = fit_motions(src[left], dst[left], m, rng)
-    return [a for i, a in enumerate(found) if (owner == i).sum() >= params.min_support]
+    src = np.stack([xs + box[2], ys + box[0]], 1).astype(np.float64)
+    found, owner = fit_motions(src, src + flow[ys, xs], m, rng)
+    if not found:
+        return []
+    support = np.bincount(owner[owner >= 0], minlength=len(found))
+    best = int(np.argmax(support))
+    return [found[best]] if support[best] >= params.min_support else []
 
 
 def _padded_box(rows: slice, cols: slice, shape: tuple[int, int], margin: int) -> Box:
