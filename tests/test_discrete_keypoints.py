@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from semflow.baseline.discrete import PRESETS, DiscreteFlow
@@ -33,8 +33,12 @@ def test_mutual_ratio_matches_are_mutual_nearest_and_pass_the_ratio(n1, n2, seed
     d1 = rng.normal(size=(n1, 8)).astype(np.float32)
     d2 = rng.normal(size=(n2, 8)).astype(np.float32)
     i, j = _mutual_ratio_matches(torch.from_numpy(d1), torch.from_numpy(d2), ratio, chunk=7)
-    dist = np.linalg.norm(d1[:, None] - d2[None], axis=2)
-    order = np.sort(dist, axis=1)
+    dist = np.linalg.norm(d1[:, None].astype(np.float64) - d2[None], axis=2)
+    order, cols = np.sort(dist, axis=1), np.sort(dist, axis=0)
+    # Near-ties (about 1 draw in 200,000 came within 3e-8: n1=17, n2=30, seed=716535501, ratio=1.0) go
+    # either way in float32 expanded distances: not a property to test.
+    assume(min(np.diff(order[:, :2]).min(), np.diff(cols[:2], axis=0).min(),
+               np.abs(order[:, 0] - ratio * order[:, 1]).min()) > 1e-5)
     expected = [(a, int(dist[a].argmin())) for a in range(n1)
                 if dist[:, dist[a].argmin()].argmin() == a and order[a, 0] < ratio * order[a, 1]]
     assert list(zip(i.tolist(), j.tolist())) == expected
