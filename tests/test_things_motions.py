@@ -241,6 +241,13 @@ def test_a_bad_things_seed_is_refused_when_the_params_are_made(seed) -> None:
     assert ThingParams(seed=np.int64(7)).seed == 7
 
 
+@pytest.mark.parametrize("clearance", [-1, 1.5, True, "2"])
+def test_a_bad_covered_clearance_is_refused_when_the_params_are_made(clearance) -> None:
+    with pytest.raises(ValueError, match="ThingParams.covered_clearance must be a non-negative integer"):
+        ThingParams(covered_clearance=clearance)
+    assert ThingParams(covered_clearance=np.int64(0)).covered_clearance == 0
+
+
 def test_motion_settings_made_by_hand_keep_the_things_defaults_they_do_not_name() -> None:
     # (The things' split once ran one expansion cycle by a default of its own, and MotionParams(...)
     # made by hand silently brought back two.)

@@ -181,6 +181,10 @@ class ThingParams:
         if isinstance(self.processes, bool) or not isinstance(self.processes, (int, np.integer)) \
                 or self.processes < 1:
             raise ValueError(f"ThingParams.processes must be an integer of at least 1, not {self.processes!r}")
+        if isinstance(self.covered_clearance, bool) or not isinstance(self.covered_clearance, (int, np.integer)) \
+                or self.covered_clearance < 0:
+            raise ValueError("ThingParams.covered_clearance must be a non-negative integer (px), "
+                             f"not {self.covered_clearance!r}")
 
 
 
