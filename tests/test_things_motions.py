@@ -13,7 +13,7 @@ import semflow.layers.things.fit as thing_fit
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.layers.context import PairContext
 from semflow.layers.motion_fit import MotionParams
-from semflow.layers.things import ThingParams, fit_things
+from semflow.layers.things import ThingParams, fit_things, thing_params_for
 from semflow.layers.things.instances import compromise
 from semflow.methods import get_method
 from semflow.metrics import epe
@@ -296,8 +296,7 @@ def test_a_far_car_half_hidden_in_the_next_frame_is_refined_away_from_the_occlud
 
     def far_car(clearance: int) -> tuple[float, np.ndarray | None]:
         """The far car's EPE, and the singular values of the motion instance nearest its true motion."""
-        things = dataclasses.replace(ThingParams(), processes=1, covered_clearance=clearance,
-                                     motions=dataclasses.replace(ThingParams().motions, rematch_hidden_cost=100.0))
+        things = dataclasses.replace(thing_params_for("discrete"), processes=1, covered_clearance=clearance)
         result = SemanticFlow(Given(), things=things).estimate(scene.img1, scene.img2, labels=scene.labels)
         report = json.loads(str(result.extras["report_json"]))["things"]
         affines = [np.reshape(m["affine"], (2, 3)) for t in report if t["accepted"] for m in t["motion_instances"]]

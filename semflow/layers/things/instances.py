@@ -106,7 +106,7 @@ def split_object_motions(baseline: np.ndarray, seeds: np.ndarray, mask: np.ndarr
     affines, flows = [], []
     for m, affine in enumerate(split.affines):
         own = core & (split.labels == m) & ~split.covered
-        clear = own & ~dilate(split.covered, params.covered_clearance) if params.covered_clearance else own
+        clear = own & ~dilate(split.covered, params.covered_clearance)  # radius 0: ``own`` itself
         affine = polish_affine(affine, clear, box, ctx.gray, params, rng)
         affines.append(affine)
         flow = layer_flow(baseline, affine, own & seeds, box, params)

@@ -176,16 +176,15 @@ class ThingParams:
 
     def __post_init__(self) -> None:
         # numpy's seed sequences take non-negative integers only; say so here, not at the first fit.
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"ThingParams.seed must be a non-negative integer, not {self.seed!r}")
-        if isinstance(self.processes, bool) or not isinstance(self.processes, (int, np.integer)) \
-                or self.processes < 1:
-            raise ValueError(f"ThingParams.processes must be an integer of at least 1, not {self.processes!r}")
-        if isinstance(self.covered_clearance, bool) or not isinstance(self.covered_clearance, (int, np.integer)) \
-                or self.covered_clearance < 0:
-            raise ValueError("ThingParams.covered_clearance must be a non-negative integer (px), "
-                             f"not {self.covered_clearance!r}")
+        _check_integer("seed", self.seed, 0, "a non-negative integer")
+        _check_integer("processes", self.processes, 1, "an integer of at least 1")
+        _check_integer("covered_clearance", self.covered_clearance, 0, "a non-negative integer (px)")
 
+
+def _check_integer(name: str, value: object, least: int, what: str) -> None:
+    """ValueError unless ``value`` is an integer (not a bool) of at least ``least``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise ValueError(f"ThingParams.{name} must be {what}, not {value!r}")
 
 
 SPLIT_INLIER = {"discrete": 1.0}
