@@ -55,10 +55,12 @@ STEP_SEEDS = (0, 1, 2, 3)
 BOTH = "discrete missed_motions=True --sharpen"
 SEMANTIC_BOTH = "semantic[discrete missed_motions=True] --sharpen"
 STEP_VARIANTS = {"": {}, "no polish": {"polish": False},
-                 "no ties": {"motions": replace(BOUNDARY_MOTIONS, explained=None)}}
+                 "no ties": {"motions": replace(BOUNDARY_MOTIONS, explained=None)},
+                 "min_share 0.05": {"min_share": 0.05}}
 """The step's variants in the seed table: as shipped; without the photometric polish of the motions;
 with every photometric error counting in the cut (``MotionParams.explained=None``, before 2026-12-02's
-fifth session)."""
+fifth session); with a region's new flow kept only when 5 % of its pixels match better (before
+2026-12-03's fourth session, which also left the old flow's hidden pixels out of the count)."""
 CHANGES = [(f"{m} --sharpen", m) for m in METHODS] + [(BOTH, "discrete"), (SEMANTIC_BOTH, "semantic")]
 """(row, the row it is compared with) of the tables' change lines."""
 
@@ -275,7 +277,8 @@ def main() -> None:
         f"### The step's seeds: change of EPE against the unsharpened flow with seeds {', '.join(map(str, STEP_SEEDS))}"
         " (0 is the default, the rows above), with and without the polish of the motions (`no polish`), and with"
         " every photometric error counting in the cut (`no ties`: `MotionParams(explained=None)`, as before"
-        " 2026-12-02's fifth session)\n",
+        " 2026-12-02's fifth session), and with the check's `min_share` at 0.05 (as before 2026-12-03's fourth session;"
+        " the old flow's hidden pixels are left out of the count in every row)\n",
         "Which regions are kept can flip with the random samples of the motion fitting (with the gate at 1.5, as"
         " first shipped, a region of hair in front of a wall on Sintel's final pass did).\n",
         seed_table(runs) + "\n",

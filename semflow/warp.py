@@ -86,3 +86,24 @@ def smoothed_photometric_error(img1: np.ndarray, img2: np.ndarray, flow: np.ndar
     err, inside = photometric_error(img1, img2, flow, x0, y0)
     err = np.minimum(err, cap).astype(np.float32)
     return (cv2.GaussianBlur(err, (0, 0), blur) if blur > 0 else err), inside
+
+
+def hidden_by_collision(flow: np.ndarray, error: np.ndarray, *, matched: float = 8.0) -> np.ndarray:
+    """Pixels the flow shows as hidden in frame t+1: (h, w) bool.
+
+    ``flow`` (h, w, 2) and its photometric ``error`` (h, w, grey levels) over one crop. A pixel is hidden
+    when it does not match (error >= ``matched``) and lands on the footprint of the pixels that do: where
+    those land in frame t+1 (rounded to the nearest pixel, closed 3x3; landings outside the crop are left
+    out). This is the forward-splatting occlusion test: two pixels that land on one, and the one that
+    matches is the one in view.
+    """
+    h, w = error.shape
+    x, y = pixel_grid(h, w)
+    tx = np.rint(x + flow[..., 0]).astype(np.int64)
+    ty = np.rint(y + flow[..., 1]).astype(np.int64)
+    inside = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+    good = inside & (error < matched)
+    footprint = np.zeros((h, w), np.uint8)
+    footprint[ty[good], tx[good]] = 1
+    footprint = cv2.morphologyEx(footprint, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool)
+    return inside & ~good & footprint[ty.clip(0, h - 1), tx.clip(0, w - 1)]
