@@ -281,8 +281,10 @@ def test_a_far_car_half_hidden_in_the_next_frame_is_refined_away_from_the_occlud
     # Hard scene 2's far car slides behind the parked row: the refinement of its motion instance on every
     # pixel left uncovered squashed it vertically by a fifth (its visible rows next to the occluding
     # edge, where the two cars' colours meet in frame t+1, pulled it) and the thing was rejected.
+    # The baseline is discrete without its sharpen step, which since 2026-12-03's fourth session gives
+    # the far car its motion itself (the things layer then has nothing left to gain there).
     scene = make_hard_scene(seed=7000, kind="street")
-    base = get_method("discrete").estimate(scene.img1, scene.img2)
+    base = get_method("discrete", sharpen=False).estimate(scene.img1, scene.img2)
 
     class Given(FlowMethod):
         name = "discrete"
