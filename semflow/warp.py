@@ -95,7 +95,9 @@ def hidden_by_collision(flow: np.ndarray, error: np.ndarray, *, matched: float =
     when it does not match (error >= ``matched``) and lands on the footprint of the pixels that do: where
     those land in frame t+1 (rounded to the nearest pixel, closed 3x3; landings outside the crop are left
     out). This is the forward-splatting occlusion test: two pixels that land on one, and the one that
-    matches is the one in view.
+    matches is the one in view. It trusts the flow: a pixel whose flow is wrong (a background pixel
+    carried along with the object beside it) does not match either and lands among pixels that do, so
+    it looks hidden too (README, "Hidden pixels left out of the check").
     """
     h, w = error.shape
     x, y = pixel_grid(h, w)
