@@ -109,3 +109,33 @@ def hidden_by_collision(flow: np.ndarray, error: np.ndarray, *, matched: float =
     footprint[ty[good], tx[good]] = 1
     footprint = cv2.morphologyEx(footprint, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool)
     return inside & ~good & footprint[ty.clip(0, h - 1), tx.clip(0, w - 1)]
+
+
+def landing_conflicts(flow: np.ndarray, *, apart: float = 2.0) -> np.ndarray:
+    """Pixels that land, in frame t+1, where a pixel with another motion lands too: (h, w) bool.
+
+    ``flow`` (h, w, 2) over one crop; landings are rounded to the nearest pixel, and one lands where
+    another does when their cells are the same or neighbours (3x3). Another motion: a flow that differs
+    by more than ``apart`` px in u or in v. Both pixels of such a collision are marked (which one is in
+    view is not asked here); pixels that land outside the crop are not.
+    """
+    h, w = flow.shape[:2]
+    x, y = pixel_grid(h, w)
+    tx = np.rint(x + flow[..., 0]).astype(np.int64)
+    ty = np.rint(y + flow[..., 1]).astype(np.int64)
+    inside = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+    cell = (ty * w + tx)[inside]
+    cy, cx = ty.clip(0, h - 1), tx.clip(0, w - 1)
+    near = np.ones((3, 3), np.uint8)
+    conflict = np.zeros((h, w), bool)
+    for c in range(2):
+        values = flow[..., c][inside].astype(np.float32)
+        low = np.full(h * w, np.inf, np.float32)
+        high = np.full(h * w, -np.inf, np.float32)
+        np.minimum.at(low, cell, values)  # the smallest and largest flow landing on each cell
+        np.maximum.at(high, cell, values)
+        low = cv2.erode(low.reshape(h, w), near)  # ... and on its neighbours
+        high = cv2.dilate(high.reshape(h, w), near)
+        own = flow[..., c]
+        conflict |= (high[cy, cx] - own > apart) | (own - low[cy, cx] > apart)
+    return inside & conflict

@@ -24,7 +24,7 @@ from semflow.semantic import write_explain as semantic_write_explain
 from semflow.sharpen import SharpenedFlow, report_entries
 from semflow.synthetic import make_scene, moving_patch_scene, translation_scene
 from semflow.video_state import VideoState
-from semflow.warp import hidden_by_collision, photometric_error
+from semflow.warp import hidden_by_collision, landing_conflicts, photometric_error
 
 
 def fattened(scene, width: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -82,6 +82,29 @@ def test_pixels_a_thing_moves_over_are_hidden_under_the_true_flow() -> None:
     assert not (hidden & ~hidden_truth).any()
     assert hidden.sum() >= 0.95 * hidden_truth.sum()
     assert not hidden_by_collision(flow, np.zeros((h, w), np.float32)).any()  # every pixel matches
+
+
+def test_landing_conflicts_mark_a_hidden_strip_and_not_a_background_pixel_given_its_own_motion() -> None:
+    # A square moves 10 px right over a still background. Under the true flow the background strip it
+    # moves onto lands where the square's pixels land (another motion): marked. A ring of background
+    # that a wrong flow carried along with the square lands, once given its own motion back, where
+    # nothing else lands: not marked, though under the wrong flow it looked hidden (it does not match
+    # and lands among pixels that do).
+    h, w, y0, x0, size, u = 120, 160, 30, 40, 50, 10
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[y0:y0 + size, x0:x0 + size, 0] = u
+    strip = np.zeros((h, w), bool)
+    strip[y0:y0 + size, x0 + size:x0 + size + u] = True
+    conflicts = landing_conflicts(flow)
+    assert conflicts[strip].all()
+    square = np.zeros((h, w), bool)
+    square[y0:y0 + size, x0:x0 + size] = True
+    near = ndimage.binary_dilation(square | strip, iterations=2)
+    assert not conflicts[~near].any()  # the rest of the background, the trailing side included
+    trailing = np.zeros((h, w), bool)
+    trailing[y0 + 2:y0 + size - 2, x0 - 6:x0 - 2]  = True  # background left of the square
+    assert not conflicts[trailing].any()
+    assert not landing_conflicts(flow, apart=float(u)).any()  # motions 10 px apart are one motion at 10
 
 
 def test_a_textureless_object_keeps_its_inside_and_gets_its_ring_back() -> None:

@@ -31,9 +31,13 @@ jumps, as a small layered problem per place:
 5. **Check.** The region's new flow is kept only when, over its changed pixels that stay visible,
    clearly more pixels match better in frame t+1 than worse (by ``win_margin`` grey levels; at least
    ``win_ratio`` times as many, ``min_wins``, and ``min_share`` of the region). Pixels hidden in frame
-   t+1 are left out of the count, under the new flow (those its motions in front cover) and under the
-   old one (:func:`~semflow.warp.hidden_by_collision`: they land where pixels that match land): no flow
-   explains them, and a wrong flow often matches them best.
+   t+1 are left out of the count: those the new flow's motions in front cover, and those the old flow
+   shows as hidden (:func:`~semflow.warp.hidden_by_collision`: they land where pixels that match land)
+   when under the new flow they land where another motion lands too
+   (:func:`~semflow.warp.landing_conflicts`): no flow explains them, and a wrong flow often matches
+   them best. (The old flow alone cannot tell a hidden pixel from one whose flow is wrong: a background
+   pixel carried with the object beside it also lands among pixels that match; under the new flow it
+   lands on its own.)
 
 Flows are float32 (H, W, 2) (u, v) px, frame t -> t+1; images uint8 RGB (H, W, 3); boxes are
 (y0, y1, x0, x1) in pixels. Measured by ``scripts/bench_sharpen.py`` (BENCHMARKS.md, section sharpen).
@@ -62,7 +66,7 @@ from semflow.layers.common import (
 from semflow.layers.graph_cut import solve_assignment
 from semflow.layers.motion_fit import MotionParams, affine_field, affine_residuals, fit_motions, plausible
 from semflow.layers.motions import covered_by_others, photometric_costs
-from semflow.warp import hidden_by_collision, smoothed_photometric_error
+from semflow.warp import hidden_by_collision, landing_conflicts, smoothed_photometric_error
 
 Box = tuple[int, int, int, int]
 
@@ -139,7 +143,9 @@ class BoundaryLayerParams:
     better, passed 0.01. At 0.05 a far car passing behind parked ones, 201 better of a 13.5k px region,
     failed; section sharpen, rows ``min_share 0.05``.)"""
     matched: float = 8.0
-    """A pixel matches under a flow when its colour error there is below this (step 5's hidden pixels)."""
+    """A pixel matches under a flow when its colour error there is below this (step 5's hidden pixels)..."""
+    apart: float = 2.0
+    """...and two flows are two motions when they differ by more than this (px, in u or v)."""
     polish: bool = True
     """Refine each motion photometrically over the pixels it was given, and assign again (step 3)..."""
     polish_pixels: int = 50
@@ -316,7 +322,8 @@ def sharpen_region(img1: np.ndarray, img2: np.ndarray, guide: np.ndarray, flow: 
     new = _layer_flow(flows, labels, sub, uncertain, params)
     hidden = np.take_along_axis(covered, labels[None], 0)[0]  # under the new flow
     old_error, _ = photometric_error(img1, img2, sub, x0, y0)
-    hidden |= hidden_by_collision(sub, old_error, matched=params.matched)  # under the old flow
+    hidden |= (hidden_by_collision(sub, old_error, matched=params.matched)  # under the old flow...
+               & landing_conflicts(new, apart=params.apart))  # ...and under the new one
     changed = region & (magnitude(new - sub) > 0.5) & ~hidden
     before, _ = smoothed_photometric_error(img1, img2, sub, x0, y0, blur=params.blur, cap=params.motions.truncation)
     after, _ = smoothed_photometric_error(img1, img2, new, x0, y0, blur=params.blur, cap=params.motions.truncation)
