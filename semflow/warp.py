@@ -88,6 +88,16 @@ def smoothed_photometric_error(img1: np.ndarray, img2: np.ndarray, flow: np.ndar
     return (cv2.GaussianBlur(err, (0, 0), blur) if blur > 0 else err), inside
 
 
+def _landings(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each pixel of ``flow`` (h, w, 2) lands, rounded to the nearest pixel: x and y (h, w) int64,
+    and whether that is inside the crop."""
+    h, w = flow.shape[:2]
+    x, y = pixel_grid(h, w)
+    tx = np.rint(x + flow[..., 0]).astype(np.int64)
+    ty = np.rint(y + flow[..., 1]).astype(np.int64)
+    return tx, ty, (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+
+
 def hidden_by_collision(flow: np.ndarray, error: np.ndarray, *, matched: float = 8.0) -> np.ndarray:
     """Pixels the flow shows as hidden in frame t+1: (h, w) bool.
 
@@ -100,10 +110,7 @@ def hidden_by_collision(flow: np.ndarray, error: np.ndarray, *, matched: float =
     it looks hidden too (README, "Hidden pixels left out of the check").
     """
     h, w = error.shape
-    x, y = pixel_grid(h, w)
-    tx = np.rint(x + flow[..., 0]).astype(np.int64)
-    ty = np.rint(y + flow[..., 1]).astype(np.int64)
-    inside = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+    tx, ty, inside = _landings(flow)
     good = inside & (error < matched)
     footprint = np.zeros((h, w), np.uint8)
     footprint[ty[good], tx[good]] = 1
@@ -120,10 +127,7 @@ def landing_conflicts(flow: np.ndarray, *, apart: float = 2.0) -> np.ndarray:
     view is not asked here); pixels that land outside the crop are not.
     """
     h, w = flow.shape[:2]
-    x, y = pixel_grid(h, w)
-    tx = np.rint(x + flow[..., 0]).astype(np.int64)
-    ty = np.rint(y + flow[..., 1]).astype(np.int64)
-    inside = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+    tx, ty, inside = _landings(flow)
     cell = (ty * w + tx)[inside]
     cy, cx = ty.clip(0, h - 1), tx.clip(0, w - 1)
     near = np.ones((3, 3), np.uint8)
