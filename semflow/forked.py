@@ -6,9 +6,11 @@ process and forked children (Linux).
 For work that is many small numpy and OpenCV calls (the things layer's fits), threads do not help:
 the GIL serialises them. A child is a fork of this process at the call: it sees everything as it is
 (frames, flows, models) without copying it, takes items one at a time from a deal that all the
-processes share (the most costly first) and sends its results back pickled through a pipe. So the
-results are those of the serial loop ``[fn(x) for x in items]``, in the same order, as long as ``fn``
-depends only on its item and on what does not change during the call.
+processes share (the most costly first) and writes each result, pickled, to a file in memory as soon as
+it has it; when the deal is empty it says through a pipe how many it wrote. So the results are those
+of the serial loop ``[fn(x) for x in items]``, in the same order, as long as ``fn`` depends only on its
+item and on what does not change during the call. (This process reads them without waiting for the
+child to end: a forked child's exit, the release of its copy of this process's memory, takes 10-20 ms.)
 
 Whatever goes wrong in a child is made good here, by computing the items it took and did not bring
 back in this process: an exception (it then surfaces here, with its own traceback), a crash or a kill,
@@ -16,7 +18,9 @@ a result that cannot be read, or no answer within ``patience`` times the time th
 its own share (at least ``min_wait`` seconds). A child that did not answer in time is killed, and
 forking is off for the rest of the process: a hang is the sign of a library that does not survive a
 fork (OpenCV's thread pool does not, when a child changes its number of threads; the children here
-change no settings).
+change no settings). While the processes run, OpenCV uses the CPUs' share of each (one thread each
+for two processes on two cores: each call is small, and two pools of two threads on two cores only
+took turns, 4-7 % of the things stage at 1024x436); the children start with that setting.
 
 Only on Linux (elsewhere, and inside a child, the loop runs in this process). :func:`set_process_limit`
 caps the processes for the whole process (``semflow batch``'s workers own one CPU each).
@@ -29,6 +33,7 @@ import pickle
 import select
 import signal
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -43,6 +48,7 @@ MAX_ITEMS = 16_000
 _limit: int | None = None
 _off = False  # set after a child did not answer in time
 _in_child = False
+_exiting: list[int] = []  # children that sent their results and may still be ending: reaped later
 
 
 def set_process_limit(processes: int | None) -> None:
@@ -77,26 +83,39 @@ def map_forked(fn: Callable[[T], R], items: Sequence[T], *, costs: Sequence[floa
     deal_read, deal_write = os.pipe()
     os.write(deal_write, b"".join(i.to_bytes(4, "little") for i in order))
     os.close(deal_write)
-    children: list[tuple[int, int]] = []  # (pid, read end of the pipe its results come back through)
+    _reap_exited()
+    import cv2  # (here: `semflow --help` imports this module, not OpenCV)
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(max(1, min(threads, _cpus() // processes)))
+    # Per child: (pid, read end of the pipe its count comes through, the file its results are written to).
+    children: list[tuple[int, int, int]] = []
     results: dict[int, Any] = {}
     try:
         for _ in range(processes - 1):
-            children.append(_fork(fn, items, deal_read, [fd for _, fd in children]))
+            children.append(_fork(fn, items, deal_read, [fd for child in children for fd in child[1:]]))
         started = time.monotonic()
         for i in _dealt(deal_read):
             results[i] = fn(items[i])
         deadline = time.monotonic() + max(min_wait, patience * (time.monotonic() - started))
-        for pid, fd in children:
-            results.update(_collect(pid, fd, deadline))
+        for pid, fd, results_fd in children:
+            results.update(_collect(pid, fd, results_fd, deadline))
         for i in range(len(items)):  # what a child took and did not bring back
             if i not in results:
                 results[i] = fn(items[i])
     finally:
+        cv2.setNumThreads(threads)
         _close(deal_read)
-        for pid, fd in children:
+        for pid, fd, results_fd in children:
             _close(fd)
+            _close(results_fd)
             _reap(pid)
     return [results[i] for i in range(len(items))]
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _dealt(deal_fd: int):
@@ -108,35 +127,37 @@ def _dealt(deal_fd: int):
         yield int.from_bytes(token, "little")
 
 
-def _fork(fn: Callable, items: Sequence, deal_fd: int, other_fds: list[int]) -> tuple[int, int]:
-    """Fork a child that takes items from the deal and computes ``fn`` on them until none is left, then
-    writes {index: result}, pickled, to a pipe (what it finished, when ``fn`` raises); returns (its pid,
-    the pipe's read end)."""
+def _fork(fn: Callable, items: Sequence, deal_fd: int, other_fds: list[int]) -> tuple[int, int, int]:
+    """Fork a child that takes items from the deal and computes ``fn`` on them until none is left,
+    appending each (index, result), pickled, to a file in memory, then writes how many it appended to
+    a pipe (those it finished, when ``fn`` raises); returns (its pid, the pipe's read end, the file)."""
     global _in_child
+    results_fd = _memory_file()
     read_fd, write_fd = os.pipe()
     with warnings.catch_warnings():  # Python 3.12+ warns of forking a process that has threads
         warnings.simplefilter("ignore", DeprecationWarning)
         pid = os.fork()
     if pid:
         os.close(write_fd)
-        return pid, read_fd
+        return pid, read_fd, results_fd
     # The child: never returns into the caller's frames; leaves by os._exit (no atexit, no buffers flushed).
     status = 1
     try:
         _in_child = True
         os.close(read_fd)
-        for fd in other_fds:  # the read ends of the earlier children's pipes
+        for fd in other_fds:  # the earlier children's pipes and files
             _close(fd)
-        done = {}
+        count = 0
         try:
             for i in _dealt(deal_fd):
-                done[i] = fn(items[i])
+                record = pickle.dumps((i, fn(items[i])), protocol=pickle.HIGHEST_PROTOCOL)
+                _write_all(results_fd, len(record).to_bytes(8, "little"))
+                _write_all(results_fd, record)
+                count += 1
         except Exception:  # noqa: BLE001 - the parent redoes the item, and raises there
             pass
-        payload = pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL)
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(write_fd, view):]
+        _write_all(write_fd, count.to_bytes(8, "little"))
+        os.close(write_fd)  # (the parent reads on now, while this process ends)
         status = 0
     except BaseException:  # noqa: BLE001 - whatever it was, the parent redoes this child's items
         pass
@@ -144,30 +165,50 @@ def _fork(fn: Callable, items: Sequence, deal_fd: int, other_fds: list[int]) -> 
         os._exit(status)
 
 
-def _collect(pid: int, fd: int, deadline: float) -> dict[int, Any]:
+def _memory_file() -> int:
+    """A file descriptor of an anonymous file in memory (a memfd; elsewhere an unlinked temporary file)."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("semflow-forked", os.MFD_CLOEXEC)
+    handle, path = tempfile.mkstemp(prefix="semflow-forked-")
+    os.unlink(path)
+    return handle
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _collect(pid: int, fd: int, results_fd: int, deadline: float) -> dict[int, Any]:
     """The child's results by index ({} when it failed, or did not answer by ``deadline``: then it is
     killed and forking turned off)."""
     global _off
-    chunks = []
+    count = b""
     poller = select.poll()  # (not select.select: it fails on descriptors above 1023)
     poller.register(fd, select.POLLIN | select.POLLHUP)
-    while True:
+    while len(count) < 8:
         ready = poller.poll(max(0.0, deadline - time.monotonic()) * 1000.0)
         if not ready:
             _off = True
             _kill(pid)
             return {}
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
-    if status != 0:
-        return {}
+        chunk = os.read(fd, 8 - len(count))
+        if not chunk:  # it ended without saying how many: it crashed
+            return {}
+        count += chunk
+    _exiting.append(pid)
+    data = os.pread(results_fd, os.fstat(results_fd).st_size, 0)
+    results, at = {}, 0
     try:
-        return pickle.loads(b"".join(chunks))  # our own child's bytes, written above
+        for _ in range(int.from_bytes(count, "little")):
+            size = int.from_bytes(data[at:at + 8], "little")
+            i, result = pickle.loads(memoryview(data)[at + 8:at + 8 + size])  # our own child's bytes
+            results[i] = result
+            at += 8 + size
     except Exception:  # noqa: BLE001 - a truncated result: its items are redone
         return {}
+    return results
 
 
 def _kill(pid: int) -> None:
@@ -178,7 +219,10 @@ def _kill(pid: int) -> None:
 
 
 def _reap(pid: int) -> None:
-    """Wait for the child unless it was waited for already (killing it first if it still runs)."""
+    """Wait for the child unless it was waited for already or is ending (it sent its results): then
+    :func:`_reap_exited` waits for it later. One that still runs is killed first."""
+    if pid in _exiting:
+        return
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == 0:
@@ -186,6 +230,17 @@ def _reap(pid: int) -> None:
             os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+def _reap_exited() -> None:
+    """Wait for the children that sent their results, as far as they have ended."""
+    for pid in list(_exiting):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _exiting.remove(pid)
 
 
 def _close(fd: int) -> None:

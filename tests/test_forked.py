@@ -6,6 +6,7 @@ import os
 import sys
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -38,6 +39,46 @@ def test_the_results_are_the_serial_loops_in_order_and_every_process_computed_so
     assert [value for value, _ in out] == [x * x for x in items]
     pids = {pid for _, pid in out}
     assert os.getpid() in pids and len(pids) == 3
+
+
+def big_result(x: int) -> tuple[np.ndarray, int]:
+    time.sleep(0.02)
+    return np.full((400, 400, 2), x, np.float32), os.getpid()  # 1.25 MB each: 20 times a pipe's buffer
+
+
+@linux_only
+def test_results_larger_than_a_pipe_come_back_whole_and_every_child_is_reaped() -> None:
+    children = set()
+    for _ in range(2):  # (the second call reaps the first call's children, which ended meanwhile)
+        out = forked.map_forked(big_result, list(range(8)), costs=[1] * 8, processes=3)
+        assert len({pid for _, pid in out}) == 3
+        for x, (array, _) in enumerate(out):
+            assert array.shape == (400, 400, 2) and (array == x).all()
+        children |= {pid for _, pid in out} - {os.getpid()}
+    time.sleep(0.5)
+    forked._reap_exited()
+    assert forked._exiting == [] and len(children) == 4
+    for pid in children:  # each was waited for: none is left, not even as a zombie
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def opencv_threads(x: int) -> tuple[int, int]:
+    time.sleep(0.02)
+    return cv2.getNumThreads(), os.getpid()
+
+
+@linux_only
+def test_opencv_threads_are_the_cpus_share_of_each_process_while_they_run_and_restored_after() -> None:
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(8)
+    try:
+        out = forked.map_forked(opencv_threads, list(range(6)), costs=[1] * 6, processes=2)
+        share = max(1, min(8, forked._cpus() // 2))
+        assert {threads for threads, _ in out} == {share} and len({pid for _, pid in out}) == 2
+        assert cv2.getNumThreads() == 8
+    finally:
+        cv2.setNumThreads(before)
 
 
 @linux_only
