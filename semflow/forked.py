@@ -28,6 +28,7 @@ caps the processes for the whole process (``semflow batch``'s workers own one CP
 
 from __future__ import annotations
 
+import mmap
 import os
 import pickle
 import select
@@ -168,7 +169,10 @@ def _fork(fn: Callable, items: Sequence, deal_fd: int, other_fds: list[int]) -> 
 def _memory_file() -> int:
     """A file descriptor of an anonymous file in memory (a memfd; elsewhere an unlinked temporary file)."""
     if hasattr(os, "memfd_create"):
-        return os.memfd_create("semflow-forked", os.MFD_CLOEXEC)
+        try:
+            return os.memfd_create("semflow-forked", os.MFD_CLOEXEC)
+        except OSError:  # (a sandbox may refuse it)
+            pass
     handle, path = tempfile.mkstemp(prefix="semflow-forked-")
     os.unlink(path)
     return handle
@@ -198,14 +202,18 @@ def _collect(pid: int, fd: int, results_fd: int, deadline: float) -> dict[int, A
             return {}
         count += chunk
     _exiting.append(pid)
-    data = os.pread(results_fd, os.fstat(results_fd).st_size, 0)
-    results, at = {}, 0
+    results: dict[int, Any] = {}
+    records = int.from_bytes(count, "little")
+    if records == 0:
+        return results
     try:
-        for _ in range(int.from_bytes(count, "little")):
-            size = int.from_bytes(data[at:at + 8], "little")
-            i, result = pickle.loads(memoryview(data)[at + 8:at + 8 + size])  # our own child's bytes
-            results[i] = result
-            at += 8 + size
+        with mmap.mmap(results_fd, os.fstat(results_fd).st_size, access=mmap.ACCESS_READ) as data:
+            at = 0
+            for _ in range(records):
+                size = int.from_bytes(data[at:at + 8], "little")
+                i, result = pickle.loads(data[at + 8:at + 8 + size])  # our own child's bytes
+                results[i] = result
+                at += 8 + size
     except Exception:  # noqa: BLE001 - a truncated result: its items are redone
         return {}
     return results
