@@ -115,8 +115,10 @@ def map_forked(fn: Callable[[T], R], items: Sequence[T], *, costs: Sequence[floa
 
 
 def _cpus() -> int:
-    """The CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The CPUs this process may run on: those it is bound to, or as many as :func:`set_process_limit`
+    allows when fewer (a ``semflow batch`` worker owns that many of a machine's CPUs, unbound)."""
+    bound = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(bound, _limit) if _limit else bound
 
 
 def _dealt(deal_fd: int):

@@ -69,16 +69,21 @@ def opencv_threads(x: int) -> tuple[int, int]:
 
 
 @linux_only
-def test_opencv_threads_are_the_cpus_share_of_each_process_while_they_run_and_restored_after() -> None:
+def test_opencv_threads_are_the_cpus_share_of_each_process_while_they_run_and_restored_after(monkeypatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))  # a 16-CPU machine
     before = cv2.getNumThreads()
-    cv2.setNumThreads(8)
+    cv2.setNumThreads(12)
     try:
         out = forked.map_forked(opencv_threads, list(range(6)), costs=[1] * 6, processes=2)
-        share = max(1, min(8, forked._cpus() // 2))
-        assert {threads for threads, _ in out} == {share} and len({pid for _, pid in out}) == 2
-        assert cv2.getNumThreads() == 8
+        assert {threads for threads, _ in out} == {8} and len({pid for _, pid in out}) == 2
+        assert cv2.getNumThreads() == 12
+        forked.set_process_limit(2)  # a batch worker that owns 2 of them: one thread for each of its 2 processes
+        out = forked.map_forked(opencv_threads, list(range(6)), costs=[1] * 6, processes=2)
+        assert {threads for threads, _ in out} == {1} and len({pid for _, pid in out}) == 2
+        assert cv2.getNumThreads() == 12
     finally:
         cv2.setNumThreads(before)
+        forked.set_process_limit(None)
 
 
 @linux_only
