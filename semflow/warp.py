@@ -84,8 +84,14 @@ def smoothed_photometric_error(img1: np.ndarray, img2: np.ndarray, flow: np.ndar
     """:func:`photometric_error` capped at ``cap`` and smoothed by a Gaussian of sigma ``blur`` px (none
     for 0): the error (h, w) float32 and the mask of points that land inside frame 2."""
     err, inside = photometric_error(img1, img2, flow, x0, y0)
-    err = np.minimum(err, cap).astype(np.float32)
-    return (cv2.GaussianBlur(err, (0, 0), blur) if blur > 0 else err), inside
+    return smoothed_error(err, blur=blur, cap=cap), inside
+
+
+def smoothed_error(error: np.ndarray, *, blur: float, cap: float = ERROR_CAP) -> np.ndarray:
+    """A photometric ``error`` (h, w) capped at ``cap`` and smoothed by a Gaussian of sigma ``blur`` px
+    (none for 0), float32: what :func:`smoothed_photometric_error` returns, for an error at hand."""
+    err = np.minimum(error, cap).astype(np.float32)
+    return cv2.GaussianBlur(err, (0, 0), blur) if blur > 0 else err
 
 
 def _landings(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

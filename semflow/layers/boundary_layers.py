@@ -66,7 +66,7 @@ from semflow.layers.common import (
 from semflow.layers.graph_cut import solve_assignment
 from semflow.layers.motion_fit import MotionParams, affine_field, affine_residuals, fit_motions, plausible
 from semflow.layers.motions import covered_by_others, photometric_costs
-from semflow.warp import hidden_by_collision, landing_conflicts, smoothed_photometric_error
+from semflow.warp import hidden_by_collision, landing_conflicts, smoothed_error, smoothed_photometric_error
 
 Box = tuple[int, int, int, int]
 
@@ -325,7 +325,7 @@ def sharpen_region(img1: np.ndarray, img2: np.ndarray, guide: np.ndarray, flow: 
     hidden |= (hidden_by_collision(sub, old_error, matched=params.matched)  # under the old flow...
                & landing_conflicts(new, apart=params.apart))  # ...and under the new one
     changed = region & (magnitude(new - sub) > 0.5) & ~hidden
-    before, _ = smoothed_photometric_error(img1, img2, sub, x0, y0, blur=params.blur, cap=params.motions.truncation)
+    before = smoothed_error(old_error, blur=params.blur, cap=params.motions.truncation)
     after, _ = smoothed_photometric_error(img1, img2, new, x0, y0, blur=params.blur, cap=params.motions.truncation)
     better = int((changed & (after + params.win_margin < before)).sum())
     worse = int((changed & (before + params.win_margin < after)).sum())
