@@ -94,7 +94,10 @@ def map_forked(fn: Callable[[T], R], items: Sequence[T], *, costs: Sequence[floa
     results: dict[int, Any] = {}
     try:
         for _ in range(processes - 1):
-            children.append(_fork(fn, items, deal_read, [fd for child in children for fd in child[1:]]))
+            child = _fork(fn, items, deal_read, [fd for child in children for fd in child[1:]])
+            if child is None:  # no fork to be had (a process limit, memory): fewer processes share the items
+                break
+            children.append(child)
         started = time.monotonic()
         for i in _dealt(deal_read):
             results[i] = fn(items[i])
@@ -130,16 +133,22 @@ def _dealt(deal_fd: int):
         yield int.from_bytes(token, "little")
 
 
-def _fork(fn: Callable, items: Sequence, deal_fd: int, other_fds: list[int]) -> tuple[int, int, int]:
+def _fork(fn: Callable, items: Sequence, deal_fd: int, other_fds: list[int]) -> tuple[int, int, int] | None:
     """Fork a child that takes items from the deal and computes ``fn`` on them until none is left,
     appending each (index, result), pickled, to a file in memory, then writes how many it appended to
-    a pipe (those it finished, when ``fn`` raises); returns (its pid, the pipe's read end, the file)."""
+    a pipe (those it finished, when ``fn`` raises); returns (its pid, the pipe's read end, the file), or
+    None when the system refuses the fork."""
     global _in_child
     results_fd = _memory_file()
     read_fd, write_fd = os.pipe()
-    with warnings.catch_warnings():  # Python 3.12+ warns of forking a process that has threads
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+    try:
+        with warnings.catch_warnings():  # Python 3.12+ warns of forking a process that has threads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+    except OSError:
+        for fd in (results_fd, read_fd, write_fd):
+            _close(fd)
+        return None
     if pid:
         os.close(write_fd)
         return pid, read_fd, results_fd

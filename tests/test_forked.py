@@ -87,6 +87,16 @@ def test_opencv_threads_are_the_cpus_share_of_each_process_while_they_run_and_re
 
 
 @linux_only
+def test_a_refused_fork_leaves_the_items_to_this_process(monkeypatch) -> None:
+    def refuse() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # what fork says at a process limit
+
+    monkeypatch.setattr(os, "fork", refuse)
+    out = forked.map_forked(square_and_pid, [1, 2, 3], costs=[1, 1, 1], processes=2)
+    assert out == [(1, os.getpid()), (4, os.getpid()), (9, os.getpid())]
+
+
+@linux_only
 def test_one_process_a_limit_of_one_or_too_many_items_fork_nothing(monkeypatch) -> None:
     assert {pid for _, pid in forked.map_forked(square_and_pid, [1, 2, 3], costs=[1, 1, 1], processes=1)} \
         == {os.getpid()}
