@@ -94,7 +94,7 @@ def map_forked(fn: Callable[[T], R], items: Sequence[T], *, costs: Sequence[floa
     results: dict[int, Any] = {}
     try:
         for _ in range(processes - 1):
-            child = _fork(fn, items, deal_read, [fd for child in children for fd in child[1:]])
+            child = _fork(fn, items, deal_read, [fd for _, *fds in children for fd in fds])
             if child is None:  # no fork to be had (a process limit, memory): fewer processes share the items
                 break
             children.append(child)
