@@ -94,7 +94,7 @@ def smoothed_error(error: np.ndarray, *, blur: float, cap: float = ERROR_CAP) ->
     return cv2.GaussianBlur(err, (0, 0), blur) if blur > 0 else err
 
 
-def _landings(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def landings(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where each pixel of ``flow`` (h, w, 2) lands, rounded to the nearest pixel: x and y (h, w) int64,
     and whether that is inside the crop."""
     h, w = flow.shape[:2]
@@ -102,6 +102,14 @@ def _landings(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     tx = np.rint(x + flow[..., 0]).astype(np.int64)
     ty = np.rint(y + flow[..., 1]).astype(np.int64)
     return tx, ty, (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+
+
+def footprint(tx: np.ndarray, ty: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """(h, w) bool: the cells where the pixels ``where`` (h, w, inside the crop) land, by
+    :func:`landings` (``tx``, ``ty``), closed 3x3 (a slightly expanding motion leaves no holes)."""
+    cells = np.zeros(where.shape, np.uint8)
+    cells[ty[where], tx[where]] = 1
+    return cv2.morphologyEx(cells, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool)
 
 
 def hidden_by_collision(flow: np.ndarray, error: np.ndarray, *, matched: float = 8.0) -> np.ndarray:
@@ -116,12 +124,9 @@ def hidden_by_collision(flow: np.ndarray, error: np.ndarray, *, matched: float =
     it looks hidden too (README, "Hidden pixels left out of the check").
     """
     h, w = error.shape
-    tx, ty, inside = _landings(flow)
+    tx, ty, inside = landings(flow)
     good = inside & (error < matched)
-    footprint = np.zeros((h, w), np.uint8)
-    footprint[ty[good], tx[good]] = 1
-    footprint = cv2.morphologyEx(footprint, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool)
-    return inside & ~good & footprint[ty.clip(0, h - 1), tx.clip(0, w - 1)]
+    return inside & ~good & footprint(tx, ty, good)[ty.clip(0, h - 1), tx.clip(0, w - 1)]
 
 
 def landing_conflicts(flow: np.ndarray, *, apart: float = 2.0) -> np.ndarray:
@@ -133,7 +138,7 @@ def landing_conflicts(flow: np.ndarray, *, apart: float = 2.0) -> np.ndarray:
     view is not asked here); pixels that land outside the crop are not.
     """
     h, w = flow.shape[:2]
-    tx, ty, inside = _landings(flow)
+    tx, ty, inside = landings(flow)
     cell = (ty * w + tx)[inside]
     cy, cx = ty.clip(0, h - 1), tx.clip(0, w - 1)
     near = np.ones((3, 3), np.uint8)

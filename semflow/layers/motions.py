@@ -30,14 +30,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import cv2
 import numpy as np
 
 from semflow.layers.common import dilate, erode, magnitude, photometric_error, subsample_points
 from semflow.layers.graph_cut import assign_motions, label_changes, pairwise_weights, solve_assignment
 from semflow.layers.motion_fit import MotionParams, affine_field, fit_motions, patch_matches
 from semflow.layers.part_match import rematch_unexplained
-from semflow.warp import pixel_grid
+from semflow.warp import footprint, landings
 
 __all__ = ["MotionParams", "MotionSplit", "affine_field", "assign_motions", "covered_by_others", "depth_order", "fit_motions",
            "motion_costs", "pairwise_weights", "patch_matches", "photometric_costs", "reassign_motions",
@@ -126,19 +125,13 @@ def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[
     and b (the background hidden by a car that passes behind another used to decide their order).
     """
     h, w = labels.shape
-    x, y = pixel_grid(h, w, 0, 0)
     k = len(flows)
     region = np.ones((h, w), bool) if region is None else region
     unexplained_px = region & (np.min(np.stack(errors), axis=0) >= unexplained)
     targets, prints = [], []
     for m in range(k):
-        tx = np.round(x + flows[m][..., 0]).astype(int)
-        ty = np.round(y + flows[m][..., 1]).astype(int)
-        inside = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
-        good = region & (labels == m) & (errors[m] < explained) & inside
-        fp = np.zeros((h, w), np.uint8)
-        fp[ty[good], tx[good]] = 1
-        prints.append(cv2.morphologyEx(fp, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool))
+        tx, ty, inside = landings(flows[m])
+        prints.append(footprint(tx, ty, region & (labels == m) & (errors[m] < explained) & inside))
         targets.append((tx, ty, inside))
 
     def lands_on(b: int, a: int, where: np.ndarray) -> np.ndarray:
