@@ -178,15 +178,15 @@ def _fork(fn: Callable, items: Sequence, deal_fd: int, other_fds: list[int]) -> 
 
 
 def _memory_file() -> int:
-    """A file descriptor of an anonymous file in memory (a memfd; elsewhere an unlinked temporary file)."""
+    """A file descriptor of an anonymous file in memory (a memfd; elsewhere a temporary file that has
+    no name, or loses it at once: no other process can open it)."""
     if hasattr(os, "memfd_create"):
         try:
             return os.memfd_create("semflow-forked", os.MFD_CLOEXEC)
         except OSError:  # (a sandbox may refuse it)
             pass
-    handle, path = tempfile.mkstemp(prefix="semflow-forked-")
-    os.unlink(path)
-    return handle
+    with tempfile.TemporaryFile() as unnamed:
+        return os.dup(unnamed.fileno())
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -222,7 +222,8 @@ def _collect(pid: int, fd: int, results_fd: int, deadline: float) -> dict[int, A
             at = 0
             for _ in range(records):
                 size = int.from_bytes(data[at:at + 8], "little")
-                i, result = pickle.loads(data[at + 8:at + 8 + size])  # our own child's bytes
+                # Bytes our own child pickled into a file only it and this process hold: not a user's file.
+                i, result = pickle.loads(data[at + 8:at + 8 + size])
                 results[i] = result
                 at += 8 + size
     except Exception:  # noqa: BLE001 - a truncated result: its items are redone

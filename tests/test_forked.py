@@ -97,6 +97,18 @@ def test_a_refused_fork_leaves_the_items_to_this_process(monkeypatch) -> None:
 
 
 @linux_only
+def test_results_come_back_through_a_temporary_file_where_memfd_is_refused(monkeypatch) -> None:
+    def refuse(*args: object) -> int:
+        raise PermissionError(1, "Operation not permitted")  # what a sandbox's seccomp filter says
+
+    monkeypatch.setattr(os, "memfd_create", refuse)
+    out = forked.map_forked(big_result, list(range(6)), costs=[1] * 6, processes=2)
+    assert len({pid for _, pid in out}) == 2
+    for x, (array, _) in enumerate(out):
+        assert (array == x).all()
+
+
+@linux_only
 def test_one_process_a_limit_of_one_or_too_many_items_fork_nothing(monkeypatch) -> None:
     assert {pid for _, pid in forked.map_forked(square_and_pid, [1, 2, 3], costs=[1, 1, 1], processes=1)} \
         == {os.getpid()}
