@@ -18,7 +18,7 @@ discrete), B, and ``semantic[B]`` with the variants of ``bench_things.VARIANTS``
 parts search, no search, no bound on the motions' stretch, no ties in the split's assignment, no redo of
 its labels after the polish, the assignment and judgement on smoothed frames, ties among unexplained pixels
 passing the judgement, the split's inlier distance 1.5 px, no occlusion-aware rematch of unexplained
-parts, motion instances refined up to the occluding edge, one object layer per thing region); and ``discrete`` with
+parts, motion instances refined up to the occluding edge, or up to their seams, one object layer per thing region); and ``discrete`` with
 ``--no-sharpen`` (its default is to sharpen, since 2026-12-02) and with ``median_radius=15``. Band: thing pixels less than 5 px inside
 an outline (between touching things too); inside-band: the rest of the things. Motion score: share
 of visible thing pixels whose motion instance's affine map moves them to within 1 px of the truth
@@ -94,7 +94,9 @@ def main() -> None:
             "where the explained pixels land in frame t+1 (`MotionParams(rematch_hidden_cost=None)`; on by "
             "default on `discrete` since 2026-12-03's second session, off on dis-medium); `no clearance`: each motion "
             "instance refined on all its uncovered pixels, up to the occluding edge (`ThingParams(covered_clearance=0)`; "
-            "2 px since 2026-12-03's third session); `single`: one object layer per thing region, neither. Each variant changes the "
+            "2 px since 2026-12-03's third session); `no margin`: each motion instance refined up to its seams "
+            "with the other motions (`ThingParams(motion_margin=0)`; 3 px inside since 2026-12-03's fourth "
+            "session); `single`: one object layer per thing region, neither. Each variant changes the "
             "baseline's defaults (`thing_params_for`).\n"]
     for group, (first, seed) in GROUPS.items():
         timings: list[dict] = []

@@ -13,7 +13,7 @@ Everything side by side in one process:
    (``MotionParams(explained=None)``), ``semantic[B] no redo`` (``reassign=False``), ``semantic[B]
    smoothed`` (``unsmoothed=False``), ``semantic[B] ties pass`` (``unexplained_error=0``), ``semantic[B] inlier 1.5``
    (``MotionParams(inlier=1.5)``), ``semantic[B] no occl`` (``MotionParams(rematch_hidden_cost=None)``), ``semantic[B] no clearance``
-   (``covered_clearance=0``) and ``semantic[B] single`` (``motion_split=False,
+   (``covered_clearance=0``), ``semantic[B] no margin`` (``motion_margin=0``) and ``semantic[B] single`` (``motion_split=False,
    search_missed=False, hidden_behind=False``: sequential RANSAC on the baseline, as before all three). EPE over all pixels, things, the 5 px band inside thing outlines (between touching
    instances too) and the thing pixels inside it. Motion score: the share of visible thing pixels whose
    motion instance's affine map moves them to within 1 px of the true flow (pixels without an
@@ -76,6 +76,7 @@ VARIANTS: dict[str, Callable[[ThingParams], ThingParams]] = {
     "inlier 1.5": _motions(inlier=1.5),
     "no occl": _motions(rematch_hidden_cost=None),
     "no clearance": _things(covered_clearance=0),
+    "no margin": _things(motion_margin=0),
     "single": _things(motion_split=False, search_missed=False, hidden_behind=False)}
 """The semantic variants: the default; without the rule for background hidden behind the object inside
 its region; without the search of a missed thing's tiles; without the search for things the baseline
@@ -88,7 +89,8 @@ the judgement (``unexplained_error=0``); with the split's inlier distance at 1.5
 (``MotionParams.inlier``; before 2026-12-02's eighth session it was 1.5 on ``discrete`` too); without
 the occlusion-aware rematch of unexplained parts (``MotionParams.rematch_hidden_cost=None``; on
 ``discrete`` since 2026-12-03's second session); with each motion instance refined up to the occluding
-edge (``covered_clearance=0``: before 2026-12-03's third session); one object layer per thing region, as before motion instances (neither
+edge (``covered_clearance=0``: before 2026-12-03's third session); with each motion instance refined up to
+its seams with the other motions (``motion_margin=0``: before 2026-12-03's fourth session); one object layer per thing region, as before motion instances (neither
 the search nor the hidden rule either). Each maps the baseline's defaults
 (:func:`~semflow.layers.things.thing_params_for`) to the variant's settings."""
 REAL = ("kitti", "sintel", "middlebury", "chairs")
@@ -334,7 +336,10 @@ def main() -> None:
             "default is on for `discrete` since 2026-12-03's second session, `thing_params_for`, and off for the "
             "others, so the row equals the default there); `semantic[B] no clearance`: with "
             "`ThingParams(covered_clearance=0)` (each motion instance refined on all its pixels that no motion in "
-            "front covers, up to the occluding edge: before 2026-12-03's third session); "
+            "front covers, up to the occluding edge: before 2026-12-03's third session); `semantic[B] no margin`: "
+            "with `ThingParams(motion_margin=0)` (each motion instance refined up to its seams with the other "
+            "motions and the region's edge, where the smoothed frames mix the neighbours' colours; 3 px inside "
+            "since 2026-12-03's fourth session); "
             "`semantic[B] single`: with `motion_split=False, search_missed=False, hidden_behind=False` (one "
             "object layer fitted by sequential RANSAC on the baseline alone, as before all three).\n",
             f"### Hard synthetic scenes ({args.hard}, seed {HARD_SEED}), given masks\n",

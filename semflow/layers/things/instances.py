@@ -87,8 +87,9 @@ def split_object_motions(baseline: np.ndarray, seeds: np.ndarray, mask: np.ndarr
 
     ``baseline`` (h, w, 2), ``seeds`` (h, w) (confident object pixels), ``mask`` (h, w) and
     ``confidence`` (h, w) are over ``box``. Each affine is refined photometrically over its own pixels
-    (those that no motion in front covers, ``params.covered_clearance`` px or more from those it does)
-    with a smooth residual on top, as :func:`~semflow.layers.things.motion.object_motions` does; then
+    (those that no motion in front covers, ``params.covered_clearance`` px or more from those it does,
+    and ``params.motion_margin`` px inside its own part where that leaves enough) with a smooth
+    residual on top, as :func:`~semflow.layers.things.motion.object_motions` does; then
     the pixels near the motions' boundaries choose again among the refined flows (``params.reassign``).
     Returns (affines, share of matches explained, object flow (h, w, 2) or None, its photometric error
     and inside maps over ``window``, the split or None). ``hypotheses`` (M, 2, 3), optional: motions
@@ -105,9 +106,12 @@ def split_object_motions(baseline: np.ndarray, seeds: np.ndarray, mask: np.ndarr
     core = erode(mask, 1)
     affines, flows = [], []
     for m, affine in enumerate(split.affines):
-        own = core & (split.labels == m) & ~split.covered
+        area = core & (split.labels == m)
+        own = area & ~split.covered
         clear = own & ~dilate(split.covered, params.covered_clearance)  # radius 0: ``own`` itself
-        affine = polish_affine(affine, clear, box, ctx.gray, params, rng)
+        inner = clear & erode(area, params.motion_margin)
+        affine = polish_affine(affine, inner if inner.sum() >= params.min_points else clear, box, ctx.gray,
+                               params, rng)
         affines.append(affine)
         flow = layer_flow(baseline, affine, own & seeds, box, params)
         if own.sum() >= params.min_points:

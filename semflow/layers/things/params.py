@@ -104,6 +104,10 @@ class ThingParams:
     motion in front covers in frame t+1: the visible rows next to the occluding edge, where the two
     things' colours meet in frame t+1, pulled a far car's affine to a 20 % vertical squash (hard scene
     2; 0 refines on every uncovered pixel, as before 2026-12-03's third session)."""
+    motion_margin: int = 3
+    """...and at least this many px inside its own part of the region (away from the other motions'
+    pixels and the region's edge) when that leaves ``min_points``: on the smoothed frames the edge
+    pixels mix in the neighbour's colours, which moved otherwise (0: up to the edge)."""
     explained_error: float = 4.0
     """An instance whose padded box the baseline already explains, i.e. whose 99th percentile of the
     baseline's 7x7-mean photometric error is below this (grey levels), keeps the baseline without a
@@ -179,6 +183,7 @@ class ThingParams:
         _check_integer("seed", self.seed, 0, "a non-negative integer")
         _check_integer("processes", self.processes, 1, "an integer of at least 1")
         _check_integer("covered_clearance", self.covered_clearance, 0, "a non-negative integer (px)")
+        _check_integer("motion_margin", self.motion_margin, 0, "a non-negative integer (px)")
 
 
 def _check_integer(name: str, value: object, least: int, what: str) -> None:
