@@ -95,8 +95,8 @@ def main() -> None:
             "default on `discrete` since 2026-12-03's second session, off on dis-medium); `no clearance`: each motion "
             "instance refined on all its uncovered pixels, up to the occluding edge (`ThingParams(covered_clearance=0)`; "
             "2 px since 2026-12-03's third session); `no margin`: each motion instance refined up to its seams "
-            "with the other motions (`ThingParams(motion_margin=0)`; 3 px inside since 2026-12-03's fourth "
-            "session); `single`: one object layer per thing region, neither. Each variant changes the "
+            "with the other motions (`ThingParams(motion_margin=0)`; 3 px inside on `discrete` since 2026-12-03's "
+            "sixth session, 0 on dis-medium); `single`: one object layer per thing region, neither. Each variant changes the "
             "baseline's defaults (`thing_params_for`).\n"]
     for group, (first, seed) in GROUPS.items():
         timings: list[dict] = []

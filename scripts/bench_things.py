@@ -90,7 +90,7 @@ the judgement (``unexplained_error=0``); with the split's inlier distance at 1.5
 the occlusion-aware rematch of unexplained parts (``MotionParams.rematch_hidden_cost=None``; on
 ``discrete`` since 2026-12-03's second session); with each motion instance refined up to the occluding
 edge (``covered_clearance=0``: before 2026-12-03's third session); with each motion instance refined up to
-its seams with the other motions (``motion_margin=0``: before 2026-12-03's fourth session); one object layer per thing region, as before motion instances (neither
+its seams with the other motions (``motion_margin=0``: on ``discrete`` before 2026-12-03's sixth session); one object layer per thing region, as before motion instances (neither
 the search nor the hidden rule either). Each maps the baseline's defaults
 (:func:`~semflow.layers.things.thing_params_for`) to the variant's settings."""
 REAL = ("kitti", "sintel", "middlebury", "chairs")
@@ -339,7 +339,8 @@ def main() -> None:
             "front covers, up to the occluding edge: before 2026-12-03's third session); `semantic[B] no margin`: "
             "with `ThingParams(motion_margin=0)` (each motion instance refined up to its seams with the other "
             "motions and the region's edge, where the smoothed frames mix the neighbours' colours; 3 px inside "
-            "since 2026-12-03's fourth session); "
+            "on `discrete` since 2026-12-03's sixth session, `thing_params_for`, and 0 on the others, so the row "
+            "equals the default there); "
             "`semantic[B] single`: with `motion_split=False, search_missed=False, hidden_behind=False` (one "
             "object layer fitted by sequential RANSAC on the baseline alone, as before all three).\n",
             f"### Hard synthetic scenes ({args.hard}, seed {HARD_SEED}), given masks\n",

@@ -24,7 +24,8 @@ def test_discrete_gets_the_tighter_split_and_others_the_default() -> None:
     assert thing_params_for("no-such-method") == ThingParams()
     # The rest of the discrete settings are the defaults.
     tight = thing_params_for("discrete")
-    assert dataclasses.replace(tight, motions=MotionParams()) == ThingParams()
+    assert dataclasses.replace(tight, motions=MotionParams(), motion_margin=0) == ThingParams()
+    assert tight.motion_margin == 3 and ThingParams().motion_margin == 0
     assert get_method("semantic", baseline="discrete", segmenter=None).thing_params == tight
     assert get_method("semantic", baseline="dis-medium", segmenter=None).thing_params == ThingParams()
     given = ThingParams(seed=3)  # settings a user gives are taken as they are
@@ -80,7 +81,6 @@ def test_motions_polished_away_from_their_seams_fit_a_narrow_pedestrian(group_sc
         params = dataclasses.replace(thing_params_for("discrete"), motion_margin=margin)
         out = SemanticFlow(Given(flow), things=params).estimate(scene.img1, scene.img2, labels=scene.labels)
         results[margin] = epe(out.flow, scene.flow, None, narrow)
-    assert thing_params_for("discrete").motion_margin == 3
     assert results[3] < 0.5 * results[0]
     assert results[3] < 0.5 * epe(flow.flow, scene.flow, None, narrow)
     with pytest.raises(ValueError, match="motion_margin"):
