@@ -34,6 +34,10 @@ REFINE_ROUNDS = 3
 round's warp."""
 MIN_VISIBLE = 0.3
 """...which stops when fewer than this share of the part's pixels land away from taken ones."""
+VISIBLE_CLEARANCE = 2
+"""Each round refines on the part's pixels that land away from taken ones, less those within this many
+px of the ones that do not: next to the occluding edge the two things' colours meet in frame t+1 (the
+same reason as ``ThingParams.covered_clearance`` for the split's motions)."""
 
 
 def local_shifts(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, shift: np.ndarray, *,
@@ -92,7 +96,8 @@ def refine_visible(frames: tuple[np.ndarray, np.ndarray, np.ndarray], part: np.n
                    shift: np.ndarray, near_taken: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The affine (2, 3) of ``part`` (bh, bw) at (``ax``, ``ay``), refined from the translation ``shift``
     (2,) px on its visible pixels, and those pixels (bh, bw) bool: the part's pixels that land off
-    ``near_taken`` (H, W) bool and inside frame t+1, less those within 2 px of the ones that do not.
+    ``near_taken`` (H, W) bool and inside frame t+1, less those within ``VISIBLE_CLEARANCE`` px of the ones
+    that do not.
     ``frames``: grey frames t and t+1 (H, W) float32 and frame t+1's :func:`warp_target`."""
     gray1, gray2, target = frames
     height, width = gray1.shape
@@ -106,7 +111,7 @@ def refine_visible(frames: tuple[np.ndarray, np.ndarray, np.ndarray], part: np.n
         ok = (lx >= 0) & (ly >= 0) & (lx < width) & (ly < height)
         hidden = np.ones((bh, bw), bool)
         hidden[ok] = near_taken[ly[ok], lx[ok]]
-        visible = part & ~dilate(hidden & part, 2)
+        visible = part & ~dilate(hidden & part, VISIBLE_CLEARANCE)
         if visible.sum() < MIN_VISIBLE * part.sum():
             break
         refined = refine_warp(gray1, gray2, warp, visible, (ay, ay + bh, ax, ax + bw), target=target)
