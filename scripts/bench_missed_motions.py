@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_photo_scenes import GROUPS, write_photo_scenes  # noqa: E402
 from benchlib import hard_scenes, machine, today, write_section  # noqa: E402
 
-from semflow.baseline.base import FlowMethod, FlowResult  # noqa: E402
+from semflow.baseline.base import GivenFlow  # noqa: E402
 from semflow.baseline.discrete.missed import follow_missed_motions  # noqa: E402
 from semflow.evaluation import score  # noqa: E402
 from semflow.io.datasets import load_dataset  # noqa: E402
@@ -52,18 +52,6 @@ SEMANTIC = {f"semantic[{label}]": label for label in LABELS}
 THINGS = {label: thing_params_for(get_method("discrete", **options)) for label, options in LABELS.items()}
 """The thing settings ``semantic`` takes on each baseline (since 2026-12-03's second session; before, the
 generic defaults of a baseline named ``given``)."""
-
-
-class Given(FlowMethod):
-    """A baseline that returns a result computed already (semantic on the flows measured here)."""
-
-    name = "given"
-
-    def __init__(self, result: FlowResult) -> None:
-        self.result = result
-
-    def _estimate(self, img1: np.ndarray, img2: np.ndarray, **kwargs) -> FlowResult:
-        return self.result
 
 
 REAL = {"kitti": "kitti", "sintel": "sintel", "middlebury": "middlebury", "chairs": "flyingchairs"}
@@ -89,7 +77,7 @@ class Runs:
             result, seconds, peak = method.estimate(img1, img2)
             flows[label] = result.flow
             if labels is not None:
-                semantic = SemanticFlow(Given(result), segmentation=labels, things=THINGS[label]).estimate(
+                semantic = SemanticFlow(GivenFlow(result), segmentation=labels, things=THINGS[label]).estimate(
                     img1, img2, labels=labels)
                 self.rows.setdefault((group, f"semantic[{label}]"), []).append(figures(semantic.flow))
             self.rows.setdefault((group, label), []).append(figures(result.flow))

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from semflow.baseline.base import FlowMethod, FlowResult
+from semflow.baseline.base import FlowResult, GivenFlow
 from semflow.layers.motion_fit import MotionParams
 from semflow.layers.things import ThingParams, thing_params_for
 from semflow.methods import get_method
@@ -39,27 +39,13 @@ def group_scene() -> tuple[SyntheticScene, FlowResult]:
     return scene, get_method("discrete").estimate(scene.img1, scene.img2)
 
 
-class Given(FlowMethod):
-    """The same baseline result for every run."""
-
-    name = "discrete"
-
-    def __init__(self, result: FlowResult) -> None:
-        super().__init__()
-        self.result = result
-
-    def _estimate(self, img1: np.ndarray, img2: np.ndarray, **_: object) -> FlowResult:
-        r = self.result
-        return FlowResult(r.flow.copy(), r.confidence.copy(), dict(r.extras))
-
-
 def test_pedestrians_a_pixel_apart_get_their_own_motions_on_discrete(group_scene) -> None:
     # Two of the pedestrians, side by side, move 1.5 px apart; at an inlier distance of 1.5 px one
     # affine with a small rotation takes both, 0.6 px off on one of them. discrete's flow inside them
     # is exact enough for 1.0 px to tell them apart.
     scene, flow = group_scene
     things = scene.instances > 0
-    given = Given(flow)
+    given = GivenFlow(flow, name="discrete")
     results = {}
     for inlier in (1.0, 1.5):
         params = dataclasses.replace(thing_params_for("discrete"), motions=MotionParams(inlier=inlier))
@@ -79,7 +65,7 @@ def test_motions_polished_away_from_their_seams_fit_a_narrow_pedestrian(group_sc
     results = {}
     for margin in (0, 3):
         params = dataclasses.replace(thing_params_for("discrete"), motion_margin=margin)
-        out = SemanticFlow(Given(flow), things=params).estimate(scene.img1, scene.img2, labels=scene.labels)
+        out = SemanticFlow(GivenFlow(flow, name="discrete"), things=params).estimate(scene.img1, scene.img2, labels=scene.labels)
         results[margin] = epe(out.flow, scene.flow, None, narrow)
     assert results[3] < 0.5 * results[0]
     assert results[3] < 0.5 * epe(flow.flow, scene.flow, None, narrow)

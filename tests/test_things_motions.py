@@ -10,7 +10,7 @@ import pytest
 
 import semflow.layers.motions as motions
 import semflow.layers.things.fit as thing_fit
-from semflow.baseline.base import FlowMethod, FlowResult
+from semflow.baseline.base import GivenFlow
 from semflow.layers.context import PairContext
 from semflow.layers.motion_fit import MotionParams
 from semflow.layers.things import ThingParams, fit_things, thing_params_for
@@ -59,13 +59,7 @@ def test_semantic_on_discrete_finds_the_car_behind_the_parked_row() -> None:
     things = scene.instances > 0
     flow = get_method("discrete").estimate(scene.img1, scene.img2)
 
-    class Memo(FlowMethod):  # discrete runs once; both semantic runs reuse its flow
-        name = "discrete-memo"
-
-        def _estimate(self, img1: np.ndarray, img2: np.ndarray) -> FlowResult:
-            return flow
-
-    memo = Memo()
+    memo = GivenFlow(flow, name="discrete-memo")  # discrete runs once; both semantic runs reuse its flow
     base_epe = epe(flow.flow, scene.flow, None, things)
     with_rematch = SemanticFlow(memo, segmentation=scene.labels).estimate(scene.img1, scene.img2, labels=scene.labels)
     without = SemanticFlow(memo, segmentation=scene.labels,
@@ -286,12 +280,6 @@ def test_a_far_car_half_hidden_in_the_next_frame_is_refined_away_from_the_occlud
     scene = make_hard_scene(seed=7000, kind="street")
     base = get_method("discrete", sharpen=False).estimate(scene.img1, scene.img2)
 
-    class Given(FlowMethod):
-        name = "discrete"
-
-        def _estimate(self, img1, img2, **_):
-            return FlowResult(base.flow.copy(), base.confidence.copy(), dict(base.extras))
-
     far = scene.instances == 1
     ys, xs = np.nonzero(far)
     centre, truth = np.array([xs.mean(), ys.mean(), 1.0]), np.median(scene.flow[far], axis=0)
@@ -299,7 +287,7 @@ def test_a_far_car_half_hidden_in_the_next_frame_is_refined_away_from_the_occlud
     def far_car(clearance: int) -> tuple[float, np.ndarray | None]:
         """The far car's EPE, and the singular values of the motion instance nearest its true motion."""
         things = dataclasses.replace(thing_params_for("discrete"), processes=1, covered_clearance=clearance)
-        result = SemanticFlow(Given(), things=things).estimate(scene.img1, scene.img2, labels=scene.labels)
+        result = SemanticFlow(GivenFlow(base, name="discrete"), things=things).estimate(scene.img1, scene.img2, labels=scene.labels)
         report = json.loads(str(result.extras["report_json"]))["things"]
         affines = [np.reshape(m["affine"], (2, 3)) for t in report if t["accepted"] for m in t["motion_instances"]]
         if not affines:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from semflow.errors import InputError
+from semflow.io.flow import check_flow
 from semflow.io.images import to_rgb_uint8
 from semflow.options import MethodOptions
 from semflow.video_state import VideoState, scene_cut
@@ -110,3 +111,27 @@ class FlowMethod(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+class GivenFlow(FlowMethod):
+    """A "method" that returns a flow computed already: semantic flow over a flow from elsewhere
+    (``SemanticFlow(GivenFlow(read_flow("raft.flo")), ...)``), or a stored result used again.
+
+    ``flow``: float32 (H, W, 2) px, frame t -> t+1 (checked: NaN, inf or a bad shape is an
+    :class:`InputError`), or a :class:`FlowResult`, whose confidence and extras come along. ``name``: the
+    name it reports; settings chosen by baseline name follow it (``thing_params_for("discrete")``).
+    Every call returns a copy, for any frames of the flow's size; other sizes are an :class:`InputError`.
+    """
+
+    def __init__(self, flow: np.ndarray | FlowResult, *, name: str = "given") -> None:
+        given = flow if isinstance(flow, FlowResult) else FlowResult(flow)
+        self.result = FlowResult(check_flow(given.flow, name="given flow"), given.confidence, dict(given.extras))
+        self.name = name  # type: ignore[misc]  # an instance's name: the one it stands in for
+
+    def _estimate(self, img1: np.ndarray, img2: np.ndarray, **_: Any) -> FlowResult:
+        r = self.result
+        if img1.shape[:2] != r.flow.shape[:2]:
+            h, w = img1.shape[:2]
+            raise InputError(f"{self.name}: the given flow is {r.flow.shape[1]}x{r.flow.shape[0]}, the frames {w}x{h}")
+        confidence = None if r.confidence is None else r.confidence.copy()
+        return FlowResult(r.flow.copy(), confidence, dict(r.extras))
