@@ -121,7 +121,7 @@ def hidden_by_collision(flow: np.ndarray, error: np.ndarray, *, matched: float =
     out). This is the forward-splatting occlusion test: two pixels that land on one, and the one that
     matches is the one in view. It trusts the flow: a pixel whose flow is wrong (a background pixel
     carried along with the object beside it) does not match either and lands among pixels that do, so
-    it looks hidden too (README, "Hidden pixels left out of the check").
+    it looks hidden too (docs/design-notes.md, "Hidden pixels left out of the check").
     """
     h, w = error.shape
     tx, ty, inside = landings(flow)
