@@ -215,10 +215,13 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
               help="Write the method's intermediate maps (segmentation, model map, layers) to this folder.")
 @click.option("--max-side", type=click.IntRange(min=16), default=None,
               help="Shrink both images so the longer side is at most PX first (the flow is then in their pixels).")
+@click.option("--baseline-flow", type=click.Path(path_type=Path), default=None,
+              help="With --method semantic: a flow file from IMAGE1 to IMAGE2 (any method's) as the baseline.")
 @_method_options
 def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None, explain: Path | None,
-         max_side: int | None, **method_options: Any) -> None:
+         max_side: int | None, baseline_flow: Path | None, **method_options: Any) -> None:
     """Flow from IMAGE1 to IMAGE2, written to OUTPUT (format by extension)."""
+    from semflow.baseline import GivenFlow
     from semflow.io.flow import FLOW_EXTENSIONS, write_flow
     from semflow.io.images import IMAGE_EXTENSIONS, is_image_path, read_image, write_image
     from semflow.memory import check_memory
@@ -231,7 +234,12 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     check_outputs(files=[output, viz], folders=[explain])
     from semflow.io.video import resize_max_side
 
-    img1, img2 = (resize_max_side(read_image(path), max_side) for path in (image1, image2))
+    full = [read_image(path) for path in (image1, image2)]
+    img1, img2 = (resize_max_side(image, max_side) for image in full)
+    if baseline_flow is not None:
+        if method != "semantic" or method_options.get("baseline") is not None:
+            raise InputError("--baseline-flow is semantic's baseline: give it with --method semantic, without --baseline")
+        method_options["baseline"] = GivenFlow.from_file(baseline_flow, frame_size=full[0].shape[:2], size=img1.shape[:2])
     estimator, _ = _build_method(method, method_options)
     check_memory(estimator.name, *img1.shape[:2], hint="use --max-side {side} (or smaller)")
     result = estimator.estimate(img1, img2)

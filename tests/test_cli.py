@@ -108,6 +108,46 @@ def test_flow_mismatched_frame_sizes(cli_fails, pair, tmp_path: Path) -> None:
     cli_fails("flow", "a.png", "small.png", "-o", "f.flo", match="frame sizes differ: 64x48 vs 64x40")
 
 
+def test_flow_semantic_over_a_flow_from_elsewhere(run_cli, tmp_path: Path) -> None:
+    # --baseline-flow: any method's flow as semantic's baseline; with the scene's masks the layers mend
+    # a flow that is the exact one plus 0.5 px noise, and under --max-side the flow is shrunk with the frames.
+    from semflow.io.flow import resize_flow
+    from semflow.metrics import epe
+    from semflow.synthetic import make_scene
+
+    scene = make_scene(seed=3)  # 240x320
+    noisy = scene.flow + np.random.default_rng(0).normal(0.0, 0.5, scene.flow.shape).astype(np.float32)
+    for name, image in (("a.png", scene.img1), ("b.png", scene.img2), ("labels.png", scene.labels)):
+        write_image(tmp_path / name, image)
+    write_flow(tmp_path / "noisy.flo", noisy)
+    given = ("--method", "semantic", "--baseline-flow", "noisy.flo", "--segmentation", "labels.png",
+             "--label-set", "camvid")
+    result = run_cli("flow", "a.png", "b.png", "-o", "s.flo", *given)
+    assert result.rc == 0, result.stderr
+    assert epe(read_flow(tmp_path / "s.flo"), scene.flow) < 0.3 * epe(noisy, scene.flow)
+    write_image(tmp_path / "labels.png", cv2.resize(scene.labels, (160, 120), interpolation=cv2.INTER_NEAREST))
+    result = run_cli("flow", "a.png", "b.png", "-o", "half.flo", "--max-side", "160", *given)
+    assert result.rc == 0, result.stderr
+    half = read_flow(tmp_path / "half.flo")
+    assert half.shape == (120, 160, 2)
+    assert epe(half, resize_flow(scene.flow, 120, 160)) < 0.5 * epe(resize_flow(noisy, 120, 160), resize_flow(scene.flow, 120, 160))
+
+
+def test_flow_baseline_flow_errors(cli_fails, pair, tmp_path: Path) -> None:
+    write_flow(tmp_path / "wrong.flo", np.zeros((40, 64, 2), np.float32))
+    write_flow(tmp_path / "right.flo", np.zeros((48, 64, 2), np.float32))
+    cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--method", "semantic", "--baseline-flow", "wrong.flo",
+              match="wrong.flo: the flow is 64x40, the frames 64x48")
+    cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--baseline-flow", "right.flo", match="--method semantic")
+    cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--method", "semantic", "--baseline", "dis-fast",
+              "--baseline-flow", "right.flo", match="without --baseline")
+    cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--method", "semantic", "--baseline-flow", "none.flo",
+              match="none.flo: no such file")
+    (tmp_path / "corrupt.flo").write_bytes(np.float32(FLO_TAG).tobytes() + b"\x00" * 5)
+    cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--method", "semantic", "--baseline-flow", "corrupt.flo",
+              match="corrupt.flo")
+
+
 def test_flow_unknown_output_format(cli_fails, pair) -> None:
     cli_fails("flow", "a.png", "b.png", "-o", "f.txt", match="unknown flow format")
 

@@ -335,3 +335,17 @@ def test_real_flo_rewrite_is_lossless(shared_file, tmp_path: Path) -> None:
 def test_public_api_reexports() -> None:
     assert semflow.read_flow is read_flow and semflow.write_flow is write_flow
     assert semflow.read_flow_valid is read_flow_valid
+
+
+def test_resize_flow_scales_vectors_with_the_frame() -> None:
+    from semflow.io.flow import resize_flow
+
+    ys, xs = np.mgrid[0:60, 0:80].astype(np.float32)
+    zoom = np.stack([0.1 * xs, -0.05 * ys], axis=2)  # a zoom about the origin: flow = A x
+    half = resize_flow(zoom + np.float32([4.0, -2.0]), 30, 40)
+    assert half.shape == (30, 40, 2) and half.dtype == np.float32
+    hy, hx = np.mgrid[0:30, 0:40].astype(np.float32)
+    # In the half-size frame the same motion is A x' + t / 2 (area averaging puts x' at 2 x' + 0.5).
+    expected = np.stack([0.1 * (hx + 0.25), -0.05 * (hy + 0.25)], axis=2) + np.float32([2.0, -1.0])
+    assert np.abs(half - expected).max() < 1e-3
+    assert resize_flow(zoom, 60, 80) is zoom

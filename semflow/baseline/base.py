@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import abc
+import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
 from semflow.errors import InputError
-from semflow.io.flow import check_flow
+from semflow.io.flow import check_flow, read_flow, resize_flow
 from semflow.io.images import to_rgb_uint8
 from semflow.options import MethodOptions
 from semflow.video_state import VideoState, scene_cut
@@ -127,6 +128,17 @@ class GivenFlow(FlowMethod):
         given = flow if isinstance(flow, FlowResult) else FlowResult(flow)
         self.result = FlowResult(check_flow(given.flow, name="given flow"), given.confidence, dict(given.extras))
         self.name = name  # type: ignore[misc]  # an instance's name: the one it stands in for
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, *, frame_size: tuple[int, int],
+                  size: tuple[int, int] | None = None, name: str = "given") -> GivenFlow:
+        """The flow in ``path`` (.flo, KITTI .png, .npy), which must be ``frame_size`` (H, W) of the frames it
+        was computed on, resampled to ``size`` (H, W) when the frames were shrunk (vectors scaled with them)."""
+        flow = check_flow(read_flow(path), name=str(path))
+        if flow.shape[:2] != tuple(frame_size):
+            raise InputError(f"{path}: the flow is {flow.shape[1]}x{flow.shape[0]}, "
+                             f"the frames {frame_size[1]}x{frame_size[0]}")
+        return cls(resize_flow(flow, *(size or frame_size)), name=name)
 
     def _estimate(self, img1: np.ndarray, img2: np.ndarray, **_: Any) -> FlowResult:
         r = self.result

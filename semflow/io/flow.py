@@ -237,6 +237,15 @@ def read_flow(path: str | os.PathLike) -> np.ndarray:
     return read_flow_valid(path)[0]
 
 
+def resize_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``flow`` (H, W, 2) resampled to (height, width, 2), its vectors scaled with the frame (px of the new size)."""
+    h, w = flow.shape[:2]
+    if (h, w) == (height, width):
+        return flow
+    out = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR if height > h else cv2.INTER_AREA)
+    return (out * np.array([width / w, height / h], np.float32)).astype(np.float32)
+
+
 def write_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> None:
     """Write ``flow`` (H, W, 2) atomically in the format named by the extension."""
     ext = _extension(path)
