@@ -232,6 +232,11 @@ def test_user_given_masks(tmp_path):
         seg.predict(image, key="frame_b")
     with pytest.raises(InputError, match="differs"):
         seg.predict(np.zeros((31, 40, 3), np.uint8), key="frame_a")
+    # frames shrunk by --max-side (40x30 -> 20x15) take the masks shrunk with them, nearest class
+    small = seg.predict(np.zeros((15, 20, 3), np.uint8), key="frame_a").labels
+    assert np.array_equal(small, labels[::2, ::2])
+    with pytest.raises(InputError, match="differs"):  # not a shrink of the frame: an error as before
+        seg.predict(np.zeros((20, 20, 3), np.uint8), key="frame_a")
     bad = labels.copy()
     bad[5, 5] = 42
     cv2.imwrite(str(masks / "bad.png"), bad)

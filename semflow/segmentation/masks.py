@@ -1,4 +1,7 @@
-"""User-given segmentations: label PNGs in a folder (one per image or video frame) or one PNG for all."""
+"""User-given segmentations: label PNGs in a folder (one per image or video frame) or one PNG for all.
+
+Label maps of the frames as given fit frames that ``--max-side`` shrank: they are shrunk with them
+(nearest class)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from semflow.errors import InputError
@@ -24,6 +28,17 @@ def read_label_map(path: Path) -> np.ndarray:
             raise InputError(f"{path}: a colour image, not a label map of class ids (one channel)")
         raw = raw[..., 0]
     return raw
+
+
+def shrunk_to(full: tuple[int, ...], size: tuple[int, ...]) -> bool:
+    """Whether frames of ``full`` (H, W) shrunk by ``--max-side`` (:func:`semflow.io.video.resize_max_side`)
+    come out ``size`` (H, W): label maps of the frames as given are then shrunk with them (nearest class)."""
+    from semflow.io.video import resize_max_side
+
+    side = max(size)
+    if max(full) <= side:
+        return False
+    return resize_max_side(np.zeros((*full[:2], 1), np.uint8), side).shape[:2] == tuple(size[:2])
 
 
 class MaskSegmenter(Segmenter):
@@ -59,6 +74,8 @@ class MaskSegmenter(Segmenter):
         path = self.path_for(key)
         raw = read_label_map(path)
         ls = self.label_set
+        if raw.shape != image.shape[:2] and shrunk_to(raw.shape, image.shape[:2]):
+            raw = cv2.resize(raw, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
         if raw.shape != image.shape[:2]:
             raise InputError(f"{path}: size {raw.shape[1]}x{raw.shape[0]} differs from the image's "
                              f"{image.shape[1]}x{image.shape[0]}")
