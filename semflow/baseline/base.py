@@ -134,7 +134,7 @@ class GivenFlow(FlowMethod):
                   size: tuple[int, int] | None = None, name: str = "given") -> GivenFlow:
         """The flow in ``path`` (.flo, KITTI .png, .npy), which must be ``frame_size`` (H, W) of the frames it
         was computed on, resampled to ``size`` (H, W) when the frames were shrunk (vectors scaled with them)."""
-        flow = check_flow(read_flow(path), name=str(path))
+        flow = read_flow(path)  # checked there: NaN, inf or a corrupt file is an InputError naming the path
         if flow.shape[:2] != tuple(frame_size):
             raise InputError(f"{path}: the flow is {flow.shape[1]}x{flow.shape[0]}, "
                              f"the frames {frame_size[1]}x{frame_size[0]}")
