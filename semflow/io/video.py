@@ -21,16 +21,20 @@ from semflow.io.images import is_image_path, read_image, to_rgb_uint8
 from semflow.io.native import native_stderr
 
 
+def max_side_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
+    """(H, W) of a ``height`` x ``width`` frame shrunk so its longer side is at most ``max_side`` (never enlarged)."""
+    if not max_side or max(height, width) <= max_side:
+        return height, width
+    scale = max_side / max(height, width)
+    return max(2, round(height * scale)), max(2, round(width * scale))
+
+
 def resize_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
     """Shrink ``image`` so its longer side is at most ``max_side`` pixels (never enlarges)."""
-    if not max_side:
+    h, w = max_side_size(*image.shape[:2], max_side)
+    if (h, w) == image.shape[:2]:
         return image
-    h, w = image.shape[:2]
-    scale = max_side / max(h, w)
-    if scale >= 1.0:
-        return image
-    size = (max(2, round(w * scale)), max(2, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
 
 
 def natural_key(path: Path) -> list[str | int]:

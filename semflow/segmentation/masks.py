@@ -31,14 +31,11 @@ def read_label_map(path: Path) -> np.ndarray:
 
 
 def shrunk_to(full: tuple[int, ...], size: tuple[int, ...]) -> bool:
-    """Whether frames of ``full`` (H, W) shrunk by ``--max-side`` (:func:`semflow.io.video.resize_max_side`)
+    """Whether frames of ``full`` (H, W) shrunk by ``--max-side`` (:func:`semflow.io.video.max_side_size`)
     come out ``size`` (H, W): label maps of the frames as given are then shrunk with them (nearest class)."""
-    from semflow.io.video import resize_max_side
+    from semflow.io.video import max_side_size
 
-    side = max(size)
-    if max(full) <= side:
-        return False
-    return resize_max_side(np.zeros((*full[:2], 1), np.uint8), side).shape[:2] == tuple(size[:2])
+    return max(full[:2]) > max(size[:2]) and max_side_size(*full[:2], max(size[:2])) == tuple(size[:2])
 
 
 class MaskSegmenter(Segmenter):
