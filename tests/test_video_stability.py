@@ -406,21 +406,29 @@ def test_a_thing_split_into_several_motions_is_split_again_in_the_next_pair(monk
 
     monkeypatch.setattr(thing_fit, "split_object_motions", spy)
     # Whether a pair's model becomes a split at all depends on the random draws of the test that looks
-    # for a compromise motion and on the judgement (here seeds 0 and 2 of 4 find it, in pair 1 and 2;
-    # 0, 2 and 3 did while the judgement read the smoothed frames): the test is about what follows, so
-    # it takes seed 0's draws.
+    # for a compromise motion and on the judgement (seeds 0 and 2 of 4 found it, in pair 1 or 2; in a
+    # fresh install on 2026-12-03, the same code, seed 2 alone): the test is about what follows, so it
+    # takes the first seed whose draws find it.
     seq = make_sequence(5, 240, 320, seed=7031)
-    method = get_method("semantic", baseline="dis-medium", segmenter=None, things=ThingParams(seed=0))
-    state, reasons, motions, handed = VideoState(), [], [], []
-    for k in range(4):
-        seen.clear()
-        result = method.estimate(seq.frames[k], seq.frames[k + 1], labels=seq.labels[k], state=state)
-        state = result.state
-        thing = json.loads(str(result.extras["report_json"]))["things"][0]
-        assert thing["accepted"]
-        reasons.append(thing["reason"])
-        motions.append(len(thing["motion_instances"]))
-        handed.append(None if not seen or seen[0] is None else seen[0].shape)
+
+    def run(seed: int) -> tuple[VideoState, list[str], list[int], list]:
+        method = get_method("semantic", baseline="dis-medium", segmenter=None, things=ThingParams(seed=seed))
+        state, reasons, motions, handed = VideoState(), [], [], []
+        for k in range(4):
+            seen.clear()
+            result = method.estimate(seq.frames[k], seq.frames[k + 1], labels=seq.labels[k], state=state)
+            state = result.state
+            thing = json.loads(str(result.extras["report_json"]))["things"][0]
+            assert thing["accepted"]
+            reasons.append(thing["reason"])
+            motions.append(len(thing["motion_instances"]))
+            handed.append(None if not seen or seen[0] is None else seen[0].shape)
+        return state, reasons, motions, handed
+
+    runs = (run(seed) for seed in range(4))
+    state, reasons, motions, handed = next((r for r in runs if any(x.startswith("ok; motion split") for x in r[1])),
+                                           (None, [], [], []))
+    assert reasons, "no seed of 4 split the thing"
     first = next(k for k, r in enumerate(reasons) if r.startswith("ok; motion split"))
     assert first < 3 and handed[first] is None
     for k in range(first + 1, 4):  # the last pair's affines were handed to the split, which was kept
