@@ -213,7 +213,15 @@ def _semantic(options: Any) -> FlowMethod:
 
 def _semantic_baseline(options: Any) -> FlowMethod:
     """semantic's baseline, sharpened as ``options.sharpen`` says: True or False whatever the baseline's
-    default (a baseline given built is only ever wrapped), None as the baseline does by default."""
+    default (a baseline given built is only ever wrapped), None as the baseline does by default. With
+    ``baseline_flows`` (a folder), the flows in it (:class:`~semflow.baseline.base.GivenFlows`)."""
+    if options.baseline_flows is not None:
+        if isinstance(options.baseline, FlowMethod):
+            raise InputError("'semantic' takes a baseline method or a folder of its flows (baseline_flows), not both")
+        from semflow.baseline.base import GivenFlows
+
+        flows = GivenFlows(options.baseline_flows)
+        return _sharpened(flows, options) if options.sharpen else flows
     given = {"device": options.device}
     if options.sharpen is not None and isinstance(options.baseline, str):
         if "sharpen" in {info.name for info in method_options(options.baseline)}:

@@ -98,6 +98,9 @@ class SemanticOptions(SharpenOptions):
     how regions are treated. :func:`semflow.methods.get_method` builds the parts from these."""
 
     baseline: str | FlowMethod = option(DEFAULT_BASELINE, "The baseline flow method (any other method).")
+    baseline_flows: str | os.PathLike | None = option(
+        None, "The baseline's flows computed already, instead of a baseline method: a folder of NNNNNN.flo "
+        "(.png, .npy) for the pair that starts at frame NNNNNN, as run --save-flo writes them.")
     sharpen: bool | None = option(None, "Sharpen the baseline's motion boundaries (True or False; None: as "
                                   "the baseline does by default: discrete does, the OpenCV methods do not).")
     segmenter: Any = option(DEFAULT_SEGMENTER, "Segmentation backend: camvid, camvid:PATH, "
@@ -171,8 +174,10 @@ class SemanticFlow(FlowMethod):
         return f"SemanticFlow(baseline={self.baseline.name!r}, segmenter={self._segmenter or self._build_segmenter!r})"
 
     def seek(self, frame_index: int) -> None:
-        """Say which video frame the next pair starts at (for a folder of given masks)."""
+        """Say which video frame the next pair starts at (for a folder of given masks or flows)."""
         self._frame_index = int(frame_index)
+        if hasattr(self.baseline, "seek"):
+            self.baseline.seek(frame_index)
 
     # segmentation --------------------------------------------------------------------------------
 

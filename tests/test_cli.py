@@ -270,6 +270,29 @@ def test_run_end_to_end(run_cli, make_video, tmp_path: Path) -> None:
                                                      "flow.mp4", "panel.mp4", "plot.png", "summary.json"]
 
 
+def test_run_semantic_over_a_folder_of_flows_from_elsewhere(run_cli, make_video, tmp_path: Path) -> None:
+    # --baseline-flows: a video's flows from another run (or tool) as semantic's baseline, pair by pair;
+    # over dis-medium's own flows it gives what semantic on dis-medium gives.
+    video = make_video(4, 48, 64, shift=(2, 1))
+    assert run_cli("run", video, "--out", "base", "--method", "dis-medium", "--save-flo").rc == 0
+    given = run_cli("run", video, "--out", "given", "--baseline-flows", "base/flo", "--save-flo")
+    assert given.rc == 0, given.stderr
+    assert run_cli("run", video, "--out", "own", "--baseline", "dis-medium", "--save-flo").rc == 0
+    for i in range(3):
+        a, b = (read_flow(tmp_path / run / "flo" / f"{i:06d}.flo") for run in ("given", "own"))
+        assert np.array_equal(a, b)
+    last = tmp_path / "base" / "flo" / "000002.flo"
+    kept = last.rename(tmp_path / "kept.flo")
+    short = run_cli("run", video, "--out", "short", "--baseline-flows", "base/flo", "--save-flo")
+    assert short.rc == 1 and short.stderr.strip().splitlines() == [
+        f"semflow: error: base{os.sep}flo: no flow for the pair at frame 2 (expected 000002.flo, .png or .npy)"]
+    kept.rename(last)  # the pairs done are kept: --resume does the rest
+    resumed = run_cli("run", video, "--out", "short", "--baseline-flows", "base/flo", "--save-flo", "--resume")
+    assert resumed.rc == 0, resumed.stderr
+    assert np.array_equal(read_flow(tmp_path / "short" / "flo" / "000002.flo"),
+                          read_flow(tmp_path / "own" / "flo" / "000002.flo"))
+
+
 def test_run_max_side(run_cli, make_frames, tmp_path: Path) -> None:
     frames = make_frames(3, 48, 64)
     result = run_cli("run", frames, "--out", "out", "--max-side", "32", "--method", "dis-ultrafast")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from semflow.baseline import FlowResult, GivenFlow
+from semflow.baseline import FlowResult, GivenFlow, GivenFlows
 from semflow.errors import InputError
+from semflow.io.flow import write_flow
 from semflow.metrics import epe
 from semflow.semantic import SemanticFlow
 
@@ -49,3 +52,77 @@ def test_semantic_over_a_given_flow_keeps_an_exact_one_and_mends_a_noisy_one() -
     mended = semantic(noisy)
     assert epe(mended, s.flow) < 0.3 * epe(noisy, s.flow)
     assert epe(mended, s.flow, None, things) < 0.3 * epe(noisy, s.flow, None, things)
+
+
+# --- GivenFlows: a folder of flows, one per pair of a video (--baseline-flows) ----------------------
+
+
+def flows_folder(tmp_path: Path, flows: dict[str, np.ndarray]) -> Path:
+    """A folder with each flow written under its file name."""
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    for name, flow in flows.items():
+        write_flow(folder / name, flow)
+    return folder
+
+
+def test_given_flows_reads_the_pair_the_run_says_in_each_format(tmp_path: Path, small_scene) -> None:
+    s = small_scene
+    flows = [s.flow, s.flow + 1.5, s.flow * -2.0]
+    given = GivenFlows(flows_folder(tmp_path, {"000000.flo": flows[0], "000001.npy": flows[1], "000002.png": flows[2]}))
+    got = [given.estimate(s.img1, s.img2).flow for _ in range(3)]  # without seek: pairs in turn from 0
+    assert np.array_equal(got[0], flows[0]) and np.array_equal(got[1], flows[1])
+    assert np.abs(got[2] - flows[2]).max() <= 1 / 64  # KITTI PNG: 1/64 px steps
+    given.seek(1)
+    assert np.array_equal(given.estimate(s.img1, s.img2).flow, flows[1])
+    given.seek(3)
+    with pytest.raises(InputError, match="no flow for the pair at frame 3 \\(expected 000003.flo"):
+        given.estimate(s.img1, s.img2)
+
+
+def test_given_flows_follow_frames_that_max_side_shrank(tmp_path: Path) -> None:
+    from semflow.io.video import max_side_size
+
+    full = np.zeros((64, 96, 2), np.float32)
+    full[..., 0], full[..., 1] = 3.0, -2.0
+    height, width = max_side_size(64, 96, 48)
+    frame = np.zeros((height, width, 3), np.uint8)
+    flow = GivenFlows(flows_folder(tmp_path, {"000000.flo": full})).estimate(frame, frame).flow
+    assert flow.shape == (32, 48, 2)
+    assert np.allclose(flow[..., 0], 1.5) and np.allclose(flow[..., 1], -1.0)  # vectors scaled with the frame
+
+
+def test_given_flows_refuse_what_does_not_fit(tmp_path: Path, small_scene) -> None:
+    s = small_scene
+    with pytest.raises(InputError, match="no such folder of flows"):
+        GivenFlows(tmp_path / "missing")
+    folder = flows_folder(tmp_path, {"000000.flo": s.flow[:, :40]})
+    (folder / "000001.flo").write_bytes(b"PIEH not a flow")
+    given = GivenFlows(folder)
+    with pytest.raises(InputError, match="000000.flo: the flow is 40x64, the frames 96x64"):
+        given.estimate(s.img1, s.img2)
+    with pytest.raises(InputError, match="000001.flo"):
+        given.estimate(s.img1, s.img2)
+
+
+def test_semantic_takes_the_baseline_flow_of_the_pair_it_is_told(tmp_path: Path, small_scene) -> None:
+    from semflow.methods import get_method
+
+    s = small_scene
+    flows = [s.flow, s.flow + 1.0]
+    folder = flows_folder(tmp_path, {"000000.flo": flows[0], "000001.flo": flows[1]})
+    semantic = get_method("semantic", baseline_flows=folder, segmentation=s.labels)
+    semantic.seek(1)
+    assert np.array_equal(semantic.estimate(s.img1, s.img2).extras["baseline_flow"], flows[1])
+    semantic.seek(0)
+    assert np.array_equal(semantic.estimate(s.img1, s.img2).extras["baseline_flow"], flows[0])
+    with pytest.raises(InputError, match="not both"):
+        get_method("semantic", baseline=GivenFlow(s.flow), baseline_flows=folder)
+
+
+def test_a_batch_refuses_one_folder_of_flows_for_every_clip(tmp_path: Path) -> None:
+    from semflow.batch.work import BatchOptions
+
+    with pytest.raises(InputError, match="one video's flows"):
+        BatchOptions(method="semantic", method_options={"baseline_flows": str(tmp_path)})
+    assert BatchOptions(method="semantic", method_options={"baseline_flows": None}).method == "semantic"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -12,6 +13,7 @@ import numpy as np
 from semflow.errors import InputError
 from semflow.io.flow import check_flow, read_flow, resize_flow
 from semflow.io.images import to_rgb_uint8
+from semflow.io.video import shrunk_to
 from semflow.options import MethodOptions
 from semflow.video_state import VideoState, scene_cut
 
@@ -147,3 +149,53 @@ class GivenFlow(FlowMethod):
             raise InputError(f"{self.name}: the given flow is {r.flow.shape[1]}x{r.flow.shape[0]}, the frames {w}x{h}")
         confidence = None if r.confidence is None else r.confidence.copy()
         return FlowResult(r.flow.copy(), confidence, dict(r.extras))
+
+
+FLOW_SUFFIXES = (".flo", ".png", ".npy")
+"""The flow files :class:`GivenFlows` reads, in the order it looks for them."""
+
+
+class GivenFlows(FlowMethod):
+    """A video's flows computed already, one file per pair: ``folder/NNNNNN.flo`` (or ``.png``, ``.npy``)
+    for the pair that starts at frame NNNNNN, as ``semflow run --save-flo`` writes them; semantic flow
+    over a whole video of flows from elsewhere (``--baseline-flows DIR``).
+
+    The run says which pair comes next (:meth:`seek`); without it, pairs are taken in turn from 0. A
+    flow of the frames as given fits frames that ``--max-side`` shrank: it is resized with them
+    (vectors scaled). A missing file, a corrupt one, NaN or inf, or a flow of another size is an
+    :class:`InputError` naming the file. ``name``: as :class:`GivenFlow`'s.
+    """
+
+    def __init__(self, folder: str | os.PathLike, *, name: str = "given") -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise InputError(f"{self.folder}: no such folder of flows")
+        self.name = name  # type: ignore[misc]  # an instance's name: the one it stands in for
+        self._index = 0
+
+    def seek(self, frame_index: int) -> None:
+        """Say which video frame the next pair starts at."""
+        self._index = int(frame_index)
+
+    def path_for(self, index: int) -> Path:
+        """The flow file of the pair that starts at frame ``index``."""
+        for suffix in FLOW_SUFFIXES:
+            path = self.folder / f"{index:06d}{suffix}"
+            if path.is_file():
+                return path
+        raise InputError(f"{self.folder}: no flow for the pair at frame {index} (expected {index:06d}.flo, "
+                         ".png or .npy)")
+
+    def _estimate(self, img1: np.ndarray, img2: np.ndarray, **_: Any) -> FlowResult:
+        path = self.path_for(self._index)
+        self._index += 1
+        flow = read_flow(path)  # checked there: NaN, inf or a corrupt file is an InputError naming the path
+        height, width = img1.shape[:2]
+        if flow.shape[:2] != (height, width):
+            if not shrunk_to(flow.shape, (height, width)):
+                raise InputError(f"{path}: the flow is {flow.shape[1]}x{flow.shape[0]}, the frames {width}x{height}")
+            flow = resize_flow(flow, height, width)
+        return FlowResult(flow)
+
+    def __repr__(self) -> str:
+        return f"GivenFlows({str(self.folder)!r})"

@@ -41,6 +41,10 @@ class BatchOptions(RunOptions):
     chunk_pairs: int = 50
     warmup_pairs: int = 0
 
+    def __post_init__(self) -> None:
+        if self.method_options.get("baseline_flows") is not None:  # one folder for every clip: not what is meant
+            raise InputError("--baseline-flows holds one video's flows: give it to `semflow run`, one video at a time")
+
     def run_options(self) -> RunOptions:
         """The :class:`RunOptions` each clip is run with (what ``semflow run`` would be given)."""
         settings = {f.name: getattr(self, f.name) for f in fields(RunOptions)}

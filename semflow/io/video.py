@@ -29,6 +29,12 @@ def max_side_size(height: int, width: int, max_side: int | None) -> tuple[int, i
     return max(2, round(height * scale)), max(2, round(width * scale))
 
 
+def shrunk_to(full: tuple[int, ...], size: tuple[int, ...]) -> bool:
+    """Whether frames of ``full`` (H, W) shrunk by ``--max-side`` (:func:`max_side_size`) come out ``size``
+    (H, W): maps made on the frames as given (label maps, flows) are then shrunk with them."""
+    return max(full[:2]) > max(size[:2]) and max_side_size(*full[:2], max(size[:2])) == tuple(size[:2])
+
+
 def resize_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
     """Shrink ``image`` so its longer side is at most ``max_side`` pixels (never enlarges)."""
     h, w = max_side_size(*image.shape[:2], max_side)

@@ -14,6 +14,7 @@ import numpy as np
 
 from semflow.errors import InputError
 from semflow.io.images import read_image_raw
+from semflow.io.video import shrunk_to
 from semflow.segmentation.base import Segmentation, Segmenter, check_image
 from semflow.segmentation.labels import LabelSet, get_label_set
 
@@ -28,14 +29,6 @@ def read_label_map(path: Path) -> np.ndarray:
             raise InputError(f"{path}: a colour image, not a label map of class ids (one channel)")
         raw = raw[..., 0]
     return raw
-
-
-def shrunk_to(full: tuple[int, ...], size: tuple[int, ...]) -> bool:
-    """Whether frames of ``full`` (H, W) shrunk by ``--max-side`` (:func:`semflow.io.video.max_side_size`)
-    come out ``size`` (H, W): label maps of the frames as given are then shrunk with them (nearest class)."""
-    from semflow.io.video import max_side_size
-
-    return max(full[:2]) > max(size[:2]) and max_side_size(*full[:2], max(size[:2])) == tuple(size[:2])
 
 
 class MaskSegmenter(Segmenter):
