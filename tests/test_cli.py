@@ -491,10 +491,11 @@ def test_version_and_help(run_cli) -> None:
 
 @pytest.mark.parametrize("args", [["--version"], ["methods"], ["run", "missing.mp4"]])
 def test_the_command_line_answers_without_importing_torch(args, cli_env, tmp_path: Path) -> None:
-    # torch takes ~2 s to import: `semflow --help`, the listing of methods and every bad-input error
-    # answer without it (the steps that use torch import it themselves).
+    # torch takes ~2 s to import, scipy.signal ~1 s: `semflow --help`, the listing of methods and every
+    # bad-input error answer without them (the steps that use them import what they need themselves).
     code = ("import sys\nfrom semflow.cli import main\ntry:\n    main(sys.argv[1:], prog_name='semflow')\n"
-            "except SystemExit:\n    pass\nprint('torch' in sys.modules, file=sys.stderr)")
+            "except SystemExit:\n    pass\n"
+            "print([m for m in ('torch', 'scipy.signal', 'scipy.stats') if m in sys.modules], file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=cli_env,
                           cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL)
-    assert proc.stderr.strip().splitlines()[-1] == "False", proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr

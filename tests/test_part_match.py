@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from semflow.layers.common import photometric_error
 from semflow.layers.motion_fit import MotionParams
-from semflow.layers.part_match import hidden_aware_ssd, rematch_unexplained, taken_pixels
+from semflow.layers.part_match import correlate_valid, hidden_aware_ssd, rematch_unexplained, taken_pixels
 from semflow.layers.things import thing_params_for
 from semflow.methods import get_method
 
@@ -135,3 +135,18 @@ def test_only_discrete_with_its_search_for_missed_motions_gets_the_occlusion_awa
     assert get_method("semantic", baseline=plain, segmenter=None).thing_params == thing_params_for(plain)
     assert thing_params_for("dis-medium").motions.rematch_hidden_cost is None
     assert MotionParams().rematch_hidden_cost is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.data())
+def test_correlate_valid_is_scipys_valid_fft_correlation_bit_for_bit(height: int, width: int, data) -> None:
+    from scipy.signal import correlate  # the reference; semflow itself does without scipy.signal
+
+    kh, kw = data.draw(st.integers(1, height)), data.draw(st.integers(1, width))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    image = (rng.random((height, width)) * 255).astype(np.float32)
+    kernel = (rng.random((kh, kw)) > 0.4).astype(np.float32) * rng.random((kh, kw)).astype(np.float32)
+    expected = correlate(image.astype(np.float64), kernel.astype(np.float64), mode="valid", method="fft")
+    got = correlate_valid(image, kernel)
+    assert got.dtype == np.float64 and got.shape == (height - kh + 1, width - kw + 1)
+    np.testing.assert_array_equal(got, expected)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy.signal import correlate
 
 from semflow.layers.common import dilate, erode, photometric_error, refine_warp, tiles, warp_target
 from semflow.layers.motion_fit import MotionParams, affine_field
@@ -69,6 +68,22 @@ def local_shifts(img1: np.ndarray, img2: np.ndarray, points: np.ndarray, shift: 
     return out
 
 
+def correlate_valid(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """The cross-correlation of ``image`` (H, W) with ``kernel`` (h, w), h <= H and w <= W, where the
+    kernel lies wholly inside: (H - h + 1, W - w + 1) float64, by FFT (what ``scipy.signal.correlate``
+    does with ``mode="valid", method="fft"``, without importing scipy.signal: that alone takes a second,
+    on every start of the command line)."""
+    from scipy import fft  # here: 0.3 s to import, and only the things stage needs it
+
+    image, kernel = np.asarray(image, np.float64), np.asarray(kernel, np.float64)[::-1, ::-1]
+    axes = [a for a in (0, 1) if image.shape[a] != 1 and kernel.shape[a] != 1]  # others: a plain product
+    if not axes:
+        return image * kernel
+    size = [fft.next_fast_len(image.shape[a] + kernel.shape[a] - 1, True) for a in axes]
+    conv = fft.irfftn(fft.rfftn(image, size, axes=axes) * fft.rfftn(kernel, size, axes=axes), size, axes=axes)
+    return conv[kernel.shape[0] - 1:image.shape[0], kernel.shape[1] - 1:image.shape[1]].copy()
+
+
 def hidden_aware_ssd(search: np.ndarray, template: np.ndarray, part: np.ndarray, taken: np.ndarray,
                      hidden_cost: float) -> np.ndarray:
     """Masked SSD of ``template`` (bh, bw, 3) over ``search`` (sh, sw, 3), both float32 RGB, where a
@@ -76,9 +91,7 @@ def hidden_aware_ssd(search: np.ndarray, template: np.ndarray, part: np.ndarray,
     instead of its squared difference. Returns (sh - bh + 1, sw - bw + 1) float64, inf where more than
     :data:`MIN_IN_VIEW` of the part would be hidden. Computed with float64 FFT correlations (OpenCV's
     masked TM_CCORR loses the precision the expanded square needs)."""
-    def corr(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-        return correlate(np.asarray(image, np.float64), np.asarray(kernel, np.float64), mode="valid", method="fft")
-
+    corr = correlate_valid
     free = (~taken).astype(np.float32)
     m = part.astype(np.float32)
     score = np.zeros((search.shape[0] - part.shape[0] + 1, search.shape[1] - part.shape[1] + 1), np.float64)
