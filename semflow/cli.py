@@ -138,10 +138,11 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
     with --save-flo, DIR/flo/NNNNNN.flo. Video mode (the default) carries each frame's work, the last
     flow and the tracked regions from one pair to the next; --pairwise computes each pair on its own.
     """
-    from semflow.pipeline import RunOptions, run_video
+    from semflow.pipeline import RunOptions, check_video, run_video
 
     check_outputs(folders=[out_dir])
     run_settings = {name: settings.pop(name) for name in RUN_SETTINGS}
+    check_video(video, RunOptions(**run_settings))  # a bad video fails before the method (and torch) loads
     estimator, described = _build_method(method, settings)
     options = RunOptions(method=method, method_options=described, cache_budget=cache_mb * 2 ** 20, **run_settings)
     summary = run_video(video, out_dir, options, method=estimator)
