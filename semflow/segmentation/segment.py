@@ -11,6 +11,7 @@ With ``overlay``, images also get ``OUT/overlay/x.png`` and a video ``OUT/overla
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from pathlib import Path
 
 from semflow.errors import InputError
 from semflow.io.images import is_image_path, read_image, write_image
-from semflow.segmentation.backends import MaskSegmenter, Segmenter, get_segmenter
+from semflow.segmentation.base import Segmenter
+from semflow.segmentation.masks import MaskSegmenter
 
 
 @dataclass
@@ -80,16 +82,24 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     jobs = _plan(inputs, out_dir)
     if not jobs:
         raise InputError("nothing to segment: give images, folders of images or videos")
-    seg = backend if isinstance(backend, Segmenter) else get_segmenter(
-        backend, device=device, kinds_override=kinds_override, label_set=label_set)
     sources = {j.path: FrameSource(j.path, max_frames=max_frames) for j in jobs if j.kind == "video"}
+
+    # Built when the first frame is in hand: an unreadable first input fails in one line without
+    # loading the model (torch, weights: seconds).
+    @functools.cache
+    def segmenter() -> Segmenter:
+        from semflow.segmentation.backends import get_segmenter
+
+        return backend if isinstance(backend, Segmenter) else get_segmenter(
+            backend, device=device, kinds_override=kinds_override, label_set=label_set)
+
     total = sum(1 for j in jobs if j.kind == "image") + sum(len(s) for s in sources.values())
     written: list[Path] = []
     with progress_bar(total or None, "segment", enabled=progress) as bar:
         for job in jobs:
             if job.kind == "image":
                 image = read_image(job.path)
-                result = seg.predict(image, key=job.path.stem)
+                result = segmenter().predict(image, key=job.path.stem)
                 write_image(job.out, result.labels)
                 written.append(job.out)
                 if overlay:
@@ -98,10 +108,11 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
                 continue
             source = sources[job.path]
             writer = VideoWriter(job.out / "overlay.mp4", fps=source.fps) if overlay else None
-            fusion = TemporalSegmentation() if temporal and not isinstance(seg, MaskSegmenter) else None  # given masks stay as given
+            given_masks = isinstance(segmenter(), MaskSegmenter)  # given masks stay as given
+            fusion = TemporalSegmentation() if temporal and not given_masks else None
             try:
                 for index, frame in enumerate(source):
-                    result = seg.predict(frame, key=index)
+                    result = segmenter().predict(frame, key=index)
                     if fusion is not None:
                         result = fusion.update(frame, result)
                     path = job.out / f"{index:06d}.png"
