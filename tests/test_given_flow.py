@@ -105,6 +105,25 @@ def test_given_flows_refuse_what_does_not_fit(tmp_path: Path, small_scene) -> No
         given.estimate(s.img1, s.img2)
 
 
+@pytest.mark.parametrize("name", ["000000.flo", "000000.png"])
+def test_a_sparse_flow_is_refused_as_a_baseline(tmp_path: Path, small_scene, name: str) -> None:
+    # Unknown pixels (.flo values beyond 1e9, KITTI's valid bit 0) read as 0 px: as a baseline they
+    # would be taken for motion. Both ways of giving a flow refuse them, saying how many there are.
+    s = small_scene
+    valid = np.ones(s.flow.shape[:2], bool)
+    valid[10:20, 5:15] = False
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    write_flow(folder / name, s.flow, valid)
+    expected = f"{name}: 100 of {valid.size} pixels have no flow"
+    with pytest.raises(InputError, match=expected):
+        GivenFlows(folder).estimate(s.img1, s.img2)
+    with pytest.raises(InputError, match=expected):
+        GivenFlow.from_file(folder / name, frame_size=s.flow.shape[:2])
+    write_flow(folder / name, s.flow)  # dense again: taken as it is
+    assert np.allclose(GivenFlows(folder).estimate(s.img1, s.img2).flow, s.flow, atol=1 / 64)
+
+
 def test_semantic_takes_the_baseline_flow_of_the_pair_it_is_told(tmp_path: Path, small_scene) -> None:
     from semflow.methods import get_method
 

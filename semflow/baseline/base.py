@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from semflow.errors import InputError
-from semflow.io.flow import check_flow, read_flow, resize_flow
+from semflow.io.flow import check_flow, read_flow_valid, resize_flow
 from semflow.io.images import to_rgb_uint8
 from semflow.io.video import shrunk_to
 from semflow.options import MethodOptions
@@ -116,6 +116,17 @@ class FlowMethod(abc.ABC):
         return f"{type(self).__name__}(name={self.name!r})"
 
 
+def read_dense_flow(path: str | os.PathLike) -> np.ndarray:
+    """A flow file (.flo, KITTI .png, .npy) as float32 (H, W, 2) px, for use as a baseline: every pixel
+    must have a flow. NaN, inf, a corrupt file or unknown pixels (a sparse flow: .flo values beyond
+    1e9, KITTI's valid bit 0) are an :class:`InputError` naming the path."""
+    flow, valid = read_flow_valid(path)
+    if not valid.all():
+        raise InputError(f"{path}: {int((~valid).sum())} of {valid.size} pixels have no flow (unknown); a baseline "
+                         "flow must be dense")
+    return flow
+
+
 class GivenFlow(FlowMethod):
     """A "method" that returns a flow computed already: semantic flow over a flow from elsewhere
     (``SemanticFlow(GivenFlow(read_flow("raft.flo")), ...)``), or a stored result used again.
@@ -136,7 +147,7 @@ class GivenFlow(FlowMethod):
                   size: tuple[int, int] | None = None, name: str = "given") -> GivenFlow:
         """The flow in ``path`` (.flo, KITTI .png, .npy), which must be ``frame_size`` (H, W) of the frames it
         was computed on, resampled to ``size`` (H, W) when the frames were shrunk (vectors scaled with them)."""
-        flow = read_flow(path)  # checked there: NaN, inf or a corrupt file is an InputError naming the path
+        flow = read_dense_flow(path)
         if flow.shape[:2] != tuple(frame_size):
             raise InputError(f"{path}: the flow is {flow.shape[1]}x{flow.shape[0]}, "
                              f"the frames {frame_size[1]}x{frame_size[0]}")
@@ -189,7 +200,7 @@ class GivenFlows(FlowMethod):
     def _estimate(self, img1: np.ndarray, img2: np.ndarray, **_: Any) -> FlowResult:
         path = self.path_for(self._index)
         self._index += 1
-        flow = read_flow(path)  # checked there: NaN, inf or a corrupt file is an InputError naming the path
+        flow = read_dense_flow(path)
         height, width = img1.shape[:2]
         if flow.shape[:2] != (height, width):
             if not shrunk_to(flow.shape, (height, width)):
