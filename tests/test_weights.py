@@ -241,3 +241,18 @@ def test_every_torch_load_is_weights_only():
                 if not safe or ast.unparse(node.func) == "torch.jit.load":
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
+
+
+@pytest.mark.parametrize("option", [["--backend", "camvid:{}"], ["--backend", "torchvision:{}"],
+                                    ["--prior", "clip", "--clip-weights", "{}"]])
+def test_a_plain_pickle_as_weights_is_one_line_and_runs_nothing(cli_fails, make_frames, tmp_path, option):
+    # A plain pickle (protocol 4, not torch.save's 2) made torch warn on stderr before semflow's error
+    # line; the user must see that line alone. Its code must not run (no file appears: cli_fails checks).
+    if "clip" in option:
+        pytest.importorskip("open_clip", reason="the CLIP prior's extra is not installed: pip install 'semflow[clip]'")
+    frames = make_frames(count=2, height=32, width=48)
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"state_dict": _System(f"touch {tmp_path / 'touched'}")}, protocol=4))
+    args = [a.format(evil) for a in option]
+    line = cli_fails("segment", frames / "0000.png", "--out", "seg", *args, match="never pickled code")
+    assert "evil.pt" in line

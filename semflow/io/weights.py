@@ -20,6 +20,7 @@ import io
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,15 @@ _CLASS_HEADER = re.compile(r"^class (\w+)\(Module\):\n((?:  .*\n)*)", re.MULTILI
 _DECLARATION = re.compile(r"^  (__parameters__|__buffers__) = (\[.*\])$", re.MULTILINE)
 
 
+def torch_load_quietly(path: str | os.PathLike) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with the warnings torch prints about a file
+    (e.g. "Detected pickle protocol 4") kept off stderr: a bad file gets one line, the error semflow
+    makes of it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def load_torch_file(path: str | os.PathLike, what: str) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU, with one-line WeightsErrors for missing,
     truncated or foreign files. ``what`` names the file in messages ("segmenter weights")."""
@@ -48,7 +58,7 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
     if not path.is_file():
         raise WeightsError(f"{path}: not a file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch_load_quietly(path)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError,
             AttributeError, IndexError, KeyError) as exc:
         text = str(exc).strip()

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 
 from semflow.device import resolve_device
 from semflow.errors import InputError, SemflowError, WeightsError, reason
-from semflow.io.weights import is_torchscript_archive, read_torchscript_state
+from semflow.io.weights import is_torchscript_archive, read_torchscript_state, torch_load_quietly
 
 INSTALL_HINT = "pip install 'semflow[clip]' (it installs open_clip_torch)"
 # CLIP clamps its learned temperature at 100 during training; the same bound is applied here.
@@ -137,11 +138,13 @@ def read_state_dict(path: Path, openai_format: bool) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path), device="cpu")
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch_load_quietly(path)
     except WeightsError as exc:
         raise WeightsError(f"{path} is not a readable CLIP checkpoint ({str(exc).removeprefix(f'{path}: ')})") from None
     except Exception as exc:  # unpickling, zip and safetensors errors have no common base class
-        raise WeightsError(f"{path} is not a readable CLIP checkpoint ({reason(exc)})") from exc
+        pickled = "Weights only load failed" in str(exc) or isinstance(exc, pickle.UnpicklingError)
+        why = "not a torch weights file: semflow loads tensors only, never pickled code" if pickled else reason(exc)
+        raise WeightsError(f"{path} is not a readable CLIP checkpoint ({why})") from exc
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
