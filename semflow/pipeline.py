@@ -40,6 +40,7 @@ from semflow.progress import progress_bar
 from semflow.render import PairFlows, render_clip
 from semflow.runstore import (
     CACHE_BUDGET_BYTES,
+    RUN_OUTPUTS,
     WORK_DIR,
     PairRecord,
     RunStore,
@@ -378,7 +379,7 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     check_memory(method.name, *checked[1].shape[:2], hint="use --max-side {side} (or smaller)")
     # The output folder is locked for the whole run; what the run writes is listed in its manifest,
     # and a fresh run first deletes only what the previous run there listed (see io/outputs.py).
-    with OutputFolder(out_dir, fresh=not options.resume, work=WORK_DIR, reserved=("flo",)) as folder:
+    with OutputFolder(out_dir, fresh=not options.resume, work=WORK_DIR, reserved=RUN_OUTPUTS) as folder:
         source, store = open_video(video, out_dir, options, method, folder=folder, checked=checked)
         if options.max_flow is not None:
             summary = run_single_pass(source, method, store, options, wall_seconds=time.perf_counter() - started)

@@ -50,10 +50,12 @@ from semflow.io.images import read_image
 from semflow.io.outputs import OutputFolder
 from semflow.pair_records import PairRecord, RecordLog, normaliser
 
-__all__ = ["CACHE_BUDGET_BYTES", "WORK_DIR", "PairRecord", "RunStore", "cache_pairs", "finished_summary", "normaliser",
+__all__ = ["CACHE_BUDGET_BYTES", "RUN_OUTPUTS", "WORK_DIR", "PairRecord", "RunStore", "cache_pairs", "finished_summary", "normaliser",
            "open_store", "pair_name", "reopen_store"]
 
 WORK_DIR = ".semflow-work"
+RUN_OUTPUTS = ("flo", "flow.mp4", "panel.mp4", "plot.png", "summary.json")
+"""What a run writes below its output folder besides its work folder: checked for links before any work."""
 CACHE_BUDGET_BYTES = 512 << 20
 """Most bytes the flows a clip keeps for drawing may take (exact cache, else the intermediate)."""
 INTERMEDIATE_SHARE = 0.9

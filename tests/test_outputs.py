@@ -103,6 +103,19 @@ def test_a_linked_work_or_flo_folder_is_refused(cli_fails, make_frames, tmp_path
     assert (elsewhere / "000000.flo").read_bytes() == b"someone else's"
 
 
+@pytest.mark.parametrize("name", ["flow.mp4", "panel.mp4", "plot.png", "summary.json"])
+def test_a_linked_named_output_is_refused_before_any_work(cli_fails, make_frames, tmp_path: Path, name: str) -> None:
+    """out/flow.mp4 a link to another file: refused when the run was done, leaving its work folder
+    behind; now refused on entry, leaving nothing (cli_fails checks) and the target untouched."""
+    frames = make_frames(3)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / name).symlink_to(victim)
+    cli_fails("run", frames, "--out", "out", *RUN, match=f"{name}: is a symbolic link")
+    assert victim.read_text() == "untouched" and (tmp_path / "out" / name).is_symlink()
+
+
 @pytest.mark.parametrize("partial", [".flow.partial.mp4", ".panel.partial.mp4"])
 def test_a_planted_partial_video_link_is_not_written_through(run_cli, make_frames, tmp_path: Path,
                                                               partial: str) -> None:

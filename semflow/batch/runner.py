@@ -30,7 +30,7 @@ from semflow.errors import SemflowError
 from semflow.io.atomic import write_text_atomic
 from semflow.io.outputs import OutputFolder
 from semflow.pipeline import STAGES
-from semflow.runstore import WORK_DIR, finished_summary
+from semflow.runstore import RUN_OUTPUTS, WORK_DIR, finished_summary
 
 PROBES = 300
 """How many times (0.2 s apart) the driver asks a worker that died whether Ray has restarted it."""
@@ -246,7 +246,8 @@ class Batch:
             if done is not None:  # nothing to do (checked before the lock, which starts a work folder)
                 prepared = Prepared([], done["pairs"], done)
             else:
-                clip.folder = OutputFolder(out, fresh=not self.run_options.resume, work=WORK_DIR, reserved=("flo",))
+                clip.folder = OutputFolder(out, fresh=not self.run_options.resume, work=WORK_DIR,
+                                           reserved=RUN_OUTPUTS)
                 clip.folder.__enter__()
                 prepared = prepare_clip(clip.item.path, out, self.run_options, self.options.chunk_pairs, clip.folder)
         except (SemflowError, OSError) as exc:

@@ -104,8 +104,8 @@ class OutputFolder:
     the run goes, the manifest is ``work/manifest``; a finished run lists what it wrote in
     ``summary.json`` (``outputs.written``, from :meth:`written`) and deletes its work folder. A fresh
     run first deletes what the previous run listed in either place, then starts a new work folder; a
-    resumed run keeps both. ``reserved`` are the folders the run creates below the root (``flo``): they
-    and the work folder may not be links, nor contain any.
+    resumed run keeps both. ``reserved`` are what the run creates below the root (``flo``, ``flow.mp4``):
+    they and the work folder may not be links, nor contain any (checked on entry, before any work).
     """
 
     def __init__(self, path: str | os.PathLike, *, fresh: bool, work: str, summary: str = "summary.json",
