@@ -187,3 +187,24 @@ def test_folder_frames_follow_their_numbers_not_the_alphabet(tmp_path: Path) -> 
         write_image(folder / f"frame{k}.png", np.full((8, 8, 3), k, np.uint8))
     assert [p.name for p in FrameSource(folder).images] == [f"frame{k}.png" for k in (1, 2, 3, 10, 11)]
     assert [int(f[0, 0, 0]) for f in FrameSource(folder)] == [1, 2, 3, 10, 11]
+
+
+@pytest.mark.parametrize("odd", ["fifo", "device", "dangling link"])
+def test_a_frame_that_is_not_a_regular_file_is_named_not_skipped(make_frames, tmp_path: Path, odd: str) -> None:
+    # Skipped, it joined frames 0 and 2 into one pair (or left "need at least 2 frames, got 1").
+    import os
+
+    from semflow.segmentation.segment import segment_inputs
+
+    folder = make_frames(3)
+    frame = folder / "0001.png"
+    frame.unlink()
+    if odd == "fifo":
+        os.mkfifo(frame)
+    else:
+        frame.symlink_to("/dev/zero" if odd == "device" else tmp_path / "missing.png")
+    with pytest.raises(InputError, match="0001.png: not a regular file"):
+        FrameSource(folder)
+    with pytest.raises(InputError, match="0001.png: not a regular file"):
+        segment_inputs([folder], tmp_path / "labels")
+    assert not (tmp_path / "labels").exists()

@@ -69,8 +69,11 @@ class FrameSource:
         self._first_size: tuple[int, int] | None = None
         self.fps = 10.0
         if self.path.is_dir():
-            self.images = sorted((p for p in self.path.iterdir() if p.is_file() and is_image_path(p)),
+            self.images = sorted((p for p in self.path.iterdir() if is_image_path(p) and not p.is_dir()),
                                  key=natural_key)
+            for image in self.images:  # a device, a FIFO or a dangling link named like a frame: not skipped
+                if not image.is_file():  # (a frame left out would join its neighbours into one pair)
+                    raise InputError(f"{image}: not a regular file")
             if not self.images:
                 raise InputError(f"{self.path}: folder holds no images")
             count = len(self.images)

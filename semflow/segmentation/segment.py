@@ -38,9 +38,12 @@ def _plan(inputs: Sequence[str | os.PathLike], out_dir: Path) -> list[_Job]:
         if not p.exists():
             raise InputError(f"{p}: no such file or folder")
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and is_image_path(q))
+            found = sorted(q for q in p.iterdir() if is_image_path(q) and not q.is_dir())
             if not found:
                 raise InputError(f"{p}: folder holds no images")
+            for q in found:  # a device, a FIFO or a dangling link named like an image: said, not skipped
+                if not q.is_file():
+                    raise InputError(f"{q}: not a regular file")
             images.extend(found)
         elif is_image_path(p):
             images.append(p)
