@@ -32,7 +32,7 @@ from semflow.errors import InputError, warn
 from semflow.io.atomic import write_text_atomic
 from semflow.io.jsonfile import dumps_strict
 from semflow.io.outputs import OutputFolder
-from semflow.io.video import FrameSource
+from semflow.io.video import FrameSource, video_identity
 from semflow.memory import check_memory
 from semflow.methods import DEFAULT_RUN_METHOD, get_method, list_methods, resolve_options
 from semflow.options import options_dict
@@ -81,7 +81,8 @@ class RunOptions:
     def fingerprint(self, video: Path, method: FlowMethod | None = None) -> dict[str, Any]:
         """The settings a resumed run must share with the run it continues: the method's name and every
         option it is built with (defaults included: from the built ``method``, else resolved from the
-        registry without building it, else the options given)."""
+        registry without building it, else the options given), and the video's identity (size and
+        modification time: :func:`~semflow.io.video.video_identity`)."""
         given = {k: v for k, v in self.method_options.items() if v is not None}
         name = self.method if method is None else method.name
         if method is not None and method.options is not None:
@@ -89,7 +90,8 @@ class RunOptions:
         elif name in list_methods():
             given = options_dict(resolve_options(name, **given))
         return {
-            "video": str(video.resolve()), "method": name, "method_options": dict(sorted(given.items())),
+            "video": str(video.resolve()), "video_identity": video_identity(video), "method": name,
+            "method_options": dict(sorted(given.items())),
             "max_side": self.max_side, "max_frames": self.max_frames, "save_flo": self.save_flo,
             "max_flow": self.max_flow, "pairwise": self.pairwise,
         }

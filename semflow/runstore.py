@@ -328,6 +328,9 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
         before = previous.get("fingerprint", {})
         if before != fingerprint:
             changed = sorted(k for k in fingerprint if before.get(k) != fingerprint[k])
+            if changed == ["video_identity"]:
+                raise InputError(f"{out_dir}: cannot resume, {fingerprint.get('video')} changed since the earlier run"
+                                 " (its size or modification time); run it afresh, without --resume")
             raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({', '.join(changed) or 'format'})")
         return reopen_store(out_dir, save_flo, folder)
     if not resume and folder is None:  # a locked folder has already removed what its previous run listed

@@ -224,3 +224,38 @@ def test_a_run_resumes_after_its_last_record_was_cut_short(make_frames, tmp_path
     assert summary["resumed_pairs"] == 3 and summary["max_flow_px"] == full["max_flow_px"]
     for name in ["flow.mp4", "panel.mp4"] + [f"flo/{i:06d}.flo" for i in range(6)]:
         assert (out / name).read_bytes() == (tmp_path / "run" / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("source", ["video", "folder"])
+def test_a_run_whose_video_was_replaced_does_not_resume(make_video, make_frames, tmp_path: Path,
+                                                        source: str) -> None:
+    # The fingerprint held the video's path only: a clip re-exported under the same name resumed with the
+    # old clip's pairs. Now its size and time (a folder's: its first frame's) must match too.
+    import os
+
+    from semflow.io.images import read_image, write_image
+
+    video = make_video(5, 40, 56) if source == "video" else make_frames(5, 40, 56)
+    out = tmp_path / "out"
+    method = get_method("dis-fast")
+    estimate, calls = method.estimate, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("interrupted at pair 2")
+        return estimate(*args, **kwargs)
+
+    method.estimate = failing
+    with pytest.raises(RuntimeError, match="pair 2"):
+        run_video(video, out, RunOptions(method="dis-fast"), method=method)
+    first = video if source == "video" else video / "0000.png"
+    if source == "video":
+        make_video(5, 40, 56, shift=(3, 0))  # another clip under the same name
+    else:
+        write_image(first, 255 - read_image(first))
+    stat = first.stat()
+    os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a second later, whatever the clock
+    with pytest.raises(InputError, match=f"cannot resume, {video} changed since the earlier run"):
+        run_video(video, out, RunOptions(method="dis-fast", resume=True))
+    assert run_video(video, out, RunOptions(method="dis-fast"))["pairs"] == 4  # afresh: fine

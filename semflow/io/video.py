@@ -48,6 +48,22 @@ def natural_key(path: Path) -> list[str | int]:
     return [int(part) if part.isdecimal() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
+def video_identity(path: str | os.PathLike) -> list[int] | None:
+    """[size in bytes, modification time in ns] of a video file, or of a folder's first frame (frames
+    added after it keep it): what tells a resumed run that its video was replaced. None when unreadable."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            frames = [p for p in path.iterdir() if is_image_path(p) and p.is_file()]
+            if not frames:
+                return None
+            path = min(frames, key=natural_key)
+        stat = path.stat()
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 class FrameSource:
     """Frames of a video file or of a folder of images (in natural name order), as uint8 RGB.
 
