@@ -140,7 +140,7 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
     """
     from semflow.pipeline import RunOptions, check_video, run_video
 
-    check_outputs(folders=[out_dir])
+    check_outputs(folders=[out_dir], inputs=[video])
     run_settings = {name: settings.pop(name) for name in RUN_SETTINGS}
     check_video(video, RunOptions(**run_settings))  # a bad video fails before the method (and torch) loads
     estimator, described = _build_method(method, settings)
@@ -232,7 +232,8 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
         raise InputError(f"{output}: unknown flow format; use one of {', '.join(FLOW_EXTENSIONS)}")
     if viz is not None and not is_image_path(viz):
         raise InputError(f"{viz}: unknown image format for --viz; use one of {', '.join(IMAGE_EXTENSIONS)}")
-    check_outputs(files=[output, viz], folders=[explain])
+    check_outputs(files=[output, viz], folders=[explain],
+                  inputs=[image1, image2, baseline_flow, method_options.get("segmentation")])
     from semflow.io.video import resize_max_side
 
     full = [read_image(path) for path in (image1, image2)]
@@ -307,7 +308,7 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
     from semflow.io.images import write_image
     from semflow.viz import add_legend, flow_to_color, label_image, max_flow_of, tile
 
-    check_outputs(files=[output])
+    check_outputs(files=[output], inputs=flows)
     loaded = [read_flow_valid(path) for path in flows]
     shapes = {f.shape for f, _ in loaded}
     if len(shapes) > 1:
@@ -345,7 +346,7 @@ def compare(root: Path, dataset: str, methods: str, out_dir: Path | None, json_p
     from semflow.io.jsonfile import dumps_strict
     from semflow.methods import names_of
 
-    check_outputs(files=[json_path], folders=[out_dir])
+    check_outputs(files=[json_path], folders=[out_dir], inputs=[root])
     names = names_of(methods.split(","))
     given = {k: (str(v) if isinstance(v, Path) else v) for k, v in method_options.items() if v is not None}
     results = evaluation.compare(dataset, root, names, method_options=given, out_dir=out_dir,

@@ -31,7 +31,7 @@ from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.errors import InputError, warn
 from semflow.io.atomic import write_text_atomic
 from semflow.io.jsonfile import dumps_strict
-from semflow.io.outputs import OutputFolder
+from semflow.io.outputs import OutputFolder, refuse_inputs_as_outputs
 from semflow.io.video import FrameSource, video_identity
 from semflow.memory import check_memory
 from semflow.methods import DEFAULT_RUN_METHOD, get_method, list_methods, resolve_options
@@ -381,6 +381,7 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     check_memory(method.name, *checked[1].shape[:2], hint="use --max-side {side} (or smaller)")
     # The output folder is locked for the whole run; what the run writes is listed in its manifest,
     # and a fresh run first deletes only what the previous run there listed (see io/outputs.py).
+    refuse_inputs_as_outputs([video], [out_dir])  # its outputs would join its frames
     with OutputFolder(out_dir, fresh=not options.resume, work=WORK_DIR, reserved=RUN_OUTPUTS) as folder:
         source, store = open_video(video, out_dir, options, method, folder=folder, checked=checked)
         if options.max_flow is not None:

@@ -82,19 +82,24 @@ def test_batch_gives_run_outputs_and_skips_bad_clips(tmp_path: Path) -> None:
     (out / "linked").mkdir(parents=True)
     (tmp_path / "elsewhere").mkdir()
     (out / "linked" / "flo").symlink_to(tmp_path / "elsewhere")
+    (out / "inplace").mkdir()  # a clip whose output folder would be its own folder of frames: refused
+    inplace = write_folder(out / "inplace", 4, seed=7)
     options = BatchOptions(method=METHOD, workers=2, chunk_pairs=3, save_flo=True)
     with OutputFolder(out / "locked", fresh=True, work=WORK_DIR), Batch(out, options) as batch:
-        submitted = batch.submit([str(clips / "*.mp4"), tmp_path / "frames"])
+        submitted = batch.submit([str(clips / "*.mp4"), tmp_path / "frames", inplace])
         results = {r.name: r for r in batch.results()}
-    assert [s.name for s in submitted] == ["a", "b", "broken", "linked", "locked", "short", "frames"]
+    assert [s.name for s in submitted] == ["a", "b", "broken", "linked", "locked", "short", "frames", "inplace"]
     assert results["broken"].status == "failed" and "not a readable video" in results["broken"].error
     assert results["short"].status == "failed" and "at least 2 frames" in results["short"].error
     assert results["locked"].status == "failed" and "another semflow run" in results["locked"].error
     assert results["linked"].status == "failed" and "symbolic link" in results["linked"].error
+    assert results["inplace"].status == "failed" and "is also an input" in results["inplace"].error
+    assert sorted(p.name for p in inplace.iterdir()) == [f"{k:04d}.png" for k in range(4)]
     assert all("\n" not in r.error for r in results.values() if r.error)
     summary = json.loads((out / "batch.json").read_text())
-    assert (summary["ok"], summary["failed"], summary["pairs"]) == (3, 4, 8 + 5 + 6)
-    assert [e["status"] for e in summary["inputs"]] == ["ok", "ok", "failed", "failed", "failed", "failed", "ok"]
+    assert (summary["ok"], summary["failed"], summary["pairs"]) == (3, 5, 8 + 5 + 6)
+    assert [e["status"] for e in summary["inputs"]] == ["ok", "ok", "failed", "failed", "failed", "failed", "ok",
+                                                        "failed"]
     for entry in summary["inputs"]:
         if entry["status"] == "ok":
             assert entry["wall_seconds"] > 0 and entry["stage_seconds"]["flow"] > 0

@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from semflow.io.images import write_image
@@ -133,6 +134,25 @@ def test_a_planted_partial_video_link_is_not_written_through(run_cli, make_frame
 
 
 # --- every command checks its outputs first ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [
+    ["flow", "a.png", "b.png", "-o", "a.png", *RUN],  # a KITTI flow PNG over the first frame
+    ["flow", "a.png", "b.png", "-o", "f.flo", "--viz", "b.png", *RUN],
+    ["visualize", "k.png", "-o", "k.png"],
+    ["segment", "frames", "--out", "frames"],  # each label map over its image
+    ["segment", "a.png", "--out", "."],
+    ["run", "frames", "--out", "frames", *RUN],  # plot.png would join the frames
+    ["run", "frames", "--out", "./frames/../frames", *RUN],
+])
+def test_no_command_writes_over_its_inputs(cli_fails, pair, make_frames, tmp_path: Path, command: list[str]) -> None:
+    from semflow.io.flow import write_flow
+
+    make_frames(3)
+    write_flow(tmp_path / "k.png", np.zeros((8, 8, 2), np.float32))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    cli_fails(*command, match="is also an input")
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
 def test_flow_fails_before_writing_when_viz_or_explain_cannot_be_written(cli_fails, pair, tmp_path: Path) -> None:

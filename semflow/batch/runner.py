@@ -28,7 +28,7 @@ from semflow.batch.progress import BatchProgress
 from semflow.batch.work import BatchOptions, Chunk, ClipWorker, Prepared, prepare_clip
 from semflow.errors import SemflowError
 from semflow.io.atomic import write_text_atomic
-from semflow.io.outputs import OutputFolder
+from semflow.io.outputs import OutputFolder, refuse_inputs_as_outputs
 from semflow.pipeline import STAGES
 from semflow.runstore import RUN_OUTPUTS, WORK_DIR, finished_summary
 
@@ -246,6 +246,7 @@ class Batch:
             if done is not None:  # nothing to do (checked before the lock, which starts a work folder)
                 prepared = Prepared([], done["pairs"], done)
             else:
+                refuse_inputs_as_outputs([clip.item.path], [out])  # a clip's folder named as its own output
                 clip.folder = OutputFolder(out, fresh=not self.run_options.resume, work=WORK_DIR,
                                            reserved=RUN_OUTPUTS)
                 clip.folder.__enter__()

@@ -72,16 +72,35 @@ def check_output_folder(path: str | os.PathLike) -> None:
     _check_creatable_folder(path, str(path))
 
 
+def refuse_inputs_as_outputs(inputs: Iterable[str | os.PathLike | None],
+                             outputs: Iterable[str | os.PathLike | None]) -> None:
+    """Raise :class:`OutputError` when one of ``outputs`` (files or folders) is one of ``inputs``, by any
+    path or link: semflow never writes over what it reads (``None`` entries are options not given)."""
+    given = [Path(p) for p in inputs if p is not None and os.path.exists(p)]
+    for out in outputs:
+        if out is None or not os.path.exists(out):
+            continue
+        for path in given:
+            if os.path.samefile(out, path):
+                alias = "" if os.path.abspath(out) == os.path.abspath(path) else f" (as {path})"
+                raise OutputError(f"{out}: is also an input{alias}; semflow does not write over what it reads:"
+                                  " choose another output")
+
+
 def check_outputs(files: Iterable[str | os.PathLike | None] = (),
-                  folders: Iterable[str | os.PathLike | None] = ()) -> None:
+                  folders: Iterable[str | os.PathLike | None] = (),
+                  inputs: Iterable[str | os.PathLike | None] = ()) -> None:
     """The pre-check every command runs before its work: each of ``files`` can be written and each of
-    ``folders`` is or can become a writable folder (``None`` entries are options not given)."""
+    ``folders`` is or can become a writable folder, and none of them is one of ``inputs`` (``None``
+    entries are options not given)."""
+    files, folders = list(files), list(folders)
     for file in files:
         if file is not None:
             check_output_file(file)
     for folder in folders:
         if folder is not None:
             check_output_folder(folder)
+    refuse_inputs_as_outputs(inputs, [*files, *folders])
 
 
 def refuse_link(path: Path, root: Path) -> None:

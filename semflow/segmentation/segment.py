@@ -19,6 +19,7 @@ from pathlib import Path
 
 from semflow.errors import InputError
 from semflow.io.images import is_image_path, read_image, write_image
+from semflow.io.outputs import refuse_inputs_as_outputs
 from semflow.segmentation.base import Segmenter
 from semflow.segmentation.masks import MaskSegmenter
 
@@ -85,6 +86,7 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     jobs = _plan(inputs, out_dir)
     if not jobs:
         raise InputError("nothing to segment: give images, folders of images or videos")
+    refuse_inputs_as_outputs([*inputs, *(j.path for j in jobs)], [out_dir, *(j.out for j in jobs)])
     sources = {j.path: FrameSource(j.path, max_frames=max_frames) for j in jobs if j.kind == "video"}
 
     # Built when the first frame is in hand: an unreadable first input fails in one line without
