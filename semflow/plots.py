@@ -7,6 +7,7 @@ machines without a display and does not disturb a caller's own matplotlib settin
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def write_plot(path: str | os.PathLike, pairs: Sequence[dict], *, title: str = "
         fig.suptitle(title, fontsize="medium")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a glyph of the clip's name that the font lacks: drawn as a box
         fig.savefig(tmp, format="png")
     return path

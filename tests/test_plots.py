@@ -1,0 +1,20 @@
+"""``semflow.plots.write_plot``: the per-pair plot of ``semflow run``."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from semflow.io.images import read_image
+from semflow.plots import write_plot
+
+
+def test_a_clip_name_the_font_cannot_draw_gives_no_warning_on_stderr(tmp_path: Path) -> None:
+    # A folder named "uni é 🚗" made matplotlib print a two-line UserWarning under the run's result line.
+    pairs = [{"magnitude": 1.0 + i, "flicker": 0.1 * i, "seconds": 0.5} for i in range(4)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = write_plot(tmp_path / "plot.png", pairs, title="semantic, uni é 🚗")
+    assert [str(w.message) for w in caught] == []
+    image = read_image(written)
+    assert image.shape == (520, 640, 3) and image.std() > 0  # drawn: not a blank page
