@@ -328,7 +328,7 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
         before = previous.get("fingerprint", {})
         if before != fingerprint:
             changed = sorted(k for k in fingerprint if before.get(k) != fingerprint[k])
-            if changed == ["video_identity"]:
+            if changed == ["video_identity"] and before.get("video_identity") is not None:
                 raise InputError(f"{out_dir}: cannot resume, {fingerprint.get('video')} changed since the earlier run"
                                  " (its size or modification time); run it afresh, without --resume")
             raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({', '.join(changed) or 'format'})")
