@@ -183,6 +183,16 @@ def test_expand_inputs(tmp_path: Path) -> None:
         expand_inputs([str(tmp_path / "*.mkv")])
 
 
+def test_a_manifest_cannot_name_a_clip_out_of_the_batch_folder(tmp_path: Path) -> None:
+    # Named ".." a clip's outputs went to the folder above --out (and a fresh batch cleared what its
+    # previous run listed there); "." mixed them with the batch's; "batch.json" clashed with its file.
+    for name in ("x.mp4", "y.mp4", "z.mp4", "w.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "list.csv").write_text("x.mp4,..\ny.mp4,.\nz.mp4,batch.json\nw.mp4,../../up\n")
+    names = [clip.name for clip in expand_inputs([tmp_path / "list.csv"])]
+    assert names == ["clip", "clip-2", "batch.json-2", ".._.._up"]
+
+
 def test_plan_chunks() -> None:
     assert plan_chunks(7, 3) == [Chunk(0, 3), Chunk(3, 6), Chunk(6, None)]
     assert plan_chunks(6, 3) == [Chunk(0, 3), Chunk(3, None)]

@@ -88,11 +88,12 @@ def expand_inputs(items: Iterable[str | os.PathLike | BatchInput]) -> list[Batch
             entries.extend(_expand_one(item))
     if not entries:
         raise InputError("no inputs given")
-    used: set[str] = set()
+    used: set[str] = {"batch.json"}  # the batch's own file beside the clips' folders
     result = []
     for path, name in entries:
-        base = name or (path.stem if path.suffix else path.name) or "clip"
-        base = base.replace(os.sep, "_")
+        base = (name or (path.stem if path.suffix else path.name) or "clip").replace(os.sep, "_")
+        if base in (".", ".."):  # a manifest's name for the output folder itself, or the one above it
+            base = "clip"
         unique, k = base, 2
         while unique in used:
             unique, k = f"{base}-{k}", k + 1
