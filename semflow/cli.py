@@ -15,7 +15,7 @@ import numpy as np
 
 from semflow.cli_options import F, click_type, prior_options
 from semflow.errors import InputError, SemflowError
-from semflow.io.outputs import check_outputs
+from semflow.io.outputs import check_outputs, refuse_inputs_as_outputs
 from semflow.methods import DEFAULT_RUN_METHOD
 from semflow.segmentation.clip import prior_from_options
 
@@ -140,7 +140,9 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
     """
     from semflow.pipeline import RunOptions, check_video, run_video
 
-    check_outputs(folders=[out_dir], inputs=[video])
+    inputs = [video, settings.get("baseline_flows"), settings.get("segmentation")]
+    check_outputs(folders=[out_dir], inputs=inputs)
+    refuse_inputs_as_outputs(inputs, [out_dir / "flo"])  # a fresh run clears flo/: not where its inputs are
     run_settings = {name: settings.pop(name) for name in RUN_SETTINGS}
     check_video(video, RunOptions(**run_settings))  # a bad video fails before the method (and torch) loads
     estimator, described = _build_method(method, settings)

@@ -55,11 +55,12 @@ def test_an_interrupted_fresh_run_never_leaves_the_old_outputs_beside_new_ones(r
     frames = make_frames(6)
     assert run_cli("run", frames, "--out", "out", *RUN).rc == 0
     out = tmp_path / "out"
-    assert (out / "summary.json").exists() and (out / "flow.mp4").exists()
+    assert (out / "summary.json").exists() and (out / "flow.mp4").exists() and (out / "plot.png").exists()
     (frames / "0004.png").write_bytes(b"corrupt")  # the next run stops at frame 4
     failed = run_cli("run", frames, "--out", "out", "--method", "dis-medium", "--save-flo")
     assert failed.rc == 1
-    assert not (out / "summary.json").exists() and not (out / "flow.mp4").exists() and not (out / "panel.mp4").exists()
+    for name in ("summary.json", "flow.mp4", "panel.mp4", "plot.png"):  # plot.png stayed until 2026-12-04
+        assert not (out / name).exists(), name
     assert sorted(p.name for p in (out / "flo").iterdir()) == ["000000.flo", "000001.flo", "000002.flo"]
 
 
@@ -144,12 +145,15 @@ def test_a_planted_partial_video_link_is_not_written_through(run_cli, make_frame
     ["segment", "a.png", "--out", "."],
     ["run", "frames", "--out", "frames", *RUN],  # plot.png would join the frames
     ["run", "frames", "--out", "./frames/../frames", *RUN],
+    ["run", "frames", "--out", "prev", "--baseline-flows", "prev/flo"],  # a fresh run clears prev/flo first
 ])
 def test_no_command_writes_over_its_inputs(cli_fails, pair, make_frames, tmp_path: Path, command: list[str]) -> None:
     from semflow.io.flow import write_flow
 
     make_frames(3)
     write_flow(tmp_path / "k.png", np.zeros((8, 8, 2), np.float32))
+    for i in range(2):  # as `run --out prev --save-flo` leaves them
+        write_flow(tmp_path / "prev" / "flo" / f"{i:06d}.flo", np.zeros((48, 64, 2), np.float32))
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     cli_fails(*command, match="is also an input")
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

@@ -34,7 +34,7 @@ from semflow.errors import OutputError
 _MANIFEST_HEADER = "# files this semflow run wrote in its output folder (relative paths)\n"
 # The only names a manifest may make semflow delete: what `semflow run` writes. A manifest is a file in a
 # folder the user controls; an entry such as ../../x must never become a deletion.
-_OWNED = re.compile(r"^(summary\.json|flow\.mp4|panel\.mp4|flo/|flo/\d{6}\.flo)$")
+_OWNED = re.compile(r"^(summary\.json|flow\.mp4|panel\.mp4|plot\.png|flo/|flo/\d{6}\.flo)$")
 
 
 def _nearest_existing(path: Path) -> Path:
