@@ -143,15 +143,18 @@ def test_a_planted_partial_video_link_is_not_written_through(run_cli, make_frame
     ["visualize", "k.png", "-o", "k.png"],
     ["segment", "frames", "--out", "frames"],  # each label map over its image
     ["segment", "a.png", "--out", "."],
+    ["segment", "overlay.mp4", "--out", ".", "--overlay"],  # the video's overlay over the video
     ["run", "frames", "--out", "frames", *RUN],  # plot.png would join the frames
     ["run", "frames", "--out", "./frames/../frames", *RUN],
     ["run", "frames", "--out", "prev", "--baseline-flows", "prev/flo"],  # a fresh run clears prev/flo first
 ])
-def test_no_command_writes_over_its_inputs(cli_fails, pair, make_frames, tmp_path: Path, command: list[str]) -> None:
+def test_no_command_writes_over_its_inputs(cli_fails, pair, make_frames, make_video, tmp_path: Path,
+                                           command: list[str]) -> None:
     from semflow.io.flow import write_flow
 
     make_frames(3)
     write_flow(tmp_path / "k.png", np.zeros((8, 8, 2), np.float32))
+    make_video(3, name="overlay.mp4")
     for i in range(2):  # as `run --out prev --save-flo` leaves them
         write_flow(tmp_path / "prev" / "flo" / f"{i:06d}.flo", np.zeros((48, 64, 2), np.float32))
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}

@@ -86,7 +86,9 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     jobs = _plan(inputs, out_dir)
     if not jobs:
         raise InputError("nothing to segment: give images, folders of images or videos")
-    refuse_inputs_as_outputs([*inputs, *(j.path for j in jobs)], [out_dir, *(j.out for j in jobs)])
+    overlays = [out_dir / "overlay" / j.out.name if j.kind == "image" else j.out / "overlay.mp4" for j in jobs]
+    refuse_inputs_as_outputs([*inputs, *(j.path for j in jobs)], [out_dir, *(j.out for j in jobs),
+                                                                  *(overlays if overlay else [])])
     sources = {j.path: FrameSource(j.path, max_frames=max_frames) for j in jobs if j.kind == "video"}
 
     # Built when the first frame is in hand: an unreadable first input fails in one line without
