@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 
 from semflow.cli_options import F, click_type, prior_options
 from semflow.errors import InputError, SemflowError
@@ -225,6 +224,7 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
          max_side: int | None, baseline_flow: Path | None, **method_options: Any) -> None:
     """Flow from IMAGE1 to IMAGE2, written to OUTPUT (format by extension)."""
     from semflow.baseline import GivenFlow
+    from semflow.explain import write_explain
     from semflow.io.flow import FLOW_EXTENSIONS, write_flow
     from semflow.io.images import IMAGE_EXTENSIONS, is_image_path, read_image, write_image
     from semflow.memory import check_memory
@@ -247,51 +247,14 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     estimator, _ = _build_method(method, method_options)
     check_memory(estimator.name, *img1.shape[:2], hint="use --max-side {side} (or smaller)")
     result = estimator.estimate(img1, img2)
+    if explain is not None:  # first: it may refuse (a name it writes is an input), and then nothing is written
+        write_explain(estimator, result, explain,
+                      protect=[image1, image2, baseline_flow, method_options.get("segmentation")])
     write_flow(output, result.flow)
     if viz is not None:
         max_flow = max_flow_of(result.flow)
         write_image(viz, add_legend(flow_to_color(result.flow, max_flow), max_flow))
-    if explain is not None:
-        write_explain(estimator, result, explain)
     click.echo(f"{output} ({result.flow.shape[1]}x{result.flow.shape[0]}, {estimator.name})")
-
-
-def write_explain(estimator: Any, result: Any, out_dir: Path) -> None:
-    """Write what the method exposes about how it got its flow: the method's own writer if it has one,
-    else each extra map as PNG (flows on the colour wheel, other maps in grey) plus raw .npy;
-    with ``--sharpen``, ``sharpen.json`` (the regions looked at, :func:`semflow.sharpen.report_entries`)."""
-    from semflow.io.atomic import atomic_path
-    from semflow.io.images import write_image
-    from semflow.viz import add_legend, flow_to_color, max_flow_of
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    reports = getattr(estimator, "last_reports", None)  # --sharpen: the regions it looked at
-    if reports is not None:
-        from semflow.io.atomic import write_text_atomic
-        from semflow.io.jsonfile import dumps_strict
-        from semflow.sharpen import report_entries
-
-        write_text_atomic(out_dir / "sharpen.json", dumps_strict({"regions": report_entries(reports)}, indent=2))
-    own = getattr(estimator, "write_explain", None)
-    if callable(own):
-        own(result, out_dir)
-        return
-    maps = {"flow": result.flow, **result.extras}
-    if result.confidence is not None:
-        maps["confidence"] = result.confidence
-    flows = [m for m in maps.values() if m.ndim == 3 and m.shape[2] == 2]
-    max_flow = max_flow_of(flows)
-    for name, arr in maps.items():
-        with atomic_path(out_dir / f"{name}.npy") as tmp:
-            np.save(tmp, arr)
-        if arr.ndim == 3 and arr.shape[2] == 2:
-            write_image(out_dir / f"{name}.png", add_legend(flow_to_color(arr, max_flow), max_flow))
-        elif arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8:
-            write_image(out_dir / f"{name}.png", arr)
-        elif arr.ndim == 2:
-            scaled = arr.astype(np.float32)
-            span = float(scaled.max() - scaled.min()) or 1.0
-            write_image(out_dir / f"{name}.png", ((scaled - scaled.min()) / span * 255).astype(np.uint8))
 
 
 # --- visualize ----------------------------------------------------------------------------------

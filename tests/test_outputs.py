@@ -141,6 +141,8 @@ def test_a_planted_partial_video_link_is_not_written_through(run_cli, make_frame
     ["flow", "a.png", "b.png", "-o", "a.png", *RUN],  # a KITTI flow PNG over the first frame
     ["flow", "a.png", "b.png", "-o", "f.flo", "--viz", "b.png", *RUN],
     ["visualize", "k.png", "-o", "k.png"],
+    # --explain writes baseline.png (the baseline's flow drawn): here the baseline flow given
+    ["flow", "a.png", "b.png", "-o", "f.flo", "--method", "semantic", "--baseline-flow", "baseline.png", "--explain", "."],
     ["segment", "frames", "--out", "frames"],  # each label map over its image
     ["segment", "a.png", "--out", "."],
     ["segment", "overlay.mp4", "--out", ".", "--overlay"],  # the video's overlay over the video
@@ -154,6 +156,7 @@ def test_no_command_writes_over_its_inputs(cli_fails, pair, make_frames, make_vi
 
     make_frames(3)
     write_flow(tmp_path / "k.png", np.zeros((8, 8, 2), np.float32))
+    write_flow(tmp_path / "baseline.png", np.zeros((48, 64, 2), np.float32))
     make_video(3, name="overlay.mp4")
     for i in range(2):  # as `run --out prev --save-flo` leaves them
         write_flow(tmp_path / "prev" / "flo" / f"{i:06d}.flo", np.zeros((48, 64, 2), np.float32))

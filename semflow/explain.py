@@ -1,0 +1,73 @@
+"""``semflow flow --explain DIR``: what a method exposes about how it got its flow, written to a folder.
+
+The method's own writer when it has one (``semantic``: segmentation, model map, layers, decisions),
+else each extra map as PNG (flows on the colour wheel, other maps in grey) plus the raw ``.npy``; with
+``--sharpen``, ``sharpen.json`` (the regions looked at). Everything is written to a fresh folder inside
+DIR first and moved into DIR only when it is all there, and never over one of the command's inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semflow.io.outputs import refuse_inputs_as_outputs
+
+
+def write_explain(estimator: Any, result: Any, out_dir: str | os.PathLike, *,
+                  protect: Iterable[str | os.PathLike | None] = ()) -> list[Path]:
+    """Write the explanation of ``result`` (what ``estimator`` computed) to ``out_dir``; return the files.
+
+    ``protect``: the command's inputs. A name the explanation writes that is one of them (say an input
+    ``baseline.png`` in DIR) is an :class:`~semflow.errors.OutputError` before any file in DIR changes."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".explain-", dir=out_dir))
+    try:
+        _write(estimator, result, stage)
+        names = sorted(p.name for p in stage.iterdir())
+        refuse_inputs_as_outputs(protect, [out_dir / name for name in names])
+        for name in names:
+            os.replace(stage / name, out_dir / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return [out_dir / name for name in names]
+
+
+def _write(estimator: Any, result: Any, out_dir: Path) -> None:
+    from semflow.io.atomic import atomic_path, write_text_atomic
+    from semflow.io.images import write_image
+    from semflow.viz import add_legend, flow_to_color, max_flow_of
+
+    reports = getattr(estimator, "last_reports", None)  # --sharpen: the regions it looked at
+    if reports is not None:
+        from semflow.io.jsonfile import dumps_strict
+        from semflow.sharpen import report_entries
+
+        write_text_atomic(out_dir / "sharpen.json", dumps_strict({"regions": report_entries(reports)}, indent=2))
+    own = getattr(estimator, "write_explain", None)
+    if callable(own):
+        own(result, out_dir)
+        return
+    maps = {"flow": result.flow, **result.extras}
+    if result.confidence is not None:
+        maps["confidence"] = result.confidence
+    flows = [m for m in maps.values() if m.ndim == 3 and m.shape[2] == 2]
+    max_flow = max_flow_of(flows)
+    for name, arr in maps.items():
+        with atomic_path(out_dir / f"{name}.npy") as tmp:
+            np.save(tmp, arr)
+        if arr.ndim == 3 and arr.shape[2] == 2:
+            write_image(out_dir / f"{name}.png", add_legend(flow_to_color(arr, max_flow), max_flow))
+        elif arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8:
+            write_image(out_dir / f"{name}.png", arr)
+        elif arr.ndim == 2:
+            scaled = arr.astype(np.float32)
+            span = float(scaled.max() - scaled.min()) or 1.0
+            write_image(out_dir / f"{name}.png", ((scaled - scaled.min()) / span * 255).astype(np.uint8))
