@@ -50,8 +50,8 @@ from semflow.io.images import read_image
 from semflow.io.outputs import OutputFolder
 from semflow.pair_records import PairRecord, RecordLog, normaliser
 
-__all__ = ["CACHE_BUDGET_BYTES", "RUN_OUTPUTS", "WORK_DIR", "PairRecord", "RunStore", "cache_pairs", "finished_summary", "normaliser",
-           "open_store", "pair_name", "reopen_store"]
+__all__ = ["CACHE_BUDGET_BYTES", "RUN_OUTPUTS", "WORK_DIR", "PairRecord", "RunStore", "cache_pairs", "finished_summary",
+           "normaliser", "open_store", "pair_name", "reopen_store"]
 
 WORK_DIR = ".semflow-work"
 RUN_OUTPUTS = ("flo", "flow.mp4", "panel.mp4", "plot.png", "summary.json")
