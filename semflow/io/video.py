@@ -48,16 +48,27 @@ def natural_key(path: Path) -> list[str | int]:
     return [int(part) if part.isdecimal() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
+def folder_images(folder: str | os.PathLike) -> list[Path]:
+    """The image files of ``folder`` (not below it), in natural name order. A device, a FIFO or a dangling
+    link named like an image is an :class:`InputError` naming it, not skipped (a frame left out would join
+    its neighbours into one pair)."""
+    images = sorted((p for p in Path(folder).iterdir() if is_image_path(p) and not p.is_dir()), key=natural_key)
+    for image in images:
+        if not image.is_file():
+            raise InputError(f"{image}: not a regular file")
+    return images
+
+
 def video_identity(path: str | os.PathLike) -> list[int] | None:
     """[size in bytes, modification time in ns] of a video file, or of a folder's first frame (frames
     added after it keep it): what tells a resumed run that its video was replaced. None when unreadable."""
     path = Path(path)
     try:
         if path.is_dir():
-            frames = [p for p in path.iterdir() if is_image_path(p) and p.is_file()]
+            frames = folder_images(path)
             if not frames:
                 return None
-            path = min(frames, key=natural_key)
+            path = frames[0]
         stat = path.stat()
     except OSError:
         return None
@@ -85,11 +96,7 @@ class FrameSource:
         self._first_size: tuple[int, int] | None = None
         self.fps = 10.0
         if self.path.is_dir():
-            self.images = sorted((p for p in self.path.iterdir() if is_image_path(p) and not p.is_dir()),
-                                 key=natural_key)
-            for image in self.images:  # a device, a FIFO or a dangling link named like a frame: not skipped
-                if not image.is_file():  # (a frame left out would join its neighbours into one pair)
-                    raise InputError(f"{image}: not a regular file")
+            self.images = folder_images(self.path)
             if not self.images:
                 raise InputError(f"{self.path}: folder holds no images")
             count = len(self.images)

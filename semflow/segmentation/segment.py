@@ -20,6 +20,7 @@ from pathlib import Path
 from semflow.errors import InputError
 from semflow.io.images import is_image_path, read_image, write_image
 from semflow.io.outputs import refuse_inputs_as_outputs
+from semflow.io.video import folder_images
 from semflow.segmentation.base import Segmenter
 from semflow.segmentation.masks import MaskSegmenter
 
@@ -39,12 +40,9 @@ def _plan(inputs: Sequence[str | os.PathLike], out_dir: Path) -> list[_Job]:
         if not p.exists():
             raise InputError(f"{p}: no such file or folder")
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if is_image_path(q) and not q.is_dir())
+            found = sorted(folder_images(p))  # (in name order, as always here)
             if not found:
                 raise InputError(f"{p}: folder holds no images")
-            for q in found:  # a device, a FIFO or a dangling link named like an image: said, not skipped
-                if not q.is_file():
-                    raise InputError(f"{q}: not a regular file")
             images.extend(found)
         elif is_image_path(p):
             images.append(p)
@@ -86,9 +84,10 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     jobs = _plan(inputs, out_dir)
     if not jobs:
         raise InputError("nothing to segment: give images, folders of images or videos")
-    overlays = [out_dir / "overlay" / j.out.name if j.kind == "image" else j.out / "overlay.mp4" for j in jobs]
-    refuse_inputs_as_outputs([*inputs, *(j.path for j in jobs)], [out_dir, *(j.out for j in jobs),
-                                                                  *(overlays if overlay else [])])
+    outputs = [out_dir, *(j.out for j in jobs)]
+    if overlay:
+        outputs += [out_dir / "overlay" / j.out.name if j.kind == "image" else j.out / "overlay.mp4" for j in jobs]
+    refuse_inputs_as_outputs([*inputs, *(j.path for j in jobs)], outputs)
     sources = {j.path: FrameSource(j.path, max_frames=max_frames) for j in jobs if j.kind == "video"}
 
     # Built when the first frame is in hand: an unreadable first input fails in one line without
