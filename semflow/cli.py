@@ -140,8 +140,8 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
     from semflow.pipeline import RunOptions, check_video, run_video
 
     inputs = [video, settings.get("baseline_flows"), settings.get("segmentation")]
-    check_outputs(folders=[out_dir], inputs=inputs)
-    refuse_inputs_as_outputs(inputs, [out_dir / "flo"])  # a fresh run clears flo/: not where its inputs are
+    check_outputs(folders=[out_dir])
+    refuse_inputs_as_outputs(inputs, [out_dir, out_dir / "flo"])  # a fresh run clears flo/: no input there
     run_settings = {name: settings.pop(name) for name in RUN_SETTINGS}
     check_video(video, RunOptions(**run_settings))  # a bad video fails before the method (and torch) loads
     estimator, described = _build_method(method, settings)

@@ -40,6 +40,16 @@ _CLASS_HEADER = re.compile(r"^class (\w+)\(Module\):\n((?:  .*\n)*)", re.MULTILI
 _DECLARATION = re.compile(r"^  (__parameters__|__buffers__) = (\[.*\])$", re.MULTILINE)
 
 
+PICKLED_CODE = "semflow loads tensors only, never pickled code"
+"""Why a file that ``torch.load(weights_only=True)`` refused is not read (see :func:`refused_as_code`)."""
+
+
+def refused_as_code(exc: BaseException) -> bool:
+    """True when ``torch.load(weights_only=True)`` refused a file because it is not plain tensors (pickled
+    objects, code)."""
+    return "Weights only load failed" in str(exc) or isinstance(exc, pickle.UnpicklingError)
+
+
 def torch_load_quietly(path: str | os.PathLike) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU, with the warnings torch prints about a file
     (e.g. "Detected pickle protocol 4") kept off stderr: a bad file gets one line, the error semflow
@@ -64,8 +74,8 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
         text = str(exc).strip()
         if "central directory" in text or isinstance(exc, (EOFError, zipfile.BadZipFile)):
             why = "the file is truncated or corrupt"
-        elif "Weights only load failed" in text or isinstance(exc, pickle.UnpicklingError):
-            why = "not a torch weights file (semflow loads tensors only, never pickled code)"
+        elif refused_as_code(exc):
+            why = f"not a torch weights file ({PICKLED_CODE})"
         else:
             why = reason(exc, 120)
         raise WeightsError(f"{path}: cannot read {what}: {why}") from None

@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,13 @@ import torch.nn.functional as F
 
 from semflow.device import resolve_device
 from semflow.errors import InputError, SemflowError, WeightsError, reason
-from semflow.io.weights import is_torchscript_archive, read_torchscript_state, torch_load_quietly
+from semflow.io.weights import (
+    PICKLED_CODE,
+    is_torchscript_archive,
+    read_torchscript_state,
+    refused_as_code,
+    torch_load_quietly,
+)
 
 INSTALL_HINT = "pip install 'semflow[clip]' (it installs open_clip_torch)"
 # CLIP clamps its learned temperature at 100 during training; the same bound is applied here.
@@ -142,8 +147,7 @@ def read_state_dict(path: Path, openai_format: bool) -> dict[str, torch.Tensor]:
     except WeightsError as exc:
         raise WeightsError(f"{path} is not a readable CLIP checkpoint ({str(exc).removeprefix(f'{path}: ')})") from None
     except Exception as exc:  # unpickling, zip and safetensors errors have no common base class
-        pickled = "Weights only load failed" in str(exc) or isinstance(exc, pickle.UnpicklingError)
-        why = "not a torch weights file: semflow loads tensors only, never pickled code" if pickled else reason(exc)
+        why = f"not a torch weights file: {PICKLED_CODE}" if refused_as_code(exc) else reason(exc)
         raise WeightsError(f"{path} is not a readable CLIP checkpoint ({why})") from exc
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
