@@ -200,23 +200,28 @@ def test_an_unfinished_or_damaged_record_line_is_dropped_and_its_pair_computed_a
     assert again.has(4) and again.record(4).max_flow == max_flow_of(flow)
 
 
-def test_a_run_resumes_after_its_last_record_was_cut_short(make_frames, tmp_path: Path) -> None:
-    folder = make_frames(7, 40, 56)
-    options = RunOptions(method="dis-fast", save_flo=True)
-    full = run_video(folder, tmp_path / "run", options)
-    out = tmp_path / "out"
+def failing_at_pair(pair: int):
+    """dis-fast, except that computing pair ``pair`` (its ``pair + 1``-th call) raises, as a crash would."""
     method = get_method("dis-fast")
     estimate, calls = method.estimate, []
 
     def failing(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 5:
-            raise RuntimeError("interrupted at pair 4")
+        if len(calls) == pair + 1:
+            raise RuntimeError(f"interrupted at pair {pair}")
         return estimate(*args, **kwargs)
 
     method.estimate = failing
+    return method
+
+
+def test_a_run_resumes_after_its_last_record_was_cut_short(make_frames, tmp_path: Path) -> None:
+    folder = make_frames(7, 40, 56)
+    options = RunOptions(method="dis-fast", save_flo=True)
+    full = run_video(folder, tmp_path / "run", options)
+    out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="pair 4"):
-        run_video(folder, out, options, method=method)
+        run_video(folder, out, options, method=failing_at_pair(4))
     path = next((out / WORK_DIR / "pairs").iterdir())
     path.write_bytes(path.read_bytes()[:-20])  # pair 3's record torn: pair 3 is not finished
     (out / "flo" / "000003.flo").unlink()  # (its .flo file comes after its record)
@@ -237,18 +242,8 @@ def test_a_run_whose_video_was_replaced_does_not_resume(make_video, make_frames,
 
     video = make_video(5, 40, 56) if source == "video" else make_frames(5, 40, 56)
     out = tmp_path / "out"
-    method = get_method("dis-fast")
-    estimate, calls = method.estimate, []
-
-    def failing(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("interrupted at pair 2")
-        return estimate(*args, **kwargs)
-
-    method.estimate = failing
     with pytest.raises(RuntimeError, match="pair 2"):
-        run_video(video, out, RunOptions(method="dis-fast"), method=method)
+        run_video(video, out, RunOptions(method="dis-fast"), method=failing_at_pair(2))
     first = video if source == "video" else video / "0000.png"
     if source == "video":
         make_video(5, 40, 56, shift=(3, 0))  # another clip under the same name
