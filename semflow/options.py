@@ -19,6 +19,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from semflow.device import check_device_name
 from semflow.errors import InputError
 
 
@@ -36,6 +37,9 @@ class MethodOptions:
     """Options every method takes. ``device`` is ignored by methods that run no torch code."""
 
     device: str = option("cpu", "Where torch parts run: cpu, cuda, cuda:N or auto.")
+
+    def __post_init__(self) -> None:
+        check_device_name(self.device)  # a misspelt device is an error for every method, torch or not
 
 
 @dataclass(frozen=True)

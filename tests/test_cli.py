@@ -488,11 +488,13 @@ def test_version_and_help(run_cli) -> None:
 
 
 @pytest.mark.parametrize("args", [["--version"], ["methods"], ["run", "missing.mp4", "--out", "o"],
-                                  ["run", "one", "--out", "o"], ["segment", "bad.png", "--out", "o"]])
+                                  ["run", "one", "--out", "o"], ["segment", "bad.png", "--out", "o"],
+                                  ["run", "two", "--out", "o", "--device", "cuda;0"]])
 def test_the_command_line_answers_without_importing_torch(args, cli_env, make_frames, tmp_path: Path) -> None:
     # torch takes ~2 s to import, scipy.signal ~1 s: `semflow --help`, the listing of methods and every
     # bad-input error answer without them (the steps that use them import what they need themselves).
     make_frames(1, name="one")  # a video too short to run
+    make_frames(2, name="two")
     (tmp_path / "bad.png").write_text("not an image")
     code = ("import sys\nfrom semflow.cli import main\ntry:\n    main(sys.argv[1:], prog_name='semflow')\n"
             "except SystemExit:\n    pass\n"

@@ -163,3 +163,12 @@ def test_corrupted_files_through_the_cli_give_one_line_or_a_result(run_cli, pair
         else:
             lines = result.stderr.splitlines()
             assert result.rc == 1 and len(lines) == 1 and lines[0].startswith("semflow: error: "), (name, result.stderr)
+
+
+def test_a_misspelt_device_is_one_line_for_every_command(cli_fails, pair, make_frames) -> None:
+    """Was accepted without a word by the methods with no torch part (`--device banana --method dis-medium`)."""
+    frames = make_frames(2)
+    message = "unknown device 'banana'; use cpu, cuda, cuda:N or auto"
+    cli_fails("flow", *pair, "-o", "o.flo", "--method", "dis-medium", "--device", "banana", match=message)
+    cli_fails("run", frames, "--out", "o", "--method", "farneback", "--device", "banana", match=message)
+    cli_fails("segment", pair[0], "--out", "o", "--device", "banana", match=message)

@@ -7,6 +7,7 @@ import pytest
 
 import semflow
 from semflow.baseline.base import FlowMethod, FlowResult, check_pair
+from semflow.device import check_device_name, resolve_device
 from semflow.errors import InputError
 from semflow.methods import (
     OPENCV_METHODS,
@@ -59,6 +60,32 @@ def test_unknown_method_lists_the_known_ones() -> None:
     message = str(info.value)
     assert message.startswith("unknown method 'raft'; known methods: ")
     assert all(name in message for name in list_methods())
+
+
+@pytest.mark.parametrize("name", ["dis-medium", "farneback", "discrete", "semantic"])
+def test_a_misspelt_device_is_an_error_for_every_method(name) -> None:
+    # Methods with no torch part ignore the device, but a name that is no device at all is refused by
+    # each of them, before anything is built.
+    for device in ("banana", "cuda:", "cuda:x", "gpu", "cuda 0", "meta"):
+        with pytest.raises(InputError, match=f"unknown device '{device}'; use cpu, cuda, cuda:N or auto"):
+            get_method(name, device=device)
+
+
+def test_device_names_are_parsed_in_one_place(monkeypatch) -> None:
+    import torch
+
+    assert [check_device_name(d) for d in (None, " CPU ", "auto", "cuda", "Cuda:12")] == \
+        ["cpu", "cpu", "auto", "cuda", "cuda:12"]
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match="'cuda:1' asked for, but no CUDA GPU is available here"):
+        resolve_device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(InputError, match=r"'cuda:1' asked for, but this machine has 1 CUDA GPU \(cuda:0\)$"):
+        resolve_device("cuda:1")
 
 
 def test_options_are_checked() -> None:
