@@ -143,10 +143,10 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
     check_outputs(folders=[out_dir])
     refuse_inputs_as_outputs(inputs, [out_dir, out_dir / "flo"])  # a fresh run clears flo/: no input there
     run_settings = {name: settings.pop(name) for name in RUN_SETTINGS}
-    check_video(video, RunOptions(**run_settings))  # a bad video fails before the method (and torch) loads
+    checked = check_video(video, RunOptions(**run_settings))  # a bad video fails before the method (and torch) loads
     estimator, described = _build_method(method, settings)
     options = RunOptions(method=method, method_options=described, cache_budget=cache_mb * 2 ** 20, **run_settings)
-    summary = run_video(video, out_dir, options, method=estimator)
+    summary = run_video(video, out_dir, options, method=estimator, checked=checked)
     sec, wall = summary["seconds_per_pair"]["median"], summary.get("wall_seconds", {}).get("per_pair")
     click.echo(f"{summary['pairs']} pairs, {sec:.3f} s/pair median compute, {wall:.3f} s/pair wall"
                f" ({summary['method']}) -> {out_dir}")

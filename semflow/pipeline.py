@@ -365,10 +365,12 @@ def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, op
 
 
 def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: RunOptions | None = None,
-              *, method: FlowMethod | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+              *, method: FlowMethod | None = None, log: Callable[[str], None] | None = None,
+              checked: tuple[FrameSource, np.ndarray] | None = None) -> dict[str, Any]:
     """Compute flow for every consecutive frame pair of ``video`` and write the outputs to ``out_dir``.
 
-    ``video`` is a video file or a folder of images. Returns the summary also written to
+    ``video`` is a video file or a folder of images; ``checked``: what :func:`check_video` gave for it
+    with these ``options``, when the caller checked it already. Returns the summary also written to
     ``out_dir/summary.json``.
     """
     options = options or RunOptions()
@@ -377,7 +379,7 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     done = finished_summary(out_dir, options.fingerprint(Path(video), method)) if options.resume else None
     if done is not None:  # nothing left to do
         return {**done, "resumed_pairs": done["pairs"]}
-    checked = check_video(Path(video), options)
+    checked = checked or check_video(Path(video), options)
     check_memory(method.name, *checked[1].shape[:2], hint="use --max-side {side} (or smaller)")
     # The output folder is locked for the whole run; what the run writes is listed in its manifest,
     # and a fresh run first deletes only what the previous run there listed (see io/outputs.py).

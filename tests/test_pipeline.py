@@ -14,7 +14,7 @@ import semflow.state_chain as state_chain
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.errors import InputError
 from semflow.io.flow import read_flow_valid
-from semflow.io.video import VideoWriter
+from semflow.io.video import FrameSource, VideoWriter
 from semflow.pipeline import WORK_DIR, RunOptions, run_video
 from semflow.runstore import reopen_store
 
@@ -103,6 +103,22 @@ def test_run_without_save_flo_keeps_no_flow_files(make_video, tmp_path: Path) ->
     assert sorted(p.name for p in out.iterdir()) == ["flow.mp4", "panel.mp4", "plot.png", "summary.json"]
     assert summary["frames"] == 4 and summary["outputs"]["flo_dir"] is None
     assert summary["fps"] == pytest.approx(5.0)
+
+
+def test_semflow_run_opens_a_video_once(make_video, tmp_path: Path, monkeypatch) -> None:
+    # The command checks the video before it builds the method (a bad video fails before torch loads)
+    # and hands the check to run_video: the first frame is decoded once, not twice.
+    from click.testing import CliRunner
+
+    import semflow.pipeline as pipeline
+    from semflow.cli import main
+
+    opened = []
+    monkeypatch.setattr(pipeline, "FrameSource", lambda *a, **k: opened.append(a) or FrameSource(*a, **k))
+    video = make_video(3, 40, 56)
+    result = CliRunner().invoke(main, ["run", str(video), "--out", str(tmp_path / "out"), "--method", "dis-ultrafast"])
+    assert result.exit_code == 0, result.output
+    assert len(opened) == 1 and (tmp_path / "out" / "flow.mp4").is_file()
 
 
 def test_max_frames_and_max_side(make_frames, tmp_path: Path) -> None:
