@@ -78,6 +78,15 @@ def _expand_one(item: str | os.PathLike) -> list[tuple[Path, str | None]]:
     return [(path, None)]  # a video, a folder of frames, or something the run will report as unusable
 
 
+def folder_name(name: str) -> str:
+    """``name`` as one visible folder name below the batch's: path separators and control characters
+    become ``_``, ``.`` and ``..`` parts are dropped (a manifest could name the batch folder itself or the
+    one above it) and leading dots too (no hidden folders); ``"clip"`` when nothing is left."""
+    name = "".join(c if c.isprintable() else "_" for c in name)
+    parts = [part for part in name.replace(os.sep, "/").split("/") if part not in ("", ".", "..")]
+    return "_".join(parts).lstrip(".") or "clip"
+
+
 def expand_inputs(items: Iterable[str | os.PathLike | BatchInput]) -> list[BatchInput]:
     """The clips named by ``items`` (see the module docstring), each with a unique output name."""
     entries: list[tuple[Path, str | None]] = []
@@ -91,9 +100,7 @@ def expand_inputs(items: Iterable[str | os.PathLike | BatchInput]) -> list[Batch
     used: set[str] = {"batch.json"}  # the batch's own file beside the clips' folders
     result = []
     for path, name in entries:
-        base = (name or (path.stem if path.suffix else path.name) or "clip").replace(os.sep, "_")
-        if base in (".", ".."):  # a manifest's name for the output folder itself, or the one above it
-            base = "clip"
+        base = folder_name(name or (path.stem if path.suffix else path.name))
         unique, k = base, 2
         while unique in used:
             unique, k = f"{base}-{k}", k + 1

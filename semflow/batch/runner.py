@@ -11,6 +11,7 @@ only what is missing. Inputs and the output folder must be on a path every worke
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ from semflow.batch.work import BatchOptions, Chunk, ClipWorker, Prepared, prepar
 from semflow.errors import SemflowError
 from semflow.io.atomic import write_text_atomic
 from semflow.io.outputs import OutputFolder, refuse_inputs_as_outputs
-from semflow.pipeline import STAGES
+from semflow.pipeline import STAGES, check_video
 from semflow.runstore import RUN_OUTPUTS, WORK_DIR, finished_summary
 
 PROBES = 300
@@ -88,6 +89,22 @@ class _Clip:
             self.folder = None
 
 
+@contextlib.contextmanager
+def _token_notice_hidden() -> Iterator[None]:
+    """Ray's notice that the local cluster it starts has token authentication on (its safe default),
+    kept off the batch's stderr; its warning that authentication is off still shows."""
+    notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled")
+
+    notice.addFilter(keep)
+    try:
+        yield
+    finally:
+        notice.removeFilter(keep)
+
+
 class Batch:
     """Run many clips on Ray workers. Use as a context manager::
 
@@ -127,8 +144,9 @@ class Batch:
             if self.options.address:
                 ray.init(address=self.options.address, **kwargs)
             else:
-                ray.init(num_cpus=self.options.workers or os.cpu_count() or 1, include_dashboard=False,
-                         object_store_memory=100 * 1024 ** 2, **kwargs)
+                with _token_notice_hidden():
+                    ray.init(num_cpus=self.options.workers or os.cpu_count() or 1, include_dashboard=False,
+                             object_store_memory=100 * 1024 ** 2, **kwargs)
             self._started_ray = True
         cpus = int(ray.cluster_resources().get("CPU", 0))
         count = self.options.workers or max(1, cpus)
@@ -247,10 +265,12 @@ class Batch:
                 prepared = Prepared([], done["pairs"], done)
             else:
                 refuse_inputs_as_outputs([clip.item.path], [out])  # a clip's folder named as its own output
+                checked = check_video(clip.item.path, self.run_options)  # a bad clip leaves no folder behind
                 clip.folder = OutputFolder(out, fresh=not self.run_options.resume, work=WORK_DIR,
                                            reserved=RUN_OUTPUTS)
                 clip.folder.__enter__()
-                prepared = prepare_clip(clip.item.path, out, self.run_options, self.options.chunk_pairs, clip.folder)
+                prepared = prepare_clip(clip.item.path, out, self.run_options, self.options.chunk_pairs, clip.folder,
+                                        checked)
         except (SemflowError, OSError) as exc:
             yield self._fail(clip, one_line(exc), progress)
             return
