@@ -172,3 +172,19 @@ def test_a_misspelt_device_is_one_line_for_every_command(cli_fails, pair, make_f
     cli_fails("flow", *pair, "-o", "o.flo", "--method", "dis-medium", "--device", "banana", match=message)
     cli_fails("run", frames, "--out", "o", "--method", "farneback", "--device", "banana", match=message)
     cli_fails("segment", pair[0], "--out", "o", "--device", "banana", match=message)
+
+
+@pytest.mark.parametrize("part", ["frame2.png", "flow.flo", "occlusion.png", "labels.png", "instances.png"])
+def test_a_dataset_file_of_another_size_is_one_line(cli_fails, tmp_path: Path, part: str) -> None:
+    """Ground truth of another size than the frames was a traceback in `compare` (metrics' shape check)."""
+    from semflow.io.flow import read_flow, write_flow
+    from semflow.synthetic import write_dataset
+
+    scene = write_dataset(tmp_path / "data", count=1, height=40, width=48, seed=3)[0]
+    path = scene / part
+    if part.endswith(".flo"):
+        write_flow(path, read_flow(path)[:30])
+    else:
+        cv2.imwrite(str(path), cv2.imread(str(path), cv2.IMREAD_UNCHANGED)[:30])
+    cli_fails("compare", "data", "--dataset", "synthetic", "--methods", "dis-fast",
+              match=f"{part}: 48x30, but the frame frame1.png is 48x40")

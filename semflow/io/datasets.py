@@ -43,22 +43,25 @@ class FlowSample:
     instances: Path | None = None
 
     def load(self) -> LoadedSample:
-        """Read the frames and ground truth."""
-        img1, img2 = read_image(self.frame1), read_image(self.frame2)
+        """Read the frames and ground truth. InputError when a file's size is not the first frame's."""
+        img1 = read_image(self.frame1)
+        size = img1.shape[:2]
+        img2 = _sized(self.frame2, read_image(self.frame2), size, self.frame1)
         flow, valid = read_flow_valid(self.flow)
+        _sized(self.flow, flow, size, self.frame1)
         occluded = None
         if self.occlusion is not None:
-            occluded = _read_mask(self.occlusion)
+            occluded = _sized(self.occlusion, _read_mask(self.occlusion), size, self.frame1)
         if self.invalid is not None:
-            valid &= ~_read_mask(self.invalid)
+            valid &= ~_sized(self.invalid, _read_mask(self.invalid), size, self.frame1)
         if self.flow_noc is not None:
             _, valid_noc = read_flow_valid(self.flow_noc)
-            occluded = valid & ~valid_noc
+            occluded = valid & ~_sized(self.flow_noc, valid_noc, size, self.frame1)
         labels = instances = None
         if self.labels is not None:
-            labels = read_image_raw(self.labels)
+            labels = _sized(self.labels, read_image_raw(self.labels), size, self.frame1)
         if self.instances is not None:
-            instances = read_image_raw(self.instances).astype(np.int32)
+            instances = _sized(self.instances, read_image_raw(self.instances), size, self.frame1).astype(np.int32)
         return LoadedSample(self.dataset, self.name, img1, img2, flow, valid, occluded, labels, instances)
 
 
@@ -76,6 +79,14 @@ class LoadedSample:
     occluded: np.ndarray | None = None
     labels: np.ndarray | None = None
     instances: np.ndarray | None = None
+
+
+def _sized(path: Path, array: np.ndarray, size: tuple[int, ...], first: Path) -> np.ndarray:
+    """``array`` read from ``path``, when its (H, W) is ``size`` (the first frame's, read from ``first``)."""
+    if array.shape[:2] != size:
+        raise InputError(f"{path}: {array.shape[1]}x{array.shape[0]}, but the frame {first.name} is "
+                         f"{size[1]}x{size[0]}")
+    return array
 
 
 def _read_mask(path: Path) -> np.ndarray:
