@@ -44,9 +44,13 @@ def test_load_dataset_errors(tmp_path: Path) -> None:
         load_dataset("middlebury", tmp_path / "missing")
     with pytest.raises(InputError, match="no middlebury samples"):
         load_dataset("middlebury", tmp_path)
-    for name in ("sintel", "kitti", "chairs"):
-        with pytest.raises(InputError, match="not a .* folder"):
+    for name, child in (("sintel", "training"), ("kitti", "training"), ("chairs", "data")):
+        with pytest.raises(InputError, match=f"^{tmp_path}: not a .* folder \\(it has no {child}/\\)$"):
             load_dataset(name, tmp_path)
+    (tmp_path / "file").write_text("")
+    for name in ("middlebury", "sintel", "synthetic"):  # said "missing file/" (of the file itself)
+        with pytest.raises(InputError, match="file: not a folder$"):
+            load_dataset(name, tmp_path / "file")
 
 
 @pytest.mark.parametrize(

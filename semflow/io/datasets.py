@@ -95,14 +95,15 @@ def _read_mask(path: Path) -> np.ndarray:
 
 
 def _require_dir(path: Path, what: str) -> Path:
+    """``path``, a folder the dataset ``what`` has: InputError naming the root given when it is missing."""
     if not path.is_dir():
-        raise InputError(f"{path}: not a {what} folder (missing {path.name}/)")
+        raise InputError(f"{path.parent}: not a {what} folder (it has no {path.name}/)")
     return path
 
 
 def middlebury(root: str | os.PathLike) -> list[FlowSample]:
     """Middlebury two-frame sequences with ground truth under ``root``."""
-    root = _require_dir(Path(root), "Middlebury")
+    root = Path(root)
     samples = []
     for seq in sorted(p for p in root.iterdir() if p.is_dir()):
         if (seq / "flow10.flo").exists():
@@ -161,7 +162,7 @@ def chairs(root: str | os.PathLike) -> list[FlowSample]:
 
 def synthetic(root: str | os.PathLike) -> list[FlowSample]:
     """Synthetic layered scenes written by :func:`semflow.synthetic.write_dataset`."""
-    root = _require_dir(Path(root), "synthetic")
+    root = Path(root)
     samples = []
     for scene in sorted(p for p in root.iterdir() if (p / "flow.flo").exists()):
         samples.append(FlowSample(
@@ -184,8 +185,8 @@ def load_dataset(name: str, root: str | os.PathLike) -> list[FlowSample]:
     """The samples of dataset ``name`` (one of :data:`DATASETS`) under ``root``; error if there are none."""
     if name not in DATASETS:
         raise InputError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
-    if not Path(root).exists():
-        raise InputError(f"{root}: no such folder")
+    if not Path(root).is_dir():
+        raise InputError(f"{root}: {'not a folder' if Path(root).exists() else 'no such folder'}")
     samples = DATASETS[name](root)
     if not samples:
         raise InputError(f"{root}: no {name} samples with ground truth found")
