@@ -384,18 +384,25 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     # The output folder is locked for the whole run; what the run writes is listed in its manifest,
     # and a fresh run first deletes only what the previous run there listed (see io/outputs.py).
     refuse_inputs_as_outputs([video], [out_dir])  # its outputs would join its frames
+    created = not Path(out_dir).exists()
+    store = None
     with OutputFolder(out_dir, fresh=not options.resume, work=WORK_DIR, reserved=RUN_OUTPUTS) as folder:
-        source, store = open_video(video, out_dir, options, method, folder=folder, checked=checked)
-        if options.max_flow is not None:
-            summary = run_single_pass(source, method, store, options, wall_seconds=time.perf_counter() - started)
-        else:
-            report = compute_pairs(source, method, store, resume=options.resume, progress=options.progress,
-                                   video=not options.pairwise, save_state=True)
-            if not report.end:
-                raise InputError(f"{video}: need at least 2 frames to compute flow, got 1")
-            summary = finish_video(source, method, store, report.end, options,
-                                   wall_seconds=time.perf_counter() - started, stages=report.stages,
-                                   computed=report.computed)
+        try:
+            source, store = open_video(video, out_dir, options, method, folder=folder, checked=checked)
+            if options.max_flow is not None:
+                summary = run_single_pass(source, method, store, options, wall_seconds=time.perf_counter() - started)
+            else:
+                report = compute_pairs(source, method, store, resume=options.resume, progress=options.progress,
+                                       video=not options.pairwise, save_state=True)
+                if not report.end:
+                    raise InputError(f"{video}: need at least 2 frames to compute flow, got 1")
+                summary = finish_video(source, method, store, report.end, options,
+                                       wall_seconds=time.perf_counter() - started, stages=report.stages,
+                                       computed=report.computed)
+        except BaseException:
+            if created and not folder.written() and (store is None or not store.recorded()):
+                folder.discard()  # it failed before finishing a pair: nothing to resume, no folder left
+            raise
     shortfall = source.shortfall()
     if shortfall:
         warn(shortfall)

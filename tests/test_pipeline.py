@@ -14,6 +14,7 @@ import semflow.state_chain as state_chain
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.errors import InputError
 from semflow.io.flow import read_flow_valid
+from semflow.io.images import write_image
 from semflow.io.video import FrameSource, VideoWriter
 from semflow.pipeline import WORK_DIR, RunOptions, run_video
 from semflow.runstore import reopen_store
@@ -247,6 +248,25 @@ def test_too_few_frames(make_frames, make_video, tmp_path: Path) -> None:
         with pytest.raises(InputError, match="at least 2 frames"):
             run_video(source, tmp_path / "out", options)
         assert not (tmp_path / "out").exists()
+
+
+def test_a_run_that_fails_before_its_first_pair_leaves_no_folder(make_frames, tmp_path: Path) -> None:
+    # Frame k of another size fails the run when it is read. Before any pair was finished the run left
+    # an output folder holding only its work folder; now it removes what it created. With pairs
+    # finished, they stay for --resume; a folder that was there before stays.
+    for bad, kept in ((1, False), (3, True)):
+        frames = make_frames(5, name=f"frames{bad}")
+        write_image(frames / f"{bad:04d}.png", np.zeros((40, 64, 3), np.uint8))
+        out = tmp_path / f"out{bad}"
+        with pytest.raises(InputError, match=f"frame {bad} is 64x40"):
+            run_video(frames, out, RunOptions(method="dis-ultrafast"))
+        assert out.exists() == kept
+        if kept:
+            assert (out / WORK_DIR / "manifest").is_file()
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(InputError, match="frame 1 is 64x40"):
+        run_video(tmp_path / "frames1", tmp_path / "mine", RunOptions(method="dis-ultrafast"))
+    assert (tmp_path / "mine").is_dir()
 
 
 def test_not_a_video(tmp_path: Path) -> None:

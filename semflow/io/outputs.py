@@ -234,6 +234,13 @@ class OutputFolder:
                     raise OutputError(f"{os.path.join(base, name)}: is a symbolic link; semflow does not write"
                                       " or delete through links it did not create")
 
+    def discard(self) -> None:
+        """Delete the work folder, then the folder itself if that leaves it empty: for a run that
+        created the folder and failed before it finished anything."""
+        self.remove_tree(self.work)
+        with contextlib.suppress(OSError):
+            self.root.rmdir()  # only when nothing else is in it
+
     def remove_tree(self, name: str) -> None:
         """Delete the folder ``name`` the run owns (its work folder), never following links."""
         path = self.root / name
