@@ -10,6 +10,7 @@ the values to :func:`semflow.segmentation.clip.prior_from_options`, which makes 
 
 from __future__ import annotations
 
+import math
 import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -23,6 +24,28 @@ F = TypeVar("F", bound=Callable[..., Any])
 PRIOR_OPTION_NAMES: tuple[str, ...] = ("prior", "clip_model", "clip_weights", "prior_classes", "prior_weight")
 
 
+class FiniteFloat(click.ParamType):
+    """A finite float (``nan`` and ``inf`` refused: click's FloatRange lets ``nan`` through), above 0
+    when ``positive``."""
+
+    name = "float"
+
+    def __init__(self, *, positive: bool = False) -> None:
+        self.positive = positive
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        if self.positive and number <= 0:
+            self.fail(f"{value!r} is not above 0.", param, ctx)
+        return number
+
+
+POSITIVE = FiniteFloat(positive=True)
+"""The click type of a length in px that must be above 0 (``--max-flow``)."""
+
+
 def click_type(info: OptionInfo) -> Any:
     """The click type of a declared option: its choices, else its first number/bool type, else text."""
     if info.choices:
@@ -30,7 +53,7 @@ def click_type(info: OptionInfo) -> Any:
     kinds = typing.get_args(info.type) or (info.type,)
     for kind in (bool, int, float):
         if kind in kinds:
-            return kind
+            return FiniteFloat() if kind is float else kind
     return str
 
 

@@ -13,6 +13,7 @@ settings a resumed ``run`` must share (:func:`options_dict`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -130,6 +131,8 @@ def _check_value(method: str, info: OptionInfo, value: Any) -> Any:
                                                              and not isinstance(value, bool)):
         names = " or ".join(k.__name__ for k in kinds)
         raise InputError(f"method {method!r}: option {info.name!r} takes {names}, not {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"method {method!r}: option {info.name!r} takes a finite number, not {value!r}")
     if info.choices is not None and value not in info.choices:
         raise InputError(f"method {method!r}: option {info.name!r} must be one of {', '.join(info.choices)},"
                          f" not {value!r}")

@@ -188,3 +188,19 @@ def test_a_dataset_file_of_another_size_is_one_line(cli_fails, tmp_path: Path, p
         cv2.imwrite(str(path), cv2.imread(str(path), cv2.IMREAD_UNCHANGED)[:30])
     cli_fails("compare", "data", "--dataset", "synthetic", "--methods", "dis-fast",
               match=f"{part}: 48x30, but the frame frame1.png is 48x40")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-2"])
+def test_a_normaliser_that_is_no_positive_number_is_one_line(cli_fails, make_frames, tmp_path: Path,
+                                                             value: str) -> None:
+    """`--max-flow nan` passed click's FloatRange and was a traceback ("max_flow must be positive, got
+    nan") in `run` and `visualize`; `inf` drew every flow white."""
+    np.save(tmp_path / "f.npy", np.ones((8, 8, 2), np.float32))
+    frames = make_frames(2)
+    cli_fails("visualize", "f.npy", "-o", "v.png", "--max-flow", value, match="invalid value for '--max-flow'")
+    cli_fails("run", frames, "--out", "o", "--method", "dis-fast", "--max-flow", value, match="--max-flow")
+
+
+def test_a_method_option_that_is_no_finite_number_is_one_line(cli_fails, pair) -> None:
+    cli_fails("flow", *pair, "-o", "o.flo", "--method", "semantic", "--prior-weight", "nan",
+              match="'--prior-weight': 'nan' is not a finite number")

@@ -239,3 +239,9 @@ def test_a_new_method_is_one_class_one_options_dataclass_and_one_registration(sh
     finally:
         unregister_method("blur-dis")
     assert "blur-dis" not in list_methods()
+
+
+def test_a_float_option_must_be_finite() -> None:
+    for value in (float("nan"), float("inf"), "nan", "-inf"):
+        with pytest.raises(InputError, match="option 'prior_weight' takes a finite number"):
+            get_method("semantic", prior_weight=value)
