@@ -13,7 +13,7 @@ import pytest
 
 from semflow import evaluation
 from semflow.errors import InputError
-from semflow.io.datasets import DATASETS, load_dataset
+from semflow.io.datasets import DATASETS, load_dataset, middlebury, synthetic
 from semflow.methods import get_method
 from semflow.metrics import epe, fl_all
 from semflow.synthetic import write_dataset
@@ -51,6 +51,9 @@ def test_load_dataset_errors(tmp_path: Path) -> None:
     for name in ("middlebury", "sintel", "synthetic"):  # said "missing file/" (of the file itself)
         with pytest.raises(InputError, match="file: not a folder$"):
             load_dataset(name, tmp_path / "file")
+    for reader in (middlebury, synthetic):
+        with pytest.raises(InputError, match="file: not a folder$"):
+            reader(tmp_path / "file")
 
 
 @pytest.mark.parametrize(

@@ -94,6 +94,14 @@ def _read_mask(path: Path) -> np.ndarray:
     return mask > np.iinfo(mask.dtype).max // 2 if mask.dtype.kind in "ui" else mask > 0.5
 
 
+def _folder(root: str | os.PathLike) -> Path:
+    """``root`` as a Path; InputError unless it is a folder."""
+    path = Path(root)
+    if not path.is_dir():
+        raise InputError(f"{root}: {'not a folder' if path.exists() else 'no such folder'}")
+    return path
+
+
 def _require_dir(path: Path, what: str) -> Path:
     """``path``, a folder the dataset ``what`` has: InputError naming the root given when it is missing."""
     if not path.is_dir():
@@ -103,7 +111,7 @@ def _require_dir(path: Path, what: str) -> Path:
 
 def middlebury(root: str | os.PathLike) -> list[FlowSample]:
     """Middlebury two-frame sequences with ground truth under ``root``."""
-    root = Path(root)
+    root = _folder(root)
     samples = []
     for seq in sorted(p for p in root.iterdir() if p.is_dir()):
         if (seq / "flow10.flo").exists():
@@ -162,7 +170,7 @@ def chairs(root: str | os.PathLike) -> list[FlowSample]:
 
 def synthetic(root: str | os.PathLike) -> list[FlowSample]:
     """Synthetic layered scenes written by :func:`semflow.synthetic.write_dataset`."""
-    root = Path(root)
+    root = _folder(root)
     samples = []
     for scene in sorted(p for p in root.iterdir() if (p / "flow.flo").exists()):
         samples.append(FlowSample(
@@ -185,8 +193,7 @@ def load_dataset(name: str, root: str | os.PathLike) -> list[FlowSample]:
     """The samples of dataset ``name`` (one of :data:`DATASETS`) under ``root``; error if there are none."""
     if name not in DATASETS:
         raise InputError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
-    if not Path(root).is_dir():
-        raise InputError(f"{root}: {'not a folder' if Path(root).exists() else 'no such folder'}")
+    _folder(root)
     samples = DATASETS[name](root)
     if not samples:
         raise InputError(f"{root}: no {name} samples with ground truth found")
