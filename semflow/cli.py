@@ -14,7 +14,7 @@ import click
 
 from semflow.cli_options import POSITIVE, F, click_type, prior_options
 from semflow.errors import InputError, SemflowError
-from semflow.io.outputs import check_outputs, refuse_inputs_as_outputs
+from semflow.io.outputs import check_outputs, refuse_inputs_as_outputs, refuse_outputs_inside
 from semflow.methods import DEFAULT_RUN_METHOD
 from semflow.segmentation.clip import prior_from_options
 
@@ -312,6 +312,7 @@ def compare(root: Path, dataset: str, methods: str, out_dir: Path | None, json_p
     from semflow.methods import names_of
 
     check_outputs(files=[json_path], folders=[out_dir], inputs=[root])
+    refuse_outputs_inside(root, [json_path, out_dir])  # the dataset's own files (ground truth, frames)
     names = names_of(methods.split(","))
     given = {k: (str(v) if isinstance(v, Path) else v) for k, v in method_options.items() if v is not None}
     results = evaluation.compare(dataset, root, names, method_options=given, out_dir=out_dir,

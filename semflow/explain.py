@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from semflow.errors import OutputError
 from semflow.io.outputs import refuse_inputs_as_outputs
 
 
@@ -25,7 +26,8 @@ def write_explain(estimator: Any, result: Any, out_dir: str | os.PathLike, *,
     """Write the explanation of ``result`` (what ``estimator`` computed) to ``out_dir``; return the files.
 
     ``protect``: the command's inputs. A name the explanation writes that is one of them (say an input
-    ``baseline.png`` in DIR) is an :class:`~semflow.errors.OutputError` before any file in DIR changes."""
+    ``baseline.png`` in DIR), or a folder in DIR where it writes a file, is an
+    :class:`~semflow.errors.OutputError` before any file in DIR changes."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".explain-", dir=out_dir))
@@ -33,6 +35,11 @@ def write_explain(estimator: Any, result: Any, out_dir: str | os.PathLike, *,
         _write(estimator, result, stage)
         names = sorted(p.name for p in stage.iterdir())
         refuse_inputs_as_outputs(protect, [out_dir / name for name in names])
+        for name in names:  # all checked before the first move: a failure leaves DIR as it was
+            target = out_dir / name
+            if target.is_dir() and not target.is_symlink():
+                raise OutputError(f"{target}: is a folder, where --explain writes a file; remove it or choose"
+                                  " another folder")
         for name in names:
             os.replace(stage / name, out_dir / name)
     finally:

@@ -15,7 +15,7 @@ from conftest import moving_frames
 
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.batch import Batch, BatchOptions, Chunk, expand_inputs, plan_chunks
-from semflow.errors import InputError, SemflowError
+from semflow.errors import InputError, OutputError, SemflowError
 from semflow.io.images import write_image
 from semflow.io.outputs import OutputFolder
 from semflow.io.video import VideoWriter
@@ -83,12 +83,18 @@ def test_batch_gives_run_outputs_and_skips_bad_clips(tmp_path: Path) -> None:
     (tmp_path / "elsewhere").mkdir()
     (out / "linked" / "flo").symlink_to(tmp_path / "elsewhere")
     (out / "inplace").mkdir()  # a clip whose output folder would be its own folder of frames: refused
+    write_video(clips / "planted.mp4", 4, seed=8)  # its folder is a link someone left: refused
+    (tmp_path / "victim").mkdir()
+    (out / "planted").symlink_to(tmp_path / "victim")
     inplace = write_folder(out / "inplace", 4, seed=7)
     options = BatchOptions(method=METHOD, workers=2, chunk_pairs=3, save_flo=True)
     with OutputFolder(out / "locked", fresh=True, work=WORK_DIR), Batch(out, options) as batch:
         submitted = batch.submit([str(clips / "*.mp4"), tmp_path / "frames", inplace])
         results = {r.name: r for r in batch.results()}
-    assert [s.name for s in submitted] == ["a", "b", "broken", "linked", "locked", "short", "frames", "inplace"]
+    assert [s.name for s in submitted] == ["a", "b", "broken", "linked", "locked", "planted", "short", "frames",
+                                           "inplace"]
+    assert results["planted"].status == "failed" and "symbolic link" in results["planted"].error
+    assert not any((tmp_path / "victim").iterdir())  # it wrote its outputs there
     assert results["broken"].status == "failed" and "not a readable video" in results["broken"].error
     assert results["short"].status == "failed" and "at least 2 frames" in results["short"].error
     assert results["locked"].status == "failed" and "another semflow run" in results["locked"].error
@@ -98,9 +104,9 @@ def test_batch_gives_run_outputs_and_skips_bad_clips(tmp_path: Path) -> None:
     assert not (out / "broken").exists() and not (out / "short").exists()  # a bad clip leaves no folder behind
     assert all("\n" not in r.error for r in results.values() if r.error)
     summary = json.loads((out / "batch.json").read_text())
-    assert (summary["ok"], summary["failed"], summary["pairs"]) == (3, 5, 8 + 5 + 6)
-    assert [e["status"] for e in summary["inputs"]] == ["ok", "ok", "failed", "failed", "failed", "failed", "ok",
-                                                        "failed"]
+    assert (summary["ok"], summary["failed"], summary["pairs"]) == (3, 6, 8 + 5 + 6)
+    assert [e["status"] for e in summary["inputs"]] == ["ok", "ok", "failed", "failed", "failed", "failed", "failed",
+                                                        "ok", "failed"]
     for entry in summary["inputs"]:
         if entry["status"] == "ok":
             assert entry["wall_seconds"] > 0 and entry["stage_seconds"]["flow"] > 0
@@ -196,6 +202,12 @@ def test_a_manifest_cannot_name_a_clip_out_of_the_batch_folder(tmp_path: Path) -
                                        'u.mp4,a/b\tc\nt.mp4,/./\n')
     names = [clip.name for clip in expand_inputs([tmp_path / "list.csv"])]
     assert names == ["clip", "clip-2", "batch.json-2", "up", "x", "a_b_c", "clip-3"]
+
+
+def test_a_batch_folder_that_is_a_file_fails_before_ray_starts(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")  # was "file: File exists" after the clips had failed one by one
+    with pytest.raises(OutputError, match="file: not a folder$"):
+        Batch(tmp_path / "file", BatchOptions(method=METHOD, workers=1)).start()
 
 
 def test_plan_chunks() -> None:

@@ -204,3 +204,30 @@ def test_a_normaliser_that_is_no_positive_number_is_one_line(cli_fails, make_fra
 def test_a_method_option_that_is_no_finite_number_is_one_line(cli_fails, pair) -> None:
     cli_fails("flow", *pair, "-o", "o.flo", "--method", "semantic", "--prior-weight", "nan",
               match="'--prior-weight': 'nan' is not a finite number")
+
+
+def test_compare_writes_nothing_into_its_dataset(cli_fails, tmp_path: Path) -> None:
+    """`compare --json data/scene_000/frame1.png` replaced a frame of the dataset with the results."""
+    from semflow.synthetic import write_dataset
+
+    write_dataset(tmp_path / "data", count=1, height=40, width=48, seed=3)
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    frame = (tmp_path / "data" / "scene_000" / "frame1.png").read_bytes()
+    for output in (["--json", "data/scene_000/frame1.png"], ["--json", "data/r.json"], ["--out", "data/cmp"],
+                   ["--json", "link/r.json"]):
+        cli_fails("compare", "data", "--dataset", "synthetic", "--methods", "dis-fast", *output,
+                  match="which this command reads")
+    assert (tmp_path / "data" / "scene_000" / "frame1.png").read_bytes() == frame
+
+
+def test_one_file_named_for_two_outputs_is_one_line(cli_fails, pair) -> None:
+    """`flow -o x.png --viz x.png` wrote the colour picture over the KITTI flow it had just written."""
+    cli_fails("flow", *pair, "-o", "x.png", "--viz", "./x.png", "--method", "dis-fast", match="named for two outputs")
+
+
+def test_explain_into_a_folder_holding_a_folder_of_a_name_it_writes(cli_fails, pair, tmp_path: Path) -> None:
+    """Was "DIR/.explain-XXXX/flow.png: Is a directory" after flow.npy had been moved into DIR."""
+    (tmp_path / "ex" / "flow.png").mkdir(parents=True)
+    cli_fails("flow", *pair, "-o", "f.flo", "--method", "dis-fast", "--explain", "ex",
+              match="ex/flow.png: is a folder, where --explain writes a file")
+    assert sorted(p.name for p in (tmp_path / "ex").iterdir()) == ["flow.png"]

@@ -29,7 +29,7 @@ from semflow.batch.progress import BatchProgress
 from semflow.batch.work import BatchOptions, Chunk, ClipWorker, Prepared, prepare_clip
 from semflow.errors import SemflowError
 from semflow.io.atomic import write_text_atomic
-from semflow.io.outputs import OutputFolder, refuse_inputs_as_outputs
+from semflow.io.outputs import OutputFolder, check_output_folder, refuse_inputs_as_outputs, refuse_link
 from semflow.pipeline import STAGES, check_video
 from semflow.runstore import RUN_OUTPUTS, WORK_DIR, finished_summary
 
@@ -139,6 +139,7 @@ class Batch:
     def start(self) -> None:
         """Join the cluster (``address``) or start a local Ray, and start the workers."""
         started = time.perf_counter()
+        check_output_folder(self.out_dir)  # an --out that cannot be a folder fails before Ray starts
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
             if self.options.address:
@@ -264,6 +265,7 @@ class Batch:
             if done is not None:  # nothing to do (checked before the lock, which starts a work folder)
                 prepared = Prepared([], done["pairs"], done)
             else:
+                refuse_link(out, self.out_dir)  # DIR/NAME is the batch's to make: never a link someone left there
                 refuse_inputs_as_outputs([clip.item.path], [out])  # a clip's folder named as its own output
                 checked = check_video(clip.item.path, self.run_options)  # a bad clip leaves no folder behind
                 clip.folder = OutputFolder(out, fresh=not self.run_options.resume, work=WORK_DIR,

@@ -87,16 +87,31 @@ def refuse_inputs_as_outputs(inputs: Iterable[str | os.PathLike | None],
                                   " choose another output")
 
 
+def refuse_outputs_inside(folder: str | os.PathLike, outputs: Iterable[str | os.PathLike | None]) -> None:
+    """Raise :class:`OutputError` when one of ``outputs`` is inside the input ``folder`` (by any path or
+    link): a command that reads a whole folder (``compare``'s dataset) writes nothing into it."""
+    inside = os.path.realpath(folder)
+    for out in outputs:
+        if out is not None and os.path.commonpath([inside, os.path.realpath(out)]) == inside:
+            raise OutputError(f"{out}: is inside {folder}, which this command reads; semflow does not write"
+                              " into what it reads: choose another output")
+
+
 def check_outputs(files: Iterable[str | os.PathLike | None] = (),
                   folders: Iterable[str | os.PathLike | None] = (),
                   inputs: Iterable[str | os.PathLike | None] = ()) -> None:
     """The pre-check every command runs before its work: each of ``files`` can be written and each of
-    ``folders`` is or can become a writable folder, and none of them is one of ``inputs`` (``None``
-    entries are options not given)."""
+    ``folders`` is or can become a writable folder, no file is named twice, and none of them is one of
+    ``inputs`` (``None`` entries are options not given)."""
     files, folders = list(files), list(folders)
+    seen: set[str] = set()
     for file in files:
         if file is not None:
             check_output_file(file)
+            if os.path.realpath(file) in seen:
+                raise OutputError(f"{file}: named for two outputs; one would be written over the other:"
+                                  " choose another name for one of them")
+            seen.add(os.path.realpath(file))
     for folder in folders:
         if folder is not None:
             check_output_folder(folder)
