@@ -256,3 +256,30 @@ def test_a_plain_pickle_as_weights_is_one_line_and_runs_nothing(cli_fails, make_
     args = [a.format(evil) for a in option]
     line = cli_fails("segment", frames / "0000.png", "--out", "seg", *args, match="never pickled code")
     assert "evil.pt" in line
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"num_classes": 10**9}, "num_classes 1000000000 is not a class count (1 to 256)"),  # was 384 GB asked for
+    ({"num_classes": -3}, "num_classes -3 is not a class count"),                        # was a traceback
+    ({"num_classes": 0}, "num_classes 0 is not a class count"),                          # was a torch warning line
+    ({"num_classes": "11"}, "num_classes '11' is not a class count"),
+    ({"state_dict": [1, 2, 3]}, "its state_dict is not a mapping of names to tensors"),  # was a traceback
+])
+def test_a_shipped_weights_file_with_a_bad_header_is_one_line(cli_fails, pair, tmp_path, change, message):
+    from semflow.segmentation.torch_backends import default_weights_path
+
+    if not default_weights_path().is_file():
+        pytest.skip("the shipped segmenter weights (models/camvid_lite0_fpn.pt) are not here")
+    payload = torch.load(default_weights_path(), map_location="cpu", weights_only=True)
+    torch.save({**payload, **change}, tmp_path / "w.pt")
+    cli_fails("segment", pair[0], "--out", "seg", "--backend", f"camvid:{tmp_path / 'w.pt'}", match=message)
+
+
+def test_files_that_are_not_torch_files_say_so(tmp_path):
+    (tmp_path / "text.pt").write_text("hello world\n")  # was "cannot read segmenter weights: 101"
+    with zipfile.ZipFile(tmp_path / "zip.pt", "w") as archive:  # was "[enforce fail at inline_container.cc:180]"
+        archive.writestr("a.txt", "x")
+    with pytest.raises(WeightsError, match=r"text.pt: cannot read weights: not a torch weights file$"):
+        load_torch_file(tmp_path / "text.pt", "weights")
+    with pytest.raises(WeightsError, match=r"zip.pt: cannot read weights: not a torch weights file \(a zip archive"):
+        load_torch_file(tmp_path / "zip.pt", "weights")

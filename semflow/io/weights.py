@@ -76,6 +76,10 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
             why = "the file is truncated or corrupt"
         elif refused_as_code(exc):
             why = f"not a torch weights file ({PICKLED_CODE})"
+        elif isinstance(exc, KeyError) or "invalid load key" in text.lower():  # no pickle: torch read a byte as a key
+            why = "not a torch weights file"
+        elif "inline_container" in text or "PytorchStreamReader" in text:
+            why = "not a torch weights file (a zip archive of something else)"
         else:
             why = reason(exc, 120)
         raise WeightsError(f"{path}: cannot read {what}: {why}") from None

@@ -76,9 +76,13 @@ def load_camvid_model(path: str | os.PathLike | None = None) -> tuple[SegNetLite
         raise WeightsError(f"{path}: not a semflow segmenter weights file (expected format {WEIGHTS_FORMAT!r})")
     if payload.get("arch") != "lite0-fpn":
         raise WeightsError(f"{path}: architecture {payload.get('arch')!r} is not supported (expected 'lite0-fpn')")
-    num_classes = int(payload.get("num_classes", 11))
+    num_classes, state = payload.get("num_classes", 11), payload["state_dict"]
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= 256:
+        raise WeightsError(f"{path}: num_classes {num_classes!r} is not a class count (1 to 256)")  # checked before
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):  # it is built
+        raise WeightsError(f"{path}: its state_dict is not a mapping of names to tensors")
     model = SegNetLite0(num_classes)
-    sd = {k: (v.float() if v.is_floating_point() else v) for k, v in payload["state_dict"].items()}
+    sd = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
