@@ -19,6 +19,11 @@ from semflow.methods import DEFAULT_RUN_METHOD
 from semflow.segmentation.clip import prior_from_options
 
 
+def _error(text: str) -> None:
+    """Print ``semflow: error: TEXT`` on one line: control characters (a newline in a file name) escaped."""
+    click.echo("semflow: error: " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text), err=True)
+
+
 class _Group(click.Group):
     """A click group that reports user errors as one line instead of a traceback."""
 
@@ -26,23 +31,23 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except SemflowError as exc:
-            click.echo(f"semflow: error: {exc}", err=True)
+            _error(str(exc))
             ctx.exit(1)
         except click.UsageError as exc:  # a bad option value or a missing argument: one line too
             hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-            click.echo(f"semflow: error: {exc.format_message()}{hint}", err=True)
+            _error(f"{exc.format_message()}{hint}")
             ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("semflow: interrupted (finished outputs are kept; `run` can continue with --resume)", err=True)
             ctx.exit(130)
         except MemoryError:  # an allocation the estimate (semflow.memory.check_memory) did not foresee
-            click.echo("semflow: error: out of memory; try smaller frames (run: --max-side)", err=True)
+            _error("out of memory; try smaller frames (run: --max-side)")
             ctx.exit(1)
         except BrokenPipeError:  # the reader went away (`semflow methods | head`): nothing to report
             sys.stderr.close()
             ctx.exit(1)
         except OSError as exc:
-            click.echo(f"semflow: error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+            _error(f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc.strerror or exc))
             ctx.exit(1)
 
 

@@ -231,3 +231,9 @@ def test_explain_into_a_folder_holding_a_folder_of_a_name_it_writes(cli_fails, p
     cli_fails("flow", *pair, "-o", "f.flo", "--method", "dis-fast", "--explain", "ex",
               match="ex/flow.png: is a folder, where --explain writes a file")
     assert sorted(p.name for p in (tmp_path / "ex").iterdir()) == ["flow.png"]
+
+
+def test_a_file_name_with_a_newline_gives_one_line(cli_fails, pair) -> None:
+    """The name was printed as it is: two stderr lines."""
+    line = cli_fails("flow", "nope\nmissing.png", pair[1], "-o", "z.flo", match="no such file")
+    assert line.startswith("semflow: error: nope\\nmissing.png: ")
