@@ -17,6 +17,7 @@ With ``max_flow`` given the normaliser is known up front: one pass computes and 
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import time
@@ -109,14 +110,13 @@ class PassReport:
 
 
 def check_video(video: Path, options: RunOptions) -> tuple[FrameSource, np.ndarray]:
-    """The frame source of ``video`` and its first frame; InputError unless it has at least 2 frames."""
+    """The frame source of ``video`` and its first frame; InputError unless at least 2 frames decode (the
+    count a container declares is not trusted: one that says 1 may hold more)."""
     source = FrameSource(video, max_side=options.max_side, max_frames=options.max_frames)
-    if 0 < len(source) < 2 or (options.max_frames is not None and options.max_frames < 2):
-        raise InputError(f"{video}: need at least 2 frames to compute flow, got {min(len(source), options.max_frames or 2**31)}")
-    first = next(iter(source), None)
-    if first is None:
-        raise InputError(f"{video}: need at least 2 frames to compute flow, got 0")
-    return source, first
+    frames = list(itertools.islice(iter(source), 2))
+    if len(frames) < 2:
+        raise InputError(f"{video}: need at least 2 frames to compute flow, got {len(frames)}")
+    return source, frames[0]
 
 
 def open_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: RunOptions,

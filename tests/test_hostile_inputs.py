@@ -237,3 +237,27 @@ def test_a_file_name_with_a_newline_gives_one_line(cli_fails, pair) -> None:
     """The name was printed as it is: two stderr lines."""
     line = cli_fails("flow", "nope\nmissing.png", pair[1], "-o", "z.flo", match="no such file")
     assert line.startswith("semflow: error: nope\\nmissing.png: ")
+
+
+@pytest.mark.parametrize("claimed", [1, 2**31 - 1])
+def test_a_video_whose_header_lies_about_its_frame_count(run_cli, tmp_path: Path, claimed: int) -> None:
+    """An AVI of 12 frames whose header says 2**31 - 1 made `run` size its intermediate for that many
+    pairs: an FFmpeg bit rate of 36 bps, FFmpeg's lines and "Broken pipe". One that says 1 was refused
+    as "need at least 2 frames ... got 1"."""
+    rng = np.random.default_rng(0)
+    frame = cv2.GaussianBlur((rng.random((48, 64, 3)) * 255).astype(np.uint8), (0, 0), 2)
+    writer = cv2.VideoWriter(str(tmp_path / "ok.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for k in range(12):
+        writer.write(np.roll(frame, 2 * k, axis=1))
+    writer.release()
+    data = bytearray((tmp_path / "ok.avi").read_bytes())
+    for tag, offset in ((b"avih", 24), (b"strh", 40)):  # dwTotalFrames, the stream's dwLength
+        at = data.find(tag) + offset
+        data[at:at + 4] = struct.pack("<I", claimed)
+    (tmp_path / "lie.avi").write_bytes(bytes(data))
+    result = run_cli("run", "lie.avi", "--out", "out", "--method", "dis-fast")
+    assert result.rc == 0 and result.stdout.startswith("11 pairs"), result.stderr
+    lines = result.stderr.splitlines()
+    assert lines == ([] if claimed == 1 else [f"semflow: warning: lie.avi: read 12 of the {claimed} frames its"
+                                               " container declares (the file is truncated or corrupt); the outputs"
+                                               " cover the frames read"])

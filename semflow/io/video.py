@@ -75,6 +75,11 @@ def video_identity(path: str | os.PathLike) -> list[int] | None:
     return [stat.st_size, stat.st_mtime_ns]
 
 
+MIN_FRAME_BYTES = 8
+"""No container stores a frame in fewer bytes than this (its index entry alone takes as many): a
+claimed frame count above the file's size over this is a lie, capped (:class:`FrameSource`)."""
+
+
 class FrameSource:
     """Frames of a video file or of a folder of images (in natural name order), as uint8 RGB.
 
@@ -93,6 +98,7 @@ class FrameSource:
             raise InputError(f"{self.path}: no such file or folder")
         self.images: list[Path] | None = None
         self.frames_read: int | None = None
+        self.declared: int | None = None  # the frame count a video file's container declares
         self._first_size: tuple[int, int] | None = None
         self.fps = 10.0
         if self.path.is_dir():
@@ -109,7 +115,10 @@ class FrameSource:
                 if ok:
                     fps = cap.get(cv2.CAP_PROP_FPS)
                     self.fps = fps if 0 < fps < 1000 else 10.0
-                    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+                    count = self.declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+                    # A container can claim anything (a header patched to 2**31 frames); every real
+                    # frame takes bytes, so the estimate is capped by the file's size.
+                    count = min(count, os.path.getsize(self.path) // MIN_FRAME_BYTES)
                     ok, first = cap.read()
                     if ok:
                         self._first_size = first.shape[:2]
@@ -134,7 +143,8 @@ class FrameSource:
         could be decoded (one is tolerated: containers round their frame count), else None."""
         if self.frames_read is None or self.frames_read >= self.count - 1:
             return None
-        return (f"{self.path}: read {self.frames_read} of the {self.count} frames its container declares"
+        declared = self.declared if self.declared is not None and self.max_frames is None else self.count
+        return (f"{self.path}: read {self.frames_read} of the {declared} frames its container declares"
                 " (the file is truncated or corrupt); the outputs cover the frames read")
 
     def __iter__(self) -> Iterator[np.ndarray]:
