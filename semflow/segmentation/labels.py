@@ -196,14 +196,42 @@ def get_label_set(spec: str | os.PathLike | LabelSet, kinds_override: str | Mapp
         if not path.is_file():
             raise InputError(f"{path}: no such label-set file")
         try:
-            data = json.loads(path.read_text())
-            ls = LabelSet(name=str(data.get("name", path.stem)), class_names=list(data["class_names"]),
-                          kinds=dict(data.get("kinds", {})), void_id=data.get("void_id"),
-                          palette=np.asarray(data.get("palette", np.zeros((0, 3))), np.uint8))
-        except (ValueError, KeyError, TypeError) as exc:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
             raise InputError(f"{path}: not a label-set JSON file ({exc.__class__.__name__}: {exc})") from None
+        _check_label_set_json(data, path)
+        ls = LabelSet(name=str(data.get("name", path.stem)), class_names=list(data["class_names"]),
+                      kinds=dict(data.get("kinds", {})), void_id=data.get("void_id"),
+                      palette=np.asarray(data.get("palette", np.zeros((0, 3))), np.uint8))
         unknown = set(data.get("kinds", {})) - set(ls.class_names)
         if unknown:
             raise InputError(f"{path}: kinds name classes the set lacks: {', '.join(sorted(unknown))}")
         return ls.with_kinds(kinds_override)
     raise InputError(f"unknown label set {key!r}; known: {', '.join(list_label_sets())}, or a .json file")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_label_set_json(data: object, path: Path) -> None:
+    """InputError naming ``path`` and the field unless ``data`` is a label set as :func:`get_label_set` reads it."""
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a label set must be a JSON object with \"class_names\", not {type(data).__name__}")
+    if "name" in data and not isinstance(data["name"], str):
+        raise InputError(f"{path}: \"name\" must be a string")
+    names = data.get("class_names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise InputError(f"{path}: \"class_names\" must be a non-empty list of strings")
+    if len(names) > 256 or len(set(names)) < len(names):
+        raise InputError(f"{path}: \"class_names\" must be at most 256 different names (label maps are uint8)")
+    kinds = data.get("kinds", {})
+    if not isinstance(kinds, dict) or not all(isinstance(k, str) for k in kinds.values()):
+        raise InputError(f"{path}: \"kinds\" must be an object of class name -> thing, plane or stuff")
+    void = data.get("void_id")
+    if void is not None and not (_is_int(void) and 0 <= void <= 255):
+        raise InputError(f"{path}: \"void_id\" must be a class id from 0 to 255 or null, not {void!r}")
+    palette = data.get("palette", [])
+    if not isinstance(palette, list) or len(palette) > len(names) or not all(
+            isinstance(c, list) and len(c) == 3 and all(_is_int(v) and 0 <= v <= 255 for v in c) for c in palette):
+        raise InputError(f"{path}: \"palette\" must be a list of [r, g, b] colours (0-255), at most one per class")

@@ -7,22 +7,34 @@ optical flow with the previous frames' (:mod:`.temporal`), so labels do not flic
 segments every frame on its own.
 With ``overlay``, images also get ``OUT/overlay/x.png`` and a video ``OUT/overlay.mp4``
 (``OUT/<video stem>/overlay.mp4``). Frames are read and written one at a time.
+
+Every output is checked before any work (no two inputs write one file, none is an input, including
+the given masks, none goes through a link in ``OUT``), and everything is written to a fresh folder
+inside ``OUT`` first and moved into place only when the whole command has succeeded: a failed command
+leaves ``OUT`` as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import re
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from semflow.errors import InputError
 from semflow.io.images import is_image_path, read_image, write_image
-from semflow.io.outputs import refuse_inputs_as_outputs
+from semflow.io.outputs import check_outputs, refuse_inputs_as_outputs, refuse_link
 from semflow.io.video import folder_images
 from semflow.segmentation.base import Segmenter
 from semflow.segmentation.masks import MaskSegmenter
+
+_FRAME_NAME = re.compile(r"(\d{6})\.png")
+"""A video's label map: ``NNNNNN.png``, NNNNNN its frame index."""
 
 
 @dataclass
@@ -65,6 +77,85 @@ def _plan(inputs: Sequence[str | os.PathLike], out_dir: Path) -> list[_Job]:
     return jobs
 
 
+def _outputs(jobs: list[_Job], counts: Mapping[Path, int], out_dir: Path,
+             overlay: bool) -> tuple[dict[Path, Path], list[Path]]:
+    """The files the jobs write but a video's frames (images' label maps and overlays, videos'
+    ``overlay.mp4``), each with the input it comes from, and the folders everything goes to. Two inputs
+    written to one file is an InputError, a video's frame (``NNNNNN.png`` in its folder, below the count
+    it declares) included; the frames themselves are not listed (a video may have millions)."""
+    files: dict[Path, Path] = {}
+    folders = [out_dir]
+    videos = {job.out: job for job in jobs if job.kind == "video"}
+    for job in jobs:
+        if job.kind == "image":
+            names = [job.out, *([out_dir / "overlay" / job.out.name] if overlay else [])]
+            folders += [out_dir / "overlay"] if overlay else []
+        else:
+            names = [job.out / "overlay.mp4"] if overlay else []
+            folders.append(job.out)
+        for name in names:
+            video = videos.get(name.parent)
+            if name in files or (video is not None and _frame_index(name, counts[video.path]) is not None):
+                raise InputError(f"{job.path} and {files.get(name, video.path if video else job.path)} would both"
+                                 f" be written to {name}")
+            files[name] = job.path
+    return files, list(dict.fromkeys(folders))
+
+
+def _frame_index(path: Path, count: int) -> int | None:
+    """The frame ``path`` is (``NNNNNN.png``, below ``count``) in a video's folder, else None."""
+    match = _FRAME_NAME.fullmatch(path.name)
+    return int(match.group(1)) if match and int(match.group(1)) < count else None
+
+
+def _backend_inputs(backend: str | Segmenter, label_set: str | None) -> list[Path]:
+    """What the backend reads that an output might be: its ``:PATH``, the given masks (the folder and
+    its PNGs), a label-set file."""
+    paths: list[Path] = []
+    masks: Path | None = None
+    if isinstance(backend, str):
+        kind, _, arg = backend.partition(":")
+        paths += [Path(arg)] if arg else []
+        masks = Path(arg) if kind.lower() == "masks" and arg else None
+    elif isinstance(getattr(backend, "segmenter", backend), MaskSegmenter):
+        masks = getattr(backend, "segmenter", backend).source
+    if masks is not None:
+        paths += [masks, *(sorted(masks.glob("*.png")) if masks.is_dir() else [])]
+    if label_set and Path(label_set).suffix.lower() == ".json":
+        paths.append(Path(label_set))
+    return paths
+
+
+def _refuse_overwriting(inputs: Sequence[str | os.PathLike], outputs: Sequence[Path],
+                        videos: Mapping[Path, int]) -> None:
+    """:func:`refuse_inputs_as_outputs` in linear time (a folder of masks against many outputs), and an
+    input that is one of the frames a video writes (``videos``: its folder and frame count)."""
+    by_id: dict[tuple[int, int], str | os.PathLike] = {}
+    folders = {os.path.realpath(folder): (folder, count) for folder, count in videos.items()}
+    for path in inputs:
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+            by_id.setdefault((st.st_dev, st.st_ino), path)
+            folder, count = folders.get(os.path.realpath(Path(path).parent), (None, 0))
+            if folder is not None and _frame_index(Path(path), count) is not None:
+                refuse_inputs_as_outputs([path], [folder / Path(path).name])
+    for out in outputs:
+        with contextlib.suppress(OSError):
+            st = os.stat(out)
+            if (st.st_dev, st.st_ino) in by_id:
+                refuse_inputs_as_outputs([by_id[(st.st_dev, st.st_ino)]], [out])
+
+
+def _move_into(stage: Path, out_dir: Path) -> None:
+    """Move every file written in ``stage`` to the same place in ``out_dir`` (no link on the way)."""
+    files = [Path(base, name).relative_to(stage) for base, _, names in os.walk(stage) for name in names]
+    for rel in files:
+        refuse_link(out_dir / rel, out_dir)
+    for rel in files:
+        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(stage / rel, out_dir / rel)
+
+
 def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
                    backend: str | Segmenter = "camvid", overlay: bool = False, progress: bool | None = None,
                    device: str = "cpu", kinds_override: str | Mapping[str, str] | None = None,
@@ -76,19 +167,60 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     (None: only on a terminal). ``max_frames`` limits each video. ``temporal``: filter a video's
     labels along the flow (False: every frame on its own).
     """
-    from semflow.io.video import FrameSource, VideoWriter
-    from semflow.progress import progress_bar
-    from semflow.segmentation.temporal import TemporalSegmentation
+    from semflow.io.video import FrameSource
 
     out_dir = Path(out_dir)
     jobs = _plan(inputs, out_dir)
     if not jobs:
         raise InputError("nothing to segment: give images, folders of images or videos")
-    outputs = [out_dir, *(j.out for j in jobs)]
-    if overlay:
-        outputs += [out_dir / "overlay" / j.out.name if j.kind == "image" else j.out / "overlay.mp4" for j in jobs]
-    refuse_inputs_as_outputs([*inputs, *(j.path for j in jobs)], outputs)
     sources = {j.path: FrameSource(j.path, max_frames=max_frames) for j in jobs if j.kind == "video"}
+    files, folders = _outputs(jobs, {p: len(s) for p, s in sources.items()}, out_dir, overlay)
+    explain = getattr(backend, "explain_dir", None)  # the CLIP prior's OUT/prior/
+    explain = Path(explain) if explain is not None and Path(explain).parent == out_dir else None
+    folders += [explain] if explain is not None else []
+    for path in [*folders, *files]:
+        refuse_link(path, out_dir)
+    check_outputs(folders=folders)  # first: "OUT/overlay: not a folder" says more than its files would
+    check_outputs(files=list(files))
+    _refuse_overwriting([*inputs, *(j.path for j in jobs), *_backend_inputs(backend, label_set)],
+                        [*folders, *files], {j.out: len(sources[j.path]) for j in jobs if j.kind == "video"})
+
+    created: list[Path] = []  # the folders this command creates, deepest first: removed again when it fails
+    for folder in (out_dir, *out_dir.parents):
+        if os.path.lexists(folder):
+            break
+        created.append(folder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".segment-", dir=out_dir))
+    try:
+        if explain is not None:
+            backend.explain_dir = stage / explain.name
+        written = _segment(jobs, sources, files, out_dir, stage, backend=backend, overlay=overlay,
+                           progress=progress, device=device, kinds_override=kinds_override,
+                           label_set=label_set, temporal=temporal)
+        _move_into(stage, out_dir)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when nothing else is in it
+        raise
+    finally:
+        if explain is not None:
+            backend.explain_dir = explain
+    shutil.rmtree(stage, ignore_errors=True)
+    return written
+
+
+def _segment(jobs: list[_Job], sources: Mapping[Path, object], files: Mapping[Path, Path], out_dir: Path,
+             stage: Path, *, backend: str | Segmenter, overlay: bool, progress: bool | None, device: str,
+             kinds_override: str | Mapping[str, str] | None, label_set: str | None,
+             temporal: bool) -> list[Path]:
+    """Write every job's outputs to ``stage`` (at their places relative to ``out_dir``); return the
+    label maps' final paths."""
+    from semflow.io.video import VideoWriter
+    from semflow.progress import progress_bar
+    from semflow.segmentation.temporal import TemporalSegmentation
 
     # Built when the first frame is in hand: an unreadable first input fails in one line without
     # loading the model (torch, weights: seconds).
@@ -99,6 +231,9 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
         return backend if isinstance(backend, Segmenter) else get_segmenter(
             backend, device=device, kinds_override=kinds_override, label_set=label_set)
 
+    def staged(path: Path) -> Path:
+        return stage / path.relative_to(out_dir)
+
     total = sum(1 for j in jobs if j.kind == "image") + sum(len(s) for s in sources.values())
     written: list[Path] = []
     with progress_bar(total or None, "segment", enabled=progress) as bar:
@@ -106,14 +241,14 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
             if job.kind == "image":
                 image = read_image(job.path)
                 result = segmenter().predict(image, key=job.path.stem)
-                write_image(job.out, result.labels)
+                write_image(staged(job.out), result.labels)
                 written.append(job.out)
                 if overlay:
-                    write_image(out_dir / "overlay" / job.out.name, result.overlay(image))
+                    write_image(staged(out_dir / "overlay" / job.out.name), result.overlay(image))
                 bar.advance()
                 continue
             source = sources[job.path]
-            writer = VideoWriter(job.out / "overlay.mp4", fps=source.fps) if overlay else None
+            writer = VideoWriter(staged(job.out / "overlay.mp4"), fps=source.fps) if overlay else None
             given_masks = isinstance(segmenter(), MaskSegmenter)  # given masks stay as given
             fusion = TemporalSegmentation() if temporal and not given_masks else None
             try:
@@ -122,7 +257,9 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
                     if fusion is not None:
                         result = fusion.update(frame, result)
                     path = job.out / f"{index:06d}.png"
-                    write_image(path, result.labels)
+                    if files.get(path, job.path) != job.path:  # a frame past the count the video declared
+                        raise InputError(f"{job.path} and {files[path]} would both be written to {path}")
+                    write_image(staged(path), result.labels)
                     written.append(path)
                     if writer is not None:
                         writer.write(result.overlay(frame))

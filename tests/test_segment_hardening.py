@@ -1,0 +1,139 @@
+"""``semflow segment`` keeps the output promises: no writing through links, no two inputs to one file,
+never over its own inputs (given masks included), nothing left behind by a failed command, and a
+malformed label-set JSON is one clear line. Given masks (``--backend masks:PATH``) keep these fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semflow.errors import InputError
+from semflow.io.images import write_image
+from semflow.segmentation.labels import get_label_set
+
+H, W = 48, 64
+
+
+@pytest.fixture
+def seg(tmp_path: Path, pair: tuple[Path, Path]) -> Path:
+    """``a.png`` (an image, from ``pair``) and ``lbl.png`` (a label map of all 3s, CamVid's Road) in tmp_path."""
+    write_image(tmp_path / "lbl.png", np.full((H, W), 3, np.uint8))
+    return tmp_path
+
+
+MASKS = ("--backend", "masks:lbl.png")
+
+
+def test_overlay_folder_that_is_a_link_is_refused(seg, cli_fails):
+    (seg / "victim").mkdir()
+    (seg / "ov").mkdir()
+    (seg / "ov" / "overlay").symlink_to("../victim")
+    cli_fails("segment", "a.png", "--out", "ov", "--overlay", *MASKS, match="ov/overlay: is a symbolic link")
+    assert not any((seg / "victim").iterdir())
+
+
+def test_video_folder_that_is_a_link_is_refused(seg, cli_fails, make_video):
+    make_video(3, name="v.mp4")
+    make_video(3, name="w.mp4", seed=1)
+    (seg / "victim").mkdir()
+    (seg / "out").mkdir()
+    (seg / "out" / "v").symlink_to("../victim")
+    cli_fails("segment", "v.mp4", "w.mp4", "--out", "out", *MASKS, match="out/v: is a symbolic link")
+    assert not any((seg / "victim").iterdir())
+
+
+def test_a_frame_and_an_image_of_the_same_name_are_refused(seg, cli_fails, make_video):
+    make_video(3, name="v.mp4")
+    write_image(seg / "uniq" / "000001.png", np.zeros((H, W, 3), np.uint8))
+    cli_fails("segment", "v.mp4", "uniq/000001.png", "--out", "out", *MASKS,
+              match="would both be written to out/000001.png")
+
+
+def test_given_masks_are_never_written_over(seg, cli_fails, make_video):
+    write_image(seg / "mk" / "a.png", np.full((H, W), 3, np.uint8))
+    before = (seg / "mk" / "a.png").read_bytes()
+    cli_fails("segment", "a.png", "--out", "mk", "--backend", "masks:mk/a.png", match="mk/a.png: is also an input")
+    assert (seg / "mk" / "a.png").read_bytes() == before
+    make_video(3, name="v.mp4")
+    for i in range(3):
+        write_image(seg / "mk2" / f"{i:06d}.png", np.full((H, W), 3, np.uint8))
+    cli_fails("segment", "v.mp4", "--out", "mk2", "--backend", "masks:mk2", match="mk2/000000.png: is also an input")
+
+
+def test_an_output_folder_that_is_a_file_fails_before_writing(seg, cli_fails):
+    (seg / "ov").mkdir()
+    (seg / "ov" / "overlay").write_text("x")
+    cli_fails("segment", "a.png", "--out", "ov", "--overlay", *MASKS, match="ov/overlay: not a folder")
+
+
+def test_a_failed_command_leaves_no_outputs(seg, cli_fails, make_video):
+    (seg / "trunc.png").write_bytes((seg / "a.png").read_bytes()[:3000])
+    cli_fails("segment", "a.png", "trunc.png", "--out", "new/out", *MASKS, match="trunc.png")  # nor new/
+    # into a folder that already holds outputs: they stay as they were, no staging folder is left
+    write_image(seg / "old" / "a.png", np.zeros((H, W), np.uint8))
+    before = (seg / "old" / "a.png").read_bytes()
+    cli_fails("segment", "a.png", "trunc.png", "--out", "old", *MASKS)
+    assert (seg / "old" / "a.png").read_bytes() == before
+    # a video that fails after some frames were segmented (no mask for frame 2)
+    make_video(3, name="v.mp4")
+    for i in range(2):
+        write_image(seg / "mk" / f"{i:06d}.png", np.full((H, W), 3, np.uint8))
+    cli_fails("segment", "v.mp4", "--out", "vout", "--overlay", "--backend", "masks:mk", match="000002.png")
+
+
+def test_segment_still_writes_everything(seg, run_cli, make_video):
+    make_video(3, name="v.mp4")
+    for _ in range(2):  # the second run replaces the first one's outputs
+        result = run_cli("segment", "a.png", "v.mp4", "--out", "out", "--overlay", *MASKS)
+        assert result.rc == 0, result.stderr
+    names = sorted(str(p.relative_to(seg / "out")) for p in (seg / "out").rglob("*"))
+    assert names == ["000000.png", "000001.png", "000002.png", "a.png", "overlay", "overlay.mp4", "overlay/a.png"]
+
+
+BAD_LABEL_SETS = [
+    ("[1, 2]", "JSON object"),
+    ('{"kinds": {}}', '"class_names"'),
+    ('{"class_names": "abc"}', '"class_names"'),
+    ('{"class_names": ["a", "a"]}', '"class_names"'),
+    ('{"class_names": ["a"], "name": 3}', '"name"'),
+    ('{"class_names": ["a"], "kinds": ["a"]}', '"kinds"'),
+    ('{"class_names": ["a"], "void_id": "x"}', '"void_id"'),
+    ('{"class_names": ["a"], "void_id": 300}', '"void_id"'),
+    ('{"class_names": ["a", "b", "c", "d"], "palette": [[1000, -5, 3]]}', '"palette"'),
+    ('{"class_names": ["a"], "palette": [[1, 2, 3], [4, 5, 6]]}', '"palette"'),
+    ('{"class_names": ["a"], "palette": [[1, 2]]}', '"palette"'),
+]
+
+
+@pytest.mark.parametrize(("text", "field"), BAD_LABEL_SETS)
+def test_malformed_label_set_json_names_the_field(tmp_path, text, field):
+    path = tmp_path / "X.json"
+    path.write_text(text)
+    with pytest.raises(InputError, match=field) as info:
+        get_label_set(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '{"class_names": ["a", "b", "c", "d"], "void_id": "x"}'])
+def test_malformed_label_set_on_the_cli(seg, cli_fails, text):
+    (seg / "X.json").write_text(text)
+    cli_fails("segment", "a.png", "--out", "out", "--overlay", *MASKS, "--label-set", "X.json", match="X.json: ")
+
+
+def test_a_video_claiming_millions_of_frames_is_planned_without_listing_them(seg, cli_fails, make_video,
+                                                                               monkeypatch):
+    # The plan checks a video's frames by their folder and count, not one path a frame: a container
+    # that claims 10**8 frames costs nothing to check, and an image written where frame 5 goes is still
+    # refused.
+    import semflow.io.video as video
+
+    make_video(3, name="v.mp4")
+    monkeypatch.setattr(video.FrameSource, "__len__", lambda self: 10**8)
+    from semflow.segmentation.segment import segment_inputs
+
+    write_image(seg / "im" / "000005.png", np.zeros((H, W, 3), np.uint8))
+    with pytest.raises(InputError, match="would both be written to .*/out/000005.png$"):
+        segment_inputs([seg / "v.mp4", seg / "im" / "000005.png"], seg / "out", backend=f"masks:{seg / 'lbl.png'}")
+    assert not (seg / "out").exists()
