@@ -1,4 +1,5 @@
-"""What pass 1 of a run keeps of each pair (:class:`PairRecord`), and where: :class:`RecordLog`.
+"""What pass 1 of a run keeps of each pair (:class:`PairRecord`), and where: :class:`RecordLog`; checks of
+the files a finished pair left (:func:`read_cached`, :func:`flo_whole`: damaged, they count as missing).
 
 A record is a few hundred bytes of JSON: the pair's 99th magnitude percentile (for the clip's colour
 normaliser), magnitude statistics, compute seconds, where its flows were kept. The records of a work
@@ -26,7 +27,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from semflow.io.flow import UNKNOWN_FLOW_THRESHOLD, check_flow
+from semflow.io.flow import FLO_TAG, MAX_FLO_SIDE, UNKNOWN_FLOW_THRESHOLD, check_flow
 
 SUFFIX = ".jsonl"
 
@@ -191,3 +192,24 @@ class RecordLog:
     def disk_bytes(self) -> int:
         """Bytes of the record files (their sizes, not the blocks they take)."""
         return sum(p.stat().st_size for p in self.folder.glob(f"*{SUFFIX}")) if self.folder.is_dir() else 0
+
+
+def read_cached(path: Path, dtype: type, channels: int) -> np.ndarray:
+    """The (H, W, ``channels``) array of ``dtype`` in .npy file ``path``; ValueError when it is not one."""
+    with open(path, "rb") as file:
+        array = np.lib.format.read_array(file, allow_pickle=False)
+    if array.dtype != dtype or array.ndim != 3 or array.shape[2] != channels or 0 in array.shape:
+        raise ValueError(f"{path}: not a cached {channels}-channel {np.dtype(dtype)} array")
+    return array
+
+
+def flo_whole(path: Path) -> bool:
+    """Whether ``path`` is a .flo file whose header fits its size (12 bytes read, not the flow)."""
+    try:
+        with open(path, "rb") as file:
+            header, size = file.read(12), path.stat().st_size
+    except OSError:
+        return False
+    width, height = (int(x) for x in np.frombuffer(header.ljust(12, b"\0"), "<i4", 2, 4))
+    return (header[:4] == np.array([FLO_TAG], "<f4").tobytes() and 0 < width <= MAX_FLO_SIDE
+            and 0 < height <= MAX_FLO_SIDE and size == 12 + 8 * width * height)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,7 +49,7 @@ from semflow.io.atomic import atomic_path, write_text_atomic
 from semflow.io.flow import read_flo, write_flo
 from semflow.io.images import read_image
 from semflow.io.outputs import OutputFolder
-from semflow.pair_records import PairRecord, RecordLog, normaliser
+from semflow.pair_records import PairRecord, RecordLog, flo_whole, normaliser, read_cached
 
 __all__ = ["CACHE_BUDGET_BYTES", "RUN_OUTPUTS", "WORK_DIR", "PairRecord", "RunStore", "cache_pairs", "finished_summary",
            "normaliser", "open_store", "pair_name", "reopen_store"]
@@ -118,10 +119,10 @@ class RunStore:
 
     def has(self, index: int) -> bool:
         """Whether pair ``index`` is finished: its record is there and, with ``save_flo``, its .flo file
-        (written last, so that every .flo file belongs to a finished pair), and a pair kept in the
-        intermediate is in a completed segment."""
+        (written last, so that every .flo file belongs to a finished pair; one whose header does not fit
+        its size, damaged, does not count), and a pair kept in the intermediate is in a completed segment."""
         record = self._records.get(index)
-        if record is None or (self.save_flo and not self._flo_path(index).exists()):
+        if record is None or (self.save_flo and not flo_whole(self._flo_path(index))):
             return False
         if not self.per_pair or index < self.cache_pairs or self._segments.find(index) is not None:
             return True
@@ -233,8 +234,11 @@ class RunStore:
 
     def end(self) -> int | None:
         """The number of pairs, once some pass has read the video to its end; else None."""
-        path = self.work / "end.json"
-        return json.loads(path.read_text())["pairs"] if path.exists() else None
+        try:  # a damaged marker counts as missing: pass 1 reads the video to its end again
+            pairs = json.loads((self.work / "end.json").read_text())["pairs"]
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        return pairs if type(pairs) is int and pairs >= 0 else None
 
     # --- pass 2 ---------------------------------------------------------------------------------
 
@@ -260,16 +264,27 @@ class RunStore:
         index = record.index
         if index >= self.cache_pairs and not (self.save_flo and not record.extras) and self.per_pair:
             return self._segments.read(index, self.palette)
-        if index < self.cache_pairs:
-            seg_path = self._cache_path(index, "segmentation", ".npy")
-            old_seg = seg_path.with_suffix(".png")  # the cache of a run made before 2026-11-30
-            base_path = self._cache_path(index, "baseline", ".npy")
-            segmentation = np.load(seg_path) if seg_path.exists() else read_image(old_seg) if old_seg.exists() else None
-            return (np.load(self._cache_path(index, "flow", ".npy")), segmentation,
-                    np.load(base_path) if base_path.exists() else None)
+        if index < self.cache_pairs and (kept := self._cached(record)) is not None:
+            return kept
         if self.save_flo and not record.extras:
             return read_flo(self._flo_path(index))[0], None, None
         return None
+
+    def _cached(self, record: PairRecord) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
+        """The cache entries of a pair, or None when one it needs is missing or damaged (the pair is then
+        read from its .flo file or computed again, as an uninterrupted run computed it)."""
+        seg_path = self._cache_path(record.index, "segmentation", ".npy")
+        old_seg = seg_path.with_suffix(".png")  # the cache of a run made before 2026-11-30
+        base_path = self._cache_path(record.index, "baseline", ".npy")
+        try:
+            flow = read_cached(self._cache_path(record.index, "flow", ".npy"), np.float32, 2)
+            seg = read_cached(seg_path, np.uint8, 3) if seg_path.exists() else read_image(old_seg) if old_seg.exists() else None
+            base = read_cached(base_path, np.float32, 2) if base_path.exists() else None
+        except (OSError, ValueError, EOFError, InputError):
+            return None
+        needed = [("segmentation_rgb" in record.extras, seg), ("baseline_flow" in record.extras, base)]
+        ok = all((a is not None or not want) and (a is None or a.shape[:2] == flow.shape[:2]) for want, a in needed)
+        return (flow, seg, base) if ok else None
 
     def cleanup(self) -> None:
         """Delete the work folder (after the outputs are written), never through a link."""
@@ -298,6 +313,21 @@ class RunStore:
             np.save(tmp, np.asarray(array, np.float32))
 
 
+def _read_state(out_dir: Path) -> dict[str, Any]:
+    """The ``state.json`` of ``out_dir``'s work folder, checked; InputError when it is damaged (it holds the
+    settings the kept pairs were computed with, so they cannot be trusted without it)."""
+    try:
+        state = json.loads((out_dir / WORK_DIR / "state.json").read_text())
+        numbers = [state.get(key, 0) for key in ("cache_pairs", "budget", "intermediate_per_pair")]
+    except (OSError, ValueError, AttributeError):
+        state, numbers = None, []
+    if not (numbers and isinstance(state.get("fingerprint", {}), dict) and type(numbers[2]) in (int, float)
+            and all(type(n) is int for n in numbers[:2]) and all(math.isfinite(n) and n >= 0 for n in numbers)):
+        raise InputError(f"{out_dir}: cannot resume, its work folder is damaged ({WORK_DIR}/state.json);"
+                         " run it again without --resume")
+    return state
+
+
 def _remove_pair_flos(flo_dir: Path) -> None:
     """Delete the ``NNNNNN.flo`` files an earlier run wrote; anything else the user keeps there stays."""
     if not flo_dir.is_dir():
@@ -323,8 +353,10 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
     """
     out_dir = Path(out_dir)
     state_path = out_dir / WORK_DIR / "state.json"
+    if resume and not state_path.exists() and (out_dir / WORK_DIR / "pairs").is_dir():
+        _read_state(out_dir)  # pairs kept without the settings they were computed with: damaged
     if resume and state_path.exists():
-        previous = json.loads(state_path.read_text())
+        previous = _read_state(out_dir)
         before = previous.get("fingerprint", {})
         if before != fingerprint:
             changed = sorted(k for k in fingerprint if before.get(k) != fingerprint[k])
@@ -349,10 +381,9 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
 def reopen_store(out_dir: str | Path, save_flo: bool, folder: OutputFolder | None = None) -> RunStore:
     """The store of ``out_dir`` as :func:`open_store` set it up (what a batch worker or a resumed run
     continues)."""
-    state = json.loads((Path(out_dir) / WORK_DIR / "state.json").read_text())
+    state = _read_state(Path(out_dir))
     return RunStore(out_dir, save_flo, int(state.get("cache_pairs", 0)), folder,
                     per_pair=float(state.get("intermediate_per_pair", 0.0)), budget=int(state.get("budget", 0)))
-
 
 
 def finished_summary(out_dir: str | Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:

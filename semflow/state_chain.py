@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -10,7 +11,7 @@ from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.io.video import FrameSource
 from semflow.runstore import RunStore
 from semflow.video_run import VideoStateStore, state_before
-from semflow.video_state import VideoState
+from semflow.video_state import VideoState, restore
 
 STATE_INTERVAL = 5.0
 """Seconds of run time between two saves of the latest video state. A resumed run warms up from the
@@ -36,7 +37,7 @@ class StateChain:
 
     def before(self, index: int) -> VideoState | None:
         if self.video and self.state is None:
-            saved = _Latest(self.saved, self.checkpoints, index)
+            saved = _Latest(self.saved, self.checkpoints, index, self.method.state_parts())
             self.state = state_before(index, self.method, saved, self.source) if index > 0 else VideoState()
         return self.state
 
@@ -69,11 +70,22 @@ class StateChain:
 
 
 class _Latest:
-    """The saved video state (of two stores) with the largest pair index before ``pair``."""
+    """The saved video state (of two stores) with the largest pair index before ``pair``; a damaged one
+    counts as missing (the warm-up then starts further back, and reaches the same state)."""
 
-    def __init__(self, first: VideoStateStore, second: VideoStateStore, pair: int) -> None:
-        self.stores, self.pair = (first, second), pair
+    def __init__(self, first: VideoStateStore, second: VideoStateStore, pair: int, parts: dict[str, Any]) -> None:
+        self.stores, self.pair, self.parts = (first, second), pair, parts
 
     def load(self) -> tuple[int, dict[str, np.ndarray]] | None:
-        found = [s for s in (store.load() for store in self.stores) if s is not None and s[0] < self.pair]
+        found = [s for s in (self._whole(store) for store in self.stores) if s is not None and s[0] < self.pair]
         return max(found, key=lambda s: s[0], default=None)
+
+    def _whole(self, store: VideoStateStore) -> tuple[int, dict[str, np.ndarray]] | None:
+        try:  # whatever a damaged file (truncated zip, bad CRC, odd arrays) makes reading or restoring raise
+            saved = store.load()
+            if saved is not None:
+                restore(saved[1], None, self.parts)
+                return int(saved[0]), saved[1]
+        except Exception:
+            pass
+        return None

@@ -65,18 +65,27 @@ class VideoState:
         return VideoState(pairs=self.pairs + 1, frame=img2, flow=flow, parts={**self.parts, **(parts or {})})
 
 
+THUMB_SIDES = (16, 256)
+"""Fewest and most pixels a side of a thumbnail has: a thin strip of a frame (500x10) gets a 256x16
+thumbnail, not a 64x1 one, whose phase correlation cannot tell unrelated shots apart (or fails)."""
+
+
 def _thumbnail(image: np.ndarray, width: int = 64) -> np.ndarray:
+    """The blurred grey thumbnail, ``width`` px wide where that leaves each side within :data:`THUMB_SIDES`."""
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
     h, w = gray.shape
-    size = (width, max(1, round(h * width / w)))
+    low, high = THUMB_SIDES
+    scale = max(width / w, low / min(h, w))
+    size = (min(max(round(w * scale), low), high), min(max(round(h * scale), low), high))
     small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA).astype(np.float32)
     return cv2.GaussianBlur(small, (0, 0), 1.0)
 
 
 def scene_cut(img1: np.ndarray, img2: np.ndarray) -> bool:
     """Whether ``img2`` starts another shot than ``img1`` (uint8 RGB, same size): their blurred 64 px
-    wide thumbnails differ by more than :data:`CUT_DIFFERENCE` grey levels on average, or they do not
-    line up (phase-correlation peak below :data:`CUT_RESPONSE` and a residual above :data:`CUT_RESIDUAL`)."""
+    wide thumbnails (:func:`_thumbnail`) differ by more than :data:`CUT_DIFFERENCE` grey levels on
+    average, or they do not line up (phase-correlation peak below :data:`CUT_RESPONSE` and a residual
+    above :data:`CUT_RESIDUAL`)."""
     a, b = _thumbnail(img1), _thumbnail(img2)
     if float(np.abs(a - b).mean()) > CUT_DIFFERENCE:
         return True

@@ -1,0 +1,124 @@
+"""``semflow run --resume`` after its work folder was damaged, and video mode on very thin frames.
+
+A damaged file that can be made again (a cache entry, the saved video state, a kept .flo file) counts
+as missing: the resumed run writes byte for byte what an uninterrupted run writes. A damaged
+``state.json`` (the settings the kept pairs were computed with) is one error line: run again afresh.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import moving_frames
+
+import semflow.state_chain as state_chain
+from semflow.errors import InputError
+from semflow.io.images import write_image
+from semflow.methods import get_method
+from semflow.pipeline import WORK_DIR, RunOptions, run_video
+from semflow.video_state import scene_cut
+
+OUTPUTS = ["flow.mp4", "panel.mp4"] + [f"flo/{i:06d}.flo" for i in range(6)]
+
+
+def failing_at_pair(pair: int, name: str = "dis-fast", **options):
+    """Method ``name``, except that its ``pair + 1``-th call raises, as a crash would."""
+    method = get_method(name, **options)
+    estimate, calls = method.estimate, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == pair + 1:
+            raise RuntimeError(f"interrupted at pair {pair}")
+        return estimate(*args, **kwargs)
+
+    method.estimate = failing
+    return method
+
+
+def interrupted(make_frames, tmp_path: Path, name: str = "dis-fast", **options) -> tuple[Path, Path, Path]:
+    """(frames, an uninterrupted run's folder, a run's folder interrupted at pair 4) of 7 frames."""
+    folder = make_frames(7, 40, 56)
+    run_video(folder, tmp_path / "full", RunOptions(method=name, save_flo=True, method_options=options))
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="pair 4"):
+        run_video(folder, out, RunOptions(method=name, save_flo=True, method_options=options),
+                  method=failing_at_pair(4, name, **options))
+    return folder, tmp_path / "full", out
+
+
+def _truncate(path: Path) -> None:
+    os.truncate(path, path.stat().st_size // 2)
+
+
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+DAMAGES: dict[str, Callable[[Path], None]] = {
+    "cache-truncated": lambda out: _truncate(out / WORK_DIR / "cache/flow/000002.npy"),
+    "cache-overwritten": lambda out: (out / WORK_DIR / "cache/flow/000002.npy").write_bytes(b"garbage!" * 20),
+    "cache-deleted": lambda out: (out / WORK_DIR / "cache/flow/000002.npy").unlink(),
+    "flo-overwritten": lambda out: (out / "flo/000002.flo").write_bytes(b"12345678"),
+    "flo-truncated": lambda out: _truncate(out / "flo/000002.flo"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_cache_entry_or_flo_file_is_computed_again(make_frames, tmp_path: Path, damage: str) -> None:
+    folder, full, out = interrupted(make_frames, tmp_path)
+    DAMAGES[damage](out)
+    summary = run_video(folder, out, RunOptions(method="dis-fast", save_flo=True, resume=True))
+    assert summary["pairs"] == 6
+    for name in OUTPUTS:
+        assert (out / name).read_bytes() == (full / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("damage", [_truncate, _flip], ids=["truncated", "flipped"])
+def test_a_damaged_video_state_is_warmed_up_again(make_frames, tmp_path: Path, monkeypatch, damage) -> None:
+    monkeypatch.setattr(state_chain, "STATE_INTERVAL", 0.0)  # the state saved after every pair
+    folder, full, out = interrupted(make_frames, tmp_path, "discrete", preset="fast")
+    damage(out / WORK_DIR / "video_state.npz")
+    options = RunOptions(method="discrete", save_flo=True, resume=True, method_options={"preset": "fast"})
+    assert run_video(folder, out, options)["resumed_pairs"] == 4
+    for name in OUTPUTS:
+        assert (out / name).read_bytes() == (full / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("state", ["[", '{"fingerprint": {}, "cache_pairs": "many"}', '{"cache_pairs": -3}',
+                                   '{"intermediate_per_pair": NaN}', None])
+def test_a_damaged_state_file_is_one_error_line(make_frames, tmp_path: Path, run_cli, state: str | None) -> None:
+    folder, _, out = interrupted(make_frames, tmp_path)
+    path = out / WORK_DIR / "state.json"
+    path.write_text(state) if state is not None else path.unlink()
+    result = run_cli("run", folder, "--out", out, "--method", "dis-fast", "--save-flo", "--resume")
+    assert result.rc == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines() == [f"semflow: error: {out}: cannot resume, its work folder is damaged"
+                                          f" ({WORK_DIR}/state.json); run it again without --resume"]
+    with pytest.raises(InputError, match="work folder is damaged"):
+        run_video(folder, out, RunOptions(method="dis-fast", save_flo=True, resume=True))
+    assert run_video(folder, out, RunOptions(method="dis-fast", save_flo=True))["pairs"] == 6  # afresh: fine
+
+
+@pytest.mark.parametrize("shape", [(10, 500), (500, 10), (2, 300)])
+def test_very_thin_frames_run_in_video_mode(tmp_path: Path, shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        write_image(tmp_path / "thin" / f"{i:06d}.png", rng.integers(0, 255, (*shape, 3), np.uint8))
+    summary = run_video(tmp_path / "thin", tmp_path / "r", RunOptions(method="dis-ultrafast"))
+    assert summary["pairs"] == 2 and summary["mode"] == "video"
+
+
+@pytest.mark.parametrize("shape", [(10, 500), (500, 10), (6, 400)])
+def test_scene_cuts_of_thin_frames_are_still_told_apart(shape: tuple[int, int]) -> None:
+    for seed in range(5):
+        clip = moving_frames(2, *shape, shift=(2, 0) if shape[0] < shape[1] else (0, 2), seed=seed)
+        other = moving_frames(1, *shape, seed=seed + 100)[0]
+        assert not scene_cut(clip[0], clip[1]), seed
+        assert scene_cut(clip[1], other), seed
