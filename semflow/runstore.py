@@ -59,6 +59,9 @@ RUN_OUTPUTS = ("flo", "flow.mp4", "panel.mp4", "plot.png", "summary.json")
 """What a run writes below its output folder besides its work folder: checked for links before any work."""
 CACHE_BUDGET_BYTES = 512 << 20
 """Most bytes the flows a clip keeps for drawing may take (exact cache, else the intermediate)."""
+MIN_INTERMEDIATE_BYTES = 256
+"""A clip whose intermediate would get fewer bytes a pair than this keeps no flows (pass 2 computes them
+again, as with ``--cache-mb 0``): a container claiming 2**31 frames had FFmpeg asked for 36 bits a second."""
 INTERMEDIATE_SHARE = 0.9
 """The share of the budget the intermediate may take: the rest is left to the pair records' and the
 video state's files (an hour of 1080p, measured by ``scripts/bench_batch.py --disk-only``: 0.48 GB
@@ -372,6 +375,8 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
     per_pair = 0.0
     if not single_pass and pairs_estimate > cached and cache_budget > 0:  # too long to cache: the intermediate
         cached, per_pair = 0, INTERMEDIATE_SHARE * cache_budget / pairs_estimate
+        if per_pair < MIN_INTERMEDIATE_BYTES:  # no encoder codes a pair in so little: keep none, recompute
+            per_pair = 0.0
     state = {"fingerprint": fingerprint, "cache_pairs": cached, "intermediate_per_pair": per_pair,
              "budget": int(INTERMEDIATE_SHARE * cache_budget)}
     write_text_atomic(state_path, json.dumps(state, indent=2))

@@ -79,6 +79,17 @@ def test_resume_keeps_the_render_source_and_refuses_other_settings(tmp_path: Pat
         open_store(tmp_path, {**settings, "method": "dis-medium"}, resume=True, save_flo=False, frame_shape=(8, 8, 3))
 
 
+def test_a_clip_too_long_for_the_intermediate_keeps_no_flows(tmp_path: Path) -> None:
+    # 10**5 bytes over 100 pairs is a workable intermediate; over 10**6 pairs (a container's claim) it was
+    # 0.09 bytes a pair, an FFmpeg rate of 18 bits a second: now nothing is kept and pass 2 recomputes.
+    kept = open_store(tmp_path / "a", {}, resume=False, save_flo=False, frame_shape=(64, 64, 3), cache_budget=10 ** 5,
+                      pairs_estimate=100)
+    assert kept.cache_pairs == 0 and kept.per_pair == pytest.approx(900.0)
+    none = open_store(tmp_path / "b", {}, resume=False, save_flo=False, frame_shape=(64, 64, 3), cache_budget=10 ** 5,
+                      pairs_estimate=10 ** 6)
+    assert none.cache_pairs == 0 and none.per_pair == 0
+
+
 @pytest.mark.parametrize("frames,chunk_pairs,warmup", [(8, 3, 0), (7, 3, 2), (9, 4, 1)])
 def test_chunks_give_the_outputs_of_one_run(make_frames, tmp_path: Path, frames: int, chunk_pairs: int,
                                             warmup: int) -> None:
