@@ -258,21 +258,34 @@ def test_a_plain_pickle_as_weights_is_one_line_and_runs_nothing(cli_fails, make_
     assert "evil.pt" in line
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"num_classes": 10**9}, "num_classes 1000000000 is not a class count (1 to 256)"),  # was 384 GB asked for
-    ({"num_classes": -3}, "num_classes -3 is not a class count"),                        # was a traceback
-    ({"num_classes": 0}, "num_classes 0 is not a class count"),                          # was a torch warning line
-    ({"num_classes": "11"}, "num_classes '11' is not a class count"),
-    ({"state_dict": [1, 2, 3]}, "its state_dict is not a mapping of names to tensors"),  # was a traceback
-])
-def test_a_shipped_weights_file_with_a_bad_header_is_one_line(cli_fails, pair, tmp_path, change, message):
+def _shipped_with(tmp_path: Path, change: dict) -> Path:
+    """The shipped segmenter weights with ``change`` made to their header, saved as ``tmp_path/w.pt``."""
     from semflow.segmentation.torch_backends import default_weights_path
 
     if not default_weights_path().is_file():
         pytest.skip("the shipped segmenter weights (models/camvid_lite0_fpn.pt) are not here")
     payload = torch.load(default_weights_path(), map_location="cpu", weights_only=True)
     torch.save({**payload, **change}, tmp_path / "w.pt")
-    cli_fails("segment", pair[0], "--out", "seg", "--backend", f"camvid:{tmp_path / 'w.pt'}", match=message)
+    return tmp_path / "w.pt"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"num_classes": -3}, "num_classes -3 is not a class count"),                        # was a traceback
+    ({"num_classes": 0}, "num_classes 0 is not a class count"),                          # was a torch warning line
+    ({"num_classes": "11"}, "num_classes '11' is not a class count"),
+    ({"state_dict": [1, 2, 3]}, "its state_dict is not a mapping of names to tensors"),  # was a traceback
+])
+def test_a_shipped_weights_file_with_a_bad_header_is_refused(tmp_path, change, message):
+    from semflow.segmentation.torch_backends import load_camvid_model
+
+    with pytest.raises(WeightsError, match=f"w.pt: {message}"):
+        load_camvid_model(_shipped_with(tmp_path, change))
+
+
+def test_a_class_count_of_a_billion_is_one_line_before_the_model_is_built(cli_fails, pair, tmp_path):
+    weights = _shipped_with(tmp_path, {"num_classes": 10**9})  # torch was asked for 384 GB
+    cli_fails("segment", pair[0], "--out", "seg", "--backend", f"camvid:{weights}",
+              match="num_classes 1000000000 is not a class count (1 to 256)")
 
 
 def test_files_that_are_not_torch_files_say_so(tmp_path):
