@@ -59,6 +59,24 @@ def small_scene() -> SyntheticScene:
     return make_scene(64, 96, seed=3)
 
 
+def failing_at_pair(pair: int, name: str = "dis-fast", **options):
+    """Method ``name`` (built with ``options``), except that computing pair ``pair`` (its ``pair + 1``-th
+    call) raises, as a crash would."""
+    from semflow.methods import get_method
+
+    method = get_method(name, **options)
+    estimate, calls = method.estimate, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == pair + 1:
+            raise RuntimeError(f"interrupted at pair {pair}")
+        return estimate(*args, **kwargs)
+
+    method.estimate = failing
+    return method
+
+
 def moving_frames(count: int, height: int = 48, width: int = 64, *, shift: tuple[int, int] = (2, 1),
                   seed: int = 0) -> list[np.ndarray]:
     """``count`` uint8 RGB frames (H, W, 3) of one textured plane; frame k is frame 0 moved by ``k * shift`` px."""

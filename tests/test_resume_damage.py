@@ -13,31 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import moving_frames
+from conftest import failing_at_pair, moving_frames
 
 import semflow.state_chain as state_chain
 from semflow.errors import InputError
 from semflow.io.images import write_image
-from semflow.methods import get_method
 from semflow.pipeline import WORK_DIR, RunOptions, run_video
 from semflow.video_state import scene_cut
 
 OUTPUTS = ["flow.mp4", "panel.mp4"] + [f"flo/{i:06d}.flo" for i in range(6)]
-
-
-def failing_at_pair(pair: int, name: str = "dis-fast", **options):
-    """Method ``name``, except that its ``pair + 1``-th call raises, as a crash would."""
-    method = get_method(name, **options)
-    estimate, calls = method.estimate, []
-
-    def failing(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == pair + 1:
-            raise RuntimeError(f"interrupted at pair {pair}")
-        return estimate(*args, **kwargs)
-
-    method.estimate = failing
-    return method
 
 
 def interrupted(make_frames, tmp_path: Path, name: str = "dis-fast", **options) -> tuple[Path, Path, Path]:

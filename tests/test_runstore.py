@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import failing_at_pair
 
 from semflow.batch.work import ClipWorker, plan_chunks, prepare_clip
 from semflow.errors import InputError
-from semflow.methods import get_method
 from semflow.metrics import flow_stats
 from semflow.pair_records import magnitude, magnitude_stats
 from semflow.pipeline import RunOptions, run_video
@@ -209,21 +209,6 @@ def test_an_unfinished_or_damaged_record_line_is_dropped_and_its_pair_computed_a
         again.record(4)
     again.save_record(PairRecord.of(4, flow, {}, 0.0), flow)  # resumed: appended to a file of its own
     assert again.has(4) and again.record(4).max_flow == max_flow_of(flow)
-
-
-def failing_at_pair(pair: int):
-    """dis-fast, except that computing pair ``pair`` (its ``pair + 1``-th call) raises, as a crash would."""
-    method = get_method("dis-fast")
-    estimate, calls = method.estimate, []
-
-    def failing(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == pair + 1:
-            raise RuntimeError(f"interrupted at pair {pair}")
-        return estimate(*args, **kwargs)
-
-    method.estimate = failing
-    return method
 
 
 def test_a_run_resumes_after_its_last_record_was_cut_short(make_frames, tmp_path: Path) -> None:
