@@ -126,24 +126,14 @@ def _backend_inputs(backend: str | Segmenter, label_set: str | None) -> list[Pat
     return paths
 
 
-def _refuse_overwriting(inputs: Sequence[str | os.PathLike], outputs: Sequence[Path],
-                        videos: Mapping[Path, int]) -> None:
-    """:func:`refuse_inputs_as_outputs` in linear time (a folder of masks against many outputs), and an
-    input that is one of the frames a video writes (``videos``: its folder and frame count)."""
-    by_id: dict[tuple[int, int], str | os.PathLike] = {}
+def _refuse_frames_as_inputs(inputs: Sequence[str | os.PathLike], videos: Mapping[Path, int]) -> None:
+    """:func:`refuse_inputs_as_outputs` for an input that is one of the frames a video writes (``videos``:
+    its folder and frame count), which the plan does not list one by one."""
     folders = {os.path.realpath(folder): (folder, count) for folder, count in videos.items()}
     for path in inputs:
-        with contextlib.suppress(OSError):
-            st = os.stat(path)
-            by_id.setdefault((st.st_dev, st.st_ino), path)
-            folder, count = folders.get(os.path.realpath(Path(path).parent), (None, 0))
-            if folder is not None and _frame_index(Path(path), count) is not None:
-                refuse_inputs_as_outputs([path], [folder / Path(path).name])
-    for out in outputs:
-        with contextlib.suppress(OSError):
-            st = os.stat(out)
-            if (st.st_dev, st.st_ino) in by_id:
-                refuse_inputs_as_outputs([by_id[(st.st_dev, st.st_ino)]], [out])
+        folder, count = folders.get(os.path.realpath(Path(path).parent), (None, 0))
+        if folder is not None and _frame_index(Path(path), count) is not None:
+            refuse_inputs_as_outputs([path], [folder / Path(path).name])
 
 
 def _move_into(stage: Path, out_dir: Path) -> None:
@@ -182,8 +172,9 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
         refuse_link(path, out_dir)
     check_outputs(folders=folders)  # first: "OUT/overlay: not a folder" says more than its files would
     check_outputs(files=list(files))
-    _refuse_overwriting([*inputs, *(j.path for j in jobs), *_backend_inputs(backend, label_set)],
-                        [*folders, *files], {j.out: len(sources[j.path]) for j in jobs if j.kind == "video"})
+    read = [*inputs, *(j.path for j in jobs), *_backend_inputs(backend, label_set)]
+    _refuse_frames_as_inputs(read, {j.out: len(sources[j.path]) for j in jobs if j.kind == "video"})
+    refuse_inputs_as_outputs(read, [*folders, *files])
 
     created: list[Path] = []  # the folders this command creates, deepest first: removed again when it fails
     for folder in (out_dir, *out_dir.parents):
