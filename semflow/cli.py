@@ -364,7 +364,8 @@ def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool
     A video's labels are filtered along the optical flow (steady from frame to frame); --pairwise
     segments each frame on its own.
 
-    With --prior clip, OUT/prior/x.json (OUT/prior/NNNNNN.json) holds each region's CLIP label and score.
+    With --prior clip, OUT/prior/x.json (OUT/prior/NNNNNN.json; OUT/<video>/prior/ with several videos)
+    holds each region's CLIP label and score.
     """
     from semflow.segmentation.segment import segment_inputs
 

@@ -572,3 +572,26 @@ def test_semantic_with_the_clip_prior_from_python_and_through_compare(tiny, tmp_
     missing = {**options, "clip_weights": str(tmp_path / "absent.pt")}
     with pytest.raises(WeightsError, match="CLIP weights file not found"):
         evaluation.compare("synthetic", tmp_path / "synthetic", ["semantic"], method_options=missing)
+
+
+def test_segment_gives_each_video_its_own_prior_decisions(tiny, tmp_path):
+    """Several videos: each one's decisions go to OUT/<video>/prior/NNNNNN.json (they were all written to
+    OUT/prior/NNNNNN.json, each video's frame N over the one before); images keep OUT/prior/x.json."""
+    from semflow.io.images import write_image
+    from semflow.io.video import VideoWriter
+    from semflow.segmentation.segment import segment_inputs
+
+    image, labels, probs, _, _ = _scene()
+    for name in ("a", "b"):
+        with VideoWriter(tmp_path / f"{name}.mp4", 5.0) as writer:
+            for k in range(2):
+                writer.write(np.roll(image, k, axis=1))
+    write_image(tmp_path / "still.png", image)
+    wrapped = PriorSegmenter(_Backbone(labels, probs), _prior(tiny, tmp_path), explain_dir=tmp_path / "out" / "prior")
+    segment_inputs([tmp_path / "a.mp4", tmp_path / "b.mp4", tmp_path / "still.png"], tmp_path / "out",
+                   backend=wrapped, temporal=False, progress=False)
+    out = tmp_path / "out"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.json")) == [
+        "a/prior/000000.json", "a/prior/000001.json", "b/prior/000000.json", "b/prior/000001.json",
+        "prior/still.json"]
+    assert wrapped.explain_dir == out / "prior"  # given back as it was

@@ -6,7 +6,8 @@ A video is segmented in video mode by default: each frame's class probabilities 
 optical flow with the previous frames' (:mod:`.temporal`), so labels do not flicker; ``temporal=False``
 segments every frame on its own.
 With ``overlay``, images also get ``OUT/overlay/x.png`` and a video ``OUT/overlay.mp4``
-(``OUT/<video stem>/overlay.mp4``). Frames are read and written one at a time.
+(``OUT/<video stem>/overlay.mp4``); a segmenter with the CLIP prior writes its decisions the same way,
+to ``OUT/prior/`` (``OUT/<video stem>/prior/``). Frames are read and written one at a time.
 
 Every output is checked before any work (no two inputs write one file, none is an input, including
 the given masks, none goes through a link in ``OUT``), and everything is written to a fresh folder
@@ -167,7 +168,8 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     files, folders = _outputs(jobs, {p: len(s) for p, s in sources.items()}, out_dir, overlay)
     explain = getattr(backend, "explain_dir", None)  # the CLIP prior's OUT/prior/
     explain = Path(explain) if explain is not None and Path(explain).parent == out_dir else None
-    folders += [explain] if explain is not None else []
+    if explain is not None:  # OUT/prior/ for images and one video, OUT/<video stem>/prior/ for several
+        folders += list(dict.fromkeys(_explain_folder(job, out_dir, explain.name) for job in jobs))
     for path in [*folders, *files]:
         refuse_link(path, out_dir)
     check_outputs(folders=folders)  # first: "OUT/overlay: not a folder" says more than its files would
@@ -184,11 +186,10 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     out_dir.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".segment-", dir=out_dir))
     try:
-        if explain is not None:
-            backend.explain_dir = stage / explain.name
         written = _segment(jobs, sources, files, out_dir, stage, backend=backend, overlay=overlay,
                            progress=progress, device=device, kinds_override=kinds_override,
-                           label_set=label_set, temporal=temporal)
+                           label_set=label_set, temporal=temporal,
+                           explain_name=explain.name if explain is not None else None)
         _move_into(stage, out_dir)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
@@ -203,12 +204,19 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     return written
 
 
+def _explain_folder(job: _Job, out_dir: Path, name: str) -> Path:
+    """Where the CLIP prior's decisions for ``job`` go: ``OUT/<name>/`` for an image, ``<video folder>/<name>/``
+    for a video (its frames' decisions are named by frame index, so each video needs its own)."""
+    return (out_dir if job.kind == "image" else job.out) / name
+
+
 def _segment(jobs: list[_Job], sources: Mapping[Path, object], files: Mapping[Path, Path], out_dir: Path,
              stage: Path, *, backend: str | Segmenter, overlay: bool, progress: bool | None, device: str,
              kinds_override: str | Mapping[str, str] | None, label_set: str | None,
-             temporal: bool) -> list[Path]:
+             temporal: bool, explain_name: str | None = None) -> list[Path]:
     """Write every job's outputs to ``stage`` (at their places relative to ``out_dir``); return the
-    label maps' final paths."""
+    label maps' final paths. ``explain_name``: the folder name for the prior's decisions (``backend``
+    is then a segmenter with ``explain_dir``)."""
     from semflow.io.video import VideoWriter
     from semflow.progress import progress_bar
     from semflow.segmentation.temporal import TemporalSegmentation
@@ -229,6 +237,8 @@ def _segment(jobs: list[_Job], sources: Mapping[Path, object], files: Mapping[Pa
     written: list[Path] = []
     with progress_bar(total or None, "segment", enabled=progress) as bar:
         for job in jobs:
+            if explain_name is not None:
+                backend.explain_dir = staged(_explain_folder(job, out_dir, explain_name))
             if job.kind == "image":
                 image = read_image(job.path)
                 result = segmenter().predict(image, key=job.path.stem)
