@@ -195,6 +195,7 @@ def _semantic(options: Any) -> FlowMethod:
 
     if isinstance(options.baseline, str) and options.baseline == "semantic":
         raise InputError("the baseline of 'semantic' cannot be 'semantic'")
+    spec = _clip_prior_spec(options)  # checked now, even where the segmenter is built later
     baseline = _semantic_baseline(options)
     segmenter = options.segmenter
     if isinstance(segmenter, str):
@@ -205,7 +206,7 @@ def _semantic(options: Any) -> FlowMethod:
         from semflow.segmentation.clip.prior import ClipPrior
         from semflow.segmentation.clip.segmenter import PriorSegmenter
 
-        segmenter = PriorSegmenter(segmenter, ClipPrior.from_spec(_clip_prior_spec(options), device=options.device))
+        segmenter = PriorSegmenter(segmenter, ClipPrior.from_spec(spec, device=options.device))
     return SemanticFlow(baseline, segmenter, segmentation=options.segmentation, label_set=options.label_set,
                         kinds=options.kinds, planes=options.planes, things=options.things,
                         feather_radius=options.feather_radius)

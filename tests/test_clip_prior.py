@@ -548,6 +548,13 @@ def test_cli_prior_errors(tiny, tmp_path, monkeypatch, make_frames):
     result = _cli(["segment", frames / "0000.png", "--out", tmp_path / "seg", "--prior", "clip",
                    "--clip-weights", tmp_path / "missing.pt"], monkeypatch, tmp_path)
     assert result.exit_code == 1 and "CLIP weights file not found" in result.output
+    # a prior option without --prior clip would do nothing: refused, from the CLI and from Python
+    result = _cli(["segment", frames / "0000.png", "--out", tmp_path / "seg", "--prior-weight", "0.7",
+                   "--clip-weights", tiny[1]], monkeypatch, tmp_path)
+    assert result.exit_code == 1 and "--clip-weights, --prior-weight act only with --prior clip" in result.output
+    assert not (tmp_path / "seg").exists()
+    with pytest.raises(InputError, match="--prior-classes acts only with --prior clip"):
+        get_method("semantic", prior_classes="dog:thing")
 
 
 def test_semantic_with_the_clip_prior_from_python_and_through_compare(tiny, tmp_path, monkeypatch):

@@ -72,8 +72,16 @@ def prior_from_options(prior: str | None = "none", clip_model: str = "ViT-B-32",
                        clip_weights: str | os.PathLike | None = None, prior_classes: str | os.PathLike | None = None,
                        prior_weight: float = 0.5) -> ClipPriorSpec | None:
     """The spec the flat prior options name: ``prior`` ``"none"``/None -> None, ``"clip"`` -> a
-    :class:`ClipPriorSpec`. Raises InputError for another prior name or a bad value."""
+    :class:`ClipPriorSpec`. Raises InputError for another prior name, a bad value, or a prior option
+    set without a prior (it would do nothing)."""
     if prior is None or prior == "none":
+        given = [name for name, value, default in [("clip-model", clip_model, "ViT-B-32"),
+                                                   ("clip-weights", clip_weights, None),
+                                                   ("prior-classes", prior_classes, None),
+                                                   ("prior-weight", prior_weight, 0.5)] if value != default]
+        if given:  # a user who sets one surely meant the prior to act
+            verb = "acts" if len(given) == 1 else "act"
+            raise InputError(f"{', '.join('--' + name for name in given)} {verb} only with --prior clip")
         return None
     if prior != "clip":
         raise InputError(f"unknown prior {prior!r}; use {' or '.join(PRIOR_CHOICES)}")
