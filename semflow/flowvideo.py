@@ -343,9 +343,11 @@ class Segments:
         self._spans: list[Span] = []
         self._listed = False
         self._reading: tuple[Span, Iterator[Flows], int] | None = None
+        self._damaged: set[Path] = set()  # segments FFmpeg could not read: their pairs are computed again
 
     def _list(self) -> None:
-        found = [span for p in self.folder.iterdir() if (span := parse_segment(p))] if self.folder.is_dir() else []
+        found = [span for p in self.folder.iterdir() if (span := parse_segment(p)) and p not in self._damaged] \
+            if self.folder.is_dir() else []
         self._spans, self._listed = sorted(found), True
 
     def add(self, path: Path) -> None:
@@ -395,7 +397,12 @@ class Segments:
             self._reading = (span, read_segment(span[5], span[3], span[2], palette, span[4]), span[0])
         span, frames, at = self._reading
         for _ in range(at, index + 1):
-            flows = next(frames, None)
+            try:
+                flows = next(frames, None)
+            except (OSError, RuntimeError, ValueError):  # not a video (FFmpeg's "Could not load meta information")
+                flows = None
+                self._damaged.add(span[5])
+                self._spans = [s for s in self._spans if s[5] != span[5]]
             if flows is None:
                 self.stop()
                 return None  # a damaged segment: the pair is computed again

@@ -177,9 +177,10 @@ class RunStore:
         writer, self._writer = self._writer, None
         if writer is None:
             return False
+        others = self._segments.bytes()  # the finished segments, before this one joins them
         path = writer.close()
-        if self._segments.bytes() + path.stat().st_size > self.budget:
-            path.unlink()  # over the budget after all: its pairs are computed again to be drawn
+        if others + path.stat().st_size > self.budget:
+            self._segments.remove(path)  # over the budget after all: its pairs are computed again to be drawn
             return False
         self._segments.add(path)
         return True

@@ -111,6 +111,50 @@ def test_disk_stays_under_the_budget_by_construction(tmp_path: Path, monkeypatch
     assert 8 <= held < 30  # this content needs more than planned: the segments that did not fit are gone
 
 
+def test_closing_a_segment_counts_it_once_and_forgets_one_it_drops(tmp_path: Path) -> None:
+    """A segment is checked against the budget beside the OTHER segments: one over half the budget was
+    counted twice and dropped (a 10-pair clip of 1024x436 frames with --cache-mb 1 lost its only segment),
+    and a dropped segment is forgotten, so its pairs are computed again (they were read from the deleted
+    file: an FFmpeg error ended the run)."""
+    from semflow.pair_records import PairRecord
+
+    flows = [np.random.default_rng(k).normal(0, 6, (64, 96, 2)).astype(np.float32) for k in range(4)]
+
+    def closed(name: str, budget: float) -> tuple[RunStore, bool]:
+        store = RunStore(tmp_path / name, save_flo=False, cache_pairs=0, per_pair=8_000, budget=10**6)
+        for index, flow in enumerate(flows):
+            assert store.save_flows(index, flow, {}) == "intermediate"
+        store.budget = budget  # the budget left when the segment closes
+        return store, store.close_segment()
+
+    _, kept = closed("measure", 10**6)
+    size = next((tmp_path / "measure" / WORK_DIR / "intermediate").glob("*.mkv")).stat().st_size
+    store, kept = closed("fits", 1.5 * size)
+    record = PairRecord.of(2, flows[2], {}, 0.0)
+    assert kept
+    assert np.abs(store.load(record)[0] - flows[2]).mean() < 3.0  # decoded (lossy, at a thin rate)
+    store, kept = closed("over", 0.5 * size)
+    assert not kept and not list((tmp_path / "over" / WORK_DIR / "intermediate").glob("*.mkv"))
+    assert store.load(record) is None  # computed again to be drawn
+
+
+@pytest.mark.parametrize("damage", ["garbage", "empty"])
+def test_a_finished_segment_that_is_not_a_video_counts_as_missing(tmp_path: Path, damage: str) -> None:
+    """A resumed run over a work folder whose segment was overwritten: its pairs are computed again to
+    be drawn (the run ended with FFmpeg's "Could not load meta information" and its banner)."""
+    from semflow.pair_records import PairRecord
+
+    flows = [synthetic_flow(48, 64, k) for k in range(3)]
+    store = RunStore(tmp_path, save_flo=False, cache_pairs=0, per_pair=8_000, budget=10**6)
+    for index, flow in enumerate(flows):
+        store.save_flows(index, flow, {})
+    assert store.close_segment()
+    segment = next((tmp_path / WORK_DIR / "intermediate").glob("*.mkv"))
+    segment.write_bytes(b"not a video" * 100 if damage == "garbage" else b"")
+    resumed = RunStore(tmp_path, save_flo=False, cache_pairs=0, per_pair=8_000, budget=10**6)
+    assert [resumed.load(PairRecord.of(i, f, {}, 0.0)) for i, f in enumerate(flows)] == [None] * 3
+
+
 def test_a_smooth_clip_fits_its_budget_with_room_to_spare(tmp_path: Path) -> None:
     pairs, budget = 30, 120_000
     store = RunStore(tmp_path, save_flo=False, cache_pairs=0, per_pair=budget / pairs, budget=budget)
