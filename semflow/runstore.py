@@ -367,6 +367,9 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
             if changed == ["video_identity"] and before.get("video_identity") is not None:
                 raise InputError(f"{out_dir}: cannot resume, {fingerprint.get('video')} changed since the earlier run"
                                  " (its size or modification time); run it afresh, without --resume")
+            if all(key not in before for key in changed):  # settings this semflow records and that one did not
+                raise InputError(f"{out_dir}: cannot resume, the earlier run was made by an older semflow"
+                                 " (it did not record " + ", ".join(changed) + "); run it afresh, without --resume")
             raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({', '.join(changed) or 'format'})")
         return reopen_store(out_dir, save_flo, folder)
     if not resume and folder is None:  # a locked folder has already removed what its previous run listed

@@ -77,6 +77,8 @@ def test_resume_keeps_the_render_source_and_refuses_other_settings(tmp_path: Pat
     assert again.cache_pairs == 82  # what the first run chose, whatever the budget is now
     with pytest.raises(InputError, match="cannot resume.*method"):
         open_store(tmp_path, {**settings, "method": "dis-medium"}, resume=True, save_flo=False, frame_shape=(8, 8, 3))
+    with pytest.raises(InputError, match=r"made by an older semflow \(it did not record video_identity\); run it afresh"):
+        open_store(tmp_path, {**settings, "video_identity": [1, 2]}, resume=True, save_flo=False, frame_shape=(8, 8, 3))
 
 
 def test_a_clip_too_long_for_the_intermediate_keeps_no_flows(tmp_path: Path) -> None:
