@@ -9,8 +9,6 @@ DIR first and moved into DIR only when it is all there, and never over one of th
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from semflow.errors import OutputError
+from semflow.io.atomic import staging_folder
 from semflow.io.outputs import refuse_inputs_as_outputs
 
 
@@ -30,8 +29,7 @@ def write_explain(estimator: Any, result: Any, out_dir: str | os.PathLike, *,
     :class:`~semflow.errors.OutputError` before any file in DIR changes."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".explain-", dir=out_dir))
-    try:
+    with staging_folder(out_dir, ".explain-") as stage:
         _write(estimator, result, stage)
         names = sorted(p.name for p in stage.iterdir())
         refuse_inputs_as_outputs(protect, [out_dir / name for name in names])
@@ -42,8 +40,6 @@ def write_explain(estimator: Any, result: Any, out_dir: str | os.PathLike, *,
                                   " another folder")
         for name in names:
             os.replace(stage / name, out_dir / name)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return [out_dir / name for name in names]
 
 

@@ -137,3 +137,39 @@ def test_a_video_claiming_millions_of_frames_is_planned_without_listing_them(seg
     with pytest.raises(InputError, match="would both be written to .*/out/000005.png$"):
         segment_inputs([seg / "v.mp4", seg / "im" / "000005.png"], seg / "out", backend=f"masks:{seg / 'lbl.png'}")
     assert not (seg / "out").exists()
+
+
+def test_a_killed_commands_staging_folder_is_removed_by_the_next(seg):
+    """A `segment` killed (SIGKILL: no clean-up) left OUT/.segment-XXXXXXXX for good; the next command into
+    OUT removes it, but never one a running command holds, one just made, a link, or a folder not so named."""
+    import fcntl
+    import os
+    import time
+
+    from semflow.io.atomic import STALE_STAGING_SECONDS
+    from semflow.segmentation.segment import segment_inputs
+
+    out = seg / "out"
+    stale, held, fresh, other = (out / name for name in (".segment-k1ll3d_0", ".segment-h3ld0000",
+                                                         ".segment-fr3sh000", ".segment-mine"))
+    for folder in (stale, held, fresh, other):
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "x.png").write_bytes(b"x")
+    (seg / "victim").mkdir()
+    (seg / "victim" / "keep").write_bytes(b"k")
+    link = out / ".segment-l1nk0000"
+    link.symlink_to("../victim")
+    old = time.time() - 2 * STALE_STAGING_SECONDS
+    for path in (stale, held, other, link):
+        os.utime(path, (old, old), follow_symlinks=False)
+    fd = os.open(held, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another segment into OUT, still going
+    try:
+        segment_inputs([seg / "a.png"], out, backend=f"masks:{seg / 'lbl.png'}", progress=False)
+    finally:
+        os.close(fd)
+    assert not stale.exists() and (out / "a.png").is_file()
+    assert all((folder / "sub" / "x.png").is_file() for folder in (held, fresh, other))
+    assert link.is_symlink() and (seg / "victim" / "keep").is_file()
+    assert sorted(p.name for p in out.iterdir()) == sorted([".segment-fr3sh000", ".segment-h3ld0000", ".segment-l1nk0000",
+                                                            ".segment-mine", "a.png"])

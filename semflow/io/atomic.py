@@ -6,10 +6,18 @@ An interrupted program therefore never leaves a half-written output under its fi
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import re
+import shutil
+import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+STALE_STAGING_SECONDS = 60.0
+"""A staging folder left this long, and locked by no one, was left by a command that was killed."""
 
 
 def _umask() -> int:
@@ -70,3 +78,37 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def staging_folder(parent: Path, prefix: str) -> Iterator[Path]:
+    """Yield a fresh folder ``parent/<prefix>XXXXXXXX`` to write a command's outputs into before they
+    are moved into place; it is deleted on exit. While in use it is locked (``fcntl.flock``, released
+    when the process ends however it ends), so that the next call can delete the ones a killed command
+    left: unlocked, older than :data:`STALE_STAGING_SECONDS`, real folders (never a link) of that name."""
+    _remove_stale_staging(parent, prefix)
+    stage = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    fd = os.open(stage, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        os.close(fd)
+
+
+def _remove_stale_staging(parent: Path, prefix: str) -> None:
+    name = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}")  # what tempfile.mkdtemp names them
+    with contextlib.suppress(OSError):
+        entries = [p for p in parent.iterdir() if name.fullmatch(p.name)]
+        for path in entries:
+            with contextlib.suppress(OSError):
+                info = os.lstat(path)
+                if not stat.S_ISDIR(info.st_mode) or time.time() - info.st_mtime < STALE_STAGING_SECONDS:
+                    continue
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: a command is still writing there
+                    shutil.rmtree(path)  # (never follows a link inside)
+                finally:
+                    os.close(fd)

@@ -21,13 +21,12 @@ import contextlib
 import functools
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from semflow.errors import InputError
+from semflow.io.atomic import staging_folder
 from semflow.io.images import is_image_path, read_image, write_image
 from semflow.io.outputs import check_outputs, refuse_inputs_as_outputs, refuse_link
 from semflow.io.video import folder_images
@@ -184,15 +183,14 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
             break
         created.append(folder)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".segment-", dir=out_dir))
     try:
-        written = _segment(jobs, sources, files, out_dir, stage, backend=backend, overlay=overlay,
-                           progress=progress, device=device, kinds_override=kinds_override,
-                           label_set=label_set, temporal=temporal,
-                           explain_name=explain.name if explain is not None else None)
-        _move_into(stage, out_dir)
+        with staging_folder(out_dir, ".segment-") as stage:
+            written = _segment(jobs, sources, files, out_dir, stage, backend=backend, overlay=overlay,
+                               progress=progress, device=device, kinds_override=kinds_override,
+                               label_set=label_set, temporal=temporal,
+                               explain_name=explain.name if explain is not None else None)
+            _move_into(stage, out_dir)
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
         for folder in created:
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when nothing else is in it
@@ -200,7 +198,6 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     finally:
         if explain is not None:
             backend.explain_dir = explain
-    shutil.rmtree(stage, ignore_errors=True)
     return written
 
 
