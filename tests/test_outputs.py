@@ -91,6 +91,28 @@ def test_a_manifest_never_deletes_outside_what_run_writes(make_frames, tmp_path:
     assert (tmp_path / "precious.txt").read_text() == "keep" and (out / "notes.txt").read_text() == "keep"
 
 
+def test_temporary_files_a_killed_run_left_are_removed_by_the_next(tmp_path: Path) -> None:
+    """A run killed outright (SIGKILL) left .flow.XXXXXXXX.partial.mp4 (as large as the video) and the
+    like beside its outputs for good: the next run there removes them, and nothing else."""
+    from semflow.io.outputs import OutputFolder
+    from semflow.runstore import RUN_OUTPUTS
+
+    out = tmp_path / "out"
+    (out / "flo").mkdir(parents=True)
+    left = [".flow.q6b84a80.partial.mp4", ".panel.s00_agow.partial.mp4", ".plot.ubu4ose6.png",
+            ".summary.1_nn6qjg.json", "flo/.000003.hr8nniuv.flo"]
+    kept = [".notes.q6b84a80.txt", ".flow.short.mp4", "flo/.mine.abcdefgh.flo", ".flow.q6b84a80.partial.mp4.bak"]
+    for name in left + kept:
+        (out / name).write_bytes(b"x" * 10)
+    (tmp_path / "victim.mp4").write_bytes(b"v")
+    (out / ".panel.l1nk0000.partial.mp4").symlink_to(tmp_path / "victim.mp4")
+    with OutputFolder(out, fresh=False, work=WORK_DIR, reserved=RUN_OUTPUTS):
+        pass
+    assert not any(os.path.lexists(out / name) for name in left)
+    assert all((out / name).is_file() for name in kept)
+    assert (out / ".panel.l1nk0000.partial.mp4").is_symlink() and (tmp_path / "victim.mp4").read_bytes() == b"v"
+
+
 @pytest.mark.parametrize("name", [WORK_DIR, "flo"])
 def test_a_linked_work_or_flo_folder_is_refused(cli_fails, make_frames, tmp_path: Path, name: str) -> None:
     """A symlinked flo/ had files deleted and written in its target; a symlinked work folder got state."""

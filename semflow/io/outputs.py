@@ -35,6 +35,9 @@ _MANIFEST_HEADER = "# files this semflow run wrote in its output folder (relativ
 # The only names a manifest may make semflow delete: what `semflow run` writes. A manifest is a file in a
 # folder the user controls; an entry such as ../../x must never become a deletion.
 _OWNED = re.compile(r"^(summary\.json|flow\.mp4|panel\.mp4|plot\.png|flo/|flo/\d{6}\.flo)$")
+# The temporary file a writer of one of those makes beside it (io.atomic.temp_path_beside: .<stem>.XXXXXXXX<ext>,
+# videos .<stem>.XXXXXXXX.partial.mp4); one is left behind only by a run that was killed outright (SIGKILL).
+_TEMP = re.compile(r"^\.(?P<stem>[^/]+)\.[a-z0-9_]{8}(?:\.partial)?(?P<ext>\.[a-z0-9]+)$")
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -176,6 +179,7 @@ class OutputFolder:
             for name in self.reserved:
                 refuse_link(self.root / name, self.root)
                 self._refuse_links_below(self.root / name)
+            self._remove_leftover_temps()
             previous = self._listed()
             if self.fresh:
                 self._remove(previous)
@@ -246,6 +250,19 @@ class OutputFolder:
             if entry.endswith("/") and not (self.root / entry).is_symlink():
                 with contextlib.suppress(OSError):
                     (self.root / entry).rmdir()  # only when nothing else is left in it
+
+    def _remove_leftover_temps(self) -> None:
+        """Delete the temporary files a killed run left beside the files it writes (a partial flow.mp4 is
+        as large as the video). Regular files only; this run holds the lock, so no writer of them runs."""
+        for sub in ("", "flo/"):
+            folder = self.root / sub
+            if folder.is_symlink() or not folder.is_dir():
+                continue
+            for entry in os.scandir(folder):
+                found = _TEMP.match(entry.name)
+                if found and _OWNED.match(sub + found["stem"] + found["ext"]) and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
 
     def _refuse_links_below(self, folder: Path) -> None:
         if not folder.is_dir() or folder.is_symlink():
