@@ -242,6 +242,26 @@ def test_check_outputs_names_the_problem(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["dir", "link"]  # nothing created
 
 
+def test_a_device_or_pipe_is_never_replaced_by_an_output(tmp_path: Path) -> None:
+    """`compare --json /dev/stdout` (a link to a terminal or pipe), a FIFO or /dev/null was renamed over by a
+    regular file (as root, that replaced the system's /dev/stdout): refused first, and by the writer too."""
+    from semflow.errors import OutputError
+    from semflow.io.atomic import write_text_atomic
+    from semflow.io.outputs import check_outputs
+
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "to-fifo.json").symlink_to(tmp_path / "fifo")
+    for name in ("fifo", "to-fifo.json"):
+        with pytest.raises(OutputError, match="is a device, pipe or socket, not a file"):
+            check_outputs(files=[tmp_path / name])
+        with pytest.raises(OSError, match="is a device, pipe or socket"):
+            write_text_atomic(tmp_path / name, "{}")
+    with pytest.raises(OutputError, match="/dev/null: is a device"):
+        check_outputs(files=["/dev/null"])
+    assert (tmp_path / "fifo").is_fifo() and (tmp_path / "to-fifo.json").is_symlink()
+    assert sorted(os.listdir(tmp_path)) == ["fifo", "to-fifo.json"]  # no temporary file left
+
+
 def test_named_outputs_are_replaced_in_every_command(run_cli, pair, tmp_path: Path) -> None:
     """The documented rule: a file a command is asked to write is replaced (atomically), in every command."""
     for name in ("f.flo", "v.png"):

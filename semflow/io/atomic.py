@@ -6,6 +6,7 @@ An interrupted program therefore never leaves a half-written output under its fi
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
@@ -47,8 +48,12 @@ def temp_path_beside(path: str | os.PathLike, suffix: str | None = None) -> Path
 
 
 def move_into_place(tmp: Path, path: str | os.PathLike) -> None:
-    """Give ``tmp`` the usual permissions (0666 less the umask) and rename it to ``path``."""
+    """Give ``tmp`` the usual permissions (0666 less the umask) and rename it to ``path``; never over a
+    device, pipe or socket (``path`` or what a link there names): OSError."""
     os.chmod(tmp, 0o666 & ~_umask())
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
+            raise OSError(errno.EEXIST, "is a device, pipe or socket, not a file", str(path))
     try:
         os.replace(tmp, path)
     except OSError as exc:  # e.g. the target is a folder: name it, not the temporary file

@@ -64,6 +64,9 @@ def check_output_file(path: str | os.PathLike) -> None:
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{path}: is a directory")
+    if path.exists() and not path.is_file():  # (following a link: /dev/stdout is one to a terminal or pipe)
+        raise OutputError(f"{path}: is a device, pipe or socket, not a file; semflow writes a file and renames it"
+                          " into place, which would replace it: name a file")
     _check_creatable_folder(path.parent, str(path))
 
 
