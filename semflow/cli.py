@@ -253,7 +253,7 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     check_memory(estimator.name, *img1.shape[:2], hint="use --max-side {side} (or smaller)")
     result = estimator.estimate(img1, img2)
     if explain is not None:  # first: it may refuse (a name it writes is an input), and then nothing is written
-        write_explain(estimator, result, explain,
+        write_explain(estimator, result, explain, outputs=[output, viz],
                       protect=[image1, image2, baseline_flow, method_options.get("segmentation")])
     write_flow(output, result.flow)
     if viz is not None:

@@ -21,18 +21,25 @@ from semflow.io.outputs import refuse_inputs_as_outputs
 
 
 def write_explain(estimator: Any, result: Any, out_dir: str | os.PathLike, *,
-                  protect: Iterable[str | os.PathLike | None] = ()) -> list[Path]:
+                  protect: Iterable[str | os.PathLike | None] = (),
+                  outputs: Iterable[str | os.PathLike | None] = ()) -> list[Path]:
     """Write the explanation of ``result`` (what ``estimator`` computed) to ``out_dir``; return the files.
 
-    ``protect``: the command's inputs. A name the explanation writes that is one of them (say an input
-    ``baseline.png`` in DIR), or a folder in DIR where it writes a file, is an
-    :class:`~semflow.errors.OutputError` before any file in DIR changes."""
+    ``protect``: the command's inputs; ``outputs``: its other outputs (``-o``, ``--viz``). A name the
+    explanation writes that is one of them (say an input ``baseline.png`` in DIR, or ``-o DIR/flow.png``),
+    or a folder in DIR where it writes a file, is an :class:`~semflow.errors.OutputError` before any file
+    in DIR changes."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with staging_folder(out_dir, ".explain-") as stage:
         _write(estimator, result, stage)
         names = sorted(p.name for p in stage.iterdir())
         refuse_inputs_as_outputs(protect, [out_dir / name for name in names])
+        others = {os.path.realpath(path): path for path in outputs if path is not None}
+        for name in names:
+            if (other := others.get(os.path.realpath(out_dir / name))) is not None:
+                raise OutputError(f"{other}: --explain writes a file of that name too; one would be written"
+                                  " over the other: choose another name or --explain folder")
         for name in names:  # all checked before the first move: a failure leaves DIR as it was
             target = out_dir / name
             if target.is_dir() and not target.is_symlink():

@@ -271,3 +271,20 @@ def test_a_video_whose_header_lies_about_its_frame_count(run_cli, tmp_path: Path
     assert lines == ([] if claimed == 1 else [f"semflow: warning: lie.avi: read 12 of the {claimed} frames its"
                                                " container declares (the file is truncated or corrupt); the outputs"
                                                " cover the frames read"])
+
+
+def test_explain_refuses_to_write_over_the_commands_other_outputs(tmp_path: Path) -> None:
+    """`flow -o DIR/flow.png --explain DIR` exited 0 with DIR/flow.png the KITTI flow: the explanation's
+    colour flow.png was written, then replaced by -o without a word (as `-o x.png --viz x.png` is refused)."""
+    from semflow.errors import OutputError
+    from semflow.explain import write_explain
+    from semflow.methods import get_method
+    from semflow.synthetic import translation_scene
+
+    scene = translation_scene(32, 48, shift=(2.0, 1.0), seed=1)
+    method = get_method("dis-fast")
+    result = method.estimate(scene.img1, scene.img2)
+    with pytest.raises(OutputError, match="ex/flow.png: --explain writes a file of that name too"):
+        write_explain(method, result, tmp_path / "ex", outputs=[tmp_path / "ex" / "flow.png", None])
+    assert list((tmp_path / "ex").iterdir()) == []  # nothing written
+    assert write_explain(method, result, tmp_path / "ex", outputs=[tmp_path / "ex" / "flow.flo"])
