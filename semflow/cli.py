@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from semflow.cli_options import POSITIVE, F, click_type, prior_options
+from semflow.cli_options import MAX_FLOW, F, click_type, prior_options
 from semflow.errors import InputError, SemflowError
 from semflow.io.outputs import check_outputs, refuse_inputs_as_outputs, refuse_outputs_inside
 from semflow.methods import DEFAULT_RUN_METHOD
@@ -108,8 +108,8 @@ def _run_settings(per_clip: bool) -> Callable[[F], F]:
         click.option("--max-frames", type=click.IntRange(min=0), default=None, help=f"Read at most this many frames{clip}."),
         click.option("--max-side", type=click.IntRange(min=16), default=None,
                      help="Shrink frames so the longer side is at most PX."),
-        click.option("--max-flow", type=POSITIVE, default=None,
-                     help="Colour normaliser in px, above 0 (default: the 99th percentile over the whole clip); one pass, no"
+        click.option("--max-flow", type=MAX_FLOW, default=None,
+                     help="Colour normaliser in px, 0.001 to 1e6 (default: the 99th percentile over the whole clip); one pass, no"
                           " flows kept."),
         click.option("--resume", is_flag=True, help="Keep the pairs an earlier, interrupted run finished; do only what is"
                                                     " missing."),
@@ -268,8 +268,8 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
 @main.command()
 @click.argument("flows", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG to write.")
-@click.option("--max-flow", type=POSITIVE, default=None,
-              help="Normaliser in px, above 0 (default: the 99th percentile of the valid magnitudes over all inputs).")
+@click.option("--max-flow", type=MAX_FLOW, default=None,
+              help="Normaliser in px, 0.001 to 1e6 (default: the 99th percentile of the valid magnitudes over all inputs).")
 @click.option("--legend/--no-legend", default=True, show_default=True, help="Draw the colour wheel and scale.")
 @click.option("--columns", type=click.IntRange(min=1), default=None, help="Tiles per row (default: all in one row).")
 def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, legend: bool, columns: int | None) -> None:

@@ -42,8 +42,22 @@ class FiniteFloat(click.ParamType):
         return number
 
 
-POSITIVE = FiniteFloat(positive=True)
-"""The click type of a length in px that must be above 0 (``--max-flow``)."""
+class MaxFlow(FiniteFloat):
+    """``--max-flow``: a colour normaliser in px within :data:`semflow.viz.MAX_FLOW_LIMITS`."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        from semflow.errors import InputError
+        from semflow.viz import MAX_FLOW_LIMITS, check_max_flow
+
+        number = super().convert(value, param, ctx)
+        try:
+            return check_max_flow(number)
+        except InputError:
+            self.fail(f"{value!r} is not between {MAX_FLOW_LIMITS[0]:g} and {MAX_FLOW_LIMITS[1]:g} px.", param, ctx)
+
+
+MAX_FLOW = MaxFlow(positive=True)
+"""The click type of ``--max-flow``: a finite length in px within the normaliser's limits."""
 
 
 def click_type(info: OptionInfo) -> Any:

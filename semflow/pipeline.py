@@ -53,6 +53,7 @@ from semflow.state_chain import StateChain
 from semflow.temporal import TemporalMeter
 from semflow.timing import StageTimer
 from semflow.video_state import VideoState
+from semflow.viz import check_max_flow
 
 __all__ = ["WORK_DIR", "RunOptions", "run_video", "open_video", "compute_pairs", "finish_video", "PassReport"]
 
@@ -375,6 +376,8 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     """
     options = options or RunOptions()
     started = time.perf_counter()
+    if options.max_flow is not None:
+        check_max_flow(options.max_flow)
     method = method or get_method(options.method, **options.method_options)
     done = finished_summary(out_dir, options.fingerprint(Path(video), method)) if options.resume else None
     if done is not None:  # nothing left to do

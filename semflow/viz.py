@@ -13,8 +13,12 @@ import cv2
 import flow_vis
 import numpy as np
 
+from semflow.errors import InputError
 from semflow.io.flow import check_flow
 
+MAX_FLOW_LIMITS = (1e-3, 1e6)
+"""The normalisers (px) a user may give (``--max-flow``): below a thousandth of a pixel every flow is
+dark, and float32 flows divided by less overflow; beyond a million pixels every flow is white."""
 DEFAULT_PERCENTILE = 99.0
 """Every picture semflow draws is normalised by this percentile of the magnitudes it shows, unless told
 a ``max_flow``: a few outliers do not wash out the colours (the README states it)."""
@@ -61,6 +65,14 @@ def wheel_colors(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
+def check_max_flow(max_flow: float) -> float:
+    """``max_flow`` if it is within :data:`MAX_FLOW_LIMITS`, else an InputError (one line)."""
+    low, high = MAX_FLOW_LIMITS
+    if not low <= max_flow <= high:  # (NaN fails too)
+        raise InputError(f"max flow (--max-flow) must be between {low:g} and {high:g} px, got {max_flow:g}")
+    return float(max_flow)
+
+
 def flow_to_color(flow: np.ndarray, max_flow: float | None = None, *,
                   valid: np.ndarray | None = None) -> np.ndarray:
     """Flow (H, W, 2) -> uint8 RGB (H, W, 3) on the Middlebury wheel.
@@ -71,8 +83,8 @@ def flow_to_color(flow: np.ndarray, max_flow: float | None = None, *,
     flow = check_flow(flow)
     if max_flow is None:
         max_flow = max(float(np.linalg.norm(flow, axis=2).max()), 1e-6)
-    if not max_flow > 0:
-        raise ValueError(f"max_flow must be positive, got {max_flow}")
+    if not 1e-6 <= max_flow < float("inf"):  # smaller ones overflow float32 flows into NaN colours
+        raise ValueError(f"max_flow must be finite and at least 1e-6 px, got {max_flow}")
     color = wheel_colors(flow[..., 0] / max_flow, flow[..., 1] / max_flow)
     if valid is not None:
         color[~np.asarray(valid, bool)] = 0

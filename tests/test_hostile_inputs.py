@@ -199,16 +199,37 @@ def test_a_normaliser_that_is_no_positive_number_is_one_line(cli_fails, make_fra
     nan") in `run` and `visualize`; `inf` drew every flow white."""
     import click
 
-    from semflow.cli_options import POSITIVE
+    from semflow.cli_options import MAX_FLOW
 
     for value in ("nan", "inf", "-inf", "0", "-2", "x"):
         with pytest.raises(click.BadParameter):
-            POSITIVE.convert(value, None, None)
-    assert POSITIVE.convert("2.5", None, None) == 2.5
+            MAX_FLOW.convert(value, None, None)
+    assert MAX_FLOW.convert("2.5", None, None) == 2.5
     np.save(tmp_path / "f.npy", np.ones((8, 8, 2), np.float32))
     cli_fails("visualize", "f.npy", "-o", "v.png", "--max-flow", "nan", match="'nan' is not a finite number")
     cli_fails("run", make_frames(2), "--out", "o", "--method", "dis-fast", "--max-flow", "inf",
               match="'inf' is not a finite number")
+
+
+def test_a_normaliser_outside_its_limits_is_refused(make_frames, tmp_path: Path) -> None:
+    """`visualize --max-flow 5e-324` was a traceback (an IndexError in the wheel: the flow divided by it
+    overflowed to NaN), 1e-30 drew NaN colours with numpy warnings, 1e300 printed a 300-digit legend."""
+    import click
+
+    from semflow.cli_options import MAX_FLOW
+    from semflow.errors import InputError
+    from semflow.pipeline import RunOptions, run_video
+    from semflow.viz import flow_to_color
+
+    for value in ("5e-324", "1e-30", "0.0009", "1e300", "1000001"):
+        with pytest.raises(click.BadParameter, match="is not between 0.001 and 1e"):
+            MAX_FLOW.convert(value, None, None)
+    assert MAX_FLOW.convert("0.001", None, None) == 0.001 and MAX_FLOW.convert("1e6", None, None) == 1e6
+    with pytest.raises(InputError, match=r"max flow \(--max-flow\) must be between 0.001 and 1e\+06 px, got 1e-30"):
+        run_video(make_frames(2), tmp_path / "o", RunOptions(method="dis-fast", max_flow=1e-30))
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ValueError, match="at least 1e-6 px"):
+        flow_to_color(np.ones((4, 4, 2), np.float32), 5e-324)
 
 
 def test_a_method_option_that_is_no_finite_number_is_one_line(cli_fails, pair) -> None:

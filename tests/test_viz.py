@@ -120,7 +120,7 @@ def test_invalid_pixels_are_black_and_bad_input_is_rejected() -> None:
     bad[0, 0, 1] = np.nan
     with pytest.raises(InputError, match="NaN or inf"):
         flow_to_color(bad, 1.0)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="at least 1e-6 px"):
         flow_to_color(flow, 0.0)
     with pytest.raises(InputError, match="shape"):
         flow_to_color(np.zeros((3, 3, 3), np.float32))
