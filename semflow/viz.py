@@ -232,14 +232,15 @@ def error_to_color(error: np.ndarray, max_error: float = 5.0, *, valid: np.ndarr
 
 
 def tile(images: Sequence[np.ndarray], *, columns: int | None = None, gap: int = 4) -> np.ndarray:
-    """Arrange uint8 RGB images of equal size on a grid (row-major), white gaps between them."""
+    """Arrange uint8 RGB images of equal size on a grid (row-major), white gaps between them; ``columns``
+    (default: all in one row) is at most the number of images."""
     if not images:
         raise ValueError("nothing to tile")
     h, w = images[0].shape[:2]
     for img in images:
         if img.shape[:2] != (h, w):
             raise ValueError(f"cannot tile images of different sizes: {img.shape[:2]} vs {(h, w)}")
-    columns = columns or len(images)
+    columns = min(columns or len(images), len(images))
     rows = -(-len(images) // columns)
     canvas = np.full((rows * h + (rows - 1) * gap, columns * w + (columns - 1) * gap, 3), 255, np.uint8)
     for i, img in enumerate(images):

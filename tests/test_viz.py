@@ -158,6 +158,8 @@ def test_tile_layout_and_size_check() -> None:
     grid = tile([a, b, a], columns=2, gap=2)
     assert grid.shape == (22, 42, 3)
     assert (grid[12:, 22:] == 255).all()  # the empty fourth cell stays white
+    # more columns than images: one row (`visualize --columns 1000` drew 999 empty tiles; 10**21 a traceback)
+    assert tile([a, b], columns=1000).shape == tile([a, b]).shape == tile([a, b], columns=10**21).shape
     with pytest.raises(ValueError, match="different sizes"):
         tile([a, np.zeros((10, 21, 3), np.uint8)])
     with pytest.raises(ValueError):
