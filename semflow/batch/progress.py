@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -16,6 +14,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from semflow.progress import on_terminal, quiet_console
+
 
 class _Rate(ProgressColumn):
     def render(self, task: Any) -> Text:
@@ -23,15 +23,16 @@ class _Rate(ProgressColumn):
 
 
 class BatchProgress:
-    """Two bars on stderr (clips and pairs) when ``enabled`` (default: stderr is a terminal); else silent."""
+    """Two bars on stderr (clips and pairs) when ``enabled`` (default: stderr is a terminal); else silent.
+    A stderr that refuses a write only stops the display (:class:`~semflow.progress.QuietStream`)."""
 
     def __init__(self, clips: int, *, enabled: bool | None = None) -> None:
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.enabled = on_terminal(enabled)
         self.failed = 0
         self._progress: Progress | None = None
         if self.enabled:
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      _Rate(), TimeRemainingColumn(), console=Console(stderr=True))
+                                      _Rate(), TimeRemainingColumn(), console=quiet_console())
             self._clips = self._progress.add_task("clips", total=clips)
             self._pairs = self._progress.add_task("pairs", total=0)
 
