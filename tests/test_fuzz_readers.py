@@ -61,11 +61,17 @@ def _kitti(flow: np.ndarray) -> bytes:
     return _encode(".png", bgr)
 
 
-def _huge_png(width: int, height: int) -> bytes:
+def _huge_png(width: int, height: int, depth: int = 8, colour: int = 2) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _npy_header(shape: str) -> bytes:
+    """A .npy whose header declares ``shape`` (text), with 400 bytes of data."""
+    header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}".ljust(117) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + bytes(400)
 
 
 _FLOW = (_RNG.standard_normal((6, 7, 2)) * 3).astype(np.float32)
@@ -74,11 +80,12 @@ SEEDS = {
               _encode(".jpg", _IMAGE, cv2.IMWRITE_JPEG_PROGRESSIVE, 1), _encode(".bmp", _IMAGE),
               _encode(".tiff", _IMAGE), _encode(".webp", _IMAGE), _encode(".png", _IMAGE[..., 0]),
               _encode(".png", (_IMAGE.astype(np.uint16) * 257)), _huge_png(100_000, 100_000),
-              _huge_png(30_000, 30_000)],
+              _huge_png(30_000, 30_000), _huge_png(12_000, 12_000, 1, 0), _huge_png(8_000, 8_000, 16, 6),
+              _encode(".webp", np.zeros((64, 64, 3), np.uint8))],
     ".flo": [_flo(_FLOW), _flo(np.full((2, 3, 2), 3e38, np.float32)), _flo(np.full((2, 3, 2), np.nan, np.float32))],
     ".npy": [_npy(_FLOW), _npy(_FLOW.astype(np.float64)), _npy(_FLOW.astype(np.float16)),
              _npy(np.asfortranarray(_FLOW)), _npy(np.zeros((0, 8, 2), np.float32)), _npy(np.full((3, 3, 2), 3e38, np.float32)),
-             _npy(np.zeros((3, 3, 2), np.int16))],
+             _npy(np.zeros((3, 3, 2), np.int16)), _npy_header("(-1, 7, 2)"), _npy_header("(-6, -7, 2)")],
     ".png": [_kitti(_FLOW), _encode(".png", _IMAGE)],
 }
 

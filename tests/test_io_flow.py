@@ -211,12 +211,16 @@ def test_kitti_reader_decodes_bgr_order(tmp_path: Path) -> None:
     assert valid.sum() == 3 and not valid[1, 1]
 
 
-def test_kitti_writer_clips_to_the_format_range(tmp_path: Path) -> None:
-    flow = np.array([[[600.0, -700.0]]], np.float32).repeat(2, 0).repeat(2, 1)
-    write_flow(tmp_path / "f.png", flow)
-    back = read_flow(tmp_path / "f.png")
-    assert back[0, 0, 0] == pytest.approx((2**16 - 1 - 2**15) / 64)
-    assert back[0, 0, 1] == pytest.approx(-512.0)
+def test_kitti_writer_marks_flow_beyond_the_format_range_invalid(tmp_path: Path) -> None:
+    """u=1000, v=-700 was clipped to 511.98 / -512 and still marked valid; the format holds -512..511.98 px."""
+    flow = np.array([[[1000.0, -700.0], [511.99, -512.0], [0.0, 512.0], [3.0, -512.01]]], np.float32)
+    valid = np.array([[True, True, True, False]])
+    assert write_flow(tmp_path / "f.png", flow, valid) == 2  # the fourth was invalid already
+    back, back_valid = read_flow_valid(tmp_path / "f.png")
+    np.testing.assert_array_equal(back_valid, [[False, True, False, False]])
+    np.testing.assert_array_equal(back[0, 1], [(2**16 - 1 - 2**15) / 64, -512.0])  # the edges still fit
+    assert (back[~back_valid] == 0).all()
+    assert write_kitti_flow(tmp_path / "g.png", flow) == 3 and write_flow(tmp_path / "f.flo", flow) == 0
 
 
 @pytest.mark.parametrize(
@@ -284,6 +288,34 @@ def test_npy_nan_of_semflow_0_1_is_unknown_only_when_allowed(tmp_path: Path) -> 
 )
 def test_bad_npy_raises(tmp_path: Path, array: np.ndarray, match: str) -> None:
     np.save(tmp_path / "f.npy", array)
+    with pytest.raises(InputError, match=match):
+        read_flow(tmp_path / "f.npy")
+
+
+def _npy_with_header(shape: str, descr: str = "'<f4'", body: int = 100) -> bytes:
+    header = f"{{'descr': {descr}, 'fortran_order': False, 'shape': {shape}, }}"
+    header = header.ljust(117) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + b"\0" * body
+
+
+@pytest.mark.parametrize(
+    ("shape", "descr", "match"),
+    [
+        ("(-1, 48, 2)", "'<f4'", "corrupt .npy header \\(negative size"),
+        ("(-4, -3, 2)", "'<f4'", "corrupt .npy header \\(negative size"),
+        ("(0, 4611686018427387904, 2)", "'<f4'", "corrupt .npy header"),
+        (str((1,) * 70), "'<f4'", "corrupt .npy header \\(70 dimensions"),
+        ("(2, 3)", "('<f4', (2,))", "not a readable .npy file"),
+        ("(True, 3, 2)", "'<f4'", None),
+    ],
+    ids=["negative", "two-negative", "zero-and-huge", "many-dims", "subarray", "bool-side"],
+)
+def test_npy_header_with_odd_sizes_is_one_line_error(tmp_path: Path, shape: str, descr: str, match: str | None) -> None:
+    """Shapes numpy's header parser lets through gave ValueError/TypeError tracebacks."""
+    (tmp_path / "f.npy").write_bytes(_npy_with_header(shape, descr))
+    if match is None:  # True is a side of 1
+        assert read_flow(tmp_path / "f.npy").shape == (1, 3, 2)
+        return
     with pytest.raises(InputError, match=match):
         read_flow(tmp_path / "f.npy")
 

@@ -5,7 +5,8 @@ Pixels whose flow is unknown are reported through a boolean ``valid`` mask (H, W
 
 - ``.flo``: float32 tag 202021.25, int32 width, int32 height, then interleaved float32 u, v, all
   little-endian. A component with ``|value| > 1e9`` marks the pixel unknown.
-- KITTI ``.png``: 16-bit, 3 channels u, v, valid in RGB order; ``value = (raw - 2**15) / 64``.
+- KITTI ``.png``: 16-bit, 3 channels u, v, valid in RGB order; ``value = (raw - 2**15) / 64``, so it
+  holds -512 to 511.98 px; the writer marks a pixel with flow beyond that invalid (it says how many).
 - ``.npy``: a float array (H, W, 2); as in ``.flo``, ``|value| > 1e9`` marks a pixel unknown.
 
 One rule for every format: a finite component with ``|value| > 1e9`` marks the pixel unknown (KITTI
@@ -131,17 +132,22 @@ def read_kitti_flow(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return flow, valid
 
 
-def write_kitti_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> None:
-    """Write ``flow`` as a KITTI 16-bit PNG (values clipped to the format's +-512 px range)."""
+def write_kitti_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> int:
+    """Write ``flow`` as a KITTI 16-bit PNG. The format holds u and v from -512 to 511.98 px: a pixel whose
+    flow lies beyond is written as invalid (valid bit 0). Returns how many valid pixels that made invalid."""
     flow = check_flow(flow)
-    if valid is None:
-        valid = np.ones(flow.shape[:2], bool)
-    raw = np.clip(np.round(flow * 64.0 + 2.0**15), 0, 2**16 - 1).astype(np.uint16)
-    bgr = np.stack([np.asarray(valid, np.uint16), raw[..., 1], raw[..., 0]], axis=2)
-    bgr[~np.asarray(valid, bool), 1:] = 0
+    valid = np.ones(flow.shape[:2], bool) if valid is None else np.asarray(valid, bool)
+    scaled = np.round(flow * 64.0 + 2.0**15)
+    held = ((scaled >= 0) & (scaled <= 2**16 - 1)).all(axis=2)
+    lost = int((valid & ~held).sum())
+    valid = valid & held
+    raw = np.clip(scaled, 0, 2**16 - 1).astype(np.uint16)
+    bgr = np.stack([valid.astype(np.uint16), raw[..., 1], raw[..., 0]], axis=2)
+    bgr[~valid, 1:] = 0
     with atomic_path(path, suffix=".png") as tmp:
         if not cv2.imwrite(str(tmp), bgr):
             raise InputError(f"{path}: could not write PNG")
+    return lost
 
 
 # --- .npy -------------------------------------------------------------------------------------
@@ -161,8 +167,9 @@ def read_npy_flow(path: str | os.PathLike, *, allow_unknown: bool = False) -> tu
 def load_npy(path: str | os.PathLike) -> np.ndarray:
     """Read one array from a ``.npy`` file without trusting its header.
 
-    Refuses (:class:`InputError`) an ``.npz`` archive under a ``.npy`` name, a malformed header, object
-    (pickled) arrays, and a header that declares more data than the file holds, before allocating.
+    Refuses (:class:`InputError`) an ``.npz`` archive under a ``.npy`` name, a malformed header (negative
+    sizes included), object (pickled) arrays, and a header that declares more data than the file holds,
+    before allocating.
     """
     path = Path(path)
     size = path.stat().st_size
@@ -186,8 +193,13 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
             raise
         except Exception as exc:  # noqa: BLE001 - ValueError, SyntaxError, TokenError, RecursionError...
             raise InputError(f"{path}: not a readable .npy file (corrupt header: {reason(exc, 120)})") from None
-        if dtype.hasobject or dtype.itemsize == 0:
+        if dtype.hasobject or dtype.itemsize == 0 or dtype.subdtype is not None:
             raise InputError(f"{path}: not a readable .npy file (it holds {dtype} values, not numbers)")
+        shape = tuple(int(side) for side in shape)  # numpy's parser lets True and negative sides through
+        if len(shape) > 64:  # numpy's own limit
+            raise InputError(f"{path}: corrupt .npy header ({len(shape)} dimensions)")
+        if any(side < 0 for side in shape):
+            raise InputError(f"{path}: corrupt .npy header (negative size in its shape {shape})")
         count = 1
         for side in shape:
             count *= side
@@ -196,7 +208,10 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
             raise InputError(f"{path}: corrupt .npy file (its header declares shape {shape}, {needed} bytes,"
                              f" but the file holds {held})")
         data = fh.read(needed)
-    return np.frombuffer(data, dtype, count).reshape(shape, order="F" if fortran else "C")
+    try:  # a zero side beside a huge one: no array numpy can make
+        return np.frombuffer(data, dtype, count).reshape(shape, order="F" if fortran else "C")
+    except ValueError as exc:
+        raise InputError(f"{path}: corrupt .npy header ({reason(exc, 80)})") from None
 
 
 def write_npy_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> None:
@@ -246,8 +261,11 @@ def resize_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
     return (out * np.array([width / w, height / h], np.float32)).astype(np.float32)
 
 
-def write_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> None:
-    """Write ``flow`` (H, W, 2) atomically in the format named by the extension."""
+def write_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> int:
+    """Write ``flow`` (H, W, 2) atomically in the format named by the extension. Returns how many valid
+    pixels the format cannot hold and wrote as unknown (KITTI ``.png``, beyond +-512 px; 0 otherwise)."""
     ext = _extension(path)
-    writer = {".flo": write_flo, ".png": write_kitti_flow, ".npy": write_npy_flow}[ext]
-    writer(path, flow, valid)
+    if ext == ".png":
+        return write_kitti_flow(path, flow, valid)
+    (write_flo if ext == ".flo" else write_npy_flow)(path, flow, valid)
+    return 0
