@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from semflow.errors import InputError
-from semflow.io.images import read_image, to_rgb_uint8, write_image
+from semflow.io import images
+from semflow.io.images import decode_image, read_image, to_rgb_uint8, write_image
 
 
 def colour_image(height: int = 6, width: int = 8) -> np.ndarray:
@@ -141,3 +146,41 @@ def test_write_image_label_map_and_16bit(tmp_path: Path) -> None:
     deep = (np.arange(12, dtype=np.uint16) * 5000).reshape(3, 4)
     write_image(tmp_path / "d.png", deep)
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "d.png"), cv2.IMREAD_UNCHANGED), deep)
+
+
+def _png_header(width: int, height: int, depth: int, colour: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` and holds 64 bytes of pixel data (a decompression bomb)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _deflate_tiff(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "TIFF", compression="tiff_adobe_deflate")
+    return buf.getvalue()
+
+
+def _encode(ext: str, image: np.ndarray, *params: int) -> bytes:
+    return cv2.imencode(ext, image, list(params))[1].tobytes()
+
+
+@pytest.mark.parametrize(
+    ("make", "shape"),
+    [
+        (lambda: _encode(".png", np.zeros((512, 512), np.uint8), cv2.IMWRITE_PNG_COMPRESSION, 9), (512, 512)),
+        (lambda: _encode(".png", np.zeros((512, 512), np.uint16), cv2.IMWRITE_PNG_COMPRESSION, 9), (512, 512)),
+        (lambda: _deflate_tiff(np.zeros((1024, 1024), np.uint8)), (1024, 1024)),
+        (lambda: _encode(".webp", np.zeros((256, 256, 3), np.uint8)), (256, 256, 3)),
+    ],
+    ids=["gray-png", "16bit-png", "deflate-tiff", "webp"],
+)
+def test_flat_images_that_compress_well_are_not_called_corrupt(monkeypatch: pytest.MonkeyPatch, make, shape) -> None:
+    """A flat 7680x4320 gray PNG (836:1) was refused as corrupt: the bound took 4 bytes a pixel. It now takes
+    the stored bits per pixel (PNG: from IHDR) and no bound for WebP, whose flat frames cost a few bits."""
+    monkeypatch.setattr(images, "ALWAYS_ALLOWED_BYTES", 0)  # the compression bound alone, on small files
+    assert decode_image(make(), "flat").shape == shape
+    for width, depth, colour in ((12_000, 1, 0), (12_000, 8, 3), (12_000, 8, 2), (100_000, 16, 6)):
+        with pytest.raises(InputError, match="more than its|too large"):  # bombs: still refused
+            decode_image(_png_header(width, 12_000, depth, colour), "bomb")

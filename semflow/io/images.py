@@ -17,11 +17,12 @@ from semflow.io.files import require_file
 from semflow.io.native import native_stderr
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
-# The most decoded bytes one byte of an image file can stand for (deflate's limit is about 1032:1), and
-# the decoded size always allowed. A header that declares more is corrupt or hostile: refused before
-# the decoder allocates memory for it.
+# The most bytes of stored pixel data (at the file's own bits per pixel) one byte of an image file can
+# stand for (deflate's limit is about 1032:1; twice that as margin), and the decoded size always allowed.
+# A header that declares more is corrupt or hostile: refused before the decoder allocates memory for it.
 MAX_EXPANSION = 2048
 ALWAYS_ALLOWED_BYTES = 64 * 2**20
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by IHDR colour type: gray, RGB, palette, gray+alpha, RGBA
 
 
 def to_rgb_uint8(image: np.ndarray, *, name: str = "image", bgr: bool = False) -> np.ndarray:
@@ -119,22 +120,35 @@ def _opencv_reason(exc: cv2.error) -> str:
     return text.strip().splitlines()[-1][:200] if text.strip() else "OpenCV error"
 
 
+def _stored_bytes(data: bytes, width: int, height: int, mode: str, kind: str | None) -> int | None:
+    """Bytes of pixel data, as the format stores them before compression, that the declared size needs;
+    None where the format's compression has no useful limit (WebP: a flat frame costs a few bits)."""
+    if kind == "WEBP":
+        return None
+    if kind == "PNG" and data[12:16] == b"IHDR" and len(data) >= 26:  # exact: depth and colour type
+        bits = min(max(data[24], 1), 16) * _PNG_CHANNELS.get(data[25], 4)
+        return height * (1 + (width * bits + 7) // 8)  # each row starts with its filter byte
+    bits = {"1": 1, "I": 32, "F": 32}.get(mode, (16 if "16" in mode else 8) * Image.getmodebands(mode))
+    return height * ((width * bits + 7) // 8)
+
+
 def _check_declared_size(data: bytes, name: str) -> None:
-    """Read the image header (Pillow, no pixel decoding) and refuse sizes the file cannot hold."""
+    """Read the image header (Pillow, no pixel decoding) and refuse sizes the file cannot hold: more
+    than ``ALWAYS_ALLOWED_BYTES`` decoded and more stored pixel data than ``MAX_EXPANSION`` per file byte."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as im:
-                (width, height), mode = im.size, im.mode
+                (width, height), mode, kind = im.size, im.mode, im.format
+            stored = _stored_bytes(data, width, height, mode, kind)
     except Image.DecompressionBombError:
         raise InputError(f"{name}: image of more than {2 * Image.MAX_IMAGE_PIXELS} pixels; too large to read") from None
     except UnidentifiedImageError:
         raise InputError(f"{name}: cannot decode as an image") from None
     except Exception as exc:  # noqa: BLE001 - a header parser meeting untrusted bytes: any failure is a corrupt file
         raise InputError(f"{name}: cannot decode as an image (corrupt header: {type(exc).__name__})") from None
-    bytes_per_pixel = 8 if ("16" in mode or mode in ("I", "F")) else 4
-    declared = width * height * bytes_per_pixel
-    if declared > max(ALWAYS_ALLOWED_BYTES, MAX_EXPANSION * len(data)):
+    decoded = width * height * (8 if ("16" in mode or mode in ("I", "F")) else 4)  # at most, once converted
+    if decoded > ALWAYS_ALLOWED_BYTES and stored is not None and stored > MAX_EXPANSION * len(data):
         raise InputError(f"{name}: its header declares {width}x{height} pixels, more than its {len(data)} bytes"
                          " can hold (a corrupt file)")
 
