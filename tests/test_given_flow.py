@@ -105,6 +105,20 @@ def test_given_flows_refuse_what_does_not_fit(tmp_path: Path, small_scene) -> No
         given.estimate(s.img1, s.img2)
 
 
+def test_given_flows_refuse_two_files_for_one_pair(tmp_path: Path, small_scene) -> None:
+    """000000.flo beside 000000.npy (different flows) was read as the .flo, silently."""
+    s = small_scene
+    folder = flows_folder(tmp_path, {"000000.flo": s.flow, "000001.flo": s.flow, "000001.npy": s.flow + 1.0})
+    with pytest.raises(InputError, match="holds both 000001.flo and 000001.npy for the pair at frame 1; keep one$"):
+        GivenFlows(folder)  # at the start: before any pair is computed
+    (folder / "000001.flo").unlink()
+    given = GivenFlows(folder)
+    write_flow(folder / "000000.png", s.flow)  # appears later: refused when its pair comes
+    write_flow(folder / "000000.npy", s.flow)
+    with pytest.raises(InputError, match="holds 000000.flo, 000000.png and 000000.npy for the pair at frame 0"):
+        given.estimate(s.img1, s.img2)
+
+
 @pytest.mark.parametrize("name", ["000000.flo", "000000.png"])
 def test_a_sparse_flow_is_refused_as_a_baseline(tmp_path: Path, small_scene, name: str) -> None:
     # Unknown pixels (.flo values beyond 1e9, KITTI's valid bit 0) read as 0 px: as a baseline they

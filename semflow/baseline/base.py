@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -173,8 +174,9 @@ class GivenFlows(FlowMethod):
 
     The run says which pair comes next (:meth:`seek`); without it, pairs are taken in turn from 0. A
     flow of the frames as given fits frames that ``--max-side`` shrank: it is resized with them
-    (vectors scaled). A missing file, a corrupt one, NaN or inf, or a flow of another size is an
-    :class:`InputError` naming the file. ``name``: as :class:`GivenFlow`'s.
+    (vectors scaled). A missing file, a corrupt one, NaN or inf, a flow of another size, or two files for
+    one pair (``000000.flo`` and ``000000.npy``: checked for the whole folder at the start) is an
+    :class:`InputError` naming the files. ``name``: as :class:`GivenFlow`'s.
     """
 
     def __init__(self, folder: str | os.PathLike, *, name: str = "given") -> None:
@@ -183,17 +185,31 @@ class GivenFlows(FlowMethod):
             raise InputError(f"{self.folder}: no such folder of flows")
         self.name = name  # type: ignore[misc]  # an instance's name: the one it stands in for
         self._index = 0
+        try:
+            with os.scandir(self.folder) as entries:
+                names = [entry.name for entry in entries if entry.is_file()]
+        except OSError as exc:
+            raise InputError(f"{self.folder}: cannot list the folder of flows ({exc.strerror})") from None
+        stems = Counter(name[:-4] for name in names if name[-4:] in FLOW_SUFFIXES and name[:-4].isascii()
+                        and name[:-4].isdigit() and name[:-4] == f"{int(name[:-4]):06d}")
+        doubled = [int(stem) for stem, count in stems.items() if count > 1]
+        if doubled:
+            self.path_for(min(doubled))  # raises, naming the files
 
     def seek(self, frame_index: int) -> None:
         """Say which video frame the next pair starts at."""
         self._index = int(frame_index)
 
     def path_for(self, index: int) -> Path:
-        """The flow file of the pair that starts at frame ``index``."""
-        for suffix in FLOW_SUFFIXES:
-            path = self.folder / f"{index:06d}{suffix}"
-            if path.is_file():
-                return path
+        """The flow file of the pair that starts at frame ``index``; two or more of them are an error."""
+        paths = [self.folder / f"{index:06d}{suffix}" for suffix in FLOW_SUFFIXES]
+        paths = [path for path in paths if path.is_file()]
+        if len(paths) > 1:
+            names = [path.name for path in paths]
+            both = f"both {names[0]} and {names[1]}" if len(names) == 2 else f"{', '.join(names[:-1])} and {names[-1]}"
+            raise InputError(f"{self.folder}: holds {both} for the pair at frame {index}; keep one")
+        if paths:
+            return paths[0]
         raise InputError(f"{self.folder}: no flow for the pair at frame {index} (expected {index:06d}.flo, "
                          ".png or .npy)")
 
