@@ -37,8 +37,11 @@ class _Group(click.Group):
             hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
             _error(f"{exc.format_message()}{hint}")
             ctx.exit(2)
-        except KeyboardInterrupt:
-            click.echo("semflow: interrupted (finished outputs are kept; `run` can continue with --resume)", err=True)
+        except KeyboardInterrupt:  # named: `run` or `batch` (the commands with --resume) can continue
+            name = ctx.invoked_subcommand
+            resumable = any(p.name == "resume" for p in getattr(self.get_command(ctx, name or ""), "params", []))
+            hint = f"; `{name}` can continue with --resume" if resumable else ""
+            click.echo(f"semflow: interrupted (finished outputs are kept{hint})", err=True)
             ctx.exit(130)
         except MemoryError:  # an allocation the estimate (semflow.memory.check_memory) did not foresee
             _error("out of memory; try smaller frames (run: --max-side)")
@@ -164,8 +167,9 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Output folder: one folder per clip (the files `run` writes) and batch.json.")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Ray workers, each holding one built method (default: the CPUs Ray sees).")
+@click.option("--workers", type=click.IntRange(1, 1024), default=None,  # 1024: semflow.batch.work.MAX_WORKERS
+              help="Ray workers, each holding one built method (default: the CPUs Ray sees); no more are started"
+                   " than the clips' chunks can use at once.")
 @click.option("--address", default=None, help="Join this Ray cluster (e.g. HEAD_IP:6379 or auto) instead of starting one.")
 @click.option("--chunk-pairs", type=click.IntRange(min=1), default=50, show_default=True,
               help="Pairs per task: long clips are split into chunks computed in parallel.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from conftest import moving_frames
 
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.batch import Batch, BatchOptions, Chunk, expand_inputs, plan_chunks
+from semflow.batch.cluster import check_address, workers_to_start
 from semflow.errors import InputError, OutputError, SemflowError
 from semflow.io.images import write_image
 from semflow.io.outputs import OutputFolder
@@ -171,6 +173,7 @@ def test_batch_cli_reports_each_clip_and_fails_when_one_does(run_cli, tmp_path: 
     assert len(lines) == 1 and lines[0].startswith("semflow: error: 1 of 2 clips failed"), result.stderr
     assert "good: ok, 4 pairs" in result.stdout and "bad: failed: " in result.stdout
     assert (tmp_path / "out" / "good" / "flow.mp4").exists()
+    assert json.loads((tmp_path / "out" / "batch.json").read_text())["workers"] == 1  # one clip, one chunk: was 2
 
 
 def test_expand_inputs(tmp_path: Path) -> None:
@@ -220,3 +223,41 @@ def test_workers_that_cannot_build_the_method_stop_the_batch_in_one_line(tmp_pat
     with pytest.raises(SemflowError, match="could not build method 'dis-fast': method 'dis-fast' takes no option 'bogus'"):
         with Batch(tmp_path / "out", BatchOptions(method=METHOD, method_options={"bogus": 1}, workers=2)):
             pass
+
+
+def test_an_address_nobody_answers_at_fails_in_one_line_before_ray() -> None:
+    # ray.init retried such an address for good, printing Ray's own log lines
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        with pytest.raises(SemflowError, match=rf"^cannot reach a Ray cluster at {address} \(connection refused\);"):
+            check_address(address)
+    for address in ("garbage:99999", "host:0", "nonsense", ":6379", "host:", "host:6379x", "a/b:6379"):
+        with pytest.raises(InputError, match="expected HOST:PORT"):
+            check_address(address)
+    check_address("auto")  # left to Ray
+
+
+def test_no_more_workers_than_tasks_to_run_at_once() -> None:
+    # 24 workers were started for 2 clips of one chunk each (each worker holds a built method)
+    assert workers_to_start(24, [1, 1]) == 2
+    assert workers_to_start(24, [3, 0]) == 4  # a clip with no chunk left still has its drawing to do
+    assert workers_to_start(2, [5, 1]) == 2
+    assert workers_to_start(8, []) == 1
+    with pytest.raises(InputError, match=r"workers must be from 1 to 1024, got 10{21}$"):
+        BatchOptions(method=METHOD, workers=10 ** 21)  # was Ray's 18-frame ValueError
+
+
+def test_an_interrupted_batch_names_batch(monkeypatch, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from semflow.cli import main
+
+    def interrupted(self: Batch) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Batch, "start", interrupted)
+    result = CliRunner().invoke(main, ["batch", "x.mp4", "--out", str(tmp_path / "out"), "--method", METHOD])
+    assert result.exit_code == 130
+    assert result.stderr == "semflow: interrupted (finished outputs are kept; `batch` can continue with --resume)\n"

@@ -2,7 +2,8 @@
 
 The driver (this process) expands the inputs, checks each clip and opens its output folder, then hands
 tasks to idle workers: the chunks of the clips in order, and a clip's drawing as soon as its chunks are
-done (drawings go first, so finished clips free their work folders early). A task that fails marks its
+done (drawings go first, so finished clips free their work folders early). No more workers are started
+than there are tasks to run at once (each worker holds a built method: memory). A task that fails marks its
 clip failed with a one-line error and the batch goes on; a worker process that dies is restarted by Ray
 and the clip whose task it held is reported as failed. Finished pairs stay on disk: ``resume`` does
 only what is missing. Inputs and the output folder must be on a path every worker sees.
@@ -24,6 +25,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from semflow.batch.cluster import check_address, workers_to_start
 from semflow.batch.inputs import BatchInput, expand_inputs
 from semflow.batch.progress import BatchProgress
 from semflow.batch.work import BatchOptions, Chunk, ClipWorker, Prepared, prepare_clip
@@ -125,6 +127,7 @@ class Batch:
         self.summary: dict[str, Any] | None = None
         self._started_ray = False
         self._workers: list[Any] = []
+        self._wanted = 0
         self.startup_seconds = 0.0
 
     # --- Ray ------------------------------------------------------------------------------------
@@ -137,12 +140,14 @@ class Batch:
         self.close()
 
     def start(self) -> None:
-        """Join the cluster (``address``) or start a local Ray, and start the workers."""
+        """Join the cluster (``address``) or start a local Ray, and start one worker (a method the workers
+        cannot build fails here); :meth:`results` starts the rest, as many as the clips' tasks can use."""
         started = time.perf_counter()
         check_output_folder(self.out_dir)  # an --out that cannot be a folder fails before Ray starts
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
             if self.options.address:
+                check_address(self.options.address)  # ray.init would retry an address nobody answers at for good
                 ray.init(address=self.options.address, **kwargs)
             else:
                 with _token_notice_hidden():
@@ -150,21 +155,26 @@ class Batch:
                              object_store_memory=100 * 1024 ** 2, **kwargs)
             self._started_ray = True
         cpus = int(ray.cluster_resources().get("CPU", 0))
-        count = self.options.workers or max(1, cpus)
-        if count > cpus:
+        self._wanted = self.options.workers or max(1, cpus)
+        if self._wanted > cpus:
             self.close()
-            raise SemflowError(f"{count} workers asked for, but the Ray cluster has {cpus} CPUs")
+            raise SemflowError(f"{self._wanted} workers asked for, but the Ray cluster has {cpus} CPUs")
+        self._add_workers(1)
+        self.startup_seconds = time.perf_counter() - started
+
+    def _add_workers(self, count: int) -> None:
+        """Start workers until there are ``count``, and wait until each has built its method."""
         actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(ClipWorker)
-        self._workers = [actor.remote(self.options.method, self.options.method_options, 1) for _ in range(count)]
+        self._workers += [actor.remote(self.options.method, self.options.method_options, 1)
+                          for _ in range(count - len(self._workers))]
         try:
-            self.worker_pids()  # wait until every worker has built its method
+            self.worker_pids()
         except RayActorError as exc:
             self.close()
             last = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]  # the creation error's own line
             if last.startswith("semflow.errors."):
                 last = last.split(": ", 1)[-1]
             raise SemflowError(f"the workers could not build method {self.run_options.method!r}: {last}") from None
-        self.startup_seconds = time.perf_counter() - started
 
     def worker_pids(self) -> list[int]:
         """The process ids of the workers (for monitoring, or for tests that kill one)."""
@@ -209,6 +219,10 @@ class Batch:
         with progress:
             for clip in self.clips:
                 yield from self._prepare(clip, progress)
+            grown = time.perf_counter()
+            self._add_workers(workers_to_start(self._wanted, [len(c.chunks) for c in self.clips
+                                                              if c.result.status == "pending"]))
+            self.startup_seconds += time.perf_counter() - grown
             idle = list(self._workers)
             inflight: dict[Any, tuple[Any, _Clip | None, str, Chunk | None]] = {}
             probes: dict[int, int] = {}

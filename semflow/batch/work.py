@@ -27,14 +27,18 @@ from semflow.methods import DEFAULT_RUN_METHOD, get_method
 from semflow.pipeline import RunOptions, compute_pairs, finish_video, open_video, run_single_pass
 from semflow.runstore import RunStore, finished_summary, reopen_store
 
+MAX_WORKERS = 1024
+"""The most workers a batch may ask for (``semflow batch --workers`` has the same bound)."""
+
 
 @dataclass
 class BatchOptions(RunOptions):
     """What a batch does: the settings of ``semflow run`` (:class:`RunOptions`: each clip is run with
     them; ``progress`` is the batch's display), with ``method`` also a built :class:`FlowMethod` (pickled
-    to the workers). ``workers``: Ray actors (default: the CPUs Ray sees); ``address``: an existing Ray
-    cluster to join (default: start one on this machine); ``chunk_pairs``: pairs per task;
-    ``warmup_pairs``: pairs computed before a chunk's first one."""
+    to the workers). ``workers``: Ray actors, 1 to :data:`MAX_WORKERS` (default: the CPUs Ray sees; no
+    more are started than the clips' chunks can use at once); ``address``: an existing Ray cluster to
+    join (default: start one on this machine); ``chunk_pairs``: pairs per task; ``warmup_pairs``: pairs
+    computed before a chunk's first one."""
 
     method: str | FlowMethod = DEFAULT_RUN_METHOD
     workers: int | None = None
@@ -43,6 +47,8 @@ class BatchOptions(RunOptions):
     warmup_pairs: int = 0
 
     def __post_init__(self) -> None:
+        if self.workers is not None and not 1 <= self.workers <= MAX_WORKERS:
+            raise InputError(f"workers must be from 1 to {MAX_WORKERS}, got {self.workers}")
         if self.method_options.get("baseline_flows") is not None:  # one folder for every clip: not what is meant
             raise InputError("--baseline-flows holds one video's flows: give it to `semflow run`, one video at a time")
 
