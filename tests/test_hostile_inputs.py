@@ -309,3 +309,25 @@ def test_explain_refuses_to_write_over_the_commands_other_outputs(tmp_path: Path
         write_explain(method, result, tmp_path / "ex", outputs=[tmp_path / "ex" / "flow.png", None])
     assert list((tmp_path / "ex").iterdir()) == []  # nothing written
     assert write_explain(method, result, tmp_path / "ex", outputs=[tmp_path / "ex" / "flow.flo"])
+
+
+def test_flow_warns_when_a_kitti_png_cannot_hold_the_flow(pair, tmp_path: Path) -> None:
+    """KITTI's 16-bit PNG holds -512..512 px: beyond, the writer clipped the flow and kept it valid; now
+    those pixels are written as unknown and `flow` says so in one warning line."""
+    from click.testing import CliRunner
+
+    from semflow.cli import main
+    from semflow.io.flow import read_flow_valid, write_flo
+    from semflow.io.images import write_image
+
+    big = np.zeros((48, 64, 2), np.float32)
+    big[:10, :, 0] = 1000.0
+    write_flo(tmp_path / "big.flo", big)
+    write_image(tmp_path / "road.png", np.full((48, 64), 3, np.uint8))  # given masks: no model to load
+    result = CliRunner().invoke(main, ["flow", *map(str, pair), "-o", str(tmp_path / "k.png"), "--method", "semantic",
+                                       "--baseline-flow", str(tmp_path / "big.flo"),
+                                       "--segmentation", str(tmp_path / "road.png")])
+    assert result.exit_code == 0, result.output
+    assert "semflow: warning: " in result.output and "640 pixel(s) moved beyond the KITTI format" in result.output
+    flow, valid = read_flow_valid(tmp_path / "k.png")
+    assert not valid[:10].any() and valid[10:].all()
