@@ -281,11 +281,13 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
 @click.option("--columns", type=click.IntRange(min=1), default=None, help="Tiles per row (default: all in one row).")
 def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, legend: bool, columns: int | None) -> None:
     """Draw FLOWS (.flo, KITTI .png, .npy) on the Middlebury colour wheel under one normaliser."""
-    from semflow.io.flow import read_flow_valid
+    from semflow.io.flow import flow_file_pixels, read_flow_valid
     from semflow.io.images import write_image
+    from semflow.memory import check_drawing_memory
     from semflow.viz import add_legend, flow_to_color, label_image, max_flow_of, tile
 
     check_outputs(files=[output], inputs=flows)
+    check_drawing_memory([n for n in map(flow_file_pixels, flows) if n])  # from the headers, before reading
     loaded = [read_flow_valid(path) for path in flows]
     shapes = {f.shape for f, _ in loaded}
     if len(shapes) > 1:

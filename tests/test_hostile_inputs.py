@@ -331,3 +331,27 @@ def test_flow_warns_when_a_kitti_png_cannot_hold_the_flow(pair, tmp_path: Path) 
     assert "semflow: warning: " in result.output and "640 pixel(s) moved beyond the KITTI format" in result.output
     flow, valid = read_flow_valid(tmp_path / "k.png")
     assert not valid[:10].any() and valid[10:].all()
+
+
+def test_visualize_checks_memory_from_the_headers_before_reading(monkeypatch, tmp_path: Path) -> None:
+    """A 574 KB KITTI PNG of 8000x8000 took 2.2 GB to draw, with no check (the methods have one): the
+    flows' sizes come from their headers, and drawing more than the memory available is one line."""
+    from click.testing import CliRunner
+
+    from semflow.cli import main
+    from semflow.io.flow import flow_file_pixels, write_flow
+
+    flow = np.ones((300, 400, 2), np.float32)
+    for name in ("f.flo", "f.png", "f.npy"):
+        write_flow(tmp_path / name, flow)
+        assert flow_file_pixels(tmp_path / name) == 120_000
+    (tmp_path / "short.flo").write_bytes((tmp_path / "f.flo").read_bytes()[:-8])
+    assert flow_file_pixels(tmp_path / "short.flo") is None  # its reader says why
+    monkeypatch.setenv("SEMFLOW_MEMORY_MB", "5")  # 3 x 120000 px need about 9 MB
+    args = ["visualize", *(str(tmp_path / n) for n in ("f.flo", "f.png", "f.npy")), "-o", str(tmp_path / "v.png")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and not (tmp_path / "v.png").exists()
+    assert result.output.splitlines() == ["semflow: error: drawing 3 flow(s) of 0.4 Mpx needs about 9 MB, and 5 MB"
+                                          " is available; draw fewer at a time"]
+    monkeypatch.setenv("SEMFLOW_MEMORY_MB", "50")
+    assert CliRunner().invoke(main, args).exit_code == 0
