@@ -5,7 +5,9 @@ Every command turns a :class:`~semflow.errors.SemflowError` into one line on std
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,22 @@ def _error(text: str) -> None:
     click.echo("semflow: error: " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text), err=True)
 
 
+class Terminated(BaseException):
+    """SIGTERM (``timeout``, a scheduler, ``docker stop``), raised where the command is: it unwinds like
+    Ctrl-C, so every clean-up runs (staging folders, partial videos, child processes)."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 class _Group(click.Group):
     """A click group that reports user errors as one line instead of a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _terminated)
         try:
             return super().invoke(ctx)
         except SemflowError as exc:
@@ -37,12 +51,13 @@ class _Group(click.Group):
             hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
             _error(f"{exc.format_message()}{hint}")
             ctx.exit(2)
-        except KeyboardInterrupt:  # named: `run` or `batch` (the commands with --resume) can continue
+        except (KeyboardInterrupt, Terminated) as exc:  # named: `run` or `batch` (with --resume) can continue
             name = ctx.invoked_subcommand
             resumable = any(p.name == "resume" for p in getattr(self.get_command(ctx, name or ""), "params", []))
-            hint = f"; `{name}` can continue with --resume" if resumable else ""
-            click.echo(f"semflow: interrupted (finished outputs are kept{hint})", err=True)
-            ctx.exit(130)
+            hint = f" (finished outputs are kept; `{name}` can continue with --resume)" if resumable else ""
+            how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+            click.echo(f"semflow: {how}{hint}", err=True)
+            ctx.exit(143 if isinstance(exc, Terminated) else 130)
         except MemoryError:  # an allocation the estimate (semflow.memory.check_memory) did not foresee
             _error("out of memory; try smaller frames (run: --max-side)")
             ctx.exit(1)

@@ -355,3 +355,31 @@ def test_visualize_checks_memory_from_the_headers_before_reading(monkeypatch, tm
                                           " is available; draw fewer at a time"]
     monkeypatch.setenv("SEMFLOW_MEMORY_MB", "50")
     assert CliRunner().invoke(main, args).exit_code == 0
+
+
+def test_sigterm_unwinds_like_ctrl_c(make_video, tmp_path: Path) -> None:
+    """SIGTERM (timeout, a scheduler, docker stop) killed `segment` where it stood: its staging folder
+    (OUT/.segment-XXXXXXXX, label maps and a partial overlay) stayed. Now it unwinds as Ctrl-C does."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import _cli_env
+
+    from semflow.io.images import write_image
+
+    video = make_video(400, 32, 48, shift=(0, 0))
+    write_image(tmp_path / "road.png", np.full((32, 48), 3, np.uint8))  # given masks: no model to load
+    child = subprocess.Popen([sys.executable, "-m", "semflow", "segment", str(video), "--out", "sg", "--overlay",
+                              "--backend", "masks:road.png"], cwd=tmp_path, env=_cli_env(), stderr=subprocess.PIPE,
+                             text=True)
+    for _ in range(600):  # until it is writing label maps
+        if any((tmp_path / "sg").glob(".segment-*/*.png")) or child.poll() is not None:
+            break
+        time.sleep(0.01)
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=60)
+    # (an FFmpeg writer stopped while it was opening its file may add a line of its own after this one)
+    assert child.returncode == 143 and stderr.startswith("semflow: terminated\n")
+    assert not (tmp_path / "sg").exists()  # the folder it created, staging and all, is gone
