@@ -85,7 +85,7 @@ def test_ppm_and_jpeg_are_read(tmp_path: Path) -> None:
         (np.full((2, 3, 1), 9, np.uint8), [9, 9, 9]),
         (np.full((2, 3), 1.0, np.float32), [255, 255, 255]),
         (np.full((2, 3, 3), 0.5, np.float64), [128, 128, 128]),
-        (np.full((2, 3, 3), 3.0, np.float32), [255, 255, 255]),  # floats are clipped to [0, 1]
+        (np.full((2, 3, 3), 1.005, np.float32), [255, 255, 255]),  # a resampling's overshoot is clipped
         (np.ones((2, 3), bool), [255, 255, 255]),
         (np.full((2, 3, 4), 65535, np.uint16), [255, 255, 255]),
     ],
@@ -112,8 +112,11 @@ def test_to_rgb_uint8_bgr_flag_swaps_channels() -> None:
         (np.zeros((1, 4, 3), np.uint8), "too small"),
         (np.zeros((4, 4, 3), np.int32), "unsupported image dtype"),
         (np.full((4, 4, 3), np.nan, np.float32), "NaN or inf"),
+        # 0..255 floats (frame.astype(np.float32)) all clipped to white: the flow came out zero, no word
+        (np.arange(48, dtype=np.float32).reshape(4, 4, 3) * 5, r"values in \[0, 1\], this one holds 0 to 235"),
+        (np.full((4, 4, 3), -0.5, np.float64), "holds -0.5 to -0.5"),
     ],
-    ids=["2-channels", "1d", "one-row", "int32", "nan"],
+    ids=["2-channels", "1d", "one-row", "int32", "nan", "float-0-255", "float-negative"],
 )
 def test_to_rgb_uint8_rejects(array: np.ndarray, match: str) -> None:
     with pytest.raises(InputError, match=match):

@@ -29,7 +29,8 @@ def to_rgb_uint8(image: np.ndarray, *, name: str = "image", bgr: bool = False) -
     """Convert gray (H, W) / (H, W, 1), RGB, RGBA, 16-bit or float [0, 1] images to uint8 RGB (H, W, 3).
 
     ``bgr`` says the colour channels are in OpenCV order (as ``cv2.imread`` gives them).
-    Alpha is dropped. 16-bit values are scaled by 255/65535; floats are taken as [0, 1].
+    Alpha is dropped. 16-bit values are scaled by 255/65535; floats must be in [0, 1] (InputError else:
+    floats of 0..255 would all clip to white).
     """
     img = np.asarray(image)
     if img.ndim == 3 and img.shape[2] == 1:
@@ -43,6 +44,10 @@ def to_rgb_uint8(image: np.ndarray, *, name: str = "image", bgr: bool = False) -
     elif np.issubdtype(img.dtype, np.floating):
         if not np.isfinite(img).all():
             raise InputError(f"{name}: image has NaN or inf values")
+        low, high = float(img.min()), float(img.max())
+        if low < -0.01 or high > 1.01:  # 0..255 floats (img.astype(np.float32)) would all clip to white
+            raise InputError(f"{name}: a float image must hold values in [0, 1], this one holds {low:g} to {high:g}"
+                             " (divide by 255, or pass uint8)")
         img = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     elif img.dtype == np.bool_:
         img = img.astype(np.uint8) * 255
