@@ -310,3 +310,22 @@ def test_run_too_large_says_which_max_side_fits(cli_fails, run_cli, make_frames,
     assert 200 <= side <= 400
     result = run_cli("run", frames, "--out", "out", "--method", "dis-medium", "--max-side", str(side))
     assert result.rc == 0, result.stderr
+
+
+def test_a_name_of_255_bytes_can_be_written(tmp_path: Path) -> None:
+    """A legal 255-byte output name failed with "File name too long": the temporary name beside it
+    (a dot, a dot and 8 characters, the suffix) was longer than the file system takes."""
+    from semflow.io.atomic import write_text_atomic
+    from semflow.io.flow import read_flow, write_flow
+
+    for name in ("y" * 251 + ".png", "é" * 125 + ".flo", "z" * 255):
+        assert len(name.encode()) >= 254
+        if name.endswith(".png"):
+            write_image(tmp_path / name, np.zeros((4, 4, 3), np.uint8))
+        elif name.endswith(".flo"):
+            write_flow(tmp_path / name, np.ones((4, 4, 2), np.float32))
+            assert read_flow(tmp_path / name).shape == (4, 4, 2)
+        else:
+            write_text_atomic(tmp_path / name, "x")
+        assert (tmp_path / name).is_file()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left

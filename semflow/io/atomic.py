@@ -17,6 +17,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+MAX_NAME_BYTES = 255
+"""The longest file name most file systems take (NAME_MAX)."""
 STALE_STAGING_SECONDS = 60.0
 """A staging folder left this long, and locked by no one, was left by a command that was killed."""
 
@@ -36,11 +38,13 @@ def temp_path_beside(path: str | os.PathLike, suffix: str | None = None) -> Path
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    suffix = suffix if suffix is not None else target.suffix
+    # A name of up to 255 bytes (the usual limit) is a legal target: its stem is shortened in the temporary
+    # name, which adds a dot before, a dot and 8 random characters after it and the suffix.
+    room = max(MAX_NAME_BYTES - 10 - len(suffix.encode()), 1)
+    stem = target.stem.encode()[:room].decode(errors="ignore")
     try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{target.stem}.", suffix=suffix if suffix is not None else target.suffix,
-            dir=target.parent,
-        )
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix, dir=target.parent)
     except OSError as exc:  # name the file the user asked for, not the temporary one
         raise OSError(exc.errno, exc.strerror, str(target)) from None
     os.close(fd)
