@@ -193,6 +193,8 @@ def test_expand_inputs(tmp_path: Path) -> None:
     ]
     with pytest.raises(InputError, match="no file matches"):
         expand_inputs([str(tmp_path / "*.mkv")])
+    # one path alone is one input (a str was taken as its characters: clips "i", "n", "/", ... the root)
+    assert expand_inputs(str(tmp_path / "frames")) == expand_inputs(tmp_path / "frames") == found[:1]
 
 
 def test_a_manifest_cannot_name_a_clip_out_of_the_batch_folder(tmp_path: Path) -> None:

@@ -173,3 +173,11 @@ def test_a_killed_commands_staging_folder_is_removed_by_the_next(seg):
     assert link.is_symlink() and (seg / "victim" / "keep").is_file()
     assert sorted(p.name for p in out.iterdir()) == sorted([".segment-fr3sh000", ".segment-h3ld0000", ".segment-l1nk0000",
                                                             ".segment-mine", "a.png"])
+
+
+def test_one_path_given_as_a_string_is_one_input(seg):
+    """segment_inputs("a.png", ...) took the string as a list of its characters ("a: no such file")."""
+    from semflow.segmentation.segment import segment_inputs
+
+    written = segment_inputs(str(seg / "a.png"), seg / "one", backend=f"masks:{seg / 'lbl.png'}", progress=False)
+    assert written == [seg / "one" / "a.png"] and (seg / "one" / "a.png").is_file()

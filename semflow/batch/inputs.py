@@ -88,7 +88,10 @@ def folder_name(name: str) -> str:
 
 
 def expand_inputs(items: Iterable[str | os.PathLike | BatchInput]) -> list[BatchInput]:
-    """The clips named by ``items`` (see the module docstring), each with a unique output name."""
+    """The clips named by ``items`` (see the module docstring; one path or glob alone counts as a list of
+    it, never as its characters), each with a unique output name."""
+    if isinstance(items, (str, os.PathLike, BatchInput)):
+        items = [items]
     entries: list[tuple[Path, str | None]] = []
     for item in items:
         if isinstance(item, BatchInput):

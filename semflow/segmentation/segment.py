@@ -151,7 +151,8 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
                    device: str = "cpu", kinds_override: str | Mapping[str, str] | None = None,
                    label_set: str | None = None, max_frames: int | None = None,
                    temporal: bool = True) -> list[Path]:
-    """Segment images, folders of images and videos; return the label maps written.
+    """Segment images, folders of images and videos (``inputs``: a list of paths, or one); return the
+    label maps written.
 
     ``backend``: a spec for :func:`get_segmenter` or a segmenter. ``progress``: a bar on stderr
     (None: only on a terminal). ``max_frames`` limits each video. ``temporal``: filter a video's
@@ -160,6 +161,8 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     from semflow.io.video import FrameSource
 
     out_dir = Path(out_dir)
+    if isinstance(inputs, (str, os.PathLike)):  # one path, not a list of its characters
+        inputs = [inputs]
     jobs = _plan(inputs, out_dir)
     if not jobs:
         raise InputError("nothing to segment: give images, folders of images or videos")
