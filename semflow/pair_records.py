@@ -28,6 +28,7 @@ from typing import BinaryIO
 import numpy as np
 
 from semflow.io.flow import FLO_TAG, MAX_FLO_SIDE, UNKNOWN_FLOW_THRESHOLD, check_flow
+from semflow.io.jsonfile import loads_untrusted
 
 SUFFIX = ".jsonl"
 
@@ -113,7 +114,7 @@ class PairRecord:
     def parse(cls, line: bytes) -> PairRecord | None:
         """The record of one JSON line, or None when it is not a valid record (unfinished, damaged)."""
         try:
-            data = json.loads(line)
+            data = loads_untrusted(line)
             record = cls(**data)
         except (ValueError, TypeError):
             return None

@@ -48,6 +48,7 @@ from semflow.errors import InputError
 from semflow.io.atomic import atomic_path, write_text_atomic
 from semflow.io.flow import read_flo, write_flo
 from semflow.io.images import read_image
+from semflow.io.jsonfile import loads_untrusted
 from semflow.io.outputs import OutputFolder
 from semflow.pair_records import PairRecord, RecordLog, flo_whole, normaliser, read_cached
 
@@ -239,7 +240,7 @@ class RunStore:
     def end(self) -> int | None:
         """The number of pairs, once some pass has read the video to its end; else None."""
         try:  # a damaged marker counts as missing: pass 1 reads the video to its end again
-            pairs = json.loads((self.work / "end.json").read_text())["pairs"]
+            pairs = loads_untrusted((self.work / "end.json").read_text())["pairs"]
         except (OSError, ValueError, TypeError, KeyError):
             return None
         return pairs if type(pairs) is int and pairs >= 0 else None
@@ -321,7 +322,7 @@ def _read_state(out_dir: Path) -> dict[str, Any]:
     """The ``state.json`` of ``out_dir``'s work folder, checked; InputError when it is damaged (it holds the
     settings the kept pairs were computed with, so they cannot be trusted without it)."""
     try:
-        state = json.loads((out_dir / WORK_DIR / "state.json").read_text())
+        state = loads_untrusted((out_dir / WORK_DIR / "state.json").read_text())
         numbers = [state.get(key, 0) for key in ("cache_pairs", "budget", "intermediate_per_pair")]
     except (OSError, ValueError, AttributeError):
         state, numbers = None, []
@@ -403,10 +404,12 @@ def finished_summary(out_dir: str | Path, fingerprint: dict[str, Any]) -> dict[s
     if (out_dir / WORK_DIR).exists() or not path.is_file():
         return None
     try:
-        summary = json.loads(path.read_text())
+        summary = loads_untrusted(path.read_text())
     except ValueError:
         return None
-    outputs = summary.get("outputs") or {}
+    outputs = summary.get("outputs") if isinstance(summary, dict) else None
+    if not isinstance(outputs, dict):  # not a summary semflow wrote
+        return None
     names = [outputs.get("flow_video"), outputs.get("panel_video")]
     if summary.get("settings") != fingerprint or not all(n and (out_dir / n).is_file() for n in names):
         return None

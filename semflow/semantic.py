@@ -379,7 +379,7 @@ def write_explain(result: FlowResult, out_dir: str | os.PathLike) -> None:
     from semflow.io.atomic import write_text_atomic
     from semflow.io.flow import write_flo
     from semflow.io.images import write_image
-    from semflow.io.jsonfile import dumps_strict
+    from semflow.io.jsonfile import dumps_strict, loads_untrusted
     from semflow.viz import add_legend, flow_to_color, label_image, max_flow_of
 
     out = Path(out_dir)
@@ -411,7 +411,7 @@ def write_explain(result: FlowResult, out_dir: str | os.PathLike) -> None:
     write_image(out / "occlusion.png", ex["occlusion"] * 255)
     if result.confidence is not None:
         write_image(out / "confidence.png", (np.clip(result.confidence, 0, 1) * 255 + 0.5).astype(np.uint8))
-    report = json.loads(str(ex["report_json"])) if "report_json" in ex else {}
+    report = loads_untrusted(str(ex["report_json"])) if "report_json" in ex else {}
     report["max_flow_px"] = max_flow
     report["model_colors"] = {str(k): v for k, v in MODEL_COLORS.items()}
     # Strict JSON: an undefined number (a thing model's error on no valid pixels) is null, not NaN.

@@ -106,3 +106,27 @@ def test_scene_cuts_of_thin_frames_are_still_told_apart(shape: tuple[int, int]) 
         other = moving_frames(1, *shape, seed=seed + 100)[0]
         assert not scene_cut(clip[0], clip[1]), seed
         assert scene_cut(clip[1], other), seed
+
+
+def test_json_a_user_can_change_is_never_a_traceback(make_frames, tmp_path: Path) -> None:
+    """summary.json of another shape ([1, 2]: AttributeError) or nested too deep for the parser
+    (RecursionError), the same in state.json, a pair record or a label-set file: tracebacks before."""
+    from semflow.pair_records import PairRecord
+    from semflow.segmentation.labels import get_label_set
+
+    deep = "[" * 100_000 + "]" * 100_000
+    folder = make_frames(3)
+    for k, text in enumerate((deep, "[1, 2]", '{"outputs": [1]}')):
+        out = tmp_path / f"out{k}"
+        out.mkdir()
+        (out / "summary.json").write_text(text)  # not one semflow wrote: it is left alone, the run goes on
+        assert run_video(folder, out, RunOptions(method="dis-fast", resume=True))["pairs"] == 2
+    out = tmp_path / "state"
+    (out / WORK_DIR).mkdir(parents=True)
+    (out / WORK_DIR / "state.json").write_text(deep)
+    with pytest.raises(InputError, match="work folder is damaged"):
+        run_video(folder, out, RunOptions(method="dis-fast", resume=True))
+    assert PairRecord.parse(deep.encode()) is None
+    (tmp_path / "set.json").write_text(deep)
+    with pytest.raises(InputError, match="not a label-set JSON file .*nested too deeply"):
+        get_label_set(str(tmp_path / "set.json"))

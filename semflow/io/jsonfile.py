@@ -27,3 +27,12 @@ def finite_or_none(value: Any) -> Any:
 def dumps_strict(value: Any, **kwargs: Any) -> str:
     """``json.dumps`` of :func:`finite_or_none` (``value``): valid JSON, ``null`` where a number is undefined."""
     return json.dumps(finite_or_none(value), allow_nan=False, **kwargs)
+
+
+def loads_untrusted(text: str | bytes) -> Any:
+    """``json.loads`` of text from a file a user can change: nesting too deep for the parser (its
+    RecursionError) is a ValueError, like any other malformed JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -30,6 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from semflow.errors import OutputError
+from semflow.io.jsonfile import loads_untrusted
 
 _MANIFEST_HEADER = "# files this semflow run wrote in its output folder (relative paths)\n"
 # The only names a manifest may make semflow delete: what `semflow run` writes. A manifest is a file in a
@@ -218,7 +218,7 @@ class OutputFolder:
         summary = self.root / self.summary
         if summary.is_file() and not summary.is_symlink():
             with contextlib.suppress(ValueError, TypeError, AttributeError, OSError):
-                written = json.loads(summary.read_text(encoding="utf-8"))["outputs"]["written"]
+                written = loads_untrusted(summary.read_text(encoding="utf-8"))["outputs"]["written"]
                 entries += [e for e in written if isinstance(e, str)]
         return list(dict.fromkeys(entries))
 

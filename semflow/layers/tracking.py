@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from semflow.io.jsonfile import loads_untrusted
 from semflow.layers.context import PairContext
 from semflow.layers.plane_motion import (
     blend_homographies,
@@ -192,7 +193,7 @@ class Tracks:
 
     @classmethod
     def restore(cls, arrays: dict[str, np.ndarray]) -> Tracks:
-        meta = json.loads(str(arrays["meta"]))
+        meta = loads_untrusted(str(arrays["meta"]))
         tracks = []
         for k, m in enumerate(meta["tracks"]):
             shape = tuple(int(v) for v in arrays[f"shape{k}"])

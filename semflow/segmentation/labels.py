@@ -13,7 +13,6 @@ describes any other set (for user-given masks).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from semflow.errors import InputError
+from semflow.io.jsonfile import loads_untrusted
 
 KINDS = ("thing", "plane", "stuff")
 # Integer codes of the kinds in kind maps (the same codes semflow.semantic uses).
@@ -196,7 +196,7 @@ def get_label_set(spec: str | os.PathLike | LabelSet, kinds_override: str | Mapp
         if not path.is_file():
             raise InputError(f"{path}: no such label-set file")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = loads_untrusted(path.read_text(encoding="utf-8"))
         except (ValueError, OSError) as exc:
             raise InputError(f"{path}: not a label-set JSON file ({exc.__class__.__name__}: {exc})") from None
         _check_label_set_json(data, path)
