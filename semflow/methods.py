@@ -243,8 +243,9 @@ def _segmenter_builder(options: Any) -> Callable[[], Any]:
     def build() -> Any:
         from semflow.segmentation import get_segmenter
 
+        given_set = None if options.label_set == "camvid" else options.label_set  # (the default)
         return get_segmenter(options.segmenter, device=options.device, kinds_override=options.kinds,
-                             prior=_clip_prior_spec(options))
+                             label_set=given_set, prior=_clip_prior_spec(options))
 
     return build
 

@@ -383,3 +383,20 @@ def test_sigterm_unwinds_like_ctrl_c(make_video, tmp_path: Path) -> None:
     # (an FFmpeg writer stopped while it was opening its file may add a line of its own after this one)
     assert child.returncode == 143 and stderr.startswith("semflow: terminated\n")
     assert not (tmp_path / "sg").exists()  # the folder it created, staging and all, is gone
+
+
+def test_a_label_set_the_segmenter_cannot_use_is_refused(tmp_path: Path) -> None:
+    """`segment x.png --label-set voc` (the camvid backend) exited 0 with CamVid ids, the set ignored, and a
+    set file that does not exist was never looked at; semantic's --label-set never reached masks:PATH."""
+    from semflow.errors import InputError
+    from semflow.io.images import write_image
+    from semflow.methods import get_method
+    from semflow.segmentation import get_segmenter
+    from semflow.segmentation.labels import get_label_set
+
+    for label_set in ("voc", str(tmp_path / "missing.json")):
+        with pytest.raises(InputError, match="the camvid backend labels in CamVid's classes, not in label set"):
+            get_segmenter("camvid", label_set=label_set)
+    write_image(tmp_path / "m.png", np.full((8, 8), 15, np.uint8))  # VOC's person
+    method = get_method("semantic", baseline="dis-fast", segmenter=f"masks:{tmp_path / 'm.png'}", label_set="voc")
+    assert method.segmenter().label_set.name == get_label_set("voc").name
