@@ -99,7 +99,7 @@ def test_batch_gives_run_outputs_and_skips_bad_clips(tmp_path: Path) -> None:
     assert not any((tmp_path / "victim").iterdir())  # it wrote its outputs there
     assert results["broken"].status == "failed" and "not a readable video" in results["broken"].error
     assert results["short"].status == "failed" and "at least 2 frames" in results["short"].error
-    assert results["locked"].status == "failed" and "another semflow run" in results["locked"].error
+    assert results["locked"].status == "failed" and "another semflow command" in results["locked"].error
     assert results["linked"].status == "failed" and "symbolic link" in results["linked"].error
     assert results["inplace"].status == "failed" and "is also an input" in results["inplace"].error
     assert sorted(p.name for p in inplace.iterdir()) == [f"{k:04d}.png" for k in range(4)]

@@ -32,7 +32,7 @@ def test_a_second_run_into_a_locked_folder_stops_with_one_line(cli_fails, make_f
     (tmp_path / "out").mkdir()
     before = sorted(os.listdir(tmp_path / "out"))
     with OutputFolder(tmp_path / "out", fresh=True, work=WORK_DIR):  # another run holds it
-        cli_fails("run", frames, "--out", "out", *RUN, match="another semflow run is writing")
+        cli_fails("run", frames, "--out", "out", *RUN, match="another semflow command is writing")
         assert sorted(os.listdir(tmp_path / "out")) == [WORK_DIR]  # only the holder's work folder
     assert before == []
 
@@ -44,7 +44,7 @@ def test_the_lock_is_released_when_the_run_ends(make_frames, tmp_path: Path) -> 
     frames = make_frames(3)
     run_video(frames, tmp_path / "out", RunOptions(method="dis-ultrafast"))
     with OutputFolder(tmp_path / "out", fresh=False, work=WORK_DIR):
-        with pytest.raises(OutputError, match="another semflow run"):
+        with pytest.raises(OutputError, match="another semflow command"):
             OutputFolder(tmp_path / "out", fresh=False, work=WORK_DIR).__enter__()
     run_video(frames, tmp_path / "out", RunOptions(method="dis-ultrafast"))  # free again
 

@@ -181,3 +181,22 @@ def test_one_path_given_as_a_string_is_one_input(seg):
 
     written = segment_inputs(str(seg / "a.png"), seg / "one", backend=f"masks:{seg / 'lbl.png'}", progress=False)
     assert written == [seg / "one" / "a.png"] and (seg / "one" / "a.png").is_file()
+
+
+def test_a_folder_another_command_writes_to_is_refused(seg):
+    """Two `segment` (or a `run` and a `segment`) into one OUT at once mixed their label maps."""
+    import os
+
+    from semflow.errors import OutputError
+    from semflow.io.outputs import lock_folder
+    from semflow.segmentation.segment import segment_inputs
+
+    (seg / "busy").mkdir()
+    held = lock_folder(seg / "busy")  # as a running `run --out busy` holds it
+    try:
+        with pytest.raises(OutputError, match="busy: another semflow command is writing to this folder"):
+            segment_inputs([seg / "a.png"], seg / "busy", backend=f"masks:{seg / 'lbl.png'}", progress=False)
+    finally:
+        os.close(held)
+    assert list((seg / "busy").iterdir()) == []
+    assert segment_inputs([seg / "a.png"], seg / "busy", backend=f"masks:{seg / 'lbl.png'}", progress=False)

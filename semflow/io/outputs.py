@@ -142,6 +142,20 @@ def refuse_link(path: Path, root: Path) -> None:
                               " it did not create (remove it or choose another --out)")
 
 
+def lock_folder(folder: Path) -> int:
+    """Lock the existing ``folder`` for this command (``fcntl.flock`` on the folder itself: released when
+    the returned descriptor is closed or the process dies; no lock file). OutputError when another semflow
+    command holds it."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OutputError(f"{folder}: another semflow command is writing to this folder; wait for it or choose"
+                          " another output folder") from None
+    return fd
+
+
 class OutputFolder:
     """``semflow run``'s output folder: locked, with a manifest of what the run wrote.
 
@@ -171,13 +185,7 @@ class OutputFolder:
     def __enter__(self) -> OutputFolder:
         check_output_folder(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._release()
-            raise OutputError(f"{self.root}: another semflow run is writing to this folder; wait for it or"
-                              " choose another --out") from None
+        self._fd = lock_folder(self.root)
         try:
             for name in self.reserved:
                 refuse_link(self.root / name, self.root)

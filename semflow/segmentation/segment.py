@@ -28,7 +28,7 @@ from pathlib import Path
 from semflow.errors import InputError
 from semflow.io.atomic import staging_folder
 from semflow.io.images import is_image_path, read_image, write_image
-from semflow.io.outputs import check_outputs, refuse_inputs_as_outputs, refuse_link
+from semflow.io.outputs import check_outputs, lock_folder, refuse_inputs_as_outputs, refuse_link
 from semflow.io.video import folder_images
 from semflow.segmentation.base import Segmenter
 from semflow.segmentation.masks import MaskSegmenter
@@ -186,6 +186,7 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
             break
         created.append(folder)
     out_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_folder(out_dir)  # a second segment or run into OUT would mix their outputs
     try:
         with staging_folder(out_dir, ".segment-") as stage:
             written = _segment(jobs, sources, files, out_dir, stage, backend=backend, overlay=overlay,
@@ -199,6 +200,7 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
                 folder.rmdir()  # only when nothing else is in it
         raise
     finally:
+        os.close(lock)
         if explain is not None:
             backend.explain_dir = explain
     return written
