@@ -181,6 +181,9 @@ def test_one_path_given_as_a_string_is_one_input(seg):
 
     written = segment_inputs(str(seg / "a.png"), seg / "one", backend=f"masks:{seg / 'lbl.png'}", progress=False)
     assert written == [seg / "one" / "a.png"] and (seg / "one" / "a.png").is_file()
+    with pytest.raises(InputError, match=r"max frames \(--max-frames\) must be at least 1, got 0"):
+        segment_inputs([seg / "a.png"], seg / "none", backend=f"masks:{seg / 'lbl.png'}", max_frames=0)
+    assert not (seg / "none").exists()  # it wrote "0 label map(s)" into a new empty folder
 
 
 def test_a_folder_another_command_writes_to_is_refused(seg):

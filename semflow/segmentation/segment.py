@@ -163,6 +163,8 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     out_dir = Path(out_dir)
     if isinstance(inputs, (str, os.PathLike)):  # one path, not a list of its characters
         inputs = [inputs]
+    if max_frames is not None and max_frames < 1:
+        raise InputError(f"max frames (--max-frames) must be at least 1, got {max_frames}")
     jobs = _plan(inputs, out_dir)
     if not jobs:
         raise InputError("nothing to segment: give images, folders of images or videos")
