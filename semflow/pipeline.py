@@ -33,14 +33,13 @@ from semflow.errors import InputError, warn
 from semflow.io.atomic import write_text_atomic
 from semflow.io.jsonfile import dumps_strict
 from semflow.io.outputs import OutputFolder, refuse_inputs_as_outputs
-from semflow.io.video import FrameSource, video_identity
+from semflow.io.video import FrameSource
 from semflow.memory import check_memory
-from semflow.methods import DEFAULT_RUN_METHOD, get_method, list_methods, resolve_options
-from semflow.options import options_dict
+from semflow.methods import get_method
 from semflow.progress import progress_bar
 from semflow.render import PairFlows, render_clip
+from semflow.run_options import RunOptions
 from semflow.runstore import (
-    CACHE_BUDGET_BYTES,
     RUN_OUTPUTS,
     WORK_DIR,
     PairRecord,
@@ -61,42 +60,6 @@ STAGES = ("read", "flow", "stats", "draw", "write")
 """The stages whose wall seconds a summary reports: reading frames, computing flow (while drawing: waiting
 for the pair's flow, computed or loaded one pair ahead in a second thread), the per-pair statistics for
 the normaliser, drawing the colour frames, and writing files and videos."""
-
-
-@dataclass
-class RunOptions:
-    """What ``run_video`` does; mirrors ``semflow run``'s options."""
-
-    method: str = DEFAULT_RUN_METHOD
-    method_options: dict[str, Any] = field(default_factory=dict)
-    save_flo: bool = False
-    max_frames: int | None = None
-    max_side: int | None = None
-    resume: bool = False
-    max_flow: float | None = None
-    progress: bool | None = None
-    pairwise: bool = False
-    """Compute every pair on its own (pair mode); by default a video state is carried from pair to pair."""
-    cache_budget: int = CACHE_BUDGET_BYTES
-    """Bytes the flows kept for drawing may take: exact for a clip that fits, else the intermediate."""
-
-    def fingerprint(self, video: Path, method: FlowMethod | None = None) -> dict[str, Any]:
-        """The settings a resumed run must share with the run it continues: the method's name and every
-        option it is built with (defaults included: from the built ``method``, else resolved from the
-        registry without building it, else the options given), and the video's identity (size and
-        modification time: :func:`~semflow.io.video.video_identity`)."""
-        given = {k: v for k, v in self.method_options.items() if v is not None}
-        name = self.method if method is None else method.name
-        if method is not None and method.options is not None:
-            given = options_dict(method.options)
-        elif name in list_methods():
-            given = options_dict(resolve_options(name, **given))
-        return {
-            "video": str(video.resolve()), "video_identity": video_identity(video), "method": name,
-            "method_options": dict(sorted(given.items())),
-            "max_side": self.max_side, "max_frames": self.max_frames, "save_flo": self.save_flo,
-            "max_flow": self.max_flow, "pairwise": self.pairwise,
-        }
 
 
 @dataclass
@@ -375,6 +338,8 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     ``out_dir/summary.json``.
     """
     options = options or RunOptions()
+    if not isinstance(options, RunOptions):
+        raise InputError(f"options must be a RunOptions, not {type(options).__name__} (RunOptions(method=...))")
     started = time.perf_counter()
     if options.max_flow is not None:
         check_max_flow(options.max_flow)

@@ -247,7 +247,7 @@ def test_no_more_workers_than_tasks_to_run_at_once() -> None:
     assert workers_to_start(24, [3, 0]) == 4  # a clip with no chunk left still has its drawing to do
     assert workers_to_start(2, [5, 1]) == 2
     assert workers_to_start(8, []) == 1
-    with pytest.raises(InputError, match=r"workers must be from 1 to 1024, got 10{21}$"):
+    with pytest.raises(InputError, match=r"workers must be a whole number from 1 to 1024, got 10{21}$"):
         BatchOptions(method=METHOD, workers=10 ** 21)  # was Ray's 18-frame ValueError
 
 

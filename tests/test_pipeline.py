@@ -416,3 +416,28 @@ def test_recomputed_and_single_pass_drawings_equal_the_cached_one(make_frames, t
         assert summary["wall_seconds"]["total"] >= sum(stages.values()) * 0.99
         if summary is not single:  # pass 1 computes in the main thread: its flow stage holds the compute time
             assert stages["flow"] >= summary["seconds_per_pair"]["total"] * 0.99
+
+
+def test_run_options_of_the_wrong_kind_are_one_line_errors(make_frames, tmp_path: Path) -> None:
+    """RunOptions(max_frames="2") and the like failed deep in the run (a TypeError from a comparison or
+    range()); a dict for options was an AttributeError."""
+    from semflow.batch import BatchOptions
+    from semflow.errors import InputError
+
+    for bad, match in [({"max_frames": "2"}, "max_frames must be a whole number of at least 0"),
+                       ({"max_frames": 2.5}, "max_frames must be a whole number"),
+                       ({"max_side": 8}, "max_side must be a whole number of at least 16"),
+                       ({"cache_budget": "1"}, "cache_budget must be a whole number"),
+                       ({"max_flow": "5"}, "max_flow must be a number of px"),
+                       ({"max_flow": 1e-9}, r"max flow \(--max-flow\) must be between"),
+                       ({"method_options": None}, "method_options must be a dict"),
+                       ({"method": 3}, "method must be a method name or a built FlowMethod"),
+                       ({"resume": "yes"}, "resume must be True or False")]:
+        with pytest.raises(InputError, match=match):
+            RunOptions(**bad)
+    for workers in ("2", 2.5, 0):
+        with pytest.raises(InputError, match="workers must be a whole number from 1 to 1024"):
+            BatchOptions(method="dis-fast", workers=workers)
+    with pytest.raises(InputError, match="options must be a RunOptions, not dict"):
+        run_video(make_frames(2), tmp_path / "o", {"method": "dis-fast"})
+    assert RunOptions(max_frames=3, max_side=32, max_flow=2, cache_budget=0).max_flow == 2

@@ -9,6 +9,7 @@ task that computes and draws in a single pass.
 
 from __future__ import annotations
 
+import numbers
 import os
 import time
 from dataclasses import dataclass, fields
@@ -47,8 +48,10 @@ class BatchOptions(RunOptions):
     warmup_pairs: int = 0
 
     def __post_init__(self) -> None:
-        if self.workers is not None and not 1 <= self.workers <= MAX_WORKERS:
-            raise InputError(f"workers must be from 1 to {MAX_WORKERS}, got {self.workers}")
+        super().__post_init__()
+        if self.workers is not None and (not isinstance(self.workers, numbers.Integral) or isinstance(self.workers, bool)
+                                         or not 1 <= self.workers <= MAX_WORKERS):
+            raise InputError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got {self.workers!r}")
         if self.method_options.get("baseline_flows") is not None:  # one folder for every clip: not what is meant
             raise InputError("--baseline-flows holds one video's flows: give it to `semflow run`, one video at a time")
 

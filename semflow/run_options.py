@@ -1,0 +1,75 @@
+"""What ``semflow run`` does, as plain checked data: :class:`RunOptions` (``run_video``'s options, the
+settings a resumed run must share, and the base of a batch's options)."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from semflow.baseline.base import FlowMethod
+from semflow.errors import InputError
+from semflow.io.video import video_identity
+from semflow.methods import DEFAULT_RUN_METHOD, list_methods, resolve_options
+from semflow.options import options_dict
+from semflow.runstore import CACHE_BUDGET_BYTES
+from semflow.viz import check_max_flow
+
+
+def _check_int(name: str, value: Any, least: int) -> None:
+    if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < least):
+        raise InputError(f"{name} must be a whole number of at least {least} (or None), got {value!r}")
+
+
+@dataclass
+class RunOptions:
+    """What ``run_video`` does; mirrors ``semflow run``'s options."""
+
+    method: str = DEFAULT_RUN_METHOD
+    method_options: dict[str, Any] = field(default_factory=dict)
+    save_flo: bool = False
+    max_frames: int | None = None
+    max_side: int | None = None
+    resume: bool = False
+    max_flow: float | None = None
+    progress: bool | None = None
+    pairwise: bool = False
+    """Compute every pair on its own (pair mode); by default a video state is carried from pair to pair."""
+    cache_budget: int = CACHE_BUDGET_BYTES
+    """Bytes the flows kept for drawing may take: exact for a clip that fits, else the intermediate."""
+
+    def fingerprint(self, video: Path, method: FlowMethod | None = None) -> dict[str, Any]:
+        """The settings a resumed run must share with the run it continues: the method's name and every
+        option it is built with (defaults included: from the built ``method``, else resolved from the
+        registry without building it, else the options given), and the video's identity (size and
+        modification time: :func:`~semflow.io.video.video_identity`)."""
+        given = {k: v for k, v in self.method_options.items() if v is not None}
+        name = self.method if method is None else method.name
+        if method is not None and method.options is not None:
+            given = options_dict(method.options)
+        elif name in list_methods():
+            given = options_dict(resolve_options(name, **given))
+        return {
+            "video": str(video.resolve()), "video_identity": video_identity(video), "method": name,
+            "method_options": dict(sorted(given.items())),
+            "max_side": self.max_side, "max_frames": self.max_frames, "save_flo": self.save_flo,
+            "max_flow": self.max_flow, "pairwise": self.pairwise,
+        }
+
+    def __post_init__(self) -> None:
+        """Refuse values of the wrong kind here, in one line, not deep in the run."""
+        if not isinstance(self.method, (str, FlowMethod)):
+            raise InputError(f"method must be a method name or a built FlowMethod, got {self.method!r}")
+        if not isinstance(self.method_options, dict):
+            raise InputError(f"method_options must be a dict of option names to values, got {self.method_options!r}")
+        _check_int("max_frames", self.max_frames, 0)
+        _check_int("max_side", self.max_side, 16)
+        _check_int("cache_budget", self.cache_budget, 0)
+        if self.max_flow is not None:
+            if isinstance(self.max_flow, bool) or not isinstance(self.max_flow, numbers.Real):
+                raise InputError(f"max_flow must be a number of px (or None), got {self.max_flow!r}")
+            check_max_flow(self.max_flow)
+        for name in ("save_flo", "resume", "pairwise"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"{name} must be True or False, got {getattr(self, name)!r}")
