@@ -121,8 +121,21 @@ def test_discrete_boundary_matches_sharpen_the_band_of_a_hard_street_scene():
 
 def test_boundary_matches_and_motion_edges_cannot_be_combined():
     from semflow.baseline.discrete import DiscreteFlow
+    from semflow.errors import InputError
 
     # Both redo the interpolation near motion boundaries; one silently ignored would mislead.
-    with pytest.raises(ValueError, match="cannot be combined"):
+    with pytest.raises(InputError, match="cannot be combined"):
         DiscreteFlow(boundary_matches=15, motion_edges=10)
     assert DiscreteFlow(boundary_matches=15).params.boundary_matches == 15
+
+
+def test_discrete_options_out_of_range_are_one_line_errors() -> None:
+    """k=0 was a torch reshape error, shrink=0 a ZeroDivisionError, stride=0 or radius=-3 accepted."""
+    from semflow.errors import InputError
+    from semflow.methods import get_method
+
+    for bad, match in [({"k": 0}, "k must be at least 1, got 0"), ({"stride": 0}, "stride must be at least 1"),
+                       ({"radius": -3}, "radius must be at least 1"), ({"median_radius": -1}, "median_radius must be at least 0"),
+                       ({"shrink": 0.0}, r"shrink must be in \(0, 1\]")]:
+        with pytest.raises(InputError, match=f"discrete: {match}"):
+            get_method("discrete", **bad)

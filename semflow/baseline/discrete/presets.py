@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, make_dataclass, replace
 
 from semflow.baseline.discrete.keypoints import MAX_KEYPOINTS
+from semflow.errors import InputError
 from semflow.options import SharpenOptions, option
+
+_AT_LEAST_ONE = ("stride", "coarse_stride", "dims", "k", "levels", "radius", "local", "sweeps", "check_patch",
+                 "keypoint_max", "refine_scales", "video_radius", "video_stride", "video_k", "video_coarse_stride",
+                 "video_dims", "video_narrow_coarse_stride", "video_keypoint_max")
+_AT_LEAST_ZERO = ("finest", "search_pixels", "keypoint_radius", "keypoint_count", "lam", "tau", "unary_trunc",
+                  "crf_check", "fb_threshold", "fb_relative", "min_segment", "local_k", "motion_edges",
+                  "median_radius", "boundary_radius", "boundary_matches", "refine_iterations", "refresh_every",
+                  "refresh_share", "video_local", "video_prior")
 
 
 @dataclass(frozen=True)
@@ -127,8 +136,14 @@ class Preset:
     video_prior: float = 0.85
 
     def __post_init__(self) -> None:
+        for name in _AT_LEAST_ONE + _AT_LEAST_ZERO:  # (0 or less made a torch reshape error, a division by 0)
+            value, least = getattr(self, name), 1 if name in _AT_LEAST_ONE else 0
+            if value is not None and not value >= least:
+                raise InputError(f"discrete: {name} must be at least {least}, got {value}")
+        if self.shrink is not None and not 0 < self.shrink <= 1:
+            raise InputError(f"discrete: shrink must be in (0, 1] (or None), got {self.shrink}")
         if self.boundary_matches > 0 and self.motion_edges > 0:
-            raise ValueError("discrete: boundary_matches and motion_edges both redo the interpolation near motion"
+            raise InputError("discrete: boundary_matches and motion_edges both redo the interpolation near motion"
                              " boundaries and cannot be combined; set one of them to 0")
 
     def for_video(self) -> Preset:
