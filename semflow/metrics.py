@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from semflow.io.flow import check_flow
+from semflow.io.flow import check_flow, check_mask
 
 BAND_WIDTH = 5
 """Width (px) of the band inside object outlines that :func:`inner_band` measures by default."""
@@ -24,9 +24,9 @@ def endpoint_error(flow: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 
 def _mask(valid: np.ndarray | None, shape: tuple[int, ...], region: np.ndarray | None) -> np.ndarray:
-    mask = np.ones(shape[:2], bool) if valid is None else np.asarray(valid, bool)
+    mask = np.ones(shape[:2], bool) if valid is None else check_mask(valid, shape)
     if region is not None:
-        mask = mask & np.asarray(region, bool)
+        mask = mask & check_mask(region, shape, name="region")
     return mask
 
 

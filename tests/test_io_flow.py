@@ -381,3 +381,19 @@ def test_resize_flow_scales_vectors_with_the_frame() -> None:
     expected = np.stack([0.1 * (hx + 0.25), -0.05 * (hy + 0.25)], axis=2) + np.float32([2.0, -1.0])
     assert np.abs(half - expected).max() < 1e-3
     assert resize_flow(zoom, 60, 80) is zoom
+
+
+def test_a_mask_of_another_size_is_one_line(tmp_path) -> None:
+    """write_flow(..., valid of 3x3) and metrics.epe(..., valid of 3x3) were numpy IndexErrors."""
+    from semflow import metrics
+
+    flow = np.ones((4, 5, 2), np.float32)
+    for name in ("w.flo", "w.png", "w.npy"):
+        with pytest.raises(InputError, match=r"valid: a mask of shape \(3, 3\) for a flow of 5x4 pixels"):
+            write_flow(tmp_path / name, flow, np.ones((3, 3), bool))
+        assert not (tmp_path / name).exists()
+    with pytest.raises(InputError, match="valid: a mask of shape"):
+        metrics.epe(flow, flow, np.ones((3, 3), bool))
+    with pytest.raises(InputError, match="region: a mask of shape"):
+        metrics.fl_all(flow, flow, None, np.ones((4, 4), bool))
+    assert metrics.epe(flow, flow * 2, np.ones((4, 5), np.uint8)) == pytest.approx(np.sqrt(2))

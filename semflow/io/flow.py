@@ -61,6 +61,17 @@ def check_flow(flow: np.ndarray, *, name: str = "flow") -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
+def check_mask(mask: np.ndarray | None, shape: tuple[int, ...], *, name: str = "valid") -> np.ndarray | None:
+    """``mask`` as a bool (H, W) array for a flow of ``shape`` (None stays None); InputError when its
+    size differs (a numpy IndexError deep inside before)."""
+    if mask is None:
+        return None
+    arr = np.asarray(mask)
+    if arr.shape != tuple(shape[:2]):
+        raise InputError(f"{name}: a mask of shape {arr.shape} for a flow of {shape[1]}x{shape[0]} pixels")
+    return arr.astype(bool, copy=False)
+
+
 def _split_unknown(arr: np.ndarray, name: str, *, nan_is_unknown: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(flow float32 with unknown pixels set to 0, valid)`` for a flow array read from a file: a finite
     component with ``|value| > 1e9`` marks the pixel unknown; NaN or inf is an error unless
@@ -106,8 +117,9 @@ def read_flo(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 def write_flo(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> None:
     """Write ``flow`` (H, W, 2) as ``.flo``; pixels where ``valid`` is False are written as unknown."""
     flow = check_flow(flow).copy()
+    valid = check_mask(valid, flow.shape)
     if valid is not None:
-        flow[~np.asarray(valid, bool)] = UNKNOWN_FLOW_VALUE
+        flow[~valid] = UNKNOWN_FLOW_VALUE
     height, width = flow.shape[:2]
     header = np.array([FLO_TAG], "<f4").tobytes() + np.array([width, height], "<i4").tobytes()
     write_bytes_atomic(path, header + flow.astype("<f4").tobytes())
@@ -137,7 +149,7 @@ def write_kitti_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarra
     """Write ``flow`` as a KITTI 16-bit PNG. The format holds u and v from -512 to 511.98 px: a pixel whose
     flow lies beyond is written as invalid (valid bit 0). Returns how many valid pixels that made invalid."""
     flow = check_flow(flow)
-    valid = np.ones(flow.shape[:2], bool) if valid is None else np.asarray(valid, bool)
+    valid = np.ones(flow.shape[:2], bool) if valid is None else check_mask(valid, flow.shape)
     scaled = np.round(flow * 64.0 + 2.0**15)
     held = ((scaled >= 0) & (scaled <= 2**16 - 1)).all(axis=2)
     lost = int((valid & ~held).sum())
@@ -250,8 +262,9 @@ def flow_file_pixels(path: str | os.PathLike) -> int | None:
 def write_npy_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> None:
     """Write ``flow`` as ``.npy`` float32; pixels where ``valid`` is False become 1e10 (unknown, as in .flo)."""
     flow = check_flow(flow).copy()
+    valid = check_mask(valid, flow.shape)
     if valid is not None:
-        flow[~np.asarray(valid, bool)] = UNKNOWN_FLOW_VALUE
+        flow[~valid] = UNKNOWN_FLOW_VALUE
     with atomic_path(path, suffix=".npy") as tmp:
         np.save(tmp, flow)
 
