@@ -187,3 +187,11 @@ def test_flat_images_that_compress_well_are_not_called_corrupt(monkeypatch: pyte
     for width, depth, colour in ((12_000, 1, 0), (12_000, 8, 3), (12_000, 8, 2), (100_000, 16, 6)):
         with pytest.raises(InputError, match="more than its|too large"):  # bombs: still refused
             decode_image(_png_header(width, 12_000, depth, colour), "bomb")
+
+
+def test_write_image_refuses_shapes_it_cannot_write(tmp_path: Path) -> None:
+    """An empty image put OpenCV's assertion text in the error."""
+    for shape in ((0, 0, 3), (4, 0), (4, 4, 2), (4,)):
+        with pytest.raises(InputError, match=r"cannot write an image of shape"):
+            write_image(tmp_path / "x.png", np.zeros(shape, np.uint8))
+    assert list(tmp_path.iterdir()) == []

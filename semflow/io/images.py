@@ -206,6 +206,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     if not is_image_path(path):
         raise InputError(f"{path}: unknown image format; use one of {', '.join(IMAGE_EXTENSIONS)}")
     img = np.asarray(image)
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)) or 0 in img.shape[:2]:
+        raise InputError(f"{path}: cannot write an image of shape {img.shape} (expected (H, W) or (H, W, 3))")
     if img.ndim == 3:
         img = img[..., ::-1]
     with atomic_path(path) as tmp:
