@@ -121,7 +121,8 @@ def middlebury(root: str | os.PathLike) -> list[FlowSample]:
 
 
 def sintel(root: str | os.PathLike, passes: tuple[str, ...] = ("clean", "final")) -> list[FlowSample]:
-    """MPI Sintel training pairs that have ground truth, for each render pass."""
+    """MPI Sintel training pairs that have ground truth, for each render pass. Files in ``flow/<scene>/``
+    not named ``frame_NNNN.flo`` are skipped, like every file a reader does not look for."""
     training = _require_dir(Path(root) / "training", "Sintel")
     samples = []
     for pass_name in passes:
@@ -130,7 +131,10 @@ def sintel(root: str | os.PathLike, passes: tuple[str, ...] = ("clean", "final")
             continue
         for scene in sorted(p for p in pass_dir.iterdir() if p.is_dir()):
             for flo in sorted((training / "flow" / scene.name).glob("frame_*.flo")):
-                index = int(flo.stem.split("_")[1])
+                digits = flo.stem[len("frame_"):]
+                if not (digits.isdigit() and digits.isascii() and flo.stem == f"frame_{int(digits):04d}"):
+                    continue  # not named as the layout names them (frame_abc.flo, a copy): not a sample
+                index = int(digits)
                 f1 = scene / f"frame_{index:04d}.png"
                 f2 = scene / f"frame_{index + 1:04d}.png"
                 if not (f1.exists() and f2.exists()):
