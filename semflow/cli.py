@@ -345,7 +345,7 @@ def compare(root: Path, dataset: str, methods: str, out_dir: Path | None, json_p
     names = names_of(methods.split(","))
     given = {k: (str(v) if isinstance(v, Path) else v) for k, v in method_options.items() if v is not None}
     results = evaluation.compare(dataset, root, names, method_options=given, out_dir=out_dir,
-                                 max_samples=max_samples, progress=progress, isolate=True)
+                                 max_samples=max_samples, progress=progress, isolate=True, outputs=[json_path])
     click.echo(evaluation.format_table(evaluation.summarize(results), markdown=markdown))
     if json_path is not None:
         write_text_atomic(json_path, dumps_strict(evaluation.results_json(results), indent=2))

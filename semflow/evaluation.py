@@ -5,15 +5,22 @@ non-occluded pixels and into region kinds (things / planes / stuff) where the da
 labels, seconds for the pair and the method's peak memory. With ``isolate`` (the CLI's way) each method
 runs in a child process of its own (:mod:`semflow.isolation`), one pair at a time, so its peak memory
 is its own (not what the methods before it left behind).
+
+A sample whose ground truth has no valid pixel cannot be scored: it is left out, with a warning. The
+comparison images (``out_dir``) are named once the dataset is listed (:func:`image_names`), checked
+before any method runs, and written to a staging folder: they reach ``out_dir`` only when the whole
+comparison has succeeded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,15 +28,23 @@ from typing import Any
 import cv2
 import numpy as np
 
+from semflow.errors import InputError, warn
+from semflow.io.atomic import move_into_place, staging_folder
 from semflow.io.datasets import LoadedSample, load_dataset
 from semflow.io.images import write_image
 from semflow.io.jsonfile import finite_or_none
+from semflow.io.outputs import check_outputs
 from semflow.isolation import IsolatedMethod
 from semflow.memory import PeakMemory
 from semflow.methods import get_method, route_options
 from semflow.metrics import BAND_WIDTH, endpoint_error, epe, fl_all, inner_band
 from semflow.progress import progress_bar
 from semflow.viz import add_legend, error_to_color, flow_to_color, label_image, max_flow_of, tile
+
+IMAGE_SUFFIX = ".png"
+MAX_STEM_BYTES = 255 - len("..") - 8 - len(IMAGE_SUFFIX)
+"""The longest image name stem (bytes) that leaves room, in a 255-byte file name, for the temporary
+name an atomic write gives it beside the image (``.<stem>.XXXXXXXX.png``, io.atomic.temp_path_beside)."""
 
 
 @dataclass
@@ -87,8 +102,15 @@ def score(flow: np.ndarray, sample: LoadedSample, kinds: np.ndarray | None = Non
 def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
             method_options: dict[str, Any] | None = None, out_dir: str | os.PathLike | None = None,
             max_samples: int | None = None, use_labels: bool = True,
-            progress: bool | None = None, isolate: bool = False) -> list[SampleResult]:
-    """Run each method on each sample of ``dataset`` under ``root``; optionally draw ``out_dir/<sample>.png``.
+            progress: bool | None = None, isolate: bool = False,
+            outputs: Iterable[str | os.PathLike | None] = ()) -> list[SampleResult]:
+    """Run each method on each sample of ``dataset`` under ``root``; optionally draw
+    ``out_dir/<dataset>_<sample>.png`` (named by :func:`image_names`).
+
+    Every image name is checked (:func:`~semflow.io.outputs.check_outputs`, with ``outputs``: the
+    caller's other output files, which may not be one of them) before any method runs; the images are
+    moved into ``out_dir`` only once every sample is done (a failure leaves none). A sample whose ground
+    truth has no valid pixel is left out with a warning; InputError when no sample has one.
 
     ``method_options`` (device, preset...) go to every method that declares them, ``NAME.option`` to
     method NAME only (:func:`semflow.methods.route_options`); one that no method takes is an error. ``use_labels`` passes
@@ -104,12 +126,60 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
     """
     samples = load_dataset(dataset, root)[:max_samples]
     options = route_options(methods, method_options or {})
+    images: list[Path] = []
+    if out_dir is not None:
+        images = [Path(out_dir) / (stem + IMAGE_SUFFIX) for stem in image_names(dataset, [s.name for s in samples])]
+        check_outputs(files=[*images, *outputs], folders=[out_dir])
     with contextlib.ExitStack() as stack:
+        stage = stack.enter_context(_image_stage(Path(out_dir))) if out_dir is not None else None
         if isolate:
             built = {name: stack.enter_context(IsolatedMethod(name, opts)) for name, opts in options.items()}
         else:
             built = {name: _InProcess(get_method(name, **opts)) for name, opts in options.items()}
-        return _compare_samples(dataset, samples, built, out_dir, use_labels, progress)
+        staged = [stage / p.name for p in images] if stage is not None else None
+        results = _compare_samples(dataset, samples, built, staged, use_labels, progress)
+        if not results:
+            raise InputError(f"{root}: no {dataset} sample has a valid ground-truth pixel; nothing to compare")
+        for tmp, path in zip(staged or (), images):
+            if tmp.exists():  # (not for a sample left out)
+                move_into_place(tmp, path)
+        return results
+
+
+def image_names(dataset: str, samples: Sequence[str]) -> list[str]:
+    """The file name stem of each sample's comparison image: ``<dataset>_<sample>`` with ``/`` and every
+    character that is not printable (a newline, a name's undecodable bytes) as ``_``; a stem too long
+    for a file name (:data:`MAX_STEM_BYTES`), or one that two samples would share, is cut and ends in
+    ``~`` and 8 hex digits of a hash of the sample name, so that each sample has its own."""
+    safe = ["".join(c if c.isprintable() and c != "/" else "_" for c in f"{dataset}_{name}") for name in samples]
+    counts = Counter(safe)
+    stems = []
+    for name, stem in zip(samples, safe):
+        if counts[stem] > 1 or len(os.fsencode(stem)) > MAX_STEM_BYTES:
+            tag = "~" + hashlib.sha1(os.fsencode(name)).hexdigest()[:8]
+            stem = os.fsencode(stem)[:MAX_STEM_BYTES - len(tag)].decode("utf-8", "ignore") + tag
+        stems.append(stem)
+    return stems
+
+
+@contextlib.contextmanager
+def _image_stage(out_dir: Path) -> Iterator[Path]:
+    """A staging folder in ``out_dir`` (created when missing: then removed again, with the folders above
+    it that this created, when the comparison fails)."""
+    created = []
+    for folder in (out_dir, *out_dir.parents):
+        if os.path.lexists(folder):
+            break
+        created.append(folder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with staging_folder(out_dir, ".compare-") as stage:
+            yield stage
+    except BaseException:
+        for folder in created:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when nothing else is in it
+        raise
 
 
 class _InProcess:
@@ -126,12 +196,18 @@ class _InProcess:
         return result, seconds, memory.peak_mb
 
 
-def _compare_samples(dataset: str, samples: Sequence[Any], built: dict[str, Any], out_dir: str | os.PathLike | None,
+def _compare_samples(dataset: str, samples: Sequence[Any], built: dict[str, Any], images: list[Path] | None,
                      use_labels: bool, progress: bool | None) -> list[SampleResult]:
+    """Every method on every sample (``images``: where each sample's comparison image goes, or None)."""
     results: list[SampleResult] = []
     with progress_bar(len(samples) * len(built), f"compare {dataset}", enabled=progress) as bar:
-        for ref in samples:
+        for k, ref in enumerate(samples):
             sample = ref.load()
+            if not sample.valid.any():
+                name = "".join(c if c.isprintable() else repr(c)[1:-1] for c in sample.name)
+                warn(f"{dataset} sample {name}: no valid ground-truth pixel; left out of the comparison")
+                bar.advance(len(built))
+                continue
             flows, costs, kinds = {}, {}, None
             for name, method in built.items():
                 labels = sample.labels if use_labels else None
@@ -143,9 +219,8 @@ def _compare_samples(dataset: str, samples: Sequence[Any], built: dict[str, Any]
             for name, flow in flows.items():
                 e, f, regions = score(flow, sample, kinds)
                 results.append(SampleResult(name, dataset, sample.name, e, f, *costs[name], regions))
-            if out_dir is not None:
-                write_image(Path(out_dir) / f"{dataset}_{sample.name.replace('/', '_')}.png",
-                            comparison_image(sample, flows))
+            if images is not None:
+                write_image(images[k], comparison_image(sample, flows))
     return results
 
 
@@ -169,8 +244,9 @@ def comparison_image(sample: LoadedSample, flows: dict[str, np.ndarray], *, tile
 
 
 def summarize(results: Sequence[SampleResult]) -> list[dict[str, Any]]:
-    """One row per (dataset, method): mean EPE / Fl-all over samples, per-region means, median seconds,
-    peak memory."""
+    """One row per (dataset, method): ``samples`` (the table's n: the samples scored, which
+    :func:`compare` limits to those with valid ground truth), mean EPE / Fl-all over them, per-region
+    means, median seconds, peak memory."""
     rows = []
     keys = list(dict.fromkeys((r.dataset, r.method) for r in results))
     for dataset, method in keys:

@@ -6,6 +6,12 @@ peak memory included whatever the methods before it left behind (dis-medium: 892
 inherited from the parent) and runs each pair there; the peak it reports is that child's resident
 memory: Python, the libraries the method imports, its model and its working memory, and nothing of
 any other method.
+
+The child ignores Ctrl-C (it is born with SIGINT blocked, and ignores it once it runs): the terminal
+sends SIGINT to the whole process group, and the parent, which handles it, stops its children itself.
+Leaving a :class:`IsolatedMethod` because of an exception (Ctrl-C, SIGTERM turned into an exception,
+an error) ends the child at once, even in the middle of a pair; a child whose parent died exits within
+:data:`PARENT_CHECK_SECONDS`.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from typing import Any
@@ -29,8 +36,11 @@ PARENT_CHECK_SECONDS = 1.0
 
 
 def _leave_with_parent(parent: int) -> None:
-    """In the child: exit once the parent process ``parent`` is gone. A parent killed by SIGTERM (or
-    SIGKILL) never closes its pool, and the child, holding a method and its memory, would live on."""
+    """In the child: ignore Ctrl-C (the parent stops this process) and exit once the parent process
+    ``parent`` is gone. A parent killed by SIGTERM (or SIGKILL) never closes its pool, and the child,
+    holding a method and its memory, would live on."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])  # (ignored now; blocked since its start)
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(PARENT_CHECK_SECONDS)
@@ -68,16 +78,32 @@ class IsolatedMethod:
                  ) -> tuple[FlowResult, float, float]:
         """``(result, seconds, peak MB of the child process)`` for one pair."""
         try:
-            return self._pool.submit(_estimate, self.name, self.options, img1, img2, labels).result()
+            return self._submit(img1, img2, labels).result()
         except concurrent.futures.process.BrokenProcessPool:
             raise SemflowError(f"method {self.name} stopped in its process (killed, perhaps for memory);"
                                " try fewer or smaller samples") from None
 
-    def close(self) -> None:
+    def _submit(self, *args: Any) -> concurrent.futures.Future:
+        """Submit a pair; the pool starts its child on the first. The child is started with SIGINT
+        blocked (a signal mask outlives exec): a Ctrl-C while it starts up, before it can ignore the
+        signal, would end it with a traceback. In this process a SIGINT then waits, and is not lost."""
+        if threading.current_thread() is not threading.main_thread():
+            return self._pool.submit(_estimate, self.name, self.options, *args)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+        try:
+            return self._pool.submit(_estimate, self.name, self.options, *args)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def close(self, *, stop: bool = False) -> None:
+        """Shut the child down; with ``stop`` end it at once, in the middle of a pair if need be."""
+        if stop:
+            for process in list((self._pool._processes or {}).values()):
+                process.terminate()  # SIGTERM: the child has no handler for it, and ends without a word
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> IsolatedMethod:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(stop=exc_type is not None)

@@ -1,0 +1,207 @@
+"""`semflow compare` on hostile inputs: every per-sample image name checked (and made safe) before any
+method runs, Ctrl-C and SIGTERM without a worker's traceback or a lingering worker, stray files in a
+Sintel layout, samples whose ground truth has no valid pixel."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semflow import evaluation
+from semflow.errors import InputError, OutputError
+from semflow.io.datasets import sintel
+from semflow.io.flow import write_flo
+from semflow.io.images import write_image
+from semflow.synthetic import translation_scene
+
+
+def _middlebury(root: Path, names: list[str], *, no_gt: tuple[str, ...] = ()) -> Path:
+    """A Middlebury-layout dataset of 48x64 sequences ``names``; those in ``no_gt`` have no valid GT pixel."""
+    scene = translation_scene(48, 64, shift=(3.0, 2.0), seed=4)
+    for name in names:
+        seq = root / name
+        write_image(seq / "frame10.png", scene.img1)
+        write_image(seq / "frame11.png", scene.img2)
+        write_flo(seq / "flow10.flo", scene.flow, np.zeros((48, 64), bool) if name in no_gt else None)
+    return root
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+# --- bug 1: per-sample image names -------------------------------------------------------------------
+
+
+def test_compare_checks_every_image_name_before_any_method_runs(tmp_path: Path, monkeypatch) -> None:
+    """With DIR/middlebury_B.png a folder, compare wrote DIR/middlebury_A.png, then failed on B (an
+    OSError after all the work) and lost every result. Now: a one-line OutputError, nothing computed."""
+    root = _middlebury(tmp_path / "ds", ["A", "B"])
+    out = tmp_path / "out"
+    (out / "middlebury_B.png").mkdir(parents=True)
+    monkeypatch.setattr(evaluation, "get_method", lambda *a, **k: pytest.fail("a method was built"))
+    with pytest.raises(OutputError, match=r"middlebury_B\.png: is a directory$"):
+        evaluation.compare("middlebury", root, ["dis-fast"], out_dir=out)
+    assert _listing(out) == ["middlebury_B.png"]
+    # The caller's other outputs (the CLI's --json) may not be one of the images either.
+    monkeypatch.undo()
+    with pytest.raises(OutputError, match=r"middlebury_A\.png: named for two outputs"):
+        evaluation.compare("middlebury", root, ["dis-fast"], out_dir=tmp_path / "o2",
+                           outputs=[tmp_path / "o2" / "middlebury_A.png"])
+    assert not (tmp_path / "o2").exists()
+
+
+def test_compare_cli_fails_at_once_on_an_image_name_that_is_a_folder(cli_fails, tmp_path: Path) -> None:
+    _middlebury(tmp_path / "ds", ["A", "B"])
+    (tmp_path / "DIR" / "middlebury_B.png").mkdir(parents=True)
+    cli_fails("compare", "ds", "--dataset", "middlebury", "--methods", "dis-fast", "--out", "DIR",
+              "--json", "c.json", match="DIR/middlebury_B.png: is a directory")
+
+
+def test_image_names_are_safe_short_and_distinct() -> None:
+    names = ["a/b", "a_b", "a\nb", "x" * 250, "x" * 250 + "y", "é" * 200, "ok"]
+    stems = evaluation.image_names("sintel", names)
+    assert len(set(stems)) == len(stems) and stems[-1] == "sintel_ok"
+    for stem in stems:
+        assert stem.isprintable() and "/" not in stem
+        # Room for the temporary name an atomic write makes beside it: .<stem>.XXXXXXXX.png
+        assert len(os.fsencode(f".{stem}.XXXXXXXX.png")) <= 255
+
+
+def test_compare_writes_safe_images_for_long_and_odd_sample_names(tmp_path: Path) -> None:
+    """A 250-character sequence name failed (File name too long) after other images were written; a
+    newline in a name went into the file name."""
+    names = ["line\nbreak", "s" * 250, "ok"]
+    root = _middlebury(tmp_path / "ds", names)
+    out = tmp_path / "out"
+    results = evaluation.compare("middlebury", root, ["dis-fast"], out_dir=out)
+    assert sorted(r.sample for r in results) == sorted(names)
+    written = _listing(out)  # (and no staging folder left)
+    assert len(written) == 3 and "middlebury_ok.png" in written and "middlebury_line_break.png" in written
+    assert all(name.isprintable() and len(os.fsencode(name)) <= 255 - 10 for name in written)
+
+
+def test_a_failing_compare_leaves_no_images(tmp_path: Path) -> None:
+    """A sample that fails after others were drawn (its GT of another size) left their images behind."""
+    root = _middlebury(tmp_path / "ds", ["A", "B"])
+    write_flo(root / "B" / "flow10.flo", np.zeros((8, 8, 2), np.float32))
+    with pytest.raises(InputError, match="flow10.flo: 8x8"):
+        evaluation.compare("middlebury", root, ["dis-fast"], out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+# --- bug 2: Ctrl-C and SIGTERM -----------------------------------------------------------------------
+
+_SLOW_CLI = """\
+import os, sys, time
+from pathlib import Path
+from semflow.baseline.base import FlowMethod
+from semflow.methods import register_method
+
+class Slow(FlowMethod):
+    name = "slow"
+
+    def _estimate(self, img1, img2, **kwargs):
+        Path(os.environ["SLOW_MARK"]).write_text(str(os.getpid()))
+        time.sleep(60)
+
+register_method("slow", "sleeps", lambda options: Slow())  # (here and in the spawned worker)
+if __name__ == "__main__":
+    from semflow.cli import main
+    main(sys.argv[1:], prog_name="semflow")
+"""
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize(("how", "line", "rc"), [("ctrl-c", "semflow: interrupted", 130),
+                                                  ("sigterm", "semflow: terminated", 143)])
+def test_compare_stops_its_workers_quietly(tmp_path: Path, cli_env, how: str, line: str, rc: int) -> None:
+    """Ctrl-C (SIGINT to the whole process group) printed the idle worker's (dis-fast's, while slow
+    runs) 20-line KeyboardInterrupt traceback before `semflow: interrupted`. SIGTERM to semflow alone
+    waited for the busy worker's pair to finish. Now: one line, and every worker gone at once."""
+    root = _middlebury(tmp_path / "ds", ["A"])
+    script = tmp_path / "slow_cli.py"
+    script.write_text(_SLOW_CLI)
+    mark = tmp_path / "worker.pid"
+    env = {**cli_env, "SLOW_MARK": str(mark)}
+    proc = subprocess.Popen([sys.executable, str(script), "compare", str(root), "--dataset", "middlebury",
+                             "--methods", "dis-fast,slow", "--no-progress"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not mark.exists() or not mark.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        workers = _children(proc.pid)
+        assert int(mark.read_text()) in workers
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+        assert (proc.returncode, err) == (rc, line + "\n")
+        deadline = time.monotonic() + 2
+        while not all(map(_gone, workers)):
+            assert time.monotonic() < deadline, "a worker outlived semflow"
+            time.sleep(0.05)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+# --- bug 3: Sintel's stray files ---------------------------------------------------------------------
+
+
+def test_sintel_skips_flow_files_not_named_as_the_layout_names_them(tmp_path: Path) -> None:
+    scene = translation_scene(48, 64, shift=(3.0, 2.0), seed=4)
+    training = tmp_path / "training"
+    write_image(training / "clean" / "alley" / "frame_0001.png", scene.img1)
+    write_image(training / "clean" / "alley" / "frame_0002.png", scene.img2)
+    for name in ("frame_0001.flo", "frame_abc.flo", "frame_1.flo", "frame_0001_copy.flo"):
+        write_flo(training / "flow" / "alley" / name, scene.flow)
+    assert [s.name for s in sintel(tmp_path)] == ["clean/alley/frame_0001"]
+
+
+# --- bug 4: ground truth without a valid pixel -------------------------------------------------------
+
+
+def test_a_sample_without_valid_ground_truth_is_left_out_with_a_warning(tmp_path: Path, capsys) -> None:
+    """It gave NaN scores and counted in n (2) while the EPE averaged only the valid sample."""
+    root = _middlebury(tmp_path / "ds", ["A", "B"], no_gt=("B",))
+    results = evaluation.compare("middlebury", root, ["dis-fast"])
+    assert [r.sample for r in results] == ["A"]
+    (row,) = evaluation.summarize(results)
+    assert row["samples"] == 1 and np.isfinite(row["epe"])
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["semflow: warning: middlebury sample B: no valid ground-truth pixel; left out of the comparison"]
+    _middlebury(root, ["A"], no_gt=("A",))
+    with pytest.raises(InputError, match="no middlebury sample has a valid ground-truth pixel"):
+        evaluation.compare("middlebury", root, ["dis-fast"])
