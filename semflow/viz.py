@@ -93,6 +93,8 @@ def flow_to_color(flow: np.ndarray, max_flow: float | None = None, *,
 
 def color_wheel(size: int = 96) -> np.ndarray:
     """A legend disc (size, size, 3) uint8 RGB: the color of each flow direction at full scale."""
+    if size < 2:
+        raise ValueError(f"color_wheel: size must be at least 2 px, got {size}")
     r = (size - 1) / 2.0
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)
     flow = np.stack([(x - r) / r, (y - r) / r], axis=2)
@@ -159,8 +161,10 @@ def legend_text_box(height: int, width: int, max_flow: float) -> tuple[str, floa
 
 def add_legend(image: np.ndarray, max_flow: float, *, label: str | None = None) -> np.ndarray:
     """Return a copy of ``image`` with the color wheel and ``max N px`` (on a dark box, shrunk to fit
-    narrow images, never leaving the image) in its lower right corner."""
+    narrow images, never leaving the image) in its lower right corner. ``image``: uint8 RGB (H, W, 3)."""
     out = np.array(image, np.uint8, copy=True)
+    if out.ndim != 3 or out.shape[2] != 3:
+        raise ValueError(f"add_legend: expected an RGB image (H, W, 3), got shape {out.shape}")
     h, w = out.shape[:2]
     size = int(np.clip(min(h, w) // 5, 24, 128))
     wheel = color_wheel(size)
@@ -240,6 +244,8 @@ def tile(images: Sequence[np.ndarray], *, columns: int | None = None, gap: int =
     for img in images:
         if img.shape[:2] != (h, w):
             raise ValueError(f"cannot tile images of different sizes: {img.shape[:2]} vs {(h, w)}")
+    if columns is not None and columns < 1:
+        raise ValueError(f"tile: columns must be at least 1, got {columns}")
     columns = min(columns or len(images), len(images))
     rows = -(-len(images) // columns)
     canvas = np.full((rows * h + (rows - 1) * gap, columns * w + (columns - 1) * gap, 3), 255, np.uint8)

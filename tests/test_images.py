@@ -195,3 +195,13 @@ def test_write_image_refuses_shapes_it_cannot_write(tmp_path: Path) -> None:
         with pytest.raises(InputError, match=r"cannot write an image of shape"):
             write_image(tmp_path / "x.png", np.zeros(shape, np.uint8))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_image_keeps_rgba_channels_in_order(tmp_path: Path) -> None:
+    """An RGBA array was written reversed (ABGR into OpenCV's BGRA: alpha as blue)."""
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 90  # red, semi-transparent
+    write_image(tmp_path / "x.png", rgba)
+    bgra = cv2.imread(str(tmp_path / "x.png"), cv2.IMREAD_UNCHANGED)
+    assert bgra[0, 0].tolist() == [0, 0, 200, 90]
+    assert read_image(tmp_path / "x.png")[0, 0].tolist() == [200, 0, 0]

@@ -189,3 +189,14 @@ def test_wheel_colors_are_exactly_flow_vis(seed: int, rows: int, spread: float) 
     u, v = (rng.normal(0, spread, (2, rows, 7)) * rng.random((2, rows, 7)) ** 3).astype(np.float32)
     u[0, :3], v[0, :3] = (0, -1, 1), (0, 0, 0)
     np.testing.assert_array_equal(wheel_colors(u, v), flow_vis.flow_uv_to_colors(u, v))
+
+
+def test_drawing_helpers_refuse_arguments_they_cannot_draw() -> None:
+    """tile(columns=-1) and color_wheel(-5) were numpy "negative dimensions", add_legend on a grey image a
+    numpy TypeError."""
+    with pytest.raises(ValueError, match="tile: columns must be at least 1, got -1"):
+        tile([np.zeros((4, 4, 3), np.uint8)], columns=-1)
+    with pytest.raises(ValueError, match="color_wheel: size must be at least 2 px, got -5"):
+        color_wheel(-5)
+    with pytest.raises(ValueError, match=r"add_legend: expected an RGB image \(H, W, 3\), got shape \(40, 40\)"):
+        add_legend(np.zeros((40, 40), np.uint8), 3.0)

@@ -208,8 +208,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     img = np.asarray(image)
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)) or 0 in img.shape[:2]:
         raise InputError(f"{path}: cannot write an image of shape {img.shape} (expected (H, W) or (H, W, 3))")
-    if img.ndim == 3:
-        img = img[..., ::-1]
+    if img.ndim == 3:  # RGB(A) -> OpenCV's BGR(A)
+        img = img[..., [2, 1, 0, 3][:img.shape[2]]]
     with atomic_path(path) as tmp:
         try:
             written = cv2.imwrite(str(tmp), np.ascontiguousarray(img))
