@@ -20,7 +20,7 @@ import os
 import statistics
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,11 @@ import cv2
 import numpy as np
 
 from semflow.errors import InputError, warn
-from semflow.io.atomic import move_into_place, staging_folder
+from semflow.io.atomic import move_into_place
 from semflow.io.datasets import LoadedSample, load_dataset
 from semflow.io.images import write_image
 from semflow.io.jsonfile import finite_or_none
-from semflow.io.outputs import check_outputs
+from semflow.io.outputs import check_outputs, output_staging
 from semflow.isolation import IsolatedMethod
 from semflow.memory import PeakMemory
 from semflow.methods import get_method, route_options
@@ -131,7 +131,7 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
         images = [Path(out_dir) / (stem + IMAGE_SUFFIX) for stem in image_names(dataset, [s.name for s in samples])]
         check_outputs(files=[*images, *outputs], folders=[out_dir])
     with contextlib.ExitStack() as stack:
-        stage = stack.enter_context(_image_stage(Path(out_dir))) if out_dir is not None else None
+        stage = stack.enter_context(output_staging(Path(out_dir), ".compare-")) if out_dir is not None else None
         if isolate:
             built = {name: stack.enter_context(IsolatedMethod(name, opts)) for name, opts in options.items()}
         else:
@@ -160,26 +160,6 @@ def image_names(dataset: str, samples: Sequence[str]) -> list[str]:
             stem = os.fsencode(stem)[:MAX_STEM_BYTES - len(tag)].decode("utf-8", "ignore") + tag
         stems.append(stem)
     return stems
-
-
-@contextlib.contextmanager
-def _image_stage(out_dir: Path) -> Iterator[Path]:
-    """A staging folder in ``out_dir`` (created when missing: then removed again, with the folders above
-    it that this created, when the comparison fails)."""
-    created = []
-    for folder in (out_dir, *out_dir.parents):
-        if os.path.lexists(folder):
-            break
-        created.append(folder)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with staging_folder(out_dir, ".compare-") as stage:
-            yield stage
-    except BaseException:
-        for folder in created:  # deepest first
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only when nothing else is in it
-        raise
 
 
 class _InProcess:

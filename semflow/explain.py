@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 
 from semflow.errors import OutputError
-from semflow.io.atomic import staging_folder
-from semflow.io.outputs import refuse_inputs_as_outputs
+from semflow.io.outputs import output_staging, refuse_inputs_as_outputs
 
 
 def write_explain(estimator: Any, result: Any, out_dir: str | os.PathLike, *,
@@ -30,8 +29,7 @@ def write_explain(estimator: Any, result: Any, out_dir: str | os.PathLike, *,
     or a folder in DIR where it writes a file, is an :class:`~semflow.errors.OutputError` before any file
     in DIR changes."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with staging_folder(out_dir, ".explain-") as stage:
+    with output_staging(out_dir, ".explain-") as stage:  # (a folder it creates goes again when it fails)
         _write(estimator, result, stage)
         names = sorted(p.name for p in stage.iterdir())
         refuse_inputs_as_outputs(protect, [out_dir / name for name in names])

@@ -305,10 +305,14 @@ def test_explain_refuses_to_write_over_the_commands_other_outputs(tmp_path: Path
     scene = translation_scene(32, 48, shift=(2.0, 1.0), seed=1)
     method = get_method("dis-fast")
     result = method.estimate(scene.img1, scene.img2)
-    with pytest.raises(OutputError, match="ex/flow.png: --explain writes a file of that name too"):
-        write_explain(method, result, tmp_path / "ex", outputs=[tmp_path / "ex" / "flow.png", None])
-    assert list((tmp_path / "ex").iterdir()) == []  # nothing written
+    with pytest.raises(OutputError, match="ex/deeper/flow.png: --explain writes a file of that name too"):
+        write_explain(method, result, tmp_path / "ex" / "deeper", outputs=[tmp_path / "ex" / "deeper" / "flow.png"])
+    assert not (tmp_path / "ex").exists()  # nothing written, and the folders it created are gone again
     assert write_explain(method, result, tmp_path / "ex", outputs=[tmp_path / "ex" / "flow.flo"])
+    (tmp_path / "ex" / "flow.png").unlink()  # a folder that was there stays, with what it held
+    with pytest.raises(OutputError, match="--explain writes a file of that name too"):
+        write_explain(method, result, tmp_path / "ex", outputs=[tmp_path / "ex" / "flow.png"])
+    assert (tmp_path / "ex" / "flow.npy").is_file() and not (tmp_path / "ex" / "flow.png").exists()
 
 
 def test_flow_warns_when_a_kitti_png_cannot_hold_the_flow(pair, tmp_path: Path) -> None:

@@ -25,10 +25,11 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from semflow.errors import OutputError
+from semflow.io.atomic import staging_folder
 from semflow.io.jsonfile import loads_untrusted
 
 _MANIFEST_HEADER = "# files this semflow run wrote in its output folder (relative paths)\n"
@@ -154,6 +155,32 @@ def lock_folder(folder: Path) -> int:
         raise OutputError(f"{folder}: another semflow command is writing to this folder; wait for it or choose"
                           " another output folder") from None
     return fd
+
+
+@contextlib.contextmanager
+def output_staging(out_dir: Path, prefix: str, *, lock: bool = False) -> Iterator[Path]:
+    """Create ``out_dir`` (and the folders above it) where missing, lock it with ``lock``
+    (:func:`lock_folder`), and yield a fresh staging folder in it (:func:`~semflow.io.atomic.staging_folder`,
+    named ``<prefix>XXXXXXXX``) for a command to write into before it moves its outputs in place. When the
+    block fails, the folders this created are removed again (when nothing else is in them)."""
+    created = []  # deepest first
+    for folder in (out_dir, *out_dir.parents):
+        if os.path.lexists(folder):
+            break
+        created.append(folder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd = lock_folder(out_dir) if lock else None
+    try:
+        with staging_folder(out_dir, prefix) as stage:
+            yield stage
+    except BaseException:
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when nothing else is in it
+        raise
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 class OutputFolder:

@@ -17,7 +17,6 @@ leaves ``OUT`` as it was.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import re
@@ -26,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from semflow.errors import InputError
-from semflow.io.atomic import staging_folder
 from semflow.io.images import is_image_path, read_image, write_image
-from semflow.io.outputs import check_outputs, lock_folder, refuse_inputs_as_outputs, refuse_link
+from semflow.io.outputs import check_outputs, output_staging, refuse_inputs_as_outputs, refuse_link
 from semflow.io.video import folder_images
 from semflow.segmentation.base import Segmenter
 from semflow.segmentation.masks import MaskSegmenter
@@ -182,27 +180,14 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     _refuse_frames_as_inputs(read, {j.out: len(sources[j.path]) for j in jobs if j.kind == "video"})
     refuse_inputs_as_outputs(read, [*folders, *files])
 
-    created: list[Path] = []  # the folders this command creates, deepest first: removed again when it fails
-    for folder in (out_dir, *out_dir.parents):
-        if os.path.lexists(folder):
-            break
-        created.append(folder)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lock = lock_folder(out_dir)  # a second segment or run into OUT would mix their outputs
-    try:
-        with staging_folder(out_dir, ".segment-") as stage:
+    try:  # OUT locked: a second segment or run into it would mix their outputs
+        with output_staging(out_dir, ".segment-", lock=True) as stage:
             written = _segment(jobs, sources, files, out_dir, stage, backend=backend, overlay=overlay,
                                progress=progress, device=device, kinds_override=kinds_override,
                                label_set=label_set, temporal=temporal,
                                explain_name=explain.name if explain is not None else None)
             _move_into(stage, out_dir)
-    except BaseException:
-        for folder in created:
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only when nothing else is in it
-        raise
     finally:
-        os.close(lock)
         if explain is not None:
             backend.explain_dir = explain
     return written
