@@ -397,3 +397,14 @@ def test_a_mask_of_another_size_is_one_line(tmp_path) -> None:
     with pytest.raises(InputError, match="region: a mask of shape"):
         metrics.fl_all(flow, flow, None, np.ones((4, 4), bool))
     assert metrics.epe(flow, flow * 2, np.ones((4, 5), np.uint8)) == pytest.approx(np.sqrt(2))
+
+
+def test_a_float16_flow_is_checked_without_numpy_warnings() -> None:
+    """check_flow compared a float16 flow's extremes with 1e9 in float16: 'overflow encountered in cast'."""
+    import warnings
+
+    from semflow.io.flow import check_flow
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_flow(np.ones((4, 4, 2), np.float16)).dtype == np.float32

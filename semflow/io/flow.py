@@ -50,8 +50,8 @@ def check_flow(flow: np.ndarray, *, name: str = "flow") -> np.ndarray:
         raise InputError(f"{name}: flow is empty ({arr.shape[1]}x{arr.shape[0]})")
     if not np.issubdtype(arr.dtype, np.floating):
         raise InputError(f"{name}: expected a float flow array, got dtype {arr.dtype}")
-    with np.errstate(invalid="ignore"):
-        lowest, highest = arr.min(), arr.max()  # NaN if any is NaN: two fast passes decide the common case
+    with np.errstate(invalid="ignore"):  # (as Python floats: float16 cannot hold the 1e9 compared with)
+        lowest, highest = float(arr.min()), float(arr.max())  # NaN if any is NaN: two fast passes decide
     if not (np.isfinite(lowest) and np.isfinite(highest)):
         bad = int((~np.isfinite(arr)).any(axis=2).sum())
         raise InputError(f"{name}: flow has NaN or inf values at {bad} pixels")
