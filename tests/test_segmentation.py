@@ -145,6 +145,11 @@ def test_kind_override():
     assert CAMVID.kinds["Tree"] == "stuff"  # the shared table is untouched
     assert ls.ids_of("thing") == [9, 10]
     assert parse_kinds({"Sky": "STUFF"}) == {"Sky": "stuff"}
+    # a class given two kinds took the last without a word; a class name with a colon could not be named
+    with pytest.raises(InputError, match="'Tree' is given two kinds, plane and stuff"):
+        parse_kinds("Tree:plane, Tree:stuff")
+    assert parse_kinds("Tree:plane,Tree:PLANE") == {"Tree": "plane"}
+    assert parse_kinds("road:lane 2:plane") == {"road:lane 2": "plane"}
     for bad in ("Tree", "Tree:wall", "Lamp:thing", ":thing"):
         with pytest.raises(InputError):
             get_label_set("camvid", bad)

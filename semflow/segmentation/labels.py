@@ -105,7 +105,8 @@ class LabelSet:
 
 
 def parse_kinds(override: str | Mapping[str, str] | None) -> dict[str, str]:
-    """``"Tree:plane, Car:thing"`` or a dict -> {class name: kind}; a bad item is an InputError."""
+    """``"Tree:plane, Car:thing"`` or a dict -> {class name: kind}; a bad item, or a class given two kinds,
+    is an InputError. The kind follows the last colon (a class name may hold one, not a comma)."""
     if override is None or override == "":
         return {}
     if isinstance(override, Mapping):
@@ -115,7 +116,7 @@ def parse_kinds(override: str | Mapping[str, str] | None) -> dict[str, str]:
         for part in str(override).split(","):
             if not part.strip():
                 continue
-            name, sep, kind = part.partition(":")
+            name, sep, kind = part.rpartition(":")  # the kind is last: a class name may hold a colon
             if not sep or not name.strip():
                 raise InputError(f"kind table: expected CLASS:KIND items separated by commas, got {part.strip()!r}")
             items.append((name.strip(), kind.strip()))
@@ -123,6 +124,8 @@ def parse_kinds(override: str | Mapping[str, str] | None) -> dict[str, str]:
     for name, kind in items:
         if kind.lower() not in KINDS:
             raise InputError(f"kind table: unknown kind {kind!r} for {name!r}; use thing, plane or stuff")
+        if out.get(name, kind.lower()) != kind.lower():
+            raise InputError(f"kind table: {name!r} is given two kinds, {out[name]} and {kind.lower()}")
         out[name] = kind.lower()
     return out
 
