@@ -97,6 +97,8 @@ BAD_LABEL_SETS = [
     ('{"kinds": {}}', '"class_names"'),
     ('{"class_names": "abc"}', '"class_names"'),
     ('{"class_names": ["a", "a"]}', '"class_names"'),
+    ('{"class_names": ["Car", "car"]}', 'differing only in case'),  # --kinds could not tell them apart
+    ('{"class_names": ["a", " "]}', 'not empty'),
     ('{"class_names": ["a"], "name": 3}', '"name"'),
     ('{"class_names": ["a"], "kinds": ["a"]}', '"kinds"'),
     ('{"class_names": ["a"], "void_id": "x"}', '"void_id"'),

@@ -226,8 +226,9 @@ def _check_label_set_json(data: object, path: Path) -> None:
     names = data.get("class_names")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise InputError(f"{path}: \"class_names\" must be a non-empty list of strings")
-    if len(names) > 256 or len(set(names)) < len(names):
-        raise InputError(f"{path}: \"class_names\" must be at most 256 different names (label maps are uint8)")
+    if len(names) > 256 or len({n.strip().lower() for n in names}) < len(names) or not all(n.strip() for n in names):
+        raise InputError(f"{path}: \"class_names\" must be at most 256 different names, not empty and not"
+                         " differing only in case (label maps are uint8; --kinds names classes in any case)")
     kinds = data.get("kinds", {})
     if not isinstance(kinds, dict) or not all(isinstance(k, str) for k in kinds.values()):
         raise InputError(f"{path}: \"kinds\" must be an object of class name -> thing, plane or stuff")
