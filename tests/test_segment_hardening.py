@@ -4,6 +4,7 @@ malformed label-set JSON is one clear line. Given masks (``--backend masks:PATH`
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -71,23 +72,32 @@ def test_an_output_folder_that_is_a_file_fails_before_writing(seg, cli_fails):
 def test_a_failed_command_leaves_no_outputs(seg, cli_fails, make_video):
     (seg / "trunc.png").write_bytes((seg / "a.png").read_bytes()[:3000])
     cli_fails("segment", "a.png", "trunc.png", "--out", "new/out", *MASKS, match="trunc.png")  # nor new/
-    # into a folder that already holds outputs: they stay as they were, no staging folder is left
+    # (from Python, the code the command runs) into a folder that already holds outputs: they stay as they
+    # were, no staging folder is left; a video that fails after some frames were segmented (no mask for 2)
+    from semflow.segmentation.segment import segment_inputs
+
     write_image(seg / "old" / "a.png", np.zeros((H, W), np.uint8))
     before = (seg / "old" / "a.png").read_bytes()
-    cli_fails("segment", "a.png", "trunc.png", "--out", "old", *MASKS)
-    assert (seg / "old" / "a.png").read_bytes() == before
-    # a video that fails after some frames were segmented (no mask for frame 2)
+    with pytest.raises(InputError, match="trunc.png"):
+        segment_inputs([seg / "a.png", seg / "trunc.png"], seg / "old", backend=f"masks:{seg / 'lbl.png'}")
+    assert (seg / "old" / "a.png").read_bytes() == before and sorted(os.listdir(seg / "old")) == ["a.png"]
     make_video(3, name="v.mp4")
     for i in range(2):
         write_image(seg / "mk" / f"{i:06d}.png", np.full((H, W), 3, np.uint8))
-    cli_fails("segment", "v.mp4", "--out", "vout", "--overlay", "--backend", "masks:mk", match="000002.png")
+    with pytest.raises(InputError, match="000002.png"):
+        segment_inputs([seg / "v.mp4"], seg / "vout", backend=f"masks:{seg / 'mk'}", overlay=True)
+    assert not (seg / "vout").exists()
 
 
 def test_segment_still_writes_everything(seg, run_cli, make_video):
+    from semflow.segmentation.segment import segment_inputs
+
     make_video(3, name="v.mp4")
-    for _ in range(2):  # the second run replaces the first one's outputs
-        result = run_cli("segment", "a.png", "v.mp4", "--out", "out", "--overlay", *MASKS)
-        assert result.rc == 0, result.stderr
+    result = run_cli("segment", "a.png", "v.mp4", "--out", "out", "--overlay", *MASKS)
+    assert result.rc == 0, result.stderr
+    # again, from Python (the code the command runs): the second run replaces the first one's outputs
+    segment_inputs([seg / "a.png", seg / "v.mp4"], seg / "out", backend=f"masks:{seg / 'lbl.png'}", overlay=True,
+                   progress=False)
     names = sorted(str(p.relative_to(seg / "out")) for p in (seg / "out").rglob("*"))
     assert names == ["000000.png", "000001.png", "000002.png", "a.png", "overlay", "overlay.mp4", "overlay/a.png"]
 
@@ -118,9 +128,8 @@ def test_malformed_label_set_json_names_the_field(tmp_path, text, field):
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("text", ["[1, 2]", '{"class_names": ["a", "b", "c", "d"], "void_id": "x"}'])
-def test_malformed_label_set_on_the_cli(seg, cli_fails, text):
-    (seg / "X.json").write_text(text)
+def test_malformed_label_set_on_the_cli(seg, cli_fails):  # (each malformation: the in-process test above)
+    (seg / "X.json").write_text('{"class_names": ["a", "b", "c", "d"], "void_id": "x"}')
     cli_fails("segment", "a.png", "--out", "out", "--overlay", *MASKS, "--label-set", "X.json", match="X.json: ")
 
 
