@@ -18,9 +18,11 @@ import cv2
 import numpy as np
 import pytest
 
+from semflow.errors import InputError
 from semflow.io.flow import FLO_TAG, read_flow, read_flow_valid, write_flow
 from semflow.io.images import read_image, write_image
 from semflow.methods import list_methods
+from semflow.pipeline import RunOptions, run_video
 from semflow.synthetic import write_dataset
 from semflow.viz import flow_to_color, legend_text_box
 
@@ -374,9 +376,8 @@ def test_run_failing_mid_way_keeps_finished_pairs_and_resumes(run_cli, make_fram
         assert read_flow_valid(out / "flo" / name)[1].all()  # whole files, not partial ones
 
     (folder / "0004.png").write_bytes(good)
-    refused = run_cli("run", folder, "--out", "out", "--save-flo", "--resume", "--max-side", "32")
-    assert refused.rc == 1 and refused.stderr.startswith("semflow: error: ") and "cannot resume" in refused.stderr
-    assert len(refused.stderr.splitlines()) == 1
+    with pytest.raises(InputError, match="cannot resume, the earlier run used other settings .*max_side"):
+        run_video(folder, out, RunOptions(save_flo=True, resume=True, max_side=32))  # (what the command runs)
 
     second = run_cli("run", folder, "--out", "out", "--save-flo", "--resume")
     assert second.rc == 0, second.stderr
