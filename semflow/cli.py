@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from semflow.cli_options import MAX_FLOW, F, click_type, prior_options
-from semflow.errors import InputError, SemflowError, warn
+from semflow.errors import InputError, SemflowError, one_line, warn
 from semflow.io.outputs import check_outputs, refuse_inputs_as_outputs, refuse_outputs_inside
 from semflow.methods import DEFAULT_RUN_METHOD
 from semflow.segmentation.clip import prior_from_options
@@ -23,7 +23,7 @@ from semflow.segmentation.clip import prior_from_options
 
 def _error(text: str) -> None:
     """Print ``semflow: error: TEXT`` on one line: control characters (a newline in a file name) escaped."""
-    click.echo("semflow: error: " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text), err=True)
+    click.echo("semflow: error: " + one_line(text), err=True)
 
 
 class Terminated(BaseException):

@@ -47,7 +47,13 @@ def reason(exc: BaseException, limit: int = 160) -> str:
     return text[:cut if cut > limit // 2 else limit].rstrip(" ,;:") + "..."
 
 
+def one_line(text: str) -> str:
+    """``text`` with every character that is not printable (a newline in a file name) escaped as Python
+    writes it (``\\n``), so that a message stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def warn(message: str) -> None:
-    """Print ``semflow: warning: <message>`` as one line on stderr: something the user must know about
-    that does not stop the work (it is also recorded in the outputs where it concerns them)."""
-    print(f"semflow: warning: {message}", file=sys.stderr, flush=True)
+    """Print ``semflow: warning: <message>`` as one line on stderr (:func:`one_line`): something the user
+    must know about that does not stop the work (it is also recorded in the outputs where it concerns them)."""
+    print(f"semflow: warning: {one_line(message)}", file=sys.stderr, flush=True)

@@ -184,8 +184,7 @@ def _compare_samples(dataset: str, samples: Sequence[Any], built: dict[str, Any]
         for k, ref in enumerate(samples):
             sample = ref.load()
             if not sample.valid.any():
-                name = "".join(c if c.isprintable() else repr(c)[1:-1] for c in sample.name)
-                warn(f"{dataset} sample {name}: no valid ground-truth pixel; left out of the comparison")
+                warn(f"{dataset} sample {sample.name}: no valid ground-truth pixel; left out of the comparison")
                 bar.advance(len(built))
                 continue
             flows, costs, kinds = {}, {}, None

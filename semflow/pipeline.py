@@ -52,7 +52,6 @@ from semflow.state_chain import StateChain
 from semflow.temporal import TemporalMeter
 from semflow.timing import StageTimer
 from semflow.video_state import VideoState
-from semflow.viz import check_max_flow
 
 __all__ = ["WORK_DIR", "RunOptions", "run_video", "open_video", "compute_pairs", "finish_video", "PassReport"]
 
@@ -341,8 +340,6 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     if not isinstance(options, RunOptions):
         raise InputError(f"options must be a RunOptions, not {type(options).__name__} (RunOptions(method=...))")
     started = time.perf_counter()
-    if options.max_flow is not None:
-        check_max_flow(options.max_flow)
     method = method or get_method(options.method, **options.method_options)
     done = finished_summary(out_dir, options.fingerprint(Path(video), method)) if options.resume else None
     if done is not None:  # nothing left to do
