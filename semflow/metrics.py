@@ -23,8 +23,13 @@ def endpoint_error(flow: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.linalg.norm(flow - gt, axis=2)
 
 
-def _mask(valid: np.ndarray | None, shape: tuple[int, ...], region: np.ndarray | None) -> np.ndarray:
-    mask = np.ones(shape[:2], bool) if valid is None else check_mask(valid, shape)
+def _mask(valid: np.ndarray | None, gt: np.ndarray, region: np.ndarray | None) -> np.ndarray:
+    """Pixels to score: ``valid`` and inside ``region`` where given, and where the ground truth is finite."""
+    gt = np.asarray(gt)
+    shape = gt.shape
+    mask = np.isfinite(gt).all(axis=-1) if gt.ndim == 3 else np.ones(shape[:2], bool)
+    if valid is not None:
+        mask &= check_mask(valid, shape)
     if region is not None:
         mask = mask & check_mask(region, shape, name="region")
     return mask
@@ -32,9 +37,12 @@ def _mask(valid: np.ndarray | None, shape: tuple[int, ...], region: np.ndarray |
 
 def epe(flow: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None,
         region: np.ndarray | None = None) -> float:
-    """Mean endpoint error over valid pixels (inside ``region`` if given); NaN if none are valid."""
+    """Mean endpoint error over valid pixels (inside ``region`` if given); NaN if none are valid.
+
+    Ground-truth pixels that are not finite (NaN, inf) count as invalid.
+    """
     err = endpoint_error(flow, gt)
-    mask = _mask(valid, err.shape, region)
+    mask = _mask(valid, gt, region)
     return float(err[mask].mean()) if mask.any() else float("nan")
 
 
@@ -47,9 +55,12 @@ def outliers(flow: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 def fl_all(flow: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None,
            region: np.ndarray | None = None) -> float:
-    """Fraction in [0, 1] of valid pixels that are KITTI outliers; NaN if none are valid."""
+    """Fraction in [0, 1] of valid pixels that are KITTI outliers; NaN if none are valid.
+
+    Ground-truth pixels that are not finite (NaN, inf) count as invalid.
+    """
     out = outliers(flow, gt)
-    mask = _mask(valid, out.shape, region)
+    mask = _mask(valid, gt, region)
     return float(out[mask].mean()) if mask.any() else float("nan")
 
 

@@ -46,6 +46,18 @@ def test_no_valid_pixel_gives_nan() -> None:
     assert math.isnan(fl_all(const(9, 9), const(0, 0), none))
 
 
+def test_ground_truth_that_is_not_finite_is_invalid() -> None:
+    gt = const(0, 0)
+    gt[0, 0] = np.nan
+    gt[0, 1, 1] = np.inf
+    flow = const(9, 0)  # an outlier everywhere
+    assert epe(flow, gt) == pytest.approx(9.0)     # NaN before: the unknown pixels joined the mean
+    assert fl_all(flow, gt) == pytest.approx(1.0)  # 18/20 before: NaN is never an outlier
+    unknown = np.full((4, 5, 2), np.nan, np.float32)
+    assert math.isnan(epe(flow, unknown))
+    assert math.isnan(fl_all(flow, unknown))       # 0.0 before: no outliers among no pixels
+
+
 def test_fl_all_absolute_threshold_is_strictly_above_3px() -> None:
     gt = const(0, 0)  # |gt| = 0: the 5 % rule always holds, so the 3 px rule decides
     assert fl_all(const(3.0, 0.0), gt) == 0.0
