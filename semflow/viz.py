@@ -14,7 +14,7 @@ import flow_vis
 import numpy as np
 
 from semflow.errors import InputError
-from semflow.io.flow import check_flow
+from semflow.io.flow import check_flow, check_mask
 
 MAX_FLOW_LIMITS = (1e-3, 1e6)
 """The normalisers (px) a user may give (``--max-flow``): below a thousandth of a pixel every flow is
@@ -227,11 +227,17 @@ def add_class_legend(image: np.ndarray, names: Sequence[str], colors: np.ndarray
 
 
 def error_to_color(error: np.ndarray, max_error: float = 5.0, *, valid: np.ndarray | None = None) -> np.ndarray:
-    """Endpoint error (H, W) in pixels -> uint8 RGB heat map, saturating at ``max_error``."""
-    scaled = np.clip(np.asarray(error, np.float32) / max_error, 0.0, 1.0)
+    """Endpoint error (H, W) in pixels -> uint8 RGB heat map, saturating at ``max_error`` (> 0);
+    pixels not ``valid`` and errors that are not finite are black."""
+    if not (np.isfinite(max_error) and max_error > 0):
+        raise ValueError(f"error_to_color: max_error must be a positive number of pixels, got {max_error}")
+    error = np.asarray(error, np.float32)
+    known = np.isfinite(error)
+    scaled = np.clip(np.where(known, error, 0.0) / np.float32(max_error), 0.0, 1.0)
     img = cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)[..., ::-1].copy()
     if valid is not None:
-        img[~np.asarray(valid, bool)] = 0
+        known &= check_mask(valid, error.shape)
+    img[~known] = 0
     return img
 
 

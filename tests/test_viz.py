@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+import warnings
 
 import flow_vis
 import numpy as np
@@ -174,6 +175,21 @@ def test_error_to_color_is_monotone_and_saturates() -> None:
     assert img[0, 3].tolist() == img[0, 4].tolist()
     valid = np.array([[True, True, False, True, True]])
     assert error_to_color(err, 5.0, valid=valid)[0, 2].tolist() == [0, 0, 0]
+
+
+def test_error_to_color_draws_unknown_errors_black_and_refuses_a_scale_it_cannot_use() -> None:
+    """NaN errors were a numpy cast warning and an arbitrary colour; max_error=0 a division warning."""
+    err = np.array([[np.nan, np.inf, 1.0]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        img = error_to_color(err, 5.0)
+    assert img[0, 0].tolist() == img[0, 1].tolist() == [0, 0, 0]
+    assert img[0, 2].tolist() == error_to_color(np.float32([[1.0]]), 5.0)[0, 0].tolist() != [0, 0, 0]
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="max_error must be a positive number of pixels"):
+            error_to_color(err, bad)
+    with pytest.raises(InputError, match="mask of shape"):
+        error_to_color(err, 5.0, valid=np.ones((2, 2), bool))
 
 
 def test_public_flow_to_color() -> None:
