@@ -119,8 +119,21 @@ def test_camvid_segmenter_any_size_and_kinds(camvid_segmenter):
     assert seg.label_set.class_names[8] == "Car"
     km = seg.kind_map()
     assert km.shape == (37, 53) and set(np.unique(km)) <= set(KIND_CODES.values())
-    with pytest.raises(InputError):
-        camvid_segmenter.predict(img.astype(np.float32))
+    with pytest.raises(InputError, match="float image must hold values in \\[0, 1\\]"):
+        camvid_segmenter.predict(img.astype(np.float32))  # 0..255 as floats
+
+
+@needs_weights
+def test_segmenter_takes_the_images_flow_methods_take(camvid_segmenter):
+    """Grey, RGBA and float [0, 1] images were refused by predict ("must be uint8 RGB") though every
+    flow method takes them: each now segments as its uint8 RGB conversion."""
+    rng = np.random.default_rng(1)
+    grey = rng.integers(0, 255, (29, 41), dtype=np.uint8)
+    rgb = rng.integers(0, 255, (29, 41, 3), dtype=np.uint8)
+    rgba = np.concatenate([rgb, np.full((29, 41, 1), 7, np.uint8)], axis=2)
+    for given, as_rgb in ((grey, np.repeat(grey[..., None], 3, axis=2)), (rgba, rgb), (rgb / 255.0, rgb)):
+        np.testing.assert_array_equal(camvid_segmenter.predict(given).labels,
+                                      camvid_segmenter.predict(as_rgb).labels)
 
 
 # --- label sets and the kind table -------------------------------------------------------------------

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from semflow.errors import InputError
+from semflow.io.images import to_rgb_uint8
 from semflow.segmentation.instances import extract_instances
 from semflow.segmentation.labels import LabelSet
 from semflow.segmentation.regions import Region
@@ -102,7 +102,6 @@ class Segmenter:
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
-    img = np.asarray(image)
-    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-        raise InputError(f"segmenter input must be uint8 RGB (H, W, 3), got {img.dtype} {img.shape}")
-    return img
+    """``image`` as uint8 RGB (H, W, 3): grey, RGBA, 16-bit and float [0, 1] images are converted as the
+    flow methods convert them (:func:`semflow.io.images.to_rgb_uint8`)."""
+    return to_rgb_uint8(image, name="segmenter input")
