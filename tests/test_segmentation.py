@@ -163,6 +163,10 @@ def test_kind_override():
         parse_kinds("Tree:plane, Tree:stuff")
     assert parse_kinds("Tree:plane,Tree:PLANE") == {"Tree": "plane"}
     assert parse_kinds("road:lane 2:plane") == {"road:lane 2": "plane"}
+    # a class name with a comma (ADE20K's "windowpane, window") could not be named
+    assert parse_kinds("windowpane, window:plane, Car:thing,") == {"windowpane, window": "plane", "Car": "thing"}
+    with pytest.raises(InputError, match="expected CLASS:KIND items separated by commas, got 'Tree'"):
+        parse_kinds("Car:thing, Tree")
     for bad in ("Tree", "Tree:wall", "Lamp:thing", ":thing"):
         with pytest.raises(InputError):
             get_label_set("camvid", bad)

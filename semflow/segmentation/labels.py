@@ -106,20 +106,29 @@ class LabelSet:
 
 def parse_kinds(override: str | Mapping[str, str] | None) -> dict[str, str]:
     """``"Tree:plane, Car:thing"`` or a dict -> {class name: kind}; a bad item, or a class given two kinds,
-    is an InputError. The kind follows the last colon (a class name may hold one, not a comma)."""
+    is an InputError. The kind follows the last colon, so a class name may hold colons; it may hold commas
+    too (``"windowpane, window:plane"``): a piece without a colon belongs to the item after it."""
     if override is None or override == "":
         return {}
     if isinstance(override, Mapping):
         items = [(str(k), str(v)) for k, v in override.items()]
     else:
         items = []
+        pending = ""  # pieces of a class name that holds commas
         for part in str(override).split(","):
-            if not part.strip():
+            if not part.strip() and not pending:
                 continue
-            name, sep, kind = part.rpartition(":")  # the kind is last: a class name may hold a colon
-            if not sep or not name.strip():
+            if ":" not in part:
+                pending += part + ","
+                continue
+            name, _, kind = (pending + part).rpartition(":")  # the kind is last: a name may hold a colon
+            pending = ""
+            if not name.strip():
                 raise InputError(f"kind table: expected CLASS:KIND items separated by commas, got {part.strip()!r}")
             items.append((name.strip(), kind.strip()))
+        if pending.strip(", "):
+            raise InputError(f"kind table: expected CLASS:KIND items separated by commas, got "
+                             f"{pending.strip(', ')!r}")
     out = {}
     for name, kind in items:
         if kind.lower() not in KINDS:
