@@ -299,6 +299,14 @@ def test_wrong_or_truncated_weights_give_clear_errors(tmp_path):
         get_segmenter(f"camvid:{misfit}")
     with pytest.raises(WeightsError, match="no such"):
         get_segmenter(f"camvid:{tmp_path / 'missing.pt'}")
+    # a well-made file for 12 classes loaded, and its class 11 was no CamVid class; a newer layout was read
+    other = {**payload, "label_set": "mine", "num_classes": 12, "state_dict": SegNetLite0(12).state_dict()}
+    torch.save(other, tmp_path / "twelve.pt")
+    with pytest.raises(WeightsError, match="weights for label set 'mine' with 12 classes; the camvid segmenter"):
+        get_segmenter(f"camvid:{tmp_path / 'twelve.pt'}")
+    torch.save({**torch.load(WEIGHTS, weights_only=True), "version": 2}, tmp_path / "newer.pt")
+    with pytest.raises(WeightsError, match="weights file version 2; this semflow reads version 1"):
+        get_segmenter(f"camvid:{tmp_path / 'newer.pt'}")
     with pytest.raises(WeightsError, match="not a torchvision segmentation"):
         get_segmenter(f"torchvision:{foreign}")
     with pytest.raises(WeightsError, match="truncated"):

@@ -31,6 +31,7 @@ from semflow.segmentation.model import SegNetLite0
 
 DEFAULT_WEIGHTS_NAME = "camvid_lite0_fpn.pt"
 WEIGHTS_FORMAT = "semflow-segmenter"
+WEIGHTS_VERSION = 1  # the layout of the header and state_dict this semflow reads
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
@@ -74,6 +75,9 @@ def load_camvid_model(path: str | os.PathLike | None = None) -> tuple[SegNetLite
     payload = load_torch_file(path, "segmenter weights")
     if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT or "state_dict" not in payload:
         raise WeightsError(f"{path}: not a semflow segmenter weights file (expected format {WEIGHTS_FORMAT!r})")
+    if payload.get("version", WEIGHTS_VERSION) != WEIGHTS_VERSION:
+        raise WeightsError(f"{path}: weights file version {payload.get('version')!r}; this semflow reads version "
+                           f"{WEIGHTS_VERSION} (a newer semflow wrote it?)")
     if payload.get("arch") != "lite0-fpn":
         raise WeightsError(f"{path}: architecture {payload.get('arch')!r} is not supported (expected 'lite0-fpn')")
     num_classes, state = payload.get("num_classes", 11), payload["state_dict"]
@@ -206,6 +210,10 @@ class CamVidSegmenter(TorchSegmenter):
     def __init__(self, weights: str | os.PathLike | None = None, *, device: str = "cpu",
                  kinds_override: str | Mapping[str, str] | None = None, max_side: int | None = 960) -> None:
         model, self.header = load_camvid_model(weights)
+        made_for = (self.header.get("label_set", "camvid"), self.header.get("num_classes", CAMVID.num_classes))
+        if made_for != ("camvid", CAMVID.num_classes):  # its labels would not be CamVid's ids
+            raise WeightsError(f"{weights or default_weights_path()}: weights for label set {made_for[0]!r} with "
+                               f"{made_for[1]} classes; the camvid segmenter needs CamVid's {CAMVID.num_classes}")
         fold_batchnorm(model)
         super().__init__(model, CAMVID.with_kinds(kinds_override), device, max_side=max_side)
 
