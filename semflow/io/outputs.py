@@ -129,6 +129,11 @@ def check_outputs(files: Iterable[str | os.PathLike | None] = (),
     for folder in folders:
         if folder is not None:
             check_output_folder(folder)
+            real = Path(os.path.realpath(folder))
+            for place in (real, *real.parents):  # a file's name as this folder, or a folder above it
+                if str(place) in seen:
+                    raise OutputError(f"{place}: named as an output file and as (or above) the output folder "
+                                      f"{folder}; choose another name for one of them")
     refuse_inputs_as_outputs(inputs, [*files, *folders])
 
 
