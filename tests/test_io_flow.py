@@ -229,8 +229,10 @@ def test_kitti_writer_marks_flow_beyond_the_format_range_invalid(tmp_path: Path)
         (np.zeros((4, 4, 3), np.uint8), "8-bit, 3 channel"),
         (np.zeros((4, 4), np.uint16), "16-bit, 1 channel"),
         (np.zeros((4, 4, 4), np.uint16), "16-bit, 4 channel"),
+        # a 16-bit photo (was read as a flow of up to +-512 px, every pixel valid)
+        (np.full((4, 4, 3), 40000, np.uint16), "valid channel, blue, holds values up to 40000"),
     ],
-    ids=["8bit-rgb", "16bit-gray", "16bit-rgba"],
+    ids=["8bit-rgb", "16bit-gray", "16bit-rgba", "16bit-photo"],
 )
 def test_kitti_rejects_wrong_png_kind(tmp_path: Path, image: np.ndarray, match: str) -> None:
     cv2.imwrite(str(tmp_path / "k.png"), image)

@@ -138,6 +138,9 @@ def read_kitti_flow(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
             f"{path}: not a KITTI flow PNG (need 16-bit, 3 channels; got {raw.dtype.itemsize * 8}-bit,"
             f" {channels} channel(s))"
         )
+    if raw[..., 0].max() > 1:  # a 16-bit photo has the format's shape but no 0/1 valid channel
+        raise InputError(f"{path}: not a KITTI flow PNG (its valid channel, blue, holds values up to "
+                         f"{int(raw[..., 0].max())}; KITTI's holds 0 and 1)")
     bgr = raw.astype(np.float32)
     flow = (np.stack([bgr[..., 2], bgr[..., 1]], axis=2) - 2.0**15) / 64.0
     valid = raw[..., 0] > 0
