@@ -26,6 +26,11 @@ def _error(text: str) -> None:
     click.echo("semflow: error: " + one_line(text), err=True)
 
 
+def _say(text: str) -> None:
+    """Print a command's result line on stdout, as one line (:func:`one_line`: a newline in a name escaped)."""
+    click.echo(one_line(text))
+
+
 class Terminated(BaseException):
     """SIGTERM (``timeout``, a scheduler, ``docker stop``), raised where the command is: it unwinds like
     Ctrl-C, so every clean-up runs (staging folders, partial videos, child processes)."""
@@ -171,7 +176,7 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
     options = RunOptions(method=method, method_options=described, cache_budget=cache_mb * 2 ** 20, **run_settings)
     summary = run_video(video, out_dir, options, method=estimator, checked=checked)
     sec, wall = summary["seconds_per_pair"]["median"], summary.get("wall_seconds", {}).get("per_pair")
-    click.echo(f"{summary['pairs']} pairs, {sec:.3f} s/pair median compute, {wall:.3f} s/pair wall"
+    _say(f"{summary['pairs']} pairs, {sec:.3f} s/pair median compute, {wall:.3f} s/pair wall"
                f" ({summary['method']}) -> {out_dir}")
 
 
@@ -215,12 +220,12 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
         runner.submit(inputs)
         for result in runner.results():
             if result.status == "ok":
-                click.echo(f"{result.name}: ok, {result.pairs} pairs -> {result.out_dir}")
+                _say(f"{result.name}: ok, {result.pairs} pairs -> {result.out_dir}")
             else:
-                click.echo(f"{result.name}: failed: {result.error}")
+                _say(f"{result.name}: failed: {result.error}")
     summary = runner.summary
     rate = summary["pairs_per_second"]
-    click.echo(f"{summary['ok']} of {len(summary['inputs'])} clips ok, {summary['computed_pairs']} pairs computed in"
+    _say(f"{summary['ok']} of {len(summary['inputs'])} clips ok, {summary['computed_pairs']} pairs computed in"
                f" {summary['wall_seconds']:.1f} s ({rate or 0:.2f} pairs/s) -> {out_dir / 'batch.json'}")
     if summary["failed"]:
         raise SemflowError(f"{summary['failed']} of {len(summary['inputs'])} clips failed (see {out_dir / 'batch.json'});"
@@ -281,7 +286,7 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     if viz is not None:
         max_flow = max_flow_of(result.flow)
         write_image(viz, add_legend(flow_to_color(result.flow, max_flow), max_flow))
-    click.echo(f"{output} ({result.flow.shape[1]}x{result.flow.shape[0]}, {estimator.name})")
+    _say(f"{output} ({result.flow.shape[1]}x{result.flow.shape[0]}, {estimator.name})")
 
 
 # --- visualize ----------------------------------------------------------------------------------
@@ -316,7 +321,7 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
             img = add_legend(img, max_flow)
         images.append(label_image(img, path.stem) if len(flows) > 1 else img)
     write_image(output, tile(images, columns=columns))
-    click.echo(f"{output} (max flow {max_flow:.2f} px)")
+    _say(f"{output} (max flow {max_flow:.2f} px)")
 
 
 # --- compare ------------------------------------------------------------------------------------
@@ -403,7 +408,7 @@ def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool
     written = segment_inputs(inputs, out_dir, backend=backend, overlay=overlay, progress=progress, device=device,
                              kinds_override=kinds, label_set=label_set, max_frames=max_frames,
                              temporal=not per_frame)
-    click.echo(f"wrote {len(written)} label map(s) to {out_dir}")
+    _say(f"wrote {len(written)} label map(s) to {out_dir}")
 
 
 def entry() -> None:  # pragma: no cover - console entry for `python -m semflow`

@@ -270,6 +270,13 @@ def test_a_file_name_with_a_newline_gives_one_line(cli_fails, pair) -> None:
     assert line.startswith("semflow: error: nope\\nmissing.png: ")
 
 
+def test_a_result_line_naming_a_file_with_a_newline_is_one_line(run_cli, pair, tmp_path: Path) -> None:
+    """The success line printed the output's name as it is: two stdout lines."""
+    result = run_cli("flow", *pair, "-o", "o\nx.flo", "--method", "dis-fast")
+    assert result.rc == 0 and (tmp_path / "o\nx.flo").is_file()
+    assert result.stdout.splitlines() == [result.stdout.strip()] and result.stdout.startswith("o\\nx.flo (")
+
+
 @pytest.mark.parametrize("claimed", [1, 2**31 - 1])
 def test_a_video_whose_header_lies_about_its_frame_count(run_cli, tmp_path: Path, claimed: int) -> None:
     """An AVI of 12 frames whose header says 2**31 - 1 made `run` size its intermediate for that many
