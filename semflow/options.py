@@ -20,7 +20,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from semflow.device import check_device_name
+from semflow.device import check_device_name, resolve_device
 from semflow.errors import InputError
 
 
@@ -35,12 +35,16 @@ def option(default: Any, help: str, *, cli: bool = True, choices: tuple[str, ...
 
 @dataclass(frozen=True)
 class MethodOptions:
-    """Options every method takes. ``device`` is ignored by methods that run no torch code."""
+    """Options every method takes. Methods that run no torch code run on the CPU whatever ``device`` is
+    (it must still name a device this machine has)."""
 
     device: str = option("cpu", "Where torch parts run: cpu, cuda, cuda:N or auto.")
 
     def __post_init__(self) -> None:
-        check_device_name(self.device)  # a misspelt device is an error for every method, torch or not
+        # A misspelt device, or a GPU this machine lacks, is an error for every method, torch or not (a
+        # method with no torch part would run on the CPU without a word). Torch is imported only for cuda.
+        if check_device_name(self.device).startswith("cuda"):
+            resolve_device(self.device)
 
 
 @dataclass(frozen=True)

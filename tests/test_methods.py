@@ -71,6 +71,21 @@ def test_a_misspelt_device_is_an_error_for_every_method(name) -> None:
             get_method(name, device=device)
 
 
+@pytest.mark.parametrize("name", ["dis-fast", "farneback", "tvl1"])
+def test_a_gpu_this_machine_lacks_is_an_error_for_methods_without_torch(name, monkeypatch) -> None:
+    """`--method dis-fast --device cuda` ran on the CPU without a word where there is no GPU (discrete said
+    "no CUDA GPU is available"); with one, the OpenCV methods are built and simply run on the CPU."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match="'cuda' asked for, but no CUDA GPU is available here"):
+        get_method(name, device="cuda")
+    assert get_method(name, device="auto").name == name
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert get_method(name, device="cuda:0").name == name
+
+
 def test_device_names_are_parsed_in_one_place(monkeypatch) -> None:
     import torch
 
@@ -91,7 +106,7 @@ def test_device_names_are_parsed_in_one_place(monkeypatch) -> None:
 def test_options_are_checked() -> None:
     with pytest.raises(InputError, match="takes no option 'levels'; its options: device, sharpen$"):
         get_method("farneback", levels=3)
-    assert get_method("farneback", device="cuda").name == "farneback"  # no torch inside: device unused
+    assert get_method("farneback", device="auto").name == "farneback"  # no torch inside: device unused
     assert get_method("dis-fast", preset=None).name == "dis-fast"       # None means "not given"
     with pytest.raises(InputError, match="'dis-fast' takes no option 'preset'"):
         get_method("dis-fast", preset="medium")
