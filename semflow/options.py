@@ -117,6 +117,12 @@ def options_dict(options: MethodOptions) -> dict[str, Any]:
     return out
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    """``value`` for an error line: its repr, cut to about ``limit`` characters, and its type when cut."""
+    text = repr(value)
+    return text if len(text) <= limit else f"a {type(value).__name__} ({text[:limit]}...)"
+
+
 def _check_value(method: str, info: OptionInfo, value: Any) -> Any:
     """``value`` for ``info``: numbers and booleans converted from strings, paths to strings where the
     option takes a str, choices enforced."""
@@ -134,7 +140,7 @@ def _check_value(method: str, info: OptionInfo, value: Any) -> Any:
     if kinds and not isinstance(value, tuple(kinds)) and not (float in kinds and isinstance(value, int)
                                                              and not isinstance(value, bool)):
         names = " or ".join(k.__name__ for k in kinds)
-        raise InputError(f"method {method!r}: option {info.name!r} takes {names}, not {value!r}")
+        raise InputError(f"method {method!r}: option {info.name!r} takes {names}, not {_shown(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise InputError(f"method {method!r}: option {info.name!r} takes a finite number, not {value!r}")
     if info.choices is not None and value not in info.choices:

@@ -114,6 +114,9 @@ def test_options_are_checked() -> None:
         get_method("discrete", preset="turbo")
     with pytest.raises(InputError, match="option 'prior_weight' takes float"):
         get_method("semantic", prior_weight="heavy")
+    # a label map given as a list was written out whole into the line (58k characters for 160x120)
+    with pytest.raises(InputError, match=r"takes str or PathLike or ndarray, not a list \(\[\[0, 0, .{20,60}\.\.\.\)$"):
+        get_method("semantic", baseline="dis-fast", segmentation=np.zeros((120, 160), np.uint8).tolist())
     method = get_method("dis-medium")
     assert get_method(method) is method
 
@@ -193,6 +196,9 @@ def test_labels_reach_methods_that_use_them_and_are_checked() -> None:
     assert method.seen[2] is not None and (method.seen[2] == 3).all()
     with pytest.raises(InputError, match="segmentation size 9x8 differs"):
         method.estimate(img, img, labels=np.zeros((8, 9), np.uint8))
+    # labels with a channel axis read "segmentation size 10x8 differs from the frames' 10x8"
+    with pytest.raises(InputError, match=r"a label map \(H, W\) of class ids, got shape \(8, 10, 3\)"):
+        method.estimate(img, img, labels=np.zeros((8, 10, 3), np.uint8))
     # Methods that take no labels simply ignore them.
     assert get_method("dis-ultrafast").estimate(img, img, labels=np.zeros((1, 1))).flow.shape == (8, 10, 2)
 

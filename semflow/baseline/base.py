@@ -77,6 +77,8 @@ class FlowMethod(abc.ABC):
         kwargs = {}
         if labels is not None and self.uses_labels:
             labels = np.asarray(labels)
+            if labels.ndim != 2:
+                raise InputError(f"segmentation must be a label map (H, W) of class ids, got shape {labels.shape}")
             if labels.shape != a.shape[:2]:
                 raise InputError(
                     f"segmentation size {labels.shape[1]}x{labels.shape[0]} differs from the frames'"
