@@ -380,7 +380,8 @@ def methods_command() -> None:
 @click.option("--label-set", default=None, help="Label set of masks:PATH (camvid, voc or a .json file).")
 @click.option("--kinds", default=None, help="Override the class -> kind table, e.g. 'Tree:plane,Car:thing'.")
 @click.option("--device", default="cpu", show_default=True, help="Where the model runs: cpu, cuda, cuda:N or auto.")
-@click.option("--max-frames", type=click.IntRange(min=0), default=None, help="Read at most this many frames of a video.")
+@click.option("--max-frames", type=click.IntRange(min=0), default=None,
+              help="Segment at most this many frames of each video and images of each folder (the first ones).")
 @click.option("--pairwise", "--per-frame", "per_frame", is_flag=True,
               help="Segment every video frame on its own (default: labels filtered along the optical flow).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")

@@ -272,6 +272,7 @@ def make_summary(source: FrameSource, method: FlowMethod, records: list[PairReco
         "settings": options.fingerprint(source.path, method),
         "frames_expected": len(source),
         "truncated": source.shortfall() is not None,
+        "frame_gaps": source.numbering_note,  # a frames folder whose numbers skip (None: none skip)
         **(extra or {}),
     }
 

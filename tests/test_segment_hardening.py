@@ -214,3 +214,17 @@ def test_a_folder_another_command_writes_to_is_refused(seg):
         os.close(held)
     assert list((seg / "busy").iterdir()) == []
     assert segment_inputs([seg / "a.png"], seg / "busy", backend=f"masks:{seg / 'lbl.png'}", progress=False)
+
+
+def test_max_frames_limits_the_images_of_a_folder(seg, run_cli):
+    """--max-frames was silently ignored for a folder (all its images were segmented)."""
+    from semflow.segmentation.segment import segment_inputs
+
+    for k in (1, 2, 3, 10, 11, 12):  # natural order: frame10 after frame3
+        write_image(seg / "imgs" / f"frame{k}.png", np.zeros((H, W, 3), np.uint8))
+    written = segment_inputs([seg / "imgs", seg / "a.png"], seg / "s", backend=f"masks:{seg / 'lbl.png'}",
+                             progress=False, max_frames=3)
+    assert sorted(p.name for p in written) == ["a.png", "frame1.png", "frame2.png", "frame3.png"]
+    result = run_cli("segment", "imgs", "--out", "cli", "--max-frames", "4", "--no-progress", *MASKS)
+    assert result.rc == 0, result.stderr
+    assert sorted(p.name for p in (seg / "cli").iterdir()) == ["frame1.png", "frame10.png", "frame2.png", "frame3.png"]

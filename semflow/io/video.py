@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from semflow.errors import InputError
+from semflow.errors import InputError, warn
 from semflow.io.atomic import move_into_place, temp_path_beside
 from semflow.io.images import is_image_path, read_image, to_rgb_uint8
 from semflow.io.native import native_stderr
@@ -51,12 +51,35 @@ def natural_key(path: Path) -> list[str | int]:
 def folder_images(folder: str | os.PathLike) -> list[Path]:
     """The image files of ``folder`` (not below it), in natural name order. A device, a FIFO or a dangling
     link named like an image is an :class:`InputError` naming it, not skipped (a frame left out would join
-    its neighbours into one pair)."""
-    images = sorted((p for p in Path(folder).iterdir() if is_image_path(p) and not p.is_dir()), key=natural_key)
+    its neighbours into one pair). Hidden names (``.x.png``, macOS's ``._x.png`` copies), links included,
+    are skipped: no one's frames."""
+    images = sorted((p for p in Path(folder).iterdir()
+                     if not p.name.startswith(".") and is_image_path(p) and not p.is_dir()), key=natural_key)
     for image in images:
         if not image.is_file():
             raise InputError(f"{image}: not a regular file")
     return images
+
+
+_NUMBERED = re.compile(r"(.*?)(\d+)(\D*)")
+"""A numbered frame name: prefix, number, suffix (``frame_0001.png``: ``frame_``, ``0001``, ``.png``)."""
+
+
+def numbering_gaps(images: list[Path]) -> str | None:
+    """A one-line note on where the numbers of ``images`` (in their order) skip, when every name is one
+    prefix, a number and one suffix (``000001.png``, ``frame_0001.png``); None when they run on or the
+    names follow no one pattern."""
+    matches = [_NUMBERED.fullmatch(p.name) for p in images]
+    if not matches or not all(matches) or len({(m[1], m[3]) for m in matches}) > 1:
+        return None
+    numbers = [int(m[2]) for m in matches]
+    gaps = [(i, b - a - 1) for i, (a, b) in enumerate(zip(numbers, numbers[1:])) if b - a > 1]
+    if not gaps:
+        return None
+    i, missing = gaps[0]
+    more = f"; {len(gaps)} gaps in all, {sum(n for _, n in gaps)} frames missing" if len(gaps) > 1 else ""
+    return (f"{images[0].parent}: frame numbers skip from {images[i].name} to {images[i + 1].name}"
+            f" ({missing} missing{more}); each pair joins the frames as listed")
 
 
 def video_identity(path: str | os.PathLike) -> list[int] | None:
@@ -100,12 +123,16 @@ class FrameSource:
         self.frames_read: int | None = None
         self.declared: int | None = None  # the frame count a video file's container declares
         self._first_size: tuple[int, int] | None = None
+        self.numbering_note: str | None = None  # a folder's gaps in its frame numbers (numbering_gaps)
         self.fps = 10.0
         if self.path.is_dir():
             self.images = folder_images(self.path)
             if not self.images:
                 raise InputError(f"{self.path}: folder holds no images")
-            count = len(self.images)
+            count = len(self.images) if max_frames is None else min(len(self.images), max_frames)
+            self.numbering_note = numbering_gaps(self.images[:count])  # (for a summary to keep)
+            if self.numbering_note:
+                warn(self.numbering_note)
         else:
             if not os.access(self.path, os.R_OK):
                 raise InputError(f"{self.path}: not readable")
@@ -155,11 +182,7 @@ class FrameSource:
         ``start`` are decoded but not converted, so every frame is the one a full pass reads)."""
         limit = self.max_frames if self.max_frames is not None else float("inf")
         if self.images is not None:
-            for i, path in enumerate(self.images[start:], start):
-                if i >= limit:
-                    break
-                yield resize_max_side(read_image(path), self.max_side)
-            self.frames_read = min(len(self.images), self.count)
+            yield from self._folder_frames(start, limit)
             return
         with native_stderr():
             cap = cv2.VideoCapture(str(self.path))
@@ -179,6 +202,25 @@ class FrameSource:
             self.frames_read = i  # only after a full pass (a consumer that stops early never gets here)
         finally:
             cap.release()
+
+    def _folder_frames(self, start: int, limit: float) -> Iterator[np.ndarray]:
+        """:meth:`frames` of a folder: an image whose size (after ``max_side``) is not the first image's
+        is an :class:`InputError` naming its file."""
+        first: tuple[int, int] | None = None
+        for i, path in enumerate(self.images[start:], start):
+            if i >= limit:
+                break
+            image = read_image(path)
+            frame = resize_max_side(image, self.max_side)
+            if first is None:
+                if self._first_size is None:
+                    self._first_size = (image if i == 0 else read_image(self.images[0])).shape[:2]
+                first = max_side_size(*self._first_size, self.max_side)
+            if frame.shape[:2] != first:
+                (h, w), (h0, w0) = image.shape[:2], self._first_size
+                raise InputError(f"{path} is {w}x{h}, the frames before it {w0}x{h0}")
+            yield frame
+        self.frames_read = min(len(self.images), self.count)
 
 
 ENCODER_PRESET = "veryfast"

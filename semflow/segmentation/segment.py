@@ -42,7 +42,8 @@ class _Job:
     out: Path  # label PNG (image) or folder (video)
 
 
-def _plan(inputs: Sequence[str | os.PathLike], out_dir: Path) -> list[_Job]:
+def _plan(inputs: Sequence[str | os.PathLike], out_dir: Path, max_frames: int | None = None) -> list[_Job]:
+    """The jobs for ``inputs``: a folder gives its first ``max_frames`` images (natural order; all when None)."""
     images: list[Path] = []
     videos: list[Path] = []
     for raw in inputs:
@@ -50,7 +51,7 @@ def _plan(inputs: Sequence[str | os.PathLike], out_dir: Path) -> list[_Job]:
         if not p.exists():
             raise InputError(f"{p}: no such file or folder")
         if p.is_dir():
-            found = sorted(folder_images(p))  # (in name order, as always here)
+            found = sorted(folder_images(p)[:max_frames])  # (then in name order, as always here)
             if not found:
                 raise InputError(f"{p}: folder holds no images")
             images.extend(found)
@@ -153,8 +154,9 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     label maps written.
 
     ``backend``: a spec for :func:`get_segmenter` or a segmenter. ``progress``: a bar on stderr
-    (None: only on a terminal). ``max_frames`` limits each video. ``temporal``: filter a video's
-    labels along the flow (False: every frame on its own).
+    (None: only on a terminal). ``max_frames`` limits every input: the frames of each video and the
+    images taken from each folder (its first ones, in natural name order). ``temporal``: filter a
+    video's labels along the flow (False: every frame on its own).
     """
     from semflow.io.video import FrameSource
 
@@ -163,7 +165,7 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
         inputs = [inputs]
     if max_frames is not None and max_frames < 1:
         raise InputError(f"max frames (--max-frames) must be at least 1, got {max_frames}")
-    jobs = _plan(inputs, out_dir)
+    jobs = _plan(inputs, out_dir, max_frames)
     if not jobs:
         raise InputError("nothing to segment: give images, folders of images or videos")
     sources = {j.path: FrameSource(j.path, max_frames=max_frames) for j in jobs if j.kind == "video"}

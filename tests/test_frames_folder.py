@@ -1,0 +1,128 @@
+"""A folder of frames read as a video: a gap in its numbering is warned about (once), an image of another
+size is named by its file, and hidden files (macOS's ``._x.png`` copies) are skipped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semflow.errors import InputError
+from semflow.io.images import write_image
+from semflow.io.video import FrameSource, folder_images
+
+
+def frames_named(folder: Path, names: list[str], size: tuple[int, int] = (12, 16)) -> Path:
+    """``folder`` holding one small uint8 RGB image (``size``: H, W) per name, each of its own grey."""
+    for k, name in enumerate(names):
+        write_image(folder / name, np.full((*size, 3), 10 * k, np.uint8))
+    return folder
+
+
+def warnings_of(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("semflow: warning:")]
+
+
+# --- gaps in the numbering ----------------------------------------------------------------------
+
+
+def test_a_gap_in_the_numbering_is_warned_once_naming_the_first(tmp_path: Path, capsys) -> None:
+    # It was joined silently: pair 1 was 000002 -> 000005, three steps saved as one.
+    folder = frames_named(tmp_path / "gap", [f"{k:06d}.png" for k in (1, 2, 5, 6, 9)])
+    source = FrameSource(folder)
+    assert [f[0, 0, 0] for f in source] == [0, 10, 20, 30, 40]  # not refused: every frame as listed
+    (line,) = warnings_of(capsys)
+    assert "000002.png to 000005.png (2 missing; 2 gaps in all, 4 frames missing)" in line
+    assert line.startswith(f"semflow: warning: {folder}: frame numbers skip")
+
+
+@pytest.mark.parametrize("names", [
+    ["frame_0007.png", "frame_0008.png", "frame_0009.png"],  # consecutive
+    ["a.png", "b.png", "c.png"],  # no numbers
+    ["left_1.png", "right_3.png", "left_5.png"],  # two patterns: not one numbering
+    ["000001.png", "000002.jpg", "000005.png"],  # two suffixes
+])
+def test_no_warning_without_a_gap_in_one_numbering(tmp_path: Path, capsys, names: list[str]) -> None:
+    list(FrameSource(frames_named(tmp_path / "f", names)))
+    assert warnings_of(capsys) == []
+
+
+def test_a_gap_past_max_frames_is_not_warned_about(tmp_path: Path, capsys) -> None:
+    folder = frames_named(tmp_path / "f", ["frame1.png", "frame2.png", "frame3.png", "frame9.png"])
+    FrameSource(folder, max_frames=3)
+    assert warnings_of(capsys) == []
+    FrameSource(folder)
+    assert "frame3.png to frame9.png (5 missing)" in warnings_of(capsys)[0]
+
+
+def test_a_folder_of_images_to_segment_is_not_warned_about(tmp_path: Path, capsys) -> None:
+    from semflow.segmentation.segment import segment_inputs
+
+    folder = frames_named(tmp_path / "f", ["000001.png", "000004.png"])
+    write_image(tmp_path / "lbl.png", np.full((12, 16), 3, np.uint8))
+    segment_inputs([folder], tmp_path / "s", backend=f"masks:{tmp_path / 'lbl.png'}", progress=False)
+    assert warnings_of(capsys) == []
+
+
+def test_run_warns_about_a_gap(tmp_path: Path, run_cli, make_frames) -> None:
+    folder = make_frames(4)
+    (folder / "0002.png").rename(folder / "0005.png")  # 0000 0001 0003 0005
+    result = run_cli("run", folder, "--out", "out", "--method", "dis-fast", "--no-progress")
+    assert result.rc == 0, result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if "warning" in x]
+    assert "frame numbers skip from 0001.png to 0003.png (1 missing; 2 gaps in all, 2 frames missing)" in line
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["frame_gaps"] == line.removeprefix("semflow: warning: ")  # kept with the outputs
+
+
+# --- sizes ----------------------------------------------------------------------------------------
+
+
+def test_an_image_of_another_size_is_named_by_its_file(tmp_path: Path) -> None:
+    # Was "mixed: frame 3 is 150x110, the frames before it 160x120" (from the pipeline, no file named).
+    folder = frames_named(tmp_path / "mixed", [f"{k:06d}.png" for k in (1, 2, 3)], size=(120, 160))
+    frames_named(folder, ["000004.png"], size=(110, 150))
+    source = FrameSource(folder)
+    frames = source.frames()
+    assert len([next(frames) for _ in range(3)]) == 3
+    with pytest.raises(InputError, match=r"^\S*mixed/000004\.png is 150x110, the frames before it 160x120$"):
+        next(frames)
+    with pytest.raises(InputError, match="000004.png is 150x110"):  # from a later start too
+        list(FrameSource(folder, max_side=80).frames(2))
+
+
+def test_images_of_one_size_after_max_side_are_accepted(tmp_path: Path) -> None:
+    # 160x120 and 162x121 both shrink to 80x60: the frames the pipeline pairs are of one size, as before.
+    folder = frames_named(tmp_path / "f", ["1.png"], size=(120, 160))
+    frames_named(folder, ["2.png"], size=(121, 162))
+    assert [f.shape for f in FrameSource(folder, max_side=80)] == [(60, 80, 3)] * 2
+
+
+def test_run_names_the_file_of_another_size(tmp_path: Path, run_cli, make_frames) -> None:
+    folder = make_frames(4)
+    frames_named(folder, ["0003.png"], size=(40, 60))
+    result = run_cli("run", folder, "--out", "out", "--method", "dis-fast", "--no-progress")
+    assert result.rc != 0
+    assert result.stderr.splitlines()[-1] == f"semflow: error: {folder}/0003.png is 60x40, the frames before it 64x48"
+
+
+# --- hidden files ---------------------------------------------------------------------------------
+
+
+def test_hidden_files_are_skipped(tmp_path: Path) -> None:
+    # macOS's AppleDouble copies have an image's extension: "._000002.png: cannot decode as an image".
+    folder = frames_named(tmp_path / "junk", ["000001.png", "000002.png", "000003.png"])
+    (folder / "._000002.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (folder / ".hidden.png").symlink_to(tmp_path / "missing.png")  # hidden, so skipped though a bad link
+    assert [p.name for p in folder_images(folder)] == ["000001.png", "000002.png", "000003.png"]
+    assert len(list(FrameSource(folder))) == 3
+
+
+def test_a_visible_bad_link_is_still_named(tmp_path: Path) -> None:
+    folder = frames_named(tmp_path / "f", ["000001.png", "000003.png"])
+    (folder / "000002.png").symlink_to(tmp_path / "missing.png")
+    with pytest.raises(InputError, match="000002.png: not a regular file"):
+        folder_images(folder)
