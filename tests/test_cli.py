@@ -339,7 +339,7 @@ def test_run_frame_of_another_size_names_the_frame(run_cli, make_frames, tmp_pat
     write_image(folder / "0002.png", np.zeros((40, 64, 3), np.uint8))
     result = run_cli("run", folder, "--out", "out")
     assert result.rc == 1 and "Traceback" not in result.stderr
-    assert result.stderr.splitlines() == [f"semflow: error: {folder}: frame 2 is 64x40, the frames before it 64x48"]
+    assert result.stderr.splitlines() == [f"semflow: error: {folder}/0002.png is 64x40, the frames before it 64x48"]
 
 
 def test_run_unknown_method(cli_fails, make_frames) -> None:

@@ -100,17 +100,6 @@ def test_images_of_one_size_after_max_side_are_accepted(tmp_path: Path) -> None:
     assert [f.shape for f in FrameSource(folder, max_side=80)] == [(60, 80, 3)] * 2
 
 
-def test_run_names_the_file_of_another_size(tmp_path: Path, run_cli, make_frames) -> None:
-    folder = make_frames(4)
-    frames_named(folder, ["0003.png"], size=(40, 60))
-    result = run_cli("run", folder, "--out", "out", "--method", "dis-fast", "--no-progress")
-    assert result.rc != 0
-    assert result.stderr.splitlines()[-1] == f"semflow: error: {folder}/0003.png is 60x40, the frames before it 64x48"
-
-
-# --- hidden files ---------------------------------------------------------------------------------
-
-
 def test_hidden_files_are_skipped(tmp_path: Path) -> None:
     # macOS's AppleDouble copies have an image's extension: "._000002.png: cannot decode as an image".
     folder = frames_named(tmp_path / "junk", ["000001.png", "000002.png", "000003.png"])

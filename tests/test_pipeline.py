@@ -258,13 +258,13 @@ def test_a_run_that_fails_before_its_first_pair_leaves_no_folder(make_frames, tm
         frames = make_frames(5, name=f"frames{bad}")
         write_image(frames / f"{bad:04d}.png", np.zeros((40, 64, 3), np.uint8))
         out = tmp_path / f"out{bad}"
-        with pytest.raises(InputError, match=f"frame {bad} is 64x40"):
+        with pytest.raises(InputError, match=f"{bad:04d}.png is 64x40"):
             run_video(frames, out, RunOptions(method="dis-ultrafast"))
         assert out.exists() == kept
         if kept:
             assert (out / WORK_DIR / "manifest").is_file()
     (tmp_path / "mine").mkdir()
-    with pytest.raises(InputError, match="frame 1 is 64x40"):
+    with pytest.raises(InputError, match="0001.png is 64x40"):
         run_video(tmp_path / "frames1", tmp_path / "mine", RunOptions(method="dis-ultrafast"))
     assert (tmp_path / "mine").is_dir()
 
