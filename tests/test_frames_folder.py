@@ -100,6 +100,9 @@ def test_images_of_one_size_after_max_side_are_accepted(tmp_path: Path) -> None:
     assert [f.shape for f in FrameSource(folder, max_side=80)] == [(60, 80, 3)] * 2
 
 
+# --- hidden files ---------------------------------------------------------------------------------
+
+
 def test_hidden_files_are_skipped(tmp_path: Path) -> None:
     # macOS's AppleDouble copies have an image's extension: "._000002.png: cannot decode as an image".
     folder = frames_named(tmp_path / "junk", ["000001.png", "000002.png", "000003.png"])
