@@ -205,3 +205,100 @@ def test_write_image_keeps_rgba_channels_in_order(tmp_path: Path) -> None:
     bgra = cv2.imread(str(tmp_path / "x.png"), cv2.IMREAD_UNCHANGED)
     assert bgra[0, 0].tolist() == [0, 0, 200, 90]
     assert read_image(tmp_path / "x.png")[0, 0].tolist() == [200, 0, 0]
+
+
+def _voc_colour_map() -> list[int]:
+    """PASCAL VOC's bit-interleaved colour map: 256 entries, flattened r, g, b."""
+    cmap = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        cmap += [r, g, b]
+    return cmap
+
+
+def test_voc_palette_mask_is_read_as_class_ids(tmp_path: Path) -> None:
+    """Official VOC masks are palette PNGs whose pixels are the class ids: they were refused as colour images."""
+    from semflow.segmentation import get_segmenter
+    from semflow.segmentation.masks import read_label_map
+
+    ids = np.zeros((6, 8), np.uint8)
+    ids[1:4, 2:6] = 15  # person
+    ids[2, 3] = 7  # car: its display colour is the grey (128, 128, 128)
+    ids[0] = 255  # void border
+    im = Image.fromarray(ids, "P")
+    im.putpalette(_voc_colour_map())
+    im.save(tmp_path / "voc.png")
+    assert Image.open(tmp_path / "voc.png").mode == "P"
+    labels = read_label_map(tmp_path / "voc.png")
+    assert labels.shape == (6, 8)
+    np.testing.assert_array_equal(labels, ids)
+    seg = get_segmenter(f"masks:{tmp_path / 'voc.png'}", label_set="voc").predict(colour_image())
+    np.testing.assert_array_equal(seg.labels, ids)
+
+
+def test_grey_palette_label_maps_keep_their_ids(tmp_path: Path) -> None:
+    """A grey identity palette gives its indices, as before; an all-grey palette that is not the identity (a gray
+    label map that a PNG optimiser stored as a palette) keeps giving its grey levels, as before."""
+    from semflow.segmentation.masks import read_label_map
+
+    ids = (np.arange(48, dtype=np.uint8).reshape(6, 8) % 5) * 3
+    im = Image.fromarray(ids, "P")
+    im.putpalette([v for i in range(256) for v in (i, i, i)])
+    im.save(tmp_path / "identity.png")
+    np.testing.assert_array_equal(read_label_map(tmp_path / "identity.png"), ids)
+    levels = np.array([0, 3, 6, 9, 12], np.uint8)
+    packed = Image.fromarray((ids // 3).astype(np.uint8), "P")
+    packed.putpalette([int(v) for level in levels for v in (level, level, level)])
+    packed.save(tmp_path / "packed.png")
+    np.testing.assert_array_equal(read_label_map(tmp_path / "packed.png"), ids)
+
+
+def test_write_image_scales_float_and_bool_images(tmp_path: Path) -> None:
+    """Floats in [0, 1] (which the readers take) were written as 0 and 1 (black); bool as 0 and 1."""
+    img = colour_image()
+    write_image(tmp_path / "f.png", img / 255.0)
+    np.testing.assert_array_equal(read_image(tmp_path / "f.png"), img)
+    write_image(tmp_path / "f.tif", img.astype(np.float32) / 255.0)
+    np.testing.assert_array_equal(read_image(tmp_path / "f.tif"), img)
+    mask = img[..., 0] > 128
+    write_image(tmp_path / "b.png", mask)
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "b.png"), cv2.IMREAD_UNCHANGED), mask * np.uint8(255))
+    with pytest.raises(InputError, match=r"f2\.png: a float image must hold values in \[0, 1\]"):
+        write_image(tmp_path / "f2.png", img.astype(np.float32))
+    with pytest.raises(InputError, match="NaN or inf"):
+        write_image(tmp_path / "f3.png", np.full((4, 4), np.nan))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.png", "f.png", "f.tif"]
+
+
+def test_write_image_16bit_is_kept_or_refused(tmp_path: Path) -> None:
+    """16-bit arrays were written to JPEG saturated (all white); where the format keeps 16 bits they are kept."""
+    deep = colour_image().astype(np.uint16) * 257
+    for name in ("d.png", "d.tif", "d.tiff", "d.ppm"):
+        write_image(tmp_path / name, deep)
+        back = cv2.imread(str(tmp_path / name), cv2.IMREAD_UNCHANGED)
+        assert back.dtype == np.uint16
+        np.testing.assert_array_equal(back[..., ::-1], deep)
+    for name in ("w16.jpg", "w16.webp", "w16.bmp"):
+        with pytest.raises(InputError, match=rf"w16\.{name[4:]}: .* keeps 8 bits"):
+            write_image(tmp_path / name, deep)
+    assert not list(tmp_path.glob("w16*"))
+    wide = np.arange(12, dtype=np.int64).reshape(3, 4) * 20  # other integers: as uint8 when they fit
+    write_image(tmp_path / "i.png", wide)
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "i.png"), cv2.IMREAD_UNCHANGED), wide)
+    with pytest.raises(InputError, match=r"neg\.png: cannot write int64 values -1 to 219"):
+        write_image(tmp_path / "neg.png", wide - 1)
+
+
+def test_to_rgb_uint8_detaches_torch_tensors() -> None:
+    """A tensor that requires grad raised torch's bare RuntimeError (numpy() on a tensor that requires grad)."""
+    torch = pytest.importorskip("torch")
+    t = torch.rand(4, 5, 3, requires_grad=True)
+    expected = (t.detach().numpy() * 255.0 + 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(to_rgb_uint8(t * 1.0), expected)
+    np.testing.assert_array_equal(to_rgb_uint8(torch.full((4, 5, 3), 9, dtype=torch.uint8))[0, 0], [9, 9, 9])

@@ -23,6 +23,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".t
 MAX_EXPANSION = 2048
 ALWAYS_ALLOWED_BYTES = 64 * 2**20
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by IHDR colour type: gray, RGB, palette, gray+alpha, RGBA
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_16BIT_EXTENSIONS = (".png", ".tif", ".tiff", ".ppm", ".pgm")  # formats that keep 16 bits a channel
 
 
 def to_rgb_uint8(image: np.ndarray, *, name: str = "image", bgr: bool = False) -> np.ndarray:
@@ -30,8 +32,11 @@ def to_rgb_uint8(image: np.ndarray, *, name: str = "image", bgr: bool = False) -
 
     ``bgr`` says the colour channels are in OpenCV order (as ``cv2.imread`` gives them).
     Alpha is dropped. 16-bit values are scaled by 255/65535; floats must be in [0, 1] (InputError else:
-    floats of 0..255 would all clip to white).
+    floats of 0..255 would all clip to white). A torch tensor is detached and moved to the CPU first.
     """
+    if callable(getattr(image, "detach", None)):  # a torch tensor (that may require grad, or be on a GPU)
+        image = image.detach()
+        image = image.cpu() if callable(getattr(image, "cpu", None)) else image
     img = np.asarray(image)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
@@ -42,13 +47,7 @@ def to_rgb_uint8(image: np.ndarray, *, name: str = "image", bgr: bool = False) -
     if img.dtype == np.uint16:
         img = (img.astype(np.float32) * (255.0 / 65535.0) + 0.5).astype(np.uint8)
     elif np.issubdtype(img.dtype, np.floating):
-        if not np.isfinite(img).all():
-            raise InputError(f"{name}: image has NaN or inf values")
-        low, high = float(img.min()), float(img.max())
-        if low < -0.01 or high > 1.01:  # 0..255 floats (img.astype(np.float32)) would all clip to white
-            raise InputError(f"{name}: a float image must hold values in [0, 1], this one holds {low:g} to {high:g}"
-                             " (divide by 255, or pass uint8)")
-        img = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        img = _float_to_uint8(img, name)
     elif img.dtype == np.bool_:
         img = img.astype(np.uint8) * 255
     elif img.dtype != np.uint8:
@@ -59,6 +58,17 @@ def to_rgb_uint8(image: np.ndarray, *, name: str = "image", bgr: bool = False) -
     if bgr:
         img = img[..., ::-1]
     return np.ascontiguousarray(img)
+
+
+def _float_to_uint8(img: np.ndarray, name: str) -> np.ndarray:
+    """A float image of values in [0, 1] as uint8 0-255 (same shape); InputError for other values."""
+    if not np.isfinite(img).all():
+        raise InputError(f"{name}: image has NaN or inf values")
+    low, high = float(img.min()), float(img.max())
+    if low < -0.01 or high > 1.01:  # 0..255 floats (img.astype(np.float32)) would all clip to white
+        raise InputError(f"{name}: a float image must hold values in [0, 1], this one holds {low:g} to {high:g}"
+                         " (divide by 255, or pass uint8)")
+    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def jpeg_is_complete(data: bytes) -> bool:
@@ -158,21 +168,33 @@ def _check_declared_size(data: bytes, name: str) -> None:
                          " can hold (a corrupt file)")
 
 
+def _check_bytes(data: bytes, name: str) -> None:
+    """Refuse bytes no decoder should see: a header that declares more pixels than the file can hold, a
+    JPEG, PNG or WebP cut short. InputError naming ``name``."""
+    _check_declared_size(data, name)
+    if data[:2] == b"\xff\xd8" and not jpeg_is_complete(data):
+        raise InputError(f"{name}: truncated or corrupt JPEG (it does not reach its end-of-image marker)")
+    if data[:8] == _PNG_SIGNATURE and not png_is_complete(data):
+        raise InputError(f"{name}: truncated or corrupt PNG (a chunk runs past the end of the file, or no IEND)")
+    if data[:4] == b"RIFF" and int.from_bytes(data[4:8], "little") + 8 > len(data):
+        raise InputError(f"{name}: truncated or corrupt WebP (its RIFF header declares more bytes than the file has)")
+
+
 def decode_image(data: bytes, name: str) -> np.ndarray:
     """Decode the bytes of an image file with OpenCV, as OpenCV gives it (BGR, gray, alpha, 16-bit kept).
 
     Raises :class:`InputError` for anything that is not a whole, decodable image: undecodable bytes, a
     header that declares more pixels than the file can hold (checked before decoding, so memory stays
     bounded), a JPEG cut short. Whatever the decoders print on stderr is captured
-    (:func:`~semflow.io.native.native_stderr`), not shown.
+    (:func:`~semflow.io.native.native_stderr`), not shown. No EXIF orientation is applied (OpenCV's TIFF
+    decoder applies TIFF's own); :func:`read_image` and :func:`read_image_raw` turn images upright.
     """
-    _check_declared_size(data, name)
-    if data[:2] == b"\xff\xd8" and not jpeg_is_complete(data):
-        raise InputError(f"{name}: truncated or corrupt JPEG (it does not reach its end-of-image marker)")
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and not png_is_complete(data):
-        raise InputError(f"{name}: truncated or corrupt PNG (a chunk runs past the end of the file, or no IEND)")
-    if data[:4] == b"RIFF" and int.from_bytes(data[4:8], "little") + 8 > len(data):
-        raise InputError(f"{name}: truncated or corrupt WebP (its RIFF header declares more bytes than the file has)")
+    _check_bytes(data, name)
+    return _decode_checked(data, name)
+
+
+def _decode_checked(data: bytes, name: str) -> np.ndarray:
+    """:func:`decode_image` after :func:`_check_bytes`."""
     with native_stderr() as messages:
         try:
             raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -185,29 +207,135 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
     return raw
 
 
-def read_image_raw(path: str | os.PathLike, *, gray: bool = False) -> np.ndarray:
+def _palette_ids(data: bytes, name: str) -> np.ndarray | None:
+    """The class ids (H, W) uint8 of a palette image: its palette indices (as PASCAL VOC masks store them), or
+    its grey levels where every palette entry is grey (a gray label map stored as a palette). None for an
+    image without a palette. Call after :func:`_check_bytes`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                if im.mode != "P":
+                    return None
+                ids = np.array(im, np.uint8)
+                palette = np.asarray(im.getpalette("RGB") or [0, 0, 0], np.uint8).reshape(-1, 3)[:256]
+    except Exception as exc:  # noqa: BLE001 - a decoder meeting untrusted bytes: any failure is a corrupt file
+        raise InputError(f"{name}: cannot decode as an image ({type(exc).__name__})") from None
+    if ids.ndim != 2 or ids.size == 0:
+        raise InputError(f"{name}: cannot decode as an image")
+    if (palette == palette[:, :1]).all():  # only greys: the grey levels are the ids, as in a gray PNG
+        levels = np.zeros(256, np.uint8)
+        levels[:len(palette)] = palette[:, 0]
+        ids = levels[ids]
+    return ids
+
+
+def _png_chunk(data: bytes, kind: bytes) -> bytes | None:
+    """The data of the first chunk of type ``kind`` in a PNG's bytes, or None."""
+    n, i = len(data), 8
+    while i + 12 <= n:
+        length = int.from_bytes(data[i:i + 4], "big")
+        if data[i + 4:i + 8] == kind:
+            return data[i + 8:i + 8 + length]
+        if data[i + 4:i + 8] == b"IEND":
+            return None
+        i += 12 + length
+    return None
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF Orientation tag (0x0112, 1-8) of an image file's bytes; 1 where there is none or it is
+    unreadable. Reads the metadata only (the pixels are not decoded)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                if im.format == "PNG" and "exif" not in im.info:  # Pillow would decode the pixels to look
+                    chunk = _png_chunk(data, b"eXIf")  # for an eXIf chunk after them: found here instead
+                    if chunk:
+                        im.info["exif"] = chunk
+                    value = Image.Image.getexif(im).get(0x0112, 1)  # the metadata read on opening
+                else:
+                    value = im.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - corrupt metadata in an image that decodes: no rotation
+        return 1
+    return value if type(value) is int and 1 <= value <= 8 else 1
+
+
+def upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` (H, W, ...) turned as EXIF ``orientation`` says (1 identity, 2 mirror horizontal, 3 rotate 180,
+    4 mirror vertical, 5 transpose, 6 rotate 90 clockwise, 7 transverse, 8 rotate 90 counter-clockwise)."""
+    turned = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+              5: lambda a: a.swapaxes(0, 1), 6: lambda a: a[::-1].swapaxes(0, 1),
+              7: lambda a: a[::-1, ::-1].swapaxes(0, 1), 8: lambda a: a[:, ::-1].swapaxes(0, 1)}.get(orientation)
+    return image if turned is None else np.ascontiguousarray(turned(image))
+
+
+def _read_upright(path: Path, *, labels: bool = False) -> np.ndarray:
+    """An image file decoded (as :func:`decode_image`; palette images as their ids with ``labels``) and
+    turned upright as its EXIF orientation says."""
+    data = path.read_bytes()
+    _check_bytes(data, str(path))
+    raw = _palette_ids(data, str(path)) if labels else None
+    if raw is None:
+        raw = _decode_checked(data, str(path))
+        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):  # OpenCV's TIFF decoder turned it
+            return raw
+    return upright(raw, exif_orientation(data))
+
+
+def read_image_raw(path: str | os.PathLike, *, gray: bool = False, labels: bool = False) -> np.ndarray:
     """Read an image file as OpenCV gives it (BGR, 16-bit and extra channels kept), or as one gray
-    channel with ``gray``: for label maps and masks. Errors as in :func:`decode_image`."""
-    path = require_file(path)
-    raw = decode_image(path.read_bytes(), str(path))
+    channel with ``gray``: for label maps and masks. With ``labels``, a palette image (a PASCAL VOC
+    mask) is read as its palette indices (H, W), the class ids (its grey levels where every palette entry
+    is grey). Turned upright as the file's EXIF orientation says. Errors as in :func:`decode_image`."""
+    raw = _read_upright(require_file(path), labels=labels)
     if gray and raw.ndim == 3:
         raw = cv2.cvtColor(np.ascontiguousarray(raw[..., :3]), cv2.COLOR_BGR2GRAY) if raw.shape[2] >= 3 else raw[..., 0]
     return raw
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as uint8 RGB (H, W, 3); gray, alpha and 16-bit files are converted."""
+    """Read an image file as uint8 RGB (H, W, 3), upright as its EXIF orientation says (as viewers show it);
+    gray, alpha and 16-bit files are converted."""
     path = require_file(path)
-    return to_rgb_uint8(decode_image(path.read_bytes(), str(path)), name=str(path), bgr=True)
+    return to_rgb_uint8(_read_upright(path), name=str(path), bgr=True)
+
+
+def _writable(img: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """``img`` in a dtype the file's format keeps: bool as 0/255 and floats in [0, 1] as uint8 (other floats:
+    InputError); other integers as uint8 or uint16 where their values fit; uint16 only where the format keeps
+    16 bits (PNG, TIFF, PPM/PGM: InputError for the others, never a silent scaling)."""
+    if img.dtype == np.bool_:
+        img = img.astype(np.uint8) * np.uint8(255)
+    elif np.issubdtype(img.dtype, np.floating):
+        img = _float_to_uint8(img, str(path))
+    elif np.issubdtype(img.dtype, np.integer) and img.dtype not in (np.uint8, np.uint16):
+        low, high = int(img.min()), int(img.max())
+        if low < 0 or high > 65535:
+            raise InputError(f"{path}: cannot write {img.dtype} values {low} to {high} as an image (0-255, or"
+                             " 0-65535 in 16 bits)")
+        img = img.astype(np.uint8 if high <= 255 else np.uint16)
+    elif img.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"{path}: cannot write an image of dtype {img.dtype}")
+    suffix = Path(path).suffix.lower()
+    if img.dtype == np.uint16 and suffix not in _16BIT_EXTENSIONS:
+        raise InputError(f"{path}: {suffix[1:].upper()} keeps 8 bits and this image is 16-bit; write .png or .tif,"
+                         " or convert to uint8")
+    return img
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write an RGB (H, W, 3) or label (H, W) uint8/uint16 image atomically; format from the extension."""
+    """Write an RGB(A) (H, W, 3|4) or label (H, W) image atomically; format from the extension.
+
+    uint8 is written as given; uint16 as 16-bit (PNG, TIFF, PPM/PGM; other formats refuse it);
+    floats in [0, 1] and bool as uint8 0-255. InputError for other values."""
     if not is_image_path(path):
         raise InputError(f"{path}: unknown image format; use one of {', '.join(IMAGE_EXTENSIONS)}")
     img = np.asarray(image)
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)) or 0 in img.shape[:2]:
         raise InputError(f"{path}: cannot write an image of shape {img.shape} (expected (H, W) or (H, W, 3))")
+    img = _writable(img, path)
     if img.ndim == 3:  # RGB(A) -> OpenCV's BGR(A)
         img = img[..., [2, 1, 0, 3][:img.shape[2]]]
     with atomic_path(path) as tmp:

@@ -1,4 +1,5 @@
 """User-given segmentations: label PNGs in a folder (one per image or video frame) or one PNG for all.
+Palette PNGs (PASCAL VOC masks) give their palette indices as class ids.
 
 Label maps of the frames as given fit frames that ``--max-side`` shrank: they are shrunk with them
 (nearest class)."""
@@ -20,10 +21,11 @@ from semflow.segmentation.labels import LabelSet, get_label_set
 
 
 def read_label_map(path: Path) -> np.ndarray:
-    """A label PNG (one channel, or three equal channels) as an integer array (H, W)."""
+    """A label PNG (one channel, three equal channels, or a palette PNG such as a PASCAL VOC mask, whose
+    palette indices are the ids) as an integer array (H, W), upright as its EXIF orientation says."""
     if not path.is_file():
         raise InputError(f"{path}: no such label file")
-    raw = read_image_raw(path)
+    raw = read_image_raw(path, labels=True)
     if raw.ndim == 3:
         if not (raw[..., :1] == raw[..., :3]).all():
             raise InputError(f"{path}: a colour image, not a label map of class ids (one channel)")
