@@ -44,13 +44,14 @@ from typing import Any
 import numpy as np
 
 from semflow import flowvideo
-from semflow.errors import InputError
+from semflow.errors import InputError, warn
 from semflow.io.atomic import atomic_path, write_text_atomic
 from semflow.io.flow import read_flo, write_flo
 from semflow.io.images import read_image
 from semflow.io.jsonfile import loads_untrusted
 from semflow.io.outputs import OutputFolder
 from semflow.pair_records import PairRecord, RecordLog, flo_whole, normaliser, read_cached
+from semflow.run_outputs_check import missing_output
 
 __all__ = ["CACHE_BUDGET_BYTES", "RUN_OUTPUTS", "WORK_DIR", "PairRecord", "RunStore", "cache_pairs", "finished_summary",
            "normaliser", "open_store", "pair_name", "reopen_store"]
@@ -397,8 +398,9 @@ def reopen_store(out_dir: str | Path, save_flo: bool, folder: OutputFolder | Non
 
 
 def finished_summary(out_dir: str | Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
-    """The summary of a run with ``fingerprint`` that already finished in ``out_dir`` (its outputs are
-    all there and no work folder is left), else None: resuming it has nothing to do."""
+    """The summary of a run with ``fingerprint`` that already finished in ``out_dir`` (no work folder is
+    left, every output it lists is there: :mod:`semflow.run_outputs_check`), else None: resuming it
+    has nothing to do. One missing is warned about (the run is made again); a link in its place refused."""
     out_dir = Path(out_dir)
     path = out_dir / "summary.json"
     if (out_dir / WORK_DIR).exists() or not path.is_file():
@@ -408,9 +410,9 @@ def finished_summary(out_dir: str | Path, fingerprint: dict[str, Any]) -> dict[s
     except ValueError:
         return None
     outputs = summary.get("outputs") if isinstance(summary, dict) else None
-    if not isinstance(outputs, dict):  # not a summary semflow wrote
+    if not isinstance(outputs, dict) or summary.get("settings") != fingerprint:  # not semflow's, or other settings
         return None
-    names = [outputs.get("flow_video"), outputs.get("panel_video")]
-    if summary.get("settings") != fingerprint or not all(n and (out_dir / n).is_file() for n in names):
-        return None
-    return summary
+    missing = missing_output(out_dir, summary)  # (a link in place of an output is refused here, before any work)
+    if missing is not None:
+        warn(f"{out_dir / missing}: missing or damaged; the finished run is computed again to write it")
+    return summary if missing is None else None

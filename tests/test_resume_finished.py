@@ -1,0 +1,127 @@
+"""``semflow run --resume`` on a FINISHED run: it is finished only while every output its summary lists
+is there.
+
+A finished run whose listed outputs are all regular files does nothing. One with an output missing or
+damaged (``plot.png``, a ``flo/NNNNNN.flo``) is made again (a finished run keeps no work folder, so its
+pairs are computed again) and afterwards every listed output is there. A link, or anything that is not
+a regular file, in place of a listed output is refused in one line before any work, as on the resume of
+an interrupted run. Before, only the two videos were looked at: the run said it was finished with the
+plot or .flo files gone, and a .flo file replaced by a link.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import failing_at_pair
+
+from semflow.errors import OutputError
+from semflow.pipeline import WORK_DIR, RunOptions, run_video
+from semflow.run_outputs_check import listed_outputs
+
+OPTIONS = RunOptions(method="dis-fast", save_flo=True, progress=False)
+RESUME = RunOptions(method="dis-fast", save_flo=True, progress=False, resume=True)
+SAME_BYTES = ["flow.mp4", "panel.mp4"] + [f"flo/{i:06d}.flo" for i in range(4)]
+"""What a run made again writes byte for byte as before (plot.png and summary.json hold timings)."""
+
+
+def finished(make_frames, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(frames, a finished run's folder, an untouched copy of it) for 5 frames of 40x56."""
+    frames = make_frames(5, 40, 56)
+    out = tmp_path / "out"
+    run_video(frames, out, OPTIONS)
+    shutil.copytree(out, tmp_path / "copy", symlinks=True)
+    return frames, out, tmp_path / "copy"
+
+
+def _truncate(path: Path) -> None:
+    os.truncate(path, path.stat().st_size // 2)
+
+
+def test_a_finished_run_with_all_its_outputs_computes_nothing(make_frames, tmp_path: Path) -> None:
+    frames, out, copy = finished(make_frames, tmp_path)
+    summary = run_video(frames, out, RESUME, method=failing_at_pair(0))  # any pair computed would raise
+    assert summary["resumed_pairs"] == summary["pairs"] == 4
+    assert sorted(os.listdir(out)) == sorted(os.listdir(copy)) and not (out / WORK_DIR).exists()
+    for name in [*SAME_BYTES, "plot.png", "summary.json"]:
+        assert (out / name).read_bytes() == (copy / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("damage", ["plot.png", "flo/000001.flo", "flo/000003.flo", "flow.mp4", "flo-truncated",
+                                    "plot-and-flo"])
+def test_a_finished_run_with_an_output_missing_is_made_again(make_frames, tmp_path: Path, capsys,
+                                                             damage: str) -> None:
+    frames, out, copy = finished(make_frames, tmp_path)
+    if damage == "flo-truncated":
+        _truncate(out / "flo/000002.flo")
+    elif damage == "plot-and-flo":
+        (out / "plot.png").unlink()
+        (out / "flo/000000.flo").unlink()
+    else:
+        (out / damage).unlink()
+    capsys.readouterr()
+    summary = run_video(frames, out, RESUME)
+    assert summary["pairs"] == 4 and summary["resumed_pairs"] == 0  # a finished run kept no pair records
+    assert "missing or damaged" in capsys.readouterr().err
+    listed = listed_outputs(summary)
+    assert {"plot.png", "flow.mp4", "panel.mp4", "summary.json", "flo/000003.flo"} <= set(listed)
+    for name in listed:
+        assert (out / name).is_dir() if name.endswith("/") else (out / name).is_file(), name
+        assert not (out / name).is_symlink(), name
+    for name in SAME_BYTES:
+        assert (out / name).read_bytes() == (copy / name).read_bytes(), name
+    assert not (out / WORK_DIR).exists()
+    idle = run_video(frames, out, RESUME, method=failing_at_pair(0))  # now finished again: nothing to do
+    assert idle["resumed_pairs"] == 4
+
+
+@pytest.mark.parametrize("name", ["flo/000001.flo", "plot.png", "flow.mp4", "summary.json"])
+def test_a_link_in_place_of_a_listed_output_is_refused_before_any_work(make_frames, tmp_path: Path,
+                                                                       name: str) -> None:
+    frames, out, _ = finished(make_frames, tmp_path)
+    target = tmp_path / "target"
+    if name == "summary.json":  # the link leads to the real summary: still not written through
+        shutil.move(out / name, target)
+    else:
+        target.write_bytes(b"junk")
+        (out / name).unlink()
+    before = target.read_bytes()
+    (out / name).symlink_to(target)
+    (out / "flo/000000.flo").unlink()  # an output missing as well: still refused, not made again
+    with pytest.raises(OutputError, match=f"{name}: is a symbolic link"):
+        run_video(frames, out, RESUME, method=failing_at_pair(0))
+    assert (out / name).is_symlink() and target.read_bytes() == before
+    assert not (out / WORK_DIR).exists() and not (out / "flo/000000.flo").exists()
+
+
+def test_a_linked_flo_file_is_one_error_line_in_the_cli(cli_fails, make_frames, tmp_path: Path) -> None:
+    """The probe's case: plot.png and a .flo file deleted, another .flo file replaced by a link."""
+    frames, out, _ = finished(make_frames, tmp_path)
+    (out / "plot.png").unlink()
+    (out / "flo/000001.flo").unlink()
+    (out / "flo/000003.flo").unlink()
+    (tmp_path / "target.txt").write_text("junk")
+    (out / "flo/000003.flo").symlink_to(tmp_path / "target.txt")
+    cli_fails("run", frames, "--out", out, "--method", "dis-fast", "--save-flo", "--no-progress", "--resume",
+              match="flo/000003.flo: is a symbolic link")
+    assert (tmp_path / "target.txt").read_text() == "junk" and (out / "flo/000003.flo").is_symlink()
+
+
+@pytest.mark.parametrize("name", ["plot.png", "flo/000002.flo"])
+def test_a_folder_in_place_of_a_listed_output_is_refused(make_frames, tmp_path: Path, name: str) -> None:
+    frames, out, _ = finished(make_frames, tmp_path)
+    (out / name).unlink()
+    (out / name).mkdir()
+    with pytest.raises(OutputError, match=f"{name}: is not a regular file"):
+        run_video(frames, out, RESUME, method=failing_at_pair(0))
+    assert (out / name).is_dir() and not (out / WORK_DIR).exists()
+
+
+def test_only_names_a_run_writes_are_checked(tmp_path: Path) -> None:
+    summary = {"outputs": {"written": ["../elsewhere", "/etc/passwd", "flo/", "flo/000000.flo", "flo/x.flo", 3],
+                           "flow_video": "flow.mp4", "panel_video": "panel.mp4", "plot": "plot.png"}}
+    assert listed_outputs(summary) == ["flo/", "flo/000000.flo", "flow.mp4", "panel.mp4", "plot.png"]
+    assert listed_outputs({"outputs": [1]}) == []
