@@ -309,6 +309,11 @@ def test_wrong_or_truncated_weights_give_clear_errors(tmp_path):
         get_segmenter(f"camvid:{tmp_path / 'newer.pt'}")
     with pytest.raises(WeightsError, match="not a torchvision segmentation"):
         get_segmenter(f"torchvision:{foreign}")
+    # torch hands .safetensors files to safetensors: a corrupt one was its SafetensorError, a traceback
+    (tmp_path / "bad.safetensors").write_bytes(b"\xff" * 100)
+    for backend in ("camvid", "torchvision"):
+        with pytest.raises(WeightsError, match="bad.safetensors: cannot read .*: the file is truncated or corrupt"):
+            get_segmenter(f"{backend}:{tmp_path / 'bad.safetensors'}")
     with pytest.raises(WeightsError, match="truncated"):
         get_segmenter(f"torchvision:{truncated}")
     with pytest.raises(InputError, match="unknown segmentation backend"):

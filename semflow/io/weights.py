@@ -83,6 +83,11 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
         else:
             why = reason(exc, 120)
         raise WeightsError(f"{path}: cannot read {what}: {why}") from None
+    except Exception as exc:  # torch hands a .safetensors file to safetensors, whose errors share no base
+        if not type(exc).__module__.startswith("safetensors"):
+            raise
+        raise WeightsError(f"{path}: cannot read {what}: the file is truncated or corrupt (safetensors: "
+                           f"{reason(exc, 80)})") from None
 
 
 def is_torchscript_archive(path: str | os.PathLike) -> bool:
