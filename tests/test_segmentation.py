@@ -68,6 +68,19 @@ def test_shipped_weights_load_offline(monkeypatch):
     assert isinstance(model, SegNetLite0) and not model.training
 
 
+@needs_weights
+def test_semflow_models_is_the_only_place_looked_at_when_set(monkeypatch, tmp_path):
+    """A SEMFLOW_MODELS folder without the weights was passed over for the shipped ones without a word."""
+    monkeypatch.setenv("SEMFLOW_MODELS", str(tmp_path / "nowhere"))
+    with pytest.raises(WeightsError, match="nowhere/camvid_lite0_fpn.pt: no such segmenter weights file "
+                                           r"\(SEMFLOW_MODELS names the folder"):
+        get_segmenter("camvid")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "camvid_lite0_fpn.pt").write_bytes(WEIGHTS.read_bytes())
+    monkeypatch.setenv("SEMFLOW_MODELS", str(tmp_path / "mine"))
+    assert load_camvid_model()[1]["num_classes"] == 11
+
+
 @pytest.mark.skipif(not (CAMVID_DIR / "val.txt").is_file(), reason="CamVid val not found under ../shared/data")
 def test_camvid_val_frames_pixel_accuracy(camvid_segmenter):
     lines = [ln.split() for ln in (CAMVID_DIR / "val.txt").read_text().splitlines() if ln.strip()]

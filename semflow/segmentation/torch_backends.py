@@ -57,12 +57,14 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
 
 
 def default_weights_path() -> Path:
-    """Where the shipped weights are: $SEMFLOW_MODELS, else the project's ``models/`` folder (a source
-    checkout or editable install), else ``<prefix>/share/semflow/models`` (a wheel install)."""
+    """Where the shipped weights are: in $SEMFLOW_MODELS when it is set (only there: a folder without them
+    is an error, not passed over), else the project's ``models/`` folder (a source checkout or editable
+    install), else ``<prefix>/share/semflow/models`` (a wheel install)."""
     env = os.environ.get("SEMFLOW_MODELS")
-    candidates = [Path(env) / DEFAULT_WEIGHTS_NAME] if env else []
-    candidates.append(Path(__file__).resolve().parents[2] / "models" / DEFAULT_WEIGHTS_NAME)
-    candidates.append(Path(sys.prefix) / "share" / "semflow" / "models" / DEFAULT_WEIGHTS_NAME)
+    if env:
+        return Path(env) / DEFAULT_WEIGHTS_NAME
+    candidates = [Path(__file__).resolve().parents[2] / "models" / DEFAULT_WEIGHTS_NAME,
+                  Path(sys.prefix) / "share" / "semflow" / "models" / DEFAULT_WEIGHTS_NAME]
     for c in candidates:
         if c.exists():
             return c
@@ -72,6 +74,9 @@ def default_weights_path() -> Path:
 def load_camvid_model(path: str | os.PathLike | None = None) -> tuple[SegNetLite0, dict]:
     """The shipped model (eval mode, fp32) from a ``semflow-segmenter`` weights file, and its header."""
     path = Path(path) if path else default_weights_path()
+    if path == default_weights_path() and os.environ.get("SEMFLOW_MODELS") and not path.exists():
+        raise WeightsError(f"{path}: no such segmenter weights file (SEMFLOW_MODELS names the folder that holds"
+                           f" {DEFAULT_WEIGHTS_NAME}; unset it to use the shipped weights)")
     payload = load_torch_file(path, "segmenter weights")
     if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT or "state_dict" not in payload:
         raise WeightsError(f"{path}: not a semflow segmenter weights file (expected format {WEIGHTS_FORMAT!r})")
