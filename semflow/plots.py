@@ -51,8 +51,8 @@ def write_plot(path: str | os.PathLike, pairs: Sequence[dict], *, title: str = "
             ax.text(0.5, 0.5, "n/a (resumed or one pair)", ha="center", va="center", transform=ax.transAxes, color="gray")
     axes[-1].set_xlabel("pair (frame t -> t+1)")
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
-    if title:
-        fig.suptitle(title, fontsize="medium")
+    if title:  # (a name's bytes that are not UTF-8, surrogates here, shown as the replacement character)
+        fig.suptitle(title.encode("utf-8", "replace").decode("utf-8"), fontsize="medium")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, warnings.catch_warnings():

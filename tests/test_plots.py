@@ -18,3 +18,11 @@ def test_a_clip_name_the_font_cannot_draw_gives_no_warning_on_stderr(tmp_path: P
     assert [str(w.message) for w in caught] == []
     image = read_image(written)
     assert image.shape == (520, 640, 3) and image.std() > 0  # drawn: not a blank page
+
+
+def test_a_clip_name_that_is_not_utf8_is_drawn(tmp_path: Path) -> None:
+    """A folder named b"bad\\xff" (a surrogate in Python's str) was a matplotlib TypeError: `run` ended in a
+    traceback with its flow videos written and no plot.png, summary.json or clean work folder."""
+    pairs = [{"magnitude": 1.0 + i, "flicker": 0.1 * i, "seconds": 0.5} for i in range(3)]
+    written = write_plot(tmp_path / "plot.png", pairs, title="dis-fast, bad\udcff")
+    assert read_image(written).std() > 0
