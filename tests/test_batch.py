@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -263,3 +264,27 @@ def test_an_interrupted_batch_names_batch(monkeypatch, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["batch", "x.mp4", "--out", str(tmp_path / "out"), "--method", METHOD])
     assert result.exit_code == 130
     assert result.stderr == "semflow: interrupted (finished outputs are kept; `batch` can continue with --resume)\n"
+
+
+def test_sigterm_after_ray_starts_unwinds_the_batch(cli_env, tmp_path: Path) -> None:
+    """ray.init installed its own SIGTERM handler over the command's: `kill` of a running batch printed
+    Ray's crash dump and exited 1, without the one line or the clean-up. (A process of its own: the
+    module's Ray is already up, and ray.init would not run here.)"""
+    script = f"""
+import os, signal
+from semflow import cli
+from semflow.batch import Batch, BatchOptions
+signal.signal(signal.SIGTERM, cli._terminated)
+batch = Batch({str(tmp_path / "out")!r}, BatchOptions(method="dis-fast", workers=1))
+try:
+    batch.start()
+    os.kill(os.getpid(), signal.SIGTERM)
+    signal.sigtimedwait([], 5)  # (not reached: the handler raises when os.kill returns)
+except cli.Terminated:
+    print("unwound")
+finally:
+    batch.close()
+"""
+    proc = subprocess.run([sys.executable, "-c", script], env=cli_env, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "unwound", proc.stdout + proc.stderr
+    assert "SIGTERM received" not in proc.stderr

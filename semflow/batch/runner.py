@@ -16,6 +16,8 @@ import contextlib
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -107,6 +109,19 @@ def _token_notice_hidden() -> Iterator[None]:
         notice.removeFilter(keep)
 
 
+@contextlib.contextmanager
+def _sigterm_kept() -> Iterator[None]:
+    """Keep this process's SIGTERM handler across ``ray.init``, which installs its own (a crash dump and
+    exit 1 where the command's handler unwinds it as Ctrl-C does: exit 143, staging cleaned up)."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)
+
+
 class Batch:
     """Run many clips on Ray workers. Use as a context manager::
 
@@ -148,9 +163,10 @@ class Batch:
             kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
             if self.options.address:
                 check_address(self.options.address)  # ray.init would retry an address nobody answers at for good
-                ray.init(address=self.options.address, **kwargs)
+                with _sigterm_kept():
+                    ray.init(address=self.options.address, **kwargs)
             else:
-                with _token_notice_hidden():
+                with _token_notice_hidden(), _sigterm_kept():
                     ray.init(num_cpus=self.options.workers or os.cpu_count() or 1, include_dashboard=False,
                              object_store_memory=100 * 1024 ** 2, **kwargs)
             self._started_ray = True
