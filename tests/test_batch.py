@@ -210,6 +210,22 @@ def test_a_manifest_cannot_name_a_clip_out_of_the_batch_folder(tmp_path: Path) -
     assert names == ["clip", "clip-2", "batch.json-2", "up", "x", "a_b_c", "clip-3"]
 
 
+def test_names_that_are_not_utf8(tmp_path: Path, monkeypatch) -> None:
+    """On the command line they were a UnicodeEncodeError traceback from ray.init (Ray records the command
+    line as UTF-8): now one line saying so. In a manifest they were "cannot read the manifest": now read
+    as the file system's names."""
+    from semflow.batch.runner import _ray_starting
+
+    monkeypatch.setattr(sys, "argv", ["semflow", "batch", os.fsdecode(b"bad\xff"), "--out", "o"])
+    with pytest.raises(SemflowError, match="bad\udcff: Ray cannot start from a command line holding a name that"):
+        with _ray_starting():
+            pytest.fail("Ray would start")
+    clip = tmp_path / os.fsdecode(b"bad\xff.mp4")
+    clip.write_bytes(b"")
+    (tmp_path / "list.txt").write_bytes(b"bad\xff.mp4\n")
+    assert [c.path for c in expand_inputs([tmp_path / "list.txt"])] == [clip]
+
+
 def test_a_batch_folder_that_is_a_file_fails_before_ray_starts(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")  # was "file: File exists" after the clips had failed one by one
     with pytest.raises(OutputError, match="file: not a folder$"):

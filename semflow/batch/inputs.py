@@ -40,7 +40,7 @@ def is_video_path(path: str | os.PathLike) -> bool:
 def _manifest(path: Path) -> list[tuple[Path, str | None]]:
     rows: list[tuple[Path, str | None]] = []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")  # names' bytes kept as the file system's
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the manifest ({exc})") from None
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]

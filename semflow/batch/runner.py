@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -110,9 +111,17 @@ def _token_notice_hidden() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _sigterm_kept() -> Iterator[None]:
-    """Keep this process's SIGTERM handler across ``ray.init``, which installs its own (a crash dump and
-    exit 1 where the command's handler unwinds it as Ctrl-C does: exit 143, staging cleaned up)."""
+def _ray_starting() -> Iterator[None]:
+    """Around ``ray.init``: keep this process's SIGTERM handler, which ray.init replaces with its own (a
+    crash dump and exit 1 where the command's unwinds it as Ctrl-C does: exit 143, staging cleaned up).
+    Ray records this process's command line as UTF-8: one holding a name that is not (a file name's bytes)
+    is a :class:`SemflowError` here, where it was a UnicodeEncodeError traceback."""
+    for arg in sys.argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SemflowError(f"{arg}: Ray cannot start from a command line holding a name that is not UTF-8;"
+                               " rename it, or name the clips in a manifest (.txt)") from None
     main = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGTERM) if main else None
     try:
@@ -163,10 +172,10 @@ class Batch:
             kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
             if self.options.address:
                 check_address(self.options.address)  # ray.init would retry an address nobody answers at for good
-                with _sigterm_kept():
+                with _ray_starting():
                     ray.init(address=self.options.address, **kwargs)
             else:
-                with _token_notice_hidden(), _sigterm_kept():
+                with _token_notice_hidden(), _ray_starting():
                     ray.init(num_cpus=self.options.workers or os.cpu_count() or 1, include_dashboard=False,
                              object_store_memory=100 * 1024 ** 2, **kwargs)
             self._started_ray = True
