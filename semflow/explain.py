@@ -49,7 +49,8 @@ def write_explain(estimator: Any, result: Any, out_dir: str | os.PathLike, *,
 
 
 def _write(estimator: Any, result: Any, out_dir: Path) -> None:
-    from semflow.io.atomic import atomic_path, write_text_atomic
+    from semflow.io.atomic import write_text_atomic
+    from semflow.io.flow import save_npy
     from semflow.io.images import write_image
     from semflow.viz import add_legend, flow_to_color, max_flow_of
 
@@ -69,8 +70,7 @@ def _write(estimator: Any, result: Any, out_dir: Path) -> None:
     flows = [m for m in maps.values() if m.ndim == 3 and m.shape[2] == 2]
     max_flow = max_flow_of(flows)
     for name, arr in maps.items():
-        with atomic_path(out_dir / f"{name}.npy") as tmp:
-            np.save(tmp, arr)
+        save_npy(out_dir / f"{name}.npy", arr)
         if arr.ndim == 3 and arr.shape[2] == 2:
             write_image(out_dir / f"{name}.png", add_legend(flow_to_color(arr, max_flow), max_flow))
         elif arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8:

@@ -45,8 +45,8 @@ import numpy as np
 
 from semflow import flowvideo
 from semflow.errors import InputError, warn
-from semflow.io.atomic import atomic_path, write_text_atomic
-from semflow.io.flow import read_flo, write_flo
+from semflow.io.atomic import write_text_atomic
+from semflow.io.flow import read_flo, save_npy, write_flo
 from semflow.io.images import read_image
 from semflow.io.jsonfile import loads_untrusted
 from semflow.io.outputs import OutputFolder
@@ -142,8 +142,7 @@ class RunStore:
             if "baseline_flow" in extras:
                 self._save_npy(self._cache_path(index, "baseline", ".npy"), extras["baseline_flow"])
             if "segmentation_rgb" in extras:  # raw: a PNG costs 10 ms a pair to write and read at 960x540
-                with atomic_path(self._cache_path(index, "segmentation", ".npy")) as tmp:
-                    np.save(tmp, np.asarray(extras["segmentation_rgb"], np.uint8))
+                save_npy(self._cache_path(index, "segmentation", ".npy"), np.asarray(extras["segmentation_rgb"], np.uint8))
             return "cache"
         if self.save_flo and not extras:
             return "flo"
@@ -315,8 +314,7 @@ class RunStore:
 
     @staticmethod
     def _save_npy(path: Path, array: np.ndarray) -> None:
-        with atomic_path(path) as tmp:
-            np.save(tmp, np.asarray(array, np.float32))
+        save_npy(path, np.asarray(array, np.float32))  # (a full disk: one line naming the file)
 
 
 def _read_state(out_dir: Path) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from semflow.baseline.base import FlowMethod
-from semflow.io.atomic import atomic_path
+from semflow.io.atomic import write_bytes_atomic
 from semflow.io.video import FrameSource
 from semflow.video_state import VideoState, restore, snapshot
 
@@ -40,8 +40,7 @@ class VideoStateStore:
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.path) as tmp:
-            Path(tmp).write_bytes(buffer.getvalue())
+        write_bytes_atomic(self.path, buffer.getbuffer())
 
     def load(self) -> tuple[int, dict[str, np.ndarray]] | None:
         """(pair index, arrays) of the saved state, or None (no file, or one that cannot be read)."""

@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 MAX_NAME_BYTES = 255
 """The longest file name most file systems take (NAME_MAX)."""
@@ -67,21 +68,37 @@ def move_into_place(tmp: Path, path: str | os.PathLike) -> None:
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (:func:`temp_path_beside`); on success rename it to
-    ``path``, else delete it."""
+    ``path``, else delete it. An OSError of writing the temporary file (a full disk: ENOSPC) is raised
+    naming ``path``, the file the user asked for."""
     tmp_path = temp_path_beside(path, suffix)
     try:
         yield tmp_path
         move_into_place(tmp_path, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, str(tmp_path)):
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, suffix: str | None = None) -> Iterator[BinaryIO]:
+    """Yield a binary file open for writing on a temporary name beside ``path``; when the block ends,
+    close it and rename it to ``path``. Python's file I/O reports every failed write, the last flush at
+    closing included: OSError naming ``path`` (e.g. "No space left on device"), the temporary file
+    deleted and nothing under ``path``. (C stdio writers such as ``cv2.imwrite`` and numpy's ``tofile``
+    lose the reason or ignore a failing close: encode in memory and write the bytes here instead.)"""
+    with atomic_path(path, suffix) as tmp, open(tmp, "wb") as fh:
+        yield fh
+
+
+def write_bytes_atomic(path: str | os.PathLike, *chunks: bytes | memoryview, suffix: str | None = None) -> None:
+    """Write ``chunks`` one after the other to ``path`` atomically (:func:`atomic_file`); a memoryview of a
+    C-contiguous numpy array writes its data without a copy."""
+    with atomic_file(path, suffix) as fh:
+        for chunk in chunks:
+            fh.write(chunk)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -20,6 +20,7 @@ error, not a huge allocation.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -29,7 +30,7 @@ import cv2
 import numpy as np
 
 from semflow.errors import InputError, reason
-from semflow.io.atomic import atomic_path, write_bytes_atomic
+from semflow.io.atomic import write_bytes_atomic
 from semflow.io.files import require_file
 from semflow.io.images import decode_image
 
@@ -122,7 +123,7 @@ def write_flo(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | Non
         flow[~valid] = UNKNOWN_FLOW_VALUE
     height, width = flow.shape[:2]
     header = np.array([FLO_TAG], "<f4").tobytes() + np.array([width, height], "<i4").tobytes()
-    write_bytes_atomic(path, header + flow.astype("<f4").tobytes())
+    write_bytes_atomic(path, header, memoryview(np.ascontiguousarray(flow, "<f4")))  # without another copy
 
 
 # --- KITTI 16-bit PNG -------------------------------------------------------------------------
@@ -160,9 +161,10 @@ def write_kitti_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarra
     raw = np.clip(scaled, 0, 2**16 - 1).astype(np.uint16)
     bgr = np.stack([valid.astype(np.uint16), raw[..., 1], raw[..., 0]], axis=2)
     bgr[~valid, 1:] = 0
-    with atomic_path(path, suffix=".png") as tmp:
-        if not cv2.imwrite(str(tmp), bgr):
-            raise InputError(f"{path}: could not write PNG")
+    encoded, data = cv2.imencode(".png", bgr)  # in memory: cv2.imwrite ignores a failing flush at fclose
+    if not encoded:
+        raise InputError(f"{path}: could not write PNG")
+    write_bytes_atomic(path, memoryview(data), suffix=".png")
     return lost
 
 
@@ -268,8 +270,22 @@ def write_npy_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray 
     valid = check_mask(valid, flow.shape)
     if valid is not None:
         flow[~valid] = UNKNOWN_FLOW_VALUE
-    with atomic_path(path, suffix=".npy") as tmp:
-        np.save(tmp, flow)
+    save_npy(path, flow)
+
+
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write ``array`` as a ``.npy`` file (what ``numpy.save`` writes) atomically, through Python's file I/O:
+    a full disk raises OSError naming ``path`` and the reason (``numpy.save`` to a file writes with numpy's
+    ``tofile``, whose error says only "N requested and M written"). InputError for object arrays."""
+    arr = np.asarray(array)
+    if arr.dtype.hasobject:
+        raise InputError(f"{path}: cannot write {arr.dtype} values as .npy (not numbers)")
+    if not arr.flags.c_contiguous:  # (a 0-d array always is: it keeps its shape)
+        arr = np.ascontiguousarray(arr)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(arr))
+    data = memoryview(arr.reshape(-1).view(np.uint8))  # its bytes, not copied (any dtype: datetime64 too)
+    write_bytes_atomic(path, header.getvalue(), data, suffix=".npy")
 
 
 # --- by extension -----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from semflow.errors import InputError
-from semflow.io.atomic import atomic_path
+from semflow.io.atomic import write_bytes_atomic
 from semflow.io.files import require_file
 from semflow.io.native import native_stderr
 
@@ -338,13 +338,13 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     img = _writable(img, path)
     if img.ndim == 3:  # RGB(A) -> OpenCV's BGR(A)
         img = img[..., [2, 1, 0, 3][:img.shape[2]]]
-    with atomic_path(path) as tmp:
-        try:
-            written = cv2.imwrite(str(tmp), np.ascontiguousarray(img))
-        except cv2.error as exc:
-            raise InputError(f"{path}: could not write image ({str(exc).strip().splitlines()[-1]})") from None
-        if not written:
-            raise InputError(f"{path}: could not write image")
+    try:  # encoded in memory, written by Python (write_bytes_atomic): a full disk raises OSError naming path
+        encoded, data = cv2.imencode(Path(path).suffix.lower(), np.ascontiguousarray(img))
+    except cv2.error as exc:  # (cv2.imwrite ignored a failing flush at fclose and left a cut-short file)
+        raise InputError(f"{path}: could not write image ({str(exc).strip().splitlines()[-1]})") from None
+    if not encoded:
+        raise InputError(f"{path}: could not write image")
+    write_bytes_atomic(path, memoryview(data))
 
 
 def is_image_path(path: str | os.PathLike) -> bool:

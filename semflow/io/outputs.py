@@ -167,7 +167,8 @@ def output_staging(out_dir: Path, prefix: str, *, lock: bool = False) -> Iterato
     """Create ``out_dir`` (and the folders above it) where missing, lock it with ``lock``
     (:func:`lock_folder`), and yield a fresh staging folder in it (:func:`~semflow.io.atomic.staging_folder`,
     named ``<prefix>XXXXXXXX``) for a command to write into before it moves its outputs in place. When the
-    block fails, the folders this created are removed again (when nothing else is in them)."""
+    block fails, the folders this created are removed again (when nothing else is in them); an OSError
+    naming a staged file (a full disk) is raised naming the output it stands for in ``out_dir``."""
     created = []  # deepest first
     for folder in (out_dir, *out_dir.parents):
         if os.path.lexists(folder):
@@ -177,7 +178,13 @@ def output_staging(out_dir: Path, prefix: str, *, lock: bool = False) -> Iterato
     fd = lock_folder(out_dir) if lock else None
     try:
         with staging_folder(out_dir, prefix) as stage:
-            yield stage
+            try:
+                yield stage
+            except OSError as exc:  # (a full disk) named by the output it stands for, not the staged file
+                staged = Path(exc.filename) if isinstance(exc.filename, str) else None
+                if exc.errno is None or staged is None or not staged.is_relative_to(stage):
+                    raise
+                raise OSError(exc.errno, exc.strerror, str(out_dir / staged.relative_to(stage))) from None
     except BaseException:
         for folder in created:
             with contextlib.suppress(OSError):
