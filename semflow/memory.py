@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import resource
 import sys
@@ -135,9 +136,12 @@ def available_memory_mb() -> float | None:
     the system's MemAvailable and the cgroup's limit less its usage; None where neither is known."""
     if os.environ.get(MEMORY_ENV):
         try:
-            return float(os.environ[MEMORY_ENV])
+            value = float(os.environ[MEMORY_ENV])
         except ValueError:
-            raise InputError(f"${MEMORY_ENV} must be a number of MB, got {os.environ[MEMORY_ENV]!r}") from None
+            value = float("nan")
+        if not (math.isfinite(value) and value >= 0):  # nan was "nan MB is available", -5 "0 MB"
+            raise InputError(f"${MEMORY_ENV} must be a number of MB (0 or more), got {os.environ[MEMORY_ENV]!r}")
+        return value
     candidates = []
     with contextlib.suppress(OSError, ValueError, IndexError):
         for line in Path("/proc/meminfo").read_text().splitlines():

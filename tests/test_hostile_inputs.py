@@ -366,6 +366,10 @@ def test_visualize_checks_memory_from_the_headers_before_reading(monkeypatch, tm
                                           " is available; draw fewer at a time"]
     monkeypatch.setenv("SEMFLOW_MEMORY_MB", "50")
     assert CliRunner().invoke(main, args).exit_code == 0
+    for bad in ("nan", "-5", "inf", "lots"):  # nan read "and nan MB is available", -5 "and 0 MB"
+        monkeypatch.setenv("SEMFLOW_MEMORY_MB", bad)
+        assert CliRunner().invoke(main, args).output.splitlines() == [
+            f"semflow: error: $SEMFLOW_MEMORY_MB must be a number of MB (0 or more), got {bad!r}"]
 
 
 def test_sigterm_unwinds_like_ctrl_c(make_video, tmp_path: Path) -> None:
