@@ -381,7 +381,7 @@ def test_missing_and_wrong_files_give_clear_errors(open_clip, tiny, tmp_path):
     config, weights, _ = tiny
     with pytest.raises(InputError, match="--clip-weights PATH"):
         load_clip_model("ViT-B-32", None)
-    with pytest.raises(WeightsError, match="not found"):
+    with pytest.raises(WeightsError, match="nope.pt: no such CLIP weights file"):
         load_clip_model("ViT-B-32", tmp_path / "nope.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"this is not a checkpoint" * 10)
@@ -547,7 +547,7 @@ def test_cli_prior_errors(tiny, tmp_path, monkeypatch, make_frames):
     assert result.exit_code == 1 and "does not fit CLIP model 'ViT-B-32'" in result.output
     result = _cli(["segment", frames / "0000.png", "--out", tmp_path / "seg", "--prior", "clip",
                    "--clip-weights", tmp_path / "missing.pt"], monkeypatch, tmp_path)
-    assert result.exit_code == 1 and "CLIP weights file not found" in result.output
+    assert result.exit_code == 1 and "missing.pt: no such CLIP weights file" in result.output
     # a prior option without --prior clip would do nothing: refused, from the CLI and from Python
     result = _cli(["segment", frames / "0000.png", "--out", tmp_path / "seg", "--prior-weight", "0.7",
                    "--clip-weights", tiny[1]], monkeypatch, tmp_path)
@@ -577,8 +577,11 @@ def test_semantic_with_the_clip_prior_from_python_and_through_compare(tiny, tmp_
                                  method_options={f"semantic.{k}": v for k, v in options.items()})
     assert [r.method for r in results] == ["dis-fast", "semantic"] and np.isfinite(results[1].epe)
     missing = {**options, "clip_weights": str(tmp_path / "absent.pt")}
-    with pytest.raises(WeightsError, match="CLIP weights file not found"):
+    with pytest.raises(WeightsError, match="absent.pt: no such CLIP weights file"):
         evaluation.compare("synthetic", tmp_path / "synthetic", ["semantic"], method_options=missing)
+    folder = {**options, "clip_weights": str(tmp_path)}  # a folder was "not found" too
+    with pytest.raises(WeightsError, match="not a file \\(--clip-weights names a CLIP checkpoint file\\)"):
+        evaluation.compare("synthetic", tmp_path / "synthetic", ["semantic"], method_options=folder)
 
 
 def test_segment_gives_each_video_its_own_prior_decisions(tiny, tmp_path):

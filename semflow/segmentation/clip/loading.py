@@ -204,8 +204,10 @@ def load_clip_model(model_name: str, weights: str | os.PathLike | None, *, devic
         raise InputError("the CLIP prior needs --clip-weights PATH, a CLIP checkpoint file you downloaded "
                          "(OpenAI .pt or OpenCLIP .bin/.safetensors); semflow never downloads one (see the README, 'CLIP as a semantic prior')")
     path = Path(weights).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"CLIP weights file not found: {path}")
+    if not path.exists():
+        raise WeightsError(f"{path}: no such CLIP weights file")
+    if not path.is_file():  # (a folder said "not found")
+        raise WeightsError(f"{path}: not a file (--clip-weights names a CLIP checkpoint file)")
     open_clip = import_open_clip()
     model_name = resolve_model_name(open_clip, model_name)
     openai_format = is_torchscript_archive(path)
