@@ -17,7 +17,7 @@ from conftest import moving_frames
 
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.batch import Batch, BatchOptions, Chunk, expand_inputs, plan_chunks
-from semflow.batch.cluster import check_address, workers_to_start
+from semflow.batch.cluster import check_address, ray_starting, workers_to_start
 from semflow.errors import InputError, OutputError, SemflowError
 from semflow.io.images import write_image
 from semflow.io.outputs import OutputFolder
@@ -214,11 +214,9 @@ def test_names_that_are_not_utf8(tmp_path: Path, monkeypatch) -> None:
     """On the command line they were a UnicodeEncodeError traceback from ray.init (Ray records the command
     line as UTF-8): now one line saying so. In a manifest they were "cannot read the manifest": now read
     as the file system's names."""
-    from semflow.batch.runner import _ray_starting
-
     monkeypatch.setattr(sys, "argv", ["semflow", "batch", os.fsdecode(b"bad\xff"), "--out", "o"])
     with pytest.raises(SemflowError, match="bad\udcff: Ray cannot start from a command line holding a name that"):
-        with _ray_starting():
+        with ray_starting():
             pytest.fail("Ray would start")
     clip = tmp_path / os.fsdecode(b"bad\xff.mp4")
     clip.write_bytes(b"")

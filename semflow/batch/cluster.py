@@ -1,11 +1,16 @@
 """What a batch settles before it asks Ray for anything: that the cluster it is to join answers at all
-(``ray.init`` retries an address nobody listens on for good), and how many workers are worth starting.
-Free of Ray."""
+(``ray.init`` retries an address nobody listens on for good), how many workers are worth starting, and
+what is kept around ``ray.init`` (the SIGTERM handler, a quiet log). Free of Ray."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import signal
 import socket
-from collections.abc import Iterable
+import sys
+import threading
+from collections.abc import Iterable, Iterator
 
 from semflow.errors import InputError, SemflowError
 
@@ -46,3 +51,40 @@ def workers_to_start(wanted: int, chunks_left: Iterable[int]) -> int:
     least 1. ``chunks_left``: for each clip still to run, its chunks to compute; a clip with none left
     still needs one task (its drawing), and its drawing never runs beside its own chunks."""
     return max(1, min(wanted, sum(max(n, 1) for n in chunks_left)))
+
+
+@contextlib.contextmanager
+def token_notice_hidden() -> Iterator[None]:
+    """Ray's notice that the local cluster it starts has token authentication on (its safe default),
+    kept off the batch's stderr; its warning that authentication is off still shows."""
+    notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled")
+
+    notice.addFilter(keep)
+    try:
+        yield
+    finally:
+        notice.removeFilter(keep)
+
+
+@contextlib.contextmanager
+def ray_starting() -> Iterator[None]:
+    """Around ``ray.init``: keep this process's SIGTERM handler, which ray.init replaces with its own (a
+    crash dump and exit 1 where the command's unwinds it as Ctrl-C does: exit 143, staging cleaned up).
+    Ray records this process's command line as UTF-8: one holding a name that is not (a file name's bytes)
+    is a :class:`SemflowError` here, where it was a UnicodeEncodeError traceback."""
+    for arg in sys.argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SemflowError(f"{arg}: Ray cannot start from a command line holding a name that is not UTF-8;"
+                               " rename it, or name the clips in a manifest (.txt)") from None
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)

@@ -12,13 +12,9 @@ only what is missing. Inputs and the output folder must be on a path every worke
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import logging
 import os
-import signal
-import sys
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +24,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from semflow.batch.cluster import check_address, workers_to_start
+from semflow.batch.cluster import check_address, ray_starting, token_notice_hidden, workers_to_start
 from semflow.batch.inputs import BatchInput, expand_inputs
 from semflow.batch.progress import BatchProgress
 from semflow.batch.work import BatchOptions, Chunk, ClipWorker, Prepared, prepare_clip
@@ -94,43 +90,6 @@ class _Clip:
             self.folder = None
 
 
-@contextlib.contextmanager
-def _token_notice_hidden() -> Iterator[None]:
-    """Ray's notice that the local cluster it starts has token authentication on (its safe default),
-    kept off the batch's stderr; its warning that authentication is off still shows."""
-    notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
-
-    def keep(record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Token authentication is enabled")
-
-    notice.addFilter(keep)
-    try:
-        yield
-    finally:
-        notice.removeFilter(keep)
-
-
-@contextlib.contextmanager
-def _ray_starting() -> Iterator[None]:
-    """Around ``ray.init``: keep this process's SIGTERM handler, which ray.init replaces with its own (a
-    crash dump and exit 1 where the command's unwinds it as Ctrl-C does: exit 143, staging cleaned up).
-    Ray records this process's command line as UTF-8: one holding a name that is not (a file name's bytes)
-    is a :class:`SemflowError` here, where it was a UnicodeEncodeError traceback."""
-    for arg in sys.argv:
-        try:
-            arg.encode("utf-8")
-        except UnicodeEncodeError:
-            raise SemflowError(f"{arg}: Ray cannot start from a command line holding a name that is not UTF-8;"
-                               " rename it, or name the clips in a manifest (.txt)") from None
-    main = threading.current_thread() is threading.main_thread()
-    handler = signal.getsignal(signal.SIGTERM) if main else None
-    try:
-        yield
-    finally:
-        if handler is not None:
-            signal.signal(signal.SIGTERM, handler)
-
-
 class Batch:
     """Run many clips on Ray workers. Use as a context manager::
 
@@ -172,10 +131,10 @@ class Batch:
             kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
             if self.options.address:
                 check_address(self.options.address)  # ray.init would retry an address nobody answers at for good
-                with _ray_starting():
+                with ray_starting():
                     ray.init(address=self.options.address, **kwargs)
             else:
-                with _token_notice_hidden(), _ray_starting():
+                with token_notice_hidden(), ray_starting():
                     ray.init(num_cpus=self.options.workers or os.cpu_count() or 1, include_dashboard=False,
                              object_store_memory=100 * 1024 ** 2, **kwargs)
             self._started_ray = True
