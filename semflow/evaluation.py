@@ -131,7 +131,7 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
         images = [Path(out_dir) / (stem + IMAGE_SUFFIX) for stem in image_names(dataset, [s.name for s in samples])]
         check_outputs(files=[*images, *outputs], folders=[out_dir])
     with contextlib.ExitStack() as stack:
-        stage = stack.enter_context(output_staging(Path(out_dir), ".compare-")) if out_dir is not None else None
+        stage = stack.enter_context(output_staging(Path(out_dir), ".compare-", lock=True)) if out_dir is not None else None
         if isolate:
             built = {name: stack.enter_context(IsolatedMethod(name, opts)) for name, opts in options.items()}
         else:

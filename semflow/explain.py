@@ -29,7 +29,7 @@ def write_explain(estimator: Any, result: Any, out_dir: str | os.PathLike, *,
     or a folder in DIR where it writes a file, is an :class:`~semflow.errors.OutputError` before any file
     in DIR changes."""
     out_dir = Path(out_dir)
-    with output_staging(out_dir, ".explain-") as stage:  # (a folder it creates goes again when it fails)
+    with output_staging(out_dir, ".explain-", lock=True) as stage:  # (a folder it creates goes again when it fails)
         _write(estimator, result, stage)
         names = sorted(p.name for p in stage.iterdir())
         refuse_inputs_as_outputs(protect, [out_dir / name for name in names])

@@ -214,3 +214,29 @@ def test_a_sample_without_valid_ground_truth_is_left_out_with_a_warning(tmp_path
     _middlebury(root, ["A"], no_gt=("A",))
     with pytest.raises(InputError, match="no middlebury sample has a valid ground-truth pixel"):
         evaluation.compare("middlebury", root, ["dis-fast"])
+
+
+def test_compare_and_explain_refuse_a_folder_another_command_writes_to(tmp_path: Path) -> None:
+    """While a `run` wrote into DIR, `compare --out DIR` and `flow --explain DIR` wrote into it beside the
+    run (their names could replace its files); `run` and `segment` held the folder's lock, they did not."""
+
+    from semflow.explain import write_explain
+    from semflow.io.outputs import lock_folder
+    from semflow.methods import get_method
+
+    root = _middlebury(tmp_path / "ds", ["A"])
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    method = get_method("dis-fast")
+    frame = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    result = method.estimate(frame, frame)
+    held = lock_folder(busy)  # as a running `run --out busy` holds it
+    try:
+        with pytest.raises(OutputError, match="busy: another semflow command is writing to this folder"):
+            evaluation.compare("middlebury", root, ["dis-fast"], out_dir=busy)
+        with pytest.raises(OutputError, match="busy: another semflow command is writing to this folder"):
+            write_explain(method, result, busy)
+    finally:
+        os.close(held)
+    assert list(busy.iterdir()) == []
+    assert write_explain(method, result, busy)  # free again
