@@ -41,6 +41,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from semflow.io.atomic import move_into_place
+from semflow.io.video import FFmpegEncoder
 
 SCALE_PX = 1.0
 MAX_PX = 1024.0
@@ -247,12 +248,10 @@ class SegmentWriter:
         # the CPU; below it, superfast keeps veryfast's quality (42.9 vs 42.8 dB at 1 KB a pair) at its CPU.
         preset = "ultrafast" if self.per_pair < per_pair else "superfast"
         buffer = rate * limit / FPS / 2  # bits: half the segment at the peak rate
-        self._gen = imageio_ffmpeg.write_frames(
-            str(self.part), size, pix_fmt_in="yuv444p10le", pix_fmt_out="yuv444p10le", fps=FPS, quality=None,
-            codec="libx264", macro_block_size=1, ffmpeg_log_level="error",
-            output_params=["-preset", preset, "-tune", "psnr", "-b:v", f"{int(rate * TARGET)}",
-                           "-maxrate", f"{int(rate)}", "-bufsize", f"{int(buffer)}", "-threads", "2", "-f", "matroska"])
-        self._gen.send(None)
+        self._encoder = FFmpegEncoder(self.part, size, FPS, "yuv444p10le", [  # (its errors: OutputError)
+            "-vcodec", "libx264", "-pix_fmt", "yuv444p10le", "-preset", preset, "-tune", "psnr",
+            "-b:v", f"{int(rate * TARGET)}", "-maxrate", f"{int(rate)}", "-bufsize", f"{int(buffer)}",
+            "-threads", "2", "-f", "matroska"])
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="semflow-segment")
         self._sending: Future | None = None
 
@@ -263,7 +262,7 @@ class SegmentWriter:
         self.count += 1
 
     def _send(self, flows: Flows) -> None:
-        self._gen.send(encode_pair(flows, self.coded).astype("<u2", copy=False).tobytes())
+        self._encoder.write(encode_pair(flows, self.coded).astype("<u2", copy=False).tobytes())
 
     def _wait(self) -> None:
         """Wait until the pair being coded is with the encoder (raising what coding it raised)."""
@@ -279,16 +278,16 @@ class SegmentWriter:
             return 0
 
     def close(self) -> Path:
-        """Finish the video; returns its final path."""
+        """Finish the video; returns its final path (an OutputError naming it when FFmpeg cannot: a full disk)."""
+        (h, w), (ch, cw) = self.shape, self.coded
+        final = self.folder / f"{self.first:06d}-{self.count:06d}-{self.tiles}-{w}x{h}-{cw}x{ch}.mkv"
         try:
             self._wait()
+            self._pool.shutdown()
+            self._encoder.finish(final)  # (raises when FFmpeg failed: the broken video is dropped)
         except BaseException:
             self.abandon()
             raise
-        self._pool.shutdown()
-        self._gen.close()
-        (h, w), (ch, cw) = self.shape, self.coded
-        final = self.folder / f"{self.first:06d}-{self.count:06d}-{self.tiles}-{w}x{h}-{cw}x{ch}.mkv"
         move_into_place(self.part, final)
         return final
 
@@ -298,7 +297,7 @@ class SegmentWriter:
             with contextlib.suppress(Exception):
                 self._wait()
             self._pool.shutdown()
-            self._gen.close()
+            self._encoder.kill()
         finally:
             self.part.unlink(missing_ok=True)
 

@@ -240,7 +240,7 @@ def _segment(jobs: list[_Job], sources: Mapping[Path, object], files: Mapping[Pa
                 bar.advance()
                 continue
             source = sources[job.path]
-            writer = VideoWriter(staged(job.out / "overlay.mp4"), fps=source.fps) if overlay else None
+            writer = VideoWriter(staged(job.out / "overlay.mp4"), fps=source.fps, name=job.out / "overlay.mp4") if overlay else None
             given_masks = isinstance(segmenter(), MaskSegmenter)  # given masks stay as given
             fusion = TemporalSegmentation() if temporal and not given_masks else None
             try:
