@@ -182,6 +182,9 @@ def test_kitti_round_trip_quantised_to_one_64th(tmp_path: Path) -> None:
     assert err.max() <= 0.5 / 64 + 1e-6
     np.testing.assert_array_equal(back[valid] * 64, np.round(back[valid] * 64))  # on the 1/64 grid
     assert (back[~valid] == 0).all()
+    # 2.0234075 px is 129.498 steps of 1/64: 129 (2.015625); float32 arithmetic near 2**15 made it 130
+    write_flow(tmp_path / "g.png", np.full((2, 2, 2), 2.0234075, np.float32))
+    assert (read_flow(tmp_path / "g.png") == 2.015625).all()
 
 
 def test_kitti_png_is_16bit_rgb_u_v_valid(tmp_path: Path) -> None:

@@ -154,7 +154,7 @@ def write_kitti_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarra
     flow lies beyond is written as invalid (valid bit 0). Returns how many valid pixels that made invalid."""
     flow = check_flow(flow)
     valid = np.ones(flow.shape[:2], bool) if valid is None else check_mask(valid, flow.shape)
-    scaled = np.round(flow * 64.0 + 2.0**15)
+    scaled = np.round(flow.astype(np.float64) * 64.0 + 2.0**15)  # (float32 near 2**15 is 1/256 px coarse)
     held = ((scaled >= 0) & (scaled <= 2**16 - 1)).all(axis=2)
     lost = int((valid & ~held).sum())
     valid = valid & held
