@@ -177,7 +177,7 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
     summary = run_video(video, out_dir, options, method=estimator, checked=checked)
     sec, wall = summary["seconds_per_pair"]["median"], summary.get("wall_seconds", {}).get("per_pair")
     _say(f"{summary['pairs']} pairs, {sec:.3f} s/pair median compute, {wall:.3f} s/pair wall"
-               f" ({summary['method']}) -> {out_dir}")
+         f" ({summary['method']}) -> {out_dir}")
 
 
 # --- batch --------------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
     summary = runner.summary
     rate = summary["pairs_per_second"]
     _say(f"{summary['ok']} of {len(summary['inputs'])} clips ok, {summary['computed_pairs']} pairs computed in"
-               f" {summary['wall_seconds']:.1f} s ({rate or 0:.2f} pairs/s) -> {out_dir / 'batch.json'}")
+         f" {summary['wall_seconds']:.1f} s ({rate or 0:.2f} pairs/s) -> {out_dir / 'batch.json'}")
     if summary["failed"]:
         raise SemflowError(f"{summary['failed']} of {len(summary['inputs'])} clips failed (see {out_dir / 'batch.json'});"
                            " `--resume` redoes only what is missing")
