@@ -41,7 +41,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from semflow.io.atomic import move_into_place
-from semflow.io.video import FFmpegEncoder
+from semflow.io.ffmpeg import FFmpegEncoder
 
 SCALE_PX = 1.0
 MAX_PX = 1024.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from pathlib import Path
 
 import cv2
@@ -208,3 +209,21 @@ def test_a_frame_that_is_not_a_regular_file_is_named_not_skipped(make_frames, tm
     with pytest.raises(InputError, match="0001.png: not a regular file"):
         segment_inputs([folder], tmp_path / "labels")
     assert not (tmp_path / "labels").exists()
+
+
+def test_a_video_whose_name_is_not_utf8_is_read(tmp_path: Path) -> None:
+    """OpenCV's binding crashed the process (SIGSEGV, nothing on stderr) on a file name whose bytes are not
+    UTF-8: `semflow run $'bad\\xff.mp4'` died with exit 139. Run in a child so a crash fails this test."""
+    import subprocess
+    import sys
+
+    from conftest import _cli_env
+
+    name = tmp_path / os.fsdecode(b"bad\xff.mp4")
+    with VideoWriter(name, 5) as writer:
+        for k in range(4):
+            writer.write(np.full((16, 24, 3), 40 * k, np.uint8))
+    script = "import sys; from semflow.io.video import FrameSource; s = FrameSource(sys.argv[1]); print(len(s), len(list(s)))"
+    proc = subprocess.run([os.fsencode(sys.executable), b"-c", script.encode(), os.fsencode(name)], env=_cli_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.split() == ["4", "4"], (proc.returncode, proc.stderr)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import semflow
+import semflow.io.ffmpeg as ffmpeg
 import semflow.io.video as video
 from semflow.errors import SemflowError
 from semflow.io.video import VideoWriter
@@ -168,12 +169,12 @@ def test_a_full_disk_is_named_as_the_reason(tmp_path: Path, monkeypatch: pytest.
 def test_an_mp4_without_its_whole_index_is_not_complete(tmp_path: Path) -> None:
     """The second check before a video is moved into place (an FFmpeg that exits 0 on a failed trailer)."""
     data = good_video(tmp_path / "v.mp4")
-    assert video.mp4_complete(tmp_path / "v.mp4")
+    assert ffmpeg.mp4_complete(tmp_path / "v.mp4")
     for cut in (4096, len(data) - 1, 7):  # the probe's 4096-byte flow.mp4 ("moov atom not found"), a cut index
         (tmp_path / "cut.mp4").write_bytes(data[:cut])
-        assert not video.mp4_complete(tmp_path / "cut.mp4")
+        assert not ffmpeg.mp4_complete(tmp_path / "cut.mp4")
     (tmp_path / "empty.mp4").write_bytes(b"")
-    assert not video.mp4_complete(tmp_path / "empty.mp4")
+    assert not ffmpeg.mp4_complete(tmp_path / "empty.mp4")
 
 
 def test_a_staged_video_is_named_as_the_output_it_becomes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

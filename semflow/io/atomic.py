@@ -42,8 +42,8 @@ def temp_path_beside(path: str | os.PathLike, suffix: str | None = None) -> Path
     suffix = suffix if suffix is not None else target.suffix
     # A name of up to 255 bytes (the usual limit) is a legal target: its stem is shortened in the temporary
     # name, which adds a dot before, a dot and 8 random characters after it and the suffix.
-    room = max(MAX_NAME_BYTES - 10 - len(suffix.encode()), 1)
-    stem = target.stem.encode()[:room].decode(errors="ignore")
+    room = max(MAX_NAME_BYTES - 10 - len(os.fsencode(suffix)), 1)
+    stem = os.fsdecode(os.fsencode(target.stem)[:room])  # (the file system's bytes: a name need not be UTF-8)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix, dir=target.parent)
     except OSError as exc:  # name the file the user asked for, not the temporary one

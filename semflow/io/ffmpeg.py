@@ -1,0 +1,126 @@
+"""FFmpeg as an encoder semflow checks: the process that writes a video from raw frames, why it failed
+(its log, kept off the terminal), and whether an mp4 it wrote is whole. imageio-ffmpeg's ``write_frames``
+never checks FFmpeg's exit status: a full disk left a broken video under the final name."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import signal
+import subprocess
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from semflow.errors import OutputError
+
+FFMPEG_LOG_LINES = 40
+"""The first lines FFmpeg logs that an encoder keeps (the cause comes first, its consequences after)."""
+_TAG = re.compile(r"^\[[^\]]*\]\s*")
+"""The tag FFmpeg puts before a line: ``[out#0/mp4 @ 0x55d4c0a8e4c0]``."""
+
+
+def ffmpeg_reason(lines: list[str], returncode: int | None) -> str:
+    """Why FFmpeg failed, in a few words: the first system error its log names (``No space left on
+    device``), else its first line (less its tag), else how it ended (a signal: ``File size limit exceeded``)."""
+    texts = [_TAG.sub("", line).strip() for line in lines]
+    known = [os.strerror(c) for c in errno.errorcode if c not in (0, errno.EINVAL)]  # (EINVAL: a bad option)
+    for text in texts:
+        if found := [message for message in known if message in text]:
+            return max(found, key=len)
+    if any(texts):
+        return next(text for text in texts if text)
+    if returncode is not None and returncode < 0:
+        return signal.strsignal(-returncode) or f"killed by signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+class FFmpegEncoder:
+    """An FFmpeg process encoding the raw frames written to it (``pix_fmt_in``, ``size`` (W, H)) into
+    ``path``; ``output_params``: codec and muxer options. What it logs is kept, never shown: a failure is
+    an :class:`OutputError` naming ``name`` (the file the user asked for, not a temporary one) and why."""
+
+    def __init__(self, path: str | os.PathLike, size: tuple[int, int], fps: float, pix_fmt_in: str,
+                 output_params: list[str], *, name: str | os.PathLike | None = None) -> None:
+        import imageio_ffmpeg
+
+        self.path, self.name = Path(path), Path(name if name is not None else path)
+        rate = Fraction(fps).limit_denominator()
+        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", "-f", "rawvideo",
+                   "-pix_fmt", pix_fmt_in, "-s", f"{size[0]}x{size[1]}", "-r", str(rate), "-i", "pipe:0",
+                   "-an", *output_params, f"file:{self.path}"]  # (file: a name with a colon is no protocol)
+        self.log: list[str] = []
+        # Its own session: Ctrl-C reaches semflow alone, which then stops FFmpeg (kill) or lets it finish.
+        self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, start_new_session=True)
+        self._reader = threading.Thread(target=self._keep_log, name="semflow-ffmpeg-log", daemon=True)
+        self._reader.start()
+
+    def _keep_log(self) -> None:
+        for raw in self._proc.stderr:  # read to the end (a full pipe would stall FFmpeg); keep the first lines
+            if len(self.log) < FFMPEG_LOG_LINES and (line := raw.decode("utf-8", "replace").strip()):
+                self.log.append(line)
+
+    def write(self, data: bytes | np.ndarray) -> None:
+        """Hand FFmpeg one raw frame (bytes or a C-contiguous array); an :class:`OutputError` when it has quit."""
+        try:
+            self._proc.stdin.write(data)
+        except (OSError, ValueError):  # BrokenPipeError: FFmpeg quit (a full disk); say why it did
+            self._end(timeout=10.0)
+            raise self._failure() from None
+
+    def finish(self, name: str | os.PathLike | None = None) -> None:
+        """Let FFmpeg finish the file (``name``: what errors name from now on); an :class:`OutputError`
+        when it could not (it exited with an error: a full disk, no room for the mp4 index)."""
+        if name is not None:
+            self.name = Path(name)
+        if self._end() != 0:
+            raise self._failure()
+
+    def kill(self) -> None:
+        """Stop FFmpeg at once (its file is left as it is); nothing when it has ended."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._end()
+
+    def _end(self, timeout: float | None = None) -> int:
+        """Close the pipe, wait for FFmpeg (killed after ``timeout`` s) and its log; its exit status."""
+        with contextlib.suppress(OSError, ValueError):
+            self._proc.stdin.close()  # (flushes the last frame: FFmpeg may have quit)
+        try:
+            code = self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            code = self._proc.wait()
+        self._reader.join(5.0)
+        if not self._reader.is_alive():
+            self._proc.stderr.close()
+        return code
+
+    def _failure(self) -> OutputError:
+        reason = ffmpeg_reason(self.log, self._proc.returncode).replace(str(self.path), str(self.name))
+        return OutputError(f"{self.name}: FFmpeg could not finish the video: {reason}")
+
+
+def mp4_complete(path: str | os.PathLike) -> bool:
+    """Whether ``path``'s top-level mp4 boxes fill it exactly and include its index (``moov``, written
+    last: a file FFmpeg could not finish has none, or a cut one)."""
+    end, pos, kinds = os.path.getsize(path), 0, set()
+    with open(path, "rb") as f:
+        while pos < end:
+            f.seek(pos)
+            head = f.read(16)
+            size = int.from_bytes(head[:4], "big") if len(head) >= 8 else 0
+            if size == 1 and len(head) == 16:
+                size = int.from_bytes(head[8:16], "big")
+            elif size == 0 and len(head) >= 8:
+                size = end - pos  # (a last box "to the end of the file")
+            if size < 8:
+                return False
+            kinds.add(head[4:8])
+            pos += size
+    return pos == end and b"moov" in kinds
