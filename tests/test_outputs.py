@@ -262,6 +262,26 @@ def test_a_device_or_pipe_is_never_replaced_by_an_output(tmp_path: Path) -> None
     assert sorted(os.listdir(tmp_path)) == ["fifo", "to-fifo.json"]  # no temporary file left
 
 
+def test_a_link_to_a_stream_is_never_replaced_by_an_output(tmp_path: Path) -> None:
+    """`--json /dev/stdout` with stdout sent to a FILE passed the device test (the link leads to a regular
+    file) and the link itself was replaced by the JSON (as root: the system's /dev/stdout)."""
+    from semflow.errors import OutputError
+    from semflow.io.atomic import stream_link, write_text_atomic
+    from semflow.io.outputs import check_outputs
+
+    with open(tmp_path / "redirected.txt", "w") as out:
+        fd = out.fileno()
+        (tmp_path / "mystdout").symlink_to(f"/proc/self/fd/{fd}")  # what /dev/stdout is, with stdout a file
+        (tmp_path / "chain").symlink_to(tmp_path / "mystdout")
+        for name in ("mystdout", "chain"):
+            with pytest.raises(OutputError, match=f"{name}: is /proc/self/fd/{fd} \\(a stream or device\\)"):
+                check_outputs(files=[tmp_path / name])
+            with pytest.raises(OSError, match="a stream or device"):
+                write_text_atomic(tmp_path / name, "{}")
+    assert (tmp_path / "mystdout").is_symlink() and (tmp_path / "chain").is_symlink()
+    assert stream_link("/dev/shm/x.flo") is None and stream_link(tmp_path / "f.flo") is None  # ordinary names
+
+
 def test_named_outputs_are_replaced_in_every_command(run_cli, pair, tmp_path: Path) -> None:
     """The documented rule: a file a command is asked to write is replaced (atomically), in every command."""
     for name in ("f.flo", "v.png"):

@@ -52,13 +52,28 @@ def temp_path_beside(path: str | os.PathLike, suffix: str | None = None) -> Path
     return Path(tmp)
 
 
+def stream_link(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it is in /dev (but /dev/shm) or /proc, or a link into them (``/dev/stdout``,
+    ``/proc/self/fd/1``, a link of one's own to either), whatever it leads to; None for an ordinary name."""
+    current = Path(os.path.abspath(path))
+    for _ in range(40):  # (a loop of links ends here)
+        if current.parts[1:2] == ("proc",) or (current.parts[1:2] == ("dev",) and current.parts[2:3] != ("shm",)):
+            return f"{current} (a stream or device)"
+        if not current.is_symlink():
+            return None
+        current = Path(os.path.abspath(current.parent / os.readlink(current)))
+    return None
+
+
 def move_into_place(tmp: Path, path: str | os.PathLike) -> None:
     """Give ``tmp`` the usual permissions (0666 less the umask) and rename it to ``path``; never over a
-    device, pipe or socket (``path`` or what a link there names): OSError."""
+    device, pipe or socket (``path`` or what a link there names) or a name in /dev or /proc: OSError."""
     os.chmod(tmp, 0o666 & ~_umask())
     with contextlib.suppress(FileNotFoundError):
         if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
             raise OSError(errno.EEXIST, "is a device, pipe or socket, not a file", str(path))
+    if stream_link(path):  # /dev/stdout to a file passes the test above; the link itself would be replaced
+        raise OSError(errno.EEXIST, f"is {stream_link(path)}, not a file", str(path))
     try:
         os.replace(tmp, path)
     except OSError as exc:  # e.g. the target is a folder: name it, not the temporary file

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from semflow.errors import OutputError
-from semflow.io.atomic import staging_folder
+from semflow.io.atomic import staging_folder, stream_link
 from semflow.io.jsonfile import loads_untrusted
 
 _MANIFEST_HEADER = "# files this semflow run wrote in its output folder (relative paths)\n"
@@ -68,6 +68,10 @@ def check_output_file(path: str | os.PathLike) -> None:
     if path.exists() and not path.is_file():  # (following a link: /dev/stdout is one to a terminal or pipe)
         raise OutputError(f"{path}: is a device, pipe or socket, not a file; semflow writes a file and renames it"
                           " into place, which would replace it: name a file")
+    stream = stream_link(path)
+    if stream:  # /dev/stdout with stdout sent to a file: that file passes the test above, the link would go
+        raise OutputError(f"{path}: is {stream}, not a file; semflow writes a file and renames it into place,"
+                          " which would replace it: name a file")
     _check_creatable_folder(path.parent, str(path))
 
 
