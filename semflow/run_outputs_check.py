@@ -1,5 +1,6 @@
-"""Whether a finished run's outputs are all still there: what ``run --resume`` (and ``batch --resume``)
-checks before it calls a run finished and does nothing.
+"""What ``run --resume`` (and ``batch --resume``) checks of the earlier run in a folder: that it had the
+same settings and video (:func:`refuse_other_settings`, for a finished or an interrupted run), and, before
+it calls a finished run done and does nothing, that its outputs are all still there.
 
 A finished run's ``summary.json`` lists what it wrote (``outputs.written``: ``flo/`` and its
 ``NNNNNN.flo`` files, the videos, ``plot.png``, the summary). Each must still be a regular file
@@ -16,11 +17,11 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from semflow.errors import OutputError
+from semflow.errors import InputError, OutputError
 from semflow.io.outputs import refuse_link
 from semflow.pair_records import flo_whole
 
-__all__ = ["listed_outputs", "missing_output"]
+__all__ = ["listed_outputs", "missing_output", "refuse_other_settings"]
 
 RUN_NAMES = re.compile(r"^(summary\.json|flow\.mp4|panel\.mp4|plot\.png|flo/|flo/\d{6}\.flo)$")
 """The names a run writes in its output folder: a summary listing others (``../x``) gets nothing checked
@@ -59,3 +60,18 @@ def missing_output(out_dir: Path, summary: dict[str, Any]) -> str | None:
         if missing is None and name.endswith(".flo") and not flo_whole(path):
             missing = name
     return missing
+
+
+def refuse_other_settings(out_dir: Path, before: Any, fingerprint: dict[str, Any]) -> None:
+    """InputError, saying what differs, unless the earlier run in ``out_dir`` had ``fingerprint`` too."""
+    before = before if isinstance(before, dict) else {}
+    if before == fingerprint:
+        return
+    changed = sorted(k for k in fingerprint if before.get(k) != fingerprint[k])
+    if changed == ["video_identity"] and before.get("video_identity") is not None:
+        raise InputError(f"{out_dir}: cannot resume, {fingerprint.get('video')} changed since the earlier run"
+                         " (its size or modification time); run it afresh, without --resume")
+    if all(key not in before for key in changed):  # settings this semflow records and that one did not
+        raise InputError(f"{out_dir}: cannot resume, the earlier run was made by an older semflow"
+                         " (it did not record " + ", ".join(changed) + "); run it afresh, without --resume")
+    raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({', '.join(changed) or 'format'})")

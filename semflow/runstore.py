@@ -51,7 +51,7 @@ from semflow.io.images import read_image
 from semflow.io.jsonfile import loads_untrusted
 from semflow.io.outputs import OutputFolder
 from semflow.pair_records import PairRecord, RecordLog, flo_whole, normaliser, read_cached
-from semflow.run_outputs_check import missing_output
+from semflow.run_outputs_check import missing_output, refuse_other_settings
 
 __all__ = ["CACHE_BUDGET_BYTES", "RUN_OUTPUTS", "WORK_DIR", "PairRecord", "RunStore", "cache_pairs", "finished_summary",
            "normaliser", "open_store", "pair_name", "reopen_store"]
@@ -361,16 +361,7 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
         _read_state(out_dir)  # pairs kept without the settings they were computed with: damaged
     if resume and state_path.exists():
         previous = _read_state(out_dir)
-        before = previous.get("fingerprint", {})
-        if before != fingerprint:
-            changed = sorted(k for k in fingerprint if before.get(k) != fingerprint[k])
-            if changed == ["video_identity"] and before.get("video_identity") is not None:
-                raise InputError(f"{out_dir}: cannot resume, {fingerprint.get('video')} changed since the earlier run"
-                                 " (its size or modification time); run it afresh, without --resume")
-            if all(key not in before for key in changed):  # settings this semflow records and that one did not
-                raise InputError(f"{out_dir}: cannot resume, the earlier run was made by an older semflow"
-                                 " (it did not record " + ", ".join(changed) + "); run it afresh, without --resume")
-            raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({', '.join(changed) or 'format'})")
+        refuse_other_settings(out_dir, previous.get("fingerprint", {}), fingerprint)
         return reopen_store(out_dir, save_flo, folder)
     if not resume and folder is None:  # a locked folder has already removed what its previous run listed
         shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
@@ -398,7 +389,8 @@ def reopen_store(out_dir: str | Path, save_flo: bool, folder: OutputFolder | Non
 def finished_summary(out_dir: str | Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
     """The summary of a run with ``fingerprint`` that already finished in ``out_dir`` (no work folder is
     left, every output it lists is there: :mod:`semflow.run_outputs_check`), else None: resuming it
-    has nothing to do. One missing is warned about (the run is made again); a link in its place refused."""
+    has nothing to do. One missing is warned about (the run is made again); a link in its place refused;
+    other settings or a replaced video refused as for an interrupted run."""
     out_dir = Path(out_dir)
     path = out_dir / "summary.json"
     if (out_dir / WORK_DIR).exists() or not path.is_file():
@@ -408,8 +400,9 @@ def finished_summary(out_dir: str | Path, fingerprint: dict[str, Any]) -> dict[s
     except ValueError:
         return None
     outputs = summary.get("outputs") if isinstance(summary, dict) else None
-    if not isinstance(outputs, dict) or summary.get("settings") != fingerprint:  # not semflow's, or other settings
+    if not isinstance(outputs, dict):  # not semflow's
         return None
+    refuse_other_settings(out_dir, summary.get("settings"), fingerprint)  # (it was made again afresh, silently)
     missing = missing_output(out_dir, summary)  # (a link in place of an output is refused here, before any work)
     if missing is not None:
         warn(f"{out_dir / missing}: missing or damaged; the finished run is computed again to write it")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import failing_at_pair
 
-from semflow.errors import OutputError
+from semflow.errors import InputError, OutputError
 from semflow.pipeline import WORK_DIR, RunOptions, run_video
 from semflow.run_outputs_check import listed_outputs
 
@@ -125,3 +125,18 @@ def test_only_names_a_run_writes_are_checked(tmp_path: Path) -> None:
                            "flow_video": "flow.mp4", "panel_video": "panel.mp4", "plot": "plot.png"}}
     assert listed_outputs(summary) == ["flo/", "flo/000000.flo", "flow.mp4", "panel.mp4", "plot.png"]
     assert listed_outputs({"outputs": [1]}) == []
+
+
+def test_a_finished_run_with_other_settings_or_video_is_refused(make_frames, tmp_path: Path) -> None:
+    """`--resume` over a finished run with another option, or after its video was replaced, made the run again
+    afresh without a word, where an interrupted one is refused: refused alike now, nothing touched."""
+    frames, out, copy = finished(make_frames, tmp_path)
+    other = RunOptions(method="dis-fast", save_flo=False, progress=False, resume=True)
+    with pytest.raises(InputError, match=r"out: cannot resume, the earlier run used other settings \(save_flo\)"):
+        run_video(frames, out, other)
+    os.utime(frames / "0000.png", ns=(1, 1))  # the video (its first frame) replaced
+    with pytest.raises(InputError, match="cannot resume, .* changed since the earlier run"):
+        run_video(frames, out, RESUME)
+    assert sorted(os.listdir(out)) == sorted(os.listdir(copy))
+    for name in [*SAME_BYTES, "plot.png", "summary.json"]:
+        assert (out / name).read_bytes() == (copy / name).read_bytes(), name
