@@ -259,6 +259,21 @@ def test_text_embeddings_are_cached_on_disk(tiny, tmp_path, monkeypatch):
     assert default_cache_dir() == tmp_path / "env-cache"
 
 
+def test_a_cached_entry_that_is_not_unit_vectors_of_the_model_is_computed_again(tiny, tmp_path):
+    """A cache file with the right class names but NaN embeddings was trusted (every region scored NaN,
+    labelled the first class, the prior's JSON invalid; exit 0); one of another width was a traceback."""
+    first = _prior(tiny, tmp_path)
+    (file,) = (tmp_path / "cache").glob("*.npz")
+    good = np.load(file)["embeddings"]
+    classes = np.load(file)["classes"]
+    for bad in (np.full_like(good, np.nan), good[:, :16], good[:5], 2 * good):
+        with open(file, "wb") as f:
+            np.savez(f, embeddings=bad, classes=classes)
+        again = _prior(tiny, tmp_path)
+        assert torch.allclose(again.text, first.text), bad.shape
+        np.testing.assert_allclose(np.load(file)["embeddings"], good, atol=1e-6)  # written anew
+
+
 def _scene():
     """An image and a backbone segmentation: road (left, sure), building (right, sure) holding two
     tree blobs the backbone is less sure of, A painted magenta and B cyan."""

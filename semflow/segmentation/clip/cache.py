@@ -46,7 +46,8 @@ def class_text_embeddings(clip: ClipModel, class_names: Sequence[str], *,
     """Unit text embeddings (K, D) float32, one per class, ensembled over ``templates``.
 
     Read from ``cache_dir`` (default :func:`default_cache_dir`) when present, else computed and written
-    there atomically as ``<key>.npz`` (:func:`text_cache_key`). An unwritable cache only costs time.
+    there atomically as ``<key>.npz`` (:func:`text_cache_key`). An unwritable cache only costs time; a
+    cached entry that is not K unit vectors of the model's width (damaged, or made by hand) is computed again.
     """
     if not templates or any("{}" not in t for t in templates):
         raise InputError("every prompt template must contain '{}' where the class name goes")
@@ -54,8 +55,9 @@ def class_text_embeddings(clip: ClipModel, class_names: Sequence[str], *,
     file = cache / f"{text_cache_key(clip, class_names, templates)}.npz"
     if file.is_file():
         with contextlib.suppress(Exception), np.load(file) as data:
-            if list(data["classes"]) == list(class_names):
-                return data["embeddings"].astype(np.float32)
+            cached = np.asarray(data["embeddings"], np.float32)
+            if list(data["classes"]) == list(class_names) and _fits(cached, clip, len(class_names)):
+                return cached
     prompts = [t.format(name) for name in class_names for t in templates]
     per_prompt = clip.encode_texts(prompts).view(len(class_names), len(templates), -1)
     embeddings = F.normalize(per_prompt.mean(dim=1), dim=-1).numpy().astype(np.float32)
@@ -63,3 +65,15 @@ def class_text_embeddings(clip: ClipModel, class_names: Sequence[str], *,
         with open(tmp, "wb") as f:
             np.savez(f, embeddings=embeddings, classes=np.array(list(class_names)))
     return embeddings
+
+
+def _fits(embeddings: np.ndarray, clip: ClipModel, count: int) -> bool:
+    """Whether cached ``embeddings`` are ``count`` finite unit vectors as wide as ``clip``'s text embeddings
+    (NaN ones scored every region NaN and labelled it the first class; another width was a traceback)."""
+    if embeddings.ndim != 2 or embeddings.shape[0] != count or not np.isfinite(embeddings).all():
+        return False
+    if not np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-3):
+        return False
+    projection = getattr(clip.model, "text_projection", None)  # (D, or (width, D) as open_clip keeps it)
+    width = getattr(projection, "shape", (None,))[-1] or getattr(getattr(clip.model, "visual", None), "output_dim", None)
+    return width is None or embeddings.shape[1] == width
