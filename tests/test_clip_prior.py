@@ -58,9 +58,14 @@ def test_parse_prior_classes_spec_file_and_errors(tmp_path):
     assert [(c.name, c.kind) for c in parse_prior_classes(file)] == [("boat", "thing"), ("water", "plane")]
     assert parse_prior_classes(str(file)) == parse_prior_classes(file)
     for bad, message in [("car", "neither a file"), ("car:vehicle", "kind must be"), ("car:thing,dog", "no kind"),
-                         ("car:thing,Car:thing", "twice"), (" , ", "neither a file"), (tmp_path / "no.txt", "neither")]:
+                         ("car:thing,Car:thing", "twice"), (" , ", "neither a file"), (tmp_path / "no.txt", "neither"),
+                         # one class scored 1.0 in every region and took all; 1000 were encoded for minutes first
+                         ("dog:thing", "at least 2 classes to choose from, got only 'dog'"),
+                         (",".join(f"c{i}:thing" for i in range(256)), "256 prior classes: a label map holds")]:
         with pytest.raises(InputError, match=message):
             parse_prior_classes(bad)
+    long = ",".join(f"class number {i}:stuff" for i in range(40))  # over 255 bytes: no file name can be that
+    assert len(parse_prior_classes(long)) == 40  # (it was OSError "File name too long", a traceback)
     kinds = {c.kind for c in DEFAULT_PRIOR_CLASSES}
     assert kinds == set(KINDS) and len(DEFAULT_PRIOR_CLASSES) >= 30
 
@@ -93,7 +98,7 @@ def test_joint_classes_share_matched_names_and_append_new_ones():
     assert names == ["dog", "Car", "Pedestrian", "Road", "Sky", "Building", "Tree"]
     assert joint.kinds[joint.names.index("dog")] == "thing"
     # a void id just past the class list is kept free
-    j2 = JointClasses.build(BACKBONE[:-1], BACKBONE_KINDS, VOID, parse_prior_classes("dog:thing"))
+    j2 = JointClasses.build(BACKBONE[:-1], BACKBONE_KINDS, VOID, parse_prior_classes("dog:thing,Car:thing"))
     assert j2.names[VOID] == "void" and j2.names[VOID + 1] == "dog"
 
 

@@ -77,20 +77,26 @@ ceiling:stuff
 def parse_prior_classes(spec: str | os.PathLike | Sequence[PriorClass]) -> tuple[PriorClass, ...]:
     """Read a class list: ``PriorClass`` objects, a spec string, or the path of a file holding one.
 
-    Raises InputError on an empty list, a bad kind, a missing ``:kind`` or a repeated name.
+    Raises InputError on a list of fewer than 2 or more than 255 classes, a bad kind, a missing ``:kind``
+    or a repeated name.
     """
     if not isinstance(spec, (str, os.PathLike)):
         classes = tuple(spec)
     else:
         text = str(spec)
         path = Path(text)
-        if "\n" not in text and len(text) < 4096 and path.is_file():
+        if "\n" not in text and len(text) < 4096 and _is_file(path):
             text = "\n".join(line.split("#", 1)[0] for line in path.read_text(encoding="utf-8").splitlines())
         elif isinstance(spec, os.PathLike) or ":" not in text:
             raise InputError(f"prior classes: {text!r} is neither a file nor a list like 'dog:thing,road:plane'")
         classes = tuple(_parse_item(item) for item in re.split(r"[,\n]", text) if item.strip())
     if not classes:
         raise InputError("the prior class list is empty")
+    if len(classes) < 2:  # a softmax over one class is 1.0: every region would become it
+        raise InputError(f"the prior needs at least 2 classes to choose from, got only {classes[0].name!r} "
+                         "(CLIP's scores sum to 1 over the list: one class scores 1.0 in every region)")
+    if len(classes) > 255:  # (checked here, before minutes of text encoding; with the backbone's, later)
+        raise InputError(f"{len(classes)} prior classes: a label map holds at most 255; shorten --prior-classes")
     seen: set[str] = set()
     for c in classes:
         key = normalize_name(c.name)
@@ -98,6 +104,14 @@ def parse_prior_classes(spec: str | os.PathLike | Sequence[PriorClass]) -> tuple
             raise InputError(f"prior class {c.name!r} is listed twice")
         seen.add(key)
     return classes
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a name the system cannot hold (a long class list is no file name)."""
+    try:
+        return path.is_file()
+    except OSError:  # ENAMETOOLONG: it was a traceback for an inline list of some 30 classes and more
+        return False
 
 
 def _parse_item(item: str) -> PriorClass:
