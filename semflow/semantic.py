@@ -361,8 +361,10 @@ class SemanticFlow(FlowMethod):
         return result
 
     def write_explain(self, result: FlowResult, out_dir: str | os.PathLike) -> None:
-        """Same as :func:`write_explain`."""
+        """:func:`write_explain`, and the CLIP prior's region decisions of frame 1 (``prior.json``, ``prior.txt``)."""
+        from semflow.segmentation.clip.segmenter import write_prior_decisions
         write_explain(result, out_dir)
+        write_prior_decisions(self._segmenter, out_dir)
 
 
 def write_explain(result: FlowResult, out_dir: str | os.PathLike) -> None:

@@ -552,6 +552,14 @@ def test_cli_segment_and_run_with_the_prior(tiny, tmp_path, monkeypatch, make_fr
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["pairs"] == 2
+    # flow --explain wrote none of the prior's decisions the README promises (segment wrote them)
+    result = _cli(["flow", frames / "0000.png", frames / "0001.png", "-o", tmp_path / "f.flo", "--method", "semantic",
+                   "--explain", tmp_path / "ex", *clip], monkeypatch, tmp_path)
+    assert result.exit_code == 0, result.output
+    explained = json.loads((tmp_path / "ex" / "prior.json").read_text())
+    assert explained == decisions  # frame 1's decisions, as segment gave them for that frame
+    lines = (tmp_path / "ex" / "prior.txt").read_text().splitlines()
+    assert len(lines) == len(decisions["regions"]) and all(line.startswith("region [") for line in lines)
 
 
 def test_cli_prior_errors(tiny, tmp_path, monkeypatch, make_frames):

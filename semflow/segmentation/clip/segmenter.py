@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from semflow.io.atomic import atomic_path
+from semflow.io.atomic import atomic_path, write_text_atomic
+from semflow.io.jsonfile import dumps_strict
 from semflow.segmentation.base import Segmenter
 from semflow.segmentation.clip.fusion import JointClasses, PriorResult
 from semflow.segmentation.clip.prior import ClipPrior
@@ -99,3 +100,15 @@ class PriorSegmenter(Segmenter):
             with atomic_path(self.explain_dir / f"{name}.json") as tmp:
                 tmp.write_text(text, encoding="utf-8")
         return fused
+
+
+def write_prior_decisions(segmenter: Any, out_dir: str | os.PathLike) -> None:
+    """``out_dir/prior.json`` (the label set and each scored region's decision) and ``out_dir/prior.txt`` (one
+    line a region) of the last prediction of ``segmenter``, when it is a :class:`PriorSegmenter` that made one."""
+    result = getattr(segmenter, "last_result", None) if isinstance(segmenter, PriorSegmenter) else None
+    if result is None:
+        return
+    name = getattr(getattr(segmenter, "label_set", None), "name", "clip")
+    write_text_atomic(Path(out_dir) / "prior.json", dumps_strict({"label_set": name, "regions": result.to_json()},
+                                                                 indent=1))
+    write_text_atomic(Path(out_dir) / "prior.txt", "".join(line + "\n" for line in result.explain()))
