@@ -350,6 +350,12 @@ def test_a_name_of_255_bytes_can_be_written(tmp_path: Path) -> None:
         assert (tmp_path / name).is_file()
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
     # a name whose bytes are not UTF-8 (`flow -o $'o\xff.flo'` was a UnicodeEncodeError traceback), long too
+    # and a long UTF-8 name is cut between characters for its temporary name (a half "é" made one not UTF-8)
+    from semflow.io.atomic import temp_path_beside
+
+    tmp = temp_path_beside(tmp_path / ("é" * 125 + ".png"))
+    tmp.unlink()
+    assert tmp.name.encode("utf-8")  # (raised UnicodeEncodeError on a surrogate before)
     for raw in (b"o\xff.flo", b"\xff" * 251 + b".flo"):
         write_flow(tmp_path / os.fsdecode(raw), np.ones((4, 4, 2), np.float32))
         assert raw in {os.fsencode(p.name) for p in tmp_path.iterdir()}

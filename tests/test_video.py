@@ -227,3 +227,8 @@ def test_a_video_whose_name_is_not_utf8_is_read(tmp_path: Path) -> None:
     proc = subprocess.run([os.fsencode(sys.executable), b"-c", script.encode(), os.fsencode(name)], env=_cli_env(),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.split() == ["4", "4"], (proc.returncode, proc.stderr)
+    fifo = tmp_path / os.fsdecode(b"pipe\xff.mp4")  # opened to reach /proc/self/fd: it must not block
+    os.mkfifo(fifo)
+    proc = subprocess.run([os.fsencode(sys.executable), b"-c", script.encode(), os.fsencode(fifo)], env=_cli_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-1].endswith("not a regular file"), proc.stderr

@@ -175,6 +175,9 @@ def test_an_mp4_without_its_whole_index_is_not_complete(tmp_path: Path) -> None:
         assert not ffmpeg.mp4_complete(tmp_path / "cut.mp4")
     (tmp_path / "empty.mp4").write_bytes(b"")
     assert not ffmpeg.mp4_complete(tmp_path / "empty.mp4")
+    # a 64-bit box size smaller than its own 16-byte header passed as a whole file holding a 'moov'
+    (tmp_path / "tiny.mp4").write_bytes((1).to_bytes(4, "big") + b"moov" + (8).to_bytes(8, "big"))
+    assert not ffmpeg.mp4_complete(tmp_path / "tiny.mp4")
 
 
 def test_a_staged_video_is_named_as_the_output_it_becomes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

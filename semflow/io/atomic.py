@@ -43,7 +43,12 @@ def temp_path_beside(path: str | os.PathLike, suffix: str | None = None) -> Path
     # A name of up to 255 bytes (the usual limit) is a legal target: its stem is shortened in the temporary
     # name, which adds a dot before, a dot and 8 random characters after it and the suffix.
     room = max(MAX_NAME_BYTES - 10 - len(os.fsencode(suffix)), 1)
-    stem = os.fsdecode(os.fsencode(target.stem)[:room])  # (the file system's bytes: a name need not be UTF-8)
+    raw = os.fsencode(target.stem)
+    try:  # a UTF-8 name is cut between characters; another keeps the file system's bytes as they are
+        raw.decode("utf-8")
+        stem = raw[:room].decode("utf-8", "ignore")
+    except UnicodeDecodeError:
+        stem = os.fsdecode(raw[:room])
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix, dir=target.parent)
     except OSError as exc:  # name the file the user asked for, not the temporary one

@@ -117,6 +117,8 @@ def mp4_complete(path: str | os.PathLike) -> bool:
             size = int.from_bytes(head[:4], "big") if len(head) >= 8 else 0
             if size == 1 and len(head) == 16:
                 size = int.from_bytes(head[8:16], "big")
+                if size < 16:  # a 64-bit size smaller than its own header: damaged
+                    return False
             elif size == 0 and len(head) >= 8:
                 size = end - pos  # (a last box "to the end of the file")
             if size < 8:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,8 +107,13 @@ def open_capture(path: Path) -> cv2.VideoCapture:
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
-        fd = os.open(path, os.O_RDONLY)
         try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # (a FIFO would block here)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot open ({exc.strerror})") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise InputError(f"{path}: not a regular file")
             return cv2.VideoCapture(f"/proc/self/fd/{fd}")  # (FFmpeg opens its own descriptor of it)
         finally:
             os.close(fd)
@@ -157,7 +163,7 @@ class FrameSource:
                 ok = cap.isOpened()
                 if ok:
                     fps = cap.get(cv2.CAP_PROP_FPS)
-                    self.fps = fps if 0 < fps < 1000 else 10.0
+                    self.fps = fps if 0.01 <= fps < 1000 else 10.0  # (a header's 1e-9 fps: FFmpeg refuses rate 0)
                     count = self.declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
                     # A container can claim anything (a header patched to 2**31 frames); every real
                     # frame takes bytes, so the estimate is capped by the file's size.
