@@ -124,6 +124,9 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
     process (methods or models registered at run time are only known here); ``peak_mb`` is then this
     process's peak while the method ran, which includes whatever ran before.
     """
+    methods = [methods] if isinstance(methods, str) else list(methods)  # (a str was compared letter by letter)
+    if not methods or not all(isinstance(m, str) for m in methods):  # (an instance: its results named by repr)
+        raise InputError(f"compare takes one or more method names (see `semflow methods`), got {methods!r:.80}")
     samples = load_dataset(dataset, root)[:max_samples]
     options = route_options(methods, method_options or {})
     images: list[Path] = []

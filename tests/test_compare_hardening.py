@@ -240,3 +240,16 @@ def test_compare_and_explain_refuse_a_folder_another_command_writes_to(tmp_path:
         os.close(held)
     assert list(busy.iterdir()) == []
     assert write_explain(method, result, busy)  # free again
+
+
+def test_compare_takes_method_names(tmp_path: Path) -> None:
+    """No methods read "no sample has a valid ground-truth pixel"; a str was compared letter by letter
+    ("unknown method 'd'"); an instance ran and named its results by its repr."""
+    from semflow.errors import InputError
+    from semflow.methods import get_method
+
+    root = _middlebury(tmp_path / "ds", ["A"])
+    assert [r.method for r in evaluation.compare("middlebury", root, "dis-fast")] == ["dis-fast"]
+    for bad in ([], [get_method("dis-fast")]):
+        with pytest.raises(InputError, match="compare takes one or more method names"):
+            evaluation.compare("middlebury", root, bad)

@@ -266,3 +266,10 @@ def test_a_float_option_must_be_finite() -> None:
     for value in (float("nan"), float("inf"), "nan", "-inf"):
         with pytest.raises(InputError, match="option 'prior_weight' takes a finite number"):
             get_method("semantic", prior_weight=value)
+
+
+def test_a_state_that_is_not_a_video_state_is_one_clear_error() -> None:
+    """`estimate(a, b, state={})` was AttributeError "'dict' object has no attribute 'pairs'"."""
+    img = np.zeros((8, 10, 3), np.uint8)
+    with pytest.raises(InputError, match="state must be a VideoState \\(or None for pair mode\\), not dict"):
+        get_method("dis-fast").estimate(img, img, state={})

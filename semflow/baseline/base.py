@@ -86,6 +86,8 @@ class FlowMethod(abc.ABC):
                 )
             kwargs["labels"] = labels
         if state is not None:
+            if not isinstance(state, VideoState):  # ({} was "'dict' object has no attribute 'pairs'")
+                raise InputError(f"state must be a VideoState (or None for pair mode), not {type(state).__name__}")
             cut = state.pairs > 0 and scene_cut(a, b)
             result = self._estimate_video(a, b, VideoState() if cut else state, **kwargs)
             if result.state is None:
