@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from semflow.errors import InputError, warn
-from semflow.io.atomic import move_into_place
+from semflow.io.atomic import cut_name, move_into_place
 from semflow.io.datasets import LoadedSample, load_dataset
 from semflow.io.images import write_image
 from semflow.io.jsonfile import finite_or_none
@@ -160,7 +160,7 @@ def image_names(dataset: str, samples: Sequence[str]) -> list[str]:
     for name, stem in zip(samples, safe):
         if counts[stem] > 1 or len(os.fsencode(stem)) > MAX_STEM_BYTES:
             tag = "~" + hashlib.sha1(os.fsencode(name)).hexdigest()[:8]
-            stem = os.fsencode(stem)[:MAX_STEM_BYTES - len(tag)].decode("utf-8", "ignore") + tag
+            stem = cut_name(stem, MAX_STEM_BYTES - len(tag)) + tag
         stems.append(stem)
     return stems
 

@@ -42,19 +42,24 @@ def temp_path_beside(path: str | os.PathLike, suffix: str | None = None) -> Path
     suffix = suffix if suffix is not None else target.suffix
     # A name of up to 255 bytes (the usual limit) is a legal target: its stem is shortened in the temporary
     # name, which adds a dot before, a dot and 8 random characters after it and the suffix.
-    room = max(MAX_NAME_BYTES - 10 - len(os.fsencode(suffix)), 1)
-    raw = os.fsencode(target.stem)
-    try:  # a UTF-8 name is cut between characters; another keeps the file system's bytes as they are
-        raw.decode("utf-8")
-        stem = raw[:room].decode("utf-8", "ignore")
-    except UnicodeDecodeError:
-        stem = os.fsdecode(raw[:room])
+    stem = cut_name(target.stem, max(MAX_NAME_BYTES - 10 - len(os.fsencode(suffix)), 1))
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix, dir=target.parent)
     except OSError as exc:  # name the file the user asked for, not the temporary one
         raise OSError(exc.errno, exc.strerror, str(target)) from None
     os.close(fd)
     return Path(tmp)
+
+
+def cut_name(name: str, limit: int) -> str:
+    """``name`` cut to at most ``limit`` bytes as the file system stores it: a UTF-8 name between characters,
+    another (a name's undecodable bytes) byte by byte, as they are."""
+    raw = os.fsencode(name)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return os.fsdecode(raw[:limit])
+    return raw[:limit].decode("utf-8", "ignore")
 
 
 def stream_link(path: str | os.PathLike) -> str | None:
@@ -77,8 +82,9 @@ def move_into_place(tmp: Path, path: str | os.PathLike) -> None:
     with contextlib.suppress(FileNotFoundError):
         if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
             raise OSError(errno.EEXIST, "is a device, pipe or socket, not a file", str(path))
-    if stream_link(path):  # /dev/stdout to a file passes the test above; the link itself would be replaced
-        raise OSError(errno.EEXIST, f"is {stream_link(path)}, not a file", str(path))
+    stream = stream_link(path)
+    if stream:  # /dev/stdout to a file passes the test above; the link itself would be replaced
+        raise OSError(errno.EEXIST, f"is {stream}, not a file", str(path))
     try:
         os.replace(tmp, path)
     except OSError as exc:  # e.g. the target is a folder: name it, not the temporary file

@@ -32,7 +32,7 @@ import numpy as np
 from semflow.errors import InputError, reason
 from semflow.io.atomic import write_bytes_atomic
 from semflow.io.files import require_file
-from semflow.io.images import decode_image
+from semflow.io.images import decode_image, write_image
 
 FLO_TAG = 202021.25
 UNKNOWN_FLOW_THRESHOLD = 1e9
@@ -159,12 +159,9 @@ def write_kitti_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarra
     lost = int((valid & ~held).sum())
     valid = valid & held
     raw = np.clip(scaled, 0, 2**16 - 1).astype(np.uint16)
-    bgr = np.stack([valid.astype(np.uint16), raw[..., 1], raw[..., 0]], axis=2)
-    bgr[~valid, 1:] = 0
-    encoded, data = cv2.imencode(".png", bgr)  # in memory: cv2.imwrite ignores a failing flush at fclose
-    if not encoded:
-        raise InputError(f"{path}: could not write PNG")
-    write_bytes_atomic(path, memoryview(data), suffix=".png")
+    rgb = np.stack([raw[..., 0], raw[..., 1], valid.astype(np.uint16)], axis=2)
+    rgb[~valid, :2] = 0
+    write_image(path, rgb)  # (16-bit PNG, encoded in memory and written atomically)
     return lost
 
 

@@ -73,8 +73,8 @@ def default_weights_path() -> Path:
 
 def load_camvid_model(path: str | os.PathLike | None = None) -> tuple[SegNetLite0, dict]:
     """The shipped model (eval mode, fp32) from a ``semflow-segmenter`` weights file, and its header."""
-    path = Path(path) if path else default_weights_path()
-    if path == default_weights_path() and os.environ.get("SEMFLOW_MODELS") and not path.exists():
+    given, path = path, Path(path) if path else default_weights_path()
+    if not given and os.environ.get("SEMFLOW_MODELS") and not path.exists():
         raise WeightsError(f"{path}: no such segmenter weights file (SEMFLOW_MODELS names the folder that holds"
                            f" {DEFAULT_WEIGHTS_NAME}; unset it to use the shipped weights)")
     payload = load_torch_file(path, "segmenter weights")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from semflow.io.atomic import atomic_path, write_text_atomic
+from semflow.io.atomic import write_text_atomic
 from semflow.io.jsonfile import dumps_strict
 from semflow.segmentation.base import Segmenter
 from semflow.segmentation.clip.fusion import JointClasses, PriorResult
@@ -96,9 +95,7 @@ class PriorSegmenter(Segmenter):
             object.__setattr__(fused, "prior", result)
         if self.explain_dir is not None and key is not None:
             name = f"{key:06d}" if isinstance(key, int) else str(key)
-            text = json.dumps({"label_set": f"{ls.name}+clip", "regions": result.to_json()}, indent=1)
-            with atomic_path(self.explain_dir / f"{name}.json") as tmp:
-                tmp.write_text(text, encoding="utf-8")
+            _write_decisions(self.explain_dir / f"{name}.json", f"{ls.name}+clip", result)
         return fused
 
 
@@ -108,7 +105,12 @@ def write_prior_decisions(segmenter: Any, out_dir: str | os.PathLike) -> None:
     result = getattr(segmenter, "last_result", None) if isinstance(segmenter, PriorSegmenter) else None
     if result is None:
         return
-    name = getattr(getattr(segmenter, "label_set", None), "name", "clip")
-    write_text_atomic(Path(out_dir) / "prior.json", dumps_strict({"label_set": name, "regions": result.to_json()},
-                                                                 indent=1))
+    _write_decisions(Path(out_dir) / "prior.json", getattr(getattr(segmenter, "label_set", None), "name", "clip"),
+                     result)
     write_text_atomic(Path(out_dir) / "prior.txt", "".join(line + "\n" for line in result.explain()))
+
+
+def _write_decisions(path: Path, label_set: str, result: PriorResult) -> None:
+    """The per-region decisions of ``result`` as JSON at ``path`` (``segment``'s OUT/prior/NAME.json and
+    ``--explain``'s prior.json alike; ``null`` where a score is undefined)."""
+    write_text_atomic(path, dumps_strict({"label_set": label_set, "regions": result.to_json()}, indent=1))
