@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from semflow.cli_options import MAX_FLOW, F, click_type, prior_options
-from semflow.errors import InputError, SemflowError, one_line, warn
+from semflow.errors import FlowRangeWarning, InputError, SemflowError, one_line, warnings_as_lines
 from semflow.io.outputs import check_outputs, refuse_inputs_as_outputs, refuse_outputs_inside
 from semflow.methods import DEFAULT_RUN_METHOD
 from semflow.segmentation.clip import prior_from_options
@@ -279,10 +279,8 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     if explain is not None:  # first: it may refuse (a name it writes is an input), and then nothing is written
         write_explain(estimator, result, explain, outputs=[output, viz],
                       protect=[image1, image2, baseline_flow, method_options.get("segmentation")])
-    lost = write_flow(output, result.flow)
-    if lost:
-        warn(f"{output}: {lost} pixel(s) moved beyond the KITTI format's -512..512 px and are written as"
-             " unknown; .flo or .npy keeps them")
+    with warnings_as_lines(FlowRangeWarning):
+        write_flow(output, result.flow)
     if viz is not None:
         max_flow = max_flow_of(result.flow)
         write_image(viz, add_legend(flow_to_color(result.flow, max_flow), max_flow))

@@ -7,7 +7,10 @@ shows a traceback for these.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
+from collections.abc import Iterator
 
 
 class SemflowError(Exception):
@@ -28,6 +31,11 @@ class OutputError(SemflowError):
 
 class ResourceError(SemflowError):
     """The work would need more memory (or another resource) than the machine has."""
+
+
+class FlowRangeWarning(UserWarning):
+    """Flow written to a format that cannot hold all of it (KITTI ``.png`` beyond +-512 px): those pixels
+    were written as unknown."""
 
 
 def reason(exc: BaseException, limit: int = 160) -> str:
@@ -57,3 +65,18 @@ def warn(message: str) -> None:
     """Print ``semflow: warning: <message>`` as one line on stderr (:func:`one_line`): something the user
     must know about that does not stop the work (it is also recorded in the outputs where it concerns them)."""
     print(f"semflow: warning: {one_line(message)}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def warnings_as_lines(category: type[Warning]) -> Iterator[None]:
+    """Say every ``category`` warning raised inside the block as a :func:`warn` line (the CLI's form of
+    a warning the Python API gives with :mod:`warnings`), each time, after the block."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", category)
+        yield
+    for caught_warning in caught:
+        if issubclass(caught_warning.category, category):
+            warn(str(caught_warning.message))
+        else:  # (another kind: as Python would have shown it)
+            warnings.showwarning(caught_warning.message, caught_warning.category, caught_warning.filename,
+                                 caught_warning.lineno)

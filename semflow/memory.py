@@ -5,6 +5,7 @@ available (from per-method measurements in ``memory_needs.json``)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -119,13 +120,19 @@ NEEDS_FILE = Path(__file__).with_name("memory_needs.json")
 MEMORY_ENV = "SEMFLOW_MEMORY_MB"
 
 
+@functools.lru_cache(maxsize=1)
+def _measured_needs() -> dict:
+    """``memory_needs.json``'s per-method entries (read once: every pair a method estimates checks them)."""
+    try:
+        return dict(json.loads(NEEDS_FILE.read_text())["methods"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def memory_needed_mb(method: str, height: int, width: int) -> float | None:
     """Estimated peak memory (MB) of ``method`` on one (height, width) pair, from the per-method
     measurements in ``memory_needs.json`` (``scripts/measure_memory.py``); None for a method not measured."""
-    try:
-        needs = json.loads(NEEDS_FILE.read_text())["methods"].get(method)
-    except (OSError, ValueError, KeyError):
-        return None
+    needs = _measured_needs().get(method)
     if not needs:
         return None
     return needs["base_mb"] + needs["bytes_per_pixel"] * height * width / 2**20

@@ -11,7 +11,7 @@ from typing import Any
 from semflow.baseline.base import FlowMethod
 from semflow.errors import InputError
 from semflow.io.video import video_identity
-from semflow.methods import DEFAULT_RUN_METHOD, list_methods, resolve_options
+from semflow.methods import DEFAULT_RUN_METHOD, list_methods, method_entry, resolve_options
 from semflow.options import options_dict
 from semflow.runstore import CACHE_BUDGET_BYTES
 from semflow.viz import check_max_flow
@@ -61,6 +61,8 @@ class RunOptions:
         """Refuse values of the wrong kind here, in one line, not deep in the run."""
         if not isinstance(self.method, (str, FlowMethod)):
             raise InputError(f"method must be a method name or a built FlowMethod, got {self.method!r}")
+        if isinstance(self.method, str):
+            method_entry(self.method)  # an unknown name, listing the known ones (was found only in run_video)
         if not isinstance(self.method_options, dict):
             raise InputError(f"method_options must be a dict of option names to values, got {self.method_options!r}")
         _check_int("max_frames", self.max_frames, 0)
@@ -73,3 +75,5 @@ class RunOptions:
         for name in ("save_flo", "resume", "pairwise"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.progress is not None and not isinstance(self.progress, bool):
+            raise InputError(f"progress must be True, False or None (shown on a terminal), got {self.progress!r}")

@@ -7,6 +7,7 @@ with the image says which value was used. The wheel and its arithmetic are ``flo
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import cv2
@@ -78,13 +79,16 @@ def flow_to_color(flow: np.ndarray, max_flow: float | None = None, *,
     """Flow (H, W, 2) -> uint8 RGB (H, W, 3) on the Middlebury wheel.
 
     ``max_flow`` (pixels) maps to full saturation; beyond it colors are darkened. By default it is the
-    largest magnitude in this flow. Pixels where ``valid`` is False are drawn black.
+    largest magnitude in this flow; a given one must lie within :data:`MAX_FLOW_LIMITS` (InputError).
+    Pixels where ``valid`` is False are drawn black.
     """
     flow = check_flow(flow)
     if max_flow is None:
         max_flow = max(float(np.linalg.norm(flow, axis=2).max()), 1e-6)
-    if not 1e-6 <= max_flow < float("inf"):  # smaller ones overflow float32 flows into NaN colours
-        raise ValueError(f"max_flow must be finite and at least 1e-6 px, got {max_flow}")
+    elif isinstance(max_flow, bool) or not isinstance(max_flow, numbers.Real):
+        raise InputError(f"max_flow must be a number of px, got {repr(max_flow)[:60]}")
+    else:  # (the bounds run's max_flow and --max-flow take; 0 was a ValueError, not an InputError)
+        max_flow = check_max_flow(max_flow)
     color = wheel_colors(flow[..., 0] / max_flow, flow[..., 1] / max_flow)
     if valid is not None:
         color[~np.asarray(valid, bool)] = 0

@@ -121,8 +121,11 @@ def test_invalid_pixels_are_black_and_bad_input_is_rejected() -> None:
     bad[0, 0, 1] = np.nan
     with pytest.raises(InputError, match="NaN or inf"):
         flow_to_color(bad, 1.0)
-    with pytest.raises(ValueError, match="at least 1e-6 px"):
-        flow_to_color(flow, 0.0)
+    for bad in (0.0, 1e-4, 2e6, float("nan")):  # (0 was a ValueError: the one check that was no InputError)
+        with pytest.raises(InputError, match=r"must be between 0.001 and 1e\+06 px"):
+            flow_to_color(flow, bad)
+    with pytest.raises(InputError, match="max_flow must be a number of px, got '5'"):
+        flow_to_color(flow, "5")
     with pytest.raises(InputError, match="shape"):
         flow_to_color(np.zeros((3, 3, 3), np.float32))
 

@@ -15,6 +15,7 @@ from semflow.errors import InputError
 from semflow.io.flow import check_flow, read_flow_valid, resize_flow
 from semflow.io.images import to_rgb_uint8
 from semflow.io.video import shrunk_to
+from semflow.memory import check_memory
 from semflow.options import MethodOptions
 from semflow.video_state import VideoState, scene_cut
 
@@ -74,6 +75,11 @@ class FlowMethod(abc.ABC):
         ``state``: video mode (see the class docstring); None is pair mode.
         """
         a, b = check_pair(img1, img2)
+        if state is None or (isinstance(state, VideoState) and state.pairs == 0):
+            # Before a pair or a video's first pair, as the CLI does: frames too large for the memory
+            # were killed by the OOM killer without an exception. (Not on later pairs: what the process
+            # holds by then is not "available", and would refuse a video mid-way.)
+            check_memory(self.name, *a.shape[:2], hint="give frames whose longer side is {side} px or less")
         kwargs = {}
         if labels is not None and self.uses_labels:
             labels = np.asarray(labels)

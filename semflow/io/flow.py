@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from semflow.errors import InputError, reason
+from semflow.errors import FlowRangeWarning, InputError, reason
 from semflow.io.atomic import write_bytes_atomic
 from semflow.io.files import require_file
 from semflow.io.images import decode_image, write_image
@@ -162,6 +162,9 @@ def write_kitti_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarra
     rgb = np.stack([raw[..., 0], raw[..., 1], valid.astype(np.uint16)], axis=2)
     rgb[~valid, :2] = 0
     write_image(path, rgb)  # (16-bit PNG, encoded in memory and written atomically)
+    if lost:  # (a script that ignores the count lost them silently)
+        warnings.warn(f"{path}: {lost} pixel(s) moved beyond the KITTI format's -512..512 px and are written"
+                      " as unknown; .flo or .npy keeps them", FlowRangeWarning, stacklevel=3)
     return lost
 
 

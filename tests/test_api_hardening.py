@@ -1,0 +1,77 @@
+"""The Python API where a script calls it directly: the checks the CLI runs before the work (memory,
+option values) and what a format cannot hold, said to a script as clearly as to a terminal."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import semflow
+from semflow.errors import FlowRangeWarning, InputError, ResourceError
+from semflow.memory import memory_needed_mb
+from semflow.pipeline import RunOptions
+from semflow.synthetic import translation_scene
+from semflow.video_state import VideoState
+
+
+def test_estimate_checks_memory_before_a_pair(monkeypatch) -> None:
+    """``estimate_flow`` and ``get_method(...).estimate`` ran without the memory check the CLI runs: a
+    frame too large for the memory was killed by the OOM killer, with no exception to catch."""
+    scene = translation_scene(480, 640, shift=(2.0, 1.0), seed=1)
+    monkeypatch.setenv("SEMFLOW_MEMORY_MB", f"{memory_needed_mb('dis-medium', 240, 320):.2f}")
+    with pytest.raises(ResourceError, match=r"dis-medium needs about .* for 640x480 frames.*longer side is (\d+) px") as err:
+        semflow.estimate_flow(scene.img1, scene.img2, method="dis-medium")
+    assert 300 <= int(err.value.args[0].rsplit("is ", 1)[1].split()[0]) <= 320
+    method = semflow.get_method("dis-medium")
+    with pytest.raises(ResourceError):
+        method.estimate(scene.img1, scene.img2, state=VideoState())  # a video's first pair
+    monkeypatch.setenv("SEMFLOW_MEMORY_MB", f"{memory_needed_mb('dis-medium', 480, 640) * 1.01:.2f}")
+    first = method.estimate(scene.img1, scene.img2, state=VideoState())
+    monkeypatch.setenv("SEMFLOW_MEMORY_MB", "1")  # later pairs are not checked: the video goes on
+    second = method.estimate(scene.img2, scene.img1, state=first.state)
+    assert second.flow.shape == (480, 640, 2) and second.state.pairs == 2
+
+
+def test_kitti_png_says_what_it_could_not_hold(tmp_path: Path) -> None:
+    """``write_flow`` to a KITTI ``.png`` writes flow beyond +-512 px as unknown and returned the count
+    only: a script that ignored it lost those pixels silently. Now a FlowRangeWarning says so."""
+    flow = np.zeros((8, 10, 2), np.float32)
+    flow[:2, :3, 0] = 600.0
+    with pytest.warns(FlowRangeWarning, match=r"6 pixel\(s\) moved beyond the KITTI format's -512..512 px"):
+        assert semflow.write_flow(tmp_path / "f.png", flow) == 6
+    _, valid = semflow.read_flow_valid(tmp_path / "f.png")
+    assert int((~valid).sum()) == 6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # within range (and other formats): no warning
+        semflow.write_flow(tmp_path / "g.png", flow.clip(-500, 500))
+        semflow.write_flow(tmp_path / "f.flo", flow)
+
+
+def test_kitti_png_range_is_one_warning_line_in_the_cli(run_cli, tmp_path: Path) -> None:
+    """The CLI says the API's FlowRangeWarning as one semflow warning line (not Python's two-line form)."""
+    scene = translation_scene(40, 1100, shift=(0.0, 0.0), seed=3)
+    semflow.write_image(tmp_path / "a.png", scene.img1)
+    semflow.write_image(tmp_path / "b.png", scene.img1)
+    # a given baseline beyond 512 px: semantic over it keeps it where no layer changes it
+    semflow.write_image(tmp_path / "labels.png", np.zeros((40, 1100), np.uint8))
+    semflow.write_flow(tmp_path / "base.flo", np.full((40, 1100, 2), [700.0, 0.0], np.float32))
+    result = run_cli("flow", "a.png", "b.png", "-o", "o.png", "--method", "semantic", "--baseline-flow", "base.flo",
+                     "--segmentation", "labels.png")
+    assert result.rc == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines == ["semflow: warning: o.png: 44000 pixel(s) moved beyond the KITTI format's -512..512 px and are"
+                     " written as unknown; .flo or .npy keeps them"]
+
+
+def test_run_options_refuse_unknown_method_and_progress_values() -> None:
+    """``RunOptions(method="nope")`` was accepted and failed only inside ``run_video``; ``progress="yes"``
+    was accepted and read as true."""
+    with pytest.raises(InputError, match="unknown method 'nope'; known methods: .*dis-medium"):
+        RunOptions(method="nope")
+    for bad in ("yes", 1, "false"):
+        with pytest.raises(InputError, match="progress must be True, False or None"):
+            RunOptions(progress=bad)
+    assert RunOptions(method="dis-fast", progress=False).progress is False
