@@ -22,6 +22,11 @@ change no settings). While the processes run, OpenCV uses the CPUs' share of eac
 for two processes on two cores: each call is small, and two pools of two threads on two cores only
 took turns, 4-7 % of the things stage at 1024x436); the children start with that setting.
 
+Calls may overlap, in a host's threads: the last to end restores OpenCV's threads, and the children
+each call left behind are waited for once. A child does not run the host's Python signal handlers: a
+signal that the host handles takes its default action there (a SIGTERM to the process group ends the
+child, and its items are redone here).
+
 Only on Linux (elsewhere, and inside a child, the loop runs in this process). :func:`set_process_limit`
 caps the processes for the whole process (``semflow batch``'s workers own one CPU each).
 """
@@ -35,6 +40,7 @@ import select
 import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -50,6 +56,12 @@ _limit: int | None = None
 _off = False  # set after a child did not answer in time
 _in_child = False
 _exiting: list[int] = []  # children that sent their results and may still be ending: reaped later
+# map_forked may run in several threads at once (a host's threads, each with its own semflow call):
+_exiting_lock = threading.Lock()  # one thread at a time waits for the children in _exiting
+_threads_lock = threading.Lock()  # guards OpenCV's thread count and the two below
+_threads_users = 0  # calls between _lower_threads and _restore_threads
+_threads_saved = 0  # OpenCV's thread count before the first of them: the last restores it
+_fork_lock = threading.Lock()  # one fork at a time
 
 
 def set_process_limit(processes: int | None) -> None:
@@ -85,13 +97,11 @@ def map_forked(fn: Callable[[T], R], items: Sequence[T], *, costs: Sequence[floa
     os.write(deal_write, b"".join(i.to_bytes(4, "little") for i in order))
     os.close(deal_write)
     _reap_exited()
-    import cv2  # (here: `semflow --help` imports this module, not OpenCV)
-
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(max(1, min(threads, _cpus() // processes)))
     # Per child: (pid, read end of the pipe its count comes through, the file its results are written to).
     children: list[tuple[int, int, int]] = []
+    answered: set[int] = set()  # children that sent their count: they are ending, reaped later
     results: dict[int, Any] = {}
+    _lower_threads(processes)
     try:
         for _ in range(processes - 1):
             child = _fork(fn, items, deal_read, [fd for _, *fds in children for fd in fds])
@@ -103,18 +113,48 @@ def map_forked(fn: Callable[[T], R], items: Sequence[T], *, costs: Sequence[floa
             results[i] = fn(items[i])
         deadline = time.monotonic() + max(min_wait, patience * (time.monotonic() - started))
         for pid, fd, results_fd in children:
-            results.update(_collect(pid, fd, results_fd, deadline))
+            got = _collect(pid, fd, results_fd, deadline)
+            if got is not None:
+                answered.add(pid)
+                results.update(got)
         for i in range(len(items)):  # what a child took and did not bring back
             if i not in results:
                 results[i] = fn(items[i])
     finally:
-        cv2.setNumThreads(threads)
+        _restore_threads()
         _close(deal_read)
         for pid, fd, results_fd in children:
             _close(fd)
             _close(results_fd)
-            _reap(pid)
+            if pid not in answered:
+                _reap(pid)
+        with _exiting_lock:
+            _exiting.extend(answered)
     return [results[i] for i in range(len(items))]
+
+
+def _lower_threads(processes: int) -> None:
+    """Set OpenCV's threads to the CPUs' share of each process. Calls that overlap (in several threads)
+    count themselves in: only the first saves the host's setting, so the last can restore it."""
+    global _threads_users, _threads_saved
+    import cv2  # (here: `semflow --help` imports this module, not OpenCV)
+
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_saved = cv2.getNumThreads()
+        cv2.setNumThreads(max(1, min(_threads_saved, _cpus() // processes)))
+        _threads_users += 1  # (last: a call that raised above has nothing to restore)
+
+
+def _restore_threads() -> None:
+    """The other half of :func:`_lower_threads`: the last call to leave restores the host's setting."""
+    global _threads_users
+    import cv2
+
+    with _threads_lock:
+        _threads_users -= 1
+        if _threads_users == 0:
+            cv2.setNumThreads(_threads_saved)
 
 
 def _cpus() -> int:
@@ -141,11 +181,23 @@ def _fork(fn: Callable, items: Sequence, deal_fd: int, other_fds: list[int]) -> 
     global _in_child
     results_fd = _memory_file()
     read_fd, write_fd = os.pipe()
-    try:
-        with warnings.catch_warnings():  # Python 3.12+ warns of forking a process that has threads
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-    except OSError:
+    # The host's Python signal handlers (a SIGTERM handler, say) are not for the child: it takes the
+    # default action instead (a signal to the process group ends it, and its items are redone here).
+    # They are blocked across the fork, so that none reaches the child before its handlers are reset.
+    handled = [sig for sig in signal.valid_signals() if callable(_handler(sig))]
+    pid = -1
+    with _fork_lock:  # (catch_warnings swaps the process's filters: one thread at a time)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, handled)  # (this thread's mask: any thread may)
+        try:
+            with warnings.catch_warnings():  # Python 3.12+ warns of forking a process that has threads
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+        except OSError:
+            pass
+        finally:
+            if pid:  # this process, forked or not: its signals as they were
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    if pid < 0:
         for fd in (results_fd, read_fd, write_fd):
             _close(fd)
         return None
@@ -156,6 +208,9 @@ def _fork(fn: Callable, items: Sequence, deal_fd: int, other_fds: list[int]) -> 
     status = 1
     try:
         _in_child = True
+        for sig in handled:  # (the forking thread is the child's main thread: signal.signal works here)
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(read_fd)
         for fd in other_fds:  # the earlier children's pipes and files
             _close(fd)
@@ -177,6 +232,14 @@ def _fork(fn: Callable, items: Sequence, deal_fd: int, other_fds: list[int]) -> 
         os._exit(status)
 
 
+def _handler(sig: int) -> Any:
+    """The signal's Python handler (a callable), SIG_DFL or SIG_IGN, or None (not set from Python)."""
+    try:
+        return signal.getsignal(sig)
+    except (OSError, ValueError):
+        return None
+
+
 def _memory_file() -> int:
     """A file descriptor of an anonymous file in memory (a memfd; elsewhere a temporary file that has
     no name, or loses it at once: no other process can open it)."""
@@ -195,9 +258,9 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _collect(pid: int, fd: int, results_fd: int, deadline: float) -> dict[int, Any]:
-    """The child's results by index ({} when it failed, or did not answer by ``deadline``: then it is
-    killed and forking turned off)."""
+def _collect(pid: int, fd: int, results_fd: int, deadline: float) -> dict[int, Any] | None:
+    """The child's results by index ({} when they cannot be read), or None when it did not send its
+    count: it died, or did not answer by ``deadline`` (then it is killed and forking turned off)."""
     global _off
     count = b""
     poller = select.poll()  # (not select.select: it fails on descriptors above 1023)
@@ -207,12 +270,11 @@ def _collect(pid: int, fd: int, results_fd: int, deadline: float) -> dict[int, A
         if not ready:
             _off = True
             _kill(pid)
-            return {}
+            return None
         chunk = os.read(fd, 8 - len(count))
-        if not chunk:  # it ended without saying how many: it crashed
-            return {}
+        if not chunk:  # it ended without saying how many: it crashed, or a signal ended it
+            return None
         count += chunk
-    _exiting.append(pid)
     results: dict[int, Any] = {}
     records = int.from_bytes(count, "little")
     if records == 0:
@@ -239,10 +301,8 @@ def _kill(pid: int) -> None:
 
 
 def _reap(pid: int) -> None:
-    """Wait for the child unless it was waited for already or is ending (it sent its results): then
-    :func:`_reap_exited` waits for it later. One that still runs is killed first."""
-    if pid in _exiting:
-        return
+    """Wait for a child that did not send its results (one that did is ending: :func:`_reap_exited`
+    waits for it later). One that still runs is killed first."""
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == 0:
@@ -253,14 +313,21 @@ def _reap(pid: int) -> None:
 
 
 def _reap_exited() -> None:
-    """Wait for the children that sent their results, as far as they have ended."""
-    for pid in list(_exiting):
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            done = pid
-        if done:
-            _exiting.remove(pid)
+    """Wait for the children that sent their results, as far as they have ended. Under a lock: two
+    threads must not wait for one child (the second would find no such child)."""
+    with _exiting_lock:
+        _exiting[:] = [pid for pid in _exiting if not _ended(pid)]
+
+
+def _ended(pid: int) -> bool:
+    """Whether the child has ended and was waited for (now, or by someone else: the host, say)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    except OSError:  # (EINTR and the like: try again next time)
+        return False
+    return done != 0
 
 
 def _close(fd: int) -> None:

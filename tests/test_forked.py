@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import select
+import signal
 import sys
+import threading
 import time
 
 import cv2
@@ -171,6 +174,173 @@ def test_a_child_that_hangs_is_killed_its_item_redone_and_forking_turned_off() -
     assert time.monotonic() - started < 10
     assert not forked.fork_available()
     assert {pid for _, pid in forked.map_forked(square_and_pid, [1, 2], costs=[1, 1])} == {parent}
+
+
+def in_a_thread(fn, *args) -> tuple[threading.Thread, list[BaseException]]:
+    """``fn(*args)`` started in a thread of its own; what it raised is in the list once it is joined."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn(*args)
+        except BaseException as error:  # noqa: BLE001 - the test asserts there is none
+            errors.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
+@linux_only
+def test_calls_that_overlap_in_two_threads_leave_the_hosts_opencv_threads_as_they_were(monkeypatch) -> None:
+    # The first call lowers the threads, the second starts while it runs, the first ends first: the
+    # second must not take the first's lowered setting for the host's (it used to, and restored it last).
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))  # a 16-CPU machine: 8 each
+    monkeypatch.setattr(forked, "_fork", lambda *args: None)  # no children: each call's items run in its thread
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, int] = {}
+
+    def first(x: int) -> int:
+        first_in.set()
+        assert second_in.wait(5)
+        return x
+
+    def second(x: int) -> int:
+        second_in.set()
+        assert first_out.wait(5)
+        seen["second, after the first ended"] = cv2.getNumThreads()
+        return x
+
+    def first_call() -> None:
+        try:
+            assert forked.map_forked(first, [1, 2], costs=[1, 1], processes=2) == [1, 2]
+        finally:
+            first_out.set()
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(12)
+    try:
+        a, a_errors = in_a_thread(first_call)
+        assert first_in.wait(5)
+        b, b_errors = in_a_thread(lambda: forked.map_forked(second, [1, 2], costs=[1, 1], processes=2))
+        a.join(10)
+        b.join(10)
+        assert not a_errors and not b_errors
+        assert seen == {"second, after the first ended": 8}  # still the second's share while it runs
+        assert cv2.getNumThreads() == 12
+    finally:
+        cv2.setNumThreads(before)
+
+
+@linux_only
+@pytest.mark.parametrize("from_a_thread", [False, True], ids=["main thread", "worker thread"])
+def test_the_hosts_signal_handlers_do_not_run_in_a_child_and_what_a_signal_ends_is_redone_here(
+        tmp_path, from_a_thread: bool) -> None:
+    parent = os.getpid()
+    log = tmp_path / "handled"
+    log.touch()
+
+    def host_handler(signum: int, frame: object) -> None:
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+    started_read, started_write = os.pipe()  # a child says through it that it took an item
+    waited: list[int] = []
+
+    def terminated_in_a_child(x: int) -> tuple[int, int]:
+        if os.getpid() != parent:
+            os.write(started_write, b"c")
+            os.kill(os.getpid(), signal.SIGTERM)  # what a signal to the process group does to a child
+            time.sleep(0.5)  # (the host's handler, had it run, would return here and the child go on)
+        elif not waited:  # the parent takes no more items until a child has taken one
+            waited.append(len(select.select([started_read], [], [], 10)[0]))
+        return x * 10, os.getpid()
+
+    out: dict[str, object] = {}
+
+    def call() -> None:
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        out["results"] = forked.map_forked(terminated_in_a_child, [1, 2, 3], costs=[3, 2, 1], processes=2)
+        assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == mask  # (this thread's signals unblocked)
+
+    previous = signal.signal(signal.SIGTERM, host_handler)
+    try:
+        if from_a_thread:
+            thread, errors = in_a_thread(call)
+            thread.join(20)
+            assert not errors
+        else:
+            call()
+        assert waited == [1] and os.read(started_read, 16) == b"c"  # a child computed (from a worker thread too)
+        assert log.read_text() == ""  # the host's handler did not run in the child
+        assert out["results"] == [(10, parent), (20, parent), (30, parent)]  # the child's item was redone here
+        assert signal.getsignal(signal.SIGTERM) is host_handler  # and is still this process's
+        os.kill(parent, signal.SIGTERM)
+        for _ in range(500):
+            if log.read_text():
+                break
+            time.sleep(0.01)
+        assert log.read_text() == f"{parent}\n"
+        assert forked.fork_available()  # a child ended by a signal is not a hang: forking stays on
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        os.close(started_read)
+        os.close(started_write)
+
+
+@linux_only
+def test_two_threads_that_reap_at_once_wait_for_each_child_once_and_raise_nothing(monkeypatch) -> None:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # it has ended (and is still there to be waited for)
+    monkeypatch.setattr(forked, "_exiting", [pid])
+    both = threading.Barrier(2)
+    real_waitpid = os.waitpid
+
+    def waitpid_together(*args: int) -> tuple[int, int]:
+        try:
+            both.wait(timeout=1.0)  # both threads wait for the child at once, where they can
+        except threading.BrokenBarrierError:
+            pass
+        return real_waitpid(*args)
+
+    monkeypatch.setattr(os, "waitpid", waitpid_together)
+    threads = [in_a_thread(forked._reap_exited) for _ in range(2)]
+    for thread, _ in threads:
+        thread.join(5)
+    assert [error for _, errors in threads for error in errors] == []
+    assert forked._exiting == []
+    with pytest.raises(ChildProcessError):
+        real_waitpid(pid, os.WNOHANG)
+
+
+def plus_one(x: int) -> int:
+    return x + 1
+
+
+@linux_only
+def test_calls_from_several_threads_at_once_give_their_results_raise_nothing_and_leave_nothing_behind() -> None:
+    threads_before = cv2.getNumThreads()
+    children = set()
+
+    def calls() -> None:
+        for _ in range(15):
+            out = forked.map_forked(square_and_pid, list(range(4)), costs=[1] * 4, processes=3, min_wait=10)
+            assert [value for value, _ in out] == [0, 1, 4, 9]
+            children.update(pid for _, pid in out)
+
+    threads = [in_a_thread(calls) for _ in range(3)]
+    for thread, _ in threads:
+        thread.join(60)
+    assert [error for _, errors in threads for error in errors] == []
+    assert cv2.getNumThreads() == threads_before and forked.fork_available()
+    time.sleep(0.3)
+    forked._reap_exited()
+    assert forked._exiting == [] and len(children) > 1
+    for pid in children - {os.getpid()}:  # each was waited for once: none is left, not even as a zombie
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
 
 
 def test_a_bad_process_count_is_refused_when_the_params_are_made() -> None:
