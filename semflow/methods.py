@@ -103,9 +103,15 @@ def get_method(name: str | FlowMethod, **options: Any) -> FlowMethod:
     """Build the flow method called ``name`` with ``options`` (see :func:`method_options`).
 
     Options set to None count as not given. The built method keeps its filled options as ``.options``.
-    A FlowMethod passed as ``name`` is returned as is.
+    A FlowMethod passed as ``name`` is returned as is; options given with it are an InputError (they go
+    with a method name: a built method is not rebuilt).
     """
     if isinstance(name, FlowMethod):
+        given = [key for key, value in options.items() if value is not None]
+        if given:
+            hint = f": get_method({name.name!r}, {given[0]}=...) builds one with them" if name.name in _ENTRIES else ""
+            raise InputError(f"options ({', '.join(given)}) go with a method name, not with a built method"
+                             f" ({name!r}){hint}")
         return name
     resolved = resolve_options(name, **options)
     method = method_entry(name).builder()(resolved)
@@ -223,11 +229,12 @@ def _semantic_baseline(options: Any) -> FlowMethod:
 
         flows = GivenFlows(options.baseline_flows)
         return _sharpened(flows, options) if options.sharpen else flows
-    given = {"device": options.device}
-    if options.sharpen is not None and isinstance(options.baseline, str):
-        if "sharpen" in {info.name for info in method_options(options.baseline)}:
+    baseline = options.baseline  # a built one as it is (wrapped below)
+    if isinstance(baseline, str):
+        given = {"device": options.device}
+        if options.sharpen is not None and "sharpen" in {info.name for info in method_options(baseline)}:
             given["sharpen"] = options.sharpen
-    baseline = get_method(options.baseline, **given)
+        baseline = get_method(baseline, **given)
     return _sharpened(baseline, options) if options.sharpen else baseline
 
 

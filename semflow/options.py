@@ -20,6 +20,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from semflow.device import check_device_name, resolve_device
 from semflow.errors import InputError
 
@@ -124,9 +126,13 @@ def _shown(value: Any, limit: int = 60) -> str:
 
 
 def _check_value(method: str, info: OptionInfo, value: Any) -> Any:
-    """``value`` for ``info``: numbers and booleans converted from strings, paths to strings where the
-    option takes a str, choices enforced."""
-    kinds = _plain_types(info.type)
+    """``value`` for ``info``: numbers and booleans converted from strings, numpy scalars (``np.int64``,
+    ``np.float32``, ``np.bool_``) to the plain Python value (which is checked as one), paths to strings
+    where the option takes a str, choices enforced."""
+    kinds, given = _plain_types(info.type), value
+    for numpy_kind, plain in ((np.bool_, bool), (np.integer, int), (np.floating, float)):
+        if isinstance(value, numpy_kind):  # plain values in options_dict, JSON and fingerprints
+            value = plain(value)
     if isinstance(value, os.PathLike) and str in kinds and os.PathLike not in kinds:
         value = os.fspath(value)
     if isinstance(value, str) and str not in kinds:
@@ -140,7 +146,7 @@ def _check_value(method: str, info: OptionInfo, value: Any) -> Any:
     if kinds and not isinstance(value, tuple(kinds)) and not (float in kinds and isinstance(value, int)
                                                              and not isinstance(value, bool)):
         names = " or ".join(k.__name__ for k in kinds)
-        raise InputError(f"method {method!r}: option {info.name!r} takes {names}, not {_shown(value)}")
+        raise InputError(f"method {method!r}: option {info.name!r} takes {names}, not {_shown(given)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise InputError(f"method {method!r}: option {info.name!r} takes a finite number, not {value!r}")
     if info.choices is not None and value not in info.choices:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from semflow.baseline.base import FlowMethod, FlowResult
+from semflow.baseline.base import FlowMethod, FlowResult, rewound_on_error
 from semflow.compose import (
     MODEL_COLORS,
     MODEL_LEGEND,
@@ -160,7 +160,6 @@ class SemanticFlow(FlowMethod):
             self.given_array = segmentation
         elif segmentation is not None:
             from semflow.segmentation.backends import MaskSegmenter
-
             self.given_masks = MaskSegmenter(segmentation, label_set=self.label_set)
         self.plane_params = planes or PlaneParams()
         self.thing_params = things or thing_params_for(baseline)
@@ -174,7 +173,8 @@ class SemanticFlow(FlowMethod):
         return f"SemanticFlow(baseline={self.baseline.name!r}, segmenter={self._segmenter or self._build_segmenter!r})"
 
     def seek(self, frame_index: int) -> None:
-        """Say which video frame the next pair starts at (for a folder of given masks or flows)."""
+        """Say which video frame the next pair starts at (given masks or flows); without it pairs count from 0,
+        one per call that succeeds (a failed call reads none). A second video (or pass) starts with seek(0)."""
         self._frame_index = int(frame_index)
         if hasattr(self.baseline, "seek"):
             self.baseline.seek(frame_index)
@@ -243,7 +243,8 @@ class SemanticFlow(FlowMethod):
         return {**self.baseline.state_parts(), self.name: Tracks}
 
     def _estimate(self, img1: np.ndarray, img2: np.ndarray, labels: np.ndarray | None = None) -> FlowResult:
-        return self._pair(img1, img2, labels)
+        with rewound_on_error(self.baseline):  # a call that fails reads no pair of a folder of flows
+            return self._pair(img1, img2, labels)
 
     def _estimate_video(self, img1: np.ndarray, img2: np.ndarray, state: VideoState,
                         labels: np.ndarray | None = None) -> FlowResult:
@@ -251,23 +252,23 @@ class SemanticFlow(FlowMethod):
         filtered along the flow (:func:`~semflow.segmentation.temporal.fuse_with_prior`, given masks
         stay as given), and the planes and things are tracked (:mod:`semflow.layers.tracking`): ids
         across frames, carried and smoothed plane models, gates with hysteresis."""
-        return self._pair(img1, img2, labels, state)
+        with rewound_on_error(self.baseline):
+            return self._pair(img1, img2, labels, state)
 
     def _pair(self, img1: np.ndarray, img2: np.ndarray, labels: np.ndarray | None = None,
               state: VideoState | None = None) -> FlowResult:
         timer = StageTimer()
         timings, lap = timer.seconds, timer.lap
 
-        base = self.baseline.estimate(img1, img2, state=state)
-        lap("baseline")
         memory = state.part(self.name, img1) if state is not None and not state.cut else None
-        belief = None
+        belief = None  # the labels first: bad ones fail before the baseline has read a given flow
         if state is not None and labels is None and self.given_array is None and self.given_masks is None:
             labels, table, belief = self.fused_labels(img1, memory.prior if memory is not None else None)
         else:
             labels, table = self.labels_of(img1, labels)
-        self._frame_index += 1
         lap("segmentation")
+        base = self.baseline.estimate(img1, img2, state=state)
+        lap("baseline")
 
         baseline = base.flow
         instance_map, instances = extract_instances(labels, table.ids_of("thing"),
@@ -332,7 +333,6 @@ class SemanticFlow(FlowMethod):
         sharpened = getattr(self.baseline, "last_reports", None)  # a --sharpen baseline's regions
         if sharpened is not None:
             from semflow.sharpen import report_entries
-
             report["sharpen"] = report_entries(sharpened)
         if plane_ids is not None:  # video mode: ids that stay the same from frame to frame
             for entry, tid in zip(report["planes"], plane_ids):
@@ -349,8 +349,7 @@ class SemanticFlow(FlowMethod):
             "motion_ids": motion_ids,
             "occlusion": comp.occluded.astype(np.uint8),
             "baseline_flow": baseline,
-            **({"baseline_unsharpened_flow": base.extras["unsharpened_flow"]} if "unsharpened_flow" in base.extras
-               else {}),
+            **{f"baseline_{key}": flow for key, flow in base.extras.items() if key == "unsharpened_flow"},
             **{f"layer_{name}": flow for name, flow in comp.layer_flows.items()},
             "report_json": np.array(json.dumps(report)),
         }
@@ -358,6 +357,7 @@ class SemanticFlow(FlowMethod):
         if state is not None:
             result.state = VideoState(pairs=base.state.pairs, frame=img2, flow=comp.flow,
                                       parts={**base.state.parts, self.name: memory})
+        self._frame_index += 1  # only now: a call that raises counts no frame
         return result
 
     def write_explain(self, result: FlowResult, out_dir: str | os.PathLike) -> None:

@@ -101,6 +101,9 @@ def test_given_flows_refuse_what_does_not_fit(tmp_path: Path, small_scene) -> No
     given = GivenFlows(folder)
     with pytest.raises(InputError, match="000000.flo: the flow is 40x64, the frames 96x64"):
         given.estimate(s.img1, s.img2)
+    with pytest.raises(InputError, match="000000.flo"):  # a pair that failed is not used up: the same again
+        given.estimate(s.img1, s.img2)
+    given.seek(1)
     with pytest.raises(InputError, match="000001.flo"):
         given.estimate(s.img1, s.img2)
 

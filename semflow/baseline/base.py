@@ -5,6 +5,8 @@ from __future__ import annotations
 import abc
 import os
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -182,7 +184,10 @@ class GivenFlows(FlowMethod):
     for the pair that starts at frame NNNNNN, as ``semflow run --save-flo`` writes them; semantic flow
     over a whole video of flows from elsewhere (``--baseline-flows DIR``).
 
-    The run says which pair comes next (:meth:`seek`); without it, pairs are taken in turn from 0. A
+    The run says which pair comes next (:meth:`seek`); without it, pairs are taken in turn from 0, one per
+    call that succeeds (a call that raises takes none: the same pair can be asked again). The count is
+    the instance's: a second video, or a second pass, with the same instance starts with ``seek(0)`` (a
+    fresh :class:`VideoState` does not say frame 0: a batch's chunk starts with one mid-video). A
     flow of the frames as given fits frames that ``--max-side`` shrank: it is resized with them
     (vectors scaled). A missing file, a corrupt one, NaN or inf, a flow of another size, or two files for
     one pair (``000000.flo`` and ``000000.npy``: checked for the whole folder at the start) is an
@@ -210,6 +215,10 @@ class GivenFlows(FlowMethod):
         """Say which video frame the next pair starts at."""
         self._index = int(frame_index)
 
+    def tell(self) -> int:
+        """The video frame the next pair starts at."""
+        return self._index
+
     def path_for(self, index: int) -> Path:
         """The flow file of the pair that starts at frame ``index``; two or more of them are an error."""
         paths = [self.folder / f"{index:06d}{suffix}" for suffix in FLOW_SUFFIXES]
@@ -225,14 +234,28 @@ class GivenFlows(FlowMethod):
 
     def _estimate(self, img1: np.ndarray, img2: np.ndarray, **_: Any) -> FlowResult:
         path = self.path_for(self._index)
-        self._index += 1
         flow = read_dense_flow(path)
         height, width = img1.shape[:2]
         if flow.shape[:2] != (height, width):
             if not shrunk_to(flow.shape, (height, width)):
                 raise InputError(f"{path}: the flow is {flow.shape[1]}x{flow.shape[0]}, the frames {width}x{height}")
             flow = resize_flow(flow, height, width)
+        self._index += 1  # only now: a call that raises takes no pair
         return FlowResult(flow)
 
     def __repr__(self) -> str:
         return f"GivenFlows({str(self.folder)!r})"
+
+
+@contextmanager
+def rewound_on_error(method: FlowMethod) -> Iterator[None]:
+    """Run the block; if it raises, seek ``method`` back to the pair it was at when the block began, when it
+    reads its pairs in call order (has ``tell`` and ``seek``, as :class:`GivenFlows`): a method that runs it
+    and then fails consumes no pair of it."""
+    at = method.tell() if hasattr(method, "tell") and hasattr(method, "seek") else None
+    try:
+        yield
+    except BaseException:
+        if at is not None:
+            method.seek(at)
+        raise
