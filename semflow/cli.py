@@ -5,15 +5,14 @@ Every command turns a :class:`~semflow.errors.SemflowError` into one line on std
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from semflow.cli_group import SemflowGroup
 from semflow.cli_options import MAX_FLOW, F, click_type, prior_options
 from semflow.errors import FlowRangeWarning, InputError, SemflowError, one_line, warnings_as_lines
 from semflow.io.outputs import check_outputs, refuse_inputs_as_outputs, refuse_outputs_inside
@@ -21,60 +20,12 @@ from semflow.methods import DEFAULT_RUN_METHOD
 from semflow.segmentation.clip import prior_from_options
 
 
-def _error(text: str) -> None:
-    """Print ``semflow: error: TEXT`` on one line: control characters (a newline in a file name) escaped."""
-    click.echo("semflow: error: " + one_line(text), err=True)
-
-
 def _say(text: str) -> None:
     """Print a command's result line on stdout, as one line (:func:`one_line`: a newline in a name escaped)."""
     click.echo(one_line(text))
 
 
-class Terminated(BaseException):
-    """SIGTERM (``timeout``, a scheduler, ``docker stop``), raised where the command is: it unwinds like
-    Ctrl-C, so every clean-up runs (staging folders, partial videos, child processes)."""
-
-
-def _terminated(signum: int, frame: Any) -> None:
-    raise Terminated
-
-
-class _Group(click.Group):
-    """A click group that reports user errors as one line instead of a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _terminated)
-        try:
-            return super().invoke(ctx)
-        except SemflowError as exc:
-            _error(str(exc))
-            ctx.exit(1)
-        except click.UsageError as exc:  # a bad option value or a missing argument: one line too
-            hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-            _error(f"{exc.format_message()}{hint}")
-            ctx.exit(2)
-        except (KeyboardInterrupt, Terminated) as exc:  # named: `run` or `batch` (with --resume) can continue
-            name = ctx.invoked_subcommand
-            resumable = any(p.name == "resume" for p in getattr(self.get_command(ctx, name or ""), "params", []))
-            hint = f" (finished outputs are kept; `{name}` can continue with --resume)" if resumable else ""
-            how = "terminated" if isinstance(exc, Terminated) else "interrupted"
-            click.echo(f"semflow: {how}{hint}", err=True)
-            ctx.exit(143 if isinstance(exc, Terminated) else 130)
-        except MemoryError:  # an allocation the estimate (semflow.memory.check_memory) did not foresee
-            _error("out of memory; try smaller frames (run: --max-side)")
-            ctx.exit(1)
-        except BrokenPipeError:  # the reader went away (`semflow methods | head`): nothing to report
-            sys.stderr.close()
-            ctx.exit(1)
-        except OSError as exc:
-            _error(f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc.strerror or exc))
-            ctx.exit(1)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=SemflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="semflow")
 def main() -> None:
     """semflow: optical flow that knows what it is looking at."""

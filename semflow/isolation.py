@@ -28,6 +28,7 @@ import numpy as np
 
 from semflow.baseline.base import FlowResult
 from semflow.errors import SemflowError
+from semflow.io.native import own_native_output
 from semflow.memory import PeakMemory
 
 _METHOD: Any = None  # the method, in the child process
@@ -41,6 +42,7 @@ def _leave_with_parent(parent: int) -> None:
     holding a method and its memory, would live on."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])  # (ignored now; blocked since its start)
+    own_native_output()  # (this process is semflow's: decoders' lines are captured, as in the CLI)
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(PARENT_CHECK_SECONDS)

@@ -3,6 +3,8 @@ option values) and what a format cannot hold, said to a script as clearly as to 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -75,3 +77,58 @@ def test_run_options_refuse_unknown_method_and_progress_values() -> None:
         with pytest.raises(InputError, match="progress must be True, False or None"):
             RunOptions(progress=bad)
     assert RunOptions(method="dis-fast", progress=False).progress is False
+
+
+def _python(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_a_program_that_imports_semflow_keeps_its_stderr(tmp_path: Path) -> None:
+    """Decoding an image or a video sent descriptor 2 of the whole process to a temporary file, in any
+    program that imported semflow: what its other threads wrote meanwhile (log lines) was lost."""
+    code = (
+        "import os, threading, numpy as np, semflow\n"
+        "semflow.write_image('x.png', np.zeros((64, 64, 3), np.uint8))\n"
+        "stop, sent = threading.Event(), [0]\n"
+        "def beat():\n"
+        "    while not stop.is_set():\n"
+        "        os.write(2, b'beat\\n'); sent[0] += 1\n"
+        "thread = threading.Thread(target=beat); thread.start()\n"
+        "for _ in range(300): semflow.read_image('x.png')\n"
+        "stop.set(); thread.join(); print(sent[0])\n")
+    proc = _python(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("beat\n") == int(proc.stdout) > 0
+
+
+def test_importing_semflow_leaves_opencv_logging_alone(tmp_path: Path) -> None:
+    """``import semflow`` silenced OpenCV's logging for the whole program and set FFmpeg's log level
+    in its environment (passed on to every child it starts)."""
+    code = (
+        "import os, cv2\n"
+        "level = cv2.utils.logging.getLogLevel()\n"
+        "import semflow\n"
+        "from semflow.io.video import FrameSource\n"
+        "semflow.read_image  # (the IO modules imported)\n"
+        "print(cv2.utils.logging.getLogLevel() == level, 'OPENCV_FFMPEG_LOGLEVEL' in os.environ)\n")
+    proc = _python(code, tmp_path)
+    assert proc.stdout.split() == ["True", "False"], proc.stderr
+
+
+def test_the_cli_run_in_process_puts_back_what_it_changed() -> None:
+    """Run in-process (a script, a test), the CLI left its SIGTERM handler (raising a BaseException)
+    installed after it returned; it now also gives back OpenCV's log level."""
+    import signal
+
+    import cv2
+    from click.testing import CliRunner
+
+    from semflow.cli import main
+    from semflow.io import native
+
+    level = cv2.utils.logging.getLogLevel()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    result = CliRunner().invoke(main, ["methods"])
+    assert result.exit_code == 0
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert cv2.utils.logging.getLogLevel() == level and native.own_native_output(False) is False

@@ -22,6 +22,7 @@ import numpy as np
 from semflow.baseline.base import FlowMethod
 from semflow.errors import InputError
 from semflow.forked import set_process_limit
+from semflow.io.native import own_native_output
 from semflow.io.outputs import OutputFolder
 from semflow.io.video import FrameSource
 from semflow.methods import DEFAULT_RUN_METHOD, get_method
@@ -127,6 +128,7 @@ class ClipWorker:
     in :mod:`semflow.batch.runner` wraps it)."""
 
     def __init__(self, method: str | FlowMethod, method_options: dict[str, Any], threads: int | None = None) -> None:
+        own_native_output()  # (a worker process is semflow's: decoders' lines stay out of the driver's terminal)
         if threads:  # a worker owns ``threads`` CPUs: OpenCV and torch would otherwise use every core each
             import torch
 

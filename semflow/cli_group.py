@@ -1,0 +1,69 @@
+"""The group every ``semflow`` command runs under: a user's error is one line on stderr and a non-zero
+exit, Ctrl-C and SIGTERM unwind (so clean-ups run) and say whether the command can resume, and while a
+command runs semflow owns the process's native output (:func:`~semflow.io.native.own_native_output`)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+
+from semflow.errors import SemflowError, one_line
+from semflow.io.native import own_native_output
+
+
+def _error(text: str) -> None:
+    """Print ``semflow: error: TEXT`` on one line: control characters (a newline in a file name) escaped."""
+    click.echo("semflow: error: " + one_line(text), err=True)
+
+
+class Terminated(BaseException):
+    """SIGTERM (``timeout``, a scheduler, ``docker stop``), raised where the command is: it unwinds like
+    Ctrl-C, so every clean-up runs (staging folders, partial videos, child processes)."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+class SemflowGroup(click.Group):
+    """A click group that reports user errors as one line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        handler = threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        if handler:
+            signal.signal(signal.SIGTERM, _terminated)
+        owned = own_native_output()
+        try:
+            return super().invoke(ctx)
+        except SemflowError as exc:
+            _error(str(exc))
+            ctx.exit(1)
+        except click.UsageError as exc:  # a bad option value or a missing argument: one line too
+            hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            _error(f"{exc.format_message()}{hint}")
+            ctx.exit(2)
+        except (KeyboardInterrupt, Terminated) as exc:  # named: `run` or `batch` (with --resume) can continue
+            name = ctx.invoked_subcommand
+            resumable = any(p.name == "resume" for p in getattr(self.get_command(ctx, name or ""), "params", []))
+            hint = f" (finished outputs are kept; `{name}` can continue with --resume)" if resumable else ""
+            how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+            click.echo(f"semflow: {how}{hint}", err=True)
+            ctx.exit(143 if isinstance(exc, Terminated) else 130)
+        except MemoryError:  # an allocation the estimate (semflow.memory.check_memory) did not foresee
+            _error("out of memory; try smaller frames (run: --max-side)")
+            ctx.exit(1)
+        except BrokenPipeError:  # the reader went away (`semflow methods | head`): nothing to report
+            sys.stderr.close()
+            ctx.exit(1)
+        except OSError as exc:
+            _error(f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc.strerror or exc))
+            ctx.exit(1)
+        finally:  # (as it was: the CLI run in-process by a script or a test)
+            own_native_output(owned)
+            if handler:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
