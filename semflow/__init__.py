@@ -27,7 +27,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 from semflow.baseline.base import FlowMethod, FlowResult  # noqa: E402
-from semflow.errors import InputError, SemflowError, WeightsError  # noqa: E402
+from semflow.errors import InputError, OutputError, ResourceError, SemflowError, WeightsError  # noqa: E402
 from semflow.io.flow import read_flow, read_flow_valid, write_flow  # noqa: E402
 from semflow.io.images import read_image, write_image  # noqa: E402
 from semflow.methods import get_method, list_methods  # noqa: E402
@@ -42,7 +42,7 @@ def estimate_flow(img1: np.ndarray, img2: np.ndarray, method: str = "dis-medium"
 
 
 __all__ = [
-    "FlowMethod", "FlowResult", "InputError", "SemflowError", "WeightsError",
+    "FlowMethod", "FlowResult", "InputError", "OutputError", "ResourceError", "SemflowError", "WeightsError",
     "estimate_flow", "flow_to_color", "get_method", "list_methods",
     "read_flow", "read_flow_valid", "read_image", "write_flow", "write_image",
 ]

@@ -29,6 +29,29 @@ class OutputError(SemflowError):
     """An output location that cannot or may not be written (unwritable, a link, locked by another run)."""
 
 
+class OutputFileError(OutputError, OSError):
+    """An output file the system would not let us write (a full disk, a folder in its place, a file in
+    place of its folder): one line naming the file; an :class:`OSError` too, with its ``errno``."""
+
+    def __init__(self, errno: int | None, strerror: str, filename: str) -> None:
+        OSError.__init__(self, errno, strerror, filename)
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+
+@contextlib.contextmanager
+def writing_output(path: object) -> Iterator[None]:
+    """Turn an OSError of writing the output ``path`` in the block into an :class:`OutputFileError` (a
+    :class:`SemflowError`: what the API promises for every problem a user can cause)."""
+    try:
+        yield
+    except OutputFileError:
+        raise
+    except OSError as exc:
+        raise OutputFileError(exc.errno, exc.strerror or str(exc), str(exc.filename or path)) from None
+
+
 class ResourceError(SemflowError):
     """The work would need more memory (or another resource) than the machine has."""
 

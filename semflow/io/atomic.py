@@ -25,6 +25,14 @@ STALE_STAGING_SECONDS = 60.0
 
 
 def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (``Umask:`` in
+    /proc/self/status): setting it to 0 and back, as elsewhere, is a moment in which a host's other
+    threads create files anyone may write."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -38,7 +46,10 @@ def temp_path_beside(path: str | os.PathLike, suffix: str | None = None) -> Path
     writers which pick a format from the extension (OpenCV, imageio, FFmpeg) still see the right one.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # ("File exists: 'a'" for a/b/x.flo where a is a file)
+        raise OSError(errno.ENOTDIR, "a part of its folder is a file, not a folder", str(target)) from None
     suffix = suffix if suffix is not None else target.suffix
     # A name of up to 255 bytes (the usual limit) is a legal target: its stem is shortened in the temporary
     # name, which adds a dot before, a dot and 8 random characters after it and the suffix.

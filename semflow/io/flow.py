@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from semflow.errors import FlowRangeWarning, InputError, reason
+from semflow.errors import FlowRangeWarning, InputError, reason, writing_output
 from semflow.io.atomic import write_bytes_atomic
 from semflow.io.files import require_file
 from semflow.io.images import decode_image, write_image
@@ -330,7 +330,8 @@ def write_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | No
     """Write ``flow`` (H, W, 2) atomically in the format named by the extension. Returns how many valid
     pixels the format cannot hold and wrote as unknown (KITTI ``.png``, beyond +-512 px; 0 otherwise)."""
     ext = _extension(path)
-    if ext == ".png":
-        return write_kitti_flow(path, flow, valid)
-    (write_flo if ext == ".flo" else write_npy_flow)(path, flow, valid)
+    with writing_output(path):
+        if ext == ".png":
+            return write_kitti_flow(path, flow, valid)
+        (write_flo if ext == ".flo" else write_npy_flow)(path, flow, valid)
     return 0

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from semflow.errors import InputError
+from semflow.errors import InputError, writing_output
 from semflow.io.atomic import write_bytes_atomic
 from semflow.io.files import require_file
 from semflow.io.native import native_stderr
@@ -344,7 +344,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
         raise InputError(f"{path}: could not write image ({str(exc).strip().splitlines()[-1]})") from None
     if not encoded:
         raise InputError(f"{path}: could not write image")
-    write_bytes_atomic(path, memoryview(data))
+    with writing_output(path):
+        write_bytes_atomic(path, memoryview(data))
 
 
 def is_image_path(path: str | os.PathLike) -> bool:

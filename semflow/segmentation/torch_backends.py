@@ -90,7 +90,8 @@ def load_camvid_model(path: str | os.PathLike | None = None) -> tuple[SegNetLite
         raise WeightsError(f"{path}: num_classes {num_classes!r} is not a class count (1 to 256)")  # checked before
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):  # it is built
         raise WeightsError(f"{path}: its state_dict is not a mapping of names to tensors")
-    model = SegNetLite0(num_classes)
+    with torch.random.fork_rng(devices=[]):  # (its random initialisation, overwritten below, drew from the
+        model = SegNetLite0(num_classes)     # caller's torch stream: a host seeding torch got other numbers)
     sd = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
@@ -289,7 +290,8 @@ class TorchvisionSegmenter(TorchSegmenter):
                                f"{', '.join(_TV_ARCHES)})") from None
         import torchvision.models.segmentation as tvseg
 
-        model = getattr(tvseg, arch)(weights=None, weights_backbone=None, num_classes=n, aux_loss=aux)
+        with torch.random.fork_rng(devices=[]):  # (random initialisation, replaced by the weights)
+            model = getattr(tvseg, arch)(weights=None, weights_backbone=None, num_classes=n, aux_loss=aux)
         try:
             model.load_state_dict(sd, strict=True)
         except RuntimeError as exc:

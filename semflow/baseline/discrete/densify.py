@@ -6,6 +6,7 @@ Points are float32 (N, 2) pixel positions (x, y) in frame 1; flows float32 (N, 2
 
 from __future__ import annotations
 
+import concurrent.futures
 from dataclasses import dataclass
 
 import cv2
@@ -266,14 +267,21 @@ def weighted_median(image: np.ndarray, flow: np.ndarray, *, radius: int, sigma: 
     if where is not None and not where.any():
         return flow.copy()
     image = np.ascontiguousarray(image, np.uint8)
-    components = []
-    for c in range(2):
-        # The filter clusters a colour guide's colours from OpenCV's global random stream, so that
-        # results differ call to call (by up to 1.6 px on a Middlebury pair): the stream is seeded first.
-        cv2.setRNGSeed(0)
-        components.append(cv2.ximgproc.weightedMedianFilter(image, np.ascontiguousarray(flow[..., c], np.float32),
-                                                            radius, sigma=sigma))
-    filtered = np.stack(components, axis=-1)
+
+    def filtered_components() -> list[np.ndarray]:
+        components = []
+        for c in range(2):
+            # The filter clusters a colour guide's colours from OpenCV's random stream, so that results
+            # differ call to call (by up to 1.6 px on a Middlebury pair): the stream is seeded first.
+            cv2.setRNGSeed(0)
+            components.append(cv2.ximgproc.weightedMedianFilter(
+                image, np.ascontiguousarray(flow[..., c], np.float32), radius, sigma=sigma))
+        return components
+
+    # OpenCV's random stream is the calling thread's: seeded in a thread of its own, the caller's stream
+    # (a host program's cv2.setRNGSeed(42)) is left as it was.
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="semflow-median") as pool:
+        filtered = np.stack(pool.submit(filtered_components).result(), axis=-1)
     moved = np.linalg.norm(filtered - flow, axis=-1) > min_change
     if where is not None:
         moved &= where

@@ -212,7 +212,7 @@ def load_clip_model(model_name: str, weights: str | os.PathLike | None, *, devic
     model_name = resolve_model_name(open_clip, model_name)
     openai_format = is_torchscript_archive(path)
     state = read_state_dict(path, openai_format)
-    with quiet_open_clip():
+    with quiet_open_clip(), torch.random.fork_rng(devices=[]):  # (random init, replaced: the caller's stream kept)
         model = open_clip.create_model(model_name, pretrained=None, pretrained_image=False, pretrained_text=False,
                                        force_quick_gelu=openai_format, device="cpu")
     load_into(model, state, path, model_name)
