@@ -52,6 +52,7 @@ SEGMENT_PAIRS = 50
 """Pairs per segment: what an interrupted run loses at most, and the encoder's restart granularity."""
 TARGET = 0.8
 """The encoder's average rate as a share of the budget per pair (its peak rate is the whole share)."""
+X264_THREADS = 1  # (with frame threads x264's rate control coded the same pairs differently run to run)
 _LOG_RANGE = float(np.log1p(MAX_PX / SCALE_PX))
 MIN_SEGMENT_PAIRS = 4
 """A segment shorter than this is not started (the budget is as good as spent)."""
@@ -251,7 +252,7 @@ class SegmentWriter:
         self._encoder = FFmpegEncoder(self.part, size, FPS, "yuv444p10le", [  # (its errors: OutputError)
             "-vcodec", "libx264", "-pix_fmt", "yuv444p10le", "-preset", preset, "-tune", "psnr",
             "-b:v", f"{int(rate * TARGET)}", "-maxrate", f"{int(rate)}", "-bufsize", f"{int(buffer)}",
-            "-threads", "2", "-f", "matroska"])
+            "-threads", str(X264_THREADS), "-f", "matroska"])
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="semflow-segment")
         self._sending: Future | None = None
 

@@ -362,6 +362,9 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
     if resume and state_path.exists():
         previous = _read_state(out_dir)
         refuse_other_settings(out_dir, previous.get("fingerprint", {}), fingerprint)
+        if previous.get("budget") not in (None, int(INTERMEDIATE_SHARE * cache_budget)):  # (ignored silently)
+            warn(f"{out_dir}: --cache-mb differs from the run this continues; its budget is kept"
+                 f" ({previous['budget'] / INTERMEDIATE_SHARE / 2**20:.0f} MiB)")
         return reopen_store(out_dir, save_flo, folder)
     if not resume and folder is None:  # a locked folder has already removed what its previous run listed
         shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)

@@ -38,6 +38,14 @@ def shrunk_to(full: tuple[int, ...], size: tuple[int, ...]) -> bool:
     return max(full[:2]) > max(size[:2]) and max_side_size(*full[:2], max(size[:2])) == tuple(size[:2])
 
 
+def _grab_all(cap: cv2.VideoCapture, limit: int | None = None) -> int:
+    """How many frames ``cap`` still has (at most ``limit``), read through without converting them."""
+    count = 0
+    while (limit is None or count < limit) and cap.grab():
+        count += 1
+    return count
+
+
 def resize_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
     """Shrink ``image`` so its longer side is at most ``max_side`` pixels (never enlarges)."""
     h, w = max_side_size(*image.shape[:2], max_side)
@@ -171,6 +179,9 @@ class FrameSource:
                     ok, first = cap.read()
                     if ok:
                         self._first_size = first.shape[:2]
+                    if ok and count <= 0:  # none declared (raw .h264, a webm written to a pipe): counted
+                        more = None if max_frames is None else max_frames - 1  # (the run's cache plan needs it)
+                        count, self.declared = 1 + _grab_all(cap, more), None
                 cap.release()
             if not ok:
                 raise InputError(f"{self.path}: not a readable video (no frame could be decoded)")
