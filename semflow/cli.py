@@ -180,7 +180,7 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
          f" {summary['wall_seconds']:.1f} s ({rate or 0:.2f} pairs/s) -> {out_dir / 'batch.json'}")
     if summary["failed"]:
         raise SemflowError(f"{summary['failed']} of {len(summary['inputs'])} clips failed (see {out_dir / 'batch.json'});"
-                           " `--resume` redoes only what is missing")
+                           " once what their errors name is mended, `--resume` redoes only what is missing")
 
 
 # --- flow ---------------------------------------------------------------------------------------

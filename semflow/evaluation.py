@@ -120,7 +120,9 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
 
     ``isolate=True`` (what ``semflow compare`` does) runs each method in a child process of its own
     (:mod:`semflow.isolation`): ``peak_mb`` is then the peak resident memory of a process that ran only
-    that method (Python, its libraries and model included). The default runs every method in this
+    that method (Python, its libraries and model included; started with ``spawn``, so a script that
+    calls this must keep its top-level code under ``if __name__ == "__main__":``, as for any
+    multiprocessing). The default runs every method in this
     process (methods or models registered at run time are only known here); ``peak_mb`` is then this
     process's peak while the method ran, which includes whatever ran before.
     """
