@@ -81,7 +81,9 @@ def test_run_options_refuse_unknown_method_and_progress_values() -> None:
 
 
 def _python(code: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
+    """``code`` run by a fresh Python, in an environment without what a test before may have set here."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_a_program_that_imports_semflow_keeps_its_stderr(tmp_path: Path) -> None:
@@ -127,12 +129,17 @@ def test_the_cli_run_in_process_puts_back_what_it_changed() -> None:
     from semflow.cli import main
     from semflow.io import native
 
-    level = cv2.utils.logging.getLogLevel()
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    result = CliRunner().invoke(main, ["methods"])
-    assert result.exit_code == 0
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    assert cv2.utils.logging.getLogLevel() == level and native.own_native_output(False) is False
+    owned = native.own_native_output(False)  # (a test before may have built a batch's worker here,
+    handler = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # or started Ray, which handles SIGTERM)
+    try:
+        level = cv2.utils.logging.getLogLevel()
+        result = CliRunner().invoke(main, ["methods"])
+        assert result.exit_code == 0
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        assert cv2.utils.logging.getLogLevel() == level and native.own_native_output(False) is False
+    finally:
+        native.own_native_output(owned)
+        signal.signal(signal.SIGTERM, handler)
 
 
 def test_writing_an_output_never_changes_the_umask(monkeypatch, tmp_path: Path) -> None:

@@ -286,7 +286,7 @@ def test_sigterm_after_ray_starts_unwinds_the_batch(cli_env, tmp_path: Path) -> 
     module's Ray is already up, and ray.init would not run here.)"""
     script = f"""
 import os, signal
-from semflow import cli
+from semflow import cli_group as cli
 from semflow.batch import Batch, BatchOptions
 signal.signal(signal.SIGTERM, cli._terminated)
 batch = Batch({str(tmp_path / "out")!r}, BatchOptions(method="dis-fast", workers=1))

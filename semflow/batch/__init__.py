@@ -7,8 +7,9 @@ command over them.
 
 from __future__ import annotations
 
+from semflow.batch.clips import InputResult
 from semflow.batch.inputs import BatchInput, expand_inputs
-from semflow.batch.runner import Batch, InputResult, run_batch
+from semflow.batch.runner import Batch, run_batch
 from semflow.batch.work import BatchOptions, Chunk, plan_chunks
 
 __all__ = ["Batch", "BatchInput", "BatchOptions", "Chunk", "InputResult", "expand_inputs", "plan_chunks", "run_batch"]

@@ -4,7 +4,9 @@ An input is a video file, a folder of frames (a folder holding images), a folder
 in it is a clip), a glob pattern (``'clips/*.mp4'``), or a manifest: a ``.txt`` file with one path a line
 or a ``.csv`` file with columns ``input[,name]`` (relative paths are taken from the manifest's folder;
 empty lines and lines starting with ``#`` are skipped). Each clip gets a unique output name, its file
-or folder name, with ``-2``, ``-3``... when two clips share one.
+or folder name, with ``-2``, ``-3``... when two clips share one. Hidden files (``.x.mp4``, macOS's
+``._x.mp4`` copies) in a folder are no one's clips. Given the batch's output folder, the inputs never
+include it (a glob or a folder leaves it out) and it may not lie in a folder they read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from semflow.errors import InputError
 from semflow.io.images import is_image_path
+from semflow.io.outputs import refuse_outputs_inside
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
 MANIFEST_EXTENSIONS = (".txt", ".csv")
@@ -40,7 +43,9 @@ def is_video_path(path: str | os.PathLike) -> bool:
 def _manifest(path: Path) -> list[tuple[Path, str | None]]:
     rows: list[tuple[Path, str | None]] = []
     try:
-        text = path.read_text(encoding="utf-8", errors="surrogateescape")  # names' bytes kept as the file system's
+        # utf-8-sig: a byte-order mark (Notepad, Excel's "CSV UTF-8") is dropped, not read into the first path;
+        # surrogateescape: names' bytes kept as the file system's
+        text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the manifest ({exc})") from None
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
@@ -59,21 +64,38 @@ def _manifest(path: Path) -> list[tuple[Path, str | None]]:
     return rows
 
 
-def _expand_one(item: str | os.PathLike) -> list[tuple[Path, str | None]]:
+def _text(item: object) -> str:
+    """An input as text: a str, a path, or bytes (a file system name, decoded as the file system does)."""
+    if isinstance(item, (str, bytes, os.PathLike)):
+        text = os.fspath(item)
+        return os.fsdecode(text) if isinstance(text, bytes) else text
+    raise InputError(f"an input must be a path (str, bytes or os.PathLike), a glob or a manifest, got {item!r}")
+
+
+def _inside(path: str | os.PathLike, folder: str | None) -> bool:
+    """Whether ``path`` is the real folder ``folder`` or lies in it (by any path or link)."""
+    return folder is not None and os.path.commonpath([folder, os.path.realpath(path)]) == folder
+
+
+def _expand_one(item: str | os.PathLike, out: str | None) -> list[tuple[Path, str | None]]:
     text = str(item)
     path = Path(text).expanduser()
     if not path.exists() and any(ch in text for ch in "*?["):
         matches = sorted(glob.glob(str(path), recursive=True))
         if not matches:
             raise InputError(f"{text}: no file matches this pattern")
-        return [entry for match in matches for entry in _expand_one(match)]
+        # the batch's own outputs are no input ('clips/*' with --out clips/out: its next run took out/ as a clip)
+        return [entry for match in matches if not _inside(match, out) for entry in _expand_one(match, out)]
     if path.is_file() and path.suffix.lower() in MANIFEST_EXTENSIONS:
         return _manifest(path)
     if path.is_dir():
-        children = [p for p in path.iterdir() if p.is_file()]
+        # hidden files are no one's clips, nor frames (macOS leaves ._x.mp4 and ._cover.png beside a copy)
+        children = [p for p in path.iterdir() if not p.name.startswith(".") and p.is_file()]
         if not any(is_image_path(p) for p in children):
             videos = sorted(p for p in children if is_video_path(p))
             if videos:
+                if out is not None:
+                    refuse_outputs_inside(path, [out])  # a folder of videos read is written into by no one
                 return [(p, None) for p in videos]
     return [(path, None)]  # a video, a folder of frames, or something the run will report as unusable
 
@@ -87,19 +109,32 @@ def folder_name(name: str) -> str:
     return "_".join(parts).lstrip(".") or "clip"
 
 
-def expand_inputs(items: Iterable[str | os.PathLike | BatchInput]) -> list[BatchInput]:
+def expand_inputs(items: Iterable[str | bytes | os.PathLike | BatchInput],
+                  out: str | os.PathLike | None = None) -> list[BatchInput]:
     """The clips named by ``items`` (see the module docstring; one path or glob alone counts as a list of
-    it, never as its characters), each with a unique output name."""
-    if isinstance(items, (str, os.PathLike, BatchInput)):
+    it, never as its characters), each with a unique output name. ``out``: the batch's output folder,
+    left out of globs; OutputError when it is, or lies in, a folder of frames or of videos read."""
+    if isinstance(items, (str, bytes, os.PathLike, BatchInput)):
         items = [items]
+    try:
+        items = list(items)
+    except TypeError:
+        raise InputError(f"inputs must be a list of paths, globs or manifests, got {items!r}") from None
+    real_out = os.path.realpath(out) if out is not None else None
     entries: list[tuple[Path, str | None]] = []
     for item in items:
         if isinstance(item, BatchInput):
-            entries.append((item.path, item.name))
+            if not isinstance(item.name, str):
+                raise InputError(f"a BatchInput's name must be a str, got {item.name!r}")
+            entries.append((Path(_text(item.path)), item.name))
         else:
-            entries.extend(_expand_one(item))
+            entries.extend(_expand_one(_text(item), real_out))
     if not entries:
         raise InputError("no inputs given")
+    if out is not None:
+        for path, _ in entries:
+            if path.is_dir():  # a folder of frames: semflow does not write into what it reads
+                refuse_outputs_inside(path, [out])
     used: set[str] = {"batch.json"}  # the batch's own file beside the clips' folders
     result = []
     for path, name in entries:

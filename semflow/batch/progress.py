@@ -45,6 +45,12 @@ class BatchProgress:
         if self._progress is not None:
             self._progress.stop()
 
+    def add_clips(self, count: int) -> None:
+        """Add ``count`` clips to the total (clips submitted while the batch runs join it)."""
+        if self._progress is not None:
+            total = self._progress.tasks[self._clips].total or 0
+            self._progress.update(self._clips, total=total + count)
+
     def add_pairs(self, count: int) -> None:
         """Add ``count`` (estimated) pairs to the total."""
         if self._progress is not None:

@@ -11,57 +11,37 @@ only what is missing. Inputs and the output folder must be on a path every worke
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import json
 import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from semflow.batch.clips import (
+    BATCH_JSON,
+    INTERRUPTED,
+    BatchFolder,
+    ClipState,
+    InputResult,
+    batch_summary,
+    clip_notes,
+    open_clip,
+)
 from semflow.batch.cluster import check_address, ray_starting, token_notice_hidden, workers_to_start
 from semflow.batch.inputs import BatchInput, expand_inputs
 from semflow.batch.progress import BatchProgress
-from semflow.batch.work import BatchOptions, Chunk, ClipWorker, Prepared, prepare_clip
-from semflow.errors import SemflowError
+from semflow.batch.work import BatchOptions, Chunk, ClipWorker
+from semflow.errors import SemflowError, warn
 from semflow.io.atomic import write_text_atomic
-from semflow.io.outputs import OutputFolder, check_output_folder, refuse_inputs_as_outputs, refuse_link
-from semflow.pipeline import STAGES, check_video
-from semflow.runstore import RUN_OUTPUTS, WORK_DIR, finished_summary
 
 PROBES = 300
 """How many times (0.2 s apart) the driver asks a worker that died whether Ray has restarted it."""
-
-
-@dataclass
-class InputResult:
-    """How one clip of a batch went: ``status`` is ``ok`` or ``failed`` (with a one-line ``error``);
-    ``summary`` is its ``summary.json`` when ok. ``wall_seconds``: worker seconds spent on it in this
-    batch; ``computed_pairs``: pairs computed in this batch (the rest were finished before)."""
-
-    name: str
-    input: str
-    out_dir: str
-    status: str = "pending"
-    error: str | None = None
-    pairs: int = 0
-    computed_pairs: int = 0
-    wall_seconds: float = 0.0
-    stage_seconds: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
-    summary: dict[str, Any] | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        """The entry of this clip in ``batch.json`` (without its full summary)."""
-        return {"name": self.name, "input": self.input, "out_dir": self.out_dir, "status": self.status,
-                "error": self.error, "pairs": self.pairs, "computed_pairs": self.computed_pairs,
-                "wall_seconds": self.wall_seconds, "stage_seconds": self.stage_seconds,
-                "wall_seconds_per_pair": self.wall_seconds / self.computed_pairs if self.computed_pairs else None,
-                "max_flow_px": self.summary["max_flow_px"] if self.summary else None}
 
 
 def one_line(exc: BaseException) -> str:
@@ -70,24 +50,6 @@ def one_line(exc: BaseException) -> str:
         exc = exc.cause
     text = str(exc) if isinstance(exc, SemflowError) else f"{type(exc).__name__}: {exc}"
     return (text.strip().splitlines() or [type(exc).__name__])[0]
-
-
-@dataclass
-class _Clip:
-    item: BatchInput
-    result: InputResult
-    chunks: collections.deque = field(default_factory=collections.deque)
-    running: int = 0
-    single_pass: bool = False
-    drawing: bool = False
-    folder: OutputFolder | None = None
-    """The clip's output folder, locked by the driver from its preparation until its result is known."""
-
-    def release(self) -> None:
-        """Unlock the clip's output folder (its result is known, or the batch stopped)."""
-        if self.folder is not None:
-            self.folder.__exit__(None, None, None)
-            self.folder = None
 
 
 class Batch:
@@ -99,18 +61,23 @@ class Batch:
                 print(result.name, result.status, result.error)
         batch.summary   # also written to out/batch.json
 
-    Outputs go to ``out/<name>/``: the files ``semflow run`` writes for that clip.
+    Outputs go to ``out/<name>/``: the files ``semflow run`` writes for that clip. ``out`` is locked while
+    the batch is open: a second batch or a ``semflow run`` into it is refused. Each clip is run once per
+    Batch: clips submitted later (also while :meth:`results` runs) are run by it or by the next call.
     """
 
     def __init__(self, out_dir: str | os.PathLike, options: BatchOptions | None = None) -> None:
         self.out_dir = Path(out_dir)
         self.options = options or BatchOptions()
         self.run_options = self.options.run_options()
-        self.clips: list[_Clip] = []
+        self.clips: list[ClipState] = []
         self.summary: dict[str, Any] | None = None
         self._started_ray = False
         self._workers: list[Any] = []
         self._wanted = 0
+        self._folder = BatchFolder(self.out_dir)
+        self._run_started: float | None = None  # when the results() in progress began
+        self._wall = 0.0  # wall seconds of all results() calls so far
         self.startup_seconds = 0.0
 
     # --- Ray ------------------------------------------------------------------------------------
@@ -123,10 +90,20 @@ class Batch:
         self.close()
 
     def start(self) -> None:
-        """Join the cluster (``address``) or start a local Ray, and start one worker (a method the workers
-        cannot build fails here); :meth:`results` starts the rest, as many as the clips' tasks can use."""
+        """Lock the output folder, join the cluster (``address``) or start a local Ray, and start one worker
+        (a method the workers cannot build fails here); :meth:`results` starts the rest, as many as the clips'
+        tasks can use."""
         started = time.perf_counter()
-        check_output_folder(self.out_dir)  # an --out that cannot be a folder fails before Ray starts
+        self._folder.check()  # before Ray starts, as every command checks its outputs before any work
+        self._folder.lock()
+        try:
+            self._start_ray()
+        except BaseException:
+            self.close()
+            raise
+        self.startup_seconds += time.perf_counter() - started
+
+    def _start_ray(self) -> None:
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
             if self.options.address:
@@ -141,10 +118,8 @@ class Batch:
         cpus = int(ray.cluster_resources().get("CPU", 0))
         self._wanted = self.options.workers or max(1, cpus)
         if self._wanted > cpus:
-            self.close()
             raise SemflowError(f"{self._wanted} workers asked for, but the Ray cluster has {cpus} CPUs")
         self._add_workers(1)
-        self.startup_seconds = time.perf_counter() - started
 
     def _add_workers(self, count: int) -> None:
         """Start workers until there are ``count``, and wait until each has built its method."""
@@ -165,7 +140,9 @@ class Batch:
         return ray.get([w.pid.remote() for w in self._workers])
 
     def close(self) -> None:
-        """Stop the workers, and Ray when this batch started it; unlock the clips' output folders."""
+        """Stop the workers, and Ray when this batch started it; unlock the clips' output folders and the
+        batch's. A :meth:`results` left unfinished writes its batch.json first."""
+        self._end_run(complete=False)
         for clip in self.clips:
             clip.release()
         for worker in self._workers:
@@ -174,103 +151,134 @@ class Batch:
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
+        self._folder.unlock()
 
     # --- inputs ---------------------------------------------------------------------------------
 
     def submit(self, inputs: Iterable[str | os.PathLike | BatchInput]) -> list[BatchInput]:
-        """Add clips (paths, globs, manifests, see :func:`expand_inputs`); returns them as expanded."""
+        """Add clips (paths, globs, manifests, see :func:`expand_inputs`); returns them as expanded. Clips
+        submitted while :meth:`results` runs join it. The batch's own output folder is never an input: a
+        glob or folder leaves it out, and an output folder inside an input folder is refused."""
         taken = {c.item.name for c in self.clips}
         added = []
-        for item in expand_inputs(inputs):
+        for item in expand_inputs(inputs, out=self.out_dir):
             name, k = item.name, 2
             while name in taken:
                 name, k = f"{item.name}-{k}", k + 1
             taken.add(name)
             item = BatchInput(item.path, name)
             out = self.out_dir / name
-            self.clips.append(_Clip(item, InputResult(name, str(item.path), str(out))))
+            self.clips.append(ClipState(item, InputResult(name, str(item.path), str(out))))
             added.append(item)
         return added
 
     # --- scheduling -----------------------------------------------------------------------------
 
     def results(self) -> Iterator[InputResult]:
-        """Run everything submitted; yield each clip's result as soon as it is known."""
+        """Run every clip submitted and not run yet, with those submitted while this runs; yield each
+        clip's result as soon as it is known. A clip is run once per Batch: a second call runs only clips
+        submitted since (finished clips' outputs are left alone, nor yielded again). Left early (``break``,
+        an exception, Ctrl-C) it still writes batch.json and :attr:`summary`, the clips not done
+        ``interrupted``."""
+        if self._run_started is not None:
+            raise SemflowError("results() is already running for this batch: submit() more clips to it instead")
+        if self.summary is not None and all(clip.prepared for clip in self.clips):
+            return  # nothing new since the last call
         if not self._workers:
             self.start()
-        started = time.perf_counter()
-        progress = BatchProgress(len(self.clips), enabled=self.options.progress)
-        with progress:
-            for clip in self.clips:
-                yield from self._prepare(clip, progress)
-            grown = time.perf_counter()
-            self._add_workers(workers_to_start(self._wanted, [len(c.chunks) for c in self.clips
-                                                              if c.result.status == "pending"]))
-            self.startup_seconds += time.perf_counter() - grown
-            idle = list(self._workers)
-            inflight: dict[Any, tuple[Any, _Clip | None, str, Chunk | None]] = {}
-            probes: dict[int, int] = {}
-            while True:
-                while idle:
-                    task = self._next_task()
-                    if task is None:
-                        break
-                    worker = idle.pop()
-                    clip, kind, chunk = task
-                    inflight[self._send(worker, clip, kind, chunk)] = (worker, clip, kind, chunk)
-                if not inflight:
-                    break
-                ready, _ = ray.wait(list(inflight), num_returns=1)
-                worker, clip, kind, chunk = inflight.pop(ready[0])
-                if clip is None:  # a probe of a worker that died: back to work once Ray restarted it
-                    try:
-                        ray.get(ready[0])
-                        idle.append(worker)
-                        probes.pop(id(worker), None)
-                    except RayActorError:
-                        probes[id(worker)] = probes.get(id(worker), 0) + 1
-                        if probes[id(worker)] < PROBES:
-                            time.sleep(0.2)
-                            inflight[worker.pid.remote()] = (worker, None, "probe", None)
-                        elif not idle and not inflight:  # no worker is coming back
-                            for left in self.clips:
-                                if left.result.status == "pending":
-                                    yield self._fail(left, "no worker left to run it", progress)
-                    continue
-                try:
-                    value = ray.get(ready[0])
-                except RayActorError as exc:
-                    inflight[worker.pid.remote()] = (worker, None, "probe", None)
-                    if "restarting" in str(exc):  # sent while Ray restarted the worker: it never ran
-                        clip.running -= 1
-                        self._requeue(clip, kind, chunk)
-                        continue
-                    value = exc
-                except RayTaskError as exc:
-                    idle.append(worker)
-                    value = exc
-                else:
-                    idle.append(worker)
-                yield from self._receive(value, clip, kind, chunk, progress)
-        self._write_summary(time.perf_counter() - started)
-
-    def _prepare(self, clip: _Clip, progress: BatchProgress) -> Iterator[InputResult]:
-        out = Path(clip.result.out_dir)
+        self._run_started = time.perf_counter()
+        complete = False
         try:
-            # Locked and link-checked as `semflow run` does: a fresh batch first deletes only what the
-            # previous run or batch there listed; another run into the folder is refused meanwhile.
-            done = finished_summary(out, self.run_options.fingerprint(clip.item.path)) if self.run_options.resume else None
-            if done is not None:  # nothing to do (checked before the lock, which starts a work folder)
-                prepared = Prepared([], done["pairs"], done)
+            with BatchProgress(0, enabled=self.options.progress) as progress:
+                yield from self._schedule(progress)
+            complete = True
+        finally:
+            self._end_run(complete)
+
+    def _schedule(self, progress: BatchProgress) -> Iterator[InputResult]:
+        """Hand tasks to idle workers until every clip's result is known; yield each result."""
+        idle = list(self._workers)
+        inflight: dict[Any, tuple[Any, ClipState | None, str, Chunk | None]] = {}
+        probes: dict[int, int] = {}
+        while True:
+            yield from self._prepare_new(progress, idle)  # (also the clips submitted while a result was out)
+            while idle:
+                task = self._next_task()
+                if task is None:
+                    break
+                worker = idle.pop()
+                clip, kind, chunk = task
+                inflight[self._send(worker, clip, kind, chunk)] = (worker, clip, kind, chunk)
+            if not inflight:
+                for left in self.clips:  # (only when every worker is gone for good: see the probes below)
+                    if left.prepared and left.result.status == "pending":
+                        yield self._fail(left, "no worker left to run it", progress)
+                if all(clip.prepared for clip in self.clips):
+                    return
+                continue
+            ready, _ = ray.wait(list(inflight), num_returns=1)
+            worker, clip, kind, chunk = inflight.pop(ready[0])
+            if clip is None:  # a probe of a worker that died: back to work once Ray restarted it
+                try:
+                    ray.get(ready[0])
+                    idle.append(worker)
+                    probes.pop(id(worker), None)
+                except RayActorError:
+                    probes[id(worker)] = probes.get(id(worker), 0) + 1
+                    if probes[id(worker)] < PROBES:  # (else it is given up: neither idle nor in flight)
+                        time.sleep(0.2)
+                        inflight[worker.pid.remote()] = (worker, None, "probe", None)
+                continue
+            try:
+                value = ray.get(ready[0])
+            except RayActorError as exc:
+                inflight[worker.pid.remote()] = (worker, None, "probe", None)
+                if "restarting" in str(exc):  # sent while Ray restarted the worker: it never ran
+                    clip.running -= 1
+                    self._requeue(clip, kind, chunk)
+                    continue
+                value = exc
+            except RayTaskError as exc:
+                idle.append(worker)
+                value = exc
             else:
-                refuse_link(out, self.out_dir)  # DIR/NAME is the batch's to make: never a link someone left there
-                refuse_inputs_as_outputs([clip.item.path], [out])  # a clip's folder named as its own output
-                checked = check_video(clip.item.path, self.run_options)  # a bad clip leaves no folder behind
-                clip.folder = OutputFolder(out, fresh=not self.run_options.resume, work=WORK_DIR,
-                                           reserved=RUN_OUTPUTS)
-                clip.folder.__enter__()
-                prepared = prepare_clip(clip.item.path, out, self.run_options, self.options.chunk_pairs, clip.folder,
-                                        checked)
+                idle.append(worker)
+            yield from self._receive(value, clip, kind, chunk, progress)
+
+    def _prepare_new(self, progress: BatchProgress, idle: list[Any]) -> Iterator[InputResult]:
+        """Prepare the clips not prepared yet, then start the workers their tasks can use (into ``idle``)."""
+        new = [clip for clip in self.clips if not clip.prepared]
+        if not new:
+            return
+        progress.add_clips(len(new))
+        for clip in new:
+            yield from self._prepare(clip, progress)
+        grown, count = time.perf_counter(), len(self._workers)
+        self._add_workers(workers_to_start(self._wanted, [len(c.chunks) for c in self.clips
+                                                          if c.result.status == "pending"]))
+        idle += self._workers[count:]
+        self.startup_seconds += time.perf_counter() - grown
+
+    def _end_run(self, complete: bool) -> None:
+        """The end of a results() call: the clips it left undone are ``interrupted`` (never prepared again
+        by this Batch), and batch.json is written. Once per call: the generator's clean-up or close()."""
+        started, self._run_started = self._run_started, None
+        if started is None:
+            return
+        self._wall += time.perf_counter() - started
+        if complete:
+            self._write_summary()
+            return
+        for clip in self.clips:
+            if clip.result.status == "pending":
+                clip.prepared = True
+                clip.result.status, clip.result.error = "interrupted", INTERRUPTED
+        with contextlib.suppress(OSError):  # (on the way out of an error: that error is the one to see)
+            self._write_summary()
+
+    def _prepare(self, clip: ClipState, progress: BatchProgress) -> Iterator[InputResult]:
+        try:
+            prepared = open_clip(clip, self.out_dir, self.run_options, self.options.chunk_pairs)
         except (SemflowError, OSError) as exc:
             yield self._fail(clip, one_line(exc), progress)
             return
@@ -288,10 +296,10 @@ class Batch:
         progress.advance_pairs(prepared.pairs_estimate - sum(
             ((c.stop if c.stop is not None else prepared.pairs_estimate) - c.start) for c in prepared.chunks))
 
-    def _next_task(self) -> tuple[_Clip, str, Chunk | None] | None:
+    def _next_task(self) -> tuple[ClipState, str, Chunk | None] | None:
         for clip in self.clips:  # a clip whose chunks are all done is drawn first
-            if clip.result.status == "pending" and not clip.chunks and not clip.running and not clip.drawing \
-                    and not clip.single_pass:
+            if clip.result.status == "pending" and clip.prepared and not clip.chunks and not clip.running \
+                    and not clip.drawing and not clip.single_pass:
                 clip.drawing = True
                 return clip, "finish", None
         for clip in self.clips:
@@ -299,7 +307,7 @@ class Batch:
                 return clip, ("single" if clip.single_pass else "compute"), clip.chunks.popleft()
         return None
 
-    def _send(self, worker: Any, clip: _Clip, kind: str, chunk: Chunk | None) -> Any:
+    def _send(self, worker: Any, clip: ClipState, kind: str, chunk: Chunk | None) -> Any:
         path, out = clip.item.path, Path(clip.result.out_dir)
         clip.running += 1
         if kind == "compute":
@@ -310,13 +318,13 @@ class Batch:
         return worker.finish.remote(path, out, self.run_options, r.wall_seconds, dict(r.stage_seconds),
                                     r.computed_pairs)
 
-    def _requeue(self, clip: _Clip, kind: str, chunk: Chunk | None) -> None:
+    def _requeue(self, clip: ClipState, kind: str, chunk: Chunk | None) -> None:
         if kind == "finish":
             clip.drawing = False
         elif chunk is not None:
             clip.chunks.appendleft(chunk)
 
-    def _receive(self, value: Any, clip: _Clip, kind: str, chunk: Chunk | None,
+    def _receive(self, value: Any, clip: ClipState, kind: str, chunk: Chunk | None,
                  progress: BatchProgress) -> Iterator[InputResult]:
         clip.running -= 1
         if clip.result.status != "pending":
@@ -342,36 +350,27 @@ class Batch:
         result.status, result.summary, result.pairs = "ok", summary, summary["pairs"]
         result.wall_seconds = summary["wall_seconds"]["total"]
         result.stage_seconds = dict(summary["stage_seconds"])
+        result.warnings = clip_notes(summary)
+        if summary.get("truncated"):  # as `semflow run` warns (gaps in a folder's numbers were said by check_video)
+            warn(result.warnings[0])
         if kind == "single":
             result.computed_pairs = summary["pairs"] - summary["resumed_pairs"]
             progress.advance_pairs(summary["pairs"])
         progress.clip_done()
         yield result
 
-    def _fail(self, clip: _Clip, error: str, progress: BatchProgress) -> InputResult:
+    def _fail(self, clip: ClipState, error: str, progress: BatchProgress) -> InputResult:
         clip.result.status, clip.result.error = "failed", error
         clip.chunks.clear()
         clip.release()
         progress.clip_done(failed=True)
         return clip.result
 
-    def _write_summary(self, wall: float) -> None:
-        results = [c.result for c in self.clips]
-        computed = sum(r.computed_pairs for r in results)
-        self.summary = {
-            "method": self.run_options.method,
-            "workers": len(self._workers),
-            "address": self.options.address,
-            "startup_seconds": self.startup_seconds,
-            "wall_seconds": wall,
-            "pairs": sum(r.pairs for r in results),
-            "computed_pairs": computed,
-            "pairs_per_second": computed / wall if wall > 0 else None,
-            "ok": sum(r.status == "ok" for r in results),
-            "failed": sum(r.status == "failed" for r in results),
-            "inputs": [r.as_json() for r in results],
-        }
-        write_text_atomic(self.out_dir / "batch.json", json.dumps(self.summary, indent=2))
+    def _write_summary(self) -> None:
+        self.summary = batch_summary([c.result for c in self.clips], method=self.run_options.method,
+                                     workers=len(self._workers), address=self.options.address,
+                                     startup_seconds=self.startup_seconds, wall_seconds=self._wall)
+        write_text_atomic(self.out_dir / BATCH_JSON, json.dumps(self.summary, indent=2))
 
 
 def run_batch(inputs: Iterable[str | os.PathLike | BatchInput], out_dir: str | os.PathLike,

@@ -55,6 +55,17 @@ class BatchOptions(RunOptions):
             raise InputError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got {self.workers!r}")
         if self.method_options.get("baseline_flows") is not None:  # one folder for every clip: not what is meant
             raise InputError("--baseline-flows holds one video's flows: give it to `semflow run`, one video at a time")
+        # Checked here, in one line, not as a TypeError from plan_chunks (or a misleading "pairs are missing")
+        # after Ray has started.
+        for name, least in (("chunk_pairs", 1), ("warmup_pairs", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < least:
+                raise InputError(f"{name} must be a whole number of at least {least}, got {value!r}")
+        if self.address is not None and not isinstance(self.address, str):
+            raise InputError(f"address must be a Ray address (HOST:PORT, ray://HOST:PORT or auto) or None,"
+                             f" got {self.address!r}")
+        if isinstance(self.method, FlowMethod):  # options go with a name: refused here, not in every worker
+            get_method(self.method, **self.method_options)
 
     def run_options(self) -> RunOptions:
         """The :class:`RunOptions` each clip is run with (what ``semflow run`` would be given)."""
@@ -163,6 +174,10 @@ class ClipWorker:
         missing = [i for i in range(pairs) if not store.has(i)]
         if missing:
             raise InputError(f"{path}: {len(missing)} pairs are missing (first: {missing[0]})")
+        # summary.json's "truncated" compares the frames read with the container's count. This task may never
+        # decode the whole clip (it draws from the kept flows), but the chunk that reached the end read pairs + 1.
+        if source.frames_read is None:
+            source.frames_read = pairs + 1
         return finish_video(source, self.method, store, pairs, options, stages=stages, computed=computed,
                             wall_seconds=wall + time.perf_counter() - started)
 

@@ -1,0 +1,172 @@
+"""What the driver of a batch keeps and writes, free of Ray: each clip's state and preparation, its
+:class:`InputResult`, and the batch's own output folder with its ``batch.json``.
+
+A clip's status is ``pending`` until its result is known, then ``ok`` or ``failed`` (with a one-line
+error); a clip whose batch stopped first (``break``, an exception, Ctrl-C) is ``interrupted``: its
+finished pairs are kept, and a batch with ``resume`` finishes it. A clip is prepared (checked, its folder
+opened and locked) once per batch: preparing it again would clear the outputs it finished.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from semflow.batch.inputs import BatchInput
+from semflow.batch.work import Prepared, prepare_clip
+from semflow.io.outputs import OutputFolder, check_outputs, lock_folder, refuse_inputs_as_outputs, refuse_link
+from semflow.pipeline import STAGES, RunOptions, check_video
+from semflow.runstore import RUN_OUTPUTS, WORK_DIR, finished_summary
+
+BATCH_JSON = "batch.json"
+"""The batch's own file in its output folder, beside the clips' folders."""
+
+INTERRUPTED = "the batch stopped before this clip was done; its finished pairs are kept for resume"
+
+
+@dataclass
+class InputResult:
+    """How one clip of a batch went: ``status`` is ``ok``, ``failed`` (with a one-line ``error``) or, in
+    ``batch.json`` of a batch left early, ``interrupted``; ``summary`` is its ``summary.json`` when ok.
+    ``wall_seconds``: worker seconds spent on it in this batch; ``computed_pairs``: pairs computed in this
+    batch (the rest were finished before); ``warnings``: what ``semflow run`` would warn about it (a
+    truncated video, gaps in a folder's frame numbers)."""
+
+    name: str
+    input: str
+    out_dir: str
+    status: str = "pending"
+    error: str | None = None
+    pairs: int = 0
+    computed_pairs: int = 0
+    wall_seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
+    summary: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The entry of this clip in ``batch.json`` (without its full summary)."""
+        return {"name": self.name, "input": self.input, "out_dir": self.out_dir, "status": self.status,
+                "error": self.error, "pairs": self.pairs, "computed_pairs": self.computed_pairs,
+                "wall_seconds": self.wall_seconds, "stage_seconds": self.stage_seconds,
+                "wall_seconds_per_pair": self.wall_seconds / self.computed_pairs if self.computed_pairs else None,
+                "max_flow_px": self.summary["max_flow_px"] if self.summary else None,
+                "truncated": self.summary.get("truncated") if self.summary else None,
+                "warnings": list(self.warnings)}
+
+
+def clip_notes(summary: dict[str, Any]) -> list[str]:
+    """The warnings ``semflow run`` prints for a clip, from its ``summary.json``: a video that ended
+    before the frame count its container declares, and a folder whose frame numbers skip."""
+    notes = []
+    if summary.get("truncated"):
+        notes.append(f"{summary.get('video')}: read {summary.get('frames')} of the {summary.get('frames_expected')}"
+                     " frames its container declares (the file is truncated or corrupt); the outputs cover the"
+                     " frames read")
+    if summary.get("frame_gaps"):
+        notes.append(str(summary["frame_gaps"]))
+    return notes
+
+
+def batch_summary(results: list[InputResult], **head: Any) -> dict[str, Any]:
+    """The content of ``batch.json``: ``head`` (method, workers, address, startup and wall seconds), the
+    totals, the clips by status (``truncated`` names the clips whose video ended early) and every clip's
+    entry."""
+    computed = sum(r.computed_pairs for r in results)
+    wall = head.get("wall_seconds", 0.0)
+    return {
+        **head,
+        "pairs": sum(r.pairs for r in results),
+        "computed_pairs": computed,
+        "pairs_per_second": computed / wall if wall > 0 else None,
+        "ok": sum(r.status == "ok" for r in results),
+        "failed": sum(r.status == "failed" for r in results),
+        "interrupted": sum(r.status == "interrupted" for r in results),
+        "truncated": [r.name for r in results if r.summary and r.summary.get("truncated")],
+        "inputs": [r.as_json() for r in results],
+    }
+
+
+@dataclass
+class ClipState:
+    """What the driver keeps about one clip while its batch runs."""
+
+    item: BatchInput
+    result: InputResult
+    chunks: collections.deque = field(default_factory=collections.deque)
+    running: int = 0
+    single_pass: bool = False
+    drawing: bool = False
+    prepared: bool = False
+    """Checked and its folder opened: done once per clip (a second time would clear what it finished)."""
+    folder: OutputFolder | None = None
+    """The clip's output folder, locked by the driver from its preparation until its result is known."""
+
+    def release(self) -> None:
+        """Unlock the clip's output folder (its result is known, or the batch stopped)."""
+        if self.folder is not None:
+            self.folder.__exit__(None, None, None)
+            self.folder = None
+
+
+def open_clip(clip: ClipState, root: Path, options: RunOptions, chunk_pairs: int) -> Prepared:
+    """Check the clip and open its output folder below ``root`` (``clip.folder``, locked), or find it
+    finished (``resume``); the chunks still to compute. Raises SemflowError or OSError for a clip that
+    cannot be run."""
+    clip.prepared = True
+    out = Path(clip.result.out_dir)
+    # Locked and link-checked as `semflow run` does: a fresh batch first deletes only what the
+    # previous run or batch there listed; another run into the folder is refused meanwhile.
+    done = finished_summary(out, options.fingerprint(clip.item.path)) if options.resume else None
+    if done is not None:  # nothing to do (checked before the lock, which starts a work folder)
+        return Prepared([], done["pairs"], done)
+    refuse_link(out, root)  # DIR/NAME is the batch's to make: never a link someone left there
+    refuse_inputs_as_outputs([clip.item.path], [out])  # a clip's folder named as its own output
+    checked = check_video(clip.item.path, options)  # a bad clip leaves no folder behind
+    clip.folder = OutputFolder(out, fresh=not options.resume, work=WORK_DIR, reserved=RUN_OUTPUTS)
+    clip.folder.__enter__()
+    return prepare_clip(clip.item.path, out, options, chunk_pairs, clip.folder, checked)
+
+
+class BatchFolder:
+    """A batch's output folder: its own outputs checked before any work, and locked while the batch is
+    open, as ``semflow run`` locks its folder, so that a second batch into it is refused in one line
+    instead of racing this one over batch.json. The clips' folders below are locked on their own (other
+    folders: the two locks never wait on each other)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._created = False
+
+    def check(self) -> None:
+        """OutputError unless the folder can be a folder and batch.json a file (a folder in its place
+        failed only after every clip had been computed)."""
+        check_outputs(folders=[self.path])
+        check_outputs(files=[self.path / BATCH_JSON])
+
+    def lock(self) -> None:
+        """Create the folder where missing and lock it (again after :meth:`unlock`); OutputError when
+        another semflow command holds it."""
+        if self._fd is None:
+            self._created = not os.path.lexists(self.path)
+            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                self._fd = lock_folder(self.path)
+            except BaseException:
+                self.unlock()
+                raise
+
+    def unlock(self) -> None:
+        """Release the lock; a folder this created and left empty (the batch stopped first) goes again."""
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = None
+        if self._created:
+            with contextlib.suppress(OSError):
+                self.path.rmdir()  # (only when empty)
+            self._created = False

@@ -1,0 +1,241 @@
+"""``semflow batch`` hardened against a tester's findings (probe81): a Batch never prepares a finished clip
+again (that deleted its outputs), clips submitted while results() runs are run, the batch's own outputs are
+checked and its folder locked before any work, it writes nothing into its inputs, a truncated video is
+recorded and warned about, bad options and inputs are one-line errors, and a batch left early still writes
+batch.json. The tests without Ray come first; the others share one local Ray (1 worker each, tiny clips)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import pytest
+from conftest import moving_frames
+
+from semflow.batch import Batch, BatchOptions, expand_inputs
+from semflow.errors import InputError, OutputError, SemflowError
+from semflow.io.outputs import lock_folder
+from semflow.methods import get_method
+from semflow.pipeline import RunOptions, run_video
+
+ray = pytest.importorskip("ray")
+
+METHOD = "dis-ultrafast"
+
+
+def options(**kwargs) -> BatchOptions:
+    return BatchOptions(**{"method": METHOD, "workers": 1, "progress": False, **kwargs})
+
+
+def outputs_of(folder: Path) -> dict[str, tuple[int, int]]:
+    """Each file below ``folder``: (size, modification time in ns), to see that nothing was rewritten."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+# --- without Ray ----------------------------------------------------------------------------------
+
+
+def test_batch_json_that_is_a_folder_is_refused_before_any_work(tmp_path: Path) -> None:
+    """Finding 7: every clip was computed, then "batch.json: Is a directory" and no summary."""
+    (tmp_path / "out" / "batch.json").mkdir(parents=True)
+    with pytest.raises(OutputError, match=r"batch\.json: is a directory$"):
+        with Batch(tmp_path / "out", options()):
+            pytest.fail("the batch started")
+
+
+def test_a_batch_into_a_folder_another_command_writes_is_refused_in_one_line(monkeypatch, tmp_path: Path) -> None:
+    """Finding 8: two batches into one --out ran side by side, the last batch.json won."""
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = lock_folder(out)  # (as a running `semflow run` or batch holds it)
+    try:
+        with pytest.raises(OutputError, match="another semflow command is writing to this folder"):
+            with Batch(out, options()):
+                pytest.fail("the batch started")
+    finally:
+        os.close(fd)
+    assert list(out.iterdir()) == []
+
+    def no_cluster(self: Batch) -> None:
+        raise SemflowError("no cluster")
+
+    monkeypatch.setattr(Batch, "_start_ray", no_cluster)
+    with pytest.raises(SemflowError, match="no cluster"):  # a batch that stops before its work leaves no folder it made
+        with Batch(tmp_path / "new", options()):
+            pass
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_batch_writes_nothing_into_the_folders_it_reads(make_frames, make_video, tmp_path: Path) -> None:
+    """Finding 6: --out inside a folder of frames or of videos was accepted, and a glob picked up the
+    batch's own output folder on its next run ("out: failed: folder holds no images")."""
+    frames = make_frames(4)
+    for out in (frames, frames / "out"):
+        with pytest.raises(OutputError, match="which this command reads"):
+            Batch(out, options()).submit([frames])
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    os.replace(make_video(4), videos / "a.mp4")
+    with pytest.raises(OutputError, match="which this command reads"):
+        Batch(videos / "out", options()).submit([videos])
+    (videos / "out" / "a").mkdir(parents=True)  # a previous batch's outputs
+    (videos / "out" / "a" / "flow.mp4").write_bytes(b"")
+    found = Batch(videos / "out", options()).submit([str(videos / "*"), str(videos / "**" / "*.mp4")])
+    assert [(c.path, c.name) for c in found] == [(videos / "a.mp4", "a"), (videos / "a.mp4", "a-2")]
+    assert [c.name for c in expand_inputs([str(videos / "*")])] == ["a", "out"]  # (without an out: as before)
+
+
+def test_a_manifest_with_a_byte_order_mark(tmp_path: Path) -> None:
+    """Finding 9: the BOM of Notepad or Excel's "CSV UTF-8" went into the first path (and the CSV header)."""
+    (tmp_path / "v.mp4").write_bytes(b"")
+    (tmp_path / "list.txt").write_bytes(b"\xef\xbb\xbfv.mp4\r\n")
+    (tmp_path / "list.csv").write_bytes(b"\xef\xbb\xbfinput,name\nv.mp4,x\n")
+    assert [(c.path, c.name) for c in expand_inputs([tmp_path / "list.txt", tmp_path / "list.csv"])] == [
+        (tmp_path / "v.mp4", "v"), (tmp_path / "v.mp4", "x")]
+
+
+def test_hidden_files_in_a_folder_of_videos_are_skipped(tmp_path: Path) -> None:
+    """Finding 10: macOS's ._v.mp4 became a clip, and ._cover.png made a folder of videos a "frames folder"."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "v.mp4").write_bytes(b"")
+    (tmp_path / "a" / "._v.mp4").write_bytes(b"\x00\x05\x16\x07")
+    (tmp_path / "b" / "._cover.png").write_bytes(b"\x00\x05\x16\x07")
+    assert [(c.path, c.name) for c in expand_inputs([tmp_path / "a", tmp_path / "b"])] == [
+        (tmp_path / "a" / "v.mp4", "v"), (tmp_path / "b" / "v.mp4", "v-2")]
+
+
+@pytest.mark.parametrize(("bad", "match"), [
+    ({"chunk_pairs": "5"}, "chunk_pairs must be a whole number of at least 1, got '5'"),
+    ({"chunk_pairs": None}, "chunk_pairs must be a whole number of at least 1"),
+    ({"chunk_pairs": 2.5}, "chunk_pairs must be a whole number"),
+    ({"chunk_pairs": 0}, "chunk_pairs must be a whole number of at least 1, got 0"),
+    ({"chunk_pairs": True}, "chunk_pairs must be a whole number"),
+    ({"warmup_pairs": -2}, "warmup_pairs must be a whole number of at least 0, got -2"),
+    ({"warmup_pairs": "1"}, "warmup_pairs must be a whole number"),
+    ({"address": 6379}, "address must be a Ray address"),
+    ({"method": get_method(METHOD), "method_options": {"sharpen": True}}, "go with a method name"),
+])
+def test_batch_options_of_the_wrong_kind_are_one_line_errors(bad: dict, match: str) -> None:
+    """Finding 11: these failed after Ray started, as tracebacks or misleading clip errors (or silently)."""
+    with pytest.raises(InputError, match=match):
+        BatchOptions(**{"method": METHOD, **bad})
+    assert options(chunk_pairs=1, warmup_pairs=0, address="auto").chunk_pairs == 1
+
+
+def test_submit_names_a_value_that_is_not_a_path(tmp_path: Path) -> None:
+    """Finding 14: bytes were taken as their numbers (clips "105", "110", ...), None as a clip "None"."""
+    batch = Batch(tmp_path / "out", options())
+    (tmp_path / "v.mp4").write_bytes(b"")
+    assert [c.path for c in batch.submit(os.fsencode(tmp_path / "v.mp4"))] == [tmp_path / "v.mp4"]
+    for bad, named in (([None], "None"), ([3], "3"), (None, "None"), (5, "5")):
+        with pytest.raises(InputError, match=f"got {named}$"):
+            batch.submit(bad)
+    assert len(batch.clips) == 1
+
+
+# --- on a local Ray ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray with 2 CPUs for this module's batches (each Batch starts and stops its own workers)."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 1024 ** 2)
+    yield
+    ray.shutdown()
+
+
+def test_finished_clips_are_never_prepared_again(local_ray, make_video, make_frames, tmp_path: Path) -> None:
+    """Finding 1: a second results(), or submit + results() after the with block, prepared every clip afresh,
+    deleting finished clips' outputs while still reporting them ok. (And finding 8: a second batch into the
+    folder of an open one is refused.)"""
+    out = tmp_path / "out"
+    first, second, third = make_video(5, name="a.mp4"), make_frames(4, name="b"), make_video(4, name="c.mp4", seed=2)
+    with Batch(out, options()) as batch:
+        batch.submit([first])
+        assert [(r.name, r.status) for r in batch.results()] == [("a", "ok")]
+        kept = outputs_of(out / "a")
+        assert "flow.mp4" in kept and "summary.json" in kept
+        assert list(batch.results()) == []  # nothing new: nothing run, nothing yielded again
+        assert outputs_of(out / "a") == kept
+        with pytest.raises(OutputError, match="another semflow command is writing to this folder"):
+            Batch(out, options()).start()  # finding 8 on a live batch: its folder is locked while it is open
+        batch.submit([second])
+        assert [(r.name, r.status) for r in batch.results()] == [("b", "ok")]
+    batch.submit([third])  # a Batch used again after its with block
+    try:
+        assert [(r.name, r.status) for r in batch.results()] == [("c", "ok")]
+    finally:
+        batch.close()
+    assert outputs_of(out / "a") == kept
+    summary = json.loads((out / "batch.json").read_text())
+    assert [(e["name"], e["status"]) for e in summary["inputs"]] == [("a", "ok"), ("b", "ok"), ("c", "ok")]
+    assert summary == batch.summary and summary["pairs"] == 4 + 3 + 3
+
+
+def test_clips_submitted_while_results_runs_are_run(local_ray, make_video, tmp_path: Path) -> None:
+    """Finding 5: such a clip was never prepared and failed with "cannot resume ... without --resume"."""
+    out = tmp_path / "out"
+    clips = [make_video(4, name="a.mp4"), make_video(5, name="b.mp4", seed=1)]
+    seen = []
+    with Batch(out, options()) as batch:
+        batch.submit(clips[:1])
+        for result in batch.results():
+            seen.append((result.name, result.status, result.error))
+            if result.name == "a":
+                batch.submit(clips[1:])
+    assert seen == [("a", "ok", None), ("b", "ok", None)]
+    assert (out / "b" / "flow.mp4").is_file() and batch.summary["ok"] == 2
+
+
+def truncated_avi(path: Path, frames: int = 16) -> Path:
+    """An MJPG .avi of ``frames`` frames cut to 60 % of its bytes: its header still declares them all."""
+    full = path.with_name("full.avi")
+    writer = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
+    for frame in moving_frames(frames, 48, 64):
+        writer.write(frame[:, :, ::-1])
+    writer.release()
+    data = full.read_bytes()
+    path.write_bytes(data[:len(data) * 6 // 10])
+    full.unlink()
+    return path
+
+
+def test_a_truncated_video_is_recorded_and_warned_about(local_ray, capsys, tmp_path: Path) -> None:
+    """Finding 3: batch recorded "truncated": false and said nothing, where run warns and records true."""
+    clip = truncated_avi(tmp_path / "cut.avi")
+    run = run_video(clip, tmp_path / "run", RunOptions(method=METHOD))
+    assert run["truncated"] and run["frames"] < run["frames_expected"]
+    capsys.readouterr()
+    with Batch(tmp_path / "out", options(chunk_pairs=2)) as batch:
+        batch.submit([clip])
+        (result,) = batch.results()
+    summary = json.loads((tmp_path / "out" / "cut" / "summary.json").read_text())
+    assert result.status == "ok" and summary["truncated"] is True
+    assert (summary["frames"], summary["frames_expected"]) == (run["frames"], run["frames_expected"])
+    warning = f"read {run['frames']} of the {run['frames_expected']} frames its container declares"
+    assert len(result.warnings) == 1 and warning in result.warnings[0]
+    assert f"semflow: warning: {clip}: {warning}" in capsys.readouterr().err
+    listed = json.loads((tmp_path / "out" / "batch.json").read_text())
+    assert listed["truncated"] == ["cut"] and listed["inputs"][0]["truncated"] is True
+
+
+def test_a_batch_left_early_writes_which_clips_finished(local_ray, make_video, tmp_path: Path) -> None:
+    """Finding 15: after a break (an exception, Ctrl-C) there was no batch.json and summary stayed None. A
+    batch with resume then finishes what the first left."""
+    out = tmp_path / "out"
+    clips = [make_video(4, name=f"{name}.mp4", seed=k) for k, name in enumerate("abc")]
+    with Batch(out, options()) as batch:
+        batch.submit(clips)
+        for _ in batch.results():
+            break
+    assert batch.summary is not None and batch.summary["pairs_per_second"] is not None
+    listed = json.loads((out / "batch.json").read_text())
+    assert [e["status"] for e in listed["inputs"]] == ["ok", "interrupted", "interrupted"]
+    assert (listed["ok"], listed["interrupted"]) == (1, 2)
+    with Batch(out, options(resume=True)) as again:
+        again.submit(clips)
+        assert {r.name: r.status for r in again.results()} == {"a": "ok", "b": "ok", "c": "ok"}
+    assert all((out / name / "flow.mp4").is_file() for name in "abc")
