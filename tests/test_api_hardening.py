@@ -208,3 +208,12 @@ def test_discrete_median_leaves_the_callers_opencv_stream_alone() -> None:
     again = weighted_median(scene.img1, scene.flow, radius=5)
     cv2.randu(drawn, 0, 1)
     assert np.array_equal(drawn, expected) and np.array_equal(first, again)  # (and still repeatable)
+
+
+def test_batch_options_and_inputs_come_without_ray(tmp_path: Path) -> None:
+    """``import semflow.batch`` (for BatchOptions or expand_inputs) imported Ray: a second, and a changed
+    process (Ray's excepthook, sys.path). Ray comes with ``Batch`` now."""
+    code = ("import sys\nfrom semflow.batch import BatchOptions, expand_inputs\nprint('ray' in sys.modules)\n"
+            "from semflow.batch import Batch\nprint('ray' in sys.modules, Batch.__name__)\n")
+    proc = _python(code, tmp_path)
+    assert proc.stdout.split() == ["False", "True", "Batch"], proc.stderr

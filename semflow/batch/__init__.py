@@ -7,9 +7,20 @@ command over them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from semflow.batch.clips import InputResult
 from semflow.batch.inputs import BatchInput, expand_inputs
-from semflow.batch.runner import Batch, run_batch
 from semflow.batch.work import BatchOptions, Chunk, plan_chunks
 
 __all__ = ["Batch", "BatchInput", "BatchOptions", "Chunk", "InputResult", "expand_inputs", "plan_chunks", "run_batch"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Batch`` and ``run_batch`` on first use: importing Ray takes a second and changes the process
+    (its excepthook, sys.path), which a program that only wants ``expand_inputs`` or ``BatchOptions`` need not pay."""
+    if name in ("Batch", "run_batch"):
+        from semflow.batch import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
