@@ -22,6 +22,7 @@ from semflow.io.atomic import move_into_place, temp_path_beside
 from semflow.io.ffmpeg import FFmpegEncoder, mp4_complete
 from semflow.io.images import is_image_path, read_image, to_rgb_uint8
 from semflow.io.native import native_stderr
+from semflow.io.seek import open_at
 
 
 def max_side_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
@@ -154,6 +155,7 @@ class FrameSource:
         self.declared: int | None = None  # the frame count a video file's container declares
         self._first_size: tuple[int, int] | None = None
         self.numbering_note: str | None = None  # a folder's gaps in its frame numbers (numbering_gaps)
+        self.seeked: bool | None = None  # whether frames() last reached its start by a seek (semflow.io.seek)
         self.fps = 10.0
         if self.path.is_dir():
             self.images = folder_images(self.path)
@@ -211,26 +213,36 @@ class FrameSource:
         return self.frames()
 
     def frames(self, start: int = 0) -> Iterator[np.ndarray]:
-        """The frames from frame ``start`` on (a video file is decoded from its start, frames before
-        ``start`` are decoded but not converted, so every frame is the one a full pass reads)."""
+        """The frames from frame ``start`` on, each the one a full pass reads. A video file is decoded from
+        its start (frames before ``start`` are decoded but not converted), or, from frame
+        :data:`~semflow.io.seek.SEEK_AFTER` on, from a keyframe before ``start`` when its index and its
+        frames' timestamps prove that the frame reached is frame ``start`` (:func:`~semflow.io.seek.open_at`;
+        ``seeked`` says which it was)."""
         limit = self.max_frames if self.max_frames is not None else float("inf")
         if self.images is not None:
             yield from self._folder_frames(start, limit)
             return
-        with native_stderr():
-            cap = open_capture(self.path)
+        sought = open_at(self.path, start, open_capture) if start < limit else None
+        self.seeked = sought is not None
+        if sought is None:
+            with native_stderr():
+                cap = open_capture(self.path)
+            i, frame = 0, None
+        else:
+            (cap, frame), i = sought, start
         try:
-            i = 0
             while i < min(start, limit):
                 if not cap.grab():
                     return
                 i += 1
             while i < limit:
-                with native_stderr():  # FFmpeg's decoder complaints stay out of the terminal
-                    ok, frame = cap.read()
-                if not ok:
-                    break
+                if frame is None:
+                    with native_stderr():  # FFmpeg's decoder complaints stay out of the terminal
+                        ok, frame = cap.read()
+                    if not ok:
+                        break
                 yield resize_max_side(to_rgb_uint8(frame, name=str(self.path), bgr=True), self.max_side)
+                frame = None
                 i += 1
             self.frames_read = i  # only after a full pass (a consumer that stops early never gets here)
         finally:
