@@ -134,6 +134,17 @@ def test_writer_makes_h264_mp4_with_all_frames(make_video) -> None:
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no partial file left
 
 
+def test_writer_puts_the_index_first_for_browsers(make_video) -> None:
+    """The mp4 had its index (moov) at the end: a browser must download the whole file before it plays."""
+    path = make_video(6)
+    data = path.read_bytes()
+    kinds, at = [], 0
+    while at < len(data):
+        kinds.append(data[at + 4:at + 8])
+        at += int.from_bytes(data[at:at + 4], "big")
+    assert kinds.index(b"moov") < kinds.index(b"mdat")
+
+
 def test_writer_pads_odd_sizes(tmp_path: Path) -> None:
     frame = np.full((33, 45, 3), 90, np.uint8)
     with VideoWriter(tmp_path / "odd.mp4", 5) as writer:

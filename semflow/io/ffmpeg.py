@@ -108,7 +108,7 @@ class FFmpegEncoder:
 
 def mp4_complete(path: str | os.PathLike) -> bool:
     """Whether ``path``'s top-level mp4 boxes fill it exactly and include its index (``moov``, written
-    last: a file FFmpeg could not finish has none, or a cut one)."""
+    at the end, then moved first: a file FFmpeg could not finish has none, or a cut one)."""
     end, pos, kinds = os.path.getsize(path), 0, set()
     with open(path, "rb") as f:
         while pos < end:

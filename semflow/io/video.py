@@ -303,7 +303,8 @@ class VideoWriter:
             self._size = (w + w % 2, h + h % 2)
             crf = int((1 - self.quality / 10) * 51)  # (imageio-ffmpeg's scale: quality 7 is CRF 15)
             self._encoder = FFmpegEncoder(self.tmp, self._size, self.fps, "rgb24", [
-                "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf), "-preset", self.preset],
+                "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf), "-preset", self.preset,
+                "-movflags", "+faststart"],  # (the index first: a browser plays it while it downloads)
                 name=self.name)
         elif (w + w % 2, h + h % 2) != self._size:
             raise InputError(f"video frame size changed from {self._size} to {(w, h)}")
