@@ -239,3 +239,24 @@ def test_a_batch_left_early_writes_which_clips_finished(local_ray, make_video, t
         again.submit(clips)
         assert {r.name: r.status for r in again.results()} == {"a": "ok", "b": "ok", "c": "ok"}
     assert all((out / name / "flow.mp4").is_file() for name in "abc")
+
+
+def test_a_resumed_batch_gives_each_clip_its_own_folder_whatever_the_order(tmp_path: Path) -> None:
+    """Finding 4: two clips called ``clip`` took ``clip`` and ``clip-2`` in the order given; given in the
+    other order, `--resume` refused both ("the earlier run used other settings")."""
+    out = tmp_path / "out"
+    clips = []
+    for parent, seed in (("a", 1), ("b", 2)):
+        folder = tmp_path / parent / "clip"
+        folder.mkdir(parents=True)
+        for k, frame in enumerate(moving_frames(3, seed=seed)):
+            cv2.imwrite(str(folder / f"{k:06d}.png"), frame)
+        clips.append(folder)
+    first = Batch(out, options()).submit(clips)
+    assert [(c.path.parent.name, c.name) for c in first] == [("a", "clip"), ("b", "clip-2")]
+    for item in first:  # the outputs as the batch leaves them (a run per clip writes the same)
+        run_video(item.path, out / item.name, RunOptions(method=METHOD, progress=False))
+    again = Batch(out, options(resume=True)).submit(list(reversed(clips)))
+    assert [(c.path.parent.name, c.name) for c in again] == [("b", "clip-2"), ("a", "clip")]
+    fresh = Batch(out, options()).submit(list(reversed(clips)))  # (a fresh batch starts over: the order decides)
+    assert [c.name for c in fresh] == ["clip", "clip-2"]

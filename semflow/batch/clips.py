@@ -18,6 +18,7 @@ from typing import Any
 
 from semflow.batch.inputs import BatchInput
 from semflow.batch.work import Prepared, prepare_clip
+from semflow.io.jsonfile import loads_untrusted
 from semflow.io.outputs import OutputFolder, check_outputs, lock_folder, refuse_inputs_as_outputs, refuse_link
 from semflow.pipeline import STAGES, RunOptions, check_video
 from semflow.runstore import RUN_OUTPUTS, WORK_DIR, finished_summary
@@ -170,3 +171,39 @@ class BatchFolder:
             with contextlib.suppress(OSError):
                 self.path.rmdir()  # (only when empty)
             self._created = False
+
+
+MAX_RECORD_BYTES = 1 << 20
+"""A clip's state.json or summary.json larger than this is not read for its video's name (not semflow's)."""
+
+
+def earlier_names(out_dir: Path) -> dict[str, str]:
+    """The clip folders an earlier run or batch left in ``out_dir``, by the clip they hold (the resolved
+    path its work folder's state or its summary records): a resumed batch gives each clip its own folder
+    again, whatever order its inputs come in now (two clips named ``clip`` took ``clip`` and ``clip-2`` in
+    the order given)."""
+    names: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for folder in sorted(out_dir.iterdir()):
+            if folder.name.startswith(".") or folder.is_symlink() or not folder.is_dir():
+                continue
+            for record, keys in ((folder / WORK_DIR / "state.json", ("fingerprint", "video")),
+                                 (folder / "summary.json", ("settings", "video"))):
+                video = _recorded(record, keys)
+                if video is not None:
+                    names.setdefault(video, folder.name)
+                    break
+    return names
+
+
+def _recorded(path: Path, keys: tuple[str, str]) -> str | None:
+    """``data[keys[0]][keys[1]]`` of the JSON file ``path`` when it is a string, else None."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_RECORD_BYTES:
+            return None
+        data = loads_untrusted(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    value = data.get(keys[0]) if isinstance(data, dict) else None
+    value = value.get(keys[1]) if isinstance(value, dict) else None
+    return value if isinstance(value, str) else None

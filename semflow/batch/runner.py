@@ -31,6 +31,7 @@ from semflow.batch.clips import (
     InputResult,
     batch_summary,
     clip_notes,
+    earlier_names,
     open_clip,
 )
 from semflow.batch.cluster import check_address, ray_starting, token_notice_hidden, workers_to_start
@@ -42,6 +43,15 @@ from semflow.io.atomic import write_text_atomic
 
 PROBES = 300
 """How many times (0.2 s apart) the driver asks a worker that died whether Ray has restarted it."""
+
+
+def _named_after(folder: str, name: str) -> bool:
+    """Whether ``folder`` and ``name`` are names one clip gets (``clip``, or ``clip-K`` beside others called
+    so): not a name the user has changed since (a manifest's name column)."""
+    def base(text: str) -> str:
+        stem, _, number = text.rpartition("-")
+        return stem if stem and number.isdecimal() else text
+    return base(folder) == base(name)
 
 
 def one_line(exc: BaseException) -> str:
@@ -160,11 +170,20 @@ class Batch:
         submitted while :meth:`results` runs join it. The batch's own output folder is never an input: a
         glob or folder leaves it out, and an output folder inside an input folder is refused."""
         taken = {c.item.name for c in self.clips}
+        items = expand_inputs(inputs, out=self.out_dir)
+        # Resumed, a clip takes the folder it had (names of clips that share one follow their order).
+        earlier = earlier_names(self.out_dir) if self.run_options.resume else {}
+        names: dict[int, str] = {}
+        for k, item in enumerate(items):
+            before = earlier.get(str(item.path.resolve()))
+            if before is not None and before not in taken and _named_after(before, item.name):
+                names[k] = before
+                taken.add(before)
         added = []
-        for item in expand_inputs(inputs, out=self.out_dir):
-            name, k = item.name, 2
-            while name in taken:
-                name, k = f"{item.name}-{k}", k + 1
+        for k, item in enumerate(items):
+            name, n = names.get(k, item.name), 2
+            while k not in names and name in taken:
+                name, n = f"{item.name}-{n}", n + 1
             taken.add(name)
             item = BatchInput(item.path, name)
             out = self.out_dir / name
