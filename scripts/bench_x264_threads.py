@@ -69,7 +69,7 @@ def main() -> None:
              f"`python scripts/bench_x264_threads.py ../shared/data --repeats {args.repeats}`, {today()}, {machine()}."
              " The settings take turns, in one process; the machine is shared with other jobs: read ratios"
              " within a size, not absolute times.", "",
-             "| frames | budget per pair KB | x264 threads | different segments in repeats | colour-wheel PSNR dB |"
+             "| frames | budget per pair KB | x264 threads | distinct outputs (of repeats) | colour-wheel PSNR dB |"
              " encode ms/pair |", "|---|---|---|---|---|---|"]
     for size in ((768, 576), (1920, 1080)):
         flows = flows_of(video, size)
@@ -81,8 +81,8 @@ def main() -> None:
                 flowvideo.X264_THREADS = threads
                 results[name].append(code_once(flows, per_pair, max_flow))
         for name, runs in results.items():
-            lines.append(f"| {size[0]}x{size[1]} | {per_pair / 1e3:.2f} | {name} | {len({d for d, _, _ in runs})} of"
-                         f" {len(runs)} | {np.mean([p for _, p, _ in runs]):.2f} |"
+            lines.append(f"| {size[0]}x{size[1]} | {per_pair / 1e3:.2f} | {name} | {len({d for d, _, _ in runs})} (of"
+                         f" {len(runs)}) | {np.mean([p for _, p, _ in runs]):.2f} |"
                          f" {np.median([s for _, _, s in runs]) * 1e3:.0f} |")
             print(lines[-1], flush=True)
     lines += ["", "Why one thread: with frame threads x264's rate control (the segment's bit-rate cap) codes the same"

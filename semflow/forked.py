@@ -101,8 +101,10 @@ def map_forked(fn: Callable[[T], R], items: Sequence[T], *, costs: Sequence[floa
     children: list[tuple[int, int, int]] = []
     answered: set[int] = set()  # children that sent their count: they are ending, reaped later
     results: dict[int, Any] = {}
-    _lower_threads(processes)
+    lowered = False
     try:
+        _lower_threads(processes)
+        lowered = True  # (only then is there something to restore: an interrupt before leaves the count right)
         for _ in range(processes - 1):
             child = _fork(fn, items, deal_read, [fd for _, *fds in children for fd in fds])
             if child is None:  # no fork to be had (a process limit, memory): fewer processes share the items
@@ -121,7 +123,8 @@ def map_forked(fn: Callable[[T], R], items: Sequence[T], *, costs: Sequence[floa
             if i not in results:
                 results[i] = fn(items[i])
     finally:
-        _restore_threads()
+        if lowered:
+            _restore_threads()
         _close(deal_read)
         for pid, fd, results_fd in children:
             _close(fd)

@@ -4,6 +4,7 @@ settings a resumed run must share, and the base of a batch's options)."""
 from __future__ import annotations
 
 import numbers
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ class RunOptions:
         elif name in list_methods():
             given = options_dict(resolve_options(name, **given))
         return {
-            "video": str(video.resolve()), "video_identity": video_identity(video), "method": name,
+            "video": os.path.realpath(video), "video_identity": video_identity(video), "method": name,
             "method_options": dict(sorted(given.items())),
             "max_side": self.max_side, "max_frames": self.max_frames, "save_flo": self.save_flo,
             "max_flow": self.max_flow, "pairwise": self.pairwise,

@@ -260,3 +260,13 @@ def test_a_resumed_batch_gives_each_clip_its_own_folder_whatever_the_order(tmp_p
     assert [(c.path.parent.name, c.name) for c in again] == [("b", "clip-2"), ("a", "clip")]
     fresh = Batch(out, options()).submit(list(reversed(clips)))  # (a fresh batch starts over: the order decides)
     assert [c.name for c in fresh] == ["clip", "clip-2"]
+
+
+def test_a_link_loop_given_to_a_resumed_batch_is_a_failed_clip_not_a_traceback(tmp_path: Path) -> None:
+    """A review: `batch loop.mp4 --resume` (loop.mp4 a link to itself) ended in a RuntimeError traceback
+    from Path.resolve(); `run` said "no such file" in one line."""
+    (tmp_path / "loop.mp4").symlink_to(tmp_path / "loop.mp4")
+    (tmp_path / "out").mkdir()
+    items = Batch(tmp_path / "out", options(resume=True)).submit([tmp_path / "loop.mp4"])
+    assert [item.name for item in items] == ["loop"]
+    assert RunOptions(method=METHOD).fingerprint(tmp_path / "loop.mp4")["video"] == str(tmp_path / "loop.mp4")

@@ -175,7 +175,7 @@ class Batch:
         earlier = earlier_names(self.out_dir) if self.run_options.resume else {}
         names: dict[int, str] = {}
         for k, item in enumerate(items):
-            before = earlier.get(str(item.path.resolve()))
+            before = earlier.get(os.path.realpath(item.path))  # (as the fingerprint: a link loop does not raise)
             if before is not None and before not in taken and _named_after(before, item.name):
                 names[k] = before
                 taken.add(before)

@@ -17,8 +17,10 @@ frame ``start`` of a full pass (the pass that decodes every frame from the first
 
 Anything else falls back to decoding from the first frame: another container (mkv, webm, ts), a raw
 H.264 stream (no timestamps), a variable frame rate, a fragmented mp4, an edit list that cuts, an
-OpenDML (> 1 GB) AVI, a seek that lands elsewhere. The seek starts from the container's keyframes,
-trusted when its index tells key frames from others or the codec has only key frames; from a keyframe on,
+OpenDML (> 1 GB) AVI, an AVI index that does not list its chunks back to back, a codec other than H.264,
+HEVC or an intra-only one, a seek that lands elsewhere. The seek starts from the container's keyframes,
+trusted when its index tells key frames from others and the decoder waits for a real one (H.264, HEVC), or
+the codec has only key frames; from a keyframe on,
 a decoder makes the frames a full pass makes (closed GOPs, as every common encoder writes by default). A
 file with frames that fail to decode before ``start`` is the one case left: a full pass drops them and
 numbers the rest differently, which no timestamp shows.
@@ -49,18 +51,25 @@ keyframes (x264's default: 250) decodes from frame 0 anyway. Measured: scripts/b
 BACK = 2
 """The seek goes to frame ``start - BACK``; the timestamps of the ``BACK + 2`` frames to ``start`` are checked."""
 
-MAX_INDEX_BYTES = 256 << 20
+MAX_INDEX_BYTES = 64 << 20
 """A container index (mp4 ``moov``, AVI ``idx1`` or header list) larger than this is not read: no seek."""
 
-MAX_INDEX_FRAMES = 20_000_000
-"""More frames than this (185 hours at 30 fps) in an index: not believed, no seek (the arrays it would
-take are sized by what a header claims)."""
+MAX_INDEX_FRAMES = 5_000_000
+"""More frames than this (46 hours at 30 fps) in an index: not believed, no seek (the arrays it would
+take, about 50 bytes a frame, are sized by what a header claims)."""
 
 INTRA_ONLY = frozenset({b"jpeg", b"mjpa", b"mjpb", b"png ", b"MJPG", b"mjpg", b"AVRn", b"dmb1", b"MPNG",
                         b"DIB ", b"\0\0\0\0"})
 """Codec tags (mp4 sample entry, AVI ``biCompression``) of codecs whose every frame is a keyframe: only for
 these is an index that marks every frame as key believed (a writer that marks P-frames as keys would
 send the seek to a frame that cannot be decoded alone)."""
+
+
+RECOVERING = frozenset({b"avc1", b"avc3", b"hvc1", b"hev1", b"H264", b"h264", b"X264", b"x264", b"AVC1",
+                        b"HEVC", b"hevc", b"H265", b"h265"})
+"""Codec tags (H.264, HEVC) whose decoders in FFmpeg wait for a real keyframe (a recovery point) after a
+seek: a P-frame an index marks as key does not make them output frames with missing references, as
+MPEG-4 Part 2's decoder did (frames unlike a full pass's, on time). Other codecs are not seeked."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,11 @@ def open_at(path: Path, start: int, open_capture: Callable[[Path], cv2.VideoCapt
         return None
     with native_stderr():
         cap = open_capture(path)
-        frame = _seek(cap, start, grid.step_ms)
+        try:
+            frame = _seek(cap, start, grid.step_ms)
+        except BaseException:  # (a decoder error, Ctrl-C: the capture is not left to the collector)
+            cap.release()
+            raise
     if frame is None:
         cap.release()
         return None
@@ -238,7 +251,7 @@ def _moov_grid(moov: bytes, size: int) -> FrameGrid | None:
         return None
     codec = moov[stsd[0] + 12:stsd[0] + 16]
     sample_size, count = struct.unpack_from(">II", moov, stsz[0] + 4)
-    if count < 2 or count > min(size // 8, MAX_INDEX_FRAMES):  # (a header's count sizes the arrays below)
+    if count < 2 or count > min(size // max(sample_size, 8), MAX_INDEX_FRAMES):  # (it sizes the arrays below)
         return None
     if sample_size == 0 and not np.frombuffer(moov, ">u4", count, stsz[0] + 12).all():
         return None  # an empty sample: no frame
@@ -249,7 +262,7 @@ def _moov_grid(moov: bytes, size: int) -> FrameGrid | None:
         return None
     if ctts is not None and ctts["n"].sum(dtype=np.int64) != count:
         return None
-    if (stss is None or len(stss) >= count) and codec not in INTRA_ONLY:
+    if codec not in INTRA_ONLY and (codec not in RECOVERING or stss is None or not 0 < len(stss) < count):
         return None
     durations = np.repeat(stts["v"].astype(np.int64) & 0xFFFFFFFF, stts["n"])
     times = np.concatenate(([0], np.cumsum(durations[:-1])))
@@ -288,12 +301,14 @@ def _avi_grid(file: BinaryIO, size: int) -> FrameGrid | None:
     """The grid of an AVI: its one video stream's chunks in ``idx1``, none empty, ``scale / rate`` s apart."""
     file.seek(4)
     riff_end = min(size, 8 + struct.unpack("<I", file.read(4))[0])
-    streams, index = [], None
+    streams, index, movi = [], None, None
     for kind, start, length in _chunks(file, 12, riff_end):
         if kind == b"LIST" and _read(file, start, 4) == b"hdrl":
             streams = _avi_streams(_read(file, start, length))
             if streams is None:
                 return None
+        elif kind == b"LIST" and _read(file, start, 4) == b"movi":
+            movi = start  # (idx1's offsets count from this "movi", or from the file's start)
         elif kind == b"idx1":
             index = np.frombuffer(_read(file, start, length - length % 16),
                                   np.dtype([("id", "S4"), ("flags", "<u4"), ("at", "<u4"), ("size", "<u4")]))
@@ -301,7 +316,7 @@ def _avi_grid(file: BinaryIO, size: int) -> FrameGrid | None:
     if more is not None and more[0] == b"RIFF":  # OpenDML's AVIX: frames idx1 does not list
         return None
     videos = [(n, s) for n, s in enumerate(streams) if s[0] == b"vids"]
-    if index is None or len(videos) != 1:
+    if index is None or movi is None or len(videos) != 1 or not _tiles(index, movi):
         return None
     number, (_, scale, rate, codec) = videos[0]
     tag = f"{number:02d}".encode()
@@ -311,9 +326,22 @@ def _avi_grid(file: BinaryIO, size: int) -> FrameGrid | None:
     frames = index[(ids == tag + b"dc") | (ids == tag + b"db")]
     if len(frames) < 2 or not frames["size"].all() or not scale or not rate:
         return None  # an empty chunk is a dropped frame: the next ones are numbered one lower
-    if (frames["flags"] & 0x10).all() and codec not in INTRA_ONLY:
+    keys = frames["flags"] & 0x10
+    if codec not in INTRA_ONLY and (codec not in RECOVERING or keys.all() or not keys.any()):
         return None
     return FrameGrid(len(frames), 1000.0 * scale / rate)
+
+
+def _tiles(index: np.ndarray, movi: int) -> bool:
+    """Whether ``idx1``'s entries, all streams', lie back to back from the start of ``movi``'s data: the
+    chunks a full pass reads, one after the other, are the ones the index lists (an entry listed twice,
+    left out or pointing elsewhere would number the frames after it one off)."""
+    if len(index) == 0 or np.any(index["id"] == b"rec "):  # (interleaved groups: not checked, not believed)
+        return False
+    at, size = index["at"].astype(np.int64), index["size"].astype(np.int64)
+    if at[0] - 4 not in (0, movi):
+        return False
+    return bool(np.all(at[1:] == at[:-1] + 8 + size[:-1] + (size[:-1] & 1)))
 
 
 def _avi_streams(hdrl: bytes) -> list[tuple[bytes, int, int, bytes]] | None:
