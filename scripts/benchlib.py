@@ -38,11 +38,14 @@ outliers), `discrete` 12.5 instead of 10.0, and Sintel, Middlebury and Chairs wi
 def machine() -> str:
     """One line describing this machine: CPU model, cores, memory, Python."""
     cpu = platform.processor() or platform.machine()
-    try:
+    try:  # a virtual machine's model name can be bare ("AMD EPYC"): family, model and AVX-512 tell them apart
+        info: dict[str, str] = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+        if "model name" in info:
+            wide = ", AVX-512" if "avx512f" in info.get("flags", "").split() else ""
+            cpu = f"{info['model name']} (family {info.get('cpu family', '?')} model {info.get('model', '?')}{wide})"
     except OSError:
         pass
     try:
