@@ -61,6 +61,8 @@ def _build_method(method: str, options: dict[str, Any]) -> tuple[Any, dict[str, 
     from semflow.options import options_dict
 
     given = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items() if v is not None}
+    if "baseline_flows" in given and "baseline" in given:  # (--baseline was ignored silently)
+        raise InputError("--baseline-flows are the baseline's flows: give them without --baseline")
     estimator = get_method(method, **given)
     return estimator, options_dict(estimator.options)
 

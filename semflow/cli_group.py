@@ -29,8 +29,32 @@ def _terminated(signum: int, frame: Any) -> None:
     raise Terminated
 
 
+def _usage_error(exc: click.UsageError) -> None:
+    """A usage error as one line (click's own text spreads a choice list over lines and tabs), exit 2."""
+    hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+    _error(" ".join(f"{exc.format_message()}{hint}".split()))
+    sys.exit(2)
+
+
 class SemflowGroup(click.Group):
     """A click group that reports user errors as one line instead of a traceback."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:  # (the group's own options, before any command: `semflow --bogus`)
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # (`semflow` alone: the help, as click shows it)
+                raise
+            _usage_error(exc)
+            raise  # (not reached)
+
+    def _interrupted(self, ctx: click.Context, exc: BaseException) -> None:
+        name = ctx.invoked_subcommand
+        resumable = any(p.name == "resume" for p in getattr(self.get_command(ctx, name or ""), "params", []))
+        hint = f" (finished outputs are kept; `{name}` can continue with --resume)" if resumable else ""
+        how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        click.echo(f"semflow: {how}{hint}", err=True)
+        ctx.exit(143 if isinstance(exc, Terminated) else 130)
 
     def invoke(self, ctx: click.Context) -> Any:
         handler = threading.current_thread() is threading.main_thread() and \
@@ -44,16 +68,13 @@ class SemflowGroup(click.Group):
             _error(str(exc))
             ctx.exit(1)
         except click.UsageError as exc:  # a bad option value or a missing argument: one line too
-            hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-            _error(f"{exc.format_message()}{hint}")
-            ctx.exit(2)
+            _usage_error(exc)
         except (KeyboardInterrupt, Terminated) as exc:  # named: `run` or `batch` (with --resume) can continue
-            name = ctx.invoked_subcommand
-            resumable = any(p.name == "resume" for p in getattr(self.get_command(ctx, name or ""), "params", []))
-            hint = f" (finished outputs are kept; `{name}` can continue with --resume)" if resumable else ""
-            how = "terminated" if isinstance(exc, Terminated) else "interrupted"
-            click.echo(f"semflow: {how}{hint}", err=True)
-            ctx.exit(143 if isinstance(exc, Terminated) else 130)
+            self._interrupted(ctx, exc)
+        except SystemError as exc:  # Ctrl-C or SIGTERM inside Ray's wait: Ray wraps what the handler raised
+            if not isinstance(exc.__cause__, (KeyboardInterrupt, Terminated)):
+                raise
+            self._interrupted(ctx, exc.__cause__)
         except MemoryError:  # an allocation the estimate (semflow.memory.check_memory) did not foresee
             _error("out of memory; try smaller frames (run: --max-side)")
             ctx.exit(1)

@@ -158,13 +158,16 @@ class GivenFlow(FlowMethod):
     @classmethod
     def from_file(cls, path: str | os.PathLike, *, frame_size: tuple[int, int],
                   size: tuple[int, int] | None = None, name: str = "given") -> GivenFlow:
-        """The flow in ``path`` (.flo, KITTI .png, .npy), which must be ``frame_size`` (H, W) of the frames it
-        was computed on, resampled to ``size`` (H, W) when the frames were shrunk (vectors scaled with them)."""
+        """The flow in ``path`` (.flo, KITTI .png, .npy) of the frames as given, ``frame_size`` (H, W), resampled
+        to ``size`` (H, W) when the frames were shrunk (vectors scaled with them); or one of that shrunk size
+        already (as :class:`GivenFlows` takes them: a flow computed at the same --max-side)."""
         flow = read_dense_flow(path)
-        if flow.shape[:2] != tuple(frame_size):
+        size = tuple(size or frame_size)
+        if flow.shape[:2] not in (tuple(frame_size), size):
+            shrunk = f" (or {size[1]}x{size[0]}, as shrunk)" if size != tuple(frame_size) else ""
             raise InputError(f"{path}: the flow is {flow.shape[1]}x{flow.shape[0]}, "
-                             f"the frames {frame_size[1]}x{frame_size[0]}")
-        return cls(resize_flow(flow, *(size or frame_size)), name=name)
+                             f"the frames {frame_size[1]}x{frame_size[0]}{shrunk}")
+        return cls(resize_flow(flow, *size) if flow.shape[:2] != size else flow, name=name)
 
     def _estimate(self, img1: np.ndarray, img2: np.ndarray, **_: Any) -> FlowResult:
         r = self.result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from rich.progress import (
@@ -32,7 +34,7 @@ class BatchProgress:
         self._progress: Progress | None = None
         if self.enabled:
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      _Rate(), TimeRemainingColumn(), console=quiet_console())
+                                      _Rate(), TimeRemainingColumn(), console=quiet_console(), transient=True)
             self._clips = self._progress.add_task("clips", total=clips)
             self._pairs = self._progress.add_task("pairs", total=0)
 
@@ -44,6 +46,22 @@ class BatchProgress:
     def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Take the bars off the terminal for the block: a line printed meanwhile (a clip's result) stays
+        above them, where the running display drew over it (and left old bars behind)."""
+        if self._progress is None or not self._progress.live.is_started:
+            yield
+            return
+        self._progress.stop()  # (transient: the bars are erased)
+        render = getattr(self._progress.live, "_live_render", None)
+        if render is not None and hasattr(render, "_shape"):  # else the restart erases as many lines above
+            render._shape = None                                # as the bars took: the printed line among them
+        try:
+            yield
+        finally:
+            self._progress.start()
 
     def add_clips(self, count: int) -> None:
         """Add ``count`` clips to the total (clips submitted while the batch runs join it)."""

@@ -209,7 +209,9 @@ class Batch:
         complete = False
         try:
             with BatchProgress(0, enabled=self.options.progress) as progress:
-                yield from self._schedule(progress)
+                for result in self._schedule(progress):
+                    with progress.paused():  # (what the caller prints of it is not drawn over by the bars)
+                        yield result
             complete = True
         finally:
             self._end_run(complete)

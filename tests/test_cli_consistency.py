@@ -1,0 +1,103 @@
+"""The command line as a user meets it across commands (a probe's findings): every error one line, SIGTERM
+inside Ray's wait as SIGTERM elsewhere, a batch's result lines not drawn over by its bars, and a baseline
+given twice refused."""
+
+from __future__ import annotations
+
+import io
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+from semflow.cli import main
+from semflow.cli_group import SemflowGroup, Terminated
+
+
+def test_usage_errors_of_the_group_itself_are_one_line() -> None:
+    """`semflow --bogus` was click's four-line usage text; a missing choice option read "\\n\\t" escapes."""
+    result = CliRunner().invoke(main, ["--bogus"], prog_name="semflow")
+    assert result.exit_code == 2
+    assert result.output.splitlines() == ["semflow: error: No such option '--bogus'. (see `semflow --help`)"]
+    result = CliRunner().invoke(main, ["compare", "somewhere", "--methods", "dis-fast"], prog_name="semflow")
+    assert result.exit_code == 2
+    assert result.output.splitlines() == ["semflow: error: Missing option '--dataset'. Choose from: middlebury, sintel,"
+                                          " kitti, chairs, synthetic (see `semflow compare --help`)"]
+    assert "Usage: semflow" in CliRunner().invoke(main, [], prog_name="semflow").output  # (alone: the help)
+
+
+def test_sigterm_inside_a_wrapped_wait_is_sigterm() -> None:
+    """SIGTERM while `batch` waited in Ray's Cython wait: Ray wrapped what the handler raised in a SystemError,
+    and the batch ended in a 40-line traceback with exit 1 instead of `semflow: terminated` and 143."""
+
+    @click.group(cls=SemflowGroup)
+    def group() -> None:
+        pass
+
+    @group.command()
+    @click.option("--resume", is_flag=True)
+    def waits(resume: bool) -> None:
+        try:
+            raise Terminated
+        except Terminated as exc:
+            raise SystemError("<cyfunction CoreWorker.wait> returned a result with an exception set") from exc
+
+    @group.command()
+    def broken() -> None:
+        raise SystemError("a real one")
+
+    result = CliRunner().invoke(group, ["waits"])
+    assert result.exit_code == 143
+    assert result.output.splitlines() == ["semflow: terminated (finished outputs are kept; `waits` can continue"
+                                          " with --resume)"]
+    result = CliRunner().invoke(group, ["broken"])
+    assert isinstance(result.exception, SystemError)  # (anything else is not ours to hide)
+
+
+def test_a_batch_pauses_its_bars_while_a_result_is_printed(monkeypatch) -> None:
+    """On a terminal, `batch`'s per-clip lines (`bad: failed: why`) were drawn over by the running bars."""
+    import semflow.batch.progress as progress_module
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(progress_module, "quiet_console", lambda: Console(file=buffer, force_terminal=True, width=80))
+    with progress_module.BatchProgress(2, enabled=True) as progress:
+        live = progress._progress.live
+        assert live.is_started
+        with progress.paused():
+            assert not live.is_started
+        assert live.is_started
+    assert not live.is_started
+
+
+def test_baseline_flows_and_a_baseline_method_are_not_both_taken(run_cli, pair, tmp_path) -> None:
+    """`--baseline-flows DIR --baseline farneback` was accepted and --baseline silently ignored (the singular
+    `--baseline-flow FILE --baseline X` was refused)."""
+    import semflow
+
+    (tmp_path / "flows").mkdir()
+    semflow.write_flow(tmp_path / "flows" / "000000.flo", np.zeros((48, 64, 2), np.float32))
+    result = run_cli("flow", *pair, "-o", "o.flo", "--method", "semantic", "--baseline-flows", "flows",
+                     "--baseline", "farneback")
+    assert result.rc == 1 and not (tmp_path / "o.flo").exists()
+    assert result.stderr.splitlines() == ["semflow: error: --baseline-flows are the baseline's flows: give them"
+                                          " without --baseline"]
+
+
+@pytest.mark.parametrize("given", ["full", "shrunk"])
+def test_a_baseline_flow_file_fits_the_frames_as_given_or_as_shrunk(run_cli, tmp_path, given: str) -> None:
+    """`--baseline-flow FILE` took only a flow of the frames as given; the same flow in a `--baseline-flows`
+    folder was also taken at the size --max-side shrinks them to."""
+    import semflow
+    from semflow.synthetic import translation_scene
+
+    scene = translation_scene(96, 128, shift=(2.0, 1.0), seed=5)
+    semflow.write_image(tmp_path / "a.png", scene.img1)
+    semflow.write_image(tmp_path / "b.png", scene.img2)
+    size = (96, 128) if given == "full" else (48, 64)
+    semflow.write_flow(tmp_path / "base.flo", np.zeros((*size, 2), np.float32))
+    result = run_cli("flow", "a.png", "b.png", "-o", "o.flo", "--method", "semantic", "--baseline-flow", "base.flo",
+                     "--max-side", "64")
+    assert result.rc == 0, result.stderr
+    assert semflow.read_flow(tmp_path / "o.flo").shape == (48, 64, 2)
