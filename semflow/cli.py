@@ -280,11 +280,12 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
 
 @main.command()
 @click.argument("root", type=click.Path(path_type=Path))
-@click.option("--dataset", required=True, type=click.Choice(["middlebury", "sintel", "kitti", "chairs", "synthetic"]))
+@click.option("--dataset", required=True, type=click.Choice(["middlebury", "sintel", "kitti", "chairs", "synthetic"]),
+              help="The layout of ROOT (README: Data and licences).")
 @click.option("--methods", default="dis-medium,deepflow", show_default=True, help="Comma-separated method names.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="Write a comparison PNG per sample here.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write all results as JSON.")
-@click.option("--max-samples", type=click.IntRange(min=1), default=None)
+@click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Compare the first N samples (default: all).")
 @click.option("--markdown", is_flag=True, help="Print the table as Markdown.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @_method_options
