@@ -57,12 +57,18 @@ def _method_options(func):
 def _build_method(method: str, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The flow method named ``method`` with the options given on the command line, and the full set
     of options it was built with (what a resumed run must share)."""
-    from semflow.methods import get_method
+    from semflow.methods import get_method, method_options
     from semflow.options import options_dict
 
     given = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items() if v is not None}
     if "baseline_flows" in given and "baseline" in given:  # (--baseline was ignored silently)
         raise InputError("--baseline-flows are the baseline's flows: give them without --baseline")
+    flag = lambda name: "--" + name.replace("_", "-")  # noqa: E731
+    offered = [info.name for info in method_options(method) if info.cli]
+    for key in given:  # (named as typed, among the options this command offers: not as Python fields)
+        if key not in offered:
+            raise InputError(f"{flag(key)} does not go with --method {method}; it takes"
+                             f" {', '.join(map(flag, offered))}")
     estimator = get_method(method, **given)
     return estimator, options_dict(estimator.options)
 

@@ -568,7 +568,7 @@ def test_cli_prior_errors(tiny, tmp_path, monkeypatch, make_frames):
     assert result.exit_code == 1 and "--clip-weights PATH" in result.output
     result = _cli(["run", frames, "--out", tmp_path / "run", "--method", "dis-medium", "--prior", "clip",
                    "--clip-weights", tiny[1]], monkeypatch, tmp_path)
-    assert result.exit_code == 1 and "method 'dis-medium' takes no option 'prior'" in result.output
+    assert result.exit_code == 1 and "--prior does not go with --method dis-medium" in result.output
     # the default model name (ViT-B-32) does not fit the tiny checkpoint: a one-line weights error
     result = _cli(["run", frames, "--out", tmp_path / "run", "--prior", "clip", "--clip-weights", tiny[1]],
                   monkeypatch, tmp_path)
