@@ -201,6 +201,8 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
               help="Flow file: .flo, .png (KITTI 16-bit) or .npy.")
 @click.option("--method", default="dis-medium", show_default=True, help="Flow method (see `semflow methods`).")
 @click.option("--viz", type=click.Path(path_type=Path), default=None, help="Also write a colour-wheel PNG.")
+@click.option("--max-flow", type=MAX_FLOW, default=None,
+              help="--viz's normaliser in px, 0.001 to 1e6 (default: the 99th percentile of the magnitudes).")
 @click.option("--explain", type=click.Path(path_type=Path), default=None,
               help="Write the method's intermediate maps (segmentation, model map, layers) to this folder.")
 @click.option("--max-side", type=click.IntRange(min=16), default=None,
@@ -208,8 +210,8 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
 @click.option("--baseline-flow", type=click.Path(path_type=Path), default=None,
               help="With --method semantic: a flow file from IMAGE1 to IMAGE2 (any method's) as the baseline.")
 @_method_options
-def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None, explain: Path | None,
-         max_side: int | None, baseline_flow: Path | None, **method_options: Any) -> None:
+def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None, max_flow: float | None,
+         explain: Path | None, max_side: int | None, baseline_flow: Path | None, **method_options: Any) -> None:
     """Flow from IMAGE1 to IMAGE2, written to OUTPUT (format by extension)."""
     from semflow.baseline import GivenFlow
     from semflow.explain import write_explain
@@ -241,7 +243,7 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     with warnings_as_lines(FlowRangeWarning):
         write_flow(output, result.flow)
     if viz is not None:
-        max_flow = max_flow_of(result.flow)
+        max_flow = max_flow if max_flow is not None else max_flow_of(result.flow)
         write_image(viz, add_legend(flow_to_color(result.flow, max_flow), max_flow))
     _say(f"{output} ({result.flow.shape[1]}x{result.flow.shape[0]}, {estimator.name})")
 

@@ -101,3 +101,14 @@ def test_a_baseline_flow_file_fits_the_frames_as_given_or_as_shrunk(run_cli, tmp
                      "--max-side", "64")
     assert result.rc == 0, result.stderr
     assert semflow.read_flow(tmp_path / "o.flo").shape == (48, 64, 2)
+
+
+def test_flow_viz_takes_max_flow(run_cli, pair, tmp_path) -> None:
+    """README: every picture takes --max-flow; `flow --viz` had no such option (a usage error)."""
+    import semflow
+    from semflow.viz import add_legend, flow_to_color
+
+    result = run_cli("flow", *pair, "-o", "o.flo", "--viz", "v.png", "--max-flow", "5")
+    assert result.rc == 0, result.stderr
+    flow = semflow.read_flow(tmp_path / "o.flo")
+    assert np.array_equal(semflow.read_image(tmp_path / "v.png"), add_legend(flow_to_color(flow, 5.0), 5.0))
