@@ -31,12 +31,14 @@ def main() -> None:
     """semflow: optical flow that knows what it is looking at."""
 
 
-def _method_options(func):
-    """The method options every flow-computing command offers, derived from the methods' option
-    dataclasses (each says which methods take it); all default to "not given"."""
+def _method_options(func=None, *, leave_out: tuple[str, ...] = ()):
+    """The method options every flow-computing command offers (but ``leave_out``: what it could never use),
+    derived from the methods' option dataclasses (each says which methods take it); all default to "not given"."""
     from semflow.methods import cli_options, method_options
 
-    offered = cli_options()
+    if func is None:
+        return lambda command: _method_options(command, leave_out=leave_out)
+    offered = [(info, takers) for info, takers in cli_options() if info.name not in leave_out]
     defaults_of = {name: {i.name: repr(i.default) for i in method_options(name)}
                    for _, takers in offered for name in takers}  # each method's options read once
     for info, takers in reversed(offered):
@@ -87,7 +89,8 @@ def _run_settings(per_clip: bool) -> Callable[[F], F]:
         click.option("--method", default=DEFAULT_RUN_METHOD, show_default=True,
                      help="Flow method (see `semflow methods`)."),
         click.option("--save-flo", is_flag=True, help=f"Also write {flo}/NNNNNN.flo for every pair."),
-        click.option("--max-frames", type=click.IntRange(min=0), default=None, help=f"Read at most this many frames{clip}."),
+        click.option("--max-frames", type=click.IntRange(min=0), default=None,
+                     help=f"Read at most this many frames{clip} (a flow needs 2)."),
         click.option("--max-side", type=click.IntRange(min=16), default=None,
                      help="Shrink frames so the longer side is at most PX."),
         click.option("--max-flow", type=MAX_FLOW, default=None,
@@ -155,7 +158,7 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
 @click.option("--warmup-pairs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Pairs a chunk computes before its first one (for methods that carry state).")
 @_run_settings(per_clip=True)
-@_method_options
+@_method_options(leave_out=("baseline_flows",))  # (one video's flows: a batch of clips cannot take them)
 def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | None, address: str | None,
           chunk_pairs: int, warmup_pairs: int, cache_mb: int, **settings: Any) -> None:
     """Flow for many clips on Ray: INPUTS are videos, folders of frames, folders of videos, glob patterns
@@ -334,7 +337,7 @@ def methods_command() -> None:
 @main.command("segment")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder.")
-@click.option("--backend", default="camvid", show_default=True,
+@click.option("--segmenter", "--backend", "backend", default="camvid", show_default=True,
               help="camvid (shipped model), camvid:PATH, torchvision:PATH (DeepLabV3/LRASPP/FCN weights), masks:PATH.")
 @click.option("--overlay", is_flag=True, help="Also write colour overlays (OUT/overlay/, overlay.mp4 for a video).")
 @click.option("--label-set", default=None, help="Label set of masks:PATH (camvid, voc or a .json file).")

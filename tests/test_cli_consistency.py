@@ -112,3 +112,13 @@ def test_flow_viz_takes_max_flow(run_cli, pair, tmp_path) -> None:
     assert result.rc == 0, result.stderr
     flow = semflow.read_flow(tmp_path / "o.flo")
     assert np.array_equal(semflow.read_image(tmp_path / "v.png"), add_legend(flow_to_color(flow, 5.0), 5.0))
+
+
+def test_options_a_command_cannot_use_are_not_offered_and_one_name_serves_one_thing(run_cli, pair, tmp_path) -> None:
+    """`batch --help` offered --baseline-flows, which every batch refused; `segment` called the segmenter
+    `--backend` where run, batch, flow and compare say `--segmenter`."""
+    help_text = CliRunner().invoke(main, ["batch", "--help"]).output
+    assert "--baseline-flows" not in help_text and "--baseline " in help_text
+    result = run_cli("segment", pair[0], "--out", "seg", "--segmenter", "camvid")
+    assert result.rc == 0, result.stderr
+    assert (tmp_path / "seg" / "a.png").is_file()
