@@ -119,7 +119,7 @@ class SemanticOptions(SharpenOptions):
     prior_classes: str | None = option(None, "Classes CLIP chooses from, 'name:kind,...' (kind: thing, "
                                        "plane, stuff) or a file of them (default: common things, planes, stuff).")
     prior_weight: float = option(0.5, "Weight w of CLIP in the per-region fusion: "
-                                 "(1 - w) * backbone + w * CLIP.")
+                                 "(1 - w) * backbone + w * CLIP, w from 0 to 1.")
     planes: PlaneParams | None = option(None, "Parameters of the plane layer.", cli=False)
     things: ThingParams | None = option(None, "Parameters of the thing layer.", cli=False)
     feather_radius: float = option(4.0, "Width of the blended seams between models, px.", cli=False)
