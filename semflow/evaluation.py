@@ -103,14 +103,15 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
             method_options: dict[str, Any] | None = None, out_dir: str | os.PathLike | None = None,
             max_samples: int | None = None, use_labels: bool = True,
             progress: bool | None = None, isolate: bool = False,
-            outputs: Iterable[str | os.PathLike | None] = ()) -> list[SampleResult]:
+            outputs: Iterable[str | os.PathLike | None] = ()) -> CompareResults:
     """Run each method on each sample of ``dataset`` under ``root``; optionally draw
     ``out_dir/<dataset>_<sample>.png`` (named by :func:`image_names`).
 
     Every image name is checked (:func:`~semflow.io.outputs.check_outputs`, with ``outputs``: the
     caller's other output files, which may not be one of them) before any method runs; the images are
     moved into ``out_dir`` only once every sample is done (a failure leaves none). A sample whose ground
-    truth has no valid pixel is left out with a warning; InputError when no sample has one.
+    truth has no valid pixel is left out with a warning (and named in the result's ``left_out``); InputError
+    when no sample has one.
 
     ``method_options`` (device, preset...) go to every method that declares them, ``NAME.option`` to
     method NAME only (:func:`semflow.methods.route_options`); one that no method takes is an error. ``use_labels`` passes
@@ -182,14 +183,15 @@ class _InProcess:
 
 
 def _compare_samples(dataset: str, samples: Sequence[Any], built: dict[str, Any], images: list[Path] | None,
-                     use_labels: bool, progress: bool | None) -> list[SampleResult]:
+                     use_labels: bool, progress: bool | None) -> CompareResults:
     """Every method on every sample (``images``: where each sample's comparison image goes, or None)."""
-    results: list[SampleResult] = []
+    results = CompareResults()
     with progress_bar(len(samples) * len(built), f"compare {dataset}", enabled=progress) as bar:
         for k, ref in enumerate(samples):
             sample = ref.load()
             if not sample.valid.any():
                 warn(f"{dataset} sample {sample.name}: no valid ground-truth pixel; left out of the comparison")
+                results.left_out.append(sample.name)
                 bar.advance(len(built))
                 continue
             flows, costs, kinds = {}, {}, None
@@ -254,12 +256,23 @@ def _nanmean(values) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
+class CompareResults(list):
+    """What :func:`compare` returns: the :class:`SampleResult` of every method on every sample scored, and
+    ``left_out``: the samples not scored (no valid ground-truth pixel), by name."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.left_out: list[str] = []
+
+
 def results_json(results: Sequence[SampleResult]) -> dict[str, Any]:
-    """The ``--json`` document: every sample result plus the per-method summary.
+    """The ``--json`` document: every sample result plus the per-method summary, and the samples left out
+    (``left_out``: names; they were missing from the file, with only a warning line to tell).
 
     A metric with no pixels to measure (NaN, e.g. an empty region) becomes ``null``: NaN is not JSON.
     """
-    return finite_or_none({"results": [asdict(r) for r in results], "summary": summarize(results)})
+    return finite_or_none({"results": [asdict(r) for r in results], "summary": summarize(results),
+                           "left_out": list(getattr(results, "left_out", []))})
 
 
 def format_table(rows: Sequence[dict[str, Any]], *, markdown: bool = False) -> str:

@@ -206,7 +206,8 @@ def test_a_sample_without_valid_ground_truth_is_left_out_with_a_warning(tmp_path
     """It gave NaN scores and counted in n (2) while the EPE averaged only the valid sample."""
     root = _middlebury(tmp_path / "ds", ["A", "B"], no_gt=("B",))
     results = evaluation.compare("middlebury", root, ["dis-fast"])
-    assert [r.sample for r in results] == ["A"]
+    assert [r.sample for r in results] == ["A"] and results.left_out == ["B"]
+    assert evaluation.results_json(results)["left_out"] == ["B"]  # (the --json file did not name it)
     (row,) = evaluation.summarize(results)
     assert row["samples"] == 1 and np.isfinite(row["epe"])
     err = capsys.readouterr().err.splitlines()
