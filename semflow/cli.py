@@ -89,8 +89,8 @@ def _run_settings(per_clip: bool) -> Callable[[F], F]:
         click.option("--method", default=DEFAULT_RUN_METHOD, show_default=True,
                      help="Flow method (see `semflow methods`)."),
         click.option("--save-flo", is_flag=True, help=f"Also write {flo}/NNNNNN.flo for every pair."),
-        click.option("--max-frames", type=click.IntRange(min=0), default=None,
-                     help=f"Read at most this many frames{clip} (a flow needs 2)."),
+        click.option("--max-frames", type=click.IntRange(min=2), default=None,  # (a flow needs a pair)
+                     help=f"Read at most this many frames{clip} (default: all)."),
         click.option("--max-side", type=click.IntRange(min=16), default=None,
                      help="Shrink frames so the longer side is at most PX."),
         click.option("--max-flow", type=MAX_FLOW, default=None,
@@ -343,7 +343,7 @@ def methods_command() -> None:
 @click.option("--label-set", default=None, help="Label set of masks:PATH (camvid, voc or a .json file).")
 @click.option("--kinds", default=None, help="Override the class -> kind table, e.g. 'Tree:plane,Car:thing'.")
 @click.option("--device", default="cpu", show_default=True, help="Where the model runs: cpu, cuda, cuda:N or auto.")
-@click.option("--max-frames", type=click.IntRange(min=0), default=None,
+@click.option("--max-frames", type=click.IntRange(min=1), default=None,
               help="Segment at most this many frames of each video and images of each folder (the first ones).")
 @click.option("--pairwise", "--per-frame", "per_frame", is_flag=True,
               help="Segment every video frame on its own (default: labels filtered along the optical flow).")

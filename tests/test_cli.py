@@ -320,7 +320,8 @@ def test_run_empty_file(cli_fails, tmp_path: Path) -> None:
 
 def test_run_zero_frames(cli_fails, make_video, tmp_path: Path) -> None:
     make_video(3)
-    cli_fails("run", "clip.mp4", "--out", "out", "--max-frames", "0", match="at least 2 frames to compute flow, got 0")
+    # (--max-frames 0 or 1 is a usage error, as --max-side 15 is: the help said x>=0 and each failed later)
+    cli_fails("run", "clip.mp4", "--out", "out", "--max-frames", "0", match="'--max-frames': 0 is not in the range x>=2")
     (tmp_path / "noimages").mkdir()
     (tmp_path / "noimages" / "a.txt").write_text("x")
     cli_fails("run", "noimages", "--out", "out", match="holds no images")
@@ -335,7 +336,8 @@ def test_run_one_frame_folder(cli_fails, make_frames) -> None:
     make_frames(1, name="one")
     cli_fails("run", "one", "--out", "out", match="at least 2 frames to compute flow, got 1")
     make_frames(3, name="three")
-    cli_fails("run", "three", "--out", "out", "--max-frames", "1", match="at least 2 frames to compute flow, got 1")
+    cli_fails("run", "three", "--out", "out", "--max-frames", "1", match="'--max-frames': 1 is not in the range x>=2")
+    cli_fails("segment", "three", "--out", "seg", "--max-frames", "0", match="'--max-frames': 0 is not in the range x>=1")
 
 
 def test_run_frame_of_another_size_names_the_frame(run_cli, make_frames, tmp_path: Path) -> None:
