@@ -70,8 +70,6 @@ class RunOptions:
         _check_int("max_side", self.max_side, 16)
         _check_int("cache_budget", self.cache_budget, 0)
         if self.max_flow is not None:
-            if isinstance(self.max_flow, bool) or not isinstance(self.max_flow, numbers.Real):
-                raise InputError(f"max_flow must be a number of px (or None), got {self.max_flow!r}")
             check_max_flow(self.max_flow)
         for name in ("save_flo", "resume", "pairwise"):
             if not isinstance(getattr(self, name), bool):

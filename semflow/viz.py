@@ -67,7 +67,9 @@ def wheel_colors(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def check_max_flow(max_flow: float) -> float:
-    """``max_flow`` if it is within :data:`MAX_FLOW_LIMITS`, else an InputError (one line)."""
+    """``max_flow`` as a float if it is a number within :data:`MAX_FLOW_LIMITS`, else an InputError (one line)."""
+    if isinstance(max_flow, bool) or not isinstance(max_flow, numbers.Real):
+        raise InputError(f"max_flow must be a number of px, got {repr(max_flow)[:60]}")
     low, high = MAX_FLOW_LIMITS
     if not low <= max_flow <= high:  # (NaN fails too)
         raise InputError(f"max flow (--max-flow) must be between {low:g} and {high:g} px, got {max_flow:g}")
@@ -85,8 +87,6 @@ def flow_to_color(flow: np.ndarray, max_flow: float | None = None, *,
     flow = check_flow(flow)
     if max_flow is None:
         max_flow = max(float(np.linalg.norm(flow, axis=2).max()), 1e-6)
-    elif isinstance(max_flow, bool) or not isinstance(max_flow, numbers.Real):
-        raise InputError(f"max_flow must be a number of px, got {repr(max_flow)[:60]}")
     else:  # (the bounds run's max_flow and --max-flow take; 0 was a ValueError, not an InputError)
         max_flow = check_max_flow(max_flow)
     color = wheel_colors(flow[..., 0] / max_flow, flow[..., 1] / max_flow)
