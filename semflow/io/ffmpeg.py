@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from semflow.errors import OutputError
+from semflow.io.mp4 import box_header
 
 FFMPEG_LOG_LINES = 40
 """The first lines FFmpeg logs that an encoder keeps (the cause comes first, its consequences after)."""
@@ -113,16 +114,10 @@ def mp4_complete(path: str | os.PathLike) -> bool:
     with open(path, "rb") as f:
         while pos < end:
             f.seek(pos)
-            head = f.read(16)
-            size = int.from_bytes(head[:4], "big") if len(head) >= 8 else 0
-            if size == 1 and len(head) == 16:
-                size = int.from_bytes(head[8:16], "big")
-                if size < 16:  # a 64-bit size smaller than its own header: damaged
-                    return False
-            elif size == 0 and len(head) >= 8:
-                size = end - pos  # (a last box "to the end of the file")
-            if size < 8:
+            try:
+                kind, _, size = box_header(f.read(16), end - pos)
+            except ValueError:  # (cut short, smaller than its header, past the end: damaged)
                 return False
-            kinds.add(head[4:8])
+            kinds.add(kind)
             pos += size
-    return pos == end and b"moov" in kinds
+    return b"moov" in kinds

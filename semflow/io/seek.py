@@ -39,6 +39,7 @@ from typing import BinaryIO
 import cv2
 import numpy as np
 
+from semflow.io.mp4 import box_header
 from semflow.io.native import native_stderr
 
 SEEK_AFTER = 60
@@ -162,14 +163,7 @@ def _uniform(times: np.ndarray) -> float | None:
 def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
     """(type, payload start, payload end) of the ISO BMFF boxes in ``data[start:end]``."""
     while start + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, start)
-        head = 8
-        if size == 1:
-            size, head = struct.unpack_from(">Q", data, start + 8)[0], 16
-        elif size == 0:
-            size = end - start
-        if size < head or start + size > end:
-            raise ValueError("a box overruns its parent")
+        kind, head, size = box_header(data[start:start + 16], end - start)
         yield kind, start + head, start + size
         start += size
 
@@ -194,20 +188,10 @@ RUNS = np.dtype([("n", ">u4"), ("v", ">i4")])
 
 def _mp4_grid(file: BinaryIO, size: int) -> FrameGrid | None:
     """The grid of an mp4/mov: its top-level boxes' headers are read to find the ``moov``, then all of it."""
-    head = bytearray(16)
     at = 0
     while at + 8 <= size:  # top-level boxes: headers only, until the moov
         file.seek(at)
-        n = file.readinto(head)
-        if n < 8:
-            return None
-        box, kind = struct.unpack_from(">I4s", head)
-        if box == 1 and n == 16:
-            box = struct.unpack_from(">Q", head, 8)[0]
-        elif box == 0:
-            box = size - at
-        if box < 8:
-            return None
+        kind, _, box = box_header(file.read(16), size - at)  # (ValueError: a damaged file, no seek)
         if kind == b"moov":
             if box > MAX_INDEX_BYTES:
                 return None
@@ -223,7 +207,7 @@ def _mp4_grid(file: BinaryIO, size: int) -> FrameGrid | None:
 def _moov_grid(moov: bytes, size: int) -> FrameGrid | None:
     """The grid of the one video track of ``moov``: presentation times from its sample table (``stts``
     durations plus ``ctts`` offsets), trusted keyframes (``stss``), no empty sample, at most one edit."""
-    kids = list(_boxes(moov, 16 if struct.unpack_from(">I", moov)[0] == 1 else 8, len(moov)))
+    kids = list(_boxes(moov, box_header(moov[:16], len(moov))[1], len(moov)))
     if any(k == b"mvex" for k, _, _ in kids):  # fragmented: the samples are in the fragments
         return None
     videos = []
