@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from semflow.errors import InputError
@@ -18,3 +19,16 @@ def require_file(path: str | os.PathLike) -> Path:
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: not readable")
     return path
+
+
+def open_regular_file(path: str | os.PathLike) -> int:
+    """A descriptor of ``path`` open for reading, opened without blocking on a FIFO; :class:`InputError`
+    when it cannot be opened or is not a regular file (a FIFO, a device). The caller closes it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # (a FIFO would block here)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open ({exc.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"{path}: not a regular file")
+    return fd

@@ -29,7 +29,6 @@ numbers the rest differently, which no timestamp shows.
 from __future__ import annotations
 
 import os
-import stat
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,6 +38,8 @@ from typing import BinaryIO
 import cv2
 import numpy as np
 
+from semflow.errors import InputError
+from semflow.io.files import open_regular_file
 from semflow.io.mp4 import box_header
 from semflow.io.native import native_stderr
 
@@ -129,19 +130,17 @@ def frame_grid(path: Path) -> FrameGrid | None:
     """The :class:`FrameGrid` that the index of the mp4/mov or AVI file ``path`` proves, or None (another
     container, frames off one grid, an index that cannot be read or trusted)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # (a FIFO would block here)
-    except OSError:
+        fd = open_regular_file(path)
+    except InputError:
         return None
     with os.fdopen(fd, "rb") as file:
         try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                return None
+            size = os.fstat(fd).st_size
             head = file.read(12)
             if head[:4] == b"RIFF" and head[8:] == b"AVI ":
-                return _avi_grid(file, info.st_size)
+                return _avi_grid(file, size)
             if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide"):
-                return _mp4_grid(file, info.st_size)
+                return _mp4_grid(file, size)
         except (OSError, ValueError, TypeError, struct.error, IndexError, OverflowError, MemoryError):
             return None
     return None

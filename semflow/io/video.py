@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 from semflow.errors import InputError, OutputError, warn
 from semflow.io.atomic import move_into_place, temp_path_beside
 from semflow.io.ffmpeg import FFmpegEncoder, mp4_complete
+from semflow.io.files import open_regular_file
 from semflow.io.images import is_image_path, read_image, to_rgb_uint8
 from semflow.io.native import native_stderr
 from semflow.io.seek import open_at
@@ -116,13 +116,8 @@ def open_capture(path: Path) -> cv2.VideoCapture:
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
+        fd = open_regular_file(path)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # (a FIFO would block here)
-        except OSError as exc:
-            raise InputError(f"{path}: cannot open ({exc.strerror})") from None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise InputError(f"{path}: not a regular file")
             return cv2.VideoCapture(f"/proc/self/fd/{fd}")  # (FFmpeg opens its own descriptor of it)
         finally:
             os.close(fd)
