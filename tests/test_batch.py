@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from conftest import moving_frames
 
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.batch import Batch, BatchOptions, Chunk, expand_inputs, plan_chunks
-from semflow.batch.cluster import check_address, ray_starting, workers_to_start
+from semflow.batch.cluster import check_address, ray_starting, worker_gpus, workers_to_start
 from semflow.errors import InputError, OutputError, SemflowError
 from semflow.io.images import write_image
 from semflow.io.outputs import OutputFolder
@@ -36,8 +37,9 @@ METHOD = "dis-fast"
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    """One local Ray with 2 CPUs for this module's batches (each Batch starts and stops its own workers)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 1024 ** 2)
+    """One local Ray with 2 CPUs and a GPU (declared, not there: Ray schedules by it all the same) for this
+    module's batches (each Batch starts and stops its own workers)."""
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 1024 ** 2)
     yield
     ray.shutdown()
 
@@ -264,6 +266,43 @@ def test_no_more_workers_than_tasks_to_run_at_once() -> None:
     assert workers_to_start(8, []) == 1
     with pytest.raises(InputError, match=r"workers must be a whole number from 1 to 1024, got 10{21}$"):
         BatchOptions(method=METHOD, workers=10 ** 21)  # was Ray's 18-frame ValueError
+
+
+def test_workers_share_out_the_clusters_gpus_for_a_method_on_one() -> None:
+    assert worker_gpus("cuda", 2, 4) == 0.5
+    assert worker_gpus("cuda", 4, 2) == 1.0  # one GPU a worker at most
+    assert worker_gpus("auto", 1, 3) == 0.3333  # Ray counts GPUs in 1/10000: three such shares fit in one
+    assert worker_gpus(" CUDA ", 1, 1) == 1.0
+    assert worker_gpus("auto", 0, 3) == 0.0 and worker_gpus("cpu", 8, 2) == 0.0 and worker_gpus(None, 8, 2) == 0.0
+    with pytest.raises(SemflowError, match=r"^device 'cuda' asked for, but the Ray cluster has no GPU; use --device"):
+        worker_gpus("cuda", 0, 2)
+    with pytest.raises(InputError, match=r"^device 'cuda:1': in a batch Ray gives each worker its GPU; use --device cuda$"):
+        worker_gpus("cuda:1", 2, 2)
+    with pytest.raises(InputError, match=r"^device 'cuda:0': in a batch Ray gives each worker its GPU"):
+        BatchOptions(method=METHOD, method_options={"device": "cuda:0"})  # before Ray starts
+
+
+def test_a_batch_reserves_a_gpu_share_for_each_worker_of_a_method_on_one(tmp_path: Path) -> None:
+    """Its workers reserved no GPU: Ray put every worker on the first GPU of a machine (or on one without
+    any) and, in older releases, hid every GPU from them. (``auto``: this machine's driver may have no GPU;
+    the module's Ray declares one.)"""
+    clip = write_video(tmp_path / "clip.mp4", 3)
+    for device, share in (("auto", 0.5), ("cpu", 0.0)):
+        with Batch(tmp_path / device, BatchOptions(method=METHOD, method_options={"device": device}, workers=2)) as batch:
+            batch.submit([clip])
+            assert batch.worker_pids() and gpus_free(1 - share) == pytest.approx(1 - share)
+            assert [r.status for r in batch.results()] == ["ok"]
+    built = get_method(METHOD, device="auto")
+    with Batch(tmp_path / "built", BatchOptions(method=built, workers=2)):
+        assert gpus_free(0.5) == pytest.approx(0.5)
+
+
+def gpus_free(expected: float, seconds: float = 10.0) -> float:
+    """The GPUs Ray has free, once they read ``expected`` or ``seconds`` have passed (Ray's count lags)."""
+    end = time.monotonic() + seconds
+    while (free := ray.available_resources().get("GPU", 0.0)) != pytest.approx(expected) and time.monotonic() < end:
+        time.sleep(0.1)
+    return free
 
 
 def test_an_interrupted_batch_names_batch(monkeypatch, tmp_path: Path) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import signal
 import socket
 import sys
 import threading
 from collections.abc import Iterable, Iterator
 
+from semflow.device import check_device_name
 from semflow.errors import InputError, SemflowError
 
 CONNECT_SECONDS = 3.0
@@ -51,6 +53,30 @@ def workers_to_start(wanted: int, chunks_left: Iterable[int]) -> int:
     least 1. ``chunks_left``: for each clip still to run, its chunks to compute; a clip with none left
     still needs one task (its drawing), and its drawing never runs beside its own chunks."""
     return max(1, min(wanted, sum(max(n, 1) for n in chunks_left)))
+
+
+def check_batch_device(device: str | None) -> str:
+    """``device`` normalised (:func:`~semflow.device.check_device_name`); InputError for ``cuda:N``: in a
+    batch Ray picks each worker's GPU."""
+    name = check_device_name(device)
+    if name.startswith("cuda:"):
+        raise InputError(f"device {name!r}: in a batch Ray gives each worker its GPU; use --device cuda")
+    return name
+
+
+def worker_gpus(device: str | None, cluster_gpus: float, workers: int) -> float:
+    """The share of a GPU each of ``workers`` reserves from Ray for a method on ``device``. Ray places a
+    worker that reserves none without regard to GPUs (every one on the first GPU of its machine, or on a
+    machine with none; older Ray releases hide every GPU from it), so ``cuda`` reserves the
+    cluster's ``cluster_gpus`` shared out among the workers (at most one each; Ray then shows each worker
+    the GPU it got as ``cuda``), ``auto`` does so where the cluster has GPUs, ``cpu`` reserves none.
+    ``cuda:N`` is refused (:func:`check_batch_device`)."""
+    name = check_batch_device(device)
+    if name == "cpu" or (name == "auto" and cluster_gpus <= 0):
+        return 0.0
+    if cluster_gpus <= 0:
+        raise SemflowError(f"device {name!r} asked for, but the Ray cluster has no GPU; use --device cpu or auto")
+    return min(1.0, math.floor(cluster_gpus / max(1, workers) * 10_000) / 10_000)  # Ray counts in 1/10000
 
 
 @contextlib.contextmanager

@@ -34,7 +34,13 @@ from semflow.batch.clips import (
     earlier_names,
     open_clip,
 )
-from semflow.batch.cluster import check_address, ray_starting, token_notice_hidden, workers_to_start
+from semflow.batch.cluster import (
+    check_address,
+    ray_starting,
+    token_notice_hidden,
+    worker_gpus,
+    workers_to_start,
+)
 from semflow.batch.inputs import BatchInput, expand_inputs
 from semflow.batch.progress import BatchProgress
 from semflow.batch.work import BatchOptions, Chunk, ClipWorker
@@ -85,6 +91,7 @@ class Batch:
         self._started_ray = False
         self._workers: list[Any] = []
         self._wanted = 0
+        self._gpus = 0.0  # the share of a GPU each worker reserves
         self._folder = BatchFolder(self.out_dir)
         self._run_started: float | None = None  # when the results() in progress began
         self._wall = 0.0  # wall seconds of all results() calls so far
@@ -129,11 +136,12 @@ class Batch:
         self._wanted = self.options.workers or max(1, cpus)
         if self._wanted > cpus:
             raise SemflowError(f"{self._wanted} workers asked for, but the Ray cluster has {cpus} CPUs")
+        self._gpus = worker_gpus(self.options.device(), ray.cluster_resources().get("GPU", 0), self._wanted)
         self._add_workers(1)
 
     def _add_workers(self, count: int) -> None:
         """Start workers until there are ``count``, and wait until each has built its method."""
-        actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(ClipWorker)
+        actor = ray.remote(num_cpus=1, num_gpus=self._gpus, max_restarts=-1, max_task_retries=0)(ClipWorker)
         self._workers += [actor.remote(self.options.method, self.options.method_options, 1)
                           for _ in range(count - len(self._workers))]
         try:

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from semflow.baseline.base import FlowMethod
+from semflow.batch.cluster import check_batch_device
 from semflow.errors import InputError
 from semflow.forked import set_process_limit
 from semflow.io.native import own_native_output
@@ -66,6 +67,12 @@ class BatchOptions(RunOptions):
                              f" got {self.address!r}")
         if isinstance(self.method, FlowMethod):  # options go with a name: refused here, not in every worker
             get_method(self.method, **self.method_options)
+        check_batch_device(self.device())  # before Ray starts
+
+    def device(self) -> str | None:
+        """The device the workers' method runs on (a built method's own when it was given built)."""
+        built = None if isinstance(self.method, str) or self.method.options is None else self.method.options.device
+        return self.method_options.get("device", built)
 
     def run_options(self) -> RunOptions:
         """The :class:`RunOptions` each clip is run with (what ``semflow run`` would be given)."""
