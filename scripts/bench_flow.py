@@ -44,7 +44,8 @@ def main() -> None:
     lines = [f"## Flow accuracy and speed ({args.section})", "",
              f"`{command}` on {today()}; {machine()}.", "",
              "EPE in px (mean over samples), Fl-all = share of valid pixels with EPE > 3 px and > 5% of |gt| "
-             "(KITTI's rule, on every dataset), s/pair median, peak MB while the method ran.", ""]
+             "(KITTI's rule, on every dataset; mean over samples), s/pair median, peak MB while the method ran. "
+             "Columns marked (pred): the kinds `semantic` predicted on each sample (the dataset has no labels).", ""]
     every = []
     synthetic_root = Path(tempfile.mkdtemp(prefix="semflow-synthetic-"))
     write_dataset(synthetic_root, count=8, seed=7)

@@ -64,7 +64,8 @@ class SampleResult:
 def sample_regions(sample: LoadedSample, kinds: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Named pixel masks to report separately: occluded / non-occluded where the dataset has occlusion
     masks, and things / planes / stuff from the dataset's CamVid labels or else from ``kinds`` (H, W)
-    (KIND_CODES, e.g. a semantic method's predicted kinds). With given labels also ``thing-band``, the
+    (KIND_CODES, e.g. a semantic method's predicted kinds: then named ``things(pred)``, ``planes(pred)``,
+    ``stuff(pred)``, as they are no ground truth). With given labels also ``thing-band``, the
     pixels of things less than 5 px inside their outlines (between touching instances too, where the
     dataset has them), and ``thing-inner``, the rest of the things."""
     from semflow.segmentation import KIND_CODES, get_label_set
@@ -73,12 +74,13 @@ def sample_regions(sample: LoadedSample, kinds: np.ndarray | None = None) -> dic
     if sample.occluded is not None:
         regions["occluded"] = sample.occluded
         regions["non-occluded"] = ~sample.occluded
-    if sample.labels is not None:
+    given = sample.labels is not None
+    if given:
         kinds = get_label_set("camvid").kind_map(sample.labels)
     if kinds is not None:
         for kind, plural in (("thing", "things"), ("plane", "planes"), ("stuff", "stuff")):
-            regions[plural] = kinds == KIND_CODES[kind]
-    if sample.labels is not None and regions["things"].any():
+            regions[plural if given else f"{plural}(pred)"] = kinds == KIND_CODES[kind]
+    if given and regions["things"].any():
         # Given masks: the band just inside object outlines (where motion jumps), and the rest.
         band = inner_band(regions["things"], BAND_WIDTH, sample.instances)
         regions["thing-band"] = band
@@ -117,7 +119,8 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
     method NAME only (:func:`semflow.methods.route_options`); one that no method takes is an error. ``use_labels`` passes
     the dataset's label maps to methods that use a given segmentation. Where the dataset has no labels
     but a method reports the region kinds it saw (``extras["kinds"]``, as ``semantic`` does), every
-    method on that sample is scored per kind on those same pixels.
+    method on that sample is scored per kind on those same pixels (regions ``things(pred)`` and so on:
+    the first such method's prediction, so they appear only when such a method is compared).
 
     ``isolate=True`` (what ``semflow compare`` does) runs each method in a child process of its own
     (:mod:`semflow.isolation`): ``peak_mb`` is then the peak resident memory of a process that ran only
@@ -231,8 +234,10 @@ def comparison_image(sample: LoadedSample, flows: dict[str, np.ndarray], *, tile
 
 def summarize(results: Sequence[SampleResult]) -> list[dict[str, Any]]:
     """One row per (dataset, method): ``samples`` (the table's n: the samples scored, which
-    :func:`compare` limits to those with valid ground truth), mean EPE / Fl-all over them, per-region
-    means, median seconds, peak memory."""
+    :func:`compare` limits to those with valid ground truth), the mean over them of each sample's EPE and
+    Fl-all (per image, as Middlebury's table; KITTI's and Sintel's official figures pool the pixels of all
+    images instead: the same where the samples share size and mask), per-region means, median seconds,
+    peak memory."""
     rows = []
     keys = list(dict.fromkeys((r.dataset, r.method) for r in results))
     for dataset, method in keys:

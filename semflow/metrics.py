@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from semflow.io.flow import check_flow, check_mask
+from semflow.io.flow import UNKNOWN_FLOW_THRESHOLD, check_flow, check_mask
 
 BAND_WIDTH = 5
 """Width (px) of the band inside object outlines that :func:`inner_band` measures by default."""
@@ -24,10 +24,15 @@ def endpoint_error(flow: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 
 def _mask(valid: np.ndarray | None, gt: np.ndarray, region: np.ndarray | None) -> np.ndarray:
-    """Pixels to score: ``valid`` and inside ``region`` where given, and where the ground truth is finite."""
+    """Pixels to score: ``valid`` and inside ``region`` where given, and where the ground truth is known:
+    finite, each component at most ``UNKNOWN_FLOW_THRESHOLD`` (1e9) in size (the readers' unknown flow)."""
     gt = np.asarray(gt)
     shape = gt.shape
-    mask = np.isfinite(gt).all(axis=-1) if gt.ndim == 3 else np.ones(shape[:2], bool)
+    if gt.ndim == 3:
+        with np.errstate(invalid="ignore"):
+            mask = (np.abs(gt) <= UNKNOWN_FLOW_THRESHOLD).all(axis=-1)  # NaN compares False: unknown too
+    else:
+        mask = np.ones(shape[:2], bool)
     if valid is not None:
         mask &= check_mask(valid, shape)
     if region is not None:
@@ -39,7 +44,8 @@ def epe(flow: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None,
         region: np.ndarray | None = None) -> float:
     """Mean endpoint error over valid pixels (inside ``region`` if given); NaN if none are valid.
 
-    Ground-truth pixels that are not finite (NaN, inf) count as invalid.
+    Ground-truth pixels that are not finite (NaN, inf) or unknown (a component over 1e9 px, the .flo
+    convention) count as invalid.
     """
     err = endpoint_error(flow, gt)
     mask = _mask(valid, gt, region)
@@ -57,7 +63,8 @@ def fl_all(flow: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None,
            region: np.ndarray | None = None) -> float:
     """Fraction in [0, 1] of valid pixels that are KITTI outliers; NaN if none are valid.
 
-    Ground-truth pixels that are not finite (NaN, inf) count as invalid.
+    Ground-truth pixels that are not finite (NaN, inf) or unknown (a component over 1e9 px, the .flo
+    convention) count as invalid.
     """
     out = outliers(flow, gt)
     mask = _mask(valid, gt, region)

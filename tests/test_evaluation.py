@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import mmap
@@ -120,6 +121,24 @@ def test_score_of_zero_flow_is_the_mean_gt_magnitude(synthetic_root: Path) -> No
     assert 0 <= f <= 1 and regions["things"]["epe"] > 0
     e_gt, f_gt, _ = evaluation.score(sample.flow, sample)
     assert e_gt == 0.0 and f_gt == 0.0
+
+
+def test_kinds_a_method_predicted_are_named_as_predictions(synthetic_root: Path) -> None:
+    """On a dataset without labels the per-kind regions come from a method's segmentation: they were
+    named "things" etc. as if they were ground truth."""
+    sample = load_dataset("synthetic", synthetic_root)[0].load()
+    kinds = np.zeros(sample.flow.shape[:2], np.uint8)
+    kinds[:, :20] = 2  # things (KIND_CODES)
+    given = evaluation.sample_regions(sample, kinds)
+    assert {"things", "planes", "stuff", "thing-band"} <= set(given)  # the dataset's labels win
+    unlabelled = dataclasses.replace(sample, labels=None, instances=None)
+    predicted = evaluation.sample_regions(unlabelled, kinds)
+    assert set(predicted) == {"things(pred)", "planes(pred)", "stuff(pred)"} | ({"occluded", "non-occluded"}
+                                                                              & set(given))
+    assert (predicted["things(pred)"] == (kinds == 2)).all()
+    rows = evaluation.summarize([evaluation.SampleResult("m", "d", "s", 1.0, 0.0, 0.1, 1.0,
+                                                         evaluation.score(sample.flow, unlabelled, kinds)[2])])
+    assert "EPE things(pred)" in evaluation.format_table(rows).splitlines()[0]
 
 
 def test_medium_beats_ultrafast_on_average(synthetic_results) -> None:

@@ -58,6 +58,19 @@ def test_ground_truth_that_is_not_finite_is_invalid() -> None:
     assert math.isnan(fl_all(flow, unknown))       # 0.0 before: no outliers among no pixels
 
 
+def test_ground_truth_marked_unknown_as_in_flo_files_is_invalid() -> None:
+    """A component over 1e9 px is the .flo convention for unknown (io.flow's readers hold to it); raw
+    ground truth passed without its mask scored those pixels (one 1e10 pixel: EPE ~ 5e8 px)."""
+    gt = const(0, 0)
+    gt[0, 0] = (1e10, 0)
+    gt[1, 2, 1] = -2e9
+    gt[2, 3] = (1e9, 0)  # at the threshold: known (the readers' rule is "over")
+    flow = const(1, 0)
+    assert epe(flow, gt) == pytest.approx((17 * 1.0 + (1e9 - 1)) / 18)
+    assert fl_all(flow, gt) == pytest.approx(1 / 18)  # 3 / 20 before
+    assert epe(flow, gt, region=np.ones((4, 5), bool)) == epe(flow, gt)
+
+
 def test_fl_all_absolute_threshold_is_strictly_above_3px() -> None:
     gt = const(0, 0)  # |gt| = 0: the 5 % rule always holds, so the 3 px rule decides
     assert fl_all(const(3.0, 0.0), gt) == 0.0

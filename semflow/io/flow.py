@@ -313,7 +313,8 @@ def read_flow_valid(path: str | os.PathLike, *, allow_unknown: bool = False) -> 
 
 
 def read_flow(path: str | os.PathLike) -> np.ndarray:
-    """Read a flow file (``.flo``, KITTI ``.png``, ``.npy``) as float32 (H, W, 2); unknown pixels are 0."""
+    """Read a flow file (``.flo``, KITTI ``.png``, ``.npy``) as float32 (H, W, 2); unknown pixels are 0, so
+    score against ground truth read with :func:`read_flow_valid`, passing its mask as ``valid``."""
     return read_flow_valid(path)[0]
 
 
