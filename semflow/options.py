@@ -26,10 +26,13 @@ from semflow.device import check_device_name, resolve_device
 from semflow.errors import InputError
 
 
-def option(default: Any, help: str, *, cli: bool = True, choices: tuple[str, ...] | None = None) -> Any:
+def option(default: Any, help: str, *, cli: bool = True, choices: tuple[str, ...] | None = None,
+           path: bool = False) -> Any:
     """A dataclass field for a method option: its default, a one-line ``help``, whether the command
-    line offers it (``cli``; options that take Python objects do not) and the allowed ``choices``."""
-    meta = {"help": help, "cli": cli, "choices": choices}
+    line offers it (``cli``; options that take Python objects do not), the allowed ``choices``, and
+    whether its value may name a file or folder (``path``: as itself or after ``NAME:``; a resumed run
+    checks that the file is the one the run began with)."""
+    meta = {"help": help, "cli": cli, "choices": choices, "path": path}
     if isinstance(default, (dict, list, set)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -56,7 +59,8 @@ class SharpenOptions(MethodOptions):
 
     sharpen: bool = option(False, "Redo the flow where it jumps by local motion layers: sharper motion "
                            "boundaries of rigid things, +0.05-0.8 s a pair (BENCHMARKS.md, sharpen); on by "
-                           "default for discrete and semantic, off for the OpenCV methods.")
+                           "default for discrete (and semantic on it), off for the OpenCV methods (and "
+                           "semantic on one of them or on --baseline-flows).")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class OptionInfo:
     help: str
     cli: bool
     choices: tuple[str, ...] | None
+    path: bool = False
 
 
 def option_infos(options_type: type[MethodOptions]) -> list[OptionInfo]:
@@ -78,7 +83,7 @@ def option_infos(options_type: type[MethodOptions]) -> list[OptionInfo]:
     for f in dataclasses.fields(options_type):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         infos.append(OptionInfo(f.name, hints[f.name], default, f.metadata.get("help", ""),
-                                f.metadata.get("cli", False), f.metadata.get("choices")))
+                                f.metadata.get("cli", False), f.metadata.get("choices"), f.metadata.get("path", False)))
     return infos
 
 

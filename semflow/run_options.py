@@ -11,9 +11,10 @@ from typing import Any
 
 from semflow.baseline.base import FlowMethod
 from semflow.errors import InputError
+from semflow.io.files import path_identity
 from semflow.io.video import video_identity
 from semflow.methods import DEFAULT_RUN_METHOD, list_methods, method_entry, resolve_options
-from semflow.options import options_dict
+from semflow.options import OptionInfo, option_infos, options_dict
 from semflow.runstore import CACHE_BUDGET_BYTES
 from semflow.viz import check_max_flow
 
@@ -21,6 +22,19 @@ from semflow.viz import check_max_flow
 def _check_int(name: str, value: Any, least: int) -> None:
     if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < least):
         raise InputError(f"{name} must be a whole number of at least {least} (or None), got {value!r}")
+
+
+def named_path(value: Any) -> tuple[str, str] | None:
+    """(``value`` with the path in it made real, that real path) when ``value`` names an existing file or
+    folder, as itself or after a ``NAME:`` prefix (``camvid:PATH``); else None (a name, inline text)."""
+    if not isinstance(value, str) or not value:
+        return None
+    prefix, colon, rest = value.partition(":")
+    for head, path in (("", value), (prefix + colon, rest)) if colon and prefix.isalpha() else (("", value),):
+        if path and os.path.exists(path):
+            real = os.path.realpath(path)
+            return head + real, real
+    return None
 
 
 @dataclass
@@ -44,16 +58,26 @@ class RunOptions:
         """The settings a resumed run must share with the run it continues: the method's name and every
         option it is built with (defaults included: from the built ``method``, else resolved from the
         registry without building it, else the options given), and the video's identity (size and
-        modification time: :func:`~semflow.io.video.video_identity`)."""
+        modification time: :func:`~semflow.io.video.video_identity`). An option that names a file or folder
+        (declared ``path``) is recorded by its real path, and under ``inputs`` with that file's identity
+        (:func:`~semflow.io.files.path_identity`): a class list or weights file changed in place, or the
+        same relative name resumed from another folder, is a change."""
         given = {k: v for k, v in self.method_options.items() if v is not None}
         name = self.method if method is None else method.name
+        infos: list[OptionInfo] = []
         if method is not None and method.options is not None:
-            given = options_dict(method.options)
+            given, infos = options_dict(method.options), option_infos(type(method.options))
         elif name in list_methods():
-            given = options_dict(resolve_options(name, **given))
+            options = resolve_options(name, **given)
+            given, infos = options_dict(options), option_infos(type(options))
+        inputs = {}
+        for info in infos:
+            found = named_path(given.get(info.name)) if info.path else None
+            if found is not None:  # the file, by its real path, and what tells that it changed
+                given[info.name], inputs[info.name] = found[0], [found[1], path_identity(found[1])]
         return {
             "video": os.path.realpath(video), "video_identity": video_identity(video), "method": name,
-            "method_options": dict(sorted(given.items())),
+            "method_options": dict(sorted(given.items())), "inputs": inputs,
             "max_side": self.max_side, "max_frames": self.max_frames, "save_flo": self.save_flo,
             "max_flow": self.max_flow, "pairwise": self.pairwise,
         }

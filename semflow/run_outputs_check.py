@@ -71,6 +71,11 @@ def refuse_other_settings(out_dir: Path, before: Any, fingerprint: dict[str, Any
     if changed == ["video_identity"] and before.get("video_identity") is not None:
         raise InputError(f"{out_dir}: cannot resume, {fingerprint.get('video')} changed since the earlier run"
                          " (its size or modification time); run it afresh, without --resume")
+    names = sorted(k for k, v in fingerprint.get("inputs", {}).items() if (before.get("inputs") or {}).get(k) != v)
+    if changed == ["inputs"] and isinstance(before.get("inputs"), dict) and names:
+        files = ", ".join(f"--{k.replace('_', '-')} {fingerprint['inputs'][k][0]}" for k in names)
+        raise InputError(f"{out_dir}: cannot resume, {files} changed since the earlier run (its size or"
+                         " modification time); run it afresh, without --resume")
     if all(key not in before for key in changed):  # settings this semflow records and that one did not
         raise InputError(f"{out_dir}: cannot resume, the earlier run was made by an older semflow"
                          " (it did not record " + ", ".join(changed) + "); run it afresh, without --resume")

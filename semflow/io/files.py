@@ -32,3 +32,14 @@ def open_regular_file(path: str | os.PathLike) -> int:
         os.close(fd)
         raise InputError(f"{path}: not a regular file")
     return fd
+
+
+def path_identity(path: str | os.PathLike) -> list[int | str] | None:
+    """What tells that a file given as an input changed: its [size in bytes, modification time in ns];
+    ``["folder"]`` for a folder (its files are not compared: a folder of given flows or masks may gain the
+    files a run was missing); None when ``path`` cannot be read."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return ["folder"] if stat.S_ISDIR(info.st_mode) else [info.st_size, info.st_mtime_ns]
