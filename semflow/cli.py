@@ -341,12 +341,14 @@ def methods_command() -> None:
               help="camvid (shipped model), camvid:PATH, torchvision:PATH (DeepLabV3/LRASPP/FCN weights), masks:PATH.")
 @click.option("--overlay", is_flag=True, help="Also write colour overlays (OUT/overlay/, overlay.mp4 for a video).")
 @click.option("--label-set", default=None, help="Label set of masks:PATH (camvid, voc or a .json file).")
-@click.option("--kinds", default=None, help="Override the class -> kind table, e.g. 'Tree:plane,Car:thing'.")
+@click.option("--kinds", default=None, help="With --prior clip: override the class -> kind table the prior's fusion"
+              " uses, e.g. 'Tree:plane,Car:thing'.")
 @click.option("--device", default="cpu", show_default=True, help="Where the model runs: cpu, cuda, cuda:N or auto.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None,
               help="Segment at most this many frames of each video and images of each folder (the first ones).")
 @click.option("--pairwise", "--per-frame", "per_frame", is_flag=True,
-              help="Segment every video frame on its own (default: labels filtered along the optical flow).")
+              help="Segment every video frame on its own (default: a video's labels filtered along the optical"
+              " flow; a folder's images are always segmented each on its own).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @prior_options
 def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool, label_set: str | None,
@@ -355,7 +357,8 @@ def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool
     """Label maps for images, folders of images or videos: OUT/x.png per image, OUT/NNNNNN.png per frame.
 
     A video's labels are filtered along the optical flow (steady from frame to frame); --pairwise
-    segments each frame on its own.
+    segments each frame on its own. A folder's images are segmented each on its own (as images, not as
+    the frames of a video).
 
     With --prior clip, OUT/prior/x.json (OUT/prior/NNNNNN.json; OUT/<video>/prior/ with several videos)
     holds each region's CLIP label and score.
@@ -364,6 +367,8 @@ def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool
 
     check_outputs(folders=[out_dir])
     spec = prior_from_options(prior, clip_model, clip_weights, prior_classes, prior_weight)
+    if kinds is not None and spec is None:  # (label maps hold classes: kinds matter only to the prior's fusion)
+        raise InputError("--kinds acts only with --prior clip")
     if spec is not None:
         from semflow.segmentation import get_segmenter
 

@@ -197,10 +197,14 @@ def _discrete(options: Any) -> FlowMethod:
 def _semantic(options: Any) -> FlowMethod:
     """``semantic``: its baseline from this registry, its segmenter (with the CLIP prior when asked)
     from :mod:`semflow.segmentation`, built on first use unless a prior makes it needed now."""
-    from semflow.semantic import SemanticFlow
+    from semflow.semantic import DEFAULT_SEGMENTER, SemanticFlow
 
     if isinstance(options.baseline, str) and options.baseline == "semantic":
         raise InputError("the baseline of 'semantic' cannot be 'semantic'")
+    if options.segmentation is not None and (options.prior != "none" or not (
+            isinstance(options.segmenter, str) and options.segmenter == DEFAULT_SEGMENTER)):  # (was ignored silently)
+        raise InputError("'semantic' takes given masks (--segmentation) or a segmenter (--segmenter, --prior),"
+                         " not both")
     spec = _clip_prior_spec(options)  # checked now, even where the segmenter is built later
     baseline = _semantic_baseline(options)
     segmenter = options.segmenter

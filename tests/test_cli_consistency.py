@@ -85,6 +85,29 @@ def test_baseline_flows_and_a_baseline_method_are_not_both_taken(run_cli, pair, 
                                           " without --baseline"]
 
 
+def test_given_masks_and_a_segmenter_or_prior_are_not_both_taken(run_cli, pair, tmp_path) -> None:
+    """`--segmentation MASK` with `--segmenter torchvision:PATH` or the CLIP prior was accepted, the segmenter
+    and prior silently ignored (a weights file that did not exist too) and recorded as used."""
+    import semflow
+
+    semflow.write_image(tmp_path / "mask.png", np.full((48, 64), 3, np.uint8))
+    for extra in (["--segmenter", "torchvision:nope.pth"], ["--prior", "clip", "--clip-weights", "nope.pt"]):
+        result = run_cli("flow", *pair, "-o", "o.flo", "--method", "semantic", "--baseline", "dis-fast",
+                         "--segmentation", "mask.png", *extra)
+        assert result.rc == 1 and not (tmp_path / "o.flo").exists()
+        assert result.stderr.splitlines() == ["semflow: error: 'semantic' takes given masks (--segmentation) or a"
+                                              " segmenter (--segmenter, --prior), not both"]
+    assert run_cli("flow", *pair, "-o", "o.flo", "--method", "semantic", "--baseline", "dis-fast",
+                   "--segmentation", "mask.png", "--segmenter", "camvid").rc == 0  # the default, said aloud
+
+
+def test_segment_kinds_without_the_prior_is_refused(run_cli, pair, tmp_path) -> None:
+    """`segment --kinds` changed nothing without --prior clip (label maps hold classes, not kinds), silently."""
+    result = run_cli("segment", pair[0], "--out", "seg", "--kinds", "Tree:plane")
+    assert result.rc == 1 and not (tmp_path / "seg").exists()
+    assert result.stderr.splitlines() == ["semflow: error: --kinds acts only with --prior clip"]
+
+
 @pytest.mark.parametrize("given", ["full", "shrunk"])
 def test_a_baseline_flow_file_fits_the_frames_as_given_or_as_shrunk(run_cli, tmp_path, given: str) -> None:
     """`--baseline-flow FILE` took only a flow of the frames as given; the same flow in a `--baseline-flows`
