@@ -14,7 +14,7 @@ import click
 
 from semflow.cli_group import SemflowGroup
 from semflow.cli_options import MAX_FLOW, F, click_type, prior_options
-from semflow.errors import FlowRangeWarning, InputError, SemflowError, one_line, warnings_as_lines
+from semflow.errors import InputError, SemflowError, one_line
 from semflow.io.outputs import check_outputs, refuse_inputs_as_outputs, refuse_outputs_inside
 from semflow.methods import DEFAULT_RUN_METHOD
 from semflow.segmentation.clip import prior_from_options
@@ -243,8 +243,7 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     if explain is not None:  # first: it may refuse (a name it writes is an input), and then nothing is written
         write_explain(estimator, result, explain, outputs=[output, viz],
                       protect=[image1, image2, baseline_flow, method_options.get("segmentation")])
-    with warnings_as_lines(FlowRangeWarning):
-        write_flow(output, result.flow)
+    write_flow(output, result.flow)
     if viz is not None:
         max_flow = max_flow if max_flow is not None else max_flow_of(result.flow)
         write_image(viz, add_legend(flow_to_color(result.flow, max_flow), max_flow))

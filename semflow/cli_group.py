@@ -1,6 +1,7 @@
 """The group every ``semflow`` command runs under: a user's error is one line on stderr and a non-zero
 exit, Ctrl-C and SIGTERM unwind (so clean-ups run) and say whether the command can resume, and while a
-command runs semflow owns the process's native output (:func:`~semflow.io.native.own_native_output`)."""
+command runs semflow owns the process's native output (:func:`~semflow.io.native.own_native_output`) and
+shows its warnings as one ``semflow: warning:`` line each."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import click
 
-from semflow.errors import SemflowError, one_line
+from semflow.errors import SemflowError, one_line, warnings_as_lines
 from semflow.io.native import own_native_output
 
 
@@ -63,7 +64,8 @@ class SemflowGroup(click.Group):
             signal.signal(signal.SIGTERM, _terminated)
         owned = own_native_output()
         try:
-            return super().invoke(ctx)
+            with warnings_as_lines():  # the API's warnings, as one line each
+                return super().invoke(ctx)
         except SemflowError as exc:
             _error(str(exc))
             ctx.exit(1)

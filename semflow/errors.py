@@ -11,6 +11,7 @@ import contextlib
 import sys
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 
 class SemflowError(Exception):
@@ -56,7 +57,13 @@ class ResourceError(SemflowError):
     """The work would need more memory (or another resource) than the machine has."""
 
 
-class FlowRangeWarning(UserWarning):
+class SemflowWarning(UserWarning):
+    """Something the user must know that does not stop the work (a gap in a folder's frame numbers, a
+    video shorter than its container says, a sample left out): a Python warning from the API, one
+    ``semflow: warning:`` line from the command line (:func:`warnings_as_lines`)."""
+
+
+class FlowRangeWarning(SemflowWarning):
     """Flow written to a format that cannot hold all of it (KITTI ``.png`` beyond +-512 px): those pixels
     were written as unknown."""
 
@@ -85,21 +92,27 @@ def one_line(text: str) -> str:
 
 
 def warn(message: str) -> None:
-    """Print ``semflow: warning: <message>`` as one line on stderr (:func:`one_line`): something the user
-    must know about that does not stop the work (it is also recorded in the outputs where it concerns them)."""
-    print(f"semflow: warning: {one_line(message)}", file=sys.stderr, flush=True)
+    """Warn (:class:`SemflowWarning`, one line: :func:`one_line`) about something the user must know that
+    does not stop the work (it is also recorded in the outputs where it concerns them). A library does not
+    print: the API's caller sees a Python warning (to filter, record or raise as they choose), the
+    command line one ``semflow: warning:`` line."""
+    warnings.warn(one_line(message), SemflowWarning, stacklevel=2)
 
 
 @contextlib.contextmanager
-def warnings_as_lines(category: type[Warning]) -> Iterator[None]:
-    """Say every ``category`` warning raised inside the block as a :func:`warn` line (the CLI's form of
-    a warning the Python API gives with :mod:`warnings`), each time, after the block."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", category)
+def warnings_as_lines() -> Iterator[None]:
+    """Inside the block, show every :class:`SemflowWarning` as it is raised, each time, as one line
+    ``semflow: warning: <message>`` on stderr (the command line's form); other warnings as Python would."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SemflowWarning)
+        python_shows = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+            if issubclass(category, SemflowWarning):
+                print(f"semflow: warning: {one_line(str(message))}", file=sys.stderr, flush=True)
+            else:
+                python_shows(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
         yield
-    for caught_warning in caught:
-        if issubclass(caught_warning.category, category):
-            warn(str(caught_warning.message))
-        else:  # (another kind: as Python would have shown it)
-            warnings.showwarning(caught_warning.message, caught_warning.category, caught_warning.filename,
-                                 caught_warning.lineno)

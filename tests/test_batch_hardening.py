@@ -15,7 +15,7 @@ import pytest
 from conftest import moving_frames
 
 from semflow.batch import Batch, BatchOptions, expand_inputs
-from semflow.errors import InputError, OutputError, SemflowError
+from semflow.errors import InputError, OutputError, SemflowError, SemflowWarning
 from semflow.io.outputs import lock_folder
 from semflow.methods import get_method
 from semflow.pipeline import RunOptions, run_video
@@ -203,13 +203,13 @@ def truncated_avi(path: Path, frames: int = 16) -> Path:
     return path
 
 
-def test_a_truncated_video_is_recorded_and_warned_about(local_ray, capsys, tmp_path: Path) -> None:
+def test_a_truncated_video_is_recorded_and_warned_about(local_ray, tmp_path: Path) -> None:
     """Finding 3: batch recorded "truncated": false and said nothing, where run warns and records true."""
     clip = truncated_avi(tmp_path / "cut.avi")
-    run = run_video(clip, tmp_path / "run", RunOptions(method=METHOD))
+    with pytest.warns(SemflowWarning, match="frames its container declares"):
+        run = run_video(clip, tmp_path / "run", RunOptions(method=METHOD))
     assert run["truncated"] and run["frames"] < run["frames_expected"]
-    capsys.readouterr()
-    with Batch(tmp_path / "out", options(chunk_pairs=2)) as batch:
+    with pytest.warns(SemflowWarning) as said, Batch(tmp_path / "out", options(chunk_pairs=2)) as batch:
         batch.submit([clip])
         (result,) = batch.results()
     summary = json.loads((tmp_path / "out" / "cut" / "summary.json").read_text())
@@ -217,7 +217,8 @@ def test_a_truncated_video_is_recorded_and_warned_about(local_ray, capsys, tmp_p
     assert (summary["frames"], summary["frames_expected"]) == (run["frames"], run["frames_expected"])
     warning = f"read {run['frames']} of the {run['frames_expected']} frames its container declares"
     assert len(result.warnings) == 1 and warning in result.warnings[0]
-    assert f"semflow: warning: {clip}: {warning}" in capsys.readouterr().err
+    assert [str(w.message) for w in said] == [result.warnings[0]]
+    assert result.warnings[0].startswith(f"{clip}: {warning}")
     listed = json.loads((tmp_path / "out" / "batch.json").read_text())
     assert listed["truncated"] == ["cut"] and listed["inputs"][0]["truncated"] is True
 

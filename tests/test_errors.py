@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from semflow.errors import reason
+from semflow.errors import FlowRangeWarning, SemflowWarning, reason, warn, warnings_as_lines
 
 
 def test_reason_takes_the_first_line_and_the_first_sentence_of_a_long_one() -> None:
@@ -27,3 +30,21 @@ def test_reason_is_always_one_short_nonempty_line(text: str, limit: int) -> None
     line = reason(RuntimeError(text), limit)
     assert line and "\n" not in line and "\r" not in line
     assert len(line) <= limit + 3
+
+
+def test_the_api_warns_and_the_command_line_says_each_warning_as_a_line(capsys) -> None:
+    """A library does not print: run warnings (a gap in a folder's numbering, a truncated video) were
+    `semflow: warning:` lines on the stderr of every program that called the API."""
+    with pytest.warns(SemflowWarning, match=r"^a\\nb$"):
+        warn("a\nb")
+    assert capsys.readouterr().err == ""
+    with warnings_as_lines():
+        warn("a\nb")
+        warn("a\nb")  # each time
+        warnings.warn("kept", FlowRangeWarning)
+        with pytest.warns(DeprecationWarning):  # other warnings: Python's own handling
+            warnings.warn("not ours", DeprecationWarning)
+    assert capsys.readouterr().err.splitlines() == ["semflow: warning: a\\nb"] * 2 + ["semflow: warning: kept"]
+    with pytest.warns(SemflowWarning):  # as it was outside the block again
+        warn("x")
+    assert capsys.readouterr().err == ""

@@ -15,6 +15,7 @@ import pytest
 from conftest import failing_at_pair
 
 from semflow import flowvideo
+from semflow.errors import SemflowWarning
 from semflow.io.video import FrameSource
 from semflow.pipeline import RunOptions, run_video
 from semflow.synthetic import make_scene
@@ -66,15 +67,14 @@ def test_a_video_without_a_declared_frame_count_is_counted(tmp_path: Path) -> No
     assert summary["render_from"] == "intermediate" and summary["truncated"] is False
 
 
-def test_resume_with_another_cache_budget_says_the_first_is_kept(tmp_path: Path, make_frames, capfd) -> None:
+def test_resume_with_another_cache_budget_says_the_first_is_kept(tmp_path: Path, make_frames) -> None:
     """`--resume --cache-mb N` over a run made with another budget was accepted without a word, and N ignored."""
     frames = make_frames(6)
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="interrupted at pair 3"):
         run_video(frames, out, RunOptions(method="dis-fast", progress=False), method=failing_at_pair(3))
-    capfd.readouterr()
-    run_video(frames, out, RunOptions(method="dis-fast", progress=False, resume=True, cache_budget=2**20))
-    lines = capfd.readouterr().err.splitlines()
-    assert lines == [f"semflow: warning: {out}: --cache-mb differs from the run this continues; its budget is kept"
-                     " (512 MiB)"]
+    with pytest.warns(SemflowWarning) as said:
+        run_video(frames, out, RunOptions(method="dis-fast", progress=False, resume=True, cache_budget=2**20))
+    assert [str(w.message) for w in said] == [f"{out}: --cache-mb differs from the run this continues; its budget"
+                                              " is kept (512 MiB)"]
     assert json.loads((out / "summary.json").read_text())["pairs"] == 5
