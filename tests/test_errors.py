@@ -41,9 +41,9 @@ def test_the_api_warns_and_the_command_line_says_each_warning_as_a_line(capsys) 
     with warnings_as_lines():
         warn("a\nb")
         warn("a\nb")  # each time
-        warnings.warn("kept", FlowRangeWarning)
+        warnings.warn("kept", FlowRangeWarning, stacklevel=1)
         with pytest.warns(DeprecationWarning):  # other warnings: Python's own handling
-            warnings.warn("not ours", DeprecationWarning)
+            warnings.warn("not ours", DeprecationWarning, stacklevel=1)
     assert capsys.readouterr().err.splitlines() == ["semflow: warning: a\\nb"] * 2 + ["semflow: warning: kept"]
     with pytest.warns(SemflowWarning):  # as it was outside the block again
         warn("x")
