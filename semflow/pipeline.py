@@ -37,7 +37,7 @@ from semflow.io.video import FrameSource
 from semflow.memory import check_memory
 from semflow.methods import get_method
 from semflow.progress import progress_bar
-from semflow.render import PairFlows, render_clip
+from semflow.render import PairFlows, render_clip, tile_colours
 from semflow.run_options import RunOptions
 from semflow.runstore import (
     RUN_OUTPUTS,
@@ -199,7 +199,8 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
     timer.lap("read")
     max_flow = options.max_flow or normaliser(records)
     chain = StateChain(method, source, store, video=not options.pairwise)
-    store.palette = getattr(getattr(method, "label_set", None), "palette", None)
+    label_set = tile_label_set(method)  # the panel's key and the colours a decoded tile snaps to: one set
+    store.palette = None if label_set is None else tile_colours(label_set)
 
     def flows_for(index: int, img1: np.ndarray, img2: np.ndarray) -> PairFlows:  # runs in render's thread
         kept = store.load(records[index])
@@ -212,7 +213,7 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
     store.claim("flow.mp4"), store.claim("panel.mp4")
     meter = TemporalMeter()  # flicker, photometric error, label flips: pair by pair, in order
     render_clip(source, pairs, store.out_dir, source.fps, max_flow, method.name, flows_for, timer=timer,
-                progress=options.progress, label_set=getattr(method, "label_set", None), on_pair=meter.on_pair)
+                progress=options.progress, label_set=label_set, on_pair=meter.on_pair)
     meter.write_plot(store.claim("plot.png"), f"{method.name}, {source.path.name}", [r.seconds for r in records])
     stages = _sum_stages([stages or {}, timer.seconds])
     summary = make_summary(source, method, records, max_flow, options,
@@ -220,6 +221,14 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
                            computed=pairs if computed is None else computed,
                            stages=stages, render_from=store.render_from, extra=meter.summary_in(extra))
     return write_summary(store, summary)
+
+
+def tile_label_set(method: FlowMethod) -> Any:
+    """The label set ``method``'s segmentation tiles are coloured in (the panel's colour key): its
+    ``tile_label_set()`` (``semantic``: the segmenter's set, a CLIP prior's classes included), else its
+    ``label_set``, else None (no segmentation)."""
+    own = getattr(method, "tile_label_set", None)
+    return own() if callable(own) else getattr(method, "label_set", None)
 
 
 def write_summary(store: RunStore, summary: dict[str, Any]) -> dict[str, Any]:
@@ -317,7 +326,7 @@ def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, op
     store.claim("flow.mp4"), store.claim("panel.mp4")
     pairs = render_clip(source, None, store.out_dir, source.fps, options.max_flow, method.name, flows_for,
                         timer=timer, progress=options.progress, total=max(len(source) - 1, 1),
-                        label_set=getattr(method, "label_set", None), on_pair=(meter := TemporalMeter()).on_pair)
+                        label_set=tile_label_set(method), on_pair=(meter := TemporalMeter()).on_pair)
     if pairs == 0:
         raise InputError(f"{source.path}: need at least 2 frames to compute flow, got 1")
     store.mark_end(pairs)

@@ -37,12 +37,25 @@ def draw_pair(frame: np.ndarray, index: int, flows: PairFlows, max_flow: float,
     tiles = [label_image(frame, f"frame {index}")]
     if seg is not None:
         if label_set is not None:
-            seg = add_class_legend(seg, label_set.class_names, label_set.palette)
+            seg = add_class_legend(seg, *class_key(label_set))
         tiles.append(label_image(seg, "segmentation"))
     if base is not None:
         tiles.append(label_image(add_legend(flow_to_color(base, max_flow), max_flow), "baseline"))
     tiles.append(label_image(color, method_name))
     return color, tile(tiles, columns=2 if len(tiles) == 4 else len(tiles))
+
+
+def class_key(label_set: Any) -> tuple[list[str], np.ndarray]:
+    """The panel's colour key of ``label_set`` (the set the segmentation tile is coloured in): its class names
+    in id order, each in the colour its ``colorize`` gives the tile; void (black there) is left out."""
+    ids = np.array([i for i in range(min(len(label_set.class_names), 256)) if i != label_set.void_id], np.uint8)
+    return [label_set.class_names[i] for i in ids], label_set.colorize(ids[None])[0]
+
+
+def tile_colours(label_set: Any) -> np.ndarray:
+    """Every colour a segmentation tile in ``label_set`` can hold (K, 3) uint8: its classes' colours, and black
+    for void and unknown ids; a tile decoded from the run's intermediate is snapped back to these."""
+    return np.unique(label_set.colorize(np.arange(256, dtype=np.uint8)[None])[0], axis=0)
 
 
 def render_clip(frames: Iterable[np.ndarray], pairs: int | None, out_dir: Path, fps: float, max_flow: float,

@@ -49,7 +49,8 @@ from semflow.layers.thing_tracks import fit_tracked_things
 from semflow.layers.things import ThingParams, fit_things, thing_params_for
 from semflow.layers.tracking import Tracks, advance_tracks, gate_planes
 from semflow.options import SharpenOptions, option
-from semflow.segmentation import KIND_CODES, LabelSet, extract_instances, find_regions, get_label_set
+from semflow.segmentation import KIND_CODES, Box, LabelSet, extract_instances, find_regions, get_label_set
+from semflow.segmentation.labels import check_labels
 from semflow.segmentation.temporal import carry_belief, fuse_with_prior, fusion_size
 from semflow.timing import StageTimer
 from semflow.video_state import VideoState
@@ -57,32 +58,6 @@ from semflow.video_state import VideoState
 DEFAULT_BASELINE = "discrete"
 DEFAULT_SEGMENTER = "camvid"
 KIND_COLORS = {0: (160, 160, 160), 1: (70, 110, 230), 2: (230, 70, 50)}
-
-
-# --- label maps ---------------------------------------------------------------------------------
-
-
-def check_labels(labels: np.ndarray, label_set: LabelSet, shape: tuple[int, int], *,
-                 source: str = "segmentation") -> np.ndarray:
-    """``labels`` as uint8 (H, W), with clear errors for a wrong size, type or unknown class ids."""
-    arr = np.asarray(labels)
-    if arr.ndim == 3 and arr.shape[2] in (3, 4) and (arr[..., :1] == arr[..., :3]).all():
-        arr = arr[..., 0]
-    if arr.ndim != 2:
-        raise InputError(f"{source}: expected a single-channel label map of class ids, got shape {arr.shape}")
-    if arr.shape != tuple(shape):
-        raise InputError(f"{source}: size {arr.shape[1]}x{arr.shape[0]} differs from the frames'"
-                         f" {shape[1]}x{shape[0]}")
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise InputError(f"{source}: label map must hold integer class ids, got dtype {arr.dtype}")
-    known = set(range(label_set.num_classes)) | ({label_set.void_id} if label_set.void_id is not None else set())
-    unknown = [int(i) for i in np.unique(arr) if int(i) not in known]
-    if unknown:
-        shown = ", ".join(str(i) for i in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
-        raise InputError(f"{source}: unknown class ids {shown} for label set {label_set.name!r}"
-                         f" (ids 0-{label_set.num_classes - 1}"
-                         f"{'' if label_set.void_id is None else f', void {label_set.void_id}'})")
-    return arr.astype(np.uint8)
 
 
 # --- the method ---------------------------------------------------------------------------------
@@ -188,6 +163,16 @@ class SemanticFlow(FlowMethod):
                 raise InputError("'semantic' has no segmenter here: give labels or --segmentation masks")
             self._segmenter = self._build_segmenter()
         return self._segmenter
+
+    def tile_label_set(self) -> LabelSet:
+        """The label set the segmentation (``extras["segmentation_rgb"]``, the panel's tile) is coloured in,
+        for its key: the given masks' (``label_set``), else the segmenter's (VOC for ``torchvision:PATH``;
+        ``<set>+clip`` with the classes a CLIP prior adds), building the segmenter if need be."""
+        if self.given_array is not None or self.given_masks is not None or (
+                self._segmenter is None and self._build_segmenter is None):
+            return self.label_set
+        own = getattr(self.segmenter(), "label_set", None)
+        return own.with_kinds(self.kinds) if isinstance(own, LabelSet) else self.label_set
 
     def segment(self, image: np.ndarray) -> tuple[np.ndarray, LabelSet]:
         """Labels (H, W) uint8 and label set of ``image`` from the segmenter, cached by frame content
@@ -315,12 +300,12 @@ class SemanticFlow(FlowMethod):
         report = {
             "baseline": self.baseline.name,
             "label_set": table.name,
-            "planes": [{"class": table.class_names[p.region.class_id], "box": [int(v) for v in p.region.box],
+            "planes": [{"class": table.class_names[p.region.class_id], "box": Box(*p.region.box).xyxy(),
                         "accepted": p.accepted, "reason": p.reason, "inlier_share": round(p.inlier_share, 3),
                         "model_error": round(p.model_error, 3), "baseline_error": round(p.baseline_error, 3)}
                        for p in planes],
             "things": [{"class": table.class_names[t.region.class_id], "instance": t.instance_id,
-                        "box": [int(v) for v in t.box], "accepted": t.accepted, "reason": t.reason,
+                        "box": Box(*t.box).xyxy(), "accepted": t.accepted, "reason": t.reason,
                         "object_inlier_share": round(t.fg_inlier_share, 3),
                         "background_inlier_share": round(t.bg_inlier_share, 3),
                         "model_error": round(t.model_error, 3), "baseline_error": round(t.baseline_error, 3),

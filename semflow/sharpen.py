@@ -16,6 +16,7 @@ import numpy as np
 
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.layers.boundary_layers import BoundaryLayerParams, RegionReport, sharpen_boundaries
+from semflow.segmentation.regions import Box
 from semflow.video_state import VideoState
 
 
@@ -75,10 +76,10 @@ def sharpened(method: FlowMethod, options: Any) -> FlowMethod:
 
 
 def report_entries(reports: list[RegionReport]) -> list[dict[str, Any]]:
-    """The regions a sharpen step looked at, as JSON-ready dicts: ``box`` [y0, y1, x0, x1] px,
+    """The regions a sharpen step looked at, as JSON-ready dicts: ``box`` [x0, y0, x1, y1] px (end-exclusive),
     ``uncertain_pixels``, ``motions`` fitted, ``kept`` (its new flow), and its changed visible pixels
     that match ``better`` / ``worse`` in frame t+1 (``changed`` in all), and the share of its trusted
     pixels the motions ``explained``."""
-    return [{"box": [int(v) for v in r.box], "uncertain_pixels": r.pixels, "motions": r.motions, "kept": r.kept,
+    return [{"box": Box(*r.box).xyxy(), "uncertain_pixels": r.pixels, "motions": r.motions, "kept": r.kept,
              "better": r.better, "worse": r.worse, "changed": r.changed, "explained": round(r.explained, 3)}
             for r in reports]

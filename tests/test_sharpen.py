@@ -306,7 +306,7 @@ def test_explain_shows_what_sharpen_did(run_cli, tmp_path: Path) -> None:
     changed = np.abs(read_flow(tmp_path / "f.flo") - before).max(axis=2) > 0
     kept = np.zeros_like(changed)
     for region in regions:
-        y0, y1, x0, x1 = region["box"]
+        x0, y0, x1, y1 = region["box"]
         if region["kept"]:
             kept[y0:y1, x0:x1] = True
     assert changed.any() and not (changed & ~kept).any()  # the flow changed inside kept regions only

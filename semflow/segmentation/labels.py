@@ -104,6 +104,29 @@ class LabelSet:
                 "void_id": self.void_id, "palette": self.palette.tolist()}
 
 
+def check_labels(labels: np.ndarray, label_set: LabelSet, shape: tuple[int, int], *,
+                 source: str = "segmentation") -> np.ndarray:
+    """``labels`` as uint8 (H, W), with clear errors for a wrong size, type or unknown class ids."""
+    arr = np.asarray(labels)
+    if arr.ndim == 3 and arr.shape[2] in (3, 4) and (arr[..., :1] == arr[..., :3]).all():
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise InputError(f"{source}: expected a single-channel label map of class ids, got shape {arr.shape}")
+    if arr.shape != tuple(shape):
+        raise InputError(f"{source}: size {arr.shape[1]}x{arr.shape[0]} differs from the frames'"
+                         f" {shape[1]}x{shape[0]}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise InputError(f"{source}: label map must hold integer class ids, got dtype {arr.dtype}")
+    known = set(range(label_set.num_classes)) | ({label_set.void_id} if label_set.void_id is not None else set())
+    unknown = [int(i) for i in np.unique(arr) if int(i) not in known]
+    if unknown:
+        shown = ", ".join(str(i) for i in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
+        raise InputError(f"{source}: unknown class ids {shown} for label set {label_set.name!r}"
+                         f" (ids 0-{label_set.num_classes - 1}"
+                         f"{'' if label_set.void_id is None else f', void {label_set.void_id}'})")
+    return arr.astype(np.uint8)
+
+
 def parse_kinds(override: str | Mapping[str, str] | None) -> dict[str, str]:
     """``"Tree:plane, Car:thing"`` or a dict -> {class name: kind}; a bad item, or a class given two kinds,
     is an InputError. The kind follows the last colon, so a class name may hold colons; it may hold commas

@@ -1,8 +1,9 @@
 """Regions of a label map: the one region type, box convention and connected-component finder.
 
 A :class:`Box` is (y0, y1, x0, x1): rows then columns, end-exclusive, in full-image pixels, so that
-``image[box.slices]`` is the crop. A :class:`Region` is a class id, a box and a bool mask inside the box;
-thing instances, plane regions and the regions the CLIP prior labels are all Regions.
+``image[box.slices]`` is the crop; JSON outputs write it as ``[x0, y0, x1, y1]`` (:meth:`Box.xyxy`).
+A :class:`Region` is a class id, a box and a bool mask inside the box; thing instances, plane regions
+and the regions the CLIP prior labels are all Regions.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ class Box(NamedTuple):
     @property
     def width(self) -> int:
         return self.x1 - self.x0
+
+    def xyxy(self) -> list[int]:
+        """The box as semflow's JSON outputs write it (explain.json, sharpen.json, prior.json):
+        ``[x0, y0, x1, y1]`` in px, ``x1`` and ``y1`` end-exclusive (the crop is ``image[y0:y1, x0:x1]``)."""
+        return [int(self.x0), int(self.y0), int(self.x1), int(self.y1)]
 
     def grow(self, margin: int, shape: tuple[int, int]) -> Box:
         """This box grown by ``margin`` px on every side, clipped to an image of ``shape`` (H, W)."""

@@ -158,12 +158,12 @@ class PriorResult:
 
     def to_json(self) -> list[dict[str, Any]]:
         """The per-region decisions as JSON-ready dicts (scores rounded to 3 decimals; ``box`` written as
-        [x0, y0, x1, y1], end-exclusive, as in the ``--explain`` lines)."""
+        [x0, y0, x1, y1], end-exclusive, as in the ``--explain`` lines; ``label_id``: the label's id in the
+        label maps)."""
         out = []
         for r in self.regions:
-            y0, y1, x0, x1 = r.box
-            out.append({"box": [x0, y0, x1, y1], "area": r.area, "backbone": r.backbone_label,
+            out.append({"box": Box(*r.box).xyxy(), "area": r.area, "backbone": r.backbone_label,
                         "backbone_score": round(r.backbone_score, 3), "clip": r.clip_label,
-                        "clip_score": round(r.clip_score, 3), "label": r.label, "kind": r.kind,
+                        "clip_score": round(r.clip_score, 3), "label": r.label, "label_id": r.label_id, "kind": r.kind,
                         "kind_probs": {k: round(v, 3) for k, v in r.kind_probs.items()}, "changed": r.changed})
         return out

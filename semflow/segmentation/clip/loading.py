@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from semflow.device import resolve_device
-from semflow.errors import InputError, SemflowError, WeightsError, reason
+from semflow.errors import InputError, SemflowError, WeightsError
 from semflow.io.weights import (
     PICKLED_CODE,
     is_torchscript_archive,
@@ -147,8 +148,7 @@ def read_state_dict(path: Path, openai_format: bool) -> dict[str, torch.Tensor]:
     except WeightsError as exc:
         raise WeightsError(f"{path} is not a readable CLIP checkpoint ({str(exc).removeprefix(f'{path}: ')})") from None
     except Exception as exc:  # unpickling, zip and safetensors errors have no common base class
-        why = f"not a torch weights file: {PICKLED_CODE}" if refused_as_code(exc) else reason(exc)
-        raise WeightsError(f"{path} is not a readable CLIP checkpoint ({why})") from exc
+        raise WeightsError(f"{path} is not a readable CLIP checkpoint ({unreadable_reason(path, exc)})") from exc
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -156,6 +156,38 @@ def read_state_dict(path: Path, openai_format: bool) -> dict[str, torch.Tensor]:
     if next(iter(state)).startswith("module."):
         state = {k.removeprefix("module."): v for k, v in state.items()}
     return state
+
+
+WEIGHTS_HINT = "--clip-weights takes a CLIP checkpoint file: OpenAI's .pt, or OpenCLIP's .bin, .pt or .safetensors"
+# What a file that is no checkpoint may be, by its first bytes (a video or an image given by mistake).
+SIGNATURES = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+              (b"RIFF", "an AVI video or another RIFF file"), (b"\x1aE\xdf\xa3", "a Matroska or WebM video"))
+
+
+def unreadable_reason(path: Path, exc: BaseException) -> str:
+    """Why ``path`` could not be read as a checkpoint (``exc``: what the reader raised), in words a user can
+    act on; never the reader's own text (torch's "pop from empty list", an opcode number)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(12)
+    except OSError as error:
+        return f"cannot read it: {error.strerror or type(error).__name__}"
+    text = str(exc)
+    if not head:
+        return "the file is empty; download the checkpoint again"
+    seen = next((what for magic, what in SIGNATURES if head.startswith(magic)), None)
+    if seen is None and head[4:8] == b"ftyp":
+        seen = "an MP4 or MOV video"
+    if seen is not None:
+        return f"it is {seen}, not a checkpoint; {WEIGHTS_HINT}"
+    if isinstance(exc, (EOFError, zipfile.BadZipFile)) or "central directory" in text:
+        return "the file is truncated or corrupt; download the checkpoint again"
+    pickled = head[:1] == b"\x80"  # a pickle's PROTO opcode (a plain pickle, or torch's legacy format)
+    if refused_as_code(exc) and (pickled or "Unsupported operand" not in text):  # (else no pickle at all)
+        return f"not a torch weights file: {PICKLED_CODE}"
+    if type(exc).__module__.startswith("safetensors"):
+        return "not a safetensors file, or one cut short; download the checkpoint again"
+    return f"neither a torch weights file nor a safetensors file; {WEIGHTS_HINT}"
 
 
 def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, model_name: str) -> None:

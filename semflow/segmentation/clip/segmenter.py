@@ -57,6 +57,7 @@ class PriorSegmenter(Segmenter):
         self.prior = prior
         self.explain_dir = Path(explain_dir) if explain_dir is not None else None
         self.last_result: PriorResult | None = None
+        self.last_label_set: Any = None  # the label set of the last prediction's labels
         self.name = f"{getattr(segmenter, 'name', 'segmenter')}+clip"
         self.device = getattr(segmenter, "device", "cpu")
         backbone_set = getattr(segmenter, "label_set", None)
@@ -86,8 +87,8 @@ class PriorSegmenter(Segmenter):
         ls = seg.label_set
         result = self.prior.apply(image, seg.probs, seg.labels, list(ls.class_names), dict(ls.kinds),
                                   getattr(ls, "void_id", None))
-        self.last_result = result
-        fused = replace_fields(seg, labels=result.labels, probs=result.probs, label_set=self._fused_label_set(ls))
+        self.last_result, self.last_label_set = result, self._fused_label_set(ls)
+        fused = replace_fields(seg, labels=result.labels, probs=result.probs, label_set=self.last_label_set)
         refresh = getattr(fused, "refresh_instances", None)
         if callable(refresh):
             refresh()
@@ -95,7 +96,7 @@ class PriorSegmenter(Segmenter):
             object.__setattr__(fused, "prior", result)
         if self.explain_dir is not None and key is not None:
             name = f"{key:06d}" if isinstance(key, int) else str(key)
-            _write_decisions(self.explain_dir / f"{name}.json", f"{ls.name}+clip", result)
+            _write_decisions(self.explain_dir / f"{name}.json", self.last_label_set, result)
         return fused
 
 
@@ -105,12 +106,25 @@ def write_prior_decisions(segmenter: Any, out_dir: str | os.PathLike) -> None:
     result = getattr(segmenter, "last_result", None) if isinstance(segmenter, PriorSegmenter) else None
     if result is None:
         return
-    _write_decisions(Path(out_dir) / "prior.json", getattr(getattr(segmenter, "label_set", None), "name", "clip"),
-                     result)
+    _write_decisions(Path(out_dir) / "prior.json", segmenter.last_label_set, result)
     write_text_atomic(Path(out_dir) / "prior.txt", "".join(line + "\n" for line in result.explain()))
 
 
-def _write_decisions(path: Path, label_set: str, result: PriorResult) -> None:
+def label_set_json(label_set: Any) -> dict[str, Any]:
+    """``label_set`` as :func:`~semflow.segmentation.get_label_set` reads a JSON file: ``name``, ``class_names``
+    (index = the id in label maps), ``kinds``, ``void_id``, ``palette`` (a LabelSet, or an object with those)."""
+    if callable(getattr(label_set, "to_json", None)):
+        return label_set.to_json()
+    palette = getattr(label_set, "palette", None)
+    return {"name": str(label_set.name), "class_names": [str(n) for n in label_set.class_names],
+            "kinds": dict(getattr(label_set, "kinds", {})), "void_id": getattr(label_set, "void_id", None),
+            "palette": [] if palette is None else np.asarray(palette, np.uint8).reshape(-1, 3).tolist()}
+
+
+def _write_decisions(path: Path, label_set: Any, result: PriorResult) -> None:
     """The per-region decisions of ``result`` as JSON at ``path`` (``segment``'s OUT/prior/NAME.json and
-    ``--explain``'s prior.json alike; ``null`` where a score is undefined)."""
-    write_text_atomic(path, dumps_strict({"label_set": label_set, "regions": result.to_json()}, indent=1))
+    ``--explain``'s prior.json alike; ``null`` where a score is undefined), with the label set of the labels
+    (its ``label_set`` name, ``class_names`` in id order, ``kinds``, ``void_id``, ``palette``: the file is
+    also a label-set file), so that the ids of the classes the prior added can be read."""
+    data = {"label_set": str(label_set.name), **label_set_json(label_set), "regions": result.to_json()}
+    write_text_atomic(path, dumps_strict(data, indent=1))
