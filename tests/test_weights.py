@@ -296,3 +296,14 @@ def test_files_that_are_not_torch_files_say_so(tmp_path):
         load_torch_file(tmp_path / "text.pt", "weights")
     with pytest.raises(WeightsError, match=r"zip.pt: cannot read weights: not a torch weights file \(a zip archive"):
         load_torch_file(tmp_path / "zip.pt", "weights")
+    # torch's own text came through: "pop from empty list" for a video, "never pickled code" for a PNG
+    (tmp_path / "clip.avi").write_bytes(b"RIFF" + bytes(100) + b"AVI LIST" * 20)
+    (tmp_path / "frame.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(300))
+    (tmp_path / "empty.pt").write_bytes(b"")
+    for name, why in (("clip.avi", "not a torch weights file: it is an AVI video or another RIFF file"),
+                      ("frame.png", "not a torch weights file: it is a PNG image"),
+                      ("clip.mp4", "not a torch weights file: it is an MP4 or MOV video"),
+                      ("empty.pt", "the file is empty")):
+        with pytest.raises(WeightsError, match=rf"{name}: cannot read weights: {why}$"):
+            load_torch_file(tmp_path / name, "weights")

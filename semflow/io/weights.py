@@ -41,6 +41,17 @@ _DECLARATION = re.compile(r"^  (__parameters__|__buffers__) = (\[.*\])$", re.MUL
 
 
 PICKLED_CODE = "semflow loads tensors only, never pickled code"
+# What a file that is no weights file may be, by its first bytes (a video or an image given by mistake).
+MEDIA_SIGNATURES = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+                    (b"RIFF", "an AVI video or another RIFF file"), (b"\x1aE\xdf\xa3", "a Matroska or WebM video"))
+
+
+def media_kind(head: bytes) -> str | None:
+    """What a file starting with ``head`` (its first 12 bytes) is when it is an image or a video ("a PNG
+    image"), else None."""
+    if head[4:8] == b"ftyp":
+        return "an MP4 or MOV video"
+    return next((what for magic, what in MEDIA_SIGNATURES if head.startswith(magic)), None)
 """Why a file that ``torch.load(weights_only=True)`` refused is not read (see :func:`refused_as_code`)."""
 
 
@@ -72,7 +83,14 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError,
             AttributeError, IndexError, KeyError) as exc:
         text = str(exc).strip()
-        if "central directory" in text or isinstance(exc, (EOFError, zipfile.BadZipFile)):
+        with open(path, "rb") as file:
+            head = file.read(12)
+        seen = media_kind(head)
+        if not head:
+            why = "the file is empty"
+        elif seen is not None:  # (torch said "pop from empty list" for a video, "never pickled code" for a PNG)
+            why = f"not a torch weights file: it is {seen}"
+        elif "central directory" in text or isinstance(exc, (EOFError, zipfile.BadZipFile)):
             why = "the file is truncated or corrupt"
         elif refused_as_code(exc):
             why = f"not a torch weights file ({PICKLED_CODE})"
@@ -80,8 +98,8 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
             why = "not a torch weights file"
         elif "inline_container" in text or "PytorchStreamReader" in text:
             why = "not a torch weights file (a zip archive of something else)"
-        else:
-            why = reason(exc, 120)
+        else:  # (never torch's own text, such as "pop from empty list")
+            why = "not a torch weights file"
         raise WeightsError(f"{path}: cannot read {what}: {why}") from None
     except Exception as exc:  # torch hands a .safetensors file to safetensors, whose errors share no base
         if not type(exc).__module__.startswith("safetensors"):

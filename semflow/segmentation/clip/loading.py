@@ -28,6 +28,7 @@ from semflow.errors import InputError, SemflowError, WeightsError
 from semflow.io.weights import (
     PICKLED_CODE,
     is_torchscript_archive,
+    media_kind,
     read_torchscript_state,
     refused_as_code,
     torch_load_quietly,
@@ -159,9 +160,6 @@ def read_state_dict(path: Path, openai_format: bool) -> dict[str, torch.Tensor]:
 
 
 WEIGHTS_HINT = "--clip-weights takes a CLIP checkpoint file: OpenAI's .pt, or OpenCLIP's .bin, .pt or .safetensors"
-# What a file that is no checkpoint may be, by its first bytes (a video or an image given by mistake).
-SIGNATURES = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
-              (b"RIFF", "an AVI video or another RIFF file"), (b"\x1aE\xdf\xa3", "a Matroska or WebM video"))
 
 
 def unreadable_reason(path: Path, exc: BaseException) -> str:
@@ -175,9 +173,7 @@ def unreadable_reason(path: Path, exc: BaseException) -> str:
     text = str(exc)
     if not head:
         return "the file is empty; download the checkpoint again"
-    seen = next((what for magic, what in SIGNATURES if head.startswith(magic)), None)
-    if seen is None and head[4:8] == b"ftyp":
-        seen = "an MP4 or MOV video"
+    seen = media_kind(head)
     if seen is not None:
         return f"it is {seen}, not a checkpoint; {WEIGHTS_HINT}"
     if isinstance(exc, (EOFError, zipfile.BadZipFile)) or "central directory" in text:
