@@ -202,27 +202,42 @@ def label_image(image: np.ndarray, label: str) -> np.ndarray:
     return out
 
 
+def _class_key_layout(h: int, w: int, names: Sequence[str]) -> tuple[float, int, int, int, int]:
+    """(text scale, rows, columns, column width, line height) of a class key that fits a (h, w) tile: the
+    largest scale (down to 0.25) at which every name fits in the lower 40 % of the tile; else, at 0.25, in
+    the lower 60 % or 90 %; else as many columns as fit at 0.25 in 90 % (the caller shows those)."""
+    scale, shares = max(0.3, min(h, w) / 900.0), (0.4,)
+    while True:
+        (_, th), base = cv2.getTextSize("Ag", FONT, scale, 1)
+        line = th + base + 4
+        col_w = line + 4 + max(cv2.getTextSize(n, FONT, scale, 1)[0][0] for n in names) + 8
+        for share in shares:
+            rows = max(1, min(len(names), int(h * share) // line))
+            cols = -(-len(names) // rows)
+            if cols * col_w + 6 <= w:
+                return scale, rows, cols, col_w, line
+        if scale <= 0.25 and len(shares) > 1:
+            return scale, rows, max(1, (w - 6) // col_w), col_w, line
+        scale, shares = (max(0.25, scale * 0.85), shares) if scale > 0.25 else (scale, (0.6, 0.9))
+
+
 def add_class_legend(image: np.ndarray, names: Sequence[str], colors: np.ndarray) -> np.ndarray:
     """Return a copy of ``image`` (a segmentation tile) with a colour -> class name key in its lower
-    left corner: one swatch and name per class, on a dark box, in as many columns as the height needs."""
+    left corner: one swatch and name per class, on a dark box, in as many columns as the height needs,
+    the text made smaller until every name fits (a tile too small for all of them shows the first ones)."""
     out = np.array(image, np.uint8, copy=True)
     h, w = out.shape[:2]
     if not names:
         return out
-    scale = max(0.3, min(h, w) / 900.0)
-    (_, th), base = cv2.getTextSize("Ag", FONT, scale, 1)
-    line = th + base + 4
-    rows = max(1, min(len(names), int(h * 0.4) // line))
-    cols = -(-len(names) // rows)
-    widest = max(cv2.getTextSize(n, FONT, scale, 1)[0][0] for n in names)
-    col_w = line + 4 + widest + 8
+    scale, rows, cols, col_w, line = _class_key_layout(h, w, names)
+    (_, th), _ = cv2.getTextSize("Ag", FONT, scale, 1)
     box_w, box_h = min(w, cols * col_w + 6), min(h, rows * line + 6)
     y0 = h - box_h
     out[y0:, :box_w] = (out[y0:, :box_w].astype(np.float32) * 0.3).astype(np.uint8)
     for i, (name, color) in enumerate(zip(names, colors)):
         c, r = divmod(i, rows)
         x, y = 4 + c * col_w, y0 + 3 + r * line
-        if x + line > w:
+        if c >= cols:
             break
         cv2.rectangle(out, (x, y + 1), (x + line - 4, y + line - 3), tuple(int(v) for v in color), -1)
         cv2.rectangle(out, (x, y + 1), (x + line - 4, y + line - 3), (255, 255, 255), 1)

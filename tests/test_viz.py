@@ -15,6 +15,7 @@ import semflow
 from semflow.errors import InputError
 from semflow.viz import (
     BAND_ROWS,
+    add_class_legend,
     add_legend,
     color_wheel,
     error_to_color,
@@ -219,3 +220,18 @@ def test_drawing_helpers_refuse_arguments_they_cannot_draw() -> None:
         color_wheel(-5)
     with pytest.raises(ValueError, match=r"add_legend: expected an RGB image \(H, W, 3\), got shape \(40, 40\)"):
         add_legend(np.zeros((40, 40), np.uint8), 3.0)
+
+
+@pytest.mark.parametrize("h, w", [(180, 240), (240, 320), (480, 640)])
+def test_a_class_key_shows_every_class_whole_where_the_tile_allows(h: int, w: int) -> None:
+    """VOC's 21 names on a 240 px tile: the key ran past the tile's right edge, its last columns' swatches
+    and names cut off or left out."""
+    from semflow.segmentation import get_label_set
+
+    voc = get_label_set("voc")
+    seg = np.full((h, w, 3), 255, np.uint8)
+    keyed = add_class_legend(seg, voc.class_names, voc.palette)
+    for colour in voc.palette[1:21]:  # (0, background, is black: the key's box is dark too)
+        assert (keyed == colour).all(axis=2).sum() >= 4, colour  # a whole swatch of each
+    assert (keyed[:, -2:] == 255).all()  # nothing drawn up to the right edge: every column fits
+    assert (keyed[: h // 10] == 255).all()  # the tile's top stays visible
