@@ -214,7 +214,8 @@ def test_a_sample_without_valid_ground_truth_is_left_out_with_a_warning(tmp_path
     assert [str(w.message) for w in said] == ["middlebury sample B: no valid ground-truth pixel; left out of the"
                                               " comparison"]
     _middlebury(root, ["A"], no_gt=("A",))
-    with pytest.raises(InputError, match="no middlebury sample has a valid ground-truth pixel"):
+    with pytest.raises(InputError, match="no middlebury sample has a valid ground-truth pixel"), \
+            pytest.warns(SemflowWarning, match="left out of the comparison"):
         evaluation.compare("middlebury", root, ["dis-fast"])
 
 

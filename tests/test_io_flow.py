@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import semflow
-from semflow.errors import InputError
+from semflow.errors import FlowRangeWarning, InputError
 from semflow.io.flow import (
     FLO_TAG,
     UNKNOWN_FLOW_VALUE,
@@ -218,12 +218,15 @@ def test_kitti_writer_marks_flow_beyond_the_format_range_invalid(tmp_path: Path)
     """u=1000, v=-700 was clipped to 511.98 / -512 and still marked valid; the format holds -512..511.98 px."""
     flow = np.array([[[1000.0, -700.0], [511.99, -512.0], [0.0, 512.0], [3.0, -512.01]]], np.float32)
     valid = np.array([[True, True, True, False]])
-    assert write_flow(tmp_path / "f.png", flow, valid) == 2  # the fourth was invalid already
+    with pytest.warns(FlowRangeWarning, match="2 pixel"):
+        assert write_flow(tmp_path / "f.png", flow, valid) == 2  # the fourth was invalid already
     back, back_valid = read_flow_valid(tmp_path / "f.png")
     np.testing.assert_array_equal(back_valid, [[False, True, False, False]])
     np.testing.assert_array_equal(back[0, 1], [(2**16 - 1 - 2**15) / 64, -512.0])  # the edges still fit
     assert (back[~back_valid] == 0).all()
-    assert write_kitti_flow(tmp_path / "g.png", flow) == 3 and write_flow(tmp_path / "f.flo", flow) == 0
+    with pytest.warns(FlowRangeWarning, match="3 pixel"):
+        assert write_kitti_flow(tmp_path / "g.png", flow) == 3
+    assert write_flow(tmp_path / "f.flo", flow) == 0
 
 
 @pytest.mark.parametrize(

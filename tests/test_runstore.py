@@ -10,7 +10,7 @@ import pytest
 from conftest import failing_at_pair
 
 from semflow.batch.work import ClipWorker, plan_chunks, prepare_clip
-from semflow.errors import InputError
+from semflow.errors import InputError, SemflowWarning
 from semflow.metrics import flow_stats
 from semflow.pair_records import magnitude, magnitude_stats
 from semflow.pipeline import RunOptions, run_video
@@ -73,7 +73,8 @@ def test_resume_keeps_the_render_source_and_refuses_other_settings(tmp_path: Pat
     settings = {"video": "a", "method": "dis-fast"}
     store = open_store(tmp_path, settings, resume=False, save_flo=False, frame_shape=(8, 8, 3), cache_budget=10 ** 5)
     assert store.cache_pairs == 82
-    again = open_store(tmp_path, settings, resume=True, save_flo=False, frame_shape=(8, 8, 3))
+    with pytest.warns(SemflowWarning, match="--cache-mb differs"):  # (the default budget, not 10 ** 5)
+        again = open_store(tmp_path, settings, resume=True, save_flo=False, frame_shape=(8, 8, 3))
     assert again.cache_pairs == 82  # what the first run chose, whatever the budget is now
     with pytest.raises(InputError, match="cannot resume.*method"):
         open_store(tmp_path, {**settings, "method": "dis-medium"}, resume=True, save_flo=False, frame_shape=(8, 8, 3))
