@@ -96,7 +96,7 @@ class FlowMethod(abc.ABC):
         if state is not None:
             if not isinstance(state, VideoState):  # ({} was "'dict' object has no attribute 'pairs'")
                 raise InputError(f"state must be a VideoState (or None for pair mode), not {type(state).__name__}")
-            cut = state.pairs > 0 and scene_cut(a, b)
+            cut = scene_cut(a, b)  # (a video's first pair too: a fade in from black carried its flow on)
             result = self._estimate_video(a, b, VideoState() if cut else state, **kwargs)
             if result.state is None:
                 raise RuntimeError(f"{self.name}: video mode returned no state")
