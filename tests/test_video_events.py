@@ -49,3 +49,22 @@ def test_a_video_that_fades_in_from_black_does_not_carry_its_first_flow() -> Non
     assert first.state.cut  # the next pair starts afresh
     steady = get_method("dis-fast").estimate(frames[0], frames[1], state=VideoState())
     assert not steady.state.cut
+
+
+def test_a_global_change_of_brightness_is_matched_before_models_compare_errors() -> None:
+    """On a dim pair (0.15 -> 0.35 of full brightness) photometric errors in grey levels favoured a wrong
+    model that warped onto matching brightness: semantic's flow was 8x too large (EPE 15 px, discrete's 0.02)."""
+    from semflow.layers.context import PairContext, match_brightness
+
+    frames, truth = pan([(0, 0), (2, 0)])
+    dim1 = (frames[0] * 0.15).astype(np.uint8)
+    dim2 = (frames[1] * 0.35).astype(np.uint8)
+    flow = np.zeros((*dim1.shape[:2], 2), np.float32)
+    flow[..., 0], flow[..., 1] = truth[0]
+    inside = (slice(4, -4), slice(4, -4))
+    context = PairContext.build(dim1, dim2, flow)
+    assert float(context.baseline_error[inside].mean()) < 1.5  # the true flow explains the pair (was ~19)
+    matched = match_brightness(dim1, dim2)
+    assert np.abs(matched.reshape(-1, 3).mean(0) - dim1.reshape(-1, 3).mean(0)).max() < 0.5
+    slightly = (frames[1] * 1.05).clip(0, 255).astype(np.uint8)  # within the tolerance: left as it is
+    assert match_brightness(frames[0], slightly) is slightly

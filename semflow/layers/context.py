@@ -19,6 +19,23 @@ import numpy as np
 
 from semflow.layers.common import PHOTOMETRIC_SCALE, GrayFrames, gray_frames, photometric_error, prepare_image
 
+GAIN_TOLERANCE = 1.1
+"""Frame 2 brighter or darker than frame 1 by more than this factor (a channel's mean) is matched to it
+(:func:`match_brightness`) before the models compare photometric errors."""
+
+
+def match_brightness(img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
+    """``img2`` (uint8 RGB) with each channel scaled to frame 1's mean where a global change of brightness
+    (a fade, an exposure change) makes one differ by more than :data:`GAIN_TOLERANCE`; else ``img2`` as is.
+    Photometric errors measured in grey levels otherwise favour a wrong model whose warp happens to land
+    on matching brightness (a dim pair, 0.15 -> 0.35 of full brightness: semantic's flow 8x too large)."""
+    mean1 = np.asarray(img1, np.float32).reshape(-1, img1.shape[-1]).mean(axis=0)
+    mean2 = np.asarray(img2, np.float32).reshape(-1, img2.shape[-1]).mean(axis=0)
+    gain = mean1 / np.maximum(mean2, 1e-3)
+    if np.abs(np.log(np.maximum(gain, 1e-6))).max() <= np.log(GAIN_TOLERANCE) or mean1.max() < 1.0:
+        return img2
+    return np.clip(np.asarray(img2, np.float32) * gain, 0, 255).round().astype(np.uint8)
+
 
 def read_only(array: np.ndarray) -> np.ndarray:
     """A read-only view of ``array`` (the array itself stays writable for whoever owns it)."""
@@ -58,8 +75,10 @@ class PairContext:
 
         ``confidence`` (H, W), the baseline's own, is clipped to [0, 1]; without one it is
         ``exp(-e / PHOTOMETRIC_SCALE)`` of the baseline's photometric error ``e`` (5x5 mean).
-        ``thing_pixels`` (H, W) bool: default none.
+        ``thing_pixels`` (H, W) bool: default none. Frame 2 is first matched to frame 1's brightness
+        where a global change exceeds :data:`GAIN_TOLERANCE` (:func:`match_brightness`).
         """
+        img2 = match_brightness(img1, img2)
         f1, f2 = prepare_image(img1), prepare_image(img2)
         baseline_error, _ = photometric_error(f1, f2, baseline)
         if confidence is not None:
