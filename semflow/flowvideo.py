@@ -29,7 +29,6 @@ interrupted run keeps its completed segments.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import functools
 from collections.abc import Iterator
@@ -334,87 +333,5 @@ def read_segment(path: Path, shape: tuple[int, int], tiles: str, palette: np.nda
         gen.close()
 
 
-class Segments:
-    """The finished segments in ``folder`` (listed again when a pair is not found: other workers of a
-    batch may have added some) and a sequential reader over them."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self._spans: list[Span] = []
-        self._listed = False
-        self._reading: tuple[Span, Iterator[Flows], int] | None = None
-        self._damaged: set[Path] = set()  # segments FFmpeg could not read: their pairs are computed again
-
-    def _list(self) -> None:
-        found = [span for p in self.folder.iterdir() if (span := parse_segment(p)) and p not in self._damaged] \
-            if self.folder.is_dir() else []
-        self._spans, self._listed = sorted(found), True
-
-    def add(self, path: Path) -> None:
-        """Note a segment just completed by this process."""
-        if (span := parse_segment(path)) is not None:
-            self._spans = sorted([*self._spans, span])
-
-    def remove(self, path: Path) -> None:
-        """Delete a segment (one that took more than the budget left)."""
-        path.unlink(missing_ok=True)
-        self._spans = [span for span in self._spans if span[5] != path]
-
-    def find(self, index: int) -> Span | None:
-        """The finished segment holding pair ``index``, or None."""
-        for attempt in range(2):
-            k = bisect.bisect_right(self._spans, (index, float("inf"))) - 1  # the last one starting at or before
-            if k >= 0 and self._spans[k][0] <= index < self._spans[k][0] + self._spans[k][1]:
-                return self._spans[k]
-            for span in self._spans:  # (segments that overlap: a chunk computed twice)
-                if span[0] <= index < span[0] + span[1]:
-                    return span
-            if attempt == 0:
-                self._list()
-        return None
-
-    def covered(self, start: int, stop: int) -> int:
-        """How many of pairs ``start .. stop - 1`` the finished segments (listed now) hold."""
-        self._list()
-        held: set[int] = set()
-        for first, count, *_ in self._spans:
-            held.update(range(max(first, start), min(first + count, stop)))
-        return len(held)
-
-    def bytes(self) -> int:
-        """Bytes of the finished segments (listed now)."""
-        self._list()
-        return sum(span[5].stat().st_size for span in self._spans if span[5].exists())
-
-    def read(self, index: int, palette: np.ndarray | None = None) -> Flows | None:
-        """The decoded flows of pair ``index`` (None when no finished segment holds it). Reading pairs in
-        order decodes each segment once."""
-        span = self.find(index)
-        if span is None:
-            return None
-        if self._reading is None or self._reading[0] != span or self._reading[2] > index:
-            self.stop()
-            self._reading = (span, read_segment(span[5], span[3], span[2], palette, span[4]), span[0])
-        span, frames, at = self._reading
-        for _ in range(at, index + 1):
-            try:
-                flows = next(frames, None)
-            except (OSError, RuntimeError, ValueError):  # not a video (FFmpeg's "Could not load meta information")
-                flows = None
-                self._damaged.add(span[5])
-                self._spans = [s for s in self._spans if s[5] != span[5]]
-            if flows is None:
-                self.stop()
-                return None  # a damaged segment: the pair is computed again
-        self._reading = (span, frames, index + 1)
-        return flows
-
-    def stop(self) -> None:
-        """Close the open reader."""
-        if self._reading is not None:
-            self._reading[1].close()
-            self._reading = None
-
-
 __all__ = ["FPS", "SEGMENT_PAIRS", "SegmentWriter", "decode_flow", "decode_pair", "encode_flow", "encode_pair",
-           "Segments", "layout", "nearest_colour_index", "parse_segment", "read_segment", "segment_worst_bytes", "snap_colours"]
+           "layout", "nearest_colour_index", "parse_segment", "read_segment", "segment_worst_bytes", "snap_colours"]

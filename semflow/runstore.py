@@ -45,6 +45,7 @@ import numpy as np
 
 from semflow import flowvideo
 from semflow.errors import InputError, warn
+from semflow.flow_segments import Segments
 from semflow.io.atomic import write_text_atomic
 from semflow.io.flow import read_flo, save_npy, write_flo
 from semflow.io.images import read_image
@@ -96,7 +97,7 @@ class RunStore:
         self.per_pair, self.budget = per_pair, budget
         self.palette: np.ndarray | None = None
         """Colours a decoded segmentation is snapped to (the segmenter's palette), when known."""
-        self._segments = flowvideo.Segments(self.work / "intermediate")
+        self._segments = Segments(self.work / "intermediate")
         self._records = RecordLog(self.work / "pairs")
         self._writer: flowvideo.SegmentWriter | None = None
         self.flo_dir = self.out_dir / "flo"

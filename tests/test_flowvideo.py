@@ -280,3 +280,36 @@ def test_an_error_coding_a_pair_in_the_writer_thread_reaches_the_caller(tmp_path
         second.add((flow, None, None))
     second.abandon()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_finished_segments_are_listed_again_only_when_the_folder_changed(tmp_path: Path, monkeypatch) -> None:
+    """Each segment opened and closed re-listed the folder and stat'ed every segment: an hour of a small
+    video (1800 segments) spent 77 s on it. Another process's segment is still found."""
+    import os
+
+    from semflow.flow_segments import Segments
+
+    folder = tmp_path / "intermediate"
+    folder.mkdir()
+
+    def segment(first: int, size: int) -> Path:
+        path = folder / f"{first:06d}-0050-f-64x48-64x48.mkv"
+        path.write_bytes(bytes(size))
+        return path
+
+    for k in range(3):
+        segment(50 * k, 100 + k)
+    segments = Segments(folder)
+    listings = []
+    original = Segments._list
+    monkeypatch.setattr(Segments, "_list", lambda self: (listings.append(1), original(self))[1])
+    assert segments.bytes() == 303 and len(listings) == 1
+    for _ in range(5):
+        assert segments.bytes() == 303
+    mine = segment(150, 7)
+    segments.add(mine)  # this process's own: no listing
+    assert segments.bytes() == 310 and segments.find(160)[0] == 150 and len(listings) == 1
+    theirs = segment(200, 9)  # another worker's
+    os.utime(folder, ns=(1, 1))  # (the folder's time moves, whatever the file system's clock resolution)
+    assert segments.bytes() == 319 and len(listings) == 2
+    assert segments.find(210)[5] == theirs
