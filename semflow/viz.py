@@ -7,6 +7,7 @@ with the image says which value was used. The wheel and its arithmetic are ``flo
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Sequence
 
@@ -135,6 +136,17 @@ def _fit_scale(text: str, scale: float, max_width: int) -> float:
     return max(scale, 0.25)
 
 
+@functools.lru_cache(maxsize=8)
+def _wheel_disc(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`color_wheel` of ``size`` and its disc (bool), made once: every frame of a video has the same."""
+    r = (size - 1) / 2.0
+    yy, xx = np.mgrid[0:size, 0:size]
+    wheel, disc = color_wheel(size), (xx - r) ** 2 + (yy - r) ** 2 <= r * r
+    wheel.flags.writeable = disc.flags.writeable = False
+    return wheel, disc
+
+
+@functools.lru_cache(maxsize=64)
 def legend_text_box(height: int, width: int, max_flow: float) -> tuple[str, float, int, int, int, int]:
     """Where :func:`add_legend` writes its scale label on a (height, width) image: (text, font scale,
     box left, box top, box width, box height); the box lies inside the image (for images at least
@@ -171,13 +183,10 @@ def add_legend(image: np.ndarray, max_flow: float, *, label: str | None = None) 
         raise ValueError(f"add_legend: expected an RGB image (H, W, 3), got shape {out.shape}")
     h, w = out.shape[:2]
     size = int(np.clip(min(h, w) // 5, 24, 128))
-    wheel = color_wheel(size)
     x0, y0 = w - size - 4, h - size - 4
     if x0 >= 0 and y0 >= 0:
+        wheel, inside = _wheel_disc(size)
         region = out[y0:y0 + size, x0:x0 + size]
-        r = (size - 1) / 2.0
-        yy, xx = np.mgrid[0:size, 0:size]
-        inside = (xx - r) ** 2 + (yy - r) ** 2 <= r * r
         region[inside] = wheel[inside]
     text, scale, x, y, bw, bh = legend_text_box(h, w, max_flow)
     box = out[y:y + bh, x:x + bw]
