@@ -144,7 +144,8 @@ def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, s
     state from pair to pair reaches ``start`` as an uninterrupted run would. With ``resume``, finished
     pairs are skipped. ``on_pair(index)`` is called after each pair. ``video``: carry the video state from
     pair to pair (video mode); ``save_state``: keep it in the work folder after each pair, so that a
-    resumed run continues from it.
+    resumed run continues from it. A resumed pass (without warm-up) starts reading at its first unfinished
+    pair (:meth:`~semflow.io.video.FrameSource.frames` seeks there when it can prove where it lands).
     """
     timer = StageTimer()
     report = PassReport()
@@ -154,9 +155,18 @@ def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, s
     chain.state = VideoState() if video and (warmup or not save_state) else None
     first = max(0, start - warmup)
     previous: np.ndarray | None = None
-    number = first - 1
     total = stop - start if stop is not None else max(len(source) - 1 - start, 0) or None
     with progress_bar(total, "flow", enabled=progress) as bar, store.pass_scope(chain.checkpoint):
+        if resume and not warmup:  # the finished pairs it starts with: their frames are not read again
+            while (stop is None or first < stop) and store.has(first):
+                report.resumed += 1
+                bar.advance()
+                if on_pair is not None:
+                    on_pair(first)
+                first += 1
+            if first > start:
+                chain.start_over()
+        number = first - 1
         for number, frame in enumerate(source.frames(first), first):
             timer.lap("read")
             if previous is not None:

@@ -67,7 +67,7 @@ def state_before(pair: int, method: FlowMethod, store: VideoStateStore, source: 
     if pair == 0:
         return state
     previous = None
-    for index, frame in enumerate(source):
+    for index, frame in enumerate(source.frames(start), start):  # (from the saved state's frame on)
         if index == start and state.pairs > 0:
             state.frame = frame  # the saved state ended on this frame
         elif start < index <= pair:

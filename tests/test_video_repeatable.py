@@ -78,3 +78,31 @@ def test_resume_with_another_cache_budget_says_the_first_is_kept(tmp_path: Path,
     assert [str(w.message) for w in said] == [f"{out}: --cache-mb differs from the run this continues; its budget"
                                               " is kept (512 MiB)"]
     assert json.loads((out / "summary.json").read_text())["pairs"] == 5
+
+
+@pytest.mark.parametrize("mode", ["video", "pair"])
+def test_a_resumed_run_reads_its_finished_frames_only_to_draw_them(tmp_path: Path, make_frames, monkeypatch,
+                                                                     mode: str) -> None:
+    """Resumed, pass 1 decoded every finished frame from frame 0 (and video mode's warm-up from frame 0
+    again) only to skip the pairs: an hour of 1080p resumed near its end read for about 15 min first."""
+    import semflow.io.video as video
+
+    frames = make_frames(12)
+    out = tmp_path / "out"
+    options = RunOptions(method="dis-fast", progress=False, pairwise=mode == "pair")
+    with pytest.raises(RuntimeError, match="interrupted at pair 8"):
+        run_video(frames, out, options, method=failing_at_pair(8))
+    reads = []
+    real = video.read_image
+    monkeypatch.setattr(video, "read_image", lambda path, *a, **k: reads.append(path.name) or real(path, *a, **k))
+    resumed = run_video(frames, out, RunOptions(method="dis-fast", progress=False, pairwise=mode == "pair",
+                                                resume=True))
+    assert resumed["resumed_pairs"] == 8 and resumed["pairs"] == 11
+    # Frame 3 of the 8 finished pairs: drawn in pass 2, and in video mode read once more by the warm-up
+    # from the saved state (after pair 0) to pair 8; pass 1 itself starts at frame 8.
+    assert reads.count("0003.png") == (2 if mode == "video" else 1), reads
+    assert reads.count("0009.png") == 2  # pass 1 and pass 2
+    fresh = run_video(frames, tmp_path / "fresh", RunOptions(method="dis-fast", progress=False,
+                                                             pairwise=mode == "pair", save_flo=False))
+    assert fresh["pairs"] == 11
+    assert (out / "flow.mp4").read_bytes() == (tmp_path / "fresh" / "flow.mp4").read_bytes()
