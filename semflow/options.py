@@ -27,11 +27,12 @@ from semflow.errors import InputError
 
 
 def option(default: Any, help: str, *, cli: bool = True, choices: tuple[str, ...] | None = None,
-           path: bool = False) -> Any:
+           path: str = "") -> Any:
     """A dataclass field for a method option: its default, a one-line ``help``, whether the command
-    line offers it (``cli``; options that take Python objects do not), the allowed ``choices``, and
-    whether its value may name a file or folder (``path``: as itself or after ``NAME:``; a resumed run
-    checks that the file is the one the run began with)."""
+    line offers it (``cli``; options that take Python objects do not), the allowed ``choices``, and how
+    its value may name a file or folder (a resumed run checks it is the one the run began with):
+    ``path`` (always), ``prefixed`` (after ``NAME:``, as ``camvid:PATH``), ``file`` (when it is an
+    existing file, else a name or inline text), ``""`` (never)."""
     meta = {"help": help, "cli": cli, "choices": choices, "path": path}
     if isinstance(default, (dict, list, set)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
@@ -73,7 +74,7 @@ class OptionInfo:
     help: str
     cli: bool
     choices: tuple[str, ...] | None
-    path: bool = False
+    path: str = ""
 
 
 def option_infos(options_type: type[MethodOptions]) -> list[OptionInfo]:
@@ -83,7 +84,7 @@ def option_infos(options_type: type[MethodOptions]) -> list[OptionInfo]:
     for f in dataclasses.fields(options_type):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         infos.append(OptionInfo(f.name, hints[f.name], default, f.metadata.get("help", ""),
-                                f.metadata.get("cli", False), f.metadata.get("choices"), f.metadata.get("path", False)))
+                                f.metadata.get("cli", False), f.metadata.get("choices"), f.metadata.get("path", "")))
     return infos
 
 

@@ -24,17 +24,23 @@ def _check_int(name: str, value: Any, least: int) -> None:
         raise InputError(f"{name} must be a whole number of at least {least} (or None), got {value!r}")
 
 
-def named_path(value: Any) -> tuple[str, str] | None:
+def named_path(value: Any, kind: str = "path") -> tuple[str, str] | None:
     """(``value`` with the path in it made real, that real path) when ``value`` names an existing file or
-    folder, as itself or after a ``NAME:`` prefix (``camvid:PATH``); else None (a name, inline text)."""
-    if not isinstance(value, str) or not value:
+    folder the way an option of ``kind`` reads it (:func:`~semflow.options.option`'s ``path``: ``path``
+    itself, ``prefixed`` after ``NAME:`` as ``camvid:PATH``, ``file`` an existing file); else None (a
+    name such as ``camvid``, even beside a folder of that name, or inline text)."""
+    if not isinstance(value, str) or not value or not kind:
         return None
-    prefix, colon, rest = value.partition(":")
-    for head, path in (("", value), (prefix + colon, rest)) if colon and prefix.isalpha() else (("", value),):
-        if path and os.path.exists(path):
-            real = os.path.realpath(path)
-            return head + real, real
-    return None
+    head, path = "", value
+    if kind == "prefixed":
+        prefix, colon, path = value.partition(":")
+        if not (colon and prefix.isalpha()):
+            return None
+        head = prefix + colon
+    if not path or not (os.path.isfile(path) if kind == "file" else os.path.exists(path)):
+        return None
+    real = os.path.realpath(path)
+    return head + real, real
 
 
 @dataclass
@@ -72,7 +78,7 @@ class RunOptions:
             given, infos = options_dict(options), option_infos(type(options))
         inputs = {}
         for info in infos:
-            found = named_path(given.get(info.name)) if info.path else None
+            found = named_path(given.get(info.name), info.path)
             if found is not None:  # the file, by its real path, and what tells that it changed
                 given[info.name], inputs[info.name] = found[0], [found[1], path_identity(found[1])]
         return {

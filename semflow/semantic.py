@@ -75,24 +75,24 @@ class SemanticOptions(SharpenOptions):
     baseline: str | FlowMethod = option(DEFAULT_BASELINE, "The baseline flow method (any other method).")
     baseline_flows: str | os.PathLike | None = option(
         None, "The baseline's flows computed already, instead of a baseline method: a folder of NNNNNN.flo "
-        "(.png, .npy) for the pair that starts at frame NNNNNN, as run --save-flo writes them.", path=True)
+        "(.png, .npy) for the pair that starts at frame NNNNNN, as run --save-flo writes them.", path="path")
     sharpen: bool | None = option(None, "Sharpen the baseline's motion boundaries (True or False; None: as "
                                   "the baseline does by default: discrete does, the OpenCV methods do not).")
     segmenter: Any = option(DEFAULT_SEGMENTER, "Segmentation backend: camvid, camvid:PATH, "
-                            "torchvision:PATH, masks:PATH (or a Segmenter from Python).", path=True)
+                            "torchvision:PATH, masks:PATH (or a Segmenter from Python).", path="prefixed")
     segmentation: str | os.PathLike | np.ndarray | None = option(
-        None, "Given masks instead of a segmenter: a label PNG, or a folder of NNNNNN.png.", path=True)
-    label_set: str | LabelSet = option("camvid", "Label set of --segmentation (camvid, voc, a .json).", path=True)
+        None, "Given masks instead of a segmenter: a label PNG, or a folder of NNNNNN.png.", path="path")
+    label_set: str | LabelSet = option("camvid", "Label set of --segmentation (camvid, voc, a .json).", path="file")
     kinds: str | dict | None = option(None, "Override the class -> kind table, e.g. 'Tree:plane,Car:thing'.")
     prior: str = option("none", "Prior fused with the segmentation per region: clip = zero-shot CLIP "
                         "labels (needs pip install 'semflow[clip]' and --clip-weights).", choices=("none", "clip"))
     clip_model: str = option("ViT-B-32", "open_clip architecture of the checkpoint (ViT-B-32, "
-                             "ViT-B-16, ViT-L-14, RN50, a -quickgelu variant...).", path=True)
+                             "ViT-B-16, ViT-L-14, RN50, a -quickgelu variant...).", path="file")
     clip_weights: str | None = option(None, "CLIP checkpoint file you downloaded (OpenAI .pt or "
                                       "OpenCLIP .bin/.pt/.safetensors); never downloaded by semflow, and "
-                                      "read as tensors only: no code in it is run.", path=True)
+                                      "read as tensors only: no code in it is run.", path="path")
     prior_classes: str | None = option(None, "Classes CLIP chooses from, 'name:kind,...' (kind: thing, "
-                                       "plane, stuff) or a file of them (default: common ones).", path=True)
+                                       "plane, stuff) or a file of them (default: common ones).", path="file")
     prior_weight: float = option(0.5, "Weight w of CLIP in the per-region fusion: "
                                  "(1 - w) * backbone + w * CLIP, w from 0 to 1.")
     planes: PlaneParams | None = option(None, "Parameters of the plane layer.", cli=False)
