@@ -38,6 +38,8 @@ class MethodEntry:
     description: str
     options: type[MethodOptions] | str = MethodOptions
     build: Builder | str = ""
+    torch: bool = True
+    """Whether it runs torch code (so that ``device`` decides where): the OpenCV methods do not."""
 
     def options_type(self) -> type[MethodOptions]:
         return _load(self.options) if isinstance(self.options, str) else self.options
@@ -55,10 +57,11 @@ _ENTRIES: dict[str, MethodEntry] = {}
 
 
 def register_method(name: str, description: str, build: Builder | str,
-                    options: type[MethodOptions] | str = MethodOptions) -> None:
+                    options: type[MethodOptions] | str = MethodOptions, *, torch: bool = True) -> None:
     """Add (or replace) a method: ``build(options) -> FlowMethod`` with ``options`` an instance of the
-    method's options dataclass (a subclass of :class:`~semflow.options.MethodOptions`)."""
-    _ENTRIES[name] = MethodEntry(name, description, options, build)
+    method's options dataclass (a subclass of :class:`~semflow.options.MethodOptions`); ``torch``: whether
+    it runs torch code, where ``device`` says (a batch reserves GPUs for it)."""
+    _ENTRIES[name] = MethodEntry(name, description, options, build, torch)
 
 
 def unregister_method(name: str) -> None:
@@ -262,12 +265,12 @@ def _segmenter_builder(options: Any) -> Callable[[], Any]:
 
 
 SHARPEN = "semflow.options:SharpenOptions"
-register_method("dis-ultrafast", "OpenCV DIS, ultrafast preset", _opencv("DISFlow", "ultrafast"), SHARPEN)
-register_method("dis-fast", "OpenCV DIS, fast preset", _opencv("DISFlow", "fast"), SHARPEN)
-register_method("dis-medium", "OpenCV DIS, medium preset", _opencv("DISFlow", "medium"), SHARPEN)
-register_method("farneback", "OpenCV Farneback polynomial expansion", _opencv("FarnebackFlow"), SHARPEN)
-register_method("deepflow", "OpenCV contrib DeepFlow", _opencv("DeepFlow"), SHARPEN)
-register_method("tvl1", "OpenCV contrib dual TV-L1 (scaleStep 0.5)", _opencv("TVL1Flow"), SHARPEN)
+register_method("dis-ultrafast", "OpenCV DIS, ultrafast preset", _opencv("DISFlow", "ultrafast"), SHARPEN, torch=False)
+register_method("dis-fast", "OpenCV DIS, fast preset", _opencv("DISFlow", "fast"), SHARPEN, torch=False)
+register_method("dis-medium", "OpenCV DIS, medium preset", _opencv("DISFlow", "medium"), SHARPEN, torch=False)
+register_method("farneback", "OpenCV Farneback polynomial expansion", _opencv("FarnebackFlow"), SHARPEN, torch=False)
+register_method("deepflow", "OpenCV contrib DeepFlow", _opencv("DeepFlow"), SHARPEN, torch=False)
+register_method("tvl1", "OpenCV contrib dual TV-L1 (scaleStep 0.5)", _opencv("TVL1Flow"), SHARPEN, torch=False)
 register_method("discrete", "DiscreteFlow-style: matched proposals, discrete CRF, interpolation, refinement, "
                 "missed motions, sharpened motion boundaries",
                 _discrete, "semflow.baseline.discrete.presets:DiscreteOptions")

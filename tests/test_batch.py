@@ -270,11 +270,12 @@ def test_no_more_workers_than_tasks_to_run_at_once() -> None:
 
 def test_workers_share_out_the_clusters_gpus_for_a_method_on_one() -> None:
     assert worker_gpus("cuda", 2, 4) == 0.5
+    assert worker_gpus("cuda", 2, 3) == 0.5  # (0.6666 a worker: Ray could place two, never the third)
     assert worker_gpus("cuda", 4, 2) == 1.0  # one GPU a worker at most
     assert worker_gpus("auto", 1, 3) == 0.3333  # Ray counts GPUs in 1/10000: three such shares fit in one
     assert worker_gpus(" CUDA ", 1, 1) == 1.0
     assert worker_gpus("auto", 0, 3) == 0.0 and worker_gpus("cpu", 8, 2) == 0.0 and worker_gpus(None, 8, 2) == 0.0
-    with pytest.raises(SemflowError, match=r"^device 'cuda' asked for, but the Ray cluster has no GPU; use --device"):
+    with pytest.raises(InputError, match=r"^device 'cuda' asked for, but the Ray cluster has no GPU; use --device"):
         worker_gpus("cuda", 0, 2)
     with pytest.raises(InputError, match=r"^device 'cuda:1': in a batch Ray gives each worker its GPU; use --device cuda$"):
         worker_gpus("cuda:1", 2, 2)
@@ -287,12 +288,15 @@ def test_a_batch_reserves_a_gpu_share_for_each_worker_of_a_method_on_one(tmp_pat
     any) and, in older releases, hid every GPU from them. (``auto``: this machine's driver may have no GPU;
     the module's Ray declares one.)"""
     clip = write_video(tmp_path / "clip.mp4", 3)
-    for device, share in (("auto", 0.5), ("cpu", 0.0)):
-        with Batch(tmp_path / device, BatchOptions(method=METHOD, method_options={"device": device}, workers=2)) as batch:
-            batch.submit([clip])
+    # (discrete runs torch code; dis-fast is OpenCV's: no GPU for it whatever the device)
+    for method, device, share in (("discrete", "auto", 0.5), ("discrete", "cpu", 0.0), (METHOD, "auto", 0.0)):
+        options = BatchOptions(method=method, method_options={"device": device}, workers=2)
+        with Batch(tmp_path / f"{method}-{device}", options) as batch:
             assert batch.worker_pids() and gpus_free(1 - share) == pytest.approx(1 - share)
-            assert [r.status for r in batch.results()] == ["ok"]
-    built = get_method(METHOD, device="auto")
+            if method == METHOD:
+                batch.submit([clip])
+                assert [r.status for r in batch.results()] == ["ok"]
+    built = get_method("discrete", device="auto")
     with Batch(tmp_path / "built", BatchOptions(method=built, workers=2)):
         assert gpus_free(0.5) == pytest.approx(0.5)
 

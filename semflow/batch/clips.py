@@ -3,21 +3,29 @@
 
 A clip's status is ``pending`` until its result is known, then ``ok`` or ``failed`` (with a one-line
 error); a clip whose batch stopped first (``break``, an exception, Ctrl-C) is ``interrupted``: its
-finished pairs are kept, and a batch with ``resume`` finishes it. A clip is prepared (checked, its folder
-opened and locked) once per batch: preparing it again would clear the outputs it finished.
+finished pairs are kept, and a batch with ``resume`` finishes it. Each clip is checked once, when the
+batch's run first sees it (:func:`check_clip`: a fresh batch clears its folder then, as ``semflow run``
+does, and no file is kept open), and its folder opened and locked once, when its first task is due
+(:func:`open_clip`: opening it again would clear the outputs it finished). The lock is held until the
+clip's result is known and none of its tasks runs, so the driver keeps files open for the clips being
+worked on, not for every clip of the batch (a batch of thousands of clips ran out of file descriptors).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import os
+import resource
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from semflow.batch.inputs import BatchInput
-from semflow.batch.work import Prepared, prepare_clip
+from semflow.batch.work import Chunk, Prepared, chunks_left, prepare_clip
+from semflow.errors import InputError, ResourceError
 from semflow.io.jsonfile import loads_untrusted
 from semflow.io.outputs import OutputFolder, check_outputs, lock_folder, refuse_inputs_as_outputs, refuse_link
 from semflow.pipeline import STAGES, RunOptions, check_video
@@ -98,39 +106,102 @@ class ClipState:
 
     item: BatchInput
     result: InputResult
+    order: int = 0
+    """Its place among the batch's clips (the order of its tasks)."""
     chunks: collections.deque = field(default_factory=collections.deque)
     running: int = 0
     single_pass: bool = False
     drawing: bool = False
     prepared: bool = False
-    """Checked and its folder opened: done once per clip (a second time would clear what it finished)."""
+    """Checked (:func:`check_clip`): done once per clip."""
+    opened: bool = False
+    """Its folder opened (:func:`open_clip`), or tried: done once per clip (a second time would clear what
+    it finished)."""
+    estimate: int = 0
+    """Its pairs, as checked."""
+    planned: int = 0
+    """Its chunks left to compute, as checked: what it asks of the workers before it is opened."""
     folder: OutputFolder | None = None
-    """The clip's output folder, locked by the driver from its preparation until its result is known."""
+    """The clip's output folder, locked by the driver from its opening until its result is known and none
+    of its tasks runs."""
 
     def release(self) -> None:
-        """Unlock the clip's output folder (its result is known, or the batch stopped)."""
+        """Unlock the clip's output folder (its result is known and none of its tasks runs, or the batch
+        stopped)."""
         if self.folder is not None:
             self.folder.__exit__(None, None, None)
             self.folder = None
 
 
+def check_clip(clip: ClipState, root: Path, options: RunOptions, chunk_pairs: int) -> Prepared:
+    """Check the clip and its output folder below ``root``, keeping no file open: its finished summary
+    (``resume``), or its estimated pairs and the chunks still to compute (with ``resume`` as its work
+    folder says, read unlocked: :func:`open_clip` settles them). Raises SemflowError or OSError for a clip
+    that cannot be run."""
+    out = Path(clip.result.out_dir)
+    done = finished_summary(out, options.fingerprint(clip.item.path)) if options.resume else None
+    if done is not None:
+        return Prepared([], done["pairs"], done)
+    refuse_link(out, root)  # DIR/NAME is the batch's to make: never a link someone left there
+    refuse_inputs_as_outputs([clip.item.path], [out])  # a clip's folder named as its own output
+    with descriptors_named(clip.item.path):
+        source, _ = check_video(clip.item.path, options)  # a bad clip leaves no folder behind
+        # Locked and let go at once: a folder another command holds, or a link in it, is refused now; a
+        # fresh batch clears what the previous run there listed now (a batch stopped early leaves no
+        # earlier outputs that a resumed one would take for an earlier run's), as it always did.
+        with OutputFolder(out, fresh=not options.resume, work=WORK_DIR, reserved=RUN_OUTPUTS):
+            pass
+    estimate = max(len(source) - 1, 1)
+    if options.max_flow is not None:
+        return Prepared([Chunk(0, None)], estimate, single_pass=True)
+    return Prepared(chunks_left(out, options, estimate, chunk_pairs), estimate)
+
+
 def open_clip(clip: ClipState, root: Path, options: RunOptions, chunk_pairs: int) -> Prepared:
-    """Check the clip and open its output folder below ``root`` (``clip.folder``, locked), or find it
-    finished (``resume``); the chunks still to compute. Raises SemflowError or OSError for a clip that
+    """Check the clip again and open its output folder below ``root`` (``clip.folder``, locked), or find
+    it finished (``resume``); the chunks still to compute. Raises SemflowError or OSError for a clip that
     cannot be run."""
-    clip.prepared = True
     out = Path(clip.result.out_dir)
     # Locked and link-checked as `semflow run` does: a fresh batch first deletes only what the
     # previous run or batch there listed; another run into the folder is refused meanwhile.
     done = finished_summary(out, options.fingerprint(clip.item.path)) if options.resume else None
     if done is not None:  # nothing to do (checked before the lock, which starts a work folder)
         return Prepared([], done["pairs"], done)
-    refuse_link(out, root)  # DIR/NAME is the batch's to make: never a link someone left there
-    refuse_inputs_as_outputs([clip.item.path], [out])  # a clip's folder named as its own output
-    checked = check_video(clip.item.path, options)  # a bad clip leaves no folder behind
-    clip.folder = OutputFolder(out, fresh=not options.resume, work=WORK_DIR, reserved=RUN_OUTPUTS)
-    clip.folder.__enter__()
-    return prepare_clip(clip.item.path, out, options, chunk_pairs, clip.folder, checked)
+    refuse_link(out, root)
+    refuse_inputs_as_outputs([clip.item.path], [out])
+    with descriptors_named(clip.item.path):
+        checked = check_video(clip.item.path, options)
+        clip.folder = OutputFolder(out, fresh=not options.resume, work=WORK_DIR, reserved=RUN_OUTPUTS)
+        clip.folder.__enter__()
+        return prepare_clip(clip.item.path, out, options, chunk_pairs, clip.folder, checked)
+
+
+def out_of_descriptors(spare: int = 4) -> bool:
+    """Whether this process is at its limit of open files (``ulimit -n``): ``spare`` more cannot be opened."""
+    opened: list[int] = []
+    try:
+        for _ in range(spare):
+            opened.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError as exc:
+        return exc.errno == errno.EMFILE
+    finally:
+        for fd in opened:
+            os.close(fd)
+    return False
+
+
+@contextlib.contextmanager
+def descriptors_named(path: Path) -> Iterator[None]:
+    """A failure in the block that came of the process's limit of open files is a ResourceError saying so
+    (OpenCV cannot tell a video it had no descriptor for from an unreadable one: "not a readable video")."""
+    try:
+        yield
+    except (InputError, OSError) as exc:
+        if getattr(exc, "errno", None) != errno.EMFILE and not (isinstance(exc, InputError) and out_of_descriptors()):
+            raise
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        raise ResourceError(f"{path}: cannot be opened: too many open files (EMFILE: this process may open"
+                            f" {limit}; raise it with `ulimit -n`)") from exc
 
 
 class BatchFolder:

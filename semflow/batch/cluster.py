@@ -75,8 +75,13 @@ def worker_gpus(device: str | None, cluster_gpus: float, workers: int) -> float:
     if name == "cpu" or (name == "auto" and cluster_gpus <= 0):
         return 0.0
     if cluster_gpus <= 0:
-        raise SemflowError(f"device {name!r} asked for, but the Ray cluster has no GPU; use --device cpu or auto")
-    return min(1.0, math.floor(cluster_gpus / max(1, workers) * 10_000) / 10_000)  # Ray counts in 1/10000
+        raise InputError(f"device {name!r} asked for, but the Ray cluster has no GPU; use --device cpu or auto")
+    workers = max(1, workers)
+    if cluster_gpus >= workers:
+        return 1.0
+    if cluster_gpus >= 1:  # an equal share of one GPU (Ray places a fraction on one GPU, never across two)
+        return math.floor(10_000 / math.ceil(workers / math.floor(cluster_gpus))) / 10_000
+    return math.floor(cluster_gpus / workers * 10_000) / 10_000  # (Ray counts in 1/10000)
 
 
 @contextlib.contextmanager

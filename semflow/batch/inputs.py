@@ -145,3 +145,12 @@ def expand_inputs(items: Iterable[str | bytes | os.PathLike | BatchInput],
         used.add(unique)
         result.append(BatchInput(path, unique))
     return result
+
+
+def named_after(folder: str, name: str) -> bool:
+    """Whether ``folder`` and ``name`` are names one clip gets (``clip``, or ``clip-K`` beside others called
+    so): not a name the user has changed since (a manifest's name column)."""
+    def base(text: str) -> str:
+        stem, _, number = text.rpartition("-")
+        return stem if stem and number.isdecimal() else text
+    return base(folder) == base(name)

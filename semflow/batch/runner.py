@@ -1,8 +1,10 @@
 """A batch on Ray: actors that each hold one built method, fed chunks and drawings by the driver.
 
-The driver (this process) expands the inputs, checks each clip and opens its output folder, then hands
-tasks to idle workers: the chunks of the clips in order, and a clip's drawing as soon as its chunks are
-done (drawings go first, so finished clips free their work folders early). No more workers are started
+The driver (this process) expands the inputs and checks each clip, then hands tasks to idle workers
+(:mod:`semflow.batch.tasks`): the chunks of the clips in order, and a clip's drawing as soon as its chunks
+are done (drawings go first, so finished clips free their work folders early). A clip's folder is opened
+and locked when its first task is due (:mod:`semflow.batch.clips`): the driver keeps files open for the
+clips being worked on only. No more workers are started
 than there are tasks to run at once (each worker holds a built method: memory). A task that fails marks its
 clip failed with a one-line error and the batch goes on; a worker process that dies is restarted by Ray
 and the clip whose task it held is reported as failed. Finished pairs stay on disk: ``resume`` does
@@ -30,6 +32,7 @@ from semflow.batch.clips import (
     ClipState,
     InputResult,
     batch_summary,
+    check_clip,
     clip_notes,
     earlier_names,
     open_clip,
@@ -41,23 +44,15 @@ from semflow.batch.cluster import (
     worker_gpus,
     workers_to_start,
 )
-from semflow.batch.inputs import BatchInput, expand_inputs
+from semflow.batch.inputs import BatchInput, expand_inputs, named_after
 from semflow.batch.progress import BatchProgress
+from semflow.batch.tasks import TaskQueue
 from semflow.batch.work import BatchOptions, Chunk, ClipWorker
 from semflow.errors import SemflowError, warn
 from semflow.io.atomic import write_text_atomic
 
 PROBES = 300
 """How many times (0.2 s apart) the driver asks a worker that died whether Ray has restarted it."""
-
-
-def _named_after(folder: str, name: str) -> bool:
-    """Whether ``folder`` and ``name`` are names one clip gets (``clip``, or ``clip-K`` beside others called
-    so): not a name the user has changed since (a manifest's name column)."""
-    def base(text: str) -> str:
-        stem, _, number = text.rpartition("-")
-        return stem if stem and number.isdecimal() else text
-    return base(folder) == base(name)
 
 
 def one_line(exc: BaseException) -> str:
@@ -93,6 +88,8 @@ class Batch:
         self._wanted = 0
         self._gpus = 0.0  # the share of a GPU each worker reserves
         self._folder = BatchFolder(self.out_dir)
+        self._tasks = TaskQueue()
+        self._checked = 0  # the clips checked so far are self.clips[:_checked]
         self._run_started: float | None = None  # when the results() in progress began
         self._wall = 0.0  # wall seconds of all results() calls so far
         self.startup_seconds = 0.0
@@ -184,7 +181,7 @@ class Batch:
         names: dict[int, str] = {}
         for k, item in enumerate(items):
             before = earlier.get(os.path.realpath(item.path))  # (as the fingerprint: a link loop does not raise)
-            if before is not None and before not in taken and _named_after(before, item.name):
+            if before is not None and before not in taken and named_after(before, item.name):
                 names[k] = before
                 taken.add(before)
         added = []
@@ -195,7 +192,7 @@ class Batch:
             taken.add(name)
             item = BatchInput(item.path, name)
             out = self.out_dir / name
-            self.clips.append(ClipState(item, InputResult(name, str(item.path), str(out))))
+            self.clips.append(ClipState(item, InputResult(name, str(item.path), str(out)), order=len(self.clips)))
             added.append(item)
         return added
 
@@ -232,11 +229,14 @@ class Batch:
         while True:
             yield from self._prepare_new(progress, idle)  # (also the clips submitted while a result was out)
             while idle:
-                task = self._next_task()
+                task = self._tasks.next()
                 if task is None:
                     break
+                kind, clip, chunk = task
+                if kind == "open":
+                    yield from self._prepare(clip, progress, opening=True)
+                    continue
                 worker = idle.pop()
-                clip, kind, chunk = task
                 inflight[self._send(worker, clip, kind, chunk)] = (worker, clip, kind, chunk)
             if not inflight:
                 for left in self.clips:  # (only when every worker is gone for good: see the probes below)
@@ -263,8 +263,8 @@ class Batch:
             except RayActorError as exc:
                 inflight[worker.pid.remote()] = (worker, None, "probe", None)
                 if "restarting" in str(exc):  # sent while Ray restarted the worker: it never ran
-                    clip.running -= 1
-                    self._requeue(clip, kind, chunk)
+                    self._came_back(clip)
+                    self._tasks.requeue(clip, kind, chunk)
                     continue
                 value = exc
             except RayTaskError as exc:
@@ -275,16 +275,19 @@ class Batch:
             yield from self._receive(value, clip, kind, chunk, progress)
 
     def _prepare_new(self, progress: BatchProgress, idle: list[Any]) -> Iterator[InputResult]:
-        """Prepare the clips not prepared yet, then start the workers their tasks can use (into ``idle``)."""
-        new = [clip for clip in self.clips if not clip.prepared]
+        """Check the clips not checked yet, then start the workers their tasks can use (into ``idle``)."""
+        new = [clip for clip in self.clips[self._checked:] if not clip.prepared]
+        self._checked = len(self.clips)
         if not new:
             return
         progress.add_clips(len(new))
         for clip in new:
             yield from self._prepare(clip, progress)
+        if len(self._workers) >= self._wanted:
+            return
         grown, count = time.perf_counter(), len(self._workers)
-        self._add_workers(workers_to_start(self._wanted, [len(c.chunks) for c in self.clips
-                                                          if c.result.status == "pending"]))
+        self._add_workers(workers_to_start(self._wanted, [len(c.chunks) if c.opened else c.planned
+                                                          for c in self.clips if c.result.status == "pending"]))
         idle += self._workers[count:]
         self.startup_seconds += time.perf_counter() - grown
 
@@ -305,13 +308,18 @@ class Batch:
         with contextlib.suppress(OSError):  # (on the way out of an error: that error is the one to see)
             self._write_summary()
 
-    def _prepare(self, clip: ClipState, progress: BatchProgress) -> Iterator[InputResult]:
+    def _prepare(self, clip: ClipState, progress: BatchProgress, opening: bool = False) -> Iterator[InputResult]:
+        """Check the clip (once, when a run first sees it) or, ``opening``, open and lock its folder and queue its
+        chunks (once, when its first task is due)."""
+        clip.prepared, clip.opened = True, opening
         try:
-            prepared = open_clip(clip, self.out_dir, self.run_options, self.options.chunk_pairs)
+            prepared = (open_clip if opening else check_clip)(clip, self.out_dir, self.run_options,
+                                                              self.options.chunk_pairs)
         except (SemflowError, OSError) as exc:
             yield self._fail(clip, one_line(exc), progress)
             return
-        progress.add_pairs(prepared.pairs_estimate)
+        progress.add_pairs(prepared.pairs_estimate - clip.estimate)  # (opening: the video may have changed)
+        clip.estimate = prepared.pairs_estimate
         if prepared.done is not None:
             clip.release()
             clip.result.status, clip.result.summary = "ok", prepared.done
@@ -319,22 +327,15 @@ class Batch:
             progress.advance_pairs(prepared.pairs_estimate)
             progress.clip_done()
             yield clip.result
-            return
-        clip.single_pass = prepared.single_pass
-        clip.chunks.extend(prepared.chunks)
-        progress.advance_pairs(prepared.pairs_estimate - sum(
-            ((c.stop if c.stop is not None else prepared.pairs_estimate) - c.start) for c in prepared.chunks))
-
-    def _next_task(self) -> tuple[ClipState, str, Chunk | None] | None:
-        for clip in self.clips:  # a clip whose chunks are all done is drawn first
-            if clip.result.status == "pending" and clip.prepared and not clip.chunks and not clip.running \
-                    and not clip.drawing and not clip.single_pass:
-                clip.drawing = True
-                return clip, "finish", None
-        for clip in self.clips:
-            if clip.result.status == "pending" and clip.chunks:
-                return clip, ("single" if clip.single_pass else "compute"), clip.chunks.popleft()
-        return None
+        elif not opening:
+            clip.planned = len(prepared.chunks)
+            self._tasks.add(clip, draw_only=not prepared.chunks)
+        else:
+            clip.single_pass = prepared.single_pass
+            clip.chunks.extend(prepared.chunks)
+            progress.advance_pairs(prepared.pairs_estimate - sum(
+                ((c.stop if c.stop is not None else prepared.pairs_estimate) - c.start) for c in prepared.chunks))
+            self._tasks.update(clip)
 
     def _send(self, worker: Any, clip: ClipState, kind: str, chunk: Chunk | None) -> Any:
         path, out = clip.item.path, Path(clip.result.out_dir)
@@ -347,15 +348,19 @@ class Batch:
         return worker.finish.remote(path, out, self.run_options, r.wall_seconds, dict(r.stage_seconds),
                                     r.computed_pairs)
 
-    def _requeue(self, clip: ClipState, kind: str, chunk: Chunk | None) -> None:
-        if kind == "finish":
-            clip.drawing = False
-        elif chunk is not None:
-            clip.chunks.appendleft(chunk)
+    def _came_back(self, clip: ClipState) -> None:
+        """A task of the clip is over: the last of a clip whose result is known unlocks its folder (a failed
+        clip's other tasks may still have been writing it); a pending clip is filed for its next task."""
+        clip.running -= 1
+        if clip.result.status != "pending":
+            if not clip.running:
+                clip.release()
+            return
+        self._tasks.update(clip)
 
     def _receive(self, value: Any, clip: ClipState, kind: str, chunk: Chunk | None,
                  progress: BatchProgress) -> Iterator[InputResult]:
-        clip.running -= 1
+        self._came_back(clip)
         if clip.result.status != "pending":
             return  # the clip already failed; its finished pairs are kept for --resume
         if isinstance(value, RayActorError):
@@ -391,7 +396,8 @@ class Batch:
     def _fail(self, clip: ClipState, error: str, progress: BatchProgress) -> InputResult:
         clip.result.status, clip.result.error = "failed", error
         clip.chunks.clear()
-        clip.release()
+        if not clip.running:  # (else when its last task comes back: they write its folder)
+            clip.release()
         progress.clip_done(failed=True)
         return clip.result
 

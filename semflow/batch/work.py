@@ -21,14 +21,14 @@ import numpy as np
 
 from semflow.baseline.base import FlowMethod
 from semflow.batch.cluster import check_batch_device
-from semflow.errors import InputError
+from semflow.errors import InputError, SemflowError
 from semflow.forked import set_process_limit
 from semflow.io.native import own_native_output
 from semflow.io.outputs import OutputFolder
 from semflow.io.video import FrameSource
-from semflow.methods import DEFAULT_RUN_METHOD, get_method
+from semflow.methods import DEFAULT_RUN_METHOD, get_method, list_methods, method_entry
 from semflow.pipeline import RunOptions, compute_pairs, finish_video, open_video, run_single_pass
-from semflow.runstore import RunStore, finished_summary, reopen_store
+from semflow.runstore import WORK_DIR, RunStore, finished_summary, reopen_store
 
 MAX_WORKERS = 1024
 """The most workers a batch may ask for (``semflow batch --workers`` has the same bound)."""
@@ -67,10 +67,14 @@ class BatchOptions(RunOptions):
                              f" got {self.address!r}")
         if isinstance(self.method, FlowMethod):  # options go with a name: refused here, not in every worker
             get_method(self.method, **self.method_options)
-        check_batch_device(self.device())  # before Ray starts
+        check_batch_device(self.method_options.get("device"))  # before Ray starts
 
     def device(self) -> str | None:
-        """The device the workers' method runs on (a built method's own when it was given built)."""
+        """The device the workers' method runs on (a built method's own when it was given built); ``cpu``
+        for a registered method that runs no torch code (OpenCV's: no GPU to reserve for it)."""
+        name = self.method if isinstance(self.method, str) else self.method.name
+        if name in list_methods() and not method_entry(name).torch:
+            return "cpu"
         built = None if isinstance(self.method, str) or self.method.options is None else self.method.options.device
         return self.method_options.get("device", built)
 
@@ -126,14 +130,32 @@ def prepare_clip(path: Path, out_dir: Path, options: RunOptions, chunk_pairs: in
     estimate = max(len(source) - 1, 1)
     if options.max_flow is not None:
         return Prepared([Chunk(0, None)], estimate, single_pass=True)
+    return Prepared(_unfinished(store, plan_chunks(estimate, chunk_pairs)), estimate)
+
+
+def _unfinished(store: RunStore, chunks: list[Chunk]) -> list[Chunk]:
+    """The chunks with a pair ``store`` has not finished."""
     end = store.end()
-    chunks = []
-    for chunk in plan_chunks(estimate, chunk_pairs):
+    left = []
+    for chunk in chunks:
         stop = chunk.stop if chunk.stop is not None else end
         if stop is not None and all(store.has(i) for i in range(chunk.start, stop)):
             continue  # finished by an earlier run
-        chunks.append(chunk)
-    return Prepared(chunks, estimate)
+        left.append(chunk)
+    return left
+
+
+def chunks_left(out_dir: Path, options: RunOptions, estimate: int, chunk_pairs: int) -> list[Chunk]:
+    """The chunks of a clip of ``estimate`` pairs that :func:`prepare_clip` would plan, told without
+    opening ``out_dir``: all of them for a fresh batch; with ``resume`` those its work folder has not
+    finished (read unlocked, an estimate: all of them when it cannot be read)."""
+    planned = plan_chunks(estimate, chunk_pairs)
+    if not options.resume or not (out_dir / WORK_DIR / "state.json").is_file():
+        return planned
+    try:
+        return _unfinished(reopen_store(out_dir, options.save_flo), planned)
+    except (SemflowError, OSError, ValueError):
+        return planned
 
 
 def _open(path: Path, out_dir: Path, options: RunOptions) -> tuple[FrameSource, RunStore]:
