@@ -146,13 +146,18 @@ def _wheel_disc(size: int) -> tuple[np.ndarray, np.ndarray]:
     return wheel, disc
 
 
-@functools.lru_cache(maxsize=64)
 def legend_text_box(height: int, width: int, max_flow: float) -> tuple[str, float, int, int, int, int]:
     """Where :func:`add_legend` writes its scale label on a (height, width) image: (text, font scale,
     box left, box top, box width, box height); the box lies inside the image (for images at least
     40 px wide): above the colour wheel, beside it when the image is too low, or at the bottom when
     there is no wheel. The text is ``max N px``, shortened to ``N px`` or ``N`` when even the
     smallest font does not fit."""
+    return _legend_text_box(int(height), int(width), float(max_flow))
+
+
+@functools.lru_cache(maxsize=64)
+def _legend_text_box(height: int, width: int, max_flow: float) -> tuple[str, float, int, int, int, int]:
+    """:func:`legend_text_box`, made once per size and normaliser (every frame of a video has the same)."""
     size = int(np.clip(min(height, width) // 5, 24, 128))
     wheel_fits = width - size - 4 >= 0 and height - size - 4 >= 0
     texts = (f"max {max_flow:.1f} px", f"{max_flow:.1f} px", f"{max_flow:.0f}")

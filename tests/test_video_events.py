@@ -64,7 +64,14 @@ def test_a_global_change_of_brightness_is_matched_before_models_compare_errors()
     inside = (slice(4, -4), slice(4, -4))
     context = PairContext.build(dim1, dim2, flow)
     assert float(context.baseline_error[inside].mean()) < 1.5  # the true flow explains the pair (was ~19)
-    matched = match_brightness(dim1, dim2)
+    matched = match_brightness(dim1, dim2, flow)
     assert np.abs(matched.reshape(-1, 3).mean(0) - dim1.reshape(-1, 3).mean(0)).max() < 0.5
     slightly = (frames[1] * 1.05).clip(0, 255).astype(np.uint8)  # within the tolerance: left as it is
-    assert match_brightness(frames[0], slightly) is slightly
+    assert match_brightness(frames[0], slightly, flow) is slightly
+    # Content that comes, not light: a white object over 40 % of an unmoved frame moves the means, not the gain.
+    entering = frames[0].copy()
+    entering[:, :64] = 255
+    still = np.zeros_like(flow)
+    assert match_brightness(frames[0], entering, still) is entering
+    assert match_brightness(frames[0], np.zeros_like(frames[0]), still) is not None  # (black: left as it is)
+    assert (match_brightness(frames[0], np.zeros_like(frames[0]), still) == 0).all()

@@ -249,3 +249,4 @@ def test_a_videos_legend_is_drawn_from_one_wheel(monkeypatch) -> None:
     for _ in range(3):
         assert np.array_equal(add_legend(image, 7.5), first)
     assert built == []
+    assert np.array_equal(add_legend(image, np.array(7.5)), first)  # (a 0-d array is no cache key: as before)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import collections
+import contextlib
 import io
 import os
 import pickle
@@ -83,7 +84,8 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError,
             AttributeError, IndexError, KeyError) as exc:
         text = str(exc).strip()
-        with open(path, "rb") as file:
+        head = b"?"  # (unreadable now: say what torch's error says below)
+        with contextlib.suppress(OSError), open(path, "rb") as file:
             head = file.read(12)
         seen = media_kind(head)
         if not head:

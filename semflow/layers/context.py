@@ -18,23 +18,38 @@ import cv2
 import numpy as np
 
 from semflow.layers.common import PHOTOMETRIC_SCALE, GrayFrames, gray_frames, photometric_error, prepare_image
+from semflow.warp import warp_backward
 
 GAIN_TOLERANCE = 1.1
-"""Frame 2 brighter or darker than frame 1 by more than this factor (a channel's mean) is matched to it
+"""Frame 2 brighter or darker than frame 1 by more than this factor (a channel's gain) is matched to it
 (:func:`match_brightness`) before the models compare photometric errors."""
+MAX_GAIN = 8.0
+"""The largest gain (or 1 / gain) :func:`match_brightness` applies (a frame nearly black stays as it is)."""
 
 
-def match_brightness(img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
-    """``img2`` (uint8 RGB) with each channel scaled to frame 1's mean where a global change of brightness
-    (a fade, an exposure change) makes one differ by more than :data:`GAIN_TOLERANCE`; else ``img2`` as is.
-    Photometric errors measured in grey levels otherwise favour a wrong model whose warp happens to land
-    on matching brightness (a dim pair, 0.15 -> 0.35 of full brightness: semantic's flow 8x too large)."""
-    mean1 = np.asarray(img1, np.float32).reshape(-1, img1.shape[-1]).mean(axis=0)
-    mean2 = np.asarray(img2, np.float32).reshape(-1, img2.shape[-1]).mean(axis=0)
-    gain = mean1 / np.maximum(mean2, 1e-3)
-    if np.abs(np.log(np.maximum(gain, 1e-6))).max() <= np.log(GAIN_TOLERANCE) or mean1.max() < 1.0:
+def match_brightness(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``img2`` (uint8 (H, W, C) or (H, W)) with each channel scaled by its gain to frame 1 where a global
+    change of brightness (a fade, an exposure change) exceeds :data:`GAIN_TOLERANCE`; else ``img2`` as is.
+    The gain is the median over pixels of I_1(x) / I_2(x + flow(x)) (``flow``: the baseline's, (H, W, 2)),
+    where both are at least 4 grey levels: content that comes or goes (a large object entering) moves the
+    frames' means, not this; gains beyond :data:`MAX_GAIN` are not applied. Photometric errors measured in
+    grey levels otherwise favour a wrong model whose warp lands on matching brightness (a dim pair, 0.15
+    -> 0.35 of full brightness: semantic's flow 8x too large)."""
+    a = np.asarray(img1, np.float32).reshape(*img1.shape[:2], -1)
+    b = np.asarray(img2, np.float32).reshape(*img2.shape[:2], -1)
+    means = a.mean(axis=(0, 1)), b.mean(axis=(0, 1))
+    if np.abs(np.log(np.maximum(means[0], 1e-3) / np.maximum(means[1], 1e-3))).max() <= np.log(GAIN_TOLERANCE):
+        return img2  # (the common case: no channel's mean moved, nothing to measure)
+    warped, inside = warp_backward(b, flow)
+    warped = warped.reshape(b.shape)
+    usable = inside[..., None] & (a >= 4) & (warped >= 4)
+    if usable.sum(axis=(0, 1)).min() < 0.01 * inside.size:
+        return img2  # (too little of the frames exposed to tell: one nearly black)
+    gain = np.array([np.median(a[..., c][usable[..., c]] / warped[..., c][usable[..., c]]) for c in range(a.shape[2])])
+    change = float(np.abs(np.log(gain)).max())
+    if change <= np.log(GAIN_TOLERANCE) or change > np.log(MAX_GAIN):
         return img2
-    return np.clip(np.asarray(img2, np.float32) * gain, 0, 255).round().astype(np.uint8)
+    return np.clip(b * gain, 0, 255).round().astype(np.uint8).reshape(np.shape(img2))
 
 
 def read_only(array: np.ndarray) -> np.ndarray:
@@ -78,7 +93,7 @@ class PairContext:
         ``thing_pixels`` (H, W) bool: default none. Frame 2 is first matched to frame 1's brightness
         where a global change exceeds :data:`GAIN_TOLERANCE` (:func:`match_brightness`).
         """
-        img2 = match_brightness(img1, img2)
+        img2 = match_brightness(img1, img2, baseline)
         f1, f2 = prepare_image(img1), prepare_image(img2)
         baseline_error, _ = photometric_error(f1, f2, baseline)
         if confidence is not None:
