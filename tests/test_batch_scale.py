@@ -378,3 +378,24 @@ def test_a_real_batch_of_many_clips_keeps_few_files_open(local_ray, make_video, 
             held.append(open_fds())
     assert len(held) == 30 and (out / "c0029" / "flow.mp4").is_file()
     assert max(held) - min(held) <= 10, held  # (it grew by one a clip... and shrank as they finished)
+
+
+def test_a_video_opened_without_a_descriptor_to_spare_says_so(make_video, tmp_path: Path) -> None:
+    """`semflow run` (FrameSource) said "not a readable video" of a good clip when the process was out of
+    descriptors; the batch said what it was, the run did not."""
+    from semflow.errors import ResourceError
+    from semflow.io.video import FrameSource
+
+    clip = make_video(4, 24, 32, name="good.mp4")
+    fillers: list[int] = []
+    with open_file_limit(open_fds() + 16):
+        try:
+            with contextlib.suppress(OSError):
+                while True:
+                    fillers.append(os.open(os.devnull, os.O_RDONLY))
+            with pytest.raises(ResourceError, match=r"good.mp4: cannot be opened: too many open files \(EMFILE"):
+                FrameSource(clip)
+        finally:
+            for fd in fillers:
+                os.close(fd)
+    assert len(FrameSource(clip)) == 4

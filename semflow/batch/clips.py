@@ -17,7 +17,6 @@ import collections
 import contextlib
 import errno
 import os
-import resource
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,8 @@ from typing import Any
 
 from semflow.batch.inputs import BatchInput
 from semflow.batch.work import Chunk, Prepared, chunks_left, prepare_clip
-from semflow.errors import InputError, ResourceError
+from semflow.errors import InputError
+from semflow.io.files import out_of_descriptors, too_many_open_files
 from semflow.io.jsonfile import loads_untrusted
 from semflow.io.outputs import OutputFolder, check_outputs, lock_folder, refuse_inputs_as_outputs, refuse_link
 from semflow.pipeline import STAGES, RunOptions, check_video
@@ -176,20 +176,6 @@ def open_clip(clip: ClipState, root: Path, options: RunOptions, chunk_pairs: int
         return prepare_clip(clip.item.path, out, options, chunk_pairs, clip.folder, checked)
 
 
-def out_of_descriptors(spare: int = 4) -> bool:
-    """Whether this process is at its limit of open files (``ulimit -n``): ``spare`` more cannot be opened."""
-    opened: list[int] = []
-    try:
-        for _ in range(spare):
-            opened.append(os.open(os.devnull, os.O_RDONLY))
-    except OSError as exc:
-        return exc.errno == errno.EMFILE
-    finally:
-        for fd in opened:
-            os.close(fd)
-    return False
-
-
 @contextlib.contextmanager
 def descriptors_named(path: Path) -> Iterator[None]:
     """A failure in the block that came of the process's limit of open files is a ResourceError saying so
@@ -199,9 +185,7 @@ def descriptors_named(path: Path) -> Iterator[None]:
     except (InputError, OSError) as exc:
         if getattr(exc, "errno", None) != errno.EMFILE and not (isinstance(exc, InputError) and out_of_descriptors()):
             raise
-        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        raise ResourceError(f"{path}: cannot be opened: too many open files (EMFILE: this process may open"
-                            f" {limit}; raise it with `ulimit -n`)") from exc
+        raise too_many_open_files(path) from exc
 
 
 class BatchFolder:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 
-from semflow.errors import InputError
+from semflow.errors import InputError, ResourceError
 
 
 def require_file(path: str | os.PathLike) -> Path:
@@ -43,3 +44,27 @@ def path_identity(path: str | os.PathLike) -> list[int | str] | None:
     except OSError:
         return None
     return ["folder"] if stat.S_ISDIR(info.st_mode) else [info.st_size, info.st_mtime_ns]
+
+
+def out_of_descriptors(spare: int = 4) -> bool:
+    """Whether this process is at its limit of open files (``ulimit -n``): ``spare`` more cannot be opened."""
+    opened: list[int] = []
+    try:
+        for _ in range(spare):
+            opened.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError as exc:
+        return exc.errno == errno.EMFILE
+    finally:
+        for fd in opened:
+            os.close(fd)
+    return False
+
+
+def too_many_open_files(path: str | os.PathLike) -> ResourceError:
+    """The one-line error for ``path`` that could not be opened because the process is at its limit of
+    open files (``ulimit -n``)."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return ResourceError(f"{path}: cannot be opened: too many open files (EMFILE: this process may open {limit};"
+                         " raise it with `ulimit -n`)")

@@ -19,7 +19,7 @@ import numpy as np
 from semflow.errors import InputError, OutputError, warn
 from semflow.io.atomic import move_into_place, temp_path_beside
 from semflow.io.ffmpeg import FFmpegEncoder, mp4_complete
-from semflow.io.files import open_regular_file
+from semflow.io.files import open_regular_file, out_of_descriptors, too_many_open_files
 from semflow.io.images import is_image_path, read_image, to_rgb_uint8
 from semflow.io.native import native_stderr
 from semflow.io.seek import open_at
@@ -181,6 +181,8 @@ class FrameSource:
                         count, self.declared = 1 + _grab_all(cap, more), None
                 cap.release()
             if not ok:
+                if out_of_descriptors():  # (OpenCV had no descriptor for it: it cannot say so)
+                    raise too_many_open_files(self.path)
                 raise InputError(f"{self.path}: not a readable video (no frame could be decoded)")
         self.count = count if max_frames is None else min(count, max_frames)
 
