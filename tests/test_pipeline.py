@@ -416,6 +416,7 @@ def test_recomputed_and_single_pass_drawings_equal_the_cached_one(make_frames, t
         assert summary["wall_seconds"]["total"] >= sum(stages.values()) * 0.99
         if summary is not single:  # pass 1 computes in the main thread: its flow stage holds the compute time
             assert stages["flow"] >= summary["seconds_per_pair"]["total"] * 0.99
+        assert stages["stats"] > 0  # (a single pass charged its statistics to "flow": stats read 0.0)
 
 
 def test_run_options_of_the_wrong_kind_are_one_line_errors(make_frames, tmp_path: Path) -> None:

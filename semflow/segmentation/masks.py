@@ -59,7 +59,8 @@ class MaskSegmenter(Segmenter):
         for n in names:
             if (self.source / n).is_file():
                 return self.source / n
-        raise InputError(f"{self.source}: no label map for {key!r} (expected {names[0]})")
+        where = " (frames are named by their 0-based position in the video)" if isinstance(key, int) else ""
+        raise InputError(f"{self.source}: no label map for {key!r} (expected {names[0]}){where}")
 
     def predict(self, image: np.ndarray, key: str | int | None = None) -> Segmentation:
         image = check_image(image)
