@@ -275,12 +275,14 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
         raise InputError(f"flows differ in size ({', '.join(f'{s[1]}x{s[0]}' for s in sorted(shapes))}); cannot tile them")
     if max_flow is None:
         max_flow = max_flow_of([f for f, _ in loaded], valid=[v for _, v in loaded])
+    titles = [path.name for path in flows]  # (the file's name; the path as given where two share one)
+    titles = titles if len(set(titles)) == len(titles) else [str(path) for path in flows]
     images = []
-    for path, (f, valid) in zip(flows, loaded):
+    for title, (f, valid) in zip(titles, loaded):
         img = flow_to_color(f, max_flow, valid=valid)
         if legend:
             img = add_legend(img, max_flow)
-        images.append(label_image(img, path.stem) if len(flows) > 1 else img)
+        images.append(label_image(img, title) if len(flows) > 1 else img)
     write_image(output, tile(images, columns=columns))
     _say(f"{output} (max flow {max_flow:.2f} px)")
 

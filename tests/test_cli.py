@@ -217,6 +217,26 @@ def test_visualize_several_flows_share_one_normaliser(run_cli, tmp_path: Path) -
     assert grid.rc == 0 and read_image(tmp_path / "g.png").shape == (2 * 30 + 4, 2 * 40 + 4, 3)
 
 
+def test_visualize_titles_each_tile_by_its_file(monkeypatch, tmp_path: Path) -> None:
+    """Tiles were titled by stem: f.flo, f.png and f.npy all read "f"."""
+    from click.testing import CliRunner
+
+    import semflow.viz as viz
+    from semflow.cli import main
+
+    flow = np.ones((30, 40, 2), np.float32)
+    for name in ("f.flo", "f.npy", "a/g.flo", "b/g.flo"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        write_flow(tmp_path / name, flow)
+    titles: list[str] = []
+    real = viz.label_image
+    monkeypatch.setattr(viz, "label_image", lambda image, label: titles.append(label) or real(image, label))
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(main, ["visualize", "f.flo", "f.npy", "-o", "v.png"]).exit_code == 0
+    assert CliRunner().invoke(main, ["visualize", "a/g.flo", "b/g.flo", "-o", "w.png"]).exit_code == 0
+    assert titles == ["f.flo", "f.npy", "a/g.flo", "b/g.flo"]
+
+
 def test_visualize_legend_is_drawn(run_cli, tmp_path: Path) -> None:
     write_flow(tmp_path / "f.flo", np.ones((120, 160, 2), np.float32))
     assert run_cli("visualize", "f.flo", "-o", "with.png").rc == 0
