@@ -327,6 +327,21 @@ def test_a_resumed_clip_is_checked_with_the_chunks_it_has_left(make_video, tmp_p
         worker.compute(clip, out / "c", resumed, Chunk(2, 4), 0)
 
 
+@contextlib.contextmanager
+def no_descriptors_left():
+    """In the block the process has no file descriptor to spare (a low limit, filled up)."""
+    fillers: list[int] = []
+    with open_file_limit(open_fds() + 16):
+        try:
+            with contextlib.suppress(OSError):
+                while True:
+                    fillers.append(os.open(os.devnull, os.O_RDONLY))
+            yield
+        finally:
+            for fd in fillers:
+                os.close(fd)
+
+
 def test_running_out_of_descriptors_is_said_as_such(make_video, tmp_path: Path) -> None:
     """Probe64 item 4: a clip OpenCV could not open for want of a descriptor was "not a readable video
     (no frame could be decoded)", blaming a good input."""
@@ -334,18 +349,10 @@ def test_running_out_of_descriptors_is_said_as_such(make_video, tmp_path: Path) 
     batch = Batch(tmp_path / "out", options())
     batch.submit([clip])
     state = batch.clips[0]
-    fillers: list[int] = []
-    with open_file_limit(open_fds() + 16):
-        try:
-            with contextlib.suppress(OSError):
-                while True:
-                    fillers.append(os.open(os.devnull, os.O_RDONLY))
-            (result,) = list(batch._prepare(state, BatchProgress(0, enabled=False)))
-            with pytest.raises(SemflowError) as opening:
-                open_clip(ClipState(state.item, batch.clips[0].result), tmp_path / "out", batch.run_options, 3)
-        finally:
-            for fd in fillers:
-                os.close(fd)
+    with no_descriptors_left():
+        (result,) = list(batch._prepare(state, BatchProgress(0, enabled=False)))
+        with pytest.raises(SemflowError) as opening:
+            open_clip(ClipState(state.item, batch.clips[0].result), tmp_path / "out", batch.run_options, 3)
     assert result.status == "failed"
     for said in (result.error, str(opening.value)):
         assert "too many open files" in said and "EMFILE" in said and "not a readable video" not in said, said
@@ -387,15 +394,7 @@ def test_a_video_opened_without_a_descriptor_to_spare_says_so(make_video, tmp_pa
     from semflow.io.video import FrameSource
 
     clip = make_video(4, 24, 32, name="good.mp4")
-    fillers: list[int] = []
-    with open_file_limit(open_fds() + 16):
-        try:
-            with contextlib.suppress(OSError):
-                while True:
-                    fillers.append(os.open(os.devnull, os.O_RDONLY))
-            with pytest.raises(ResourceError, match=r"good.mp4: cannot be opened: too many open files \(EMFILE"):
-                FrameSource(clip)
-        finally:
-            for fd in fillers:
-                os.close(fd)
+    with no_descriptors_left(), \
+            pytest.raises(ResourceError, match=r"good.mp4: cannot be opened: too many open files \(EMFILE"):
+        FrameSource(clip)
     assert len(FrameSource(clip)) == 4
