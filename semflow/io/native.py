@@ -14,6 +14,7 @@ as they would from OpenCV used directly (semflow's checks do not depend on them)
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import sys
@@ -104,4 +105,5 @@ def _own_sink() -> Any:
     global _sink
     if _sink is None or _sink[0] != os.getpid():
         _sink = (os.getpid(), tempfile.TemporaryFile())
+        atexit.register(_sink[1].close)  # (closed, not left to the interpreter: no ResourceWarning at exit)
     return _sink[1]
