@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import machine, today, write_section  # noqa: E402
+from benchlib import invoked, machine, today, write_section  # noqa: E402
 
 from semflow.io.images import read_image  # noqa: E402
 from semflow.segmentation.clip.loading import load_clip_model  # noqa: E402
@@ -121,7 +121,7 @@ def main() -> None:
     table += [f"| {m} | {c:.0f} | {med:.3f} | {best:.3f} |" for m, c, med, best in rows]
     body = f"""## CLIP prior (ViT-B-32 shapes, random weights, 480x360, CPU)
 
-`python scripts/bench_clip_prior.py` ({today()}; {machine()}; torch threads {args.threads}).
+`{invoked()}` ({today()}; {machine()}; torch threads {args.threads}).
 
 Per frame: regions of the backbone's label map (at least 0.2% of the image, the largest `max_regions`),
 one masked 224x224 crop each through the image tower, softmax at CLIP's temperature, fusion

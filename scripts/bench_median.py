@@ -1,5 +1,6 @@
 """``discrete`` with and without its weighted median option (``median_radius``); writes the ``median``
-section of BENCHMARKS.md.
+section of BENCHMARKS.md. ``discrete`` runs without its two last stages (the search for missed motions,
+the sharpening: on by default since 2026-12-02, and after the median), as the section first measured it.
 
     OPENBLAS_NUM_THREADS=1 python scripts/bench_median.py ../shared/data [--versions 16] [--hard 8] [--no-write]
 
@@ -131,7 +132,9 @@ def main() -> None:
     if args.versions < 2 or args.versions % 2 or args.versions > 2 * len(CROPS):
         raise SystemExit(f"--versions must be even, from 2 to {2 * len(CROPS)}")
     runs = Runs()
-    with IsolatedMethod("discrete", {}) as method, IsolatedMethod("discrete", {"median_radius": RADIUS}) as check:
+    plain = {"sharpen": False, "missed_motions": False}  # (discrete's last two stages run after its median)
+    with IsolatedMethod("discrete", plain) as method, \
+            IsolatedMethod("discrete", {**plain, "median_radius": RADIUS}) as check:
         hard_rows(runs, args.hard, method, check)
         real_rows(runs, args.data, args.versions, method, check)
     lower = {d: sum(a[0] < b[0] for a, b in zip(runs.rows[d, MEDIAN], runs.rows[d, PLAIN])) for d in DATASETS}

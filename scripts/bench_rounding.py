@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import machine, today, write_section  # noqa: E402
+from benchlib import invoked, machine, today, write_section  # noqa: E402
 
 DATASETS = {"kitti": "kitti", "sintel": "sintel", "middlebury": "middlebury", "chairs": "flyingchairs"}
 SETTINGS = {
@@ -80,7 +80,7 @@ def main() -> None:
     runs = {name: run_setting(args.data, methods, env) for name, env in SETTINGS.items()}
     body = "\n\n".join([
         "## Rounding alone: the same run with other OpenCV kernels (rounding)",
-        f"`python scripts/bench_rounding.py ../shared/data{' --write' if args.write else ''}` on {today()}; "
+        f"`{invoked()}` on {today()}; "
         f"{machine()}.",
         "EPE in px, mean over each dataset's pairs (KITTI: 1, Sintel: 2, Middlebury: 8, Chairs: 3), "
         "under each setting, each in a fresh process: " + ", ".join(

@@ -27,7 +27,7 @@ from pathlib import Path
 import imageio_ffmpeg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import machine, today, write_section  # noqa: E402
+from benchlib import invoked, machine, today, write_section  # noqa: E402
 
 import semflow.io.seek as seek  # noqa: E402
 from semflow.io.video import FrameSource  # noqa: E402
@@ -98,7 +98,7 @@ def report(videos: list[Path], loop: int) -> int:
         counts[video], same = check_equal(video)
         good &= same
     lines = ["### Reaching a chunk's first frame: decoding from frame 0 vs a proven seek (batch-seek)", "",
-             f"`python scripts/bench_seek.py ../shared/data --loop {loop}`, {today()}, {machine()}. Both ways in one"
+             f"`{invoked()}`, {today()}, {machine()}. Both ways in one"
              " run, side by side; the machine is shared with other jobs: read ratios, not absolute times."
              f" Every start checked gave the full pass's frames ({'all equal' if good else 'NOT ALL EQUAL'}).", "",
              f"Seek from frame {seek.SEEK_AFTER} on (semflow.io.seek.SEEK_AFTER); seconds to read the frames of"

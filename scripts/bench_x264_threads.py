@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from bench_batch import HOUR_PER_PAIR_1080P  # noqa: E402
-from benchlib import machine, today, write_section  # noqa: E402
+from benchlib import invoked, machine, today, write_section  # noqa: E402
 
 from semflow import flowvideo  # noqa: E402
 from semflow.io.video import FrameSource  # noqa: E402
@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     video = args.data.resolve() / "videos" / "vtest.avi"
     lines = ["### The intermediate's x264 threads (batch-x264)", "",
-             f"`python scripts/bench_x264_threads.py ../shared/data --repeats {args.repeats}`, {today()}, {machine()}."
+             f"`{invoked()}`, {today()}, {machine()}."
              " The settings take turns, in one process; the machine is shared with other jobs: read ratios"
              " within a size, not absolute times.", "",
              "| frames | budget per pair KB | x264 threads | distinct outputs (of repeats) | colour-wheel PSNR dB |"

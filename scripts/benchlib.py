@@ -6,6 +6,8 @@ import datetime
 import os
 import platform
 import re
+import shlex
+import sys
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -54,6 +56,12 @@ def machine() -> str:
     except (OSError, ValueError, IndexError):
         mem = "? GB"
     return f"{cpu}, {os.cpu_count()} cores, {mem}, Python {platform.python_version()}"
+
+
+def invoked() -> str:
+    """The command line that runs this script as it was run (``python scripts/NAME.py ARGS``), for a section to
+    name the command that made it."""
+    return " ".join(["python", f"scripts/{Path(sys.argv[0]).name}", *map(shlex.quote, sys.argv[1:])])
 
 
 def today() -> str:

@@ -110,7 +110,8 @@ def write_table(section: str, summary: dict, names: list[str], args: argparse.Na
         r = summary[n]
         lo, hi = r["magnitude_px"]
         jumps = r["unexplained_jumps"]
-        lines.append(f"| {n} | {r['seconds_per_pair']:.3f} | {r['seconds_vs_deepflow']:.2f}x | {r['flicker_px']:.2f} "
+        versus = f"{r['seconds_vs_deepflow']:.2f}x" if "seconds_vs_deepflow" in r else "-"  # (deepflow not run)
+        lines.append(f"| {n} | {r['seconds_per_pair']:.3f} | {versus} | {r['flicker_px']:.2f} "
                      f"| {lo:.2f} .. {hi:.2f} | {len(jumps) if isinstance(jumps, list) else jumps} |")
     for n in names:
         if summary[n]["stage_seconds"]:
