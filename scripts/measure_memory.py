@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--margin", type=float, default=1.25)
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    if len({h * w for h, w in sizes}) < 2:  # (one size gives no slope: larger frames would be underestimated)
+        raise SystemExit("--sizes needs at least two sizes of different pixel counts, e.g. 240x320,540x720")
     needs = json.loads(OUT.read_text())["methods"] if OUT.exists() else {}
     start = time.time()
     for method in args.methods.split(","):
