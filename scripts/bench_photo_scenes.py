@@ -5,7 +5,7 @@
 The hard scenes of ``bench_things.py`` are noise-textured. These are real street frames
 (:mod:`semflow.synthetic_photo`): CamVid val frames moved by a mild homography, with their own parked
 cars and pedestrians, and two car or pedestrian cut-outs from CamVid train frames pasted in front of
-things of their class, moving 15-30 px; exact flow, labels and instances. Two groups of ``--scenes``:
+things of their class, moving 15-30 px; exact flow, labels and instances. Three groups of ``--scenes``:
 
 - ``photo``: val frames 0, 6, 12, ..., seeds 7000 + i. The search for missed things
   (``ThingParams.search_missed``) was developed on these, and its thresholds set on them;

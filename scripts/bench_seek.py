@@ -6,7 +6,7 @@
    len - 3, every frame ``FrameSource(video).frames(start)`` gives equals frame ``start + i`` of a full
    pass (compared by a digest of its bytes); says whether the start was reached by a seek. Exits 1 on a
    difference.
-2. Timing: the frames of every chunk of a batch (``--chunk-pairs`` 10 and 50: a chunk at pair ``s``
+2. Timing: the frames of every chunk of a batch (chunks of 10 and 50 pairs, ``CHUNK_PAIRS``: a chunk at pair ``s``
    reads frames ``s .. s + pairs``, each from a fresh FrameSource as a batch worker does), decoded from
    frame 0 (seeking off) and with seeking, in one run, side by side; and one full pass (``semflow run``).
    Prints a Markdown table. ``--loop K`` adds the first mp4 played K times over (FFmpeg's stream copy,

@@ -4,7 +4,8 @@
     python scripts/bench_video.py ../shared/data --quick    # every path, tiny sizes: a few minutes
     python scripts/bench_video.py ../shared/data --parts segment,synthetic   # some tables only
 
-Each part writes its own BENCHMARKS.md section (``video-run``, ``video-segment``, ``video-synthetic``).
+Each part writes its own BENCHMARKS.md section (``video-run``, ``video-segment``, ``video-synthetic``,
+``video-hard``, ``video-speed``).
 
 1. ``semflow run`` on solidWhiteRight.mp4 (first 60 pairs) and vtest.avi (first 40 frames), per method:
    s/pair (the method's compute, median) and wall s/pair of the whole run (reading, flow, metrics,
@@ -274,7 +275,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few frames: checks every path")
     parser.add_argument("--methods", default="dis-medium,deepflow,discrete,semantic")
     parser.add_argument("--parts", default=",".join(PARTS),
-                        help="which tables to make (each writes its own section, video-PART): run,segment,synthetic")
+                        help="which tables to make (each writes its own section, video-PART): " + ",".join(PARTS))
     parser.add_argument("--section", default="video")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the speed part")
     args = parser.parse_args()
