@@ -245,6 +245,7 @@ def hard_table(count: int, frames: int, size: tuple[int, int], seed0: int = 1100
 
 
 PARTS = ("run", "segment", "synthetic", "hard", "speed")
+DEFAULT_METHODS = "dis-medium,deepflow,discrete,semantic"
 
 
 def speed_table(data: Path, clip: str, frames: int, methods: list[str], rounds: int) -> list[str]:
@@ -273,7 +274,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="the shared data folder (../shared/data)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few frames: checks every path")
-    parser.add_argument("--methods", default="dis-medium,deepflow,discrete,semantic")
+    parser.add_argument("--methods", default=DEFAULT_METHODS)
     parser.add_argument("--parts", default=",".join(PARTS),
                         help="which tables to make (each writes its own section, video-PART): " + ",".join(PARTS))
     parser.add_argument("--section", default="video")
@@ -288,7 +289,9 @@ def main() -> None:
         # longer sequences: video mode's state has time to matter, and the noise of one sequence less).
         clips, side, seg_frames, camvid, synth = ([("solidWhiteRight.mp4", 61), ("vtest.avi", 40)], None, 40, (10, 8),
                                                   [(3, 8, (240, 320)), (6, 16, (240, 320))])
-    command = f"python scripts/bench_video.py {args.data}{' --quick' if args.quick else ''}"
+    command = (f"python scripts/bench_video.py {args.data}{' --quick' if args.quick else ''}"
+               f"{'' if args.section == 'video' else ' --section ' + args.section}")
+    chosen = "" if args.methods == DEFAULT_METHODS else f" --methods {args.methods}"  # (the synthetic part's)
     note = (f"{today()}, {machine()}. {'QUICK RUN (tiny sizes): not for reading. ' if args.quick else ''}"
             f"`run` {'has' if has_video_mode() else 'has no'} video mode in this build"
             f"{'' if has_video_mode() else ': every row is pair mode'}. Rows of one table ran one after another in"
@@ -302,7 +305,7 @@ def main() -> None:
         lines += ["", *camvid_table(args.data, *camvid)]
         write_section(f"{args.section}-segment", "\n".join(lines))
     if "synthetic" in parts:
-        lines = [f"### Synthetic sequences: EPE over the sequence (`{command} --parts synthetic`)", "", note, ""]
+        lines = [f"### Synthetic sequences: EPE over the sequence (`{command} --parts synthetic{chosen}`)", "", note, ""]
         for k, design in enumerate(synth):
             lines += ([""] if k else []) + synthetic_table([m for m in methods if m in STATEFUL] or methods[:1], *design)
         write_section(f"{args.section}-synthetic", "\n".join(lines))
