@@ -74,8 +74,11 @@ class RunOptions:
         if method is not None and method.options is not None:
             given, infos = options_dict(method.options), option_infos(type(method.options))
         elif name in list_methods():
-            options = resolve_options(name, **given)
+            device = given.get("device")  # (recorded as named, not checked here: a batch's driver may lack the
+            options = resolve_options(name, **{**given, "device": "cpu"})  # GPU its workers have)
             given, infos = options_dict(options), option_infos(type(options))
+            if device is not None:
+                given["device"] = device
         inputs = {}
         for info in infos:
             found = named_path(given.get(info.name), info.path)

@@ -90,3 +90,13 @@ def test_path_identity_and_named_path(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "camvid").mkdir()  # a folder named as the shipped segmenter and label set: still their names
     assert named_path("camvid", "prefixed") is None and named_path("camvid", "file") is None
     assert named_path("f", "file") is None and named_path("f/a", "file") == (real + "/a", real + "/a")
+
+
+def test_the_fingerprint_names_a_gpu_without_needing_one(tmp_path: Path) -> None:
+    """`batch --device cuda --resume` was refused on a driver without a GPU (its workers have them): making
+    the fingerprint built the options, which check that the device is there."""
+    frames, _ = _clip(tmp_path)
+    given = RunOptions(method="discrete", method_options={"device": "cuda"}, progress=False)
+    assert given.fingerprint(frames)["method_options"]["device"] == "cuda"
+    default = RunOptions(method="discrete", progress=False).fingerprint(frames)["method_options"]
+    assert default["device"] == "cpu"
