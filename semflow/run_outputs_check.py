@@ -12,6 +12,7 @@ listed output is refused before any work, as for an interrupted run: nothing is 
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 from pathlib import Path
@@ -71,6 +72,12 @@ def refuse_other_settings(out_dir: Path, before: Any, fingerprint: dict[str, Any
     if changed == ["video_identity"] and before.get("video_identity") is not None:
         raise InputError(f"{out_dir}: cannot resume, {fingerprint.get('video')} changed since the earlier run"
                          " (its size or modification time); run it afresh, without --resume")
+    earlier = before.get("inputs") if isinstance(before.get("inputs"), dict) else {}
+    gone = [f"--{k.replace('_', '-')} {v[0]}" for k, v in sorted(earlier.items())
+            if isinstance(v, list) and v and isinstance(v[0], str) and not os.path.exists(v[0])]
+    if gone:
+        raise InputError(f"{out_dir}: cannot resume, {', '.join(gone)}, which the earlier run read, is gone;"
+                         " run it afresh, without --resume")
     names = sorted(k for k, v in fingerprint.get("inputs", {}).items() if (before.get("inputs") or {}).get(k) != v)
     if changed == ["inputs"] and isinstance(before.get("inputs"), dict) and names:
         files = ", ".join(f"--{k.replace('_', '-')} {fingerprint['inputs'][k][0]}" for k in names)

@@ -16,6 +16,7 @@ from semflow.io.files import path_identity
 from semflow.io.images import write_image
 from semflow.pipeline import RunOptions, run_video
 from semflow.run_options import named_path
+from semflow.run_outputs_check import refuse_other_settings
 from semflow.segmentation import get_label_set
 
 CAMVID_LIKE = get_label_set("camvid").to_json()
@@ -52,6 +53,12 @@ def test_a_given_file_changed_since_the_earlier_run_is_refused_on_resume(tmp_pat
     with pytest.raises(InputError, match=rf"^{out}: cannot resume, --label-set {label_set} changed since the earlier"
                                          r" run \(its size or modification time\); run it afresh, without --resume$"):
         run_video(frames, out, _options(masks, label_set=label_set, resume=True))
+    before = json.loads((out / "summary.json").read_text())["settings"]
+    label_set.unlink()  # gone: said so, not "the earlier run used other settings (inputs, method_options)"
+    now = {**before, "inputs": {}, "method_options": {**before["method_options"], "label_set": "set.json"}}
+    with pytest.raises(InputError, match=rf"^{out}: cannot resume, --label-set {label_set}, which the earlier run"
+                                         " read, is gone; run it afresh, without --resume$"):
+        refuse_other_settings(out, before, now)
 
 
 def test_the_same_file_named_otherwise_resumes_and_the_same_name_elsewhere_does_not(tmp_path: Path,
