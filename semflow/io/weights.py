@@ -42,6 +42,7 @@ _DECLARATION = re.compile(r"^  (__parameters__|__buffers__) = (\[.*\])$", re.MUL
 
 
 PICKLED_CODE = "semflow loads tensors only, never pickled code"
+"""Why a file that ``torch.load(weights_only=True)`` refused is not read (see :func:`refused_as_code`)."""
 # What a file that is no weights file may be, by its first bytes (a video or an image given by mistake).
 MEDIA_SIGNATURES = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
                     (b"RIFF", "an AVI video or another RIFF file"), (b"\x1aE\xdf\xa3", "a Matroska or WebM video"))
@@ -53,7 +54,6 @@ def media_kind(head: bytes) -> str | None:
     if head[4:8] == b"ftyp":
         return "an MP4 or MOV video"
     return next((what for magic, what in MEDIA_SIGNATURES if head.startswith(magic)), None)
-"""Why a file that ``torch.load(weights_only=True)`` refused is not read (see :func:`refused_as_code`)."""
 
 
 def refused_as_code(exc: BaseException) -> bool:
