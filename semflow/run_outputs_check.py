@@ -78,7 +78,7 @@ def refuse_other_settings(out_dir: Path, before: Any, fingerprint: dict[str, Any
     if gone:
         raise InputError(f"{out_dir}: cannot resume, {', '.join(gone)}, which the earlier run read, is gone;"
                          " run it afresh, without --resume")
-    names = sorted(k for k, v in fingerprint.get("inputs", {}).items() if (before.get("inputs") or {}).get(k) != v)
+    names = sorted(k for k, v in fingerprint.get("inputs", {}).items() if earlier.get(k) != v)
     if changed == ["inputs"] and isinstance(before.get("inputs"), dict) and names:
         files = ", ".join(f"--{k.replace('_', '-')} {fingerprint['inputs'][k][0]}" for k in names)
         raise InputError(f"{out_dir}: cannot resume, {files} changed since the earlier run (its size or"

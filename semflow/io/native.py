@@ -62,6 +62,7 @@ def native_stderr() -> Iterator[list[str]]:
     Lines are decoded as UTF-8 with replacement (libraries may print raw bytes); at most
     ``MAX_CAPTURED_BYTES`` are kept. Where descriptor 2 cannot be duplicated, nothing is captured.
     """
+    global _capturing
     lines: list[str] = []
     if not _owned:  # (another program's stderr: its other threads' lines would be lost)
         yield lines
@@ -77,11 +78,11 @@ def native_stderr() -> Iterator[list[str]]:
         nested = _capturing  # (a capture inside a capture gets a file of its own)
         sink = tempfile.TemporaryFile() if nested else _own_sink()
         os.dup2(sink.fileno(), 2)
-        _set_capturing(True)
+        _capturing = True
         try:
             yield lines
         finally:
-            _set_capturing(nested)
+            _capturing = nested
             os.dup2(saved, 2)
             os.close(saved)
             sink.seek(0)
@@ -92,11 +93,6 @@ def native_stderr() -> Iterator[list[str]]:
                 sink.seek(0)
                 sink.truncate()
             lines.extend(line.strip() for line in text.splitlines() if line.strip())
-
-
-def _set_capturing(value: bool) -> None:
-    global _capturing
-    _capturing = value
 
 
 def _own_sink() -> Any:
