@@ -138,12 +138,9 @@ def check_clip(clip: ClipState, root: Path, options: RunOptions, chunk_pairs: in
     (``resume``), or its estimated pairs and the chunks still to compute (with ``resume`` as its work
     folder says, read unlocked: :func:`open_clip` settles them). Raises SemflowError or OSError for a clip
     that cannot be run."""
-    out = Path(clip.result.out_dir)
-    done = finished_summary(out, options.fingerprint(clip.item.path)) if options.resume else None
+    out, done = _finished_or_allowed(clip, root, options)
     if done is not None:
-        return Prepared([], done["pairs"], done)
-    refuse_link(out, root)  # DIR/NAME is the batch's to make: never a link someone left there
-    refuse_inputs_as_outputs([clip.item.path], [out])  # a clip's folder named as its own output
+        return done
     with descriptors_named(clip.item.path):
         source, _ = check_video(clip.item.path, options)  # a bad clip leaves no folder behind
         # Locked and let go at once: a folder another command holds, or a link in it, is refused now; a
@@ -161,19 +158,29 @@ def open_clip(clip: ClipState, root: Path, options: RunOptions, chunk_pairs: int
     """Check the clip again and open its output folder below ``root`` (``clip.folder``, locked), or find
     it finished (``resume``); the chunks still to compute. Raises SemflowError or OSError for a clip that
     cannot be run."""
-    out = Path(clip.result.out_dir)
     # Locked and link-checked as `semflow run` does: a fresh batch first deletes only what the
     # previous run or batch there listed; another run into the folder is refused meanwhile.
-    done = finished_summary(out, options.fingerprint(clip.item.path)) if options.resume else None
-    if done is not None:  # nothing to do (checked before the lock, which starts a work folder)
-        return Prepared([], done["pairs"], done)
-    refuse_link(out, root)
-    refuse_inputs_as_outputs([clip.item.path], [out])
+    out, done = _finished_or_allowed(clip, root, options)
+    if done is not None:
+        return done
     with descriptors_named(clip.item.path):
         checked = check_video(clip.item.path, options)
         clip.folder = OutputFolder(out, fresh=not options.resume, work=WORK_DIR, reserved=RUN_OUTPUTS)
         clip.folder.__enter__()
         return prepare_clip(clip.item.path, out, options, chunk_pairs, clip.folder, checked)
+
+
+def _finished_or_allowed(clip: ClipState, root: Path, options: RunOptions) -> tuple[Path, Prepared | None]:
+    """The clip's output folder, and with ``resume`` its finished summary as a Prepared with nothing left to
+    do (checked before any lock, which starts a work folder); else the folder's path checked: not a link,
+    not the clip itself."""
+    out = Path(clip.result.out_dir)
+    done = finished_summary(out, options.fingerprint(clip.item.path)) if options.resume else None
+    if done is not None:
+        return out, Prepared([], done["pairs"], done)
+    refuse_link(out, root)  # DIR/NAME is the batch's to make: never a link someone left there
+    refuse_inputs_as_outputs([clip.item.path], [out])  # a clip's folder named as its own output
+    return out, None
 
 
 @contextlib.contextmanager
