@@ -18,7 +18,16 @@ import numpy as np
 from semflow.io.video import VideoWriter
 from semflow.progress import progress_bar
 from semflow.timing import StageTimer
-from semflow.viz import add_class_legend, add_legend, flow_to_color, label_image, tile
+from semflow.viz import (
+    TILE_GAP,
+    add_class_legend,
+    add_legend,
+    class_key_fits,
+    class_key_strip,
+    flow_to_color,
+    label_image,
+    tile,
+)
 
 PairFlows = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
 """(flow (H, W, 2) float32, segmentation RGB (H, W, 3) uint8 or None, baseline flow or None) of a pair."""
@@ -31,18 +40,28 @@ OnPair = Callable[[int, np.ndarray, np.ndarray, PairFlows], None]
 def draw_pair(frame: np.ndarray, index: int, flows: PairFlows, max_flow: float,
               method_name: str, label_set: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """The frames of pair ``index`` for flow.mp4 and panel.mp4 (uint8 RGB), under ``max_flow`` px; the
-    segmentation tile gets ``label_set``'s colour key (class names, palette) when given."""
+    segmentation tile gets ``label_set``'s colour key (class names, palette) when given: in its lower part
+    where it fits there, else in a strip below the panel (small frames: the key would hide the tile)."""
     flow, seg, base = flows
     color = add_legend(flow_to_color(flow, max_flow), max_flow)
     tiles = [label_image(frame, f"frame {index}")]
+    strip = None
     if seg is not None:
         if label_set is not None:
-            seg = add_class_legend(seg, *class_key(label_set))
+            names, colors = class_key(label_set)
+            if class_key_fits(*seg.shape[:2], names):
+                seg = add_class_legend(seg, names, colors)
+            else:
+                strip = (names, colors)
         tiles.append(label_image(seg, "segmentation"))
     if base is not None:
         tiles.append(label_image(add_legend(flow_to_color(base, max_flow), max_flow), "baseline"))
     tiles.append(label_image(color, method_name))
-    return color, tile(tiles, columns=2 if len(tiles) == 4 else len(tiles))
+    panel = tile(tiles, columns=2 if len(tiles) == 4 else len(tiles))
+    if strip is not None:
+        key = class_key_strip(panel.shape[1], *strip)
+        panel = np.concatenate([panel, np.full((TILE_GAP, panel.shape[1], 3), 255, np.uint8), key])
+    return color, panel
 
 
 def class_key(label_set: Any) -> tuple[list[str], np.ndarray]:

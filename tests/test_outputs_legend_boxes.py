@@ -81,7 +81,8 @@ def _record_keys(monkeypatch) -> list[tuple[np.ndarray, list[str], np.ndarray]]:
 def test_panel_key_names_a_torchvision_like_segmenters_voc_classes(make_frames, tmp_path, monkeypatch):
     method = get_method("semantic", baseline="dis-ultrafast", segmenter=_Stub(VOC, 0, VOC.class_id("person")))
     seen = _record_keys(monkeypatch)
-    run_video(make_frames(count=3), tmp_path / "out", RunOptions(method="semantic", progress=False), method=method)
+    frames = make_frames(count=3, height=240, width=320)  # (a tile the key fits in)
+    run_video(frames, tmp_path / "out", RunOptions(method="semantic", progress=False), method=method)
     assert len(seen) == 2
     for tile, names, colors in seen:
         assert names == VOC.class_names  # it was CamVid's Sky ... Bicyclist
@@ -94,13 +95,40 @@ def test_panel_key_holds_the_classes_a_clip_prior_adds_in_the_tiles_colours(make
     backbone = _Stub(CAMVID, CAMVID.class_id("Road"), CAMVID.class_id("Building"))
     method = get_method("semantic", baseline="dis-ultrafast", segmenter=PriorSegmenter(backbone, _FakePrior()))
     seen = _record_keys(monkeypatch)
-    run_video(make_frames(count=3), tmp_path / "out", RunOptions(method="semantic", progress=False), method=method)
+    frames = make_frames(count=3, height=240, width=320)  # (a tile the key fits in)
+    run_video(frames, tmp_path / "out", RunOptions(method="semantic", progress=False), method=method)
     assert seen
     for tile, names, colors in seen:
         assert names[:11] == CAMVID.class_names and names[11:] == ["dog", "water"]  # void (black) left out
         assert (tile[:, 0] == colors[names.index("water")]).all()  # the key's colour is the tile's
         assert (tile[:, -1] == colors[names.index("Building")]).all()
     assert method.tile_label_set().name == "camvid+clip"
+
+
+@pytest.mark.parametrize("label_set", [CAMVID, VOC])
+def test_a_key_that_would_hide_a_small_tile_goes_below_the_panel(label_set) -> None:
+    """At 160x120 CamVid's key covered most of the segmentation tile (VOC's showed some of its names only):
+    now the tile is left whole and the key, every name, is a strip under the panel; a tile it fits in keeps it."""
+    from semflow.viz import label_image
+
+    names, colors = render.class_key(label_set)
+    for h, w, inside in ((120, 160, False), (240, 320, True)):
+        labels = (np.arange(w)[None] * len(names) // w).repeat(h, 0).astype(np.uint8) + (label_set is VOC)
+        seg = label_set.colorize(labels)
+        flow = np.zeros((h, w, 2), np.float32)
+        frame = np.full((h, w, 3), 128, np.uint8)
+        _, panel = render.draw_pair(frame, 0, (flow, seg, flow), 5.0, "semantic", label_set)
+        tile = panel[:h, w + 4:2 * w + 4]
+        if inside:
+            assert panel.shape[0] == 2 * h + 4
+            assert not np.array_equal(tile, label_image(seg, "segmentation"))  # the key is drawn on it
+            continue
+        assert np.array_equal(tile, label_image(seg, "segmentation"))  # the tile whole, under its title only
+        strip = panel[2 * h + 8:]
+        assert panel.shape[1] == 2 * w + 4 and strip.shape[0] > 0 and (panel[2 * h + 4:2 * h + 8] == 255).all()
+        for colour in colors:
+            if colour.any():  # (a black swatch shows only by its white frame on the dark strip)
+                assert (strip == colour).all(axis=2).sum() >= 4, colour
 
 
 def test_key_and_snapping_colours_come_from_the_tiles_label_set():
