@@ -39,7 +39,15 @@ from semflow.memory import PeakMemory
 from semflow.methods import get_method, route_options
 from semflow.metrics import BAND_WIDTH, endpoint_error, epe, fl_all, inner_band
 from semflow.progress import progress_bar
-from semflow.viz import add_legend, error_to_color, flow_to_color, label_image, max_flow_of, tile
+from semflow.viz import (
+    add_error_scale,
+    add_legend,
+    error_to_color,
+    flow_to_color,
+    label_image,
+    max_flow_of,
+    tile,
+)
 
 IMAGE_SUFFIX = ".png"
 MAX_STEM_BYTES = 255 - len("..") - 8 - len(IMAGE_SUFFIX)
@@ -213,23 +221,30 @@ def _compare_samples(dataset: str, samples: Sequence[Any], built: dict[str, Any]
     return results
 
 
-def comparison_image(sample: LoadedSample, flows: dict[str, np.ndarray], *, tile_width: int = 480) -> np.ndarray:
+def comparison_image(sample: LoadedSample, flows: dict[str, np.ndarray], *, tile_width: int = 480,
+                     max_error: float = 5.0) -> np.ndarray:
     """Frame, ground truth and each method's flow under one normaliser (top row); frame 2, the valid
-    mask and each method's endpoint-error map (bottom row)."""
-    max_flow = max_flow_of(sample.flow, valid=[sample.valid])
-    top = [label_image(sample.img1, sample.name), label_image(add_legend(flow_to_color(sample.flow, max_flow, valid=sample.valid), max_flow), "ground truth")]
-    valid_img = np.repeat((sample.valid.astype(np.uint8) * 255)[..., None], 3, axis=2)
-    bottom = [label_image(sample.img2, "frame 2"), label_image(valid_img, "valid")]
-    for name, flow in flows.items():
-        top.append(label_image(flow_to_color(flow, max_flow), name))
-        err = endpoint_error(flow, sample.flow)
-        bottom.append(label_image(error_to_color(err, 5.0, valid=sample.valid),
-                                  f"EPE {epe(flow, sample.flow, sample.valid):.2f}"))
+    mask and each method's endpoint-error map, saturating at ``max_error`` px (bottom row). Tiles are
+    scaled to ``tile_width`` px at most before their titles, legend and error scale are drawn."""
     h, w = sample.img1.shape[:2]
     scale = min(1.0, tile_width / w)
     size = (max(2, round(w * scale)), max(2, round(h * scale)))
-    tiles = [cv2.resize(t, size, interpolation=cv2.INTER_AREA) for t in top + bottom]
-    return tile(tiles, columns=len(top))
+
+    def shrunk(image: np.ndarray) -> np.ndarray:
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+    max_flow = max_flow_of(sample.flow, valid=[sample.valid])
+    top = [label_image(shrunk(sample.img1), sample.name),
+           label_image(add_legend(shrunk(flow_to_color(sample.flow, max_flow, valid=sample.valid)), max_flow),
+                       "ground truth")]
+    valid_img = np.repeat((sample.valid.astype(np.uint8) * 255)[..., None], 3, axis=2)
+    bottom = [label_image(shrunk(sample.img2), "frame 2"), label_image(shrunk(valid_img), "valid")]
+    for name, flow in flows.items():
+        top.append(label_image(shrunk(flow_to_color(flow, max_flow)), name))
+        err = error_to_color(endpoint_error(flow, sample.flow), max_error, valid=sample.valid)
+        bottom.append(label_image(add_error_scale(shrunk(err), max_error),
+                                  f"EPE {epe(flow, sample.flow, sample.valid):.2f}"))
+    return tile(top + bottom, columns=len(top))
 
 
 def summarize(results: Sequence[SampleResult]) -> list[dict[str, Any]]:

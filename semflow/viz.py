@@ -316,6 +316,28 @@ def error_to_color(error: np.ndarray, max_error: float = 5.0, *, valid: np.ndarr
     return img
 
 
+def add_error_scale(image: np.ndarray, max_error: float) -> np.ndarray:
+    """Return a copy of ``image`` (an :func:`error_to_color` map) with its scale in the lower right corner:
+    the colour ramp from 0 to ``max_error`` px under the text ``EPE 0-N px`` (N and above: the ramp's end),
+    on a dark box shrunk to fit narrow images."""
+    out = np.array(image, np.uint8, copy=True)
+    h, w = out.shape[:2]
+    text = f"EPE 0-{max_error:g} px"
+    scale = _fit_scale(text, max(0.35, min(h, w) / 800.0), max(1, w - 12))
+    tw, th, base = _text_size(text, scale)
+    bar_w, bar_h = max(tw, min(w - 12, w // 3)), max(4, th)
+    bw, bh = bar_w + 8, th + base + bar_h + 10
+    x, y = max(0, w - bw - 2), max(0, h - bh - 2)
+    box = out[y:y + bh, x:x + bw]
+    box[:] = (box.astype(np.float32) * 0.35).astype(np.uint8)
+    _text(out, text, (x + 4, y + 3 + th), scale)
+    ramp = error_to_color(np.linspace(0.0, max_error, max(1, bar_w), dtype=np.float32)[None], max_error)
+    top = y + th + base + 6
+    region = out[top:top + bar_h, x + 4:x + 4 + bar_w]
+    region[:] = ramp[:, :region.shape[1]]  # (every row of the bar; clipped at the image's edges)
+    return out
+
+
 TILE_GAP = 4
 """The white gap (px) between a panel's tiles."""
 

@@ -331,3 +331,26 @@ def test_an_isolated_methods_process_leaves_when_its_parent_is_killed(tmp_path: 
             raise AssertionError("the isolated method's process outlived its parent")
     finally:
         parent.kill()
+
+
+@pytest.mark.parametrize("width", [128, 1242])
+def test_comparison_images_error_maps_carry_their_scale(width: int) -> None:
+    """compare's error maps had no scale: nothing said that their colours run from 0 to 5 px. Each now shows
+    the ramp (drawn after the tiles are scaled down, so its colours are exact) from 0 to max_error."""
+    from semflow.io.datasets import LoadedSample
+    from semflow.viz import error_to_color
+
+    h = width * 3 // 8
+    rng = np.random.default_rng(0)
+    img = (rng.random((h, width, 3)) * 255).astype(np.uint8)
+    gt = np.full((h, width, 2), 2.0, np.float32)
+    sample = LoadedSample("synthetic", "s", img, img, gt, np.ones((h, width), bool))
+    for max_error in (5.0, 2.0):
+        image = evaluation.comparison_image(sample, {"exact": gt.copy()}, max_error=max_error)
+        tile_w = min(width, 480)
+        tile_h = (image.shape[0] - 4) // 2
+        error_tile = image[tile_h + 4:, 2 * (tile_w + 4):]
+        hottest = error_to_color(np.array([[max_error]], np.float32), max_error)[0, 0]
+        assert (error_tile == hottest).all(axis=2).sum() >= 4  # the ramp's end (no pixel of the map is in error)
+        assert (error_tile[-tile_h // 3:] == error_to_color(np.zeros((1, 1), np.float32), max_error)[0, 0]).all(
+            axis=2).any()  # and its start, in the lower part
