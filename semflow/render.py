@@ -71,6 +71,17 @@ def class_key(label_set: Any) -> tuple[list[str], np.ndarray]:
     return [label_set.class_names[i] for i in ids], label_set.colorize(ids[None])[0]
 
 
+def with_class_key(image: np.ndarray, label_set: Any) -> np.ndarray:
+    """``image`` (uint8 RGB, e.g. a segmentation overlay in ``label_set``'s colours) with ``label_set``'s
+    colour key: in its lower left corner where it fits there, else in a strip below it (the image then
+    grows by the strip's height and a white gap)."""
+    names, colors = class_key(label_set)
+    if class_key_fits(*image.shape[:2], names):
+        return add_class_legend(image, names, colors)
+    key = class_key_strip(image.shape[1], names, colors)
+    return np.concatenate([image, np.full((TILE_GAP, image.shape[1], 3), 255, np.uint8), key])
+
+
 def tile_colours(label_set: Any) -> np.ndarray:
     """Every colour a segmentation tile in ``label_set`` can hold (K, 3) uint8: its classes' colours, and black
     for void and unknown ids; a tile decoded from the run's intermediate is snapped back to these."""

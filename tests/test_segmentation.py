@@ -401,3 +401,23 @@ def test_segment_images_and_video(tmp_path):
     assert np.array_equal(again.labels, cv2.imread(str(out / "a.png"), cv2.IMREAD_UNCHANGED))
     bad = CliRunner().invoke(main, ["segment", str(imgs), "--out", str(out), "--backend", f"camvid:{imgs / 'a.png'}"])
     assert bad.exit_code == 1 and "Traceback" not in bad.output and "cannot read" in bad.output
+
+
+@pytest.mark.parametrize("h, w, grows", [(240, 320, False), (48, 64, True)])
+def test_segment_overlays_carry_the_label_sets_colour_key(tmp_path, h: int, w: int, grows: bool) -> None:
+    """`segment --overlay` wrote the colours without saying which class each is: the overlay now carries the
+    key (in its corner; under it, on a strip, where it would hide a small image), every class's swatch."""
+    from semflow.io.images import read_image, write_image
+    from semflow.segmentation.segment import segment_inputs
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "masks").mkdir()
+    write_image(tmp_path / "imgs" / "a.png", rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+    write_image(tmp_path / "masks" / "a.png", np.full((h, w), CAMVID.class_id("Road"), np.uint8))
+    segment_inputs([tmp_path / "imgs"], tmp_path / "out", backend=f"masks:{tmp_path / 'masks'}", label_set="camvid",
+                   overlay=True, progress=False)
+    overlay = read_image(tmp_path / "out" / "overlay" / "a.png")
+    assert overlay.shape[1] == w and (overlay.shape[0] > h) == grows
+    for colour in CAMVID.palette[:11]:
+        assert (overlay == colour).all(axis=2).sum() >= 4, colour

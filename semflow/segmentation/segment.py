@@ -6,7 +6,8 @@ A video is segmented in video mode by default: each frame's class probabilities 
 optical flow with the previous frames' (:mod:`.temporal`), so labels do not flicker; ``temporal=False``
 segments every frame on its own.
 With ``overlay``, images also get ``OUT/overlay/x.png`` and a video ``OUT/overlay.mp4``
-(``OUT/<video stem>/overlay.mp4``); a segmenter with the CLIP prior writes its decisions the same way,
+(``OUT/<video stem>/overlay.mp4``): the label colours blended on the image, with the label set's colour key
+(in the lower left corner; on a strip under an image too small for it); a segmenter with the CLIP prior writes its decisions the same way,
 to ``OUT/prior/`` (``OUT/<video stem>/prior/``). Frames are read and written one at a time.
 
 Every output is checked before any work (no two inputs write one file, none is an input, including
@@ -210,6 +211,7 @@ def _segment(jobs: list[_Job], sources: Mapping[Path, object], files: Mapping[Pa
     is then a segmenter with ``explain_dir``)."""
     from semflow.io.video import VideoWriter
     from semflow.progress import progress_bar
+    from semflow.render import with_class_key
     from semflow.segmentation.temporal import TemporalSegmentation
 
     # Built when the first frame is in hand: an unreadable first input fails in one line without
@@ -236,7 +238,8 @@ def _segment(jobs: list[_Job], sources: Mapping[Path, object], files: Mapping[Pa
                 write_image(staged(job.out), result.labels)
                 written.append(job.out)
                 if overlay:
-                    write_image(staged(out_dir / "overlay" / job.out.name), result.overlay(image))
+                    write_image(staged(out_dir / "overlay" / job.out.name),
+                                with_class_key(result.overlay(image), result.label_set))
                 bar.advance()
                 continue
             source = sources[job.path]
@@ -254,7 +257,7 @@ def _segment(jobs: list[_Job], sources: Mapping[Path, object], files: Mapping[Pa
                     write_image(staged(path), result.labels)
                     written.append(path)
                     if writer is not None:
-                        writer.write(result.overlay(frame))
+                        writer.write(with_class_key(result.overlay(frame), result.label_set))
                     bar.advance()
             except BaseException:
                 if writer is not None:
