@@ -13,6 +13,21 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
+def padded_pair(gray1: np.ndarray, gray2: np.ndarray, min_side: int, *, replicate: bool
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Grey frames (H, W) padded at their bottom and right to at least ``min_side`` px a side (unchanged
+    when they are that large): with their edge rows and columns (``replicate``) or with each frame's mean
+    grey. (Crop the flow back to (H, W).)"""
+    h, w = gray1.shape
+    pad_h, pad_w = max(0, min_side - h), max(0, min_side - w)
+    if not (pad_h or pad_w):
+        return gray1, gray2
+    if replicate:
+        return tuple(cv2.copyMakeBorder(g, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE) for g in (gray1, gray2))
+    return tuple(cv2.copyMakeBorder(g, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=int(round(float(g.mean()))))
+                 for g in (gray1, gray2))
+
+
 class DISFlow(FlowMethod):
     """Dense Inverse Search (Kroeger et al., ECCV 2016) with one of OpenCV's presets."""
 
@@ -29,19 +44,23 @@ class DISFlow(FlowMethod):
         self.name = f"dis-{preset}"
 
     # OpenCV's DIS rejects frames with a side under 12 px and crashes (segfault) on short, wide ones
-    # such as 16x100: its pyramid depth comes from the width alone. Frames are padded to this side.
+    # such as 16x100: its pyramid depth comes from the width alone. Frames are padded to this side, with
+    # their mean grey: edge rows or columns repeated are stripes that a shift along them leaves unchanged,
+    # and DIS drifted along them (a 2 px shift of a 3x96 frame read as 17 px on average, up to 39).
     MIN_SIDE = 32
 
     def _estimate(self, img1: np.ndarray, img2: np.ndarray) -> FlowResult:
-        dis = cv2.DISOpticalFlow_create(self.PRESETS[self.preset])
-        gray1, gray2 = to_gray(img1), to_gray(img2)
-        h, w = gray1.shape
-        pad_h, pad_w = max(0, self.MIN_SIDE - h), max(0, self.MIN_SIDE - w)
-        if pad_h or pad_w:
-            gray1 = cv2.copyMakeBorder(gray1, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
-            gray2 = cv2.copyMakeBorder(gray2, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
-        flow = dis.calc(gray1, gray2, None)
-        return FlowResult(np.ascontiguousarray(flow[:h, :w]))
+        return FlowResult(dis_flow(to_gray(img1), to_gray(img2), self.preset))
+
+
+def dis_flow(gray1: np.ndarray, gray2: np.ndarray, preset: str = "medium") -> np.ndarray:
+    """OpenCV's DIS flow (H, W, 2) float32 from uint8 grey ``gray1`` to ``gray2`` (H, W), with one of
+    :attr:`DISFlow.PRESETS`; frames of any size from 1x1 (padded to :attr:`DISFlow.MIN_SIDE` with their mean
+    grey, the flow cropped back)."""
+    h, w = gray1.shape
+    dis = cv2.DISOpticalFlow_create(DISFlow.PRESETS[preset])
+    flow = dis.calc(*padded_pair(gray1, gray2, DISFlow.MIN_SIDE, replicate=False), None)
+    return np.ascontiguousarray(flow[:h, :w])
 
 
 class FarnebackFlow(FlowMethod):
@@ -61,10 +80,16 @@ class DeepFlow(FlowMethod):
     """DeepFlow (Weinzaepfel et al., ICCV 2013) as implemented in OpenCV's optflow module."""
 
     name = "deepflow"
+    # On frames with a side under about 48 px OpenCV's DeepFlow returns almost no flow (a 2 px shift read as
+    # 0.1 px at 37x23, without a word): frames are padded to this side with their edges.
+    MIN_SIDE = 64
 
     def _estimate(self, img1: np.ndarray, img2: np.ndarray) -> FlowResult:
         deepflow = cv2.optflow.createOptFlow_DeepFlow()
-        return FlowResult(deepflow.calc(to_gray(img1), to_gray(img2), None))
+        gray1, gray2 = to_gray(img1), to_gray(img2)
+        h, w = gray1.shape
+        flow = deepflow.calc(*padded_pair(gray1, gray2, self.MIN_SIDE, replicate=True), None)
+        return FlowResult(np.ascontiguousarray(flow[:h, :w]))
 
 
 class TVL1Flow(FlowMethod):

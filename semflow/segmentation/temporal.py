@@ -33,16 +33,11 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
+from semflow.baseline.opencv import dis_flow
 from semflow.segmentation.base import Segmentation
 from semflow.warp import warp_backward
 
 EPS = 1e-6
-
-
-def dis_flow(gray1: np.ndarray, gray2: np.ndarray) -> np.ndarray:
-    """OpenCV DIS (medium preset) flow (H, W, 2) float32 from uint8 grey ``gray1`` to ``gray2``."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return dis.calc(gray1, gray2, None)
 
 
 def flow_trust(gray: np.ndarray, previous_gray: np.ndarray, backward: np.ndarray, forward: np.ndarray, *,
