@@ -8,6 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from semflow.errors import InputError
 from semflow.io.flow import UNKNOWN_FLOW_THRESHOLD, check_flow, check_mask
 
 BAND_WIDTH = 5
@@ -15,11 +16,13 @@ BAND_WIDTH = 5
 
 
 def endpoint_error(flow: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Per-pixel endpoint error |flow - gt| (H, W), in pixels."""
+    """Per-pixel endpoint error |flow - gt| (H, W), in pixels. InputError when ``gt`` is no (H, W, 2)
+    flow of ``flow``'s size (a KITTI PNG's raw (H, W, 3) included: read it with ``read_flow``)."""
     flow = check_flow(flow, name="estimate")
     gt = np.asarray(gt, np.float32)
     if flow.shape != gt.shape:
-        raise ValueError(f"flow {flow.shape} and ground truth {gt.shape} differ in shape")
+        raise InputError(f"the estimate {flow.shape} and the ground truth {gt.shape} differ in shape; both"
+                         " must be (H, W, 2) flows of one size")
     return np.linalg.norm(flow - gt, axis=2)
 
 

@@ -35,7 +35,7 @@ def max_flow_of(flows: Sequence[np.ndarray] | np.ndarray, *, percentile: float =
     for i, flow in enumerate(flows):
         mag = np.linalg.norm(check_flow(flow), axis=2)
         if valid is not None and valid[i] is not None:
-            mag = mag[np.asarray(valid[i], bool)]
+            mag = mag[check_mask(valid[i], mag.shape)]
         mags.append(mag.ravel())
     values = np.concatenate(mags) if mags else np.zeros(1)
     return max(float(np.percentile(values, percentile)) if values.size else 1.0, 1.0)
@@ -82,17 +82,19 @@ def flow_to_color(flow: np.ndarray, max_flow: float | None = None, *,
     """Flow (H, W, 2) -> uint8 RGB (H, W, 3) on the Middlebury wheel.
 
     ``max_flow`` (pixels) maps to full saturation; beyond it colors are darkened. By default it is the
-    largest magnitude in this flow; a given one must lie within :data:`MAX_FLOW_LIMITS` (InputError).
-    Pixels where ``valid`` is False are drawn black.
+    largest magnitude in this flow (plus 1e-5 px, as ``flow_vis.flow_to_color``: float32 rounding put the
+    largest one a hair beyond it, darkened); a given one must lie within :data:`MAX_FLOW_LIMITS`
+    (InputError). Pixels where ``valid`` (H, W) is False are drawn black.
     """
     flow = check_flow(flow)
+    valid = check_mask(valid, flow.shape)
     if max_flow is None:
-        max_flow = max(float(np.linalg.norm(flow, axis=2).max()), 1e-6)
+        max_flow = max(float(np.linalg.norm(flow, axis=2).max()) + 1e-5, 1e-6)
     else:  # (the bounds run's max_flow and --max-flow take; 0 was a ValueError, not an InputError)
         max_flow = check_max_flow(max_flow)
     color = wheel_colors(flow[..., 0] / max_flow, flow[..., 1] / max_flow)
     if valid is not None:
-        color[~np.asarray(valid, bool)] = 0
+        color[~valid] = 0
     return color
 
 

@@ -31,6 +31,7 @@ def warp_backward(image: np.ndarray, flow: np.ndarray, x0: int = 0, y0: int = 0
     Bilinear, border replicated. Returns the warped crop (h, w[, C]), which is frame t where the flow
     is right, and a bool mask (h, w) of the points that land inside the image.
     """
+    flow = np.asarray(flow, np.float32)  # (remap takes float32 maps only)
     h, w = flow.shape[:2]
     x, y = pixel_grid(h, w, x0, y0)
     mx, my = x + flow[..., 0], y + flow[..., 1]

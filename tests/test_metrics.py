@@ -108,7 +108,7 @@ def test_flow_stats_are_magnitudes() -> None:
 
 
 def test_metrics_reject_bad_estimates() -> None:
-    with pytest.raises(ValueError, match="differ in shape"):
+    with pytest.raises(InputError, match="differ in shape"):
         epe(const(0, 0, 4, 5), const(0, 0, 5, 4))
     bad = const(0, 0)
     bad[0, 0, 0] = np.nan

@@ -73,6 +73,17 @@ def check_mask(mask: np.ndarray | None, shape: tuple[int, ...], *, name: str = "
     return arr.astype(bool, copy=False)
 
 
+def check_flow_to_write(flow: np.ndarray, valid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(``flow`` as :func:`check_flow` gives it, ``valid`` as :func:`check_mask` does) for a writer: what lies
+    at the pixels ``valid`` marks unknown is not written, so it is not checked (NaN or 1e10 there is fine)."""
+    arr = np.asarray(flow)
+    if valid is not None and arr.ndim == 3 and arr.shape[2] == 2 and np.issubdtype(arr.dtype, np.floating):
+        valid = check_mask(valid, arr.shape)
+        arr = np.where(valid[..., None], arr, arr.dtype.type(0))
+    flow = check_flow(arr)
+    return flow, check_mask(valid, flow.shape)
+
+
 def _split_unknown(arr: np.ndarray, name: str, *, nan_is_unknown: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(flow float32 with unknown pixels set to 0, valid)`` for a flow array read from a file: a finite
     component with ``|value| > 1e9`` marks the pixel unknown; NaN or inf is an error unless
@@ -117,9 +128,9 @@ def read_flo(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 def write_flo(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> None:
     """Write ``flow`` (H, W, 2) as ``.flo``; pixels where ``valid`` is False are written as unknown."""
-    flow = check_flow(flow).copy()
-    valid = check_mask(valid, flow.shape)
+    flow, valid = check_flow_to_write(flow, valid)
     if valid is not None:
+        flow = flow.copy()
         flow[~valid] = UNKNOWN_FLOW_VALUE
     height, width = flow.shape[:2]
     header = np.array([FLO_TAG], "<f4").tobytes() + np.array([width, height], "<i4").tobytes()
@@ -152,8 +163,8 @@ def read_kitti_flow(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 def write_kitti_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> int:
     """Write ``flow`` as a KITTI 16-bit PNG. The format holds u and v from -512 to 511.98 px: a pixel whose
     flow lies beyond is written as invalid (valid bit 0). Returns how many valid pixels that made invalid."""
-    flow = check_flow(flow)
-    valid = np.ones(flow.shape[:2], bool) if valid is None else check_mask(valid, flow.shape)
+    flow, valid = check_flow_to_write(flow, valid)
+    valid = np.ones(flow.shape[:2], bool) if valid is None else valid
     scaled = np.round(flow.astype(np.float64) * 64.0 + 2.0**15)  # (float32 near 2**15 is 1/256 px coarse)
     held = ((scaled >= 0) & (scaled <= 2**16 - 1)).all(axis=2)
     lost = int((valid & ~held).sum())
@@ -266,9 +277,9 @@ def flow_file_pixels(path: str | os.PathLike) -> int | None:
 
 def write_npy_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> None:
     """Write ``flow`` as ``.npy`` float32; pixels where ``valid`` is False become 1e10 (unknown, as in .flo)."""
-    flow = check_flow(flow).copy()
-    valid = check_mask(valid, flow.shape)
+    flow, valid = check_flow_to_write(flow, valid)
     if valid is not None:
+        flow = flow.copy()
         flow[~valid] = UNKNOWN_FLOW_VALUE
     save_npy(path, flow)
 
