@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchlib import invoked  # noqa: E402
+from benchlib import invoked, today  # noqa: E402
 
 from semflow.segmentation import CAMVID, get_segmenter  # noqa: E402
 from semflow.segmentation.backends import CamVidSegmenter  # noqa: E402
@@ -107,7 +107,7 @@ def main() -> None:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     section = [START, "## Segmenter (`camvid`: EfficientNet-Lite0 + FPN, `models/camvid_lite0_fpn.pt`)", "",
-               f"Made by `{invoked()}` on {cores} CPU cores ({cpu}), torch "
+               f"Made by `{invoked()}` on {today()}, {cores} CPU cores ({cpu}), torch "
                f"{torch.__version__}, {threads} threads, fp32 on CPU with batch-norm folded, channels-last. "
                f"Best of {args.repeats} runs over {len(frames)} CamVid val frames (480x360) after a warm-up; "
                f"load average {load:.1f} at the start and {load_end:.1f} at the end of the timing (the machine "

@@ -64,6 +64,11 @@ class Memo(FlowMethod):
         return FlowResult(r.flow.copy(), None if r.confidence is None else r.confidence.copy(), dict(r.extras))
 
 
+PEAK_NOTE = ("Peak MB here is the resident memory of the one process every method runs in, at its highest while "
+             "the method ran: it includes what the methods before it left resident (section flow measures each "
+             "method in a process of its own: dis-medium alone 63-95 MB).")
+
+
 def kind_regions(result: FlowResult) -> dict[str, np.ndarray]:
     """Regions by the semantic result's own (predicted) kinds: things (fg) / planes / stuff, bg."""
     kinds = result.extras["kinds"]
@@ -147,7 +152,7 @@ def main() -> None:
             "`semantic[B]` is semantic flow on top of baseline B; its s/pair includes B's time. "
             "Synthetic scenes come with exact masks (things = Car, planes = Road); on real data the regions "
             "marked (pred) are the segmenter's own predicted kinds: things(pred) is the Fl-fg-style split, "
-            "bg(pred) the Fl-bg-style one.\n"]
+            "bg(pred) the Fl-bg-style one. " + PEAK_NOTE + "\n"]
     for title, res in tables:
         body.append(f"### {title}\n\n{format_table(summarize(res), markdown=True)}\n")
     body.append("### Cost: where semantic's time goes (median seconds per pair)\n\n" + cost_table(costs, args.baselines)

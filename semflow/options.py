@@ -59,7 +59,7 @@ class SharpenOptions(MethodOptions):
     :mod:`semflow.sharpen`)."""
 
     sharpen: bool = option(False, "Redo the flow where it jumps by local motion layers: sharper motion "
-                           "boundaries of rigid things, +0.05-0.8 s a pair (BENCHMARKS.md, sharpen); on by "
+                           "boundaries of rigid things, +0.1-1.2 s a pair (BENCHMARKS.md, sharpen); on by "
                            "default for discrete (and semantic on it), off for the OpenCV methods (and "
                            "semantic on one of them or on --baseline-flows).")
 

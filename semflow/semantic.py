@@ -93,8 +93,8 @@ class SemanticOptions(SharpenOptions):
                                       "read as tensors only: no code in it is run.", path="path")
     prior_classes: str | None = option(None, "Classes CLIP chooses from, 'name:kind,...' (kind: thing, "
                                        "plane, stuff) or a file of them (default: common ones).", path="file")
-    prior_weight: float = option(0.5, "Weight w of CLIP in the per-region fusion: "
-                                 "(1 - w) * backbone + w * CLIP, w from 0 to 1.")
+    prior_weight: float = option(0.5, "Weight w of CLIP in the per-region fusion: (1 - w) * backbone + "
+                                 "(w + (1 - w) * v) * CLIP, v the backbone's void share there; w from 0 to 1.")
     planes: PlaneParams | None = option(None, "Parameters of the plane layer.", cli=False)
     things: ThingParams | None = option(None, "Parameters of the thing layer.", cli=False)
     feather_radius: float = option(4.0, "Width of the blended seams between models, px.", cli=False)

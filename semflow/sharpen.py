@@ -2,7 +2,7 @@
 
 :class:`SharpenedFlow` runs a method, then redoes its flow where the flow jumps, by local motion
 layers (:func:`~semflow.layers.boundary_layers.sharpen_boundaries`). It helps most where rigid things
-move against each other or against the background (street scenes) and costs 0.05-0.8 s a pair; see
+move against each other or against the background (street scenes) and costs 0.1-1.2 s a pair; see
 BENCHMARKS.md, section sharpen, for what it does on each dataset. ``discrete`` (and so ``semantic``
 on it) is built sharpened by default; ``sharpen=False`` (``--no-sharpen``) turns it off.
 """
