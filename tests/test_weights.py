@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import semflow
 from semflow.errors import WeightsError
 from semflow.io.weights import is_torchscript_archive, load_torch_file, read_torchscript_state
 
@@ -307,3 +308,32 @@ def test_files_that_are_not_torch_files_say_so(tmp_path):
                       ("empty.pt", "the file is empty")):
         with pytest.raises(WeightsError, match=rf"{name}: cannot read weights: {why}$"):
             load_torch_file(tmp_path / name, "weights")
+
+
+@pytest.mark.parametrize("layout", ["target", "prefix"])
+def test_shipped_weights_are_found_where_pip_install_target_prefix_or_user_puts_them(tmp_path, layout) -> None:
+    """A wheel installed with --target, --prefix or --user puts the weights under <data>/share/semflow/models,
+    where the lookup never looked (it tried <site-packages>/../models and sys.prefix alone): the default
+    `semflow run` failed with "no such segmenter weights file" naming a path nothing was meant to be at."""
+    import shutil
+    import subprocess
+    import sys
+
+    site = tmp_path / ("tgt" if layout == "target" else "pfx/lib/python3.11/site-packages")
+    data = tmp_path / ("tgt" if layout == "target" else "pfx")
+    shutil.copytree(Path(semflow.__file__).parent, site / "semflow", ignore=shutil.ignore_patterns("__pycache__"))
+    weights = data / "share" / "semflow" / "models" / "camvid_lite0_fpn.pt"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"")
+    code = "from semflow.segmentation.torch_backends import default_weights_path as d; print(d())"
+    env = {k: v for k, v in os.environ.items() if k != "SEMFLOW_MODELS"}
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(site)}, cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(out) == weights
+    if layout == "target":  # none anywhere: the error says where it looked and what to do
+        weights.unlink()
+        code = "from semflow.segmentation.torch_backends import load_camvid_model as m; m()"
+        run = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(site), "HOME": str(tmp_path)},
+                             cwd=tmp_path, capture_output=True, text=True)
+        assert run.returncode != 0 and "set SEMFLOW_MODELS to the folder that holds them" in run.stderr
+        assert str(weights.parent) in run.stderr

@@ -11,8 +11,10 @@ tensors only, never pickled code. Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import sysconfig
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -56,15 +58,33 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
 # --- camvid: the shipped model ------------------------------------------------------------------------
 
 
+def weights_candidates() -> list[Path]:
+    """Where the shipped weights may be, in the order they are looked for: the project's ``models/`` folder
+    (a source checkout or editable install), then ``<data>/share/semflow/models`` where a wheel puts them:
+    ``<data>`` is the folder that holds ``lib/pythonX.Y/site-packages`` for a plain install and for ``pip
+    install --user`` or ``--prefix``, the folder itself for ``--target``; then ``sys.prefix`` and every
+    install scheme's data folder."""
+    package = Path(__file__).resolve().parents[1]  # .../semflow
+    shipped = Path("share") / "semflow" / "models" / DEFAULT_WEIGHTS_NAME
+    found = [package.parent / "models" / DEFAULT_WEIGHTS_NAME]
+    # Beside the package first: --target DIR puts them in DIR/share; --prefix and --user (and a plain install)
+    # in the folder above lib/pythonX.Y/site-packages.
+    found += [package.parents[k] / shipped for k in (0, 3) if k < len(package.parents)]
+    found.append(Path(sys.prefix) / shipped)
+    for scheme in sysconfig.get_scheme_names():  # (the user scheme: ~/.local/share)
+        with contextlib.suppress(KeyError, ValueError):
+            found.append(Path(sysconfig.get_path("data", scheme)) / shipped)
+    return list(dict.fromkeys(found))
+
+
 def default_weights_path() -> Path:
     """Where the shipped weights are: in $SEMFLOW_MODELS when it is set (only there: a folder without them
-    is an error, not passed over), else the project's ``models/`` folder (a source checkout or editable
-    install), else ``<prefix>/share/semflow/models`` (a wheel install)."""
+    is an error, not passed over), else the first of :func:`weights_candidates` that holds them (the first
+    one when none does)."""
     env = os.environ.get("SEMFLOW_MODELS")
     if env:
         return Path(env) / DEFAULT_WEIGHTS_NAME
-    candidates = [Path(__file__).resolve().parents[2] / "models" / DEFAULT_WEIGHTS_NAME,
-                  Path(sys.prefix) / "share" / "semflow" / "models" / DEFAULT_WEIGHTS_NAME]
+    candidates = weights_candidates()
     for c in candidates:
         if c.exists():
             return c
@@ -77,6 +97,11 @@ def load_camvid_model(path: str | os.PathLike | None = None) -> tuple[SegNetLite
     if not given and os.environ.get("SEMFLOW_MODELS") and not path.exists():
         raise WeightsError(f"{path}: no such segmenter weights file (SEMFLOW_MODELS names the folder that holds"
                            f" {DEFAULT_WEIGHTS_NAME}; unset it to use the shipped weights)")
+    if not given and not path.exists():
+        looked = ", ".join(str(c.parent) for c in weights_candidates())
+        raise WeightsError(f"the shipped segmenter weights {DEFAULT_WEIGHTS_NAME} are not installed where semflow"
+                           f" looks ({looked}): set SEMFLOW_MODELS to the folder that holds them, or give"
+                           " --segmenter camvid:PATH")
     payload = load_torch_file(path, "segmenter weights")
     if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT or "state_dict" not in payload:
         raise WeightsError(f"{path}: not a semflow segmenter weights file (expected format {WEIGHTS_FORMAT!r})")
