@@ -13,6 +13,7 @@ import math
 import socket
 import sys
 import warnings
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -277,6 +278,39 @@ def test_a_cached_entry_that_is_not_unit_vectors_of_the_model_is_computed_again(
         again = _prior(tiny, tmp_path)
         assert torch.allclose(again.text, first.text), bad.shape
         np.testing.assert_allclose(np.load(file)["embeddings"], good, atol=1e-6)  # written anew
+
+
+def test_no_home_folder_or_an_unreadable_cache_only_costs_time(tiny, tmp_path, monkeypatch):
+    """With HOME unset and no passwd entry (a container run as a bare uid) Path.home() raised and `segment
+    --prior clip` ended in a traceback; a cache folder it may not read was "Permission denied" (exit 1).
+    Both only cost the text encoding, as the docstring promised."""
+    config, weights, _ = tiny
+    first = _prior(tiny, tmp_path)
+    for name in (CACHE_ENV, "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert default_cache_dir() is None
+    prior = ClipPrior(str(config), weights, classes=PRIOR)
+    assert torch.allclose(prior.text, first.text)
+    unreadable = tmp_path / "cache"
+    (file,) = unreadable.glob("*.npz")
+    real_load = np.load
+
+    real_is_file = Path.is_file
+
+    def refused(path, *args, **kwargs):  # (root reads any folder: its EACCES made by hand, for stat and open)
+        if Path(path).parent == unreadable:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(np, "load", refused)
+    monkeypatch.setattr(Path, "is_file", lambda self: refused(self) if self.parent == unreadable else real_is_file(self))
+    again = _prior(tiny, tmp_path)
+    assert torch.allclose(again.text, first.text)
 
 
 def _scene():

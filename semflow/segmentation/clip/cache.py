@@ -25,12 +25,18 @@ from semflow.segmentation.clip.prompts import PROMPT_TEMPLATES
 CACHE_ENV = "SEMFLOW_CLIP_CACHE"
 
 
-def default_cache_dir() -> Path:
-    """``$SEMFLOW_CLIP_CACHE``, else ``$XDG_CACHE_HOME/semflow/clip``, else ``~/.cache/semflow/clip``."""
+def default_cache_dir() -> Path | None:
+    """``$SEMFLOW_CLIP_CACHE``, else ``$XDG_CACHE_HOME/semflow/clip``, else ``~/.cache/semflow/clip``; None
+    when there is no home folder to find (HOME unset and no passwd entry, as in a container run as a bare
+    uid): then nothing is cached."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "semflow" / "clip"
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "semflow" / "clip"
+    try:
+        return Path.home() / ".cache" / "semflow" / "clip"
+    except (RuntimeError, KeyError):  # "Could not determine home directory"
+        return None
 
 
 def text_cache_key(clip: ClipModel, class_names: Sequence[str], templates: Sequence[str]) -> str:
@@ -52,8 +58,9 @@ def class_text_embeddings(clip: ClipModel, class_names: Sequence[str], *,
     if not templates or any("{}" not in t for t in templates):
         raise InputError("every prompt template must contain '{}' where the class name goes")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    file = cache / f"{text_cache_key(clip, class_names, templates)}.npz"
-    if file.is_file():
+    file = None if cache is None else cache / f"{text_cache_key(clip, class_names, templates)}.npz"
+    if file is not None:
+        # (a folder it may not look into, or an entry it may not read: computed, as without a cache)
         with contextlib.suppress(Exception), np.load(file) as data:
             cached = np.asarray(data["embeddings"], np.float32)
             if list(data["classes"]) == list(class_names) and _fits(cached, clip, len(class_names)):
@@ -61,9 +68,10 @@ def class_text_embeddings(clip: ClipModel, class_names: Sequence[str], *,
     prompts = [t.format(name) for name in class_names for t in templates]
     per_prompt = clip.encode_texts(prompts).view(len(class_names), len(templates), -1)
     embeddings = F.normalize(per_prompt.mean(dim=1), dim=-1).numpy().astype(np.float32)
-    with contextlib.suppress(OSError), atomic_path(file) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, embeddings=embeddings, classes=np.array(list(class_names)))
+    if file is not None:
+        with contextlib.suppress(OSError), atomic_path(file) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, embeddings=embeddings, classes=np.array(list(class_names)))
     return embeddings
 
 
