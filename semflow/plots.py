@@ -6,12 +6,28 @@ machines without a display and does not disturb a caller's own matplotlib settin
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from semflow.io.atomic import atomic_path
+
+
+@contextlib.contextmanager
+def _quiet_matplotlib_import() -> Iterator[None]:
+    """Importing matplotlib logs warnings to stderr when its config folder cannot be written (a service user's
+    HOME=/nonexistent: "mkdir -p failed ...", "Matplotlib created a temporary cache directory ..."); it
+    then works from a temporary folder, so they are kept off a run's terminal. The logger's level is put back."""
+    logger = logging.getLogger("matplotlib")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _series(pairs: Sequence[dict], key: str) -> tuple[list[int], list[float]]:
@@ -23,9 +39,10 @@ def write_plot(path: str | os.PathLike, pairs: Sequence[dict], *, title: str = "
     """Write ``path`` (PNG, about 640x520 px): one panel each for ``magnitude`` (px), ``flicker`` and
     ``warped_flicker`` (px) and ``seconds`` per pair, over the pair index. ``pairs``: one dict per pair
     as :class:`semflow.temporal.TemporalMeter` collects them; missing values are left out."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    with _quiet_matplotlib_import():
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(6.4, 5.2), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)

@@ -26,3 +26,21 @@ def test_a_clip_name_that_is_not_utf8_is_drawn(tmp_path: Path) -> None:
     pairs = [{"magnitude": 1.0 + i, "flicker": 0.1 * i, "seconds": 0.5} for i in range(3)]
     written = write_plot(tmp_path / "plot.png", pairs, title="dis-fast, bad\udcff")
     assert read_image(written).std() > 0
+
+
+def test_a_config_folder_matplotlib_cannot_write_leaves_the_terminal_quiet(tmp_path: Path) -> None:
+    """As a service user (HOME=/nonexistent) importing matplotlib printed "mkdir -p failed ..." and "Matplotlib
+    created a temporary cache directory ..." above `run`'s result line; the plot itself was fine."""
+    import os
+    import subprocess
+    import sys
+
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a folder under a file cannot be made, even by root
+    code = ("from semflow.plots import write_plot; "
+            f"write_plot({str(tmp_path / 'plot.png')!r}, [{{'magnitude': 1.0, 'seconds': 0.5}}] * 3)")
+    env = {**os.environ, "MPLCONFIGDIR": str(blocked / "mpl"), "HOME": str(blocked), "XDG_CONFIG_HOME": str(blocked),
+           "XDG_CACHE_HOME": str(blocked)}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert read_image(tmp_path / "plot.png").std() > 0
