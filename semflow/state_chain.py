@@ -81,11 +81,12 @@ class _Latest:
         return max(found, key=lambda s: s[0], default=None)
 
     def _whole(self, store: VideoStateStore) -> tuple[int, dict[str, np.ndarray]] | None:
+        """The store's saved state if it reads and restores into this method's parts, else None (a state of
+        other parts would restore to nothing, and shadow an older good one of the other store)."""
         try:  # whatever a damaged file (truncated zip, bad CRC, odd arrays) makes reading or restoring raise
             saved = store.load()
-            if saved is not None:
-                restore(saved[1], None, self.parts)
+            if saved is not None and restore(saved[1], None, self.parts) is not None:
                 return int(saved[0]), saved[1]
-        except Exception:
+        except Exception:  # noqa: BLE001 - the file is untrusted: any damage is "no saved state here"
             pass
         return None

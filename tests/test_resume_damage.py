@@ -130,3 +130,30 @@ def test_json_a_user_can_change_is_never_a_traceback(make_frames, tmp_path: Path
     (tmp_path / "set.json").write_text(deep)
     with pytest.raises(InputError, match="not a label-set JSON file .*nested too deeply"):
         get_label_set(str(tmp_path / "set.json"))
+
+
+class _Part:
+    """A video state part that saves one number."""
+
+    def __init__(self, value: float = 1.0) -> None:
+        self.value = value
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        return {"value": np.array(self.value)}
+
+    @classmethod
+    def restore(cls, arrays: dict[str, np.ndarray]) -> _Part:
+        return cls(float(arrays["value"]))
+
+
+def test_a_saved_state_of_other_parts_does_not_shadow_an_older_good_one(tmp_path: Path) -> None:
+    """The newest saved state was taken whenever it read, even when it restored to nothing (parts of another
+    method): the resumed run then warmed up from frame 0 though the checkpoint held a good older state."""
+    from semflow.video_run import VideoStateStore
+    from semflow.video_state import VideoState
+
+    latest, checkpoint = VideoStateStore(tmp_path), VideoStateStore(tmp_path / "checkpoint")
+    latest.save(5, VideoState(pairs=6, parts={"other": _Part()}))
+    checkpoint.save(3, VideoState(pairs=4, parts={"mine": _Part(2.0)}))
+    found = state_chain._Latest(latest, checkpoint, 7, {"mine": _Part}).load()
+    assert found is not None and found[0] == 3 and float(found[1]["mine/value"]) == 2.0
