@@ -153,7 +153,12 @@ def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, s
     # A warm-up, or a chunk of a batch (which keeps no state), starts the chain afresh at its first pair;
     # a run continues it from the state saved after its last finished pair (or a warm-up from frame 0).
     chain.state = VideoState() if video and (warmup or not save_state) else None
+    # A batch's chunk in video mode saves no state: the state at a pair is the one its pairs from ``start``
+    # leave, so finished pairs before an unfinished one are computed again (kept nowhere) for it. (Restarting
+    # the chain there warmed up from frame 0: other flows than the uninterrupted chunk's.)
+    replay = video and not save_state
     first = max(0, start - warmup)
+    replayed = first  # pairs before it were counted as resumed before the loop (computed again when replaying)
     previous: np.ndarray | None = None
     total = stop - start if stop is not None else max(len(source) - 1 - start, 0) or None
     with progress_bar(total, "flow", enabled=progress) as bar, store.pass_scope(chain.checkpoint):
@@ -164,7 +169,10 @@ def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, s
                 if on_pair is not None:
                     on_pair(first)
                 first += 1
-            if first > start:
+            replayed = first
+            if first > start and replay and (stop is None or first < stop):
+                first = start  # read from the chunk's start: the finished pairs give the state
+            elif first > start:
                 chain.start_over()
         number = first - 1
         for number, frame in enumerate(source.frames(first), first):
@@ -172,16 +180,20 @@ def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, s
             if previous is not None:
                 index = number - 1
                 _check_size(source.path, index, previous, frame)
-                if index < start:  # warm-up: the method sees the pair, nothing is kept
+                if index < start or index < replayed:  # warm-up or replay: the method sees the pair, nothing is kept
                     _estimate(method, index, previous, frame, chain)
                     timer.lap("flow")
                 elif resume and store.has(index):
                     report.resumed += 1
-                    chain.start_over()
+                    if replay:
+                        _estimate(method, index, previous, frame, chain)
+                        timer.lap("flow")
+                    else:
+                        chain.start_over()
                 else:
                     _compute_and_keep(method, store, index, previous, frame, timer, chain)
                     report.computed += 1
-                if index >= start:
+                if index >= max(start, replayed):
                     bar.advance()
                     if on_pair is not None:
                         on_pair(index)
