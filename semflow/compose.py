@@ -52,6 +52,12 @@ MODEL_COLORS: dict[int, tuple[int, int, int]] = {
     MODEL_BACKGROUND: (250, 200, 60),
     MODEL_OCCLUDED: (120, 40, 160),
 }
+UNFITTED_BACKGROUND_EVIDENCE = 0.5
+"""Evidence of a thing's background layer without an affine of its own (the planes' flow around the
+object, or the baseline): no inlier share of this fit speaks for or against it, so it sits half way."""
+OCCLUDED_EVIDENCE_FACTOR = 0.5
+"""Factor on the evidence of background pixels covered in frame t+1: their flow is the layer's motion
+carried where nothing can be matched (their photometric factor is 1), so they are trusted half as much."""
 __all__ = [
     "MODEL_BACKGROUND", "MODEL_BASELINE", "MODEL_COLORS", "MODEL_LEGEND", "MODEL_OBJECT", "MODEL_OCCLUDED",
     "MODEL_PLANE", "PHOTOMETRIC_SCALE", "Composition", "box_weight", "compose", "compose_planes",
@@ -197,8 +203,8 @@ def compose(ctx: PairContext, planes: list[PlaneFit], things: list[ThingFit], *,
                          np.where(thing.occluded, MODEL_OCCLUDED, MODEL_BACKGROUND)).astype(np.uint8)
         model_map[sy, sx][use] = codes[use]
         evidence[sy, sx][fg] = thing.fg_inlier_share
-        evidence[sy, sx][bg] = thing.bg_inlier_share if thing.bg_affine is not None else 0.5
-        evidence[sy, sx][use & thing.occluded] *= 0.5
+        evidence[sy, sx][bg] = thing.bg_inlier_share if thing.bg_affine is not None else UNFITTED_BACKGROUND_EVIDENCE
+        evidence[sy, sx][use & thing.occluded] *= OCCLUDED_EVIDENCE_FACTOR
         occluded[sy, sx] = np.where(use, thing.occluded, occluded[sy, sx])
         model_weight[sy, sx] = alpha + (1 - alpha) * model_weight[sy, sx]
         np.copyto(layers["object"][sy, sx], thing.fg_flow, where=fg[..., None])

@@ -11,15 +11,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from semflow.errors import OutputError
 from semflow.io.outputs import output_staging, refuse_inputs_as_outputs
 
+if TYPE_CHECKING:
+    from semflow.baseline.base import FlowMethod, FlowResult
 
-def write_explain(estimator: Any, result: Any, out_dir: str | os.PathLike, *,
+
+def write_explain(estimator: FlowMethod, result: FlowResult, out_dir: str | os.PathLike, *,
                   protect: Iterable[str | os.PathLike | None] = (),
                   outputs: Iterable[str | os.PathLike | None] = ()) -> list[Path]:
     """Write the explanation of ``result`` (what ``estimator`` computed) to ``out_dir``; return the files.
@@ -48,7 +51,7 @@ def write_explain(estimator: Any, result: Any, out_dir: str | os.PathLike, *,
     return [out_dir / name for name in names]
 
 
-def _write(estimator: Any, result: Any, out_dir: Path) -> None:
+def _write(estimator: FlowMethod, result: FlowResult, out_dir: Path) -> None:
     from semflow.io.atomic import write_text_atomic
     from semflow.io.flow import save_npy
     from semflow.io.images import write_image

@@ -29,6 +29,7 @@ import numpy as np
 
 from semflow.io.flow import FLO_TAG, MAX_FLO_SIDE, UNKNOWN_FLOW_THRESHOLD, check_flow
 from semflow.io.jsonfile import loads_untrusted
+from semflow.viz import DEFAULT_PERCENTILE, MIN_MAX_FLOW
 
 SUFFIX = ".jsonl"
 
@@ -78,10 +79,10 @@ def magnitude_stats(flow: np.ndarray) -> tuple[dict[str, float], float]:
     mean = float(mag.mean())  # before the partition: the sum's order is that of flow_stats
     n = mag.size
     middle = [n // 2 - 1, n // 2] if n % 2 == 0 else [n // 2]
-    mag.partition(sorted({*middle, *_percentile_ranks(n, 95.0), *_percentile_ranks(n, 99.0)}))
+    mag.partition(sorted({*middle, *_percentile_ranks(n, 95.0), *_percentile_ranks(n, DEFAULT_PERCENTILE)}))
     stats = {"mean": mean, "median": float(np.mean(mag[middle[0]:middle[-1] + 1])),  # np.median's own mean
              "p95": _percentile_of_partitioned(mag, 95.0), "max": top}
-    return stats, max(_percentile_of_partitioned(mag, 99.0), 1.0)
+    return stats, max(_percentile_of_partitioned(mag, DEFAULT_PERCENTILE), MIN_MAX_FLOW)
 
 
 @dataclass
@@ -189,10 +190,6 @@ class RecordLog:
                     self._records[record.index] = record
             self._read[name] = start + end
         self._loaded = True
-
-    def disk_bytes(self) -> int:
-        """Bytes of the record files (their sizes, not the blocks they take)."""
-        return sum(p.stat().st_size for p in self.folder.glob(f"*{SUFFIX}")) if self.folder.is_dir() else 0
 
 
 def read_cached(path: Path, dtype: type, channels: int) -> np.ndarray:

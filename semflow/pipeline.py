@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,6 +52,9 @@ from semflow.state_chain import StateChain
 from semflow.temporal import TemporalMeter
 from semflow.timing import StageTimer
 from semflow.video_state import VideoState
+
+if TYPE_CHECKING:
+    from semflow.segmentation.labels import LabelSet
 
 __all__ = ["WORK_DIR", "RunOptions", "run_video", "open_video", "compute_pairs", "finish_video", "PassReport"]
 
@@ -245,7 +248,7 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
     return write_summary(store, summary)
 
 
-def tile_label_set(method: FlowMethod) -> Any:
+def tile_label_set(method: FlowMethod) -> LabelSet | None:
     """The label set ``method``'s segmentation tiles are coloured in (the panel's colour key): its
     ``tile_label_set()`` (``semantic``: the segmenter's set, a CLIP prior's classes included), else its
     ``label_set``, else None (no segmentation)."""

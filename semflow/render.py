@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from semflow.viz import (
     tile,
 )
 
+if TYPE_CHECKING:
+    from semflow.segmentation.labels import LabelSet
+
 PairFlows = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
 """(flow (H, W, 2) float32, segmentation RGB (H, W, 3) uint8 or None, baseline flow or None) of a pair."""
 FlowsFor = Callable[[int, np.ndarray, np.ndarray], PairFlows]
@@ -38,7 +41,7 @@ OnPair = Callable[[int, np.ndarray, np.ndarray, PairFlows], None]
 
 
 def draw_pair(frame: np.ndarray, index: int, flows: PairFlows, max_flow: float,
-              method_name: str, label_set: Any = None) -> tuple[np.ndarray, np.ndarray]:
+              method_name: str, label_set: LabelSet | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The frames of pair ``index`` for flow.mp4 and panel.mp4 (uint8 RGB), under ``max_flow`` px; the
     segmentation tile gets ``label_set``'s colour key (class names, palette) when given: in its lower part
     where it fits there, else in a strip below the panel (small frames: the key would hide the tile)."""
@@ -64,14 +67,14 @@ def draw_pair(frame: np.ndarray, index: int, flows: PairFlows, max_flow: float,
     return color, panel
 
 
-def class_key(label_set: Any) -> tuple[list[str], np.ndarray]:
+def class_key(label_set: LabelSet) -> tuple[list[str], np.ndarray]:
     """The panel's colour key of ``label_set`` (the set the segmentation tile is coloured in): its class names
     in id order, each in the colour its ``colorize`` gives the tile; void (black there) is left out."""
     ids = np.array([i for i in range(min(len(label_set.class_names), 256)) if i != label_set.void_id], np.uint8)
     return [label_set.class_names[i] for i in ids], label_set.colorize(ids[None])[0]
 
 
-def with_class_key(image: np.ndarray, label_set: Any) -> np.ndarray:
+def with_class_key(image: np.ndarray, label_set: LabelSet) -> np.ndarray:
     """``image`` (uint8 RGB, e.g. a segmentation overlay in ``label_set``'s colours) with ``label_set``'s
     colour key: in its lower left corner where it fits there, else in a strip below it (the image then
     grows by the strip's height and a white gap)."""
@@ -82,7 +85,7 @@ def with_class_key(image: np.ndarray, label_set: Any) -> np.ndarray:
     return np.concatenate([image, np.full((TILE_GAP, image.shape[1], 3), 255, np.uint8), key])
 
 
-def tile_colours(label_set: Any) -> np.ndarray:
+def tile_colours(label_set: LabelSet) -> np.ndarray:
     """Every colour a segmentation tile in ``label_set`` can hold (K, 3) uint8: its classes' colours, and black
     for void and unknown ids; a tile decoded from the run's intermediate is snapped back to these."""
     return np.unique(label_set.colorize(np.arange(256, dtype=np.uint8)[None])[0], axis=0)
@@ -91,7 +94,7 @@ def tile_colours(label_set: Any) -> np.ndarray:
 def render_clip(frames: Iterable[np.ndarray], pairs: int | None, out_dir: Path, fps: float, max_flow: float,
                 method_name: str, flows_for: FlowsFor, *, timer: StageTimer | None = None,
                 progress: bool | None = None, total: int | None = None, description: str = "video",
-                label_set: Any = None, on_pair: OnPair | None = None) -> int:
+                label_set: LabelSet | None = None, on_pair: OnPair | None = None) -> int:
     """Encode ``out_dir/flow.mp4`` and ``out_dir/panel.mp4`` for pairs ``0 .. pairs - 1`` (all pairs of
     ``frames`` when ``pairs`` is None; ``total`` is then the progress bar's estimate). Returns the number
     of pairs drawn.

@@ -301,10 +301,6 @@ class RunStore:
         else:
             shutil.rmtree(self.work, ignore_errors=True)
 
-    def disk_bytes(self) -> int:
-        """Bytes the work folder takes now."""
-        return sum(p.stat().st_size for p in self.work.rglob("*") if p.is_file()) if self.work.exists() else 0
-
     # --- paths ----------------------------------------------------------------------------------
 
     def _flo_path(self, index: int) -> Path:

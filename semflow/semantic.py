@@ -14,6 +14,8 @@ Label maps hold class ids of a label set (CamVid by default); a class -> kind ta
 ``FlowResult.extras`` of a semantic result (all (H, W) unless said):
 ``labels`` uint8 class ids, ``segmentation_rgb`` (H, W, 3) uint8, ``kinds`` uint8 (KIND_CODES),
 ``instances`` int32 (0 none, k thing instance k), ``model_map`` uint8 (compose.MODEL_LEGEND),
+``motion_ids`` uint16 (the motion instance of each thing pixel: 1, 2... over the accepted things' motions,
+the ``id`` of each entry of ``report_json``'s ``things[].motion_instances`` (``explain.json``'s); 0 none),
 ``occlusion`` uint8 (1 = background covered by a thing in frame t+1), ``baseline_flow`` (H, W, 2)
 (with ``--sharpen`` also ``baseline_unsharpened_flow``, the baseline before that step),
 ``layer_plane`` / ``layer_object`` / ``layer_background`` (H, W, 2) float32, NaN outside the layer,
@@ -346,13 +348,13 @@ class SemanticFlow(FlowMethod):
         return result
 
     def write_explain(self, result: FlowResult, out_dir: str | os.PathLike) -> None:
-        """:func:`write_explain`, and the CLIP prior's region decisions of frame 1 (``prior.json``, ``prior.txt``)."""
+        """:func:`write_semantic_explain`, and the CLIP prior's region decisions of frame 1 (``prior.json``, ``prior.txt``)."""
         from semflow.segmentation.clip.segmenter import write_prior_decisions
-        write_explain(result, out_dir)
+        write_semantic_explain(result, out_dir)
         write_prior_decisions(self._segmenter, out_dir)
 
 
-def write_explain(result: FlowResult, out_dir: str | os.PathLike) -> None:
+def write_semantic_explain(result: FlowResult, out_dir: str | os.PathLike) -> None:
     """Write what a semantic result is made of to ``out_dir``.
 
     Files: ``segmentation.png`` (colour) and ``labels.png`` (class ids), ``kinds.png``,

@@ -10,9 +10,10 @@ Per pair t (frame t -> t+1, flow F_t (H, W, 2) in px):
   frame t is F_{t-1} at the point y with y + F_{t-1}(y) = x, by forward splatting), over the pixels
   something lands on.
   A moving camera's flow is steady in this sense even where it differs pixel by pixel.
-- ``photometric_error``: mean_x |I_t(x) - I_{t+1}(x + F_t(x))| (grey levels 0..255, mean over RGB)
-  over pixels that land inside frame t+1: how well the flow explains the frames. :class:`TemporalMeter`
-  measures it on a regular sample of frames above a quarter million pixels (:func:`metric_stride`).
+- ``photometric_error`` (:func:`mean_photometric_error`): mean_x |I_t(x) - I_{t+1}(x + F_t(x))| (grey
+  levels 0..255, mean over RGB) over pixels that land inside frame t+1: how well the flow explains the
+  frames. :class:`TemporalMeter` measures it on a regular sample of frames above a quarter million pixels
+  (:func:`metric_stride`).
 - ``image_change``: mean_x |I_{t+1}(x) - I_t(x)| (grey levels): the frames' own change, which says
   whether a jump in magnitude is backed by the images.
 - ``label_flip_rate``: share of pixels whose segmentation label differs between frame t-1 and frame t
@@ -81,7 +82,7 @@ def warped_flicker(flow: np.ndarray, previous: np.ndarray) -> float:
     return float(_length(np.asarray(flow, np.float32) - carried)[valid].mean())
 
 
-def photometric_error(image1: np.ndarray, image2: np.ndarray, flow: np.ndarray, stride: int = 1) -> float:
+def mean_photometric_error(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, stride: int = 1) -> float:
     """mean_x |I_1(x) - I_2(x + F(x))| (grey levels, mean over channels) over pixels landing inside; NaN if none.
     ``stride`` > 1: over every stride-th pixel of every stride-th row only (a sample)."""
     flow = np.asarray(flow, np.float32)
@@ -90,20 +91,20 @@ def photometric_error(image1: np.ndarray, image2: np.ndarray, flow: np.ndarray, 
         x, y = pixel_grid(h, w)
         mx = x[::stride, ::stride] + flow[::stride, ::stride, 0]
         my = y[::stride, ::stride] + flow[::stride, ::stride, 1]
-        warped = sample_points(np.asarray(image2, np.float32), mx, my)
+        warped = sample_points(np.asarray(img2, np.float32), mx, my)
         valid = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
-        image1 = np.asarray(image1)[::stride, ::stride]
+        img1 = np.asarray(img1)[::stride, ::stride]
     else:
-        warped, valid = warp_backward(np.asarray(image2, np.float32), flow)
-    diff = np.abs(np.asarray(image1, np.float32) - warped)
+        warped, valid = warp_backward(np.asarray(img2, np.float32), flow)
+    diff = np.abs(np.asarray(img1, np.float32) - warped)
     if diff.ndim == 3:
         diff = diff.mean(axis=2)
     return float(diff[valid].mean()) if valid.any() else float("nan")
 
 
-def image_change(image1: np.ndarray, image2: np.ndarray) -> float:
+def image_change(img1: np.ndarray, img2: np.ndarray) -> float:
     """mean_x |I_2(x) - I_1(x)| in grey levels (mean over channels): the frames' own change."""
-    return float(np.abs(np.asarray(image2, np.float32) - np.asarray(image1, np.float32)).mean())
+    return float(np.abs(np.asarray(img2, np.float32) - np.asarray(img1, np.float32)).mean())
 
 
 def label_flip_rate(labels1: np.ndarray, labels2: np.ndarray, flow: np.ndarray | None = None) -> float:
@@ -157,9 +158,9 @@ class TemporalMeter:
     _flow: np.ndarray | None = field(default=None, repr=False)
     _labels: np.ndarray | None = field(default=None, repr=False)
 
-    def add(self, image1: np.ndarray, image2: np.ndarray, flow: np.ndarray, *, labels: np.ndarray | None = None,
+    def add(self, img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, *, labels: np.ndarray | None = None,
             seconds: float | None = None) -> dict[str, float | None]:
-        """Measure pair (image1 -> image2, ``flow`` (H, W, 2)); ``labels``: image1's segmentation if any
+        """Measure pair (img1 -> img2, ``flow`` (H, W, 2)); ``labels``: img1's segmentation if any
         (ids (H, W) or colours (H, W, 3)), compared with the previous pair's; ``seconds`` the pair's
         compute time. Returns this pair's numbers."""
         flow = np.asarray(flow, np.float32)
@@ -167,8 +168,8 @@ class TemporalMeter:
         row: dict[str, float | None] = {
             "magnitude": float(_length(flow).mean()),
             "flicker": None, "warped_flicker": None,
-            "photometric_error": photometric_error(image1, image2, flow, stride),
-            "image_change": image_change(image1, image2),
+            "photometric_error": mean_photometric_error(img1, img2, flow, stride),
+            "image_change": image_change(img1, img2),
             "label_flip_rate": None, "seconds": seconds,
         }
         if self._flow is not None and self._flow.shape == flow.shape:
@@ -180,9 +181,9 @@ class TemporalMeter:
         self.pairs.append(row)
         return row
 
-    def on_pair(self, index: int, image1: np.ndarray, image2: np.ndarray, flows: tuple) -> None:
+    def on_pair(self, index: int, img1: np.ndarray, img2: np.ndarray, flows: tuple) -> None:
         """:meth:`add` for a drawing loop's callback: ``flows`` = (flow, segmentation or None, ...)."""
-        self.add(image1, image2, flows[0], labels=flows[1])
+        self.add(img1, img2, flows[0], labels=flows[1])
 
     def write_plot(self, path: str | os.PathLike, title: str, seconds: list[float] | None = None) -> None:
         """Draw the pairs' magnitude, flicker and ``seconds`` (compute seconds per pair) into a PNG."""

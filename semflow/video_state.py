@@ -8,7 +8,8 @@ with ``state=None`` is pair mode, unchanged; with ``VideoState()`` (empty) it st
 
 A cut (two unrelated shots back to back) restarts the state: :func:`scene_cut` compares small
 thumbnails of the two frames, and a method may also restart when its own evidence collapses.
-This module sits at the bottom of the package: it imports only numpy and OpenCV.
+This module sits at the bottom of the package: it imports only numpy, OpenCV and :mod:`semflow.warp`
+(which imports nothing of semflow).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from semflow.warp import to_gray
 
 CUT_DIFFERENCE = 40.0
 """Mean absolute difference (grey levels) of the two frames' blurred thumbnails above which a pair is
@@ -72,7 +75,7 @@ thumbnail, not a 64x1 one, whose phase correlation cannot tell unrelated shots a
 
 def _thumbnail(image: np.ndarray, width: int = 64) -> np.ndarray:
     """The blurred grey thumbnail, ``width`` px wide where that leaves each side within :data:`THUMB_SIDES`."""
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    gray = to_gray(image) if image.ndim == 3 else image
     h, w = gray.shape
     low, high = THUMB_SIDES
     scale = max(width / w, low / min(h, w))

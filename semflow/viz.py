@@ -24,6 +24,9 @@ dark, and float32 flows divided by less overflow; beyond a million pixels every 
 DEFAULT_PERCENTILE = 99.0
 """Every picture semflow draws is normalised by this percentile of the magnitudes it shows, unless told
 a ``max_flow``: a few outliers do not wash out the colours (the README states it)."""
+MIN_MAX_FLOW = 1.0
+"""The smallest normaliser (px) :func:`max_flow_of` gives: a still or nearly still flow stays dark instead
+of its sub-pixel noise being drawn at full saturation."""
 
 
 def max_flow_of(flows: Sequence[np.ndarray] | np.ndarray, *, percentile: float = DEFAULT_PERCENTILE,
@@ -38,7 +41,7 @@ def max_flow_of(flows: Sequence[np.ndarray] | np.ndarray, *, percentile: float =
             mag = mag[check_mask(valid[i], mag.shape)]
         mags.append(mag.ravel())
     values = np.concatenate(mags) if mags else np.zeros(1)
-    return max(float(np.percentile(values, percentile)) if values.size else 1.0, 1.0)
+    return max(float(np.percentile(values, percentile)) if values.size else MIN_MAX_FLOW, MIN_MAX_FLOW)
 
 
 WHEEL = flow_vis.make_colorwheel() / 255.0

@@ -61,6 +61,12 @@ def sample_points(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray
     return out.reshape(-1, *channels)[:count].reshape(*shape, *channels)
 
 
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """RGB (H, W, 3) -> grey (H, W) of the same dtype (uint8 frames; float32 from :func:`prepare_image`),
+    with OpenCV's weights (``cv2.COLOR_RGB2GRAY``): the one grey conversion of frames."""
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
 def prepare_image(image: np.ndarray) -> np.ndarray:
     """uint8 RGB (H, W, 3) -> float32 RGB lightly smoothed (sigma 0.8 px), for sub-pixel warping."""
     return cv2.GaussianBlur(image.astype(np.float32), (0, 0), 0.8)

@@ -45,6 +45,24 @@ def test_imports_follow_the_data_flow(path: Path) -> None:
         assert not private, f"{name} imports private names {private} from {module}"
 
 
+LOW_PACKAGES = ("semflow.baseline", "semflow.segmentation", "semflow.io", "semflow.fitting")
+"""Packages below the layer models in the data flow (compose -> layers -> segmentation, baseline, io;
+fitting serves both baseline and layers)."""
+HIGH_MODULES = ("semflow.layers", "semflow.compose", "semflow.semantic")
+
+
+def _is_under(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if _is_under(module_name(p), LOW_PACKAGES)], ids=module_name)
+def test_low_packages_do_not_import_the_layers(path: Path) -> None:
+    name = module_name(path)
+    for module, names in imports_of(path):
+        wanted = [module] + [f"{module}.{n}" for n in names]  # ``from semflow import layers`` counts too
+        upward = [m for m in wanted if _is_under(m, HIGH_MODULES)]
+        assert not upward, f"{name} imports {upward[0]}, which sits above it"
+
 
 def test_no_module_is_longer_than_400_lines() -> None:
     long = {module_name(p): n for p in SOURCES if (n := len(p.read_text().splitlines())) > 420}

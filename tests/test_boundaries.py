@@ -12,10 +12,10 @@ from semflow import temporal
 from semflow.baseline.discrete import consistency
 from semflow.baseline.discrete.proposals import neighbour_flows
 from semflow.compose import compose
+from semflow.fitting.motion_fit import _refit
 from semflow.io.flow import resize_flow
 from semflow.io.images import to_rgb_uint8
 from semflow.layers.context import PairContext
-from semflow.layers.motion_fit import _refit
 from semflow.layers.things import ThingFit
 from semflow.render import draw_pair, render_clip
 from semflow.segmentation.regions import Box, Region
@@ -67,7 +67,7 @@ def test_sampled_photometric_error_leaves_out_points_below_the_last_row():
     img2[-1] = 255
     flow = np.zeros((64, 64, 2), np.float32)
     flow[..., 1] = 1.5  # row 62 lands at 63.5: outside
-    assert temporal.photometric_error(img1, img2, flow, stride=2) == 0.0
+    assert temporal.mean_photometric_error(img1, img2, flow, stride=2) == 0.0
 
 
 def test_meter_compares_labels_with_the_previous_pair():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semflow.layers.common import erode, prepare_image, refine_warp, to_gray
+from semflow.layers.common import erode, prepare_image, refine_warp
 from semflow.layers.context import PairContext
 from semflow.layers.planes import PlaneParams, fit_planes, homography_flow
 from semflow.layers.things.motion import affine_flow, smooth_residual
@@ -13,6 +13,7 @@ from semflow.methods import get_method
 from semflow.metrics import epe
 from semflow.segmentation.regions import Box, Region
 from semflow.synthetic import CAR_ID, ROAD_ID, SceneObject, random_affine, random_homography, render_scene
+from semflow.warp import to_gray
 
 
 def _scene(seed: int, objects: int):

@@ -8,9 +8,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from semflow.fitting.motion_fit import _hypotheses, affine_residuals, plausible
 from semflow.layers import motions
 from semflow.layers.common import gray_frames, prepare_image
-from semflow.layers.motion_fit import _hypotheses, affine_residuals, plausible
 from semflow.layers.motions import (
     MotionParams,
     affine_field,

@@ -23,7 +23,7 @@ from semflow.segmentation import CAMVID, VOC, Box, Segmentation, Segmenter, get_
 from semflow.segmentation.clip.fusion import JointClasses, PriorResult, RegionDecision
 from semflow.segmentation.clip.prompts import parse_prior_classes
 from semflow.segmentation.clip.segmenter import PriorSegmenter, write_prior_decisions
-from semflow.semantic import write_explain
+from semflow.semantic import write_semantic_explain
 
 
 def _one_hot(labels: np.ndarray, count: int) -> np.ndarray:
@@ -152,7 +152,7 @@ def test_explain_json_boxes_are_x0_y0_x1_y1(tmp_path):
     labels = np.full((h, w), CAMVID.class_id("Road"), np.uint8)
     labels[10:30, 70:110] = CAMVID.class_id("Car")
     method = get_method("semantic", baseline="dis-ultrafast", segmentation=labels)
-    write_explain(method.estimate(img1, img2), tmp_path)
+    write_semantic_explain(method.estimate(img1, img2), tmp_path)
     report = json.loads((tmp_path / "explain.json").read_text())
     (thing,) = report["things"]
     x0, y0, x1, y1 = thing["box"]

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from semflow.fitting.motion_fit import MotionParams
 from semflow.layers.common import photometric_error
-from semflow.layers.motion_fit import MotionParams
 from semflow.layers.part_match import correlate_valid, hidden_aware_ssd, rematch_unexplained, taken_pixels
 from semflow.layers.things import thing_params_for
 from semflow.methods import get_method

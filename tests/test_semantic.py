@@ -13,7 +13,7 @@ from semflow.io.images import write_image
 from semflow.methods import get_method
 from semflow.segmentation import get_label_set
 from semflow.segmentation.backends import Segmentation
-from semflow.semantic import SemanticFlow, write_explain
+from semflow.semantic import SemanticFlow, write_semantic_explain
 from semflow.synthetic import CAR_ID, ROAD_ID, make_scene
 
 
@@ -129,7 +129,7 @@ def test_explain_json_is_strict_json_when_a_number_is_undefined(scene, tmp_path)
     report["things"][0]["model_error"] = float("nan")
     report["seconds"]["compose"] = float("inf")
     result.extras["report_json"] = np.array(json.dumps(report))
-    write_explain(result, tmp_path)
+    write_semantic_explain(result, tmp_path)
     written = strict_json((tmp_path / "explain.json").read_text())
     assert written["things"][0]["model_error"] is None and written["seconds"]["compose"] is None
     assert written["things"][0]["class"] == "Car"
@@ -138,7 +138,7 @@ def test_explain_json_is_strict_json_when_a_number_is_undefined(scene, tmp_path)
 def test_write_explain_writes_maps_layers_and_decisions(scene, tmp_path):
     method = get_method("semantic", baseline="dis-medium")
     result = method.estimate(scene.img1, scene.img2, labels=scene.labels)
-    write_explain(result, tmp_path)
+    write_semantic_explain(result, tmp_path)
     from semflow.io.images import read_image
 
     model_ids = read_image(tmp_path / "model_map_ids.png")[..., 0]
@@ -157,4 +157,4 @@ def test_write_explain_writes_maps_layers_and_decisions(scene, tmp_path):
     with pytest.raises(InputError, match="no semantic layers"):
         from semflow.baseline.base import FlowResult
 
-        write_explain(FlowResult(result.flow), tmp_path / "other")
+        write_semantic_explain(FlowResult(result.flow), tmp_path / "other")

@@ -20,7 +20,7 @@ from semflow.layers.boundary_layers import (
 )
 from semflow.methods import get_method
 from semflow.metrics import endpoint_error
-from semflow.semantic import write_explain as semantic_write_explain
+from semflow.semantic import write_semantic_explain
 from semflow.sharpen import SharpenedFlow, report_entries
 from semflow.synthetic import make_scene, moving_patch_scene, translation_scene
 from semflow.video_state import VideoState
@@ -317,7 +317,7 @@ def test_semantic_explain_lists_its_baselines_sharpen_regions(tmp_path: Path) ->
     scene = make_scene(seed=0, num_objects=2, object_shift=20.0)
     method = get_method("semantic", baseline="dis-medium", segmentation=scene.labels, sharpen=True)
     result = method.estimate(scene.img1, scene.img2)
-    semantic_write_explain(result, tmp_path)
+    write_semantic_explain(result, tmp_path)
     report = json.loads((tmp_path / "explain.json").read_text())
     assert report["sharpen"] == report_entries(method.baseline.last_reports) and report["sharpen"]
     unsharpened = read_flow(tmp_path / "baseline_unsharpened.flo")

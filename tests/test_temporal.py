@@ -20,8 +20,8 @@ from semflow.temporal import (
     flicker,
     label_flip_rate,
     largest_jump,
+    mean_photometric_error,
     metric_stride,
-    photometric_error,
     warped_flicker,
 )
 from semflow.viz import add_class_legend, add_legend, label_image, legend_text_box
@@ -36,10 +36,10 @@ def test_photometric_error_of_large_frames_is_measured_on_a_sample_that_agrees_w
     flow = np.zeros((540, 960, 2), np.float32) + (4.0, -1.0)
     image2 = np.roll(image1, (-1, 2), axis=(0, 1))  # moved by (2, -1): the flow is 2 px off in x
     noisy = np.clip(image2.astype(np.int16) + rng.integers(-6, 7, image2.shape), 0, 255).astype(np.uint8)
-    whole = photometric_error(image1, noisy, flow)
-    sampled = photometric_error(image1, noisy, flow, stride=2)
+    whole = mean_photometric_error(image1, noisy, flow)
+    sampled = mean_photometric_error(image1, noisy, flow, stride=2)
     assert whole > 1.0 and sampled == pytest.approx(whole, rel=0.02)
-    assert photometric_error(image1, noisy, flow - (2.0, 0.0), stride=2) < 0.9 * sampled  # the right flow scores better
+    assert mean_photometric_error(image1, noisy, flow - (2.0, 0.0), stride=2) < 0.9 * sampled  # the right flow scores better
 
 
 def test_flicker_of_constant_flows():
@@ -66,8 +66,8 @@ def test_warped_flicker_follows_a_moving_object():
 def test_photometric_error_and_flips_on_an_exact_sequence():
     seq = make_sequence(4, 96, 128, seed=5)
     for k in range(3):
-        exact = photometric_error(seq.frames[k], seq.frames[k + 1], seq.flows[k])
-        zero = photometric_error(seq.frames[k], seq.frames[k + 1], np.zeros_like(seq.flows[k]))
+        exact = mean_photometric_error(seq.frames[k], seq.frames[k + 1], seq.flows[k])
+        zero = mean_photometric_error(seq.frames[k], seq.frames[k + 1], np.zeros_like(seq.flows[k]))
         assert exact < 4.0 and zero > 2.5 * exact
     # labels moved by an integer shift: every label "flips" somewhere, none after motion compensation
     labels = (np.indices((40, 50)).sum(0) // 7 % 3).astype(np.uint8)

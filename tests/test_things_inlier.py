@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from semflow.baseline.base import FlowResult, GivenFlow
-from semflow.layers.motion_fit import MotionParams
+from semflow.fitting.motion_fit import MotionParams
 from semflow.layers.things import ThingParams, thing_params_for
 from semflow.methods import get_method
 from semflow.metrics import epe
@@ -77,7 +77,7 @@ def test_each_match_can_have_its_own_inlier_distance() -> None:
     # A tight cluster (the baseline's and the patches' matches) and a loose one (a rematched part whose
     # points scatter by up to 1.4 px): with the loose matches' own, wider distance they make one motion
     # and all join it; at the tight distance for all they break up (a third motion, or outliers).
-    from semflow.layers.motion_fit import fit_motions
+    from semflow.fitting.motion_fit import fit_motions
 
     rng = np.random.default_rng(0)
     tight = rng.uniform(0, 100, (150, 2))

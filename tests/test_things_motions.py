@@ -11,8 +11,8 @@ import pytest
 import semflow.layers.motions as motions
 import semflow.layers.things.fit as thing_fit
 from semflow.baseline.base import GivenFlow
+from semflow.fitting.motion_fit import MotionParams
 from semflow.layers.context import PairContext
-from semflow.layers.motion_fit import MotionParams
 from semflow.layers.things import ThingParams, fit_things, thing_params_for
 from semflow.layers.things.instances import compromise
 from semflow.methods import get_method

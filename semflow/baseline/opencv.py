@@ -6,11 +6,7 @@ import cv2
 import numpy as np
 
 from semflow.baseline.base import FlowMethod, FlowResult
-
-
-def to_gray(image: np.ndarray) -> np.ndarray:
-    """uint8 RGB (H, W, 3) -> uint8 gray (H, W)."""
-    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+from semflow.warp import to_gray
 
 
 def padded_pair(gray1: np.ndarray, gray2: np.ndarray, min_side: int, *, replicate: bool

@@ -9,12 +9,12 @@ jumps, as a small layered problem per place:
    widened by ``widen`` px: the *uncertain* pixels. Each connected group of them is one region, solved in
    its box padded by ``margin`` px; the box's other pixels are *trusted*.
 2. **Motions.** Affine motions of the trusted pixels' flow, fitted with a label cost
-   (:func:`~semflow.layers.motion_fit.fit_motions`, as the things layer does for touching things); then
+   (:func:`~semflow.fitting.motion_fit.fit_motions`, as the things layer does for touching things); then
    the motion of the uncertain pixels' flow that most of those none of these explains move with
    (:func:`missed_motions`: a thing too narrow to have trusted pixels of its own). A region with fewer than two motions is left alone,
    and so is one whose trusted pixels its motions do not explain (``min_explained``).
 3. **Assignment.** Each box pixel within ``cut_reach`` px of an uncertain one takes one motion by a
-   graph cut (:func:`~semflow.layers.graph_cut.solve_assignment`; the others keep the motion nearest
+   graph cut (:func:`~semflow.fitting.graph_cut.solve_assignment`; the others keep the motion nearest
    their flow): uncertain pixels by the photometric error of
    each motion (smoothed over about 1 px) plus a small cost for leaving their flow's motion, trusted
    pixels by how far their flow is from the motion (a larger cost), with
@@ -51,6 +51,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from semflow.fitting.graph_cut import solve_assignment
+from semflow.fitting.motion_fit import MotionParams, affine_field, affine_residuals, fit_motions, plausible
 from semflow.flow_jumps import flow_jumps, near_jumps
 from semflow.io.flow import check_flow
 from semflow.layers.common import (
@@ -63,8 +65,6 @@ from semflow.layers.common import (
     refine_warp,
     subsample_points,
 )
-from semflow.layers.graph_cut import solve_assignment
-from semflow.layers.motion_fit import MotionParams, affine_field, affine_residuals, fit_motions, plausible
 from semflow.layers.motions import covered_by_others, photometric_costs
 from semflow.warp import hidden_by_collision, landing_conflicts, smoothed_error, smoothed_photometric_error
 

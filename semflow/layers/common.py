@@ -11,8 +11,9 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from semflow.fitting.morphology import LARGE_RADIUS, dilate, disk, erode  # noqa: F401 (shared here)
 from semflow.segmentation.regions import Box
-from semflow.warp import ERROR_CAP, photometric_error, prepare_image  # noqa: F401 (shared here)
+from semflow.warp import ERROR_CAP, photometric_error, prepare_image, to_gray  # noqa: F401 (shared here)
 
 PHOTOMETRIC_SCALE = 10.0
 """Grey levels of photometric error at which a pixel's photometric confidence falls to 1/e."""
@@ -85,38 +86,6 @@ def subsample_points(mask: np.ndarray, max_points: int, rng: np.random.Generator
     return ys, xs
 
 
-def disk(radius: int) -> np.ndarray:
-    """A uint8 disk structuring element of the given radius (pixels)."""
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-
-
-def erode(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Bool mask eroded by a disk of ``radius`` px (unchanged for radius 0)."""
-    if radius <= 0:
-        return mask.astype(bool)
-    return cv2.erode(mask.astype(np.uint8), disk(radius), borderType=cv2.BORDER_REPLICATE).astype(bool)
-
-
-LARGE_RADIUS = 10
-"""Dilations by more than this many px use a distance transform (a kernel that large is slow)."""
-
-
-def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Bool mask dilated by a disk of ``radius`` px (unchanged for radius 0).
-
-    Radii above LARGE_RADIUS: the pixels within ``radius + 0.5`` px (Euclidean) of the mask, which
-    differs from the disk kernel by a few pixels along the rim.
-    """
-    if radius <= 0:
-        return mask.astype(bool)
-    if radius > LARGE_RADIUS:
-        if not mask.any():
-            return np.zeros(mask.shape, bool)
-        distance = cv2.distanceTransform((~mask.astype(bool)).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        return distance <= radius + 0.5
-    return cv2.dilate(mask.astype(np.uint8), disk(radius)).astype(bool)
-
-
 def tiles(mask: np.ndarray, side: int) -> list[tuple[slice, slice]]:
     """The squares of ``side`` px tiling the bounding box of ``mask`` (h, w) from its top-left corner
     that hold at least half a square of its pixels, as (rows, columns) slices."""
@@ -130,11 +99,6 @@ def tiles(mask: np.ndarray, side: int) -> list[tuple[slice, slice]]:
             if mask[cell].sum() >= 0.5 * side * side:
                 out.append(cell)
     return out
-
-
-def to_gray(image: np.ndarray) -> np.ndarray:
-    """float32 RGB (H, W, 3) -> float32 gray (H, W)."""
-    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
 def warp_target(gray2: np.ndarray) -> np.ndarray:

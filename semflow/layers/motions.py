@@ -2,17 +2,17 @@
 
 Plain arrays in, plain arrays out; the things layer calls it for each region. Three steps:
 
-1. **Matches** (:func:`~semflow.layers.motion_fit.patch_matches`): the baseline's confident flow is one source, but on thin or
+1. **Matches** (:func:`~semflow.fitting.motion_fit.patch_matches`): the baseline's confident flow is one source, but on thin or
    fast objects it is often wrong or missing, so the region also gets its own sparse matches: small
    patches of frame 1 on a grid inside the region, each searched for in frame 2 by normalised
    cross-correlation in a window that covers the baseline's motion and zero motion; a match is kept
    when its peak is high and clearly above the next one.
-2. **Models** (:func:`~semflow.layers.motion_fit.fit_motions`): multi-model fitting with a label cost (a greedy facility-location
+2. **Models** (:func:`~semflow.fitting.motion_fit.fit_motions`): multi-model fitting with a label cost (a greedy facility-location
    solution of ``sum_i min_k rho(r_ik) + label_cost * #models``, as in PEARL / "energy with a label
    cost"): affine hypotheses from minimal samples of spatially close matches and translations from
    single ones; the best set is grown one model at a time while a model pays for itself, then each
    model is refitted to its matches by least squares (a few alternations).
-3. **Assignment** (:func:`motion_costs`, solved by :mod:`semflow.layers.graph_cut`): each pixel takes
+3. **Assignment** (:func:`motion_costs`, solved by :mod:`semflow.fitting.graph_cut`): each pixel takes
    one motion; unary = photometric error of the motion (truncated) plus its disagreement with a
    confident baseline, pairwise = a contrast-sensitive Potts term; solved by alpha-expansion. Pixels
    that a motion in front covers in frame t+1 (:func:`covered_by_others`, depth order from which motion
@@ -32,9 +32,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from semflow.fitting.graph_cut import assign_motions, label_changes, pairwise_weights, solve_assignment
+from semflow.fitting.motion_fit import MotionParams, affine_field, fit_motions, patch_matches
 from semflow.layers.common import dilate, erode, magnitude, photometric_error, subsample_points
-from semflow.layers.graph_cut import assign_motions, label_changes, pairwise_weights, solve_assignment
-from semflow.layers.motion_fit import MotionParams, affine_field, fit_motions, patch_matches
 from semflow.layers.part_match import rematch_unexplained
 from semflow.warp import footprint, landings
 

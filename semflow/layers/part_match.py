@@ -19,8 +19,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from semflow.fitting.motion_fit import MotionParams, affine_field
 from semflow.layers.common import dilate, erode, photometric_error, refine_warp, tiles, warp_target
-from semflow.layers.motion_fit import MotionParams, affine_field
 
 TAKEN_AGREEMENT = 1.0
 """A region pixel marks where it lands as taken only when its motion agrees with the baseline's flow

@@ -155,7 +155,7 @@ class Tracks:
         candidates = [t for t in self.tracks if t.kind == kind]
         scores = []
         for i, region in enumerate(regions):
-            full = _full_mask(region, shape)
+            full = region.full_mask(shape)
             for j, track in enumerate(candidates):
                 if track.class_id != region.class_id:
                     continue
@@ -204,12 +204,6 @@ class Tracks:
             previous = None if m.get("previous") is None else np.array(m["previous"], np.float64).reshape(3, 3)
             tracks.append(Track(m["id"], m["kind"], m["class"], mask, model, list(m["history"]), pending, previous))
         return cls(tracks, meta["next_id"], arrays.get("prior"))
-
-
-def _full_mask(region: Region, shape: tuple[int, int]) -> np.ndarray:
-    full = np.zeros(shape, bool)
-    full[region.slices] = region.mask
-    return full
 
 
 # --- the gate with memory ---------------------------------------------------------------------------
@@ -378,7 +372,7 @@ def advance_tracks(memory: Tracks | None, planes: list[PlaneFit], plane_tracks: 
     plane_ids, thing_ids = [], []
     for fit, track in zip(planes, plane_tracks):
         tid = memory.new_id() if track is None else track.track_id
-        mask = carry_mask(_full_mask(fit.region, shape), flow)
+        mask = carry_mask(fit.region.full_mask(shape), flow)
         if fit.candidate or (not fit.accepted and (track is None or not track.history)):
             # No history yet: the track stays young; a candidate fit waits for the next pair to confirm it.
             kept.append(Track(tid, "plane", fit.region.class_id, mask, pending=fit.homography if fit.candidate else None))
@@ -396,7 +390,7 @@ def advance_tracks(memory: Tracks | None, planes: list[PlaneFit], plane_tracks: 
         history = ([] if track is None else track.history)[-(HISTORY - 1):]
         fit = fits.get(region.id)
         history = history + [bool(fit.accepted)] if fit is not None else []
-        kept.append(Track(tid, "thing", region.class_id, carry_mask(_full_mask(region, shape), flow),
+        kept.append(Track(tid, "thing", region.class_id, carry_mask(region.full_mask(shape), flow),
                           thing_motion(fit), history))
         thing_ids.append(tid)
     memory.tracks = kept

@@ -35,7 +35,7 @@ import numpy as np
 
 from semflow.baseline.opencv import dis_flow
 from semflow.segmentation.base import Segmentation
-from semflow.warp import warp_backward
+from semflow.warp import to_gray, warp_backward
 
 EPS = 1e-6
 
@@ -80,10 +80,6 @@ class TemporalSegmentation:
         self._gray: np.ndarray | None = None
         self._belief: np.ndarray | None = None
 
-    def reset(self) -> None:
-        """Forget the past (a new video, or a cut the caller detected)."""
-        self._gray, self._belief, self.trust = None, None, None
-
     def fuse(self, image: np.ndarray, probs: np.ndarray, *, backward_flow: np.ndarray | None = None,
              forward_flow: np.ndarray | None = None) -> np.ndarray:
         """Fused probabilities (H, W, C) float32 of frame t.
@@ -94,7 +90,7 @@ class TemporalSegmentation:
         count) is returned as given.
         """
         probs = np.asarray(probs, np.float32)
-        gray = cv2.cvtColor(np.asarray(image, np.uint8), cv2.COLOR_RGB2GRAY)
+        gray = to_gray(np.asarray(image, np.uint8))
         if self._belief is None or self._belief.shape != probs.shape or self.switch >= 1.0:
             self._gray, self._belief, self.trust = gray, probs, None
             return probs
@@ -151,7 +147,7 @@ def carry_belief(belief: np.ndarray, image0: np.ndarray, image1: np.ndarray, for
     scale = w / width
     if (h, w) != (height, width):
         forward = cv2.resize(forward, (w, h), interpolation=cv2.INTER_AREA) * scale
-    grey = [cv2.resize(cv2.cvtColor(np.asarray(im, np.uint8), cv2.COLOR_RGB2GRAY), (w, h),
+    grey = [cv2.resize(to_gray(np.asarray(im, np.uint8)), (w, h),
                        interpolation=cv2.INTER_AREA).astype(np.float32) for im in (image0, image1)]
     back, converged = invert_flow(forward)
     previous, inside = warp_backward(np.asarray(belief, np.float32), back)

@@ -66,8 +66,8 @@ def grid_energy(unary: torch.Tensor, flows: torch.Tensor, labels: torch.Tensor, 
     return float(e + lam * (dx.sum() + dy.sum()))
 
 
-def _solve_rows(unary: torch.Tensor, flows: torch.Tensor, labels: torch.Tensor, along: torch.Tensor,
-                across: torch.Tensor) -> torch.Tensor:
+def _solve_rows(unary: torch.Tensor, labels: torch.Tensor, along: torch.Tensor, across: torch.Tensor
+                ) -> torch.Tensor:
     """One exact DP pass over every row, the rows above and below held at ``labels``.
 
     along: (H, W-1, K, K) pairwise tables between row neighbours; across: (H-1, W, K, K) between a
@@ -109,8 +109,8 @@ def solve_bcd(unary: torch.Tensor, flows: torch.Tensor, *, lam: float, tau: floa
     if labels is None:
         labels = unary.argmin(2)
     for _ in range(sweeps):
-        labels = _solve_rows(unary, flows, labels, horizontal, vertical)
-        labels = _solve_rows(unary_t, None, labels.T, horizontal_t, vertical_t).T
+        labels = _solve_rows(unary, labels, horizontal, vertical)
+        labels = _solve_rows(unary_t, labels.T, horizontal_t, vertical_t).T
     return labels.contiguous()
 
 

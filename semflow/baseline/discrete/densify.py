@@ -288,8 +288,8 @@ def weighted_median(image: np.ndarray, flow: np.ndarray, *, radius: int, sigma: 
     return np.where(moved[..., None], filtered, flow).astype(np.float32)
 
 
-def dense_confidence(grid_conf: np.ndarray, stride: int, image_size: tuple[int, int], gray1: np.ndarray,
-                     gray2: np.ndarray, flow: np.ndarray, *, photometric_scale: float = 12.0) -> np.ndarray:
+def dense_confidence(grid_conf: np.ndarray, image_size: tuple[int, int], gray1: np.ndarray, gray2: np.ndarray,
+                     flow: np.ndarray, *, photometric_scale: float = 12.0) -> np.ndarray:
     """Per-pixel confidence (H, W) float32 in [0, 1].
 
     The product of (a) match support: the Gaussian-weighted mean of the grid points' confidences

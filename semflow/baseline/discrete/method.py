@@ -44,6 +44,7 @@ from semflow.errors import InputError
 from semflow.flow_jumps import near_jumps
 from semflow.timing import StageTimer
 from semflow.video_state import VideoState
+from semflow.warp import to_gray
 
 MIN_SIDE = 32
 """Frames are padded (reflecting) to at least this size, so the pyramid always has a level."""
@@ -213,8 +214,7 @@ class DiscreteFlow(FlowMethod):
         img1 = _pad_to(img1, MIN_SIDE, MIN_SIDE)
         img2 = _pad_to(img2, MIN_SIDE, MIN_SIDE)
         h, w = img1.shape[:2]
-        gray1 = cv2.cvtColor(img1, cv2.COLOR_RGB2GRAY)
-        gray2 = cv2.cvtColor(img2, cv2.COLOR_RGB2GRAY)
+        gray1, gray2 = to_gray(img1), to_gray(img2)
         levels = p.levels
         while levels > 0 and min(h, w) >> levels < MIN_COARSE_SIDE:
             levels -= 1
@@ -343,7 +343,7 @@ class DiscreteFlow(FlowMethod):
         # A grid point's confidence: kept, forward-backward consistent, and its patches correlate.
         consistent = np.exp(-0.5 * (np.minimum(fb_err, 1e3) / np.maximum(fb_limit, 1e-3)) ** 2)
         grid_conf = np.where(valid, consistent * match_fit, 0.0)
-        confidence = densify.dense_confidence(grid_conf, stride, (h, w), gray1, gray2, flow)
+        confidence = densify.dense_confidence(grid_conf, (h, w), gray1, gray2, flow)
         lap("confidence")
         self.last_timings = timings
         extras = {

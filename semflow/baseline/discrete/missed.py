@@ -9,14 +9,14 @@ This step looks there again:
    grey levels, in connected groups ("blobs") of at least ``min_pixels``.
 2. **Which motion.** Small colour patches (``patch`` px) on a grid in each blob are matched in frame
    t+1 by normalised cross-correlation within ``search`` px of the flow
-   (:func:`~semflow.layers.motion_fit.patch_matches`), and affine motions are fitted to the matches
-   with a label cost (:func:`~semflow.layers.motion_fit.fit_motions`). The one most matches move with
+   (:func:`~semflow.fitting.motion_fit.patch_matches`), and affine motions are fitted to the matches
+   with a label cost (:func:`~semflow.fitting.motion_fit.fit_motions`). The one most matches move with
    (within ``agree`` px) is the blob's missed motion when at least ``min_share`` of the patch centres
    tried (and ``min_support``) move with it and it differs from the flow at them by at least
    max(``jump``, ``jump_relative`` * its length): a motion the flow does not have, not a correction of
    one it has.
 3. **Which pixels.** Pixels of the blob widened by ``grow`` px choose between the flow and the motion
-   by a graph cut (:func:`~semflow.layers.graph_cut.solve_assignment`): each side costs its smoothed
+   by a graph cut (:func:`~semflow.fitting.graph_cut.solve_assignment`): each side costs its smoothed
    colour error (capped at ``cap``), with a contrast-sensitive Potts term on frame t's colours
    (``smoothness``). Pixels that neither explains (error above ``error`` under both: hidden in frame
    t+1, like the end of a car that drives behind another) cost the same under both, so they go with
@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from semflow.layers.graph_cut import solve_assignment
-from semflow.layers.motion_fit import MotionParams, affine_field, fit_motions, patch_centres, patch_matches
+from semflow.fitting.graph_cut import solve_assignment
+from semflow.fitting.motion_fit import MotionParams, affine_field, fit_motions, patch_centres, patch_matches
 from semflow.warp import prepare_image, smoothed_photometric_error
 
 Box = tuple[int, int, int, int]
@@ -90,13 +90,13 @@ class MissedParams:
     """Seed of the motion fitting's random samples (each blob draws from its own stream)."""
 
     def patches(self) -> MotionParams:
-        """The patch matching's settings in :func:`~semflow.layers.motion_fit.patch_matches`' terms."""
+        """The patch matching's settings in :func:`~semflow.fitting.motion_fit.patch_matches`' terms."""
         return MotionParams(patch=self.patch, patch_step=self.step, max_patches=self.max_patches,
                             search=self.search, min_ncc=self.min_ncc, min_peak_margin=self.min_peak_margin,
                             inlier=self.agree)
 
     def cut(self) -> MotionParams:
-        """The graph cut's settings in :func:`~semflow.layers.graph_cut.solve_assignment`'s terms."""
+        """The graph cut's settings in :func:`~semflow.fitting.graph_cut.solve_assignment`'s terms."""
         return MotionParams(smoothness=self.smoothness)
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from semflow.fitting.motion_fit import affine_residuals
 from semflow.layers.common import dilate, erode, magnitude, photometric_error, subsample_points
 from semflow.layers.context import PairContext
-from semflow.layers.motion_fit import affine_residuals
 from semflow.layers.motions import MotionSplit, fit_motions, reassign_motions, split_motions
 from semflow.layers.things.motion import affine_flow, layer_flow, polish_affine
 from semflow.layers.things.params import ThingParams

@@ -27,6 +27,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from semflow.fitting.motion_fit import plausible
 from semflow.layers.common import (
     ERROR_CAP,
     GrayFrames,
@@ -39,7 +40,6 @@ from semflow.layers.common import (
     tiles,
 )
 from semflow.layers.context import PairContext
-from semflow.layers.motion_fit import plausible
 from semflow.layers.motions import covered_by_others
 from semflow.layers.things.params import ThingParams
 from semflow.segmentation.regions import Box
@@ -90,7 +90,7 @@ def affine_error(affines: list[np.ndarray], support: np.ndarray, box: Box, gray:
 def polish_affine(affine: np.ndarray, support: np.ndarray, box: Box, gray: GrayFrames, params: ThingParams,
                   rng: np.random.Generator) -> np.ndarray:
     """The affine motion refined photometrically over ``support`` (h, w) when that lowers the error and
-    the result is :func:`~semflow.layers.motion_fit.plausible`."""
+    the result is :func:`~semflow.fitting.motion_fit.plausible`."""
     if not params.photometric_refinement or support.sum() < params.min_points:
         return affine
     refined = refine_warp(gray.gray1, gray.gray2, affine, support, box, rng=rng,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from semflow.layers.motion_fit import MotionParams
+from semflow.fitting.motion_fit import MotionParams
 from semflow.layers.veto import VetoParams
 from semflow.segmentation.regions import Box, Region
 
@@ -167,7 +167,7 @@ class ThingParams:
     object pixels) of the first motion's agreement with the baseline's confident flow, the judgement
     accepts it and it explains the pixels it changes no worse than the first model (median error)."""
     motions: MotionParams = MotionParams()
-    """Settings of the motion split itself (:class:`~semflow.layers.motion_fit.MotionParams`)."""
+    """Settings of the motion split itself (:class:`~semflow.fitting.motion_fit.MotionParams`)."""
     reassign: bool = True
     """Once the split's motions are refined, the pixels near their boundaries choose again among the
     refined flows, by colour on the frames as given (:func:`~semflow.layers.motions.reassign_motions`).

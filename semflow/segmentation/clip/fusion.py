@@ -44,7 +44,6 @@ class JointClasses:
     names: tuple[str, ...]
     kinds: tuple[str, ...]
     clip_to_joint: np.ndarray
-    num_backbone: int
     void_id: int | None
 
     @classmethod
@@ -70,7 +69,7 @@ class JointClasses:
             mapping.append(match)
         if len(names) > 255:
             raise InputError(f"{len(names)} classes in all: a label map holds at most 255; shorten --prior-classes")
-        return cls(tuple(names), tuple(kinds), np.array(mapping, np.int64), len(backbone_names), void_id)
+        return cls(tuple(names), tuple(kinds), np.array(mapping, np.int64), void_id)
 
 
 @dataclass(frozen=True)

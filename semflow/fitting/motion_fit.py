@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from semflow.layers.common import erode
+from semflow.fitting.morphology import erode
 from semflow.warp import pixel_grid
 
 
@@ -102,7 +102,7 @@ class MotionParams:
     and the real data within 0.2 % for about a tenth of the things stage's time. ``--sharpen``'s
     boundary layers use two (:data:`~semflow.layers.boundary_layers.BOUNDARY_MOTIONS`)."""
     full_pixels: int = 20000
-    """Assignments over more pixels are solved at half resolution first (see :func:`~semflow.layers.graph_cut.solve_assignment`)."""
+    """Assignments over more pixels are solved at half resolution first (see :func:`~semflow.fitting.graph_cut.solve_assignment`)."""
     refine_band: int = 2
     """...then redone at full resolution within this many px of the half-resolution labels' changes."""
 

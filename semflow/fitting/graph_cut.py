@@ -17,8 +17,8 @@ import cv2
 import maxflow
 import numpy as np
 
-from semflow.layers.common import dilate
-from semflow.layers.motion_fit import MotionParams
+from semflow.fitting.morphology import dilate
+from semflow.fitting.motion_fit import MotionParams
 
 __all__ = ["assign_motions", "label_changes", "pairwise_weights", "solve_assignment"]
 
