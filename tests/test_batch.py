@@ -3,6 +3,7 @@ reported and skipped, a worker killed mid-batch and ``--resume``; input expansio
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -19,10 +20,10 @@ from conftest import moving_frames
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.batch import Batch, BatchOptions, Chunk, expand_inputs, plan_chunks
 from semflow.batch.cluster import check_address, ray_starting, worker_gpus, workers_to_start
-from semflow.errors import InputError, OutputError, SemflowError
+from semflow.errors import InputError, OutputError, SemflowError, SemflowWarning
 from semflow.io.images import write_image
 from semflow.io.outputs import OutputFolder
-from semflow.io.video import VideoWriter
+from semflow.io.video import FrameSource, VideoWriter
 from semflow.methods import get_method
 from semflow.pipeline import RunOptions, run_video
 from semflow.runstore import WORK_DIR, reopen_store
@@ -120,35 +121,56 @@ def test_batch_gives_run_outputs_and_skips_bad_clips(tmp_path: Path) -> None:
         assert_same_as_run(clip, out / name, tmp_path / "run" / name)
 
 
-class DieOnce(FlowMethod):
-    """dis-fast, except that the worker computing the ``at``-th pair of frames ``width`` px wide kills its
-    own process (SIGKILL, as the OOM killer would) the first time, leaving ``marker`` behind."""
+class DieAt(FlowMethod):
+    """dis-fast, except that the worker computing the pair whose first frame hashes to ``frame_sha`` kills
+    its own process (SIGKILL, as the OOM killer would), the first ``times`` times (counted in ``marker``)."""
 
     name = METHOD
 
-    def __init__(self, marker: str, width: int, at: int) -> None:
-        self.inner, self.marker, self.width, self.at, self.calls = get_method(METHOD), marker, width, at, 0
+    def __init__(self, marker: str, frame_sha: str, times: int) -> None:
+        self.inner, self.marker, self.frame_sha, self.times = get_method(METHOD), marker, frame_sha, times
 
     def _estimate(self, img1: np.ndarray, img2: np.ndarray, **kwargs) -> FlowResult:
-        if img1.shape[1] == self.width and not os.path.exists(self.marker):
-            self.calls += 1
-            if self.calls == self.at:
-                Path(self.marker).write_text("killed")
+        if hashlib.sha256(img1.tobytes()).hexdigest() == self.frame_sha:
+            deaths = int(Path(self.marker).read_text()) if os.path.exists(self.marker) else 0
+            if deaths < self.times:
+                Path(self.marker).write_text(str(deaths + 1))
                 os.kill(os.getpid(), signal.SIGKILL)
         return self.inner.estimate(img1, img2)
 
 
-def test_a_killed_worker_fails_its_clip_only_and_resume_finishes_it(tmp_path: Path) -> None:
+def _dying_batch(tmp_path: Path, times: int) -> tuple[list[Path], BatchOptions]:
+    """Three clips; the workers die at pair 4 of ``b`` (a chunk of 3 pairs: 3-5) the first ``times`` times."""
     clips = [write_video(tmp_path / "a.mp4", 8, seed=1), write_video(tmp_path / "b.mp4", 11, width=72, seed=2),
              write_video(tmp_path / "c.mp4", 7, seed=3)]
+    frame = list(FrameSource(clips[1]))[4]
+    method = DieAt(str(tmp_path / "killed"), hashlib.sha256(frame.tobytes()).hexdigest(), times)
+    return clips, BatchOptions(method=method, workers=2, chunk_pairs=3, save_flo=True)
+
+
+def test_a_chunk_whose_worker_dies_is_computed_again_once(tmp_path: Path) -> None:
+    """A worker killed mid-chunk (the OOM killer, a node lost) failed its clip though Ray restarts the worker
+    and a chunk can be computed again: the chunk is now sent again, once, with a warning."""
+    clips, options = _dying_batch(tmp_path, times=1)
+    with pytest.warns(SemflowWarning, match=r"^b: a worker died while computing pairs 3-5 .*; computing them again$"):
+        with Batch(tmp_path / "out", options) as batch:
+            batch.submit(clips)
+            results = {r.name: r for r in batch.results()}
+    assert (tmp_path / "killed").read_text() == "1"
+    assert all(r.status == "ok" for r in results.values()), {n: r.error for n, r in results.items()}
+    for clip in clips:
+        assert_same_as_run(clip, tmp_path / "out" / clip.stem, tmp_path / "run" / clip.stem)
+
+
+def test_a_chunk_whose_worker_dies_twice_fails_its_clip_only_and_resume_finishes_it(tmp_path: Path) -> None:
+    clips, options = _dying_batch(tmp_path, times=2)
     out = tmp_path / "out"
-    method = DieOnce(str(tmp_path / "killed"), width=72, at=5)
-    options = BatchOptions(method=method, workers=2, chunk_pairs=3, save_flo=True)
-    with Batch(out, options) as batch:
-        batch.submit(clips)
-        results = {r.name: r for r in batch.results()}
-    assert (tmp_path / "killed").exists()
-    assert results["b"].status == "failed" and results["b"].error.startswith("a worker died while computing pairs")
+    with pytest.warns(SemflowWarning, match="computing them again"):
+        with Batch(out, options) as batch:
+            batch.submit(clips)
+            results = {r.name: r for r in batch.results()}
+    assert (tmp_path / "killed").read_text() == "2"
+    assert results["b"].status == "failed" and results["b"].error.startswith("a worker died while computing pairs 3-5")
     assert results["a"].status == results["c"].status == "ok", (results["a"].error, results["c"].error)
     kept = reopen_store(out / "b", True).recorded()
     assert 4 <= len(kept) < 10  # the finished pairs of the dead worker and the other chunks are kept
@@ -258,6 +280,41 @@ def test_an_address_nobody_answers_at_fails_in_one_line_before_ray() -> None:
     check_address("auto")  # left to Ray
 
 
+def test_an_address_that_answers_but_is_no_ray_fails_in_one_line_and_a_ray_passes() -> None:
+    """A port that accepts connections but is no Ray (a web server) passed the check, and ray.init then
+    waited on it for good, printing Ray's log lines every 5 s. The check now asks for a gRPC answer."""
+    import http.server
+    import threading
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address = f"127.0.0.1:{server.server_address[1]}"
+        started = time.monotonic()
+        with pytest.raises(SemflowError, match=rf"^{address} answers, but not as a Ray cluster \(no gRPC reply"):
+            check_address(address)
+        assert time.monotonic() - started < 10
+    finally:
+        server.shutdown()
+        server.server_close()
+    check_address(ray.get_runtime_context().gcs_address)  # this module's own Ray answers
+
+
+def test_a_batch_without_address_starts_its_own_ray_whatever_ray_address_says(cli_env, tmp_path: Path) -> None:
+    """With RAY_ADDRESS set (a Ray job's shell), or a cluster `ray start` left behind, ray.init joined it and
+    refused the CPU count: a ValueError traceback. Without --address a batch starts a Ray of its own."""
+    script = f"""
+from semflow.batch import Batch, BatchOptions
+batch = Batch({str(tmp_path / "out")!r}, BatchOptions(method="dis-fast", workers=1))
+batch.start()
+print("started")
+batch.close()
+"""
+    env = {**cli_env, "RAY_ADDRESS": "127.0.0.1:1"}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.stdout.strip() == "started", proc.stdout + proc.stderr
+
+
 def test_no_more_workers_than_tasks_to_run_at_once() -> None:
     # 24 workers were started for 2 clips of one chunk each (each worker holds a built method)
     assert workers_to_start(24, [1, 1]) == 2
@@ -345,3 +402,28 @@ finally:
     proc = subprocess.run([sys.executable, "-c", script], env=cli_env, capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "unwound", proc.stdout + proc.stderr
     assert "SIGTERM received" not in proc.stderr
+
+
+def test_ray_failing_to_join_an_address_is_one_line_naming_token_authentication(monkeypatch) -> None:
+    """A cluster `ray start` made has token authentication on: --address HOST:PORT without RAY_AUTH_MODE=token
+    failed after 20 s with Ray's generic "Failed to connect" (and 20 lines of its log), nothing said why."""
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    with pytest.raises(SemflowError, match=r"^could not join the Ray cluster at 10\.0\.0\.9:6379: Failed to connect"
+                                           r" to Ray cluster at 10\.0\.0\.9:6379; a cluster with token authentication"
+                                           r" \(Ray's default\) needs RAY_AUTH_MODE=token here too"):
+        with ray_starting("10.0.0.9:6379"):
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.9:6379")
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    with pytest.raises(SemflowError, match=r"^could not start Ray on this machine: When connecting to an existing"):
+        with ray_starting():
+            raise ValueError("When connecting to an existing cluster, num_cpus and num_gpus must not be provided.")
+
+
+def test_the_clips_bar_counts_clips_per_second() -> None:
+    """The clips bar's rate read "9.6 pairs/s": it was clips per second."""
+    from types import SimpleNamespace
+
+    from semflow.batch.progress import _Rate
+
+    assert str(_Rate().render(SimpleNamespace(speed=9.6, fields={"unit": "clips"}))) == "9.6 clips/s"
+    assert str(_Rate().render(SimpleNamespace(speed=18.7, fields={"unit": "pairs"}))) == "18.7 pairs/s"

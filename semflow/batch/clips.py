@@ -108,6 +108,8 @@ class ClipState:
     result: InputResult
     order: int = 0
     """Its place among the batch's clips (the order of its tasks)."""
+    retried: set[Chunk] = field(default_factory=set)
+    """Its chunks sent again once after their worker died (a second death fails the clip)."""
     chunks: collections.deque = field(default_factory=collections.deque)
     running: int = 0
     single_pass: bool = False

@@ -7,17 +7,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from semflow.device import check_device_name
 from semflow.errors import InputError, SemflowError
 
 CONNECT_SECONDS = 3.0
-"""How long :func:`check_address` waits for a cluster's port to accept a connection."""
+"""How long :func:`check_address` waits for a cluster's port to accept a connection, and to answer in gRPC."""
+HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+"""HTTP/2's client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS, its client server) answers
+with a SETTINGS frame of its own (frame type 4, the 4th byte of the 9-byte frame header)."""
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -39,13 +44,50 @@ def check_address(address: str, timeout: float = CONNECT_SECONDS) -> None:
         return
     host, port = parse_address(address)
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        connection = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         reason = ("connection refused" if isinstance(exc, ConnectionRefusedError) else
                   f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else
                   "unknown host" if isinstance(exc, socket.gaierror) else exc.strerror or str(exc))
         raise SemflowError(f"cannot reach a Ray cluster at {address} ({reason}); start one with 'ray start --head'"
                            " or leave out --address") from None
+    with connection:  # (ray.init waits for good on a port that accepts but is no Ray: a web server, say)
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("0", "false", "") and not _answers_grpc(connection):
+            raise SemflowError(f"{address} answers, but not as a Ray cluster (no gRPC reply within {timeout:g} s);"
+                               " give the head's port (6379 unless 'ray start --port' chose another), or"
+                               " ray://HOST:10001 for Ray's client server")
+
+
+def _answers_grpc(connection: socket.socket) -> bool:
+    """Whether the server at ``connection`` answers :data:`HTTP2_HELLO` with a SETTINGS frame (gRPC speaks
+    HTTP/2) within the connection's timeout."""
+    head = b""
+    try:
+        connection.sendall(HTTP2_HELLO)
+        while len(head) < 9:
+            part = connection.recv(9 - len(head))
+            if not part:
+                break
+            head += part
+    except OSError:
+        return False
+    return len(head) == 9 and head[3] == 0x04
+
+
+def start_ray(init: Callable[..., Any], address: str | None, workers: int | None) -> None:
+    """Call ``init`` (``ray.init``) to join the cluster at ``address`` (checked first: :func:`check_address`)
+    or, without one, to start a Ray of ``workers`` CPUs (default: this machine's) on this machine, always a
+    new one: a ``RAY_ADDRESS`` in the environment or a cluster ``ray start`` left running is not joined
+    (Ray did, and refused the CPU count: a traceback)."""
+    settings: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    if address:
+        check_address(address)
+        with ray_starting(address):
+            init(address=address, **settings)
+    else:
+        with token_notice_hidden(), ray_starting():
+            init(address="local", num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
+                 object_store_memory=100 * 1024 ** 2, **settings)
 
 
 def workers_to_start(wanted: int, chunks_left: Iterable[int]) -> int:
@@ -101,11 +143,13 @@ def token_notice_hidden() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def ray_starting() -> Iterator[None]:
+def ray_starting(address: str | None = None) -> Iterator[None]:
     """Around ``ray.init``: keep this process's SIGTERM handler, which ray.init replaces with its own (a
     crash dump and exit 1 where the command's unwinds it as Ctrl-C does: exit 143, staging cleaned up).
     Ray records this process's command line as UTF-8: one holding a name that is not (a file name's bytes)
-    is a :class:`SemflowError` here, where it was a UnicodeEncodeError traceback."""
+    is a :class:`SemflowError` here, where it was a UnicodeEncodeError traceback. Ray's failure to start or
+    to join ``address`` is a one-line :class:`SemflowError` (naming token authentication, which an address
+    given by hand needs to be told of: ``RAY_AUTH_MODE=token``)."""
     for arg in sys.argv:
         try:
             arg.encode("utf-8")
@@ -116,6 +160,12 @@ def ray_starting() -> Iterator[None]:
     handler = signal.getsignal(signal.SIGTERM) if main else None
     try:
         yield
+    except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
+        said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        hint = ("; a cluster with token authentication (Ray's default) needs RAY_AUTH_MODE=token here too, and its"
+                " token in ~/.ray/auth_token" if address and not os.environ.get("RAY_AUTH_MODE") else "")
+        where = f"join the Ray cluster at {address}" if address else "start Ray on this machine"
+        raise SemflowError(f"could not {where}: {said}{hint}") from None
     finally:
         if handler is not None:
             signal.signal(signal.SIGTERM, handler)

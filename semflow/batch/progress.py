@@ -20,8 +20,11 @@ from semflow.progress import on_terminal, quiet_console
 
 
 class _Rate(ProgressColumn):
+    """The task's rate in its own unit (``task.fields["unit"]``: clips/s on the clips bar, pairs/s on the other)."""
+
     def render(self, task: Any) -> Text:
-        return Text(f"{task.speed:.1f} pairs/s" if task.speed else "", style="progress.data.speed")
+        unit = task.fields.get("unit", "pairs")
+        return Text(f"{task.speed:.1f} {unit}/s" if task.speed else "", style="progress.data.speed")
 
 
 class BatchProgress:
@@ -35,8 +38,8 @@ class BatchProgress:
         if self.enabled:
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                       _Rate(), TimeRemainingColumn(), console=quiet_console(), transient=True)
-            self._clips = self._progress.add_task("clips", total=clips)
-            self._pairs = self._progress.add_task("pairs", total=0)
+            self._clips = self._progress.add_task("clips", total=clips, unit="clips")
+            self._pairs = self._progress.add_task("pairs", total=0, unit="pairs")
 
     def __enter__(self) -> BatchProgress:
         if self._progress is not None:

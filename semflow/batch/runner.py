@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -37,13 +36,7 @@ from semflow.batch.clips import (
     earlier_names,
     open_clip,
 )
-from semflow.batch.cluster import (
-    check_address,
-    ray_starting,
-    token_notice_hidden,
-    worker_gpus,
-    workers_to_start,
-)
+from semflow.batch.cluster import start_ray, worker_gpus, workers_to_start
 from semflow.batch.inputs import BatchInput, expand_inputs, named_after
 from semflow.batch.progress import BatchProgress
 from semflow.batch.tasks import TaskQueue
@@ -119,15 +112,7 @@ class Batch:
 
     def _start_ray(self) -> None:
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
-            if self.options.address:
-                check_address(self.options.address)  # ray.init would retry an address nobody answers at for good
-                with ray_starting():
-                    ray.init(address=self.options.address, **kwargs)
-            else:
-                with token_notice_hidden(), ray_starting():
-                    ray.init(num_cpus=self.options.workers or os.cpu_count() or 1, include_dashboard=False,
-                             object_store_memory=100 * 1024 ** 2, **kwargs)
+            start_ray(ray.init, self.options.address, self.options.workers)
             self._started_ray = True
         cpus = int(ray.cluster_resources().get("CPU", 0))
         self._wanted = self.options.workers or max(1, cpus)
@@ -365,8 +350,14 @@ class Batch:
             return  # the clip already failed; its finished pairs are kept for --resume
         if isinstance(value, RayActorError):
             what = f"pairs {chunk.start}-{'end' if chunk.stop is None else chunk.stop - 1}" if chunk else "the drawing"
-            detail = (str(value).strip().splitlines() or [""])[0]
-            yield self._fail(clip, f"a worker died while computing {what} ({type(value).__name__}: {detail})", progress)
+            lost = f"a worker died while computing {what} ({type(value).__name__}: " \
+                   f"{(str(value).strip().splitlines() or [''])[0]})"
+            if kind == "compute" and chunk not in clip.retried:  # once: its finished pairs are kept, not redone
+                clip.retried.add(chunk)
+                warn(f"{clip.item.name}: {lost}; computing them again")
+                self._tasks.requeue(clip, kind, chunk)
+                return
+            yield self._fail(clip, lost, progress)
             return
         if isinstance(value, RayTaskError):
             yield self._fail(clip, one_line(value), progress)
