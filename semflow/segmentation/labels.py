@@ -89,7 +89,8 @@ class LabelSet:
         return lut[np.asarray(labels, np.uint8)]
 
     def with_kinds(self, override: str | Mapping[str, str] | None) -> LabelSet:
-        """A copy with some classes' kinds replaced (``"Tree:plane,Car:thing"`` or a dict)."""
+        """A copy with some classes' kinds replaced (``"Tree:plane,Car:thing"`` or a dict); this very set when
+        nothing is replaced (a registered set is shared: treat it as read-only)."""
         parsed = parse_kinds(override)
         if not parsed:
             return self
