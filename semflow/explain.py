@@ -70,15 +70,33 @@ def _write(estimator: FlowMethod, result: FlowResult, out_dir: Path) -> None:
     maps = {"flow": result.flow, **result.extras}
     if result.confidence is not None:
         maps["confidence"] = result.confidence
-    flows = [m for m in maps.values() if m.ndim == 3 and m.shape[2] == 2]
-    max_flow = max_flow_of(flows)
+    flows = {name: m for name, m in maps.items() if m.ndim == 3 and m.shape[2] == 2}
+    valid = {name: _valid_of(name, maps) for name in flows}  # (grid_flow: grid_valid)
+    max_flow = max_flow_of(list(flows.values()), valid=list(valid.values()))
     for name, arr in maps.items():
         save_npy(out_dir / f"{name}.npy", arr)
-        if arr.ndim == 3 and arr.shape[2] == 2:
-            write_image(out_dir / f"{name}.png", add_legend(flow_to_color(arr, max_flow), max_flow))
+        if name in flows:
+            write_image(out_dir / f"{name}.png",
+                        add_legend(flow_to_color(arr, max_flow, valid=valid[name]), max_flow))
         elif arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8:
             write_image(out_dir / f"{name}.png", arr)
         elif arr.ndim == 2:
-            scaled = arr.astype(np.float32)
-            span = float(scaled.max() - scaled.min()) or 1.0
-            write_image(out_dir / f"{name}.png", ((scaled - scaled.min()) / span * 255).astype(np.uint8))
+            write_image(out_dir / f"{name}.png", _grey(arr))
+
+
+def _valid_of(name: str, maps: dict[str, np.ndarray]) -> np.ndarray | None:
+    """The mask a flow map ``<stem>_flow`` has beside it as ``<stem>_valid`` (its unknown points drawn black)."""
+    mask = maps.get(name.removesuffix("_flow") + "_valid") if name.endswith("_flow") else None
+    return mask.astype(bool) if mask is not None and mask.shape == maps[name].shape[:2] else None
+
+
+def _grey(arr: np.ndarray) -> np.ndarray:
+    """A 2-D map as grey uint8: values within [0, 1] (confidences, shares, masks) as they are, 0 black and 1
+    white, so that one grey means one value whatever the map; any other map stretched from its smallest to
+    its largest finite value (the ``.npy`` beside it holds the values)."""
+    values = arr.astype(np.float32)
+    finite = np.isfinite(values)
+    low, high = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 1.0)
+    if not (low >= 0.0 and high <= 1.0):
+        values = (values - low) / ((high - low) or 1.0)
+    return (np.clip(np.where(finite, values, 0.0), 0.0, 1.0) * 255).astype(np.uint8)

@@ -39,6 +39,11 @@ def test_semantic_halves_the_things_error_on_touching_things(kind: str, seed: in
     ids = result.extras["motion_ids"]
     assert {m["id"] for m in instances} == set(np.unique(ids[ids > 0]).tolist())
     assert (ids[things] > 0).mean() > 0.8
+    for m in instances:  # read at the instance's own centroid (it was the whole thing's: 5 px off a parked car)
+        ys, xs = np.nonzero(ids == m["id"])
+        centre = np.array([xs.mean(), ys.mean()])
+        affine = np.array(m["affine"]).reshape(2, 3)
+        np.testing.assert_allclose(m["flow_at_centre"], affine[:, :2] @ centre + affine[:, 2] - centre, atol=0.01)
 
 
 def test_single_motion_option_reports_no_instances() -> None:

@@ -300,14 +300,14 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
                              conf_box, params.veto)
         motions = []
         if params.motion_split:  # the instances for reports, back to front
-            cy, cx = (np.mean(a) for a in np.nonzero(foreground))
-            centre = np.array([cx + x0, cy + y0])
             for k in (split.order if split is not None else range(len(fg_affines))):
-                a = fg_affines[k]
-                motions.append({"motion": int(k),
+                a, own = fg_affines[k], foreground & (motion_index == k)
+                cy, cx = (np.mean(c) for c in np.nonzero(own if own.any() else foreground))
+                centre = np.array([cx + x0, cy + y0])  # (its own pixels' centroid: a motion of a parked car
+                motions.append({"motion": int(k),    # read at the group's centre was 5 px off)
                                 "flow_at_centre": [round(float(v), 2) for v in a[:, :2] @ centre + a[:, 2] - centre],
                                 "affine": [round(float(v), 5) for v in a.ravel()],
-                                "pixels": int((foreground & (motion_index == k)).sum())})
+                                "pixels": int(own.sum())})
         return ThingFit(region=region, box=box, accepted=True, reason="ok", foreground=foreground, occluded=occluded,
                         others=others, fg_flow=fg_flow, bg_flow=bg_flow, flow=flow, fg_affine=fg_affine,
                         bg_affine=bg_affine, fg_inlier_share=fg_share, bg_inlier_share=bg_share,
