@@ -50,7 +50,7 @@ from semflow.runstore import (
 )
 from semflow.state_chain import StateChain
 from semflow.temporal import TemporalMeter
-from semflow.timing import StageTimer
+from semflow.timing import StageTimer, moved_out_of_flow, sum_stages
 from semflow.video_state import VideoState
 
 if TYPE_CHECKING:
@@ -240,7 +240,7 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
     render_clip(source, pairs, store.out_dir, source.fps, max_flow, method.name, flows_for, timer=timer,
                 progress=options.progress, label_set=label_set, on_pair=meter.on_pair)
     meter.write_plot(store.claim("plot.png"), f"{method.name}, {source.path.name}", [r.seconds for r in records])
-    stages = _sum_stages([stages or {}, timer.seconds])
+    stages = sum_stages([stages or {}, timer.seconds], STAGES)
     summary = make_summary(source, method, records, max_flow, options,
                            wall_seconds=wall_seconds + time.perf_counter() - start,
                            computed=pairs if computed is None else computed,
@@ -317,14 +317,6 @@ def source_size(source: FrameSource) -> tuple[int, int]:
     return int(frame.shape[0]), int(frame.shape[1])
 
 
-def _sum_stages(parts: list[dict[str, float]]) -> dict[str, float]:
-    total = {name: 0.0 for name in STAGES}
-    for part in parts:
-        for name, value in part.items():
-            total[name] = total.get(name, 0.0) + value
-    return total
-
-
 def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, options: RunOptions,
                     *, wall_seconds: float = 0.0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Compute and draw in one pass under the given ``options.max_flow``; nothing but the pair records is
@@ -362,7 +354,7 @@ def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, op
     meter.write_plot(store.claim("plot.png"), f"{method.name}, {source.path.name}", [r.seconds for r in store.records(pairs)])
     summary = make_summary(source, method, store.records(pairs), options.max_flow, options,
                            wall_seconds=wall_seconds + time.perf_counter() - start, computed=computed,
-                           stages=_sum_stages([timer.seconds, inside, {"flow": -sum(inside.values())}]),
+                           stages=sum_stages([timer.seconds, moved_out_of_flow(timer.seconds, inside)], STAGES),
                            render_from="single-pass", extra=meter.summary_in(extra))
     return write_summary(store, summary)
 
