@@ -276,7 +276,7 @@ def make_summary(source: FrameSource, method: FlowMethod, records: list[PairReco
     so they understate a resumed run's cost per computed pair."""
     seconds = [r.seconds for r in records]
     pairs = len(records)
-    h, w = source_size(source)
+    h, w = source.frame_size()  # (of the first frame, after max_side: known without decoding it again)
     return {
         "method": method.name,
         "mode": "pairwise" if options.pairwise else "video",
@@ -311,10 +311,6 @@ def make_summary(source: FrameSource, method: FlowMethod, records: list[PairReco
     }
 
 
-def source_size(source: FrameSource) -> tuple[int, int]:
-    """(H, W) of the frames ``source`` yields (after ``max_side``)."""
-    frame = next(iter(source))
-    return int(frame.shape[0]), int(frame.shape[1])
 
 
 def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, options: RunOptions,

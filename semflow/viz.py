@@ -46,27 +46,32 @@ def max_flow_of(flows: Sequence[np.ndarray] | np.ndarray, *, percentile: float =
 
 WHEEL = flow_vis.make_colorwheel() / 255.0
 """(55, 3) float64: flow_vis's colour wheel (Middlebury's), in [0, 1]."""
+WHEEL_CHANNELS = tuple(np.ascontiguousarray(WHEEL[:, c]) for c in range(3))
+""":data:`WHEEL`'s columns (R, G and B each (55,)), for :func:`wheel_colors`' channel-at-a-time arithmetic."""
 BAND_ROWS = 32
 """Rows :func:`wheel_colors` colours at a time."""
 
 
 def wheel_colors(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Normalised flow components ``u``, ``v`` (H, W) -> uint8 RGB (H, W, 3): exactly
-    ``flow_vis.flow_uv_to_colors(u, v)``, the same float64 arithmetic, a band of ``BAND_ROWS`` rows at a
-    time (its full-image temporaries leave the CPU cache: twice the time at 960x540)."""
+    ``flow_vis.flow_uv_to_colors(u, v)``, the same float64 arithmetic element for element, a band of
+    ``BAND_ROWS`` rows and one channel at a time (its full-image temporaries leave the CPU cache: twice the
+    time at 960x540; three-channel temporaries of a band took twice as long again)."""
     out = np.empty((*u.shape, 3), np.uint8)
     ncols = len(WHEEL)
     for y in range(0, u.shape[0], BAND_ROWS):
         bu, bv = u[y:y + BAND_ROWS], v[y:y + BAND_ROWS]
-        rad = np.sqrt(np.square(bu) + np.square(bv))[..., None]
+        rad = np.sqrt(np.square(bu) + np.square(bv))
         fk = (np.arctan2(-bv, -bu) / np.pi + 1) / 2 * (ncols - 1)  # position on the wheel
         k0 = np.floor(fk).astype(np.int32)
         k1 = k0 + 1
         k1[k1 == ncols] = 0
-        f = (fk - k0)[..., None]
-        col = (1 - f) * WHEEL[k0] + f * WHEEL[k1]
-        col = np.where(rad <= 1, 1 - rad * (1 - col), col * 0.75)  # towards white at 0; darker beyond 1
-        out[y:y + BAND_ROWS] = np.floor(255 * col)
+        f = fk - k0
+        inside = rad <= 1
+        for c, wheel in enumerate(WHEEL_CHANNELS):
+            col = (1 - f) * wheel[k0] + f * wheel[k1]
+            col = np.where(inside, 1 - rad * (1 - col), col * 0.75)  # towards white at 0; darker beyond 1
+            out[y:y + BAND_ROWS, :, c] = np.floor(255 * col)
     return out
 
 

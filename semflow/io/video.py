@@ -193,9 +193,7 @@ class FrameSource:
         """(height, width) of the frames as they will be read (after ``max_side``), from the first frame."""
         if self._first_size is None:
             self._first_size = read_image(self.images[0]).shape[:2]
-        h, w = self._first_size
-        scale = min(1.0, self.max_side / max(h, w)) if self.max_side else 1.0
-        return (max(2, round(h * scale)), max(2, round(w * scale))) if scale < 1.0 else (h, w)
+        return max_side_size(*self._first_size, self.max_side)
 
     def shortfall(self) -> str | None:
         """After a full pass: a one-line note when more than one frame fewer than the container declared
