@@ -341,7 +341,8 @@ def methods_command() -> None:
 @click.option("--segmenter", "--backend", "backend", default="camvid", show_default=True,
               help="camvid (shipped model), camvid:PATH, torchvision:PATH (DeepLabV3/LRASPP/FCN weights), masks:PATH.")
 @click.option("--overlay", is_flag=True, help="Also write colour overlays with a colour key (OUT/overlay/, overlay.mp4 for a video).")
-@click.option("--label-set", default=None, help="Label set of masks:PATH (camvid, voc or a .json file).")
+@click.option("--label-set", default=None, help="Label set of masks:PATH or torchvision:PATH (camvid, voc or a .json"
+              " file).")
 @click.option("--kinds", default=None, help="With --prior clip: override the class -> kind table the prior's fusion"
               " uses, e.g. 'Tree:plane,Car:thing'.")
 @click.option("--device", default="cpu", show_default=True, help="Where the model runs: cpu, cuda, cuda:N or auto.")

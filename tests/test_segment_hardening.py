@@ -228,3 +228,34 @@ def test_max_frames_limits_the_images_of_a_folder(seg, run_cli):
     result = run_cli("segment", "imgs", "--out", "cli", "--max-frames", "4", "--no-progress", *MASKS)
     assert result.rc == 0, result.stderr
     assert sorted(p.name for p in (seg / "cli").iterdir()) == ["frame1.png", "frame10.png", "frame2.png", "frame3.png"]
+
+
+def test_a_mask_is_found_by_the_images_whole_stem_and_a_tilde_path_is_expanded(tmp_path: Path, monkeypatch) -> None:
+    """Images cam.left.png and cam.right.png with only cam.png in the masks folder both got cam.png (exit 0):
+    the stem fallback cut ".left". And masks:~/m (the shell leaves "~" after "masks:") was no such folder."""
+    from semflow.segmentation import get_segmenter
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "m").mkdir()
+    write_image(tmp_path / "m" / "cam.png", np.full((8, 10), 3, np.uint8))
+    masks = get_segmenter("masks:~/m")
+    image = np.zeros((8, 10, 3), np.uint8)
+    with pytest.raises(InputError, match=r"no label map for 'cam\.left' \(expected cam\.left\.png\)"):
+        masks.predict(image, key="cam.left")
+    assert (masks.predict(image, key="cam").labels == 3).all()
+    assert (masks.predict(image, key="cam.jpg").labels == 3).all()  # (a file name: its stem's map)
+
+
+def test_torchscript_given_as_segmenter_weights_says_what_to_save(tmp_path: Path) -> None:
+    import warnings
+
+    import torch
+
+    from semflow.errors import WeightsError
+    from semflow.segmentation.torch_backends import load_camvid_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (TorchScript's deprecation warning)
+        torch.jit.script(torch.nn.Linear(2, 2)).save(str(tmp_path / "ts.pt"))
+    with pytest.raises(WeightsError, match=r"a TorchScript archive, not weights: save the model's state_dict\(\)"):
+        load_camvid_model(tmp_path / "ts.pt")

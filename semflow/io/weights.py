@@ -98,6 +98,8 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
             why = f"not a torch weights file ({PICKLED_CODE})"
         elif isinstance(exc, KeyError) or "invalid load key" in text.lower():  # no pickle: torch read a byte as a key
             why = "not a torch weights file"
+        elif _torchscript(path):
+            why = "a TorchScript archive, not weights: save the model's state_dict() (torch.save(model.state_dict(), PATH))"
         elif "inline_container" in text or "PytorchStreamReader" in text:
             why = "not a torch weights file (a zip archive of something else)"
         else:  # (never torch's own text, such as "pop from empty list")
@@ -117,6 +119,14 @@ def is_torchscript_archive(path: str | os.PathLike) -> bool:
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
     return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+
+
+def _torchscript(path: str | os.PathLike) -> bool:
+    """:func:`is_torchscript_archive`, False for a file it cannot read."""
+    try:
+        return is_torchscript_archive(path)
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
 
 
 class ScriptObject:

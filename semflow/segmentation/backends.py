@@ -16,6 +16,7 @@ names are re-exported here. Nothing is ever downloaded: every weights file is a 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -66,6 +67,7 @@ def get_segmenter(name: str = "camvid", *, device: str = "cpu",
     """
     spec = str(name)
     backend, _, arg = spec.partition(":")
+    arg = os.path.expanduser(arg)  # (the shell leaves "~" after "camvid:" as it is; --clip-weights expands it)
     factory = _BACKENDS.get(backend.lower())
     if factory is None:
         raise InputError(f"unknown segmentation backend {spec!r}; known: "

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from semflow.errors import InputError
-from semflow.io.images import read_image_raw
+from semflow.io.images import IMAGE_EXTENSIONS, read_image_raw
 from semflow.io.video import shrunk_to
 from semflow.segmentation.base import Segmentation, Segmenter, check_image
 from semflow.segmentation.labels import LabelSet, get_label_set
@@ -55,7 +55,11 @@ class MaskSegmenter(Segmenter):
             return self.source
         if key is None:
             raise InputError(f"{self.source}: given masks need the image's name or frame index")
-        names = [f"{key:06d}.png"] if isinstance(key, int) else [f"{key}.png", f"{Path(str(key)).stem}.png"]
+        if isinstance(key, int):
+            names = [f"{key:06d}.png"]
+        else:  # an image's stem ("cam.left": its own map, never cam.png's), or a file name ("a.jpg": a.png)
+            named = Path(str(key))
+            names = [f"{key}.png", *([f"{named.stem}.png"] if named.suffix.lower() in IMAGE_EXTENSIONS else [])]
         for n in names:
             if (self.source / n).is_file():
                 return self.source / n

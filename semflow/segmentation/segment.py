@@ -244,7 +244,8 @@ def _segment(jobs: list[_Job], sources: Mapping[Path, object], files: Mapping[Pa
                 continue
             source = sources[job.path]
             writer = VideoWriter(staged(job.out / "overlay.mp4"), fps=source.fps, name=job.out / "overlay.mp4") if overlay else None
-            given_masks = isinstance(segmenter(), MaskSegmenter)  # given masks stay as given
+            backbone = getattr(segmenter(), "segmenter", segmenter())  # (the masks a CLIP prior relabels)
+            given_masks = isinstance(backbone, MaskSegmenter)  # given masks are not filtered over time
             fusion = TemporalSegmentation() if temporal and not given_masks else None
             try:
                 for index, frame in enumerate(source):

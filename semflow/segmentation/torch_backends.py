@@ -244,7 +244,8 @@ class CamVidSegmenter(TorchSegmenter):
         made_for = (self.header.get("label_set", "camvid"), self.header.get("num_classes", CAMVID.num_classes))
         if made_for != ("camvid", CAMVID.num_classes):  # its labels would not be CamVid's ids
             raise WeightsError(f"{weights or default_weights_path()}: weights for label set {made_for[0]!r} with "
-                               f"{made_for[1]} classes; the camvid segmenter needs CamVid's {CAMVID.num_classes}")
+                               f"{made_for[1]} classes; the camvid segmenter needs weights for CamVid's "
+                               f"{CAMVID.num_classes} classes")
         fold_batchnorm(model)
         super().__init__(model, CAMVID.with_kinds(kinds_override), device, max_side=max_side)
 
@@ -323,7 +324,7 @@ class TorchvisionSegmenter(TorchSegmenter):
             raise WeightsError(f"{path}: weights do not fit {arch}: {reason(exc)}") from None
         if label_set is None:
             if n != VOC.num_classes:
-                raise InputError(f"{path}: {arch} has {n} classes; name their label set (a .json file)")
+                raise InputError(f"{path}: {arch} has {n} classes; name their label set (--label-set, a .json file)")
             ls = VOC
         else:
             ls = get_label_set(label_set)
