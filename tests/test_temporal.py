@@ -158,6 +158,23 @@ def test_fusion_steadies_flip_flopping_evidence():
     assert (fused[-1] == 0).mean() > 0.97 and (single[-1] == 0).mean() < 0.8
 
 
+def test_fusion_keeps_labels_decided_beyond_the_probabilities():
+    """A CLIP prior labels a whole region (here class 9, "Pedestrian") where its pixels' probabilities still
+    favour class 0: the video filter replaced every label by the fused argmax, so a video's label maps no
+    longer matched the prior's decisions (21 % of the pixels agreed). Now the frame's labels stay where the
+    filter does not change the decision its probabilities make."""
+    rng = np.random.default_rng(0)
+    frame = np.clip(random_texture(48, 64, rng) + 0.5, 0, 255).astype(np.uint8)
+    probs = _two_class_probs(np.full((48, 64), 0.8))
+    decided = np.zeros((48, 64), np.uint8)
+    decided[10:30, 20:40] = 9  # the region's decision
+    fusion = TemporalSegmentation()
+    for _ in range(4):
+        out = fusion.update(frame, Segmentation(probs, decided, CAMVID))
+    assert fusion.trust is not None and fusion.trust.mean() > 0.95
+    np.testing.assert_array_equal(out.labels, decided)
+
+
 def test_fusion_follows_motion_and_forgets_after_a_cut():
     """A textured scene moving 3 px per frame with a moving class boundary: fused labels move with it
     (no lag); after a cut to an unrelated frame the flow is not trusted and the new frame's labels win."""

@@ -108,11 +108,16 @@ class TemporalSegmentation:
 
     def update(self, image: np.ndarray, seg: Segmentation, *, backward_flow: np.ndarray | None = None,
                forward_flow: np.ndarray | None = None) -> Segmentation:
-        """``seg`` (frame t's single-frame Segmentation) with fused probabilities and their labels."""
+        """``seg`` (frame t's single-frame Segmentation) with fused probabilities and labels: its own labels
+        except where the filter changes the decision its probabilities make (as :func:`fuse_with_prior`).
+        (Labels decided beyond the probabilities, such as a CLIP prior's per-region labels, stay as decided;
+        they were replaced by the fused argmax, and the label maps no longer matched the prior's decisions.)"""
         probs = self.fuse(image, seg.probs, backward_flow=backward_flow, forward_flow=forward_flow)
         if probs is seg.probs or self.trust is None:
             return seg
-        return replace(seg, probs=probs, labels=probs.argmax(axis=2).astype(np.uint8), _instances=None)
+        decided = probs.argmax(axis=2).astype(np.uint8)
+        labels = np.where(decided != np.asarray(seg.probs).argmax(axis=2), decided, seg.labels).astype(np.uint8)
+        return replace(seg, probs=probs, labels=labels, _instances=None)
 
 
 # --- the same filter for a caller that carries its own state (semantic's video mode) ----------------
