@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import textwrap
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from semflow.io.atomic import atomic_path
 
@@ -39,6 +41,18 @@ def write_plot(path: str | os.PathLike, pairs: Sequence[dict], *, title: str = "
     """Write ``path`` (PNG, about 640x520 px): one panel each for ``magnitude`` (px), ``flicker`` and
     ``warped_flicker`` (px) and ``seconds`` per pair, over the pair index. ``pairs``: one dict per pair
     as :class:`semflow.temporal.TemporalMeter` collects them; missing values are left out."""
+    fig = plot_figure(pairs, title=title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a glyph of the clip's name that the font lacks: drawn as a box
+        fig.savefig(tmp, format="png")
+    return path
+
+
+def plot_figure(pairs: Sequence[dict], *, title: str = "") -> Any:
+    """The matplotlib Figure :func:`write_plot` draws (Agg canvas). The x axis holds the pairs' whole
+    numbers only (one pair: 0); a panel's legend goes where it hides the fewest points; a long title wraps."""
     with _quiet_matplotlib_import():
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -63,16 +77,13 @@ def write_plot(path: str | os.PathLike, pairs: Sequence[dict], *, title: str = "
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
         if drawn and len(lines) > 1:
-            ax.legend(fontsize="small", loc="upper right")
+            ax.legend(fontsize="small", loc="best")  # (upper right hid the last pairs' points)
         if not drawn:
             ax.text(0.5, 0.5, "n/a (resumed or one pair)", ha="center", va="center", transform=ax.transAxes, color="gray")
     axes[-1].set_xlabel("pair (frame t -> t+1)")
-    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    axes[-1].set_xlim(-0.5, max(len(pairs), 1) - 0.5)  # (one pair had ticks at -0.04 .. 0.04)
     if title:  # (a name's bytes that are not UTF-8, surrogates here, shown as the replacement character)
-        fig.suptitle(title.encode("utf-8", "replace").decode("utf-8"), fontsize="medium")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # a glyph of the clip's name that the font lacks: drawn as a box
-        fig.savefig(tmp, format="png")
-    return path
+        text = title.encode("utf-8", "replace").decode("utf-8")
+        fig.suptitle(textwrap.fill(text, 70, break_long_words=True), fontsize="medium")  # (a long one was cut)
+    return fig

@@ -170,7 +170,8 @@ def _legend_text_box(height: int, width: int, max_flow: float) -> tuple[str, flo
     """:func:`legend_text_box`, made once per size and normaliser (every frame of a video has the same)."""
     size = int(np.clip(min(height, width) // 5, 24, 128))
     wheel_fits = width - size - 4 >= 0 and height - size - 4 >= 0
-    texts = (f"max {max_flow:.1f} px", f"{max_flow:.1f} px", f"{max_flow:.0f}")
+    value = f"{max_flow:.1f}" if max_flow >= 0.095 else f"{max_flow:.2g}"  # (0.04 px read "0.0")
+    texts = (f"max {value} px", f"{value} px", f"{max_flow:.0f}" if max_flow >= 0.95 else value)
 
     def fit(room: int) -> tuple[str, float, int, int]:
         for text in texts:
@@ -184,7 +185,7 @@ def _legend_text_box(height: int, width: int, max_flow: float) -> tuple[str, flo
     x, y = width - bw - 2, height - bh - 2  # bottom right (no wheel)
     if wheel_fits:
         y = height - size - 6 - bh  # above the wheel
-        if y < 0:  # too low: beside the wheel, in the room left of it
+        if y < title_bar_height(height, width):  # too low (the tile's title would cover it): beside the wheel
             text, scale, bw, bh = fit(width - size - 8)
             x, y = width - size - 6 - bw, height - bh - 2
     return text, scale, max(0, x), max(0, y), bw, bh
@@ -211,6 +212,13 @@ def add_legend(image: np.ndarray, max_flow: float, *, label: str | None = None) 
     if label:
         _text(out, label, (6, 6 + th), scale)
     return out
+
+
+def title_bar_height(height: int, width: int) -> int:
+    """The most rows :func:`label_image`'s title bar takes on a (height, width) image (a long title's text
+    shrinks, and its bar with it)."""
+    _, th, base = _text_size("Ag", max(0.35, min(height, width) / 400.0))
+    return min(height, th + base + 8)
 
 
 def label_image(image: np.ndarray, label: str) -> np.ndarray:

@@ -44,3 +44,21 @@ def test_a_config_folder_matplotlib_cannot_write_leaves_the_terminal_quiet(tmp_p
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0 and run.stderr == "", run.stderr
     assert read_image(tmp_path / "plot.png").std() > 0
+
+
+def test_one_pair_has_whole_pair_numbers_and_a_long_title_wraps() -> None:
+    """One pair's plot read pair numbers -0.04 .. 0.04; a long clip name was cut at both ends; the flicker
+    legend sat upper right over the last pairs' points."""
+    from semflow.plots import plot_figure
+
+    for count in (1, 2, 7):
+        fig = plot_figure([{"magnitude": 1.0 + i, "flicker": 0.1 * i, "seconds": 0.5} for i in range(count)])
+        fig.canvas.draw()
+        low, high = fig.axes[-1].get_xlim()
+        shown = [t for t in fig.axes[-1].get_xticks() if low <= t <= high]
+        assert shown and all(float(t).is_integer() for t in shown) and 0 in shown, (count, shown)
+    title = "semantic, " + "a-very-long-clip-name-" * 8
+    fig = plot_figure([{"magnitude": 1.0, "seconds": 0.5}] * 3, title=title)
+    text = fig._suptitle.get_text()
+    assert "\n" in text and all(len(line) <= 70 for line in text.split("\n"))
+    assert "".join(text.split()) == "".join(title.split())  # every character kept

@@ -250,3 +250,21 @@ def test_a_videos_legend_is_drawn_from_one_wheel(monkeypatch) -> None:
         assert np.array_equal(add_legend(image, 7.5), first)
     assert built == []
     assert np.array_equal(add_legend(image, np.array(7.5)), first)  # (a 0-d array is no cache key: as before)
+
+
+@pytest.mark.parametrize("h, w", [(48, 64), (60, 80), (66, 88), (73, 97), (120, 160)])
+def test_the_legend_text_stays_below_the_tiles_title(h: int, w: int) -> None:
+    """On tiles 16-66 px high the "max N px" box went "above the wheel", into the title bar, and the title
+    drawn over it read "baseline?px"."""
+    from semflow.viz import legend_text_box, title_bar_height
+
+    _, _, x, y, bw, bh = legend_text_box(h, w, 5.0)
+    assert y >= title_bar_height(h, w) and x >= 0 and x + bw <= w and y + bh <= h
+
+
+def test_a_small_normaliser_is_not_written_as_zero() -> None:
+    """--max-flow 0.04 was labelled "max 0.0 px" (one decimal)."""
+    from semflow.viz import legend_text_box
+
+    assert legend_text_box(240, 320, 0.04)[0] == "max 0.04 px"
+    assert legend_text_box(240, 320, 0.5)[0] == "max 0.5 px" and legend_text_box(240, 320, 12.0)[0] == "max 12.0 px"
