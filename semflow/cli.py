@@ -123,7 +123,7 @@ def _run_settings(per_clip: bool) -> Callable[[F], F]:
 def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any) -> None:
     """Flow for every consecutive frame pair of VIDEO (a video file or a folder of images).
 
-    Writes DIR/flow.mp4 (colour wheel), DIR/panel.mp4 (frame beside its flow), DIR/summary.json and,
+    Writes DIR/flow.mp4 (colour wheel), DIR/panel.mp4 (frame beside its flow), DIR/plot.png, DIR/summary.json and,
     with --save-flo, DIR/flo/NNNNNN.flo. Video mode (the default) carries each frame's work, the last
     flow and the tracked regions from one pair to the next; --pairwise computes each pair on its own.
     """
@@ -293,7 +293,7 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
 @main.command()
 @click.argument("root", type=click.Path(path_type=Path))
 @click.option("--dataset", required=True, type=click.Choice(["middlebury", "sintel", "kitti", "chairs", "synthetic"]),
-              help="The layout of ROOT (README: Data and licences).")
+              help="The layout of ROOT (README: Data and licences, the layouts).")
 @click.option("--methods", default="dis-medium,deepflow", show_default=True, help="Comma-separated method names.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="Write a comparison PNG per sample here.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write all results as JSON.")
