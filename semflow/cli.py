@@ -137,6 +137,10 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
     estimator, described = _build_method(method, settings)
     options = RunOptions(method=method, method_options=described, cache_budget=cache_mb * 2 ** 20, **run_settings)
     summary = run_video(video, out_dir, options, method=estimator, checked=checked)
+    if summary.get("resumed_pairs") == summary["pairs"]:  # (the earlier run's timings would read as this one's)
+        _say(f"{summary['pairs']} pairs, all finished by the run this resumes: none computed ({summary['method']})"
+             f" -> {out_dir}")
+        return
     sec, wall = summary["seconds_per_pair"]["median"], summary.get("wall_seconds", {}).get("per_pair")
     _say(f"{summary['pairs']} pairs, {sec:.3f} s/pair median compute, {wall:.3f} s/pair wall"
          f" ({summary['method']}) -> {out_dir}")
