@@ -216,7 +216,7 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
               help="Shrink both images so the longer side is at most PX first (the flow is then in their pixels).")
 @click.option("--baseline-flow", type=click.Path(path_type=Path), default=None,
               help="With --method semantic: a flow file from IMAGE1 to IMAGE2 (any method's) as the baseline.")
-@_method_options
+@_method_options(leave_out=("baseline_flows",))  # (a video's folder of flows: one pair takes --baseline-flow)
 def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None, max_flow: float | None,
          explain: Path | None, max_side: int | None, baseline_flow: Path | None, **method_options: Any) -> None:
     """Flow from IMAGE1 to IMAGE2, written to OUTPUT (format by extension)."""

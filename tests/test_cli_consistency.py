@@ -5,6 +5,7 @@ given twice refused."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import click
 import numpy as np
@@ -78,11 +79,22 @@ def test_baseline_flows_and_a_baseline_method_are_not_both_taken(run_cli, pair, 
 
     (tmp_path / "flows").mkdir()
     semflow.write_flow(tmp_path / "flows" / "000000.flo", np.zeros((48, 64, 2), np.float32))
-    result = run_cli("flow", *pair, "-o", "o.flo", "--method", "semantic", "--baseline-flows", "flows",
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for k, image in enumerate(pair):
+        (frames / f"{k:04d}.png").write_bytes(Path(image).read_bytes())
+    result = run_cli("run", frames, "--out", "out", "--method", "semantic", "--baseline-flows", "flows",
                      "--baseline", "farneback")
-    assert result.rc == 1 and not (tmp_path / "o.flo").exists()
+    assert result.rc == 1 and not (tmp_path / "out").exists()
     assert result.stderr.splitlines() == ["semflow: error: --baseline-flows are the baseline's flows: give them"
                                           " without --baseline"]
+
+
+def test_flow_takes_a_pairs_baseline_flow_not_a_videos_folder(run_cli, pair, tmp_path) -> None:
+    """`flow --baseline-flows DIR` (a video's folder, for `run`) was accepted and silently took DIR/000000.flo."""
+    result = run_cli("flow", *pair, "-o", "o.flo", "--method", "semantic", "--baseline-flows", "flows")
+    assert result.rc != 0 and not (tmp_path / "o.flo").exists() and "Traceback" not in result.stderr
+    assert "--baseline-flows" in result.stderr and "--baseline-flow" in run_cli("flow", "--help").stdout
 
 
 def test_given_masks_and_a_segmenter_or_prior_are_not_both_taken(run_cli, pair, tmp_path) -> None:
