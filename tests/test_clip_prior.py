@@ -457,8 +457,11 @@ def test_missing_and_wrong_files_give_clear_errors(open_clip, tiny, tmp_path):
     other.write_text(json.dumps({**TINY_CONFIG, "embed_dim": 48}))
     with pytest.raises(WeightsError, match="of another shape"):
         load_clip_model(str(other), weights)
-    with pytest.raises(InputError, match="unknown CLIP model"):
+    with pytest.raises(InputError, match="unknown CLIP model") as raised:
         load_clip_model("ViT-Q-99", weights)
+    # the architectures it suggests are ones it would load: none of them refused below as Hub-bound
+    suggested = str(raised.value).split("include ", 1)[1].split(", ")
+    assert "ViT-B-32" in suggested and not [n for n in suggested if "SigLIP" in n], suggested
     with pytest.raises(InputError, match="by schema"):
         load_clip_model("hf-hub:laion/whatever", weights)
     with pytest.raises(InputError, match="HuggingFace"):

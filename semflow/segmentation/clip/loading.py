@@ -106,6 +106,12 @@ def quiet_open_clip() -> Iterator[None]:
         logging.disable(previous)
 
 
+def needs_hub(config: dict | None) -> bool:
+    """Whether an open_clip model config's text side is a Hugging Face tower or tokenizer (fetched from the Hub)."""
+    text_cfg = (config or {}).get("text_cfg", {})
+    return "hf_model_name" in text_cfg or "hf_tokenizer_name" in text_cfg
+
+
 def resolve_model_name(open_clip: Any, model_name: str) -> str:
     """A built-in open_clip architecture name, or the stem of a config JSON file (registered here)."""
     if model_name.startswith(("hf-hub:", "local-dir:")):
@@ -119,10 +125,10 @@ def resolve_model_name(open_clip: Any, model_name: str) -> str:
         model_name = path.stem
     config = open_clip.get_model_config(model_name)
     if config is None:
-        known = ", ".join(n for n in open_clip.list_models() if n.startswith(("ViT-B", "ViT-L", "RN")))
+        known = ", ".join(n for n in open_clip.list_models()
+                          if n.startswith(("ViT-B", "ViT-L", "RN")) and not needs_hub(open_clip.get_model_config(n)))
         raise InputError(f"unknown CLIP model {model_name!r}; known architectures include {known}")
-    text_cfg = config.get("text_cfg", {})
-    if "hf_model_name" in text_cfg or "hf_tokenizer_name" in text_cfg:
+    if needs_hub(config):
         raise InputError(f"CLIP model {model_name!r} needs a HuggingFace text tower or tokenizer, which would be "
                          "downloaded; use a model with CLIP's own tokenizer (ViT-B-32, ViT-B-16, ViT-L-14, RN50...)")
     return model_name
