@@ -197,7 +197,7 @@ def camera_sequence(image: np.ndarray, labels: np.ndarray, *, frames: int = 8, z
                     ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """A camera zooming (``zoom`` per frame, about the centre) and panning (px per frame) over ``image``
     (uint8 RGB (H, W, 3)) with its label map (uint8 (H, W)): frames, labels (``void`` where the frame
-    sees outside the image) and exact flows (frame k -> k+1) for k = 0..frames-1."""
+    sees outside the image) and the ``frames - 1`` exact flows (frame k -> k+1, k = 0..frames-2)."""
     h, w = labels.shape
     motion = Motion((w / 2.0, h / 2.0), velocity=pan, zoom=zoom)
     y, x = np.mgrid[0:h, 0:w].astype(np.float64)

@@ -90,14 +90,16 @@ def flow_to_color(flow: np.ndarray, max_flow: float | None = None, *,
     """Flow (H, W, 2) -> uint8 RGB (H, W, 3) on the Middlebury wheel.
 
     ``max_flow`` (pixels) maps to full saturation; beyond it colors are darkened. By default it is the
-    largest magnitude in this flow (plus 1e-5 px, as ``flow_vis.flow_to_color``: float32 rounding put the
-    largest one a hair beyond it, darkened); a given one must lie within :data:`MAX_FLOW_LIMITS`
+    largest magnitude in this flow plus 1e-5 px (as ``flow_vis.flow_to_color``) or plus a millionth of it
+    when that is more (float32 rounding put the largest one a hair beyond it, darkened: 1e-5 px is too
+    little from about 100 px on); a given one must lie within :data:`MAX_FLOW_LIMITS`
     (InputError). Pixels where ``valid`` (H, W) is False are drawn black.
     """
     flow = check_flow(flow)
     valid = check_mask(valid, flow.shape)
     if max_flow is None:
-        max_flow = max(float(np.linalg.norm(flow, axis=2).max()) + 1e-5, 1e-6)
+        largest = float(np.linalg.norm(flow, axis=2).max())
+        max_flow = max(largest + max(1e-5, 1e-6 * largest), 1e-6)
     else:  # (the bounds run's max_flow and --max-flow take; 0 was a ValueError, not an InputError)
         max_flow = check_max_flow(max_flow)
     color = wheel_colors(flow[..., 0] / max_flow, flow[..., 1] / max_flow)

@@ -330,7 +330,8 @@ def read_flow(path: str | os.PathLike) -> np.ndarray:
 
 
 def resize_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``flow`` (H, W, 2) resampled to (height, width, 2), its vectors scaled with the frame (px of the new size)."""
+    """``flow`` (H, W, 2) resampled to (height, width, 2) float32, its vectors scaled with the frame (px of the
+    new size); ``flow`` itself when it has that size already."""
     h, w = flow.shape[:2]
     if (h, w) == (height, width):
         return flow
