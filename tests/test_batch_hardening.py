@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from conftest import moving_frames
 
@@ -123,6 +124,16 @@ def test_batch_options_of_the_wrong_kind_are_one_line_errors(bad: dict, match: s
     with pytest.raises(InputError, match=match):
         BatchOptions(**{"method": METHOD, **bad})
     assert options(chunk_pairs=1, warmup_pairs=0, address="auto").chunk_pairs == 1
+
+
+def test_a_folder_of_one_videos_masks_is_refused_for_a_batch(tmp_path: Path) -> None:
+    """Its NNNNNN.png were every clip's frame N masks, without a word; one PNG for every frame stays allowed."""
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "000000.png"), np.zeros((8, 8), np.uint8))
+    with pytest.raises(InputError, match="holds one video's masks"):
+        BatchOptions(method="semantic", method_options={"segmentation": str(folder)})
+    assert BatchOptions(method="semantic", method_options={"segmentation": str(folder / "000000.png")})
 
 
 def test_submit_names_a_value_that_is_not_a_path(tmp_path: Path) -> None:

@@ -63,6 +63,22 @@ def test_given_masks_are_never_written_over(seg, cli_fails, make_video):
     cli_fails("segment", "v.mp4", "--out", "mk2", "--backend", "masks:mk2", match="mk2/000000.png: is also an input")
 
 
+def test_a_folder_of_one_videos_masks_is_refused_for_several_videos(seg, cli_fails, make_video):
+    """Each video's frame N read the same NNNNNN.png, without a word; one PNG for every frame stays allowed."""
+    make_video(3, name="v.mp4")
+    make_video(3, name="w.mp4", seed=1)
+    for i in range(3):
+        write_image(seg / "mk" / f"{i:06d}.png", np.full((H, W), 3, np.uint8))
+    cli_fails("segment", "v.mp4", "w.mp4", "--out", "out", "--backend", "masks:mk",
+              match="holds one video's masks, and 2 videos were given")
+    assert not (seg / "out").exists()
+    from semflow.segmentation.segment import segment_inputs
+
+    assert len(segment_inputs([seg / "v.mp4"], seg / "one", backend=f"masks:{seg / 'mk'}", progress=False)) == 3
+    assert len(segment_inputs([seg / "v.mp4", seg / "w.mp4"], seg / "two", backend=f"masks:{seg / 'lbl.png'}",
+                              progress=False)) == 6
+
+
 def test_an_output_folder_that_is_a_file_fails_before_writing(seg, cli_fails):
     (seg / "ov").mkdir()
     (seg / "ov" / "overlay").write_text("x")

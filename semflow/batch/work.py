@@ -56,6 +56,10 @@ class BatchOptions(RunOptions):
             raise InputError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got {self.workers!r}")
         if self.method_options.get("baseline_flows") is not None:  # one folder for every clip: not what is meant
             raise InputError("--baseline-flows holds one video's flows: give it to `semflow run`, one video at a time")
+        masks = self.method_options.get("segmentation")
+        if isinstance(masks, (str, os.PathLike)) and Path(masks).is_dir():  # its NNNNNN.png: every clip's frame N
+            raise InputError(f"--segmentation {masks}: a folder of NNNNNN.png holds one video's masks; give it to "
+                             "`semflow run`, one video at a time (batch takes one label PNG for every frame)")
         # Checked here, in one line, not as a TypeError from plan_chunks (or a misleading "pairs are missing")
         # after Ray has started.
         for name, least in (("chunk_pairs", 1), ("warmup_pairs", 0)):

@@ -108,17 +108,22 @@ def _frame_index(path: Path, count: int) -> int | None:
     return int(match.group(1)) if match and int(match.group(1)) < count else None
 
 
+def _given_masks(backend: str | Segmenter) -> Path | None:
+    """The folder or PNG of given masks (``masks:PATH``, or a mask segmenter, behind a prior or not)."""
+    if isinstance(backend, str):
+        kind, _, arg = backend.partition(":")
+        return Path(arg) if kind.lower() == "masks" and arg else None
+    backbone = getattr(backend, "segmenter", backend)
+    return backbone.source if isinstance(backbone, MaskSegmenter) else None
+
+
 def _backend_inputs(backend: str | Segmenter, label_set: str | None) -> list[Path]:
     """What the backend reads that an output might be: its ``:PATH``, the given masks (the folder and
     its PNGs), a label-set file."""
     paths: list[Path] = []
-    masks: Path | None = None
-    if isinstance(backend, str):
-        kind, _, arg = backend.partition(":")
-        paths += [Path(arg)] if arg else []
-        masks = Path(arg) if kind.lower() == "masks" and arg else None
-    elif isinstance(getattr(backend, "segmenter", backend), MaskSegmenter):
-        masks = getattr(backend, "segmenter", backend).source
+    if isinstance(backend, str) and backend.partition(":")[2]:
+        paths.append(Path(backend.partition(":")[2]))
+    masks = _given_masks(backend)
     if masks is not None:
         paths += [masks, *(sorted(masks.glob("*.png")) if masks.is_dir() else [])]
     if label_set and Path(label_set).suffix.lower() == ".json":
@@ -169,6 +174,10 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     jobs = _plan(inputs, out_dir, max_frames)
     if not jobs:
         raise InputError("nothing to segment: give images, folders of images or videos")
+    masks = _given_masks(backend)
+    if masks is not None and masks.is_dir() and sum(j.kind == "video" for j in jobs) > 1:
+        raise InputError(f"masks:{masks}: a folder of NNNNNN.png holds one video's masks, and "
+                         f"{sum(j.kind == 'video' for j in jobs)} videos were given; segment them one at a time")
     sources = {j.path: FrameSource(j.path, max_frames=max_frames) for j in jobs if j.kind == "video"}
     files, folders = _outputs(jobs, {p: len(s) for p, s in sources.items()}, out_dir, overlay)
     explain = getattr(backend, "explain_dir", None)  # the CLIP prior's OUT/prior/
