@@ -79,6 +79,21 @@ def test_a_folder_of_one_videos_masks_is_refused_for_several_videos(seg, cli_fai
                               progress=False)) == 6
 
 
+def test_label_maps_left_from_a_longer_video_are_warned_about(seg, make_video):
+    """A shorter video segmented into a folder left the longer one's last maps among its own, without a word."""
+    from semflow.errors import SemflowWarning
+    from semflow.segmentation.segment import segment_inputs
+
+    make_video(5, name="long.mp4")
+    make_video(3, name="short.mp4", seed=1)
+    masks = f"masks:{seg / 'lbl.png'}"
+    assert len(segment_inputs([seg / "long.mp4"], seg / "out", backend=masks, progress=False)) == 5
+    with pytest.warns(SemflowWarning, match=r"2 label maps beside this video's are not from it \(000003.png-000004.png"):
+        segment_inputs([seg / "short.mp4"], seg / "out", backend=masks, progress=False)
+    assert (seg / "out" / "000004.png").exists()  # the user's to remove
+    segment_inputs([seg / "long.mp4"], seg / "out", backend=masks, progress=False)  # all its own: no warning
+
+
 def test_an_output_folder_that_is_a_file_fails_before_writing(seg, cli_fails):
     (seg / "ov").mkdir()
     (seg / "ov" / "overlay").write_text("x")

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from semflow.errors import InputError
+from semflow.errors import InputError, warn
 from semflow.io.images import is_image_path, read_image, write_image
 from semflow.io.outputs import check_outputs, output_staging, refuse_inputs_as_outputs, refuse_link
 from semflow.io.video import folder_images
@@ -199,10 +199,24 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
                                label_set=label_set, temporal=temporal,
                                explain_name=explain.name if explain is not None else None)
             _move_into(stage, out_dir)
+        _warn_of_leftovers(jobs, written)
     finally:
         if explain is not None:
             backend.explain_dir = explain
     return written
+
+
+def _warn_of_leftovers(jobs: Sequence[_Job], written: Sequence[Path]) -> None:
+    """Warn of label maps ``NNNNNN.png`` beside a video's that this command did not write (an earlier, longer
+    video's): read with these, they would seem its frames. They are the user's to remove, not deleted here."""
+    mine = set(written)
+    for job in jobs:
+        if job.kind != "video" or not job.out.is_dir():
+            continue
+        left = sorted(p.name for p in job.out.glob("[0-9][0-9][0-9][0-9][0-9][0-9].png") if p not in mine)
+        if left:
+            warn(f"{job.out}: {len(left)} label map{'s' if len(left) > 1 else ''} beside this video's are not from "
+                 f"it ({left[0]}{f'-{left[-1]}' if len(left) > 1 else ''}; an earlier segment's?)")
 
 
 def _explain_folder(job: _Job, out_dir: Path, name: str) -> Path:
