@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from semflow.errors import InputError, warn
-from semflow.io.atomic import cut_name, move_into_place
+from semflow.io.atomic import TEMP_MARK, cut_name, move_into_place
 from semflow.io.datasets import LoadedSample, load_dataset
 from semflow.io.images import write_image
 from semflow.io.jsonfile import finite_or_none
@@ -50,9 +50,9 @@ from semflow.viz import (
 )
 
 IMAGE_SUFFIX = ".png"
-MAX_STEM_BYTES = 255 - len("..") - 8 - len(IMAGE_SUFFIX)
+MAX_STEM_BYTES = 255 - len("..") - len(TEMP_MARK) - 8 - len(IMAGE_SUFFIX)
 """The longest image name stem (bytes) that leaves room, in a 255-byte file name, for the temporary
-name an atomic write gives it beside the image (``.<stem>.XXXXXXXX.png``, io.atomic.temp_path_beside)."""
+name an atomic write gives it beside the image (``.<stem>.semflow-XXXXXXXX.png``, io.atomic.temp_path_beside)."""
 
 
 @dataclass

@@ -81,8 +81,8 @@ def test_image_names_are_safe_short_and_distinct() -> None:
     assert len(set(stems)) == len(stems) and stems[-1] == "sintel_ok"
     for stem in stems:
         assert stem.isprintable() and "/" not in stem
-        # Room for the temporary name an atomic write makes beside it: .<stem>.XXXXXXXX.png
-        assert len(os.fsencode(f".{stem}.XXXXXXXX.png")) <= 255
+        # Room for the temporary name an atomic write makes beside it: .<stem>.semflow-XXXXXXXX.png
+        assert len(os.fsencode(f".{stem}.semflow-XXXXXXXX.png")) <= 255
 
 
 def test_compare_writes_safe_images_for_long_and_odd_sample_names(tmp_path: Path) -> None:

@@ -92,25 +92,32 @@ def test_a_manifest_never_deletes_outside_what_run_writes(make_frames, tmp_path:
 
 
 def test_temporary_files_a_killed_run_left_are_removed_by_the_next(tmp_path: Path) -> None:
-    """A run killed outright (SIGKILL) left .flow.XXXXXXXX.partial.mp4 (as large as the video) and the
-    like beside its outputs for good: the next run there removes them, and nothing else."""
+    """A run killed outright (SIGKILL) left .flow.semflow-XXXXXXXX.partial.mp4 (as large as the video) and the
+    like beside its outputs for good: the next run there removes them, and nothing else (a user's hidden files
+    of that shape without the mark, .flow.mybackup.mp4, were removed too)."""
     from semflow.io.outputs import OutputFolder
     from semflow.runstore import RUN_OUTPUTS
 
     out = tmp_path / "out"
     (out / "flo").mkdir(parents=True)
-    left = [".flow.q6b84a80.partial.mp4", ".panel.s00_agow.partial.mp4", ".plot.ubu4ose6.png",
-            ".summary.1_nn6qjg.json", "flo/.000003.hr8nniuv.flo"]
-    kept = [".notes.q6b84a80.txt", ".flow.short.mp4", "flo/.mine.abcdefgh.flo", ".flow.q6b84a80.partial.mp4.bak"]
+    left = [".flow.semflow-q6b84a80.partial.mp4", ".panel.semflow-s00_agow.partial.mp4", ".plot.semflow-ubu4ose6.png",
+            ".summary.semflow-1_nn6qjg.json", "flo/.000003.semflow-hr8nniuv.flo"]
+    kept = [".notes.semflow-q6b84a80.txt", ".flow.short.mp4", "flo/.mine.semflow-abcdefgh.flo",
+            ".flow.semflow-q6b84a80.partial.mp4.bak", ".flow.mybackup.mp4", ".summary.original.json",
+            ".plot.20241201.png", "flo/.000001.keepthis.flo", ".flow.q6b84a80.partial.mp4"]
     for name in left + kept:
         (out / name).write_bytes(b"x" * 10)
+    from semflow.io.atomic import temp_path_beside
+
+    made = [temp_path_beside(out / "flow.mp4", ".partial.mp4"), temp_path_beside(out / "plot.png"),
+            temp_path_beside(out / "flo" / "000002.flo")]  # the names the writers give
     (tmp_path / "victim.mp4").write_bytes(b"v")
-    (out / ".panel.l1nk0000.partial.mp4").symlink_to(tmp_path / "victim.mp4")
+    (out / ".panel.semflow-l1nk0000.partial.mp4").symlink_to(tmp_path / "victim.mp4")
     with OutputFolder(out, fresh=False, work=WORK_DIR, reserved=RUN_OUTPUTS):
         pass
-    assert not any(os.path.lexists(out / name) for name in left)
+    assert not any(os.path.lexists(out / name) for name in left) and not any(p.exists() for p in made)
     assert all((out / name).is_file() for name in kept)
-    assert (out / ".panel.l1nk0000.partial.mp4").is_symlink() and (tmp_path / "victim.mp4").read_bytes() == b"v"
+    assert (out / ".panel.semflow-l1nk0000.partial.mp4").is_symlink() and (tmp_path / "victim.mp4").read_bytes() == b"v"
 
 
 @pytest.mark.parametrize("name", [WORK_DIR, "flo"])

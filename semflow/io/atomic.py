@@ -38,8 +38,13 @@ def _umask() -> int:
     return mask
 
 
+TEMP_MARK = "semflow-"
+"""What every temporary name :func:`temp_path_beside` gives holds before its random part: a run removes the
+temporaries a killed one left by this mark, never a user's own hidden files (``.flow.mybackup.mp4``)."""
+
+
 def temp_path_beside(path: str | os.PathLike, suffix: str | None = None) -> Path:
-    """Create an empty temporary file beside ``path`` (``.<stem>.XXXX<suffix>``) and return its name.
+    """Create an empty temporary file beside ``path`` (``.<stem>.semflow-XXXXXXXX<suffix>``) and return its name.
 
     It is created with ``O_EXCL`` (``tempfile.mkstemp``), so it is always a new regular file: never a
     link someone left under a predictable name. ``suffix`` defaults to the target's own suffix so that
@@ -52,10 +57,10 @@ def temp_path_beside(path: str | os.PathLike, suffix: str | None = None) -> Path
         raise OSError(errno.ENOTDIR, "a part of its folder is a file, not a folder", str(target)) from None
     suffix = suffix if suffix is not None else target.suffix
     # A name of up to 255 bytes (the usual limit) is a legal target: its stem is shortened in the temporary
-    # name, which adds a dot before, a dot and 8 random characters after it and the suffix.
-    stem = cut_name(target.stem, max(MAX_NAME_BYTES - 10 - len(os.fsencode(suffix)), 1))
+    # name, which adds a dot before, a dot, the mark and 8 random characters after it and the suffix.
+    stem = cut_name(target.stem, max(MAX_NAME_BYTES - 10 - len(TEMP_MARK) - len(os.fsencode(suffix)), 1))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix, dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.{TEMP_MARK}", suffix=suffix, dir=target.parent)
     except OSError as exc:  # name the file the user asked for, not the temporary one
         raise OSError(exc.errno, exc.strerror, str(target)) from None
     os.close(fd)
