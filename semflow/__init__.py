@@ -22,22 +22,50 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from semflow.baseline.base import FlowMethod, FlowResult  # noqa: E402
-from semflow.errors import InputError, OutputError, ResourceError, SemflowError, WeightsError  # noqa: E402
-from semflow.io.flow import read_flow, read_flow_valid, write_flow  # noqa: E402
-from semflow.io.images import read_image, write_image  # noqa: E402
-from semflow.methods import get_method, list_methods  # noqa: E402
-from semflow.viz import flow_to_color  # noqa: E402
+import importlib  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 __version__ = "0.1.0"
+
+# The API's names, each from its module, imported when first used: `import semflow` alone (and the
+# `semflow` command, before it takes over Ctrl-C) loads neither numpy nor OpenCV.
+_API = {
+    "FlowMethod": "semflow.baseline.base", "FlowResult": "semflow.baseline.base",
+    "InputError": "semflow.errors", "OutputError": "semflow.errors", "ResourceError": "semflow.errors",
+    "SemflowError": "semflow.errors", "WeightsError": "semflow.errors",
+    "read_flow": "semflow.io.flow", "read_flow_valid": "semflow.io.flow", "write_flow": "semflow.io.flow",
+    "read_image": "semflow.io.images", "write_image": "semflow.io.images",
+    "get_method": "semflow.methods", "list_methods": "semflow.methods",
+    "flow_to_color": "semflow.viz",
+}
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from semflow.baseline.base import FlowMethod, FlowResult
+    from semflow.errors import InputError, OutputError, ResourceError, SemflowError, WeightsError
+    from semflow.io.flow import read_flow, read_flow_valid, write_flow
+    from semflow.io.images import read_image, write_image
+    from semflow.methods import get_method, list_methods
+    from semflow.viz import flow_to_color
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value  # (once: later lookups find it here)
+        return value
+    raise AttributeError(f"module 'semflow' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 def estimate_flow(img1: np.ndarray, img2: np.ndarray, method: str = "dis-medium", **options: Any) -> np.ndarray:
     """Optical flow (H, W, 2) float32 from ``img1`` to ``img2`` (uint8 RGB) with a named method."""
+    from semflow.methods import get_method
+
     return get_method(method, **options)(img1, img2)
 
 

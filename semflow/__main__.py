@@ -1,5 +1,5 @@
 """``python -m semflow``: the command line."""
 
-from semflow.cli import entry
+from semflow.console import main
 
-entry()
+main()

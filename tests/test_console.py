@@ -1,0 +1,62 @@
+"""The ``semflow`` command's entry point (:mod:`semflow.console`): Ctrl-C or SIGTERM while the command line
+loads its modules ends in one line, as later, not in a traceback of the imports; ``import semflow`` loads
+neither numpy nor OpenCV (the API's names come when first used)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Runs semflow.console.main() with an import hook that stops the load of semflow.cli part way, as a signal
+# arriving then would: Ctrl-C raises KeyboardInterrupt there, SIGTERM runs the handler in force.
+SCRIPT = """
+import os, signal, sys
+how = sys.argv[1]
+
+class Stop:
+    def find_spec(self, name, path=None, target=None):
+        if name == "semflow.cli":
+            if how == "int":
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGTERM)
+        return None
+
+sys.meta_path.insert(0, Stop())
+sys.argv = ["semflow", "methods"]
+from semflow.console import main
+main()
+"""
+
+
+@pytest.mark.parametrize(("how", "code", "line"), [("int", 130, "semflow: interrupted"),
+                                                   ("term", 143, "semflow: terminated")])
+def test_a_signal_while_the_command_line_loads_is_one_line(how: str, code: int, line: str) -> None:
+    """Ctrl-C in the first half second of `semflow run ...` printed a KeyboardInterrupt traceback."""
+    done = subprocess.run([sys.executable, "-c", SCRIPT, how], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (code, line + "\n"), done.stderr
+    assert done.stdout == ""
+
+
+def test_the_console_script_is_the_loader_and_import_semflow_stays_light() -> None:
+    scripts = (ROOT / "pyproject.toml").read_text().split("[project.scripts]", 1)[1].split("[", 1)[0]
+    assert scripts.split() == ["semflow", "=", '"semflow.console:main"']
+    probe = ("import sys, semflow; light = not {'numpy', 'cv2', 'click'} & set(sys.modules); "
+             "from semflow import estimate_flow, get_method, InputError; import numpy as np; "
+             "f = semflow.estimate_flow(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)); "
+             "print(light, f.shape, 'estimate_flow' in dir(semflow))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["True", "(8,", "8,", "2)", "True"], done.stderr
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        import semflow
+
+        semflow.nothing_here  # noqa: B018
+
+
+def test_python_dash_m_semflow_runs_the_command_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "semflow", "methods"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "discrete" in done.stdout, done.stderr
