@@ -109,7 +109,7 @@ def test_to_rgb_uint8_bgr_flag_swaps_channels() -> None:
     [
         (np.zeros((4, 4, 2), np.uint8), "expected an image"),
         (np.zeros((4,), np.uint8), "expected an image"),
-        (np.zeros((1, 4, 3), np.uint8), "too small"),
+        (np.zeros((1, 4, 3), np.uint8), r"too small \(4x1; at least 2x2 px\)"),
         (np.zeros((4, 4, 3), np.int32), "unsupported image dtype"),
         (np.full((4, 4, 3), np.nan, np.float32), "NaN or inf"),
         # 0..255 floats (frame.astype(np.float32)) all clipped to white: the flow came out zero, no word

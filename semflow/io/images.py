@@ -43,7 +43,7 @@ def to_rgb_uint8(image: np.ndarray, *, name: str = "image", bgr: bool = False) -
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
         raise InputError(f"{name}: expected an image (H, W), (H, W, 3) or (H, W, 4), got shape {img.shape}")
     if img.shape[0] < 2 or img.shape[1] < 2:
-        raise InputError(f"{name}: image is too small ({img.shape[1]}x{img.shape[0]})")
+        raise InputError(f"{name}: image is too small ({img.shape[1]}x{img.shape[0]}; at least 2x2 px)")
     if img.dtype == np.uint16:
         img = (img.astype(np.float32) * (255.0 / 65535.0) + 0.5).astype(np.uint8)
     elif np.issubdtype(img.dtype, np.floating):
