@@ -3,11 +3,13 @@ its flow; with a semantic method also the segmentation and the baseline flow), a
 
 :func:`render_clip` walks the frames once and asks a callback for each pair's flow, so the same loop
 draws from kept flows, from flows computed again, or from flows computed right then (a single-pass run
-whose normaliser is given).
+whose normaliser is given). Both videos are previews: a frame too large for H.264 level 6.2 is drawn
+smaller (:func:`~semflow.io.video.video_size`); the kept flows have the frames' size.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from semflow.io.video import VideoWriter
+from semflow.io.video import VideoWriter, resize_to, video_fits, video_scale, video_size
 from semflow.progress import progress_bar
 from semflow.timing import StageTimer
 from semflow.viz import (
@@ -24,6 +26,7 @@ from semflow.viz import (
     add_legend,
     class_key_fits,
     class_key_strip,
+    class_key_strip_height,
     flow_to_color,
     label_image,
     tile,
@@ -44,27 +47,58 @@ def draw_pair(frame: np.ndarray, index: int, flows: PairFlows, max_flow: float,
               method_name: str, label_set: LabelSet | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The frames of pair ``index`` for flow.mp4 and panel.mp4 (uint8 RGB), under ``max_flow`` px; the
     segmentation tile gets ``label_set``'s colour key (class names, palette) when given: in its lower part
-    where it fits there, else in a strip below the panel (small frames: the key would hide the tile)."""
+    where it fits there, else in a strip below the panel (small frames: the key would hide the tile).
+    Either frame too large for a video (:func:`~semflow.io.video.video_fits`) is drawn smaller
+    (:func:`panel_tile_size`, :func:`~semflow.io.video.video_size`), its legends and titles drawn at that
+    size."""
     flow, seg, base = flows
-    color = add_legend(flow_to_color(flow, max_flow), max_flow)
-    tiles = [label_image(frame, f"frame {index}")]
+    names, colors = class_key(label_set) if seg is not None and label_set is not None else ([], None)
+    size = panel_tile_size(*frame.shape[:2], 2 + (seg is not None) + (base is not None), tuple(names))
+    shrunk = size != frame.shape[:2]
+
+    def fit(image: np.ndarray) -> np.ndarray:  # a tile's image at the panel's tile size
+        return resize_to(image, size) if shrunk else image
+
+    full = flow_to_color(flow, max_flow)
+    color = add_legend(resize_to(full, video_size(*full.shape[:2])), max_flow)
+    tiles = [label_image(fit(frame), f"frame {index}")]
     strip = None
     if seg is not None:
-        if label_set is not None:
-            names, colors = class_key(label_set)
+        seg = fit(seg)
+        if names:
             if class_key_fits(*seg.shape[:2], names):
                 seg = add_class_legend(seg, names, colors)
             else:
                 strip = (names, colors)
         tiles.append(label_image(seg, "segmentation"))
     if base is not None:
-        tiles.append(label_image(add_legend(flow_to_color(base, max_flow), max_flow), "baseline"))
-    tiles.append(label_image(color, method_name))
+        tiles.append(label_image(add_legend(fit(flow_to_color(base, max_flow)), max_flow), "baseline"))
+    tiles.append(label_image(add_legend(fit(full), max_flow) if shrunk else color, method_name))
     panel = tile(tiles, columns=2 if len(tiles) == 4 else len(tiles))
     if strip is not None:
         key = class_key_strip(panel.shape[1], *strip)
         panel = np.concatenate([panel, np.full((TILE_GAP, panel.shape[1], 3), 255, np.uint8), key])
     return color, panel
+
+
+@functools.lru_cache(maxsize=16)
+def panel_tile_size(height: int, width: int, tiles: int, names: tuple[str, ...] = ()) -> tuple[int, int]:
+    """(H, W) of each of the ``tiles`` tiles of :func:`draw_pair`'s panel of a ``height`` x ``width``
+    frame: the frame's own size, or the largest of its aspect at which the panel, with the strip of the
+    class key of ``names`` below it where the key does not fit the tile, fits a video
+    (:func:`~semflow.io.video.video_fits`)."""
+    columns = 2 if tiles == 4 else tiles
+    rows = -(-tiles // columns)
+    scale = 1.0
+    while True:
+        h, w = max(1, int(height * scale)), max(1, int(width * scale))
+        panel = (rows * h + (rows - 1) * TILE_GAP, columns * w + (columns - 1) * TILE_GAP)
+        if names and not class_key_fits(h, w, names):
+            panel = (panel[0] + TILE_GAP + class_key_strip_height(panel[1], names), panel[1])
+        if video_fits(*panel) or h + w == 2:
+            return h, w
+        # (the gaps, the strip and rounding do not shrink with the tiles: about a pixel less until it fits)
+        scale *= min(video_scale(*panel), 1 - 1 / max(panel))
 
 
 def class_key(label_set: LabelSet) -> tuple[list[str], np.ndarray]:

@@ -312,13 +312,26 @@ def class_key_strip(width: int, names: Sequence[str], colors: np.ndarray) -> np.
         raise ValueError(f"class_key_strip: width must be at least 1 px, got {width}")
     if not names:
         return np.zeros((0, width, 3), np.uint8)
-    scale = float(np.clip(width / 2000.0, 0.3, 0.5))
-    _, line, col_w = _key_line(scale, names)
-    cols = max(1, min(len(names), (width - 6) // col_w))
-    rows = -(-len(names) // cols)
+    scale, rows, cols, col_w, line = _strip_layout(width, names)
     strip = np.full((rows * line + 6, width, 3), 40, np.uint8)
     _draw_key(strip, 0, names, colors, scale, rows, cols, col_w, line)
     return strip
+
+
+def _strip_layout(width: int, names: Sequence[str]) -> tuple[float, int, int, int, int]:
+    """(text scale, rows, columns, column width, line height) of :func:`class_key_strip`'s key."""
+    scale = float(np.clip(width / 2000.0, 0.3, 0.5))
+    _, line, col_w = _key_line(scale, names)
+    cols = max(1, min(len(names), (width - 6) // col_w))
+    return scale, -(-len(names) // cols), cols, col_w, line
+
+
+def class_key_strip_height(width: int, names: Sequence[str]) -> int:
+    """The rows :func:`class_key_strip` of ``names``, ``width`` px wide, takes (0 without names)."""
+    if not names:
+        return 0
+    _, rows, _, _, line = _strip_layout(width, names)
+    return rows * line + 6
 
 
 def error_to_color(error: np.ndarray, max_error: float = 5.0, *, valid: np.ndarray | None = None) -> np.ndarray:

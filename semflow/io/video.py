@@ -2,12 +2,14 @@
 
 :class:`FrameSource` reads a video file (OpenCV) or a folder of images one frame at a time; nothing
 holds the whole video in memory. :class:`VideoWriter` encodes H.264 mp4 that browsers play, through
-imageio-ffmpeg's FFmpeg (OpenCV's own writer has no H.264 here), and renames the file into place on close
-only when FFmpeg finished it (:class:`~semflow.io.ffmpeg.FFmpegEncoder`: a full disk is an error, not a broken video).
+imageio-ffmpeg's FFmpeg (OpenCV's own writer has no H.264 here), scales frames too large for H.264 level
+6.2 down (:func:`video_size`), and renames the file into place on close only when FFmpeg finished it
+(:class:`~semflow.io.ffmpeg.FFmpegEncoder`: a full disk is an error, not a broken video).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -269,10 +271,53 @@ quality setting, re-encoding the 60 panel frames of ``semflow run`` on solidWhit
 2.8 vs 6.0 CPU seconds, 2.7 MB either way, 43.0 vs 44.2 dB PSNR."""
 
 
+MAX_VIDEO_SIDE = 8192
+"""The longest side (px) of a video semflow writes: H.264 level 6.2's widest frame, what browsers and
+hardware decoders play (x264 itself refuses more than 16384)."""
+MAX_VIDEO_MACROBLOCKS = 139264
+"""The most 16x16 macroblocks in a frame of a video semflow writes: H.264 level 6.2's (8192x4352,
+35.7 Mpx)."""
+
+
+def video_fits(height: int, width: int) -> bool:
+    """Whether a ``height`` x ``width`` frame (odd sides padded to even, as :class:`VideoWriter` does) is
+    within :data:`MAX_VIDEO_SIDE` and :data:`MAX_VIDEO_MACROBLOCKS`."""
+    h, w = height + height % 2, width + width % 2
+    return max(h, w) <= MAX_VIDEO_SIDE and -(-h // 16) * -(-w // 16) <= MAX_VIDEO_MACROBLOCKS
+
+
+def video_scale(height: int, width: int) -> float:
+    """The factor (at most 1) by which a ``height`` x ``width`` frame shrinks to the limits of
+    :func:`video_fits` (before its sides are rounded to whole, even pixels)."""
+    area = MAX_VIDEO_MACROBLOCKS * 256 / (height * width)
+    return min(1.0, MAX_VIDEO_SIDE / max(height, width), math.sqrt(area))
+
+
+def video_size(height: int, width: int) -> tuple[int, int]:
+    """(H, W) a ``height`` x ``width`` frame is encoded at: its own when it fits (:func:`video_fits`), else
+    the largest size of its aspect, sides rounded to even (at least 2 px), that fits."""
+    if video_fits(height, width):
+        return height, width
+    scale = video_scale(height, width)
+    while True:
+        h, w = (max(2, 2 * round(side * scale / 2)) for side in (height, width))
+        if video_fits(h, w):
+            return h, w
+        scale *= 0.999
+
+
+def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` resized to ``size`` (H, W) by area averaging (for shrinking); itself when of that size."""
+    if image.shape[:2] == tuple(size):
+        return image
+    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
 class VideoWriter:
     """Write uint8 RGB frames to an H.264 mp4 (yuv420p); the file appears under its name on close.
 
-    Odd frame sizes are padded by one pixel (H.264 in yuv420p needs even sides). Use as a context
+    Odd frame sizes are padded by one pixel (H.264 in yuv420p needs even sides). Frames too large for H.264
+    level 6.2 are scaled down to :func:`video_size` of the first frame's size (a preview). Use as a context
     manager; on an exception the partial file is deleted. The partial file is a new file with a random
     name (never a link left under a predictable one). When FFmpeg cannot finish the video (a full disk)
     :meth:`write` or :meth:`close` raise an :class:`OutputError` naming ``name`` (default ``path``; a
@@ -286,7 +331,8 @@ class VideoWriter:
         self.quality, self.preset = quality, preset
         self.tmp: Path | None = None
         self._encoder: FFmpegEncoder | None = None
-        self._size: tuple[int, int] | None = None
+        self._size: tuple[int, int] | None = None  # (W, H) of the frames, padded to even
+        self.coded: tuple[int, int] | None = None  # (H, W) the frames are scaled to, when they do not fit
         self.frames = 0
 
     def write(self, frame: np.ndarray) -> None:
@@ -296,14 +342,18 @@ class VideoWriter:
         if self._encoder is None:
             self.tmp = temp_path_beside(self.path, ".partial.mp4")
             self._size = (w + w % 2, h + h % 2)
+            self.coded = None if video_fits(h, w) else video_size(h, w)
             crf = int((1 - self.quality / 10) * 51)  # (imageio-ffmpeg's scale: quality 7 is CRF 15)
-            self._encoder = FFmpegEncoder(self.tmp, self._size, self.fps, "rgb24", [
+            size = self._size if self.coded is None else self.coded[::-1]
+            self._encoder = FFmpegEncoder(self.tmp, size, self.fps, "rgb24", [
                 "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf), "-preset", self.preset,
                 "-movflags", "+faststart"],  # (the index first: a browser plays it while it downloads)
                 name=self.name)
         elif (w + w % 2, h + h % 2) != self._size:
             raise InputError(f"video frame size changed from {self._size} to {(w, h)}")
-        if w % 2 or h % 2:
+        if self.coded is not None:
+            frame = resize_to(frame, self.coded)
+        elif w % 2 or h % 2:
             frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         try:
             self._encoder.write(np.ascontiguousarray(frame))
