@@ -168,11 +168,21 @@ more buys nothing visible (52 vs 51 dB on vtest.avi's flows) and costs encoding 
 MIN_CAP_BYTES = 8192
 
 
+X264_MAX_SIDE = 16384
+"""x264's largest frame side (px): a segment's frame (the tiles stacked, sides padded to even) stays within it."""
+
+
 def coded_shape(shape: tuple[int, int], tiles: int, per_pair: float) -> tuple[int, int]:
-    """(H', W') each tile of a pair is coded at, for frames ``shape`` (H, W) and ``per_pair`` bytes."""
+    """(H', W') each tile of a pair is coded at, for frames ``shape`` (H, W) and ``per_pair`` bytes: halved
+    while the budget is thin, and shrunk (aspect kept) where the ``tiles`` stacked would be taller or wider
+    than :data:`X264_MAX_SIDE` (a 32x5600 frame's three tiles: x264 refused the run's intermediate)."""
     h, w = shape
     while per_pair * 8 / (h * w * tiles) < MIN_BITS_PER_PIXEL and min(h, w) >= 128:
         h, w = (h + 1) // 2, (w + 1) // 2
+    most_h, most_w = X264_MAX_SIDE // tiles // 2 * 2, X264_MAX_SIDE  # (even: an odd side is padded by one)
+    scale = min(1.0, most_h / h, most_w / w)
+    if scale < 1.0:
+        h, w = min(most_h, max(2, int(h * scale))), min(most_w, max(2, int(w * scale)))
     return h, w
 
 

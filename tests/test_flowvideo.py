@@ -174,6 +174,25 @@ def test_coded_size_halves_when_the_budget_is_thin() -> None:
     assert flowvideo.coded_shape((1080, 1920), 3, 4970) == (540, 960)  # with baseline and segmentation
 
 
+def test_tiles_taller_than_x264_takes_are_coded_smaller(tmp_path: Path) -> None:
+    """A semantic run on 32x5600 frames computed its pairs, then x264 refused the intermediate's 32x16800
+    frames (three tiles stacked): the tiles are coded smaller, and decoded at the frame's size."""
+    for shape, tiles in (((5600, 32), 3), ((5461, 31), 3), ((9000, 17001), 1), ((16384, 16), 2)):
+        h, w = flowvideo.coded_shape(shape, tiles, per_pair=1e9)
+        assert (h + h % 2) * tiles <= 16384 and w + w % 2 <= 16384 and abs(h / w - shape[0] / shape[1]) < 0.1 * h / w
+    assert flowvideo.coded_shape((5460, 32), 3, per_pair=1e9) == (5460, 32)  # fits: as it is
+    h, w = 5600, 16
+    flows = (synthetic_flow(h, w, 1), np.zeros((h, w, 3), np.uint8), synthetic_flow(h, w, 2))
+    writer = flowvideo.SegmentWriter(tmp_path, 0, (h, w), "fbs", per_pair=1e6)
+    writer.add(flows)
+    path = writer.close()
+    span = flowvideo.parse_segment(path)
+    assert span[3] == (h, w) and span[4][0] * 3 <= 16384  # (the coded size, read back as the run does)
+    (flow, seg, base), = flowvideo.read_segment(path, (h, w), "fbs", np.zeros((1, 3), np.uint8), span[4])
+    assert flow.shape == base.shape == (h, w, 2) and seg.shape == (h, w, 3)
+    assert np.abs(flow - flows[0]).mean() < 0.05 * (np.abs(flows[0]).mean() + 1)
+
+
 def counting(name: str):
     method = get_method(name)
     method.calls = 0
