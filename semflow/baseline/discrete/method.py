@@ -5,7 +5,7 @@ Stages, each in its own module::
     descriptors  dense SIFT-like descriptors on image pyramids of both frames
     keypoints    (balanced, accurate) SIFT keypoints matched over the whole frame
     proposals    K candidate flows per grid point: coarse-to-fine nearest neighbours in descriptor
-                 space inside a search window, propagation from neighbours, a coarse DIS flow, and
+                 space inside a search window (``knn``), propagation from neighbours, a coarse DIS flow, and
                  at the finest level the nearby keypoint matches
     crf          discrete CRF over the candidates (truncated matching cost, truncated-L1
                  smoothness), block coordinate descent with exact DP along rows then columns;

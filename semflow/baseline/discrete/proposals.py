@@ -3,7 +3,7 @@
 The search runs coarse to fine over descriptor pyramids (see ``descriptors.descriptor_pyramid``):
 
 - at the coarsest level every pixel is a query, compared with every pixel of the other frame inside a
-  square search window (an exact k-nearest-neighbour search, one matrix product per chunk; in video
+  square search window (an exact k-nearest-neighbour search, matrix products over tiles: ``knn``; in video
   mode between full searches the window is narrow and each of its flows is scored as a candidate);
 - at each finer level a query inherits its parent's K candidates (doubled), plus the best candidate of
   each of the parent's 8 neighbours (propagation), plus optional extra candidates (a coarse DIS flow);
@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from semflow.baseline.discrete.keypoints import KeypointMatches, nearby_match_flows
+from semflow.baseline.discrete.knn import rescale, squared_norms, window_knn
 
 OUTSIDE_COST = 2.0
 """Cost of a match that lands outside the other frame (L2-normalised descriptors are at most 2 apart)."""
@@ -63,25 +64,13 @@ def _as_tensor(desc: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(desc, dtype=torch.float32)
 
 
-def _rescale(coords: torch.Tensor, scale: float) -> torch.Tensor:
-    """Integer pixel coordinates of an image in the same image resized by ``scale`` (pixel centres)."""
-    if scale == 1.0:
-        return coords
-    return torch.round((coords.float() + 0.5) * scale - 0.5).long()
-
-
-def _squared_norms(desc: torch.Tensor) -> torch.Tensor:
-    """Squared L2 norms along the last axis (``vector_norm`` is several times faster than a product-sum)."""
-    return torch.linalg.vector_norm(desc, dim=-1).square_()
-
-
 def _distances(query: torch.Tensor, target: torch.Tensor, target_index: torch.Tensor,
                target_sq: torch.Tensor, *, chunk_elems: int = 1 << 22) -> torch.Tensor:
     """Squared L2 distances (N, C) between query descriptors (N, D) and rows ``target_index`` (N, C)
     of ``target`` (M, D), whose squared norms are ``target_sq`` (M,)."""
     n, c = target_index.shape
     d = query.shape[1]
-    q_sq = _squared_norms(query)[:, None]
+    q_sq = squared_norms(query)[:, None]
     out = torch.empty(n, c, device=target.device)
     step = max(1, chunk_elems // max(1, c * d))
     for s in range(0, n, step):
@@ -107,8 +96,8 @@ def _scaled_distances(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor
     the squared norms of ``desc2``'s descriptors, flattened)."""
     gh, gw, c = index.shape
     h1, w1, d = desc1.shape
-    qy = _rescale(ys, query_scale).clamp(0, h1 - 1)
-    qx = _rescale(xs, query_scale).clamp(0, w1 - 1)
+    qy = rescale(ys, query_scale).clamp(0, h1 - 1)
+    qx = rescale(xs, query_scale).clamp(0, w1 - 1)
     query = desc1[qy][:, qx].reshape(gh * gw, d)
     out = _distances(query, desc2.reshape(-1, d), index.reshape(gh * gw, c), target_sq)
     return out.view(gh, gw, c)
@@ -121,8 +110,8 @@ def _resized_index(height: int, width: int, size: tuple[int, int], scale: float,
     if scale == 1.0 and tuple(size) == (height, width):
         return None
     h2, w2 = size
-    rows = _rescale(torch.arange(height, device=device), scale).clamp(0, h2 - 1)
-    cols = _rescale(torch.arange(width, device=device), scale).clamp(0, w2 - 1)
+    rows = rescale(torch.arange(height, device=device), scale).clamp(0, h2 - 1)
+    cols = rescale(torch.arange(width, device=device), scale).clamp(0, w2 - 1)
     return (rows[:, None] * w2 + cols[None]).reshape(-1)
 
 
@@ -143,7 +132,7 @@ class MatchLevel:
 
     def __post_init__(self) -> None:
         # Squared norms of every target descriptor, computed once for all the scoring at this level.
-        self._target_sq = [_squared_norms(t).reshape(-1) for t in [self.target] + [s[2] for s in self.scaled]]
+        self._target_sq = [squared_norms(t).reshape(-1) for t in [self.target] + [s[2] for s in self.scaled]]
         # Where each pixel of the target frame lies in each (resized) target: one lookup per scored flow.
         h, w = self.target.shape[:2]
         self._target_index = [_resized_index(h, w, tuple(t.shape[:2]), t_scale, self.target.device)
@@ -215,33 +204,19 @@ def exhaustive_knn(desc1: torch.Tensor, desc2: torch.Tensor, ys: torch.Tensor, x
     Squared L2 distance; the window is the square ``|dx|, |dy| <= radius`` around the point.
     With ``query_scale`` / ``target_scale`` != 1, ``desc1`` / ``desc2`` describe the frames resized by
     that factor (as in :class:`MatchLevel`); the flows are in pixels of the frames as they are.
+    Memory follows the window, not the frame (:mod:`.knn`).
     """
     h, w, d = desc2.shape
     gh, gw = len(ys), len(xs)
     qy, qx = torch.meshgrid(ys, xs, indexing="ij")
-    qy, qx = qy.reshape(-1), qx.reshape(-1)
-    q = desc1[_rescale(qy, query_scale).clamp(0, desc1.shape[0] - 1),
-              _rescale(qx, query_scale).clamp(0, desc1.shape[1] - 1)]
-    t = desc2.reshape(h * w, d)
-    t_sq = _squared_norms(t)
+    q = desc1[rescale(qy.reshape(-1), query_scale).clamp(0, desc1.shape[0] - 1),
+              rescale(qx.reshape(-1), query_scale).clamp(0, desc1.shape[1] - 1)]
     kk = min(k, h * w)
-    flows = torch.empty(len(q), kk, 2, dtype=torch.int64, device=t.device)
-    costs = torch.empty(len(q), kk, device=t.device)
     # Each target pixel's position in the frame at its own size.
-    xs_all = _rescale(torch.arange(w, device=t.device), 1.0 / target_scale)
-    ys_all = _rescale(torch.arange(h, device=t.device), 1.0 / target_scale)
-    for s in range(0, len(q), chunk):
-        qs = q[s:s + chunk]
-        n = len(qs)
-        dist = _squared_norms(qs)[:, None] + t_sq[None] - 2.0 * qs @ t.T
-        dist = dist.view(n, h, w)
-        # The window as two broadcast masks: columns out of reach, then rows out of reach.
-        dist.masked_fill_(((xs_all[None] - qx[s:s + chunk, None]).abs() > radius)[:, None, :], float("inf"))
-        dist.masked_fill_(((ys_all[None] - qy[s:s + chunk, None]).abs() > radius)[:, :, None], float("inf"))
-        c, i = torch.topk(dist.view(n, h * w), kk, dim=1, largest=False, sorted=True)
-        flows[s:s + chunk, :, 0] = xs_all[i % w] - qx[s:s + chunk, None]
-        flows[s:s + chunk, :, 1] = ys_all[i // w] - qy[s:s + chunk, None]
-        costs[s:s + chunk] = c
+    xs_all = rescale(torch.arange(w, device=desc2.device), 1.0 / target_scale)
+    ys_all = rescale(torch.arange(h, device=desc2.device), 1.0 / target_scale)
+    costs, i = window_knn(q, ys, xs, desc2, xs_all, ys_all, k=kk, radius=radius, chunk=chunk, scale=target_scale)
+    flows = torch.stack([xs_all[i % w] - qx.reshape(-1, 1), ys_all[i // w] - qy.reshape(-1, 1)], 2)
     costs = torch.where(torch.isfinite(costs), costs, torch.full_like(costs, OUTSIDE_COST))
     flows, costs = flows.view(gh, gw, kk, 2), costs.view(gh, gw, kk)
     if kk < k:
@@ -309,7 +284,7 @@ def window_flows(radius: int, device: torch.device | str = "cpu") -> torch.Tenso
 def scored_window(level: MatchLevel, ys: torch.Tensor, xs: torch.Tensor, *, k: int, radius: int) -> Proposals:
     """The ``k`` best flows of the window ``|dx|, |dy| <= radius``, each scored as a candidate under
     the level's cost (its scales at once): for a narrow window, far cheaper than :func:`windowed_search`,
-    which compares each query with the whole frame."""
+    which compares each query with the whole frame (large levels: a box around a tile's windows)."""
     flows = window_flows(radius, ys.device)
     cands = flows.expand(len(ys), len(xs), -1, -1)
     costs = level.score(ys, xs, cands)
