@@ -352,14 +352,18 @@ def methods_command() -> None:
 @click.option("--device", default="cpu", show_default=True, help="Where the model runs: cpu, cuda, cuda:N or auto.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None,
               help="Segment at most this many frames of each video and images of each folder (the first ones).")
+@click.option("--max-side", type=click.IntRange(min=16), default=None,
+              help="Shrink images and video frames so the longer side is at most PX before segmenting (the label"
+                   " maps and overlays then have the shrunk size).")
 @click.option("--pairwise", "--per-frame", "per_frame", is_flag=True,
               help="Segment every video frame on its own (default: a video's labels filtered along the optical"
               " flow; a folder's images are always segmented each on its own).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @prior_options
 def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool, label_set: str | None,
-            kinds: str | None, device: str, max_frames: int | None, per_frame: bool, progress: bool | None, prior: str,
-            clip_model: str, clip_weights: Path | None, prior_classes: str | None, prior_weight: float) -> None:
+            kinds: str | None, device: str, max_frames: int | None, max_side: int | None, per_frame: bool,
+            progress: bool | None, prior: str, clip_model: str, clip_weights: Path | None, prior_classes: str | None,
+            prior_weight: float) -> None:
     """Label maps for images, folders of images or videos: OUT/x.png per image, OUT/NNNNNN.png per frame.
 
     A video's labels are filtered along the optical flow (steady from frame to frame); --pairwise
@@ -367,7 +371,8 @@ def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool
     the frames of a video).
 
     With --prior clip, OUT/prior/x.json (OUT/prior/NNNNNN.json; OUT/<video>/prior/ with several videos)
-    holds each region's CLIP label and score.
+    holds each region's CLIP label and score. Images and frames too large for the memory available are
+    refused in one line before any work, with a --max-side that fits (with --prior clip, after its models load).
     """
     from semflow.segmentation.segment import segment_inputs
 
@@ -382,7 +387,7 @@ def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool
         backend.explain_dir = out_dir / "prior"
     written = segment_inputs(inputs, out_dir, backend=backend, overlay=overlay, progress=progress, device=device,
                              kinds_override=kinds, label_set=label_set, max_frames=max_frames,
-                             temporal=not per_frame)
+                             temporal=not per_frame, max_side=max_side)
     _say(f"wrote {len(written)} label map(s) to {out_dir}")
 
 

@@ -1,6 +1,7 @@
 """Memory: the peak resident memory of this process while a block of code runs (Linux /proc, else
-getrusage), and the check that stops a method before it starts on frames too large for the memory
-available (from per-method measurements in ``memory_needs.json``)."""
+getrusage), and the checks that stop a flow method, ``run`` (its flow and its videos) or ``segment``
+before they start on frames too large for the memory available (from the measurements in
+``memory_needs.json``, written by ``scripts/measure_memory.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import os
 import resource
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from semflow.errors import InputError, ResourceError
@@ -122,20 +124,40 @@ MEMORY_ENV = "SEMFLOW_MEMORY_MB"
 
 @functools.lru_cache(maxsize=1)
 def _measured_needs() -> dict:
-    """``memory_needs.json``'s per-method entries (read once: every pair a method estimates checks them)."""
+    """``memory_needs.json`` (read once: every pair a method estimates checks it)."""
     try:
-        return dict(json.loads(NEEDS_FILE.read_text())["methods"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return dict(json.loads(NEEDS_FILE.read_text()))
+    except (OSError, ValueError, TypeError):
         return {}
+
+
+def _fitted(section: str, name: str, height: int, width: int, part: str | None = None) -> float | None:
+    """``base_mb + bytes_per_pixel * H * W`` (MB) of the entry ``name`` (its ``part``) in ``section``; None
+    for one not measured."""
+    try:
+        needs = _measured_needs()[section][name]
+        needs = needs[part] if part else needs
+        return needs["base_mb"] + needs["bytes_per_pixel"] * height * width / 2**20
+    except (KeyError, TypeError):
+        return None
 
 
 def memory_needed_mb(method: str, height: int, width: int) -> float | None:
     """Estimated peak memory (MB) of ``method`` on one (height, width) pair, from the per-method
     measurements in ``memory_needs.json`` (``scripts/measure_memory.py``); None for a method not measured."""
-    needs = _measured_needs().get(method)
-    if not needs:
-        return None
-    return needs["base_mb"] + needs["bytes_per_pixel"] * height * width / 2**20
+    return _fitted("methods", method, height, width)
+
+
+def drawing_needed_mb(height: int, width: int) -> float | None:
+    """Estimated memory (MB) that drawing ``run``'s videos of (height, width) frames adds to its method's
+    flow (colours, panel, the flows' intermediate video, the FFmpeg encoders), measured as such."""
+    return _fitted("drawing", "run", height, width)
+
+
+def segmenter_needed_mb(segmenter: str, height: int, width: int, *, video: bool) -> float | None:
+    """Estimated peak memory (MB) of ``semflow segment`` with ``segmenter`` (``camvid``, ``torchvision``) on
+    (height, width) images, or a video's frames (``video``: filtered over time); None for one not measured."""
+    return _fitted("segmenters", segmenter, height, width, "video" if video else "image")
 
 
 def available_memory_mb() -> float | None:
@@ -162,16 +184,42 @@ def available_memory_mb() -> float | None:
     return min(candidates) if candidates else None
 
 
-def check_memory(method: str, height: int, width: int, *, hint: str) -> None:
+def check_memory(method: str, height: int, width: int, *, hint: str, drawing: bool = False) -> None:
     """Raise :class:`ResourceError` before the work starts when ``method`` on (height, width) frames
     needs more memory than is available. ``hint`` ends the message: what the user can do, with
-    ``{side}`` replaced by the longer side (px) at which the method would fit, e.g. ``"use --max-side {side}"``."""
-    needed, available = memory_needed_mb(method, height, width), available_memory_mb()
-    if needed is None or available is None or needed <= available:
+    ``{side}`` replaced by the longer side (px) at which the method would fit, e.g. ``"use --max-side {side}"``.
+    ``drawing``: count what drawing ``run``'s videos adds too (:func:`drawing_needed_mb`)."""
+    if not drawing:
+        _refuse_if_short(method, functools.partial(memory_needed_mb, method), height, width, hint)
         return
-    fits = _side_that_fits(method, height, width, available)
+
+    def total(h: int, w: int) -> float | None:
+        parts = [need for need in (memory_needed_mb(method, h, w), drawing_needed_mb(h, w)) if need is not None]
+        return sum(parts) if parts else None
+
+    flow, drawn = memory_needed_mb(method, height, width), drawing_needed_mb(height, width)
+    split = f" (flow {_amount(flow)}, videos {_amount(drawn)})" if flow is not None and drawn is not None else ""
+    _refuse_if_short(f"{method} and drawing its videos", total, height, width, hint, need="need", split=split)
+
+
+def check_segmenter_memory(segmenter: str, height: int, width: int, *, video: bool, hint: str,
+                           label: str | None = None) -> None:
+    """:func:`check_memory` for ``semflow segment`` with ``segmenter``'s measured needs
+    (:func:`segmenter_needed_mb`); ``label`` names the backend in the message (default ``segmenter``)."""
+    needed = functools.partial(segmenter_needed_mb, segmenter, video=video)
+    _refuse_if_short(f"segment ({label or segmenter}{', video mode' if video else ''})", needed, height, width, hint)
+
+
+def _refuse_if_short(what: str, needed: Callable[[int, int], float | None], height: int, width: int, hint: str,
+                     *, need: str = "needs", split: str = "") -> None:
+    """The one-line :class:`ResourceError` when ``needed(height, width)`` (MB) exceeds what is available,
+    with ``hint`` (``{side}``: the longer side at which it fits)."""
+    estimate, available = needed(height, width), available_memory_mb()
+    if estimate is None or available is None or estimate <= available:
+        return
+    fits = _side_that_fits(needed, height, width, available)
     advice = hint.format(side=fits) if fits else "it does not fit even at a small size"
-    raise ResourceError(f"{method} needs about {_amount(needed)} for {width}x{height} frames, and"
+    raise ResourceError(f"{what} {need} about {_amount(estimate)} for {width}x{height} frames{split}, and"
                         f" {_amount(max(available, 0))} is available; {advice}")
 
 
@@ -197,10 +245,11 @@ def _amount(mb: float) -> str:
     return f"{mb / 1024:.1f} GB" if mb >= 1024 else f"{mb:.0f} MB"
 
 
-def _side_that_fits(method: str, height: int, width: int, available: float) -> int | None:
+def _side_that_fits(needed: Callable[[int, int], float | None], height: int, width: int,
+                    available: float) -> int | None:
     longer = max(height, width)
     for side in range(longer, 15, -max(longer // 64, 1)):
         scale = side / longer
-        if memory_needed_mb(method, round(height * scale), round(width * scale)) <= available:
+        if needed(round(height * scale), round(width * scale)) <= available:
             return side
     return None

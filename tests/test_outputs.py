@@ -327,10 +327,10 @@ def test_semantic_on_8000x6000_stops_before_starting(cli_fails, tmp_path: Path, 
 def test_run_too_large_says_which_max_side_fits(cli_fails, run_cli, make_frames, monkeypatch) -> None:
     import re
 
-    from semflow.memory import memory_needed_mb
+    from semflow.memory import drawing_needed_mb, memory_needed_mb
 
     frames = make_frames(2, 600, 800)
-    budget = memory_needed_mb("dis-medium", 300, 400)
+    budget = memory_needed_mb("dis-medium", 300, 400) + drawing_needed_mb(300, 400)  # (run draws its videos too)
     monkeypatch.setenv("SEMFLOW_MEMORY_MB", f"{budget:.1f}")
     line = cli_fails("run", frames, "--out", "out", "--method", "dis-medium", match="use --max-side")
     side = int(re.search(r"--max-side (\d+)", line).group(1))

@@ -5,15 +5,18 @@ video, ``OUT/NNNNNN.png`` per frame (``OUT/<video stem>/NNNNNN.png`` when severa
 A video is segmented in video mode by default: each frame's class probabilities are filtered along the
 optical flow with the previous frames' (:mod:`.temporal`), so labels do not flicker; ``temporal=False``
 segments every frame on its own.
+``max_side`` shrinks images and frames so their longer side is at most that many pixels before they
+are segmented (the label maps and overlays then have the shrunk size, as ``run``'s flows do).
 With ``overlay``, images also get ``OUT/overlay/x.png`` and a video ``OUT/overlay.mp4``
 (``OUT/<video stem>/overlay.mp4``): the label colours blended on the image, with the label set's colour key
 (in the lower left corner; on a strip under an image too small for it); a segmenter with the CLIP prior writes its decisions the same way,
 to ``OUT/prior/`` (``OUT/<video stem>/prior/``). Frames are read and written one at a time.
 
 Every output is checked before any work (no two inputs write one file, none is an input, including
-the given masks, none goes through a link in ``OUT``), and everything is written to a fresh folder
-inside ``OUT`` first and moved into place only when the whole command has succeeded: a failed command
-leaves ``OUT`` as it was.
+the given masks, none goes through a link in ``OUT``), and so is the memory that the largest image and
+the largest video frame need (:func:`semflow.memory.check_segmenter_memory`, before the model is built);
+everything is written to a fresh folder inside ``OUT`` first and moved into place only when the whole
+command has succeeded: a failed command leaves ``OUT`` as it was.
 """
 
 from __future__ import annotations
@@ -25,10 +28,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from semflow.errors import InputError, warn
 from semflow.io.images import is_image_path, read_image, write_image
 from semflow.io.outputs import check_outputs, output_staging, refuse_inputs_as_outputs, refuse_link
-from semflow.io.video import folder_images
+from semflow.io.video import folder_images, max_side_size, resize_max_side
+from semflow.memory import check_segmenter_memory
 from semflow.segmentation.base import Segmenter
 from semflow.segmentation.masks import MaskSegmenter
 
@@ -155,14 +161,15 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
                    backend: str | Segmenter = "camvid", overlay: bool = False, progress: bool | None = None,
                    device: str = "cpu", kinds_override: str | Mapping[str, str] | None = None,
                    label_set: str | None = None, max_frames: int | None = None,
-                   temporal: bool = True) -> list[Path]:
+                   temporal: bool = True, max_side: int | None = None) -> list[Path]:
     """Segment images, folders of images and videos (``inputs``: a list of paths, or one); return the
     label maps written.
 
     ``backend``: a spec for :func:`get_segmenter` or a segmenter. ``progress``: a bar on stderr
     (None: only on a terminal). ``max_frames`` limits every input: the frames of each video and the
     images taken from each folder (its first ones, in natural name order). ``temporal``: filter a
-    video's labels along the flow (False: every frame on its own).
+    video's labels along the flow (False: every frame on its own). ``max_side`` (px): shrink images and
+    frames so their longer side is at most this first (the label maps have the shrunk size).
     """
     from semflow.io.video import FrameSource
 
@@ -171,6 +178,8 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
         inputs = [inputs]
     if max_frames is not None and max_frames < 1:
         raise InputError(f"max frames (--max-frames) must be at least 1, got {max_frames}")
+    if max_side is not None and max_side < 16:  # (as run's --max-side)
+        raise InputError(f"max side (--max-side) must be at least 16 px, got {max_side}")
     jobs = _plan(inputs, out_dir, max_frames)
     if not jobs:
         raise InputError("nothing to segment: give images, folders of images or videos")
@@ -178,7 +187,7 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     if masks is not None and masks.is_dir() and sum(j.kind == "video" for j in jobs) > 1:
         raise InputError(f"masks:{masks}: a folder of NNNNNN.png holds one video's masks, and "
                          f"{sum(j.kind == 'video' for j in jobs)} videos were given; segment them one at a time")
-    sources = {j.path: FrameSource(j.path, max_frames=max_frames) for j in jobs if j.kind == "video"}
+    sources = {j.path: FrameSource(j.path, max_frames=max_frames, max_side=max_side) for j in jobs if j.kind == "video"}
     files, folders = _outputs(jobs, {p: len(s) for p, s in sources.items()}, out_dir, overlay)
     explain = getattr(backend, "explain_dir", None)  # the CLIP prior's OUT/prior/
     explain = Path(explain) if explain is not None and Path(explain).parent == out_dir else None
@@ -191,12 +200,13 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     read = [*inputs, *(j.path for j in jobs), *_backend_inputs(backend, label_set)]
     _refuse_frames_as_inputs(read, {j.out: len(sources[j.path]) for j in jobs if j.kind == "video"})
     refuse_inputs_as_outputs(read, [*folders, *files])
+    _check_memory(jobs, sources, backend, max_side)
 
     try:  # OUT locked: a second segment or run into it would mix their outputs
         with output_staging(out_dir, ".segment-", lock=True) as stage:
             written = _segment(jobs, sources, files, out_dir, stage, backend=backend, overlay=overlay,
                                progress=progress, device=device, kinds_override=kinds_override,
-                               label_set=label_set, temporal=temporal,
+                               label_set=label_set, temporal=temporal, max_side=max_side,
                                explain_name=explain.name if explain is not None else None)
             _move_into(stage, out_dir)
         _warn_of_leftovers(jobs, written)
@@ -204,6 +214,44 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
         if explain is not None:
             backend.explain_dir = explain
     return written
+
+
+def _measured_as(backend: str | Segmenter) -> tuple[str, str]:
+    """The kind of ``backend`` (``camvid``, ``torchvision``, ``masks``...) and the segmenter whose measured
+    needs stand for it (``memory_needs.json``): torchvision's (its largest model) for a torchvision one,
+    else the shipped camvid's (given masks need less: no network; the CLIP prior's model is not counted)."""
+    if isinstance(backend, str):
+        kind = backend.partition(":")[0].lower()
+    else:
+        kind = getattr(getattr(backend, "segmenter", backend), "name", "")  # (the one behind a CLIP prior)
+    return kind or "camvid", "torchvision" if kind == "torchvision" else "camvid"
+
+
+def _image_size(path: Path, max_side: int | None) -> tuple[int, int]:
+    """(H, W) of the image at ``path`` as it is segmented (upright, shrunk by ``max_side``), from its header
+    where the header says (else from the image)."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # (EXIF orientations that turn it a quarter)
+                width, height = height, width
+    except (OSError, ValueError, Image.DecompressionBombError):
+        height, width = read_image(path).shape[:2]
+    return max_side_size(height, width, max_side)
+
+
+def _check_memory(jobs: Sequence[_Job], sources: Mapping[Path, object], backend: str | Segmenter,
+                  max_side: int | None) -> None:
+    """Refuse, in one line and before the model loads, the largest image or video frame (after ``max_side``)
+    when segmenting it needs more memory than is available."""
+    kind, name = _measured_as(backend)
+    for video in (False, True):
+        sizes = [sources[j.path].frame_size() if video else _image_size(j.path, max_side)
+                 for j in jobs if (j.kind == "video") == video]
+        if sizes:
+            height, width = max(sizes, key=lambda size: size[0] * size[1])
+            check_segmenter_memory(name, height, width, video=video, hint="use --max-side {side} (or smaller)",
+                                   label=kind if kind == name else f"{kind}, counted as {name}")
 
 
 def _warn_of_leftovers(jobs: Sequence[_Job], written: Sequence[Path]) -> None:
@@ -228,7 +276,7 @@ def _explain_folder(job: _Job, out_dir: Path, name: str) -> Path:
 def _segment(jobs: list[_Job], sources: Mapping[Path, object], files: Mapping[Path, Path], out_dir: Path,
              stage: Path, *, backend: str | Segmenter, overlay: bool, progress: bool | None, device: str,
              kinds_override: str | Mapping[str, str] | None, label_set: str | None,
-             temporal: bool, explain_name: str | None = None) -> list[Path]:
+             temporal: bool, max_side: int | None = None, explain_name: str | None = None) -> list[Path]:
     """Write every job's outputs to ``stage`` (at their places relative to ``out_dir``); return the
     label maps' final paths. ``explain_name``: the folder name for the prior's decisions (``backend``
     is then a segmenter with ``explain_dir``)."""
@@ -256,13 +304,14 @@ def _segment(jobs: list[_Job], sources: Mapping[Path, object], files: Mapping[Pa
             if explain_name is not None:
                 backend.explain_dir = staged(_explain_folder(job, out_dir, explain_name))
             if job.kind == "image":
-                image = read_image(job.path)
+                image = resize_max_side(read_image(job.path), max_side)
                 result = segmenter().predict(image, key=job.path.stem)
                 write_image(staged(job.out), result.labels)
                 written.append(job.out)
                 if overlay:
                     write_image(staged(out_dir / "overlay" / job.out.name),
                                 with_class_key(result.overlay(image), result.label_set))
+                del image, result  # (the next image's probabilities would be made beside these: 44 B/px more)
                 bar.advance()
                 continue
             source = sources[job.path]
@@ -282,6 +331,7 @@ def _segment(jobs: list[_Job], sources: Mapping[Path, object], files: Mapping[Pa
                     written.append(path)
                     if writer is not None:
                         writer.write(with_class_key(result.overlay(frame), result.label_set))
+                    del result  # (--pairwise: not beside the next frame's)
                     bar.advance()
             except BaseException:
                 if writer is not None:

@@ -1,0 +1,138 @@
+"""The memory checks of ``segment`` and of ``run``'s videos: frames too large for the memory available
+are refused in one line, before any work, with a ``--max-side`` that fits (``$SEMFLOW_MEMORY_MB`` sets
+what is available, so nothing here allocates more than small frames need)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semflow.errors import ResourceError
+from semflow.io.images import read_image, write_image
+from semflow.memory import memory_needed_mb
+
+
+def _image(path: Path, height: int, width: int) -> Path:
+    frame = np.zeros((height, width, 3), np.uint8)
+    frame[::7, ::5] = 200
+    write_image(path, frame)
+    return path
+
+
+def _side(line: str) -> int:
+    return int(re.search(r"use --max-side (\d+) \(or smaller\)", line).group(1))
+
+
+# --- segment --------------------------------------------------------------------------------------
+
+
+def test_segment_refuses_an_image_too_large_in_one_line(cli_fails, tmp_path: Path, monkeypatch) -> None:
+    """``segment`` had no memory check: one 8K frame peaked at 5.35 GB with 1000 MB "available". Now the
+    largest image is refused in one line before any work, with a --max-side at which it fits."""
+    _image(tmp_path / "small.png", 30, 40)
+    _image(tmp_path / "large.png", 600, 800)
+    monkeypatch.setenv("SEMFLOW_MEMORY_MB", "300")  # (below what the model alone takes)
+    cli_fails("segment", "small.png", "--out", "seg", match="it does not fit even at a small size")
+
+    from semflow.memory import segmenter_needed_mb
+
+    budget = segmenter_needed_mb("camvid", 300, 400, video=False)
+    monkeypatch.setenv("SEMFLOW_MEMORY_MB", f"{budget:.1f}")
+    line = cli_fails("segment", "small.png", "large.png", "--out", "seg", match="segment (camvid) needs about")
+    assert "for 800x600 frames" in line and "is available" in line  # (the larger image's)
+    side = _side(line)
+    assert segmenter_needed_mb("camvid", round(600 * side / 800), side, video=False) <= budget
+    larger = round(side * 9 / 8)
+    assert segmenter_needed_mb("camvid", round(600 * larger / 800), larger, video=False) > budget
+
+
+def test_segment_refuses_a_video_too_large_in_one_line(cli_fails, make_video, monkeypatch) -> None:
+    make_video(3, 120, 160)
+    monkeypatch.setenv("SEMFLOW_MEMORY_MB", "300")
+    cli_fails("segment", "clip.mp4", "--out", "seg", "--overlay", match="segment (camvid, video mode) needs about")
+
+    from semflow.memory import segmenter_needed_mb
+
+    budget = segmenter_needed_mb("camvid", 60, 80, video=True)
+    monkeypatch.setenv("SEMFLOW_MEMORY_MB", f"{budget:.1f}")
+    line = cli_fails("segment", "clip.mp4", "--out", "seg", "--overlay", match="segment (camvid, video mode) needs")
+    assert "for 160x120 frames" in line and 60 <= _side(line) <= 80
+    cli_fails("segment", "clip.mp4", "--out", "seg", "--max-side", "100", match="for 100x75 frames")
+
+
+def test_segment_checks_before_the_model_loads(tmp_path: Path, monkeypatch) -> None:
+    """The API refuses too (``segment_inputs``), before it builds the segmenter (torch, weights: seconds)."""
+    import semflow.segmentation.backends as backends
+    from semflow.segmentation.segment import segment_inputs
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the memory check")
+
+    monkeypatch.setattr(backends, "get_segmenter", no_model)
+    monkeypatch.setenv("SEMFLOW_MEMORY_MB", "5")
+    with pytest.raises(ResourceError, match=r"segment \(camvid\) needs about .* for 64x48 frames.*5 MB is available"):
+        segment_inputs([_image(tmp_path / "a.png", 48, 64)], tmp_path / "seg")
+    assert not (tmp_path / "seg").exists()
+
+
+def test_segment_max_side_shrinks_images_and_frames(run_cli, tmp_path: Path, make_video) -> None:
+    """``--max-side`` (listed among every command's common options) was "No such option" for segment."""
+    _image(tmp_path / "a.png", 60, 100)
+    make_video(3, 48, 64)
+    result = run_cli("segment", "a.png", "--out", "seg", "--max-side", "32", "--overlay", "--no-progress")
+    assert result.rc == 0, result.stderr
+    assert read_image(tmp_path / "seg" / "a.png").shape[:2] == (19, 32)  # (600/100 * 32 = 19.2)
+    assert read_image(tmp_path / "seg" / "overlay" / "a.png").shape[1] == 32
+    result = run_cli("segment", "clip.mp4", "--out", "segv", "--max-side", "32", "--no-progress")
+    assert result.rc == 0, result.stderr
+    frames = sorted((tmp_path / "segv").glob("*.png"))
+    assert len(frames) == 3 and {read_image(p).shape[:2] for p in frames} == {(24, 32)}
+    assert "shrunk size" in " ".join(run_cli("segment", "--help").stdout.split())
+
+
+def test_segment_max_side_below_16_is_refused(tmp_path: Path) -> None:
+    from semflow.errors import InputError
+    from semflow.segmentation.segment import segment_inputs
+
+    with pytest.raises(InputError, match="at least 16 px"):
+        segment_inputs([_image(tmp_path / "a.png", 48, 64)], tmp_path / "seg", max_side=8)
+
+
+# --- run: the flow and drawing the videos --------------------------------------------------------
+
+
+def test_run_counts_drawing_the_videos(cli_fails, run_cli, make_frames, monkeypatch) -> None:
+    """``run``'s check counted the flow method alone: dis-ultrafast at 8K passed at an estimated 712 MB and
+    peaked at 2.07 GB drawing its videos. A budget that holds the flow but not the drawing is refused now,
+    naming both; the --max-side it offers runs under that budget."""
+    frames = make_frames(2, 240, 320)
+    monkeypatch.setenv("SEMFLOW_MEMORY_MB", f"{memory_needed_mb('dis-ultrafast', 240, 320) + 1:.1f}")  # the flow fits
+    line = cli_fails("run", frames, "--out", "out", "--method", "dis-ultrafast",
+                     match="dis-ultrafast and drawing its videos need about")
+    assert "for 320x240 frames (flow " in line and ", videos " in line
+
+    from semflow.memory import drawing_needed_mb
+
+    budget = memory_needed_mb("dis-ultrafast", 240, 320) + drawing_needed_mb(120, 160)
+    monkeypatch.setenv("SEMFLOW_MEMORY_MB", f"{budget:.1f}")
+    line = cli_fails("run", frames, "--out", "out", "--method", "dis-ultrafast", match="use --max-side")
+    side = _side(line)
+    assert 160 <= side < 320
+    result = run_cli("run", frames, "--out", "out", "--method", "dis-ultrafast", "--max-side", str(side))
+    assert result.rc == 0, result.stderr
+
+
+def test_the_measurements_say_when_they_were_made() -> None:
+    """The segmenters' and the drawing's entries were measured apart from the methods': each keeps its date."""
+    import json
+
+    from semflow.memory import NEEDS_FILE
+
+    document = json.loads(NEEDS_FILE.read_text())
+    entries = [document["drawing"]["run"], *document["segmenters"].values()]
+    assert {"camvid", "torchvision"} <= set(document["segmenters"])
+    for entry in entries:
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", entry["date"]) and entry["sizes"] and entry["machine"]
