@@ -274,9 +274,10 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
     check_outputs(files=[output], inputs=flows)
     check_drawing_memory([n for n in map(flow_file_pixels, flows) if n])  # from the headers, before reading
     loaded = [read_flow_valid(path) for path in flows]
-    shapes = {f.shape for f, _ in loaded}
-    if len(shapes) > 1:
-        raise InputError(f"flows differ in size ({', '.join(f'{s[1]}x{s[0]}' for s in sorted(shapes))}); cannot tile them")
+    if len({f.shape for f, _ in loaded}) > 1:  # each file's size, in the order given
+        sizes = [f"{path.name} {f.shape[1]}x{f.shape[0]}" for path, (f, _) in zip(flows, loaded)]
+        shown = ", ".join(sizes[:6]) + (f", ... ({len(sizes)} flows)" if len(sizes) > 6 else "")
+        raise InputError(f"flows differ in size ({shown}); cannot tile them")
     if max_flow is None:
         max_flow = max_flow_of([f for f, _ in loaded], valid=[v for _, v in loaded])
     titles = [path.name for path in flows]  # (the file's name; the path as given where two share one)

@@ -271,7 +271,10 @@ def test_visualize_bad_output_and_mixed_sizes(cli_fails, tmp_path: Path) -> None
     cli_fails("visualize", "a.flo", "-o", "v.xyz", match="unknown image format")
     (tmp_path / "taken.png").mkdir()
     cli_fails("visualize", "a.flo", "-o", "taken.png", match="semflow: error: taken.png: is a directory")
-    cli_fails("visualize", "a.flo", "b.flo", "-o", "v.png", match="differ in size")
+    # each file's size in the order given (they were sorted by height: 4x5 read as the second file's)
+    write_flow(tmp_path / "c.flo", np.zeros((4, 5, 2), np.float32))
+    cli_fails("visualize", "b.flo", "a.flo", "c.flo", "-o", "v.png",
+              match=r"differ in size \(b.flo 4x5, a.flo 5x4, c.flo 5x4\); cannot tile them")
 
 
 # --- run ----------------------------------------------------------------------------------------
