@@ -274,7 +274,7 @@ def test_visualize_bad_output_and_mixed_sizes(cli_fails, tmp_path: Path) -> None
     # each file's size in the order given (they were sorted by height: 4x5 read as the second file's)
     write_flow(tmp_path / "c.flo", np.zeros((4, 5, 2), np.float32))
     cli_fails("visualize", "b.flo", "a.flo", "c.flo", "-o", "v.png",
-              match=r"differ in size \(b.flo 4x5, a.flo 5x4, c.flo 5x4\); cannot tile them")
+              match="differ in size (b.flo 4x5, a.flo 5x4, c.flo 5x4); cannot tile them")
 
 
 # --- run ----------------------------------------------------------------------------------------
