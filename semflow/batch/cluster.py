@@ -1,6 +1,7 @@
 """What a batch settles before it asks Ray for anything: that the cluster it is to join answers at all
 (``ray.init`` retries an address nobody listens on for good), how many workers are worth starting, and
-what is kept around ``ray.init`` (the SIGTERM handler, a quiet log). Free of Ray."""
+what is kept around ``ray.init`` (the SIGTERM handler, a quiet log, Ray's settings, the processes of a start
+cut short). Free of Ray."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from semflow.batch.signals import crash_alarm_cancelled, signals_deferred
 from semflow.device import check_device_name
 from semflow.errors import InputError, SemflowError
 
@@ -23,6 +25,14 @@ CONNECT_SECONDS = 3.0
 HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 """HTTP/2's client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS, its client server) answers
 with a SETTINGS frame of its own (frame type 4, the 4th byte of the 9-byte frame header)."""
+LOCAL_RAY_ENV = {"RAY_raylet_start_wait_time_s": "1", "RAY_task_events_shutdown_flush_timeout_ms": "500"}
+"""Ray settings while ``ray.init`` starts a local Ray, as environment variables (each process of Ray reads
+them once; a Ray that does not know one ignores it; one set already is left as it is). A SIGTERM to the
+process group stops Ray's own processes too, and then: the wait for the raylet to register is Python's
+loop over 1-s waits in C++ (30 s in all, as before), not one 30-s wait in C++ in which no signal handler
+runs; ``ray.shutdown`` gives up sending its task events after 0.5 s, not 5 s."""
+STOP_SECONDS = 3.0
+"""How long :func:`stop_processes` waits for the processes it killed to end."""
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -85,9 +95,42 @@ def start_ray(init: Callable[..., Any], address: str | None, workers: int | None
         with ray_starting(address):
             init(address=address, **settings)
     else:
-        with token_notice_hidden(), ray_starting():
-            init(address="local", num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
-                 object_store_memory=100 * 1024 ** 2, **settings)
+        before = child_processes()
+        try:
+            with token_notice_hidden(), environment(LOCAL_RAY_ENV), ray_starting():
+                init(address="local", num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
+                     object_store_memory=100 * 1024 ** 2, **settings)
+        except BaseException:  # (Ctrl-C, SIGTERM: ray.shutdown stops no process of a start cut short)
+            with signals_deferred():
+                stop_processes([p for pid, p in child_processes().items() if pid not in before])
+            raise
+
+
+def child_processes() -> dict[int, Any]:
+    """This process's children by process id (``psutil.Process``; none where psutil, which Ray brings, is
+    missing)."""
+    try:
+        import psutil
+    except ImportError:
+        return {}
+    return {child.pid: child for child in psutil.Process().children()}
+
+
+def stop_processes(processes: list[Any], timeout: float = STOP_SECONDS) -> None:
+    """Kill ``processes`` (``psutil.Process``: the ones a Ray start cut short left) and every process they
+    started, and wait up to ``timeout`` seconds for them to end."""
+    if not processes:
+        return
+    import psutil
+
+    doomed = list(processes)
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            doomed += process.children(recursive=True)  # (before their parent goes: Ray's agents, its workers)
+    for process in doomed:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(doomed, timeout=timeout)
 
 
 def workers_to_start(wanted: int, chunks_left: Iterable[int]) -> int:
@@ -127,6 +170,18 @@ def worker_gpus(device: str | None, cluster_gpus: float, workers: int) -> float:
 
 
 @contextlib.contextmanager
+def environment(variables: dict[str, str]) -> Iterator[None]:
+    """During the block, the environment ``variables`` that are not set already (as they were after it)."""
+    added = {name: value for name, value in variables.items() if name not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+@contextlib.contextmanager
 def token_notice_hidden() -> Iterator[None]:
     """Ray's notice that the local cluster it starts has token authentication on (its safe default),
     kept off the batch's stderr; its warning that authentication is off still shows."""
@@ -144,12 +199,13 @@ def token_notice_hidden() -> Iterator[None]:
 
 @contextlib.contextmanager
 def ray_starting(address: str | None = None) -> Iterator[None]:
-    """Around ``ray.init``: keep this process's SIGTERM handler, which ray.init replaces with its own (a
-    crash dump and exit 1 where the command's unwinds it as Ctrl-C does: exit 143, staging cleaned up).
-    Ray records this process's command line as UTF-8: one holding a name that is not (a file name's bytes)
-    is a :class:`SemflowError` here, where it was a UnicodeEncodeError traceback. Ray's failure to start or
-    to join ``address`` is a one-line :class:`SemflowError` (naming token authentication, which an address
-    given by hand needs to be told of: ``RAY_AUTH_MODE=token``)."""
+    """Around ``ray.init``: keep this process's SIGTERM handler, which ray.init replaces with its own (exit
+    15, or a crash dump, where the command's unwinds it as Ctrl-C does: exit 143, staging cleaned up): it
+    is put back after, and a SIGTERM that ended ray.init through Ray's handler (its SystemExit) is raised
+    again through it. Ray records this process's command line as UTF-8: one holding a name that is not (a
+    file name's bytes) is a :class:`SemflowError` here, where it was a UnicodeEncodeError traceback. Ray's
+    failure to start or to join ``address`` is a one-line :class:`SemflowError` (naming token
+    authentication, which an address given by hand needs to be told of: ``RAY_AUTH_MODE=token``)."""
     for arg in sys.argv:
         try:
             arg.encode("utf-8")
@@ -160,6 +216,13 @@ def ray_starting(address: str | None = None) -> Iterator[None]:
     handler = signal.getsignal(signal.SIGTERM) if main else None
     try:
         yield
+    except SystemExit as exc:  # Ray's handler ran: the SIGTERM is for the handler that was in force before
+        if exc.code != signal.SIGTERM or not callable(handler):
+            raise
+        crash_alarm_cancelled()
+        signal.signal(signal.SIGTERM, handler)
+        signal.raise_signal(signal.SIGTERM)  # (it raises here: Terminated in the command)
+        raise SemflowError("Ray's start was stopped by SIGTERM") from None
     except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
         said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         hint = ("; a cluster with token authentication (Ray's default) needs RAY_AUTH_MODE=token here too, and its"

@@ -22,6 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import ray
+
+try:  # (Ray's private module; where another Ray moves it, its connect is simply not guarded)
+    from ray._private import worker as ray_worker
+except ImportError:  # pragma: no cover
+    ray_worker = None
 from ray.exceptions import RayActorError, RayTaskError
 
 from semflow.batch.clips import (
@@ -39,6 +44,7 @@ from semflow.batch.clips import (
 from semflow.batch.cluster import start_ray, worker_gpus, workers_to_start
 from semflow.batch.inputs import BatchInput, expand_inputs, named_after
 from semflow.batch.progress import BatchProgress
+from semflow.batch.signals import calls_deferred, interruptible, signals_deferred
 from semflow.batch.tasks import TaskQueue
 from semflow.batch.work import BatchOptions, Chunk, ClipWorker
 from semflow.errors import SemflowError, warn
@@ -112,8 +118,9 @@ class Batch:
 
     def _start_ray(self) -> None:
         if not ray.is_initialized():
-            start_ray(ray.init, self.options.address, self.options.workers)
-            self._started_ray = True
+            self._started_ray = True  # (before: a start cut short is shut down too)
+            with calls_deferred(ray_worker, "connect"):  # (a core worker half made crashes the process at exit)
+                start_ray(ray.init, self.options.address, self.options.workers)
         cpus = int(ray.cluster_resources().get("CPU", 0))
         self._wanted = self.options.workers or max(1, cpus)
         if self._wanted > cpus:
@@ -136,22 +143,26 @@ class Batch:
             raise SemflowError(f"the workers could not build method {self.run_options.method!r}: {last}") from None
 
     def worker_pids(self) -> list[int]:
-        """The process ids of the workers (for monitoring, or for tests that kill one)."""
-        return ray.get([w.pid.remote() for w in self._workers])
+        """The process ids of the workers (for monitoring, or for tests that kill one), once each has built
+        its method."""
+        refs = [w.pid.remote() for w in self._workers]
+        return interruptible(lambda: ray.get(refs))
 
     def close(self) -> None:
         """Stop the workers, and Ray when this batch started it; unlock the clips' output folders and the
-        batch's. A :meth:`results` left unfinished writes its batch.json first."""
-        self._end_run(complete=False)
-        for clip in self.clips:
-            clip.release()
-        for worker in self._workers:
-            ray.kill(worker)
-        self._workers = []
-        if self._started_ray:
-            ray.shutdown()
-            self._started_ray = False
-        self._folder.unlock()
+        batch's. A :meth:`results` left unfinished writes its batch.json first. Ctrl-C or SIGTERM meanwhile
+        is raised once all this is done."""
+        with signals_deferred():
+            self._end_run(complete=False)
+            for clip in self.clips:
+                clip.release()
+            for worker in self._workers:
+                ray.kill(worker)
+            self._workers = []
+            if self._started_ray:
+                self._started_ray = False
+                ray.shutdown()
+            self._folder.unlock()
 
     # --- inputs ---------------------------------------------------------------------------------
 
@@ -230,7 +241,7 @@ class Batch:
                 if all(clip.prepared for clip in self.clips):
                     return
                 continue
-            ready, _ = ray.wait(list(inflight), num_returns=1)
+            ready, _ = interruptible(lambda: ray.wait(list(inflight), num_returns=1))
             worker, clip, kind, chunk = inflight.pop(ready[0])
             if clip is None:  # a probe of a worker that died: back to work once Ray restarted it
                 try:
