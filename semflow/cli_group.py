@@ -12,22 +12,13 @@ from typing import Any
 
 import click
 
-from semflow.errors import SemflowError, one_line, warnings_as_lines
+from semflow.errors import SemflowError, Terminated, one_line, terminated_by_signal, warnings_as_lines
 from semflow.io.native import own_native_output
 
 
 def _error(text: str) -> None:
     """Print ``semflow: error: TEXT`` on one line: control characters (a newline in a file name) escaped."""
     click.echo("semflow: error: " + one_line(text), err=True)
-
-
-class Terminated(BaseException):
-    """SIGTERM (``timeout``, a scheduler, ``docker stop``), raised where the command is: it unwinds like
-    Ctrl-C, so every clean-up runs (staging folders, partial videos, child processes)."""
-
-
-def _terminated(signum: int, frame: Any) -> None:
-    raise Terminated
 
 
 def _usage_error(exc: click.UsageError) -> None:
@@ -61,7 +52,7 @@ class SemflowGroup(click.Group):
         handler = threading.current_thread() is threading.main_thread() and \
             signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
         if handler:
-            signal.signal(signal.SIGTERM, _terminated)
+            signal.signal(signal.SIGTERM, terminated_by_signal)
         owned = own_native_output()
         try:
             with warnings_as_lines():  # the API's warnings, as one line each

@@ -10,22 +10,17 @@ from __future__ import annotations
 import signal
 import sys
 
-
-class _TerminatedWhileLoading(Exception):
-    """SIGTERM arrived while the command line was loading."""
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise _TerminatedWhileLoading
+from semflow.errors import Terminated, terminated_by_signal
 
 
 def main() -> None:
     """Run the ``semflow`` command line with ``sys.argv``."""
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else None
+    previous = signal.signal(signal.SIGTERM, terminated_by_signal) \
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else None
     try:
         from semflow.cli import main as command_line
-    except (KeyboardInterrupt, _TerminatedWhileLoading) as exc:
-        terminated = isinstance(exc, _TerminatedWhileLoading)
+    except (KeyboardInterrupt, Terminated) as exc:
+        terminated = isinstance(exc, Terminated)
         sys.stderr.write(f"semflow: {'terminated' if terminated else 'interrupted'}\n")
         raise SystemExit(143 if terminated else 130) from None
     finally:

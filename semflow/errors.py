@@ -57,6 +57,16 @@ class ResourceError(SemflowError):
     """The work would need more memory (or another resource) than the machine has."""
 
 
+class Terminated(BaseException):
+    """SIGTERM (``timeout``, a scheduler, ``docker stop``), raised where the command is: it unwinds like
+    Ctrl-C, so every clean-up runs (staging folders, partial videos, child processes)."""
+
+
+def terminated_by_signal(signum: int, frame: Any) -> None:
+    """The SIGTERM handler of the ``semflow`` command: raise :class:`Terminated`."""
+    raise Terminated
+
+
 class SemflowWarning(UserWarning):
     """Something the user must know that does not stop the work (a gap in a folder's frame numbers, a
     video shorter than its container says, a sample left out): a Python warning from the API, one

@@ -388,7 +388,7 @@ def test_sigterm_after_ray_starts_unwinds_the_batch(cli_env, tmp_path: Path) -> 
 import os, signal
 from semflow import cli_group as cli
 from semflow.batch import Batch, BatchOptions
-signal.signal(signal.SIGTERM, cli._terminated)
+signal.signal(signal.SIGTERM, cli.terminated_by_signal)
 batch = Batch({str(tmp_path / "out")!r}, BatchOptions(method="dis-fast", workers=1))
 try:
     batch.start()

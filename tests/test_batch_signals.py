@@ -151,7 +151,7 @@ import ray
 from semflow import cli_group as cli
 from semflow.batch import Batch, BatchOptions
 
-signal.signal(signal.SIGTERM, cli._terminated)
+signal.signal(signal.SIGTERM, cli.terminated_by_signal)
 shutdown = ray.shutdown
 
 
