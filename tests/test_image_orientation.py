@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from semflow.io.images import read_image, read_image_raw
+from semflow.io.images import image_size, read_image, read_image_raw
 
 
 def asymmetric(height: int = 5, width: int = 7) -> np.ndarray:
@@ -40,6 +40,7 @@ def test_frames_are_turned_upright(tmp_path: Path, orientation: int, ext: str) -
     np.testing.assert_array_equal(read_image(path), expected)
     np.testing.assert_array_equal(read_image_raw(path)[..., ::-1], expected)  # BGR
     np.testing.assert_array_equal(read_image_raw(path, gray=True).shape, expected.shape[:2])
+    assert image_size(path) == expected.shape[:2]  # (from the header)
 
 
 def test_tagged_and_untagged_jpegs_of_one_scene_have_one_size(tmp_path: Path) -> None:

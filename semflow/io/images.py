@@ -260,6 +260,19 @@ def exif_orientation(data: bytes) -> int:
     return value if type(value) is int and 1 <= value <= 8 else 1
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(H, W) of the image file at ``path`` as :func:`read_image` gives it (upright as its EXIF orientation
+    says), from its header: the pixels are not decoded (but a TIFF's: Pillow reports its size turned by its
+    orientation tag or not, by version). OSError or ValueError (Pillow's) for a file whose header Pillow
+    cannot read."""
+    data = Path(path).read_bytes()
+    with Image.open(io.BytesIO(data)) as im:
+        width, height = im.size
+        if im.format == "TIFF":
+            return read_image(path).shape[:2]
+    return (width, height) if exif_orientation(data) in (5, 6, 7, 8) else (height, width)  # (a quarter turn)
+
+
 def upright(image: np.ndarray, orientation: int) -> np.ndarray:
     """``image`` (H, W, ...) turned as EXIF ``orientation`` says (1 identity, 2 mirror horizontal, 3 rotate 180,
     4 mirror vertical, 5 transpose, 6 rotate 90 clockwise, 7 transverse, 8 rotate 90 counter-clockwise)."""

@@ -31,7 +31,7 @@ from pathlib import Path
 from PIL import Image
 
 from semflow.errors import InputError, warn
-from semflow.io.images import is_image_path, read_image, write_image
+from semflow.io.images import image_size, is_image_path, read_image, write_image
 from semflow.io.outputs import check_outputs, output_staging, refuse_inputs_as_outputs, refuse_link
 from semflow.io.video import folder_images, max_side_size, resize_max_side
 from semflow.memory import check_segmenter_memory
@@ -231,10 +231,7 @@ def _image_size(path: Path, max_side: int | None) -> tuple[int, int]:
     """(H, W) of the image at ``path`` as it is segmented (upright, shrunk by ``max_side``), from its header
     where the header says (else from the image)."""
     try:
-        with Image.open(path) as image:
-            width, height = image.size
-            if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # (EXIF orientations that turn it a quarter)
-                width, height = height, width
+        height, width = image_size(path)
     except (OSError, ValueError, Image.DecompressionBombError):
         height, width = read_image(path).shape[:2]
     return max_side_size(height, width, max_side)
