@@ -187,6 +187,23 @@ def test_a_chunk_whose_worker_dies_twice_fails_its_clip_only_and_resume_finishes
         assert_same_as_run(clip, out / clip.stem, tmp_path / "run" / clip.stem)
 
 
+def test_a_worker_dead_for_good_is_replaced_by_a_new_one(tmp_path: Path) -> None:
+    """One worker, killed twice on clip b: Ray restarts it once, then it is dead for good. b fails, and a new
+    worker runs c (without it: "no worker left to run it")."""
+    clips, options = _dying_batch(tmp_path, times=2)
+    options.workers = 1
+    with pytest.warns(SemflowWarning, match="computing them again"):
+        with Batch(tmp_path / "out", options) as batch:
+            first = batch.worker_pids()
+            batch.submit(clips)
+            results = {r.name: r for r in batch.results()}
+            assert len(batch.worker_pids()) == 1 and batch.worker_pids() != first
+    assert (tmp_path / "killed").read_text() == "2"
+    assert results["b"].status == "failed" and results["b"].error.startswith("a worker died while computing pairs 3-5")
+    assert results["a"].status == results["c"].status == "ok", (results["a"].error, results["c"].error)
+    assert_same_as_run(clips[2], tmp_path / "out" / "c", tmp_path / "run" / "c")
+
+
 def test_batch_cli_reports_each_clip_and_fails_when_one_does(run_cli, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)  # set by this module's own Ray: a user's shell has none
     write_video(tmp_path / "good.mp4", 5)
@@ -297,6 +314,47 @@ def test_an_address_that_answers_but_is_no_ray_fails_in_one_line_and_a_ray_passe
     finally:
         server.shutdown()
         server.server_close()
+class DiesBuilding(FlowMethod):
+    """dis-fast, whose worker processes die (SIGKILL, as the OOM killer would) while building it: unpickled in
+    any process but the one that made it."""
+
+    name = METHOD
+
+    def __init__(self) -> None:
+        self.inner, self.maker = get_method(METHOD), os.getpid()
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if os.getpid() != self.maker:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def _estimate(self, img1: np.ndarray, img2: np.ndarray, **kwargs) -> FlowResult:
+        return self.inner.estimate(img1, img2)
+
+
+def test_workers_that_die_while_building_the_method_stop_the_batch_in_one_line(tmp_path: Path) -> None:
+    """Ray restarted such a worker for good (max_restarts=-1): the batch waited on it for ever, Ray printing a
+    line on each death. It is now restarted once, then the batch stops with one line."""
+    import threading
+
+    raised: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            with Batch(tmp_path / "out", BatchOptions(method=DiesBuilding(), workers=1)):
+                pass
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=start, daemon=True)
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive(), "the batch waited for good on a worker that dies while it starts"
+    assert len(raised) == 1 and isinstance(raised[0], SemflowError), raised
+    assert str(raised[0]) == ("the workers could not build method 'dis-fast': a worker process died while building"
+                              " it (2 times: killed for memory, or a crash in the method's own code)")
+
+
     check_address(ray.get_runtime_context().gcs_address)  # this module's own Ray answers
 
 

@@ -30,7 +30,7 @@ from semflow.methods import get_method
 from semflow.pipeline import RunOptions, run_video
 
 ray = pytest.importorskip("ray")
-from semflow.batch import runner  # noqa: E402  (imports Ray)
+from semflow.batch import runner, workers  # noqa: E402  (import Ray)
 
 METHOD = "dis-ultrafast"
 
@@ -144,7 +144,9 @@ def fake_preparation(monkeypatch, clips: dict[str, FakeClip], chunk_pairs: int) 
 
 
 def run_fake_batch(monkeypatch, out: Path, inputs: list[Path], on_task: Any, **kwargs: Any) -> dict[str, str]:
-    monkeypatch.setattr(runner, "ray", FakeRay(on_task))
+    fake = FakeRay(on_task)
+    monkeypatch.setattr(runner, "ray", fake)
+    monkeypatch.setattr(workers, "ray", fake)
     with Batch(out, options(**kwargs)) as batch:
         batch.submit(inputs)
         results = {r.name: r.status if r.error is None else r.error for r in batch.results()}
@@ -288,7 +290,9 @@ def test_a_fresh_batch_still_clears_every_clip_folder_at_its_start(monkeypatch, 
     clips = tiny_clips(tmp_path, make_video, 3)
     out = tmp_path / "out"
     run_video(clips[2], out / "c0002", RunOptions(method="dis-fast", progress=False))  # an earlier run there
-    monkeypatch.setattr(runner, "ray", FakeRay(lambda *_: None))
+    fake = FakeRay(lambda *_: None)
+    monkeypatch.setattr(runner, "ray", fake)
+    monkeypatch.setattr(workers, "ray", fake)
     with Batch(out, options(workers=1)) as batch:
         batch.submit(clips)
         results = batch.results()

@@ -31,7 +31,7 @@ SLOW_WORKERS = '''
 import sys, time
 from pathlib import Path
 
-from semflow.batch import runner, work
+from semflow.batch import work, workers
 
 MARK = sys.argv[1]
 
@@ -45,7 +45,7 @@ class SlowStart(work.ClipWorker):
         super().__init__(*args)
 
 
-runner.ClipWorker = SlowStart  # (a class of __main__: Ray sends it to the workers by value)
+workers.ClipWorker = SlowStart  # (a class of __main__: Ray sends it to the workers by value)
 from semflow.cli import main
 
 main(sys.argv[2:], prog_name="semflow")

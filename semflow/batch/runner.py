@@ -6,8 +6,8 @@ are done (drawings go first, so finished clips free their work folders early). A
 and locked when its first task is due (:mod:`semflow.batch.clips`): the driver keeps files open for the
 clips being worked on only. No more workers are started
 than there are tasks to run at once (each worker holds a built method: memory). A task that fails marks its
-clip failed with a one-line error and the batch goes on; a worker process that dies is restarted by Ray
-and the clip whose task it held is reported as failed. Finished pairs stay on disk: ``resume`` does
+clip failed with a one-line error and the batch goes on; a worker process that dies is restarted by Ray,
+then replaced (:mod:`semflow.batch.workers`), and the chunk it held is computed again once. Finished pairs stay on disk: ``resume`` does
 only what is missing. Inputs and the output folder must be on a path every worker sees.
 """
 
@@ -27,7 +27,7 @@ try:  # (Ray's private module; where another Ray moves it, its connect is simply
     from ray._private import worker as ray_worker
 except ImportError:  # pragma: no cover
     ray_worker = None
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 from semflow.batch.clips import (
     BATCH_JSON,
@@ -46,20 +46,10 @@ from semflow.batch.inputs import BatchInput, expand_inputs, named_after
 from semflow.batch.progress import BatchProgress
 from semflow.batch.signals import calls_deferred, interruptible, signals_deferred
 from semflow.batch.tasks import TaskQueue
-from semflow.batch.work import BatchOptions, Chunk, ClipWorker
+from semflow.batch.work import BatchOptions, Chunk
+from semflow.batch.workers import PROBES, new_workers, one_line, why_not_built, worker_pids
 from semflow.errors import SemflowError, warn
 from semflow.io.atomic import write_text_atomic
-
-PROBES = 300
-"""How many times (0.2 s apart) the driver asks a worker that died whether Ray has restarted it."""
-
-
-def one_line(exc: BaseException) -> str:
-    """The one-line message of an error raised in a task (a SemflowError's own text, else type: text)."""
-    if isinstance(exc, RayTaskError) and exc.cause is not None:
-        exc = exc.cause
-    text = str(exc) if isinstance(exc, SemflowError) else f"{type(exc).__name__}: {exc}"
-    return (text.strip().splitlines() or [type(exc).__name__])[0]
 
 
 class Batch:
@@ -130,23 +120,19 @@ class Batch:
 
     def _add_workers(self, count: int) -> None:
         """Start workers until there are ``count``, and wait until each has built its method."""
-        actor = ray.remote(num_cpus=1, num_gpus=self._gpus, max_restarts=-1, max_task_retries=0)(ClipWorker)
-        self._workers += [actor.remote(self.options.method, self.options.method_options, 1)
-                          for _ in range(count - len(self._workers))]
+        self._workers += new_workers(count - len(self._workers), self.options.method, self.options.method_options,
+                                     self._gpus)
         try:
             self.worker_pids()
         except RayActorError as exc:
             self.close()
-            last = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]  # the creation error's own line
-            if last.startswith("semflow.errors."):
-                last = last.split(": ", 1)[-1]
-            raise SemflowError(f"the workers could not build method {self.run_options.method!r}: {last}") from None
+            raise SemflowError(f"the workers could not build method {self.run_options.method!r}: "
+                               f"{why_not_built(exc)}") from None
 
     def worker_pids(self) -> list[int]:
         """The process ids of the workers (for monitoring, or for tests that kill one), once each has built
         its method."""
-        refs = [w.pid.remote() for w in self._workers]
-        return interruptible(lambda: ray.get(refs))
+        return worker_pids(self._workers)
 
     def close(self) -> None:
         """Stop the workers, and Ray when this batch started it; unlock the clips' output folders and the
@@ -222,6 +208,7 @@ class Batch:
         idle = list(self._workers)
         inflight: dict[Any, tuple[Any, ClipState | None, str, Chunk | None]] = {}
         probes: dict[int, int] = {}
+        unproven: set[int] = set()  # new workers put in place of dead ones that have not answered yet
         while True:
             yield from self._prepare_new(progress, idle)  # (also the clips submitted while a result was out)
             while idle:
@@ -248,6 +235,15 @@ class Batch:
                     ray.get(ready[0])
                     idle.append(worker)
                     probes.pop(id(worker), None)
+                    unproven.discard(id(worker))
+                except ActorDiedError as exc:  # dead for good: a new worker takes its place if it had built the method
+                    self._workers.remove(worker)
+                    probes.pop(id(worker), None)
+                    if id(worker) not in unproven and not getattr(exc, "_actor_init_failed", True):
+                        self._workers += new_workers(1, self.options.method, self.options.method_options, self._gpus)
+                        unproven.add(id(self._workers[-1]))  # (one that dies before it answers is not replaced)
+                        inflight[self._workers[-1].pid.remote()] = (self._workers[-1], None, "probe", None)
+                    unproven.discard(id(worker))
                 except RayActorError:
                     probes[id(worker)] = probes.get(id(worker), 0) + 1
                     if probes[id(worker)] < PROBES:  # (else it is given up: neither idle nor in flight)
