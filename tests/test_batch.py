@@ -204,6 +204,20 @@ def test_a_worker_dead_for_good_is_replaced_by_a_new_one(tmp_path: Path) -> None
     assert_same_as_run(clips[2], tmp_path / "out" / "c", tmp_path / "run" / "c")
 
 
+def test_a_batch_of_a_built_method_with_its_own_options_resumes(tmp_path: Path) -> None:
+    """Given a method built with options other than its defaults, a resumed batch failed every finished clip:
+    "cannot resume, the earlier run used other settings" (the driver compared the registry's defaults)."""
+    clip = write_video(tmp_path / "a.mp4", 5)
+    for resume in (False, True):
+        options = BatchOptions(method=get_method(METHOD, sharpen=True), workers=1, resume=resume)
+        with Batch(tmp_path / "out", options) as batch:
+            batch.submit([clip])
+            (result,) = batch.results()
+        assert (result.status, result.error, result.computed_pairs) == ("ok", None, 0 if resume else 4)
+    settings = json.loads((tmp_path / "out" / "a" / "summary.json").read_text())["settings"]
+    assert settings["method_options"]["sharpen"] is True
+
+
 def test_batch_cli_reports_each_clip_and_fails_when_one_does(run_cli, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)  # set by this module's own Ray: a user's shell has none
     write_video(tmp_path / "good.mp4", 5)

@@ -27,6 +27,7 @@ from semflow.io.native import own_native_output
 from semflow.io.outputs import OutputFolder
 from semflow.io.video import FrameSource
 from semflow.methods import DEFAULT_RUN_METHOD, get_method, list_methods, method_entry
+from semflow.options import options_dict
 from semflow.pipeline import RunOptions, compute_pairs, finish_video, open_video, run_single_pass
 from semflow.runstore import WORK_DIR, RunStore, finished_summary, reopen_store
 
@@ -85,8 +86,11 @@ class BatchOptions(RunOptions):
     def run_options(self) -> RunOptions:
         """The :class:`RunOptions` each clip is run with (what ``semflow run`` would be given)."""
         settings = {f.name: getattr(self, f.name) for f in fields(RunOptions)}
-        name = self.method if isinstance(self.method, str) else self.method.name
-        return RunOptions(**{**settings, "method": name, "method_options": dict(self.method_options), "progress": False})
+        name, given = self.method, dict(self.method_options)
+        if isinstance(self.method, FlowMethod):  # named, with the options it was built with (a resume compares them)
+            name = self.method.name
+            given = options_dict(self.method.options) if self.method.options is not None else given
+        return RunOptions(**{**settings, "method": name, "method_options": given, "progress": False})
 
 
 @dataclass(frozen=True)
