@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ class Segments:
         self._sizes: dict[Path, int] = {}
         self._stamp: int | None = None  # the folder's modification time when last listed
         self._listed = False
-        self._reading: tuple[Span, Iterator[Flows], int] | None = None
+        self._reading: tuple[Span, Generator[Flows, None, None], int] | None = None
         self._damaged: set[Path] = set()  # segments FFmpeg could not read: their pairs are computed again
 
     def _folder_stamp(self) -> int | None:

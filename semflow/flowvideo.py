@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -329,7 +329,7 @@ def parse_segment(path: Path) -> Span | None:
 
 
 def read_segment(path: Path, shape: tuple[int, int], tiles: str, palette: np.ndarray | None = None,
-                 coded: tuple[int, int] | None = None) -> Iterator[Flows]:
+                 coded: tuple[int, int] | None = None) -> Generator[Flows, None, None]:
     """Yield the flows of a finished segment's pairs in order (decoded, see :func:`decode_pair`)."""
     h, w = coded or shape
     size = (w + w % 2, (h + h % 2) * len(tiles))

@@ -47,7 +47,7 @@ def named_path(value: Any, kind: str = "path") -> tuple[str, str] | None:
 class RunOptions:
     """What ``run_video`` does; mirrors ``semflow run``'s options."""
 
-    method: str = DEFAULT_RUN_METHOD
+    method: str | FlowMethod = DEFAULT_RUN_METHOD
     method_options: dict[str, Any] = field(default_factory=dict)
     save_flo: bool = False
     max_frames: int | None = None
@@ -68,6 +68,8 @@ class RunOptions:
         (declared ``path``) is recorded by its real path, and under ``inputs`` with that file's identity
         (:func:`~semflow.io.files.path_identity`): a class list or weights file changed in place, or the
         same relative name resumed from another folder, is a change."""
+        if method is None and isinstance(self.method, FlowMethod):
+            method = self.method
         given = {k: v for k, v in self.method_options.items() if v is not None}
         name = self.method if method is None else method.name
         infos: list[OptionInfo] = []

@@ -121,8 +121,9 @@ def snapshot(state: VideoState) -> dict[str, np.ndarray]:
     return arrays
 
 
-def restore(arrays: dict[str, np.ndarray], frame: np.ndarray, part_types: dict[str, Any]) -> VideoState | None:
-    """The state :func:`snapshot` saved, ending on ``frame``; None if it holds a part that none of
+def restore(arrays: dict[str, np.ndarray], frame: np.ndarray | None,
+            part_types: dict[str, Any]) -> VideoState | None:
+    """The state :func:`snapshot` saved, ending on ``frame`` (None: the caller sets it); None if it holds a part that none of
     ``part_types`` (name -> class with ``restore``) restores, or lacks one of them."""
     names = {key.split("/", 1)[0] for key in arrays if "/" in key}
     if names != set(part_types):

@@ -247,3 +247,13 @@ def test_captures_of_native_stderr_share_one_file_and_keep_their_own_lines(monke
         assert len(made) == 2  # the process's one file, and the nested capture's own
     finally:
         native.own_native_output(owned)
+
+
+def test_run_options_of_a_built_method_name_it_and_its_options(make_frames) -> None:
+    """RunOptions(method=<built method>).fingerprint(video) recorded the method object itself as the method
+    (summary.json could not hold it) and the registry's defaults as its options (static typing probe)."""
+    frames = make_frames(3)
+    built = semflow.get_method("dis-fast", sharpen=True)
+    settings = RunOptions(method=built).fingerprint(frames)
+    assert settings["method"] == "dis-fast" and settings["method_options"]["sharpen"] is True
+    assert settings == RunOptions(method="dis-fast", method_options={"sharpen": True}).fingerprint(frames)

@@ -8,6 +8,7 @@ by keyword (``get_method("semantic", prior="clip", clip_weights=...)``) spells t
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +31,8 @@ class ClipPriorSpec:
     """
 
     model: str = "ViT-B-32"
-    weights: str | None = None
-    classes: str | tuple[PriorClass, ...] | None = None
+    weights: str | os.PathLike | None = None  # (a path is kept as a str)
+    classes: str | os.PathLike | Iterable[PriorClass] | None = None  # (a path kept as a str, PriorClasses as a tuple)
     weight: float = 0.5
     backbone_confidence: float = 0.5
     max_regions: int = 24
