@@ -16,7 +16,7 @@ import flow_vis
 import numpy as np
 
 from semflow.errors import InputError
-from semflow.io.flow import check_flow, check_mask
+from semflow.io.flow import check_flow_to_write, check_mask
 
 MAX_FLOW_LIMITS = (1e-3, 1e6)
 """The normalisers (px) a user may give (``--max-flow``): below a thousandth of a pixel every flow is
@@ -31,15 +31,17 @@ of its sub-pixel noise being drawn at full saturation."""
 
 def max_flow_of(flows: Sequence[np.ndarray] | np.ndarray, *, percentile: float = DEFAULT_PERCENTILE,
                 valid: Sequence[np.ndarray | None] | None = None) -> float:
-    """A shared normaliser for ``flows`` (px): the given percentile of their (valid) magnitudes, >= 1 px."""
+    """A shared normaliser for ``flows`` (px): the given percentile (0 to 100) of their valid magnitudes, >= 1 px
+    (what lies under pixels ``valid`` marks unknown is not looked at: NaN or 1e10 there is fine)."""
     if isinstance(flows, np.ndarray):
         flows = [flows]
+    if not isinstance(percentile, numbers.Real) or not 0 <= percentile <= 100:
+        raise InputError(f"percentile must be a number from 0 to 100, got {percentile!r}")
     mags = []
     for i, flow in enumerate(flows):
-        mag = np.linalg.norm(check_flow(flow), axis=2)
-        if valid is not None and valid[i] is not None:
-            mag = mag[check_mask(valid[i], mag.shape)]
-        mags.append(mag.ravel())
+        flow, mask = check_flow_to_write(flow, None if valid is None else valid[i])
+        mag = np.linalg.norm(flow, axis=2)
+        mags.append((mag if mask is None else mag[mask]).ravel())
     values = np.concatenate(mags) if mags else np.zeros(1)
     return max(float(np.percentile(values, percentile)) if values.size else MIN_MAX_FLOW, MIN_MAX_FLOW)
 
@@ -93,10 +95,10 @@ def flow_to_color(flow: np.ndarray, max_flow: float | None = None, *,
     largest magnitude in this flow plus 1e-5 px (as ``flow_vis.flow_to_color``) or plus a millionth of it
     when that is more (float32 rounding put the largest one a hair beyond it, darkened: 1e-5 px is too
     little from about 100 px on); a given one must lie within :data:`MAX_FLOW_LIMITS`
-    (InputError). Pixels where ``valid`` (H, W) is False are drawn black.
+    (InputError). Pixels where ``valid`` (H, W) is False are drawn black (what lies there is not looked at,
+    nor counted in the default normaliser).
     """
-    flow = check_flow(flow)
-    valid = check_mask(valid, flow.shape)
+    flow, valid = check_flow_to_write(flow, valid)  # (invalid pixels zeroed)
     if max_flow is None:
         largest = float(np.linalg.norm(flow, axis=2).max())
         max_flow = max(largest + max(1e-5, 1e-6 * largest), 1e-6)

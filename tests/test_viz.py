@@ -268,3 +268,25 @@ def test_a_small_normaliser_is_not_written_as_zero() -> None:
 
     assert legend_text_box(240, 320, 0.04)[0] == "max 0.04 px"
     assert legend_text_box(240, 320, 0.5)[0] == "max 0.5 px" and legend_text_box(240, 320, 12.0)[0] == "max 12.0 px"
+
+
+def test_what_lies_under_invalid_pixels_is_neither_checked_nor_counted() -> None:
+    """flow_to_color and max_flow_of refused NaN under pixels marked invalid (write_flow takes it), and the
+    default normaliser counted what lay there: 500 px of garbage under an invalid pixel washed out the rest."""
+    rng = np.random.default_rng(0)
+    flow = rng.uniform(-5, 5, (12, 16, 2)).astype(np.float32)
+    valid = np.ones((12, 16), bool)
+    valid[2:4, 3:6] = False
+    clean = np.where(valid[..., None], flow, 0).astype(np.float32)
+    for garbage in (np.nan, 1e10, 500.0):
+        dirty = flow.copy()
+        dirty[~valid] = garbage
+        assert np.array_equal(flow_to_color(dirty, valid=valid), flow_to_color(clean, valid=valid))
+        assert max_flow_of([dirty], valid=[valid]) == max_flow_of([clean], valid=[valid])
+    assert not flow_to_color(clean, valid=valid)[~valid].any()
+
+
+@pytest.mark.parametrize("percentile", [150, -1, float("nan"), "99"])
+def test_a_percentile_out_of_0_to_100_is_an_input_error(percentile) -> None:
+    with pytest.raises(InputError, match="percentile must be a number from 0 to 100"):
+        max_flow_of([np.zeros((4, 4, 2), np.float32)], percentile=percentile)
