@@ -5,7 +5,6 @@ Every command turns a :class:`~semflow.errors.SemflowError` into one line on std
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -391,10 +390,3 @@ def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool
                              temporal=not per_frame, max_side=max_side)
     _say(f"wrote {len(written)} label map(s) to {out_dir}")
 
-
-def entry() -> None:  # pragma: no cover - console entry for `python -m semflow`
-    main(prog_name="semflow")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(entry())
