@@ -136,6 +136,14 @@ def test_discrete_options_out_of_range_are_one_line_errors() -> None:
 
     for bad, match in [({"k": 0}, "k must be at least 1, got 0"), ({"stride": 0}, "stride must be at least 1"),
                        ({"radius": -3}, "radius must be at least 1"), ({"median_radius": -1}, "median_radius must be at least 0"),
-                       ({"shrink": 0.0}, r"shrink must be in \(0, 1\]")]:
+                       ({"shrink": 0.0}, r"shrink must be in \(0, 1\]"),
+                       # (a public API probe: video_prior 2 pulled the flow to twice the last one; an unknown
+                       # interpolator was a ValueError at the first pair, or nothing on blank frames)
+                       ({"video_prior": 2.0}, "video_prior must be at most 1, got 2.0"),
+                       ({"refresh_share": 1.5}, "refresh_share must be at most 1"),
+                       ({"ncc_min": 1.01}, "ncc_min must be at most 1"),
+                       ({"keypoint_ratio": 3}, "keypoint_ratio must be at most 1"),
+                       ({"interpolator": "foo"}, "interpolator must be one of epic, ric, got 'foo'")]:
         with pytest.raises(InputError, match=f"discrete: {match}"):
             get_method("discrete", **bad)
+    assert get_method("discrete", video_prior=1.0, interpolator="ric").options.video_prior == 1.0

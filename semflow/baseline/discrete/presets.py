@@ -15,6 +15,8 @@ _AT_LEAST_ZERO = ("finest", "search_pixels", "keypoint_radius", "keypoint_count"
                   "crf_check", "fb_threshold", "fb_relative", "min_segment", "local_k", "motion_edges",
                   "median_radius", "boundary_radius", "boundary_matches", "refine_iterations", "refresh_every",
                   "refresh_share", "video_local", "video_prior")
+_AT_MOST_ONE = ("keypoint_ratio", "ncc_min", "refresh_share", "video_prior")  # (shares and a correlation)
+INTERPOLATORS = ("epic", "ric")
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,11 @@ class Preset:
             value, least = getattr(self, name), 1 if name in _AT_LEAST_ONE else 0
             if value is not None and not value >= least:
                 raise InputError(f"discrete: {name} must be at least {least}, got {value}")
+        for name in _AT_MOST_ONE:  # (video_prior 2 pulled the flow to twice the last one)
+            if not getattr(self, name) <= 1:
+                raise InputError(f"discrete: {name} must be at most 1, got {getattr(self, name)}")
+        if self.interpolator not in INTERPOLATORS:  # (else a ValueError at the first pair's densification)
+            raise InputError(f"discrete: interpolator must be one of {', '.join(INTERPOLATORS)}, got {self.interpolator!r}")
         if self.shrink is not None and not 0 < self.shrink <= 1:
             raise InputError(f"discrete: shrink must be in (0, 1] (or None), got {self.shrink}")
         if self.boundary_matches > 0 and self.motion_edges > 0:
