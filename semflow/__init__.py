@@ -55,6 +55,12 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_API[name]), name)
         globals()[name] = value  # (once: later lookups find it here)
         return value
+    if not name.startswith("_"):  # a submodule (semflow.errors, semflow.metrics...), imported as `import semflow.x` would
+        try:
+            return importlib.import_module(f"semflow.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"semflow.{name}":  # (a module it imports is missing: that is the error to see)
+                raise
     raise AttributeError(f"module 'semflow' has no attribute {name!r}")
 
 

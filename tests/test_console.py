@@ -57,6 +57,19 @@ def test_the_console_script_is_the_loader_and_import_semflow_stays_light() -> No
         semflow.nothing_here  # noqa: B018
 
 
+def test_submodules_are_attributes_of_semflow_from_the_start() -> None:
+    """README names semflow.errors.SemflowWarning for warnings filters and semflow.methods.method_options: after
+    `import semflow` alone they were AttributeErrors (the lazy loader served only the top-level names)."""
+    probe = ("import warnings, semflow; warnings.simplefilter('error', semflow.errors.SemflowWarning); "
+             "print(semflow.methods.method_options('dis-fast')[0].name, semflow.metrics.__name__, "
+             "semflow.io.flow.read_flow is semflow.read_flow)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["device", "semflow.metrics", "True"], done.stderr
+    probe = "import semflow; semflow.no_such_module"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stderr.strip().splitlines()[-1] == "AttributeError: module 'semflow' has no attribute 'no_such_module'"
+
+
 def test_python_dash_m_semflow_runs_the_command_line() -> None:
     done = subprocess.run([sys.executable, "-m", "semflow", "methods"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "discrete" in done.stdout, done.stderr
