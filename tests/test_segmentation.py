@@ -421,3 +421,16 @@ def test_segment_overlays_carry_the_label_sets_colour_key(tmp_path, h: int, w: i
     assert overlay.shape[1] == w and (overlay.shape[0] > h) == grows
     for colour in CAMVID.palette[:11]:
         assert (overlay == colour).all(axis=2).sum() >= 4, colour
+
+
+def test_class_ids_outside_0_to_255_are_stuff_and_black_not_wrapped() -> None:
+    """kind_map and colorize cast ids to uint8: 259 became Road (a plane), 264 Car (a thing, with Car's colour),
+    -253 Road again, and 300 was an OverflowError (a public API probe; 16-bit label files are read so)."""
+    from semflow.segmentation.labels import CAMVID, KIND_CODES
+
+    car, road = CAMVID.class_names.index("Car"), CAMVID.class_names.index("Road")
+    labels = np.array([[road, road + 256, car, car + 256, road - 256, 300, 70000]], np.int64)
+    assert CAMVID.kind_map(labels).tolist() == [[KIND_CODES["plane"], 0, KIND_CODES["thing"], 0, 0, 0, 0]]
+    colours = CAMVID.colorize(labels)
+    assert colours[0, 2].any() and not colours[0, [1, 3, 4, 5, 6]].any()
+    assert np.array_equal(CAMVID.kind_map(labels[:, [0, 2]].astype(np.uint8)), CAMVID.kind_map(labels[:, [0, 2]]))

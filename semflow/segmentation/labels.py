@@ -28,6 +28,19 @@ KINDS = ("thing", "plane", "stuff")
 KIND_CODES: dict[str, int] = {"stuff": 0, "plane": 1, "thing": 2}
 
 
+def look_up(table: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``table[labels]`` for a table of 256 rows indexed by class id; ids outside 0-255 (16-bit label files,
+    negative ids) get zeros (stuff, black), where a cast to uint8 wrapped them onto real classes (259: Road)."""
+    ids = np.asarray(labels)
+    if ids.dtype == np.uint8:
+        return table[ids]
+    ids = ids.astype(np.int64)
+    outside = (ids < 0) | (ids >= len(table))
+    found = table[np.where(outside, 0, ids)]
+    found[outside] = 0
+    return found
+
+
 @dataclass(frozen=True, eq=False)
 class LabelSet:
     """A label set: ``class_names[i]`` is class id ``i``; ``kinds`` maps every class name to a kind.
@@ -78,7 +91,7 @@ class LabelSet:
 
     def kind_map(self, labels: np.ndarray) -> np.ndarray:
         """Kind code per pixel (H, W) uint8 of a label map (H, W)."""
-        return self.kind_lut()[np.asarray(labels, np.uint8)]
+        return look_up(self.kind_lut(), labels)
 
     def colorize(self, labels: np.ndarray) -> np.ndarray:
         """Label map (H, W) -> uint8 RGB (H, W, 3) in the set's colours; void and unknown ids are black."""
@@ -86,7 +99,7 @@ class LabelSet:
         lut[: min(self.num_classes, 256)] = self.palette[:256]
         if self.void_id is not None and 0 <= self.void_id < 256:
             lut[self.void_id] = 0
-        return lut[np.asarray(labels, np.uint8)]
+        return look_up(lut, labels)
 
     def with_kinds(self, override: str | Mapping[str, str] | None) -> LabelSet:
         """A copy with some classes' kinds replaced (``"Tree:plane,Car:thing"`` or a dict); this very set when
