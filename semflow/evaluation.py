@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import numbers
 import os
 import statistics
 import time
@@ -141,6 +142,9 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
     methods = [methods] if isinstance(methods, str) else list(methods)  # (a str was compared letter by letter)
     if not methods or not all(isinstance(m, str) for m in methods):  # (an instance: its results named by repr)
         raise InputError(f"compare takes one or more method names (see `semflow methods`), got {methods!r:.80}")
+    if max_samples is not None and (not isinstance(max_samples, numbers.Integral) or isinstance(max_samples, bool)
+                                    or max_samples < 1):  # (-1 dropped the last sample; 0 blamed the data)
+        raise InputError(f"max_samples must be a whole number of at least 1 (or None), got {max_samples!r}")
     samples = load_dataset(dataset, root)[:max_samples]
     options = route_options(methods, method_options or {})
     images: list[Path] = []

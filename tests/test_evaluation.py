@@ -354,3 +354,11 @@ def test_comparison_images_error_maps_carry_their_scale(width: int) -> None:
         assert (error_tile == hottest).all(axis=2).sum() >= 4  # the ramp's end (no pixel of the map is in error)
         assert (error_tile[-tile_h // 3:] == error_to_color(np.zeros((1, 1), np.float32), max_error)[0, 0]).all(
             axis=2).any()  # and its start, in the lower part
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_compare_refuses_a_max_samples_that_is_no_count(synthetic_root: Path, bad) -> None:
+    """-1 left the last sample out without a word, 0 blamed the data ("no synthetic sample has a valid
+    ground-truth pixel"), 1.5 was a TypeError (a public API probe)."""
+    with pytest.raises(InputError, match="max_samples must be a whole number of at least 1"):
+        evaluation.compare("synthetic", synthetic_root, ["dis-fast"], max_samples=bad, progress=False)
