@@ -245,3 +245,22 @@ def test_a_video_whose_name_is_not_utf8_is_read(tmp_path: Path) -> None:
     proc = subprocess.run([os.fsencode(sys.executable), b"-c", script.encode(), os.fsencode(fifo)], env=_cli_env(),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and proc.stderr.splitlines()[-1].endswith("not a regular file"), proc.stderr
+
+
+@pytest.mark.parametrize("kwargs, match", [({"fps": 0}, "fps must be"), ({"fps": -5}, "fps must be"),
+                                           ({"fps": float("nan")}, "fps must be"), ({"fps": "25"}, "fps must be"),
+                                           ({"quality": 20}, "quality must be a number from 0 to 10")])
+def test_writer_refuses_bad_settings_when_made(tmp_path: Path, kwargs, match) -> None:
+    """fps 0 or quality 20 were OutputErrors ("FFmpeg could not finish the video") at the first frame."""
+    with pytest.raises(InputError, match=match):
+        VideoWriter(tmp_path / "v.mp4", **kwargs)
+    assert not list(tmp_path.iterdir())
+
+
+def test_writer_refuses_a_frame_one_pixel_larger_than_an_odd_first(tmp_path: Path) -> None:
+    """63x47 then 64x48 passed: the sizes were compared padded to even."""
+    with pytest.raises(InputError, match="video frame size changed from 63x47 to 64x48"):
+        with VideoWriter(tmp_path / "v.mp4", fps=np.float64(5)) as writer:
+            writer.write(np.zeros((47, 63, 3), np.uint8))
+            writer.write(np.zeros((48, 64, 3), np.uint8))
+    assert not list(tmp_path.iterdir())

@@ -10,6 +10,7 @@ imageio-ffmpeg's FFmpeg (OpenCV's own writer has no H.264 here), scales frames t
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 from collections.abc import Iterator
@@ -327,11 +328,16 @@ class VideoWriter:
     def __init__(self, path: str | os.PathLike, fps: float = 10.0, *, quality: int = 7,
                  preset: str = ENCODER_PRESET, name: str | os.PathLike | None = None) -> None:
         self.path, self.name = Path(path), Path(name if name is not None else path)
+        # (Checked here: a bad one was an OutputError, "FFmpeg could not finish the video", at the first frame.)
+        if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not (math.isfinite(fps) and fps >= 0.01):
+            raise InputError(f"fps must be a number of frames a second of at least 0.01, got {fps!r}")
+        if isinstance(quality, bool) or not isinstance(quality, numbers.Real) or not 0 <= quality <= 10:
+            raise InputError(f"quality must be a number from 0 to 10, got {quality!r}")
         self.fps = float(fps)
         self.quality, self.preset = quality, preset
         self.tmp: Path | None = None
         self._encoder: FFmpegEncoder | None = None
-        self._size: tuple[int, int] | None = None  # (W, H) of the frames, padded to even
+        self._size: tuple[int, int] | None = None  # (W, H) of the frames
         self.coded: tuple[int, int] | None = None  # (H, W) the frames are scaled to, when they do not fit
         self.frames = 0
 
@@ -341,16 +347,16 @@ class VideoWriter:
         h, w = frame.shape[:2]
         if self._encoder is None:
             self.tmp = temp_path_beside(self.path, ".partial.mp4")
-            self._size = (w + w % 2, h + h % 2)
+            self._size = (w, h)
             self.coded = None if video_fits(h, w) else video_size(h, w)
             crf = int((1 - self.quality / 10) * 51)  # (imageio-ffmpeg's scale: quality 7 is CRF 15)
-            size = self._size if self.coded is None else self.coded[::-1]
+            size = (w + w % 2, h + h % 2) if self.coded is None else self.coded[::-1]
             self._encoder = FFmpegEncoder(self.tmp, size, self.fps, "rgb24", [
                 "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf), "-preset", self.preset,
                 "-movflags", "+faststart"],  # (the index first: a browser plays it while it downloads)
                 name=self.name)
-        elif (w + w % 2, h + h % 2) != self._size:
-            raise InputError(f"video frame size changed from {self._size} to {(w, h)}")
+        elif (w, h) != self._size:  # (not padded: 63x47 then 64x48 passed)
+            raise InputError(f"video frame size changed from {self._size[0]}x{self._size[1]} to {w}x{h}")
         if self.coded is not None:
             frame = resize_to(frame, self.coded)
         elif w % 2 or h % 2:
