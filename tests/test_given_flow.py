@@ -162,3 +162,14 @@ def test_a_batch_refuses_one_folder_of_flows_for_every_clip(tmp_path: Path) -> N
     with pytest.raises(InputError, match="one video's flows"):
         BatchOptions(method="semantic", method_options={"baseline_flows": str(tmp_path)})
     assert BatchOptions(method="semantic", method_options={"baseline_flows": None}).method == "semantic"
+
+
+def test_given_flow_keeps_its_own_copy_of_the_arrays() -> None:
+    """GivenFlow kept the caller's array: NaN written into it afterwards reached every result, past the check
+    its docstring promises (a public API probe)."""
+    flow, confidence = np.ones((4, 5, 2), np.float32), np.ones((4, 5), np.float32)
+    given = GivenFlow(FlowResult(flow, confidence))
+    flow[:] = np.nan
+    confidence[:] = 0
+    result = given.estimate(np.zeros((4, 5, 3), np.uint8), np.zeros((4, 5, 3), np.uint8))
+    assert (result.flow == 1).all() and (result.confidence == 1).all()

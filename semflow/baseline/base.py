@@ -152,7 +152,9 @@ class GivenFlow(FlowMethod):
 
     def __init__(self, flow: np.ndarray | FlowResult, *, name: str = "given") -> None:
         given = flow if isinstance(flow, FlowResult) else FlowResult(flow)
-        self.result = FlowResult(check_flow(given.flow, name="given flow"), given.confidence, dict(given.extras))
+        confidence = None if given.confidence is None else np.array(given.confidence, copy=True)
+        # Copies: the caller's arrays changed afterwards (NaN written into them) would bypass the check.
+        self.result = FlowResult(check_flow(given.flow, name="given flow").copy(), confidence, dict(given.extras))
         self.name = name  # type: ignore[misc]  # an instance's name: the one it stands in for
 
     @classmethod
