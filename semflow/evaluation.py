@@ -315,7 +315,7 @@ def format_table(rows: Sequence[dict[str, Any]], *, markdown: bool = False) -> s
         out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
         out += ["| " + " | ".join(c) + " |" for c in lines]
         return "\n".join(out)
-    widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(headers)]
+    widths = [max([len(h)] + [len(c[i]) for c in lines]) for i, h in enumerate(headers)]  # (no rows: the header)
     fmt = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     return "\n".join([fmt(headers), fmt(["-" * w for w in widths]), *(fmt(c) for c in lines)])
 

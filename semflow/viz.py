@@ -35,6 +35,8 @@ def max_flow_of(flows: Sequence[np.ndarray] | np.ndarray, *, percentile: float =
     (what lies under pixels ``valid`` marks unknown is not looked at: NaN or 1e10 there is fine)."""
     if isinstance(flows, np.ndarray):
         flows = [flows]
+    if valid is not None and len(valid) != len(flows):  # (fewer was an IndexError)
+        raise InputError(f"max_flow_of: {len(flows)} flows but {len(valid)} valid masks (give None for a flow without)")
     if not isinstance(percentile, numbers.Real) or not 0 <= percentile <= 100:
         raise InputError(f"percentile must be a number from 0 to 100, got {percentile!r}")
     mags = []
@@ -342,6 +344,8 @@ def error_to_color(error: np.ndarray, max_error: float = 5.0, *, valid: np.ndarr
     if not (np.isfinite(max_error) and max_error > 0):
         raise ValueError(f"error_to_color: max_error must be a positive number of pixels, got {max_error}")
     error = np.asarray(error, np.float32)
+    if error.ndim != 2:  # (a flow (H, W, 2) was cv2's "ColorMap only supports...")
+        raise InputError(f"error_to_color takes an error map (H, W) in px, got shape {error.shape}")
     known = np.isfinite(error)
     scaled = np.clip(np.where(known, error, 0.0) / np.float32(max_error), 0.0, 1.0)
     img = cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)[..., ::-1].copy()
@@ -384,6 +388,8 @@ def tile(images: Sequence[np.ndarray], *, columns: int | None = None, gap: int =
         raise ValueError("nothing to tile")
     h, w = images[0].shape[:2]
     for img in images:
+        if img.ndim != 3 or img.shape[2] < 3:  # (a grey one was numpy's "could not broadcast")
+            raise ValueError(f"tile takes RGB images (H, W, 3), got shape {img.shape}")
         if img.shape[:2] != (h, w):
             raise ValueError(f"cannot tile images of different sizes: {img.shape[:2]} vs {(h, w)}")
     if columns is not None and columns < 1:

@@ -362,3 +362,10 @@ def test_compare_refuses_a_max_samples_that_is_no_count(synthetic_root: Path, ba
     ground-truth pixel"), 1.5 was a TypeError (a public API probe)."""
     with pytest.raises(InputError, match="max_samples must be a whole number of at least 1"):
         evaluation.compare("synthetic", synthetic_root, ["dis-fast"], max_samples=bad, progress=False)
+
+
+def test_format_table_of_no_rows_is_its_header() -> None:
+    """The plain table of no rows was a TypeError ('int' object is not iterable); Markdown gave the header."""
+    plain = evaluation.format_table([]).splitlines()
+    assert len(plain) == 2 and plain[0].split()[:3] == ["dataset", "method", "n"] and set(plain[1]) <= {"-", " "}
+    assert len(evaluation.format_table([], markdown=True).splitlines()) == 2

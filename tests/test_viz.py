@@ -290,3 +290,17 @@ def test_what_lies_under_invalid_pixels_is_neither_checked_nor_counted() -> None
 def test_a_percentile_out_of_0_to_100_is_an_input_error(percentile) -> None:
     with pytest.raises(InputError, match="percentile must be a number from 0 to 100"):
         max_flow_of([np.zeros((4, 4, 2), np.float32)], percentile=percentile)
+
+
+def test_helpers_name_a_wrong_shape_in_one_line() -> None:
+    """A public API probe: error_to_color of a flow was cv2's ColorMap error, tile of grey images numpy's
+    "could not broadcast", max_flow_of with fewer masks than flows an IndexError."""
+    from semflow.viz import error_to_color, tile
+
+    with pytest.raises(InputError, match=r"error_to_color takes an error map \(H, W\) in px, got shape \(4, 5, 2\)"):
+        error_to_color(np.zeros((4, 5, 2), np.float32))
+    with pytest.raises(ValueError, match=r"tile takes RGB images \(H, W, 3\), got shape \(4, 5\)"):
+        tile([np.zeros((4, 5), np.uint8)])
+    flow = np.ones((4, 5, 2), np.float32)
+    with pytest.raises(InputError, match="2 flows but 1 valid masks"):
+        max_flow_of([flow, flow], valid=[None])
