@@ -7,14 +7,33 @@ yet in force. Here it ends as it does later: one line, exit 130 (143 for SIGTERM
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
 from semflow.errors import Terminated, terminated_by_signal
 
 
+def standard_streams_opened() -> None:
+    """Open /dev/null on whichever of descriptors 0, 1 and 2 the command was started without (``2>&-``, some
+    daemons and launchers), and give Python a stream for it. Else the next file opened takes that number: a
+    process pool's wake-up pipe became descriptor 2, which the decoders' capture of stderr replaced now and
+    then, and ``compare`` waited for ever; and Ray refuses to start without ``sys.stderr``."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:  # (the lowest free number: fd itself, unless a lower one is closed too)
+                os.dup2(null, fd)
+                os.close(null)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, closefd=False, encoding="utf-8", errors="backslashreplace"))
+
+
 def main() -> None:
     """Run the ``semflow`` command line with ``sys.argv``."""
+    standard_streams_opened()
     previous = signal.signal(signal.SIGTERM, terminated_by_signal) \
         if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else None
     try:

@@ -4,6 +4,7 @@ neither numpy nor OpenCV (the API's names come when first used)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,17 @@ def test_submodules_are_attributes_of_semflow_from_the_start() -> None:
 def test_python_dash_m_semflow_runs_the_command_line() -> None:
     done = subprocess.run([sys.executable, "-m", "semflow", "methods"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "discrete" in done.stdout, done.stderr
+
+
+def test_a_command_started_without_its_standard_streams_gets_dev_null_for_them() -> None:
+    """Started with stderr closed (``2>&-``), the next file opened took descriptor 2: a process pool's wake-up
+    pipe, which the decoders' capture of stderr replaced now and then (compare hung for good), and batch
+    failed without a word (Ray wants sys.stderr). The command now opens /dev/null there first."""
+    probe = ("import os, sys; from semflow.console import standard_streams_opened; standard_streams_opened(); "
+             "null = os.stat(os.devnull); "
+             "print([os.path.samestat(os.fstat(fd), null) for fd in (0, 2)], sys.stdin is not None, "
+             "sys.stderr is not None, sys.stderr.fileno())")
+    for closed in ((2,), (0, 2)):
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                              preexec_fn=lambda closed=closed: [os.close(fd) for fd in closed])
+        assert done.stdout.split() == ["[True,", "True]", "True", "True", "2"], (closed, done.stdout, done.stderr)
