@@ -39,6 +39,10 @@ class SemflowGroup(click.Group):
                 raise
             _usage_error(exc)
             raise  # (not reached)
+        except OSError as exc:  # --help or --version into a full disk or a closed pipe: not a traceback
+            if not isinstance(exc, BrokenPipeError):
+                _error(f"cannot write the output: {exc.strerror or exc}")
+            sys.exit(1)
 
     def _interrupted(self, ctx: click.Context, exc: BaseException) -> None:
         name = ctx.invoked_subcommand

@@ -45,4 +45,26 @@ def main() -> None:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    command_line(prog_name="semflow")
+    try:
+        command_line(prog_name="semflow")
+    except SystemExit as exc:
+        exit_at_once_on_a_signal(exc.code)
+        raise
+
+
+def exit_at_once_on_a_signal(code: int | str | None) -> None:
+    """From here on (the command is over: its outputs are in place, its last line printed), Ctrl-C or SIGTERM
+    while Python shuts down ends the process at once with the command's own exit status: they raised in
+    the interpreter's shutdown (a traceback, exit 0) or killed it without a word."""
+    status = code if isinstance(code, int) else (0 if code is None else 1)
+
+    def leave(signum: int, frame: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+        os._exit(status)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, leave)

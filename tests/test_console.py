@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,37 @@ def test_a_command_started_without_its_standard_streams_gets_dev_null_for_them()
         done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
                               preexec_fn=lambda closed=closed: [os.close(fd) for fd in closed])
         assert done.stdout.split() == ["[True,", "True]", "True", "True", "2"], (closed, done.stdout, done.stderr)
+
+
+def test_ctrl_c_while_python_shuts_down_after_the_command_exits_with_its_status() -> None:
+    """A terminal probe: Ctrl-C in the tenths of a second between a command's last line and the process's
+    end raised in the interpreter's shutdown (a traceback, exit 0) or killed it without a word. It now ends
+    the process at once with the command's own status. (The SIGINT here comes from an exit handler.)"""
+    probe = ("import atexit, os, signal, sys, time\n"
+             "def late():\n"
+             "    os.kill(os.getpid(), signal.SIGINT)\n"
+             "    time.sleep(10)\n"
+             "    print('slept')\n"
+             "atexit.register(late)\n"
+             "sys.argv = ['semflow', sys.argv[1]]\n"
+             "from semflow.console import main\n"
+             "main()\n")
+    for command, rc in (("methods", 0), ("no-such-command", 2)):
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-c", probe, command], capture_output=True, text=True, timeout=120)
+        assert done.returncode == rc and "slept" not in done.stdout and "Traceback" not in done.stderr, done
+        assert "Exception ignored" not in done.stderr and time.monotonic() - started < 9
+    assert "discrete" in subprocess.run([sys.executable, "-c", probe, "methods"], capture_output=True, text=True,
+                                        timeout=120).stdout
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("flag", ["--version", "--help"])
+def test_help_or_version_into_a_full_disk_is_one_line(flag: str) -> None:
+    """`semflow --version >/dev/full` printed a 38-line traceback (the group's own options wrote outside the
+    command's error handling)."""
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "semflow", flag], stdout=full, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr == "semflow: error: cannot write the output: No space left on device\n"
