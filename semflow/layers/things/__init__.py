@@ -17,7 +17,10 @@ The package, one module per job, in the order the data flows:
   object layer's several motions when a mask holds touching objects;
 - :mod:`.assignment`: the pixel-to-layer assignment and the occlusion step;
 - :mod:`.judgement`: whether the fitted model replaces the baseline at all;
-- :mod:`.fit`: the per-instance driver (:func:`fit_thing`, :func:`fit_things`, the padded box).
+- :mod:`.layered`: steps 3-5 of one instance's fit, once its object layer is known: the background
+  layer, the assignment, the judgement (:func:`~semflow.layers.things.layered.layered_model`);
+- :mod:`.fit`: the per-instance driver (:func:`fit_thing`, :func:`fit_things`, the padded box): the
+  evidence, the object layer, the motion split tried again.
 """
 
 from semflow.layers.things.fit import fit_thing, fit_things, thing_box

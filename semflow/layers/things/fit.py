@@ -24,6 +24,10 @@ For one instance, inside its padded box (:func:`thing_box`):
    (and below it, where the model leaves most of them unexplained), and then
    :func:`~semflow.layers.veto.baseline_veto` marks the pixels where the baseline still stays.
 
+Steps 1-2 are this module's (:func:`check_evidence`, :func:`first_object_layer`), with the retry of
+step 2's motion split (:func:`retried_split`); steps 3-5 are
+:func:`~semflow.layers.things.layered.layered_model`'s.
+
 The motions are fitted on lightly smoothed frames (``ctx.f1``, ``ctx.f2``); the assignment of step 4
 and the judgement read the frames as given (``ctx.raw1``, ``ctx.raw2``; ``ThingParams.unsmoothed``),
 where the smoothing would mix the colours of the two sides of an outline.
@@ -32,24 +36,16 @@ where the smoothing would mix the colours of the two sides of an outline.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import cv2
 import numpy as np
 
 from semflow.forked import map_forked
-from semflow.layers.common import dilate, erode, magnitude, photometric_error, photometric_error_at
+from semflow.layers.common import dilate, erode, magnitude, photometric_error
 from semflow.layers.context import PairContext
-from semflow.layers.motions import MotionSplit
-from semflow.layers.things.assignment import (
-    GuidedSmoother,
-    colour_log_ratio,
-    covered_by,
-    hidden_behind,
-    refine_assignment,
-    window_around,
-)
+from semflow.layers.things.assignment import GuidedSmoother, window_around
 from semflow.layers.things.instances import (
     compromise,
     needs_split,
@@ -57,17 +53,9 @@ from semflow.layers.things.instances import (
     split_is_better,
     split_object_motions,
 )
-from semflow.layers.things.judgement import judge_model
-from semflow.layers.things.motion import (
-    affine_flow,
-    fit_seed_affine,
-    layer_motion,
-    object_motions,
-    searched_motion,
-    searched_parts,
-)
+from semflow.layers.things.layered import FitInputs, ObjectLayer, ThingBox, keep_baseline, layered_model
+from semflow.layers.things.motion import object_motions, searched_motion, searched_parts
 from semflow.layers.things.params import ThingFit, ThingParams
-from semflow.layers.veto import baseline_veto
 from semflow.segmentation.regions import Box, Region
 
 T = TypeVar("T")
@@ -108,39 +96,75 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
     candidate for the object layer's; several (the last pair's model was a motion split) make the
     split the first model tried, with them among its hypotheses.
     """
+    thing = cut_thing(region, instance_map, ctx, params)
+    evidence = check_evidence(thing, ctx, params, carried)  # 1. evidence first
+    if isinstance(evidence, ThingFit):
+        return evidence
+    inputs = fit_inputs(thing, evidence.fg_seeds, ctx, params, plane_flow)
+    first = first_object_layer(inputs, evidence.carried, rng)  # 2. the object layer
+    layer = first.layer
+    if layer is None:
+        return keep_baseline(thing, "no object motion (too few object pixels, or the split's motions explain"
+                             f" < {params.min_inlier_share} of its matches)" if first.tried_split
+                             else "too few object pixels to fit a motion")
+    if layer.share < params.min_inlier_share:
+        return keep_baseline(thing, f"object inlier share {layer.share:.2f} < {params.min_inlier_share}",
+                             fg_affine=layer.affines[0], fg_share=layer.share)
+    fit = with_origin(layered_model(inputs, layer, rng), evidence, first)  # 3.-5. the layered model
+    if first.tried_split or not params.motion_split or not np.isfinite(fit.excess_error):
+        return fit
+    return retried_split(inputs, layer, fit, rng)
+
+
+@dataclass(frozen=True, eq=False)
+class Evidence:
+    """What step 1 leaves for the fit: the object's confident pixels ``fg_seeds`` (h, w) bool, and the
+    motion(s) ``carried`` ((2, 3), (K, 2, 3) or None) the object layer starts from: video mode's, or
+    found by matching the object where the baseline is confident on too little of it: ``searched``
+    (2, 3), the whole object's translation (``correlation`` its match's), or else the translations of
+    ``parts`` of its tiles and the surroundings'."""
+
+    fg_seeds: np.ndarray
+    carried: np.ndarray | None
+    searched: np.ndarray | None = None
+    correlation: float = float("nan")
+    parts: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class FirstModel:
+    """Step 2's object ``layer`` (None: no motion found), whether the motion split was tried, whether
+    the layer's motion is the one carried in, and whether its several motions are the last pair's."""
+
+    layer: ObjectLayer | None
+    tried_split: bool
+    took_carried: bool
+    split_carried: bool
+
+
+def cut_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params: ThingParams) -> ThingBox:
+    """The instance ``region`` (its pixels: ``region.id`` in ``instance_map`` (H, W)) over its padded
+    box (:func:`thing_box`)."""
     box = thing_box(region, ctx.baseline, params)
     y0, y1, x0, x1 = box
-    shape = ctx.shape
-    f1, f2 = ctx.f1, ctx.f2
-    base = ctx.baseline[y0:y1, x0:x1]
     conf_box = ctx.confidence[y0:y1, x0:x1]
-    conf = conf_box >= params.min_confidence
     mask = instance_map[y0:y1, x0:x1] == region.id
-    others = ctx.thing_pixels[y0:y1, x0:x1] & ~mask
-    size = region.size
-    m = params.boundary_margin
-    base_err_box = ctx.baseline_error[y0:y1, x0:x1]
+    return ThingBox(region=region, box=box, base=ctx.baseline[y0:y1, x0:x1], conf_box=conf_box,
+                    conf=conf_box >= params.min_confidence, mask=mask,
+                    others=ctx.thing_pixels[y0:y1, x0:x1] & ~mask, base_err_box=ctx.baseline_error[y0:y1, x0:x1])
 
-    def keep_baseline(reason: str, model_error: float = float("nan"), fg_affine: np.ndarray | None = None,
-                      bg_affine: np.ndarray | None = None, fg_share: float = 0.0, bg_share: float = 0.0,
-                      excess: float = float("nan")) -> ThingFit:
-        """The fit that keeps the baseline over the box, and why (with the layers' motions when known)."""
-        empty = np.zeros(mask.shape, bool)
-        return ThingFit(region=region, box=box, accepted=False, reason=reason, foreground=mask, occluded=empty,
-                        others=others, fg_flow=base, bg_flow=base, flow=base, fg_affine=fg_affine,
-                        bg_affine=bg_affine, fg_inlier_share=fg_share, bg_inlier_share=bg_share,
-                        model_error=model_error, baseline_error=float(base_err_box[mask].mean()), excess_error=excess)
 
+def check_evidence(thing: ThingBox, ctx: PairContext, params: ThingParams,
+                   carried: np.ndarray | None) -> ThingFit | Evidence:
+    """Step 1: the fit that keeps the baseline without a model where the evidence says so, else the
+    :class:`Evidence` the model starts from (``carried``: video mode's motion(s) or None)."""
     # Cheap check first: where the baseline explains the whole box, it stays.
-    explained = float(np.percentile(cv2.blur(base_err_box, (7, 7)), 99))
+    explained = float(np.percentile(cv2.blur(thing.base_err_box, (7, 7)), 99))
     if explained < params.explained_error:
-        return keep_baseline(f"the baseline explains the box (99th percentile error {explained:.2f}"
-                             f" < {params.explained_error})")
-
-    core = erode(mask, m)
-    fg_seeds = core & conf
-    searched = None
-    searched_in_parts = 0
+        return keep_baseline(thing, f"the baseline explains the box (99th percentile error {explained:.2f}"
+                                    f" < {params.explained_error})")
+    core = erode(thing.mask, params.boundary_margin)
+    fg_seeds = core & thing.conf
     if fg_seeds.sum() < params.min_seed_share * core.sum() and carried is None:
         # The baseline is confident on too little of the object: an affine motion fitted there would
         # be an extrapolation over the rest of it, and the baseline's unconfident flow is no evidence.
@@ -151,171 +175,58 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
         unconfident = (f"baseline confident on {fg_seeds.sum() / max(core.sum(), 1):.2f} of the object"
                        f" (< {params.min_seed_share})")
         if not params.search_missed:
-            return keep_baseline(unconfident)
-        ring = ~dilate(mask, m + 1) & ~others  # the surroundings' motion is where the search is centred
-        around = np.median(base[ring], axis=0) if ring.any() else np.zeros(2)
-        claimed = np.median(base[core], axis=0) if core.any() else around
-        searched, correlation = searched_motion(core, box, ctx.gray, around, claimed, params)
-        if searched is not None:
-            carried = searched
-        else:
-            # No one translation: the object may be touching things of its class that move otherwise.
-            # Its tiles' translations and the surroundings' are the split's hypotheses.
-            parts = searched_parts(core, box, ctx.gray, around, base, params)
-            if not len(parts):
-                return keep_baseline(f"{unconfident}; no clear match of the object itself"
-                                     + (f" (correlation {correlation:.2f})" if np.isfinite(correlation) else ""))
-            surroundings = np.array([[1.0, 0.0, around[0]], [0.0, 1.0, around[1]]])
-            carried = np.concatenate([parts, surroundings[None]])
-            searched_in_parts = len(parts)
-    bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2) & conf
-    if bg_seeds.sum() < params.min_points:
-        bg_seeds = ~dilate(mask, m + 1) & ~dilate(others, 2)
+            return keep_baseline(thing, unconfident)
+        return searched_evidence(thing, core, fg_seeds, ctx, params, unconfident)
+    return Evidence(fg_seeds, carried)
 
-    guide = f1[y0:y1, x0:x1]
+
+def searched_evidence(thing: ThingBox, core: np.ndarray, fg_seeds: np.ndarray, ctx: PairContext,
+                      params: ThingParams, unconfident: str) -> ThingFit | Evidence:
+    """The object's motion(s) found by matching the object (its eroded mask ``core`` (h, w) bool)
+    itself, or the fit that keeps the baseline (``unconfident``: why) where no match is clear."""
+    mask, base, box = thing.mask, thing.base, thing.box
+    # The surroundings' motion is where the search is centred.
+    ring = ~dilate(mask, params.boundary_margin + 1) & ~thing.others
+    around = np.median(base[ring], axis=0) if ring.any() else np.zeros(2)
+    claimed = np.median(base[core], axis=0) if core.any() else around
+    searched, correlation = searched_motion(core, box, ctx.gray, around, claimed, params)
+    if searched is not None:
+        return Evidence(fg_seeds, searched, searched, correlation)
+    # No one translation: the object may be touching things of its class that move otherwise.
+    # Its tiles' translations and the surroundings' are the split's hypotheses.
+    parts = searched_parts(core, box, ctx.gray, around, base, params)
+    if not len(parts):
+        return keep_baseline(thing, f"{unconfident}; no clear match of the object itself"
+                             + (f" (correlation {correlation:.2f})" if np.isfinite(correlation) else ""))
+    surroundings = np.array([[1.0, 0.0, around[0]], [0.0, 1.0, around[1]]])
+    return Evidence(fg_seeds, np.concatenate([parts, surroundings[None]]), parts=len(parts))
+
+
+def fit_inputs(thing: ThingBox, fg_seeds: np.ndarray, ctx: PairContext, params: ThingParams,
+               plane_flow: np.ndarray | None) -> FitInputs:
+    """The instance ``thing`` with what its fit reads everywhere (:class:`FitInputs`)."""
+    y0, y1, x0, x1 = thing.box
+    m = params.boundary_margin
+    bg_seeds = ~dilate(thing.mask, m + 1) & ~dilate(thing.others, 2) & thing.conf
+    if bg_seeds.sum() < params.min_points:
+        bg_seeds = ~dilate(thing.mask, m + 1) & ~dilate(thing.others, 2)
+    guide = ctx.f1[y0:y1, x0:x1]
     # The object layer matters only near the mask: the assignment moves the outline by up to `band`
     # px, and each guided filter (radius r) reads 2r px around a pixel; one chooses among the object's
     # motions, one refines the assignment. Both work in this window of the box.
-    band = float(np.clip(params.refine_band * size, params.min_band, params.max_band))
-    win = window_around(mask, int(np.ceil(band)) + 4 * params.filter_radius + 2)
+    band = float(np.clip(params.refine_band * thing.region.size, params.min_band, params.max_band))
+    win = window_around(thing.mask, int(np.ceil(band)) + 4 * params.filter_radius + 2)
     wy0, wx0 = y0 + win[0].start, x0 + win[1].start
     wbox = Box(wy0, y0 + win[0].stop, wx0, x0 + win[1].stop)
-    smooth = GuidedSmoother(guide[win], params)
+    return FitInputs(**vars(thing), ctx=ctx, params=params, plane_flow=plane_flow, fg_seeds=fg_seeds,
+                     bg_seeds=bg_seeds, guide=guide, band=band, win=win, wbox=wbox,
+                     smooth=GuidedSmoother(guide[win], params))
 
-    def layered_model(fg_affines: list[np.ndarray], fg_share: float, fg_flow: np.ndarray, motion_index: np.ndarray,
-                      fg_error: tuple[np.ndarray, np.ndarray], split: MotionSplit | None,
-                      rng: np.random.Generator) -> ThingFit:
-        """Steps 3-5 for the object layer's motion(s) ``fg_affines`` (their flow (h, w, 2) over the box,
-        each pixel's motion, their photometric error and inside maps over the window, the split or None)."""
-        fg_affine, bg_affine, bg_share = fg_affines[0], None, 0.0
-        layer_seeds = bg_seeds
 
-        def rejected(reason: str, model_error: float = float("nan"), excess: float = float("nan")) -> ThingFit:
-            return keep_baseline(reason, model_error, fg_affine, bg_affine, fg_share, bg_share, excess)
-
-        # Background pixels the object covers in frame t+1 have no true match in the baseline: they are
-        # found with a first, plain RANSAC fit of the background's motion and left out of its final fit.
-        first, _ = fit_seed_affine(base, layer_seeds, box, params, rng)
-        if first is not None:
-            strip = covered_by(mask, fg_flow, affine_flow(first, box), box, shape)
-            if strip.any() and (layer_seeds & ~strip).sum() >= params.min_points:
-                layer_seeds = layer_seeds & ~strip
-        bg_affine, bg_share, bg_flow = layer_motion(base, layer_seeds, box, ctx.gray, params, rng)
-        layer_affine = bg_affine  # (the planes may replace the layer below; the hidden rule wants it)
-        if plane_flow is not None and layer_seeds.any():
-            # The background may be better described by the models already fitted around the object
-            # (a plane's homography, checked on its own): use them as the background layer unless the
-            # local affine model explains clearly more of the background's pixels.
-            planes = plane_flow[y0:y1, x0:x1]
-            plane_share = float((magnitude(base - planes)[layer_seeds] < 2 * params.ransac_threshold).mean())
-            affine_share = float((magnitude(base - bg_flow)[layer_seeds] < 2 * params.ransac_threshold)
-                                 .mean()) if bg_flow is not None else 0.0
-            if plane_share >= affine_share - params.context_preference:
-                bg_affine, bg_share, bg_flow = None, plane_share, planes
-        if bg_flow is None:
-            bg_flow = base  # no usable background: it keeps the baseline
-
-        err_bg, in_bg = photometric_error(f1, f2, bg_flow, x0, y0)
-        # The object layer's error, in the window (outside it the object is never used).
-        err_fg, in_fg = err_bg.copy(), in_bg.copy()
-        err_fg[win], in_fg[win] = fg_error
-
-        # Refine the assignment in a band around the mask; occluded background says nothing photometric.
-        covered = covered_by(mask[win], fg_flow[win], bg_flow[win], wbox, shape)
-        # (On the frames as given, with ``unsmoothed``: the smoothed ones mix the colours of the two sides.)
-        if params.unsmoothed:
-            seen_bg = photometric_error(ctx.raw1, ctx.raw2, bg_flow[win], wx0, wy0)[0]
-            seen_fg = photometric_error(ctx.raw1, ctx.raw2, fg_flow[win], wx0, wy0)[0]
-        else:
-            seen_bg, seen_fg = err_bg[win], err_fg[win]
-        cost_fg = np.where(in_fg[win], seen_fg, seen_bg)
-        cost_bg = np.where(in_bg[win] & ~covered, seen_bg, cost_fg)
-        colour = colour_log_ratio(guide, erode(mask, m), layer_seeds | (~dilate(mask, m + 1) & ~others))[win]
-        cost_fg = cost_fg - 0.5 * params.colour_weight * colour
-        cost_bg = cost_bg + 0.5 * params.colour_weight * colour
-        foreground = np.zeros_like(mask)
-        foreground[win] = refine_assignment(mask[win], cost_fg, cost_bg, smooth, band, params)
-        foreground &= ~others
-        if params.hidden_behind:
-            # The background's motion carried under the object (where the layer's flow, or the planes',
-            # is the baseline's): for background that the object hides in frame t+1.
-            under = bg_flow if layer_affine is None else affine_flow(layer_affine, box)
-            lost = hidden_behind(foreground, foreground | mask, fg_flow, under, err_fg, err_bg, in_fg, box, shape,
-                                 unexplained=params.hidden_error, reach=params.hidden_reach,
-                                 min_pixels=params.min_points)
-            if split is not None:  # a motion's pixels that another covers are the split's to place
-                lost &= ~split.covered
-            if others.any() and lost.any():  # the object's own pixels that another thing hides
-                lost &= ~covered_by(others, base, fg_flow, box, shape)
-            if lost.any():
-                foreground &= ~lost
-                bg_flow = np.where(lost[..., None], under, bg_flow)
-        occluded = covered_by(foreground, fg_flow, bg_flow, box, shape)
-        if split is not None:  # object pixels that a motion in front of theirs covers in frame t+1
-            occluded |= split.covered & foreground
-
-        flow = np.where(foreground[..., None], fg_flow, bg_flow)
-        # Background pixels that another thing covers in frame t+1 (it moves as the baseline says) have no
-        # photometric evidence for the background's motion either: a touching thing would reject a right model.
-        hidden = covered_by(others, base, bg_flow, box, shape) & ~foreground if others.any() else others
-        # Nor have the background pixels that the object as given (the mask) covers in frame t+1: where
-        # the assignment took a strip off the object's leading edge, ``occluded`` (from the refined
-        # object) misses the background that strip covers, and a right model was rejected there.
-        # (Where it took nothing off, that is ``occluded`` itself.)
-        if (mask & ~foreground).any():
-            hidden = hidden | covered_by(foreground | mask, fg_flow, bg_flow, box, shape)
-        judged = ~occluded & ~others & ~hidden & np.where(foreground, in_fg, in_bg)
-        if not judged.any():
-            return rejected("no visible pixels to judge the model")
-        # Judge away from the object's outline, where occlusions (as wide as the relative motion) make
-        # photometric errors meaningless, and where the model changes the flow: elsewhere both explain
-        # the frames equally, and those pixels would only dilute the comparison.
-        relative = magnitude(fg_flow - bg_flow)[foreground]
-        reach = int(np.ceil(np.percentile(relative, 95))) + 2 if relative.size else 2
-        outline = dilate(foreground, reach) & ~erode(foreground, 2)
-        if (judged & ~outline).sum() >= params.min_points:
-            judged = judged & ~outline
-        changed = judged & (magnitude(flow - base) > params.change_threshold)
-        if changed.sum() >= params.min_points:
-            judged = changed
-        # The errors judged (medians, in judge_model), on the frames as given with ``unsmoothed``: the
-        # judged pixels gather where the flows differ, often along the seams between motions, and there
-        # the smoothed frames mix two things' colours.
-        if params.unsmoothed:
-            ys, xs = np.nonzero(judged)
-            model_pixels = photometric_error_at(ctx.raw1, ctx.raw2, ys + y0, xs + x0, flow[judged])
-            base_pixels = photometric_error_at(ctx.raw1, ctx.raw2, ys + y0, xs + x0, base[judged])
-        else:
-            model_pixels = np.where(foreground, err_fg, err_bg)[judged]
-            base_pixels = base_err_box[judged]
-        model_err, base_err, worse, objection = judge_model(model_pixels, base_pixels, params)
-        if objection:
-            return rejected(objection, model_error=model_err, excess=worse)
-        # Per pixel, the baseline stays where it explains the frames clearly better than the layered
-        # model, or is confident, different and not clearly worse; occluded background pixels have no
-        # photometric evidence either way and keep the layer.
-        error = np.where(foreground, err_fg, err_bg)
-        window = (params.veto.window, params.veto.window)
-        veto = baseline_veto(cv2.blur(error, window), cv2.blur(base_err_box, window), magnitude(flow - base),
-                             conf_box, params.veto)
-        motions = []
-        if params.motion_split:  # the instances for reports, back to front
-            for k in (split.order if split is not None else range(len(fg_affines))):
-                a, own = fg_affines[k], foreground & (motion_index == k)
-                cy, cx = (np.mean(c) for c in np.nonzero(own if own.any() else foreground))
-                centre = np.array([cx + x0, cy + y0])  # (its own pixels' centroid: a motion of a parked car
-                motions.append({"motion": int(k),    # read at the group's centre was 5 px off)
-                                "flow_at_centre": [round(float(v), 2) for v in a[:, :2] @ centre + a[:, 2] - centre],
-                                "affine": [round(float(v), 5) for v in a.ravel()],
-                                "pixels": int(own.sum())})
-        return ThingFit(region=region, box=box, accepted=True, reason="ok", foreground=foreground, occluded=occluded,
-                        others=others, fg_flow=fg_flow, bg_flow=bg_flow, flow=flow, fg_affine=fg_affine,
-                        bg_affine=bg_affine, fg_inlier_share=fg_share, bg_inlier_share=bg_share,
-                        model_error=model_err, baseline_error=base_err, excess_error=worse, error=error,
-                        veto=veto & ~occluded,
-                        motions=motions, fg_affines=[np.asarray(a) for a in fg_affines],
-                        motion_labels=np.where(foreground, motion_index, -1) if params.motion_split else None)
-
+def first_object_layer(inputs: FitInputs, carried: np.ndarray | None, rng: np.random.Generator) -> FirstModel:
+    """Step 2: the object layer's motion(s) (:func:`object_motions`), or the motion split's where they
+    leave part of the object unexplained or ``carried`` (K, 2, 3) holds several motions."""
+    params, mask, win = inputs.params, inputs.mask, inputs.win
     # Video mode: a thing whose last model had several motions is tried as a split again, whether
     # or not this pair's single motion leaves much unexplained: touching objects that moved apart
     # by a few px in the last pair still do, and a single compromise motion would hide it.
@@ -323,40 +234,45 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
     one_carried = None if carried is None or several else np.reshape(carried, (2, 3))
     split, split_carried = None, False
     fg_affines, fg_share, fg_flow, motion_index, fg_error, took_carried = object_motions(
-        base, fg_seeds, smooth, ctx, box, params, rng, erode(mask, 1), window=win, carried=one_carried)
+        inputs.base, inputs.fg_seeds, inputs.smooth, inputs.ctx, inputs.box, params, rng, erode(mask, 1),
+        window=win, carried=one_carried)
     if fg_flow is not None and fg_error is None:  # (once: the split's trigger and the layered model read it)
-        fg_error = photometric_error(f1, f2, fg_flow[win], wx0, wy0)
+        wy0, _, wx0, _ = inputs.wbox
+        fg_error = photometric_error(inputs.ctx.f1, inputs.ctx.f2, fg_flow[win], wx0, wy0)
     tried_split = params.motion_split and (several or needs_split(mask[win], fg_error, params))
     if tried_split:
         # Where the one motion already fails the inlier-share test below (or there is none), a split
         # that explains too few matches fails it too: it is given up before its assignment, and the
         # thing keeps the baseline either way (KITTI's 57k px car region with dis-medium: 0.5 s).
         hopeless = fg_flow is None or fg_share < params.min_inlier_share
-        found = split_object_motions(base, fg_seeds, mask, conf_box, ctx, box, params, rng, win,
-                                     hypotheses=carried if several else None,
+        found = split_object_motions(inputs.base, inputs.fg_seeds, mask, inputs.conf_box, inputs.ctx, inputs.box,
+                                     params, rng, win, hypotheses=carried if several else None,
                                      min_share=params.min_inlier_share if hopeless else 0.0)
         if found[2] is not None and split_is_better(mask[win], fg_error, found[3], params):
             fg_affines, fg_share, fg_flow, fg_error, split = found
             motion_index, took_carried, split_carried = split.labels, False, several and len(found[0]) > 1
-    if fg_flow is None:
-        return keep_baseline("no object motion (too few object pixels, or the split's motions explain"
-                             f" < {params.min_inlier_share} of its matches)" if tried_split
-                             else "too few object pixels to fit a motion")
-    if fg_share < params.min_inlier_share:
-        return keep_baseline(f"object inlier share {fg_share:.2f} < {params.min_inlier_share}",
-                             fg_affine=fg_affines[0], fg_share=fg_share)
-    fit = layered_model(fg_affines, fg_share, fg_flow, motion_index, fg_error, split, rng)
-    if took_carried and searched is not None:  # say so in the explain report
+    layer = None if fg_flow is None else ObjectLayer(fg_affines, fg_share, fg_flow, motion_index, fg_error, split)
+    return FirstModel(layer, tried_split, took_carried, split_carried)
+
+
+def with_origin(fit: ThingFit, evidence: Evidence, first: FirstModel) -> ThingFit:
+    """``fit`` whose reason says where its object motion(s) came from (for the explain report)."""
+    if first.took_carried and evidence.searched is not None:
         fit = replace(fit, reason=f"{fit.reason}; its motion from matching the object itself"
-                                  f" ({correlation:.2f} correlation)")
-    elif took_carried and fit.accepted:  # video mode
+                                  f" ({evidence.correlation:.2f} correlation)")
+    elif first.took_carried and fit.accepted:  # video mode
         fit = replace(fit, reason="ok; the object's motion carried from the last pair")
-    if searched_in_parts and fit.accepted:
-        fit = replace(fit, reason=f"ok; motions from matching {searched_in_parts} part(s) of the object")
-    elif split_carried and fit.accepted:
+    if evidence.parts and fit.accepted:
+        fit = replace(fit, reason=f"ok; motions from matching {evidence.parts} part(s) of the object")
+    elif first.split_carried and fit.accepted:
         fit = replace(fit, reason="ok; several motions, as in the last pair")
-    if tried_split or not params.motion_split or not np.isfinite(fit.excess_error):
-        return fit
+    return fit
+
+
+def retried_split(inputs: FitInputs, layer: ObjectLayer, fit: ThingFit, rng: np.random.Generator) -> ThingFit:
+    """``fit`` (of the one-motion object ``layer``), or the motion split's model where that motion is
+    a compromise between several and the split's model is accepted and no worse."""
+    params, base, seeds = inputs.params, inputs.base, inputs.fg_seeds
     # A mask over objects that move a few px apart gets one compromise affine from the sequential
     # RANSAC (within its 2 px of both): its photometric error is small everywhere, so the split's
     # trigger above (a share of clearly unexplained pixels) never sees it, and the judgement, against
@@ -366,20 +282,21 @@ def fit_thing(region: Region, instance_map: np.ndarray, ctx: PairContext, params
     # stream (its draws do not depend on how many the first model took); it replaces the first model
     # when accepted and no worse than it on the judgement's median.
     retry_rng = rng.spawn(1)[0]
-    if not compromise(base, fg_seeds, fg_flow, box, params, retry_rng):
+    if not compromise(base, seeds, layer.flow, inputs.box, params, retry_rng):
         return fit
-    found = split_object_motions(base, fg_seeds, mask, conf_box, ctx, box, params, retry_rng, win,
-                                 min_share=params.min_inlier_share, min_motions=2)
+    found = split_object_motions(base, seeds, inputs.mask, inputs.conf_box, inputs.ctx, inputs.box, params,
+                                 retry_rng, inputs.win, min_share=params.min_inlier_share, min_motions=2)
     if found[2] is None:  # (one motion, or too few matches explained: given up early)
         return fit
     # The split's motions must explain the baseline's confident flow on the object about as well as the
     # compromise did (the baseline saw the motions it compromises between): on non-rigid things (Sintel's
     # characters) the split's parts instead chase the photometry away from the confident flow, and
     # the median photometric judgement alone let such worse models through.
-    if seed_deviation(found[2], base, fg_seeds, params) > seed_deviation(fg_flow, base, fg_seeds, params) \
+    if seed_deviation(found[2], base, seeds, params) > seed_deviation(layer.flow, base, seeds, params) \
             + params.retry_tolerance:
         return fit
-    retry = layered_model(found[0], found[1], found[2], found[4].labels, found[3], found[4], retry_rng)
+    affines, share, flow, error, split = found
+    retry = layered_model(inputs, ObjectLayer(affines, share, flow, split.labels, error, split), retry_rng)
     if not retry.accepted or retry.excess_error > fit.excess_error:
         return fit
     return replace(retry, reason=f"ok; motion split (one motion: median error {fit.excess_error:+.2f} against"

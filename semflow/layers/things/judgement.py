@@ -1,6 +1,6 @@
 """Whether a thing's layered model replaces the baseline at all: one verdict from the photometric
 errors of both flows on the pixels the model is judged on (visible, away from its outline, where it
-changes the flow; :func:`~semflow.layers.things.fit.fit_thing` picks them).
+changes the flow; :func:`~semflow.layers.things.layered.judged_pixels` picks them).
 
 Two rules, both on medians (occlusions by things no model here knows about leave a minority of
 pixels with meaningless, large errors):
