@@ -307,3 +307,24 @@ def test_a_far_car_half_hidden_in_the_next_frame_is_refined_away_from_the_occlud
     error0, stretch0 = far_car(0)
     assert stretch0 is None or stretch0.min() < 0.85
     assert error0 > 0.9 * before
+
+
+def test_the_motions_report_of_a_model_without_object_pixels_has_finite_centres() -> None:
+    """An accepted model whose assignment left the object no pixel gave NaN centres and numpy's "mean of
+    empty slice" warning (noticed in the fit_thing refactor); the report reads the given mask then."""
+    import warnings
+    from types import SimpleNamespace
+
+    from semflow.layers.things.layered import motions_report
+    from semflow.layers.things.params import ThingParams
+    from semflow.segmentation.regions import Box
+
+    mask = np.zeros((10, 12), bool)
+    mask[2:6, 3:9] = True
+    inputs = SimpleNamespace(box=Box(5, 15, 20, 32), params=ThingParams(), mask=mask)
+    affine = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, -1.0]])
+    layer = SimpleNamespace(affines=[affine], labels=np.zeros((10, 12), int), split=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (motion,) = motions_report(inputs, layer, np.zeros((10, 12), bool))
+    assert motion["flow_at_centre"] == [2.0, -1.0] and motion["pixels"] == 0

@@ -348,7 +348,8 @@ def motions_report(inputs: FitInputs, layer: ObjectLayer, foreground: np.ndarray
     if inputs.params.motion_split:
         for k in (layer.split.order if layer.split is not None else range(len(layer.affines))):
             a, own = layer.affines[k], foreground & (layer.labels == k)
-            cy, cx = (np.mean(c) for c in np.nonzero(own if own.any() else foreground))
+            where = own if own.any() else foreground if foreground.any() else inputs.mask  # (no pixels: NaN)
+            cy, cx = (np.mean(c) for c in np.nonzero(where))
             centre = np.array([cx + x0, cy + y0])  # (its own pixels' centroid: a motion of a parked car
             motions.append({"motion": int(k),    # read at the group's centre was 5 px off)
                             "flow_at_centre": [round(float(v), 2) for v in a[:, :2] @ centre + a[:, 2] - centre],
