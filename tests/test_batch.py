@@ -204,6 +204,40 @@ def test_a_worker_dead_for_good_is_replaced_by_a_new_one(tmp_path: Path) -> None
     assert_same_as_run(clips[2], tmp_path / "out" / "c", tmp_path / "run" / "c")
 
 
+class RestartsSlowly(DieAt):
+    """DieAt, whose worker, restarted by Ray after it died, then takes two minutes to build the method (on a
+    cluster that lost a node, the restart waits for good for a CPU the other workers hold)."""
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if os.path.exists(self.marker):
+            time.sleep(120)
+
+
+def test_a_batch_whose_clips_are_done_does_not_wait_for_a_dead_worker_to_come_back(tmp_path: Path) -> None:
+    """A cluster probe: a node lost mid-batch, the other worker finished every clip, and the batch never ended:
+    it waited for good on the dead worker's restart. It now ends when every clip's result is known."""
+    import threading
+
+    clips, options = _dying_batch(tmp_path, times=1)
+    options.method = RestartsSlowly(options.method.marker, options.method.frame_sha, 1)
+    results: dict = {}
+
+    def run() -> None:
+        with pytest.warns(SemflowWarning, match="computing them again"):
+            with Batch(tmp_path / "out", options) as batch:
+                batch.submit(clips)
+                results.update({r.name: r for r in batch.results()})
+
+    thread = threading.Thread(target=run, daemon=True)
+    started = time.monotonic()
+    thread.start()
+    thread.join(100)
+    assert not thread.is_alive(), "the batch waited for the dead worker's restart"
+    assert time.monotonic() - started < 90
+    assert [results[c.stem].status for c in clips] == ["ok", "ok", "ok"], {n: r.error for n, r in results.items()}
+
+
 def test_a_batch_of_a_built_method_with_its_own_options_resumes(tmp_path: Path) -> None:
     """Given a method built with options other than its defaults, a resumed batch failed every finished clip:
     "cannot resume, the earlier run used other settings" (the driver compared the registry's defaults)."""
@@ -216,6 +250,22 @@ def test_a_batch_of_a_built_method_with_its_own_options_resumes(tmp_path: Path) 
         assert (result.status, result.error, result.computed_pairs) == ("ok", None, 0 if resume else 4)
     settings = json.loads((tmp_path / "out" / "a" / "summary.json").read_text())["settings"]
     assert settings["method_options"]["sharpen"] is True
+
+
+def test_relative_paths_reach_workers_that_run_in_another_folder(tmp_path: Path, monkeypatch) -> None:
+    """A cluster probe: workers started by `ray start` run in the folder it ran in, and read the relative
+    inputs and --out as the user typed them from there: another clip of the same name silently, or every clip
+    failed. (This module's workers run where pytest started Ray; the batch runs from tmp_path.)"""
+    write_video(tmp_path / "a.mp4", 5)
+    (tmp_path / "labels.png").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    with Batch("out", BatchOptions(method=METHOD, workers=1)) as batch:
+        batch.submit(["a.mp4"])
+        (result,) = batch.results()
+    assert (result.status, result.error, result.pairs) == ("ok", None, 4)
+    assert (tmp_path / "out" / "a" / "flow.mp4").exists()
+    options = BatchOptions(method="semantic", method_options={"segmentation": "labels.png", "label_set": "camvid"})
+    assert options.method_options == {"segmentation": str(tmp_path / "labels.png"), "label_set": "camvid"}
 
 
 def test_batch_cli_reports_each_clip_and_fails_when_one_does(run_cli, tmp_path: Path, monkeypatch) -> None:

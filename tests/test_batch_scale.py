@@ -113,7 +113,7 @@ class FakeRay:
     def get(self, refs: Any) -> Any:
         return [r.value for r in refs] if isinstance(refs, list) else refs.value
 
-    def wait(self, refs: list[Ref], num_returns: int = 1) -> tuple[list[Ref], list[Ref]]:
+    def wait(self, refs: list[Ref], num_returns: int = 1, timeout: float | None = None) -> tuple[list[Ref], list[Ref]]:
         return refs[:num_returns], refs[num_returns:]
 
     def kill(self, worker: Any) -> None:

@@ -27,7 +27,7 @@ try:  # (Ray's private module; where another Ray moves it, its connect is simply
     from ray._private import worker as ray_worker
 except ImportError:  # pragma: no cover
     ray_worker = None
-from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
+from ray.exceptions import RayActorError, RayTaskError
 
 from semflow.batch.clips import (
     BATCH_JSON,
@@ -47,7 +47,7 @@ from semflow.batch.progress import BatchProgress
 from semflow.batch.signals import calls_deferred, interruptible, signals_deferred
 from semflow.batch.tasks import TaskQueue
 from semflow.batch.work import BatchOptions, Chunk
-from semflow.batch.workers import PROBES, new_workers, one_line, why_not_built, worker_pids
+from semflow.batch.workers import Revival, new_workers, one_line, why_not_built, worker_pids
 from semflow.errors import SemflowError, warn
 from semflow.io.atomic import write_text_atomic
 
@@ -129,6 +129,11 @@ class Batch:
             raise SemflowError(f"the workers could not build method {self.run_options.method!r}: "
                                f"{why_not_built(exc)}") from None
 
+    def _new_worker(self) -> Any:
+        """One more worker (in place of one dead for good), in :attr:`_workers`."""
+        self._workers += new_workers(1, self.options.method, self.options.method_options, self._gpus)
+        return self._workers[-1]
+
     def worker_pids(self) -> list[int]:
         """The process ids of the workers (for monitoring, or for tests that kill one), once each has built
         its method."""
@@ -206,9 +211,8 @@ class Batch:
     def _schedule(self, progress: BatchProgress) -> Iterator[InputResult]:
         """Hand tasks to idle workers until every clip's result is known; yield each result."""
         idle = list(self._workers)
-        inflight: dict[Any, tuple[Any, ClipState | None, str, Chunk | None]] = {}
-        probes: dict[int, int] = {}
-        unproven: set[int] = set()  # new workers put in place of dead ones that have not answered yet
+        inflight: dict[Any, tuple[Any, ClipState, str, Chunk | None]] = {}
+        revival = Revival(self._new_worker)
         while True:
             yield from self._prepare_new(progress, idle)  # (also the clips submitted while a result was out)
             while idle:
@@ -222,38 +226,29 @@ class Batch:
                 worker = idle.pop()
                 inflight[self._send(worker, clip, kind, chunk)] = (worker, clip, kind, chunk)
             if not inflight:
-                for left in self.clips:  # (only when every worker is gone for good: see the probes below)
-                    if left.prepared and left.result.status == "pending":
-                        yield self._fail(left, "no worker left to run it", progress)
-                if all(clip.prepared for clip in self.clips):
-                    return
+                if all(clip.prepared and clip.result.status != "pending" for clip in self.clips):
+                    return  # (workers that died and are not back yet are not waited for)
+                if not revival.probes:
+                    for left in self.clips:  # every worker is gone for good
+                        if left.prepared and left.result.status == "pending":
+                            yield self._fail(left, "no worker left to run it", progress)
+                    if all(clip.prepared for clip in self.clips):
+                        return
+                    continue
+            waiting, timeout = list(inflight) + list(revival.probes), 5.0 if revival.probes else None
+            ready, _ = interruptible(lambda waiting=waiting, timeout=timeout: ray.wait(waiting, num_returns=1,
+                                                                                       timeout=timeout))
+            if not ready or ready[0] in revival.probes:  # a worker that died back at work, replaced or gone
+                back, gone = revival.answer(ready[0]) if ready else (None, None)
+                idle += [back] if back is not None else []
+                for dead in ([gone] if gone is not None else []) + revival.overdue():
+                    self._workers.remove(dead)
                 continue
-            ready, _ = interruptible(lambda: ray.wait(list(inflight), num_returns=1))
             worker, clip, kind, chunk = inflight.pop(ready[0])
-            if clip is None:  # a probe of a worker that died: back to work once Ray restarted it
-                try:
-                    ray.get(ready[0])
-                    idle.append(worker)
-                    probes.pop(id(worker), None)
-                    unproven.discard(id(worker))
-                except ActorDiedError as exc:  # dead for good: a new worker takes its place if it had built the method
-                    self._workers.remove(worker)
-                    probes.pop(id(worker), None)
-                    if id(worker) not in unproven and not getattr(exc, "_actor_init_failed", True):
-                        self._workers += new_workers(1, self.options.method, self.options.method_options, self._gpus)
-                        unproven.add(id(self._workers[-1]))  # (one that dies before it answers is not replaced)
-                        inflight[self._workers[-1].pid.remote()] = (self._workers[-1], None, "probe", None)
-                    unproven.discard(id(worker))
-                except RayActorError:
-                    probes[id(worker)] = probes.get(id(worker), 0) + 1
-                    if probes[id(worker)] < PROBES:  # (else it is given up: neither idle nor in flight)
-                        time.sleep(0.2)
-                        inflight[worker.pid.remote()] = (worker, None, "probe", None)
-                continue
             try:
                 value = ray.get(ready[0])
             except RayActorError as exc:
-                inflight[worker.pid.remote()] = (worker, None, "probe", None)
+                revival.ask(worker)
                 if "restarting" in str(exc):  # sent while Ray restarted the worker: it never ran
                     self._came_back(clip)
                     self._tasks.requeue(clip, kind, chunk)
@@ -330,7 +325,8 @@ class Batch:
             self._tasks.update(clip)
 
     def _send(self, worker: Any, clip: ClipState, kind: str, chunk: Chunk | None) -> Any:
-        path, out = clip.item.path, Path(clip.result.out_dir)
+        # (Absolute: the workers of a cluster joined with `ray start` run in the folder it ran in.)
+        path, out = Path(os.path.abspath(clip.item.path)), Path(os.path.abspath(clip.result.out_dir))
         clip.running += 1
         if kind == "compute":
             return worker.compute.remote(path, out, self.run_options, chunk, self.options.warmup_pairs)

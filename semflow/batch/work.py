@@ -27,8 +27,9 @@ from semflow.io.native import own_native_output
 from semflow.io.outputs import OutputFolder
 from semflow.io.video import FrameSource
 from semflow.methods import DEFAULT_RUN_METHOD, get_method, list_methods, method_entry
-from semflow.options import options_dict
+from semflow.options import option_infos, options_dict
 from semflow.pipeline import RunOptions, compute_pairs, finish_video, open_video, run_single_pass
+from semflow.run_options import named_path
 from semflow.runstore import WORK_DIR, RunStore, finished_summary, reopen_store
 
 MAX_WORKERS = 1024
@@ -72,6 +73,8 @@ class BatchOptions(RunOptions):
                              f" got {self.address!r}")
         if isinstance(self.method, FlowMethod):  # options go with a name: refused here, not in every worker
             get_method(self.method, **self.method_options)
+        elif self.method in list_methods():
+            self.method_options = with_real_paths(self.method, self.method_options)
         check_batch_device(self.method_options.get("device"))  # before Ray starts
 
     def device(self) -> str | None:
@@ -91,6 +94,17 @@ class BatchOptions(RunOptions):
             name = self.method.name
             given = options_dict(self.method.options) if self.method.options is not None else given
         return RunOptions(**{**settings, "method": name, "method_options": given, "progress": False})
+
+
+def with_real_paths(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` of method ``method`` with the files and folders they name by their real paths: the workers of a
+    cluster joined with ``ray start`` run in the folder it ran in, and would read a relative path from there."""
+    infos = {info.name: info for info in option_infos(method_entry(method).options_type())}
+    real = {}
+    for key, value in options.items():
+        found = named_path(value, infos[key].path) if key in infos else None
+        real[key] = value if found is None else found[0]
+    return real
 
 
 @dataclass(frozen=True)

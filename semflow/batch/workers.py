@@ -8,10 +8,12 @@ start of a batch it stops the batch with a one-line error instead of being resta
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 from semflow.batch.signals import interruptible
 from semflow.batch.work import ClipWorker
@@ -21,6 +23,9 @@ WORKER_RESTARTS = 1
 """How many times Ray restarts a worker process that died before it is dead for good."""
 PROBES = 300
 """How many times (0.2 s apart) the driver asks a worker that died whether Ray has restarted it."""
+REVIVAL_SECONDS = 300.0
+"""How long the driver waits for a worker that died to come back (Ray restarts it where a CPU is free: on a
+cluster that lost a node, maybe never) before it gives it up."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -52,3 +57,61 @@ def why_not_built(exc: RayActorError) -> str:
         return (f"a worker process died while building it ({1 + WORKER_RESTARTS} times: killed for memory, or a"
                 " crash in the method's own code)")
     return last.split(": ", 1)[-1] if last.startswith("semflow.errors.") else last
+
+
+class Revival:
+    """The workers that died, each asked (a ``pid`` task: a probe) whether Ray has restarted it. One dead for
+    good is replaced by a new worker (``new_worker()``) if it had built the method; a new one that dies
+    before it answers is not (it would die again). One not back after :data:`REVIVAL_SECONDS` is given up."""
+
+    def __init__(self, new_worker: Callable[[], Any]) -> None:
+        self.new_worker = new_worker
+        self.probes: dict[Any, tuple[Any, float]] = {}  # probe -> (worker, when it was first asked after)
+        self._tries: dict[int, int] = {}
+        self._unproven: set[int] = set()  # new workers in place of dead ones that have not answered yet
+
+    def ask(self, worker: Any, since: float | None = None) -> None:
+        """Ask ``worker`` (which died) whether it is back."""
+        self.probes[worker.pid.remote()] = (worker, time.monotonic() if since is None else since)
+
+    def answer(self, probe: Any) -> tuple[Any | None, Any | None]:
+        """The answer to ``probe``, which is ready: (the worker back at work, or None; the worker gone for
+        good, or None: a new worker is then started in its place and asked, where it had built the method)."""
+        worker, since = self.probes.pop(probe)
+        try:
+            ray.get(probe)
+        except ActorDiedError as exc:  # dead for good
+            replace = id(worker) not in self._unproven and not getattr(exc, "_actor_init_failed", True)
+            self._forget(worker)
+            if replace:
+                new = self.new_worker()
+                self._unproven.add(id(new))
+                self.ask(new)
+            return None, worker
+        except RayActorError:  # restarting
+            self._tries[id(worker)] = self._tries.get(id(worker), 0) + 1
+            if self._tries[id(worker)] >= PROBES:
+                self._forget(worker)
+                ray.kill(worker)
+                return None, worker
+            time.sleep(0.2)
+            self.ask(worker, since)
+            return None, None
+        self._forget(worker)
+        return worker, None
+
+    def overdue(self) -> list[Any]:
+        """The workers not back after :data:`REVIVAL_SECONDS`: given up (killed, so Ray stops restarting them)."""
+        now = time.monotonic()
+        late = [probe for probe, (_, since) in self.probes.items() if now - since > REVIVAL_SECONDS]
+        gone = []
+        for probe in late:
+            worker, _ = self.probes.pop(probe)
+            self._forget(worker)
+            ray.kill(worker)
+            gone.append(worker)
+        return gone
+
+    def _forget(self, worker: Any) -> None:
+        self._tries.pop(id(worker), None)
+        self._unproven.discard(id(worker))
