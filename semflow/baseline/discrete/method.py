@@ -11,6 +11,8 @@ Stages, each in its own module::
                  smoothness), block coordinate descent with exact DP along rows then columns;
                  by default its smooth labelling checks each point's best match (see ``crf_check``)
     consistency  forward-backward check, small-segment removal
+    grid_matches the CRF's grid matches kept, refined and interpolated (the steps of ``consistency``,
+                 ``densify`` and ``boundary`` in turn), and the confidence map
     densify      sub-pixel refinement of the kept matches, EpicFlow interpolation, variational
                  refinement, (option) a colour-weighted median, a dense confidence map
     boundary     (options) rejected grid points near motion boundaries get a match from the side
@@ -21,12 +23,14 @@ Stages, each in its own module::
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 import torch
 
 from semflow.baseline.base import FlowMethod, FlowResult
-from semflow.baseline.discrete import boundary, consistency, crf, densify, missed
+from semflow.baseline.discrete import boundary, crf, densify, missed
 from semflow.baseline.discrete.descriptors import (
     DESCRIPTORS,
     frame_descriptors,
@@ -34,7 +38,15 @@ from semflow.baseline.discrete.descriptors import (
     pair_projection,
     shrunk_descriptors,
 )
-from semflow.baseline.discrete.keypoints import frame_keypoints, match_keypoints
+from semflow.baseline.discrete.grid_matches import (
+    confidence_map,
+    grid_extras,
+    grid_positions,
+    interpolate_matches,
+    kept_matches,
+    refined_matches,
+)
+from semflow.baseline.discrete.keypoints import KeypointMatches, frame_keypoints, match_keypoints
 from semflow.baseline.discrete.presets import DEFAULT_PRESET, PRESETS, Preset
 from semflow.baseline.discrete.proposals import Proposals, coarse_to_fine_proposals
 from semflow.baseline.discrete.temporal import FrameWork, along_itself, temporal_candidates
@@ -69,6 +81,30 @@ def _dis_pyramid(gray1: np.ndarray, gray2: np.ndarray, levels: int) -> list[np.n
         flow = cv2.pyrDown(flow) * 0.5
         out.append(flow)
     return out
+
+
+def _pyramid_levels(p: Preset, height: int, width: int) -> tuple[int, int]:
+    """The pyramid levels below full size for (padded) frames ``height`` x ``width`` px (``p.levels``, fewer
+    so that the coarsest keeps ``MIN_COARSE_SIDE`` px on its shorter side) and the finest level matched."""
+    levels = p.levels
+    while levels > 0 and min(height, width) >> levels < MIN_COARSE_SIDE:
+        levels -= 1
+    return levels, min(p.finest, levels)
+
+
+def _scale_tolerant_pairs(pyr1: list, pyr2: list, shrunk: list, shrink: float | None
+                          ) -> tuple[list | None, list | None]:
+    """Per level, the (query, query scale, target, target scale) descriptor pairs of the scale-tolerant
+    costs, forward and backward; None without ``shrunk`` (frame 1's and frame 2's shrunk pyramids)."""
+    if not shrunk:
+        return None, None
+    # A surface that grows from frame 1 to frame 2 matches frame 2 shrunk (as the target of the forward
+    # search, the query of the backward one), one that gets smaller matches frame 1 shrunk.
+    scaled_f = [[] if a_small is None else [(a, 1.0, b_small, shrink), (a_small, shrink, b, 1.0)]
+                for a, b, a_small, b_small in zip(pyr1, pyr2, *shrunk)]
+    # The backward search compares the same pairs with query and target swapped.
+    scaled_b = [[(t, t_scale, q, q_scale) for q, q_scale, t, t_scale in pairs] for pairs in scaled_f]
+    return scaled_f, scaled_b
 
 
 class DiscreteFlow(FlowMethod):
@@ -208,119 +244,105 @@ class DiscreteFlow(FlowMethod):
         (:meth:`Preset.for_video`). Returns the result and frame 2's work."""
         p = self.params.for_video() if video else self.params
         timer = StageTimer()
-        timings, lap = timer.seconds, timer.lap
-
         h0, w0 = img1.shape[:2]
-        img1 = _pad_to(img1, MIN_SIDE, MIN_SIDE)
-        img2 = _pad_to(img2, MIN_SIDE, MIN_SIDE)
+        img1, img2 = _pad_to(img1, MIN_SIDE, MIN_SIDE), _pad_to(img2, MIN_SIDE, MIN_SIDE)
         h, w = img1.shape[:2]
         gray1, gray2 = to_gray(img1), to_gray(img2)
-        levels = p.levels
-        while levels > 0 and min(h, w) >> levels < MIN_COARSE_SIDE:
-            levels -= 1
-        finest = min(p.finest, levels)
+        levels, finest = _pyramid_levels(p, h, w)
 
         with torch.no_grad():
-            shrink = p.shrink if p.shrink not in (None, 1.0) else None
             # Video mode: the last flow, and it carried along itself (candidates and prior both use it).
             last = carried.flow if temporal and carried is not None else None
             along = None if last is None else along_itself(last)
-            narrow = last is not None and not full
-            scales = shrink is not None and (p.video_narrow_scales or not narrow)
-            one, two = self._describe(gray1, gray2, levels, finest, shrink, carried, p.dims, scales=scales)
-            pyramids = (one.descriptors, two.descriptors) + ((one.shrunk, two.shrunk) if scales else ())
-            pyr1, pyr2, *shrunk = ([None if d is None else torch.from_numpy(d).to(self.device) for d in pyr]
-                                   for pyr in pyramids)
-            # Scale-tolerant costs: a surface that grows from frame 1 to frame 2 matches frame 2 shrunk
-            # (as the target of the forward search, the query of the backward one), one that gets
-            # smaller matches frame 1 shrunk.
-            # The backward search compares the same pairs with query and target swapped.
-            scaled_f = scaled_b = None
-            if shrunk:
-                scaled_f = [[] if a_small is None else [(a, 1.0, b_small, shrink), (a_small, shrink, b, 1.0)]
-                            for a, b, a_small, b_small in zip(pyr1, pyr2, *shrunk)]
-                scaled_b = [[(t, t_scale, q, q_scale) for q, q_scale, t, t_scale in pairs] for pairs in scaled_f]
-            lap("descriptors")
-            extra_f = extra_b = None
-            if self.propagation:
-                extra_f = _dis_pyramid(gray1, gray2, levels)
-                extra_b = _dis_pyramid(gray2, gray1, levels)
-            options = dict(stride=p.stride, k=p.k, radius=p.radius, finest=finest, local=p.local,
-                           propagation=self.propagation, coarse_stride=p.coarse_stride,
-                           search_pixels=p.search_pixels)
-            temporal_f = temporal_b = None
-            if last is not None:
-                temporal_f, temporal_b = temporal_candidates(last, levels, along)
-                if narrow:  # between full searches: narrow coarse window, sparser coarse levels
-                    options.update(radius=min(p.radius, p.video_radius), search_pixels=0, narrow=True,
-                                   coarse_stride=max(p.coarse_stride, p.video_narrow_coarse_stride))
-            keys_f = keys_b = None
-            if p.keypoint_radius > 0:  # whole-frame keypoint matches, offered at the finest level
-                # Video mode: frame 1's keypoints are the last pair's frame 2's.
-                settings = dict(contrast=p.keypoint_contrast, max_keypoints=p.keypoint_max)
-                if one.keypoints is None or not one.keypoints.made_with(**settings):
-                    one.keypoints = frame_keypoints(gray1, **settings)
-                two.keypoints = frame_keypoints(gray2, **settings)
-                keys_f = match_keypoints(one.keypoints, two.keypoints, ratio=p.keypoint_ratio, max_flow=p.radius,
-                                         device=self.device)
-                keys_b = keys_f.reversed()
-                options.update(keypoint_radius=p.keypoint_radius, keypoint_count=p.keypoint_count)
-                lap("keypoints")
-            props_f = coarse_to_fine_proposals(pyr1, pyr2, extra_flows=extra_f, scaled=scaled_f,
-                                               temporal=temporal_f, keypoints=keys_f, **options)
-            props_b = coarse_to_fine_proposals(pyr2, pyr1, extra_flows=extra_b, scaled=scaled_b,
-                                               temporal=temporal_b, keypoints=keys_b, **options)
-            del pyr1, pyr2, shrunk, scaled_f, scaled_b
-            lap("proposals")
+            one, two, props_f, props_b = self._proposals(p, gray1, gray2, levels, finest, carried=carried,
+                                                         last=last, along=along, full=full, lap=timer.lap)
+            timer.lap("proposals")
             fwd, cost_f, agrees = self._grid_flow(props_f, finest)
             # Only the forward matches are checked: the backward flow serves the forward-backward test.
             bwd, _, _ = self._grid_flow(props_b, finest, check=False)
-            lap("crf")
+            timer.lap("crf")
 
         stride = max(1, p.stride >> finest) << finest  # grid spacing in full-size pixels
-        fb_err = consistency.forward_backward_error(fwd, bwd, stride, (h, w))
-        fb_limit = np.maximum(p.fb_threshold, p.fb_relative * np.hypot(fwd[..., 0], fwd[..., 1]))
-        valid = (fb_err <= fb_limit) & agrees
-        valid = consistency.remove_small_segments(fwd, valid, max_diff=max(1.0, stride / 2),
-                                                  min_size=p.min_segment)
-        lap("consistency")
+        valid, fb_err, fb_limit = kept_matches(fwd, bwd, agrees, stride=stride, size=(h, w), params=p)
+        timer.lap("consistency")
+        grid = grid_positions(fwd.shape[:2], stride)
+        points, matches, valid, fit = refined_matches(gray1, gray2, fwd, valid, grid=grid,
+                                                      subpixel=self.subpixel, params=p)
+        timer.lap("subpixel")
+        flow = interpolate_matches(img1, img2, gray1, gray2, points, matches, valid=valid, grid=grid,
+                                   stride=stride, params=p)
+        timer.lap("interpolation")
+        flow = self._refined_flow(flow, gray1, gray2, valid=valid, last=last, along=along, params=p,
+                                  lap=timer.lap)
+        flow = _boundary_stages(img1, img2, flow, params=p, lap=timer.lap)
+        confidence = confidence_map(flow, gray1, gray2, size=(h, w), valid=valid, fb_err=fb_err,
+                                    fb_limit=fb_limit, fit=fit)
+        timer.lap("confidence")
+        self.last_timings = timer.seconds
+        extras = grid_extras(fwd, valid=valid, fb_err=fb_err, cost=cost_f, agrees=agrees)
+        two.flow, two.valid_share = flow, float(valid.mean())
+        return FlowResult(flow[:h0, :w0].copy(), confidence=confidence[:h0, :w0].copy(), extras=extras), two
 
-        gh, gw = fwd.shape[:2]
-        ys, xs = np.mgrid[0:gh, 0:gw].astype(np.float32) * stride
-        points = np.stack([xs[valid], ys[valid]], 1)
-        matches = fwd[valid]
-        # Sub-pixel refinement, then a pixel-level check: drop matches whose small patches disagree.
-        matches, ncc, _ = densify.refine_matches(gray1, gray2, points, matches,
-                                                 iterations=6 if self.subpixel else 0,
-                                                 check_patch=p.check_patch)
-        fits = ncc >= p.ncc_min
-        points, matches = points[fits], matches[fits]
-        match_fit = np.zeros_like(fb_err)
-        match_fit[valid] = np.clip(ncc, 0.0, 1.0)
-        valid[valid] = fits
-        lap("subpixel")
-        if len(points) >= 3 and p.boundary_matches > 0:
-            # A first, half-size interpolation finds the motion boundaries; the rejected grid points
-            # near them get a match from the side they fit; then the full interpolation.
-            coarse = densify.interpolate_coarse(img1, img2, points, matches, method=p.interpolator)
-            new, new_flows = boundary.boundary_matches(img1, img2, coarse, valid, stride,
-                                                       boundary.BoundaryParams(radius=p.boundary_matches))
-            points = np.concatenate([points, np.stack([xs[new], ys[new]], 1)])
-            matches = np.concatenate([matches, new_flows[new]])
-            flow = densify.interpolate(img1, img2, points, matches, method=p.interpolator)
-        elif len(points) >= 3:
-            flow = densify.interpolate(img1, img2, points, matches, method=p.interpolator)
-            cost = None
-            if p.motion_edges > 0:  # again, stopping at image edges where the first pass's motion jumps
-                cost = densify.motion_edge_map(img1, flow, boost=p.motion_edges)
-                flow = densify.interpolate(img1, img2, points, matches, method=p.interpolator, cost_map=cost)
-            if p.local_k > 0 and p.interpolator == "epic":
-                # Matches of a small thing that the wide fits outvoted: a local interpolation, where they choose it.
-                local = densify.interpolate(img1, img2, points, matches, cost_map=cost, k=p.local_k)
-                flow, _ = densify.follow_outvoted_matches(img1, img2, points, matches, flow, local)
-        else:  # nothing trustworthy was matched: fall back to the coarse DIS flow
-            flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(gray1, gray2, None)
-        lap("interpolation")
+    def _proposals(self, p: Preset, gray1: np.ndarray, gray2: np.ndarray, levels: int, finest: int, *,
+                   carried: FrameWork | None, last: np.ndarray | None, along: np.ndarray | None, full: bool,
+                   lap: Callable[[str], None]) -> tuple[FrameWork, FrameWork, Proposals, Proposals]:
+        """Both frames' descriptors (lap ``"descriptors"``), the keypoint matches (options; lap
+        ``"keypoints"``) and K candidate flows per grid point, forward and backward. ``last``, ``along``:
+        video mode's last flow (H, W, 2) px and it carried along itself, or None; ``full``: as in
+        :meth:`_run`. Returns both frames' work and the forward and backward proposals."""
+        shrink = p.shrink if p.shrink not in (None, 1.0) else None
+        narrow = last is not None and not full
+        scales = shrink is not None and (p.video_narrow_scales or not narrow)
+        one, two = self._describe(gray1, gray2, levels, finest, shrink, carried, p.dims, scales=scales)
+        pyramids = (one.descriptors, two.descriptors) + ((one.shrunk, two.shrunk) if scales else ())
+        pyr1, pyr2, *shrunk = ([None if d is None else torch.from_numpy(d).to(self.device) for d in pyr]
+                               for pyr in pyramids)
+        scaled_f, scaled_b = _scale_tolerant_pairs(pyr1, pyr2, shrunk, shrink)
+        lap("descriptors")
+        extra_f = extra_b = None
+        if self.propagation:
+            extra_f = _dis_pyramid(gray1, gray2, levels)
+            extra_b = _dis_pyramid(gray2, gray1, levels)
+        options = dict(stride=p.stride, k=p.k, radius=p.radius, finest=finest, local=p.local,
+                       propagation=self.propagation, coarse_stride=p.coarse_stride,
+                       search_pixels=p.search_pixels)
+        temporal_f = temporal_b = None
+        if last is not None:
+            temporal_f, temporal_b = temporal_candidates(last, levels, along)
+            if narrow:  # between full searches: narrow coarse window, sparser coarse levels
+                options.update(radius=min(p.radius, p.video_radius), search_pixels=0, narrow=True,
+                               coarse_stride=max(p.coarse_stride, p.video_narrow_coarse_stride))
+        keys_f = keys_b = None
+        if p.keypoint_radius > 0:  # whole-frame keypoint matches, offered at the finest level
+            keys_f, keys_b = self._keypoint_matches(p, one, two, gray1, gray2)
+            options.update(keypoint_radius=p.keypoint_radius, keypoint_count=p.keypoint_count)
+            lap("keypoints")
+        props_f = coarse_to_fine_proposals(pyr1, pyr2, extra_flows=extra_f, scaled=scaled_f,
+                                           temporal=temporal_f, keypoints=keys_f, **options)
+        props_b = coarse_to_fine_proposals(pyr2, pyr1, extra_flows=extra_b, scaled=scaled_b,
+                                           temporal=temporal_b, keypoints=keys_b, **options)
+        return one, two, props_f, props_b
+
+    def _keypoint_matches(self, p: Preset, one: FrameWork, two: FrameWork, gray1: np.ndarray,
+                          gray2: np.ndarray) -> tuple[KeypointMatches, KeypointMatches]:
+        """Whole-frame keypoint matches from ``gray1`` to ``gray2``, forward and backward; finds (and keeps
+        in the frames' work ``one``, ``two``) frame 2's keypoints, and frame 1's unless ``one`` has them."""
+        # Video mode: frame 1's keypoints are the last pair's frame 2's.
+        settings = dict(contrast=p.keypoint_contrast, max_keypoints=p.keypoint_max)
+        if one.keypoints is None or not one.keypoints.made_with(**settings):
+            one.keypoints = frame_keypoints(gray1, **settings)
+        two.keypoints = frame_keypoints(gray2, **settings)
+        keys_f = match_keypoints(one.keypoints, two.keypoints, ratio=p.keypoint_ratio, max_flow=p.radius,
+                                 device=self.device)
+        return keys_f, keys_f.reversed()
+
+    def _refined_flow(self, flow: np.ndarray, gray1: np.ndarray, gray2: np.ndarray, *, valid: np.ndarray,
+                      last: np.ndarray | None, along: np.ndarray | None, params: Preset,
+                      lap: Callable[[str], None]) -> np.ndarray:
+        """The interpolated flow (H, W, 2) px pulled toward video mode's ``last`` flow where the kept grid
+        matches ``valid`` are sparse (``video_prior``; lap ``"temporal_prior"``), then refined
+        variationally (unless ``refine`` is off; lap ``"refinement"``)."""
+        p = params
         if last is not None and p.video_prior > 0:
             # Video mode: where matches are sparse, lean on the last flow carried forward (temporal_prior).
             flow, _ = blend_toward_carried(flow, last, valid, gray1, gray2, PriorParams(weight=p.video_prior),
@@ -330,28 +352,21 @@ class DiscreteFlow(FlowMethod):
             flow = densify.variational_refine(gray1, gray2, flow, iterations=p.refine_iterations,
                                               scales=p.refine_scales)
         lap("refinement")
-        if p.median_radius > 0:  # motion boundaries back on the colour edges, near the flow's jumps
-            flow = densify.weighted_median(img1, flow, radius=p.median_radius, where=near_jumps(flow))
-            lap("median")
-        if p.boundary_radius > 0:  # sharper motion boundaries (adaptive-support-weight reassignment)
-            flow = boundary.reassign_boundaries(img1, img2, flow, boundary.BoundaryParams(radius=p.boundary_radius))
-            lap("boundary")
-        if p.missed_motions:  # a thin or half-hidden thing that no grid match saw (missed.py)
-            flow, _ = missed.follow_missed_motions(img1, img2, flow)
-            lap("missed")
+        return flow
 
-        # A grid point's confidence: kept, forward-backward consistent, and its patches correlate.
-        consistent = np.exp(-0.5 * (np.minimum(fb_err, 1e3) / np.maximum(fb_limit, 1e-3)) ** 2)
-        grid_conf = np.where(valid, consistent * match_fit, 0.0)
-        confidence = densify.dense_confidence(grid_conf, (h, w), gray1, gray2, flow)
-        lap("confidence")
-        self.last_timings = timings
-        extras = {
-            "grid_flow": fwd,
-            "grid_valid": valid,
-            "grid_fb_error": np.minimum(fb_err, 1e3).astype(np.float32),
-            "grid_cost": cost_f.astype(np.float32),
-            "grid_crf_agrees": agrees,
-        }
-        two.flow, two.valid_share = flow, float(valid.mean())
-        return FlowResult(flow[:h0, :w0].copy(), confidence=confidence[:h0, :w0].copy(), extras=extras), two
+
+def _boundary_stages(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, *, params: Preset,
+                     lap: Callable[[str], None]) -> np.ndarray:
+    """The refined flow (H, W, 2) px with the optional boundary stages, each lapped under its name: a
+    weighted median (``"median"``), boundary reassignment (``"boundary"``), missed motions (``"missed"``)."""
+    p = params
+    if p.median_radius > 0:  # motion boundaries back on the colour edges, near the flow's jumps
+        flow = densify.weighted_median(img1, flow, radius=p.median_radius, where=near_jumps(flow))
+        lap("median")
+    if p.boundary_radius > 0:  # sharper motion boundaries (adaptive-support-weight reassignment)
+        flow = boundary.reassign_boundaries(img1, img2, flow, boundary.BoundaryParams(radius=p.boundary_radius))
+        lap("boundary")
+    if p.missed_motions:  # a thin or half-hidden thing that no grid match saw (missed.py)
+        flow, _ = missed.follow_missed_motions(img1, img2, flow)
+        lap("missed")
+    return flow
