@@ -25,35 +25,29 @@ the ``id`` of each entry of ``report_json``'s ``things[].motion_instances`` (``e
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from semflow.baseline.base import FlowMethod, FlowResult, rewound_on_error
-from semflow.compose import (
-    MODEL_COLORS,
-    MODEL_LEGEND,
-    compose,
-    compose_planes,
-    model_map_to_color,
-    weigh_planes,
-)
+from semflow.compose import MODEL_COLORS, compose, compose_planes, model_map_to_color, weigh_planes
 from semflow.errors import InputError
 from semflow.layers.context import PairContext
-from semflow.layers.planes import PlaneParams, fit_planes
+from semflow.layers.planes import PlaneFit, PlaneParams, fit_planes
 from semflow.layers.thing_tracks import fit_tracked_things
-from semflow.layers.things import ThingParams, fit_things, thing_params_for
-from semflow.layers.tracking import Tracks, advance_tracks, gate_planes
+from semflow.layers.things import ThingFit, ThingParams, fit_things, thing_params_for
+from semflow.layers.tracking import Track, Tracks, advance_tracks, gate_planes
 from semflow.options import SharpenOptions, option
-from semflow.segmentation import KIND_CODES, Box, LabelSet, extract_instances, find_regions, get_label_set
+from semflow.segmentation import KIND_CODES as KIND_CODES  # re-exported: the codes of extras["kinds"]
+from semflow.segmentation import LabelSet, Region, extract_instances, find_regions, get_label_set
 from semflow.segmentation.labels import check_labels
 from semflow.segmentation.temporal import carry_belief, fuse_with_prior, fusion_size
+from semflow.semantic_report import number_motion_instances, pair_extras, pair_report
 from semflow.timing import StageTimer
 from semflow.video_state import VideoState
 
@@ -100,6 +94,37 @@ class SemanticOptions(SharpenOptions):
     planes: PlaneParams | None = option(None, "Parameters of the plane layer.", cli=False)
     things: ThingParams | None = option(None, "Parameters of the thing layer.", cli=False)
     feather_radius: float = option(4.0, "Width of the blended seams between models, px.", cli=False)
+
+
+@dataclass(frozen=True)
+class _PairRegions:
+    """Frame 1's segmentation as the layer models take it, and the pair as they see it: ``labels`` (H, W)
+    uint8 class ids; ``instance_map`` (H, W) int32 (0 none, k: ``instances[k - 1]``), ``instances`` the
+    thing instances; ``thing_pixels`` (H, W) bool, a thing's class or instance; ``plane_regions`` the plane
+    classes' regions (boxes with a margin for the seams); ``ctx`` the pair."""
+
+    labels: np.ndarray
+    instance_map: np.ndarray
+    instances: list[Region]
+    thing_pixels: np.ndarray
+    plane_regions: list[Region]
+    ctx: PairContext
+
+
+@dataclass
+class _VideoMemory:
+    """Video mode's memory through one pair: ``tracks``, the last pair's (None: none leads here) until
+    :meth:`SemanticFlow._track` puts the next pair's there; ``belief`` (h, w, C), frame 1's segmentation's
+    (None: the labels are not filtered); the track each plane and thing continues, set as they are fitted."""
+
+    tracks: Tracks | None
+    belief: np.ndarray | None = None
+    plane_tracks: list[Track | None] = field(default_factory=list)
+    thing_tracks: list[Track | None] = field(default_factory=list)
+
+    def continued(self, regions: list[Region], kind: str, shape: tuple[int, int]) -> list[Track | None]:
+        """The track of ``kind`` each region continues (None: a new one; all None without tracks)."""
+        return self.tracks.match(regions, kind, shape) if self.tracks else [None] * len(regions)
 
 
 class SemanticFlow(FlowMethod):
@@ -244,108 +269,95 @@ class SemanticFlow(FlowMethod):
 
     def _pair(self, img1: np.ndarray, img2: np.ndarray, labels: np.ndarray | None = None,
               state: VideoState | None = None) -> FlowResult:
+        """The flow of one pair, stage by stage (each stage's seconds in ``last_timings`` and the report);
+        ``state`` given: video mode (the tracks and the segmentation's belief go on to the next pair)."""
         timer = StageTimer()
-        timings, lap = timer.seconds, timer.lap
-
-        memory = state.part(self.name, img1) if state is not None and not state.cut else None
-        belief = None  # the labels first: bad ones fail before the baseline has read a given flow
-        if state is not None and labels is None and self.given_array is None and self.given_masks is None:
-            labels, table, belief = self.fused_labels(img1, memory.prior if memory is not None else None)
-        else:
-            labels, table = self.labels_of(img1, labels)
-        lap("segmentation")
+        video = None if state is None else _VideoMemory(None if state.cut else state.part(self.name, img1))
+        # The labels first: bad ones fail before the baseline has read a given flow.
+        labels, table = self._segmentation(img1, labels, video)
+        timer.lap("segmentation")
         base = self.baseline.estimate(img1, img2, state=state)
-        lap("baseline")
+        timer.lap("baseline")
+        regions = self._regions(img1, img2, base, labels, table)
+        timer.lap("regions")
+        planes = self._planes(regions, video)
+        timer.lap("planes")
+        # The planes' blend weights, shared by the things (the plane flow they see) and the composer.
+        weights = weigh_planes(planes, regions.thing_pixels, self.feather_radius)
+        things = self._things(regions, planes, weights, video)
+        timer.lap("things")
+        comp = compose(regions.ctx, planes, things, feather_radius=self.feather_radius, plane_weights=weights)
+        timer.lap("compose")
+        track_ids = None
+        if video is not None:
+            track_ids = self._track(video, regions, planes, things, comp.flow, img1, img2)
+            timer.lap("tracking")
 
-        baseline = base.flow
+        motion_ids = number_motion_instances(things, base.flow.shape[:2])
+        report = pair_report(self.baseline, table, planes, things, timer.seconds, track_ids)
+        self.last_timings = timer.seconds
+        extras = pair_extras(labels, table, regions.instance_map, comp, motion_ids, base, report)
+        result = FlowResult(comp.flow, comp.confidence, extras)
+        if video is not None:
+            result.state = VideoState(pairs=base.state.pairs, frame=img2, flow=comp.flow,
+                                      parts={**base.state.parts, self.name: video.tracks})
+        self._frame_index += 1  # only now: a call that raises counts no frame
+        return result
+
+    def _segmentation(self, img1: np.ndarray, labels: np.ndarray | None, video: _VideoMemory | None
+                      ) -> tuple[np.ndarray, LabelSet]:
+        """The labels (H, W) uint8 of frame 1 and their label set (:meth:`labels_of`); in video mode the
+        segmenter's are filtered over time (:meth:`fused_labels`; the belief goes to ``video.belief``)."""
+        if video is not None and labels is None and self.given_array is None and self.given_masks is None:
+            prior = video.tracks.prior if video.tracks is not None else None
+            labels, table, video.belief = self.fused_labels(img1, prior)
+            return labels, table
+        return self.labels_of(img1, labels)
+
+    def _regions(self, img1: np.ndarray, img2: np.ndarray, base: FlowResult, labels: np.ndarray,
+                 table: LabelSet) -> _PairRegions:
+        """The thing instances and plane regions of ``labels``, and the pair as the models see it."""
         instance_map, instances = extract_instances(labels, table.ids_of("thing"),
                                                     min_area=self.thing_params.min_area)
         thing_pixels = np.isin(labels, table.ids_of("thing")) | (instance_map > 0)
         plane_regions = find_regions(labels, table.ids_of("plane"), min_area=self.plane_params.min_area,
                                      margin=int(2 * self.feather_radius))
-        ctx = PairContext.build(img1, img2, baseline, base.confidence, thing_pixels=thing_pixels)
-        lap("regions")
-        planes = fit_planes(plane_regions, ctx, self.plane_params)
-        if state is not None:
-            plane_tracks = memory.match([p.region for p in planes], "plane", labels.shape) if memory else \
-                [None] * len(planes)
-            planes = gate_planes(planes, plane_tracks, ctx, self.plane_params)
-        lap("planes")
-        weights = weigh_planes(planes, thing_pixels, self.feather_radius)
-        plane_flow = compose_planes(ctx, planes, feather_radius=self.feather_radius, weights=weights)
-        if state is None:
-            things = fit_things(instances, instance_map, ctx, self.thing_params, plane_flow=plane_flow)
-        else:
-            thing_tracks = memory.match(instances, "thing", labels.shape) if memory else [None] * len(instances)
-            things = fit_tracked_things(instances, instance_map, ctx, self.thing_params, thing_tracks,
-                                        plane_flow=plane_flow)
-        lap("things")
-        comp = compose(ctx, planes, things, feather_radius=self.feather_radius, plane_weights=weights)
-        lap("compose")
-        plane_ids = thing_ids = None
-        if state is not None:
-            memory, plane_ids, thing_ids = advance_tracks(memory, planes, plane_tracks, instances, thing_tracks,
-                                                          things, comp.flow)
-            if belief is not None:  # the segmentation's belief, carried to frame t+1 along this flow
-                memory.prior = carry_belief(belief, img1, img2, comp.flow).astype(np.float16)
-            lap("tracking")
+        ctx = PairContext.build(img1, img2, base.flow, base.confidence, thing_pixels=thing_pixels)
+        return _PairRegions(labels, instance_map, instances, thing_pixels, plane_regions, ctx)
 
-        # Motion instances: one id per (thing, motion), 0 where none; the report lists each id's affine.
-        motion_ids = np.zeros(baseline.shape[:2], np.uint16)
-        next_id = 1
-        for t in sorted((t for t in things if t.accepted and t.motion_labels is not None), key=lambda t: t.box[1]):
-            y0, y1, x0, x1 = t.box
-            for m in t.motions:
-                m["id"] = next_id
-                motion_ids[y0:y1, x0:x1][t.motion_labels == m["motion"]] = next_id
-                next_id += 1
-        report = {
-            "baseline": self.baseline.name,
-            "label_set": table.name,
-            "planes": [{"class": table.class_names[p.region.class_id], "box": Box(*p.region.box).xyxy(),
-                        "accepted": p.accepted, "reason": p.reason, "inlier_share": round(p.inlier_share, 3),
-                        "model_error": round(p.model_error, 3), "baseline_error": round(p.baseline_error, 3)}
-                       for p in planes],
-            "things": [{"class": table.class_names[t.region.class_id], "instance": t.instance_id,
-                        "box": Box(*t.box).xyxy(), "accepted": t.accepted, "reason": t.reason,
-                        "object_inlier_share": round(t.fg_inlier_share, 3),
-                        "background_inlier_share": round(t.bg_inlier_share, 3),
-                        "model_error": round(t.model_error, 3), "baseline_error": round(t.baseline_error, 3),
-                        "motion_instances": t.motions}
-                       for t in things],
-            "model_legend": {str(k): v for k, v in MODEL_LEGEND.items()},
-            "kind_codes": KIND_CODES,
-            "seconds": {k: round(v, 4) for k, v in timings.items()},
-        }
-        sharpened = getattr(self.baseline, "last_reports", None)  # a --sharpen baseline's regions
-        if sharpened is not None:
-            from semflow.sharpen import report_entries
-            report["sharpen"] = report_entries(sharpened)
-        if plane_ids is not None:  # video mode: ids that stay the same from frame to frame
-            for entry, tid in zip(report["planes"], plane_ids):
-                entry["track"] = tid
-            for entry, thing in zip(report["things"], things):
-                entry["track"] = thing_ids[thing.instance_id - 1]
-        self.last_timings = timings
-        extras = {
-            "labels": labels,
-            "segmentation_rgb": table.colorize(labels),
-            "kinds": table.kind_map(labels),
-            "instances": instance_map,
-            "model_map": comp.model_map,
-            "motion_ids": motion_ids,
-            "occlusion": comp.occluded.astype(np.uint8),
-            "baseline_flow": baseline,
-            **{f"baseline_{key}": flow for key, flow in base.extras.items() if key == "unsharpened_flow"},
-            **{f"layer_{name}": flow for name, flow in comp.layer_flows.items()},
-            "report_json": np.array(json.dumps(report)),
-        }
-        result = FlowResult(comp.flow, comp.confidence, extras)
-        if state is not None:
-            result.state = VideoState(pairs=base.state.pairs, frame=img2, flow=comp.flow,
-                                      parts={**base.state.parts, self.name: memory})
-        self._frame_index += 1  # only now: a call that raises counts no frame
-        return result
+    def _planes(self, regions: _PairRegions, video: _VideoMemory | None) -> list[PlaneFit]:
+        """A homography per plane region, each judged on the evidence; in video mode with the memory of
+        the track it continues (:func:`~semflow.layers.tracking.gate_planes`)."""
+        planes = fit_planes(regions.plane_regions, regions.ctx, self.plane_params)
+        if video is None:
+            return planes
+        video.plane_tracks = video.continued([p.region for p in planes], "plane", regions.labels.shape)
+        return gate_planes(planes, video.plane_tracks, regions.ctx, self.plane_params)
+
+    def _things(self, regions: _PairRegions, planes: list[PlaneFit], weights: list[np.ndarray | None],
+                video: _VideoMemory | None) -> list[ThingFit]:
+        """The two-layer model (object, background) of each thing instance; in video mode with the memory
+        of the track it continues (:func:`~semflow.layers.thing_tracks.fit_tracked_things`)."""
+        # The accepted planes over the baseline: a candidate for each thing's background layer.
+        plane_flow = compose_planes(regions.ctx, planes, feather_radius=self.feather_radius, weights=weights)
+        if video is None:
+            return fit_things(regions.instances, regions.instance_map, regions.ctx, self.thing_params,
+                              plane_flow=plane_flow)
+        video.thing_tracks = video.continued(regions.instances, "thing", regions.labels.shape)
+        return fit_tracked_things(regions.instances, regions.instance_map, regions.ctx, self.thing_params,
+                                  video.thing_tracks, plane_flow=plane_flow)
+
+    def _track(self, video: _VideoMemory, regions: _PairRegions, planes: list[PlaneFit],
+               things: list[ThingFit], flow: np.ndarray, img1: np.ndarray, img2: np.ndarray
+               ) -> tuple[list[int], list[int]]:
+        """Video mode: the tracks carried to frame t+1 along ``flow`` become ``video.tracks`` (the memory of
+        the next pair); returns the track ids of this pair's planes and of its things (by instance)."""
+        tracks, plane_ids, thing_ids = advance_tracks(video.tracks, planes, video.plane_tracks,
+                                                      regions.instances, video.thing_tracks, things, flow)
+        if video.belief is not None:  # the segmentation's belief, carried to frame t+1 along this flow
+            tracks.prior = carry_belief(video.belief, img1, img2, flow).astype(np.float16)
+        video.tracks = tracks
+        return plane_ids, thing_ids
 
     def write_explain(self, result: FlowResult, out_dir: str | os.PathLike) -> None:
         """:func:`write_semantic_explain`, and the CLIP prior's region decisions of frame 1 (``prior.json``, ``prior.txt``)."""
