@@ -178,7 +178,12 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
     # Built here once, so that a bad method or option fails in one line before Ray starts; each worker
     # then builds it by name with the same options.
     run_settings = {name: settings.pop(name) for name in RUN_SETTINGS}
+    device = settings.get("device")  # the workers' GPUs, not this machine's: checked when Ray shares them out
+    if device is not None:
+        settings["device"] = "cpu"
     _, described = _build_method(method, settings)
+    if device is not None:
+        described["device"] = device
     options = BatchOptions(method=method, method_options=described, cache_budget=cache_mb * 2 ** 20, workers=workers,
                            address=address, chunk_pairs=chunk_pairs, warmup_pairs=warmup_pairs, **run_settings)
     with Batch(out_dir, options) as runner:

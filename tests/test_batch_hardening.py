@@ -282,3 +282,27 @@ def test_a_link_loop_given_to_a_resumed_batch_is_a_failed_clip_not_a_traceback(t
     items = Batch(tmp_path / "out", options(resume=True)).submit([tmp_path / "loop.mp4"])
     assert [item.name for item in items] == ["loop"]
     assert RunOptions(method=METHOD).fingerprint(tmp_path / "loop.mp4")["video"] == str(tmp_path / "loop.mp4")
+
+
+@pytest.mark.parametrize("device", ["cuda", "auto", "cpu"])
+def test_batch_cli_leaves_the_gpu_to_the_cluster(monkeypatch, tmp_path: Path, device: str) -> None:
+    """A cluster probe: `semflow batch --device cuda` was refused on a driver without a GPU ("no CUDA GPU is
+    available here"), though the workers run where Ray puts them; the device now goes to the workers as given
+    (a cluster without a GPU is refused when Ray shares them out)."""
+    from click.testing import CliRunner
+
+    import semflow.batch
+    from semflow.cli import main
+
+    given: list[BatchOptions] = []
+
+    class Stop(Batch):
+        def __init__(self, out_dir, options) -> None:
+            given.append(options)
+            raise SemflowError("stopped before Ray")
+
+    monkeypatch.setattr(semflow.batch, "Batch", Stop)
+    result = CliRunner().invoke(main, ["batch", str(tmp_path), "--out", str(tmp_path / "out"), "--method", "discrete",
+                                       "--device", device])
+    assert "stopped before Ray" in result.output and len(given) == 1, result.output
+    assert given[0].method_options["device"] == device and given[0].method_options["preset"] == "balanced"
