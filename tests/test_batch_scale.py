@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import resource
 import shutil
@@ -402,3 +403,26 @@ def test_a_video_opened_without_a_descriptor_to_spare_says_so(make_video, tmp_pa
             pytest.raises(ResourceError, match=r"good.mp4: cannot be opened: too many open files \(EMFILE"):
         FrameSource(clip)
     assert len(FrameSource(clip)) == 4
+
+
+def test_a_running_batch_keeps_batch_json_as_it_stands(monkeypatch, tmp_path: Path) -> None:
+    """A cluster probe: a batch whose Ray head was stopped was ended by Ray's own C++ error and left no
+    batch.json. A running batch now writes it as it stands (at most every SUMMARY_SECONDS; 0 here), the
+    clips not done ``pending``; the last write is the summary as before."""
+    clips = scale_clips(4)
+    fake_preparation(monkeypatch, clips, 3)
+    fake = FakeRay(lambda *_: None)
+    monkeypatch.setattr(runner, "ray", fake)
+    monkeypatch.setattr(workers, "ray", fake)
+    monkeypatch.setattr(runner, "SUMMARY_SECONDS", 0.0)
+    out = tmp_path / "out"
+    seen = []
+    with Batch(out, options(workers=1)) as batch:
+        batch.submit([tmp_path / n for n in clips])
+        for _ in batch.results():
+            if (out / "batch.json").exists():
+                written = json.loads((out / "batch.json").read_text())
+                seen.append((written["ok"], written["pending"]))
+    assert seen[:3] == [(1, 3), (2, 2), (3, 1)] and batch.summary is not None
+    final = json.loads((out / "batch.json").read_text())
+    assert (final["ok"], final["pending"]) == (4, 0) and final == batch.summary

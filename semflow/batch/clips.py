@@ -35,6 +35,8 @@ BATCH_JSON = "batch.json"
 """The batch's own file in its output folder, beside the clips' folders."""
 
 INTERRUPTED = "the batch stopped before this clip was done; its finished pairs are kept for resume"
+SUMMARY_SECONDS = 10.0
+"""How often (at most) a running batch writes batch.json as it stands, its clips not done ``pending``."""
 
 
 @dataclass
@@ -95,6 +97,7 @@ def batch_summary(results: list[InputResult], **head: Any) -> dict[str, Any]:
         "ok": sum(r.status == "ok" for r in results),
         "failed": sum(r.status == "failed" for r in results),
         "interrupted": sum(r.status == "interrupted" for r in results),
+        "pending": sum(r.status == "pending" for r in results),
         "truncated": [r.name for r in results if r.summary and r.summary.get("truncated")],
         "inputs": [r.as_json() for r in results],
     }

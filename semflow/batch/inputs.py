@@ -154,3 +154,23 @@ def named_after(folder: str, name: str) -> bool:
         stem, _, number = text.rpartition("-")
         return stem if stem and number.isdecimal() else text
     return base(folder) == base(name)
+
+
+def folder_names(items: list[BatchInput], taken: set[str], earlier: dict[str, str]) -> list[str]:
+    """The output folder of each of ``items``: the folder ``earlier`` (real path -> folder) says it had,
+    where that is not ``taken`` and still named after it, else its name, numbered (``clip-2``...) past the
+    names taken (``taken`` is updated)."""
+    names: dict[int, str] = {}
+    for k, item in enumerate(items):
+        before = earlier.get(os.path.realpath(item.path))  # (as the fingerprint: a link loop does not raise)
+        if before is not None and before not in taken and named_after(before, item.name):
+            names[k] = before
+            taken.add(before)
+    folders = []
+    for k, item in enumerate(items):
+        name, n = names.get(k, item.name), 2
+        while k not in names and name in taken:
+            name, n = f"{item.name}-{n}", n + 1
+        taken.add(name)
+        folders.append(name)
+    return folders

@@ -32,6 +32,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from semflow.batch.clips import (
     BATCH_JSON,
     INTERRUPTED,
+    SUMMARY_SECONDS,
     BatchFolder,
     ClipState,
     InputResult,
@@ -42,7 +43,7 @@ from semflow.batch.clips import (
     open_clip,
 )
 from semflow.batch.cluster import start_ray, worker_gpus, workers_to_start
-from semflow.batch.inputs import BatchInput, expand_inputs, named_after
+from semflow.batch.inputs import BatchInput, expand_inputs, folder_names
 from semflow.batch.progress import BatchProgress
 from semflow.batch.signals import calls_deferred, interruptible, signals_deferred
 from semflow.batch.tasks import TaskQueue
@@ -81,6 +82,7 @@ class Batch:
         self._checked = 0  # the clips checked so far are self.clips[:_checked]
         self._run_started: float | None = None  # when the results() in progress began
         self._wall = 0.0  # wall seconds of all results() calls so far
+        self._written = 0.0  # when batch.json was last written
         self.startup_seconds = 0.0
 
     # --- Ray ------------------------------------------------------------------------------------
@@ -161,22 +163,11 @@ class Batch:
         """Add clips (paths, globs, manifests, see :func:`expand_inputs`); returns them as expanded. Clips
         submitted while :meth:`results` runs join it. The batch's own output folder is never an input: a
         glob or folder leaves it out, and an output folder inside an input folder is refused."""
-        taken = {c.item.name for c in self.clips}
         items = expand_inputs(inputs, out=self.out_dir)
         # Resumed, a clip takes the folder it had (names of clips that share one follow their order).
         earlier = earlier_names(self.out_dir) if self.run_options.resume else {}
-        names: dict[int, str] = {}
-        for k, item in enumerate(items):
-            before = earlier.get(os.path.realpath(item.path))  # (as the fingerprint: a link loop does not raise)
-            if before is not None and before not in taken and named_after(before, item.name):
-                names[k] = before
-                taken.add(before)
         added = []
-        for k, item in enumerate(items):
-            name, n = names.get(k, item.name), 2
-            while k not in names and name in taken:
-                name, n = f"{item.name}-{n}", n + 1
-            taken.add(name)
+        for item, name in zip(items, folder_names(items, {c.item.name for c in self.clips}, earlier)):
             item = BatchInput(item.path, name)
             out = self.out_dir / name
             self.clips.append(ClipState(item, InputResult(name, str(item.path), str(out)), order=len(self.clips)))
@@ -197,13 +188,15 @@ class Batch:
             return  # nothing new since the last call
         if not self._workers:
             self.start()
-        self._run_started = time.perf_counter()
+        self._run_started = self._written = time.perf_counter()
         complete = False
         try:
             with BatchProgress(0, enabled=self.options.progress) as progress:
                 for result in self._schedule(progress):
                     with progress.paused():  # (what the caller prints of it is not drawn over by the bars)
                         yield result
+                    if time.perf_counter() - self._written > SUMMARY_SECONDS:
+                        self._write_summary(partial=True)
             complete = True
         finally:
             self._end_run(complete)
@@ -395,11 +388,17 @@ class Batch:
         progress.clip_done(failed=True)
         return clip.result
 
-    def _write_summary(self) -> None:
-        self.summary = batch_summary([c.result for c in self.clips], method=self.run_options.method,
-                                     workers=len(self._workers), address=self.options.address,
-                                     startup_seconds=self.startup_seconds, wall_seconds=self._wall)
-        write_text_atomic(self.out_dir / BATCH_JSON, json.dumps(self.summary, indent=2))
+    def _write_summary(self, partial: bool = False) -> None:
+        """batch.json; ``partial``: as it stands while results() runs, the clips not done yet ``pending`` (what a
+        batch stopped without a word leaves: its Ray head lost, SIGKILL), not :attr:`summary`."""
+        self._written = time.perf_counter()
+        wall = self._wall + (self._written - self._run_started if partial and self._run_started else 0.0)
+        summary = batch_summary([c.result for c in self.clips], method=self.run_options.method,
+                                workers=len(self._workers), address=self.options.address,
+                                startup_seconds=self.startup_seconds, wall_seconds=wall)
+        with contextlib.suppress(OSError) if partial else contextlib.nullcontext():  # (the last write says)
+            write_text_atomic(self.out_dir / BATCH_JSON, json.dumps(summary, indent=2))
+        self.summary = self.summary if partial else summary
 
 
 def run_batch(inputs: Iterable[str | os.PathLike | BatchInput], out_dir: str | os.PathLike,
