@@ -158,6 +158,10 @@ def test_a_chunk_whose_worker_dies_is_computed_again_once(tmp_path: Path) -> Non
             results = {r.name: r for r in batch.results()}
     assert (tmp_path / "killed").read_text() == "1"
     assert all(r.status == "ok" for r in results.values()), {n: r.error for n, r in results.items()}
+    recorded = {e["name"]: e["warnings"] for e in json.loads((tmp_path / "out" / "batch.json").read_text())["inputs"]}
+    assert recorded["a"] == recorded["c"] == [] and len(recorded["b"]) == 1  # (it was not: a cluster probe)
+    assert recorded["b"][0].startswith("a worker died while computing pairs 3-5 (") and \
+        recorded["b"][0].endswith("; computed them again")
     for clip in clips:
         assert_same_as_run(clip, tmp_path / "out" / clip.stem, tmp_path / "run" / clip.stem)
 
@@ -535,6 +539,13 @@ def test_ray_failing_to_join_an_address_is_one_line_naming_token_authentication(
                                            r" \(Ray's default\) needs RAY_AUTH_MODE=token here too"):
         with ray_starting("10.0.0.9:6379"):
             raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.9:6379")
+    # (auto finds the token itself; ray:// fails for reasons of its own, ray[client] missing: a cluster probe)
+    for address, said in (("auto", "Could not find any running Ray instance."),
+                          ("ray://127.0.0.1:10001", "Ray Client requires pip package `ray[client]`.")):
+        with pytest.raises(SemflowError) as raised:
+            with ray_starting(address):
+                raise ConnectionError(said)
+        assert str(raised.value) == f"could not join the Ray cluster at {address}: {said}"
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     with pytest.raises(SemflowError, match=r"^could not start Ray on this machine: When connecting to an existing"):
         with ray_starting():

@@ -65,7 +65,7 @@ def check_address(address: str, timeout: float = CONNECT_SECONDS) -> None:
         if os.environ.get("RAY_USE_TLS", "0").lower() in ("0", "false", "") and not _answers_grpc(connection):
             raise SemflowError(f"{address} answers, but not as a Ray cluster (no gRPC reply within {timeout:g} s);"
                                " give the head's port (6379 unless 'ray start --port' chose another), or"
-                               " ray://HOST:10001 for Ray's client server")
+                               " ray://HOST:10001 for Ray's client server (pip install 'ray[client]')")
 
 
 def _answers_grpc(connection: socket.socket) -> bool:
@@ -104,6 +104,12 @@ def start_ray(init: Callable[..., Any], address: str | None, workers: int | None
             with signals_deferred():
                 stop_processes([p for pid, p in child_processes().items() if pid not in before])
             raise
+
+
+def by_hand(address: str | None) -> bool:
+    """Whether ``address`` is a head's HOST:PORT given by hand: ``auto`` finds a local cluster's token itself,
+    and Ray's client (``ray://``) fails for reasons of its own (ray[client] missing)."""
+    return bool(address) and address != "auto" and not address.startswith("ray://")
 
 
 def child_processes() -> dict[int, Any]:
@@ -226,7 +232,7 @@ def ray_starting(address: str | None = None) -> Iterator[None]:
     except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
         said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         hint = ("; a cluster with token authentication (Ray's default) needs RAY_AUTH_MODE=token here too, and its"
-                " token in ~/.ray/auth_token" if address and not os.environ.get("RAY_AUTH_MODE") else "")
+                " token in ~/.ray/auth_token" if by_hand(address) and not os.environ.get("RAY_AUTH_MODE") else "")
         where = f"join the Ray cluster at {address}" if address else "start Ray on this machine"
         raise SemflowError(f"could not {where}: {said}{hint}") from None
     finally:

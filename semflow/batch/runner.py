@@ -350,6 +350,7 @@ class Batch:
                    f"{(str(value).strip().splitlines() or [''])[0]})"
             if kind == "compute" and chunk not in clip.retried:  # once: its finished pairs are kept, not redone
                 clip.retried.add(chunk)
+                clip.result.warnings.append(f"{lost}; computed them again")  # (batch.json's record of it)
                 warn(f"{clip.item.name}: {lost}; computing them again")
                 self._tasks.requeue(clip, kind, chunk)
                 return
@@ -371,9 +372,10 @@ class Batch:
         result.status, result.summary, result.pairs = "ok", summary, summary["pairs"]
         result.wall_seconds = summary["wall_seconds"]["total"]
         result.stage_seconds = dict(summary["stage_seconds"])
-        result.warnings = clip_notes(summary)
+        notes = clip_notes(summary)
+        result.warnings += notes
         if summary.get("truncated"):  # as `semflow run` warns (gaps in a folder's numbers were said by check_video)
-            warn(result.warnings[0])
+            warn(notes[0])
         if kind == "single":
             result.computed_pairs = summary["pairs"] - summary["resumed_pairs"]
             progress.advance_pairs(summary["pairs"])
