@@ -14,7 +14,8 @@ The package, one module per job, in the order the data flows:
 
 - :mod:`.params`: :class:`ThingParams` (all settings) and :class:`ThingFit` (the result per instance);
 - :mod:`.motion`: the motion models: affine fits, photometric polishing, the smooth residual, the
-  object layer's several motions when a mask holds touching objects;
+  object layer's several motions when a mask holds touching objects (:mod:`.motion_choice`: which of
+  them each pixel takes);
 - :mod:`.assignment`: the pixel-to-layer assignment and the occlusion step;
 - :mod:`.judgement`: whether the fitted model replaces the baseline at all;
 - :mod:`.layered`: steps 3-5 of one instance's fit, once its object layer is known: the background

@@ -13,7 +13,7 @@ Per layer (object or background, inside the instance's padded box):
 
 :func:`layer_motion` does both for one layer; :func:`object_motions` does them for the object layer,
 where a mask may hold several touching objects: up to ``max_object_motions`` affine motions found by
-sequential RANSAC, each pixel choosing one by an edge-aware smoothed cost.
+sequential RANSAC, each pixel choosing one by an edge-aware smoothed cost (:mod:`.motion_choice`).
 
 Boxes are :class:`~semflow.segmentation.regions.Box` (y0, y1, x0, x1) in full-image pixels; maps
 "over the box" are (h, w) = (box.height, box.width); affine maps (2, 3) take full-image frame-1
@@ -31,16 +31,14 @@ from semflow.fitting.motion_fit import plausible
 from semflow.layers.common import (
     ERROR_CAP,
     GrayFrames,
-    dilate,
     magnitude,
-    photometric_error,
     refine_warp,
     sample_at,
     subsample_points,
     tiles,
 )
 from semflow.layers.context import PairContext
-from semflow.layers.motions import covered_by_others
+from semflow.layers.things.motion_choice import choose_motions, composed_flow, motion_errors
 from semflow.layers.things.params import ThingParams
 from semflow.segmentation.regions import Box
 from semflow.warp import pixel_grid
@@ -252,9 +250,40 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: Callable[[np
     index (h, w), when several models compete :func:`photometric_error` of the object flow over the
     window, else None, and whether the model is the carried one).
     """
-    y0, _, x0, _ = box
-    remaining = seeds.copy()
     seeds_region = region if region is not None else seeds
+    affines, supports = _sequential_affines(baseline, seeds, box, params, rng)
+    share = _explained_share(supports, seeds)
+    affines = _polished_motions(affines, supports, seeds_region, box, ctx.gray, params, rng)
+    # Video mode: the object's last motion, refined over the whole object, replaces this pair's motion
+    # where it explains the object better, and stands in where the baseline's matches gave none (too
+    # few confident pixels: its evidence is photometric, which the thing's gate judges, so its share
+    # of the baseline's matches counts as full).
+    took_carried = _takes_carried(carried, affines, seeds_region, box, ctx.gray, params)
+    if took_carried:
+        share = share if affines else 1.0
+        affines = [polish_affine(carried, seeds_region, box, ctx.gray, params, rng)]
+        supports = [_explained(baseline, affines[0], seeds, box, params)]
+    index = np.zeros(seeds.shape, np.int32)
+    if not affines:
+        return [], 0.0, None, index, None, False
+    flows = [layer_flow(baseline, a, s, box, params) for a, s in zip(affines, supports)]
+    if len(flows) == 1:
+        return affines, share, flows[0], index, None, took_carried
+    sy, sx = window if window is not None else (slice(0, seeds.shape[0]), slice(0, seeds.shape[1]))
+    errors = motion_errors(flows, ctx, box, (sy, sx))
+    index[sy, sx] = choose_motions(flows, errors, baseline, smooth, ctx, box, (sy, sx), params, region)
+    flow, error = composed_flow(flows, errors, index[sy, sx], (sy, sx))
+    return affines, share, flow, index, error, False
+
+
+def _sequential_affines(baseline: np.ndarray, seeds: np.ndarray, box: Box, params: ThingParams,
+                        rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Sequential RANSAC on the ``seeds`` (h, w): up to ``params.max_object_motions`` affine maps
+    (2, 3), each fitted (:func:`fit_seed_affine`) to the seeds the ones before left unexplained, and
+    the seeds (h, w) each explains (:func:`_explained`). A second or later map must have an inlier share
+    of at least ``min_inlier_share`` and explain ``min_motion_share`` of all the seeds; the search stops
+    once fewer seeds than that (or than ``min_points``) remain."""
+    remaining = seeds.copy()
     total = max(int(seeds.sum()), 1)
     affines, supports = [], []
     for k in range(params.max_object_motions):
@@ -269,57 +298,31 @@ def object_motions(baseline: np.ndarray, seeds: np.ndarray, smooth: Callable[[np
         remaining &= ~explained
         if remaining.sum() < max(params.min_points, params.min_motion_share * total):
             break
-    index = np.zeros(seeds.shape, np.int32)
-    share = float(sum(int(s.sum()) for s in supports)) / total
+    return affines, supports
+
+
+def _explained_share(supports: list[np.ndarray], seeds: np.ndarray) -> float:
+    """The share of the ``seeds`` (h, w) that the ``supports`` (h, w) (disjoint) explain together."""
+    total = max(int(seeds.sum()), 1)
+    return float(sum(int(s.sum()) for s in supports)) / total
+
+
+def _polished_motions(affines: list[np.ndarray], supports: list[np.ndarray], region: np.ndarray, box: Box,
+                      gray: GrayFrames, params: ThingParams, rng: np.random.Generator) -> list[np.ndarray]:
+    """Each affine map (2, 3) refined by :func:`polish_affine` over its support (h, w), closed (5x5),
+    within ``region`` (h, w)."""
     closed = [cv2.morphologyEx(s.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)).astype(bool)
-              & seeds_region for s in supports]
-    affines = [polish_affine(a, c, box, ctx.gray, params, rng) for a, c in zip(affines, closed)]
-    # Video mode: the object's last motion, refined over the whole object, replaces this pair's motion
-    # where it explains the object better, and stands in where the baseline's matches gave none (too
-    # few confident pixels: its evidence is photometric, which the thing's gate judges, so its share
-    # of the baseline's matches counts as full).
-    took_carried = (carried is not None and len(affines) <= 1 and seeds_region.sum() >= params.min_points
-                    and (not affines or _explains_better(carried, affines[0], seeds_region, box, ctx.gray)))
-    if took_carried:
-        share = share if affines else 1.0
-        affines = [polish_affine(carried, seeds_region, box, ctx.gray, params, rng)]
-        supports = [_explained(baseline, affines[0], seeds, box, params)]
-    if not affines:
-        return [], 0.0, None, index, None, False
-    flows = [layer_flow(baseline, a, s, box, params) for a, s in zip(affines, supports)]
-    if len(flows) == 1:
-        return affines, share, flows[0], index, None, took_carried
-    sy, sx = window if window is not None else (slice(0, seeds.shape[0]), slice(0, seeds.shape[1]))
-    costs, errors = [], []
-    for flow in flows:
-        err, inside = photometric_error(ctx.f1, ctx.f2, flow[sy, sx], x0 + sx.start, y0 + sy.start)
-        agree = np.minimum(magnitude(baseline[sy, sx] - flow[sy, sx]), params.residual_cap)
-        cost = np.where(inside, err, 0.0) + params.agreement_weight * agree
-        costs.append(smooth(cost))
-        errors.append((err, inside))
-    index[sy, sx] = np.argmin(np.stack(costs), axis=0)
-    if params.occlusion_aware and region is not None:
-        # Pixels that a motion in front covers in frame t+1 (a parked car's strip that the passing car
-        # hides) have no photometric evidence for their own motion: their error under it is neutralised,
-        # as in the motion split, and the choice is made again.
-        guide = ctx.f1[y0 + sy.start:y0 + sy.stop, x0 + sx.start:x0 + sx.stop]
-        covered, _ = covered_by_others(index[sy, sx], [f[sy, sx] for f in flows], [e for e, _ in errors], guide,
-                                       dilate(region, 3)[sy, sx])
-        if covered.any():
-            costs = []
-            for flow, (err, inside), hidden in zip(flows, errors, covered):
-                agree = np.minimum(magnitude(baseline[sy, sx] - flow[sy, sx]), params.residual_cap)
-                err = np.where(hidden, np.minimum(err, params.occluded_cost), err)
-                costs.append(smooth(np.where(inside, err, 0.0) + params.agreement_weight * agree))
-            index[sy, sx] = np.argmin(np.stack(costs), axis=0)
-    flow = flows[0].copy()
-    err, inside = (a.copy() for a in errors[0])
-    for k in range(1, len(flows)):  # the error of a pixel depends on its own flow only
-        chosen = index[sy, sx] == k
-        np.copyto(flow[sy, sx], flows[k][sy, sx], where=chosen[..., None])
-        np.copyto(err, errors[k][0], where=chosen)
-        np.copyto(inside, errors[k][1], where=chosen)
-    return affines, share, flow, index, (err, inside), False
+              & region for s in supports]
+    return [polish_affine(a, c, box, gray, params, rng) for a, c in zip(affines, closed)]
+
+
+def _takes_carried(carried: np.ndarray | None, affines: list[np.ndarray], region: np.ndarray, box: Box,
+                   gray: GrayFrames, params: ThingParams) -> bool:
+    """Whether the ``carried`` motion (2, 3), if any, replaces the ``affines`` found: where there is at
+    most one, the object (``region`` (h, w)) has ``min_points`` pixels, and the carried motion explains
+    it photometrically better than the one found, or none was found."""
+    return (carried is not None and len(affines) <= 1 and region.sum() >= params.min_points
+            and (not affines or _explains_better(carried, affines[0], region, box, gray)))
 
 
 def _correlations(gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray, origin: tuple[int, int],
