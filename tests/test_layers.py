@@ -67,6 +67,8 @@ def test_photometric_refinement_recovers_a_known_affine_from_a_shifted_start(obj
     box = (0, 200, 0, 280)
     assert epe(affine_flow(refined, box), scene.flow, region=mask) < 0.1
     assert epe(affine_flow(start, box), scene.flow, region=mask) > 1.0
+    # No step at all gives the warp as given (it was an UnboundLocalError; noticed in its refactor)
+    np.testing.assert_allclose(refine_warp(g1, g2, start, mask, box, iterations=0), start, atol=1e-9)
 
 
 def test_smooth_residual_fills_in_a_smooth_field_from_sparse_noisy_data():

@@ -229,6 +229,8 @@ def _coarse_to_fine(problem: _WarpProblem, h: np.ndarray, x: np.ndarray, y: np.n
     """The normalised warp ``h`` (3, 3) after at most ``iterations`` :func:`_gauss_newton` steps on the
     points (x, y) with frame-1 values ``i1``, the first of them on a quarter of the points; None when
     the last steps fail."""
+    if iterations < 1:  # (no step at all: the warp as given)
+        return h
     remaining = iterations
     if x.size >= 4 * COARSE_POINTS:
         # Most steps happen far from the optimum, where a quarter of the points (spread evenly over
@@ -246,7 +248,7 @@ def _gauss_newton(problem: _WarpProblem, h: np.ndarray, x: np.ndarray, y: np.nda
     """At most ``steps`` Gauss-Newton steps from the normalised warp ``h`` (3, 3) on the points (x, y)
     (full-image px, (N,)) with frame-1 values ``i1`` (N,), stopping once a step moves no parameter by
     ``tolerance`` px: the refined h (or None when degenerate) and the number of steps taken."""
-    h = h.copy()
+    h, taken = h.copy(), 0
     c, s = problem.centre, problem.scale
     xn, yn = (x - c[0]) / s, (y - c[1]) / s
     ones = np.ones_like(xn)
