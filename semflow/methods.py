@@ -12,6 +12,7 @@ Adding a method: see "How to add a flow method" in README.md.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -254,14 +255,17 @@ def _clip_prior_spec(options: Any) -> Any:
 
 
 def _segmenter_builder(options: Any) -> Callable[[], Any]:
-    def build() -> Any:
-        from semflow.segmentation import get_segmenter
+    """What builds semantic's segmenter when it is first needed: a partial, not a closure, so that the
+    method pickles (a process pool, a batch's workers)."""
+    return functools.partial(_build_segmenter, options)
 
-        given_set = None if options.label_set == "camvid" else options.label_set  # (the default)
-        return get_segmenter(options.segmenter, device=options.device, kinds_override=options.kinds,
-                             label_set=given_set, prior=_clip_prior_spec(options))
 
-    return build
+def _build_segmenter(options: Any) -> Any:
+    from semflow.segmentation import get_segmenter
+
+    given_set = None if options.label_set == "camvid" else options.label_set  # (the default)
+    return get_segmenter(options.segmenter, device=options.device, kinds_override=options.kinds,
+                         label_set=given_set, prior=_clip_prior_spec(options))
 
 
 SHARPEN = "semflow.options:SharpenOptions"

@@ -273,3 +273,20 @@ def test_a_state_that_is_not_a_video_state_is_one_clear_error() -> None:
     img = np.zeros((8, 10, 3), np.uint8)
     with pytest.raises(InputError, match="state must be a VideoState \\(or None for pair mode\\), not dict"):
         get_method("dis-fast").estimate(img, img, state={})
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_every_method_pickles_and_gives_the_same_flow_after(name: str) -> None:
+    """A threads-and-processes probe: a built `semantic` could not be sent to a process pool ("Can't pickle
+    local object '_segmenter_builder.<locals>.build'"), with given labels too. Every registered method now
+    pickles with its options and computes the same flow after."""
+    import pickle
+
+    scene = translation_scene(48, 64, shift=(2.0, 1.0), seed=3)
+    options = {"segmentation": scene.labels} if name == "semantic" else {}
+    method = get_method(name, **options)
+    again = pickle.loads(pickle.dumps(method))
+    assert options_dict(again.options) == options_dict(method.options)
+    if name in ("discrete", "semantic"):  # (slow enough: the pickling is what is checked)
+        return
+    np.testing.assert_array_equal(again(scene.img1, scene.img2), method(scene.img1, scene.img2))
