@@ -23,7 +23,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import importlib  # noqa: E402
+import sys  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
+
+
+def _torch_in_a_forked_child() -> None:
+    """In a process forked after torch ran (a fork pool of ``discrete`` or ``semantic``), torch's thread pool
+    is gone and its first parallel operation waited for good: the child runs torch on one thread."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_torch_in_a_forked_child)
 
 __version__ = "0.1.0"
 

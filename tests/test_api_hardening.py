@@ -257,3 +257,38 @@ def test_run_options_of_a_built_method_name_it_and_its_options(make_frames) -> N
     settings = RunOptions(method=built).fingerprint(frames)
     assert settings["method"] == "dis-fast" and settings["method_options"]["sharpen"] is True
     assert settings == RunOptions(method="dis-fast", method_options={"sharpen": True}).fingerprint(frames)
+
+
+FORKED_CHILD = """
+import multiprocessing as mp, time
+import numpy as np
+import semflow
+from semflow.synthetic import translation_scene
+
+scene = translation_scene(96, 128, shift=(2.0, 1.0), seed=3)
+method = semflow.get_method("discrete", sharpen=False)
+first = method(scene.img1, scene.img2)
+
+def child(queue):
+    queue.put(bool(np.array_equal(method(scene.img1, scene.img2), first)))
+
+context = mp.get_context("fork")
+queue = context.Queue()
+process = context.Process(target=child, args=(queue,))
+process.start()
+process.join(60)
+alive = process.is_alive()
+if alive:
+    process.kill()
+print("waited for good" if alive else queue.get(timeout=5))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="fork only")
+def test_discrete_runs_in_a_process_forked_after_it_ran() -> None:
+    """A threads-and-processes probe: a fork pool of `discrete` (or `semantic`) whose parent had run it once
+    waited for good in torch's first parallel operation (torch's thread pool does not survive a fork). A
+    forked child now runs torch on one thread: the same flow."""
+    done = subprocess.run([sys.executable, "-c", FORKED_CHILD], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert done.stdout.strip() == "True", (done.stdout, done.stderr[-2000:])
