@@ -18,7 +18,8 @@ a result that cannot be read, or no answer within ``patience`` times the time th
 its own share (at least ``min_wait`` seconds). A child that did not answer in time is killed, and
 forking is off for the rest of the process: a hang is the sign of a library that does not survive a
 fork (OpenCV's thread pool does not, when a child changes its number of threads; the children here
-change no settings). While the processes run, OpenCV uses the CPUs' share of each (one thread each
+change none of OpenCV's settings; torch's thread count is set to one in every forked child, by the hook
+``import semflow`` registers, and the children run no torch). While the processes run, OpenCV uses the CPUs' share of each (one thread each
 for two processes on two cores: each call is small, and two pools of two threads on two cores only
 took turns, 4-7 % of the things stage at 1024x436); the children start with that setting.
 

@@ -242,6 +242,36 @@ def test_a_batch_whose_clips_are_done_does_not_wait_for_a_dead_worker_to_come_ba
     assert [results[c.stem].status for c in clips] == ["ok", "ok", "ok"], {n: r.error for n, r in results.items()}
 
 
+def test_a_clip_submitted_after_a_worker_died_for_good_is_run(tmp_path: Path) -> None:
+    """A review: clips submitted while results() ran started workers and waited for every worker, the dead
+    one too: "the workers could not build method" ended the batch (or it waited for good on a restart)."""
+    clips, options = _dying_batch(tmp_path, times=2)
+    options.chunk_pairs = 100  # (b in one chunk: its worker dies twice, b fails)
+    results = {}
+    with pytest.warns(SemflowWarning, match="computing them again"):
+        with Batch(tmp_path / "out", options) as batch:
+            batch.submit(clips[1:2])
+            for result in batch.results():
+                results[result.name] = result
+                if result.name == "b":
+                    batch.submit([clips[0], clips[2]])
+    assert results["b"].status == "failed" and results["a"].status == results["c"].status == "ok", results
+
+
+class ReadsARelativeFile(FlowMethod):
+    """dis-fast, that reads a file named by a relative path when it first computes (as a built semantic
+    reads its label set or masks)."""
+
+    name = METHOD
+
+    def __init__(self, path: str) -> None:
+        self.inner, self.path = get_method(METHOD), path
+
+    def _estimate(self, img1: np.ndarray, img2: np.ndarray, **kwargs) -> FlowResult:
+        Path(self.path).read_text()
+        return self.inner.estimate(img1, img2)
+
+
 def test_a_batch_of_a_built_method_with_its_own_options_resumes(tmp_path: Path) -> None:
     """Given a method built with options other than its defaults, a resumed batch failed every finished clip:
     "cannot resume, the earlier run used other settings" (the driver compared the registry's defaults)."""
@@ -270,6 +300,11 @@ def test_relative_paths_reach_workers_that_run_in_another_folder(tmp_path: Path,
     assert (tmp_path / "out" / "a" / "flow.mp4").exists()
     options = BatchOptions(method="semantic", method_options={"segmentation": "labels.png", "label_set": "camvid"})
     assert options.method_options == {"segmentation": str(tmp_path / "labels.png"), "label_set": "camvid"}
+    (tmp_path / "note.txt").write_text("read by the method")  # a built method's own relative path (a review)
+    with Batch("out2", BatchOptions(method=ReadsARelativeFile("note.txt"), workers=1)) as batch:
+        batch.submit(["a.mp4"])
+        (result,) = batch.results()
+    assert (result.status, result.error) == ("ok", None)
 
 
 def test_batch_cli_reports_each_clip_and_fails_when_one_does(run_cli, tmp_path: Path, monkeypatch) -> None:
@@ -382,6 +417,9 @@ def test_an_address_that_answers_but_is_no_ray_fails_in_one_line_and_a_ray_passe
     finally:
         server.shutdown()
         server.server_close()
+    check_address(ray.get_runtime_context().gcs_address)  # this module's own Ray answers
+
+
 class DiesBuilding(FlowMethod):
     """dis-fast, whose worker processes die (SIGKILL, as the OOM killer would) while building it: unpickled in
     any process but the one that made it."""
@@ -421,9 +459,6 @@ def test_workers_that_die_while_building_the_method_stop_the_batch_in_one_line(t
     assert len(raised) == 1 and isinstance(raised[0], SemflowError), raised
     assert str(raised[0]) == ("the workers could not build method 'dis-fast': a worker process died while building"
                               " it (2 times: killed for memory, or a crash in the method's own code)")
-
-
-    check_address(ray.get_runtime_context().gcs_address)  # this module's own Ray answers
 
 
 def test_a_batch_without_address_starts_its_own_ray_whatever_ray_address_says(cli_env, tmp_path: Path) -> None:

@@ -411,11 +411,13 @@ def test_a_running_batch_keeps_batch_json_as_it_stands(monkeypatch, tmp_path: Pa
     clips not done ``pending``; the last write is the summary as before."""
     clips = scale_clips(4)
     fake_preparation(monkeypatch, clips, 3)
-    fake = FakeRay(lambda *_: None)
+    out = tmp_path / "out"
+    at_first_drawing = []  # (a review: it was written only as clips finished, not after their chunks)
+    fake = FakeRay(lambda kind, *_: kind == "finish" and not at_first_drawing and at_first_drawing.append(
+        (out / "batch.json").exists()))
     monkeypatch.setattr(runner, "ray", fake)
     monkeypatch.setattr(workers, "ray", fake)
     monkeypatch.setattr(runner, "SUMMARY_SECONDS", 0.0)
-    out = tmp_path / "out"
     seen = []
     with Batch(out, options(workers=1)) as batch:
         batch.submit([tmp_path / n for n in clips])
@@ -423,6 +425,7 @@ def test_a_running_batch_keeps_batch_json_as_it_stands(monkeypatch, tmp_path: Pa
             if (out / "batch.json").exists():
                 written = json.loads((out / "batch.json").read_text())
                 seen.append((written["ok"], written["pending"]))
+    assert at_first_drawing == [True]
     assert seen[:3] == [(1, 3), (2, 2), (3, 1)] and batch.summary is not None
     final = json.loads((out / "batch.json").read_text())
     assert (final["ok"], final["pending"]) == (4, 0) and final == batch.summary

@@ -322,9 +322,11 @@ def test_the_motions_report_of_a_model_without_object_pixels_has_finite_centres(
     mask = np.zeros((10, 12), bool)
     mask[2:6, 3:9] = True
     inputs = SimpleNamespace(box=Box(5, 15, 20, 32), params=ThingParams(), mask=mask)
-    affine = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, -1.0]])
+    affine = np.array([[1.1, 0.0, 2.0], [0.0, 0.9, -1.0]])  # (scaled: the flow depends on where it is read)
     layer = SimpleNamespace(affines=[affine], labels=np.zeros((10, 12), int), split=None)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         (motion,) = motions_report(inputs, layer, np.zeros((10, 12), bool))
-    assert motion["flow_at_centre"] == [2.0, -1.0] and motion["pixels"] == 0
+    centre = np.array([20 + 5.5, 5 + 3.5])  # the mask's centroid (x, y) in the frame
+    expected = affine[:, :2] @ centre + affine[:, 2] - centre
+    assert motion["flow_at_centre"] == [round(float(v), 2) for v in expected] and motion["pixels"] == 0

@@ -42,7 +42,8 @@ SUMMARY_SECONDS = 10.0
 @dataclass
 class InputResult:
     """How one clip of a batch went: ``status`` is ``ok``, ``failed`` (with a one-line ``error``) or, in
-    ``batch.json`` of a batch left early, ``interrupted``; ``summary`` is its ``summary.json`` when ok.
+    ``batch.json`` of a batch left early, ``interrupted`` (``pending`` until then, as batch.json holds it
+    while the batch runs); ``summary`` is its ``summary.json`` when ok.
     ``wall_seconds``: worker seconds spent on it in this batch; ``computed_pairs``: pairs computed in this
     batch (the rest were finished before); ``warnings``: what ``semflow run`` would warn about it (a
     truncated video, gaps in a folder's frame numbers)."""

@@ -121,11 +121,12 @@ class Batch:
         self._add_workers(1)
 
     def _add_workers(self, count: int) -> None:
-        """Start workers until there are ``count``, and wait until each has built its method."""
-        self._workers += new_workers(count - len(self._workers), self.options.method, self.options.method_options,
-                                     self._gpus)
+        """Start workers until there are ``count``, and wait until each new one has built its method (not for
+        one that died meanwhile: the schedule's Revival has it)."""
+        started = len(self._workers)
+        self._workers += new_workers(count - started, self.options.method, self.options.method_options, self._gpus)
         try:
-            self.worker_pids()
+            worker_pids(self._workers[started:])
         except RayActorError as exc:
             self.close()
             raise SemflowError(f"the workers could not build method {self.run_options.method!r}: "
@@ -195,8 +196,6 @@ class Batch:
                 for result in self._schedule(progress):
                     with progress.paused():  # (what the caller prints of it is not drawn over by the bars)
                         yield result
-                    if time.perf_counter() - self._written > SUMMARY_SECONDS:
-                        self._write_summary(partial=True)
             complete = True
         finally:
             self._end_run(complete)
@@ -252,7 +251,10 @@ class Batch:
                 value = exc
             else:
                 idle.append(worker)
-            yield from self._receive(value, clip, kind, chunk, progress)
+            known = list(self._receive(value, clip, kind, chunk, progress))
+            if time.perf_counter() - self._written > SUMMARY_SECONDS:  # (after any task: chunks too)
+                self._write_summary(partial=True)
+            yield from known
 
     def _prepare_new(self, progress: BatchProgress, idle: list[Any]) -> Iterator[InputResult]:
         """Check the clips not checked yet, then start the workers their tasks can use (into ``idle``)."""

@@ -189,8 +189,11 @@ class ClipWorker:
     """What one worker holds: the method, built once, and the tasks it serves (Ray-free; the Ray actor
     in :mod:`semflow.batch.runner` wraps it)."""
 
-    def __init__(self, method: str | FlowMethod, method_options: dict[str, Any], threads: int | None = None) -> None:
+    def __init__(self, method: str | FlowMethod, method_options: dict[str, Any], threads: int | None = None,
+                 cwd: str | None = None) -> None:
         own_native_output()  # (a worker process is semflow's: decoders' lines stay out of the driver's terminal)
+        if cwd is not None and os.path.isdir(cwd):  # the driver's folder, where it has the same path: a built
+            os.chdir(cwd)  # method's relative paths (read when first needed) mean there what they meant to it
         if threads:  # a worker owns ``threads`` CPUs: OpenCV and torch would otherwise use every core each
             import torch
 
