@@ -41,6 +41,83 @@ def label_changes(labels: np.ndarray) -> np.ndarray:
     return change
 
 
+def _potts_energy(costs: np.ndarray, weights: tuple[np.ndarray, np.ndarray], labels: np.ndarray) -> float:
+    """``sum_p costs[l_p, p] + sum_pq w_pq [l_p != l_q]`` of ``labels`` (h, w), for ``costs`` (K, h, w)
+    and the Potts ``weights`` to the right and down neighbours."""
+    wr, wd = weights
+    unary = costs.reshape(len(costs), -1)[labels.ravel(), np.arange(labels.size)].sum()
+    return float(unary + (wr * (labels[:, 1:] != labels[:, :-1])).sum() + (wd * (labels[1:] != labels[:-1])).sum())
+
+
+def _free_edges(free: np.ndarray, weights: tuple[np.ndarray, np.ndarray]) -> list[list[tuple[np.ndarray, ...]]]:
+    """The neighbour edges with a free end, which stay the same between moves: per direction (right,
+    down), three groups -- both ends free (the graph's edges), only the left/top end p free, only the
+    right/bottom end q free (a fixed neighbour's label enters the free one's costs) -- each as (p, q,
+    node of p, node of q, weight), (E,) arrays: the ends' flat pixel indices, their nodes in the graph
+    (-1 where fixed) and the Potts weights. ``free`` (h, w) bool: the pixels that may change."""
+    h, w = free.shape
+    node = np.full(h * w, -1, np.int64)  # each free pixel's node in the graph
+    node[free.ravel()] = np.arange(int(free.sum()))
+    pixel = np.arange(h * w).reshape(h, w)
+    wr, wd = weights
+    directions = []
+    for wgt, p, q in ((wr, np.s_[:, :-1], np.s_[:, 1:]), (wd, np.s_[:-1], np.s_[1:])):
+        fp, fq = free[p], free[q]
+        directions.append([(pixel[p][sel], pixel[q][sel], node[pixel[p][sel]], node[pixel[q][sel]], wgt[sel])
+                           for sel in (fp & fq, fp & ~fq, fq & ~fp)])
+    return directions
+
+
+def _move_graph(costs: np.ndarray, labels: np.ndarray, alpha: int, free: np.ndarray,
+                edges: list[list[tuple[np.ndarray, ...]]]) -> tuple[maxflow.GraphFloat, np.ndarray]:
+    """The binary graph of the move to ``alpha`` from ``labels`` (h, w), and its nodes (n,), one per
+    ``free`` pixel (x = 1: it takes ``alpha``, x = 0: it keeps its label). Terminal edges: each choice's
+    unary cost plus the Potts terms with fixed neighbours, net of the cheaper choice; ``edges`` (from
+    :func:`_free_edges`) between free pixels."""
+    flat = costs.reshape(len(costs), -1)
+    free_pixels = np.flatnonzero(free)
+    nodes = np.arange(len(free_pixels))
+    lab = labels.ravel()
+    take = costs[alpha].ravel()[free_pixels].astype(np.float64)  # cost of x = 1 (take alpha)
+    keep = flat[lab[free_pixels], free_pixels].astype(np.float64)  # cost of x = 0 (keep)
+    g = maxflow.Graph[float]()
+    g.add_nodes(len(free_pixels))
+    for both, only_p, only_q in edges:
+        # both free: E = e00 + (e10 - e00) x_p - e10 x_q + (e01 + e10 - e00) (1 - x_p) x_q   (e11 = 0)
+        ip, iq, node_p, node_q, wgt = both
+        lp, lq = lab[ip], lab[iq]
+        e00 = wgt * (lp != lq)
+        e01 = wgt * (lp != alpha)  # p keeps, q takes alpha
+        e10 = wgt * (lq != alpha)
+        take[node_p] += np.maximum(e10 - e00, 0)
+        keep[node_p] += np.maximum(e00 - e10, 0)
+        keep[node_q] += e10
+        g.add_edges(node_p, node_q, e01 + e10 - e00, np.zeros(len(node_p)))
+        # one end fixed: the free end pays the edge for its own choice
+        ip, iq, node_p, _, wgt = only_p
+        lp, lq = lab[ip], lab[iq]
+        take[node_p] += wgt * (lq != alpha)
+        keep[node_p] += wgt * (lp != lq)
+        ip, iq, _, node_q, wgt = only_q
+        lp, lq = lab[ip], lab[iq]
+        take[node_q] += wgt * (lp != alpha)
+        keep[node_q] += wgt * (lp != lq)
+    base = np.minimum(take, keep)
+    g.add_grid_tedges(nodes, take - base, keep - base)
+    return g, nodes
+
+
+def _expansion_move(costs: np.ndarray, labels: np.ndarray, alpha: int, free: np.ndarray,
+                    edges: list[list[tuple[np.ndarray, ...]]]) -> np.ndarray:
+    """``labels`` (h, w) after the best move to ``alpha``: each ``free`` pixel either keeps its label
+    or takes ``alpha``, as the minimum cut of :func:`_move_graph` says. A new array."""
+    g, nodes = _move_graph(costs, labels, alpha, free, edges)
+    g.maxflow()
+    proposal = labels.copy()
+    proposal[free] = np.where(g.get_grid_segments(nodes), alpha, labels[free])
+    return proposal
+
+
 def assign_motions(costs: np.ndarray, weights: tuple[np.ndarray, np.ndarray], *, cycles: int = 2,
                    labels: np.ndarray | None = None, free: np.ndarray | None = None) -> np.ndarray:
     """Labels (h, w) int32 minimising ``sum_p costs[l_p, p] + sum_pq w_pq [l_p != l_q]`` by alpha-expansion.
@@ -48,72 +125,21 @@ def assign_motions(costs: np.ndarray, weights: tuple[np.ndarray, np.ndarray], *,
     ``costs`` (K, h, w) float; ``weights``: Potts weights to the right and down neighbours (see
     :func:`pairwise_weights`); ``labels``: a start (default: the per-pixel cheapest); ``free`` (h, w)
     bool, optional: only these pixels may change (the graph has a node for each of them alone; a fixed
-    neighbour's label enters its neighbours' costs).
+    neighbour's label enters its neighbours' costs). At most ``cycles`` rounds of a move to each label,
+    each kept when it lowers the energy; they stop after a round that kept none.
     """
     k, h, w = costs.shape
     labels = np.argmin(costs, axis=0).astype(np.int32) if labels is None else labels.astype(np.int32).copy()
     free = np.ones((h, w), bool) if free is None else free.astype(bool)
-    count = int(free.sum())
-    if k == 1 or count == 0:
+    if k == 1 or int(free.sum()) == 0:
         return labels
-    wr, wd = weights
-    flat = costs.reshape(k, -1)
-
-    every = np.arange(h * w)
-
-    def energy(lab: np.ndarray) -> float:
-        unary = flat[lab.ravel(), every].sum()
-        return float(unary + (wr * (lab[:, 1:] != lab[:, :-1])).sum() + (wd * (lab[1:] != lab[:-1])).sum())
-
-    current = energy(labels)
-    node = np.full(h * w, -1, np.int64)  # each free pixel's node in the graph
-    node[free.ravel()] = np.arange(count)
-    nodes = np.arange(count)
-    free_pixels = np.flatnonzero(free)
-    # Per direction (right, down), what does not change between moves, for the edges with a free
-    # pixel: their end pixels p (left/top) and q (flat indices), the ends' nodes and the edge weights;
-    # for the edges between two free pixels (edges of the graph), those whose free end is p alone and
-    # those whose free end is q alone (a fixed neighbour's label enters the free one's costs).
-    pixel = every.reshape(h, w)
-    directions = []
-    for wgt, p, q in ((wr, np.s_[:, :-1], np.s_[:, 1:]), (wd, np.s_[:-1], np.s_[1:])):
-        fp, fq = free[p], free[q]
-        directions.append([(pixel[p][sel], pixel[q][sel], node[pixel[p][sel]], node[pixel[q][sel]], wgt[sel])
-                           for sel in (fp & fq, fp & ~fq, fq & ~fp)])
+    edges = _free_edges(free, weights)
+    current = _potts_energy(costs, weights, labels)
     for _ in range(cycles):
         improved = False
         for alpha in range(k):
-            lab = labels.ravel()
-            take = costs[alpha].ravel()[free_pixels].astype(np.float64)  # cost of x = 1 (take alpha)
-            keep = flat[lab[free_pixels], free_pixels].astype(np.float64)  # cost of x = 0 (keep)
-            g = maxflow.Graph[float]()
-            g.add_nodes(count)
-            for both, only_p, only_q in directions:
-                # both free: E = e00 + (e10 - e00) x_p - e10 x_q + (e01 + e10 - e00) (1 - x_p) x_q   (e11 = 0)
-                ip, iq, node_p, node_q, wgt = both
-                lp, lq = lab[ip], lab[iq]
-                e00 = wgt * (lp != lq)
-                e01 = wgt * (lp != alpha)  # p keeps, q takes alpha
-                e10 = wgt * (lq != alpha)
-                take[node_p] += np.maximum(e10 - e00, 0)
-                keep[node_p] += np.maximum(e00 - e10, 0)
-                keep[node_q] += e10
-                g.add_edges(node_p, node_q, e01 + e10 - e00, np.zeros(len(node_p)))
-                # one end fixed: the free end pays the edge for its own choice
-                ip, iq, node_p, _, wgt = only_p
-                lp, lq = lab[ip], lab[iq]
-                take[node_p] += wgt * (lq != alpha)
-                keep[node_p] += wgt * (lp != lq)
-                ip, iq, _, node_q, wgt = only_q
-                lp, lq = lab[ip], lab[iq]
-                take[node_q] += wgt * (lp != alpha)
-                keep[node_q] += wgt * (lp != lq)
-            base = np.minimum(take, keep)
-            g.add_grid_tedges(nodes, take - base, keep - base)
-            g.maxflow()
-            proposal = labels.copy()
-            proposal[free] = np.where(g.get_grid_segments(nodes), alpha, labels[free])
-            e = energy(proposal)
+            proposal = _expansion_move(costs, labels, alpha, free, edges)
+            e = _potts_energy(costs, weights, proposal)
             if e < current - 1e-6:
                 labels, current, improved = proposal, e, True
         if not improved:

@@ -223,6 +223,120 @@ def reassign_motions(img1: np.ndarray, img2: np.ndarray, split: MotionSplit, flo
     return replace(split, labels=out_labels, covered=out_covered, order=order)
 
 
+def _region_matches(gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
+                    baseline: np.ndarray, seeds: np.ndarray, params: MotionParams, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The region's matches ``src`` -> ``dst`` (N, 2) float32, full-image px (x, y): at most
+    ``params.max_baseline_points`` of the ``seeds`` (h, w) pixels, carried by the ``baseline`` (h, w, 2),
+    then the region's own patch matches (:func:`patch_matches`)."""
+    y0, _, x0, _ = box
+    ys, xs = subsample_points(seeds, params.max_baseline_points, rng)
+    b_src = np.stack([xs + x0, ys + y0], 1).astype(np.float32)
+    b_dst = b_src + baseline[ys, xs]
+    p_src, p_dst = patch_matches(gray1, gray2, mask, box, baseline, params)
+    return np.vstack([b_src, p_src]), np.vstack([b_dst, p_dst])
+
+
+def _fit_with_rematches(img1: np.ndarray, img2: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
+                        baseline: np.ndarray, src: np.ndarray, dst: np.ndarray, params: MotionParams,
+                        rng: np.random.Generator, *, hypotheses: np.ndarray | None
+                        ) -> tuple[list[np.ndarray], float, int]:
+    """The region's motions (list of (2, 3)) fitted to the matches ``src`` -> ``dst`` (N, 2), the share
+    of the matches they explain and the number of matches. The parts that the first fit leaves
+    unexplained are matched again (:func:`rematch_unexplained`); when any are, the motions are fitted
+    again to all the matches, the rematched ones with a wider inlier distance."""
+    affines, owner = fit_motions(src, dst, params, rng, extra=hypotheses)
+    r_src, r_dst = rematch_unexplained(img1, img2, mask, box, baseline, affines, params)
+    if len(r_src):
+        tolerance = np.concatenate([np.full(len(src), params.inlier),
+                                    np.full(len(r_src), max(params.inlier, params.rematch_inlier))])
+        src, dst = np.vstack([src, r_src]), np.vstack([dst, r_dst])
+        # The rematched parts' translations are hypotheses too: a half-hidden part gives few matches,
+        # which random samples of the whole region's matches would rarely draw together.
+        found = translations(r_dst - r_src)
+        extra = found if hypotheses is None else np.concatenate([np.reshape(hypotheses, (-1, 2, 3)), found])
+        affines, owner = fit_motions(src, dst, params, rng, extra=extra, inlier=tolerance)
+    share = float((owner >= 0).mean()) if affines else 0.0
+    return affines, share, len(src)
+
+
+def _one_motion_split(img1: np.ndarray, img2: np.ndarray, affines: list[np.ndarray], box: tuple[int, int, int, int],
+                      shape: tuple[int, int], *, share: float, matches: int) -> MotionSplit:
+    """The split of a region (``shape`` (h, w)) with a single motion: nothing to assign or order."""
+    y0, _, x0, _ = box
+    h, w = shape
+    flow = affine_field(affines[0], box)
+    error, inside = photometric_error(img1, img2, flow, x0, y0)
+    return MotionSplit(list(affines), np.zeros((h, w), np.int32), flow, error, inside, np.zeros((h, w), bool),
+                       share, matches, [0])
+
+
+def _window_errors(img1: np.ndarray, img2: np.ndarray, flows: list[np.ndarray], box: tuple[int, int, int, int],
+                   window: tuple[slice, slice]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each motion's photometric error (h', w') grey levels and inside map (h', w') bool over ``window``
+    (slices of ``box``), for its flow (h, w, 2) over the box."""
+    y0, _, x0, _ = box
+    sy, sx = window
+    wy0, wx0 = y0 + sy.start, x0 + sx.start
+    errors, insides = [], []
+    for f in flows:
+        err, inside = photometric_error(img1, img2, f[sy, sx], wx0, wy0)
+        errors.append(err)
+        insides.append(inside)
+    return errors, insides
+
+
+def _window_image(image: np.ndarray, box: tuple[int, int, int, int], window: tuple[slice, slice]) -> np.ndarray:
+    """The part of the full ``image`` under ``window`` (slices of ``box``)."""
+    y0, _, x0, _ = box
+    sy, sx = window
+    wy0, wx0 = y0 + sy.start, x0 + sx.start
+    return image[wy0:wy0 + (sy.stop - sy.start), wx0:wx0 + (sx.stop - sx.start)]
+
+
+def _assign_window(flows: list[np.ndarray], errors: list[np.ndarray], insides: list[np.ndarray], guide: np.ndarray,
+                   region: np.ndarray, baseline: np.ndarray, confidence: np.ndarray, params: MotionParams
+                   ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Each pixel's motion (h', w') int32, where each motion lands on one in front of it (K, h', w')
+    bool, and the motions' order back to front; all maps over the window, ``guide`` its frame-t colours.
+
+    A first graph cut on the motions' costs (:func:`motion_costs`) gives the depth order
+    (:func:`covered_by_others`, among the pixels of ``region``); where a motion lands on one in front
+    of it, a second cut, started from the first, no longer counts its photometric evidence.
+    """
+    photos = photometric_costs(errors, insides, params)
+    labels = solve_assignment(motion_costs(photos, flows, baseline, confidence, params, None), guide, params)
+    covered, order = covered_by_others(labels, flows, errors, guide, region)
+    if covered.any():
+        labels = solve_assignment(motion_costs(photos, flows, baseline, confidence, params, covered), guide, params,
+                                  labels=labels)
+    return labels, covered, order
+
+
+def _chosen_maps(flows: list[np.ndarray], errors: list[np.ndarray], insides: list[np.ndarray], labels: np.ndarray,
+                 window: tuple[slice, slice]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The flow (h, w, 2) of each box pixel's motion in ``labels`` (h', w', over ``window``; the first
+    motion's outside it), and the error and inside maps (h', w') of each window pixel's motion."""
+    sy, sx = window
+    flow = flows[0].copy()
+    err = errors[0].copy()
+    inside = insides[0].copy()
+    for m in range(1, len(flows)):
+        chosen = labels == m
+        np.copyto(flow[sy, sx], flows[m][sy, sx], where=chosen[..., None])
+        np.copyto(err, errors[m], where=chosen)
+        np.copyto(inside, insides[m], where=chosen)
+    return flow, err, inside
+
+
+def _in_box(values: np.ndarray, window: tuple[slice, slice], shape: tuple[int, int], dtype: type) -> np.ndarray:
+    """A (h, w) = ``shape`` map of the box: ``values`` over ``window``, zero (False) elsewhere."""
+    sy, sx = window
+    out = np.zeros(shape, dtype)
+    out[sy, sx] = values
+    return out
+
+
 def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray,
                   box: tuple[int, int, int, int], baseline: np.ndarray, confidence: np.ndarray,
                   params: MotionParams, rng: np.random.Generator, *, seeds: np.ndarray | None = None,
@@ -239,68 +353,24 @@ def split_motions(img1: np.ndarray, img2: np.ndarray, gray1: np.ndarray, gray2: 
     the matches: a caller that would throw such a split away is spared its assignment (the graph cuts,
     most of the cost on a large region).
     """
-    y0, _, x0, _ = box
     seeds = (erode(mask, 3) & (confidence >= 0.5)) if seeds is None else seeds
-    ys, xs = subsample_points(seeds, params.max_baseline_points, rng)
-    b_src = np.stack([xs + x0, ys + y0], 1).astype(np.float32)
-    b_dst = b_src + baseline[ys, xs]
-    p_src, p_dst = patch_matches(gray1, gray2, mask, box, baseline, params)
-    src, dst = np.vstack([b_src, p_src]), np.vstack([b_dst, p_dst])
-    affines, owner = fit_motions(src, dst, params, rng, extra=hypotheses)
-    r_src, r_dst = rematch_unexplained(img1, img2, mask, box, baseline, affines, params)
-    if len(r_src):
-        tolerance = np.concatenate([np.full(len(src), params.inlier),
-                                    np.full(len(r_src), max(params.inlier, params.rematch_inlier))])
-        src, dst = np.vstack([src, r_src]), np.vstack([dst, r_dst])
-        # The rematched parts' translations are hypotheses too: a half-hidden part gives few matches,
-        # which random samples of the whole region's matches would rarely draw together.
-        found = translations(r_dst - r_src)
-        extra = found if hypotheses is None else np.concatenate([np.reshape(hypotheses, (-1, 2, 3)), found])
-        affines, owner = fit_motions(src, dst, params, rng, extra=extra, inlier=tolerance)
-    share = float((owner >= 0).mean()) if affines else 0.0
+    src, dst = _region_matches(gray1, gray2, mask, box, baseline, seeds, params, rng)
+    affines, share, matches = _fit_with_rematches(img1, img2, mask, box, baseline, src, dst, params, rng,
+                                                  hypotheses=hypotheses)
     if not affines or len(affines) < min_motions or share < min_share:
         return None
-    h, w = mask.shape
-    if len(affines) == 1:  # one motion: nothing to assign or order
-        flow = affine_field(affines[0], box)
-        error, inside = photometric_error(img1, img2, flow, x0, y0)
-        return MotionSplit(list(affines), np.zeros((h, w), np.int32), flow, error, inside, np.zeros((h, w), bool),
-                           share, len(src), [0])
-    sy, sx = window if window is not None else (slice(0, h), slice(0, w))
-    wy0, wx0 = y0 + sy.start, x0 + sx.start
+    h, w = shape = mask.shape
+    if len(affines) == 1:
+        return _one_motion_split(img1, img2, affines, box, shape, share=share, matches=matches)
+    window = window if window is not None else (slice(0, h), slice(0, w))
+    sy, sx = window
     flows = [affine_field(a, box) for a in affines]
-    errors, insides = [], []
-    for f in flows:
-        err, inside = photometric_error(img1, img2, f[sy, sx], wx0, wy0)
-        errors.append(err)
-        insides.append(inside)
-    photos = photometric_costs(errors, insides, params)
-
-    def unary(covered: np.ndarray | None) -> np.ndarray:
-        return motion_costs(photos, [f[sy, sx] for f in flows], baseline[sy, sx], confidence[sy, sx], params, covered)
-
-    guide = img1[wy0:wy0 + (sy.stop - sy.start), wx0:wx0 + (sx.stop - sx.start)]
-    labels_w = solve_assignment(unary(None), guide, params)
-    covered_w = np.zeros((len(affines), *labels_w.shape), bool)
-    order = [0]
-    if len(affines) > 1:
-        covered_w, order = covered_by_others(labels_w, [f[sy, sx] for f in flows], errors, guide,
-                                             dilate(mask, 2)[sy, sx])
-        if covered_w.any():
-            labels_w = solve_assignment(unary(covered_w), guide, params, labels=labels_w)
-    labels = np.zeros((h, w), np.int32)
-    labels[sy, sx] = labels_w
-    flow = flows[0].copy()
-    err = errors[0].copy()
-    inside = insides[0].copy()
-    for m in range(1, len(flows)):
-        chosen = labels_w == m
-        np.copyto(flow[sy, sx], flows[m][sy, sx], where=chosen[..., None])
-        np.copyto(err, errors[m], where=chosen)
-        np.copyto(inside, insides[m], where=chosen)
-    error = np.zeros((h, w), np.float32)
-    inside_box = np.zeros((h, w), bool)
-    error[sy, sx], inside_box[sy, sx] = err, inside
-    covered = np.zeros((h, w), bool)
-    covered[sy, sx] = np.take_along_axis(covered_w, labels_w[None], 0)[0]
-    return MotionSplit(list(affines), labels, flow, error, inside_box, covered, share, len(src), order)
+    errors, insides = _window_errors(img1, img2, flows, box, window)
+    guide = _window_image(img1, box, window)
+    labels, covered, order = _assign_window([f[sy, sx] for f in flows], errors, insides, guide,
+                                            dilate(mask, 2)[sy, sx], baseline[sy, sx], confidence[sy, sx], params)
+    flow, error, inside = _chosen_maps(flows, errors, insides, labels, window)
+    own_covered = np.take_along_axis(covered, labels[None], 0)[0]  # where each pixel's own motion is covered
+    return MotionSplit(list(affines), _in_box(labels, window, shape, np.int32), flow,
+                       _in_box(error, window, shape, np.float32), _in_box(inside, window, shape, bool),
+                       _in_box(own_covered, window, shape, bool), share, matches, order)
