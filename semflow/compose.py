@@ -104,7 +104,7 @@ def box_weight(box: Box, shape: tuple[int, int], radius: float) -> np.ndarray:
 
 def plane_weight(plane: PlaneFit, things: np.ndarray, radius: float) -> np.ndarray:
     """Weight (h, w) of a plane's homography over its box: the region, ramping up over ``radius`` px
-    inside its edge, minus the feathered veto, and 0 on thing pixels ``things`` (h, w). Region edges along things are not feathered: an
+    inside its edge, times one minus the feathered veto, and 0 on thing pixels ``things`` (h, w). Region edges along things are not feathered: an
     object's outline is a true motion boundary, not a seam."""
     alpha = inner_feather(plane.region.mask | things, radius) * (1.0 - feather(plane.veto, radius))
     return alpha * ~things
@@ -142,6 +142,117 @@ def model_map_to_color(model_map: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass
+class _Canvas:
+    """The composition being painted, over the whole frame (H, W).
+
+    flow, model_map, occluded and layers as in :class:`Composition`.
+    """
+
+    flow: np.ndarray
+    model_map: np.ndarray
+    evidence: np.ndarray  # float32: per-pixel share of inliers of the model in use
+    occluded: np.ndarray
+    layers: dict[str, np.ndarray]
+    model_weight: np.ndarray  # float32: how much of each pixel comes from a model
+    # float32: the photometric error of `flow`: a model's own where its weight is 1, recomputed at the end
+    # where flows were blended (`blended`, bool).
+    err: np.ndarray
+    blended: np.ndarray
+
+
+def _baseline_canvas(ctx: PairContext) -> _Canvas:
+    """A canvas holding the baseline of ``ctx`` everywhere (no model painted yet)."""
+    shape = ctx.shape
+    flow = ctx.baseline.astype(np.float32).copy()
+    model_map = np.zeros(shape, np.uint8)
+    evidence = np.ones(shape, np.float32)
+    occluded = np.zeros(shape, bool)
+    nan_flow = np.full((*shape, 2), np.nan, np.float32)
+    layers = {"plane": nan_flow.copy(), "object": nan_flow.copy(), "background": nan_flow}
+    model_weight = np.zeros(shape, np.float32)
+    err = ctx.baseline_error.copy()
+    blended = np.zeros(shape, bool)
+    return _Canvas(flow, model_map, evidence, occluded, layers, model_weight, err, blended)
+
+
+def _paint(canvas: _Canvas, sy: slice, sx: slice, alpha: np.ndarray, model_flow: np.ndarray,
+           model_err: np.ndarray | None) -> None:
+    """Blend ``model_flow`` (h, w, 2) over the canvas's flow in the box with weight ``alpha`` (h, w);
+    take the model's photometric error ``model_err`` (h, w) where its weight is 1."""
+    flow, err, blended = canvas.flow, canvas.err, canvas.blended
+    a = alpha[..., None]
+    flow[sy, sx] = a * model_flow + (1 - a) * flow[sy, sx]
+    if model_err is None:
+        blended[sy, sx] |= alpha > 0
+        return
+    whole = alpha == 1
+    np.copyto(err[sy, sx], model_err, where=whole)
+    blended[sy, sx] = ~whole & (blended[sy, sx] | (alpha > 0))
+
+
+def _paint_plane(canvas: _Canvas, plane: PlaneFit, alpha: np.ndarray) -> None:
+    """Paint an accepted plane's homography flow over its box with weight ``alpha`` (h, w)."""
+    sy, sx = plane.region.slices
+    _paint(canvas, sy, sx, alpha, plane.flow, plane.error)
+    use = alpha >= 0.5
+    canvas.model_map[sy, sx][use] = MODEL_PLANE
+    canvas.evidence[sy, sx][use] = plane.inlier_share
+    canvas.model_weight[sy, sx] = alpha + (1 - alpha) * canvas.model_weight[sy, sx]
+    np.copyto(canvas.layers["plane"][sy, sx], plane.flow, where=plane.region.mask[..., None])
+
+
+def _nearest_last(things: list[ThingFit]) -> list[ThingFit]:
+    """The accepted things in painting order: lowest bottom edge (nearest in a road scene) last."""
+    return sorted((t for t in things if t.accepted), key=lambda t: t.box[1])
+
+
+def _thing_weight(thing: ThingFit, shape: tuple[int, int], radius: float) -> np.ndarray:
+    """Weight (h, w) of a thing's layers over its box: :func:`box_weight`, 0 on other instances'
+    pixels, times one minus the feathered veto (if the fit has one)."""
+    alpha = box_weight(thing.box, shape, radius) * ~thing.others
+    if thing.veto is not None:
+        alpha = alpha * (1.0 - feather(thing.veto, radius))
+    return alpha
+
+
+def _paint_thing(canvas: _Canvas, thing: ThingFit, alpha: np.ndarray) -> None:
+    """Paint an accepted thing's object and background layers over its box with weight ``alpha`` (h, w)."""
+    y0, y1, x0, x1 = thing.box
+    sy, sx = slice(y0, y1), slice(x0, x1)
+    _paint(canvas, sy, sx, alpha, thing.flow, thing.error)
+    use = alpha >= 0.5
+    fg, bg = use & thing.foreground, use & ~thing.foreground
+    codes = np.where(thing.foreground, MODEL_OBJECT,
+                     np.where(thing.occluded, MODEL_OCCLUDED, MODEL_BACKGROUND)).astype(np.uint8)
+    canvas.model_map[sy, sx][use] = codes[use]
+    evidence = canvas.evidence[sy, sx]
+    evidence[fg] = thing.fg_inlier_share
+    evidence[bg] = thing.bg_inlier_share if thing.bg_affine is not None else UNFITTED_BACKGROUND_EVIDENCE
+    evidence[use & thing.occluded] *= OCCLUDED_EVIDENCE_FACTOR
+    canvas.occluded[sy, sx] = np.where(use, thing.occluded, canvas.occluded[sy, sx])
+    canvas.model_weight[sy, sx] = alpha + (1 - alpha) * canvas.model_weight[sy, sx]
+    np.copyto(canvas.layers["object"][sy, sx], thing.fg_flow, where=fg[..., None])
+    np.copyto(canvas.layers["background"][sy, sx], thing.bg_flow, where=bg[..., None])
+
+
+def _measure_blended_error(canvas: _Canvas, img1: np.ndarray, img2: np.ndarray) -> None:
+    """Recompute the photometric error of the canvas's flow between ``img1`` and ``img2`` where flows
+    were blended (no single model's error holds there)."""
+    ys, xs = np.nonzero(canvas.blended)
+    canvas.err[ys, xs] = photometric_error_at(img1, img2, ys, xs, canvas.flow[ys, xs])
+
+
+def _confidence(canvas: _Canvas, baseline_confidence: np.ndarray) -> np.ndarray:
+    """Confidence (H, W) float32 in [0, 1]: each model's evidence times its photometric factor, blended
+    with ``baseline_confidence`` (H, W) by how much of each pixel comes from a model."""
+    photometric = np.exp(-cv2.blur(canvas.err, (5, 5)) / PHOTOMETRIC_SCALE)
+    photometric[canvas.occluded] = 1.0  # nothing to compare against: the layer's evidence alone speaks
+    model_conf = canvas.evidence * photometric
+    confidence = canvas.model_weight * model_conf + (1 - canvas.model_weight) * baseline_confidence
+    return np.clip(confidence, 0, 1).astype(np.float32)
+
+
 def compose(ctx: PairContext, planes: list[PlaneFit], things: list[ThingFit], *, feather_radius: float = 4.0,
             plane_weights: list[np.ndarray | None] | None = None) -> Composition:
     """Fuse the baseline of ``ctx`` with the accepted plane and thing models (see the module docstring).
@@ -150,70 +261,14 @@ def compose(ctx: PairContext, planes: list[PlaneFit], things: list[ThingFit], *,
     photometric error comes from its fit (``PlaneFit.error``, ``ThingFit.error``) when the fit recorded
     it (on the frames of ``ctx``); the confidence's photometric part uses ``ctx.f1``/``ctx.f2``.
     """
-    baseline, baseline_error = ctx.baseline, ctx.baseline_error
-    img1, img2 = ctx.f1, ctx.f2
-    shape = ctx.shape
-    flow = baseline.astype(np.float32).copy()
-    model_map = np.zeros(shape, np.uint8)
-    evidence = np.ones(shape, np.float32)  # per-pixel share of inliers of the model in use
-    occluded = np.zeros(shape, bool)
-    nan_flow = np.full((*shape, 2), np.nan, np.float32)
-    layers = {"plane": nan_flow.copy(), "object": nan_flow.copy(), "background": nan_flow}
-    model_weight = np.zeros(shape, np.float32)  # how much of each pixel comes from a model
-    # The photometric error of `flow`: a model's own where its weight is 1, recomputed at the end
-    # where flows were blended.
-    err = baseline_error.copy()
-    blended = np.zeros(shape, bool)
-
-    def paint(sy: slice, sx: slice, alpha: np.ndarray, model_flow: np.ndarray,
-              model_err: np.ndarray | None) -> None:
-        """Blend ``model_flow`` (h, w, 2) over ``flow`` in the box with weight ``alpha`` (h, w)."""
-        a = alpha[..., None]
-        flow[sy, sx] = a * model_flow + (1 - a) * flow[sy, sx]
-        if model_err is None:
-            blended[sy, sx] |= alpha > 0
-            return
-        whole = alpha == 1
-        np.copyto(err[sy, sx], model_err, where=whole)
-        blended[sy, sx] = ~whole & (blended[sy, sx] | (alpha > 0))
-
+    canvas = _baseline_canvas(ctx)
     if plane_weights is None:
         plane_weights = weigh_planes(planes, ctx.thing_pixels, feather_radius)
     for plane, alpha in zip(planes, plane_weights):
-        if not plane.accepted:
-            continue
-        sy, sx = plane.region.slices
-        paint(sy, sx, alpha, plane.flow, plane.error)
-        use = alpha >= 0.5
-        model_map[sy, sx][use] = MODEL_PLANE
-        evidence[sy, sx][use] = plane.inlier_share
-        model_weight[sy, sx] = alpha + (1 - alpha) * model_weight[sy, sx]
-        np.copyto(layers["plane"][sy, sx], plane.flow, where=plane.region.mask[..., None])
-
-    for thing in sorted((t for t in things if t.accepted), key=lambda t: t.box[1]):
-        y0, y1, x0, x1 = thing.box
-        sy, sx = slice(y0, y1), slice(x0, x1)
-        alpha = box_weight(thing.box, shape, feather_radius) * ~thing.others
-        if thing.veto is not None:
-            alpha = alpha * (1.0 - feather(thing.veto, feather_radius))
-        paint(sy, sx, alpha, thing.flow, thing.error)
-        use = alpha >= 0.5
-        fg, bg = use & thing.foreground, use & ~thing.foreground
-        codes = np.where(thing.foreground, MODEL_OBJECT,
-                         np.where(thing.occluded, MODEL_OCCLUDED, MODEL_BACKGROUND)).astype(np.uint8)
-        model_map[sy, sx][use] = codes[use]
-        evidence[sy, sx][fg] = thing.fg_inlier_share
-        evidence[sy, sx][bg] = thing.bg_inlier_share if thing.bg_affine is not None else UNFITTED_BACKGROUND_EVIDENCE
-        evidence[sy, sx][use & thing.occluded] *= OCCLUDED_EVIDENCE_FACTOR
-        occluded[sy, sx] = np.where(use, thing.occluded, occluded[sy, sx])
-        model_weight[sy, sx] = alpha + (1 - alpha) * model_weight[sy, sx]
-        np.copyto(layers["object"][sy, sx], thing.fg_flow, where=fg[..., None])
-        np.copyto(layers["background"][sy, sx], thing.bg_flow, where=bg[..., None])
-
-    ys, xs = np.nonzero(blended)
-    err[ys, xs] = photometric_error_at(img1, img2, ys, xs, flow[ys, xs])
-    photometric = np.exp(-cv2.blur(err, (5, 5)) / PHOTOMETRIC_SCALE)
-    photometric[occluded] = 1.0  # nothing to compare against: the layer's evidence alone speaks
-    model_conf = evidence * photometric
-    confidence = model_weight * model_conf + (1 - model_weight) * ctx.confidence
-    return Composition(flow, model_map, np.clip(confidence, 0, 1).astype(np.float32), occluded, layers)
+        if plane.accepted:
+            _paint_plane(canvas, plane, alpha)
+    for thing in _nearest_last(things):
+        _paint_thing(canvas, thing, _thing_weight(thing, ctx.shape, feather_radius))
+    _measure_blended_error(canvas, ctx.f1, ctx.f2)
+    confidence = _confidence(canvas, ctx.confidence)
+    return Composition(canvas.flow, canvas.model_map, confidence, canvas.occluded, canvas.layers)

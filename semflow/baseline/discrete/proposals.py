@@ -297,6 +297,71 @@ def scored_window(level: MatchLevel, ys: torch.Tensor, xs: torch.Tensor, *, k: i
     return Proposals(ys, xs, best_flow, best_cost)
 
 
+def _match_level(pyr1: list, pyr2: list, scaled: list | None, level: int) -> MatchLevel:
+    """The :class:`MatchLevel` of pyramid ``level`` (with its scaled pairs, if ``scaled`` has any)."""
+    extra = [] if scaled is None else scaled[level]
+    extra = [(_as_tensor(q), q_scale, _as_tensor(t), t_scale) for q, q_scale, t, t_scale in extra]
+    return MatchLevel(_as_tensor(pyr1[level]), _as_tensor(pyr2[level]), extra)
+
+
+def _level_radius(radius: int, level: int) -> int:
+    """The search window's half-size in pixels of ``level`` (at least 1), for ``radius`` level-0 pixels."""
+    return max(1, -(-radius // (1 << level)))
+
+
+def _carried(stack: np.ndarray, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+    """Video mode's carried flows (Gh, Gw, n, 2) int64 at the grid, from one level's stack, rounded."""
+    return torch.round(torch.as_tensor(stack, device=ys.device)[ys][:, xs]).long()
+
+
+def _coarsest_proposals(top: MatchLevel, ys: torch.Tensor, xs: torch.Tensor, *, k: int, radius: int,
+                        narrow: bool, temporal: np.ndarray | None) -> Proposals:
+    """The ``k`` best flows of the coarsest level's window (``radius`` px of the level): an exhaustive
+    search, or each flow scored when ``narrow``; in video mode the carried flows ``temporal`` join first."""
+    search = scored_window if narrow else windowed_search
+    props = search(top, ys, xs, k=k, radius=radius)
+    if temporal is not None:
+        props = local_search(top, ys, xs, torch.cat([_carried(temporal, ys, xs), props.flows], 2), k=k,
+                             local=temporal.shape[2])
+    return props
+
+
+def _parent_index(parent: Proposals, ys: torch.Tensor, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index of the nearest row / column of ``parent``'s (coarser) grid for each of ``ys`` / ``xs``."""
+    pg_y = parent.ys[1] - parent.ys[0] if len(parent.ys) > 1 else 1
+    pg_x = parent.xs[1] - parent.xs[0] if len(parent.xs) > 1 else 1
+    iy = torch.round(ys.float() / 2 / pg_y).long().clamp(0, len(parent.ys) - 1)
+    ix = torch.round(xs.float() / 2 / pg_x).long().clamp(0, len(parent.xs) - 1)
+    return iy, ix
+
+
+def _level_candidates(here: MatchLevel, parent: Proposals, ys: torch.Tensor, xs: torch.Tensor, *, level: int,
+                      k: int, radius: int, temporal: np.ndarray | None, neighbours: bool,
+                      extra_flow: np.ndarray | None, keypoints: KeypointMatches | None,
+                      keypoint_radius: float, keypoint_count: int, search: bool) -> torch.Tensor:
+    """Candidate flows (Gh, Gw, C, 2) int64 for the grid ``ys`` x ``xs`` of ``level``, in order: carried
+    flows ``temporal``, the ``parent`` point's flows doubled, its 8 neighbours' best doubled (``neighbours``),
+    the ``extra_flow`` field's value, nearby ``keypoints``' flows, and (``search``) the exhaustive
+    search's, window ``radius`` px of the level."""
+    iy, ix = _parent_index(parent, ys, xs)
+    inherited = parent.flows[iy][:, ix] * 2
+    parts = [inherited] if temporal is None else [_carried(temporal, ys, xs), inherited]
+    if neighbours:
+        parts.append(neighbour_flows(parent.flows)[iy][:, ix] * 2)
+    if extra_flow is not None:
+        ef = torch.as_tensor(extra_flow, device=ys.device)[ys][:, xs]
+        parts.append(torch.round(ef).long()[:, :, None, :])
+    if keypoints is not None:
+        parts.append(nearby_match_flows(keypoints, ys, xs, level, inherited[:, :, :1], radius=keypoint_radius,
+                                        count=keypoint_count))
+    if search:  # on every second grid point: each query takes its nearest one's
+        found = exhaustive_knn(here.query, here.target, ys[::2], xs[::2], k=k, radius=radius)
+        near_y = torch.arange(len(ys), device=ys.device) // 2
+        near_x = torch.arange(len(xs), device=ys.device) // 2
+        parts.append(found.flows[near_y][:, near_x])
+    return torch.cat(parts, 2)
+
+
 def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, radius: int,
                              finest: int = 0, local: int = 4, propagation: bool = True,
                              extra_flows: list | None = None, coarse_stride: int | None = None,
@@ -327,57 +392,27 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
     (things too small for the coarse levels, whose motion no point would inherit).
     The returned flows are in pixels of level ``finest``.
     """
-    def carried(level: int, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
-        cands = torch.as_tensor(temporal[level], device=device)[ys][:, xs]
-        return torch.round(cands).long()
-
-    def match_level(level: int) -> MatchLevel:
-        extra = [] if scaled is None else scaled[level]
-        extra = [(_as_tensor(q), q_scale, _as_tensor(t), t_scale) for q, q_scale, t, t_scale in extra]
-        return MatchLevel(_as_tensor(pyr1[level]), _as_tensor(pyr2[level]), extra)
-
-    def level_radius(level: int) -> int:  # the search window's half-size in that level's pixels
-        return max(1, -(-radius // (1 << level)))
-
     levels = len(pyr1) - 1
-    top = match_level(levels)
+    top = _match_level(pyr1, pyr2, scaled, levels)
     h, w = top.query.shape[:2]
     device = top.query.device
     coarse_stride = stride if coarse_stride is None else coarse_stride
-    g = max(1, coarse_stride >> levels)
-    ys, xs = grid_coords(h, w, g, device)
-    search = scored_window if narrow else windowed_search
-    props = search(top, ys, xs, k=k, radius=level_radius(levels))
-    if temporal is not None:
-        props = local_search(top, ys, xs, torch.cat([carried(levels, ys, xs), props.flows], 2), k=k,
-                             local=temporal[levels].shape[2])
+    ys, xs = grid_coords(h, w, max(1, coarse_stride >> levels), device)
+    props = _coarsest_proposals(top, ys, xs, k=k, radius=_level_radius(radius, levels), narrow=narrow,
+                                temporal=None if temporal is None else temporal[levels])
     if propagation:
         props = propagate(top, props, k=k)
     for level in range(levels - 1, finest - 1, -1):
-        here = match_level(level)
+        here = _match_level(pyr1, pyr2, scaled, level)
         h, w = here.query.shape[:2]
-        g = max(1, (stride if level == finest else coarse_stride) >> level)
-        ys, xs = grid_coords(h, w, g, device)
-        pg_y = props.ys[1] - props.ys[0] if len(props.ys) > 1 else 1
-        pg_x = props.xs[1] - props.xs[0] if len(props.xs) > 1 else 1
-        iy = torch.round(ys.float() / 2 / pg_y).long().clamp(0, len(props.ys) - 1)
-        ix = torch.round(xs.float() / 2 / pg_x).long().clamp(0, len(props.xs) - 1)
-        parent = props.flows[iy][:, ix] * 2
-        parts = [parent] if temporal is None else [carried(level, ys, xs), parent]
-        if propagation and not narrow:
-            parts.append(neighbour_flows(props.flows)[iy][:, ix] * 2)
-        if extra_flows is not None and extra_flows[level] is not None:
-            ef = torch.as_tensor(extra_flows[level], device=device)[ys][:, xs]
-            parts.append(torch.round(ef).long()[:, :, None, :])
-        if keypoints is not None and level == finest:
-            parts.append(nearby_match_flows(keypoints, ys, xs, level, parent[:, :, :1], radius=keypoint_radius,
-                                            count=keypoint_count))
-        if h * w <= search_pixels:  # on every second grid point: each query takes its nearest one's
-            found = exhaustive_knn(here.query, here.target, ys[::2], xs[::2], k=k, radius=level_radius(level))
-            near_y = torch.arange(len(ys), device=device) // 2
-            near_x = torch.arange(len(xs), device=device) // 2
-            parts.append(found.flows[near_y][:, near_x])
-        props = local_search(here, ys, xs, torch.cat(parts, 2), k=k, local=local)
+        ys, xs = grid_coords(h, w, max(1, (stride if level == finest else coarse_stride) >> level), device)
+        cands = _level_candidates(
+            here, props, ys, xs, level=level, k=k, radius=_level_radius(radius, level),
+            temporal=None if temporal is None else temporal[level], neighbours=propagation and not narrow,
+            extra_flow=None if extra_flows is None else extra_flows[level],
+            keypoints=keypoints if level == finest else None, keypoint_radius=keypoint_radius,
+            keypoint_count=keypoint_count, search=h * w <= search_pixels)
+        props = local_search(here, ys, xs, cands, k=k, local=local)
         if propagation and (level == finest or not narrow):
             props = propagate(here, props, k=k)
     return props
