@@ -386,7 +386,8 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
     the +-1 px search looks around them first). narrow: the coarsest level's window is narrow (video
     mode between full searches): its flows are scored one by one (:func:`scored_window`) instead of
     by the exhaustive search; the finer levels do not inherit the parent's neighbours' flows, and
-    those above ``finest`` skip the propagation pass (each point has its carried candidates there).
+    those between the coarsest and ``finest`` skip the propagation pass (each point has its carried
+    candidates there; the coarsest level and ``finest`` keep it).
     keypoints: matched keypoints (:mod:`.keypoints`); each grid point of level ``finest`` is also
     offered the flows of its ``keypoint_count`` nearest ones within ``keypoint_radius`` level-0 px
     (things too small for the coarse levels, whose motion no point would inherit).
