@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,19 +277,9 @@ def _segment(jobs: list[_Job], sources: Mapping[Path, object], files: Mapping[Pa
     """Write every job's outputs to ``stage`` (at their places relative to ``out_dir``); return the
     label maps' final paths. ``explain_name``: the folder name for the prior's decisions (``backend``
     is then a segmenter with ``explain_dir``)."""
-    from semflow.io.video import VideoWriter
     from semflow.progress import progress_bar
-    from semflow.render import with_class_key
-    from semflow.segmentation.temporal import TemporalSegmentation
 
-    # Built when the first frame is in hand: an unreadable first input fails in one line without
-    # loading the model (torch, weights: seconds).
-    @functools.cache
-    def segmenter() -> Segmenter:
-        from semflow.segmentation.backends import get_segmenter
-
-        return backend if isinstance(backend, Segmenter) else get_segmenter(
-            backend, device=device, kinds_override=kinds_override, label_set=label_set)
+    segmenter = _lazy_segmenter(backend, device=device, kinds_override=kinds_override, label_set=label_set)
 
     def staged(path: Path) -> Path:
         return stage / path.relative_to(out_dir)
@@ -301,39 +291,77 @@ def _segment(jobs: list[_Job], sources: Mapping[Path, object], files: Mapping[Pa
             if explain_name is not None:
                 backend.explain_dir = staged(_explain_folder(job, out_dir, explain_name))
             if job.kind == "image":
-                image = resize_max_side(read_image(job.path), max_side)
-                result = segmenter().predict(image, key=job.path.stem)
-                write_image(staged(job.out), result.labels)
-                written.append(job.out)
-                if overlay:
-                    write_image(staged(out_dir / "overlay" / job.out.name),
-                                with_class_key(result.overlay(image), result.label_set))
-                del image, result  # (the next image's probabilities would be made beside these: 44 B/px more)
-                bar.advance()
-                continue
-            source = sources[job.path]
-            writer = VideoWriter(staged(job.out / "overlay.mp4"), fps=source.fps, name=job.out / "overlay.mp4") if overlay else None
-            backbone = getattr(segmenter(), "segmenter", segmenter())  # (the masks a CLIP prior relabels)
-            given_masks = isinstance(backbone, MaskSegmenter)  # given masks are not filtered over time
-            fusion = TemporalSegmentation() if temporal and not given_masks else None
-            try:
-                for index, frame in enumerate(source):
-                    result = segmenter().predict(frame, key=index)
-                    if fusion is not None:
-                        result = fusion.update(frame, result)
-                    path = job.out / f"{index:06d}.png"
-                    if files.get(path, job.path) != job.path:  # a frame past the count the video declared
-                        raise InputError(f"{job.path} and {files[path]} would both be written to {path}")
-                    write_image(staged(path), result.labels)
-                    written.append(path)
-                    if writer is not None:
-                        writer.write(with_class_key(result.overlay(frame), result.label_set))
-                    del result  # (--pairwise: not beside the next frame's)
-                    bar.advance()
-            except BaseException:
-                if writer is not None:
-                    writer.abort()
-                raise
-            if writer is not None:
-                writer.close()
+                _segment_image(job, segmenter, staged, out_dir, written, bar.advance, overlay=overlay,
+                               max_side=max_side)
+            else:
+                _segment_video(job, sources[job.path], files, segmenter, staged, written, bar.advance,
+                               overlay=overlay, temporal=temporal)
     return written
+
+
+def _lazy_segmenter(backend: str | Segmenter, *, device: str, kinds_override: str | Mapping[str, str] | None,
+                    label_set: str | None) -> Callable[[], Segmenter]:
+    """A function that returns ``backend`` as a segmenter, built on its first call and kept."""
+    # Built when the first frame is in hand: an unreadable first input fails in one line without
+    # loading the model (torch, weights: seconds).
+    @functools.cache
+    def segmenter() -> Segmenter:
+        from semflow.segmentation.backends import get_segmenter
+
+        return backend if isinstance(backend, Segmenter) else get_segmenter(
+            backend, device=device, kinds_override=kinds_override, label_set=label_set)
+
+    return segmenter
+
+
+def _segment_image(job: _Job, segmenter: Callable[[], Segmenter], staged: Callable[[Path], Path], out_dir: Path,
+                   written: list[Path], advance: Callable[[], None], *, overlay: bool, max_side: int | None) -> None:
+    """Write an image job's label map (and overlay) to its ``staged`` place; add the label map's final
+    path to ``written`` and call ``advance`` (the progress bar's step) once."""
+    from semflow.render import with_class_key
+
+    image = resize_max_side(read_image(job.path), max_side)
+    result = segmenter().predict(image, key=job.path.stem)
+    write_image(staged(job.out), result.labels)
+    written.append(job.out)
+    if overlay:
+        write_image(staged(out_dir / "overlay" / job.out.name),
+                    with_class_key(result.overlay(image), result.label_set))
+    del image, result  # (the next image's probabilities would be made beside these: 44 B/px more)
+    advance()
+
+
+def _segment_video(job: _Job, source: object, files: Mapping[Path, Path], segmenter: Callable[[], Segmenter],
+                   staged: Callable[[Path], Path], written: list[Path], advance: Callable[[], None], *, overlay: bool,
+                   temporal: bool) -> None:
+    """Write a video job's label maps, one per frame of ``source`` (and ``overlay.mp4``), to their
+    ``staged`` places; add the label maps' final paths to ``written`` and call ``advance`` once per frame.
+    A frame another input writes too (``files``) is an InputError; the overlay video is then discarded."""
+    from semflow.io.video import VideoWriter
+    from semflow.render import with_class_key
+    from semflow.segmentation.temporal import TemporalSegmentation
+
+    writer = VideoWriter(staged(job.out / "overlay.mp4"), fps=source.fps, name=job.out / "overlay.mp4") if overlay else None
+    backbone = getattr(segmenter(), "segmenter", segmenter())  # (the masks a CLIP prior relabels)
+    given_masks = isinstance(backbone, MaskSegmenter)  # given masks are not filtered over time
+    fusion = TemporalSegmentation() if temporal and not given_masks else None
+    try:
+        for index, frame in enumerate(source):
+            result = segmenter().predict(frame, key=index)
+            if fusion is not None:
+                result = fusion.update(frame, result)
+            path = job.out / f"{index:06d}.png"
+            if files.get(path, job.path) != job.path:  # a frame past the count the video declared
+                raise InputError(f"{job.path} and {files[path]} would both be written to {path}")
+            write_image(staged(path), result.labels)
+            written.append(path)
+            if writer is not None:
+                writer.write(with_class_key(result.overlay(frame), result.label_set))
+            del result  # (--pairwise: not beside the next frame's)
+            advance()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None:
+        writer.close()

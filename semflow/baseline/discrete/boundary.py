@@ -250,10 +250,36 @@ def boundary_matches(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, valid
     """
     params = params or BoundaryParams()
     gh, gw = valid.shape
-    h, w = flow.shape[:2]
     new, flows = np.zeros((gh, gw), bool), np.zeros((gh, gw, 2), np.float32)
     if not valid.any():
         return new, flows
+    py, px, sides, rejected = _grid_points_near_discontinuities(flow, valid, stride, params)
+    kept = ~rejected
+    if not rejected.any() or not kept.any():
+        return new, flows
+    every = np.concatenate([flow[py, px][:, None], sides], 1)  # (n, 1 + K, 2): the first flow first
+    points = np.stack([px, py], 1).astype(np.float32)
+    lab1, lab2 = _lab(img1), _lab(img2)
+    cost, pick = _best_candidates(lab1, lab2, points, every, rejected, params)
+    take = rejected & (cost <= params.accept * float(np.median(cost[kept])))
+    if params.fill_hidden:
+        _fill_hidden(lab1, points, every, cost, rejected, pick, take, flow.shape[:2], params)
+    ys, xs = py[take] // stride, px[take] // stride
+    new[ys, xs] = True
+    flows[ys, xs] = pick[take]
+    return new, flows
+
+
+def _grid_points_near_discontinuities(flow: np.ndarray, valid: np.ndarray, stride: int, params: BoundaryParams
+                                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The grid points (kept, or rejected in a gap between kept ones) near a discontinuity of ``flow``.
+
+    Returns their pixel rows ``py`` and columns ``px`` (n,) int, their candidate flows from either side
+    ``sides`` (n, 2 * len(DIRECTIONS), 2) float32 (:func:`discontinuities_at`) and ``rejected`` (n,)
+    bool, the points ``valid`` (Gh, Gw) rejects.
+    """
+    gh, gw = valid.shape
+    h, w = flow.shape[:2]
     gy, gx = np.mgrid[0:gh, 0:gw] * stride
     # Only gaps between kept matches (the interpolation fills larger holes, where nothing was matched).
     gap = ndimage.distance_transform_edt(~valid) * stride <= params.radius
@@ -261,15 +287,19 @@ def boundary_matches(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, valid
     py, px = gy[inside], gx[inside]
     near, sides = discontinuities_at(flow, px, py, params.radius, params.jump, params.jump_relative)
     rejected = ~valid[inside][near]
+    return py[near], px[near], sides[near], rejected
+
+
+def _best_candidates(lab1: torch.Tensor, lab2: torch.Tensor, points: np.ndarray, every: np.ndarray,
+                     rejected: np.ndarray, params: BoundaryParams) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's cost (n,) float32 and flow (n, 2) float32: a rejected point's lowest-cost candidate of
+    ``every`` (n, 1 + K, 2) px, a kept point's first flow (``every[:, 0]``) and its cost.
+
+    ``points`` (n, 2) (x, y) px; ``lab1``, ``lab2``: the frames in CIELab (3, H, W) (:func:`_lab`).
+    """
     kept = ~rejected
-    if not rejected.any() or not kept.any():
-        return new, flows
-    py, px, sides = py[near], px[near], sides[near]
-    every = np.concatenate([flow[py, px][:, None], sides], 1)  # (n, 1 + K, 2): the first flow first
-    points = np.stack([px, py], 1).astype(np.float32)
-    lab1, lab2 = _lab(img1), _lab(img2)
     # The rejected points choose among all candidates; the kept ones' cost at the first flow is the scale.
-    cost = np.zeros(len(py), np.float32)
+    cost = np.zeros(len(points), np.float32)
     pick = every[:, 0].copy()
     with torch.no_grad():
         cost[kept] = asw_costs(lab1, lab2, torch.from_numpy(points[kept]), torch.from_numpy(every[kept, :1]),
@@ -279,16 +309,23 @@ def boundary_matches(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, valid
     best = c.argmin(1)
     cost[rejected] = c[np.arange(len(best)), best]
     pick[rejected] = every[rejected][np.arange(len(best)), best]
-    take = rejected & (cost <= params.accept * float(np.median(cost[kept])))
-    if params.fill_hidden:
-        limit = max(params.occlusion_cost, params.occlusion_factor * float(np.median(cost)))
-        hidden = np.nonzero(rejected & (cost > limit))[0]
-        land = points[hidden][:, None] + every[hidden]
-        hidden = hidden[((land >= 0) & (land <= np.float32([w - 1, h - 1]))).all((1, 2))]
-        if len(hidden):
-            pick[hidden] = every[hidden, 1 + path_costs(lab1, points[hidden], params.radius).argmin(1)]
-            take[hidden] = True
-    ys, xs = py[take] // stride, px[take] // stride
-    new[ys, xs] = True
-    flows[ys, xs] = pick[take]
-    return new, flows
+    return cost, pick
+
+
+def _fill_hidden(lab1: torch.Tensor, points: np.ndarray, every: np.ndarray, cost: np.ndarray,
+                 rejected: np.ndarray, pick: np.ndarray, take: np.ndarray, size: tuple[int, int],
+                 params: BoundaryParams) -> None:
+    """Give the rejected points hidden in frame t+1 the side they share a uniform region with, in place.
+
+    A rejected point whose ``cost`` (n,) is above the occlusion limit of :func:`reassign_boundaries` and
+    whose candidates ``every`` (n, 1 + K, 2) px all land inside the frame (``size`` (H, W)) gets, in
+    ``pick`` (n, 2) and ``take`` (n,) bool, the candidate of lowest :func:`path_costs`.
+    """
+    h, w = size
+    limit = max(params.occlusion_cost, params.occlusion_factor * float(np.median(cost)))
+    hidden = np.nonzero(rejected & (cost > limit))[0]
+    land = points[hidden][:, None] + every[hidden]
+    hidden = hidden[((land >= 0) & (land <= np.float32([w - 1, h - 1]))).all((1, 2))]
+    if len(hidden):
+        pick[hidden] = every[hidden, 1 + path_costs(lab1, points[hidden], params.radius).argmin(1)]
+        take[hidden] = True
