@@ -107,6 +107,42 @@ def depth_order(votes: list[tuple[int, int, int]], k: int) -> tuple[np.ndarray, 
     return front, sorted(range(k), key=lambda m: int(above[m].sum()))
 
 
+def _lands_on(landing: tuple[np.ndarray, np.ndarray, np.ndarray], cells: np.ndarray,
+              where: np.ndarray) -> np.ndarray:
+    """Pixels of ``where`` (h, w) bool whose target (``landing``: a motion's :func:`~semflow.warp.landings`)
+    is on ``cells`` (h, w) bool, a footprint in frame t+1: (h, w) bool."""
+    tx, ty, inside = landing
+    ok = where & inside
+    hit = np.zeros(where.shape, bool)
+    hit[ok] = cells[ty[ok], tx[ok]]
+    return hit
+
+
+def _colour_log_histogram(codes: np.ndarray) -> np.ndarray:
+    """The log of the normalised histogram (512,) float64 of colour ``codes`` (:func:`colour_codes`, 8
+    bins a channel), one count added to every bin."""
+    hist = np.bincount(codes, minlength=512).astype(np.float64) + 1.0
+    return np.log(hist / hist.sum())
+
+
+def _depth_votes(targets: list[tuple[np.ndarray, np.ndarray, np.ndarray]], prints: list[np.ndarray],
+                 hidden: np.ndarray, likeliest: np.ndarray) -> list[tuple[int, int, int]]:
+    """Votes (margin, nearer, farther) on each pair of motions: a is in front of b when more of the
+    ``hidden`` (h, w) bool pixels that look most like b (``likeliest`` (h, w): each pixel's motion by
+    colour) land, under b's motion (``targets``: :func:`~semflow.warp.landings`), on a's footprint
+    (``prints``) than the reverse; at least 10 on one side, by the difference."""
+    k = len(targets)
+    votes = []
+    for a in range(k):
+        for b in range(a + 1, k):
+            a_over_b = int(_lands_on(targets[b], prints[a], hidden & (likeliest == b)).sum())
+            b_over_a = int(_lands_on(targets[a], prints[b], hidden & (likeliest == a)).sum())
+            if max(a_over_b, b_over_a) >= 10 and a_over_b != b_over_a:
+                nearer, farther = (a, b) if a_over_b > b_over_a else (b, a)
+                votes.append((abs(a_over_b - b_over_a), nearer, farther))
+    return votes
+
+
 def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[np.ndarray], image: np.ndarray,
                       region: np.ndarray | None = None, *, explained: float = 8.0, unexplained: float = 15.0
                       ) -> tuple[np.ndarray, list[int]]:
@@ -128,40 +164,17 @@ def covered_by_others(labels: np.ndarray, flows: list[np.ndarray], errors: list[
     k = len(flows)
     region = np.ones((h, w), bool) if region is None else region
     unexplained_px = region & (np.min(np.stack(errors), axis=0) >= unexplained)
-    targets, prints = [], []
-    for m in range(k):
-        tx, ty, inside = landings(flows[m])
-        prints.append(footprint(tx, ty, region & (labels == m) & (errors[m] < explained) & inside))
-        targets.append((tx, ty, inside))
-
-    def lands_on(b: int, a: int, where: np.ndarray) -> np.ndarray:
-        """Pixels of ``where`` whose motion-b target is on motion a's footprint."""
-        tx, ty, inside = targets[b]
-        ok = where & inside
-        hit = np.zeros((h, w), bool)
-        hit[ok] = prints[a][ty[ok], tx[ok]]
-        return hit
-
+    good = [region & (labels == m) & (errors[m] < explained) for m in range(k)]  # well explained, per motion
+    targets = [landings(flows[m]) for m in range(k)]
+    prints = [footprint(tx, ty, good[m] & inside) for m, (tx, ty, inside) in enumerate(targets)]
     codes = colour_codes(image)
-    hists = []
-    for m in range(k):
-        good = region & (labels == m) & (errors[m] < explained)
-        hist = np.bincount(codes[good], minlength=512).astype(np.float64) + 1.0
-        hists.append(np.log(hist / hist.sum()))
+    hists = [_colour_log_histogram(codes[good[m]]) for m in range(k)]
     likeliest = np.argmax(np.stack(hists)[:, codes], axis=0)  # each pixel's motion by colour, of all k
-    votes = []  # (margin, nearer, farther)
-    for a in range(k):
-        for b in range(a + 1, k):
-            a_over_b = int(lands_on(b, a, unexplained_px & (likeliest == b)).sum())
-            b_over_a = int(lands_on(a, b, unexplained_px & (likeliest == a)).sum())
-            if max(a_over_b, b_over_a) >= 10 and a_over_b != b_over_a:
-                nearer, farther = (a, b) if a_over_b > b_over_a else (b, a)
-                votes.append((abs(a_over_b - b_over_a), nearer, farther))
-    front, order = depth_order(votes, k)
+    front, order = depth_order(_depth_votes(targets, prints, unexplained_px, likeliest), k)
     covered = np.zeros((k, h, w), bool)
     for b in range(k):
         for a in np.nonzero(front[:, b])[0]:  # pixels that look like b and land on a under b's motion
-            covered[b] |= lands_on(b, a, region & ((hists[b] - hists[a])[codes] > 0))
+            covered[b] |= _lands_on(targets[b], prints[a], region & ((hists[b] - hists[a])[codes] > 0))
     return covered, order
 
 

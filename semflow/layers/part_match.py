@@ -16,6 +16,8 @@ Coordinates: boxes are (y0, y1, x0, x1) in full-image pixels; points (N, 2) floa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
 
@@ -211,6 +213,68 @@ def taken_pixels(img1: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, i
     return taken
 
 
+def _unexplained(img1: np.ndarray, img2: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
+                 affines: list[np.ndarray], params: MotionParams
+                 ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """The eroded ``mask`` (h, w) pixels that every motion in ``affines`` keeps in frame t+1 with a
+    photometric error above ``rematch_error``: (h, w) bool; and per motion its flow (h, w, 2), error and
+    in-frame mask (h, w) over ``box`` (for :func:`taken_pixels`)."""
+    y0, _, x0, _ = box
+    todo = erode(mask, 2)
+    fields = []
+    for affine in affines:
+        field = affine_field(affine, box)
+        err, inside = photometric_error(img1, img2, field, x0, y0)
+        todo &= (err > params.rematch_error) & inside
+        fields.append((field, err, inside))
+    return todo, fields
+
+
+def _occlusion_keywords(img1: np.ndarray, img2: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
+                        baseline: np.ndarray, fields: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                        params: MotionParams) -> dict[str, object]:
+    """:func:`_match_part`'s keywords for the occlusion-aware search (``taken``, ``near_taken`` and
+    ``frames``, from :func:`taken_pixels`); none without ``rematch_hidden_cost``."""
+    if params.rematch_hidden_cost is None:
+        return {}
+    taken = taken_pixels(img1, mask, box, baseline, fields, params)
+    gray2 = img2.mean(axis=2).astype(np.float32)
+    return {"taken": taken, "near_taken": dilate(taken, params.rematch_hidden_margin),
+            "frames": (img1.mean(axis=2).astype(np.float32), gray2, warp_target(gray2))}
+
+
+def _parts(todo: np.ndarray, min_pixels: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Each connected group (8-connected) of at least ``min_pixels`` ``todo`` (h, w) pixels: the corner
+    (x, y) px of its bounding box within ``todo`` and its pixels (bh, bw) bool over that bounding box."""
+    count, comp, stats, _ = cv2.connectedComponentsWithStats(todo.astype(np.uint8), connectivity=8)
+    for c in range(1, count):
+        if stats[c, cv2.CC_STAT_AREA] < min_pixels:
+            continue
+        bx, by, bw, bh = (int(v) for v in stats[c, :4])
+        yield bx, by, comp[by:by + bh, bx:bx + bw] == c
+
+
+def _match_tiles(img1: np.ndarray, img2: np.ndarray, part: np.ndarray, ax: int, ay: int, guess: np.ndarray,
+                 params: MotionParams, occlusion: dict[str, object]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Matches (frame-1 and frame-2 points (N, 2) float32) for ``part`` (bh, bw) bool at (``ax``, ``ay``)
+    px in frame t, tile by tile (``rematch_tile`` px; tiles with grey-level contrast below
+    ``rematch_contrast`` skipped), each tile searched as :func:`_match_part` with the reverse check;
+    None when no tile matches."""
+    bh, bw = part.shape
+    gray = img1[ay:ay + bh, ax:ax + bw].mean(axis=2)
+    found_tiles = []
+    for sy, sx in tiles(part, params.rematch_tile):
+        if gray[sy, sx][part[sy, sx]].std() < params.rematch_contrast:
+            continue
+        match = _match_part(img1, img2, part[sy, sx], ax + sx.start, ay + sy.start, guess, params,
+                            back=True, **occlusion)
+        if match is not None:
+            found_tiles.append(match)
+    if not found_tiles:
+        return None
+    return np.vstack([m[0] for m in found_tiles]), np.vstack([m[1] for m in found_tiles])
+
+
 def rematch_unexplained(img1: np.ndarray, img2: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
                         baseline: np.ndarray, affines: list[np.ndarray], params: MotionParams
                         ) -> tuple[np.ndarray, np.ndarray]:
@@ -229,45 +293,20 @@ def rematch_unexplained(img1: np.ndarray, img2: np.ndarray, mask: np.ndarray, bo
     empty = np.zeros((0, 2), np.float32)
     if params.rematch_pixels <= 0:
         return empty, empty
-    y0, _, x0, _ = box
-    todo = erode(mask, 2)
-    fields = []
-    for affine in affines:
-        field = affine_field(affine, box)
-        err, inside = photometric_error(img1, img2, field, x0, y0)
-        todo &= (err > params.rematch_error) & inside
-        fields.append((field, err, inside))
+    todo, fields = _unexplained(img1, img2, mask, box, affines, params)
     if todo.sum() < params.rematch_pixels:
         return empty, empty
-    occlusion: dict[str, object] = {}  # _match_part's keywords for the occlusion-aware search
-    if params.rematch_hidden_cost is not None:
-        taken = taken_pixels(img1, mask, box, baseline, fields, params)
-        gray2 = img2.mean(axis=2).astype(np.float32)
-        occlusion = {"taken": taken, "near_taken": dilate(taken, params.rematch_hidden_margin),
-                     "frames": (img1.mean(axis=2).astype(np.float32), gray2, warp_target(gray2))}
-    count, comp, stats, _ = cv2.connectedComponentsWithStats(todo.astype(np.uint8), connectivity=8)
+    occlusion = _occlusion_keywords(img1, img2, mask, box, baseline, fields, params)
+    y0, _, x0, _ = box
     src, dst = [], []
-    for c in range(1, count):
-        if stats[c, cv2.CC_STAT_AREA] < params.rematch_pixels:
-            continue
-        bx, by, bw, bh = (int(v) for v in stats[c, :4])
-        part = comp[by:by + bh, bx:bx + bw] == c
+    for bx, by, part in _parts(todo, params.rematch_pixels):
+        bh, bw = part.shape
         guess = np.median(baseline[by:by + bh, bx:bx + bw][part], axis=0)
         found = _match_part(img1, img2, part, x0 + bx, y0 + by, guess, params, **occlusion)
         if found is None and params.rematch_tile > 0:
             # No one translation explains the part (it may be half hidden in frame t+1): its tiles, each
             # searched the same way; the visible ones match.
-            gray = img1[y0 + by:y0 + by + bh, x0 + bx:x0 + bx + bw].mean(axis=2)
-            found_tiles = []
-            for sy, sx in tiles(part, params.rematch_tile):
-                if gray[sy, sx][part[sy, sx]].std() < params.rematch_contrast:
-                    continue
-                match = _match_part(img1, img2, part[sy, sx], x0 + bx + sx.start, y0 + by + sy.start, guess, params,
-                                    back=True, **occlusion)
-                if match is not None:
-                    found_tiles.append(match)
-            if found_tiles:
-                found = (np.vstack([m[0] for m in found_tiles]), np.vstack([m[1] for m in found_tiles]))
+            found = _match_tiles(img1, img2, part, x0 + bx, y0 + by, guess, params, occlusion)
         if found is not None:
             src.append(found[0])
             dst.append(found[1])
