@@ -137,6 +137,37 @@ def _check_size(video: Path, index: int, img1: np.ndarray, img2: np.ndarray) -> 
                          f" {img1.shape[1]}x{img1.shape[0]}")
 
 
+def _skip_finished(store: RunStore, report: PassReport, bar: Any, on_pair: Callable[[int], None] | None,
+                   first: int, stop: int | None) -> int:
+    """Count the finished pairs from ``first`` on (before ``stop``) as resumed; returns the first unfinished."""
+    while (stop is None or first < stop) and store.has(first):
+        report.resumed += 1
+        bar.advance()
+        if on_pair is not None:
+            on_pair(first)
+        first += 1
+    return first
+
+
+def _handle_pair(method: FlowMethod, store: RunStore, index: int, img1: np.ndarray, img2: np.ndarray,
+                 timer: StageTimer, chain: StateChain, report: PassReport, *, warm: bool, resume: bool,
+                 replay: bool) -> None:
+    """Pair ``index`` of a pass: estimated for the chain only (``warm``), skipped as finished, or computed and kept."""
+    if warm:  # warm-up or replay: the method sees the pair, nothing is kept
+        _estimate(method, index, img1, img2, chain)
+        timer.lap("flow")
+    elif resume and store.has(index):
+        report.resumed += 1
+        if replay:
+            _estimate(method, index, img1, img2, chain)
+            timer.lap("flow")
+        else:
+            chain.start_over()
+    else:
+        _compute_and_keep(method, store, index, img1, img2, timer, chain)
+        report.computed += 1
+
+
 def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, start: int = 0,
                   stop: int | None = None, warmup: int = 0, resume: bool = False,
                   progress: bool | None = None, on_pair: Callable[[int], None] | None = None,
@@ -166,13 +197,7 @@ def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, s
     total = stop - start if stop is not None else max(len(source) - 1 - start, 0) or None
     with progress_bar(total, "flow", enabled=progress) as bar, store.pass_scope(chain.checkpoint):
         if resume and not warmup:  # the finished pairs it starts with: their frames are not read again
-            while (stop is None or first < stop) and store.has(first):
-                report.resumed += 1
-                bar.advance()
-                if on_pair is not None:
-                    on_pair(first)
-                first += 1
-            replayed = first
+            first = replayed = _skip_finished(store, report, bar, on_pair, first, stop)
             if first > start and replay and (stop is None or first < stop):
                 first = start  # read from the chunk's start: the finished pairs give the state
             elif first > start:
@@ -183,19 +208,8 @@ def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, s
             if previous is not None:
                 index = number - 1
                 _check_size(source.path, index, previous, frame)
-                if index < start or index < replayed:  # warm-up or replay: the method sees the pair, nothing is kept
-                    _estimate(method, index, previous, frame, chain)
-                    timer.lap("flow")
-                elif resume and store.has(index):
-                    report.resumed += 1
-                    if replay:
-                        _estimate(method, index, previous, frame, chain)
-                        timer.lap("flow")
-                    else:
-                        chain.start_over()
-                else:
-                    _compute_and_keep(method, store, index, previous, frame, timer, chain)
-                    report.computed += 1
+                _handle_pair(method, store, index, previous, frame, timer, chain, report,
+                             warm=index < start or index < replayed, resume=resume, replay=replay)
                 if index >= max(start, replayed):
                     bar.advance()
                     if on_pair is not None:

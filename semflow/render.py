@@ -10,7 +10,7 @@ smaller (:func:`~semflow.io.video.video_size`); the kept flows have the frames' 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -125,6 +125,27 @@ def tile_colours(label_set: LabelSet) -> np.ndarray:
     return np.unique(label_set.colorize(np.arange(256, dtype=np.uint8)[None])[0], axis=0)
 
 
+def _pairs_one_ahead(frames: Iterable[np.ndarray], pairs: int | None, pool: ThreadPoolExecutor, flows_for: FlowsFor,
+                     timer: StageTimer) -> Iterator[tuple[int, np.ndarray, np.ndarray, Future]]:
+    """Pairs ``0 .. pairs - 1`` of ``frames`` (all when ``pairs`` is None) as (index, frame, next frame, future
+    of its flows), each yielded only once the next pair's flows are asked of ``pool``: they are computed while
+    this pair is drawn. Reading a frame counts as ``read``."""
+    previous: np.ndarray | None = None
+    pending: tuple[int, np.ndarray, np.ndarray, Future] | None = None
+    for number, frame in enumerate(frames):
+        timer.lap("read")
+        if previous is not None:
+            future = pool.submit(flows_for, number - 1, previous, frame)
+            if pending is not None:
+                yield pending
+            pending = (number - 1, previous, frame, future)
+        if pairs is not None and number >= pairs:
+            break
+        previous = frame
+    if pending is not None:
+        yield pending
+
+
 def render_clip(frames: Iterable[np.ndarray], pairs: int | None, out_dir: Path, fps: float, max_flow: float,
                 method_name: str, flows_for: FlowsFor, *, timer: StageTimer | None = None,
                 progress: bool | None = None, total: int | None = None, description: str = "video",
@@ -152,6 +173,7 @@ def render_clip(frames: Iterable[np.ndarray], pairs: int | None, out_dir: Path, 
             progress_bar(pairs if pairs is not None else total, description, enabled=progress) as bar:
 
         def emit(index: int, frame: np.ndarray, following: np.ndarray, future: Future) -> None:
+            """Wait for pair ``index``'s flows, hand them to ``on_pair``, draw the pair and write its frames."""
             nonlocal measured
             flows = future.result()
             timer.lap("flow")
@@ -166,21 +188,8 @@ def render_clip(frames: Iterable[np.ndarray], pairs: int | None, out_dir: Path, 
             timer.lap("write")
             bar.advance()
 
-        previous: np.ndarray | None = None
-        pending: tuple[int, np.ndarray, np.ndarray, Future] | None = None
-        for number, frame in enumerate(frames):
-            timer.lap("read")
-            if previous is not None:
-                future = pool.submit(flows_for, number - 1, previous, frame)
-                if pending is not None:
-                    emit(*pending)
-                    drawn += 1
-                pending = (number - 1, previous, frame, future)
-            if pairs is not None and number >= pairs:
-                break
-            previous = frame
-        if pending is not None:
-            emit(*pending)
+        for pair in _pairs_one_ahead(frames, pairs, pool, flows_for, timer):
+            emit(*pair)
             drawn += 1
         if measured is not None:
             measured.result()
