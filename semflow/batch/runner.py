@@ -402,7 +402,8 @@ class Batch:
                                 startup_seconds=self.startup_seconds, wall_seconds=wall)
         with contextlib.suppress(OSError) if partial else contextlib.nullcontext():  # (the last write says)
             write_text_atomic(self.out_dir / BATCH_JSON, json.dumps(summary, indent=2))
-        self.summary = self.summary if partial else summary
+        if not partial:
+            self.summary = summary
 
 
 def run_batch(inputs: Iterable[str | os.PathLike | BatchInput], out_dir: str | os.PathLike,

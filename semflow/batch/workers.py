@@ -83,11 +83,7 @@ class Revival:
         except ActorDiedError as exc:  # dead for good
             self._gone(worker, replace=not getattr(exc, "_actor_init_failed", True))
             return None, worker
-        except RayActorError:  # restarting
-            if time.monotonic() - since > REVIVAL_SECONDS:
-                ray.kill(worker)
-                self._gone(worker, replace=True)
-                return None, worker
+        except RayActorError:  # restarting: asked again (given up by overdue() once too long)
             time.sleep(0.2)  # (Ray answers at once while it restarts the worker)
             self.ask(worker, since)
             return None, None
@@ -95,8 +91,9 @@ class Revival:
         return worker, None
 
     def overdue(self) -> list[Any]:
-        """The workers whose probe has waited :data:`REVIVAL_SECONDS` (a restart that waits for a CPU the
-        other workers hold: maybe for good; a worker still busy with a task thought lost): given up."""
+        """The workers asked for :data:`REVIVAL_SECONDS` without coming back (Ray still restarting them; a
+        restart that waits for a CPU the other workers hold: maybe for good; a worker still busy with a task
+        thought lost): given up."""
         now = time.monotonic()
         gone = []
         for probe in [p for p, (_, since) in self.probes.items() if now - since > REVIVAL_SECONDS]:
