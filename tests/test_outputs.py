@@ -366,3 +366,20 @@ def test_a_name_of_255_bytes_can_be_written(tmp_path: Path) -> None:
     for raw in (b"o\xff.flo", b"\xff" * 251 + b".flo"):
         write_flow(tmp_path / os.fsdecode(raw), np.ones((4, 4, 2), np.float32))
         assert raw in {os.fsencode(p.name) for p in tmp_path.iterdir()}
+
+
+def test_a_utf8_name_is_written_under_an_ascii_locale(tmp_path: Path) -> None:
+    """Under an ASCII locale (PYTHONUTF8=0 LC_ALL=C) Python names a UTF-8 name's bytes with surrogates;
+    the temporary name beside it was rebuilt from the characters they spell ("é"), which that locale
+    cannot encode: `semflow flow ... -o é.flo` was a UnicodeEncodeError traceback from tempfile.mkstemp."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys, numpy as np; from semflow.io.flow import write_flow; "
+            "assert sys.getfilesystemencoding() == 'ascii', sys.getfilesystemencoding(); "
+            "write_flow(os.fsdecode(sys.argv[1].encode('ascii', 'surrogateescape')), np.ones((4, 4, 2), np.float32))")
+    target = os.path.join(os.fsencode(tmp_path), "é.flo".encode())
+    env = {**os.environ, "PYTHONUTF8": "0", "LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0"}
+    done = subprocess.run([sys.executable, "-c", code, target], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert [p.name for p in tmp_path.iterdir()] == ["é.flo"]  # the very bytes asked for, no temporary left

@@ -69,13 +69,15 @@ def temp_path_beside(path: str | os.PathLike, suffix: str | None = None) -> Path
 
 def cut_name(name: str, limit: int) -> str:
     """``name`` cut to at most ``limit`` bytes as the file system stores it: a UTF-8 name between characters,
-    another (a name's undecodable bytes) byte by byte, as they are."""
+    another (a name's undecodable bytes) byte by byte, as they are. The result is the cut bytes as Python
+    names them (:func:`os.fsdecode`): under an ASCII locale a UTF-8 name's bytes are surrogates, and the
+    characters they spell could not be encoded back."""
     raw = os.fsencode(name)
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError:
         return os.fsdecode(raw[:limit])
-    return raw[:limit].decode("utf-8", "ignore")
+    return os.fsdecode(raw[:limit].decode("utf-8", "ignore").encode("utf-8"))
 
 
 def stream_link(path: str | os.PathLike) -> str | None:
