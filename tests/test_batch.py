@@ -595,3 +595,18 @@ def test_the_clips_bar_counts_clips_per_second() -> None:
 
     assert str(_Rate().render(SimpleNamespace(speed=9.6, fields={"unit": "clips"}))) == "9.6 clips/s"
     assert str(_Rate().render(SimpleNamespace(speed=18.7, fields={"unit": "pairs"}))) == "18.7 pairs/s"
+
+
+def test_a_utf8_name_under_an_ascii_locale_is_told_apart(tmp_path: Path) -> None:
+    """Under an ASCII locale (PYTHONUTF8=0 LC_ALL=C) Python holds a UTF-8 name's bytes as surrogates and
+    Ray cannot record the command line: the refusal said the name "is not UTF-8" (it is) and to rename
+    it; it now names the locale and how to change it."""
+    import subprocess
+
+    code = ("import sys; from semflow.batch.cluster import ray_starting; from semflow.errors import SemflowError\n"
+            "try:\n    ray_starting().__enter__()\nexcept SemflowError as exc:\n    print(exc)")
+    env = {**os.environ, "PYTHONUTF8": "0", "LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0"}
+    done = subprocess.run([sys.executable, "-c", code, "rué.mp4".encode()], env=env, capture_output=True,
+                          text=True, errors="replace")
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "not ASCII under this ASCII locale; set PYTHONUTF8=1" in done.stdout

@@ -203,19 +203,31 @@ def token_notice_hidden() -> Iterator[None]:
         notice.removeFilter(keep)
 
 
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def ray_starting(address: str | None = None) -> Iterator[None]:
     """Around ``ray.init``: keep this process's SIGTERM handler, which ray.init replaces with its own (exit
     15, or a crash dump, where the command's unwinds it as Ctrl-C does: exit 143, staging cleaned up): it
     is put back after, and a SIGTERM that ended ray.init through Ray's handler (its SystemExit) is raised
     again through it. Ray records this process's command line as UTF-8: one holding a name that is not (a
-    file name's bytes) is a :class:`SemflowError` here, where it was a UnicodeEncodeError traceback. Ray's
+    file name's bytes, or, under an ASCII locale, any name but ASCII) is a :class:`SemflowError` here, where
+    it was a UnicodeEncodeError traceback. Ray's
     failure to start or to join ``address`` is a one-line :class:`SemflowError` (naming token
     authentication, which an address given by hand needs to be told of: ``RAY_AUTH_MODE=token``)."""
     for arg in sys.argv:
         try:
             arg.encode("utf-8")
         except UnicodeEncodeError:
+            if _is_utf8(os.fsencode(arg)):  # a UTF-8 name that an ASCII locale holds as surrogates
+                raise SemflowError(f"{arg}: Ray cannot start from a command line holding a name that is not"
+                                   " ASCII under this ASCII locale; set PYTHONUTF8=1 or LC_ALL=C.UTF-8") from None
             raise SemflowError(f"{arg}: Ray cannot start from a command line holding a name that is not UTF-8;"
                                " rename it, or name the clips in a manifest (.txt)") from None
     main = threading.current_thread() is threading.main_thread()
