@@ -304,3 +304,23 @@ def test_helpers_name_a_wrong_shape_in_one_line() -> None:
     flow = np.ones((4, 5, 2), np.float32)
     with pytest.raises(InputError, match="2 flows but 1 valid masks"):
         max_flow_of([flow, flow], valid=[None])
+
+
+def test_titles_and_class_names_that_are_not_ascii_are_drawn_as_they_are_spelt() -> None:
+    """OpenCV 4's Hershey fonts had ASCII glyphs only: a file "Straße.flo" was titled "Stra??e.flo" (one "?"
+    a byte) and a class "Gebäude" keyed "Geb??ude". OpenCV 5, which the project requires, draws them."""
+    from semflow.viz import add_class_legend, label_image
+
+    img = np.full((120, 360, 3), 90, np.uint8)
+    for text, lookalikes in (("Straße.flo", ("Stra?e.flo", "Stra??e.flo", "Strae.flo")),
+                             ("Дорога", ("??????", "?" * 12, "")), ("é", ("e", "?", "??"))):
+        drawn = label_image(img, text)
+        assert drawn[:10].max() > 200  # white letters on the title bar...
+        for other in lookalikes:  # ...that are not a question mark's, nor the letter without its accent
+            assert not np.array_equal(drawn, label_image(img, other)), (text, other)
+    tile = np.full((200, 300, 3), 60, np.uint8)
+    colors = np.array([[200, 0, 0], [0, 200, 0]])
+    keyed = add_class_legend(tile, ["Gebäude", "car"], colors)
+    for other in ("Geb??ude", "Geb?ude", "Gebaude"):
+        assert not np.array_equal(keyed, add_class_legend(tile, [other, "car"], colors))
+
