@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 import cv2
 import numpy as np
@@ -290,7 +291,9 @@ def test_the_hosts_signal_handlers_do_not_run_in_a_child_and_what_a_signal_ends_
 
 @linux_only
 def test_two_threads_that_reap_at_once_wait_for_each_child_once_and_raise_nothing(monkeypatch) -> None:
-    pid = os.fork()
+    with warnings.catch_warnings():  # Python 3.12+ warns of forking a process that has threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:
         os._exit(0)
     os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # it has ended (and is still there to be waited for)

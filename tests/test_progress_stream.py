@@ -41,6 +41,10 @@ class Refusing(io.TextIOBase):
             self.refused += 1
             raise self.error
 
+    def close(self) -> None:  # (IOBase's close flushes: on Python 3.13 the refusal, when the stream was
+        self.accept = self.writes  # collected, became an "unraisable exception" warning)
+        super().close()
+
 
 def refusing_stderr(monkeypatch: pytest.MonkeyPatch, error: Exception, **kwargs) -> Refusing:
     stream = Refusing(error, **kwargs)
