@@ -45,38 +45,35 @@ def magnitude(flow: np.ndarray) -> np.ndarray:
     return np.sqrt(mag, out=mag)
 
 
-def _float64_index(part: np.ndarray, q: float) -> float:
-    """``np.percentile(values, q)`` (linear method) as numpy 2.4.1 and later compute it, from ``part``: the
-    values partitioned at the two order statistics it needs (:func:`_percentile_ranks`). The virtual index
-    in float64; the float32 interpolation with a weak Python-float weight."""
+def _interpolated(part: np.ndarray, q: float, kind: Callable[[float], float]) -> float:
+    """``np.percentile(values, q)`` (linear method) from ``part``, the values partitioned at the two order
+    statistics it needs (:func:`_percentile_ranks`), with ``q / 100``, the virtual index and the weight
+    computed in ``kind`` (``float``: float64; a numpy float type) and the interpolation in float32."""
     n = part.size
-    virtual = (n - 1) * (q / 100)
+    virtual = kind(n - 1) * (kind(q) / kind(100))
     below = int(np.floor(virtual))
     if virtual >= n - 1:
         return float(part[-1])
-    gamma = virtual - below
+    gamma = virtual - kind(below)
     a, b = part[below], part[below + 1]
     diff = b - a
-    return float(b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma)
+    return float(b - diff * (kind(1) - gamma) if gamma >= 0.5 else a + diff * gamma)
+
+
+def _float64_index(part: np.ndarray, q: float) -> float:
+    """:func:`_interpolated` as numpy 2.4.1 and later compute it: index and weight in float64 (Python floats,
+    which the float32 interpolation takes as float32)."""
+    return _interpolated(part, q, float)
 
 
 def _own_type_index(part: np.ndarray, q: float) -> float:
-    """As :func:`_float64_index`, as numpy 2.0 to 2.3 compute it: ``q / 100``, the virtual index and the
-    weight in the values' own float type (float32)."""
-    n, t = part.size, part.dtype.type
-    virtual = t(n - 1) * (t(q) / t(100))
-    below = int(np.floor(virtual))
-    if virtual >= n - 1:
-        return float(part[-1])
-    gamma = virtual - t(below)
-    a, b = part[below], part[below + 1]
-    diff = b - a
-    return float(b - diff * (t(1) - gamma) if gamma >= 0.5 else a + diff * gamma)
+    """:func:`_interpolated` as numpy 2.0 to 2.3 compute it: index and weight in the values' own type."""
+    return _interpolated(part, q, part.dtype.type)
 
 
 def _percentile_ranks(n: int, q: float) -> list[int]:
     """The order statistics that both arithmetics above may need for the ``q``-th percentile of ``n`` values."""
-    virtual = {(n - 1) * (q / 100), float(np.float32(n - 1) * (np.float32(q) / np.float32(100)))}
+    virtual = {float(kind(n - 1) * (kind(q) / kind(100))) for kind in (float, np.float32)}
     return sorted({min(b, n - 1) for v in virtual for b in (int(np.floor(v)), int(np.floor(v)) + 1)})
 
 

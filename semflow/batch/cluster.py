@@ -218,9 +218,9 @@ def ray_starting(address: str | None = None) -> Iterator[None]:
     is put back after, and a SIGTERM that ended ray.init through Ray's handler (its SystemExit) is raised
     again through it. Ray records this process's command line as UTF-8: one holding a name that is not (a
     file name's bytes, or, under an ASCII locale, any name but ASCII) is a :class:`SemflowError` here, where
-    it was a UnicodeEncodeError traceback. Ray's
-    failure to start or to join ``address`` is a one-line :class:`SemflowError` (naming token
-    authentication, which an address given by hand needs to be told of: ``RAY_AUTH_MODE=token``)."""
+    it was a UnicodeEncodeError traceback. Ray's failure to start or to join ``address`` is a one-line
+    :class:`SemflowError` (naming token authentication, which an address given by hand needs to be told
+    of: ``RAY_AUTH_MODE=token``)."""
     for arg in sys.argv:
         try:
             arg.encode("utf-8")
