@@ -383,3 +383,51 @@ def test_a_utf8_name_is_written_under_an_ascii_locale(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code, target], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-500:]
     assert [p.name for p in tmp_path.iterdir()] == ["é.flo"]  # the very bytes asked for, no temporary left
+
+
+def test_a_fresh_run_refuses_before_deleting_when_the_old_files_cannot_be_replaced(make_frames, tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    """With flo/ not writable (another user's, or chmod a-w), a fresh run deleted the old summary and videos,
+    failed at its first .flo, and left the old .flo files: a --resume then took them for its own pairs (the
+    previous method's flows). It now refuses first, deleting nothing; so does a work folder it cannot clear."""
+    import shutil
+
+    from semflow.errors import OutputError
+
+    frames = make_frames(4)
+    out = tmp_path / "out"
+    run_video(frames, out, RunOptions(method="dis-fast", save_flo=True))
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != out / "flo" and real_access(path, mode, **kw))
+    with pytest.raises(OutputError, match="flo: not writable: the previous run's files in it cannot be replaced"):
+        run_video(frames, out, RunOptions(method="farneback", save_flo=True))
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # nothing deleted
+    monkeypatch.undo()
+    # a work folder left by an interrupted run that cannot be cleared: its records would pass for the new run's
+    (out / WORK_DIR / "pairs").mkdir(parents=True, exist_ok=True)
+    (out / WORK_DIR / "pairs" / "old.jsonl").write_text("{}\n")
+    real_rmtree = shutil.rmtree
+
+    def refusing_rmtree(path, *args, **kwargs):
+        if Path(path) == out / WORK_DIR:
+            raise PermissionError(13, "Permission denied", str(out / WORK_DIR / "pairs" / "old.jsonl"))
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", refusing_rmtree)
+    with pytest.raises(OutputError, match="old.jsonl: cannot remove the previous run's work files: Permission denied"):
+        run_video(frames, out, RunOptions(method="farneback", save_flo=True))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_fresh_run_into_a_read_only_flo_folder_deletes_nothing(run_cli, make_frames, tmp_path: Path) -> None:
+    frames = make_frames(4)
+    out = tmp_path / "out"
+    assert run_cli("run", frames, "--out", "out", "--method", "dis-fast", "--save-flo").rc == 0
+    (out / "flo").chmod(0o555)
+    try:
+        failed = run_cli("run", frames, "--out", "out", "--method", "farneback", "--save-flo")
+        assert failed.rc == 1 and "flo: not writable" in failed.stderr
+        assert (out / "summary.json").exists() and (out / "flow.mp4").exists()
+    finally:
+        (out / "flo").chmod(0o755)

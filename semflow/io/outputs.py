@@ -238,8 +238,9 @@ class OutputFolder:
             self._remove_leftover_temps()
             previous = self._listed()
             if self.fresh:
+                self._check_removable(previous)
                 self._remove(previous)
-                self.remove_tree(self.work)
+                self.remove_tree(self.work, strict=True)
             else:
                 self._claimed, self._claimed_set = previous, set(previous)
             refuse_link(self.manifest, self.root)
@@ -292,6 +293,22 @@ class OutputFolder:
         """Everything this run (with the runs it resumed) wrote, in the order it was claimed."""
         return list(self._claimed)
 
+    def _check_removable(self, entries: list[str]) -> None:
+        """:class:`OutputError`, before anything is deleted, when a folder that holds the previous run's files
+        (or its work folder) is not writable: a fresh run could not replace them, and they would later pass
+        for its own (a --resume took such a folder's old .flo files for finished pairs)."""
+        folders = {self.root}
+        for entry in entries:
+            path = self.root / entry
+            if _OWNED.match(entry) and not entry.endswith("/") and os.path.lexists(path):
+                folders.add(path.parent)
+        work = self.root / self.work
+        if work.is_dir() and not work.is_symlink():
+            folders.update(Path(folder) for folder, _, _ in os.walk(work))  # (links are not followed)
+        for folder in sorted(folders):
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise OutputError(f"{folder}: not writable: the previous run's files in it cannot be replaced")
+
     def _remove(self, entries: list[str]) -> None:
         """Delete the listed regular files the previous run wrote, then its listed folders if empty."""
         entries = [e for e in entries if _OWNED.match(e)]
@@ -299,10 +316,14 @@ class OutputFolder:
             path = self.root / entry
             if entry.endswith("/") or not os.path.lexists(path):
                 continue
-            with contextlib.suppress(OSError):
-                refuse_link(path, self.root)
+            refuse_link(path, self.root)
+            try:
                 if stat.S_ISREG(path.lstat().st_mode):
                     path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise OutputError(f"{path}: cannot remove the previous run's file: {exc.strerror}") from None
         for entry in entries:
             if entry.endswith("/") and not (self.root / entry).is_symlink():
                 with contextlib.suppress(OSError):
@@ -337,9 +358,19 @@ class OutputFolder:
         with contextlib.suppress(OSError):
             self.root.rmdir()  # only when nothing else is in it
 
-    def remove_tree(self, name: str) -> None:
-        """Delete the folder ``name`` the run owns (its work folder), never following links."""
+    def remove_tree(self, name: str, *, strict: bool = False) -> None:
+        """Delete the folder ``name`` the run owns (its work folder), never following links; with ``strict``
+        what cannot be deleted is an :class:`OutputError` (a fresh run: old records would pass for its own),
+        else it is left."""
         path = self.root / name
         refuse_link(path, self.root)
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
+        if not path.is_dir():
+            return
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if strict:
+                raise OutputError(f"{exc.filename or path}: cannot remove the previous run's work files: "
+                                  f"{exc.strerror}") from None
