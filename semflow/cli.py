@@ -18,6 +18,10 @@ from semflow.io.outputs import check_outputs, refuse_inputs_as_outputs, refuse_o
 from semflow.methods import DEFAULT_RUN_METHOD
 from semflow.segmentation.clip import prior_from_options
 
+PATH = click.Path(path_type=Path, readable=False)
+"""Every path argument: taken as given, checked by semflow itself (click's check of an existing path's
+readability was a usage error, exit 2, "Invalid value for 'IMAGE1': Path 'a.png' is not readable", where
+semflow says "a.png: not readable" and exits 1; an output file that exists was refused as unreadable)."""
 
 def _say(text: str) -> None:
     """Print a command's result line on stdout, as one line (:func:`one_line`: a newline in a name escaped)."""
@@ -115,8 +119,8 @@ def _run_settings(per_clip: bool) -> Callable[[F], F]:
 
 
 @main.command()
-@click.argument("video", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.argument("video", type=PATH)
+@click.option("--out", "out_dir", required=True, type=PATH, help="Output folder.")
 @_run_settings(per_clip=False)
 @_method_options
 def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any) -> None:
@@ -150,7 +154,7 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+@click.option("--out", "out_dir", required=True, type=PATH,
               help="Output folder: one folder per clip (the files `run` writes) and batch.json.")
 @click.option("--workers", type=click.IntRange(1, 1024), default=None,  # 1024: semflow.batch.work.MAX_WORKERS
               help="Ray workers, each holding one built method (default: the CPUs Ray sees); no more are started"
@@ -206,19 +210,19 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
 
 
 @main.command()
-@click.argument("image1", type=click.Path(path_type=Path))
-@click.argument("image2", type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+@click.argument("image1", type=PATH)
+@click.argument("image2", type=PATH)
+@click.option("-o", "--output", required=True, type=PATH,
               help="Flow file: .flo, .png (KITTI 16-bit) or .npy.")
 @click.option("--method", default="dis-medium", show_default=True, help="Flow method (see `semflow methods`).")
-@click.option("--viz", type=click.Path(path_type=Path), default=None, help="Also write a colour-wheel PNG.")
+@click.option("--viz", type=PATH, default=None, help="Also write a colour-wheel PNG.")
 @click.option("--max-flow", type=MAX_FLOW, default=None,
               help="--viz's normaliser in px, 0.001 to 1e6 (default: the 99th percentile of the magnitudes).")
-@click.option("--explain", type=click.Path(path_type=Path), default=None,
+@click.option("--explain", type=PATH, default=None,
               help="Write the method's intermediate maps (segmentation, model map, layers) to this folder.")
 @click.option("--max-side", type=click.IntRange(min=16), default=None,
               help="Shrink both images so the longer side is at most PX first (the flow is then in their pixels).")
-@click.option("--baseline-flow", type=click.Path(path_type=Path), default=None,
+@click.option("--baseline-flow", type=PATH, default=None,
               help="With --method semantic: a flow file from IMAGE1 to IMAGE2 (any method's) as the baseline.")
 @_method_options(leave_out=("baseline_flows",))  # (a video's folder of flows: one pair takes --baseline-flow)
 def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None, max_flow: float | None,
@@ -262,8 +266,8 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
 
 
 @main.command()
-@click.argument("flows", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG to write.")
+@click.argument("flows", nargs=-1, required=True, type=PATH)
+@click.option("-o", "--output", required=True, type=PATH, help="PNG to write.")
 @click.option("--max-flow", type=MAX_FLOW, default=None,
               help="Normaliser in px, 0.001 to 1e6 (default: the 99th percentile of the valid magnitudes over all inputs).")
 @click.option("--legend/--no-legend", default=True, show_default=True, help="Draw the colour wheel and scale.")
@@ -300,12 +304,12 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
 
 
 @main.command()
-@click.argument("root", type=click.Path(path_type=Path))
+@click.argument("root", type=PATH)
 @click.option("--dataset", required=True, type=click.Choice(["middlebury", "sintel", "kitti", "chairs", "synthetic"]),
               help="The layout of ROOT (README: Data and licences, the layouts).")
 @click.option("--methods", default="dis-medium,deepflow", show_default=True, help="Comma-separated method names.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="Write a comparison PNG per sample here.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write all results as JSON.")
+@click.option("--out", "out_dir", type=PATH, default=None, help="Write a comparison PNG per sample here.")
+@click.option("--json", "json_path", type=PATH, default=None, help="Write all results as JSON.")
 @click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Compare the first N samples (default: all).")
 @click.option("--markdown", is_flag=True, help="Print the table as Markdown.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
@@ -345,8 +349,8 @@ def methods_command() -> None:
 
 
 @main.command("segment")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.argument("inputs", nargs=-1, required=True, type=PATH)
+@click.option("--out", "out_dir", required=True, type=PATH, help="Output folder.")
 @click.option("--segmenter", "--backend", "backend", default="camvid", show_default=True,
               help="camvid (shipped model), camvid:PATH, torchvision:PATH (DeepLabV3/LRASPP/FCN weights), masks:PATH.")
 @click.option("--overlay", is_flag=True, help="Also write colour overlays with a colour key (OUT/overlay/, overlay.mp4 for a video).")

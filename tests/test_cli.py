@@ -531,3 +531,27 @@ def test_the_command_line_answers_without_importing_torch(args, cli_env, make_fr
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=cli_env,
                           cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL)
     assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
+
+
+def test_paths_are_checked_by_semflow_not_by_click(pair, tmp_path: Path, monkeypatch) -> None:
+    """click checked an existing path's readability first (os.access): an unreadable image was a usage
+    error, exit 2, "Invalid value for 'IMAGE1': Path 'a.png' is not readable. (see --help)", and an output
+    file that exists but is not readable was refused the same way. semflow's own checks now say it (exit 1).
+    (Root reads whatever the mode: here os.access is made to deny reading these paths.)"""
+    from click.testing import CliRunner
+
+    from semflow.cli import main
+
+    denied: set[Path] = set()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: not (mode & os.R_OK and Path(path).absolute() in denied)
+                        and real_access(path, mode, **kw))
+    monkeypatch.chdir(tmp_path)
+    denied.add(pair[0].absolute())
+    result = CliRunner().invoke(main, ["flow", str(pair[0]), str(pair[1]), "-o", "out.flo", "--method", "dis-fast"])
+    assert result.exit_code == 1 and result.output == f"semflow: error: {pair[0]}: not readable\n", result.output
+    denied.clear()
+    (tmp_path / "out.flo").write_bytes(b"")  # an output that exists and cannot be read: it is replaced
+    denied.add((tmp_path / "out.flo").absolute())
+    result = CliRunner().invoke(main, ["flow", str(pair[0]), str(pair[1]), "-o", "out.flo", "--method", "dis-fast"])
+    assert result.exit_code == 0 and (tmp_path / "out.flo").stat().st_size > 12, result.output
