@@ -320,6 +320,8 @@ def _read_state(out_dir: Path) -> dict[str, Any]:
     try:
         state = loads_untrusted((out_dir / WORK_DIR / "state.json").read_text())
         numbers = [state.get(key, 0) for key in ("cache_pairs", "budget", "intermediate_per_pair")]
+    except PermissionError as exc:  # (not damaged: running it again without --resume would lose the pairs)
+        raise InputError(f"{exc.filename}: cannot read the work folder's state: {exc.strerror}") from None
     except (OSError, ValueError, AttributeError):
         state, numbers = None, []
     if not (numbers and isinstance(state.get("fingerprint", {}), dict) and type(numbers[2]) in (int, float)

@@ -80,6 +80,10 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
     if not path.is_file():
         raise WeightsError(f"{path}: not a file")
     try:
+        open(path, "rb").close()
+    except OSError as exc:  # (torch's own error for it read "not a torch weights file")
+        raise WeightsError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    try:
         return torch_load_quietly(path)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError,
             AttributeError, IndexError, KeyError) as exc:

@@ -246,7 +246,9 @@ def get_label_set(spec: str | os.PathLike | LabelSet, kinds_override: str | Mapp
             raise InputError(f"{path}: no such label-set file")
         try:
             data = loads_untrusted(path.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as exc:
+        except OSError as exc:  # (unreadable: not a question of what it holds)
+            raise InputError(f"{path}: cannot read the label-set file: {exc.strerror}") from None
+        except ValueError as exc:
             raise InputError(f"{path}: not a label-set JSON file ({exc.__class__.__name__}: {exc})") from None
         _check_label_set_json(data, path)
         ls = LabelSet(name=str(data.get("name", path.stem)), class_names=list(data["class_names"]),
