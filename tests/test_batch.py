@@ -610,3 +610,12 @@ def test_a_utf8_name_under_an_ascii_locale_is_told_apart(tmp_path: Path) -> None
                           text=True, errors="replace")
     assert done.returncode == 0, done.stderr[-500:]
     assert "not ASCII under this ASCII locale; set PYTHONUTF8=1" in done.stdout
+
+
+def test_ray_that_cannot_write_its_files_says_where() -> None:
+    """With HOME not writable (HOME=/nonexistent, as service accounts have) Ray's start failed with
+    "semflow: error: /nonexistent: Permission denied", naming neither Ray nor HOME."""
+    with pytest.raises(SemflowError, match=r"^could not start Ray on this machine: /nonexistent: Permission denied; Ray"
+                                           r" writes its files under HOME \(~/.ray\) and TMPDIR: both must be writable$"):
+        with ray_starting():
+            raise PermissionError(13, "Permission denied", "/nonexistent")

@@ -241,10 +241,13 @@ def ray_starting(address: str | None = None) -> Iterator[None]:
         signal.signal(signal.SIGTERM, handler)
         signal.raise_signal(signal.SIGTERM)  # (it raises here: Terminated in the command)
         raise SemflowError("Ray's start was stopped by SIGTERM") from None
-    except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:  # (OSError: ConnectionError, TimeoutError too)
         said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         hint = ("; a cluster with token authentication (Ray's default) needs RAY_AUTH_MODE=token here too, and its"
                 " token in ~/.ray/auth_token" if by_hand(address) and not os.environ.get("RAY_AUTH_MODE") else "")
+        if isinstance(exc, OSError) and exc.filename and exc.strerror:  # (HOME=/nonexistent: "/nonexistent: ...")
+            said = f"{exc.filename}: {exc.strerror}"
+            hint = "; Ray writes its files under HOME (~/.ray) and TMPDIR: both must be writable"
         where = f"join the Ray cluster at {address}" if address else "start Ray on this machine"
         raise SemflowError(f"could not {where}: {said}{hint}") from None
     finally:
