@@ -619,3 +619,13 @@ def test_ray_that_cannot_write_its_files_says_where() -> None:
                                            r" writes its files under HOME \(~/.ray\) and TMPDIR: both must be writable$"):
         with ray_starting():
             raise PermissionError(13, "Permission denied", "/nonexistent")
+
+
+def test_a_clips_file_error_reads_as_runs_does() -> None:
+    """A clip whose output could not be written failed with "PermissionError: [Errno 13] Permission denied:
+    'out/clip/flo/000000.flo'"; `semflow run` says "out/clip/flo/000000.flo: Permission denied"."""
+    from semflow.batch.workers import one_line
+
+    said = one_line(PermissionError(13, "Permission denied", "out/clip/flo/000000.flo"))
+    assert said == "out/clip/flo/000000.flo: Permission denied"
+    assert one_line(ValueError("bad\nvalue")) == "ValueError: bad"

@@ -28,10 +28,16 @@ cluster that lost a node, maybe never) before it gives it up."""
 
 
 def one_line(exc: BaseException) -> str:
-    """The one-line message of an error raised in a task (a SemflowError's own text, else type: text)."""
+    """The one-line message of an error raised in a task (a SemflowError's own text; an OSError's file and
+    reason, as `semflow run` says them; else type: text)."""
     if isinstance(exc, RayTaskError) and exc.cause is not None:
         exc = exc.cause
-    text = str(exc) if isinstance(exc, SemflowError) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, SemflowError):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.filename and exc.strerror:  # (was "PermissionError: [Errno 13] ...")
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
     return (text.strip().splitlines() or [type(exc).__name__])[0]
 
 
