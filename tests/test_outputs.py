@@ -431,3 +431,28 @@ def test_a_fresh_run_into_a_read_only_flo_folder_deletes_nothing(run_cli, make_f
         assert (out / "summary.json").exists() and (out / "flow.mp4").exists()
     finally:
         (out / "flo").chmod(0o755)
+
+
+def test_another_users_file_in_a_sticky_folder_is_refused_before_the_work(make_frames, pair, tmp_path: Path,
+                                                                         monkeypatch) -> None:
+    """In a shared folder (sticky, as /tmp) only a file's owner may replace it: `run` computed every pair
+    and then failed with "flow.mp4: Operation not permitted"; `flow -o` alike. Now refused first. (As
+    another user: os.geteuid is made to say so; root may replace any file.)"""
+    from semflow.errors import OutputError
+    from semflow.io.outputs import check_output_file
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    for name in ("flow.mp4", "theirs.flo"):
+        (shared / name).write_bytes(b"someone else's")
+        os.chown(shared / name, 4242, 4242)
+    monkeypatch.setattr(os, "geteuid", lambda: 4243)
+    with pytest.raises(OutputError, match="theirs.flo: another user's file in a shared \\(sticky\\) folder"):
+        check_output_file(shared / "theirs.flo")
+    check_output_file(shared / "mine.flo")  # a new name is fine
+    with pytest.raises(OutputError, match="flow.mp4: another user's file in a shared \\(sticky\\) folder"):
+        run_video(make_frames(3), shared, RunOptions(method="dis-fast"))
+    assert (shared / "flow.mp4").read_bytes() == b"someone else's"
+    monkeypatch.setattr(os, "geteuid", lambda: 4242)  # its owner may
+    check_output_file(shared / "theirs.flo")

@@ -35,6 +35,8 @@ from semflow.io.jsonfile import loads_untrusted
 _MANIFEST_HEADER = "# files this semflow run wrote in its output folder (relative paths)\n"
 # The only names a manifest may make semflow delete: what `semflow run` writes. A manifest is a file in a
 # folder the user controls; an entry such as ../../x must never become a deletion.
+_RUN_FILES = ("flow.mp4", "panel.mp4", "plot.png")
+"""The files a run writes in its folder besides its summary (what a fresh run replaces)."""
 _OWNED = re.compile(r"^(summary\.json|flow\.mp4|panel\.mp4|plot\.png|flo/|flo/\d{6}\.flo)$")
 # The temporary file a writer of one of those makes beside it (io.atomic.temp_path_beside:
 # .<stem>.semflow-XXXXXXXX<ext>, videos .<stem>.semflow-XXXXXXXX.partial.mp4); one is left behind only by a run
@@ -74,6 +76,20 @@ def check_output_file(path: str | os.PathLike) -> None:
         raise OutputError(f"{path}: is {stream}, not a file; semflow writes a file and renames it into place,"
                           " which would replace it: name a file")
     _check_creatable_folder(path.parent, str(path))
+    refuse_anothers_file(path)
+
+
+def refuse_anothers_file(path: Path) -> None:
+    """:class:`OutputError` when ``path`` is another user's file in a sticky folder (a shared one, as /tmp):
+    only its owner, the folder's owner or root may replace it, and a run found that out at its very end."""
+    try:
+        st, folder = os.lstat(path), os.stat(path.parent)
+    except OSError:  # (not there: nothing to replace)
+        return
+    me = os.geteuid()
+    if folder.st_mode & stat.S_ISVTX and me != 0 and me not in (st.st_uid, folder.st_uid):
+        raise OutputError(f"{path}: another user's file in a shared (sticky) folder; only they can replace it:"
+                          " choose another name or folder")
 
 
 def check_output_folder(path: str | os.PathLike) -> None:
@@ -229,6 +245,8 @@ class OutputFolder:
 
     def __enter__(self) -> OutputFolder:
         check_output_folder(self.root)
+        for name in (self.summary, *_RUN_FILES):
+            refuse_anothers_file(self.root / name)
         self.root.mkdir(parents=True, exist_ok=True)
         self._fd = lock_folder(self.root)
         try:
