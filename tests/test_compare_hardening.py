@@ -149,6 +149,12 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _default_sigint() -> None:
+    """In the child before it starts: Ctrl-C's default action, whatever this process has (a suite started in
+    the background, `pytest ... &`, ignores SIGINT, and its children would too: the Ctrl-C case failed)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("how", "line", "rc"), [("ctrl-c", "semflow: interrupted", 130),
                                                   ("sigterm", "semflow: terminated", 143)])
 def test_compare_stops_its_workers_quietly(tmp_path: Path, cli_env, how: str, line: str, rc: int) -> None:
@@ -162,7 +168,8 @@ def test_compare_stops_its_workers_quietly(tmp_path: Path, cli_env, how: str, li
     env = {**cli_env, "SLOW_MARK": str(mark)}
     proc = subprocess.Popen([sys.executable, str(script), "compare", str(root), "--dataset", "middlebury",
                              "--methods", "dis-fast,slow", "--no-progress"], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_default_sigint)
     try:
         deadline = time.monotonic() + 60
         while not mark.exists() or not mark.read_text():
