@@ -23,6 +23,7 @@ PATH = click.Path(path_type=Path, readable=False)
 readability was a usage error, exit 2, "Invalid value for 'IMAGE1': Path 'a.png' is not readable", where
 semflow says "a.png: not readable" and exits 1; an output file that exists was refused as unreadable)."""
 
+
 def _say(text: str) -> None:
     """Print a command's result line on stdout, as one line (:func:`one_line`: a newline in a name escaped)."""
     click.echo(one_line(text))

@@ -35,13 +35,13 @@ from semflow.io.jsonfile import loads_untrusted
 _MANIFEST_HEADER = "# files this semflow run wrote in its output folder (relative paths)\n"
 # The only names a manifest may make semflow delete: what `semflow run` writes. A manifest is a file in a
 # folder the user controls; an entry such as ../../x must never become a deletion.
-_RUN_FILES = ("flow.mp4", "panel.mp4", "plot.png")
-"""The files a run writes in its folder besides its summary (what a fresh run replaces)."""
 _OWNED = re.compile(r"^(summary\.json|flow\.mp4|panel\.mp4|plot\.png|flo/|flo/\d{6}\.flo)$")
 # The temporary file a writer of one of those makes beside it (io.atomic.temp_path_beside:
 # .<stem>.semflow-XXXXXXXX<ext>, videos .<stem>.semflow-XXXXXXXX.partial.mp4); one is left behind only by a run
 # that was killed outright (SIGKILL). The mark keeps a user's hidden .flow.mybackup.mp4 out of it.
 _TEMP = re.compile(rf"^\.(?P<stem>[^/]+)\.{re.escape(TEMP_MARK)}[a-z0-9_]{{8}}(?:\.partial)?(?P<ext>\.[a-z0-9]+)$")
+_RUN_FILES = ("flow.mp4", "panel.mp4", "plot.png")
+"""The files a run writes in its folder besides its summary (what a fresh run replaces)."""
 
 
 def _nearest_existing(path: Path) -> Path:
