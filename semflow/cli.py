@@ -26,7 +26,18 @@ semflow says "a.png: not readable" and exits 1; an output file that exists was r
 
 def _say(text: str) -> None:
     """Print a command's result line on stdout, as one line (:func:`one_line`: a newline in a name escaped)."""
-    click.echo(one_line(text))
+    _print(one_line(text))
+
+
+def _print(text: str) -> None:
+    """``click.echo`` on stdout; a failed write names stdout (a full disk read "semflow: error: No space left
+    on device", as if an output file had failed). A closed pipe stays BrokenPipeError (nothing is said)."""
+    try:
+        click.echo(text)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, "stdout") from None
 
 
 @click.group(cls=SemflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -329,7 +340,7 @@ def compare(root: Path, dataset: str, methods: str, out_dir: Path | None, json_p
     given = {k: (str(v) if isinstance(v, Path) else v) for k, v in method_options.items() if v is not None}
     results = evaluation.compare(dataset, root, names, method_options=given, out_dir=out_dir,
                                  max_samples=max_samples, progress=progress, isolate=True, outputs=[json_path])
-    click.echo(evaluation.format_table(evaluation.summarize(results), markdown=markdown))
+    _print(evaluation.format_table(evaluation.summarize(results), markdown=markdown))
     if json_path is not None:
         write_text_atomic(json_path, dumps_strict(evaluation.results_json(results), indent=2))
 
@@ -343,7 +354,7 @@ def methods_command() -> None:
     from semflow.methods import describe_methods
 
     for name, description in describe_methods().items():
-        click.echo(f"{name:15s} {description}")
+        _print(f"{name:15s} {description}")
 
 
 # --- segment ------------------------------------------------------------------------------------

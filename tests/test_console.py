@@ -123,3 +123,14 @@ def test_help_or_version_into_a_full_disk_is_one_line(flag: str) -> None:
                               text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr == "semflow: error: cannot write the output: No space left on device\n"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_commands_lines_into_a_full_disk_name_stdout() -> None:
+    """`semflow methods >/dev/full` said "semflow: error: No space left on device", as if an output file
+    had failed."""
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "semflow", "methods"], stdout=full, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr == "semflow: error: stdout: No space left on device\n"
