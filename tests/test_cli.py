@@ -555,3 +555,19 @@ def test_paths_are_checked_by_semflow_not_by_click(pair, tmp_path: Path, monkeyp
     denied.add((tmp_path / "out.flo").absolute())
     result = CliRunner().invoke(main, ["flow", str(pair[0]), str(pair[1]), "-o", "out.flo", "--method", "dis-fast"])
     assert result.exit_code == 0 and (tmp_path / "out.flo").stat().st_size > 12, result.output
+
+
+@pytest.mark.parametrize("args", [["run", "-", "--out", "o"], ["flow", "a.png", "b.png", "-o", "-"],
+                                  ["segment", "-", "--out", "s"], ["visualize", "-", "-o", "v.png"],
+                                  ["batch", "a.mp4", "-", "--out", "b"]])
+def test_a_dash_for_standard_input_or_output_is_refused_as_such(args, tmp_path: Path, monkeypatch) -> None:
+    """`semflow run - < clip.mp4` said "-: no such file or folder"; `visualize -` "-: unknown flow format"."""
+    from click.testing import CliRunner
+
+    from semflow.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert "'-' (standard input or output) is not supported; name a file" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
