@@ -12,26 +12,11 @@ from typing import Any
 import click
 
 from semflow.cli_group import SemflowGroup
-from semflow.cli_options import MAX_FLOW, F, click_type, prior_options
+from semflow.cli_options import MAX_FLOW, PATH, TEXT_PATH, F, click_type, prior_options
 from semflow.errors import InputError, SemflowError, one_line
 from semflow.io.outputs import check_outputs, refuse_inputs_as_outputs, refuse_outputs_inside
 from semflow.methods import DEFAULT_RUN_METHOD
 from semflow.segmentation.clip import prior_from_options
-
-
-class _FilePath(click.Path):
-    """A path argument, taken as given and checked by semflow itself (click's check of an existing path's
-    readability was a usage error, exit 2, "Invalid value for 'IMAGE1': Path 'a.png' is not readable", where
-    semflow says "a.png: not readable" and exits 1; an output file that exists was refused as unreadable).
-    ``-`` is refused: semflow reads and writes files, not standard input or output (it said "-: no such file")."""
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if value in ("-", b"-"):
-            self.fail("'-' (standard input or output) is not supported; name a file", param, ctx)
-        return super().convert(value, param, ctx)
-
-
-PATH = _FilePath(path_type=Path, readable=False)
 
 
 def _say(text: str) -> None:
@@ -175,7 +160,7 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True, type=_FilePath(path_type=str, readable=False))
+@click.argument("inputs", nargs=-1, required=True, type=TEXT_PATH)
 @click.option("--out", "out_dir", required=True, type=PATH,
               help="Output folder: one folder per clip (the files `run` writes) and batch.json.")
 @click.option("--workers", type=click.IntRange(1, 1024), default=None,  # 1024: semflow.batch.work.MAX_WORKERS

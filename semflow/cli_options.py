@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -82,3 +83,21 @@ def prior_options(func: F) -> F:
         func = click.option(f"--{name.replace('_', '-')}", name, type=click_type(info), default=info.default,
                             show_default=info.default is not None, help=info.help)(func)
     return func
+
+
+class FilePath(click.Path):
+    """A path argument, taken as given and checked by semflow itself (click's check of an existing path's
+    readability was a usage error, exit 2, "Invalid value for 'IMAGE1': Path 'a.png' is not readable", where
+    semflow says "a.png: not readable" and exits 1; an output file that exists was refused as unreadable).
+    ``-`` is refused: semflow reads and writes files, not standard input or output (it said "-: no such file")."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value in ("-", b"-"):
+            self.fail("'-' (standard input or output) is not supported; name a file", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+PATH = FilePath(path_type=Path, readable=False)
+"""A path argument (a :class:`~pathlib.Path`)."""
+TEXT_PATH = FilePath(path_type=str, readable=False)
+"""A path argument kept as text (batch's inputs: globs and manifests too)."""
