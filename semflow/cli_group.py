@@ -12,7 +12,14 @@ from typing import Any
 
 import click
 
-from semflow.errors import SemflowError, Terminated, one_line, terminated_by_signal, warnings_as_lines
+from semflow.errors import (
+    SemflowError,
+    Terminated,
+    file_error,
+    one_line,
+    terminated_by_signal,
+    warnings_as_lines,
+)
 from semflow.io.native import own_native_output
 
 
@@ -79,7 +86,7 @@ class SemflowGroup(click.Group):
             sys.stderr.close()
             ctx.exit(1)
         except OSError as exc:
-            _error(f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc.strerror or exc))
+            _error(file_error(exc))
             ctx.exit(1)
         finally:  # (as it was: the CLI run in-process by a script or a test)
             own_native_output(owned)

@@ -53,6 +53,12 @@ def writing_output(path: object) -> Iterator[None]:
         raise OutputFileError(exc.errno, exc.strerror or str(exc), str(exc.filename or path)) from None
 
 
+def file_error(exc: OSError) -> str:
+    """An OSError as semflow says it in one line: ``FILE: reason`` (its reason alone when it names no file)."""
+    said = exc.strerror or str(exc)
+    return f"{exc.filename}: {said}" if exc.filename else said
+
+
 class ResourceError(SemflowError):
     """The work would need more memory (or another resource) than the machine has."""
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from semflow.batch.signals import crash_alarm_cancelled, signals_deferred
 from semflow.device import check_device_name
-from semflow.errors import InputError, SemflowError
+from semflow.errors import InputError, SemflowError, file_error
 
 CONNECT_SECONDS = 3.0
 """How long :func:`check_address` waits for a cluster's port to accept a connection, and to answer in gRPC."""
@@ -246,7 +246,7 @@ def ray_starting(address: str | None = None) -> Iterator[None]:
         hint = ("; a cluster with token authentication (Ray's default) needs RAY_AUTH_MODE=token here too, and its"
                 " token in ~/.ray/auth_token" if by_hand(address) and not os.environ.get("RAY_AUTH_MODE") else "")
         if isinstance(exc, OSError) and exc.filename and exc.strerror:  # (HOME=/nonexistent: "/nonexistent: ...")
-            said = f"{exc.filename}: {exc.strerror}"
+            said = file_error(exc)
             hint = "; Ray writes its files under HOME (~/.ray) and TMPDIR: both must be writable"
         where = f"join the Ray cluster at {address}" if address else "start Ray on this machine"
         raise SemflowError(f"could not {where}: {said}{hint}") from None

@@ -18,7 +18,7 @@ from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 from semflow.batch.signals import interruptible
 from semflow.batch.work import ClipWorker
-from semflow.errors import SemflowError
+from semflow.errors import SemflowError, file_error
 
 WORKER_RESTARTS = 1
 """How many times Ray restarts a worker process that died before it is dead for good."""
@@ -35,7 +35,7 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, SemflowError):
         text = str(exc)
     elif isinstance(exc, OSError) and exc.filename and exc.strerror:  # (was "PermissionError: [Errno 13] ...")
-        text = f"{exc.filename}: {exc.strerror}"
+        text = file_error(exc)
     else:
         text = f"{type(exc).__name__}: {exc}"
     return (text.strip().splitlines() or [type(exc).__name__])[0]

@@ -384,11 +384,13 @@ class OutputFolder:
         refuse_link(path, self.root)
         if not path.is_dir():
             return
+        if not strict:  # (all it can: past what it cannot delete)
+            shutil.rmtree(path, ignore_errors=True)
+            return
         try:
             shutil.rmtree(path)
         except FileNotFoundError:
             pass
         except OSError as exc:
-            if strict:
-                raise OutputError(f"{exc.filename or path}: cannot remove the previous run's work files: "
-                                  f"{exc.strerror}") from None
+            raise OutputError(f"{exc.filename or path}: cannot remove the previous run's work files: "
+                              f"{exc.strerror}") from None
