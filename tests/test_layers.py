@@ -7,7 +7,7 @@ import pytest
 
 from semflow.layers.common import erode, prepare_image, refine_warp
 from semflow.layers.context import PairContext
-from semflow.layers.planes import PlaneParams, fit_planes, homography_flow
+from semflow.layers.planes import PlaneParams, fit_homography, fit_planes, homography_flow
 from semflow.layers.things.motion import affine_flow, smooth_residual
 from semflow.methods import get_method
 from semflow.metrics import epe
@@ -53,6 +53,26 @@ def test_plane_under_known_homography_is_recovered_to_subpixel(plane_scene):
     assert epe(fit.flow, scene.flow, region=visible) < 0.1
     assert epe(fit.flow, scene.flow) < 0.5  # sub-pixel everywhere, also where frame 2 does not see it
     np.testing.assert_allclose(homography_flow(scene.homography, region.box), scene.flow, atol=1e-3)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fit_homography_gives_none_for_points_on_one_line_and_a_true_fit_otherwise(seed):
+    rng = np.random.default_rng(seed)
+    truth = np.array([[1.01, 0.02, 3.0], [0.01, 0.99, -2.0], [1e-5, 0.0, 1.0]])
+
+    def warp(points):
+        mapped = np.c_[points, np.ones(len(points))] @ truth.T
+        return (mapped[:, :2] / mapped[:, 2:]).astype(np.float32)
+
+    t = rng.uniform(0, 100, 50)
+    on_line = np.stack([t, 0.5 * t + 3], axis=1).astype(np.float32)  # collinear up to float32 rounding
+    homography, inliers = fit_homography(on_line, warp(on_line), 1.0)
+    assert homography is None and not inliers.any()
+    spread = np.stack([t, rng.uniform(0, 100, 50)], axis=1).astype(np.float32)
+    homography, inliers = fit_homography(spread, warp(spread), 1.0)
+    off_line = np.array([[0.0, 100.0, 1.0]])
+    found = off_line @ homography.T
+    assert inliers.all() and np.allclose(found[0, :2] / found[0, 2], warp(off_line[:, :2])[0], atol=0.01)
 
 
 def test_photometric_refinement_recovers_a_known_affine_from_a_shifted_start(object_scene):

@@ -110,11 +110,24 @@ def homography_flow(homography: np.ndarray, box: Box) -> np.ndarray:
     return np.stack([u, v], axis=2).astype(np.float32)
 
 
+MIN_SPREAD = 0.25
+"""Points whose spread across their main line (px, standard deviation) is less do not fix a homography."""
+
+
+def _spread_across(points: np.ndarray) -> float:
+    """Standard deviation (px) of ``points`` (N, 2) across their least-squares line (0 for N < 2)."""
+    if len(points) < 2:
+        return 0.0
+    centred = points.astype(np.float64) - points.mean(axis=0, dtype=np.float64)
+    return float(np.linalg.svd(centred, compute_uv=False)[-1] / np.sqrt(len(points)))
+
+
 def fit_homography(src: np.ndarray, dst: np.ndarray, threshold: float
                    ) -> tuple[np.ndarray | None, np.ndarray]:
     """RANSAC homography from point matches (N, 2), refined by least squares on the inliers.
 
-    Returns (H (3, 3) or None, inlier mask (N,) bool).
+    Returns (H (3, 3) or None, inlier mask (N,) bool). None also when the inliers lie on one line
+    (spread across it under ``MIN_SPREAD`` px): they do not determine a homography off that line.
     """
     if len(src) < 8:
         return None, np.zeros(len(src), bool)
@@ -122,6 +135,8 @@ def fit_homography(src: np.ndarray, dst: np.ndarray, threshold: float
     if h is None:
         return None, np.zeros(len(src), bool)
     inliers = inliers.ravel().astype(bool)
+    if _spread_across(src[inliers]) < MIN_SPREAD:
+        return None, np.zeros(len(src), bool)
     if inliers.sum() >= 8:
         refined, _ = cv2.findHomography(src[inliers], dst[inliers], 0)
         if refined is not None:
