@@ -302,3 +302,25 @@ def test_to_rgb_uint8_detaches_torch_tensors() -> None:
     expected = (t.detach().numpy() * 255.0 + 0.5).astype(np.uint8)
     np.testing.assert_array_equal(to_rgb_uint8(t * 1.0), expected)
     np.testing.assert_array_equal(to_rgb_uint8(torch.full((4, 5, 3), 9, dtype=torch.uint8))[0, 0], [9, 9, 9])
+
+
+def test_three_channel_float_tiffs_that_pillow_cannot_open_are_read_and_checked(tmp_path: Path) -> None:
+    """OpenCV's three-channel float32 TIFF (Pillow has no mode for it) was 'cannot decode as an image':
+    its size is now read from its TIFF directory, checked as any other header, and the pixels decoded."""
+    rgb = np.random.default_rng(0).random((24, 32, 3)).astype(np.float32)
+    cv2.imwrite(str(tmp_path / "unit.tif"), rgb[..., ::-1])
+    assert np.array_equal(read_image(tmp_path / "unit.tif"), np.round(rgb * 255).astype(np.uint8))
+    cv2.imwrite(str(tmp_path / "grey_levels.tif"), rgb * 255)
+    with pytest.raises(InputError, match=r"grey_levels\.tif: a float image must hold values in \[0, 1\]"):
+        read_image(tmp_path / "grey_levels.tif")
+    data = bytearray(_encode(".tiff", rgb))  # now declare 40000 x 40000 float pixels in its 1.2 kB
+    directory = int.from_bytes(data[4:8], "little")
+    for entry in range(int.from_bytes(data[directory:directory + 2], "little")):
+        at = directory + 2 + 12 * entry
+        if int.from_bytes(data[at:at + 2], "little") in (256, 257):  # ImageWidth, ImageLength
+            kind = int.from_bytes(data[at + 2:at + 4], "little")
+            data[at + 8:at + 8 + (2 if kind == 3 else 4)] = (40_000).to_bytes(2 if kind == 3 else 4, "little")
+    with pytest.raises(InputError, match="declares 40000x40000 pixels, more than its"):
+        decode_image(bytes(data), "bomb")
+    with pytest.raises(InputError, match="bad: cannot decode as an image"):
+        decode_image(b"II*\0" + b"\xff" * 40, "bad")

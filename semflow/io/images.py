@@ -9,7 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
 from semflow.errors import InputError, writing_output
 from semflow.io.atomic import write_bytes_atomic
@@ -147,22 +147,42 @@ def _stored_bytes(data: bytes, width: int, height: int, mode: str, kind: str | N
     return height * ((width * bits + 7) // 8)
 
 
+def _tiff_header(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, bits per pixel) from a TIFF's first directory, read by Pillow's tag parser, for the
+    TIFFs Pillow cannot open as images (OpenCV's three-channel float ones); None for any other bytes."""
+    if data[:4] not in (b"II*\0", b"MM\0*"):
+        return None
+    directory = TiffImagePlugin.ImageFileDirectory_v2(data[:8])
+    stream = io.BytesIO(data)
+    stream.seek(directory.next)
+    directory.load(stream)
+    bits = directory.get(258, (1,))
+    return int(directory[256]), int(directory[257]), int(sum(bits if isinstance(bits, tuple) else (bits,)))
+
+
 def _check_declared_size(data: bytes, name: str) -> None:
     """Read the image header (Pillow, no pixel decoding) and refuse sizes the file cannot hold: more
     than ``ALWAYS_ALLOWED_BYTES`` decoded and more stored pixel data than ``MAX_EXPANSION`` per file byte."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as im:
-                (width, height), mode, kind = im.size, im.mode, im.format
-            stored = _stored_bytes(data, width, height, mode, kind)
+            try:
+                with Image.open(io.BytesIO(data)) as im:
+                    (width, height), mode, kind = im.size, im.mode, im.format
+                stored = _stored_bytes(data, width, height, mode, kind)
+                decoded = width * height * (8 if ("16" in mode or mode in ("I", "F")) else 4)  # at most, converted
+            except UnidentifiedImageError:
+                if (tiff := _tiff_header(data)) is None:
+                    raise
+                width, height, bits = tiff
+                stored = height * ((width * bits + 7) // 8)
+                decoded = width * height * max(4, (bits + 7) // 8)
     except Image.DecompressionBombError:
         raise InputError(f"{name}: image of more than {2 * Image.MAX_IMAGE_PIXELS} pixels; too large to read") from None
     except UnidentifiedImageError:
         raise InputError(f"{name}: cannot decode as an image") from None
     except Exception as exc:  # noqa: BLE001 - a header parser meeting untrusted bytes: any failure is a corrupt file
         raise InputError(f"{name}: cannot decode as an image (corrupt header: {type(exc).__name__})") from None
-    decoded = width * height * (8 if ("16" in mode or mode in ("I", "F")) else 4)  # at most, once converted
     if decoded > ALWAYS_ALLOWED_BYTES and stored is not None and stored > MAX_EXPANSION * len(data):
         raise InputError(f"{name}: its header declares {width}x{height} pixels, more than its {len(data)} bytes"
                          " can hold (a corrupt file)")
