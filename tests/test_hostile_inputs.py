@@ -415,3 +415,17 @@ def test_a_label_set_the_segmenter_cannot_use_is_refused(tmp_path: Path) -> None
     write_image(tmp_path / "m.png", np.full((8, 8), 15, np.uint8))  # VOC's person
     method = get_method("semantic", baseline="dis-fast", segmenter=f"masks:{tmp_path / 'm.png'}", label_set="voc")
     assert method.segmenter().label_set.name == get_label_set("voc").name
+
+
+@pytest.mark.parametrize("command", [("visualize", "pipe.flo", "-o", "out.png"), ("visualize", "pipe.npy", "-o", "out.png"),
+                                     ("visualize", "pipe.png", "-o", "out.png"), ("segment", "pipe.png", "--out", "labels"),
+                                     ("run", "pipe.mp4", "--out", "run", "--method", "dis-fast"),
+                                     ("segment", "pipe.mp4", "--out", "labels")])
+def test_a_fifo_given_as_an_input_file_is_refused_not_waited_on(cli_fails, tmp_path: Path, command) -> None:
+    """visualize read a .flo/.npy/.png header to size its memory and segment an image's header to size its
+    model's, before the reader's own checks; run and segment opened a video with OpenCV: each waited for a
+    writer for good (run's OpenCV wait was deaf to Ctrl-C and SIGTERM)."""
+    import os
+
+    os.mkfifo(tmp_path / command[1])
+    cli_fails(*command, match=f"{command[1]}: not a", timeout=60)

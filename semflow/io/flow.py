@@ -256,6 +256,8 @@ def flow_file_pixels(path: str | os.PathLike) -> int | None:
     not fit the file (the reader then gives the file's own error)."""
     path = Path(path)
     try:
+        if not path.is_file():  # (opening a FIFO would block: the reader says what it is)
+            return None
         ext, size = _extension(path), path.stat().st_size
         if ext == ".flo":
             with open(path, "rb") as fh:

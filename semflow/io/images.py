@@ -284,8 +284,8 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(H, W) of the image file at ``path`` as :func:`read_image` gives it (upright as its EXIF orientation
     says), from its header: the pixels are not decoded (but a TIFF's: Pillow reports its size turned by its
     orientation tag or not, by version). OSError or ValueError (Pillow's) for a file whose header Pillow
-    cannot read."""
-    data = Path(path).read_bytes()
+    cannot read; :class:`InputError` for a path that is not a readable file (a FIFO would block)."""
+    data = require_file(path).read_bytes()
     with Image.open(io.BytesIO(data)) as im:
         width, height = im.size
         if im.format == "TIFF":

@@ -164,6 +164,8 @@ class FrameSource:
             if self.numbering_note:
                 warn(self.numbering_note)
         else:
+            if not self.path.is_file():  # (OpenCV would wait for good on a FIFO, deaf to Ctrl-C)
+                raise InputError(f"{self.path}: not a regular file")
             if not os.access(self.path, os.R_OK):
                 raise InputError(f"{self.path}: not readable")
             with native_stderr():
