@@ -108,6 +108,19 @@ def test_given_flows_refuse_what_does_not_fit(tmp_path: Path, small_scene) -> No
         given.estimate(s.img1, s.img2)
 
 
+@pytest.mark.parametrize("odd", ["folder", "fifo"])
+def test_a_pair_file_that_is_not_a_regular_file_is_named_as_such(tmp_path: Path, small_scene, odd: str) -> None:
+    """A folder or FIFO named 000001.flo was 'no flow for the pair at frame 1 (expected 000001.flo, ...)'."""
+    import os
+
+    folder = flows_folder(tmp_path, {"000000.flo": small_scene.flow})
+    os.mkdir(folder / "000001.flo") if odd == "folder" else os.mkfifo(folder / "000001.flo")
+    given = GivenFlows(folder)
+    given.seek(1)
+    with pytest.raises(InputError, match="000001.flo: not a file$"):
+        given.estimate(small_scene.img1, small_scene.img2)
+
+
 def test_given_flows_refuse_two_files_for_one_pair(tmp_path: Path, small_scene) -> None:
     """000000.flo beside 000000.npy (different flows) was read as the .flo, silently."""
     s = small_scene

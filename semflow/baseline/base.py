@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from semflow.errors import InputError
+from semflow.io.files import require_file
 from semflow.io.flow import check_flow, read_flow_valid, resize_flow
 from semflow.io.images import to_rgb_uint8
 from semflow.io.video import shrunk_to
@@ -227,6 +228,8 @@ class GivenFlows(FlowMethod):
     def path_for(self, index: int) -> Path:
         """The flow file of the pair that starts at frame ``index``; two or more of them are an error."""
         paths = [self.folder / f"{index:06d}{suffix}" for suffix in FLOW_SUFFIXES]
+        if odd := [path for path in paths if os.path.lexists(path) and not path.is_file()]:
+            require_file(odd[0])  # raises: names what it is (no such file: a dangling link; not a file)
         paths = [path for path in paths if path.is_file()]
         if len(paths) > 1:
             names = [path.name for path in paths]
