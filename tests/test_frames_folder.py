@@ -121,3 +121,17 @@ def test_a_visible_bad_link_is_still_named(tmp_path: Path) -> None:
     (folder / "000002.png").symlink_to(tmp_path / "missing.png")
     with pytest.raises(InputError, match="000002.png: not a regular file"):
         folder_images(folder)
+
+
+def test_an_image_of_a_format_semflow_does_not_read_is_named_not_skipped(tmp_path: Path) -> None:
+    """A GIF among PNG frames was left out without a word: its neighbours made one pair (twice the motion;
+    a warning only where the names are numbered); a folder of GIFs alone was 'holds no images'."""
+    from PIL import Image
+
+    folder = frames_named(tmp_path / "f", ["frame_a.png", "frame_c.png"])
+    (folder / "notes.txt").write_text("not a frame")
+    Image.new("RGB", (16, 12)).save(folder / "frame_b.GIF")
+    with pytest.raises(InputError, match=r"frame_b\.GIF: a GIF image, which semflow does not read as a frame \(1 in"):
+        FrameSource(folder)
+    (folder / "frame_b.GIF").unlink()
+    assert [p.name for p in folder_images(folder)] == ["frame_a.png", "frame_c.png"]  # other files: no frames

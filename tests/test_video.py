@@ -264,3 +264,24 @@ def test_writer_refuses_a_frame_one_pixel_larger_than_an_odd_first(tmp_path: Pat
             writer.write(np.zeros((47, 63, 3), np.uint8))
             writer.write(np.zeros((48, 64, 3), np.uint8))
     assert not list(tmp_path.iterdir())
+
+
+def test_a_video_whose_frame_size_changes_midway_is_refused_not_stretched(tmp_path: Path) -> None:
+    """OpenCV scales every frame to the first one's size and reports that size: a clip of 64x48 then 32x48
+    frames was read with its later frames stretched twice as wide, and their flows twice as large, without
+    a word (a folder of such frames is refused). FFmpeg's keyframes now say where the size changes."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    for name, size in (("a.mkv", "64x48"), ("b.mkv", "32x48")):
+        subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=10", "-t", "0.6",
+                        "-c:v", "libx264", "-g", "3", "-pix_fmt", "yuv420p", str(tmp_path / name)], check=True)
+    (tmp_path / "list.txt").write_text("file 'a.mkv'\nfile 'b.mkv'\n")
+    subprocess.run([ffmpeg, "-v", "error", "-f", "concat", "-safe", "0", "-i", str(tmp_path / "list.txt"), "-c", "copy",
+                    str(tmp_path / "changes.mkv")], check=True)
+    with pytest.raises(InputError, match=r"changes\.mkv: its frame size changes from 64x48 to 32x48 0\.60 s in"):
+        FrameSource(tmp_path / "changes.mkv")
+    assert len(list(FrameSource(tmp_path / "changes.mkv", max_frames=4))) == 4  # the frames before the change
+    assert [frame.shape for frame in FrameSource(tmp_path / "a.mkv")] == [(48, 64, 3)] * 6

@@ -21,7 +21,7 @@ import numpy as np
 
 from semflow.errors import InputError, OutputError, warn
 from semflow.io.atomic import move_into_place, temp_path_beside
-from semflow.io.ffmpeg import FFmpegEncoder, mp4_complete
+from semflow.io.ffmpeg import FFmpegEncoder, mp4_complete, size_change
 from semflow.io.files import open_regular_file, out_of_descriptors, too_many_open_files
 from semflow.io.images import is_image_path, read_image, to_rgb_uint8
 from semflow.io.native import native_stderr
@@ -63,13 +63,22 @@ def natural_key(path: Path) -> list[str | int]:
     return [int(part) if part.isdecimal() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
+UNREAD_IMAGE_EXTENSIONS = (".gif", ".apng", ".avif", ".heic", ".heif", ".jxl", ".jp2", ".j2k", ".exr", ".hdr", ".dng",
+                           ".psd", ".svg", ".ico", ".tga")
+"""Images a folder of frames may hold that semflow does not read: refused, not skipped."""
+
+
 def folder_images(folder: str | os.PathLike) -> list[Path]:
     """The image files of ``folder`` (not below it), in natural name order. A device, a FIFO or a dangling
     link named like an image is an :class:`InputError` naming it, not skipped (a frame left out would join
     its neighbours into one pair). Hidden names (``.x.png``, macOS's ``._x.png`` copies), links included,
-    are skipped: no one's frames."""
-    images = sorted((p for p in Path(folder).iterdir()
-                     if not p.name.startswith(".") and is_image_path(p) and not p.is_dir()), key=natural_key)
+    are skipped: no one's frames. So is an image of a format semflow does not read (``x.gif``), not
+    skipped: :data:`UNREAD_IMAGE_EXTENSIONS`."""
+    names = [p for p in Path(folder).iterdir() if not p.name.startswith(".") and not p.is_dir()]
+    if unread := sorted((p for p in names if p.suffix.lower() in UNREAD_IMAGE_EXTENSIONS), key=natural_key):
+        raise InputError(f"{unread[0]}: a {unread[0].suffix.lower()[1:].upper()} image, which semflow does not read as"
+                         f" a frame ({len(unread)} in the folder): convert them to PNG or move them out")
+    images = sorted((p for p in names if is_image_path(p)), key=natural_key)
     for image in images:
         if not image.is_file():
             raise InputError(f"{image}: not a regular file")
@@ -185,6 +194,11 @@ class FrameSource:
                         more = None if max_frames is None else max_frames - 1  # (the run's cache plan needs it)
                         count, self.declared = 1 + _grab_all(cap, more), None
                 cap.release()
+            if ok and (change := size_change(self.path, within=max_frames and max_frames / self.fps)):
+                seconds, (w0, h0), (w1, h1) = change
+                raise InputError(f"{self.path}: its frame size changes from {w0}x{h0} to {w1}x{h1} {seconds:.2f} s in"
+                                 " (OpenCV would stretch the later frames); re-encode it at one size, e.g. "
+                                 f"ffmpeg -i IN -vf scale={w0}:{h0} OUT")
             if not ok:
                 if out_of_descriptors():  # (OpenCV had no descriptor for it: it cannot say so)
                     raise too_many_open_files(self.path)
