@@ -321,10 +321,9 @@ def make_summary(source: FrameSource, method: FlowMethod, records: list[PairReco
         "frames_expected": len(source),
         "truncated": source.shortfall() is not None,
         "frame_gaps": source.numbering_note,  # a frames folder whose numbers skip (None: none skip)
+        "damaged_keyframes": source.damage_note,  # a video file's keyframes FFmpeg decoded damaged (None: none)
         **(extra or {}),
     }
-
-
 
 
 def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, options: RunOptions,

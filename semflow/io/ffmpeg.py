@@ -1,7 +1,7 @@
 """FFmpeg as an encoder semflow checks: the process that writes a video from raw frames, why it failed
 (its log, kept off the terminal), and whether an mp4 it wrote is whole. imageio-ffmpeg's ``write_frames``
 never checks FFmpeg's exit status: a full disk left a broken video under the final name. And FFmpeg as
-the probe of what OpenCV hides of a video read: a frame size that changes mid-stream (:func:`size_change`)."""
+the probe of what OpenCV hides of a video read: a frame size that changes mid-stream, damaged keyframes (:func:`probe_keyframes`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import threading
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,6 +27,8 @@ FFMPEG_LOG_LINES = 40
 _TAG = re.compile(r"^\[[^\]]*\]\s*")
 _SHOWINFO = re.compile(rb"\bpts_time:\s*(\S+).*?\bs:(\d+)x(\d+)")
 """A frame's time and size in a line of FFmpeg's showinfo filter."""
+_CORRUPT = b"corrupt decoded frame"
+"""What FFmpeg says of a frame its decoder concealed errors in."""
 PROBE_TIMEOUT = 120.0
 """Seconds :func:`size_change` waits for FFmpeg (a file on a slow mount): then it says nothing."""
 """The tag FFmpeg puts before a line: ``[out#0/mp4 @ 0x55d4c0a8e4c0]``."""
@@ -129,22 +132,45 @@ def mp4_complete(path: str | os.PathLike) -> bool:
     return b"moov" in kinds
 
 
-def size_change(path: str | os.PathLike, *, within: float | None = None
-                ) -> tuple[float, tuple[int, int], tuple[int, int]] | None:
-    """The first change of frame size in the first video stream of ``path`` (within ``within`` seconds of
-    its first frame when given): (seconds from the first frame, (W, H) before, (W, H) after), or None. OpenCV
-    scales every frame to the first one's size and reports that size, so a clip whose size changes was read
-    stretched without a word. Only keyframes are decoded (where codecs change size; a VP9 or AV1 frame size
-    changed between keyframes is missed): 0.15 s for a minute of 1080p H.264, once a process for a file as
-    it stands. None too when FFmpeg cannot read the file or takes longer than :data:`PROBE_TIMEOUT`."""
+@dataclass(frozen=True)
+class KeyframeReport:
+    """What a video's keyframes, decoded by FFmpeg, say that OpenCV hides (:func:`probe_keyframes`)."""
+
+    size_change: tuple[float, tuple[int, int], tuple[int, int]] | None = None
+    """The first change of frame size: (seconds from the first keyframe, (W, H) before, (W, H) after).
+    OpenCV scales every frame to the first one's size and reports that size: read stretched, silently."""
+    corrupt: tuple[float, ...] = ()
+    """Seconds (from the first keyframe) of the keyframes FFmpeg decoded damaged, concealing the errors."""
+
+    def refusal(self) -> str | None:
+        """Why the video cannot be read as one clip, in a line (None: it can)."""
+        if self.size_change is None:
+            return None
+        seconds, (w0, h0), (w1, h1) = self.size_change
+        return (f"its frame size changes from {w0}x{h0} to {w1}x{h1} {seconds:.2f} s in (OpenCV would stretch the"
+                f" later frames); re-encode it at one size, e.g. ffmpeg -i IN -vf scale={w0}:{h0} OUT")
+
+    def damage(self) -> str | None:
+        """A line on damaged keyframes (None: none)."""
+        if not self.corrupt:
+            return None
+        return (f"{len(self.corrupt)} of its keyframes decode damaged (the first {self.corrupt[0]:.2f} s in; the"
+                " file is corrupt): the frames up to the next whole keyframe may be garbled, their flows wrong")
+
+
+def probe_keyframes(path: str | os.PathLike, *, within: float | None = None) -> KeyframeReport:
+    """Decode the keyframes alone of the first video stream of ``path`` (within ``within`` seconds of its
+    first frame when given) with FFmpeg: where its frame size changes, and which keyframes are damaged
+    (:class:`KeyframeReport`). Codecs change size at keyframes (a VP9 or AV1 frame size changed between them
+    is missed). 0.15 s for a minute of 1080p H.264, once a process for a file as it stands. An empty report
+    when FFmpeg cannot read the file or takes longer than :data:`PROBE_TIMEOUT`."""
     info = os.stat(path)
-    return _size_change(Path(path).resolve(), (info.st_size, info.st_mtime_ns), within)
+    return _probe_keyframes(Path(path).resolve(), (info.st_size, info.st_mtime_ns), within)
 
 
 @functools.lru_cache(maxsize=64)
-def _size_change(path: Path, stamp: tuple[int, int], within: float | None
-                 ) -> tuple[float, tuple[int, int], tuple[int, int]] | None:
-    """:func:`size_change` of ``path`` as it stands (``stamp``: its size and modification time)."""
+def _probe_keyframes(path: Path, stamp: tuple[int, int], within: float | None) -> KeyframeReport:
+    """:func:`probe_keyframes` of ``path`` as it stands (``stamp``: its size and modification time)."""
     import imageio_ffmpeg
 
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostats", "-nostdin", "-skip_frame", "nokey",
@@ -153,17 +179,23 @@ def _size_change(path: Path, stamp: tuple[int, int], within: float | None
         log = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              timeout=PROBE_TIMEOUT, check=False).stderr
     except (OSError, subprocess.TimeoutExpired):
-        return None
+        return KeyframeReport()
     first: tuple[float, tuple[int, int]] | None = None
-    for time, width, height in _SHOWINFO.findall(log):
+    corrupt, damaged = [], False
+    for line in log.splitlines():
+        damaged |= _CORRUPT in line  # (said before the frame's showinfo line)
+        if not (found := _SHOWINFO.search(line)):
+            continue
         try:
-            seconds, size = float(time), (int(width), int(height))
+            seconds, size = float(found[1]), (int(found[2]), int(found[3]))
         except ValueError:  # (pts_time:NOPTS)
             continue
-        if first is None:
-            first = (seconds, size)
-        elif within is not None and seconds - first[0] >= within:
-            return None
-        elif size != first[1]:
-            return seconds - first[0], first[1], size
-    return None
+        first = first or (seconds, size)
+        if within is not None and seconds - first[0] >= within:
+            break
+        if damaged:
+            corrupt.append(seconds - first[0])
+            damaged = False
+        if size != first[1]:
+            return KeyframeReport(size_change=(seconds - first[0], first[1], size), corrupt=tuple(corrupt))
+    return KeyframeReport(corrupt=tuple(corrupt))

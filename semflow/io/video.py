@@ -21,7 +21,7 @@ import numpy as np
 
 from semflow.errors import InputError, OutputError, warn
 from semflow.io.atomic import move_into_place, temp_path_beside
-from semflow.io.ffmpeg import FFmpegEncoder, mp4_complete, size_change
+from semflow.io.ffmpeg import FFmpegEncoder, mp4_complete, probe_keyframes
 from semflow.io.files import open_regular_file, out_of_descriptors, too_many_open_files
 from semflow.io.images import is_image_path, read_image, to_rgb_uint8
 from semflow.io.native import native_stderr
@@ -162,6 +162,7 @@ class FrameSource:
         self.declared: int | None = None  # the frame count a video file's container declares
         self._first_size: tuple[int, int] | None = None
         self.numbering_note: str | None = None  # a folder's gaps in its frame numbers (numbering_gaps)
+        self.damage_note: str | None = None  # a video file's damaged keyframes (KeyframeReport.damage)
         self.seeked: bool | None = None  # whether frames() last reached its start by a seek (semflow.io.seek)
         self.fps = 10.0
         if self.path.is_dir():
@@ -194,11 +195,12 @@ class FrameSource:
                         more = None if max_frames is None else max_frames - 1  # (the run's cache plan needs it)
                         count, self.declared = 1 + _grab_all(cap, more), None
                 cap.release()
-            if ok and (change := size_change(self.path, within=max_frames and max_frames / self.fps)):
-                seconds, (w0, h0), (w1, h1) = change
-                raise InputError(f"{self.path}: its frame size changes from {w0}x{h0} to {w1}x{h1} {seconds:.2f} s in"
-                                 " (OpenCV would stretch the later frames); re-encode it at one size, e.g. "
-                                 f"ffmpeg -i IN -vf scale={w0}:{h0} OUT")
+            keyframes = probe_keyframes(self.path, within=max_frames and max_frames / self.fps) if ok else None
+            if keyframes and (refusal := keyframes.refusal()):
+                raise InputError(f"{self.path}: {refusal}")
+            if keyframes and (damage := keyframes.damage()):
+                self.damage_note = f"{self.path}: {damage}"
+                warn(self.damage_note)
             if not ok:
                 if out_of_descriptors():  # (OpenCV had no descriptor for it: it cannot say so)
                     raise too_many_open_files(self.path)
