@@ -77,6 +77,25 @@ def failing_at_pair(pair: int, name: str = "dis-fast", **options):
     return method
 
 
+def keyframe_damaged_mp4(folder: Path) -> tuple[Path, Path]:
+    """(damaged, whole): a 9-frame 64x48 H.264 mp4 (a keyframe every 3 frames) and a copy whose first
+    keyframe's macroblocks are zeroed (its slice header kept): FFmpeg decodes every frame, concealing the
+    damage."""
+    import imageio_ffmpeg
+
+    whole, damaged = folder / "whole.mp4", folder / "damaged.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10",
+                    "-t", "0.9", "-c:v", "libx264", "-g", "3", "-bf", "0", "-x264-params", "scenecut=0",
+                    "-pix_fmt", "yuv420p", str(whole)], check=True)
+    data = bytearray(whole.read_bytes())
+    at = data.find(b"mdat") + 4  # the first sample: x264's SEI, then the IDR slice (each length-prefixed)
+    slice_at = at + 4 + int.from_bytes(data[at:at + 4], "big")
+    length = int.from_bytes(data[slice_at:slice_at + 4], "big")
+    data[slice_at + 12:slice_at + 4 + length] = bytes(length - 8)
+    damaged.write_bytes(data)
+    return damaged, whole
+
+
 def moving_frames(count: int, height: int = 48, width: int = 64, *, shift: tuple[int, int] = (2, 1),
                   seed: int = 0) -> list[np.ndarray]:
     """``count`` uint8 RGB frames (H, W, 3) of one textured plane; frame k is frame 0 moved by ``k * shift`` px."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import moving_frames
+from conftest import keyframe_damaged_mp4, moving_frames
 
 from semflow.batch import Batch, BatchOptions, expand_inputs
 from semflow.errors import InputError, OutputError, SemflowError, SemflowWarning
@@ -232,6 +232,25 @@ def test_a_truncated_video_is_recorded_and_warned_about(local_ray, tmp_path: Pat
     assert result.warnings[0].startswith(f"{clip}: {warning}")
     listed = json.loads((tmp_path / "out" / "batch.json").read_text())
     assert listed["truncated"] == ["cut"] and listed["inputs"][0]["truncated"] is True
+
+
+def test_a_gap_and_damaged_keyframes_are_said_once_and_recorded(local_ray, tmp_path: Path) -> None:
+    """A folder's numbering gap was said twice (the clip is checked, then checked again when opened); a
+    video's damaged keyframes are said once too, and kept in batch.json as run keeps them in summary.json."""
+    from semflow.io.images import write_image
+
+    damaged, _ = keyframe_damaged_mp4(tmp_path)
+    frames = tmp_path / "gap"
+    frames.mkdir()
+    for number, frame in zip((1, 2, 4), moving_frames(3, 48, 64)):
+        write_image(frames / f"{number:06d}.png", frame)
+    with pytest.warns(SemflowWarning) as said, Batch(tmp_path / "out", options()) as batch:
+        batch.submit([damaged, frames])
+        results = {r.name: r for r in batch.results()}
+    assert sorted(str(w.message) for w in said) == sorted(note for r in results.values() for note in r.warnings)
+    assert [len(results[name].warnings) for name in ("damaged", "gap")] == [1, 1]
+    assert "keyframes decode damaged" in results["damaged"].warnings[0]
+    assert "frame numbers skip from 000002.png to 000004.png" in results["gap"].warnings[0]
 
 
 def test_a_batch_left_early_writes_which_clips_finished(local_ray, make_video, tmp_path: Path) -> None:

@@ -290,27 +290,16 @@ def test_a_video_whose_frame_size_changes_midway_is_refused_not_stretched(tmp_pa
 def test_a_video_whose_keyframe_decodes_damaged_is_warned_about(tmp_path: Path, recwarn) -> None:
     """FFmpeg conceals a damaged keyframe: every frame still 'decodes', so a clip whose first keyframe was
     zeroed gave garbled frames and near-zero flows without a word (nothing was short)."""
-    import subprocess
-
-    import imageio_ffmpeg
+    from conftest import keyframe_damaged_mp4
 
     from semflow.pipeline import RunOptions, run_video
 
-    whole = tmp_path / "whole.mp4"
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10",
-                    "-t", "0.9", "-c:v", "libx264", "-g", "3", "-bf", "0", "-x264-params", "scenecut=0",
-                    "-pix_fmt", "yuv420p", str(whole)], check=True)
-    data = bytearray(whole.read_bytes())
-    at = data.find(b"mdat") + 4  # the first sample: x264's SEI, then the IDR slice (each length-prefixed)
-    slice_at = at + 4 + int.from_bytes(data[at:at + 4], "big")
-    length = int.from_bytes(data[slice_at:slice_at + 4], "big")
-    data[slice_at + 12:slice_at + 4 + length] = bytes(length - 8)  # its header kept, its macroblocks zeroed
-    (tmp_path / "damaged.mp4").write_bytes(data)
-    source = FrameSource(tmp_path / "damaged.mp4")
+    damaged, whole = keyframe_damaged_mp4(tmp_path)
+    source = FrameSource(damaged)
     said = [str(w.message) for w in recwarn if issubclass(w.category, SemflowWarning)]
     assert len(list(source)) == 9 and source.shortfall() is None  # nothing short: only FFmpeg's log tells
     assert said == [source.damage_note] and "damaged.mp4: 1 of its keyframes decode damaged (the first 0.00 s in" in said[0]
     recwarn.clear()
     assert FrameSource(whole).damage_note is None and not [w for w in recwarn if issubclass(w.category, SemflowWarning)]
-    summary = run_video(tmp_path / "damaged.mp4", tmp_path / "out", RunOptions(method="dis-fast", progress=False))
+    summary = run_video(damaged, tmp_path / "out", RunOptions(method="dis-fast", progress=False))
     assert summary["damaged_keyframes"] == source.damage_note

@@ -17,6 +17,7 @@ import collections
 import contextlib
 import errno
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 
 from semflow.batch.inputs import BatchInput
 from semflow.batch.work import Chunk, Prepared, chunks_left, prepare_clip
-from semflow.errors import InputError
+from semflow.errors import InputError, SemflowWarning
 from semflow.io.files import out_of_descriptors, too_many_open_files
 from semflow.io.jsonfile import loads_untrusted
 from semflow.io.outputs import OutputFolder, check_outputs, lock_folder, refuse_inputs_as_outputs, refuse_link
@@ -73,14 +74,14 @@ class InputResult:
 
 def clip_notes(summary: dict[str, Any]) -> list[str]:
     """The warnings ``semflow run`` prints for a clip, from its ``summary.json``: a video that ended
-    before the frame count its container declares, and a folder whose frame numbers skip."""
+    before the frame count its container declares, a folder whose frame numbers skip, a video whose
+    keyframes decode damaged."""
     notes = []
     if summary.get("truncated"):
         notes.append(f"{summary.get('video')}: read {summary.get('frames')} of the {summary.get('frames_expected')}"
                      " frames its container declares (the file is truncated or corrupt); the outputs cover the"
                      " frames read")
-    if summary.get("frame_gaps"):
-        notes.append(str(summary["frame_gaps"]))
+    notes += [str(summary[key]) for key in ("frame_gaps", "damaged_keyframes") if summary.get(key)]
     return notes
 
 
@@ -169,7 +170,8 @@ def open_clip(clip: ClipState, root: Path, options: RunOptions, chunk_pairs: int
     out, done = _finished_or_allowed(clip, root, options)
     if done is not None:
         return done
-    with descriptors_named(clip.item.path):
+    with descriptors_named(clip.item.path), warnings.catch_warnings():
+        warnings.simplefilter("ignore", SemflowWarning)  # (check_clip said them)
         checked = check_video(clip.item.path, options)
         clip.folder = OutputFolder(out, fresh=not options.resume, work=WORK_DIR, reserved=RUN_OUTPUTS)
         clip.folder.__enter__()

@@ -376,7 +376,7 @@ class Batch:
         result.stage_seconds = dict(summary["stage_seconds"])
         notes = clip_notes(summary)
         result.warnings += notes
-        if summary.get("truncated"):  # as `semflow run` warns (gaps in a folder's numbers were said by check_video)
+        if summary.get("truncated"):  # as `semflow run` warns (gaps and damaged keyframes were said by check_video)
             warn(notes[0])
         if kind == "single":
             result.computed_pairs = summary["pairs"] - summary["resumed_pairs"]
