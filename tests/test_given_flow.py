@@ -108,6 +108,15 @@ def test_given_flows_refuse_what_does_not_fit(tmp_path: Path, small_scene) -> No
         given.estimate(s.img1, s.img2)
 
 
+def test_a_pair_missing_inside_the_folder_is_said_at_the_start(tmp_path: Path, small_scene) -> None:
+    """A missing pair was an error only when the run reached it (hours in, for a long video)."""
+    from semflow.errors import SemflowWarning
+
+    flows = {f"{k:06d}.flo": small_scene.flow for k in (0, 1, 3, 5)}
+    with pytest.warns(SemflowWarning, match=r"no flow for the pair at frame 2 \(2 missing before 000005, the last\)"):
+        GivenFlows(flows_folder(tmp_path, flows))
+
+
 @pytest.mark.parametrize("odd", ["folder", "fifo"])
 def test_a_pair_file_that_is_not_a_regular_file_is_named_as_such(tmp_path: Path, small_scene, odd: str) -> None:
     """A folder or FIFO named 000001.flo was 'no flow for the pair at frame 1 (expected 000001.flo, ...)'."""

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from semflow.errors import InputError
+from semflow.errors import InputError, warn
 from semflow.io.files import require_file
 from semflow.io.flow import check_flow, read_flow_valid, resize_flow
 from semflow.io.images import to_rgb_uint8
@@ -197,7 +197,8 @@ class GivenFlows(FlowMethod):
     flow of the frames as given fits frames that ``--max-side`` shrank: it is resized with them
     (vectors scaled). A missing file, a corrupt one, NaN or inf, a flow of another size, or two files for
     one pair (``000000.flo`` and ``000000.npy``: checked for the whole folder at the start) is an
-    :class:`InputError` naming the files. ``name``: as :class:`GivenFlow`'s.
+    :class:`InputError` naming the files; a pair missing before the folder's last is warned about at the
+    start. ``name``: as :class:`GivenFlow`'s.
     """
 
     def __init__(self, folder: str | os.PathLike, *, name: str = "given") -> None:
@@ -216,6 +217,10 @@ class GivenFlows(FlowMethod):
         doubled = [int(stem) for stem, count in stems.items() if count > 1]
         if doubled:
             self.path_for(min(doubled))  # raises, naming the files
+        held = sorted(int(stem) for stem in stems)
+        if missing := sorted(set(range(held[-1])) - set(held)) if held else []:  # said now, not hours in
+            warn(f"{self.folder}: no flow for the pair at frame {missing[0]} ({len(missing)} missing before"
+                 f" {held[-1]:06d}, the last): a run stops there, to be resumed once it is added")
 
     def seek(self, frame_index: int) -> None:
         """Say which video frame the next pair starts at."""
