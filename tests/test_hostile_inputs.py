@@ -429,3 +429,15 @@ def test_a_fifo_given_as_an_input_file_is_refused_not_waited_on(cli_fails, tmp_p
 
     os.mkfifo(tmp_path / command[1])
     cli_fails(*command, match=f"{command[1]}: not a", timeout=60)
+
+
+@pytest.mark.parametrize("link", ["dangling", "loop"])
+def test_a_link_to_nothing_is_named_as_such(cli_fails, pair, tmp_path: Path, link: str) -> None:
+    """A link in a loop, or to a file that is gone, was 'no such file' (the link itself is there to see)."""
+    (tmp_path / "a.mp4").symlink_to("gone.mp4" if link == "dangling" else "b.mp4")
+    if link == "loop":
+        (tmp_path / "b.mp4").symlink_to("a.mp4")
+    said = "a symbolic link to nothing (no file or folder at gone.mp4)" if link == "dangling" else \
+        "a symbolic link in a loop (no file or folder at its end)"
+    assert cli_fails("run", "a.mp4", "--out", "out", "--method", "dis-fast").endswith(f"a.mp4: {said}")
+    assert cli_fails("flow", "a.mp4", pair[1], "-o", "x.flo").endswith(f"a.mp4: {said.replace(' or folder', '')}")

@@ -14,12 +14,24 @@ def require_file(path: str | os.PathLike) -> Path:
     """Return ``path`` as a Path; raise :class:`InputError` if it is missing, not a file or unreadable."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: no such file")
+        raise missing(path, "file")
     if not path.is_file():
         raise InputError(f"{path}: not a file")
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: not readable")
     return path
+
+
+def missing(path: Path, what: str = "file or folder") -> InputError:
+    """The one-line error for a ``path`` that does not exist: ``no such {what}``, or what a link there is."""
+    if not path.is_symlink():
+        return InputError(f"{path}: no such {what}")
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return InputError(f"{path}: a symbolic link in a loop (no {what} at its end)")
+    return InputError(f"{path}: a symbolic link to nothing (no {what} at {os.readlink(path)})")
 
 
 def open_regular_file(path: str | os.PathLike) -> int:

@@ -22,7 +22,7 @@ import numpy as np
 from semflow.errors import InputError, OutputError, warn
 from semflow.io.atomic import move_into_place, temp_path_beside
 from semflow.io.ffmpeg import FFmpegEncoder, mp4_complete, probe_keyframes
-from semflow.io.files import open_regular_file, out_of_descriptors, too_many_open_files
+from semflow.io.files import missing, open_regular_file, out_of_descriptors, too_many_open_files
 from semflow.io.images import is_image_path, read_image, to_rgb_uint8
 from semflow.io.native import native_stderr
 from semflow.io.seek import open_at
@@ -156,7 +156,7 @@ class FrameSource:
         self.max_side = max_side
         self.max_frames = max_frames
         if not self.path.exists():
-            raise InputError(f"{self.path}: no such file or folder")
+            raise missing(self.path)
         self.images: list[Path] | None = None
         self.frames_read: int | None = None
         self.declared: int | None = None  # the frame count a video file's container declares

@@ -31,6 +31,7 @@ from pathlib import Path
 from PIL import Image
 
 from semflow.errors import InputError, warn
+from semflow.io.files import missing
 from semflow.io.images import image_size, is_image_path, read_image, write_image
 from semflow.io.outputs import check_outputs, output_staging, refuse_inputs_as_outputs, refuse_link
 from semflow.io.video import folder_images, max_side_size, resize_max_side
@@ -56,7 +57,7 @@ def _plan(inputs: Sequence[str | os.PathLike], out_dir: Path, max_frames: int | 
     for raw in inputs:
         p = Path(raw)
         if not p.exists():
-            raise InputError(f"{p}: no such file or folder")
+            raise missing(p)
         if p.is_dir():
             found = sorted(folder_images(p)[:max_frames])  # (then in name order, as always here)
             if not found:
