@@ -25,13 +25,13 @@ from semflow.io.mp4 import box_header
 FFMPEG_LOG_LINES = 40
 """The first lines FFmpeg logs that an encoder keeps (the cause comes first, its consequences after)."""
 _TAG = re.compile(r"^\[[^\]]*\]\s*")
+"""The tag FFmpeg puts before a line: ``[out#0/mp4 @ 0x55d4c0a8e4c0]``."""
 _SHOWINFO = re.compile(rb"\bpts_time:\s*(\S+).*?\bs:(\d+)x(\d+)")
 """A frame's time and size in a line of FFmpeg's showinfo filter."""
 _CORRUPT = b"corrupt decoded frame"
 """What FFmpeg says of a frame its decoder concealed errors in."""
 PROBE_TIMEOUT = 120.0
-"""Seconds :func:`size_change` waits for FFmpeg (a file on a slow mount): then it says nothing."""
-"""The tag FFmpeg puts before a line: ``[out#0/mp4 @ 0x55d4c0a8e4c0]``."""
+"""Seconds :func:`probe_keyframes` waits for FFmpeg (a file on a slow mount): then it says nothing."""
 
 
 def ffmpeg_reason(lines: list[str], returncode: int | None) -> str:
@@ -140,7 +140,8 @@ class KeyframeReport:
     """The first change of frame size: (seconds from the first keyframe, (W, H) before, (W, H) after).
     OpenCV scales every frame to the first one's size and reports that size: read stretched, silently."""
     corrupt: tuple[float, ...] = ()
-    """Seconds (from the first keyframe) of the keyframes FFmpeg decoded damaged, concealing the errors."""
+    """Seconds (from the first keyframe) of the keyframes FFmpeg decoded damaged, concealing the errors (as
+    many as there are; each time the damaged keyframe's or, where the decoder ran ahead, an earlier one's)."""
 
     def refusal(self) -> str | None:
         """Why the video cannot be read as one clip, in a line (None: it can)."""
@@ -181,9 +182,9 @@ def _probe_keyframes(path: Path, stamp: tuple[int, int], within: float | None) -
     except (OSError, subprocess.TimeoutExpired):
         return KeyframeReport()
     first: tuple[float, tuple[int, int]] | None = None
-    corrupt, damaged = [], False
+    corrupt, pending = [], 0  # damaged frames said, not yet shown (the decoder says it before showinfo)
     for line in log.splitlines():
-        damaged |= _CORRUPT in line  # (said before the frame's showinfo line)
+        pending += _CORRUPT in line
         if not (found := _SHOWINFO.search(line)):
             continue
         try:
@@ -193,9 +194,9 @@ def _probe_keyframes(path: Path, stamp: tuple[int, int], within: float | None) -
         first = first or (seconds, size)
         if within is not None and seconds - first[0] >= within:
             break
-        if damaged:
+        if pending:
             corrupt.append(seconds - first[0])
-            damaged = False
+            pending -= 1
         if size != first[1]:
             return KeyframeReport(size_change=(seconds - first[0], first[1], size), corrupt=tuple(corrupt))
     return KeyframeReport(corrupt=tuple(corrupt))
