@@ -104,8 +104,8 @@ def _run_settings(per_clip: bool) -> Callable[[F], F]:
         click.option("--max-side", type=click.IntRange(min=16), default=None,
                      help="Shrink frames so the longer side is at most PX."),
         click.option("--max-flow", type=MAX_FLOW, default=None,
-                     help="Colour normaliser in px, 0.001 to 1e6 (default: the 99th percentile over the whole clip); one pass, no"
-                          " flows kept."),
+                     help="Colour normaliser in px, 0.001 to 1e6 (default: the largest of the pairs' 99th percentiles); one pass,"
+                          " no flows kept."),
         click.option("--resume", is_flag=True, help="Keep the pairs an earlier, interrupted run finished; do only what is"
                                                     " missing."),
         click.option("--cache-mb", type=click.IntRange(min=0), default=512, show_default=True,

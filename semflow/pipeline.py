@@ -61,7 +61,7 @@ __all__ = ["WORK_DIR", "RunOptions", "run_video", "open_video", "compute_pairs",
 STAGES = ("read", "flow", "stats", "draw", "write")
 """The stages whose wall seconds a summary reports: reading frames, computing flow (while drawing: waiting
 for the pair's flow, computed or loaded one pair ahead in a second thread), the per-pair statistics for
-the normaliser, drawing the colour frames, and writing files and videos."""
+the normaliser, drawing the colour frames, and writing files, videos and the plot."""
 
 
 @dataclass
@@ -254,6 +254,7 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
     render_clip(source, pairs, store.out_dir, source.fps, max_flow, method.name, flows_for, timer=timer,
                 progress=options.progress, label_set=label_set, on_pair=meter.on_pair)
     meter.write_plot(store.claim("plot.png"), f"{method.name}, {source.path.name}", [r.seconds for r in records])
+    timer.lap("write")  # (the plot: half a second, most of a short clip's wall time)
     stages = sum_stages([stages or {}, timer.seconds], STAGES)
     summary = make_summary(source, method, records, max_flow, options,
                            wall_seconds=wall_seconds + time.perf_counter() - start,
@@ -361,6 +362,7 @@ def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, op
         raise InputError(f"{source.path}: need at least 2 frames to compute flow, got 1")
     store.mark_end(pairs)
     meter.write_plot(store.claim("plot.png"), f"{method.name}, {source.path.name}", [r.seconds for r in store.records(pairs)])
+    timer.lap("write")
     summary = make_summary(source, method, store.records(pairs), options.max_flow, options,
                            wall_seconds=wall_seconds + time.perf_counter() - start, computed=computed,
                            stages=sum_stages([timer.seconds, moved_out_of_flow(timer.seconds, inside)], STAGES),

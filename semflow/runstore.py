@@ -51,7 +51,14 @@ from semflow.io.flow import read_flo, save_npy, write_flo
 from semflow.io.images import read_image
 from semflow.io.jsonfile import loads_untrusted
 from semflow.io.outputs import OutputFolder
-from semflow.pair_records import PairRecord, RecordLog, flo_whole, normaliser, read_cached
+from semflow.pair_records import (
+    PairRecord,
+    RecordLog,
+    flo_whole,
+    normaliser,
+    percentile_arithmetic,
+    read_cached,
+)
 from semflow.run_outputs_check import missing_output, refuse_other_settings
 
 __all__ = ["CACHE_BUDGET_BYTES", "RUN_OUTPUTS", "WORK_DIR", "PairRecord", "RunStore", "cache_pairs", "finished_summary",
@@ -354,6 +361,7 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
     its pairs in the intermediate instead, ``INTERMEDIATE_SHARE * cache_budget / pairs_estimate`` bytes a pair; a
     ``single_pass`` run (``--max-flow``) keeps nothing.
     """
+    percentile_arithmetic()  # (its check, ~45 ms once a process: here, not in the first pair's timed stats)
     out_dir = Path(out_dir)
     state_path = out_dir / WORK_DIR / "state.json"
     if resume and not state_path.exists() and (out_dir / WORK_DIR / "pairs").is_dir():

@@ -17,7 +17,7 @@ from semflow.io.flow import read_flow_valid
 from semflow.io.images import write_image
 from semflow.io.video import FrameSource, VideoWriter
 from semflow.pipeline import STAGES, WORK_DIR, RunOptions, run_video
-from semflow.runstore import reopen_store
+from semflow.runstore import open_store, reopen_store
 
 
 class ScriptedFlow(FlowMethod):
@@ -458,3 +458,23 @@ def test_a_single_pass_never_charges_a_stage_negative_seconds() -> None:
     ample = {"flow": 1.0}
     assert sum_stages([ample, moved_out_of_flow(ample, {"stats": 0.2, "write": 0.1})], STAGES)["flow"] == \
         pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("max_flow", [None, 5.0])
+def test_drawing_the_plot_is_charged_to_the_write_stage(make_frames, monkeypatch, tmp_path: Path, max_flow) -> None:
+    """An output check: plot.png (half a second, most of a short clip's wall time) was drawn outside every
+    stage, so stage_seconds left it out of the wall time; and the percentile arithmetic's check (once a
+    process) was timed inside the first pair's stats, which a single pass takes out of "flow"."""
+    import time
+
+    from semflow.pair_records import percentile_arithmetic
+    from semflow.temporal import TemporalMeter
+
+    drawn = TemporalMeter.write_plot
+    monkeypatch.setattr(TemporalMeter, "write_plot", lambda *a, **k: (time.sleep(0.4), drawn(*a, **k))[1])
+    summary = run_video(make_frames(3), tmp_path / "o", RunOptions(method="dis-fast", max_flow=max_flow, progress=False))
+    assert summary["stage_seconds"]["write"] >= 0.4
+    percentile_arithmetic.cache_clear()
+    (tmp_path / "store").mkdir()
+    open_store(tmp_path / "store", {}, resume=False, save_flo=False, frame_shape=(48, 64, 3), single_pass=max_flow is not None)
+    assert percentile_arithmetic.cache_info().currsize == 1  # checked by the store, before any pair is timed
