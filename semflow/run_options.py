@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from semflow.baseline.base import FlowMethod
+from semflow.build_identity import build_identity
 from semflow.errors import InputError
 from semflow.io.files import path_identity
 from semflow.io.video import video_identity
@@ -64,7 +65,8 @@ class RunOptions:
         """The settings a resumed run must share with the run it continues: the method's name and every
         option it is built with (defaults included: from the built ``method``, else resolved from the
         registry without building it, else the options given), and the video's identity (size and
-        modification time: :func:`~semflow.io.video.video_identity`). An option that names a file or folder
+        modification time: :func:`~semflow.io.video.video_identity`), and the build that computes the flows
+        (:func:`~semflow.build_identity.build_identity`: semflow's code and libraries). An option that names a file or folder
         (declared ``path``) is recorded by its real path, and under ``inputs`` with that file's identity
         (:func:`~semflow.io.files.path_identity`): a class list or weights file changed in place, or the
         same relative name resumed from another folder, is a change."""
@@ -90,7 +92,7 @@ class RunOptions:
             "video": os.path.realpath(video), "video_identity": video_identity(video), "method": name,
             "method_options": dict(sorted(given.items())), "inputs": inputs,
             "max_side": self.max_side, "max_frames": self.max_frames, "save_flo": self.save_flo,
-            "max_flow": self.max_flow, "pairwise": self.pairwise,
+            "max_flow": self.max_flow, "pairwise": self.pairwise, "build": build_identity(),
         }
 
     def __post_init__(self) -> None:

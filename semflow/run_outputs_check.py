@@ -68,6 +68,13 @@ def refuse_other_settings(out_dir: Path, before: Any, fingerprint: dict[str, Any
     before = before if isinstance(before, dict) else {}
     if before == fingerprint:
         return
+    if "build" in fingerprint and "build" not in before:  # (and so every setting it did not record)
+        raise InputError(f"{out_dir}: cannot resume, the earlier run was made by an older semflow (it did not record"
+                         " the build that computed its flows); run it afresh, without --resume")
+    if "build" in fingerprint and before["build"] != fingerprint["build"]:
+        raise InputError(f"{out_dir}: cannot resume, the earlier run was made by another build ("
+                         + _build_change(before["build"], fingerprint["build"]) + "): its flows may differ from this"
+                         " one's; run it afresh, without --resume")
     changed = sorted(k for k in fingerprint if before.get(k) != fingerprint[k])
     if changed == ["video_identity"] and before.get("video_identity") is not None:
         raise InputError(f"{out_dir}: cannot resume, {fingerprint.get('video')} changed since the earlier run"
@@ -83,7 +90,19 @@ def refuse_other_settings(out_dir: Path, before: Any, fingerprint: dict[str, Any
         files = ", ".join(f"--{k.replace('_', '-')} {fingerprint['inputs'][k][0]}" for k in names)
         raise InputError(f"{out_dir}: cannot resume, {files} changed since the earlier run (its size or"
                          " modification time); run it afresh, without --resume")
-    if all(key not in before for key in changed):  # settings this semflow records and that one did not
+    if changed and all(key not in before for key in changed):  # settings this semflow records and that one did not
         raise InputError(f"{out_dir}: cannot resume, the earlier run was made by an older semflow"
                          " (it did not record " + ", ".join(changed) + "); run it afresh, without --resume")
+    if extra := sorted(key for key in before if key not in fingerprint):  # (it said "did not record " of none)
+        raise InputError(f"{out_dir}: cannot resume, the earlier run was made by a newer semflow (it recorded"
+                         f" {', '.join(map(str, extra[:4]))}, which this one does not); run it afresh, without --resume")
     raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({', '.join(changed) or 'format'})")
+
+
+def _build_change(before: Any, now: dict[str, str]) -> str:
+    """What differs between the earlier run's build and this one, in a few words."""
+    if not isinstance(before, dict):
+        return "not recorded as this semflow records it"
+    names = [name for name in now if before.get(name) != now[name]] + [name for name in before if name not in now]
+    return ", ".join(f"{name} {before.get(name, 'none')} -> {now.get(name, 'none')}" for name in names[:4]) + \
+        (f", and {len(names) - 4} more" if len(names) > 4 else "")

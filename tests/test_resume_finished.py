@@ -150,3 +150,41 @@ def test_resuming_a_finished_run_says_nothing_was_computed(run_cli, make_frames,
     said = again.stdout + again.stderr
     assert again.rc == 0 and "3 pairs, all finished by the run this resumes: none computed (dis-fast)" in said
     assert "s/pair" not in said
+
+
+@pytest.mark.parametrize("interrupted", [False, True])
+def test_a_run_made_by_another_build_is_refused_not_mixed(make_frames, monkeypatch, tmp_path: Path,
+                                                          interrupted: bool) -> None:
+    """An upgrade probe: a run made by an earlier semflow whose flows differ (a change to DIS's padding of
+    small frames) but that recorded the same settings was resumed without a word: its pairs kept beside
+    this build's (or, finished, all of them called done). The build that computes the flows (semflow's
+    code digest, the libraries' versions) is now part of what a resume compares."""
+    import json
+
+    import semflow.run_options as run_options
+    from semflow.build_identity import build_identity
+
+    frames, out = make_frames(5, 40, 56), tmp_path / "out"
+    if interrupted:
+        with pytest.raises(RuntimeError):
+            run_video(frames, out, RunOptions(method=failing_at_pair(2), save_flo=True, progress=False))
+    else:
+        run_video(frames, out, OPTIONS)
+    resume = RESUME if not interrupted else RunOptions(method=failing_at_pair(4), save_flo=True, progress=False,
+                                                        resume=True)  # (fails should it compute a pair)
+    other = {**build_identity(), "numpy": "9.9.9"}
+    monkeypatch.setattr(run_options, "build_identity", lambda: other)
+    with pytest.raises(InputError, match=r"made by another build \(numpy [\d.]+ -> 9\.9\.9\): its flows may differ"):
+        run_video(frames, out, resume)
+    monkeypatch.undo()
+    recorded = out / (f"{WORK_DIR}/state.json" if interrupted else "summary.json")
+    document = json.loads(recorded.read_text())
+    settings = document["fingerprint"] if interrupted else document["settings"]
+    settings["later_setting"] = 1  # as a newer semflow may record
+    recorded.write_text(json.dumps(document))
+    with pytest.raises(InputError, match=r"made by a newer semflow \(it recorded later_setting, which this one does"):
+        run_video(frames, out, resume)
+    del settings["later_setting"], settings["build"]
+    recorded.write_text(json.dumps(document))
+    with pytest.raises(InputError, match=r"made by an older semflow \(it did not record the build that computed"):
+        run_video(frames, out, resume)
