@@ -37,3 +37,12 @@ def build_identity() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             identity[name] = "none"
     return identity
+
+
+def build_difference(before: object, now: dict[str, str]) -> str:
+    """What differs between the build ``before`` (as recorded) and ``now``, in a few words."""
+    if not isinstance(before, dict):
+        return "not recorded as this semflow records it"
+    names = [name for name in now if before.get(name) != now[name]] + [name for name in before if name not in now]
+    return ", ".join(f"{name} {before.get(name, 'none')} -> {now.get(name, 'none')}" for name in names[:4]) + \
+        (f", and {len(names) - 4} more" if len(names) > 4 else "")

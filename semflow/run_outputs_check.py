@@ -18,6 +18,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from semflow.build_identity import build_difference
 from semflow.errors import InputError, OutputError
 from semflow.io.outputs import refuse_link
 from semflow.pair_records import flo_whole
@@ -73,7 +74,7 @@ def refuse_other_settings(out_dir: Path, before: Any, fingerprint: dict[str, Any
                          " the build that computed its flows); run it afresh, without --resume")
     if "build" in fingerprint and before["build"] != fingerprint["build"]:
         raise InputError(f"{out_dir}: cannot resume, the earlier run was made by another build ("
-                         + _build_change(before["build"], fingerprint["build"]) + "): its flows may differ from this"
+                         + build_difference(before["build"], fingerprint["build"]) + "): its flows may differ from this"
                          " one's; run it afresh, without --resume")
     changed = sorted(k for k in fingerprint if before.get(k) != fingerprint[k])
     if changed == ["video_identity"] and before.get("video_identity") is not None:
@@ -98,11 +99,3 @@ def refuse_other_settings(out_dir: Path, before: Any, fingerprint: dict[str, Any
                          f" {', '.join(map(str, extra[:4]))}, which this one does not); run it afresh, without --resume")
     raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({', '.join(changed) or 'format'})")
 
-
-def _build_change(before: Any, now: dict[str, str]) -> str:
-    """What differs between the earlier run's build and this one, in a few words."""
-    if not isinstance(before, dict):
-        return "not recorded as this semflow records it"
-    names = [name for name in now if before.get(name) != now[name]] + [name for name in before if name not in now]
-    return ", ".join(f"{name} {before.get(name, 'none')} -> {now.get(name, 'none')}" for name in names[:4]) + \
-        (f", and {len(names) - 4} more" if len(names) > 4 else "")

@@ -325,3 +325,20 @@ def test_batch_cli_leaves_the_gpu_to_the_cluster(monkeypatch, tmp_path: Path, de
                                        "--device", device])
     assert "stopped before Ray" in result.output and len(given) == 1, result.output
     assert given[0].method_options["device"] == device and given[0].method_options["preset"] == "balanced"
+
+
+def test_a_worker_of_another_build_is_refused(local_ray, make_frames, monkeypatch, tmp_path: Path) -> None:
+    """A clip's chunks run on any worker: a node with another semflow or other library versions would have
+    computed some of its pairs with another build (the driver records its own build as the clip's)."""
+    import semflow.batch.workers as workers
+    from semflow.batch.work import ClipWorker
+    from semflow.build_identity import build_identity
+
+    other = {**build_identity(), "torch": "0.0.1"}
+    with pytest.raises(SemflowError, match=r"a worker runs another build than the driver \(torch [^ ]+ -> 0\.0\.1\)"):
+        ClipWorker(METHOD, {}, build=other)
+    monkeypatch.setattr(workers, "build_identity", lambda: other)  # the driver's, as the workers are told it
+    with pytest.raises(SemflowError, match=r"could not build method .*: a worker runs another build than the driver"):
+        with Batch(tmp_path / "out", options()) as batch:
+            batch.submit([make_frames(3)])
+            list(batch.results())

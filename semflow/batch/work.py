@@ -21,6 +21,7 @@ import numpy as np
 
 from semflow.baseline.base import FlowMethod
 from semflow.batch.cluster import check_batch_device
+from semflow.build_identity import build_difference, build_identity
 from semflow.errors import InputError, SemflowError
 from semflow.forked import set_process_limit
 from semflow.io.native import own_native_output
@@ -190,8 +191,11 @@ class ClipWorker:
     in :mod:`semflow.batch.runner` wraps it)."""
 
     def __init__(self, method: str | FlowMethod, method_options: dict[str, Any], threads: int | None = None,
-                 cwd: str | None = None) -> None:
+                 cwd: str | None = None, build: dict[str, str] | None = None) -> None:
         own_native_output()  # (a worker process is semflow's: decoders' lines stay out of the driver's terminal)
+        if build is not None and build != build_identity():  # (the driver's: a clip's pairs from two builds)
+            raise SemflowError("a worker runs another build than the driver (" + build_difference(build_identity(), build)
+                               + "); install the same semflow and libraries on every node")
         if cwd is not None and os.path.isdir(cwd):  # the driver's folder, where it has the same path: a built
             os.chdir(cwd)  # method's relative paths (read when first needed) mean there what they meant to it
         if threads:  # a worker owns ``threads`` CPUs: OpenCV and torch would otherwise use every core each

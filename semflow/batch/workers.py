@@ -18,6 +18,7 @@ from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 from semflow.batch.signals import interruptible
 from semflow.batch.work import ClipWorker
+from semflow.build_identity import build_identity
 from semflow.errors import SemflowError, file_error
 
 WORKER_RESTARTS = 1
@@ -45,7 +46,7 @@ def new_workers(count: int, method: Any, method_options: dict[str, Any], gpus: f
     """Start ``count`` workers, each reserving one CPU and ``gpus`` of a GPU, in this process's folder where
     their machine has it (workers joined with ``ray start`` run where it ran); they build the method meanwhile."""
     actor = ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=WORKER_RESTARTS, max_task_retries=0)(ClipWorker)
-    return [actor.remote(method, method_options, 1, os.getcwd()) for _ in range(count)]
+    return [actor.remote(method, method_options, 1, os.getcwd(), build_identity()) for _ in range(count)]
 
 
 def worker_pids(workers: list[Any]) -> list[int]:
