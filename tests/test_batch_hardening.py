@@ -342,3 +342,33 @@ def test_a_worker_of_another_build_is_refused(local_ray, make_frames, monkeypatc
         with Batch(tmp_path / "out", options()) as batch:
             batch.submit([make_frames(3)])
             list(batch.results())
+
+
+def test_the_token_of_a_local_ray_is_its_owners_alone(monkeypatch, tmp_path: Path) -> None:
+    """A permissions probe: Ray writes ~/.ray/auth_token under the umask (0644: every user of the machine could
+    read it and run code on the batch's cluster). semflow writes it first, 0600; one others may read loses that."""
+    import stat
+
+    from semflow.batch.cluster import keep_token_private
+
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    old = os.umask(0o022)
+    try:
+        keep_token_private()
+    finally:
+        os.umask(old)
+    token = tmp_path / ".ray" / "auth_token"
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600 and stat.S_IMODE(token.parent.stat().st_mode) == 0o700
+    assert len(token.read_text()) == 64 and int(token.read_text(), 16) >= 0
+    before = token.read_text()
+    keep_token_private()  # kept as it is
+    assert token.read_text() == before and stat.S_IMODE(token.stat().st_mode) == 0o600
+    token.chmod(0o644)
+    keep_token_private()
+    assert stat.S_IMODE(token.stat().st_mode) == 0o640  # every user's read taken, the group's kept (shared on purpose)
+    token.unlink()
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    keep_token_private()
+    assert not token.exists()

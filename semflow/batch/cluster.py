@@ -9,8 +9,10 @@ import contextlib
 import logging
 import math
 import os
+import secrets
 import signal
 import socket
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -96,6 +98,7 @@ def start_ray(init: Callable[..., Any], address: str | None, workers: int | None
             init(address=address, **settings)
     else:
         before = child_processes()
+        keep_token_private()
         try:
             with token_notice_hidden(), environment(LOCAL_RAY_ENV), ray_starting():
                 init(address="local", num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
@@ -185,6 +188,29 @@ def environment(variables: dict[str, str]) -> Iterator[None]:
     finally:
         for name in added:
             os.environ.pop(name, None)
+
+
+def keep_token_private() -> None:
+    """Before a local Ray starts: its token file (``~/.ray/auth_token``; whoever reads it can run code on
+    the batch's cluster) written readable by its owner alone where there is none yet (Ray writes it under
+    the umask: 0644, every user's to read); one every user may read loses that (its owner's and group's
+    rights are kept: a token may be shared with a group on purpose). Nothing where the token is given
+    otherwise (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``) or authentication is off (``RAY_AUTH_MODE``)."""
+    if {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"} & set(os.environ):
+        return
+    path = os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        with contextlib.suppress(OSError):
+            if (mode := os.stat(path).st_mode) & stat.S_IRWXO:  # (another user's file: not ours to change)
+                os.chmod(path, stat.S_IMODE(mode) & ~stat.S_IRWXO)
+        return
+    except OSError:  # (a HOME that cannot be written: Ray says so, as it always did)
+        return
+    with os.fdopen(fd, "w") as token:
+        token.write(secrets.token_hex(32))  # (as Ray makes one: 256 random bits)
 
 
 @contextlib.contextmanager
