@@ -98,4 +98,3 @@ def refuse_other_settings(out_dir: Path, before: Any, fingerprint: dict[str, Any
         raise InputError(f"{out_dir}: cannot resume, the earlier run was made by a newer semflow (it recorded"
                          f" {', '.join(map(str, extra[:4]))}, which this one does not); run it afresh, without --resume")
     raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({', '.join(changed) or 'format'})")
-
