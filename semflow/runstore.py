@@ -51,14 +51,7 @@ from semflow.io.flow import read_flo, save_npy, write_flo
 from semflow.io.images import read_image
 from semflow.io.jsonfile import loads_untrusted
 from semflow.io.outputs import OutputFolder
-from semflow.pair_records import (
-    PairRecord,
-    RecordLog,
-    flo_whole,
-    normaliser,
-    percentile_arithmetic,
-    read_cached,
-)
+from semflow.pair_records import PairRecord, RecordLog, flo_whole, normaliser, read_cached
 from semflow.run_outputs_check import missing_output, refuse_other_settings
 
 __all__ = ["CACHE_BUDGET_BYTES", "RUN_OUTPUTS", "WORK_DIR", "PairRecord", "RunStore", "cache_pairs", "finished_summary",
@@ -73,8 +66,8 @@ MIN_INTERMEDIATE_BYTES = 256
 """A clip whose intermediate would get fewer bytes a pair than this keeps no flows (pass 2 computes them
 again, as with ``--cache-mb 0``): a container claiming 2**31 frames had FFmpeg asked for 36 bits a second."""
 INTERMEDIATE_SHARE = 0.9
-"""The share of the budget the intermediate may take: the rest is left to the pair records' and the
-video state's files (an hour of 1080p, measured by ``scripts/bench_batch.py --disk-only``: 0.48 GB
+"""The share of the budget the intermediate may take: the rest is meant for the pair records' and the
+video state's files, which are not held to it (an hour of 1080p, measured by ``scripts/bench_batch.py --disk-only``: 0.48 GB
 intermediate + 0.03-0.05 GB records (240-410 bytes a pair) + 0.05-0.18 GB video states (3 files of
 17 MB for dis-medium, 58 MB for semantic) = 0.56-0.70 GB, under 1 GB)."""
 CACHE_BYTES_PER_PIXEL = 8 + 8 + 3
@@ -361,7 +354,6 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
     its pairs in the intermediate instead, ``INTERMEDIATE_SHARE * cache_budget / pairs_estimate`` bytes a pair; a
     ``single_pass`` run (``--max-flow``) keeps nothing.
     """
-    percentile_arithmetic()  # (its check, ~45 ms once a process: here, not in the first pair's timed stats)
     out_dir = Path(out_dir)
     state_path = out_dir / WORK_DIR / "state.json"
     if resume and not state_path.exists() and (out_dir / WORK_DIR / "pairs").is_dir():
@@ -381,6 +373,10 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
     if not single_pass and pairs_estimate > cached and cache_budget > 0:  # too long to cache: the intermediate
         cached, per_pair = 0, INTERMEDIATE_SHARE * cache_budget / pairs_estimate
         if per_pair < MIN_INTERMEDIATE_BYTES:  # no encoder codes a pair in so little: keep none, recompute
+            least = math.ceil(MIN_INTERMEDIATE_BYTES * pairs_estimate / INTERMEDIATE_SHARE / 2**20)
+            warn(f"{out_dir}: {cache_budget / 2**20:.4g} MiB (--cache-mb) over {pairs_estimate} pairs is {per_pair:.0f}"
+                 f" bytes a pair, too few to keep the flows: drawing computes every pair again (--cache-mb {least}"
+                 " keeps them; --max-flow draws in one pass)")
             per_pair = 0.0
     state = {"fingerprint": fingerprint, "cache_pairs": cached, "intermediate_per_pair": per_pair,
              "budget": int(INTERMEDIATE_SHARE * cache_budget)}
