@@ -324,3 +324,14 @@ def test_three_channel_float_tiffs_that_pillow_cannot_open_are_read_and_checked(
         decode_image(bytes(data), "bomb")
     with pytest.raises(InputError, match="bad: cannot decode as an image"):
         decode_image(b"II*\0" + b"\xff" * 40, "bad")
+
+
+@pytest.mark.parametrize("kind", ["GIF", "PNG", "WEBP"])
+def test_an_animation_given_as_an_image_is_refused(tmp_path: Path, kind: str) -> None:
+    """`flow a.gif b.gif` took each animation's first frame without a word (a format zoo probe)."""
+    frames = [Image.fromarray(np.full((12, 16, 3), 60 * k, np.uint8)) for k in range(3)]
+    frames[0].save(tmp_path / "moving.img", kind, save_all=True, append_images=frames[1:])
+    with pytest.raises(InputError, match=r"moving\.img: an animation, not one image \(`semflow run` reads"):
+        read_image(tmp_path / "moving.img")
+    frames[1].save(tmp_path / "still.img", kind)
+    assert read_image(tmp_path / "still.img").shape == (12, 16, 3)

@@ -169,12 +169,13 @@ def _check_declared_size(data: bytes, name: str) -> None:
             try:
                 with Image.open(io.BytesIO(data)) as im:
                     (width, height), mode, kind = im.size, im.mode, im.format
+                    animated = kind in ("GIF", "PNG", "WEBP") and getattr(im, "is_animated", False)
                 stored = _stored_bytes(data, width, height, mode, kind)
                 decoded = width * height * (8 if ("16" in mode or mode in ("I", "F")) else 4)  # at most, converted
             except UnidentifiedImageError:
                 if (tiff := _tiff_header(data)) is None:
                     raise
-                width, height, bits = tiff
+                (width, height, bits), animated = tiff, False
                 stored = height * ((width * bits + 7) // 8)
                 decoded = width * height * max(4, (bits + 7) // 8)
     except Image.DecompressionBombError:
@@ -186,6 +187,8 @@ def _check_declared_size(data: bytes, name: str) -> None:
     if decoded > ALWAYS_ALLOWED_BYTES and stored is not None and stored > MAX_EXPANSION * len(data):
         raise InputError(f"{name}: its header declares {width}x{height} pixels, more than its {len(data)} bytes"
                          " can hold (a corrupt file)")
+    if animated:  # (its first frame was taken without a word)
+        raise InputError(f"{name}: an animation, not one image (`semflow run` reads an animation's frames)")
 
 
 def _check_bytes(data: bytes, name: str) -> None:
