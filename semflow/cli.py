@@ -380,7 +380,8 @@ def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool
             kinds: str | None, device: str, max_frames: int | None, max_side: int | None, per_frame: bool,
             progress: bool | None, prior: str, clip_model: str, clip_weights: Path | None, prior_classes: str | None,
             prior_weight: float) -> None:
-    """Label maps for images, folders of images or videos: OUT/x.png per image, OUT/NNNNNN.png per frame.
+    """Label maps for images, folders of images, and video files: OUT/x.png per image, OUT/NNNNNN.png per
+    frame of one video (OUT/<video>/NNNNNN.png with several videos).
 
     A video's labels are filtered along the optical flow (steady from frame to frame); --pairwise
     segments each frame on its own. A folder's images are segmented each on its own (as images, not as

@@ -290,3 +290,11 @@ def test_torchscript_given_as_segmenter_weights_says_what_to_save(tmp_path: Path
         torch.jit.script(torch.nn.Linear(2, 2)).save(str(tmp_path / "ts.pt"))
     with pytest.raises(WeightsError, match=r"a TorchScript archive, not weights: save the model's state_dict\(\)"):
         load_camvid_model(tmp_path / "ts.pt")
+
+
+def test_a_folder_of_videos_says_to_name_them(seg, cli_fails, make_video):
+    """A newcomer probe: `segment clips/` (as `batch clips/` takes it) said only "folder holds no images"."""
+    (seg / "clips").mkdir()
+    make_video(3, name="clips/v.mp4")
+    cli_fails("segment", "clips", "--out", "out", *MASKS,
+              match="clips: folder holds no images (name its videos themselves: DIR/*.mp4)")

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from semflow.errors import InputError
+from semflow.io.files import is_video_path
 from semflow.io.images import is_image_path
 from semflow.io.outputs import refuse_outputs_inside
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
 MANIFEST_EXTENSIONS = (".txt", ".csv")
 
 
@@ -33,11 +33,6 @@ class BatchInput:
 
     path: Path
     name: str
-
-
-def is_video_path(path: str | os.PathLike) -> bool:
-    """Whether ``path`` has a video file extension."""
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def _manifest(path: Path) -> list[tuple[Path, str | None]]:

@@ -9,6 +9,14 @@ from pathlib import Path
 
 from semflow.errors import InputError, ResourceError
 
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
+"""What a folder's video files are named (``batch`` takes a folder of them; ``segment`` names them)."""
+
+
+def is_video_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` has a video file extension."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
 
 def require_file(path: str | os.PathLike) -> Path:
     """Return ``path`` as a Path; raise :class:`InputError` if it is missing, not a file or unreadable."""

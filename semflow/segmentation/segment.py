@@ -31,7 +31,7 @@ from pathlib import Path
 from PIL import Image
 
 from semflow.errors import InputError, warn
-from semflow.io.files import missing
+from semflow.io.files import is_video_path, missing
 from semflow.io.images import image_size, is_image_path, read_image, write_image
 from semflow.io.outputs import check_outputs, output_staging, refuse_inputs_as_outputs, refuse_link
 from semflow.io.video import folder_images, max_side_size, resize_max_side
@@ -60,8 +60,9 @@ def _plan(inputs: Sequence[str | os.PathLike], out_dir: Path, max_frames: int | 
             raise missing(p)
         if p.is_dir():
             found = sorted(folder_images(p)[:max_frames])  # (then in name order, as always here)
-            if not found:
-                raise InputError(f"{p}: folder holds no images")
+            if not found:  # (a folder of videos is batch's: here each video is named)
+                raise InputError(f"{p}: folder holds no images" + (" (name its videos themselves: DIR/*.mp4)"
+                                 if any(map(is_video_path, p.iterdir())) else ""))
             images.extend(found)
         elif is_image_path(p):
             images.append(p)
