@@ -152,7 +152,8 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
              f" -> {out_dir}")
         return
     sec, wall = summary["seconds_per_pair"]["median"], summary.get("wall_seconds", {}).get("per_pair")
-    _say(f"{summary['pairs']} pairs, {sec:.3f} s/pair median compute, {wall:.3f} s/pair wall"
+    resumed = f" ({summary['resumed_pairs']} of them resumed)" if summary.get("resumed_pairs") else ""
+    _say(f"{summary['pairs']} pairs{resumed}, {sec:.3f} s/pair median compute, {wall:.3f} s/pair wall"
          f" ({summary['method']}) -> {out_dir}")
 
 

@@ -201,3 +201,13 @@ def test_a_refused_resume_says_what_each_setting_was_and_is(tmp_path: Path) -> N
     with pytest.raises(InputError, match=r"other settings \(max_side None -> 240, method_options: preset 'balanced' ->"
                                          r" 'fast', video\)$"):  # (a long value: named alone)
         refuse_other_settings(tmp_path, before, now)
+
+
+def test_a_resumed_run_says_how_many_pairs_it_kept(run_cli, make_frames, tmp_path: Path) -> None:
+    """A newcomer probe: a resumed run's result line read as a whole run's ("4 pairs, ..."), the pairs it kept
+    said nowhere but in summary.json."""
+    frames = make_frames(5, 40, 56)
+    with pytest.raises(RuntimeError):
+        run_video(frames, tmp_path / "out", RunOptions(method=failing_at_pair(2), save_flo=True, progress=False))
+    result = run_cli("run", frames, "--out", "out", "--method", "dis-fast", "--save-flo", "--resume", "--no-progress")
+    assert result.rc == 0 and result.stdout.startswith("4 pairs (2 of them resumed), "), result.stdout + result.stderr
