@@ -267,7 +267,8 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     if viz is not None:
         max_flow = max_flow if max_flow is not None else max_flow_of(result.flow)
         write_image(viz, add_legend(flow_to_color(result.flow, max_flow), max_flow))
-    _say(f"{output} ({result.flow.shape[1]}x{result.flow.shape[0]}, {estimator.name})")
+    drawn = "" if viz is None else f"; {viz} (max flow {max_flow:.2f} px)"  # (as visualize says it)
+    _say(f"{output} ({result.flow.shape[1]}x{result.flow.shape[0]}, {estimator.name}){drawn}")
 
 
 # --- visualize ----------------------------------------------------------------------------------

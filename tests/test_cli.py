@@ -58,8 +58,9 @@ def test_flow_max_side_shrinks_the_images_first(run_cli, pair, tmp_path: Path) -
 
 
 def test_flow_with_viz_png(run_cli, pair, tmp_path: Path) -> None:
-    result = run_cli("flow", *pair, "-o", tmp_path / "f.flo", "--viz", tmp_path / "f.png")
+    result = run_cli("flow", *pair, "-o", tmp_path / "f.flo", "--viz", tmp_path / "f.png", "--max-flow", "4")
     assert result.rc == 0, result.stderr
+    assert result.stdout.rstrip().endswith("; " + str(tmp_path / "f.png") + " (max flow 4.00 px)")  # (a newcomer probe)
     viz = read_image(tmp_path / "f.png")
     assert viz.shape == (48, 64, 3)
     # Motion right and down: between red and yellow on the Middlebury wheel, away from the legend (its
