@@ -13,7 +13,7 @@ import click
 
 from semflow.cli_group import SemflowGroup
 from semflow.cli_options import MAX_FLOW, PATH, TEXT_PATH, F, click_type, prior_options
-from semflow.errors import InputError, SemflowError, one_line
+from semflow.errors import InputError, SemflowError, Terminated, one_line
 from semflow.io.outputs import check_outputs, refuse_inputs_as_outputs, refuse_outputs_inside
 from semflow.methods import DEFAULT_RUN_METHOD
 from semflow.segmentation.clip import prior_from_options
@@ -146,7 +146,11 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
     checked = check_video(video, RunOptions(**run_settings))  # a bad video fails before the method (and torch) loads
     estimator, described = _build_method(method, settings)
     options = RunOptions(method=method, method_options=described, cache_budget=cache_mb * 2 ** 20, **run_settings)
-    summary = run_video(video, out_dir, options, method=estimator, checked=checked)
+    try:
+        summary = run_video(video, out_dir, options, method=estimator, checked=checked)
+    except (KeyboardInterrupt, Terminated) as exc:
+        exc.nothing_kept = not out_dir.exists()  # (stopped before its first pair: the folder it made is gone)
+        raise
     if summary.get("resumed_pairs") == summary["pairs"]:  # (the earlier run's timings would read as this one's)
         _say(f"{summary['pairs']} pairs, all finished by the run this resumes: none computed ({summary['method']})"
              f" -> {out_dir}")

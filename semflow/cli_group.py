@@ -55,6 +55,8 @@ class SemflowGroup(click.Group):
         name = ctx.invoked_subcommand
         resumable = any(p.name == "resume" for p in getattr(self.get_command(ctx, name or ""), "params", []))
         hint = f" (finished outputs are kept; `{name}` can continue with --resume)" if resumable else ""
+        if getattr(exc, "nothing_kept", False):
+            hint = " (before any pair was finished: the output folder it made is removed)"
         how = "terminated" if isinstance(exc, Terminated) else "interrupted"
         click.echo(f"semflow: {how}{hint}", err=True)
         ctx.exit(143 if isinstance(exc, Terminated) else 130)

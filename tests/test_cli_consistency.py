@@ -158,3 +158,29 @@ def test_options_a_command_cannot_use_are_not_offered_and_one_name_serves_one_th
     result = run_cli("segment", pair[0], "--out", "seg", "--segmenter", "camvid")
     assert result.rc == 0, result.stderr
     assert (tmp_path / "seg" / "a.png").is_file()
+
+
+@pytest.mark.parametrize("at_pair", [0, 2])
+def test_an_interrupted_run_says_whether_it_kept_anything(make_frames, monkeypatch, tmp_path: Path, at_pair: int) -> None:
+    """A newcomer probe: Ctrl-C before the first pair removed the folder the run made, and the line still said
+    "finished outputs are kept; `run` can continue with --resume"."""
+    from conftest import failing_at_pair
+
+    import semflow.cli as cli
+
+    frames = make_frames(5)
+    failing = failing_at_pair(at_pair)
+    estimate = failing.estimate
+
+    def interrupted(*args, **kwargs):
+        try:
+            return estimate(*args, **kwargs)
+        except RuntimeError:
+            raise KeyboardInterrupt from None
+
+    failing.estimate = interrupted
+    monkeypatch.setattr(cli, "_build_method", lambda method, settings: (failing, {}))
+    result = CliRunner().invoke(main, ["run", str(frames), "--out", str(tmp_path / "out"), "--method", "dis-fast"])
+    assert result.exit_code == 130 and (tmp_path / "out").exists() == (at_pair > 0)
+    said = "the output folder it made is removed" if at_pair == 0 else "finished outputs are kept"
+    assert said in result.output.splitlines()[-1]
