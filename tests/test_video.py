@@ -303,3 +303,17 @@ def test_a_video_whose_keyframe_decodes_damaged_is_warned_about(tmp_path: Path, 
     assert FrameSource(whole).damage_note is None and not [w for w in recwarn if issubclass(w.category, SemflowWarning)]
     summary = run_video(damaged, tmp_path / "out", RunOptions(method="dis-fast", progress=False))
     assert summary["damaged_keyframes"] == source.damage_note
+
+
+def test_a_video_is_read_where_no_ffmpeg_can_probe_it(make_video, monkeypatch) -> None:
+    """imageio-ffmpeg without a binary for the platform raises RuntimeError: the keyframe probe (a check) must not
+    make every video unreadable; the video is read unprobed."""
+    import imageio_ffmpeg
+
+    clip = make_video(4)  # (a new file: no probe of it is kept)
+
+    def no_ffmpeg() -> str:
+        raise RuntimeError("No ffmpeg exe could be found. Install ffmpeg on your system")
+
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", no_ffmpeg)
+    assert len(list(FrameSource(clip))) == 4

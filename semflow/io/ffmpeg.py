@@ -174,7 +174,11 @@ def _probe_keyframes(path: Path, stamp: tuple[int, int], within: float | None) -
     """:func:`probe_keyframes` of ``path`` as it stands (``stamp``: its size and modification time)."""
     import imageio_ffmpeg
 
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostats", "-nostdin", "-skip_frame", "nokey",
+    try:
+        ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:  # (no FFmpeg for this platform: the video is read unprobed; writing one says why)
+        return KeyframeReport()
+    command = [ffmpeg, "-hide_banner", "-nostats", "-nostdin", "-skip_frame", "nokey",
                "-i", b"file:" + os.fsencode(path), "-map", "0:v:0", "-an", "-vf", "showinfo", "-f", "null", "-"]
     try:
         log = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
