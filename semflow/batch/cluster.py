@@ -203,8 +203,8 @@ def keep_token_private() -> None:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
-        with contextlib.suppress(OSError):
-            if (mode := os.stat(path).st_mode) & stat.S_IRWXO:  # (another user's file: not ours to change)
+        with contextlib.suppress(OSError):  # (another user's token, or a link to one: chmod fails, it stays)
+            if (mode := os.stat(path).st_mode) & stat.S_IRWXO:
                 os.chmod(path, stat.S_IMODE(mode) & ~stat.S_IRWXO)
         return
     except OSError:  # (a HOME that cannot be written: Ray says so, as it always did)
