@@ -31,6 +31,7 @@ import numpy as np
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.errors import InputError, warn
 from semflow.io.atomic import write_text_atomic
+from semflow.io.files import too_few_frames
 from semflow.io.jsonfile import dumps_strict
 from semflow.io.outputs import OutputFolder, refuse_inputs_as_outputs
 from semflow.io.video import FrameSource
@@ -81,7 +82,7 @@ def check_video(video: Path, options: RunOptions) -> tuple[FrameSource, np.ndarr
     source = FrameSource(video, max_side=options.max_side, max_frames=options.max_frames)
     frames = list(itertools.islice(iter(source), 2))
     if len(frames) < 2:
-        raise InputError(f"{video}: need at least 2 frames to compute flow, got {len(frames)}")
+        raise too_few_frames(video, len(frames))
     return source, frames[0]
 
 
@@ -359,7 +360,7 @@ def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, op
                         timer=timer, progress=options.progress, total=max(len(source) - 1, 1),
                         label_set=tile_label_set(method), on_pair=(meter := TemporalMeter()).on_pair)
     if pairs == 0:
-        raise InputError(f"{source.path}: need at least 2 frames to compute flow, got 1")
+        raise too_few_frames(source.path, 1)
     store.mark_end(pairs)
     meter.write_plot(store.claim("plot.png"), f"{method.name}, {source.path.name}", [r.seconds for r in store.records(pairs)])
     timer.lap("write")
@@ -375,9 +376,8 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
               checked: tuple[FrameSource, np.ndarray] | None = None) -> dict[str, Any]:
     """Compute flow for every consecutive frame pair of ``video`` and write the outputs to ``out_dir``.
 
-    ``video`` is a video file or a folder of images; ``checked``: what :func:`check_video` gave for it
-    with these ``options``, when the caller checked it already. Returns the summary also written to
-    ``out_dir/summary.json``.
+    ``video`` is a video file or a folder of images; ``checked``: what :func:`check_video` gave for it with
+    these ``options``, when the caller checked it already. Returns the summary written to ``out_dir/summary.json``.
     """
     options = options or RunOptions()
     if not isinstance(options, RunOptions):
@@ -404,7 +404,7 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
                 report = compute_pairs(source, method, store, resume=options.resume, progress=options.progress,
                                        video=not options.pairwise, save_state=True)
                 if not report.end:
-                    raise InputError(f"{video}: need at least 2 frames to compute flow, got 1")
+                    raise too_few_frames(video, 1)
                 summary = finish_video(source, method, store, report.end, options,
                                        wall_seconds=time.perf_counter() - started, stages=report.stages,
                                        computed=report.computed)

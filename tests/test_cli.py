@@ -357,7 +357,8 @@ def test_run_one_frame_video(cli_fails, make_video) -> None:
 
 def test_run_one_frame_folder(cli_fails, make_frames) -> None:
     make_frames(1, name="one")
-    cli_fails("run", "one", "--out", "out", match="at least 2 frames to compute flow, got 1")
+    line = cli_fails("run", "one", "--out", "out", match="at least 2 frames to compute flow, got 1")
+    assert line.endswith("got 1")  # a folder: no pointer at `semflow flow`
     make_frames(3, name="three")
     cli_fails("run", "three", "--out", "out", "--max-frames", "1", match="'--max-frames': 1 is not in the range x>=2")
     cli_fails("segment", "three", "--out", "seg", "--max-frames", "0", match="'--max-frames': 0 is not in the range x>=1")
@@ -572,3 +573,12 @@ def test_a_dash_for_standard_input_or_output_is_refused_as_such(args, tmp_path: 
     assert result.exit_code == 2
     assert "'-' (standard input or output) is not supported; name a file" in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_run_on_a_single_image_points_at_flow(cli_fails, make_frames) -> None:
+    """`run a.png` said only "need at least 2 frames to compute flow, got 1": a user who meant the flow
+    between two images, or the sequence the image is a frame of, is told how."""
+    make_frames(1, name="one")
+    cli_fails("run", "one/0000.png", "--out", "out",
+              match="got 1; for the flow between two images use `semflow flow IMAGE1 IMAGE2`, for a sequence give"
+                    " the folder of its frames")

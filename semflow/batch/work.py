@@ -24,6 +24,7 @@ from semflow.batch.cluster import check_batch_device
 from semflow.build_identity import build_difference, build_identity
 from semflow.errors import InputError, SemflowError
 from semflow.forked import set_process_limit
+from semflow.io.files import too_few_frames
 from semflow.io.native import own_native_output
 from semflow.io.outputs import OutputFolder
 from semflow.io.video import FrameSource
@@ -227,8 +228,7 @@ class ClipWorker:
         source, store = _open(path, out_dir, options)
         pairs = store.end()
         if not pairs:
-            raise InputError(f"{path}: need at least 2 frames to compute flow, got 1" if pairs == 0 else
-                             f"{path}: the end of the clip was never reached")
+            raise too_few_frames(path, 1) if pairs == 0 else InputError(f"{path}: the end of the clip was never reached")
         missing = [i for i in range(pairs) if not store.has(i)]
         if missing:
             raise InputError(f"{path}: {len(missing)} pairs are missing (first: {missing[0]})")

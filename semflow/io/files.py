@@ -13,9 +13,26 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 """What a folder's video files are named (``batch`` takes a folder of them; ``segment`` names them)."""
 
 
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
+"""The image files semflow reads and writes (a folder's frames, flow's inputs, pictures)."""
+
+
 def is_video_path(path: str | os.PathLike) -> bool:
     """Whether ``path`` has a video file extension."""
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` has an image file extension."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def too_few_frames(path: str | os.PathLike, frames: int) -> InputError:
+    """The one-line error for a video or folder of ``frames`` < 2 frames; a single image is pointed at
+    ``semflow flow`` (two images) and at a folder of frames."""
+    hint = ("; for the flow between two images use `semflow flow IMAGE1 IMAGE2`, for a sequence give the folder"
+            " of its frames" if frames == 1 and is_image_path(path) and Path(path).is_file() else "")
+    return InputError(f"{path}: need at least 2 frames to compute flow, got {frames}{hint}")
 
 
 def require_file(path: str | os.PathLike) -> Path:

@@ -13,10 +13,9 @@ from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
 from semflow.errors import InputError, writing_output
 from semflow.io.atomic import write_bytes_atomic
-from semflow.io.files import require_file
+from semflow.io.files import IMAGE_EXTENSIONS, is_image_path, require_file
 from semflow.io.native import native_stderr
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
 # The most bytes of stored pixel data (at the file's own bits per pixel) one byte of an image file can
 # stand for (deflate's limit is about 1032:1; twice that as margin), and the decoded size always allowed.
 # A header that declares more is corrupt or hostile: refused before the decoder allocates memory for it.
@@ -380,8 +379,3 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
         raise InputError(f"{path}: could not write image")
     with writing_output(path):
         write_bytes_atomic(path, memoryview(data))
-
-
-def is_image_path(path: str | os.PathLike) -> bool:
-    """True when ``path`` has an image file extension."""
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
