@@ -12,6 +12,7 @@ Adding a method: see "How to add a flow method" in README.md.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 from collections.abc import Callable, Iterable, Sequence
@@ -85,8 +86,15 @@ def method_entry(name: str) -> MethodEntry:
     """The registry entry of ``name``; InputError listing the known methods if there is none."""
     entry = _ENTRIES.get(name)
     if entry is None:
-        raise InputError(f"unknown method {name!r}; known methods: {', '.join(_ENTRIES)}")
+        raise InputError(unknown_method(name))
     return entry
+
+
+def unknown_method(name: str) -> str:
+    """The message for an unknown method ``name``: the likeliest meant (a case, ``_`` or typing slip), and
+    the known methods."""
+    near = difflib.get_close_matches(str(name).lower().replace("_", "-"), _ENTRIES, n=1, cutoff=0.75)
+    return f"unknown method {name!r}{f' (did you mean {near[0]}?)' if near else ''}; known methods: {', '.join(_ENTRIES)}"
 
 
 def method_options(name: str) -> list[OptionInfo]:
@@ -164,6 +172,8 @@ def names_of(methods: Iterable[str]) -> list[str]:
     """Check a list of method names; InputError naming the unknown ones and listing the known ones."""
     names = [m.strip() for m in methods if m.strip()]
     unknown = [m for m in names if m not in _ENTRIES]
+    if len(unknown) == 1:
+        raise InputError(unknown_method(unknown[0]))
     if unknown or not names:
         raise InputError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; "
                          f"known methods: {', '.join(_ENTRIES)}")
@@ -239,6 +249,8 @@ def _semantic_baseline(options: Any) -> FlowMethod:
         return _sharpened(flows, options) if options.sharpen else flows
     baseline = options.baseline  # a built one as it is (wrapped below)
     if isinstance(baseline, str):
+        if baseline not in _ENTRIES:
+            raise InputError(f"semantic's baseline (--baseline): {unknown_method(baseline)}")
         given = {"device": options.device}
         if options.sharpen is not None and "sharpen" in {info.name for info in method_options(baseline)}:
             given["sharpen"] = options.sharpen

@@ -486,7 +486,7 @@ def test_compare_bad_inputs(cli_fails, synthetic_root: Path, tmp_path: Path) -> 
     cli_fails("compare", "syn", "--dataset", "kitti", "--json", "r.json", match="not a KITTI folder")
     cli_fails("compare", "syn", "--dataset", "middlebury", "--json", "r.json", match="no middlebury samples")
     line = cli_fails("compare", "syn", "--dataset", "synthetic", "--methods", "dis-medium,pwc", "--json", "r.json",
-                     match="unknown method(s) pwc")
+                     match="unknown method 'pwc'; known methods: dis-ultrafast")
     assert all(name in line for name in list_methods())
     cli_fails("compare", "syn", "--dataset", "synthetic", "--methods", ",", match="(none given)")
 
@@ -582,3 +582,11 @@ def test_run_on_a_single_image_points_at_flow(cli_fails, make_frames) -> None:
     cli_fails("run", "one/0000.png", "--out", "out",
               match="got 1; for the flow between two images use `semflow flow IMAGE1 IMAGE2`, for a sequence give"
                     " the folder of its frames")
+
+
+def test_a_masks_segmenter_without_a_path_names_the_option_to_use(cli_fails, make_frames) -> None:
+    """`--segmenter masks` said "masks backend needs a folder or PNG: --backend masks:PATH": run and flow
+    have no --backend."""
+    make_frames(3)
+    cli_fails("run", "frames", "--out", "out", "--segmenter", "masks",
+              match="the masks segmenter needs a label PNG or a folder of them: --segmenter masks:PATH")

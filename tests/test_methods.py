@@ -16,6 +16,7 @@ from semflow.methods import (
     get_method,
     list_methods,
     method_options,
+    names_of,
     route_options,
 )
 from semflow.metrics import epe
@@ -60,6 +61,24 @@ def test_unknown_method_lists_the_known_ones() -> None:
     message = str(info.value)
     assert message.startswith("unknown method 'raft'; known methods: ")
     assert all(name in message for name in list_methods())
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("dis_medium", "dis-medium"), ("DIS-Medium", "dis-medium"),
+                                              ("dis-medum", "dis-medium"), ("discreet", "discrete"), ("tvl-1", "tvl1")])
+def test_a_misspelt_method_names_the_likeliest_one(typed: str, meant: str) -> None:
+    """`--method dis_medium` (or a case or typing slip) listed the known methods only."""
+    with pytest.raises(InputError, match=f"^unknown method '{typed}' \\(did you mean {meant}\\?\\); known methods: "):
+        get_method(typed)
+    with pytest.raises(InputError, match=f"^unknown method '{typed}' \\(did you mean {meant}\\?\\)"):
+        names_of(["dis-fast", typed])
+
+
+def test_an_unknown_baseline_of_semantic_names_the_option() -> None:
+    """`--method semantic --baseline dis-medim` said "unknown method 'dis-medim'": the user looked at
+    --method semantic, which is right."""
+    with pytest.raises(InputError, match=r"^semantic's baseline \(--baseline\): unknown method 'dis-medim' "
+                                         r"\(did you mean dis-medium\?\)"):
+        get_method("semantic", baseline="dis-medim")
 
 
 @pytest.mark.parametrize("name", ["dis-medium", "farneback", "discrete", "semantic"])

@@ -296,6 +296,11 @@ def test_wrong_or_truncated_weights_give_clear_errors(tmp_path):
     truncated.write_bytes(WEIGHTS.read_bytes()[: WEIGHTS.stat().st_size // 2])
     with pytest.raises(WeightsError, match="truncated"):
         get_segmenter(f"camvid:{truncated}")
+    # cut short in its first entry, it read "not a torch weights file (... never pickled code)"
+    truncated.write_bytes(WEIGHTS.read_bytes()[:5000])
+    for backend in ("camvid", "torchvision"):
+        with pytest.raises(WeightsError, match=r"truncated.pt: cannot read \w+ weights: the file is truncated or corrupt$"):
+            get_segmenter(f"{backend}:{truncated}")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not weights at all\n" * 10)
     with pytest.raises(WeightsError, match=str(junk.name)):

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from semflow.errors import InputError, warn
-from semflow.io.files import require_file
+from semflow.io.files import missing, require_file
 from semflow.io.flow import check_flow, read_flow_valid, resize_flow
 from semflow.io.images import to_rgb_uint8
 from semflow.io.video import shrunk_to
@@ -203,8 +203,12 @@ class GivenFlows(FlowMethod):
 
     def __init__(self, folder: str | os.PathLike, *, name: str = "given") -> None:
         self.folder = Path(folder)
+        if self.folder.is_file():
+            raise InputError(f"{self.folder}: a file, not a folder: --baseline-flows takes the folder of a video's flows"
+                             " (as run --save-flo writes them: OUT/flo); for one image pair, flow --baseline-flow FILE")
         if not self.folder.is_dir():
-            raise InputError(f"{self.folder}: no such folder of flows")
+            raise missing(self.folder, "folder of flows") if not self.folder.exists() else InputError(
+                f"{self.folder}: not a folder of flows")
         self.name = name  # type: ignore[misc]  # an instance's name: the one it stands in for
         self._index = 0
         try:
@@ -218,8 +222,8 @@ class GivenFlows(FlowMethod):
         if doubled:
             self.path_for(min(doubled))  # raises, naming the files
         held = sorted(int(stem) for stem in stems)
-        if missing := sorted(set(range(held[-1])) - set(held)) if held else []:  # said now, not hours in
-            warn(f"{self.folder}: no flow for the pair at frame {missing[0]} ({len(missing)} missing before"
+        if gaps := sorted(set(range(held[-1])) - set(held)) if held else []:  # said now, not hours in
+            warn(f"{self.folder}: no flow for the pair at frame {gaps[0]} ({len(gaps)} missing before"
                  f" {held[-1]:06d}, the last): a run stops there, to be resumed once it is added")
 
     def seek(self, frame_index: int) -> None:

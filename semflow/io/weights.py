@@ -96,7 +96,8 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
             why = "the file is empty"
         elif seen is not None:  # (torch said "pop from empty list" for a video, "never pickled code" for a PNG)
             why = f"not a torch weights file: it is {seen}"
-        elif "central directory" in text or isinstance(exc, (EOFError, zipfile.BadZipFile)):
+        elif ("central directory" in text or isinstance(exc, (EOFError, zipfile.BadZipFile))
+              or (head.startswith(b"PK\x03\x04") and not zipfile.is_zipfile(path))):  # (a torch zip cut short)
             why = "the file is truncated or corrupt"
         elif refused_as_code(exc):
             why = f"not a torch weights file ({PICKLED_CODE})"

@@ -42,7 +42,7 @@ class MaskSegmenter(Segmenter):
     def __init__(self, source: str | os.PathLike, *, label_set: str | LabelSet | None = None,
                  kinds_override: str | Mapping[str, str] | None = None, device: str = "cpu") -> None:
         if not str(source):
-            raise InputError("masks backend needs a folder or PNG: --backend masks:PATH")
+            raise InputError("the masks segmenter needs a label PNG or a folder of them: --segmenter masks:PATH")
         self.source = Path(source)
         if not self.source.exists():
             raise InputError(f"{self.source}: no such mask folder or file")
