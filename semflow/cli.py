@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from semflow.cli_group import SemflowGroup
-from semflow.cli_options import MAX_FLOW, PATH, TEXT_PATH, F, click_type, prior_options
+from semflow.cli_options import BATCH_HELPS, MAX_FLOW, PATH, TEXT_PATH, F, click_type, prior_options
 from semflow.errors import InputError, SemflowError, Terminated, one_line
 from semflow.io.outputs import check_outputs, refuse_inputs_as_outputs, refuse_outputs_inside
 from semflow.methods import DEFAULT_RUN_METHOD
@@ -41,13 +41,14 @@ def main() -> None:
     """semflow: optical flow that knows what it is looking at."""
 
 
-def _method_options(func=None, *, leave_out: tuple[str, ...] = ()):
+def _method_options(func=None, *, leave_out: tuple[str, ...] = (), helps: dict[str, str] | None = None):
     """The method options every flow-computing command offers (but ``leave_out``: what it could never use),
-    derived from the methods' option dataclasses (each says which methods take it); all default to "not given"."""
+    derived from the methods' option dataclasses (each says which methods take it; ``helps``: this command's
+    own text for an option); all default to "not given"."""
     from semflow.methods import cli_options, method_options
 
     if func is None:
-        return lambda command: _method_options(command, leave_out=leave_out)
+        return lambda command: _method_options(command, leave_out=leave_out, helps=helps)
     offered = [(info, takers) for info, takers in cli_options() if info.name not in leave_out]
     defaults_of = {name: {i.name: repr(i.default) for i in method_options(name)}
                    for _, takers in offered for name in takers}  # each method's options read once
@@ -62,7 +63,7 @@ def _method_options(func=None, *, leave_out: tuple[str, ...] = ()):
         if kind is bool:  # a switch: --sharpen / --no-sharpen
             flag, kind = f"{flag}/--no-{flag[2:]}", None
         func = click.option(flag, info.name, default=None, type=kind,
-                            help=f"{info.help} [{methods}{default}]")(func)
+                            help=f"{(helps or {}).get(info.name, info.help)} [{methods}{default}]")(func)
     return func
 
 
@@ -177,7 +178,7 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
 @click.option("--warmup-pairs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Pairs a chunk computes before its first one (for methods that carry state).")
 @_run_settings(per_clip=True)
-@_method_options(leave_out=("baseline_flows",))  # (one video's flows: a batch of clips cannot take them)
+@_method_options(leave_out=("baseline_flows",), helps=BATCH_HELPS)  # (one video's flows: not a batch's)
 def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | None, address: str | None,
           chunk_pairs: int, warmup_pairs: int, cache_mb: int, **settings: Any) -> None:
     """Flow for many clips on Ray: INPUTS are videos, folders of frames, folders of videos, glob patterns
@@ -326,7 +327,7 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
 @click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Compare the first N samples (default: all).")
 @click.option("--markdown", is_flag=True, help="Print the table as Markdown.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
-@_method_options
+@_method_options(leave_out=("baseline_flows",))  # (one video's flows: not a dataset's)
 def compare(root: Path, dataset: str, methods: str, out_dir: Path | None, json_path: Path | None,
             max_samples: int | None, markdown: bool, progress: bool | None, **method_options: Any) -> None:
     """Run METHODS side by side on a dataset with ground truth under ROOT and print a table."""

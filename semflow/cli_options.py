@@ -101,3 +101,10 @@ PATH = FilePath(path_type=Path, readable=False)
 """A path argument (a :class:`~pathlib.Path`)."""
 TEXT_PATH = FilePath(path_type=str, readable=False)
 """A path argument kept as text (batch's inputs: globs and manifests too)."""
+
+BATCH_HELPS = {
+    "device": "Where torch parts run: cpu, cuda (each worker gets its GPU from Ray) or auto.",
+    "segmentation": "Given masks instead of a segmenter: one label PNG, used for every frame of every clip.",
+}
+"""``semflow batch``'s own help for method options whose values it narrows (a batch refuses cuda:N and a
+folder of one video's masks)."""

@@ -590,3 +590,17 @@ def test_a_masks_segmenter_without_a_path_names_the_option_to_use(cli_fails, mak
     make_frames(3)
     cli_fails("run", "frames", "--out", "out", "--segmenter", "masks",
               match="the masks segmenter needs a label PNG or a folder of them: --segmenter masks:PATH")
+
+
+def test_help_offers_only_what_each_command_takes(run_cli, cli_fails, tmp_path: Path) -> None:
+    """batch's help offered `--device cuda:N` and `--segmentation` "a folder of NNNNNN.png", both of which it
+    refuses; compare offered --baseline-flows (one video's flows), which failed at a dataset's first pair."""
+    text = " ".join(run_cli("batch", "--help").stdout.split())
+    assert "--device TEXT Where torch parts run: cpu, cuda (each worker gets its GPU from Ray) or auto." in text
+    assert "cuda:N" not in text and "folder of NNNNNN.png" not in text
+    assert "one label PNG, used for every frame of every clip" in text
+    assert "cuda:N" in " ".join(run_cli("run", "--help").stdout.split())  # (run's own help is unchanged)
+    assert "--baseline-flows TEXT" not in run_cli("compare", "--help").stdout
+    (tmp_path / "flows").mkdir()
+    cli_fails("compare", str(tmp_path), "--dataset", "synthetic", "--methods", "semantic", "--baseline-flows", "flows",
+              match="No such option '--baseline-flows'")
