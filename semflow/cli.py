@@ -327,7 +327,7 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
 @click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Compare the first N samples (default: all).")
 @click.option("--markdown", is_flag=True, help="Print the table as Markdown.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
-@_method_options(leave_out=("baseline_flows",))  # (one video's flows: not a dataset's)
+@_method_options
 def compare(root: Path, dataset: str, methods: str, out_dir: Path | None, json_path: Path | None,
             max_samples: int | None, markdown: bool, progress: bool | None, **method_options: Any) -> None:
     """Run METHODS side by side on a dataset with ground truth under ROOT and print a table."""

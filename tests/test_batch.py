@@ -342,6 +342,31 @@ def test_expand_inputs(tmp_path: Path) -> None:
     assert expand_inputs(str(tmp_path / "frames")) == expand_inputs(tmp_path / "frames") == found[:1]
 
 
+def test_no_input_of_a_batch_is_skipped_without_a_word(tmp_path: Path) -> None:
+    """A link to nothing in a folder of videos was left out (in no line, no batch.json entry); videos
+    beside images were ignored; a folder of folders of videos failed as "folder holds no images"; a
+    mistyped path started Ray and failed as a clip."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "a.mp4").write_bytes(b"")
+    (videos / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    assert [(c.path, c.name) for c in expand_inputs([videos])] == [(videos / "a.mp4", "a"), (videos / "gone.mp4", "gone")]
+    write_folder(tmp_path / "frames", 2)
+    (tmp_path / "frames" / "take2.mp4").write_bytes(b"")
+    with pytest.warns(SemflowWarning, match=r"frames: a folder of frames, read as one clip; the 1 video file\(s\) in"
+                                            r" it \(take2.mp4\) are not read: name them to add them$"):
+        assert [c.name for c in expand_inputs([tmp_path / "frames"])] == ["frames"]
+    (tmp_path / "tree" / "d1").mkdir(parents=True)
+    (tmp_path / "tree" / "d1" / "x.mp4").write_bytes(b"")
+    with pytest.raises(InputError, match=r"tree: holds no images or videos, only folders; a batch does not look"
+                                         r" into subfolders: give '.*tree/\*\*/\*.mp4' \(in quotes\)"):
+        expand_inputs([tmp_path / "tree"])
+    with pytest.raises(InputError, match=r"nothere.mp4: no such file or folder$"):
+        expand_inputs([videos / "a.mp4", tmp_path / "nothere.mp4"])
+    # a glob's dangling link is a clip, as in a folder (its run says what it is)
+    assert [c.name for c in expand_inputs([str(videos / "*.mp4")])] == ["a", "gone"]
+
+
 def test_a_manifest_cannot_name_a_clip_out_of_the_batch_folder(tmp_path: Path) -> None:
     # Named ".." a clip's outputs went to the folder above --out (and a fresh batch cleared what its
     # previous run listed there); "." mixed them with the batch's; "batch.json" clashed with its file;

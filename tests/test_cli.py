@@ -592,15 +592,27 @@ def test_a_masks_segmenter_without_a_path_names_the_option_to_use(cli_fails, mak
               match="the masks segmenter needs a label PNG or a folder of them: --segmenter masks:PATH")
 
 
-def test_help_offers_only_what_each_command_takes(run_cli, cli_fails, tmp_path: Path) -> None:
+def test_help_offers_only_what_each_command_takes(run_cli) -> None:
     """batch's help offered `--device cuda:N` and `--segmentation` "a folder of NNNNNN.png", both of which it
-    refuses; compare offered --baseline-flows (one video's flows), which failed at a dataset's first pair."""
+    refuses."""
     text = " ".join(run_cli("batch", "--help").stdout.split())
     assert "--device TEXT Where torch parts run: cpu, cuda (each worker gets its GPU from Ray) or auto." in text
     assert "cuda:N" not in text and "folder of NNNNNN.png" not in text
     assert "one label PNG, used for every frame of every clip" in text
     assert "cuda:N" in " ".join(run_cli("run", "--help").stdout.split())  # (run's own help is unchanged)
-    assert "--baseline-flows TEXT" not in run_cli("compare", "--help").stdout
-    (tmp_path / "flows").mkdir()
-    cli_fails("compare", str(tmp_path), "--dataset", "synthetic", "--methods", "semantic", "--baseline-flows", "flows",
-              match="No such option '--baseline-flows'")
+
+
+def test_compare_reads_baseline_flows_in_the_datasets_sample_order(run_cli, synthetic_root: Path, tmp_path: Path) -> None:
+    """compare --baseline-flows takes 000000.* for the first sample it lists, 000001.* for the second (README)."""
+    truths = [read_flow(synthetic_root / f"scene_{i:03d}" / "flow.flo") for i in range(2)]
+    epes = {}
+    for order in ("right", "swapped"):
+        folder = tmp_path / order
+        folder.mkdir()
+        for k, flow in enumerate(truths if order == "right" else truths[::-1]):
+            write_flow(folder / f"{k:06d}.flo", flow)
+        result = run_cli("compare", synthetic_root, "--dataset", "synthetic", "--methods", "semantic",
+                         "--baseline-flows", order, "--json", f"{order}.json")
+        assert result.rc == 0, result.stderr
+        epes[order] = [row["epe"] for row in json.loads((tmp_path / f"{order}.json").read_text())["results"]]
+    assert all(right < 0.5 < swapped for right, swapped in zip(epes["right"], epes["swapped"])), epes

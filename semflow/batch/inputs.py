@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from semflow.errors import InputError
-from semflow.io.files import is_video_path
+from semflow.errors import InputError, warn
+from semflow.io.files import is_video_path, missing
 from semflow.io.images import is_image_path
 from semflow.io.outputs import refuse_outputs_inside
 
@@ -72,7 +72,8 @@ def _inside(path: str | os.PathLike, folder: str | None) -> bool:
     return folder is not None and os.path.commonpath([folder, os.path.realpath(path)]) == folder
 
 
-def _expand_one(item: str | os.PathLike, out: str | None) -> list[tuple[Path, str | None]]:
+def _expand_one(item: str | os.PathLike, out: str | None, *, typed: bool = True) -> list[tuple[Path, str | None]]:
+    """The clips of one input (``typed``: given as it is, not a glob's match)."""
     text = str(item)
     path = Path(text).expanduser()
     if not path.exists() and any(ch in text for ch in "*?["):
@@ -80,18 +81,27 @@ def _expand_one(item: str | os.PathLike, out: str | None) -> list[tuple[Path, st
         if not matches:
             raise InputError(f"{text}: no file matches this pattern")
         # the batch's own outputs are no input ('clips/*' with --out clips/out: its next run took out/ as a clip)
-        return [entry for match in matches if not _inside(match, out) for entry in _expand_one(match, out)]
+        return [entry for match in matches if not _inside(match, out) for entry in _expand_one(match, out, typed=False)]
     if path.is_file() and path.suffix.lower() in MANIFEST_EXTENSIONS:
         return _manifest(path)
     if path.is_dir():
         # hidden files are no one's clips, nor frames (macOS leaves ._x.mp4 and ._cover.png beside a copy)
-        children = [p for p in path.iterdir() if not p.name.startswith(".") and p.is_file()]
-        if not any(is_image_path(p) for p in children):
-            videos = sorted(p for p in children if is_video_path(p))
+        children = [p for p in path.iterdir() if not p.name.startswith(".")]
+        # a video that is a link to nothing is a clip too: its run says so (it was left out without a word)
+        videos = sorted(p for p in children if is_video_path(p) and not p.is_dir())
+        if any(is_image_path(p) and p.is_file() for p in children):
             if videos:
-                if out is not None:
-                    refuse_outputs_inside(path, [out])  # a folder of videos read is written into by no one
-                return [(p, None) for p in videos]
+                warn(f"{path}: a folder of frames, read as one clip; the {len(videos)} video file(s) in it"
+                     f" ({videos[0].name}{', ...' if len(videos) > 1 else ''}) are not read: name them to add them")
+        elif videos:
+            if out is not None:
+                refuse_outputs_inside(path, [out])  # a folder of videos read is written into by no one
+            return [(p, None) for p in videos]
+        elif any(p.is_dir() for p in children):
+            raise InputError(f"{path}: holds no images or videos, only folders; a batch does not look into"
+                             f" subfolders: give '{path}/**/*.mp4' (in quotes) to take the videos below it")
+    elif typed and not path.exists():  # a mistyped path is said before Ray starts (a glob's dangling link: its run)
+        raise missing(path)
     return [(path, None)]  # a video, a folder of frames, or something the run will report as unusable
 
 
