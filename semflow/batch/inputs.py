@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from semflow.errors import InputError, warn
-from semflow.io.files import is_video_path, missing
+from semflow.io.files import is_video_path
 from semflow.io.images import is_image_path
 from semflow.io.outputs import refuse_outputs_inside
 
@@ -97,11 +97,9 @@ def _expand_one(item: str | os.PathLike, out: str | None, *, typed: bool = True)
             if out is not None:
                 refuse_outputs_inside(path, [out])  # a folder of videos read is written into by no one
             return [(p, None) for p in videos]
-        elif any(p.is_dir() for p in children):
+        elif typed and any(p.is_dir() and not _inside(p, out) for p in children):  # (a glob's: a failed clip)
             raise InputError(f"{path}: holds no images or videos, only folders; a batch does not look into"
                              f" subfolders: give '{path}/**/*.mp4' (in quotes) to take the videos below it")
-    elif typed and not path.exists():  # a mistyped path is said before Ray starts (a glob's dangling link: its run)
-        raise missing(path)
     return [(path, None)]  # a video, a folder of frames, or something the run will report as unusable
 
 

@@ -263,8 +263,10 @@ class Batch:
         if not new:
             return
         progress.add_clips(len(new))
-        for clip in new:
+        for clip in new:  # (a driver checks about 30 clips a second: batch.json is kept as it stands meanwhile)
             yield from self._prepare(clip, progress)
+            if time.perf_counter() - self._written > SUMMARY_SECONDS:
+                self._write_summary(partial=True)
         if len(self._workers) >= self._wanted:
             return
         grown, count = time.perf_counter(), len(self._workers)
