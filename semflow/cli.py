@@ -5,17 +5,24 @@ Every command turns a :class:`~semflow.errors.SemflowError` into one line on std
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from semflow.cli_group import SemflowGroup
-from semflow.cli_options import BATCH_HELPS, MAX_FLOW, PATH, TEXT_PATH, F, click_type, prior_options
+from semflow.cli_options import (
+    BATCH_HELPS,
+    MAX_FLOW,
+    PATH,
+    RUN_SETTINGS,
+    TEXT_PATH,
+    click_type,
+    prior_options,
+    shared_run_options,
+)
 from semflow.errors import InputError, SemflowError, Terminated, one_line
 from semflow.io.outputs import check_outputs, refuse_inputs_as_outputs, refuse_outputs_inside
-from semflow.methods import DEFAULT_RUN_METHOD
 from semflow.segmentation.clip import prior_from_options
 
 
@@ -88,48 +95,10 @@ def _build_method(method: str, options: dict[str, Any]) -> tuple[Any, dict[str, 
 
 # --- run ----------------------------------------------------------------------------------------
 
-RUN_SETTINGS = ("save_flo", "max_frames", "max_side", "max_flow", "resume", "pairwise", "progress")
-"""The options of ``run`` that ``batch`` shares (besides --method and --cache-mb): RunOptions' fields."""
-
-
-def _run_settings(per_clip: bool) -> Callable[[F], F]:
-    """The options ``run`` and ``batch`` share (``per_clip``: worded for batch's clips), declared once."""
-    clip = " per clip" if per_clip else ""
-    flo = "DIR/NAME/flo" if per_clip else "DIR/flo"
-    declared = [
-        click.option("--method", default=DEFAULT_RUN_METHOD, show_default=True,
-                     help="Flow method (see `semflow methods`)."),
-        click.option("--save-flo", is_flag=True, help=f"Also write {flo}/NNNNNN.flo for every pair."),
-        click.option("--max-frames", type=click.IntRange(min=2), default=None,  # (a flow needs a pair)
-                     help=f"Read at most this many frames{clip} (default: all)."),
-        click.option("--max-side", type=click.IntRange(min=16), default=None,
-                     help="Shrink frames so the longer side is at most PX."),
-        click.option("--max-flow", type=MAX_FLOW, default=None,
-                     help="Colour normaliser in px, 0.001 to 1e6 (default: the largest of the pairs' 99th percentiles); one pass,"
-                          " no flows kept."),
-        click.option("--resume", is_flag=True, help="Keep the pairs an earlier, interrupted run finished; do only what is"
-                                                    " missing."),
-        click.option("--cache-mb", type=click.IntRange(min=0), default=512, show_default=True,
-                     help=f"Disk (MiB){clip} for the flows kept to draw the clip: exact ones when the clip fits, else"
-                          " a compact re-colourable video of them at this size over the clip (0: keep none, compute"
-                          " them again to draw them)."),
-        click.option("--pairwise", is_flag=True,
-                     help="Compute each pair on its own (pair mode) instead of carrying what is known from pair to pair."),
-        click.option("--progress/--no-progress", default=None, help="Progress display (default: on a terminal)."),
-    ]
-
-    def apply(func: F) -> F:
-        for option in reversed(declared):
-            func = option(func)
-        return func
-
-    return apply
-
-
 @main.command()
 @click.argument("video", type=PATH)
 @click.option("--out", "out_dir", required=True, type=PATH, help="Output folder.")
-@_run_settings(per_clip=False)
+@shared_run_options(per_clip=False)
 @_method_options
 def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any) -> None:
     """Flow for every consecutive frame pair of VIDEO (a video file or a folder of images).
@@ -177,7 +146,7 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
               help="Pairs per task: long clips are split into chunks computed in parallel.")
 @click.option("--warmup-pairs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Pairs a chunk computes before its first one (for methods that carry state).")
-@_run_settings(per_clip=True)
+@shared_run_options(per_clip=True)
 @_method_options(leave_out=("baseline_flows",), helps=BATCH_HELPS)  # (one video's flows: not a batch's)
 def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | None, address: str | None,
           chunk_pairs: int, warmup_pairs: int, cache_mb: int, **settings: Any) -> None:

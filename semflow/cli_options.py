@@ -6,6 +6,7 @@ Each option is declared once, in a method's options dataclass (:mod:`semflow.opt
 ``prior_weight``: :data:`PRIOR_OPTION_NAMES`) through :func:`prior_options`; the command then passes
 the values to :func:`semflow.segmentation.clip.prior_from_options`, which makes the
 :class:`~semflow.segmentation.clip.ClipPriorSpec` that :func:`semflow.segmentation.get_segmenter` takes.
+``run`` and ``batch`` share their run options (:func:`shared_run_options`); the path types refuse ``-``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
+from semflow.methods import DEFAULT_RUN_METHOD
 from semflow.options import OptionInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -108,3 +110,41 @@ BATCH_HELPS = {
 }
 """``semflow batch``'s own help for method options whose values it narrows (a batch refuses cuda:N and a
 folder of one video's masks)."""
+
+
+RUN_SETTINGS = ("save_flo", "max_frames", "max_side", "max_flow", "resume", "pairwise", "progress")
+"""The options of ``run`` that ``batch`` shares (besides --method and --cache-mb): RunOptions' fields."""
+
+
+def shared_run_options(per_clip: bool) -> Callable[[F], F]:
+    """The options ``run`` and ``batch`` share (``per_clip``: worded for batch's clips), declared once."""
+    clip = " per clip" if per_clip else ""
+    flo = "DIR/NAME/flo" if per_clip else "DIR/flo"
+    declared = [
+        click.option("--method", default=DEFAULT_RUN_METHOD, show_default=True,
+                     help="Flow method (see `semflow methods`)."),
+        click.option("--save-flo", is_flag=True, help=f"Also write {flo}/NNNNNN.flo for every pair."),
+        click.option("--max-frames", type=click.IntRange(min=2), default=None,  # (a flow needs a pair)
+                     help=f"Read at most this many frames{clip} (default: all)."),
+        click.option("--max-side", type=click.IntRange(min=16), default=None,
+                     help="Shrink frames so the longer side is at most PX."),
+        click.option("--max-flow", type=MAX_FLOW, default=None,
+                     help="Colour normaliser in px, 0.001 to 1e6 (default: the largest of the pairs' 99th percentiles); one pass,"
+                          " no flows kept."),
+        click.option("--resume", is_flag=True, help="Keep the pairs an earlier, interrupted run finished; do only what is"
+                                                    " missing."),
+        click.option("--cache-mb", type=click.IntRange(min=0), default=512, show_default=True,
+                     help=f"Disk (MiB){clip} for the flows kept to draw the clip: exact ones when the clip fits, else"
+                          " a compact re-colourable video of them at this size over the clip (0: keep none, compute"
+                          " them again to draw them)."),
+        click.option("--pairwise", is_flag=True,
+                     help="Compute each pair on its own (pair mode) instead of carrying what is known from pair to pair."),
+        click.option("--progress/--no-progress", default=None, help="Progress display (default: on a terminal)."),
+    ]
+
+    def apply(func: F) -> F:
+        for option in reversed(declared):
+            func = option(func)
+        return func
+
+    return apply
