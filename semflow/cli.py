@@ -217,19 +217,27 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     from semflow.memory import check_memory
     from semflow.viz import add_legend, flow_to_color, max_flow_of
 
+    if output.is_dir():
+        raise InputError(f"{output}: a folder; -o names the flow file to write ({output / 'flow.flo'}, say)")
     if output.suffix.lower() not in FLOW_EXTENSIONS:
         raise InputError(f"{output}: unknown flow format; use one of {', '.join(FLOW_EXTENSIONS)}")
     if viz is not None and not is_image_path(viz):
         raise InputError(f"{viz}: unknown image format for --viz; use one of {', '.join(IMAGE_EXTENSIONS)}")
+    if max_flow is not None and viz is None:  # (it was ignored without a word)
+        raise InputError("--max-flow is the colour normaliser of --viz's picture: give it with --viz")
+    if baseline_flow is not None and (method != "semantic" or method_options.get("baseline") is not None):
+        raise InputError("--baseline-flow is the baseline of --method semantic" if method != "semantic" else
+                         "--baseline-flow is semantic's baseline: give it or --baseline, not both")
     check_outputs(files=[output, viz], folders=[explain],
                   inputs=[image1, image2, baseline_flow, method_options.get("segmentation")])
     from semflow.io.video import resize_max_side
 
     full = [read_image(path) for path in (image1, image2)]
+    if full[0].shape != full[1].shape:
+        raise InputError(f"{image2} is {full[1].shape[1]}x{full[1].shape[0]}, {image1} {full[0].shape[1]}x"
+                         f"{full[0].shape[0]}: the two images must be the same size")
     img1, img2 = (resize_max_side(image, max_side) for image in full)
     if baseline_flow is not None:
-        if method != "semantic" or method_options.get("baseline") is not None:
-            raise InputError("--baseline-flow is semantic's baseline: give it with --method semantic, without --baseline")
         method_options["baseline"] = GivenFlow.from_file(baseline_flow, frame_size=full[0].shape[:2], size=img1.shape[:2])
     estimator, _ = _build_method(method, method_options)
     check_memory(estimator.name, *img1.shape[:2], hint="use --max-side {side} (or smaller)")

@@ -107,7 +107,18 @@ def test_flow_folder_instead_of_image(cli_fails, pair, tmp_path: Path) -> None:
 
 def test_flow_mismatched_frame_sizes(cli_fails, pair, tmp_path: Path) -> None:
     write_image(tmp_path / "small.png", np.zeros((40, 64, 3), np.uint8))
-    cli_fails("flow", "a.png", "small.png", "-o", "f.flo", match="frame sizes differ: 64x48 vs 64x40")
+    # (it said "frame sizes differ: 64x48 vs 64x40": no file named)
+    cli_fails("flow", "a.png", "small.png", "-o", "f.flo", match="small.png is 64x40, a.png 64x48: the two images must be"
+                                                               " the same size")
+
+
+def test_flow_refuses_what_it_would_ignore_or_misname(cli_fails, pair, tmp_path: Path) -> None:
+    """From an audit of the messages: `-o DIR` said "unknown flow format"; `--max-flow` without --viz was
+    ignored without a word."""
+    (tmp_path / "out").mkdir()
+    cli_fails("flow", "a.png", "b.png", "-o", "out", match="out: a folder; -o names the flow file to write")
+    cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--max-flow", "3",
+              match="--max-flow is the colour normaliser of --viz's picture: give it with --viz")
 
 
 def test_flow_semantic_over_a_flow_from_elsewhere(run_cli, tmp_path: Path) -> None:
@@ -140,9 +151,10 @@ def test_flow_baseline_flow_errors(cli_fails, pair, tmp_path: Path) -> None:
     write_flow(tmp_path / "right.flo", np.zeros((48, 64, 2), np.float32))
     cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--method", "semantic", "--baseline-flow", "wrong.flo",
               match="wrong.flo: the flow is 64x40, the frames 64x48")
-    cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--baseline-flow", "right.flo", match="--method semantic")
+    cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--baseline-flow", "right.flo",
+              match="--baseline-flow is the baseline of --method semantic")
     cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--method", "semantic", "--baseline", "dis-fast",
-              "--baseline-flow", "right.flo", match="without --baseline")
+              "--baseline-flow", "right.flo", match="give it or --baseline, not both")
     cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--method", "semantic", "--baseline-flow", "none.flo",
               match="none.flo: no such file")
     (tmp_path / "corrupt.flo").write_bytes(np.float32(FLO_TAG).tobytes() + b"\x00" * 5)
