@@ -260,11 +260,12 @@ def test_visualize_legend_is_drawn(run_cli, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "make", "match"),
     [
-        ("tag.flo", lambda p: flo_file(p, 4, 3, tag=1.0), "wrong tag"),
+        ("tag.flo", lambda p: flo_file(p, 4, 3, tag=1.0), "not the tag b'pieh'"),
         ("short.flo", lambda p: flo_file(p, 4, 3, b"\0" * 50), "corrupt .flo file"),
         ("absurd.flo", lambda p: flo_file(p, 10**8, 10**8, b"\0" * 96), "corrupt .flo header"),
         ("empty.flo", lambda p: p.write_bytes(b""), "not a .flo file"),
-        ("k8.png", lambda p: cv2.imwrite(str(p), np.zeros((4, 4, 3), np.uint8)), "not a KITTI flow PNG"),
+        ("k8.png", lambda p: cv2.imwrite(str(p), np.zeros((4, 4, 3), np.uint8)), "an 8-bit png is a picture, not a flow"),
+        ("folder.flo", lambda p: p.mkdir(), "folder.flo: a folder, not a flow file (.flo, .png, .npy)"),
         ("k16gray.png", lambda p: cv2.imwrite(str(p), np.zeros((4, 4), np.uint16)), "not a KITTI flow PNG"),
         ("nan.npy", lambda p: np.save(p, np.full((4, 4, 2), np.nan, np.float32)), "NaN or inf"),
         ("inf.npy", lambda p: np.save(p, np.full((4, 4, 2), -np.inf, np.float32)), "NaN or inf"),

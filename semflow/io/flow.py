@@ -112,7 +112,7 @@ def read_flo(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
             raise InputError(f"{path}: not a .flo file (only {len(header)} bytes)")
         tag = np.frombuffer(header, "<f4", 1, 0)[0]
         if tag != np.float32(FLO_TAG):
-            raise InputError(f"{path}: not a .flo file (wrong tag {float(tag)!r}, expected {FLO_TAG})")
+            raise InputError(f"{path}: not a .flo file (it starts with {bytes(header[:4])!r}, not the tag b'PIEH')")
         width, height = (int(x) for x in np.frombuffer(header, "<i4", 2, 4))
         if not (0 < width <= MAX_FLO_SIDE and 0 < height <= MAX_FLO_SIDE):
             raise InputError(f"{path}: corrupt .flo header (size {width}x{height})")
@@ -148,7 +148,7 @@ def read_kitti_flow(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         channels = 1 if raw.ndim == 2 else raw.shape[2]
         raise InputError(
             f"{path}: not a KITTI flow PNG (need 16-bit, 3 channels; got {raw.dtype.itemsize * 8}-bit,"
-            f" {channels} channel(s))"
+            f" {channels} channel(s){'; an 8-bit PNG is a picture, not a flow' if raw.dtype == np.uint8 else ''})"
         )
     if raw[..., 0].max() > 1:  # a 16-bit photo has the format's shape but no 0/1 valid channel
         raise InputError(f"{path}: not a KITTI flow PNG (its valid channel, blue, holds values up to "
@@ -306,6 +306,8 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
 
 def _extension(path: str | os.PathLike) -> str:
     ext = Path(path).suffix.lower()
+    if Path(path).is_dir():
+        raise InputError(f"{path}: a folder, not a flow file ({', '.join(FLOW_EXTENSIONS)})")
     if ext not in FLOW_EXTENSIONS:
         raise InputError(f"{path}: unknown flow format {ext or '(none)'}; use one of {', '.join(FLOW_EXTENSIONS)}")
     return ext
