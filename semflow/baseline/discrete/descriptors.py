@@ -77,14 +77,24 @@ def sift_like(gray: np.ndarray, *, cell: int = 4, cells: int = 4, bins: int = 8,
         # (Same values as the channels-first convolution, bit for bit.)
         x = torch.from_numpy(cv2.copyMakeBorder(pooled, pad[0], pad[1], pad[0], pad[1], cv2.BORDER_REPLICATE)
                              .reshape(h + span, w + span, bins)).permute(2, 0, 1)[None]
-        desc = F.conv2d(x, weight, dilation=cell)[0]
+        desc = F.conv2d(x, weight, dilation=cell)[0].permute(1, 2, 0)  # (H, W, D), contiguous
         # The descriptor's squared norm is the sum of its cells' squared norms.
         x = x.contiguous()  # channels-first: the channel sum below adds in the same order as before
-        norm_sq = F.conv2d((x * x).sum(1, keepdim=True), torch.ones(1, 1, cells, cells), dilation=cell)[0, 0]
-        norm = norm_sq.clamp(min=0).sqrt()
+        norm = _cell_sum((x * x).sum(1)[0], cells, cell, (h, w)).clamp_(min=0).sqrt_()
         floor = 0.1 * float(norm[::4, ::4].median()) + 1e-6
-        desc = (desc * (1.0 / (norm + floor))).permute(1, 2, 0).contiguous()
-    return desc.numpy()
+        desc.mul_((1.0 / (norm + floor))[..., None])  # in place: a new (H, W, D) array costs more than the product
+    return np.ascontiguousarray(desc.numpy())  # (no copy where the convolution gave channels last)
+
+
+def _cell_sum(values: torch.Tensor, cells: int, cell: int, size: tuple[int, int]) -> torch.Tensor:
+    """The sum (H, W) = ``size`` of ``values`` (H', W') over ``cells x cells`` points ``cell`` apart: the
+    dilated convolution with ones, added in its order (row by row; same bits) without its cost."""
+    h, w = size
+    total = torch.zeros(h, w)
+    for i in range(cells):
+        for j in range(cells):
+            total += values[i * cell:i * cell + h, j * cell:j * cell + w]
+    return total
 
 
 def fit_projection(samples: np.ndarray, dims: int) -> np.ndarray:

@@ -57,9 +57,14 @@ def _mutual_ratio_matches(d1: torch.Tensor, d2: torch.Tensor, ratio: float, chun
     nearest = torch.empty(len(d1), dtype=torch.long, device=d1.device)
     col_min = torch.full((len(d2),), float("inf"), device=d1.device)
     col_arg = torch.zeros(len(d2), dtype=torch.long, device=d1.device)
+    # Every chunk's distances in the same two buffers: new ones each time cost more than the product.
+    product_rows = torch.empty(min(chunk, len(d1)), len(d2), device=d1.device)
+    dist_rows = torch.empty_like(product_rows)
     for s in range(0, len(d1), chunk):
         q = d1[s:s + chunk]
-        dist = (torch.linalg.vector_norm(q, dim=1).square_()[:, None] + sq2[None]).sub_(q @ d2.T, alpha=2.0)
+        product, dist = product_rows[:len(q)], dist_rows[:len(q)]
+        torch.mm(q, d2.T, out=product)
+        torch.add(torch.linalg.vector_norm(q, dim=1).square_()[:, None], sq2[None], out=dist).sub_(product, alpha=2.0)
         b, i = torch.topk(dist, 2, dim=1, largest=False)
         best[s:s + chunk], nearest[s:s + chunk] = b, i[:, 0]
         m, a = dist.min(0)
