@@ -21,7 +21,7 @@ from semflow.cli_options import (
     prior_options,
     shared_run_options,
 )
-from semflow.errors import InputError, SemflowError, Terminated, one_line
+from semflow.errors import InputError, SemflowError, Terminated, counted, one_line
 from semflow.io.outputs import check_outputs, refuse_inputs_as_outputs, refuse_outputs_inside
 from semflow.segmentation.clip import prior_from_options
 
@@ -127,7 +127,7 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
         return
     sec, wall = summary["seconds_per_pair"]["median"], summary.get("wall_seconds", {}).get("per_pair")
     resumed = f" ({summary['resumed_pairs']} of them resumed)" if summary.get("resumed_pairs") else ""
-    _say(f"{summary['pairs']} pairs{resumed}, {sec:.3f} s/pair median compute, {wall:.3f} s/pair wall"
+    _say(f"{counted(summary['pairs'], 'pair')}{resumed}, {sec:.3f} s/pair median compute, {wall:.3f} s/pair wall"
          f" ({summary['method']}) -> {out_dir}")
 
 
@@ -176,7 +176,7 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
         runner.submit(inputs)
         for result in runner.results():
             if result.status == "ok":
-                _say(f"{result.name}: ok, {result.pairs} pairs -> {result.out_dir}")
+                _say(f"{result.name}: ok, {counted(result.pairs, 'pair')} -> {result.out_dir}")
             else:
                 _say(f"{result.name}: failed: {result.error}")
     summary = runner.summary

@@ -54,7 +54,7 @@ class SemflowGroup(click.Group):
     def _interrupted(self, ctx: click.Context, exc: BaseException) -> None:
         name = ctx.invoked_subcommand
         resumable = any(p.name == "resume" for p in getattr(self.get_command(ctx, name or ""), "params", []))
-        hint = f" (finished outputs are kept; `{name}` can continue with --resume)" if resumable else ""
+        hint = " (what it finished is kept: the same command with --resume continues)" if resumable else ""
         if getattr(exc, "nothing_kept", False):
             hint = " (before any pair was finished: the output folder it made is removed)"
         how = "terminated" if isinstance(exc, Terminated) else "interrupted"

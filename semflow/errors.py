@@ -101,6 +101,11 @@ def reason(exc: BaseException, limit: int = 160) -> str:
     return text[:cut if cut > limit // 2 else limit].rstrip(" ,;:") + "..."
 
 
+def counted(count: int, noun: str) -> str:
+    """``"1 pair"``, ``"3 pairs"``: a count and its noun, in the plural unless one."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def one_line(text: str) -> str:
     """``text`` with every character that is not printable (a newline in a file name) escaped as Python
     writes it (``\\n``), so that a message stays one line."""

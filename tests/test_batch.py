@@ -560,7 +560,7 @@ def test_an_interrupted_batch_names_batch(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(Batch, "start", interrupted)
     result = CliRunner().invoke(main, ["batch", "x.mp4", "--out", str(tmp_path / "out"), "--method", METHOD])
     assert result.exit_code == 130
-    assert result.stderr == "semflow: interrupted (finished outputs are kept; `batch` can continue with --resume)\n"
+    assert result.stderr == "semflow: interrupted (what it finished is kept: the same command with --resume continues)\n"
 
 
 def test_sigterm_after_ray_starts_unwinds_the_batch(cli_env, tmp_path: Path) -> None:

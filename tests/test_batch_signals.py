@@ -21,7 +21,7 @@ from semflow.io.video import VideoWriter
 ray_node = pytest.importorskip("ray._private.node")
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
 
-TERMINATED = "semflow: terminated (finished outputs are kept; `batch` can continue with --resume)\n"
+TERMINATED = "semflow: terminated (what it finished is kept: the same command with --resume continues)\n"
 START_SECONDS = 120
 """How long the batch may take to reach the slow moment (Ray's start, on a loaded machine)."""
 STOP_SECONDS = 20

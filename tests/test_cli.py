@@ -629,3 +629,9 @@ def test_compare_reads_baseline_flows_in_the_datasets_sample_order(run_cli, synt
         assert result.rc == 0, result.stderr
         epes[order] = [row["epe"] for row in json.loads((tmp_path / f"{order}.json").read_text())["results"]]
     assert all(right < 0.5 < swapped for right, swapped in zip(epes["right"], epes["swapped"])), epes
+
+
+def test_one_pair_is_said_in_the_singular(run_cli, make_frames) -> None:
+    """An audit of the messages: a two-frame run said "1 pairs, ..."."""
+    result = run_cli("run", make_frames(2), "--out", "out", "--method", "dis-fast")
+    assert result.rc == 0 and result.stdout.startswith("1 pair, "), result.stdout

@@ -52,8 +52,8 @@ def test_sigterm_inside_a_wrapped_wait_is_sigterm() -> None:
 
     result = CliRunner().invoke(group, ["waits"])
     assert result.exit_code == 143
-    assert result.output.splitlines() == ["semflow: terminated (finished outputs are kept; `waits` can continue"
-                                          " with --resume)"]
+    assert result.output.splitlines() == ["semflow: terminated (what it finished is kept: the same command with"
+                                          " --resume continues)"]
     result = CliRunner().invoke(group, ["broken"])
     assert isinstance(result.exception, SystemError)  # (anything else is not ours to hide)
 
@@ -182,5 +182,5 @@ def test_an_interrupted_run_says_whether_it_kept_anything(make_frames, monkeypat
     monkeypatch.setattr(cli, "_build_method", lambda method, settings: (failing, {}))
     result = CliRunner().invoke(main, ["run", str(frames), "--out", str(tmp_path / "out"), "--method", "dis-fast"])
     assert result.exit_code == 130 and (tmp_path / "out").exists() == (at_pair > 0)
-    said = "the output folder it made is removed" if at_pair == 0 else "finished outputs are kept"
+    said = "the output folder it made is removed" if at_pair == 0 else "what it finished is kept: the same command with --resume continues"
     assert said in result.output.splitlines()[-1]

@@ -100,7 +100,7 @@ def test_nan_or_inf_is_an_error_in_every_flow_format(tmp_path: Path, bad: float)
     (tmp_path / "f.flo").write_bytes(flo_bytes(4, 3, flow.astype("<f4").tobytes()))
     np.save(tmp_path / "f.npy", flow)
     for name in ("f.flo", "f.npy"):
-        with pytest.raises(InputError, match="NaN or inf values at 1 pixels"):
+        with pytest.raises(InputError, match="NaN or inf values at 1 pixel"):
             read_flow_valid(tmp_path / name)
 
 

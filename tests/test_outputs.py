@@ -246,6 +246,8 @@ def test_check_outputs_names_the_problem(tmp_path: Path) -> None:
         check_outputs(files=[tmp_path / "dir"])
     with pytest.raises(OutputError, match="link to nothing"):
         check_outputs(files=[tmp_path / "link" / "f.png"])
+    with pytest.raises(OutputError, match=r"link: a link to nothing$"):  # (it said the path twice)
+        check_outputs(folders=[tmp_path / "link"])
     assert sorted(os.listdir(tmp_path)) == ["dir", "link"]  # nothing created
 
 

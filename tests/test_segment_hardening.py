@@ -91,6 +91,10 @@ def test_label_maps_left_from_a_longer_video_are_warned_about(seg, make_video):
     with pytest.warns(SemflowWarning, match=r"2 label maps beside this video's are not from it \(000003.png-000004.png"):
         segment_inputs([seg / "short.mp4"], seg / "out", backend=masks, progress=False)
     assert (seg / "out" / "000004.png").exists()  # the user's to remove
+    (seg / "out" / "000003.png").unlink()  # one left: "1 label map ... is" (it said "1 label map ... are")
+    with pytest.warns(SemflowWarning, match=r"1 label map beside this video's is not from it \(000004.png; left by an"
+                                            r" earlier semflow segment\?\)$"):
+        segment_inputs([seg / "short.mp4"], seg / "out", backend=masks, progress=False)
     segment_inputs([seg / "long.mp4"], seg / "out", backend=masks, progress=False)  # all its own: no warning
 
 

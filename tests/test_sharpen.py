@@ -228,7 +228,7 @@ def test_shapes_are_checked() -> None:
         sharpen_boundaries(scene.img1, scene.img2[:-1], scene.flow)
     broken = scene.flow.copy()
     broken[3, 4] = np.nan
-    with pytest.raises(InputError, match="NaN or inf values at 1 pixels"):
+    with pytest.raises(InputError, match="NaN or inf values at 1 pixel"):
         sharpen_boundaries(scene.img1, scene.img2, broken)
 
 

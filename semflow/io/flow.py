@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from semflow.errors import FlowRangeWarning, InputError, reason, writing_output
+from semflow.errors import FlowRangeWarning, InputError, counted, reason, writing_output
 from semflow.io.atomic import write_bytes_atomic
 from semflow.io.files import require_file
 from semflow.io.images import decode_image, write_image
@@ -55,10 +55,10 @@ def check_flow(flow: np.ndarray, *, name: str = "flow") -> np.ndarray:
         lowest, highest = float(arr.min()), float(arr.max())  # NaN if any is NaN: two fast passes decide
     if not (np.isfinite(lowest) and np.isfinite(highest)):
         bad = int((~np.isfinite(arr)).any(axis=2).sum())
-        raise InputError(f"{name}: flow has NaN or inf values at {bad} pixels")
+        raise InputError(f"{name}: flow has NaN or inf values at {counted(bad, 'pixel')}")
     if max(-lowest, highest) > UNKNOWN_FLOW_THRESHOLD:
         huge = int((np.abs(arr) > UNKNOWN_FLOW_THRESHOLD).any(axis=2).sum())
-        raise InputError(f"{name}: flow has values beyond 1e9 px (the unknown-flow marker) at {huge} pixels")
+        raise InputError(f"{name}: flow has values beyond 1e9 px (the unknown-flow marker) at {counted(huge, 'pixel')}")
     return arr.astype(np.float32, copy=False)
 
 
@@ -90,7 +90,7 @@ def _split_unknown(arr: np.ndarray, name: str, *, nan_is_unknown: bool = False) 
     ``nan_is_unknown`` (then they mark unknown pixels too)."""
     finite = np.isfinite(arr).all(axis=2)
     if not finite.all() and not nan_is_unknown:
-        raise InputError(f"{name}: flow has NaN or inf values at {int((~finite).sum())} pixels"
+        raise InputError(f"{name}: flow has NaN or inf values at {counted(int((~finite).sum()), 'pixel')}"
                          " (unknown flow is marked with a finite value beyond 1e9)")
     with np.errstate(invalid="ignore", over="ignore"):  # float64 beyond float32's range: unknown anyway
         unknown = ~finite | (np.abs(arr) > UNKNOWN_FLOW_THRESHOLD).any(axis=2)

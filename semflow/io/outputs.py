@@ -56,7 +56,7 @@ def _check_creatable_folder(folder: Path, label: str) -> None:
     """``folder`` is a writable folder, or can be created inside one."""
     existing = _nearest_existing(folder)
     if not existing.exists():
-        raise OutputError(f"{label}: {existing} is a link to nothing")
+        raise OutputError(f"{label}: a link to nothing" if existing == folder else f"{label}: {existing} is a link to nothing")
     if not existing.is_dir():
         raise OutputError(f"{label}: {existing} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from semflow.errors import InputError, warn
+from semflow.errors import InputError, counted, warn
 from semflow.io.files import is_video_path, missing
 from semflow.io.images import image_size, is_image_path, read_image, write_image
 from semflow.io.outputs import check_outputs, output_staging, refuse_inputs_as_outputs, refuse_link
@@ -262,8 +262,8 @@ def _warn_of_leftovers(jobs: Sequence[_Job], written: Sequence[Path]) -> None:
             continue
         left = sorted(p.name for p in job.out.glob("[0-9][0-9][0-9][0-9][0-9][0-9].png") if p not in mine)
         if left:
-            warn(f"{job.out}: {len(left)} label map{'s' if len(left) > 1 else ''} beside this video's are not from "
-                 f"it ({left[0]}{f'-{left[-1]}' if len(left) > 1 else ''}; an earlier segment's?)")
+            warn(f"{job.out}: {counted(len(left), 'label map')} beside this video's {'is' if len(left) == 1 else 'are'}"
+                 f" not from it ({left[0]}{f'-{left[-1]}' if len(left) > 1 else ''}; left by an earlier semflow segment?)")
 
 
 def _explain_folder(job: _Job, out_dir: Path, name: str) -> Path:
