@@ -98,13 +98,17 @@ def refuse_other_settings(out_dir: Path, before: Any, fingerprint: dict[str, Any
         raise InputError(f"{out_dir}: cannot resume, the earlier run was made by a newer semflow (it recorded"
                          f" {', '.join(map(str, extra[:4]))}, which this one does not); run it afresh, without --resume")
     said = ", ".join(_change(key, before.get(key), fingerprint[key]) for key in changed) or "format"
-    raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({said})")
+    raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({said}); give the same"
+                     " ones, or run it afresh without --resume")
 
 
 def _change(key: str, before: Any, now: Any) -> str:
-    """``key`` and what it was and is (a method option's by name), where that is short: ``max_side 240 -> None``."""
+    """The option ``key`` stands for and what it was and is (a method's options each by its own), where that
+    is short: ``--max-side 240 -> (none)``, ``--save-flo on -> off``."""
     if isinstance(before, dict) and isinstance(now, dict):
         keys = [k for k in {**before, **now} if before.get(k) != now.get(k)]
-        return f"{key}: " + ", ".join(_change(k, before.get(k), now.get(k)) for k in keys[:4])
-    shown = [repr(v) if isinstance(v, str) else str(v) for v in (before, now)]
-    return key if max(map(len, shown)) > 40 else f"{key} {shown[0]} -> {shown[1]}"
+        return ", ".join(_change(k, before.get(k), now.get(k)) for k in keys[:4])
+    shown = ["(none)" if v is None else ("on" if v else "off") if isinstance(v, bool) else v if isinstance(v, str)
+             else str(v) for v in (before, now)]
+    name = "the video" if key == "video" else "--" + key.replace("_", "-")
+    return name if max(map(len, shown)) > 40 else f"{name} {shown[0]} -> {shown[1]}"

@@ -419,7 +419,7 @@ def test_run_failing_mid_way_keeps_finished_pairs_and_resumes(run_cli, make_fram
         assert read_flow_valid(out / "flo" / name)[1].all()  # whole files, not partial ones
 
     (folder / "0004.png").write_bytes(good)
-    with pytest.raises(InputError, match="cannot resume, the earlier run used other settings .*max_side"):
+    with pytest.raises(InputError, match="cannot resume, the earlier run used other settings .*--max-side"):
         run_video(folder, out, RunOptions(save_flo=True, resume=True, max_side=32))  # (what the command runs)
 
     second = run_cli("run", folder, "--out", "out", "--save-flo", "--resume")

@@ -130,7 +130,7 @@ def test_a_finished_run_with_other_settings_or_video_is_refused(make_frames, tmp
     afresh without a word, where an interrupted one is refused: refused alike now, nothing touched."""
     frames, out, copy = finished(make_frames, tmp_path)
     other = RunOptions(method="dis-fast", save_flo=False, progress=False, resume=True)
-    with pytest.raises(InputError, match=r"out: cannot resume, the earlier run used other settings \(save_flo True -> False\)"):
+    with pytest.raises(InputError, match=r"out: cannot resume, the earlier run used other settings \(--save-flo on -> off\)"):
         run_video(frames, out, other)
     os.utime(frames / "0000.png", ns=(1, 1))  # the video (its first frame) replaced
     with pytest.raises(InputError, match="cannot resume, .* changed since the earlier run"):
@@ -198,8 +198,9 @@ def test_a_refused_resume_says_what_each_setting_was_and_is(tmp_path: Path) -> N
               "video": "/clips/" + "a" * 50 + ".mp4"}
     now = {**before, "method_options": {"preset": "fast", "device": "cpu"}, "max_side": 240,
            "video": "/clips/" + "b" * 50 + ".mp4"}
-    with pytest.raises(InputError, match=r"other settings \(max_side None -> 240, method_options: preset 'balanced' ->"
-                                         r" 'fast', video\)$"):  # (a long value: named alone)
+    # (as the command line names them: it said "max_side None -> 240, method_options: preset 'balanced' -> 'fast'")
+    with pytest.raises(InputError, match=r"other settings \(--max-side \(none\) -> 240, --preset balanced -> fast, the"
+                                         r" video\); give the same ones, or run it afresh without --resume$"):
         refuse_other_settings(tmp_path, before, now)
 
 
