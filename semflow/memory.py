@@ -218,7 +218,8 @@ def _refuse_if_short(what: str, needed: Callable[[int, int], float | None], heig
     if estimate is None or available is None or estimate <= available:
         return
     fits = _side_that_fits(needed, height, width, available)
-    advice = hint.format(side=fits) if fits else "it does not fit even at a small size"
+    advice = hint.format(side=fits) if fits else ("it does not fit even at a small size: free memory, or use"
+                                                  " a lighter method")
     raise ResourceError(f"{what} {need} about {_amount(estimate)} for {width}x{height} frames{split}, and"
                         f" {_amount(max(available, 0))} is available; {advice}")
 

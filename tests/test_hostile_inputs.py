@@ -410,7 +410,7 @@ def test_a_label_set_the_segmenter_cannot_use_is_refused(tmp_path: Path) -> None
     from semflow.segmentation.labels import get_label_set
 
     for label_set in ("voc", str(tmp_path / "missing.json")):
-        with pytest.raises(InputError, match="the camvid backend labels in CamVid's classes, not in label set"):
+        with pytest.raises(InputError, match="the camvid segmenter labels in CamVid's classes, not in label set"):
             get_segmenter("camvid", label_set=label_set)
     write_image(tmp_path / "m.png", np.full((8, 8), 15, np.uint8))  # VOC's person
     method = get_method("semantic", baseline="dis-fast", segmenter=f"masks:{tmp_path / 'm.png'}", label_set="voc")

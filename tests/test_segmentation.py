@@ -442,3 +442,15 @@ def test_class_ids_outside_0_to_255_are_stuff_and_black_not_wrapped() -> None:
     colours = CAMVID.colorize(labels)
     assert colours[0, 2].any() and not colours[0, [1, 3, 4, 5, 6]].any()
     assert np.array_equal(CAMVID.kind_map(labels[:, [0, 2]].astype(np.uint8)), CAMVID.kind_map(labels[:, [0, 2]]))
+
+
+def test_kind_table_errors_name_the_option_and_the_likeliest_class() -> None:
+    """An audit of the messages: "kind table: expected ..." named no option, and `--kinds Treee:plane` gave the
+    class list without the likeliest one."""
+    with pytest.raises(InputError, match=r"^--kinds \(the class -> kind table, e\.g\. Tree:plane,Car:thing\): expected"
+                                         r" CLASS:KIND items separated by commas, got 'Tree=plane'$"):
+        get_label_set("camvid", "Tree=plane")
+    with pytest.raises(InputError, match=r"^unknown class 'Treee' \(did you mean Tree\?\) for label set 'camvid'"):
+        get_label_set("camvid", "Treee:plane")
+    with pytest.raises(InputError, match=r"^unknown class 'Spaceship' for label set 'camvid'; classes: Sky, "):
+        get_label_set("camvid", "Spaceship:thing")

@@ -306,8 +306,6 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
 
 def _extension(path: str | os.PathLike) -> str:
     ext = Path(path).suffix.lower()
-    if Path(path).is_dir():
-        raise InputError(f"{path}: a folder, not a flow file ({', '.join(FLOW_EXTENSIONS)})")
     if ext not in FLOW_EXTENSIONS:
         raise InputError(f"{path}: unknown flow format {ext or '(none)'}; use one of {', '.join(FLOW_EXTENSIONS)}")
     return ext
@@ -319,6 +317,8 @@ def read_flow_valid(path: str | os.PathLike, *, allow_unknown: bool = False) -> 
     ``allow_unknown``: also read NaN pixels of a ``.npy`` as unknown (as semflow 0.1 wrote them) instead of
     raising. Every format marks unknown flow its own way (see the module docstring).
     """
+    if Path(path).is_dir():
+        raise InputError(f"{path}: a folder, not a flow file ({', '.join(FLOW_EXTENSIONS)})")
     ext = _extension(path)
     if ext == ".flo":
         return read_flo(path)

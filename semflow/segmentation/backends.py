@@ -81,8 +81,9 @@ def get_segmenter(name: str = "camvid", *, device: str = "cpu",
 
 def _camvid(arg: str, *, device: str, kinds_override: Any, label_set: Any) -> Segmenter:
     if label_set is not None and str(getattr(label_set, "name", label_set)).lower() != "camvid":
-        raise InputError(f"the camvid backend labels in CamVid's classes, not in label set {str(label_set)!r}:"
-                         " a label set names the classes of masks:PATH or torchvision:PATH")
+        raise InputError(f"the camvid segmenter labels in CamVid's classes, not in label set {str(label_set)!r}:"
+                         " --label-set names the classes of given masks (--segmentation, masks:PATH) or of"
+                         " torchvision:PATH")
     return CamVidSegmenter(arg or None, device=device, kinds_override=kinds_override)
 
 

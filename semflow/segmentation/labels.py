@@ -13,6 +13,7 @@ describes any other set (for user-given masks).
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,9 @@ from semflow.io.jsonfile import loads_untrusted
 KINDS = ("thing", "plane", "stuff")
 # Integer codes of the kinds in kind maps (the same codes semflow.semantic uses).
 KIND_CODES: dict[str, int] = {"stuff": 0, "plane": 1, "thing": 2}
+
+KINDS_SAID = "--kinds (the class -> kind table, e.g. Tree:plane,Car:thing)"
+"""How a kind table's errors name it: the option a user gives it with."""
 
 
 def look_up(table: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -75,7 +79,10 @@ class LabelSet:
         """Id of the class called ``name`` (case-insensitive); InputError when there is none."""
         lower = [n.lower() for n in self.class_names]
         if name.lower() not in lower:
-            raise InputError(f"unknown class {name!r} for label set {self.name!r}; classes: {', '.join(self.class_names)}")
+            near = difflib.get_close_matches(name.lower(), lower, n=1, cutoff=0.75)
+            meant = f" (did you mean {self.class_names[lower.index(near[0])]}?)" if near else ""
+            raise InputError(f"unknown class {name!r}{meant} for label set {self.name!r}; classes:"
+                             f" {', '.join(self.class_names)}")
         return lower.index(name.lower())
 
     def ids_of(self, kind: str) -> list[int]:
@@ -161,10 +168,10 @@ def parse_kinds(override: str | Mapping[str, str] | None) -> dict[str, str]:
             name, _, kind = (pending + part).rpartition(":")  # the kind is last: a name may hold a colon
             pending = ""
             if not name.strip():
-                raise InputError(f"kind table: expected CLASS:KIND items separated by commas, got {part.strip()!r}")
+                raise InputError(f"{KINDS_SAID}: expected CLASS:KIND items separated by commas, got {part.strip()!r}")
             items.append((name.strip(), kind.strip()))
         if pending.strip(", "):
-            raise InputError(f"kind table: expected CLASS:KIND items separated by commas, got "
+            raise InputError(f"{KINDS_SAID}: expected CLASS:KIND items separated by commas, got "
                              f"{pending.strip(', ')!r}")
     out = {}
     for name, kind in items:

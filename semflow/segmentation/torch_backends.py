@@ -313,7 +313,7 @@ class TorchvisionSegmenter(TorchSegmenter):
             arch, n, aux = detect_torchvision_arch(sd)
         except KeyError:
             raise WeightsError(f"{path}: not a torchvision segmentation state_dict (supported: "
-                               f"{', '.join(_TV_ARCHES)})") from None
+                               f"{', '.join(_TV_ARCHES)}; semflow's own weights go with camvid:PATH)") from None
         import torchvision.models.segmentation as tvseg
 
         with torch.random.fork_rng(devices=[]):  # (random initialisation, replaced by the weights)
