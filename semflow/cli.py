@@ -201,7 +201,7 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
 @click.option("--max-flow", type=MAX_FLOW, default=None,
               help="--viz's normaliser in px, 0.001 to 1e6 (default: the 99th percentile of the magnitudes).")
 @click.option("--explain", type=PATH, default=None,
-              help="Write the method's intermediate maps (segmentation, model map, layers) to this folder.")
+              help="Write the method's own maps to this folder (semantic: segmentation, model map, layers; others: the flow).")
 @click.option("--max-side", type=click.IntRange(min=16), default=None,
               help="Shrink both images so the longer side is at most PX first (the flow is then in their pixels).")
 @click.option("--baseline-flow", type=PATH, default=None,
@@ -258,7 +258,7 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
 
 @main.command()
 @click.argument("flows", nargs=-1, required=True, type=PATH)
-@click.option("-o", "--output", required=True, type=PATH, help="PNG to write.")
+@click.option("-o", "--output", required=True, type=PATH, help="Picture to write (.png, .jpg, ...).")
 @click.option("--max-flow", type=MAX_FLOW, default=None,
               help="Normaliser in px, 0.001 to 1e6 (default: the 99th percentile of the valid magnitudes over all inputs).")
 @click.option("--legend/--no-legend", default=True, show_default=True, help="Draw the colour wheel and scale.")

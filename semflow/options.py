@@ -44,7 +44,8 @@ class MethodOptions:
     """Options every method takes. Methods that run no torch code run on the CPU whatever ``device`` is
     (it must still name a device this machine has)."""
 
-    device: str = option("cpu", "Where torch parts run: cpu, cuda, cuda:N or auto.")
+    device: str = option("cpu", "Where torch parts run (segmenter, CLIP, descriptors; OpenCV methods have none):"
+                                " cpu, cuda, cuda:N or auto.")
 
     def __post_init__(self) -> None:
         # A misspelt device, or a GPU this machine lacks, is an error for every method, torch or not (a

@@ -78,7 +78,8 @@ class SemanticOptions(SharpenOptions):
                             "torchvision:PATH, masks:PATH (or a Segmenter from Python).", path="prefixed")
     segmentation: str | os.PathLike | np.ndarray | None = option(
         None, "Given masks instead of a segmenter: a label PNG, or a folder of NNNNNN.png.", path="path")
-    label_set: str | LabelSet = option("camvid", "Label set of --segmentation (camvid, voc, a .json).", path="file")
+    label_set: str | LabelSet = option("camvid", "Label set of given masks (--segmentation, masks:PATH) or of torchvision:PATH (camvid, voc,"
+                                         " a .json).", path="file")
     kinds: str | dict | None = option(None, "Override the class -> kind table, e.g. 'Tree:plane,Car:thing'.")
     prior: str = option("none", "Prior fused with the segmentation per region: clip = zero-shot CLIP "
                         "labels (needs pip install 'semflow[clip]' and --clip-weights).", choices=("none", "clip"))
