@@ -330,7 +330,8 @@ def test_expand_inputs(tmp_path: Path) -> None:
     (tmp_path / "more").mkdir()
     (tmp_path / "more" / "x.mp4").write_bytes(b"")
     (tmp_path / "list.csv").write_text("input,name\nvideos/x.mp4,first\nframes\n")
-    found = expand_inputs([tmp_path / "frames", videos, str(tmp_path / "more" / "*.mp4"), tmp_path / "list.csv"])
+    with pytest.warns(SemflowWarning, match=r"frames: given twice \(as frames and frames-2\): it is computed twice$"):
+        found = expand_inputs([tmp_path / "frames", videos, str(tmp_path / "more" / "*.mp4"), tmp_path / "list.csv"])
     assert [(p.path, p.name) for p in found] == [
         (tmp_path / "frames", "frames"), (videos / "x.mp4", "x"), (videos / "y.avi", "y"),
         (tmp_path / "more" / "x.mp4", "x-2"), (tmp_path / "videos" / "x.mp4", "first"),

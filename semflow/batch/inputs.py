@@ -139,7 +139,7 @@ def expand_inputs(items: Iterable[str | bytes | os.PathLike | BatchInput],
             if path.is_dir():  # a folder of frames: semflow does not write into what it reads
                 refuse_outputs_inside(path, [out])
     used: set[str] = {"batch.json"}  # the batch's own file beside the clips' folders
-    result = []
+    result, seen = [], {}
     for path, name in entries:
         base = folder_name(name or (path.stem if path.suffix else path.name))
         unique, k = base, 2
@@ -147,6 +147,10 @@ def expand_inputs(items: Iterable[str | bytes | os.PathLike | BatchInput],
             unique, k = f"{base}-{k}", k + 1
         used.add(unique)
         result.append(BatchInput(path, unique))
+        real = os.path.realpath(path)
+        if real in seen and name is None:  # (a glob and a folder that both hold it, say: the same results twice)
+            warn(f"{path}: given twice (as {seen[real]} and {unique}): it is computed twice")
+        seen.setdefault(real, unique)
     return result
 
 
