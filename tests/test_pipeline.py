@@ -222,9 +222,9 @@ def test_resume_with_other_settings_is_refused(make_frames, tmp_path: Path) -> N
     out = tmp_path / "out"
     with pytest.raises(RuntimeError):
         run_video(frames, out, RunOptions(save_flo=True), method=ScriptedFlow(fail_at=2))
-    with pytest.raises(InputError, match="cannot resume.*max_side"):
+    with pytest.raises(InputError, match="cannot resume.*--max-side"):
         run_video(frames, out, RunOptions(save_flo=True, resume=True, max_side=32), method=ScriptedFlow())
-    with pytest.raises(InputError, match="cannot resume.*method"):
+    with pytest.raises(InputError, match="cannot resume.*--method"):
         run_video(frames, out, RunOptions(method="dis-fast", save_flo=True, resume=True))
     # The finished pairs survive the refusals.
     assert len(list((out / "flo").iterdir())) == 2
