@@ -317,3 +317,23 @@ def test_a_video_is_read_where_no_ffmpeg_can_probe_it(make_video, monkeypatch) -
 
     monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", no_ffmpeg)
     assert len(list(FrameSource(clip))) == 4
+
+
+def test_a_batch_of_many_clips_probes_each_once(monkeypatch, tmp_path: Path) -> None:
+    """A probe of `batch` with 200 clips: the driver checks every clip, then each again as it opens; the
+    keyframe probe's cache held 64 files, so each clip was probed twice (18 ms a clip each time)."""
+    import subprocess
+
+    from semflow.io import ffmpeg
+
+    runs = []
+    real_run = subprocess.run
+    monkeypatch.setattr(ffmpeg.subprocess, "run", lambda *a, **k: runs.append(1) or real_run(*a, **k))
+    ffmpeg._probe_keyframes.cache_clear()
+    clips = [tmp_path / f"{k:03d}.mp4" for k in range(100)]
+    for clip in clips:
+        clip.write_bytes(b"not a video")  # (FFmpeg refuses it at once: an empty report, cached as any)
+    for _ in range(2):
+        for clip in clips:
+            ffmpeg.probe_keyframes(clip)
+    assert len(runs) == 100

@@ -169,7 +169,7 @@ def probe_keyframes(path: str | os.PathLike, *, within: float | None = None) -> 
     return _probe_keyframes(Path(path).resolve(), (info.st_size, info.st_mtime_ns), within)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=4096)  # (a batch checks every clip, then each again when it opens: 64 missed at 200)
 def _probe_keyframes(path: Path, stamp: tuple[int, int], within: float | None) -> KeyframeReport:
     """:func:`probe_keyframes` of ``path`` as it stands (``stamp``: its size and modification time)."""
     import imageio_ffmpeg
