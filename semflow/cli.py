@@ -181,11 +181,13 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
                 _say(f"{result.name}: failed: {result.error}")
     summary = runner.summary
     rate = summary["pairs_per_second"]
-    _say(f"{summary['ok']} of {len(summary['inputs'])} clips ok, {summary['computed_pairs']} pairs computed in"
-         f" {summary['wall_seconds']:.1f} s ({rate or 0:.2f} pairs/s) -> {out_dir / 'batch.json'}")
+    startup = f", after {summary['startup_seconds']:.1f} s starting Ray" if summary.get("startup_seconds") else ""
+    _say(f"{summary['ok']} of {len(summary['inputs'])} clips ok, {counted(summary['computed_pairs'], 'pair')} computed"
+         f" in {summary['wall_seconds']:.1f} s ({rate or 0:.2f} pairs/s{startup}) -> {out_dir / 'batch.json'}")
     if summary["failed"]:
         raise SemflowError(f"{summary['failed']} of {len(summary['inputs'])} clips failed (see {out_dir / 'batch.json'});"
-                           " once what their errors name is mended, `--resume` redoes only what is missing")
+                           " once what their errors name is fixed, the same command with --resume redoes only what"
+                           " is missing")
 
 
 # --- flow ---------------------------------------------------------------------------------------

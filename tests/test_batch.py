@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -317,6 +318,10 @@ def test_batch_cli_reports_each_clip_and_fails_when_one_does(run_cli, tmp_path: 
     lines = result.stderr.strip().splitlines()  # Ray's notice that its local cluster has token auth on was a line here
     assert len(lines) == 1 and lines[0].startswith("semflow: error: 1 of 2 clips failed"), result.stderr
     assert "good: ok, 4 pairs" in result.stdout and "bad: failed: " in result.stdout
+    # the summary line says the time Ray took to start beside the batch's (a probe: 73.0 s said, 81.2 s taken)
+    assert re.search(r"^1 of 2 clips ok, 4 pairs computed in [\d.]+ s \([\d.]+ pairs/s, after [\d.]+ s starting Ray\)",
+                     result.stdout, re.M), result.stdout
+    assert lines[0].endswith("the same command with --resume redoes only what is missing")
     assert (tmp_path / "out" / "good" / "flow.mp4").exists()
     assert json.loads((tmp_path / "out" / "batch.json").read_text())["workers"] == 1  # one clip, one chunk: was 2
 
