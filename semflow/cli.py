@@ -122,7 +122,7 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
         exc.nothing_kept = not out_dir.exists()  # (stopped before its first pair: the folder it made is gone)
         raise
     if summary.get("resumed_pairs") == summary["pairs"]:  # (the earlier run's timings would read as this one's)
-        _say(f"{summary['pairs']} pairs, all finished by the run this resumes: none computed ({summary['method']})"
+        _say(f"{counted(summary['pairs'], 'pair')}, all finished by the run this resumes: none computed ({summary['method']})"
              f" -> {out_dir}")
         return
     sec, wall = summary["seconds_per_pair"]["median"], summary.get("wall_seconds", {}).get("per_pair")
@@ -182,7 +182,7 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
     summary = runner.summary
     rate = summary["pairs_per_second"]
     startup = f", after {summary['startup_seconds']:.1f} s starting Ray" if summary.get("startup_seconds") else ""
-    _say(f"{summary['ok']} of {len(summary['inputs'])} clips ok, {counted(summary['computed_pairs'], 'pair')} computed"
+    _say(f"{summary['ok']} of {counted(len(summary['inputs']), 'clip')} ok, {counted(summary['computed_pairs'], 'pair')} computed"
          f" in {summary['wall_seconds']:.1f} s ({rate or 0:.2f} pairs/s{startup}) -> {out_dir / 'batch.json'}")
     if summary["failed"]:
         raise SemflowError(f"{summary['failed']} of {len(summary['inputs'])} clips failed (see {out_dir / 'batch.json'});"
@@ -219,8 +219,8 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     from semflow.memory import check_memory
     from semflow.viz import add_legend, flow_to_color, max_flow_of
 
-    if output.is_dir():
-        raise InputError(f"{output}: a folder; -o names the flow file to write ({output / 'flow.flo'}, say)")
+    check_outputs(files=[output, viz], folders=[explain],  # (first: a folder named as a file says so, for each)
+                  inputs=[image1, image2, baseline_flow, method_options.get("segmentation")])
     if output.suffix.lower() not in FLOW_EXTENSIONS:
         raise InputError(f"{output}: unknown flow format; use one of {', '.join(FLOW_EXTENSIONS)}")
     if viz is not None and not is_image_path(viz):
@@ -230,8 +230,6 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     if baseline_flow is not None and (method != "semantic" or method_options.get("baseline") is not None):
         raise InputError("--baseline-flow is the baseline of --method semantic" if method != "semantic" else
                          "--baseline-flow is semantic's baseline: give it or --baseline, not both")
-    check_outputs(files=[output, viz], folders=[explain],
-                  inputs=[image1, image2, baseline_flow, method_options.get("segmentation")])
     from semflow.io.video import resize_max_side
 
     full = [read_image(path) for path in (image1, image2)]

@@ -207,11 +207,12 @@ def check_segmenter_memory(segmenter: str, height: int, width: int, *, video: bo
     """:func:`check_memory` for ``semflow segment`` with ``segmenter``'s measured needs
     (:func:`segmenter_needed_mb`); ``label`` names the backend in the message (default ``segmenter``)."""
     needed = functools.partial(segmenter_needed_mb, segmenter, video=video)
-    _refuse_if_short(f"segment ({label or segmenter}{', video mode' if video else ''})", needed, height, width, hint)
+    _refuse_if_short(f"segment ({label or segmenter}{', video mode' if video else ''})", needed, height, width, hint,
+                     lighter="segmenter")
 
 
 def _refuse_if_short(what: str, needed: Callable[[int, int], float | None], height: int, width: int, hint: str,
-                     *, need: str = "needs", split: str = "") -> None:
+                     *, need: str = "needs", split: str = "", lighter: str = "method") -> None:
     """The one-line :class:`ResourceError` when ``needed(height, width)`` (MB) exceeds what is available,
     with ``hint`` (``{side}``: the longer side at which it fits)."""
     estimate, available = needed(height, width), available_memory_mb()
@@ -219,7 +220,7 @@ def _refuse_if_short(what: str, needed: Callable[[int, int], float | None], heig
         return
     fits = _side_that_fits(needed, height, width, available)
     advice = hint.format(side=fits) if fits else ("it does not fit even at a small size: free memory, or use"
-                                                  " a lighter method")
+                                                  f" a lighter {lighter}")
     raise ResourceError(f"{what} {need} about {_amount(estimate)} for {width}x{height} frames{split}, and"
                         f" {_amount(max(available, 0))} is available; {advice}")
 

@@ -90,11 +90,12 @@ def method_entry(name: str) -> MethodEntry:
     return entry
 
 
-def unknown_method(name: str) -> str:
+def unknown_method(name: str, *, leave_out: str | None = None) -> str:
     """The message for an unknown method ``name``: the likeliest meant (a case, ``_`` or typing slip), and
-    the known methods."""
-    near = difflib.get_close_matches(str(name).lower().replace("_", "-"), _ENTRIES, n=1, cutoff=0.75)
-    return f"unknown method {name!r}{f' (did you mean {near[0]}?)' if near else ''}; known methods: {', '.join(_ENTRIES)}"
+    the known methods (but ``leave_out``, where it cannot serve)."""
+    known = [entry for entry in _ENTRIES if entry != leave_out]
+    near = difflib.get_close_matches(str(name).lower().replace("_", "-"), known, n=1, cutoff=0.75)
+    return f"unknown method {name!r}{f' (did you mean {near[0]}?)' if near else ''}; known methods: {', '.join(known)}"
 
 
 def method_options(name: str) -> list[OptionInfo]:
@@ -250,7 +251,7 @@ def _semantic_baseline(options: Any) -> FlowMethod:
     baseline = options.baseline  # a built one as it is (wrapped below)
     if isinstance(baseline, str):
         if baseline not in _ENTRIES:
-            raise InputError(f"semantic's baseline (--baseline): {unknown_method(baseline)}")
+            raise InputError(f"semantic's baseline (--baseline): {unknown_method(baseline, leave_out='semantic')}")
         given = {"device": options.device}
         if options.sharpen is not None and "sharpen" in {info.name for info in method_options(baseline)}:
             given["sharpen"] = options.sharpen

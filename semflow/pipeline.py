@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from semflow.baseline.base import FlowMethod, FlowResult
-from semflow.errors import InputError, warn
+from semflow.errors import InputError, counted, warn
 from semflow.io.atomic import write_text_atomic
 from semflow.io.files import too_few_frames
 from semflow.io.jsonfile import dumps_strict
@@ -416,5 +416,5 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
     if shortfall:
         warn(shortfall)
     if log:
-        log(f"{summary['pairs']} pairs -> {out_dir}")
+        log(f"{counted(summary['pairs'], 'pair')} -> {out_dir}")
     return summary

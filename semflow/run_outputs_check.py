@@ -97,18 +97,25 @@ def refuse_other_settings(out_dir: Path, before: Any, fingerprint: dict[str, Any
     if extra := sorted(key for key in before if key not in fingerprint):  # (it said "did not record " of none)
         raise InputError(f"{out_dir}: cannot resume, the earlier run was made by a newer semflow (it recorded"
                          f" {', '.join(map(str, extra[:4]))}, which this one does not); run it afresh, without --resume")
+    if "video" in changed:  # (its size and time are the video's: not said beside it)
+        changed = [key for key in changed if key != "video_identity"]
+    if "method_options" in changed:  # (a method option's file: said once, as the option)
+        changed = [key for key in changed if key != "inputs"]
     said = ", ".join(_change(key, before.get(key), fingerprint[key]) for key in changed) or "format"
     raise InputError(f"{out_dir}: cannot resume, the earlier run used other settings ({said}); give the same"
                      " ones, or run it afresh without --resume")
 
 
-def _change(key: str, before: Any, now: Any) -> str:
-    """The option ``key`` stands for and what it was and is (a method's options each by its own), where that
-    is short: ``--max-side 240 -> (none)``, ``--save-flo on -> off``."""
-    if isinstance(before, dict) and isinstance(now, dict):
+def _change(key: str, before: Any, now: Any, *, options: bool = False) -> str:
+    """The option ``key`` stands for and what it was and is (the method's options and input files each by its
+    own), where that is short: ``--max-side 240 -> (none)``, ``--save-flo on -> off``."""
+    if key in ("method_options", "inputs") and isinstance(before, dict) and isinstance(now, dict):
         keys = [k for k in {**before, **now} if before.get(k) != now.get(k)]
-        return ", ".join(_change(k, before.get(k), now.get(k)) for k in keys[:4])
+        return ", ".join(_change(k, before.get(k), now.get(k), options=True) for k in keys[:4])
+    names = {"video": "the video", "video_identity": "the video's size or modification time"}
+    name = names.get(key, "--" + key.replace("_", "-")) if not options else "--" + key.replace("_", "-")
+    if key == "video_identity" or not all(v is None or isinstance(v, (bool, int, float, str)) for v in (before, now)):
+        return name  # (a file's stamp, a table: named only)
     shown = ["(none)" if v is None else ("on" if v else "off") if isinstance(v, bool) else v if isinstance(v, str)
              else str(v) for v in (before, now)]
-    name = "the video" if key == "video" else "--" + key.replace("_", "-")
     return name if max(map(len, shown)) > 40 else f"{name} {shown[0]} -> {shown[1]}"

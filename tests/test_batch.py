@@ -335,8 +335,10 @@ def test_expand_inputs(tmp_path: Path) -> None:
     (tmp_path / "more").mkdir()
     (tmp_path / "more" / "x.mp4").write_bytes(b"")
     (tmp_path / "list.csv").write_text("input,name\nvideos/x.mp4,first\nframes\n")
-    with pytest.warns(SemflowWarning, match=r"frames: given twice \(as frames and frames-2\): it is computed twice$"):
+    with pytest.warns(SemflowWarning) as said:  # (once named by the user and once not: either order)
         found = expand_inputs([tmp_path / "frames", videos, str(tmp_path / "more" / "*.mp4"), tmp_path / "list.csv"])
+    assert [str(w.message).split("/")[-1] for w in said] == ["x.mp4: given twice (as x and first): it is computed twice",
+                                                             "frames: given twice (as frames and frames-2): it is computed twice"]
     assert [(p.path, p.name) for p in found] == [
         (tmp_path / "frames", "frames"), (videos / "x.mp4", "x"), (videos / "y.avi", "y"),
         (tmp_path / "more" / "x.mp4", "x-2"), (tmp_path / "videos" / "x.mp4", "first"),
@@ -358,16 +360,23 @@ def test_no_input_of_a_batch_is_skipped_without_a_word(tmp_path: Path) -> None:
     assert [(c.path, c.name) for c in expand_inputs([videos])] == [(videos / "a.mp4", "a"), (videos / "gone.mp4", "gone")]
     write_folder(tmp_path / "frames", 2)
     (tmp_path / "frames" / "take2.mp4").write_bytes(b"")
-    with pytest.warns(SemflowWarning, match=r"frames: a folder of frames, read as one clip; the 1 video file\(s\) in"
-                                            r" it \(take2.mp4\) are not read: name them to add them$"):
+    with pytest.warns(SemflowWarning, match=r"frames: a folder of frames, read as one clip; 1 video file in it"
+                                            r" \(take2.mp4\) is not read: name them to add them$"):
         assert [c.name for c in expand_inputs([tmp_path / "frames"])] == ["frames"]
     (tmp_path / "tree" / "d1").mkdir(parents=True)
     (tmp_path / "tree" / "d1" / "x.mp4").write_bytes(b"")
-    with pytest.raises(InputError, match=r"tree: holds no images or videos, only folders; a batch does not look"
-                                         r" into subfolders: give '.*tree/\*\*/\*.mp4' \(in quotes\)"):
+    with pytest.raises(InputError, match=r"tree: holds no images or videos at its top level; a batch does not look"
+                                         r" into its folders: give '.*tree/\*\*/\*.mp4' \(in quotes\)"):
         expand_inputs([tmp_path / "tree"])
     # a glob's dangling link is a clip, as in a folder (its run says what it is)
     assert [c.name for c in expand_inputs([str(videos / "*.mp4")])] == ["a", "gone"]
+    # two links to the same nothing are two clips, not one given twice; a folder of frame folders is pointed at 'DIR/*'
+    (videos / "gone2.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    assert [c.name for c in expand_inputs([videos])] == ["a", "gone", "gone2"]
+    write_folder(tmp_path / "seqs" / "s1", 2)
+    with pytest.raises(InputError, match=r"seqs: holds no images or videos at its top level; a batch does not look into"
+                                         r" its folders: give '.*seqs/\*' \(in quotes\) for each folder of frames in it$"):
+        expand_inputs([tmp_path / "seqs"])
 
 
 def test_a_manifest_cannot_name_a_clip_out_of_the_batch_folder(tmp_path: Path) -> None:

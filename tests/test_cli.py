@@ -116,7 +116,7 @@ def test_flow_refuses_what_it_would_ignore_or_misname(cli_fails, pair, tmp_path:
     """From an audit of the messages: `-o DIR` said "unknown flow format"; `--max-flow` without --viz was
     ignored without a word."""
     (tmp_path / "out").mkdir()
-    cli_fails("flow", "a.png", "b.png", "-o", "out", match="out: a folder; -o names the flow file to write")
+    cli_fails("flow", "a.png", "b.png", "-o", "out", match="out: a folder, where a file is to be written; name a file")
     cli_fails("flow", "a.png", "b.png", "-o", "f.flo", "--max-flow", "3",
               match="--max-flow is the colour normaliser of --viz's picture: give it with --viz")
 
@@ -284,7 +284,7 @@ def test_visualize_bad_output_and_mixed_sizes(cli_fails, tmp_path: Path) -> None
     write_flow(tmp_path / "b.flo", np.zeros((5, 4, 2), np.float32))
     cli_fails("visualize", "a.flo", "-o", "v.xyz", match="unknown image format")
     (tmp_path / "taken.png").mkdir()
-    cli_fails("visualize", "a.flo", "-o", "taken.png", match="semflow: error: taken.png: is a directory")
+    cli_fails("visualize", "a.flo", "-o", "taken.png", match="semflow: error: taken.png: a folder, where a file is to be written")
     # each file's size in the order given (they were sorted by height: 4x5 read as the second file's)
     write_flow(tmp_path / "c.flo", np.zeros((4, 5, 2), np.float32))
     cli_fails("visualize", "b.flo", "a.flo", "c.flo", "-o", "v.png",

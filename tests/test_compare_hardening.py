@@ -48,7 +48,7 @@ def test_compare_checks_every_image_name_before_any_method_runs(tmp_path: Path, 
     out = tmp_path / "out"
     (out / "middlebury_B.png").mkdir(parents=True)
     monkeypatch.setattr(evaluation, "get_method", lambda *a, **k: pytest.fail("a method was built"))
-    with pytest.raises(OutputError, match=r"middlebury_B\.png: is a directory$"):
+    with pytest.raises(OutputError, match=r"middlebury_B\.png: a folder, where a file is to be written; name a file$"):
         evaluation.compare("middlebury", root, ["dis-fast"], out_dir=out)
     assert _listing(out) == ["middlebury_B.png"]
     # The caller's other outputs (the CLI's --json) may not be one of the images either.
@@ -63,7 +63,7 @@ def test_compare_cli_fails_at_once_on_an_image_name_that_is_a_folder(cli_fails, 
     _middlebury(tmp_path / "ds", ["A", "B"])
     (tmp_path / "DIR" / "middlebury_B.png").mkdir(parents=True)
     cli_fails("compare", "ds", "--dataset", "middlebury", "--methods", "dis-fast", "--out", "DIR",
-              "--json", "c.json", match="DIR/middlebury_B.png: is a directory")
+              "--json", "c.json", match="DIR/middlebury_B.png: a folder, where a file is to be written")
 
 
 def test_compare_cli_refuses_json_named_as_the_image_folder(cli_fails, tmp_path: Path) -> None:

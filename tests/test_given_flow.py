@@ -97,9 +97,9 @@ def test_given_flows_refuse_what_does_not_fit(tmp_path: Path, small_scene) -> No
     with pytest.raises(InputError, match="no such folder of flows"):
         GivenFlows(tmp_path / "missing")
     (tmp_path / "one.flo").write_bytes(b"")  # a file was "no such folder of flows"
-    with pytest.raises(InputError, match=r"one.flo: a file, not a folder: --baseline-flows takes the folder of a"
-                                         r" video's flows \(as run --save-flo writes them: OUT/flo\); for one image"
-                                         r" pair, flow --baseline-flow FILE$"):
+    with pytest.raises(InputError, match=r"one.flo: a file, not a folder: --baseline-flows takes a folder of flows, one a"
+                                         r" pair \(NNNNNN.flo, .png or .npy, as run --save-flo writes them in OUT/flo\);"
+                                         r" for one image pair, flow --baseline-flow FILE$"):
         GivenFlows(tmp_path / "one.flo")
     folder = flows_folder(tmp_path, {"000000.flo": s.flow[:, :40]})
     (folder / "000001.flo").write_bytes(b"PIEH not a flow")

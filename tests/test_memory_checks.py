@@ -35,7 +35,8 @@ def test_segment_refuses_an_image_too_large_in_one_line(cli_fails, tmp_path: Pat
     _image(tmp_path / "small.png", 30, 40)
     _image(tmp_path / "large.png", 600, 800)
     monkeypatch.setenv("SEMFLOW_MEMORY_MB", "300")  # (below what the model alone takes)
-    cli_fails("segment", "small.png", "--out", "seg", match="it does not fit even at a small size")
+    cli_fails("segment", "small.png", "--out", "seg", match="it does not fit even at a small size: free memory, or use a"
+                                                          " lighter segmenter")  # (it said "method": segment has none)
 
     from semflow.memory import segmenter_needed_mb
 

@@ -309,3 +309,9 @@ def test_every_method_pickles_and_gives_the_same_flow_after(name: str) -> None:
     if name in ("discrete", "semantic"):  # (slow enough: the pickling is what is checked)
         return
     np.testing.assert_array_equal(again(scene.img1, scene.img2), method(scene.img1, scene.img2))
+
+
+def test_semantic_is_not_offered_as_its_own_baseline() -> None:
+    """A review: `--baseline semantc` listed semantic among the known methods, which a baseline cannot be."""
+    with pytest.raises(InputError, match=r"unknown method 'semantc'; known methods: [a-z0-9, -]+, discrete$"):
+        get_method("semantic", baseline="semantc")

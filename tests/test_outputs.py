@@ -235,19 +235,22 @@ def test_run_and_segment_check_their_folder_first(cli_fails, make_frames, tmp_pa
     cli_fails("segment", frames / "0000.png", "--out", "file/seg", match="not a folder")
 
 
-def test_check_outputs_names_the_problem(tmp_path: Path) -> None:
+def test_check_outputs_names_the_problem(tmp_path: Path, monkeypatch) -> None:
     from semflow.errors import OutputError
     from semflow.io.outputs import check_outputs
 
     (tmp_path / "dir").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "missing")
     check_outputs(files=[tmp_path / "new" / "deeper" / "f.png", None], folders=[tmp_path / "a" / "b", None])
-    with pytest.raises(OutputError, match="is a directory"):
+    with pytest.raises(OutputError, match="a folder, where a file is to be written"):
         check_outputs(files=[tmp_path / "dir"])
     with pytest.raises(OutputError, match="link to nothing"):
         check_outputs(files=[tmp_path / "link" / "f.png"])
     with pytest.raises(OutputError, match=r"link: a link to nothing$"):  # (it said the path twice)
         check_outputs(folders=[tmp_path / "link"])
+    monkeypatch.chdir(tmp_path)  # (as typed: a relative --out)
+    with pytest.raises(OutputError, match=r"^link: a link to nothing$"):
+        check_outputs(folders=[Path("link")])
     assert sorted(os.listdir(tmp_path)) == ["dir", "link"]  # nothing created
 
 

@@ -204,6 +204,26 @@ def test_a_refused_resume_says_what_each_setting_was_and_is(tmp_path: Path) -> N
         refuse_other_settings(tmp_path, before, now)
 
 
+def test_a_refused_resume_names_no_internal_field(tmp_path: Path) -> None:
+    """A review: another video into the same --out said "--video-identity [6943, ...] -> [...]" beside the
+    video; a given file's stamp read "--segmentation ['/m1.png', [1, 2]] -> ...", said twice with the method
+    option; a kinds table "--Tree plane -> thing"."""
+    from semflow.run_outputs_check import refuse_other_settings
+
+    m1, m2 = tmp_path / "m1.png", tmp_path / "m2.png"
+    m1.write_bytes(b""), m2.write_bytes(b"")
+    before = {"video": "/v/f1", "video_identity": [1, 2], "max_side": 32, "inputs": {"segmentation": [str(m1), [1, 2]]},
+              "method_options": {"segmentation": str(m1), "kinds": {"Tree": "plane"}}}
+    now = {"video": "/v/f2", "video_identity": [1, 3], "max_side": 32, "inputs": {"segmentation": [str(m2), [1, 4]]},
+           "method_options": {"segmentation": str(m2), "kinds": {"Tree": "thing"}}}
+    with pytest.raises(InputError, match=r"other settings \(--segmentation, --kinds, the video /v/f1 -> /v/f2\); give the"
+                                         r" same ones"):  # (a long path: named alone)
+        refuse_other_settings(tmp_path, before, now)
+    now = {**before, "video_identity": [1, 3], "max_side": 64}  # the video replaced in place, and an option
+    with pytest.raises(InputError, match=r"other settings \(--max-side 32 -> 64, the video's size or modification time\);"):
+        refuse_other_settings(tmp_path, before, now)
+
+
 def test_a_resumed_run_says_how_many_pairs_it_kept(run_cli, make_frames, tmp_path: Path) -> None:
     """A newcomer probe: a resumed run's result line read as a whole run's ("4 pairs, ..."), the pairs it kept
     said nowhere but in summary.json."""

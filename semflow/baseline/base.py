@@ -204,8 +204,9 @@ class GivenFlows(FlowMethod):
     def __init__(self, folder: str | os.PathLike, *, name: str = "given") -> None:
         self.folder = Path(folder)
         if self.folder.is_file():
-            raise InputError(f"{self.folder}: a file, not a folder: --baseline-flows takes the folder of a video's flows"
-                             " (as run --save-flo writes them: OUT/flo); for one image pair, flow --baseline-flow FILE")
+            raise InputError(f"{self.folder}: a file, not a folder: --baseline-flows takes a folder of flows, one a pair"
+                             " (NNNNNN.flo, .png or .npy, as run --save-flo writes them in OUT/flo); for one image"
+                             " pair, flow --baseline-flow FILE")
         if not self.folder.is_dir():
             raise missing(self.folder, "folder of flows") if not self.folder.exists() else InputError(
                 f"{self.folder}: not a folder of flows")

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from semflow.errors import InputError, warn
+from semflow.errors import InputError, counted, warn
 from semflow.io.files import is_video_path
 from semflow.io.images import is_image_path
 from semflow.io.outputs import refuse_outputs_inside
@@ -91,15 +91,19 @@ def _expand_one(item: str | os.PathLike, out: str | None, *, typed: bool = True)
         videos = sorted(p for p in children if is_video_path(p) and not p.is_dir())
         if any(is_image_path(p) and p.is_file() for p in children):
             if videos:
-                warn(f"{path}: a folder of frames, read as one clip; the {len(videos)} video file(s) in it"
-                     f" ({videos[0].name}{', ...' if len(videos) > 1 else ''}) are not read: name them to add them")
+                warn(f"{path}: a folder of frames, read as one clip; {counted(len(videos), 'video file')} in it"
+                     f" ({videos[0].name}{', ...' if len(videos) > 1 else ''}) {'is' if len(videos) == 1 else 'are'}"
+                     " not read: name them to add them")
         elif videos:
             if out is not None:
                 refuse_outputs_inside(path, [out])  # a folder of videos read is written into by no one
             return [(p, None) for p in videos]
-        elif typed and any(p.is_dir() and not _inside(p, out) for p in children):  # (a glob's: a failed clip)
-            raise InputError(f"{path}: holds no images or videos, only folders; a batch does not look into"
-                             f" subfolders: give '{path}/**/*.mp4' (in quotes) to take the videos below it")
+        elif typed and (folders := [p for p in children if p.is_dir() and not _inside(p, out)]):  # (a glob's: fails)
+            frames = any(is_image_path(q) for sub in folders[:20] for q in sub.iterdir())  # (Sintel's training/final)
+            raise InputError(f"{path}: holds no images or videos at its top level; a batch does not look into its"
+                             f" folders: give '{path}/*' (in quotes) for each folder of frames in it" if frames else
+                             f"{path}: holds no images or videos at its top level; a batch does not look into its"
+                             f" folders: give '{path}/**/*.mp4' (in quotes) for the videos below it")
     return [(path, None)]  # a video, a folder of frames, or something the run will report as unusable
 
 
@@ -147,10 +151,10 @@ def expand_inputs(items: Iterable[str | bytes | os.PathLike | BatchInput],
             unique, k = f"{base}-{k}", k + 1
         used.add(unique)
         result.append(BatchInput(path, unique))
-        real = os.path.realpath(path)
-        if real in seen and name is None:  # (a glob and a folder that both hold it, say: the same results twice)
-            warn(f"{path}: given twice (as {seen[real]} and {unique}): it is computed twice")
-        seen.setdefault(real, unique)
+        real = os.path.realpath(path) if path.exists() else os.path.abspath(path)  # (links to nothing: each its own)
+        if real in seen and (name is None or seen[real][1] is None):  # (a glob and its folder, say: a name given
+            warn(f"{path}: given twice (as {seen[real][0]} and {unique}): it is computed twice")  # to each: chosen)
+        seen.setdefault(real, (unique, name))
     return result
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from semflow.baseline.base import FlowMethod
 from semflow.batch.cluster import check_batch_device
 from semflow.build_identity import build_difference, build_identity
-from semflow.errors import InputError, SemflowError
+from semflow.errors import InputError, SemflowError, counted
 from semflow.forked import set_process_limit
 from semflow.io.files import too_few_frames
 from semflow.io.native import own_native_output
@@ -231,7 +231,7 @@ class ClipWorker:
             raise too_few_frames(path, 1) if pairs == 0 else InputError(f"{path}: the end of the clip was never reached")
         missing = [i for i in range(pairs) if not store.has(i)]
         if missing:
-            raise InputError(f"{path}: {len(missing)} pairs are missing (first: {missing[0]})")
+            raise InputError(f"{path}: {counted(len(missing), 'pair')} missing (first: {missing[0]})")
         # summary.json's "truncated" compares the frames read with the container's count. This task may never
         # decode the whole clip (it draws from the kept flows), but the chunk that reached the end read pairs + 1.
         if source.frames_read is None:

@@ -56,7 +56,8 @@ def _check_creatable_folder(folder: Path, label: str) -> None:
     """``folder`` is a writable folder, or can be created inside one."""
     existing = _nearest_existing(folder)
     if not existing.exists():
-        raise OutputError(f"{label}: a link to nothing" if existing == folder else f"{label}: {existing} is a link to nothing")
+        said = "a link to nothing" if existing == Path(os.path.abspath(folder)) else f"{existing} is a link to nothing"
+        raise OutputError(f"{label}: {said}")
     if not existing.is_dir():
         raise OutputError(f"{label}: {existing} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -67,7 +68,7 @@ def check_output_file(path: str | os.PathLike) -> None:
     """Raise :class:`OutputError` unless a file can be written at ``path`` (checked, nothing created)."""
     path = Path(path)
     if path.is_dir():
-        raise OutputError(f"{path}: is a directory")
+        raise OutputError(f"{path}: a folder, where a file is to be written; name a file")
     if path.exists() and not path.is_file():  # (following a link: /dev/stdout is one to a terminal or pipe)
         raise OutputError(f"{path}: is a device, pipe or socket, not a file; semflow writes a file and renames it"
                           " into place, which would replace it: name a file")

@@ -176,9 +176,11 @@ def parse_kinds(override: str | Mapping[str, str] | None) -> dict[str, str]:
     out = {}
     for name, kind in items:
         if kind.lower() not in KINDS:
-            raise InputError(f"kind table: unknown kind {kind!r} for {name!r}; use thing, plane or stuff")
+            near = difflib.get_close_matches(kind.lower(), KINDS, n=1, cutoff=0.6)
+            meant = f" (did you mean {near[0]}?)" if near else ""
+            raise InputError(f"{KINDS_SAID}: unknown kind {kind!r}{meant} for {name!r}; use thing, plane or stuff")
         if out.get(name, kind.lower()) != kind.lower():
-            raise InputError(f"kind table: {name!r} is given two kinds, {out[name]} and {kind.lower()}")
+            raise InputError(f"{KINDS_SAID}: {name!r} is given two kinds, {out[name]} and {kind.lower()}")
         out[name] = kind.lower()
     return out
 
