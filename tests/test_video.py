@@ -337,3 +337,45 @@ def test_a_batch_of_many_clips_probes_each_once(monkeypatch, tmp_path: Path) -> 
         for clip in clips:
             ffmpeg.probe_keyframes(clip)
     assert len(runs) == 100
+
+
+def test_keyframe_probes_started_ahead_run_ffmpeg_once_each(monkeypatch, make_video, tmp_path: Path) -> None:
+    """batch's driver checks its clips one after the other, 15 ms the keyframe probe of a small clip: the
+    probes of the next clips start ahead in threads (17 -> 10 ms a clip on 2 cores), each FFmpeg run once,
+    with the reports a probe alone gives; a loop left early drops the probes not started."""
+    import subprocess
+    import threading
+    import time
+
+    from semflow.io import ffmpeg
+
+    clips = [make_video(3, name=f"c{k}.mp4", seed=k) for k in range(12)]
+    ffmpeg._probe_keyframes.cache_clear()
+    alone = [ffmpeg.probe_keyframes(clip) for clip in clips]
+    ffmpeg._probe_keyframes.cache_clear()
+    runs, lock, real_run = [], threading.Lock(), subprocess.run
+
+    def counted_run(*args, **kwargs):
+        with lock:
+            runs.append(1)
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(ffmpeg.subprocess, "run", counted_run)
+    with ffmpeg.keyframes_ahead(clips, count=4, threads=2) as ahead:
+        reports = []
+        for k, clip in enumerate(clips):
+            ahead(k)
+            reports.append(ffmpeg.probe_keyframes(clip))
+    assert reports == alone and len(runs) == len(clips)
+    ffmpeg._probe_keyframes.cache_clear()
+    runs.clear()
+    with ffmpeg.keyframes_ahead(clips, count=8, threads=1) as ahead:
+        ahead(0)  # eight started, then the loop is left: those not begun are dropped
+    time.sleep(0.5)
+    assert len(runs) < 8
+    ffmpeg._probe_keyframes.cache_clear()
+    runs.clear()
+    with ffmpeg.keyframes_ahead(clips, whole=False) as ahead:  # (--max-frames: the checks probe a part)
+        ahead(0)
+    time.sleep(0.2)
+    assert runs == []

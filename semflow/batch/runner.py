@@ -1,14 +1,14 @@
 """A batch on Ray: actors that each hold one built method, fed chunks and drawings by the driver.
 
 The driver (this process) expands the inputs and checks each clip, then hands tasks to idle workers
-(:mod:`semflow.batch.tasks`): the chunks of the clips in order, and a clip's drawing as soon as its chunks
-are done (drawings go first, so finished clips free their work folders early). A clip's folder is opened
-and locked when its first task is due (:mod:`semflow.batch.clips`): the driver keeps files open for the
-clips being worked on only. No more workers are started
-than there are tasks to run at once (each worker holds a built method: memory). A task that fails marks its
-clip failed with a one-line error and the batch goes on; a worker process that dies is restarted by Ray,
-then replaced (:mod:`semflow.batch.workers`), and the chunk it held is computed again once. Finished pairs stay on disk: ``resume`` does
-only what is missing. Inputs and the output folder must be on a path every worker sees.
+(:mod:`semflow.batch.tasks`): the chunks of the clips in order, and a clip's drawing as soon as its chunks are
+done (drawings go first, so finished clips free their work folders early). A clip's folder is opened and
+locked when its first task is due (:mod:`semflow.batch.clips`): the driver keeps files open for the clips
+being worked on only. No more workers are started than there are tasks to run at once (each worker holds a
+built method: memory). A task that fails marks its clip failed with a one-line error and the batch goes on; a
+worker process that dies is restarted by Ray, then replaced (:mod:`semflow.batch.workers`), and the chunk it
+held is computed again once. Finished pairs stay on disk: ``resume`` does only what is missing. Inputs and the
+output folder must be on a path every worker sees.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from semflow.batch.work import BatchOptions, Chunk
 from semflow.batch.workers import Revival, new_workers, one_line, why_not_built, worker_pids
 from semflow.errors import SemflowError, warn
 from semflow.io.atomic import write_text_atomic
+from semflow.io.ffmpeg import keyframes_ahead
 
 
 class Batch:
@@ -252,8 +253,7 @@ class Batch:
             else:
                 idle.append(worker)
             known = list(self._receive(value, clip, kind, chunk, progress))
-            if time.perf_counter() - self._written > SUMMARY_SECONDS:  # (after any task: chunks too)
-                self._write_summary(partial=True)
+            self._write_summary(partial=True, if_due=True)  # (after any task: chunks too)
             yield from known
 
     def _prepare_new(self, progress: BatchProgress, idle: list[Any]) -> Iterator[InputResult]:
@@ -263,10 +263,11 @@ class Batch:
         if not new:
             return
         progress.add_clips(len(new))
-        for clip in new:  # (a driver checks about 30 clips a second: batch.json is kept as it stands meanwhile)
-            yield from self._prepare(clip, progress)
-            if time.perf_counter() - self._written > SUMMARY_SECONDS:
-                self._write_summary(partial=True)
+        with keyframes_ahead([Path(c.item.path) for c in new], whole=self.run_options.max_frames is None) as ahead:
+            for k, clip in enumerate(new):  # (60 small clips a second: batch.json is kept as it stands meanwhile)
+                ahead(k)
+                yield from self._prepare(clip, progress)
+                self._write_summary(partial=True, if_due=True)
         if len(self._workers) >= self._wanted:
             return
         grown, count = time.perf_counter(), len(self._workers)
@@ -306,8 +307,7 @@ class Batch:
         clip.estimate = prepared.pairs_estimate
         if prepared.done is not None:
             clip.release()
-            clip.result.status, clip.result.summary = "ok", prepared.done
-            clip.result.pairs = prepared.done["pairs"]
+            clip.result.status, clip.result.summary, clip.result.pairs = "ok", prepared.done, prepared.done["pairs"]
             progress.advance_pairs(prepared.pairs_estimate)
             progress.clip_done()
             yield clip.result
@@ -394,9 +394,11 @@ class Batch:
         progress.clip_done(failed=True)
         return clip.result
 
-    def _write_summary(self, partial: bool = False) -> None:
-        """batch.json; ``partial``: as it stands while results() runs, the clips not done yet ``pending`` (what a
-        batch stopped without a word leaves: its Ray head lost, SIGKILL), not :attr:`summary`."""
+    def _write_summary(self, partial: bool = False, *, if_due: bool = False) -> None:
+        """batch.json; ``partial``: as it stands while results() runs (the clips not done yet ``pending``: what a
+        batch stopped without a word leaves), not :attr:`summary`; ``if_due``: once in :data:`SUMMARY_SECONDS`."""
+        if if_due and time.perf_counter() - self._written <= SUMMARY_SECONDS:
+            return
         self._written = time.perf_counter()
         wall = self._wall + (self._written - self._run_started if partial and self._run_started else 0.0)
         summary = batch_summary([c.result for c in self.clips], method=self.run_options.method,

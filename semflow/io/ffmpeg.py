@@ -13,6 +13,8 @@ import re
 import signal
 import subprocess
 import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -159,14 +161,57 @@ class KeyframeReport:
                 " file is corrupt): the frames up to the next whole keyframe may be garbled, their flows wrong")
 
 
+_ahead: dict[tuple, Future] = {}  # probes keyframes_ahead started, by _probe_keyframes' arguments
+_ahead_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def keyframes_ahead(paths: list[Path], *, whole: bool = True, count: int = 8,
+                    threads: int = 4) -> Iterator[Callable[[int], None]]:
+    """For a loop that checks ``paths`` one after the other (a batch's driver: 15 ms the probe of a small clip,
+    most of a check): ``ahead(k)``, called before ``paths[k]``'s check, starts the whole-file probes of the
+    ``count`` paths after it in ``threads`` threads, so that their :func:`probe_keyframes` finds them done
+    (or waits for them: never a second FFmpeg). Probes not started when the block ends are dropped. ``whole``
+    False (the checks probe the first seconds only: ``--max-frames``): none are started."""
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="semflow-keyframes")
+    started: set[int] = set()
+
+    def ahead(k: int) -> None:
+        for i in range(k + 1, min(k + 1 + count, len(paths)) if whole else 0):
+            if i not in started and os.path.isfile(paths[i]):
+                started.add(i)
+                with contextlib.suppress(OSError):
+                    key = _probe_key(paths[i], None)
+                    with _ahead_lock:
+                        _ahead[key] = pool.submit(_probe_keyframes, *key)
+
+    try:
+        yield ahead
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        with _ahead_lock:
+            for key in [key for key, future in _ahead.items() if future.done()]:
+                del _ahead[key]
+
+
+def _probe_key(path: str | os.PathLike, within: float | None) -> tuple[Path, tuple[int, int], float | None]:
+    """:func:`_probe_keyframes`' arguments for ``path`` as it stands (OSError when it is gone)."""
+    info = os.stat(path)
+    return Path(path).resolve(), (info.st_size, info.st_mtime_ns), within
+
+
 def probe_keyframes(path: str | os.PathLike, *, within: float | None = None) -> KeyframeReport:
     """Decode the keyframes alone of the first video stream of ``path`` (within ``within`` seconds of its
     first frame when given) with FFmpeg: where its frame size changes, and which keyframes are damaged
     (:class:`KeyframeReport`). Codecs change size at keyframes (a VP9 or AV1 frame size changed between them
     is missed). 0.15 s for a minute of 1080p H.264, once a process for a file as it stands. An empty report
     when FFmpeg cannot read the file or takes longer than :data:`PROBE_TIMEOUT`."""
-    info = os.stat(path)
-    return _probe_keyframes(Path(path).resolve(), (info.st_size, info.st_mtime_ns), within)
+    key = _probe_key(path, within)
+    with _ahead_lock:
+        started = _ahead.pop(key, None)  # (by keyframes_ahead: its report, once done, is in the cache too)
+    if started is not None and not started.cancel():
+        return started.result()
+    return _probe_keyframes(*key)
 
 
 @functools.lru_cache(maxsize=4096)  # (a batch checks every clip, then each again when it opens: 64 missed at 200)
