@@ -161,6 +161,10 @@ class KeyframeReport:
                 " file is corrupt): the frames up to the next whole keyframe may be garbled, their flows wrong")
 
 
+AHEAD_MAX_BYTES = 64 * 2**20
+"""The largest file :func:`keyframes_ahead` probes ahead: a small clip's check is mostly FFmpeg's start, a
+large one's probe is short beside its flow, and a probe in a thread runs on to its end when the process is
+stopped (an hour of 1080p: about 9 s)."""
 _ahead: dict[tuple, Future] = {}  # probes keyframes_ahead started, by _probe_keyframes' arguments
 _ahead_lock = threading.Lock()
 
@@ -171,16 +175,19 @@ def keyframes_ahead(paths: list[Path], *, whole: bool = True, count: int = 8,
     """For a loop that checks ``paths`` one after the other (a batch's driver: 15 ms the probe of a small clip,
     most of a check): ``ahead(k)``, called before ``paths[k]``'s check, starts the whole-file probes of the
     ``count`` paths after it in ``threads`` threads, so that their :func:`probe_keyframes` finds them done
-    (or waits for them: never a second FFmpeg). Probes not started when the block ends are dropped. ``whole``
-    False (the checks probe the first seconds only: ``--max-frames``): none are started."""
+    (or waits for them: never a second FFmpeg). Probes not started when the block ends are dropped; files over
+    :data:`AHEAD_MAX_BYTES` are left to their checks. ``whole`` False (the checks probe the first seconds only:
+    ``--max-frames``): none are started."""
     pool = ThreadPoolExecutor(threads, thread_name_prefix="semflow-keyframes")
     started: set[int] = set()
 
     def ahead(k: int) -> None:
         for i in range(k + 1, min(k + 1 + count, len(paths)) if whole else 0):
-            if i not in started and os.path.isfile(paths[i]):
+            if i not in started:
                 started.add(i)
                 with contextlib.suppress(OSError):
+                    if not os.path.isfile(paths[i]) or os.path.getsize(paths[i]) > AHEAD_MAX_BYTES:
+                        continue
                     key = _probe_key(paths[i], None)
                     with _ahead_lock:
                         _ahead[key] = pool.submit(_probe_keyframes, *key)
