@@ -8,9 +8,10 @@ shows a traceback for these.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 
@@ -104,6 +105,14 @@ def reason(exc: BaseException, limit: int = 160) -> str:
 def counted(count: int, noun: str) -> str:
     """``"1 pair"``, ``"3 pairs"``: a count and its noun, in the plural unless one."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def did_you_mean(name: str, choices: Sequence[str], *, cutoff: float = 0.75) -> str:
+    """``" (did you mean X?)"`` with the choice closest to ``name``, case aside (:func:`difflib.get_close_matches`
+    at ``cutoff``), or ``""`` when none is close: for a message naming a misspelt choice."""
+    lowered = [choice.lower() for choice in choices]
+    near = difflib.get_close_matches(str(name).lower(), lowered, n=1, cutoff=cutoff)
+    return f" (did you mean {choices[lowered.index(near[0])]}?)" if near else ""
 
 
 def one_line(text: str) -> str:

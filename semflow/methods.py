@@ -12,7 +12,6 @@ Adding a method: see "How to add a flow method" in README.md.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
 from collections.abc import Callable, Iterable, Sequence
@@ -20,7 +19,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from semflow.baseline.base import FlowMethod
-from semflow.errors import InputError
+from semflow.errors import InputError, did_you_mean
 from semflow.options import MethodOptions, OptionInfo, make_options, option_infos, option_names
 
 Builder = Callable[[Any], FlowMethod]
@@ -94,8 +93,8 @@ def unknown_method(name: str, *, leave_out: str | None = None) -> str:
     """The message for an unknown method ``name``: the likeliest meant (a case, ``_`` or typing slip), and
     the known methods (but ``leave_out``, where it cannot serve)."""
     known = [entry for entry in _ENTRIES if entry != leave_out]
-    near = difflib.get_close_matches(str(name).lower().replace("_", "-"), known, n=1, cutoff=0.75)
-    return f"unknown method {name!r}{f' (did you mean {near[0]}?)' if near else ''}; known methods: {', '.join(known)}"
+    meant = did_you_mean(str(name).replace("_", "-"), known)
+    return f"unknown method {name!r}{meant}; known methods: {', '.join(known)}"
 
 
 def method_options(name: str) -> list[OptionInfo]:

@@ -100,10 +100,10 @@ def _expand_one(item: str | os.PathLike, out: str | None, *, typed: bool = True)
             return [(p, None) for p in videos]
         elif typed and (folders := [p for p in children if p.is_dir() and not _inside(p, out)]):  # (a glob's: fails)
             frames = any(is_image_path(q) for sub in folders[:20] for q in sub.iterdir())  # (Sintel's training/final)
+            give = f"'{path}/*' (in quotes) for each folder of frames in it" if frames else \
+                f"'{path}/**/*.mp4' (in quotes) for the videos below it"
             raise InputError(f"{path}: holds no images or videos at its top level; a batch does not look into its"
-                             f" folders: give '{path}/*' (in quotes) for each folder of frames in it" if frames else
-                             f"{path}: holds no images or videos at its top level; a batch does not look into its"
-                             f" folders: give '{path}/**/*.mp4' (in quotes) for the videos below it")
+                             f" folders: give {give}")
     return [(path, None)]  # a video, a folder of frames, or something the run will report as unusable
 
 

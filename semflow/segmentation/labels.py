@@ -13,7 +13,6 @@ describes any other set (for user-given masks).
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semflow.errors import InputError
+from semflow.errors import InputError, did_you_mean
 from semflow.io.jsonfile import loads_untrusted
 
 KINDS = ("thing", "plane", "stuff")
@@ -79,8 +78,7 @@ class LabelSet:
         """Id of the class called ``name`` (case-insensitive); InputError when there is none."""
         lower = [n.lower() for n in self.class_names]
         if name.lower() not in lower:
-            near = difflib.get_close_matches(name.lower(), lower, n=1, cutoff=0.75)
-            meant = f" (did you mean {self.class_names[lower.index(near[0])]}?)" if near else ""
+            meant = did_you_mean(name, self.class_names)
             raise InputError(f"unknown class {name!r}{meant} for label set {self.name!r}; classes:"
                              f" {', '.join(self.class_names)}")
         return lower.index(name.lower())
@@ -176,8 +174,7 @@ def parse_kinds(override: str | Mapping[str, str] | None) -> dict[str, str]:
     out = {}
     for name, kind in items:
         if kind.lower() not in KINDS:
-            near = difflib.get_close_matches(kind.lower(), KINDS, n=1, cutoff=0.6)
-            meant = f" (did you mean {near[0]}?)" if near else ""
+            meant = did_you_mean(kind, KINDS, cutoff=0.6)
             raise InputError(f"{KINDS_SAID}: unknown kind {kind!r}{meant} for {name!r}; use thing, plane or stuff")
         if out.get(name, kind.lower()) != kind.lower():
             raise InputError(f"{KINDS_SAID}: {name!r} is given two kinds, {out[name]} and {kind.lower()}")
