@@ -200,3 +200,14 @@ def test_given_flow_keeps_its_own_copy_of_the_arrays() -> None:
     confidence[:] = 0
     result = given.estimate(np.zeros((4, 5, 3), np.uint8), np.zeros((4, 5, 3), np.uint8))
     assert (result.flow == 1).all() and (result.confidence == 1).all()
+
+
+def test_flow_files_named_in_capitals_are_read(tmp_path: Path, small_scene) -> None:
+    """000000.FLO (as some Windows tools write it) was 'no flow for the pair at frame 0'; visualize read it."""
+    s = small_scene
+    given = GivenFlows(flows_folder(tmp_path, {"000000.FLO": s.flow, "000001.NPY": s.flow + 1.0}))
+    assert np.array_equal(given.estimate(s.img1, s.img2).flow, s.flow)
+    assert np.array_equal(given.estimate(s.img1, s.img2).flow, s.flow + 1.0)
+    write_flow(tmp_path / "flows" / "000000.flo", s.flow)  # two files for one pair, told apart by case only
+    with pytest.raises(InputError, match="holds both 000000.flo and 000000.FLO for the pair at frame 0"):
+        GivenFlows(tmp_path / "flows")

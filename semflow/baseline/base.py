@@ -186,8 +186,8 @@ FLOW_SUFFIXES = (".flo", ".png", ".npy")
 
 
 class GivenFlows(FlowMethod):
-    """A video's flows computed already, one file per pair: ``folder/NNNNNN.flo`` (or ``.png``, ``.npy``)
-    for the pair that starts at frame NNNNNN, as ``semflow run --save-flo`` writes them; semantic flow
+    """A video's flows computed already, one file per pair: ``folder/NNNNNN.flo`` (or ``.png``, ``.npy``; in
+    capitals too) for the pair that starts at frame NNNNNN, as ``semflow run --save-flo`` writes them; semantic flow
     over a whole video of flows from elsewhere (``--baseline-flows DIR``).
 
     The run says which pair comes next (:meth:`seek`); without it, pairs are taken in turn from 0, one per
@@ -217,7 +217,7 @@ class GivenFlows(FlowMethod):
                 names = [entry.name for entry in entries if entry.is_file()]
         except OSError as exc:
             raise InputError(f"{self.folder}: cannot list the folder of flows ({exc.strerror})") from None
-        stems = Counter(name[:-4] for name in names if name[-4:] in FLOW_SUFFIXES and name[:-4].isascii()
+        stems = Counter(name[:-4] for name in names if name[-4:].lower() in FLOW_SUFFIXES and name[:-4].isascii()
                         and name[:-4].isdigit() and name[:-4] == f"{int(name[:-4]):06d}")
         doubled = [int(stem) for stem, count in stems.items() if count > 1]
         if doubled:
@@ -237,10 +237,12 @@ class GivenFlows(FlowMethod):
 
     def path_for(self, index: int) -> Path:
         """The flow file of the pair that starts at frame ``index``; two or more of them are an error."""
-        paths = [self.folder / f"{index:06d}{suffix}" for suffix in FLOW_SUFFIXES]
+        paths = [self.folder / f"{index:06d}{case(suffix)}" for suffix in FLOW_SUFFIXES for case in (str, str.upper)]
         if odd := [path for path in paths if os.path.lexists(path) and not path.is_file()]:
             require_file(odd[0])  # raises: names what it is (no such file: a dangling link; not a file)
-        paths = [path for path in paths if path.is_file()]
+        # One file each: on a folder that ignores case, 000000.flo and 000000.FLO are the same file.
+        paths = list({(info.st_dev, info.st_ino): path for path in paths if path.is_file()
+                      for info in [path.stat()]}.values())
         if len(paths) > 1:
             names = [path.name for path in paths]
             both = f"both {names[0]} and {names[1]}" if len(names) == 2 else f"{', '.join(names[:-1])} and {names[-1]}"
