@@ -268,6 +268,8 @@ def test_a_batch_left_early_writes_which_clips_finished(local_ray, make_video, t
     listed = json.loads((out / "batch.json").read_text())
     assert [e["status"] for e in listed["inputs"]] == ["ok", "interrupted", "interrupted"]
     assert (listed["ok"], listed["interrupted"]) == (1, 2)
+    # Clips it had not started leave no folder (each was left empty but for its work folder's manifest).
+    assert sorted(p.name for p in out.iterdir()) == ["a", "batch.json"]
     with Batch(out, options(resume=True)) as again:
         again.submit(clips)
         assert {r.name: r.status for r in again.results()} == {"a": "ok", "b": "ok", "c": "ok"}
@@ -374,3 +376,31 @@ def test_the_token_of_a_local_ray_is_its_owners_alone(monkeypatch, tmp_path: Pat
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     keep_token_private()
     assert not token.exists()
+
+
+def test_only_a_folder_the_batch_made_and_wrote_nothing_to_goes(tmp_path: Path) -> None:
+    """An interrupted batch left a folder, empty but for .semflow-work/manifest, for every clip not started."""
+    from semflow.batch.clips import ClipState, InputResult
+    from semflow.batch.inputs import BatchInput
+    from semflow.runstore import WORK_DIR
+
+    def clip_folder(name: str, *more: str, status: str = "interrupted", created: bool = True) -> Path:
+        out = tmp_path / name
+        (out / WORK_DIR).mkdir(parents=True)
+        for relative in ("manifest", *more):
+            (out / WORK_DIR / relative).parent.mkdir(parents=True, exist_ok=True)
+            (out / WORK_DIR / relative).write_text("x")
+        ClipState(BatchInput(tmp_path / "clip.mp4", name), InputResult(name, "clip.mp4", str(out), status=status),
+                  created=created).release()
+        return out
+
+    assert not clip_folder("unstarted").exists() and not clip_folder("failed", status="failed").exists()
+    assert clip_folder("started", "pairs/1.jsonl").is_dir()  # a chunk's records: --resume keeps them
+    assert clip_folder("done", status="ok").is_dir() and clip_folder("earlier", created=False).is_dir()
+    outside = tmp_path / "outside"
+    (outside / WORK_DIR).mkdir(parents=True)
+    (outside / WORK_DIR / "manifest").write_text("x")
+    (tmp_path / "linked").symlink_to(outside)
+    ClipState(BatchInput(tmp_path / "clip.mp4", "linked"), InputResult("linked", "clip.mp4", str(tmp_path / "linked"),
+                                                                       status="failed"), created=True).release()
+    assert (outside / WORK_DIR / "manifest").is_file()  # never through a link

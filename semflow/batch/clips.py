@@ -28,7 +28,14 @@ from semflow.batch.work import Chunk, Prepared, chunks_left, prepare_clip
 from semflow.errors import InputError, SemflowWarning
 from semflow.io.files import out_of_descriptors, too_many_open_files
 from semflow.io.jsonfile import loads_untrusted
-from semflow.io.outputs import OutputFolder, check_outputs, lock_folder, refuse_inputs_as_outputs, refuse_link
+from semflow.io.outputs import (
+    MANIFEST_NAME,
+    OutputFolder,
+    check_outputs,
+    lock_folder,
+    refuse_inputs_as_outputs,
+    refuse_link,
+)
 from semflow.pipeline import STAGES, RunOptions, check_video
 from semflow.runstore import RUN_OUTPUTS, WORK_DIR, finished_summary
 
@@ -131,13 +138,35 @@ class ClipState:
     folder: OutputFolder | None = None
     """The clip's output folder, locked by the driver from its opening until its result is known and none
     of its tasks runs."""
+    created: bool = False
+    """Its output folder was made by this batch (it did not exist when the clip was checked)."""
 
     def release(self) -> None:
         """Unlock the clip's output folder (its result is known and none of its tasks runs, or the batch
-        stopped)."""
+        stopped). A folder this batch made for a clip that failed or was interrupted before any of its work
+        was written goes again (an interrupted batch left a folder a clip, empty but for its work folder's
+        manifest, for every clip it had not started)."""
         if self.folder is not None:
             self.folder.__exit__(None, None, None)
             self.folder = None
+        if self.created and self.result.status in ("failed", "interrupted"):
+            self.created = False
+            remove_if_untouched(Path(self.result.out_dir))
+
+
+def remove_if_untouched(out: Path) -> None:
+    """Delete ``out`` when it holds only its work folder and that only the manifest: a clip's folder that
+    nothing was written to (never through a link: a folder given in their place is left as it is)."""
+    work = out / WORK_DIR
+    try:
+        if (out.is_symlink() or work.is_symlink() or os.listdir(out) != [WORK_DIR]
+                or os.listdir(work) != [MANIFEST_NAME]):
+            return
+        os.unlink(work / MANIFEST_NAME)
+        os.rmdir(work)
+        os.rmdir(out)
+    except OSError:
+        pass  # (something came in meanwhile, or cannot be removed: left as it is)
 
 
 def check_clip(clip: ClipState, root: Path, options: RunOptions, chunk_pairs: int) -> Prepared:
@@ -150,6 +179,7 @@ def check_clip(clip: ClipState, root: Path, options: RunOptions, chunk_pairs: in
         return done
     with descriptors_named(clip.item.path):
         source, _ = check_video(clip.item.path, options)  # a bad clip leaves no folder behind
+        clip.created = clip.created or not os.path.lexists(out)
         # Locked and let go at once: a folder another command holds, or a link in it, is refused now; a
         # fresh batch clears what the previous run there listed now (a batch stopped early leaves no
         # earlier outputs that a resumed one would take for an earlier run's), as it always did.

@@ -32,6 +32,8 @@ from semflow.errors import OutputError
 from semflow.io.atomic import TEMP_MARK, staging_folder, stream_link
 from semflow.io.jsonfile import loads_untrusted
 
+MANIFEST_NAME = "manifest"
+"""The file in a run's work folder that lists what the run wrote."""
 _MANIFEST_HEADER = "# files this semflow run wrote in its output folder (relative paths)\n"
 # The only names a manifest may make semflow delete: what `semflow run` writes. A manifest is a file in a
 # folder the user controls; an entry such as ../../x must never become a deletion.
@@ -237,7 +239,7 @@ class OutputFolder:
         self.work = work
         self.summary = summary
         self.reserved = [*reserved, work]
-        self.manifest = self.root / work / "manifest"
+        self.manifest = self.root / work / MANIFEST_NAME
         self._fd: int | None = None
         self._claimed: list[str] = []
         self._claimed_set: set[str] = set()
