@@ -597,6 +597,23 @@ def test_run_on_a_single_image_points_at_flow(cli_fails, make_frames) -> None:
                     " the folder of its frames")
 
 
+def test_a_sound_file_with_cover_art_says_so(cli_fails, tmp_path: Path) -> None:
+    """A song with cover art reads as a video of one frame: "need at least 2 frames ..., got 1" alone left the
+    user wondering which frame."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    picture = tmp_path / "cover.png"
+    cv2.imwrite(str(picture), np.full((32, 32, 3), 90, np.uint8))
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "sine=duration=0.5",
+                    "-i", str(picture), "-map", "0", "-map", "1", "-c:a", "aac", "-c:v", "png", "-disposition:v",
+                    "attached_pic", str(tmp_path / "song.m4a")], check=True)
+    cli_fails("run", str(tmp_path / "song.m4a"), "--out", str(tmp_path / "out"),
+              match="song.m4a: need at least 2 frames to compute flow, got 1 (a sound file: its one picture is its"
+                    " cover art)")
+
+
 def test_a_masks_segmenter_without_a_path_names_the_option_to_use(cli_fails, make_frames) -> None:
     """`--segmenter masks` said "masks backend needs a folder or PNG: --backend masks:PATH": run and flow
     have no --backend."""

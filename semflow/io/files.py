@@ -27,11 +27,17 @@ def is_image_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
+AUDIO_EXTENSIONS = frozenset({".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wav", ".wma", ".aiff"})
+"""Names of sound files: one with cover art reads as a video of one frame."""
+
+
 def too_few_frames(path: str | os.PathLike, frames: int) -> InputError:
     """The one-line error for a video or folder of ``frames`` < 2 frames; a single image is pointed at
     ``semflow flow`` (two images) and at a folder of frames."""
     hint = ("; for the flow between two images use `semflow flow IMAGE1 IMAGE2`, for a sequence give the folder"
             " of its frames" if frames == 1 and is_image_path(path) and Path(path).is_file() else "")
+    if frames == 1 and Path(path).suffix.lower() in AUDIO_EXTENSIONS:
+        hint = " (a sound file: its one picture is its cover art)"
     return InputError(f"{path}: need at least 2 frames to compute flow, got {frames}{hint}")
 
 
