@@ -122,8 +122,8 @@ def video_identity(path: str | os.PathLike) -> list[int] | None:
 
 
 def open_capture(path: Path) -> cv2.VideoCapture:
-    """``cv2.VideoCapture`` of the video file ``path``. A name whose bytes are not UTF-8 (OpenCV's binding
-    crashes the process on one: SIGSEGV) is opened through ``/proc/self/fd``, whose name is plain."""
+    """``cv2.VideoCapture`` of the video file ``path``, named absolute (``concat:a|b``, ``http:HOST`` are FFmpeg
+    protocols). A name not UTF-8 (OpenCV's binding: SIGSEGV) is opened through ``/proc/self/fd``, plain."""
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
@@ -132,7 +132,7 @@ def open_capture(path: Path) -> cv2.VideoCapture:
             return cv2.VideoCapture(f"/proc/self/fd/{fd}")  # (FFmpeg opens its own descriptor of it)
         finally:
             os.close(fd)
-    return cv2.VideoCapture(str(path))
+    return cv2.VideoCapture(os.path.abspath(path))
 
 
 MIN_FRAME_BYTES = 8
