@@ -19,3 +19,28 @@ def test_a_video_named_like_an_ffmpeg_protocol_is_read_as_a_file(make_video, mon
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError, match="not a readable video"):
         FrameSource("concat:clip.mp4")
+
+
+def _playlists(folder: Path, video: Path) -> list[Path]:
+    """An HLS playlist naming a local video by its absolute path, and an ffconcat one naming it beside it."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    private = folder / "private.ts"  # (HLS reads the segments it names by their extension: .ts, .mp4, .mkv...)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(video), "-c", "copy", "-f", "mpegts",
+                    str(private)], check=True)
+    hls, concat = folder / "clip.m3u8", folder / "clip.mp4"
+    hls.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{private}\n#EXT-X-ENDLIST\n")
+    concat.write_text("ffconcat version 1.0\nfile private.ts\n")
+    return [hls, concat]
+
+
+@pytest.mark.parametrize("kind", [0, 1], ids=["hls", "ffconcat"])
+def test_a_playlist_given_as_a_video_is_refused(make_video, tmp_path: Path, kind: int) -> None:
+    """A playlist (HLS .m3u8, FFmpeg's ffconcat) given as a video, in a folder or a glob of someone's clips, made
+    FFmpeg read the files it names in its place: another of the user's videos, by its absolute path, came out
+    drawn in flow.mp4 and panel.mp4, for whoever made the playlist to be shown."""
+    playlist = _playlists(tmp_path, make_video(3, name="source.mp4"))[kind]
+    with pytest.raises(InputError, match="playlist"):
+        FrameSource(playlist)

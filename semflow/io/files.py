@@ -6,8 +6,12 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from semflow.errors import InputError, ResourceError
+
+if TYPE_CHECKING:
+    import cv2
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
 """What a folder's video files are named (``batch`` takes a folder of them; ``segment`` names them)."""
@@ -76,6 +80,33 @@ def open_regular_file(path: str | os.PathLike) -> int:
         os.close(fd)
         raise InputError(f"{path}: not a regular file")
     return fd
+
+
+PLAYLIST_HEADS = (b"#EXTM3U", b"ffconcat version")
+"""How the playlists FFmpeg reads in place of a video begin (HLS, its concat demuxer's): text naming other files."""
+
+
+def open_capture(path: str | os.PathLike) -> cv2.VideoCapture:
+    """``cv2.VideoCapture`` of the video file ``path``, named absolute: a name such as ``concat:a|b`` or
+    ``http:HOST`` (FFmpeg protocols) is a file. A playlist (:data:`PLAYLIST_HEADS`) is an :class:`InputError`:
+    FFmpeg would read the files it names in its place (any of the user's videos, by its absolute path). A
+    name whose bytes are not UTF-8 (OpenCV's binding crashes the process on one: SIGSEGV) is opened through
+    ``/proc/self/fd``, whose name is plain; :class:`InputError` too for what cannot be opened or is no file."""
+    import cv2  # (here: `semflow --help` imports this module, not OpenCV)
+
+    fd = open_regular_file(path)
+    try:
+        if os.pread(fd, 16, 0).startswith(PLAYLIST_HEADS):
+            raise InputError(f"{path}: a playlist (HLS or ffconcat), which names other files to read in its place,"
+                             " not a video; semflow reads video files only")
+        name = os.path.abspath(path)
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            name = f"/proc/self/fd/{fd}"  # (FFmpeg opens its own descriptor of it)
+        return cv2.VideoCapture(name)
+    finally:
+        os.close(fd)
 
 
 def path_identity(path: str | os.PathLike) -> list[int | str] | None:

@@ -22,7 +22,7 @@ import numpy as np
 from semflow.errors import InputError, OutputError, warn
 from semflow.io.atomic import move_into_place, temp_path_beside
 from semflow.io.ffmpeg import FFmpegEncoder, mp4_complete, probe_keyframes
-from semflow.io.files import missing, open_regular_file, out_of_descriptors, too_many_open_files
+from semflow.io.files import missing, open_capture, out_of_descriptors, too_many_open_files
 from semflow.io.images import is_image_path, read_image, to_rgb_uint8
 from semflow.io.native import native_stderr
 from semflow.io.seek import open_at
@@ -119,20 +119,6 @@ def video_identity(path: str | os.PathLike) -> list[int] | None:
     except OSError:
         return None
     return [stat.st_size, stat.st_mtime_ns]
-
-
-def open_capture(path: Path) -> cv2.VideoCapture:
-    """``cv2.VideoCapture`` of the video file ``path``, named absolute (``concat:a|b``, ``http:HOST`` are FFmpeg
-    protocols). A name not UTF-8 (OpenCV's binding: SIGSEGV) is opened through ``/proc/self/fd``, plain."""
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:
-        fd = open_regular_file(path)
-        try:
-            return cv2.VideoCapture(f"/proc/self/fd/{fd}")  # (FFmpeg opens its own descriptor of it)
-        finally:
-            os.close(fd)
-    return cv2.VideoCapture(os.path.abspath(path))
 
 
 MIN_FRAME_BYTES = 8
