@@ -44,3 +44,27 @@ def test_a_playlist_given_as_a_video_is_refused(make_video, tmp_path: Path, kind
     playlist = _playlists(tmp_path, make_video(3, name="source.mp4"))[kind]
     with pytest.raises(InputError, match="playlist"):
         FrameSource(playlist)
+
+
+def test_a_flow_file_numbered_in_the_trillions_costs_no_memory(tmp_path: Path) -> None:
+    """One file named 99999999999999.flo in a folder of flows (--baseline-flows) made the check for gaps list every
+    number below it: all the memory there was (a one-line 'out of memory' at last, the machine stalled meanwhile)."""
+    import resource
+    import struct
+
+    from semflow.baseline import GivenFlows
+    from semflow.errors import SemflowWarning
+
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    for stem in ("000000", "000002", "99999999999999"):
+        (folder / f"{stem}.flo").write_bytes(b"PIEH" + struct.pack("<ii", 1, 1) + bytes(8))
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as statm:
+        used = int(statm.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (used + (1 << 30), before[1]))  # 1 GiB more at most
+    try:
+        with pytest.warns(SemflowWarning, match=r"at frame 1 \(99999999999997 missing before 99999999999999, the last"):
+            GivenFlows(folder)
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, before)

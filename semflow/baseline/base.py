@@ -222,9 +222,10 @@ class GivenFlows(FlowMethod):
         doubled = [int(stem) for stem, count in stems.items() if count > 1]
         if doubled:
             self.path_for(min(doubled))  # raises, naming the files
-        held = sorted(int(stem) for stem in stems)
-        if gaps := sorted(set(range(held[-1])) - set(held)) if held else []:  # said now, not hours in
-            warn(f"{self.folder}: no flow for the pair at frame {gaps[0]} ({len(gaps)} missing before"
+        held = sorted(int(stem) for stem in stems)  # (gaps counted, not listed: 99999999999999.flo is one file)
+        if held and held[-1] >= len(held):  # said now, not hours in
+            first = next(i for i, stem in enumerate(held) if stem != i)
+            warn(f"{self.folder}: no flow for the pair at frame {first} ({held[-1] + 1 - len(held)} missing before"
                  f" {held[-1]:06d}, the last): a run stops there, to be resumed once it is added")
 
     def seek(self, frame_index: int) -> None:
