@@ -68,3 +68,28 @@ def test_a_flow_file_numbered_in_the_trillions_costs_no_memory(tmp_path: Path) -
             GivenFlows(folder)
     finally:
         resource.setrlimit(resource.RLIMIT_AS, before)
+
+
+def test_a_local_ray_keeps_its_session_in_a_folder_of_its_owners_alone(monkeypatch, tmp_path: Path) -> None:
+    """Ray makes every folder of its session writable by every user (0777, /tmp/ray/session_*/sockets and logs
+    among them): another user of the machine could replace the sockets the batch's workers connect to, or
+    its logs by links. The local Ray a batch starts keeps its session below a folder of its owner's alone."""
+    import os
+    import stat
+
+    from semflow.batch import cluster
+
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # (the token's file is another test's)
+    monkeypatch.setattr(cluster, "child_processes", dict)
+    given: list[dict] = []
+    cluster.start_ray(lambda **settings: given.append(settings), None, 1)
+    temp = Path(given[0]["_temp_dir"])
+    info = temp.parent.lstat()
+    assert temp.is_absolute() and temp.parent.parent == tmp_path
+    assert stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) == 0o700
+    theirs = temp.parent
+    theirs.chmod(0o777)  # a folder of that name that others may write in (or another user's): not used
+    cluster.start_ray(lambda **settings: given.append(settings), None, 1)
+    temp = Path(given[1]["_temp_dir"])
+    assert temp.parent != theirs and stat.S_IMODE(temp.parent.lstat().st_mode) == 0o700

@@ -14,6 +14,7 @@ import signal
 import socket
 import stat
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -102,7 +103,7 @@ def start_ray(init: Callable[..., Any], address: str | None, workers: int | None
         try:
             with token_notice_hidden(), environment(LOCAL_RAY_ENV), ray_starting():
                 init(address="local", num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
-                     object_store_memory=100 * 1024 ** 2, **settings)
+                     object_store_memory=100 * 1024 ** 2, _temp_dir=private_temp_dir(), **settings)
         except BaseException:  # (Ctrl-C, SIGTERM: ray.shutdown stops no process of a start cut short)
             with signals_deferred():
                 stop_processes([p for pid, p in child_processes().items() if pid not in before])
@@ -211,6 +212,22 @@ def keep_token_private() -> None:
         return
     with os.fdopen(fd, "w") as token:
         token.write(secrets.token_hex(32))  # (as Ray makes one: 256 random bits)
+
+
+def private_temp_dir() -> str:
+    """Where a local Ray keeps its sessions: ``ray`` in ``semflow-ray-UID`` (in ``RAY_TMPDIR``, else the
+    system's temporary folder), a folder of its owner's alone. Ray makes every folder of a session writable
+    by every user (0777: its sockets, its logs), and by default keeps them in ``/tmp/ray``, where any user of
+    the machine could replace the sockets the batch's workers connect to. One of that name that is not this
+    user's own, or that others may enter, is left alone: a new one is made (``semflow-ray-XXXXXXXX``)."""
+    parent = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
+    folder = os.path.join(parent, f"semflow-ray-{os.getuid()}")
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o700)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        folder = tempfile.mkdtemp(prefix="semflow-ray-", dir=parent)
+    return os.path.join(os.path.abspath(folder), "ray")
 
 
 @contextlib.contextmanager
