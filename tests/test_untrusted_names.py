@@ -93,3 +93,18 @@ def test_a_local_ray_keeps_its_session_in_a_folder_of_its_owners_alone(monkeypat
     cluster.start_ray(lambda **settings: given.append(settings), None, 1)
     temp = Path(given[1]["_temp_dir"])
     assert temp.parent != theirs and stat.S_IMODE(temp.parent.lstat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("name", ["...mp4", "..mp4"])
+def test_segment_gives_a_video_named_dot_dot_a_folder_of_its_own(make_video, tmp_path: Path, name: str) -> None:
+    """Of several videos, each gets OUT/<its stem>/: a video named ``...mp4`` (stem ``..``; ``..mp4``: ``.``) had
+    OUT/.. (OUT/.), and its frames' label maps went to OUT itself, where the staging put them, unchecked against
+    the other outputs (an image's OUT/000000.png was written over without a word)."""
+    from semflow.segmentation.segment import segment_inputs
+
+    videos = [make_video(2), make_video(2, name=name)]
+    out = tmp_path / "out"
+    written = segment_inputs(videos, out, temporal=False, progress=False)
+    assert not list(out.glob("*.png")) and not list(tmp_path.glob("0*.png"))
+    assert sorted(p.relative_to(out).as_posix() for p in written) == sorted(
+        [f"clip/{k:06d}.png" for k in range(2)] + [f"{name}/{k:06d}.png" for k in range(2)])

@@ -77,7 +77,8 @@ def _plan(inputs: Sequence[str | os.PathLike], out_dir: Path, max_frames: int | 
         seen[out] = img
         jobs.append(_Job("image", img, out))
     for vid in videos:
-        folder = out_dir / vid.stem if len(videos) > 1 else out_dir
+        # (a stem '..' or '.', of '...mp4' or '..mp4', names no folder of its own: the whole name does)
+        folder = out_dir / (vid.stem if vid.stem not in (".", "..") else vid.name) if len(videos) > 1 else out_dir
         if folder in seen:
             raise InputError(f"{vid} and {seen[folder]} would both be written to {folder}")
         seen[folder] = vid
