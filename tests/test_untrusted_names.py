@@ -3,6 +3,7 @@ FFmpeg protocol, and a file's content never makes semflow read other files."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,26 @@ def test_segment_gives_a_video_named_dot_dot_a_folder_of_its_own(make_video, tmp
     assert not list(out.glob("*.png")) and not list(tmp_path.glob("0*.png"))
     assert sorted(p.relative_to(out).as_posix() for p in written) == sorted(
         [f"clip/{k:06d}.png" for k in range(2)] + [f"{name}/{k:06d}.png" for k in range(2)])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Ray takes TMPDIR on Linux only")
+def test_a_local_ray_session_folder_keeps_its_socket_names_short_enough(monkeypatch, tmp_path: Path) -> None:
+    """Ray refuses a socket name over 107 bytes: a TMPDIR Ray alone could use (its sessions in TMPDIR/ray) could
+    be too long once semflow-ray-UID is added; the folder Ray would use is the parent (TMPDIR on Linux)."""
+    import shutil
+    import tempfile
+
+    from semflow.batch import cluster
+
+    monkeypatch.delenv("RAY_TMPDIR", raising=False)
+    short = Path(tempfile.mkdtemp(prefix="s", dir="/tmp"))  # /tmp/sXXXXXXXX: room for the sockets
+    long = tmp_path / ("x" * 60)
+    long.mkdir()
+    try:
+        for given, parent in ((short, short), (long, Path("/tmp"))):
+            monkeypatch.setenv("TMPDIR", str(given))
+            temp = Path(cluster.private_temp_dir())
+            assert temp.parent.parent == parent
+            assert len(str(temp / cluster.SESSION_SOCKET).encode()) <= cluster.SOCKET_PATH_MAX
+    finally:
+        shutil.rmtree(short)

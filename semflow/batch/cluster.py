@@ -214,20 +214,41 @@ def keep_token_private() -> None:
         token.write(secrets.token_hex(32))  # (as Ray makes one: 256 random bits)
 
 
+SOCKET_PATH_MAX = 103 if sys.platform == "darwin" else 107
+"""The longest name of a Unix socket (bytes), as Ray checks it."""
+SESSION_SOCKET = "session_2026-12-05_16-43-02_967932_4194304/sockets/plasma_store"
+"""The longest of a Ray session's socket names below its temporary folder (the date and pid vary)."""
+
+
+def ray_parent_folder() -> str:
+    """The folder Ray itself would keep its ``ray`` folder in: ``RAY_TMPDIR``, else (Linux) ``TMPDIR``, else
+    ``/tmp``."""
+    if os.environ.get("RAY_TMPDIR"):
+        return os.environ["RAY_TMPDIR"]
+    if sys.platform.startswith("linux") and os.environ.get("TMPDIR"):
+        return os.environ["TMPDIR"]
+    return "/tmp" if os.name == "posix" else tempfile.gettempdir()
+
+
 def private_temp_dir() -> str:
-    """Where a local Ray keeps its sessions: ``ray`` in ``semflow-ray-UID`` (in ``RAY_TMPDIR``, else the
-    system's temporary folder), a folder of its owner's alone. Ray makes every folder of a session writable
-    by every user (0777: its sockets, its logs), and by default keeps them in ``/tmp/ray``, where any user of
-    the machine could replace the sockets the batch's workers connect to. One of that name that is not this
-    user's own, or that others may enter, is left alone: a new one is made (``semflow-ray-XXXXXXXX``)."""
-    parent = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
-    folder = os.path.join(parent, f"semflow-ray-{os.getuid()}")
+    """Where a local Ray keeps its sessions: ``ray`` in ``semflow-ray-UID`` (in the folder Ray would use, see
+    :func:`ray_parent_folder`; in ``/tmp`` when a ``TMPDIR`` is too long for a session's socket names), a
+    folder of its owner's alone. Ray makes every folder of a session writable by every user (0777: its
+    sockets, its logs), and by default keeps them in ``/tmp/ray``, where any user of the machine could
+    replace the sockets the batch's workers connect to. One of that name that is not this user's own, or
+    that others may enter, is left alone: a new one is made (``semflow-ray-XXXXXXXX``)."""
+    parent = os.path.abspath(ray_parent_folder())
+    name = f"semflow-ray-{os.getuid()}"
+    tail = len(os.fsencode(os.path.join(name, "ray", SESSION_SOCKET))) + 1
+    if len(os.fsencode(parent)) + tail > SOCKET_PATH_MAX and not os.environ.get("RAY_TMPDIR"):
+        parent = "/tmp"  # (a TMPDIR Ray alone could use, 14 bytes longer than it can take with our folder)
+    folder = os.path.join(parent, name)
     with contextlib.suppress(FileExistsError):
         os.mkdir(folder, 0o700)
     info = os.lstat(folder)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
         folder = tempfile.mkdtemp(prefix="semflow-ray-", dir=parent)
-    return os.path.join(os.path.abspath(folder), "ray")
+    return os.path.join(folder, "ray")
 
 
 @contextlib.contextmanager
