@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import secrets
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -129,7 +130,7 @@ def magnitude_stats(flow: np.ndarray) -> tuple[dict[str, float], float]:
     return stats, max(_percentile_of_partitioned(mag, DEFAULT_PERCENTILE), MIN_MAX_FLOW)
 
 
-@dataclass
+@dataclass(slots=True)
 class PairRecord:
     """What pass 1 keeps of one pair: enough for the normaliser and the summary, a few hundred bytes.
 
@@ -161,6 +162,12 @@ class PairRecord:
         try:
             data = loads_untrusted(line)
             record = cls(**data)
+            # Names held once, not once a pair (about 250 bytes a pair)
+            if isinstance(record.extras, list) and all(isinstance(key, str) for key in record.extras):
+                record.extras = [sys.intern(key) for key in record.extras]
+            if isinstance(record.stats, dict):
+                record.stats = {sys.intern(key) if isinstance(key, str) else key: value
+                                for key, value in record.stats.items()}
         except (ValueError, TypeError):
             return None
         ok = (type(record.index) is int and record.index >= 0 and isinstance(record.max_flow, (int, float))
@@ -226,14 +233,15 @@ class RecordLog:
             try:
                 with open(self.folder / name, "rb") as file:
                     file.seek(start)
-                    data = file.read()
+                    for line in file:  # (a line at a time: a whole file of 30000 pairs held 17 MB at once)
+                        if not line.endswith(b"\n"):
+                            break  # an unfinished last line waits (or stays unread: a writer died)
+                        start += len(line)
+                        if (record := PairRecord.parse(line)) is not None:
+                            self._records[record.index] = record
             except OSError:
-                continue
-            end = data.rfind(b"\n") + 1  # an unfinished last line waits (or stays unread: a writer died)
-            for line in data[:end].splitlines():
-                if (record := PairRecord.parse(line)) is not None:
-                    self._records[record.index] = record
-            self._read[name] = start + end
+                pass
+            self._read[name] = start
         self._loaded = True
 
 

@@ -33,8 +33,10 @@ def _quiet_matplotlib_import() -> Iterator[None]:
 
 
 def _series(pairs: Sequence[dict], key: str) -> tuple[list[int], list[float]]:
-    xs = [i for i, row in enumerate(pairs) if row.get(key) is not None]
-    return xs, [float(pairs[i][key]) for i in xs]
+    # A TemporalMeter's rows give a column at once (no dict made for each pair); a list of dicts, row by row.
+    values = pairs.column(key) if hasattr(pairs, "column") else [row.get(key) for row in pairs]
+    xs = [i for i, value in enumerate(values) if value is not None]
+    return xs, [float(values[i]) for i in xs]
 
 
 def write_plot(path: str | os.PathLike, pairs: Sequence[dict], *, title: str = "") -> Path:

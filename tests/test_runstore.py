@@ -293,3 +293,33 @@ def test_record_statistics_follow_the_percentile_arithmetic_of_the_numpy_install
             assert stats == flow_stats(flow) and max_flow == max_flow_of(flow), seed
     finally:
         percentile_arithmetic.cache_clear()
+
+
+def test_records_are_read_a_line_at_a_time_and_held_small(tmp_path: Path) -> None:
+    """Reading the records back held the whole file and a list of its lines at once (17 MB for 30000 pairs,
+    on top of the records), and each record its own copies of the statistics' and extras' names."""
+    import sys
+    import tracemalloc
+
+    from semflow.pair_records import PairRecord, RecordLog
+
+    flow = np.random.default_rng(4).normal(0, 2, (8, 8, 2)).astype(np.float32)
+    log = RecordLog(tmp_path / "pairs")
+    for i in range(20000):
+        log.append(PairRecord.of(i, flow, {"baseline_flow": flow, "segmentation_rgb": flow}, i / 1000))
+    log.close()
+    size = sum(p.stat().st_size for p in (tmp_path / "pairs").iterdir())
+    again = RecordLog(tmp_path / "pairs")
+    tracemalloc.start()
+    try:
+        again.refresh()
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert again.indices() == list(range(20000)) and again.get(19999).seconds == pytest.approx(19.999)
+    assert again.get(7).extras == ["baseline_flow", "segmentation_rgb"] and again.get(7).stats["p95"] > 0
+    assert peak - held < size / 10  # (it was more than the file's size)
+    assert held / 20000 < 700  # (it was about 1,000 bytes a pair)
+    first, last = again.get(0), again.get(19999)
+    assert first.extras[0] is last.extras[0] and next(iter(first.stats)) is next(iter(last.stats))
+    assert sys.getsizeof(first) < 120  # (slots: no dict of its own)
