@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from semflow.io.atomic import atomic_path
 
 
@@ -32,11 +34,15 @@ def _quiet_matplotlib_import() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _series(pairs: Sequence[dict], key: str) -> tuple[list[int], list[float]]:
-    # A TemporalMeter's rows give a column at once (no dict made for each pair); a list of dicts, row by row.
-    values = pairs.column(key) if hasattr(pairs, "column") else [row.get(key) for row in pairs]
-    xs = [i for i, value in enumerate(values) if value is not None]
-    return xs, [float(values[i]) for i in xs]
+def _series(pairs: Sequence[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs that have ``key`` (indices) and their values, NaN left out."""
+    # A TemporalMeter's rows give a column at once (no dict, no Python number made for each pair).
+    if hasattr(pairs, "array"):
+        values = pairs.array(key)
+    else:
+        values = np.array([np.nan if row.get(key) is None else float(row[key]) for row in pairs], np.float64)
+    xs = np.flatnonzero(~np.isnan(values))
+    return xs, values[xs]
 
 
 def write_plot(path: str | os.PathLike, pairs: Sequence[dict], *, title: str = "") -> Path:
@@ -73,7 +79,7 @@ def plot_figure(pairs: Sequence[dict], *, title: str = "") -> Any:
         drawn = False
         for key, label, color in lines:
             xs, ys = _series(pairs, key)
-            if xs:
+            if xs.size:
                 ax.plot(xs, ys, marker="." if len(xs) < 60 else None, color=color, label=label, linewidth=1.2)
                 drawn = True
         ax.set_ylabel(ylabel)

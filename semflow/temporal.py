@@ -166,6 +166,10 @@ class PairRows(Sequence[dict[str, "float | None"]]):
             value = row.get(key)
             column.append(np.nan if value is None else float(value))
 
+    def array(self, key: str) -> np.ndarray:
+        """One number of every pair as float64 (N,), NaN where it had none (a copy)."""
+        return np.array(self._columns[key], np.float64)
+
     def column(self, key: str) -> list[float | None]:
         """One number of every pair, None where it had none."""
         return [None if value != value else value for value in self._columns[key]]  # (NaN: none)
