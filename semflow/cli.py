@@ -103,7 +103,7 @@ def _build_method(method: str, options: dict[str, Any]) -> tuple[Any, dict[str, 
 def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any) -> None:
     """Flow for every consecutive frame pair of VIDEO (a video file or a folder of images).
 
-    Writes DIR/flow.mp4 (colour wheel), DIR/panel.mp4 (frame beside its flow), DIR/plot.png, DIR/summary.json and,
+    Writes DIR/flow.mp4 (colour wheel), DIR/panel.mp4 (each frame beside its flow; semantic: with its segmentation and the baseline flow), DIR/plot.png, DIR/summary.json and,
     with --save-flo, DIR/flo/NNNNNN.flo. Video mode (the default) carries each frame's work, the last
     flow and the tracked regions from one pair to the next; --pairwise computes each pair on its own.
     """
@@ -203,7 +203,8 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
 @click.option("--max-flow", type=MAX_FLOW, default=None,
               help="--viz's normaliser in px, 0.001 to 1e6 (default: the 99th percentile of the magnitudes).")
 @click.option("--explain", type=PATH, default=None,
-              help="Write the method's own maps to this folder (semantic: segmentation, model map, layers; others: the flow).")
+              help="Write the method's own maps to this folder (semantic: segmentation, model map, layers; others: their"
+                   " extra maps, e.g. discrete's grid and confidence, and the flow).")
 @click.option("--max-side", type=click.IntRange(min=16), default=None,
               help="Shrink both images so the longer side is at most PX first (the flow is then in their pixels).")
 @click.option("--baseline-flow", type=PATH, default=None,

@@ -68,7 +68,7 @@ again, as with ``--cache-mb 0``): a container claiming 2**31 frames had FFmpeg a
 INTERMEDIATE_SHARE = 0.9
 """The share of the budget the intermediate may take: the rest is meant for the pair records' and the
 video state's files, which are not held to it (an hour of 1080p, measured by ``scripts/bench_batch.py --disk-only``: 0.48 GB
-intermediate + 0.03-0.05 GB records (240-410 bytes a pair) + 0.05-0.18 GB video states (3 files of
+intermediate + 0.03-0.05 GB records (240-440 bytes a pair) + 0.05-0.18 GB video states (3 files of
 17 MB for dis-medium, 58 MB for semantic) = 0.56-0.70 GB, under 1 GB)."""
 CACHE_BYTES_PER_PIXEL = 8 + 8 + 3
 """Worst case per pixel and pair: the flow and a baseline flow in float32, a segmentation in RGB."""
