@@ -211,3 +211,28 @@ def test_flow_files_named_in_capitals_are_read(tmp_path: Path, small_scene) -> N
     write_flow(tmp_path / "flows" / "000000.flo", s.flow)  # two files for one pair, told apart by case only
     with pytest.raises(InputError, match="holds both 000000.flo and 000000.FLO for the pair at frame 0"):
         GivenFlows(tmp_path / "flows")
+
+
+def test_a_flow_of_another_size_is_refused_from_its_header(tmp_path: Path, small_scene, monkeypatch) -> None:
+    """A small PNG of 10000x10000 given as a flow was decoded (4.25 GB) before its size was compared with the
+    frames': the header says it first now."""
+    import os
+
+    import semflow.baseline.base as base
+    from semflow.io.flow import FLO_TAG
+
+    s = small_scene
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    with open(folder / "000000.flo", "wb") as fh:  # a .flo of 3000x1000, sparse on disk
+        fh.write(np.float32(FLO_TAG).tobytes() + np.array([3000, 1000], "<i4").tobytes())
+    os.truncate(folder / "000000.flo", 12 + 8 * 3000 * 1000)
+
+    def decoded(path):
+        raise AssertionError(f"{path} was decoded")
+
+    monkeypatch.setattr(base, "read_dense_flow", decoded)
+    with pytest.raises(InputError, match="000000.flo: the flow is 3000x1000, the frames 96x64$"):
+        GivenFlows(folder).estimate(s.img1, s.img2)
+    with pytest.raises(InputError, match="000000.flo: the flow is 3000x1000, the frames 96x64$"):
+        GivenFlow.from_file(folder / "000000.flo", frame_size=(64, 96))

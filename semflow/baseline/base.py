@@ -15,7 +15,7 @@ import numpy as np
 
 from semflow.errors import InputError, warn
 from semflow.io.files import missing, require_file
-from semflow.io.flow import check_flow, read_flow_valid, resize_flow
+from semflow.io.flow import check_flow, flow_file_shape, read_flow_valid, resize_flow
 from semflow.io.images import to_rgb_uint8
 from semflow.io.video import shrunk_to
 from semflow.memory import check_memory
@@ -164,12 +164,17 @@ class GivenFlow(FlowMethod):
         """The flow in ``path`` (.flo, KITTI .png, .npy) of the frames as given, ``frame_size`` (H, W), resampled
         to ``size`` (H, W) when the frames were shrunk (vectors scaled with them); or one of that shrunk size
         already (as :class:`GivenFlows` takes them: a flow computed at the same --max-side)."""
-        flow = read_dense_flow(path)
         size = tuple(size or frame_size)
-        if flow.shape[:2] not in (tuple(frame_size), size):
-            shrunk = f" (or {size[1]}x{size[0]}, as shrunk)" if size != tuple(frame_size) else ""
-            raise InputError(f"{path}: the flow is {flow.shape[1]}x{flow.shape[0]}, "
-                             f"the frames {frame_size[1]}x{frame_size[0]}{shrunk}")
+
+        def refuse_unless_fits(shape: tuple[int, ...]) -> None:
+            if shape[:2] not in (tuple(frame_size), size):
+                shrunk = f" (or {size[1]}x{size[0]}, as shrunk)" if size != tuple(frame_size) else ""
+                raise InputError(f"{path}: the flow is {shape[1]}x{shape[0]}, "
+                                 f"the frames {frame_size[1]}x{frame_size[0]}{shrunk}")
+
+        refuse_unless_fits(flow_file_shape(path) or size)  # its header first: another size is not decoded
+        flow = read_dense_flow(path)
+        refuse_unless_fits(flow.shape)
         return cls(resize_flow(flow, *size) if flow.shape[:2] != size else flow, name=name)
 
     def _estimate(self, img1: np.ndarray, img2: np.ndarray, **_: Any) -> FlowResult:
@@ -255,12 +260,16 @@ class GivenFlows(FlowMethod):
 
     def _estimate(self, img1: np.ndarray, img2: np.ndarray, **_: Any) -> FlowResult:
         path = self.path_for(self._index)
-        flow = read_dense_flow(path)
         height, width = img1.shape[:2]
-        if flow.shape[:2] != (height, width):
-            if not shrunk_to(flow.shape, (height, width)):
-                raise InputError(f"{path}: the flow is {flow.shape[1]}x{flow.shape[0]}, the frames {width}x{height}")
-            flow = resize_flow(flow, height, width)
+
+        def refuse_unless_fits(shape: tuple[int, ...]) -> None:
+            if shape[:2] != (height, width) and not shrunk_to(shape, (height, width)):
+                raise InputError(f"{path}: the flow is {shape[1]}x{shape[0]}, the frames {width}x{height}")
+
+        refuse_unless_fits(flow_file_shape(path) or (height, width))  # its header first: another size is not decoded
+        flow = read_dense_flow(path)
+        refuse_unless_fits(flow.shape)
+        flow = resize_flow(flow, height, width)  # (itself when it has the frames' size)
         self._index += 1  # only now: a call that raises takes no pair
         return FlowResult(flow)
 

@@ -254,6 +254,13 @@ def flow_file_pixels(path: str | os.PathLike) -> int | None:
     """The pixels of the flow in a ``.flo``, KITTI ``.png`` or ``.npy`` file, from its header only (no
     decoding: what sizing the memory a reader needs takes); None when the header does not say or does
     not fit the file (the reader then gives the file's own error)."""
+    shape = flow_file_shape(path)
+    return None if shape is None else shape[0] * shape[1]
+
+
+def flow_file_shape(path: str | os.PathLike) -> tuple[int, int] | None:
+    """The (H, W) of the flow in a ``.flo``, KITTI ``.png`` or ``.npy`` file, from its header only (a flow of
+    the wrong size is refused before it is decoded); None as :func:`flow_file_pixels`."""
     path = Path(path)
     try:
         if not path.is_file():  # (opening a FIFO would block: the reader says what it is)
@@ -262,17 +269,17 @@ def flow_file_pixels(path: str | os.PathLike) -> int | None:
         if ext == ".flo":
             with open(path, "rb") as fh:
                 width, height = (int(x) for x in np.frombuffer(fh.read(12), "<i4", 2, 4))
-            return width * height if width > 0 and height > 0 and size == 12 + 8 * width * height else None
+            return (height, width) if width > 0 and height > 0 and size == 12 + 8 * width * height else None
         if ext == ".npy":
             with open(path, "rb") as fh:
                 shape, _, dtype = _npy_header(fh, path)
                 held = size - fh.tell()
             fits = len(shape) == 3 and shape[0] * shape[1] * shape[2] * dtype.itemsize <= held
-            return shape[0] * shape[1] if fits else None
+            return (int(shape[0]), int(shape[1])) if fits else None
         from PIL import Image
 
         with Image.open(path) as image:  # reads the header; the pixels stay on disk
-            return image.width * image.height
+            return image.height, image.width
     except Exception:  # noqa: BLE001 - any header its reader refuses: that reader says why
         return None
 
