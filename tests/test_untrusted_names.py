@@ -47,6 +47,24 @@ def test_a_playlist_given_as_a_video_is_refused(make_video, tmp_path: Path, kind
         FrameSource(playlist)
 
 
+@pytest.mark.parametrize("kind", [0, 1], ids=["hls", "ffconcat"])
+def test_a_playlist_is_not_handed_to_ffmpeg_by_the_keyframe_probe(make_video, tmp_path: Path, monkeypatch,
+                                                                    kind: int) -> None:
+    """The keyframe probe (a batch's driver starts them ahead of the checks) ran FFmpeg on a playlist before its
+    check refused it: FFmpeg read the files the playlist names."""
+    import subprocess
+
+    from semflow.io import ffmpeg
+
+    playlist = _playlists(tmp_path, make_video(3, name="source.mp4"))[kind]
+    ran: list = []
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: ran.append(args) or subprocess.CompletedProcess(
+        args, 0, b"", b""))
+    assert ffmpeg.probe_keyframes(playlist) == ffmpeg.KeyframeReport() and ran == []
+    ffmpeg.probe_keyframes(tmp_path / "source.mp4")
+    assert len(ran) == 1  # (a video is probed: the stand-in was reached)
+
+
 def test_a_flow_file_numbered_in_the_trillions_costs_no_memory(tmp_path: Path) -> None:
     """One file named 99999999999999.flo in a folder of flows (--baseline-flows) made the check for gaps list every
     number below it: all the memory there was (a one-line 'out of memory' at last, the machine stalled meanwhile)."""

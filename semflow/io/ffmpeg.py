@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from semflow.errors import OutputError
+from semflow.errors import InputError, OutputError
+from semflow.io.files import PLAYLIST_HEADS, open_regular_file
 from semflow.io.mp4 import box_header
 
 FFMPEG_LOG_LINES = 40
@@ -229,6 +230,15 @@ def _probe_keyframes(path: Path, stamp: tuple[int, int], within: float | None) -
     try:
         ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     except RuntimeError:  # (no FFmpeg for this platform: the video is read unprobed; writing one says why)
+        return KeyframeReport()
+    try:  # a playlist, refused by its check, is not handed to FFmpeg (it would read the files it names)
+        fd = open_regular_file(path)
+        try:
+            if os.pread(fd, 16, 0).startswith(PLAYLIST_HEADS):
+                return KeyframeReport()
+        finally:
+            os.close(fd)
+    except (InputError, OSError):
         return KeyframeReport()
     command = [ffmpeg, "-hide_banner", "-nostats", "-nostdin", "-skip_frame", "nokey",
                "-i", b"file:" + os.fsencode(path), "-map", "0:v:0", "-an", "-vf", "showinfo", "-f", "null", "-"]
