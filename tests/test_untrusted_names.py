@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from semflow.errors import InputError
@@ -45,6 +46,21 @@ def test_a_playlist_given_as_a_video_is_refused(make_video, tmp_path: Path, kind
     playlist = _playlists(tmp_path, make_video(3, name="source.mp4"))[kind]
     with pytest.raises(InputError, match="playlist"):
         FrameSource(playlist)
+
+
+def test_the_video_opened_is_the_file_checked_through_links_and_dots(make_video, tmp_path: Path) -> None:
+    """open_capture checked the file the system opens for `link/../clip.mp4` (real/clip.mp4, a video) but gave
+    OpenCV the name made absolute by its text (clip.mp4 beside `link`: a playlist), which read secret.mp4."""
+    import shutil
+
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real" / "sub")
+    shutil.move(make_video(3, name="video.mp4", seed=1), tmp_path / "real" / "clip.mp4")
+    make_video(3, name="secret.mp4", seed=2)
+    (tmp_path / "clip.mp4").write_text("ffconcat version 1.0\nfile secret.mp4\n")
+    first = next(iter(FrameSource(tmp_path / "link" / ".." / "clip.mp4")))
+    assert np.array_equal(first, next(iter(FrameSource(tmp_path / "real" / "clip.mp4"))))
+    assert not np.array_equal(first, next(iter(FrameSource(tmp_path / "secret.mp4"))))
 
 
 @pytest.mark.parametrize("kind", [0, 1], ids=["hls", "ffconcat"])

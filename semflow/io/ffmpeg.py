@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from semflow.errors import InputError, OutputError
-from semflow.io.files import PLAYLIST_HEADS, open_regular_file
+from semflow.io.files import is_playlist, open_regular_file
 from semflow.io.mp4 import box_header
 
 FFMPEG_LOG_LINES = 40
@@ -234,7 +234,7 @@ def _probe_keyframes(path: Path, stamp: tuple[int, int], within: float | None) -
     try:  # a playlist, refused by its check, is not handed to FFmpeg (it would read the files it names)
         fd = open_regular_file(path)
         try:
-            if os.pread(fd, 16, 0).startswith(PLAYLIST_HEADS):
+            if is_playlist(fd):
                 return KeyframeReport()
         finally:
             os.close(fd)

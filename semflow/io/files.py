@@ -86,25 +86,37 @@ PLAYLIST_HEADS = (b"#EXTM3U", b"ffconcat version")
 """How the playlists FFmpeg reads in place of a video begin (HLS, its concat demuxer's): text naming other files."""
 
 
+def is_playlist(fd: int) -> bool:
+    """Whether the open file ``fd`` begins as a playlist (:data:`PLAYLIST_HEADS`)."""
+    return os.pread(fd, 16, 0).startswith(PLAYLIST_HEADS)
+
+
 def open_capture(path: str | os.PathLike) -> cv2.VideoCapture:
-    """``cv2.VideoCapture`` of the video file ``path``, named absolute: a name such as ``concat:a|b`` or
-    ``http:HOST`` (FFmpeg protocols) is a file. A playlist (:data:`PLAYLIST_HEADS`) is an :class:`InputError`:
-    FFmpeg would read the files it names in its place (any of the user's videos, by its absolute path). A
-    name whose bytes are not UTF-8 (OpenCV's binding crashes the process on one: SIGSEGV) is opened through
-    ``/proc/self/fd``, whose name is plain; :class:`InputError` too for what cannot be opened or is no file."""
+    """``cv2.VideoCapture`` of the video file ``path``, named by its real absolute path: a name such as
+    ``concat:a|b`` or ``http:HOST`` (FFmpeg protocols) is a file, and OpenCV opens the file checked here (a
+    ``link/../x`` named another by its text). A playlist (:data:`PLAYLIST_HEADS`) is an :class:`InputError`:
+    FFmpeg would read the files it names in its place (any of the user's videos, by its absolute path); so
+    is a file replaced meanwhile. A name whose bytes are not UTF-8 (OpenCV's binding crashes the process on
+    one: SIGSEGV) is opened through ``/proc/self/fd``, whose name is plain; :class:`InputError` too for what
+    cannot be opened or is no file."""
     import cv2  # (here: `semflow --help` imports this module, not OpenCV)
 
     fd = open_regular_file(path)
     try:
-        if os.pread(fd, 16, 0).startswith(PLAYLIST_HEADS):
+        if is_playlist(fd):
             raise InputError(f"{path}: a playlist (HLS or ffconcat), which names other files to read in its place,"
                              " not a video; semflow reads video files only")
-        name = os.path.abspath(path)
+        name = os.path.realpath(path)
         try:
             name.encode("utf-8")
         except UnicodeEncodeError:
             name = f"/proc/self/fd/{fd}"  # (FFmpeg opens its own descriptor of it)
+        opened, named = os.fstat(fd), os.stat(name)
+        if (opened.st_dev, opened.st_ino) != (named.st_dev, named.st_ino):
+            raise InputError(f"{path}: replaced while it was being opened; run again")
         return cv2.VideoCapture(name)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open ({exc.strerror})") from None
     finally:
         os.close(fd)
 
