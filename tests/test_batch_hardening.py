@@ -404,3 +404,14 @@ def test_only_a_folder_the_batch_made_and_wrote_nothing_to_goes(tmp_path: Path) 
     ClipState(BatchInput(tmp_path / "clip.mp4", "linked"), InputResult("linked", "clip.mp4", str(tmp_path / "linked"),
                                                                        status="failed"), created=True).release()
     assert (outside / WORK_DIR / "manifest").is_file()  # never through a link
+    running = ClipState(BatchInput(tmp_path / "clip.mp4", "running"), InputResult(
+        "running", "clip.mp4", str(tmp_path / "outside"), status="interrupted"), created=True, running=1)
+    running.release()
+    assert (outside / WORK_DIR / "manifest").is_file()  # a task of it still runs: it may write there yet
+    fd = lock_folder(outside)  # another command's folder (it made its manifest after the batch's check)
+    try:
+        ClipState(BatchInput(tmp_path / "clip.mp4", "held"), InputResult(
+            "held", "clip.mp4", str(outside), status="failed"), created=True).release()
+        assert (outside / WORK_DIR / "manifest").is_file()
+    finally:
+        os.close(fd)

@@ -25,7 +25,7 @@ from typing import Any
 
 from semflow.batch.inputs import BatchInput
 from semflow.batch.work import Chunk, Prepared, chunks_left, prepare_clip
-from semflow.errors import InputError, SemflowWarning
+from semflow.errors import InputError, OutputError, SemflowWarning
 from semflow.io.files import out_of_descriptors, too_many_open_files
 from semflow.io.jsonfile import loads_untrusted
 from semflow.io.outputs import (
@@ -144,29 +144,40 @@ class ClipState:
     def release(self) -> None:
         """Unlock the clip's output folder (its result is known and none of its tasks runs, or the batch
         stopped). A folder this batch made for a clip that failed or was interrupted before any of its work
-        was written goes again (an interrupted batch left a folder a clip, empty but for its work folder's
-        manifest, for every clip it had not started)."""
+        was written, with none of its tasks running, goes again (an interrupted batch left one, empty but for
+        its work folder's manifest, for every clip it had not started)."""
         if self.folder is not None:
             self.folder.__exit__(None, None, None)
             self.folder = None
-        if self.created and self.result.status in ("failed", "interrupted"):
+        if self.created and self.result.status in ("failed", "interrupted") and not self.running:
             self.created = False
             remove_if_untouched(Path(self.result.out_dir))
 
 
 def remove_if_untouched(out: Path) -> None:
     """Delete ``out`` when it holds only its work folder and that only the manifest: a clip's folder that
-    nothing was written to (never through a link: a folder given in their place is left as it is)."""
-    work = out / WORK_DIR
+    nothing was written to. Under the folder's lock (one another command holds is left alone), through
+    descriptors that follow no link."""
     try:
-        if (out.is_symlink() or work.is_symlink() or os.listdir(out) != [WORK_DIR]
-                or os.listdir(work) != [MANIFEST_NAME]):
+        if out.is_symlink():
             return
-        os.unlink(work / MANIFEST_NAME)
-        os.rmdir(work)
+        fd = lock_folder(out)
+    except (OutputError, OSError):
+        return
+    try:
+        work = os.open(WORK_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+        try:
+            if os.listdir(fd) != [WORK_DIR] or os.listdir(work) != [MANIFEST_NAME]:
+                return
+            os.unlink(MANIFEST_NAME, dir_fd=work)
+        finally:
+            os.close(work)
+        os.rmdir(WORK_DIR, dir_fd=fd)
         os.rmdir(out)
     except OSError:
         pass  # (something came in meanwhile, or cannot be removed: left as it is)
+    finally:
+        os.close(fd)
 
 
 def check_clip(clip: ClipState, root: Path, options: RunOptions, chunk_pairs: int) -> Prepared:
