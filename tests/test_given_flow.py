@@ -208,6 +208,12 @@ def test_flow_files_named_in_capitals_are_read(tmp_path: Path, small_scene) -> N
     given = GivenFlows(flows_folder(tmp_path, {"000000.FLO": s.flow, "000001.NPY": s.flow + 1.0}))
     assert np.array_equal(given.estimate(s.img1, s.img2).flow, s.flow)
     assert np.array_equal(given.estimate(s.img1, s.img2).flow, s.flow + 1.0)
+    if (tmp_path / "flows" / "000000.flo").exists():
+        return  # (a folder that ignores case: 000000.flo is 000000.FLO)
+    (tmp_path / "flows" / "000001.npy").hardlink_to(tmp_path / "flows" / "000001.NPY")  # one file, two names
+    given = GivenFlows(tmp_path / "flows")
+    given.seek(1)
+    assert np.array_equal(given.estimate(s.img1, s.img2).flow, s.flow + 1.0)
     write_flow(tmp_path / "flows" / "000000.flo", s.flow)  # two files for one pair, told apart by case only
     with pytest.raises(InputError, match="holds both 000000.flo and 000000.FLO for the pair at frame 0"):
         GivenFlows(tmp_path / "flows")
@@ -236,3 +242,7 @@ def test_a_flow_of_another_size_is_refused_from_its_header(tmp_path: Path, small
         GivenFlows(folder).estimate(s.img1, s.img2)
     with pytest.raises(InputError, match="000000.flo: the flow is 3000x1000, the frames 96x64$"):
         GivenFlow.from_file(folder / "000000.flo", frame_size=(64, 96))
+    monkeypatch.undo()
+    np.save(tmp_path / "chw.npy", np.zeros((2, 64, 96), np.float32))  # channels first: the reader's own words
+    with pytest.raises(InputError, match=r"expected a float array of shape \(H, W, 2\), got float32 \(2, 64, 96\)"):
+        GivenFlow.from_file(tmp_path / "chw.npy", frame_size=(64, 96))

@@ -274,8 +274,8 @@ def flow_file_shape(path: str | os.PathLike) -> tuple[int, int] | None:
             with open(path, "rb") as fh:
                 shape, _, dtype = _npy_header(fh, path)
                 held = size - fh.tell()
-            fits = len(shape) == 3 and shape[0] * shape[1] * shape[2] * dtype.itemsize <= held
-            return (int(shape[0]), int(shape[1])) if fits else None
+            fits = len(shape) == 3 and shape[2] == 2 and shape[0] * shape[1] * shape[2] * dtype.itemsize <= held
+            return (int(shape[0]), int(shape[1])) if fits else None  # (else its reader says what it expects)
         from PIL import Image
 
         with Image.open(path) as image:  # reads the header; the pixels stay on disk
