@@ -166,3 +166,5 @@ def test_a_local_ray_session_folder_keeps_its_socket_names_short_enough(monkeypa
             assert len(str(temp / cluster.SESSION_SOCKET).encode()) <= cluster.SOCKET_PATH_MAX
     finally:
         shutil.rmtree(short)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "not" / "yet"))  # (Ray makes one that is not there)
+    assert Path(cluster.private_temp_dir()).parent.parent == tmp_path / "not" / "yet"

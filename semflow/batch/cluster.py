@@ -239,9 +239,11 @@ def private_temp_dir() -> str:
     that others may enter, is left alone: a new one is made (``semflow-ray-XXXXXXXX``)."""
     parent = os.path.abspath(ray_parent_folder())
     name = f"semflow-ray-{os.getuid()}"
-    tail = len(os.fsencode(os.path.join(name, "ray", SESSION_SOCKET))) + 1
+    longest = max(name, "semflow-ray-XXXXXXXX", key=len)  # (mkdtemp's name, below, when this one is taken)
+    tail = len(os.fsencode(os.path.join(longest, "ray", SESSION_SOCKET))) + 1
     if len(os.fsencode(parent)) + tail > SOCKET_PATH_MAX and not os.environ.get("RAY_TMPDIR"):
-        parent = "/tmp"  # (a TMPDIR Ray alone could use, 14 bytes longer than it can take with our folder)
+        parent = "/tmp"  # (a TMPDIR Ray alone could use may leave too little room once our folder is added)
+    os.makedirs(parent, exist_ok=True)  # (a RAY_TMPDIR not there yet: Ray would make it)
     folder = os.path.join(parent, name)
     with contextlib.suppress(FileExistsError):
         os.mkdir(folder, 0o700)
