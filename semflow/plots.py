@@ -35,14 +35,13 @@ def _quiet_matplotlib_import() -> Iterator[None]:
 
 
 def _series(pairs: Sequence[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
-    """The pairs that have ``key`` (indices) and their values, NaN left out."""
+    """Every pair's index and its ``key``, NaN where it has none (a gap in the line)."""
     # A TemporalMeter's rows give a column at once (no dict, no Python number made for each pair).
     if hasattr(pairs, "array"):
         values = pairs.array(key)
     else:
         values = np.array([np.nan if row.get(key) is None else float(row[key]) for row in pairs], np.float64)
-    xs = np.flatnonzero(~np.isnan(values))
-    return xs, values[xs]
+    return np.arange(len(values)), values
 
 
 def write_plot(path: str | os.PathLike, pairs: Sequence[dict], *, title: str = "") -> Path:
@@ -79,7 +78,7 @@ def plot_figure(pairs: Sequence[dict], *, title: str = "") -> Any:
         drawn = False
         for key, label, color in lines:
             xs, ys = _series(pairs, key)
-            if xs.size:
+            if np.isfinite(ys).any():
                 ax.plot(xs, ys, marker="." if len(xs) < 60 else None, color=color, label=label, linewidth=1.2)
                 drawn = True
         ax.set_ylabel(ylabel)

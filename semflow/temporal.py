@@ -155,13 +155,17 @@ ROW_KEYS = ("magnitude", "flicker", "warped_flicker", "photometric_error", "imag
 
 class PairRows(Sequence[dict[str, "float | None"]]):
     """The pairs' rows of numbers (:data:`ROW_KEYS`) in columns of float64, 56 bytes a pair (dicts took
-    about 430: an hour of 30 fps held 46 MB); ``rows[t]`` is pair t's dict (None where a metric had no
-    value; a NaN reads back as None too)."""
+    about 430: an hour of 30 fps held 46 MB). ``rows[t]`` is a new dict of pair t's numbers each time (None
+    where a metric had no value; a NaN reads back as None too): write with :meth:`set_column`, not into it.
+    Equal to a list of the same dicts; ``list(rows)`` for JSON."""
 
     def __init__(self) -> None:
         self._columns = {key: array("d") for key in ROW_KEYS}
 
     def append(self, row: dict[str, float | None]) -> None:
+        """Add a pair's row; a key not in :data:`ROW_KEYS` is a ValueError (it would be lost)."""
+        if unknown := set(row) - set(ROW_KEYS):
+            raise ValueError(f"PairRows: unknown keys {sorted(unknown)}; a row holds {', '.join(ROW_KEYS)}")
         for key, column in self._columns.items():
             value = row.get(key)
             column.append(np.nan if value is None else float(value))
@@ -181,6 +185,13 @@ class PairRows(Sequence[dict[str, "float | None"]]):
 
     def __len__(self) -> int:
         return len(self._columns["magnitude"])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (PairRows, list, tuple)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # (mutable, as the list it stands for)
 
     def __getitem__(self, t: Any) -> Any:
         if isinstance(t, slice):
@@ -255,7 +266,7 @@ class TemporalMeter:
         return out
 
 
-def largest_jump(pairs: list[dict[str, float | None]]) -> dict[str, Any]:
+def largest_jump(pairs: Sequence[dict[str, float | None]]) -> dict[str, Any]:
     """The largest frame-to-frame ratio of mean magnitudes (max/min of neighbours, >= 1) and, for that
     step, the ratio of the frames' own change (``image_change``), so a flow jump can be checked against
     a matching change in the images. Magnitudes under 0.5 px are floored at 0.5 px."""

@@ -298,8 +298,25 @@ def test_meter_rows_read_back_as_added_and_stay_small() -> None:
     assert held / len(rows) < 120  # 7 float64 a pair, with the arrays' spare room
     assert len(meter.pairs) == 5000 and meter.pairs[17] == rows[17] and meter.pairs[-1] == rows[-1]
     assert meter.pairs[:2] == rows[:2] and meter.pairs.column("flicker")[:2] == [None, rows[1]["flicker"]]
+    assert meter.pairs == rows and meter.pairs != rows[:-1]
+    with pytest.raises(ValueError, match="unknown keys \\['speed'\\]"):
+        meter.pairs.append({"magnitude": 1.0, "speed": 2.0})  # (it would be dropped without a word)
     meter.pairs.set_column("seconds", [1.0, None])
     assert meter.pairs[0]["seconds"] == 1.0 and meter.pairs[1]["seconds"] is None and meter.pairs[2]["seconds"] == 0.25
     summary = meter.summary()
     assert summary["flicker"] == pytest.approx(np.mean([r["flicker"] for r in rows[1:]]))
     assert summary["label_flip_rate"] is None and summary["magnitude_max"] == max(r["magnitude"] for r in rows)
+
+
+def test_a_pair_without_a_number_leaves_a_gap_in_the_plot() -> None:
+    """A NaN (a warped flicker with nothing landing) was drawn as a gap; the meter's columns joined its
+    neighbours across it for a while."""
+    from semflow.plots import plot_figure
+
+    meter = TemporalMeter()
+    for k in range(6):
+        meter.pairs.append({"magnitude": 1.0 + k, "flicker": None if k == 0 else 0.5,
+                            "warped_flicker": float("nan") if k == 3 else 0.25, "seconds": 0.1})
+    for pairs in (meter.pairs, list(meter.pairs)):
+        flicker, warped = (line.get_ydata() for line in plot_figure(pairs).axes[1].lines)
+        assert len(warped) == 6 and np.isnan(warped[3]) and warped[4] == 0.25 and np.isnan(flicker[0])
