@@ -103,8 +103,9 @@ def _build_method(method: str, options: dict[str, Any]) -> tuple[Any, dict[str, 
 def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any) -> None:
     """Flow for every consecutive frame pair of VIDEO (a video file or a folder of images).
 
-    Writes DIR/flow.mp4 (colour wheel), DIR/panel.mp4 (each frame beside its flow; semantic: with its segmentation and the baseline flow), DIR/plot.png, DIR/summary.json and,
-    with --save-flo, DIR/flo/NNNNNN.flo. Video mode (the default) carries each frame's work, the last
+    Writes DIR/flow.mp4 (colour wheel), DIR/panel.mp4 (each frame beside its flow; semantic: with its
+    segmentation and the baseline flow), DIR/plot.png, DIR/summary.json and, with --save-flo,
+    DIR/flo/NNNNNN.flo. Video mode (the default) carries each frame's work, the last
     flow and the tracked regions from one pair to the next; --pairwise computes each pair on its own.
     """
     from semflow.pipeline import RunOptions, check_video, run_video

@@ -31,8 +31,8 @@ def is_image_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-AUDIO_EXTENSIONS = frozenset({".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wav", ".wma", ".aiff"})
-"""Names of sound files: one with cover art reads as a video of one frame."""
+AUDIO_EXTENSIONS = frozenset({".mp3", ".m4a", ".aac", ".flac", ".oga", ".opus", ".wav", ".wma", ".aiff"})
+"""Names of sound files: one with cover art reads as a video of one frame (not .ogg: a Theora video may be one)."""
 
 
 def too_few_frames(path: str | os.PathLike, frames: int) -> InputError:
