@@ -71,10 +71,13 @@ def missing(path: Path, what: str = "file or folder") -> InputError:
 
 def open_regular_file(path: str | os.PathLike) -> int:
     """A descriptor of ``path`` open for reading, opened without blocking on a FIFO; :class:`InputError`
-    when it cannot be opened or is not a regular file (a FIFO, a device). The caller closes it."""
+    when it cannot be opened or is not a regular file (a FIFO, a device), :class:`ResourceError` when the
+    process has no descriptor to spare. The caller closes it."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # (a FIFO would block here)
     except OSError as exc:
+        if exc.errno == errno.EMFILE:
+            raise too_many_open_files(path) from None
         raise InputError(f"{path}: cannot open ({exc.strerror})") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
