@@ -391,6 +391,20 @@ def test_a_manifest_cannot_name_a_clip_out_of_the_batch_folder(tmp_path: Path) -
     assert names == ["clip", "clip-2", "batch.json-2", "up", "x", "a_b_c", "clip-3"]
 
 
+def test_clip_names_that_differ_only_in_case_get_folders_of_their_own(tmp_path: Path) -> None:
+    """A.mp4 and a.mp4 got the folders A and a: one folder where the file system ignores case (macOS,
+    Windows), the second clip's outputs over the first's; BATCH.JSON clashed with batch.json there."""
+    from semflow.batch import Batch, BatchOptions
+
+    for name in ("A.mp4", "a.mp4", "BATCH.JSON.mp4", "B.mp4", "b.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    named = expand_inputs([tmp_path / "A.mp4", tmp_path / "a.mp4", tmp_path / "BATCH.JSON.mp4"])
+    assert [clip.name for clip in named] == ["A", "a-2", "BATCH.JSON-2"]
+    batch = Batch(tmp_path / "out", BatchOptions(method="dis-fast", progress=False))
+    batch.submit([tmp_path / "B.mp4"])
+    assert [clip.name for clip in batch.submit([tmp_path / "b.mp4"])] == ["b-2"]  # (submitted later: as well)
+
+
 def test_names_that_are_not_utf8(tmp_path: Path, monkeypatch) -> None:
     """On the command line they were a UnicodeEncodeError traceback from ray.init (Ray records the command
     line as UTF-8): now one line saying so. In a manifest they were "cannot read the manifest": now read

@@ -142,14 +142,14 @@ def expand_inputs(items: Iterable[str | bytes | os.PathLike | BatchInput],
         for path, _ in entries:
             if path.is_dir():  # a folder of frames: semflow does not write into what it reads
                 refuse_outputs_inside(path, [out])
-    used: set[str] = {"batch.json"}  # the batch's own file beside the clips' folders
-    result, seen = [], {}
+    used: set[str] = {"batch.json"}  # the batch's own file beside the clips' folders (names case-folded: a
+    result, seen = [], {}            # file system that ignores case would give A.mp4 and a.mp4 one folder)
     for path, name in entries:
         base = folder_name(name or (path.stem if path.suffix else path.name))
         unique, k = base, 2
-        while unique in used:
+        while unique.casefold() in used:
             unique, k = f"{base}-{k}", k + 1
-        used.add(unique)
+        used.add(unique.casefold())
         result.append(BatchInput(path, unique))
         real = os.path.realpath(path) if path.exists() else os.path.abspath(path)  # (links to nothing: each its own)
         if real in seen and (name is None or seen[real][1] is None):  # (a glob and its folder, say: a name given
@@ -170,18 +170,25 @@ def named_after(folder: str, name: str) -> bool:
 def folder_names(items: list[BatchInput], taken: set[str], earlier: dict[str, str]) -> list[str]:
     """The output folder of each of ``items``: the folder ``earlier`` (real path -> folder) says it had,
     where that is not ``taken`` and still named after it, else its name, numbered (``clip-2``...) past the
-    names taken (``taken`` is updated)."""
+    names taken (``taken`` is updated). Names are told apart regardless of case (``A.mp4`` and ``a.mp4``
+    would share a folder where the file system ignores it: ``A`` and ``a-2``)."""
+    folded = {name.casefold() for name in taken}
+
+    def take(name: str) -> None:
+        taken.add(name)
+        folded.add(name.casefold())
+
     names: dict[int, str] = {}
     for k, item in enumerate(items):
         before = earlier.get(os.path.realpath(item.path))  # (as the fingerprint: a link loop does not raise)
-        if before is not None and before not in taken and named_after(before, item.name):
+        if before is not None and before.casefold() not in folded and named_after(before, item.name):
             names[k] = before
-            taken.add(before)
+            take(before)
     folders = []
     for k, item in enumerate(items):
         name, n = names.get(k, item.name), 2
-        while k not in names and name in taken:
+        while k not in names and name.casefold() in folded:
             name, n = f"{item.name}-{n}", n + 1
-        taken.add(name)
+        take(name)
         folders.append(name)
     return folders
