@@ -132,3 +132,66 @@ def test_inner_band_is_the_ring_inside_the_outline() -> None:
     assert split[20, 25:35].all() and not band[20, 25:35].any()
     # An object filling the image has no outline there.
     assert not inner_band(np.ones((8, 8), bool), 3).any()
+
+
+def test_a_valid_mask_does_not_readmit_unknown_ground_truth() -> None:
+    """A caller's ``valid`` narrows the scored pixels; it never brings back ground truth that is unknown
+    (NaN, or the .flo marker 1e10): with both, EPE is the mean over the pixels that are valid and known."""
+    gt = const(0, 0)
+    gt[0, 0] = np.nan
+    gt[0, 1] = (1e10, 0)
+    flow = const(2.0, 0)
+    flow[3, 4] = (0.0, 0.0)  # one known, valid pixel without error
+    valid = np.ones((4, 5), bool)
+    valid[2] = False  # 5 pixels left out by the caller
+    known_and_valid = 20 - 2 - 5
+    assert epe(flow, gt, valid) == pytest.approx(2.0 * (known_and_valid - 1) / known_and_valid)
+    assert fl_all(const(9, 0), gt, valid) == pytest.approx(1.0)
+    assert epe(flow, gt, valid, region=np.ones((4, 5), bool)) == epe(flow, gt, valid)
+
+
+def test_fl_all_relative_threshold_is_5_percent_of_the_ground_truth_not_the_estimate() -> None:
+    """KITTI's rule is EPE > 5 % of |gt|: an estimate 5.1 px too long on a 100 px motion is an outlier
+    (5.1 > 5), although 5.1 < 5 % of the estimate's own 105.1 px; one 4.9 px too short is not (4.9 < 5),
+    although 4.9 > 5 % of 95.1 px."""
+    gt = const(100.0, 0.0)
+    assert fl_all(gt + np.float32([5.1, 0.0]), gt) == 1.0
+    assert fl_all(gt - np.float32([4.9, 0.0]), gt) == 0.0
+    assert outliers(const(0.0, 105.1), const(0.0, 100.0)).all()
+
+
+def test_flow_stats_p95_is_the_95th_percentile_of_the_magnitudes() -> None:
+    """Magnitudes 0, 1, ..., 99 px: the 95th percentile (linear between ranks) lies at rank 0.95 * 99 = 94.05,
+    so it is 94.05 px; the median is 49.5 and the mean 49.5."""
+    flow = np.zeros((10, 10, 2), np.float32)
+    flow[..., 1] = -np.arange(100, dtype=np.float32).reshape(10, 10)  # upward: the magnitude is |v|
+    stats = flow_stats(flow)
+    assert stats["p95"] == pytest.approx(94.05, abs=1e-4)
+    assert stats["median"] == pytest.approx(49.5) and stats["mean"] == pytest.approx(49.5)
+    assert stats["max"] == pytest.approx(99.0)
+
+
+def test_inner_band_measures_euclidean_distance_to_the_outline() -> None:
+    """A one-pixel hole in a full mask: its outline is the hole's four 4-neighbours. The pixel 2 px right
+    and 2 px down of the hole is sqrt(1 + 4) = 2.24 px from the nearest of them (Euclidean), 3 px as a
+    city-block distance: within a band of width 3 only under the Euclidean distance. The pixel 3 px right
+    is 2 px from the nearest, inside; 4 px right, 3 px away, outside."""
+    from semflow.metrics import inner_band
+
+    mask = np.ones((21, 21), bool)
+    mask[10, 10] = False
+    band = inner_band(mask, 3)
+    assert band[12, 12] and band[8, 8] and band[10, 13]
+    assert not band[10, 14] and not band[13, 13]  # 3 px; sqrt(4 + 9) = 3.6 px
+    assert not band[10, 10]
+
+
+def test_inner_band_default_width_is_5_px() -> None:
+    """``BAND_WIDTH`` (the width compare's ``thing-band`` uses) is 5 px, as its docs say: a 20x40 box keeps
+    an interior of 10x30 outside its band."""
+    from semflow.metrics import BAND_WIDTH, inner_band
+
+    mask = np.zeros((40, 60), bool)
+    mask[10:30, 10:50] = True
+    assert BAND_WIDTH == 5
+    assert (mask & ~inner_band(mask)).sum() == 10 * 30
