@@ -9,12 +9,13 @@ import mmap
 import time
 from pathlib import Path
 
+import flow_vis
 import numpy as np
 import pytest
 
 from semflow import evaluation
 from semflow.errors import InputError
-from semflow.io.datasets import DATASETS, load_dataset, middlebury, synthetic
+from semflow.io.datasets import DATASETS, LoadedSample, load_dataset, middlebury, synthetic
 from semflow.methods import get_method
 from semflow.metrics import epe, fl_all
 from semflow.synthetic import write_dataset
@@ -369,3 +370,130 @@ def test_format_table_of_no_rows_is_its_header() -> None:
     plain = evaluation.format_table([]).splitlines()
     assert len(plain) == 2 and plain[0].split()[:3] == ["dataset", "method", "n"] and set(plain[1]) <= {"-", " "}
     assert len(evaluation.format_table([], markdown=True).splitlines()) == 2
+
+
+# --- scores on hand-made samples: known answers -----------------------------------------------------
+
+
+def _hand_sample(flow: np.ndarray, valid: np.ndarray, **fields) -> LoadedSample:
+    h, w = valid.shape
+    frame = np.zeros((h, w, 3), np.uint8)
+    return LoadedSample("hand", "s", frame, frame, flow, valid, **fields)
+
+
+def test_score_leaves_invalid_pixels_out_overall_and_in_every_region() -> None:
+    """Ground truth 10 px right on a 4x5 image whose last row is invalid; the estimate is exact but 4 px
+    off at one valid pixel (an outlier: > 3 px and > 5 % of 10 px) and 50 px off on the invalid row.
+    Over the 15 valid pixels: EPE 4/15, Fl-all 1/15; the occluded column 0 has 3 valid pixels, none off."""
+    gt = np.zeros((4, 5, 2), np.float32)
+    gt[..., 0] = 10.0
+    valid = np.ones((4, 5), bool)
+    valid[3] = False
+    occluded = np.zeros((4, 5), bool)
+    occluded[:, 0] = True
+    flow = gt.copy()
+    flow[0, 1, 1] = 4.0
+    flow[3, :, 0] += 50.0
+    e, f, regions = evaluation.score(flow, _hand_sample(gt, valid, occluded=occluded))
+    assert e == pytest.approx(4 / 15) and f == pytest.approx(1 / 15)
+    assert regions["occluded"] == {"epe": 0.0, "fl_all": 0.0, "pixels": 3}
+    assert regions["non-occluded"]["epe"] == pytest.approx(4 / 12)
+    assert regions["non-occluded"]["fl_all"] == pytest.approx(1 / 12)
+    assert regions["non-occluded"]["pixels"] == 12
+
+
+def test_thing_regions_split_the_things_into_band_and_inner() -> None:
+    """A 20x40 car (CamVid id 8) on building (1): ``thing-band`` is the car's pixels less than 5 px inside its
+    outline, ``thing-inner`` the 10x30 rest; together they are the car, and they do not overlap."""
+    labels = np.full((40, 60), 1, np.uint8)
+    labels[10:30, 10:50] = 8
+    car = labels == 8
+    regions = evaluation.sample_regions(_hand_sample(np.zeros((40, 60, 2), np.float32), np.ones((40, 60), bool),
+                                                     labels=labels))
+    assert (regions["things"] == car).all() and not regions["planes"].any() and regions["stuff"].sum() == 40 * 60 - 800
+    inner, band = regions["thing-inner"], regions["thing-band"]
+    assert inner.sum() == 10 * 30 and inner[15:25, 15:45].all()
+    assert ((inner | band) == car).all() and not (inner & band).any()
+
+
+def _result(seconds: float, peak: float, epe_value: float, fl: float, occluded: tuple[float, float]
+            ) -> evaluation.SampleResult:
+    regions = {"occluded": {"epe": occluded[0], "fl_all": occluded[1], "pixels": 1}}
+    return evaluation.SampleResult("m", "d", f"s{seconds}", epe_value, fl, seconds, peak, regions)
+
+
+def test_summarize_takes_median_seconds_largest_peak_and_means_that_skip_empty_regions() -> None:
+    """Three samples: seconds 1, 2 and 6 (median 2, mean 3), peaks 100, 300, 200 MB; a region whose
+    metrics are NaN in one sample (no pixels there) is averaged over the other two."""
+    nan = float("nan")
+    results = [_result(1.0, 100.0, 1.0, 0.1, (1.0, 0.1)), _result(2.0, 300.0, 2.0, 0.2, (nan, nan)),
+               _result(6.0, 200.0, 3.0, 0.45, (3.0, 0.3))]
+    [row] = evaluation.summarize(results)
+    assert row["samples"] == 3 and row["seconds"] == 2.0 and row["peak_mb"] == 300.0
+    assert row["epe"] == pytest.approx(2.0) and row["fl_all"] == pytest.approx(0.25)
+    assert row["epe_occluded"] == pytest.approx(2.0) and row["fl_occluded"] == pytest.approx(0.2)
+
+
+def test_format_table_writes_fl_columns_in_percent_and_epe_in_px() -> None:
+    nan = float("nan")
+    results = [_result(1.0, 100.0, 1.0, 0.1, (1.0, 0.1)), _result(2.0, 300.0, 2.0, 0.2, (nan, nan)),
+               _result(6.0, 200.0, 3.0, 0.45, (3.0, 0.3))]
+    header, _, line = evaluation.format_table(evaluation.summarize(results)).splitlines()
+    assert header.split() == ["dataset", "method", "n", "EPE", "Fl-all", "%", "EPE", "occluded", "Fl", "occluded",
+                              "%", "s/pair", "peak", "MB"]
+    assert line.split() == ["d", "m", "3", "2.000", "25.00", "2.000", "20.00", "2.000", "300"]
+
+
+def test_comparison_image_normalises_by_valid_ground_truth_and_blacks_out_invalid_errors() -> None:
+    """Sintel's invalid pixels keep a flow value (30 px here) that is no ground truth: the normaliser is
+    the valid pixels' 3 px, so a valid ground-truth pixel is the wheel's colour at full scale to the right
+    (flow_vis at u = 1, v = 0); the error map of an estimate of zero is black on the invalid half."""
+    h, w = 60, 80
+    gt = np.zeros((h, w, 2), np.float32)
+    gt[..., 0] = 3.0
+    gt[:, w // 2:, 0] = 30.0
+    valid = np.ones((h, w), bool)
+    valid[:, w // 2:] = False
+    image = evaluation.comparison_image(_hand_sample(gt, valid), {"zero": np.zeros_like(gt)})
+    full_right = flow_vis.flow_uv_to_colors(np.ones((1, 1)), np.zeros((1, 1)))[0, 0]
+    gt_tile = image[:h, w + 4:2 * w + 4]
+    assert (gt_tile[25:35, 5:30] == full_right).all()
+    band = image[h + 4:, 2 * (w + 4):][20:25]  # the error tile's rows between its title and its scale
+    assert (band[:, w // 2:] == 0).all()
+    assert (band[:, :w // 2] != 0).any(axis=2).all()  # 3 px of error where valid: not black
+
+
+def test_compare_scores_every_method_on_the_first_methods_predicted_kinds(tmp_path: Path) -> None:
+    """On a dataset without labels (Middlebury) two methods report the kinds they saw: one all things,
+    the next all stuff. Every method is scored on the first one's kinds (its docstring), so each result
+    has all 64 pixels under ``things(pred)`` and none under ``stuff(pred)``."""
+    from semflow.baseline.base import FlowMethod, FlowResult
+    from semflow.io.flow import write_flow
+    from semflow.io.images import write_image
+    from semflow.methods import register_method, unregister_method
+    from semflow.segmentation import KIND_CODES
+
+    seq = tmp_path / "Hand"
+    frame = (np.random.default_rng(0).random((8, 8, 3)) * 255).astype(np.uint8)
+    write_image(seq / "frame10.png", frame)
+    write_image(seq / "frame11.png", frame)
+    write_flow(seq / "flow10.flo", np.zeros((8, 8, 2), np.float32))
+
+    class Kinds(FlowMethod):
+        def __init__(self, kind: str) -> None:
+            self.kind = kind
+
+        def _estimate(self, img1, img2, **kwargs):
+            kinds = np.full(img1.shape[:2], KIND_CODES[self.kind], np.uint8)
+            return FlowResult(np.zeros((*img1.shape[:2], 2), np.float32), extras={"kinds": kinds})
+
+    register_method("kinds-thing", "all things", lambda options: Kinds("thing"), torch=False)
+    register_method("kinds-stuff", "all stuff", lambda options: Kinds("stuff"), torch=False)
+    try:
+        results = evaluation.compare("middlebury", tmp_path, ["kinds-thing", "kinds-stuff"], progress=False)
+    finally:
+        unregister_method("kinds-thing")
+        unregister_method("kinds-stuff")
+    assert [r.method for r in results] == ["kinds-thing", "kinds-stuff"]
+    for r in results:
+        assert r.regions["things(pred)"]["pixels"] == 64 and r.regions["stuff(pred)"]["pixels"] == 0
