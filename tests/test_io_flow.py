@@ -416,3 +416,95 @@ def test_a_float16_flow_is_checked_without_numpy_warnings() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert check_flow(np.ones((4, 4, 2), np.float16)).dtype == np.float32
+
+
+# --- edges of the format rules ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", [".flo", ".npy"])
+def test_a_component_of_exactly_1e9_is_known_flow(tmp_path: Path, ext: str) -> None:
+    """Unknown is a component *over* 1e9 px (the module's rule, as in metrics); 1e9 itself (exact in
+    float32) is a known value, read back as it was written."""
+    flow = np.zeros((2, 3, 2), np.float32)
+    flow[0, 1] = (1e9, 0.0)
+    flow[1, 2] = (0.0, -1e9)
+    write_flow(tmp_path / f"f{ext}", flow)
+    back, valid = read_flow_valid(tmp_path / f"f{ext}")
+    assert valid.all()
+    np.testing.assert_array_equal(back, flow)
+
+
+def test_a_negative_component_beyond_1e9_is_refused_like_a_positive_one(tmp_path: Path) -> None:
+    for bad in (2e9, -2e9):
+        flow = np.zeros((2, 2, 2), np.float32)
+        flow[1, 0, 1] = bad
+        with pytest.raises(InputError, match="beyond 1e9 px"):
+            check_flow(flow)
+        with pytest.raises(InputError, match="beyond 1e9 px"):
+            write_flow(tmp_path / "f.flo", flow)
+        assert not (tmp_path / "f.flo").exists()
+
+
+def test_an_empty_flow_is_an_input_error() -> None:
+    for shape in ((0, 4, 2), (3, 0, 2)):
+        with pytest.raises(InputError, match="empty"):
+            check_flow(np.zeros(shape, np.float32))
+
+
+def test_kitti_writer_zeroes_u_and_v_of_invalid_pixels(tmp_path: Path) -> None:
+    """An invalid pixel's u and v channels hold 0 in the file, not its (clipped) flow: a pixel beyond the
+    format's range and one the caller marked unknown alike."""
+    flow = np.full((1, 3, 2), 5.0, np.float32)
+    flow[0, 0] = (900.0, 0.0)  # beyond +-512 px: written invalid
+    valid = np.array([[True, False, True]])
+    with pytest.warns(FlowRangeWarning, match="1 pixel"):
+        write_kitti_flow(tmp_path / "f.png", flow, valid)
+    rgb = cv2.imread(str(tmp_path / "f.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    assert rgb[0, :2].tolist() == [[0, 0, 0], [0, 0, 0]]
+    assert rgb[0, 2].tolist() == [2**15 + 5 * 64, 2**15 + 5 * 64, 1]
+
+
+def test_kitti_reader_refuses_a_valid_channel_holding_2(tmp_path: Path) -> None:
+    """KITTI's valid channel holds 0 and 1 only: any other value means the file is no KITTI flow."""
+    rgb = np.full((2, 2, 3), 2**15, np.uint16)
+    rgb[..., 2] = 1
+    rgb[0, 0, 2] = 2
+    cv2.imwrite(str(tmp_path / "k.png"), rgb[..., ::-1])
+    with pytest.raises(InputError, match="holds values up to 2"):
+        read_flow(tmp_path / "k.png")
+
+
+def test_a_fortran_ordered_npy_reads_as_the_array_saved(tmp_path: Path) -> None:
+    """numpy.save keeps a Fortran-ordered array's layout (fortran_order True in the header)."""
+    flow = np.asfortranarray(random_flow(5, 6))
+    np.save(tmp_path / "f.npy", flow)
+    assert np.load(tmp_path / "f.npy").flags.f_contiguous  # (the header says so)
+    np.testing.assert_array_equal(read_flow(tmp_path / "f.npy"), flow)
+
+
+def test_an_npy_one_value_short_is_refused_before_reading(tmp_path: Path) -> None:
+    data = tmp_path / "f.npy"
+    np.save(data, random_flow(3, 4))
+    data.write_bytes(data.read_bytes()[:-4])  # the last float32 missing
+    with pytest.raises(InputError, match=r"header declares shape \(3, 4, 2\), 96 bytes, but the file holds 92"):
+        read_flow(data)
+
+
+def test_flow_file_extensions_are_matched_whatever_their_case(tmp_path: Path) -> None:
+    flow = random_flow(3, 4, scale=5.0)
+    for name in ("f.FLO", "f.Npy", "f.PNG"):
+        write_flow(tmp_path / name, flow)
+        assert np.abs(read_flow(tmp_path / name) - flow).max() <= 0.5 / 64 + 1e-6
+
+
+def test_resize_flow_scales_u_by_the_width_and_v_by_the_height() -> None:
+    """A constant flow (3, 2) px on a 4x8 frame resized to 8x4 (twice the height, half the width):
+    u is halved and v doubled: (1.5, 4)."""
+    from semflow.io.flow import resize_flow
+
+    flow = np.empty((4, 8, 2), np.float32)
+    flow[...] = (3.0, 2.0)
+    resized = resize_flow(flow, 8, 4)
+    assert resized.shape == (8, 4, 2)
+    np.testing.assert_allclose(resized[..., 0], 1.5, rtol=1e-6)
+    np.testing.assert_allclose(resized[..., 1], 4.0, rtol=1e-6)
