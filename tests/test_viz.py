@@ -324,3 +324,75 @@ def test_titles_and_class_names_that_are_not_ascii_are_drawn_as_they_are_spelt()
     for other in ("Geb??ude", "Geb?ude", "Gebaude"):
         assert not np.array_equal(keyed, add_class_legend(tile, [other, "car"], colors))
 
+
+
+def test_the_largest_vector_is_drawn_at_full_saturation_not_darkened() -> None:
+    """Under the default normaliser the largest vector lies on the wheel's rim: at full saturation, with one
+    channel at (or a rounding below) 255, never darkened as beyond the normaliser (x 0.75: 191 at most).
+    Float32 rounding put some vectors of over ~100 px a hair beyond a margin of 1e-5 px, e.g. (2174.7129,
+    219.25134); 300 random ones of 100 to 3000 px, each the largest of its flow."""
+    rng = np.random.default_rng(0)
+    vectors = [(2174.712890625, 219.2513427734375)]
+    for _ in range(300):
+        m, a = rng.uniform(100, 3000), rng.uniform(0, 2 * np.pi)
+        vectors.append((m * np.cos(a), m * np.sin(a)))
+    for u, v in vectors:
+        flow = np.zeros((1, 2, 2), np.float32)
+        flow[0, 0] = (u, v)
+        assert flow_to_color(flow)[0, 0].max() >= 254, (u, v)
+
+
+def test_the_default_percentile_is_the_99th() -> None:
+    """Magnitudes 0, 1, ..., 99 px: the 99th percentile (linear between ranks) is at rank 0.99 * 99 = 98.01."""
+    flow = np.zeros((10, 10, 2), np.float32)
+    flow[..., 0] = np.arange(100).reshape(10, 10)
+    assert max_flow_of(flow) == pytest.approx(98.01, abs=1e-4)
+    assert max_flow_of([flow[:5], flow[5:]]) == pytest.approx(98.01, abs=1e-4)  # pooled over the flows
+
+
+def test_max_flow_of_leaves_invalid_pixels_out_of_the_percentile() -> None:
+    """Valid magnitudes 0..19 px among 80 invalid pixels: the median is that of the valid ones, 9.5 px
+    (not 0, were the invalid pixels counted as zero motion)."""
+    flow = np.zeros((10, 10, 2), np.float32)
+    flow[..., 0] = np.arange(100).reshape(10, 10)
+    valid = flow[..., 0] < 20
+    assert max_flow_of([flow], percentile=50, valid=[valid]) == pytest.approx(9.5)
+
+
+def test_max_flow_limits_are_inclusive() -> None:
+    flow = np.ones((2, 2, 2), np.float32)
+    for edge in (1e-3, 1e6):
+        assert flow_to_color(flow, edge).shape == (2, 2, 3)
+
+
+def test_error_colours_are_matplotlibs_inferno_in_rgb() -> None:
+    """0 to max_error runs through inferno (black, purple, red, yellow), as matplotlib draws it, in RGB
+    order (OpenCV's colour maps are BGR)."""
+    import matplotlib
+
+    levels = np.linspace(0.0, 1.0, 11)
+    img = error_to_color(np.float32(levels * 5.0)[None], 5.0)[0].astype(int)
+    expected = np.round(np.asarray(matplotlib.colormaps["inferno"](levels))[:, :3] * 255).astype(int)
+    assert np.abs(img - expected).max() <= 4
+
+
+def test_the_legend_wheel_is_a_disc_over_the_image() -> None:
+    """Only the disc is drawn: the corners of the wheel's square keep the image (black here); its centre,
+    zero motion, is white."""
+    out = add_legend(np.zeros((200, 300, 3), np.uint8), 5.0)
+    size = 200 // 5  # the wheel's side: a fifth of the shorter side (24 to 128 px)
+    y0, x0 = 200 - size - 4, 300 - size - 4
+    for y, x in ((y0, x0), (y0, x0 + size - 1), (y0 + size - 1, x0), (y0 + size - 1, x0 + size - 1)):
+        assert out[y, x].tolist() == [0, 0, 0]
+    assert out[y0 + size // 2, x0 + size // 2].min() >= 240
+
+
+def test_the_error_scale_ramp_ends_at_max_error() -> None:
+    """The scale's ramp runs from 0 to max_error over its width: the hottest colour (max_error and above)
+    is only at its right end, not over the half of it that a ramp to twice max_error would saturate."""
+    from semflow.viz import add_error_scale
+
+    out = add_error_scale(np.zeros((120, 200, 3), np.uint8), 5.0)
+    hottest = error_to_color(np.float32([[5.0]]), 5.0)[0, 0]
+    columns = np.unique(np.nonzero((out == hottest).all(axis=2))[1])
+    assert 1 <= columns.size <= 2
