@@ -6,6 +6,7 @@ discrete's consistency and proposal bounds, 16-bit rounding, the small-sample re
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from semflow import temporal
@@ -20,7 +21,15 @@ from semflow.layers.things import ThingFit
 from semflow.render import draw_pair, render_clip
 from semflow.segmentation.regions import Box, Region
 from semflow.synthetic import CAR_ID
-from semflow.warp import hidden_by_collision, landing_conflicts, photometric_error, warp_backward
+from semflow.warp import (
+    hidden_by_collision,
+    landing_conflicts,
+    landings,
+    photometric_error,
+    sample_points,
+    smoothed_error,
+    warp_backward,
+)
 
 
 def test_landing_exactly_on_the_last_column_is_inside():
@@ -29,6 +38,50 @@ def test_landing_exactly_on_the_last_column_is_inside():
     flow[..., 0] = 1.0
     _, inside = warp_backward(img, flow)
     assert inside[:, :9].all() and not inside[:, 9].any()
+
+
+def test_landing_half_a_pixel_past_the_last_column_is_outside():
+    """Bilinear sampling needs x <= W - 1: a point at W - 0.5 is outside the frame, one at W - 1.5 inside."""
+    img = np.zeros((6, 10), np.float32)
+    flow = np.zeros((6, 10, 2), np.float32)
+    flow[..., 0] = 0.5
+    _, inside = warp_backward(img, flow)
+    assert inside[:, :9].all() and not inside[:, 9].any()
+
+
+def test_sample_points_interpolates_bilinearly():
+    """Between pixels of 0 and 10 (x) and 0 and 40 (y): a quarter of the way along x, half along y."""
+    img = np.float32([[0, 10], [40, 50]])
+    values = sample_points(img, np.float32([0.25, 0.5, 1.0]), np.float32([0.0, 0.5, 1.0]))
+    np.testing.assert_allclose(values, [2.5, 25.0, 50.0], atol=1e-3)
+
+
+def test_landings_round_to_the_nearest_pixel_in_both_directions():
+    """x + 0.6 lands on x + 1 and x - 0.6 on x - 1 (rounding, not truncation toward zero): from column 0,
+    -0.6 lands at -1, outside the crop."""
+    flow = np.zeros((1, 3, 2), np.float32)
+    flow[0, :, 0] = (-0.6, 0.6, 0.4)
+    flow[0, :, 1] = (0.0, 0.0, -0.6)
+    tx, ty, inside = landings(flow)
+    assert tx.tolist() == [[-1, 2, 2]] and ty.tolist() == [[0, 0, -1]]
+    assert inside.tolist() == [[False, True, False]]
+
+
+def test_an_error_of_exactly_matched_is_no_match():
+    """Two pixels land on one: the one that matches (error 0) is in view; the other, whose error is exactly
+    ``matched`` (the rule is error >= matched: no match), is hidden."""
+    flow = np.zeros((1, 6, 2), np.float32)
+    flow[0, 2, 0] = 1.0  # column 2 lands on column 3, where column 3 lands too
+    error = np.zeros((1, 6), np.float32)
+    error[0, 2] = 8.0
+    assert hidden_by_collision(flow, error, matched=8.0).tolist() == [[False, False, True, False, False, False]]
+
+
+def test_smoothed_error_is_capped_before_it_is_smoothed():
+    error = np.zeros((21, 21), np.float32)
+    error[10, 10] = 100.0
+    assert smoothed_error(error, blur=0, cap=40.0).max() == 40.0
+    assert smoothed_error(error, blur=1.0, cap=40.0).sum() == pytest.approx(40.0, rel=1e-3)  # (the blur keeps the sum)
 
 
 def test_photometric_error_is_capped_at_40():
