@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -182,3 +184,158 @@ def test_thing_regions_without_an_instance_id_are_refused():
     region = Region(CAR_ID, Box(0, 5, 0, 5), np.ones((5, 5), bool))  # id 0: not numbered
     with pytest.raises(ValueError, match="instance id"):
         fit_things([region], np.zeros((10, 10), np.int32), ctx)
+
+
+# --- weights, blending and confidence on hand-made fits (known answers) ------------------------------
+
+
+def _shifted_pair(h: int, w: int, shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth random texture and the same moved ``shift`` px right: the true flow is (shift, 0)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    wide = cv2.GaussianBlur((rng.random((h, w + 2 * shift, 3)) * 255).astype(np.float32), (0, 0), 1.5).astype(np.uint8)
+    return wide[:, :w].copy(), np.roll(wide, shift, axis=1)[:, :w].copy()
+
+
+def test_box_weight_ramp_is_the_distance_from_pixel_centres_to_the_edge():
+    """Rows 10..19 of a 50x50 image, all columns (left and right are the image's border: no ramp): the
+    weight of a row is the distance of its centre to the nearer inner edge over the radius, 0.5/4, 1.5/4..."""
+    weight = box_weight((10, 20, 0, 50), (50, 50), 4.0)
+    expected = np.minimum(np.minimum(np.arange(10) + 0.5, 9.5 - np.arange(10)) / 4.0, 1.0)
+    np.testing.assert_allclose(weight[:, 25], expected)
+    assert (weight == weight[:, :1]).all()
+
+
+def test_box_weight_of_radius_0_is_one_and_warns_nothing():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert (box_weight((10, 20, 5, 30), (50, 50), 0.0) == 1.0).all()
+
+
+def test_compose_planes_blends_the_seam_as_compose_does():
+    """The planes' flow the thing fitter sees has the same soft seam as the composition."""
+    from semflow.compose import compose_planes
+
+    h, w = 40, 60
+    mask = np.zeros((h, w), bool)
+    mask[:, 30:] = True
+    fit = _plane_fit((h, w), (0, h, 0, w), mask, np.full((h, w, 2), 4.0, np.float32))
+    img = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    ctx = PairContext.build(img, img, np.zeros((h, w, 2), np.float32), np.ones((h, w), np.float32))
+    planes = compose_planes(ctx, [fit], feather_radius=4.0)
+    np.testing.assert_array_equal(planes, compose(ctx, [fit], [], feather_radius=4.0).flow)
+    assert ((planes[20, :, 0] > 0.2) & (planes[20, :, 0] < 3.8)).sum() >= 3
+
+
+def test_the_model_map_names_a_plane_where_its_weight_is_at_least_half():
+    """Baseline 0, plane 4 px: the composed u is 4 x the plane's weight, so the plane is named exactly where
+    u >= 2 (MODEL_LEGEND: the model with weight >= 0.5)."""
+    h, w = 40, 60
+    mask = np.zeros((h, w), bool)
+    mask[:, 30:] = True
+    fit = _plane_fit((h, w), (0, h, 0, w), mask, np.full((h, w, 2), 4.0, np.float32))
+    img = np.zeros((h, w, 3), np.uint8)
+    comp = compose(PairContext.build(img, img, np.zeros((h, w, 2), np.float32)), [fit], [], feather_radius=4.0)
+    weight = comp.flow[..., 0] / 4.0
+    assert ((weight > 0) & (weight < 0.5)).any()  # (a seam to look at)
+    np.testing.assert_array_equal(comp.model_map == MODEL_PLANE, weight >= 0.5)
+
+
+@pytest.mark.parametrize("given_error", [True, False])
+def test_confidence_measures_the_photometric_error_of_the_composed_flow(given_error):
+    """Frames moved 4 px right, the baseline 0 (wrong), a plane of 4 px (right) on the right half: the
+    confidence is weight x evidence x exp(-error / 10) (the baseline's confidence is 0 here), the error being
+    that of the composed flow (5x5 mean), blended seam included, whether the fit brought its own error or not."""
+    import cv2
+
+    from semflow.layers.common import PHOTOMETRIC_SCALE
+    from semflow.warp import photometric_error
+
+    h, w = 40, 60
+    img1, img2 = _shifted_pair(h, w, 4)
+    ctx = PairContext.build(img1, img2, np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32))
+    mask = np.zeros((h, w), bool)
+    mask[:, 30:] = True
+    plane = np.full((h, w, 2), (4.0, 0.0), np.float32)
+    fit = _plane_fit((h, w), (0, h, 0, w), mask, plane)
+    if given_error:
+        fit = dataclasses.replace(fit, error=photometric_error(ctx.f1, ctx.f2, plane)[0])
+    comp = compose(ctx, [fit], [], feather_radius=4.0)
+    weight = comp.flow[..., 0] / 4.0
+    evidence = np.where(weight >= 0.5, 0.9, 1.0)  # the plane's inlier share where it is the model
+    error = photometric_error(ctx.f1, ctx.f2, comp.flow)[0]
+    expected = weight * evidence * np.exp(-cv2.blur(error, (5, 5)) / PHOTOMETRIC_SCALE)
+    np.testing.assert_allclose(comp.confidence, expected, atol=1e-5)
+    assert comp.confidence[:, 45].min() > 0.85 and comp.confidence[:, 31].max() < 0.5
+
+
+def test_background_evidence_is_its_inlier_share_or_half_when_it_has_no_affine():
+    """Matching frames (photometric factor 1), a thing's box over the whole image, its background on the
+    right half: confidence there is the background's inlier share (0.7), or 0.5 without a fitted affine."""
+    h, w = 20, 30
+    img = np.full((h, w, 3), 128, np.uint8)
+    ctx = PairContext.build(img, img, np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32),
+                            thing_pixels=np.ones((h, w), bool))
+    fg = np.zeros((h, w), bool)
+    fg[:, :15] = True
+    empty = np.zeros((h, w), bool)
+    layer = np.zeros((h, w, 2), np.float32)
+    box = Box(0, h, 0, w)
+    for affine, expected in ((np.eye(2, 3), 0.7), (None, 0.5)):
+        fit = ThingFit(region=Region(CAR_ID, box, fg, id=1), box=box, accepted=True, reason="test", foreground=fg,
+                       occluded=empty, others=empty, fg_flow=layer, bg_flow=layer, flow=layer, bg_affine=affine,
+                       fg_inlier_share=0.9, bg_inlier_share=0.7, model_error=0.0, baseline_error=0.0, veto=None)
+        comp = compose(ctx, [], [fit], feather_radius=2.0)
+        np.testing.assert_allclose(comp.confidence[:, 15:], expected, atol=1e-6)
+        np.testing.assert_allclose(comp.confidence[:, :15], 0.9, atol=1e-6)
+
+
+def test_a_second_plane_adds_to_the_weight_of_the_first():
+    """Plane A over the whole image, then plane B on its right half (same flow, matching frames): every
+    pixel comes wholly from a model, so the confidence is the planes' inlier share (0.9) everywhere, also
+    where B's box holds none of B (the baseline's confidence, 0, has no share)."""
+    h, w = 20, 30
+    img = np.full((h, w, 3), 128, np.uint8)
+    ctx = PairContext.build(img, img, np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32))
+    half = np.zeros((h, w), bool)
+    half[:, 15:] = True
+    flow = np.zeros((h, w, 2), np.float32)
+    a = _plane_fit((h, w), (0, h, 0, w), np.ones((h, w), bool), flow)
+    b = _plane_fit((h, w), (0, h, 0, w), half, flow)
+    comp = compose(ctx, [a, b], [], feather_radius=4.0)
+    np.testing.assert_allclose(comp.confidence, 0.9, atol=1e-6)
+
+
+def test_a_planes_strength_is_its_share_of_the_flow():
+    """A plane of strength 0.25 (video mode, a candidate being confirmed) over the whole image: the flow is
+    a quarter of the way from the baseline (0) to the plane (4 px): 1 px."""
+    h, w = 20, 30
+    fit = dataclasses.replace(_plane_fit((h, w), (0, h, 0, w), np.ones((h, w), bool),
+                                         np.full((h, w, 2), 4.0, np.float32)), strength=0.25)
+    img = np.zeros((h, w, 3), np.uint8)
+    comp = compose(PairContext.build(img, img, np.zeros((h, w, 2), np.float32)), [fit], [])
+    np.testing.assert_allclose(comp.flow, 1.0, atol=1e-6)
+
+
+def test_a_thing_marks_occluded_pixels_only_where_it_is_painted():
+    """A thing whose whole box is background hidden in frame t+1, but whose left half belongs to another
+    instance (weight 0 there): only the right half is marked occluded."""
+    h, w = 20, 30
+    img = np.full((h, w, 3), 128, np.uint8)
+    ctx = PairContext.build(img, img, np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32),
+                            thing_pixels=np.ones((h, w), bool))
+    everywhere, nowhere = np.ones((h, w), bool), np.zeros((h, w), bool)
+    others = np.zeros((h, w), bool)
+    others[:, :15] = True
+    layer = np.zeros((h, w, 2), np.float32)
+    box = Box(0, h, 0, w)
+    fit = ThingFit(region=Region(CAR_ID, box, nowhere, id=1), box=box, accepted=True, reason="test",
+                   foreground=nowhere, occluded=everywhere, others=others, fg_flow=layer, bg_flow=layer, flow=layer,
+                   bg_affine=np.eye(2, 3), fg_inlier_share=0.9, bg_inlier_share=0.9, model_error=0.0,
+                   baseline_error=0.0, veto=None)
+    comp = compose(ctx, [], [fit], feather_radius=2.0)
+    np.testing.assert_array_equal(comp.occluded, ~others)
+    assert (comp.model_map[:, 15:] == MODEL_OCCLUDED).all() and (comp.model_map[:, :15] == MODEL_BASELINE).all()
