@@ -515,3 +515,53 @@ def test_reassign_gives_a_things_edge_row_back_to_its_own_motion_on_the_frames_a
         wrong_smoothed += int((smoothed.labels != truth)[visible].sum())
         assert split.labels[edge].max() == 1  # the split it was given is left as it was
     assert wrong_smoothed > 20
+
+
+def test_fit_motions_fits_from_exactly_min_matches() -> None:
+    """Six matches (``min_matches``) of one translation are enough; five are not."""
+    params = MotionParams()
+    src = np.array([[10, 10], [30, 10], [10, 30], [30, 30], [20, 20], [25, 12]], np.float32)
+    dst = src + np.float32([2.0, -1.0])
+    assert params.min_matches == 6
+    models, owner = fit_motions(src, dst, params, np.random.default_rng(0))
+    assert len(models) == 1 and owner.tolist() == [0] * 6
+    np.testing.assert_allclose(models[0], translation(2.0, -1.0), atol=1e-9)
+    assert fit_motions(src[:5], dst[:5], params, np.random.default_rng(0))[0] == []
+
+
+def test_fit_motions_drops_a_first_choice_that_the_later_motions_make_useless() -> None:
+    """Two columns of 30 matches, the left moving 3 px right, the right 3 px left. A hypothesis from the last
+    pair (``extra``) squeezes both columns towards the middle (x -> 0.8 x + 20, 1 px off on average): it
+    explains most of both and is chosen first; once each column's own translation is chosen it explains
+    nothing better, pays no label cost and is dropped: two motions remain, each owning its column."""
+    rng = np.random.default_rng(0)
+    left = np.stack([rng.uniform(88, 92, 30), rng.uniform(0, 40, 30)], 1)
+    right = np.stack([rng.uniform(108, 112, 30), rng.uniform(0, 40, 30)], 1)
+    src = np.float32(np.concatenate([left, right]))
+    dst = src + np.float32([[3.0, 0.0]] * 30 + [[-3.0, 0.0]] * 30)
+    squeeze = np.array([[[0.8, 0.0, 20.0], [0.0, 1.0, 0.0]]])
+    models, owner = fit_motions(src, dst, MotionParams(), np.random.default_rng(1), extra=squeeze)
+    assert len(models) == 2
+    by_shift = {round(float(m[0, 2])): k for k, m in enumerate(models)}
+    assert set(by_shift) == {3, -3}
+    for shift, k in by_shift.items():
+        np.testing.assert_allclose(models[k], translation(shift, 0.0), atol=1e-6)
+    assert (owner[:30] == by_shift[3]).all() and (owner[30:] == by_shift[-3]).all()
+
+
+def test_patch_matches_leaves_out_patches_of_too_little_contrast() -> None:
+    """A frame textured on its left half, its right half a faint texture (std under 2 grey levels), moved
+    2 px right: every match comes from the textured half, each 2 px to the right."""
+    from semflow.fitting.motion_fit import patch_matches
+
+    h, w = 80, 100
+    rng = np.random.default_rng(0)
+    gray1 = np.full((h, w), 100.0, np.float32)
+    gray1[:, :50] = rng.random((h, 50)) * 255
+    gray1[:, 50:] += rng.uniform(-2.5, 2.5, (h, 50))
+    assert gray1[:, 55:70].std() < 2.0
+    gray2 = np.roll(gray1, 2, axis=1)
+    src, dst = patch_matches(gray1, gray2, np.ones((h, w), bool), (0, h, 0, w), np.zeros((h, w, 2), np.float32),
+                             MotionParams())
+    assert len(src) > 10 and src[:, 0].max() < 50
+    np.testing.assert_allclose(dst - src, np.broadcast_to([2.0, 0.0], src.shape), atol=0.05)
