@@ -320,3 +320,84 @@ def test_a_pair_without_a_number_leaves_a_gap_in_the_plot() -> None:
     for pairs in (meter.pairs, list(meter.pairs)):
         flicker, warped = (line.get_ydata() for line in plot_figure(pairs).axes[1].lines)
         assert len(warped) == 6 and np.isnan(warped[3]) and warped[4] == 0.25 and np.isnan(flicker[0])
+
+
+# --- metrics on hand-made numbers (known answers) -------------------------------------------------------
+
+
+def test_image_change_is_the_mean_absolute_difference():
+    """Half the pixels get 40 grey levels brighter, half 40 darker: the frames changed by 40 on average
+    (the signed changes cancel; their magnitudes do not)."""
+    from semflow.temporal import image_change
+
+    img1 = np.full((4, 6, 3), 100, np.uint8)
+    img2 = img1.copy()
+    img2[:2] += 40
+    img2[2:] -= 40
+    assert image_change(img1, img2) == pytest.approx(40.0)
+
+
+def test_photometric_error_averages_the_colour_channels():
+    """Frame 2 is frame 1 with its red channel 30 grey levels up: the error is 30 / 3 = 10 at every pixel."""
+    img1 = np.full((5, 7, 3), 100, np.uint8)
+    img2 = img1.copy()
+    img2[..., 0] += 30
+    zero = np.zeros((5, 7, 2), np.float32)
+    assert mean_photometric_error(img1, img2, zero) == pytest.approx(10.0)
+    assert mean_photometric_error(img1, img2, zero, stride=2) == pytest.approx(10.0)
+
+
+def test_motion_compensated_flips_read_the_nearest_pixel():
+    """Labels moved one column right, flow 0.6 px right: x + 0.6 rounds to x + 1, where each label went."""
+    labels = (np.arange(12)[None, :] // 3 % 2 * np.ones((4, 1), int)).astype(np.uint8)
+    moved = np.roll(labels, 1, axis=1)
+    flow = np.zeros((4, 12, 2), np.float32)
+    flow[..., 0] = 0.6
+    assert label_flip_rate(labels, moved, flow) == 0.0
+
+
+def test_metric_stride_is_1_up_to_a_quarter_million_pixels_inclusive():
+    """``METRIC_PIXELS`` is 2**18 = 512 x 512: a 512x512 frame is measured whole, one row more is sampled."""
+    assert metric_stride((512, 512)) == 1
+    assert metric_stride((513, 512)) == 2
+
+
+def test_summary_means_leave_out_pairs_without_a_value():
+    """A pair whose flow carries every pixel out of the frame has no photometric error (NaN): the clip's
+    mean is that of the other pair, not NaN."""
+    img = np.full((6, 8, 3), 100, np.uint8)
+    brighter = img + np.uint8(9)  # every channel 9 grey levels up: an error of 9 under zero flow
+    meter = TemporalMeter()
+    meter.add(img, brighter, np.full((6, 8, 2), 50.0, np.float32))
+    meter.add(img, brighter, np.zeros((6, 8, 2), np.float32))
+    assert meter.pairs[0]["photometric_error"] is None  # (a NaN reads back as no value)
+    assert meter.summary()["photometric_error"] == pytest.approx(9.0)
+
+
+def test_a_drop_in_magnitude_is_a_jump_as_a_rise_is():
+    """Magnitudes 9 -> 2 -> 2.2: the largest jump is the drop (9 / 2 = 4.5) at pair 1; the images' own change
+    there fell from 6 to 3: a ratio of 2, whichever way it went."""
+    rows = [{"magnitude": m, "image_change": c} for m, c in ((9.0, 6.0), (2.0, 3.0), (2.2, 3.0))]
+    jump = largest_jump(rows)
+    assert jump["jump_pair"] == 1 and jump["largest_magnitude_jump"] == pytest.approx(4.5)
+    assert jump["jump_image_change_ratio"] == pytest.approx(2.0)
+
+
+def test_summary_magnitude_range_is_the_smallest_and_largest_pair():
+    img = np.full((6, 8, 3), 100, np.uint8)
+    meter = TemporalMeter()
+    for u in (3.0, 1.0, 4.0, 2.0):
+        meter.add(img, img, np.full((6, 8, 2), (u, 0.0), np.float32))
+    summary = meter.summary()
+    assert summary["magnitude_min"] == pytest.approx(1.0) and summary["magnitude_max"] == pytest.approx(4.0)
+
+
+def test_the_meter_compares_labels_as_they_are_not_along_the_flow():
+    """Labels that stay put while the flow says 3 px right (the flow of pair t is no motion between frames
+    t - 1 and t, whose labels the rate compares): no pixel flips."""
+    img = np.full((10, 12, 3), 100, np.uint8)
+    labels = (np.arange(12)[None, :] // 2 % 3 * np.ones((10, 1), int)).astype(np.uint8)
+    flow = np.full((10, 12, 2), (3.0, 0.0), np.float32)
+    meter = TemporalMeter()
+    meter.add(img, img, flow, labels=labels)
+    assert meter.add(img, img, flow, labels=labels.copy())["label_flip_rate"] == 0.0
