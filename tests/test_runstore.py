@@ -323,3 +323,129 @@ def test_records_are_read_a_line_at_a_time_and_held_small(tmp_path: Path) -> Non
     first, last = again.get(0), again.get(19999)
     assert first.extras[0] is last.extras[0] and next(iter(first.stats)) is next(iter(last.stats))
     assert sys.getsizeof(first) < 120  # (slots: no dict of its own)
+
+
+# --- what a run keeps, and what a fresh one forgets (hand-made stores) ----------------------------------
+
+
+def _flow(seed: int, shape: tuple[int, int] = (64, 96)) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 6, (*shape, 2)).astype(np.float32)
+
+
+def _save(store: RunStore, index: int, flow: np.ndarray, extras: dict) -> PairRecord:
+    """What pass 1 does with a computed pair (pipeline): keep its flows, then write its record."""
+    record = PairRecord.of(index, flow, extras, 0.1)
+    record.kept = store.save_flows(index, flow, extras)
+    store.save_record(record, flow)
+    return record
+
+
+def test_a_pair_in_an_open_segment_is_not_finished_until_the_segment_is(tmp_path: Path) -> None:
+    """Pair 0 of a clip kept in the intermediate (no cache): its record is written, but its segment is
+    not complete yet; a run killed now must compute it again, so it is not finished until the segment is."""
+    store = RunStore(tmp_path, save_flo=False, cache_pairs=0, per_pair=8_000, budget=10**6)
+    record = _save(store, 0, _flow(0), {})
+    assert record.kept == "intermediate"
+    assert not store.has(0)
+    assert store.close_segment() and store.has(0)
+
+
+def test_a_pair_with_extras_is_kept_in_the_intermediate_even_with_flo_files(tmp_path: Path) -> None:
+    """``--save-flo`` holds the flow only: a pair whose method reports extras (a baseline flow) keeps them
+    in the intermediate, and drawing reads both back from there."""
+    flow = _flow(0)
+    base = flow * np.float32(0.5)
+    store = RunStore(tmp_path, save_flo=True, cache_pairs=0, per_pair=8_000, budget=10**6)
+    record = _save(store, 0, flow, {"baseline_flow": base})
+    assert record.kept == "intermediate" and (tmp_path / "flo" / "000000.flo").is_file()
+    assert store.close_segment() and store.has(0)
+    got_flow, _, got_base = store.load(store.record(0))
+    assert np.abs(got_flow - flow).mean() < 3.0 and np.abs(got_base - base).mean() < 3.0  # (lossy, thin rate)
+
+
+def test_a_segment_that_would_take_the_segments_over_the_budget_is_dropped(tmp_path: Path) -> None:
+    """Two segments, each under the budget but not both: the second is dropped (its pairs are computed
+    again to be drawn), the first kept."""
+    flows = [_flow(k) for k in range(4)]
+
+    def sizes(store: RunStore) -> list[int]:
+        return [p.stat().st_size for p in sorted((store.work / "intermediate").glob("*.mkv"))]
+
+    measure = RunStore(tmp_path / "measure", save_flo=False, cache_pairs=0, per_pair=8_000, budget=10**6)
+    for pairs in ((0, 1), (2, 3)):
+        for index in pairs:
+            measure.save_flows(index, flows[index], {})
+        assert measure.close_segment()
+    first, second = sizes(measure)
+    store = RunStore(tmp_path / "run", save_flo=False, cache_pairs=0, per_pair=8_000, budget=10**6)
+    for index in (0, 1):
+        _save(store, index, flows[index], {})
+    assert store.close_segment()
+    for index in (2, 3):
+        _save(store, index, flows[index], {})
+    store.budget = first + second - 1  # the budget when the second closes: it alone fits, not beside the first
+    assert second < store.budget
+    assert not store.close_segment()
+    assert sizes(store) == [first]
+    assert store.load(store.record(2)) is None and store.load(store.record(0)) is not None
+
+
+def test_a_clip_of_no_pairs_has_its_end_recorded(tmp_path: Path) -> None:
+    store = RunStore(tmp_path, save_flo=False, cache_pairs=0)
+    assert store.end() is None
+    store.mark_end(0)
+    assert store.end() == 0
+
+
+def test_a_cached_baseline_of_another_size_is_not_used(tmp_path: Path) -> None:
+    """A cache entry that does not fit its pair (damaged, or another run's) makes the pair computed again."""
+    from semflow.io.flow import save_npy
+
+    flow = _flow(0, (30, 40))
+    store = RunStore(tmp_path, save_flo=False, cache_pairs=1)
+    record = _save(store, 0, flow, {"baseline_flow": flow})
+    assert record.kept == "cache" and store.load(record) is not None
+    save_npy(tmp_path / WORK_DIR / "cache" / "baseline" / "000000.npy", np.zeros((3, 3, 2), np.float32))
+    assert store.load(record) is None
+
+
+def test_a_fresh_run_forgets_the_earlier_runs_pairs_but_not_the_users_files(tmp_path: Path) -> None:
+    """Without --resume: the earlier run's work folder and NNNNNN.flo files go; a .flo of another name, or
+    another file, that the user keeps in flo/ stays."""
+    settings = {"video": "a"}
+    earlier = open_store(tmp_path, settings, resume=False, save_flo=True, frame_shape=(30, 40, 3))
+    _save(earlier, 0, _flow(0, (30, 40)), {})
+    earlier.end_pass()
+    flo = tmp_path / "flo"
+    (flo / "mine.flo").write_bytes((flo / "000000.flo").read_bytes())
+    (flo / "notes.txt").write_text("mine")
+    assert earlier.has(0)
+    fresh = open_store(tmp_path, settings, resume=False, save_flo=True, frame_shape=(30, 40, 3))
+    assert fresh.recorded() == [] and not fresh.has(0)
+    assert sorted(p.name for p in flo.iterdir()) == ["mine.flo", "notes.txt"]
+
+
+def test_a_clip_of_exactly_the_cached_pairs_is_cached_whole(tmp_path: Path) -> None:
+    shape, budget = (64, 64, 3), 10**5
+    pairs = cache_pairs(shape, budget)
+    whole = open_store(tmp_path / "a", {}, resume=False, save_flo=False, frame_shape=shape, cache_budget=budget,
+                       pairs_estimate=pairs)
+    assert whole.cache_pairs == pairs and whole.per_pair == 0
+    longer = open_store(tmp_path / "b", {}, resume=False, save_flo=False, frame_shape=shape, cache_budget=budget,
+                        pairs_estimate=pairs + 1)
+    assert longer.cache_pairs == 0 and longer.per_pair == pytest.approx(0.9 * budget / (pairs + 1))
+
+
+def test_a_run_that_left_its_work_folder_is_not_finished(tmp_path: Path) -> None:
+    """A summary and every output it lists are there, but so is the work folder (a run killed while it
+    wrote its outputs again): it is not taken as finished."""
+    from semflow.runstore import finished_summary
+
+    settings = {"video": "a"}
+    summary = {"outputs": {"written": ["flow.mp4", "panel.mp4", "summary.json"]}, "settings": settings}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    for name in ("flow.mp4", "panel.mp4"):
+        (tmp_path / name).write_bytes(b"video")
+    assert finished_summary(tmp_path, settings) == summary
+    (tmp_path / WORK_DIR).mkdir()
+    assert finished_summary(tmp_path, settings) is None
