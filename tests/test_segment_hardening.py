@@ -302,3 +302,30 @@ def test_a_folder_of_videos_says_to_name_them(seg, cli_fails, make_video):
     make_video(3, name="clips/v.mp4")
     cli_fails("segment", "clips", "--out", "out", *MASKS,
               match="clips: folder holds no images (name its videos themselves: DIR/*.mp4)")
+
+
+@pytest.mark.parametrize("folded", [True, False])
+def test_names_that_differ_only_in_case_clash_where_case_is_ignored(seg, monkeypatch, folded: bool):
+    """A.png and a.png were written to OUT/A.png and OUT/a.png: one file where the file system ignores case
+    (macOS, Windows), the second label map over the first without a word. There they are refused; where
+    case tells names apart both are written."""
+    import semflow.segmentation.segment as segment
+    from semflow.io.files import ignores_case
+
+    assert not ignores_case(seg / "out")  # (this machine's file system tells them apart: the other case is made up)
+    (seg / "Case").mkdir()
+    (seg / "cASE").symlink_to(seg / "Case")  # (as a folder that ignores case answers: the same folder)
+    assert ignores_case(seg / "Case" / "out")
+    monkeypatch.setattr(segment, "ignores_case", lambda folder: folded)
+    for name in ("A.png", "a.png"):
+        write_image(seg / "im" / name, np.zeros((H, W, 3), np.uint8))
+    def run() -> None:
+        segment.segment_inputs([seg / "im"], seg / "out", backend=f"masks:{seg / 'lbl.png'}")
+
+    if folded:
+        with pytest.raises(InputError, match=r"a.png and .*A.png would both be written to .*/out/a.png$"):
+            run()
+        assert not (seg / "out").exists()
+    else:
+        run()
+        assert sorted(p.name for p in (seg / "out").iterdir()) == ["A.png", "a.png"]

@@ -124,6 +124,19 @@ def open_capture(path: str | os.PathLike) -> cv2.VideoCapture:
         os.close(fd)
 
 
+def ignores_case(folder: Path) -> bool:
+    """Whether names in ``folder`` (or the nearest folder above it that exists) are told apart regardless of
+    case (macOS, Windows): the nearest existing folder with a letter in its name is found under that name
+    with its case swapped."""
+    for path in (Path(os.path.abspath(folder)), *Path(os.path.abspath(folder)).parents):
+        if path.name.lower() != path.name.upper() and os.path.lexists(path):
+            try:
+                return os.path.samefile(path, path.with_name(path.name.swapcase()))
+            except OSError:  # (not there under the other case: names are told apart)
+                return False
+    return False
+
+
 def path_identity(path: str | os.PathLike) -> list[int | str] | None:
     """What tells that a file given as an input changed: its [size in bytes, modification time in ns];
     ``["folder"]`` for a folder (its files are not compared: a folder of given flows or masks may gain the

@@ -31,7 +31,7 @@ from pathlib import Path
 from PIL import Image
 
 from semflow.errors import InputError, counted, warn
-from semflow.io.files import is_video_path, missing
+from semflow.io.files import ignores_case, is_video_path, missing
 from semflow.io.images import image_size, is_image_path, read_image, write_image
 from semflow.io.outputs import check_outputs, output_staging, refuse_inputs_as_outputs, refuse_link
 from semflow.io.video import folder_images, max_side_size, resize_max_side
@@ -69,21 +69,28 @@ def _plan(inputs: Sequence[str | os.PathLike], out_dir: Path, max_frames: int | 
         else:
             videos.append(p)
     jobs: list[_Job] = []
-    seen: dict[Path, Path] = {}
+    seen: dict[str, Path] = {}  # (by name, case-folded where the output folder ignores case)
+    key = _name_key(out_dir)
     for img in images:
         out = out_dir / f"{img.stem}.png"
-        if out in seen:
-            raise InputError(f"{img} and {seen[out]} would both be written to {out}")
-        seen[out] = img
+        if key(out) in seen:
+            raise InputError(f"{img} and {seen[key(out)]} would both be written to {out}")
+        seen[key(out)] = img
         jobs.append(_Job("image", img, out))
     for vid in videos:
         # (a stem '..' or '.', of '...mp4' or '..mp4', names no folder of its own: the whole name does)
         folder = out_dir / (vid.stem if vid.stem not in (".", "..") else vid.name) if len(videos) > 1 else out_dir
-        if folder in seen:
-            raise InputError(f"{vid} and {seen[folder]} would both be written to {folder}")
-        seen[folder] = vid
+        if key(folder) in seen:
+            raise InputError(f"{vid} and {seen[key(folder)]} would both be written to {folder}")
+        seen[key(folder)] = vid
         jobs.append(_Job("video", vid, folder))
     return jobs
+
+
+def _name_key(out_dir: Path) -> Callable[[Path], str]:
+    """How two output paths below ``out_dir`` are the same: their names, case-folded where its file system
+    ignores case (a.png and A.png are one file on macOS)."""
+    return (lambda path: str(path).casefold()) if ignores_case(out_dir) else str
 
 
 def _outputs(jobs: list[_Job], counts: Mapping[Path, int], out_dir: Path,
@@ -93,8 +100,10 @@ def _outputs(jobs: list[_Job], counts: Mapping[Path, int], out_dir: Path,
     written to one file is an InputError, a video's frame (``NNNNNN.png`` in its folder, below the count
     it declares) included; the frames themselves are not listed (a video may have millions)."""
     files: dict[Path, Path] = {}
+    written: dict[str, Path] = {}  # (the same files by name, case-folded where the folder ignores case)
+    key = _name_key(out_dir)
     folders = [out_dir]
-    videos = {job.out: job for job in jobs if job.kind == "video"}
+    videos = {key(job.out): job for job in jobs if job.kind == "video"}
     for job in jobs:
         if job.kind == "image":
             names = [job.out, *([out_dir / "overlay" / job.out.name] if overlay else [])]
@@ -103,11 +112,11 @@ def _outputs(jobs: list[_Job], counts: Mapping[Path, int], out_dir: Path,
             names = [job.out / "overlay.mp4"] if overlay else []
             folders.append(job.out)
         for name in names:
-            video = videos.get(name.parent)
-            if name in files or (video is not None and _frame_index(name, counts[video.path]) is not None):
-                raise InputError(f"{job.path} and {files.get(name, video.path if video else job.path)} would both"
-                                 f" be written to {name}")
-            files[name] = job.path
+            video = videos.get(key(name.parent))
+            if key(name) in written or (video is not None and _frame_index(name, counts[video.path]) is not None):
+                raise InputError(f"{job.path} and {written.get(key(name), video.path if video else job.path)} would"
+                                 f" both be written to {name}")
+            files[name], written[key(name)] = job.path, job.path
     return files, list(dict.fromkeys(folders))
 
 
