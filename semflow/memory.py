@@ -45,6 +45,12 @@ def peak_rss_bytes() -> int:
     return 0
 
 
+def lifetime_peak_rss_bytes() -> int:
+    """The most this process has held resident since it started (``getrusage``'s ``ru_maxrss``: kB on
+    Linux, bytes on macOS), in bytes."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
+
 def _reset_peak_rss() -> bool:
     """Set the high-water mark back to the current resident set (Linux >= 4.0); False where it cannot
     (no such file, not allowed, or a kernel that takes the write and keeps the old mark)."""
@@ -61,8 +67,10 @@ class PeakMemory:
 
     ``peak_mb`` is the whole process (Python, libraries, caches included); ``delta_mb`` is the peak
     above what the process held when the block started. On Linux it is the kernel's own high-water mark
-    (``VmHWM``, reset when the block starts): exact, and free: nothing runs beside the block. Elsewhere
-    a thread samples the resident set every ``interval`` seconds; it takes the GIL each time, which
+    (``VmHWM``, reset when the block starts): exact, and free: nothing runs beside the block. Without
+    ``/proc`` (macOS) it is the process's peak since it started (``getrusage``), which a block only raises
+    (``delta_mb`` 0 when it stayed below an earlier peak). Elsewhere a thread samples the resident set every
+    ``interval`` seconds; it takes the GIL each time, which
     slowed Python-heavy code measured under it by about a tenth (semantic's things stage, sampled every
     5 ms), so the high-water mark is preferred. Blocks may nest: a block that starts inside another
     hands the outer one the peak so far before it resets the mark.
@@ -77,6 +85,7 @@ class PeakMemory:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._marked = False
+        self._lifetime = False
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
@@ -84,15 +93,16 @@ class PeakMemory:
 
     def __enter__(self) -> PeakMemory:
         self.start_bytes = self.peak_bytes = current_rss_bytes()
-        if self.start_bytes == 0 and sys.platform != "linux":
-            self.start_bytes = self.peak_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        self._lifetime = self.start_bytes == 0  # (no /proc, as on macOS: nothing to sample either)
+        if self._lifetime:
+            self.start_bytes = self.peak_bytes = lifetime_peak_rss_bytes()
         so_far = peak_rss_bytes()
         for outer in PeakMemory._open:  # the mark is the process's: the outer blocks keep what it held
             outer.peak_bytes = max(outer.peak_bytes, so_far)
         self._marked = _reset_peak_rss()
         if self._marked:
             PeakMemory._open.append(self)
-        else:
+        elif not self._lifetime:
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
         return self
@@ -105,7 +115,8 @@ class PeakMemory:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, current_rss_bytes())
+        self.peak_bytes = max(self.peak_bytes, current_rss_bytes(),
+                              lifetime_peak_rss_bytes() if self._lifetime else 0)
 
     @property
     def peak_mb(self) -> float:

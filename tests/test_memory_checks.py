@@ -137,3 +137,25 @@ def test_the_measurements_say_when_they_were_made() -> None:
     assert {"camvid", "torchvision"} <= set(document["segmenters"])
     for entry in entries:
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", entry["date"]) and entry["sizes"] and entry["machine"]
+def test_peak_memory_without_proc_reads_getrusage_in_its_own_units(monkeypatch) -> None:
+    """A portability review: without /proc (macOS) the peak was ru_maxrss * 1024 (macOS gives bytes: 1000x
+    too much in `compare`'s peak MB), taken once at the start (the block's own peak missed), and a thread
+    woke every 5 ms to sample zeros."""
+    import threading
+    from types import SimpleNamespace
+
+    import semflow.memory as memory
+
+    held = {"bytes": 300 * 2**20}
+    monkeypatch.setattr(memory, "current_rss_bytes", lambda: 0)
+    monkeypatch.setattr(memory, "peak_rss_bytes", lambda: 0)
+    monkeypatch.setattr(memory, "_reset_peak_rss", lambda: False)
+    monkeypatch.setattr(memory.sys, "platform", "darwin")
+    monkeypatch.setattr(memory.resource, "getrusage", lambda who: SimpleNamespace(ru_maxrss=held["bytes"]))
+    threads = threading.active_count()
+    with memory.PeakMemory() as peak:
+        assert threading.active_count() == threads  # no sampler of zeros
+        held["bytes"] = 500 * 2**20  # the block took the process to a new peak
+    assert peak.peak_mb == pytest.approx(500.0) and peak.delta_mb == pytest.approx(200.0)
+    monkeypatch.setattr(memory.sys, "platform", "linux")  # kB there
+    assert memory.lifetime_peak_rss_bytes() == 500 * 2**30
