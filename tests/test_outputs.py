@@ -461,3 +461,21 @@ def test_another_users_file_in_a_sticky_folder_is_refused_before_the_work(make_f
     assert (shared / "flow.mp4").read_bytes() == b"someone else's"
     monkeypatch.setattr(os, "geteuid", lambda: 4242)  # its owner may
     check_output_file(shared / "theirs.flo")
+
+
+@pytest.mark.parametrize("folded", [True, False])
+def test_two_outputs_named_apart_by_case_only_clash_where_case_is_ignored(tmp_path: Path, monkeypatch,
+                                                                        folded: bool) -> None:
+    """`flow ... -o Out.png --viz out.png` passed the check: on macOS one file, one output over the other."""
+    import semflow.io.outputs as outputs
+    from semflow.errors import OutputError
+
+    monkeypatch.setattr(outputs, "ignores_case", lambda folder: folded)
+    names = [tmp_path / "Out.png", tmp_path / "out.png"]
+    if folded:
+        with pytest.raises(OutputError, match="out.png: named for two outputs"):
+            outputs.check_outputs(files=names)
+        with pytest.raises(OutputError, match="named as an output file and as"):
+            outputs.check_outputs(files=[tmp_path / "Res"], folders=[tmp_path / "res" / "maps"])
+    else:
+        outputs.check_outputs(files=names)  # (two files here)

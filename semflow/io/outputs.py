@@ -30,6 +30,7 @@ from pathlib import Path
 
 from semflow.errors import OutputError
 from semflow.io.atomic import TEMP_MARK, staging_folder, stream_link
+from semflow.io.files import ignores_case
 from semflow.io.jsonfile import loads_untrusted
 
 MANIFEST_NAME = "manifest"
@@ -135,6 +136,11 @@ def refuse_outputs_inside(folder: str | os.PathLike, outputs: Iterable[str | os.
                               " into what it reads: choose another output")
 
 
+def _same_name(real: str) -> str:
+    """``real`` (a real path) as the file system tells names apart: case-folded where it ignores case."""
+    return real.casefold() if ignores_case(Path(real).parent) else real
+
+
 def check_outputs(files: Iterable[str | os.PathLike | None] = (),
                   folders: Iterable[str | os.PathLike | None] = (),
                   inputs: Iterable[str | os.PathLike | None] = ()) -> None:
@@ -146,16 +152,16 @@ def check_outputs(files: Iterable[str | os.PathLike | None] = (),
     for file in files:
         if file is not None:
             check_output_file(file)
-            if os.path.realpath(file) in seen:
+            if _same_name(os.path.realpath(file)) in seen:
                 raise OutputError(f"{file}: named for two outputs; one would be written over the other:"
                                   " choose another name for one of them")
-            seen.add(os.path.realpath(file))
+            seen.add(_same_name(os.path.realpath(file)))
     for folder in folders:
         if folder is not None:
             check_output_folder(folder)
             real = Path(os.path.realpath(folder))
             for place in (real, *real.parents):  # a file's name as this folder, or a folder above it
-                if str(place) in seen:
+                if _same_name(str(place)) in seen:
                     raise OutputError(f"{place}: named as an output file and as (or above) the output folder "
                                       f"{folder}; choose another name for one of them")
     refuse_inputs_as_outputs(inputs, [*files, *folders])
