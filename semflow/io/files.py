@@ -100,7 +100,7 @@ def open_capture(path: str | os.PathLike) -> cv2.VideoCapture:
     ``link/../x`` named another by its text). A playlist (:data:`PLAYLIST_HEADS`) is an :class:`InputError`:
     FFmpeg would read the files it names in its place (any of the user's videos, by its absolute path); so
     is a file replaced meanwhile. A name whose bytes are not UTF-8 (OpenCV's binding crashes the process on
-    one: SIGSEGV) is opened through ``/proc/self/fd``, whose name is plain; :class:`InputError` too for what
+    one: SIGSEGV) is opened through ``/proc/self/fd`` (``/dev/fd``), whose name is plain; :class:`InputError` too for what
     cannot be opened or is no file."""
     import cv2  # (here: `semflow --help` imports this module, not OpenCV)
 
@@ -113,7 +113,8 @@ def open_capture(path: str | os.PathLike) -> cv2.VideoCapture:
         try:
             name.encode("utf-8")
         except UnicodeEncodeError:
-            name = f"/proc/self/fd/{fd}"  # (FFmpeg opens its own descriptor of it)
+            name = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else f"/dev/fd/{fd}"  # (FFmpeg opens
+            # its own descriptor of it; /dev/fd where there is no /proc, as on macOS)
         opened, named = os.fstat(fd), os.stat(name)
         if (opened.st_dev, opened.st_ino) != (named.st_dev, named.st_ino):
             raise InputError(f"{path}: replaced while it was being opened; run again")
