@@ -173,7 +173,8 @@ def segmenter_needed_mb(segmenter: str, height: int, width: int, *, video: bool)
 
 def available_memory_mb() -> float | None:
     """Memory this process may still use, in MB: ``$SEMFLOW_MEMORY_MB`` when set, else the smaller of
-    the system's MemAvailable and the cgroup's limit less its usage; None where neither is known."""
+    the system's MemAvailable and the cgroup's limit less its usage; where neither is known (no ``/proc``),
+    the machine's physical memory (a ceiling); None where not even that is."""
     if os.environ.get(MEMORY_ENV):
         try:
             value = float(os.environ[MEMORY_ENV])
@@ -192,6 +193,9 @@ def available_memory_mb() -> float | None:
         if limit != "max":
             used = int(Path("/sys/fs/cgroup/memory.current").read_text())
             candidates.append((int(limit) - used) / 2**20)
+    if not candidates:  # (no /proc, as on macOS: the machine's memory is at least a ceiling)
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            candidates.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20)
     return min(candidates) if candidates else None
 
 

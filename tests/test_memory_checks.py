@@ -159,3 +159,24 @@ def test_peak_memory_without_proc_reads_getrusage_in_its_own_units(monkeypatch) 
     assert peak.peak_mb == pytest.approx(500.0) and peak.delta_mb == pytest.approx(200.0)
     monkeypatch.setattr(memory.sys, "platform", "linux")  # kB there
     assert memory.lifetime_peak_rss_bytes() == 500 * 2**30
+
+
+def test_without_proc_the_machines_memory_is_the_ceiling(monkeypatch) -> None:
+    """A portability review: without /proc/meminfo and a cgroup (macOS) nothing was known, so no run was ever
+    refused before it started; the machine's physical memory is at least a ceiling."""
+    from pathlib import Path
+
+    import semflow.memory as memory
+
+    real = Path.read_text
+
+    def no_proc(self, *args, **kwargs):
+        if str(self).startswith(("/proc/", "/sys/")):
+            raise FileNotFoundError(str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.delenv(memory.MEMORY_ENV, raising=False)
+    monkeypatch.setattr(Path, "read_text", no_proc)
+    sizes = {"SC_PHYS_PAGES": 4 * 2**20, "SC_PAGE_SIZE": 4096}  # 16 GiB
+    monkeypatch.setattr(memory.os, "sysconf", lambda name: sizes[name])
+    assert memory.available_memory_mb() == 16 * 1024
