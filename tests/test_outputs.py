@@ -479,3 +479,21 @@ def test_two_outputs_named_apart_by_case_only_clash_where_case_is_ignored(tmp_pa
             outputs.check_outputs(files=[tmp_path / "Res"], folders=[tmp_path / "res" / "maps"])
     else:
         outputs.check_outputs(files=names)  # (two files here)
+
+
+@pytest.mark.parametrize("folded", [True, False])
+def test_an_output_inside_an_input_folder_named_in_another_case(tmp_path: Path, monkeypatch, folded: bool) -> None:
+    """`compare --json Data/x.json` with the dataset at `data` wrote into the dataset where the file system
+    ignores case (macOS): the check compared the names as written."""
+    import semflow.io.outputs as outputs
+    from semflow.errors import OutputError
+
+    (tmp_path / "data").mkdir()
+    monkeypatch.setattr(outputs, "ignores_case", lambda folder: folded)
+    if folded:
+        with pytest.raises(OutputError, match="x.json: is inside .*data, which this command reads"):
+            outputs.refuse_outputs_inside(tmp_path / "data", [tmp_path / "DATA" / "x.json"])
+    else:
+        outputs.refuse_outputs_inside(tmp_path / "data", [tmp_path / "DATA" / "x.json"])  # (another folder here)
+    with pytest.raises(OutputError, match="is inside"):
+        outputs.refuse_outputs_inside(tmp_path / "data", [None, tmp_path / "data" / "x.json"])

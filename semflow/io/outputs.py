@@ -130,8 +130,11 @@ def refuse_outputs_inside(folder: str | os.PathLike, outputs: Iterable[str | os.
     """Raise :class:`OutputError` when one of ``outputs`` is inside the input ``folder`` (by any path or
     link): a command that reads a whole folder (``compare``'s dataset) writes nothing into it."""
     inside = os.path.realpath(folder)
+    fold = ignores_case(Path(inside))  # (Data/x.json is inside data where the file system ignores case)
     for out in outputs:
-        if out is not None and os.path.commonpath([inside, os.path.realpath(out)]) == inside:
+        real = None if out is None else os.path.realpath(out)
+        if real is not None and (os.path.commonpath([inside.casefold(), real.casefold()]) == inside.casefold()
+                                 if fold else os.path.commonpath([inside, real]) == inside):
             raise OutputError(f"{out}: is inside {folder}, which this command reads; semflow does not write"
                               " into what it reads: choose another output")
 
