@@ -166,8 +166,7 @@ class PairRecord:
             if isinstance(record.extras, list) and all(isinstance(key, str) for key in record.extras):
                 record.extras = [sys.intern(key) for key in record.extras]
             if isinstance(record.stats, dict):
-                record.stats = {sys.intern(key) if isinstance(key, str) else key: value
-                                for key, value in record.stats.items()}
+                record.stats = {sys.intern(key): value for key, value in record.stats.items()}  # (JSON keys: str)
         except (ValueError, TypeError):
             return None
         ok = (type(record.index) is int and record.index >= 0 and isinstance(record.max_flow, (int, float))

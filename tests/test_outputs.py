@@ -467,10 +467,11 @@ def test_another_users_file_in_a_sticky_folder_is_refused_before_the_work(make_f
 def test_two_outputs_named_apart_by_case_only_clash_where_case_is_ignored(tmp_path: Path, monkeypatch,
                                                                         folded: bool) -> None:
     """`flow ... -o Out.png --viz out.png` passed the check: on macOS one file, one output over the other."""
+    import semflow.io.files as files
     import semflow.io.outputs as outputs
     from semflow.errors import OutputError
 
-    monkeypatch.setattr(outputs, "ignores_case", lambda folder: folded)
+    monkeypatch.setattr(files, "ignores_case", lambda folder: folded)
     names = [tmp_path / "Out.png", tmp_path / "out.png"]
     if folded:
         with pytest.raises(OutputError, match="out.png: named for two outputs"):
@@ -485,11 +486,12 @@ def test_two_outputs_named_apart_by_case_only_clash_where_case_is_ignored(tmp_pa
 def test_an_output_inside_an_input_folder_named_in_another_case(tmp_path: Path, monkeypatch, folded: bool) -> None:
     """`compare --json Data/x.json` with the dataset at `data` wrote into the dataset where the file system
     ignores case (macOS): the check compared the names as written."""
+    import semflow.io.files as files
     import semflow.io.outputs as outputs
     from semflow.errors import OutputError
 
     (tmp_path / "data").mkdir()
-    monkeypatch.setattr(outputs, "ignores_case", lambda folder: folded)
+    monkeypatch.setattr(files, "ignores_case", lambda folder: folded)
     if folded:
         with pytest.raises(OutputError, match="x.json: is inside .*data, which this command reads"):
             outputs.refuse_outputs_inside(tmp_path / "data", [tmp_path / "DATA" / "x.json"])

@@ -309,6 +309,7 @@ def test_names_that_differ_only_in_case_clash_where_case_is_ignored(seg, monkeyp
     """A.png and a.png were written to OUT/A.png and OUT/a.png: one file where the file system ignores case
     (macOS, Windows), the second label map over the first without a word. There they are refused; where
     case tells names apart both are written."""
+    import semflow.io.files as files
     import semflow.segmentation.segment as segment
     from semflow.io.files import ignores_case
 
@@ -316,7 +317,7 @@ def test_names_that_differ_only_in_case_clash_where_case_is_ignored(seg, monkeyp
     (seg / "Case").mkdir()
     (seg / "cASE").symlink_to(seg / "Case")  # (as a folder that ignores case answers: the same folder)
     assert ignores_case(seg / "Case" / "out")
-    monkeypatch.setattr(segment, "ignores_case", lambda folder: folded)
+    monkeypatch.setattr(files, "ignores_case", lambda folder: folded)
     for name in ("A.png", "a.png"):
         write_image(seg / "im" / name, np.zeros((H, W, 3), np.uint8))
     def run() -> None:

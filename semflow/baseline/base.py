@@ -188,7 +188,7 @@ class GivenFlow(FlowMethod):
 
 FLOW_SUFFIXES = (".flo", ".png", ".npy")
 """The flow files :class:`GivenFlows` reads, in the order it looks for them (then the same in capitals)."""
-FLOW_SUFFIXES_UPPER = tuple(suffix.upper() for suffix in FLOW_SUFFIXES)
+_NAMED_SUFFIXES = (*FLOW_SUFFIXES, *(suffix.upper() for suffix in FLOW_SUFFIXES))
 
 
 class GivenFlows(FlowMethod):
@@ -223,7 +223,7 @@ class GivenFlows(FlowMethod):
                 names = [entry.name for entry in entries if entry.is_file()]
         except OSError as exc:
             raise InputError(f"{self.folder}: cannot list the folder of flows ({exc.strerror})") from None
-        stems = Counter(name[:-4] for name in names if name[-4:] in (*FLOW_SUFFIXES, *FLOW_SUFFIXES_UPPER)
+        stems = Counter(name[:-4] for name in names if name[-4:] in _NAMED_SUFFIXES
                         and name[:-4].isascii() and name[:-4].isdigit() and name[:-4] == f"{int(name[:-4]):06d}")
         doubled = [int(stem) for stem, count in stems.items() if count > 1]
         if doubled:
@@ -244,7 +244,7 @@ class GivenFlows(FlowMethod):
 
     def path_for(self, index: int) -> Path:
         """The flow file of the pair that starts at frame ``index``; two or more of them are an error."""
-        paths = [self.folder / f"{index:06d}{suffix}" for suffix in (*FLOW_SUFFIXES, *FLOW_SUFFIXES_UPPER)]
+        paths = [self.folder / f"{index:06d}{suffix}" for suffix in _NAMED_SUFFIXES]
         if odd := [path for path in paths if os.path.lexists(path) and not path.is_file()]:
             require_file(odd[0])  # raises: names what it is (no such file: a dangling link; not a file)
         # One file each: on a folder that ignores case, 000000.flo and 000000.FLO are the same file.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -136,6 +137,13 @@ def ignores_case(folder: Path) -> bool:
             except OSError:  # (not there under the other case: names are told apart)
                 return False
     return False
+
+
+def name_key(folder: str | os.PathLike) -> Callable[[str | os.PathLike], str]:
+    """How paths below ``folder`` are told apart: as strings, case-folded where its file system ignores case
+    (:func:`ignores_case`: a.png and A.png are one file on macOS)."""
+    fold = ignores_case(Path(folder))
+    return lambda path: str(path).casefold() if fold else str(path)
 
 
 def path_identity(path: str | os.PathLike) -> list[int | str] | None:

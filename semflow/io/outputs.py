@@ -25,12 +25,12 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from semflow.errors import OutputError
 from semflow.io.atomic import TEMP_MARK, staging_folder, stream_link
-from semflow.io.files import ignores_case
+from semflow.io.files import name_key
 from semflow.io.jsonfile import loads_untrusted
 
 MANIFEST_NAME = "manifest"
@@ -130,18 +130,11 @@ def refuse_outputs_inside(folder: str | os.PathLike, outputs: Iterable[str | os.
     """Raise :class:`OutputError` when one of ``outputs`` is inside the input ``folder`` (by any path or
     link): a command that reads a whole folder (``compare``'s dataset) writes nothing into it."""
     inside = os.path.realpath(folder)
-    fold = ignores_case(Path(inside))  # (Data/x.json is inside data where the file system ignores case)
+    key = name_key(inside)  # (Data/x.json is inside data where the file system ignores case)
     for out in outputs:
-        real = None if out is None else os.path.realpath(out)
-        if real is not None and (os.path.commonpath([inside.casefold(), real.casefold()]) == inside.casefold()
-                                 if fold else os.path.commonpath([inside, real]) == inside):
+        if out is not None and os.path.commonpath([key(inside), key(os.path.realpath(out))]) == key(inside):
             raise OutputError(f"{out}: is inside {folder}, which this command reads; semflow does not write"
                               " into what it reads: choose another output")
-
-
-def _same_name(real: str) -> str:
-    """``real`` (a real path) as the file system tells names apart: case-folded where it ignores case."""
-    return real.casefold() if ignores_case(Path(real).parent) else real
 
 
 def check_outputs(files: Iterable[str | os.PathLike | None] = (),
@@ -152,19 +145,28 @@ def check_outputs(files: Iterable[str | os.PathLike | None] = (),
     ``inputs`` (``None`` entries are options not given)."""
     files, folders = list(files), list(folders)
     seen: set[str] = set()
+    keys: dict[str, Callable[[str], str]] = {}  # (name_key of each folder, asked once: a segment lists thousands)
+
+    def same_name(real: str) -> str:
+        parent = os.path.dirname(real)
+        if parent not in keys:
+            keys[parent] = name_key(parent)
+        return keys[parent](real)
+
     for file in files:
         if file is not None:
             check_output_file(file)
-            if _same_name(os.path.realpath(file)) in seen:
+            name = same_name(os.path.realpath(file))
+            if name in seen:
                 raise OutputError(f"{file}: named for two outputs; one would be written over the other:"
                                   " choose another name for one of them")
-            seen.add(_same_name(os.path.realpath(file)))
+            seen.add(name)
     for folder in folders:
         if folder is not None:
             check_output_folder(folder)
             real = Path(os.path.realpath(folder))
             for place in (real, *real.parents):  # a file's name as this folder, or a folder above it
-                if _same_name(str(place)) in seen:
+                if same_name(str(place)) in seen:
                     raise OutputError(f"{place}: named as an output file and as (or above) the output folder "
                                       f"{folder}; choose another name for one of them")
     refuse_inputs_as_outputs(inputs, [*files, *folders])

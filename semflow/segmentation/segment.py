@@ -31,7 +31,7 @@ from pathlib import Path
 from PIL import Image
 
 from semflow.errors import InputError, counted, warn
-from semflow.io.files import ignores_case, is_video_path, missing
+from semflow.io.files import is_video_path, missing, name_key
 from semflow.io.images import image_size, is_image_path, read_image, write_image
 from semflow.io.outputs import check_outputs, output_staging, refuse_inputs_as_outputs, refuse_link
 from semflow.io.video import folder_images, max_side_size, resize_max_side
@@ -70,7 +70,7 @@ def _plan(inputs: Sequence[str | os.PathLike], out_dir: Path, max_frames: int | 
             videos.append(p)
     jobs: list[_Job] = []
     seen: dict[str, Path] = {}  # (by name, case-folded where the output folder ignores case)
-    key = _name_key(out_dir)
+    key = name_key(out_dir)
     for img in images:
         out = out_dir / f"{img.stem}.png"
         if key(out) in seen:
@@ -87,12 +87,6 @@ def _plan(inputs: Sequence[str | os.PathLike], out_dir: Path, max_frames: int | 
     return jobs
 
 
-def _name_key(out_dir: Path) -> Callable[[Path], str]:
-    """How two output paths below ``out_dir`` are the same: their names, case-folded where its file system
-    ignores case (a.png and A.png are one file on macOS)."""
-    return (lambda path: str(path).casefold()) if ignores_case(out_dir) else str
-
-
 def _outputs(jobs: list[_Job], counts: Mapping[Path, int], out_dir: Path,
              overlay: bool) -> tuple[dict[Path, Path], list[Path]]:
     """The files the jobs write but a video's frames (images' label maps and overlays, videos'
@@ -101,7 +95,7 @@ def _outputs(jobs: list[_Job], counts: Mapping[Path, int], out_dir: Path,
     it declares) included; the frames themselves are not listed (a video may have millions)."""
     files: dict[Path, Path] = {}
     written: dict[str, Path] = {}  # (the same files by name, case-folded where the folder ignores case)
-    key = _name_key(out_dir)
+    key = name_key(out_dir)
     folders = [out_dir]
     videos = {key(job.out): job for job in jobs if job.kind == "video"}
     for job in jobs:
