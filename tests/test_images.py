@@ -335,3 +335,51 @@ def test_an_animation_given_as_an_image_is_refused(tmp_path: Path, kind: str) ->
         read_image(tmp_path / "moving.img")
     frames[1].save(tmp_path / "still.img", kind)
     assert read_image(tmp_path / "still.img").shape == (12, 16, 3)
+
+
+def tiff_of_pages(path: Path, *, second: tuple[int, int] = (12, 16), subfile_type: int = 0) -> np.ndarray:
+    """Write a TIFF of two pages (the second ``second`` (H, W), its NewSubfileType ``subfile_type``); its first page."""
+    first = colour_image(12, 16)
+    pages = [Image.fromarray(first), Image.fromarray(np.full((*second, 3), 200, np.uint8))]
+    pages[0].save(path, "TIFF", save_all=True, append_images=pages[1:], tiffinfo={254: 0})
+    data = bytearray(path.read_bytes())
+    directory = int.from_bytes(data[4:8], "little")  # the first directory, then the second's offset after it
+    directory = int.from_bytes(data[directory + 2 + 12 * int.from_bytes(data[directory:directory + 2], "little"):][:4],
+                               "little")
+    for entry in range(int.from_bytes(data[directory:directory + 2], "little")):
+        at = directory + 2 + 12 * entry
+        if int.from_bytes(data[at:at + 2], "little") == 254:  # NewSubfileType, a LONG held in the entry
+            data[at + 8:at + 12] = subfile_type.to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    return first
+
+
+def test_a_tiff_of_several_pages_given_as_an_image_is_refused(tmp_path: Path) -> None:
+    """`flow a.tif b.tif` took each stack's first page without a word (OpenCV reads no other); a thumbnail or an
+    overview (a reduced-resolution second directory) is no page: its TIFF is read as before."""
+    tiff_of_pages(tmp_path / "stack.tif")
+    with pytest.raises(InputError, match=r"stack\.tif: a TIFF of several pages, not one image \(OpenCV reads its"):
+        read_image(tmp_path / "stack.tif")
+    first = tiff_of_pages(tmp_path / "thumbnail.tif", second=(6, 8), subfile_type=1)
+    np.testing.assert_array_equal(read_image(tmp_path / "thumbnail.tif"), first)
+    write_image(tmp_path / "one.tif", first)
+    np.testing.assert_array_equal(read_image(tmp_path / "one.tif"), first)
+    assert not images.tiff_pages(tmp_path / "one.tif") and images.tiff_pages(tmp_path / "stack.tif")
+    data = bytearray((tmp_path / "one.tif").read_bytes())  # a next directory past the end: no page
+    directory = int.from_bytes(data[4:8], "little")
+    at = directory + 2 + 12 * int.from_bytes(data[directory:directory + 2], "little")
+    data[at:at + 4] = (len(data) + 100).to_bytes(4, "little")
+    (tmp_path / "broken.tif").write_bytes(bytes(data))
+    np.testing.assert_array_equal(read_image(tmp_path / "broken.tif"), first)
+
+
+def test_a_tiff_of_several_pages_given_as_a_video_is_refused(tmp_path: Path) -> None:
+    """`semflow run stack.tif` read it as a clip of one frame (OpenCV's FFmpeg reads the first page) and said to
+    use `semflow flow` for one image; it now says what the file is, as `flow` does."""
+    from semflow.io.video import FrameSource
+
+    tiff_of_pages(tmp_path / "stack.tif")
+    with pytest.raises(InputError, match=r"stack\.tif: a TIFF of several pages, not one image"):
+        FrameSource(tmp_path / "stack.tif")
+    tiff_of_pages(tmp_path / "thumbnail.tif", second=(6, 8), subfile_type=1)
+    assert len(FrameSource(tmp_path / "thumbnail.tif")) == 1  # (then "need at least 2 frames", as before)

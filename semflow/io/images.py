@@ -169,12 +169,13 @@ def _check_declared_size(data: bytes, name: str) -> None:
                 with Image.open(io.BytesIO(data)) as im:
                     (width, height), mode, kind = im.size, im.mode, im.format
                     animated = kind in ("GIF", "PNG", "WEBP") and getattr(im, "is_animated", False)
+                    pages = kind == "TIFF" and _more_pages(im)
                 stored = _stored_bytes(data, width, height, mode, kind)
                 decoded = width * height * (8 if ("16" in mode or mode in ("I", "F")) else 4)  # at most, converted
             except UnidentifiedImageError:
                 if (tiff := _tiff_header(data)) is None:
                     raise
-                (width, height, bits), animated = tiff, False
+                (width, height, bits), animated, pages = tiff, False, False
                 stored = height * ((width * bits + 7) // 8)
                 decoded = width * height * max(4, (bits + 7) // 8)
     except Image.DecompressionBombError:
@@ -188,6 +189,38 @@ def _check_declared_size(data: bytes, name: str) -> None:
                          " can hold (a corrupt file)")
     if animated:  # (its first frame was taken without a word)
         raise InputError(f"{name}: an animation, not one image (`semflow run` reads an animation's frames)")
+    if pages:  # (as was its first page; `run` read it as a clip of one frame)
+        raise InputError(f"{name}: {MULTIPAGE_TIFF}")
+
+
+MULTIPAGE_TIFF = ("a TIFF of several pages, not one image (OpenCV reads its first page only); save the page you"
+                  " mean as an image, or the pages as a folder of PNG images for `semflow run FOLDER`")
+"""Why a TIFF of several pages is refused, where one image is read and where a video is (:func:`tiff_pages`)."""
+
+
+def _more_pages(im: Image.Image) -> bool:
+    """Whether the TIFF ``im`` (Pillow, at its first page) has a second page: a next directory that is not a
+    reduced-resolution copy of the first (a thumbnail, a GeoTIFF overview: NewSubfileType bit 0). Reads that
+    directory's tags only; one that cannot be read is no page (OpenCV reads the first page, as before)."""
+    if not getattr(im.tag_v2, "next", 0):
+        return False
+    try:
+        im.seek(1)
+        return not int(im.tag_v2.get(254, 0)) & 1
+    except Exception:  # noqa: BLE001 - untrusted bytes after the first page: that page is read as before
+        return False
+
+
+def tiff_pages(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a TIFF of several pages (:func:`_more_pages`), which a video reader takes as a clip
+    of one frame; False for any other file (read from its header: the pixels are not decoded)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                return im.format == "TIFF" and _more_pages(im)
+    except Exception:  # noqa: BLE001 - not a TIFF Pillow reads: the video reader says what it is
+        return False
 
 
 def _check_bytes(data: bytes, name: str) -> None:

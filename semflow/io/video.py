@@ -23,7 +23,7 @@ from semflow.errors import InputError, OutputError, warn
 from semflow.io.atomic import move_into_place, temp_path_beside
 from semflow.io.ffmpeg import FFmpegEncoder, mp4_complete, probe_keyframes
 from semflow.io.files import missing, open_capture, out_of_descriptors, too_many_open_files
-from semflow.io.images import is_image_path, read_image, to_rgb_uint8
+from semflow.io.images import MULTIPAGE_TIFF, is_image_path, read_image, tiff_pages, to_rgb_uint8
 from semflow.io.native import native_stderr
 from semflow.io.seek import open_at
 
@@ -163,6 +163,8 @@ class FrameSource:
                 raise InputError(f"{self.path}: not a regular file")
             if not os.access(self.path, os.R_OK):
                 raise InputError(f"{self.path}: not readable")
+            if is_image_path(self.path) and tiff_pages(self.path):  # (read as a clip of one frame)
+                raise InputError(f"{self.path}: {MULTIPAGE_TIFF}")
             with native_stderr():
                 cap = open_capture(self.path)
                 ok = cap.isOpened()
