@@ -287,6 +287,29 @@ def test_a_video_whose_frame_size_changes_midway_is_refused_not_stretched(tmp_pa
     assert [frame.shape for frame in FrameSource(tmp_path / "a.mkv")] == [(48, 64, 3)] * 6
 
 
+def test_a_size_change_past_the_seconds_max_frames_probed_is_refused(tmp_path: Path) -> None:
+    """--max-frames probes the keyframes of its frames' seconds at the clip's fps: a clip of 6 frames at 30 fps,
+    then 5 at 5 fps, then 3 at half the width (OpenCV says 30 fps) was probed for 13 / 30 s, and its frames 11
+    and 12 were read stretched without a word (a browser's recording keeps no frame rate). The whole file is
+    probed once the frames run past those seconds; those before the change are read."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    for name, size, rate, seconds in (("a", "64x48", 30, 0.2), ("b", "64x48", 5, 1), ("c", "32x48", 5, 0.6)):
+        subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}", "-t",
+                        str(seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p", str(tmp_path / f"{name}.mkv")], check=True)
+    (tmp_path / "list.txt").write_text("file 'a.mkv'\nfile 'b.mkv'\nfile 'c.mkv'\n")
+    subprocess.run([ffmpeg, "-v", "error", "-f", "concat", "-safe", "0", "-i", str(tmp_path / "list.txt"), "-c", "copy",
+                    str(tmp_path / "slower.mkv")], check=True)
+    source = FrameSource(tmp_path / "slower.mkv", max_frames=13)
+    assert source.fps == 30 and len(source) == 13
+    with pytest.raises(InputError, match=r"slower\.mkv: its frame size changes from 64x48 to 32x48 1\.20 s in"):
+        list(source)
+    assert len(list(FrameSource(tmp_path / "slower.mkv", max_frames=11))) == 11
+
+
 def test_a_video_whose_keyframe_decodes_damaged_is_warned_about(tmp_path: Path, recwarn) -> None:
     """FFmpeg conceals a damaged keyframe: every frame still 'decodes', so a clip whose first keyframe was
     zeroed gave garbled frames and near-zero flows without a word (nothing was short)."""

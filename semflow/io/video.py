@@ -149,6 +149,8 @@ class FrameSource:
         self.numbering_note: str | None = None  # a folder's gaps in its frame numbers (numbering_gaps)
         self.damage_note: str | None = None  # a video file's damaged keyframes (KeyframeReport.damage)
         self.seeked: bool | None = None  # whether frames() last reached its start by a seek (semflow.io.seek)
+        self.probed: float | None = None  # seconds of a video file its keyframe probe covered (None: all of it)
+        # (then where the whole file's size changes, when its frames ran past them: --max-frames, a variable rate)
         self.fps = 10.0
         if self.path.is_dir():
             self.images = folder_images(self.path)
@@ -182,7 +184,8 @@ class FrameSource:
                         more = None if max_frames is None else max_frames - 1  # (the run's cache plan needs it)
                         count, self.declared = 1 + _grab_all(cap, more), None
                 cap.release()
-            keyframes = probe_keyframes(self.path, within=max_frames and max_frames / self.fps) if ok else None
+            self.probed = max_frames / self.fps if max_frames is not None else None
+            keyframes = probe_keyframes(self.path, within=self.probed) if ok else None
             if keyframes and (refusal := keyframes.refusal()):
                 raise InputError(f"{self.path}: {refusal}")
             if keyframes and (damage := keyframes.damage()):
@@ -244,6 +247,11 @@ class FrameSource:
                         ok, frame = cap.read()
                     if not ok:
                         break
+                    if self.probed is not None and (seconds := cap.get(cv2.CAP_PROP_POS_MSEC) / 1000) >= self.probed:
+                        report = probe_keyframes(self.path)  # (past the seconds probed: its fps is not its frames'
+                        self.probed = report.size_change and report.size_change[0] - 1e-3  # rate; now all of it)
+                        if self.probed is not None and seconds >= self.probed:
+                            raise InputError(f"{self.path}: {report.refusal()}")
                 yield resize_max_side(to_rgb_uint8(frame, name=str(self.path), bgr=True), self.max_side)
                 frame = None
                 i += 1
