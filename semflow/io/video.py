@@ -247,9 +247,10 @@ class FrameSource:
                         ok, frame = cap.read()
                     if not ok:
                         break
+                    # past the seconds its probe covered (its fps is not its frames' rate): probe all of it, once
                     if self.probed is not None and (seconds := cap.get(cv2.CAP_PROP_POS_MSEC) / 1000) >= self.probed:
-                        report = probe_keyframes(self.path)  # (past the seconds probed: its fps is not its frames'
-                        self.probed = report.size_change and report.size_change[0] - 1e-3  # rate; now all of it)
+                        report = probe_keyframes(self.path)
+                        self.probed = report.size_change and report.size_change[0] - 1e-3
                         if self.probed is not None and seconds >= self.probed:
                             raise InputError(f"{self.path}: {report.refusal()}")
                 yield resize_max_side(to_rgb_uint8(frame, name=str(self.path), bgr=True), self.max_side)
