@@ -36,6 +36,8 @@ def main() -> None:
     try:
         from semflow.cli import main as command_line
     except (KeyboardInterrupt, Terminated) as exc:
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C meanwhile was a traceback
+            signal.signal(signum, signal.SIG_IGN)
         terminated = isinstance(exc, Terminated)
         sys.stderr.write(f"semflow: {'terminated' if terminated else 'interrupted'}\n")
         raise SystemExit(143 if terminated else 130) from None

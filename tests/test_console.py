@@ -23,12 +23,24 @@ how = sys.argv[1]
 class Stop:
     def find_spec(self, name, path=None, target=None):
         if name == "semflow.cli":
-            if how == "int":
+            if how.startswith("int"):
                 raise KeyboardInterrupt
             os.kill(os.getpid(), signal.SIGTERM)
         return None
 
 sys.meta_path.insert(0, Stop())
+
+class Twice:
+    def write(self, text):
+        os.kill(os.getpid(), signal.SIGINT)  # (a second Ctrl-C, as the first one's line is written)
+        return sys.__stderr__.write(text)
+
+    def __getattr__(self, name):
+        return getattr(sys.__stderr__, name)
+
+
+if how == "int-twice":
+    sys.stderr = Twice()
 sys.argv = ["semflow", "methods"]
 from semflow.console import main
 main()
@@ -36,9 +48,11 @@ main()
 
 
 @pytest.mark.parametrize(("how", "code", "line"), [("int", 130, "semflow: interrupted"),
+                                                   ("int-twice", 130, "semflow: interrupted"),
                                                    ("term", 143, "semflow: terminated")])
 def test_a_signal_while_the_command_line_loads_is_one_line(how: str, code: int, line: str) -> None:
-    """Ctrl-C in the first half second of `semflow run ...` printed a KeyboardInterrupt traceback."""
+    """Ctrl-C in the first half second of `semflow run ...` printed a KeyboardInterrupt traceback; a second
+    Ctrl-C (int-twice) while the first one's line was written, another."""
     done = subprocess.run([sys.executable, "-c", SCRIPT, how], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr) == (code, line + "\n"), done.stderr
     assert done.stdout == ""
