@@ -499,3 +499,18 @@ def test_an_output_inside_an_input_folder_named_in_another_case(tmp_path: Path, 
         outputs.refuse_outputs_inside(tmp_path / "data", [tmp_path / "DATA" / "x.json"])  # (another folder here)
     with pytest.raises(OutputError, match="is inside"):
         outputs.refuse_outputs_inside(tmp_path / "data", [None, tmp_path / "data" / "x.json"])
+
+
+def test_a_file_named_as_the_output_folder_is_named_once(tmp_path: Path) -> None:
+    """`flow -o x.png --explain x.png` said "/abs/x.png: named as an output file and as (or above) the output
+    folder x.png": the one path twice, with "(or above)" for a folder that is no other."""
+    from semflow.errors import OutputError
+    from semflow.io.outputs import check_outputs
+
+    name = tmp_path / "x.png"
+    with pytest.raises(OutputError) as raised:
+        check_outputs(files=[name], folders=[name])
+    assert str(raised.value) == f"{name}: named as an output file and as the output folder; choose another name for one of them"
+    with pytest.raises(OutputError) as raised:
+        check_outputs(files=[name], folders=[name / "sub"])
+    assert str(raised.value).startswith(f"{name}: named as an output file and as a folder above the output folder {name}/sub;")

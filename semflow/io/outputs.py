@@ -166,9 +166,10 @@ def check_outputs(files: Iterable[str | os.PathLike | None] = (),
             check_output_folder(folder)
             real = Path(os.path.realpath(folder))
             for place in (real, *real.parents):  # a file's name as this folder, or a folder above it
-                if same_name(str(place)) in seen:
-                    raise OutputError(f"{place}: named as an output file and as (or above) the output folder "
-                                      f"{folder}; choose another name for one of them")
+                if same_name(str(place)) in seen:  # (the folder itself is named once, as given)
+                    what = f"{folder}: named as an output file and as the output folder" if place == real else \
+                        f"{place}: named as an output file and as a folder above the output folder {folder}"
+                    raise OutputError(f"{what}; choose another name for one of them")
     refuse_inputs_as_outputs(inputs, [*files, *folders])
 
 
