@@ -31,6 +31,14 @@ def _say(text: str) -> None:
     _print(one_line(text))
 
 
+def _max_flow_said(max_flow: float, given: bool) -> str:
+    """``max flow N px`` as flow and visualize print it; the floor (:data:`~semflow.viz.MIN_MAX_FLOW`) says so."""
+    from semflow.viz import MIN_MAX_FLOW
+
+    floor = not given and max_flow == MIN_MAX_FLOW
+    return f"max flow {max_flow:.2f} px{', the floor: the flow is smaller' if floor else ''}"
+
+
 def _print(text: str) -> None:
     """``click.echo`` on stdout; a failed write names stdout (a full disk read "semflow: error: No space left
     on device", as if an output file had failed). A closed pipe stays BrokenPipeError (nothing is said)."""
@@ -248,10 +256,11 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
         write_explain(estimator, result, explain, outputs=[output, viz],
                       protect=[image1, image2, baseline_flow, method_options.get("segmentation")])
     write_flow(output, result.flow)
+    given = max_flow is not None
     if viz is not None:
-        max_flow = max_flow if max_flow is not None else max_flow_of(result.flow)
+        max_flow = max_flow if given else max_flow_of(result.flow)
         write_image(viz, add_legend(flow_to_color(result.flow, max_flow), max_flow))
-    drawn = "" if viz is None else f"; {viz} (max flow {max_flow:.2f} px)"  # (as visualize says it)
+    drawn = "" if viz is None else f"; {viz} ({_max_flow_said(max_flow, given)})"  # (as visualize says it)
     _say(f"{output} ({result.flow.shape[1]}x{result.flow.shape[0]}, {estimator.name}){drawn}")
 
 
@@ -279,7 +288,8 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
         sizes = [f"{path.name} {f.shape[1]}x{f.shape[0]}" for path, (f, _) in zip(flows, loaded)]
         shown = ", ".join(sizes[:6]) + (f", ... ({len(sizes)} flows)" if len(sizes) > 6 else "")
         raise InputError(f"flows differ in size ({shown}); cannot tile them")
-    if max_flow is None:
+    given = max_flow is not None
+    if not given:
         max_flow = max_flow_of([f for f, _ in loaded], valid=[v for _, v in loaded])
     titles = [path.name for path in flows]  # (the file's name; the path as given where two share one)
     titles = titles if len(set(titles)) == len(titles) else [str(path) for path in flows]
@@ -290,7 +300,7 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
             img = add_legend(img, max_flow)
         images.append(label_image(img, title) if len(flows) > 1 else img)
     write_image(output, tile(images, columns=columns))
-    _say(f"{output} (max flow {max_flow:.2f} px)")
+    _say(f"{output} ({_max_flow_said(max_flow, given)})")
 
 
 # --- compare ------------------------------------------------------------------------------------

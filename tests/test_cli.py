@@ -652,3 +652,19 @@ def test_one_pair_is_said_in_the_singular(run_cli, make_frames) -> None:
     """An audit of the messages: a two-frame run said "1 pairs, ..."."""
     result = run_cli("run", make_frames(2), "--out", "out", "--method", "dis-fast")
     assert result.rc == 0 and result.stdout.startswith("1 pair, "), result.stdout
+
+
+def test_a_normaliser_at_its_floor_says_so(run_cli, tmp_path: Path) -> None:
+    """A still flow drawn at the 1 px floor read "max flow 1.00 px", as if the flow reached 1 px."""
+    still = np.full((30, 40, 2), 0.05, np.float32)
+    write_flow(tmp_path / "s.flo", still)
+    result = run_cli("visualize", "s.flo", "-o", "v.png")
+    assert result.rc == 0, result.stderr
+    assert result.stdout.rstrip().endswith("(max flow 1.00 px, the floor: the flow is smaller)")
+    given = run_cli("visualize", "s.flo", "-o", "w.png", "--max-flow", "1")  # (asked for: no floor)
+    assert given.stdout.rstrip().endswith("(max flow 1.00 px)")
+    image = (tmp_path / "f10.png", tmp_path / "f11.png")
+    for path in image:
+        write_image(path, np.full((32, 32, 3), 128, np.uint8))
+    result = run_cli("flow", *map(str, image), "-o", "f.flo", "--viz", "f.png", "--method", "dis-fast")
+    assert result.rc == 0 and result.stdout.rstrip().endswith("px, the floor: the flow is smaller)"), result
