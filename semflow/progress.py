@@ -7,6 +7,7 @@ at the first write its stream refuses (a reader gone away, a full disk, a closed
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -69,9 +70,16 @@ def on_terminal(enabled: bool | None) -> bool:
     return QuietStream().isatty() if enabled is None else enabled
 
 
+DUMB_TERMS = ("dumb", "unknown")
+"""``$TERM`` values of a terminal that cannot move its cursor (as rich tells them): a bar is drawn there once, done."""
+
+
 def quiet_console() -> Console:
-    """A rich console on stderr (never stdout) that a failing stream cannot break: see :class:`QuietStream`."""
-    return Console(file=QuietStream())  # type: ignore[arg-type]
+    """A rich console on stderr (never stdout) that a failing stream cannot break: see :class:`QuietStream`.
+    On a dumb terminal (``TERM=dumb``: Emacs' shell) it is no terminal: rich drew each finished bar there
+    followed by an empty line (its newline for a terminal's last live line)."""
+    dumb = os.environ.get("TERM", "").lower() in DUMB_TERMS
+    return Console(file=QuietStream(), force_terminal=False if dumb else None)  # type: ignore[arg-type]
 
 
 class _Bar:

@@ -77,6 +77,26 @@ def test_progress_bar_after_a_reader_took_one_line(monkeypatch) -> None:
     assert stream.writes == 3 and stream.refused == 1  # the first bar and its newline, then one refusal
 
 
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("term", ["dumb", "xterm"])
+def test_progress_bars_on_a_dumb_terminal_leave_no_empty_lines(monkeypatch, term: str) -> None:
+    """TERM=dumb (Emacs' shell): each finished bar was followed by an empty line."""
+    monkeypatch.setenv("TERM", term)
+    stream = Terminal()
+    monkeypatch.setattr(sys, "stderr", stream)
+    for name in ("flow", "video"):
+        with progress_bar(2, name, enabled=None) as bar:
+            bar.advance(2)
+    text = stream.getvalue()
+    assert "flow" in text and "video" in text and "2/2" in text
+    if term == "dumb":
+        assert [line.split()[0] for line in text.splitlines()] == ["flow", "video"], repr(text)
+
+
 @pytest.mark.parametrize("stderr", [None, "closed"])
 def test_progress_bar_without_stderr(monkeypatch, stderr) -> None:
     """stderr closed (`2>&-` gives None) or a closed file: no display by default, and none when asked."""
