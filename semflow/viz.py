@@ -343,11 +343,15 @@ def error_to_color(error: np.ndarray, max_error: float = 5.0, *, valid: np.ndarr
     pixels not ``valid`` and errors that are not finite are black."""
     if not (np.isfinite(max_error) and max_error > 0):
         raise ValueError(f"error_to_color: max_error must be a positive number of pixels, got {max_error}")
-    error = np.asarray(error, np.float32)
+    error, big = np.asarray(error), float(np.finfo(np.float32).max)
+    if error.dtype.kind == "f" and error.dtype.itemsize > 4:  # (1e300 became inf in float32: black, and a warning)
+        error = np.where(np.isfinite(error), np.clip(error, -big, big), error)
+    error = error.astype(np.float32, copy=False)
     if error.ndim != 2:  # (a flow (H, W, 2) was cv2's "ColorMap only supports...")
         raise InputError(f"error_to_color takes an error map (H, W) in px, got shape {error.shape}")
     known = np.isfinite(error)
-    scaled = np.clip(np.where(known, error, 0.0) / np.float32(max_error), 0.0, 1.0)
+    limit = np.float32(min(max(max_error, float(np.finfo(np.float32).tiny)), big))  # (1e-300 was 0 in float32)
+    scaled = np.clip(np.where(known, error, 0.0) / limit, 0.0, 1.0)
     img = cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)[..., ::-1].copy()
     if valid is not None:
         known &= check_mask(valid, error.shape)

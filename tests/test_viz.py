@@ -396,3 +396,21 @@ def test_the_error_scale_ramp_ends_at_max_error() -> None:
     hottest = error_to_color(np.float32([[5.0]]), 5.0)[0, 0]
     columns = np.unique(np.nonzero((out == hottest).all(axis=2))[1])
     assert 1 <= columns.size <= 2
+
+
+def test_error_to_color_beyond_float32_saturates_without_a_warning() -> None:
+    """A fuzzing probe: a finite error of 1e300 (float64) overflowed the float32 cast (a RuntimeWarning) and
+    was drawn black, as unknown; max_error 1e-300 was 0 in float32 (0 / 0); 1e39 overflowed too."""
+    import warnings
+
+    from semflow.viz import error_to_color
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        drawn = error_to_color(np.array([[1e300, 5.0, np.inf, 0.0]]), 5.0)
+        tiny = error_to_color(np.array([[0.0, 1.0]]), 1e-300)
+        huge = error_to_color(np.array([[0.0, 1.0]], np.float32), 1e39)
+    np.testing.assert_array_equal(drawn[0, 0], drawn[0, 1])  # saturated, as any error over max_error
+    assert drawn[0, 0].any() and not drawn[0, 2].any()  # (inf stays black: not finite)
+    np.testing.assert_array_equal(tiny[0], error_to_color(np.array([[0.0, 1.0]]), 1e-30)[0])
+    np.testing.assert_array_equal(huge[0, 0], huge[0, 1])  # both at the scale's dark end
