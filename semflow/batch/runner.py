@@ -48,7 +48,7 @@ from semflow.batch.progress import BatchProgress
 from semflow.batch.signals import calls_deferred, interruptible, signals_deferred
 from semflow.batch.tasks import TaskQueue
 from semflow.batch.work import BatchOptions, Chunk
-from semflow.batch.workers import Revival, new_workers, one_line, why_not_built, worker_pids
+from semflow.batch.workers import Revival, new_workers, one_line, send, why_not_built, worker_pids
 from semflow.errors import SemflowError, warn
 from semflow.io.atomic import write_text_atomic
 from semflow.io.ffmpeg import keyframes_ahead
@@ -217,7 +217,8 @@ class Batch:
                     yield from self._prepare(clip, progress, opening=True)
                     continue
                 worker = idle.pop()
-                inflight[self._send(worker, clip, kind, chunk)] = (worker, clip, kind, chunk)
+                ref = send(worker, clip, kind, chunk, self.run_options, self.options.warmup_pairs)
+                inflight[ref] = (worker, clip, kind, chunk)
             if not inflight:
                 if all(clip.prepared and clip.result.status != "pending" for clip in self.clips):
                     return  # (workers that died and are not back yet are not waited for)
@@ -320,18 +321,6 @@ class Batch:
             progress.advance_pairs(prepared.pairs_estimate - sum(
                 ((c.stop if c.stop is not None else prepared.pairs_estimate) - c.start) for c in prepared.chunks))
             self._tasks.update(clip)
-
-    def _send(self, worker: Any, clip: ClipState, kind: str, chunk: Chunk | None) -> Any:
-        # (Absolute: the workers of a cluster joined with `ray start` run in the folder it ran in.)
-        path, out = Path(os.path.abspath(clip.item.path)), Path(os.path.abspath(clip.result.out_dir))
-        clip.running += 1
-        if kind == "compute":
-            return worker.compute.remote(path, out, self.run_options, chunk, self.options.warmup_pairs)
-        if kind == "single":
-            return worker.single.remote(path, out, self.run_options)
-        r = clip.result
-        return worker.finish.remote(path, out, self.run_options, r.wall_seconds, dict(r.stage_seconds),
-                                    r.computed_pairs)
 
     def _came_back(self, clip: ClipState) -> None:
         """A task of the clip is over: the last of a clip whose result is known unlocks its folder (a failed

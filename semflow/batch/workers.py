@@ -11,15 +11,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
+from semflow.batch.clips import ClipState
 from semflow.batch.signals import interruptible
-from semflow.batch.work import ClipWorker
+from semflow.batch.work import Chunk, ClipWorker
 from semflow.build_identity import build_identity
 from semflow.errors import SemflowError, file_error
+from semflow.pipeline import RunOptions
 
 WORKER_RESTARTS = 1
 """How many times Ray restarts a worker process that died before it is dead for good."""
@@ -47,6 +50,20 @@ def new_workers(count: int, method: Any, method_options: dict[str, Any], gpus: f
     their machine has it (workers joined with ``ray start`` run where it ran); they build the method meanwhile."""
     actor = ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=WORKER_RESTARTS, max_task_retries=0)(ClipWorker)
     return [actor.remote(method, method_options, 1, os.getcwd(), build_identity()) for _ in range(count)]
+
+
+def send(worker: Any, clip: ClipState, kind: str, chunk: Chunk | None, options: RunOptions, warmup: int) -> Any:
+    """Send ``worker`` the clip's task (``compute``, ``single`` or ``finish``, :mod:`semflow.batch.tasks`); its
+    object ref. ``warmup``: pairs computed before a chunk's first and thrown away."""
+    # (Absolute: the workers of a cluster joined with `ray start` run in the folder it ran in.)
+    path, out = Path(os.path.abspath(clip.item.path)), Path(os.path.abspath(clip.result.out_dir))
+    clip.running += 1
+    if kind == "compute":
+        return worker.compute.remote(path, out, options, chunk, warmup)
+    if kind == "single":
+        return worker.single.remote(path, out, options)
+    r = clip.result
+    return worker.finish.remote(path, out, options, r.wall_seconds, dict(r.stage_seconds), r.computed_pairs)
 
 
 def worker_pids(workers: list[Any]) -> list[int]:
