@@ -1,14 +1,15 @@
 """A batch on Ray: actors that each hold one built method, fed chunks and drawings by the driver.
 
-The driver (this process) expands the inputs and checks each clip, then hands tasks to idle workers
-(:mod:`semflow.batch.tasks`): the chunks of the clips in order, and a clip's drawing as soon as its chunks are
-done (drawings go first, so finished clips free their work folders early). A clip's folder is opened and
-locked when its first task is due (:mod:`semflow.batch.clips`): the driver keeps files open for the clips
-being worked on only. No more workers are started than there are tasks to run at once (each worker holds a
-built method: memory). A task that fails marks its clip failed with a one-line error and the batch goes on; a
-worker process that dies is restarted by Ray, then replaced (:mod:`semflow.batch.workers`), and the chunk it
-held is computed again once. Finished pairs stay on disk: ``resume`` does only what is missing. Inputs and the
-output folder must be on a path every worker sees.
+The driver (this process) expands the inputs and checks each clip (:mod:`semflow.batch.checks`: the next one
+between tasks), and hands the tasks of the clips checked to idle workers (:mod:`semflow.batch.tasks`): the
+chunks of the clips in order, and a clip's drawing as soon as its chunks are done (drawings go first, so
+finished clips free their work folders early). A clip's folder is opened and locked when its first task is due
+(:mod:`semflow.batch.clips`): the driver keeps files open for the clips being worked on only. No more workers
+are started than there are tasks to run at once (each worker holds a built method: memory). A task that fails
+marks its clip failed with a one-line error and the batch goes on; a worker process that dies is restarted by
+Ray, then replaced (:mod:`semflow.batch.workers`), and the chunk it held is computed again once. Finished pairs
+stay on disk: ``resume`` does only what is missing. Inputs and the output folder must be on a path every
+worker sees.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ except ImportError:  # pragma: no cover
     ray_worker = None
 from ray.exceptions import RayActorError, RayTaskError
 
+from semflow.batch.checks import CheckRound
 from semflow.batch.clips import (
     BATCH_JSON,
     INTERRUPTED,
@@ -51,7 +53,6 @@ from semflow.batch.work import BatchOptions, Chunk
 from semflow.batch.workers import Revival, new_workers, one_line, send, why_not_built, worker_pids
 from semflow.errors import SemflowError, warn
 from semflow.io.atomic import write_text_atomic
-from semflow.io.ffmpeg import keyframes_ahead
 
 
 class Batch:
@@ -80,6 +81,7 @@ class Batch:
         self._gpus = 0.0  # the share of a GPU each worker reserves
         self._folder = BatchFolder(self.out_dir)
         self._tasks = TaskQueue()
+        self._checks = CheckRound()  # the clips being checked between tasks
         self._checked = 0  # the clips checked so far are self.clips[:_checked]
         self._run_started: float | None = None  # when the results() in progress began
         self._wall = 0.0  # wall seconds of all results() calls so far
@@ -223,13 +225,16 @@ class Batch:
                 if all(clip.prepared and clip.result.status != "pending" for clip in self.clips):
                     return  # (workers that died and are not back yet are not waited for)
                 if not revival.probes:
+                    if self._checks.left:
+                        continue  # (the clips still to check bring tasks)
                     for left in self.clips:  # every worker is gone for good
                         if left.prepared and left.result.status == "pending":
                             yield self._fail(left, "no worker left to run it", progress)
                     if all(clip.prepared for clip in self.clips):
                         return
                     continue
-            waiting, timeout = list(inflight) + list(revival.probes), 5.0 if revival.probes else None
+            waiting = list(inflight) + list(revival.probes)
+            timeout = 0.0 if self._checks.left else 5.0 if revival.probes else None  # (0: back to the checks)
             ready, _ = interruptible(lambda waiting=waiting, timeout=timeout: ray.wait(waiting, num_returns=1,
                                                                                        timeout=timeout))
             if not ready or ready[0] in revival.probes:  # a worker that died back at work, replaced or gone
@@ -258,22 +263,27 @@ class Batch:
             yield from known
 
     def _prepare_new(self, progress: BatchProgress, idle: list[Any]) -> Iterator[InputResult]:
-        """Check the clips not checked yet, then start the workers their tasks can use (into ``idle``)."""
-        new = [clip for clip in self.clips[self._checked:] if not clip.prepared]
-        self._checked = len(self.clips)
-        if not new:
-            return
-        progress.add_clips(len(new))
-        with keyframes_ahead([Path(c.item.path) for c in new], whole=self.run_options.max_frames is None) as ahead:
-            for k, clip in enumerate(new):  # (60 small clips a second: batch.json is kept as it stands meanwhile)
-                ahead(k)
-                yield from self._prepare(clip, progress)
-                self._write_summary(partial=True, if_due=True)
-        if len(self._workers) >= self._wanted:
+        """Check the next clip not checked yet (:mod:`semflow.batch.checks`: those the tasks wait for, all at
+        once), then start the workers the tasks can use (into ``idle``) once enough are known."""
+        checks = self._checks
+        if not checks.left:
+            new = [clip for clip in self.clips[self._checked:] if not clip.prepared]
+            self._checked = len(self.clips)
+            if not new:
+                return
+            progress.add_clips(len(new))
+            checks.begin(new, self.clips, whole=self.run_options.max_frames is None, fresh=not self.run_options.resume)
+        growing = len(self._workers) < self._wanted
+        while (clip := checks.next()) is not None:  # (batch.json is kept as it stands meanwhile)
+            yield from self._prepare(clip, progress)
+            checks.checked(clip)
+            self._write_summary(partial=True, if_due=True)
+            if not checks.holding(self._wanted if growing else None):
+                break
+        if not growing or (checks.left and checks.tasks < self._wanted):
             return
         grown, count = time.perf_counter(), len(self._workers)
-        self._add_workers(workers_to_start(self._wanted, [len(c.chunks) if c.opened else c.planned
-                                                          for c in self.clips if c.result.status == "pending"]))
+        self._add_workers(workers_to_start(self._wanted, [checks.tasks]))
         idle += self._workers[count:]
         self.startup_seconds += time.perf_counter() - grown
 
@@ -281,6 +291,7 @@ class Batch:
         """The end of a results() call: the clips it left undone are ``interrupted`` (never prepared again
         by this Batch), and batch.json is written. Once per call: the generator's clean-up or close()."""
         started, self._run_started = self._run_started, None
+        self._checks.close()  # (the clips not checked yet are interrupted below)
         if started is None:
             return
         self._wall += time.perf_counter() - started
