@@ -13,18 +13,10 @@ import numpy as np
 
 from semflow.fitting.morphology import LARGE_RADIUS, dilate, disk, erode  # noqa: F401 (shared here)
 from semflow.segmentation.regions import Box
-from semflow.warp import ERROR_CAP, photometric_error, prepare_image, to_gray  # noqa: F401 (shared here)
+from semflow.warp import ERROR_CAP, magnitude, photometric_error, prepare_image, to_gray  # noqa: F401 (shared here)
 
 PHOTOMETRIC_SCALE = 10.0
 """Grey levels of photometric error at which a pixel's photometric confidence falls to 1/e."""
-
-
-def magnitude(vectors: np.ndarray) -> np.ndarray:
-    """Length of 2-vectors along the last axis, e.g. (H, W, 2) -> (H, W) or (N, 2) -> (N,).
-
-    The same as ``np.linalg.norm(vectors, axis=-1)``, several times faster on small last axes.
-    """
-    return np.sqrt(vectors[..., 0] * vectors[..., 0] + vectors[..., 1] * vectors[..., 1])
 
 
 def sample_at(image: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from semflow.fitting.motion_fit import MotionParams, affine_field
-from semflow.layers.common import dilate, erode, photometric_error, refine_warp, tiles, warp_target
+from semflow.layers.common import dilate, erode, magnitude, photometric_error, refine_warp, tiles, warp_target
 
 TAKEN_AGREEMENT = 1.0
 """A region pixel marks where it lands as taken only when its motion agrees with the baseline's flow
@@ -204,7 +204,7 @@ def taken_pixels(img1: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, i
     height, width = img1.shape[:2]
     taken = np.zeros((height, width), bool)
     for field, err, inside in fields:
-        agree = np.linalg.norm(baseline - field, axis=-1) < TAKEN_AGREEMENT
+        agree = magnitude(baseline - field) < TAKEN_AGREEMENT
         ys, xs = np.nonzero(mask & inside & (err <= params.rematch_error) & agree)
         tx = np.round(xs + x0 + field[ys, xs, 0]).astype(int)
         ty = np.round(ys + y0 + field[ys, xs, 1]).astype(int)

@@ -35,7 +35,7 @@ import numpy as np
 
 from semflow.baseline.opencv import dis_flow
 from semflow.segmentation.base import Segmentation
-from semflow.warp import to_gray, warp_backward
+from semflow.warp import magnitude, to_gray, warp_backward
 
 EPS = 1e-6
 
@@ -51,7 +51,7 @@ def flow_trust(gray: np.ndarray, previous_gray: np.ndarray, backward: np.ndarray
     """
     carried_forward, inside = warp_backward(forward, backward)
     round_trip = backward + carried_forward
-    fb_ok = np.linalg.norm(round_trip, axis=2) <= fb_tolerance + 0.05 * np.linalg.norm(backward, axis=2)
+    fb_ok = magnitude(round_trip) <= fb_tolerance + 0.05 * magnitude(backward)
     g1 = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.0)
     g0 = cv2.GaussianBlur(previous_gray.astype(np.float32), (0, 0), 1.0)
     photo_ok = np.abs(g1 - warp_backward(g0, backward)[0]) <= photo_tolerance
@@ -133,11 +133,12 @@ def invert_flow(forward: np.ndarray, iterations: int = 3) -> tuple[np.ndarray, n
     the last step moved b by at most 0.5 px (+5%); elsewhere (disocclusions, folds) it is no inverse."""
     back = -np.asarray(forward, np.float32)
     step = np.zeros(back.shape[:2], np.float32)
-    for _ in range(iterations):
+    for i in range(iterations):
         new = -warp_backward(forward, back)[0]
-        step = np.linalg.norm(new - back, axis=2)
+        if i == iterations - 1:  # (only the last step tells where it converged)
+            step = magnitude(new - back)
         back = new
-    return back, step <= 0.5 + 0.05 * np.linalg.norm(back, axis=2)
+    return back, step <= 0.5 + 0.05 * magnitude(back)
 
 
 def carry_belief(belief: np.ndarray, image0: np.ndarray, image1: np.ndarray, forward: np.ndarray, *,
