@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from semflow.warp import pixel_grid, sample_points, warp_backward
+from semflow.warp import channel_mean, pixel_grid, sample_points, warp_backward
 
 
 def _length(vectors: np.ndarray) -> np.ndarray:
@@ -100,7 +100,7 @@ def mean_photometric_error(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray,
         warped, valid = warp_backward(np.asarray(img2, np.float32), flow)
     diff = np.abs(np.asarray(img1, np.float32) - warped)
     if diff.ndim == 3:
-        diff = diff.mean(axis=2)
+        diff = channel_mean(diff)
     return float(diff[valid].mean()) if valid.any() else float("nan")
 
 

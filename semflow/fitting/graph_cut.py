@@ -19,6 +19,7 @@ import numpy as np
 
 from semflow.fitting.morphology import dilate
 from semflow.fitting.motion_fit import MotionParams
+from semflow.warp import channel_sum
 
 __all__ = ["assign_motions", "label_changes", "pairwise_weights", "solve_assignment"]
 
@@ -27,8 +28,8 @@ def pairwise_weights(image: np.ndarray, smoothness: float) -> tuple[np.ndarray, 
     """Contrast-sensitive Potts weights to the right (h, w-1) and down (h-1, w) neighbours of ``image``
     (h, w, 3): ``smoothness * exp(-|dI|^2 / (2 mean |dI|^2))``."""
     img = image.astype(np.float32)
-    dx = ((img[:, 1:] - img[:, :-1]) ** 2).sum(-1)
-    dy = ((img[1:] - img[:-1]) ** 2).sum(-1)
+    dx = channel_sum((img[:, 1:] - img[:, :-1]) ** 2)
+    dy = channel_sum((img[1:] - img[:-1]) ** 2)
     beta = 1.0 / (2.0 * max(float(np.concatenate([dx.ravel(), dy.ravel()]).mean()), 1e-6))
     return smoothness * np.exp(-beta * dx), smoothness * np.exp(-beta * dy)
 

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from semflow.fitting.morphology import erode
-from semflow.warp import pixel_grid
+from semflow.warp import channel_sum, pixel_grid
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ def _hypotheses(src: np.ndarray, dst: np.ndarray, count: int, rng: np.random.Gen
         return models
     i = rng.integers(0, n, count - len(singles))
     pick = rng.integers(0, min(n, 12), (len(i), 2))
-    d = ((src[i][:, None] - src[None]) ** 2).sum(-1)  # from each drawn point to all
+    d = channel_sum((src[i][:, None] - src[None]) ** 2)  # from each drawn point to all
     near = np.argpartition(d, min(n - 1, 11), axis=1)[:, :min(n, 12)]  # its 12 nearest (itself too)
     rows = np.arange(len(i))
     j, k = near[rows, pick[:, 0]], near[rows, pick[:, 1]]

@@ -13,7 +13,14 @@ import numpy as np
 
 from semflow.fitting.morphology import LARGE_RADIUS, dilate, disk, erode  # noqa: F401 (shared here)
 from semflow.segmentation.regions import Box
-from semflow.warp import ERROR_CAP, magnitude, photometric_error, prepare_image, to_gray  # noqa: F401 (shared here)
+from semflow.warp import (  # noqa: F401 (shared here)
+    ERROR_CAP,
+    channel_mean,
+    magnitude,
+    photometric_error,
+    prepare_image,
+    to_gray,
+)
 
 PHOTOMETRIC_SCALE = 10.0
 """Grey levels of photometric error at which a pixel's photometric confidence falls to 1/e."""
@@ -48,7 +55,7 @@ def photometric_error_at(img1: np.ndarray, img2: np.ndarray, ys: np.ndarray, xs:
     """
     x, y = xs.astype(np.float32), ys.astype(np.float32)
     warped = sample_at(img2, x + flow[:, 0], y + flow[:, 1])
-    err = np.abs(img1[ys, xs] - warped).mean(axis=1)
+    err = channel_mean(np.abs(img1[ys, xs] - warped))
     return np.minimum(err, ERROR_CAP).astype(np.float32)
 
 

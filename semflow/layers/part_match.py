@@ -23,6 +23,7 @@ import numpy as np
 
 from semflow.fitting.motion_fit import MotionParams, affine_field
 from semflow.layers.common import dilate, erode, magnitude, photometric_error, refine_warp, tiles, warp_target
+from semflow.warp import channel_mean
 
 TAKEN_AGREEMENT = 1.0
 """A region pixel marks where it lands as taken only when its motion agrees with the baseline's flow
@@ -238,9 +239,9 @@ def _occlusion_keywords(img1: np.ndarray, img2: np.ndarray, mask: np.ndarray, bo
     if params.rematch_hidden_cost is None:
         return {}
     taken = taken_pixels(img1, mask, box, baseline, fields, params)
-    gray2 = img2.mean(axis=2).astype(np.float32)
+    gray2 = channel_mean(img2).astype(np.float32)
     return {"taken": taken, "near_taken": dilate(taken, params.rematch_hidden_margin),
-            "frames": (img1.mean(axis=2).astype(np.float32), gray2, warp_target(gray2))}
+            "frames": (channel_mean(img1).astype(np.float32), gray2, warp_target(gray2))}
 
 
 def _parts(todo: np.ndarray, min_pixels: int) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -261,7 +262,7 @@ def _match_tiles(img1: np.ndarray, img2: np.ndarray, part: np.ndarray, ax: int, 
     ``rematch_contrast`` skipped), each tile searched as :func:`_match_part` with the reverse check;
     None when no tile matches."""
     bh, bw = part.shape
-    gray = img1[ay:ay + bh, ax:ax + bw].mean(axis=2)
+    gray = channel_mean(img1[ay:ay + bh, ax:ax + bw])
     found_tiles = []
     for sy, sx in tiles(part, params.rematch_tile):
         if gray[sy, sx][part[sy, sx]].std() < params.rematch_contrast:
