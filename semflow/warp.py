@@ -42,6 +42,7 @@ def channel_sum(array: np.ndarray) -> np.ndarray:
     out = array[..., 0] + array[..., 1]
     if array.shape[-1] == 3:
         out += array[..., 2]
+    out += 0.0  # (numpy's sum starts at +0.0: a sum of negative zeros is +0.0, not -0.0; nothing else moves)
     return out
 
 

@@ -1,0 +1,53 @@
+"""warp.magnitude, channel_sum and channel_mean: the same bits as numpy's own reductions, which they replace
+for speed (flows and labels of every method must not move by a bit)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from semflow.warp import channel_mean, channel_sum, magnitude
+
+SPECIAL = st.sampled_from([0.0, -0.0, 1e-45, -1e-45, 1e30, -1e30, 3.4e38, np.inf, -np.inf, np.nan, 1.0, -1.0])
+
+
+def arrays(channels: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
+    floats = st.one_of(SPECIAL, st.floats(width=32, allow_nan=True, allow_infinity=True))
+    return st.sampled_from([np.float32, np.float64]).flatmap(lambda dtype: st.sampled_from(channels).flatmap(
+        lambda c: hnp.arrays(dtype, hnp.array_shapes(min_dims=1, max_dims=3, max_side=6).map(lambda s: (*s, c)),
+                             elements=floats)))
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and np.ascontiguousarray(a).tobytes() == \
+        np.ascontiguousarray(b).tobytes()
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrays((2, 3)), st.booleans())
+def test_channel_sum_and_mean_are_numpys_bit_for_bit(array: np.ndarray, crop: bool) -> None:
+    array = array[1:] if crop and len(array) > 1 else array  # (a view that does not start at its buffer)
+    with np.errstate(all="ignore"):  # (inf - inf, overflow: on both sides alike)
+        assert same_bits(channel_sum(array), array.sum(-1))
+        assert same_bits(channel_mean(array), array.mean(-1))
+
+
+def test_a_sum_of_negative_zeros_is_positive_zero_as_numpys() -> None:
+    zeros = np.full((2, 3), -0.0, np.float32)
+    assert not np.signbit(zeros.sum(-1)).any()
+    assert not np.signbit(channel_sum(zeros)).any() and not np.signbit(channel_sum(zeros[:, :2])).any()
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrays((2,)))
+def test_magnitude_is_numpys_norm_bit_for_bit(vectors: np.ndarray) -> None:
+    with np.errstate(all="ignore"):
+        assert same_bits(magnitude(vectors), np.linalg.norm(vectors, axis=-1))
+
+
+def test_other_lengths_and_dtypes_are_numpys_own() -> None:
+    rng = np.random.default_rng(0)
+    for array in (rng.standard_normal((4, 5, 8)).astype(np.float32), rng.integers(0, 255, (4, 5, 3), np.uint8)):
+        assert same_bits(channel_sum(array), array.sum(-1)) and same_bits(channel_mean(array), array.mean(-1))
