@@ -31,10 +31,11 @@ import numpy as np
 
 from semflow.errors import InputError, warn
 from semflow.io.atomic import TEMP_MARK, cut_name, move_into_place
-from semflow.io.datasets import LoadedSample, load_dataset
-from semflow.io.images import write_image
+from semflow.io.datasets import FlowSample, LoadedSample, load_dataset
+from semflow.io.images import image_size, write_image
 from semflow.io.jsonfile import finite_or_none
 from semflow.io.outputs import check_outputs, output_staging
+from semflow.io.video import shrunk_to
 from semflow.isolation import IsolatedMethod
 from semflow.memory import PeakMemory
 from semflow.methods import get_method, route_options
@@ -147,6 +148,7 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
         raise InputError(f"max_samples must be a whole number of at least 1 (or None), got {max_samples!r}")
     samples = load_dataset(dataset, root)[:max_samples]
     options = route_options(methods, method_options or {})
+    check_given_segmentation(samples, options, use_labels)
     images: list[Path] = []
     if out_dir is not None:
         images = [Path(out_dir) / (stem + IMAGE_SUFFIX) for stem in image_names(dataset, [s.name for s in samples])]
@@ -165,6 +167,34 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
             if tmp.exists():  # (not for a sample left out)
                 move_into_place(tmp, path)
         return results
+
+
+def check_given_segmentation(samples: Sequence[FlowSample], options: dict[str, dict[str, Any]],
+                             use_labels: bool = True) -> None:
+    """Before any work: InputError when one label map given for every sample (a method's ``segmentation``
+    option naming a file) does not fit a sample's frame 1 (its size, or a size it is shrunk to), naming
+    the first that differs. Sizes come from the image headers; samples whose own labels a method is
+    given (``use_labels``) are not checked, nor a folder of maps or a header Pillow cannot read (loading
+    the sample says why)."""
+    for given in dict.fromkeys(str(o["segmentation"]) for o in options.values()
+                               if isinstance(o.get("segmentation"), (str, os.PathLike))):
+        if not Path(given).is_file():
+            continue
+        size = _header_size(Path(given))
+        for sample in samples if size is not None else ():
+            frame = None if use_labels and sample.labels is not None else _header_size(sample.frame1)
+            if frame is not None and frame != size and not shrunk_to(size, frame):
+                raise InputError(f"{given}: {size[1]}x{size[0]}, but {sample.dataset} sample {sample.name} is "
+                                 f"{frame[1]}x{frame[0]} ({sample.frame1.name}); one label map for every "
+                                 "sample needs samples of its size")
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(H, W) of an image file from its header (:func:`image_size`); None where Pillow cannot read it."""
+    try:
+        return image_size(path)
+    except (OSError, ValueError):
+        return None
 
 
 def image_names(dataset: str, samples: Sequence[str]) -> list[str]:

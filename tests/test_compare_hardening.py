@@ -17,7 +17,7 @@ import pytest
 
 from semflow import evaluation
 from semflow.errors import InputError, OutputError, SemflowWarning
-from semflow.io.datasets import sintel
+from semflow.io.datasets import middlebury, sintel
 from semflow.io.flow import write_flo
 from semflow.io.images import write_image
 from semflow.synthetic import translation_scene
@@ -263,3 +263,30 @@ def test_compare_takes_method_names(tmp_path: Path) -> None:
     for bad in ([], [get_method("dis-fast")]):
         with pytest.raises(InputError, match="compare takes one or more method names"):
             evaluation.compare("middlebury", root, bad)
+
+
+# --- one --segmentation for samples of several sizes -------------------------------------------------
+
+
+def test_one_segmentation_for_samples_of_another_size_is_refused_before_any_work(tmp_path: Path, monkeypatch) -> None:
+    """`compare --segmentation seg.png` scored every sample of seg.png's size, then failed at the first of
+    another size ("seg.png: size 64x48 differs from the image's 40x32"). Now refused first, from headers."""
+    root = _middlebury(tmp_path / "ds", ["A", "B"])
+    small = translation_scene(32, 40, shift=(1.0, 1.0), seed=5)
+    write_image(root / "C" / "frame10.png", small.img1)
+    write_image(root / "C" / "frame11.png", small.img2)
+    write_flo(root / "C" / "flow10.flo", small.flow)
+    seg = tmp_path / "seg.png"
+    write_image(seg, np.zeros((48, 64), np.uint8))
+    monkeypatch.setattr(evaluation, "get_method", lambda *a, **k: pytest.fail("a method was built"))
+    with pytest.raises(InputError, match=r"seg\.png: 64x48, but middlebury sample C is 40x32 \(frame10\.png\); "
+                                         r"one label map for every sample needs samples of its size$"):
+        evaluation.compare("middlebury", root, ["semantic"], method_options={"segmentation": str(seg)},
+                           out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    # Samples of its size, or of a size it is shrunk to (as --max-side shrinks maps), pass the check.
+    samples = middlebury(root)
+    evaluation.check_given_segmentation(samples[:2], {"semantic": {"segmentation": seg}})
+    write_image(seg, np.zeros((96, 128), np.uint8))
+    evaluation.check_given_segmentation(samples[:2], {"semantic": {"segmentation": seg}})
+    evaluation.check_given_segmentation(samples, {"semantic": {"segmentation": tmp_path}})  # a folder: per frame
