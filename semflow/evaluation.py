@@ -122,8 +122,8 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
     Every image name is checked (:func:`~semflow.io.outputs.check_outputs`, with ``outputs``: the
     caller's other output files, which may not be one of them) before any method runs; the images are
     moved into ``out_dir`` only once every sample is done (a failure leaves none). A sample whose ground
-    truth has no valid pixel is left out with a warning (and named in the result's ``left_out``); InputError
-    when no sample has one.
+    truth has no valid pixel is left out with a warning (and named in the result's ``left_out``; its image
+    from an earlier comparison, if any, is left as it was, with a warning); InputError when no sample has one.
 
     ``method_options`` (device, preset...) go to every method that declares them, ``NAME.option`` to
     method NAME only (:func:`semflow.methods.route_options`); one that no method takes is an error. ``use_labels`` passes
@@ -163,9 +163,15 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
         results = _compare_samples(dataset, samples, built, staged, use_labels, progress)
         if not results:
             raise InputError(f"{root}: no {dataset} sample has a valid ground-truth pixel; nothing to compare")
+        earlier = [p.name for t, p in zip(staged or (), images) if not t.exists() and os.path.lexists(p)]
         for tmp, path in zip(staged or (), images):
             if tmp.exists():  # (not for a sample left out)
                 move_into_place(tmp, path)
+        if earlier:  # (never deleted: compare keeps no record of what it wrote, and deletes nothing else)
+            one = len(earlier) == 1
+            warn(f"{out_dir}: {', '.join(earlier[:3])}{', ...' if len(earlier) > 3 else ''} "
+                 f"({'a sample' if one else f'{len(earlier)} samples'} left out) {'is' if one else 'are'} from an "
+                 f"earlier comparison, left as {'it was' if one else 'they were'}")
         return results
 
 

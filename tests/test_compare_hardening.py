@@ -290,3 +290,19 @@ def test_one_segmentation_for_samples_of_another_size_is_refused_before_any_work
     write_image(seg, np.zeros((96, 128), np.uint8))
     evaluation.check_given_segmentation(samples[:2], {"semantic": {"segmentation": seg}})
     evaluation.check_given_segmentation(samples, {"semantic": {"segmentation": tmp_path}})  # a folder: per frame
+
+
+def test_an_earlier_image_of_a_sample_left_out_is_named_in_a_warning(tmp_path: Path) -> None:
+    """`compare --out DIR` left DIR/middlebury_B.png from an earlier comparison beside this one's images,
+    with nothing to tell that B's image is not this run's. It is kept (compare deletes nothing it was not
+    asked to write), and a warning names it."""
+    root = _middlebury(tmp_path / "ds", ["A", "B"])
+    out = tmp_path / "out"
+    evaluation.compare("middlebury", root, ["dis-fast"], out_dir=out)
+    before = (out / "middlebury_B.png").read_bytes()
+    _middlebury(root, ["B"], no_gt=("B",))
+    with pytest.warns(SemflowWarning) as said:
+        results = evaluation.compare("middlebury", root, ["dis-fast"], out_dir=out)
+    assert results.left_out == ["B"] and (out / "middlebury_B.png").read_bytes() == before
+    assert [str(w.message) for w in said][1:] == [f"{out}: middlebury_B.png (a sample left out) is from an earlier"
+                                                  " comparison, left as it was"]
