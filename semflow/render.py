@@ -108,11 +108,24 @@ def class_key(label_set: LabelSet) -> tuple[list[str], np.ndarray]:
     return [label_set.class_names[i] for i in ids], label_set.colorize(ids[None])[0]
 
 
+KEY_MIN_WIDTH = 240
+"""An image narrower than this (px) whose class key does not fit in it is drawn enlarged for the key
+(:func:`with_class_key`): at 48 px the key's names were cut, in a strip four times the image's height."""
+KEY_MAX_SIDE = 1920
+"""The longest side (px) :func:`with_class_key` enlarges an image to."""
+
+
 def with_class_key(image: np.ndarray, label_set: LabelSet) -> np.ndarray:
     """``image`` (uint8 RGB, e.g. a segmentation overlay in ``label_set``'s colours) with ``label_set``'s
     colour key: in its lower left corner where it fits there, else in a strip below it (the image then
-    grows by the strip's height and a white gap)."""
+    grows by the strip's height and a white gap). An image narrower than :data:`KEY_MIN_WIDTH` whose key
+    does not fit is first enlarged by the smallest whole factor to that width (each pixel a square block;
+    its longer side at most :data:`KEY_MAX_SIDE`)."""
     names, colors = class_key(label_set)
+    h, w = image.shape[:2]
+    if w < KEY_MIN_WIDTH and not class_key_fits(h, w, names):
+        k = max(1, min(-(-KEY_MIN_WIDTH // w), KEY_MAX_SIDE // max(h, w)))
+        image = np.repeat(np.repeat(image, k, axis=0), k, axis=1)
     if class_key_fits(*image.shape[:2], names):
         return add_class_legend(image, names, colors)
     key = class_key_strip(image.shape[1], names, colors)

@@ -86,7 +86,7 @@ def test_segment_max_side_shrinks_images_and_frames(run_cli, tmp_path: Path, mak
     result = run_cli("segment", "a.png", "--out", "seg", "--max-side", "32", "--overlay", "--no-progress")
     assert result.rc == 0, result.stderr
     assert read_image(tmp_path / "seg" / "a.png").shape[:2] == (19, 32)  # (600/100 * 32 = 19.2)
-    assert read_image(tmp_path / "seg" / "overlay" / "a.png").shape[1] == 32
+    assert read_image(tmp_path / "seg" / "overlay" / "a.png").shape[1] == 32 * 8  # (enlarged 8x for its key)
     result = run_cli("segment", "clip.mp4", "--out", "segv", "--max-side", "32", "--no-progress")
     assert result.rc == 0, result.stderr
     frames = sorted((tmp_path / "segv").glob("*.png"))

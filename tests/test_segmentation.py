@@ -411,10 +411,11 @@ def test_segment_images_and_video(tmp_path):
     assert bad.exit_code == 1 and "Traceback" not in bad.output and "cannot read" in bad.output
 
 
-@pytest.mark.parametrize("h, w, grows", [(240, 320, False), (48, 64, True)])
-def test_segment_overlays_carry_the_label_sets_colour_key(tmp_path, h: int, w: int, grows: bool) -> None:
+@pytest.mark.parametrize("h, w, k, grows", [(240, 320, 1, False), (60, 300, 1, True), (48, 64, 4, False)])
+def test_segment_overlays_carry_the_label_sets_colour_key(tmp_path, h: int, w: int, k: int, grows: bool) -> None:
     """`segment --overlay` wrote the colours without saying which class each is: the overlay now carries the
-    key (in its corner; under it, on a strip, where it would hide a small image), every class's swatch."""
+    key (in its corner; under it, on a strip, where it would hide a small image), every class's swatch. An
+    image narrower than 240 px whose key does not fit is enlarged ``k`` times for it."""
     from semflow.io.images import read_image, write_image
     from semflow.segmentation.segment import segment_inputs
 
@@ -426,7 +427,7 @@ def test_segment_overlays_carry_the_label_sets_colour_key(tmp_path, h: int, w: i
     segment_inputs([tmp_path / "imgs"], tmp_path / "out", backend=f"masks:{tmp_path / 'masks'}", label_set="camvid",
                    overlay=True, progress=False)
     overlay = read_image(tmp_path / "out" / "overlay" / "a.png")
-    assert overlay.shape[1] == w and (overlay.shape[0] > h) == grows
+    assert overlay.shape[1] == k * w and (overlay.shape[0] > k * h) == grows
     for colour in CAMVID.palette[:11]:
         assert (overlay == colour).all(axis=2).sum() >= 4, colour
 

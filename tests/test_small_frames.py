@@ -114,3 +114,23 @@ def test_warp_takes_a_float64_flow() -> None:
     image = _texture()[:20, :30]
     warped, inside = warp_backward(image, np.zeros((20, 30, 2)))
     assert np.array_equal(warped, image) and inside.all()
+
+
+@pytest.mark.parametrize("label_set", ["camvid", "voc"])
+def test_the_class_key_of_a_tiny_overlay_shows_every_name_whole_beside_the_frame_enlarged(label_set: str) -> None:
+    """`segment --overlay` of a 48x40 frame drew a 48x204 image: the key below it in one column, four
+    times the frame's height, its names cut at the 48th column. Now the frame is enlarged by a whole
+    factor (5: 240x200) and the key is drawn as for a frame of that size; an ordinary frame is not."""
+    from semflow.render import with_class_key
+    from semflow.segmentation import get_label_set
+
+    ls = get_label_set(label_set)
+    frame = np.random.default_rng(0).integers(0, 100, (40, 48, 3), dtype=np.uint8)
+    out = with_class_key(frame, ls)
+    assert out.shape[1] == 240 and out.shape[0] <= 1.5 * out.shape[1]  # (was 204 high, 48 wide)
+    assert (out[:30] == np.repeat(np.repeat(frame, 5, 0), 5, 1)[:30]).all()  # (the key in the lower part)
+    drawn_rows = out[~(out == 255).all(axis=(1, 2))]  # (not the white gap above a key strip)
+    assert not (drawn_rows[:, -1] > 200).all(axis=-1).any()  # no name runs into the right edge (white text)
+    big = np.random.default_rng(1).integers(0, 100, (360, 480, 3), dtype=np.uint8)
+    drawn = with_class_key(big, ls)
+    assert drawn.shape[1] == 480 and (drawn[:100] == big[:100]).all()
