@@ -53,7 +53,9 @@ class InputResult:
     ``batch.json`` of a batch left early, ``interrupted`` (``pending`` until then, as batch.json holds it
     while the batch runs); ``summary`` is its ``summary.json`` when ok.
     ``wall_seconds``: worker seconds spent on it in this batch; ``computed_pairs``: pairs computed in this
-    batch (the rest were finished before); ``warnings``: what ``semflow run`` would warn about it (a
+    batch (the rest were finished before); both count the tasks that came back: in a batch stopped early
+    (Ctrl-C) not the pairs, nor the seconds, of the chunks it stopped (their finished pairs are kept, and
+    ``--resume`` counts them as finished before); ``warnings``: what ``semflow run`` would warn about it (a
     truncated video, gaps in a folder's frame numbers)."""
 
     name: str
