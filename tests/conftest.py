@@ -29,7 +29,9 @@ from semflow.io.images import write_image
 from semflow.io.video import VideoWriter
 from semflow.synthetic import SyntheticScene, make_scene, random_texture, translation_scene
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("SEMFLOW_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+"""The public data: ``../shared/data`` beside the checkout, or the folder ``$SEMFLOW_SHARED_DATA`` names (a
+checkout elsewhere, e.g. a git worktree)."""
 
 
 @pytest.fixture(scope="session")
