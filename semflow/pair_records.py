@@ -33,17 +33,9 @@ import numpy as np
 from semflow.io.flow import FLO_TAG, MAX_FLO_SIDE, UNKNOWN_FLOW_THRESHOLD, check_flow
 from semflow.io.jsonfile import loads_untrusted
 from semflow.viz import DEFAULT_PERCENTILE, MIN_MAX_FLOW
+from semflow.warp import magnitude
 
 SUFFIX = ".jsonl"
-
-
-def magnitude(flow: np.ndarray) -> np.ndarray:
-    """|F| (H, W) float32 of a flow (H, W, 2) float32: bit for bit ``np.linalg.norm(flow, axis=2)``
-    (which squares, sums the two components and takes the root, all in float32), at a third of its time."""
-    u, v = flow[..., 0], flow[..., 1]
-    mag = u * u
-    mag += v * v
-    return np.sqrt(mag, out=mag)
 
 
 def _interpolated(part: np.ndarray, q: float, kind: Callable[[float], float]) -> float:

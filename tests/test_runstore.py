@@ -12,7 +12,7 @@ from conftest import failing_at_pair
 from semflow.batch.work import ClipWorker, plan_chunks, prepare_clip
 from semflow.errors import InputError, SemflowWarning
 from semflow.metrics import flow_stats
-from semflow.pair_records import magnitude, magnitude_stats
+from semflow.pair_records import magnitude_stats
 from semflow.pipeline import RunOptions, run_video
 from semflow.runstore import (
     CACHE_BUDGET_BYTES,
@@ -24,6 +24,7 @@ from semflow.runstore import (
     open_store,
 )
 from semflow.viz import max_flow_of
+from semflow.warp import magnitude
 
 
 def test_records_keep_the_float32_percentiles_exactly(tmp_path: Path) -> None:
