@@ -293,13 +293,15 @@ class RunStore:
         return (flow, seg, base) if ok else None
 
     def cleanup(self) -> None:
-        """Delete the work folder (after the outputs are written), never through a link."""
+        """Delete the work folder (after the outputs are written), never through a link; its records first:
+        a run killed meanwhile leaves no pairs without the settings they were made with (``--resume`` refused)."""
         self._segments.stop()
         self._records.close()
-        if self.folder is not None:
-            self.folder.remove_tree(WORK_DIR)
-        else:
-            shutil.rmtree(self.work, ignore_errors=True)
+        for name in (f"{WORK_DIR}/pairs", WORK_DIR):
+            if self.folder is not None:
+                self.folder.remove_tree(name)
+            else:
+                shutil.rmtree(self.out_dir / name, ignore_errors=True)
 
     # --- paths ----------------------------------------------------------------------------------
 

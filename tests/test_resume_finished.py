@@ -232,3 +232,37 @@ def test_a_resumed_run_says_how_many_pairs_it_kept(run_cli, make_frames, tmp_pat
         run_video(frames, tmp_path / "out", RunOptions(method=failing_at_pair(2), save_flo=True, progress=False))
     result = run_cli("run", frames, "--out", "out", "--method", "dis-fast", "--save-flo", "--resume", "--no-progress")
     assert result.rc == 0 and result.stdout.startswith("4 pairs (2 of them resumed), "), result.stdout + result.stderr
+
+
+class Killed(BaseException):
+    """A SIGKILL, simulated: nothing that catches Exception stops it."""
+
+
+@pytest.mark.parametrize("victim", ["state.json", "pairs", "cache", "end.json", "manifest"])
+def test_a_run_killed_while_it_deletes_its_work_folder_resumes(make_frames, monkeypatch, tmp_path: Path,
+                                                               victim: str) -> None:
+    """The crash probe's case: a run killed after its summary, while it deleted its work folder, is
+    continued by --resume (whatever the deletion reached: here ``victim`` went first), to the very bytes
+    of an uninterrupted run. Before, a killed deletion that had reached state.json but not pairs/ left
+    pairs without their settings: --resume refused the folder as damaged."""
+    frames, _, copy = finished(make_frames, tmp_path)
+    out = tmp_path / "killed"
+
+    def killed_while_deleting(path, *args, **kwargs) -> None:
+        """Delete ``victim`` where it is in the folder asked for (the first entry the deletion reached), then die."""
+        gone = out / WORK_DIR / victim
+        if gone.is_relative_to(path):
+            real_rmtree(gone) if gone.is_dir() else gone.unlink()
+        raise Killed
+
+    real_rmtree = shutil.rmtree
+    monkeypatch.setattr(shutil, "rmtree", killed_while_deleting)
+    with pytest.raises(Killed):
+        run_video(frames, out, OPTIONS)
+    monkeypatch.undo()
+    assert (out / "summary.json").is_file() and (out / WORK_DIR).is_dir()
+    summary = run_video(frames, out, RESUME)
+    assert summary["pairs"] == 4 and not (out / WORK_DIR).exists()
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == sorted(p.relative_to(copy) for p in copy.rglob("*"))
+    for name in SAME_BYTES:
+        assert (out / name).read_bytes() == (copy / name).read_bytes(), name
