@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -72,6 +74,27 @@ class Terminated(BaseException):
 def terminated_by_signal(signum: int, frame: Any) -> None:
     """The SIGTERM handler of the ``semflow`` command: raise :class:`Terminated`."""
     raise Terminated
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while the block runs, then act on them (the handlers in force raise there):
+    around an import that loads C extensions whose loading runs Python code (matplotlib's pybind11 enums).
+    An exception a handler raised inside one failed the import ("initialization failed", a traceback) and
+    aborted Python at its exit ("Fatal Python error", SIGABRT). Main thread only (elsewhere: nothing held)."""
+    held = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or None in map(signal.getsignal, held):
+        yield
+        return
+    caught: list[int] = []
+    previous = {signum: signal.signal(signum, lambda got, frame: caught.append(got)) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)
 
 
 class SemflowWarning(UserWarning):

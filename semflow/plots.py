@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from semflow.errors import signals_held
 from semflow.io.atomic import atomic_path
 
 
@@ -60,7 +61,7 @@ def write_plot(path: str | os.PathLike, pairs: Sequence[dict], *, title: str = "
 def plot_figure(pairs: Sequence[dict], *, title: str = "") -> Any:
     """The matplotlib Figure :func:`write_plot` draws (Agg canvas). The x axis holds the pairs' whole
     numbers only (one pair: 0); a panel's legend goes where it hides the fewest points; a long title wraps."""
-    with _quiet_matplotlib_import():
+    with _quiet_matplotlib_import(), signals_held():  # (a signal inside its C extensions' loading aborted Python)
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator
