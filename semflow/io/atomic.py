@@ -151,12 +151,13 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 @contextlib.contextmanager
-def staging_folder(parent: Path, prefix: str) -> Iterator[Path]:
+def staging_folder(parent: Path, prefix: str, *, stale_seconds: float = STALE_STAGING_SECONDS) -> Iterator[Path]:
     """Yield a fresh folder ``parent/<prefix>XXXXXXXX`` to write a command's outputs into before they
     are moved into place; it is deleted on exit. While in use it is locked (``fcntl.flock``, released
     when the process ends however it ends), so that the next call can delete the ones a killed command
-    left: unlocked, older than :data:`STALE_STAGING_SECONDS`, real folders (never a link) of that name."""
-    _remove_stale_staging(parent, prefix)
+    left: unlocked, older than ``stale_seconds``, real folders (never a link) of that name. (The age spares
+    one another command has just made and not yet locked: 0 where ``parent`` is locked by this command.)"""
+    _remove_stale_staging(parent, prefix, stale_seconds)
     stage = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     fd = os.open(stage, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -167,14 +168,14 @@ def staging_folder(parent: Path, prefix: str) -> Iterator[Path]:
         os.close(fd)
 
 
-def _remove_stale_staging(parent: Path, prefix: str) -> None:
+def _remove_stale_staging(parent: Path, prefix: str, stale_seconds: float) -> None:
     name = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}")  # what tempfile.mkdtemp names them
     with contextlib.suppress(OSError):
         entries = [p for p in parent.iterdir() if name.fullmatch(p.name)]
         for path in entries:
             with contextlib.suppress(OSError):
                 info = os.lstat(path)
-                if not stat.S_ISDIR(info.st_mode) or time.time() - info.st_mtime < STALE_STAGING_SECONDS:
+                if not stat.S_ISDIR(info.st_mode) or time.time() - info.st_mtime < stale_seconds:
                     continue
                 fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
                 try:

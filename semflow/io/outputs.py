@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from semflow.errors import OutputError
-from semflow.io.atomic import TEMP_MARK, staging_folder, stream_link
+from semflow.io.atomic import STALE_STAGING_SECONDS, TEMP_MARK, staging_folder, stream_link
 from semflow.io.files import name_key
 from semflow.io.jsonfile import loads_untrusted
 
@@ -204,7 +204,8 @@ def output_staging(out_dir: Path, prefix: str, *, lock: bool = False) -> Iterato
     (:func:`lock_folder`), and yield a fresh staging folder in it (:func:`~semflow.io.atomic.staging_folder`,
     named ``<prefix>XXXXXXXX``) for a command to write into before it moves its outputs in place. When the
     block fails, the folders this created are removed again (when nothing else is in them); an OSError
-    naming a staged file (a full disk) is raised naming the output it stands for in ``out_dir``."""
+    naming a staged file (a full disk) is raised naming the output it stands for in ``out_dir``. With ``lock``
+    the staging folders a killed command left go whatever their age (no other command can be making one)."""
     created = []  # deepest first
     for folder in (out_dir, *out_dir.parents):
         if os.path.lexists(folder):
@@ -213,7 +214,7 @@ def output_staging(out_dir: Path, prefix: str, *, lock: bool = False) -> Iterato
     out_dir.mkdir(parents=True, exist_ok=True)
     fd = lock_folder(out_dir) if lock else None
     try:
-        with staging_folder(out_dir, prefix) as stage:
+        with staging_folder(out_dir, prefix, stale_seconds=0.0 if lock else STALE_STAGING_SECONDS) as stage:
             try:
                 yield stage
             except OSError as exc:  # (a full disk) named by the output it stands for, not the staged file
