@@ -30,7 +30,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from semflow.errors import InputError, counted, warn
+from semflow.errors import InputError, counted, signals_held, warn
 from semflow.io.files import is_video_path, missing, name_key
 from semflow.io.images import image_size, is_image_path, read_image, write_image
 from semflow.io.outputs import check_outputs, output_staging, refuse_inputs_as_outputs, refuse_link
@@ -154,13 +154,15 @@ def _refuse_frames_as_inputs(inputs: Sequence[str | os.PathLike], videos: Mappin
 
 
 def _move_into(stage: Path, out_dir: Path) -> None:
-    """Move every file written in ``stage`` to the same place in ``out_dir`` (no link on the way)."""
+    """Move every file written in ``stage`` to the same place in ``out_dir`` (no link on the way); Ctrl-C or
+    SIGTERM meanwhile is acted on once all are moved (it left a mix of new and earlier outputs)."""
     files = [Path(base, name).relative_to(stage) for base, _, names in os.walk(stage) for name in names]
     for rel in files:
         refuse_link(out_dir / rel, out_dir)
-    for rel in files:
-        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(stage / rel, out_dir / rel)
+    with signals_held():
+        for rel in files:
+            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage / rel, out_dir / rel)
 
 
 def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
