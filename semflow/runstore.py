@@ -46,7 +46,7 @@ import numpy as np
 from semflow import flowvideo
 from semflow.errors import InputError, warn
 from semflow.flow_segments import Segments
-from semflow.io.atomic import write_text_atomic
+from semflow.io.atomic import discard_folder, discard_leftovers, write_text_atomic
 from semflow.io.flow import read_flo, save_npy, write_flo
 from semflow.io.images import read_image
 from semflow.io.jsonfile import loads_untrusted
@@ -293,15 +293,14 @@ class RunStore:
         return (flow, seg, base) if ok else None
 
     def cleanup(self) -> None:
-        """Delete the work folder (after the outputs are written), never through a link; its records first:
-        a run killed meanwhile leaves no pairs without the settings they were made with (``--resume`` refused)."""
+        """Delete the work folder (after the outputs are written), never through a link, as one step
+        (:func:`~semflow.io.atomic.discard_folder`): a run killed meanwhile is finished, or resumable as it was."""
         self._segments.stop()
         self._records.close()
-        for name in (f"{WORK_DIR}/pairs", WORK_DIR):
-            if self.folder is not None:
-                self.folder.remove_tree(name)
-            else:
-                shutil.rmtree(self.out_dir / name, ignore_errors=True)
+        if self.folder is not None:
+            self.folder.remove_tree(WORK_DIR)
+        else:
+            discard_folder(self.work)
 
     # --- paths ----------------------------------------------------------------------------------
 
@@ -399,8 +398,8 @@ def finished_summary(out_dir: str | Path, fingerprint: dict[str, Any]) -> dict[s
     left, every output it lists is there: :mod:`semflow.run_outputs_check`), else None: resuming it
     has nothing to do. One missing is warned about (the run is made again); a link in its place refused;
     other settings or a replaced video refused as for an interrupted run."""
-    out_dir = Path(out_dir)
-    path = out_dir / "summary.json"
+    out_dir, path = Path(out_dir), Path(out_dir) / "summary.json"
+    discard_leftovers(out_dir / WORK_DIR)  # (the work folder of a run killed while it deleted it)
     if (out_dir / WORK_DIR).exists() or not path.is_file():
         return None
     try:

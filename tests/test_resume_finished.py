@@ -11,6 +11,7 @@ plot or .flo files gone, and a .flo file replaced by a link.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -238,31 +239,41 @@ class Killed(BaseException):
     """A SIGKILL, simulated: nothing that catches Exception stops it."""
 
 
-@pytest.mark.parametrize("victim", ["state.json", "pairs", "cache", "end.json", "manifest"])
-def test_a_run_killed_while_it_deletes_its_work_folder_resumes(make_frames, monkeypatch, tmp_path: Path,
-                                                               victim: str) -> None:
-    """The crash probe's case: a run killed after its summary, while it deleted its work folder, is
-    continued by --resume (whatever the deletion reached: here ``victim`` went first), to the very bytes
-    of an uninterrupted run. Before, a killed deletion that had reached state.json but not pairs/ left
-    pairs without their settings: --resume refused the folder as damaged."""
-    frames, _, copy = finished(make_frames, tmp_path)
+@pytest.mark.parametrize(("victim", "coded"), [("state.json", False), ("pairs", False), ("cache", False),
+                                               ("end.json", False), ("manifest", False), ("pairs", True),
+                                               ("intermediate", True)])
+def test_a_run_killed_while_it_deletes_its_work_folder_is_finished(make_frames, monkeypatch, tmp_path: Path,
+                                                                   victim: str, coded: bool) -> None:
+    """The crash probe's cases: a run killed after its summary, while it deleted its work folder (``victim``
+    went first), is finished: --resume computes nothing, and the outputs are an uninterrupted run's (``coded``:
+    one drawn from the intermediate). The work folder is now put aside as one step, then deleted. Before, a
+    deletion that had reached state.json but not pairs/ left the folder refused as damaged; one that had
+    reached pairs/ had every pair computed again."""
+    frames = make_frames(7, 40, 56)
+    options = RunOptions(method="dis-fast", progress=False, cache_budget=60_000) if coded else \
+        RunOptions(method="dis-fast", save_flo=True, progress=False)
+    resume = dataclasses.replace(options, resume=True)
+    reference = tmp_path / "reference"
+    run_video(frames, reference, options)
     out = tmp_path / "killed"
 
     def killed_while_deleting(path, *args, **kwargs) -> None:
-        """Delete ``victim`` where it is in the folder asked for (the first entry the deletion reached), then die."""
-        gone = out / WORK_DIR / victim
-        if gone.is_relative_to(path):
-            real_rmtree(gone) if gone.is_dir() else gone.unlink()
+        """Delete ``victim`` where it is in (or is) the folder asked for: the first entry the deletion reached."""
+        gone = Path(path) if Path(path).name == victim else Path(path) / victim
+        if gone.is_dir():
+            real_rmtree(gone)
+        elif gone.exists():
+            gone.unlink()
         raise Killed
 
     real_rmtree = shutil.rmtree
     monkeypatch.setattr(shutil, "rmtree", killed_while_deleting)
     with pytest.raises(Killed):
-        run_video(frames, out, OPTIONS)
+        run_video(frames, out, options)
     monkeypatch.undo()
-    assert (out / "summary.json").is_file() and (out / WORK_DIR).is_dir()
-    summary = run_video(frames, out, RESUME)
-    assert summary["pairs"] == 4 and not (out / WORK_DIR).exists()
-    assert sorted(p.relative_to(out) for p in out.rglob("*")) == sorted(p.relative_to(copy) for p in copy.rglob("*"))
-    for name in SAME_BYTES:
-        assert (out / name).read_bytes() == (copy / name).read_bytes(), name
+    assert (out / "summary.json").is_file()
+    summary = run_video(frames, out, resume, method=failing_at_pair(0))  # any pair computed would raise
+    assert summary["resumed_pairs"] == summary["pairs"] == 6 and not (out / WORK_DIR).exists()
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == sorted(p.relative_to(reference) for p in reference.rglob("*"))
+    for name in ["flow.mp4", "panel.mp4", *(f"flo/{i:06d}.flo" for i in range(6) if not coded)]:
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name

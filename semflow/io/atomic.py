@@ -10,6 +10,7 @@ import errno
 import fcntl
 import os
 import re
+import secrets
 import shutil
 import stat
 import tempfile
@@ -148,6 +149,30 @@ def write_bytes_atomic(path: str | os.PathLike, *chunks: bytes | memoryview, suf
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def discard_folder(path: Path, *, strict: bool = False) -> None:
+    """Delete the folder ``path`` (never following a link) as one step: it is first renamed to
+    ``.<name>.semflow-XXXXXXXX.trash`` beside it, so a command killed while it deletes leaves no half of it
+    under its name (a run's work folder, half gone, was resumed: pairs computed again, other videos);
+    :func:`discard_leftovers` removes such a leftover. ``strict``: raise what the deletion raised."""
+    trash = path.with_name(f".{path.name.lstrip('.')}.{TEMP_MARK}{secrets.token_hex(4)}.trash")
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:
+        return
+    except OSError:  # (not renamable: deleted in place)
+        trash = path
+    shutil.rmtree(trash, ignore_errors=not strict)
+
+
+def discard_leftovers(path: Path) -> None:
+    """Delete what :func:`discard_folder` of ``path`` left when its command was killed (real folders only)."""
+    mark = re.compile(re.escape(f".{path.name.lstrip('.')}.{TEMP_MARK}") + r"[0-9a-f]{8}\.trash")
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            if mark.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
 
 
 @contextlib.contextmanager

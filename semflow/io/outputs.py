@@ -23,13 +23,19 @@ import contextlib
 import fcntl
 import os
 import re
-import shutil
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from semflow.errors import OutputError
-from semflow.io.atomic import STALE_STAGING_SECONDS, TEMP_MARK, staging_folder, stream_link
+from semflow.io.atomic import (
+    STALE_STAGING_SECONDS,
+    TEMP_MARK,
+    discard_folder,
+    discard_leftovers,
+    staging_folder,
+    stream_link,
+)
 from semflow.io.files import name_key
 from semflow.io.jsonfile import loads_untrusted
 
@@ -270,6 +276,7 @@ class OutputFolder:
                 refuse_link(self.root / name, self.root)
                 self._refuse_links_below(self.root / name)
             self._remove_leftover_temps()
+            discard_leftovers(self.root / self.work)
             previous = self._listed()
             if self.fresh:
                 self._check_removable(previous)
@@ -400,11 +407,8 @@ class OutputFolder:
         refuse_link(path, self.root)
         if not path.is_dir():
             return
-        if not strict:  # (all it can: past what it cannot delete)
-            shutil.rmtree(path, ignore_errors=True)
-            return
-        try:
-            shutil.rmtree(path)
+        try:  # (not strict: all it can, past what it cannot delete)
+            discard_folder(path, strict=strict)
         except FileNotFoundError:
             pass
         except OSError as exc:
