@@ -41,6 +41,7 @@ import numpy as np
 
 from semflow.io.atomic import move_into_place
 from semflow.io.ffmpeg import FFmpegEncoder
+from semflow.warp import length
 
 SCALE_PX = 1.0
 MAX_PX = 1024.0
@@ -70,19 +71,10 @@ def segment_pairs(room: float, per_pair: float) -> int:
     return pairs if pairs >= MIN_SEGMENT_PAIRS else 0
 
 
-def _length(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """|(u, v)| float32, the same whatever the arrays' addresses (``cv2.magnitude``'s last bit depends on its
-    buffers' alignment: a clip's decoded flows, and the videos and metrics drawn from them, varied from run
-    to run)."""
-    mag = u * u
-    mag += v * v
-    return np.sqrt(mag, out=mag)
-
-
 def encode_flow(flow: np.ndarray) -> np.ndarray:
     """Flow (H, W, 2) float32 px -> (3, H, W) uint16 planes (Y, U, V) of 10-bit codes."""
     u, v = np.ascontiguousarray(flow[..., 0], np.float32), np.ascontiguousarray(flow[..., 1], np.float32)
-    mag = _length(u, v)
+    mag = length(u, v)
     r = np.log1p(mag * np.float32(1 / SCALE_PX))
     r *= np.float32(1 / _LOG_RANGE)
     np.minimum(r, 1, out=r)
@@ -103,7 +95,7 @@ def decode_flow(planes: np.ndarray) -> np.ndarray:
     p = planes.astype(np.float32)
     mag = np.expm1(p[0] * np.float32(_LOG_RANGE / LEVELS)) * np.float32(SCALE_PX)
     du, dv = p[1] - np.float32(LEVELS // 2 + 1), p[2] - np.float32(LEVELS // 2 + 1)
-    scale = mag / np.maximum(_length(du, dv), np.float32(1e-30))
+    scale = mag / np.maximum(length(du, dv), np.float32(1e-30))
     return cv2.merge([du * scale, dv * scale])
 
 

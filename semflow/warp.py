@@ -30,7 +30,12 @@ def magnitude(vectors: np.ndarray) -> np.ndarray:
     Bit for bit ``np.linalg.norm(vectors, axis=-1)`` (squares, one sum, the root, in the vectors' dtype),
     several times faster on small last axes (a tenth of its time on a 480x360 flow; no temporary but the result).
     """
-    u, v = vectors[..., 0], vectors[..., 1]
+    return length(vectors[..., 0], vectors[..., 1])
+
+
+def length(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """|(u, v)| of two components of the same shape (:func:`magnitude`'s arithmetic), the same bits whatever
+    the arrays' addresses (``cv2.magnitude``'s last bit depends on its buffers' alignment)."""
     mag = u * u
     mag += v * v
     return np.sqrt(mag, out=mag) if mag.dtype.kind == "f" else np.sqrt(mag)
