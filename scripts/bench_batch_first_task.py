@@ -1,6 +1,6 @@
 """Time from a batch's start to its first task, while its driver checks many small clips.
 
-    python scripts/bench_batch_first_task.py ../shared/data [--clips 200 1000] [--workers 2] [--against OLD_TREE]
+    python scripts/bench_batch_first_task.py ../shared/data [--clips 200 1000] [--workers 2] [--against OLD_TREE [--label TEXT]]
 
 Makes the small clips of ``bench_batch_checks.py`` (3-10 frames at 192x144, mp4v), then runs a batch of them
 (``dis-ultrafast`` on a local Ray with ``--workers`` workers, in a fresh process each) and notes, in seconds
@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, nargs="+", default=[200, 1000])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--against", type=Path, help="a source tree of the semflow to compare with")
+    parser.add_argument("--label", help="what --against is, for the table (e.g. 'before (0bea858)')")
     args = parser.parse_args()
     trees = {"this": Path(__file__).resolve().parents[1], **({"against": args.against.resolve()} if args.against else {})}
     rows = []
@@ -80,7 +81,7 @@ def main() -> None:
                                        str(args.workers)], check=True, capture_output=True, text=True, env=env,
                                       cwd=tmp)  # (not the repository: its semflow would come first on sys.path)
                 got = json.loads(done.stdout.strip().splitlines()[-1])
-                rows.append(f"| {count} | {name if name == 'this' else args.against} | {got['first_task']:.2f} |"
+                rows.append(f"| {count} | {name if name == 'this' else args.label or args.against} | {got['first_task']:.2f} |"
                             f" {got['last_check']:.2f} | {got['done_by_last_check']} |")
                 print(rows[-1], flush=True)
     body = "\n".join([
@@ -88,7 +89,8 @@ def main() -> None:
         "",
         f"`{invoked()}`, {today()}, {machine()}. dis-ultrafast, {args.workers} workers on a local Ray (started"
         " before the clock); clips of 3-10 frames (192x144, mp4v) from vtest.avi. Seconds from `results()`'s"
-        " call; one run each, the machine shared with other jobs.",
+        " call; one run each. The driver's checks share the machine's cores with the workers (on a cluster the"
+        " workers are elsewhere), so the last check comes later than with every check first.",
         "",
         "| clips | code | first task s | last clip checked s | clips done by then |",
         "|---|---|---|---|---|",
