@@ -277,3 +277,24 @@ def test_a_run_killed_while_it_deletes_its_work_folder_is_finished(make_frames, 
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == sorted(p.relative_to(reference) for p in reference.rglob("*"))
     for name in ["flow.mp4", "panel.mp4", *(f"flo/{i:06d}.flo" for i in range(6) if not coded)]:
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+def test_a_batch_clip_folder_that_is_a_link_is_refused_before_its_leftovers_go(make_frames, tmp_path: Path) -> None:
+    """A resumed batch's check of DIR/NAME looked for a finished run there (and deleted what a run killed
+    while deleting its work folder left) before refusing DIR/NAME as a link: it deleted, through a link the
+    batch did not make, the ``.semflow-work.semflow-XXXXXXXX.trash`` folder in the folder it points to."""
+    from semflow.batch.clips import ClipState, InputResult, check_clip
+    from semflow.batch.inputs import BatchInput
+
+    frames = make_frames(3, 40, 56)
+    elsewhere = tmp_path / "elsewhere"
+    run_video(frames, elsewhere, OPTIONS)  # a finished run someone keeps elsewhere
+    leftover = elsewhere / f"{WORK_DIR}.semflow-0123abcd.trash"
+    (leftover / "pairs").mkdir(parents=True)
+    root = tmp_path / "batch"
+    root.mkdir()
+    (root / "clip").symlink_to(elsewhere)
+    clip = ClipState(BatchInput(frames, "clip"), InputResult("clip", str(frames), str(root / "clip")))
+    with pytest.raises(OutputError, match="symbolic link"):
+        check_clip(clip, root, RESUME, 4)
+    assert (leftover / "pairs").is_dir()  # never deleted through the link

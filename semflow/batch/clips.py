@@ -222,14 +222,14 @@ def open_clip(clip: ClipState, root: Path, options: RunOptions, chunk_pairs: int
 
 
 def _finished_or_allowed(clip: ClipState, root: Path, options: RunOptions) -> tuple[Path, Prepared | None]:
-    """The clip's output folder, and with ``resume`` its finished summary as a Prepared with nothing left to
-    do (checked before any lock, which starts a work folder); else the folder's path checked: not a link,
-    not the clip itself."""
+    """The clip's output folder, never a link, and with ``resume`` its finished summary as a Prepared with
+    nothing left to do (checked before any lock, which starts a work folder); else the folder's path checked:
+    not the clip itself. (The link first: looking for a finished run deletes what a killed one left.)"""
     out = Path(clip.result.out_dir)
+    refuse_link(out, root)  # DIR/NAME is the batch's to make: never a link someone left there
     done = finished_summary(out, options.fingerprint(clip.item.path)) if options.resume else None
     if done is not None:
         return out, Prepared([], done["pairs"], done)
-    refuse_link(out, root)  # DIR/NAME is the batch's to make: never a link someone left there
     refuse_inputs_as_outputs([clip.item.path], [out])  # a clip's folder named as its own output
     return out, None
 
