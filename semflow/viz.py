@@ -351,7 +351,8 @@ def error_to_color(error: np.ndarray, max_error: float = 5.0, *, valid: np.ndarr
         raise InputError(f"error_to_color takes an error map (H, W) in px, got shape {error.shape}")
     known = np.isfinite(error)
     limit = np.float32(min(max(max_error, float(np.finfo(np.float32).tiny)), big))  # (1e-300 was 0 in float32)
-    scaled = np.clip(np.where(known, error, 0.0) / limit, 0.0, 1.0)
+    with np.errstate(over="ignore"):  # (an error past float32's range over a tiny max_error: inf, saturated)
+        scaled = np.clip(np.where(known, error, 0.0) / limit, 0.0, 1.0)
     img = cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)[..., ::-1].copy()
     if valid is not None:
         known &= check_mask(valid, error.shape)

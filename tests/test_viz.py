@@ -414,3 +414,17 @@ def test_error_to_color_beyond_float32_saturates_without_a_warning() -> None:
     assert drawn[0, 0].any() and not drawn[0, 2].any()  # (inf stays black: not finite)
     np.testing.assert_array_equal(tiny[0], error_to_color(np.array([[0.0, 1.0]]), 1e-30)[0])
     np.testing.assert_array_equal(huge[0, 0], huge[0, 1])  # both at the scale's dark end
+
+
+def test_error_to_color_over_a_tiny_max_error_saturates_without_a_warning() -> None:
+    """max_error 1e-300 (raised to float32's smallest normal) over an error of 5 px overflowed the division
+    (a RuntimeWarning, "overflow encountered in divide"); the error is drawn saturated, as any over max_error."""
+    import warnings
+
+    from semflow.viz import error_to_color
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        drawn = error_to_color(np.array([[5.0, 1e30, 0.0]]), 1e-300)
+    np.testing.assert_array_equal(drawn[0, 0], drawn[0, 1])
+    np.testing.assert_array_equal(drawn[0, 0], error_to_color(np.float32([[5.0]]), 1.0)[0, 0])
