@@ -36,7 +36,7 @@ def _max_flow_said(max_flow: float, given: bool) -> str:
     from semflow.viz import MIN_MAX_FLOW
 
     floor = not given and max_flow == MIN_MAX_FLOW
-    return f"max flow {max_flow:.2f} px{', the floor: the flow is smaller' if floor else ''}"
+    return f"max flow {max_flow:.2f} px{', the floor: the flow is no larger' if floor else ''}"
 
 
 def _print(text: str) -> None:

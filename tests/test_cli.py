@@ -660,11 +660,16 @@ def test_a_normaliser_at_its_floor_says_so(run_cli, tmp_path: Path) -> None:
     write_flow(tmp_path / "s.flo", still)
     result = run_cli("visualize", "s.flo", "-o", "v.png")
     assert result.rc == 0, result.stderr
-    assert result.stdout.rstrip().endswith("(max flow 1.00 px, the floor: the flow is smaller)")
+    assert result.stdout.rstrip().endswith("(max flow 1.00 px, the floor: the flow is no larger)")
+    one = np.zeros((30, 40, 2), np.float32)
+    one[..., 0] = 1.0  # a shift of exactly 1 px: at the floor, and not smaller than it
+    write_flow(tmp_path / "one.flo", one)
+    result = run_cli("visualize", "one.flo", "-o", "o.png")
+    assert result.rc == 0 and "smaller" not in result.stdout and "the floor" in result.stdout, result.stdout
     given = run_cli("visualize", "s.flo", "-o", "w.png", "--max-flow", "1")  # (asked for: no floor)
     assert given.stdout.rstrip().endswith("(max flow 1.00 px)")
     image = (tmp_path / "f10.png", tmp_path / "f11.png")
     for path in image:
         write_image(path, np.full((32, 32, 3), 128, np.uint8))
     result = run_cli("flow", *map(str, image), "-o", "f.flo", "--viz", "f.png", "--method", "dis-fast")
-    assert result.rc == 0 and result.stdout.rstrip().endswith("px, the floor: the flow is smaller)"), result
+    assert result.rc == 0 and result.stdout.rstrip().endswith("px, the floor: the flow is no larger)"), result
