@@ -28,6 +28,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from semflow.errors import InputError, warn
 from semflow.io.atomic import TEMP_MARK, cut_name, move_into_place
@@ -196,10 +197,11 @@ def check_given_segmentation(samples: Sequence[FlowSample], options: dict[str, d
 
 
 def _header_size(path: Path) -> tuple[int, int] | None:
-    """(H, W) of an image file from its header (:func:`image_size`); None where Pillow cannot read it."""
+    """(H, W) of an image file from its header (:func:`image_size`); None where Pillow cannot read it or it
+    declares too many pixels (reading the file says why, in one line)."""
     try:
         return image_size(path)
-    except (OSError, ValueError):
+    except (OSError, ValueError, Image.DecompressionBombError):  # (a header declaring a bomb: a traceback)
         return None
 
 

@@ -306,3 +306,24 @@ def test_an_earlier_image_of_a_sample_left_out_is_named_in_a_warning(tmp_path: P
     assert results.left_out == ["B"] and (out / "middlebury_B.png").read_bytes() == before
     assert [str(w.message) for w in said][1:] == [f"{out}: middlebury_B.png (a sample left out) is from an earlier"
                                                   " comparison, left as it was"]
+
+
+def test_a_segmentation_whose_header_declares_a_bomb_is_left_to_its_reader(tmp_path: Path) -> None:
+    """The size check before any work read a header claiming 100000x100000 (a 60-byte PNG) with Pillow's
+    DecompressionBombError let out: `compare --segmentation bomb.png` ended in a traceback. Its reader
+    refuses it in one line, as before the check."""
+    import struct
+    import zlib
+
+    from semflow.io.images import read_image
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+    samples = middlebury(_middlebury(tmp_path / "ds", ["A"]))
+    evaluation.check_given_segmentation(samples, {"semantic": {"segmentation": bomb}})  # (no size to check)
+    with pytest.raises(InputError):
+        read_image(bomb)
