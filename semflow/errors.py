@@ -77,24 +77,26 @@ def terminated_by_signal(signum: int, frame: Any) -> None:
 
 
 @contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM while the block runs, then act on them (the handlers in force raise there):
-    around an import that loads C extensions whose loading runs Python code (matplotlib's pybind11 enums).
-    An exception a handler raised inside one failed the import ("initialization failed", a traceback) and
-    aborted Python at its exit ("Fatal Python error", SIGABRT). Main thread only (elsewhere: nothing held)."""
-    held = (signal.SIGINT, signal.SIGTERM)
-    if threading.current_thread() is not threading.main_thread() or None in map(signal.getsignal, held):
+def signals_held(signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """Hold the signals ``signums`` (Ctrl-C, SIGTERM) while the block runs, then act on them through the
+    handlers in force before it (which raise there): the block is never cut short and no signal is lost.
+    Around work a signal must not split (moving a command's outputs in, a batch's clean-up) and around an
+    import that loads C extensions whose loading runs Python code (matplotlib's pybind11 enums: an exception
+    raised inside one failed the import and aborted Python at its exit, SIGABRT). Main thread only
+    (elsewhere nothing is held); a signal whose handler Python does not know (installed by C) is not held."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[int] = []
-    previous = {signum: signal.signal(signum, lambda got, frame: caught.append(got)) for signum in held}
+    previous = {signum: signal.signal(signum, lambda got, frame: caught.append(got))
+                for signum in signums if signal.getsignal(signum) is not None}
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         for signum in dict.fromkeys(caught):
-            signal.raise_signal(signum)
+            signal.raise_signal(signum)  # (through the handler just put back: the first raises here)
 
 
 class SemflowWarning(UserWarning):

@@ -23,6 +23,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from semflow.errors import signals_held
+
 T = TypeVar("T")
 KEEP_SECONDS = 0.005
 """How often :func:`handler_kept` looks whether the process's handling of the signal was changed."""
@@ -124,23 +126,12 @@ def handler_kept(signum: int = signal.SIGTERM) -> Iterator[None]:
 
 @contextlib.contextmanager
 def signals_deferred(signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
-    """A signal of ``signums`` that arrives during the block (a batch's clean-up) is kept until the block
-    ends, then raised again through the handler in force before it (``Terminated``, KeyboardInterrupt):
-    the clean-up is never cut short, and the signal is never lost. The handlers are put back at the end
-    whatever C code did to them meanwhile. Only in the main thread (elsewhere the block just runs)."""
-    if not _in_main_thread():
+    """:func:`semflow.errors.signals_held` for a batch's clean-up: a signal of ``signums`` that arrives during
+    the block is kept until it ends, then raised again through the handler in force before it; and the
+    handlers are put back at the end whatever C code (``ray.shutdown``) did to them meanwhile
+    (:func:`handler_kept`). Only in the main thread (elsewhere the block just runs)."""
+    with signals_held(signums), handler_kept(signal.SIGTERM):
         yield
-        return
-    arrived: list[int] = []
-    handlers = {signum: signal.signal(signum, lambda got, frame: arrived.append(got)) for signum in signums}
-    try:
-        with handler_kept(signal.SIGTERM):
-            yield
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        if arrived:
-            signal.raise_signal(arrived[0])  # (through the handler just put back: it raises here)
 
 
 @contextlib.contextmanager
