@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from semflow.errors import InputError, warn
+from semflow.errors import InputError, signals_held, warn
 from semflow.io.atomic import TEMP_MARK, cut_name, move_into_place
 from semflow.io.datasets import FlowSample, LoadedSample, load_dataset
 from semflow.io.images import image_size, write_image
@@ -165,9 +165,10 @@ def compare(dataset: str, root: str | os.PathLike, methods: Sequence[str], *,
         if not results:
             raise InputError(f"{root}: no {dataset} sample has a valid ground-truth pixel; nothing to compare")
         earlier = [p.name for t, p in zip(staged or (), images) if not t.exists() and os.path.lexists(p)]
-        for tmp, path in zip(staged or (), images):
-            if tmp.exists():  # (not for a sample left out)
-                move_into_place(tmp, path)
+        with signals_held():  # (Ctrl-C meanwhile is acted on after the last: no mix of two comparisons)
+            for tmp, path in zip(staged or (), images):
+                if tmp.exists():  # (not for a sample left out)
+                    move_into_place(tmp, path)
         if earlier:  # (never deleted: compare keeps no record of what it wrote, and deletes nothing else)
             one = len(earlier) == 1
             warn(f"{out_dir}: {', '.join(earlier[:3])}{', ...' if len(earlier) > 3 else ''} "

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from semflow.errors import OutputError
+from semflow.errors import OutputError, signals_held
 from semflow.io.outputs import output_staging, refuse_inputs_as_outputs
 
 if TYPE_CHECKING:
@@ -46,8 +46,9 @@ def write_explain(estimator: FlowMethod, result: FlowResult, out_dir: str | os.P
             if target.is_dir() and not target.is_symlink():
                 raise OutputError(f"{target}: is a folder, where --explain writes a file; remove it or choose"
                                   " another folder")
-        for name in names:
-            os.replace(stage / name, out_dir / name)
+        with signals_held():  # (Ctrl-C meanwhile is acted on after the last: no mix of two runs' maps)
+            for name in names:
+                os.replace(stage / name, out_dir / name)
     return [out_dir / name for name in names]
 
 

@@ -327,3 +327,33 @@ def test_a_segmentation_whose_header_declares_a_bomb_is_left_to_its_reader(tmp_p
     evaluation.check_given_segmentation(samples, {"semantic": {"segmentation": bomb}})  # (no size to check)
     with pytest.raises(InputError):
         read_image(bomb)
+
+
+def test_a_signal_while_compare_moves_its_images_in_leaves_no_mix(tmp_path: Path, monkeypatch) -> None:
+    """compare --out DIR's images go in all together: SIGTERM after the first is acted on after the last (it
+    left the new middlebury_A.png beside the earlier comparison's middlebury_B.png)."""
+    import signal
+
+    from semflow.errors import Terminated, terminated_by_signal
+
+    root, out, new = _middlebury(tmp_path / "ds", ["A", "B"]), tmp_path / "out", tmp_path / "new"
+    evaluation.compare("middlebury", root, ["dis-fast"], out_dir=out)  # an earlier comparison
+    evaluation.compare("middlebury", root, ["dis-fast", "farneback"], out_dir=new)  # what this one writes
+    names = ["middlebury_A.png", "middlebury_B.png"]
+    assert all((out / n).read_bytes() != (new / n).read_bytes() for n in names)
+    real, moved = evaluation.move_into_place, []
+
+    def move_then_signal(tmp: Path, path: Path) -> None:
+        real(tmp, path)
+        if not moved:
+            moved.append(path)
+            signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(evaluation, "move_into_place", move_then_signal)
+    previous = signal.signal(signal.SIGTERM, terminated_by_signal)
+    try:
+        with pytest.raises(Terminated):
+            evaluation.compare("middlebury", root, ["dis-fast", "farneback"], out_dir=out)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert moved and [(out / n).read_bytes() == (new / n).read_bytes() for n in names] == [True, True]

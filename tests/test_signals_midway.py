@@ -4,7 +4,8 @@
   (pybind11) run Python code while they load; a signal raised there failed the import with a traceback
   ("ImportError: initialization failed") and aborted Python as it exited ("Fatal Python error", SIGABRT),
   once in about 50 SIGTERMs. Now one line and a resumable folder.
-- While ``segment`` moves its outputs in: it left some new files beside the earlier run's. Now all go in.
+- While ``segment``, ``flow --explain`` or ``compare --out`` move their outputs in: some new files were left
+  beside the earlier run's. Now all go in.
 """
 
 from __future__ import annotations
@@ -114,3 +115,52 @@ def test_a_signal_while_segment_moves_its_outputs_in_leaves_no_mix(cli_env, tmp_
     assert done.stderr.count("\n") == 1, done.stderr
     assert [(tmp_path / "out" / n).read_bytes() == (tmp_path / "new" / n).read_bytes() for n in names] == [True] * 6
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png", "overlay"]
+
+
+# Runs a command given on the command line with SIGTERM sent to itself once the first of its outputs staged in
+# a folder named PREFIX... is moved into place: where a signal arriving then is handled.
+MOVES = """
+import os, signal, sys
+prefix, args = sys.argv[1], sys.argv[2:]
+real_replace, moved = os.replace, []
+
+def replace(src, dst, *a, **k):
+    real_replace(src, dst, *a, **k)
+    if prefix in str(src) and prefix not in str(dst) and not moved:
+        moved.append(dst)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+os.replace = replace
+sys.argv = ["semflow", *args]
+from semflow.console import main
+main()
+"""
+
+
+def test_a_signal_while_explain_moves_its_maps_in_leaves_no_mix(cli_env, tmp_path: Path) -> None:
+    """`flow --explain DIR`'s maps go in all together: SIGTERM after the first is acted on after the last (it
+    left the new flow.npy beside the earlier run's flow.png)."""
+    import numpy as np
+
+    from semflow.io.images import write_image
+
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    for name, shift in (("a", 0), ("b", 2), ("c", 5)):
+        write_image(tmp_path / f"{name}.png", np.roll(base, shift, axis=1))
+
+    def explain(second: str, folder: str) -> list[str]:
+        return ["flow", "a.png", second, "-o", f"{folder}.flo", "--method", "dis-fast", "--explain", folder]
+
+    for second, folder in (("b.png", "ex"), ("c.png", "new")):  # an earlier run's maps, what this run writes
+        done = subprocess.run([sys.executable, "-m", "semflow", *explain(second, folder)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, env=cli_env)
+        assert done.returncode == 0, done.stderr
+    names = sorted(p.name for p in (tmp_path / "new").iterdir())
+    assert len(names) >= 2 and all((tmp_path / "ex" / n).read_bytes() != (tmp_path / "new" / n).read_bytes()
+                                   for n in names)
+    done = subprocess.run([sys.executable, "-c", MOVES, ".explain-", *explain("c.png", "ex")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env=cli_env)
+    assert done.returncode == 143 and done.stderr.startswith("semflow: terminated"), done.stderr
+    assert [(tmp_path / "ex" / n).read_bytes() == (tmp_path / "new" / n).read_bytes() for n in names] == \
+        [True] * len(names)
