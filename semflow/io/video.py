@@ -149,8 +149,8 @@ class FrameSource:
         self.numbering_note: str | None = None  # a folder's gaps in its frame numbers (numbering_gaps)
         self.damage_note: str | None = None  # a video file's damaged keyframes (KeyframeReport.damage)
         self.seeked: bool | None = None  # whether frames() last reached its start by a seek (semflow.io.seek)
-        self.probed: float | None = None  # seconds of a video file its keyframe probe covered (None: all of it)
-        # (then where the whole file's size changes, when its frames ran past them: --max-frames, a variable rate)
+        self.probed: float | None = None  # seconds of a video file known to keep its first frame size (None: all):
+        # its keyframe probe's reach (--max-frames), then, once frames ran past it, where the whole file's changes
         self.fps = 10.0
         if self.path.is_dir():
             self.images = folder_images(self.path)
