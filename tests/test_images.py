@@ -337,19 +337,23 @@ def test_an_animation_given_as_an_image_is_refused(tmp_path: Path, kind: str) ->
     assert read_image(tmp_path / "still.img").shape == (12, 16, 3)
 
 
-def tiff_of_pages(path: Path, *, second: tuple[int, int] = (12, 16), subfile_type: int = 0) -> np.ndarray:
-    """Write a TIFF of two pages (the second ``second`` (H, W), its NewSubfileType ``subfile_type``); its first page."""
+def tiff_of_pages(path: Path, *, second: tuple[int, int] = (12, 16), subfile_type: int = 0,
+                  more: tuple[tuple[tuple[int, int], int], ...] = ()) -> np.ndarray:
+    """Write a TIFF of pages: the first, then one ``second`` (H, W) with NewSubfileType ``subfile_type``, then
+    those of ``more`` ((H, W), NewSubfileType) in order; its first page."""
     first = colour_image(12, 16)
-    pages = [Image.fromarray(first), Image.fromarray(np.full((*second, 3), 200, np.uint8))]
+    later = ((second, subfile_type), *more)
+    pages = [Image.fromarray(first), *(Image.fromarray(np.full((*shape, 3), 200, np.uint8)) for shape, _ in later)]
     pages[0].save(path, "TIFF", save_all=True, append_images=pages[1:], tiffinfo={254: 0})
     data = bytearray(path.read_bytes())
-    directory = int.from_bytes(data[4:8], "little")  # the first directory, then the second's offset after it
-    directory = int.from_bytes(data[directory + 2 + 12 * int.from_bytes(data[directory:directory + 2], "little"):][:4],
-                               "little")
-    for entry in range(int.from_bytes(data[directory:directory + 2], "little")):
-        at = directory + 2 + 12 * entry
-        if int.from_bytes(data[at:at + 2], "little") == 254:  # NewSubfileType, a LONG held in the entry
-            data[at + 8:at + 12] = subfile_type.to_bytes(4, "little")
+    directory = int.from_bytes(data[4:8], "little")
+    for _, kind in later:  # each directory's next offset follows its entries
+        directory = int.from_bytes(data[directory + 2 + 12 * int.from_bytes(data[directory:directory + 2], "little"):]
+                                   [:4], "little")
+        for entry in range(int.from_bytes(data[directory:directory + 2], "little")):
+            at = directory + 2 + 12 * entry
+            if int.from_bytes(data[at:at + 2], "little") == 254:  # NewSubfileType, a LONG held in the entry
+                data[at + 8:at + 12] = kind.to_bytes(4, "little")
     path.write_bytes(bytes(data))
     return first
 
@@ -362,6 +366,11 @@ def test_a_tiff_of_several_pages_given_as_an_image_is_refused(tmp_path: Path) ->
         read_image(tmp_path / "stack.tif")
     first = tiff_of_pages(tmp_path / "thumbnail.tif", second=(6, 8), subfile_type=1)
     np.testing.assert_array_equal(read_image(tmp_path / "thumbnail.tif"), first)
+    tiff_of_pages(tmp_path / "thumb-page.tif", second=(6, 8), subfile_type=1, more=(((12, 16), 0),))
+    with pytest.raises(InputError, match=r"thumb-page\.tif: a TIFF of several pages"):  # (a thumbnail, then a page)
+        read_image(tmp_path / "thumb-page.tif")
+    tiff_of_pages(tmp_path / "overviews.tif", second=(6, 8), subfile_type=1, more=(((3, 4), 1),))
+    np.testing.assert_array_equal(read_image(tmp_path / "overviews.tif"), first)
     write_image(tmp_path / "one.tif", first)
     np.testing.assert_array_equal(read_image(tmp_path / "one.tif"), first)
     assert not images.tiff_pages(tmp_path / "one.tif") and images.tiff_pages(tmp_path / "stack.tif")

@@ -199,16 +199,22 @@ MULTIPAGE_TIFF = ("a TIFF of several pages, not one image (OpenCV reads its firs
 
 
 def _more_pages(im: Image.Image) -> bool:
-    """Whether the TIFF ``im`` (Pillow, at its first page) has a second page: a next directory that is not a
-    reduced-resolution copy of the first (a thumbnail, a GeoTIFF overview: NewSubfileType bit 0). Reads that
-    directory's tags only; one that cannot be read is no page (OpenCV reads the first page, as before)."""
-    if not getattr(im.tag_v2, "next", 0):
-        return False
+    """Whether the TIFF ``im`` (Pillow, at its first page) has another page: a later directory (of the first
+    ``TIFF_DIRECTORIES``) not a reduced-resolution copy (a thumbnail, an overview: NewSubfileType bit 0).
+    Reads tags only; one that cannot be read ends the search (OpenCV reads the first page, as before)."""
     try:
-        im.seek(1)
-        return not int(im.tag_v2.get(254, 0)) & 1
+        for k in range(1, TIFF_DIRECTORIES):
+            if not getattr(im.tag_v2, "next", 0):
+                return False
+            im.seek(k)
+            if not int(im.tag_v2.get(254, 0)) & 1:
+                return True
     except Exception:  # noqa: BLE001 - untrusted bytes after the first page: that page is read as before
-        return False
+        pass
+    return False
+
+
+TIFF_DIRECTORIES = 16  # the directories of a TIFF _more_pages reads at most (overviews come in a few)
 
 
 def tiff_pages(path: str | os.PathLike) -> bool:
