@@ -402,3 +402,35 @@ def test_keyframe_probes_started_ahead_run_ffmpeg_once_each(monkeypatch, make_vi
         ahead(0)
     time.sleep(0.2)
     assert runs == []
+
+
+def test_keyframe_probes_ahead_still_running_when_the_loop_stops_are_forgotten_once_done(
+        monkeypatch, make_video) -> None:
+    """A batch stopped while some probes ahead still ran left them in the module's registry for good: a
+    long-lived process (a service starting and stopping batches of new clips) held ever more of them."""
+    import os
+    import subprocess
+    import threading
+
+    from semflow.io import ffmpeg
+
+    clips = [make_video(3, name=f"c{k}.mp4", seed=k) for k in range(4)]
+    monkeypatch.setattr(ffmpeg, "_ahead", {})
+    release, real_run = threading.Event(), subprocess.run
+
+    def held_run(*args, **kwargs):  # each probe still runs when its loop stops
+        release.wait(30)
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(ffmpeg.subprocess, "run", held_run)
+    for stop in range(5):  # five batches of clips as they now stand (new keys), each stopped at once
+        for clip in clips:
+            os.utime(clip, ns=(10**9 * (stop + 1),) * 2)
+        release.clear()
+        with ffmpeg.keyframes_ahead(clips, count=3, threads=3) as ahead:
+            ahead(0)
+        release.set()
+        for thread in [t for t in threading.enumerate() if t.name.startswith("semflow-keyframes")]:
+            thread.join(30)
+    assert ffmpeg._ahead == {}
+    ffmpeg._probe_keyframes.cache_clear()

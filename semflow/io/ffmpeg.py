@@ -181,6 +181,7 @@ def keyframes_ahead(paths: list[Path], *, whole: bool = True, count: int = 8,
     ``--max-frames``): none are started."""
     pool = ThreadPoolExecutor(threads, thread_name_prefix="semflow-keyframes")
     started: set[int] = set()
+    submitted: list[tuple[tuple, Future]] = []
 
     def ahead(k: int) -> None:
         for i in range(k + 1, min(k + 1 + count, len(paths)) if whole else 0):
@@ -191,15 +192,24 @@ def keyframes_ahead(paths: list[Path], *, whole: bool = True, count: int = 8,
                         continue
                     key = _probe_key(paths[i], None)
                     with _ahead_lock:
-                        _ahead[key] = pool.submit(_probe_keyframes, *key)
+                        _ahead[key] = future = pool.submit(_probe_keyframes, *key)
+                    submitted.append((key, future))
 
     try:
         yield ahead
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-        with _ahead_lock:
-            for key in [key for key, future in _ahead.items() if future.done()]:
-                del _ahead[key]
+        # A probe still running stays for a check that may wait for it, until it ends (its report is then in
+        # _probe_keyframes' cache); it used to stay for good: every stopped batch of a long-lived process added some.
+        for key, future in submitted:
+            future.add_done_callback(functools.partial(_forget_ahead, key))
+
+
+def _forget_ahead(key: tuple, future: Future) -> None:
+    """Drop ``future`` (a :func:`keyframes_ahead` probe, ended) from the probes ahead, unless replaced."""
+    with _ahead_lock:
+        if _ahead.get(key) is future:
+            del _ahead[key]
 
 
 def _probe_key(path: str | os.PathLike, within: float | None) -> tuple[Path, tuple[int, int], float | None]:
