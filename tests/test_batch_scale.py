@@ -511,3 +511,25 @@ def test_a_fresh_batch_clears_the_clip_folders_there_before_its_first_task(monke
         first = next(k for k, e in enumerate(events) if e[0] in ("compute", "finish"))
         assert (first > events.index(("check", "c0006"))) == (not resume)
         assert first < events.index(("check", "c0009"))
+
+
+def test_workers_of_batch_after_batch_share_one_actor_class(monkeypatch) -> None:
+    """Ray keeps every actor class made for good: one made per batch (and per worker put in a dead one's
+    place) had a long-lived process that runs batch after batch hold ever more classes."""
+    made = []
+
+    class Actor:
+        def remote(self, *args):
+            return "worker"
+
+    class CountingRay:
+        def remote(self, **options):
+            made.append(options)
+            return lambda cls: Actor()
+
+    monkeypatch.setattr(workers, "ray", CountingRay())
+    for _ in range(5):  # five batches in one process, each with two workers, one replaced
+        assert workers.new_workers(2, "dis-fast", {}, 0.0) == ["worker", "worker"]
+        assert workers.new_workers(1, "dis-fast", {}, 0.0) == ["worker"]
+    assert len(made) == 1 and made[0]["num_gpus"] == 0.0
+    workers.worker_class.cache_clear()  # (the fake's class is not kept)

@@ -8,6 +8,7 @@ start of a batch it stops the batch with a one-line error instead of being resta
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -48,8 +49,16 @@ def one_line(exc: BaseException) -> str:
 def new_workers(count: int, method: Any, method_options: dict[str, Any], gpus: float) -> list[Any]:
     """Start ``count`` workers, each reserving one CPU and ``gpus`` of a GPU, in this process's folder where
     their machine has it (workers joined with ``ray start`` run where it ran); they build the method meanwhile."""
-    actor = ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=WORKER_RESTARTS, max_task_retries=0)(ClipWorker)
+    actor = worker_class(ray, ClipWorker, gpus)
     return [actor.remote(method, method_options, 1, os.getcwd(), build_identity()) for _ in range(count)]
+
+
+@functools.lru_cache(maxsize=8)
+def worker_class(ray_api: Any, worker: type, gpus: float) -> Any:
+    """The Ray actor class of ``worker`` reserving ``gpus`` of a GPU, made once a process (``ray_api``: Ray, or
+    a test's stand-in; Ray exports the class again to each new Ray it is used in): Ray keeps every actor class
+    made for good, and one made per batch had a long-lived process that runs batch after batch hold ever more."""
+    return ray_api.remote(num_cpus=1, num_gpus=gpus, max_restarts=WORKER_RESTARTS, max_task_retries=0)(worker)
 
 
 def send(worker: Any, clip: ClipState, kind: str, chunk: Chunk | None, options: RunOptions, warmup: int) -> Any:
