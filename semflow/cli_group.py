@@ -21,6 +21,7 @@ from semflow.errors import (
     warnings_as_lines,
 )
 from semflow.io.native import own_native_output
+from semflow.limits import limit_message
 
 
 def _error(text: str) -> None:
@@ -51,10 +52,14 @@ class SemflowGroup(click.Group):
                 _error(f"cannot write the output: {exc.strerror or exc}")
             sys.exit(1)
 
-    def _interrupted(self, ctx: click.Context, exc: BaseException) -> None:
+    def _resumable(self, ctx: click.Context) -> bool:
+        """Whether the command running can continue with --resume."""
         name = ctx.invoked_subcommand
-        resumable = any(p.name == "resume" for p in getattr(self.get_command(ctx, name or ""), "params", []))
-        hint = " (what it finished is kept: the same command with --resume continues)" if resumable else ""
+        return any(p.name == "resume" for p in getattr(self.get_command(ctx, name or ""), "params", []))
+
+    def _interrupted(self, ctx: click.Context, exc: BaseException) -> None:
+        hint = " (what it finished is kept: the same command with --resume continues)" if self._resumable(ctx) \
+            else ""
         if getattr(exc, "nothing_kept", False):
             hint = " (before any pair was finished: the output folder it made is removed)"
         how = "terminated" if isinstance(exc, Terminated) else "interrupted"
@@ -70,8 +75,8 @@ class SemflowGroup(click.Group):
         try:
             with warnings_as_lines():  # the API's warnings, as one line each
                 return super().invoke(ctx)
-        except SemflowError as exc:
-            _error(str(exc))
+        except SemflowError as exc:  # (an output's EFBIG: an OSError too, said with the limit that caused it)
+            _error(limit_message(exc, self._resumable(ctx)) or str(exc))
             ctx.exit(1)
         except click.UsageError as exc:  # a bad option value or a missing argument: one line too
             _usage_error(exc)
@@ -81,14 +86,17 @@ class SemflowGroup(click.Group):
             if not isinstance(exc.__cause__, (KeyboardInterrupt, Terminated)):
                 raise
             self._interrupted(ctx, exc.__cause__)
-        except MemoryError:  # an allocation the estimate (semflow.memory.check_memory) did not foresee
-            _error("out of memory; try smaller frames (run: --max-side)")
+        except (MemoryError, ImportError, RuntimeError) as exc:  # an allocation the estimate
+            said = limit_message(exc, self._resumable(ctx))  # (semflow.memory.check_memory) did not foresee,
+            if said is None:  # a library or a thread that ulimit -v or -u would not let in; else a bug
+                raise
+            _error(said)
             ctx.exit(1)
         except BrokenPipeError:  # the reader went away (`semflow methods | head`): nothing to report
             sys.stderr.close()
             ctx.exit(1)
         except OSError as exc:
-            _error(file_error(exc))
+            _error(limit_message(exc, self._resumable(ctx)) or file_error(exc))
             ctx.exit(1)
         finally:  # (as it was: the CLI run in-process by a script or a test)
             own_native_output(owned)

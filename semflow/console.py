@@ -41,6 +41,14 @@ def main() -> None:
         terminated = isinstance(exc, Terminated)
         sys.stderr.write(f"semflow: {'terminated' if terminated else 'interrupted'}\n")
         raise SystemExit(143 if terminated else 130) from None
+    except ImportError as exc:  # OpenCV's libraries under `ulimit -v`: "failed to map segment from shared object"
+        from semflow.limits import limit_message
+
+        said = limit_message(exc)
+        if said is None:
+            raise
+        sys.stderr.write(f"semflow: error: {said}\n")
+        raise SystemExit(1) from None
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,76 @@
+"""The operating system's limits on a process (``ulimit``) as a user meets them on shared machines,
+clusters and containers: a failure one of them caused becomes one line that names the limit.
+
+An address-space limit (``ulimit -v``) makes a library fail to load ("failed to map segment from shared
+object"), an allocation fail (:class:`MemoryError`) or a thread fail to start; a limit on processes
+(``ulimit -u``) makes a thread or a child process fail to start (``EAGAIN``); a file-size limit
+(``ulimit -f``) makes a write fail with ``EFBIG``. :func:`limit_message` says which, with the limit in
+force, or ``None`` for a failure none of them explains.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+
+try:
+    import resource
+except ImportError:  # (not on Windows: no limits to name)
+    resource = None  # type: ignore[assignment]
+
+_LIMITS = {  # resource name -> (the ulimit option, its unit in ulimit's terms, bytes in one unit)
+    "RLIMIT_AS": ("-v", "KiB", 1024),
+    "RLIMIT_NPROC": ("-u", "processes", 1),
+    "RLIMIT_FSIZE": ("-f", "KiB", 1024),
+}
+
+
+def limit_in_force(name: str) -> str | None:
+    """``ulimit -v 600000 KiB`` for the resource ``name`` (``RLIMIT_AS``, ...) when it is limited, else None."""
+    if resource is None or not hasattr(resource, name):
+        return None
+    try:
+        soft, _ = resource.getrlimit(getattr(resource, name))
+    except (OSError, ValueError):
+        return None
+    if soft == resource.RLIM_INFINITY:
+        return None
+    option, unit, size = _LIMITS[name]
+    return f"ulimit {option} {soft // size} {unit}"
+
+
+def _limits(*names: str) -> str:
+    said = [text for text in (limit_in_force(name) for name in names) if text]
+    return ", ".join(said)
+
+
+def _thread_failed(exc: BaseException) -> bool:
+    return isinstance(exc, RuntimeError) and "can't start new thread" in str(exc) or \
+        isinstance(exc, OSError) and exc.errno == errno.EAGAIN and exc.filename is None  # (fork, clone)
+
+
+def limit_message(exc: BaseException, resumable: bool = False) -> str | None:
+    """One line for a failure ``exc`` that a process limit explains (naming the limit in force, when one
+    is), or None. ``resumable``: the command can continue with ``--resume`` once the limit is raised."""
+    again = "; raise it and run again (with --resume: what was finished is kept)" if resumable else "; raise it"
+    if isinstance(exc, MemoryError):
+        limit = _limits("RLIMIT_AS")
+        said = f" (the address-space limit is {limit}{again})" if limit else ""
+        return f"out of memory{said}; try smaller frames (run: --max-side)"
+    if isinstance(exc, ImportError) and re.search(r"failed to map segment|cannot allocate memory|"
+                                                  r"cannot map zero-fill pages", str(exc), re.IGNORECASE):
+        library = str(exc).split(":")[0].strip()
+        limit = _limits("RLIMIT_AS")
+        said = f": the address-space limit is {limit}{again}" if limit else ""
+        return f"out of memory while loading {library}{said}"
+    if _thread_failed(exc):
+        limit = _limits("RLIMIT_NPROC", "RLIMIT_AS")
+        said = f" (limits in force: {limit}){again.replace(' it ', ' them ')}" if limit else \
+            " (the system's limit on processes and threads, or its memory)"
+        return f"cannot start a thread or process{said}"
+    if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+        where = f"{exc.filename}: " if exc.filename else ""
+        limit = _limits("RLIMIT_FSIZE")
+        said = f": the file-size limit is {limit}{again}" if limit else " for the file system"
+        return f"{where}file too large{said}"
+    return None

@@ -1,0 +1,142 @@
+"""Failures that the operating system's limits on a process cause (``ulimit -v``, ``-u``, ``-f``), as shared
+machines, clusters and containers set them: one ``semflow: error:`` line naming the limit, never a
+traceback. Simulated here (the failure raised where it happens, the limit in force made up), since real
+limits reach every library the test process has loaded."""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import semflow.limits
+import semflow.methods
+from semflow.cli import main
+from semflow.errors import OutputFileError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    import cv2
+
+    rng = np.random.default_rng(0)
+    image = (rng.random((40, 48, 3)) * 255).astype(np.uint8)
+    paths = tmp_path / "a.png", tmp_path / "b.png"
+    for path, shifted in zip(paths, (image, np.roll(image, 2, axis=1))):
+        cv2.imwrite(str(path), shifted)
+    return paths
+
+
+@pytest.fixture
+def limits(monkeypatch) -> dict[str, str]:
+    """The limits in force, as semflow.limits reads them: made up by each test."""
+    made_up: dict[str, str] = {}
+    monkeypatch.setattr(semflow.limits, "limit_in_force", made_up.get)
+    return made_up
+
+
+def _flow(pair: tuple[Path, Path], tmp_path: Path) -> object:
+    return CliRunner().invoke(main, ["flow", str(pair[0]), str(pair[1]), "-o", str(tmp_path / "o.flo"),
+                                     "--method", "dis-fast"])
+
+
+def _failing_method(monkeypatch, exc: BaseException) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise exc
+
+    monkeypatch.setattr(semflow.methods, "get_method", fail)
+
+
+def test_a_library_that_the_address_space_limit_keeps_out_is_one_line(pair, tmp_path, monkeypatch, limits) -> None:
+    """Was a traceback ending in "ImportError: libtorch_cpu.so: failed to map segment from shared object"
+    (`ulimit -v 1000000`, the default method: torch needs more address space than that to load)."""
+    limits["RLIMIT_AS"] = "ulimit -v 1000000 KiB"
+    _failing_method(monkeypatch, ImportError("libtorch_cpu.so: failed to map segment from shared object"))
+    result = _flow(pair, tmp_path)
+    assert result.exit_code == 1 and not isinstance(result.exception, ImportError), result.exception
+    assert result.output == ("semflow: error: out of memory while loading libtorch_cpu.so: the address-space"
+                             " limit is ulimit -v 1000000 KiB; raise it\n"), result.output
+
+
+def test_a_thread_that_cannot_start_is_one_line(pair, tmp_path, monkeypatch, limits) -> None:
+    """Was a traceback ending in "RuntimeError: can't start new thread" (`ulimit -v 600000` or `ulimit -u 6`:
+    the thread that reads FFmpeg's messages, the render's look-ahead thread)."""
+    limits["RLIMIT_NPROC"] = "ulimit -u 6 processes"
+    _failing_method(monkeypatch, RuntimeError("can't start new thread"))
+    result = _flow(pair, tmp_path)
+    assert result.exit_code == 1 and not isinstance(result.exception, RuntimeError), result.exception
+    assert result.output.startswith("semflow: error: cannot start a thread or process (limits in force: ulimit"
+                                    " -u 6 processes)") and result.output.count("\n") == 1, result.output
+
+
+def test_a_process_that_cannot_fork_is_one_line_naming_the_limit(pair, tmp_path, monkeypatch, limits) -> None:
+    """Was "semflow: error: Resource temporarily unavailable" (a fork under `ulimit -u 3`): no word of why."""
+    limits["RLIMIT_NPROC"] = "ulimit -u 3 processes"
+    _failing_method(monkeypatch, BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable"))
+    result = _flow(pair, tmp_path)
+    assert result.exit_code == 1 and "ulimit -u 3" in result.output, result.output
+
+
+def test_other_runtime_errors_stay_visible(pair, tmp_path, monkeypatch, limits) -> None:
+    """A RuntimeError no limit explains is a bug: it is not dressed up as a user's error."""
+    _failing_method(monkeypatch, RuntimeError("something else"))
+    result = _flow(pair, tmp_path)
+    assert isinstance(result.exception, RuntimeError) and "semflow: error" not in result.output
+
+
+def test_out_of_memory_names_the_address_space_limit(pair, tmp_path, monkeypatch, limits) -> None:
+    """Was "out of memory; try smaller frames (run: --max-side)" alone, with `ulimit -v` the cause."""
+    limits["RLIMIT_AS"] = "ulimit -v 2000000 KiB"
+    _failing_method(monkeypatch, MemoryError())
+    result = _flow(pair, tmp_path)
+    assert result.exit_code == 1 and "ulimit -v 2000000 KiB" in result.output and "--max-side" in result.output
+
+
+def test_a_file_too_large_names_the_file_size_limit(pair, tmp_path, monkeypatch, limits) -> None:
+    """Was "semflow: error: o.flo: File too large" (`ulimit -f 8`): as if the disk or the format were at fault."""
+    import semflow.io.flow
+
+    limits["RLIMIT_FSIZE"] = "ulimit -f 8 KiB"
+
+    def write(path: object, flow: object) -> None:
+        raise OutputFileError(errno.EFBIG, "File too large", str(path))
+
+    monkeypatch.setattr(semflow.io.flow, "write_flow", write)
+    result = _flow(pair, tmp_path)
+    assert result.exit_code == 1, result.output
+    assert result.output == (f"semflow: error: {tmp_path / 'o.flo'}: file too large: the file-size limit is"
+                             " ulimit -f 8 KiB; raise it\n"), result.output
+
+
+def test_run_says_resume_keeps_what_was_finished(tmp_path, monkeypatch, limits) -> None:
+    """`run` can continue: the line says so (after `ulimit -f 64` the same run with --resume finished)."""
+    limits["RLIMIT_AS"] = "ulimit -v 1000000 KiB"
+    _failing_method(monkeypatch, ImportError("libtorch_cpu.so: failed to map segment from shared object"))
+    result = CliRunner().invoke(main, ["run", str(ROOT / "assets" / "street.mp4"), "--max-frames", "2",
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "--resume" in result.output and result.output.count("\n") == 1, result.output
+
+
+def test_opencv_that_cannot_load_as_the_command_starts_is_one_line(tmp_path: Path) -> None:
+    """Was a traceback of the imports ending in "ImportError: libavutil-...so: failed to map segment from
+    shared object" (`ulimit -v 300000`: OpenCV's libraries, loaded before the command's own handling)."""
+    script = ("import sys\n"
+              "class Stop:\n"
+              "    def find_spec(self, name, path=None, target=None):\n"
+              "        if name == 'semflow.cli':\n"
+              "            raise ImportError('libavutil.so.61: failed to map segment from shared object')\n"
+              "sys.meta_path.insert(0, Stop())\n"
+              "sys.argv = ['semflow', 'methods']\n"
+              "from semflow.console import main\n"
+              "main()\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert done.returncode == 1 and done.stderr.startswith(
+        "semflow: error: out of memory while loading libavutil.so.61") and "Traceback" not in done.stderr, done.stderr
