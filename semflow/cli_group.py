@@ -13,6 +13,8 @@ from typing import Any
 import click
 
 from semflow.errors import (
+    STOPPING_SIGNALS,
+    CpuTimeExceeded,
     SemflowError,
     Terminated,
     file_error,
@@ -63,14 +65,16 @@ class SemflowGroup(click.Group):
         if getattr(exc, "nothing_kept", False):
             hint = " (before any pair was finished: the output folder it made is removed)"
         how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        if isinstance(exc, CpuTimeExceeded):
+            how = "stopped: CPU-time limit reached (ulimit -t)"  # (its number: the kernel raises it a second a time)
         click.echo(f"semflow: {how}{hint}", err=True)
-        ctx.exit(143 if isinstance(exc, Terminated) else 130)
+        ctx.exit(152 if isinstance(exc, CpuTimeExceeded) else 143 if isinstance(exc, Terminated) else 130)
 
     def invoke(self, ctx: click.Context) -> Any:
-        handler = threading.current_thread() is threading.main_thread() and \
-            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-        if handler:
-            signal.signal(signal.SIGTERM, terminated_by_signal)
+        handled = [signum for signum in STOPPING_SIGNALS if signal.getsignal(signum) is signal.SIG_DFL] \
+            if threading.current_thread() is threading.main_thread() else []
+        for signum in handled:
+            signal.signal(signum, terminated_by_signal)
         owned = own_native_output()
         try:
             with warnings_as_lines():  # the API's warnings, as one line each
@@ -100,5 +104,5 @@ class SemflowGroup(click.Group):
             ctx.exit(1)
         finally:  # (as it was: the CLI run in-process by a script or a test)
             own_native_output(owned)
-            if handler:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            for signum in handled:
+                signal.signal(signum, signal.SIG_DFL)

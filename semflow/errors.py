@@ -71,13 +71,23 @@ class Terminated(BaseException):
     Ctrl-C, so every clean-up runs (staging folders, partial videos, child processes)."""
 
 
+class CpuTimeExceeded(Terminated):
+    """SIGXCPU: the process used the CPU time its soft limit allows (``ulimit -S -t``; the hard limit then
+    kills it a second or so later): it unwinds as SIGTERM does, so clean-ups run and ``--resume`` continues."""
+
+
 def terminated_by_signal(signum: int, frame: Any) -> None:
-    """The SIGTERM handler of the ``semflow`` command: raise :class:`Terminated`."""
-    raise Terminated
+    """The SIGTERM (and SIGXCPU) handler of the ``semflow`` command: raise :class:`Terminated`
+    (:class:`CpuTimeExceeded` for SIGXCPU)."""
+    raise CpuTimeExceeded if signum == getattr(signal, "SIGXCPU", None) else Terminated
+
+
+STOPPING_SIGNALS = (signal.SIGTERM,) + ((signal.SIGXCPU,) if hasattr(signal, "SIGXCPU") else ())
+"""The signals the ``semflow`` command turns into :class:`Terminated` (where their action is the default)."""
 
 
 @contextlib.contextmanager
-def signals_held(signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+def signals_held(signums: tuple[int, ...] = (signal.SIGINT, *STOPPING_SIGNALS)) -> Iterator[None]:
     """Hold the signals ``signums`` (Ctrl-C, SIGTERM) while the block runs, then act on them through the
     handlers in force before it (which raise there): the block is never cut short and no signal is lost.
     Around work a signal must not split (moving a command's outputs in, a batch's clean-up) and around an

@@ -140,3 +140,21 @@ def test_opencv_that_cannot_load_as_the_command_starts_is_one_line(tmp_path: Pat
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=60)
     assert done.returncode == 1 and done.stderr.startswith(
         "semflow: error: out of memory while loading libavutil.so.61") and "Traceback" not in done.stderr, done.stderr
+
+
+def test_the_soft_cpu_time_limit_stops_a_run_that_can_resume(tmp_path, monkeypatch) -> None:
+    """SIGXCPU (`ulimit -S -t 4`) ended the process at once, exit 152, not a word said. It now unwinds like
+    SIGTERM: one line naming the limit, what was finished kept (the same run with --resume went on)."""
+    import signal
+
+    def xcpu(*args: object, **kwargs: object) -> None:
+        handler = signal.getsignal(signal.SIGXCPU)
+        assert callable(handler), "SIGXCPU would end the process without a word"
+        handler(signal.SIGXCPU, None)
+
+    monkeypatch.setattr(semflow.methods, "get_method", xcpu)
+    result = CliRunner().invoke(main, ["run", str(ROOT / "assets" / "street.mp4"), "--max-frames", "2",
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 152, (result.exit_code, result.output)
+    assert result.output.startswith("semflow: stopped: CPU-time limit reached (ulimit -t)"), result.output
+    assert signal.getsignal(signal.SIGXCPU) is signal.SIG_DFL  # (put back as it was)
