@@ -29,6 +29,7 @@ import numpy as np
 from semflow.baseline.base import FlowResult
 from semflow.errors import SemflowError
 from semflow.io.native import own_native_output
+from semflow.limits import limits_in_force
 from semflow.memory import PeakMemory
 
 _METHOD: Any = None  # the method, in the child process
@@ -48,7 +49,10 @@ def _leave_with_parent(parent: int) -> None:
             time.sleep(PARENT_CHECK_SECONDS)
         os._exit(1)
 
-    threading.Thread(target=watch, name="semflow-parent-watch", daemon=True).start()
+    try:
+        threading.Thread(target=watch, name="semflow-parent-watch", daemon=True).start()
+    except RuntimeError:  # "can't start new thread" (ulimit -u, -v): the pool broke, said "killed, perhaps for
+        pass  # memory"; the method runs unwatched (a parent that dies by SIGKILL leaves it to finish its pair)
 
 
 def _estimate(name: str, options: dict[str, Any], img1: np.ndarray, img2: np.ndarray,
@@ -82,7 +86,10 @@ class IsolatedMethod:
         try:
             return self._submit(img1, img2, labels).result()
         except concurrent.futures.process.BrokenProcessPool:
-            raise SemflowError(f"method {self.name} stopped in its process (killed, perhaps for memory);"
+            limits = limits_in_force("RLIMIT_NPROC", "RLIMIT_AS")  # (OpenMP's threads: libgomp exits the child)
+            why = f"killed, perhaps for memory, or by a limit in force: {limits}" if limits else \
+                "killed, perhaps for memory"
+            raise SemflowError(f"method {self.name} stopped in its process ({why});"
                                " try fewer or smaller samples") from None
 
     def _submit(self, *args: Any) -> concurrent.futures.Future:

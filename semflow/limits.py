@@ -39,7 +39,8 @@ def limit_in_force(name: str) -> str | None:
     return f"ulimit {option} {soft // size} {unit}"
 
 
-def _limits(*names: str) -> str:
+def limits_in_force(*names: str) -> str:
+    """Those of the resources ``names`` that are limited, as ``ulimit -u 12 processes, ulimit -v ...``."""
     said = [text for text in (limit_in_force(name) for name in names) if text]
     return ", ".join(said)
 
@@ -52,25 +53,27 @@ def _thread_failed(exc: BaseException) -> bool:
 def limit_message(exc: BaseException, resumable: bool = False) -> str | None:
     """One line for a failure ``exc`` that a process limit explains (naming the limit in force, when one
     is), or None. ``resumable``: the command can continue with ``--resume`` once the limit is raised."""
-    again = "; raise it and run again (with --resume: what was finished is kept)" if resumable else "; raise it"
+    def again(it: str = "it") -> str:
+        return f"; raise {it} and run again (with --resume: what was finished is kept)" if resumable else f"; raise {it}"
+
     if isinstance(exc, MemoryError):
-        limit = _limits("RLIMIT_AS")
-        said = f" (the address-space limit is {limit}{again})" if limit else ""
+        limit = limits_in_force("RLIMIT_AS")
+        said = f" (the address-space limit is {limit}{again()})" if limit else ""
         return f"out of memory{said}; try smaller frames (run: --max-side)"
     if isinstance(exc, ImportError) and re.search(r"failed to map segment|cannot allocate memory|"
                                                   r"cannot map zero-fill pages", str(exc), re.IGNORECASE):
         library = str(exc).split(":")[0].strip()
-        limit = _limits("RLIMIT_AS")
-        said = f": the address-space limit is {limit}{again}" if limit else ""
+        limit = limits_in_force("RLIMIT_AS")
+        said = f": the address-space limit is {limit}{again()}" if limit else ""
         return f"out of memory while loading {library}{said}"
     if _thread_failed(exc):
-        limit = _limits("RLIMIT_NPROC", "RLIMIT_AS")
-        said = f" (limits in force: {limit}){again.replace(' it ', ' them ')}" if limit else \
+        limit = limits_in_force("RLIMIT_NPROC", "RLIMIT_AS")
+        said = f" (limits in force: {limit}){again('them' if ',' in limit else 'it')}" if limit else \
             " (the system's limit on processes and threads, or its memory)"
         return f"cannot start a thread or process{said}"
     if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
         where = f"{exc.filename}: " if exc.filename else ""
-        limit = _limits("RLIMIT_FSIZE")
-        said = f": the file-size limit is {limit}{again}" if limit else " for the file system"
+        limit = limits_in_force("RLIMIT_FSIZE")
+        said = f": the file-size limit is {limit}{again()}" if limit else " for the file system"
         return f"{where}file too large{said}"
     return None

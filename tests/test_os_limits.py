@@ -158,3 +158,44 @@ def test_the_soft_cpu_time_limit_stops_a_run_that_can_resume(tmp_path, monkeypat
     assert result.exit_code == 152, (result.exit_code, result.output)
     assert result.output.startswith("semflow: stopped: CPU-time limit reached (ulimit -t)"), result.output
     assert signal.getsignal(signal.SIGXCPU) is signal.SIG_DFL  # (put back as it was)
+
+
+def test_a_compare_child_that_cannot_start_its_watch_thread_still_works(monkeypatch) -> None:
+    """`compare` under `ulimit -u 12`: the child's thread that watches for its parent could not start, the
+    pool's initializer failed ("Exception in initializer:" and a traceback from the child) and the command
+    said "method semantic stopped in its process (killed, perhaps for memory)". The child goes on unwatched."""
+    import os
+    import signal
+    import threading
+
+    import semflow.isolation
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # (this test process keeps its own handlers)
+    monkeypatch.setattr(signal, "pthread_sigmask", lambda *args: None)
+    monkeypatch.setattr(semflow.isolation, "own_native_output", lambda *args: None)
+    semflow.isolation._leave_with_parent(os.getpid())  # (raised RuntimeError)
+
+
+def test_a_compare_child_that_died_names_the_limits_in_force(monkeypatch) -> None:
+    """Under `ulimit -u 12` OpenMP's threads could not start in the child (libgomp ends the process): the
+    line said "killed, perhaps for memory" alone."""
+    import concurrent.futures.process
+
+    import semflow.isolation
+    from semflow.errors import SemflowError
+
+    broken: concurrent.futures.Future = concurrent.futures.Future()
+    broken.set_exception(concurrent.futures.process.BrokenProcessPool("gone"))
+    monkeypatch.setattr(semflow.isolation, "limits_in_force", lambda *names: "ulimit -u 12 processes",
+                        raising=False)
+    method = semflow.isolation.IsolatedMethod("dis-fast", {})
+    try:
+        monkeypatch.setattr(method, "_submit", lambda *args: broken)
+        with pytest.raises(SemflowError, match=r"stopped in its process \(.*ulimit -u 12 processes\)"):
+            method.estimate(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8))
+    finally:
+        method.close()
