@@ -8,6 +8,7 @@ yet in force. Here it ends as it does later: one line, exit 130 (143 for SIGTERM
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 
@@ -28,9 +29,21 @@ def standard_streams_opened() -> None:
             setattr(sys, name, open(fd, mode, closefd=False, encoding="utf-8", errors="backslashreplace"))
 
 
+def thread_count_checked() -> None:
+    """Leave out an ``OMP_NUM_THREADS`` that is no number of threads (``0``, ``-1``, ``abc``), with one
+    ``semflow: warning:`` line: OpenMP (torch's, in libgomp) printed "libgomp: Invalid value for
+    environment variable OMP_NUM_THREADS" among semflow's lines, and went on with its default."""
+    given = os.environ.get("OMP_NUM_THREADS")
+    if given is not None and not re.fullmatch(r"\s*[1-9]\d*(\s*,\s*[1-9]\d*)*\s*", given):
+        del os.environ["OMP_NUM_THREADS"]
+        sys.stderr.write(f"semflow: warning: OMP_NUM_THREADS={given!r} is not a number of threads (1 or more);"
+                         " ignored\n")
+
+
 def main() -> None:
     """Run the ``semflow`` command line with ``sys.argv``."""
     standard_streams_opened()
+    thread_count_checked()
     previous = signal.signal(signal.SIGTERM, terminated_by_signal) \
         if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else None
     try:

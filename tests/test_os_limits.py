@@ -6,6 +6,7 @@ limits reach every library the test process has loaded."""
 from __future__ import annotations
 
 import errno
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +200,29 @@ def test_a_compare_child_that_died_names_the_limits_in_force(monkeypatch) -> Non
             method.estimate(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8))
     finally:
         method.close()
+
+
+@pytest.mark.parametrize("given", ["0", "-1", "abc", ""])
+def test_a_thread_count_that_is_no_number_is_one_warning(given: str, tmp_path: Path) -> None:
+    """OMP_NUM_THREADS=0 (-1, abc) made libgomp print "libgomp: Invalid value for environment variable
+    OMP_NUM_THREADS" among semflow's lines when torch loaded; semflow now says it once and leaves it out."""
+    script = ("import os, sys\n"
+              "sys.argv = ['semflow', 'methods']\n"
+              "from semflow.console import main\n"
+              "try:\n"
+              "    main()\n"
+              "finally:\n"
+              "    print('left', repr(os.environ.get('OMP_NUM_THREADS')), file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": given},
+                          timeout=60)
+    assert done.stderr == (f"semflow: warning: OMP_NUM_THREADS={given!r} is not a number of threads (1 or more);"
+                           " ignored\nleft None\n"), done.stderr
+
+
+def test_a_thread_count_that_is_a_number_is_kept(monkeypatch) -> None:
+    from semflow.console import thread_count_checked
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1000")
+    thread_count_checked()
+    assert os.environ["OMP_NUM_THREADS"] == "1000"
