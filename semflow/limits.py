@@ -77,3 +77,24 @@ def limit_message(exc: BaseException, resumable: bool = False) -> str | None:
         said = f": the file-size limit is {limit}{again()}" if limit else " for the file system"
         return f"{where}file too large{said}"
     return None
+
+
+def thread_refusal(spare: int = 2) -> str | None:
+    """The line of :func:`limit_message` when this process cannot start ``spare`` more threads now (``ulimit
+    -u``; a decoder that could not start its threads says only that it read nothing), else None."""
+    import threading
+
+    release = threading.Event()
+    started: list[threading.Thread] = []
+    try:
+        for _ in range(spare):
+            thread = threading.Thread(target=release.wait, name="semflow-thread-probe", daemon=True)
+            thread.start()
+            started.append(thread)
+    except RuntimeError as exc:
+        return limit_message(exc)
+    finally:
+        release.set()
+        for thread in started:
+            thread.join()
+    return None

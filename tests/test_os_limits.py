@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import semflow.evaluation  # noqa: F401  (imported now: they bind semflow.methods.get_method as they load,
 import semflow.limits
 import semflow.methods
+import semflow.pipeline  # noqa: F401  and the tests here replace it for a while)
 from semflow.cli import main
 from semflow.errors import OutputFileError
 
@@ -226,3 +228,29 @@ def test_a_thread_count_that_is_a_number_is_kept(monkeypatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1000")
     thread_count_checked()
     assert os.environ["OMP_NUM_THREADS"] == "1000"
+
+
+def test_a_video_whose_decoder_cannot_start_its_threads_names_the_limit(monkeypatch, limits) -> None:
+    """`run` under `ulimit -u 3`: OpenCV's FFmpeg decoder could not start its threads and read nothing, and
+    the line blamed the video: "street.mp4: not a readable video (no frame could be decoded)"."""
+    import threading
+
+    import semflow.io.video
+    from semflow.errors import ResourceError
+
+    class Unopened:
+        def isOpened(self) -> bool:
+            return False
+
+        def release(self) -> None:
+            pass
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    limits["RLIMIT_NPROC"] = "ulimit -u 3 processes"
+    monkeypatch.setattr(semflow.io.video, "open_capture", lambda path: Unopened())
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with pytest.raises(ResourceError, match=r"street.mp4: cannot start a thread or process \(limits in force: "
+                                            r"ulimit -u 3 processes\)"):
+        semflow.io.video.FrameSource(ROOT / "assets" / "street.mp4", max_frames=2)

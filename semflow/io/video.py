@@ -19,13 +19,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from semflow.errors import InputError, OutputError, warn
+from semflow.errors import InputError, OutputError, ResourceError, warn
 from semflow.io.atomic import move_into_place, temp_path_beside
 from semflow.io.ffmpeg import FFmpegEncoder, mp4_complete, probe_keyframes
 from semflow.io.files import missing, open_capture, out_of_descriptors, too_many_open_files
 from semflow.io.images import MULTIPAGE_TIFF, is_image_path, read_image, tiff_pages, to_rgb_uint8
 from semflow.io.native import native_stderr
 from semflow.io.seek import open_at
+from semflow.limits import thread_refusal
 
 
 def max_side_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
@@ -194,6 +195,8 @@ class FrameSource:
             if not ok:
                 if out_of_descriptors():  # (OpenCV had no descriptor for it: it cannot say so)
                     raise too_many_open_files(self.path)
+                if refused := thread_refusal():  # (nor for its decoder's threads: ulimit -u)
+                    raise ResourceError(f"{self.path}: {refused}")
                 raise InputError(f"{self.path}: not a readable video (no frame could be decoded)")
         self.count = count if max_frames is None else min(count, max_frames)
 
