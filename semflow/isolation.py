@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from semflow.baseline.base import FlowResult
-from semflow.errors import SemflowError
+from semflow.errors import ResourceError, SemflowError
 from semflow.io.native import own_native_output
-from semflow.limits import limits_in_force
+from semflow.limits import limits_in_force, thread_refusal
 from semflow.memory import PeakMemory
 
 _METHOD: Any = None  # the method, in the child process
@@ -83,6 +83,8 @@ class IsolatedMethod:
     def estimate(self, img1: np.ndarray, img2: np.ndarray, labels: np.ndarray | None = None
                  ) -> tuple[FlowResult, float, float]:
         """``(result, seconds, peak MB of the child process)`` for one pair."""
+        if refused := thread_refusal(3):  # (ulimit -u: the pool's feeder thread died unstarted, and the
+            raise ResourceError(f"method {self.name}: {refused}")  # command waited for good)
         try:
             return self._submit(img1, img2, labels).result()
         except concurrent.futures.process.BrokenProcessPool:

@@ -254,3 +254,25 @@ def test_a_video_whose_decoder_cannot_start_its_threads_names_the_limit(monkeypa
     with pytest.raises(ResourceError, match=r"street.mp4: cannot start a thread or process \(limits in force: "
                                             r"ulimit -u 3 processes\)"):
         semflow.io.video.FrameSource(ROOT / "assets" / "street.mp4", max_frames=2)
+
+
+def test_compare_that_cannot_start_the_pool_threads_says_so(monkeypatch, limits) -> None:
+    """`compare` under `ulimit -u 6` waited for good: the process pool's feeder thread could not start (a
+    traceback from that thread) and the pair's result never came. The threads are tried first."""
+    import threading
+
+    import semflow.isolation
+    from semflow.errors import ResourceError
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    limits["RLIMIT_NPROC"] = "ulimit -u 6 processes"
+    method = semflow.isolation.IsolatedMethod("dis-fast", {})
+    try:
+        monkeypatch.setattr(threading.Thread, "start", refuse)
+        with pytest.raises(ResourceError, match=r"method dis-fast: cannot start a thread or process \(limits"):
+            method.estimate(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8))
+    finally:
+        monkeypatch.undo()
+        method.close()
