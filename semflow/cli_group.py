@@ -90,17 +90,17 @@ class SemflowGroup(click.Group):
             if not isinstance(exc.__cause__, (KeyboardInterrupt, Terminated)):
                 raise
             self._interrupted(ctx, exc.__cause__)
-        except (MemoryError, ImportError, RuntimeError) as exc:  # an allocation the estimate
-            said = limit_message(exc, self._resumable(ctx))  # (semflow.memory.check_memory) did not foresee,
-            if said is None:  # a library or a thread that ulimit -v or -u would not let in; else a bug
-                raise
-            _error(said)
-            ctx.exit(1)
         except BrokenPipeError:  # the reader went away (`semflow methods | head`): nothing to report
             sys.stderr.close()
             ctx.exit(1)
         except OSError as exc:
             _error(limit_message(exc, self._resumable(ctx)) or file_error(exc))
+            ctx.exit(1)
+        except Exception as exc:  # an allocation the estimate (semflow.memory.check_memory) did not foresee
+            said = limit_message(exc, self._resumable(ctx))  # (MemoryError, torch's, OpenCV's), a library or
+            if said is None:  # a thread that ulimit -v or -u would not let in; anything else is a bug: as it is
+                raise
+            _error(said)
             ctx.exit(1)
         finally:  # (as it was: the CLI run in-process by a script or a test)
             own_native_output(owned)

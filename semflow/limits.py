@@ -50,13 +50,24 @@ def _thread_failed(exc: BaseException) -> bool:
         isinstance(exc, OSError) and exc.errno == errno.EAGAIN and exc.filename is None  # (fork, clone)
 
 
+_ALLOCATION = re.compile(r"can't allocate memory|cannot allocate memory|std::bad_alloc|insufficient memory|"
+                         r"failed to allocate", re.IGNORECASE)
+
+
+def _allocation_failed(exc: BaseException) -> bool:
+    """torch's "DefaultCPUAllocator: can't allocate memory" (a RuntimeError), OpenCV's "Insufficient memory"
+    (a ``cv2.error``), a C++ ``std::bad_alloc`` that came through as a RuntimeError."""
+    return (isinstance(exc, RuntimeError) or type(exc).__module__.startswith("cv2")) and \
+        bool(_ALLOCATION.search(str(exc)))
+
+
 def limit_message(exc: BaseException, resumable: bool = False) -> str | None:
     """One line for a failure ``exc`` that a process limit explains (naming the limit in force, when one
     is), or None. ``resumable``: the command can continue with ``--resume`` once the limit is raised."""
     def again(it: str = "it") -> str:
         return f"; raise {it} and run again (with --resume: what was finished is kept)" if resumable else f"; raise {it}"
 
-    if isinstance(exc, MemoryError):
+    if isinstance(exc, MemoryError) or _allocation_failed(exc):
         limit = limits_in_force("RLIMIT_AS")
         said = f" (the address-space limit is {limit}{again()})" if limit else ""
         return f"out of memory{said}; try smaller frames (run: --max-side)"

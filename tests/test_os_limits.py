@@ -276,3 +276,18 @@ def test_compare_that_cannot_start_the_pool_threads_says_so(monkeypatch, limits)
     finally:
         monkeypatch.undo()
         method.close()
+
+
+@pytest.mark.parametrize("failure", [
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you"
+                 " tried to allocate 5440448 bytes. Error code 12 (Cannot allocate memory)"),
+    RuntimeError("std::bad_alloc"),
+])
+def test_a_library_allocation_that_fails_is_out_of_memory(failure, pair, tmp_path, monkeypatch, limits) -> None:
+    """`compare` under `ulimit -v 4000000`: a traceback ending in torch's "DefaultCPUAllocator: can't allocate
+    memory" (raised in the child, re-raised in the command)."""
+    limits["RLIMIT_AS"] = "ulimit -v 4000000 KiB"
+    _failing_method(monkeypatch, failure)
+    result = _flow(pair, tmp_path)
+    assert result.exit_code == 1 and result.output.startswith(
+        "semflow: error: out of memory (the address-space limit is ulimit -v 4000000 KiB"), result.output
