@@ -291,3 +291,37 @@ def test_a_library_allocation_that_fails_is_out_of_memory(failure, pair, tmp_pat
     result = _flow(pair, tmp_path)
     assert result.exit_code == 1 and result.output.startswith(
         "semflow: error: out of memory (the address-space limit is ulimit -v 4000000 KiB"), result.output
+
+
+def test_a_video_past_the_file_size_limit_names_it(tmp_path: Path) -> None:
+    """FFmpeg, killed by SIGXFSZ at `ulimit -f`, was "FFmpeg could not finish the video: File size limit
+    exceeded" without the limit; it now says which (run in a child process: the limit would bind pytest)."""
+    script = ("import resource, sys\n"
+              "import numpy as np\n"
+              "from semflow.io.video import VideoWriter\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (20 * 1024, resource.RLIM_INFINITY))\n"
+              "rng = np.random.default_rng(0)\n"
+              "w = VideoWriter(sys.argv[1], 10.0)\n"
+              "try:\n"
+              "    for _ in range(30):\n"
+              "        w.write((rng.random((96, 128, 3)) * 255).astype(np.uint8))\n"
+              "    w.close()\n"
+              "except Exception as exc:\n"
+              "    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "v.mp4")], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert done.stdout.strip().endswith("File size limit exceeded (limit in force: ulimit -f 20 KiB)"), done
+
+
+def test_ffmpeg_that_could_not_start_its_threads_names_the_limit(limits) -> None:
+    """FFmpeg under `ulimit -u 24` said "Resource temporarily unavailable" and no more."""
+    from types import SimpleNamespace
+
+    from semflow.io.ffmpeg import FFmpegEncoder
+
+    limits["RLIMIT_NPROC"] = "ulimit -u 24 processes"
+    encoder = SimpleNamespace(log=["[vost#0:0 @ 0x1] Resource temporarily unavailable"], path=Path("t.mp4"),
+                              name=Path("flow.mp4"), _proc=SimpleNamespace(returncode=1))
+    said = str(FFmpegEncoder._failure(encoder))  # type: ignore[arg-type]
+    assert said == ("flow.mp4: FFmpeg could not finish the video: Resource temporarily unavailable (limit in"
+                    " force: ulimit -u 24 processes)"), said

@@ -24,6 +24,7 @@ import numpy as np
 from semflow.errors import InputError, OutputError
 from semflow.io.files import is_playlist, open_regular_file
 from semflow.io.mp4 import box_header
+from semflow.limits import limits_in_force
 
 FFMPEG_LOG_LINES = 40
 """The first lines FFmpeg logs that an encoder keeps (the cause comes first, its consequences after)."""
@@ -116,6 +117,10 @@ class FFmpegEncoder:
 
     def _failure(self) -> OutputError:
         reason = ffmpeg_reason(self.log, self._proc.returncode).replace(str(self.path), str(self.name))
+        limit = "RLIMIT_NPROC" if reason == os.strerror(errno.EAGAIN) else "RLIMIT_FSIZE" \
+            if self._proc.returncode == -getattr(signal, "SIGXFSZ", 0) else None  # (ulimit -u, ulimit -f)
+        if limit and (limits := limits_in_force(limit)):
+            reason += f" (limit in force: {limits})"
         return OutputError(f"{self.name}: FFmpeg could not finish the video: {reason}")
 
 
