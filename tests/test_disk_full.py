@@ -25,6 +25,8 @@ from semflow.io.flow import read_flow, write_flow
 from semflow.io.images import write_image
 
 TOO_LARGE = os.strerror(errno.EFBIG)
+LIMITED = "file too large: the file-size limit is ulimit -f"
+"""How the command says EFBIG here, where ``ulimit -f`` stands in for a full disk (semflow.limits names it)."""
 
 # Writes one output in a child whose files cannot grow past its limit; prints what it raised as JSON.
 _WRITER = """
@@ -140,7 +142,7 @@ def test_cli_flow_on_a_full_disk_says_so_in_one_line(tmp_path: Path, name: str) 
     assert "Traceback" not in proc.stderr, proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0] == f"semflow: error: {name}: {TOO_LARGE}", lines[0]
+    assert lines[0] == f"semflow: error: {name}: {LIMITED} 0 KiB; raise it", lines[0]
     assert {p.name for p in tmp_path.iterdir()} == before  # no output, no temporary file
 
 
@@ -160,10 +162,12 @@ def test_run_and_segment_on_a_full_disk_name_the_file(tmp_path: Path) -> None:
         write_image(frames / f"{k:04d}.png", np.roll(texture, 2 * k, axis=1))
     run = _cli_limited(["run", "frames", "--out", "r", "--method", "dis-fast", "--no-progress"], tmp_path, 4000)
     assert run.returncode == 1 and run.stderr.splitlines() == [
-        f"semflow: error: r/.semflow-work/cache/flow/000000.npy: {TOO_LARGE}"], run.stderr
+        f"semflow: error: r/.semflow-work/cache/flow/000000.npy: {LIMITED} 3 KiB; raise it and run again (with"
+        " --resume: what was finished is kept)"], run.stderr
     masks = tmp_path / "m.png"
     write_image(masks, np.random.default_rng(3).integers(0, 11, (48, 80), dtype=np.uint8))
     seg = _cli_limited(["segment", "frames/0000.png", "--out", "s", "--backend", f"masks:{masks}", "--no-progress"],
                        tmp_path, 100)
-    assert seg.returncode == 1 and seg.stderr.splitlines() == [f"semflow: error: s/0000.png: {TOO_LARGE}"], seg.stderr
+    assert seg.returncode == 1 and seg.stderr.splitlines() == [f"semflow: error: s/0000.png: {LIMITED} 0 KiB; raise it"], \
+        seg.stderr
     assert not (tmp_path / "s").exists()
