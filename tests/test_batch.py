@@ -680,3 +680,18 @@ def test_a_clips_file_error_reads_as_runs_does() -> None:
     said = one_line(PermissionError(13, "Permission denied", "out/clip/flo/000000.flo"))
     assert said == "out/clip/flo/000000.flo: Permission denied"
     assert one_line(ValueError("bad\nvalue")) == "ValueError: bad"
+
+
+def test_ray_timing_out_at_its_start_is_one_line_naming_the_limits_in_force(monkeypatch) -> None:
+    """Under `ulimit -f 64` Ray's raylet and GCS could not start, and ray.init raised a bare Exception ("The
+    current node timed out during startup"): a traceback. Now one line, with the limits Ray's processes meet."""
+    from semflow.batch import cluster
+
+    monkeypatch.setattr(cluster, "limits_in_force", lambda *names: "ulimit -f 64 KiB" if "RLIMIT_FSIZE" in names else "")
+    with pytest.raises(SemflowError) as raised:
+        with ray_starting():
+            raise Exception("The current node timed out during startup. This could happen because some of the "
+                            "raylet failed to startup or the GCS has become overloaded.")
+    assert str(raised.value) == ("could not start Ray on this machine: The current node timed out during startup. This"
+                                 " could happen because some of the raylet failed to startup or the GCS has become"
+                                 " overloaded.; Ray's processes are bound by the limits in force too: ulimit -f 64 KiB")

@@ -22,6 +22,7 @@ from typing import Any
 from semflow.batch.signals import crash_alarm_cancelled, signals_deferred
 from semflow.device import check_device_name
 from semflow.errors import InputError, SemflowError, file_error
+from semflow.limits import limits_in_force
 
 CONNECT_SECONDS = 3.0
 """How long :func:`check_address` waits for a cluster's port to accept a connection, and to answer in gRPC."""
@@ -307,10 +308,12 @@ def ray_starting(address: str | None = None) -> Iterator[None]:
         signal.signal(signal.SIGTERM, handler)
         signal.raise_signal(signal.SIGTERM)  # (it raises here: Terminated in the command)
         raise SemflowError("Ray's start was stopped by SIGTERM") from None
-    except (OSError, ValueError, RuntimeError) as exc:  # (OSError: ConnectionError, TimeoutError too)
-        said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    except Exception as exc:  # noqa: BLE001 - Ray's own failures (OSError, RuntimeError; a bare Exception when its node
+        said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # times out starting): one line
         hint = ("; a cluster with token authentication (Ray's default) needs RAY_AUTH_MODE=token here too, and its"
                 " token in ~/.ray/auth_token" if by_hand(address) and not os.environ.get("RAY_AUTH_MODE") else "")
+        if not address and (limits := limits_in_force("RLIMIT_FSIZE", "RLIMIT_NPROC", "RLIMIT_AS")):
+            hint += f"; Ray's processes are bound by the limits in force too: {limits}"
         if isinstance(exc, OSError) and exc.filename and exc.strerror:  # (HOME=/nonexistent: "/nonexistent: ...")
             said = file_error(exc)
             hint = "; Ray writes its files under HOME (~/.ray) and TMPDIR: both must be writable"
