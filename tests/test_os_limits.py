@@ -325,3 +325,18 @@ def test_ffmpeg_that_could_not_start_its_threads_names_the_limit(limits) -> None
     said = str(FFmpegEncoder._failure(encoder))  # type: ignore[arg-type]
     assert said == ("flow.mp4: FFmpeg could not finish the video: Resource temporarily unavailable (limit in"
                     " force: ulimit -u 24 processes)"), said
+
+
+def test_workers_that_cannot_load_their_libraries_name_the_address_space_limit(monkeypatch) -> None:
+    """`batch` under `ulimit -v 3000000`: "the workers could not build method 'dis-fast': ImportError:
+    libtorch_cpu.so: failed to map segment from shared object" said nothing of the limit its workers inherit."""
+    from semflow.batch import workers
+
+    raised = Exception("The actor died because of an error raised in its creation task, __init__\n"
+                       "ImportError: libtorch_cpu.so: failed to map segment from shared object")
+    monkeypatch.setattr(workers, "limits_in_force", lambda *names: "ulimit -v 3000000 KiB")
+    assert workers.why_not_built(raised) == ("ImportError: libtorch_cpu.so: failed to map segment from shared object"
+                                             " (out of memory: the address-space limit is ulimit -v 3000000 KiB;"
+                                             " raise it)")
+    monkeypatch.setattr(workers, "limits_in_force", lambda *names: "")  # (no limit: the line as it was)
+    assert workers.why_not_built(raised).endswith("failed to map segment from shared object")
