@@ -54,6 +54,16 @@ _ALLOCATION = re.compile(r"can't allocate memory|cannot allocate memory|std::bad
                          r"failed to allocate", re.IGNORECASE)
 
 
+_UNMAPPED = re.compile(r"failed to map segment|cannot allocate memory|cannot map zero-fill pages", re.IGNORECASE)
+"""What the loader says of a library it had no address space for (an ImportError's text)."""
+
+
+def says_out_of_memory(text: str) -> bool:
+    """Whether ``text`` (an error's line, e.g. one a Ray worker sent back) says memory or address space ran
+    out: an allocation (:data:`_ALLOCATION`) or a library's loading (:data:`_UNMAPPED`)."""
+    return bool(_ALLOCATION.search(text) or _UNMAPPED.search(text))
+
+
 def _allocation_failed(exc: BaseException) -> bool:
     """torch's "DefaultCPUAllocator: can't allocate memory" (a RuntimeError), OpenCV's "Insufficient memory"
     (a ``cv2.error``), a C++ ``std::bad_alloc`` that came through as a RuntimeError."""
@@ -71,8 +81,7 @@ def limit_message(exc: BaseException, resumable: bool = False) -> str | None:
         limit = limits_in_force("RLIMIT_AS")
         said = f" (the address-space limit is {limit}{again()})" if limit else ""
         return f"out of memory{said}; try smaller frames (run: --max-side)"
-    if isinstance(exc, ImportError) and re.search(r"failed to map segment|cannot allocate memory|"
-                                                  r"cannot map zero-fill pages", str(exc), re.IGNORECASE):
+    if isinstance(exc, ImportError) and _UNMAPPED.search(str(exc)):
         library = str(exc).split(":")[0].strip()
         limit = limits_in_force("RLIMIT_AS")
         said = f": the address-space limit is {limit}{again()}" if limit else ""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,7 @@ from semflow.batch.signals import interruptible
 from semflow.batch.work import Chunk, ClipWorker
 from semflow.build_identity import build_identity
 from semflow.errors import SemflowError, file_error
-from semflow.limits import limits_in_force
+from semflow.limits import limits_in_force, says_out_of_memory
 from semflow.pipeline import RunOptions
 
 WORKER_RESTARTS = 1
@@ -92,8 +91,7 @@ def why_not_built(exc: RayActorError) -> str:
         return (f"a worker process died while building it ({1 + WORKER_RESTARTS} times: killed for memory, or a"
                 " crash in the method's own code)")
     said = last.split(": ", 1)[-1] if last.startswith("semflow.errors.") else last
-    if re.search(r"failed to map segment|cannot allocate memory|can't allocate memory|bad_alloc", said, re.I) and \
-            (limit := limits_in_force("RLIMIT_AS")):  # (workers this machine started inherit its limits)
+    if says_out_of_memory(said) and (limit := limits_in_force("RLIMIT_AS")):  # (workers started here inherit it)
         said += f" (out of memory: the address-space limit is {limit}; raise it)"
     return said
 
