@@ -14,6 +14,7 @@ from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 from semflow.errors import InputError, writing_output
 from semflow.io.atomic import write_bytes_atomic
 from semflow.io.files import IMAGE_EXTENSIONS, is_image_path, require_file
+from semflow.io.image_bytes import jpeg_is_complete, png_chunk, png_is_complete
 from semflow.io.native import native_stderr
 
 # The most bytes of stored pixel data (at the file's own bits per pixel) one byte of an image file can
@@ -68,63 +69,6 @@ def _float_to_uint8(img: np.ndarray, name: str) -> np.ndarray:
         raise InputError(f"{name}: a float image must hold values in [0, 1], this one holds {low:g} to {high:g}"
                          " (divide by 255, or pass uint8)")
     return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def jpeg_is_complete(data: bytes) -> bool:
-    """True when a JPEG stream runs from its segments through its scans to the end-of-image marker.
-
-    Walks the marker segments (skipping each by its length, so thumbnails inside APP segments are not
-    mistaken for the image) and the entropy-coded data after each start-of-scan (where 0xFF is always
-    followed by 0x00 or a restart marker); a stream cut short, or with bytes where a marker must be,
-    never reaches end-of-image. Linear in ``len(data)``.
-    """
-    n, i = len(data), 2
-    while i + 1 < n:
-        if data[i] != 0xFF:
-            return False
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            i += 1
-            continue
-        if marker == 0xD9:
-            return True
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
-            i += 2
-            continue
-        if i + 4 > n:
-            return False
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-        if marker == 0xDA:  # scan data up to the next marker that is not a restart marker
-            while True:
-                j = data.find(b"\xff", i)
-                if j < 0 or j + 1 >= n:
-                    return False
-                following = data[j + 1]
-                if following == 0x00 or 0xD0 <= following <= 0xD7:
-                    i = j + 2
-                elif following == 0xFF:
-                    i = j + 1
-                else:
-                    i = j
-                    break
-    return False
-
-
-def png_is_complete(data: bytes) -> bool:
-    """True when a PNG's chunks each fit in the file and the last one is IEND.
-
-    OpenCV allocates a buffer of the length a chunk declares before reading it (a 257-byte file with
-    one length field changed took 3.6 GB), and a PNG cut short has a chunk that runs past the end.
-    """
-    n, i = len(data), 8
-    while i + 12 <= n:
-        length = int.from_bytes(data[i:i + 4], "big")
-        if length > 2**31 - 1 or i + 12 + length > n:
-            return False
-        if data[i + 4:i + 8] == b"IEND":
-            return True
-        i += 12 + length
-    return False
 
 
 def _opencv_reason(exc: cv2.error) -> str:
@@ -289,19 +233,6 @@ def _palette_ids(data: bytes, name: str) -> np.ndarray | None:
     return ids
 
 
-def _png_chunk(data: bytes, kind: bytes) -> bytes | None:
-    """The data of the first chunk of type ``kind`` in a PNG's bytes, or None."""
-    n, i = len(data), 8
-    while i + 12 <= n:
-        length = int.from_bytes(data[i:i + 4], "big")
-        if data[i + 4:i + 8] == kind:
-            return data[i + 8:i + 8 + length]
-        if data[i + 4:i + 8] == b"IEND":
-            return None
-        i += 12 + length
-    return None
-
-
 def exif_orientation(data: bytes) -> int:
     """The EXIF Orientation tag (0x0112, 1-8) of an image file's bytes; 1 where there is none or it is
     unreadable. Reads the metadata only (the pixels are not decoded)."""
@@ -310,7 +241,7 @@ def exif_orientation(data: bytes) -> int:
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as im:
                 if im.format == "PNG" and "exif" not in im.info:  # Pillow would decode the pixels to look
-                    chunk = _png_chunk(data, b"eXIf")  # for an eXIf chunk after them: found here instead
+                    chunk = png_chunk(data, b"eXIf")  # for an eXIf chunk after them: found here instead
                     if chunk:
                         im.info["exif"] = chunk
                     value = Image.Image.getexif(im).get(0x0112, 1)  # the metadata read on opening
