@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from semflow.errors import InputError
+from semflow.errors import InputError, SemflowWarning
 from semflow.io import images
 from semflow.io.images import decode_image, read_image, to_rgb_uint8, write_image
 
@@ -59,6 +59,30 @@ def test_16bit_png_is_scaled_to_8bit(tmp_path: Path) -> None:
     assert back.dtype == np.uint8
     assert tuple(back[0, 0]) == (255, 0, 128)
     assert tuple(back[1, 1]) == (1, 2, 127)  # 32767 * 255 / 65535 = 127.498
+
+
+def test_12bit_data_stored_unscaled_in_a_16bit_png_is_warned_once(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(images, "_warned_unscaled", False, raising=False)
+    twelve_bit = (colour_image().astype(np.uint16) * 16)  # 0..4080: 12-bit camera values, not scaled up
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), twelve_bit[..., ::-1])
+    with pytest.warns(SemflowWarning, match="12-bit data stored unscaled") as caught:
+        dark = read_image(tmp_path / "a.png")
+        read_image(tmp_path / "b.png")  # a second frame of the run: not said again
+    assert len(caught) == 1 and "a.png" in str(caught[0].message)
+    assert dark.max() <= 16  # what it warns of: values read as 255/65535 of themselves
+
+
+def test_16bit_png_with_values_above_12_bits_reads_without_a_warning(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(images, "_warned_unscaled", False, raising=False)
+    twelve_bit = np.random.default_rng(1).integers(0, 4096, (6, 8, 3), dtype=np.uint16)
+    twelve_bit[0, 0] = 4095
+    scaled = (twelve_bit << 4) | (twelve_bit >> 8)  # scaled up as the PNG spec says: left bit replication
+    cv2.imwrite(str(tmp_path / "s.png"), scaled[..., ::-1])
+    back = read_image(tmp_path / "s.png")  # (a warning would fail the test: they are errors in tests)
+    assert np.abs(back.astype(int) - np.round(twelve_bit / 4095 * 255)).max() <= 1
+    black = np.zeros((4, 4), np.uint16)  # all zero: the same black either way, nothing to say
+    assert (to_rgb_uint8(black) == 0).all()
 
 
 def test_16bit_gray_png(tmp_path: Path) -> None:

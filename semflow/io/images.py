@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
-from semflow.errors import InputError, writing_output
+from semflow.errors import InputError, warn, writing_output
 from semflow.io.atomic import write_bytes_atomic
 from semflow.io.files import IMAGE_EXTENSIONS, is_image_path, require_file
 from semflow.io.image_bytes import jpeg_is_complete, png_chunk, png_is_complete
@@ -31,7 +31,8 @@ def to_rgb_uint8(image: np.ndarray, *, name: str = "image", bgr: bool = False) -
     """Convert gray (H, W) / (H, W, 1), RGB, RGBA, 16-bit or float [0, 1] images to uint8 RGB (H, W, 3).
 
     ``bgr`` says the colour channels are in OpenCV order (as ``cv2.imread`` gives them).
-    Alpha is dropped. 16-bit values are scaled by 255/65535; floats must be in [0, 1] (InputError else:
+    Alpha is dropped. 16-bit values are scaled by 255/65535 (a warning, once, where they look like 12-bit data
+    stored unscaled: :func:`_warn_if_unscaled_12_bit`); floats must be in [0, 1] (InputError else:
     floats of 0..255 would all clip to white). A torch tensor is detached and moved to the CPU first.
     """
     if callable(getattr(image, "detach", None)):  # a torch tensor (that may require grad, or be on a GPU)
@@ -45,6 +46,7 @@ def to_rgb_uint8(image: np.ndarray, *, name: str = "image", bgr: bool = False) -
     if img.shape[0] < 2 or img.shape[1] < 2:
         raise InputError(f"{name}: image is too small ({img.shape[1]}x{img.shape[0]}; at least 2x2 px)")
     if img.dtype == np.uint16:
+        _warn_if_unscaled_12_bit(img if img.ndim == 2 else img[..., :3], name)
         img = (img.astype(np.float32) * (255.0 / 65535.0) + 0.5).astype(np.uint8)
     elif np.issubdtype(img.dtype, np.floating):
         img = _float_to_uint8(img, name)
@@ -58,6 +60,27 @@ def to_rgb_uint8(image: np.ndarray, *, name: str = "image", bgr: bool = False) -
     if bgr:  # (cv2.cvtColor: the same bytes as img[..., ::-1] made contiguous, in a fortieth of the time)
         return cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGR2RGB)
     return np.ascontiguousarray(img)
+
+
+TWELVE_BIT_MAX = 4095
+"""The largest 12-bit value. A 16-bit image whose colour values never exceed it most likely holds 12-bit
+camera data stored unscaled, which reads nearly black (at most 16 of 255). The PNG spec has an encoder
+scale such data to the full 16 bits (saying its 12 significant bits in an sBIT chunk), so a file that
+follows it reads right; which of the two a file holds cannot be told from its values (a dark scene stored
+in 16 bits looks the same), so nothing is rescaled."""
+_warned_unscaled = False  # whether this process has warned (once: every frame of a clip would say it)
+
+
+def _warn_if_unscaled_12_bit(colour: np.ndarray, name: str) -> None:
+    """Warn once (:func:`~semflow.errors.warn`) when the 16-bit values ``colour`` (H, W[, 3]) are not all
+    zero and never exceed :data:`TWELVE_BIT_MAX`."""
+    global _warned_unscaled
+    if _warned_unscaled or not 0 < int(colour.max()) <= TWELVE_BIT_MAX:
+        return
+    _warned_unscaled = True
+    warn(f"{name}: a 16-bit image whose values are all at most {TWELVE_BIT_MAX} looks like 12-bit data stored"
+         " unscaled and will read dark (scaled by 255/65535); multiply it by 16 to read it as 12-bit"
+         " (said for the first such image only)")
 
 
 def _float_to_uint8(img: np.ndarray, name: str) -> np.ndarray:
