@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -15,6 +16,7 @@ from semflow.fitting.motion_fit import MotionParams
 from semflow.layers.context import PairContext
 from semflow.layers.things import ThingParams, fit_things, thing_params_for
 from semflow.layers.things.instances import compromise
+from semflow.layers.things.motion import object_motions
 from semflow.methods import get_method
 from semflow.metrics import epe
 from semflow.segmentation.regions import Box, Region
@@ -330,3 +332,27 @@ def test_the_motions_report_of_a_model_without_object_pixels_has_finite_centres(
     centre = np.array([20 + 5.5, 5 + 3.5])  # the mask's centroid (x, y) in the frame
     expected = affine[:, :2] @ centre + affine[:, 2] - centre
     assert motion["flow_at_centre"] == [round(float(v), 2) for v in expected] and motion["pixels"] == 0
+
+
+@pytest.mark.parametrize("region_side", [20, 5], ids=["object", "object-below-min-points"])
+@pytest.mark.parametrize("carried_dx", [3.0, 9.0], ids=["carried-right", "carried-wrong"])
+def test_whether_the_carried_motion_was_taken_is_a_python_bool(carried_dx: float, region_side: int) -> None:
+    # (It was numpy's np.False_ where the object had fewer than min_points pixels: FirstModel declares a bool.)
+    rng = np.random.default_rng(0)
+    img1 = (cv2.GaussianBlur(rng.random((40, 48)), (0, 0), 1.5) * 255).astype(np.uint8)
+    img1 = np.dstack([img1] * 3)
+    img2 = np.roll(img1, 3, axis=1)  # everything moves 3 px to the right
+    baseline = np.zeros((40, 48, 2), np.float32)
+    baseline[..., 0] = 3.0
+    ctx = PairContext.build(img1, img2, baseline)
+    box = Box(10, 30, 10, 34)
+    seeds = np.ones((box.height, box.width), bool)
+    region = np.zeros_like(seeds)
+    region[:region_side, :region_side] = True
+    assert (region.sum() >= ThingParams().min_points) == (region_side == 20)
+    carried = np.array([[1.0, 0.0, carried_dx], [0.0, 1.0, 0.0]])
+    affines, *_, took_carried = object_motions(baseline[box.slices], seeds, lambda maps: maps, ctx, box,
+                                               ThingParams(), np.random.default_rng(0), region=region,
+                                               carried=carried)
+    assert len(affines) == 1  # (with none, the function returns a literal False before)
+    assert type(took_carried) is bool

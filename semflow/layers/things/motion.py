@@ -321,8 +321,8 @@ def _takes_carried(carried: np.ndarray | None, affines: list[np.ndarray], region
     """Whether the ``carried`` motion (2, 3), if any, replaces the ``affines`` found: where there is at
     most one, the object (``region`` (h, w)) has ``min_points`` pixels, and the carried motion explains
     it photometrically better than the one found, or none was found."""
-    return (carried is not None and len(affines) <= 1 and region.sum() >= params.min_points
-            and (not affines or _explains_better(carried, affines[0], region, box, gray)))
+    return bool(carried is not None and len(affines) <= 1 and region.sum() >= params.min_points
+                and (not affines or _explains_better(carried, affines[0], region, box, gray)))
 
 
 def _correlations(gray1: np.ndarray, gray2: np.ndarray, mask: np.ndarray, origin: tuple[int, int],
