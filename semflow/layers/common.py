@@ -68,11 +68,14 @@ def feather(mask: np.ndarray, radius: float) -> np.ndarray:
 
 
 def inner_feather(mask: np.ndarray, radius: float) -> np.ndarray:
-    """Like :func:`feather` but the ramp lies inside the mask: 0 outside, rising to 1 ``radius`` px in."""
+    """Like :func:`feather` but the ramp lies inside the mask (h, w; nonzero is inside): float32 (h, w), 0
+    outside, rising to 1 ``radius`` px in. Any radius gives values in [0, 1] (one of 1e-320 px gave NaN
+    outside the mask, one of 1e300 px an overflow warning: the distance is capped at the radius, in float64)."""
+    inside = np.asarray(mask) != 0  # (a float mask of 1e300 overflowed its cast to uint8)
     if radius <= 0:
-        return mask.astype(np.float32)
-    inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
-    return np.clip(inside / float(radius), 0.0, 1.0).astype(np.float32)
+        return inside.astype(np.float32)
+    distance = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3).astype(np.float64)
+    return (np.minimum(distance, radius) / radius).astype(np.float32)
 
 
 def subsample_points(mask: np.ndarray, max_points: int, rng: np.random.Generator
