@@ -20,9 +20,10 @@ libraries, model, working memory) is fitted as ``base_mb + bytes_per_pixel * H *
   kept in the intermediate video, as a long clip's: the most costly way to draw), the command's process
   plus its FFmpeg processes', less dis-ultrafast's own peak alone at that size: what drawing adds.
 
-The parts not measured keep their entries; each entry of the last two records its date, machine and
-sizes (the ``methods`` part's are the document's). ``semflow flow``, ``run`` and ``segment`` read the
-file to stop, before starting, work that would not fit in the memory available (semflow.memory).
+The parts and methods not measured keep their entries; each entry measured records its date, machine
+and sizes. The document's own are those of the last run that measured every method (a method entry
+without its own was measured then): a run of some, ``--methods semantic``, leaves them as they were.
+``semflow flow``, ``run`` and ``segment`` read the file to stop, before starting, work that would not fit in the memory available (semflow.memory).
 """
 
 from __future__ import annotations
@@ -241,9 +242,13 @@ def main() -> None:
     document = json.loads(OUT.read_text()) if OUT.exists() else {}
     start = time.time()
     if "methods" in parts:
-        document.setdefault("methods", {})
-        measure_methods(args.methods.split(","), _sizes(args.sizes), args.margin, document["methods"])
-        document.update(machine=machine(), date=today(), sizes=args.sizes)
+        methods = args.methods.split(",")
+        measure_methods(methods, _sizes(args.sizes), args.margin, document.setdefault("methods", {}))
+        measured = {"date": today(), "machine": machine(), "sizes": args.sizes}
+        for method in methods:
+            document["methods"][method].update(measured)
+        if set(list_methods()) <= set(methods):  # (a run of some methods leaves the document's date as it was)
+            document.update(measured)
     stamp = {"date": today(), "machine": machine(), "sizes": args.command_sizes}
     with tempfile.TemporaryDirectory(prefix="measure-memory-") as scratch:
         if "segmenters" in parts:
@@ -257,7 +262,8 @@ def main() -> None:
         " scripts/measure_memory.py, each measurement in a fresh process; the slope is that between the two"
         f" largest sizes times {args.margin} for margin, the base the least that covers every size measured."
         " methods: one flow pair (a method that runs another, semantic: discrete, takes at least that one's"
-        " slope); date, machine and sizes are the document's. segmenters: `semflow segment --overlay` of 3"
+        " slope); its date, machine and sizes are an entry's own where it has them, else the document's (those of"
+        " the last run that measured every method). segmenters: `semflow segment --overlay` of 3"
         " images and of a 3-frame video (video mode), its FFmpeg included. drawing: what `semflow run` adds"
         " to its method's flow (its run with dis-ultrafast, FFmpeg included, less dis-ultrafast alone)."
         " Those two record their own date, machine and sizes.")
