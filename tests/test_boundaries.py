@@ -1,6 +1,6 @@
 """Boundary cases the rest of the suite left open (a mutation probe: each test here fails when the code it
-names is changed by one operator, a swapped index or a dropped term): warp and occlusion edges, flow
-resizing, the temporal meter, compose's painter's order and occluded confidence, the panel's tiles,
+names is changed by one operator, a swapped index or a dropped term): warp and occlusion edges, the
+temporal meter, compose's painter's order and occluded confidence, the panel's tiles,
 discrete's consistency and proposal bounds, 16-bit rounding, the small-sample refit."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from semflow.baseline.discrete import consistency
 from semflow.baseline.discrete.proposals import neighbour_flows
 from semflow.compose import compose
 from semflow.fitting.motion_fit import _refit
-from semflow.io.flow import resize_flow
 from semflow.io.images import to_rgb_uint8
 from semflow.layers.context import PairContext
 from semflow.layers.things import ThingFit
@@ -105,13 +104,6 @@ def test_landing_on_a_neighbouring_cell_is_a_conflict():
     flow[2, 8, 1] = 10.0  # ... which its own pixel leaves (out of the crop): still pixels land on 7 and 9 beside it
     c = landing_conflicts(flow)
     assert c[2, 5] and c[2, 7] and c[2, 9]
-
-
-def test_resize_flow_scales_u_by_width_and_v_by_height():
-    flow = np.tile(np.float32([4.0, -2.0]), (60, 80, 1))
-    out = resize_flow(flow, 60, 40)
-    np.testing.assert_allclose(out[..., 0], 2.0, atol=1e-5)
-    np.testing.assert_allclose(out[..., 1], -2.0, atol=1e-5)
 
 
 def test_sampled_photometric_error_leaves_out_points_below_the_last_row():
