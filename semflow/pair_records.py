@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import secrets
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -150,37 +150,116 @@ class PairRecord:
 
     @classmethod
     def parse(cls, line: bytes) -> PairRecord | None:
-        """The record of one JSON line, or None when it is not a valid record (unfinished, damaged)."""
+        """The record of one JSON line, or None when it is not a valid record (unfinished, damaged, or of
+        another shape than :meth:`of` gives: see :func:`_well_formed`)."""
         try:
-            data = loads_untrusted(line)
-            record = cls(**data)
-            # Names held once, not once a pair (about 250 bytes a pair)
-            if isinstance(record.extras, list) and all(isinstance(key, str) for key in record.extras):
-                record.extras = [sys.intern(key) for key in record.extras]
-            if isinstance(record.stats, dict):
-                record.stats = {sys.intern(key): value for key, value in record.stats.items()}  # (JSON keys: str)
+            record = cls(**loads_untrusted(line))
         except (ValueError, TypeError):
             return None
-        ok = (type(record.index) is int and record.index >= 0 and isinstance(record.max_flow, (int, float))
-              and isinstance(record.stats, dict) and isinstance(record.kept, str))
-        return record if ok else None
+        return record if _well_formed(record) else None
 
 
-def normaliser(records: list[PairRecord]) -> float:
+def _well_formed(record: PairRecord) -> bool:
+    """Whether ``record`` has the shape :meth:`PairRecord.of` gives it, the one a :data:`ROW` holds: an index
+    that fits 64 bits, finite float numbers (the baseline's, when not None), the four statistics, the extras'
+    and ``kept`` names."""
+    stats, base = record.stats, record.baseline_max_flow
+    if not (type(record.index) is int and 0 <= record.index < 2**63 and isinstance(stats, dict) and set(stats) == set(STAT_KEYS)
+            and isinstance(record.extras, list) and all(isinstance(key, str) for key in record.extras)
+            and isinstance(record.kept, str)):
+        return False
+    numbers = [record.max_flow, record.seconds, *stats.values(), *([] if base is None else [base])]
+    return all(type(value) is float and math.isfinite(value) for value in numbers)
+
+
+STAT_KEYS = ("mean", "median", "p95", "max")
+"""The names of a record's statistics (``metrics.flow_stats``), in the order :func:`magnitude_stats` gives them."""
+ROW = np.dtype([("index", "i8"), ("max_flow", "f8"), ("baseline_max_flow", "f8"), *((key, "f8") for key in STAT_KEYS),
+                ("seconds", "f8"), ("extras", "i4"), ("kept", "i4")])
+"""A record as numbers, 72 bytes (a :class:`PairRecord` with its dict of statistics held about 590): a
+baseline of None is NaN; ``extras`` and ``kept`` number the names in the holder's :class:`Names`; a ``kept``
+of :data:`ABSENT`: no record."""
+ABSENT = -1
+PAGE_PAIRS = 1024
+"""Pairs a page of :class:`RecordLog`'s rows holds (72 KB): pages are made as pairs arrive, so a stray
+index far out (a damaged line) costs one page, not rows up to it."""
+_EMPTY_PAGE = np.zeros(PAGE_PAIRS, ROW)
+_EMPTY_PAGE["kept"] = ABSENT
+
+
+class Names:
+    """Strings and tuples of strings, numbered in the order first seen and each held once."""
+
+    def __init__(self) -> None:
+        self.values: list[str | tuple[str, ...]] = []
+        self._codes: dict[str | tuple[str, ...], int] = {}
+
+    def code(self, value: str | tuple[str, ...]) -> int:
+        """The number of ``value`` (a new one when it is new)."""
+        if (code := self._codes.get(value)) is None:
+            code = self._codes[value] = len(self.values)
+            self.values.append(value)
+        return code
+
+
+def _row(record: PairRecord, extras: Names, kept: Names) -> tuple:
+    """``record`` as a :data:`ROW` (its names numbered in ``extras`` and ``kept``)."""
+    base = record.baseline_max_flow
+    return (record.index, record.max_flow, np.nan if base is None else base, *(record.stats[key] for key in STAT_KEYS),
+            record.seconds, extras.code(tuple(record.extras)), kept.code(record.kept))
+
+
+def _record(row: np.void, extras: Names, kept: Names) -> PairRecord:
+    """The :class:`PairRecord` of a :data:`ROW`: the same Python floats that went in."""
+    index, max_flow, base, *numbers, seconds, extras_code, kept_code = row.item()
+    return PairRecord(index, max_flow, None if base != base else base, dict(zip(STAT_KEYS, numbers)), seconds,
+                      list(extras.values[extras_code]), kept.values[kept_code])
+
+
+class RecordTable(Sequence[PairRecord]):
+    """Records as rows of numbers (:data:`ROW`, 72 bytes a record): ``table[i]`` is a new
+    :class:`PairRecord` each time, :meth:`column` one number of every record at once."""
+
+    def __init__(self, rows: np.ndarray, extras: Names, kept: Names) -> None:
+        self.rows, self._extras, self._kept = rows, extras, kept
+
+    @classmethod
+    def of(cls, records: Iterable[PairRecord]) -> RecordTable:
+        """The table of ``records``, in their order."""
+        extras, kept = Names(), Names()
+        return cls(np.array([_row(record, extras, kept) for record in records], ROW), extras, kept)
+
+    def column(self, name: str) -> np.ndarray:
+        """Field ``name`` of every record's :data:`ROW`, (N,): float64 for the numbers (a view)."""
+        return self.rows[name]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        return _record(self.rows[i], self._extras, self._kept)
+
+
+def normaliser(records: Sequence[PairRecord]) -> float:
     """The clip's colour normaliser (px): the largest per-pair 99th percentile of any drawn flow."""
-    values = [r.max_flow for r in records] + [r.baseline_max_flow for r in records if r.baseline_max_flow is not None]
-    return max(values)
+    table = records if isinstance(records, RecordTable) else RecordTable.of(records)
+    flows = np.concatenate([table.column("max_flow"), table.column("baseline_max_flow")])
+    return float(flows[~np.isnan(flows)].max())  # (NaN: no baseline)
 
 
 class RecordLog:
     """The pair records in ``folder`` (``*.jsonl``): :meth:`append` writes this writer's, :meth:`get`
-    reads anyone's (all files are read on first use, then only what was appended since, on a miss)."""
+    reads anyone's (all files are read on first use, then only what was appended since, on a miss).
+    It holds the latest record of each pair as a :data:`ROW`, in pages of :data:`PAGE_PAIRS` pairs."""
 
     def __init__(self, folder: Path) -> None:
         percentile_arithmetic()  # (its check, ~45 ms once a process: now, not in the first pair's timed stats)
         self.folder = Path(folder)
         self._file: BinaryIO | None = None
-        self._records: dict[int, PairRecord] = {}
+        self._pages: dict[int, np.ndarray] = {}  # page number -> (PAGE_PAIRS,) ROW
+        self._extras, self._kept = Names(), Names()
         self._read: dict[str, int] = {}  # file name -> bytes consumed (up to its last whole line)
         self._loaded = False
 
@@ -195,7 +274,7 @@ class RecordLog:
         while data:  # a regular file takes it whole, short of a full disk
             data = data[self._file.write(data):]
         if self._loaded:
-            self._records[record.index] = record
+            self._keep(record)
 
     def close(self) -> None:
         """Close this writer's file (a later :meth:`append` opens a new one)."""
@@ -206,14 +285,28 @@ class RecordLog:
     def get(self, index: int, *, refresh: bool = False) -> PairRecord | None:
         """The latest record of pair ``index``, or None; ``refresh``: on a miss, read what other writers
         appended since."""
-        if not self._loaded or (refresh and index not in self._records):
+        if not self._loaded or (refresh and not self._has(index)):
             self.refresh()
-        return self._records.get(index)
+        return _record(self._page(index)[index % PAGE_PAIRS], self._extras, self._kept) if self._has(index) else None
 
     def indices(self) -> list[int]:
         """The pairs that have a record, in order."""
         self.refresh()
-        return sorted(self._records)
+        pages = [self._pages[number] for number in sorted(self._pages)]
+        return [int(index) for page in pages for index in page["index"][page["kept"] != ABSENT]]
+
+    def table(self, pairs: int) -> RecordTable | int:
+        """The records of pairs ``0 .. pairs - 1`` (a copy of their rows), else the first of them that has
+        none (also after reading what other writers appended since)."""
+        for again in (False, True):
+            if again or not self._loaded:
+                self.refresh()
+            pages = [self._pages.get(start // PAGE_PAIRS, _EMPTY_PAGE) for start in range(0, pairs, PAGE_PAIRS)]
+            rows = np.concatenate(pages)[:pairs] if pages else np.empty(0, ROW)
+            missing = np.flatnonzero(rows["kept"] == ABSENT)
+            if not missing.size:
+                return RecordTable(rows, self._extras, self._kept)
+        return int(missing[0])
 
     def refresh(self) -> None:
         """Read the whole lines appended to the record files since the last call (files in the order
@@ -229,11 +322,25 @@ class RecordLog:
                             break  # an unfinished last line waits (or stays unread: a writer died)
                         start += len(line)
                         if (record := PairRecord.parse(line)) is not None:
-                            self._records[record.index] = record
+                            self._keep(record)
             except OSError:
                 pass
             self._read[name] = start
         self._loaded = True
+
+    def _has(self, index: int) -> bool:
+        page = self._pages.get(index // PAGE_PAIRS)
+        return page is not None and page["kept"][index % PAGE_PAIRS] != ABSENT
+
+    def _page(self, index: int) -> np.ndarray:
+        return self._pages[index // PAGE_PAIRS]
+
+    def _keep(self, record: PairRecord) -> None:
+        """Hold ``record`` as the latest of its pair (in a new page when its page has none yet)."""
+        number = record.index // PAGE_PAIRS
+        if (page := self._pages.get(number)) is None:
+            page = self._pages[number] = _EMPTY_PAGE.copy()
+        page[record.index % PAGE_PAIRS] = _row(record, self._extras, self._kept)
 
 
 def read_cached(path: Path, dtype: type, channels: int) -> np.ndarray:

@@ -37,13 +37,13 @@ from semflow.io.outputs import OutputFolder, refuse_inputs_as_outputs
 from semflow.io.video import FrameSource
 from semflow.memory import check_memory
 from semflow.methods import get_method
+from semflow.pair_records import PairRecord, RecordTable
 from semflow.progress import progress_bar
 from semflow.render import PairFlows, render_clip, tile_colours
 from semflow.run_options import RunOptions
 from semflow.runstore import (
     RUN_OUTPUTS,
     WORK_DIR,
-    PairRecord,
     RunStore,
     finished_summary,
     normaliser,
@@ -254,7 +254,7 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
     meter = TemporalMeter()  # flicker, photometric error, label flips: pair by pair, in order
     render_clip(source, pairs, store.out_dir, source.fps, max_flow, method.name, flows_for, timer=timer,
                 progress=options.progress, label_set=label_set, on_pair=meter.on_pair)
-    meter.write_plot(store.claim("plot.png"), f"{method.name}, {source.path.name}", [r.seconds for r in records])
+    meter.write_plot(store.claim("plot.png"), f"{method.name}, {source.path.name}", records.column("seconds"))
     timer.lap("write")  # (the plot: half a second, most of a short clip's wall time)
     stages = sum_stages([stages or {}, timer.seconds], STAGES)
     summary = make_summary(source, method, records, max_flow, options,
@@ -282,7 +282,7 @@ def write_summary(store: RunStore, summary: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def make_summary(source: FrameSource, method: FlowMethod, records: list[PairRecord], max_flow: float,
+def make_summary(source: FrameSource, method: FlowMethod, records: RecordTable, max_flow: float,
                  options: RunOptions, *, wall_seconds: float, computed: int, stages: dict[str, float],
                  render_from: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``summary.json`` of a clip: compute seconds per pair beside wall seconds per pair and stage.
@@ -290,7 +290,7 @@ def make_summary(source: FrameSource, method: FlowMethod, records: list[PairReco
     ``wall_seconds``: the wall time this invocation spent on the clip (in a batch: summed over its
     tasks); ``stages``: its wall seconds per stage (:data:`STAGES`). Per-pair figures divide by all pairs,
     so they understate a resumed run's cost per computed pair."""
-    seconds = [r.seconds for r in records]
+    seconds = records.column("seconds").tolist()  # (Python floats: the sum below adds them as they were)
     pairs = len(records)
     h, w = source.frame_size()  # (of the first frame, after max_side: known without decoding it again)
     return {
@@ -311,9 +311,9 @@ def make_summary(source: FrameSource, method: FlowMethod, records: list[PairReco
         "resumed_pairs": pairs - computed,
         "max_flow_px": max_flow,
         "flow_magnitude_px": {
-            "mean": statistics.fmean(r.stats["mean"] for r in records),
-            "p95_mean": statistics.fmean(r.stats["p95"] for r in records),
-            "max": max(r.stats["max"] for r in records),
+            "mean": statistics.fmean(records.column("mean")),
+            "p95_mean": statistics.fmean(records.column("p95")),
+            "max": float(records.column("max").max()),
         },
         "outputs": {
             "flow_video": "flow.mp4", "panel_video": "panel.mp4", "plot": "plot.png",
@@ -362,9 +362,9 @@ def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, op
     if pairs == 0:
         raise too_few_frames(source.path, 1)
     store.mark_end(pairs)
-    meter.write_plot(store.claim("plot.png"), f"{method.name}, {source.path.name}", [r.seconds for r in store.records(pairs)])
+    meter.write_plot(store.claim("plot.png"), f"{method.name}, {source.path.name}", (records := store.records(pairs)).column("seconds"))
     timer.lap("write")
-    summary = make_summary(source, method, store.records(pairs), options.max_flow, options,
+    summary = make_summary(source, method, records, options.max_flow, options,
                            wall_seconds=wall_seconds + time.perf_counter() - start, computed=computed,
                            stages=sum_stages([timer.seconds, moved_out_of_flow(timer.seconds, inside)], STAGES),
                            render_from="single-pass", extra=meter.summary_in(extra))

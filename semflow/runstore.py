@@ -51,10 +51,10 @@ from semflow.io.flow import read_flo, save_npy, write_flo
 from semflow.io.images import read_image
 from semflow.io.jsonfile import loads_untrusted
 from semflow.io.outputs import OutputFolder
-from semflow.pair_records import PairRecord, RecordLog, flo_whole, normaliser, read_cached
+from semflow.pair_records import PairRecord, RecordLog, RecordTable, flo_whole, normaliser, read_cached
 from semflow.run_outputs_check import missing_output, refuse_other_settings
 
-__all__ = ["CACHE_BUDGET_BYTES", "RUN_OUTPUTS", "WORK_DIR", "PairRecord", "RunStore", "cache_pairs", "finished_summary",
+__all__ = ["CACHE_BUDGET_BYTES", "RUN_OUTPUTS", "WORK_DIR", "PairRecord", "RecordTable", "RunStore", "cache_pairs", "finished_summary",
            "normaliser", "open_store", "pair_name", "reopen_store"]
 
 WORK_DIR = ".semflow-work"
@@ -230,9 +230,12 @@ class RunStore:
         """Close this pass's record file (what it appended stays; a later pass writes its own)."""
         self._records.close()
 
-    def records(self, pairs: int) -> list[PairRecord]:
+    def records(self, pairs: int) -> RecordTable:
         """The records of pairs ``0 .. pairs - 1``, all of which must be finished."""
-        return [self.record(i) for i in range(pairs)]
+        table = self._records.table(pairs)
+        if isinstance(table, int):
+            raise InputError(f"{self.out_dir}: the record of pair {table} is missing or damaged")
+        return table
 
     def mark_end(self, pairs: int) -> None:
         """Note that the video has ``pairs`` pairs (its last frame was read)."""

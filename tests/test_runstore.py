@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict as dataclass_dict
 from pathlib import Path
 
 import numpy as np
@@ -324,6 +325,66 @@ def test_records_are_read_a_line_at_a_time_and_held_small(tmp_path: Path) -> Non
     first, last = again.get(0), again.get(19999)
     assert first.extras[0] is last.extras[0] and next(iter(first.stats)) is next(iter(last.stats))
     assert sys.getsizeof(first) < 120  # (slots: no dict of its own)
+
+
+def test_the_records_of_a_long_run_are_held_in_columns_of_about_72_bytes_a_pair(tmp_path: Path) -> None:
+    """A run held each pair's record as a PairRecord with a dict of its statistics, about 590 bytes a pair
+    (60 MB for an hour of 1080p) from its reading until the summary; rows of numbers take 72."""
+    import tracemalloc
+
+    from semflow.pair_records import RecordLog
+
+    flow = np.random.default_rng(5).normal(0, 2, (8, 8, 2)).astype(np.float32)
+    template = PairRecord.of(0, flow, {"baseline_flow": flow, "segmentation_rgb": flow}, 0.0)
+    records = [PairRecord(i, template.max_flow * (1 + i % 7), template.baseline_max_flow,
+                          {key: value + i for key, value in template.stats.items()}, 1 / (i + 3),
+                          template.extras, "intermediate" if i % 2 else "flo") for i in range(5000)]
+    records[123].baseline_max_flow = None
+    log = RecordLog(tmp_path / "pairs")
+    for record in records:
+        log.append(record)
+    log.close()
+    again = RecordLog(tmp_path / "pairs")
+    tracemalloc.start()
+    try:
+        again.refresh()
+        held = tracemalloc.get_traced_memory()[0]
+        assert held / 5000 < 100  # (it was about 590 bytes a pair)
+        table = again.table(5000)
+        assert (tracemalloc.get_traced_memory()[0] - held) / 5000 < 80  # the summary's table: a copy of the rows
+    finally:
+        tracemalloc.stop()
+    assert len(table) == 5000 and list(table) == records and again.get(4999) == records[4999]  # the same floats
+    assert normaliser(table) == normaliser(records) == max(r.max_flow for r in records)
+    assert table.column("seconds").tolist() == [r.seconds for r in records]
+    assert again.table(5001) == 5000  # (the first pair without a record)
+
+
+def test_a_record_line_of_another_shape_is_not_a_record_and_a_stray_index_costs_one_page(tmp_path: Path) -> None:
+    """A record is held as numbers: a line whose numbers are not floats, or whose statistics are not the
+    four a record has, is not one (its pair is computed again, as for a damaged line)."""
+    import tracemalloc
+
+    from semflow.pair_records import RecordLog
+
+    flow = np.random.default_rng(6).normal(0, 2, (8, 8, 2)).astype(np.float32)
+    good = json.loads(json.dumps(dataclass_dict(PairRecord.of(0, flow, {}, 0.5))))
+    lines = [good, {**good, "index": 1, "max_flow": 3}, {**good, "index": 2, "stats": {"mean": 1.0}},
+             {**good, "index": 3, "seconds": None}, {**good, "index": 4, "baseline_max_flow": float("nan")},
+             {**good, "index": 2**63}, {**good, "index": 10**15}]
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    (folder / "0-1-a.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    log = RecordLog(folder)
+    tracemalloc.start()
+    try:
+        log.refresh()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert log.indices() == [0, 10**15] and log.get(10**15).stats == log.get(0).stats
+    assert log.get(1) is None and log.get(2) is None and log.get(3) is None and log.get(4) is None
+    assert held < 250_000  # two pages of 1024 pairs, 72 KB each (pairs 0 and 10**15), not rows up to 10**15
 
 
 # --- what a run keeps, and what a fresh one forgets (hand-made stores) ----------------------------------
