@@ -340,3 +340,66 @@ def test_workers_that_cannot_load_their_libraries_name_the_address_space_limit(m
                                              " raise it)")
     monkeypatch.setattr(workers, "limits_in_force", lambda *names: "")  # (no limit: the line as it was)
     assert workers.why_not_built(raised).endswith("failed to map segment from shared object")
+
+
+# --- limit_message itself: which failures a limit explains, and its line with and without one ------------
+
+
+def test_a_limit_is_read_as_ulimit_says_it(monkeypatch) -> None:
+    """The soft limit in ulimit's units; none where it is unlimited, unreadable or unknown on this system."""
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (600000 * 1024, resource.RLIM_INFINITY))
+    assert semflow.limits.limit_in_force("RLIMIT_AS") == "ulimit -v 600000 KiB"
+
+    def unreadable(which: int) -> tuple[int, int]:
+        raise ValueError("invalid resource")
+
+    monkeypatch.setattr(resource, "getrlimit", unreadable)
+    assert semflow.limits.limit_in_force("RLIMIT_AS") is None
+    monkeypatch.delattr(resource, "RLIMIT_NPROC")
+    assert semflow.limits.limit_in_force("RLIMIT_NPROC") is None
+
+
+def test_the_limits_in_force_are_named_together(limits) -> None:
+    limits.update({"RLIMIT_NPROC": "ulimit -u 6 processes", "RLIMIT_AS": "ulimit -v 100 KiB"})
+    assert semflow.limits.limits_in_force("RLIMIT_NPROC", "RLIMIT_AS") == "ulimit -u 6 processes, ulimit -v 100 KiB"
+    assert semflow.limits.limit_message(RuntimeError("can't start new thread")) == (
+        "cannot start a thread or process (limits in force: ulimit -u 6 processes, ulimit -v 100 KiB); raise them")
+    del limits["RLIMIT_NPROC"]  # (an address-space limit alone also keeps threads from starting)
+    assert semflow.limits.limit_message(RuntimeError("can't start new thread")) == (
+        "cannot start a thread or process (limits in force: ulimit -v 100 KiB); raise it")
+
+
+@pytest.mark.parametrize("text", ["Insufficient memory", "OpenCV: Failed to allocate 1234 bytes", "std::bad_alloc",
+                                  "DefaultCPUAllocator: can't allocate memory", "Cannot allocate memory",
+                                  "libc.so: failed to map segment from shared object",
+                                  "cannot map zero-fill pages"])
+def test_each_way_a_library_says_it_ran_out_of_memory_is_read_so(text: str) -> None:
+    assert semflow.limits.says_out_of_memory(text)
+
+
+def test_other_lines_do_not_say_out_of_memory() -> None:
+    assert not semflow.limits.says_out_of_memory("InputError: clip.mp4: not a readable video")
+
+
+def test_opencvs_insufficient_memory_is_out_of_memory(limits) -> None:
+    import cv2
+
+    failure = cv2.error("OpenCV(4.9.0) alloc.cpp:73: error: (-4:Insufficient memory) Failed to allocate 9 bytes")
+    assert semflow.limits.limit_message(failure) == "out of memory; try smaller frames (run: --max-side)"
+
+
+@pytest.mark.parametrize("failure", [
+    ValueError("failed to allocate the labels: give fewer classes"),  # (not a library's allocation)
+    ImportError("No module named 'torchvision'"),
+    BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable", "pipe"),  # (a file's, not a fork's)
+])
+def test_failures_no_limit_explains_are_left_as_they_are(failure: BaseException, limits) -> None:
+    limits.update({"RLIMIT_NPROC": "ulimit -u 6 processes", "RLIMIT_AS": "ulimit -v 100 KiB"})
+    assert semflow.limits.limit_message(failure) is None
+
+
+def test_a_file_too_large_where_no_limit_is_set_blames_the_file_system(limits) -> None:
+    failure = OSError(errno.EFBIG, "File too large", "o.flo")
+    assert semflow.limits.limit_message(failure) == "o.flo: file too large for the file system"
