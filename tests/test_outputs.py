@@ -514,3 +514,83 @@ def test_a_file_named_as_the_output_folder_is_named_once(tmp_path: Path) -> None
     with pytest.raises(OutputError) as raised:
         check_outputs(files=[name], folders=[name / "sub"])
     assert str(raised.value).startswith(f"{name}: named as an output file and as a folder above the output folder {name}/sub;")
+
+
+# --- a folder discarded as one step (semflow.io.atomic.discard_folder) -------------------------------------
+
+
+class Killed(BaseException):
+    """The command killed midway (raised where it was)."""
+
+
+def test_a_folder_discarded_is_put_aside_first_and_its_leftover_goes_next_time(tmp_path: Path, monkeypatch) -> None:
+    """Killed while it deletes, discard_folder leaves nothing under the folder's name, only a
+    ``.NAME.semflow-XXXXXXXX.trash`` beside it, which discard_leftovers of that name removes (only that)."""
+    import re
+    import shutil
+
+    from semflow.io.atomic import discard_folder, discard_leftovers
+
+    work = tmp_path / WORK_DIR
+    (work / "pairs").mkdir(parents=True)
+    (work / "state.json").write_text("{}")
+    keep = [tmp_path / f"{WORK_DIR}.semflow-0123abcd.trash.kept", tmp_path / ".other.semflow-0123abcd.trash",
+            tmp_path / "pairs"]  # (not that folder's leftovers)
+    for folder in keep:
+        folder.mkdir()
+    (tmp_path / f"{WORK_DIR}.semflow-0123abcf.trash").write_text("a file")  # (real folders only)
+
+    def killed(path: object, ignore_errors: bool = False) -> None:
+        raise Killed
+
+    monkeypatch.setattr(shutil, "rmtree", killed)
+    with pytest.raises(Killed):
+        discard_folder(work)
+    monkeypatch.undo()
+    trash = [p.name for p in tmp_path.iterdir() if re.fullmatch(rf"{WORK_DIR}\.semflow-[0-9a-f]{{8}}\.trash", p.name)
+             and p.is_dir()]
+    assert not work.exists() and len(trash) == 1 and (tmp_path / trash[0] / "pairs").is_dir(), trash
+    discard_leftovers(work)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in keep] + [f"{WORK_DIR}.semflow-0123abcf.trash"])
+
+
+def test_a_folder_that_cannot_be_put_aside_is_deleted_in_place(tmp_path: Path, monkeypatch) -> None:
+    from semflow.io.atomic import discard_folder
+
+    work = tmp_path / "work"
+    (work / "pairs").mkdir(parents=True)
+
+    def refused(source: object, target: object) -> None:
+        raise PermissionError(1, "Operation not permitted", str(source))
+
+    monkeypatch.setattr(os, "rename", refused)
+    discard_folder(work)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_discarded_strictly_says_what_it_could_not_delete(tmp_path: Path, monkeypatch) -> None:
+    """``strict``: the deletion's error is raised (not: all it can, quietly); a folder already gone is no error."""
+    from semflow.io.atomic import discard_folder
+
+    discard_folder(tmp_path / "gone", strict=True)
+    real_unlink = os.unlink
+
+    def unlink(path: object, *args: object, **kwargs: object) -> None:
+        if str(path) == "held":
+            raise PermissionError(1, "Operation not permitted", str(path))
+        real_unlink(path, *args, **kwargs)
+
+    for strict in (False, True):
+        work = tmp_path / f"work{strict}"
+        work.mkdir()
+        (work / "held").write_text("x")
+        (work / "other").write_text("x")
+        monkeypatch.setattr(os, "unlink", unlink)
+        if strict:
+            with pytest.raises(PermissionError):
+                discard_folder(work, strict=True)
+        else:
+            discard_folder(work)
+            assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["held"]  # (all it can)
+        monkeypatch.undo()
+        assert not work.exists()
