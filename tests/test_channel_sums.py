@@ -51,3 +51,17 @@ def test_other_lengths_and_dtypes_are_numpys_own() -> None:
     rng = np.random.default_rng(0)
     for array in (rng.standard_normal((4, 5, 8)).astype(np.float32), rng.integers(0, 255, (4, 5, 3), np.uint8)):
         assert same_bits(channel_sum(array), array.sum(-1)) and same_bits(channel_mean(array), array.mean(-1))
+
+
+def test_other_lengths_and_dtypes_are_numpys_own_bit_for_bit() -> None:
+    """Four channels (RGBA), one, and float16 (whose mean numpy takes in float32) are numpy's own reductions."""
+    rng = np.random.default_rng(1)
+    values = rng.standard_normal((50, 4)) * 100
+    for array in (values.astype(np.float32), values[:, :1].astype(np.float64), values[:, :3].astype(np.float16)):
+        assert same_bits(channel_sum(array), array.sum(-1)), array.dtype
+        assert same_bits(channel_mean(array), array.mean(-1)), array.dtype
+
+
+def test_the_magnitude_of_integer_vectors_is_a_float() -> None:
+    vectors = np.array([[3, 4], [-5, 12], [0, 0]], np.int32)
+    assert same_bits(magnitude(vectors), np.linalg.norm(vectors, axis=-1))
