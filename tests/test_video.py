@@ -434,3 +434,38 @@ def test_keyframe_probes_ahead_still_running_when_the_loop_stops_are_forgotten_o
             thread.join(30)
     assert ffmpeg._ahead == {}
     ffmpeg._probe_keyframes.cache_clear()
+
+
+def test_keyframe_probes_ahead_are_those_of_the_next_small_clips(monkeypatch, tmp_path: Path) -> None:
+    """``ahead(k)`` starts the probes of the ``count`` clips after clip k (not k's own: its check probes it),
+    each once, and none of a file over AHEAD_MAX_BYTES (its probe is short beside its flow)."""
+    from semflow.io import ffmpeg
+
+    clips = [tmp_path / f"c{k}.mp4" for k in range(6)]
+    for k, clip in enumerate(clips):
+        clip.write_bytes(b"x" * (100 if k == 2 else 10))
+    probed: list[str] = []
+    monkeypatch.setattr(ffmpeg, "_probe_keyframes", lambda path, stamp, within: probed.append(path.name))
+    monkeypatch.setattr(ffmpeg, "AHEAD_MAX_BYTES", 50)
+    monkeypatch.setattr(ffmpeg, "_ahead", {})
+    with ffmpeg.keyframes_ahead(clips, count=3, threads=1) as ahead:
+        ahead(0)
+        ahead(1)
+        for started in list(ffmpeg._ahead.values()):
+            started.result(30)
+    assert sorted(probed) == ["c1.mp4", "c3.mp4", "c4.mp4"]
+
+
+def test_a_probe_ahead_that_ends_drops_only_itself_from_the_registry(monkeypatch) -> None:
+    """A probe of a stopped batch that ends after a later batch started its own of the same file leaves the
+    later one there (its check waits for it: no second FFmpeg)."""
+    from concurrent.futures import Future
+
+    from semflow.io import ffmpeg
+
+    earlier, later = Future(), Future()
+    monkeypatch.setattr(ffmpeg, "_ahead", {"clip": later})
+    ffmpeg._forget_ahead("clip", earlier)
+    assert ffmpeg._ahead == {"clip": later}
+    ffmpeg._forget_ahead("clip", later)
+    assert ffmpeg._ahead == {}
