@@ -403,3 +403,13 @@ def test_failures_no_limit_explains_are_left_as_they_are(failure: BaseException,
 def test_a_file_too_large_where_no_limit_is_set_blames_the_file_system(limits) -> None:
     failure = OSError(errno.EFBIG, "File too large", "o.flo")
     assert semflow.limits.limit_message(failure) == "o.flo: file too large for the file system"
+
+
+def test_a_worker_build_error_that_is_not_out_of_memory_gets_no_limit_hint(monkeypatch) -> None:
+    """Only an out-of-memory line is said with the address-space limit; semflow's own errors lose their class."""
+    from semflow.batch import workers
+
+    raised = Exception("The actor died because of an error raised in its creation task, __init__\n"
+                       "semflow.errors.InputError: weights.pt: not a model file")
+    monkeypatch.setattr(workers, "limits_in_force", lambda *names: "ulimit -v 3000000 KiB")
+    assert workers.why_not_built(raised) == "weights.pt: not a model file"
