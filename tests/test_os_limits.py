@@ -413,3 +413,12 @@ def test_a_worker_build_error_that_is_not_out_of_memory_gets_no_limit_hint(monke
                        "semflow.errors.InputError: weights.pt: not a model file")
     monkeypatch.setattr(workers, "limits_in_force", lambda *names: "ulimit -v 3000000 KiB")
     assert workers.why_not_built(raised) == "weights.pt: not a model file"
+
+
+def test_a_thread_count_for_each_nesting_level_is_kept(monkeypatch) -> None:
+    """OpenMP takes a list, one count a level of nested parallelism (``4,2``): not a value to leave out."""
+    from semflow.console import thread_count_checked
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "4, 2")
+    thread_count_checked()
+    assert os.environ["OMP_NUM_THREADS"] == "4, 2"
