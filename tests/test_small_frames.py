@@ -134,3 +134,18 @@ def test_the_class_key_of_a_tiny_overlay_shows_every_name_whole_beside_the_frame
     big = np.random.default_rng(1).integers(0, 100, (360, 480, 3), dtype=np.uint8)
     drawn = with_class_key(big, ls)
     assert drawn.shape[1] == 480 and (drawn[:100] == big[:100]).all()
+
+
+@pytest.mark.parametrize(("label_set", "size", "factor"), [
+    ("camvid", (40, 50), 5),  # (the smallest whole factor to 240 px wide: 4 would be 200)
+    ("voc", (600, 60), 3),  # (4 would make it 2400 px high: the longest side stays within 1920)
+    ("camvid", (900, 40), 1),  # (its key fits in it: not enlarged)
+])
+def test_a_narrow_frame_is_enlarged_for_its_class_key_by_the_smallest_whole_factor(label_set: str, size, factor) -> None:
+    from semflow.render import with_class_key
+    from semflow.segmentation import get_label_set
+
+    frame = np.random.default_rng(0).integers(0, 100, (*size, 3), dtype=np.uint8)
+    out = with_class_key(frame, get_label_set(label_set))
+    assert out.shape[1] == size[1] * factor, out.shape
+    assert (out[:10] == np.repeat(np.repeat(frame, factor, 0), factor, 1)[:10]).all()
