@@ -82,9 +82,10 @@ class Terminal(io.StringIO):
         return True
 
 
-@pytest.mark.parametrize("term", ["dumb", "xterm"])
+@pytest.mark.parametrize("term", ["dumb", "DUMB", "unknown", "xterm"])
 def test_progress_bars_on_a_dumb_terminal_leave_no_empty_lines(monkeypatch, term: str) -> None:
-    """TERM=dumb (Emacs' shell): each finished bar was followed by an empty line."""
+    """TERM=dumb (Emacs' shell): each finished bar was followed by an empty line. (``unknown``: no terminal
+    rich can drive either, in any case.)"""
     monkeypatch.setenv("TERM", term)
     stream = Terminal()
     monkeypatch.setattr(sys, "stderr", stream)
@@ -93,7 +94,7 @@ def test_progress_bars_on_a_dumb_terminal_leave_no_empty_lines(monkeypatch, term
             bar.advance(2)
     text = stream.getvalue()
     assert "flow" in text and "video" in text and "2/2" in text
-    if term == "dumb":
+    if term != "xterm":
         assert [line.split()[0] for line in text.splitlines()] == ["flow", "video"], repr(text)
 
 
