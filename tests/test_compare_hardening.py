@@ -308,6 +308,18 @@ def test_an_earlier_image_of_a_sample_left_out_is_named_in_a_warning(tmp_path: P
                                                   " comparison, left as it was"]
 
 
+
+def test_earlier_images_of_several_samples_left_out_are_named_in_one_warning(tmp_path: Path) -> None:
+    """Three samples left out: all three named (no "..." before a fourth), in the plural."""
+    root = _middlebury(tmp_path / "ds", ["A", "B", "C", "D"])
+    out = tmp_path / "out"
+    evaluation.compare("middlebury", root, ["dis-fast"], out_dir=out)
+    _middlebury(root, ["B", "C", "D"], no_gt=("B", "C", "D"))
+    with pytest.warns(SemflowWarning) as said:
+        evaluation.compare("middlebury", root, ["dis-fast"], out_dir=out)
+    assert str(said[-1].message) == (f"{out}: middlebury_B.png, middlebury_C.png, middlebury_D.png (3 samples left"
+                                     " out) are from an earlier comparison, left as they were")
+
 def test_a_segmentation_whose_header_declares_a_bomb_is_left_to_its_reader(tmp_path: Path) -> None:
     """The size check before any work read a header claiming 100000x100000 (a 60-byte PNG) with Pillow's
     DecompressionBombError let out: `compare --segmentation bomb.png` ended in a traceback. Its reader
