@@ -5,6 +5,7 @@ Sintel layout, samples whose ground truth has no valid pixel."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -290,6 +291,11 @@ def test_one_segmentation_for_samples_of_another_size_is_refused_before_any_work
     write_image(seg, np.zeros((96, 128), np.uint8))
     evaluation.check_given_segmentation(samples[:2], {"semantic": {"segmentation": seg}})
     evaluation.check_given_segmentation(samples, {"semantic": {"segmentation": tmp_path}})  # a folder: per frame
+    # Samples with labels of their own are given those (not checked), unless the labels are not used.
+    labelled = [dataclasses.replace(sample, labels=sample.frame1) for sample in samples]
+    evaluation.check_given_segmentation(labelled, {"semantic": {"segmentation": seg}})
+    with pytest.raises(InputError, match="middlebury sample C is 40x32"):
+        evaluation.check_given_segmentation(labelled, {"semantic": {"segmentation": seg}}, use_labels=False)
 
 
 def test_an_earlier_image_of_a_sample_left_out_is_named_in_a_warning(tmp_path: Path) -> None:
