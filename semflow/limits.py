@@ -11,6 +11,7 @@ force, or ``None`` for a failure none of them explains.
 from __future__ import annotations
 
 import errno
+import os
 import re
 
 try:
@@ -97,6 +98,35 @@ def limit_message(exc: BaseException, resumable: bool = False) -> str | None:
         said = f": the file-size limit is {limit}{again()}" if limit else " for the file system"
         return f"{where}file too large{said}"
     return None
+
+
+def tasks_of_user(uid: int) -> int | None:
+    """The processes and threads the real user ``uid`` runs now (what ``ulimit -u`` counts), or None where
+    ``/proc`` does not tell (not Linux)."""
+    if not os.path.isdir("/proc/self/task"):
+        return None
+    count = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status", encoding="ascii", errors="replace") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+            if int(fields["Uid"].split()[0]) == uid:
+                count += int(fields["Threads"])
+        except (OSError, KeyError, ValueError, IndexError):  # (a process that ended meanwhile)
+            continue
+    return count
+
+
+def processes_left() -> int | None:
+    """How many more processes and threads this user may start under ``ulimit -u`` now, or None where
+    there is no such limit, it is not enforced (root) or the running ones cannot be counted."""
+    if resource is None or not hasattr(resource, "RLIMIT_NPROC") or os.geteuid() == 0:
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+    running = tasks_of_user(os.getuid()) if soft != resource.RLIM_INFINITY else None
+    return None if running is None else soft - running
 
 
 def thread_refusal(spare: int = 2) -> str | None:

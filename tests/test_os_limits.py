@@ -422,3 +422,33 @@ def test_a_thread_count_for_each_nesting_level_is_kept(monkeypatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "4, 2")
     thread_count_checked()
     assert os.environ["OMP_NUM_THREADS"] == "4, 2"
+
+
+def test_a_local_ray_is_refused_where_the_process_limit_leaves_it_too_few(monkeypatch) -> None:
+    """As a user under `ulimit -u 160`, `batch` hung for good in ray.init (its core worker could not start
+    its threads), and under 200 its workers died "killed for memory, or a crash": a local Ray is now refused
+    before it starts, in one line naming the limit and how far to raise it."""
+    import resource
+    import threading
+
+    from semflow.batch import cluster
+    from semflow.errors import SemflowError
+
+    real = resource.getrlimit
+    monkeypatch.setattr(semflow.limits.os, "geteuid", lambda: 65534)  # (root is not held to ulimit -u)
+    monkeypatch.setattr(semflow.limits.resource, "getrlimit",
+                        lambda which: (160, 160) if which == resource.RLIMIT_NPROC else real(which))
+    monkeypatch.setattr(semflow.limits, "tasks_of_user", lambda uid: 10)
+    started = []
+    with pytest.raises(SemflowError) as raised:
+        cluster.start_ray(lambda **settings: started.append(settings), None, 2)
+    needed = cluster.RAY_TASKS + 2 * cluster.WORKER_TASKS
+    assert str(raised.value) == ("cannot start Ray on this machine: the limit on processes (ulimit -u 160 processes)"
+                                 " leaves this user 150 more processes and threads, and a Ray of 2 workers needs"
+                                 f" {needed} at the least; raise it by {needed - 150} or more, or use fewer --workers")
+    assert not started
+    monkeypatch.setattr(semflow.limits.resource, "getrlimit",
+                        lambda which: (10 + needed, 10 + needed) if which == resource.RLIMIT_NPROC else real(which))
+    cluster.check_process_room(2)  # (room enough: no refusal)
+    monkeypatch.undo()
+    assert semflow.limits.tasks_of_user(os.getuid()) >= threading.active_count()  # (this process's threads count)

@@ -22,7 +22,7 @@ from typing import Any
 from semflow.batch.signals import crash_alarm_cancelled, signals_deferred
 from semflow.device import check_device_name
 from semflow.errors import InputError, SemflowError, file_error
-from semflow.limits import limits_in_force
+from semflow.limits import limits_in_force, processes_left
 
 CONNECT_SECONDS = 3.0
 """How long :func:`check_address` waits for a cluster's port to accept a connection, and to answer in gRPC."""
@@ -35,6 +35,11 @@ them once; a Ray that does not know one ignores it; one set already is left as i
 process group stops Ray's own processes too, and then: the wait for the raylet to register is Python's
 loop over 1-s waits in C++ (30 s in all, as before), not one 30-s wait in C++ in which no signal handler
 runs; ``ray.shutdown`` gives up sending its task events after 0.5 s, not 5 s."""
+RAY_TASKS = 170
+"""Processes and threads a local Ray needs at the least besides its workers: its GCS, raylet, agents and
+monitors, and this process's core worker (about 190 on 2 cores; Ray's thread pools grow with the cores)."""
+WORKER_TASKS = 20
+"""Processes and threads each of a local Ray's workers needs at the least (about 25 on 2 cores)."""
 STOP_SECONDS = 3.0
 """How long :func:`stop_processes` waits for the processes it killed to end."""
 
@@ -99,16 +104,30 @@ def start_ray(init: Callable[..., Any], address: str | None, workers: int | None
         with ray_starting(address):
             init(address=address, **settings)
     else:
+        cpus = workers or os.cpu_count() or 1
+        check_process_room(cpus)
         before = child_processes()
         keep_token_private()
         try:
             with token_notice_hidden(), environment(LOCAL_RAY_ENV), ray_starting():
-                init(address="local", num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
+                init(address="local", num_cpus=cpus, include_dashboard=False,
                      object_store_memory=100 * 1024 ** 2, _temp_dir=private_temp_dir(), **settings)
         except BaseException:  # (Ctrl-C, SIGTERM: ray.shutdown stops no process of a start cut short)
             with signals_deferred():
                 stop_processes([p for pid, p in child_processes().items() if pid not in before])
             raise
+
+
+def check_process_room(cpus: int) -> None:
+    """Raise a one-line SemflowError when the limit on processes (``ulimit -u``) leaves this user fewer
+    processes and threads than a local Ray of ``cpus`` workers needs at the least (:data:`RAY_TASKS`,
+    :data:`WORKER_TASKS`): short of them Ray's start hung for good or its workers died building the method."""
+    left = processes_left()
+    needed = RAY_TASKS + WORKER_TASKS * cpus
+    if left is not None and left < needed:
+        raise SemflowError(f"cannot start Ray on this machine: the limit on processes ({limits_in_force('RLIMIT_NPROC')})"
+                           f" leaves this user {max(left, 0)} more processes and threads, and a Ray of {cpus} workers"
+                           f" needs {needed} at the least; raise it by {needed - left} or more, or use fewer --workers")
 
 
 def by_hand(address: str | None) -> bool:
