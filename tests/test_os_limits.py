@@ -452,3 +452,17 @@ def test_a_local_ray_is_refused_where_the_process_limit_leaves_it_too_few(monkey
     cluster.check_process_room(2)  # (room enough: no refusal)
     monkeypatch.undo()
     assert semflow.limits.tasks_of_user(os.getuid()) >= threading.active_count()  # (this process's threads count)
+
+
+def test_workers_that_died_building_their_method_name_the_process_limit_they_inherit(monkeypatch) -> None:
+    """`batch` as a user under `ulimit -u 200`: each worker aborted, unable to start a thread, and the line
+    said only "killed for memory, or a crash in the method's own code". A local Ray's workers inherit this
+    process's limits: they are named; a cluster joined (not local) is under limits of its own."""
+    from semflow.batch import workers
+
+    died = Exception("The actor died unexpectedly before finishing this task.")
+    monkeypatch.setattr(workers, "limits_in_force", lambda *names: "ulimit -u 200 processes")
+    assert workers.why_not_built(died, local=True) == (
+        "a worker process died while building it (2 times: killed for memory, or a crash in the method's own code,"
+        " or a limit the workers inherit from here: ulimit -u 200 processes; raise it)")
+    assert workers.why_not_built(died).endswith("crash in the method's own code)")

@@ -133,7 +133,7 @@ class Batch:
         except RayActorError as exc:
             self.close()
             raise SemflowError(f"the workers could not build method {self.run_options.method!r}: "
-                               f"{why_not_built(exc)}") from None
+                               f"{why_not_built(exc, local=not self.options.address)}") from None
 
     def _new_worker(self) -> Any:
         """One more worker (in place of one dead for good), in :attr:`_workers`."""

@@ -82,14 +82,17 @@ def worker_pids(workers: list[Any]) -> list[int]:
     return interruptible(lambda: ray.get(refs))
 
 
-def why_not_built(exc: RayActorError) -> str:
+def why_not_built(exc: RayActorError, local: bool = False) -> str:
     """One line on why a worker could not build its method: the error its building raised, or that its process
-    died while building it (every time Ray started it)."""
+    died while building it (every time Ray started it). ``local``: the workers run under this process's limits
+    (a Ray started here), named where a process died (a thread it could not start under ``ulimit -u`` aborts it)."""
     build_raised = getattr(exc, "_actor_init_failed", False) or "__init__" in str(exc)
     last = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]  # the creation error's own line
     if not build_raised:
+        limits = limits_in_force("RLIMIT_NPROC", "RLIMIT_AS") if local else ""
+        bound = f", or a limit the workers inherit from here: {limits}; raise it" if limits else ""
         return (f"a worker process died while building it ({1 + WORKER_RESTARTS} times: killed for memory, or a"
-                " crash in the method's own code)")
+                f" crash in the method's own code{bound})")
     said = last.split(": ", 1)[-1] if last.startswith("semflow.errors.") else last
     if says_out_of_memory(said) and (limit := limits_in_force("RLIMIT_AS")):  # (workers started here inherit it)
         said += f" (out of memory: the address-space limit is {limit}; raise it)"
