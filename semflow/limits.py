@@ -23,6 +23,7 @@ _LIMITS = {  # resource name -> (the ulimit option, its unit in ulimit's terms, 
     "RLIMIT_AS": ("-v", "KiB", 1024),
     "RLIMIT_NPROC": ("-u", "processes", 1),
     "RLIMIT_FSIZE": ("-f", "KiB", 1024),
+    "RLIMIT_NOFILE": ("-n", "files", 1),
 }
 
 

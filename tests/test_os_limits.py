@@ -466,3 +466,22 @@ def test_workers_that_died_building_their_method_name_the_process_limit_they_inh
         "a worker process died while building it (2 times: killed for memory, or a crash in the method's own code,"
         " or a limit the workers inherit from here: ulimit -u 200 processes; raise it)")
     assert workers.why_not_built(died).endswith("crash in the method's own code)")
+
+
+def test_ray_that_could_not_start_names_the_limit_on_open_files(monkeypatch) -> None:
+    """As a user under `ulimit -n 32` Ray's GCS could not start, and the line named the limits in force as
+    "ulimit -u 96369 processes" (the system's default) but not the one on open files that stopped it."""
+    import resource
+
+    from semflow.batch.cluster import ray_starting
+    from semflow.errors import SemflowError
+
+    real = resource.getrlimit
+    monkeypatch.setattr(semflow.limits.resource, "getrlimit", lambda which: (32, 32) if which == resource.RLIMIT_NOFILE
+                        else (resource.RLIM_INFINITY, resource.RLIM_INFINITY) if which == resource.RLIMIT_NPROC
+                        else real(which))
+    assert semflow.limits.limit_in_force("RLIMIT_NOFILE") == "ulimit -n 32 files"
+    with pytest.raises(SemflowError) as raised:
+        with ray_starting():
+            raise Exception("Timed out waiting for file /tmp/ray/session_1/gcs_server_port_1")
+    assert "Ray's processes are bound by the limits in force too: ulimit -n 32 files" in str(raised.value)

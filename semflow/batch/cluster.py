@@ -331,7 +331,8 @@ def ray_starting(address: str | None = None) -> Iterator[None]:
         said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # times out starting): one line
         hint = ("; a cluster with token authentication (Ray's default) needs RAY_AUTH_MODE=token here too, and its"
                 " token in ~/.ray/auth_token" if by_hand(address) and not os.environ.get("RAY_AUTH_MODE") else "")
-        if not address and (limits := limits_in_force("RLIMIT_FSIZE", "RLIMIT_NPROC", "RLIMIT_AS")):
+        limits = "" if address else limits_in_force("RLIMIT_NOFILE", "RLIMIT_FSIZE", "RLIMIT_NPROC", "RLIMIT_AS")
+        if limits:  # (a limit on open files below Ray's own: its GCS cannot start)
             hint += f"; Ray's processes are bound by the limits in force too: {limits}"
         if isinstance(exc, OSError) and exc.filename and exc.strerror:  # (HOME=/nonexistent: "/nonexistent: ...")
             said = file_error(exc)
