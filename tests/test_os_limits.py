@@ -485,3 +485,24 @@ def test_ray_that_could_not_start_names_the_limit_on_open_files(monkeypatch) -> 
         with ray_starting():
             raise Exception("Timed out waiting for file /tmp/ray/session_1/gcs_server_port_1")
     assert "Ray's processes are bound by the limits in force too: ulimit -n 32 files" in str(raised.value)
+
+
+def test_an_encoder_that_could_not_open_with_few_threads_left_names_the_process_limit(limits, monkeypatch) -> None:
+    """As a user under `ulimit -u 12` (or a batch's workers under 200) libx264 could not start its threads,
+    and the clip failed with FFmpeg's "Error while opening encoder - maybe incorrect parameters such as
+    bit_rate, rate, width or height.", naming no limit."""
+    from types import SimpleNamespace
+
+    from semflow.io import ffmpeg
+
+    limits["RLIMIT_NPROC"] = "ulimit -u 12 processes"
+    opening = ("[vost#0:0/libx264 @ 0x1] [enc:libx264 @ 0x2] Error while opening encoder - maybe incorrect parameters"
+               " such as bit_rate, rate, width or height.")
+    encoder = SimpleNamespace(log=[opening, "[vf#0:0 @ 0x3] Error sending frames to consumers"], path=Path("t.mp4"),
+                              name=Path("flow.mp4"), _proc=SimpleNamespace(returncode=234))
+    monkeypatch.setattr(ffmpeg, "processes_left", lambda: 9)
+    said = str(ffmpeg.FFmpegEncoder._failure(encoder))  # type: ignore[arg-type]
+    assert said == ("flow.mp4: FFmpeg could not finish the video: its encoder could not open, with 9 processes and"
+                    " threads left to this user (limit in force: ulimit -u 12 processes)"), said
+    monkeypatch.setattr(ffmpeg, "processes_left", lambda: None)  # (no such limit, or root: FFmpeg's own line)
+    assert "Error while opening encoder" in str(ffmpeg.FFmpegEncoder._failure(encoder))  # type: ignore[arg-type]

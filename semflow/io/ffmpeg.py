@@ -24,7 +24,7 @@ import numpy as np
 from semflow.errors import InputError, OutputError
 from semflow.io.files import is_playlist, open_regular_file
 from semflow.io.mp4 import box_header
-from semflow.limits import limits_in_force
+from semflow.limits import limits_in_force, processes_left
 
 FFMPEG_LOG_LINES = 40
 """The first lines FFmpeg logs that an encoder keeps (the cause comes first, its consequences after)."""
@@ -34,6 +34,10 @@ _SHOWINFO = re.compile(rb"\bpts_time:\s*(\S+).*?\bs:(\d+)x(\d+)")
 """A frame's time and size in a line of FFmpeg's showinfo filter."""
 _CORRUPT = b"corrupt decoded frame"
 """What FFmpeg says of a frame its decoder concealed errors in."""
+FEW_PROCESSES_LEFT = 64
+"""Fewer processes and threads than this left to the user under ``ulimit -u`` when FFmpeg's encoder would
+not open: the limit is named (libx264 that cannot start its threads says only "Error while opening
+encoder - maybe incorrect parameters"; it needs about 1.5 a core, FFmpeg a few more)."""
 PROBE_TIMEOUT = 120.0
 """Seconds :func:`probe_keyframes` waits for FFmpeg (a file on a slow mount): then it says nothing."""
 
@@ -119,6 +123,10 @@ class FFmpegEncoder:
         reason = ffmpeg_reason(self.log, self._proc.returncode).replace(str(self.path), str(self.name))
         limit = "RLIMIT_NPROC" if reason == os.strerror(errno.EAGAIN) else "RLIMIT_FSIZE" \
             if self._proc.returncode == -getattr(signal, "SIGXFSZ", 0) else None  # (ulimit -u, ulimit -f)
+        if "Error while opening encoder" in reason and (left := processes_left()) is not None \
+                and left < FEW_PROCESSES_LEFT:
+            reason, limit = f"its encoder could not open, with {max(left, 0)} processes and threads left to this user", \
+                "RLIMIT_NPROC"
         if limit and (limits := limits_in_force(limit)):
             reason += f" (limit in force: {limits})"
         return OutputError(f"{self.name}: FFmpeg could not finish the video: {reason}")
