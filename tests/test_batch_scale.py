@@ -533,3 +533,21 @@ def test_workers_of_batch_after_batch_share_one_actor_class(monkeypatch) -> None
         assert workers.new_workers(1, "dis-fast", {}, 0.0) == ["worker"]
     assert len(made) == 1 and made[0]["num_gpus"] == 0.0
     workers.worker_class.cache_clear()  # (the fake's class is not kept)
+
+
+def test_a_batch_killed_in_its_first_seconds_leaves_batch_json(monkeypatch, tmp_path: Path) -> None:
+    """Crash trials: a batch SIGKILLed while its first tasks ran (its first SUMMARY_SECONDS, 10 s) left no
+    batch.json, or an earlier run's, though the README says one stopped without a word leaves one. The
+    first is now written at once (the clips ``pending``), then at most every SUMMARY_SECONDS."""
+    clips = scale_clips(3)
+    fake_preparation(monkeypatch, clips, 3)
+    out = tmp_path / "out"
+    at_first_task: list[dict[str, Any]] = []
+
+    def first(kind: str, *_: Any) -> None:
+        if not at_first_task:
+            written = out / "batch.json"
+            at_first_task.append(json.loads(written.read_text()) if written.exists() else {})
+
+    run_fake_batch(monkeypatch, out, [tmp_path / n for n in clips], first, workers=1)
+    assert at_first_task[0].get("pending") == 3, at_first_task[:1]

@@ -192,7 +192,7 @@ class Batch:
             return  # nothing new since the last call
         if not self._workers:
             self.start()
-        self._run_started = self._written = time.perf_counter()
+        self._run_started, self._written = time.perf_counter(), float("-inf")  # (written at the first chance)
         complete = False
         try:
             with BatchProgress(0, enabled=self.options.progress) as progress:
