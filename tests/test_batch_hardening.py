@@ -331,6 +331,29 @@ def test_batch_cli_leaves_the_gpu_to_the_cluster(monkeypatch, tmp_path: Path, de
     assert given[0].method_options["device"] == device and given[0].method_options["preset"] == "balanced"
 
 
+def test_a_worker_imports_torch_only_for_a_method_that_runs_it(cli_env) -> None:
+    """Each worker imported torch to set its threads: seconds of every worker's start, OpenCV's methods' too.
+    It leaves torch alone now, and torch imported later by a method, or before (a built method unpickled),
+    runs on the worker's threads all the same. (A process of its own: a worker sets its process's limits.)"""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from semflow.batch.work import ClipWorker
+ClipWorker("dis-ultrafast", {}, 1)
+print("torch" in sys.modules)
+import torch
+print(torch.get_num_threads())
+torch.set_num_threads(2)
+ClipWorker("discrete", {"device": "cpu"}, 1)
+print(torch.get_num_threads())
+"""
+    env = {name: value for name, value in cli_env.items() if name != "OMP_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["False", "1", "1"], done.stdout + done.stderr[-2000:]
+
+
 def test_a_worker_of_another_build_is_refused(local_ray, make_frames, monkeypatch, tmp_path: Path) -> None:
     """A clip's chunks run on any worker: a node with another semflow or other library versions would have
     computed some of its pairs with another build (the driver records its own build as the clip's)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import sys
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -200,12 +201,14 @@ class ClipWorker:
         if cwd is not None and os.path.isdir(cwd):  # the driver's folder, where it has the same path: a built
             os.chdir(cwd)  # method's relative paths (read when first needed) mean there what they meant to it
         if threads:  # a worker owns ``threads`` CPUs: OpenCV and torch would otherwise use every core each
-            import torch
-
             cv2.setNumThreads(threads)
-            torch.set_num_threads(threads)
             set_process_limit(threads)  # nor fork more processes than that (the things' fits)
+            # torch is not imported for it (seconds of each worker's start, for OpenCV's methods): one that a
+            # method imports later starts with this many threads.
+            os.environ["OMP_NUM_THREADS"] = str(threads)
         self.method = get_method(method, **method_options)
+        if threads and "torch" in sys.modules:  # (imported before: by a built method's unpickling, or the build)
+            sys.modules["torch"].set_num_threads(threads)
 
     def pid(self) -> int:
         """The worker's process id."""
