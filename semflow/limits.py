@@ -27,8 +27,27 @@ _LIMITS = {  # resource name -> (the ulimit option, its unit in ulimit's terms, 
 }
 
 
+FEW_PROCESSES_LEFT = 64
+"""Fewer more processes and threads than this left to the user: ``ulimit -u`` may be what stopped one from
+starting (with more left, the system's default, e.g. 96369, is named as the cause of every failure)."""
+FEW_FILES = 1024
+"""A limit on open files below this may be what stopped Ray (its GCS did not start under ``ulimit -n 32``;
+64 worked; 1024 is the usual default, named as the cause of every failure otherwise)."""
+
+
 def limit_in_force(name: str) -> str | None:
-    """``ulimit -v 600000 KiB`` for the resource ``name`` (``RLIMIT_AS``, ...) when it is limited, else None."""
+    """``ulimit -v 600000 KiB`` for the resource ``name`` (``RLIMIT_AS``, ...) when it may be the cause of a
+    failure, else None: when it is limited (:func:`limit_text`), ``ulimit -u`` only where it binds
+    (:func:`process_limit_binds`), ``ulimit -n`` only under :data:`FEW_FILES`."""
+    said = limit_text(name)
+    if said and (name == "RLIMIT_NPROC" and not process_limit_binds()
+                 or name == "RLIMIT_NOFILE" and resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= FEW_FILES):
+        return None
+    return said
+
+
+def limit_text(name: str) -> str | None:
+    """``ulimit -v 600000 KiB`` for the resource ``name`` when it is limited at all, else None."""
     if resource is None or not hasattr(resource, name):
         return None
     try:
@@ -123,11 +142,21 @@ def tasks_of_user(uid: int) -> int | None:
 def processes_left() -> int | None:
     """How many more processes and threads this user may start under ``ulimit -u`` now, or None where
     there is no such limit, it is not enforced (root) or the running ones cannot be counted."""
-    if resource is None or not hasattr(resource, "RLIMIT_NPROC") or os.geteuid() == 0:
+    if resource is None or not hasattr(resource, "RLIMIT_NPROC") or os.getuid() == 0:
         return None
     soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
     running = tasks_of_user(os.getuid()) if soft != resource.RLIM_INFINITY else None
     return None if running is None else soft - running
+
+
+def process_limit_binds() -> bool:
+    """Whether ``ulimit -u`` may be what stopped a process or thread from starting: never for root (the kernel
+    exempts it), nor with :data:`FEW_PROCESSES_LEFT` or more left to this user; where the running ones
+    cannot be counted (not Linux), it may."""
+    if os.getuid() == 0:
+        return False
+    left = processes_left()
+    return left is None or left < FEW_PROCESSES_LEFT
 
 
 def thread_refusal(spare: int = 2) -> str | None:

@@ -435,7 +435,7 @@ def test_a_local_ray_is_refused_where_the_process_limit_leaves_it_too_few(monkey
     from semflow.errors import SemflowError
 
     real = resource.getrlimit
-    monkeypatch.setattr(semflow.limits.os, "geteuid", lambda: 65534)  # (root is not held to ulimit -u)
+    monkeypatch.setattr(semflow.limits.os, "getuid", lambda: 65534)  # (root is not held to ulimit -u)
     monkeypatch.setattr(semflow.limits.resource, "getrlimit",
                         lambda which: (160, 160) if which == resource.RLIMIT_NPROC else real(which))
     monkeypatch.setattr(semflow.limits, "tasks_of_user", lambda uid: 10)
@@ -506,3 +506,28 @@ def test_an_encoder_that_could_not_open_with_few_threads_left_names_the_process_
                     " threads left to this user (limit in force: ulimit -u 12 processes)"), said
     monkeypatch.setattr(ffmpeg, "processes_left", lambda: None)  # (no such limit, or root: FFmpeg's own line)
     assert "Error while opening encoder" in str(ffmpeg.FFmpegEncoder._failure(encoder))  # type: ignore[arg-type]
+
+
+def test_a_process_or_file_limit_far_from_binding_is_not_named_as_a_cause(monkeypatch) -> None:
+    """The system's default `ulimit -u` (96369 here) and `ulimit -n` (1024 and more) were named as the cause of
+    every worker that died building its method and every Ray that did not start, for root too (whom the
+    kernel does not hold to ulimit -u): `ulimit -u` is named only for another user with few processes left,
+    `ulimit -n` only under 1024."""
+    import resource
+
+    real = resource.getrlimit
+    monkeypatch.setattr(semflow.limits.resource, "getrlimit", lambda which: (
+        (96369, 96369) if which == resource.RLIMIT_NPROC else (1024, 4096) if which == resource.RLIMIT_NOFILE
+        else real(which)))
+    monkeypatch.setattr(semflow.limits, "tasks_of_user", lambda uid: 96369 - 10)
+    uid = [0]
+    monkeypatch.setattr(semflow.limits.os, "getuid", lambda: uid[0])
+    assert semflow.limits.limits_in_force("RLIMIT_NPROC", "RLIMIT_NOFILE") == ""  # root: exempt
+    uid[0] = 65534
+    assert semflow.limits.limits_in_force("RLIMIT_NPROC") == "ulimit -u 96369 processes"  # 10 left
+    monkeypatch.setattr(semflow.limits, "tasks_of_user", lambda uid: 200)
+    assert semflow.limits.limits_in_force("RLIMIT_NPROC") == ""  # 96169 left: not what stopped it
+    assert semflow.limits.limit_text("RLIMIT_NPROC") == "ulimit -u 96369 processes"  # (the limit as it is)
+    monkeypatch.setattr(semflow.limits.resource, "getrlimit", lambda which: (
+        (1023, 4096) if which == resource.RLIMIT_NOFILE else real(which)))
+    assert semflow.limits.limits_in_force("RLIMIT_NOFILE") == "ulimit -n 1023 files"

@@ -22,7 +22,7 @@ from typing import Any
 from semflow.batch.signals import crash_alarm_cancelled, signals_deferred
 from semflow.device import check_device_name
 from semflow.errors import InputError, SemflowError, file_error
-from semflow.limits import limits_in_force, processes_left
+from semflow.limits import limit_text, limits_in_force, processes_left
 
 CONNECT_SECONDS = 3.0
 """How long :func:`check_address` waits for a cluster's port to accept a connection, and to answer in gRPC."""
@@ -125,7 +125,7 @@ def check_process_room(cpus: int) -> None:
     left = processes_left()
     needed = RAY_TASKS + WORKER_TASKS * cpus
     if left is not None and left < needed:
-        raise SemflowError(f"cannot start Ray on this machine: the limit on processes ({limits_in_force('RLIMIT_NPROC')})"
+        raise SemflowError(f"cannot start Ray on this machine: the limit on processes ({limit_text('RLIMIT_NPROC')})"
                            f" leaves this user {max(left, 0)} more processes and threads, and a Ray of {cpus} workers"
                            f" needs {needed} at the least; raise it by {needed - left} or more, or use fewer --workers")
 

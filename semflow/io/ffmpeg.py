@@ -24,7 +24,7 @@ import numpy as np
 from semflow.errors import InputError, OutputError
 from semflow.io.files import is_playlist, open_regular_file
 from semflow.io.mp4 import box_header
-from semflow.limits import limits_in_force, processes_left
+from semflow.limits import FEW_PROCESSES_LEFT, limits_in_force, processes_left
 
 FFMPEG_LOG_LINES = 40
 """The first lines FFmpeg logs that an encoder keeps (the cause comes first, its consequences after)."""
@@ -34,10 +34,6 @@ _SHOWINFO = re.compile(rb"\bpts_time:\s*(\S+).*?\bs:(\d+)x(\d+)")
 """A frame's time and size in a line of FFmpeg's showinfo filter."""
 _CORRUPT = b"corrupt decoded frame"
 """What FFmpeg says of a frame its decoder concealed errors in."""
-FEW_PROCESSES_LEFT = 64
-"""Fewer processes and threads than this left to the user under ``ulimit -u`` when FFmpeg's encoder would
-not open: the limit is named (libx264 that cannot start its threads says only "Error while opening
-encoder - maybe incorrect parameters"; it needs about 1.5 a core, FFmpeg a few more)."""
 PROBE_TIMEOUT = 120.0
 """Seconds :func:`probe_keyframes` waits for FFmpeg (a file on a slow mount): then it says nothing."""
 
