@@ -139,10 +139,26 @@ def tasks_of_user(uid: int) -> int | None:
     return count
 
 
+UID_MAP = "/proc/self/uid_map"
+"""This process's user namespace's user ids: ``inside outside count`` lines (``0 0 4294967295``: the system's own)."""
+
+
+def exempt_from_process_limit() -> bool:
+    """Whether the kernel exempts this process from ``ulimit -u``: the system's root is, root in a user
+    namespace of its own (a rootless container: uid 0 mapped to another user outside) is not."""
+    if os.getuid() != 0:
+        return False
+    try:
+        with open(UID_MAP, encoding="ascii") as uid_map:
+            return uid_map.read().split()[:3] == ["0", "0", "4294967295"]  # (the whole range, unmapped)
+    except OSError:  # (no /proc, not Linux: no user namespaces)
+        return True
+
+
 def processes_left() -> int | None:
     """How many more processes and threads this user may start under ``ulimit -u`` now, or None where
-    there is no such limit, it is not enforced (root) or the running ones cannot be counted."""
-    if resource is None or not hasattr(resource, "RLIMIT_NPROC") or os.getuid() == 0:
+    there is no such limit, it is not enforced (the system's root) or the running ones cannot be counted."""
+    if resource is None or not hasattr(resource, "RLIMIT_NPROC") or exempt_from_process_limit():
         return None
     soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
     running = tasks_of_user(os.getuid()) if soft != resource.RLIM_INFINITY else None
@@ -150,10 +166,10 @@ def processes_left() -> int | None:
 
 
 def process_limit_binds() -> bool:
-    """Whether ``ulimit -u`` may be what stopped a process or thread from starting: never for root (the kernel
-    exempts it), nor with :data:`FEW_PROCESSES_LEFT` or more left to this user; where the running ones
-    cannot be counted (not Linux), it may."""
-    if os.getuid() == 0:
+    """Whether ``ulimit -u`` may be what stopped a process or thread from starting: never for the system's root
+    (:func:`exempt_from_process_limit`), nor with :data:`FEW_PROCESSES_LEFT` or more left to this user; where
+    the running ones cannot be counted (not Linux), it may."""
+    if exempt_from_process_limit():
         return False
     left = processes_left()
     return left is None or left < FEW_PROCESSES_LEFT

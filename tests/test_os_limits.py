@@ -508,7 +508,7 @@ def test_an_encoder_that_could_not_open_with_few_threads_left_names_the_process_
     assert "Error while opening encoder" in str(ffmpeg.FFmpegEncoder._failure(encoder))  # type: ignore[arg-type]
 
 
-def test_a_process_or_file_limit_far_from_binding_is_not_named_as_a_cause(monkeypatch) -> None:
+def test_a_process_or_file_limit_far_from_binding_is_not_named_as_a_cause(monkeypatch, tmp_path: Path) -> None:
     """The system's default `ulimit -u` (96369 here) and `ulimit -n` (1024 and more) were named as the cause of
     every worker that died building its method and every Ray that did not start, for root too (whom the
     kernel does not hold to ulimit -u): `ulimit -u` is named only for another user with few processes left,
@@ -522,6 +522,8 @@ def test_a_process_or_file_limit_far_from_binding_is_not_named_as_a_cause(monkey
     monkeypatch.setattr(semflow.limits, "tasks_of_user", lambda uid: 96369 - 10)
     uid = [0]
     monkeypatch.setattr(semflow.limits.os, "getuid", lambda: uid[0])
+    (tmp_path / "uid_map").write_text("0 0 4294967295\n")  # (the system's root, wherever the tests run)
+    monkeypatch.setattr(semflow.limits, "UID_MAP", str(tmp_path / "uid_map"))
     assert semflow.limits.limits_in_force("RLIMIT_NPROC", "RLIMIT_NOFILE") == ""  # root: exempt
     uid[0] = 65534
     assert semflow.limits.limits_in_force("RLIMIT_NPROC") == "ulimit -u 96369 processes"  # 10 left
@@ -531,3 +533,29 @@ def test_a_process_or_file_limit_far_from_binding_is_not_named_as_a_cause(monkey
     monkeypatch.setattr(semflow.limits.resource, "getrlimit", lambda which: (
         (1023, 4096) if which == resource.RLIMIT_NOFILE else real(which)))
     assert semflow.limits.limits_in_force("RLIMIT_NOFILE") == "ulimit -n 1023 files"
+
+
+def test_root_of_a_rootless_container_is_held_to_the_process_limit(monkeypatch, tmp_path: Path) -> None:
+    """The kernel exempts the system's root from `ulimit -u`, not uid 0 in a user namespace of its own (a
+    rootless container, its 0 mapped to an unprivileged user outside): there a full ulimit -u is named, and a
+    local Ray refused, as for any other user."""
+    import resource
+
+    from semflow.batch import cluster
+    from semflow.errors import SemflowError
+
+    real = resource.getrlimit
+    monkeypatch.setattr(semflow.limits.os, "getuid", lambda: 0)
+    monkeypatch.setattr(semflow.limits.resource, "getrlimit",
+                        lambda which: (200, 200) if which == resource.RLIMIT_NPROC else real(which))
+    monkeypatch.setattr(semflow.limits, "tasks_of_user", lambda uid: 190)
+    uid_map = tmp_path / "uid_map"
+    monkeypatch.setattr(semflow.limits, "UID_MAP", str(uid_map))
+    uid_map.write_text("         0          0 4294967295\n")  # the system's root: exempt
+    assert semflow.limits.processes_left() is None and semflow.limits.limits_in_force("RLIMIT_NPROC") == ""
+    cluster.check_process_room(2)
+    uid_map.write_text("         0     100000      65536\n")  # root of a rootless container
+    assert semflow.limits.processes_left() == 10
+    assert semflow.limits.limits_in_force("RLIMIT_NPROC") == "ulimit -u 200 processes"
+    with pytest.raises(SemflowError, match="leaves this user 10 more processes"):
+        cluster.check_process_room(2)
