@@ -61,7 +61,8 @@ def limit_text(name: str) -> str | None:
 
 
 def limits_in_force(*names: str) -> str:
-    """Those of the resources ``names`` that are limited, as ``ulimit -u 12 processes, ulimit -v ...``."""
+    """Those of the resources ``names`` that may be the cause of a failure (:func:`limit_in_force`: limited,
+    ``ulimit -u`` where it binds, ``ulimit -n`` under :data:`FEW_FILES`), as ``ulimit -u 12 processes, ulimit -v ...``."""
     said = [text for text in (limit_in_force(name) for name in names) if text]
     return ", ".join(said)
 
