@@ -511,3 +511,24 @@ def test_a_run_that_left_its_work_folder_is_not_finished(tmp_path: Path) -> None
     assert finished_summary(tmp_path, settings) == summary
     (tmp_path / WORK_DIR).mkdir()
     assert finished_summary(tmp_path, settings) is None
+
+
+def test_record_lines_as_the_previous_release_wrote_them_are_still_records(tmp_path: Path) -> None:
+    """Lines copied from a work folder semflow 60d03ed left (a semantic pair; a pair of an OpenCV method whose
+    99th percentile was raised to 1 px): read into rows of numbers, each comes back as written."""
+    from semflow.pair_records import RecordLog
+
+    lines = [
+        '{"index":0,"max_flow":2.452453136444092,"baseline_max_flow":2.327530860900879,"stats":{"mean":0.6422591805458069,'
+        '"median":0.4124321937561035,"p95":2.1053035259246826,"max":2.8095269203186035},"seconds":0.49698237700067693,'
+        '"extras":["baseline_flow","labels","report_json","segmentation_rgb"],"kept":"cache"}',
+        '{"index":1,"max_flow":1.0,"baseline_max_flow":null,"stats":{"mean":0.0,"median":0.0,"p95":0.0,"max":0.0},'
+        '"seconds":0.003,"extras":[],"kept":"intermediate"}',
+    ]
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    (folder / "01796509925120267294-18416-cd062564.jsonl").write_text("".join(line + "\n" for line in lines))
+    table = RecordLog(folder).table(2)
+    assert not isinstance(table, int), f"pair {table} was not read as a record"
+    assert [dataclass_dict(record) for record in table] == [json.loads(line) for line in lines]
+    assert normaliser(table) == 2.452453136444092
