@@ -208,6 +208,10 @@ def _discrete(options: Any) -> FlowMethod:
     return _sharpened(DiscreteFlow(**own), options)
 
 
+MAX_FEATHER_RADIUS = 256.0
+"""The widest seam (px) ``semantic`` blends its models over: wider ones blend whole regions into each other."""
+
+
 def _semantic(options: Any) -> FlowMethod:
     """``semantic``: its baseline from this registry, its segmenter (with the CLIP prior when asked)
     from :mod:`semflow.segmentation`, built on first use unless a prior makes it needed now."""
@@ -219,6 +223,9 @@ def _semantic(options: Any) -> FlowMethod:
             isinstance(options.segmenter, str) and options.segmenter == DEFAULT_SEGMENTER)):  # (was ignored silently)
         raise InputError("'semantic' takes given masks (--segmentation) or a segmenter (--segmenter, --prior),"
                          " not both")
+    if not 0 <= options.feather_radius <= MAX_FEATHER_RADIUS:  # (1e300 px: OpenCV's Gaussian kernel took all memory)
+        raise InputError(f"method 'semantic': option 'feather_radius' takes 0 to {MAX_FEATHER_RADIUS} px,"
+                         f" not {options.feather_radius!r}")
     spec = _clip_prior_spec(options)  # checked now, even where the segmenter is built later
     baseline = _semantic_baseline(options)
     segmenter = options.segmenter

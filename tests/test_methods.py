@@ -315,3 +315,12 @@ def test_semantic_is_not_offered_as_its_own_baseline() -> None:
     """A review: `--baseline semantc` listed semantic among the known methods, which a baseline cannot be."""
     with pytest.raises(InputError, match=r"unknown method 'semantc'; known methods: [a-z0-9, -]+, discrete$"):
         get_method("semantic", baseline="semantc")
+
+
+@pytest.mark.parametrize("radius", [-1.0, 1e300])
+def test_a_feather_radius_out_of_range_is_one_error_before_any_work(radius: float) -> None:
+    """A radius of 1e300 px got a process killed in OpenCV's Gaussian blur (its kernel sized to the radius),
+    after the segmenter and the baseline had run; -1 px was taken as no seam at all."""
+    with pytest.raises(InputError, match=r"option 'feather_radius' takes 0 to 256\.0 px, not "):
+        get_method("semantic", baseline="dis-fast", feather_radius=radius)
+    assert get_method("semantic", baseline="dis-fast", feather_radius=0.0).feather_radius == 0.0
