@@ -594,3 +594,52 @@ def test_a_folder_discarded_strictly_says_what_it_could_not_delete(tmp_path: Pat
             assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["held"]  # (all it can)
         monkeypatch.undo()
         assert not work.exists()
+
+
+def test_a_long_save_flo_runs_manifest_holds_its_flo_names_in_a_bit_a_pair(tmp_path: Path) -> None:
+    """The manifest held every flo/NNNNNN.flo a --save-flo run claimed as strings in a list and a set (about
+    120 bytes a pair of Python objects, 225 in the process's memory) for the whole run: what it holds now
+    per claimed .flo name is a bit, and it lists the same names in the same order."""
+    import pathlib
+    import tracemalloc
+
+    from semflow.io.outputs import OutputFolder
+
+    pairs = 3000
+    with OutputFolder(tmp_path / "out", fresh=True, work=WORK_DIR) as folder:
+        folder.claim("flo/")
+        tracemalloc.start()
+        try:
+            before = tracemalloc.take_snapshot()
+            for k in range(pairs):
+                folder.claim(f"flo/{k:06d}.flo")
+            after = tracemalloc.take_snapshot()
+        finally:
+            tracemalloc.stop()
+        listed = folder.written()
+    # (pathlib interns each name's parts: Python's table of interned strings may grow meanwhile; not the manifest)
+    others = [tracemalloc.Filter(False, pathlib.__file__), tracemalloc.Filter(False, tracemalloc.__file__)]
+    held = sum(stat.size_diff for stat in after.filter_traces(others).compare_to(before.filter_traces(others), "filename"))
+    assert held < 8 * pairs, f"{held / pairs:.0f} bytes a claimed .flo name"
+    assert listed == ["flo/", *(f"flo/{k:06d}.flo" for k in range(pairs))]
+
+
+def test_the_manifest_lists_what_was_claimed_in_order_across_a_resume(tmp_path: Path) -> None:
+    """Claimed names come back once each, in the order first claimed, .flo names out of order, repeated,
+    past 999999 or not in the six-digit form included; a resumed folder continues the listing it finds (a
+    listed flo/999999999.flo is held as a name, not as a bitmap to that pair)."""
+    from semflow.io.outputs import OutputFolder
+
+    first = ["flo/", "flo/000002.flo", "flo/000003.flo", "flo/000000.flo", "flo/000003.flo", "flow.mp4",
+             "flo/999999999.flo", "flo/1000000.flo", "flo/01.flo"]
+    then = ["flo/000001.flo", "flo/000004.flo", "flo/000002.flo", "flo/0000005.flo", "flo/000005.flo", "summary.json"]
+    with OutputFolder(tmp_path / "out", fresh=True, work=WORK_DIR) as folder:
+        for name in first:
+            folder.claim(name)
+    with OutputFolder(tmp_path / "out", fresh=False, work=WORK_DIR) as folder:
+        for name in then:
+            folder.claim(name)
+        listed = folder.written()
+    assert listed == list(dict.fromkeys(first + then))
+    manifest = (tmp_path / "out" / WORK_DIR / "manifest").read_text().splitlines()
+    assert [line for line in manifest if not line.startswith("#")] == listed
