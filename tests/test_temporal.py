@@ -401,3 +401,52 @@ def test_the_meter_compares_labels_as_they_are_not_along_the_flow():
     meter = TemporalMeter()
     meter.add(img, img, flow, labels=labels)
     assert meter.add(img, img, flow, labels=labels.copy())["label_flip_rate"] == 0.0
+
+
+def _meter_of(rows: list[dict]) -> TemporalMeter:
+    meter = TemporalMeter()
+    for row in rows:
+        meter.pairs.append(row)
+    return meter
+
+
+def test_the_clip_summary_makes_no_list_of_the_pairs_numbers() -> None:
+    """summary() made a list of Python floats of each metric (about 40 bytes a pair at the end of a run, where
+    its memory peaks): it reads them one at a time now."""
+    import tracemalloc
+
+    pairs = 20000
+    rng = np.random.default_rng(0)
+    meter = _meter_of([{"magnitude": float(m), "flicker": float(f), "warped_flicker": float(f),
+                        "photometric_error": float(m), "image_change": float(f), "seconds": 0.01}
+                       for m, f in rng.random((pairs, 2))])
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        summary = meter.summary()
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    assert summary["magnitude_max"] is not None
+    assert peak < 2 * pairs, f"{peak / pairs:.1f} bytes a pair"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_clip_summary_is_the_exact_mean_and_range_of_the_numbers_it_has(seed: int) -> None:
+    """Means are fsum over the count of the finite numbers (a NaN or an infinity is left out), the magnitude
+    range min and max of those that are not NaN, None where none are: as statistics.fmean of lists gave."""
+    import statistics
+
+    rng = np.random.default_rng(seed)
+    special = [np.nan, np.inf, -np.inf, None, 0.0, 1e300, 1e-300]
+
+    def number() -> float | None:
+        return special[rng.integers(len(special))] if rng.random() < 0.3 else float(rng.normal(0, 10.0 ** rng.integers(-3, 4)))
+
+    rows = [{"magnitude": number(), "flicker": number(), "image_change": number()} for _ in range(int(rng.integers(0, 60)))]
+    summary = _meter_of(rows).summary()
+    for key in ("flicker", "image_change", "photometric_error"):
+        finite = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
+        assert summary[key] == (statistics.fmean(finite) if finite else None)
+    mags = [r["magnitude"] for r in rows if r["magnitude"] is not None and r["magnitude"] == r["magnitude"]]
+    assert (summary["magnitude_min"], summary["magnitude_max"]) == ((min(mags), max(mags)) if mags else (None, None))
