@@ -30,9 +30,8 @@ import numpy as np
 
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.errors import InputError, counted, warn
-from semflow.io.atomic import write_text_atomic
 from semflow.io.files import too_few_frames
-from semflow.io.jsonfile import dumps_strict
+from semflow.io.jsonfile import write_json_atomic
 from semflow.io.outputs import OutputFolder, refuse_inputs_as_outputs
 from semflow.io.video import FrameSource
 from semflow.memory import check_memory
@@ -277,7 +276,7 @@ def write_summary(store: RunStore, summary: dict[str, Any]) -> dict[str, Any]:
     output folder), then drop the work folder. Returns the summary."""
     path = store.claim("summary.json")
     summary["outputs"]["written"] = store.written(summary["pairs"])
-    write_text_atomic(path, dumps_strict(summary, indent=2))
+    write_json_atomic(path, summary, indent=2)
     store.cleanup()
     return summary
 

@@ -1,0 +1,62 @@
+"""summary.json as ``semflow run`` writes it (pipeline.write_summary): the same text as ``dumps_strict(summary,
+indent=2)``, written without holding that text, or a string for each listed output, whole."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semflow.io.jsonfile import dumps_strict
+from semflow.pipeline import write_summary
+
+
+class _Store:
+    """What write_summary asks of a RunStore: the summary's path, what the run wrote, the cleanup."""
+
+    def __init__(self, folder: Path, written: list[str]) -> None:
+        self.folder, self.listed, self.cleaned = folder, written, False
+
+    def claim(self, relative: str) -> Path:
+        return self.folder / relative
+
+    def written(self, pairs: int) -> list[str]:
+        return self.listed
+
+    def cleanup(self) -> None:
+        self.cleaned = True
+
+
+def _summary(pairs: int) -> dict[str, Any]:
+    return {"pairs": pairs, "method": "dis-ultrafast, ünïcode ✓", "max_flow_px": np.float32(2.5),
+            "wall_seconds": {"total": 1.25, "per_pair": float("nan")}, "temporal": {"flicker": float("inf"), "jump": None},
+            "resolution": [96, 72], "outputs": {"flow_video": "flow.mp4", "flo_dir": "flo"}}
+
+
+def test_the_summary_is_the_strict_json_text_of_the_run(tmp_path: Path) -> None:
+    """NaN and infinities as null, numpy numbers as Python's, UTF-8, indented by 2, no newline at the end."""
+    written = ["flo/", *(f"flo/{k:06d}.flo" for k in range(5)), "flow.mp4", "summary.json"]
+    store = _Store(tmp_path, written)
+    summary = write_summary(store, _summary(5))
+    assert (tmp_path / "summary.json").read_bytes() == dumps_strict(summary, indent=2).encode("utf-8")
+    assert summary["outputs"]["written"] == written and store.cleaned
+
+
+def test_writing_a_long_runs_summary_holds_no_string_for_each_listed_file(tmp_path: Path) -> None:
+    """summary.json's text was made whole first, and indented JSON is encoded as a string for each list
+    item (about 115 bytes a listed .flo file at the end of the run, where its memory peaks): it is written as
+    it is encoded now."""
+    pairs = 20000
+    store = _Store(tmp_path, ["flo/", *(f"flo/{k:06d}.flo" for k in range(pairs))])
+    summary = _summary(pairs)
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        write_summary(store, summary)
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    assert (tmp_path / "summary.json").stat().st_size > 20 * pairs
+    assert peak < 24 * pairs, f"{peak / pairs:.0f} bytes a listed file"
