@@ -35,7 +35,10 @@ def magnitude(vectors: np.ndarray) -> np.ndarray:
 
 def length(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """|(u, v)| of two components of the same shape (:func:`magnitude`'s arithmetic), the same bits whatever
-    the arrays' addresses (``cv2.magnitude``'s last bit depends on its buffers' alignment)."""
+    the arrays' addresses (``cv2.magnitude``'s last bit depends on its buffers' alignment). Integer or bool
+    components are squared in float64, as ``np.linalg.norm`` does (uint8's 200 * 200 wrapped round)."""
+    if u.dtype.kind in "biu" or v.dtype.kind in "biu":
+        u, v = u.astype(np.float64), v.astype(np.float64)  # (float components: as they are, not a bit moved)
     mag = u * u
     mag += v * v
     return np.sqrt(mag, out=mag) if mag.dtype.kind == "f" else np.sqrt(mag)

@@ -4,7 +4,7 @@ for speed (flows and labels of every method must not move by a bit)."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -64,4 +64,15 @@ def test_other_lengths_and_dtypes_are_numpys_own_bit_for_bit() -> None:
 
 def test_the_magnitude_of_integer_vectors_is_a_float() -> None:
     vectors = np.array([[3, 4], [-5, 12], [0, 0]], np.int32)
+    assert same_bits(magnitude(vectors), np.linalg.norm(vectors, axis=-1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([np.bool_, np.uint8, np.int8, np.int16, np.uint16, np.int32, np.int64]).flatmap(
+    lambda dtype: hnp.arrays(dtype, hnp.array_shapes(min_dims=1, max_dims=3, max_side=6).map(lambda s: (*s, 2)))))
+@example(np.array([[200, 0], [0, 255]], np.uint8))
+@example(np.array([[300, 400], [-32768, 0]], np.int16))
+def test_the_magnitude_of_integer_vectors_is_numpys_norm_without_overflow(vectors: np.ndarray) -> None:
+    """Integer components were squared in their own dtype: a uint8 or int16 flow's 200 * 200 wrapped round
+    (|(200, 0)| read 64 as uint8) where np.linalg.norm, which squares in float64, did not."""
     assert same_bits(magnitude(vectors), np.linalg.norm(vectors, axis=-1))
