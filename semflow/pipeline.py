@@ -361,7 +361,8 @@ def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, op
     if pairs == 0:
         raise too_few_frames(source.path, 1)
     store.mark_end(pairs)
-    meter.write_plot(store.claim("plot.png"), f"{method.name}, {source.path.name}", (records := store.records(pairs)).column("seconds"))
+    records = store.records(pairs)
+    meter.write_plot(store.claim("plot.png"), f"{method.name}, {source.path.name}", records.column("seconds"))
     timer.lap("write")
     summary = make_summary(source, method, records, options.max_flow, options,
                            wall_seconds=wall_seconds + time.perf_counter() - start, computed=computed,
