@@ -243,8 +243,8 @@ class TemporalMeter:
         """:meth:`add` for a drawing loop's callback: ``flows`` = (flow, segmentation or None, ...)."""
         self.add(img1, img2, flows[0], labels=flows[1])
 
-    def write_plot(self, path: str | os.PathLike, title: str, seconds: Sequence[float] | None = None) -> None:
-        """Draw the pairs' magnitude, flicker and ``seconds`` (compute seconds per pair) into a PNG."""
+    def write_plot(self, path: str | os.PathLike, title: str, seconds: Sequence[float] | np.ndarray | None = None) -> None:
+        """Draw the pairs' magnitude, flicker and ``seconds`` (compute seconds per pair, (N,)) into a PNG."""
         from semflow.plots import write_plot
 
         if seconds is not None:
