@@ -346,8 +346,7 @@ def test_whether_the_carried_motion_was_taken_is_a_python_bool(carried_dx: float
     img1 = (cv2.GaussianBlur(rng.random((40, 48)), (0, 0), 1.5) * 255).astype(np.uint8)
     img1 = np.dstack([img1] * 3)
     img2 = np.roll(img1, 3, axis=1)  # everything moves 3 px to the right
-    baseline = np.zeros((40, 48, 2), np.float32)
-    baseline[..., 0] = 3.0
+    baseline = np.zeros((40, 48, 2), np.float32)  # a baseline that missed the motion
     ctx = PairContext.build(img1, img2, baseline)
     box = Box(10, 30, 10, 34)
     seeds = np.ones((box.height, box.width), bool)
@@ -360,3 +359,5 @@ def test_whether_the_carried_motion_was_taken_is_a_python_bool(carried_dx: float
                                                carried=carried)
     assert len(affines) == 1  # (with none, the function returns a literal False before)
     assert type(took_carried) is bool
+    # the carried motion replaces the baseline's where it is the true one and the object has min_points pixels
+    assert took_carried == (carried_dx == 3.0 and region_side == 20)
