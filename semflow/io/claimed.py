@@ -40,10 +40,7 @@ class ClaimedNames:
         return self._count
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        number = flo_number(name)
-        return name in self._others or (number is not None and self._has_bit(number))
+        return isinstance(name, str) and self._holds(name, flo_number(name))
 
     def __iter__(self) -> Iterator[str]:
         for part in self._order:
@@ -54,10 +51,10 @@ class ClaimedNames:
 
     def add(self, name: str) -> bool:
         """Add ``name`` (last in the order); returns whether it was new."""
-        if name in self:
+        number = flo_number(name)
+        if self._holds(name, number):
             return False
         self._count += 1
-        number = flo_number(name)
         # (the bitmap takes at most 4 KiB + 2 bytes a name held: a listed flo/999999999.flo stays a string)
         if number is not None and number < 8 * (4096 + 2 * self._count):
             if number >= 8 * len(self._bits):
@@ -72,6 +69,10 @@ class ClaimedNames:
         self._others.add(name)
         self._order.append(name)
         return True
+
+    def _holds(self, name: str, number: int | None) -> bool:
+        """Whether ``name`` (of pair ``number`` when a regular .flo name: :func:`flo_number`) is held."""
+        return name in self._others or (number is not None and self._has_bit(number))
 
     def _has_bit(self, number: int) -> bool:
         return number < 8 * len(self._bits) and bool(self._bits[number // 8] >> (number % 8) & 1)
