@@ -10,7 +10,7 @@ Every frame of the output videos is drawn under one shared colour normaliser, so
 2. :func:`finish_video`: the normaliser from the records, then :func:`semflow.render.render_clip` draws
    ``flow.mp4`` and ``panel.mp4`` from the kept flows: exact ones for a short clip, decoded from the
    compact intermediate for a long one (:mod:`semflow.runstore`), computed again only as a fallback;
-   then ``summary.json``.
+   then ``summary.json`` (:mod:`semflow.run_summary`).
 
 With ``max_flow`` given the normaliser is known up front: one pass computes and draws, keeping nothing.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,15 +30,15 @@ import numpy as np
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.errors import InputError, counted, warn
 from semflow.io.files import too_few_frames
-from semflow.io.jsonfile import write_json_atomic
 from semflow.io.outputs import OutputFolder, refuse_inputs_as_outputs
 from semflow.io.video import FrameSource
 from semflow.memory import check_memory
 from semflow.methods import get_method
-from semflow.pair_records import PairRecord, RecordTable
+from semflow.pair_records import PairRecord
 from semflow.progress import progress_bar
 from semflow.render import PairFlows, render_clip, tile_colours
 from semflow.run_options import RunOptions
+from semflow.run_summary import STAGES, make_summary, write_summary
 from semflow.runstore import (
     RUN_OUTPUTS,
     WORK_DIR,
@@ -57,11 +56,6 @@ if TYPE_CHECKING:
     from semflow.segmentation.labels import LabelSet
 
 __all__ = ["WORK_DIR", "RunOptions", "run_video", "open_video", "compute_pairs", "finish_video", "PassReport"]
-
-STAGES = ("read", "flow", "stats", "draw", "write")
-"""The stages whose wall seconds a summary reports: reading frames, computing flow (while drawing: waiting
-for the pair's flow, computed or loaded one pair ahead in a second thread), the per-pair statistics for
-the normaliser, drawing the colour frames, and writing files, videos and the plot."""
 
 
 @dataclass
@@ -152,7 +146,8 @@ def _skip_finished(store: RunStore, report: PassReport, bar: Any, on_pair: Calla
 def _handle_pair(method: FlowMethod, store: RunStore, index: int, img1: np.ndarray, img2: np.ndarray,
                  timer: StageTimer, chain: StateChain, report: PassReport, *, warm: bool, resume: bool,
                  replay: bool) -> None:
-    """Pair ``index`` of a pass: estimated for the chain only (``warm``), skipped as finished, or computed and kept."""
+    """Pair ``index`` of a pass: estimated for the chain only (``warm``), skipped as finished, or computed
+    and kept."""
     if warm:  # warm-up or replay: the method sees the pair, nothing is kept
         _estimate(method, index, img1, img2, chain)
         timer.lap("flow")
@@ -249,7 +244,8 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
         result, _ = _estimate(method, index, img1, img2, chain)
         return result.flow, result.extras.get("segmentation_rgb"), result.extras.get("baseline_flow")
 
-    store.claim("flow.mp4"), store.claim("panel.mp4")
+    store.claim("flow.mp4")
+    store.claim("panel.mp4")
     meter = TemporalMeter()  # flicker, photometric error, label flips: pair by pair, in order
     render_clip(source, pairs, store.out_dir, source.fps, max_flow, method.name, flows_for, timer=timer,
                 progress=options.progress, label_set=label_set, on_pair=meter.on_pair)
@@ -269,62 +265,6 @@ def tile_label_set(method: FlowMethod) -> LabelSet | None:
     ``label_set``, else None (no segmentation)."""
     own = getattr(method, "tile_label_set", None)
     return own() if callable(own) else getattr(method, "label_set", None)
-
-
-def write_summary(store: RunStore, summary: dict[str, Any]) -> dict[str, Any]:
-    """Write ``summary.json`` (strict JSON; with the list of what the run wrote when it holds a locked
-    output folder), then drop the work folder. Returns the summary."""
-    path = store.claim("summary.json")
-    summary["outputs"]["written"] = store.written(summary["pairs"])
-    write_json_atomic(path, summary, indent=2)
-    store.cleanup()
-    return summary
-
-
-def make_summary(source: FrameSource, method: FlowMethod, records: RecordTable, max_flow: float,
-                 options: RunOptions, *, wall_seconds: float, computed: int, stages: dict[str, float],
-                 render_from: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``summary.json`` of a clip: compute seconds per pair beside wall seconds per pair and stage.
-
-    ``wall_seconds``: the wall time this invocation spent on the clip (in a batch: summed over its
-    tasks); ``stages``: its wall seconds per stage (:data:`STAGES`). Per-pair figures divide by all pairs,
-    so they understate a resumed run's cost per computed pair."""
-    seconds = records.column("seconds").tolist()  # (Python floats: the sum below adds them as they were)
-    pairs = len(records)
-    h, w = source.frame_size()  # (of the first frame, after max_side: known without decoding it again)
-    return {
-        "method": method.name,
-        "mode": "pairwise" if options.pairwise else "video",
-        "video": str(source.path),
-        "frames": pairs + 1,
-        "pairs": pairs,
-        "resolution": [w, h],
-        "fps": source.fps,
-        "seconds_per_pair": {  # compute seconds of the method alone
-            "mean": statistics.fmean(seconds), "median": statistics.median(seconds), "total": float(sum(seconds)),
-        },
-        "wall_seconds": {"total": wall_seconds, "per_pair": wall_seconds / pairs},
-        "stage_seconds": dict(stages),
-        "stage_seconds_per_pair": {name: value / pairs for name, value in stages.items()},
-        "render_from": render_from,
-        "resumed_pairs": pairs - computed,
-        "max_flow_px": max_flow,
-        "flow_magnitude_px": {
-            "mean": statistics.fmean(records.column("mean")),
-            "p95_mean": statistics.fmean(records.column("p95")),
-            "max": float(records.column("max").max()),
-        },
-        "outputs": {
-            "flow_video": "flow.mp4", "panel_video": "panel.mp4", "plot": "plot.png",
-            "flo_dir": "flo" if options.save_flo else None,
-        },
-        "settings": options.fingerprint(source.path, method),
-        "frames_expected": len(source),
-        "truncated": source.shortfall() is not None,
-        "frame_gaps": source.numbering_note,  # a frames folder whose numbers skip (None: none skip)
-        "damaged_keyframes": source.damage_note,  # a video file's keyframes FFmpeg decoded damaged (None: none)
-        **(extra or {}),
-    }
 
 
 def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, options: RunOptions,
@@ -354,10 +294,12 @@ def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, op
             computed += 1
         return result.flow, result.extras.get("segmentation_rgb"), result.extras.get("baseline_flow")
 
-    store.claim("flow.mp4"), store.claim("panel.mp4")
+    store.claim("flow.mp4")
+    store.claim("panel.mp4")
+    meter = TemporalMeter()
     pairs = render_clip(source, None, store.out_dir, source.fps, options.max_flow, method.name, flows_for,
                         timer=timer, progress=options.progress, total=max(len(source) - 1, 1),
-                        label_set=tile_label_set(method), on_pair=(meter := TemporalMeter()).on_pair)
+                        label_set=tile_label_set(method), on_pair=meter.on_pair)
     if pairs == 0:
         raise too_few_frames(source.path, 1)
     store.mark_end(pairs)

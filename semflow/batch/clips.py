@@ -36,7 +36,8 @@ from semflow.io.outputs import (
     refuse_inputs_as_outputs,
     refuse_link,
 )
-from semflow.pipeline import STAGES, RunOptions, check_video
+from semflow.pipeline import RunOptions, check_video
+from semflow.run_summary import STAGES
 from semflow.runstore import RUN_OUTPUTS, WORK_DIR, finished_summary
 
 BATCH_JSON = "batch.json"
