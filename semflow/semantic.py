@@ -29,13 +29,12 @@ import os
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from semflow.baseline.base import FlowMethod, FlowResult, rewound_on_error
-from semflow.compose import MODEL_COLORS, compose, compose_planes, model_map_to_color, weigh_planes
+from semflow.compose import compose, compose_planes, weigh_planes
 from semflow.errors import InputError
 from semflow.layers.context import PairContext
 from semflow.layers.planes import PlaneFit, PlaneParams, fit_planes
@@ -47,13 +46,13 @@ from semflow.segmentation import KIND_CODES as KIND_CODES  # re-exported: the co
 from semflow.segmentation import LabelSet, Region, extract_instances, find_regions, get_label_set
 from semflow.segmentation.labels import check_labels
 from semflow.segmentation.temporal import carry_belief, fuse_with_prior, fusion_size
+from semflow.semantic_explain import write_semantic_explain  # (re-exported: explain files of a result)
 from semflow.semantic_report import number_motion_instances, pair_extras, pair_report
 from semflow.timing import StageTimer
 from semflow.video_state import VideoState
 
 DEFAULT_BASELINE = "discrete"
 DEFAULT_SEGMENTER = "camvid"
-KIND_COLORS = {0: (160, 160, 160), 1: (70, 110, 230), 2: (230, 70, 50)}
 
 
 # --- the method ---------------------------------------------------------------------------------
@@ -78,8 +77,8 @@ class SemanticOptions(SharpenOptions):
                             "torchvision:PATH, masks:PATH (or a Segmenter from Python).", path="prefixed")
     segmentation: str | os.PathLike | np.ndarray | None = option(
         None, "Given masks instead of a segmenter: a label PNG, or a folder of NNNNNN.png.", path="path")
-    label_set: str | LabelSet = option("camvid", "Label set of given masks (--segmentation, masks:PATH) or of torchvision:PATH (camvid, voc,"
-                                         " a .json).", path="file")
+    label_set: str | LabelSet = option("camvid", "Label set of given masks (--segmentation, masks:PATH) or of "
+                                       "torchvision:PATH (camvid, voc, a .json).", path="file")
     kinds: str | dict | None = option(None, "Override the class -> kind table, e.g. 'Tree:plane,Car:thing'.")
     prior: str = option("none", "Prior fused with the segmentation per region: clip = zero-shot CLIP "
                         "labels (needs pip install 'semflow[clip]' and --clip-weights).", choices=("none", "clip"))
@@ -173,7 +172,8 @@ class SemanticFlow(FlowMethod):
         self.last_timings: dict[str, float] = {}
 
     def __repr__(self) -> str:
-        return f"SemanticFlow(baseline={self.baseline.name!r}, segmenter={self._segmenter or self._build_segmenter!r})"
+        segmenter = self._segmenter or self._build_segmenter
+        return f"SemanticFlow(baseline={self.baseline.name!r}, segmenter={segmenter!r})"
 
     def seek(self, frame_index: int) -> None:
         """Say which video frame the next pair starts at (given masks or flows); without it pairs count from 0,
@@ -361,60 +361,8 @@ class SemanticFlow(FlowMethod):
         return plane_ids, thing_ids
 
     def write_explain(self, result: FlowResult, out_dir: str | os.PathLike) -> None:
-        """:func:`write_semantic_explain`, and the CLIP prior's region decisions of frame 1 (``prior.json``, ``prior.txt``)."""
+        """:func:`~semflow.semantic_explain.write_semantic_explain`, and the CLIP prior's region decisions of
+        frame 1 (``prior.json``, ``prior.txt``)."""
         from semflow.segmentation.clip.segmenter import write_prior_decisions
         write_semantic_explain(result, out_dir)
         write_prior_decisions(self._segmenter, out_dir)
-
-
-def write_semantic_explain(result: FlowResult, out_dir: str | os.PathLike) -> None:
-    """Write what a semantic result is made of to ``out_dir``.
-
-    Files: ``segmentation.png`` (colour) and ``labels.png`` (class ids), ``kinds.png``,
-    ``model_map.png`` (colour) and ``model_map_ids.png`` (codes), ``motion_ids.png`` (16-bit: each
-    thing pixel's motion instance, ids as in ``explain.json``'s ``motion_instances``, 0 none), ``flow``, ``baseline``
-    (and ``baseline_unsharpened`` with ``--sharpen``; ``explain.json``'s ``sharpen`` lists its regions) and each
-    ``layer_*`` as ``.flo`` plus colour-wheel ``.png`` under one normaliser (layers: unknown outside
-    their support), ``occlusion.png``, ``confidence.png`` and ``explain.json`` (legends, per-region
-    decisions, timings).
-    """
-    from semflow.io.atomic import write_text_atomic
-    from semflow.io.flow import write_flo
-    from semflow.io.images import write_image
-    from semflow.io.jsonfile import dumps_strict, loads_untrusted
-    from semflow.viz import add_legend, flow_to_color, label_image, max_flow_of
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ex = result.extras
-    if "model_map" not in ex:
-        raise InputError("this result has no semantic layers to explain (was it made by 'semantic'?)")
-    flows = {"flow": result.flow, "baseline": ex["baseline_flow"]}
-    if "baseline_unsharpened_flow" in ex:  # --sharpen: the baseline before the step
-        flows["baseline_unsharpened"] = ex["baseline_unsharpened_flow"]
-    flows.update({k: v for k, v in ex.items() if k.startswith("layer_")})
-    max_flow = max_flow_of([result.flow, ex["baseline_flow"]])
-    for name, flow in flows.items():
-        valid = np.isfinite(flow).all(axis=2)
-        clean = np.where(valid[..., None], flow, 0).astype(np.float32)
-        write_flo(out / f"{name}.flo", clean, valid)
-        write_image(out / f"{name}.png", label_image(add_legend(flow_to_color(clean, max_flow, valid=valid),
-                                                               max_flow), name))
-    write_image(out / "segmentation.png", ex["segmentation_rgb"])
-    write_image(out / "labels.png", ex["labels"])
-    kinds = np.zeros((*ex["kinds"].shape, 3), np.uint8)
-    for code, color in KIND_COLORS.items():
-        kinds[ex["kinds"] == code] = color
-    write_image(out / "kinds.png", kinds)
-    write_image(out / "model_map.png", model_map_to_color(ex["model_map"]))
-    write_image(out / "model_map_ids.png", ex["model_map"])
-    if "motion_ids" in ex:
-        write_image(out / "motion_ids.png", ex["motion_ids"])
-    write_image(out / "occlusion.png", ex["occlusion"] * 255)
-    if result.confidence is not None:
-        write_image(out / "confidence.png", (np.clip(result.confidence, 0, 1) * 255 + 0.5).astype(np.uint8))
-    report = loads_untrusted(str(ex["report_json"])) if "report_json" in ex else {}
-    report["max_flow_px"] = max_flow
-    report["model_colors"] = {str(k): v for k, v in MODEL_COLORS.items()}
-    # Strict JSON: an undefined number (a thing model's error on no valid pixels) is null, not NaN.
-    write_text_atomic(out / "explain.json", dumps_strict(report, indent=2))

@@ -1,0 +1,72 @@
+"""What a ``semantic`` result is made of, written as files: ``semflow flow --explain DIR`` for ``semantic``.
+
+:func:`write_semantic_explain` draws the extra maps of a :class:`~semflow.semantic.SemanticFlow` result
+(segmentation, kinds, model map, layers, occlusion) and writes its report as ``explain.json``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from semflow.baseline.base import FlowResult
+from semflow.compose import MODEL_COLORS, model_map_to_color
+from semflow.errors import InputError
+
+KIND_COLORS = {0: (160, 160, 160), 1: (70, 110, 230), 2: (230, 70, 50)}
+"""The colour of each region kind (KIND_CODES) in ``kinds.png``: stuff grey, plane blue, thing red."""
+
+
+def write_semantic_explain(result: FlowResult, out_dir: str | os.PathLike) -> None:
+    """Write what a semantic result is made of to ``out_dir``.
+
+    Files: ``segmentation.png`` (colour) and ``labels.png`` (class ids), ``kinds.png``,
+    ``model_map.png`` (colour) and ``model_map_ids.png`` (codes), ``motion_ids.png`` (16-bit: each
+    thing pixel's motion instance, ids as in ``explain.json``'s ``motion_instances``, 0 none), ``flow``, ``baseline``
+    (and ``baseline_unsharpened`` with ``--sharpen``; ``explain.json``'s ``sharpen`` lists its regions) and each
+    ``layer_*`` as ``.flo`` plus colour-wheel ``.png`` under one normaliser (layers: unknown outside
+    their support), ``occlusion.png``, ``confidence.png`` and ``explain.json`` (legends, per-region
+    decisions, timings).
+    """
+    from semflow.io.atomic import write_text_atomic
+    from semflow.io.flow import write_flo
+    from semflow.io.images import write_image
+    from semflow.io.jsonfile import dumps_strict, loads_untrusted
+    from semflow.viz import add_legend, flow_to_color, label_image, max_flow_of
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ex = result.extras
+    if "model_map" not in ex:
+        raise InputError("this result has no semantic layers to explain (was it made by 'semantic'?)")
+    flows = {"flow": result.flow, "baseline": ex["baseline_flow"]}
+    if "baseline_unsharpened_flow" in ex:  # --sharpen: the baseline before the step
+        flows["baseline_unsharpened"] = ex["baseline_unsharpened_flow"]
+    flows.update({k: v for k, v in ex.items() if k.startswith("layer_")})
+    max_flow = max_flow_of([result.flow, ex["baseline_flow"]])
+    for name, flow in flows.items():
+        valid = np.isfinite(flow).all(axis=2)
+        clean = np.where(valid[..., None], flow, 0).astype(np.float32)
+        write_flo(out / f"{name}.flo", clean, valid)
+        write_image(out / f"{name}.png", label_image(add_legend(flow_to_color(clean, max_flow, valid=valid),
+                                                               max_flow), name))
+    write_image(out / "segmentation.png", ex["segmentation_rgb"])
+    write_image(out / "labels.png", ex["labels"])
+    kinds = np.zeros((*ex["kinds"].shape, 3), np.uint8)
+    for code, color in KIND_COLORS.items():
+        kinds[ex["kinds"] == code] = color
+    write_image(out / "kinds.png", kinds)
+    write_image(out / "model_map.png", model_map_to_color(ex["model_map"]))
+    write_image(out / "model_map_ids.png", ex["model_map"])
+    if "motion_ids" in ex:
+        write_image(out / "motion_ids.png", ex["motion_ids"])
+    write_image(out / "occlusion.png", ex["occlusion"] * 255)
+    if result.confidence is not None:
+        write_image(out / "confidence.png", (np.clip(result.confidence, 0, 1) * 255 + 0.5).astype(np.uint8))
+    report = loads_untrusted(str(ex["report_json"])) if "report_json" in ex else {}
+    report["max_flow_px"] = max_flow
+    report["model_colors"] = {str(k): v for k, v in MODEL_COLORS.items()}
+    # Strict JSON: an undefined number (a thing model's error on no valid pixels) is null, not NaN.
+    write_text_atomic(out / "explain.json", dumps_strict(report, indent=2))
