@@ -6,8 +6,9 @@ chunks of the clips in order, and a clip's drawing as soon as its chunks are don
 finished clips free their work folders early). A clip's folder is opened and locked when its first task is due
 (:mod:`semflow.batch.clips`): the driver keeps files open for the clips being worked on only. No more workers
 are started than there are tasks to run at once (each worker holds a built method: memory). A task that fails
-marks its clip failed with a one-line error and the batch goes on; a worker process that dies is restarted by
-Ray, then replaced (:mod:`semflow.batch.workers`), and the chunk it held is computed again once. Finished pairs
+marks its clip failed with a one-line error and the batch goes on (:mod:`semflow.batch.answers`: what each
+task's answer does to its clip); a worker process that dies is restarted by Ray, then replaced
+(:mod:`semflow.batch.workers`), and the chunk it held is computed again once. Finished pairs
 stay on disk: ``resume`` does only what is missing. Inputs and the output folder must be on a path every
 worker sees.
 """
@@ -30,6 +31,7 @@ except ImportError:  # pragma: no cover
     ray_worker = None
 from ray.exceptions import RayActorError, RayTaskError
 
+from semflow.batch.answers import fail_clip, receive, task_back
 from semflow.batch.checks import CheckRound
 from semflow.batch.clips import (
     BATCH_JSON,
@@ -40,7 +42,6 @@ from semflow.batch.clips import (
     InputResult,
     batch_summary,
     check_clip,
-    clip_notes,
     earlier_names,
     open_clip,
 )
@@ -51,7 +52,7 @@ from semflow.batch.signals import calls_deferred, interruptible, signals_deferre
 from semflow.batch.tasks import TaskQueue
 from semflow.batch.work import BatchOptions, Chunk
 from semflow.batch.workers import Revival, new_workers, one_line, send, why_not_built, worker_pids
-from semflow.errors import SemflowError, warn
+from semflow.errors import SemflowError
 from semflow.io.atomic import write_text_atomic
 
 
@@ -229,14 +230,14 @@ class Batch:
                         continue  # (the clips still to check bring tasks)
                     for left in self.clips:  # every worker is gone for good
                         if left.prepared and left.result.status == "pending":
-                            yield self._fail(left, "no worker left to run it", progress)
+                            yield fail_clip(left, "no worker left to run it", progress)
                     if all(clip.prepared for clip in self.clips):
                         return
                     continue
             waiting = list(inflight) + list(revival.probes)
             timeout = 0.0 if self._checks.left else 5.0 if revival.probes else None  # (0: back to the checks)
-            ready, _ = interruptible(lambda waiting=waiting, timeout=timeout: ray.wait(waiting, num_returns=1,
-                                                                                       timeout=timeout))
+            ready, _ = interruptible(
+                lambda waiting=waiting, timeout=timeout: ray.wait(waiting, num_returns=1, timeout=timeout))
             if not ready or ready[0] in revival.probes:  # a worker that died back at work, replaced or gone
                 back, gone = revival.answer(ready[0]) if ready else (None, None)
                 idle += [back] if back is not None else []
@@ -249,7 +250,7 @@ class Batch:
             except RayActorError as exc:
                 revival.ask(worker)
                 if "restarting" in str(exc):  # sent while Ray restarted the worker: it never ran
-                    self._came_back(clip)
+                    task_back(clip, self._tasks)
                     self._tasks.requeue(clip, kind, chunk)
                     continue
                 value = exc
@@ -258,7 +259,7 @@ class Batch:
                 value = exc
             else:
                 idle.append(worker)
-            known = list(self._receive(value, clip, kind, chunk, progress))
+            known = list(receive(value, clip, kind, chunk, self._tasks, progress))
             self._write_summary(partial=True, if_due=True)  # (after any task: chunks too)
             yield from known
 
@@ -272,7 +273,8 @@ class Batch:
             if not new:
                 return
             progress.add_clips(len(new))
-            checks.begin(new, self.clips, whole=self.run_options.max_frames is None, fresh=not self.run_options.resume)
+            checks.begin(new, self.clips, whole=self.run_options.max_frames is None,
+                         fresh=not self.run_options.resume)
         growing = len(self._workers) < self._wanted
         while (clip := checks.next()) is not None:  # (batch.json is kept as it stands meanwhile)
             yield from self._prepare(clip, progress)
@@ -313,7 +315,7 @@ class Batch:
             prepared = (open_clip if opening else check_clip)(clip, self.out_dir, self.run_options,
                                                               self.options.chunk_pairs)
         except (SemflowError, OSError) as exc:
-            yield self._fail(clip, one_line(exc), progress)
+            yield fail_clip(clip, one_line(exc), progress)
             return
         progress.add_pairs(prepared.pairs_estimate - clip.estimate)  # (opening: the video may have changed)
         clip.estimate = prepared.pairs_estimate
@@ -332,67 +334,6 @@ class Batch:
             progress.advance_pairs(prepared.pairs_estimate - sum(
                 ((c.stop if c.stop is not None else prepared.pairs_estimate) - c.start) for c in prepared.chunks))
             self._tasks.update(clip)
-
-    def _came_back(self, clip: ClipState) -> None:
-        """A task of the clip is over: the last of a clip whose result is known unlocks its folder (a failed
-        clip's other tasks may still have been writing it); a pending clip is filed for its next task."""
-        clip.running -= 1
-        if clip.result.status != "pending":
-            if not clip.running:
-                clip.release()
-            return
-        self._tasks.update(clip)
-
-    def _receive(self, value: Any, clip: ClipState, kind: str, chunk: Chunk | None,
-                 progress: BatchProgress) -> Iterator[InputResult]:
-        self._came_back(clip)
-        if clip.result.status != "pending":
-            return  # the clip already failed; its finished pairs are kept for --resume
-        if isinstance(value, RayActorError):
-            what = f"pairs {chunk.start}-{'end' if chunk.stop is None else chunk.stop - 1}" if chunk else "the drawing"
-            lost = f"a worker died while computing {what} ({type(value).__name__}: " \
-                   f"{(str(value).strip().splitlines() or [''])[0]})"
-            if kind == "compute" and chunk not in clip.retried:  # once: its finished pairs are kept, not redone
-                clip.retried.add(chunk)
-                clip.result.warnings.append(f"{lost}; computed them again")  # (batch.json's record of it)
-                warn(f"{clip.item.name}: {lost}; computing them again")
-                self._tasks.requeue(clip, kind, chunk)
-                return
-            yield self._fail(clip, lost, progress)
-            return
-        if isinstance(value, RayTaskError):
-            yield self._fail(clip, one_line(value), progress)
-            return
-        result = clip.result
-        if kind == "compute":
-            result.computed_pairs += value["computed"]
-            result.wall_seconds += value["wall"]
-            for name, seconds in value["stages"].items():
-                result.stage_seconds[name] = result.stage_seconds.get(name, 0.0) + seconds
-            progress.advance_pairs(value["computed"] + value["resumed"])
-            return
-        summary = value
-        clip.release()
-        result.status, result.summary, result.pairs = "ok", summary, summary["pairs"]
-        result.wall_seconds = summary["wall_seconds"]["total"]
-        result.stage_seconds = dict(summary["stage_seconds"])
-        notes = clip_notes(summary)
-        result.warnings += notes
-        if summary.get("truncated"):  # as `semflow run` warns (gaps and damaged keyframes were said by check_video)
-            warn(notes[0])
-        if kind == "single":
-            result.computed_pairs = summary["pairs"] - summary["resumed_pairs"]
-            progress.advance_pairs(summary["pairs"])
-        progress.clip_done()
-        yield result
-
-    def _fail(self, clip: ClipState, error: str, progress: BatchProgress) -> InputResult:
-        clip.result.status, clip.result.error = "failed", error
-        clip.chunks.clear()
-        if not clip.running:  # (else when its last task comes back: they write its folder)
-            clip.release()
-        progress.clip_done(failed=True)
-        return clip.result
 
     def _write_summary(self, partial: bool = False, *, if_due: bool = False) -> None:
         """batch.json; ``partial``: as it stands while results() runs (the clips not done yet ``pending``: what a
