@@ -1,10 +1,11 @@
 """Streaming video input and H.264 output.
 
-:class:`FrameSource` reads a video file (OpenCV) or a folder of images one frame at a time; nothing
-holds the whole video in memory. :class:`VideoWriter` encodes H.264 mp4 that browsers play, through
-imageio-ffmpeg's FFmpeg (OpenCV's own writer has no H.264 here), scales frames too large for H.264 level
-6.2 down (:func:`video_size`), and renames the file into place on close only when FFmpeg finished it
-(:class:`~semflow.io.ffmpeg.FFmpegEncoder`: a full disk is an error, not a broken video).
+:class:`FrameSource` reads a video file (OpenCV) or a folder of images (:mod:`semflow.io.frame_folder`)
+one frame at a time; nothing holds the whole video in memory. :class:`VideoWriter` encodes H.264 mp4
+that browsers play, through imageio-ffmpeg's FFmpeg (OpenCV's own writer has no H.264 here), scales
+frames too large for H.264 level 6.2 down (:func:`video_size`), and renames the file into place on
+close only when FFmpeg finished it (:class:`~semflow.io.ffmpeg.FFmpegEncoder`: a full disk is an error,
+not a broken video).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from semflow.errors import InputError, OutputError, ResourceError, warn
 from semflow.io.atomic import move_into_place, temp_path_beside
 from semflow.io.ffmpeg import FFmpegEncoder, mp4_complete, probe_keyframes
 from semflow.io.files import missing, open_capture, out_of_descriptors, too_many_open_files
+from semflow.io.frame_folder import folder_images, numbering_gaps  # (folder_images re-exported)
 from semflow.io.images import MULTIPAGE_TIFF, is_image_path, read_image, tiff_pages, to_rgb_uint8
 from semflow.io.native import native_stderr
 from semflow.io.seek import open_at
@@ -57,53 +58,6 @@ def resize_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
     if (h, w) == image.shape[:2]:
         return image
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-
-
-def natural_key(path: Path) -> list[str | int]:
-    """Sort key that orders numbered names by their numbers: frame2.png before frame10.png."""
-    return [int(part) if part.isdecimal() else part.lower() for part in re.split(r"(\d+)", path.name)]
-
-
-UNREAD_IMAGE_EXTENSIONS = (".gif", ".apng", ".avif", ".heic", ".heif", ".jxl", ".jp2", ".exr", ".dng", ".psd")
-"""Images a folder of frames may hold that semflow does not read: refused, not skipped."""
-
-
-def folder_images(folder: str | os.PathLike) -> list[Path]:
-    """The image files of ``folder`` (not below it), in natural name order. A device, a FIFO or a dangling
-    link named like an image is an :class:`InputError` naming it, not skipped (a frame left out would join
-    its neighbours into one pair). Hidden names (``.x.png``, macOS's ``._x.png`` copies), links included,
-    are skipped: no one's frames. So is an image of a format semflow does not read (``x.gif``), not
-    skipped: :data:`UNREAD_IMAGE_EXTENSIONS`."""
-    names = [p for p in Path(folder).iterdir() if not p.name.startswith(".") and not p.is_dir()]
-    if unread := sorted((p for p in names if p.suffix.lower() in UNREAD_IMAGE_EXTENSIONS), key=natural_key):
-        raise InputError(f"{unread[0]}: a {unread[0].suffix.lower()[1:].upper()} image, which semflow does not read as"
-                         f" a frame ({len(unread)} in the folder): convert them to PNG or move them out")
-    images = sorted((p for p in names if is_image_path(p)), key=natural_key)
-    for image in images:
-        if not image.is_file():
-            raise InputError(f"{image}: not a regular file")
-    return images
-
-
-_NUMBERED = re.compile(r"(.*?)(\d+)(\D*)")
-"""A numbered frame name: prefix, number, suffix (``frame_0001.png``: ``frame_``, ``0001``, ``.png``)."""
-
-
-def numbering_gaps(images: list[Path]) -> str | None:
-    """A one-line note on where the numbers of ``images`` (in their order) skip, when every name is one
-    prefix, a number and one suffix (``000001.png``, ``frame_0001.png``); None when they run on or the
-    names follow no one pattern."""
-    matches = [_NUMBERED.fullmatch(p.name) for p in images]
-    if not matches or not all(matches) or len({(m[1], m[3]) for m in matches}) > 1:
-        return None
-    numbers = [int(m[2]) for m in matches]
-    gaps = [(i, b - a - 1) for i, (a, b) in enumerate(zip(numbers, numbers[1:])) if b - a > 1]
-    if not gaps:
-        return None
-    i, missing = gaps[0]
-    more = f"; {len(gaps)} gaps in all, {sum(n for _, n in gaps)} frames missing" if len(gaps) > 1 else ""
-    return (f"{images[0].parent}: frame numbers skip from {images[i].name} to {images[i + 1].name}"
-            f" ({missing} missing{more}); each pair joins the frames as listed")
 
 
 def video_identity(path: str | os.PathLike) -> list[int] | None:
@@ -150,8 +104,9 @@ class FrameSource:
         self.numbering_note: str | None = None  # a folder's gaps in its frame numbers (numbering_gaps)
         self.damage_note: str | None = None  # a video file's damaged keyframes (KeyframeReport.damage)
         self.seeked: bool | None = None  # whether frames() last reached its start by a seek (semflow.io.seek)
-        self.probed: float | None = None  # seconds of a video file known to keep its first frame size (None: all):
-        # its keyframe probe's reach (--max-frames), then, once frames ran past it, where the whole file's changes
+        # Seconds of a video file known to keep its first frame size (None: all): its keyframe probe's reach
+        # (--max-frames), then, once frames ran past it, where the whole file's probe finds the size change.
+        self.probed: float | None = None
         self.fps = 10.0
         if self.path.is_dir():
             self.images = folder_images(self.path)

@@ -32,9 +32,10 @@ from PIL import Image
 
 from semflow.errors import InputError, counted, signals_held, warn
 from semflow.io.files import is_video_path, missing, name_key
+from semflow.io.frame_folder import folder_images
 from semflow.io.images import image_size, is_image_path, read_image, write_image
 from semflow.io.outputs import check_outputs, output_staging, refuse_inputs_as_outputs, refuse_link
-from semflow.io.video import folder_images, max_side_size, resize_max_side
+from semflow.io.video import max_side_size, resize_max_side
 from semflow.memory import check_segmenter_memory
 from semflow.segmentation.base import Segmenter
 from semflow.segmentation.masks import MaskSegmenter

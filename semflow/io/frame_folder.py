@@ -1,0 +1,64 @@
+"""A folder of frames: its image files in natural name order, and where their numbers skip.
+
+:func:`folder_images` lists the frames of a folder (what :class:`~semflow.io.video.FrameSource` reads
+from a folder, and ``semflow segment``); :func:`numbering_gaps` is the note a run keeps when the frame
+numbers of those names skip.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from semflow.errors import InputError
+from semflow.io.images import is_image_path
+
+
+def natural_key(path: Path) -> list[str | int]:
+    """Sort key that orders numbered names by their numbers: frame2.png before frame10.png."""
+    return [int(part) if part.isdecimal() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+UNREAD_IMAGE_EXTENSIONS = (".gif", ".apng", ".avif", ".heic", ".heif", ".jxl", ".jp2", ".exr", ".dng", ".psd")
+"""Images a folder of frames may hold that semflow does not read: refused, not skipped."""
+
+
+def folder_images(folder: str | os.PathLike) -> list[Path]:
+    """The image files of ``folder`` (not below it), in natural name order. A device, a FIFO or a dangling
+    link named like an image is an :class:`InputError` naming it, not skipped (a frame left out would join
+    its neighbours into one pair). Hidden names (``.x.png``, macOS's ``._x.png`` copies), links included,
+    are skipped: no one's frames. So is an image of a format semflow does not read (``x.gif``), not
+    skipped: :data:`UNREAD_IMAGE_EXTENSIONS`."""
+    names = [p for p in Path(folder).iterdir() if not p.name.startswith(".") and not p.is_dir()]
+    unread = sorted((p for p in names if p.suffix.lower() in UNREAD_IMAGE_EXTENSIONS), key=natural_key)
+    if unread:
+        kind = unread[0].suffix.lower()[1:].upper()
+        raise InputError(f"{unread[0]}: a {kind} image, which semflow does not read as a frame"
+                         f" ({len(unread)} in the folder): convert them to PNG or move them out")
+    images = sorted((p for p in names if is_image_path(p)), key=natural_key)
+    for image in images:
+        if not image.is_file():
+            raise InputError(f"{image}: not a regular file")
+    return images
+
+
+_NUMBERED = re.compile(r"(.*?)(\d+)(\D*)")
+"""A numbered frame name: prefix, number, suffix (``frame_0001.png``: ``frame_``, ``0001``, ``.png``)."""
+
+
+def numbering_gaps(images: list[Path]) -> str | None:
+    """A one-line note on where the numbers of ``images`` (in their order) skip, when every name is one
+    prefix, a number and one suffix (``000001.png``, ``frame_0001.png``); None when they run on or the
+    names follow no one pattern."""
+    matches = [_NUMBERED.fullmatch(p.name) for p in images]
+    if not matches or not all(matches) or len({(m[1], m[3]) for m in matches}) > 1:
+        return None
+    numbers = [int(m[2]) for m in matches]
+    gaps = [(i, b - a - 1) for i, (a, b) in enumerate(zip(numbers, numbers[1:])) if b - a > 1]
+    if not gaps:
+        return None
+    i, missing = gaps[0]
+    more = f"; {len(gaps)} gaps in all, {sum(n for _, n in gaps)} frames missing" if len(gaps) > 1 else ""
+    return (f"{images[0].parent}: frame numbers skip from {images[i].name} to {images[i + 1].name}"
+            f" ({missing} missing{more}); each pair joins the frames as listed")
