@@ -129,9 +129,15 @@ def compose_planes(ctx: PairContext, planes: list[PlaneFit], *, feather_radius: 
     for plane, alpha in zip(planes, weights):
         if plane.accepted:
             sy, sx = plane.region.slices
-            a = alpha[..., None]
-            flow[sy, sx] = a * plane.flow + (1 - a) * flow[sy, sx]
+            _blend_over(flow, sy, sx, alpha, plane.flow)
     return flow
+
+
+def _blend_over(flow: np.ndarray, sy: slice, sx: slice, alpha: np.ndarray, model_flow: np.ndarray) -> None:
+    """Paint ``model_flow`` (h, w, 2) over ``flow`` (H, W, 2) in the box (sy, sx) with weight ``alpha`` (h, w),
+    in place: ``alpha * model + (1 - alpha) * flow``."""
+    a = alpha[..., None]
+    flow[sy, sx] = a * model_flow + (1 - a) * flow[sy, sx]
 
 
 def model_map_to_color(model_map: np.ndarray) -> np.ndarray:
@@ -178,11 +184,11 @@ def _baseline_canvas(ctx: PairContext) -> _Canvas:
 
 def _paint(canvas: _Canvas, sy: slice, sx: slice, alpha: np.ndarray, model_flow: np.ndarray,
            model_err: np.ndarray | None) -> None:
-    """Blend ``model_flow`` (h, w, 2) over the canvas's flow in the box with weight ``alpha`` (h, w);
-    take the model's photometric error ``model_err`` (h, w) where its weight is 1."""
-    flow, err, blended = canvas.flow, canvas.err, canvas.blended
-    a = alpha[..., None]
-    flow[sy, sx] = a * model_flow + (1 - a) * flow[sy, sx]
+    """Blend ``model_flow`` (h, w, 2) over the canvas's flow in the box with weight ``alpha`` (h, w), and
+    ``alpha`` over its model weight; take the model's photometric error ``model_err`` (h, w) where its weight is 1."""
+    err, blended = canvas.err, canvas.blended
+    _blend_over(canvas.flow, sy, sx, alpha, model_flow)
+    canvas.model_weight[sy, sx] = alpha + (1 - alpha) * canvas.model_weight[sy, sx]
     if model_err is None:
         blended[sy, sx] |= alpha > 0
         return
@@ -198,7 +204,6 @@ def _paint_plane(canvas: _Canvas, plane: PlaneFit, alpha: np.ndarray) -> None:
     use = alpha >= 0.5
     canvas.model_map[sy, sx][use] = MODEL_PLANE
     canvas.evidence[sy, sx][use] = plane.inlier_share
-    canvas.model_weight[sy, sx] = alpha + (1 - alpha) * canvas.model_weight[sy, sx]
     np.copyto(canvas.layers["plane"][sy, sx], plane.flow, where=plane.region.mask[..., None])
 
 
@@ -231,7 +236,6 @@ def _paint_thing(canvas: _Canvas, thing: ThingFit, alpha: np.ndarray) -> None:
     evidence[bg] = thing.bg_inlier_share if thing.bg_affine is not None else UNFITTED_BACKGROUND_EVIDENCE
     evidence[use & thing.occluded] *= OCCLUDED_EVIDENCE_FACTOR
     canvas.occluded[sy, sx] = np.where(use, thing.occluded, canvas.occluded[sy, sx])
-    canvas.model_weight[sy, sx] = alpha + (1 - alpha) * canvas.model_weight[sy, sx]
     np.copyto(canvas.layers["object"][sy, sx], thing.fg_flow, where=fg[..., None])
     np.copyto(canvas.layers["background"][sy, sx], thing.bg_flow, where=bg[..., None])
 
