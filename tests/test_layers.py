@@ -18,7 +18,7 @@ from semflow.methods import get_method
 from semflow.metrics import epe
 from semflow.segmentation.regions import Box, Region
 from semflow.synthetic import CAR_ID, ROAD_ID, SceneObject, random_affine, random_homography, render_scene
-from semflow.warp import to_gray
+from semflow.warp import sample_points, to_gray
 
 
 def _scene(seed: int, objects: int):
@@ -155,7 +155,7 @@ def test_fast_pieces_match_their_reference_implementations():
     import cv2
     import scipy.ndimage as ndi
 
-    from semflow.layers.common import dilate, disk, magnitude, sample_at
+    from semflow.layers.common import dilate, disk, magnitude
     from semflow.layers.things.assignment import open_cross
     from semflow.segmentation.regions import fill_holes
 
@@ -166,11 +166,11 @@ def test_fast_pieces_match_their_reference_implementations():
         mask = blur > rng.uniform(0.4, 0.6)
         assert (fill_holes(open_cross(mask)) == ndi.binary_fill_holes(ndi.binary_opening(mask))).all()
     image = rng.random((40, 70, 3)).astype(np.float32)
-    for rows, cols in ((1, 1), (1, 500), (200, 200)):  # one remap column below 2^15 points, rows of 1024 above
+    for rows, cols in ((1, 1), (1, 500), (200, 200)):  # one partial row of 1024 points, and 40 rows
         px = rng.uniform(-3, 73, (rows, cols)).astype(np.float32)
         py = rng.uniform(-3, 43, (rows, cols)).astype(np.float32)
         grid = cv2.remap(image, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3)
-        assert np.array_equal(sample_at(image, px.ravel(), py.ravel()), grid)
+        assert np.array_equal(sample_points(image, px.ravel(), py.ravel()), grid)
     vectors = rng.normal(size=(30, 20, 2)).astype(np.float32)
     assert np.array_equal(magnitude(vectors), np.linalg.norm(vectors, axis=2))
     point = np.zeros((101, 101), bool)

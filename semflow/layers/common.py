@@ -19,32 +19,12 @@ from semflow.warp import (  # noqa: F401 (shared here)
     magnitude,
     photometric_error,
     prepare_image,
+    sample_points,
     to_gray,
 )
 
 PHOTOMETRIC_SCALE = 10.0
 """Grey levels of photometric error at which a pixel's photometric confidence falls to 1/e."""
-
-
-def sample_at(image: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
-    """``image`` (H, W[, C]) sampled bilinearly at the points (px, py), each (N,): (N[, C]) float32.
-
-    Same values as :func:`cv2.remap` on a grid holding those points (border replicated).
-    """
-    n = px.size
-    if n == 0:
-        return np.zeros((0, *image.shape[2:]), np.float32)
-    if n < 32767:  # cv2.remap takes maps of fewer than 2^15 rows: one column does
-        return cv2.remap(image, px.reshape(n, 1), py.reshape(n, 1), cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE).reshape(n, *image.shape[2:])
-    width = 1024
-    rows = -(-n // width)
-    mx = np.zeros(rows * width, np.float32)
-    my = np.zeros(rows * width, np.float32)
-    mx[:n], my[:n] = px, py
-    out = cv2.remap(image, mx.reshape(rows, width), my.reshape(rows, width), cv2.INTER_LINEAR,
-                    borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(rows * width, *image.shape[2:])[:n]
 
 
 def photometric_error_at(img1: np.ndarray, img2: np.ndarray, ys: np.ndarray, xs: np.ndarray,
@@ -54,7 +34,7 @@ def photometric_error_at(img1: np.ndarray, img2: np.ndarray, ys: np.ndarray, xs:
     Returns (N,) float32, the same values the full-image function gives there.
     """
     x, y = xs.astype(np.float32), ys.astype(np.float32)
-    warped = sample_at(img2, x + flow[:, 0], y + flow[:, 1])
+    warped = sample_points(img2, x + flow[:, 0], y + flow[:, 1])
     err = channel_mean(np.abs(img1[ys, xs] - warped))
     return np.minimum(err, ERROR_CAP).astype(np.float32)
 
@@ -279,7 +259,7 @@ def _gauss_newton_step(problem: _WarpProblem, h: np.ndarray, xn: np.ndarray, yn:
     inside = (px >= 0) & (px <= problem.width - 1) & (py >= 0) & (py <= problem.height - 1)
     if inside.sum() < 20:
         return None
-    sampled = sample_at(problem.target, px.astype(np.float32), py.astype(np.float32)).astype(np.float64)
+    sampled = sample_points(problem.target, px.astype(np.float32), py.astype(np.float32)).astype(np.float64)
     r = sampled[:, 0] - i1
     gx, gy = s * sampled[:, 1], s * sampled[:, 2]  # gradients w.r.t. normalised coords
     jac = _warp_jacobian(gx, gy, xn, yn, ones, den, un, vn, basis)

@@ -33,7 +33,6 @@ from semflow.layers.common import (
     GrayFrames,
     magnitude,
     refine_warp,
-    sample_at,
     subsample_points,
     tiles,
 )
@@ -41,7 +40,7 @@ from semflow.layers.context import PairContext
 from semflow.layers.things.motion_choice import choose_motions, composed_flow, motion_errors
 from semflow.layers.things.params import ThingParams
 from semflow.segmentation.regions import Box
-from semflow.warp import pixel_grid
+from semflow.warp import pixel_grid, sample_points
 
 
 def affine_flow(affine: np.ndarray, box: Box) -> np.ndarray:
@@ -80,7 +79,7 @@ def affine_error(affines: list[np.ndarray], support: np.ndarray, box: Box, gray:
         a32 = a.astype(np.float32)  # as affine_flow computes it
         mx = x + (a32[0, 0] * x + a32[0, 1] * y + a32[0, 2] - x)
         my = y + (a32[1, 0] * x + a32[1, 1] * y + a32[1, 2] - y)
-        warped = sample_at(gray.gray2, mx, my)
+        warped = sample_points(gray.gray2, mx, my)
         errors.append(float(np.minimum(np.abs(warped - g1), ERROR_CAP).mean()))
     return errors
 
