@@ -15,11 +15,6 @@ import numpy as np
 from semflow.warp import photometric_error, prepare_image, sample_points
 
 
-def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bilinear samples of a float32 image at (x, y) arrays of one shape (borders replicate)."""
-    return sample_points(image, x, y)
-
-
 def refine_matches(gray1: np.ndarray, gray2: np.ndarray, points: np.ndarray, flows: np.ndarray, *,
                    patch: int = 9, iterations: int = 6, max_change: float = 1.5, check_patch: int = 5
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -42,16 +37,16 @@ def refine_matches(gray1: np.ndarray, gray2: np.ndarray, points: np.ndarray, flo
     oy, ox = (a.ravel() for a in np.meshgrid(r, r, indexing="ij"))
     px = points[:, :1] + ox[None]
     py = points[:, 1:] + oy[None]
-    template = _sample(g1, px, py)
+    template = sample_points(g1, px, py)
     template -= template.mean(1, keepdims=True)
-    tx, ty = _sample(gx, px, py), _sample(gy, px, py)
+    tx, ty = sample_points(gx, px, py), sample_points(gy, px, py)
     hxx, hxy, hyy = (tx * tx).sum(1), (tx * ty).sum(1), (ty * ty).sum(1)
     det = hxx * hyy - hxy * hxy
     ok = det > 1e-3 * (hxx + hyy + 1e-6) ** 2
     det = np.where(ok, det, 1.0)
     flow = flows.astype(np.float32).copy()
     for _ in range(iterations):
-        warped = _sample(g2, px + flow[:, :1], py + flow[:, 1:])
+        warped = sample_points(g2, px + flow[:, :1], py + flow[:, 1:])
         resid = warped - warped.mean(1, keepdims=True) - template
         bx, by = (tx * resid).sum(1), (ty * resid).sum(1)
         du = (hyy * bx - hxy * by) / det
@@ -63,8 +58,8 @@ def refine_matches(gray1: np.ndarray, gray2: np.ndarray, points: np.ndarray, flo
     flow[moved] = flows[moved]
     c = np.abs(r) <= (check_patch - 1) / 2.0
     centre = (c[:, None] & c[None, :]).ravel()
-    a = _sample(g1, px[:, centre], py[:, centre])
-    b = _sample(g2, px[:, centre] + flow[:, :1], py[:, centre] + flow[:, 1:])
+    a = sample_points(g1, px[:, centre], py[:, centre])
+    b = sample_points(g2, px[:, centre] + flow[:, :1], py[:, centre] + flow[:, 1:])
     a -= a.mean(1, keepdims=True)
     b -= b.mean(1, keepdims=True)
     ncc = (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1) + 1e-6)
