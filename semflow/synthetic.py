@@ -86,7 +86,9 @@ def random_texture(height: int, width: int, rng: np.random.Generator) -> np.ndar
     return tex
 
 
-def _sample(texture: np.ndarray, x: np.ndarray, y: np.ndarray, offset: int) -> np.ndarray:
+def sample_texture(texture: np.ndarray, x: np.ndarray, y: np.ndarray, offset: int) -> np.ndarray:
+    """``texture`` (H, W[, C]) sampled bilinearly at the points (x + offset, y + offset) px (arrays of one
+    shape S), mirrored past its border (BORDER_REFLECT101): (S[, C]) of its dtype."""
     return cv2.remap(texture, (x + offset).astype(np.float32), (y + offset).astype(np.float32),
                      cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
 
@@ -147,13 +149,13 @@ def render_scene(height: int, width: int, homography: np.ndarray, objects: list[
     y1, x1 = np.mgrid[0:height, 0:width].astype(np.float64)
 
     # Frame 1: background at identity, each object over it in order.
-    img1 = _sample(bg_tex, x1, y1, margin)
+    img1 = sample_texture(bg_tex, x1, y1, margin)
     instances = np.zeros((height, width), np.int32)
     flow_x, flow_y = apply_homography(homography, x1, y1)
     flow = np.stack([flow_x - x1, flow_y - y1], axis=2)
     for k, obj in enumerate(objects, start=1):
         inside = obj.mask(x1, y1)
-        img1[inside] = _sample(obj_tex[k - 1], x1, y1, margin)[inside]
+        img1[inside] = sample_texture(obj_tex[k - 1], x1, y1, margin)[inside]
         instances[inside] = k
         ax, ay = apply_affine(obj.affine, x1, y1)
         flow[inside] = np.stack([ax - x1, ay - y1], axis=2)[inside]
@@ -161,13 +163,13 @@ def render_scene(height: int, width: int, homography: np.ndarray, objects: list[
     # Frame 2: inverse-map each pixel into the layer on top there.
     hinv = np.linalg.inv(homography)
     bx, by = apply_homography(hinv, x1, y1)
-    img2 = _sample(bg_tex, bx, by, margin)
+    img2 = sample_texture(bg_tex, bx, by, margin)
     top2 = np.zeros((height, width), np.int32)
     for k, obj in enumerate(objects, start=1):
         ainv = cv2.invertAffineTransform(obj.affine)
         ox, oy = apply_affine(ainv, x1, y1)
         inside = obj.mask(ox, oy)
-        img2[inside] = _sample(obj_tex[k - 1], ox, oy, margin)[inside]
+        img2[inside] = sample_texture(obj_tex[k - 1], ox, oy, margin)[inside]
         top2[inside] = k
 
     classes = np.array([ROAD_ID] + [obj.class_id for obj in objects], np.uint8)

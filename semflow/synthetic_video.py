@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from semflow.synthetic import CAR_ID, ROAD_ID, SceneObject, random_texture
+from semflow.synthetic import (
+    CAR_ID,
+    ROAD_ID,
+    SceneObject,
+    apply_homography,
+    hidden_in_frame2,
+    random_texture,
+    sample_texture,
+)
 from semflow.synthetic_hard import street_row
 
 
@@ -70,16 +78,6 @@ class Motion:
         return back @ rot @ to_origin
 
 
-def _apply(h: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    den = h[2, 0] * x + h[2, 1] * y + h[2, 2]
-    return (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / den, (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / den
-
-
-def _remap(texture: np.ndarray, x: np.ndarray, y: np.ndarray, offset: int) -> np.ndarray:
-    return cv2.remap(texture, (x + offset).astype(np.float32), (y + offset).astype(np.float32),
-                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
-
-
 def render_motion_sequence(height: int, width: int, camera: Motion, objects: list[tuple[SceneObject, Motion]],
                            *, frames: int, seed: int = 0) -> SyntheticSequence:
     """Render ``frames`` frames: the background moved by ``camera``, each object (its shape in frame-0
@@ -93,13 +91,13 @@ def render_motion_sequence(height: int, width: int, camera: Motion, objects: lis
 
     def layers(k: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame k's image (float) and its top layer per pixel (0 background, j object j)."""
-        bx, by = _apply(np.linalg.inv(camera.at(k)), x, y)
-        img = _remap(bg_tex, bx, by, margin)
+        bx, by = apply_homography(np.linalg.inv(camera.at(k)), x, y)
+        img = sample_texture(bg_tex, bx, by, margin)
         top = np.zeros((height, width), np.int32)
         for j, (obj, motion) in enumerate(objects, start=1):
-            ox, oy = _apply(np.linalg.inv(motion.at(k)), x, y)
+            ox, oy = apply_homography(np.linalg.inv(motion.at(k)), x, y)
             inside = obj.mask(ox, oy)
-            img[inside] = _remap(obj_tex[j - 1], ox, oy, margin)[inside]
+            img[inside] = sample_texture(obj_tex[j - 1], ox, oy, margin)[inside]
             top[inside] = j
         return img, top
 
@@ -115,16 +113,12 @@ def render_motion_sequence(height: int, width: int, camera: Motion, objects: lis
         flow = np.zeros((height, width, 2), np.float64)
         for j, motion in enumerate(motions):
             step = motion.at(k + 1) @ np.linalg.inv(motion.at(k))
-            nx, ny = _apply(step, x, y)
+            nx, ny = apply_homography(step, x, y)
             mine = top == j
             flow[mine, 0] = (nx - x)[mine]
             flow[mine, 1] = (ny - y)[mine]
-        xi, yi = np.rint(x + flow[..., 0]).astype(int), np.rint(y + flow[..., 1]).astype(int)
-        outside = (xi < 0) | (xi >= width) | (yi < 0) | (yi >= height)
-        covered = np.zeros_like(outside)
-        covered[~outside] = rendered[k + 1][1][yi[~outside], xi[~outside]] != top[~outside]
         seq.flows.append(flow.astype(np.float32))
-        seq.occluded.append(outside | covered)
+        seq.occluded.append(hidden_in_frame2(flow, top, rendered[k + 1][1]))
     return seq
 
 
@@ -208,6 +202,6 @@ def camera_sequence(image: np.ndarray, labels: np.ndarray, *, frames: int = 8, z
         out_labels.append(cv2.warpPerspective(labels, hk, (w, h), flags=cv2.INTER_NEAREST,
                                               borderMode=cv2.BORDER_CONSTANT, borderValue=void))
         if k + 1 < frames:
-            nx, ny = _apply(motion.at(k + 1) @ np.linalg.inv(hk), x, y)
+            nx, ny = apply_homography(motion.at(k + 1) @ np.linalg.inv(hk), x, y)
             flows.append(np.stack([nx - x, ny - y], axis=2).astype(np.float32))
     return out_frames, out_labels, flows
