@@ -102,6 +102,11 @@ def apply_affine(a: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarra
     return a[0, 0] * x + a[0, 1] * y + a[0, 2], a[1, 0] * x + a[1, 1] * y + a[1, 2]
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """A rendered float image (values in [0, 255]) as uint8, rounded half up and clipped to [0, 255]."""
+    return np.clip(image + 0.5, 0, 255).astype(np.uint8)
+
+
 def random_homography(width: int, height: int, rng: np.random.Generator, *, shift: float = 6.0,
                       perspective: float = 0.08) -> np.ndarray:
     """A mild random homography: corners moved by up to ``shift`` px plus a vertical keystone."""
@@ -176,8 +181,8 @@ def render_scene(height: int, width: int, homography: np.ndarray, objects: list[
     labels = classes[instances]
 
     return SyntheticScene(
-        img1=np.clip(img1 + 0.5, 0, 255).astype(np.uint8),
-        img2=np.clip(img2 + 0.5, 0, 255).astype(np.uint8),
+        img1=to_uint8(img1),
+        img2=to_uint8(img2),
         flow=flow.astype(np.float32),
         labels=labels,
         instances=instances,
@@ -282,7 +287,7 @@ def render_sequence(background: np.ndarray, homography: np.ndarray,
             tex = cv2.remap(texture.astype(np.float32), ox.astype(np.float32), oy.astype(np.float32),
                             cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
             img[inside] = tex[inside]
-        out.append(np.clip(img + 0.5, 0, 255).astype(np.uint8))
+        out.append(to_uint8(img))
         h_k = homography @ h_k
         a_k = [np.vstack([obj.affine, [0, 0, 1]]) @ a for (obj, _), a in zip(objects, a_k)]
     return out

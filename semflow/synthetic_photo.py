@@ -48,6 +48,7 @@ from semflow.synthetic import (
     apply_homography,
     hidden_in_frame2,
     random_homography,
+    to_uint8,
 )
 
 THING_IDS = tuple(i for i, name in enumerate(CAMVID.class_names) if CAMVID.kinds.get(name) == "thing")
@@ -216,8 +217,8 @@ def make_photo_scene(image: np.ndarray, labels: np.ndarray, pool: list[CutOut], 
         layer1[inside1], layer2[inside2] = k, k
 
     return SyntheticScene(
-        img1=np.clip(img1 + 0.5, 0, 255).astype(np.uint8),
-        img2=np.clip(img2 + 0.5, 0, 255).astype(np.uint8),
+        img1=to_uint8(img1),
+        img2=to_uint8(img2),
         flow=flow.astype(np.float32),
         labels=labels,
         instances=instances,

@@ -30,6 +30,7 @@ from semflow.synthetic import (
     hidden_in_frame2,
     random_texture,
     sample_texture,
+    to_uint8,
 )
 from semflow.synthetic_hard import street_row
 
@@ -105,7 +106,7 @@ def render_motion_sequence(height: int, width: int, camera: Motion, objects: lis
     rendered = [layers(k) for k in range(frames)]
     seq = SyntheticSequence([], [], [], [], [], [camera.at(k) for k in range(frames)])
     for k, (img, top) in enumerate(rendered):
-        seq.frames.append(np.clip(img + 0.5, 0, 255).astype(np.uint8))
+        seq.frames.append(to_uint8(img))
         seq.instances.append(top)
         seq.labels.append(np.where(top > 0, CAR_ID, ROAD_ID).astype(np.uint8))
         if k + 1 == frames:
