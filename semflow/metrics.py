@@ -43,6 +43,13 @@ def _mask(valid: np.ndarray | None, gt: np.ndarray, region: np.ndarray | None) -
     return mask
 
 
+def _scored_mean(per_pixel: np.ndarray, gt: np.ndarray, valid: np.ndarray | None,
+                 region: np.ndarray | None) -> float:
+    """Mean of a per-pixel score (H, W) over the pixels :func:`_mask` scores; NaN if there are none."""
+    mask = _mask(valid, gt, region)
+    return float(per_pixel[mask].mean()) if mask.any() else float("nan")
+
+
 def epe(flow: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None,
         region: np.ndarray | None = None) -> float:
     """Mean endpoint error over valid pixels (inside ``region`` if given); NaN if none are valid.
@@ -50,9 +57,7 @@ def epe(flow: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None,
     Ground-truth pixels that are not finite (NaN, inf) or unknown (a component over 1e9 px, the .flo
     convention) count as invalid.
     """
-    err = endpoint_error(flow, gt)
-    mask = _mask(valid, gt, region)
-    return float(err[mask].mean()) if mask.any() else float("nan")
+    return _scored_mean(endpoint_error(flow, gt), gt, valid, region)
 
 
 def outliers(flow: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -69,9 +74,7 @@ def fl_all(flow: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None,
     Ground-truth pixels that are not finite (NaN, inf) or unknown (a component over 1e9 px, the .flo
     convention) count as invalid.
     """
-    out = outliers(flow, gt)
-    mask = _mask(valid, gt, region)
-    return float(out[mask].mean()) if mask.any() else float("nan")
+    return _scored_mean(outliers(flow, gt), gt, valid, region)
 
 
 def inner_band(mask: np.ndarray, width: int = BAND_WIDTH, instances: np.ndarray | None = None) -> np.ndarray:
