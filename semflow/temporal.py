@@ -33,16 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from semflow.warp import channel_mean, pixel_grid, sample_points, warp_backward
+from semflow.warp import channel_mean, inside_frame, pixel_grid, sample_points, warp_backward
 
 
 def _length(vectors: np.ndarray) -> np.ndarray:
     """|v| of (..., 2) vectors (np.hypot: a quarter of np.linalg.norm's time on (H, W, 2))."""
     return np.hypot(vectors[..., 0], vectors[..., 1])
-
-
-def _inside(x: np.ndarray, y: np.ndarray, w: int, h: int) -> np.ndarray:
-    return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
 
 
 def flicker(flow: np.ndarray, previous: np.ndarray) -> float:
@@ -61,7 +57,7 @@ def carry_forward(previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     h, w = prev.shape[:2]
     tx = np.rint(prev[..., 0] + np.arange(w, dtype=np.float32)).ravel()  # whole numbers, as float32
     ty = np.rint(prev[..., 1] + np.arange(h, dtype=np.float32)[:, None]).ravel()
-    keep = np.flatnonzero(_inside(tx, ty, w, h))  # (NaN lands nowhere)
+    keep = np.flatnonzero(inside_frame(tx, ty, w, h))  # (NaN lands nowhere)
     target = ty[keep].astype(np.intp) * w + tx[keep].astype(np.intp)
     moved = prev.reshape(-1, 2).view(np.complex64).ravel()[keep]  # (u, v) as one item
     speed = moved.real * moved.real + moved.imag * moved.imag
@@ -95,7 +91,7 @@ def mean_photometric_error(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray,
         mx = x[::stride, ::stride] + flow[::stride, ::stride, 0]
         my = y[::stride, ::stride] + flow[::stride, ::stride, 1]
         warped = sample_points(np.asarray(img2, np.float32), mx, my)
-        valid = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+        valid = inside_frame(mx, my, w, h)
         img1 = np.asarray(img1)[::stride, ::stride]
     else:
         warped, valid = warp_backward(np.asarray(img2, np.float32), flow)
@@ -125,7 +121,7 @@ def label_flip_rate(labels1: np.ndarray, labels2: np.ndarray, flow: np.ndarray |
         x, y = pixel_grid(h, w)
         tx = np.rint(x + flow[..., 0]).astype(np.int64)
         ty = np.rint(y + flow[..., 1]).astype(np.int64)
-        valid = _inside(tx, ty, w, h)
+        valid = inside_frame(tx, ty, w, h)
         b = b[np.clip(ty, 0, h - 1), np.clip(tx, 0, w - 1)]
     differ = a != b
     if differ.ndim == 3:  # colours: any channel (three ORs: a tenth of differ.any(axis=2)'s time)

@@ -64,6 +64,12 @@ def channel_mean(array: np.ndarray) -> np.ndarray:
     return channel_sum(array) / array.dtype.type(array.shape[-1])
 
 
+def inside_frame(x: np.ndarray, y: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Whether the points (x, y) px (arrays of one shape) lie in a frame of ``width`` x ``height`` px:
+    0 <= x <= width - 1 and 0 <= y <= height - 1 (a NaN coordinate does not). Bool, of their shape."""
+    return (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+
+
 def warp_backward(image: np.ndarray, flow: np.ndarray, x0: int = 0, y0: int = 0
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Sample ``image`` (frame t+1, full size) at ``x + flow(x)`` for a crop of flow starting at (x0, y0).
@@ -76,7 +82,7 @@ def warp_backward(image: np.ndarray, flow: np.ndarray, x0: int = 0, y0: int = 0
     x, y = pixel_grid(h, w, x0, y0)
     mx, my = x + flow[..., 0], y + flow[..., 1]
     warped = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    inside = (mx >= 0) & (mx <= image.shape[1] - 1) & (my >= 0) & (my <= image.shape[0] - 1)
+    inside = inside_frame(mx, my, image.shape[1], image.shape[0])
     return warped, inside
 
 

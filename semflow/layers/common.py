@@ -16,6 +16,7 @@ from semflow.segmentation.regions import Box
 from semflow.warp import (  # noqa: F401 (shared here)
     ERROR_CAP,
     channel_mean,
+    inside_frame,
     magnitude,
     photometric_error,
     prepare_image,
@@ -256,7 +257,7 @@ def _gauss_newton_step(problem: _WarpProblem, h: np.ndarray, xn: np.ndarray, yn:
     c, s = problem.centre, problem.scale
     den, un, vn = _project(h, xn, yn)
     px, py = c[0] + s * un, c[1] + s * vn
-    inside = (px >= 0) & (px <= problem.width - 1) & (py >= 0) & (py <= problem.height - 1)
+    inside = inside_frame(px, py, problem.width, problem.height)
     if inside.sum() < 20:
         return None
     sampled = sample_points(problem.target, px.astype(np.float32), py.astype(np.float32)).astype(np.float64)

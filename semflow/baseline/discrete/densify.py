@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from semflow.warp import photometric_error, prepare_image, sample_points
+from semflow.warp import inside_frame, photometric_error, prepare_image, sample_points
 
 
 def refine_matches(gray1: np.ndarray, gray2: np.ndarray, points: np.ndarray, flows: np.ndarray, *,
@@ -300,6 +300,6 @@ def dense_confidence(grid_conf: np.ndarray, image_size: tuple[int, int], gray1: 
     warped = cv2.remap(gray2.astype(np.float32), tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     err = cv2.GaussianBlur(np.abs(gray1.astype(np.float32) - warped), (0, 0), 1.5)
     photo = np.exp(-err / photometric_scale)
-    inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
+    inside = inside_frame(tx, ty, w, h)
     conf = support * np.where(inside, photo, 1.0)
     return np.clip(conf, 0.0, 1.0).astype(np.float32)
