@@ -13,12 +13,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from semflow.warp import magnitude
+
 DIRECTIONS = ((1, 0), (0, 1), (1, 1), (1, -1))
 """Unit steps (dx, dy) along which the two sides of a pixel are compared."""
-
-
-def _length(vectors: np.ndarray) -> np.ndarray:
-    return np.sqrt(vectors[..., 0] * vectors[..., 0] + vectors[..., 1] * vectors[..., 1])
 
 
 def flow_jumps(flow: np.ndarray, *, radius: int, jump: float, relative: float) -> np.ndarray:
@@ -26,12 +24,12 @@ def flow_jumps(flow: np.ndarray, *, radius: int, jump: float, relative: float) -
     h, w = flow.shape[:2]
     r = radius
     padded = np.pad(flow, ((r, r), (r, r), (0, 0)), mode="edge")
-    limit = np.maximum(jump, relative * _length(flow))
+    limit = np.maximum(jump, relative * magnitude(flow))
     found = np.zeros((h, w), bool)
     for dx, dy in DIRECTIONS:
         ahead = padded[r + dy * r:r + dy * r + h, r + dx * r:r + dx * r + w]
         behind = padded[r - dy * r:r - dy * r + h, r - dx * r:r - dx * r + w]
-        found |= _length(ahead - behind) > limit
+        found |= magnitude(ahead - behind) > limit
     return found
 
 
