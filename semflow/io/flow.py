@@ -126,12 +126,19 @@ def read_flo(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return _split_unknown(flow, str(path))
 
 
-def write_flo(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> None:
-    """Write ``flow`` (H, W, 2) as ``.flo``; pixels where ``valid`` is False are written as unknown."""
+def _unknown_marked(flow: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """``flow`` checked for writing (:func:`check_flow_to_write`) with the pixels where ``valid`` is False
+    set to ``UNKNOWN_FLOW_VALUE`` (in a copy): unknown flow as .flo and .npy files store it."""
     flow, valid = check_flow_to_write(flow, valid)
     if valid is not None:
         flow = flow.copy()
         flow[~valid] = UNKNOWN_FLOW_VALUE
+    return flow
+
+
+def write_flo(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> None:
+    """Write ``flow`` (H, W, 2) as ``.flo``; pixels where ``valid`` is False are written as unknown."""
+    flow = _unknown_marked(flow, valid)
     height, width = flow.shape[:2]
     header = np.array([FLO_TAG], "<f4").tobytes() + np.array([width, height], "<i4").tobytes()
     write_bytes_atomic(path, header, memoryview(np.ascontiguousarray(flow, "<f4")))  # without another copy
@@ -286,11 +293,7 @@ def flow_file_shape(path: str | os.PathLike) -> tuple[int, int] | None:
 
 def write_npy_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> None:
     """Write ``flow`` as ``.npy`` float32; pixels where ``valid`` is False become 1e10 (unknown, as in .flo)."""
-    flow, valid = check_flow_to_write(flow, valid)
-    if valid is not None:
-        flow = flow.copy()
-        flow[~valid] = UNKNOWN_FLOW_VALUE
-    save_npy(path, flow)
+    save_npy(path, _unknown_marked(flow, valid))
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
