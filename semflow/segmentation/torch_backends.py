@@ -179,12 +179,14 @@ class TorchSegmenter(Segmenter):
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def _image_logits(self, image: np.ndarray) -> torch.Tensor:
+        """The network's logits (1, C, H, W) for ``image`` (checked first), at the image's size."""
+        image = check_image(image)
+        return _at_size(self._logits(self._input(image)), image.shape[:2])
+
     @torch.inference_mode()
     def _run(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        image = check_image(image)
-        logits = self._logits(self._input(image))
-        if logits.shape[-2:] != image.shape[:2]:
-            logits = F.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=False)
+        logits = self._image_logits(image)
         # softmax over the contiguous class axis, then (H, W, C): far faster on CPU than the other order
         probs = logits[0].float().softmax(0).permute(1, 2, 0).contiguous()
         labels = probs.argmax(-1).to(torch.uint8)
@@ -199,10 +201,7 @@ class TorchSegmenter(Segmenter):
         """The labels of :meth:`predict` without the probabilities (no softmax: it keeps the argmax)."""
         if type(self).predict is not TorchSegmenter.predict:  # a subclass changes predictions: use them
             return super().predict_labels(image, key)
-        image = check_image(image)
-        logits = self._logits(self._input(image))
-        if logits.shape[-2:] != image.shape[:2]:
-            logits = F.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=False)
+        logits = self._image_logits(image)
         return logits[0].float().argmax(0).to(torch.uint8).cpu().numpy(), self.label_set
 
     @torch.inference_mode()
@@ -224,13 +223,17 @@ class TorchSegmenter(Segmenter):
             raw = raw.float()
         else:
             raw = self._logits(x)
-        logits = raw if raw.shape[-2:] == image.shape[:2] else \
-            F.interpolate(raw, size=image.shape[:2], mode="bilinear", align_corners=False)
-        labels = logits[0].float().argmax(0).to(torch.uint8).cpu().numpy()
-        small = raw if raw.shape[-2:] == tuple(size) else \
-            F.interpolate(raw, size=tuple(size), mode="bilinear", align_corners=False)
+        labels = _at_size(raw, image.shape[:2])[0].float().argmax(0).to(torch.uint8).cpu().numpy()
+        small = _at_size(raw, tuple(size))
         probs = small[0].float().softmax(0).permute(1, 2, 0).contiguous().cpu().numpy()
         return labels, probs, self.label_set
+
+
+def _at_size(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``logits`` (1, C, h, w) resized bilinearly to ``size`` (H, W); as they are when already that size."""
+    if logits.shape[-2:] == size:
+        return logits
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
 class CamVidSegmenter(TorchSegmenter):
