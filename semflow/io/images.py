@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -126,6 +128,16 @@ def _tiff_header(data: bytes) -> tuple[int, int, int] | None:
     return int(directory[256]), int(directory[257]), int(sum(bits if isinstance(bits, tuple) else (bits,)))
 
 
+@contextlib.contextmanager
+def _quietly_opened(source: str | os.PathLike | io.BytesIO) -> Iterator[Image.Image]:
+    """Pillow's image of ``source`` (a path or a stream of a file's bytes), with Pillow's warnings silenced
+    while it is open (untrusted headers make it warn; its exceptions are the caller's to handle)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(source) as im:
+            yield im
+
+
 def _check_declared_size(data: bytes, name: str) -> None:
     """Read the image header (Pillow, no pixel decoding) and refuse sizes the file cannot hold: more
     than ``ALWAYS_ALLOWED_BYTES`` decoded and more stored pixel data than ``MAX_EXPANSION`` per file byte."""
@@ -188,10 +200,8 @@ def tiff_pages(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a TIFF of several pages (:func:`_more_pages`), which a video reader takes as a clip
     of one frame; False for any other file (read from its header: the pixels are not decoded)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as im:
-                return im.format == "TIFF" and _more_pages(im)
+        with _quietly_opened(path) as im:
+            return im.format == "TIFF" and _more_pages(im)
     except Exception:  # noqa: BLE001 - not a TIFF Pillow reads: the video reader says what it is
         return False
 
@@ -238,13 +248,11 @@ def _palette_ids(data: bytes, name: str) -> np.ndarray | None:
     its grey levels where every palette entry is grey (a gray label map stored as a palette). None for an
     image without a palette. Call after :func:`_check_bytes`."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as im:
-                if im.mode != "P":
-                    return None
-                ids = np.array(im, np.uint8)
-                palette = np.asarray(im.getpalette("RGB") or [0, 0, 0], np.uint8).reshape(-1, 3)[:256]
+        with _quietly_opened(io.BytesIO(data)) as im:
+            if im.mode != "P":
+                return None
+            ids = np.array(im, np.uint8)
+            palette = np.asarray(im.getpalette("RGB") or [0, 0, 0], np.uint8).reshape(-1, 3)[:256]
     except Exception as exc:  # noqa: BLE001 - a decoder meeting untrusted bytes: any failure is a corrupt file
         raise InputError(f"{name}: cannot decode as an image ({type(exc).__name__})") from None
     if ids.ndim != 2 or ids.size == 0:
@@ -260,16 +268,14 @@ def exif_orientation(data: bytes) -> int:
     """The EXIF Orientation tag (0x0112, 1-8) of an image file's bytes; 1 where there is none or it is
     unreadable. Reads the metadata only (the pixels are not decoded)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as im:
-                if im.format == "PNG" and "exif" not in im.info:  # Pillow would decode the pixels to look
-                    chunk = png_chunk(data, b"eXIf")  # for an eXIf chunk after them: found here instead
-                    if chunk:
-                        im.info["exif"] = chunk
-                    value = Image.Image.getexif(im).get(0x0112, 1)  # the metadata read on opening
-                else:
-                    value = im.getexif().get(0x0112, 1)
+        with _quietly_opened(io.BytesIO(data)) as im:
+            if im.format == "PNG" and "exif" not in im.info:  # Pillow would decode the pixels to look
+                chunk = png_chunk(data, b"eXIf")  # for an eXIf chunk after them: found here instead
+                if chunk:
+                    im.info["exif"] = chunk
+                value = Image.Image.getexif(im).get(0x0112, 1)  # the metadata read on opening
+            else:
+                value = im.getexif().get(0x0112, 1)
     except Exception:  # noqa: BLE001 - corrupt metadata in an image that decodes: no rotation
         return 1
     return value if type(value) is int and 1 <= value <= 8 else 1
