@@ -27,7 +27,7 @@ import pytest
 import semflow
 from semflow.io.images import write_image
 from semflow.io.video import VideoWriter
-from semflow.synthetic import SyntheticScene, make_scene, random_texture, translation_scene
+from semflow.synthetic import SyntheticScene, make_scene, random_texture, to_uint8, translation_scene
 
 SHARED_DATA = Path(os.environ.get("SEMFLOW_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 """The public data: ``../shared/data`` beside the checkout, or the folder ``$SEMFLOW_SHARED_DATA`` names (a
@@ -98,13 +98,18 @@ def keyframe_damaged_mp4(folder: Path) -> tuple[Path, Path]:
     return damaged, whole
 
 
+def texture(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A uint8 RGB frame (H, W, 3) of smooth random texture (``synthetic.random_texture``) drawn with ``seed``."""
+    return to_uint8(random_texture(height, width, np.random.default_rng(seed)))
+
+
 def moving_frames(count: int, height: int = 48, width: int = 64, *, shift: tuple[int, int] = (2, 1),
                   seed: int = 0) -> list[np.ndarray]:
     """``count`` uint8 RGB frames (H, W, 3) of one textured plane; frame k is frame 0 moved by ``k * shift`` px."""
     su, sv = shift
     pad = max(abs(su), abs(sv)) * count + 1
     texture = random_texture(height + 2 * pad, width + 2 * pad, np.random.default_rng(seed))
-    texture = np.clip(texture + 0.5, 0, 255).astype(np.uint8)
+    texture = to_uint8(texture)
     # Content moving right/down by shift means each frame's window moves left/up over the texture.
     return [texture[pad - k * sv:pad - k * sv + height, pad - k * su:pad - k * su + width].copy()
             for k in range(count)]

@@ -16,7 +16,7 @@ from semflow.errors import InputError
 from semflow.methods import get_method
 from semflow.metrics import epe
 from semflow.sharpen import SharpenedFlow
-from semflow.synthetic import SceneObject, random_texture, render_scene, translation_scene
+from semflow.synthetic import SceneObject, random_texture, render_scene, to_uint8, translation_scene
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -403,7 +403,7 @@ def test_interpolate_takes_more_than_32767_matches() -> None:
     """OpenCV's edge-aware interpolator asserts match_num < 32767: discrete stopped with a traceback on
     frames above ~0.5 Mpx (issue 14, huge inputs); an evenly spread subset is interpolated instead."""
     rng = np.random.default_rng(5)
-    img = np.clip(random_texture(220, 220, rng) + 0.5, 0, 255).astype(np.uint8)
+    img = to_uint8(random_texture(220, 220, rng))
     img = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
     ys, xs = np.mgrid[5:205, 5:205].astype(np.float32)
     points = np.stack([xs.ravel(), ys.ravel()], 1)  # 40000 matches

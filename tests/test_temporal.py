@@ -12,7 +12,7 @@ import pytest
 from semflow.segmentation.backends import Segmentation
 from semflow.segmentation.labels import CAMVID
 from semflow.segmentation.temporal import TemporalSegmentation
-from semflow.synthetic import random_texture
+from semflow.synthetic import random_texture, to_uint8
 from semflow.synthetic_video import camera_sequence, make_sequence
 from semflow.temporal import (
     TemporalMeter,
@@ -118,7 +118,7 @@ def test_sequence_flows_are_exact_and_smooth():
 
 def test_camera_sequence_labels_follow_the_flow():
     rng = np.random.default_rng(0)
-    image = np.clip(random_texture(60, 80, rng) + 0.5, 0, 255).astype(np.uint8)
+    image = to_uint8(random_texture(60, 80, rng))
     labels = (np.indices((60, 80))[1] // 20).astype(np.uint8)
     frames, labs, flows = camera_sequence(image, labels, frames=4, zoom=0.02, pan=(1.5, 0.5))
     assert len(frames) == len(labs) == 4 and len(flows) == 3
@@ -145,7 +145,7 @@ def test_fusion_steadies_flip_flopping_evidence():
     frame alone calls about 30% of the pixels class 3, and other pixels every frame; fused, the labels
     settle on class 0 and stop flipping."""
     rng = np.random.default_rng(0)
-    frame = np.clip(random_texture(48, 64, rng) + 0.5, 0, 255).astype(np.uint8)
+    frame = to_uint8(random_texture(48, 64, rng))
     fusion = TemporalSegmentation()
     single, fused = [], []
     for _ in range(10):
@@ -165,7 +165,7 @@ def test_fusion_keeps_labels_decided_beyond_the_probabilities():
     longer matched the prior's decisions (21 % of the pixels agreed). Now the frame's labels stay where the
     filter does not change the decision its probabilities make."""
     rng = np.random.default_rng(0)
-    frame = np.clip(random_texture(48, 64, rng) + 0.5, 0, 255).astype(np.uint8)
+    frame = to_uint8(random_texture(48, 64, rng))
     probs = _two_class_probs(np.full((48, 64), 0.8))
     decided = np.zeros((48, 64), np.uint8)
     decided[10:30, 20:40] = 9  # the region's decision
@@ -180,7 +180,7 @@ def test_fusion_follows_motion_and_forgets_after_a_cut():
     """A textured scene moving 3 px per frame with a moving class boundary: fused labels move with it
     (no lag); after a cut to an unrelated frame the flow is not trusted and the new frame's labels win."""
     rng = np.random.default_rng(1)
-    texture = np.clip(random_texture(60, 120, rng) + 0.5, 0, 255).astype(np.uint8)
+    texture = to_uint8(random_texture(60, 120, rng))
     fusion = TemporalSegmentation()
     for k in range(6):
         frame = np.ascontiguousarray(texture[:, 30 - 3 * k:110 - 3 * k])
@@ -189,7 +189,7 @@ def test_fusion_follows_motion_and_forgets_after_a_cut():
         probs = _two_class_probs(np.where(truth == 0, 0.8, 0.2))
         out = fusion.update(frame, _seg(probs))
         assert (out.labels == truth).mean() > 0.98
-    other = np.clip(random_texture(60, 80, np.random.default_rng(7)) + 0.5, 0, 255).astype(np.uint8)
+    other = to_uint8(random_texture(60, 80, np.random.default_rng(7)))
     probs = _two_class_probs(np.full((60, 80), 0.3))  # the new shot says class 3 everywhere
     out = fusion.update(other, _seg(probs))
     assert fusion.trust.mean() < 0.3 and (out.labels == 3).mean() > 0.95

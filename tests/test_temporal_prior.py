@@ -10,17 +10,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from conftest import texture
 
 from semflow.baseline.discrete import DiscreteFlow
 from semflow.baseline.discrete.temporal_prior import PriorParams, blend_toward_carried
-from semflow.synthetic import random_texture, render_sequence
+from semflow.synthetic import render_sequence
 from semflow.video_state import VideoState
 
 INNER = (slice(16, -16), slice(16, -16))  # away from the frame's edges, where flows leave the frame
-
-
-def texture(height: int, width: int, seed: int) -> np.ndarray:
-    return np.clip(random_texture(height, width, np.random.default_rng(seed)) + 0.5, 0, 255).astype(np.uint8)
 
 
 def shift_sequence(frames: int, height: int, width: int, *, seed: int = 0,

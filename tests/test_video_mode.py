@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import texture
 
 import semflow.state_chain as state_chain
 from semflow.baseline.discrete import DiscreteFlow
@@ -27,15 +28,11 @@ from semflow.layers.tracking import CONFIRM_STRENGTH, Track, Tracks, advance_tra
 from semflow.methods import get_method
 from semflow.pipeline import WORK_DIR, RunOptions, run_video
 from semflow.segmentation.regions import Region
-from semflow.synthetic import random_texture, render_sequence
+from semflow.synthetic import render_sequence
 from semflow.video_run import STATE_FILE
 from semflow.video_state import VideoState, restore, scene_cut, snapshot
 
 ROAD = 3  # CamVid's Road
-
-
-def texture(height: int, width: int, seed: int) -> np.ndarray:
-    return np.clip(random_texture(height, width, np.random.default_rng(seed)) + 0.5, 0, 255).astype(np.uint8)
 
 
 def zoom_sequence(frames: int, height: int = 96, width: int = 128, *, seed: int = 0,

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import cv2
 import numpy as np
+from conftest import texture
 
 import semflow.layers.thing_tracks as thing_tracks
 import semflow.layers.tracking as tracking
@@ -28,16 +29,11 @@ from semflow.segmentation.base import Segmentation, Segmenter
 from semflow.segmentation.regions import Region
 from semflow.segmentation.temporal import carry_belief, fuse_with_prior, invert_flow
 from semflow.semantic import SemanticFlow
-from semflow.synthetic import random_texture
 from semflow.synthetic_video import make_sequence
 from semflow.temporal import label_flip_rate
 from semflow.video_state import VideoState, restore, snapshot
 
 ROAD, SKY, CAR = 3, 0, 8  # CamVid ids
-
-
-def texture(height: int, width: int, seed: int = 0) -> np.ndarray:
-    return np.clip(random_texture(height, width, np.random.default_rng(seed)) + 0.5, 0, 255).astype(np.uint8)
 
 
 def homography_pair(h: np.ndarray, height: int = 96, width: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
