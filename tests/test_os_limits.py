@@ -559,3 +559,85 @@ def test_root_of_a_rootless_container_is_held_to_the_process_limit(monkeypatch, 
     assert semflow.limits.limits_in_force("RLIMIT_NPROC") == "ulimit -u 200 processes"
     with pytest.raises(SemflowError, match="leaves this user 10 more processes"):
         cluster.check_process_room(2)
+
+
+def test_ulimit_u_binds_below_few_processes_left_and_where_they_cannot_be_counted(monkeypatch) -> None:
+    """ulimit -u is named as a cause with fewer than FEW_PROCESSES_LEFT processes left to the user, not with
+    exactly that many; where the running ones cannot be counted (no /proc) it may be the cause, so it is named."""
+    import resource
+
+    real = resource.getrlimit
+    few = semflow.limits.FEW_PROCESSES_LEFT
+    monkeypatch.setattr(semflow.limits.os, "getuid", lambda: 65534)
+    monkeypatch.setattr(semflow.limits.resource, "getrlimit",
+                        lambda which: (1000, 1000) if which == resource.RLIMIT_NPROC else real(which))
+    running = [1000 - few]
+    monkeypatch.setattr(semflow.limits, "tasks_of_user", lambda uid: running[0])
+    assert semflow.limits.processes_left() == few and semflow.limits.limits_in_force("RLIMIT_NPROC") == ""
+    running[0] += 1
+    assert semflow.limits.limits_in_force("RLIMIT_NPROC") == "ulimit -u 1000 processes"
+    running[0] = None
+    assert semflow.limits.processes_left() is None
+    assert semflow.limits.limits_in_force("RLIMIT_NPROC") == "ulimit -u 1000 processes"
+
+
+def test_root_where_no_user_namespace_can_be_read_is_exempt_and_an_unlimited_limit_is_not_named(
+        monkeypatch, tmp_path: Path) -> None:
+    """Root on a system without /proc/self/uid_map (not Linux) is the system's root: exempt from ulimit -u.
+    A limit that is unlimited (RLIM_INFINITY) is no limit at all: nothing is named."""
+    import resource
+
+    monkeypatch.setattr(semflow.limits.os, "getuid", lambda: 0)
+    monkeypatch.setattr(semflow.limits, "UID_MAP", str(tmp_path / "no_uid_map"))
+    monkeypatch.setattr(semflow.limits, "tasks_of_user", lambda uid: 10)
+    assert semflow.limits.exempt_from_process_limit() and semflow.limits.processes_left() is None
+    monkeypatch.setattr(semflow.limits.resource, "getrlimit", lambda which: (resource.RLIM_INFINITY,) * 2)
+    assert semflow.limits.limit_text("RLIMIT_AS") is None and semflow.limits.limits_in_force("RLIMIT_AS") == ""
+
+
+def test_the_tasks_of_a_user_are_the_threads_of_its_processes_by_real_uid(monkeypatch, tmp_path: Path) -> None:
+    """tasks_of_user counts what ulimit -u counts: the threads of every process whose real uid (the first
+    of /proc/PID/status's Uid line) is the user's; /proc/self (this process again) and processes that ended
+    or whose status reads oddly meanwhile are left out."""
+    proc = tmp_path / "proc"
+    statuses = {"100": "Name:\ta\nUid:\t1000\t1000\t1000\t1000\nThreads:\t3\n",
+                "101": "Name:\tb\nUid:\t2000\t1000\t1000\t1000\nThreads:\t5\n",  # effective 1000, real 2000
+                "self": "Name:\tc\nUid:\t1000\t1000\t1000\t1000\nThreads:\t7\n",
+                "102": "Uid:\t1000\t1000\t1000\t1000\nThreads:\tmany\n", "103": "Uid:\t1000\n",
+                "105": "Name:\td\nUid:\t1000\t0\t0\t0\nThreads:\t4\n"}
+    for name, text in statuses.items():
+        (proc / name).mkdir(parents=True)
+        (proc / name / "status").write_text(text)
+    (proc / "104").mkdir()  # (ended: no status)
+    real_open, real_scandir = open, os.scandir
+
+    def proc_open(path, *args, **kwargs):
+        return real_open(str(path).replace("/proc/", f"{proc}/", 1), *args, **kwargs)
+
+    monkeypatch.setattr(semflow.limits, "open", proc_open, raising=False)
+    monkeypatch.setattr(semflow.limits.os, "scandir", lambda path: real_scandir(proc if path == "/proc" else path))
+    assert semflow.limits.tasks_of_user(1000) == 3 + 4
+    assert semflow.limits.tasks_of_user(2000) == 5
+
+
+def test_a_local_ray_is_sized_by_the_workers_asked_for_and_never_told_of_fewer_than_no_processes_left(
+        monkeypatch) -> None:
+    """The room a local Ray needs is counted for the --workers given (not this machine's cores); where the user
+    already runs more than the limit allows (it was lowered meanwhile), 0 are left, not a negative count."""
+    import resource
+
+    from semflow.batch import cluster
+    from semflow.errors import SemflowError
+
+    real = resource.getrlimit
+    monkeypatch.setattr(semflow.limits.os, "getuid", lambda: 65534)
+    monkeypatch.setattr(semflow.limits.resource, "getrlimit",
+                        lambda which: (160, 160) if which == resource.RLIMIT_NPROC else real(which))
+    monkeypatch.setattr(semflow.limits, "tasks_of_user", lambda uid: 175)
+    workers = (os.cpu_count() or 1) + 3
+    needed = cluster.RAY_TASKS + workers * cluster.WORKER_TASKS
+    with pytest.raises(SemflowError) as raised:
+        cluster.start_ray(lambda **settings: None, None, workers)
+    assert f"leaves this user 0 more processes and threads, and a Ray of {workers} workers needs {needed}" \
+        in str(raised.value)
+    assert f"raise it by {needed + 15} or more" in str(raised.value)
