@@ -450,3 +450,19 @@ def test_the_clip_summary_is_the_exact_mean_and_range_of_the_numbers_it_has(seed
         assert summary[key] == (statistics.fmean(finite) if finite else None)
     mags = [r["magnitude"] for r in rows if r["magnitude"] is not None and r["magnitude"] == r["magnitude"]]
     assert (summary["magnitude_min"], summary["magnitude_max"]) == ((min(mags), max(mags)) if mags else (None, None))
+
+
+def test_a_clip_without_pairs_has_no_summary_numbers() -> None:
+    summary = TemporalMeter().summary()
+    assert summary and all(value is None for value in summary.values()), summary
+
+
+def test_write_plot_takes_the_seconds_of_the_pairs_it_has(monkeypatch, tmp_path: Path) -> None:
+    """Seconds for more pairs than the meter measured (an array of the run's records) are cut to its pairs."""
+    import semflow.plots
+
+    drawn = []
+    monkeypatch.setattr(semflow.plots, "write_plot", lambda path, pairs, title: drawn.append(pairs.column("seconds")))
+    meter = _meter_of([{"magnitude": 1.0}, {"magnitude": 2.0}])
+    meter.write_plot(tmp_path / "plot.png", "clip", np.array([0.5, 0.25, 9.0]))
+    assert drawn == [[0.5, 0.25]]
