@@ -416,3 +416,22 @@ def test_a_tiff_of_several_pages_given_as_a_video_is_refused(tmp_path: Path) -> 
         FrameSource(tmp_path / "stack.tif")
     tiff_of_pages(tmp_path / "thumbnail.tif", second=(6, 8), subfile_type=1)
     assert len(FrameSource(tmp_path / "thumbnail.tif")) == 1  # (then "need at least 2 frames", as before)
+
+
+@pytest.mark.parametrize(("colour_max", "alpha", "warned"), [(4095, None, True), (4096, None, False),
+                                                               (4095, 65535, True)])
+def test_the_12bit_warning_reads_the_colour_values_up_to_4095_only(colour_max: int, alpha: int | None, warned: bool,
+                                                                   monkeypatch) -> None:
+    """Colour values of at most 4095 are warned of, 4096 not; an alpha channel (opaque: 65535) is not
+    colour, and a blue channel above 4095 is (red and green below it say nothing alone)."""
+    monkeypatch.setattr(images, "_warned_unscaled", False)
+    image = np.zeros((4, 4, 3 if alpha is None else 4), np.uint16)
+    image[..., :2] = 100
+    image[0, 0, 2] = colour_max
+    if alpha is not None:
+        image[..., 3] = alpha
+    if warned:
+        with pytest.warns(SemflowWarning, match="12-bit data stored unscaled"):
+            to_rgb_uint8(image)
+    else:
+        to_rgb_uint8(image)  # (a warning would fail the test: they are errors in tests)
