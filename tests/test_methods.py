@@ -324,3 +324,10 @@ def test_a_feather_radius_out_of_range_is_one_error_before_any_work(radius: floa
     with pytest.raises(InputError, match=r"option 'feather_radius' takes 0 to 256\.0 px, not "):
         get_method("semantic", baseline="dis-fast", feather_radius=radius)
     assert get_method("semantic", baseline="dis-fast", feather_radius=0.0).feather_radius == 0.0
+
+
+def test_a_feather_radius_of_256_px_is_taken() -> None:
+    """The range 0 to MAX_FEATHER_RADIUS px includes its upper end as well as 0."""
+    from semflow.methods import MAX_FEATHER_RADIUS
+
+    assert get_method("semantic", baseline="dis-fast", feather_radius=MAX_FEATHER_RADIUS).feather_radius == 256.0
