@@ -213,3 +213,19 @@ def test_inner_feather_of_any_radius_stays_in_0_to_1_without_a_numpy_warning(see
     assert not ramp[~mask].any()
     if radius < 1.0:  # thinner than a pixel: the mask itself
         np.testing.assert_array_equal(ramp, mask)
+
+
+@pytest.mark.parametrize("radius", [0.0, -1.0, 2.0])
+def test_inner_feather_takes_any_nonzero_value_as_inside(radius: float) -> None:
+    """Nonzero is inside, negative values too; a radius of 0 or less gives the mask itself as 0 and 1 (a mask
+    of 255 is 1, not 255), with no division by zero."""
+    mask = np.zeros((9, 9), np.float32)
+    mask[2:7, 2:7] = 255.0
+    mask[4, 4] = -3.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ramp = inner_feather(mask, radius)
+    assert ramp.dtype == np.float32 and ramp.max() == 1.0 and (ramp[mask != 0] > 0).all()
+    assert not ramp[mask == 0].any()
+    if radius <= 0:
+        np.testing.assert_array_equal(ramp, mask != 0)
