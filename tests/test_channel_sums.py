@@ -76,3 +76,12 @@ def test_the_magnitude_of_integer_vectors_is_numpys_norm_without_overflow(vector
     """Integer components were squared in their own dtype: a uint8 or int16 flow's 200 * 200 wrapped round
     (|(200, 0)| read 64 as uint8) where np.linalg.norm, which squares in float64, did not."""
     assert same_bits(magnitude(vectors), np.linalg.norm(vectors, axis=-1))
+
+
+def test_a_length_of_float_and_integer_components_squares_the_integers_in_float64() -> None:
+    """length(u, v) with only one integer component: it is squared in float64 too (int16's 200 * 200 wraps)."""
+    from semflow.warp import length
+
+    u, v = np.array([0.0, 3.0], np.float32), np.array([200, 4], np.int16)
+    np.testing.assert_array_equal(length(u, v), [200.0, 5.0])
+    np.testing.assert_array_equal(length(v, u), [200.0, 5.0])
