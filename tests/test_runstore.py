@@ -532,3 +532,100 @@ def test_record_lines_as_the_previous_release_wrote_them_are_still_records(tmp_p
     assert not isinstance(table, int), f"pair {table} was not read as a record"
     assert [dataclass_dict(record) for record in table] == [json.loads(line) for line in lines]
     assert normaliser(table) == 2.452453136444092
+
+
+def _record_lines(*records: PairRecord) -> str:
+    return "".join(json.dumps(dataclass_dict(record)) + "\n" for record in records)
+
+
+def test_a_record_log_reads_its_files_in_the_order_opened_and_lists_pairs_in_order(tmp_path: Path) -> None:
+    """Record files are read in the order of their names (the time they were opened), so the latest record
+    of a pair counts whatever order the folder lists them in; pairs come back in order across pages; files of
+    another suffix, a folder named like a record file and a negative pair index are no records."""
+    from semflow.pair_records import PAGE_PAIRS, RecordLog
+
+    flow = np.random.default_rng(7).normal(0, 2, (6, 6, 2)).astype(np.float32)
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    far = 5 * PAGE_PAIRS + 3
+    for k in (3, 0, 4, 2, 1):  # (made out of order: the folder's own order is not the order opened)
+        records = ([PairRecord.of(far, flow, {}, 0.0)] if k == 0 else []) + [PairRecord.of(3, flow * (k + 1), {}, float(k))]
+        (folder / f"{k:020d}-1-{k}.jsonl").write_text(_record_lines(*records))
+    (folder / "00000000000000000009-1-x.jsonl.tmp").write_text(_record_lines(PairRecord.of(7, flow, {}, 0.0)))
+    (folder / "00000000000000000008-1-y.jsonl").mkdir()
+    (folder / "00000000000000000005-1-z.jsonl").write_text(_record_lines(PairRecord.of(5, flow, {}, 0.0)).replace(
+        '"index": 5', '"index": -5'))
+    log = RecordLog(folder)
+    assert log.indices() == [3, far]
+    assert log.get(3).seconds == 4.0 and log.get(3).max_flow == max_flow_of(flow * 5)
+    assert log.get(far).seconds == 0.0 and log.get(far - PAGE_PAIRS) is None and log.get(7) is None
+
+
+def test_a_record_table_is_read_again_for_pairs_another_writer_finished(tmp_path: Path) -> None:
+    """table(pairs) names the first pair without a record, after reading what other writers appended since;
+    get(refresh=True) reads them too. A table of no pairs is empty; slices of a table are its records."""
+    from semflow.pair_records import RecordLog
+
+    flow = np.random.default_rng(8).normal(0, 2, (6, 6, 2)).astype(np.float32)
+    records = [PairRecord.of(i, flow * (i + 1), {"baseline_flow": flow} if i % 2 else {}, i / 10) for i in range(5)]
+    writer = RecordLog(tmp_path / "pairs")
+    for i in (0, 3):
+        writer.append(records[i])
+    log = RecordLog(tmp_path / "pairs")
+    assert log.table(4) == 1 and log.table(1)[0] == records[0] and len(log.table(0)) == 0
+    writer.append(records[1])
+    writer.append(records[2])
+    assert log.get(2) is None and log.get(2, refresh=True) == records[2]
+    writer.append(records[4])
+    table = log.table(5)
+    assert not isinstance(table, int) and list(table) == records
+    assert table[1:4] == records[1:4] and table[::-2] == records[::-2] and table[-1] == records[4]
+
+
+def test_a_record_line_whose_names_or_numbers_are_of_another_type_is_not_a_record(tmp_path: Path) -> None:
+    """Extras that are not a list of names, a kept that is no name, statistics that are no dict, a number too
+    large for a float, or infinite, a field a record has not: none of these lines is a record (and none stops the others being read)."""
+    from semflow.pair_records import RecordLog
+
+    flow = np.random.default_rng(9).normal(0, 2, (6, 6, 2)).astype(np.float32)
+    good = json.loads(json.dumps(dataclass_dict(PairRecord.of(0, flow, {"baseline_flow": flow}, 0.5))))
+    odd = [{"extras": [{}]}, {"extras": [3]}, {"extras": "baseline_flow"}, {"kept": {}}, {"kept": 5},
+           {"stats": list(good["stats"])}, {"max_flow": 10**400}, {"seconds": float("inf")}, {"max_flow": 2},
+           {"colour": "red"}]
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    lines = [good] + [{**good, **change, "index": i} for i, change in enumerate(odd, 1)]
+    (folder / "0-1-a.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    log = RecordLog(folder)
+    assert log.indices() == [0] and log.get(0).extras == ["baseline_flow"]
+
+
+def test_a_record_line_read_while_unfinished_is_read_whole_once_finished(tmp_path: Path) -> None:
+    """A line another writer has not finished yet waits: once its end is written, the record is read whole;
+    a writer's own records are seen at once, without reading the files again."""
+    from semflow.pair_records import RecordLog
+
+    flow = np.random.default_rng(10).normal(0, 2, (6, 6, 2)).astype(np.float32)
+    first, second = PairRecord.of(0, flow, {}, 0.1), PairRecord.of(1, flow * 2, {}, 0.2)
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    line = _record_lines(second)
+    path = folder / "00000000000000000001-1-a.jsonl"
+    path.write_text(_record_lines(first) + line[:30])
+    log = RecordLog(folder)
+    assert log.indices() == [0]
+    with open(path, "a") as file:
+        file.write(line[30:])
+    assert log.get(1, refresh=True) == second
+    log.append(PairRecord.of(2, flow, {}, 0.3))
+    assert log.get(2).seconds == 0.3
+
+
+def test_the_records_of_a_run_with_a_pair_missing_are_one_error_naming_it(tmp_path: Path) -> None:
+    flow = np.random.default_rng(11).normal(0, 2, (6, 6, 2)).astype(np.float32)
+    store = RunStore(tmp_path, save_flo=False, cache_pairs=0)
+    for i in (0, 1, 3):
+        store.save_record(PairRecord.of(i, flow, {}, 0.0), flow)
+    assert len(store.records(2)) == 2
+    with pytest.raises(InputError, match="the record of pair 2 is missing or damaged"):
+        store.records(4)
