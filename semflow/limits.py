@@ -145,15 +145,23 @@ UID_MAP = "/proc/self/uid_map"
 
 
 def exempt_from_process_limit() -> bool:
-    """Whether the kernel exempts this process from ``ulimit -u``: the system's root is, root in a user
-    namespace of its own (a rootless container: uid 0 mapped to another user outside) is not."""
-    if os.getuid() != 0:
-        return False
+    """Whether the kernel exempts this process from ``ulimit -u``: where its real uid is the system's root
+    (uid 0 outside every user namespace: ``0 0 4294967295``, or a container whose map keeps 0 as 0, as
+    ``0 0 65536``), not where uid 0 of a namespace of its own is another user outside (a rootless container)."""
+    uid = os.getuid()
     try:
         with open(UID_MAP, encoding="ascii") as uid_map:
-            return uid_map.read().split()[:3] == ["0", "0", "4294967295"]  # (the whole range, unmapped)
+            lines = [line.split() for line in uid_map]
     except OSError:  # (no /proc, not Linux: no user namespaces)
-        return True
+        return uid == 0
+    for fields in lines:
+        try:
+            inside, outside, count = (int(field) for field in fields)
+        except ValueError:  # (not three numbers: not a line of the kernel's)
+            continue
+        if inside <= uid < inside + count:
+            return outside + (uid - inside) == 0
+    return False
 
 
 def processes_left() -> int | None:

@@ -641,3 +641,22 @@ def test_a_local_ray_is_sized_by_the_workers_asked_for_and_never_told_of_fewer_t
     assert f"leaves this user 0 more processes and threads, and a Ray of {workers} workers needs {needed}" \
         in str(raised.value)
     assert f"raise it by {needed + 15} or more" in str(raised.value)
+
+
+@pytest.mark.parametrize(("uid", "mapping", "exempt"), [
+    (0, "0 0 4294967295", True),       # the system's root
+    (0, "0 0 65536", True),            # a container that keeps root as root: the kernel exempts it too
+    (0, "0 100000 65536", False),      # root of a rootless container: another user outside
+    (1000, "0 0 4294967295", False),   # an ordinary user of the system
+    (1000, "1000 0 1\n0 100000 1000", True),  # a namespace whose user 1000 is the system's root
+    (1000, "0 100000 1000", False),    # a uid the map does not hold
+])
+def test_the_process_limit_exempts_whoever_is_the_systems_root_outside(
+        monkeypatch, tmp_path: Path, uid: int, mapping: str, exempt: bool) -> None:
+    """The kernel skips ulimit -u for a real uid that is uid 0 outside every user namespace, read through
+    the map's ``inside outside count`` lines, whatever the map's count."""
+    uid_map = tmp_path / "uid_map"
+    uid_map.write_text(mapping + "\n")
+    monkeypatch.setattr(semflow.limits, "UID_MAP", str(uid_map))
+    monkeypatch.setattr(semflow.limits.os, "getuid", lambda: uid)
+    assert semflow.limits.exempt_from_process_limit() is exempt
