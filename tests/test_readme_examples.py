@@ -1,11 +1,13 @@
-"""README.md's examples, tested so that the documentation cannot drift from the code.
+"""The examples of README.md and of its reference pages, docs/*.md, tested so that the documentation cannot
+drift from the code. Every check below reads every page of :data:`PAGES` (README.md and each docs/*.md but
+those :data:`NOT_CHECKED` names), and says where it found a problem by page and line (``docs/batch.md:12``).
 
-- Every ```python block runs, on small inputs made here: the blocks of one section run in order in one
-  namespace (the Python API's second block uses the first one's ``method``), in a fresh folder that holds
+- Every ```python block runs, on small inputs made here: the blocks of one section of a page run in order
+  in one namespace (the Python API's second block uses the first one's ``method``), in a fresh folder that holds
   the files the block names (a video, frames, a .flo: synthetic, with the names the README gives them);
   what the README says a block gives is asserted afterwards (a shape, a type, a file written).
   Where a block names something the user brings that cannot be made small, it is replaced by
-  :data:`SUBSTITUTES` (each a visible text replacement that must match the README): the CLIP checkpoint
+  :data:`SUBSTITUTES` (each a visible text replacement that must match the page): the CLIP checkpoint
   ``~/models/ViT-B-32.pt`` becomes a tiny OpenCLIP model with random weights, saved as a checkpoint.
   ``../shared/data/middlebury`` is a small synthetic dataset in Middlebury's layout at that path.
 - Every ``semflow ...`` command line (in ```bash blocks and in inline code) names a command of
@@ -52,6 +54,8 @@ from semflow.synthetic import translation_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+NOT_CHECKED = {"docs/design-notes.md": "the history of each rule: no example to run, no fenced block"}
+"""docs/ pages these checks leave alone, and why (a test sees that each still holds no fenced block)."""
 
 
 # --- reading the README -------------------------------------------------------------------------
@@ -59,15 +63,17 @@ README = ROOT / "README.md"
 
 @dataclass(frozen=True)
 class Block:
-    """A fenced code block: its language, the line its code starts on, its section heading and its code."""
+    """A fenced code block: its language, the line its code starts on, its section heading, its code and
+    the page it is on (README.md, docs/x.md)."""
 
     language: str
     line: int
     section: str
     code: str
+    page: str = ""
 
 
-def fenced_blocks(text: str) -> list[Block]:
+def fenced_blocks(text: str, page: str = "") -> list[Block]:
     """Every fenced block of a Markdown text (indented fences too, their indent removed)."""
     blocks, section, lines = [], "", text.splitlines()
     k = 0
@@ -81,7 +87,7 @@ def fenced_blocks(text: str) -> list[Block]:
             k += 1
             while not re.match(r" *```\s*$", lines[k]):
                 k += 1
-            blocks.append(Block(language, start + 1, section, "\n".join(line[indent:] for line in lines[start:k])))
+            blocks.append(Block(language, start + 1, section, "\n".join(line[indent:] for line in lines[start:k]), page))
         k += 1
     return blocks
 
@@ -99,21 +105,41 @@ def inline_code(text: str) -> list[tuple[int, str]]:
             for m in re.finditer(r"`([^`]+)`", outside)]
 
 
-TEXT = README.read_text(encoding="utf-8")
-BLOCKS = fenced_blocks(TEXT)
-PYTHON_SECTIONS: dict[str, list[Block]] = {}
+def checked_pages() -> dict[str, str]:
+    """{name: text} of README.md and every docs/*.md but :data:`NOT_CHECKED`'s, names relative to the
+    repository."""
+    paths = [README, *sorted((ROOT / "docs").glob("*.md"))]
+    return {name: path.read_text(encoding="utf-8") for path in paths
+            if (name := path.relative_to(ROOT).as_posix()) not in NOT_CHECKED}
+
+
+PAGES = checked_pages()
+BLOCKS = [block for page, text in PAGES.items() for block in fenced_blocks(text, page)]
+PYTHON_SECTIONS: dict[tuple[str, str], list[Block]] = {}
 for _block in BLOCKS:
     if _block.language == "python":
-        PYTHON_SECTIONS.setdefault(_block.section, []).append(_block)
+        PYTHON_SECTIONS.setdefault((_block.page, _block.section), []).append(_block)
 
 
-def test_the_readme_is_read_as_it_is_written() -> None:
-    """The block reader sees the README's blocks (a reader that found none would pass everything below)."""
+def test_the_pages_are_read_as_they_are_written() -> None:
+    """The block reader sees the pages' blocks (a reader that found none would pass everything below)."""
     languages = [block.language for block in BLOCKS]
     assert languages.count("python") >= 7 and languages.count("bash") >= 9
-    assert fenced_blocks("# A\n```python\nx = 1\n```\n  ```bash\n  semflow methods\n  ```\n") == [
-        Block("python", 3, "A", "x = 1"), Block("bash", 6, "A", "semflow methods")]
+    assert fenced_blocks("# A\n```python\nx = 1\n```\n  ```bash\n  semflow methods\n  ```\n", "p.md") == [
+        Block("python", 3, "A", "x = 1", "p.md"), Block("bash", 6, "A", "semflow methods", "p.md")]
     assert inline_code("a `semflow run\nx` b\n```\n`no`\n```\n`c`") == [(1, "semflow run x"), (6, "c")]
+
+
+def test_every_docs_page_is_checked_or_has_nothing_to_check() -> None:
+    """A new docs/*.md is checked as README.md is; a page left alone holds no fenced block (an example added
+    to it would go untested)."""
+    assert "README.md" in PAGES
+    for path in sorted((ROOT / "docs").glob("*.md")):
+        name = path.relative_to(ROOT).as_posix()
+        if name in NOT_CHECKED:
+            assert fenced_blocks(path.read_text(encoding="utf-8")) == [], f"{name} has blocks: check it"
+        else:
+            assert name in PAGES
 
 
 # --- 1. every python block runs -----------------------------------------------------------------
@@ -122,12 +148,12 @@ TINY_CLIP = {"embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 2, "wid
              "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}}
 """A tiny OpenCLIP architecture (2-layer towers) that stands in for the README's ViT-B-32 checkpoint."""
 
-SUBSTITUTES: dict[str, list[tuple[str, str]]] = {
-    "Python API": [('prior="clip", clip_weights="~/models/ViT-B-32.pt"',
+SUBSTITUTES: dict[tuple[str, str], list[tuple[str, str]]] = {
+    ("README.md", "Python API"): [('prior="clip", clip_weights="~/models/ViT-B-32.pt"',
                     'prior="clip", clip_model=TINY_CLIP_MODEL, clip_weights=TINY_CLIP_WEIGHTS')],
-    "3. Run": [('ClipPriorSpec("ViT-B-32", "~/models/ViT-B-32.pt",', "ClipPriorSpec(TINY_CLIP_MODEL, TINY_CLIP_WEIGHTS,")],
+    ("README.md", "3. Run"): [('ClipPriorSpec("ViT-B-32", "~/models/ViT-B-32.pt",', "ClipPriorSpec(TINY_CLIP_MODEL, TINY_CLIP_WEIGHTS,")],
 }
-"""Per section, (README text, what runs instead): a CLIP checkpoint of 340 MB, which the user downloads,
+"""Per (page, section), (the page's text, what runs instead): a CLIP checkpoint of 340 MB, which the user downloads,
 becomes a tiny model of the same format (the same loading code runs)."""
 
 
@@ -274,37 +300,39 @@ def check_options_class(work: Path, names: dict, printed: str) -> None:
         options.sigma = 2.0
 
 
-SECTIONS: dict[str, tuple[Callable[[Path, dict], None] | None, Callable[[Path, dict, str], None]]] = {
-    "Many clips and clusters": (setup_batch, check_batch),
-    "A weighted median after `discrete`'s refinement (option `median_radius`, Python)": (setup_pair_arrays, check_median),
-    "Segmentation": (setup_street_frame, check_segmentation),
-    "3. Run": (setup_clip_prior, check_clip_prior),
-    "Python API": (setup_python_api, check_python_api),
-    "How to add a flow method": (None, check_options_class),
+SectionChecks = tuple[Callable[[Path, dict], None] | None, Callable[[Path, dict, str], None]]
+SECTIONS: dict[tuple[str, str], SectionChecks] = {
+    ("README.md", "Many clips and clusters"): (setup_batch, check_batch),
+    ("README.md", "A weighted median after `discrete`'s refinement (option `median_radius`, Python)"):
+        (setup_pair_arrays, check_median),
+    ("README.md", "Segmentation"): (setup_street_frame, check_segmentation),
+    ("README.md", "3. Run"): (setup_clip_prior, check_clip_prior),
+    ("README.md", "Python API"): (setup_python_api, check_python_api),
+    ("README.md", "How to add a flow method"): (None, check_options_class),
 }
-"""Per README section with python blocks: what its folder and namespace hold first (None: nothing), and
-what the README says its blocks give, checked after they ran."""
+"""Per (page, section) with python blocks: what its folder and namespace hold first (None: nothing), and
+what the page says its blocks give, checked after they ran."""
 
 
 def test_every_python_section_has_a_setup_and_a_check() -> None:
-    assert sorted(PYTHON_SECTIONS) == sorted(SECTIONS), "a README section with python blocks and no test here"
+    assert sorted(PYTHON_SECTIONS) == sorted(SECTIONS), "a section of a page with python blocks and no test here"
     assert sum(len(blocks) for blocks in PYTHON_SECTIONS.values()) >= 7
 
 
-def substituted(section: str, blocks: list[Block]) -> list[str]:
-    """The code of a section's blocks with its :data:`SUBSTITUTES` applied, each found once in the README's
-    text, every block given its README line numbers (a traceback names README.md's line)."""
+def substituted(section: tuple[str, str], blocks: list[Block]) -> list[str]:
+    """The code of a (page, section)'s blocks with its :data:`SUBSTITUTES` applied, each found once in the
+    page's text, every block given its line numbers on the page (a traceback names the page's line)."""
     codes = [block.code for block in blocks]
     for said, runs in SUBSTITUTES.get(section, []):
         found = sum(code.count(said) for code in codes)
-        assert found == 1, f"README section {section!r} says {said!r} {found} times, not once: update SUBSTITUTES"
+        assert found == 1, f"{section[0]} section {section[1]!r} says {said!r} {found} times, not once: update SUBSTITUTES"
         codes = [code.replace(said, runs) for code in codes]
     return ["\n" * (block.line - 1) + code for block, code in zip(blocks, codes)]
 
 
-@pytest.mark.parametrize("section", sorted(PYTHON_SECTIONS))
-def test_python_blocks_run(section: str, tmp_path: Path, monkeypatch, capsys, request) -> None:
-    if section == "Many clips and clusters":
+@pytest.mark.parametrize("section", sorted(PYTHON_SECTIONS), ids=": ".join)
+def test_python_blocks_run(section: tuple[str, str], tmp_path: Path, monkeypatch, capsys, request) -> None:
+    if section[1] == "Many clips and clusters":
         pytest.importorskip("ray", reason="the batch extra is not installed")
     setup, check = SECTIONS[section]
     work = tmp_path / "work"
@@ -321,8 +349,8 @@ def test_python_blocks_run(section: str, tmp_path: Path, monkeypatch, capsys, re
         names["TINY_CLIP_MODEL"], names["TINY_CLIP_WEIGHTS"] = request.getfixturevalue("tiny_clip")
     capsys.readouterr()
     for source in substituted(section, blocks):
-        code = compile(source, str(README), "exec", dont_inherit=True)  # (not this file's __future__)
-        exec(code, names)  # noqa: S102 (the README's own example)
+        code = compile(source, str(ROOT / section[0]), "exec", dont_inherit=True)  # (not this file's __future__)
+        exec(code, names)  # noqa: S102 (the page's own example)
     check(work, names, capsys.readouterr().out)
 
 
@@ -337,7 +365,7 @@ PARTIAL = {"..."}
 
 @dataclass(frozen=True)
 class CommandLine:
-    """A ``semflow`` command line found in the README: where, its words after ``semflow``, and whether it is
+    """A ``semflow`` command line found on a page: where (page:line), its words after ``semflow``, and whether it is
     a complete example (every required argument must be there) or a mention of some of its options."""
 
     where: str
@@ -359,24 +387,31 @@ def commands_in_shell(code: str) -> Iterator[list[str]]:
             command.append(word)
 
 
-def bash_commands() -> list[CommandLine]:
+SYNOPSES = [block for block in BLOCKS if block.section == "Command line" and block.language == "bash"]
+"""The synopsis (`semflow CMD ARG --required VALUE [--option NAME (default)] ...` a line) under "Command line":
+checked against the commands (section 2 below), not as command lines."""
+
+
+def bash_commands(blocks: list[Block]) -> list[CommandLine]:
+    """The ``semflow`` command lines of the bash blocks (but the synopsis), each a complete example unless
+    it holds ``...``."""
     found = []
-    for block in BLOCKS:
-        if block.language == "bash" and block.section != "Command line":  # (the synopsis: see below)
+    for block in blocks:
+        if block.language == "bash" and block not in SYNOPSES:
             for number, line in enumerate(block.code.replace("\\\n", "  ").splitlines()):
                 for words in commands_in_shell(line):
-                    found.append(CommandLine(f"README.md:{block.line + number}", tuple(words),
+                    found.append(CommandLine(f"{block.page}:{block.line + number}", tuple(words),
                                              complete=not PARTIAL & set(words)))
     return found
 
 
-def inline_commands() -> list[CommandLine]:
+def inline_commands(pages: dict[str, str]) -> list[CommandLine]:
     """``semflow CMD ...`` in inline code; one that gives a command an argument (and has no ``...``) is a
     complete example, one of options alone (`semflow run --resume`) a mention of them. A span that starts
     with a command's name and holds an option (`flow -o ok.flo --viz ro/v.png`, `run --out DIR`) is a
     mention too."""
     found = []
-    for line, code in inline_code(TEXT):
+    for page, line, code in ((page, line, code) for page, text in pages.items() for line, code in inline_code(text)):
         if re.match(r"(\.venv/bin/)?semflow [a-z-]", code):
             words = tuple(shlex.split(code)[1:])
             probe = without_imagined(words[:-1] if words[-1].startswith("-") else words)  # (`compare --json`)
@@ -385,9 +420,9 @@ def inline_commands() -> list[CommandLine]:
                 given = any(isinstance(p, click.Argument) and was_given(values.get(p.name)) for p in command.params)
             except click.UsageError:
                 given = True  # (checked as complete: the error shows)
-            found.append(CommandLine(f"README.md:{line}", words, complete=given and not PARTIAL & set(words)))
+            found.append(CommandLine(f"{page}:{line}", words, complete=given and not PARTIAL & set(words)))
         elif code.split()[0] in semflow_group.commands and " -" in code:
-            found.append(CommandLine(f"README.md:{line}", tuple(shlex.split(code)), complete=False))
+            found.append(CommandLine(f"{page}:{line}", tuple(shlex.split(code)), complete=False))
     return found
 
 
@@ -424,7 +459,7 @@ def parse(words: tuple[str, ...]) -> tuple[click.Command, dict, list[str]]:
 
 
 def check_command_line(words: tuple[str, ...], complete: bool) -> list[str]:
-    """What is wrong with a README command line (nothing: [])."""
+    """What is wrong with a command line of a page (nothing: [])."""
     words = without_imagined(words)
     if not complete and len(words) > 1 and words[-1].startswith("-"):  # (a mention: `semflow compare --json`)
         words, mentioned = words[:-1], words[-1]
@@ -453,7 +488,7 @@ def check_command_line(words: tuple[str, ...], complete: bool) -> list[str]:
     return wrong
 
 
-COMMAND_LINES = bash_commands() + inline_commands()
+COMMAND_LINES = bash_commands(BLOCKS) + inline_commands(PAGES)
 
 
 @pytest.mark.parametrize("line", COMMAND_LINES, ids=lambda c: f"{c.where} semflow {' '.join(c.words)[:60]}")
@@ -479,39 +514,59 @@ def test_the_command_line_check_can_fail() -> None:
 
 OTHER_TOOLS_OPTIONS = {"--num-cpus": "ray start", "--head": "ray start", "--port": "ray start",
                        "--disk-only": "scripts/bench_batch.py", "--help": "every command (click's own)"}
-"""Options the README names in inline code that belong to another program."""
+"""Options the pages name in inline code that belong to another program."""
 
 
-def option_mentions() -> list[tuple[int, str, list[str]]]:
-    """(line, option, values) of every inline code span that is an option (`--cache-mb`, `--cache-mb 0`,
+def option_mentions(pages: dict[str, str]) -> list[tuple[str, str, list[str]]]:
+    """(page:line, option, values) of every inline code span that is an option (`--cache-mb`, `--cache-mb 0`,
     `--device cpu|cuda|auto`, `--progress/--no-progress`): each option, with the values it shows."""
     found = []
-    for line, code in inline_code(TEXT):
-        if re.match(r"--[a-z]|-[a-z]( |$)", code):
-            option, _, value = code.partition(" ")
-            for name in option.split("/"):
-                found.append((line, name.split("=")[0], value.split("|") if "|" in value else []))
+    for page, text in pages.items():
+        for line, code in inline_code(text):
+            if re.match(r"--[a-z]|-[a-z]( |$)", code):
+                option, _, value = code.partition(" ")
+                for name in option.split("/"):
+                    found.append((f"{page}:{line}", name.split("=")[0], value.split("|") if "|" in value else []))
     return found
+
+
+def option_problems(mentions: list[tuple[str, str, list[str]]]) -> list[str]:
+    """What is wrong with the options mentioned: one no semflow command (nor :data:`OTHER_TOOLS_OPTIONS`'s
+    program) has, a value that is none of its choices."""
+    params = [p for command in semflow_group.commands.values() for p in command.params]
+    wrong = []
+    for where, name, values in mentions:
+        offering = [p for p in params if name in p.opts + p.secondary_opts]
+        if not offering:
+            if name not in OTHER_TOOLS_OPTIONS:
+                wrong.append(f"{where}: {name} is an option of no semflow command")
+            continue
+        for value in values:
+            choices = {c for p in offering if isinstance(p.type, click.Choice) for c in p.type.choices}
+            if choices and value not in choices:
+                wrong.append(f"{where}: {name} {value}: not one of {sorted(choices)}")
+    return wrong
 
 
 def test_every_option_mentioned_is_an_option_of_a_command() -> None:
     """`--cache-mb` in the prose names an option some semflow command has; `--device cpu|cuda|auto` shows
     valid values of it."""
-    mentions = option_mentions()
+    mentions = option_mentions(PAGES)
     assert len(mentions) > 100
-    params = [p for command in semflow_group.commands.values() for p in command.params]
-    wrong = []
-    for line, name, values in mentions:
-        offering = [p for p in params if name in p.opts + p.secondary_opts]
-        if not offering:
-            if name not in OTHER_TOOLS_OPTIONS:
-                wrong.append(f"README.md:{line}: {name} is an option of no semflow command")
-            continue
-        for value in values:
-            choices = {c for p in offering if isinstance(p.type, click.Choice) for c in p.type.choices}
-            if choices and value not in choices:
-                wrong.append(f"README.md:{line}: {name} {value}: not one of {sorted(choices)}")
-    assert wrong == []
+    assert option_problems(mentions) == []
+
+
+def test_a_broken_docs_page_fails() -> None:
+    """The checks read a docs page as they read README.md, and name its file and line: an option renamed in
+    its prose, a command line of its bash block or its inline code that no longer parses."""
+    page = {"docs/x.md": "# X\n\nUse `--cache-mib 0`, or `--preset fast|fastest`.\n\n```bash\nsemflow run v.mp4 --outdir o\n```\n"
+                         "then `semflow flow a.png b.png --vizz v.png`.\n"}
+    assert option_problems(option_mentions(page)) == [
+        "docs/x.md:3: --cache-mib is an option of no semflow command",
+        "docs/x.md:3: --preset fastest: not one of ['accurate', 'balanced', 'fast']"]
+    lines = bash_commands(fenced_blocks(page["docs/x.md"], "docs/x.md")) + inline_commands(page)
+    assert [line.where for line in lines] == ["docs/x.md:6", "docs/x.md:8"]
+    assert ["No such option" in check_command_line(line.words, line.complete)[0] for line in lines] == [True, True]
 
 
 def synopsis_problems(synopsis: str) -> list[str]:
@@ -565,10 +620,11 @@ def synopsis_problems(synopsis: str) -> list[str]:
     return wrong
 
 
-SYNOPSIS = next(block.code for block in BLOCKS if block.section == "Command line" and block.language == "bash")
+SYNOPSIS = SYNOPSES[0].code if SYNOPSES else ""
 
 
 def test_the_synopsis_matches_the_commands() -> None:
+    assert len(SYNOPSES) == 1, "one synopsis, the bash block under a page's \"Command line\""
     assert synopsis_problems(SYNOPSIS) == []
 
 
@@ -585,7 +641,7 @@ def test_the_synopsis_check_can_fail() -> None:
     assert synopsis_problems(SYNOPSIS.replace("semflow methods\n", "")) == ["methods: not in the synopsis"]
 
 
-# --- 3. every semflow name the README gives exists ----------------------------------------------
+# --- 3. every semflow name the pages give exists ----------------------------------------------
 
 
 def names_in_python(code: str) -> set[str]:
@@ -607,7 +663,7 @@ def names_in_python(code: str) -> set[str]:
 
 def names_in_prose(text: str) -> set[str]:
     """``semflow.x.y`` (up to a bracket: `semflow.synthetic_video.make_sequence()`) and ``from semflow.x import
-    a, b`` in the README's inline code."""
+    a, b`` in a page's inline code."""
     found = set()
     for _, code in inline_code(text):
         for module, imported in re.findall(r"from (semflow[\w.]*) import ([\w, ]+)", code):
@@ -633,7 +689,7 @@ def resolve(dotted: str) -> object:
     raise ImportError(dotted)
 
 
-README_NAMES = sorted(names_in_prose(TEXT) | {name for block in BLOCKS if block.language == "python"
+README_NAMES = sorted({name for text in PAGES.values() for name in names_in_prose(text)} | {name for block in BLOCKS if block.language == "python"
                                              for name in names_in_python(block.code)})
 
 
@@ -646,7 +702,7 @@ def test_names_are_found() -> None:
 
 
 @pytest.mark.parametrize("name", README_NAMES)
-def test_named_in_the_readme_and_importable(name: str) -> None:
+def test_named_on_a_page_and_importable(name: str) -> None:
     resolve(name)
 
 
@@ -667,11 +723,11 @@ SHORT_NAMES = {
     "register_method": "semflow.methods.register_method", "thing_params_for": "semflow.layers.things.params.thing_params_for",
     "TemporalSegmentation": "semflow.segmentation.temporal.TemporalSegmentation",
 }
-"""Names the README's prose uses without their module, and where they live."""
+"""Names the pages' prose uses without their module, and where they live."""
 
 
-def short_name_problems(text: str) -> list[str]:
-    """What is wrong with the README's inline Python that uses :data:`SHORT_NAMES` or ``get_method``: a
+def short_name_problems(text: str, page: str = "README.md") -> list[str]:
+    """What is wrong with a page's inline Python that uses :data:`SHORT_NAMES` or ``get_method``: a
     keyword the function or dataclass does not take, an attribute (`ThingParams.search_missed`) it lacks,
     a method option ``get_method("NAME", option=...)`` the method does not declare."""
     from semflow.methods import method_options
@@ -691,20 +747,20 @@ def short_name_problems(text: str) -> list[str]:
                         method = node.args[0].value
                         declared = IMAGINED.get(method) and {o[2:] for o in IMAGINED[method]} or {
                             info.name for info in method_options(method)}
-                        wrong += [f"README.md:{line}: {method} has no option {k}" for k in keywords if k not in declared]
+                        wrong += [f"{page}:{line}: {method} has no option {k}" for k in keywords if k not in declared]
                     elif name in SHORT_NAMES:
                         import inspect
 
                         taken = inspect.signature(resolve(SHORT_NAMES[name])).parameters
-                        wrong += [f"README.md:{line}: {name} takes no {k}" for k in keywords if k not in taken]
+                        wrong += [f"{page}:{line}: {name} takes no {k}" for k in keywords if k not in taken]
                 elif isinstance(node, ast.Attribute) and ast.unparse(node.value) in ("ThingParams", "MotionParams"):
                     if not hasattr(resolve(SHORT_NAMES[ast.unparse(node.value)]), node.attr):
-                        wrong.append(f"README.md:{line}: {ast.unparse(node.value)} has no {node.attr}")
+                        wrong.append(f"{page}:{line}: {ast.unparse(node.value)} has no {node.attr}")
     return wrong
 
 
 def test_inline_python_calls_take_the_keywords_shown() -> None:
-    assert short_name_problems(TEXT) == []
+    assert [problem for page, text in PAGES.items() for problem in short_name_problems(text, page)] == []
 
 
 def test_the_inline_python_check_can_fail() -> None:
@@ -714,7 +770,7 @@ def test_the_inline_python_check_can_fail() -> None:
 
 
 def extras_named(text: str) -> set[str]:
-    """The pip extras the README installs or names: `semflow[clip]`, `".[dev,clip]"`."""
+    """The pip extras a page installs or names: `semflow[clip]`, `".[dev,clip]"`."""
     return {extra for group in re.findall(r"(?:semflow|\.)\[([a-z,]+)\]", text) for extra in group.split(",")}
 
 
@@ -722,5 +778,5 @@ def test_every_extra_named_is_declared() -> None:
     tomllib = pytest.importorskip("tomllib", reason="Python 3.10 has no tomllib")
     declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
     assert extras_named("`pip install 'semflow[clip]'`, `pip install -e \".[dev,gpu]\"`") == {"clip", "dev", "gpu"}
-    named = extras_named(TEXT)
+    named = {extra for text in PAGES.values() for extra in extras_named(text)}
     assert len(named) >= 4 and named - declared == set()
