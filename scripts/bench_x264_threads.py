@@ -87,7 +87,7 @@ def main() -> None:
             print(lines[-1], flush=True)
     lines += ["", "Why one thread: with frame threads x264's rate control (the segment's bit-rate cap) codes the same"
               " pairs differently run to run, so a run drawn from the intermediate, or resumed, did not give the"
-              " same videos twice (the README promises a resumed run's videos byte for byte)."]
+              " same videos twice (docs/command-line.md promises a resumed run's videos byte for byte)."]
     write_section("batch-x264", "\n".join(lines))
 
 

@@ -7,7 +7,7 @@ it and hands the filled dataclass to the method's builder. The builder of ``sema
 and passes them to :class:`~semflow.semantic.SemanticFlow` ready-made, so nothing below the registry
 imports it. Modules are imported on first use: listing methods or their options stays cheap.
 
-Adding a method: see "How to add a flow method" in README.md.
+Adding a method: see docs/adding-a-method.md ("How to add a flow method").
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ MAX_FLOW_LIMITS = (1e-3, 1e6)
 dark, and float32 flows divided by less overflow; beyond a million pixels every flow is white."""
 DEFAULT_PERCENTILE = 99.0
 """Every picture semflow draws is normalised by this percentile of the magnitudes it shows, unless told
-a ``max_flow``: a few outliers do not wash out the colours (the README states it)."""
+a ``max_flow``: a few outliers do not wash out the colours (docs/conventions.md states it)."""
 MIN_MAX_FLOW = 1.0
 """The smallest normaliser (px) :func:`max_flow_of` gives: a still or nearly still flow stays dark instead
 of its sub-pixel noise being drawn at full saturation."""

@@ -246,7 +246,7 @@ def test_dis_on_a_thin_strip_still_measures_motion() -> None:
 
 
 def test_a_new_method_is_one_class_one_options_dataclass_and_one_registration(shifted) -> None:
-    """README's "How to add a flow method", followed to the letter."""
+    """docs/adding-a-method.md ("How to add a flow method"), followed to the letter."""
     from dataclasses import dataclass
 
     import cv2

@@ -35,7 +35,7 @@ def _coded(tmp_path: Path, flows: list[np.ndarray], shape: tuple[int, int], per_
 def test_a_segment_of_the_intermediate_is_coded_the_same_every_time(tmp_path: Path) -> None:
     """x264 with two frame threads and a rate cap coded the same pairs differently run to run (a probe:
     6 encodes, 6 outputs), so a resumed run drawn from the intermediate was not byte for byte the
-    uninterrupted one, as the README promises."""
+    uninterrupted one, as docs/command-line.md promises."""
     scene = make_scene(120, 160, seed=1)
     rng = np.random.default_rng(0)
     flows = [(scene.flow * (1 + 0.05 * k) + rng.normal(0, 0.3, scene.flow.shape)).astype(np.float32)

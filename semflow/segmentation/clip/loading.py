@@ -236,7 +236,7 @@ def load_clip_model(model_name: str, weights: str | os.PathLike | None, *, devic
     """
     if weights is None or str(weights) == "":
         raise InputError("the CLIP prior needs --clip-weights PATH, a CLIP checkpoint file you downloaded "
-                         "(OpenAI .pt or OpenCLIP .bin/.safetensors); semflow never downloads one (see the README, 'CLIP as a semantic prior')")
+                         "(OpenAI .pt or OpenCLIP .bin/.safetensors); semflow never downloads one (see docs/clip.md, 'CLIP as a semantic prior')")
     path = Path(weights).expanduser()
     if not path.exists():
         raise WeightsError(f"{path}: no such CLIP weights file")
