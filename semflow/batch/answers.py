@@ -55,8 +55,12 @@ def lost_worker(error: RayActorError, chunk: Chunk | None) -> str:
 
 def receive(value: Any, clip: ClipState, kind: str, chunk: Chunk | None, tasks: TaskQueue,
             progress: BatchProgress) -> Iterator[InputResult]:
-    """Take the answer ``value`` of the clip's task (``kind``, ``chunk``: as sent; an error when it
-    raised or its worker died) into the clip's result; yield the result when it is known now."""
+    """Take the answer ``value`` of the clip's task into the clip's result; yield the result when it is
+    known now. ``kind`` and ``chunk`` are the task as sent (:func:`semflow.batch.workers.send`):
+    ``compute`` (the chunk's pairs; the answer: a dict of pairs computed and resumed, wall and stage
+    seconds), ``single`` (the whole clip computed and drawn in one pass) or ``finish`` (the clip's drawing),
+    both answered with the clip's ``summary.json``; ``value`` is a RayTaskError when the task raised, a
+    RayActorError when its worker died."""
     task_back(clip, tasks)
     if clip.result.status != "pending":
         return  # the clip already failed; its finished pairs are kept for --resume
