@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from semflow.errors import InputError, SemflowWarning
+from semflow.io.frame_folder import folder_images
 from semflow.io.images import write_image
-from semflow.io.video import FrameSource, folder_images
+from semflow.io.video import FrameSource
 
 
 def frames_named(folder: Path, names: list[str], size: tuple[int, int] = (12, 16)) -> Path:

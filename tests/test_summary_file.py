@@ -1,4 +1,4 @@
-"""summary.json as ``semflow run`` writes it (pipeline.write_summary): the same text as ``dumps_strict(summary,
+"""summary.json as ``semflow run`` writes it (run_summary.write_summary): the same text as ``dumps_strict(summary,
 indent=2)``, written without holding that text, or a string for each listed output, whole."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from semflow.io.jsonfile import dumps_strict
-from semflow.pipeline import write_summary
+from semflow.run_summary import write_summary
 
 
 class _Store:
