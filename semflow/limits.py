@@ -143,17 +143,26 @@ def tasks_of_user(uid: int) -> int | None:
 UID_MAP = "/proc/self/uid_map"
 """This process's user namespace's user ids: ``inside outside count`` lines (``0 0 4294967295``: the system's own)."""
 
+NPROC_PER_NAMESPACE = (5, 14)
+"""The Linux release from which ``ulimit -u`` counts a user's processes per user namespace and exempts only
+root of the initial namespace; before it, every process whose real uid was uid 0 outside was exempt."""
+
 
 def exempt_from_process_limit() -> bool:
-    """Whether the kernel exempts this process from ``ulimit -u``: where its real uid is the system's root
-    (uid 0 outside every user namespace: ``0 0 4294967295``, or a container whose map keeps 0 as 0, as
-    ``0 0 65536``), not where uid 0 of a namespace of its own is another user outside (a rootless container)."""
+    """Whether the kernel exempts this process from ``ulimit -u``: root of the initial user namespace (its map:
+    ``0 0 4294967295``) is. Root of a namespace of its own is not since Linux 5.14 (:data:`NPROC_PER_NAMESPACE`),
+    even where its map keeps 0 as 0 (``0 0 65536``); before 5.14 a real uid that is uid 0 outside its namespace
+    was exempt too. Root of a rootless container (uid 0 mapped to another user outside) never is."""
     uid = os.getuid()
     try:
         with open(UID_MAP, encoding="ascii") as uid_map:
             lines = [line.split() for line in uid_map]
     except OSError:  # (no /proc, not Linux: no user namespaces)
         return uid == 0
+    if lines == [["0", "0", "4294967295"]]:  # the initial user namespace (or one mapping all of it as it is)
+        return uid == 0
+    if _linux_release() >= NPROC_PER_NAMESPACE:
+        return False
     for fields in lines:
         try:
             inside, outside, count = (int(field) for field in fields)
@@ -162,6 +171,13 @@ def exempt_from_process_limit() -> bool:
         if inside <= uid < inside + count:
             return outside + (uid - inside) == 0
     return False
+
+
+def _linux_release() -> tuple[int, int]:
+    """(major, minor) of the running kernel's release (``6.8.0-45-generic``: (6, 8)); a release of another
+    form reads as a recent one."""
+    found = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return (int(found[1]), int(found[2])) if found else (999, 0)
 
 
 def processes_left() -> int | None:

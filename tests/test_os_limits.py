@@ -9,6 +9,7 @@ import errno
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -643,20 +644,25 @@ def test_a_local_ray_is_sized_by_the_workers_asked_for_and_never_told_of_fewer_t
     assert f"raise it by {needed + 15} or more" in str(raised.value)
 
 
-@pytest.mark.parametrize(("uid", "mapping", "exempt"), [
-    (0, "0 0 4294967295", True),       # the system's root
-    (0, "0 0 65536", True),            # a container that keeps root as root: the kernel exempts it too
-    (0, "0 100000 65536", False),      # root of a rootless container: another user outside
-    (1000, "0 0 4294967295", False),   # an ordinary user of the system
-    (1000, "1000 0 1\n0 100000 1000", True),  # a namespace whose user 1000 is the system's root
-    (1000, "0 100000 1000", False),    # a uid the map does not hold
+@pytest.mark.parametrize(("uid", "mapping", "exempt_before_5_14", "exempt_since"), [
+    (0, "0 0 4294967295", True, True),        # the system's root
+    (0, "0 0 65536", True, False),            # a container that keeps root as root, in a namespace of its own
+    (0, "0 100000 65536", False, False),      # root of a rootless container: another user outside
+    (1000, "0 0 4294967295", False, False),   # an ordinary user of the system
+    (1000, "1000 0 1\n0 100000 1000", True, False),  # a namespace whose user 1000 is the system's root
+    (1000, "0 100000 1000", False, False),    # a uid the map does not hold
 ])
-def test_the_process_limit_exempts_whoever_is_the_systems_root_outside(
-        monkeypatch, tmp_path: Path, uid: int, mapping: str, exempt: bool) -> None:
-    """The kernel skips ulimit -u for a real uid that is uid 0 outside every user namespace, read through
-    the map's ``inside outside count`` lines, whatever the map's count."""
+@pytest.mark.parametrize("release", ["4.18.0-553.el8_10.x86_64", "5.13.19", "5.14.0-427.el9.x86_64", "6.18.44"])
+def test_the_process_limit_exempts_whoever_the_kernel_exempts(monkeypatch, tmp_path: Path, uid: int, mapping: str,
+                                                              exempt_before_5_14: bool, exempt_since: bool,
+                                                              release: str) -> None:
+    """Since Linux 5.14 ulimit -u counts a user's processes per user namespace and skips only root of the
+    initial namespace (its map: ``0 0 4294967295``); before it, any real uid that is uid 0 outside its namespace
+    (read through the map's ``inside outside count`` lines, whatever the count) was skipped."""
     uid_map = tmp_path / "uid_map"
     uid_map.write_text(mapping + "\n")
     monkeypatch.setattr(semflow.limits, "UID_MAP", str(uid_map))
     monkeypatch.setattr(semflow.limits.os, "getuid", lambda: uid)
-    assert semflow.limits.exempt_from_process_limit() is exempt
+    monkeypatch.setattr(semflow.limits.os, "uname", lambda: types.SimpleNamespace(release=release))
+    old_kernel = release.startswith(("4.", "5.13"))
+    assert semflow.limits.exempt_from_process_limit() is (exempt_before_5_14 if old_kernel else exempt_since)
