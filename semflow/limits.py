@@ -144,15 +144,18 @@ UID_MAP = "/proc/self/uid_map"
 """This process's user namespace's user ids: ``inside outside count`` lines (``0 0 4294967295``: the system's own)."""
 
 NPROC_PER_NAMESPACE = (5, 14)
-"""The Linux release from which ``ulimit -u`` counts a user's processes per user namespace and exempts only
-root of the initial namespace; before it, every process whose real uid was uid 0 outside was exempt."""
+"""The Linux release from which ``ulimit -u`` counts a user's processes per user namespace. Since 5.17 (and
+stable kernels that took that fix) only root of the initial namespace is exempt; 5.14-5.16 still exempted a
+real uid that is uid 0 outside, as older kernels do: semflow takes the stricter rule from 5.14 on, since
+a limit wrongly thought not to bind can leave a local Ray hanging, while one wrongly thought to bind only
+gets named in a message or refused with one."""
 
 
 def exempt_from_process_limit() -> bool:
     """Whether the kernel exempts this process from ``ulimit -u``: root of the initial user namespace (its map:
-    ``0 0 4294967295``) is. Root of a namespace of its own is not since Linux 5.14 (:data:`NPROC_PER_NAMESPACE`),
+    ``0 0 4294967295``) is. Root of a namespace of its own is not from Linux 5.14 on (:data:`NPROC_PER_NAMESPACE`),
     even where its map keeps 0 as 0 (``0 0 65536``); before 5.14 a real uid that is uid 0 outside its namespace
-    was exempt too. Root of a rootless container (uid 0 mapped to another user outside) never is."""
+    is exempt too. Root of a rootless container (uid 0 mapped to another user outside) never is."""
     uid = os.getuid()
     try:
         with open(UID_MAP, encoding="ascii") as uid_map:
