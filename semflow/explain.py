@@ -1,7 +1,7 @@
 """``semflow flow --explain DIR``: what a method exposes about how it got its flow, written to a folder.
 
 The method's own writer when it has one (``semantic``: segmentation, model map, layers, decisions),
-else each extra map as PNG (flows on the colour wheel, other maps in grey) plus the raw ``.npy``; with
+else each extra map as PNG (flows on the colour wheel, other maps in grey with a key below) plus the raw ``.npy``; with
 ``--sharpen``, ``sharpen.json`` (the regions looked at). Everything is written to a fresh folder inside
 DIR first and moved into DIR only when it is all there, and never over one of the command's inputs.
 """
@@ -53,6 +53,7 @@ def write_explain(estimator: FlowMethod, result: FlowResult, out_dir: str | os.P
 
 
 def _write(estimator: FlowMethod, result: FlowResult, out_dir: Path) -> None:
+    from semflow.grey_key import grey_with_key
     from semflow.io.atomic import write_text_atomic
     from semflow.io.flow import save_npy
     from semflow.io.images import write_image
@@ -82,7 +83,7 @@ def _write(estimator: FlowMethod, result: FlowResult, out_dir: Path) -> None:
         elif arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8:
             write_image(out_dir / f"{name}.png", arr)
         elif arr.ndim == 2:
-            write_image(out_dir / f"{name}.png", _grey(arr))
+            write_image(out_dir / f"{name}.png", grey_with_key(*grey_preview(name, arr)))
 
 
 def _valid_of(name: str, maps: dict[str, np.ndarray]) -> np.ndarray | None:
@@ -91,13 +92,29 @@ def _valid_of(name: str, maps: dict[str, np.ndarray]) -> np.ndarray | None:
     return mask.astype(bool) if mask is not None and mask.shape == maps[name].shape[:2] else None
 
 
-def _grey(arr: np.ndarray) -> np.ndarray:
-    """A 2-D map as grey uint8: values within [0, 1] (confidences, shares, masks) as they are, 0 black and 1
-    white, so that one grey means one value whatever the map; any other map stretched from its smallest to
-    its largest finite value (the ``.npy`` beside it holds the values)."""
+MAP_UNITS = {"grid_fb_error": "px", "grid_cost": "matching cost"}
+"""The unit a grey map's key names after its name (a map not listed has none: a share, a mask)."""
+
+
+def grey_preview(name: str, arr: np.ndarray) -> tuple[np.ndarray, str, str, str]:
+    """A 2-D map ``name`` as (grey uint8 (H, W), key title, what black stands for, what white stands for),
+    for :func:`~semflow.grey_key.grey_with_key`: values within [0, 1] (confidences, shares, masks) as they
+    are, 0 black and 1 white, so that one grey means one value whatever the map; any other map stretched
+    from its smallest to its largest finite value (the ``.npy`` beside it holds the values); what is not
+    finite black, which the title then says."""
+    from semflow.grey_key import value_text
+
     values = arr.astype(np.float32)
     finite = np.isfinite(values)
     low, high = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 1.0)
     if not (low >= 0.0 and high <= 1.0):
         values = (values - low) / ((high - low) or 1.0)
-    return (np.clip(np.where(finite, values, 0.0), 0.0, 1.0) * 255).astype(np.uint8)
+    else:
+        low, high = 0.0, 1.0
+    grey = (np.clip(np.where(finite, values, 0.0), 0.0, 1.0) * 255).astype(np.uint8)
+    title = f"{name}, {MAP_UNITS[name]}" if name in MAP_UNITS else name
+    if not finite.all():
+        title += " (black also: no value)"
+    if arr.dtype == bool:
+        return grey, title, "0 no", "1 yes"
+    return grey, title, value_text(low), value_text(high)

@@ -27,9 +27,10 @@ def write_semantic_explain(result: FlowResult, out_dir: str | os.PathLike) -> No
     thing pixel's motion instance, ids as in ``explain.json``'s ``motion_instances``, 0 none), ``flow``, ``baseline``
     (and ``baseline_unsharpened`` with ``--sharpen``; ``explain.json``'s ``sharpen`` lists its regions) and each
     ``layer_*`` as ``.flo`` plus colour-wheel ``.png`` under one normaliser (layers: unknown outside
-    their support), ``occlusion.png``, ``confidence.png`` and ``explain.json`` (legends, per-region
+    their support), ``occlusion.png`` and ``confidence.png`` (grey, a key below) and ``explain.json`` (legends, per-region
     decisions, timings).
     """
+    from semflow.grey_key import grey_with_key
     from semflow.io.atomic import write_text_atomic
     from semflow.io.flow import write_flo
     from semflow.io.images import write_image
@@ -62,9 +63,11 @@ def write_semantic_explain(result: FlowResult, out_dir: str | os.PathLike) -> No
     write_image(out / "model_map_ids.png", ex["model_map"])
     if "motion_ids" in ex:
         write_image(out / "motion_ids.png", ex["motion_ids"])
-    write_image(out / "occlusion.png", ex["occlusion"] * 255)
+    occluded = (np.asarray(ex["occlusion"]) > 0).astype(np.uint8) * 255
+    write_image(out / "occlusion.png", grey_with_key(occluded, "occlusion (hidden in frame t+1)", "0 no", "1 yes"))
     if result.confidence is not None:
-        write_image(out / "confidence.png", (np.clip(result.confidence, 0, 1) * 255 + 0.5).astype(np.uint8))
+        grey = (np.clip(result.confidence, 0, 1) * 255 + 0.5).astype(np.uint8)
+        write_image(out / "confidence.png", grey_with_key(grey, "confidence", "0", "1"))
     report = loads_untrusted(str(ex["report_json"])) if "report_json" in ex else {}
     report["max_flow_px"] = max_flow
     report["model_colors"] = {str(k): v for k, v in MODEL_COLORS.items()}

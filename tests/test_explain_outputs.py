@@ -1,5 +1,6 @@
 """What `flow --explain` draws for a method without a writer of its own (each extra map as .npy and .png):
-one grey means one value in every map within [0, 1], and a grid's unknown points are drawn as unknown."""
+one grey means one value in every map within [0, 1], each grey map has a key, and a grid's unknown points
+are drawn as unknown."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from semflow.explain import write_explain
 from semflow.methods import get_method
+from semflow.semantic_explain import write_semantic_explain
 from semflow.synthetic import make_scene
 from semflow.viz import add_legend, flow_to_color, max_flow_of
 
@@ -22,7 +24,7 @@ def test_generic_explain_draws_confidence_as_it_is_and_grid_flow_unknown_points_
     method = get_method("discrete")
     result = method.estimate(scene.img1, scene.img2)
     write_explain(method, result, tmp_path)
-    grey = cv2.imread(str(tmp_path / "confidence.png"), cv2.IMREAD_UNCHANGED)
+    grey = cv2.imread(str(tmp_path / "confidence.png"), cv2.IMREAD_UNCHANGED)[:120, :160]  # (its key below)
     np.testing.assert_array_equal(grey, (np.clip(result.confidence, 0, 1) * 255).astype(np.uint8))
     grid, known = result.extras["grid_flow"], result.extras["grid_valid"].astype(bool)
     assert not known.all()  # (the scene has points the grid could not match)
@@ -31,3 +33,45 @@ def test_generic_explain_draws_confidence_as_it_is_and_grid_flow_unknown_points_
     max_flow = max_flow_of(flows, valid=[None, known, None])
     np.testing.assert_array_equal(drawn, add_legend(flow_to_color(grid, max_flow, valid=known), max_flow))
     assert (flow_to_color(grid, max_flow, valid=known)[~known] == 0).all()
+
+
+def has_key_ramp(png: np.ndarray, below: int, length: int = 150) -> bool:
+    """Whether a row of grey ``png`` under row ``below`` rises step by step from black to white over at least
+    ``length`` px (a key's ramp)."""
+    for row in png[below:].astype(int):
+        blacks = np.flatnonzero(row == 0)
+        if blacks.size:
+            rest = row[blacks[0]:]
+            falls = np.flatnonzero(np.diff(rest) < 0)
+            run = rest[:falls[0] + 1] if falls.size else rest
+            if run.size >= length and run[-1] == 255:
+                return True
+    return False
+
+
+def test_explain_grey_maps_have_a_key_with_their_values_below_the_map_as_it_was(tmp_path: Path) -> None:
+    """Grey maps (a confidence, a forward-backward error in px, a mask) were written bare: a user could not
+    tell what grey stood for which value. Each now has a ramp from black to white under it (wide enough to
+    read beside a 32 px grid map), and the map's own pixels are what they were."""
+    scene = make_scene(120, 160, seed=0)
+    method = get_method("discrete")
+    result = method.estimate(scene.img1, scene.img2)
+    write_explain(method, result, tmp_path / "discrete")
+    for name in ("confidence", "grid_fb_error", "grid_cost", "grid_valid"):
+        values = np.load(tmp_path / "discrete" / f"{name}.npy")
+        png = cv2.imread(str(tmp_path / "discrete" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+        h, w = values.shape
+        assert png.ndim == 2 and png.shape[0] > h + 20 and png.shape[1] >= max(w, 200), (name, png.shape)
+        assert has_key_ramp(png, h), name
+        if name == "grid_fb_error":  # (stretched: black its smallest value, white its largest)
+            assert png[:h, :w][values == values.max()].min() == 255 and png[:h, :w][values == values.min()].max() == 0
+    scene = make_scene(96, 128, seed=2, num_objects=1, object_shift=6.0)
+    semantic = get_method("semantic", baseline="dis-medium").estimate(scene.img1, scene.img2, labels=scene.labels)
+    write_semantic_explain(semantic, tmp_path / "semantic")
+    confidence = cv2.imread(str(tmp_path / "semantic" / "confidence.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(confidence[:96, :128],
+                                  (np.clip(semantic.confidence, 0, 1) * 255 + 0.5).astype(np.uint8))
+    occlusion = cv2.imread(str(tmp_path / "semantic" / "occlusion.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(occlusion[:96, :128], semantic.extras["occlusion"].astype(np.uint8) * 255)
+    for png in (confidence, occlusion):
+        assert has_key_ramp(png, 96)
