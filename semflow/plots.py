@@ -7,6 +7,7 @@ machines without a display and does not disturb a caller's own matplotlib settin
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import textwrap
@@ -53,7 +54,8 @@ def write_plot(path: str | os.PathLike, pairs: Sequence[dict], *, title: str = "
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # a glyph of the clip's name that the font lacks: drawn as a box
+        # (a glyph no installed font has, in a label or the legend: a box, not a warning on a run's terminal)
+        warnings.filterwarnings("ignore", message="Glyph .* missing", category=UserWarning)
         fig.savefig(tmp, format="png")
     return path
 
@@ -92,6 +94,47 @@ def plot_figure(pairs: Sequence[dict], *, title: str = "") -> Any:
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     axes[-1].set_xlim(-0.5, max(len(pairs), 1) - 0.5)  # (one pair had ticks at -0.04 .. 0.04)
     if title:  # (a name's bytes that are not UTF-8, surrogates here, shown as the replacement character)
-        text = title.encode("utf-8", "replace").decode("utf-8")
-        fig.suptitle(textwrap.fill(text, 70, break_long_words=True), fontsize="medium")  # (a long one was cut)
+        text, families = drawable_title(title.encode("utf-8", "replace").decode("utf-8"))
+        fig.suptitle(textwrap.fill(text, 70, break_long_words=True), fontsize="medium",  # (a long one was cut)
+                     fontfamily=families)
     return fig
+
+
+def drawable_title(title: str) -> tuple[str, list[str]]:
+    """``title`` as plot.png can draw it, and the font families to draw it in: matplotlib's default font, then,
+    where it lacks characters of ``title`` (DejaVu Sans has no CJK), the first installed font that has them
+    all; where none has, those characters written as their ASCII escapes (``\\u6771``), not as boxes (with
+    matplotlib's "Glyph missing" warning)."""
+    default, default_chars = _default_font()
+    missing = {char for char in title if ord(char) not in default_chars and char.isprintable()}
+    if not missing:
+        return title, [default]
+    covering = next((name for name, chars in _other_fonts() if all(ord(c) in chars for c in missing)), None)
+    if covering is not None:
+        return title, [default, covering]
+    return "".join(c.encode("ascii", "backslashreplace").decode("ascii") if c in missing else c for c in title), [default]
+
+
+@functools.lru_cache(maxsize=1)
+def _default_font() -> tuple[str, frozenset[int]]:
+    """(family, code points it has) of the font matplotlib draws text in by default."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    font = FT2Font(font_manager.findfont(font_manager.FontProperties()))
+    return font.family_name, frozenset(font.get_charmap())
+
+
+@functools.lru_cache(maxsize=1)
+def _other_fonts() -> tuple[tuple[str, frozenset[int]], ...]:
+    """(family, code points it has) of every other font matplotlib knows, by name (read once: about 0.2 s for
+    its own 70); "Last Resort" fonts, which draw every code point as a box, left out."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    chars: dict[str, set[int]] = {}
+    for entry in sorted(font_manager.fontManager.ttflist, key=lambda entry: (entry.name, entry.fname)):
+        if not entry.name.startswith("Last Resort"):
+            with contextlib.suppress(Exception):  # (a font file it cannot read: left out)
+                chars.setdefault(entry.name, set()).update(FT2Font(entry.fname).get_charmap())
+    return tuple((name, frozenset(found)) for name, found in chars.items())

@@ -62,3 +62,26 @@ def test_one_pair_has_whole_pair_numbers_and_a_long_title_wraps() -> None:
     text = fig._suptitle.get_text()
     assert "\n" in text and all(len(line) <= 70 for line in text.split("\n"))
     assert "".join(text.split()) == "".join(title.split())  # every character kept
+
+
+def test_a_cjk_clip_name_is_drawn_in_a_font_that_has_it_or_as_ascii_escapes_not_boxes() -> None:
+    """A clip named 東京の街 drew four boxes in plot.png's title (DejaVu Sans has no CJK; no installed font
+    here has all four), with a "Glyph missing" warning whoever saved the figure. Its title now reads
+    \\u6771... where no font has the characters, and a character another font has (⌚, in matplotlib's own
+    STIXGeneral) is drawn in that font."""
+    import io
+
+    from semflow.plots import plot_figure
+
+    pairs = [{"magnitude": 1.0 + i, "flicker": 0.1 * i, "seconds": 0.5} for i in range(3)]
+    for title in ("semantic, 東京の街 café.mp4", "semantic, clock ⌚ café.mp4"):
+        fig = plot_figure(pairs, title=title)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # (no filter of write_plot's here: the figure itself draws cleanly)
+            fig.savefig(io.BytesIO(), format="png")
+    from semflow.plots import drawable_title
+
+    text, families = drawable_title("semantic, 東京の街 café.mp4")
+    assert text == "semantic, \\u6771\\u4eac\\u306e\\u8857 café.mp4"  # (é kept)
+    text, families = drawable_title("semantic, clock ⌚ café.mp4")
+    assert text == "semantic, clock ⌚ café.mp4" and families[1:] == ["STIXGeneral"]
