@@ -24,6 +24,7 @@ from semflow.viz import (
     TILE_GAP,
     add_class_legend,
     add_legend,
+    class_key_column_width,
     class_key_fits,
     class_key_strip,
     class_key_strip_height,
@@ -120,7 +121,8 @@ def with_class_key(image: np.ndarray, label_set: LabelSet) -> np.ndarray:
     colour key: in its lower left corner where it fits there, else in a strip below it (the image then
     grows by the strip's height and a white gap). An image narrower than :data:`KEY_MIN_WIDTH` whose key
     does not fit is first enlarged by the smallest whole factor to that width (each pixel a square block;
-    its longer side at most :data:`KEY_MAX_SIDE`)."""
+    its longer side at most :data:`KEY_MAX_SIDE`); one still that narrow (a 1000x50 frame) and as tall as
+    the key in one column gets that column beside it, on its right, instead of a strip whose names it cuts."""
     names, colors = class_key(label_set)
     h, w = image.shape[:2]
     if w < KEY_MIN_WIDTH and not class_key_fits(h, w, names):
@@ -128,6 +130,12 @@ def with_class_key(image: np.ndarray, label_set: LabelSet) -> np.ndarray:
         image = np.repeat(np.repeat(image, k, axis=0), k, axis=1)
     if class_key_fits(*image.shape[:2], names):
         return add_class_legend(image, names, colors)
+    h, w = image.shape[:2]
+    if w < KEY_MIN_WIDTH and h >= class_key_strip_height(class_key_column_width(names), names):
+        # (a tall narrow image, which enlarging would make too long: its key in one column beside it)
+        column = class_key_strip(class_key_column_width(names), names, colors)
+        column = np.concatenate([column, np.full((h - column.shape[0], column.shape[1], 3), 255, np.uint8)])
+        return np.concatenate([image, np.full((h, TILE_GAP, 3), 255, np.uint8), column], axis=1)
     key = class_key_strip(image.shape[1], names, colors)
     return np.concatenate([image, np.full((TILE_GAP, image.shape[1], 3), 255, np.uint8), key])
 

@@ -273,8 +273,8 @@ def class_key_fits(h: int, w: int, names: Sequence[str]) -> bool:
     """Whether a class key of ``names`` fits whole in the lower :data:`KEY_SHARE` of a (h, w) tile."""
     if not names:
         return True
-    _, rows, cols, _, line = _class_key_layout(h, w, names)
-    return rows * cols >= len(names) and rows * line <= int(h * KEY_SHARE)  # (the layout's own rule)
+    _, rows, cols, col_w, line = _class_key_layout(h, w, names)  # (a tile too narrow for one column: names cut)
+    return rows * cols >= len(names) and rows * line <= int(h * KEY_SHARE) and cols * col_w + 6 <= w
 
 
 def _draw_key(out: np.ndarray, y0: int, names: Sequence[str], colors: np.ndarray, scale: float, rows: int,
@@ -328,6 +328,11 @@ def _strip_layout(width: int, names: Sequence[str]) -> tuple[float, int, int, in
     _, line, col_w = _key_line(scale, names)
     cols = max(1, min(len(names), (width - 6) // col_w))
     return scale, -(-len(names) // cols), cols, col_w, line
+
+
+def class_key_column_width(names: Sequence[str]) -> int:
+    """The narrowest :func:`class_key_strip` of ``names`` (one column, smallest text) that shows them all whole."""
+    return _key_line(0.3, names)[2] + 6
 
 
 def class_key_strip_height(width: int, names: Sequence[str]) -> int:

@@ -139,7 +139,8 @@ def test_the_class_key_of_a_tiny_overlay_shows_every_name_whole_beside_the_frame
 @pytest.mark.parametrize(("label_set", "size", "factor"), [
     ("camvid", (40, 50), 5),  # (the smallest whole factor to 240 px wide: 4 would be 200)
     ("voc", (600, 60), 3),  # (4 would make it 2400 px high: the longest side stays within 1920)
-    ("camvid", (900, 40), 1),  # (its key fits in it: not enlarged)
+    ("camvid", (900, 40), 2),  # (its key cut its names at 40 px: 2x, 1800 px high, shows them whole)
+    ("camvid", (300, 400), 1),  # (its key fits in it: not enlarged)
 ])
 def test_a_narrow_frame_is_enlarged_for_its_class_key_by_the_smallest_whole_factor(label_set: str, size, factor) -> None:
     from semflow.render import with_class_key
@@ -149,3 +150,22 @@ def test_a_narrow_frame_is_enlarged_for_its_class_key_by_the_smallest_whole_fact
     out = with_class_key(frame, get_label_set(label_set))
     assert out.shape[1] == size[1] * factor, out.shape
     assert (out[:10] == np.repeat(np.repeat(frame, factor, 0), factor, 1)[:10]).all()
+
+
+def test_a_tall_narrow_overlay_gets_its_class_key_beside_it_with_every_name_whole() -> None:
+    """`segment --overlay` of a 1000x50 frame could not be enlarged (its long side at most 1920 px) and drew
+    the key inside its 50 columns: text at its smallest, "background" cut to "backgrour". The key now
+    stands in one column to the right of the frame, the frame itself unchanged."""
+    from semflow.render import with_class_key
+    from semflow.segmentation import get_label_set
+    from semflow.viz import class_key_column_width
+
+    ls = get_label_set("voc")
+    frame = np.random.default_rng(0).integers(0, 100, (1000, 50, 3), dtype=np.uint8)
+    out = with_class_key(frame, ls)
+    names = [n for i, n in enumerate(ls.class_names) if i != ls.void_id]
+    assert out.shape == (1000, 50 + 4 + class_key_column_width(names), 3), out.shape
+    assert (out[:, :50] == frame).all() and (out[:, 50:54] == 255).all()  # (the frame, then a white gap)
+    key = out[:, 54:]
+    text_rows = np.flatnonzero((key > 200).all(axis=-1).any(axis=1) & ~(key == 255).all(axis=(1, 2)))
+    assert text_rows.size and not (key[text_rows, -1] > 200).all(axis=-1).any()  # (no name runs off the edge)
