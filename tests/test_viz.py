@@ -262,6 +262,18 @@ def test_the_legend_text_stays_below_the_tiles_title(h: int, w: int) -> None:
     assert y >= title_bar_height(h, w) and x >= 0 and x + bw <= w and y + bh <= h
 
 
+@pytest.mark.parametrize("h, w", [(40, 40), (41, 40), (40, 41), (41, 41), (100, 36)])
+@pytest.mark.parametrize("max_flow", [1e6, 999999.9, 123456.7])
+def test_the_legend_text_of_a_huge_normaliser_fits_a_40_px_image(h: int, w: int, max_flow: float) -> None:
+    """At 40-41 px with --max-flow 1e6 the box of "1000000" was 42 px wide: its last digit ran off the image.
+    The shortest text is now the value to two digits (1e6, 1.2e5), which still reads as the number."""
+    from semflow.viz import legend_text_box
+
+    text, _, x, y, bw, bh = legend_text_box(h, w, max_flow)
+    assert x >= 0 and x + bw <= w and y >= 0 and y + bh <= h, (text, x, bw)
+    assert float(text.removeprefix("max ").removesuffix(" px")) == pytest.approx(max_flow, rel=0.05)
+
+
 def test_a_small_normaliser_is_not_written_as_zero() -> None:
     """--max-flow 0.04 was labelled "max 0.0 px" (one decimal)."""
     from semflow.viz import legend_text_box
