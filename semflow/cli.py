@@ -279,7 +279,8 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
     from semflow.io.flow import flow_file_pixels, read_flow_valid
     from semflow.io.images import write_image
     from semflow.memory import check_drawing_memory
-    from semflow.viz import add_legend, flow_to_color, label_image, max_flow_of, tile
+    from semflow.tile_titles import titled_tiles
+    from semflow.viz import add_legend, flow_to_color, max_flow_of
 
     check_outputs(files=[output], inputs=flows)
     check_drawing_memory([n for n in map(flow_file_pixels, flows) if n])  # from the headers, before reading
@@ -294,12 +295,10 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
     titles = [path.name for path in flows]  # (the file's name; the path as given where two share one)
     titles = titles if len(set(titles)) == len(titles) else [str(path) for path in flows]
     images = []
-    for title, (f, valid) in zip(titles, loaded):
+    for f, valid in loaded:
         img = flow_to_color(f, max_flow, valid=valid)
-        if legend:
-            img = add_legend(img, max_flow)
-        images.append(label_image(img, title) if len(flows) > 1 else img)
-    write_image(output, tile(images, columns=columns))
+        images.append(add_legend(img, max_flow) if legend else img)
+    write_image(output, titled_tiles(images, titles, columns=columns) if len(flows) > 1 else images[0])
     _say(f"{output} ({_max_flow_said(max_flow, given)})")
 
 

@@ -242,6 +242,11 @@ def label_image(image: np.ndarray, label: str) -> np.ndarray:
     return out
 
 
+def title_fits(width: int, label: str) -> bool:
+    """Whether :func:`label_image` shows ``label`` whole on an image ``width`` px wide (at its smallest text)."""
+    return _text_size(label, 0.25)[0] <= width - 10
+
+
 KEY_SHARE = 0.4
 """The most of a segmentation tile's height its class key may cover; a key that needs more goes below the
 panel (:func:`class_key_strip`)."""

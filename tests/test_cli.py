@@ -221,19 +221,53 @@ def test_visualize_several_flows_share_one_normaliser(run_cli, tmp_path: Path) -
     assert result.rc == 0, result.stderr
     assert "max flow 6.00 px" in result.stdout  # the largest over all inputs
     img = read_image(tmp_path / "v.png")
-    assert img.shape == (30, 3 * 40 + 2 * 4, 3)  # tiled in one row with 4 px gaps
+    assert img.shape[1] == 3 * 40 + 2 * 4  # tiled in one row with 4 px gaps (their names, cut at 40 px, listed below)
     # Same direction, growing magnitude under one normaliser: less white (lower min channel) left to right.
     whiteness = [int(img[20, x].min()) for x in (20, 44 + 20, 88 + 20)]
     assert whiteness[0] > whiteness[2] > whiteness[1]
     grid = run_cli("visualize", "small.flo", "big.npy", "kitti.png", "-o", "g.png", "--columns", "2")
-    assert grid.rc == 0 and read_image(tmp_path / "g.png").shape == (2 * 30 + 4, 2 * 40 + 4, 3)
+    assert grid.rc == 0 and read_image(tmp_path / "g.png").shape[1] == 2 * 40 + 4
+    assert (read_image(tmp_path / "g.png")[2 * 30 + 4:2 * 30 + 8] == 255).all()  # (a white gap: two rows of tiles)
+
+
+def test_visualize_lists_the_names_its_tiles_cut_in_full_below_them(run_cli, tmp_path: Path) -> None:
+    """A file name wider than its tile was cut at the tile's edge ("a_rather_long_flow_file_name_from_raf"):
+    two files that differ at their end could not be told apart. Each tile is then titled by its number and
+    the names are listed whole under the tiles, a name wider than the picture broken over lines; names that
+    fit leave the picture as it was."""
+    from semflow.viz import label_image, max_flow_of, tile
+
+    flow = np.ones((120, 160, 2), np.float32)
+    names = ["sintel_alley_1_frame_0010_raft_things_finetuned.flo", "sintel_alley_1_frame_0010_pwcnet.flo"]
+    for name in names:
+        write_flow(tmp_path / name, flow)
+    assert run_cli("visualize", *names, "-o", "v.png", "--no-legend").rc == 0
+    img = read_image(tmp_path / "v.png")
+    tiles = img[:120]
+    assert img.shape[0] > 120 + 2 * 12 and img.shape[1] == 2 * 160 + 4  # (was (120, 324): no key)
+    from semflow.tile_titles import name_key
+
+    key = img[124:]
+    text_rows = np.flatnonzero((key < 100).all(axis=2).any(axis=1))
+    bands = 1 + int((np.diff(text_rows) > 1).sum())  # (lines of text: runs of rows with dark pixels)
+    assert bands >= 2 and (key[:, -3:] == 255).all()  # (every name's line, none running off the right edge)
+    assert (key == name_key(img.shape[1], [f"{i}: {n}" for i, n in enumerate(names, 1)])).all()
+    drawn = flow_to_color(flow, max_flow_of(flow))
+    np.testing.assert_array_equal(tiles, tile([label_image(drawn, f"{i}: {n}") for i, n in enumerate(names, 1)]))
+    narrow = name_key(60, ["1: " + names[0]])
+    assert narrow.shape[0] > 3 * 12 and (narrow[:, -3:] == 255).all()  # (broken over lines within 60 px)
+    write_flow(tmp_path / "a.flo", flow)
+    write_flow(tmp_path / "b.flo", flow)
+    assert run_cli("visualize", "a.flo", "b.flo", "-o", "short.png", "--no-legend").rc == 0
+    expected = tile([label_image(drawn, "a.flo"), label_image(drawn, "b.flo")])
+    np.testing.assert_array_equal(read_image(tmp_path / "short.png"), expected)
 
 
 def test_visualize_titles_each_tile_by_its_file(monkeypatch, tmp_path: Path) -> None:
     """Tiles were titled by stem: f.flo, f.png and f.npy all read "f"."""
     from click.testing import CliRunner
 
-    import semflow.viz as viz
+    import semflow.tile_titles as tile_titles
     from semflow.cli import main
 
     flow = np.ones((30, 40, 2), np.float32)
@@ -241,8 +275,8 @@ def test_visualize_titles_each_tile_by_its_file(monkeypatch, tmp_path: Path) -> 
         (tmp_path / name).parent.mkdir(exist_ok=True)
         write_flow(tmp_path / name, flow)
     titles: list[str] = []
-    real = viz.label_image
-    monkeypatch.setattr(viz, "label_image", lambda image, label: titles.append(label) or real(image, label))
+    real = tile_titles.label_image
+    monkeypatch.setattr(tile_titles, "label_image", lambda image, label: titles.append(label) or real(image, label))
     monkeypatch.chdir(tmp_path)
     assert CliRunner().invoke(main, ["visualize", "f.flo", "f.npy", "-o", "v.png"]).exit_code == 0
     assert CliRunner().invoke(main, ["visualize", "a/g.flo", "b/g.flo", "-o", "w.png"]).exit_code == 0
