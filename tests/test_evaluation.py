@@ -46,6 +46,11 @@ def test_load_dataset_errors(tmp_path: Path) -> None:
         load_dataset("middlebury", tmp_path / "missing")
     with pytest.raises(InputError, match="no middlebury samples"):
         load_dataset("middlebury", tmp_path)
+    sequence = tmp_path / "RubberWhale"  # one sequence given where its parent is meant: say the layout
+    sequence.mkdir()
+    (sequence / "flow10.flo").write_bytes(b"")
+    with pytest.raises(InputError, match=r"RubberWhale: no middlebury samples .*\(it should hold <Seq>/frame10\.png"):
+        load_dataset("middlebury", sequence)
     for name, child in (("sintel", "training"), ("kitti", "training"), ("chairs", "data")):
         with pytest.raises(InputError, match=f"^{tmp_path}: not a .* folder \\(it has no {child}/\\)$"):
             load_dataset(name, tmp_path)

@@ -184,6 +184,15 @@ def synthetic(root: str | os.PathLike) -> list[FlowSample]:
     return samples
 
 
+# What each reader looks for under the root, said when it finds no sample there.
+LAYOUTS: dict[str, str] = {
+    "middlebury": "<Seq>/frame10.png, frame11.png, flow10.flo",
+    "sintel": "training/{clean,final}/<scene>/frame_NNNN.png, training/flow/<scene>/frame_NNNN.flo",
+    "kitti": "training/image_2/NNNNNN_10.png, NNNNNN_11.png, training/flow_occ/NNNNNN_10.png",
+    "chairs": "data/NNNNN_img1.ppm, NNNNN_img2.ppm, NNNNN_flow.flo",
+    "synthetic": "<scene>/frame1.png, frame2.png, flow.flo",
+}
+
 DATASETS: dict[str, Callable[..., list[FlowSample]]] = {
     "middlebury": middlebury,
     "sintel": sintel,
@@ -200,5 +209,5 @@ def load_dataset(name: str, root: str | os.PathLike) -> list[FlowSample]:
     _folder(root)
     samples = DATASETS[name](root)
     if not samples:
-        raise InputError(f"{root}: no {name} samples with ground truth found")
+        raise InputError(f"{root}: no {name} samples with ground truth found (it should hold {LAYOUTS[name]})")
     return samples
