@@ -111,7 +111,10 @@ def test_source_errors(tmp_path: Path) -> None:
         FrameSource(tmp_path / "missing.mp4")
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("no images")
-    with pytest.raises(InputError, match="holds no images"):
+    with pytest.raises(InputError, match=r"holds no images$"):
+        FrameSource(tmp_path / "empty")
+    (tmp_path / "empty" / "clip.MP4").write_bytes(b"")  # a folder of videos given to run: say so
+    with pytest.raises(InputError, match=r"empty: folder holds no images \(it holds videos: give one of them"):
         FrameSource(tmp_path / "empty")
     (tmp_path / "text.mp4").write_text("not a video at all")
     with pytest.raises(InputError, match="not a readable video"):

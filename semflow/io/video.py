@@ -22,7 +22,7 @@ import numpy as np
 from semflow.errors import InputError, OutputError, ResourceError, warn
 from semflow.io.atomic import move_into_place, temp_path_beside
 from semflow.io.ffmpeg import FFmpegEncoder, mp4_complete, probe_keyframes
-from semflow.io.files import missing, open_capture, out_of_descriptors, too_many_open_files
+from semflow.io.files import is_video_path, missing, open_capture, out_of_descriptors, too_many_open_files
 from semflow.io.frame_folder import folder_images, numbering_gaps  # (folder_images re-exported)
 from semflow.io.images import MULTIPAGE_TIFF, is_image_path, read_image, tiff_pages, to_rgb_uint8
 from semflow.io.native import native_stderr
@@ -111,7 +111,9 @@ class FrameSource:
         if self.path.is_dir():
             self.images = folder_images(self.path)
             if not self.images:
-                raise InputError(f"{self.path}: folder holds no images")
+                raise InputError(f"{self.path}: folder holds no images" + (
+                    " (it holds videos: give one of them; batch takes a folder of videos)"
+                    if any(map(is_video_path, self.path.iterdir())) else ""))
             count = len(self.images) if max_frames is None else min(len(self.images), max_frames)
             self.numbering_note = numbering_gaps(self.images[:count])  # (for a summary to keep)
             if self.numbering_note:
