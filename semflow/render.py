@@ -17,21 +17,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from semflow.io.video import VideoWriter, resize_to, video_fits, video_scale, video_size
-from semflow.progress import progress_bar
-from semflow.timing import StageTimer
-from semflow.viz import (
-    TILE_GAP,
+from semflow.class_legend import (
     add_class_legend,
-    add_legend,
     class_key_column_width,
     class_key_fits,
     class_key_strip,
     class_key_strip_height,
-    flow_to_color,
-    label_image,
-    tile,
 )
+from semflow.io.video import VideoWriter, resize_to, video_fits, video_scale, video_size
+from semflow.progress import progress_bar
+from semflow.timing import StageTimer
+from semflow.viz import TILE_GAP, add_legend, flow_to_color, label_image, tile
 
 if TYPE_CHECKING:
     from semflow.segmentation.labels import LabelSet

@@ -156,9 +156,9 @@ def test_a_tall_narrow_overlay_gets_its_class_key_beside_it_with_every_name_whol
     """`segment --overlay` of a 1000x50 frame could not be enlarged (its long side at most 1920 px) and drew
     the key inside its 50 columns: text at its smallest, "background" cut to "backgrour". The key now
     stands in one column to the right of the frame, the frame itself unchanged."""
+    from semflow.class_legend import class_key_column_width
     from semflow.render import with_class_key
     from semflow.segmentation import get_label_set
-    from semflow.viz import class_key_column_width
 
     ls = get_label_set("voc")
     frame = np.random.default_rng(0).integers(0, 100, (1000, 50, 3), dtype=np.uint8)

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from semflow.class_legend import add_class_legend
 from semflow.segmentation.backends import Segmentation
 from semflow.segmentation.labels import CAMVID
 from semflow.segmentation.temporal import TemporalSegmentation
@@ -24,7 +25,7 @@ from semflow.temporal import (
     metric_stride,
     warped_flicker,
 )
-from semflow.viz import add_class_legend, add_legend, label_image, legend_text_box
+from semflow.viz import add_legend, label_image, legend_text_box
 
 # --- metrics ------------------------------------------------------------------------------------------
 

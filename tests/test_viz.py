@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import semflow
+from semflow.class_legend import add_class_legend
 from semflow.errors import InputError
 from semflow.viz import (
     BAND_ROWS,
-    add_class_legend,
     add_legend,
     color_wheel,
     error_to_color,
@@ -321,7 +321,8 @@ def test_helpers_name_a_wrong_shape_in_one_line() -> None:
 def test_titles_and_class_names_that_are_not_ascii_are_drawn_as_they_are_spelt() -> None:
     """OpenCV 4's Hershey fonts had ASCII glyphs only: a file "Straße.flo" was titled "Stra??e.flo" (one "?"
     a byte) and a class "Gebäude" keyed "Geb??ude". OpenCV 5, which the project requires, draws them."""
-    from semflow.viz import add_class_legend, label_image
+    from semflow.class_legend import add_class_legend
+    from semflow.viz import label_image
 
     img = np.full((120, 360, 3), 90, np.uint8)
     for text, lookalikes in (("Straße.flo", ("Stra?e.flo", "Stra??e.flo", "Strae.flo")),
