@@ -252,15 +252,17 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     estimator, _ = _build_method(method, method_options)
     check_memory(estimator.name, *img1.shape[:2], hint="use --max-side {side} (or smaller)")
     result = estimator.estimate(img1, img2)
+    explained = []
     if explain is not None:  # first: it may refuse (a name it writes is an input), and then nothing is written
-        write_explain(estimator, result, explain, outputs=[output, viz],
-                      protect=[image1, image2, baseline_flow, method_options.get("segmentation")])
+        explained = write_explain(estimator, result, explain, outputs=[output, viz],
+                                  protect=[image1, image2, baseline_flow, method_options.get("segmentation")])
     write_flow(output, result.flow)
     given = max_flow is not None
     if viz is not None:
         max_flow = max_flow if given else max_flow_of(result.flow)
         write_image(viz, add_legend(flow_to_color(result.flow, max_flow), max_flow))
     drawn = "" if viz is None else f"; {viz} ({_max_flow_said(max_flow, given)})"  # (as visualize says it)
+    drawn += "" if explain is None else f"; {explain}/ ({counted(len(explained), 'file')})"
     _say(f"{output} ({result.flow.shape[1]}x{result.flow.shape[0]}, {estimator.name}){drawn}")
 
 
@@ -400,5 +402,13 @@ def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool
     written = segment_inputs(inputs, out_dir, backend=backend, overlay=overlay, progress=progress, device=device,
                              kinds_override=kinds, label_set=label_set, max_frames=max_frames,
                              temporal=not per_frame, max_side=max_side)
-    _say(f"wrote {len(written)} label map(s) to {out_dir}")
+    said = f"wrote {len(written)} label map(s) to {out_dir}"
+    if overlay:  # (where they went: OUT/overlay/ for images, an overlay.mp4 per video)
+        from semflow.segmentation.segment import overlays_of
+
+        places = [f"{path}/" if path.suffix != ".mp4" else str(path)
+                  for path in overlays_of(inputs, out_dir, max_frames=max_frames)]
+        shown = ", ".join(places[:3]) + (f" and {len(places) - 3} more" if len(places) > 3 else "")
+        said += f"; overlays: {shown}"
+    _say(said)
 

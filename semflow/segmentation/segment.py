@@ -88,6 +88,15 @@ def _plan(inputs: Sequence[str | os.PathLike], out_dir: Path, max_frames: int | 
     return jobs
 
 
+def overlays_of(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
+                max_frames: int | None = None) -> list[Path]:
+    """Where :func:`segment_inputs` with ``overlay`` puts the overlays of ``inputs``: the folder
+    ``OUT/overlay`` (the images' ones) when there are images, then each video's ``overlay.mp4``."""
+    jobs = _plan([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs, Path(out_dir), max_frames)
+    images = [Path(out_dir) / "overlay"] if any(job.kind == "image" for job in jobs) else []
+    return images + [job.out / "overlay.mp4" for job in jobs if job.kind == "video"]
+
+
 def _outputs(jobs: list[_Job], counts: Mapping[Path, int], out_dir: Path,
              overlay: bool) -> tuple[dict[Path, Path], list[Path]]:
     """The files the jobs write but a video's frames (images' label maps and overlays, videos'
