@@ -92,6 +92,20 @@ def test_flow_unreadable_image(cli_fails, pair, tmp_path: Path) -> None:
     cli_fails("flow", "a.png", "fake.png", "-o", "f.flo", match="cannot decode")
 
 
+def test_flow_given_a_video_points_at_run(cli_fails, pair, make_video, tmp_path: Path) -> None:
+    """`flow clip.mp4 ...` said only "cannot decode as an image": a video, told by its name or (renamed) by its
+    first bytes, now names the command that computes its flows; a broken image gets no such hint."""
+    hint = "cannot decode as an image (it is a video: `semflow run VIDEO` computes a video's flows)"
+    make_video(2)
+    cli_fails("flow", "clip.mp4", "b.png", "-o", "f.flo", match=f"clip.mp4: {hint}")
+    (tmp_path / "clip.dat").write_bytes((tmp_path / "clip.mp4").read_bytes())
+    with pytest.raises(InputError, match=r"clip\.dat: cannot decode as an image \(it is a video"):
+        read_image(tmp_path / "clip.dat")
+    (tmp_path / "fake.png").write_text("not an image")
+    with pytest.raises(InputError, match=r"fake\.png: cannot decode as an image$"):
+        read_image(tmp_path / "fake.png")
+
+
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_flow_and_run_unreadable_files(cli_fails, pair, make_video, tmp_path: Path) -> None:
     (tmp_path / "a.png").chmod(0)

@@ -27,6 +27,19 @@ def is_video_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
+def is_video_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a video file: by its name (:data:`VIDEO_EXTENSIONS`) or by its first bytes (an
+    MP4 or MOV ``ftyp`` box, Matroska or WebM, AVI); False for what cannot be read."""
+    if is_video_path(path):
+        return True
+    try:
+        with open(path, "rb") as file:
+            head = file.read(12)
+    except OSError:
+        return False
+    return head[4:8] == b"ftyp" or head.startswith(b"\x1aE\xdf\xa3") or (head[:4], head[8:]) == (b"RIFF", b"AVI ")
+
+
 def is_image_path(path: str | os.PathLike) -> bool:
     """Whether ``path`` has an image file extension."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
