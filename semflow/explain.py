@@ -1,8 +1,9 @@
 """``semflow flow --explain DIR``: what a method exposes about how it got its flow, written to a folder.
 
 The method's own writer when it has one (``semantic``: segmentation, model map, layers, decisions),
-else each extra map as PNG (flows on the colour wheel, other maps in grey with a key below) plus the raw ``.npy``; with
-``--sharpen``, ``sharpen.json`` (the regions looked at). Everything is written to a fresh folder inside
+else each extra map as PNG (flows on the colour wheel, a small one such as a grid's enlarged for its legend;
+other maps in grey with a key below) plus the raw ``.npy``; with ``--sharpen``, ``sharpen.json`` (the
+regions looked at). Everything is written to a fresh folder inside
 DIR first and moved into DIR only when it is all there, and never over one of the command's inputs.
 """
 
@@ -79,11 +80,28 @@ def _write(estimator: FlowMethod, result: FlowResult, out_dir: Path) -> None:
         save_npy(out_dir / f"{name}.npy", arr)
         if name in flows:
             write_image(out_dir / f"{name}.png",
-                        add_legend(flow_to_color(arr, max_flow, valid=valid[name]), max_flow))
+                        add_legend(enlarged_for_legend(flow_to_color(arr, max_flow, valid=valid[name])), max_flow))
         elif arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8:
             write_image(out_dir / f"{name}.png", arr)
         elif arr.ndim == 2:
             write_image(out_dir / f"{name}.png", grey_with_key(*grey_preview(name, arr)))
+
+
+LEGEND_MIN_SIDE = 120
+"""A flow picture whose shorter side is under this (px) is enlarged for its legend (:func:`enlarged_for_legend`):
+the legend's colour wheel is at least 24 px, a fifth of this; on ``discrete``'s 32x24 grid of a 160x120 frame
+the wheel and ``max N px`` covered most of the picture."""
+LEGEND_MAX_SIDE = 1920
+"""The longest side (px) :func:`enlarged_for_legend` enlarges a picture to."""
+
+
+def enlarged_for_legend(image: np.ndarray) -> np.ndarray:
+    """``image`` (H, W, 3) enlarged by the smallest whole factor that makes its shorter side at least
+    :data:`LEGEND_MIN_SIDE`, each pixel a square block (its longer side at most :data:`LEGEND_MAX_SIDE`);
+    ``image`` itself when it is that large already."""
+    h, w = image.shape[:2]
+    k = max(1, min(-(-LEGEND_MIN_SIDE // max(1, min(h, w))), LEGEND_MAX_SIDE // max(h, w, 1)))
+    return np.repeat(np.repeat(image, k, axis=0), k, axis=1) if k > 1 else image
 
 
 def _valid_of(name: str, maps: dict[str, np.ndarray]) -> np.ndarray | None:

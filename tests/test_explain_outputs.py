@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from semflow.explain import write_explain
+from semflow.explain import LEGEND_MIN_SIDE, enlarged_for_legend, write_explain
 from semflow.methods import get_method
 from semflow.semantic_explain import write_semantic_explain
 from semflow.synthetic import make_scene
@@ -31,8 +31,30 @@ def test_generic_explain_draws_confidence_as_it_is_and_grid_flow_unknown_points_
     drawn = cv2.imread(str(tmp_path / "grid_flow.png"))[..., ::-1]
     flows = [result.flow, grid, result.extras["unsharpened_flow"]]
     max_flow = max_flow_of(flows, valid=[None, known, None])
-    np.testing.assert_array_equal(drawn, add_legend(flow_to_color(grid, max_flow, valid=known), max_flow))
+    np.testing.assert_array_equal(drawn, add_legend(enlarged_for_legend(flow_to_color(grid, max_flow, valid=known)), max_flow))
     assert (flow_to_color(grid, max_flow, valid=known)[~known] == 0).all()
+
+
+def test_a_small_grid_flow_is_drawn_enlarged_under_its_legend(tmp_path: Path) -> None:
+    """discrete's grid_flow.png on a 160x120 frame was its 32x24 grid with the colour wheel (24 px, its whole
+    height) and ``max N px`` over most of it. It is now enlarged by a whole factor, each grid point a square
+    block, until its shorter side is LEGEND_MIN_SIDE; away from the legend the blocks are the points' colours."""
+    scene = make_scene(120, 160, seed=0)
+    method = get_method("discrete")
+    result = method.estimate(scene.img1, scene.img2)
+    write_explain(method, result, tmp_path)
+    grid, known = result.extras["grid_flow"], result.extras["grid_valid"].astype(bool)
+    h, w = grid.shape[:2]
+    k = -(-LEGEND_MIN_SIDE // min(h, w))
+    assert k > 1
+    drawn = cv2.imread(str(tmp_path / "grid_flow.png"))[..., ::-1]
+    assert drawn.shape == (h * k, w * k, 3), drawn.shape
+    max_flow = max_flow_of([result.flow, grid, result.extras["unsharpened_flow"]], valid=[None, known, None])
+    colours = flow_to_color(grid, max_flow, valid=known)
+    top_left = drawn[:h // 2 * k, :w // 2 * k]  # (the legend is in the lower right)
+    np.testing.assert_array_equal(top_left, np.repeat(np.repeat(colours[:h // 2, :w // 2], k, axis=0), k, axis=1))
+    plain = cv2.imread(str(tmp_path / "flow.png"))  # (the frame's flow: 160x120, large enough as it is)
+    assert plain.shape == (*result.flow.shape[:2], 3)
 
 
 def has_key_ramp(png: np.ndarray, below: int, length: int = 150) -> bool:
