@@ -435,3 +435,25 @@ def test_the_12bit_warning_reads_the_colour_values_up_to_4095_only(colour_max: i
             to_rgb_uint8(image)
     else:
         to_rgb_uint8(image)  # (a warning would fail the test: they are errors in tests)
+
+
+def test_a_video_given_as_an_image_is_refused_from_its_first_bytes_before_it_is_read_whole(
+        monkeypatch, tmp_path: Path) -> None:
+    """A video (here an MP4 header, renamed .png) is refused with the hint to use `semflow run` before the file
+    is read into memory (a video may be gigabytes); an AVIF or HEIC still image, an ISO media file too, is not
+    taken for a video: it goes on to be decoded (and, being junk here, fails without the hint)."""
+    def never(*args, **kwargs):
+        raise AssertionError("the whole file was read")
+
+    video = tmp_path / "clip.png"
+    video.write_bytes(b"\x00\x00\x00\x20ftypisom" + bytes(100))
+    monkeypatch.setattr(images, "_read_upright", never)
+    with pytest.raises(InputError, match=r"clip\.png: cannot decode as an image \(it is a video: `semflow run"):
+        read_image(video)
+    monkeypatch.undo()
+    for brand in (b"avif", b"heic", b"mif1"):
+        still = tmp_path / f"still_{brand.decode()}.png"
+        still.write_bytes(b"\x00\x00\x00\x20ftyp" + brand + bytes(100))
+        with pytest.raises(InputError, match=r"cannot decode as an image") as caught:
+            read_image(still)
+        assert "it is a video" not in str(caught.value)

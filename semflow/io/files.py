@@ -28,16 +28,26 @@ def is_video_path(path: str | os.PathLike) -> bool:
 
 
 def is_video_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a video file: by its name (:data:`VIDEO_EXTENSIONS`) or by its first bytes (an
-    MP4 or MOV ``ftyp`` box, Matroska or WebM, AVI); False for what cannot be read."""
-    if is_video_path(path):
-        return True
+    """Whether ``path`` is a video file: by its name (:data:`VIDEO_EXTENSIONS`) or by its first bytes
+    (:func:`starts_as_video`)."""
+    return is_video_path(path) or starts_as_video(path)
+
+
+STILL_IMAGE_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+"""``ftyp`` brands of ISO media files that hold images (AVIF, HEIF/HEIC), not videos."""
+
+
+def starts_as_video(path: str | os.PathLike) -> bool:
+    """Whether the first bytes of ``path`` are a video container's (an MP4 or MOV ``ftyp`` box not of an
+    image brand, Matroska or WebM, AVI), whatever its name; False for what cannot be read."""
     try:
         with open(path, "rb") as file:
             head = file.read(12)
     except OSError:
         return False
-    return head[4:8] == b"ftyp" or head.startswith(b"\x1aE\xdf\xa3") or (head[:4], head[8:]) == (b"RIFF", b"AVI ")
+    if head[4:8] == b"ftyp":
+        return head[8:12] not in STILL_IMAGE_BRANDS
+    return head.startswith(b"\x1aE\xdf\xa3") or (head[:4], head[8:]) == (b"RIFF", b"AVI ")
 
 
 def is_image_path(path: str | os.PathLike) -> bool:

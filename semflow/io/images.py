@@ -15,7 +15,7 @@ from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
 from semflow.errors import InputError, warn, writing_output
 from semflow.io.atomic import write_bytes_atomic
-from semflow.io.files import IMAGE_EXTENSIONS, is_image_path, is_video_file, require_file
+from semflow.io.files import IMAGE_EXTENSIONS, is_image_path, is_video_file, require_file, starts_as_video
 from semflow.io.image_bytes import jpeg_is_complete, png_chunk, png_is_complete
 from semflow.io.native import native_stderr
 
@@ -331,12 +331,15 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as uint8 RGB (H, W, 3), upright as its EXIF orientation says (as viewers show it);
     gray, alpha and 16-bit files are converted. A video file that is no image says that ``semflow run`` reads it."""
     path = require_file(path)
+    video_hint = "(it is a video: `semflow run VIDEO` computes a video's flows)"
+    if starts_as_video(path):  # (said before reading a video of gigabytes whole into memory)
+        raise InputError(f"{path}: cannot decode as an image {video_hint}")
     try:
         raw = _read_upright(path)
     except InputError as exc:
         if not is_video_file(path):
             raise
-        raise InputError(f"{exc} (it is a video: `semflow run VIDEO` computes a video's flows)") from None
+        raise InputError(f"{exc} {video_hint}") from None
     return to_rgb_uint8(raw, name=str(path), bgr=True)
 
 
