@@ -651,8 +651,12 @@ def test_a_local_ray_is_sized_by_the_workers_asked_for_and_never_told_of_fewer_t
     (1000, "0 0 4294967295", False, False),   # an ordinary user of the system
     (1000, "1000 0 1\n0 100000 1000", True, False),  # a namespace whose user 1000 is the system's root
     (1000, "0 100000 1000", False, False),    # a uid the map does not hold
+    (1000, "0 100000 1000\n1000 0 1", True, False),  # the line just past the first holds it
+    (1000, "0 0 65536", False, False),        # user 1000 of a namespace that keeps uids as they are
+    (0, "x y z\n0 0 65536", True, False),     # a line that is not three numbers is passed over
 ])
-@pytest.mark.parametrize("release", ["4.18.0-553.el8_10.x86_64", "5.13.19", "5.14.0-427.el9.x86_64", "6.18.44"])
+@pytest.mark.parametrize("release", ["4.18.0-553.el8_10.x86_64", "5.13.19", "5.14.0-427.el9.x86_64", "6.18.44",
+                                     "unknown"])
 def test_the_process_limit_exempts_whoever_the_kernel_exempts(monkeypatch, tmp_path: Path, uid: int, mapping: str,
                                                               exempt_before_5_14: bool, exempt_since: bool,
                                                               release: str) -> None:
@@ -664,5 +668,5 @@ def test_the_process_limit_exempts_whoever_the_kernel_exempts(monkeypatch, tmp_p
     monkeypatch.setattr(semflow.limits, "UID_MAP", str(uid_map))
     monkeypatch.setattr(semflow.limits.os, "getuid", lambda: uid)
     monkeypatch.setattr(semflow.limits.os, "uname", lambda: types.SimpleNamespace(release=release))
-    old_kernel = release.startswith(("4.", "5.13"))
+    old_kernel = release.startswith(("4.", "5.13"))  # (a release of another form reads as a recent one)
     assert semflow.limits.exempt_from_process_limit() is (exempt_before_5_14 if old_kernel else exempt_since)
