@@ -15,7 +15,7 @@ import pytest
 
 from semflow import evaluation
 from semflow.errors import InputError
-from semflow.io.datasets import DATASETS, LoadedSample, load_dataset, middlebury, synthetic
+from semflow.io.datasets import DATASETS, LAYOUTS, LoadedSample, load_dataset, middlebury, synthetic
 from semflow.methods import get_method
 from semflow.metrics import epe, fl_all
 from semflow.synthetic import write_dataset
@@ -37,6 +37,31 @@ def synthetic_results(synthetic_root: Path) -> list[evaluation.SampleResult]:
 
 
 # --- readers ------------------------------------------------------------------------------------
+
+
+def _files_of_layout(layout: str) -> list[str]:
+    """The files a layout hint names (``training/image_2/NNNNNN_10.png, NNNNNN_11.png``: a name without a
+    folder is in the previous one's), each numbered 1 and 2, a ``<name>`` as ``a``, ``{x,y}`` as ``x``."""
+    import re
+
+    files, folder = [], ""
+    for entry in layout.split(", "):
+        entry = re.sub(r"<\w+>", "a", re.sub(r"\{(\w+),[^}]*\}", r"\1", entry))
+        folder, name = (entry.rsplit("/", 1) if "/" in entry else (folder, entry))
+        for number in (1, 2):
+            files.append(f"{folder}/" * bool(folder) + re.sub("N+", lambda m, n=number: f"{n:0{len(m[0])}d}", name))
+    return files
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_the_layout_the_empty_dataset_error_names_is_what_its_reader_reads(tmp_path: Path, name: str) -> None:
+    """'no <name> samples ... (it should hold <layout>)': files laid out as the hint says are a sample whose
+    frames and ground truth are those files, so the hint cannot send a user to a layout that is not read."""
+    for relative in _files_of_layout(LAYOUTS[name]):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes(b"")
+    samples = load_dataset(name, tmp_path)
+    assert samples and all(path.exists() for s in samples for path in (s.frame1, s.frame2, s.flow))
 
 
 def test_load_dataset_errors(tmp_path: Path) -> None:
