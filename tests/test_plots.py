@@ -85,3 +85,35 @@ def test_a_cjk_clip_name_is_drawn_in_a_font_that_has_it_or_as_ascii_escapes_not_
     assert text == "semantic, \\u6771\\u4eac\\u306e\\u8857 café.mp4"  # (é kept)
     text, families = drawable_title("semantic, clock ⌚ café.mp4")
     assert text == "semantic, clock ⌚ café.mp4" and families[1:] == ["STIXGeneral"]
+
+
+def test_a_title_the_default_font_draws_keeps_that_font_alone_and_its_control_characters() -> None:
+    """A title with no character missing from the default font is drawn in it alone (no other font asked);
+    a tab or a bell, which no font draws, is left for the layout as it is, not written as an escape."""
+    from semflow.plots import drawable_title
+
+    text, families = drawable_title("dis-fast, clip 1")
+    assert text == "dis-fast, clip 1" and len(families) == 1
+    assert drawable_title("a\tb\x07c") == ("a\tb\x07c", families)
+
+
+def test_write_plot_hides_the_missing_glyph_warning_only(monkeypatch, tmp_path: Path) -> None:
+    """A glyph no font has (a control character in a clip's name) gives no warning on a run's terminal;
+    any other warning matplotlib gives while saving still reaches the caller."""
+    import semflow.plots
+
+    pairs = [{"magnitude": 1.0 + i, "seconds": 0.5} for i in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_plot(tmp_path / "bell.png", pairs, title="clip\x07name")
+
+    class Figure:
+        def savefig(self, path, format: str) -> None:
+            warnings.warn("something else went wrong", UserWarning, stacklevel=1)
+            Path(path).write_bytes(b"png")
+
+    monkeypatch.setattr(semflow.plots, "plot_figure", lambda pairs, title: Figure())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_plot(tmp_path / "other.png", pairs)
+    assert [str(w.message) for w in caught] == ["something else went wrong"]
