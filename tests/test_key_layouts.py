@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from semflow.class_legend import class_key_column_width, class_key_fits, class_key_strip_height
 from semflow.render import class_key, with_class_key
 from semflow.segmentation.labels import LabelSet
-from semflow.viz import class_key_column_width, class_key_fits, class_key_strip_height
 
 
 def _label_set(names: list[str]) -> LabelSet:
