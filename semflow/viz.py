@@ -167,7 +167,8 @@ def legend_text_box(height: int, width: int, max_flow: float) -> tuple[str, floa
     box left, box top, box width, box height); the box lies inside the image (for images at least
     40 px wide): above the colour wheel, beside it when the image is too low, or at the bottom when
     there is no wheel. The text is ``max N px``, shortened to ``N px`` or ``N`` when even the
-    smallest font does not fit, and to ``N`` to two digits (``1.2e5``, ``1e6``) when ``N`` is wider than the image."""
+    smallest font does not fit, and to ``N`` to two digits (``1.2e5``, ``1e6``) when ``N`` is wider than its room
+    (the image's width, or what the wheel leaves beside it)."""
     return _legend_text_box(int(height), int(width), float(max_flow))
 
 
@@ -177,12 +178,12 @@ def _legend_text_box(height: int, width: int, max_flow: float) -> tuple[str, flo
     size = int(np.clip(min(height, width) // 5, 24, 128))
     wheel_fits = width - size - 4 >= 0 and height - size - 4 >= 0
     value = f"{max_flow:.1f}" if max_flow >= 0.095 else f"{max_flow:.2g}"  # (0.04 px read "0.0")
-    bare = f"{max_flow:.0f}" if max_flow >= 0.95 else value  # (then, wider than the image, 1e6: "1000000" ran off it)
-    short = f"{max_flow:.2g}".replace("e+0", "e").replace("e+", "e") if _text_size(bare, 0.25)[0] + 8 > width else bare
-    texts = (f"max {value} px", f"{value} px", bare, short)
+    bare = f"{max_flow:.0f}" if max_flow >= 0.95 else value  # (then, wider than its room, 1e6: "1000000" ran off it)
+    two_digits = f"{max_flow:.2g}".replace("e+0", "e").replace("e+", "e")
 
     def fit(room: int) -> tuple[str, float, int, int]:
-        for text in texts:
+        short = two_digits if _text_size(bare, 0.25)[0] + 4 > room else bare  # (room: the image's, or beside the wheel)
+        for text in (f"max {value} px", f"{value} px", bare, short):
             scale = _fit_scale(text, max(0.35, size / 160.0), room - 4)
             tw, th, base = _text_size(text, scale)
             if tw + 4 <= room:

@@ -274,6 +274,19 @@ def test_the_legend_text_of_a_huge_normaliser_fits_a_40_px_image(h: int, w: int,
     assert float(text.removeprefix("max ").removesuffix(" px")) == pytest.approx(max_flow, rel=0.05)
 
 
+@pytest.mark.parametrize(("h", "w"), [(28, 52), (28, 60), (30, 64)])
+def test_a_huge_normaliser_beside_the_wheel_is_shortened_to_the_room_the_wheel_leaves(h: int, w: int) -> None:
+    """On a low image the scale text goes beside the wheel; "1000000" was shortened only when wider than the
+    whole image, so at 28x52 its 42 px box covered the wheel. It is shortened against the room it goes in."""
+    from semflow.viz import legend_text_box
+
+    size = 24  # the wheel's side on images this small
+    text, _, x, y, bw, bh = legend_text_box(h, w, 1e6)
+    assert text == "1e6"
+    assert x + bw <= w - size - 4, (text, x, bw)  # left of the wheel
+    assert legend_text_box(h, w, 12.3)[0] in ("12", "12.3 px")  # (a value that fits keeps its digits)
+
+
 def test_a_small_normaliser_is_not_written_as_zero() -> None:
     """--max-flow 0.04 was labelled "max 0.0 px" (one decimal)."""
     from semflow.viz import legend_text_box
