@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from semflow.errors import one_line
 from semflow.viz import FONT, TILE_GAP, label_image, tile, title_fits
 
 
@@ -16,7 +17,9 @@ def titled_tiles(images: Sequence[np.ndarray], titles: Sequence[str], *, columns
     """``images`` (uint8 RGB, one size) tiled as :func:`~semflow.viz.tile` does, each with its title of
     ``titles`` on a bar across its top; when one of them would be cut at the tiles' width, the titles read
     ``1: name``, ``2: name``... and a white key strip under the tiles lists each number with its whole name
-    (wrapped over lines where it is wider than the picture)."""
+    (wrapped over lines where it is wider than the picture). A character that is not printable (a newline
+    in a file name) is shown escaped (``\\n``), as the command's messages show it."""
+    titles = [one_line(title) for title in titles]  # (OpenCV draws a newline as a second line: over the bar's edge)
     width = images[0].shape[1]
     if all(title_fits(width, title) for title in titles):
         return tile([label_image(img, title) for img, title in zip(images, titles)], columns=columns)
@@ -28,11 +31,12 @@ def titled_tiles(images: Sequence[np.ndarray], titles: Sequence[str], *, columns
 
 def name_key(width: int, lines: Sequence[str]) -> np.ndarray:
     """A white uint8 RGB strip ``width`` px wide with each of ``lines`` in black, one under the other, a line
-    wider than the strip broken where it reaches the edge (a name has no spaces to break at)."""
+    wider than the strip broken where it reaches the edge (a name has no spaces to break at); characters
+    that are not printable escaped (:func:`~semflow.errors.one_line`)."""
     scale = float(np.clip(width / 1200.0, 0.35, 0.6))
     (_, th), base = cv2.getTextSize("Ag", FONT, scale, 1)
     step = th + base + 4
-    rows = [row for line in lines for row in _wrapped(line, scale, width - 8)]
+    rows = [row for line in lines for row in _wrapped(one_line(line), scale, width - 8)]
     strip = np.full((len(rows) * step + 6, width, 3), 255, np.uint8)
     for i, row in enumerate(rows):
         cv2.putText(strip, row, (4, 3 + i * step + th), FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from semflow.tile_titles import name_key
+from semflow.tile_titles import name_key, titled_tiles
 from semflow.viz import label_image, title_fits
 
 
@@ -28,3 +28,13 @@ def test_a_name_key_narrower_than_one_character_puts_each_on_its_own_line() -> N
     one_line = name_key(400, ["1: ab"])
     tiny = name_key(6, ["1: ab"])
     assert tiny.shape[1] == 6 and tiny.shape[0] > 3 * one_line.shape[0]  # (five lines of one character)
+
+
+def test_a_name_with_a_newline_is_titled_on_one_line() -> None:
+    """A file name may hold a newline: its title and key line show it escaped (``\\n``), as the command's
+    messages do, instead of a second line of text running over the bar's edge and the key's next name."""
+    tile = np.full((60, 400, 3), 128, np.uint8)
+    titled = titled_tiles([tile, tile], ["a\nb.flo", "c.flo"])
+    escaped = titled_tiles([tile, tile], ["a\\nb.flo", "c.flo"])
+    assert titled.shape == escaped.shape and np.array_equal(titled, escaped)
+    assert name_key(400, ["1: a\nb.flo", "2: c.flo"]).shape == name_key(400, ["1: a\\nb.flo", "2: c.flo"]).shape
