@@ -457,3 +457,17 @@ def test_a_video_given_as_an_image_is_refused_from_its_first_bytes_before_it_is_
         with pytest.raises(InputError, match=r"cannot decode as an image") as caught:
             read_image(still)
         assert "it is a video" not in str(caught.value)
+
+
+
+def test_a_heif_still_of_another_major_brand_is_not_called_a_video(tmp_path: Path) -> None:
+    """A HEIF still lists ``mif1`` among its compatible brands whatever its major one (``avci``, ``jpeg``,
+    ``mif2``...): one semflow cannot decode fails as an image, without the hint that it is a video; an MP4
+    whose brands are a video's still gets the hint."""
+    box = b"\x00\x00\x00\x1cftyp%s\x00\x00\x00\x00%smiafavci"
+    for major, compatible, is_video in ((b"avci", b"mif1", False), (b"jpeg", b"msf1", False), (b"mp42", b"isom", True)):
+        path = tmp_path / f"{major.decode()}.heic"
+        path.write_bytes(box % (major, compatible) + bytes(100))
+        with pytest.raises(InputError, match=r"cannot decode as an image") as caught:
+            read_image(path)
+        assert ("it is a video" in str(caught.value)) == is_video, major

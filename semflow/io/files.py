@@ -34,20 +34,26 @@ def is_video_file(path: str | os.PathLike) -> bool:
 
 
 STILL_IMAGE_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
-"""``ftyp`` brands of ISO media files that hold images (AVIF, HEIF/HEIC), not videos."""
+"""``ftyp`` brands of ISO media files that hold images (AVIF, HEIF/HEIC), not videos: every HEIF file (AVIF
+included) lists ``mif1`` or ``msf1`` among its brands, whatever its major brand (``avci``, ``mif2``, ``jpeg``...)."""
+FTYP_READ = 256
+"""The most bytes (of a file's start) :func:`starts_as_video` reads: an ``ftyp`` box's brands lie within them."""
 
 
 def starts_as_video(path: str | os.PathLike) -> bool:
-    """Whether the first bytes of ``path`` are a video container's (an MP4 or MOV ``ftyp`` box not of an
-    image brand, Matroska or WebM, AVI), whatever its name; False for what cannot be read."""
+    """Whether the first bytes of ``path`` are a video container's (an MP4 or MOV ``ftyp`` box none of whose
+    brands, major or compatible, is an image's: :data:`STILL_IMAGE_BRANDS`; Matroska or WebM; AVI), whatever
+    its name; False for what cannot be read."""
     try:
         with open(path, "rb") as file:
-            head = file.read(12)
+            head = file.read(FTYP_READ)
     except OSError:
         return False
-    if head[4:8] == b"ftyp":
-        return head[8:12] not in STILL_IMAGE_BRANDS
-    return head.startswith(b"\x1aE\xdf\xa3") or (head[:4], head[8:]) == (b"RIFF", b"AVI ")
+    if head[4:8] == b"ftyp":  # (box size, "ftyp", major brand, minor version, compatible brands of 4 bytes each)
+        box = head[:max(16, int.from_bytes(head[:4], "big"))]
+        brands = {box[8:12]} | {box[i:i + 4] for i in range(16, len(box) - 3, 4)}
+        return not brands & STILL_IMAGE_BRANDS
+    return head.startswith(b"\x1aE\xdf\xa3") or (head[:4], head[8:12]) == (b"RIFF", b"AVI ")
 
 
 def is_image_path(path: str | os.PathLike) -> bool:
