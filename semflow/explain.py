@@ -122,7 +122,7 @@ def grey_preview(name: str, arr: np.ndarray) -> tuple[np.ndarray, str, str, str]
     finite black, which the title then says."""
     from semflow.grey_key import value_text
 
-    values = arr.astype(np.float32)
+    values = arr.astype(np.result_type(arr.dtype, np.float32))  # (float64 kept: 1e39 is not float32's inf)
     finite = np.isfinite(values)
     low, high = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 1.0)
     if not (low >= 0.0 and high <= 1.0):

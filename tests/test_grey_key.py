@@ -115,3 +115,12 @@ def test_the_key_values_read_as_the_map_values_they_stand_for() -> None:
 
 def test_a_key_value_is_three_digits_at_most() -> None:
     assert [value_text(v) for v in (0.0, 1.0, 0.5, 143.27, 1234567.0)] == ["0", "1", "0.5", "143", "1.23e+06"]
+
+
+def test_a_float64_map_beyond_float32s_range_keeps_its_values() -> None:
+    """A float64 map (a method's own, saved as .npy) whose values float32 cannot hold is stretched from its
+    own ends, not read as infinite: no 'no value' in the title, its largest value white and named."""
+    huge = np.array([[0.0, 1e39], [5e38, 2e39]])
+    grey, title, low, high = grey_preview("grid_cost", huge)
+    assert title == "grid_cost, matching cost" and (low, high) == (value_text(0.0), value_text(2e39))
+    assert grey[1, 1] == 255 and grey[0, 0] == 0 and 0 < grey[0, 1] < 255
