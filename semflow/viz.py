@@ -167,8 +167,8 @@ def legend_text_box(height: int, width: int, max_flow: float) -> tuple[str, floa
     box left, box top, box width, box height); the box lies inside the image (for images at least
     40 px wide): above the colour wheel, beside it when the image is too low, or at the bottom when
     there is no wheel. The text is ``max N px``, shortened to ``N px`` or ``N`` when even the
-    smallest font does not fit, and to ``N`` to two digits (``1.2e5``, ``1e6``) when ``N`` is wider than its room
-    (the image's width, or what the wheel leaves beside it)."""
+    smallest font does not fit, and to ``N`` to two digits (``1.2e5``, ``1e6``) when ``N`` is wider than the image,
+    or than the room the wheel leaves beside it where the two digits fit there."""
     return _legend_text_box(int(height), int(width), float(max_flow))
 
 
@@ -182,7 +182,10 @@ def _legend_text_box(height: int, width: int, max_flow: float) -> tuple[str, flo
     two_digits = f"{max_flow:.2g}".replace("e+0", "e").replace("e+", "e")
 
     def fit(room: int) -> tuple[str, float, int, int]:
-        short = two_digits if _text_size(bare, 0.25)[0] + 4 > room else bare  # (room: the image's, or beside the wheel)
+        bare_width, two_width = _text_size(bare, 0.25)[0], _text_size(two_digits, 0.25)[0]
+        wider_than_image = bare_width + 8 > width  # (1000000 ran off a 40 px image)
+        only_short_fits = bare_width + 2 > room >= two_width + 2  # (beside the wheel: its box would cover it)
+        short = two_digits if wider_than_image or only_short_fits else bare
         for text in (f"max {value} px", f"{value} px", bare, short):
             scale = _fit_scale(text, max(0.35, size / 160.0), room - 4)
             tw, th, base = _text_size(text, scale)
