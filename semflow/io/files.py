@@ -27,12 +27,6 @@ def is_video_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def is_video_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a video file: by its name (:data:`VIDEO_EXTENSIONS`) or by its first bytes
-    (:func:`starts_as_video`)."""
-    return is_video_path(path) or starts_as_video(path)
-
-
 STILL_IMAGE_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 """``ftyp`` brands of ISO media files that hold images (AVIF, HEIF/HEIC), not videos: every HEIF file (AVIF
 included) lists ``mif1`` or ``msf1`` among its brands, whatever its major brand (``avci``, ``mif2``, ``jpeg``...)."""

@@ -15,7 +15,7 @@ from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
 from semflow.errors import InputError, warn, writing_output
 from semflow.io.atomic import write_bytes_atomic
-from semflow.io.files import IMAGE_EXTENSIONS, is_image_path, is_video_file, require_file, starts_as_video
+from semflow.io.files import IMAGE_EXTENSIONS, is_image_path, is_video_path, require_file, starts_as_video
 from semflow.io.image_bytes import jpeg_is_complete, png_chunk, png_is_complete
 from semflow.io.native import native_stderr
 
@@ -337,7 +337,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         raw = _read_upright(path)
     except InputError as exc:
-        if not is_video_file(path):
+        if not is_video_path(path):  # (its first bytes were looked at above: here its name only)
             raise
         raise InputError(f"{exc} {video_hint}") from None
     return to_rgb_uint8(raw, name=str(path), bgr=True)
