@@ -102,7 +102,7 @@ def test_flow_given_a_video_points_at_run(cli_fails, pair, make_video, tmp_path:
     with pytest.raises(InputError, match=r"clip\.dat: cannot decode as an image \(it is a video"):
         read_image(tmp_path / "clip.dat")
     (tmp_path / "fake.png").write_text("not an image")
-    with pytest.raises(InputError, match=r"fake\.png: cannot decode as an image$"):
+    with pytest.raises(InputError, match=r"fake\.png: cannot decode as an image \(it does not start as any image format semflow reads\)$"):
         read_image(tmp_path / "fake.png")
 
 
@@ -458,7 +458,8 @@ def test_run_failing_mid_way_keeps_finished_pairs_and_resumes(run_cli, make_fram
     (folder / "0004.png").write_bytes(b"corrupt")
     first = run_cli("run", folder, "--out", "out", "--save-flo")
     assert first.rc == 1 and "Traceback" not in first.stderr
-    assert first.stderr.splitlines() == [f"semflow: error: {folder / '0004.png'}: cannot decode as an image"]
+    assert first.stderr.splitlines() == [f"semflow: error: {folder / '0004.png'}: cannot decode as an image (it does"
+                                        " not start as any image format semflow reads)"]
     out = tmp_path / "out"
     assert sorted(p.name for p in (out / "flo").iterdir()) == ["000000.flo", "000001.flo", "000002.flo"]
     assert not (out / "flow.mp4").exists() and not (out / "summary.json").exists()

@@ -460,6 +460,33 @@ def test_a_video_given_as_an_image_is_refused_from_its_first_bytes_before_it_is_
 
 
 
+@pytest.mark.parametrize("reader", ["read_image", "read_image_raw", "labels", "image_size", "kitti"])
+def test_a_huge_file_that_starts_as_no_image_is_refused_before_it_is_read_whole(tmp_path: Path, reader: str) -> None:
+    """`flow A B` given a file of gigabytes that is neither an image nor a video read it whole into memory before
+    decoding failed: its first bytes, which start no image format (here a SQLite database's, 3 GB sparse: no
+    disk used), are refused in one line, and what Python allocates meanwhile stays small."""
+    import tracemalloc
+
+    from semflow.io.flow import read_kitti_flow
+    from semflow.io.images import image_size, read_image_raw
+
+    big = tmp_path / "data.png"
+    with open(big, "wb") as file:
+        file.write(b"SQLite format 3\0" + bytes(100))
+        file.truncate(3 * 2**30)
+    read = {"read_image": read_image, "read_image_raw": read_image_raw, "kitti": read_kitti_flow,
+            "labels": lambda path: read_image_raw(path, labels=True), "image_size": image_size}[reader]
+    tracemalloc.start()
+    try:
+        with pytest.raises(OSError if reader == "image_size" else InputError,  # (image_size: as Pillow's)
+                           match=r"data\.png: cannot decode as an image \(it does not start as any image format"):
+            read(big)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**24, f"{peak} bytes allocated: the file was read"
+
+
 def test_a_heif_still_of_another_major_brand_is_not_called_a_video(tmp_path: Path) -> None:
     """A HEIF still lists ``mif1`` among its compatible brands whatever its major one (``avci``, ``jpeg``,
     ``mif2``...): one semflow cannot decode fails as an image, without the hint that it is a video; an MP4

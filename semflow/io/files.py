@@ -7,7 +7,7 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from semflow.errors import InputError, ResourceError
 
@@ -31,7 +31,18 @@ STILL_IMAGE_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"h
 """``ftyp`` brands of ISO media files that hold images (AVIF, HEIF/HEIC), not videos: every HEIF file (AVIF
 included) lists ``mif1`` or ``msf1`` among its brands, whatever its major brand (``avci``, ``mif2``, ``jpeg``...)."""
 FTYP_READ = 256
-"""The most bytes (of a file's start) :func:`starts_as_video` reads: an ``ftyp`` box's brands lie within them."""
+"""The most bytes (of a file's start) :func:`starts_as_video` and :func:`image_format` look at: an ``ftyp`` box's
+brands lie within them."""
+
+
+def ftyp_brands(head: bytes) -> set[bytes] | None:
+    """The brands, major and compatible, of the ISO media ``ftyp`` box that ``head`` (a file's first bytes)
+    starts with; None when it starts with none (box size, "ftyp", major brand, minor version, compatible
+    brands of 4 bytes each)."""
+    if head[4:8] != b"ftyp":
+        return None
+    box = head[:max(16, int.from_bytes(head[:4], "big"))]
+    return {box[8:12]} | {box[i:i + 4] for i in range(16, len(box) - 3, 4)}
 
 
 def starts_as_video(path: str | os.PathLike) -> bool:
@@ -43,11 +54,64 @@ def starts_as_video(path: str | os.PathLike) -> bool:
             head = file.read(FTYP_READ)
     except OSError:
         return False
-    if head[4:8] == b"ftyp":  # (box size, "ftyp", major brand, minor version, compatible brands of 4 bytes each)
-        box = head[:max(16, int.from_bytes(head[:4], "big"))]
-        brands = {box[8:12]} | {box[i:i + 4] for i in range(16, len(box) - 3, 4)}
+    brands = ftyp_brands(head)
+    if brands is not None:
         return not brands & STILL_IMAGE_BRANDS
     return head.startswith(b"\x1aE\xdf\xa3") or (head[:4], head[8:12]) == (b"RIFF", b"AVI ")
+
+
+IMAGE_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"), (b"II*\0", "TIFF"), (b"MM\0*", "TIFF"),
+    (b"II+\0", "BigTIFF"), (b"MM\0+", "BigTIFF"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+    (b"\0\0\0\x0cjP  \r\n\x87\n", "JPEG 2000"), (b"\xffO\xffQ", "JPEG 2000"), (b"\0\0\0\x0cJXL \r\n\x87\n", "JPEG XL"),
+    (b"\xff\n", "JPEG XL"), (b"v/1\x01", "OpenEXR"), (b"#?RADIANCE", "Radiance HDR"), (b"#?RGBE", "Radiance HDR"),
+    (b"Y\xa6j\x95", "Sun raster"), (b"PF", "PFM"), (b"Pf", "PFM"), *((b"P%d" % k, "PNM") for k in range(1, 8)))
+"""How the files of the image formats OpenCV's decoders read begin (cv2.imread's list: PNG, JPEG, BMP, TIFF,
+GIF, JPEG 2000 as a file and as a bare codestream, JPEG XL likewise, OpenEXR, Radiance HDR, Sun raster, PFM,
+PBM/PGM/PPM and PAM: P1 to P7), each with its name; WebP and AVIF/HEIF are told by :func:`image_format`."""
+
+
+def image_format(head: bytes) -> str | None:
+    """The name of the image format (:data:`IMAGE_SIGNATURES`, "WebP": RIFF with WEBP, "AVIF or HEIF": an
+    ``ftyp`` box of a :data:`STILL_IMAGE_BRANDS` brand) that ``head``, a file's first :data:`FTYP_READ`
+    bytes, starts as; None for any other start (a file no image decoder semflow uses would read)."""
+    brands = ftyp_brands(head)
+    if brands is not None:
+        return "AVIF or HEIF" if brands & STILL_IMAGE_BRANDS else None
+    if (head[:4], head[8:12]) == (b"RIFF", b"WEBP"):
+        return "WebP"
+    return next((name for magic, name in IMAGE_SIGNATURES if head.startswith(magic)), None)
+
+
+def image_file_bytes(path: str | os.PathLike, *, palette: bool = False) -> bytes:
+    """The bytes of the image file ``path``, read whole only once its first bytes are an image's, of a format
+    OpenCV decodes (:func:`image_format`), or with ``palette`` of any Pillow identifies (whose palette images
+    are read as labels: a TGA, a PCX); before that, for any other file (data or a video of gigabytes),
+    :class:`InputError`."""
+    with open(path, "rb") as file:
+        head = file.read(FTYP_READ)
+        if image_format(head) is None and not (palette and pillow_identifies(file)):
+            raise InputError(f"{path}: cannot decode as an image (it does not start as any image format semflow reads)")
+        file.seek(0)
+        return file.read()
+
+
+def pillow_identifies(file: BinaryIO) -> bool:
+    """Whether Pillow takes the open ``file`` for an image of a format it knows (it reads the header only)."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError  # (here: `semflow --help` imports this module)
+
+    file.seek(0)
+    try:
+        with warnings.catch_warnings():  # (untrusted headers make Pillow warn)
+            warnings.simplefilter("ignore")
+            Image.open(file).close()
+    except UnidentifiedImageError:
+        return False
+    except Exception:  # noqa: BLE001 - known, but its header is corrupt or declares too much: decoding says so
+        return True
+    return True
 
 
 def is_image_path(path: str | os.PathLike) -> bool:

@@ -31,7 +31,7 @@ import numpy as np
 
 from semflow.errors import FlowRangeWarning, InputError, counted, reason, writing_output
 from semflow.io.atomic import write_bytes_atomic
-from semflow.io.files import require_file
+from semflow.io.files import image_file_bytes, require_file
 from semflow.io.images import decode_image, write_image
 
 FLO_TAG = 202021.25
@@ -150,7 +150,7 @@ def write_flo(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | Non
 def read_kitti_flow(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Read a KITTI flow PNG. Returns ``(flow (H, W, 2) float32, valid (H, W) bool)``."""
     path = require_file(path)
-    raw = decode_image(path.read_bytes(), str(path))
+    raw = decode_image(image_file_bytes(path), str(path))
     if raw.dtype != np.uint16 or raw.ndim != 3 or raw.shape[2] != 3:
         channels = 1 if raw.ndim == 2 else raw.shape[2]
         raise InputError(

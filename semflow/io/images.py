@@ -15,7 +15,14 @@ from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
 from semflow.errors import InputError, warn, writing_output
 from semflow.io.atomic import write_bytes_atomic
-from semflow.io.files import IMAGE_EXTENSIONS, is_image_path, is_video_path, require_file, starts_as_video
+from semflow.io.files import (
+    IMAGE_EXTENSIONS,
+    image_file_bytes,
+    is_image_path,
+    is_video_path,
+    require_file,
+    starts_as_video,
+)
 from semflow.io.image_bytes import jpeg_is_complete, png_chunk, png_is_complete
 from semflow.io.native import native_stderr
 
@@ -285,8 +292,13 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(H, W) of the image file at ``path`` as :func:`read_image` gives it (upright as its EXIF orientation
     says), from its header: the pixels are not decoded (but a TIFF's: Pillow reports its size turned by its
     orientation tag or not, by version). OSError or ValueError (Pillow's) for a file whose header Pillow
-    cannot read; :class:`InputError` for a path that is not a readable file (a FIFO would block)."""
-    data = require_file(path).read_bytes()
+    cannot read (UnidentifiedImageError before reading it whole for one that starts as no image); :class:`InputError`
+    for a path that is not a readable file (a FIFO would block)."""
+    path = require_file(path)
+    try:
+        data = image_file_bytes(path, palette=True)  # (as before: what Pillow reads the header of)
+    except InputError as exc:
+        raise UnidentifiedImageError(str(exc)) from None
     with Image.open(io.BytesIO(data)) as im:
         width, height = im.size
         if im.format == "TIFF":
@@ -306,7 +318,7 @@ def upright(image: np.ndarray, orientation: int) -> np.ndarray:
 def _read_upright(path: Path, *, labels: bool = False) -> np.ndarray:
     """An image file decoded (as :func:`decode_image`; palette images as their ids with ``labels``) and
     turned upright as its EXIF orientation says."""
-    data = path.read_bytes()
+    data = image_file_bytes(path, palette=labels)
     _check_bytes(data, str(path))
     raw = _palette_ids(data, str(path)) if labels else None
     if raw is None:
