@@ -14,7 +14,8 @@ from PIL import Image
 
 from semflow.errors import InputError, SemflowWarning
 from semflow.io import images
-from semflow.io.images import decode_image, read_image, to_rgb_uint8, write_image
+from semflow.io.files import starts_as_video
+from semflow.io.images import decode_image, read_image, read_image_raw, to_rgb_uint8, write_image
 
 
 def colour_image(height: int = 6, width: int = 8) -> np.ndarray:
@@ -468,7 +469,7 @@ def test_a_huge_file_that_starts_as_no_image_is_refused_before_it_is_read_whole(
     import tracemalloc
 
     from semflow.io.flow import read_kitti_flow
-    from semflow.io.images import image_size, read_image_raw
+    from semflow.io.images import image_size
 
     big = tmp_path / "data.png"
     with open(big, "wb") as file:
@@ -485,6 +486,35 @@ def test_a_huge_file_that_starts_as_no_image_is_refused_before_it_is_read_whole(
     finally:
         tracemalloc.stop()
     assert peak < 2**24, f"{peak} bytes allocated: the file was read"
+
+
+def canon_head(version: bytes) -> bytes:
+    """The first bytes of a Canon CR3 photo or CRM movie (as Canon writes both): an ftyp box of brand "crx ",
+    then moov, whose first box is Canon's uuid box, whose first is CNCV, the compressor version ``version``."""
+    cncv = (8 + len(version)).to_bytes(4, "big") + b"CNCV" + version
+    uuid = (24 + len(cncv)).to_bytes(4, "big") + b"uuid" + bytes.fromhex("85c0b687820f11e08111f4ce462b6a48") + cncv
+    return (b"\x00\x00\x00\x18ftypcrx \x00\x00\x00\x01crx isom" + (8 + len(uuid)).to_bytes(4, "big") + b"moov" + uuid
+            + bytes(200))
+
+
+def test_a_canon_cr3_photo_is_named_a_camera_raw_image_not_a_video(tmp_path: Path) -> None:
+    """A Canon CR3 photo (an ISO media file of brand "crx ", as Canon's CRM movies are) was called a video: "it
+    is a video: `semflow run VIDEO`". It is named a camera raw image semflow cannot read, to convert; a CRM
+    movie (its compressor version says CanonCRM) is still a video; other raws that are no TIFF are named too."""
+    photo, movie = tmp_path / "IMG_0001.CR3", tmp_path / "A001C001.CRM"
+    photo.write_bytes(canon_head(b"CanonCR3_001/00.09.00/00.00.00"))
+    movie.write_bytes(canon_head(b"CanonCRM0001/02.09.00/00.00.00"))
+    with pytest.raises(InputError, match=r"IMG_0001\.CR3: a camera raw image \(Canon CR3\), which semflow cannot"
+                                         r" read; convert it to PNG or TIFF$"):
+        read_image(photo)
+    assert not starts_as_video(photo) and starts_as_video(movie)
+    with pytest.raises(InputError, match=r"A001C001\.CRM: cannot decode as an image \(it is a video"):
+        read_image(movie)
+    for head, name in ((b"FUJIFILMCCD-RAW 0201", "Fujifilm RAF"), (b"IIRO\x08\x00\x00\x00", "Olympus ORF"),
+                       (b"IIU\x00\x18\x00\x00\x00", "Panasonic RW2"), (b"II\x1a\x00\x00\x00HEAPCCDR", "Canon CRW")):
+        (tmp_path / "raw").write_bytes(head + bytes(300))
+        with pytest.raises(InputError, match=rf"raw: a camera raw image \({name}\), which semflow cannot read"):
+            read_image_raw(tmp_path / "raw", labels=True)
 
 
 def test_a_heif_still_of_another_major_brand_is_not_called_a_video(tmp_path: Path) -> None:

@@ -47,8 +47,8 @@ def ftyp_brands(head: bytes) -> set[bytes] | None:
 
 def starts_as_video(path: str | os.PathLike) -> bool:
     """Whether the first bytes of ``path`` are a video container's (an MP4 or MOV ``ftyp`` box none of whose
-    brands, major or compatible, is an image's: :data:`STILL_IMAGE_BRANDS`; Matroska or WebM; AVI), whatever
-    its name; False for what cannot be read."""
+    brands, major or compatible, is an image's: :data:`STILL_IMAGE_BRANDS`, nor a Canon CR3 photo's:
+    :func:`camera_raw`; Matroska or WebM; AVI), whatever its name; False for what cannot be read."""
     try:
         with open(path, "rb") as file:
             head = file.read(FTYP_READ)
@@ -56,7 +56,7 @@ def starts_as_video(path: str | os.PathLike) -> bool:
         return False
     brands = ftyp_brands(head)
     if brands is not None:
-        return not brands & STILL_IMAGE_BRANDS
+        return not brands & STILL_IMAGE_BRANDS and camera_raw(head) is None
     return head.startswith(b"\x1aE\xdf\xa3") or (head[:4], head[8:12]) == (b"RIFF", b"AVI ")
 
 
@@ -83,14 +83,33 @@ def image_format(head: bytes) -> str | None:
     return next((name for magic, name in IMAGE_SIGNATURES if head.startswith(magic)), None)
 
 
+RAW_SIGNATURES = ((b"II\x1a\0\0\0HEAPCCDR", "Canon CRW"), (b"FUJIFILMCCD-RAW", "Fujifilm RAF"),
+                  (b"IIRO", "Olympus ORF"), (b"IIRS", "Olympus ORF"), (b"MMOR", "Olympus ORF"), (b"IIU\0", "Panasonic RW2"))
+"""How camera raw files that are no TIFF begin (a TIFF-based raw, CR2, NEF, ARW, DNG, goes to OpenCV's TIFF
+decoder), each with its name."""
+
+
+def camera_raw(head: bytes) -> str | None:
+    """The camera raw format whose file ``head`` (its first :data:`FTYP_READ` bytes) starts, which no decoder
+    semflow uses reads: "Canon CR3" (an ISO media ``ftyp`` box of brand ``crx `` whose compressor version box,
+    CNCV at byte 0x40, is not ``CanonCRM...``, a Canon Cinema RAW Light movie's, of the same brand) or one of
+    :data:`RAW_SIGNATURES`; None for any other start."""
+    brands = ftyp_brands(head)
+    if brands is not None:
+        return "Canon CR3" if b"crx " in brands and b"CanonCRM" not in head else None
+    return next((name for magic, name in RAW_SIGNATURES if head.startswith(magic)), None)
+
+
 def image_file_bytes(path: str | os.PathLike, *, palette: bool = False) -> bytes:
     """The bytes of the image file ``path``, read whole only once its first bytes are an image's, of a format
     OpenCV decodes (:func:`image_format`), or with ``palette`` of any Pillow identifies (whose palette images
     are read as labels: a TGA, a PCX); before that, for any other file (data or a video of gigabytes),
-    :class:`InputError`."""
+    :class:`InputError` (which names a camera raw image as one: :func:`camera_raw`)."""
     with open(path, "rb") as file:
         head = file.read(FTYP_READ)
         if image_format(head) is None and not (palette and pillow_identifies(file)):
+            if (raw := camera_raw(head)) is not None:
+                raise InputError(f"{path}: a camera raw image ({raw}), which semflow cannot read; convert it to PNG or TIFF")
             raise InputError(f"{path}: cannot decode as an image (it does not start as any image format semflow reads)")
         file.seek(0)
         return file.read()
