@@ -298,16 +298,36 @@ def test_files_that_are_not_torch_files_say_so(tmp_path):
     with pytest.raises(WeightsError, match=r"zip.pt: cannot read weights: not a torch weights file \(a zip archive"):
         load_torch_file(tmp_path / "zip.pt", "weights")
     # torch's own text came through: "pop from empty list" for a video, "never pickled code" for a PNG
-    (tmp_path / "clip.avi").write_bytes(b"RIFF" + bytes(100) + b"AVI LIST" * 20)
+    (tmp_path / "clip.avi").write_bytes(b"RIFF\x00\x01\x00\x00AVI LIST" + bytes(100))
     (tmp_path / "frame.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
     (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(300))
     (tmp_path / "empty.pt").write_bytes(b"")
-    for name, why in (("clip.avi", "not a torch weights file: it is an AVI video or another RIFF file"),
+    for name, why in (("clip.avi", "not a torch weights file: it is an AVI video"),
                       ("frame.png", "not a torch weights file: it is a PNG image"),
                       ("clip.mp4", "not a torch weights file: it is an MP4 or MOV video"),
                       ("empty.pt", "the file is empty")):
         with pytest.raises(WeightsError, match=rf"{name}: cannot read weights: {why}$"):
             load_torch_file(tmp_path / name, "weights")
+
+
+def test_a_file_given_for_weights_is_named_as_the_input_readers_sniff_it(tmp_path: Path) -> None:
+    """What a file given for weights is was told by a list of its own that repeated the video sniffing, and
+    called an AVIF photo "an MP4 or MOV video", a WebP one "an AVI video or another RIFF file", a Canon CR3 an
+    MP4: they are named as io.files names them; a file that starts with two bytes of an image's signature by
+    chance (a safetensors header's length, here "BM") is not called an image."""
+    from semflow.io.files import media_kind
+
+    webp = b"RIFF\x10\x00\x00\x00WEBPVP8 " + bytes(100)
+    assert media_kind(webp) == "a WebP image"
+    assert media_kind(b"RIFF\x10\x00\x00\x00WAVEfmt ") == "a RIFF file (such as a WAV sound)"
+    assert media_kind(b"\x00\x00\x00\x18ftypavif\x00\x00\x00\x00mif1miaf") == "an AVIF or HEIF image"
+    assert media_kind(b"\x00\x00\x00\x18ftypcrx \x00\x00\x00\x01crx isom") == "a camera raw image (Canon CR3)"
+    assert media_kind(b"II*\x00\x08\x00\x00\x00") == "a TIFF image" and media_kind(b"GIF89a") == "a GIF image"
+    assert media_kind(b"\x1aE\xdf\xa3") == "a Matroska or WebM video" and media_kind(b"v/1\x01") == "an OpenEXR image"
+    assert media_kind(b"BM\x00\x00\x00\x00\x00\x00{\"w\":") is None
+    (tmp_path / "photo.pt").write_bytes(webp)
+    with pytest.raises(WeightsError, match=r"photo\.pt: cannot read weights: not a torch weights file: it is a WebP image$"):
+        load_torch_file(tmp_path / "photo.pt", "weights")
 
 
 @pytest.mark.parametrize("layout", ["target", "prefix"])

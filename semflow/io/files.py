@@ -45,19 +45,26 @@ def ftyp_brands(head: bytes) -> set[bytes] | None:
     return {box[8:12]} | {box[i:i + 4] for i in range(16, len(box) - 3, 4)}
 
 
-def starts_as_video(path: str | os.PathLike) -> bool:
-    """Whether the first bytes of ``path`` are a video container's (an MP4 or MOV ``ftyp`` box none of whose
-    brands, major or compatible, is an image's: :data:`STILL_IMAGE_BRANDS`, nor a Canon CR3 photo's:
-    :func:`camera_raw`; Matroska or WebM; AVI), whatever its name; False for what cannot be read."""
-    try:
-        with open(path, "rb") as file:
-            head = file.read(FTYP_READ)
-    except OSError:
-        return False
+def video_container(head: bytes) -> str | None:
+    """The video container whose file ``head`` (its first :data:`FTYP_READ` bytes) starts: "MP4 or MOV" (an
+    ``ftyp`` box none of whose brands, major or compatible, is an image's: :data:`STILL_IMAGE_BRANDS`, nor a
+    Canon CR3 photo's: :func:`camera_raw`), "Matroska or WebM", "AVI"; None for any other start."""
     brands = ftyp_brands(head)
     if brands is not None:
-        return not brands & STILL_IMAGE_BRANDS and camera_raw(head) is None
-    return head.startswith(b"\x1aE\xdf\xa3") or (head[:4], head[8:12]) == (b"RIFF", b"AVI ")
+        return "MP4 or MOV" if not brands & STILL_IMAGE_BRANDS and camera_raw(head) is None else None
+    if head.startswith(b"\x1aE\xdf\xa3"):
+        return "Matroska or WebM"
+    return "AVI" if (head[:4], head[8:12]) == (b"RIFF", b"AVI ") else None
+
+
+def starts_as_video(path: str | os.PathLike) -> bool:
+    """Whether the first bytes of ``path`` are a video container's (:func:`video_container`), whatever its
+    name; False for what cannot be read."""
+    try:
+        with open(path, "rb") as file:
+            return video_container(file.read(FTYP_READ)) is not None
+    except OSError:
+        return False
 
 
 IMAGE_SIGNATURES = (
@@ -71,16 +78,17 @@ GIF, JPEG 2000 as a file and as a bare codestream, JPEG XL likewise, OpenEXR, Ra
 PBM/PGM/PPM and PAM: P1 to P7), each with its name; WebP and AVIF/HEIF are told by :func:`image_format`."""
 
 
-def image_format(head: bytes) -> str | None:
+def image_format(head: bytes, *, least: int = 0) -> str | None:
     """The name of the image format (:data:`IMAGE_SIGNATURES`, "WebP": RIFF with WEBP, "AVIF or HEIF": an
     ``ftyp`` box of a :data:`STILL_IMAGE_BRANDS` brand) that ``head``, a file's first :data:`FTYP_READ`
-    bytes, starts as; None for any other start (a file no image decoder semflow uses would read)."""
+    bytes, starts as; None for any other start (a file no image decoder semflow uses would read), and for
+    a signature shorter than ``least`` bytes (two, such as BMP's "BM", begin other files by chance)."""
     brands = ftyp_brands(head)
     if brands is not None:
         return "AVIF or HEIF" if brands & STILL_IMAGE_BRANDS else None
     if (head[:4], head[8:12]) == (b"RIFF", b"WEBP"):
         return "WebP"
-    return next((name for magic, name in IMAGE_SIGNATURES if head.startswith(magic)), None)
+    return next((name for magic, name in IMAGE_SIGNATURES if len(magic) >= least and head.startswith(magic)), None)
 
 
 RAW_SIGNATURES = ((b"II\x1a\0\0\0HEAPCCDR", "Canon CRW"), (b"FUJIFILMCCD-RAW", "Fujifilm RAF"),
@@ -98,6 +106,28 @@ def camera_raw(head: bytes) -> str | None:
     if brands is not None:
         return "Canon CR3" if b"crx " in brands and b"CanonCRM" not in head else None
     return next((name for magic, name in RAW_SIGNATURES if head.startswith(magic)), None)
+
+
+def media_kind(head: bytes) -> str | None:
+    """What a file that starts with ``head`` (its first :data:`FTYP_READ` bytes) is when it is a video, an image
+    or a camera raw image, in words ("an MP4 or MOV video", "a PNG image", "a camera raw image (Canon CR3)"),
+    else None: said of a file given in another's place (weights), so an image is named by a signature of
+    three bytes or more (a safetensors file starts with its header's length, which may read "BM")."""
+    if (video := video_container(head)) is not None:
+        return f"{with_article(video)} video"
+    if (image := image_format(head, least=3)) is not None:
+        return f"{with_article(image)} image"
+    if (raw := camera_raw(head)) is not None:
+        return f"a camera raw image ({raw})"
+    return "a RIFF file (such as a WAV sound)" if head[:4] == b"RIFF" else None
+
+
+def with_article(name: str) -> str:
+    """``name`` after "a" or "an", as it is read: "an AVI", "an MP4 or MOV" (an acronym read letter by
+    letter), "a Matroska", "a PNG"."""
+    first = name.split()[0]
+    vowel = first[0] in "AEIOU" or (first.isupper() and first[0] in "FHLMNRSX")
+    return f"{'an' if vowel else 'a'} {name}"
 
 
 def image_file_bytes(path: str | os.PathLike, *, palette: bool = False) -> bytes:

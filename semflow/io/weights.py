@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from semflow.errors import WeightsError, reason
+from semflow.io.files import FTYP_READ, media_kind
 
 # Storage classes a TorchScript pickle names for each tensor's storage, and their element types.
 STORAGE_DTYPES: dict[str, torch.dtype] = {
@@ -43,17 +44,6 @@ _DECLARATION = re.compile(r"^  (__parameters__|__buffers__) = (\[.*\])$", re.MUL
 
 PICKLED_CODE = "semflow loads tensors only, never pickled code"
 """Why a file that ``torch.load(weights_only=True)`` refused is not read (see :func:`refused_as_code`)."""
-# What a file that is no weights file may be, by its first bytes (a video or an image given by mistake).
-MEDIA_SIGNATURES = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
-                    (b"RIFF", "an AVI video or another RIFF file"), (b"\x1aE\xdf\xa3", "a Matroska or WebM video"))
-
-
-def media_kind(head: bytes) -> str | None:
-    """What a file starting with ``head`` (its first 12 bytes) is when it is an image or a video ("a PNG
-    image"), else None."""
-    if head[4:8] == b"ftyp":
-        return "an MP4 or MOV video"
-    return next((what for magic, what in MEDIA_SIGNATURES if head.startswith(magic)), None)
 
 
 def refused_as_code(exc: BaseException) -> bool:
@@ -90,7 +80,7 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
         text = str(exc).strip()
         head = b"?"  # (unreadable now: say what torch's error says below)
         with contextlib.suppress(OSError), open(path, "rb") as file:
-            head = file.read(12)
+            head = file.read(FTYP_READ)
         seen = media_kind(head)
         if not head:
             why = "the file is empty"

@@ -25,10 +25,10 @@ import torch.nn.functional as F
 
 from semflow.device import resolve_device
 from semflow.errors import InputError, SemflowError, WeightsError
+from semflow.io.files import FTYP_READ, media_kind
 from semflow.io.weights import (
     PICKLED_CODE,
     is_torchscript_archive,
-    media_kind,
     read_torchscript_state,
     refused_as_code,
     torch_load_quietly,
@@ -173,7 +173,7 @@ def unreadable_reason(path: Path, exc: BaseException) -> str:
     act on; never the reader's own text (torch's "pop from empty list", an opcode number)."""
     try:
         with open(path, "rb") as file:
-            head = file.read(12)
+            head = file.read(FTYP_READ)
     except OSError as error:
         return f"cannot read it: {error.strerror or type(error).__name__}"
     text = str(exc)
