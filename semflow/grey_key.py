@@ -26,8 +26,13 @@ def _fit(text: str, scale: float, room: int) -> float:
 
 
 def value_text(value: float) -> str:
-    """A key's end value as short text: ``0``, ``1``, ``0.5``, ``143``, ``1.2e+06``."""
-    return f"{value:.3g}"
+    """A key's end value as short text, to three significant digits, its exponent written short as the flow
+    legend's (:func:`~semflow.viz.legend_text_box`: ``1e6``): ``0``, ``1``, ``0.5``, ``143``, ``1.23e6``,
+    ``1e-5``; from 999.5 to 9995 the whole number (``1000``, ``1234``: four digits, no wider than ``1.23e3``)."""
+    text = f"{value:.3g}"
+    if text.endswith("e+03"):  # (Python's ".3g" writes 1000 as "1e+03")
+        return f"{value:.0f}"
+    return text.replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
 
 
 def grey_with_key(grey: np.ndarray, title: str, low_text: str, high_text: str) -> np.ndarray:

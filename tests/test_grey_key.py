@@ -114,7 +114,15 @@ def test_the_key_values_read_as_the_map_values_they_stand_for() -> None:
 
 
 def test_a_key_value_is_three_digits_at_most() -> None:
-    assert [value_text(v) for v in (0.0, 1.0, 0.5, 143.27, 1234567.0)] == ["0", "1", "0.5", "143", "1.23e+06"]
+    assert [value_text(v) for v in (0.0, 1.0, 0.5, 143.27, 1234567.0)] == ["0", "1", "0.5", "143", "1.23e6"]
+
+
+def test_a_key_value_reads_as_the_legends_numbers_do() -> None:
+    """A key wrote 1000 as "1e+03" (Python's ".3g"), where the flow legend writes 1000, and 1e6 short: a key's
+    thousands are whole numbers, larger and smaller values have a short exponent."""
+    values = (1000.0, 999.7, 1234.4, -1000.0, 9994.0, 9996.0, 1e4, 12345.0, 2e39, 1e-5, -2.5e-7, 0.0001)
+    assert [value_text(v) for v in values] == ["1000", "1000", "1234", "-1000", "9994", "1e4", "1e4", "1.23e4", "2e39",
+                                               "1e-5", "-2.5e-7", "0.0001"]
 
 
 def test_a_float64_map_beyond_float32s_range_keeps_its_values() -> None:
