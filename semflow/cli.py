@@ -399,15 +399,17 @@ def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool
 
         backend = get_segmenter(backend, device=device, kinds_override=kinds, label_set=label_set, prior=spec)
         backend.explain_dir = out_dir / "prior"
-    written = segment_inputs(inputs, out_dir, backend=backend, overlay=overlay, progress=progress, device=device,
-                             kinds_override=kinds, label_set=label_set, max_frames=max_frames,
-                             temporal=not per_frame, max_side=max_side)
-    said = f"wrote {len(written)} label map(s) to {out_dir}"
-    if overlay:  # (where they went: OUT/overlay/ for images, an overlay.mp4 per video)
+    places = []  # (where the overlays go, OUT/overlay/ for images and an overlay.mp4 per video: planned before
+    if overlay:  # the run, whose inputs may be gone after it)
         from semflow.segmentation.segment import overlays_of
 
         places = [f"{path}/" if path.suffix != ".mp4" else str(path)
                   for path in overlays_of(inputs, out_dir, max_frames=max_frames)]
+    written = segment_inputs(inputs, out_dir, backend=backend, overlay=overlay, progress=progress, device=device,
+                             kinds_override=kinds, label_set=label_set, max_frames=max_frames,
+                             temporal=not per_frame, max_side=max_side)
+    said = f"wrote {len(written)} label map(s) to {out_dir}"
+    if places:
         shown = ", ".join(places[:3]) + (f" and {len(places) - 3} more" if len(places) > 3 else "")
         said += f"; overlays: {shown}"
     _say(said)

@@ -39,3 +39,23 @@ def test_segment_overlay_names_the_overlay_folder_and_each_videos_mp4(pair, make
     mp4s = [out / "v" / "overlay.mp4", out / "w" / "overlay.mp4"]
     assert line.endswith(f"; overlays: {mp4s[0]}, {mp4s[1]}") and all(p.is_file() for p in mp4s), line
     assert "overlays" not in last_line("segment", pair[0], "--out", tmp_path / "plain", *masks)
+
+
+def test_segment_overlay_names_where_the_run_it_planned_put_them(pair, tmp_path: Path, monkeypatch) -> None:
+    """segment --overlay planned its inputs again after the run to name the overlays' places: an input gone
+    meanwhile (moved away once segmented) failed the finished run with "no such file" and no last line."""
+    import shutil
+
+    import semflow.segmentation.segment as segment
+
+    write_image(tmp_path / "lbl.png", np.full((48, 64), 3, np.uint8))
+    image, out, segment_inputs = shutil.copy(pair[0], tmp_path / "taken.png"), tmp_path / "out", segment.segment_inputs
+
+    def then_moved_away(*args, **kwargs):
+        written = segment_inputs(*args, **kwargs)
+        Path(image).unlink()
+        return written
+
+    monkeypatch.setattr(segment, "segment_inputs", then_moved_away)
+    line = last_line("segment", image, "--out", out, "--overlay", "--backend", f"masks:{tmp_path / 'lbl.png'}")
+    assert line.endswith(f"; overlays: {out / 'overlay'}/") and (out / "overlay" / "taken.png").is_file(), line
