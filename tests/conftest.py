@@ -10,11 +10,15 @@
   so "one line on stderr, no traceback" is checked on the real process.
 - ``cli_fails``: run the CLI on a bad input and assert the error contract (non-zero exit code, exactly one
   stderr line ``semflow: error: ...``, no traceback, nothing new written in the working folder).
+
+A suite started ignoring SIGINT (in the background) takes Ctrl-C's usual handling back first, so that the
+commands its tests start act on a SIGINT as from a terminal (:func:`ctrl_c_as_from_a_terminal`).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -32,6 +36,18 @@ from semflow.synthetic import SyntheticScene, make_scene, random_texture, to_uin
 SHARED_DATA = Path(os.environ.get("SEMFLOW_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 """The public data: ``../shared/data`` beside the checkout, or the folder ``$SEMFLOW_SHARED_DATA`` names (a
 checkout elsewhere, e.g. a git worktree)."""
+
+
+def ctrl_c_as_from_a_terminal() -> None:
+    """Give this process Ctrl-C's usual handling (KeyboardInterrupt) if it was started ignoring SIGINT, as a
+    suite started in the background is (`pytest ... &` in a script: the shell ignores SIGINT for the job):
+    the commands these tests start then act on a SIGINT as they do from a terminal. They inherited the
+    ignoring instead, and a Ctrl-C check failed (exit 0, the SIGINT it sent itself ignored) or skipped."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # (a handler: a child starts with SIG_DFL)
+
+
+ctrl_c_as_from_a_terminal()  # (here: each xdist worker loads this file too)
 
 
 @pytest.fixture(scope="session")
