@@ -93,8 +93,8 @@ def image_format(head: bytes, *, least: int = 0) -> str | None:
 
 RAW_SIGNATURES = ((b"II\x1a\0\0\0HEAPCCDR", "Canon CRW"), (b"FUJIFILMCCD-RAW", "Fujifilm RAF"),
                   (b"IIRO", "Olympus ORF"), (b"IIRS", "Olympus ORF"), (b"MMOR", "Olympus ORF"), (b"IIU\0", "Panasonic RW2"))
-"""How camera raw files that are no TIFF begin (a TIFF-based raw, CR2, NEF, ARW, DNG, goes to OpenCV's TIFF
-decoder), each with its name."""
+"""How camera raw files that are no TIFF begin, each with its name (a TIFF-based raw, CR2, NEF, ARW, DNG, is told
+from its first directory: :mod:`semflow.io.raw_tiff`)."""
 
 
 def camera_raw(head: bytes) -> str | None:
@@ -106,6 +106,11 @@ def camera_raw(head: bytes) -> str | None:
     if brands is not None:
         return "Canon CR3" if b"crx " in brands and b"CanonCRM" not in head else None
     return next((name for magic, name in RAW_SIGNATURES if head.startswith(magic)), None)
+
+
+def camera_raw_reason(raw: str) -> str:
+    """Why a camera raw image of the format ``raw`` ("Canon CR3", "DNG") is refused, after its file's name."""
+    return f"a camera raw image ({raw}), which semflow cannot read; convert it to PNG or TIFF"
 
 
 def media_kind(head: bytes) -> str | None:
@@ -139,7 +144,7 @@ def image_file_bytes(path: str | os.PathLike, *, palette: bool = False) -> bytes
         head = file.read(FTYP_READ)
         if image_format(head) is None and not (palette and pillow_identifies(file)):
             if (raw := camera_raw(head)) is not None:
-                raise InputError(f"{path}: a camera raw image ({raw}), which semflow cannot read; convert it to PNG or TIFF")
+                raise InputError(f"{path}: {camera_raw_reason(raw)}")
             raise InputError(f"{path}: cannot decode as an image (it does not start as any image format semflow reads)")
         file.seek(0)
         return file.read()

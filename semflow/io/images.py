@@ -25,6 +25,7 @@ from semflow.io.files import (
 )
 from semflow.io.image_bytes import jpeg_is_complete, png_chunk, png_is_complete
 from semflow.io.native import native_stderr
+from semflow.io.raw_tiff import tiff_raw_reason
 
 # The most bytes of stored pixel data (at the file's own bits per pixel) one byte of an image file can
 # stand for (deflate's limit is about 1032:1; twice that as margin), and the decoded size always allowed.
@@ -33,6 +34,7 @@ MAX_EXPANSION = 2048
 ALWAYS_ALLOWED_BYTES = 64 * 2**20
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by IHDR colour type: gray, RGB, palette, gray+alpha, RGBA
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_HEADS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF's and BigTIFF's, in either byte order
 _16BIT_EXTENSIONS = (".png", ".tif", ".tiff", ".ppm", ".pgm")  # formats that keep 16 bits a channel
 
 
@@ -215,7 +217,10 @@ def tiff_pages(path: str | os.PathLike) -> bool:
 
 def _check_bytes(data: bytes, name: str) -> None:
     """Refuse bytes no decoder should see: a header that declares more pixels than the file can hold, a
-    JPEG, PNG or WebP cut short. InputError naming ``name``."""
+    JPEG, PNG or WebP cut short, a TIFF of which OpenCV would read a camera raw's preview or sensor data
+    (:func:`~semflow.io.raw_tiff.tiff_raw_reason`). InputError naming ``name``."""
+    if data[:4] in _TIFF_HEADS and (why := tiff_raw_reason(data, name)) is not None:
+        raise InputError(f"{name}: {why}")
     _check_declared_size(data, name)
     if data[:2] == b"\xff\xd8" and not jpeg_is_complete(data):
         raise InputError(f"{name}: truncated or corrupt JPEG (it does not reach its end-of-image marker)")
@@ -291,18 +296,19 @@ def exif_orientation(data: bytes) -> int:
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(H, W) of the image file at ``path`` as :func:`read_image` gives it (upright as its EXIF orientation
     says), from its header: the pixels are not decoded (but a TIFF's: Pillow reports its size turned by its
-    orientation tag or not, by version). OSError or ValueError (Pillow's) for a file whose header Pillow
-    cannot read (UnidentifiedImageError before reading it whole for one that starts as no image); :class:`InputError`
-    for a path that is not a readable file (a FIFO would block)."""
+    orientation tag or not, by version; it is read, or refused, as :func:`read_image` does). OSError or ValueError
+    (Pillow's) for a file whose header Pillow cannot read (UnidentifiedImageError before reading it whole for one
+    that starts as no image); :class:`InputError` for a path that is not a readable file (a FIFO would block)
+    and for a TIFF :func:`read_image` refuses (a camera raw, a TIFF of several pages)."""
     path = require_file(path)
     try:
         data = image_file_bytes(path, palette=True)  # (as before: what Pillow reads the header of)
     except InputError as exc:
         raise UnidentifiedImageError(str(exc)) from None
+    if data[:4] in _TIFF_HEADS:  # (refused as read_image refuses it: a camera raw, several pages)
+        return read_image(path).shape[:2]
     with Image.open(io.BytesIO(data)) as im:
         width, height = im.size
-        if im.format == "TIFF":
-            return read_image(path).shape[:2]
     return (width, height) if exif_orientation(data) in (5, 6, 7, 8) else (height, width)  # (a quarter turn)
 
 
@@ -323,7 +329,7 @@ def _read_upright(path: Path, *, labels: bool = False) -> np.ndarray:
     raw = _palette_ids(data, str(path)) if labels else None
     if raw is None:
         raw = _decode_checked(data, str(path))
-        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):  # OpenCV's TIFF decoder turned it
+        if data[:4] in _TIFF_HEADS:  # OpenCV's TIFF decoder turned it
             return raw
     return upright(raw, exif_orientation(data))
 
