@@ -125,3 +125,19 @@ def test_ordinary_tiffs_still_read_as_before(tmp_path: Path) -> None:
     for name, want in ordinary_tiffs(tmp_path).items():
         np.testing.assert_array_equal(read_image(tmp_path / name), want, err_msg=name)
         assert image_size(tmp_path / name) == want.shape[:2], name
+
+
+def test_a_camera_raw_given_to_run_and_a_folder_of_them_are_named(tmp_path: Path,
+                                                                  cli_fails: Callable[..., str]) -> None:
+    """`semflow run x.nef` said "not a readable video (no frame could be decoded)"; `semflow run shots` and
+    `semflow segment shots` on a folder of NEFs said "folder holds no images" (raws are no frame semflow
+    reads: skipped, as any other file) without saying what the folder holds."""
+    raw_with_preview(tmp_path / "x.nef")
+    (tmp_path / "shots").mkdir()
+    for k in (1, 2, 10):
+        raw_with_preview(tmp_path / "shots" / f"DSC_{k}.NEF")
+    cli_fails("run", "x.nef", "--out", "out", match="x.nef: a camera raw image (Nikon NEF), which semflow cannot read")
+    note = ("shots: folder holds no images (it holds 3 camera raw images, such as DSC_1.NEF, which semflow cannot"
+            " read; convert them to PNG or TIFF)")
+    cli_fails("run", "shots", "--out", "out", match=note)
+    cli_fails("segment", "shots", "--out", "out", match=note)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from semflow.errors import InputError
 from semflow.io.images import is_image_path
+from semflow.io.raw_tiff import CAMERA_RAW_EXTENSIONS
 
 
 def natural_key(path: Path) -> list[str | int]:
@@ -41,6 +42,14 @@ def folder_images(folder: str | os.PathLike) -> list[Path]:
         if not image.is_file():
             raise InputError(f"{image}: not a regular file")
     return images
+
+
+def camera_raws_note(folder: str | os.PathLike) -> str:
+    """What to add to "folder holds no images" where ``folder`` holds camera raw images (their files skipped, as
+    any other file not an image semflow reads: :data:`~semflow.io.raw_tiff.CAMERA_RAW_EXTENSIONS`); else ""."""
+    raws = sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in CAMERA_RAW_EXTENSIONS), key=natural_key)
+    return (f" (it holds {len(raws)} camera raw images, such as {raws[0].name}, which semflow cannot read; convert"
+            " them to PNG or TIFF)" if raws else "")
 
 
 _NUMBERED = re.compile(r"(.*?)(\d+)(\D*)")

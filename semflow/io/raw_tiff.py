@@ -20,6 +20,8 @@ TIFF_RAW_EXTENSIONS = {".dng": "DNG", ".cr2": "Canon CR2", ".nef": "Nikon NEF", 
                        ".erf": "Epson ERF", ".3fr": "Hasselblad 3FR", ".dcr": "Kodak DCR", ".mef": "Mamiya MEF",
                        ".mos": "Leaf MOS"}
 """How the camera raw files that are TIFFs are named, each with its format's name (said of such a file)."""
+CAMERA_RAW_EXTENSIONS = frozenset(TIFF_RAW_EXTENSIONS) | {".cr3", ".crw", ".raf", ".orf", ".rw2"}
+"""How camera raw files are named, TIFFs or not (a folder of them holds no image semflow reads)."""
 
 _DNG_VERSION, _NEW_SUBFILE_TYPE, _PHOTOMETRIC, _SUB_IFDS = 50706, 254, 262, 330
 _RAW_PHOTOMETRIC = {32803: "colour filter array", 34892: "linear raw"}  # (CFA, LinearRaw: a sensor's data)

@@ -23,9 +23,14 @@ from semflow.errors import InputError, OutputError, ResourceError, warn
 from semflow.io.atomic import move_into_place, temp_path_beside
 from semflow.io.ffmpeg import FFmpegEncoder, mp4_complete, probe_keyframes
 from semflow.io.files import is_video_path, missing, open_capture, out_of_descriptors, too_many_open_files
-from semflow.io.frame_folder import folder_images, numbering_gaps  # (folder_images re-exported)
+from semflow.io.frame_folder import (  # (folder_images re-exported)
+    camera_raws_note,
+    folder_images,
+    numbering_gaps,
+)
 from semflow.io.images import MULTIPAGE_TIFF, is_image_path, read_image, tiff_pages, to_rgb_uint8
 from semflow.io.native import native_stderr
+from semflow.io.raw_tiff import tiff_raw_file_reason
 from semflow.io.seek import open_at
 from semflow.limits import thread_refusal
 
@@ -111,9 +116,9 @@ class FrameSource:
         if self.path.is_dir():
             self.images = folder_images(self.path)
             if not self.images:
-                raise InputError(f"{self.path}: folder holds no images" + (
+                raise InputError(f"{self.path}: folder holds no images" + (camera_raws_note(self.path) or (
                     " (it holds videos: give one of them; batch takes a folder of videos)"
-                    if any(map(is_video_path, self.path.iterdir())) else ""))
+                    if any(map(is_video_path, self.path.iterdir())) else "")))
             count = len(self.images) if max_frames is None else min(len(self.images), max_frames)
             self.numbering_note = numbering_gaps(self.images[:count])  # (for a summary to keep)
             if self.numbering_note:
@@ -123,6 +128,8 @@ class FrameSource:
                 raise InputError(f"{self.path}: not a regular file")
             if not os.access(self.path, os.R_OK):
                 raise InputError(f"{self.path}: not readable")
+            if (raw := tiff_raw_file_reason(self.path)) is not None:  # (its preview read as a frame, or none)
+                raise InputError(f"{self.path}: {raw}")
             if is_image_path(self.path) and tiff_pages(self.path):  # (read as a clip of one frame)
                 raise InputError(f"{self.path}: {MULTIPAGE_TIFF}")
             with native_stderr():

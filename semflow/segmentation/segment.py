@@ -32,7 +32,7 @@ from PIL import Image
 
 from semflow.errors import InputError, counted, signals_held, warn
 from semflow.io.files import is_video_path, missing, name_key
-from semflow.io.frame_folder import folder_images
+from semflow.io.frame_folder import camera_raws_note, folder_images
 from semflow.io.images import image_size, is_image_path, read_image, write_image
 from semflow.io.outputs import check_outputs, output_staging, refuse_inputs_as_outputs, refuse_link
 from semflow.io.video import max_side_size, resize_max_side
@@ -62,8 +62,8 @@ def _plan(inputs: Sequence[str | os.PathLike], out_dir: Path, max_frames: int | 
         if p.is_dir():
             found = sorted(folder_images(p)[:max_frames])  # (then in name order, as always here)
             if not found:  # (a folder of videos is batch's: here each video is named)
-                raise InputError(f"{p}: folder holds no images" + (" (name its videos themselves: DIR/*.mp4)"
-                                 if any(map(is_video_path, p.iterdir())) else ""))
+                raise InputError(f"{p}: folder holds no images" + (camera_raws_note(p) or (
+                    " (name its videos themselves: DIR/*.mp4)" if any(map(is_video_path, p.iterdir())) else "")))
             images.extend(found)
         elif is_image_path(p):
             images.append(p)
