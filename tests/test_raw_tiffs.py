@@ -141,3 +141,14 @@ def test_a_camera_raw_given_to_run_and_a_folder_of_them_are_named(tmp_path: Path
             " read; convert them to PNG or TIFF)")
     cli_fails("run", "shots", "--out", "out", match=note)
     cli_fails("segment", "shots", "--out", "out", match=note)
+
+
+@pytest.mark.parametrize(("name", "head", "said"), [
+    ("x.orf", b"IIRO\x08\0\0\0", "Olympus ORF"), ("x.raf", b"FUJIFILMCCD-RAW 0201FF383501", "Fujifilm RAF"),
+    ("x.cr3", b"\0\0\0\x18ftypcrx \0\0\0\x01crx isom", "Canon CR3")])
+def test_a_camera_raw_that_is_no_tiff_given_to_run_is_named(tmp_path: Path, cli_fails: Callable[..., str],
+                                                            name: str, head: bytes, said: str) -> None:
+    """`semflow run x.orf` said "need at least 2 frames to compute flow, got 1" (FFmpeg read one frame of it), a
+    RAF or CR3 "not a readable video"; read_image already named them by their first bytes."""
+    (tmp_path / name).write_bytes(head + bytes(300))
+    cli_fails("run", name, "--out", "out", match=f"{name}: a camera raw image ({said}), which semflow cannot read")

@@ -4,7 +4,8 @@ OpenCV's TIFF decoder reads a TIFF's first directory (IFD0) only. A camera raw k
 (a SubIFD, a later directory): its IFD0 is a small preview (NewSubfileType bit 0: a reduced-resolution
 image), a JPEG preview (Canon CR2), or the sensor's undemosaiced data (PhotometricInterpretation CFA or
 LinearRaw). :func:`tiff_raw_reason` says why such a file is refused, from the tags of its IFD0 alone (no pixel
-is decoded), so that semflow never computes flow on a 160x120 thumbnail without a word.
+is decoded), so that semflow never computes flow on a 160x120 thumbnail without a word;
+:func:`camera_raw_file_reason` says it of a file given as a video, and of the raws that are no TIFF.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from semflow.io.files import camera_raw_reason
+from semflow.io.files import FTYP_READ, camera_raw, camera_raw_reason
 
 TIFF_RAW_EXTENSIONS = {".dng": "DNG", ".cr2": "Canon CR2", ".nef": "Nikon NEF", ".nrw": "Nikon NRW", ".arw": "Sony ARW",
                        ".srf": "Sony SRF", ".sr2": "Sony SR2", ".pef": "Pentax PEF", ".srw": "Samsung SRW",
@@ -69,15 +70,19 @@ def tiff_raw_reason(data: bytes, name: str | os.PathLike) -> str | None:
     return _reason(lambda offset, size: data[offset:offset + size], data[:10], name)
 
 
-def tiff_raw_file_reason(path: str | os.PathLike) -> str | None:
-    """:func:`tiff_raw_reason` of the file at ``path``, of which only the bytes of the TIFF header and first
-    directory are read; None for a file that cannot be read."""
+def camera_raw_file_reason(path: str | os.PathLike) -> str | None:
+    """Why the file at ``path`` is refused as a camera raw image: one :func:`~semflow.io.files.camera_raw` names
+    by its first bytes (CR3, RAF, ORF...) or a TIFF-based one (:func:`tiff_raw_reason`), of which only the bytes
+    of the TIFF header and first directory are read; None for any other file and one that cannot be read."""
     try:
         with open(path, "rb") as file:
             def read(offset: int, size: int) -> bytes:
                 file.seek(offset)
                 return file.read(size)
-            return _reason(read, read(0, 10), path)
+            head = read(0, FTYP_READ)
+            if (raw := camera_raw(head)) is not None:
+                return camera_raw_reason(raw)
+            return _reason(read, head[:10], path)
     except (OSError, ValueError, OverflowError):
         return None
 

@@ -30,7 +30,7 @@ from semflow.io.frame_folder import (  # (folder_images re-exported)
 )
 from semflow.io.images import MULTIPAGE_TIFF, is_image_path, read_image, tiff_pages, to_rgb_uint8
 from semflow.io.native import native_stderr
-from semflow.io.raw_tiff import tiff_raw_file_reason
+from semflow.io.raw_tiff import camera_raw_file_reason
 from semflow.io.seek import open_at
 from semflow.limits import thread_refusal
 
@@ -128,7 +128,7 @@ class FrameSource:
                 raise InputError(f"{self.path}: not a regular file")
             if not os.access(self.path, os.R_OK):
                 raise InputError(f"{self.path}: not readable")
-            if (raw := tiff_raw_file_reason(self.path)) is not None:  # (its preview read as a frame, or none)
+            if (raw := camera_raw_file_reason(self.path)) is not None:  # (its preview read as a frame, or none)
                 raise InputError(f"{self.path}: {raw}")
             if is_image_path(self.path) and tiff_pages(self.path):  # (read as a clip of one frame)
                 raise InputError(f"{self.path}: {MULTIPAGE_TIFF}")
