@@ -19,6 +19,7 @@ import tifffile
 
 from semflow.errors import InputError
 from semflow.io.images import image_size, read_image, write_image
+from semflow.io.raw_tiff import first_directory, tiff_raw_reason
 
 DNG_VERSION = (50706, "B", 4, (1, 4, 0, 0), True)
 PREVIEW = np.full((30, 40, 3), 50, np.uint8)  # (IFD0's thumbnail; the full image is 300x400)
@@ -152,3 +153,46 @@ def test_a_camera_raw_that_is_no_tiff_given_to_run_is_named(tmp_path: Path, cli_
     RAF or CR3 "not a readable video"; read_image already named them by their first bytes."""
     (tmp_path / name).write_bytes(head + bytes(300))
     cli_fails("run", name, "--out", "out", match=f"{name}: a camera raw image ({said}), which semflow cannot read")
+
+
+
+def mutated(data: bytes, rng: np.random.Generator) -> bytes:
+    """``data`` with 1 to 4 random changes in its first 400 bytes (overwritten by random bytes or by 0xff, 0 or
+    0x7f, bytes inserted, deleted) or cut short."""
+    out = bytearray(data)
+    for _ in range(rng.integers(1, 5)):
+        at, size, change = int(rng.integers(0, min(len(out), 400) + 1)), int(rng.integers(1, 9)), rng.integers(0, 6)
+        if change == 0:
+            out[at:at + size] = rng.bytes(size)
+        elif change < 3:
+            out[at:at + size] = (b"\xff", b"\0", b"\x7f")[at % 3] * size
+        elif change == 3:
+            out[at:at] = rng.bytes(size)
+        elif change == 4:
+            del out[at:at + size]
+        else:
+            del out[at:]
+    return bytes(out)
+
+
+def test_mutated_raw_headers_give_a_reason_or_none_and_read_little(tmp_path: Path) -> None:
+    """10,000 random mutations of the raws above, in their header and first directory: the check says why a file is
+    refused or None, never raises, and reads at most the header and one directory of 4096 entries (tifffile and
+    Pillow read the gigabytes a tag claims)."""
+    rng = np.random.default_rng(7)
+    seeds = [(make(tmp_path / name).read_bytes()[:4096], name) for make, name, _ in RAWS.values()]
+    assert all(tiff_raw_reason(data, name) for data, name in seeds)  # (their first 4 KB tell them)
+    for k in range(10_000):
+        data, name = seeds[k % len(seeds)]
+        data = mutated(data, rng)
+        asked: list[int] = []
+
+        def read(offset: int, size: int, data: bytes = data, asked: list[int] = asked) -> bytes:
+            asked.append(size)
+            return data[offset:offset + size]
+
+        assert isinstance(first_directory(read), dict | None)
+        assert sum(asked) <= 16 + 8 + 4096 * 20 + 8 + 2 * 8, k
+        reason = tiff_raw_reason(data, name)
+        assert reason is None or "\n" not in reason and reason.endswith(("convert it to PNG or TIFF",
+                                                                        "as a TIFF of one image")), reason
