@@ -19,7 +19,7 @@ import tifffile
 
 from semflow.errors import InputError
 from semflow.io.images import image_size, read_image, write_image
-from semflow.io.raw_tiff import first_directory, tiff_raw_reason
+from semflow.io.raw_tiff import camera_raw_file_reason, first_directory, tiff_raw_reason
 
 DNG_VERSION = (50706, "B", 4, (1, 4, 0, 0), True)
 PREVIEW = np.full((30, 40, 3), 50, np.uint8)  # (IFD0's thumbnail; the full image is 300x400)
@@ -196,3 +196,17 @@ def test_mutated_raw_headers_give_a_reason_or_none_and_read_little(tmp_path: Pat
         reason = tiff_raw_reason(data, name)
         assert reason is None or "\n" not in reason and reason.endswith(("convert it to PNG or TIFF",
                                                                         "as a TIFF of one image")), reason
+
+
+def test_a_dng_whose_tag_value_lies_past_any_file_is_named_as_a_video_too(tmp_path: Path) -> None:
+    """A BigTIFF DNG whose PhotometricInterpretation values lie at offset 2**63 (seeking there fails): read_image
+    named it, but the check of a file given as a video (`semflow run x.dng`) lost the whole directory and said
+    None."""
+    entries = [(254, 4, 1, struct.pack("<Q", 1)), (262, 3, 5, struct.pack("<Q", 2**63)),
+               (50706, 1, 4, bytes((1, 4, 0, 0, 0, 0, 0, 0)))]
+    ifd = struct.pack("<Q", len(entries)) + b"".join(struct.pack("<HHQ8s", *entry) for entry in entries)
+    path = tmp_path / "x.dng"
+    path.write_bytes(b"II+\0" + struct.pack("<HHQ", 8, 0, 16) + ifd + bytes(8))
+    said = "a camera raw image (DNG), which semflow cannot read; convert it to PNG or TIFF"
+    assert tiff_raw_reason(path.read_bytes(), path) == said
+    assert camera_raw_file_reason(path) == said

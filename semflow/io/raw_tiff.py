@@ -80,7 +80,11 @@ def camera_raw_file_reason(path: str | os.PathLike) -> str | None:
     of the TIFF header and first directory are read; None for any other file and one that cannot be read."""
     try:
         with open(path, "rb") as file:
-            def read(offset: int, size: int) -> bytes:
+            end = os.fstat(file.fileno()).st_size
+
+            def read(offset: int, size: int) -> bytes:  # (seeking to 2**63 fails: past the end, as bytes give)
+                if offset >= end:
+                    return b""
                 file.seek(offset)
                 return file.read(size)
             head = read(0, FTYP_READ)
