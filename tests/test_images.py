@@ -284,6 +284,23 @@ def test_grey_palette_label_maps_keep_their_ids(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_label_map(tmp_path / "packed.png"), ids)
 
 
+@pytest.mark.parametrize("suffix", [".tga", ".pcx"])
+def test_palette_label_maps_pillow_reads_but_opencv_does_not_are_read(tmp_path: Path, suffix: str) -> None:
+    """A palette label map in a format whose start no OpenCV decoder reads (TGA, PCX: Pillow's) gives its
+    class ids, and image_size its size, as before the sniffing of first bytes: Pillow's identification closed
+    the file it was handed, and reading it whole then failed ("seek of closed file")."""
+    from semflow.io.images import image_size
+    from semflow.segmentation.masks import read_label_map
+
+    ids = (np.arange(48, dtype=np.uint8).reshape(6, 8) % 5)
+    im = Image.fromarray(ids, "P")
+    im.putpalette(_voc_colour_map())
+    im.save(tmp_path / f"mask{suffix}")
+    np.testing.assert_array_equal(read_label_map(tmp_path / f"mask{suffix}"), ids)
+    np.testing.assert_array_equal(read_image_raw(tmp_path / f"mask{suffix}", labels=True), ids)
+    assert image_size(tmp_path / f"mask{suffix}") == (6, 8)
+
+
 def test_write_image_scales_float_and_bool_images(tmp_path: Path) -> None:
     """Floats in [0, 1] (which the readers take) were written as 0 and 1 (black); bool as 0 and 1."""
     img = colour_image()

@@ -7,7 +7,7 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from semflow.errors import InputError, ResourceError
 
@@ -142,7 +142,7 @@ def image_file_bytes(path: str | os.PathLike, *, palette: bool = False) -> bytes
     :class:`InputError` (which names a camera raw image as one: :func:`camera_raw`)."""
     with open(path, "rb") as file:
         head = file.read(FTYP_READ)
-        if image_format(head) is None and not (palette and pillow_identifies(file)):
+        if image_format(head) is None and not (palette and pillow_identifies(path)):
             if (raw := camera_raw(head)) is not None:
                 raise InputError(f"{path}: {camera_raw_reason(raw)}")
             raise InputError(f"{path}: cannot decode as an image (it does not start as any image format semflow reads)")
@@ -150,17 +150,17 @@ def image_file_bytes(path: str | os.PathLike, *, palette: bool = False) -> bytes
         return file.read()
 
 
-def pillow_identifies(file: BinaryIO) -> bool:
-    """Whether Pillow takes the open ``file`` for an image of a format it knows (it reads the header only)."""
+def pillow_identifies(path: str | os.PathLike) -> bool:
+    """Whether Pillow takes the file ``path`` for an image of a format it knows (it reads the header only, from
+    a file of its own: closing its image closes the file it reads, which an open file handed to it would be)."""
     import warnings
 
     from PIL import Image, UnidentifiedImageError  # (here: `semflow --help` imports this module)
 
-    file.seek(0)
     try:
         with warnings.catch_warnings():  # (untrusted headers make Pillow warn)
             warnings.simplefilter("ignore")
-            Image.open(file).close()
+            Image.open(path).close()
     except UnidentifiedImageError:
         return False
     except Exception:  # noqa: BLE001 - known, but its header is corrupt or declares too much: decoding says so
