@@ -299,6 +299,21 @@ def test_palette_label_maps_pillow_reads_but_opencv_does_not_are_read(tmp_path: 
     np.testing.assert_array_equal(read_label_map(tmp_path / f"mask{suffix}"), ids)
     np.testing.assert_array_equal(read_image_raw(tmp_path / f"mask{suffix}", labels=True), ids)
     assert image_size(tmp_path / f"mask{suffix}") == (6, 8)
+    with pytest.raises(InputError, match=r"cannot decode as an image \(it does not start as any image format"):
+        read_image(tmp_path / f"mask{suffix}")  # (as an image, not labels: no OpenCV decoder reads it)
+
+
+def test_a_tga_label_map_whose_header_declares_too_many_pixels_says_so(tmp_path: Path) -> None:
+    """A label map Pillow knows (TGA) whose header declares more pixels than Pillow opens is refused as too large,
+    as before the sniffing of first bytes: not as a file that starts as no image format."""
+    from semflow.segmentation.masks import read_label_map
+
+    Image.fromarray(np.zeros((6, 8), np.uint8), "P").save(tmp_path / "mask.tga")
+    data = bytearray((tmp_path / "mask.tga").read_bytes())
+    struct.pack_into("<HH", data, 12, 60000, 60000)  # (the TGA header's width and height)
+    (tmp_path / "mask.tga").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"mask\.tga: image of more than \d+ pixels; too large to read$"):
+        read_label_map(tmp_path / "mask.tga")
 
 
 def test_write_image_scales_float_and_bool_images(tmp_path: Path) -> None:
@@ -545,3 +560,80 @@ def test_a_heif_still_of_another_major_brand_is_not_called_a_video(tmp_path: Pat
         with pytest.raises(InputError, match=r"cannot decode as an image") as caught:
             read_image(path)
         assert ("it is a video" in str(caught.value)) == is_video, major
+
+
+def _ascii_pnm(path: Path, magic: str, values: np.ndarray, top: int | None) -> None:
+    """A plain (ASCII) PBM, PGM or PPM of ``values`` (H, W[, 3]), ``top`` its maximum value (none for P1)."""
+    header = f"{magic}\n# written by hand\n{values.shape[1]} {values.shape[0]}\n" + (f"{top}\n" if top else "")
+    path.write_text(header + "\n".join(" ".join(str(int(v)) for v in row.ravel()) for row in values) + "\n")
+
+
+ENCODED = ["BMP", "TIFF big-endian", "BigTIFF", "JPEG 2000", "JPEG 2000 codestream", "Sun raster", "PFM grey",
+           "PBM plain", "PGM plain", "PPM plain", "PBM", "PGM", "PPM"]
+
+
+@pytest.mark.parametrize("kind", ENCODED)
+def test_every_format_read_before_the_first_bytes_were_sniffed_is_still_read(tmp_path: Path, kind: str) -> None:
+    """Files of each format that read_image, read_image_raw and image_size read before they looked at a file's
+    first bytes (OpenCV decodes it, Pillow reads its header), written by OpenCV, Pillow or by hand, are read as
+    before: dropping any of their starts from io.files.IMAGE_SIGNATURES refused them."""
+    from semflow.io.images import image_size
+
+    rng = np.random.default_rng(1)
+    grey = rng.integers(0, 256, (6, 8), dtype=np.uint8)
+    colour = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    path, raw = tmp_path / "image", None  # (raw: what read_image_raw gives, where the format is lossless)
+    if kind == "BMP":
+        path, raw = tmp_path / "a.bmp", colour
+        cv2.imwrite(str(path), raw)
+    elif kind == "TIFF big-endian":  # ("MM": Pillow writes 16-bit grey big-endian as it is given)
+        path, raw = tmp_path / "a.tif", grey.astype(np.uint16) * 257
+        Image.frombytes("I;16B", (8, 6), raw.astype(">u2").tobytes()).save(path)
+    elif kind == "BigTIFF":
+        path = tmp_path / "a.tif"
+        Image.fromarray(colour).save(path, big_tiff=True)
+        raw = colour[..., ::-1]
+    elif kind.startswith("JPEG 2000"):
+        path = tmp_path / ("a.j2k" if "codestream" in kind else "a.jp2")
+        Image.fromarray(colour).save(path)
+    elif kind == "Sun raster":
+        path, raw = tmp_path / "a.ras", colour
+        cv2.imwrite(str(path), raw)
+    elif kind == "PFM grey":
+        path, raw = tmp_path / "a.pfm", grey.astype(np.float32) / 255
+        Image.fromarray(raw, "F").save(path)
+    elif kind.endswith("plain"):
+        values, magic, top = {"PBM": (grey > 127, "P1", None), "PGM": (grey, "P2", 255),
+                              "PPM": (colour, "P3", 255)}[kind.split()[0]]
+        path = tmp_path / f"a.{kind.split()[0].lower()}"
+        _ascii_pnm(path, magic, values.astype(np.uint8), top)
+        raw = (values == 0).astype(np.uint8) * 255 if magic == "P1" else values[..., ::-1] if values.ndim == 3 else values
+    else:  # binary PBM (P4), PGM (P5), PPM (P6)
+        path = tmp_path / f"a.{kind.lower()}"
+        raw = {"PBM": np.where(grey > 127, 255, 0).astype(np.uint8), "PGM": grey, "PPM": colour}[kind]
+        cv2.imwrite(str(path), raw)
+    assert read_image(path).shape == (6, 8, 3) and image_size(path) == (6, 8)
+    if raw is not None:
+        np.testing.assert_array_equal(read_image_raw(path), raw)
+
+
+def test_each_image_start_is_named_and_other_bytes_after_an_ftyp_box_are_no_brands(tmp_path: Path) -> None:
+    """io.files names every start its tables hold, of files OpenCV's encoders wrote where it writes the
+    format (PAM, Radiance HDR, colour PFM) and by their specifications otherwise (OpenEXR, JPEG XL, big-endian
+    BigTIFF, the Olympus ORF variants): what a file given for weights is, and an input's one-line refusal,
+    say it. An MP4 whose next box holds an image brand's bytes is still a video: brands are the ftyp box's."""
+    from semflow.io.files import camera_raw, image_format, media_kind, video_container
+
+    for name, image in (("a.pam", colour_image()), ("a.hdr", np.zeros((6, 8, 3), np.float32)),
+                        ("a.pfm", np.zeros((6, 8, 3), np.float32))):
+        cv2.imwrite(str(tmp_path / name), image)
+    head = {name: (tmp_path / name).read_bytes()[:256] for name in ("a.pam", "a.hdr", "a.pfm")}
+    assert [image_format(head[name]) for name in ("a.pam", "a.hdr", "a.pfm")] == ["PNM", "Radiance HDR", "PFM"]
+    assert media_kind(head["a.hdr"]) == "a Radiance HDR image" and media_kind(b"#?RGBE\n") == "a Radiance HDR image"
+    assert media_kind(b"v/1\x01\x02\x00\x00\x00") == "an OpenEXR image"
+    assert media_kind(b"MM\x00+\x00\x08\x00\x00") == "a BigTIFF image"
+    assert media_kind(b"\x00\x00\x00\x0cJXL \r\n\x87\n") == "a JPEG XL image"
+    assert image_format(b"\xff\n\x07\x08") == "JPEG XL" and media_kind(b"\xff\n\x07\x08") is None  # (two bytes)
+    assert camera_raw(b"IIRS\x08\x00\x00\x00") == camera_raw(b"MMOR\x00\x00\x00\x08") == "Olympus ORF"
+    mp4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00\x00\x00\x10free" + b"heicmif1" + bytes(200)
+    assert video_container(mp4) == "MP4 or MOV" and image_format(mp4) is None
