@@ -203,6 +203,7 @@ def test_prior_decisions_name_every_class_id(tmp_path):
 @pytest.mark.parametrize(("content", "expected"), [
     (b"RIFF\x10\x00\x00\x00AVI LIST" + bytes(200), "it is an AVI video, not a checkpoint"),
     (b"\x00\x00\x00\x18ftypmp42" + bytes(200), "it is an MP4 or MOV video"),
+    (b"\x00\x00\x00\x1cftypavci\x00\x00\x00\x00mif1miafavci" + bytes(200), "it is an AVIF or HEIF image"),
     (b"hello world\n" * 20, "neither a torch weights file nor a safetensors file; --clip-weights takes"),
     (b"", "the file is empty"),
 ])

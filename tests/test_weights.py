@@ -330,6 +330,17 @@ def test_a_file_given_for_weights_is_named_as_the_input_readers_sniff_it(tmp_pat
         load_torch_file(tmp_path / "photo.pt", "weights")
 
 
+def test_a_jpeg_or_a_heif_of_another_major_brand_given_for_weights_is_named(tmp_path: Path) -> None:
+    """A JPEG (a signature of three bytes: the shortest media_kind names) given for weights is "a JPEG image", as
+    the list of its own named it; a HEIF still whose major brand is no image's (avci, with mif1 among its
+    compatible brands past the file's first 12 bytes) is an image, not "an MP4 or MOV video"."""
+    (tmp_path / "photo.pt").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(200))
+    (tmp_path / "still.pt").write_bytes(b"\x00\x00\x00\x1cftypavci\x00\x00\x00\x00mif1miafavci" + bytes(200))
+    for name, seen in (("photo.pt", "a JPEG image"), ("still.pt", "an AVIF or HEIF image")):
+        with pytest.raises(WeightsError, match=rf"{name}: cannot read weights: not a torch weights file: it is {seen}$"):
+            load_torch_file(tmp_path / name, "weights")
+
+
 @pytest.mark.parametrize("layout", ["target", "prefix"])
 def test_shipped_weights_are_found_where_pip_install_target_prefix_or_user_puts_them(tmp_path, layout) -> None:
     """A wheel installed with --target, --prefix or --user puts the weights under <data>/share/semflow/models,
