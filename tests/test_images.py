@@ -637,3 +637,17 @@ def test_each_image_start_is_named_and_other_bytes_after_an_ftyp_box_are_no_bran
     assert camera_raw(b"IIRS\x08\x00\x00\x00") == camera_raw(b"MMOR\x00\x00\x00\x08") == "Olympus ORF"
     mp4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00\x00\x00\x10free" + b"heicmif1" + bytes(200)
     assert video_container(mp4) == "MP4 or MOV" and image_format(mp4) is None
+
+
+@pytest.mark.parametrize(("name", "start"), [("old.mov", b"\x00\x00\x00\x08wide\x00\x00\x10\x00mdat"),
+                                             ("clip.mpg", b"\x00\x00\x01\xba\x44\x00\x04\x00\x04\x01")])
+def test_a_video_named_so_that_starts_as_no_image_gets_the_hint_alone(tmp_path: Path, name: str, start: bytes) -> None:
+    """A video read_image does not know by its first bytes (a QuickTime MOV that starts with a wide box, an MPEG
+    program stream) but by its name said "cannot decode as an image (it is a video: ...)"; since the sniffing of
+    first bytes it said two reasons in a row, "(it does not start as any image format semflow reads) (it is a
+    video: ...)". It says the video hint alone again."""
+    (tmp_path / name).write_bytes(start + bytes(300))
+    with pytest.raises(InputError) as caught:
+        read_image(tmp_path / name)
+    assert str(caught.value) == (f"{tmp_path / name}: cannot decode as an image (it is a video: `semflow run VIDEO`"
+                                 " computes a video's flows)")

@@ -135,6 +135,10 @@ def with_article(name: str) -> str:
     return f"{'an' if vowel else 'a'} {name}"
 
 
+NO_IMAGE_START = "it does not start as any image format semflow reads"
+"""Why :func:`image_file_bytes` refuses a file before reading it whole."""
+
+
 def image_file_bytes(path: str | os.PathLike, *, palette: bool = False) -> bytes:
     """The bytes of the image file ``path``, read whole only once its first bytes are an image's, of a format
     OpenCV decodes (:func:`image_format`), or with ``palette`` of any Pillow identifies (whose palette images
@@ -145,7 +149,7 @@ def image_file_bytes(path: str | os.PathLike, *, palette: bool = False) -> bytes
         if image_format(head) is None and not (palette and pillow_identifies(path)):
             if (raw := camera_raw(head)) is not None:
                 raise InputError(f"{path}: {camera_raw_reason(raw)}")
-            raise InputError(f"{path}: cannot decode as an image (it does not start as any image format semflow reads)")
+            raise InputError(f"{path}: cannot decode as an image ({NO_IMAGE_START})")
         file.seek(0)
         return file.read()
 

@@ -17,6 +17,7 @@ from semflow.errors import InputError, warn, writing_output
 from semflow.io.atomic import write_bytes_atomic
 from semflow.io.files import (
     IMAGE_EXTENSIONS,
+    NO_IMAGE_START,
     image_file_bytes,
     is_image_path,
     is_video_path,
@@ -357,7 +358,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except InputError as exc:
         if not is_video_path(path):  # (its first bytes were looked at above: here its name only)
             raise
-        raise InputError(f"{exc} {video_hint}") from None
+        said = str(exc).replace(f" ({NO_IMAGE_START})", "")  # (one reason: the hint says what it is)
+        raise InputError(f"{said} {video_hint}") from None
     return to_rgb_uint8(raw, name=str(path), bgr=True)
 
 
