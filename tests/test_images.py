@@ -639,6 +639,16 @@ def test_each_image_start_is_named_and_other_bytes_after_an_ftyp_box_are_no_bran
     assert video_container(mp4) == "MP4 or MOV" and image_format(mp4) is None
 
 
+def test_a_heif_whose_only_image_brand_is_its_last_is_an_image_and_raw_starts_are_starts() -> None:
+    """The last brand of an ftyp box counts (a HEIF still of major brand avci whose one compatible brand is
+    mif1 is no video), and a camera raw's signature names a file that starts with it, not one holding it."""
+    from semflow.io.files import camera_raw, image_format, video_container
+
+    heif = b"\x00\x00\x00\x14ftypavci\x00\x00\x00\x00mif1" + bytes(100)
+    assert image_format(heif) == "AVIF or HEIF" and video_container(heif) is None
+    assert camera_raw(b"SQLite format 3\x00" + b"IIU\x00IIRO" + bytes(100)) is None
+
+
 @pytest.mark.parametrize(("name", "start"), [("old.mov", b"\x00\x00\x00\x08wide\x00\x00\x10\x00mdat"),
                                              ("clip.mpg", b"\x00\x00\x01\xba\x44\x00\x04\x00\x04\x01")])
 def test_a_video_named_so_that_starts_as_no_image_gets_the_hint_alone(tmp_path: Path, name: str, start: bytes) -> None:
