@@ -9,6 +9,8 @@ import sys
 import threading
 import time
 import warnings
+from functools import partial
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -36,10 +38,28 @@ def square_and_pid(x: int) -> tuple[int, int]:
     return x * x, os.getpid()
 
 
+def meet(marks: Path, processes: int) -> None:
+    """Each process's first item waits (30 s at most) until ``processes`` processes have each taken one, so
+    that every process computes some whatever the machine's load (a child forked late on a busy machine found
+    the items all taken)."""
+    mark = marks / str(os.getpid())
+    if mark.exists():
+        return
+    mark.touch()
+    deadline = time.monotonic() + 30
+    while len(os.listdir(marks)) < processes and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def square_and_pid_met(marks: Path, processes: int, x: int) -> tuple[int, int]:
+    meet(marks, processes)
+    return square_and_pid(x)
+
+
 @linux_only
-def test_the_results_are_the_serial_loops_in_order_and_every_process_computed_some() -> None:
+def test_the_results_are_the_serial_loops_in_order_and_every_process_computed_some(tmp_path: Path) -> None:
     items = list(range(18))
-    out = forked.map_forked(square_and_pid, items, costs=[float(x % 5) for x in items], processes=3)
+    out = forked.map_forked(partial(square_and_pid_met, tmp_path, 3), items, costs=[float(x % 5) for x in items], processes=3)
     assert [value for value, _ in out] == [x * x for x in items]
     pids = {pid for _, pid in out}
     assert os.getpid() in pids and len(pids) == 3
@@ -50,11 +70,18 @@ def big_result(x: int) -> tuple[np.ndarray, int]:
     return np.full((400, 400, 2), x, np.float32), os.getpid()  # 1.25 MB each: 20 times a pipe's buffer
 
 
+def big_result_met(marks: Path, processes: int, x: int) -> tuple[np.ndarray, int]:
+    meet(marks, processes)
+    return big_result(x)
+
+
 @linux_only
-def test_results_larger_than_a_pipe_come_back_whole_and_every_child_is_reaped() -> None:
+def test_results_larger_than_a_pipe_come_back_whole_and_every_child_is_reaped(tmp_path: Path) -> None:
     children = set()
-    for _ in range(2):  # (the second call reaps the first call's children, which ended meanwhile)
-        out = forked.map_forked(big_result, list(range(8)), costs=[1] * 8, processes=3)
+    for call in range(2):  # (the second call reaps the first call's children, which ended meanwhile)
+        marks = tmp_path / str(call)
+        marks.mkdir()
+        out = forked.map_forked(partial(big_result_met, marks, 3), list(range(8)), costs=[1] * 8, processes=3)
         assert len({pid for _, pid in out}) == 3
         for x, (array, _) in enumerate(out):
             assert array.shape == (400, 400, 2) and (array == x).all()
@@ -101,12 +128,12 @@ def test_a_refused_fork_leaves_the_items_to_this_process(monkeypatch) -> None:
 
 
 @linux_only
-def test_results_come_back_through_a_temporary_file_where_memfd_is_refused(monkeypatch) -> None:
+def test_results_come_back_through_a_temporary_file_where_memfd_is_refused(monkeypatch, tmp_path: Path) -> None:
     def refuse(*args: object) -> int:
         raise PermissionError(1, "Operation not permitted")  # what a sandbox's seccomp filter says
 
     monkeypatch.setattr(os, "memfd_create", refuse)
-    out = forked.map_forked(big_result, list(range(6)), costs=[1] * 6, processes=2)
+    out = forked.map_forked(partial(big_result_met, tmp_path, 2), list(range(6)), costs=[1] * 6, processes=2)
     assert len({pid for _, pid in out}) == 2
     for x, (array, _) in enumerate(out):
         assert (array == x).all()
