@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from semflow.errors import InputError, ResourceError
+from semflow.io.image_limits import oversize_reason
 
 if TYPE_CHECKING:
     import cv2
@@ -143,13 +144,17 @@ def image_file_bytes(path: str | os.PathLike, *, palette: bool = False) -> bytes
     """The bytes of the image file ``path``, read whole only once its first bytes are an image's, of a format
     OpenCV decodes (:func:`image_format`), or with ``palette`` of any Pillow identifies (whose palette images
     are read as labels: a TGA, a PCX); before that, for any other file (data or a video of gigabytes),
-    :class:`InputError` (which names a camera raw image as one: :func:`camera_raw`)."""
+    :class:`InputError` (which names a camera raw image as one: :func:`camera_raw`); likewise for a file far
+    larger than any image of the size its header declares, or than OpenCV decodes
+    (:func:`~semflow.io.image_limits.oversize_reason`: a small image's start, then gigabytes)."""
     with open(path, "rb") as file:
         head = file.read(FTYP_READ)
         if image_format(head) is None and not (palette and pillow_identifies(path)):
             if (raw := camera_raw(head)) is not None:
                 raise InputError(f"{path}: {camera_raw_reason(raw)}")
             raise InputError(f"{path}: cannot decode as an image ({NO_IMAGE_START})")
+        if (why := oversize_reason(file, head, os.fstat(file.fileno()).st_size)) is not None:
+            raise InputError(f"{path}: {why}")
         file.seek(0)
         return file.read()
 

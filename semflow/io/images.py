@@ -25,6 +25,7 @@ from semflow.io.files import (
     starts_as_video,
 )
 from semflow.io.image_bytes import jpeg_is_complete, png_chunk, png_is_complete
+from semflow.io.image_limits import opencv_reason, png_stored_bytes
 from semflow.io.native import native_stderr
 from semflow.io.raw_tiff import tiff_raw_reason
 
@@ -33,7 +34,6 @@ from semflow.io.raw_tiff import tiff_raw_reason
 # A header that declares more is corrupt or hostile: refused before the decoder allocates memory for it.
 MAX_EXPANSION = 2048
 ALWAYS_ALLOWED_BYTES = 64 * 2**20
-_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by IHDR colour type: gray, RGB, palette, gray+alpha, RGBA
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_HEADS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF's and BigTIFF's, in either byte order
 _16BIT_EXTENSIONS = (".png", ".tif", ".tiff", ".ppm", ".pgm")  # formats that keep 16 bits a channel
@@ -106,21 +106,13 @@ def _float_to_uint8(img: np.ndarray, name: str) -> np.ndarray:
     return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _opencv_reason(exc: cv2.error) -> str:
-    text = str(exc)
-    if "CV_IO_MAX_IMAGE_PIXELS" in text:
-        return "its header declares more pixels than OpenCV reads (2^30)"
-    return text.strip().splitlines()[-1][:200] if text.strip() else "OpenCV error"
-
-
 def _stored_bytes(data: bytes, width: int, height: int, mode: str, kind: str | None) -> int | None:
     """Bytes of pixel data, as the format stores them before compression, that the declared size needs;
     None where the format's compression has no useful limit (WebP: a flat frame costs a few bits)."""
     if kind == "WEBP":
         return None
-    if kind == "PNG" and data[12:16] == b"IHDR" and len(data) >= 26:  # exact: depth and colour type
-        bits = min(max(data[24], 1), 16) * _PNG_CHANNELS.get(data[25], 4)
-        return height * (1 + (width * bits + 7) // 8)  # each row starts with its filter byte
+    if kind == "PNG" and (stored := png_stored_bytes(data)) is not None:  # IHDR: depth, colour type, interlace
+        return stored
     bits = {"1": 1, "I": 32, "F": 32}.get(mode, (16 if "16" in mode else 8) * Image.getmodebands(mode))
     return height * ((width * bits + 7) // 8)
 
@@ -250,7 +242,7 @@ def _decode_checked(data: bytes, name: str) -> np.ndarray:
         try:                # cut short was refused from its bytes, in every process)
             raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
         except cv2.error as exc:
-            raise InputError(f"{name}: cannot decode as an image ({_opencv_reason(exc)})") from None
+            raise InputError(f"{name}: cannot decode as an image ({opencv_reason(str(exc), len(data))})") from None
     if raw is None or raw.size == 0:
         raise InputError(f"{name}: cannot decode as an image")
     return raw
