@@ -600,6 +600,8 @@ def test_every_format_read_before_the_first_bytes_were_sniffed_is_still_read(tmp
         path, raw = tmp_path / "a.ras", colour
         cv2.imwrite(str(path), raw)
     elif kind == "PFM grey":
+        if ".pfm" not in Image.registered_extensions():  # (Pillow reads and writes PFM from 10.3 on)
+            pytest.skip("this Pillow knows no PFM: semflow refuses a PFM's header with it, as it did before")
         path, raw = tmp_path / "a.pfm", grey.astype(np.float32) / 255
         Image.fromarray(raw, "F").save(path)
     elif kind.endswith("plain"):
