@@ -222,6 +222,36 @@ def test_write_image_refuses_shapes_it_cannot_write(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_write_image_says_in_plain_words_what_a_format_cannot_hold(tmp_path: Path) -> None:
+    """A grey image to .ppm, colour to .pgm, a JPEG or WebP wider than its format allows: the error said only
+    "could not write image" (OpenCV's log, of its sources and error codes, said why)."""
+    cases = (("x.ppm", (4, 4), "PPM holds RGB images and this one is grey"),
+             ("x.ppm", (4, 4, 4), "this one is RGBA"),
+             ("x.pgm", (4, 4, 3), "PGM holds grey images"),
+             ("x.jpg", (1, 65501, 3), "JPEG holds images of at most 65500 pixels a side and this one is 65501x1"),
+             ("x.webp", (16384, 1), "WEBP holds images of at most 16383 pixels a side"))
+    for name, shape, reason in cases:
+        with pytest.raises(InputError, match=reason) as info:
+            write_image(tmp_path / name, np.zeros(shape, np.uint8))
+        assert "OpenCV(" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+    write_image(tmp_path / "x.jpg", np.zeros((1, 65500, 3), np.uint8))  # the largest it holds is written
+
+
+def test_write_image_never_shows_opencvs_error_text(tmp_path: Path, monkeypatch) -> None:
+    """An encoder's exception put its last line in the error: "OpenCV(5.1.0) .../loadsave.cpp:1722: error:
+    (-215:Assertion failed) code in function 'imencodeWithMetadata'"."""
+    def failing(*_args, **_kwargs):
+        raise cv2.error("OpenCV(5.1.0) /io/opencv/modules/imgcodecs/src/loadsave.cpp:1722: error: "
+                        "(-215:Assertion failed) code in function 'imencodeWithMetadata'")
+    monkeypatch.setattr(images.cv2, "imencode", failing)
+    with pytest.raises(InputError, match=r"x\.tif: could not write image: OpenCV's TIFF encoder failed on this "
+                                         r"8x6 image") as info:
+        write_image(tmp_path / "x.tif", colour_image())
+    assert "OpenCV(" not in str(info.value) and "-215" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_write_image_keeps_rgba_channels_in_order(tmp_path: Path) -> None:
     """An RGBA array was written reversed (ABGR into OpenCV's BGRA: alpha as blue)."""
     rgba = np.zeros((4, 4, 4), np.uint8)

@@ -5,6 +5,8 @@ image, a disk image that happens to begin so) was read whole into memory, then h
 decodes no buffer of 2 GiB or more and said so in an assertion of its own (11 s and 6.3 GB of memory for
 a 3 GB file). :func:`oversize_reason` says, from the file's size (fstat) and the width, height, channels and
 bit depth its header declares, when it holds far more than any image of that size could, before it is read.
+Writing, :func:`write_limit_reason` says what a format cannot hold (grey in PPM, a JPEG 65501 pixels wide)
+before OpenCV's encoder fails on it with text of its own, never shown.
 """
 
 from __future__ import annotations
@@ -148,3 +150,36 @@ def opencv_reason(text: str, size: int) -> str:
     if "CV_IO_MAX_IMAGE_PIXELS" in text:
         return "its header declares more pixels than OpenCV reads (2^30)"
     return "OpenCV's decoder failed on its data: a corrupt file, or a variant of its format OpenCV cannot read"
+
+
+_MAX_SIDE = {".jpg": 65500, ".jpeg": 65500, ".webp": 16383, ".png": 1_000_000}  # libjpeg's, libwebp's, libpng's
+
+
+def format_name(suffix: str) -> str:
+    """The name of an image format by its file's ``suffix``: "PNG", "JPEG" (.jpg), "TIFF" (.tif)."""
+    return {".jpg": "JPEG", ".tif": "TIFF"}.get(suffix, suffix[1:].upper())
+
+
+def write_limit_reason(suffix: str, shape: tuple[int, ...]) -> str | None:
+    """Why an image of ``shape`` ((H, W) or (H, W, 3|4)) cannot be written in the format of ``suffix``
+    (".png", ".ppm"...), in plain words; None where the format can hold it. OpenCV's encoders fail on these
+    with their own text (source lines, "(-215:Assertion failed)"), never shown to a user."""
+    name = format_name(suffix)
+    channels = shape[2] if len(shape) == 3 else 1
+    if suffix == ".ppm" and channels != 3:
+        if channels == 1:
+            return "PPM holds RGB images and this one is grey; write .pgm or .png"
+        return "PPM holds RGB images and this one is RGBA (PPM keeps no alpha); write .png or .tif"
+    if suffix == ".pgm" and channels != 1:
+        return "PGM holds grey images and this one has colour; write .ppm or .png"
+    side = _MAX_SIDE.get(suffix)
+    if side is not None and max(shape[:2]) > side:
+        return f"{name} holds images of at most {side} pixels a side and this one is {shape[1]}x{shape[0]}"
+    return None
+
+
+def write_failure_reason(suffix: str, shape: tuple[int, ...]) -> str:
+    """What to say where OpenCV's encoder for ``suffix`` failed on an image of ``shape`` for a reason
+    :func:`write_limit_reason` does not know (its own text is never shown)."""
+    return (f"OpenCV's {format_name(suffix)} encoder failed on this {shape[1]}x{shape[0]} image; try another"
+            " format (.png, .tif)")

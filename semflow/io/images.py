@@ -25,7 +25,7 @@ from semflow.io.files import (
     starts_as_video,
 )
 from semflow.io.image_bytes import jpeg_is_complete, png_chunk, png_is_complete
-from semflow.io.image_limits import opencv_reason, png_stored_bytes
+from semflow.io.image_limits import opencv_reason, png_stored_bytes, write_failure_reason, write_limit_reason
 from semflow.io.native import native_stderr
 from semflow.io.raw_tiff import tiff_raw_reason
 
@@ -389,13 +389,17 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)) or 0 in img.shape[:2]:
         raise InputError(f"{path}: cannot write an image of shape {img.shape} (expected (H, W) or (H, W, 3))")
     img = _writable(img, path)
+    suffix = Path(path).suffix.lower()
+    if (reason := write_limit_reason(suffix, img.shape)) is not None:
+        raise InputError(f"{path}: cannot write this image: {reason}")
     if img.ndim == 3:  # RGB(A) -> OpenCV's BGR(A)
         img = img[..., [2, 1, 0, 3][:img.shape[2]]]
     try:  # encoded in memory, written by Python (write_bytes_atomic): a full disk raises OSError naming path
-        encoded, data = cv2.imencode(Path(path).suffix.lower(), np.ascontiguousarray(img))
-    except cv2.error as exc:  # (cv2.imwrite ignored a failing flush at fclose and left a cut-short file)
-        raise InputError(f"{path}: could not write image ({str(exc).strip().splitlines()[-1]})") from None
+        with native_stderr():  # (cv2.imwrite ignored a failing flush at fclose and left a cut-short file)
+            encoded, data = cv2.imencode(suffix, np.ascontiguousarray(img))
+    except cv2.error:  # (OpenCV's text, of its source files and assertions, is not for a user)
+        encoded = False
     if not encoded:
-        raise InputError(f"{path}: could not write image")
+        raise InputError(f"{path}: could not write image: {write_failure_reason(suffix, img.shape)}")
     with writing_output(path):
         write_bytes_atomic(path, memoryview(data))
