@@ -4,6 +4,7 @@ size is named by its file, and hidden files (macOS's ``._x.png`` copies) are ski
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,28 @@ def test_an_image_of_a_format_semflow_does_not_read_is_named_not_skipped(tmp_pat
         FrameSource(folder)
     (folder / "frame_b.GIF").unlink()
     assert [p.name for p in folder_images(folder)] == ["frame_a.png", "frame_c.png"]  # other files: no frames
+
+
+def test_a_cameras_raw_plus_jpeg_folder_reads_its_jpegs(tmp_path: Path) -> None:
+    """A camera's RAW+JPEG folder (IMG_0001.CR2 beside IMG_0001.JPG) was refused where one raw was a DNG
+    ("a DNG image, which semflow does not read as a frame"), while CR2s, NEFs... beside JPEGs were skipped:
+    now every camera raw with an image of its name beside it is skipped, that image being the frame."""
+    folder = frames_named(tmp_path / "shots", ["IMG_0001.JPG", "IMG_0002.jpg", "IMG_0003.JPG"])
+    for name in ("IMG_0001.CR2", "IMG_0002.dng", "IMG_0003.NEF"):
+        (folder / name).write_bytes(b"II*\x00" + bytes(60))
+    assert [p.name for p in folder_images(folder)] == ["IMG_0001.JPG", "IMG_0002.jpg", "IMG_0003.JPG"]
+    assert len(list(FrameSource(folder))) == 3
+
+
+def test_a_camera_raw_with_no_image_of_its_name_is_named_not_skipped(tmp_path: Path, cli_fails) -> None:
+    """IMG_0002.CR2 among JPEGs of other shots was left out without a word (IMG_0001.JPG and IMG_0003.JPG
+    made one pair: twice the motion), a DNG refused: `run`, `segment` (and batch's clips) now name it."""
+    folder = frames_named(tmp_path / "shots", ["IMG_0001.JPG", "IMG_0003.JPG"])
+    (folder / "IMG_0001.CR2").write_bytes(b"II*\x00" + bytes(60))
+    (folder / "IMG_0002.CR2").write_bytes(b"II*\x00" + bytes(60))
+    said = ("IMG_0002.CR2: a camera raw image with no JPEG or other image of its name beside it (1 in the folder),"
+            " which semflow does not read as a frame: convert them to PNG or move them out")
+    with pytest.raises(InputError, match=re.escape(said)):
+        folder_images(folder)
+    cli_fails("run", "shots", "--method", "farneback", "--out", "out", match=said)
+    cli_fails("segment", "shots", "--out", "out", match=said)

@@ -21,8 +21,9 @@ def natural_key(path: Path) -> list[str | int]:
     return [int(part) if part.isdecimal() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
-UNREAD_IMAGE_EXTENSIONS = (".gif", ".apng", ".avif", ".heic", ".heif", ".jxl", ".jp2", ".exr", ".dng", ".psd")
-"""Images a folder of frames may hold that semflow does not read: refused, not skipped."""
+UNREAD_IMAGE_EXTENSIONS = (".gif", ".apng", ".avif", ".heic", ".heif", ".jxl", ".jp2", ".exr", ".psd")
+"""Images a folder of frames may hold that semflow does not read: refused, not skipped. (Camera raws, DNG
+included: :data:`~semflow.io.raw_tiff.CAMERA_RAW_EXTENSIONS`, are skipped beside an image of their name.)"""
 
 
 def folder_images(folder: str | os.PathLike) -> list[Path]:
@@ -30,7 +31,10 @@ def folder_images(folder: str | os.PathLike) -> list[Path]:
     link named like an image is an :class:`InputError` naming it, not skipped (a frame left out would join
     its neighbours into one pair). Hidden names (``.x.png``, macOS's ``._x.png`` copies), links included,
     are skipped: no one's frames. So is an image of a format semflow does not read (``x.gif``), not
-    skipped: :data:`UNREAD_IMAGE_EXTENSIONS`."""
+    skipped: :data:`UNREAD_IMAGE_EXTENSIONS`. A camera raw (``IMG_0001.CR2``, ``.NEF``, ``.DNG``...) beside an
+    image of the same name (``IMG_0001.JPG``: a camera's RAW+JPEG pair) is skipped, that image being its
+    frame; one with no such image is refused as those are (where the folder holds images; a folder of raws
+    alone holds none: :func:`camera_raws_note`)."""
     names = [p for p in Path(folder).iterdir() if not p.name.startswith(".") and not p.is_dir()]
     unread = sorted((p for p in names if p.suffix.lower() in UNREAD_IMAGE_EXTENSIONS), key=natural_key)
     if unread:
@@ -38,6 +42,13 @@ def folder_images(folder: str | os.PathLike) -> list[Path]:
         raise InputError(f"{unread[0]}: a {kind} image, which semflow does not read as a frame"
                          f" ({len(unread)} in the folder): convert them to PNG or move them out")
     images = sorted((p for p in names if is_image_path(p)), key=natural_key)
+    stems = {p.stem.casefold() for p in images}
+    alone = sorted((p for p in names if p.suffix.lower() in CAMERA_RAW_EXTENSIONS and p.stem.casefold() not in stems),
+                   key=natural_key)
+    if alone and images:
+        raise InputError(f"{alone[0]}: a camera raw image with no JPEG or other image of its name beside it"
+                         f" ({len(alone)} in the folder), which semflow does not read as a frame: convert them"
+                         " to PNG or move them out")
     for image in images:
         if not image.is_file():
             raise InputError(f"{image}: not a regular file")
