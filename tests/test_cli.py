@@ -646,6 +646,21 @@ def test_run_on_a_single_image_points_at_flow(cli_fails, make_frames) -> None:
                     " the folder of its frames")
 
 
+def test_run_on_a_single_image_ffmpeg_cannot_decode_points_at_flow_too(cli_fails, tmp_path: Path) -> None:
+    """`run x.tif` on a float TIFF (FFmpeg decodes none; semflow reads it) said "not a readable video (no frame
+    could be decoded)", with none of a PNG's hint; a PNG cut short said so too, for "cannot decode as an image"."""
+    from PIL import Image
+
+    Image.fromarray(np.full((12, 16), 0.5, np.float32)).save(tmp_path / "x.tif")
+    assert read_image(tmp_path / "x.tif").shape == (12, 16, 3)  # (an image semflow reads: one frame)
+    cli_fails("run", "x.tif", "--out", "out",
+              match="x.tif: need at least 2 frames to compute flow, got 1; for the flow between two images use"
+                    " `semflow flow IMAGE1 IMAGE2`, for a sequence give the folder of its frames")
+    (tmp_path / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(50))
+    line = cli_fails("run", "cut.png", "--out", "out", match="cut.png: cannot decode as an image")
+    assert "video" not in line
+
+
 def test_a_sound_file_with_cover_art_says_so(cli_fails, tmp_path: Path) -> None:
     """A song with cover art reads as a video of one frame: "need at least 2 frames ..., got 1" alone left the
     user wondering which frame."""

@@ -22,7 +22,14 @@ import numpy as np
 from semflow.errors import InputError, OutputError, ResourceError, warn
 from semflow.io.atomic import move_into_place, temp_path_beside
 from semflow.io.ffmpeg import FFmpegEncoder, mp4_complete, probe_keyframes
-from semflow.io.files import is_video_path, missing, open_capture, out_of_descriptors, too_many_open_files
+from semflow.io.files import (
+    is_video_path,
+    missing,
+    open_capture,
+    out_of_descriptors,
+    too_few_frames,
+    too_many_open_files,
+)
 from semflow.io.frame_folder import (  # (folder_images re-exported)
     camera_raws_note,
     folder_images,
@@ -161,6 +168,9 @@ class FrameSource:
                     raise too_many_open_files(self.path)
                 if refused := thread_refusal():  # (nor for its decoder's threads: ulimit -u)
                     raise ResourceError(f"{self.path}: {refused}")
+                if is_image_path(self.path):  # (one FFmpeg cannot decode, a float TIFF: why, or run's hint)
+                    read_image(self.path)
+                    raise too_few_frames(self.path, 1)
                 raise InputError(f"{self.path}: not a readable video (no frame could be decoded)")
         self.count = count if max_frames is None else min(count, max_frames)
 
