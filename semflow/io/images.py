@@ -300,7 +300,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         raise UnidentifiedImageError(str(exc)) from None
     if data[:4] in _TIFF_HEADS:  # (refused as read_image refuses it: a camera raw, several pages)
         return read_image(path).shape[:2]
-    with Image.open(io.BytesIO(data)) as im:
+    with _quietly_opened(io.BytesIO(data)) as im:  # (a corrupt EXIF made Pillow warn on the CLI's stderr)
         width, height = im.size
     return (width, height) if exif_orientation(data) in (5, 6, 7, 8) else (height, width)  # (a quarter turn)
 
