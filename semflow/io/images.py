@@ -290,8 +290,9 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(H, W) of the image file at ``path`` as :func:`read_image` gives it (upright as its EXIF orientation
     says), from its header: the pixels are not decoded (but a TIFF's: Pillow reports its size turned by its
     orientation tag or not, by version; it is read, or refused, as :func:`read_image` does). OSError or ValueError
-    (Pillow's) for a file whose header Pillow cannot read (UnidentifiedImageError before reading it whole for one
-    that starts as no image); :class:`InputError` for a path that is not a readable file (a FIFO would block)
+    (Pillow's) for a file whose header Pillow cannot read (UnidentifiedImageError, before reading it whole, for one
+    that starts as no image, a camera raw that is no TIFF, one far larger than its header's image:
+    :func:`~semflow.io.files.image_file_bytes`, whose message it carries); :class:`InputError` for a path that is not a readable file (a FIFO would block)
     and for a TIFF :func:`read_image` refuses (a camera raw, a TIFF of several pages)."""
     path = require_file(path)
     try:
