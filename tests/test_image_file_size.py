@@ -156,3 +156,21 @@ def test_images_with_megabytes_of_metadata_still_read(tmp_path: Path) -> None:
         assert image_size(tmp_path / name) == (40, 50)
     with Image.open(tmp_path / "text.png") as im:
         assert len(im.text["Comment"]) == len(text)
+
+
+def test_image_size_of_a_tiff_holds_its_bytes_once(tmp_path: Path) -> None:
+    """A TIFF's size is read_image's (Pillow's, turned or not by version): image_size read the file whole and
+    kept those bytes while read_image read and decoded it again, three times the file's size at its peak
+    (`segment` sizes every input first); now what read_image alone takes, the bytes and the decoded image."""
+    import tracemalloc
+
+    path = tmp_path / "a.tif"
+    cv2.imwrite(str(path), noise(1000, 1500))
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        assert image_size(path) == (1000, 1500)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2.5 * size, f"{peak / size:.2f} times the file's {size} bytes"

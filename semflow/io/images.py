@@ -295,12 +295,14 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     :func:`~semflow.io.files.image_file_bytes`, whose message it carries); :class:`InputError` for a path that is not a readable file (a FIFO would block)
     and for a TIFF :func:`read_image` refuses (a camera raw, a TIFF of several pages)."""
     path = require_file(path)
+    with open(path, "rb") as file:
+        tiff = file.read(4) in _TIFF_HEADS
+    if tiff:  # (refused as read_image refuses it: a camera raw, several pages; no bytes held meanwhile)
+        return read_image(path).shape[:2]
     try:
         data = image_file_bytes(path, palette=True)  # (as before: what Pillow reads the header of)
     except InputError as exc:
         raise UnidentifiedImageError(str(exc)) from None
-    if data[:4] in _TIFF_HEADS:  # (refused as read_image refuses it: a camera raw, several pages)
-        return read_image(path).shape[:2]
     with _quietly_opened(io.BytesIO(data)) as im:  # (a corrupt EXIF made Pillow warn on the CLI's stderr)
         width, height = im.size
     return (width, height) if exif_orientation(data) in (5, 6, 7, 8) else (height, width)  # (a quarter turn)
