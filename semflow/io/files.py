@@ -1,4 +1,5 @@
-"""Checks on input paths, so that a missing or unreadable file gives one clear line."""
+"""Checks on input paths, so that a missing or unreadable file gives one clear line; what a file is by its first
+bytes (an image format, a video container, a camera raw), and an image file read whole only once they say so."""
 
 from __future__ import annotations
 
