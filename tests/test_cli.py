@@ -399,7 +399,19 @@ def test_run_not_a_video(cli_fails, tmp_path: Path) -> None:
 
 def test_run_empty_file(cli_fails, tmp_path: Path) -> None:
     (tmp_path / "empty.avi").write_bytes(b"")
-    cli_fails("run", "empty.avi", "--out", "out", match="not a readable video")
+    cli_fails("run", "empty.avi", "--out", "out", match="not a readable video (the file is empty)")
+
+
+def test_an_empty_file_given_as_an_image_is_said_to_be_empty(cli_fails, make_frames, tmp_path: Path) -> None:
+    """A file of 0 bytes (a copy or download cut short) is named empty, not a file of no known format, and
+    one named like a video gets no hint to run it: there is nothing to run."""
+    frames = make_frames(2, 16, 16)
+    good = sorted(frames.iterdir())[0]
+    for name in ("empty.png", "empty.mp4"):
+        (tmp_path / name).write_bytes(b"")
+        line = cli_fails("flow", name, good, "-o", "x.flo")
+        assert line == f"semflow: error: {name}: cannot decode as an image (the file is empty)"
+        (tmp_path / name).unlink()
 
 
 def test_run_zero_frames(cli_fails, make_video, tmp_path: Path) -> None:

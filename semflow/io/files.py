@@ -153,7 +153,7 @@ def image_file_bytes(path: str | os.PathLike, *, palette: bool = False) -> bytes
         if image_format(head) is None and not (palette and pillow_identifies(path)):
             if (raw := camera_raw(head)) is not None:
                 raise InputError(f"{path}: {camera_raw_reason(raw)}")
-            raise InputError(f"{path}: cannot decode as an image ({NO_IMAGE_START})")
+            raise InputError(f"{path}: cannot decode as an image ({NO_IMAGE_START if head else 'the file is empty'})")
         if (why := oversize_reason(file, head, os.fstat(file.fileno()).st_size)) is not None:
             raise InputError(f"{path}: {why}")
         file.seek(0)
@@ -176,6 +176,14 @@ def pillow_identifies(path: str | os.PathLike) -> bool:
     except Exception:  # noqa: BLE001 - known, but its header is corrupt or declares too much: decoding says so
         return True
     return True
+
+
+def is_empty_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file of 0 bytes (False where it cannot be looked at)."""
+    try:
+        return os.stat(path).st_size == 0
+    except (OSError, ValueError):
+        return False
 
 
 def is_image_path(path: str | os.PathLike) -> bool:

@@ -19,6 +19,7 @@ from semflow.io.files import (
     IMAGE_EXTENSIONS,
     NO_IMAGE_START,
     image_file_bytes,
+    is_empty_file,
     is_image_path,
     is_video_path,
     require_file,
@@ -351,7 +352,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         raw = _read_upright(path)
     except InputError as exc:
-        if not is_video_path(path):  # (its first bytes were looked at above: here its name only)
+        if not is_video_path(path) or is_empty_file(path):  # (its first bytes were looked at above: its name only)
             raise
         said = str(exc).replace(f" ({NO_IMAGE_START})", "")  # (one reason: the hint says what it is)
         raise InputError(f"{said} {video_hint}") from None

@@ -23,6 +23,7 @@ from semflow.errors import InputError, OutputError, ResourceError, warn
 from semflow.io.atomic import move_into_place, temp_path_beside
 from semflow.io.ffmpeg import FFmpegEncoder, mp4_complete, probe_keyframes
 from semflow.io.files import (
+    is_empty_file,
     is_video_path,
     missing,
     open_capture,
@@ -171,7 +172,8 @@ class FrameSource:
                 if is_image_path(self.path):  # (one FFmpeg cannot decode, a float TIFF: why, or run's hint)
                     read_image(self.path)
                     raise too_few_frames(self.path, 1)
-                raise InputError(f"{self.path}: not a readable video (no frame could be decoded)")
+                why = "the file is empty" if is_empty_file(self.path) else "no frame could be decoded"
+                raise InputError(f"{self.path}: not a readable video ({why})")
         self.count = count if max_frames is None else min(count, max_frames)
 
     def __len__(self) -> int:
