@@ -99,9 +99,9 @@ def enlarged_for_legend(image: np.ndarray) -> np.ndarray:
     """``image`` (H, W, 3) enlarged by the smallest whole factor that makes its shorter side at least
     :data:`LEGEND_MIN_SIDE`, each pixel a square block (its longer side at most :data:`LEGEND_MAX_SIDE`);
     ``image`` itself when it is that large already."""
-    h, w = image.shape[:2]
-    k = max(1, min(-(-LEGEND_MIN_SIDE // max(1, min(h, w))), LEGEND_MAX_SIDE // max(h, w, 1)))
-    return np.repeat(np.repeat(image, k, axis=0), k, axis=1) if k > 1 else image
+    from semflow.viz import enlarged_in_blocks
+
+    return enlarged_in_blocks(image, min(image.shape[:2]), LEGEND_MIN_SIDE, LEGEND_MAX_SIDE)
 
 
 def _valid_of(name: str, maps: dict[str, np.ndarray]) -> np.ndarray | None:

@@ -27,7 +27,7 @@ from semflow.class_legend import (
 from semflow.io.video import VideoWriter, resize_to, video_fits, video_scale, video_size
 from semflow.progress import progress_bar
 from semflow.timing import StageTimer
-from semflow.viz import TILE_GAP, add_legend, flow_to_color, label_image, tile
+from semflow.viz import TILE_GAP, add_legend, enlarged_in_blocks, flow_to_color, label_image, tile
 
 if TYPE_CHECKING:
     from semflow.segmentation.labels import LabelSet
@@ -122,8 +122,7 @@ def with_class_key(image: np.ndarray, label_set: LabelSet) -> np.ndarray:
     names, colors = class_key(label_set)
     h, w = image.shape[:2]
     if w < KEY_MIN_WIDTH and not class_key_fits(h, w, names):
-        k = max(1, min(-(-KEY_MIN_WIDTH // w), KEY_MAX_SIDE // max(h, w)))
-        image = np.repeat(np.repeat(image, k, axis=0), k, axis=1)
+        image = enlarged_in_blocks(image, w, KEY_MIN_WIDTH, KEY_MAX_SIDE)
     if class_key_fits(*image.shape[:2], names):
         return add_class_legend(image, names, colors)
     h, w = image.shape[:2]

@@ -299,6 +299,15 @@ TILE_GAP = 4
 """The white gap (px) between a panel's tiles."""
 
 
+def enlarged_in_blocks(image: np.ndarray, side: int, at_least: int, max_side: int) -> np.ndarray:
+    """``image`` (H, W[, C]) enlarged by the smallest whole factor that makes ``side`` (the measure of it that
+    must grow, px: its width, its shorter side) at least ``at_least``, each pixel a square block, its longer
+    side kept at most ``max_side``; ``image`` itself where that factor is 1."""
+    h, w = image.shape[:2]
+    k = max(1, min(-(-at_least // max(1, side)), max_side // max(h, w, 1)))
+    return np.repeat(np.repeat(image, k, axis=0), k, axis=1) if k > 1 else image
+
+
 def tile(images: Sequence[np.ndarray], *, columns: int | None = None, gap: int = TILE_GAP) -> np.ndarray:
     """Arrange uint8 RGB images of equal size on a grid (row-major), white gaps between them; ``columns``
     (default: all in one row) is at most the number of images."""
