@@ -69,9 +69,11 @@ def starts_as_video(path: str | os.PathLike) -> bool:
         return False
 
 
+TIFF_HEADS = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+"""How a TIFF (the first two) and a BigTIFF (the last two) begin, in either byte order."""
 IMAGE_SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"), (b"II*\0", "TIFF"), (b"MM\0*", "TIFF"),
-    (b"II+\0", "BigTIFF"), (b"MM\0+", "BigTIFF"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"),
+    *zip(TIFF_HEADS, ("TIFF", "TIFF", "BigTIFF", "BigTIFF")), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
     (b"\0\0\0\x0cjP  \r\n\x87\n", "JPEG 2000"), (b"\xffO\xffQ", "JPEG 2000"), (b"\0\0\0\x0cJXL \r\n\x87\n", "JPEG XL"),
     (b"\xff\n", "JPEG XL"), (b"v/1\x01", "OpenEXR"), (b"#?RADIANCE", "Radiance HDR"), (b"#?RGBE", "Radiance HDR"),
     (b"Y\xa6j\x95", "Sun raster"), (b"PF", "PFM"), (b"Pf", "PFM"), *((b"P%d" % k, "PNM") for k in range(1, 8)))

@@ -18,6 +18,7 @@ from semflow.io.atomic import write_bytes_atomic
 from semflow.io.files import (
     IMAGE_EXTENSIONS,
     NO_IMAGE_START,
+    TIFF_HEADS,
     image_file_bytes,
     is_empty_file,
     is_image_path,
@@ -36,7 +37,6 @@ from semflow.io.raw_tiff import tiff_raw_reason
 MAX_EXPANSION = 2048
 ALWAYS_ALLOWED_BYTES = 64 * 2**20
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_TIFF_HEADS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF's and BigTIFF's, in either byte order
 _16BIT_EXTENSIONS = (".png", ".tif", ".tiff", ".ppm", ".pgm")  # formats that keep 16 bits a channel
 
 
@@ -213,7 +213,7 @@ def _check_bytes(data: bytes, name: str) -> None:
     """Refuse bytes no decoder should see: a header that declares more pixels than the file can hold, a
     JPEG, PNG or WebP cut short, a TIFF of which OpenCV would read a camera raw's preview or sensor data
     (:func:`~semflow.io.raw_tiff.tiff_raw_reason`). InputError naming ``name``."""
-    if data[:4] in _TIFF_HEADS and (why := tiff_raw_reason(data, name)) is not None:
+    if data[:4] in TIFF_HEADS and (why := tiff_raw_reason(data, name)) is not None:
         raise InputError(f"{name}: {why}")
     _check_declared_size(data, name)
     if data[:2] == b"\xff\xd8" and not jpeg_is_complete(data):
@@ -297,7 +297,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     and for a TIFF :func:`read_image` refuses (a camera raw, a TIFF of several pages)."""
     path = require_file(path)
     with open(path, "rb") as file:
-        tiff = file.read(4) in _TIFF_HEADS
+        tiff = file.read(4) in TIFF_HEADS
     if tiff:  # (refused as read_image refuses it: a camera raw, several pages; no bytes held meanwhile)
         return read_image(path).shape[:2]
     try:
@@ -326,7 +326,7 @@ def _read_upright(path: Path, *, labels: bool = False) -> np.ndarray:
     raw = _palette_ids(data, str(path)) if labels else None
     if raw is None:
         raw = _decode_checked(data, str(path))
-        if data[:4] in _TIFF_HEADS:  # OpenCV's TIFF decoder turned it
+        if data[:4] in TIFF_HEADS:  # OpenCV's TIFF decoder turned it
             return raw
     return upright(raw, exif_orientation(data))
 
