@@ -127,15 +127,24 @@ def declared_image(head: bytes, read: Callable[[int, int], bytes]) -> tuple[str,
     return f"a {width}x{height} {kind} image", most + METADATA_ROOM
 
 
+def bytes_at(file: BinaryIO, size: int) -> Callable[[int, int], bytes]:
+    """``read(offset, count)``: the open ``file``'s (of ``size`` bytes) ``count`` bytes from ``offset``, fewer
+    at its end and none past it (where seeking to an offset such as 2**63 would fail), as slicing bytes gives."""
+    def read(offset: int, count: int) -> bytes:
+        if offset >= size:
+            return b""
+        file.seek(offset)
+        return file.read(count)
+
+    return read
+
+
 def oversize_reason(file: BinaryIO, head: bytes, size: int) -> str | None:
     """Why the open image ``file`` of ``size`` bytes, which starts with ``head``, is refused before it is read
     whole: more bytes than :data:`MAX_IMAGE_FILE_BYTES`, or than any image of the size its header declares
     could take (:func:`declared_image`); None when it may be read. Reads a few bytes of its headers."""
-    def read(offset: int, count: int) -> bytes:
-        file.seek(offset)
-        return file.read(count)
-
-    if size > METADATA_ROOM and (declared := declared_image(head, read)) is not None and size > declared[1]:
+    if size > METADATA_ROOM and (declared := declared_image(head, bytes_at(file, size))) is not None \
+            and size > declared[1]:
         return f"{size_text(size)}, far more than {declared[0]} holds (data after the image?)"
     if size > MAX_IMAGE_FILE_BYTES:
         return f"{size_text(size)}, larger than any image file semflow reads (2 GiB: OpenCV decodes none larger)"

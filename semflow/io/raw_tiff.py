@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from semflow.io.files import FTYP_READ, camera_raw, camera_raw_reason
+from semflow.io.image_limits import bytes_at
 
 TIFF_RAW_EXTENSIONS = {".dng": "DNG", ".cr2": "Canon CR2", ".nef": "Nikon NEF", ".nrw": "Nikon NRW", ".arw": "Sony ARW",
                        ".srf": "Sony SRF", ".sr2": "Sony SR2", ".pef": "Pentax PEF", ".srw": "Samsung SRW",
@@ -80,13 +81,7 @@ def camera_raw_file_reason(path: str | os.PathLike) -> str | None:
     of the TIFF header and first directory are read; None for any other file and one that cannot be read."""
     try:
         with open(path, "rb") as file:
-            end = os.fstat(file.fileno()).st_size
-
-            def read(offset: int, size: int) -> bytes:  # (seeking to 2**63 fails: past the end, as bytes give)
-                if offset >= end:
-                    return b""
-                file.seek(offset)
-                return file.read(size)
+            read = bytes_at(file, os.fstat(file.fileno()).st_size)
             head = read(0, FTYP_READ)
             if (raw := camera_raw(head)) is not None:
                 return camera_raw_reason(raw)
