@@ -567,7 +567,8 @@ def test_a_canon_cr3_photo_is_named_a_camera_raw_image_not_a_video(tmp_path: Pat
     photo.write_bytes(canon_head(b"CanonCR3_001/00.09.00/00.00.00"))
     movie.write_bytes(canon_head(b"CanonCRM0001/02.09.00/00.00.00"))
     with pytest.raises(InputError, match=r"IMG_0001\.CR3: a camera raw image \(Canon CR3\), which semflow cannot"
-                                         r" read; convert it to PNG or TIFF$"):
+                                         r" read; convert it with a raw converter \(darktable, RawTherapee,"
+                                         r" dcraw\.\.\.\) to an RGB PNG or TIFF$"):
         read_image(photo)
     assert not starts_as_video(photo) and starts_as_video(movie)
     with pytest.raises(InputError, match=r"A001C001\.CRM: cannot decode as an image \(it is a video"):

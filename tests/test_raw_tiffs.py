@@ -95,6 +95,21 @@ def test_dngs_are_refused_on_the_command_line(tmp_path: Path, cli_fails: Callabl
     cli_fails("run", "frames", "--method", "farneback", "--out", "out", match="0000.tif: a camera raw image (DNG)")
 
 
+def test_a_tiff_of_a_sensors_data_is_told_to_use_a_raw_converter(tmp_path: Path,
+                                                                 cli_fails: Callable[..., str]) -> None:
+    """A TIFF of a sensor's colour filter array data (undemosaiced) was told "convert it to PNG or TIFF", though
+    it is a TIFF: what to do is a raw converter (which demosaics) writing an RGB PNG or TIFF. So for every raw."""
+    advice = "which semflow cannot read; convert it with a raw converter (darktable, RawTherapee, dcraw...) to an RGB"
+    for name in ("a.tif", "b.tif"):
+        cfa(tmp_path / name, 32803)
+    said = rf"a camera raw image \(a TIFF of a camera sensor's colour filter array data\), {re.escape(advice)} PNG or TIFF$"
+    with pytest.raises(InputError, match=rf"a\.tif: {said}"):
+        read_image(tmp_path / "a.tif")
+    cli_fails("flow", "a.tif", "b.tif", "-o", "f.flo", match=f"a.tif: a camera raw image (a TIFF of a camera sensor's"
+              f" colour filter array data), {advice} PNG or TIFF")
+    cli_fails("run", "a.tif", "--out", "out", match=f"{advice} PNG or TIFF")
+
+
 def ordinary_tiffs(folder: Path) -> dict[str, np.ndarray]:
     """TIFFs OpenCV reads whole, each written with what read_image should give (uint8 RGB)."""
     rgb = np.arange(24 * 32 * 3, dtype=np.uint8).reshape(24, 32, 3)
@@ -139,7 +154,7 @@ def test_a_camera_raw_given_to_run_and_a_folder_of_them_are_named(tmp_path: Path
         raw_with_preview(tmp_path / "shots" / f"DSC_{k}.NEF")
     cli_fails("run", "x.nef", "--out", "out", match="x.nef: a camera raw image (Nikon NEF), which semflow cannot read")
     note = ("shots: folder holds no images (it holds 3 camera raw images, such as DSC_1.NEF, which semflow cannot"
-            " read; convert them to PNG or TIFF)")
+            " read; convert them with a raw converter to RGB PNGs or TIFFs)")
     cli_fails("run", "shots", "--out", "out", match=note)
     cli_fails("segment", "shots", "--out", "out", match=note)
 
@@ -194,7 +209,7 @@ def test_mutated_raw_headers_give_a_reason_or_none_and_read_little(tmp_path: Pat
         assert isinstance(first_directory(read), dict | None)
         assert sum(asked) <= 16 + 8 + 4096 * 20 + 8 + 2 * 8, k
         reason = tiff_raw_reason(data, name)
-        assert reason is None or "\n" not in reason and reason.endswith(("convert it to PNG or TIFF",
+        assert reason is None or "\n" not in reason and reason.endswith(("to an RGB PNG or TIFF",
                                                                         "as a TIFF of one image")), reason
 
 
@@ -207,6 +222,7 @@ def test_a_dng_whose_tag_value_lies_past_any_file_is_named_as_a_video_too(tmp_pa
     ifd = struct.pack("<Q", len(entries)) + b"".join(struct.pack("<HHQ8s", *entry) for entry in entries)
     path = tmp_path / "x.dng"
     path.write_bytes(b"II+\0" + struct.pack("<HHQ", 8, 0, 16) + ifd + bytes(8))
-    said = "a camera raw image (DNG), which semflow cannot read; convert it to PNG or TIFF"
+    said = ("a camera raw image (DNG), which semflow cannot read; convert it with a raw converter (darktable,"
+            " RawTherapee, dcraw...) to an RGB PNG or TIFF")
     assert tiff_raw_reason(path.read_bytes(), path) == said
     assert camera_raw_file_reason(path) == said

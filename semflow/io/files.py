@@ -113,8 +113,10 @@ def camera_raw(head: bytes) -> str | None:
 
 
 def camera_raw_reason(raw: str) -> str:
-    """Why a camera raw image of the format ``raw`` ("Canon CR3", "DNG") is refused, after its file's name."""
-    return f"a camera raw image ({raw}), which semflow cannot read; convert it to PNG or TIFF"
+    """Why a camera raw image of the format ``raw`` ("Canon CR3", "DNG") is refused, after its file's name: what
+    to do says a raw converter and RGB, for a TIFF of a sensor's data (and a DNG) is a TIFF already."""
+    return (f"a camera raw image ({raw}), which semflow cannot read; convert it with a raw converter (darktable,"
+            " RawTherapee, dcraw...) to an RGB PNG or TIFF")
 
 
 def media_kind(head: bytes) -> str | None:

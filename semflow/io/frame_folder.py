@@ -60,7 +60,7 @@ def camera_raws_note(folder: str | os.PathLike) -> str:
     any other file not an image semflow reads: :data:`~semflow.io.raw_tiff.CAMERA_RAW_EXTENSIONS`); else ""."""
     raws = sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in CAMERA_RAW_EXTENSIONS), key=natural_key)
     return (f" (it holds {len(raws)} camera raw images, such as {raws[0].name}, which semflow cannot read; convert"
-            " them to PNG or TIFF)" if raws else "")
+            " them with a raw converter to RGB PNGs or TIFFs)" if raws else "")
 
 
 _NUMBERED = re.compile(r"(.*?)(\d+)(\D*)")
