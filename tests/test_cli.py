@@ -83,6 +83,20 @@ def test_flow_accepts_gray_rgba_and_16bit_images(run_cli, pair, tmp_path: Path) 
         np.testing.assert_allclose(median_inner(read_flow(tmp_path / f"{first}-{second}.flo")), (3.0, 2.0), atol=0.3)
 
 
+def test_pictures_of_rgba_frames_are_written_as_jpeg(run_cli, pair, tmp_path: Path) -> None:
+    """write_image refuses RGBA to JPEG (it dropped the alpha without a word); the command line's pictures are RGB
+    whatever its frames (RGBA ones are read as RGB), so `flow --viz x.jpg` of RGBA frames and `visualize -o x.jpg`
+    still write them (a guard of its callers, passing before the refusal too)."""
+    for path in pair:
+        cv2.imwrite(str(path.with_suffix(".rgba.png")), cv2.cvtColor(read_image(path), cv2.COLOR_RGB2BGRA))
+    result = run_cli("flow", "a.rgba.png", "b.rgba.png", "-o", "f.flo", "--viz", "f.jpg", "--method", "dis-fast")
+    assert result.rc == 0, result.stderr
+    result = run_cli("visualize", "f.flo", "f.flo", "-o", "v.jpg")
+    assert result.rc == 0, result.stderr
+    assert cv2.imread(str(tmp_path / "f.jpg"), cv2.IMREAD_UNCHANGED).shape == (48, 64, 3)
+    assert cv2.imread(str(tmp_path / "v.jpg"), cv2.IMREAD_UNCHANGED).shape[2] == 3
+
+
 def test_flow_missing_file(cli_fails, pair) -> None:
     cli_fails("flow", "nope.png", "b.png", "-o", "f.flo", match="nope.png: no such file")
 

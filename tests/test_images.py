@@ -224,9 +224,13 @@ def test_write_image_refuses_shapes_it_cannot_write(tmp_path: Path) -> None:
 
 def test_write_image_says_in_plain_words_what_a_format_cannot_hold(tmp_path: Path) -> None:
     """A grey image to .ppm, colour to .pgm, a JPEG or WebP wider than its format allows: the error said only
-    "could not write image" (OpenCV's log, of its sources and error codes, said why)."""
+    "could not write image" (OpenCV's log, of its sources and error codes, said why). RGBA to JPEG was written
+    with its alpha dropped without a word (16-bit to JPEG refused, RGBA to PPM too): now refused alike."""
     cases = (("x.ppm", (4, 4), "PPM holds RGB images and this one is grey"),
              ("x.ppm", (4, 4, 4), "this one is RGBA"),
+             ("x.jpg", (4, 4, 4), r"JPEG keeps no alpha and this image is RGBA; write \.png, \.tif or \.webp, or"
+                                  r" drop the alpha \(image\[\.\.\., :3\]\)$"),
+             ("x.JPEG", (4, 4, 4), "JPEG keeps no alpha"),
              ("x.pgm", (4, 4, 3), "PGM holds grey images"),
              ("x.jpg", (1, 65501, 3), "JPEG holds images of at most 65500 pixels a side and this one is 65501x1"),
              ("x.webp", (16384, 1), "WEBP holds images of at most 16383 pixels a side"))

@@ -179,6 +179,8 @@ def write_limit_reason(suffix: str, shape: tuple[int, ...]) -> str | None:
         if channels == 1:
             return "PPM holds RGB images and this one is grey; write .pgm or .png"
         return "PPM holds RGB images and this one is RGBA (PPM keeps no alpha); write .png or .tif"
+    if suffix in (".jpg", ".jpeg") and channels == 4:  # (OpenCV's encoder dropped the alpha without a word)
+        return "JPEG keeps no alpha and this image is RGBA; write .png, .tif or .webp, or drop the alpha (image[..., :3])"
     if suffix == ".pgm" and channels != 1:
         return "PGM holds grey images and this one has colour; write .ppm or .png"
     side = _MAX_SIDE.get(suffix)

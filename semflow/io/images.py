@@ -386,7 +386,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write an RGB(A) (H, W, 3|4) or label (H, W) image atomically; format from the extension.
 
     uint8 is written as given; uint16 as 16-bit (PNG, TIFF, PPM/PGM; other formats refuse it);
-    floats in [0, 1] and bool as uint8 0-255. InputError for other values."""
+    floats in [0, 1] and bool as uint8 0-255. InputError for other values, and for what the format cannot
+    hold (RGBA to JPEG or PPM, which keep no alpha: never dropped without a word)."""
     if not is_image_path(path):
         raise InputError(f"{path}: unknown image format; use one of {', '.join(IMAGE_EXTENSIONS)}")
     img = np.asarray(image)
