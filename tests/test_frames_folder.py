@@ -147,7 +147,28 @@ def test_a_cameras_raw_plus_jpeg_folder_reads_its_jpegs(tmp_path: Path) -> None:
     for name in ("IMG_0001.CR2", "IMG_0002.dng", "IMG_0003.NEF"):
         (folder / name).write_bytes(b"II*\x00" + bytes(60))
     assert [p.name for p in folder_images(folder)] == ["IMG_0001.JPG", "IMG_0002.jpg", "IMG_0003.JPG"]
-    assert len(list(FrameSource(folder))) == 3
+    with pytest.warns(SemflowWarning, match=r"skipped 3 camera raw files beside the images of their names"):
+        assert len(list(FrameSource(folder))) == 3
+
+
+def test_raws_skipped_beside_their_jpegs_are_said_once_a_run(tmp_path: Path, run_cli) -> None:
+    """The raws of a RAW+JPEG folder were skipped without a word: `run` and `segment` (and the API's FrameSource:
+    a SemflowWarning) now say how many, once (run lists the folder twice: its identity, its frames), in one line;
+    a folder with no raw beside its images says nothing."""
+    folder = frames_named(tmp_path / "shots", [f"IMG_{k:04d}.JPG" for k in (1, 2, 3)], size=(48, 64))
+    for name in ("IMG_0001.CR2", "IMG_0002.CR2", "IMG_0003.dng"):
+        (folder / name).write_bytes(b"II*\x00" + bytes(60))
+    said = ("semflow: warning: shots: skipped 3 camera raw files beside the images of their names (such as"
+            " IMG_0001.CR2 beside IMG_0001.JPG), which are read as the frames")
+    write_image(tmp_path / "lbl.png", np.full((48, 64), 3, np.uint8))
+    for args in (("run", "shots", "--out", "out", "--method", "dis-fast"),
+                 ("segment", "shots", "--out", "seg", "--backend", "masks:lbl.png", "--overlay")):
+        result = run_cli(*args, "--no-progress")
+        assert result.rc == 0, result.stderr
+        assert [line for line in result.stderr.splitlines() if "warning" in line] == [said], args[0]
+    for name in ("IMG_0001.CR2", "IMG_0002.CR2", "IMG_0003.dng"):
+        (folder / name).unlink()
+    list(FrameSource(folder))  # (a SemflowWarning fails a test)
 
 
 def test_a_camera_raw_with_no_image_of_its_name_is_named_not_skipped(tmp_path: Path, cli_fails) -> None:

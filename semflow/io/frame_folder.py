@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from semflow.errors import InputError
+from semflow.errors import InputError, counted
 from semflow.io.images import is_image_path
 from semflow.io.raw_tiff import CAMERA_RAW_EXTENSIONS
 
@@ -34,7 +34,7 @@ def folder_images(folder: str | os.PathLike) -> list[Path]:
     skipped: :data:`UNREAD_IMAGE_EXTENSIONS`. A camera raw (``IMG_0001.CR2``, ``.NEF``, ``.DNG``...) beside an
     image of the same name (``IMG_0001.JPG``: a camera's RAW+JPEG pair) is skipped, that image being its
     frame; one with no such image is refused as those are (where the folder holds images; a folder of raws
-    alone holds none: :func:`camera_raws_note`)."""
+    alone holds none: :func:`camera_raws_note`); :func:`raws_skipped_note` says how many were skipped."""
     names = [p for p in Path(folder).iterdir() if not p.name.startswith(".") and not p.is_dir()]
     unread = sorted((p for p in names if p.suffix.lower() in UNREAD_IMAGE_EXTENSIONS), key=natural_key)
     if unread:
@@ -61,6 +61,19 @@ def camera_raws_note(folder: str | os.PathLike) -> str:
     raws = sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in CAMERA_RAW_EXTENSIONS), key=natural_key)
     return (f" (it holds {len(raws)} camera raw images, such as {raws[0].name}, which semflow cannot read; convert"
             " them with a raw converter to RGB PNGs or TIFFs)" if raws else "")
+
+
+def raws_skipped_note(folder: str | os.PathLike) -> str | None:
+    """The one-line note that ``folder``'s camera raws beside an image of their name (a RAW+JPEG folder's) are
+    skipped, those images being the frames (:func:`folder_images`), for a run to say once; None where none is."""
+    names = [p for p in Path(folder).iterdir() if not p.name.startswith(".")]
+    images = {p.stem.casefold(): p for p in names if is_image_path(p)}
+    raws = sorted((p for p in names if p.suffix.lower() in CAMERA_RAW_EXTENSIONS and p.stem.casefold() in images
+                   and not p.is_dir()), key=natural_key)
+    if not raws:
+        return None
+    return (f"{folder}: skipped {counted(len(raws), 'camera raw file')} beside the images of their names (such as"
+            f" {raws[0].name} beside {images[raws[0].stem.casefold()].name}), which are read as the frames")
 
 
 _NUMBERED = re.compile(r"(.*?)(\d+)(\D*)")

@@ -35,6 +35,7 @@ from semflow.io.frame_folder import (  # (folder_images re-exported)
     camera_raws_note,
     folder_images,
     numbering_gaps,
+    raws_skipped_note,
 )
 from semflow.io.images import MULTIPAGE_TIFF, is_image_path, read_image, tiff_pages, to_rgb_uint8
 from semflow.io.native import native_stderr
@@ -127,6 +128,8 @@ class FrameSource:
                 raise InputError(f"{self.path}: folder holds no images" + (camera_raws_note(self.path) or (
                     " (it holds videos: give one of them; batch takes a folder of videos)"
                     if any(map(is_video_path, self.path.iterdir())) else "")))
+            if (skipped := raws_skipped_note(self.path)) is not None:  # (once: video_identity lists it unsaid)
+                warn(skipped)
             count = len(self.images) if max_frames is None else min(len(self.images), max_frames)
             self.numbering_note = numbering_gaps(self.images[:count])  # (for a summary to keep)
             if self.numbering_note:

@@ -32,7 +32,7 @@ from PIL import Image
 
 from semflow.errors import InputError, counted, signals_held, warn
 from semflow.io.files import is_video_path, missing, name_key
-from semflow.io.frame_folder import camera_raws_note, folder_images
+from semflow.io.frame_folder import camera_raws_note, folder_images, raws_skipped_note
 from semflow.io.images import image_size, is_image_path, read_image, write_image
 from semflow.io.outputs import check_outputs, output_staging, refuse_inputs_as_outputs, refuse_link
 from semflow.io.video import max_side_size, resize_max_side
@@ -219,6 +219,8 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     _refuse_frames_as_inputs(read, {j.out: len(sources[j.path]) for j in jobs if j.kind == "video"})
     refuse_inputs_as_outputs(read, [*folders, *files])
     _check_memory(jobs, sources, backend, max_side)
+    for note in filter(None, (raws_skipped_note(p) for p in dict.fromkeys(map(Path, inputs)) if p.is_dir())):
+        warn(note)  # (here, not in _plan: overlays_of plans too)
 
     try:  # OUT locked: a second segment or run into it would mix their outputs
         with output_staging(out_dir, ".segment-", lock=True) as stage:
