@@ -178,7 +178,8 @@ def test_a_camera_raw_with_no_image_of_its_name_is_named_not_skipped(tmp_path: P
     (folder / "IMG_0001.CR2").write_bytes(b"II*\x00" + bytes(60))
     (folder / "IMG_0002.CR2").write_bytes(b"II*\x00" + bytes(60))
     said = ("IMG_0002.CR2: a camera raw image with no JPEG or other image of its name beside it (1 in the folder),"
-            " which semflow does not read as a frame: convert them to PNG or move them out")
+            " which semflow does not read as a frame: convert them with a raw converter to RGB PNGs or TIFFs,"
+            " or move them out")
     with pytest.raises(InputError, match=re.escape(said)):
         folder_images(folder)
     cli_fails("run", "shots", "--method", "farneback", "--out", "out", match=said)

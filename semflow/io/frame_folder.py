@@ -48,7 +48,7 @@ def folder_images(folder: str | os.PathLike) -> list[Path]:
     if alone and images:
         raise InputError(f"{alone[0]}: a camera raw image with no JPEG or other image of its name beside it"
                          f" ({len(alone)} in the folder), which semflow does not read as a frame: convert them"
-                         " to PNG or move them out")
+                         " with a raw converter to RGB PNGs or TIFFs, or move them out")
     for image in images:
         if not image.is_file():
             raise InputError(f"{image}: not a regular file")
