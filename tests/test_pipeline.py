@@ -395,22 +395,25 @@ def test_resumed_run_gives_byte_identical_outputs(make_frames, tmp_path: Path, s
 
 def test_recomputed_and_single_pass_drawings_equal_the_cached_one(make_frames, tmp_path: Path) -> None:
     """A clip whose flows no budget holds (0; or too little even for the intermediate) is computed again
-    to draw it, and a run given --max-flow draws in one pass keeping nothing: both write the very bytes
-    of the cached run (dis-fast is deterministic)."""
+    to draw it (with --save-flo, read from its .flo files), and a run given --max-flow draws in one pass
+    keeping nothing: each writes the very bytes of the cached run (dis-fast is deterministic)."""
     frames = make_frames(5, 48, 64)
     cached = run_video(frames, tmp_path / "cached", RunOptions(method="dis-fast", save_flo=True))
     again = run_video(frames, tmp_path / "again", RunOptions(method="dis-fast", cache_budget=0))
     part = run_video(frames, tmp_path / "part", RunOptions(method="dis-fast", cache_budget=20_000))  # not even the intermediate
     single = run_video(frames, tmp_path / "single", RunOptions(method="dis-fast", max_flow=cached["max_flow_px"]))
-    assert (cached["render_from"], again["render_from"], part["render_from"], single["render_from"]) == \
-        ("cache", "recompute", "recompute", "single-pass")
-    assert again["max_flow_px"] == part["max_flow_px"] == cached["max_flow_px"]
+    flo = run_video(frames, tmp_path / "flo", RunOptions(method="dis-fast", save_flo=True, cache_budget=0))
+    # (with --save-flo the exact cache still comes first; the .flo files serve the pairs it does not hold)
+    assert (cached["render_from"], again["render_from"], part["render_from"], single["render_from"], flo["render_from"]) == \
+        ("cache", "recompute", "recompute", "single-pass", "flo")
+    assert again["max_flow_px"] == part["max_flow_px"] == flo["max_flow_px"] == cached["max_flow_px"]
     for name in ("flow.mp4", "panel.mp4"):
         data = (tmp_path / "cached" / name).read_bytes()
         assert (tmp_path / "again" / name).read_bytes() == data
         assert (tmp_path / "part" / name).read_bytes() == data
         assert (tmp_path / "single" / name).read_bytes() == data
-    for summary in (cached, again, part, single):
+        assert (tmp_path / "flo" / name).read_bytes() == data
+    for summary in (cached, again, part, single, flo):
         stages = summary["stage_seconds"]
         assert set(stages) == {"read", "flow", "stats", "draw", "write"} and all(v >= 0 for v in stages.values())
         assert summary["wall_seconds"]["total"] >= sum(stages.values()) * 0.99
