@@ -370,3 +370,64 @@ def test_discrete_frame_work_survives_a_snapshot() -> None:
     for a, b in zip(one.descriptors, work.descriptors):
         if a is not None:
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_warm_up_reads_the_given_masks_of_the_frames_it_recomputes(tmp_path: Path, monkeypatch) -> None:
+    # A resumed run warms up from the state saved after pair 0 (the only one saved here) through pairs 1-3:
+    # each of them must read the masks of its own first frame, as the uninterrupted run did, or the state it
+    # ends in (the tracked plane) and so the resumed flows differ.
+    folder, masks = tmp_path / "frames", tmp_path / "masks"
+    masks.mkdir()
+    for k, frame in enumerate(zoom_sequence(6, 48, 64)):
+        write_image(folder / f"{k:04d}.png", frame)
+        write_image(masks / f"{k:06d}.png", np.full((48, 64), ROAD if k in (0, 1, 4) else 1, np.uint8))
+
+    def method(fail_at: int | None = None):
+        return crashing(get_method("semantic", baseline="dis-medium", segmentation=masks), fail_at)
+
+    whole = run_video(folder, tmp_path / "whole", RunOptions(save_flo=True), method=method())
+    monkeypatch.setattr(state_chain, "STATE_INTERVAL", 3600.0)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="scripted"):
+        run_video(folder, out, RunOptions(save_flo=True), method=method(fail_at=4))
+    resumed = method()
+    summary = run_video(folder, out, RunOptions(save_flo=True, resume=True), method=resumed)
+    assert summary["resumed_pairs"] == 4 and whole["pairs"] == 5 and resumed.calls == 4
+    for a, b in zip(_flows(tmp_path / "whole"), _flows(out), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_run_resumed_at_its_second_pair_carries_the_state_of_the_first(tmp_path: Path) -> None:
+    # Pair 1 is computed with the state pair 0 left (saved after it), not with an empty one.
+    folder = tmp_path / "frames"
+    for k, frame in enumerate(zoom_sequence(4, 48, 64)):
+        write_image(folder / f"{k:04d}.png", frame)
+    run_video(folder, tmp_path / "whole", RunOptions(save_flo=True), method=semantic_on_road())
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="scripted"):
+        run_video(folder, out, RunOptions(save_flo=True), method=semantic_on_road(fail_at=1))
+    resumed = semantic_on_road()
+    summary = run_video(folder, out, RunOptions(save_flo=True, resume=True), method=resumed)
+    assert summary["resumed_pairs"] == 1 and resumed.calls == 2
+    for a, b in zip(_flows(tmp_path / "whole"), _flows(out), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_pair_computed_again_between_finished_ones_leaves_the_next_its_own_state(tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    # Pairs 0-3 finished, the state saved after pair 3; pair 2's .flo is cut short. The resumed run computes it again
+    # (after a warm-up), skips pair 3, and computes pair 4 with the state saved after pair 3, not the one pair 2 left.
+    monkeypatch.setattr(state_chain, "STATE_INTERVAL", 0.0)  # the state saved after every pair
+    folder = tmp_path / "frames"
+    for k, frame in enumerate(zoom_sequence(6, 48, 64)):
+        write_image(folder / f"{k:04d}.png", frame)
+    run_video(folder, tmp_path / "whole", RunOptions(save_flo=True), method=semantic_on_road())
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="scripted"):
+        run_video(folder, out, RunOptions(save_flo=True), method=semantic_on_road(fail_at=4))
+    flo = out / "flo/000002.flo"
+    flo.write_bytes(flo.read_bytes()[:100])
+    summary = run_video(folder, out, RunOptions(save_flo=True, resume=True), method=semantic_on_road())
+    assert summary["resumed_pairs"] == 3
+    for a, b in zip(_flows(tmp_path / "whole"), _flows(out), strict=True):
+        np.testing.assert_array_equal(a, b)
