@@ -191,3 +191,29 @@ def test_an_avi_index_that_does_not_list_its_chunks_back_to_back_is_not_believed
         source = FrameSource(path)
         next(source.frames(100))
         assert source.seeked is False, name
+
+
+class LandsOneFrameLate:
+    """A capture whose seek lands one frame later than asked (as a decoder that starts at a later keyframe
+    would), its timestamps saying so."""
+
+    def __init__(self, path: Path) -> None:
+        import cv2
+
+        self.cap, self.cv2 = cv2.VideoCapture(str(path)), cv2
+
+    def set(self, prop: int, value: float) -> bool:
+        return self.cap.set(prop, value + 1 if prop == self.cv2.CAP_PROP_POS_FRAMES else value)
+
+    def __getattr__(self, name: str):
+        return getattr(self.cap, name)
+
+
+def test_a_seek_that_lands_one_frame_off_is_not_kept(videos: dict[str, Path]) -> None:
+    from semflow.io.seek import open_at
+
+    path = videos["h264-gop12-bframes"]
+    opened = open_at(path, 100, lambda p: LandsOneFrameLate(p).cap)  # (the plain capture: the seek is proven)
+    assert opened is not None
+    opened[0].release()
+    assert open_at(path, 100, LandsOneFrameLate) is None  # (its frame would be frame 101)
