@@ -184,3 +184,9 @@ def test_a_camera_raw_with_no_image_of_its_name_is_named_not_skipped(tmp_path: P
         folder_images(folder)
     cli_fails("run", "shots", "--method", "farneback", "--out", "out", match=said)
     cli_fails("segment", "shots", "--out", "out", match=said)
+
+
+def test_frames_numbered_without_leading_zeros_are_in_number_order(tmp_path: Path) -> None:
+    for name in ("frame10.png", "frame2.png", "frame1.png"):
+        write_image(tmp_path / name, np.zeros((8, 8, 3), np.uint8))
+    assert [p.name for p in folder_images(tmp_path)] == ["frame1.png", "frame2.png", "frame10.png"]

@@ -60,3 +60,16 @@ def test_writing_a_long_runs_summary_holds_no_string_for_each_listed_file(tmp_pa
         tracemalloc.stop()
     assert (tmp_path / "summary.json").stat().st_size > 20 * pairs
     assert peak < 24 * pairs, f"{peak / pairs:.0f} bytes a listed file"
+
+
+
+def test_the_per_pair_figures_of_a_run_divide_its_totals_by_its_pairs(make_frames, tmp_path: Path) -> None:
+    import math
+
+    from semflow.pipeline import RunOptions, run_video
+
+    summary = run_video(make_frames(5), tmp_path / "out", RunOptions(method="dis-fast"))
+    pairs, seconds, wall = summary["pairs"], summary["seconds_per_pair"], summary["wall_seconds"]
+    assert pairs == 4 and summary["frames"] == 5
+    assert math.isclose(seconds["mean"] * pairs, seconds["total"], rel_tol=1e-9)  # (the mean, not the median)
+    assert math.isclose(wall["per_pair"] * pairs, wall["total"], rel_tol=1e-9)
