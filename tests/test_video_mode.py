@@ -244,6 +244,10 @@ def test_tracks_keep_ids_through_motion_and_survive_a_snapshot() -> None:
     back = restore(snapshot(state), np.zeros((40, 60, 3), np.uint8), {"semantic": Tracks})
     assert back.pairs == 3 and back.parts["semantic"].next_id == 8
     np.testing.assert_array_equal(back.parts["semantic"].tracks[0].mask, carried)
+    # A saved state is the method's whole memory or none of it: one that lacks a part the method keeps
+    # (saved by another method or build), or holds one it does not, is not restored (the run warms up again).
+    assert restore(snapshot(state), None, {"semantic": Tracks, "discrete": Tracks}) is None
+    assert restore(snapshot(state), None, {}) is None
 
 
 def test_a_zooming_plane_keeps_its_model_and_id_for_every_pair() -> None:
