@@ -55,3 +55,33 @@ def test_the_whole_image_mask_is_the_point_wise_one_of_the_boundary_step(seed: i
     flow = np.kron(pieces, np.ones((7, 9, 1), np.float32))  # 21 x 36 px, blocks of 7 x 9
     mask, _ = discontinuities(flow, radius, 3.0, relative)
     np.testing.assert_array_equal(flow_jumps(flow, radius=radius, jump=3.0, relative=relative), mask)
+
+
+def _jumps_by_the_definition(flow: np.ndarray, radius: int, jump: float, relative: float) -> np.ndarray:
+    # The module docstring, pixel by pixel, with its four directions written out (not DIRECTIONS, which
+    # discrete's boundary step shares): right, down and both diagonals, positions clamped to the image.
+    h, w = flow.shape[:2]
+    out = np.zeros((h, w), bool)
+    for y in range(h):
+        for x in range(w):
+            limit = max(jump, relative * float(np.hypot(*flow[y, x])))
+            for dx, dy in ((1, 0), (0, 1), (1, 1), (1, -1)):
+                ax, ay = min(max(x + dx * radius, 0), w - 1), min(max(y + dy * radius, 0), h - 1)
+                bx, by = min(max(x - dx * radius, 0), w - 1), min(max(y - dy * radius, 0), h - 1)
+                out[y, x] |= float(np.hypot(*(flow[ay, ax] - flow[by, bx]))) > limit
+    return out
+
+
+def test_a_corner_seen_along_one_diagonal_only_is_a_jump() -> None:
+    # A moving quadrant: next to its corner some pixels see it only along one diagonal (the pixel left
+    # of the bottom-left corner sees it up-right, nothing else does). Each quadrant, so each diagonal
+    # direction counts; the mask is the definition's, pixel for pixel, edges clamped.
+    for rows, cols in ((slice(None, 10), slice(10, None)), (slice(10, None), slice(10, None)),
+                       (slice(None, 10), slice(None, 10)), (slice(10, None), slice(None, 10))):
+        flow = np.zeros((20, 22, 2), np.float32)
+        flow[rows, cols] = (10.0, -4.0)
+        found = flow_jumps(flow, radius=3, jump=6.0, relative=0.3)
+        np.testing.assert_array_equal(found, _jumps_by_the_definition(flow, 3, 6.0, 0.3))
+    flow = np.zeros((20, 22, 2), np.float32)
+    flow[:10, 10:] = (10.0, -4.0)
+    assert flow_jumps(flow, radius=3, jump=6.0, relative=0.0)[10, 9]  # seen up-right alone
