@@ -40,8 +40,9 @@ def test_the_threshold_is_the_larger_of_jump_and_a_share_of_the_flow() -> None:
 def test_near_jumps_widens_the_mask_by_a_disk() -> None:
     step = _step()
     assert (near_jumps(step, radius=3, widen=0) == flow_jumps(step, radius=3, jump=6.0, relative=0.3)).all()
-    columns = np.flatnonzero(near_jumps(step, radius=3, widen=2).any(0))
-    np.testing.assert_array_equal(columns, np.arange(30 - 3 - 2, 30 + 3 + 2))
+    for widen in (1, 2):  # (1: the smallest widening, a 3 x 3 disk)
+        columns = np.flatnonzero(near_jumps(step, radius=3, widen=widen).any(0))
+        np.testing.assert_array_equal(columns, np.arange(30 - 3 - widen, 30 + 3 + widen))
 
 
 @settings(max_examples=40, deadline=None)
@@ -85,3 +86,14 @@ def test_a_corner_seen_along_one_diagonal_only_is_a_jump() -> None:
     flow = np.zeros((20, 22, 2), np.float32)
     flow[:10, 10:] = (10.0, -4.0)
     assert flow_jumps(flow, radius=3, jump=6.0, relative=0.0)[10, 9]  # seen up-right alone
+
+
+def test_near_jumps_defaults_are_the_sharpen_steps_uncertain_pixels() -> None:
+    # discrete's weighted median calls near_jumps(flow) with its defaults, documented as --sharpen's.
+    from semflow.layers.boundary_layers import BoundaryLayerParams, uncertain_pixels
+
+    step = _step(left=(0.0, 0.0), right=(9.0, 3.0))
+    expected = uncertain_pixels(step, BoundaryLayerParams())
+    np.testing.assert_array_equal(near_jumps(step), expected)
+    columns = np.flatnonzero(expected.any(0))  # radius 8, widened by 3
+    np.testing.assert_array_equal(columns, np.arange(30 - 8 - 3, 30 + 8 + 3))
