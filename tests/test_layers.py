@@ -229,3 +229,80 @@ def test_inner_feather_takes_any_nonzero_value_as_inside(radius: float) -> None:
     assert not ramp[mask == 0].any()
     if radius <= 0:
         np.testing.assert_array_equal(ramp, mask != 0)
+
+
+def test_photometric_error_at_is_the_full_images_error_capped_the_same() -> None:
+    # Random frames: most errors exceed ERROR_CAP (40), where the point-wise function must cap them too.
+    from semflow.layers.common import ERROR_CAP, photometric_error, photometric_error_at
+
+    rng = np.random.default_rng(4)
+    img1, img2 = (rng.uniform(0, 255, (30, 40, 3)).astype(np.float32) for _ in range(2))
+    flow = rng.uniform(-3, 3, (30, 40, 2)).astype(np.float32)
+    full, _ = photometric_error(img1, img2, flow)
+    ys, xs = np.nonzero(np.ones((30, 40), bool))
+    at = photometric_error_at(img1, img2, ys, xs, flow[ys, xs])
+    assert (full == ERROR_CAP).mean() > 0.3
+    np.testing.assert_allclose(at, full[ys, xs], atol=1e-3)
+
+
+def test_subsample_points_draws_distinct_pixels_of_the_mask() -> None:
+    from semflow.layers.common import subsample_points
+
+    mask = np.zeros((20, 30), bool)
+    mask[3:15, 5:25] = True  # 240 px
+    ys, xs = subsample_points(mask, 200, np.random.default_rng(0))
+    assert len(ys) == 200 and mask[ys, xs].all()
+    assert len(set(zip(ys.tolist(), xs.tolist()))) == 200  # without replacement
+    ys, xs = subsample_points(mask, 500, np.random.default_rng(0))
+    assert len(ys) == 240  # all of them when there are fewer
+
+
+def test_tiles_hold_at_least_half_a_square_of_the_mask() -> None:
+    from semflow.layers.common import tiles
+
+    mask = np.zeros((8, 12), bool)
+    mask[0:4, 0:4] = True  # full
+    mask[0:4, 4:6] = True  # half of the tile at (0, 4): in
+    mask[4:8, 0:1] = True
+    mask[4:7, 1:2] = True  # 7 of 16 px at (4, 0): out
+    starts = [(rows.start, cols.start) for rows, cols in tiles(mask, 4)]
+    assert starts == [(0, 0), (0, 4)]
+    # Side 1: every pixel of the mask, the last row and column included.
+    one = [(rows.start, cols.start) for rows, cols in tiles(mask, 1)]
+    assert sorted(one) == sorted(zip(*np.nonzero(mask)))
+
+
+def test_warp_target_is_frame_two_with_its_gradients_in_grey_levels_per_pixel() -> None:
+    from semflow.layers.common import warp_target
+
+    yy, xx = np.mgrid[0:12, 0:16].astype(np.float32)
+    target = warp_target(3.0 * xx + 2.0 * yy)
+    np.testing.assert_allclose(target[..., 0], 3.0 * xx + 2.0 * yy)
+    np.testing.assert_allclose(target[1:-1, 1:-1, 1], 3.0, atol=1e-5)
+    np.testing.assert_allclose(target[1:-1, 1:-1, 2], 2.0, atol=1e-5)
+
+
+def test_the_homography_jacobian_is_the_derivative_of_the_projection() -> None:
+    # refine_warp's Gauss-Newton steps use d(un, vn)/dp; compared with central differences of the
+    # projection itself (gradients (1, 0) give d(un)/dp, (0, 1) give d(vn)/dp).
+    from semflow.layers.common import _project, _warp_jacobian
+
+    rng = np.random.default_rng(2)
+    h = np.eye(3) + rng.normal(0, 0.05, (3, 3))
+    h[2, 2] = 1.0
+    xn, yn = rng.uniform(-1, 1, 50), rng.uniform(-1, 1, 50)
+    ones = np.ones_like(xn)
+    den, un, vn = _project(h, xn, yn)
+    zeros = np.zeros_like(xn)
+    along_u = _warp_jacobian(ones, zeros, xn, yn, ones, den, un, vn, None)
+    along_v = _warp_jacobian(zeros, ones, xn, yn, ones, den, un, vn, None)
+    entries = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1)]
+    eps = 1e-6
+    for k, (i, j) in enumerate(entries):
+        plus, minus = h.copy(), h.copy()
+        plus[i, j] += eps
+        minus[i, j] -= eps
+        _, up, vp = _project(plus, xn, yn)
+        _, um, vm = _project(minus, xn, yn)
+        np.testing.assert_allclose(along_u[:, k], (up - um) / (2 * eps), atol=1e-6, err_msg=f"d un / d h{i}{j}")
+        np.testing.assert_allclose(along_v[:, k], (vp - vm) / (2 * eps), atol=1e-6, err_msg=f"d vn / d h{i}{j}")
