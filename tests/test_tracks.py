@@ -1,0 +1,58 @@
+"""Tracks of video mode (semflow/layers/tracking.py): matching regions to tracks and what a track
+keeps after a pair, on hand-made masks (no flow method runs)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from semflow.layers.planes import PlaneFit
+from semflow.layers.tracking import HISTORY, Track, Tracks, advance_tracks
+from semflow.segmentation.regions import Box, Region
+
+SHAPE = (20, 40)
+
+
+def _block(x0: int, x1: int) -> np.ndarray:
+    mask = np.zeros(SHAPE, bool)
+    mask[:, x0:x1] = True
+    return mask
+
+
+def _region(x0: int, x1: int, class_id: int = 1) -> Region:
+    return Region(class_id, Box(0, SHAPE[0], x0, x1), np.ones((SHAPE[0], x1 - x0), bool))
+
+
+def test_a_region_takes_the_track_of_its_class_it_overlaps_most_best_overlap_first() -> None:
+    t1 = Track(1, "plane", 1, _block(0, 10))
+    t2 = Track(2, "plane", 2, _block(20, 30))  # another class
+    t3 = Track(3, "thing", 1, _block(20, 30))  # another kind
+    memory = Tracks([t1, t2, t3], 4)
+    # A covers t1 by IoU 0.8, B by 0.4: A, the better overlap, takes it although B comes first.
+    b, a = _region(6, 10), _region(0, 8)
+    assert memory.match([b, a], "plane", SHAPE) == [None, t1]
+    # An overlap under MIN_IOU (0.3): 2 of 10 columns over 8 + 10 - 2 = 16 -> 0.125 / a class that differs.
+    assert memory.match([_region(8, 18)], "plane", SHAPE) == [None]
+    assert memory.match([_region(20, 30)], "plane", SHAPE) == [None]
+    assert memory.match([_region(20, 30, 2)], "plane", SHAPE) == [t2]
+    assert memory.match([_region(0, 3)], "plane", SHAPE) == [t1]  # 3 / 10 = 0.3: just enough
+
+
+def test_a_track_keeps_its_last_decisions_its_models_and_loses_a_things_history_without_a_fit() -> None:
+    old, new = np.diag([1.0, 1.0, 1.0]), np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    plane = Track(5, "plane", 1, _block(0, 20), new, [True] * HISTORY, None, old)
+    thing = Track(6, "thing", 7, _block(25, 35), None, [True, False])
+    still = np.zeros((*SHAPE, 2), np.float32)
+    fitted = PlaneFit(region=_region(0, 20), accepted=False, reason="x", homography=old)
+    lost = PlaneFit(region=_region(0, 20), accepted=True, reason="x")  # no homography this pair
+    thing_region = Region(7, Box(0, 20, 25, 35), np.ones((20, 10), bool), id=1)
+    memory, plane_ids, thing_ids = advance_tracks(Tracks([plane, thing], 9), [fitted, lost], [plane, plane],
+                                                  [thing_region], [thing], [], still)
+    assert plane_ids == [5, 5] and thing_ids == [6] and memory.next_id == 9
+    after_fit, after_none, after_thing = memory.tracks
+    assert after_fit.history == [True] * (HISTORY - 1) + [False]  # the last HISTORY decisions
+    np.testing.assert_array_equal(after_fit.model, old)
+    np.testing.assert_array_equal(after_fit.previous, new)  # the model before this pair's
+    np.testing.assert_array_equal(after_none.model, new)  # no new fit: the model and the one before stay
+    np.testing.assert_array_equal(after_none.previous, old)
+    assert after_thing.history == [] and after_thing.model is None  # too small to fit this pair: no history
+    np.testing.assert_array_equal(after_thing.mask, _block(25, 35))
