@@ -476,6 +476,9 @@ def test_translations_groups_agreeing_shifts() -> None:
     np.testing.assert_allclose(found[:, :, :2], np.broadcast_to(np.eye(2), (2, 2, 2)))
     moves = sorted(map(tuple, np.round(found[:, :, 2], 1)))
     assert moves == [(-6.1, 3.0), (20.1, 0.1)]
+    # Groups are the cells of a 2 px grid: shifts 4 px apart are two motions.
+    near = translations(np.float64([[0.0, 0.0], [0.2, 0.1], [4.0, 0.0], [4.1, 0.1]]))
+    assert sorted(map(tuple, np.round(near[:, :, 2], 2))) == [(0.1, 0.05), (4.05, 0.05)]
 
 
 def stacked_cars(seed: int) -> tuple:
@@ -565,3 +568,60 @@ def test_patch_matches_leaves_out_patches_of_too_little_contrast() -> None:
                              MotionParams())
     assert len(src) > 10 and src[:, 0].max() < 50
     np.testing.assert_allclose(dst - src, np.broadcast_to([2.0, 0.0], src.shape), atol=0.05)
+
+
+def test_reassign_redoes_the_labels_near_their_changes_only() -> None:
+    # Under the new flows motion 1 explains every pixel (frame 2 is frame 1, motion 1 is still) and
+    # motion 0 none: only pixels within refine_band (2 px) of the label change (column 15) move to 1.
+    from semflow.layers.motions import MotionSplit, reassign_motions
+
+    h, w = 20, 30
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0, 255, (h, w, 3)).astype(np.float32)
+    labels = np.zeros((h, w), np.int32)
+    labels[:, 15:] = 1
+    flows = [np.full((h, w, 2), (4.0, 3.0), np.float32), np.zeros((h, w, 2), np.float32)]
+    zeros = np.zeros((h, w), np.float32)
+    split = MotionSplit([np.eye(2, 3), np.eye(2, 3)], labels, flows[1].copy(), zeros, np.ones((h, w), bool),
+                        np.zeros((h, w), bool), 1.0, 100, [0, 1])
+    params = MotionParams()
+    out = reassign_motions(img, img, split, flows, np.ones((h, w), bool), (0, h, 0, w), flows[1], zeros, params,
+                           (slice(0, h), slice(0, w)))
+    assert (out.labels[:, 15:] == 1).all() and (out.labels[:, 13:15] == 1).all()
+    assert (out.labels[:, :12] == 0).all()
+
+
+def test_the_regions_baseline_matches_move_by_the_baseline() -> None:
+    from semflow.layers.motions import _region_matches
+
+    rng = np.random.default_rng(3)
+    gray1, gray2 = (rng.uniform(0, 255, (40, 50)).astype(np.float32) for _ in range(2))
+    box = (5, 35, 7, 47)  # (y0, y1, x0, x1): x0 and y0 differ
+    baseline = np.zeros((30, 40, 2), np.float32)
+    baseline[..., 0], baseline[..., 1] = 3.0, -2.0
+    seeds = np.zeros((30, 40), bool)
+    seeds[10:14, 20:25] = True  # 20 px
+    params = MotionParams()
+    src, dst = _region_matches(gray1, gray2, np.ones((30, 40), bool), box, baseline, seeds, params,
+                               np.random.default_rng(0))
+    got = {(float(x), float(y)) for x, y in src[:20]}
+    assert got == {(float(x + 7), float(y + 5)) for y in range(10, 14) for x in range(20, 25)}
+    np.testing.assert_array_equal(dst[:20] - src[:20], np.broadcast_to([3.0, -2.0], (20, 2)))
+
+
+def test_local_shifts_find_a_sub_pixel_offset() -> None:
+    # A ramp in x (3 grey levels a pixel) over a random pattern of rows: along x the sum of squared
+    # differences is exactly a parabola, whose minimum the fit finds; frame 2 moves it by (2.3, -1).
+    from semflow.layers.part_match import local_shifts
+
+    rows = np.random.default_rng(0).uniform(0, 60, 60)
+    yy, xx = np.mgrid[0:60, 0:60].astype(np.float64)
+
+    def frame(dx: float, dy: int) -> np.ndarray:
+        grey = 3.0 * (xx - dx) + rows[np.clip(yy.astype(int) - dy, 0, 59)]
+        return np.repeat(grey[..., None], 3, axis=2).astype(np.float32)
+
+    points = np.float32([[25, 25], [30, 28], [22, 33]])
+    offsets = local_shifts(frame(0.0, 0), frame(2.3, -1), points, np.float32([2.0, -1.0]))
+    np.testing.assert_allclose(offsets[:, 0], 0.3, atol=0.01)
+    assert np.abs(offsets[:, 1]).max() < 0.5
