@@ -56,3 +56,24 @@ def test_a_track_keeps_its_last_decisions_its_models_and_loses_a_things_history_
     np.testing.assert_array_equal(after_none.previous, old)
     assert after_thing.history == [] and after_thing.model is None  # too small to fit this pair: no history
     np.testing.assert_array_equal(after_thing.mask, _block(25, 35))
+
+
+def test_the_plane_gate_has_hysteresis_by_its_margins() -> None:
+    from semflow.layers.planes import PlaneParams
+    from semflow.layers.tracking import _hysteresis
+
+    params = PlaneParams()  # inlier share 0.5, error gate 10 * 1.05 + 0.5 = 11 for a baseline at 10
+
+    def decided(accepted: bool, share: float, error: float, was_on: bool) -> bool:
+        fit = PlaneFit(region=_region(0, 20), accepted=accepted, reason="x", homography=np.eye(3), inlier_share=share,
+                       model_error=error, baseline_error=10.0)
+        return _hysteresis(fit, was_on, params).accepted
+
+    # Off in the last pairs: taken only by 0.15 of share and 1 grey level of error to spare.
+    assert decided(True, 0.66, 9.9, False)
+    assert not decided(True, 0.66, 10.5, False)
+    assert not decided(True, 0.6, 9.0, False)
+    # On: kept unless it fails by those margins.
+    assert decided(False, 0.36, 11.9, True)
+    assert not decided(False, 0.34, 9.0, True)
+    assert not decided(False, 0.6, 12.1, True)
