@@ -77,3 +77,18 @@ def test_the_plane_gate_has_hysteresis_by_its_margins() -> None:
     assert decided(False, 0.36, 11.9, True)
     assert not decided(False, 0.34, 9.0, True)
     assert not decided(False, 0.6, 12.1, True)
+
+
+def test_things_under_min_area_are_not_fitted_in_video_mode_either() -> None:
+    from semflow.layers.context import PairContext
+    from semflow.layers.thing_tracks import fit_tracked_things
+    from semflow.layers.things import ThingParams
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (*SHAPE, 3)).astype(np.uint8)
+    ctx = PairContext.build(img, img, np.zeros((*SHAPE, 2), np.float32))
+    instance_map = np.zeros(SHAPE, np.int32)
+    instance_map[5:15, 5:15] = 1  # 100 px < min_area (150)
+    tiny = Region(3, Box(5, 15, 5, 15), np.ones((10, 10), bool), id=1)
+    tracked = Track(1, "thing", 3, instance_map > 0, None, [True])
+    assert fit_tracked_things([tiny], instance_map, ctx, ThingParams(), [tracked]) == []
