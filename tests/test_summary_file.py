@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from semflow.io.jsonfile import dumps_strict
 from semflow.run_summary import write_summary
@@ -73,3 +74,24 @@ def test_the_per_pair_figures_of_a_run_divide_its_totals_by_its_pairs(make_frame
     assert pairs == 4 and summary["frames"] == 5
     assert math.isclose(seconds["mean"] * pairs, seconds["total"], rel_tol=1e-9)  # (the mean, not the median)
     assert math.isclose(wall["per_pair"] * pairs, wall["total"], rel_tol=1e-9)
+
+
+def test_the_flow_magnitudes_of_a_run_are_the_mean_and_max_of_its_pairs(make_frames, tmp_path: Path) -> None:
+    """flow_magnitude_px: the mean of the pairs' mean and 95th-percentile magnitudes, and the largest of their
+    maxima (metrics.flow_stats of each pair's saved .flo, float32 bit for bit)."""
+    import statistics
+
+    from semflow.io.flow import read_flow
+    from semflow.metrics import flow_stats
+    from semflow.pipeline import RunOptions, run_video
+
+    out = tmp_path / "out"
+    summary = run_video(make_frames(5), out, RunOptions(method="dis-fast", save_flo=True))
+    stats = [flow_stats(read_flow(path)) for path in sorted((out / "flo").glob("*.flo"))]
+    assert len(stats) == summary["pairs"] == 4
+    p95 = [s["p95"] for s in stats]
+    assert max(p95) > min(p95)  # (else a maximum of them would pass as their mean)
+    magnitude = summary["flow_magnitude_px"]
+    assert magnitude["mean"] == pytest.approx(statistics.fmean(s["mean"] for s in stats), rel=1e-9)
+    assert magnitude["p95_mean"] == pytest.approx(statistics.fmean(p95), rel=1e-9)
+    assert magnitude["max"] == max(s["max"] for s in stats)

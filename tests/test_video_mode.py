@@ -30,7 +30,7 @@ from semflow.pipeline import WORK_DIR, RunOptions, run_video
 from semflow.segmentation.regions import Region
 from semflow.synthetic import render_sequence
 from semflow.video_run import STATE_FILE
-from semflow.video_state import VideoState, restore, scene_cut, snapshot
+from semflow.video_state import CUT_DIFFERENCE, VideoState, restore, scene_cut, snapshot
 
 ROAD = 3  # CamVid's Road
 
@@ -88,6 +88,19 @@ def test_scene_cut_finds_unrelated_shots_only() -> None:
     assert scene_cut(clip[2], other[0])
     dark = (clip[0] // 4).astype(np.uint8)
     assert scene_cut(clip[0], dark)
+
+
+def test_a_frame_that_lines_up_but_differs_by_more_than_the_cut_difference_is_a_cut() -> None:
+    """The same picture brighter by 1.5 CUT_DIFFERENCE grey levels is a cut on the mean difference alone
+    (its phase correlation, about 0.96, says the two line up); brighter by 0.75 CUT_DIFFERENCE it is not."""
+    frame = shift_sequence(1, seed=1)[0]
+    assert 100 < frame.mean() < 150  # (little of it clips at 255)
+
+    def brighter(levels: float) -> np.ndarray:
+        return np.clip(frame.astype(np.int32) + round(levels), 0, 255).astype(np.uint8)
+
+    assert scene_cut(frame, brighter(1.5 * CUT_DIFFERENCE))
+    assert not scene_cut(frame, brighter(0.75 * CUT_DIFFERENCE))
 
 
 def test_carried_candidates_of_a_uniform_motion_are_that_motion() -> None:
