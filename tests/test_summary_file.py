@@ -45,6 +45,20 @@ def test_the_summary_is_the_strict_json_text_of_the_run(tmp_path: Path) -> None:
     assert summary["outputs"]["written"] == written and store.cleaned
 
 
+def test_a_summary_that_cannot_be_written_leaves_the_work_folder(monkeypatch, tmp_path: Path) -> None:
+    """The work folder (the run's records, what a resume reads) is dropped only once summary.json stands."""
+    import semflow.run_summary as run_summary
+
+    def fail(path, data, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run_summary, "write_json_atomic", fail)
+    store = _Store(tmp_path, ["summary.json"])
+    with pytest.raises(OSError, match="No space"):
+        write_summary(store, _summary(5))
+    assert not store.cleaned
+
+
 def test_writing_a_long_runs_summary_holds_no_string_for_each_listed_file(tmp_path: Path) -> None:
     """summary.json's text was made whole first, and indented JSON is encoded as a string for each list
     item (about 115 bytes a listed .flo file at the end of the run, where its memory peaks): it is written as
@@ -74,6 +88,10 @@ def test_the_per_pair_figures_of_a_run_divide_its_totals_by_its_pairs(make_frame
     assert pairs == 4 and summary["frames"] == 5
     assert math.isclose(seconds["mean"] * pairs, seconds["total"], rel_tol=1e-9)  # (the mean, not the median)
     assert math.isclose(wall["per_pair"] * pairs, wall["total"], rel_tol=1e-9)
+    stages = summary["stage_seconds"]
+    assert stages["flow"] > 0 and summary["stage_seconds_per_pair"].keys() == stages.keys()
+    for name, total in stages.items():
+        assert math.isclose(summary["stage_seconds_per_pair"][name] * pairs, total, rel_tol=1e-9), name
 
 
 def test_the_flow_magnitudes_of_a_run_are_the_mean_and_max_of_its_pairs(make_frames, tmp_path: Path) -> None:
