@@ -430,6 +430,7 @@ def test_run_options_of_the_wrong_kind_are_one_line_errors(make_frames, tmp_path
 
     for bad, match in [({"max_frames": "2"}, "max_frames must be a whole number of at least 0"),
                        ({"max_frames": 2.5}, "max_frames must be a whole number"),
+                       ({"max_frames": True}, "max_frames must be a whole number"),
                        ({"max_side": 8}, "max_side must be a whole number of at least 16"),
                        ({"cache_budget": "1"}, "cache_budget must be a whole number"),
                        ({"max_flow": "5"}, "max_flow must be a number of px"),

@@ -51,6 +51,15 @@ def test_a_finished_run_with_all_its_outputs_computes_nothing(make_frames, tmp_p
         assert (out / name).read_bytes() == (copy / name).read_bytes(), name
 
 
+def test_a_finished_run_resumed_with_its_video_named_otherwise_computes_nothing(make_frames, monkeypatch,
+                                                                               tmp_path: Path) -> None:
+    """The video is recorded by its real path: the same frames named by a relative path are the same video."""
+    frames, out, _ = finished(make_frames, tmp_path)
+    monkeypatch.chdir(frames.parent)
+    summary = run_video(Path(frames.name), out, RESUME, method=failing_at_pair(0))  # any pair computed would raise
+    assert summary["resumed_pairs"] == summary["pairs"] == 4
+
+
 @pytest.mark.parametrize("damage", ["plot.png", "flo/000001.flo", "flo/000003.flo", "flow.mp4", "flo-truncated",
                                     "plot-and-flo"])
 def test_a_finished_run_with_an_output_missing_is_made_again(make_frames, tmp_path: Path, damage: str) -> None:
@@ -133,6 +142,8 @@ def test_a_finished_run_with_other_settings_or_video_is_refused(make_frames, tmp
     other = RunOptions(method="dis-fast", save_flo=False, progress=False, resume=True)
     with pytest.raises(InputError, match=r"out: cannot resume, the earlier run used other settings \(--save-flo on -> off\)"):
         run_video(frames, out, other)
+    with pytest.raises(InputError, match=r"out: cannot resume, the earlier run used other settings \(--max-flow"):
+        run_video(frames, out, dataclasses.replace(RESUME, max_flow=5.0))
     os.utime(frames / "0000.png", ns=(1, 1))  # the video (its first frame) replaced
     with pytest.raises(InputError, match="cannot resume, .* changed since the earlier run"):
         run_video(frames, out, RESUME)
