@@ -227,6 +227,27 @@ def test_tasks_are_handed_out_in_the_same_order(monkeypatch, tmp_path: Path) -> 
     assert sent == reference_order(list(clips.values()), 3, 2)
 
 
+def test_a_task_sent_back_is_the_next_of_its_clip(tmp_path: Path) -> None:
+    """A chunk whose worker was restarting comes back first of its clip's chunks, not after them; a drawing
+    sent back is due again."""
+    from semflow.batch.clips import InputResult
+    from semflow.batch.inputs import BatchInput
+    from semflow.batch.tasks import TaskQueue
+
+    clip = ClipState(BatchInput(tmp_path / "clip.mp4", "clip"), InputResult("clip", "clip.mp4", str(tmp_path / "clip")),
+                     opened=True, chunks=collections.deque([Chunk(0, 3), Chunk(3, 6), Chunk(6, None)]))
+    queue = TaskQueue()
+    queue.update(clip)
+    assert queue.next() == ("compute", clip, Chunk(0, 3))
+    queue.requeue(clip, "compute", Chunk(0, 3))
+    assert [queue.next()[2] for _ in range(3)] == [Chunk(0, 3), Chunk(3, 6), Chunk(6, None)]
+    assert queue.next() is None
+    queue.update(clip)  # (every chunk done: the drawing is due)
+    assert queue.next() == ("finish", clip, None) and clip.drawing
+    queue.requeue(clip, "finish", None)
+    assert queue.next() == ("finish", clip, None)
+
+
 class CountedClip(ClipState):
     """A ClipState that notes each time the driver looks at it."""
 
