@@ -437,7 +437,8 @@ def test_run_options_of_the_wrong_kind_are_one_line_errors(make_frames, tmp_path
                        ({"max_flow": 1e-9}, r"max flow \(--max-flow\) must be between"),
                        ({"method_options": None}, "method_options must be a dict"),
                        ({"method": 3}, "method must be a method name or a built FlowMethod"),
-                       ({"resume": "yes"}, "resume must be True or False")]:
+                       ({"resume": "yes"}, "resume must be True or False"),
+                       ({"pairwise": 1}, "pairwise must be True or False")]:
         with pytest.raises(InputError, match=match):
             RunOptions(**bad)
     for workers in ("2", 2.5, 0):

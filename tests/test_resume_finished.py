@@ -144,6 +144,8 @@ def test_a_finished_run_with_other_settings_or_video_is_refused(make_frames, tmp
         run_video(frames, out, other)
     with pytest.raises(InputError, match=r"out: cannot resume, the earlier run used other settings \(--max-flow"):
         run_video(frames, out, dataclasses.replace(RESUME, max_flow=5.0))
+    with pytest.raises(InputError, match=r"out: cannot resume, the earlier run used other settings \(--max-frames"):
+        run_video(frames, out, dataclasses.replace(RESUME, max_frames=3))
     os.utime(frames / "0000.png", ns=(1, 1))  # the video (its first frame) replaced
     with pytest.raises(InputError, match="cannot resume, .* changed since the earlier run"):
         run_video(frames, out, RESUME)

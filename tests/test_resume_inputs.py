@@ -93,6 +93,7 @@ def test_path_identity_and_named_path(tmp_path: Path, monkeypatch) -> None:
     real = str(folder.resolve())
     assert named_path("f") == (real, real)
     assert named_path("camvid:f", "prefixed") == ("camvid:" + real, real)
+    assert named_path("f/a:f", "prefixed") is None  # (f/a is no NAME: not read as NAME:PATH)
     assert named_path("camvid") is None and named_path("dog:thing,water:plane") is None and named_path(None) is None
     (tmp_path / "camvid").mkdir()  # a folder named as the shipped segmenter and label set: still their names
     assert named_path("camvid", "prefixed") is None and named_path("camvid", "file") is None
