@@ -248,6 +248,39 @@ def test_a_task_sent_back_is_the_next_of_its_clip(tmp_path: Path) -> None:
     assert queue.next() == ("finish", clip, None)
 
 
+def test_a_clip_that_failed_has_no_more_tasks(tmp_path: Path) -> None:
+    """Once a clip failed (a chunk of it failed twice, say), the chunks it has left are not handed out."""
+    from semflow.batch.clips import InputResult
+    from semflow.batch.inputs import BatchInput
+    from semflow.batch.tasks import TaskQueue
+
+    clip = ClipState(BatchInput(tmp_path / "clip.mp4", "clip"), InputResult("clip", "clip.mp4", str(tmp_path / "clip")),
+                     opened=True, chunks=collections.deque([Chunk(0, 3), Chunk(3, 6), Chunk(6, None)]))
+    queue = TaskQueue()
+    queue.update(clip)
+    assert queue.next() == ("compute", clip, Chunk(0, 3))
+    clip.result.status = "failed"
+    queue.update(clip)
+    assert queue.next() is None
+
+
+def test_a_clip_with_only_its_drawing_left_is_opened_once(tmp_path: Path) -> None:
+    """A resumed clip with only its drawing left is opened when its drawing is due, drawn, and never opened
+    again (a second opening would clear what it finished)."""
+    from semflow.batch.clips import InputResult
+    from semflow.batch.inputs import BatchInput
+    from semflow.batch.tasks import TaskQueue
+
+    clip = ClipState(BatchInput(tmp_path / "clip.mp4", "clip"), InputResult("clip", "clip.mp4", str(tmp_path / "clip")))
+    queue = TaskQueue()
+    queue.add(clip, draw_only=True)
+    assert queue.next() == ("open", clip, None)
+    clip.opened = True
+    queue.update(clip)
+    assert queue.next() == ("finish", clip, None)
+    assert queue.next() is None
+
+
 class CountedClip(ClipState):
     """A ClipState that notes each time the driver looks at it."""
 
