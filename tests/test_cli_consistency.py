@@ -184,3 +184,27 @@ def test_an_interrupted_run_says_whether_it_kept_anything(make_frames, monkeypat
     assert result.exit_code == 130 and (tmp_path / "out").exists() == (at_pair > 0)
     said = "the output folder it made is removed" if at_pair == 0 else "what it finished is kept: the same command with --resume continues"
     assert said in result.output.splitlines()[-1]
+
+
+def test_the_shared_run_options_bound_and_default_as_run_options_do() -> None:
+    """`run` and `batch`'s shared options: --max-frames below 2 (no pair) and --max-side below 16 are usage
+    errors; --cache-mb and --progress default to RunOptions' own defaults; a path argument refuses `-`."""
+    from semflow.cli_options import PATH, shared_run_options
+    from semflow.run_options import RunOptions
+
+    seen: dict = {}
+
+    @click.command()
+    @shared_run_options(per_clip=False)
+    def command(**kwargs) -> None:
+        seen.update(kwargs)
+
+    runner = CliRunner()
+    assert runner.invoke(command, []).exit_code == 0
+    defaults = RunOptions()
+    assert seen["cache_mb"] << 20 == defaults.cache_budget and seen["progress"] is defaults.progress is None
+    for args, ok in [(["--max-frames", "1"], False), (["--max-frames", "2"], True),
+                     (["--max-side", "15"], False), (["--max-side", "16"], True)]:
+        assert (runner.invoke(command, args).exit_code == 0) is ok, args
+    with pytest.raises(click.BadParameter, match="standard input"):
+        PATH.convert("-", None, None)
