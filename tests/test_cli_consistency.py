@@ -188,7 +188,8 @@ def test_an_interrupted_run_says_whether_it_kept_anything(make_frames, monkeypat
 
 def test_the_shared_run_options_bound_and_default_as_run_options_do() -> None:
     """`run` and `batch`'s shared options: --max-frames below 2 (no pair) and --max-side below 16 are usage
-    errors; --cache-mb and --progress default to RunOptions' own defaults; a path argument refuses `-`."""
+    errors; --cache-mb and --progress default to RunOptions' own defaults; a path argument refuses `-`; batch's
+    --save-flo names the clip folders."""
     from semflow.cli_options import PATH, shared_run_options
     from semflow.run_options import RunOptions
 
@@ -208,3 +209,10 @@ def test_the_shared_run_options_bound_and_default_as_run_options_do() -> None:
         assert (runner.invoke(command, args).exit_code == 0) is ok, args
     with pytest.raises(click.BadParameter, match="standard input"):
         PATH.convert("-", None, None)
+
+    @click.command()
+    @shared_run_options(per_clip=True)
+    def batch(**kwargs) -> None:
+        pass
+
+    assert "DIR/NAME/flo/NNNNNN.flo" in runner.invoke(batch, ["--help"]).output  # (a batch's clip folders)
