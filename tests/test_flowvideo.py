@@ -343,3 +343,23 @@ def test_decoding_gives_the_same_flow_every_time() -> None:
     codes = flowvideo.encode_flow(flow)
     assert len({flowvideo.decode_flow(codes).tobytes() for _ in range(300)}) == 1
     assert len({flowvideo.encode_flow(flow).tobytes() for _ in range(100)}) == 1
+
+
+def test_a_segment_is_given_only_the_pairs_whose_worst_case_fits_the_room() -> None:
+    """segment_pairs and segment_worst_bytes agree: the worst case of the pairs a segment is given fits the
+    room left; one pair more would not (below the cap of SEGMENT_PAIRS pairs)."""
+    per_pair = 1000.0
+    for room in (6_000.0, 20_000.0, 45_500.0, 60_000.0):
+        pairs = flowvideo.segment_pairs(room, per_pair)
+        assert flowvideo.MIN_SEGMENT_PAIRS <= pairs < flowvideo.SEGMENT_PAIRS
+        assert flowvideo.segment_worst_bytes(pairs, per_pair) <= room < flowvideo.segment_worst_bytes(pairs + 1, per_pair)
+
+
+def test_tiles_of_an_odd_height_decode_each_to_its_own_flow() -> None:
+    """A pair's tiles are stacked at even heights: with an odd frame height the baseline tile below the flow
+    decodes to the baseline, not to rows shifted across the tiles."""
+    flow = synthetic_flow(15, 22)
+    base = -0.5 * flow[::-1].copy()
+    decoded, _, decoded_base = flowvideo.decode_pair(flowvideo.encode_pair((flow, None, base)), (15, 22), "fb")
+    for back, truth in ((decoded, flow), (decoded_base, base)):
+        assert np.all(np.linalg.norm(back - truth, axis=2) <= 0.008 * (np.linalg.norm(truth, axis=2) + 1.0))
