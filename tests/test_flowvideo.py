@@ -172,6 +172,9 @@ def test_a_smooth_clip_fits_its_budget_with_room_to_spare(tmp_path: Path) -> Non
 def test_coded_size_halves_when_the_budget_is_thin() -> None:
     assert flowvideo.coded_shape((1080, 1920), 1, 4970) == (1080, 1920)  # an hour of 1080p in 512 MiB
     assert flowvideo.coded_shape((1080, 1920), 3, 4970) == (540, 960)  # with baseline and segmentation
+    # However thin the budget, a side is halved no further once it is under 128 px (from 135 to 68, not 34).
+    assert flowvideo.coded_shape((1080, 1920), 1, 1.0) == (68, 120)
+    assert flowvideo.coded_shape((96, 128), 3, 1.0) == (96, 128)
 
 
 def test_tiles_taller_than_x264_takes_are_coded_smaller(tmp_path: Path) -> None:
@@ -363,3 +366,23 @@ def test_tiles_of_an_odd_height_decode_each_to_its_own_flow() -> None:
     decoded, _, decoded_base = flowvideo.decode_pair(flowvideo.encode_pair((flow, None, base)), (15, 22), "fb")
     for back, truth in ((decoded, flow), (decoded_base, base)):
         assert np.all(np.linalg.norm(back - truth, axis=2) <= 0.008 * (np.linalg.norm(truth, axis=2) + 1.0))
+
+
+def test_segmentation_codes_a_step_off_decode_to_their_labels() -> None:
+    """Labels are coded as 4x their value: a code one step off (the codec's rounding) still decodes to its
+    label, rounded to the nearest multiple of 4, not down."""
+    flow = synthetic_flow(16, 24)
+    seg = np.zeros((16, 24, 3), np.uint8)
+    seg[:, 8:] = (11, 23, 7)
+    planes = flowvideo.encode_pair((flow, seg, None))
+    tile = planes[:, 16:32]
+    tile[tile > 0] -= 1  # (planes[:, 16:32]: the segmentation tile, below the flow's)
+    _, back, _ = flowvideo.decode_pair(planes, (16, 24), "fs")
+    np.testing.assert_array_equal(back, seg)
+
+
+def test_only_a_finished_segments_name_is_parsed() -> None:
+    span = flowvideo.parse_segment(Path("000000-000004-f-24x16-24x16.mkv"))
+    assert span is not None and span[:5] == (0, 4, "f", (16, 24), (16, 24))
+    for name in ("000000-000004-f-24x16-24x16", "000000.part.mkv", "000000-000004-f-24x16-24x16.mkv.tmp"):
+        assert flowvideo.parse_segment(Path(name)) is None, name
