@@ -643,3 +643,51 @@ def test_the_manifest_lists_what_was_claimed_in_order_across_a_resume(tmp_path: 
     assert listed == list(dict.fromkeys(first + then))
     manifest = (tmp_path / "out" / WORK_DIR / "manifest").read_text().splitlines()
     assert [line for line in manifest if not line.startswith("#")] == listed
+
+
+def test_a_path_through_a_linked_folder_is_refused_and_never_claimed(tmp_path: Path) -> None:
+    """refuse_link looks at every folder between the root and the path, not the path alone; a run's claim of
+    an output goes through it (a folder replaced by a link after the checks: nothing written through it)."""
+    from semflow.errors import OutputError
+    from semflow.io.outputs import OutputFolder, refuse_link
+    from semflow.runstore import RUN_OUTPUTS
+
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with OutputFolder(out, fresh=True, work=WORK_DIR, reserved=RUN_OUTPUTS) as folder:
+        (out / "flo").symlink_to(elsewhere)
+        with pytest.raises(OutputError, match=r"out/flo: is a symbolic link"):
+            refuse_link(out / "flo" / "000000.flo", out)
+        with pytest.raises(OutputError, match=r"out/flo: is a symbolic link"):
+            folder.claim("flo/000000.flo")
+    assert os.listdir(elsewhere) == []
+
+
+def test_a_failed_staging_removes_the_folders_it_created_only(tmp_path: Path) -> None:
+    """output_staging made out and the folders above it; when the block fails they go again, where they are
+    empty (a folder that held something already stays)."""
+    from semflow.io.outputs import output_staging
+
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "mine.txt").write_text("x")
+    for out in (tmp_path / "a" / "b" / "out", tmp_path / "kept" / "out"):
+        with pytest.raises(RuntimeError, match="stop"), output_staging(out, ".test-") as stage:
+            (stage / "flow.flo").write_bytes(b"x")
+            raise RuntimeError("stop")
+    assert sorted(os.listdir(tmp_path)) == ["kept"] and os.listdir(tmp_path / "kept") == ["mine.txt"]
+
+
+def test_a_fresh_run_deletes_only_the_regular_files_the_previous_run_listed(tmp_path: Path) -> None:
+    """A pipe where the previous run listed a .flo file is no file of that run's: a fresh run leaves it."""
+    from semflow.io.outputs import OutputFolder
+    from semflow.runstore import RUN_OUTPUTS
+
+    out = tmp_path / "out"
+    (out / "flo").mkdir(parents=True)
+    (out / "flo" / "000000.flo").write_bytes(b"PIEH")
+    os.mkfifo(out / "flo" / "000001.flo")
+    (out / "summary.json").write_text(json.dumps({"outputs": {"written": ["flo/", "flo/000000.flo", "flo/000001.flo",
+                                                                          "summary.json"]}}))
+    with OutputFolder(out, fresh=True, work=WORK_DIR, reserved=RUN_OUTPUTS):
+        pass
+    assert os.listdir(out / "flo") == ["000001.flo"] and (out / "flo" / "000001.flo").is_fifo()
