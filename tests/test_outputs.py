@@ -691,3 +691,14 @@ def test_a_fresh_run_deletes_only_the_regular_files_the_previous_run_listed(tmp_
     with OutputFolder(out, fresh=True, work=WORK_DIR, reserved=RUN_OUTPUTS):
         pass
     assert os.listdir(out / "flo") == ["000001.flo"] and (out / "flo" / "000001.flo").is_fifo()
+
+
+def test_an_output_that_is_a_link_to_an_input_is_that_input(tmp_path: Path) -> None:
+    from semflow.errors import OutputError
+    from semflow.io.outputs import refuse_inputs_as_outputs
+
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "out.png").symlink_to(tmp_path / "a.png")
+    with pytest.raises(OutputError, match=r"out.png: is also an input \(as .*a.png\)"):
+        refuse_inputs_as_outputs([tmp_path / "a.png"], [tmp_path / "out.png"])
+    refuse_inputs_as_outputs([tmp_path / "a.png"], [tmp_path / "b.png"])  # (not there yet: no input)
