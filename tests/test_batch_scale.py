@@ -25,7 +25,7 @@ from semflow.batch import Batch, BatchOptions, Chunk, plan_chunks
 from semflow.batch.clips import ClipState, open_clip
 from semflow.batch.progress import BatchProgress
 from semflow.batch.work import ClipWorker, Prepared
-from semflow.errors import OutputError, SemflowError
+from semflow.errors import InputError, OutputError, SemflowError
 from semflow.io.outputs import lock_folder
 from semflow.methods import get_method
 from semflow.pipeline import RunOptions, run_video
@@ -404,6 +404,27 @@ def test_a_resumed_clip_is_checked_with_the_chunks_it_has_left(make_video, tmp_p
         assert open_clip(state, out, resumed, 2).chunks == left
         state.release()
         worker.compute(clip, out / "c", resumed, Chunk(2, 4), 0)
+
+
+def test_a_clip_whose_last_pair_is_lost_is_not_drawn(make_video, tmp_path: Path) -> None:
+    """The drawing task checks that every pair up to the clip's end is finished, the last one included."""
+    from semflow.batch.clips import check_clip
+
+    clip = make_video(5, 24, 32, name="c.mp4")
+    out = tmp_path / "out"
+    batch = Batch(out, options(chunk_pairs=2, save_flo=True))
+    batch.submit([clip])
+    worker = ClipWorker.__new__(ClipWorker)  # (in this process: no Ray)
+    worker.method = get_method(METHOD)
+    state = ClipState(batch.clips[0].item, batch.clips[0].result)
+    check_clip(state, out, batch.run_options, 2)
+    open_clip(state, out, batch.run_options, 2)
+    for chunk in (Chunk(0, 2), Chunk(2, None)):
+        worker.compute(clip, out / "c", batch.run_options, chunk, 0)
+    (out / "c" / "flo" / "000003.flo").unlink()  # (a finished pair's .flo: without it the pair is not finished)
+    with pytest.raises(InputError, match=r"c.mp4: 1 pair missing \(first: 3\)"):
+        worker.finish(clip, out / "c", batch.run_options, 0.0, {}, 0)
+    state.release()
 
 
 @contextlib.contextmanager
