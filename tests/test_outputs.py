@@ -702,3 +702,15 @@ def test_an_output_that_is_a_link_to_an_input_is_that_input(tmp_path: Path) -> N
     with pytest.raises(OutputError, match=r"out.png: is also an input \(as .*a.png\)"):
         refuse_inputs_as_outputs([tmp_path / "a.png"], [tmp_path / "out.png"])
     refuse_inputs_as_outputs([tmp_path / "a.png"], [tmp_path / "b.png"])  # (not there yet: no input)
+
+
+def test_an_output_through_a_link_into_a_folder_read_is_inside_it(tmp_path: Path) -> None:
+    """out/r.json where out is a link to the data folder a command reads is inside that folder."""
+    from semflow.errors import OutputError
+    from semflow.io.outputs import refuse_outputs_inside
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "out").symlink_to(tmp_path / "data")
+    with pytest.raises(OutputError, match=r"out/r.json: is inside .*data, which this command reads"):
+        refuse_outputs_inside(tmp_path / "data", [tmp_path / "out" / "r.json"])
+    refuse_outputs_inside(tmp_path / "data", [tmp_path / "r.json", None])  # (beside it: fine)
