@@ -714,3 +714,16 @@ def test_an_output_through_a_link_into_a_folder_read_is_inside_it(tmp_path: Path
     with pytest.raises(OutputError, match=r"out/r.json: is inside .*data, which this command reads"):
         refuse_outputs_inside(tmp_path / "data", [tmp_path / "out" / "r.json"])
     refuse_outputs_inside(tmp_path / "data", [tmp_path / "r.json", None])  # (beside it: fine)
+
+
+def test_a_discarded_folder_goes_where_only_the_work_folder_was_in_it(tmp_path: Path) -> None:
+    from semflow.io.outputs import OutputFolder
+    from semflow.runstore import RUN_OUTPUTS
+
+    for mine in (False, True):
+        out = tmp_path / f"out{int(mine)}"
+        with OutputFolder(out, fresh=True, work=WORK_DIR, reserved=RUN_OUTPUTS) as folder:
+            if mine:
+                (out / "notes.txt").write_text("keep")
+            folder.discard()
+        assert os.path.lexists(out) == mine and not (out / WORK_DIR).exists()
