@@ -406,8 +406,11 @@ def test_a_resumed_clip_is_checked_with_the_chunks_it_has_left(make_video, tmp_p
         worker.compute(clip, out / "c", resumed, Chunk(2, 4), 0)
 
 
-def test_a_clip_whose_last_pair_is_lost_is_not_drawn(make_video, tmp_path: Path) -> None:
-    """The drawing task checks that every pair up to the clip's end is finished, the last one included."""
+@pytest.mark.parametrize("lost", [False, True])
+def test_a_clip_is_drawn_whole_and_not_with_its_last_pair_lost(make_video, tmp_path: Path, lost: bool) -> None:
+    """The drawing task checks that every pair up to the clip's end is finished, the last one included; a
+    clip drawn whole is not truncated (the drawing decodes no frame: the chunk that reached the end read
+    them all)."""
     from semflow.batch.clips import check_clip
 
     clip = make_video(5, 24, 32, name="c.mp4")
@@ -421,9 +424,13 @@ def test_a_clip_whose_last_pair_is_lost_is_not_drawn(make_video, tmp_path: Path)
     open_clip(state, out, batch.run_options, 2)
     for chunk in (Chunk(0, 2), Chunk(2, None)):
         worker.compute(clip, out / "c", batch.run_options, chunk, 0)
-    (out / "c" / "flo" / "000003.flo").unlink()  # (a finished pair's .flo: without it the pair is not finished)
-    with pytest.raises(InputError, match=r"c.mp4: 1 pair missing \(first: 3\)"):
-        worker.finish(clip, out / "c", batch.run_options, 0.0, {}, 0)
+    if lost:
+        (out / "c" / "flo" / "000003.flo").unlink()  # (a finished pair's .flo: without it the pair is not finished)
+        with pytest.raises(InputError, match=r"c.mp4: 1 pair missing \(first: 3\)"):
+            worker.finish(clip, out / "c", batch.run_options, 0.0, {}, 0)
+    else:
+        summary = worker.finish(clip, out / "c", batch.run_options, 0.0, {}, 4)
+        assert summary["frames"] == summary["frames_expected"] == 5 and summary["truncated"] is False
     state.release()
 
 
