@@ -441,9 +441,10 @@ def test_run_options_of_the_wrong_kind_are_one_line_errors(make_frames, tmp_path
                        ({"pairwise": 1}, "pairwise must be True or False")]:
         with pytest.raises(InputError, match=match):
             RunOptions(**bad)
-    for workers in ("2", 2.5, 0):
+    for workers in ("2", 2.5, 0, 1025):
         with pytest.raises(InputError, match="workers must be a whole number from 1 to 1024"):
             BatchOptions(method="dis-fast", workers=workers)
+    assert BatchOptions(method="dis-fast", workers=1024).workers == 1024  # (the most is allowed)
     with pytest.raises(InputError, match="options must be a RunOptions, not dict"):
         run_video(make_frames(2), tmp_path / "o", {"method": "dis-fast"})
     assert RunOptions(max_frames=3, max_side=32, max_flow=2, cache_budget=0).max_flow == 2
