@@ -107,9 +107,12 @@ def _whole_frame(qs: torch.Tensor, q_sq: torch.Tensor, qx: torch.Tensor, qy: tor
     the targets ``t`` (H * W, D) at columns ``tx`` (W,) and rows ``ty`` (H,), out of the window +inf."""
     n, h, w = len(qs), len(ty), len(tx)
     dist = _distances(qs, q_sq, t, t_sq).view(n, h, w)
-    # The window as two broadcast masks: columns out of reach, then rows out of reach.
-    dist.masked_fill_(((tx[None] - qx[:, None]).abs() > radius)[:, None, :], float("inf"))
-    dist.masked_fill_(((ty[None] - qy[:, None]).abs() > radius)[:, :, None], float("inf"))
+    # Out of the window: each query's columns out of reach, then its rows out of reach. (Written through
+    # their indices: the same entries as masked_fill_ with the broadcast masks, which reads every entry.)
+    query, col = ((tx[None] - qx[:, None]).abs() > radius).nonzero(as_tuple=True)
+    dist[query, :, col] = float("inf")
+    query, row = ((ty[None] - qy[:, None]).abs() > radius).nonzero(as_tuple=True)
+    dist[query, row] = float("inf")
     return torch.topk(dist.view(n, h * w), k, dim=1, largest=False, sorted=True)
 
 
