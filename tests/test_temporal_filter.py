@@ -1,0 +1,63 @@
+"""segmentation.temporal's filter by its formulas, on tiny constant frames and hand-made flows: the
+prior where the flow is trusted and where it is not, the trust checks' tolerances, the belief carried
+at its own size, the fusion size."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from semflow.segmentation.temporal import TemporalSegmentation, carry_belief, flow_trust, fusion_size
+
+
+def grey(value: int, shape: tuple[int, int] = (24, 32)) -> np.ndarray:
+    return np.full((*shape, 3), value, np.uint8)
+
+
+def test_fuse_is_the_tempered_evidence_times_the_carried_prior_or_a_uniform_one() -> None:
+    classes, switch, observation = 4, 0.05, 0.5
+    zero = np.zeros((24, 32, 2), np.float32)
+    first = np.zeros((24, 32, classes), np.float32)
+    first[..., 0] = 1.0
+    evidence = np.broadcast_to(np.float32([0.5, 0.3, 0.1, 0.1]), (24, 32, classes))
+    frame2 = grey(100)
+    frame2[8:20, 16:30] = 220  # the grey levels disagree: the flow is not trusted there
+    temporal = TemporalSegmentation(switch=switch, observation=observation)
+    temporal.fuse(grey(100), first)
+    out = temporal.fuse(frame2, evidence, backward_flow=zero, forward_flow=zero)
+    prior = (1 - switch) * np.float32([1, 0, 0, 0]) + switch / classes
+    trusted = np.float32([0.5, 0.3, 0.1, 0.1]) ** observation * prior
+    untrusted = np.float32([0.5, 0.3, 0.1, 0.1]) ** observation
+    assert temporal.trust[2, 2] and not temporal.trust[14, 23]
+    np.testing.assert_allclose(out[2, 2], trusted / trusted.sum(), rtol=1e-5)
+    np.testing.assert_allclose(out[14, 23], untrusted / untrusted.sum(), rtol=1e-5)
+
+
+def test_flow_trust_allows_a_round_trip_of_1_px_plus_5_percent_of_the_motion() -> None:
+    gray = np.full((20, 60), 90, np.uint8)
+    backward = np.zeros((20, 60, 2), np.float32)
+    backward[..., 0] = -20.0
+    forward = np.zeros_like(backward)
+    forward[..., 0] = 21.9  # round trip 1.9 px <= 1 + 0.05 * 20
+    assert flow_trust(gray, gray, backward, forward)[:, 25:55].all()
+    forward[..., 0] = 22.1
+    assert not flow_trust(gray, gray, backward, forward)[:, 25:55].any()
+    # Grey levels that differ by more than photo_tolerance: not trusted, whatever the flows.
+    assert not flow_trust(gray, gray + 30, np.zeros_like(backward), np.zeros_like(backward)).any()
+
+
+def test_a_belief_at_half_size_moves_by_half_the_flow() -> None:
+    belief = np.zeros((20, 40, 2), np.float32)
+    belief[:, :20, 0] = 1.0
+    belief[:, 20:, 1] = 1.0
+    forward = np.zeros((40, 80, 2), np.float32)
+    forward[..., 0] = 8.0  # full size: 4 px at the belief's size
+    prior = carry_belief(belief, grey(100, (40, 80)), grey(100, (40, 80)), forward)
+    assert prior.shape == belief.shape
+    assert (prior[:, 21:24].argmax(axis=2) == 0).all() and (prior[:, 25:36].argmax(axis=2) == 1).all()
+    np.testing.assert_allclose(prior[5, 10], [0.975, 0.025], rtol=1e-5)
+
+
+def test_fusion_size_caps_the_longest_side_at_480() -> None:
+    assert fusion_size(960, 1280) == (360, 480)
+    assert fusion_size(1280, 960) == (480, 360)
+    assert fusion_size(100, 50) == (100, 50)
