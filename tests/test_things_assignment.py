@@ -29,3 +29,22 @@ def test_window_around_is_the_masks_bounding_box_grown_and_clipped() -> None:
     assert window_around(mask, 2) == (slice(3, 11), slice(8, 14))
     assert window_around(mask, 10) == (slice(0, 19), slice(0, 22))
     assert window_around(np.zeros((4, 6), bool), 3) == (slice(0, 4), slice(0, 6))
+
+
+def test_refine_assignment_drops_a_part_not_connected_to_the_masks_core() -> None:
+    # The costs favour the object on the mask and on a blob 2 px beside it, inside the band: the blob
+    # is cut off (it does not touch the mask's eroded core), the mask stays.
+    from semflow.layers.things.assignment import GuidedSmoother, refine_assignment
+    from semflow.layers.things.params import ThingParams
+
+    params = ThingParams()
+    mask = np.zeros((40, 40), bool)
+    mask[10:26, 10:26] = True
+    blob = np.zeros_like(mask)
+    blob[12:20, 28:32] = True
+    guide = np.full((40, 40, 3), 60.0, np.float32)
+    guide[mask | blob] = 180.0
+    diff = np.where(mask | blob, -40.0, 40.0).astype(np.float32)
+    refined = refine_assignment(mask, diff, np.zeros_like(diff), GuidedSmoother(guide, params), 6.0, params)
+    assert not refined[blob].any()
+    assert (refined == mask).mean() > 0.99
