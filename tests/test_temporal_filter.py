@@ -61,3 +61,31 @@ def test_fusion_size_caps_the_longest_side_at_480() -> None:
     assert fusion_size(960, 1280) == (360, 480)
     assert fusion_size(1280, 960) == (480, 360)
     assert fusion_size(100, 50) == (100, 50)
+
+
+def test_where_the_flow_has_no_inverse_the_carried_prior_is_uniform() -> None:
+    # The right half moves 6 px right, the left half stays: frame t's columns 30-35 come from nowhere
+    # (the fixed point for the inverse flow oscillates between 0 and -6 there).
+    belief = np.zeros((10, 60, 2), np.float32)
+    belief[..., 0] = 1.0
+    forward = np.zeros((10, 60, 2), np.float32)
+    forward[:, 30:, 0] = 6.0
+    prior = carry_belief(belief, grey(100, (10, 60)), grey(100, (10, 60)), forward)
+    np.testing.assert_allclose(prior[:, 31:35], 0.5)
+    np.testing.assert_allclose(prior[:, 5:25, 0], 0.975, rtol=1e-5)
+    np.testing.assert_allclose(prior[:, 40:55, 0], 0.975, rtol=1e-5)
+
+
+def test_fused_labels_keep_full_size_detail_where_the_filter_changes_nothing() -> None:
+    from semflow.segmentation.temporal import fuse_with_prior
+
+    labels = np.zeros((8, 8), np.uint8)
+    labels[1, 1] = 2  # a detail finer than the belief's grid
+    probs = np.full((4, 4, 3), 0.2, np.float32)
+    probs[..., 0] = 0.6
+    prior = np.full((4, 4, 3), 1 / 3, np.float32)
+    prior[3, 3] = [0.01, 0.98, 0.01]  # the filter changes one cell's decision
+    fused_labels, _ = fuse_with_prior(labels, probs, prior)
+    expected = labels.copy()
+    expected[6:, 6:] = 1
+    assert np.array_equal(fused_labels, expected)
