@@ -425,15 +425,22 @@ def test_a_warm_up_reads_the_given_masks_of_the_frames_it_recomputes(tmp_path: P
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_run_resumed_at_its_second_pair_carries_the_state_of_the_first(tmp_path: Path) -> None:
-    # Pair 1 is computed with the state pair 0 left (saved after it), not with an empty one.
+def _run_whole_and_failing(tmp_path: Path, *, frames: int, fail_at: int) -> tuple[Path, Path]:
+    """A zooming road of ``frames`` frames in tmp_path/frames, run whole into tmp_path/whole and into
+    tmp_path/out by a run that fails at pair ``fail_at``: the folder and the failed run's output."""
     folder = tmp_path / "frames"
-    for k, frame in enumerate(zoom_sequence(4, 48, 64)):
+    for k, frame in enumerate(zoom_sequence(frames, 48, 64)):
         write_image(folder / f"{k:04d}.png", frame)
     run_video(folder, tmp_path / "whole", RunOptions(save_flo=True), method=semantic_on_road())
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="scripted"):
-        run_video(folder, out, RunOptions(save_flo=True), method=semantic_on_road(fail_at=1))
+        run_video(folder, out, RunOptions(save_flo=True), method=semantic_on_road(fail_at=fail_at))
+    return folder, out
+
+
+def test_a_run_resumed_at_its_second_pair_carries_the_state_of_the_first(tmp_path: Path) -> None:
+    # Pair 1 is computed with the state pair 0 left (saved after it), not with an empty one.
+    folder, out = _run_whole_and_failing(tmp_path, frames=4, fail_at=1)
     resumed = semantic_on_road()
     summary = run_video(folder, out, RunOptions(save_flo=True, resume=True), method=resumed)
     assert summary["resumed_pairs"] == 1 and resumed.calls == 2
@@ -446,13 +453,7 @@ def test_a_pair_computed_again_between_finished_ones_leaves_the_next_its_own_sta
     # Pairs 0-3 finished, the state saved after pair 3; pair 2's .flo is cut short. The resumed run computes it again
     # (after a warm-up), skips pair 3, and computes pair 4 with the state saved after pair 3, not the one pair 2 left.
     monkeypatch.setattr(state_chain, "STATE_INTERVAL", 0.0)  # the state saved after every pair
-    folder = tmp_path / "frames"
-    for k, frame in enumerate(zoom_sequence(6, 48, 64)):
-        write_image(folder / f"{k:04d}.png", frame)
-    run_video(folder, tmp_path / "whole", RunOptions(save_flo=True), method=semantic_on_road())
-    out = tmp_path / "out"
-    with pytest.raises(RuntimeError, match="scripted"):
-        run_video(folder, out, RunOptions(save_flo=True), method=semantic_on_road(fail_at=4))
+    folder, out = _run_whole_and_failing(tmp_path, frames=6, fail_at=4)
     flo = out / "flo/000002.flo"
     flo.write_bytes(flo.read_bytes()[:100])
     summary = run_video(folder, out, RunOptions(save_flo=True, resume=True), method=semantic_on_road())
