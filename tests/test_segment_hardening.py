@@ -185,6 +185,21 @@ def test_a_video_claiming_millions_of_frames_is_planned_without_listing_them(seg
     assert not (seg / "out").exists()
 
 
+def test_an_image_named_as_the_frame_after_a_videos_last_is_no_clash(seg, make_video):
+    # A 3-frame video writes out/000000.png..000002.png: an image named 000002.png would overwrite its last
+    # frame (refused), one named 000003.png lands beside them (written; the clash check stops at the count).
+    from semflow.segmentation.segment import segment_inputs
+
+    make_video(3, name="v.mp4")
+    backend = f"masks:{seg / 'lbl.png'}"
+    for k in (2, 3):
+        write_image(seg / "im" / f"{k:06d}.png", np.zeros((H, W, 3), np.uint8))
+    with pytest.raises(InputError, match="would both be written to .*/out/000002.png$"):
+        segment_inputs([seg / "v.mp4", seg / "im" / "000002.png"], seg / "out", backend=backend)
+    segment_inputs([seg / "v.mp4", seg / "im" / "000003.png"], seg / "out", backend=backend)
+    assert sorted(p.name for p in (seg / "out").glob("0*.png")) == [f"{k:06d}.png" for k in range(4)]
+
+
 def test_a_killed_commands_staging_folder_is_removed_by_the_next(seg):
     """A `segment` killed (SIGKILL: no clean-up) left OUT/.segment-XXXXXXXX for good; the next command into
     OUT removes it, but never one a running command holds, a link, or a folder not so named. One left a moment
