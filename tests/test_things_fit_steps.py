@@ -1,16 +1,19 @@
 """layers.things.fit's first steps on a small hand-made scene: the object layer's search is centred on
 the surroundings' motion (other things' excluded), the background layer's seeds where the baseline
-is confident on too little of the background, and a motion split taken only where it is better."""
+is confident on too little of the background, a motion split taken only where it is better (and the
+retried one only where it explains the object no worse), and instances below ``min_area`` left alone."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
 
 import semflow.layers.things.fit as thing_fit
 from semflow.layers.context import PairContext
-from semflow.layers.things import ThingParams
+from semflow.layers.things import ThingParams, fit_things
+from semflow.layers.things.layered import keep_baseline
 from semflow.segmentation.regions import Box, Region
 
 H, W = 80, 100
@@ -85,3 +88,35 @@ def test_a_split_found_but_no_better_than_the_one_motion_is_not_taken(monkeypatc
         assert first.tried_split and first.layer is not None
         assert (first.layer.split is split) == better
         assert (len(first.layer.affines) == 2) == better
+
+
+def test_a_retried_split_replaces_the_one_motion_only_where_its_judged_error_is_no_worse(monkeypatch) -> None:
+    # retried_split's last test: the split's model is accepted, and its median excess error over the
+    # judged pixels is compared with the one motion's (the compromise, the split's search and its
+    # layered model stand in here for ones that say so).
+    ctx, instance_map, region = _scene(confident_background=True, band=2, confident_object=True)
+    params = ThingParams()
+    thing = thing_fit.cut_thing(region, instance_map, ctx, params)
+    inputs = thing_fit.fit_inputs(thing, thing.mask, ctx, params, None)
+    layer = SimpleNamespace(flow=np.zeros((*thing.mask.shape, 2), np.float32))
+    split = SimpleNamespace(labels=np.zeros(thing.mask.shape, np.int32))
+    found = ([np.eye(2, 3), np.eye(2, 3)], 0.9, layer.flow, None, split)
+    first = replace(keep_baseline(thing, "ok"), accepted=True, excess_error=-1.0)
+    monkeypatch.setattr(thing_fit, "compromise", lambda *a: True)
+    monkeypatch.setattr(thing_fit, "split_object_motions", lambda *a, **k: found)
+    monkeypatch.setattr(thing_fit, "seed_deviation", lambda *a: 0.5)
+    for excess, taken in ((-0.5, False), (-1.0, True), (-2.0, True)):
+        retry = replace(first, excess_error=excess)
+        monkeypatch.setattr(thing_fit, "layered_model", lambda *a, retry=retry: retry)
+        fit = thing_fit.retried_split(inputs, layer, first, np.random.default_rng(0))
+        assert (fit is first) != taken
+        assert fit.excess_error == (excess if taken else first.excess_error)
+        assert fit.reason.startswith("ok; motion split") == taken
+
+
+def test_instances_below_min_area_are_not_fitted() -> None:
+    ctx, instance_map, region = _scene(confident_background=True, band=2, confident_object=True)
+    assert region.area == 400
+    assert fit_things([region], instance_map, ctx, ThingParams(min_area=401, processes=1)) == []
+    (fit,) = fit_things([region], instance_map, ctx, ThingParams(min_area=400, processes=1))
+    assert fit.region is region
