@@ -35,17 +35,13 @@ def folder_images(folder: str | os.PathLike) -> list[Path]:
     image of the same name (``IMG_0001.JPG``: a camera's RAW+JPEG pair) is skipped, that image being its
     frame; one with no such image is refused as those are (where the folder holds images; a folder of raws
     alone holds none: :func:`camera_raws_note`); :func:`raws_skipped_note` says how many were skipped."""
-    names = [p for p in Path(folder).iterdir() if not p.name.startswith(".") and not p.is_dir()]
+    names, images = _listing(folder)
     unread = sorted((p for p in names if p.suffix.lower() in UNREAD_IMAGE_EXTENSIONS), key=natural_key)
     if unread:
         kind = unread[0].suffix.lower()[1:].upper()
         raise InputError(f"{unread[0]}: a {kind} image, which semflow does not read as a frame"
                          f" ({len(unread)} in the folder): convert them to PNG or move them out")
-    images = sorted((p for p in names if is_image_path(p)), key=natural_key)
-    stems = {p.stem.casefold() for p in images}
-    alone = sorted((p for p in names if p.suffix.lower() in CAMERA_RAW_EXTENSIONS and p.stem.casefold() not in stems),
-                   key=natural_key)
-    if alone and images:
+    if (alone := _camera_raws(names, images, beside_image=False)) and images:
         raise InputError(f"{alone[0]}: a camera raw image with no JPEG or other image of its name beside it"
                          f" ({len(alone)} in the folder), which semflow does not read as a frame: convert them"
                          " with a raw converter to RGB PNGs or TIFFs, or move them out")
@@ -66,14 +62,26 @@ def camera_raws_note(folder: str | os.PathLike) -> str:
 def raws_skipped_note(folder: str | os.PathLike) -> str | None:
     """The one-line note that ``folder``'s camera raws beside an image of their name (a RAW+JPEG folder's) are
     skipped, those images being the frames (:func:`folder_images`), for a run to say once; None where none is."""
-    names = [p for p in Path(folder).iterdir() if not p.name.startswith(".")]
-    images = {p.stem.casefold(): p for p in names if is_image_path(p)}
-    raws = sorted((p for p in names if p.suffix.lower() in CAMERA_RAW_EXTENSIONS and p.stem.casefold() in images
-                   and not p.is_dir()), key=natural_key)
-    if not raws:
+    names, images = _listing(folder)
+    if not (raws := _camera_raws(names, images, beside_image=True)):
         return None
+    image = next(p for p in images if p.stem.casefold() == raws[0].stem.casefold())
     return (f"{folder}: skipped {counted(len(raws), 'camera raw file')} beside the images of their names (such as"
-            f" {raws[0].name} beside {images[raws[0].stem.casefold()].name}), which are read as the frames")
+            f" {raws[0].name} beside {image.name}), which are read as the frames")
+
+
+def _listing(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """``folder``'s files (not hidden, not folders) and the image files among them, in natural name order."""
+    names = [p for p in Path(folder).iterdir() if not p.name.startswith(".") and not p.is_dir()]
+    return names, sorted((p for p in names if is_image_path(p)), key=natural_key)
+
+
+def _camera_raws(names: list[Path], images: list[Path], *, beside_image: bool) -> list[Path]:
+    """The camera raws among ``names``, in natural name order, that have (``beside_image``) or lack an image of
+    their name (case aside) among ``images``: a RAW+JPEG folder's skipped raws, or those refused."""
+    stems = {p.stem.casefold() for p in images}
+    return sorted((p for p in names if p.suffix.lower() in CAMERA_RAW_EXTENSIONS
+                   and (p.stem.casefold() in stems) == beside_image), key=natural_key)
 
 
 _NUMBERED = re.compile(r"(.*?)(\d+)(\D*)")
