@@ -61,7 +61,10 @@ def register_method(name: str, description: str, build: Builder | str,
                     options: type[MethodOptions] | str = MethodOptions, *, torch: bool = True) -> None:
     """Add (or replace) a method: ``build(options) -> FlowMethod`` with ``options`` an instance of the
     method's options dataclass (a subclass of :class:`~semflow.options.MethodOptions`); ``torch``: whether
-    it runs torch code, where ``device`` says (a batch reserves GPUs for it)."""
+    it runs torch code, where ``device`` says (a batch reserves GPUs for it). TypeError for an options
+    dataclass with a field that has no default."""
+    if not isinstance(options, str):
+        option_infos(options)
     _ENTRIES[name] = MethodEntry(name, description, options, build, torch)
 
 

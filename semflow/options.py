@@ -83,7 +83,13 @@ def option_infos(options_type: type[MethodOptions]) -> list[OptionInfo]:
     hints = typing.get_type_hints(options_type)
     infos = []
     for f in dataclasses.fields(options_type):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:  # (a kw_only dataclass takes one; the CLI, its help and a resumed run need every default)
+            raise TypeError(f"option {f.name!r} of {options_type.__name__} has no default; declare it with"
+                            " option(default, help)")
         infos.append(OptionInfo(f.name, hints[f.name], default, f.metadata.get("help", ""),
                                 f.metadata.get("cli", False), f.metadata.get("choices"), f.metadata.get("path", "")))
     return infos

@@ -331,3 +331,22 @@ def test_a_feather_radius_of_256_px_is_taken() -> None:
     from semflow.methods import MAX_FEATHER_RADIUS
 
     assert get_method("semantic", baseline="dis-fast", feather_radius=MAX_FEATHER_RADIUS).feather_radius == 256.0
+
+
+def test_an_option_without_a_default_is_one_clear_error_at_registration() -> None:
+    """A plugin's options field with no default (allowed by ``kw_only``) was TypeError "'_MISSING_TYPE' object
+    is not callable" from method_options / get_method; it is refused where the method is registered."""
+    from dataclasses import dataclass
+
+    from semflow.methods import register_method
+    from semflow.options import MethodOptions, option_infos
+
+    @dataclass(frozen=True, kw_only=True)
+    class LevelOptions(MethodOptions):
+        level: int
+
+    with pytest.raises(TypeError, match=r"^option 'level' of LevelOptions has no default; declare it with option"):
+        register_method("level-dis", "DIS with a level", build=lambda o: get_method("dis-fast"), options=LevelOptions)
+    assert "level-dis" not in list_methods()
+    with pytest.raises(TypeError, match="option 'level' of LevelOptions has no default"):
+        option_infos(LevelOptions)
