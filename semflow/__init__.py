@@ -81,8 +81,10 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
-def estimate_flow(img1: np.ndarray, img2: np.ndarray, method: str = "dis-medium", **options: Any) -> np.ndarray:
-    """Optical flow (H, W, 2) float32 from ``img1`` to ``img2`` (uint8 RGB) with a named method."""
+def estimate_flow(img1: np.ndarray, img2: np.ndarray, method: str | FlowMethod = "dis-medium",
+                  **options: Any) -> np.ndarray:
+    """Optical flow (H, W, 2) float32 from ``img1`` to ``img2`` (uint8 RGB) with a named method (or a built one,
+    given no options: :func:`~semflow.methods.get_method`)."""
     from semflow.methods import get_method
 
     return get_method(method, **options)(img1, img2)

@@ -179,7 +179,7 @@ class PairRows(Sequence[dict[str, "float | None"]]):
         """One number of every pair, None where it had none."""
         return [None if value != value else value for value in self._columns[key]]  # (NaN: none)
 
-    def set_column(self, key: str, values: Sequence[float | None]) -> None:
+    def set_column(self, key: str, values: Sequence[float | None] | np.ndarray) -> None:
         """Replace the first ``len(values)`` pairs' ``key``."""
         for t, value in enumerate(values):
             self._columns[key][t] = np.nan if value is None else float(value)

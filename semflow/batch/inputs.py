@@ -116,7 +116,7 @@ def folder_name(name: str) -> str:
     return "_".join(parts).lstrip(".") or "clip"
 
 
-def expand_inputs(items: Iterable[str | bytes | os.PathLike | BatchInput],
+def expand_inputs(items: str | bytes | os.PathLike | BatchInput | Iterable[str | bytes | os.PathLike | BatchInput],
                   out: str | os.PathLike | None = None) -> list[BatchInput]:
     """The clips named by ``items`` (see the module docstring; one path or glob alone counts as a list of
     it, never as its characters), each with a unique output name. ``out``: the batch's output folder,

@@ -164,7 +164,8 @@ class Batch:
 
     # --- inputs ---------------------------------------------------------------------------------
 
-    def submit(self, inputs: Iterable[str | os.PathLike | BatchInput]) -> list[BatchInput]:
+    def submit(self, inputs: str | os.PathLike | BatchInput | Iterable[str | os.PathLike | BatchInput]
+               ) -> list[BatchInput]:
         """Add clips (paths, globs, manifests, see :func:`expand_inputs`); returns them as expanded. Clips
         submitted while :meth:`results` runs join it. The batch's own output folder is never an input: a
         glob or folder leaves it out, and an output folder inside an input folder is refused."""
@@ -351,8 +352,8 @@ class Batch:
             self.summary = summary
 
 
-def run_batch(inputs: Iterable[str | os.PathLike | BatchInput], out_dir: str | os.PathLike,
-              options: BatchOptions | None = None) -> dict[str, Any]:
+def run_batch(inputs: str | os.PathLike | BatchInput | Iterable[str | os.PathLike | BatchInput],
+              out_dir: str | os.PathLike, options: BatchOptions | None = None) -> dict[str, Any]:
     """Run a whole batch and return its summary (also written to ``out_dir/batch.json``)."""
     with Batch(out_dir, options) as batch:
         batch.submit(inputs)

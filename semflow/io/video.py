@@ -322,7 +322,7 @@ class VideoWriter:
     staged file: the output it becomes), the partial file is deleted and a file at ``path`` stays.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float = 10.0, *, quality: int = 7,
+    def __init__(self, path: str | os.PathLike, fps: float = 10.0, *, quality: float = 7,
                  preset: str = ENCODER_PRESET, name: str | os.PathLike | None = None) -> None:
         self.path, self.name = Path(path), Path(name if name is not None else path)
         # (Checked here: a bad one was an OutputError, "FFmpeg could not finish the video", at the first frame.)
