@@ -8,6 +8,7 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -31,6 +32,9 @@ from semflow.io.image_limits import opencv_reason, png_stored_bytes, write_failu
 from semflow.io.native import native_stderr
 from semflow.io.raw_tiff import tiff_raw_reason
 
+if TYPE_CHECKING:
+    import torch
+
 # The most bytes of stored pixel data (at the file's own bits per pixel) one byte of an image file can
 # stand for (deflate's limit is about 1032:1; twice that as margin), and the decoded size always allowed.
 # A header that declares more is corrupt or hostile: refused before the decoder allocates memory for it.
@@ -40,7 +44,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _16BIT_EXTENSIONS = (".png", ".tif", ".tiff", ".ppm", ".pgm")  # formats that keep 16 bits a channel
 
 
-def to_rgb_uint8(image: np.ndarray, *, name: str = "image", bgr: bool = False) -> np.ndarray:
+def to_rgb_uint8(image: np.ndarray | torch.Tensor, *, name: str = "image", bgr: bool = False) -> np.ndarray:
     """Convert gray (H, W) / (H, W, 1), RGB, RGBA, 16-bit or float [0, 1] images to uint8 RGB (H, W, 3).
 
     ``bgr`` says the colour channels are in OpenCV order (as ``cv2.imread`` gives them).
