@@ -694,3 +694,16 @@ def test_given_masks_behind_the_prior_are_not_filtered_over_time(tiny, tmp_path)
         outs[temporal] = [read_image_raw(out / f"{k:06d}.png") for k in range(4)]
     for video, pairwise in zip(outs[True], outs[False], strict=True):
         np.testing.assert_array_equal(video, pairwise)
+
+
+def test_clip_prior_spec_takes_name_kind_strings_in_a_list_and_says_what_else_it_wants():
+    # A list of strings beside PriorClass objects is what a Python user writes first; it was an
+    # AttributeError from describe() ('str' object has no attribute 'name') long after the spec was made.
+    spec = ClipPriorSpec(classes=["dog:thing", PriorClass("road", "plane"), "sky|heaven:stuff"])
+    assert spec.classes == (PriorClass("dog", "thing"), PriorClass("road", "plane"),
+                            PriorClass("sky", "stuff", ("heaven",)))
+    assert spec.describe()["prior_classes"] == ["dog:thing", "road:plane", "sky|heaven:stuff"]
+    with pytest.raises(InputError, match="'dog' has no kind"):
+        ClipPriorSpec(classes=["dog", "road"])
+    with pytest.raises(InputError, match="PriorClass objects or 'name:kind' strings, not int"):
+        ClipPriorSpec(classes=[PriorClass("dog", "thing"), 3])

@@ -89,7 +89,7 @@ def parse_prior_classes(spec: str | os.PathLike | Sequence[PriorClass]) -> tuple
             text = "\n".join(line.split("#", 1)[0] for line in path.read_text(encoding="utf-8").splitlines())
         elif isinstance(spec, os.PathLike) or ":" not in text:
             raise InputError(f"prior classes: {text!r} is neither a file nor a list like 'dog:thing,road:plane'")
-        classes = tuple(_parse_item(item) for item in re.split(r"[,\n]", text) if item.strip())
+        classes = tuple(parse_prior_class(item) for item in re.split(r"[,\n]", text) if item.strip())
     if not classes:
         raise InputError("the prior class list is empty")
     if len(classes) < 2:  # a softmax over one class is 1.0: every region would become it
@@ -114,7 +114,8 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def _parse_item(item: str) -> PriorClass:
+def parse_prior_class(item: str) -> PriorClass:
+    """One class of a spec string, ``name[|alias...]:kind`` (InputError without a kind or a name)."""
     names, sep, kind = item.strip().rpartition(":")
     if not sep:
         raise InputError(f"prior class {item.strip()!r} has no kind; write it as name:thing, name:plane or name:stuff")

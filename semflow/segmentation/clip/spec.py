@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from semflow.errors import InputError
-from semflow.segmentation.clip.prompts import PriorClass
+from semflow.segmentation.clip.prompts import PriorClass, parse_prior_class
 
 
 @dataclass(frozen=True)
@@ -24,15 +24,15 @@ class ClipPriorSpec:
     architecture config JSON. weights: the checkpoint file the user downloaded (OpenAI TorchScript
     ``.pt`` or OpenCLIP ``.bin``/``.pt``/``.safetensors``); None fails when the prior is built, with a
     message saying so (semflow never downloads one). classes: the classes CLIP chooses from, a spec
-    string ``"dog:thing,road:plane"``, the path of a file of them, or :class:`PriorClass` objects (None:
-    the default list). weight: ``w`` of the fusion rule, in [0, 1]. backbone_confidence: ``tau``, in
+    string ``"dog:thing,road:plane"``, the path of a file of them, or a list of :class:`PriorClass` objects
+    and ``"name:kind"`` strings (None: the default list). weight: ``w`` of the fusion rule, in [0, 1]. backbone_confidence: ``tau``, in
     [0, 1]. max_regions: the largest regions scored per frame; min_area: the smallest, in pixels
     (None: 0.2% of the image).
     """
 
     model: str = "ViT-B-32"
     weights: str | os.PathLike | None = None  # (a path is kept as a str)
-    classes: str | os.PathLike | Iterable[PriorClass] | None = None  # (a path kept as a str, PriorClasses as a tuple)
+    classes: str | os.PathLike | Iterable[PriorClass | str] | None = None  # (a path kept as a str, PriorClasses as a tuple)
     weight: float = 0.5
     backbone_confidence: float = 0.5
     max_regions: int = 24
@@ -44,7 +44,7 @@ class ClipPriorSpec:
         if isinstance(self.classes, os.PathLike):
             object.__setattr__(self, "classes", os.fspath(self.classes))
         elif self.classes is not None and not isinstance(self.classes, str):
-            object.__setattr__(self, "classes", tuple(self.classes))
+            object.__setattr__(self, "classes", tuple(_prior_class(c) for c in self.classes))
         if not str(self.model).strip():
             raise InputError("the CLIP prior needs a model name (ViT-B-32, ViT-B-16, ViT-L-14, RN50...)")
         for name in ("weight", "backbone_confidence"):
@@ -64,6 +64,15 @@ class ClipPriorSpec:
                 "prior_weight": self.weight, "backbone_confidence": self.backbone_confidence,
                 "max_regions": self.max_regions, "min_area": self.min_area}
 
+
+
+def _prior_class(item: Any) -> PriorClass:
+    """An item of a class list given as objects: a :class:`PriorClass`, or a ``name:kind`` string."""
+    if isinstance(item, PriorClass):
+        return item
+    if isinstance(item, str):
+        return parse_prior_class(item)
+    raise InputError(f"prior classes: a list holds PriorClass objects or 'name:kind' strings, not {type(item).__name__}")
 
 
 PRIOR_CHOICES: tuple[str, ...] = ("none", "clip")
