@@ -22,6 +22,7 @@ from semflow.methods import get_method
 from semflow.metrics import epe
 from semflow.segmentation.regions import Box, Region
 from semflow.semantic import SemanticFlow
+from semflow.semantic_report import number_motion_instances
 from semflow.synthetic_hard import make_hard_scene
 from semflow.synthetic_video import make_sequence
 
@@ -361,3 +362,27 @@ def test_whether_the_carried_motion_was_taken_is_a_python_bool(carried_dx: float
     assert type(took_carried) is bool
     # the carried motion replaces the baseline's where it is the true one and the object has min_points pixels
     assert took_carried == (carried_dx == 3.0 and region_side == 20)
+
+
+def test_a_things_layers_leave_the_touching_things_pixels_to_them() -> None:
+    # The object mask is refined in a band around the instance; where that band reaches a touching thing,
+    # those pixels stay the other thing's: not in the refined foreground, without a motion label, and
+    # without this thing's motion id in the motion-instance map of the report (in that map's painting
+    # order, a later thing's ids landed on the earlier one's pixels).
+    scene = make_hard_scene(180, 240, seed=1, kind="group")
+    h, w = scene.instances.shape
+    instance_map = scene.instances.astype(np.int32)
+    regions = [Region(int(scene.labels[instance_map == k][0]), Box(0, h, 0, w), instance_map == k, id=int(k))
+               for k in np.unique(instance_map) if k > 0]
+    baseline = get_method("dis-medium").estimate(scene.img1, scene.img2)
+    ctx = PairContext.build(scene.img1, scene.img2, baseline.flow, baseline.confidence,
+                            thing_pixels=instance_map > 0)
+    fits = fit_things(regions, instance_map, ctx)
+    accepted = [fit for fit in fits if fit.accepted]
+    assert len(accepted) >= 3
+    motion_ids = number_motion_instances(fits, (h, w))
+    for fit in accepted:
+        assert fit.others.any() and not (fit.foreground & fit.others).any()
+        assert (fit.motion_labels[fit.others] == -1).all()
+        others = (instance_map > 0) & (instance_map != fit.instance_id)
+        assert not (np.isin(motion_ids, [m["id"] for m in fit.motions]) & others).any()
