@@ -247,6 +247,27 @@ def test_a_third_motions_hidden_pixels_do_not_order_two_others() -> None:
     assert not covered[2].any()  # ...and car 2 hides behind nothing
 
 
+def test_only_pixels_no_motion_explains_vote_on_the_depth_order() -> None:
+    # Motion 0 (red, left) moves 5 px right onto motion 1 (blue, still), hiding its columns 20-24. Motion
+    # 1 has a red stripe (columns 30-39) that it explains: by colour those pixels look like motion 0, and
+    # under motion 0 they would land on motion 1's footprint, 200 votes for motion 1 in front against the
+    # hidden strip's 100. They are not hidden (motion 1 explains them), so they do not vote.
+    h, w = 20, 60
+    labels = np.where(np.arange(w) < 20, 0, 1)[None].repeat(h, 0).astype(np.int32)
+    flows = [np.broadcast_to(np.float32([5, 0]), (h, w, 2)).copy(), np.zeros((h, w, 2), np.float32)]
+    hidden = np.zeros((h, w), bool)
+    hidden[:, 20:25] = True
+    errors = [np.where(labels == m, 0.0, 30.0).astype(np.float32) for m in range(2)]
+    errors[1][hidden] = 30.0
+    image = np.zeros((h, w, 3), np.uint8)
+    image[...] = (0, 0, 200)
+    image[:, :20] = image[:, 30:40] = (200, 0, 0)
+    covered, order = covered_by_others(labels, flows, errors, image)
+    assert order == [1, 0]
+    np.testing.assert_array_equal(covered[1], hidden)
+    assert not covered[0].any()
+
+
 def test_depth_votes_that_close_a_cycle_give_way_to_stronger_ones() -> None:
     # 1 over 0 (margin 242), 0 over 2 (114), 2 over 1 (38): a cycle; the weakest vote gives way, so the
     # far car 2 is behind everything (hard scene seed 11000's votes, as measured).
