@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -266,6 +267,25 @@ def test_only_pixels_no_motion_explains_vote_on_the_depth_order() -> None:
     assert order == [1, 0]
     np.testing.assert_array_equal(covered[1], hidden)
     assert not covered[0].any()
+
+
+@pytest.mark.parametrize("seed", [0, 8])
+def test_rematched_matches_count_within_the_wider_rematch_inlier(monkeypatch, seed: int) -> None:
+    # With inlier 1.0 (the `discrete` preset's things), a rematched part whose 30 matches scatter by up to
+    # 1.15 px (rematch_inlier 1.25: a weakly textured or half-hidden part) is one motion; judged at 1.0,
+    # its matches were split between two.
+    rng = np.random.default_rng(seed)
+    src = rng.uniform(10, 50, (40, 2)).astype(np.float32)
+    r_src = rng.uniform(60, 90, (30, 2)).astype(np.float32)
+    scatter = np.stack([rng.permutation(np.linspace(-1.15, 1.15, 30)), np.zeros(30)], 1)
+    r_dst = (r_src + np.float32([-8.0, 2.0]) + scatter).astype(np.float32)
+    monkeypatch.setattr(motions, "rematch_unexplained", lambda *args: (r_src, r_dst))
+    image = np.zeros((100, 100, 3), np.float32)
+    affines, share, count = motions._fit_with_rematches(
+        image, image, np.ones((100, 100), bool), (0, 100, 0, 100), np.zeros((100, 100, 2), np.float32), src,
+        src + np.float32([3.0, 1.0]), MotionParams(inlier=1.0), np.random.default_rng(seed), hypotheses=None)
+    assert count == 70 and len(affines) == 2 and share > 0.95
+    np.testing.assert_allclose(affines[1] @ [75.0, 75.0, 1.0] - [75.0, 75.0], [-8.0, 2.0], atol=0.5)
 
 
 def test_depth_votes_that_close_a_cycle_give_way_to_stronger_ones() -> None:
