@@ -9,10 +9,19 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from semflow.fitting.motion_fit import MotionParams
-from semflow.layers.common import photometric_error
-from semflow.layers.part_match import correlate_valid, hidden_aware_ssd, rematch_unexplained, taken_pixels
+from semflow.layers.common import photometric_error, warp_target
+from semflow.layers.part_match import (
+    VISIBLE_CLEARANCE,
+    _unexplained,
+    correlate_valid,
+    hidden_aware_ssd,
+    refine_visible,
+    rematch_unexplained,
+    taken_pixels,
+)
 from semflow.layers.things import thing_params_for
 from semflow.methods import get_method
+from semflow.synthetic import random_texture
 
 STRIP_MOTION = (8.0, 3.0)
 OCCLUDER_MOTION = (0.0, -2.0)
@@ -150,3 +159,34 @@ def test_correlate_valid_is_scipys_valid_fft_correlation_bit_for_bit(height: int
     got = correlate_valid(image, kernel)
     assert got.dtype == np.float64 and got.shape == (height - kh + 1, width - kw + 1)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_the_refinement_leaves_out_the_parts_pixels_next_to_its_hidden_ones() -> None:
+    # A 20 x 30 px part moving (5, 3) px whose bottom 4 rows land on taken pixels: it refines on the rows
+    # that land away from them, less the 2 rows (VISIBLE_CLEARANCE) beside the hidden ones, where the
+    # occluding edge mixes the two things' colours in frame t+1.
+    gray1 = random_texture(80, 120, np.random.default_rng(0))[..., 0].copy()
+    gray2 = np.zeros_like(gray1)
+    gray2[3:, 5:] = gray1[:-3, :-5]
+    near_taken = np.zeros(gray1.shape, bool)
+    near_taken[30 + 16 + 3:, :] = True  # where rows 16-19 of the part (at y = 30) land
+    part = np.ones((20, 30), bool)
+    warp, visible = refine_visible((gray1, gray2, warp_target(gray2)), part, 40, 30, np.float32([5, 3]), near_taken)
+    assert VISIBLE_CLEARANCE == 2
+    assert visible[:14].all() and not visible[14:].any()
+    np.testing.assert_allclose(warp, [[1, 0, 5], [0, 1, 3]], atol=0.05)
+
+
+def test_pixels_every_motion_carries_out_of_the_frame_are_not_left_to_rematch() -> None:
+    # An object at the right edge moving 20 px right: its pixels that leave frame t+1 have no colour
+    # there to be explained by, nor anything to be matched with; only those that stay in view and do not
+    # match are a part to search for (none here: the motion explains them).
+    rng = np.random.default_rng(0)
+    img1, img2 = random_texture(80, 120, rng), random_texture(80, 120, rng)
+    img2[20:60, 110:120] = img1[20:60, 90:100]
+    box, mask = (20, 60, 80, 120), np.zeros((40, 40), bool)
+    mask[:, 10:] = True
+    leaving = np.float64([[1, 0, 20], [0, 1, 0]])
+    todo, ((_, _, inside),) = _unexplained(img1, img2, mask, box, [leaving], MotionParams())
+    assert not inside[:, 20:].any() and inside[:, :20].all()
+    assert not todo.any()
