@@ -240,6 +240,19 @@ def test_flow_inverse_and_carried_belief_follow_a_shift() -> None:
     assert fused is belief or np.array_equal(fused, belief)
 
 
+def test_the_inverse_of_a_zoom_converges_though_its_first_steps_move_it_a_lot() -> None:
+    # A 30 % zoom about the centre, f(x) = 0.3 (x - c): the fixed point b(x) = -f(x + b(x)) is
+    # -0.3 / 1.3 (x - c). From b = -f each step moves b by 0.3 times the step before: up to 4.5 px at the
+    # first step (at the corners, 50 px from c), 0.4 px at the third and last. Converged is judged on the last.
+    h, w = 60, 80
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    forward = 0.3 * np.stack([x - 40, y - 30], axis=2)
+    back, converged = invert_flow(forward)
+    exact = -0.3 / 1.3 * np.stack([x - 40, y - 30], axis=2)
+    np.testing.assert_allclose(back, exact, atol=0.1)
+    assert converged.all()
+
+
 class FlipFlop(Segmenter):
     """A road scene whose middle patch is weakly 'Sky' on even calls and weakly 'Road' on odd ones."""
 
