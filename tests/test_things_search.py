@@ -10,7 +10,7 @@ import numpy as np
 from semflow.baseline.base import FlowMethod, FlowResult
 from semflow.layers.common import gray_frames
 from semflow.layers.things import ThingParams
-from semflow.layers.things.motion import searched_motion
+from semflow.layers.things.motion import searched_motion, searched_parts
 from semflow.metrics import epe
 from semflow.semantic import SemanticFlow
 from semflow.synthetic import CAR_ID, ROAD_ID, random_texture
@@ -127,3 +127,27 @@ def test_a_hidden_object_does_not_take_the_motion_to_a_look_alike_that_was_there
     motion, best = searched_motion(mask, (30, 80, 40, 100), gray_frames(img1, img2), np.zeros(2), np.zeros(2),
                                    ThingParams())
     assert motion is None and best > 0.95
+
+
+def _tiles_found(look_alike: bool) -> list[list[float]]:
+    """searched_parts on a 24 x 72 px object (three 24 px tiles) over random frames: two of its tiles
+    moved (15, 5) px in frame t+1 (the third hidden), or none of it there but a look-alike of its first
+    tile (plus noise of 5 grey levels) at (-20, 8) px."""
+    rng = np.random.default_rng(0)
+    img1, img2 = random_texture(120, 200, rng), random_texture(120, 200, rng)
+    thing = random_texture(120, 200, rng)[40:64, 60:132]
+    img1[40:64, 60:132] = thing
+    if look_alike:
+        img2[48:72, 40:64] = np.clip(thing[:, :24] + rng.normal(0, 5, (24, 24, 3)), 0, 255)
+    else:
+        img2[45:69, 75:123] = thing[:, :48]
+    mask = np.zeros((44, 92), bool)
+    mask[10:34, 10:82] = True
+    found = searched_parts(mask, (30, 74, 50, 142), gray_frames(img1, img2), np.zeros(2),
+                           np.zeros((44, 92, 2), np.float32), ThingParams())
+    return found[:, :, 2].tolist()
+
+
+def test_a_translation_is_taken_from_the_parts_only_when_two_tiles_find_it() -> None:
+    assert _tiles_found(look_alike=False) == [[15.0, 5.0]]
+    assert _tiles_found(look_alike=True) == []  # one tile alone matched the look-alike (search_tile_votes 2)
