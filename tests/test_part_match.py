@@ -9,6 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from semflow.fitting.motion_fit import MotionParams
+from semflow.layers import part_match
 from semflow.layers.common import photometric_error, warp_target
 from semflow.layers.part_match import (
     VISIBLE_CLEARANCE,
@@ -190,3 +191,19 @@ def test_pixels_every_motion_carries_out_of_the_frame_are_not_left_to_rematch() 
     todo, ((_, _, inside),) = _unexplained(img1, img2, mask, box, [leaving], MotionParams())
     assert not inside[:, 20:].any() and inside[:, :20].all()
     assert not todo.any()
+
+
+def test_tiles_without_contrast_are_not_searched(monkeypatch) -> None:
+    # A 32 x 32 px part of four 16 px tiles, two of them flat grey (standard deviation 0 < rematch_contrast,
+    # 4): a flat tile matches anywhere flat, so only the two textured ones are searched.
+    img1 = random_texture(80, 100, np.random.default_rng(0))
+    img1[20:36, 30:62] = 120.0  # the part's top row of tiles
+    part = np.ones((32, 32), bool)
+    searched = []
+
+    def search(img1, img2, part, ax, ay, *args, **kwargs):
+        searched.append((ay, ax))
+
+    monkeypatch.setattr(part_match, "_match_part", search)
+    assert part_match._match_tiles(img1, img1, part, 30, 20, np.zeros(2), MotionParams(), {}) is None
+    assert sorted(searched) == [(36, 30), (36, 46)]
