@@ -51,7 +51,7 @@ def test_a_kept_region_writes_only_its_own_pixels_though_its_box_holds_other_reg
     # An L-shaped thing with its flow fattened 6 px: its region's box is the whole frame, and holds the
     # regions of two small things in the L's empty corner, whose flow is exact. The L's region is kept;
     # its graph cut also redid the small things' uncertain pixels (the box's motions lack the smaller
-    # one's: 10 px wrong there), but only the L's own pixels are written.
+    # one's: up to 10 px wrong there), but only the L's own pixels are written.
     ell = block(16, 184, 16, 52) | block(148, 184, 16, 224)
     small = [block(40, 70, 100, 130), block(45, 65, 170, 190)]
     img1, img2, truth, flow = layered_scene([(ell, (10, 0), 6), (small[0], (0, 8), 0), (small[1], (-8, -6), 0)], 1)
