@@ -12,18 +12,36 @@ from pathlib import Path
 import numpy as np
 
 from semflow.baseline.base import FlowResult
-from semflow.compose import MODEL_COLORS, model_map_to_color
+from semflow.compose import MODEL_COLORS, MODEL_LEGEND, model_map_to_color
 from semflow.errors import InputError
 
 KIND_COLORS = {0: (160, 160, 160), 1: (70, 110, 230), 2: (230, 70, 50)}
 """The colour of each region kind (KIND_CODES) in ``kinds.png``: stuff grey, plane blue, thing red."""
+KIND_NAMES = {0: "stuff: the baseline", 1: "plane: homography", 2: "thing: layered motion"}
+"""The name of each region kind in ``kinds.png``'s key."""
+
+
+def with_colour_key(image: np.ndarray, legend: dict[int, str], colors: dict[int, tuple[int, int, int]]) -> np.ndarray:
+    """``image`` (H, W, 3) uint8, a map drawn in ``colors`` (code -> RGB), with a key strip below naming each
+    colour (``legend``: code -> name; :func:`~semflow.class_legend.class_key_strip`). The key is at least as
+    wide as its longest name needs; a narrower map is padded white on its right."""
+    from semflow.class_legend import class_key_column_width, class_key_strip
+
+    names = list(legend.values())
+    h, w = image.shape[:2]
+    width = max(w, class_key_column_width(names))
+    key = class_key_strip(width, names, np.array([colors[code] for code in legend], np.uint8))
+    out = np.full((h + key.shape[0], width, 3), 255, np.uint8)
+    out[:h, :w] = image
+    out[h:] = key
+    return out
 
 
 def write_semantic_explain(result: FlowResult, out_dir: str | os.PathLike) -> None:
     """Write what a semantic result is made of to ``out_dir``.
 
     Files: ``segmentation.png`` (colour) and ``labels.png`` (class ids), ``kinds.png``,
-    ``model_map.png`` (colour) and ``model_map_ids.png`` (codes), ``motion_ids.png`` (16-bit: each
+    ``model_map.png`` (colour, each with a key of its colours below) and ``model_map_ids.png`` (codes), ``motion_ids.png`` (16-bit: each
     thing pixel's motion instance, ids as in ``explain.json``'s ``motion_instances``, 0 none), ``flow``, ``baseline``
     (and ``baseline_unsharpened`` with ``--sharpen``; ``explain.json``'s ``sharpen`` lists its regions) and each
     ``layer_*`` as ``.flo`` plus colour-wheel ``.png`` under one normaliser (layers: unknown outside
@@ -58,8 +76,8 @@ def write_semantic_explain(result: FlowResult, out_dir: str | os.PathLike) -> No
     kinds = np.zeros((*ex["kinds"].shape, 3), np.uint8)
     for code, color in KIND_COLORS.items():
         kinds[ex["kinds"] == code] = color
-    write_image(out / "kinds.png", kinds)
-    write_image(out / "model_map.png", model_map_to_color(ex["model_map"]))
+    write_image(out / "kinds.png", with_colour_key(kinds, KIND_NAMES, KIND_COLORS))
+    write_image(out / "model_map.png", with_colour_key(model_map_to_color(ex["model_map"]), MODEL_LEGEND, MODEL_COLORS))
     write_image(out / "model_map_ids.png", ex["model_map"])
     if "motion_ids" in ex:
         write_image(out / "motion_ids.png", ex["motion_ids"])

@@ -97,3 +97,30 @@ def test_explain_grey_maps_have_a_key_with_their_values_below_the_map_as_it_was(
     np.testing.assert_array_equal(occlusion[:96, :128], semantic.extras["occlusion"].astype(np.uint8) * 255)
     for png in (confidence, occlusion):
         assert has_key_ramp(png, 96)
+
+
+def test_semantic_explains_colour_maps_carry_a_key_of_their_colours_below_the_map_as_it_was(tmp_path: Path) -> None:
+    """model_map.png and kinds.png were colour maps with no key: what purple or yellow stood for was only in
+    the docs and explain.json. Each now has a strip below naming every colour (the class key the panel's
+    segmentation tile uses); the map's own pixels are what they were."""
+    from semflow.class_legend import class_key_column_width, class_key_strip
+    from semflow.compose import MODEL_COLORS, MODEL_LEGEND, model_map_to_color
+    from semflow.semantic_explain import KIND_COLORS, KIND_NAMES
+
+    scene = make_scene(96, 128, seed=1)
+    semantic = get_method("semantic", baseline="dis-medium").estimate(scene.img1, scene.img2, labels=scene.labels)
+    write_semantic_explain(semantic, tmp_path)
+    for name, top, names, colours in [
+            ("model_map.png", model_map_to_color(semantic.extras["model_map"]), list(MODEL_LEGEND.values()),
+             np.array([MODEL_COLORS[k] for k in MODEL_LEGEND], np.uint8)),
+            ("kinds.png", None, list(KIND_NAMES.values()), np.array([KIND_COLORS[k] for k in KIND_NAMES], np.uint8))]:
+        drawn = cv2.imread(str(tmp_path / name))[..., ::-1]
+        width = max(128, class_key_column_width(names))  # (the key is as wide as its longest name needs)
+        if top is not None:
+            np.testing.assert_array_equal(drawn[:96, :128], top)
+        assert (drawn[:96, 128:] == 255).all()  # (white beside a narrower map)
+        key = class_key_strip(width, names, colours)
+        assert drawn.shape == (96 + key.shape[0], width, 3), (name, drawn.shape)
+        np.testing.assert_array_equal(drawn[96:], key)
+        for colour in colours:  # every swatch is there
+            assert (drawn[96:] == colour).all(axis=2).sum() >= 4, (name, colour)
