@@ -521,17 +521,21 @@ def test_a_running_batch_keeps_batch_json_as_it_stands(monkeypatch, tmp_path: Pa
     monkeypatch.setattr(runner, "ray", fake)
     monkeypatch.setattr(workers, "ray", fake)
     monkeypatch.setattr(runner, "SUMMARY_SECONDS", 0.0)
-    seen = []
+    seen, walls = [], []
     with Batch(out, options(workers=1)) as batch:
         batch.submit([tmp_path / n for n in clips])
         for _ in batch.results():
             if (out / "batch.json").exists():
                 written = json.loads((out / "batch.json").read_text())
                 seen.append((written["ok"], written["pending"]))
+                walls.append((written["wall_seconds"], written["pairs_per_second"]))
     assert at_first_drawing == [True]
     assert seen[:3] == [(1, 3), (2, 2), (3, 1)] and batch.summary is not None
     final = json.loads((out / "batch.json").read_text())
     assert (final["ok"], final["pending"]) == (4, 0) and final == batch.summary
+    # Its wall seconds are those of the run so far (not 0 until the run ends: pairs_per_second was None).
+    assert all(wall > 0 and rate is not None for wall, rate in walls), walls
+    assert [wall for wall, _ in walls] == sorted(wall for wall, _ in walls) and final["wall_seconds"] >= walls[-1][0]
 
 
 def test_batch_json_stands_while_the_clips_are_checked(monkeypatch, tmp_path: Path) -> None:
