@@ -638,3 +638,34 @@ def test_a_batch_killed_in_its_first_seconds_leaves_batch_json(monkeypatch, tmp_
 
     run_fake_batch(monkeypatch, out, [tmp_path / n for n in clips], first, workers=1)
     assert at_first_task[0].get("pending") == 3, at_first_task[:1]
+
+
+class CountingProgress(BatchProgress):
+    """A silent BatchProgress that keeps the pairs bar's total and what was done of it."""
+
+    made: list[CountingProgress] = []
+
+    def __init__(self, clips: int, *, enabled: bool | None = None) -> None:
+        super().__init__(clips, enabled=False)
+        self.total = self.done = 0
+        CountingProgress.made.append(self)
+
+    def add_pairs(self, count: int) -> None:
+        self.total += count
+
+    def advance_pairs(self, count: int) -> None:
+        self.done += count
+
+
+def test_the_pairs_bar_counts_each_clips_pairs_once(monkeypatch, tmp_path: Path) -> None:
+    """A clip's pairs join the bar's total when it is checked; opening it adds only what changed since (an
+    opening that added its whole estimate again would double the total, the bar stopping at half)."""
+    clips = {"a": FakeClip(7), "b": FakeClip(2), "c": FakeClip(5, drawn_only=True)}
+    fake_preparation(monkeypatch, clips, 3)
+    monkeypatch.setattr(runner, "BatchProgress", CountingProgress)
+    CountingProgress.made.clear()
+    results = run_fake_batch(monkeypatch, tmp_path / "out", [tmp_path / n for n in clips], lambda *_: None)
+    assert results == {n: "ok" for n in clips}
+    (progress,) = CountingProgress.made
+    assert progress.total == 7 + 2 + 5
+    assert progress.done == 3 + 1 + 5  # (a fake chunk computes one pair; c's pairs were finished before)
