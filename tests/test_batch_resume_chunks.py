@@ -41,3 +41,24 @@ def test_a_resumed_video_mode_chunk_gives_the_uninterrupted_chunks_flows(tmp_pat
     assert len(calls) == 4  # pairs 4 and 5 again for the state they leave (not 0..5), then 6 and 7
     for index in range(4, 8):
         np.testing.assert_array_equal(store.load(store.record(index))[0], whole.load(whole.record(index))[0])
+
+
+def test_a_workers_chunk_is_computed_in_the_batchs_mode(monkeypatch, tmp_path: Path) -> None:
+    """A batch's worker computes its chunks in video mode, carrying the state from pair to pair, unless the
+    batch is ``pairwise`` (the batch tests' method ignores the state: a worker with the modes swapped passed
+    them all)."""
+    from semflow.batch import work
+    from semflow.pipeline import PassReport
+
+    frames = tmp_path / "frames"
+    for k, frame in enumerate(moving_frames(3, 48, 64)):
+        write_image(frames / f"{k:04d}.png", frame)
+    modes = []
+    monkeypatch.setattr(work, "compute_pairs", lambda *args, **kwargs: modes.append(kwargs["video"]) or PassReport())
+    worker = work.ClipWorker.__new__(work.ClipWorker)  # (in this process: no Ray)
+    worker.method = get_method("dis-ultrafast")
+    for pairwise in (False, True):
+        options = RunOptions(method="dis-ultrafast", progress=False, pairwise=pairwise)
+        open_video(frames, tmp_path / f"out{pairwise}", options)
+        worker.compute(frames, tmp_path / f"out{pairwise}", options, work.Chunk(0, None), 0)
+    assert modes == [True, False]
