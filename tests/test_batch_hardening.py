@@ -128,6 +128,13 @@ def test_batch_options_of_the_wrong_kind_are_one_line_errors(bad: dict, match: s
     assert options(chunk_pairs=1, warmup_pairs=0, address="auto").chunk_pairs == 1
 
 
+def test_the_clips_are_run_without_a_display_of_their_own() -> None:
+    """``progress`` is the batch's own display (its bars on the driver's terminal), not each clip's: a worker
+    given it would draw every chunk's and drawing's bars into its own log, which nobody watches."""
+    assert options(progress=True).run_options().progress is False
+    assert options(progress=None).run_options().progress is False
+
+
 def test_a_folder_of_one_videos_masks_is_refused_for_a_batch(tmp_path: Path) -> None:
     """Its NNNNNN.png were every clip's frame N masks, without a word; one PNG for every frame stays allowed."""
     folder = tmp_path / "masks"
