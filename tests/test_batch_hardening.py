@@ -445,3 +445,25 @@ def test_only_a_folder_the_batch_made_and_wrote_nothing_to_goes(tmp_path: Path) 
         assert (outside / WORK_DIR / "manifest").is_file()
     finally:
         os.close(fd)
+
+
+def test_a_resumed_batch_finds_earlier_folders_by_visible_folders_and_records_that_are_no_links(tmp_path: Path) -> None:
+    """A hidden folder (a copy put aside: ``.clip-2.old``) sorts first and would take the clip's folder from
+    ``clip-2``, where its work is; a record that is a link is not read (nothing in an output folder is
+    followed through a link)."""
+    from semflow.batch.clips import earlier_names
+    from semflow.runstore import WORK_DIR
+
+    def record(folder: Path, video: str) -> Path:
+        (folder / WORK_DIR).mkdir(parents=True)
+        state = folder / WORK_DIR / "state.json"
+        state.write_text(json.dumps({"fingerprint": {"video": video}}))
+        return state
+
+    out = tmp_path / "out"
+    record(out / "clip-2", "/videos/a/clip.mp4")
+    record(out / ".clip-2.old", "/videos/a/clip.mp4")
+    elsewhere = record(tmp_path / "elsewhere", "/videos/b/clip.mp4")
+    (out / "clip" / WORK_DIR).mkdir(parents=True)
+    (out / "clip" / WORK_DIR / "state.json").symlink_to(elsewhere)
+    assert earlier_names(out) == {"/videos/a/clip.mp4": "clip-2"}
