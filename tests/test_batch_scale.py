@@ -29,6 +29,7 @@ from semflow.errors import InputError, OutputError, SemflowError
 from semflow.io.outputs import lock_folder
 from semflow.methods import get_method
 from semflow.pipeline import RunOptions, run_video
+from semflow.runstore import WORK_DIR
 
 ray = pytest.importorskip("ray")
 from semflow.batch import runner, workers  # noqa: E402  (import Ray)
@@ -406,12 +407,13 @@ def test_a_resumed_clip_is_checked_with_the_chunks_it_has_left(make_video, tmp_p
         worker.compute(clip, out / "c", resumed, Chunk(2, 4), 0)
 
 
-@pytest.mark.parametrize("case", ["whole", "lost", "one more declared"])
+@pytest.mark.parametrize("case", ["whole", "lost", "one more declared", "one frame read"])
 def test_a_clip_is_drawn_whole_and_not_with_its_last_pair_lost(monkeypatch, make_video, tmp_path: Path,
                                                               case: str) -> None:
     """The drawing task checks that every pair up to the clip's end is finished, the last one included; a
     clip drawn whole is not truncated (the drawing decodes no frame: the chunk that reached the end read
-    them all, pairs + 1), nor is one whose container declares a frame more (rounded: tolerated, as by run)."""
+    them all, pairs + 1), nor is one whose container declares a frame more (rounded: tolerated, as by run).
+    A clip whose chunk read one frame only (the file cut since its check) has too few frames, as run says."""
     from semflow.batch import work
     from semflow.batch.clips import check_clip
 
@@ -426,7 +428,11 @@ def test_a_clip_is_drawn_whole_and_not_with_its_last_pair_lost(monkeypatch, make
     open_clip(state, out, batch.run_options, 2)
     for chunk in (Chunk(0, 2), Chunk(2, None)):
         worker.compute(clip, out / "c", batch.run_options, chunk, 0)
-    if case == "lost":
+    if case == "one frame read":
+        (out / "c" / WORK_DIR / "end.json").write_text(json.dumps({"pairs": 0}))
+        with pytest.raises(InputError, match=r"c.mp4: need at least 2 frames to compute flow, got 1$"):
+            worker.finish(clip, out / "c", batch.run_options, 0.0, {}, 0)
+    elif case == "lost":
         (out / "c" / "flo" / "000003.flo").unlink()  # (a finished pair's .flo: without it the pair is not finished)
         with pytest.raises(InputError, match=r"c.mp4: 1 pair missing \(first: 3\)"):
             worker.finish(clip, out / "c", batch.run_options, 0.0, {}, 0)
