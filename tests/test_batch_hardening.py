@@ -447,6 +447,17 @@ def test_only_a_folder_the_batch_made_and_wrote_nothing_to_goes(tmp_path: Path) 
         os.close(fd)
 
 
+def test_a_clips_seconds_per_pair_and_the_batchs_rate_are_over_the_pairs_it_computed() -> None:
+    """A resumed clip's seconds are those of the pairs this batch computed, not of the pairs finished before."""
+    from semflow.batch.clips import InputResult, batch_summary
+
+    resumed = InputResult("a", "a.mp4", "out/a", status="ok", pairs=10, computed_pairs=4, wall_seconds=2.0)
+    fresh = InputResult("b", "b.mp4", "out/b", status="ok", pairs=6, computed_pairs=6, wall_seconds=3.0)
+    summary = batch_summary([resumed, fresh], wall_seconds=5.0)
+    assert [entry["wall_seconds_per_pair"] for entry in summary["inputs"]] == [0.5, 0.5]
+    assert (summary["pairs"], summary["computed_pairs"], summary["pairs_per_second"]) == (16, 10, 2.0)
+
+
 def test_a_resumed_batch_finds_earlier_folders_by_visible_folders_and_records_that_are_no_links(tmp_path: Path) -> None:
     """A hidden folder (a copy put aside: ``.clip-2.old``) sorts first and would take the clip's folder from
     ``clip-2``, where its work is; a record that is a link is not read (nothing in an output folder is
