@@ -687,3 +687,32 @@ def test_the_pairs_bar_counts_each_clips_pairs_once(monkeypatch, tmp_path: Path)
     (progress,) = CountingProgress.made
     assert progress.total == 7 + 2 + 5
     assert progress.done == 3 + 1 + 5  # (a fake chunk computes one pair; c's pairs were finished before)
+
+
+def test_no_more_workers_than_the_cluster_has_cpus(monkeypatch, tmp_path: Path) -> None:
+    """Each worker takes a CPU of the cluster: a batch asking for more is refused in one line at its start
+    (Ray would hold the extra workers pending for good), one asking for as many starts."""
+    fake = FakeRay(lambda *_: None, cpus=2)
+    monkeypatch.setattr(runner, "ray", fake)
+    monkeypatch.setattr(workers, "ray", fake)
+    with pytest.raises(SemflowError, match=r"^3 workers asked for, but the Ray cluster has 2 CPUs$"):
+        Batch(tmp_path / "out", options(workers=3)).start()
+    with Batch(tmp_path / "out", options(workers=2)) as batch:
+        assert batch._wanted == 2
+
+
+def test_a_clip_finished_before_counts_its_pairs(monkeypatch, tmp_path: Path) -> None:
+    """A resumed batch that finds a clip finished (its summary.json) reports it ok with its pairs, none
+    computed; batch.json's pairs count it, and the pairs bar has its pairs done."""
+    def finished(clip: ClipState, *_: Any) -> Prepared:
+        return Prepared([], 4, {"pairs": 4, "max_flow_px": 1.0, "truncated": False})
+
+    monkeypatch.setattr(runner, "check_clip", finished)
+    monkeypatch.setattr(runner, "BatchProgress", CountingProgress)
+    CountingProgress.made.clear()
+    results = run_fake_batch(monkeypatch, tmp_path / "out", [tmp_path / "a"], lambda *_: None, resume=True)
+    assert results == {"a": "ok"}
+    summary = json.loads((tmp_path / "out" / "batch.json").read_text())
+    assert (summary["pairs"], summary["computed_pairs"], summary["inputs"][0]["pairs"]) == (4, 0, 4)
+    (progress,) = CountingProgress.made
+    assert progress.total == progress.done == 4
