@@ -425,7 +425,8 @@ def test_only_a_folder_the_batch_made_and_wrote_nothing_to_goes(tmp_path: Path) 
         return out
 
     assert not clip_folder("unstarted").exists() and not clip_folder("failed", status="failed").exists()
-    assert clip_folder("started", "pairs/1.jsonl").is_dir()  # a chunk's records: --resume keeps them
+    started = clip_folder("started", "pairs/1.jsonl")  # a chunk's records: --resume keeps them, and the manifest
+    assert (started / WORK_DIR / "manifest").is_file() and (started / WORK_DIR / "pairs" / "1.jsonl").is_file()
     assert clip_folder("done", status="ok").is_dir() and clip_folder("earlier", created=False).is_dir()
     outside = tmp_path / "outside"
     (outside / WORK_DIR).mkdir(parents=True)
