@@ -689,6 +689,26 @@ def test_the_pairs_bar_counts_each_clips_pairs_once(monkeypatch, tmp_path: Path)
     assert progress.done == 3 + 1 + 5  # (a fake chunk computes one pair; c's pairs were finished before)
 
 
+def test_results_again_with_nothing_new_starts_nothing_and_keeps_batch_json(monkeypatch, tmp_path: Path) -> None:
+    """A second results() with no clip submitted since yields nothing, and neither writes batch.json again
+    (its wall seconds grew) nor, after the with block, starts workers (on Ray: Ray itself) to do so."""
+    clips = scale_clips(2)
+    fake_preparation(monkeypatch, clips, 3)
+    fake = FakeRay(lambda *_: None)
+    monkeypatch.setattr(runner, "ray", fake)
+    monkeypatch.setattr(workers, "ray", fake)
+    starting, started = runner.new_workers, []
+    monkeypatch.setattr(runner, "new_workers", lambda count, *a: started.append(count) or starting(count, *a))
+    out = tmp_path / "out"
+    with Batch(out, options()) as batch:
+        batch.submit([tmp_path / n for n in clips])
+        assert [r.status for r in batch.results()] == ["ok", "ok"]
+        written = (out / "batch.json").read_text()
+        assert list(batch.results()) == [] and (out / "batch.json").read_text() == written
+    started.clear()
+    assert list(batch.results()) == [] and (out / "batch.json").read_text() == written and not started
+
+
 def test_no_more_workers_than_the_cluster_has_cpus(monkeypatch, tmp_path: Path) -> None:
     """Each worker takes a CPU of the cluster: a batch asking for more is refused in one line at its start
     (Ray would hold the extra workers pending for good), one asking for as many starts."""
@@ -699,6 +719,24 @@ def test_no_more_workers_than_the_cluster_has_cpus(monkeypatch, tmp_path: Path) 
         Batch(tmp_path / "out", options(workers=3)).start()
     with Batch(tmp_path / "out", options(workers=2)) as batch:
         assert batch._wanted == 2
+
+
+def test_a_batch_left_while_it_still_checks_clips_is_done_with_them(monkeypatch, tmp_path: Path) -> None:
+    """Left early (``break``) with clips not checked yet, those are ``interrupted`` and done with like the
+    others: a second results() has nothing to run and returns (a clip never checked kept it looping)."""
+    clips = {f"c{k:04d}": FakeClip(1) for k in range(12)}
+    events = record_events(monkeypatch, clips)
+    fake = FakeRay(lambda *_: None)
+    monkeypatch.setattr(runner, "ray", fake)
+    monkeypatch.setattr(workers, "ray", fake)
+    with Batch(tmp_path / "out", options()) as batch:
+        batch.submit([tmp_path / n for n in clips])
+        for _ in batch.results():
+            break
+        assert ("check", "c0011") not in events
+        assert [c.result.status for c in batch.clips] == ["ok"] + ["interrupted"] * 11
+        assert all(c.prepared for c in batch.clips)
+        assert list(batch.results()) == []
 
 
 def test_a_clip_finished_before_counts_its_pairs(monkeypatch, tmp_path: Path) -> None:
