@@ -24,15 +24,15 @@ class ClipPriorSpec:
     architecture config JSON. weights: the checkpoint file the user downloaded (OpenAI TorchScript
     ``.pt`` or OpenCLIP ``.bin``/``.pt``/``.safetensors``); None fails when the prior is built, with a
     message saying so (semflow never downloads one). classes: the classes CLIP chooses from, a spec
-    string ``"dog:thing,road:plane"``, the path of a file of them, or a list of :class:`PriorClass` objects
-    and ``"name:kind"`` strings (None: the default list). weight: ``w`` of the fusion rule, in [0, 1]. backbone_confidence: ``tau``, in
-    [0, 1]. max_regions: the largest regions scored per frame; min_area: the smallest, in pixels
-    (None: 0.2% of the image).
+    string ``"dog:thing,road:plane"``, the path of a file of them, or a list of :class:`PriorClass`
+    objects and ``"name:kind"`` strings (None: the default list). weight: ``w`` of the fusion rule, in
+    [0, 1]. backbone_confidence: ``tau``, in [0, 1]. max_regions: the largest regions scored per frame;
+    min_area: the smallest, in pixels (None: 0.2% of the image).
     """
 
     model: str = "ViT-B-32"
     weights: str | os.PathLike | None = None  # (a path is kept as a str)
-    classes: str | os.PathLike | Iterable[PriorClass | str] | None = None  # (a path kept as a str, PriorClasses as a tuple)
+    classes: str | os.PathLike | Iterable[PriorClass | str] | None = None  # (a path kept as a str, a list as a tuple of PriorClasses)
     weight: float = 0.5
     backbone_confidence: float = 0.5
     max_regions: int = 24
@@ -63,7 +63,6 @@ class ClipPriorSpec:
         return {"prior": "clip", "clip_model": self.model, "clip_weights": self.weights, "prior_classes": classes,
                 "prior_weight": self.weight, "backbone_confidence": self.backbone_confidence,
                 "max_regions": self.max_regions, "min_area": self.min_area}
-
 
 
 def _prior_class(item: Any) -> PriorClass:
