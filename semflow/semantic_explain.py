@@ -40,13 +40,13 @@ def with_colour_key(image: np.ndarray, legend: dict[int, str], colors: dict[int,
 def write_semantic_explain(result: FlowResult, out_dir: str | os.PathLike) -> None:
     """Write what a semantic result is made of to ``out_dir``.
 
-    Files: ``segmentation.png`` (colour) and ``labels.png`` (class ids), ``kinds.png``,
-    ``model_map.png`` (colour, each with a key of its colours below) and ``model_map_ids.png`` (codes), ``motion_ids.png`` (16-bit: each
-    thing pixel's motion instance, ids as in ``explain.json``'s ``motion_instances``, 0 none), ``flow``, ``baseline``
-    (and ``baseline_unsharpened`` with ``--sharpen``; ``explain.json``'s ``sharpen`` lists its regions) and each
-    ``layer_*`` as ``.flo`` plus colour-wheel ``.png`` under one normaliser (layers: unknown outside
-    their support), ``occlusion.png`` and ``confidence.png`` (grey, a key below) and ``explain.json`` (legends, per-region
-    decisions, timings).
+    Files: ``segmentation.png`` (colour) and ``labels.png`` (class ids), ``kinds.png`` and
+    ``model_map.png`` (colour, each with a key of its colours below), ``model_map_ids.png`` (codes),
+    ``motion_ids.png`` (16-bit: each thing pixel's motion instance, ids as in ``explain.json``'s
+    ``motion_instances``, 0 none), ``flow``, ``baseline`` (and ``baseline_unsharpened`` with ``--sharpen``;
+    ``explain.json``'s ``sharpen`` lists its regions) and each ``layer_*`` as ``.flo`` plus colour-wheel
+    ``.png`` under one normaliser (layers: unknown outside their support), ``occlusion.png`` and
+    ``confidence.png`` (grey, a key below) and ``explain.json`` (legends, per-region decisions, timings).
     """
     from semflow.grey_key import grey_with_key
     from semflow.io.atomic import write_text_atomic
