@@ -141,7 +141,10 @@ def main() -> None:
              "boundary stages (the search for missed motions and the sharpening; the ablation has a row without "
              "each); the tables before 2026-12-05 measured it without them.", "",
              "EPE in px, mean over a dataset's pairs (Middlebury 8, Sintel alley_1 frame 2->3 clean + final, "
-             "KITTI 1, FlyingChairs 3); Fl-all = share of valid pixels with EPE > 3 px and > 5% of |gt|.", ""]
+             "KITTI 1, FlyingChairs 3); Fl-all = share of valid pixels with EPE > 3 px and > 5% of |gt|. "
+             "s/pair (Sintel) in the first and the ablation tables: the median of the two Sintel pairs' seconds, "
+             "each timed once as it ran for its accuracy; such cells swing by 10-30 % from run to run. The "
+             "presets table times one pair again and again: its medians are the speed figures to quote.", ""]
 
     # 1. discrete beside the OpenCV methods, one compare run per dataset.
     methods = ["discrete", *OPENCV_METHODS]
