@@ -665,11 +665,12 @@ class CountingProgress(BatchProgress):
 
     def __init__(self, clips: int, *, enabled: bool | None = None) -> None:
         super().__init__(clips, enabled=False)
-        self.total = self.done = 0
+        self.total = self.done = self.added = 0
         CountingProgress.made.append(self)
 
     def add_pairs(self, count: int) -> None:
         self.total += count
+        self.added += max(count, 0)  # (what joined the total, before any pairs a clip turned out not to have)
 
     def advance_pairs(self, count: int) -> None:
         self.done += count
@@ -685,8 +686,31 @@ def test_the_pairs_bar_counts_each_clips_pairs_once(monkeypatch, tmp_path: Path)
     results = run_fake_batch(monkeypatch, tmp_path / "out", [tmp_path / n for n in clips], lambda *_: None)
     assert results == {n: "ok" for n in clips}
     (progress,) = CountingProgress.made
-    assert progress.total == 7 + 2 + 5
+    assert progress.added == 7 + 2 + 5
     assert progress.done == 3 + 1 + 5  # (a fake chunk computes one pair; c's pairs were finished before)
+
+
+def test_the_pairs_bar_ends_full_when_a_clip_fails_or_has_fewer_pairs_than_estimated(monkeypatch, tmp_path: Path) -> None:
+    """A clip's estimated pairs stayed in the bar's total when it failed, or when it held fewer than its
+    container said (a fake chunk computes one pair): the bar never reached its end and its time left read
+    high. A clip's result now settles the total to the pairs the bar counted done for it."""
+    clips = {"a": FakeClip(7), "b": FakeClip(4), "c": FakeClip(5, drawn_only=True)}
+    fake_preparation(monkeypatch, clips, 3)
+    opening = runner.open_clip
+
+    def open_or_fail(clip: ClipState, *args: Any) -> Prepared:
+        if clip.item.name == "b":
+            raise InputError("b: not a readable video")
+        return opening(clip, *args)
+
+    monkeypatch.setattr(runner, "open_clip", open_or_fail)
+    monkeypatch.setattr(runner, "BatchProgress", CountingProgress)
+    CountingProgress.made.clear()
+    results = run_fake_batch(monkeypatch, tmp_path / "out", [tmp_path / n for n in clips], lambda *_: None)
+    assert results == {"a": "ok", "b": "b: not a readable video", "c": "ok"}
+    (progress,) = CountingProgress.made
+    assert progress.added == 7 + 4 + 5 and progress.done == 3 + 0 + 5
+    assert progress.total == progress.done
 
 
 def test_results_again_with_nothing_new_starts_nothing_and_keeps_batch_json(monkeypatch, tmp_path: Path) -> None:

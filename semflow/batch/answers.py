@@ -32,12 +32,27 @@ def task_back(clip: ClipState, tasks: TaskQueue) -> None:
     tasks.update(clip)
 
 
+def count_pairs(clip: ClipState, count: int, progress: BatchProgress) -> None:
+    """``count`` more of the clip's pairs are done (computed, or found finished): the pairs bar moves on."""
+    clip.counted += count
+    progress.advance_pairs(count)
+
+
+def settle_pairs(clip: ClipState, progress: BatchProgress) -> None:
+    """The clip's result is known: its share of the pairs bar's total becomes the pairs counted done for
+    it (a failed clip's undone pairs, or pairs its container promised but did not hold, leave the total:
+    else the bar never reaches its end and its time left reads high)."""
+    progress.add_pairs(clip.counted - clip.estimate)
+    clip.estimate = clip.counted
+
+
 def fail_clip(clip: ClipState, error: str, progress: BatchProgress) -> InputResult:
     """Mark the clip failed with the one-line ``error``, its chunks left undone; returns its result."""
     clip.result.status, clip.result.error = "failed", error
     clip.chunks.clear()
     if not clip.running:  # (else when its last task comes back: they write its folder)
         clip.release()
+    settle_pairs(clip, progress)
     progress.clip_done(failed=True)
     return clip.result
 
@@ -83,7 +98,7 @@ def receive(value: Any, clip: ClipState, kind: str, chunk: Chunk | None, tasks: 
         result.wall_seconds += value["wall"]
         for name, seconds in value["stages"].items():
             result.stage_seconds[name] = result.stage_seconds.get(name, 0.0) + seconds
-        progress.advance_pairs(value["computed"] + value["resumed"])
+        count_pairs(clip, value["computed"] + value["resumed"], progress)
         return
     summary = value
     clip.release()
@@ -96,6 +111,7 @@ def receive(value: Any, clip: ClipState, kind: str, chunk: Chunk | None, tasks: 
         warn(notes[0])
     if kind == "single":
         result.computed_pairs = summary["pairs"] - summary["resumed_pairs"]
-        progress.advance_pairs(summary["pairs"])
+        count_pairs(clip, summary["pairs"], progress)
+    settle_pairs(clip, progress)
     progress.clip_done()
     yield result

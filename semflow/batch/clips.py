@@ -135,7 +135,9 @@ class ClipState:
     """Its folder opened (:func:`open_clip`), or tried: done once per clip (a second time would clear what
     it finished)."""
     estimate: int = 0
-    """Its pairs, as checked."""
+    """Its pairs, as checked: what it adds to the pairs bar's total."""
+    counted: int = 0
+    """Its pairs the pairs bar has counted done (:func:`semflow.batch.answers.count_pairs`)."""
     planned: int = 0
     """Its chunks left to compute, as checked: what it asks of the workers before it is opened."""
     folder: OutputFolder | None = None

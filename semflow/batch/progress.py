@@ -73,7 +73,7 @@ class BatchProgress:
             self._progress.update(self._clips, total=total + count)
 
     def add_pairs(self, count: int) -> None:
-        """Add ``count`` (estimated) pairs to the total."""
+        """Add ``count`` (estimated) pairs to the total (less than 0: pairs a clip turned out not to have)."""
         if self._progress is not None:
             total = self._progress.tasks[self._pairs].total or 0
             self._progress.update(self._pairs, total=total + count)

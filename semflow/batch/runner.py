@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover
     ray_worker = None
 from ray.exceptions import RayActorError, RayTaskError
 
-from semflow.batch.answers import fail_clip, receive, task_back
+from semflow.batch.answers import count_pairs, fail_clip, receive, task_back
 from semflow.batch.checks import CheckRound
 from semflow.batch.clips import (
     BATCH_JSON,
@@ -323,7 +323,7 @@ class Batch:
         if prepared.done is not None:
             clip.release()
             clip.result.status, clip.result.summary, clip.result.pairs = "ok", prepared.done, prepared.done["pairs"]
-            progress.advance_pairs(prepared.pairs_estimate)
+            count_pairs(clip, prepared.pairs_estimate, progress)
             progress.clip_done()
             yield clip.result
         elif not opening:
@@ -332,8 +332,9 @@ class Batch:
         else:
             clip.single_pass = prepared.single_pass
             clip.chunks.extend(prepared.chunks)
-            progress.advance_pairs(prepared.pairs_estimate - sum(
-                ((c.stop if c.stop is not None else prepared.pairs_estimate) - c.start) for c in prepared.chunks))
+            count_pairs(clip, prepared.pairs_estimate - sum(
+                ((c.stop if c.stop is not None else prepared.pairs_estimate) - c.start) for c in prepared.chunks),
+                progress)
             self._tasks.update(clip)
 
     def _write_summary(self, partial: bool = False, *, if_due: bool = False) -> None:
