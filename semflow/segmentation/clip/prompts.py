@@ -74,14 +74,15 @@ ceiling:stuff
 """
 
 
-def parse_prior_classes(spec: str | os.PathLike | Sequence[PriorClass]) -> tuple[PriorClass, ...]:
-    """Read a class list: ``PriorClass`` objects, a spec string, or the path of a file holding one.
+def parse_prior_classes(spec: str | os.PathLike | Sequence[PriorClass | str]) -> tuple[PriorClass, ...]:
+    """Read a class list: ``PriorClass`` objects and ``name:kind`` strings, a spec string, or the path of a
+    file holding one.
 
     Raises InputError on a list of fewer than 2 or more than 255 classes, a bad kind, a missing ``:kind``
     or a repeated name.
     """
     if not isinstance(spec, (str, os.PathLike)):
-        classes = tuple(spec)
+        classes = tuple(parse_prior_class(item) for item in spec)
     else:
         text = str(spec)
         path = Path(text)
@@ -114,8 +115,13 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def parse_prior_class(item: str) -> PriorClass:
-    """One class of a spec string, ``name[|alias...]:kind`` (InputError without a kind or a name)."""
+def parse_prior_class(item: PriorClass | str) -> PriorClass:
+    """One class of a list: a :class:`PriorClass` as it is, or a spec string's ``name[|alias...]:kind``
+    (InputError without a kind or a name, or for an item of another type)."""
+    if isinstance(item, PriorClass):
+        return item
+    if not isinstance(item, str):
+        raise InputError(f"prior classes: a list holds PriorClass objects or 'name:kind' strings, not {type(item).__name__}")
     names, sep, kind = item.strip().rpartition(":")
     if not sep:
         raise InputError(f"prior class {item.strip()!r} has no kind; write it as name:thing, name:plane or name:stuff")

@@ -44,7 +44,7 @@ class ClipPriorSpec:
         if isinstance(self.classes, os.PathLike):
             object.__setattr__(self, "classes", os.fspath(self.classes))
         elif self.classes is not None and not isinstance(self.classes, str):
-            object.__setattr__(self, "classes", tuple(_prior_class(c) for c in self.classes))
+            object.__setattr__(self, "classes", tuple(parse_prior_class(c) for c in self.classes))
         if not str(self.model).strip():
             raise InputError("the CLIP prior needs a model name (ViT-B-32, ViT-B-16, ViT-L-14, RN50...)")
         for name in ("weight", "backbone_confidence"):
@@ -63,15 +63,6 @@ class ClipPriorSpec:
         return {"prior": "clip", "clip_model": self.model, "clip_weights": self.weights, "prior_classes": classes,
                 "prior_weight": self.weight, "backbone_confidence": self.backbone_confidence,
                 "max_regions": self.max_regions, "min_area": self.min_area}
-
-
-def _prior_class(item: Any) -> PriorClass:
-    """An item of a class list given as objects: a :class:`PriorClass`, or a ``name:kind`` string."""
-    if isinstance(item, PriorClass):
-        return item
-    if isinstance(item, str):
-        return parse_prior_class(item)
-    raise InputError(f"prior classes: a list holds PriorClass objects or 'name:kind' strings, not {type(item).__name__}")
 
 
 PRIOR_CHOICES: tuple[str, ...] = ("none", "clip")
