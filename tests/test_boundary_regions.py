@@ -24,6 +24,14 @@ def block(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
     return mask
 
 
+def carry_out(flow: np.ndarray, motion: np.ndarray, mask: np.ndarray, width: int) -> None:
+    """Fatten ``flow`` in place as edge-aware interpolation does: the ``width`` px around ``mask`` take the
+    ``motion`` (H, W, 2) of its nearest pixel of ``mask``."""
+    dist, (iy, ix) = ndimage.distance_transform_edt(~mask, return_indices=True)
+    ring = (dist > 0) & (dist <= width)
+    flow[ring] = motion[iy[ring], ix[ring]]
+
+
 def layered_scene(objects: list[tuple[np.ndarray, tuple[int, int], int]], seed: int
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Textured objects (mask, whole-pixel motion (u, v), px of fattening) over a still textured
@@ -41,9 +49,7 @@ def layered_scene(objects: list[tuple[np.ndarray, tuple[int, int], int]], seed: 
         truth[mask] = (u, v)
     flow = truth.copy()
     for mask, _, width in objects:
-        dist, (iy, ix) = ndimage.distance_transform_edt(~mask, return_indices=True)
-        ring = (dist > 0) & (dist <= width)
-        flow[ring] = truth[iy[ring], ix[ring]]
+        carry_out(flow, truth, mask, width)
     return img1.astype(np.uint8), img2.astype(np.uint8), truth, flow
 
 
@@ -106,10 +112,8 @@ def test_pixels_that_match_better_by_less_than_the_win_margin_are_no_evidence() 
     mask[30:90, 50:110] = True
     img1, img2, truth, _ = moving_patch_scene(mask, (0.0, 0.0), (12.0, 0.0), seed=0)
     img1, img2 = ((100 + img.astype(np.float32) * 3 / 255).round().astype(np.uint8) for img in (img1, img2))
-    dist, (iy, ix) = ndimage.distance_transform_edt(~mask, return_indices=True)
-    ring = (dist > 0) & (dist <= 6)
     flow = truth.copy()
-    flow[ring] = truth[iy[ring], ix[ring]]
+    carry_out(flow, truth, mask, 6)
     out, (report,) = sharpen_boundaries(img1, img2, flow)
     assert report.motions == 2 and report.changed > 100
     assert report.better == report.worse == 0 and not report.kept
