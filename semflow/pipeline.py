@@ -222,17 +222,19 @@ def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, s
 
 def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs: int, options: RunOptions,
                  *, wall_seconds: float = 0.0, stages: dict[str, float] | None = None, computed: int | None = None,
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                 extra: dict[str, Any] | None = None, origin: Callable[[int], int] | None = None) -> dict[str, Any]:
     """Pass 2: draw the clip's ``pairs`` pairs under one normaliser, write ``summary.json``, drop the work
     folder. ``wall_seconds`` and ``stages`` are the wall time and stage seconds this invocation spent on
     the clip before this call (pass 1), ``computed`` the pairs it computed (the rest count as resumed).
+    ``origin``: in video mode, the pair at which the chain that computed pair i started afresh (a batch's
+    chunks: :attr:`StateChain.origin`), so that a pair computed again to be drawn is the one pass 1 kept.
     Returns the summary."""
     start = time.perf_counter()
     timer = StageTimer()
     records = store.records(pairs)
     timer.lap("read")
     max_flow = options.max_flow or normaliser(records)
-    chain = StateChain(method, source, store, video=not options.pairwise)
+    chain = StateChain(method, source, store, video=not options.pairwise, origin=origin)
     label_set = tile_label_set(method)  # the panel's key and the colours a decoded tile snaps to: one set
     store.palette = None if label_set is None else tile_colours(label_set)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,17 +29,26 @@ class StateChain:
     """
 
     def __init__(self, method: FlowMethod, source: FrameSource, store: RunStore, *, video: bool,
-                 save: bool = False) -> None:
+                 save: bool = False, origin: Callable[[int], int] | None = None) -> None:
         self.method, self.source, self.video, self.save = method, source, video, save
+        self.origin = origin
+        """For a batch's clip: the pair at which the chain that computed pair i started afresh (its chunk's
+        first pair less the warm-up); a new chain starts there, and nothing saved is used. None: a run's
+        chain, from frame 0 (its saved states)."""
         self.saved = VideoStateStore(store.work) if video else None
         self.checkpoints = VideoStateStore(store.work / "checkpoint") if video else None
         self.state: VideoState | None = None
         self.last_saved: float | None = None  # time.monotonic() of the last save of the latest state
 
     def before(self, index: int) -> VideoState | None:
+        if self.video and self.origin is not None and index > 0 and self.origin(index) != self.origin(index - 1):
+            self.state = None  # the first pair of a batch's chunk: its chain started afresh (after a warm-up)
         if self.video and self.state is None:
-            saved = _Latest(self.saved, self.checkpoints, index, self.method.state_parts())
-            self.state = state_before(index, self.method, saved, self.source) if index > 0 else VideoState()
+            if self.origin is not None:
+                self.state = state_before(index, self.method, None, self.source, self.origin(index))
+            else:
+                saved = _Latest(self.saved, self.checkpoints, index, self.method.state_parts())
+                self.state = state_before(index, self.method, saved, self.source) if index > 0 else VideoState()
         return self.state
 
     def checkpoint(self, index: int) -> None:

@@ -54,17 +54,19 @@ class VideoStateStore:
             return None
 
 
-def state_before(pair: int, method: FlowMethod, store: VideoStateStore, source: FrameSource) -> VideoState:
-    """The video state with which pair ``pair`` (frames ``pair``, ``pair + 1``) is computed: the empty
-    state for pair 0, else the saved one if it was saved after pair ``pair - 1``, else the one a
-    warm-up from the saved state (or from frame 0) reaches."""
-    state, start = VideoState(), 0
-    saved = store.load() if pair > 0 else None
-    if saved is not None and saved[0] < pair:
+def state_before(pair: int, method: FlowMethod, store: VideoStateStore | None, source: FrameSource,
+                 origin: int = 0) -> VideoState:
+    """The video state with which pair ``pair`` (frames ``pair``, ``pair + 1``) is computed by a chain that
+    started afresh at pair ``origin`` (a run's: 0; a batch chunk's: its first pair less its warm-up): the
+    empty state for pair ``origin``, else the saved one if it was saved after pair ``pair - 1``, else the
+    one a warm-up from the saved state (or from frame ``origin``) reaches. ``store`` None: nothing saved."""
+    state, start = VideoState(), origin
+    saved = store.load() if pair > origin and store is not None else None
+    if saved is not None and origin <= saved[0] < pair:
         restored = restore(saved[1], None, method.state_parts())
         if restored is not None:
             state, start = restored, saved[0] + 1
-    if pair == 0:
+    if pair <= origin:
         return state
     previous = None
     for index, frame in enumerate(source.frames(start), start):  # (from the saved state's frame on)

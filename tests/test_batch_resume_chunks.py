@@ -62,3 +62,46 @@ def test_a_workers_chunk_is_computed_in_the_batchs_mode(monkeypatch, tmp_path: P
         open_video(frames, tmp_path / f"out{pairwise}", options)
         worker.compute(frames, tmp_path / f"out{pairwise}", options, work.Chunk(0, None), 0)
     assert modes == [True, False]
+
+
+def test_a_pair_computed_again_to_draw_a_chunked_clip_is_the_one_its_chunk_computed(monkeypatch, tmp_path: Path) -> None:
+    """A clip whose flows are not kept (``--cache-mb 0``) computes each pair again to draw it. In video mode
+    that pair must be computed from its chunk's state (afresh at the chunk's first pair, after the warm-up), as
+    its chunk computed it (its record, its .flo): the drawing carried one state from frame 0 through every chunk,
+    and drew other flows than those kept and measured (up to 2.4 px here from the second chunk on)."""
+    import semflow.pipeline as pipeline
+    from semflow.batch import work
+    from semflow.io.flow import read_flow_valid
+
+    frames = tmp_path / "frames"
+    for k, frame in enumerate(moving_frames(8, 48, 64, shift=(2, 1))):
+        write_image(frames / f"{k:04d}.png", frame)
+    worker = work.ClipWorker.__new__(work.ClipWorker)  # (in this process: no Ray)
+    worker.method = method = get_method("discrete", preset="fast")
+    calls = []
+    estimate = method.estimate
+    method.estimate = lambda a, b, **kw: calls.append(1) or estimate(a, b, **kw)
+    drawn: dict[int, np.ndarray] = {}
+    render = pipeline.render_clip
+
+    def spy(source, pairs, out_dir, fps, max_flow, name, flows_for, **kwargs):
+        def kept(index, img1, img2):
+            flows = flows_for(index, img1, img2)
+            drawn[index] = flows[0]
+            return flows
+        return render(source, pairs, out_dir, fps, max_flow, name, kept, **kwargs)
+
+    monkeypatch.setattr(pipeline, "render_clip", spy)
+    for warmup in (0, 1):
+        out = tmp_path / f"out{warmup}"
+        options = RunOptions(method="discrete", progress=False, save_flo=True, cache_budget=0)
+        open_video(frames, out, options)
+        for chunk in work.plan_chunks(7, 3):  # pairs 0-2, 3-5, 6
+            worker.compute(frames, out, options, chunk, warmup)
+        computed = [read_flow_valid(out / "flo" / f"{index:06d}.flo")[0] for index in range(7)]
+        drawn.clear()
+        calls.clear()
+        worker.finish(frames, out, options, 0.0, {}, 7, 3, warmup)
+        assert sorted(drawn) == list(range(7)) and len(calls) >= 7  # each computed again (its warm-up too)
+        for index in range(7):
+            np.testing.assert_array_equal(drawn[index], computed[index], err_msg=f"pair {index}, warm-up {warmup}")

@@ -221,7 +221,8 @@ class Batch:
                     yield from self._prepare(clip, progress, opening=True)
                     continue
                 worker = idle.pop()
-                ref = send(worker, clip, kind, chunk, self.run_options, self.options.warmup_pairs)
+                ref = send(worker, clip, kind, chunk, self.run_options, self.options.warmup_pairs,
+                           self.options.chunk_pairs)
                 inflight[ref] = (worker, clip, kind, chunk)
             if not inflight:
                 if all(clip.prepared and clip.result.status != "pending" for clip in self.clips):

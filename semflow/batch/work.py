@@ -9,10 +9,12 @@ task that computes and draws in a single pass.
 
 from __future__ import annotations
 
+import bisect
 import numbers
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -158,6 +160,13 @@ def prepare_clip(path: Path, out_dir: Path, options: RunOptions, chunk_pairs: in
     return Prepared(_unfinished(store, plan_chunks(estimate, chunk_pairs)), estimate)
 
 
+def chunk_origins(pairs: int, chunk_pairs: int, warmup: int) -> Callable[[int], int]:
+    """For a clip of an estimated ``pairs`` pairs in chunks of ``chunk_pairs`` (:func:`plan_chunks`), each computed
+    after ``warmup`` pairs: pair i -> the pair at which the video state that computed it started afresh."""
+    starts = [chunk.start for chunk in plan_chunks(pairs, chunk_pairs)]
+    return lambda index: max(0, starts[bisect.bisect_right(starts, index) - 1] - warmup)
+
+
 def _unfinished(store: RunStore, chunks: list[Chunk]) -> list[Chunk]:
     """The chunks with a pair ``store`` has not finished."""
     end = store.end()
@@ -225,8 +234,10 @@ class ClipWorker:
                 "stages": report.stages, "wall": time.perf_counter() - started}
 
     def finish(self, path: Path, out_dir: Path, options: RunOptions, wall: float, stages: dict[str, float],
-               computed: int) -> dict[str, Any]:
-        """Draw the clip once all its pairs are finished; returns its summary."""
+               computed: int, chunk_pairs: int | None = None, warmup: int = 0) -> dict[str, Any]:
+        """Draw the clip once all its pairs are finished; returns its summary. ``chunk_pairs``, ``warmup``: how
+        its chunks were computed (None: as one), so that in video mode a pair computed again to be drawn
+        starts from its chunk's state, as it was computed (:func:`chunk_origins`)."""
         started = time.perf_counter()
         source, store = _open(path, out_dir, options)
         pairs = store.end()
@@ -239,8 +250,9 @@ class ClipWorker:
         # decode the whole clip (it draws from the kept flows), but the chunk that reached the end read pairs + 1.
         if source.frames_read is None:
             source.frames_read = pairs + 1
+        origin = None if chunk_pairs is None else chunk_origins(max(len(source) - 1, 1), chunk_pairs, warmup)
         return finish_video(source, self.method, store, pairs, options, stages=stages, computed=computed,
-                            wall_seconds=wall + time.perf_counter() - started)
+                            wall_seconds=wall + time.perf_counter() - started, origin=origin)
 
     def single(self, path: Path, out_dir: Path, options: RunOptions) -> dict[str, Any]:
         """Compute and draw a clip in one pass (``max_flow`` given); returns its summary."""

@@ -62,9 +62,11 @@ def worker_class(ray_api: Any, worker: type, gpus: float) -> Any:
     return ray_api.remote(num_cpus=1, num_gpus=gpus, max_restarts=WORKER_RESTARTS, max_task_retries=0)(worker)
 
 
-def send(worker: Any, clip: ClipState, kind: str, chunk: Chunk | None, options: RunOptions, warmup: int) -> Any:
+def send(worker: Any, clip: ClipState, kind: str, chunk: Chunk | None, options: RunOptions, warmup: int,
+         chunk_pairs: int | None = None) -> Any:
     """Send ``worker`` the clip's task (``compute``, ``single`` or ``finish``, :mod:`semflow.batch.tasks`); its
-    object ref. ``warmup``: pairs computed before a chunk's first and thrown away."""
+    object ref. ``warmup``: pairs computed before a chunk's first and thrown away; ``chunk_pairs``: the
+    pairs a chunk holds (the drawing computes a pair again from its chunk's state)."""
     # (Absolute: the workers of a cluster joined with `ray start` run in the folder it ran in.)
     path, out = Path(os.path.abspath(clip.item.path)), Path(os.path.abspath(clip.result.out_dir))
     clip.running += 1
@@ -73,7 +75,8 @@ def send(worker: Any, clip: ClipState, kind: str, chunk: Chunk | None, options: 
     if kind == "single":
         return worker.single.remote(path, out, options)
     r = clip.result
-    return worker.finish.remote(path, out, options, r.wall_seconds, dict(r.stage_seconds), r.computed_pairs)
+    return worker.finish.remote(path, out, options, r.wall_seconds, dict(r.stage_seconds), r.computed_pairs,
+                                chunk_pairs, warmup)
 
 
 def worker_pids(workers: list[Any]) -> list[int]:
