@@ -28,7 +28,7 @@ import hashlib
 import os
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -123,8 +123,12 @@ class _VideoMemory:
     thing_tracks: list[Track | None] = field(default_factory=list)
 
     def continued(self, regions: list[Region], kind: str, shape: tuple[int, int]) -> list[Track | None]:
-        """The track of ``kind`` each region continues (None: a new one; all None without tracks)."""
-        return self.tracks.match(regions, kind, shape) if self.tracks else [None] * len(regions)
+        """The track of ``kind`` each region continues (None: a new one; all None without tracks), as a copy:
+        what the pair sets on it (the plane gate's candidate, ``pending``) goes to the next state, not into
+        the state the pair was handed (computed again with that state, the pair gives the same flow)."""
+        if not self.tracks:
+            return [None] * len(regions)
+        return [None if track is None else replace(track) for track in self.tracks.match(regions, kind, shape)]
 
 
 class SemanticFlow(FlowMethod):
