@@ -206,15 +206,27 @@ class SemanticFlow(FlowMethod):
         own = getattr(self.segmenter(), "label_set", None)
         return own.with_kinds(self.kinds) if isinstance(own, LabelSet) else self.label_set
 
+    def reads_masks(self) -> bool:
+        """Whether the segmenter reads given masks (``masks:PATH``, behind a CLIP prior or not), building
+        it if need be: like ``segmentation``'s, they are read by frame index and never filtered over time."""
+        from semflow.segmentation.masks import MaskSegmenter
+
+        segmenter = self.segmenter()
+        return isinstance(getattr(segmenter, "segmenter", segmenter), MaskSegmenter)
+
     def segment(self, image: np.ndarray) -> tuple[np.ndarray, LabelSet]:
         """Labels (H, W) uint8 and label set of ``image`` from the segmenter, cached by frame content
-        (in a video, frame t+1 of one pair is frame t of the next)."""
-        key = _digest(image)
+        (in a video, frame t+1 of one pair is frame t of the next) and, for given masks (``masks:PATH``),
+        by frame index (:meth:`seek`) too."""
+        segmenter = self.segmenter()
+        index = self._frame_index if self.reads_masks() else None
+        key = _digest(image) + ("" if index is None else f"#{index}")
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        segmenter = self.segmenter()
-        if hasattr(type(segmenter), "predict_labels"):  # only the labels are needed here
+        if index is not None:
+            raw, label_set = segmenter.predict_labels(image, key=index)
+        elif hasattr(type(segmenter), "predict_labels"):  # only the labels are needed here
             raw, label_set = segmenter.predict_labels(image)
         else:
             seg = segmenter.predict(image)
@@ -313,7 +325,8 @@ class SemanticFlow(FlowMethod):
                       ) -> tuple[np.ndarray, LabelSet]:
         """The labels (H, W) uint8 of frame 1 and their label set (:meth:`labels_of`); in video mode the
         segmenter's are filtered over time (:meth:`fused_labels`; the belief goes to ``video.belief``)."""
-        if video is not None and labels is None and self.given_array is None and self.given_masks is None:
+        if video is not None and labels is None and self.given_array is None and self.given_masks is None \
+                and not self.reads_masks():
             prior = video.tracks.prior if video.tracks is not None else None
             labels, table, video.belief = self.fused_labels(img1, prior)
             return labels, table

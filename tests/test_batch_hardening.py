@@ -143,6 +143,10 @@ def test_a_folder_of_one_videos_masks_is_refused_for_a_batch(tmp_path: Path) -> 
     with pytest.raises(InputError, match="holds one video's masks"):
         BatchOptions(method="semantic", method_options={"segmentation": str(folder)})
     assert BatchOptions(method="semantic", method_options={"segmentation": str(folder / "000000.png")})
+    # The same folder through the masks segmenter (which semantic reads by frame index as well).
+    with pytest.raises(InputError, match="holds one video's masks"):
+        BatchOptions(method="semantic", method_options={"segmenter": f"masks:{folder}"})
+    assert BatchOptions(method="semantic", method_options={"segmenter": f"masks:{folder / '000000.png'}"})
 
 
 def test_submit_names_a_value_that_is_not_a_path(tmp_path: Path) -> None:

@@ -158,3 +158,30 @@ def test_write_explain_writes_maps_layers_and_decisions(scene, tmp_path):
         from semflow.baseline.base import FlowResult
 
         write_semantic_explain(FlowResult(result.flow), tmp_path / "other")
+
+
+def test_a_masks_segmenter_reads_its_folder_by_frame_index_and_its_masks_stay_as_given(scene, tmp_path):
+    """semantic with --segmenter masks:DIR failed at its first pair ("given masks need the image's name or
+    frame index", which no user can give), and a masks:PNG was filtered over time in video mode: it now
+    reads as --segmentation does (by frame index, never filtered)."""
+    from semflow.video_state import VideoState
+
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    void = np.full_like(scene.labels, 11)  # CamVid's void everywhere: a filter over time would fill it
+    write_image(folder / "000000.png", scene.labels)
+    write_image(folder / "000001.png", void)
+    method = get_method("semantic", baseline="dis-fast", segmenter=f"masks:{folder}")
+    np.testing.assert_array_equal(method.estimate(scene.img1, scene.img2).extras["labels"], scene.labels)
+    np.testing.assert_array_equal(method.estimate(scene.img1, scene.img2).extras["labels"], void)
+    method.seek(0)
+    first = method.estimate(scene.img1, scene.img2, state=VideoState())
+    np.testing.assert_array_equal(first.extras["labels"], scene.labels)
+    second = method.estimate(scene.img2, scene.img1, state=first.state)
+    np.testing.assert_array_equal(second.extras["labels"], void)
+    one = get_method("semantic", baseline="dis-fast", segmenter=f"masks:{folder / '000000.png'}")
+    state = VideoState()
+    for a, b in ((scene.img1, scene.img2), (scene.img2, scene.img1), (scene.img1, scene.img2)):
+        result = one.estimate(a, b, state=state)
+        np.testing.assert_array_equal(result.extras["labels"], scene.labels)
+        state = result.state

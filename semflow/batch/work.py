@@ -67,6 +67,11 @@ class BatchOptions(RunOptions):
         if isinstance(masks, (str, os.PathLike)) and Path(masks).is_dir():  # its NNNNNN.png: every clip's frame N
             raise InputError(f"--segmentation {masks}: a folder of NNNNNN.png holds one video's masks; give it to "
                              "`semflow run`, one video at a time (batch takes one label PNG for every frame)")
+        segmenter = self.method_options.get("segmenter")
+        backend, _, given = segmenter.partition(":") if isinstance(segmenter, str) else ("", "", "")
+        if backend.lower() == "masks" and given and Path(os.path.expanduser(given)).is_dir():  # the same
+            raise InputError(f"--segmenter {segmenter}: a folder of NNNNNN.png holds one video's masks; give it to "
+                             "`semflow run`, one video at a time (batch takes one label PNG for every frame)")
         # Checked here, in one line, not as a TypeError from plan_chunks (or a misleading "pairs are missing")
         # after Ray has started.
         for name, least in (("chunk_pairs", 1), ("warmup_pairs", 0)):
