@@ -230,6 +230,7 @@ def _semantic(options: Any) -> FlowMethod:
         raise InputError(f"method 'semantic': option 'feather_radius' takes 0 to {MAX_FEATHER_RADIUS} px,"
                          f" not {options.feather_radius!r}")
     spec = _clip_prior_spec(options)  # checked now, even where the segmenter is built later
+    _check_segmenter_kinds(options)
     baseline = _semantic_baseline(options)
     segmenter = options.segmenter
     if isinstance(segmenter, str):
@@ -244,6 +245,21 @@ def _semantic(options: Any) -> FlowMethod:
     return SemanticFlow(baseline, segmenter, segmentation=options.segmentation, label_set=options.label_set,
                         kinds=options.kinds, planes=options.planes, things=options.things,
                         feather_radius=options.feather_radius)
+
+
+def _check_segmenter_kinds(options: Any) -> None:
+    """``kinds`` checked now against the classes of the segmenter named by ``options.segmenter``, which
+    semantic builds on first use (given masks, and a segmenter behind a prior, built now, check their own)."""
+    if not options.kinds or not isinstance(options.segmenter, str) or options.prior != "none" \
+            or options.segmentation is not None:
+        return
+    from semflow.segmentation.labels import get_label_set
+
+    backend = options.segmenter.partition(":")[0].lower()
+    given = None if options.label_set == "camvid" else options.label_set  # (the default, as _build_segmenter)
+    label_set = {"camvid": "camvid", "masks": options.label_set, "torchvision": given or "voc"}.get(backend)
+    if label_set is not None:  # (VOC: a torchvision model of another size needs --label-set, refused when built)
+        get_label_set(label_set, options.kinds)
 
 
 def _semantic_baseline(options: Any) -> FlowMethod:

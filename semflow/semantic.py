@@ -159,7 +159,19 @@ class SemanticFlow(FlowMethod):
         self._segmenter: Any = None if callable(segmenter) and not hasattr(segmenter, "predict") else segmenter
         self._build_segmenter = segmenter if self._segmenter is None else None
         self.kinds = kinds or None
-        self.label_set = get_label_set(label_set, self.kinds)
+        own = getattr(self._segmenter, "label_set", None)
+        if isinstance(own, LabelSet):
+            own.with_kinds(self.kinds)  # a built segmenter's classes: checked now
+        self.label_set = get_label_set(label_set)
+        self._kinds_error: str | None = None
+        try:
+            self.label_set = self.label_set.with_kinds(self.kinds)
+        except InputError as exc:
+            # The table names the classes the segmentation comes in: a segmenter's (VOC's for a torchvision
+            # model) need not be --label-set's, which only given masks and labels are in.
+            if segmentation is not None or segmenter is None:
+                raise
+            self._kinds_error = str(exc)  # (raised where labels in this set are given)
         self.given_array: np.ndarray | None = None
         self.given_masks: Any = None
         if isinstance(segmentation, np.ndarray):
@@ -241,6 +253,8 @@ class SemanticFlow(FlowMethod):
     def labels_of(self, image: np.ndarray, labels: np.ndarray | None = None) -> tuple[np.ndarray, LabelSet]:
         """The segmentation of frame 1 = ``image``: given labels, given masks, or the segmenter's."""
         if labels is not None:
+            if self._kinds_error is not None:
+                raise InputError(self._kinds_error)
             return check_labels(labels, self.label_set, image.shape[:2], source="given labels"), self.label_set
         if self.given_array is not None:
             return check_labels(self.given_array, self.label_set, image.shape[:2]), self.label_set

@@ -185,3 +185,32 @@ def test_a_masks_segmenter_reads_its_folder_by_frame_index_and_its_masks_stay_as
         result = one.estimate(a, b, state=state)
         np.testing.assert_array_equal(result.extras["labels"], scene.labels)
         state = result.state
+
+
+class VocSegmenter:
+    """A stand-in segmenter in PASCAL VOC's classes: a person (15) on background."""
+
+    label_set = get_label_set("voc")
+
+    def predict(self, image: np.ndarray, key=None) -> Segmentation:
+        labels = np.zeros(image.shape[:2], np.uint8)
+        labels[8:40, 8:40] = 15
+        return Segmentation(np.zeros((*labels.shape, 21), np.float32), labels, self.label_set)
+
+
+def test_kinds_name_the_classes_of_the_segmenters_label_set(scene, tmp_path):
+    """--kinds naming a class of a segmenter in another label set than the given masks' (a VOC model:
+    'person:stuff') was refused at once, "unknown class 'person' for label set 'camvid'": the table was
+    checked against --label-set's classes, which only given masks and labels are in."""
+    method = get_method("semantic", baseline="dis-fast", segmenter=VocSegmenter(), kinds="person:stuff")
+    result = method.estimate(scene.img1, scene.img2)
+    assert (result.extras["labels"] == 15).any() and (result.extras["kinds"] == 0).all()
+    assert json.loads(str(result.extras["report_json"]))["things"] == []
+    with pytest.raises(InputError, match="unknown class 'person' for label set 'camvid'"):
+        method.estimate(scene.img1, scene.img2, labels=scene.labels)  # given labels are in --label-set's ids
+    with pytest.raises(InputError, match="unknown class 'Road' for label set 'voc'"):
+        get_method("semantic", baseline="dis-fast", segmenter=VocSegmenter(), kinds="Road:stuff")
+    weights = tmp_path / "deeplab.pth"  # (never read: the segmenter is built on first use)
+    assert get_method("semantic", baseline="dis-fast", segmenter=f"torchvision:{weights}", kinds="person:stuff")
+    with pytest.raises(InputError, match="unknown class 'Road' for label set 'voc'"):
+        get_method("semantic", baseline="dis-fast", segmenter=f"torchvision:{weights}", kinds="Road:stuff")
