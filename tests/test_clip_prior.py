@@ -707,3 +707,23 @@ def test_clip_prior_spec_takes_name_kind_strings_in_a_list_and_says_what_else_it
         ClipPriorSpec(classes=["dog", "road"])
     with pytest.raises(InputError, match="PriorClass objects or 'name:kind' strings, not int"):
         ClipPriorSpec(classes=[PriorClass("dog", "thing"), 3])
+
+
+def test_semantic_reads_a_folder_of_masks_behind_the_prior_by_frame_index(tiny, tmp_path):
+    """semantic with masks:DIR behind the CLIP prior failed at its first pair ("given masks need the image's
+    name or frame index"): the segmenter was called without the frame's index."""
+    from semflow.io.images import write_image
+    from semflow.methods import get_method
+    from semflow.segmentation.masks import MaskSegmenter
+    from semflow.video_state import VideoState
+
+    image, labels, _, _, _ = _scene()
+    (tmp_path / "masks").mkdir()
+    road = np.full_like(labels, 3)
+    write_image(tmp_path / "masks" / "000000.png", labels)
+    write_image(tmp_path / "masks" / "000001.png", road)
+    wrapped = PriorSegmenter(MaskSegmenter(tmp_path / "masks", label_set="camvid"), _prior(tiny, tmp_path))
+    method = get_method("semantic", baseline="dis-fast", segmenter=wrapped)
+    first = method.estimate(image, np.roll(image, 2, axis=1), state=VideoState())
+    second = method.estimate(np.roll(image, 2, axis=1), np.roll(image, 4, axis=1), state=first.state)
+    assert (second.extras["labels"] == 3).all() and not (first.extras["labels"] == 3).all()
