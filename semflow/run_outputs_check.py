@@ -13,27 +13,23 @@ listed output is refused before any work, as for an interrupted run: nothing is 
 from __future__ import annotations
 
 import os
-import re
 import stat
 from pathlib import Path
 from typing import Any
 
 from semflow.build_identity import build_difference
 from semflow.errors import InputError, OutputError
-from semflow.io.outputs import refuse_link
+from semflow.io.outputs import RUN_NAMES, refuse_link
 from semflow.pair_records import flo_whole
 
 __all__ = ["listed_outputs", "missing_output", "refuse_other_settings"]
 
-RUN_NAMES = re.compile(r"^(summary\.json|flow\.mp4|panel\.mp4|plot\.png|flo/|flo/\d{6}\.flo)$")
-"""The names a run writes in its output folder: a summary listing others (``../x``) gets nothing checked
-outside the folder."""
 
 
 def listed_outputs(summary: dict[str, Any]) -> list[str]:
     """The outputs a finished run's ``summary`` lists (relative names, each once, in its order):
     ``outputs.written``, the videos and the plot (all an older semflow's summary lists)."""
-    outputs = summary.get("outputs")
+    outputs = summary.get("outputs")  # (only the names a run writes: a summary listing ../x gets nothing checked)
     if not isinstance(outputs, dict):
         return []
     written = outputs.get("written")

@@ -50,7 +50,7 @@ from semflow.io.atomic import discard_folder, discard_leftovers, write_text_atom
 from semflow.io.flow import read_flo, save_npy, write_flo
 from semflow.io.images import read_image
 from semflow.io.jsonfile import loads_untrusted
-from semflow.io.outputs import OutputFolder
+from semflow.io.outputs import RUN_NAMES, OutputFolder
 from semflow.pair_records import PairRecord, RecordLog, RecordTable, flo_whole, normaliser, read_cached
 from semflow.run_outputs_check import missing_output, refuse_other_settings
 
@@ -340,7 +340,7 @@ def _remove_pair_flos(flo_dir: Path) -> None:
     if not flo_dir.is_dir():
         return
     for path in flo_dir.iterdir():
-        if path.suffix == ".flo" and len(path.stem) == 6 and path.stem.isdecimal() and path.is_file():
+        if RUN_NAMES.match(f"flo/{path.name}") and path.is_file():
             path.unlink()
     with contextlib.suppress(OSError):
         flo_dir.rmdir()  # only if now empty

@@ -727,3 +727,33 @@ def test_a_discarded_folder_goes_where_only_the_work_folder_was_in_it(tmp_path: 
                 (out / "notes.txt").write_text("keep")
             folder.discard()
         assert os.path.lexists(out) == mine and not (out / WORK_DIR).exists()
+
+
+def test_the_flo_files_of_pairs_past_999999_are_the_runs_own_as_the_six_digit_ones_are(tmp_path: Path) -> None:
+    """pair_name writes pair 1000000 as flo/1000000.flo (seven digits): a fresh run deleted the earlier run's
+    six-digit .flo files only, leaving that one beside the new outputs (through the manifest, and in a batch's
+    folder), and a resumed finished run did not check it was still whole."""
+    from semflow.io.outputs import OutputFolder
+    from semflow.run_outputs_check import listed_outputs, missing_output
+    from semflow.runstore import RUN_OUTPUTS, open_store, pair_name
+
+    names = [f"flo/{pair_name(k)}.flo" for k in (999999, 1000000, 12345678)]
+    summary = {"outputs": {"written": ["flo/", *names, "summary.json"]}}
+    assert listed_outputs(summary) == ["flo/", *names, "summary.json", "flow.mp4", "panel.mp4"]
+    out = tmp_path / "out"
+    (out / "flo").mkdir(parents=True)
+    for name in names:
+        (out / name).write_bytes(b"PIEH")
+    assert missing_output(out, summary) == names[0]  # (a .flo whose header does not fit its size: damaged)
+    (out / "flo" / "1000000.flo.mine").write_bytes(b"x")  # the user's own file stays
+    (out / "summary.json").write_text(json.dumps(summary))
+    with OutputFolder(out, fresh=True, work=WORK_DIR, reserved=RUN_OUTPUTS):
+        pass
+    assert os.listdir(out / "flo") == ["1000000.flo.mine"]
+    batch = tmp_path / "batch"  # (a batch clip's folder has no manifest: its fresh store deletes them by name)
+    (batch / "flo").mkdir(parents=True)
+    for name in names:
+        (batch / name).write_bytes(b"PIEH")
+    (batch / "flo" / "01.flo").write_bytes(b"x")  # not a name pair_name gives: the user's
+    open_store(batch, {}, resume=False, save_flo=True, frame_shape=(4, 4, 3))
+    assert os.listdir(batch / "flo") == ["01.flo"]

@@ -43,9 +43,10 @@ from semflow.io.jsonfile import loads_untrusted
 MANIFEST_NAME = "manifest"
 """The file in a run's work folder that lists what the run wrote."""
 _MANIFEST_HEADER = "# files this semflow run wrote in its output folder (relative paths)\n"
-# The only names a manifest may make semflow delete: what `semflow run` writes. A manifest is a file in a
-# folder the user controls; an entry such as ../../x must never become a deletion.
-_OWNED = re.compile(r"^(summary\.json|flow\.mp4|panel\.mp4|plot\.png|flo/|flo/\d{6}\.flo)$")
+RUN_NAMES = re.compile(r"^(summary\.json|flow\.mp4|panel\.mp4|plot\.png|flo/|flo/(\d{6}|[1-9]\d{6,})\.flo)$")
+"""The only names a manifest may make semflow delete: what `semflow run` writes (a pair's .flo file as
+``runstore.pair_name`` names it: six digits, more past pair 999999). A manifest is a file in a folder the user
+controls; an entry such as ../../x must never become a deletion."""
 # The temporary file a writer of one of those makes beside it (io.atomic.temp_path_beside:
 # .<stem>.semflow-XXXXXXXX<ext>, videos .<stem>.semflow-XXXXXXXX.partial.mp4); one is left behind only by a run
 # that was killed outright (SIGKILL). The mark keeps a user's hidden .flow.mybackup.mp4 out of it.
@@ -340,7 +341,7 @@ class OutputFolder:
         folders = {self.root}
         for entry in entries:
             path = self.root / entry
-            if _OWNED.match(entry) and not entry.endswith("/") and os.path.lexists(path):
+            if RUN_NAMES.match(entry) and not entry.endswith("/") and os.path.lexists(path):
                 folders.add(path.parent)
         work = self.root / self.work
         if work.is_dir() and not work.is_symlink():
@@ -351,7 +352,7 @@ class OutputFolder:
 
     def _remove(self, entries: list[str]) -> None:
         """Delete the listed regular files the previous run wrote, then its listed folders if empty."""
-        entries = [e for e in entries if _OWNED.match(e)]
+        entries = [e for e in entries if RUN_NAMES.match(e)]
         for entry in entries:
             path = self.root / entry
             if entry.endswith("/") or not os.path.lexists(path):
@@ -378,7 +379,7 @@ class OutputFolder:
                 continue
             for entry in os.scandir(folder):
                 found = _TEMP.match(entry.name)
-                if found and _OWNED.match(sub + found["stem"] + found["ext"]) and entry.is_file(follow_symlinks=False):
+                if found and RUN_NAMES.match(sub + found["stem"] + found["ext"]) and entry.is_file(follow_symlinks=False):
                     with contextlib.suppress(OSError):
                         os.unlink(entry.path)
 
