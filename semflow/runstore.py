@@ -72,6 +72,8 @@ intermediate + 0.03-0.05 GB records (240-440 bytes a pair) + 0.05-0.18 GB video 
 17 MB for dis-medium, 58 MB for semantic) = 0.56-0.70 GB, under 1 GB)."""
 CACHE_BYTES_PER_PIXEL = 8 + 8 + 3
 """Worst case per pixel and pair: the flow and a baseline flow in float32, a segmentation in RGB."""
+RENDER_SOURCES = ("cache", "intermediate", "flo", "recompute")
+"""Where a pair drawn takes its flows (:attr:`RunStore.render_from`), in the order named."""
 
 
 def pair_name(index: int) -> str:
@@ -100,6 +102,7 @@ class RunStore:
         self._segments = Segments(self.work / "intermediate")
         self._records = RecordLog(self.work / "pairs")
         self._writer: flowvideo.SegmentWriter | None = None
+        self._drawn_from: set[str] = set()  # where load() took the flows (render_from)
         self.flo_dir = self.out_dir / "flo"
         self.folder = folder
         """The locked :class:`~semflow.io.outputs.OutputFolder` of a ``semflow run`` (None in a batch,
@@ -253,31 +256,23 @@ class RunStore:
 
     @property
     def render_from(self) -> str:
-        """``cache``, ``flo`` or ``recompute`` (``cache+...`` when only the first pairs are cached): see the
-        module docstring; ``flo`` holds for the pairs whose method reported no extras."""
-        rest = "flo" if self.save_flo else "recompute"
-        if self.per_pair:
-            end = self.end() or 0
-            covered = self._segments.covered(self.cache_pairs, end)
-            if covered:
-                rest = "intermediate" if covered == end - self.cache_pairs else f"intermediate+{rest}"
-        if self.cache_pairs <= 0:
-            return rest
-        end = self.end()
-        return "cache" if end is not None and end <= self.cache_pairs else f"cache+{rest}"
+        """Where :meth:`load` took the flows drawn so far: ``cache``, ``intermediate``, ``flo`` or ``recompute``
+        (see the module docstring), ``A+B`` when pairs came from several."""
+        return "+".join(source for source in RENDER_SOURCES if source in self._drawn_from) or "recompute"
 
     def load(self, record: PairRecord) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
         """(flow, segmentation RGB or None, baseline flow or None) of a finished pair, or None when
         they were not kept and the pair must be recomputed. Pairs from the intermediate are decoded
         (asked for in order, they are read sequentially)."""
-        index = record.index
+        index, kept, source = record.index, None, "recompute"
         if index >= self.cache_pairs and not (self.save_flo and not record.extras) and self.per_pair:
-            return self._segments.read(index, self.palette)
-        if index < self.cache_pairs and (kept := self._cached(record)) is not None:
-            return kept
-        if self.save_flo and not record.extras:
-            return read_flo(self._flo_path(index))[0], None, None
-        return None
+            kept, source = self._segments.read(index, self.palette), "intermediate"
+        elif index < self.cache_pairs and (kept := self._cached(record)) is not None:
+            source = "cache"
+        elif self.save_flo and not record.extras:  # (a pair with extras: its .flo file holds the flow alone)
+            kept, source = (read_flo(self._flo_path(index))[0], None, None), "flo"
+        self._drawn_from.add(source if kept is not None else "recompute")
+        return kept
 
     def _cached(self, record: PairRecord) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
         """The cache entries of a pair, or None when one it needs is missing or damaged (the pair is then

@@ -355,6 +355,20 @@ def test_resumed_run_keeps_the_normaliser_of_the_baseline_flows(make_frames, tmp
     assert full["max_flow_px"] > 10.0
 
 
+def test_render_from_says_the_pairs_with_extras_were_computed_again_not_read_from_their_flo_files(make_frames,
+                                                                                                   tmp_path: Path) -> None:
+    """--save-flo keeps the flow only: a method that reports a baseline flow (as semantic does) has its pairs
+    computed again to be drawn when no budget holds them, and summary.json said they came from the .flo files."""
+    frames = make_frames(4, 32, 48)
+    method = BaselineReportingFlow()
+    summary = run_video(frames, tmp_path / "out", RunOptions(save_flo=True, cache_budget=0), method=method)
+    assert method.calls == 6  # 3 pairs computed, then each again to draw it
+    assert summary["render_from"] == "recompute"
+    plain = ScriptedFlow()
+    summary = run_video(frames, tmp_path / "plain", RunOptions(save_flo=True, cache_budget=0), method=plain)
+    assert plain.calls == 3 and summary["render_from"] == "flo"
+
+
 class FrameDerivedFlow(FlowMethod):
     """A deterministic fake method whose flow comes from the frames, with values float16 cannot hold
     (u = red / 7.3 + 0.1234567, v = -green / 11.1); raises on its ``fail_at``-th call."""
