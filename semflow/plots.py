@@ -96,7 +96,7 @@ def plot_figure(pairs: Sequence[dict], *, title: str = "") -> Any:
     if title:  # (a name's bytes that are not UTF-8, surrogates here, shown as the replacement character)
         text, families = drawable_title(title.encode("utf-8", "replace").decode("utf-8"))
         fig.suptitle(textwrap.fill(text, 70, break_long_words=True), fontsize="medium",  # (a long one was cut)
-                     fontfamily=families)
+                     fontfamily=families, parse_math=False)  # (clip$_$.mp4: mathtext's ValueError, at the run's end)
     return fig
 
 

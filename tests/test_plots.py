@@ -117,3 +117,15 @@ def test_write_plot_hides_the_missing_glyph_warning_only(monkeypatch, tmp_path: 
         warnings.simplefilter("always")
         write_plot(tmp_path / "other.png", pairs)
     assert [str(w.message) for w in caught] == ["something else went wrong"]
+
+
+def test_a_clip_name_with_dollar_signs_is_its_title_as_written_not_mathtext(tmp_path: Path) -> None:
+    """matplotlib reads text between two $ as mathtext: a clip named clip$_$.mp4 made `semflow run` end, its
+    pairs computed and its videos written, in a ValueError traceback from the parser; a$b$.mp4 lost its $."""
+    from semflow.plots import plot_figure
+
+    for name in ("clip$_$.mp4", "x$\\frac$.mp4", "a$b$.mp4"):
+        write_plot(tmp_path / "plot.png", [{"magnitude": 1.0, "seconds": 0.5}] * 2, title=f"dis-fast, {name}")
+        fig = plot_figure([{"magnitude": 1.0, "seconds": 0.5}] * 2, title=f"dis-fast, {name}")
+        title = fig._suptitle
+        assert title.get_text() == f"dis-fast, {name}" and not title._preprocess_math(title.get_text())[1]  # (not math)
