@@ -133,9 +133,9 @@ class RunStore:
         record = self._records.get(index)
         if record is None or (self.save_flo and not flo_whole(self._flo_path(index))):
             return False
-        if not self.per_pair or index < self.cache_pairs or self._segments.find(index) is not None:
-            return True
-        return record.kept != "intermediate"
+        # (a pair kept elsewhere is not looked for: each miss lists the intermediate's folder again)
+        return record.kept != "intermediate" or not self.per_pair or index < self.cache_pairs \
+            or self._segments.find(index) is not None
 
     def save_flows(self, index: int, flow: np.ndarray, extras: dict[str, np.ndarray]) -> str:
         """Keep pair ``index``'s flows for drawing: in the cache (one of the first ``cache_pairs``), else
@@ -266,7 +266,8 @@ class RunStore:
         (asked for in order, they are read sequentially)."""
         index, kept, source = record.index, None, "recompute"
         if index >= self.cache_pairs and not (self.save_flo and not record.extras) and self.per_pair:
-            kept, source = self._segments.read(index, self.palette), "intermediate"
+            if record.kept != "none":  # (none: the intermediate had no room for it)
+                kept, source = self._segments.read(index, self.palette), "intermediate"
         elif index < self.cache_pairs and (kept := self._cached(record)) is not None:
             source = "cache"
         elif self.save_flo and not record.extras:  # (a pair with extras: its .flo file holds the flow alone)
