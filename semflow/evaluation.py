@@ -228,7 +228,10 @@ class _InProcess:
     def __init__(self, method: Any) -> None:
         self.method = method
 
-    def estimate(self, img1: np.ndarray, img2: np.ndarray, labels: np.ndarray | None = None) -> tuple[Any, float, float]:
+    def estimate(self, img1: np.ndarray, img2: np.ndarray, labels: np.ndarray | None = None,
+                 index: int | None = None) -> tuple[Any, float, float]:
+        if index is not None and hasattr(self.method, "seek"):
+            self.method.seek(index)
         with PeakMemory() as memory:
             start = time.perf_counter()
             result = self.method.estimate(img1, img2, labels=labels)
@@ -251,7 +254,9 @@ def _compare_samples(dataset: str, samples: Sequence[Any], built: dict[str, Any]
             flows, costs, kinds = {}, {}, None
             for name, method in built.items():
                 labels = sample.labels if use_labels else None
-                result, seconds, peak_mb = method.estimate(sample.img1, sample.img2, labels=labels)
+                # (the sample's place: a method reading a file per pair reads this sample's, not the
+                #  next in turn, which a sample left out above would have shifted by one)
+                result, seconds, peak_mb = method.estimate(sample.img1, sample.img2, labels=labels, index=k)
                 flows[name], costs[name] = result.flow, (seconds, peak_mb)
                 if kinds is None and "kinds" in result.extras:
                     kinds = result.extras["kinds"]

@@ -56,13 +56,15 @@ def _leave_with_parent(parent: int) -> None:
 
 
 def _estimate(name: str, options: dict[str, Any], img1: np.ndarray, img2: np.ndarray,
-              labels: np.ndarray | None) -> tuple[FlowResult, float, float]:
+              labels: np.ndarray | None, index: int | None = None) -> tuple[FlowResult, float, float]:
     global _METHOD
     with PeakMemory() as memory:
         if _METHOD is None:  # built on the first call, so that its errors come back like any other
             from semflow.methods import get_method
 
             _METHOD = get_method(name, **options)
+        if index is not None and hasattr(_METHOD, "seek"):  # (a method reading a file per pair: which pair)
+            _METHOD.seek(index)
         start = time.perf_counter()
         result = _METHOD.estimate(img1, img2, labels=labels)
         seconds = time.perf_counter() - start
@@ -80,13 +82,14 @@ class IsolatedMethod:
         self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                                             initializer=_leave_with_parent, initargs=(os.getpid(),))
 
-    def estimate(self, img1: np.ndarray, img2: np.ndarray, labels: np.ndarray | None = None
-                 ) -> tuple[FlowResult, float, float]:
-        """``(result, seconds, peak MB of the child process)`` for one pair."""
+    def estimate(self, img1: np.ndarray, img2: np.ndarray, labels: np.ndarray | None = None,
+                 index: int | None = None) -> tuple[FlowResult, float, float]:
+        """``(result, seconds, peak MB of the child process)`` for one pair; ``index``: which pair it is, for a
+        method that reads given files per pair (``seek``: given flows or masks; without it, pairs in turn)."""
         if refused := thread_refusal(3):  # (ulimit -u: the pool's feeder thread died unstarted, and the
             raise ResourceError(f"method {self.name}: {refused}")  # command waited for good)
         try:
-            return self._submit(img1, img2, labels).result()
+            return self._submit(img1, img2, labels, index).result()
         except concurrent.futures.process.BrokenProcessPool:
             limits = limits_in_force("RLIMIT_NPROC", "RLIMIT_AS")  # (OpenMP's threads: libgomp exits the child)
             why = f"killed, perhaps for memory, or by a limit in force: {limits}" if limits else \

@@ -375,3 +375,21 @@ def test_a_signal_while_compare_moves_its_images_in_leaves_no_mix(tmp_path: Path
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert moved and [(out / n).read_bytes() == (new / n).read_bytes() for n in names] == [True, True]
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_per_pair_inputs_follow_the_sample_a_left_out_sample_is_not_handed_on(tmp_path: Path, isolate: bool) -> None:
+    """A method that reads a file per pair (--baseline-flows DIR: NNNNNN.flo for the NNNNNN-th sample) is told
+    which sample it is on: a sample left out (no valid GT) does not hand its file on to the next one (C was
+    scored against B's flows, 10 px off)."""
+    root = _middlebury(tmp_path / "mb", ["A", "B", "C"], no_gt=("B",))
+    truth = translation_scene(48, 64, shift=(3.0, 2.0), seed=4).flow
+    flows = tmp_path / "flows"
+    for k, offset in enumerate((0.0, 10.0, 0.0)):  # B's flows are wrong: no sample scored may get them
+        write_flo(flows / f"{k:06d}.flo", truth + np.float32([offset, 0.0]))
+    write_image(tmp_path / "sky.png", np.zeros((48, 64), np.uint8))  # every pixel stuff: semantic = its baseline
+    with pytest.warns(SemflowWarning, match="sample B: no valid ground-truth pixel"):
+        results = evaluation.compare("middlebury", root, ["semantic"], isolate=isolate, method_options={
+            "baseline_flows": str(flows), "segmentation": str(tmp_path / "sky.png")})
+    assert [r.sample for r in results] == ["A", "C"] and results.left_out == ["B"]
+    assert [round(r.epe, 3) for r in results] == [0.0, 0.0]
