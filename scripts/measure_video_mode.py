@@ -7,7 +7,7 @@ The methods run side by side, pair by pair, in one process (so a busy machine sl
 :data:`SETUPS`, ``discrete``'s and ``--sharpen``'s too). For
 each: wall seconds per pair (``estimate`` only, frames already decoded), seconds per stage (the
 method's ``last_timings``; semantic's baseline stages prefixed ``baseline.``), flicker = mean over t
-of mean_x |F_t(x) - F_{t-1}(x)| (px), the mean flow magnitude per pair, and the magnitude jumps:
+of mean_x |F_t(x) - F_{t-1}(x)| (px, the length of the change: summary.json's flicker), the mean flow magnitude per pair, and the magnitude jumps:
 pairs whose mean magnitude changes by more than 2x from the pair before while the images do not
 change as much (mean |I_{t+1} - I_t| over mean |I_t - I_{t-1}| within [1/1.5, 1.5]). After the timed
 run each method runs again, alone, in a fresh process of its own (``spawn``) over the first
@@ -29,6 +29,7 @@ import numpy as np
 
 from semflow.io.video import FrameSource
 from semflow.methods import get_method
+from semflow.temporal import flicker
 from semflow.video_state import VideoState
 
 SETUPS = {
@@ -120,7 +121,8 @@ def main() -> None:
             rec[n]["stages"].append(stages(built[n]))
             rec[n]["magnitude"].append(float(np.hypot(result.flow[..., 0], result.flow[..., 1]).mean()))
             if last[n] is not None:
-                rec[n]["flicker"].append(float(np.abs(result.flow - last[n]).mean()))
+                rec[n]["flicker"].append(flicker(result.flow, last[n]))  # (the length of the change, as summary.json's;
+                #  before 2026-12-06 the mean of |du| and |dv|: 1.6x lower on solidWhiteRight.mp4)
             last[n] = result.flow
         print(t, {n: (round(rec[n]["seconds"][-1], 2), round(rec[n]["magnitude"][-1], 2)) for n in names}, flush=True)
         if args.out and t % 10 == 9:  # partial results, in case the run is cut short

@@ -467,3 +467,29 @@ def test_write_plot_takes_the_seconds_of_the_pairs_it_has(monkeypatch, tmp_path:
     meter = _meter_of([{"magnitude": 1.0}, {"magnitude": 2.0}])
     meter.write_plot(tmp_path / "plot.png", "clip", np.array([0.5, 0.25, 9.0]))
     assert drawn == [[0.5, 0.25]]
+
+
+def test_measure_video_mode_reports_flicker_as_the_run_does(tmp_path: Path, monkeypatch) -> None:
+    """scripts/measure_video_mode.py (BENCHMARKS.md sections video-mode-quick, video-sharpen) says flicker is
+    mean_x |F_t(x) - F_{t-1}(x)|, as summary.json's: the length of the change, not the mean of |du| and |dv|
+    (which read 1.6x low on solidWhiteRight.mp4)."""
+    import importlib.util
+    import sys
+
+    from semflow.io.images import write_image
+    from semflow.methods import get_method
+
+    spec = importlib.util.spec_from_file_location(
+        "measure_video_mode", Path(__file__).resolve().parents[1] / "scripts" / "measure_video_mode.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    seq = make_sequence(4, 48, 64, seed=3)
+    for k, frame in enumerate(seq.frames):
+        write_image(tmp_path / "frames" / f"{k:06d}.png", frame)
+    monkeypatch.setattr(sys, "argv", ["measure_video_mode.py", str(tmp_path / "frames"), "--pairs", "3",
+                                      "--methods", "dis-medium", "--memory-pairs", "0", "--out", str(tmp_path / "o.json")])
+    script.main()
+    method = get_method("dis-medium")
+    flows = [method.estimate(a, b).flow for a, b in zip(seq.frames, seq.frames[1:])]
+    expected = np.mean([flicker(b, a) for a, b in zip(flows, flows[1:])])
+    assert json.loads((tmp_path / "o.json").read_text())["dis-medium"]["flicker_px"] == pytest.approx(expected, rel=1e-6)
