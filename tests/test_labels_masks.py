@@ -61,3 +61,24 @@ def test_given_masks_are_found_by_stem_and_file_name_and_refuse_ids_past_the_cla
     cv2.imwrite(str(tmp_path / "v.png"), labels)
     with pytest.raises(InputError, match="unknown class ids 21"):
         MaskSegmenter(tmp_path, label_set="voc").predict(np.zeros((6, 8, 3), np.uint8), key="v")
+
+
+def test_given_masks_shrunk_with_the_frames_stay_on_the_shrunk_frames_pixels(tmp_path) -> None:
+    # A Car square on rows and columns 31-60 of a 90x90 map; the frames shrunk to 30x30 (by 3, INTER_AREA):
+    # each small pixel is the 3x3 block around full pixel 3i+1, so the car covers small pixels 10-19 (the
+    # blocks with 2 or 3 car rows). Nearest-neighbour without pixel centres took full pixel 3i and moved the
+    # car down and right by one small pixel (rows and columns 11-20).
+    import cv2
+
+    from semflow.io.video import resize_max_side
+    from semflow.segmentation.masks import MaskSegmenter
+
+    labels = np.full((90, 90), 3, np.uint8)
+    labels[31:61, 31:61] = 8
+    cv2.imwrite(str(tmp_path / "a.png"), labels)
+    frame = resize_max_side(np.where(labels[..., None] == 8, 255, 0).astype(np.uint8).repeat(3, 2), 30)
+    out = MaskSegmenter(tmp_path).predict(frame, key="a").labels
+    expected = np.full((30, 30), 3, np.uint8)
+    expected[10:20, 10:20] = 8
+    assert np.array_equal(out, expected)
+    assert (frame[10:20, 10:20, 0] >= 113).all() and (frame[out == 3, 0] <= 85).all()  # where the frame shows it

@@ -2,7 +2,7 @@
 Palette PNGs (PASCAL VOC masks) give their palette indices as class ids.
 
 Label maps of the frames as given fit frames that ``--max-side`` shrank: they are shrunk with them
-(nearest class)."""
+(the class at each shrunk pixel's centre, as the frames' area shrink centres it)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,9 @@ class MaskSegmenter(Segmenter):
         raw = read_label_map(path)
         ls = self.label_set
         if raw.shape != image.shape[:2] and shrunk_to(raw.shape, image.shape[:2]):
-            raw = cv2.resize(raw, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
+            # (INTER_NEAREST_EXACT samples each shrunk pixel's centre; INTER_NEAREST its top-left full pixel,
+            # which moved every class boundary down and right by up to half a shrunk pixel)
+            raw = cv2.resize(raw, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
         if raw.shape != image.shape[:2]:
             raise InputError(f"{path}: size {raw.shape[1]}x{raw.shape[0]} differs from the image's "
                              f"{image.shape[1]}x{image.shape[0]}")
