@@ -89,3 +89,20 @@ def test_fused_labels_keep_full_size_detail_where_the_filter_changes_nothing() -
     expected = labels.copy()
     expected[6:, 6:] = 1
     assert np.array_equal(fused_labels, expected)
+
+
+def test_a_changed_decision_lands_on_the_full_size_pixels_whose_centres_lie_in_its_cell() -> None:
+    # Belief 3 px wide for frames 8 px wide (as 1280 -> 480): belief column 2 covers full columns 5.33-8, so
+    # full columns 5, 6 and 7 (centres 5.5-7.5) take its decision. Nearest-neighbour without pixel centres
+    # (floor(x * 3 / 8)) gave full column 5 belief column 1's and shifted the change by a third of a cell.
+    from semflow.segmentation.temporal import fuse_with_prior
+
+    labels = np.zeros((3, 8), np.uint8)
+    probs = np.full((3, 3, 3), 0.2, np.float32)
+    probs[..., 0] = 0.6
+    prior = np.full((3, 3, 3), 1 / 3, np.float32)
+    prior[:, 2] = [0.01, 0.98, 0.01]  # the filter changes belief column 2's decision
+    fused_labels, _ = fuse_with_prior(labels, probs, prior)
+    expected = labels.copy()
+    expected[:, 5:] = 1
+    assert np.array_equal(fused_labels, expected)

@@ -190,8 +190,8 @@ def fuse_with_prior(labels: np.ndarray, probs: np.ndarray, prior: np.ndarray | N
     changed = decided != probs.argmax(axis=2)
     if changed.any():
         height, width = labels.shape
-        if decided.shape != labels.shape:
-            decided = cv2.resize(decided, (width, height), interpolation=cv2.INTER_NEAREST)
-            changed = cv2.resize(changed.view(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+        if decided.shape != labels.shape:  # (each full-size pixel takes the cell its centre lies in)
+            decided = cv2.resize(decided, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+            changed = cv2.resize(changed.view(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST_EXACT) > 0
         labels = np.where(changed, decided, labels)
     return labels, fused
