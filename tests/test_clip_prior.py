@@ -727,3 +727,17 @@ def test_semantic_reads_a_folder_of_masks_behind_the_prior_by_frame_index(tiny, 
     first = method.estimate(image, np.roll(image, 2, axis=1), state=VideoState())
     second = method.estimate(np.roll(image, 2, axis=1), np.roll(image, 4, axis=1), state=first.state)
     assert (second.extras["labels"] == 3).all() and not (first.extras["labels"] == 3).all()
+
+
+def test_the_prior_sees_a_float_or_grey_image_as_the_segmenter_does(tiny, tmp_path):
+    # Segmenters take grey, RGBA, 16-bit and float [0, 1] images (converted to uint8 RGB); CLIP's crops were
+    # cut from the image as given: a float image's crops came out near black (0-1 on a 0-255 canvas) and a
+    # grey one was a numpy broadcasting traceback.
+    image, labels, probs, _, _ = _scene()
+    wrapped = PriorSegmenter(_Backbone(labels, probs), _prior(tiny, tmp_path))
+    want = [(d.clip_label, round(d.clip_score, 4)) for d in wrapped.predict(image).prior.regions]
+    got = [(d.clip_label, round(d.clip_score, 4)) for d in wrapped.predict(image / np.float32(255)).prior.regions]
+    assert got == want
+    grey = image[..., 1]
+    rgb = [(d.clip_label, round(d.clip_score, 4)) for d in wrapped.predict(np.repeat(grey[..., None], 3, 2)).prior.regions]
+    assert [(d.clip_label, round(d.clip_score, 4)) for d in wrapped.predict(grey).prior.regions] == rgb

@@ -13,7 +13,7 @@ import numpy as np
 
 from semflow.io.atomic import write_text_atomic
 from semflow.io.jsonfile import dumps_strict
-from semflow.segmentation.base import Segmenter
+from semflow.segmentation.base import Segmenter, check_image
 from semflow.segmentation.clip.fusion import JointClasses, PriorResult
 from semflow.segmentation.clip.prior import ClipPrior
 
@@ -82,7 +82,9 @@ class PriorSegmenter(Segmenter):
         return self._label_sets[id(ls)][1]
 
     def predict(self, image: np.ndarray, key: str | int | None = None) -> Any:
-        """Backbone segmentation of ``image`` (uint8 RGB (H, W, 3)), fused with CLIP's region labels."""
+        """Backbone segmentation of ``image`` (uint8 RGB (H, W, 3); grey, RGBA, 16-bit and float [0, 1]
+        images are converted first, as every segmenter converts them), fused with CLIP's region labels."""
+        image = check_image(image)  # (CLIP's crops are cut from it: a float image's were near black)
         seg = self.segmenter.predict(image) if key is None else self.segmenter.predict(image, key=key)
         ls = seg.label_set
         result = self.prior.apply(image, seg.probs, seg.labels, list(ls.class_names), dict(ls.kinds),
