@@ -741,3 +741,20 @@ def test_the_prior_sees_a_float_or_grey_image_as_the_segmenter_does(tiny, tmp_pa
     grey = image[..., 1]
     rgb = [(d.clip_label, round(d.clip_score, 4)) for d in wrapped.predict(np.repeat(grey[..., None], 3, 2)).prior.regions]
     assert [(d.clip_label, round(d.clip_score, 4)) for d in wrapped.predict(grey).prior.regions] == rgb
+
+
+def test_an_architecture_whose_published_weights_all_take_another_normalisation_gets_it(open_clip, tiny, tmp_path,
+                                                                                         monkeypatch):
+    # open_clip keeps the input normalisation with each published checkpoint, not with the architecture, and a
+    # model built without one gets OpenAI's: every MobileCLIP checkpoint takes RGB in [0, 1] as it is (mean 0,
+    # std 1), every PE-Core one mean and std 0.5, and CLIP was fed them normalised as OpenAI's models are.
+    published = {"semflow-tiny-clip": {"a": {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)},
+                                       "b": {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}}}
+    monkeypatch.setattr(open_clip, "list_pretrained_tags_by_model", lambda name: list(published.get(name, {})))
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda name, tag: published.get(name, {}).get(tag, {}))
+    clip = _prior(tiny, tmp_path).clip
+    assert (clip.mean, clip.std) == ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    # checkpoints of the architecture that disagree (ViT-L-14's LAION-2B one takes 0.5): OpenAI's, as before
+    published["semflow-tiny-clip"]["b"] = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+    clip = _prior(tiny, tmp_path).clip
+    assert clip.mean == pytest.approx((0.48145466, 0.4578275, 0.40821073))

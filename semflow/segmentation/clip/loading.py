@@ -134,6 +134,21 @@ def resolve_model_name(open_clip: Any, model_name: str) -> str:
     return model_name
 
 
+def published_normalisation(open_clip: Any, model_name: str) -> dict[str, tuple[float, ...]]:
+    """``{"mean": ..., "std": ...}`` that every checkpoint open_clip lists for architecture ``model_name`` was
+    trained with, where they all agree; else ``{}``. open_clip keeps the normalisation with each published
+    checkpoint, not with the architecture, and builds a model without one with OpenAI's, which fed CLIP wrong
+    inputs where its checkpoints take another (MobileCLIP's: RGB in [0, 1] as it is; PE-Core's: 0.5 and 0.5)."""
+    found = set()
+    for tag in open_clip.list_pretrained_tags_by_model(model_name):
+        cfg = open_clip.get_pretrained_cfg(model_name, tag) or {}
+        found.add((tuple(cfg.get("mean", OPENAI_MEAN)), tuple(cfg.get("std", OPENAI_STD))))
+    if len(found) != 1:
+        return {}
+    mean, std = found.pop()
+    return {"mean": mean, "std": std}
+
+
 def read_state_dict(path: Path, openai_format: bool) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint file, without running anything it contains.
 
@@ -252,7 +267,7 @@ def load_clip_model(model_name: str, weights: str | os.PathLike | None, *, devic
     load_into(model, state, path, model_name)
     device = resolve_device(str(device))
     model = model.to(device).eval().requires_grad_(False)
-    cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
+    cfg = {**(getattr(model.visual, "preprocess_cfg", {}) or {}), **published_normalisation(open_clip, model_name)}
     size = cfg.get("size", getattr(model.visual, "image_size", 224))
     size = (size, size) if isinstance(size, int) else tuple(size)
     return ClipModel(
