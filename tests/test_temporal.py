@@ -493,3 +493,17 @@ def test_measure_video_mode_reports_flicker_as_the_run_does(tmp_path: Path, monk
     flows = [method.estimate(a, b).flow for a, b in zip(seq.frames, seq.frames[1:])]
     expected = np.mean([flicker(b, a) for a, b in zip(flows, flows[1:])])
     assert json.loads((tmp_path / "o.json").read_text())["dis-medium"]["flicker_px"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_fusion_sees_a_float_frame_as_the_segmenters_do():
+    """Segmenters take float [0, 1] frames (converted to uint8); the filter cast them to uint8 as they were:
+    every frame black, so after a cut the old labels were carried on as if nothing had moved."""
+    first, other = (to_uint8(random_texture(60, 80, np.random.default_rng(s))) for s in (1, 7))
+    old, new = _two_class_probs(np.full((60, 80), 0.8)), _two_class_probs(np.full((60, 80), 0.3))
+    outs = []
+    for scale in (None, np.float32(255)):
+        fusion = TemporalSegmentation()
+        for frame, probs in ((first, old), (first, old), (other, new)):
+            out = fusion.update(frame if scale is None else frame / scale, _seg(probs))
+        outs.append((out.labels, fusion.trust.mean()))
+    assert outs[1][1] == pytest.approx(outs[0][1]) and np.array_equal(outs[1][0], outs[0][0])

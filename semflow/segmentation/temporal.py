@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from semflow.baseline.opencv import dis_flow
-from semflow.segmentation.base import Segmentation
+from semflow.segmentation.base import Segmentation, check_image
 from semflow.warp import magnitude, to_gray, warp_backward
 
 EPS = 1e-6
@@ -84,13 +84,14 @@ class TemporalSegmentation:
              forward_flow: np.ndarray | None = None) -> np.ndarray:
         """Fused probabilities (H, W, C) float32 of frame t.
 
-        ``image`` uint8 RGB (H, W, 3) frame t, ``probs`` its single-frame probabilities (H, W, C).
+        ``image`` uint8 RGB (H, W, 3) frame t (or any image a segmenter takes: grey, float [0, 1]...),
+        ``probs`` its single-frame probabilities (H, W, C).
         ``backward_flow`` (t -> t-1) and ``forward_flow`` (t-1 -> t), (H, W, 2) px, if the caller has
         them; missing ones are computed with DIS. The first frame (or one of another size or class
         count) is returned as given.
         """
         probs = np.asarray(probs, np.float32)
-        gray = to_gray(np.asarray(image, np.uint8))
+        gray = to_gray(check_image(image))  # (as the segmenter saw it: a float frame cast to uint8 was black)
         if self._belief is None or self._belief.shape != probs.shape or self.switch >= 1.0:
             self._gray, self._belief, self.trust = gray, probs, None
             return probs
