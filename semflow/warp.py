@@ -9,6 +9,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+CV_MAX_CHANNELS = 128
+"""The most channels OpenCV's Python binding takes in one array (``CV_CN_MAX``): an image with more (class
+probabilities of a label set of more than 128 classes) is sampled that many channels at a time."""
+
 ERROR_CAP = 40.0
 """Photometric errors are truncated here (grey levels), so occlusions and outliers do not dominate means."""
 
@@ -81,9 +85,19 @@ def warp_backward(image: np.ndarray, flow: np.ndarray, x0: int = 0, y0: int = 0
     h, w = flow.shape[:2]
     x, y = pixel_grid(h, w, x0, y0)
     mx, my = x + flow[..., 0], y + flow[..., 1]
-    warped = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    warped = _remap(image, mx, my)
     inside = inside_frame(mx, my, image.shape[1], image.shape[0])
     return warped, inside
+
+
+def _remap(image: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
+    """``cv2.remap`` of ``image`` at maps ``mx``, ``my`` (bilinear, border replicated), for any number of channels
+    (more than :data:`CV_MAX_CHANNELS` were a cv2.error: they are sampled in groups, to the same values)."""
+    if image.ndim < 3 or image.shape[2] <= CV_MAX_CHANNELS:
+        return cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return np.concatenate([cv2.remap(np.ascontiguousarray(image[..., i:i + CV_MAX_CHANNELS]), mx, my, cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REPLICATE).reshape(*mx.shape, -1)
+                           for i in range(0, image.shape[2], CV_MAX_CHANNELS)], axis=2)
 
 
 _MAP_COLUMNS = 1024  # cv2.remap takes maps of fewer than 32767 rows and columns
@@ -100,9 +114,7 @@ def sample_points(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray
     count = fx.size
     rows = max(1, -(-count // _MAP_COLUMNS))
     pad = rows * _MAP_COLUMNS - count
-    out = cv2.remap(image, np.pad(fx, (0, pad)).reshape(rows, _MAP_COLUMNS),
-                    np.pad(fy, (0, pad)).reshape(rows, _MAP_COLUMNS), cv2.INTER_LINEAR,
-                    borderMode=cv2.BORDER_REPLICATE)
+    out = _remap(image, np.pad(fx, (0, pad)).reshape(rows, _MAP_COLUMNS), np.pad(fy, (0, pad)).reshape(rows, _MAP_COLUMNS))
     channels = out.shape[2:] if out.ndim == 3 else ()
     return out.reshape(-1, *channels)[:count].reshape(*shape, *channels)
 

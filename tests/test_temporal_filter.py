@@ -106,3 +106,37 @@ def test_a_changed_decision_lands_on_the_full_size_pixels_whose_centres_lie_in_i
     expected = labels.copy()
     expected[:, 5:] = 1
     assert np.array_equal(fused_labels, expected)
+
+
+def test_a_label_set_of_more_than_128_classes_is_filtered_too() -> None:
+    # (an ADE20K model's 150 classes, or a CLIP prior's long list: OpenCV's Python binding warps and resizes
+    # arrays of at most 128 channels, and the filter was a cv2.error traceback on the second frame)
+    from semflow.segmentation.base import Segmenter
+    from semflow.segmentation.labels import LabelSet
+    from semflow.segmentation.temporal import fuse_with_prior
+
+    classes, switch = 150, 0.05
+    rng = np.random.default_rng(0)
+    first = rng.dirichlet(np.ones(classes), (24, 32)).astype(np.float32)
+    evidence = rng.dirichlet(np.ones(classes), (24, 32)).astype(np.float32)
+    temporal = TemporalSegmentation(switch=switch)
+    temporal.fuse(grey(100), first)
+    zero = np.zeros((24, 32, 2), np.float32)
+    out = temporal.fuse(grey(100), evidence, backward_flow=zero, forward_flow=zero)
+    expected = np.maximum(evidence, 1e-6) ** 0.5 * ((1 - switch) * first + switch / classes)
+    np.testing.assert_allclose(out, expected / expected.sum(2, keepdims=True), rtol=1e-4)
+    prior = carry_belief(first[::2, ::2], grey(100), grey(100), zero)
+    assert prior.shape == (12, 16, classes) and np.allclose(prior.sum(2), 1.0, atol=1e-4)
+    assert fuse_with_prior(evidence.argmax(2).astype(np.uint8), evidence[::2, ::2], prior)[0].shape == (24, 32)
+
+    class Fixed(Segmenter):  # a segmenter whose probabilities are made at full size (given masks, a CLIP prior)
+        label_set = LabelSet("many", [f"c{i}" for i in range(classes)], {})
+
+        def predict(self, image, key=None):
+            from semflow.segmentation.base import Segmentation
+
+            return Segmentation(evidence, evidence.argmax(2).astype(np.uint8), self.label_set)
+
+    _, small, _ = Fixed().predict_small_probs(grey(100), (12, 16))
+    assert small.shape == (12, 16, classes)
+    np.testing.assert_allclose(small[3, 5], evidence[6:8, 10:12].mean((0, 1)), rtol=1e-4)

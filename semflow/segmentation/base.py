@@ -96,8 +96,10 @@ class Segmenter:
         as (h, w, C) float32, and the label set (for filtering the labels over time at a small size)."""
         seg = self.predict(image)
         probs = np.asarray(seg.probs, np.float32)
-        if probs.shape[:2] != tuple(size):
-            probs = cv2.resize(probs, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+        if probs.shape[:2] != tuple(size):  # (OpenCV takes at most 128 channels at a time: a longer class list
+            probs = np.concatenate([cv2.resize(np.ascontiguousarray(probs[..., i:i + 128]), (size[1], size[0]),
+                                               interpolation=cv2.INTER_AREA).reshape(*size, -1)
+                                    for i in range(0, probs.shape[2], 128)], axis=2)  # was a cv2.error)
         return seg.labels, probs, seg.label_set
 
 
