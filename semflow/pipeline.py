@@ -81,15 +81,18 @@ def check_video(video: Path, options: RunOptions) -> tuple[FrameSource, np.ndarr
 
 def open_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: RunOptions,
                method: FlowMethod | None = None, *, folder: OutputFolder | None = None,
-               checked: tuple[FrameSource, np.ndarray] | None = None) -> tuple[FrameSource, RunStore]:
+               checked: tuple[FrameSource, np.ndarray] | None = None,
+               chunks: list[int] | None = None) -> tuple[FrameSource, RunStore]:
     """Check ``video`` (readable, at least 2 frames; ``checked``: what :func:`check_video` already gave) and
-    open the store of ``out_dir`` for ``options`` (and the built ``method``: see :meth:`RunOptions.fingerprint`)."""
+    open the store of ``out_dir`` for ``options`` (and the built ``method``: see :meth:`RunOptions.fingerprint`);
+    ``chunks``: a batch's ``[chunk_pairs, warmup_pairs]`` in video mode (None: one pass, as a run)."""
     video, out_dir = Path(video), Path(out_dir)
     source, first = checked or check_video(video, options)
     out_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(out_dir, options.fingerprint(video, method), resume=options.resume, save_flo=options.save_flo,
                        frame_shape=first.shape, single_pass=options.max_flow is not None,
-                       cache_budget=options.cache_budget, folder=folder, pairs_estimate=max(len(source) - 1, 0))
+                       cache_budget=options.cache_budget, folder=folder, pairs_estimate=max(len(source) - 1, 0),
+                       chunks=chunks)
     return source, store
 
 

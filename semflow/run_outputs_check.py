@@ -1,6 +1,7 @@
 """What ``run --resume`` (and ``batch --resume``) checks of the earlier run in a folder: that it had the
-same settings and video (:func:`refuse_other_settings`, for a finished or an interrupted run), and, before
-it calls a finished run done and does nothing, that its outputs are all still there.
+same settings and video (:func:`refuse_other_settings`, for a finished or an interrupted run), and the
+same chunks for an interrupted batch's clip (:func:`refuse_other_chunks`); and, before it calls a finished
+run done and does nothing, that its outputs are all still there.
 
 A finished run's ``summary.json`` lists what it wrote (``outputs.written``: ``flo/`` and its
 ``NNNNNN.flo`` files, the videos, ``plot.png``, the summary). Each must still be a regular file
@@ -17,12 +18,14 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from semflow.build_identity import build_difference
 from semflow.errors import InputError, OutputError
 from semflow.io.outputs import RUN_NAMES, refuse_link
 from semflow.pair_records import flo_whole
 
-__all__ = ["listed_outputs", "missing_output", "refuse_other_settings"]
+__all__ = ["chunk_starts", "listed_outputs", "missing_output", "refuse_other_chunks", "refuse_other_settings"]
 
 
 
@@ -115,3 +118,40 @@ def _change(key: str, before: Any, now: Any, *, options: bool = False) -> str:
     shown = ["(none)" if v is None else ("on" if v else "off") if isinstance(v, bool) else v if isinstance(v, str)
              else str(v) for v in (before, now)]
     return name if max(map(len, shown)) > 40 else f"{name} {shown[0]} -> {shown[1]}"
+
+
+def chunk_starts(pairs: int, chunks: list[int] | None) -> np.ndarray:
+    """For each of a clip's ``pairs`` (estimated) pairs, the pair at which the video state that computes it
+    starts afresh: with ``chunks`` ``[chunk_pairs, warmup_pairs]`` (a batch's) its chunk's first pair less the
+    warm-up (:func:`semflow.batch.work.chunk_origins`), with None (``semflow run``'s one pass) frame 0."""
+    index = np.arange(max(pairs, 1))
+    if chunks is None:
+        return np.zeros_like(index)
+    return np.maximum(index // chunks[0] * chunks[0] - chunks[1], 0)
+
+
+def refuse_other_chunks(out_dir: Path, before: Any, now: list[int] | None, pairs: int) -> None:
+    """InputError unless the pairs kept in ``out_dir``, computed in ``before``'s chunks (``[chunk_pairs,
+    warmup_pairs]`` of a batch, None: one pass, a run's), start their video states where ``now``'s would for
+    each of the clip's ``pairs``: in video mode the rest of the clip, and the pairs its drawing computes again,
+    follow ``now``, and would mix two plans (a pair drawn other than it was computed and kept)."""
+    if before is not None and not (isinstance(before, list) and len(before) == 2 and all(type(n) is int for n in before)
+                                   and before[0] >= 1 and before[1] >= 0):
+        raise InputError(f"{out_dir}: cannot resume, its work folder is damaged (.semflow-work/state.json);"
+                         " run it again without --resume")
+    if np.array_equal(chunk_starts(pairs, before), chunk_starts(pairs, now)):
+        return
+
+    def plan(chunks: list[int]) -> str:
+        return f"--chunk-pairs {chunks[0]} --warmup-pairs {chunks[1]}"
+
+    if before is None:
+        said = (f"its pairs were computed in one pass, as `semflow run` computes them, and this batch's chunks"
+                f" ({plan(now)}) start their video states elsewhere; resume it with `semflow run --resume`")
+    elif now is None:
+        said = (f"a batch computed its pairs in chunks ({plan(before)}), each starting its video state afresh;"
+                " resume it with `semflow batch --resume` and those options")
+    else:
+        said = (f"the earlier batch computed its pairs with {plan(before)}, not {plan(now)}, and a chunk starts its"
+                " video state afresh; give the same ones")
+    raise InputError(f"{out_dir}: cannot resume, {said}, or run it afresh without --resume")

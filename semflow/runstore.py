@@ -52,7 +52,7 @@ from semflow.io.images import read_image
 from semflow.io.jsonfile import loads_untrusted
 from semflow.io.outputs import RUN_NAMES, OutputFolder
 from semflow.pair_records import PairRecord, RecordLog, RecordTable, flo_whole, normaliser, read_cached
-from semflow.run_outputs_check import missing_output, refuse_other_settings
+from semflow.run_outputs_check import missing_output, refuse_other_chunks, refuse_other_settings
 
 __all__ = ["CACHE_BUDGET_BYTES", "RUN_OUTPUTS", "WORK_DIR", "PairRecord", "RecordTable", "RunStore", "cache_pairs", "finished_summary",
            "normaliser", "open_store", "pair_name", "reopen_store"]
@@ -345,14 +345,15 @@ def _remove_pair_flos(flo_dir: Path) -> None:
 def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool, save_flo: bool,
                frame_shape: tuple[int, ...], single_pass: bool = False,
                cache_budget: int = CACHE_BUDGET_BYTES, folder: OutputFolder | None = None,
-               pairs_estimate: int = 0) -> RunStore:
+               pairs_estimate: int = 0, chunks: list[int] | None = None) -> RunStore:
     """The store of ``out_dir`` for a run with ``fingerprint`` (the settings a resumed run must share).
 
     A fresh run forgets what an earlier one left (work folder, ``NNNNNN.flo``); a resumed one keeps it,
     refuses other settings and keeps the cache size it chose. ``frame_shape`` and ``cache_budget`` decide
     how many pairs are cached; a clip of more pairs (``pairs_estimate``, from its frame count) keeps all
     its pairs in the intermediate instead, ``INTERMEDIATE_SHARE * cache_budget / pairs_estimate`` bytes a pair; a
-    ``single_pass`` run (``--max-flow``) keeps nothing.
+    ``single_pass`` run (``--max-flow``) keeps nothing. ``chunks``: a batch's ``[chunk_pairs, warmup_pairs]`` in
+    video mode (None: one pass), kept, and compared when resumed (:func:`refuse_other_chunks`).
     """
     out_dir = Path(out_dir)
     state_path = out_dir / WORK_DIR / "state.json"
@@ -361,6 +362,7 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
     if resume and state_path.exists():
         previous = _read_state(out_dir)
         refuse_other_settings(out_dir, previous.get("fingerprint", {}), fingerprint)
+        refuse_other_chunks(out_dir, previous.get("chunks"), chunks, pairs_estimate)
         if previous.get("budget") not in (None, int(INTERMEDIATE_SHARE * cache_budget)):  # (ignored silently)
             warn(f"{out_dir}: --cache-mb differs from the run this continues; its budget is kept"
                  f" ({previous['budget'] / INTERMEDIATE_SHARE / 2**20:.0f} MiB)")
@@ -379,7 +381,7 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
                  " keeps them; --max-flow draws in one pass)")
             per_pair = 0.0
     state = {"fingerprint": fingerprint, "cache_pairs": cached, "intermediate_per_pair": per_pair,
-             "budget": int(INTERMEDIATE_SHARE * cache_budget)}
+             "budget": int(INTERMEDIATE_SHARE * cache_budget), "chunks": chunks}
     write_text_atomic(state_path, json.dumps(state, indent=2))
     return RunStore(out_dir, save_flo, cached, folder, per_pair=per_pair, budget=state["budget"])
 

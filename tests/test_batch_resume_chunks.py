@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import moving_frames
 
 from semflow.io.images import write_image
@@ -105,3 +106,47 @@ def test_a_pair_computed_again_to_draw_a_chunked_clip_is_the_one_its_chunk_compu
         assert sorted(drawn) == list(range(7)) and len(calls) >= 7  # each computed again (its warm-up too)
         for index in range(7):
             np.testing.assert_array_equal(drawn[index], computed[index], err_msg=f"pair {index}, warm-up {warmup}")
+
+
+def test_a_clip_resumed_in_other_chunks_is_refused_naming_the_earlier_ones(tmp_path: Path) -> None:
+    """A batch resumed with another ``--chunk-pairs`` or ``--warmup-pairs`` computed the rest of an interrupted
+    clip in the new chunks, and its drawing computed a pair again from the new chunk's state: pair 2, computed
+    in chunk 0-2 of ``--chunk-pairs 3``, was drawn from a state started at pair 2 (``--chunk-pairs 2``), 0.085
+    px from its kept .flo (``discrete``, ``--cache-mb 0``). The chunks are recorded and a resume in others
+    refused, in one line naming both; chunks that start every pair's state where the earlier ones did resume."""
+    from semflow.batch import work
+    from semflow.errors import InputError
+
+    frames = tmp_path / "frames"
+    for k, frame in enumerate(moving_frames(8, 32, 48)):
+        write_image(frames / f"{k:04d}.png", frame)
+    worker = work.ClipWorker.__new__(work.ClipWorker)  # (in this process: no Ray)
+    worker.method = get_method("dis-ultrafast")
+    fresh = RunOptions(method="dis-ultrafast", progress=False)
+    resumed = RunOptions(method="dis-ultrafast", progress=False, resume=True)
+    out = tmp_path / "out"
+    worker.compute(frames, out, fresh, work.prepare_clip(frames, out, fresh, 3).chunks[0], 0)  # then stopped
+    for chunk_pairs, warmup in ((2, 0), (4, 0), (3, 1)):
+        with pytest.raises(InputError, match="cannot resume, the earlier batch computed its pairs with --chunk-pairs 3"
+                           f" --warmup-pairs 0, not --chunk-pairs {chunk_pairs} --warmup-pairs {warmup}, "):
+            work.prepare_clip(frames, out, resumed, chunk_pairs, **({"warmup": warmup} if warmup else {}))
+    assert work.prepare_clip(frames, out, resumed, 3).chunks == [work.Chunk(3, 6), work.Chunk(6, None)]
+    # `semflow run --resume` computes in one pass from frame 0: not the batch's chunks
+    with pytest.raises(InputError, match="a batch computed its pairs in chunks .--chunk-pairs 3 --warmup-pairs 0."):
+        open_video(frames, out, resumed)
+    # Chunks that start each pair's state where the earlier ones did (one chunk for the whole clip) resume.
+    whole = tmp_path / "whole"
+    work.prepare_clip(frames, whole, fresh, 50)
+    assert work.prepare_clip(frames, whole, resumed, 7, warmup=3).chunks == [work.Chunk(0, None)]
+    open_video(frames, whole, resumed)  # (as `semflow run` computes it)
+    run = tmp_path / "run"
+    open_video(frames, run, fresh)  # an interrupted `semflow run`
+    with pytest.raises(InputError, match="computed in one pass, as `semflow run` computes them, and this batch's"):
+        work.prepare_clip(frames, run, resumed, 3)
+    work.prepare_clip(frames, run, resumed, 7)
+    # Pair mode, or one pass under --max-flow: the chunks change no flow.
+    for options in ({"pairwise": True}, {"max_flow": 5.0}):
+        work.prepare_clip(frames, tmp_path / str(options), RunOptions(method="dis-ultrafast", progress=False, **options), 3)
+        resumed_other = RunOptions(method="dis-ultrafast", progress=False, resume=True, **options)
+        work.prepare_clip(frames, tmp_path / str(options), resumed_other, 2, warmup=1)
+        open_video(frames, tmp_path / str(options), resumed_other)

@@ -207,10 +207,10 @@ def check_clip(clip: ClipState, root: Path, options: RunOptions, chunk_pairs: in
     return Prepared(chunks_left(out, options, estimate, chunk_pairs), estimate)
 
 
-def open_clip(clip: ClipState, root: Path, options: RunOptions, chunk_pairs: int) -> Prepared:
+def open_clip(clip: ClipState, root: Path, options: RunOptions, chunk_pairs: int, warmup: int = 0) -> Prepared:
     """Check the clip again and open its output folder below ``root`` (``clip.folder``, locked), or find
-    it finished (``resume``); the chunks still to compute. Raises SemflowError or OSError for a clip that
-    cannot be run."""
+    it finished (``resume``); the chunks still to compute (of ``chunk_pairs`` pairs, each after ``warmup``).
+    Raises SemflowError or OSError for a clip that cannot be run."""
     # Locked and link-checked as `semflow run` does: a fresh batch first deletes only what the
     # previous run or batch there listed; another run into the folder is refused meanwhile.
     out, done = _finished_or_allowed(clip, root, options)
@@ -221,7 +221,7 @@ def open_clip(clip: ClipState, root: Path, options: RunOptions, chunk_pairs: int
         checked = check_video(clip.item.path, options)
         clip.folder = OutputFolder(out, fresh=not options.resume, work=WORK_DIR, reserved=RUN_OUTPUTS)
         clip.folder.__enter__()
-        return prepare_clip(clip.item.path, out, options, chunk_pairs, clip.folder, checked)
+        return prepare_clip(clip.item.path, out, options, chunk_pairs, clip.folder, checked, warmup)
 
 
 def _finished_or_allowed(clip: ClipState, root: Path, options: RunOptions) -> tuple[Path, Prepared | None]:

@@ -314,8 +314,11 @@ class Batch:
         chunks (once, when its first task is due)."""
         clip.prepared, clip.opened = True, opening
         try:
-            prepared = (open_clip if opening else check_clip)(clip, self.out_dir, self.run_options,
-                                                              self.options.chunk_pairs)
+            if opening:
+                prepared = open_clip(clip, self.out_dir, self.run_options, self.options.chunk_pairs,
+                                     self.options.warmup_pairs)
+            else:
+                prepared = check_clip(clip, self.out_dir, self.run_options, self.options.chunk_pairs)
         except (SemflowError, OSError) as exc:
             yield fail_clip(clip, one_line(exc), progress)
             return

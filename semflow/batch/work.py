@@ -145,17 +145,21 @@ def plan_chunks(pairs: int, chunk_pairs: int) -> list[Chunk]:
 
 def prepare_clip(path: Path, out_dir: Path, options: RunOptions, chunk_pairs: int,
                  folder: OutputFolder | None = None,
-                 checked: tuple[FrameSource, np.ndarray] | None = None) -> Prepared:
+                 checked: tuple[FrameSource, np.ndarray] | None = None, warmup: int = 0) -> Prepared:
     """Check the clip, open its output folder (a fresh batch clears it, a resumed one keeps what is
     finished) and plan the chunks still to compute. Raises :class:`InputError` for a clip that cannot be
     used (missing, unreadable, fewer than 2 frames). ``folder``: the output folder, locked by the caller
     (it has already cleared what a previous run listed): what a run of the clip writes is claimed in it;
-    ``checked``: what :func:`~semflow.pipeline.check_video` gave for the clip, when the caller checked it."""
+    ``checked``: what :func:`~semflow.pipeline.check_video` gave for the clip, when the caller checked it;
+    ``warmup``: the pairs each chunk computes before its first. In video mode the chunks are recorded: a resume
+    in other chunks, whose video states would start elsewhere, is refused (``semflow run`` computes in one).
+    Single-pass (``max_flow``) or ``pairwise``, they change no flow."""
     if options.resume:
         done = finished_summary(out_dir, options.fingerprint(path))
         if done is not None:
             return Prepared([], done["pairs"], done)
-    source, store = open_video(path, out_dir, options, folder=folder, checked=checked)
+    chunks = None if options.pairwise or options.max_flow is not None else [chunk_pairs, warmup]
+    source, store = open_video(path, out_dir, options, folder=folder, checked=checked, chunks=chunks)
     if folder is not None:  # listed before the workers write them, so that a fresh run removes them
         for name in store.outputs(max(len(source) - 1, 1)):
             folder.claim(name)
