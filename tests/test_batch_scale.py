@@ -407,6 +407,27 @@ def test_a_resumed_clip_is_checked_with_the_chunks_it_has_left(make_video, tmp_p
         worker.compute(clip, out / "c", resumed, Chunk(2, 4), 0)
 
 
+def test_opening_a_clip_says_what_run_says_of_its_cache_budget(make_video, tmp_path: Path) -> None:
+    """Opening a clip ignored every SemflowWarning (its check had said the video's): a batch resumed with
+    another --cache-mb kept the earlier budget without a word, and a --cache-mb too small to keep a flow (each
+    pair computed again to be drawn) went unsaid; `semflow run` says both."""
+    from semflow.batch.clips import check_clip
+    from semflow.errors import SemflowWarning
+
+    clip = make_video(7, 24, 32, name="c.mp4")
+    out = tmp_path / "out"
+    for kwargs, said in (({"cache_budget": 2 ** 20}, None),
+                         ({"cache_budget": 2 ** 21, "resume": True}, "--cache-mb differs from the run this continues"),
+                         ({"cache_budget": 10}, "too few to keep the flows")):
+        batch = Batch(out, options(**kwargs))
+        batch.submit([clip])
+        state = ClipState(batch.clips[0].item, batch.clips[0].result)
+        check_clip(state, out, batch.run_options, 3)
+        with pytest.warns(SemflowWarning, match=said) if said else contextlib.nullcontext():
+            open_clip(state, out, batch.run_options, 3)
+        state.release()
+
+
 @pytest.mark.parametrize("case", ["whole", "lost", "one more declared", "one frame read"])
 def test_a_clip_is_drawn_whole_and_not_with_its_last_pair_lost(monkeypatch, make_video, tmp_path: Path,
                                                               case: str) -> None:

@@ -216,9 +216,10 @@ def open_clip(clip: ClipState, root: Path, options: RunOptions, chunk_pairs: int
     out, done = _finished_or_allowed(clip, root, options)
     if done is not None:
         return done
-    with descriptors_named(clip.item.path), warnings.catch_warnings():
-        warnings.simplefilter("ignore", SemflowWarning)  # (check_clip said them)
-        checked = check_video(clip.item.path, options)
+    with descriptors_named(clip.item.path):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SemflowWarning)  # (check_clip said the video's; not the store's below)
+            checked = check_video(clip.item.path, options)
         clip.folder = OutputFolder(out, fresh=not options.resume, work=WORK_DIR, reserved=RUN_OUTPUTS)
         clip.folder.__enter__()
         return prepare_clip(clip.item.path, out, options, chunk_pairs, clip.folder, checked, warmup)
