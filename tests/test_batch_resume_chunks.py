@@ -150,3 +150,29 @@ def test_a_clip_resumed_in_other_chunks_is_refused_naming_the_earlier_ones(tmp_p
         resumed_other = RunOptions(method="dis-ultrafast", progress=False, resume=True, **options)
         work.prepare_clip(frames, tmp_path / str(options), resumed_other, 2, warmup=1)
         open_video(frames, tmp_path / str(options), resumed_other)
+
+
+def test_a_pairwise_chunk_computes_no_warm_up(tmp_path: Path) -> None:
+    """A warm-up brings a chunk's video state to its first pair; in pair mode (``--pairwise``) there is none,
+    and the ``--warmup-pairs`` a chunk computed and threw away were seconds for nothing (two more pairs a
+    chunk here), its flows the same."""
+    from semflow.batch import work
+
+    frames = tmp_path / "frames"
+    for k, frame in enumerate(moving_frames(7, 32, 48)):
+        write_image(frames / f"{k:04d}.png", frame)
+    worker = work.ClipWorker.__new__(work.ClipWorker)  # (in this process: no Ray)
+    worker.method = method = get_method("dis-ultrafast")
+    calls = []
+    estimate = method.estimate
+    method.estimate = lambda a, b, **kw: calls.append(1) or estimate(a, b, **kw)
+    options = RunOptions(method="dis-ultrafast", progress=False, pairwise=True, save_flo=True)
+    stores = []
+    for warmup in (0, 2):
+        open_video(frames, tmp_path / f"out{warmup}", options)
+        calls.clear()
+        worker.compute(frames, tmp_path / f"out{warmup}", options, work.Chunk(3, 5), warmup)
+        assert len(calls) == 2, warmup
+        stores.append(open_video(frames, tmp_path / f"out{warmup}", RunOptions(**{**vars(options), "resume": True}))[1])
+    for index in (3, 4):
+        np.testing.assert_array_equal(stores[0].load(stores[0].record(index))[0], stores[1].load(stores[1].record(index))[0])

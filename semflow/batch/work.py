@@ -233,10 +233,12 @@ class ClipWorker:
         return os.getpid()
 
     def compute(self, path: Path, out_dir: Path, options: RunOptions, chunk: Chunk, warmup: int) -> dict[str, Any]:
-        """Compute the chunk's unfinished pairs; returns counts, the clip's pair count when the chunk
-        reached its end, and wall seconds (total and per stage)."""
+        """Compute the chunk's unfinished pairs (after ``warmup`` pairs, in video mode: pair mode carries no
+        state to warm up); returns counts, the clip's pair count when the chunk reached its end, and wall
+        seconds (total and per stage)."""
         started = time.perf_counter()
         source, store = _open(path, out_dir, options)
+        warmup = 0 if options.pairwise else warmup
         report = compute_pairs(source, self.method, store, start=chunk.start, stop=chunk.stop, warmup=warmup,
                                resume=True, progress=False, video=not options.pairwise)
         return {"computed": report.computed, "resumed": report.resumed, "end": report.end,
