@@ -234,6 +234,10 @@ def _semantic(options: Any) -> FlowMethod:
     baseline = _semantic_baseline(options)
     segmenter = options.segmenter
     if isinstance(segmenter, str):
+        if options.prior == "none" and options.segmentation is None:  # (built on first use: its spec checked now)
+            from semflow.segmentation.spec_check import check_segmenter_spec
+
+            check_segmenter_spec(segmenter)
         segmenter = _segmenter_builder(options)
         if options.prior != "none":
             segmenter = segmenter()  # loads CLIP now, so that a bad checkpoint is an early error

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -350,3 +352,19 @@ def test_an_option_without_a_default_is_one_clear_error_at_registration() -> Non
     assert "level-dis" not in list_methods()
     with pytest.raises(TypeError, match="option 'level' of LevelOptions has no default"):
         option_infos(LevelOptions)
+
+
+def test_semantic_refuses_a_segmenter_it_could_not_build_when_built_not_at_its_first_pair(tmp_path: Path) -> None:
+    """semantic builds its segmenter on first use; what the spec alone tells (an unknown backend, a missing
+    PATH) is refused when the method is built, so that a batch says it once, before Ray starts."""
+    missing = tmp_path / "missing"
+    for spec, said in (("nonsense", "unknown segmentation backend 'nonsense'"),
+                       (f"camvid:{missing}.pt", "no such segmenter weights file"),
+                       (f"torchvision:{missing}.pt", "no such torchvision weights file"),
+                       (f"masks:{missing}", "no such mask folder or file")):
+        with pytest.raises(InputError, match=said):
+            get_method("semantic", baseline="dis-medium", segmenter=spec)
+    method = get_method("semantic", baseline="dis-medium", segmenter=f"masks:{tmp_path}")  # (an existing folder)
+    assert method.name == "semantic"
+    # A label set with the camvid segmenter is left to its first use: labels given to each call may be in it.
+    assert get_method("semantic", baseline="dis-medium", label_set="voc").name == "semantic"

@@ -210,7 +210,8 @@ def test_kinds_name_the_classes_of_the_segmenters_label_set(scene, tmp_path):
         method.estimate(scene.img1, scene.img2, labels=scene.labels)  # given labels are in --label-set's ids
     with pytest.raises(InputError, match="unknown class 'Road' for label set 'voc'"):
         get_method("semantic", baseline="dis-fast", segmenter=VocSegmenter(), kinds="Road:stuff")
-    weights = tmp_path / "deeplab.pth"  # (never read: the segmenter is built on first use)
+    weights = tmp_path / "deeplab.pth"  # (never read: the segmenter is built on first use; only its being there
+    weights.write_bytes(b"")  # is checked when the method is built)
     assert get_method("semantic", baseline="dis-fast", segmenter=f"torchvision:{weights}", kinds="person:stuff")
     with pytest.raises(InputError, match="unknown class 'Road' for label set 'voc'"):
         get_method("semantic", baseline="dis-fast", segmenter=f"torchvision:{weights}", kinds="Road:stuff")

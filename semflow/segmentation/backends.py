@@ -27,6 +27,7 @@ from semflow.segmentation.clip.segmenter import PriorSegmenter
 from semflow.segmentation.clip.spec import ClipPriorSpec
 from semflow.segmentation.labels import LabelSet
 from semflow.segmentation.masks import MaskSegmenter, read_label_map
+from semflow.segmentation.spec_check import check_camvid_label_set
 from semflow.segmentation.torch_backends import (
     CamVidSegmenter,
     TorchSegmenter,
@@ -38,7 +39,7 @@ from semflow.segmentation.torch_backends import (
 )
 
 __all__ = ["CamVidSegmenter", "MaskSegmenter", "PriorSegmenter", "Segmentation", "Segmenter", "TorchSegmenter",
-           "TorchvisionSegmenter", "default_weights_path", "detect_torchvision_arch", "fold_batchnorm",
+           "TorchvisionSegmenter", "backend_factory", "default_weights_path", "detect_torchvision_arch", "fold_batchnorm",
            "get_segmenter", "list_backends", "load_camvid_model", "read_label_map", "register_backend"]
 
 _BACKENDS: dict[str, Callable[..., Segmenter]] = {}
@@ -68,10 +69,7 @@ def get_segmenter(name: str = "camvid", *, device: str = "cpu",
     spec = str(name)
     backend, _, arg = spec.partition(":")
     arg = os.path.expanduser(arg)  # (the shell leaves "~" after "camvid:" as it is; --clip-weights expands it)
-    factory = _BACKENDS.get(backend.lower())
-    if factory is None:
-        raise InputError(f"unknown segmentation backend {spec!r}; known: "
-                         f"{', '.join(list_backends())} (torchvision and masks take :PATH)")
+    factory = backend_factory(spec)
     if prior is not None and not isinstance(prior, ClipPriorSpec):
         raise InputError(f"prior must be a ClipPriorSpec, not {type(prior).__name__}")
     clip = None if prior is None else ClipPrior.from_spec(prior, device=device)  # its errors come first
@@ -79,11 +77,18 @@ def get_segmenter(name: str = "camvid", *, device: str = "cpu",
     return segmenter if clip is None else PriorSegmenter(segmenter, clip)
 
 
+def backend_factory(spec: str) -> Callable[..., Segmenter]:
+    """The factory registered for ``spec``'s backend (``backend`` or ``backend:arg``); InputError naming the
+    known ones for another."""
+    factory = _BACKENDS.get(spec.partition(":")[0].lower())
+    if factory is None:
+        raise InputError(f"unknown segmentation backend {spec!r}; known: "
+                         f"{', '.join(list_backends())} (torchvision and masks take :PATH)")
+    return factory
+
+
 def _camvid(arg: str, *, device: str, kinds_override: Any, label_set: Any) -> Segmenter:
-    if label_set is not None and str(getattr(label_set, "name", label_set)).lower() != "camvid":
-        raise InputError(f"the camvid segmenter labels in CamVid's classes, not in label set {str(label_set)!r}:"
-                         " --label-set names the classes of given masks (--segmentation, masks:PATH) or of"
-                         " torchvision:PATH")
+    check_camvid_label_set(label_set)
     return CamVidSegmenter(arg or None, device=device, kinds_override=kinds_override)
 
 
