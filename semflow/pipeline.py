@@ -218,7 +218,7 @@ def compute_pairs(source: FrameSource, method: FlowMethod, store: RunStore, *, s
         else:  # the video ended: its last frame was ``number``
             if number >= first:
                 report.end = number
-                store.mark_end(number)
+                store.mark_end(number, source.end_seconds)
     report.stages = timer.seconds
     return report
 

@@ -25,7 +25,7 @@ Layout of ``DIR/.semflow-work``: ``state.json`` (the settings, the render source
 ``pairs/*.jsonl`` (the pair records, :mod:`semflow.pair_records`: one JSON line a finished pair, appended
 after its cache entries and before its .flo file; one file a writer, so a record costs its size, a few
 hundred bytes, not a file-system block), ``video_state.npz`` and ``checkpoint/`` (the video state:
-:mod:`semflow.video_run`), ``end.json`` (the number of pairs once the end of the video was seen), ``cache/`` (flows,
+:mod:`semflow.video_run`), ``end.json`` (the number of pairs and the last frame's timestamp once the end of the video was seen), ``cache/`` (flows,
 baseline flows, segmentations), ``intermediate/`` (segment videos of up to ``SEGMENT_PAIRS`` pairs,
 each under its final name once complete; a pair kept in a segment that was never completed, by an
 interrupted run, is not finished and is computed again).
@@ -240,17 +240,20 @@ class RunStore:
             raise InputError(f"{self.out_dir}: the record of pair {table} is missing or damaged")
         return table
 
-    def mark_end(self, pairs: int) -> None:
-        """Note that the video has ``pairs`` pairs (its last frame was read)."""
-        write_text_atomic(self.work / "end.json", json.dumps({"pairs": pairs}))
+    def mark_end(self, pairs: int, seconds: float | None = None) -> None:
+        """Note that the video has ``pairs`` pairs (its last frame was read; ``seconds``: that frame's timestamp)."""
+        write_text_atomic(self.work / "end.json", json.dumps({"pairs": pairs, "seconds": seconds}))
 
-    def end(self) -> int | None:
-        """The number of pairs, once some pass has read the video to its end; else None."""
+    def end(self) -> tuple[int | None, float | None]:
+        """(the number of pairs, the timestamp in seconds of the last frame) once some pass has read the video to
+        its end (the timestamp None where it was not told); else (None, None)."""
         try:  # a damaged marker counts as missing: pass 1 reads the video to its end again
-            pairs = loads_untrusted((self.work / "end.json").read_text())["pairs"]
+            marker = loads_untrusted((self.work / "end.json").read_text())
+            pairs, seconds = marker["pairs"], marker.get("seconds")
         except (OSError, ValueError, TypeError, KeyError):
-            return None
-        return pairs if type(pairs) is int and pairs >= 0 else None
+            return None, None
+        seconds = float(seconds) if type(seconds) in (int, float) and math.isfinite(seconds) else None
+        return (pairs, seconds) if type(pairs) is int and pairs >= 0 else (None, None)
 
     # --- pass 2 ---------------------------------------------------------------------------------
 

@@ -114,6 +114,18 @@ def keyframe_damaged_mp4(folder: Path) -> tuple[Path, Path]:
     return damaged, whole
 
 
+def variable_rate_mkv(path: Path) -> Path:
+    """A 30-frame 48x32 MJPEG Matroska clip at a variable frame rate: 10 frames 1/25 s apart, then 20 frames
+    1/5 s apart (4.2 s). Matroska keeps no frame count: OpenCV estimates 106 (its duration times 25 fps)."""
+    import imageio_ffmpeg
+
+    frames = np.stack(moving_frames(30, 32, 48))
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s",
+                    "48x32", "-r", "25", "-i", "pipe:0", "-vf", r"setpts=if(lt(N\,10)\,N/25\,10/25+(N-10)/5)/TB",
+                    "-fps_mode", "vfr", "-c:v", "mjpeg", str(path)], input=frames.tobytes(), check=True)
+    return path
+
+
 def texture(height: int, width: int, seed: int = 0) -> np.ndarray:
     """A uint8 RGB frame (H, W, 3) of smooth random texture (``synthetic.random_texture``) drawn with ``seed``."""
     return to_uint8(random_texture(height, width, np.random.default_rng(seed)))

@@ -473,6 +473,31 @@ def test_a_clip_is_drawn_whole_and_not_with_its_last_pair_lost(monkeypatch, make
     state.release()
 
 
+def test_a_variable_frame_rate_clip_drawn_in_chunks_is_not_called_truncated(tmp_path: Path) -> None:
+    """The drawing task decodes no frame: it took the frames read from the end marker (pairs + 1) and judged them
+    against the count OpenCV estimates for a Matroska clip (its duration times its fastest frame rate), so a whole
+    clip of variable frame rate was recorded truncated, where run (which sees its last frame reach the end of its
+    duration) does not say so. The end marker keeps the last frame's timestamp too."""
+    from conftest import variable_rate_mkv
+
+    from semflow.batch.clips import check_clip
+
+    clip = variable_rate_mkv(tmp_path / "v.mkv")
+    out = tmp_path / "out"
+    batch = Batch(out, options(chunk_pairs=20))
+    batch.submit([clip])
+    worker = ClipWorker.__new__(ClipWorker)  # (in this process: no Ray)
+    worker.method = get_method(METHOD)
+    state = ClipState(batch.clips[0].item, batch.clips[0].result)
+    check_clip(state, out, batch.run_options, 20)
+    assert open_clip(state, out, batch.run_options, 20).chunks[:2] == [Chunk(0, 20), Chunk(20, 40)]  # (105 pairs said)
+    for chunk in (Chunk(0, 20), Chunk(20, 40)):
+        worker.compute(clip, out / "v", batch.run_options, chunk, 0)
+    summary = worker.finish(clip, out / "v", batch.run_options, 0.0, {}, 0)
+    assert (summary["frames"], summary["frames_expected"], summary["truncated"]) == (30, 106, False)
+    state.release()
+
+
 @contextlib.contextmanager
 def no_descriptors_left():
     """In the block the process has no file descriptor to spare (a low limit, filled up)."""

@@ -454,9 +454,11 @@ def test_a_segment_that_would_take_the_segments_over_the_budget_is_dropped(tmp_p
 
 def test_a_clip_of_no_pairs_has_its_end_recorded(tmp_path: Path) -> None:
     store = RunStore(tmp_path, save_flo=False, cache_pairs=0)
-    assert store.end() is None
+    assert store.end() == (None, None)
     store.mark_end(0)
-    assert store.end() == 0
+    assert store.end() == (0, None)
+    store.mark_end(3, 4.2)  # (and the timestamp of the clip's last frame: FrameSource.shortfall)
+    assert store.end() == (3, 4.2)
 
 
 def test_a_cached_baseline_of_another_size_is_not_used(tmp_path: Path) -> None:

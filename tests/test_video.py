@@ -331,6 +331,24 @@ def test_a_video_whose_keyframe_decodes_damaged_is_warned_about(tmp_path: Path, 
     assert summary["damaged_keyframes"] == source.damage_note
 
 
+def test_a_variable_frame_rate_video_read_whole_is_not_called_truncated(tmp_path: Path) -> None:
+    """A Matroska file keeps no frame count: OpenCV estimates one, its duration times its (fastest) frame rate.
+    A whole clip of 10 frames at 25 fps then 20 at 5 fps was "106 frames", and read whole was warned about as
+    "read 30 of the 106 frames ... (the file is truncated or corrupt)", recorded truncated. Its last frame
+    reaches the end of its duration: not short. The same clip cut short still is."""
+    from conftest import variable_rate_mkv
+
+    clip = variable_rate_mkv(tmp_path / "vfr.mkv")
+    source = FrameSource(clip)
+    assert len(source) == 106 and len(list(source)) == 30 and source.frames_read == 30
+    assert source.shortfall() is None
+    data = clip.read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(data[:len(data) // 2])
+    cut = FrameSource(tmp_path / "cut.mkv")
+    read = len(list(cut))
+    assert 10 < read < 30 and cut.shortfall() is not None and f"read {read} of the 106 frames" in cut.shortfall()
+
+
 def test_a_video_is_read_where_no_ffmpeg_can_probe_it(make_video, monkeypatch) -> None:
     """imageio-ffmpeg without a binary for the platform raises RuntimeError: the keyframe probe (a check) must not
     make every video unreadable; the video is read unprobed."""

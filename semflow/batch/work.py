@@ -178,7 +178,7 @@ def chunk_origins(pairs: int, chunk_pairs: int, warmup: int) -> Callable[[int], 
 
 def _unfinished(store: RunStore, chunks: list[Chunk]) -> list[Chunk]:
     """The chunks with a pair ``store`` has not finished."""
-    end = store.end()
+    end = store.end()[0]
     left = []
     for chunk in chunks:
         stop = chunk.stop if chunk.stop is not None else end
@@ -251,16 +251,17 @@ class ClipWorker:
         starts from its chunk's state, as it was computed (:func:`chunk_origins`)."""
         started = time.perf_counter()
         source, store = _open(path, out_dir, options)
-        pairs = store.end()
+        pairs, seconds = store.end()
         if not pairs:
             raise too_few_frames(path, 1) if pairs == 0 else InputError(f"{path}: the end of the clip was never reached")
         missing = [i for i in range(pairs) if not store.has(i)]
         if missing:
             raise InputError(f"{path}: {counted(len(missing), 'pair')} missing (first: {missing[0]})")
         # summary.json's "truncated" compares the frames read with the container's count. This task may never
-        # decode the whole clip (it draws from the kept flows), but the chunk that reached the end read pairs + 1.
+        # decode the whole clip (it draws from the kept flows), but the chunk that reached the end read pairs + 1,
+        # the last at the timestamp it noted (FrameSource.shortfall: a count that is an estimate).
         if source.frames_read is None:
-            source.frames_read = pairs + 1
+            source.frames_read, source.end_seconds = pairs + 1, seconds
         origin = None if chunk_pairs is None else chunk_origins(max(len(source) - 1, 1), chunk_pairs, warmup)
         return finish_video(source, self.method, store, pairs, options, stages=stages, computed=computed,
                             wall_seconds=wall + time.perf_counter() - started, origin=origin)

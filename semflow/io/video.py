@@ -10,6 +10,7 @@ not a broken video).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import os
@@ -23,6 +24,7 @@ from semflow.errors import InputError, OutputError, ResourceError, warn
 from semflow.io.atomic import move_into_place, temp_path_beside
 from semflow.io.ffmpeg import FFmpegEncoder, mp4_complete, probe_keyframes
 from semflow.io.files import (
+    FTYP_READ,
     is_empty_file,
     is_video_path,
     missing,
@@ -30,6 +32,7 @@ from semflow.io.files import (
     out_of_descriptors,
     too_few_frames,
     too_many_open_files,
+    video_container,
 )
 from semflow.io.frame_folder import (  # (folder_images re-exported)
     camera_raws_note,
@@ -100,8 +103,8 @@ class FrameSource:
 
     ``max_side`` shrinks every frame; ``max_frames`` stops early. ``len()`` is the number of frames
     that will be read when the container says (folders always do), else an estimate. After a full
-    pass, ``frames_read`` says how many frames were decoded and :meth:`shortfall` whether that is fewer
-    than the container declared (a truncated or corrupt file).
+    pass, ``frames_read`` says how many frames were decoded, ``end_seconds`` the last one's timestamp, and
+    :meth:`shortfall` whether that is fewer than the container declared (a truncated or corrupt file).
     """
 
     def __init__(self, path: str | os.PathLike, *, max_side: int | None = None,
@@ -114,6 +117,11 @@ class FrameSource:
         self.images: list[Path] | None = None
         self.frames_read: int | None = None
         self.declared: int | None = None  # the frame count a video file's container declares
+        # Whether that count is the number of frames its index lists (an mp4/mov's samples), not OpenCV's estimate
+        # from its duration times its frame rate (Matroska, MPEG-TS keep none), nor an AVI's, which counts
+        # the empty chunks a variable frame rate leaves (a frame shown longer) as frames.
+        self.exact_count = False
+        self.end_seconds: float | None = None  # after a full pass: the timestamp of the last frame read
         self._first_size: tuple[int, int] | None = None
         self.numbering_note: str | None = None  # a folder's gaps in its frame numbers (numbering_gaps)
         self.damage_note: str | None = None  # a video file's damaged keyframes (KeyframeReport.damage)
@@ -141,6 +149,8 @@ class FrameSource:
                 raise InputError(f"{self.path}: not readable")
             if (raw := camera_raw_file_reason(self.path)) is not None:  # (its preview read as a frame, or none)
                 raise InputError(f"{self.path}: {raw}")
+            with contextlib.suppress(OSError), open(self.path, "rb") as file:  # (EMFILE: said by open_capture)
+                self.exact_count = video_container(file.read(FTYP_READ)) == "MP4 or MOV"
             if is_image_path(self.path) and tiff_pages(self.path):  # (read as a clip of one frame)
                 raise InputError(f"{self.path}: {MULTIPAGE_TIFF}")
             with native_stderr():
@@ -190,8 +200,12 @@ class FrameSource:
 
     def shortfall(self) -> str | None:
         """After a full pass: a one-line note when more than one frame fewer than the container declared
-        could be decoded (one is tolerated: containers round their frame count), else None."""
+        could be decoded (one is tolerated: containers round their frame count), else None. Where that count
+        is not exact (``exact_count``), a last frame whose timestamp reaches it (within a frame, at ``fps``)
+        is not short: a variable frame rate (an estimate from the fastest) or frames shown longer."""
         if self.frames_read is None or self.frames_read >= self.count - 1:
+            return None
+        if not self.exact_count and self.end_seconds is not None and self.end_seconds * self.fps >= self.count - 2:
             return None
         declared = self.declared if self.declared is not None and self.max_frames is None else self.count
         return (f"{self.path}: read {self.frames_read} of the {declared} frames its container declares"
@@ -215,9 +229,10 @@ class FrameSource:
         if sought is None:
             with native_stderr():
                 cap = open_capture(self.path)
-            i, frame = 0, None
+            i, frame, seconds = 0, None, None
         else:
             (cap, frame), i = sought, start
+            seconds = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
         try:
             while i < min(start, limit):
                 if not cap.grab():
@@ -229,8 +244,9 @@ class FrameSource:
                         ok, frame = cap.read()
                     if not ok:
                         break
+                    seconds = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
                     # past the seconds its probe covered (its fps is not its frames' rate): probe all of it, once
-                    if self.probed is not None and (seconds := cap.get(cv2.CAP_PROP_POS_MSEC) / 1000) >= self.probed:
+                    if self.probed is not None and seconds >= self.probed:
                         report = probe_keyframes(self.path)
                         self.probed = report.size_change and report.size_change[0] - 1e-3
                         if self.probed is not None and seconds >= self.probed:
@@ -238,7 +254,8 @@ class FrameSource:
                 yield resize_max_side(to_rgb_uint8(frame, name=str(self.path), bgr=True), self.max_side)
                 frame = None
                 i += 1
-            self.frames_read = i  # only after a full pass (a consumer that stops early never gets here)
+            # only after a full pass (a consumer that stops early never gets here)
+            self.frames_read, self.end_seconds = i, seconds
         finally:
             cap.release()
 
