@@ -349,6 +349,34 @@ def test_a_variable_frame_rate_video_read_whole_is_not_called_truncated(tmp_path
     assert 10 < read < 30 and cut.shortfall() is not None and f"read {read} of the 106 frames" in cut.shortfall()
 
 
+def test_a_truncated_video_read_with_max_frames_is_not_said_to_declare_that_many(tmp_path: Path) -> None:
+    """With --max-frames 30, an AVI that declares 40 frames and holds 14 was said to be "read 14 of the 30 frames its
+    container declares": it declares 40. The note says the first 30 of them were asked for, as batch's does."""
+    import json
+
+    import cv2
+
+    from semflow.batch.clips import clip_notes
+
+    full = tmp_path / "full.avi"
+    writer = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
+    for frame in np.random.default_rng(0).integers(0, 256, (40, 48, 64, 3), dtype=np.uint8):
+        writer.write(frame)
+    writer.release()
+    data = full.read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[:len(data) * 4 // 10])
+    source = FrameSource(tmp_path / "cut.avi", max_frames=30)
+    read = len(list(source))
+    assert source.declared == 40 and len(source) == 30 and read < 28
+    note = f"{tmp_path / 'cut.avi'}: read {read} of the first 30 of the frames its container declares (--max-frames 30;"
+    assert source.shortfall().startswith(note)
+    summary = {"video": str(tmp_path / "cut.avi"), "frames": read, "frames_expected": 30, "truncated": True,
+               "settings": {"max_frames": 30}}
+    assert clip_notes(json.loads(json.dumps(summary))) == [source.shortfall()]
+    whole = FrameSource(tmp_path / "cut.avi")
+    assert len(list(whole)) == read and f"read {read} of the 40 frames its container declares (the" in whole.shortfall()
+
+
 def test_a_video_is_read_where_no_ffmpeg_can_probe_it(make_video, monkeypatch) -> None:
     """imageio-ffmpeg without a binary for the platform raises RuntimeError: the keyframe probe (a check) must not
     make every video unreadable; the video is read unprobed."""

@@ -36,6 +36,7 @@ from semflow.io.outputs import (
     refuse_inputs_as_outputs,
     refuse_link,
 )
+from semflow.io.video import shortfall_note
 from semflow.pipeline import RunOptions, check_video
 from semflow.run_summary import STAGES
 from semflow.runstore import RUN_OUTPUTS, WORK_DIR, finished_summary
@@ -88,9 +89,8 @@ def clip_notes(summary: dict[str, Any]) -> list[str]:
     keyframes decode damaged."""
     notes = []
     if summary.get("truncated"):
-        notes.append(f"{summary.get('video')}: read {summary.get('frames')} of the {summary.get('frames_expected')}"
-                     " frames its container declares (the file is truncated or corrupt); the outputs cover the"
-                     " frames read")
+        notes.append(shortfall_note(summary.get("video"), summary.get("frames"), summary.get("frames_expected"),
+                                    (summary.get("settings") or {}).get("max_frames")))
     notes += [str(summary[key]) for key in ("frame_gaps", "damaged_keyframes") if summary.get(key)]
     return notes
 

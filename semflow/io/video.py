@@ -93,6 +93,14 @@ def video_identity(path: str | os.PathLike) -> list[int] | None:
     return [stat.st_size, stat.st_mtime_ns]
 
 
+def shortfall_note(path: str | os.PathLike, read: int, expected: int, max_frames: int | None) -> str:
+    """The note that only ``read`` of the ``expected`` frames of the video ``path`` could be read: those its
+    container declares, or the first ``max_frames`` of them where that is ``expected`` (``--max-frames``)."""
+    which = (f"the first {expected} of the frames its container declares (--max-frames {expected};"
+             if expected == max_frames else f"the {expected} frames its container declares (")
+    return f"{path}: read {read} of {which}the file is truncated or corrupt); the outputs cover the frames read"
+
+
 MIN_FRAME_BYTES = 8
 """No container stores a frame in fewer bytes than this (its index entry alone takes as many): a
 claimed frame count above the file's size over this is a lie, capped (:class:`FrameSource`)."""
@@ -207,9 +215,8 @@ class FrameSource:
             return None
         if not self.exact_count and self.end_seconds is not None and self.end_seconds * self.fps >= self.count - 2:
             return None
-        declared = self.declared if self.declared is not None and self.max_frames is None else self.count
-        return (f"{self.path}: read {self.frames_read} of the {declared} frames its container declares"
-                " (the file is truncated or corrupt); the outputs cover the frames read")
+        declared = self.declared if self.declared is not None and self.count != self.max_frames else self.count
+        return shortfall_note(self.path, self.frames_read, declared, self.max_frames)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self.frames()
