@@ -125,10 +125,7 @@ class FrameSource:
         self.images: list[Path] | None = None
         self.frames_read: int | None = None
         self.declared: int | None = None  # the frame count a video file's container declares
-        # Whether that count is the number of frames its index lists (an mp4/mov's samples), not OpenCV's estimate
-        # from its duration times its frame rate (Matroska, MPEG-TS keep none), nor an AVI's, which counts
-        # the empty chunks a variable frame rate leaves (a frame shown longer) as frames.
-        self.exact_count = False
+        self.exact_count = False  # whether that count is exact: an mp4/mov's samples (see shortfall)
         self.end_seconds: float | None = None  # after a full pass: the timestamp of the last frame read
         self._first_size: tuple[int, int] | None = None
         self.numbering_note: str | None = None  # a folder's gaps in its frame numbers (numbering_gaps)
@@ -209,8 +206,9 @@ class FrameSource:
     def shortfall(self) -> str | None:
         """After a full pass: a one-line note when more than one frame fewer than the container declared
         could be decoded (one is tolerated: containers round their frame count), else None. Where that count
-        is not exact (``exact_count``), a last frame whose timestamp reaches it (within a frame, at ``fps``)
-        is not short: a variable frame rate (an estimate from the fastest) or frames shown longer."""
+        is not exact (``exact_count``: OpenCV's estimate from duration x fps where Matroska, MPEG-TS keep none; an
+        AVI's, with the empty chunks of frames shown longer), a last frame whose timestamp reaches it (within a
+        frame, at ``fps``) is not short: a variable frame rate, not a cut."""
         if self.frames_read is None or self.frames_read >= self.count - 1:
             return None
         if not self.exact_count and self.end_seconds is not None and self.end_seconds * self.fps >= self.count - 2:
@@ -261,8 +259,7 @@ class FrameSource:
                 yield resize_max_side(to_rgb_uint8(frame, name=str(self.path), bgr=True), self.max_side)
                 frame = None
                 i += 1
-            # only after a full pass (a consumer that stops early never gets here)
-            self.frames_read, self.end_seconds = i, seconds
+            self.frames_read, self.end_seconds = i, seconds  # (after a full pass: not for a consumer that stops)
         finally:
             cap.release()
 
