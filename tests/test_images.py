@@ -51,6 +51,23 @@ def test_rgba_png_drops_alpha_and_keeps_colour(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_image(tmp_path / "rgba.png"), img)
 
 
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_rgba_tiff_with_straight_alpha_keeps_its_colour_as_a_png_does(tmp_path: Path, orientation: int) -> None:
+    """OpenCV's TIFF decoder multiplies the colour of an 8-bit RGBA TIFF whose alpha is unassociated (straight,
+    as Pillow, GIMP and Photoshop write it) by its alpha: a grey of 100 at alpha 128 read 50, at alpha 0 black,
+    where the same pixels in a PNG read 100 (alpha is dropped). A folder of such frames, or a PNG then TIFFs,
+    read other colours than the files hold."""
+    grey = np.array([[200, 100, 30], [50, 255, 7]], np.uint8).repeat(3, 0).repeat(3, 1)
+    alpha = np.array([[255, 128, 1], [0, 64, 200]], np.uint8).repeat(3, 0).repeat(3, 1)
+    rgba = np.dstack([grey, grey // 2, 255 - grey, alpha])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.tif", tiffinfo={274: orientation})
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    expected = rgba[..., :3] if orientation == 1 else np.rot90(rgba[..., :3], -1)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), rgba[..., :3])
+    np.testing.assert_array_equal(read_image(tmp_path / "a.tif"), expected)
+    assert read_image_raw(tmp_path / "a.tif").shape == (*expected.shape[:2], 4)
+
+
 def test_16bit_png_is_scaled_to_8bit(tmp_path: Path) -> None:
     rgb16 = np.zeros((4, 4, 3), np.uint16)
     rgb16[0, 0] = (65535, 0, 257 * 128)

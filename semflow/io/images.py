@@ -30,7 +30,7 @@ from semflow.io.files import (
 from semflow.io.image_bytes import jpeg_is_complete, png_chunk, png_is_complete
 from semflow.io.image_limits import opencv_reason, png_stored_bytes, write_failure_reason, write_limit_reason
 from semflow.io.native import native_stderr
-from semflow.io.raw_tiff import tiff_raw_reason
+from semflow.io.raw_tiff import straight_colours, tiff_raw_reason
 
 if TYPE_CHECKING:
     import torch
@@ -330,8 +330,8 @@ def _read_upright(path: Path, *, labels: bool = False) -> np.ndarray:
     raw = _palette_ids(data, str(path)) if labels else None
     if raw is None:
         raw = _decode_checked(data, str(path))
-        if data[:4] in TIFF_HEADS:  # OpenCV's TIFF decoder turned it
-            return raw
+        if data[:4] in TIFF_HEADS:  # OpenCV's TIFF decoder turned it (and multiplied a straight alpha in: not kept)
+            return straight_colours(data, raw)
     return upright(raw, exif_orientation(data))
 
 

@@ -6,13 +6,21 @@ image), a JPEG preview (Canon CR2), or the sensor's undemosaiced data (Photometr
 LinearRaw). :func:`tiff_raw_reason` says why such a file is refused, from the tags of its IFD0 alone (no pixel
 is decoded), so that semflow never computes flow on a 160x120 thumbnail without a word;
 :func:`camera_raw_file_reason` says it of a file given as a video, and of the raws that are no TIFF.
+
+The same directory tells an RGBA TIFF whose alpha is straight (unassociated), whose colours OpenCV's decoder
+multiplies by it: :func:`straight_colours` reads them as the file holds them.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
 
 from semflow.io.files import FTYP_READ, camera_raw, camera_raw_reason
 from semflow.io.image_limits import bytes_at
@@ -25,7 +33,7 @@ TIFF_RAW_EXTENSIONS = {".dng": "DNG", ".cr2": "Canon CR2", ".nef": "Nikon NEF", 
 CAMERA_RAW_EXTENSIONS = frozenset(TIFF_RAW_EXTENSIONS) | {".cr3", ".crw", ".raf", ".orf", ".rw2"}
 """How camera raw files are named, TIFFs or not (a folder of them holds no image semflow reads)."""
 
-_DNG_VERSION, _NEW_SUBFILE_TYPE, _PHOTOMETRIC, _SUB_IFDS = 50706, 254, 262, 330
+_DNG_VERSION, _NEW_SUBFILE_TYPE, _PHOTOMETRIC, _SUB_IFDS, _EXTRA_SAMPLES = 50706, 254, 262, 330, 338
 _RAW_PHOTOMETRIC = {32803: "colour filter array", 34892: "linear raw"}  # (CFA, LinearRaw: a sensor's data)
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
 _MAX_ENTRIES = 4096  # a first directory of more entries is corrupt (real ones hold a few dozen)
@@ -33,7 +41,7 @@ _MAX_ENTRIES = 4096  # a first directory of more entries is corrupt (real ones h
 
 def first_directory(read: Callable[[int, int], bytes]) -> dict[int, int] | None:
     """The tags of a TIFF's (or BigTIFF's) first directory that tell a camera raw: {tag: its first value}
-    for NewSubfileType and PhotometricInterpretation, {tag: its count} for SubIFDs and DNGVersion, and
+    for NewSubfileType, PhotometricInterpretation and ExtraSamples, {tag: its count} for SubIFDs and DNGVersion, and
     -1: the offset of the next directory (0: none). ``read(offset, size)`` gives the file's bytes there
     (fewer at its end). None for bytes that are no TIFF or a directory that cannot be read whole.
 
@@ -62,7 +70,7 @@ def first_directory(read: Callable[[int, int], bytes]) -> dict[int, int] | None:
         number = int.from_bytes(raw[4:12] if big else raw[4:8], order)
         if tag in (_SUB_IFDS, _DNG_VERSION):
             tags[tag] = number
-        elif tag in (_NEW_SUBFILE_TYPE, _PHOTOMETRIC) and kind in (3, 4, 16) and number >= 1:
+        elif tag in (_NEW_SUBFILE_TYPE, _PHOTOMETRIC, _EXTRA_SAMPLES) and kind in (3, 4, 16) and number >= 1:
             size = _TYPE_SIZES[kind]
             value = raw[-field:] if number * size <= field else read(int.from_bytes(raw[-field:], order), size)
             tags[tag] = int.from_bytes(value[:size], order) if len(value) >= size else 0
@@ -73,6 +81,25 @@ def tiff_raw_reason(data: bytes, name: str | os.PathLike) -> str | None:
     """Why the TIFF of bytes ``data`` (a file named ``name``) is refused, its name left off ("a camera raw image
     (DNG), which semflow cannot read; ..."), or None for one OpenCV reads whole (and for any other bytes)."""
     return _reason(lambda offset, size: data[offset:offset + size], data[:10], name)
+
+
+def straight_colours(data: bytes, decoded: np.ndarray) -> np.ndarray:
+    """``decoded``, OpenCV's decoding of the TIFF of bytes ``data``, or, where that is 8-bit BGRA and the TIFF's
+    alpha is straight (ExtraSamples 2), which OpenCV multiplies the colours by (a grey of 100 at alpha 128 read
+    50), the same pixels decoded by Pillow, turned upright as OpenCV turns them (its Orientation tag)."""
+    if decoded.ndim != 3 or decoded.shape[2] != 4 or decoded.dtype != np.uint8:
+        return decoded
+    tags = first_directory(lambda offset, size: data[offset:offset + size])
+    if tags is None or tags.get(_EXTRA_SAMPLES) != 2:
+        return decoded
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (Pillow's warnings on odd tags: OpenCV decoded the file already)
+            with Image.open(io.BytesIO(data)) as image:
+                pixels = np.asarray(ImageOps.exif_transpose(image)) if image.mode == "RGBA" else None
+    except Exception:  # noqa: BLE001 - a TIFF Pillow cannot decode: OpenCV's reading, as before
+        return decoded
+    return pixels[..., [2, 1, 0, 3]] if pixels is not None and pixels.shape == decoded.shape else decoded
 
 
 def camera_raw_file_reason(path: str | os.PathLike) -> str | None:
