@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from semflow.viz import FONT
+from semflow.text import put_text, text_size
 
 KEY_SHARE = 0.4
 """The most of a segmentation tile's height its class key may cover; a key that needs more goes below the
@@ -19,9 +19,9 @@ panel (:func:`class_key_strip`)."""
 
 def _key_line(scale: float, names: Sequence[str]) -> tuple[int, int, int]:
     """(text height above the baseline, line height, column width) of a class key's names at ``scale``."""
-    (_, th), base = cv2.getTextSize("Ag", FONT, scale, 1)
+    (_, th), base = text_size("Ag", scale)
     line = th + base + 4
-    return th, line, line + 4 + max(cv2.getTextSize(n, FONT, scale, 1)[0][0] for n in names) + 8
+    return th, line, line + 4 + max(text_size(n, scale)[0][0] for n in names) + 8
 
 
 def _class_key_layout(h: int, w: int, names: Sequence[str]) -> tuple[float, int, int, int, int]:
@@ -60,7 +60,7 @@ def _draw_key(out: np.ndarray, y0: int, names: Sequence[str], colors: np.ndarray
         x, y = 4 + c * col_w, y0 + 3 + r * line
         cv2.rectangle(out, (x, y + 1), (x + line - 4, y + line - 3), tuple(int(v) for v in color), -1)
         cv2.rectangle(out, (x, y + 1), (x + line - 4, y + line - 3), (255, 255, 255), 1)
-        cv2.putText(out, name, (x + line, y + th + 1), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        put_text(out, name, (x + line, y + th + 1), scale, (255, 255, 255))
 
 
 def add_class_legend(image: np.ndarray, names: Sequence[str], colors: np.ndarray) -> np.ndarray:

@@ -10,17 +10,18 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from semflow.text import put_text, text_size
+
 KEY_MIN_WIDTH = 200
 """The narrowest key strip (px): a map narrower than this is drawn at the left of a white canvas this wide,
 so that its key's text stays readable (a discrete grid map is 32 px wide on a 160 px frame)."""
 GAP = 4
 """White rows (px) between the map and its key."""
-FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def _fit(text: str, scale: float, room: int) -> float:
     """``scale`` shrunk (down to 0.3) until ``text`` is at most ``room`` px wide."""
-    while scale > 0.3 and cv2.getTextSize(text, FONT, scale, 1)[0][0] > room:
+    while scale > 0.3 and text_size(text, scale)[0][0] > room:
         scale *= 0.9
     return max(scale, 0.3)
 
@@ -47,19 +48,19 @@ def grey_with_key(grey: np.ndarray, title: str, low_text: str, high_text: str) -
     width = max(w, KEY_MIN_WIDTH)
     scale = float(np.clip(width / 600.0, 0.35, 0.7))
     title_scale = _fit(title, scale, width - 8)
-    (_, th), base = cv2.getTextSize("Ag", FONT, scale, 1)
+    (_, th), base = text_size("Ag", scale)
     line = th + base + 4
     ramp_h = max(8, line // 2)
     strip = np.full((3 * line // 2 + ramp_h + line + 2, width), 255, np.uint8)
-    cv2.putText(strip, title, (4, 2 + th), FONT, title_scale, 0, 1, cv2.LINE_AA)
+    put_text(strip, title, (4, 2 + th), title_scale, 0)
     top, left, right = line + 2, 4, width - 5
     strip[top:top + ramp_h, left:right + 1] = np.linspace(0, 255, right - left + 1).round().astype(np.uint8)
     cv2.rectangle(strip, (left - 1, top - 1), (right + 1, top + ramp_h), 0, 1)
     ends_scale = min(_fit(low_text, scale, width // 2 - 8), _fit(high_text, scale, width // 2 - 8))
     label_y = top + ramp_h + 3 + th
-    cv2.putText(strip, low_text, (left, label_y), FONT, ends_scale, 0, 1, cv2.LINE_AA)
-    high_w = cv2.getTextSize(high_text, FONT, ends_scale, 1)[0][0]
-    cv2.putText(strip, high_text, (right - high_w, label_y), FONT, ends_scale, 0, 1, cv2.LINE_AA)
+    put_text(strip, low_text, (left, label_y), ends_scale, 0)
+    high_w = text_size(high_text, ends_scale)[0][0]
+    put_text(strip, high_text, (right - high_w, label_y), ends_scale, 0)
     canvas = np.full((h + GAP + strip.shape[0], width), 255, np.uint8)
     canvas[:h, :w] = grey
     canvas[h + GAP:] = strip

@@ -115,6 +115,24 @@ def drawable_title(title: str) -> tuple[str, list[str]]:
     return "".join(c.encode("ascii", "backslashreplace").decode("ascii") if c in missing else c for c in title), [default]
 
 
+def font_file_with(chars: frozenset[str]) -> str | None:
+    """The file of the font :func:`drawable_title` draws ``chars`` in: matplotlib's default font where it has them
+    all, else the first installed font that has; None where none has (pictures drawn with OpenCV use it for text
+    OpenCV's own font lacks characters of: :mod:`semflow.text`)."""
+    with _quiet_matplotlib_import(), signals_held():
+        from matplotlib import font_manager
+    codes = {ord(char) for char in chars}
+    default, default_chars = _default_font()
+    family = default if codes <= default_chars else next(
+        (name for name, found in _other_fonts() if codes <= found), None)
+    if family is None:
+        return None
+    try:
+        return str(font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False))
+    except ValueError:
+        return None
+
+
 @functools.lru_cache(maxsize=1)
 def _default_font() -> tuple[str, frozenset[int]]:
     """(family, code points it has) of the font matplotlib draws text in by default."""

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
 from semflow.errors import one_line
-from semflow.viz import FONT, TILE_GAP, label_image, tile, title_fits
+from semflow.text import put_text, text_size
+from semflow.viz import TILE_GAP, label_image, tile, title_fits
 
 
 def titled_tiles(images: Sequence[np.ndarray], titles: Sequence[str], *, columns: int | None = None) -> np.ndarray:
@@ -34,12 +34,12 @@ def name_key(width: int, lines: Sequence[str]) -> np.ndarray:
     wider than the strip broken where it reaches the edge (a name has no spaces to break at); characters
     that are not printable escaped (:func:`~semflow.errors.one_line`)."""
     scale = float(np.clip(width / 1200.0, 0.35, 0.6))
-    (_, th), base = cv2.getTextSize("Ag", FONT, scale, 1)
+    (_, th), base = text_size("Ag", scale)
     step = th + base + 4
     rows = [row for line in lines for row in _wrapped(one_line(line), scale, width - 8)]
     strip = np.full((len(rows) * step + 6, width, 3), 255, np.uint8)
     for i, row in enumerate(rows):
-        cv2.putText(strip, row, (4, 3 + i * step + th), FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
+        put_text(strip, row, (4, 3 + i * step + th), scale, (0, 0, 0))
     return strip
 
 
@@ -48,7 +48,7 @@ def _wrapped(line: str, scale: float, room: int) -> list[str]:
     pieces: list[str] = []
     while line:
         end = len(line)
-        while end > 1 and cv2.getTextSize(line[:end], FONT, scale, 1)[0][0] > room:
+        while end > 1 and text_size(line[:end], scale)[0][0] > room:
             end -= 1
         pieces.append(line[:end])
         line = line[end:]

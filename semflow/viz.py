@@ -17,6 +17,7 @@ import numpy as np
 
 from semflow.errors import InputError
 from semflow.io.flow import check_flow_to_write, check_mask
+from semflow.text import put_text, text_size
 
 MAX_FLOW_LIMITS = (1e-3, 1e6)
 """The normalisers (px) a user may give (``--max-flow``): below a thousandth of a pixel every flow is
@@ -124,9 +125,6 @@ def color_wheel(size: int = 96) -> np.ndarray:
     return img
 
 
-FONT = cv2.FONT_HERSHEY_SIMPLEX
-
-
 def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float) -> None:
     """White text with a 1 px dark outline at ``org`` (left, baseline): readable on white and on black.
     (The outline is the text drawn dark at the 8 neighbouring offsets: a thicker stroke would drift,
@@ -135,13 +133,13 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float) -> Non
     for dx in (-1, 0, 1):
         for dy in (-1, 0, 1):
             if dx or dy:
-                cv2.putText(img, text, (org[0] + dx, org[1] + dy), FONT, scale, (0, 0, 0), thick, cv2.LINE_AA)
-    cv2.putText(img, text, org, FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
+                put_text(img, text, (org[0] + dx, org[1] + dy), scale, (0, 0, 0), thick)
+    put_text(img, text, org, scale, (255, 255, 255), thick)
 
 
 def _text_size(text: str, scale: float) -> tuple[int, int, int]:
     """(width, height above the baseline, baseline depth) of :func:`_text`'s output, outline included."""
-    (tw, th), base = cv2.getTextSize(text, FONT, scale, max(1, int(round(scale * 2))))
+    (tw, th), base = text_size(text, scale, max(1, int(round(scale * 2))))
     return tw + 2, th + 1, base + 1
 
 
