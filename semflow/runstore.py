@@ -13,8 +13,8 @@ Drawing needs the flows themselves once more. Where they come from (:attr:`RunSt
   and the clip's frame count, and kept on resume): the frames are then exactly those of the flows;
 - ``intermediate``: for a longer clip, the flows coded without a normaliser in short H.264 videos
   (:mod:`semflow.flowvideo`) whose bit rate is the same budget over the clip's pairs, so the work folder
-  stays under it whatever the length; drawing decodes them (colours within a few grey levels of exact
-  drawing, see BENCHMARKS.md) and computes nothing again;
+  stays under it; drawing decodes them, computing nothing again (colours within a few grey levels of exact drawing,
+  up to 64 where flow as long as the normaliser rounds past it, darker by a quarter: 0.1-0.2 % of pixels);
 - ``flo``: the ``DIR/flo/NNNNNN.flo`` files the user asked for (``--save-flo``), when the method reports
   no extras (exact);
 - ``recompute``: the fallback: the method runs again on the pair while it is drawn (a pair the cache
