@@ -266,6 +266,25 @@ def test_a_gap_and_damaged_keyframes_are_said_once_and_recorded(local_ray, tmp_p
     assert "frame numbers skip from 000002.png to 000004.png" in results["gap"].warnings[0]
 
 
+def test_a_folder_holding_each_frame_twice_fails_its_clip_in_one_line(local_ray, make_frames, tmp_path: Path) -> None:
+    """0001.png beside 0001.jpg (every frame twice) was a clip of twice the frames, half its pairs zero flow."""
+    from semflow.io.images import read_image, write_image
+
+    good, twice = make_frames(3), tmp_path / "twice"
+    twice.mkdir()
+    for frame in sorted(good.iterdir()):
+        write_image(twice / frame.name, read_image(frame))
+        write_image(twice / f"{frame.stem}.jpg", read_image(frame))
+    with Batch(tmp_path / "out", options()) as batch:
+        batch.submit([good, twice])
+        results = {r.name: r for r in batch.results()}
+    assert (results[good.name].status, results[good.name].pairs) == ("ok", 2)
+    assert results["twice"].status == "failed"
+    assert results["twice"].error == (f"{twice / '0000.jpg'} and 0000.png are one frame under two names (3 frames"
+                                      " in the folder have more than one file): keep one kind of file (move the"
+                                      " .jpg or the .png files out)")
+
+
 def test_a_batch_left_early_writes_which_clips_finished(local_ray, make_video, tmp_path: Path) -> None:
     """Finding 15: after a break (an exception, Ctrl-C) there was no batch.json and summary stayed None. A
     batch with resume then finishes what the first left."""

@@ -190,3 +190,37 @@ def test_frames_numbered_without_leading_zeros_are_in_number_order(tmp_path: Pat
     for name in ("frame10.png", "frame2.png", "frame1.png"):
         write_image(tmp_path / name, np.zeros((8, 8, 3), np.uint8))
     assert [p.name for p in folder_images(tmp_path)] == ["frame1.png", "frame2.png", "frame10.png"]
+
+
+# --- one frame under two names --------------------------------------------------------------------
+
+
+def test_a_frame_under_two_kinds_of_file_is_named_not_read_twice(tmp_path: Path, cli_fails) -> None:
+    """0001.jpg beside 0001.png (every frame as both) was read as twice the frames, each paired with its own
+    copy (zero flow, silently): now one line names two files of one frame and says to keep one kind, for
+    `run` and the API (batch's clips: tests/test_batch_hardening.py)."""
+    folder = frames_named(tmp_path / "twice", [f"{k:04d}.{ext}" for k in (1, 2, 3) for ext in ("jpg", "png")])
+    said = (f"{folder / '0001.jpg'} and 0001.png are one frame under two names (3 frames in the folder have more"
+            " than one file): keep one kind of file (move the .jpg or the .png files out)")
+    with pytest.raises(InputError, match=re.escape(said)):
+        folder_images(folder)
+    with pytest.raises(InputError, match=re.escape(said)):
+        FrameSource(folder)
+    cli_fails("run", "twice", "--method", "farneback", "--out", "out", match=said.replace(str(folder), "twice"))
+    # segment labels each image on its own (A.png beside a.png: two images), its outputs named by stem: one each
+    cli_fails("segment", "twice", "--out", "out", match="twice/0001.png and twice/0001.jpg would both be written to")
+
+
+def test_names_of_one_number_are_named_not_read_in_the_listings_order(tmp_path: Path) -> None:
+    """1.png and 01.png sort as equals: they came in whatever order the file system listed them."""
+    folder = frames_named(tmp_path / "f", ["1.png", "01.png", "2.png", "3.png"])
+    with pytest.raises(InputError, match=r"/f/01\.png and 1\.png are one frame under two names \(1 frame"
+                                         r" in the folder has more than one file\): rename or move one of them out$"):
+        folder_images(folder)
+
+
+def test_a_raw_plus_jpeg_pair_and_numbered_names_of_other_frames_are_no_clash(tmp_path: Path) -> None:
+    folder = frames_named(tmp_path / "f", ["IMG_0001.JPG", "IMG_0002.JPG", "IMG_0010.JPG", "IMG_0001_edit.JPG"])
+    (folder / "IMG_0001.CR2").write_bytes(b"II*\x00" + bytes(60))
+    assert [p.name for p in folder_images(folder)] == ["IMG_0001.JPG", "IMG_0001_edit.JPG", "IMG_0002.JPG",
+                                                       "IMG_0010.JPG"]

@@ -26,7 +26,7 @@ UNREAD_IMAGE_EXTENSIONS = (".gif", ".apng", ".avif", ".heic", ".heif", ".jxl", "
 included: :data:`~semflow.io.raw_tiff.CAMERA_RAW_EXTENSIONS`, are skipped beside an image of their name.)"""
 
 
-def folder_images(folder: str | os.PathLike) -> list[Path]:
+def folder_images(folder: str | os.PathLike, *, frames: bool = True) -> list[Path]:
     """The image files of ``folder`` (not below it), in natural name order. A device, a FIFO or a dangling
     link named like an image is an :class:`InputError` naming it, not skipped (a frame left out would join
     its neighbours into one pair). Hidden names (``.x.png``, macOS's ``._x.png`` copies), links included,
@@ -34,7 +34,10 @@ def folder_images(folder: str | os.PathLike) -> list[Path]:
     skipped: :data:`UNREAD_IMAGE_EXTENSIONS`. A camera raw (``IMG_0001.CR2``, ``.NEF``, ``.DNG``...) beside an
     image of the same name (``IMG_0001.JPG``: a camera's RAW+JPEG pair) is skipped, that image being its
     frame; one with no such image is refused as those are (where the folder holds images; a folder of raws
-    alone holds none: :func:`camera_raws_note`); :func:`raws_skipped_note` says how many were skipped."""
+    alone holds none: :func:`camera_raws_note`); :func:`raws_skipped_note` says how many were skipped. With
+    ``frames`` (a video's), two images of one frame (``0001.jpg`` and ``0001.png``; ``1.png`` and ``01.png``:
+    names whose sort keys, the extension aside, are equal) are an :class:`InputError` naming two of them: read,
+    they were two frames, in the listing's order; without (``semflow segment``'s images, each on its own), not."""
     names, images = _listing(folder)
     unread = sorted((p for p in names if p.suffix.lower() in UNREAD_IMAGE_EXTENSIONS), key=natural_key)
     if unread:
@@ -45,6 +48,12 @@ def folder_images(folder: str | os.PathLike) -> list[Path]:
         raise InputError(f"{alone[0]}: a camera raw image with no JPEG or other image of its name beside it"
                          f" ({len(alone)} in the folder), which semflow does not read as a frame: convert them"
                          " with a raw converter to RGB PNGs or TIFFs, or move them out")
+    if frames and (twice := _one_frame_twice(images)):
+        first, second = twice[0]
+        do = (f"keep one kind of file (move the {first.suffix} or the {second.suffix} files out)"
+              if first.suffix.lower() != second.suffix.lower() else "rename or move one of them out")
+        raise InputError(f"{first} and {second.name} are one frame under two names ({counted(len(twice), 'frame')}"
+                         f" in the folder {'has' if len(twice) == 1 else 'have'} more than one file): {do}")
     for image in images:
         if not image.is_file():
             raise InputError(f"{image}: not a regular file")
@@ -82,6 +91,21 @@ def _camera_raws(names: list[Path], images: list[Path], *, beside_image: bool) -
     stems = {p.stem.casefold() for p in images}
     return sorted((p for p in names if p.suffix.lower() in CAMERA_RAW_EXTENSIONS
                    and (p.stem.casefold() in stems) == beside_image), key=natural_key)
+
+
+def _one_frame_twice(images: list[Path]) -> list[tuple[Path, Path]]:
+    """For each frame of ``images`` (in natural name order) that more than one of them claims, two of those (in
+    name order): names whose :func:`natural_key`, the extension aside, is one (``0001.jpg``, ``0001.PNG``;
+    ``1.png``, ``01.png``)."""
+    first: dict[tuple[str | int, ...], Path] = {}
+    twice: dict[tuple[str | int, ...], tuple[Path, Path]] = {}
+    for image in images:
+        key = tuple(natural_key(Path(image.stem)))
+        if key not in first:
+            first[key] = image
+        else:
+            twice.setdefault(key, tuple(sorted((first[key], image))))  # (named in one order, however listed)
+    return list(twice.values())
 
 
 _NUMBERED = re.compile(r"(.*?)(\d+)(\D*)")

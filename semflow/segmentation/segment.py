@@ -60,7 +60,7 @@ def _plan(inputs: Sequence[str | os.PathLike], out_dir: Path, max_frames: int | 
         if not p.exists():
             raise missing(p)
         if p.is_dir():
-            found = sorted(folder_images(p)[:max_frames])  # (then in name order, as always here)
+            found = sorted(folder_images(p, frames=False)[:max_frames])  # (then in name order, as always here)
             if not found:  # (a folder of videos is batch's: here each video is named)
                 raise InputError(f"{p}: folder holds no images" + (camera_raws_note(p) or (
                     " (name its videos themselves: DIR/*.mp4)" if any(map(is_video_path, p.iterdir())) else "")))
