@@ -207,6 +207,22 @@ def test_sintel_skips_flow_files_not_named_as_the_layout_names_them(tmp_path: Pa
     assert [s.name for s in sintel(tmp_path)] == ["clean/alley/frame_0001"]
 
 
+def test_a_sintel_flow_file_whose_frame_is_missing_is_named_not_skipped(tmp_path: Path) -> None:
+    """It was skipped without a word (the other readers fail on a missing frame when a sample is loaded): a
+    copy of Sintel missing frames was scored on fewer pairs than it looked. Every official flow file has its
+    two frames in each pass, so one missing is a broken copy, named before any work."""
+    scene = translation_scene(48, 64, shift=(3.0, 2.0), seed=4)
+    training = tmp_path / "training"
+    for k in (1, 2):
+        write_image(training / "clean" / "alley" / f"frame_{k:04d}.png", scene.img1)
+        write_flo(training / "flow" / "alley" / f"frame_{k:04d}.flo", scene.flow)
+    with pytest.raises(InputError, match=r"^\S+/training/clean/alley/frame_0003\.png: no such file \(the second"
+                                         r" frame of \S+/training/flow/alley/frame_0002\.flo\)$"):
+        sintel(tmp_path)
+    write_image(training / "clean" / "alley" / "frame_0003.png", scene.img2)
+    assert [s.name for s in sintel(tmp_path)] == ["clean/alley/frame_0001", "clean/alley/frame_0002"]
+
+
 # --- bug 4: ground truth without a valid pixel -------------------------------------------------------
 
 

@@ -122,7 +122,8 @@ def middlebury(root: str | os.PathLike) -> list[FlowSample]:
 
 def sintel(root: str | os.PathLike, passes: tuple[str, ...] = ("clean", "final")) -> list[FlowSample]:
     """MPI Sintel training pairs that have ground truth, for each render pass. Files in ``flow/<scene>/``
-    not named ``frame_NNNN.flo`` are skipped, like every file a reader does not look for."""
+    not named ``frame_NNNN.flo`` are skipped, like every file a reader does not look for; a flow file whose
+    frames a pass's scene lacks is an :class:`InputError` naming the frame (a copy missing files)."""
     training = _require_dir(Path(root) / "training", "Sintel")
     samples = []
     for pass_name in passes:
@@ -137,8 +138,9 @@ def sintel(root: str | os.PathLike, passes: tuple[str, ...] = ("clean", "final")
                 index = int(digits)
                 f1 = scene / f"frame_{index:04d}.png"
                 f2 = scene / f"frame_{index + 1:04d}.png"
-                if not (f1.exists() and f2.exists()):
-                    continue
+                for which, frame in (("first", f1), ("second", f2)):  # (the official layout has both, always)
+                    if not frame.exists():
+                        raise InputError(f"{frame}: no such file (the {which} frame of {flo})")
                 occ = training / "occlusions" / scene.name / f"{flo.stem}.png"
                 inv = training / "invalid" / scene.name / f"{flo.stem}.png"
                 samples.append(FlowSample(
