@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from semflow.errors import InputError
 from semflow.segmentation.labels import CAMVID
 from semflow.synthetic import (
     CAR_ID,
@@ -68,14 +69,17 @@ class CutOut:
 
 def read_camvid(root: str | os.PathLike, split: str = "val") -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """(name, image, labels) of every frame of a CamVid split (``train`` or ``val``), sorted by name;
-    ``root`` holds ``<split>/`` and ``<split>annot/``."""
+    ``root`` holds ``<split>/`` and ``<split>annot/``. A frame without a readable label file of its name is an
+    :class:`~semflow.errors.InputError` naming that file (CamVid labels every frame of its splits)."""
     from semflow.io.images import read_image
 
     root = Path(root)
     for path in sorted((root / split).glob("*.png")):
-        labels = cv2.imread(str(root / f"{split}annot" / path.name), cv2.IMREAD_GRAYSCALE)
+        annot = root / f"{split}annot" / path.name
+        labels = cv2.imread(str(annot), cv2.IMREAD_GRAYSCALE)
         if labels is None:
-            continue
+            said = "no such file" if not annot.exists() else "not a readable label image"
+            raise InputError(f"{annot}: {said} (the labels of {path})")
         yield path.stem, read_image(path), labels
 
 

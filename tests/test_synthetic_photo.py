@@ -112,3 +112,22 @@ def test_camvid_photo_scene(shared_data) -> None:
     error, still = _warp_error(scene), _warp_error(scene, np.zeros_like(scene.flow))
     visible = ~scene.occluded
     assert error[visible].mean() < 5.0 and error[visible].mean() * 2 < still[visible].mean()
+
+
+def test_a_camvid_frame_without_its_labels_is_named_not_skipped(tmp_path) -> None:
+    """A frame of ``val/`` with no ``valannot/`` file of its name (or one that is no image) was skipped without
+    a word: a bench on a broken copy used fewer frames than it said (scripts/train_segmenter.py refuses)."""
+    from semflow.errors import InputError
+    from semflow.io.images import write_image
+
+    image, labels = _frame(1)
+    for name in ("a.png", "b.png"):
+        write_image(tmp_path / "val" / name, image)
+    write_image(tmp_path / "valannot" / "a.png", labels)
+    with pytest.raises(InputError, match=r"^\S+/valannot/b\.png: no such file \(the labels of \S+/val/b\.png\)$"):
+        list(read_camvid(tmp_path, "val"))
+    (tmp_path / "valannot" / "b.png").write_bytes(b"not a PNG")
+    with pytest.raises(InputError, match=r"^\S+/valannot/b\.png: not a readable label image \(the labels of"):
+        list(read_camvid(tmp_path, "val"))
+    write_image(tmp_path / "valannot" / "b.png", labels)
+    assert [(name, got.shape) for name, _, got in read_camvid(tmp_path, "val")] == [("a", (H, W)), ("b", (H, W))]
