@@ -64,8 +64,9 @@ def make_summary(source: FrameSource, method: FlowMethod, records: RecordTable, 
             "flo_dir": "flo" if options.save_flo else None,
         },
         "settings": options.fingerprint(source.path, method),
-        "frames_expected": len(source),
-        "truncated": source.shortfall() is not None,
+        # a cut clip: what its container declares or (Matroska...) estimates, as its warning says; else its frames
+        "frames_expected": len(source) if (short := source.shortfall()) is None else source.count,
+        "truncated": short is not None,
         "frame_gaps": source.numbering_note,  # a frames folder whose numbers skip (None: none skip)
         "damaged_keyframes": source.damage_note,  # a video file's keyframes FFmpeg decoded damaged (None: none)
         **(extra or {}),

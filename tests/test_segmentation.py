@@ -366,6 +366,35 @@ def test_torchvision_backend(tmp_path):
         get_segmenter(f"torchvision:{path7}")
 
 
+def test_torchvision_backend_caps_the_longer_side_of_its_network_input(tmp_path):
+    """The torchvision backend scales a frame's shorter side to 520 px (as its weights were trained): a 2x120 strip
+    became a 520x31200 network input (and a 2x600 one 520x156000, out of memory where the memory check, which
+    counts the frame's pixels, saw nothing). Its longer side is capped at twice that (torchvision's Resize
+    max_size): a strip shrinks to fit; a frame up to 2:1 keeps its 520 px, a larger or smaller one scales as before;
+    labels come back at the frame's size."""
+    import torchvision.models.segmentation as tvseg
+
+    torch.manual_seed(0)
+    path = tmp_path / "lraspp.pth"
+    torch.save(tvseg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21).state_dict(), path)
+    seg = get_segmenter(f"torchvision:{path}")
+    inputs = []
+
+    def seen(module, args):
+        inputs.append(tuple(args[0].shape[-2:]))
+        if args[0].shape[-2] * args[0].shape[-1] > 520 * 1040:
+            raise AssertionError(f"network input {tuple(args[0].shape)}")  # (before the network allocates it)
+
+    seg.model.register_forward_pre_hook(seen)
+    rng = np.random.default_rng(0)
+    for (h, w), size in (((2, 120), (8, 1040)), ((120, 2), (1040, 8)), ((30, 60), (520, 1040)),
+                         ((100, 300), (347, 1040)), ((1200, 1600), (520, 693))):
+        out = seg.predict(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+        assert inputs[-1] == size and out.labels.shape == (h, w) and out.probs.shape == (h, w, 21)
+    labels, _ = seg.predict_labels(rng.integers(0, 255, (2, 120, 3), dtype=np.uint8))
+    assert inputs[-1] == (8, 1040) and labels.shape == (2, 120)
+
+
 # --- the encoder's ImageNet checkpoint mapping (training only) --------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -340,13 +341,44 @@ def test_a_variable_frame_rate_video_read_whole_is_not_called_truncated(tmp_path
 
     clip = variable_rate_mkv(tmp_path / "vfr.mkv")
     source = FrameSource(clip)
-    assert len(source) == 106 and len(list(source)) == 30 and source.frames_read == 30
+    assert source.declared == 106 and len(list(source)) == 30 and source.frames_read == 30
     assert source.shortfall() is None
     data = clip.read_bytes()
     (tmp_path / "cut.mkv").write_bytes(data[:len(data) // 2])
     cut = FrameSource(tmp_path / "cut.mkv")
     read = len(list(cut))
     assert 10 < read < 30 and cut.shortfall() is not None and f"read {read} of the 106 frames" in cut.shortfall()
+
+
+def test_a_clip_whose_container_keeps_no_frame_count_is_counted_by_its_packets(tmp_path: Path) -> None:
+    """len() (the progress bar's total, batch's chunk plan, summary.json's frames_expected) was OpenCV's estimate
+    where the container keeps no exact count: 106 for a whole Matroska clip of 30 frames at a variable frame rate
+    (its duration times its fastest rate), and for the same stream in an AVI (its count takes in the empty chunks
+    of frames shown longer). The keyframe probe, which demuxes the whole file anyway, counts its packets: 30. A cut
+    clip counts the frames it holds, and is still said to be short of the 106 (its duration's estimate)."""
+    import imageio_ffmpeg
+    from conftest import variable_rate_mkv
+
+    from semflow.pipeline import RunOptions, run_video
+
+    clip = variable_rate_mkv(tmp_path / "vfr.mkv")
+    avi = tmp_path / "vfr.avi"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(clip), "-c:v", "mjpeg", "-fps_mode", "vfr",
+                    str(avi)], check=True)
+    for path in (clip, avi):
+        source = FrameSource(path)
+        assert (source.declared, len(source), len(FrameSource(path, max_frames=12))) == (106, 30, 12), path
+        assert len(list(source)) == 30 and source.shortfall() is None
+    summary = run_video(clip, tmp_path / "out", RunOptions(method="dis-fast", progress=False))
+    assert (summary["frames"], summary["frames_expected"], summary["truncated"]) == (30, 30, False)
+    data = clip.read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(data[:len(data) // 2])
+    cut = FrameSource(tmp_path / "cut.mkv")
+    read = len(list(cut))
+    assert len(cut) == read and f"read {read} of the 106 frames" in cut.shortfall()
+    with pytest.warns(SemflowWarning, match=f"read {read} of the 106 frames"):
+        summary = run_video(tmp_path / "cut.mkv", tmp_path / "cut", RunOptions(method="dis-fast", progress=False))
+    assert (summary["frames"], summary["frames_expected"], summary["truncated"]) == (read, 106, True)
 
 
 def test_a_truncated_video_read_with_max_frames_is_not_said_to_declare_that_many(tmp_path: Path) -> None:
@@ -367,7 +399,7 @@ def test_a_truncated_video_read_with_max_frames_is_not_said_to_declare_that_many
     (tmp_path / "cut.avi").write_bytes(data[:len(data) * 4 // 10])
     source = FrameSource(tmp_path / "cut.avi", max_frames=30)
     read = len(list(source))
-    assert source.declared == 40 and len(source) == 30 and read < 28
+    assert source.declared == 40 and source.count == 30 and read < 28  # (len: the frames it holds, FFmpeg counts)
     note = f"{tmp_path / 'cut.avi'}: read {read} of the first 30 of the frames its container declares (--max-frames 30;"
     assert source.shortfall().startswith(note)
     summary = {"video": str(tmp_path / "cut.avi"), "frames": read, "frames_expected": 30, "truncated": True,

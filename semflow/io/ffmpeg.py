@@ -34,6 +34,8 @@ _SHOWINFO = re.compile(rb"\bpts_time:\s*(\S+).*?\bs:(\d+)x(\d+)")
 """A frame's time and size in a line of FFmpeg's showinfo filter."""
 _CORRUPT = b"corrupt decoded frame"
 """What FFmpeg says of a frame its decoder concealed errors in."""
+_PACKETS = re.compile(rb"\bInput stream #\d+:\d+ \(video\): (\d+) packets read")
+"""FFmpeg's count (``-v verbose``, at its end) of the packets it read of the stream it decoded: one a frame."""
 PROBE_TIMEOUT = 120.0
 """Seconds :func:`probe_keyframes` waits for FFmpeg (a file on a slow mount): then it says nothing."""
 
@@ -154,6 +156,10 @@ class KeyframeReport:
     corrupt: tuple[float, ...] = ()
     """Seconds (from the first keyframe) of the keyframes FFmpeg decoded damaged, concealing the errors (as
     many as there are; each time the damaged keyframe's or, where the decoder ran ahead, an earlier one's)."""
+    packets: int | None = None
+    """The packets FFmpeg read of the stream, all of it (one a frame: as many as OpenCV decodes), None when unsaid:
+    a frame count where the container keeps none (Matroska, WebM, MPEG-TS: OpenCV estimates one from the duration
+    and the fastest frame rate) or an AVI's counts the empty chunks of frames shown longer. Measured: no slower."""
 
     def refusal(self) -> str | None:
         """Why the video cannot be read as one clip, in a line (None: it can)."""
@@ -259,13 +265,14 @@ def _probe_keyframes(path: Path, stamp: tuple[int, int], within: float | None) -
             os.close(fd)
     except (InputError, OSError):
         return KeyframeReport()
-    command = [ffmpeg, "-hide_banner", "-nostats", "-nostdin", "-skip_frame", "nokey",
+    command = [ffmpeg, "-hide_banner", "-nostats", "-nostdin", "-v", "verbose", "-skip_frame", "nokey",
                "-i", b"file:" + os.fsencode(path), "-map", "0:v:0", "-an", "-vf", "showinfo", "-f", "null", "-"]
     try:
         log = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              timeout=PROBE_TIMEOUT, check=False).stderr
     except (OSError, subprocess.TimeoutExpired):
         return KeyframeReport()
+    packets = int(counted[1]) if (counted := _PACKETS.search(log)) else None
     first: tuple[float, tuple[int, int]] | None = None
     corrupt, pending = [], 0  # damaged frames said, not yet shown (the decoder says it before showinfo)
     for line in log.splitlines():
@@ -283,5 +290,6 @@ def _probe_keyframes(path: Path, stamp: tuple[int, int], within: float | None) -
             corrupt.append(seconds - first[0])
             pending -= 1
         if size != first[1]:
-            return KeyframeReport(size_change=(seconds - first[0], first[1], size), corrupt=tuple(corrupt))
-    return KeyframeReport(corrupt=tuple(corrupt))
+            return KeyframeReport(size_change=(seconds - first[0], first[1], size), corrupt=tuple(corrupt),
+                                  packets=packets)
+    return KeyframeReport(corrupt=tuple(corrupt), packets=packets)

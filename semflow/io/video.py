@@ -109,11 +109,10 @@ claimed frame count above the file's size over this is a lie, capped (:class:`Fr
 class FrameSource:
     """Frames of a video file or of a folder of images (in natural name order), as uint8 RGB.
 
-    ``max_side`` shrinks every frame; ``max_frames`` stops early. ``len()`` is the number of frames
-    that will be read when the container says (folders always do), else an estimate. After a full
-    pass, ``frames_read`` says how many frames were decoded, ``end_seconds`` the last one's timestamp, and
-    :meth:`shortfall` whether that is fewer than the container declared (a truncated or corrupt file).
-    """
+    ``max_side`` shrinks every frame; ``max_frames`` stops early. ``len()`` is the number of frames that will be
+    read when the container or FFmpeg's probe says (folders always do), else an estimate. After a full pass,
+    ``frames_read`` says how many frames were decoded, ``end_seconds`` the last one's timestamp, and
+    :meth:`shortfall` whether that is fewer than the container declared (a truncated or corrupt file)."""
 
     def __init__(self, path: str | os.PathLike, *, max_side: int | None = None,
                  max_frames: int | None = None) -> None:
@@ -126,6 +125,7 @@ class FrameSource:
         self.frames_read: int | None = None
         self.declared: int | None = None  # the frame count a video file's container declares
         self.exact_count = False  # whether that count is exact: an mp4/mov's samples (see shortfall)
+        self.packets: int | None = None  # else the frames its FFmpeg probe demuxed (KeyframeReport.packets)
         self.end_seconds: float | None = None  # after a full pass: the timestamp of the last frame read
         self._first_size: tuple[int, int] | None = None
         self.numbering_note: str | None = None  # a folder's gaps in its frame numbers (numbering_gaps)
@@ -179,6 +179,7 @@ class FrameSource:
             keyframes = probe_keyframes(self.path, within=self.probed) if ok else None
             if keyframes and (refusal := keyframes.refusal()):
                 raise InputError(f"{self.path}: {refusal}")
+            self.packets = (keyframes.packets or None) if keyframes and not self.exact_count else None
             if keyframes and (damage := keyframes.damage()):
                 self.damage_note = f"{self.path}: {damage}"
                 warn(self.damage_note)
@@ -194,8 +195,8 @@ class FrameSource:
                 raise InputError(f"{self.path}: not a readable video ({why})")
         self.count = count if max_frames is None else min(count, max_frames)
 
-    def __len__(self) -> int:
-        return max(self.count, 0)
+    def __len__(self) -> int:  # (shortfall judges by ``count``: the container's, a cut Matroska file's too)
+        return max(self.count if self.packets is None else min(self.count, self.packets), 0)
 
     def frame_size(self) -> tuple[int, int]:
         """(height, width) of the frames as they will be read (after ``max_side``), from the first frame."""
@@ -340,8 +341,7 @@ class VideoWriter:
     manager; on an exception the partial file is deleted. The partial file is a new file with a random
     name (never a link left under a predictable one). When FFmpeg cannot finish the video (a full disk)
     :meth:`write` or :meth:`close` raise an :class:`OutputError` naming ``name`` (default ``path``; a
-    staged file: the output it becomes), the partial file is deleted and a file at ``path`` stays.
-    """
+    staged file: the output it becomes), the partial file is deleted and a file at ``path`` stays."""
 
     def __init__(self, path: str | os.PathLike, fps: float = 10.0, *, quality: float = 7,
                  preset: str = ENCODER_PRESET, name: str | os.PathLike | None = None) -> None:
