@@ -387,12 +387,12 @@ def test_torchvision_backend_caps_the_longer_side_of_its_network_input(tmp_path)
 
     seg.model.register_forward_pre_hook(seen)
     rng = np.random.default_rng(0)
-    for (h, w), size in (((2, 120), (8, 1040)), ((120, 2), (1040, 8)), ((30, 60), (520, 1040)),
+    for (h, w), size in (((2, 120), (17, 1040)), ((120, 2), (1040, 17)), ((30, 60), (520, 1040)),
                          ((100, 300), (347, 1040)), ((1200, 1600), (520, 693))):
         out = seg.predict(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
         assert inputs[-1] == size and out.labels.shape == (h, w) and out.probs.shape == (h, w, 21)
     labels, _ = seg.predict_labels(rng.integers(0, 255, (2, 120, 3), dtype=np.uint8))
-    assert inputs[-1] == (8, 1040) and labels.shape == (2, 120)
+    assert inputs[-1] == (17, 1040) and labels.shape == (2, 120)
 
 
 # --- the encoder's ImageNet checkpoint mapping (training only) --------------------------------------------------

@@ -167,7 +167,7 @@ class TorchSegmenter(Segmenter):
         scale = 1.0
         if self.min_side:
             scale = self.min_side / min(h, w)
-        elif self.max_side and max(h, w) > self.max_side:
+        if self.max_side and max(h, w) * scale > self.max_side:  # (after min_side too: a strip's longer side)
             scale = self.max_side / max(h, w)
         img = image
         if scale != 1.0:
@@ -293,8 +293,11 @@ class TorchvisionWrapper(nn.Module):
 class TorchvisionSegmenter(TorchSegmenter):
     """A torchvision DeepLabV3 / LRASPP / FCN with a weights file the user names (21 classes -> VOC).
 
-    Images are resized so the shorter side is ``size`` px (520, as torchvision's weights were made).
-    A model with another number of classes needs ``label_set`` (a name or JSON file) that fits it.
+    Images are resized so the shorter side is ``size`` px (520, as torchvision's weights were made) and the
+    longer at most twice that (torchvision's ``Resize(max_size=)``: a 2x600 strip was a 520x156000 network input,
+    out of memory; a frame up to 2:1 keeps its 520 px, the network input at most 520x1040 as the memory check's
+    measurements, made at 16:9, nearly are). A model with another number of classes needs ``label_set`` (a name
+    or JSON file) that fits it.
     """
 
     name = "torchvision"
@@ -334,4 +337,5 @@ class TorchvisionSegmenter(TorchSegmenter):
             if ls.num_classes != n:
                 raise InputError(f"label set {ls.name!r} has {ls.num_classes} classes, the model {n}")
         self.arch = arch
-        super().__init__(TorchvisionWrapper(model), ls.with_kinds(kinds_override), device, max_side=None, min_side=size)
+        super().__init__(TorchvisionWrapper(model), ls.with_kinds(kinds_override), device, max_side=2 * size,
+                         min_side=size)
