@@ -18,7 +18,7 @@ import pytest
 
 from semflow import evaluation
 from semflow.errors import InputError, OutputError, SemflowWarning
-from semflow.io.datasets import middlebury, sintel
+from semflow.io.datasets import chairs, kitti, middlebury, sintel
 from semflow.io.flow import write_flo
 from semflow.io.images import write_image
 from semflow.synthetic import translation_scene
@@ -221,6 +221,47 @@ def test_a_sintel_flow_file_whose_frame_is_missing_is_named_not_skipped(tmp_path
         sintel(tmp_path)
     write_image(training / "clean" / "alley" / "frame_0003.png", scene.img2)
     assert [s.name for s in sintel(tmp_path)] == ["clean/alley/frame_0001", "clean/alley/frame_0002"]
+
+
+def _kitti(root: Path) -> Path:
+    scene = translation_scene(48, 64, shift=(3.0, 2.0), seed=4)
+    write_image(root / "training" / "image_2" / "000000_10.png", scene.img1)
+    write_image(root / "training" / "image_2" / "000000_11.png", scene.img2)
+    write_flo(root / "training" / "flow_occ" / "000000_10.flo", scene.flow)  # (its name is all listing reads)
+    (root / "training" / "flow_occ" / "000000_10.flo").rename(root / "training" / "flow_occ" / "000000_10.png")
+    return root
+
+
+def _chairs(root: Path) -> Path:
+    scene = translation_scene(48, 64, shift=(3.0, 2.0), seed=4)
+    write_image(root / "data" / "00001_img1.ppm", scene.img1)
+    write_image(root / "data" / "00001_img2.ppm", scene.img2)
+    write_flo(root / "data" / "00001_flow.flo", scene.flow)
+    return root
+
+
+@pytest.mark.parametrize(("make", "reader", "frame", "gt"), [
+    (lambda root: _middlebury(root, ["A", "B"]), middlebury, "B/frame11.png", "B/flow10.flo"),
+    (lambda root: _middlebury(root, ["A", "B"]), middlebury, "A/frame10.png", "A/flow10.flo"),
+    (_kitti, kitti, "training/image_2/000000_11.png", "training/flow_occ/000000_10.png"),
+    (_kitti, kitti, "training/image_2/000000_10.png", "training/flow_occ/000000_10.png"),
+    (_chairs, chairs, "data/00001_img2.ppm", "data/00001_flow.flo"),
+    (_chairs, chairs, "data/00001_img1.ppm", "data/00001_flow.flo"),
+])
+def test_a_missing_frame_is_named_when_the_samples_are_listed(tmp_path: Path, monkeypatch, make, reader,
+                                                              frame: str, gt: str) -> None:
+    """Middlebury, KITTI and FlyingChairs listed a sample whose frame was missing, and failed only when it
+    was loaded: midway through a long compare, the work before it lost. Now, like Sintel's, a one-line
+    InputError naming the frame and its ground truth when the samples are listed (existence only)."""
+    root = make(tmp_path)
+    assert len(reader(root)) == (2 if reader is middlebury else 1)
+    (root / frame).unlink()
+    which = "second" if frame.endswith(("11.png", "img2.ppm")) else "first"
+    with pytest.raises(InputError, match=rf"^\S+/{frame}: no such file \(the {which} frame of \S+/{gt}\)$"):
+        reader(root)
+    monkeypatch.setattr(evaluation, "get_method", lambda *a, **k: pytest.fail("a method was built"))
+    with pytest.raises(InputError, match=rf"^\S+/{frame}: no such file"):
+        evaluation.compare(reader.__name__, root, ["dis-fast"])
 
 
 # --- bug 4: ground truth without a valid pixel -------------------------------------------------------

@@ -1,7 +1,8 @@
 """Readers for public optical-flow datasets in their official layouts.
 
 Each reader takes the dataset's root folder and returns a list of :class:`FlowSample`; frames and
-ground truth are read only when a sample is loaded, so listing a dataset is cheap.
+ground truth are read only when a sample is loaded, so listing a dataset is cheap (it checks only that
+each ground-truth file's two frames exist: a copy missing one fails before any work, not midway).
 
 - ``middlebury``: ``<Seq>/frame10.png``, ``frame11.png``, ``flow10.flo``
 - ``sintel``: ``training/{clean,final}/<scene>/frame_NNNN.png``, ``training/flow/<scene>/frame_NNNN.flo``,
@@ -109,14 +110,22 @@ def _require_dir(path: Path, what: str) -> Path:
     return path
 
 
+def _frames(ground_truth: Path, first: Path, second: Path) -> tuple[Path, Path]:
+    """``(first, second)``, the frames of ``ground_truth``: InputError naming the one that does not exist."""
+    for which, frame in (("first", first), ("second", second)):  # (the official layouts have both, always)
+        if not frame.exists():
+            raise InputError(f"{frame}: no such file (the {which} frame of {ground_truth})")
+    return first, second
+
+
 def middlebury(root: str | os.PathLike) -> list[FlowSample]:
     """Middlebury two-frame sequences with ground truth under ``root``."""
     root = _folder(root)
     samples = []
     for seq in sorted(p for p in root.iterdir() if p.is_dir()):
         if (seq / "flow10.flo").exists():
-            samples.append(FlowSample("middlebury", seq.name, seq / "frame10.png", seq / "frame11.png",
-                                      seq / "flow10.flo"))
+            frames = _frames(seq / "flow10.flo", seq / "frame10.png", seq / "frame11.png")
+            samples.append(FlowSample("middlebury", seq.name, *frames, seq / "flow10.flo"))
     return samples
 
 
@@ -138,9 +147,7 @@ def sintel(root: str | os.PathLike, passes: tuple[str, ...] = ("clean", "final")
                 index = int(digits)
                 f1 = scene / f"frame_{index:04d}.png"
                 f2 = scene / f"frame_{index + 1:04d}.png"
-                for which, frame in (("first", f1), ("second", f2)):  # (the official layout has both, always)
-                    if not frame.exists():
-                        raise InputError(f"{frame}: no such file (the {which} frame of {flo})")
+                _frames(flo, f1, f2)
                 occ = training / "occlusions" / scene.name / f"{flo.stem}.png"
                 inv = training / "invalid" / scene.name / f"{flo.stem}.png"
                 samples.append(FlowSample(
@@ -157,10 +164,8 @@ def kitti(root: str | os.PathLike) -> list[FlowSample]:
     for gt in sorted((training / "flow_occ").glob("*_10.png")):
         stem = gt.stem[:-3]
         noc = training / "flow_noc" / gt.name
-        samples.append(FlowSample(
-            "kitti", stem, training / "image_2" / f"{stem}_10.png", training / "image_2" / f"{stem}_11.png",
-            gt, flow_noc=noc if noc.exists() else None,
-        ))
+        frames = _frames(gt, training / "image_2" / f"{stem}_10.png", training / "image_2" / f"{stem}_11.png")
+        samples.append(FlowSample("kitti", stem, *frames, gt, flow_noc=noc if noc.exists() else None))
     return samples
 
 
@@ -170,7 +175,8 @@ def chairs(root: str | os.PathLike) -> list[FlowSample]:
     samples = []
     for flo in sorted(data.glob("*_flow.flo")):
         stem = flo.name[: -len("_flow.flo")]
-        samples.append(FlowSample("chairs", stem, data / f"{stem}_img1.ppm", data / f"{stem}_img2.ppm", flo))
+        samples.append(FlowSample("chairs", stem, *_frames(flo, data / f"{stem}_img1.ppm", data / f"{stem}_img2.ppm"),
+                                  flo))
     return samples
 
 
