@@ -299,8 +299,9 @@ def summarize(results: Sequence[SampleResult]) -> list[dict[str, Any]]:
     """One row per (dataset, method): ``samples`` (the table's n: the samples scored, which
     :func:`compare` limits to those with valid ground truth), the mean over them of each sample's EPE and
     Fl-all (per image, as Middlebury's table; KITTI's and Sintel's official figures pool the pixels of all
-    images instead: the same where the samples share size and mask), per-region means, median seconds,
-    peak memory."""
+    images instead: the same where the samples share size and mask), per-region means (``n_<region>``: the
+    samples each covers, fewer than ``samples`` where the region is empty in some), median seconds, peak
+    memory."""
     rows = []
     keys = list(dict.fromkeys((r.dataset, r.method) for r in results))
     for dataset, method in keys:
@@ -313,8 +314,10 @@ def summarize(results: Sequence[SampleResult]) -> list[dict[str, Any]]:
             "peak_mb": max(r.peak_mb for r in group),
         }
         for region in dict.fromkeys(k for r in group for k in r.regions):
-            row[f"epe_{region}"] = _nanmean(r.regions[region]["epe"] for r in group if region in r.regions)
-            row[f"fl_{region}"] = _nanmean(r.regions[region]["fl_all"] for r in group if region in r.regions)
+            scored = [r.regions[region] for r in group if region in r.regions]
+            row[f"epe_{region}"] = _nanmean(m["epe"] for m in scored)
+            row[f"fl_{region}"] = _nanmean(m["fl_all"] for m in scored)
+            row[f"n_{region}"] = sum(1 for m in scored if m["epe"] == m["epe"])  # (NaN: no pixel there)
         rows.append(row)
     return rows
 
@@ -351,8 +354,9 @@ def format_table(rows: Sequence[dict[str, Any]], *, markdown: bool = False) -> s
     for r in rows:
         cells = [r["dataset"], r["method"], str(r["samples"]), f"{r['epe']:.3f}", f"{100 * r['fl_all']:.2f}"]
         for k in extra:
-            v = r.get(k, float("nan"))
-            cells.append("-" if v != v else (f"{100 * v:.2f}" if k.startswith("fl_") else f"{v:.3f}"))
+            v, n = r.get(k, float("nan")), r.get("n_" + k.split("_", 1)[1], r["samples"])
+            cells.append("-" if v != v else (f"{100 * v:.2f}" if k.startswith("fl_") else f"{v:.3f}")
+                         + ("" if n == r["samples"] else f" (n={n})"))  # (a mean over fewer samples than n)
         cells += [f"{r['seconds']:.3f}", f"{r['peak_mb']:.0f}"]
         lines.append(cells)
     if markdown:

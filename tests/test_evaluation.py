@@ -473,7 +473,29 @@ def test_format_table_writes_fl_columns_in_percent_and_epe_in_px() -> None:
     header, _, line = evaluation.format_table(evaluation.summarize(results)).splitlines()
     assert header.split() == ["dataset", "method", "n", "EPE", "Fl-all", "%", "EPE", "occluded", "Fl", "occluded",
                               "%", "s/pair", "peak", "MB"]
-    assert line.split() == ["d", "m", "3", "2.000", "25.00", "2.000", "20.00", "2.000", "300"]
+    assert line.split() == ["d", "m", "3", "2.000", "25.00", "2.000", "(n=2)", "20.00", "(n=2)", "2.000", "300"]
+
+
+def test_a_region_mean_over_fewer_samples_than_n_says_how_many() -> None:
+    """A sample whose region is empty (NaN) is left out of that region's mean, so the mean covers fewer
+    samples than the table's n: nothing said so. Now the summary row has ``n_<region>`` (the JSON's too), and
+    the table's cells of that region say ``(n=K)``, only where K differs from n."""
+    nan = float("nan")
+    results = [_result(1.0, 100.0, 1.0, 0.1, (1.0, 0.1)), _result(2.0, 300.0, 2.0, 0.2, (nan, nan)),
+               _result(6.0, 200.0, 3.0, 0.45, (3.0, 0.3))]
+    results[2].regions["things"] = {"epe": 4.0, "fl_all": 0.5, "pixels": 1}  # (in one sample only)
+    for r in results:
+        r.regions["stuff"] = {"epe": 1.0, "fl_all": 0.0, "pixels": 1}  # (in every sample)
+    [row] = evaluation.summarize(results)
+    assert (row["samples"], row["n_occluded"], row["n_things"], row["n_stuff"]) == (3, 2, 1, 3)
+    assert evaluation.results_json(results)["summary"][0]["n_occluded"] == 2
+    header, _, line = evaluation.format_table([row]).splitlines()
+    cells = dict(zip([h.strip() for h in header.split("  ") if h.strip()],
+                     [c.strip() for c in line.split("  ") if c.strip()]))
+    assert cells["EPE occluded"] == "2.000 (n=2)" and cells["Fl occluded %"] == "20.00 (n=2)"
+    assert cells["EPE things"] == "4.000 (n=1)" and cells["EPE stuff"] == "1.000" and cells["n"] == "3"
+    md = evaluation.format_table([row], markdown=True).splitlines()[2]
+    assert "| 2.000 (n=2) |" in md and "| 1.000 |" in md
 
 
 def test_comparison_image_normalises_by_valid_ground_truth_and_blacks_out_invalid_errors() -> None:
