@@ -1,8 +1,9 @@
 """Text drawn into pictures (titles, legends, keys): OpenCV's ``putText``, whose built-in font has Latin and
 Cyrillic letters but draws a character it lacks (Greek, CJK...) as ``?``; text holding such a character is
 drawn with Pillow instead, in the font plot.png would use for it (:func:`~semflow.plots.font_file_with`:
-matplotlib's DejaVu Sans, a CJK font where one is installed), and as OpenCV draws it where no font has them.
-Text OpenCV draws whole is drawn by OpenCV, pixel for pixel as before.
+matplotlib's DejaVu Sans, a CJK font where one is installed). Characters no installed font has are written as
+plot.png writes them, as their codes (``\\u6771``), not as ``?`` (two CJK file names both read ``??.flo``). Text
+OpenCV draws whole is drawn by OpenCV, pixel for pixel as before.
 """
 
 from __future__ import annotations
@@ -36,14 +37,31 @@ def opencv_lacks(char: str) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _font_file(text: str) -> str | None:
-    """The font file Pillow draws ``text`` in: None where OpenCV draws it whole, or where no font has what it lacks."""
+def _drawn(text: str) -> tuple[str, str | None]:
+    """(the text drawn for ``text``, the font file Pillow draws it in: None where OpenCV draws it whole). Where no
+    one font has the characters OpenCV lacks, those no font has are written as their codes (``\\u6771``); where
+    the rest still have no font together, every character OpenCV lacks is."""
     lacking = frozenset(c for c in text if ord(c) > 127 and opencv_lacks(c))
     if not lacking:
-        return None
+        return text, None
     from semflow.plots import font_file_with
 
-    return font_file_with(frozenset(text) | lacking)
+    file = font_file_with(frozenset(text) | lacking)
+    if file is not None:
+        return text, file
+    rest = frozenset(text) - lacking
+    unknown = {c for c in lacking if font_file_with(rest | {c}) is None}
+    if unknown != lacking:
+        coded = _coded(text, unknown)
+        file = font_file_with(frozenset(coded))
+        if file is not None:
+            return coded, file
+    return _coded(text, lacking), None
+
+
+def _coded(text: str, chars: set[str] | frozenset[str]) -> str:
+    """``text`` with ``chars`` written as their ASCII escapes (``\\u6771``), as plot.png writes them."""
+    return "".join(c.encode("ascii", "backslashreplace").decode("ascii") if c in chars else c for c in text)
 
 
 @functools.lru_cache(maxsize=256)
@@ -65,8 +83,8 @@ def _mask(text: str, file: str, scale: float, thickness: int) -> tuple[np.ndarra
 def text_size(text: str, scale: float, thickness: int = 1) -> tuple[tuple[int, int], int]:
     """``cv2.getTextSize`` of ``text`` in :data:`FONT` as :func:`put_text` draws it: ((width, height above the
     baseline), depth below it); text Pillow draws has its own width, and OpenCV's height and depth or more."""
+    text, file = _drawn(text)
     (width, height), base = cv2.getTextSize(text, FONT, scale, thickness)
-    file = _font_file(text)
     if file is None:
         return (width, height), base
     coverage, _, top, advance = _mask(text, file, float(scale), int(thickness))
@@ -75,8 +93,8 @@ def text_size(text: str, scale: float, thickness: int = 1) -> tuple[tuple[int, i
 
 def put_text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, color, thickness: int = 1) -> None:
     """``cv2.putText(img, text, org, FONT, scale, color, thickness, cv2.LINE_AA)`` in place (``org``: the
-    baseline's left end), text OpenCV's font lacks characters of drawn by Pillow (see the module's note)."""
-    file = _font_file(text)
+    baseline's left end), text OpenCV's font lacks characters of drawn by Pillow, or in codes (the module's note)."""
+    text, file = _drawn(text)
     if file is None:
         cv2.putText(img, text, org, FONT, scale, color, thickness, cv2.LINE_AA)
         return

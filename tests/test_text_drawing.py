@@ -70,18 +70,47 @@ def test_text_opencv_draws_whole_is_unchanged(label):
     assert text_mod.text_size(label, 0.7, 2) == cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.7, 2)
 
 
-def test_no_font_with_the_characters_falls_back_to_opencv(monkeypatch):
+@pytest.fixture
+def fonts(monkeypatch):
+    """``fonts(lacking)``: from then on no installed font has a character of ``lacking`` (caches cleared)."""
     import semflow.plots
 
-    monkeypatch.setattr(semflow.plots, "font_file_with", lambda chars: None)
-    text_mod._font_file.cache_clear()
-    try:
-        ours, theirs = _grey(), _grey()
-        text_mod.put_text(ours, GREEK, (5, 40), 0.7, (255, 255, 255))
-        cv2.putText(theirs, GREEK, (5, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 1, cv2.LINE_AA)
-        np.testing.assert_array_equal(ours, theirs)
-    finally:
-        text_mod._font_file.cache_clear()
+    real = semflow.plots.font_file_with
+
+    def without(lacking: str) -> None:
+        monkeypatch.setattr(semflow.plots, "font_file_with",
+                            lambda chars: None if chars & set(lacking) else real(chars))
+        text_mod._drawn.cache_clear()
+
+    yield without
+    text_mod._drawn.cache_clear()
+
+
+def test_characters_no_font_has_are_written_as_their_codes_not_question_marks(fonts):
+    """Where no installed font had them, OpenCV drew them as '?': two CJK file names both read '??.flo' and
+    their tiles could not be told apart. Now they are written as plot.png writes them, ``\\u6771``, by OpenCV."""
+    fonts(CJK + "大阪")
+    codes = "\\u6771\\u4eac.flo"
+    ours, theirs = _grey(), _grey()
+    text_mod.put_text(ours, CJK, (5, 40), 0.5, (255, 255, 255))
+    cv2.putText(theirs, codes, (5, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    np.testing.assert_array_equal(ours, theirs)
+    assert text_mod.text_size(CJK, 0.5) == cv2.getTextSize(codes, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    assert not np.array_equal(label_image(_grey(), CJK), label_image(_grey(), "大阪.flo"))
+    assert not np.array_equal(titled_tiles([_grey()] * 2, [CJK, "大阪.flo"])[:, :240],
+                              titled_tiles([_grey()] * 2, [CJK, "大阪.flo"])[:, 240:])
+
+
+def test_only_the_characters_no_font_has_are_written_as_codes(fonts):
+    """Greek (DejaVu Sans has it) beside CJK no font has: the Greek drawn with Pillow, the CJK as its codes."""
+    fonts(CJK)
+    ours, theirs = _grey(), _grey()
+    text_mod.put_text(ours, GREEK + "東", (5, 40), 0.7, (255, 255, 255))
+    text_mod.put_text(theirs, GREEK + "\\u6771", (5, 40), 0.7, (255, 255, 255))
+    np.testing.assert_array_equal(ours, theirs)
+    marks = _grey()
+    text_mod.put_text(marks, GREEK + "?", (5, 40), 0.7, (255, 255, 255))
+    assert not np.array_equal(ours, marks)
 
 
 def test_cjk_title_drawn_where_a_font_has_it():
