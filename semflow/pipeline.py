@@ -112,6 +112,8 @@ def _estimate(method: FlowMethod, index: int, img1: np.ndarray, img2: np.ndarray
 def _compute_and_keep(method: FlowMethod, store: RunStore, index: int, img1: np.ndarray, img2: np.ndarray,
                       timer: StageTimer, chain: StateChain | None = None) -> FlowResult:
     """Compute pair ``index`` and keep it (cache entries, record, .flo)."""
+    if chain is not None and index == store.cache_pairs:  # kept nowhere: drawn from a recomputation
+        chain.checkpoint_before(index)
     result, seconds = _estimate(method, index, img1, img2, chain)
     timer.lap("flow")
     record = PairRecord.of(index, result.flow, result.extras, seconds)

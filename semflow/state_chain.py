@@ -57,6 +57,15 @@ class StateChain:
         if self.video and self.save and self.state is not None:
             self.checkpoints.save(index, self.state)
 
+    def checkpoint_before(self, index: int) -> None:
+        """Keep the state before pair ``index`` apart, before computing it (as :meth:`checkpoint` does): the
+        first pair past the exact cache (a clip longer than its frame count said), which pass 2 computes
+        again from that state; the latest state saved is then usually from a later pair, and the drawing
+        warmed up to it from frame 0, computing every cached pair again."""
+        if self.video and self.save and index > 0:
+            self.before(index)
+            self.checkpoint(index - 1)
+
     def after(self, index: int, result: FlowResult) -> None:
         """Carry the state pair ``index`` left (in memory: :meth:`keep` saves it)."""
         if self.video:

@@ -4,9 +4,10 @@ After a pair that is finished on its own (its record written: kept in the exact 
 or not at all) the state goes to ``.semflow-work/video_state.npz`` (only the newest; after the first
 pair, then at most every :data:`~semflow.state_chain.STATE_INTERVAL` seconds); the pairs kept in
 the intermediate are finished with their segment, whose last pair's state goes to
-``.semflow-work/checkpoint/video_state.npz`` (:class:`semflow.state_chain.StateChain`). The per-frame
-work that the frame alone gives back is left out (see :mod:`semflow.video_state`). A resumed
-run that starts at pair m restores the state saved after pair m-1; when that file is missing or
+``.semflow-work/checkpoint/video_state.npz`` (:class:`semflow.state_chain.StateChain`), as does the state
+before the first pair past the exact cache (a clip longer than its frame count said), which the drawing
+computes again from it. The per-frame work that the frame alone gives back is left out (see
+:mod:`semflow.video_state`). A resumed run that starts at pair m restores the state saved after pair m-1; when that file is missing or
 older (the run stopped between writing a flow and its state), the pairs from the saved state (or from
 the video's start) up to m-1 are computed again without writing anything: a warm-up that ends in the
 very state the interrupted run had, so the resumed flows are those of an uninterrupted run.

@@ -21,12 +21,14 @@ from semflow.compose import compose_planes
 from semflow.errors import InputError
 from semflow.io.flow import read_flow_valid
 from semflow.io.images import write_image
+from semflow.io.video import FrameSource
 from semflow.layers.context import PairContext
 from semflow.layers.plane_motion import carry_mask
 from semflow.layers.planes import PlaneFit, PlaneParams, homography_flow
 from semflow.layers.tracking import CONFIRM_STRENGTH, Track, Tracks, advance_tracks, gate_planes
 from semflow.methods import get_method
 from semflow.pipeline import WORK_DIR, RunOptions, run_video
+from semflow.runstore import CACHE_BYTES_PER_PIXEL
 from semflow.segmentation.regions import Region
 from semflow.synthetic import render_sequence
 from semflow.video_run import STATE_FILE
@@ -485,4 +487,51 @@ def test_a_pair_computed_again_between_finished_ones_leaves_the_next_its_own_sta
     summary = run_video(folder, out, RunOptions(save_flo=True, resume=True), method=semantic_on_road())
     assert summary["resumed_pairs"] == 3
     for a, b in zip(_flows(tmp_path / "whole"), _flows(out), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+
+def _past_the_cache(method, folder: Path, out: Path, **options):
+    """Run ``method`` (made by :func:`crashing`) over ``folder`` into ``out``, its exact cache holding 3 pairs
+    of 48x64: the run's outcome and the flows ``method`` computed, in order."""
+    flows, counted = [], method._estimate_video
+
+    def estimate_video(img1, img2, state, **kwargs):
+        result = counted(img1, img2, state, **kwargs)
+        flows.append(result.flow)
+        return result
+
+    method._estimate_video = estimate_video
+    budget = 3 * 48 * 64 * CACHE_BYTES_PER_PIXEL
+    return run_video(folder, out, RunOptions(save_flo=True, cache_budget=budget, **options), method=method), flows
+
+
+@pytest.mark.parametrize("fail_at", [None, 3, 5])
+def test_a_drawing_computes_each_pair_past_the_cache_once(tmp_path: Path, monkeypatch, fail_at: int | None) -> None:
+    # A clip longer than its frame count said keeps its first pairs in the exact cache; the rest are computed
+    # again to be drawn. The first of them warmed up from frame 0 (the latest state saved was from a later pair,
+    # no other kept), computing every cached pair again: a clip whose cache held its first half cost half as
+    # much again. The state before it is now kept apart, and pass 2 computes each such pair once, as pass 1 did
+    # (also after an interruption at that pair, or past it).
+    monkeypatch.setattr(state_chain, "STATE_INTERVAL", 0.0)  # as in a long clip: the latest state saved is late
+    monkeypatch.setattr(FrameSource, "__len__", lambda self: 4)  # 3 pairs said, which the cache holds exactly
+    folder = tmp_path / "frames"
+    for k, frame in enumerate(zoom_sequence(9, 48, 64)):
+        write_image(folder / f"{k:04d}.png", frame)
+    whole = tmp_path / "whole"
+    out = whole if fail_at is None else tmp_path / "out"
+    method = semantic_on_road()
+    summary, flows = _past_the_cache(method, folder, whole)
+    if fail_at is not None:
+        with pytest.raises(RuntimeError, match="scripted"):
+            _past_the_cache(semantic_on_road(fail_at=fail_at), folder, out)
+        method = semantic_on_road()
+        summary, flows = _past_the_cache(method, folder, out, resume=True)
+    assert summary["pairs"] == 8 and summary["render_from"] == "cache+recompute"
+    first = fail_at or 0  # the pair pass 1 computes first, from the state saved after the one before it
+    assert method.calls == 8 - first + 5  # pass 1, then pairs 3-7 once each
+    assert len(flows) == method.calls
+    for again, kept in zip(flows[8 - first:], _flows(out)[3:], strict=True):
+        np.testing.assert_array_equal(again, kept)
+    for a, b in zip(_flows(whole), _flows(out), strict=True):
         np.testing.assert_array_equal(a, b)
