@@ -82,3 +82,31 @@ def test_given_masks_shrunk_with_the_frames_stay_on_the_shrunk_frames_pixels(tmp
     expected[10:20, 10:20] = 8
     assert np.array_equal(out, expected)
     assert (frame[10:20, 10:20, 0] >= 113).all() and (frame[out == 3, 0] <= 85).all()  # where the frame shows it
+
+
+def test_a_label_set_file_whose_void_class_is_a_thing_or_plane_is_refused(tmp_path) -> None:
+    # Void is stuff (the docs): a void id that is a class of kind thing gave void pixels that kind.
+    import json
+
+    import pytest
+
+    from semflow.errors import InputError
+    from semflow.segmentation.labels import get_label_set
+
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps({"class_names": ["unlabelled", "car", "road"],
+                                "kinds": {"unlabelled": "thing", "car": "thing"}, "void_id": 0}))
+    with pytest.raises(InputError, match=r"void id 0 is class 'unlabelled', of kind thing") as info:
+        get_label_set(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_kinds_that_make_the_void_class_a_plane_are_refused_and_stuff_is_kept() -> None:
+    import pytest
+
+    from semflow.errors import InputError
+
+    ls = LabelSet("v", ["unlabelled", "car", "road"], {"car": "thing"}, void_id=0)
+    assert ls.kind_map(np.uint8([[0, 1, 2]])).tolist() == [[0, 2, 0]]  # a stuff void class stays allowed
+    with pytest.raises(InputError, match=r"void id 0 is class 'unlabelled', of kind plane"):
+        ls.with_kinds("unlabelled:plane")

@@ -48,7 +48,8 @@ def look_up(table: np.ndarray, labels: np.ndarray) -> np.ndarray:
 class LabelSet:
     """A label set: ``class_names[i]`` is class id ``i``; ``kinds`` maps every class name to a kind.
 
-    ``void_id``: the id of unlabelled pixels (not a class; its kind is ``stuff``), or None.
+    ``void_id``: the id of unlabelled pixels (its kind is ``stuff``), or None; it may be one of the classes
+    (e.g. ``unlabelled``), which must then be of kind stuff (InputError otherwise).
     ``palette``: (len(class_names), 3) uint8 RGB colour per class.
     """
 
@@ -65,6 +66,11 @@ class LabelSet:
             if k not in KINDS:
                 raise InputError(f"label set {self.name!r}: kind {k!r} of {n!r} is not one of {', '.join(KINDS)}")
         object.__setattr__(self, "kinds", kinds)
+        if self.void_id is not None and 0 <= self.void_id < len(self.class_names):
+            void_name = self.class_names[self.void_id]
+            if kinds[void_name] != "stuff":  # void is stuff: its pixels must not get a motion model
+                raise InputError(f"label set {self.name!r}: void id {self.void_id} is class {void_name!r}, of kind"
+                                 f" {kinds[void_name]}; void is stuff (give that class no kind, or another void id)")
         pal = np.asarray(self.palette, np.uint8).reshape(-1, 3)
         if len(pal) < len(self.class_names):
             pal = np.concatenate([pal, _fallback_palette(len(self.class_names))[len(pal):]])
@@ -257,9 +263,12 @@ def get_label_set(spec: str | os.PathLike | LabelSet, kinds_override: str | Mapp
         except ValueError as exc:
             raise InputError(f"{path}: not a label-set JSON file ({exc.__class__.__name__}: {exc})") from None
         _check_label_set_json(data, path)
-        ls = LabelSet(name=str(data.get("name", path.stem)), class_names=list(data["class_names"]),
-                      kinds=dict(data.get("kinds", {})), void_id=data.get("void_id"),
-                      palette=np.asarray(data.get("palette", np.zeros((0, 3))), np.uint8))
+        try:
+            ls = LabelSet(name=str(data.get("name", path.stem)), class_names=list(data["class_names"]),
+                          kinds=dict(data.get("kinds", {})), void_id=data.get("void_id"),
+                          palette=np.asarray(data.get("palette", np.zeros((0, 3))), np.uint8))
+        except InputError as exc:  # (a kind that is none, a void class given a kind): name the file
+            raise InputError(f"{path}: {exc}") from None
         unknown = set(data.get("kinds", {})) - set(ls.class_names)
         if unknown:
             raise InputError(f"{path}: kinds name classes the set lacks: {', '.join(sorted(unknown))}")
