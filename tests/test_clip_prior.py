@@ -374,6 +374,31 @@ def test_matching_features_in_one_region_change_its_label_and_nothing_else(tiny,
     assert result.probs[30, 75, dog_id] == pytest.approx(0.5 * a.clip_score, rel=1e-5)
 
 
+def test_fused_probabilities_move_the_backbones_void_mass_to_clip_and_stay_distributions(tiny, tmp_path,
+                                                                                         monkeypatch):
+    # A backbone with a void channel (VOID is among BACKBONE's classes): the rule gives the void mass v
+    # to CLIP's classes; the fused probabilities kept (1 - w) * v on void too, and summed to 1 + (1 - w) * v.
+    prior = _prior(tiny, tmp_path)
+    h, w = 40, 60
+    labels = np.full((h, w), BACKBONE.index("Building"), np.uint8)
+    labels[:, :30] = VOID
+    probs = np.zeros((h, w, len(BACKBONE)), np.float32)
+    probs[..., BACKBONE.index("Building")] = np.where(labels == VOID, 0.0, 1.0)
+    v = np.where(np.arange(w) % 2 == 0, 0.8, 0.6).astype(np.float32)[None, :].repeat(h, 0)  # void mass per pixel
+    probs[..., VOID] = np.where(labels == VOID, v, 0.0)
+    probs[..., BACKBONE.index("Road")] = np.where(labels == VOID, 1.0 - v, 0.0)
+    p_clip = np.full(len(prior.classes), 0.02, np.float32)
+    p_clip[prior.class_names.index("dog")] = 1.0 - 0.02 * (len(prior.classes) - 1)
+    monkeypatch.setattr(prior, "classify", lambda image, regions: np.tile(p_clip, (len(regions), 1)))
+    image = np.full((h, w, 3), 128, np.uint8)
+    result = prior.apply(image, probs, labels, BACKBONE, BACKBONE_KINDS, VOID)
+    assert np.allclose(result.probs.sum(-1), 1.0, atol=1e-5)
+    assert np.allclose(result.probs[:, :30, VOID], 0.0)  # the void mass went to CLIP's classes
+    region = labels == VOID
+    _, _, fused, _ = fuse_region(probs[region].mean(axis=0), p_clip, result.joint, VOID, weight=prior.weight)
+    assert np.allclose(result.probs[region].mean(axis=0), fused, atol=1e-5)  # the rule, on average over the region
+
+
 class _Backbone:
     """A stand-in segmenter that returns the scene's backbone segmentation, as semflow's backends do."""
 

@@ -138,7 +138,8 @@ class PriorResult:
     """Fused output of :meth:`~semflow.segmentation.clip.prior.ClipPrior.apply`.
 
     labels: uint8 (H, W) joint class ids. probs: float32 (H, W, J) (the backbone's, padded with zeros
-    for new classes; in scored regions (1 - w) * backbone + w_r * CLIP, as in the rule). kinds: the
+    for new classes; in scored regions the rule per pixel: (1 - w) * backbone + (w + (1 - w) * v) * CLIP,
+    the pixel's void mass v moved from void to CLIP's classes, so each pixel's still sum to 1). kinds: the
     joint kinds table. regions: one :class:`RegionDecision` per scored region, largest first.
     """
 

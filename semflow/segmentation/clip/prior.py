@@ -136,12 +136,16 @@ class ClipPrior:
             pb = probs[rows_cols][region.mask].mean(axis=0)
             label, kind, _, kind_probs = fuse_region(pb, pc, joint, backbone_id, weight=self.weight,
                                                          backbone_confidence=self.backbone_confidence)
-            void_mass = float(pb[joint.void_id]) if joint.void_id is not None and joint.void_id < len(pb) else 0.0
-            w_r = self.weight + (1.0 - self.weight) * void_mass
             clip_joint = np.zeros(len(joint.names), np.float32)
             np.add.at(clip_joint, joint.clip_to_joint, pc)
             view = out_probs[rows_cols]
-            view[region.mask] = (1.0 - self.weight) * view[region.mask] + w_r * clip_joint
+            pixels = view[region.mask]
+            void_mass = np.zeros(len(pixels), np.float32)
+            if joint.void_id is not None and joint.void_id < len(pb):  # the rule per pixel: void's mass goes to CLIP
+                void_mass = pixels[:, joint.void_id].copy()
+                pixels[:, joint.void_id] = 0.0
+            w_px = self.weight + (1.0 - self.weight) * void_mass
+            view[region.mask] = (1.0 - self.weight) * pixels + w_px[:, None] * clip_joint
             out_labels[rows_cols][region.mask] = label
             top = int(np.argmax(pc))
             is_void = joint.void_id is not None and backbone_id == joint.void_id
