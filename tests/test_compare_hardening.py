@@ -18,7 +18,7 @@ import pytest
 
 from semflow import evaluation
 from semflow.errors import InputError, OutputError, SemflowWarning
-from semflow.io.datasets import chairs, kitti, middlebury, sintel
+from semflow.io.datasets import chairs, kitti, middlebury, sintel, synthetic
 from semflow.io.flow import write_flo
 from semflow.io.images import write_image
 from semflow.synthetic import translation_scene
@@ -240,6 +240,13 @@ def _chairs(root: Path) -> Path:
     return root
 
 
+def _synthetic(root: Path) -> Path:
+    from semflow.synthetic import write_dataset
+
+    write_dataset(root, count=1, height=24, width=32, seed=3)
+    return root
+
+
 @pytest.mark.parametrize(("make", "reader", "frame", "gt"), [
     (lambda root: _middlebury(root, ["A", "B"]), middlebury, "B/frame11.png", "B/flow10.flo"),
     (lambda root: _middlebury(root, ["A", "B"]), middlebury, "A/frame10.png", "A/flow10.flo"),
@@ -247,17 +254,22 @@ def _chairs(root: Path) -> Path:
     (_kitti, kitti, "training/image_2/000000_10.png", "training/flow_occ/000000_10.png"),
     (_chairs, chairs, "data/00001_img2.ppm", "data/00001_flow.flo"),
     (_chairs, chairs, "data/00001_img1.ppm", "data/00001_flow.flo"),
+    (_synthetic, synthetic, "scene_000/frame2.png", "scene_000/flow.flo"),
+    (_synthetic, synthetic, "scene_000/occlusion.png", "scene_000/flow.flo"),
+    (_synthetic, synthetic, "scene_000/labels.png", "scene_000/flow.flo"),
+    (_synthetic, synthetic, "scene_000/instances.png", "scene_000/flow.flo"),
 ])
 def test_a_missing_frame_is_named_when_the_samples_are_listed(tmp_path: Path, monkeypatch, make, reader,
                                                               frame: str, gt: str) -> None:
-    """Middlebury, KITTI and FlyingChairs listed a sample whose frame was missing, and failed only when it
-    was loaded: midway through a long compare, the work before it lost. Now, like Sintel's, a one-line
-    InputError naming the frame and its ground truth when the samples are listed (existence only)."""
+    """Middlebury, KITTI, FlyingChairs and synthetic listed a sample whose frame (or synthetic's mask) was
+    missing, and failed only when it was loaded: midway through a long compare, the work before it lost. Now,
+    like Sintel's, a one-line InputError naming the file and its ground truth when the samples are listed."""
     root = make(tmp_path)
     assert len(reader(root)) == (2 if reader is middlebury else 1)
     (root / frame).unlink()
-    which = "second" if frame.endswith(("11.png", "img2.ppm")) else "first"
-    with pytest.raises(InputError, match=rf"^\S+/{frame}: no such file \(the {which} frame of \S+/{gt}\)$"):
+    which = {"occlusion.png": "occlusion mask", "labels.png": "label map", "instances.png": "instance map"}.get(
+        Path(frame).name, "second frame" if frame.endswith(("11.png", "img2.ppm", "frame2.png")) else "first frame")
+    with pytest.raises(InputError, match=rf"^\S+/{frame}: no such file \(the {which} of \S+/{gt}\)$"):
         reader(root)
     monkeypatch.setattr(evaluation, "get_method", lambda *a, **k: pytest.fail("a method was built"))
     with pytest.raises(InputError, match=rf"^\S+/{frame}: no such file"):

@@ -2,7 +2,8 @@
 
 Each reader takes the dataset's root folder and returns a list of :class:`FlowSample`; frames and
 ground truth are read only when a sample is loaded, so listing a dataset is cheap (it checks only that
-each ground-truth file's two frames exist: a copy missing one fails before any work, not midway).
+each ground-truth file's two frames, and synthetic's masks, exist: a copy missing one fails before any work,
+not midway).
 
 - ``middlebury``: ``<Seq>/frame10.png``, ``frame11.png``, ``flow10.flo``
 - ``sintel``: ``training/{clean,final}/<scene>/frame_NNNN.png``, ``training/flow/<scene>/frame_NNNN.flo``,
@@ -110,11 +111,12 @@ def _require_dir(path: Path, what: str) -> Path:
     return path
 
 
-def _frames(ground_truth: Path, first: Path, second: Path) -> tuple[Path, Path]:
-    """``(first, second)``, the frames of ``ground_truth``: InputError naming the one that does not exist."""
-    for which, frame in (("first", first), ("second", second)):  # (the official layouts have both, always)
-        if not frame.exists():
-            raise InputError(f"{frame}: no such file (the {which} frame of {ground_truth})")
+def _frames(ground_truth: Path, first: Path, second: Path, *also: tuple[str, Path]) -> tuple[Path, Path]:
+    """``(first, second)``, the frames of ``ground_truth``: InputError naming the one that does not exist, or
+    the first of ``also``'s other files the sample reads (``("occlusion mask", path)``...) that does not."""
+    for which, path in (("first frame", first), ("second frame", second), *also):  # (official layouts have all)
+        if not path.exists():
+            raise InputError(f"{path}: no such file (the {which} of {ground_truth})")
     return first, second
 
 
@@ -185,10 +187,11 @@ def synthetic(root: str | os.PathLike) -> list[FlowSample]:
     root = _folder(root)
     samples = []
     for scene in sorted(p for p in root.iterdir() if (p / "flow.flo").exists()):
-        samples.append(FlowSample(
-            "synthetic", scene.name, scene / "frame1.png", scene / "frame2.png", scene / "flow.flo",
-            occlusion=scene / "occlusion.png", labels=scene / "labels.png", instances=scene / "instances.png",
-        ))
+        masks = {"occlusion": scene / "occlusion.png", "labels": scene / "labels.png",
+                 "instances": scene / "instances.png"}
+        frames = _frames(scene / "flow.flo", scene / "frame1.png", scene / "frame2.png",
+                         *zip(("occlusion mask", "label map", "instance map"), masks.values(), strict=True))
+        samples.append(FlowSample("synthetic", scene.name, *frames, scene / "flow.flo", **masks))
     return samples
 
 
@@ -198,7 +201,7 @@ LAYOUTS: dict[str, str] = {
     "sintel": "training/{clean,final}/<scene>/frame_NNNN.png, training/flow/<scene>/frame_NNNN.flo",
     "kitti": "training/image_2/NNNNNN_10.png, NNNNNN_11.png, training/flow_occ/NNNNNN_10.png",
     "chairs": "data/NNNNN_img1.ppm, NNNNN_img2.ppm, NNNNN_flow.flo",
-    "synthetic": "<scene>/frame1.png, frame2.png, flow.flo",
+    "synthetic": "<scene>/frame1.png, frame2.png, flow.flo, occlusion.png, labels.png, instances.png",
 }
 
 DATASETS: dict[str, Callable[..., list[FlowSample]]] = {
