@@ -65,7 +65,7 @@ def make_summary(source: FrameSource, method: FlowMethod, records: RecordTable, 
         },
         "settings": options.fingerprint(source.path, method),
         # a cut clip: what its container declares or (Matroska...) estimates, as its warning says; else its frames
-        "frames_expected": len(source) if (short := source.shortfall()) is None else source.count,
+        "frames_expected": len(source) if (short := source.shortfall()) is None else source.frames_declared,
         "truncated": short is not None,
         "frame_gaps": source.numbering_note,  # a frames folder whose numbers skip (None: none skip)
         "damaged_keyframes": source.damage_note,  # a video file's keyframes FFmpeg decoded damaged (None: none)

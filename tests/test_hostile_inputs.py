@@ -299,6 +299,14 @@ def test_a_video_whose_header_lies_about_its_frame_count(run_cli, tmp_path: Path
     assert lines == ([] if claimed == 1 else [f"semflow: warning: lie.avi: read 12 of the {claimed} frames its"
                                                " container declares (the file is truncated or corrupt); the outputs"
                                                " cover the frames read"])
+    # summary.json's frames_expected is the count the warning quotes (it was the count capped by the file's
+    # size), so batch's note for the clip, made from summary.json, says what run said
+    from semflow.batch.clips import clip_notes
+
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    if claimed != 1:
+        assert summary["frames_expected"] == claimed and summary["truncated"] is True
+        assert [f"semflow: warning: {note}" for note in clip_notes(summary)] == lines
 
 
 def test_explain_refuses_to_write_over_the_commands_other_outputs(tmp_path: Path) -> None:

@@ -34,12 +34,7 @@ from semflow.io.files import (
     too_many_open_files,
     video_container,
 )
-from semflow.io.frame_folder import (  # (folder_images re-exported)
-    camera_raws_note,
-    folder_images,
-    numbering_gaps,
-    raws_skipped_note,
-)
+from semflow.io.frame_folder import camera_raws_note, folder_images, numbering_gaps, raws_skipped_note
 from semflow.io.images import MULTIPAGE_TIFF, is_image_path, read_image, tiff_pages, to_rgb_uint8
 from semflow.io.native import native_stderr
 from semflow.io.raw_tiff import camera_raw_file_reason
@@ -214,8 +209,13 @@ class FrameSource:
             return None
         if not self.exact_count and self.end_seconds is not None and self.end_seconds * self.fps >= self.count - 2:
             return None
-        declared = self.declared if self.declared is not None and self.count != self.max_frames else self.count
-        return shortfall_note(self.path, self.frames_read, declared, self.max_frames)
+        return shortfall_note(self.path, self.frames_read, self.frames_declared, self.max_frames)
+
+    @property
+    def frames_declared(self) -> int:
+        """The count :meth:`shortfall` quotes (a cut clip's ``frames_expected``): the container's own, not capped
+        by the file's size; ``count`` where ``max_frames`` set it, or where it was counted by decoding."""
+        return self.declared if self.declared is not None and self.count != self.max_frames else self.count
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self.frames()
