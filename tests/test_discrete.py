@@ -325,6 +325,24 @@ def test_any_size_gray_or_colour():
     assert tiny.flow.shape == (9, 11, 2) and np.isfinite(tiny.flow).all()
 
 
+
+@pytest.mark.parametrize("preset", ["fast", "balanced"])
+def test_a_frame_too_small_for_coarser_levels_places_its_matches_on_the_finest_grid(preset):
+    # 40 px tall: balanced has no level above full size, fast none above its finest (half size). The
+    # one level searched was gridded coarse_stride apart, but the matches were placed stride apart: the
+    # points of the block moving 8 px right were put 3/8 of the way further left, and their flow with them.
+    rng = np.random.default_rng(3)
+    bg, fg = to_uint8(random_texture(40, 200, rng)), to_uint8(random_texture(40, 200, rng))
+    img1, img2 = bg.copy(), bg.copy()
+    img1[:, 100:160], img2[:, 108:168] = fg[:, 100:160], fg[:, 100:160]
+    truth = np.zeros((40, 200, 2), np.float32)
+    truth[:, 100:160, 0] = 8
+    method = get_method("discrete", preset=preset, sharpen=False, missed_motions=False)
+    result = method.estimate(img1, img2)
+    stride = method.params.stride
+    assert result.extras["grid_flow"].shape[:2] == (-(-40 // stride), -(-200 // stride))
+    assert epe(result.flow, truth) < 1.0
+
 def test_registry_options_and_errors():
     method = get_method("discrete", preset="fast", crf=False, k=4, sharpen=False)
     assert isinstance(method, DiscreteFlow) and method.params.k == 4 and not method.use_crf

@@ -398,7 +398,8 @@ def coarse_to_fine_proposals(pyr1: list, pyr2: list, *, stride: int, k: int, rad
     h, w = top.query.shape[:2]
     device = top.query.device
     coarse_stride = stride if coarse_stride is None else coarse_stride
-    ys, xs = grid_coords(h, w, max(1, coarse_stride >> levels), device)
+    # A frame too small for coarser levels: the coarsest level is ``finest``, whose grid is ``stride`` apart.
+    ys, xs = grid_coords(h, w, max(1, (stride if levels == finest else coarse_stride) >> levels), device)
     props = _coarsest_proposals(top, ys, xs, k=k, radius=_level_radius(radius, levels), narrow=narrow,
                                 temporal=None if temporal is None else temporal[levels])
     if propagation:
