@@ -174,6 +174,11 @@ def test_a_misspelt_device_is_one_line_for_every_command(cli_fails, pair, make_f
     cli_fails("segment", pair[0], "--out", "o", "--device", "banana", match=message)
 
 
+def test_a_device_index_torch_cannot_parse_is_one_line(cli_fails, pair) -> None:
+    """`--device cuda:01` passed the name check, then torch.device refused it: a RuntimeError traceback."""
+    cli_fails("flow", *pair, "-o", "o.flo", "--method", "discrete", "--device", "cuda:01", match="cuda:1")
+
+
 def test_a_dataset_file_of_another_size_is_one_line(cli_fails, tmp_path: Path) -> None:
     """Ground truth of another size than the frames was a traceback in `compare` (metrics' shape check)."""
     from semflow.errors import InputError

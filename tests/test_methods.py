@@ -124,6 +124,28 @@ def test_device_names_are_parsed_in_one_place(monkeypatch) -> None:
         resolve_device("cuda:1")
 
 
+def test_a_device_index_torch_cannot_parse_is_refused_in_one_line(monkeypatch) -> None:
+    """`--device cuda:01` (a leading zero), `cuda:\u0661` (a non-ASCII digit, which the pattern's \\d took) and
+    `cuda:99999999999999999999` passed the name check and then reached torch.device, whose RuntimeError was a
+    traceback; cuda:128 became cuda:-128 (torch's index is 8 bits)."""
+    import torch
+
+    assert check_device_name("cuda:01") == "cuda:1"  # a leading zero is the same GPU
+    for device in ("cuda:\u0661", "cuda:\uff11"):
+        with pytest.raises(InputError, match="unknown device"):
+            check_device_name(device)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda:01", "cuda:99999999999999999999", "cuda:128"):
+        with pytest.raises(InputError, match="no CUDA GPU is available here"):
+            resolve_device(device)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:01") == torch.device("cuda:1")
+    for device in ("cuda:99999999999999999999", "cuda:128"):
+        with pytest.raises(InputError, match=r"this machine has 2 CUDA GPUs \(cuda:0 to cuda:1\)$"):
+            resolve_device(device)
+
+
 def test_options_are_checked() -> None:
     with pytest.raises(InputError, match="takes no option 'levels'; its options: device, sharpen$"):
         get_method("farneback", levels=3)
