@@ -250,7 +250,7 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
     if baseline_flow is not None:
         method_options["baseline"] = GivenFlow.from_file(baseline_flow, frame_size=full[0].shape[:2], size=img1.shape[:2])
     estimator, _ = _build_method(method, method_options)
-    check_memory(estimator.name, *img1.shape[:2], hint="use --max-side {side} (or smaller)")
+    check_memory(estimator, *img1.shape[:2], hint="use --max-side {side} (or smaller)")
     result = estimator.estimate(img1, img2)
     explained = []
     if explain is not None:  # first: it may refuse (a name it writes is an input), and then nothing is written

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from semflow.errors import InputError, ResourceError
 
@@ -159,6 +160,37 @@ def memory_needed_mb(method: str, height: int, width: int) -> float | None:
     return _fitted("methods", method, height, width)
 
 
+def measured_segmenter(segmenter: Any) -> tuple[str, str]:
+    """The kind of ``segmenter`` (a spec ``backend[:PATH]``, or a built Segmenter: the one behind a CLIP prior)
+    and the segmenter whose measured needs stand for it: torchvision's (its largest model: the architecture
+    is known only once the weights load) for a torchvision one, else the shipped camvid's (given masks need
+    less: no network; the CLIP prior's model is not counted)."""
+    if isinstance(segmenter, str):
+        kind = segmenter.partition(":")[0].lower()
+    else:
+        kind = getattr(getattr(segmenter, "segmenter", segmenter), "name", "")
+    kind = kind if isinstance(kind, str) and kind else "camvid"
+    return kind, "torchvision" if kind == "torchvision" else "camvid"
+
+
+def method_needed_mb(method: Any, height: int, width: int) -> float | None:
+    """:func:`memory_needed_mb` of a built method (or a name). ``semantic`` was measured with the camvid
+    segmenter: with another (``segmenter_spec()``), the difference between that one's measured needs and
+    camvid's is added (at 320x240 semantic with torchvision's DeepLabV3-ResNet101 peaked at 1289 MB, and
+    camvid's figures said 696)."""
+    need, counted = memory_needed_mb(getattr(method, "name", method), height, width), _segmenter_counted(method)
+    if need is None or counted == "camvid":
+        return need
+    mine, camvid = (segmenter_needed_mb(name, height, width, video=False) for name in (counted, "camvid"))
+    return need + max(mine - camvid, 0) if mine is not None and camvid is not None else need
+
+
+def _segmenter_counted(method: Any) -> str:
+    """The segmenter whose measured needs stand for ``method``'s (``segmenter_spec()``): camvid's by default."""
+    spec = method.segmenter_spec() if hasattr(method, "segmenter_spec") else None
+    return "camvid" if spec is None else measured_segmenter(spec)[1]
+
+
 def drawing_needed_mb(height: int, width: int) -> float | None:
     """Estimated memory (MB) that drawing ``run``'s videos of (height, width) frames adds to its method's
     flow (colours, panel, the flows' intermediate video, the FFmpeg encoders), measured as such."""
@@ -199,22 +231,25 @@ def available_memory_mb() -> float | None:
     return min(candidates) if candidates else None
 
 
-def check_memory(method: str, height: int, width: int, *, hint: str, drawing: bool = False) -> None:
-    """Raise :class:`ResourceError` before the work starts when ``method`` on (height, width) frames
-    needs more memory than is available. ``hint`` ends the message: what the user can do, with
+def check_memory(method: Any, height: int, width: int, *, hint: str, drawing: bool = False) -> None:
+    """Raise :class:`ResourceError` before the work starts when ``method`` (a built method, or a name) on
+    (height, width) frames needs more memory than is available (:func:`method_needed_mb`). ``hint`` ends
+    the message: what the user can do, with
     ``{side}`` replaced by the longer side (px) at which the method would fit, e.g. ``"use --max-side {side}"``.
     ``drawing``: count what drawing ``run``'s videos adds too (:func:`drawing_needed_mb`)."""
+    name, counted = str(getattr(method, "name", method)), _segmenter_counted(method)
+    name += "" if counted == "camvid" else f" (with the {counted} segmenter)"
     if not drawing:
-        _refuse_if_short(method, functools.partial(memory_needed_mb, method), height, width, hint)
+        _refuse_if_short(name, functools.partial(method_needed_mb, method), height, width, hint)
         return
 
     def total(h: int, w: int) -> float | None:
-        parts = [need for need in (memory_needed_mb(method, h, w), drawing_needed_mb(h, w)) if need is not None]
+        parts = [need for need in (method_needed_mb(method, h, w), drawing_needed_mb(h, w)) if need is not None]
         return sum(parts) if parts else None
 
-    flow, drawn = memory_needed_mb(method, height, width), drawing_needed_mb(height, width)
+    flow, drawn = method_needed_mb(method, height, width), drawing_needed_mb(height, width)
     split = f" (flow {_amount(flow)}, videos {_amount(drawn)})" if flow is not None and drawn is not None else ""
-    _refuse_if_short(f"{method} and drawing its videos", total, height, width, hint, need="need", split=split)
+    _refuse_if_short(f"{name} and drawing its videos", total, height, width, hint, need="need", split=split)
 
 
 def check_segmenter_memory(segmenter: str, height: int, width: int, *, video: bool, hint: str,

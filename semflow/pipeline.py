@@ -338,7 +338,7 @@ def run_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: Run
         return {**done, "resumed_pairs": done["pairs"]}
     checked = checked or check_video(Path(video), options)
     # The flow and drawing the videos (colours, panel, the encoders): drawing costs more than a fast flow.
-    check_memory(method.name, *checked[1].shape[:2], hint="use --max-side {side} (or smaller)", drawing=True)
+    check_memory(method, *checked[1].shape[:2], hint="use --max-side {side} (or smaller)", drawing=True)
     # The output folder is locked for the whole run; what the run writes is listed in its manifest,
     # and a fresh run first deletes only what the previous run there listed (see io/outputs.py).
     refuse_inputs_as_outputs([video], [out_dir])  # its outputs would join its frames

@@ -208,6 +208,12 @@ class SemanticFlow(FlowMethod):
             self._segmenter = self._build_segmenter()
         return self._segmenter
 
+    def segmenter_spec(self) -> Any:
+        """What names the segmenter, without building it (the memory check counts its needs): the
+        ``segmenter`` option it was built from (``torchvision:PATH``...), else the built one; None for none."""
+        spec = getattr(self.options, "segmenter", None)
+        return self._segmenter if spec is None else spec
+
     def tile_label_set(self) -> LabelSet:
         """The label set the segmentation (``extras["segmentation_rgb"]``, the panel's tile) is coloured in,
         for its key: the given masks' (``label_set``), else the segmenter's (VOC for ``torchvision:PATH``;

@@ -82,7 +82,7 @@ class FlowMethod(abc.ABC):
             # Before a pair or a video's first pair, as the CLI does: frames too large for the memory
             # were killed by the OOM killer without an exception. (Not on later pairs: what the process
             # holds by then is not "available", and would refuse a video mid-way.)
-            check_memory(self.name, *a.shape[:2], hint="give frames whose longer side is {side} px or less")
+            check_memory(self, *a.shape[:2], hint="give frames whose longer side is {side} px or less")
         kwargs = {}
         if labels is not None and self.uses_labels:
             labels = np.asarray(labels)

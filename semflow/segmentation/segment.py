@@ -36,7 +36,7 @@ from semflow.io.frame_folder import camera_raws_note, folder_images, raws_skippe
 from semflow.io.images import image_size, is_image_path, read_image, write_image
 from semflow.io.outputs import check_outputs, output_staging, refuse_inputs_as_outputs, refuse_link
 from semflow.io.video import max_side_size, resize_max_side
-from semflow.memory import check_segmenter_memory
+from semflow.memory import check_segmenter_memory, measured_segmenter
 from semflow.segmentation.base import Segmenter
 from semflow.segmentation.masks import MaskSegmenter
 
@@ -236,17 +236,6 @@ def segment_inputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     return written
 
 
-def _measured_as(backend: str | Segmenter) -> tuple[str, str]:
-    """The kind of ``backend`` (``camvid``, ``torchvision``, ``masks``...) and the segmenter whose measured
-    needs stand for it (``memory_needs.json``): torchvision's (its largest model) for a torchvision one,
-    else the shipped camvid's (given masks need less: no network; the CLIP prior's model is not counted)."""
-    if isinstance(backend, str):
-        kind = backend.partition(":")[0].lower()
-    else:
-        kind = getattr(getattr(backend, "segmenter", backend), "name", "")  # (the one behind a CLIP prior)
-    return kind or "camvid", "torchvision" if kind == "torchvision" else "camvid"
-
-
 def _image_size(path: Path, max_side: int | None) -> tuple[int, int]:
     """(H, W) of the image at ``path`` as it is segmented (upright, shrunk by ``max_side``), from its header
     where the header says (else from the image)."""
@@ -261,7 +250,7 @@ def _check_memory(jobs: Sequence[_Job], sources: Mapping[Path, object], backend:
                   max_side: int | None) -> None:
     """Refuse, in one line and before the model loads, the largest image or video frame (after ``max_side``)
     when segmenting it needs more memory than is available."""
-    kind, name = _measured_as(backend)
+    kind, name = measured_segmenter(backend)
     for video in (False, True):
         sizes = [sources[j.path].frame_size() if video else _image_size(j.path, max_side)
                  for j in jobs if (j.kind == "video") == video]
