@@ -14,10 +14,16 @@ import numpy as np
 from semflow.baseline.base import FlowResult
 from semflow.compose import MODEL_COLORS, MODEL_LEGEND, model_map_to_color
 from semflow.errors import InputError
+from semflow.segmentation import KIND_CODES
 
-KIND_COLORS = {0: (160, 160, 160), 1: (70, 110, 230), 2: (230, 70, 50)}
-"""The colour of each region kind (KIND_CODES) in ``kinds.png``: stuff grey, plane blue, thing red."""
-KIND_NAMES = {0: "stuff: the baseline", 1: "plane: homography", 2: "thing: layered motion"}
+SMALL_THING = 3
+"""``kinds.png``'s code (not a region kind) for a thing's pixels in no instance: a region smaller than
+``ThingParams.min_area`` (150 px), which gets no layer and keeps the baseline."""
+KIND_COLORS = {0: (160, 160, 160), 1: (70, 110, 230), 2: (230, 70, 50), SMALL_THING: (240, 180, 170)}
+"""The colour of each region kind (KIND_CODES) in ``kinds.png``: stuff grey, plane blue, thing red; a thing
+too small for a layer (:data:`SMALL_THING`) pale red."""
+KIND_NAMES = {0: "stuff: the baseline", 1: "plane: homography", 2: "thing: layered motion",
+              SMALL_THING: "thing too small for a layer: the baseline"}
 """The name of each region kind in ``kinds.png``'s key."""
 
 
@@ -73,9 +79,12 @@ def write_semantic_explain(result: FlowResult, out_dir: str | os.PathLike) -> No
                                                                max_flow), name))
     write_image(out / "segmentation.png", ex["segmentation_rgb"])
     write_image(out / "labels.png", ex["labels"])
-    kinds = np.zeros((*ex["kinds"].shape, 3), np.uint8)
+    codes = np.asarray(ex["kinds"]).copy()
+    if "instances" in ex:  # (a thing's pixels in no instance were drawn "layered motion": they keep the baseline)
+        codes[(codes == KIND_CODES["thing"]) & (np.asarray(ex["instances"]) == 0)] = SMALL_THING
+    kinds = np.zeros((*codes.shape, 3), np.uint8)
     for code, color in KIND_COLORS.items():
-        kinds[ex["kinds"] == code] = color
+        kinds[codes == code] = color
     write_image(out / "kinds.png", with_colour_key(kinds, KIND_NAMES, KIND_COLORS))
     write_image(out / "model_map.png", with_colour_key(model_map_to_color(ex["model_map"]), MODEL_LEGEND, MODEL_COLORS))
     write_image(out / "model_map_ids.png", ex["model_map"])

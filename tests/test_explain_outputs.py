@@ -124,3 +124,26 @@ def test_semantic_explains_colour_maps_carry_a_key_of_their_colours_below_the_ma
         np.testing.assert_array_equal(drawn[96:], key)
         for colour in colours:  # every swatch is there
             assert (drawn[96:] == colour).all(axis=2).sum() >= 4, (name, colour)
+
+
+def test_kinds_png_draws_a_thing_too_small_to_fit_apart_from_the_things_that_get_a_layer(tmp_path: Path) -> None:
+    """kinds.png drew every pixel of a thing class red, "thing: layered motion", but a thing region smaller
+    than ``ThingParams.min_area`` (150 px) forms no instance and keeps the baseline (model_map.png showed it
+    grey). Such pixels now have a colour and a key entry of their own; the things with a layer stay red."""
+    from semflow.layers.things.params import ThingParams
+    from semflow.semantic_explain import KIND_COLORS, KIND_NAMES, SMALL_THING
+
+    scene = make_scene(96, 128, seed=1)
+    labels = scene.labels.copy()
+    thing_id = int(labels[scene.instances == 1][0])
+    corner = (slice(0, 10), slice(0, 10)) if (scene.instances[:10, :10] == 0).all() else (slice(86, 96), slice(118, 128))
+    assert (scene.instances[corner] == 0).all() and 100 < ThingParams().min_area
+    labels[corner] = thing_id  # a 100 px speck of a thing class, apart from the objects
+    semantic = get_method("semantic", baseline="dis-medium").estimate(scene.img1, scene.img2, labels=labels)
+    assert (semantic.extras["instances"][corner] == 0).all() and (semantic.extras["model_map"][corner] == 0).all()
+    write_semantic_explain(semantic, tmp_path)
+    drawn = cv2.imread(str(tmp_path / "kinds.png"))[..., ::-1][:96, :128]
+    assert (drawn[corner] == KIND_COLORS[SMALL_THING]).all()
+    fitted = semantic.extras["instances"] > 0
+    assert fitted.any() and (drawn[fitted & (semantic.extras["kinds"] == 2)] == KIND_COLORS[2]).all()
+    assert "baseline" in KIND_NAMES[SMALL_THING]
