@@ -120,7 +120,7 @@ def grey_preview(name: str, arr: np.ndarray) -> tuple[np.ndarray, str, str, str]
     are, 0 black and 1 white, so that one grey means one value whatever the map; any other map stretched
     from its smallest to its largest finite value (the ``.npy`` beside it holds the values); what is not
     finite black, which the title then says."""
-    from semflow.grey_key import value_text
+    from semflow.grey_key import grey_levels, value_text
 
     values = arr.astype(np.result_type(arr.dtype, np.float32))  # (float64 kept: 1e39 is not float32's inf)
     finite = np.isfinite(values)
@@ -129,7 +129,7 @@ def grey_preview(name: str, arr: np.ndarray) -> tuple[np.ndarray, str, str, str]
         values = (values - low) / ((high - low) or 1.0)
     else:
         low, high = 0.0, 1.0
-    grey = (np.clip(np.where(finite, values, 0.0), 0.0, 1.0) * 255).astype(np.uint8)
+    grey = grey_levels(np.where(finite, values, 0.0))
     title = f"{name}, {MAP_UNITS[name]}" if name in MAP_UNITS else name
     if not finite.all():
         title += " (black also: no value)"

@@ -36,6 +36,13 @@ def value_text(value: float) -> str:
     return text.replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
 
 
+def grey_levels(values: np.ndarray) -> np.ndarray:
+    """Values (H, W) meant on the 0-1 scale as uint8 greys, 0 black and 1 white, each to the nearest grey
+    (as the key's ramp is drawn; what lies outside [0, 1] clipped): the one rule of every ``--explain`` grey
+    map, so that one value is one grey in all of them (0.999 was 254 in some, 255 in others)."""
+    return (np.clip(values, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+
+
 def grey_with_key(grey: np.ndarray, title: str, low_text: str, high_text: str) -> np.ndarray:
     """``grey`` (H, W) uint8, with a key strip below it: ``title`` (the map's name and unit), a ramp from
     black to white and, under its ends, ``low_text`` (what black stands for) and ``high_text`` (white).

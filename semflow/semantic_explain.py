@@ -54,7 +54,7 @@ def write_semantic_explain(result: FlowResult, out_dir: str | os.PathLike) -> No
     ``.png`` under one normaliser (layers: unknown outside their support), ``occlusion.png`` and
     ``confidence.png`` (grey, a key below) and ``explain.json`` (legends, per-region decisions, timings).
     """
-    from semflow.grey_key import grey_with_key
+    from semflow.grey_key import grey_levels, grey_with_key
     from semflow.io.atomic import write_text_atomic
     from semflow.io.flow import write_flo
     from semflow.io.images import write_image
@@ -93,8 +93,7 @@ def write_semantic_explain(result: FlowResult, out_dir: str | os.PathLike) -> No
     occluded = (np.asarray(ex["occlusion"]) > 0).astype(np.uint8) * 255
     write_image(out / "occlusion.png", grey_with_key(occluded, "occlusion (hidden in frame t+1)", "0 no", "1 yes"))
     if result.confidence is not None:
-        grey = (np.clip(result.confidence, 0, 1) * 255 + 0.5).astype(np.uint8)
-        write_image(out / "confidence.png", grey_with_key(grey, "confidence", "0", "1"))
+        write_image(out / "confidence.png", grey_with_key(grey_levels(result.confidence), "confidence", "0", "1"))
     report = loads_untrusted(str(ex["report_json"])) if "report_json" in ex else {}
     report["max_flow_px"] = max_flow
     report["model_colors"] = {str(k): v for k, v in MODEL_COLORS.items()}

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from semflow.explain import LEGEND_MIN_SIDE, enlarged_for_legend, write_explain
+from semflow.grey_key import grey_levels
 from semflow.methods import get_method
 from semflow.semantic_explain import write_semantic_explain
 from semflow.synthetic import make_scene
@@ -25,7 +26,7 @@ def test_generic_explain_draws_confidence_as_it_is_and_grid_flow_unknown_points_
     result = method.estimate(scene.img1, scene.img2)
     write_explain(method, result, tmp_path)
     grey = cv2.imread(str(tmp_path / "confidence.png"), cv2.IMREAD_UNCHANGED)[:120, :160]  # (its key below)
-    np.testing.assert_array_equal(grey, (np.clip(result.confidence, 0, 1) * 255).astype(np.uint8))
+    np.testing.assert_array_equal(grey, grey_levels(result.confidence))
     grid, known = result.extras["grid_flow"], result.extras["grid_valid"].astype(bool)
     assert not known.all()  # (the scene has points the grid could not match)
     drawn = cv2.imread(str(tmp_path / "grid_flow.png"))[..., ::-1]
@@ -92,7 +93,7 @@ def test_explain_grey_maps_have_a_key_with_their_values_below_the_map_as_it_was(
     write_semantic_explain(semantic, tmp_path / "semantic")
     confidence = cv2.imread(str(tmp_path / "semantic" / "confidence.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(confidence[:96, :128],
-                                  (np.clip(semantic.confidence, 0, 1) * 255 + 0.5).astype(np.uint8))
+                                  grey_levels(semantic.confidence))
     occlusion = cv2.imread(str(tmp_path / "semantic" / "occlusion.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(occlusion[:96, :128], semantic.extras["occlusion"].astype(np.uint8) * 255)
     for png in (confidence, occlusion):

@@ -3,11 +3,14 @@ gives it: what black and white stand for, written where they can be read."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 
 from semflow.explain import grey_preview
-from semflow.grey_key import grey_with_key, value_text
+from semflow.grey_key import grey_levels, grey_with_key, value_text
 
 
 def _ink(image: np.ndarray) -> np.ndarray:
@@ -106,7 +109,7 @@ def test_the_key_values_read_as_the_map_values_they_stand_for() -> None:
     share = np.array([[0.2, 0.6]], np.float32)
     grey, title, low, high = grey_preview("confidence", share)
     assert (title, low, high) == ("confidence", "0", "1")
-    np.testing.assert_array_equal(grey, (share * 255).astype(np.uint8))
+    np.testing.assert_array_equal(grey, grey_levels(share))
     grey, title, low, high = grey_preview("grid_valid", np.array([[True, False]]))
     assert (low, high) == ("0 no", "1 yes") and grey.tolist() == [[255, 0]]
     grey, title, _, _ = grey_preview("confidence", np.array([[0.5, np.nan]], np.float32))
@@ -132,3 +135,22 @@ def test_a_float64_map_beyond_float32s_range_keeps_its_values() -> None:
     grey, title, low, high = grey_preview("grid_cost", huge)
     assert title == "grid_cost, matching cost" and (low, high) == (value_text(0.0), value_text(2e39))
     assert grey[1, 1] == 255 and grey[0, 0] == 0 and 0 < grey[0, 1] < 255
+
+
+def test_a_value_is_drawn_the_same_grey_in_every_explain_grey_map(tmp_path: Path) -> None:
+    """The grey maps of the methods without a writer of their own rounded down (0.999 drawn 254) while
+    semantic's confidence.png rounded to the nearest grey (255): one value, two greys a level apart. Both now
+    use one rule, the key's ramp's (to the nearest grey)."""
+    from semflow.baseline.base import FlowResult
+    from semflow.semantic_explain import write_semantic_explain
+
+    values = np.array([[0.0, 0.3, 0.5, 0.999], [1 / 255 * 0.6, 0.75, 0.9, 1.0]], np.float32)
+    expected = np.array([[0, 77, 128, 255], [1, 191, 230, 255]], np.uint8)
+    np.testing.assert_array_equal(grey_levels(values), expected)
+    np.testing.assert_array_equal(grey_preview("confidence", values)[0], expected)
+    extras = {"model_map": np.zeros((2, 4), np.uint8), "baseline_flow": np.zeros((2, 4, 2), np.float32),
+              "segmentation_rgb": np.zeros((2, 4, 3), np.uint8), "labels": np.zeros((2, 4), np.uint8),
+              "kinds": np.zeros((2, 4), np.uint8), "occlusion": np.zeros((2, 4), np.uint8)}
+    write_semantic_explain(FlowResult(np.zeros((2, 4, 2), np.float32), values, extras), tmp_path)
+    drawn = cv2.imread(str(tmp_path / "confidence.png"), cv2.IMREAD_UNCHANGED)[:2, :4]
+    np.testing.assert_array_equal(drawn, expected)
