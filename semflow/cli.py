@@ -33,10 +33,10 @@ def _say(text: str) -> None:
 
 def _max_flow_said(max_flow: float, given: bool) -> str:
     """``max flow N px`` as flow and visualize print it; the floor (:data:`~semflow.viz.MIN_MAX_FLOW`) says so."""
-    from semflow.viz import MIN_MAX_FLOW
+    from semflow.viz import MIN_MAX_FLOW, max_flow_text
 
     floor = not given and max_flow == MIN_MAX_FLOW
-    return f"max flow {max_flow:.2f} px{', the floor: the flow is no larger' if floor else ''}"
+    return f"max flow {max_flow_text(max_flow)} px{', the floor: the flow is no larger' if floor else ''}"
 
 
 def _print(text: str) -> None:

@@ -160,6 +160,12 @@ def _wheel_disc(size: int) -> tuple[np.ndarray, np.ndarray]:
     return wheel, disc
 
 
+def max_flow_text(max_flow: float) -> str:
+    """A normaliser (px) as the legend writes it and ``flow`` and ``visualize`` print it: two decimals
+    (``1.04``, ``12.00``), or two significant digits under 0.01 (``0.004``, which two decimals made ``0.00``)."""
+    return f"{max_flow:.2f}" if max_flow >= 0.0095 else f"{max_flow:.2g}"
+
+
 def legend_text_box(height: int, width: int, max_flow: float) -> tuple[str, float, int, int, int, int]:
     """Where :func:`add_legend` writes its scale label on a (height, width) image: (text, font scale,
     box left, box top, box width, box height); the box lies inside the image (for images at least
@@ -175,7 +181,7 @@ def _legend_text_box(height: int, width: int, max_flow: float) -> tuple[str, flo
     """:func:`legend_text_box`, made once per size and normaliser (every frame of a video has the same)."""
     size = int(np.clip(min(height, width) // 5, 24, 128))
     wheel_fits = width - size - 4 >= 0 and height - size - 4 >= 0
-    value = f"{max_flow:.1f}" if max_flow >= 0.095 else f"{max_flow:.2g}"  # (0.04 px read "0.0")
+    value = max_flow_text(max_flow)  # (as flow and visualize print it: "1.04" was drawn "1.0")
     bare = f"{max_flow:.0f}" if max_flow >= 0.95 else value  # (then, wider than its room, 1e6: "1000000" ran off it)
     two_digits = f"{max_flow:.2g}".replace("e+0", "e").replace("e+", "e")
 

@@ -284,7 +284,7 @@ def test_a_huge_normaliser_beside_the_wheel_is_shortened_to_the_room_the_wheel_l
     text, _, x, y, bw, bh = legend_text_box(h, w, 1e6)
     assert text == "1e6"
     assert x + bw <= w - size - 4, (text, x, bw)  # left of the wheel
-    assert legend_text_box(h, w, 12.3)[0] in ("12", "12.3 px")  # (a value that fits keeps its digits)
+    assert legend_text_box(h, w, 12.3)[0] in ("12", "12.30 px")  # (a value that fits keeps its digits)
 
 
 def test_a_small_normaliser_is_not_written_as_zero() -> None:
@@ -292,7 +292,7 @@ def test_a_small_normaliser_is_not_written_as_zero() -> None:
     from semflow.viz import legend_text_box
 
     assert legend_text_box(240, 320, 0.04)[0] == "max 0.04 px"
-    assert legend_text_box(240, 320, 0.5)[0] == "max 0.5 px" and legend_text_box(240, 320, 12.0)[0] == "max 12.0 px"
+    assert legend_text_box(240, 320, 0.5)[0] == "max 0.50 px" and legend_text_box(240, 320, 12.0)[0] == "max 12.00 px"
 
 
 def test_what_lies_under_invalid_pixels_is_neither_checked_nor_counted() -> None:
@@ -454,3 +454,19 @@ def test_error_to_color_over_a_tiny_max_error_saturates_without_a_warning() -> N
         drawn = error_to_color(np.array([[5.0, 1e30, 0.0]]), 1e-300)
     np.testing.assert_array_equal(drawn[0, 0], drawn[0, 1])
     np.testing.assert_array_equal(drawn[0, 0], error_to_color(np.float32([[5.0]]), 1.0)[0, 0])
+
+
+@pytest.mark.parametrize("max_flow", [1.04, 12.0, 0.004])
+def test_the_legend_writes_the_normaliser_as_the_printed_line_does(run_cli, tmp_path, max_flow: float) -> None:
+    """`visualize --max-flow 1.04` printed "max flow 1.04 px" and drew "max 1.0 px" (one decimal against two):
+    the picture and the line said two numbers. The legend now writes it as the line does (and 0.004 printed
+    "0.00" where the legend wrote "0.004": both write that)."""
+    from semflow.io.flow import write_flow
+    from semflow.viz import legend_text_box
+
+    write_flow(tmp_path / "f.flo", np.zeros((240, 320, 2), np.float32))
+    result = run_cli("visualize", "f.flo", "-o", "v.png", "--max-flow", str(max_flow))
+    assert result.rc == 0, result.stderr
+    said = result.stdout.split("(max flow ")[1].split(" px")[0]
+    assert legend_text_box(240, 320, max_flow)[0] == f"max {said} px"
+    assert float(said) == pytest.approx(max_flow, rel=0.01)
