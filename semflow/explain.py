@@ -111,21 +111,23 @@ def _valid_of(name: str, maps: dict[str, np.ndarray]) -> np.ndarray | None:
 
 
 MAP_UNITS = {"grid_fb_error": "px", "grid_cost": "matching cost"}
-"""The unit a grey map's key names after its name (a map not listed has none: a share, a mask)."""
+"""The unit a grey map's key names after its name (a map not listed has none: a share, a mask). A map
+listed is a measure, drawn on its own range even within [0, 1] (:func:`grey_preview`)."""
 
 
 def grey_preview(name: str, arr: np.ndarray) -> tuple[np.ndarray, str, str, str]:
     """A 2-D map ``name`` as (grey uint8 (H, W), key title, what black stands for, what white stands for),
     for :func:`~semflow.grey_key.grey_with_key`: values within [0, 1] (confidences, shares, masks) as they
-    are, 0 black and 1 white, so that one grey means one value whatever the map; any other map stretched
-    from its smallest to its largest finite value (the ``.npy`` beside it holds the values); what is not
+    are, 0 black and 1 white, so that one grey means one value whatever the map; any other map, and a map
+    with a unit (:data:`MAP_UNITS`: an error in px, a matching cost), stretched from its smallest to its
+    largest finite value, which the key's ends name (the ``.npy`` beside it holds the values); what is not
     finite black, which the title then says."""
     from semflow.grey_key import grey_levels, value_text
 
     values = arr.astype(np.result_type(arr.dtype, np.float32))  # (float64 kept: 1e39 is not float32's inf)
     finite = np.isfinite(values)
     low, high = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 1.0)
-    if not (low >= 0.0 and high <= 1.0):
+    if name in MAP_UNITS or not (low >= 0.0 and high <= 1.0):  # (a cost of 0 to 0.07 is not a share)
         values = (values - low) / ((high - low) or 1.0)
     else:
         low, high = 0.0, 1.0

@@ -154,3 +154,17 @@ def test_a_value_is_drawn_the_same_grey_in_every_explain_grey_map(tmp_path: Path
     write_semantic_explain(FlowResult(np.zeros((2, 4, 2), np.float32), values, extras), tmp_path)
     drawn = cv2.imread(str(tmp_path / "confidence.png"), cv2.IMREAD_UNCHANGED)[:2, :4]
     np.testing.assert_array_equal(drawn, expected)
+
+
+def test_a_map_with_a_unit_is_drawn_on_its_own_range_even_within_0_to_1() -> None:
+    """discrete's grid_cost (matching costs of about 0 to 0.07) was drawn on the 0-1 scale shares are drawn on,
+    nearly black, because its values lie within [0, 1]; a cost (or an error in px) is not a share. A map
+    with a unit is stretched from its smallest to its largest value, which the key's ends name."""
+    cost = np.array([[0.01, 0.04], [0.07, 0.02]], np.float32)
+    for name in ("grid_cost", "grid_fb_error"):
+        grey, title, low, high = grey_preview(name, cost)
+        assert grey[1, 0] == 255 and grey[0, 0] == 0 and 0 < grey[0, 1] < 255, name
+        assert (low, high) == (value_text(0.01), value_text(0.07)) and "," in title, (name, title)
+    share = grey_preview("grid_crf_agrees", cost)  # (a map without a unit, within [0, 1], stays as it is)
+    np.testing.assert_array_equal(share[0], grey_levels(cost))
+    assert (share[2], share[3]) == ("0", "1")
