@@ -341,13 +341,14 @@ def test_a_variable_frame_rate_video_read_whole_is_not_called_truncated(tmp_path
 
     clip = variable_rate_mkv(tmp_path / "vfr.mkv")
     source = FrameSource(clip)
-    assert source.declared == 106 and len(list(source)) == 30 and source.frames_read == 30
+    estimate = source.declared  # (OpenCV's: 106 with 5.1, 105 with 5.0)
+    assert estimate > 100 and len(list(source)) == 30 and source.frames_read == 30
     assert source.shortfall() is None
     data = clip.read_bytes()
     (tmp_path / "cut.mkv").write_bytes(data[:len(data) // 2])
     cut = FrameSource(tmp_path / "cut.mkv")
     read = len(list(cut))
-    assert 10 < read < 30 and cut.shortfall() is not None and f"read {read} of the 106 frames" in cut.shortfall()
+    assert 10 < read < 30 and cut.shortfall() is not None and f"read {read} of the {estimate} frames" in cut.shortfall()
 
 
 def test_a_clip_whose_container_keeps_no_frame_count_is_counted_by_its_packets(tmp_path: Path) -> None:
@@ -367,18 +368,19 @@ def test_a_clip_whose_container_keeps_no_frame_count_is_counted_by_its_packets(t
                     str(avi)], check=True)
     for path in (clip, avi):
         source = FrameSource(path)
-        assert (source.declared, len(source), len(FrameSource(path, max_frames=12))) == (106, 30, 12), path
+        assert source.declared > 100, path  # (OpenCV's estimate: 106 with 5.1, 105 with 5.0)
+        assert (len(source), len(FrameSource(path, max_frames=12))) == (30, 12), path
         assert len(list(source)) == 30 and source.shortfall() is None
     summary = run_video(clip, tmp_path / "out", RunOptions(method="dis-fast", progress=False))
     assert (summary["frames"], summary["frames_expected"], summary["truncated"]) == (30, 30, False)
     data = clip.read_bytes()
     (tmp_path / "cut.mkv").write_bytes(data[:len(data) // 2])
     cut = FrameSource(tmp_path / "cut.mkv")
-    read = len(list(cut))
-    assert len(cut) == read and f"read {read} of the 106 frames" in cut.shortfall()
-    with pytest.warns(SemflowWarning, match=f"read {read} of the 106 frames"):
+    read, estimate = len(list(cut)), cut.declared
+    assert estimate > 100 and len(cut) == read and f"read {read} of the {estimate} frames" in cut.shortfall()
+    with pytest.warns(SemflowWarning, match=f"read {read} of the {estimate} frames"):
         summary = run_video(tmp_path / "cut.mkv", tmp_path / "cut", RunOptions(method="dis-fast", progress=False))
-    assert (summary["frames"], summary["frames_expected"], summary["truncated"]) == (read, 106, True)
+    assert (summary["frames"], summary["frames_expected"], summary["truncated"]) == (read, estimate, True)
 
 
 def test_a_truncated_video_read_with_max_frames_is_not_said_to_declare_that_many(tmp_path: Path) -> None:
