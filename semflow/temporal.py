@@ -119,10 +119,10 @@ def label_flip_rate(labels1: np.ndarray, labels2: np.ndarray, flow: np.ndarray |
     if flow is not None:
         h, w = a.shape[:2]
         x, y = pixel_grid(h, w)
-        tx = np.rint(x + flow[..., 0]).astype(np.int64)
-        ty = np.rint(y + flow[..., 1]).astype(np.int64)
+        tx = np.rint(x + flow[..., 0])  # (rounded as floats: a NaN lands nowhere, not where its cast falls)
+        ty = np.rint(y + flow[..., 1])
         valid = inside_frame(tx, ty, w, h)
-        b = b[np.clip(ty, 0, h - 1), np.clip(tx, 0, w - 1)]
+        b = b[np.where(valid, ty, 0).astype(np.intp), np.where(valid, tx, 0).astype(np.intp)]
     differ = a != b
     if differ.ndim == 3:  # colours: any channel (three ORs: a tenth of differ.any(axis=2)'s time)
         differ = np.logical_or.reduce([differ[..., c] for c in range(differ.shape[2])])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import cv2
@@ -355,6 +356,23 @@ def test_motion_compensated_flips_read_the_nearest_pixel():
     flow = np.zeros((4, 12, 2), np.float32)
     flow[..., 0] = 0.6
     assert label_flip_rate(labels, moved, flow) == 0.0
+
+
+def test_motion_compensated_flips_leave_out_a_flow_of_nan_quietly():
+    """A pixel whose flow is NaN (or beyond any frame) lands nowhere, as in carry_forward: it is left out,
+    without numpy's "invalid value encountered in cast" (NaN cast to int64 is undefined: INT64_MIN on x86,
+    0, inside the frame, on ARM)."""
+    labels = np.zeros((4, 6), np.uint8)
+    moved = labels.copy()
+    moved[0, 0] = 1  # only the pixels that land on (0, 0) would flip
+    flow = np.zeros((4, 6, 2), np.float32)
+    flow[1:, :, 0] = np.nan
+    flow[0, 1:, 0] = 1e30
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert label_flip_rate(labels, moved, flow) == 1.0  # (0, 0) alone lands, on its flipped label
+        flow[0, 0] = np.nan
+        assert np.isnan(label_flip_rate(labels, moved, flow))  # none lands
 
 
 def test_metric_stride_is_1_up_to_a_quarter_million_pixels_inclusive():
