@@ -13,7 +13,9 @@ Label maps hold class ids of a label set (CamVid by default); a class -> kind ta
 
 ``FlowResult.extras`` of a semantic result (all (H, W) unless said):
 ``labels`` uint8 class ids, ``segmentation_rgb`` (H, W, 3) uint8, ``kinds`` uint8 (KIND_CODES),
-``instances`` int32 (0 none, k thing instance k), ``model_map`` uint8 (compose.MODEL_LEGEND),
+``instances`` int32 (0 none, k thing instance k), ``plane_regions`` uint8 (1 in a plane region large
+enough for a homography, ``PlaneParams.min_area``, kept or not: a plane pixel with 0 keeps the baseline),
+``model_map`` uint8 (compose.MODEL_LEGEND),
 ``motion_ids`` uint16 (the motion instance of each thing pixel: 1, 2... over the accepted things' motions,
 the ``id`` of each entry of ``report_json``'s ``things[].motion_instances`` (``explain.json``'s); 0 none),
 ``occlusion`` uint8 (1 = background covered by a thing in frame t+1), ``baseline_flow`` (H, W, 2)
@@ -333,7 +335,7 @@ class SemanticFlow(FlowMethod):
         motion_ids = number_motion_instances(things, base.flow.shape[:2])
         report = pair_report(self.baseline, table, planes, things, timer.seconds, track_ids)
         self.last_timings = timer.seconds
-        extras = pair_extras(labels, table, regions.instance_map, comp, motion_ids, base, report)
+        extras = pair_extras(labels, table, regions.instance_map, planes, comp, motion_ids, base, report)
         result = FlowResult(comp.flow, comp.confidence, extras)
         if video is not None:
             result.state = VideoState(pairs=base.state.pairs, frame=img2, flow=comp.flow,

@@ -19,11 +19,17 @@ from semflow.segmentation import KIND_CODES
 SMALL_THING = 3
 """``kinds.png``'s code (not a region kind) for a thing's pixels in no instance: a region smaller than
 ``ThingParams.min_area`` (150 px), which gets no layer and keeps the baseline."""
-KIND_COLORS = {0: (160, 160, 160), 1: (70, 110, 230), 2: (230, 70, 50), SMALL_THING: (240, 180, 170)}
+SMALL_PLANE = 4
+"""``kinds.png``'s code (not a region kind) for a plane's pixels in no fitted region (``extras["plane_regions"]``
+0): a region smaller than ``PlaneParams.min_area`` (400 px), which gets no homography and keeps the baseline."""
+KIND_COLORS = {0: (160, 160, 160), 1: (70, 110, 230), 2: (230, 70, 50), SMALL_THING: (240, 180, 170),
+               SMALL_PLANE: (175, 195, 245)}
 """The colour of each region kind (KIND_CODES) in ``kinds.png``: stuff grey, plane blue, thing red; a thing
-too small for a layer (:data:`SMALL_THING`) pale red."""
+too small for a layer (:data:`SMALL_THING`) pale red, a plane too small for a homography (:data:`SMALL_PLANE`)
+pale blue."""
 KIND_NAMES = {0: "stuff: the baseline", 1: "plane: homography", 2: "thing: layered motion",
-              SMALL_THING: "thing too small for a layer: the baseline"}
+              SMALL_THING: "thing too small for a layer: the baseline",
+              SMALL_PLANE: "plane too small for a homography: the baseline"}
 """The name of each region kind in ``kinds.png``'s key."""
 
 
@@ -82,6 +88,8 @@ def write_semantic_explain(result: FlowResult, out_dir: str | os.PathLike) -> No
     codes = np.asarray(ex["kinds"]).copy()
     if "instances" in ex:  # (a thing's pixels in no instance were drawn "layered motion": they keep the baseline)
         codes[(codes == KIND_CODES["thing"]) & (np.asarray(ex["instances"]) == 0)] = SMALL_THING
+    if "plane_regions" in ex:  # (a plane region too small for a homography keeps the baseline too)
+        codes[(codes == KIND_CODES["plane"]) & (np.asarray(ex["plane_regions"]) == 0)] = SMALL_PLANE
     kinds = np.zeros((*codes.shape, 3), np.uint8)
     for code, color in KIND_COLORS.items():
         kinds[codes == code] = color

@@ -70,16 +70,21 @@ def pair_report(baseline: FlowMethod, table: LabelSet, planes: list[PlaneFit], t
     return report
 
 
-def pair_extras(labels: np.ndarray, table: LabelSet, instance_map: np.ndarray, comp: Composition,
-                motion_ids: np.ndarray, base: FlowResult, report: dict[str, Any]) -> dict[str, np.ndarray]:
+def pair_extras(labels: np.ndarray, table: LabelSet, instance_map: np.ndarray, planes: list[PlaneFit],
+                comp: Composition, motion_ids: np.ndarray, base: FlowResult, report: dict[str, Any]
+                ) -> dict[str, np.ndarray]:
     """The extras of a semantic result (listed in :mod:`semflow.semantic`), from frame 1's ``labels`` (H, W)
-    of ``table``, the thing ``instance_map``, the composition, the motion ids, the baseline's result and the
-    report (stored as JSON)."""
+    of ``table``, the thing ``instance_map``, the plane fits, the composition, the motion ids, the baseline's
+    result and the report (stored as JSON)."""
+    plane_regions = np.zeros(labels.shape, np.uint8)  # the plane regions given a homography, kept or not
+    for plane in planes:
+        plane_regions[plane.region.slices][plane.region.mask] = 1
     return {
         "labels": labels,
         "segmentation_rgb": table.colorize(labels),
         "kinds": table.kind_map(labels),
         "instances": instance_map,
+        "plane_regions": plane_regions,
         "model_map": comp.model_map,
         "motion_ids": motion_ids,
         "occlusion": comp.occluded.astype(np.uint8),

@@ -149,3 +149,30 @@ def test_kinds_png_draws_a_thing_too_small_to_fit_apart_from_the_things_that_get
     fitted = semantic.extras["instances"] > 0
     assert fitted.any() and (drawn[fitted & (semantic.extras["kinds"] == 2)] == KIND_COLORS[2]).all()
     assert "baseline" in KIND_NAMES[SMALL_THING]
+
+
+def test_kinds_png_draws_a_plane_too_small_for_a_homography_apart_from_the_fitted_planes(tmp_path: Path) -> None:
+    """A plane region smaller than ``PlaneParams.min_area`` (400 px) is given no homography and keeps the
+    baseline (model_map.png shows it grey), but kinds.png painted it blue, "plane: homography". Such pixels
+    now have a colour and a key entry of their own; the fitted planes stay blue and ``extras["kinds"]``
+    (compare's per-kind regions) is unchanged."""
+    from semflow.layers.planes import PlaneParams
+    from semflow.semantic_explain import KIND_COLORS, KIND_NAMES
+
+    scene = make_scene(96, 128, seed=1)
+    labels = scene.labels.copy()
+    corner = (slice(0, 10), slice(0, 10))
+    assert (scene.instances[corner] == 0).all() and 100 < PlaneParams().min_area
+    labels[corner] = 0  # a 100 px patch of Sky (a plane class) apart from the large Road
+    semantic = get_method("semantic", baseline="dis-medium").estimate(scene.img1, scene.img2, labels=labels)
+    assert (semantic.extras["kinds"][corner] == 1).all() and (semantic.extras["model_map"][corner] == 0).all()
+    write_semantic_explain(semantic, tmp_path)
+    drawn = cv2.imread(str(tmp_path / "kinds.png"))[..., ::-1][:96, :128]
+    assert (drawn[corner] != KIND_COLORS[1]).any(axis=-1).all()  # not "plane: homography"
+    from semflow.semantic_explain import SMALL_PLANE
+
+    assert (drawn[corner] == KIND_COLORS[SMALL_PLANE]).all() and "baseline" in KIND_NAMES[SMALL_PLANE]
+    road = (semantic.extras["kinds"] == 1) & (semantic.extras["instances"] == 0)
+    road[corner] = False
+    assert road.sum() > 400 and (drawn[road] == KIND_COLORS[1]).all()
+    assert (semantic.extras["plane_regions"][road] == 1).all() and not semantic.extras["plane_regions"][corner].any()
