@@ -86,10 +86,12 @@ def write_semantic_explain(result: FlowResult, out_dir: str | os.PathLike) -> No
     write_image(out / "segmentation.png", ex["segmentation_rgb"])
     write_image(out / "labels.png", ex["labels"])
     codes = np.asarray(ex["kinds"]).copy()
-    if "instances" in ex:  # (a thing's pixels in no instance were drawn "layered motion": they keep the baseline)
-        codes[(codes == KIND_CODES["thing"]) & (np.asarray(ex["instances"]) == 0)] = SMALL_THING
-    if "plane_regions" in ex:  # (a plane region too small for a homography keeps the baseline too)
+    if "plane_regions" in ex:  # (a plane region too small for a homography keeps the baseline)
         codes[(codes == KIND_CODES["plane"]) & (np.asarray(ex["plane_regions"]) == 0)] = SMALL_PLANE
+    if "instances" in ex:  # (a thing's pixels in no instance were drawn "layered motion": they keep the baseline)
+        instances = np.asarray(ex["instances"])
+        codes[(codes == KIND_CODES["thing"]) & (instances == 0)] = SMALL_THING
+        codes[instances > 0] = KIND_CODES["thing"]  # (another class a thing encloses joins its layer: holes filled)
     kinds = np.zeros((*codes.shape, 3), np.uint8)
     for code, color in KIND_COLORS.items():
         kinds[codes == code] = color

@@ -176,3 +176,26 @@ def test_kinds_png_draws_a_plane_too_small_for_a_homography_apart_from_the_fitte
     road[corner] = False
     assert road.sum() > 400 and (drawn[road] == KIND_COLORS[1]).all()
     assert (semantic.extras["plane_regions"][road] == 1).all() and not semantic.extras["plane_regions"][corner].any()
+
+
+def test_kinds_png_draws_pixels_a_thing_encloses_as_the_thing_whose_layer_they_join(tmp_path: Path) -> None:
+    """Pixels of another class enclosed by a thing (a car's window seen as sky, a sticker seen as building)
+    join the thing's instance (holes filled) and its layer, but kinds.png drew them in their own class's
+    kind colour (blue, grey). They are drawn as the thing now; ``extras["kinds"]`` keeps their class's kind."""
+    from semflow.semantic_explain import KIND_COLORS
+
+    scene = make_scene(96, 128, seed=1)
+    labels = scene.labels.copy()
+    holes = []
+    for instance, class_id in ((1, 0), (2, 1)):  # Sky (a plane class) in one car, Building (stuff) in the other
+        inside = cv2.erode((scene.instances == instance).astype(np.uint8), np.ones((9, 9), np.uint8))
+        y, x = np.argwhere(inside)[0]
+        hole = (slice(y - 1, y + 2), slice(x - 1, x + 2))
+        labels[hole] = class_id
+        holes.append(hole)
+    semantic = get_method("semantic", baseline="dis-medium").estimate(scene.img1, scene.img2, labels=labels)
+    write_semantic_explain(semantic, tmp_path)
+    drawn = cv2.imread(str(tmp_path / "kinds.png"))[..., ::-1][:96, :128]
+    for hole, kind in zip(holes, (1, 0)):
+        assert (semantic.extras["instances"][hole] > 0).all() and (semantic.extras["kinds"][hole] == kind).all()
+        assert (drawn[hole] == KIND_COLORS[2]).all()
