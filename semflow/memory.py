@@ -239,8 +239,9 @@ def check_memory(method: Any, height: int, width: int, *, hint: str, drawing: bo
     ``drawing``: count what drawing ``run``'s videos adds too (:func:`drawing_needed_mb`)."""
     name, counted = str(getattr(method, "name", method)), _segmenter_counted(method)
     name += "" if counted == "camvid" else f" (with the {counted} segmenter)"
+    lighter = "method" if counted == "camvid" else "segmenter"  # (the advice where no size fits)
     if not drawing:
-        _refuse_if_short(name, functools.partial(method_needed_mb, method), height, width, hint)
+        _refuse_if_short(name, functools.partial(method_needed_mb, method), height, width, hint, lighter=lighter)
         return
 
     def total(h: int, w: int) -> float | None:
@@ -249,7 +250,8 @@ def check_memory(method: Any, height: int, width: int, *, hint: str, drawing: bo
 
     flow, drawn = method_needed_mb(method, height, width), drawing_needed_mb(height, width)
     split = f" (flow {_amount(flow)}, videos {_amount(drawn)})" if flow is not None and drawn is not None else ""
-    _refuse_if_short(f"{name} and drawing its videos", total, height, width, hint, need="need", split=split)
+    _refuse_if_short(f"{name} and drawing its videos", total, height, width, hint, need="need", split=split,
+                     lighter=lighter)
 
 
 def check_segmenter_memory(segmenter: str, height: int, width: int, *, video: bool, hint: str,

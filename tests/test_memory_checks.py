@@ -225,3 +225,23 @@ def test_semantic_counts_a_torchvision_segmenter(cli_fails, make_frames, tmp_pat
     monkeypatch.setenv("SEMFLOW_MEMORY_MB", f"{budget:.1f}")
     cli_fails("run", frames, "--out", "out", "--segmenter", f"torchvision:{weights}",
               match="semantic (with the torchvision segmenter) and drawing its videos need about")
+
+
+def test_where_no_size_fits_semantic_with_torchvision_is_advised_a_lighter_segmenter(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    """When even the smallest frames do not fit, the advice was "use a lighter method" for every method;
+    semantic with the torchvision segmenter (named in the message) is told to use a lighter segmenter, in
+    the flow check and in run's (with its videos drawn); with camvid's it is still a lighter method."""
+    from semflow.memory import check_memory
+    from semflow.methods import get_method
+
+    weights = tmp_path / "tv.pt"
+    weights.write_bytes(b"")
+    torchvision = get_method("semantic", segmenter=f"torchvision:{weights}")
+    monkeypatch.setenv("SEMFLOW_MEMORY_MB", "1")
+    for drawing in (False, True):
+        with pytest.raises(ResourceError, match="torchvision segmenter.*; it does not fit even at a small size: "
+                                                "free memory, or use a lighter segmenter$"):
+            check_memory(torchvision, 240, 320, hint="use --max-side {side}", drawing=drawing)
+        with pytest.raises(ResourceError, match="or use a lighter method$"):
+            check_memory(get_method("semantic"), 240, 320, hint="use --max-side {side}", drawing=drawing)
