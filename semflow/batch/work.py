@@ -9,7 +9,6 @@ task that computes and draws in a single pass.
 
 from __future__ import annotations
 
-import bisect
 import numbers
 import os
 import sys
@@ -35,6 +34,7 @@ from semflow.methods import DEFAULT_RUN_METHOD, get_method, list_methods, method
 from semflow.options import option_infos, options_dict
 from semflow.pipeline import RunOptions, compute_pairs, finish_video, open_video, run_single_pass
 from semflow.run_options import named_path
+from semflow.run_outputs_check import chunk_starts
 from semflow.runstore import WORK_DIR, RunStore, finished_summary, reopen_store
 
 MAX_WORKERS = 1024
@@ -63,15 +63,14 @@ class BatchOptions(RunOptions):
             raise InputError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got {self.workers!r}")
         if self.method_options.get("baseline_flows") is not None:  # one folder for every clip: not what is meant
             raise InputError("--baseline-flows holds one video's flows: give it to `semflow run`, one video at a time")
-        masks = self.method_options.get("segmentation")
-        if isinstance(masks, (str, os.PathLike)) and Path(masks).is_dir():  # its NNNNNN.png: every clip's frame N
-            raise InputError(f"--segmentation {masks}: a folder of NNNNNN.png holds one video's masks; give it to "
-                             "`semflow run`, one video at a time (batch takes one label PNG for every frame)")
-        segmenter = self.method_options.get("segmenter")
+        masks, segmenter = self.method_options.get("segmentation"), self.method_options.get("segmenter")
         backend, _, given = segmenter.partition(":") if isinstance(segmenter, str) else ("", "", "")
-        if backend.lower() == "masks" and given and Path(os.path.expanduser(given)).is_dir():  # the same
-            raise InputError(f"--segmenter {segmenter}: a folder of NNNNNN.png holds one video's masks; give it to "
-                             "`semflow run`, one video at a time (batch takes one label PNG for every frame)")
+        for option, value, folder in (
+                ("--segmentation", masks, masks if isinstance(masks, (str, os.PathLike)) else None),
+                ("--segmenter", segmenter, os.path.expanduser(given) if backend.lower() == "masks" and given else None)):
+            if folder is not None and Path(folder).is_dir():  # its NNNNNN.png: every clip's frame N
+                raise InputError(f"{option} {value}: a folder of NNNNNN.png holds one video's masks; give it to "
+                                 "`semflow run`, one video at a time (batch takes one label PNG for every frame)")
         # Checked here, in one line, not as a TypeError from plan_chunks (or a misleading "pairs are missing")
         # after Ray has started.
         for name, least in (("chunk_pairs", 1), ("warmup_pairs", 0)):
@@ -171,9 +170,11 @@ def prepare_clip(path: Path, out_dir: Path, options: RunOptions, chunk_pairs: in
 
 def chunk_origins(pairs: int, chunk_pairs: int, warmup: int) -> Callable[[int], int]:
     """For a clip of an estimated ``pairs`` pairs in chunks of ``chunk_pairs`` (:func:`plan_chunks`), each computed
-    after ``warmup`` pairs: pair i -> the pair at which the video state that computed it started afresh."""
-    starts = [chunk.start for chunk in plan_chunks(pairs, chunk_pairs)]
-    return lambda index: max(0, starts[bisect.bisect_right(starts, index) - 1] - warmup)
+    after ``warmup`` pairs: pair i -> the pair at which the video state that computed it started afresh
+    (:func:`~semflow.run_outputs_check.chunk_starts`, which a resume checks; a pair past the estimate is in the
+    last chunk, which runs to the end)."""
+    starts = chunk_starts(pairs, [chunk_pairs, warmup])
+    return lambda index: int(starts[min(index, len(starts) - 1)])
 
 
 def _unfinished(store: RunStore, chunks: list[Chunk]) -> list[Chunk]:
