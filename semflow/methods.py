@@ -230,14 +230,10 @@ def _semantic(options: Any) -> FlowMethod:
         raise InputError(f"method 'semantic': option 'feather_radius' takes 0 to {MAX_FEATHER_RADIUS} px,"
                          f" not {options.feather_radius!r}")
     spec = _clip_prior_spec(options)  # checked now, even where the segmenter is built later
-    _check_segmenter_kinds(options)
+    _check_segmenter(options)
     baseline = _semantic_baseline(options)
     segmenter = options.segmenter
     if isinstance(segmenter, str):
-        if options.prior == "none" and options.segmentation is None:  # (built on first use: its spec checked now)
-            from semflow.segmentation.spec_check import check_segmenter_spec
-
-            check_segmenter_spec(segmenter)
         segmenter = _segmenter_builder(options)
         if options.prior != "none":
             segmenter = segmenter()  # loads CLIP now, so that a bad checkpoint is an early error
@@ -251,14 +247,18 @@ def _semantic(options: Any) -> FlowMethod:
                         feather_radius=options.feather_radius)
 
 
-def _check_segmenter_kinds(options: Any) -> None:
-    """``kinds`` checked now against the classes of the segmenter named by ``options.segmenter``, which
-    semantic builds on first use (given masks, and a segmenter behind a prior, built now, check their own)."""
-    if not options.kinds or not isinstance(options.segmenter, str) or options.prior != "none" \
-            or options.segmentation is not None:
+def _check_segmenter(options: Any) -> None:
+    """What the segmenter named by ``options.segmenter``, which semantic builds on first use, would refuse,
+    checked now: its spec (an unknown backend, a missing PATH) and ``kinds`` against its classes (given masks,
+    and a segmenter behind a prior, built now, check their own)."""
+    if not isinstance(options.segmenter, str) or options.prior != "none" or options.segmentation is not None:
         return
     from semflow.segmentation.labels import get_label_set
+    from semflow.segmentation.spec_check import check_segmenter_spec
 
+    check_segmenter_spec(options.segmenter)
+    if not options.kinds:
+        return
     backend = options.segmenter.partition(":")[0].lower()
     given = None if options.label_set == "camvid" else options.label_set  # (the default, as _build_segmenter)
     label_set = {"camvid": "camvid", "masks": options.label_set, "torchvision": given or "voc"}.get(backend)
