@@ -114,11 +114,11 @@ class Segments:
                 flows = next(frames, None)
             except (OSError, RuntimeError, ValueError):  # not a video (FFmpeg's "Could not load meta information")
                 flows = None
+            if flows is None:  # not a video, or one that ends before the pairs its name gives (cut short)
                 self._damaged.add(span[5])
                 self._spans = [s for s in self._spans if s[5] != span[5]]
-            if flows is None:
                 self.stop()
-                return None  # a damaged segment: the pair is computed again
+                return None  # a damaged segment: its pairs are computed again, without decoding it again
         self._reading = (span, frames, index + 1)
         return flows
 

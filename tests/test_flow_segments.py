@@ -41,3 +41,28 @@ def test_a_damaged_segment_is_not_listed_again(tmp_path: Path) -> None:
     assert segments.find(2) is not None
     assert segments.read(2) is None  # its pairs are computed again
     assert segments.find(2) is None  # (a search for a pair not found lists the folder again)
+
+
+def test_a_segment_shorter_than_its_name_is_decoded_once(tmp_path: Path, monkeypatch) -> None:
+    """A segment that ends before the pairs its name gives (cut short by a copy, say) is damaged: its
+    missing pairs are computed again without each one decoding it again from the start."""
+    import numpy as np
+
+    import semflow.flow_segments as flow_segments
+    from semflow.flowvideo import SegmentWriter
+
+    flows = [np.full((8, 10, 2), k + 1, np.float32) for k in range(6)]
+    writer = SegmentWriter(tmp_path, 0, (8, 10), "f", 4000, limit=6)
+    for flow in flows:
+        writer.add((flow, None, None))
+    path = writer.close()
+    short = tmp_path / path.name.replace("-000006-", "-000009-")  # three pairs more than it holds
+    path.rename(short)
+    opened = []
+    real = flow_segments.read_segment
+    monkeypatch.setattr(flow_segments, "read_segment", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
+    segments = Segments(tmp_path)
+    assert np.allclose(segments.read(5)[0], flows[5], atol=0.1)
+    assert [segments.read(k) for k in (6, 7, 8)] == [None, None, None]  # computed again
+    assert len(opened) == 1
+    assert segments.find(7) is None
