@@ -37,6 +37,26 @@ def test_a_region_takes_the_track_of_its_class_it_overlaps_most_best_overlap_fir
     assert memory.match([_region(0, 3)], "plane", SHAPE) == [t1]  # 3 / 10 = 0.3: just enough
 
 
+
+def test_matching_many_instances_measures_each_overlap_within_the_region_box(monkeypatch) -> None:
+    """Hundreds of instances (a crowd) against hundreds of tracks: each overlap is counted within the
+    region's box, not over two whole-frame masks (400 instances of a 720p frame took 15 s a pair). The
+    intersections over union are the same: a region at the frame's corner, one that no track reaches."""
+    shape = (60, 90)
+    tracks, regions = [], []
+    for k, (y, x) in enumerate((y, x) for y in range(0, 60, 10) for x in range(0, 90, 10)):
+        mask = np.zeros(shape, bool)
+        mask[y:y + 10, x + 1:x + 11] = True  # one column to the right (cut at the frame's right edge)
+        tracks.append(Track(k + 1, "thing", 5, mask))
+        regions.append(Region(5, Box(y, y + 10, x, x + 10), np.ones((10, 10), bool), k + 1))
+    regions.append(Region(5, Box(0, 1, 0, 1), np.ones((1, 1), bool), 99))  # one pixel, in the first's corner
+    monkeypatch.setattr(Region, "full_mask", lambda *a: (_ for _ in ()).throw(AssertionError("a whole-frame mask")))
+    found = Tracks(tracks, len(tracks) + 1).match(regions, "thing", shape)
+    assert found == [*tracks, None]  # IoU 90 / 110 (90 / 100 at the right edge); the pixel's track is taken
+    alone = Tracks([tracks[0]], 2).match([regions[-1]], "thing", shape)
+    assert alone == [None]  # 0 of its 1 pixel on the track (column 0 is not the track's)
+
+
 def test_a_track_keeps_its_last_decisions_its_models_and_loses_a_things_history_without_a_fit() -> None:
     old, new = np.diag([1.0, 1.0, 1.0]), np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     plane = Track(5, "plane", 1, _block(0, 20), new, [True] * HISTORY, None, old)

@@ -153,15 +153,19 @@ class Tracks:
     def match(self, regions: list[Region], kind: str, shape: tuple[int, int]) -> list[Track | None]:
         """For each region (boxed masks of an (H, W) image) the track of ``kind`` it continues, or None."""
         candidates = [t for t in self.tracks if t.kind == kind]
+        areas = [np.count_nonzero(t.mask) for t in candidates]
         scores = []
         for i, region in enumerate(regions):
-            full = region.full_mask(shape)
+            # Each overlap within the region's box (two whole-frame masks a pair of a crowd's hundreds of
+            # instances and tracks took 15 s a pair at 720p); the union from the two areas.
+            sy, sx = region.slices
+            area = np.count_nonzero(region.mask)
             for j, track in enumerate(candidates):
                 if track.class_id != region.class_id:
                     continue
-                inter = np.count_nonzero(full & track.mask)
+                inter = np.count_nonzero(region.mask & track.mask[sy, sx])
                 if inter:
-                    iou = inter / np.count_nonzero(full | track.mask)
+                    iou = inter / (area + areas[j] - inter)
                     if iou >= MIN_IOU:
                         scores.append((iou, i, j))
         out: list[Track | None] = [None] * len(regions)
