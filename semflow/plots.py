@@ -88,8 +88,9 @@ def plot_figure(pairs: Sequence[dict], *, title: str = "") -> Any:
         ax.grid(True, alpha=0.3)
         if drawn and len(lines) > 1:
             ax.legend(fontsize="small", loc="best")  # (upper right hid the last pairs' points)
-        if not drawn:
-            ax.text(0.5, 0.5, "n/a (resumed or one pair)", ha="center", va="center", transform=ax.transAxes, color="gray")
+        if not drawn:  # (flicker compares a pair with the one before: none for a clip of one pair)
+            why = "one pair" if len(pairs) < 2 and lines[0][0] == "flicker" else "not measured"
+            ax.text(0.5, 0.5, f"n/a ({why})", ha="center", va="center", transform=ax.transAxes, color="gray")
     axes[-1].set_xlabel("pair (frame t -> t+1)")
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     axes[-1].set_xlim(-0.5, max(len(pairs), 1) - 0.5)  # (one pair had ticks at -0.04 .. 0.04)

@@ -129,3 +129,17 @@ def test_a_clip_name_with_dollar_signs_is_its_title_as_written_not_mathtext(tmp_
         fig = plot_figure([{"magnitude": 1.0, "seconds": 0.5}] * 2, title=f"dis-fast, {name}")
         title = fig._suptitle
         assert title.get_text() == f"dis-fast, {name}" and not title._preprocess_math(title.get_text())[1]  # (not math)
+
+
+def test_an_empty_panel_says_why_it_is_empty() -> None:
+    """An empty panel read "n/a (resumed or one pair)", but a resumed run measures every pair: only a clip of
+    one pair has no flicker; a caller's pairs without a number (no seconds) leave that panel unmeasured."""
+    from semflow.plots import plot_figure
+
+    def empty_text(pairs: list[dict], panel: int) -> str:
+        return " ".join(t.get_text() for t in plot_figure(pairs).axes[panel].texts)
+
+    assert empty_text([{"magnitude": 1.0, "seconds": 0.5}], 1) == "n/a (one pair)"
+    assert empty_text([{"magnitude": 1.0, "seconds": 0.5}] * 3, 1) == "n/a (not measured)"
+    assert empty_text([{"magnitude": 1.0, "flicker": 0.1}] * 3, 2) == "n/a (not measured)"
+    assert empty_text([{"magnitude": 1.0, "flicker": 0.1, "seconds": 0.5}] * 3, 1) == ""
