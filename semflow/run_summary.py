@@ -64,8 +64,10 @@ def make_summary(source: FrameSource, method: FlowMethod, records: RecordTable, 
             "flo_dir": "flo" if options.save_flo else None,
         },
         "settings": options.fingerprint(source.path, method),
-        # a cut clip: what its container declares or (Matroska...) estimates, as its warning says; else its frames
-        "frames_expected": len(source) if (short := source.shortfall()) is None else source.frames_declared,
+        # a cut clip: what its container declares or (Matroska...) estimates, as its warning says; else its frames,
+        # those read where a header counted fewer (an AVI's that says 1 of its 12: every pair is run, not one)
+        "frames_expected": max(len(source), pairs + 1) if (short := source.shortfall()) is None
+        else source.frames_declared,
         "truncated": short is not None,
         "frame_gaps": source.numbering_note,  # a frames folder whose numbers skip (None: none skip)
         "damaged_keyframes": source.damage_note,  # a video file's keyframes FFmpeg decoded damaged (None: none)

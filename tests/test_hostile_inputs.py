@@ -286,7 +286,7 @@ def test_a_result_line_naming_a_file_with_a_newline_is_one_line(run_cli, pair, t
 def test_a_video_whose_header_lies_about_its_frame_count(run_cli, tmp_path: Path, claimed: int) -> None:
     """An AVI of 12 frames whose header says 2**31 - 1 made `run` size its intermediate for that many
     pairs: an FFmpeg bit rate of 36 bps, FFmpeg's lines and "Broken pipe". One that says 1 was refused
-    as "need at least 2 frames ... got 1"."""
+    as "need at least 2 frames ... got 1", then ran every pair with summary.json's frames_expected 1."""
     rng = np.random.default_rng(0)
     frame = cv2.GaussianBlur((rng.random((48, 64, 3)) * 255).astype(np.uint8), (0, 0), 2)
     writer = cv2.VideoWriter(str(tmp_path / "ok.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
@@ -311,6 +311,8 @@ def test_a_video_whose_header_lies_about_its_frame_count(run_cli, tmp_path: Path
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     if claimed != 1:
         assert summary["frames_expected"] == claimed and summary["truncated"] is True
+    else:  # (it recorded frames_expected 1 beside frames 12: a header that under-counts is not what is expected)
+        assert (summary["frames"], summary["frames_expected"], summary["truncated"]) == (12, 12, False)
         assert [f"semflow: warning: {note}" for note in clip_notes(summary)] == lines
 
 
