@@ -70,16 +70,21 @@ class CutOut:
 def read_camvid(root: str | os.PathLike, split: str = "val") -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """(name, image, labels) of every frame of a CamVid split (``train`` or ``val``), sorted by name;
     ``root`` holds ``<split>/`` and ``<split>annot/``. A frame without a readable label file of its name is an
-    :class:`~semflow.errors.InputError` naming that file (CamVid labels every frame of its splits)."""
+    :class:`~semflow.errors.InputError` naming that file (CamVid labels every frame of its splits). Label files
+    are read as ``--segmenter masks:`` reads them: a palette PNG's indices are its ids (OpenCV read its colours'
+    grey levels), a colour image (CamVid's colour-coded labels) is refused."""
     from semflow.io.images import read_image
+    from semflow.segmentation.masks import read_label_map
 
     root = Path(root)
     for path in sorted((root / split).glob("*.png")):
         annot = root / f"{split}annot" / path.name
-        labels = cv2.imread(str(annot), cv2.IMREAD_GRAYSCALE)
-        if labels is None:
-            said = "no such file" if not annot.exists() else "not a readable label image"
-            raise InputError(f"{annot}: {said} (the labels of {path})")
+        if not annot.is_file():
+            raise InputError(f"{annot}: no such file (the labels of {path})")
+        try:
+            labels = read_label_map(annot)
+        except InputError as error:  # (it names annot)
+            raise InputError(f"{error} (the labels of {path})") from None
         yield path.stem, read_image(path), labels
 
 

@@ -127,7 +127,32 @@ def test_a_camvid_frame_without_its_labels_is_named_not_skipped(tmp_path) -> Non
     with pytest.raises(InputError, match=r"^\S+/valannot/b\.png: no such file \(the labels of \S+/val/b\.png\)$"):
         list(read_camvid(tmp_path, "val"))
     (tmp_path / "valannot" / "b.png").write_bytes(b"not a PNG")
-    with pytest.raises(InputError, match=r"^\S+/valannot/b\.png: not a readable label image \(the labels of"):
+    with pytest.raises(InputError, match=r"^\S+/valannot/b\.png: cannot decode as an image .*\(the labels of \S+/val/b"):
         list(read_camvid(tmp_path, "val"))
     write_image(tmp_path / "valannot" / "b.png", labels)
     assert [(name, got.shape) for name, _, got in read_camvid(tmp_path, "val")] == [("a", (H, W)), ("b", (H, W))]
+
+
+def test_a_camvid_palette_label_png_gives_its_indices_as_ids(tmp_path) -> None:
+    """A palette PNG label map (mode "P", as PASCAL VOC and many tools write them) was read by OpenCV as the
+    grey levels of its palette's colours, not as class ids: a car (id 8, coloured (64, 0, 128)) came out as
+    id 29, and no car was found. A colour-coded label image (CamVid's original labels) was read as grey
+    levels too; it is refused, naming the file."""
+    from PIL import Image
+
+    from semflow.errors import InputError
+    from semflow.io.images import write_image
+
+    image, labels = _frame(1)
+    write_image(tmp_path / "val" / "a.png", image)
+    (tmp_path / "valannot").mkdir()
+    palette = Image.fromarray(labels, mode="P")
+    colours = np.zeros((256, 3), np.uint8)
+    colours[CAR_ID], colours[ROAD_ID], colours[1] = (64, 0, 128), (128, 64, 128), (128, 0, 0)
+    palette.putpalette(colours.tobytes())
+    palette.save(tmp_path / "valannot" / "a.png")
+    (_, _, got), = read_camvid(tmp_path, "val")
+    assert np.array_equal(got, labels)
+    write_image(tmp_path / "valannot" / "a.png", colours[labels])  # colour-coded
+    with pytest.raises(InputError, match=r"^\S+/valannot/a\.png: a colour image, not a label map .*\(the labels of"):
+        list(read_camvid(tmp_path, "val"))
