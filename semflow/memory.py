@@ -238,20 +238,22 @@ def check_memory(method: Any, height: int, width: int, *, hint: str, drawing: bo
     ``{side}`` replaced by the longer side (px) at which the method would fit, e.g. ``"use --max-side {side}"``.
     ``drawing``: count what drawing ``run``'s videos adds too (:func:`drawing_needed_mb`)."""
     name, counted = str(getattr(method, "name", method)), _segmenter_counted(method)
+    # the advice where no size fits: a lighter segmenter only where the method with camvid's fits at some size
+    lighter = None if counted == "camvid" else name
     name += "" if counted == "camvid" else f" (with the {counted} segmenter)"
-    lighter = "method" if counted == "camvid" else "segmenter"  # (the advice where no size fits)
     if not drawing:
-        _refuse_if_short(name, functools.partial(method_needed_mb, method), height, width, hint, lighter=lighter)
+        _refuse_if_short(name, functools.partial(method_needed_mb, method), height, width, hint,
+                         lighter=lighter and functools.partial(method_needed_mb, lighter))
         return
 
-    def total(h: int, w: int) -> float | None:
+    def total(method: Any, h: int, w: int) -> float | None:
         parts = [need for need in (method_needed_mb(method, h, w), drawing_needed_mb(h, w)) if need is not None]
         return sum(parts) if parts else None
 
     flow, drawn = method_needed_mb(method, height, width), drawing_needed_mb(height, width)
     split = f" (flow {_amount(flow)}, videos {_amount(drawn)})" if flow is not None and drawn is not None else ""
-    _refuse_if_short(f"{name} and drawing its videos", total, height, width, hint, need="need", split=split,
-                     lighter=lighter)
+    _refuse_if_short(f"{name} and drawing its videos", functools.partial(total, method), height, width, hint,
+                     need="need", split=split, lighter=lighter and functools.partial(total, lighter))
 
 
 def check_segmenter_memory(segmenter: str, height: int, width: int, *, video: bool, hint: str,
@@ -264,15 +266,20 @@ def check_segmenter_memory(segmenter: str, height: int, width: int, *, video: bo
 
 
 def _refuse_if_short(what: str, needed: Callable[[int, int], float | None], height: int, width: int, hint: str,
-                     *, need: str = "needs", split: str = "", lighter: str = "method") -> None:
+                     *, need: str = "needs", split: str = "",
+                     lighter: str | Callable[[int, int], float | None] | None = None) -> None:
     """The one-line :class:`ResourceError` when ``needed(height, width)`` (MB) exceeds what is available,
-    with ``hint`` (``{side}``: the longer side at which it fits)."""
+    with ``hint`` (``{side}``: the longer side at which it fits). Where no size fits, it advises a lighter
+    method; a lighter ``lighter`` (a word), or a lighter segmenter where ``lighter`` (the needs with
+    camvid's segmenter) fits at some size."""
     estimate, available = needed(height, width), available_memory_mb()
     if estimate is None or available is None or estimate <= available:
         return
     fits = _side_that_fits(needed, height, width, available)
+    if callable(lighter):
+        lighter = "segmenter" if _side_that_fits(lighter, height, width, available) else None
     advice = hint.format(side=fits) if fits else ("it does not fit even at a small size: free memory, or use"
-                                                  f" a lighter {lighter}")
+                                                  f" a lighter {lighter or 'method'}")
     raise ResourceError(f"{what} {need} about {_amount(estimate)} for {width}x{height} frames{split}, and"
                         f" {_amount(max(available, 0))} is available; {advice}")
 
