@@ -261,25 +261,29 @@ def check_segmenter_memory(segmenter: str, height: int, width: int, *, video: bo
     """:func:`check_memory` for ``semflow segment`` with ``segmenter``'s measured needs
     (:func:`segmenter_needed_mb`); ``label`` names the backend in the message (default ``segmenter``)."""
     needed = functools.partial(segmenter_needed_mb, segmenter, video=video)
+    # where no size fits, a lighter segmenter only where camvid's (the lightest measured) fits at some size
+    lighter = None if segmenter == "camvid" else functools.partial(segmenter_needed_mb, "camvid", video=video)
     _refuse_if_short(f"segment ({label or segmenter}{', video mode' if video else ''})", needed, height, width, hint,
-                     lighter="segmenter")
+                     lighter=lighter, otherwise="")
 
 
 def _refuse_if_short(what: str, needed: Callable[[int, int], float | None], height: int, width: int, hint: str,
                      *, need: str = "needs", split: str = "",
-                     lighter: str | Callable[[int, int], float | None] | None = None) -> None:
+                     lighter: str | Callable[[int, int], float | None] | None = None,
+                     otherwise: str = "method") -> None:
     """The one-line :class:`ResourceError` when ``needed(height, width)`` (MB) exceeds what is available,
     with ``hint`` (``{side}``: the longer side at which it fits). Where no size fits, it advises a lighter
-    method; a lighter ``lighter`` (a word), or a lighter segmenter where ``lighter`` (the needs with
-    camvid's segmenter) fits at some size."""
+    ``otherwise`` (none where empty); a lighter ``lighter`` (a word), or a lighter segmenter where
+    ``lighter`` (the needs with camvid's segmenter) fits at some size."""
     estimate, available = needed(height, width), available_memory_mb()
     if estimate is None or available is None or estimate <= available:
         return
     fits = _side_that_fits(needed, height, width, available)
     if callable(lighter):
         lighter = "segmenter" if _side_that_fits(lighter, height, width, available) else None
-    advice = hint.format(side=fits) if fits else ("it does not fit even at a small size: free memory, or use"
-                                                  f" a lighter {lighter or 'method'}")
+    lighter = lighter or otherwise
+    advice = hint.format(side=fits) if fits else ("it does not fit even at a small size: free memory"
+                                                  + (f", or use a lighter {lighter}" if lighter else ""))
     raise ResourceError(f"{what} {need} about {_amount(estimate)} for {width}x{height} frames{split}, and"
                         f" {_amount(max(available, 0))} is available; {advice}")
 

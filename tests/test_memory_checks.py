@@ -35,8 +35,9 @@ def test_segment_refuses_an_image_too_large_in_one_line(cli_fails, tmp_path: Pat
     _image(tmp_path / "small.png", 30, 40)
     _image(tmp_path / "large.png", 600, 800)
     monkeypatch.setenv("SEMFLOW_MEMORY_MB", "300")  # (below what the model alone takes)
-    cli_fails("segment", "small.png", "--out", "seg", match="it does not fit even at a small size: free memory, or use a"
-                                                          " lighter segmenter")  # (it said "method": segment has none)
+    line = cli_fails("segment", "small.png", "--out", "seg", match="it does not fit even at a small size: free memory")
+    # camvid is the lightest segmenter measured: it was told to "use a lighter segmenter" (and before, "method")
+    assert line.endswith("free memory") and "lighter" not in line
 
     from semflow.memory import segmenter_needed_mb
 
@@ -250,3 +251,25 @@ def test_where_no_size_fits_semantic_with_torchvision_is_advised_a_lighter_segme
         for method in (torchvision, get_method("semantic")):
             with pytest.raises(ResourceError, match="or use a lighter method$"):
                 check_memory(method, 240, 320, hint="use --max-side {side}", drawing=drawing)
+
+
+def test_segment_with_torchvision_is_advised_a_lighter_segmenter_only_where_camvid_fits(
+        cli_fails, tmp_path: Path, monkeypatch) -> None:
+    """Where no size fits ``segment --segmenter torchvision:PATH``, camvid's segmenter is the lighter one: it is
+    advised where camvid's fits at some size (images, and a video's frames), and not where it would not."""
+    from semflow.memory import check_segmenter_memory, segmenter_needed_mb
+
+    for video in (False, True):
+        camvid = segmenter_needed_mb("camvid", 30, 40, video=video)
+        monkeypatch.setenv("SEMFLOW_MEMORY_MB", f"{camvid + 50:.1f}")  # (torchvision's base alone needs more)
+        with pytest.raises(ResourceError, match="free memory, or use a lighter segmenter$"):
+            check_segmenter_memory("torchvision", 30, 40, video=video, hint="use --max-side {side}")
+        monkeypatch.setenv("SEMFLOW_MEMORY_MB", "1")
+        with pytest.raises(ResourceError, match="it does not fit even at a small size: free memory$"):
+            check_segmenter_memory("torchvision", 30, 40, video=video, hint="use --max-side {side}")
+    _image(tmp_path / "small.png", 30, 40)
+    weights = tmp_path / "tv.pt"
+    weights.write_bytes(b"")
+    line = cli_fails("segment", "small.png", "--out", "seg", "--segmenter", f"torchvision:{weights}",
+                     match="segment (torchvision) needs about")
+    assert line.endswith("free memory")
