@@ -557,3 +557,34 @@ def test_compare_scores_every_method_on_the_first_methods_predicted_kinds(tmp_pa
     assert [r.method for r in results] == ["kinds-thing", "kinds-stuff"]
     for r in results:
         assert r.regions["things(pred)"]["pixels"] == 64 and r.regions["stuff(pred)"]["pixels"] == 0
+
+
+def test_a_synthetic_palette_or_rgb_label_map_gives_its_ids(synthetic_root: Path, tmp_path: Path) -> None:
+    """A synthetic scene's labels.png (and instances.png) re-saved as a palette PNG (mode "P", as many tools
+    write label maps) was read by OpenCV as its palette's colours (H, W, 3): the sample's labels were no label
+    map (its things region came out 3-D, and compare crashed scoring it); one saved as RGB grey was (H, W, 3)
+    too. They are read as ``--segmenter masks:`` reads them now: palette indices (or the grey) are the ids."""
+    import shutil
+
+    from PIL import Image
+
+    root = tmp_path / "copy"
+    shutil.copytree(synthetic_root / "scene_000", root / "scene_000")
+    (reference,) = [s.load() for s in synthetic(synthetic_root)[:1]]
+    assert reference.labels.ndim == 2 and (reference.labels > 0).any()
+    colours = np.random.default_rng(0).integers(0, 256, (256, 3), dtype=np.uint8)
+    for name, ids in (("labels.png", reference.labels), ("instances.png", reference.instances.astype(np.uint8))):
+        palette = Image.fromarray(ids, mode="P")
+        palette.putpalette(colours.tobytes())
+        palette.save(root / "scene_000" / name)
+    (sample,) = [s.load() for s in synthetic(root)]
+    assert np.array_equal(sample.labels, reference.labels) and np.array_equal(sample.instances, reference.instances)
+    Image.fromarray(np.repeat(reference.labels[..., None], 3, axis=2), mode="RGB").save(root / "scene_000" / "labels.png")
+    (sample,) = [s.load() for s in synthetic(root)]
+    assert np.array_equal(sample.labels, reference.labels)
+    (result,) = evaluation.compare("synthetic", root, ["dis-ultrafast"])
+    assert result.regions["things"]["pixels"] > 0
+    coded = colours[reference.labels]  # a colour-coded label image: refused, naming the file
+    Image.fromarray(coded, mode="RGB").save(root / "scene_000" / "labels.png")
+    with pytest.raises(InputError, match=r"labels\.png: a colour image, not a label map"):
+        synthetic(root)[0].load()

@@ -60,10 +60,12 @@ class FlowSample:
             _, valid_noc = read_flow_valid(self.flow_noc)
             occluded = valid & ~_sized(self.flow_noc, valid_noc, size, self.frame1)
         labels = instances = None
+        if self.labels is not None or self.instances is not None:  # (as --segmenter masks: reads them: a
+            from semflow.segmentation.masks import read_label_map  # palette PNG's indices are its ids)
         if self.labels is not None:
-            labels = _sized(self.labels, read_image_raw(self.labels), size, self.frame1)
+            labels = _sized(self.labels, read_label_map(self.labels), size, self.frame1)
         if self.instances is not None:
-            instances = _sized(self.instances, read_image_raw(self.instances), size, self.frame1).astype(np.int32)
+            instances = _sized(self.instances, read_label_map(self.instances), size, self.frame1).astype(np.int32)
         return LoadedSample(self.dataset, self.name, img1, img2, flow, valid, occluded, labels, instances)
 
 
