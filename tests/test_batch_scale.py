@@ -826,3 +826,36 @@ def test_a_clip_finished_before_counts_its_pairs(monkeypatch, tmp_path: Path) ->
     assert (summary["pairs"], summary["computed_pairs"], summary["inputs"][0]["pairs"]) == (4, 0, 4)
     (progress,) = CountingProgress.made
     assert progress.total == progress.done == 4
+
+
+def test_a_second_ctrl_c_while_batch_json_is_written_leaves_it_said(monkeypatch, tmp_path: Path) -> None:
+    """A second Ctrl-C (or a SIGTERM) while results() wrote its last batch.json on the way out of the first cut
+    that write short, and close() did not write it again (the run was over): batch.json kept its clips
+    ``pending``, as a batch killed without a word leaves it. The last write now holds the signal until it is
+    done, as close() does, and the signal is raised then."""
+    import signal
+
+    clips = {f"c{k:04d}": FakeClip(1) for k in range(3)}
+    fake_preparation(monkeypatch, clips, 3)
+    fake = FakeRay(lambda *_: None)
+    monkeypatch.setattr(runner, "ray", fake)
+    monkeypatch.setattr(workers, "ray", fake)
+    monkeypatch.setattr(runner, "SUMMARY_SECONDS", 0.0)
+    writing, signalled = runner.write_text_atomic, []
+
+    def second_signal(path: Path, text: str) -> None:
+        if '"status": "interrupted"' in text and not signalled:  # (the last write)
+            signalled.append(True)
+            signal.raise_signal(signal.SIGINT)
+        writing(path, text)
+
+    monkeypatch.setattr(runner, "write_text_atomic", second_signal)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt), Batch(out, options(workers=1)) as batch:
+        batch.submit([tmp_path / n for n in clips])
+        results = batch.results()
+        next(results)
+        results.close()  # (the first Ctrl-C, or a break)
+    assert signalled == [True]
+    assert [e["status"] for e in json.loads((out / "batch.json").read_text())["inputs"]] == \
+        ["ok", "interrupted", "interrupted"]

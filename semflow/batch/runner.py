@@ -203,7 +203,8 @@ class Batch:
                         yield result
             complete = True
         finally:
-            self._end_run(complete)
+            with signals_deferred():  # (a second Ctrl-C must not cut batch.json's last write short: close() does
+                self._end_run(complete)  # not write it again, and it kept the clips "pending")
 
     def _schedule(self, progress: BatchProgress) -> Iterator[InputResult]:
         """Hand tasks to idle workers until every clip's result is known; yield each result."""
