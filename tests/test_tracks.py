@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from semflow.layers.plane_motion import carry_mask
 from semflow.layers.planes import PlaneFit
 from semflow.layers.tracking import HISTORY, Track, Tracks, advance_tracks
 from semflow.segmentation.regions import Box, Region
@@ -76,6 +77,24 @@ def test_a_track_keeps_its_last_decisions_its_models_and_loses_a_things_history_
     np.testing.assert_array_equal(after_none.previous, old)
     assert after_thing.history == [] and after_thing.model is None  # too small to fit this pair: no history
     np.testing.assert_array_equal(after_thing.mask, _block(25, 35))
+
+
+def test_advancing_a_crowd_carries_each_region_within_its_box(monkeypatch) -> None:
+    """Each plane and thing is carried to the next frame within its box grown by the flow's reach, not as
+    a whole-frame mask (a crowd's 400 instances took 1.5-3.5 s a pair at 720p); the masks are the whole
+    frame's carry, regions at the frame's borders too."""
+    shape = (60, 90)
+    rng = np.random.default_rng(5)
+    flow = rng.normal(0, 2.0, (*shape, 2)).astype(np.float32)
+    things = [Region(5, Box(y, min(60, y + 12), x, min(90, x + 12)), rng.random((min(60, y + 12) - y, min(90, x + 12) - x)) < 0.7,
+                     k + 1) for k, (y, x) in enumerate((y, x) for y in range(0, 60, 11) for x in range(0, 90, 11))]
+    plane = PlaneFit(region=Region(1, Box(40, 60, 0, 90), rng.random((20, 90)) < 0.9), accepted=False, reason="x")
+    expected = [carry_mask(r.full_mask(shape), flow) for r in [plane.region, *things]]
+    monkeypatch.setattr(Region, "full_mask", lambda *a: (_ for _ in ()).throw(AssertionError("a whole-frame mask")))
+    memory, _, _ = advance_tracks(None, [plane], [None], things, [None] * len(things), [], flow)
+    assert len(memory.tracks) == len(expected)
+    for track, mask in zip(memory.tracks, expected):
+        np.testing.assert_array_equal(track.mask, mask)
 
 
 def test_the_plane_gate_has_hysteresis_by_its_margins() -> None:

@@ -10,7 +10,8 @@ import numpy as np
 from semflow.layers.common import magnitude, photometric_error_at
 from semflow.layers.context import PairContext
 from semflow.layers.planes import PlaneFit, PlaneParams, homography_flow
-from semflow.segmentation.regions import Region
+from semflow.segmentation.regions import Box, Region
+from semflow.warp import pixel_grid
 
 
 def blend_homographies(previous: np.ndarray, new: np.ndarray, weight: float, box: tuple[int, int, int, int]
@@ -64,8 +65,40 @@ def region_mean_flow(region: Region, homography: np.ndarray) -> float:
 def carry_mask(mask: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Where the pixels of ``mask`` (H, W) bool of frame t are in frame t+1 under ``flow`` (H, W, 2):
     each pixel y of frame t+1 takes the mask at y - flow(y) (the flow read at y, fine for smooth flow)."""
-    h, w = mask.shape
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    carried = cv2.remap(mask.astype(np.uint8), xs - flow[..., 0], ys - flow[..., 1], cv2.INTER_NEAREST,
-                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return carried.astype(bool)
+    return carry_region(Region(0, Box(0, mask.shape[0], 0, mask.shape[1]), mask), flow, carry_reach(flow))
+
+
+def carry_reach(flow: np.ndarray) -> tuple[int, int]:
+    """How far (rows, columns) px from a region :func:`carry_region` can carry it under ``flow``: the
+    largest finite |v| and |u| rounded up, plus 1 (a NaN or infinite flow carries a pixel out of the frame)."""
+    reach = []
+    for c in (1, 0):
+        size = np.abs(flow[..., c])
+        reach.append(int(min(np.ceil(size.max(where=np.isfinite(size), initial=0.0)), flow.shape[1 - c])) + 1)
+    return reach[0], reach[1]
+
+
+def carry_region(region: Region, flow: np.ndarray, reach: tuple[int, int]) -> np.ndarray:
+    """:func:`carry_mask` of ``region`` (H, W) bool, bit for bit, computed within its box grown by
+    ``reach`` (:func:`carry_reach` of ``flow``): a pixel farther from the box reads outside it (the flow
+    is read where the pixel lands, a backward warp). Of a crowd's hundreds of instances each whole frame
+    took 2-10 ms at 720p. The mask is sampled from its box's corner rounded down to even coordinates:
+    OpenCV rounds halves to even, and an odd shift would move ties (``2.5 - 1`` rounds to 2, not 1)."""
+    h, w = flow.shape[:2]
+    out = np.zeros((h, w), bool)
+    y0, y1, x0, x1 = region.box
+    oy0, oy1 = max(0, y0 - reach[0]), min(h, y1 + reach[0])
+    ox0, ox1 = max(0, x0 - reach[1]), min(w, x1 + reach[1])
+    if oy0 >= oy1 or ox0 >= ox1 or not region.mask.any():
+        return out
+    sy, sx = y0 - y0 % 2, x0 - x0 % 2
+    source = np.zeros((y1 - sy, x1 - sx), np.uint8)
+    source[y0 - sy:, x0 - sx:] = region.mask
+    xs, ys = pixel_grid(oy1 - oy0, ox1 - ox0, ox0, oy0)
+    crop = flow[oy0:oy1, ox0:ox1]
+    map_x, map_y = xs - crop[..., 0], ys - crop[..., 1]  # (full-frame coordinates, as the whole frame's)
+    map_x -= np.float32(sx)  # (exact for a coordinate that lands at -0.5 or beyond: sx <= it + 0.5)
+    map_y -= np.float32(sy)
+    out[oy0:oy1, ox0:ox1] = cv2.remap(source, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                                      borderValue=0) != 0
+    return out

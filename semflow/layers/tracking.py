@@ -45,7 +45,8 @@ from semflow.io.jsonfile import loads_untrusted
 from semflow.layers.context import PairContext
 from semflow.layers.plane_motion import (
     blend_homographies,
-    carry_mask,
+    carry_reach,
+    carry_region,
     confident_mean_flows,
     region_mean_flow,
     sampled_error,
@@ -371,12 +372,12 @@ def advance_tracks(memory: Tracks | None, planes: list[PlaneFit], plane_tracks: 
     ids of the planes and things of this pair (new ids for regions no track continued);
     ``thing_fits`` say which things' models were used (instances too small to fit have none)."""
     memory = Tracks([], memory.next_id if memory is not None else 1)
-    shape = flow.shape[:2]
+    reach = carry_reach(flow)  # (each region carried within its box grown by the flow's reach)
     kept: list[Track] = []
     plane_ids, thing_ids = [], []
     for fit, track in zip(planes, plane_tracks):
         tid = memory.new_id() if track is None else track.track_id
-        mask = carry_mask(fit.region.full_mask(shape), flow)
+        mask = carry_region(fit.region, flow, reach)
         if fit.candidate or (not fit.accepted and (track is None or not track.history)):
             # No history yet: the track stays young; a candidate fit waits for the next pair to confirm it.
             kept.append(Track(tid, "plane", fit.region.class_id, mask, pending=fit.homography if fit.candidate else None))
@@ -394,7 +395,7 @@ def advance_tracks(memory: Tracks | None, planes: list[PlaneFit], plane_tracks: 
         history = ([] if track is None else track.history)[-(HISTORY - 1):]
         fit = fits.get(region.id)
         history = history + [bool(fit.accepted)] if fit is not None else []
-        kept.append(Track(tid, "thing", region.class_id, carry_mask(region.full_mask(shape), flow),
+        kept.append(Track(tid, "thing", region.class_id, carry_region(region, flow, reach),
                           thing_motion(fit), history))
         thing_ids.append(tid)
     memory.tracks = kept
