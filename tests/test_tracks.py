@@ -97,6 +97,29 @@ def test_advancing_a_crowd_carries_each_region_within_its_box(monkeypatch) -> No
         np.testing.assert_array_equal(track.mask, mask)
 
 
+def test_a_snapshot_saves_each_tracks_mask_within_its_bounding_box_and_reads_whole_frame_ones() -> None:
+    """A track's mask is saved as its bounding box and the bits there, not a whole frame (115 KB a track at
+    720p: 44 MB a saved state for a crowd's 380 tracks); masks at the frame's corners and an empty one
+    come back as they were, and so do whole-frame masks of a snapshot without boxes."""
+    shape = (50, 70)
+    rng = np.random.default_rng(7)
+    masks = [np.zeros(shape, bool) for _ in range(4)]
+    masks[0][0:3, 0:5] = rng.random((3, 5)) < 0.7
+    masks[0][0, 0] = masks[0][2, 4] = True  # (its bounding box: rows 0-2, columns 0-4)
+    masks[1][45:, 60:] = True
+    masks[2][10:30:7, 20:41:5] = True
+    tracks = Tracks([Track(k + 1, "thing", 3, mask) for k, mask in enumerate(masks)], 5)
+    arrays = tracks.snapshot()
+    assert [arrays[f"box{k}"].tolist() for k in range(4)] == [[0, 3, 0, 5], [45, 50, 60, 70], [10, 25, 20, 41], [0, 0, 0, 0]]
+    assert [arrays[f"mask{k}"].size for k in range(4)] == [2, 7, 40, 0]  # 15, 50, 15 x 21 bits, packed
+    for back in (Tracks.restore(arrays), Tracks.restore({
+            **{key: value for key, value in arrays.items() if not key.startswith("box")},
+            **{f"mask{k}": np.packbits(mask, axis=None) for k, mask in enumerate(masks)}})):
+        assert [t.track_id for t in back.tracks] == [1, 2, 3, 4] and back.next_id == 5
+        for track, mask in zip(back.tracks, masks):
+            np.testing.assert_array_equal(track.mask, mask)
+
+
 def test_the_plane_gate_has_hysteresis_by_its_margins() -> None:
     from semflow.layers.planes import PlaneParams
     from semflow.layers.tracking import _hysteresis
