@@ -79,18 +79,26 @@ def carry_reach(flow: np.ndarray) -> tuple[int, int]:
 
 
 def carry_region(region: Region, flow: np.ndarray, reach: tuple[int, int]) -> np.ndarray:
-    """:func:`carry_mask` of ``region`` (H, W) bool, bit for bit, computed within its box grown by
-    ``reach`` (:func:`carry_reach` of ``flow``): a pixel farther from the box reads outside it (the flow
-    is read where the pixel lands, a backward warp). Of a crowd's hundreds of instances each whole frame
-    took 2-10 ms at 720p. The mask is sampled from its box's corner rounded down to even coordinates:
-    OpenCV rounds halves to even, and an odd shift would move ties (``2.5 - 1`` rounds to 2, not 1)."""
+    """:func:`carry_mask` of ``region`` (H, W) bool, bit for bit (:func:`carried_crop` in the whole frame)."""
+    out = np.zeros(flow.shape[:2], bool)
+    box, crop = carried_crop(region, flow, reach)
+    out[box.slices] = crop
+    return out
+
+
+def carried_crop(region: Region, flow: np.ndarray, reach: tuple[int, int]) -> tuple[Box, np.ndarray]:
+    """:func:`carry_mask` of ``region`` as a box of the frame and the carried mask there (bool; all False
+    outside it), computed within the region's box grown by ``reach`` (:func:`carry_reach` of ``flow``):
+    a pixel farther from the box reads outside it (the flow is read where the pixel lands, a backward
+    warp). Of a crowd's hundreds of instances each whole frame took 2-10 ms at 720p. The mask is sampled
+    from its box's corner rounded down to even coordinates: OpenCV rounds halves to even, and an odd
+    shift would move ties (``2.5 - 1`` rounds to 2, not 1)."""
     h, w = flow.shape[:2]
-    out = np.zeros((h, w), bool)
     y0, y1, x0, x1 = region.box
     oy0, oy1 = max(0, y0 - reach[0]), min(h, y1 + reach[0])
     ox0, ox1 = max(0, x0 - reach[1]), min(w, x1 + reach[1])
     if oy0 >= oy1 or ox0 >= ox1 or not region.mask.any():
-        return out
+        return Box(0, 0, 0, 0), np.zeros((0, 0), bool)
     sy, sx = y0 - y0 % 2, x0 - x0 % 2
     source = np.zeros((y1 - sy, x1 - sx), np.uint8)
     source[y0 - sy:, x0 - sx:] = region.mask
@@ -99,6 +107,5 @@ def carry_region(region: Region, flow: np.ndarray, reach: tuple[int, int]) -> np
     map_x, map_y = xs - crop[..., 0], ys - crop[..., 1]  # (full-frame coordinates, as the whole frame's)
     map_x -= np.float32(sx)  # (exact for a coordinate that lands at -0.5 or beyond: sx <= it + 0.5)
     map_y -= np.float32(sy)
-    out[oy0:oy1, ox0:ox1] = cv2.remap(source, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
-                                      borderValue=0) != 0
-    return out
+    return Box(oy0, oy1, ox0, ox1), cv2.remap(source, map_x, map_y, cv2.INTER_NEAREST,
+                                              borderMode=cv2.BORDER_CONSTANT, borderValue=0) != 0

@@ -43,10 +43,10 @@ import numpy as np
 
 from semflow.io.jsonfile import loads_untrusted
 from semflow.layers.context import PairContext
+from semflow.layers.footprint import Footprint, carried, unpacked
 from semflow.layers.plane_motion import (
     blend_homographies,
     carry_reach,
-    carry_region,
     confident_mean_flows,
     region_mean_flow,
     sampled_error,
@@ -117,7 +117,8 @@ class Track:
     """One region followed through the video.
 
     track_id: its id (1, 2, ...), unique in the video state. kind: ``"plane"`` or ``"thing"``.
-    class_id: its class. mask: (H, W) bool, where it is in the newest frame. model: the last
+    class_id: its class. where: where it is in the newest frame, a :class:`Footprint` (its mask within
+    its bounding box; an (H, W) bool mask given is held so; ``mask`` gives it whole). model: the last
     homography (3, 3) (planes), the object's last affine motions as (3, 3) matrices, stacked
     (K, 3, 3) (things whose model was used), or None. history: accept decisions, oldest first (at most HISTORY).
     pending: see below.
@@ -126,7 +127,7 @@ class Track:
     track_id: int
     kind: str
     class_id: int
-    mask: np.ndarray
+    where: Footprint
     model: np.ndarray | None = None
     history: list[bool] = field(default_factory=list)
     pending: np.ndarray | None = None
@@ -134,6 +135,15 @@ class Track:
     but is not taken until this pair confirms it (:func:`carry_plane`), or None."""
     previous: np.ndarray | None = None
     """The homography of the pair before the last (planes), for a constant-velocity prediction, or None."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.where, Footprint):
+            self.where = Footprint.of(self.where)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Where it is in the newest frame, (H, W) bool (made on each call: the track holds its box)."""
+        return self.where.full()
 
     @property
     def was_on(self) -> bool | None:
@@ -154,17 +164,16 @@ class Tracks:
     def match(self, regions: list[Region], kind: str, shape: tuple[int, int]) -> list[Track | None]:
         """For each region (boxed masks of an (H, W) image) the track of ``kind`` it continues, or None."""
         candidates = [t for t in self.tracks if t.kind == kind]
-        areas = [np.count_nonzero(t.mask) for t in candidates]
+        areas = [t.where.area for t in candidates]
         scores = []
         for i, region in enumerate(regions):
-            # Each overlap within the region's box (two whole-frame masks a pair of a crowd's hundreds of
+            # Each overlap within the two boxes (two whole-frame masks a pair of a crowd's hundreds of
             # instances and tracks took 15 s a pair at 720p); the union from the two areas.
-            sy, sx = region.slices
             area = np.count_nonzero(region.mask)
             for j, track in enumerate(candidates):
                 if track.class_id != region.class_id:
                     continue
-                inter = np.count_nonzero(region.mask & track.mask[sy, sx])
+                inter = track.where.overlap(region)
                 if inter:
                     iou = inter / (area + areas[j] - inter)
                     if iou >= MIN_IOU:
@@ -192,13 +201,7 @@ class Tracks:
         for k, t in enumerate(self.tracks):
             # The mask's bounding box and its bits there (a whole frame's each: 115 KB at 720p, 44 MB a
             # state for a crowd's 380 tracks); a snapshot without boxes holds whole frames.
-            rows = np.flatnonzero(t.mask.any(axis=1))
-            y0, y1 = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)
-            cols = np.flatnonzero(t.mask[y0:y1].any(axis=0))
-            x0, x1 = (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, 0)
-            out[f"mask{k}"] = np.packbits(t.mask[y0:y1, x0:x1], axis=None)
-            out[f"box{k}"] = np.array([y0, y1, x0, x1])
-            out[f"shape{k}"] = np.array(t.mask.shape)
+            out.update({f"{key}{k}": value for key, value in t.where.packed().items()})
         if self.prior is not None:
             out["prior"] = self.prior
         return out
@@ -208,10 +211,7 @@ class Tracks:
         meta = loads_untrusted(str(arrays["meta"]))
         tracks = []
         for k, m in enumerate(meta["tracks"]):
-            shape = tuple(int(v) for v in arrays[f"shape{k}"])
-            y0, y1, x0, x1 = (int(v) for v in arrays.get(f"box{k}", (0, shape[0], 0, shape[1])))
-            mask = np.zeros(shape, bool)
-            mask[y0:y1, x0:x1] = np.unpackbits(arrays[f"mask{k}"], count=(y1 - y0) * (x1 - x0)).reshape(y1 - y0, x1 - x0)
+            mask = unpacked(arrays[f"mask{k}"], arrays.get(f"box{k}"), arrays[f"shape{k}"])
             shape3 = (3, 3) if m["kind"] == "plane" else (-1, 3, 3)
             model = None if m["model"] is None else np.array(m["model"], np.float64).reshape(shape3)
             pending = None if m.get("pending") is None else np.array(m["pending"], np.float64).reshape(3, 3)
@@ -386,7 +386,7 @@ def advance_tracks(memory: Tracks | None, planes: list[PlaneFit], plane_tracks: 
     plane_ids, thing_ids = [], []
     for fit, track in zip(planes, plane_tracks):
         tid = memory.new_id() if track is None else track.track_id
-        mask = carry_region(fit.region, flow, reach)
+        mask = carried(fit.region, flow, reach)
         if fit.candidate or (not fit.accepted and (track is None or not track.history)):
             # No history yet: the track stays young; a candidate fit waits for the next pair to confirm it.
             kept.append(Track(tid, "plane", fit.region.class_id, mask, pending=fit.homography if fit.candidate else None))
@@ -404,7 +404,7 @@ def advance_tracks(memory: Tracks | None, planes: list[PlaneFit], plane_tracks: 
         history = ([] if track is None else track.history)[-(HISTORY - 1):]
         fit = fits.get(region.id)
         history = history + [bool(fit.accepted)] if fit is not None else []
-        kept.append(Track(tid, "thing", region.class_id, carry_region(region, flow, reach),
+        kept.append(Track(tid, "thing", region.class_id, carried(region, flow, reach),
                           thing_motion(fit), history))
         thing_ids.append(tid)
     memory.tracks = kept
