@@ -7,6 +7,7 @@ as missing: the resumed run writes byte for byte what an uninterrupted run write
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -157,3 +158,57 @@ def test_a_saved_state_of_other_parts_does_not_shadow_an_older_good_one(tmp_path
     checkpoint.save(3, VideoState(pairs=4, parts={"mine": _Part(2.0)}))
     found = state_chain._Latest(latest, checkpoint, 7, {"mine": _Part}).load()
     assert found is not None and found[0] == 3 and float(found[1]["mine/value"]) == 2.0
+
+
+def _tracks_meta(arrays: dict, change) -> None:
+    meta = json.loads(str(arrays["semantic/meta"]))
+    change(meta)
+    arrays["semantic/meta"] = np.array(json.dumps(meta))
+
+
+TRACK_DAMAGES: dict[str, Callable[[dict], None]] = {
+    # Each was read as it was, and the run went on with it: a traceback later, outputs that differ from
+    # an uninterrupted run's, or gigabytes of mask for a few bytes of file.
+    "history-text": lambda a: _tracks_meta(a, lambda m: [t.update(history="on") for t in m["tracks"]]),
+    "box-negative": lambda a: a.update({"semantic/box0": np.array([-8, 4, 0, 4])}),
+    "box-huge": lambda a: a.update({"semantic/shape0": np.array([40000, 40000]),
+                                    "semantic/box0": np.array([0, 40000, 0, 40000])}),
+}
+
+
+@pytest.mark.parametrize("damage", list(TRACK_DAMAGES))
+def test_a_video_state_with_malformed_tracks_is_warmed_up_again(tmp_path: Path, monkeypatch, damage: str) -> None:
+    """The saved tracks of ``semantic`` (read on --resume from the run's folder) are checked as they are
+    read: a malformed but readable state counts as missing (warmed up again from an earlier point) as an
+    unreadable one does; the resumed run writes what an uninterrupted run writes."""
+    import tracemalloc
+
+    monkeypatch.setattr(state_chain, "STATE_INTERVAL", 0.0)  # the state saved after every pair
+    frames, masks = tmp_path / "frames", tmp_path / "masks"
+    for k, frame in enumerate(moving_frames(7, 40, 56)):
+        write_image(frames / f"{k:06d}.png", frame)
+        labels = np.full((40, 56), 3, np.uint8)  # Road, and a Car box moving right
+        labels[8:24, 8 + k:24 + k] = 8
+        write_image(masks / f"{k:06d}.png", labels)
+    options = {"baseline": "dis-fast", "segmentation": str(masks)}
+    full, out = tmp_path / "full", tmp_path / "out"
+    run_video(frames, full, RunOptions(method="semantic", save_flo=True, method_options=options))
+    with pytest.raises(RuntimeError, match="pair 4"):
+        run_video(frames, out, RunOptions(method="semantic", save_flo=True, method_options=options),
+                  method=failing_at_pair(4, "semantic", **options))
+    path = out / WORK_DIR / "video_state.npz"
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    assert any(t["kind"] == "thing" for t in json.loads(str(arrays["semantic/meta"]))["tracks"])
+    TRACK_DAMAGES[damage](arrays)
+    np.savez(path, **arrays)
+    tracemalloc.start()
+    try:
+        summary = run_video(frames, out, RunOptions(method="semantic", save_flo=True, method_options=options,
+                                                    resume=True))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert summary["resumed_pairs"] == 4 and peak < 100_000_000
+    for name in OUTPUTS:
+        assert (out / name).read_bytes() == (full / name).read_bytes(), name

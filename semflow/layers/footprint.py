@@ -72,13 +72,59 @@ class Footprint:
                 "shape": np.array(self.shape)}
 
 
-def unpacked(bits: np.ndarray, box: np.ndarray | None, shape: np.ndarray) -> Footprint:
+def _ints(value: object, count: int, what: str) -> list[int]:
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu" or array.shape != (count,):
+        raise ValueError(f"{what}: {count} integers expected")
+    return [int(v) for v in array]
+
+
+def unpacked(bits: object, box: object | None, shape: object) -> Footprint:
     """The footprint :meth:`Footprint.packed` saved (``box`` None: a whole-frame mask, as older states
-    saved them)."""
-    h, w = (int(v) for v in shape)
-    y0, y1, x0, x1 = (0, h, 0, w) if box is None else (int(v) for v in box)
-    crop = np.unpackbits(bits, count=(y1 - y0) * (x1 - x0)).reshape(y1 - y0, x1 - x0).astype(bool)
+    saved them); ValueError unless the arrays are what it writes: a frame shape of positive sides, a box
+    within it, and exactly the box's bits (so nothing is allocated beyond the file's own size, 8 times)."""
+    h, w = _ints(shape, 2, "mask shape")
+    if h <= 0 or w <= 0:
+        raise ValueError("mask shape: positive sides expected")
+    y0, y1, x0, x1 = (0, h, 0, w) if box is None else _ints(box, 4, "mask box")
+    if not (0 <= y0 <= y1 <= h and 0 <= x0 <= x1 <= w):
+        raise ValueError("mask box: outside the mask's shape")
+    bits = np.asarray(bits)
+    count = (y1 - y0) * (x1 - x0)
+    if bits.dtype != np.uint8 or bits.ndim != 1 or bits.size != (count + 7) // 8:
+        raise ValueError("mask bits: as many as the box holds expected")
+    crop = np.unpackbits(bits, count=count).reshape(y1 - y0, x1 - x0).astype(bool)
     return Footprint.trimmed(Box(y0, y1, x0, x1), crop, (h, w))
+
+
+def checked_meta(meta: object, history: int) -> dict:
+    """The saved tracks' list (``{"next_id", "tracks"}``) if it is what :meth:`Tracks.snapshot` writes,
+    else ValueError: ids, classes and ``next_id`` integers, kinds ``"plane"`` / ``"thing"``, at most
+    ``history`` bools, models of 9 finite numbers (a thing's: 9 per motion)."""
+    def integer(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    def matrices(value: object, each: bool) -> bool:
+        return value is None or (isinstance(value, list) and len(value) > 0 and (len(value) % 9 == 0 if each else len(value) == 9)
+                                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value))
+    tracks = meta.get("tracks") if isinstance(meta, dict) else None
+    if not isinstance(tracks, list) or not integer(meta.get("next_id")):
+        raise ValueError("saved tracks: malformed list")
+    for t in tracks:
+        if not (isinstance(t, dict) and integer(t.get("id")) and t.get("kind") in ("plane", "thing")
+                and integer(t.get("class")) and isinstance(t.get("history"), list) and len(t["history"]) <= history
+                and all(isinstance(v, bool) for v in t["history"]) and matrices(t.get("model"), t["kind"] == "thing")
+                and matrices(t.get("pending"), False) and matrices(t.get("previous"), False)):
+            raise ValueError("saved tracks: malformed track")
+    return meta
+
+
+def checked_prior(prior: object) -> np.ndarray | None:
+    """The saved segmentation prior, (h, w, C) finite floats, or None; else ValueError."""
+    if prior is not None and not (isinstance(prior, np.ndarray) and prior.dtype.kind == "f" and prior.ndim == 3
+                                  and np.isfinite(prior).all()):
+        raise ValueError("saved tracks: malformed prior")
+    return prior
 
 
 def carried(region: Region, flow: np.ndarray, reach: tuple[int, int]) -> Footprint:

@@ -43,7 +43,7 @@ import numpy as np
 
 from semflow.io.jsonfile import loads_untrusted
 from semflow.layers.context import PairContext
-from semflow.layers.footprint import Footprint, carried, unpacked
+from semflow.layers.footprint import Footprint, carried, checked_meta, checked_prior, unpacked
 from semflow.layers.plane_motion import (
     blend_homographies,
     carry_reach,
@@ -208,16 +208,20 @@ class Tracks:
 
     @classmethod
     def restore(cls, arrays: dict[str, np.ndarray]) -> Tracks:
-        meta = loads_untrusted(str(arrays["meta"]))
+        """The tracks :meth:`snapshot` saved; ValueError for arrays it does not write (they are read from
+        the run's folder: a damaged state counts as missing, see :mod:`semflow.layers.footprint`)."""
+        meta = checked_meta(loads_untrusted(str(arrays.get("meta", ""))), HISTORY)
         tracks = []
         for k, m in enumerate(meta["tracks"]):
+            if f"mask{k}" not in arrays or f"shape{k}" not in arrays:
+                raise ValueError(f"saved tracks: no mask {k}")
             mask = unpacked(arrays[f"mask{k}"], arrays.get(f"box{k}"), arrays[f"shape{k}"])
             shape3 = (3, 3) if m["kind"] == "plane" else (-1, 3, 3)
             model = None if m["model"] is None else np.array(m["model"], np.float64).reshape(shape3)
             pending = None if m.get("pending") is None else np.array(m["pending"], np.float64).reshape(3, 3)
             previous = None if m.get("previous") is None else np.array(m["previous"], np.float64).reshape(3, 3)
             tracks.append(Track(m["id"], m["kind"], m["class"], mask, model, list(m["history"]), pending, previous))
-        return cls(tracks, meta["next_id"], arrays.get("prior"))
+        return cls(tracks, meta["next_id"], checked_prior(arrays.get("prior")))
 
 
 # --- the gate with memory ---------------------------------------------------------------------------
