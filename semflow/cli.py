@@ -17,6 +17,7 @@ from semflow.cli_options import (
     PATH,
     RUN_SETTINGS,
     TEXT_PATH,
+    Whole,
     click_type,
     prior_options,
     shared_run_options,
@@ -105,7 +106,7 @@ def _build_method(method: str, options: dict[str, Any]) -> tuple[Any, dict[str, 
 
 @main.command()
 @click.argument("video", type=PATH)
-@click.option("--out", "out_dir", required=True, type=PATH, help="Output folder.")
+@click.option("--out", "out_dir", required=True, type=PATH, metavar="DIR", help="Output folder.")
 @shared_run_options(per_clip=False)
 @_method_options
 def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any) -> None:
@@ -145,15 +146,15 @@ def run(video: Path, out_dir: Path, method: str, cache_mb: int, **settings: Any)
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=TEXT_PATH)
-@click.option("--out", "out_dir", required=True, type=PATH,
+@click.option("--out", "out_dir", required=True, type=PATH, metavar="DIR",
               help="Output folder: one folder per clip (the files `run` writes) and batch.json.")
-@click.option("--workers", type=click.IntRange(1, 1024), default=None,  # 1024: semflow.batch.work.MAX_WORKERS
+@click.option("--workers", type=Whole(1, 1024), default=None, metavar="N",  # 1024: semflow.batch.work.MAX_WORKERS
               help="Ray workers, each holding one built method (default: the CPUs Ray sees); no more are started"
                    " than the clips' chunks can use at once.")
-@click.option("--address", default=None, help="Join this Ray cluster (e.g. HEAD_IP:6379 or auto) instead of starting one.")
-@click.option("--chunk-pairs", type=click.IntRange(min=1), default=50, show_default=True,
+@click.option("--address", default=None, metavar="ADDRESS", help="Join this Ray cluster (e.g. HEAD_IP:6379 or auto) instead of starting one.")
+@click.option("--chunk-pairs", type=Whole(min=1), default=50, metavar="N", show_default=True,
               help="Pairs per task: long clips are split into chunks computed in parallel.")
-@click.option("--warmup-pairs", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--warmup-pairs", type=Whole(min=0), default=0, metavar="N", show_default=True,
               help="Pairs a chunk computes before its first one (for methods that carry state).")
 @shared_run_options(per_clip=True)
 @_method_options(leave_out=("baseline_flows",), helps=BATCH_HELPS)  # (one video's flows: not a batch's)
@@ -205,18 +206,18 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
 @main.command()
 @click.argument("image1", type=PATH)
 @click.argument("image2", type=PATH)
-@click.option("-o", "--output", required=True, type=PATH,
+@click.option("-o", "--output", required=True, type=PATH, metavar="OUTPUT",
               help="Flow file: .flo, .png (KITTI 16-bit) or .npy.")
-@click.option("--method", default="dis-medium", show_default=True, help="Flow method (see `semflow methods`).")
-@click.option("--viz", type=PATH, default=None, help="Also write a colour-wheel PNG.")
-@click.option("--max-flow", type=MAX_FLOW, default=None,
+@click.option("--method", default="dis-medium", show_default=True, metavar="NAME", help="Flow method (see `semflow methods`).")
+@click.option("--viz", type=PATH, default=None, metavar="FILE", help="Also write a colour-wheel PNG.")
+@click.option("--max-flow", type=MAX_FLOW, default=None, metavar="PX",
               help="--viz's normaliser in px, 0.001 to 1e6 (default: the 99th percentile of the magnitudes).")
-@click.option("--explain", type=PATH, default=None,
+@click.option("--explain", type=PATH, default=None, metavar="DIR",
               help="Write the method's own maps to this folder (semantic: segmentation, model map, layers; others: their"
                    " extra maps, e.g. discrete's grid and confidence, and the flow).")
-@click.option("--max-side", type=click.IntRange(min=16), default=None,
+@click.option("--max-side", type=Whole(min=16), default=None, metavar="PX",
               help="Shrink both images so the longer side is at most PX first (the flow is then in their pixels).")
-@click.option("--baseline-flow", type=PATH, default=None,
+@click.option("--baseline-flow", type=PATH, default=None, metavar="FILE",
               help="With --method semantic: a flow file from IMAGE1 to IMAGE2 (any method's) as the baseline.")
 @_method_options(leave_out=("baseline_flows",))  # (a video's folder of flows: one pair takes --baseline-flow)
 def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None, max_flow: float | None,
@@ -271,11 +272,11 @@ def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None
 
 @main.command()
 @click.argument("flows", nargs=-1, required=True, type=PATH)
-@click.option("-o", "--output", required=True, type=PATH, help="Picture to write (.png, .jpg, ...).")
-@click.option("--max-flow", type=MAX_FLOW, default=None,
+@click.option("-o", "--output", required=True, type=PATH, metavar="FILE", help="Picture to write (.png, .jpg, ...).")
+@click.option("--max-flow", type=MAX_FLOW, default=None, metavar="PX",
               help="Normaliser in px, 0.001 to 1e6 (default: the 99th percentile of the valid magnitudes over all inputs).")
 @click.option("--legend/--no-legend", default=True, show_default=True, help="Draw the colour wheel and scale.")
-@click.option("--columns", type=click.IntRange(min=1), default=None, help="Tiles per row (default: all in one row).")
+@click.option("--columns", type=Whole(min=1), default=None, metavar="N", help="Tiles per row (default: all in one row).")
 def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, legend: bool, columns: int | None) -> None:
     """Draw FLOWS (.flo, KITTI .png, .npy) on the Middlebury colour wheel under one normaliser."""
     from semflow.io.flow import flow_file_pixels, read_flow_valid
@@ -311,10 +312,10 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
 @click.argument("root", type=PATH)
 @click.option("--dataset", required=True, type=click.Choice(["middlebury", "sintel", "kitti", "chairs", "synthetic"]),
               help="The layout of ROOT (README: Data and licences, the layouts).")
-@click.option("--methods", default="dis-medium,deepflow", show_default=True, help="Comma-separated method names.")
-@click.option("--out", "out_dir", type=PATH, default=None, help="Write a comparison PNG per sample here.")
-@click.option("--json", "json_path", type=PATH, default=None, help="Write all results as JSON.")
-@click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Compare the first N samples (default: all).")
+@click.option("--methods", default="dis-medium,deepflow", show_default=True, metavar="METHODS", help="Comma-separated method names.")
+@click.option("--out", "out_dir", type=PATH, default=None, metavar="DIR", help="Write a comparison PNG per sample here.")
+@click.option("--json", "json_path", type=PATH, default=None, metavar="FILE", help="Write all results as JSON.")
+@click.option("--max-samples", type=Whole(min=1), default=None, metavar="N", help="Compare the first N samples (default: all).")
 @click.option("--markdown", is_flag=True, help="Print the table as Markdown.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @_method_options
@@ -354,8 +355,8 @@ def methods_command() -> None:
 
 @main.command("segment")
 @click.argument("inputs", nargs=-1, required=True, type=PATH)
-@click.option("--out", "out_dir", required=True, type=PATH, help="Output folder.")
-@click.option("--segmenter", "--backend", "backend", default="camvid", show_default=True,
+@click.option("--out", "out_dir", required=True, type=PATH, metavar="OUT", help="Output folder.")
+@click.option("--segmenter", "--backend", "backend", default="camvid", show_default=True, metavar="NAME",
               help="camvid (shipped model), camvid:PATH, torchvision:PATH (DeepLabV3/LRASPP/FCN weights), masks:PATH.")
 @click.option("--overlay", is_flag=True, help="Also write colour overlays with a colour key (OUT/overlay/, overlay.mp4 for a video).")
 @click.option("--label-set", default=None, help="Label set of masks:PATH or torchvision:PATH (camvid, voc or a .json"
@@ -363,9 +364,9 @@ def methods_command() -> None:
 @click.option("--kinds", default=None, help="With --prior clip: override the class -> kind table the prior's fusion"
               " uses, e.g. 'Tree:plane,Car:thing'.")
 @click.option("--device", default="cpu", show_default=True, help="Where the model runs: cpu, cuda, cuda:N or auto.")
-@click.option("--max-frames", type=click.IntRange(min=1), default=None,
+@click.option("--max-frames", type=Whole(min=1), default=None, metavar="N",
               help="Segment at most this many frames of each video and images of each folder (the first ones).")
-@click.option("--max-side", type=click.IntRange(min=16), default=None,
+@click.option("--max-side", type=Whole(min=16), default=None, metavar="PX",
               help="Shrink images and video frames so the longer side is at most PX before segmenting (the label"
                    " maps and overlays then have the shrunk size).")
 @click.option("--pairwise", "--per-frame", "per_frame", is_flag=True,

@@ -59,6 +59,14 @@ class MaxFlow(FiniteFloat):
             self.fail(f"{value!r} is not between {MAX_FLOW_LIMITS[0]:g} and {MAX_FLOW_LIMITS[1]:g} px.", param, ctx)
 
 
+class Whole(click.IntRange):
+    """A whole number within bounds, as click's IntRange but for its name: a value that is no whole number
+    read "'abc' is not a valid integer range", as if a range were asked for (each option using it names its
+    value with a metavar, N, PX or MB, as the docs and its help do, where click showed INTEGER RANGE)."""
+
+    name = "integer"
+
+
 MAX_FLOW = MaxFlow(positive=True)
 """The click type of ``--max-flow``: a finite length in px within the normaliser's limits."""
 
@@ -121,19 +129,19 @@ def shared_run_options(per_clip: bool) -> Callable[[F], F]:
     clip = " per clip" if per_clip else ""
     flo = "DIR/NAME/flo" if per_clip else "DIR/flo"
     declared = [
-        click.option("--method", default=DEFAULT_RUN_METHOD, show_default=True,
+        click.option("--method", default=DEFAULT_RUN_METHOD, show_default=True, metavar="NAME",
                      help="Flow method (see `semflow methods`)."),
         click.option("--save-flo", is_flag=True, help=f"Also write {flo}/NNNNNN.flo for every pair."),
-        click.option("--max-frames", type=click.IntRange(min=2), default=None,  # (a flow needs a pair)
+        click.option("--max-frames", type=Whole(min=2), default=None, metavar="N",  # (a flow needs a pair)
                      help=f"Read at most this many frames{clip} (default: all)."),
-        click.option("--max-side", type=click.IntRange(min=16), default=None,
+        click.option("--max-side", type=Whole(min=16), default=None, metavar="PX",
                      help="Shrink frames so the longer side is at most PX."),
-        click.option("--max-flow", type=MAX_FLOW, default=None,
+        click.option("--max-flow", type=MAX_FLOW, default=None, metavar="PX",
                      help="Colour normaliser in px, 0.001 to 1e6 (default: the largest of the pairs' 99th percentiles); one pass,"
                           " no flows kept."),
         click.option("--resume", is_flag=True, help="Keep the pairs an earlier, interrupted run finished; do only what is"
                                                     " missing."),
-        click.option("--cache-mb", type=click.IntRange(min=0), default=512, show_default=True,
+        click.option("--cache-mb", type=Whole(min=0), default=512, show_default=True, metavar="MB",
                      help=f"Disk (MiB){clip} for the flows kept to draw the clip: exact ones when the clip fits, else"
                           " a compact re-colourable video of them at this size over the clip (0: keep none, compute"
                           " them again to draw them)."),

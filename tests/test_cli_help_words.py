@@ -1,0 +1,58 @@
+"""What ``semflow CMD --help`` calls each option's value, and the line a value of the wrong kind gets (a probe
+of the command line as a new user meets it)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from semflow.cli import main
+
+
+def help_of(command: str) -> str:
+    result = CliRunner().invoke(main, [command, "--help"], prog_name="semflow")
+    assert result.exit_code == 0
+    return result.output
+
+
+# Each help's own text names these values (run's "DIR/flow.mp4", flow's "written to OUTPUT", compare's "Run
+# METHODS", "at most PX", "the first N samples", "Disk (MiB)"), and docs/command-line.md's synopsis too; the
+# options showed PATH, TEXT and INTEGER RANGE (which read as if a range such as 1-10 were asked for).
+NAMED = {
+    "run": ["--out DIR", "--method NAME", "--max-frames N", "--max-side PX", "--max-flow PX", "--cache-mb MB"],
+    "batch": ["--out DIR", "--workers N", "--chunk-pairs N", "--warmup-pairs N", "--max-frames N", "--max-side PX",
+              "--max-flow PX", "--cache-mb MB"],
+    "flow": ["-o, --output OUTPUT", "--method NAME", "--viz FILE", "--max-flow PX", "--explain DIR", "--max-side PX",
+             "--baseline-flow FILE"],
+    "visualize": ["-o, --output FILE", "--max-flow PX", "--columns N"],
+    "compare": ["--methods METHODS", "--out DIR", "--json FILE", "--max-samples N"],
+    "segment": ["--out OUT", "--segmenter, --backend NAME", "--max-frames N", "--max-side PX"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(NAMED))
+def test_help_names_each_value_as_its_own_text_does(command: str) -> None:
+    text = help_of(command)
+    assert "INTEGER RANGE" not in text
+    for shown in NAMED[command]:
+        assert re.search(rf"^  {re.escape(shown)}\s", text, re.M), f"{command}: {shown!r} not in its help"
+
+
+@pytest.mark.parametrize("args", [
+    ["flow", "a.png", "b.png", "-o", "x.flo", "--max-side", "abc"],
+    ["run", "clip.mp4", "--out", "o", "--max-frames", "1.5"],
+    ["run", "clip.mp4", "--out", "o", "--cache-mb", "lots"],
+    ["visualize", "f.flo", "-o", "v.png", "--columns", "two"],
+    ["compare", "root", "--dataset", "middlebury", "--max-samples", "x"],
+    ["segment", "a.png", "--out", "o", "--max-frames", "ten"],
+    ["batch", "clip.mp4", "--out", "o", "--chunk-pairs", "5k"],
+])
+def test_a_count_that_is_no_whole_number_says_so(args: list[str]) -> None:
+    """It read "'abc' is not a valid integer range": a range was never asked for."""
+    result = CliRunner().invoke(main, args, prog_name="semflow")
+    assert result.exit_code == 2
+    [line] = result.output.splitlines()
+    assert re.fullmatch(rf"semflow: error: Invalid value for '--[a-z-]+': '{re.escape(args[-1])}' is not a valid"
+                        rf" integer\. \(see `semflow {args[0]} --help`\)", line), line
