@@ -13,6 +13,7 @@ import click
 from semflow.cli_group import SemflowGroup
 from semflow.cli_options import (
     BATCH_HELPS,
+    COMPARE_HELPS,
     MAX_FLOW,
     PATH,
     RUN_SETTINGS,
@@ -318,7 +319,7 @@ def visualize(flows: tuple[Path, ...], output: Path, max_flow: float | None, leg
 @click.option("--max-samples", type=Whole(min=1), default=None, metavar="N", help="Compare the first N samples (default: all).")
 @click.option("--markdown", is_flag=True, help="Print the table as Markdown.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
-@_method_options
+@_method_options(helps=COMPARE_HELPS)
 def compare(root: Path, dataset: str, methods: str, out_dir: Path | None, json_path: Path | None,
             max_samples: int | None, markdown: bool, progress: bool | None, **method_options: Any) -> None:
     """Run METHODS side by side on a dataset with ground truth under ROOT and print a table."""

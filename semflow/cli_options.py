@@ -119,6 +119,16 @@ BATCH_HELPS = {
 """``semflow batch``'s own help for method options whose values it narrows (a batch refuses cuda:N and a
 folder of one video's masks)."""
 
+COMPARE_HELPS = {
+    "baseline_flows": "The baseline's flows computed already, instead of a baseline method: a folder of NNNNNN.flo"
+                      " (.png, .npy), one a sample, NNNNNN its place in the dataset's sorted listing (000000 the"
+                      " first).",
+    "segmentation": "Given masks instead of a segmenter: one label PNG for every sample, or a folder"
+                    " of NNNNNN.png, one a sample by its place in the dataset's sorted listing.",
+}
+"""``semflow compare``'s own help for the per-pair inputs, which it reads by each sample's place in the dataset
+(the options' own text speaks of a video's frames and of `run --save-flo`)."""
+
 
 RUN_SETTINGS = ("save_flo", "max_frames", "max_side", "max_flow", "resume", "pairwise", "progress")
 """The options of ``run`` that ``batch`` shares (besides --method and --cache-mb): RunOptions' fields."""

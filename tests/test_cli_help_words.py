@@ -56,3 +56,14 @@ def test_a_count_that_is_no_whole_number_says_so(args: list[str]) -> None:
     [line] = result.output.splitlines()
     assert re.fullmatch(rf"semflow: error: Invalid value for '--[a-z-]+': '{re.escape(args[-1])}' is not a valid"
                         rf" integer\. \(see `semflow {args[0]} --help`\)", line), line
+
+
+def test_compare_says_how_it_reads_a_folder_of_per_pair_inputs() -> None:
+    """compare's --baseline-flows and --segmentation showed run's text ("for the pair that starts at frame NNNNNN,
+    as run --save-flo writes them"), where compare reads such a folder by each sample's place in the dataset's
+    sorted listing (docs/command-line.md, compare)."""
+    text = " ".join(help_of("compare").split())
+    for option in ("--baseline-flows TEXT", "--segmentation TEXT"):
+        own = text.split(option, 1)[1].split(" --", 1)[0]
+        assert "place in the dataset's sorted listing" in own, own
+        assert "starts at frame" not in own and "run --save-flo" not in own, own
