@@ -344,11 +344,11 @@ def compare(root: Path, dataset: str, methods: str, out_dir: Path | None, json_p
 
 @main.command("methods")
 def methods_command() -> None:
-    """List the flow methods."""
-    from semflow.methods import describe_methods
+    """List the flow methods: what each is and the options it takes."""
+    from semflow.cli_options import methods_listing
 
-    for name, description in describe_methods().items():
-        _print(f"{name:15s} {description}")
+    for line in methods_listing():
+        _print(line)
 
 
 # --- segment ------------------------------------------------------------------------------------

@@ -130,6 +130,16 @@ COMPARE_HELPS = {
 (the options' own text speaks of a video's frames and of `run --save-flo`)."""
 
 
+def methods_listing() -> list[str]:
+    """``semflow methods``' lines: each method's name, what it is and the command-line options it takes (as
+    ``--method NAME`` refuses another: "it takes --device, --sharpen"), one line a method."""
+    from semflow.methods import describe_methods, method_options
+
+    return [f"{name:15s} {description}; options: "
+            + ", ".join("--" + info.name.replace("_", "-") for info in method_options(name) if info.cli)
+            for name, description in describe_methods().items()]
+
+
 RUN_SETTINGS = ("save_flo", "max_frames", "max_side", "max_flow", "resume", "pairwise", "progress")
 """The options of ``run`` that ``batch`` shares (besides --method and --cache-mb): RunOptions' fields."""
 

@@ -67,3 +67,15 @@ def test_compare_says_how_it_reads_a_folder_of_per_pair_inputs() -> None:
         own = text.split(option, 1)[1].split(" --", 1)[0]
         assert "place in the dataset's sorted listing" in own, own
         assert "starts at frame" not in own and "run --save-flo" not in own, own
+
+
+def test_methods_lists_the_options_each_method_takes() -> None:
+    """`semflow methods` gave a name and a description only: which of a command's many method options a method
+    takes was found by trial (`--preset does not go with --method dis-medium; it takes --device, --sharpen`)."""
+    result = CliRunner().invoke(main, ["methods"], prog_name="semflow")
+    assert result.exit_code == 0
+    lines = {line.split()[0]: line for line in result.output.splitlines()}
+    assert lines["dis-medium"].endswith("OpenCV DIS, medium preset; options: --device, --sharpen")
+    assert lines["discrete"].endswith("; options: --device, --sharpen, --preset")
+    assert "--baseline, " in lines["semantic"] and "--prior-weight" in lines["semantic"]
+    assert "--preset" not in lines["semantic"]
