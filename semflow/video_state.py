@@ -121,15 +121,37 @@ def snapshot(state: VideoState) -> dict[str, np.ndarray]:
     return arrays
 
 
+def checked(value: object, kinds: str, shape: tuple[int | None, ...], what: str) -> np.ndarray:
+    """``value``, an array read from a saved state, if its dtype's kind is one of ``kinds`` (``"b"``, ``"iu"``,
+    ``"f"``), its shape ``shape`` (None: any positive side) and its numbers finite; else ValueError (the state
+    is damaged: a resumed run warms up again, see :class:`semflow.state_chain.StateChain`)."""
+    if not (isinstance(value, np.ndarray) and value.dtype.kind in kinds and value.ndim == len(shape)
+            and all(n > 0 if s is None else n == s for n, s in zip(value.shape, shape))
+            and (value.dtype.kind != "f" or bool(np.isfinite(value).all()))):
+        raise ValueError(f"saved video state: malformed {what}")
+    return value
+
+
+def checked_flow(value: object, what: str = "flow") -> np.ndarray | None:
+    """A saved flow, float32 (H, W, 2) finite px (:func:`checked`), or None."""
+    if value is not None and checked(value, "f", (None, None, 2), what).dtype != np.float32:
+        raise ValueError(f"saved video state: malformed {what}")
+    return value
+
+
 def restore(arrays: dict[str, np.ndarray], frame: np.ndarray | None,
             part_types: dict[str, Any]) -> VideoState | None:
     """The state :func:`snapshot` saved, ending on ``frame`` (None: the caller sets it); None if it holds a part that none of
-    ``part_types`` (name -> class with ``restore``) restores, or lacks one of them."""
+    ``part_types`` (name -> class with ``restore``) restores, or lacks one of them; ValueError for arrays
+    :func:`snapshot` does not write (at least one pair, a bool cut, a finite float32 flow)."""
     names = {key.split("/", 1)[0] for key in arrays if "/" in key}
     if names != set(part_types):
         return None
+    pairs = int(checked(arrays.get("pairs"), "iu", (), "pairs"))
+    if pairs < 1:  # (a state is saved after a pair; 0 would start the video afresh)
+        raise ValueError("saved video state: malformed pairs")
+    cut = bool(checked(arrays.get("cut"), "b", (), "cut"))
     parts = {name: part_types[name].restore({key.split("/", 1)[1]: value for key, value in arrays.items()
                                              if key.startswith(name + "/")})
              for name in names}
-    return VideoState(pairs=int(arrays["pairs"]), frame=frame, flow=arrays.get("flow"), parts=parts,
-                      cut=bool(arrays["cut"]))
+    return VideoState(pairs=pairs, frame=frame, flow=checked_flow(arrays.get("flow")), parts=parts, cut=cut)

@@ -20,7 +20,7 @@ import semflow.state_chain as state_chain
 from semflow.errors import InputError
 from semflow.io.images import write_image
 from semflow.pipeline import WORK_DIR, RunOptions, run_video
-from semflow.video_state import scene_cut
+from semflow.video_state import VideoState, scene_cut
 
 OUTPUTS = ["flow.mp4", "panel.mp4"] + [f"flo/{i:06d}.flo" for i in range(6)]
 
@@ -212,3 +212,56 @@ def test_a_video_state_with_malformed_tracks_is_warmed_up_again(tmp_path: Path, 
     assert summary["resumed_pairs"] == 4 and peak < 100_000_000
     for name in OUTPUTS:
         assert (out / name).read_bytes() == (full / name).read_bytes(), name
+
+
+def _set(key: str, value) -> Callable[[dict], None]:
+    return lambda arrays: arrays.update({key: value})
+
+
+STATE_DAMAGES: dict[str, Callable[[dict], None]] = {
+    # Each was read as it was: the resumed run went on without the carried work (pairs 0, a cut), with
+    # a NaN or mis-sized carried flow (other outputs; an IndexError), or with a frame of another size.
+    "pairs-zero": _set("pairs", np.array(0)),
+    "cut-text": _set("cut", np.array("no")),
+    "flow-nan": lambda a: a["discrete/flow"].__setitem__((5, 5, 0), np.nan),
+    "flow-small": _set("discrete/flow", np.zeros((8, 8, 2), np.float32)),
+    "gray-small": lambda a: a.update({"discrete/gray": a["discrete/gray"][:20]}),
+}
+
+
+def test_a_video_state_with_malformed_arrays_is_warmed_up_again(make_frames, tmp_path: Path, monkeypatch) -> None:
+    """The saved state's own arrays and ``discrete``'s frame work are checked as they are read (as the
+    tracks are, above): the resumed run writes what an uninterrupted run writes."""
+    import shutil
+
+    monkeypatch.setattr(state_chain, "STATE_INTERVAL", 0.0)  # the state saved after every pair
+    folder, full, out = interrupted(make_frames, tmp_path, "discrete", preset="fast")
+    with np.load(out / WORK_DIR / "video_state.npz") as data:
+        arrays = {key: data[key] for key in data.files}
+    options = RunOptions(method="discrete", save_flo=True, resume=True, method_options={"preset": "fast"})
+    for damage, change in STATE_DAMAGES.items():
+        copy = tmp_path / damage
+        shutil.copytree(out, copy)
+        damaged = {key: value.copy() for key, value in arrays.items()}
+        change(damaged)
+        np.savez(copy / WORK_DIR / "video_state.npz", **damaged)
+        assert run_video(folder, copy, options)["resumed_pairs"] == 4, damage
+        for name in OUTPUTS:
+            assert (copy / name).read_bytes() == (full / name).read_bytes(), (damage, name)
+
+
+@pytest.mark.parametrize("key, value", [("flow", np.array("x")), ("flow", np.zeros((4, 4, 2))),
+                                        ("discrete/searched_share", np.array(np.nan)),
+                                        ("discrete/since_full", np.array(-3)), ("discrete/projection", np.array("x")),
+                                        ("discrete/shrink", np.array(np.inf))])
+def test_restore_refuses_arrays_a_snapshot_does_not_write(key: str, value: np.ndarray) -> None:
+    from semflow.baseline.discrete.temporal import FrameWork
+    from semflow.video_state import restore, snapshot
+
+    work = FrameWork(np.zeros((4, 4), np.uint8), [], [], None, np.ones((8, 2), np.float32), 0, 0, None,
+                     flow=np.zeros((4, 4, 2), np.float32), valid_share=0.5, searched_share=0.5)
+    arrays = snapshot(VideoState(pairs=2, flow=np.zeros((4, 4, 2), np.float32), parts={"discrete": work}))
+    assert restore(arrays, None, {"discrete": FrameWork}) is not None
+    arrays[key] = value
+    with pytest.raises(ValueError, match="saved video state: malformed"):
+        restore(arrays, None, {"discrete": FrameWork})

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from semflow.baseline.discrete.keypoints import FrameKeypoints
+from semflow.video_state import checked, checked_flow
 
 
 @dataclass
@@ -70,12 +71,28 @@ class FrameWork:
 
     @classmethod
     def restore(cls, arrays: dict[str, np.ndarray]) -> FrameWork:
-        """The work :meth:`snapshot` saved; its pyramids are empty until the method recomputes them."""
-        shrink = float(arrays["shrink"])
-        work = cls(arrays["gray"], [], [], None, arrays.get("projection"), int(arrays["levels"]),
-                   int(arrays["finest"]), None if np.isnan(shrink) else shrink, flow=arrays.get("flow"))
-        work.valid_share, work.searched_share = float(arrays["valid_share"]), float(arrays["searched_share"])
-        work.since_full = int(arrays["since_full"])
+        """The work :meth:`snapshot` saved; its pyramids are empty until the method recomputes them.
+        ValueError for arrays it does not write (read from the run's folder: see :func:`semflow.video_state.checked`):
+        a gray uint8 frame, a finite float32 flow of its size, a finite float32 projection (D, d), integer
+        settings and counts, shares within [0, 1], a shrink factor (NaN: none) within (0, 1]."""
+        gray = checked(arrays.get("gray"), "u", (None, None), "gray frame")
+        flow = checked_flow(arrays.get("flow"), "carried flow")
+        projection = arrays.get("projection")
+        if gray.dtype != np.uint8 or (flow is not None and flow.shape[:2] != gray.shape) or (
+                projection is not None and checked(projection, "f", (None, None), "projection").dtype != np.float32):
+            raise ValueError("saved video state: malformed frame work")
+        levels, finest, since_full = (int(checked(arrays.get(key), "iu", (), key)) for key in ("levels", "finest", "since_full"))
+        shares = [float(checked(arrays.get(key), "f", (), key)) for key in ("valid_share", "searched_share")]
+        shrink = arrays.get("shrink")  # (NaN: none)
+        if not (isinstance(shrink, np.ndarray) and shrink.dtype.kind == "f" and shrink.ndim == 0):
+            raise ValueError("saved video state: malformed shrink")
+        shrink = None if np.isnan(shrink) else float(shrink)
+        if min(levels, finest, since_full) < 0 or not all(0 <= v <= 1 for v in shares) or not (
+                shrink is None or 0 < shrink <= 1):
+            raise ValueError("saved video state: malformed frame work")
+        work = cls(gray, [], [], None, projection, levels, finest, shrink, flow=flow)
+        work.valid_share, work.searched_share = shares
+        work.since_full = since_full
         return work
 
     @property
