@@ -54,11 +54,21 @@ class SharpenedFlow(FlowMethod):
         self.last_timings = {**getattr(self.base, "last_timings", {}), "sharpen": time.perf_counter() - start}
         return result
 
+    def _finished(self, img1: np.ndarray, img2: np.ndarray, estimate: Any, *args: Any, **kwargs: Any) -> FlowResult:
+        """``estimate``'s result sharpened; a base with a last step of its own (``finish_flow``, as discrete's
+        ``ring_width``) has it run after the sharpening, on the final flow."""
+        finish = getattr(self.base, "finish_flow", None)
+        if finish is None:
+            return self._sharpen(img1, img2, estimate(img1, img2, *args, **kwargs))
+        result = finish(img1, img2, self._sharpen(img1, img2, estimate(img1, img2, *args, finish=False, **kwargs)))
+        self.last_timings = {**getattr(self.base, "last_timings", {}), **self.last_timings}
+        return result
+
     def _estimate(self, img1: np.ndarray, img2: np.ndarray, **kwargs: Any) -> FlowResult:
-        return self._sharpen(img1, img2, self.base._estimate(img1, img2, **kwargs))
+        return self._finished(img1, img2, self.base._estimate, **kwargs)
 
     def _estimate_video(self, img1: np.ndarray, img2: np.ndarray, state: VideoState, **kwargs: Any) -> FlowResult:
-        return self._sharpen(img1, img2, self.base._estimate_video(img1, img2, state, **kwargs))
+        return self._finished(img1, img2, self.base._estimate_video, state, **kwargs)
 
     def state_parts(self) -> dict[str, Any]:
         return self.base.state_parts()

@@ -17,12 +17,16 @@ Stages, each in its own module::
                  refinement, (option) a colour-weighted median, a dense confidence map
     boundary     (options) rejected grid points near motion boundaries get a match from the side
                  they fit, then a second interpolation; pixels near them reassigned after refinement
+    missed       a thin or half-hidden thing no grid match saw, searched again with colour patches
+    rings        (option ``ring_width``, last: after ``--sharpen`` where that is on, see :meth:`DiscreteFlow.finish_flow`)
+                 each rigid moving region's affine on the ring just inside its outline
     temporal, temporal_prior   video mode: per-frame work and the last flow carried to the next pair
                  (as candidates, and as a prior where the new matches are sparse)
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import cv2
@@ -30,7 +34,7 @@ import numpy as np
 import torch
 
 from semflow.baseline.base import FlowMethod, FlowResult
-from semflow.baseline.discrete import boundary, crf, densify, missed
+from semflow.baseline.discrete import boundary, crf, densify, missed, rings
 from semflow.baseline.discrete.descriptors import (
     DESCRIPTORS,
     frame_descriptors,
@@ -176,10 +180,22 @@ class DiscreteFlow(FlowMethod):
         cost = unary.gather(2, labels[..., None])[..., 0]
         return chosen.cpu().numpy().astype(np.float32), cost.cpu().numpy(), agrees.cpu().numpy()
 
-    def _estimate(self, img1: np.ndarray, img2: np.ndarray) -> FlowResult:
-        return self._run(img1, img2)[0]
+    def _estimate(self, img1: np.ndarray, img2: np.ndarray, *, finish: bool = True) -> FlowResult:
+        result = self._run(img1, img2)[0]
+        return self.finish_flow(img1, img2, result) if finish else result
 
-    def _estimate_video(self, img1: np.ndarray, img2: np.ndarray, state: VideoState, **kwargs) -> FlowResult:
+    def finish_flow(self, img1: np.ndarray, img2: np.ndarray, result: FlowResult) -> FlowResult:
+        """The last step on ``result``'s flow, the method's final one (a :class:`~semflow.sharpen.SharpenedFlow`
+        calls it after sharpening, and has the estimate skip it with ``finish=False``): with ``ring_width`` > 0,
+        each rigid moving region's affine on its outer ring (``rings.refit_rings``; lap ``"rings"``)."""
+        if self.params.ring_width > 0:
+            start = time.perf_counter()
+            result.flow = rings.refit_rings(img1, img2, result.flow, width=self.params.ring_width)
+            self.last_timings = {**self.last_timings, "rings": time.perf_counter() - start}
+        return result
+
+    def _estimate_video(self, img1: np.ndarray, img2: np.ndarray, state: VideoState, *, finish: bool = True,
+                        **kwargs) -> FlowResult:
         """Video mode: frame 1's descriptors come from the last pair, and the last flow carried forward
         joins the candidates at every level with a smaller coarse search (``video_radius``) on sparser
         coarse levels (``video_narrow_coarse_stride``), without scale-tolerant costs (unless
@@ -204,7 +220,7 @@ class DiscreteFlow(FlowMethod):
             work2.since_full = 0 if full else work.since_full + 1
         result.extras["video_full_search"] = np.array(work is None or work2.since_full == 0)
         result.state = state.advance(img2, result.flow, {self.name: work2})
-        return result
+        return self.finish_flow(img1, img2, result) if finish else result
 
     def state_parts(self) -> dict[str, type]:
         return {self.name: FrameWork}

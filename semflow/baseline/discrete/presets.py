@@ -13,7 +13,7 @@ _AT_LEAST_ONE = ("stride", "coarse_stride", "dims", "k", "levels", "radius", "lo
                  "video_dims", "video_narrow_coarse_stride", "video_keypoint_max")
 _AT_LEAST_ZERO = ("finest", "search_pixels", "keypoint_radius", "keypoint_count", "lam", "tau", "unary_trunc",
                   "crf_check", "fb_threshold", "fb_relative", "min_segment", "local_k", "motion_edges",
-                  "median_radius", "boundary_radius", "boundary_matches", "refine_iterations", "refresh_every",
+                  "median_radius", "ring_width", "boundary_radius", "boundary_matches", "refine_iterations", "refresh_every",
                   "refresh_share", "video_local", "video_prior")
 _AT_MOST_ONE = ("keypoint_ratio", "ncc_min", "refresh_share", "video_prior")  # (shares and a correlation)
 INTERPOLATORS = ("epic", "ric")
@@ -62,6 +62,10 @@ class Preset:
     ``median_radius`` (px; 0: off; 15 measured): after refinement, a colour-weighted median of the flow
     over windows of this radius puts motion boundaries back on colour edges, near the flow's jumps only
     (``densify.weighted_median``, ``flow_jumps.near_jumps``; BENCHMARKS.md, section median);
+    ``ring_width`` (px; 0: off; 6 measured): last, after ``--sharpen`` where that is on, rigid moving regions
+    found in the flow (superpixels whose affine fits agree) take their affine on their outer ``ring_width``
+    px where it moves the flow by at most 1 px, after a guarded vote that gives a few stray superpixels
+    near them their motion (``rings.refit_rings``; docs/methods.md, section rings).
     ``boundary_radius`` (0: off): after refinement, pixels near motion discontinuities take the
     best-matching flow found this many px away on either side (``boundary.reassign_boundaries``).
     ``missed_motions`` (on by default since 2026-12-02): last, blobs of pixels that the flow leaves
@@ -118,6 +122,7 @@ class Preset:
     local_k: int = 32
     motion_edges: float = 0.0
     median_radius: int = 0
+    ring_width: int = 0
     boundary_radius: int = 0
     boundary_matches: int = 0
     missed_motions: bool = True

@@ -1,0 +1,97 @@
+"""discrete's ring refit (option ``ring_width``, semflow.baseline.discrete.rings)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from semflow.baseline.discrete import rings
+from semflow.errors import InputError
+from semflow.methods import get_method
+from semflow.video_state import VideoState
+
+H, W = 120, 160
+
+
+def _scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A textured reddish disc over a bluish textured background: frame t, the disc's mask, its true flow (the disc
+    under an affine motion, the background shifted)."""
+    rng = np.random.default_rng(seed)
+    texture = cv2.GaussianBlur(rng.uniform(0, 255, (H, W)).astype(np.float32), (0, 0), 1.5)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    disc = (xx - 80) ** 2 + (yy - 60) ** 2 < 35 ** 2
+    img = np.where(disc[..., None], np.stack([200 + 0.2 * texture, 60 + 0.3 * texture, 40 + 0.2 * texture], -1),
+                   np.stack([40 + 0.2 * texture, 80 + 0.3 * texture, 180 + 0.2 * texture], -1))
+    flow = np.where(disc[..., None], np.stack([3 + 0.02 * (xx - 80), -2 + 0.01 * (yy - 60)], -1),
+                    np.stack([-1 + 0 * xx, 0.5 + 0 * yy], -1)).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8), disc, flow
+
+
+def _outer_ring(mask: np.ndarray, width: int) -> np.ndarray:
+    return mask & ~rings.erode(mask, width)
+
+
+def test_the_ring_of_a_rigid_thing_takes_its_affine_back():
+    img, disc, truth = _scene()
+    ring = _outer_ring(disc, 3)
+    drifted = truth.copy()
+    drifted[ring] += np.float32([0.4, -0.3])  # sub-pixel drift just inside the outline
+    out = rings.refit_rings(img, img, drifted, width=6)
+    before = np.hypot(*(drifted - truth)[ring].T).mean()
+    after = np.hypot(*(out - truth)[ring].T).mean()
+    assert before == pytest.approx(0.5, abs=1e-5)
+    assert after < 0.25 * before
+    inside = disc & ~_outer_ring(disc, 8)
+    assert np.abs(out - truth)[inside].max() < 0.05  # the core is left as it was (it fits the affine)
+
+
+def test_a_non_affine_flow_is_left_as_it_is():
+    img, _, _ = _scene(1)
+    rng = np.random.default_rng(1)
+    smooth = np.stack([cv2.GaussianBlur(rng.normal(0, 1, (H, W)).astype(np.float32), (0, 0), 4) for _ in range(2)], -1)
+    flow = (smooth * 60).astype(np.float32)  # a few px, bending every ~10 px: no superpixel fits an affine
+    assert np.array_equal(rings.refit_rings(img, img, flow, width=6), flow)
+
+
+def test_width_zero_returns_the_flow_itself():
+    img, _, truth = _scene()
+    assert rings.refit_rings(img, img, truth, width=0) is truth
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """rings.refit_rings replaced by one that records the flow it gets and returns it plus 1 px."""
+    seen = []
+
+    def fake(img1, img2, flow, *, width):
+        seen.append((width, flow.copy()))
+        return flow + 1
+
+    monkeypatch.setattr(rings, "refit_rings", fake)
+    return seen
+
+
+def _frames() -> tuple[np.ndarray, np.ndarray]:
+    img, _, _ = _scene(2)
+    return img[:64, :96], np.roll(img, (1, 2), (0, 1))[:64, :96]
+
+
+@pytest.mark.parametrize("sharpen", [True, False])
+@pytest.mark.parametrize("video", [False, True])
+def test_discrete_refits_rings_last_and_only_when_asked(recorded, sharpen, video):
+    a, b = _frames()
+    run = lambda **kw: get_method("discrete", preset="fast", sharpen=sharpen, **kw).estimate(  # noqa: E731
+        a, b, state=VideoState() if video else None)
+    plain = run().flow
+    assert recorded == []  # off by default
+    method = get_method("discrete", preset="fast", sharpen=sharpen, ring_width=6)
+    result = method.estimate(a, b, state=VideoState() if video else None)
+    assert len(recorded) == 1 and recorded[0][0] == 6
+    assert np.array_equal(recorded[0][1], plain)  # the final (sharpened) flow goes in
+    assert np.array_equal(result.flow, plain + 1)  # and what comes out is the result
+    assert "rings" in method.last_timings
+    assert np.array_equal(run(ring_width=0).flow, plain) and len(recorded) == 1
+
+
+def test_a_negative_ring_width_is_refused_in_one_line():
+    with pytest.raises(InputError, match="^discrete: ring_width must be at least 0, got -1$"):
+        get_method("discrete", ring_width=-1)
