@@ -115,29 +115,39 @@ class Superpixels:
         return self.order[first + np.arange(lengths.sum())]
 
 
-def segment_affines(segs: Superpixels, flow: np.ndarray, *, rounds: int = 3, least_scale: float = 0.5
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def segment_affines(segs: Superpixels, flow: np.ndarray, *, which: np.ndarray | None = None, rounds: int = 3,
+                    least_scale: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Each superpixel's robust affine fit of ``flow`` (H, W, 2) px: IRLS, Tukey weights of scale
-    max(``least_scale``, 2.5 x the mean residual). Returns affines (N, 2, 3) and mean residuals (N,) px."""
-    lab, dx, dy = segs.flat, segs.dx, segs.dy
-    u, v = flow[..., 0].ravel().astype(np.float64), flow[..., 1].ravel().astype(np.float64)
+    max(``least_scale``, 2.5 x the mean residual). Returns affines (N, 2, 3) and mean residuals (N,) px, or
+    with ``which`` (K,) those of these superpixels only, (K, 2, 3) and (K,)."""
+    if which is None:
+        lab, sums, n, count, cx, cy = segs.flat, segs.sums, segs.n, segs.count, segs.cx, segs.cy
+        dx, dy = segs.dx, segs.dy
+        u, v = flow[..., 0].ravel().astype(np.float64), flow[..., 1].ravel().astype(np.float64)
+    else:
+        pix = segs.pixels_of(which)
+        n, count, cx, cy = len(which), segs.count[which], segs.cx[which], segs.cy[which]
+        lab = np.repeat(np.arange(n), count.astype(np.int64))
+        sums = sparse.csr_matrix((np.ones(lab.size), (lab, np.arange(lab.size))), shape=(n, lab.size))
+        dx, dy = segs.dx[pix], segs.dy[pix]
+        u, v = (flow.reshape(-1, 2)[pix].astype(np.float64)).T
     terms = np.stack([dx * dx, dx * dy, dy * dy, dx, dy, np.ones_like(dx), dx * u, dy * u, u, dx * v, dy * v, v], 1)
     weight = None
     for i in range(rounds):
-        sxx, sxy, syy, sx, sy, s1, *rhs = (segs.sums @ (terms if weight is None else terms * weight[:, None])).T
+        sxx, sxy, syy, sx, sy, s1, *rhs = (sums @ (terms if weight is None else terms * weight[:, None])).T
         m = np.stack([np.stack([sxx, sxy, sx], -1), np.stack([sxy, syy, sy], -1), np.stack([sx, sy, s1], -1)], 1)
         m += np.eye(3) * 1e-3
         pu = np.linalg.solve(m, np.stack(rhs[:3], -1)[..., None])[..., 0]
         pv = np.linalg.solve(m, np.stack(rhs[3:], -1)[..., None])[..., 0]
         r = np.hypot(pu[lab, 0] * dx + pu[lab, 1] * dy + pu[lab, 2] - u, pv[lab, 0] * dx + pv[lab, 1] * dy + pv[lab, 2] - v)
-        mean_r = np.bincount(lab, r, segs.n) / segs.count
+        mean_r = np.bincount(lab, r, n) / count
         if i + 1 < rounds:
             scale = np.maximum(least_scale, 2.5 * mean_r)
             weight = np.clip(1 - (r / scale[lab]) ** 2, 0, None) ** 2 + 1e-6
-    affines = np.zeros((segs.n, 2, 3))
+    affines = np.zeros((n, 2, 3))
     for k, p in enumerate((pu, pv)):  # centred coordinates back to absolute ones
         affines[:, k, :2] = p[:, :2]
-        affines[:, k, 2] = p[:, 2] - p[:, 0] * segs.cx - p[:, 1] * segs.cy
+        affines[:, k, 2] = p[:, 2] - p[:, 0] * cx - p[:, 1] * cy
     return affines, mean_r
 
 
@@ -192,11 +202,13 @@ def affine_field(affine: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarr
                      affine[1, 0] * xx + affine[1, 1] * yy + affine[1, 2]], -1).astype(np.float32)
 
 
-def component_motions(segs: Superpixels, flow: np.ndarray, *, params: RingParams) -> list[Component]:
-    """The motion components of ``flow`` (H, W, 2) px over superpixels ``segs`` with at least
+def component_motions(segs: Superpixels, flow: np.ndarray, fits: tuple[np.ndarray, np.ndarray], *,
+                      params: RingParams) -> list[Component]:
+    """The motion components of ``flow`` (H, W, 2) px over superpixels ``segs`` (``fits``: their
+    :func:`segment_affines`) with at least
     ``params.min_component`` px whose affine, fitted on their core, fits it to ``params.max_core_residual`` px."""
     h, w = segs.labels.shape
-    comp, count = motion_components(segs, *segment_affines(segs, flow), params=params)
+    comp, count = motion_components(segs, *fits, params=params)
     sizes = np.bincount(comp.ravel(), minlength=count)
     big = np.nonzero(sizes >= params.min_component)[0]
     if not len(big):
@@ -259,9 +271,10 @@ def footprint(flow: np.ndarray, errors: np.ndarray, *, matched: float) -> tuple[
 
 
 def vote_segments(f1: np.ndarray, f2: np.ndarray, segs: Superpixels, flow: np.ndarray, comps: list[Component], *,
-                  params: RingParams) -> np.ndarray:
+                  params: RingParams) -> tuple[np.ndarray, np.ndarray]:
     """``flow`` (H, W, 2) px with each superpixel near a component given that component's affine where it
-    matches frame t+1 clearly better (see :class:`RingParams`) and lands clear of other matched motions."""
+    matches frame t+1 clearly better (see :class:`RingParams`) and lands clear of other matched motions; and
+    the superpixels that took one (N,) bool."""
     p = params
     labels, lab, n = segs.labels, segs.flat, segs.n
     h, w = labels.shape
@@ -300,7 +313,7 @@ def vote_segments(f1: np.ndarray, f2: np.ndarray, segs: Superpixels, flow: np.nd
         a = np.stack([c.affine for c in comps])[chosen[ys, xs]]
         out[ys, xs, 0] = a[:, 0, 0] * xs + a[:, 0, 1] * ys + a[:, 0, 2]
         out[ys, xs, 1] = a[:, 1, 0] * xs + a[:, 1, 1] * ys + a[:, 1, 2]
-    return out
+    return out, take
 
 
 def fix_rings(flow: np.ndarray, comps: list[Component], *, width: int, max_change: float) -> np.ndarray:
@@ -325,5 +338,10 @@ def refit_rings(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, *, width: 
         return flow
     segs = Superpixels(superpixels(img1, params=params))
     f1, f2 = prepare_image(img1), prepare_image(img2)
-    flow = vote_segments(f1, f2, segs, flow, component_motions(segs, flow, params=params), params=params)
-    return fix_rings(flow, component_motions(segs, flow, params=params), width=width, max_change=params.max_change)
+    affines, residuals = segment_affines(segs, flow)
+    comps = component_motions(segs, flow, (affines, residuals), params=params)
+    flow, voted = vote_segments(f1, f2, segs, flow, comps, params=params)
+    if voted.any():  # only the voted superpixels' flow changed: only theirs are fitted again
+        affines[voted], residuals[voted] = segment_affines(segs, flow, which=np.nonzero(voted)[0])
+    comps = component_motions(segs, flow, (affines, residuals), params=params)
+    return fix_rings(flow, comps, width=width, max_change=params.max_change)
