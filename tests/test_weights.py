@@ -368,3 +368,17 @@ def test_shipped_weights_are_found_where_pip_install_target_prefix_or_user_puts_
                              cwd=tmp_path, capture_output=True, text=True)
         assert run.returncode != 0 and "set SEMFLOW_MODELS to the folder that holds them" in run.stderr
         assert str(weights.parent) in run.stderr
+
+
+def test_a_legacy_torch_file_cut_short_is_one_line(tmp_path):
+    # torch's legacy (non-zip) loader raised struct.error on a file cut inside a length field: a traceback
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"protocol_version": 1001, "w": torch.ones(3)}, buffer, _use_new_zipfile_serialization=False)
+    whole = buffer.getvalue()
+    for cut in (31, 52):
+        (tmp_path / "cut.pt").write_bytes(whole[:cut])
+        with pytest.raises(WeightsError, match=r"cut.pt: cannot read weights: the file is truncated or corrupt$"):
+            load_torch_file(tmp_path / "cut.pt", "weights")
+

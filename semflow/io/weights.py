@@ -21,6 +21,7 @@ import io
 import os
 import pickle
 import re
+import struct
 import warnings
 import zipfile
 from pathlib import Path
@@ -76,7 +77,7 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
     try:
         return torch_load_quietly(path)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError,
-            AttributeError, IndexError, KeyError) as exc:
+            AttributeError, IndexError, KeyError, struct.error) as exc:  # (struct.error: a legacy file cut short)
         text = str(exc).strip()
         head = b"?"  # (unreadable now: say what torch's error says below)
         with contextlib.suppress(OSError), open(path, "rb") as file:
@@ -86,7 +87,7 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
             why = "the file is empty"
         elif seen is not None:  # (torch said "pop from empty list" for a video, "never pickled code" for a PNG)
             why = f"not a torch weights file: it is {seen}"
-        elif ("central directory" in text or isinstance(exc, (EOFError, zipfile.BadZipFile))
+        elif ("central directory" in text or isinstance(exc, (EOFError, zipfile.BadZipFile, struct.error))
               or (head.startswith(b"PK\x03\x04") and not zipfile.is_zipfile(path))):  # (a torch zip cut short)
             why = "the file is truncated or corrupt"
         elif refused_as_code(exc):
