@@ -382,3 +382,49 @@ def test_a_legacy_torch_file_cut_short_is_one_line(tmp_path):
         with pytest.raises(WeightsError, match=r"cut.pt: cannot read weights: the file is truncated or corrupt$"):
             load_torch_file(tmp_path / "cut.pt", "weights")
 
+
+
+def _zip_needing_version(path: Path, version: int) -> Path:
+    """A zip whose central directory says ``version`` is needed to extract its entry (zipfile: NotImplementedError)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("m/data.pkl", b"x")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"PK\x01\x02")
+    data[at + 6:at + 8] = version.to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_zip_of_a_version_python_cannot_read_is_no_torchscript_archive(tmp_path):
+    # zipfile's NotImplementedError ("zip file version 25.5") escaped is_torchscript_archive (--clip-weights
+    # calls it first) and load_torch_file (raised while saying why torch failed)
+    odd = _zip_needing_version(tmp_path / "odd.pt", 255)
+    assert is_torchscript_archive(odd) is False
+    with pytest.raises(WeightsError, match=r"odd.pt: cannot read weights: "):
+        load_torch_file(odd, "weights")
+
+
+
+def test_a_legacy_torch_file_with_corrupt_storage_keys_is_one_line(tmp_path):
+    import io
+
+    buffer = io.BytesIO()  # a legacy file whose list of storage keys names one its pickle has not: AssertionError
+    torch.save({"w": torch.ones(3)}, buffer, _use_new_zipfile_serialization=False)
+    data = bytearray(buffer.getvalue())
+    at = data.rindex(b"]q\x00X") + 8  # (the key list's first key, after its 4-byte length)
+    data[at] = ord("x")
+    (tmp_path / "keys.pt").write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=r"keys.pt: cannot read weights: the file is truncated or corrupt$"):
+        load_torch_file(tmp_path / "keys.pt", "weights")
+
+
+def test_a_zip_whose_end_names_another_disk_is_no_torchscript_archive(tmp_path):
+    import io
+
+    buffer = io.BytesIO()  # a zip whose zip64 end locator names disk 1: zipfile.is_zipfile raised BadZipFile
+    torch.save({"w": torch.ones(3)}, buffer)
+    data = bytearray(buffer.getvalue())
+    at = data.rindex(b"PK\x06\x07")
+    data[at + 4] = 1
+    (tmp_path / "disks.pt").write_bytes(bytes(data))
+    assert is_torchscript_archive(tmp_path / "disks.pt") is False

@@ -76,8 +76,9 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
         raise WeightsError(f"{path}: cannot read {what}: {exc.strerror}") from None
     try:
         return torch_load_quietly(path)
+    # (torch's legacy loader raises struct.error on a file cut short, AssertionError on corrupt storage keys)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError,
-            AttributeError, IndexError, KeyError, struct.error) as exc:  # (struct.error: a legacy file cut short)
+            AttributeError, IndexError, KeyError, struct.error, AssertionError) as exc:
         text = str(exc).strip()
         head = b"?"  # (unreadable now: say what torch's error says below)
         with contextlib.suppress(OSError), open(path, "rb") as file:
@@ -87,8 +88,8 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
             why = "the file is empty"
         elif seen is not None:  # (torch said "pop from empty list" for a video, "never pickled code" for a PNG)
             why = f"not a torch weights file: it is {seen}"
-        elif ("central directory" in text or isinstance(exc, (EOFError, zipfile.BadZipFile, struct.error))
-              or (head.startswith(b"PK\x03\x04") and not zipfile.is_zipfile(path))):  # (a torch zip cut short)
+        elif ("central directory" in text or isinstance(exc, (EOFError, zipfile.BadZipFile, struct.error, AssertionError))
+              or (head.startswith(b"PK\x03\x04") and not _is_zip(path))):  # (a torch zip cut short)
             why = "the file is truncated or corrupt"
         elif refused_as_code(exc):
             why = f"not a torch weights file ({PICKLED_CODE})"
@@ -108,12 +109,24 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
                            f"{reason(exc, 80)})") from None
 
 
-def is_torchscript_archive(path: str | os.PathLike) -> bool:
-    """True for a TorchScript zip (``<name>/constants.pkl`` and ``<name>/code/``), False otherwise."""
-    if not zipfile.is_zipfile(path):
+def _is_zip(path: str | os.PathLike) -> bool:
+    """``zipfile.is_zipfile``, False where its check raises (BadZipFile for an end record of a multi-disk zip)."""
+    try:
+        return zipfile.is_zipfile(path)
+    except (zipfile.BadZipFile, ValueError):
         return False
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
+
+
+def is_torchscript_archive(path: str | os.PathLike) -> bool:
+    """True for a TorchScript zip (``<name>/constants.pkl`` and ``<name>/code/``), False otherwise (a zip that
+    Python's zipfile cannot read included: the reader given it says why)."""
+    if not _is_zip(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, NotImplementedError, EOFError, ValueError):  # ("zip file version 25.5"...)
+        return False
     return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
 
 
