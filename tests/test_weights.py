@@ -428,3 +428,18 @@ def test_a_zip_whose_end_names_another_disk_is_no_torchscript_archive(tmp_path):
     data[at + 4] = 1
     (tmp_path / "disks.pt").write_bytes(bytes(data))
     assert is_torchscript_archive(tmp_path / "disks.pt") is False
+
+
+def test_a_torchscript_archive_with_corrupt_compressed_data_is_one_line(tmp_path):
+    # a deflated data.pkl whose stream is corrupt: zlib.error escaped read_torchscript_state
+    path = tmp_path / "deflated.pt"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("m/data.pkl", pickle.dumps({"a": 1}, protocol=2))
+        archive.writestr("m/code/__torch__.py", "")
+    data = bytearray(path.read_bytes())
+    start = data.index(b"m/data.pkl") + len("m/data.pkl")  # (the local header's name; its data follows)
+    data[start] = 0xFF  # a deflate block of the reserved type
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=r"deflated.pt: not a readable TorchScript archive"):
+        read_torchscript_state(path)
+

@@ -18,12 +18,14 @@ import ast
 import collections
 import contextlib
 import io
+import lzma
 import os
 import pickle
 import re
 import struct
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -264,7 +266,7 @@ def read_torchscript_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except WeightsError:
         raise
     except (pickle.UnpicklingError, zipfile.BadZipFile, KeyError, EOFError, ValueError, TypeError, RuntimeError,
-            SyntaxError, OSError, IndexError, AttributeError, RecursionError) as exc:
+            SyntaxError, OSError, IndexError, AttributeError, RecursionError, zlib.error, lzma.LZMAError) as exc:
         raise WeightsError(f"{path}: not a readable TorchScript archive ({reason(exc)})") from None
     if not isinstance(top, ScriptObject):
         raise WeightsError(f"{path}: the TorchScript archive holds no module")
