@@ -443,3 +443,13 @@ def test_a_torchscript_archive_with_corrupt_compressed_data_is_one_line(tmp_path
     with pytest.raises(WeightsError, match=r"deflated.pt: not a readable TorchScript archive"):
         read_torchscript_state(path)
 
+
+
+def test_torchscript_parameter_names_that_are_not_names_are_refused(tmp_path):
+    # `__parameters__ = [["w"]]` in the archive's code: obj.state.get(["w"]) raised TypeError (unhashable)
+    data_pkl = b"\x80\x02c__torch__\nM\n)\x81}X\x01\x00\x00\x00wK\x01sb."
+    path = tmp_path / "names.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("m/data.pkl", data_pkl)
+        archive.writestr("m/code/__torch__.py", "class M(Module):\n  __parameters__ = [[\"w\"], 1]\n  __buffers__ = []\n")
+    assert read_torchscript_state(path) == {}

@@ -223,8 +223,9 @@ def _declared_tensors(archive: zipfile.ZipFile, root: str) -> dict[str, tuple[li
         text = archive.read(name).decode("utf-8", errors="replace")
         for match in _CLASS_HEADER.finditer(text):
             lists = {kind: ast.literal_eval(value) for kind, value in _DECLARATION.findall(match.group(2))}
-            out[f"{module}.{match.group(1)}"] = (list(lists.get("__parameters__", [])),
-                                                 list(lists.get("__buffers__", [])))
+            params, buffers = ([n for n in lists.get(kind, []) if isinstance(n, str)]  # (names only: a list or
+                               for kind in ("__parameters__", "__buffers__"))     # a number names nothing)
+            out[f"{module}.{match.group(1)}"] = (params, buffers)
     return out
 
 
