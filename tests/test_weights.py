@@ -453,3 +453,15 @@ def test_torchscript_parameter_names_that_are_not_names_are_refused(tmp_path):
         archive.writestr("m/data.pkl", data_pkl)
         archive.writestr("m/code/__torch__.py", "class M(Module):\n  __parameters__ = [[\"w\"], 1]\n  __buffers__ = []\n")
     assert read_torchscript_state(path) == {}
+
+
+def test_a_legacy_torch_file_whose_tensor_lacks_arguments_is_one_line(tmp_path):
+    # torch's legacy loader called _rebuild_tensor_v2 with the arguments the file gives: TypeError escaped
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"w": torch.ones(3)}, buffer, _use_new_zipfile_serialization=False)
+    data = buffer.getvalue().replace(b"\x89ccollections\nOrderedDict\nq\n)Rq\x0bt", b"t")  # (requires_grad, hooks)
+    (tmp_path / "args.pt").write_bytes(data)
+    with pytest.raises(WeightsError, match=r"args.pt: cannot read weights: the file is truncated or corrupt$"):
+        load_torch_file(tmp_path / "args.pt", "weights")

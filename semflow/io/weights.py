@@ -78,9 +78,10 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
         raise WeightsError(f"{path}: cannot read {what}: {exc.strerror}") from None
     try:
         return torch_load_quietly(path)
-    # (torch's legacy loader raises struct.error on a file cut short, AssertionError on corrupt storage keys)
+    # (torch's legacy loader raises struct.error on a file cut short, AssertionError on corrupt storage keys,
+    # TypeError on a tensor record of the wrong arguments)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError,
-            AttributeError, IndexError, KeyError, struct.error, AssertionError) as exc:
+            AttributeError, IndexError, KeyError, struct.error, AssertionError, TypeError) as exc:
         text = str(exc).strip()
         head = b"?"  # (unreadable now: say what torch's error says below)
         with contextlib.suppress(OSError), open(path, "rb") as file:
@@ -90,7 +91,7 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
             why = "the file is empty"
         elif seen is not None:  # (torch said "pop from empty list" for a video, "never pickled code" for a PNG)
             why = f"not a torch weights file: it is {seen}"
-        elif ("central directory" in text or isinstance(exc, (EOFError, zipfile.BadZipFile, struct.error, AssertionError))
+        elif ("central directory" in text or isinstance(exc, (EOFError, zipfile.BadZipFile, struct.error, AssertionError, TypeError))
               or (head.startswith(b"PK\x03\x04") and not _is_zip(path))):  # (a torch zip cut short)
             why = "the file is truncated or corrupt"
         elif refused_as_code(exc):
