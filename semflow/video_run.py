@@ -16,12 +16,14 @@ very state the interrupted run had, so the resumed flows are those of an uninter
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from semflow.baseline.base import FlowMethod
 from semflow.io.atomic import write_bytes_atomic
+from semflow.io.npyfile import read_npz
 from semflow.io.video import FrameSource
 from semflow.video_state import VideoState, restore, snapshot
 
@@ -48,10 +50,9 @@ class VideoStateStore:
         if not self.path.is_file():
             return None
         try:
-            with np.load(self.path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
+            arrays = read_npz(self.path)  # (only what np.savez writes: no deflated entry inflated)
             return int(arrays.pop("index")), arrays
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             return None
 
 

@@ -265,3 +265,58 @@ def test_restore_refuses_arrays_a_snapshot_does_not_write(key: str, value: np.nd
     arrays[key] = value
     with pytest.raises(ValueError, match="saved video state: malformed"):
         restore(arrays, None, {"discrete": FrameWork})
+
+
+def _npz_with_extra(path: Path, deflated: bool, extra_header: dict, extra_bytes: int) -> None:
+    """Rewrite the saved state ``path`` with its arrays (deflated or stored) and one more entry,
+    ``discrete/extra``: a .npy header ``extra_header`` and ``extra_bytes`` zero bytes (written in chunks)."""
+    import io
+    import zipfile
+
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    kind = zipfile.ZIP_DEFLATED if deflated else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", kind, compresslevel=9 if deflated else None) as archive:
+        for key, value in arrays.items():
+            buffer = io.BytesIO()
+            np.save(buffer, value)
+            archive.writestr(key + ".npy", buffer.getvalue())
+        with archive.open("discrete/extra.npy", "w", force_zip64=True) as entry:
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(header, extra_header)
+            entry.write(header.getvalue())
+            chunk = bytes(1 << 20)
+            for start in range(0, extra_bytes, len(chunk)):
+                entry.write(chunk[:extra_bytes - start])
+
+
+NPZ_BOMBS = {  # (deflated, header, bytes held): np.load read each into an array far larger than the file
+    "deflated": (True, {"descr": "<f4", "fortran_order": False, "shape": (32 << 20,)}, 128 << 20),
+    "declared-larger": (False, {"descr": "<f4", "fortran_order": False, "shape": (16000, 16000, 2)}, 64),
+}
+
+
+@pytest.mark.parametrize("bomb", list(NPZ_BOMBS))
+def test_a_saved_state_that_unpacks_far_larger_than_its_file_is_warmed_up_again(
+        make_frames, tmp_path: Path, monkeypatch, bomb: str) -> None:
+    """The saved state is read as np.savez writes it (stored entries, each exactly as large as its header
+    declares): a deflated one (128 MB of array in a 125 KB file) or one whose header declares 2 GB it does
+    not hold counts as damaged, before any of it is allocated; the resumed run writes what an uninterrupted
+    run writes."""
+    import tracemalloc
+
+    monkeypatch.setattr(state_chain, "STATE_INTERVAL", 0.0)  # the state saved after every pair
+    folder, full, out = interrupted(make_frames, tmp_path, "discrete", preset="fast")
+    path = out / WORK_DIR / "video_state.npz"
+    _npz_with_extra(path, *NPZ_BOMBS[bomb])
+    assert path.stat().st_size < 1_000_000
+    options = RunOptions(method="discrete", save_flo=True, resume=True, method_options={"preset": "fast"})
+    tracemalloc.start()
+    try:
+        summary = run_video(folder, out, options)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert summary["resumed_pairs"] == 4 and peak < 100_000_000
+    for name in OUTPUTS:
+        assert (out / name).read_bytes() == (full / name).read_bytes(), name
