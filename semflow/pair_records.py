@@ -32,6 +32,7 @@ import numpy as np
 
 from semflow.io.flow import FLO_TAG, MAX_FLO_SIDE, UNKNOWN_FLOW_THRESHOLD, check_flow
 from semflow.io.jsonfile import loads_untrusted
+from semflow.io.npyfile import read_npy
 from semflow.viz import DEFAULT_PERCENTILE, MIN_MAX_FLOW
 from semflow.warp import magnitude
 
@@ -344,9 +345,10 @@ class RecordLog:
 
 
 def read_cached(path: Path, dtype: type, channels: int) -> np.ndarray:
-    """The (H, W, ``channels``) array of ``dtype`` in .npy file ``path``; ValueError when it is not one."""
+    """The (H, W, ``channels``) array of ``dtype`` in .npy file ``path``; ValueError when it is not one
+    (:func:`~semflow.io.npyfile.read_npy`: nothing is allocated beyond the file's own size)."""
     with open(path, "rb") as file:
-        array = np.lib.format.read_array(file, allow_pickle=False)
+        array = read_npy(file, os.fstat(file.fileno()).st_size)
     if array.dtype != dtype or array.ndim != 3 or array.shape[2] != channels or 0 in array.shape:
         raise ValueError(f"{path}: not a cached {channels}-channel {np.dtype(dtype)} array")
     return array

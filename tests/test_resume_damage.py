@@ -46,10 +46,20 @@ def _flip(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def _npy_declaring(path: Path, shape: tuple[int, ...]) -> None:
+    import io
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    path.write_bytes(header.getvalue() + bytes(64))
+
+
 DAMAGES: dict[str, Callable[[Path], None]] = {
     "cache-truncated": lambda out: _truncate(out / WORK_DIR / "cache/flow/000002.npy"),
     "cache-overwritten": lambda out: (out / WORK_DIR / "cache/flow/000002.npy").write_bytes(b"garbage!" * 20),
     "cache-deleted": lambda out: (out / WORK_DIR / "cache/flow/000002.npy").unlink(),
+    # a header that declares 7 TiB of flow (numpy sized the array by it: a MemoryError traceback)
+    "cache-huge-header": lambda out: _npy_declaring(out / WORK_DIR / "cache/flow/000002.npy", (10**6, 10**6, 2)),
     "flo-overwritten": lambda out: (out / "flo/000002.flo").write_bytes(b"12345678"),
     "flo-truncated": lambda out: _truncate(out / "flo/000002.flo"),
 }
