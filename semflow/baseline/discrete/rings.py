@@ -79,8 +79,9 @@ def superpixels(image: np.ndarray, *, params: RingParams) -> np.ndarray:
 
 
 class Superpixels:
-    """Superpixel ``labels`` (H, W) 0..N-1 and what the fits over them share: the pixel-to-label sum matrix,
-    pixel coordinates relative to their label's centroid, the label pairs along shared borders (``pairs``
+    """Superpixel ``labels`` (H, W) 0..N-1 and what the fits over them share: pixel coordinates relative to
+    their label's centroid (``dx``, ``dy``), the affine fit's ``geometry`` terms (dx², dx dy, dy², dx, dy, 1) per
+    pixel and their sums per label (``geometry_sums`` (6, N)), the label pairs along shared borders (``pairs``
     (P, 2), with each border pixel's pair index ``border_pair`` and position ``border_x``, ``border_y``)."""
 
     def __init__(self, labels: np.ndarray) -> None:
@@ -88,12 +89,13 @@ class Superpixels:
         self.labels = labels
         self.n = n = int(labels.max()) + 1
         lab = self.flat = labels.ravel()
-        self.sums = sparse.csr_matrix((np.ones(lab.size), (lab, np.arange(lab.size))), shape=(n, lab.size))
         self.count = np.bincount(lab, minlength=n).astype(np.float64)
         x = np.tile(np.arange(w, dtype=np.float64), h)
         y = np.repeat(np.arange(h, dtype=np.float64), w)
         self.cx, self.cy = np.bincount(lab, x, n) / self.count, np.bincount(lab, y, n) / self.count
         self.dx, self.dy = x - self.cx[lab], y - self.cy[lab]
+        self.geometry = [self.dx * self.dx, self.dx * self.dy, self.dy * self.dy, self.dx, self.dy, np.ones(lab.size)]
+        self.geometry_sums = np.stack([np.bincount(lab, g, n) for g in self.geometry])
         a = np.concatenate([labels[:, 1:].ravel(), labels[1:].ravel()])  # each pixel against its left, upper one
         b = np.concatenate([labels[:, :-1].ravel(), labels[:-1].ravel()])
         xs = np.concatenate([np.tile(np.arange(1, w), h), np.tile(np.arange(w), h - 1)])
@@ -121,20 +123,24 @@ def segment_affines(segs: Superpixels, flow: np.ndarray, *, which: np.ndarray | 
     max(``least_scale``, 2.5 x the mean residual). Returns affines (N, 2, 3) and mean residuals (N,) px, or
     with ``which`` (K,) those of these superpixels only, (K, 2, 3) and (K,)."""
     if which is None:
-        lab, sums, n, count, cx, cy = segs.flat, segs.sums, segs.n, segs.count, segs.cx, segs.cy
-        dx, dy = segs.dx, segs.dy
+        lab, n, count, cx, cy = segs.flat, segs.n, segs.count, segs.cx, segs.cy
+        geometry, geometry_sums = segs.geometry, segs.geometry_sums
         u, v = flow[..., 0].ravel().astype(np.float64), flow[..., 1].ravel().astype(np.float64)
     else:
         pix = segs.pixels_of(which)
         n, count, cx, cy = len(which), segs.count[which], segs.cx[which], segs.cy[which]
         lab = np.repeat(np.arange(n), count.astype(np.int64))
-        sums = sparse.csr_matrix((np.ones(lab.size), (lab, np.arange(lab.size))), shape=(n, lab.size))
-        dx, dy = segs.dx[pix], segs.dy[pix]
+        geometry, geometry_sums = [g[pix] for g in segs.geometry], segs.geometry_sums[:, which]
         u, v = (flow.reshape(-1, 2)[pix].astype(np.float64)).T
-    terms = np.stack([dx * dx, dx * dy, dy * dy, dx, dy, np.ones_like(dx), dx * u, dy * u, u, dx * v, dy * v, v], 1)
+    dx, dy = geometry[3], geometry[4]
+    products = [dx * u, dy * u, u, dx * v, dy * v, v]
     weight = None
-    for i in range(rounds):
-        sxx, sxy, syy, sx, sy, s1, *rhs = (sums @ (terms if weight is None else terms * weight[:, None])).T
+    for i in range(rounds):  # label sums by bincount: each label's pixels added in raster order
+        if weight is None:
+            sxx, sxy, syy, sx, sy, s1 = geometry_sums
+            rhs = [np.bincount(lab, t, n) for t in products]
+        else:
+            sxx, sxy, syy, sx, sy, s1, *rhs = [np.bincount(lab, t * weight, n) for t in geometry + products]
         m = np.stack([np.stack([sxx, sxy, sx], -1), np.stack([sxy, syy, sy], -1), np.stack([sx, sy, s1], -1)], 1)
         m += np.eye(3) * 1e-3
         pu = np.linalg.solve(m, np.stack(rhs[:3], -1)[..., None])[..., 0]
