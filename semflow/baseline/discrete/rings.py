@@ -234,10 +234,11 @@ def component_motions(segs: Superpixels, flow: np.ndarray, fits: tuple[np.ndarra
         if core.sum() < 40:
             continue
         ys, xs = np.nonzero(core)
-        crop = flow[y0:y1, x0:x1]
-        affine = robust_affine(xs + float(x0), ys + float(y0), crop[ys, xs])
-        fitted = affine_field(affine, (y0, y1, x0, x1))
-        if np.median(np.hypot(*(fitted - crop)[core].T)) <= params.max_core_residual:
+        x, y, at = xs + float(x0), ys + float(y0), flow[y0:y1, x0:x1][ys, xs]
+        affine = robust_affine(x, y, at)
+        fitted = np.stack([affine[0, 0] * x + affine[0, 1] * y + affine[0, 2],  # affine_field at the core only
+                           affine[1, 0] * x + affine[1, 1] * y + affine[1, 2]], -1).astype(np.float32)
+        if np.median(np.hypot(*(fitted - at).T)) <= params.max_core_residual:
             out.append(Component(affine, (y0, y1, x0, x1), mask))
     return out
 
