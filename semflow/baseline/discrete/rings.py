@@ -256,7 +256,8 @@ def colour_errors(f1: np.ndarray, f2: np.ndarray, ys: np.ndarray, xs: np.ndarray
     mx = np.concatenate([tx, np.zeros(pad)]).astype(np.float32).reshape(rows, cols)
     my = np.concatenate([ty, np.zeros(pad)]).astype(np.float32).reshape(rows, cols)
     warped = cv2.remap(f2, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3)[:size]
-    err = np.abs(f1[ys, xs] - warped).mean(1)
+    diff = np.abs(np.take(f1.reshape(-1, 3), ys * w + xs, axis=0) - warped)
+    err = (diff[:, 0] + diff[:, 1] + diff[:, 2]) / np.float32(3)  # what .mean(1) adds, in its order, faster
     outside = (tx < 0) | (tx > w - 1) | (ty < 0) | (ty > h - 1)
     return np.minimum(np.where(outside, cap, err), cap)
 
@@ -266,15 +267,13 @@ def footprint(flow: np.ndarray, errors: np.ndarray, *, matched: float) -> tuple[
     ``matched`` land there (rounded), and their mean flow u, v px."""
     h, w = errors.shape
     yy, xx = np.mgrid[0:h, 0:w]
-    good = errors < matched
-    tx = np.rint(xx + flow[..., 0]).astype(int)[good]
-    ty = np.rint(yy + flow[..., 1]).astype(int)[good]
-    inside = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
-    at = ty[inside] * w + tx[inside]
+    tx = np.rint(xx + flow[..., 0]).astype(int)
+    ty = np.rint(yy + flow[..., 1]).astype(int)
+    keep = (errors < matched) & (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+    at = ty[keep] * w + tx[keep]
     count = np.bincount(at, minlength=h * w)
     n = np.maximum(count, 1)
-    return (count, np.bincount(at, flow[..., 0][good][inside], h * w) / n,
-            np.bincount(at, flow[..., 1][good][inside], h * w) / n)
+    return count, np.bincount(at, flow[..., 0][keep], h * w) / n, np.bincount(at, flow[..., 1][keep], h * w) / n
 
 
 def vote_segments(f1: np.ndarray, f2: np.ndarray, segs: Superpixels, flow: np.ndarray, comps: list[Component], *,
@@ -288,7 +287,7 @@ def vote_segments(f1: np.ndarray, f2: np.ndarray, segs: Superpixels, flow: np.nd
     yy, xx = np.mgrid[0:h, 0:w]
     err = colour_errors(f1, f2, yy.ravel(), xx.ravel(), flow[..., 0].ravel(), flow[..., 1].ravel(), cap=p.cap)
     count, fu, fv = footprint(flow, err.reshape(h, w), matched=p.matched)
-    own = np.bincount(lab, err, n) / np.bincount(lab, minlength=n)
+    own = np.bincount(lab, err, n) / segs.count
     best, choice = own.copy(), np.full(n, -1)
     disc = _disc(p.reach)
     for i, comp in enumerate(comps):
@@ -298,8 +297,8 @@ def vote_segments(f1: np.ndarray, f2: np.ndarray, segs: Superpixels, flow: np.nd
         near = np.zeros((bottom - top, right - left), np.uint8)
         near[y0 - top:y1 - top, x0 - left:x1 - left] = comp.mask
         near = cv2.dilate(near, disc) > 0
-        pix = segs.pixels_of(np.unique(labels[top:bottom, left:right][near]))
-        ys, xs = pix // w, pix % w
+        pix = segs.pixels_of(np.flatnonzero(np.bincount(labels[top:bottom, left:right][near], minlength=n)))
+        ys, xs = np.divmod(pix, w)
         a = comp.affine
         u = a[0, 0] * xs + a[0, 1] * ys + a[0, 2]
         v = a[1, 0] * xs + a[1, 1] * ys + a[1, 2]
