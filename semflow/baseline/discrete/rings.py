@@ -107,7 +107,8 @@ class Superpixels:
                                            + np.maximum(self.border_a, self.border_b), return_inverse=True)
         self.border_length = np.bincount(self.border_pair)
         self.pairs = np.stack([keys // n, keys % n], 1)
-        self.order = np.argsort(lab, kind="stable")  # pixels sorted by label, each label's start in them
+        small = lab.astype(np.uint16) if n <= 65536 else lab  # (a stable sort of uint16 is a radix sort)
+        self.order = np.argsort(small, kind="stable")  # pixels sorted by label, each label's start in them
         self.starts = np.concatenate([[0], np.cumsum(self.count.astype(np.int64))])
 
     def pixels_of(self, segs: np.ndarray) -> np.ndarray:
