@@ -25,7 +25,7 @@ from semflow.baseline.base import FlowMethod
 from semflow.io.atomic import write_bytes_atomic
 from semflow.io.npyfile import read_npz
 from semflow.io.video import FrameSource
-from semflow.video_state import VideoState, restore, snapshot
+from semflow.video_state import VideoState, fits, restore, snapshot
 
 STATE_FILE = "video_state.npz"
 
@@ -61,7 +61,9 @@ def state_before(pair: int, method: FlowMethod, store: VideoStateStore | None, s
     """The video state with which pair ``pair`` (frames ``pair``, ``pair + 1``) is computed by a chain that
     started afresh at pair ``origin`` (a run's: 0; a batch chunk's: its first pair less its warm-up): the
     empty state for pair ``origin``, else the saved one if it was saved after pair ``pair - 1``, else the
-    one a warm-up from the saved state (or from frame ``origin``) reaches. ``store`` None: nothing saved."""
+    one a warm-up from the saved state (or from frame ``origin``) reaches. ``store`` None: nothing saved. A
+    saved state not of the size of the frame it ended on (:func:`~semflow.video_state.fits`) is damaged:
+    the warm-up then starts at frame ``origin``."""
     state, start = VideoState(), origin
     saved = store.load() if pair > origin and store is not None else None
     if saved is not None and origin <= saved[0] < pair:
@@ -73,6 +75,8 @@ def state_before(pair: int, method: FlowMethod, store: VideoStateStore | None, s
     previous = None
     for index, frame in enumerate(source.frames(start), start):  # (from the saved state's frame on)
         if index == start and state.pairs > 0:
+            if not fits(state, frame):  # a saved state of other frames: damaged, warm up from the start
+                return state_before(pair, method, None, source, origin)
             state.frame = frame  # the saved state ended on this frame
         elif start < index <= pair:
             if hasattr(method, "seek"):  # as the run does: methods that read given per-frame masks

@@ -106,7 +106,8 @@ def scene_cut(img1: np.ndarray, img2: np.ndarray) -> bool:
 # --- saving and restoring (resume) ---------------------------------------------------------------
 # A part (a method's memory) that can be saved has ``snapshot() -> dict[str, np.ndarray]`` and a
 # classmethod ``restore(arrays) -> part``; per-frame work that the frame alone gives back (descriptors)
-# is left out of the snapshot and recomputed on first use.
+# is left out of the snapshot and recomputed on first use. A part may have ``fits_frame(height, width)
+# -> bool``: whether its restored arrays are of frames of that size (:func:`fits`).
 
 
 def snapshot(state: VideoState) -> dict[str, np.ndarray]:
@@ -137,6 +138,15 @@ def checked_flow(value: object, what: str = "flow") -> np.ndarray | None:
     if value is not None and checked(value, "f", (None, None, 2), what).dtype != np.float32:
         raise ValueError(f"saved video state: malformed {what}")
     return value
+
+
+def fits(state: VideoState, frame: np.ndarray) -> bool:
+    """Whether a restored ``state`` is of ``frame``'s size: its flow (H, W) and each part by its own
+    ``fits_frame(height, width)`` (a part without one: any). A state of other frames (well formed, but
+    not of this video) counts as damaged: a resumed run warms up again (:func:`semflow.video_run.state_before`)."""
+    height, width = frame.shape[:2]
+    return (state.flow is None or state.flow.shape[:2] == (height, width)) and all(
+        part.fits_frame(height, width) for part in state.parts.values() if hasattr(part, "fits_frame"))
 
 
 def restore(arrays: dict[str, np.ndarray], frame: np.ndarray | None,

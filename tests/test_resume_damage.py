@@ -183,7 +183,22 @@ TRACK_DAMAGES: dict[str, Callable[[dict], None]] = {
     "box-negative": lambda a: a.update({"semantic/box0": np.array([-8, 4, 0, 4])}),
     "box-huge": lambda a: a.update({"semantic/shape0": np.array([40000, 40000]),
                                     "semantic/box0": np.array([0, 40000, 0, 40000])}),
+    # well formed, but of 20x28 frames (the video's are 40x56): the masks matched against the frame's regions
+    "cropped": lambda a: _cropped_tracks(a, 20, 28),
 }
+
+
+def _cropped_tracks(arrays: dict, height: int, width: int) -> None:
+    """The saved tracks' masks, prior and flow cropped to ``height`` x ``width`` (each consistent with the others)."""
+    from semflow.layers.footprint import Footprint, unpacked
+
+    for k in range(len(json.loads(str(arrays["semantic/meta"]))["tracks"])):
+        whole = unpacked(arrays[f"semantic/mask{k}"], arrays[f"semantic/box{k}"], arrays[f"semantic/shape{k}"]).full()
+        arrays.update({f"semantic/{key}{k}": value
+                       for key, value in Footprint.of(whole[:height, :width]).packed().items()})
+    for key in ("flow", "semantic/prior"):
+        if key in arrays:
+            arrays[key] = np.ascontiguousarray(arrays[key][:height, :width])
 
 
 @pytest.mark.parametrize("damage", list(TRACK_DAMAGES))
@@ -236,6 +251,9 @@ STATE_DAMAGES: dict[str, Callable[[dict], None]] = {
     "flow-nan": lambda a: a["discrete/flow"].__setitem__((5, 5, 0), np.nan),
     "flow-small": _set("discrete/flow", np.zeros((8, 8, 2), np.float32)),
     "gray-small": lambda a: a.update({"discrete/gray": a["discrete/gray"][:20]}),
+    # gray, carried flow and flow all of 20x28 frames (consistent with each other; the video's are 40x56)
+    "all-cropped": lambda a: a.update({key: np.ascontiguousarray(a[key][:20, :28])
+                                       for key in ("discrete/gray", "discrete/flow", "flow")}),
 }
 
 
@@ -330,3 +348,23 @@ def test_a_saved_state_that_unpacks_far_larger_than_its_file_is_warmed_up_again(
     assert summary["resumed_pairs"] == 4 and peak < 100_000_000
     for name in OUTPUTS:
         assert (out / name).read_bytes() == (full / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("shape", [(40, 56), (12, 70), (70, 12)])
+def test_a_restored_state_fits_the_frames_it_was_saved_from_only(shape: tuple[int, int]) -> None:
+    """A state restored from a file is checked against the frame it continues from (frames under 32 px a
+    side: ``discrete`` holds them padded): its own frames' size fits, another size does not."""
+    from semflow.methods import get_method
+    from semflow.video_state import fits, restore, snapshot
+
+    method = get_method("discrete", preset="fast")
+    frames = moving_frames(3, *shape)
+    state = VideoState()
+    for a, b in zip(frames, frames[1:]):
+        state = method.estimate(a, b, state=state).state
+    restored = restore(snapshot(state), None, method.state_parts())
+    assert restored is not None and fits(restored, frames[-1])
+    h, w = shape
+    for other in [(h + 1, w), (h, w - 1), (max(h, 32), max(w, 32))]:
+        if other != shape:
+            assert not fits(restored, np.zeros((*other, 3), np.uint8)), other

@@ -14,6 +14,7 @@ import numpy as np
 
 from semflow.layers.plane_motion import carried_crop
 from semflow.segmentation.regions import Box, Region
+from semflow.segmentation.temporal import fusion_size
 
 EMPTY = Box(0, 0, 0, 0)
 """The box of an empty mask."""
@@ -125,6 +126,14 @@ def checked_prior(prior: object) -> np.ndarray | None:
                                   and np.isfinite(prior).all()):
         raise ValueError("saved tracks: malformed prior")
     return prior
+
+
+def of_frame(wheres: list[Footprint], prior: np.ndarray | None, height: int, width: int) -> bool:
+    """Whether saved tracks (their footprints ``wheres`` and segmentation ``prior``, read back from a file)
+    are of a ``height`` x ``width`` frame: each mask of that shape, the prior at its fusion size
+    (:func:`~semflow.segmentation.temporal.fusion_size`)."""
+    return all(where.shape == (height, width) for where in wheres) and (
+        prior is None or prior.shape[:2] == fusion_size(height, width))
 
 
 def carried(region: Region, flow: np.ndarray, reach: tuple[int, int]) -> Footprint:

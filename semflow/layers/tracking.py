@@ -43,7 +43,7 @@ import numpy as np
 
 from semflow.io.jsonfile import loads_untrusted
 from semflow.layers.context import PairContext
-from semflow.layers.footprint import Footprint, carried, checked_meta, checked_prior, unpacked
+from semflow.layers.footprint import Footprint, carried, checked_meta, checked_prior, of_frame, unpacked
 from semflow.layers.plane_motion import (
     blend_homographies,
     carry_reach,
@@ -222,6 +222,10 @@ class Tracks:
             previous = None if m.get("previous") is None else np.array(m["previous"], np.float64).reshape(3, 3)
             tracks.append(Track(m["id"], m["kind"], m["class"], mask, model, list(m["history"]), pending, previous))
         return cls(tracks, meta["next_id"], checked_prior(arrays.get("prior")))
+
+    def fits_frame(self, height: int, width: int) -> bool:
+        """Whether restored tracks are of a ``height`` x ``width`` frame (:func:`~semflow.layers.footprint.of_frame`)."""
+        return of_frame([t.where for t in self.tracks], self.prior, height, width)
 
 
 # --- the gate with memory ---------------------------------------------------------------------------

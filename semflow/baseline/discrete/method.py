@@ -53,7 +53,7 @@ from semflow.baseline.discrete.grid_matches import (
 from semflow.baseline.discrete.keypoints import KeypointMatches, frame_keypoints, match_keypoints
 from semflow.baseline.discrete.presets import DEFAULT_PRESET, PRESETS, Preset
 from semflow.baseline.discrete.proposals import Proposals, coarse_to_fine_proposals
-from semflow.baseline.discrete.temporal import FrameWork, along_itself, temporal_candidates
+from semflow.baseline.discrete.temporal import MIN_SIDE, FrameWork, along_itself, temporal_candidates
 from semflow.baseline.discrete.temporal_prior import PriorParams, blend_toward_carried
 from semflow.device import resolve_device
 from semflow.errors import InputError
@@ -61,9 +61,6 @@ from semflow.flow_jumps import near_jumps
 from semflow.timing import StageTimer
 from semflow.video_state import VideoState
 from semflow.warp import to_gray
-
-MIN_SIDE = 32
-"""Frames are padded (reflecting) to at least this size, so the pyramid always has a level."""
 
 MIN_COARSE_SIDE = 24
 """The coarsest pyramid level keeps at least this many pixels on its shorter side."""

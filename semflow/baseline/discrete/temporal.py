@@ -21,6 +21,9 @@ import numpy as np
 from semflow.baseline.discrete.keypoints import FrameKeypoints
 from semflow.video_state import checked, checked_flow
 
+MIN_SIDE = 32
+"""Frames are padded (reflecting) to at least this size, so the pyramid always has a level."""
+
 
 @dataclass
 class FrameWork:
@@ -94,6 +97,12 @@ class FrameWork:
         work.valid_share, work.searched_share = shares
         work.since_full = since_full
         return work
+
+    def fits_frame(self, height: int, width: int) -> bool:
+        """Whether this work (restored from a file) is of a ``height`` x ``width`` frame: its gray frame and
+        carried flow are that frame padded to at least :data:`MIN_SIDE` on each side."""
+        padded = (max(height, MIN_SIDE), max(width, MIN_SIDE))
+        return self.gray.shape == padded and (self.flow is None or self.flow.shape[:2] == padded)
 
     @property
     def described(self) -> bool:
