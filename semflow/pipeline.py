@@ -244,7 +244,7 @@ def finish_video(source: FrameSource, method: FlowMethod, store: RunStore, pairs
     store.palette = None if label_set is None else tile_colours(label_set)
 
     def flows_for(index: int, img1: np.ndarray, img2: np.ndarray) -> PairFlows:  # runs in render's thread
-        kept = store.load(records[index])
+        kept = store.load(records[index], img1.shape)
         if kept is not None:
             chain.start_over()
             return kept
@@ -287,7 +287,7 @@ def run_single_pass(source: FrameSource, method: FlowMethod, store: RunStore, op
     def flows_for(index: int, img1: np.ndarray, img2: np.ndarray) -> PairFlows:  # runs in render's thread
         nonlocal computed
         _check_size(source.path, index, img1, img2)
-        kept = store.load(store.record(index)) if options.resume and store.has(index) else None
+        kept = store.load(store.record(index), img1.shape) if options.resume and store.has(index) else None
         if kept is not None:
             chain.start_over()
             return kept

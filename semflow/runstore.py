@@ -263,10 +263,9 @@ class RunStore:
         (see the module docstring), ``A+B`` when pairs came from several."""
         return "+".join(source for source in RENDER_SOURCES if source in self._drawn_from) or "recompute"
 
-    def load(self, record: PairRecord) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
-        """(flow, segmentation RGB or None, baseline flow or None) of a finished pair, or None when
-        they were not kept and the pair must be recomputed. Pairs from the intermediate are decoded
-        (asked for in order, they are read sequentially)."""
+    def load(self, record: PairRecord, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
+        """(flow, segmentation RGB or None, baseline flow or None) of a finished pair of frames of ``shape`` (H, W, ...), or None
+        (computed again): not kept, or not of that size (damaged). The intermediate's are decoded, asked for in order."""
         index, kept, source = record.index, None, "recompute"
         if index >= self.cache_pairs and not (self.save_flo and not record.extras) and self.per_pair:
             if record.kept != "none":  # (none: the intermediate had no room for it)
@@ -275,6 +274,7 @@ class RunStore:
             source = "cache"
         elif self.save_flo and not record.extras:  # (a pair with extras: its .flo file holds the flow alone)
             kept, source = (read_flo(self._flo_path(index))[0], None, None), "flo"
+        kept = kept if kept is not None and kept[0].shape[:2] == tuple(shape[:2]) else None  # (another size: damaged)
         self._drawn_from.add(source if kept is not None else "recompute")
         return kept
 

@@ -132,10 +132,10 @@ def test_closing_a_segment_counts_it_once_and_forgets_one_it_drops(tmp_path: Pat
     store, kept = closed("fits", 1.5 * size)
     record = PairRecord.of(2, flows[2], {}, 0.0)
     assert kept
-    assert np.abs(store.load(record)[0] - flows[2]).mean() < 3.0  # decoded (lossy, at a thin rate)
+    assert np.abs(store.load(record, flows[2].shape)[0] - flows[2]).mean() < 3.0  # decoded (lossy, at a thin rate)
     store, kept = closed("over", 0.5 * size)
     assert not kept and not list((tmp_path / "over" / WORK_DIR / "intermediate").glob("*.mkv"))
-    assert store.load(record) is None  # computed again to be drawn
+    assert store.load(record, flows[2].shape) is None  # computed again to be drawn
 
 
 @pytest.mark.parametrize("damage", ["garbage", "empty"])
@@ -152,7 +152,7 @@ def test_a_finished_segment_that_is_not_a_video_counts_as_missing(tmp_path: Path
     segment = next((tmp_path / WORK_DIR / "intermediate").glob("*.mkv"))
     segment.write_bytes(b"not a video" * 100 if damage == "garbage" else b"")
     resumed = RunStore(tmp_path, save_flo=False, cache_pairs=0, per_pair=8_000, budget=10**6)
-    assert [resumed.load(PairRecord.of(i, f, {}, 0.0)) for i, f in enumerate(flows)] == [None] * 3
+    assert [resumed.load(PairRecord.of(i, f, {}, 0.0), f.shape) for i, f in enumerate(flows)] == [None] * 3
 
 
 def test_a_smooth_clip_fits_its_budget_with_room_to_spare(tmp_path: Path) -> None:

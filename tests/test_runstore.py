@@ -39,7 +39,7 @@ def test_records_keep_the_float32_percentiles_exactly(tmp_path: Path) -> None:
     assert again == record and again.max_flow == max_flow_of(flow)  # exact: JSON keeps every bit of a float
     assert again.stats == flow_stats(flow)
     assert normaliser([again]) == max_flow_of(base) > max_flow_of(flow)
-    assert store.has(4) and not store.has(3) and store.load(again) is None  # not kept: computed again
+    assert store.has(4) and not store.has(3) and store.load(again, flow.shape) is None  # not kept: computed again
 
 
 def test_cached_segmentation_is_kept_raw_and_an_older_png_cache_still_reads(tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_cached_segmentation_is_kept_raw_and_an_older_png_cache_still_reads(tmp_
     npy.unlink()
     write_image(npy.with_suffix(".png"), seg)
     for index in (0, 1):
-        got_flow, got_seg, got_base = store.load(store.record(index))
+        got_flow, got_seg, got_base = store.load(store.record(index), flow.shape)
         np.testing.assert_array_equal(got_seg, seg)
         np.testing.assert_array_equal(got_flow, flow)
 
@@ -421,7 +421,7 @@ def test_a_pair_with_extras_is_kept_in_the_intermediate_even_with_flo_files(tmp_
     record = _save(store, 0, flow, {"baseline_flow": base})
     assert record.kept == "intermediate" and (tmp_path / "flo" / "000000.flo").is_file()
     assert store.close_segment() and store.has(0)
-    got_flow, _, got_base = store.load(store.record(0))
+    got_flow, _, got_base = store.load(store.record(0), flow.shape)
     assert np.abs(got_flow - flow).mean() < 3.0 and np.abs(got_base - base).mean() < 3.0  # (lossy, thin rate)
 
 
@@ -449,7 +449,7 @@ def test_a_segment_that_would_take_the_segments_over_the_budget_is_dropped(tmp_p
     assert second < store.budget
     assert not store.close_segment()
     assert sizes(store) == [first]
-    assert store.load(store.record(2)) is None and store.load(store.record(0)) is not None
+    assert store.load(store.record(2), flows[2].shape) is None and store.load(store.record(0), flows[0].shape) is not None
 
 
 def test_a_clip_of_no_pairs_has_its_end_recorded(tmp_path: Path) -> None:
@@ -468,9 +468,9 @@ def test_a_cached_baseline_of_another_size_is_not_used(tmp_path: Path) -> None:
     flow = _flow(0, (30, 40))
     store = RunStore(tmp_path, save_flo=False, cache_pairs=1)
     record = _save(store, 0, flow, {"baseline_flow": flow})
-    assert record.kept == "cache" and store.load(record) is not None
+    assert record.kept == "cache" and store.load(record, flow.shape) is not None
     save_npy(tmp_path / WORK_DIR / "cache" / "baseline" / "000000.npy", np.zeros((3, 3, 2), np.float32))
-    assert store.load(record) is None
+    assert store.load(record, flow.shape) is None
 
 
 def test_a_fresh_run_forgets_the_earlier_runs_pairs_but_not_the_users_files(tmp_path: Path) -> None:
@@ -647,5 +647,5 @@ def test_pairs_the_intermediate_had_no_room_for_do_not_list_its_folder_again_eac
     listed = Segments._list
     monkeypatch.setattr(Segments, "_list", lambda self: (listings.append(1), listed(self))[1])
     assert all(store.has(index) for index in range(12))
-    assert all(store.load(store.record(index)) is None for index in range(12))
+    assert all(store.load(store.record(index), (16, 24)) is None for index in range(12))
     assert len(listings) <= 1
