@@ -354,8 +354,9 @@ def read_cached(path: Path, dtype: type, channels: int) -> np.ndarray:
     return array
 
 
-def flo_whole(path: Path) -> bool:
-    """Whether ``path`` is a .flo file whose header fits its size (12 bytes read, not the flow)."""
+def flo_whole(path: Path, shape: tuple[int, ...] | None = None) -> bool:
+    """Whether ``path`` is a .flo file whose header fits its size (12 bytes read, not the flow), and with
+    ``shape`` (the frames' (H, W, ...)) declares a flow of that (H, W)."""
     try:
         with open(path, "rb") as file:
             header, size = file.read(12), path.stat().st_size
@@ -363,4 +364,5 @@ def flo_whole(path: Path) -> bool:
         return False
     width, height = (int(x) for x in np.frombuffer(header.ljust(12, b"\0"), "<i4", 2, 4))
     return (header[:4] == np.array([FLO_TAG], "<f4").tobytes() and 0 < width <= MAX_FLO_SIDE
-            and 0 < height <= MAX_FLO_SIDE and size == 12 + 8 * width * height)
+            and 0 < height <= MAX_FLO_SIDE and size == 12 + 8 * width * height
+            and (shape is None or (height, width) == tuple(shape[:2])))

@@ -87,16 +87,16 @@ def cache_pairs(frame_shape: tuple[int, ...], budget: int = CACHE_BUDGET_BYTES) 
 
 
 class RunStore:
-    """The work folder of one output folder: pair records, the end marker, the flow cache and the
-    intermediate (``per_pair``: its byte budget per pair; 0: none)."""
+    """The work folder of one output folder: pair records, the end marker, the flow cache and the intermediate
+    (``per_pair``: its byte budget per pair; 0: none); ``frame_shape``: the video's frames' (None: not known)."""
 
     def __init__(self, out_dir: str | Path, save_flo: bool, cache_pairs: int, folder: OutputFolder | None = None,
-                 *, per_pair: float = 0.0, budget: int = 0) -> None:
+                 *, per_pair: float = 0.0, budget: int = 0, frame_shape: tuple[int, ...] | None = None) -> None:
         self.out_dir = Path(out_dir)
         self.work = self.out_dir / WORK_DIR
         self.save_flo = save_flo
         self.cache_pairs = cache_pairs
-        self.per_pair, self.budget = per_pair, budget
+        self.per_pair, self.budget, self.frame_shape = per_pair, budget, frame_shape
         self.palette: np.ndarray | None = None
         """Colours a decoded segmentation is snapped to (the segmenter's palette), when known."""
         self._segments = Segments(self.work / "intermediate")
@@ -127,11 +127,11 @@ class RunStore:
     # --- pass 1 ---------------------------------------------------------------------------------
 
     def has(self, index: int) -> bool:
-        """Whether pair ``index`` is finished: its record is there and, with ``save_flo``, its .flo file
-        (written last, so that every .flo file belongs to a finished pair; one whose header does not fit
-        its size, damaged, does not count), and a pair kept in the intermediate is in a completed segment."""
+        """Whether pair ``index`` is finished: its record is there, with ``save_flo`` its .flo file (written last,
+        so that every .flo file belongs to a finished pair; one whose header does not fit its size or declares
+        another size than ``frame_shape``: damaged), and a pair kept in the intermediate is in a completed segment."""
         record = self._records.get(index)
-        if record is None or (self.save_flo and not flo_whole(self._flo_path(index))):
+        if record is None or (self.save_flo and not flo_whole(self._flo_path(index), self.frame_shape)):
             return False
         # (a pair kept elsewhere is not looked for: each miss lists the intermediate's folder again)
         return record.kept != "intermediate" or not self.per_pair or index < self.cache_pairs \
@@ -369,7 +369,7 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
         if previous.get("budget") not in (None, int(INTERMEDIATE_SHARE * cache_budget)):  # (ignored silently)
             warn(f"{out_dir}: --cache-mb differs from the run this continues; its budget is kept"
                  f" ({previous['budget'] / INTERMEDIATE_SHARE / 2**20:.0f} MiB)")
-        return reopen_store(out_dir, save_flo, folder)
+        return reopen_store(out_dir, save_flo, folder, frame_shape)
     if not resume and folder is None:  # a locked folder has already removed what its previous run listed
         shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
         _remove_pair_flos(out_dir / "flo")
@@ -386,14 +386,14 @@ def open_store(out_dir: str | Path, fingerprint: dict[str, Any], *, resume: bool
     state = {"fingerprint": fingerprint, "cache_pairs": cached, "intermediate_per_pair": per_pair,
              "budget": int(INTERMEDIATE_SHARE * cache_budget), "chunks": chunks}
     write_text_atomic(state_path, json.dumps(state, indent=2))
-    return RunStore(out_dir, save_flo, cached, folder, per_pair=per_pair, budget=state["budget"])
+    return RunStore(out_dir, save_flo, cached, folder, per_pair=per_pair, budget=state["budget"], frame_shape=frame_shape)
 
 
-def reopen_store(out_dir: str | Path, save_flo: bool, folder: OutputFolder | None = None) -> RunStore:
-    """The store of ``out_dir`` as :func:`open_store` set it up (what a batch worker or a resumed run
-    continues)."""
+def reopen_store(out_dir: str | Path, save_flo: bool, folder: OutputFolder | None = None,
+                 frame_shape: tuple[int, ...] | None = None) -> RunStore:
+    """The store of ``out_dir`` as :func:`open_store` set it up (a batch worker's, a resumed run's)."""
     state = _read_state(Path(out_dir))
-    return RunStore(out_dir, save_flo, int(state.get("cache_pairs", 0)), folder,
+    return RunStore(out_dir, save_flo, int(state.get("cache_pairs", 0)), folder, frame_shape=frame_shape,
                     per_pair=float(state.get("intermediate_per_pair", 0.0)), budget=int(state.get("budget", 0)))
 
 

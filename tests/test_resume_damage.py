@@ -64,11 +64,19 @@ DAMAGES: dict[str, Callable[[Path], None]] = {
     "flo-truncated": lambda out: _truncate(out / "flo/000002.flo"),
     # a whole cached flow of 20x28 frames (the video's are 40x56): drawn as it was, a ValueError traceback
     "cache-cropped": lambda out: _cropped_npy(out / WORK_DIR / "cache/flow/000002.npy", 20, 28),
+    # a whole .flo file of 20x28 frames: the pair counted as finished, and the file stayed so
+    "flo-cropped": lambda out: _cropped_flo(out / "flo/000002.flo", 20, 28),
 }
 
 
 def _cropped_npy(path: Path, height: int, width: int) -> None:
     np.save(path, np.ascontiguousarray(np.load(path)[:height, :width]))
+
+
+def _cropped_flo(path: Path, height: int, width: int) -> None:
+    from semflow.io.flow import read_flo, write_flo
+
+    write_flo(path, np.ascontiguousarray(read_flo(path)[0][:height, :width]))
 
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
@@ -81,21 +89,20 @@ def test_a_damaged_cache_entry_or_flo_file_is_computed_again(make_frames, tmp_pa
         assert (out / name).read_bytes() == (full / name).read_bytes(), name
 
 
-def test_a_kept_flo_file_of_another_size_is_not_drawn(make_frames, tmp_path: Path) -> None:
+def test_a_kept_flo_file_of_another_size_is_computed_again(make_frames, tmp_path: Path) -> None:
     """Without a cache (--cache-mb 0) the drawing reads a pair's flow back from its .flo file (untrusted):
-    one of 20x28 frames (the video's are 40x56), whole, was drawn as it was: a ValueError traceback."""
-    from semflow.io.flow import read_flo, write_flo
-
+    one of 20x28 frames (the video's are 40x56), whole, was drawn as it was: a ValueError traceback;
+    and the pair counted as finished, its .flo file left so."""
     folder = make_frames(7, 40, 56)
     options = {"method": "dis-fast", "save_flo": True, "cache_budget": 0}
     run_video(folder, tmp_path / "full", RunOptions(**options))
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="pair 4"):
         run_video(folder, out, RunOptions(**options), method=failing_at_pair(4, "dis-fast"))
-    write_flo(out / "flo/000002.flo", np.ascontiguousarray(read_flo(out / "flo/000002.flo")[0][:20, :28]))
+    _cropped_flo(out / "flo/000002.flo", 20, 28)
     summary = run_video(folder, out, RunOptions(**options, resume=True))
-    assert summary["resumed_pairs"] == 4 and summary["render_from"] == "flo+recompute"
-    for name in ["flow.mp4", "panel.mp4"]:
+    assert summary["resumed_pairs"] == 3 and summary["render_from"] == "flo"
+    for name in OUTPUTS:
         assert (out / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
 
 
