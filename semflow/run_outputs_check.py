@@ -43,9 +43,10 @@ def listed_outputs(summary: dict[str, Any]) -> list[str]:
 
 def missing_output(out_dir: Path, summary: dict[str, Any]) -> str | None:
     """The first output ``summary`` lists that is missing from ``out_dir`` or damaged (a .flo file whose
-    header does not fit its size), else None. :class:`OutputError` when a listed output is a link (or
+    header does not fit its size, or declares another size than the summary's ``resolution``), else None. :class:`OutputError` when a listed output is a link (or
     below one) or not a regular file (``flo/``: not a folder), whichever comes first, before any work."""
-    missing = None
+    missing, size = None, summary.get("resolution")  # ([w, h]; not as a run writes it: not compared)
+    shape = size[::-1] if isinstance(size, list) and len(size) == 2 and all(type(v) is int for v in size) else None
     for name in listed_outputs(summary):
         path = out_dir / name
         refuse_link(path, out_dir)
@@ -58,7 +59,7 @@ def missing_output(out_dir: Path, summary: dict[str, Any]) -> str | None:
         if not (stat.S_ISDIR(mode) if folder else stat.S_ISREG(mode)):
             raise OutputError(f"{path}: is not a {'folder' if folder else 'regular file'}, where the finished run"
                               " wrote one; semflow does not replace it (remove it or choose another --out)")
-        if missing is None and name.endswith(".flo") and not flo_whole(path):
+        if missing is None and name.endswith(".flo") and not flo_whole(path, shape):
             missing = name
     return missing
 

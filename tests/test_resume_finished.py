@@ -42,6 +42,12 @@ def _truncate(path: Path) -> None:
     os.truncate(path, path.stat().st_size // 2)
 
 
+def _cropped_flo(path: Path, height: int, width: int) -> None:
+    from semflow.io.flow import read_flo, write_flo
+
+    write_flo(path, read_flo(path)[0][:height, :width].copy())
+
+
 def test_a_finished_run_with_all_its_outputs_computes_nothing(make_frames, tmp_path: Path) -> None:
     frames, out, copy = finished(make_frames, tmp_path)
     summary = run_video(frames, out, RESUME, method=failing_at_pair(0))  # any pair computed would raise
@@ -61,11 +67,13 @@ def test_a_finished_run_resumed_with_its_video_named_otherwise_computes_nothing(
 
 
 @pytest.mark.parametrize("damage", ["plot.png", "flo/000001.flo", "flo/000003.flo", "flow.mp4", "flo-truncated",
-                                    "plot-and-flo"])
+                                    "plot-and-flo", "flo-cropped"])
 def test_a_finished_run_with_an_output_missing_is_made_again(make_frames, tmp_path: Path, damage: str) -> None:
     frames, out, copy = finished(make_frames, tmp_path)
     if damage == "flo-truncated":
         _truncate(out / "flo/000002.flo")
+    elif damage == "flo-cropped":  # whole, of 20x28 frames (the video's are 40x56): counted as finished before
+        _cropped_flo(out / "flo/000002.flo", 20, 28)
     elif damage == "plot-and-flo":
         (out / "plot.png").unlink()
         (out / "flo/000000.flo").unlink()
@@ -311,3 +319,15 @@ def test_a_batch_clip_folder_that_is_a_link_is_refused_before_its_leftovers_go(m
     with pytest.raises(OutputError, match="symbolic link"):
         check_clip(clip, root, RESUME, 4)
     assert (leftover / "pairs").is_dir()  # never deleted through the link
+
+
+def test_a_summary_resolution_a_user_changed_is_never_a_traceback(make_frames, tmp_path: Path) -> None:
+    """The .flo files of a finished run are compared with its summary's ``resolution`` only where that is
+    two integers as a run writes it: otherwise (edited by hand) the run is still finished, without a traceback."""
+    import json
+
+    frames, out, _ = finished(make_frames, tmp_path)
+    summary = json.loads((out / "summary.json").read_text())
+    for resolution in ["56x40", [56], [56.0, 40.0], [56, "40"], None, [56, 40, 3]]:
+        (out / "summary.json").write_text(json.dumps({**summary, "resolution": resolution}))
+        assert run_video(frames, out, RESUME, method=failing_at_pair(0))["resumed_pairs"] == 4, resolution
