@@ -176,3 +176,25 @@ def test_a_pairwise_chunk_computes_no_warm_up(tmp_path: Path) -> None:
         stores.append(open_video(frames, tmp_path / f"out{warmup}", RunOptions(**{**vars(options), "resume": True}))[1])
     for index in (3, 4):
         np.testing.assert_array_equal(*(store.load(store.record(index), (32, 48))[0] for store in stores))
+
+
+def test_a_chunk_whose_flo_file_is_of_another_size_computes_that_pair_again(tmp_path: Path) -> None:
+    """A batch worker reopens the clip's store from its folder: a whole .flo file of 16x24 frames (the
+    clip's are 32x48) counted as a finished pair, and stayed so in the outputs."""
+    from semflow.batch import work
+    from semflow.io.flow import read_flo, write_flo
+
+    frames = tmp_path / "frames"
+    for k, frame in enumerate(moving_frames(5, 32, 48)):
+        write_image(frames / f"{k:04d}.png", frame)
+    worker = work.ClipWorker.__new__(work.ClipWorker)  # (in this process: no Ray)
+    worker.method = get_method("dis-ultrafast")
+    options = RunOptions(method="dis-ultrafast", progress=False, pairwise=True, save_flo=True)
+    out = tmp_path / "out"
+    open_video(frames, out, options)
+    assert worker.compute(frames, out, options, work.Chunk(0, 4), 0)["computed"] == 4
+    path = out / "flo" / "000002.flo"
+    kept = path.read_bytes()
+    write_flo(path, read_flo(path)[0][:16, :24].copy())
+    assert worker.compute(frames, out, options, work.Chunk(0, 4), 0)["computed"] == 1
+    assert path.read_bytes() == kept

@@ -204,7 +204,7 @@ def chunks_left(out_dir: Path, options: RunOptions, estimate: int, chunk_pairs: 
 
 def _open(path: Path, out_dir: Path, options: RunOptions) -> tuple[FrameSource, RunStore]:
     source = FrameSource(path, max_side=options.max_side, max_frames=options.max_frames)
-    return source, reopen_store(out_dir, options.save_flo)
+    return source, reopen_store(out_dir, options.save_flo, frame_shape=source.frame_size())  # (.flo files of it)
 
 
 class ClipWorker:
