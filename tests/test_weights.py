@@ -465,3 +465,108 @@ def test_a_legacy_torch_file_whose_tensor_lacks_arguments_is_one_line(tmp_path):
     (tmp_path / "args.pt").write_bytes(data)
     with pytest.raises(WeightsError, match=r"args.pt: cannot read weights: the file is truncated or corrupt$"):
         load_torch_file(tmp_path / "args.pt", "weights")
+
+
+class _Storage:
+    """A persistent id naming a storage record ``(key, numel)`` of float32 elements."""
+
+    def __init__(self, key: str, numel: int) -> None:
+        self.key, self.numel = key, numel
+
+
+class _RecordPickler(pickle.Pickler):
+    def persistent_id(self, obj):
+        return ("storage", torch.FloatStorage, obj.key, "cpu", obj.numel) if isinstance(obj, _Storage) else None
+
+
+def _deflated_bomb(source: Path, path: Path, replace: str, megabytes: int, data_pkl: bytes | None = None) -> Path:
+    """``source``'s entries in a new zip ``path``, with entry ``replace`` now ``megabytes`` MB of zeros, deflated
+    (a few hundred KB on disk), and data.pkl replaced by ``data_pkl`` when given."""
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(path, "w") as out:
+        for info in original.infolist():
+            if info.filename == replace:
+                bomb = zipfile.ZipInfo(info.filename)
+                bomb.compress_type = zipfile.ZIP_DEFLATED
+                with out.open(bomb, "w", force_zip64=True) as entry:
+                    chunk = bytes(1 << 20)
+                    for _ in range(megabytes):
+                        entry.write(chunk)
+            elif data_pkl is not None and info.filename.endswith("/data.pkl"):
+                out.writestr(info.filename, data_pkl)
+            else:
+                out.writestr(info, original.read(info))
+    assert path.stat().st_size < 2 << 20  # the bomb is small on disk
+    return path
+
+
+@pytest.mark.parametrize("record", ["genuine", "saying the bomb's size"])
+def test_a_torchscript_data_entry_that_is_a_zip_bomb_is_refused_unread(tmp_path, record):
+    # read_torchscript_state decompressed a data/<key> entry whole before checking it against its record: a
+    # deflated entry of 128 MB of zeros (about 130 KB on disk) took 128 MB, and a 10 GB one gigabytes
+    import tracemalloc
+
+    class One(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * self.w
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.script(One()).save(str(tmp_path / "one.pt"))
+    megabytes = 128
+    data_pkl = None
+    if record != "genuine":  # a hand-made pickle whose storage record says the bomb's own element count
+        buffer = __import__("io").BytesIO()
+        _RecordPickler(buffer, protocol=2).dump(_Storage("0", megabytes << 18))
+        data_pkl = buffer.getvalue()
+    with zipfile.ZipFile(tmp_path / "one.pt") as original:
+        root = original.namelist()[0].split("/")[0]
+    bomb = _deflated_bomb(tmp_path / "one.pt", tmp_path / "bomb.pt", f"{root}/data/0", megabytes, data_pkl)
+    tracemalloc.start()
+    try:
+        with pytest.raises(WeightsError) as caught:
+            read_torchscript_state(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(caught.value).startswith(f"{bomb}: not a readable TorchScript archive (") and "\n" not in str(caught.value)
+    assert peak < 50 << 20, peak
+
+
+def test_any_error_torch_raises_on_a_corrupt_file_is_one_line(tmp_path, monkeypatch):
+    # torch's legacy loader can raise any type on a corrupt file: one not listed in load_torch_file escaped
+    import click.testing
+
+    from semflow import cli
+    from semflow.io import weights
+
+    class Odd(Exception):
+        pass
+
+    def corrupt(path):
+        raise Odd("unpack requires a buffer of 4 bytes")
+
+    def short_of_memory(path):
+        raise MemoryError
+
+    path = tmp_path / "w.pt"
+    path.write_bytes(b"\x80\x02corrupt")
+    monkeypatch.setattr(weights, "torch_load_quietly", corrupt)
+    with pytest.raises(WeightsError, match=r"w.pt: cannot read weights: the file is truncated or corrupt$"):
+        load_torch_file(path, "weights")
+    frame = tmp_path / "f.png"
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(frame), np.zeros((16, 16, 3), np.uint8))
+    result = click.testing.CliRunner().invoke(cli.main, ["segment", str(frame), "--out", str(tmp_path / "seg"),
+                                                         "--backend", f"camvid:{path}"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    lines = result.stderr.splitlines() if hasattr(result, "stderr") else result.output.splitlines()
+    assert lines == [f"semflow: error: {path}: cannot read segmenter weights: the file is truncated or corrupt"], result.output
+    monkeypatch.setattr(weights, "torch_load_quietly", short_of_memory)
+    with pytest.raises(WeightsError, match=r"w.pt: cannot read weights: out of memory while loading it"):
+        load_torch_file(path, "weights")

@@ -22,7 +22,6 @@ import lzma
 import os
 import pickle
 import re
-import struct
 import warnings
 import zipfile
 import zlib
@@ -33,6 +32,7 @@ import torch
 
 from semflow.errors import WeightsError, reason
 from semflow.io.files import FTYP_READ, media_kind
+from semflow.limits import limits_in_force, says_out_of_memory
 
 # Storage classes a TorchScript pickle names for each tensor's storage, and their element types.
 STORAGE_DTYPES: dict[str, torch.dtype] = {
@@ -43,6 +43,10 @@ STORAGE_DTYPES: dict[str, torch.dtype] = {
 }
 _CLASS_HEADER = re.compile(r"^class (\w+)\(Module\):\n((?:  .*\n)*)", re.MULTILINE)
 _DECLARATION = re.compile(r"^  (__parameters__|__buffers__) = (\[.*\])$", re.MULTILINE)
+EXPANDED_LIMIT = 64 << 20
+"""Most bytes the compressed entries of a TorchScript archive may expand to, all together. torch compresses
+only an archive's code (kilobytes) and stores tensors as they are, so more is a zip bomb, refused before a
+byte of it is decompressed (a stored entry's bytes are in the file: it holds no more than the file's size)."""
 
 
 PICKLED_CODE = "semflow loads tensors only, never pickled code"
@@ -64,6 +68,12 @@ def torch_load_quietly(path: str | os.PathLike) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
+_FOREIGN_FILE_ERRORS = (RuntimeError, pickle.UnpicklingError, ValueError, OSError, AttributeError, IndexError, KeyError)
+"""What torch raises for a file that may be no torch file at all (:func:`load_torch_file` says which it is); any
+other error is a torch file's corruption (the legacy loader's struct.error on a file cut short, AssertionError on
+corrupt storage keys, TypeError on a tensor record of the wrong arguments, EOFError, BadZipFile, or any other)."""
+
+
 def load_torch_file(path: str | os.PathLike, what: str) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU, with one-line WeightsErrors for missing,
     truncated or foreign files. ``what`` names the file in messages ("segmenter weights")."""
@@ -78,10 +88,14 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
         raise WeightsError(f"{path}: cannot read {what}: {exc.strerror}") from None
     try:
         return torch_load_quietly(path)
-    # (torch's legacy loader raises struct.error on a file cut short, AssertionError on corrupt storage keys,
-    # TypeError on a tensor record of the wrong arguments)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError,
-            AttributeError, IndexError, KeyError, struct.error, AssertionError, TypeError) as exc:
+    except Exception as exc:  # (any type at all on a corrupt file, see _FOREIGN_FILE_ERRORS; but memory running out)
+        if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and says_out_of_memory(str(exc))):
+            limit = limits_in_force("RLIMIT_AS")
+            raise WeightsError(f"{path}: cannot read {what}: out of memory while loading it"
+                               + (f" (the address-space limit is {limit}; raise it)" if limit else "")) from None
+        if type(exc).__module__.startswith("safetensors"):  # torch hands a .safetensors file to safetensors
+            raise WeightsError(f"{path}: cannot read {what}: the file is truncated or corrupt (safetensors: "
+                               f"{reason(exc, 80)})") from None
         text = str(exc).strip()
         head = b"?"  # (unreadable now: say what torch's error says below)
         with contextlib.suppress(OSError), open(path, "rb") as file:
@@ -91,7 +105,7 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
             why = "the file is empty"
         elif seen is not None:  # (torch said "pop from empty list" for a video, "never pickled code" for a PNG)
             why = f"not a torch weights file: it is {seen}"
-        elif ("central directory" in text or isinstance(exc, (EOFError, zipfile.BadZipFile, struct.error, AssertionError, TypeError))
+        elif ("central directory" in text or not isinstance(exc, _FOREIGN_FILE_ERRORS)
               or (head.startswith(b"PK\x03\x04") and not _is_zip(path))):  # (a torch zip cut short)
             why = "the file is truncated or corrupt"
         elif refused_as_code(exc):
@@ -105,11 +119,6 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
         else:  # (never torch's own text, such as "pop from empty list")
             why = "not a torch weights file"
         raise WeightsError(f"{path}: cannot read {what}: {why}") from None
-    except Exception as exc:  # torch hands a .safetensors file to safetensors, whose errors share no base
-        if not type(exc).__module__.startswith("safetensors"):
-            raise
-        raise WeightsError(f"{path}: cannot read {what}: the file is truncated or corrupt (safetensors: "
-                           f"{reason(exc, 80)})") from None
 
 
 def _is_zip(path: str | os.PathLike) -> bool:
@@ -173,10 +182,31 @@ def _first(value: Any, *_ignored: Any) -> Any:
     return value
 
 
+class _Entries:
+    """Reads entries of a zip, no more bytes than each says it holds (zipfile stops there), refusing compressed
+    ones that expand beyond :data:`EXPANDED_LIMIT` together before decompressing them."""
+
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        self.archive, self.expanded = archive, 0
+
+    def info(self, name: str) -> zipfile.ZipInfo:
+        return self.archive.getinfo(name)
+
+    def read(self, name: str) -> bytes:
+        info = self.archive.getinfo(name)
+        if info.compress_type != zipfile.ZIP_STORED:
+            self.expanded += info.file_size
+            if self.expanded > EXPANDED_LIMIT:
+                raise pickle.UnpicklingError(f"{name} expands to {info.file_size} bytes compressed in "
+                                             f"{info.compress_size}: a zip bomb, not torch's")
+        with self.archive.open(info) as entry:
+            return entry.read(info.file_size)
+
+
 class _Unpickler(pickle.Unpickler):
     """Rebuilds tensors, containers and scripted objects as data; refuses every other global."""
 
-    def __init__(self, data: bytes, archive: zipfile.ZipFile, root: str) -> None:
+    def __init__(self, data: bytes, archive: _Entries, root: str) -> None:
         super().__init__(io.BytesIO(data))
         self.archive, self.root = archive, root
         self.storages: dict[str, torch.Tensor] = {}
@@ -203,21 +233,25 @@ class _Unpickler(pickle.Unpickler):
         _, dtype, key, _location, numel = pid
         if not isinstance(dtype, torch.dtype) or not isinstance(key, str) or not key.isdigit():
             raise pickle.UnpicklingError(f"bad storage record {key!r}")
-        if key not in self.storages:
-            raw = bytearray(self.archive.read(f"{self.root}/data/{key}"))
+        if key not in self.storages:  # (its size is checked before a byte is read: torch writes exactly the
+            name = f"{self.root}/data/{key}"  # storage's bytes, which views of it share, never more)
+            held = self.archive.info(name).file_size
             size = torch.empty(0, dtype=dtype).element_size()
-            if not isinstance(numel, int) or numel < 0 or len(raw) < numel * size:
-                raise pickle.UnpicklingError(f"storage {key} holds {len(raw)} bytes, not {numel} elements")
+            if not isinstance(numel, int) or numel < 0 or held != numel * size:
+                raise pickle.UnpicklingError(f"storage {key} holds {held} bytes, not {numel} elements")
+            raw = bytearray(self.archive.read(name))
+            if len(raw) != held:
+                raise EOFError(f"storage {key} is cut short")
             flat = torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
-            self.storages[key] = flat[:numel * size].view(dtype)
+            self.storages[key] = flat.view(dtype)
         return self.storages[key]
 
 
-def _declared_tensors(archive: zipfile.ZipFile, root: str) -> dict[str, tuple[list[str], list[str]]]:
+def _declared_tensors(archive: _Entries, root: str) -> dict[str, tuple[list[str], list[str]]]:
     """Qualified class name -> (parameter names, buffer names), read as text from ``code/**.py``."""
     out: dict[str, tuple[list[str], list[str]]] = {}
     prefix = f"{root}/code/"
-    for name in archive.namelist():
+    for name in archive.archive.namelist():
         if not (name.startswith(prefix) and name.endswith(".py")):
             continue
         module = name[len(prefix):-3].replace("/", ".")
@@ -256,12 +290,13 @@ def read_torchscript_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     try:
-        with zipfile.ZipFile(path) as archive:
-            roots = {n.split("/", 1)[0] for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1}
+        with zipfile.ZipFile(path) as zipped:
+            archive = _Entries(zipped)
+            roots = {n.split("/", 1)[0] for n in zipped.namelist() if n.endswith("/data.pkl") and n.count("/") == 1}
             if len(roots) != 1:
                 raise WeightsError(f"{path}: not a TorchScript archive (no <name>/data.pkl)")
             root = roots.pop()
-            if root + "/byteorder" in archive.namelist() and archive.read(root + "/byteorder").strip() != b"little":
+            if root + "/byteorder" in zipped.namelist() and archive.read(root + "/byteorder").strip() != b"little":
                 raise WeightsError(f"{path}: a big-endian TorchScript archive; semflow reads little-endian ones")
             declared = _declared_tensors(archive, root)
             top = _Unpickler(archive.read(f"{root}/data.pkl"), archive, root).load()
