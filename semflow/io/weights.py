@@ -192,7 +192,8 @@ class _Entries:
     def info(self, name: str) -> zipfile.ZipInfo:
         return self.archive.getinfo(name)
 
-    def read(self, name: str) -> bytes:
+    def read(self, name: str, most: int | None = None) -> bytes:
+        """The entry's bytes, at most ``most`` of them (None: all it says it holds)."""
         info = self.archive.getinfo(name)
         if info.compress_type != zipfile.ZIP_STORED:
             self.expanded += info.file_size
@@ -200,7 +201,7 @@ class _Entries:
                 raise pickle.UnpicklingError(f"{name} expands to {info.file_size} bytes compressed in "
                                              f"{info.compress_size}: a zip bomb, not torch's")
         with self.archive.open(info) as entry:
-            return entry.read(info.file_size)
+            return entry.read(info.file_size if most is None else min(most, info.file_size))
 
 
 class _Unpickler(pickle.Unpickler):
@@ -233,14 +234,14 @@ class _Unpickler(pickle.Unpickler):
         _, dtype, key, _location, numel = pid
         if not isinstance(dtype, torch.dtype) or not isinstance(key, str) or not key.isdigit():
             raise pickle.UnpicklingError(f"bad storage record {key!r}")
-        if key not in self.storages:  # (its size is checked before a byte is read: torch writes exactly the
-            name = f"{self.root}/data/{key}"  # storage's bytes, which views of it share, never more)
+        if key not in self.storages:  # (its size is checked before a byte is read; torch writes exactly the
+            name = f"{self.root}/data/{key}"  # storage's bytes, which views of it share: only those are read)
             held = self.archive.info(name).file_size
             size = torch.empty(0, dtype=dtype).element_size()
-            if not isinstance(numel, int) or numel < 0 or held != numel * size:
+            if not isinstance(numel, int) or numel < 0 or held < numel * size:
                 raise pickle.UnpicklingError(f"storage {key} holds {held} bytes, not {numel} elements")
-            raw = bytearray(self.archive.read(name))
-            if len(raw) != held:
+            raw = bytearray(self.archive.read(name, numel * size))
+            if len(raw) != numel * size:
                 raise EOFError(f"storage {key} is cut short")
             flat = torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
             self.storages[key] = flat.view(dtype)
