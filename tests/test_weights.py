@@ -570,3 +570,26 @@ def test_any_error_torch_raises_on_a_corrupt_file_is_one_line(tmp_path, monkeypa
     monkeypatch.setattr(weights, "torch_load_quietly", short_of_memory)
     with pytest.raises(WeightsError, match=r"w.pt: cannot read weights: out of memory while loading it"):
         load_torch_file(path, "weights")
+
+
+def test_a_torch_save_file_that_is_a_zip_bomb_is_refused_before_torch_reads_it(tmp_path, monkeypatch):
+    # torch.load inflated a deflated data/0 whole before its own size check (a 523 KB file grew the process by
+    # 513 MB): load_torch_file refuses a zip whose compressed entries expand beyond EXPANDED_LIMIT first
+    from semflow.io import weights
+
+    torch.save({"w": torch.zeros(4)}, tmp_path / "one.pt")
+    with zipfile.ZipFile(tmp_path / "one.pt") as original:
+        entry = next(n for n in original.namelist() if n.endswith("/data/0"))
+    bomb = _deflated_bomb(tmp_path / "one.pt", tmp_path / "bomb.pt", entry, 80)
+
+    def never(path):
+        raise AssertionError("torch.load was reached")
+
+    monkeypatch.setattr(weights, "torch_load_quietly", never)
+    with pytest.raises(WeightsError) as caught:
+        weights.load_torch_file(bomb, "segmenter weights")
+    message = str(caught.value)
+    assert message.startswith(f"{bomb}: cannot read segmenter weights: its compressed entries expand to ")
+    assert "zip bomb" in message and "\n" not in message
+    monkeypatch.undo()
+    assert weights.load_torch_file(tmp_path / "one.pt", "segmenter weights")["w"].shape == (4,)  # a real one loads

@@ -86,6 +86,9 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
         open(path, "rb").close()
     except OSError as exc:  # (torch's own error for it read "not a torch weights file")
         raise WeightsError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    if (expanded := _compressed_bytes(path)) > EXPANDED_LIMIT:  # (torch.load inflates an entry whole first)
+        raise WeightsError(f"{path}: cannot read {what}: its compressed entries expand to {expanded} bytes, a zip"
+                           " bomb (torch.save stores tensors as they are)")
     try:
         return torch_load_quietly(path)
     except Exception as exc:  # (any type at all on a corrupt file, see _FOREIGN_FILE_ERRORS; but memory running out)
@@ -119,6 +122,18 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
         else:  # (never torch's own text, such as "pop from empty list")
             why = "not a torch weights file"
         raise WeightsError(f"{path}: cannot read {what}: {why}") from None
+
+
+def _compressed_bytes(path: Path) -> int:
+    """What the compressed entries of the zip ``path`` expand to together, bytes (0 for no zip or one that
+    Python cannot read: torch then says why)."""
+    if not _is_zip(path):
+        return 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sum(i.file_size for i in archive.infolist() if i.compress_type != zipfile.ZIP_STORED)
+    except (zipfile.BadZipFile, NotImplementedError, EOFError, ValueError, OSError):
+        return 0
 
 
 def _is_zip(path: str | os.PathLike) -> bool:
