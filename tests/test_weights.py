@@ -593,3 +593,22 @@ def test_a_torch_save_file_that_is_a_zip_bomb_is_refused_before_torch_reads_it(t
     assert "zip bomb" in message and "\n" not in message
     monkeypatch.undo()
     assert weights.load_torch_file(tmp_path / "one.pt", "segmenter weights")["w"].shape == (4,)  # a real one loads
+
+
+def test_a_clip_checkpoint_that_is_a_zip_bomb_is_refused_before_torch_reads_it(tmp_path, monkeypatch):
+    # --clip-weights' OpenCLIP .pt/.bin files go to torch.load too (clip.loading.read_state_dict)
+    from semflow.segmentation.clip import loading
+
+    torch.save({"w": torch.zeros(4)}, tmp_path / "one.pt")
+    with zipfile.ZipFile(tmp_path / "one.pt") as original:
+        entry = next(n for n in original.namelist() if n.endswith("/data/0"))
+    bomb = _deflated_bomb(tmp_path / "one.pt", tmp_path / "bomb.bin", entry, 80)
+
+    def never(path):
+        raise AssertionError("torch.load was reached")
+
+    monkeypatch.setattr(loading, "torch_load_quietly", never)
+    with pytest.raises(WeightsError) as caught:
+        loading.read_state_dict(bomb, openai_format=False)
+    assert str(caught.value).startswith(f"{bomb} is not a readable CLIP checkpoint (")
+    assert "zip bomb" in str(caught.value) and "\n" not in str(caught.value)

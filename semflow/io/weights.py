@@ -86,9 +86,7 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
         open(path, "rb").close()
     except OSError as exc:  # (torch's own error for it read "not a torch weights file")
         raise WeightsError(f"{path}: cannot read {what}: {exc.strerror}") from None
-    if (expanded := _compressed_bytes(path)) > EXPANDED_LIMIT:  # (torch.load inflates an entry whole first)
-        raise WeightsError(f"{path}: cannot read {what}: its compressed entries expand to {expanded} bytes, a zip"
-                           " bomb (torch.save stores tensors as they are)")
+    refuse_zip_bomb(path, what)
     try:
         return torch_load_quietly(path)
     except Exception as exc:  # (any type at all on a corrupt file, see _FOREIGN_FILE_ERRORS; but memory running out)
@@ -122,6 +120,15 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
         else:  # (never torch's own text, such as "pop from empty list")
             why = "not a torch weights file"
         raise WeightsError(f"{path}: cannot read {what}: {why}") from None
+
+
+def refuse_zip_bomb(path: Path, what: str) -> None:
+    """A one-line WeightsError where the compressed entries of the zip ``path`` expand beyond
+    :data:`EXPANDED_LIMIT` together: ``torch.load`` inflates an entry whole before checking its size, and
+    ``torch.save`` stores tensors as they are (a 523 KB file inflated to 512 MB before torch raised)."""
+    if (expanded := _compressed_bytes(path)) > EXPANDED_LIMIT:
+        raise WeightsError(f"{path}: cannot read {what}: its compressed entries expand to {expanded} bytes, a zip"
+                           " bomb (torch.save stores tensors as they are)")
 
 
 def _compressed_bytes(path: Path) -> int:

@@ -30,6 +30,7 @@ from semflow.io.weights import (
     PICKLED_CODE,
     is_torchscript_archive,
     read_torchscript_state,
+    refuse_zip_bomb,
     refused_as_code,
     torch_load_quietly,
 )
@@ -166,6 +167,7 @@ def read_state_dict(path: Path, openai_format: bool) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path), device="cpu")
         else:
+            refuse_zip_bomb(path, "a CLIP checkpoint")
             state = torch_load_quietly(path)
     except WeightsError as exc:
         raise WeightsError(f"{path} is not a readable CLIP checkpoint ({str(exc).removeprefix(f'{path}: ')})") from None
