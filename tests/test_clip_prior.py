@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+import semflow.segmentation.clip.cache as clip_cache
 from semflow.errors import InputError, SemflowError, WeightsError
 from semflow.io.weights import is_torchscript_archive
 from semflow.methods import get_method
@@ -31,7 +32,7 @@ from semflow.segmentation.clip import (
     parse_prior_classes,
     prior_from_options,
 )
-from semflow.segmentation.clip.cache import CACHE_ENV, default_cache_dir
+from semflow.segmentation.clip.cache import CACHE_ENV, class_text_embeddings, default_cache_dir
 from semflow.segmentation.clip.fusion import JointClasses, fuse_region
 from semflow.segmentation.clip.loading import ClipModel, file_sha256, load_clip_model
 from semflow.segmentation.clip.prior import ClipPrior, masked_crops
@@ -280,6 +281,40 @@ def test_a_cached_entry_that_is_not_unit_vectors_of_the_model_is_computed_again(
         np.testing.assert_allclose(np.load(file)["embeddings"], good, atol=1e-6)  # written anew
 
 
+def test_a_deflated_cache_entry_is_a_miss_and_never_inflated(tiny, tmp_path, monkeypatch):
+    """The cache (a user's folder) was read with np.load, which inflates a deflated entry before any check:
+    a 64 KB file became a 64 MB array. Only what np.savez writes is read now: such a file is a miss (the
+    text encoded again, the entry written anew) with a small peak, and a good entry still hits."""
+    import tracemalloc
+
+    first = _prior(tiny, tmp_path)
+    (file,) = (tmp_path / "cache").glob("*.npz")
+    classes = np.load(file)["classes"]
+    with open(file, "wb") as f:
+        np.savez_compressed(f, embeddings=np.zeros((7, 2_400_000), np.float32), classes=classes)
+    assert file.stat().st_size < 200_000
+    calls = []
+    original = ClipModel.encode_texts
+
+    def counting(self, texts, **kwargs):
+        calls.append(len(texts))
+        return original(self, texts, **kwargs)
+
+    monkeypatch.setattr(ClipModel, "encode_texts", counting)
+    config, weights, _ = tiny
+    clip = load_clip_model(str(config), weights)
+    tracemalloc.start()
+    try:
+        embeddings = class_text_embeddings(clip, [c.name for c in first.classes], templates=first.templates,
+                                           cache_dir=tmp_path / "cache")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16_000_000, peak  # (np.load: 134 MB)
+    assert len(calls) == 1 and np.allclose(embeddings, first.text.numpy(), atol=1e-6)
+    assert _prior(tiny, tmp_path).text.shape == (7, 32) and len(calls) == 1  # written anew, then a hit
+
+
 def test_no_home_folder_or_an_unreadable_cache_only_costs_time(tiny, tmp_path, monkeypatch):
     """With HOME unset and no passwd entry (a container run as a bare uid) Path.home() raised and `segment
     --prior clip` ended in a traceback; a cache folder it may not read was "Permission denied" (exit 1).
@@ -308,6 +343,7 @@ def test_no_home_folder_or_an_unreadable_cache_only_costs_time(tiny, tmp_path, m
         return real_load(path, *args, **kwargs)
 
     monkeypatch.setattr(np, "load", refused)
+    monkeypatch.setattr(clip_cache, "read_npz", refused)
     monkeypatch.setattr(Path, "is_file", lambda self: refused(self) if self.parent == unreadable else real_is_file(self))
     again = _prior(tiny, tmp_path)
     assert torch.allclose(again.text, first.text)

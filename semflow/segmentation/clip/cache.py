@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from semflow.errors import InputError
 from semflow.io.atomic import atomic_path
+from semflow.io.npyfile import read_npz
 from semflow.segmentation.clip.loading import ClipModel
 from semflow.segmentation.clip.prompts import PROMPT_TEMPLATES
 
@@ -60,8 +61,10 @@ def class_text_embeddings(clip: ClipModel, class_names: Sequence[str], *,
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     file = None if cache is None else cache / f"{text_cache_key(clip, class_names, templates)}.npz"
     if file is not None:
-        # (a folder it may not look into, or an entry it may not read: computed, as without a cache)
-        with contextlib.suppress(Exception), np.load(file) as data:
+        # (a folder it may not look into, or an entry it may not read: computed, as without a cache; only
+        # what np.savez writes is read, so a deflated entry is never inflated: see semflow/io/npyfile.py)
+        with contextlib.suppress(Exception):
+            data = read_npz(file)
             cached = np.asarray(data["embeddings"], np.float32)
             if list(data["classes"]) == list(class_names) and _fits(cached, clip, len(class_names)):
                 return cached
