@@ -19,6 +19,7 @@ from semflow.cli_options import (
     RUN_SETTINGS,
     TEXT_PATH,
     Whole,
+    check_segment_options,
     click_type,
     prior_options,
     shared_run_options,
@@ -394,8 +395,7 @@ def segment(inputs: tuple[Path, ...], out_dir: Path, backend: str, overlay: bool
 
     check_outputs(folders=[out_dir])
     spec = prior_from_options(prior, clip_model, clip_weights, prior_classes, prior_weight)
-    if kinds is not None and spec is None:  # (label maps hold classes: kinds matter only to the prior's fusion)
-        raise InputError("--kinds acts only with --prior clip")
+    check_segment_options(backend, label_set, kinds, spec)
     if spec is not None:
         from semflow.segmentation import get_segmenter
 

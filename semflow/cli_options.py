@@ -112,6 +112,19 @@ PATH = FilePath(path_type=Path, readable=False)
 TEXT_PATH = FilePath(path_type=str, readable=False)
 """A path argument kept as text (batch's inputs: globs and manifests too)."""
 
+def check_segment_options(backend: str, label_set: str | None, kinds: str | None, prior: Any) -> None:
+    """``segment``'s refusals of options that do not go together, told in its own options: ``--kinds``
+    without a CLIP ``prior`` (its spec, or None), and a ``--label-set`` that ``--segmenter camvid`` cannot use
+    (segment has no ``--segmentation``: masks and torchvision weights are given to ``--segmenter``)."""
+    from semflow.errors import InputError
+    from semflow.segmentation.spec_check import check_camvid_label_set
+
+    if kinds is not None and prior is None:  # (label maps hold classes: kinds matter only to the prior's fusion)
+        raise InputError("--kinds acts only with --prior clip")
+    if backend.partition(":")[0].lower() == "camvid":
+        check_camvid_label_set(label_set, uses="--segmenter masks:PATH or torchvision:PATH")
+
+
 BATCH_HELPS = {
     "device": "Where torch parts run: cpu, cuda (each worker gets its GPU from Ray) or auto.",
     "segmentation": "Given masks instead of a segmenter: one label PNG, used for every frame of every clip.",

@@ -712,6 +712,18 @@ def test_a_masks_segmenter_without_a_path_names_the_option_to_use(cli_fails, mak
               match="the masks segmenter needs a label PNG or a folder of them: --segmenter masks:PATH")
 
 
+def test_segment_refuses_a_label_set_in_its_own_options(cli_fails, make_frames) -> None:
+    """`segment --label-set voc` (the camvid segmenter) said --label-set names the classes of "given masks
+    (--segmentation, masks:PATH)": segment has no --segmentation. run's message (which has it) is unchanged."""
+    make_frames(3)
+    line = cli_fails("segment", "frames", "--out", "out", "--label-set", "voc",
+                     match="not in label set 'voc': --label-set names the classes of --segmenter masks:PATH or"
+                           " torchvision:PATH")
+    assert "--segmentation" not in line
+    cli_fails("run", "frames", "--out", "out", "--method", "semantic", "--label-set", "voc",
+              match="--label-set names the classes of given masks (--segmentation, masks:PATH)")
+
+
 def test_help_offers_only_what_each_command_takes(run_cli) -> None:
     """batch's help offered `--device cuda:N` and `--segmentation` "a folder of NNNNNN.png", both of which it
     refuses."""

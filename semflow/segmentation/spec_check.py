@@ -32,9 +32,10 @@ def check_segmenter_spec(name: str) -> None:
         raise InputError(f"{path}: no such {PATH_NAMES[backend.lower()]}")
 
 
-def check_camvid_label_set(label_set: Any) -> None:
-    """InputError unless ``label_set`` (a name, a LabelSet or None) is CamVid's, the camvid segmenter's classes."""
+def check_camvid_label_set(label_set: Any, *,
+                           uses: str = "given masks (--segmentation, masks:PATH) or of torchvision:PATH") -> None:
+    """InputError unless ``label_set`` (a name, a LabelSet or None) is CamVid's, the camvid segmenter's classes;
+    the message says ``--label-set`` names the classes of ``uses`` (run's and flow's options by default)."""
     if label_set is not None and str(getattr(label_set, "name", label_set)).lower() != "camvid":
         raise InputError(f"the camvid segmenter labels in CamVid's classes, not in label set {str(label_set)!r}:"
-                         " --label-set names the classes of given masks (--segmentation, masks:PATH) or of"
-                         " torchvision:PATH")
+                         f" --label-set names the classes of {uses}")
