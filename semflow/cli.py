@@ -14,6 +14,7 @@ from semflow.cli_group import SemflowGroup
 from semflow.cli_options import (
     BATCH_HELPS,
     COMPARE_HELPS,
+    FLOW_HELPS,
     MAX_FLOW,
     PATH,
     RUN_SETTINGS,
@@ -221,7 +222,7 @@ def batch(inputs: tuple[str, ...], out_dir: Path, method: str, workers: int | No
               help="Shrink both images so the longer side is at most PX first (the flow is then in their pixels).")
 @click.option("--baseline-flow", type=PATH, default=None, metavar="FILE",
               help="With --method semantic: a flow file from IMAGE1 to IMAGE2 (any method's) as the baseline.")
-@_method_options(leave_out=("baseline_flows",))  # (a video's folder of flows: one pair takes --baseline-flow)
+@_method_options(leave_out=("baseline_flows",), helps=FLOW_HELPS)  # (a video's folder of flows: a pair's is --baseline-flow)
 def flow(image1: Path, image2: Path, output: Path, method: str, viz: Path | None, max_flow: float | None,
          explain: Path | None, max_side: int | None, baseline_flow: Path | None, **method_options: Any) -> None:
     """Flow from IMAGE1 to IMAGE2, written to OUTPUT (format by extension)."""

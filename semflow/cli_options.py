@@ -11,6 +11,7 @@ the values to :func:`semflow.segmentation.clip.prior_from_options`, which makes 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import typing
 from collections.abc import Callable
@@ -125,12 +126,25 @@ def check_segment_options(backend: str, label_set: str | None, kinds: str | None
         check_camvid_label_set(label_set, uses="--segmenter masks:PATH or torchvision:PATH")
 
 
+def sharpen_help(baseline_flows: str) -> str:
+    """``--sharpen``'s declared help with the command's own option for the baseline's flows (``flow``:
+    ``--baseline-flow``), or without them where it has none (``""``: ``batch``)."""
+    from semflow.options import SharpenOptions
+
+    text = {f.name: f.metadata["help"] for f in dataclasses.fields(SharpenOptions)}["sharpen"]
+    return text.replace(" or on --baseline-flows", f" or on {baseline_flows}" if baseline_flows else "")
+
+
 BATCH_HELPS = {
     "device": "Where torch parts run: cpu, cuda (each worker gets its GPU from Ray) or auto.",
     "segmentation": "Given masks instead of a segmenter: one label PNG, used for every frame of every clip.",
+    "sharpen": sharpen_help(""),
 }
 """``semflow batch``'s own help for method options whose values it narrows (a batch refuses cuda:N and a
-folder of one video's masks)."""
+folder of one video's masks) or that name an option it does not offer (--baseline-flows)."""
+
+FLOW_HELPS = {"sharpen": sharpen_help("--baseline-flow")}
+"""``semflow flow``'s own help for options that name another option (a pair's baseline is --baseline-flow)."""
 
 COMPARE_HELPS = {
     "baseline_flows": "The baseline's flows computed already, instead of a baseline method: a folder of NNNNNN.flo"

@@ -79,3 +79,24 @@ def test_methods_lists_the_options_each_method_takes() -> None:
     assert lines["discrete"].endswith("; options: --device, --sharpen, --preset")
     assert "--baseline, " in lines["semantic"] and "--prior-weight" in lines["semantic"]
     assert "--preset" not in lines["semantic"]
+
+
+def test_sharpen_help_names_the_baseline_flows_option_of_its_own_command() -> None:
+    """--sharpen's help, written once for every command, said "semantic on --baseline-flows": flow calls its
+    option --baseline-flow, and batch has none."""
+    def wide_help(command: str) -> str:  # (one line an option: click breaks "--baseline-flows" at its hyphen)
+        result = CliRunner().invoke(main, [command, "--help"], prog_name="semflow", terminal_width=1000,
+                                    max_content_width=1000)
+        assert result.exit_code == 0
+        return result.output
+
+    def sharpen_text(command: str) -> str:
+        text = " ".join(wide_help(command).split())
+        start = text.index("--sharpen / --no-sharpen ") + len("--sharpen / --no-sharpen ")
+        return text[start:].split(" [", 1)[0]  # (up to the methods that take it)
+
+    assert "(and semantic on one of them or on --baseline-flow)." in sharpen_text("flow")
+    assert "--baseline-flows" not in wide_help("flow") and "--baseline-flows" not in wide_help("batch")
+    assert "(and semantic on one of them)." in sharpen_text("batch")
+    for command in ("run", "compare"):  # (they have --baseline-flows)
+        assert "(and semantic on one of them or on --baseline-flows)." in sharpen_text(command)
