@@ -57,9 +57,9 @@ def frames(count: int) -> list[tuple[np.ndarray, np.ndarray, str]]:
 
 
 def read_image_labels(path: Path) -> np.ndarray:
-    import cv2
+    from semflow.segmentation.masks import read_label_map
 
-    labels = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    labels = read_label_map(path)
     labels[labels > VOID] = VOID
     return labels
 

@@ -27,6 +27,7 @@ from benchlib import invoked, today  # noqa: E402
 
 from semflow.segmentation import CAMVID, get_segmenter  # noqa: E402
 from semflow.segmentation.backends import CamVidSegmenter  # noqa: E402
+from semflow.segmentation.masks import read_label_map  # noqa: E402
 
 START, END = "<!-- segmenter:start -->", "<!-- segmenter:end -->"
 
@@ -41,7 +42,7 @@ def evaluate(seg: CamVidSegmenter, root: Path) -> tuple[float, float, np.ndarray
     conf = np.zeros((11, 11), np.int64)
     for img_path, lbl_path in val_pairs(root):
         img = cv2.imread(str(img_path), cv2.IMREAD_COLOR)[..., ::-1].copy()
-        gt = cv2.imread(str(lbl_path), cv2.IMREAD_UNCHANGED).astype(np.int64)
+        gt = read_label_map(lbl_path).astype(np.int64)
         pred = seg.predict(img).labels.astype(np.int64)
         keep = gt < 11
         conf += np.bincount(gt[keep] * 11 + pred[keep], minlength=121).reshape(11, 11)

@@ -54,6 +54,7 @@ from semflow.methods import get_method  # noqa: E402
 from semflow.metrics import epe  # noqa: E402
 from semflow.pipeline import RunOptions, run_video  # noqa: E402
 from semflow.segmentation import get_segmenter  # noqa: E402
+from semflow.segmentation.masks import read_label_map  # noqa: E402
 from semflow.segmentation.segment import segment_inputs  # noqa: E402
 from semflow.segmentation.temporal import TemporalSegmentation, dis_flow  # noqa: E402
 from semflow.synthetic_video import camera_sequence, make_sequence, make_street_sequence  # noqa: E402
@@ -143,7 +144,7 @@ def camvid_table(data: Path, every: int, frames: int) -> list[str]:
     flips: dict[str, list[float]] = {k: [] for k in conf}
     for name in names:
         image = read_image(root / "val" / name)
-        truth = cv2.imread(str(root / "valannot" / name), cv2.IMREAD_UNCHANGED)
+        truth = read_label_map(root / "valannot" / name)
         clip, truths, gt_flows = camera_sequence(image, truth, frames=frames, zoom=0.01, pan=(2.0, 0.5))
         fusion, previous = TemporalSegmentation(), {}
         for k, (frame, gt) in enumerate(zip(clip, truths)):

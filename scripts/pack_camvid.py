@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--quality", type=int, default=95, help="JPEG quality")
     ap.add_argument("--init", action="store_true", help="also write lite0_imagenet_encoder.pt")
     args = ap.parse_args()
+    from semflow.segmentation.masks import read_label_map
+
     root, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
@@ -41,7 +43,7 @@ def main() -> None:
         blobs, labels, names = [], [], []
         for img_path, lbl_path in read_split(root, split):
             img = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
-            lbl = cv2.imread(str(lbl_path), cv2.IMREAD_UNCHANGED)
+            lbl = read_label_map(lbl_path)  # (a palette PNG's indices are its ids, as --segmenter masks: reads)
             ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, args.quality])
             assert ok and lbl is not None and lbl.shape == img.shape[:2], img_path
             blobs.append(buf.ravel())

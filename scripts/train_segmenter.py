@@ -60,16 +60,23 @@ EXPORT_NAME = "camvid_lite0_fpn"
 
 # ----------------------------------------------------------------------------------------- data
 def load_folder(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, H, W, 3) uint8 RGB and labels (N, H, W) uint8 of a CamVid split (SegNet layout)."""
+    """Images (N, H, W, 3) uint8 RGB and labels (N, H, W) uint8 of a CamVid split (SegNet layout); labels read
+    as ``--segmenter masks:`` reads them (a palette PNG's indices are its ids). Needs semflow (--packed does not)."""
+    from semflow.errors import InputError
+    from semflow.segmentation.masks import read_label_map
+
     imgs, lbls = [], []
     for line in (root / f"{split}.txt").read_text().split("\n"):
         if not line.strip():
             continue
         img, lbl = line.split()
         im = cv2.imread(str(root / split / Path(img).name), cv2.IMREAD_COLOR)
-        lb = cv2.imread(str(root / f"{split}annot" / Path(lbl).name), cv2.IMREAD_UNCHANGED)
-        if im is None or lb is None:
-            raise SystemExit(f"cannot read {img} / {lbl} under {root}")
+        try:
+            lb = read_label_map(root / f"{split}annot" / Path(lbl).name)
+        except InputError as error:
+            raise SystemExit(f"cannot read {lbl} under {root}: {error}") from None
+        if im is None:
+            raise SystemExit(f"cannot read {img} under {root}")
         imgs.append(im[..., ::-1])
         lbls.append(lb.astype(np.uint8))
     return np.stack(imgs), np.stack(lbls)
