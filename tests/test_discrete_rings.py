@@ -95,3 +95,15 @@ def test_discrete_refits_rings_last_and_only_when_asked(recorded, sharpen, video
 def test_a_negative_ring_width_is_refused_in_one_line():
     with pytest.raises(InputError, match="^discrete: ring_width must be at least 0, got -1$"):
         get_method("discrete", ring_width=-1)
+
+
+def test_superpixel_pairs_stay_right_past_46341_superpixels():
+    # the pair keys (low label * n + high label) were int32 like SLIC's labels and wrapped past 46341
+    # superpixels (a 4K frame at 10 px): pairs came out negative or wrong
+    from semflow.baseline.discrete.rings import Superpixels
+
+    labels = np.arange(2 * 25000, dtype=np.int32).reshape(2, 25000)  # each pixel its own superpixel
+    segs = Superpixels(labels)
+    expected = {(int(a), int(a) + 1) for a in labels.ravel() if (a + 1) % 25000} | {(int(a), int(a) + 25000) for a in labels[0]}
+    assert segs.n == 50000
+    assert {(int(a), int(b)) for a, b in segs.pairs} == expected

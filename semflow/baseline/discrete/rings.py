@@ -103,8 +103,8 @@ class Superpixels:
         cross = a != b
         self.border_a, self.border_b = a[cross], b[cross]
         self.border_x, self.border_y = xs[cross].astype(np.float64), ys[cross].astype(np.float64)
-        keys, self.border_pair = np.unique(np.minimum(self.border_a, self.border_b) * n
-                                           + np.maximum(self.border_a, self.border_b), return_inverse=True)
+        low = np.minimum(self.border_a, self.border_b).astype(np.int64)  # (int32 keys wrapped past 46341 labels)
+        keys, self.border_pair = np.unique(low * n + np.maximum(self.border_a, self.border_b), return_inverse=True)
         self.border_length = np.bincount(self.border_pair)
         self.pairs = np.stack([keys // n, keys % n], 1)
         small = lab.astype(np.uint16) if n <= 65536 else lab  # (a stable sort of uint16 is a radix sort)
