@@ -122,13 +122,16 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
         raise WeightsError(f"{path}: cannot read {what}: {why}") from None
 
 
-def refuse_zip_bomb(path: Path, what: str) -> None:
+def refuse_zip_bomb(path: Path, what: str | None = None) -> None:
     """A one-line WeightsError where the compressed entries of the zip ``path`` expand beyond
     :data:`EXPANDED_LIMIT` together: ``torch.load`` inflates an entry whole before checking its size, and
-    ``torch.save`` stores tensors as they are (a 523 KB file inflated to 512 MB before torch raised)."""
+    ``torch.save`` stores tensors as they are (a 523 KB file inflated to 512 MB before torch raised).
+    ``what`` names the file in the message ("cannot read WHAT: ..."; None: the reason alone)."""
     if (expanded := _compressed_bytes(path)) > EXPANDED_LIMIT:
-        raise WeightsError(f"{path}: cannot read {what}: its compressed entries expand to {expanded} bytes, a zip"
-                           " bomb (torch.save stores tensors as they are)")
+        said = "" if what is None else f"cannot read {what}: "
+        raise WeightsError(f"{path}: {said}its compressed entries expand to {expanded} bytes, over the"
+                           f" {EXPANDED_LIMIT >> 20} MiB semflow inflates: a zip bomb, or a checkpoint zipped again"
+                           " with compression (torch.save stores tensors uncompressed)")
 
 
 def _compressed_bytes(path: Path) -> int:

@@ -167,7 +167,7 @@ def read_state_dict(path: Path, openai_format: bool) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path), device="cpu")
         else:
-            refuse_zip_bomb(path, "a CLIP checkpoint")
+            refuse_zip_bomb(path)
             state = torch_load_quietly(path)
     except WeightsError as exc:
         raise WeightsError(f"{path} is not a readable CLIP checkpoint ({str(exc).removeprefix(f'{path}: ')})") from None
