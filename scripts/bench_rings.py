@@ -170,7 +170,7 @@ def main() -> None:
         f"`discrete` as shipped (preset balanced, ring_width 0 by default) against the same with `ring_width={WIDTH}`:"
         " superpixels of frame t (SLIC) each fitted an affine motion, neighbours that agree joined into rigid pieces,"
         " a guarded vote giving stray superpixels near a piece its motion where it matches the colours better, then"
-        f" each piece's affine (fitted on its core, {WIDTH} px and more inside) on its outer {WIDTH} px where it moves"
+        f" each piece's affine (fitted on its core, 10 px inside, less for thin pieces) on its outer {WIDTH} px where it moves"
         " the flow by at most 1 px (docs/methods.md, section rings). The option's flow was checked equal to the"
         f" step's on the first pair of every group. Peak of the discrete processes: {runs.peak:.0f} MB. EPE in px.\n",
         f"### Hard synthetic scenes ({args.hard} a seed group; seed 5000 as in section things) and photo scenes"
