@@ -24,7 +24,6 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -33,6 +32,7 @@ from semflow.errors import FlowRangeWarning, InputError, counted, reason, writin
 from semflow.io.atomic import write_bytes_atomic
 from semflow.io.files import image_file_bytes, require_file
 from semflow.io.images import decode_image, write_image
+from semflow.io.npyfile import npy_header
 
 FLO_TAG = 202021.25
 UNKNOWN_FLOW_THRESHOLD = 1e9
@@ -210,7 +210,7 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     size = path.stat().st_size
     with open(path, "rb") as fh:
-        shape, fortran, dtype = _npy_header(fh, path)
+        shape, fortran, dtype = npy_header(fh, path)
         count = 1
         for side in shape:
             count *= side
@@ -223,38 +223,6 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
         return np.frombuffer(data, dtype, count).reshape(shape, order="F" if fortran else "C")
     except ValueError as exc:
         raise InputError(f"{path}: corrupt .npy header ({reason(exc, 80)})") from None
-
-
-def _npy_header(fh: Any, path: Path) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """(shape, fortran order, dtype) of the ``.npy`` file open at its start in ``fh``, checked (see
-    :func:`load_npy`); ``fh`` is left at the data."""
-    magic = fh.read(6)
-    if magic[:4] == b"PK\x03\x04":
-        raise InputError(f"{path}: an .npz archive, not a .npy array (write one array with numpy.save)")
-    if magic != b"\x93NUMPY":
-        raise InputError(f"{path}: not a readable .npy file (wrong magic bytes)")
-    fh.seek(0)
-    try:  # numpy's header parser meets untrusted text: any failure of it means a corrupt header
-        version = np.lib.format.read_magic(fh)
-        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-        if read_header is None:
-            raise InputError(f"{path}: not a readable .npy file (version {version[0]}.{version[1]})")
-        with warnings.catch_warnings():  # odd escapes in the header text: no SyntaxWarning lines
-            warnings.simplefilter("ignore")
-            shape, fortran, dtype = read_header(fh)
-    except InputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - ValueError, SyntaxError, TokenError, RecursionError...
-        raise InputError(f"{path}: not a readable .npy file (corrupt header: {reason(exc, 120)})") from None
-    if dtype.hasobject or dtype.itemsize == 0 or dtype.subdtype is not None:
-        raise InputError(f"{path}: not a readable .npy file (it holds {dtype} values, not numbers)")
-    shape = tuple(int(side) for side in shape)  # numpy's parser lets True and negative sides through
-    if len(shape) > 64:  # numpy's own limit
-        raise InputError(f"{path}: corrupt .npy header ({len(shape)} dimensions)")
-    if any(side < 0 for side in shape):
-        raise InputError(f"{path}: corrupt .npy header (negative size in its shape {shape})")
-    return shape, bool(fortran), dtype
 
 
 def flow_file_pixels(path: str | os.PathLike) -> int | None:
@@ -279,7 +247,7 @@ def flow_file_shape(path: str | os.PathLike) -> tuple[int, int] | None:
             return (height, width) if width > 0 and height > 0 and size == 12 + 8 * width * height else None
         if ext == ".npy":
             with open(path, "rb") as fh:
-                shape, _, dtype = _npy_header(fh, path)
+                shape, _, dtype = npy_header(fh, path)
                 held = size - fh.tell()
             fits = len(shape) == 3 and shape[2] == 2 and shape[0] * shape[1] * shape[2] * dtype.itemsize <= held
             return (int(shape[0]), int(shape[1])) if fits else None  # (else its reader says what it expects)
