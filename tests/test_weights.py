@@ -572,20 +572,27 @@ def test_any_error_torch_raises_on_a_corrupt_file_is_one_line(tmp_path, monkeypa
         load_torch_file(path, "weights")
 
 
+def _torch_save_bomb(tmp_path: Path, name: str) -> Path:
+    """tmp_path / ``name``: ``torch.save`` of a small dict (also left as one.pt) with its data/0 made an 80 MB
+    deflated bomb."""
+    torch.save({"w": torch.zeros(4)}, tmp_path / "one.pt")
+    with zipfile.ZipFile(tmp_path / "one.pt") as original:
+        entry = next(n for n in original.namelist() if n.endswith("/data/0"))
+    return _deflated_bomb(tmp_path / "one.pt", tmp_path / name, entry, 80)
+
+
+def _torch_load_never(path):
+    raise AssertionError("torch.load was reached")
+
+
 def test_a_torch_save_file_that_is_a_zip_bomb_is_refused_before_torch_reads_it(tmp_path, monkeypatch):
     # torch.load inflated a deflated data/0 whole before its own size check (a 523 KB file grew the process by
     # 513 MB): load_torch_file refuses a zip whose compressed entries expand beyond EXPANDED_LIMIT first
     from semflow.io import weights
 
-    torch.save({"w": torch.zeros(4)}, tmp_path / "one.pt")
-    with zipfile.ZipFile(tmp_path / "one.pt") as original:
-        entry = next(n for n in original.namelist() if n.endswith("/data/0"))
-    bomb = _deflated_bomb(tmp_path / "one.pt", tmp_path / "bomb.pt", entry, 80)
+    bomb = _torch_save_bomb(tmp_path, "bomb.pt")
 
-    def never(path):
-        raise AssertionError("torch.load was reached")
-
-    monkeypatch.setattr(weights, "torch_load_quietly", never)
+    monkeypatch.setattr(weights, "torch_load_quietly", _torch_load_never)
     with pytest.raises(WeightsError) as caught:
         weights.load_torch_file(bomb, "segmenter weights")
     message = str(caught.value)
@@ -599,15 +606,9 @@ def test_a_clip_checkpoint_that_is_a_zip_bomb_is_refused_before_torch_reads_it(t
     # --clip-weights' OpenCLIP .pt/.bin files go to torch.load too (clip.loading.read_state_dict)
     from semflow.segmentation.clip import loading
 
-    torch.save({"w": torch.zeros(4)}, tmp_path / "one.pt")
-    with zipfile.ZipFile(tmp_path / "one.pt") as original:
-        entry = next(n for n in original.namelist() if n.endswith("/data/0"))
-    bomb = _deflated_bomb(tmp_path / "one.pt", tmp_path / "bomb.bin", entry, 80)
+    bomb = _torch_save_bomb(tmp_path, "bomb.bin")
 
-    def never(path):
-        raise AssertionError("torch.load was reached")
-
-    monkeypatch.setattr(loading, "torch_load_quietly", never)
+    monkeypatch.setattr(loading, "torch_load_quietly", _torch_load_never)
     with pytest.raises(WeightsError) as caught:
         loading.read_state_dict(bomb, openai_format=False)
     assert str(caught.value).startswith(f"{bomb} is not a readable CLIP checkpoint (")
