@@ -239,8 +239,9 @@ def test_openai_torchscript_archive_is_detected(open_clip, tiny, tmp_path, no_ne
     assert all(torch.equal(clip.model.state_dict()[k], state[k]) for k in state)
 
 
-def test_text_embeddings_are_cached_on_disk(tiny, tmp_path, monkeypatch):
-    calls = []
+def _count_text_encodes(monkeypatch) -> list[int]:
+    """A list that gets the number of texts of every ClipModel.encode_texts call from now on."""
+    calls: list[int] = []
     original = ClipModel.encode_texts
 
     def counting(self, texts, **kwargs):
@@ -248,6 +249,11 @@ def test_text_embeddings_are_cached_on_disk(tiny, tmp_path, monkeypatch):
         return original(self, texts, **kwargs)
 
     monkeypatch.setattr(ClipModel, "encode_texts", counting)
+    return calls
+
+
+def test_text_embeddings_are_cached_on_disk(tiny, tmp_path, monkeypatch):
+    calls = _count_text_encodes(monkeypatch)
     first = _prior(tiny, tmp_path)
     assert calls == [7 * len(first.templates)] and len(list((tmp_path / "cache").glob("*.npz"))) == 1
     second = _prior(tiny, tmp_path)
@@ -293,14 +299,7 @@ def test_a_deflated_cache_entry_is_a_miss_and_never_inflated(tiny, tmp_path, mon
     with open(file, "wb") as f:
         np.savez_compressed(f, embeddings=np.zeros((7, 2_400_000), np.float32), classes=classes)
     assert file.stat().st_size < 200_000
-    calls = []
-    original = ClipModel.encode_texts
-
-    def counting(self, texts, **kwargs):
-        calls.append(len(texts))
-        return original(self, texts, **kwargs)
-
-    monkeypatch.setattr(ClipModel, "encode_texts", counting)
+    calls = _count_text_encodes(monkeypatch)
     config, weights, _ = tiny
     clip = load_clip_model(str(config), weights)
     tracemalloc.start()
