@@ -54,13 +54,15 @@ class SharpenedFlow(FlowMethod):
         self.last_timings = {**getattr(self.base, "last_timings", {}), "sharpen": time.perf_counter() - start}
         return result
 
-    def _finished(self, img1: np.ndarray, img2: np.ndarray, estimate: Any, *args: Any, **kwargs: Any) -> FlowResult:
+    def _finished(self, img1: np.ndarray, img2: np.ndarray, estimate: Any, *args: Any, video: bool = False,
+                  **kwargs: Any) -> FlowResult:
         """``estimate``'s result sharpened; a base with a last step of its own (``finish_flow``, as discrete's
-        ``ring_width``) has it run after the sharpening, on the final flow."""
+        ``ring_width``) has it run after the sharpening, on the final flow (``video``: in video mode)."""
         finish = getattr(self.base, "finish_flow", None)
         if finish is None:
             return self._sharpen(img1, img2, estimate(img1, img2, *args, **kwargs))
-        result = finish(img1, img2, self._sharpen(img1, img2, estimate(img1, img2, *args, finish=False, **kwargs)))
+        result = self._sharpen(img1, img2, estimate(img1, img2, *args, finish=False, **kwargs))
+        result = finish(img1, img2, result, video=video)
         ringed = getattr(self.base, "last_timings", {})  # (the finish's laps after sharpen's, in the order run)
         self.last_timings = {**self.last_timings, **{k: v for k, v in ringed.items() if k not in self.last_timings}}
         return result
@@ -69,7 +71,7 @@ class SharpenedFlow(FlowMethod):
         return self._finished(img1, img2, self.base._estimate, **kwargs)
 
     def _estimate_video(self, img1: np.ndarray, img2: np.ndarray, state: VideoState, **kwargs: Any) -> FlowResult:
-        return self._finished(img1, img2, self.base._estimate_video, state, **kwargs)
+        return self._finished(img1, img2, self.base._estimate_video, state, video=True, **kwargs)
 
     def state_parts(self) -> dict[str, Any]:
         return self.base.state_parts()

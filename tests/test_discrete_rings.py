@@ -79,17 +79,34 @@ def _frames() -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("video", [False, True])
 def test_discrete_refits_rings_last_and_only_when_asked(recorded, sharpen, video):
     a, b = _frames()
+    option = "video_ring_width" if video else "ring_width"  # (video mode has a width of its own)
     run = lambda **kw: get_method("discrete", preset="fast", sharpen=sharpen, **kw).estimate(  # noqa: E731
         a, b, state=VideoState() if video else None)
     plain = run().flow
-    assert recorded == []  # off by default
-    method = get_method("discrete", preset="fast", sharpen=sharpen, ring_width=6)
+    assert recorded == []  # off in the fast preset
+    method = get_method("discrete", preset="fast", sharpen=sharpen, **{option: 6})
     result = method.estimate(a, b, state=VideoState() if video else None)
     assert len(recorded) == 1 and recorded[0][0] == 6
     assert np.array_equal(recorded[0][1], plain)  # the final (sharpened) flow goes in
     assert np.array_equal(result.flow, plain + 1)  # and what comes out is the result
     assert list(method.last_timings)[-1] == "rings"  # the last lap, as run (after sharpen's)
-    assert np.array_equal(run(ring_width=0).flow, plain) and len(recorded) == 1
+    assert np.array_equal(run(**{option: 0}).flow, plain) and len(recorded) == 1
+
+
+@pytest.mark.parametrize("video", [False, True])
+def test_each_mode_reads_its_own_width(recorded, video):
+    a, b = _frames()
+    other = "ring_width" if video else "video_ring_width"
+    get_method("discrete", preset="fast", **{other: 6}).estimate(a, b, state=VideoState() if video else None)
+    assert recorded == []
+
+
+@pytest.mark.parametrize("preset", ["balanced", "accurate"])
+def test_the_slower_presets_refit_rings_in_pair_mode_only(preset):
+    params = get_method("discrete", preset=preset).params
+    assert (params.ring_width, params.video_ring_width, params.for_video().ring_width) == (6, 0, 0)
+    assert get_method("discrete", preset="fast").params.ring_width == 0
+    assert get_method("discrete", preset=preset, video_ring_width=4).params.for_video().ring_width == 4
 
 
 def test_a_negative_ring_width_is_refused_in_one_line():

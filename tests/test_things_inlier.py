@@ -37,9 +37,11 @@ def test_discrete_gets_the_tighter_split_and_others_the_default() -> None:
 
 @pytest.fixture(scope="module")
 def group_scene() -> tuple[SyntheticScene, FlowResult]:
-    """Hard scene 5 of section things (a group of pedestrians) and discrete's flow on it."""
+    """Hard scene 5 of section things (a group of pedestrians) and discrete's flow on it, without its ring step
+    (``ring_width=0``): these tests are about the things layer separating two pedestrians in a flow that mixes
+    their motions; on the step's flow inlier distances of 1.0 and 1.5 px do equally well here (0.068, 0.067 px)."""
     scene = make_hard_scene(seed=10000, kind="group")
-    return scene, get_method("discrete").estimate(scene.img1, scene.img2)
+    return scene, get_method("discrete", ring_width=0).estimate(scene.img1, scene.img2)
 
 
 def test_pedestrians_a_pixel_apart_get_their_own_motions_on_discrete(group_scene) -> None:

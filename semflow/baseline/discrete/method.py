@@ -181,13 +181,16 @@ class DiscreteFlow(FlowMethod):
         result = self._run(img1, img2)[0]
         return self.finish_flow(img1, img2, result) if finish else result
 
-    def finish_flow(self, img1: np.ndarray, img2: np.ndarray, result: FlowResult) -> FlowResult:
+    def finish_flow(self, img1: np.ndarray, img2: np.ndarray, result: FlowResult, *, video: bool = False
+                    ) -> FlowResult:
         """The last step on ``result``'s flow, the method's final one (a :class:`~semflow.sharpen.SharpenedFlow`
-        calls it after sharpening, and has the estimate skip it with ``finish=False``): with ``ring_width`` > 0,
-        each rigid moving region's affine on its outer ring (``rings.refit_rings``; lap ``"rings"``)."""
-        if self.params.ring_width > 0:
+        calls it after sharpening, and has the estimate skip it with ``finish=False``): with ``ring_width``
+        (``video_ring_width`` in video mode) > 0, each rigid moving region's affine on its outer ring
+        (``rings.refit_rings``; lap ``"rings"``)."""
+        width = self.params.video_ring_width if video else self.params.ring_width
+        if width > 0:
             start = time.perf_counter()
-            result.flow = rings.refit_rings(img1, img2, result.flow, width=self.params.ring_width)
+            result.flow = rings.refit_rings(img1, img2, result.flow, width=width)
             self.last_timings = {**self.last_timings, "rings": time.perf_counter() - start}
         return result
 
@@ -217,7 +220,7 @@ class DiscreteFlow(FlowMethod):
             work2.since_full = 0 if full else work.since_full + 1
         result.extras["video_full_search"] = np.array(work is None or work2.since_full == 0)
         result.state = state.advance(img2, result.flow, {self.name: work2})
-        return self.finish_flow(img1, img2, result) if finish else result
+        return self.finish_flow(img1, img2, result, video=True) if finish else result
 
     def state_parts(self) -> dict[str, type]:
         return {self.name: FrameWork}

@@ -13,7 +13,7 @@ _AT_LEAST_ONE = ("stride", "coarse_stride", "dims", "k", "levels", "radius", "lo
                  "video_dims", "video_narrow_coarse_stride", "video_keypoint_max")
 _AT_LEAST_ZERO = ("finest", "search_pixels", "keypoint_radius", "keypoint_count", "lam", "tau", "unary_trunc",
                   "crf_check", "fb_threshold", "fb_relative", "min_segment", "local_k", "motion_edges",
-                  "median_radius", "ring_width", "boundary_radius", "boundary_matches", "refine_iterations", "refresh_every",
+                  "median_radius", "ring_width", "video_ring_width", "boundary_radius", "boundary_matches", "refine_iterations", "refresh_every",
                   "refresh_share", "video_local", "video_prior")
 _AT_MOST_ONE = ("keypoint_ratio", "ncc_min", "refresh_share", "video_prior")  # (shares and a correlation)
 INTERPOLATORS = ("epic", "ric")
@@ -62,10 +62,11 @@ class Preset:
     ``median_radius`` (px; 0: off; 15 measured): after refinement, a colour-weighted median of the flow
     over windows of this radius puts motion boundaries back on colour edges, near the flow's jumps only
     (``densify.weighted_median``, ``flow_jumps.near_jumps``; BENCHMARKS.md, section median);
-    ``ring_width`` (px; 0: off; 6 measured): last, after ``--sharpen`` where that is on, rigid moving regions
-    found in the flow (superpixels whose affine fits agree) take their affine on their outer ``ring_width``
-    px where it moves the flow by at most 1 px, after a guarded vote that gives a few stray superpixels
-    near them their motion (``rings.refit_rings``; docs/methods.md, section rings).
+    ``ring_width`` (px; 0: off; 6 in the balanced and accurate presets): last, after ``--sharpen`` where that
+    is on, rigid moving regions found in the flow (superpixels whose affine fits agree) take their affine on
+    their outer ``ring_width`` px where it moves the flow by at most 1 px, after a guarded vote that gives a
+    few stray superpixels near them their motion (``rings.refit_rings``; docs/methods.md, section rings);
+    off in the fast preset (about 0.5 s a 1024x436 pair) and in video mode unless ``video_ring_width``.
     ``boundary_radius`` (0: off): after refinement, pixels near motion discontinuities take the
     best-matching flow found this many px away on either side (``boundary.reassign_boundaries``).
     ``missed_motions`` (on by default since 2026-12-02): last, blobs of pixels that the flow leaves
@@ -88,7 +89,8 @@ class Preset:
     already holds the expansion it was found with; on synthetic sequences with zooming objects
     ``video_narrow_scales=True`` lowers discrete's video EPE by about 5 % and its error along moving
     outlines by 6 %, below pair mode's, at +0.065 s a pair at 960x540, +25 %: off for speed).
-    ``refresh_every`` and ``refresh_share`` are read from the preset itself, not from :meth:`for_video`. ``video_prior``: the largest pull of the
+    ``refresh_every`` and ``refresh_share`` are read from the preset itself, not from :meth:`for_video`.
+    ``video_ring_width`` is ``ring_width`` in video mode (0: off; its cost and flicker there not measured). ``video_prior``: the largest pull of the
     interpolated flow toward the last flow carried forward where no matches back it (0: off; see
     ``temporal_prior``).
     """
@@ -123,6 +125,7 @@ class Preset:
     motion_edges: float = 0.0
     median_radius: int = 0
     ring_width: int = 0
+    video_ring_width: int = 0
     boundary_radius: int = 0
     boundary_matches: int = 0
     missed_motions: bool = True
@@ -166,7 +169,7 @@ class Preset:
                        coarse_stride=max(self.coarse_stride, self.video_coarse_stride),
                        dims=self.dims if self.dims is None else min(self.dims, self.video_dims),
                        keypoint_radius=self.keypoint_radius if self.video_keypoints else 0.0,
-                       keypoint_max=min(self.keypoint_max, self.video_keypoint_max))
+                       keypoint_max=min(self.keypoint_max, self.video_keypoint_max), ring_width=self.video_ring_width)
 
     def with_options(self, **options) -> Preset:
         """A copy with some fields replaced (``None`` values are ignored)."""
@@ -182,10 +185,11 @@ PRESETS: dict[str, Preset] = {
     # Coarsest search at 1/16 size where the frames allow (>= 24 px).
     # The CRF checks the best matches (crf_check) with a stronger smoothness (lam).
     # Keypoint matches within 12 px (about 2.5 grid steps) of each finest grid point.
+    # Rigid outlines refitted on their outer 6 px (rings.py): not in fast, whose 1 s target it would break.
     "balanced": Preset(levels=4, local=4, shrink=SHRINK, search_pixels=8000, lam=0.1, crf_check=3.0,
-                       keypoint_radius=12.0),
+                       keypoint_radius=12.0, ring_width=6),
     "accurate": Preset(stride=4, coarse_stride=4, k=16, local=4, sweeps=3, shrink=SHRINK, search_pixels=8000,
-                       lam=0.1, crf_check=3.0, keypoint_radius=12.0),
+                       lam=0.1, crf_check=3.0, keypoint_radius=12.0, ring_width=6),
 }
 DEFAULT_PRESET = "balanced"
 
