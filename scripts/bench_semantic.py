@@ -47,6 +47,7 @@ class Memo(FlowMethod):
     def __init__(self, method: FlowMethod) -> None:
         self.inner = method
         self.name = method.name
+        self.params = getattr(method, "params", None)  # (semantic takes its baseline's ring step from them)
         self.memo: dict[str, FlowResult] = {}
         self.seconds: dict[str, float] = {}
 

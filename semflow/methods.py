@@ -229,6 +229,9 @@ def _semantic(options: Any) -> FlowMethod:
     if not 0 <= options.feather_radius <= MAX_FEATHER_RADIUS:  # (1e300 px: OpenCV's Gaussian kernel took all memory)
         raise InputError(f"method 'semantic': option 'feather_radius' takes 0 to {MAX_FEATHER_RADIUS} px,"
                          f" not {options.feather_radius!r}")
+    if options.ring_width is not None and not (isinstance(options.ring_width, int) and options.ring_width >= 0):
+        raise InputError(f"method 'semantic': option 'ring_width' takes a whole number of px from 0 (or None),"
+                         f" not {options.ring_width!r}")
     spec = _clip_prior_spec(options)  # checked now, even where the segmenter is built later
     _check_segmenter(options)
     baseline = _semantic_baseline(options)
@@ -244,7 +247,7 @@ def _semantic(options: Any) -> FlowMethod:
         segmenter = PriorSegmenter(segmenter, ClipPrior.from_spec(spec, device=options.device))
     return SemanticFlow(baseline, segmenter, segmentation=options.segmentation, label_set=options.label_set,
                         kinds=options.kinds, planes=options.planes, things=options.things,
-                        feather_radius=options.feather_radius)
+                        feather_radius=options.feather_radius, ring_width=options.ring_width)
 
 
 def _check_segmenter(options: Any) -> None:

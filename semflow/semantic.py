@@ -4,7 +4,8 @@ After Sevilla-Lara, Sun, Jampani and Black, "Optical Flow with Semantic Segmenta
 Layers" (CVPR 2016): things get a local two-layer model (:mod:`semflow.layers.things`), planes a
 homography (:mod:`semflow.layers.planes`), stuff keeps the baseline; :mod:`semflow.compose` fuses them.
 Every model is kept only where the evidence (inlier share, photometric error) supports it, so on
-scenes without things or planes the result is the baseline.
+scenes without things or planes the result is the baseline. Where the models changed it, the fused flow
+gets the baseline's last step again (discrete's ring refit, ``ring_width``: :meth:`SemanticFlow.ring_width_for`).
 
 The segmentation of frame 1 comes from, in this order: ``labels`` given to :meth:`estimate`; the
 ``segmentation`` given to the constructor (an array, a label PNG, or a folder of ``NNNNNN.png``
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from semflow.baseline.base import FlowMethod, FlowResult, rewound_on_error
+from semflow.baseline.discrete.rings import refit_rings
 from semflow.compose import compose, compose_planes, weigh_planes
 from semflow.errors import InputError
 from semflow.layers.context import PairContext
@@ -96,6 +98,7 @@ class SemanticOptions(SharpenOptions):
     planes: PlaneParams | None = option(None, "Parameters of the plane layer.", cli=False)
     things: ThingParams | None = option(None, "Parameters of the thing layer.", cli=False)
     feather_radius: float = option(4.0, "Width of the blended seams between models, px.", cli=False)
+    ring_width: int | None = option(None, "Ring refit of the fused flow, px (0: off; None: the baseline's).", cli=False)
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,7 @@ class SemanticFlow(FlowMethod):
                  segmentation: str | os.PathLike | np.ndarray | None = None, label_set: str | LabelSet = "camvid",
                  kinds: str | Mapping[str, str] | None = None,
                  planes: PlaneParams | None = None, things: ThingParams | None = None,
-                 feather_radius: float = 4.0, cache_size: int = 4) -> None:
+                 feather_radius: float = 4.0, ring_width: int | None = None, cache_size: int = 4) -> None:
         if not isinstance(baseline, FlowMethod):
             raise InputError(f"the baseline of 'semantic' must be a built flow method, not {baseline!r}"
                              " (get_method('semantic', baseline=NAME) builds it from a name)")
@@ -183,7 +186,7 @@ class SemanticFlow(FlowMethod):
             self.given_masks = MaskSegmenter(segmentation, label_set=self.label_set)
         self.plane_params = planes or PlaneParams()
         self.thing_params = things or thing_params_for(baseline)
-        self.feather_radius = feather_radius
+        self.feather_radius, self.ring_width = feather_radius, ring_width
         self._cache: OrderedDict[str, tuple[np.ndarray, LabelSet]] = OrderedDict()
         self._cache_size = cache_size
         self._frame_index = 0
@@ -327,6 +330,10 @@ class SemanticFlow(FlowMethod):
         timer.lap("things")
         comp = compose(regions.ctx, planes, things, feather_radius=self.feather_radius, plane_weights=weights)
         timer.lap("compose")
+        flow, width = comp.flow, self.ring_width_for(video=state is not None)
+        if width > 0 and not np.array_equal(comp.flow, base.flow):  # (no model kept: the baseline's, ringed)
+            flow = refit_rings(img1, img2, comp.flow, width=width)
+            timer.lap("rings")
         track_ids = None
         if video is not None:
             track_ids = self._track(video, regions, planes, things, comp.flow, img1, img2)
@@ -336,12 +343,18 @@ class SemanticFlow(FlowMethod):
         report = pair_report(self.baseline, table, planes, things, timer.seconds, track_ids)
         self.last_timings = timer.seconds
         extras = pair_extras(labels, table, regions.instance_map, planes, comp, motion_ids, base, report)
-        result = FlowResult(comp.flow, comp.confidence, extras)
+        result = FlowResult(flow, comp.confidence, extras)
         if video is not None:
             result.state = VideoState(pairs=base.state.pairs, frame=img2, flow=comp.flow,
                                       parts={**base.state.parts, self.name: video.tracks})
         self._frame_index += 1  # only now: a call that raises counts no frame
         return result
+
+    def ring_width_for(self, *, video: bool) -> int:
+        """The ring step's width (px) on the fused flow: ``ring_width``, or if None the baseline's own (0: none)."""
+        params = getattr(self.baseline, "params", None)
+        own = int(getattr(params, "video_ring_width" if video else "ring_width", 0) or 0)
+        return own if self.ring_width is None else self.ring_width
 
     def _segmentation(self, img1: np.ndarray, labels: np.ndarray | None, video: _VideoMemory | None
                       ) -> tuple[np.ndarray, LabelSet]:

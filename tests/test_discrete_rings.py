@@ -124,3 +124,48 @@ def test_superpixel_pairs_stay_right_past_46341_superpixels():
     expected = {(int(a), int(a) + 1) for a in labels.ravel() if (a + 1) % 25000} | {(int(a), int(a) + 25000) for a in labels[0]}
     assert segs.n == 50000
     assert {(int(a), int(b)) for a, b in segs.pairs} == expected
+
+
+# --- semantic's ring step on its final flow -------------------------------------------------------
+
+
+def test_semantic_refits_rings_as_its_baseline_does_unless_told():
+    from semflow.baseline.base import GivenFlow
+
+    def width(video, **kw):
+        return get_method("semantic", segmenter=None, **kw).ring_width_for(video=video)
+
+    assert (width(False), width(True)) == (6, 0)  # discrete (balanced): 6 in pair mode, off in video mode
+    assert width(False, baseline=get_method("discrete", ring_width=0)) == 0
+    assert width(True, baseline=get_method("discrete", video_ring_width=4)) == 4
+    assert (width(False, baseline="dis-medium"), width(False, baseline="dis-medium", ring_width=5)) == (0, 5)
+    assert width(False, baseline=GivenFlow(np.zeros((4, 4, 2), np.float32)), ring_width=0) == 0
+    with pytest.raises(InputError, match="^method 'semantic': option 'ring_width' takes a whole number"):
+        get_method("semantic", segmenter=None, ring_width=-1)
+
+
+@pytest.mark.parametrize("video", [False, True])
+def test_semantic_refits_rings_last_on_its_composed_flow(monkeypatch, video):
+    from semflow import semantic
+    from semflow.baseline.base import GivenFlow
+
+    seen = []
+
+    def fake(img1, img2, flow, *, width):
+        seen.append((width, flow.copy()))
+        return flow + 1
+
+    monkeypatch.setattr(semantic, "refit_rings", fake)
+    img, disc, truth = _scene(3)
+    labels = np.where(disc, 8, 0).astype(np.uint8)  # a Car (CamVid 8) in the Sky (a plane, 0)
+    run = lambda **kw: get_method("semantic", baseline=GivenFlow(truth), segmenter=None, **kw).estimate(  # noqa: E731
+        img, img, labels=labels, state=VideoState() if video else None)
+    plain = run().flow  # a given flow's baseline has no ring step of its own
+    assert seen == []
+    method = get_method("semantic", baseline=GivenFlow(truth), segmenter=None, ring_width=3)
+    result = method.estimate(img, img, labels=labels, state=VideoState() if video else None)
+    assert len(seen) == 1 and seen[0][0] == 3 and np.array_equal(seen[0][1], plain)
+    assert np.array_equal(result.flow, plain + 1) and "rings" in method.last_timings
+    stuff = np.ones_like(labels)  # Building (stuff) only, nothing to model: the baseline's flow, not refitted
+    again = method.estimate(img, img, labels=stuff, state=VideoState() if video else None)
+    assert len(seen) == 1 and np.array_equal(again.flow, truth) and "rings" not in method.last_timings
