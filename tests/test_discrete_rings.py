@@ -62,7 +62,7 @@ def recorded(monkeypatch):
     """rings.refit_rings replaced by one that records the flow it gets and returns it plus 1 px."""
     seen = []
 
-    def fake(img1, img2, flow, *, width):
+    def fake(img1, img2, flow, *, width, labels=None):
         seen.append((width, flow.copy()))
         return flow + 1
 
@@ -169,3 +169,37 @@ def test_semantic_refits_rings_last_on_its_composed_flow(monkeypatch, video):
     stuff = np.ones_like(labels)  # Building (stuff) only, nothing to model: the baseline's flow, not refitted
     again = method.estimate(img, img, labels=stuff, state=VideoState() if video else None)
     assert len(seen) == 1 and np.array_equal(again.flow, truth) and "rings" not in method.last_timings
+
+
+# --- frame 1's superpixels computed on a thread while the pair's other work runs -------------------
+
+
+@pytest.mark.parametrize("video", [False, True])
+def test_superpixels_started_early_give_the_step_its_own_flow(video):
+    a, b = _frames()
+    option = "video_ring_width" if video else "ring_width"
+    state = (lambda: VideoState()) if video else (lambda: None)  # noqa: E731
+    plain = get_method("discrete", preset="fast", **{option: 0}).estimate(a, b, state=state()).flow
+    ringed = get_method("discrete", preset="fast", **{option: 6}).estimate(a, b, state=state()).flow
+    assert np.array_equal(ringed, rings.refit_rings(a, b, plain, width=6))
+
+
+def test_pending_superpixels_answer_for_their_own_frame_only():
+    img, _, _ = _scene(4)
+    pending = rings.PendingSuperpixels(img)
+    assert pending.labels_for(img.copy()) is None  # another array, even with the same pixels
+    assert np.array_equal(pending.labels_for(img), rings.superpixels(img, params=rings.RingParams()))
+    with pytest.raises(cv2.error):  # an error on the thread is raised where the labels are asked for
+        broken = np.zeros((8, 8), np.uint8)  # (not RGB)
+        rings.PendingSuperpixels(broken).labels_for(broken)
+
+
+def test_a_method_holding_started_superpixels_still_pickles():
+    import pickle
+
+    a, b = _frames()
+    method = get_method("discrete", preset="fast", ring_width=6)
+    method.base._estimate(a, b, finish=False)  # (as the sharpen step does: superpixels started, not yet used)
+    assert method.base._superpixels is not None
+    copy = pickle.loads(pickle.dumps(method))
+    assert copy.base._superpixels is None and np.array_equal(copy.estimate(a, b).flow, method.estimate(a, b).flow)

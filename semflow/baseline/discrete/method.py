@@ -146,6 +146,10 @@ class DiscreteFlow(FlowMethod):
         self.subpixel = subpixel
         self.descriptor = descriptor
         self.last_timings: dict[str, float] = {}
+        self._superpixels: rings.PendingSuperpixels | None = None  # (the ring step's, started early)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_superpixels": None}  # (a thread does not travel to another process)
 
     def __repr__(self) -> str:
         return f"DiscreteFlow(preset={self.preset_name!r}, device={str(self.device)!r})"
@@ -178,8 +182,14 @@ class DiscreteFlow(FlowMethod):
         return chosen.cpu().numpy().astype(np.float32), cost.cpu().numpy(), agrees.cpu().numpy()
 
     def _estimate(self, img1: np.ndarray, img2: np.ndarray, *, finish: bool = True) -> FlowResult:
+        self._start_superpixels(img1, self.params.ring_width)
         result = self._run(img1, img2)[0]
         return self.finish_flow(img1, img2, result) if finish else result
+
+    def _start_superpixels(self, img1: np.ndarray, width: int) -> None:
+        """With a ring step to come (``width`` > 0), frame 1's superpixels start now on a thread of their own:
+        they overlap the rest of the pair's work (about 0.17 s of the step's 0.45 s at 1024x436)."""
+        self._superpixels = rings.PendingSuperpixels(img1) if width > 0 else None
 
     def finish_flow(self, img1: np.ndarray, img2: np.ndarray, result: FlowResult, *, video: bool = False
                     ) -> FlowResult:
@@ -188,9 +198,11 @@ class DiscreteFlow(FlowMethod):
         (``video_ring_width`` in video mode) > 0, each rigid moving region's affine on its outer ring
         (``rings.refit_rings``; lap ``"rings"``)."""
         width = self.params.video_ring_width if video else self.params.ring_width
+        pending, self._superpixels = self._superpixels, None
         if width > 0:
             start = time.perf_counter()
-            result.flow = rings.refit_rings(img1, img2, result.flow, width=width)
+            labels = None if pending is None else pending.labels_for(img1)
+            result.flow = rings.refit_rings(img1, img2, result.flow, width=width, labels=labels)
             self.last_timings = {**self.last_timings, "rings": time.perf_counter() - start}
         return result
 
@@ -206,6 +218,7 @@ class DiscreteFlow(FlowMethod):
         full search's. After a cut (:func:`~semflow.video_state.scene_cut`) the pair is computed as the
         first of a new video (``estimate`` hands it an empty state)."""
         p = self.params
+        self._start_superpixels(img1, p.video_ring_width)
         work = state.part(self.name, img1)
         if work is None or work.flow is None or state.cut:  # after a cut the last flow means nothing
             result, work2 = self._run(img1, img2, carried=work, video=True)

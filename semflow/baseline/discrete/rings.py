@@ -17,6 +17,7 @@ Distances in px, colour errors in grey levels (mean over RGB of frames blurred b
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -76,6 +77,32 @@ def superpixels(image: np.ndarray, *, params: RingParams) -> np.ndarray:
     slic.iterate(params.slic_iterations)
     slic.enforceLabelConnectivity(25)
     return slic.getLabels()
+
+
+class PendingSuperpixels:
+    """:func:`superpixels` of ``image`` computed on a thread of their own from now on (OpenCV lets go of the GIL),
+    so that they overlap the work before the step; :meth:`labels_for` waits for them."""
+
+    def __init__(self, image: np.ndarray, *, params: RingParams = RingParams()) -> None:
+        self.image = image
+        self._out: dict[str, object] = {}
+        self._thread = threading.Thread(target=self._run, args=(params,), name="semflow-superpixels", daemon=True)
+        self._thread.start()
+
+    def _run(self, params: RingParams) -> None:
+        try:
+            self._out["labels"] = superpixels(self.image, params=params)
+        except BaseException as exc:  # (raised where they are asked for)
+            self._out["error"] = exc
+
+    def labels_for(self, image: np.ndarray) -> np.ndarray | None:
+        """The labels (H, W) int32, if ``image`` is the very array they were started on; else None."""
+        if image is not self.image:
+            return None
+        self._thread.join()
+        if "error" in self._out:
+            raise self._out["error"]
+        return self._out["labels"]
 
 
 class Superpixels:
@@ -338,12 +365,13 @@ def fix_rings(flow: np.ndarray, comps: list[Component], *, width: int, max_chang
 
 
 def refit_rings(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, *, width: int,
-                params: RingParams = RingParams()) -> np.ndarray:
+                params: RingParams = RingParams(), labels: np.ndarray | None = None) -> np.ndarray:
     """The step: ``flow`` (H, W, 2) px from ``img1`` to ``img2`` (H, W, 3) uint8 RGB, voted then with each motion
-    component's ring of ``width`` px refitted (module docstring). ``width`` 0 returns ``flow`` itself."""
+    component's ring of ``width`` px refitted (module docstring). ``width`` 0 returns ``flow`` itself.
+    ``labels``: :func:`superpixels` of ``img1`` computed already (:class:`PendingSuperpixels`)."""
     if width <= 0:
         return flow
-    segs = Superpixels(superpixels(img1, params=params))
+    segs = Superpixels(superpixels(img1, params=params) if labels is None else labels)
     f1, f2 = prepare_image(img1), prepare_image(img2)
     affines, residuals = segment_affines(segs, flow)
     comps = component_motions(segs, flow, (affines, residuals), params=params)
