@@ -55,14 +55,17 @@ class SharpenedFlow(FlowMethod):
         return result
 
     def _finished(self, img1: np.ndarray, img2: np.ndarray, estimate: Any, *args: Any, video: bool = False,
-                  **kwargs: Any) -> FlowResult:
+                  finish: bool = True, **kwargs: Any) -> FlowResult:
         """``estimate``'s result sharpened; a base with a last step of its own (``finish_flow``, as discrete's
-        ``ring_width``) has it run after the sharpening, on the final flow (``video``: in video mode)."""
-        finish = getattr(self.base, "finish_flow", None)
-        if finish is None:
+        ``ring_width``) has it run after the sharpening, on the final flow (``video``: in video mode), unless
+        ``finish`` is False (a wrapper around this one runs it, after its own sharpening)."""
+        last_step = getattr(self.base, "finish_flow", None)
+        if last_step is None:
             return self._sharpen(img1, img2, estimate(img1, img2, *args, **kwargs))
         result = self._sharpen(img1, img2, estimate(img1, img2, *args, finish=False, **kwargs))
-        result = finish(img1, img2, result, video=video)
+        if not finish:
+            return result
+        result = last_step(img1, img2, result, video=video)
         ringed = getattr(self.base, "last_timings", {})  # (the finish's laps after sharpen's, in the order run)
         self.last_timings = {**self.last_timings, **{k: v for k, v in ringed.items() if k not in self.last_timings}}
         return result

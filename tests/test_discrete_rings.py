@@ -203,3 +203,17 @@ def test_a_method_holding_started_superpixels_still_pickles():
     assert method.base._superpixels is not None
     copy = pickle.loads(pickle.dumps(method))
     assert copy.base._superpixels is None and np.array_equal(copy.estimate(a, b).flow, method.estimate(a, b).flow)
+
+
+@pytest.mark.parametrize("video", [False, True])
+def test_a_sharpened_flow_wrapped_twice_finishes_once_after_both(recorded, video):
+    from semflow.baseline.discrete import DiscreteFlow
+    from semflow.sharpen import SharpenedFlow
+
+    a, b = _frames()
+    option = "video_ring_width" if video else "ring_width"
+    twice = lambda **kw: SharpenedFlow(SharpenedFlow(DiscreteFlow(preset="fast", **kw)))  # noqa: E731
+    plain = twice(**{option: 0}).estimate(a, b, state=VideoState() if video else None).flow  # (was a TypeError)
+    result = twice(**{option: 6}).estimate(a, b, state=VideoState() if video else None)
+    assert len(recorded) == 1 and np.array_equal(recorded[0][1], plain)  # the ring step once, on the final flow
+    assert np.array_equal(result.flow, plain + 1)
