@@ -332,7 +332,8 @@ class SemanticFlow(FlowMethod):
         timer.lap("compose")
         flow, width = comp.flow, self.ring_width_for(video=state is not None)
         if width > 0 and not np.array_equal(comp.flow, base.flow):  # (no model kept: the baseline's, ringed)
-            flow = refit_rings(img1, img2, comp.flow, width=width)
+            flow = refit_rings(img1, img2, comp.flow, width=width,  # (superpixels of img1: the baseline's, if it has them)
+                               labels=getattr(self.baseline, "superpixels_of", lambda _: None)(img1))
             timer.lap("rings")
         track_ids = None
         if video is not None:
@@ -352,9 +353,8 @@ class SemanticFlow(FlowMethod):
 
     def ring_width_for(self, *, video: bool) -> int:
         """The ring step's width (px) on the fused flow: ``ring_width``, or if None the baseline's own (0: none)."""
-        params = getattr(self.baseline, "params", None)
-        own = int(getattr(params, "video_ring_width" if video else "ring_width", 0) or 0)
-        return own if self.ring_width is None else self.ring_width
+        own = getattr(getattr(self.baseline, "params", None), "video_ring_width" if video else "ring_width", 0)
+        return int(own or 0) if self.ring_width is None else self.ring_width
 
     def _segmentation(self, img1: np.ndarray, labels: np.ndarray | None, video: _VideoMemory | None
                       ) -> tuple[np.ndarray, LabelSet]:

@@ -151,7 +151,7 @@ def test_semantic_refits_rings_last_on_its_composed_flow(monkeypatch, video):
 
     seen = []
 
-    def fake(img1, img2, flow, *, width):
+    def fake(img1, img2, flow, *, width, labels=None):
         seen.append((width, flow.copy()))
         return flow + 1
 
@@ -217,3 +217,21 @@ def test_a_sharpened_flow_wrapped_twice_finishes_once_after_both(recorded, video
     result = twice(**{option: 6}).estimate(a, b, state=VideoState() if video else None)
     assert len(recorded) == 1 and np.array_equal(recorded[0][1], plain)  # the ring step once, on the final flow
     assert np.array_equal(result.flow, plain + 1)
+
+
+def test_semantic_refits_with_the_superpixels_its_baseline_made(monkeypatch):
+    from semflow import semantic
+
+    img, disc, _ = _scene(5)
+    moved = np.roll(img, (1, 2), (0, 1))
+    given = []
+    monkeypatch.setattr(semantic, "refit_rings", lambda *a, width, labels=None: given.append(labels) or a[2])
+    method = get_method("semantic", baseline=get_method("discrete", preset="fast", ring_width=6), segmenter=None)
+    method.estimate(img, moved, labels=np.where(disc, 8, 0).astype(np.uint8))
+    assert len(given) == 1 and np.array_equal(given[0], rings.superpixels(img, params=rings.RingParams()))
+    base = method.baseline
+    assert base.superpixels_of(img.copy()) is given[0]  # the same pixels in another array
+    assert base.superpixels_of(moved) is None and base.superpixels_of(img[:60]) is None
+    import pickle
+
+    assert pickle.loads(pickle.dumps(base)).superpixels_of(img) is None  # (the last frame does not travel)

@@ -147,9 +147,10 @@ class DiscreteFlow(FlowMethod):
         self.descriptor = descriptor
         self.last_timings: dict[str, float] = {}
         self._superpixels: rings.PendingSuperpixels | None = None  # (the ring step's, started early)
+        self._ring_labels: tuple[np.ndarray, np.ndarray] | None = None  # (frame 1 and its superpixels, last pair)
 
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_superpixels": None}  # (a thread does not travel to another process)
+    def __getstate__(self) -> dict:  # (a thread does not travel to another process; the last frame need not)
+        return {**self.__dict__, "_superpixels": None, "_ring_labels": None}
 
     def __repr__(self) -> str:
         return f"DiscreteFlow(preset={self.preset_name!r}, device={str(self.device)!r})"
@@ -186,6 +187,12 @@ class DiscreteFlow(FlowMethod):
         result = self._run(img1, img2)[0]
         return self.finish_flow(img1, img2, result) if finish else result
 
+    def superpixels_of(self, image: np.ndarray) -> np.ndarray | None:
+        """The ring step's superpixels (H, W) int32 of the last pair's frame 1 if ``image`` has its pixels, else
+        None: for a method over this one that runs the step again on its own flow (semantic)."""
+        last = self._ring_labels
+        return last[1] if last is not None and last[0].shape == image.shape and np.array_equal(last[0], image) else None
+
     def _start_superpixels(self, img1: np.ndarray, width: int) -> None:
         """With a ring step to come (``width`` > 0), frame 1's superpixels start now on a thread of their own:
         they overlap the rest of the pair's work (about 0.17 s of the step's 0.45 s at 1024x436)."""
@@ -202,6 +209,8 @@ class DiscreteFlow(FlowMethod):
         if width > 0:
             start = time.perf_counter()
             labels = None if pending is None else pending.labels_for(img1)
+            labels = rings.superpixels(img1, params=rings.RingParams()) if labels is None else labels
+            self._ring_labels = (img1, labels)
             result.flow = rings.refit_rings(img1, img2, result.flow, width=width, labels=labels)
             self.last_timings = {**self.last_timings, "rings": time.perf_counter() - start}
         return result
