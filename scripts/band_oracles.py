@@ -6,8 +6,8 @@ Issue 15 asks that ``discrete``'s EPE on the 5 px band inside thing outlines be 
 inside them. This script replaces parts of discrete's pipeline with the truth, on the same hard
 scenes as ``bench_things.py`` (seed 5000, given instances), to show which part limits the ratio:
 
-- ``discrete``: without its two boundary stages (``missed_motions=False``, no ``--sharpen``), as all
-  rows below but the last are;
+- ``discrete``: without its boundary stages (``missed_motions=False``, no ``--sharpen``, ``ring_width=0``), as
+  all rows below but the last two are;
 - ``discrete boundary_matches=15``: with the option that gives rejected grid points near motion
   boundaries a match from the side they fit (``boundary.boundary_matches``, off by default);
 - ``occluded at truth``: its flow, with the pixels hidden in frame t+1 set to the true flow;
@@ -16,8 +16,8 @@ scenes as ``bench_things.py`` (seed 5000, given instances), to show which part l
   edge cost (+10), no variational refinement, occluded pixels at truth;
 - ``true matches + true outlines``: EPIC interpolation of the true flow at every visible 5 px grid
   point, true outlines (+10); and the same with occluded pixels at truth;
-- ``discrete as shipped``: ``get_method("discrete")``, with both boundary stages (the search for
-  motions no match saw, then the sharpening; the defaults since 2026-12-02);
+- ``discrete as shipped``: ``get_method("discrete")``, with its boundary stages (the search for
+  motions no match saw, then the sharpening, the defaults since 2026-12-02; then the ring step, since 2026-12-06);
 - ``shipped, each thing one affine of its inside``: per thing, the least-squares affine of the shipped
   flow over the thing's inside-band pixels, over the whole thing: a layered flow with the true outlines
   and nothing but discrete's own flow inside them.
@@ -230,8 +230,8 @@ def main() -> None:
     budget: list[list[dict]] = []  # per scene, per thing: the shipped flow's errors and their causes
     budget_band_px: list[int] = []
     depths: list[dict] = []  # per scene: the shipped flow's errors by distance from the outline
-    method = DiscreteFlow(missed_motions=False)
-    sharp = DiscreteFlow(boundary_matches=15, missed_motions=False)
+    method = DiscreteFlow(missed_motions=False, ring_width=0)
+    sharp = DiscreteFlow(boundary_matches=15, missed_motions=False, ring_width=0)
     shipped = get_method("discrete")
     for i in range(args.hard):
         s = make_hard_scene(seed=HARD_SEED + 1000 * i, kind=HARD_KINDS[i % 2])

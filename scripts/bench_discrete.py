@@ -14,9 +14,11 @@
    pairs move by whole points with small numerical changes.
 5. Descriptor cost: seconds per 1024x436 frame for the SIFT-like descriptor, DAISY and kornia's SIFT.
 
-Every row is ``discrete`` as ``get_method`` builds it (as `semflow run --method discrete` runs it): with its
-two boundary stages, the search for missed motions and the sharpening (on by default since 2026-12-02;
-the ablation has a row without each). The section's tables before 2026-12-05 measured it without them.
+Every row is ``discrete`` in pair mode as ``get_method`` builds it (as `semflow flow --method discrete` and
+`semflow run --method discrete --pairwise` run it): with its two boundary stages, the search for missed
+motions and the sharpening (on by default since 2026-12-02; the ablation has a row without each), and its
+ring step (on by default since 2026-12-06; section rings has it off and on side by side). The section's
+tables before 2026-12-05 measured it without the boundary stages, before 2026-12-06 without the ring step.
 """
 
 from __future__ import annotations
@@ -137,9 +139,11 @@ def main() -> None:
     lines = ["## DiscreteFlow-style baseline (`discrete`)", "",
              f"`{command}` on {today()}; {machine()}; torch threads and OpenCV threads at their defaults.",
              "A re-implementation after Menze, Heipke and Geiger (GCPR 2015); these are its own numbers, "
-             "not the paper's. Every row is `discrete` as `semflow run --method discrete` runs it, with its two "
-             "boundary stages (the search for missed motions and the sharpening; the ablation has a row without "
-             "each); the tables before 2026-12-05 measured it without them.", "",
+             "not the paper's. Every row is `discrete` in pair mode as `semflow flow --method discrete` and "
+             "`semflow run --method discrete --pairwise` run it, with its two boundary stages (the search for "
+             "missed motions and the sharpening; the ablation has a row without each) and its ring step (section "
+             "rings has it off and on side by side); the tables before 2026-12-05 measured it without the boundary "
+             "stages, before 2026-12-06 without the ring step.", "",
              "EPE in px, mean over a dataset's pairs (Middlebury 8, Sintel alley_1 frame 2->3 clean + final, "
              "KITTI 1, FlyingChairs 3); Fl-all = share of valid pixels with EPE > 3 px and > 5% of |gt|. "
              "s/pair (Sintel) in the first and the ablation tables: the median of the two Sintel pairs' seconds, "
