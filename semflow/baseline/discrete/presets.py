@@ -66,7 +66,7 @@ class Preset:
     is on, rigid moving regions found in the flow (superpixels whose affine fits agree) take their affine on
     their outer ``ring_width`` px where it moves the flow by at most 1 px, after a guarded vote that gives a
     few stray superpixels near them their motion (``rings.refit_rings``; docs/methods.md, section rings);
-    off in the fast preset (about 0.5 s a 1024x436 pair) and in video mode unless ``video_ring_width``.
+    off in the fast preset (about +0.3 s a 1024x436 pair: past its 1 s) and in video mode unless ``video_ring_width``.
     ``boundary_radius`` (0: off): after refinement, pixels near motion discontinuities take the
     best-matching flow found this many px away on either side (``boundary.reassign_boundaries``).
     ``missed_motions`` (on by default since 2026-12-02): last, blobs of pixels that the flow leaves
