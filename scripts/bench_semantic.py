@@ -7,7 +7,8 @@
    (things, planes), occluded pixels separately, for each baseline and semantic on top of it.
 2. Real data with the default segmenter (``camvid``): the KITTI pair, Sintel alley_1 (clean and final),
    Middlebury; splits by the *predicted* kinds (things = fg, the rest = bg) since these sets have no labels.
-3. Cost: where semantic's time goes beyond its baseline (segmentation, planes, things, composer), per
+3. Cost: where semantic's time goes beyond its baseline (segmentation, planes, things, composer, and the
+   ring refit of its fused flow where a model was kept: 0 in the median where most pairs keep none), per
    pair at Sintel's 1024x436.
 
 Each baseline runs once per pair; semantic reuses that flow (a memo keyed by the frames), so its extra
@@ -47,7 +48,8 @@ class Memo(FlowMethod):
     def __init__(self, method: FlowMethod) -> None:
         self.inner = method
         self.name = method.name
-        self.params = getattr(method, "params", None)  # (semantic takes its baseline's ring step from them)
+        self.params = getattr(method, "params", None)  # (semantic takes its baseline's ring step from them,
+        self.superpixels_of = getattr(method, "superpixels_of", lambda _: None)  # and its superpixels, as without)
         self.memo: dict[str, FlowResult] = {}
         self.seconds: dict[str, float] = {}
 
@@ -112,7 +114,7 @@ def run_dataset(dataset: str, root: Path, baselines: list[str], *, given_labels:
 
 
 def cost_table(costs: list[dict], baselines: list[str]) -> str:
-    parts = ("segmentation", "regions", "planes", "things", "compose")
+    parts = ("segmentation", "regions", "planes", "things", "compose", "rings")
     lines = ["| baseline | pairs | size | baseline s | semantic extra s | extra % | " + " | ".join(parts) + " |",
              "|" + "---|" * (6 + len(parts))]
     for b in baselines:
