@@ -229,7 +229,8 @@ def _semantic(options: Any) -> FlowMethod:
     if not 0 <= options.feather_radius <= MAX_FEATHER_RADIUS:  # (1e300 px: OpenCV's Gaussian kernel took all memory)
         raise InputError(f"method 'semantic': option 'feather_radius' takes 0 to {MAX_FEATHER_RADIUS} px,"
                          f" not {options.feather_radius!r}")
-    if options.ring_width is not None and not (isinstance(options.ring_width, int) and options.ring_width >= 0):
+    width = options.ring_width  # (a bool is an int to Python, not a width)
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 0):
         raise InputError(f"method 'semantic': option 'ring_width' takes a whole number of px from 0 (or None),"
                          f" not {options.ring_width!r}")
     spec = _clip_prior_spec(options)  # checked now, even where the segmenter is built later

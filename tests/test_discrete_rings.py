@@ -140,8 +140,9 @@ def test_semantic_refits_rings_as_its_baseline_does_unless_told():
     assert width(True, baseline=get_method("discrete", video_ring_width=4)) == 4
     assert (width(False, baseline="dis-medium"), width(False, baseline="dis-medium", ring_width=5)) == (0, 5)
     assert width(False, baseline=GivenFlow(np.zeros((4, 4, 2), np.float32)), ring_width=0) == 0
-    with pytest.raises(InputError, match="^method 'semantic': option 'ring_width' takes a whole number"):
-        get_method("semantic", segmenter=None, ring_width=-1)
+    for wrong in (-1, True, 2.5):
+        with pytest.raises(InputError, match="^method 'semantic': option 'ring_width' takes "):
+            get_method("semantic", segmenter=None, ring_width=wrong)
 
 
 @pytest.mark.parametrize("video", [False, True])
