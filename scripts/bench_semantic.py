@@ -48,8 +48,8 @@ class Memo(FlowMethod):
     def __init__(self, method: FlowMethod) -> None:
         self.inner = method
         self.name = method.name
-        self.params = getattr(method, "params", None)  # (semantic takes its baseline's ring step from them,
-        self.superpixels_of = getattr(method, "superpixels_of", lambda _: None)  # and its superpixels, as without)
+        self.ring_width_for = getattr(method, "ring_width_for", lambda **_: 0)  # (semantic takes its baseline's ring
+        self.superpixels_of = getattr(method, "superpixels_of", lambda _: None)  # step and superpixels, as without)
         self.memo: dict[str, FlowResult] = {}
         self.seconds: dict[str, float] = {}
 

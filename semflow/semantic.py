@@ -353,8 +353,8 @@ class SemanticFlow(FlowMethod):
 
     def ring_width_for(self, *, video: bool) -> int:
         """The ring step's width (px) on the fused flow: ``ring_width``, or if None the baseline's own (0: none)."""
-        own = getattr(getattr(self.baseline, "params", None), "video_ring_width" if video else "ring_width", 0)
-        return int(own or 0) if self.ring_width is None else self.ring_width
+        own = getattr(self.baseline, "ring_width_for", lambda **_: 0)(video=video)  # (discrete's; 0: others)
+        return own if self.ring_width is None else self.ring_width
 
     def _segmentation(self, img1: np.ndarray, labels: np.ndarray | None, video: _VideoMemory | None
                       ) -> tuple[np.ndarray, LabelSet]:

@@ -183,9 +183,13 @@ class DiscreteFlow(FlowMethod):
         return chosen.cpu().numpy().astype(np.float32), cost.cpu().numpy(), agrees.cpu().numpy()
 
     def _estimate(self, img1: np.ndarray, img2: np.ndarray, *, finish: bool = True) -> FlowResult:
-        self._start_superpixels(img1, self.params.ring_width)
+        self._start_superpixels(img1, self.ring_width_for(video=False))
         result = self._run(img1, img2)[0]
         return self.finish_flow(img1, img2, result) if finish else result
+
+    def ring_width_for(self, *, video: bool) -> int:
+        """The ring step's width (px; 0: off): ``ring_width``, ``video_ring_width`` in video mode."""
+        return self.params.video_ring_width if video else self.params.ring_width
 
     def superpixels_of(self, image: np.ndarray) -> np.ndarray | None:
         """The ring step's superpixels (H, W) int32 of the last pair's frame 1 if ``image`` has its pixels, else
@@ -204,7 +208,7 @@ class DiscreteFlow(FlowMethod):
         calls it after sharpening, and has the estimate skip it with ``finish=False``): with ``ring_width``
         (``video_ring_width`` in video mode) > 0, each rigid moving region's affine on its outer ring
         (``rings.refit_rings``; lap ``"rings"``)."""
-        width = self.params.video_ring_width if video else self.params.ring_width
+        width = self.ring_width_for(video=video)
         pending, self._superpixels = self._superpixels, None
         if width > 0:
             start = time.perf_counter()
@@ -227,7 +231,7 @@ class DiscreteFlow(FlowMethod):
         full search's. After a cut (:func:`~semflow.video_state.scene_cut`) the pair is computed as the
         first of a new video (``estimate`` hands it an empty state)."""
         p = self.params
-        self._start_superpixels(img1, p.video_ring_width)
+        self._start_superpixels(img1, self.ring_width_for(video=True))
         work = state.part(self.name, img1)
         if work is None or work.flow is None or state.cut:  # after a cut the last flow means nothing
             result, work2 = self._run(img1, img2, carried=work, video=True)
