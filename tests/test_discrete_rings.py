@@ -59,7 +59,10 @@ def test_width_zero_returns_the_flow_itself():
 
 @pytest.fixture
 def recorded(monkeypatch):
-    """rings.refit_rings replaced by one that records the flow it gets and returns it plus 1 px."""
+    """rings.refit_rings (discrete's, and semantic's import of it) replaced by one that records the width and
+    flow it gets and returns the flow plus 1 px."""
+    from semflow import semantic
+
     seen = []
 
     def fake(img1, img2, flow, *, width, labels=None):
@@ -67,6 +70,7 @@ def recorded(monkeypatch):
         return flow + 1
 
     monkeypatch.setattr(rings, "refit_rings", fake)
+    monkeypatch.setattr(semantic, "refit_rings", fake)
     return seen
 
 
@@ -146,17 +150,10 @@ def test_semantic_refits_rings_as_its_baseline_does_unless_told():
 
 
 @pytest.mark.parametrize("video", [False, True])
-def test_semantic_refits_rings_last_on_its_composed_flow(monkeypatch, video):
-    from semflow import semantic
+def test_semantic_refits_rings_last_on_its_composed_flow(recorded, video):
     from semflow.baseline.base import GivenFlow
 
-    seen = []
-
-    def fake(img1, img2, flow, *, width, labels=None):
-        seen.append((width, flow.copy()))
-        return flow + 1
-
-    monkeypatch.setattr(semantic, "refit_rings", fake)
+    seen = recorded
     img, disc, truth = _scene(3)
     labels = np.where(disc, 8, 0).astype(np.uint8)  # a Car (CamVid 8) in the Sky (a plane, 0)
     run = lambda **kw: get_method("semantic", baseline=GivenFlow(truth), segmenter=None, **kw).estimate(  # noqa: E731
